@@ -1,0 +1,186 @@
+/*
+ * onnxrun.h - the public C API of onnx-run, an ONNX model executor for CPUs.
+ *
+ * Everything here is prefixed onr_. Handles are opaque. Every call that can
+ * fail returns an onr_status; the message that goes with a failure is read
+ * with onr_session_errmsg() (or written to the caller's buffer for calls that
+ * have no session). The library never prints and never exits on its own.
+ *
+ * Typical use:
+ *
+ *     onr_session *s = NULL;
+ *     if (onr_session_open("model.onnx", NULL, &s) != ONR_OK) {
+ *         fprintf(stderr, "%s\n", onr_session_errmsg(s));
+ *         onr_session_free(s);
+ *         return 1;
+ *     }
+ *     int64_t dims[2] = {1, 3};
+ *     onr_tensor *x = onr_tensor_wrap(ONR_FLOAT, 2, dims, my_floats);
+ *     if (onr_session_run(s, 1, NULL, (const onr_tensor *const *)&x) == ONR_OK) {
+ *         const onr_tensor *y = onr_session_output(s, 0);
+ *         ... onr_tensor_data(y) ...
+ *     }
+ *     onr_tensor_free(x);
+ *     onr_session_free(s);
+ */
+#ifndef ONNXRUN_H
+#define ONNXRUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ONR_VERSION_STRING "0.1.0"
+
+/* Status codes. ONR_E_UNSUPPORTED means the model is valid ONNX but needs an
+ * operator, opset or type this build does not implement. */
+typedef enum onr_status {
+    ONR_OK = 0,
+    ONR_E_ARG = 1,         /* bad argument to an API call */
+    ONR_E_IO = 2,          /* file cannot be opened, read or mapped */
+    ONR_E_MODEL = 3,       /* malformed or invalid model / tensor file */
+    ONR_E_UNSUPPORTED = 4, /* op, opset, type or feature not supported */
+    ONR_E_INPUT = 5,       /* an input's name, type or shape disagrees with the model */
+    ONR_E_NOMEM = 6,       /* allocation failed or a size limit was exceeded */
+    ONR_E_RUNTIME = 7      /* a kernel failed while running */
+} onr_status;
+
+/* Element types; the values are those of ONNX TensorProto.DataType. */
+typedef enum onr_dtype {
+    ONR_UNDEFINED = 0,
+    ONR_FLOAT = 1,
+    ONR_UINT8 = 2,
+    ONR_INT8 = 3,
+    ONR_UINT16 = 4,
+    ONR_INT16 = 5,
+    ONR_INT32 = 6,
+    ONR_INT64 = 7,
+    ONR_STRING = 8,
+    ONR_BOOL = 9,
+    ONR_FLOAT16 = 10,
+    ONR_DOUBLE = 11,
+    ONR_UINT32 = 12,
+    ONR_UINT64 = 13,
+    ONR_COMPLEX64 = 14,
+    ONR_COMPLEX128 = 15,
+    ONR_BFLOAT16 = 16,
+    ONR_DTYPE_COUNT = 17
+} onr_dtype;
+
+/* Largest tensor rank onnx-run handles. */
+#define ONR_MAX_RANK 12
+
+typedef struct onr_session onr_session;
+typedef struct onr_options onr_options;
+typedef struct onr_tensor onr_tensor;
+
+/* ---- element types --------------------------------------------------- */
+
+/* "float32", "int64", ...; "undefined" for unknown values. */
+const char *onr_dtype_name(onr_dtype t);
+/* Bytes per element; 0 for STRING (stored as char *) and unknown types. */
+size_t onr_dtype_size(onr_dtype t);
+/* Short text for a status code. */
+const char *onr_status_name(onr_status s);
+
+/* ---- tensors ---------------------------------------------------------- */
+
+/* A new zero-filled tensor owning its data. NULL on bad dims or no memory. */
+onr_tensor *onr_tensor_new(onr_dtype t, int rank, const int64_t *dims);
+/* A tensor over caller-owned data (not copied, not freed by onnx-run). The
+ * data must stay valid while the tensor is used. STRING is not wrappable. */
+onr_tensor *onr_tensor_wrap(onr_dtype t, int rank, const int64_t *dims, void *data);
+void onr_tensor_free(onr_tensor *t);
+
+onr_dtype onr_tensor_dtype(const onr_tensor *t);
+int onr_tensor_rank(const onr_tensor *t);
+const int64_t *onr_tensor_dims(const onr_tensor *t);
+int64_t onr_tensor_numel(const onr_tensor *t);
+/* Element data, row-major, contiguous. For STRING, an array of char *. */
+void *onr_tensor_data(const onr_tensor *t);
+/* Name carried by a tensor read from a .pb file (may be ""). */
+const char *onr_tensor_name(const onr_tensor *t);
+
+/* Read a serialized TensorProto (.pb) or a NumPy .npy file (chosen by its
+ * contents). On failure returns a status and writes a message to msg. */
+onr_status onr_tensor_read_file(const char *path, onr_tensor **out, char *msg, size_t msglen);
+/* Parse a serialized TensorProto from memory. */
+onr_status onr_tensor_read_pb(const void *buf, size_t len, onr_tensor **out, char *msg,
+                              size_t msglen);
+/* Write a tensor as a serialized TensorProto named `name`. */
+onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char *path, char *msg,
+                               size_t msglen);
+
+/* ---- options ---------------------------------------------------------- */
+
+onr_options *onr_options_new(void);
+void onr_options_free(onr_options *o);
+/* Threads used by kernels; 0 (default) means the number of online CPUs. */
+void onr_options_set_threads(onr_options *o, int n);
+/* Enable (1, default) or disable (0) the planner's graph fusions. */
+void onr_options_set_fuse(onr_options *o, int on);
+/* Directory against which external-data locations are resolved for models
+ * opened from memory (models opened from a path use that path's directory). */
+void onr_options_set_base_dir(onr_options *o, const char *dir);
+
+/* ---- sessions --------------------------------------------------------- */
+
+/* Load a model and prepare it to run. *out is set even on failure (unless
+ * no memory at all), so the error message can be read; free it always. */
+onr_status onr_session_open(const char *path, const onr_options *opt, onr_session **out);
+/* The same from a serialized ModelProto in memory; the buffer is copied. */
+onr_status onr_session_open_memory(const void *buf, size_t len, const onr_options *opt,
+                                   onr_session **out);
+void onr_session_free(onr_session *s);
+/* Message of the last failure on this session ("" if none). */
+const char *onr_session_errmsg(const onr_session *s);
+int onr_session_threads(const onr_session *s);
+
+/* Declared graph inputs (those not backed by an initializer) and outputs. */
+typedef struct onr_value_info {
+    const char *name;
+    onr_dtype dtype;
+    int rank;                    /* -1 when the model does not declare a shape */
+    const int64_t *dims;         /* -1 for a symbolic or unknown dim */
+    const char *const *dim_names; /* symbolic dim name, or NULL, per dim */
+} onr_value_info;
+
+int onr_session_input_count(const onr_session *s);
+int onr_session_output_count(const onr_session *s);
+onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info);
+onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *info);
+
+/* Run the model. names[i] names the graph input inputs[i] is bound to; with
+ * names == NULL inputs bind positionally to the graph inputs. Every graph
+ * input must be bound exactly once. Input tensors are read, never kept. */
+onr_status onr_session_run(onr_session *s, int n, const char *const *names,
+                           const onr_tensor *const *inputs);
+/* Output i of the last successful run, owned by the session and valid until
+ * the next run or onr_session_free. */
+const onr_tensor *onr_session_output(const onr_session *s, int i);
+/* The same, but ownership passes to the caller (free with onr_tensor_free).
+ * A later call for the same i returns NULL until the next run. */
+onr_tensor *onr_session_take_output(onr_session *s, int i);
+
+/* ---- model facts (for tools like `onnx-run info`) --------------------- */
+
+int64_t onr_session_ir_version(const onr_session *s);
+const char *onr_session_producer(const onr_session *s); /* "name version" */
+int onr_session_opset_count(const onr_session *s);
+/* Domain ("" for ai.onnx) and version of opset import i. */
+const char *onr_session_opset(const onr_session *s, int i, int64_t *version);
+/* Nodes of the main graph as loaded (before any folding or fusion). */
+int onr_session_node_count(const onr_session *s);
+const char *onr_session_node_op(const onr_session *s, int i, const char **domain);
+/* Steps of the executable plan after folding/fusion. */
+int onr_session_step_count(const onr_session *s);
+/* One line describing step i (op, inputs, output shapes) into buf. */
+onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,76 @@
+/*
+ * gemm.h - onnx-run's single-precision matrix multiply core.
+ *
+ * Plain math on pointers: C = alpha * op(A) * op(B) + beta * C, row-major,
+ * op = identity or transpose, any leading dimensions, any M, N, K >= 0.
+ * Knows nothing of the IR or ONNX. Never allocates on the multiply path:
+ * callers query workspace sizes and hand the memory in.
+ *
+ * Semantics shared by every entry point:
+ *  - beta == 0 overwrites C (C may hold NaN/garbage); K == 0 gives beta * C
+ *    (then the epilogue).
+ *  - The epilogue, when given, is applied to each element as
+ *        v = alpha*acc + beta*C + bias_col[j] + bias_row[i]
+ *        v = residual_before_act ? act(v + R[i,j]) : act(v) + R[i,j]
+ *    (R only when residual != NULL).
+ *  - Results are bit-identical for every thread count (K is never split).
+ */
+#ifndef ONR_GEMM_H
+#define ONR_GEMM_H
+
+#include <stddef.h>
+
+typedef enum onr_gemm_act {
+    ONR_ACT_NONE = 0,
+    ONR_ACT_RELU,
+    ONR_ACT_CLIP,      /* min(max(v, clip_min), clip_max) */
+    ONR_ACT_SIGMOID,
+    ONR_ACT_SILU,      /* v * sigmoid(v) */
+    ONR_ACT_GELU_ERF,  /* 0.5 v (1 + erf(v / sqrt 2)) */
+    ONR_ACT_GELU_TANH  /* 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))) */
+} onr_gemm_act;
+
+typedef struct onr_gemm_epilogue {
+    const float *bias_col; /* length N: added to every row, or NULL */
+    const float *bias_row; /* length M: added to every column, or NULL */
+    onr_gemm_act act;
+    float clip_min, clip_max;
+    const float *residual; /* M x N with leading dim ldr, or NULL */
+    size_t ldr;
+    int residual_before_act; /* 1: act(v + R); 0: act(v) + R */
+} onr_gemm_epilogue;
+
+/* Bytes of workspace onr_sgemm needs for these sizes and thread count
+ * (an upper bound; 64-byte aligned memory expected). */
+size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads);
+
+/* C = alpha*op(A)*op(B) + beta*C [+ epilogue]. ep may be NULL. */
+void onr_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc, const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+
+/* Prepacked B (constant weights): size first, then pack once. The packed
+ * buffer depends on the kernel chosen at start-up, never on thread count. */
+size_t onr_sgemm_pack_b_size(size_t k, size_t n);
+void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, void *packed);
+void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
+                      size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
+                      const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+
+/* Batched, strided: for p in [0, batch): C_p = alpha*op(A_p)*op(B_p) + beta*C_p,
+ * with A_p = a + p*stride_a (elements), likewise B and C. A stride of 0
+ * broadcasts that operand. */
+size_t onr_sgemm_batch_workspace_size(size_t m, size_t n, size_t k, size_t batch, int nthreads);
+void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                     const float *a, size_t lda, size_t stride_a, const float *b, size_t ldb,
+                     size_t stride_b, float beta, float *c, size_t ldc, size_t stride_c,
+                     size_t batch, const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+
+/* Name of the microkernel in use ("avx512-...", "avx2-...", "ref"). */
+const char *onr_sgemm_kernel_name(void);
+/* Force a path for tests: "ref", "avx2", "avx512" (must be supported by the
+ * CPU); NULL restores the automatic choice. Returns 0 on success. Also read
+ * once from the ONR_GEMM_KERNEL environment variable at start-up. */
+int onr_sgemm_force_kernel(const char *name);
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * ir.c - tensors, attributes, graphs and errors of the internal representation.
+ */
+#include "ir/ir.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- errors ------------------------------------------------------------- */
+
+onr_status onr_seterr(onr_err *e, onr_status code, const char *fmt, ...)
+{
+    if (e && e->code == ONR_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->code = code;
+    }
+    return code;
+}
+
+void onr_err_prefix(onr_err *e, const char *fmt, ...)
+{
+    if (!e) return;
+    char old[sizeof e->msg];
+    memcpy(old, e->msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    size_t used = (size_t)n < sizeof e->msg ? (size_t)n : sizeof e->msg - 1;
+    size_t room = sizeof e->msg - 1 - used, olen = strlen(old);
+    if (olen > room) olen = room;
+    memcpy(e->msg + used, old, olen);
+    e->msg[used + olen] = 0;
+}
+
+/* ---- dtypes ------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtype_info[ONR_DTYPE_COUNT] = {
+    [ONR_UNDEFINED] = {"undefined", 0}, [ONR_FLOAT] = {"float32", 4},
+    [ONR_UINT8] = {"uint8", 1},         [ONR_INT8] = {"int8", 1},
+    [ONR_UINT16] = {"uint16", 2},       [ONR_INT16] = {"int16", 2},
+    [ONR_INT32] = {"int32", 4},         [ONR_INT64] = {"int64", 8},
+    [ONR_STRING] = {"string", 0},       [ONR_BOOL] = {"bool", 1},
+    [ONR_FLOAT16] = {"float16", 2},     [ONR_DOUBLE] = {"float64", 8},
+    [ONR_UINT32] = {"uint32", 4},       [ONR_UINT64] = {"uint64", 8},
+    [ONR_COMPLEX64] = {"complex64", 8}, [ONR_COMPLEX128] = {"complex128", 16},
+    [ONR_BFLOAT16] = {"bfloat16", 2},
+};
+
+const char *onr_dtype_name(onr_dtype t)
+{
+    return ((unsigned)t < ONR_DTYPE_COUNT) ? dtype_info[t].name : "undefined";
+}
+
+size_t onr_dtype_size(onr_dtype t)
+{
+    return ((unsigned)t < ONR_DTYPE_COUNT) ? dtype_info[t].size : 0;
+}
+
+const char *onr_status_name(onr_status s)
+{
+    static const char *names[] = {"ok", "bad argument", "i/o error", "invalid model",
+                                  "unsupported", "bad input", "out of memory", "runtime error"};
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown status";
+}
+
+/* ---- limits ------------------------------------------------------------- */
+
+uint64_t onr_max_tensor_bytes(void)
+{
+    static uint64_t cached;
+    if (!cached) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        uint64_t phys = (pages > 0 && psz > 0) ? (uint64_t)pages * (uint64_t)psz : (1ull << 32);
+        cached = phys / 2;
+    }
+    return cached;
+}
+
+onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *numel,
+                          onr_err *err)
+{
+    char buf[256];
+    if (rank < 0 || rank > ONR_MAX_RANK)
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "rank %d exceeds the maximum of %d", rank,
+                          ONR_MAX_RANK);
+    uint64_t n = 1;
+    int zero = 0;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0)
+            return onr_seterr(err, ONR_E_MODEL, "negative dim %lld in shape %s",
+                              (long long)dims[i], onr_fmt_dims(buf, sizeof buf, dims, rank));
+        if (dims[i] == 0) zero = 1;
+    }
+    uint64_t esz = onr_dtype_size(dt) ? onr_dtype_size(dt) : sizeof(char *);
+    uint64_t limit = onr_max_tensor_bytes() / esz;
+    for (int i = 0; i < rank && !zero; i++) {
+        uint64_t d = (uint64_t)dims[i];
+        if (d != 0 && n > limit / d)
+            return onr_seterr(err, ONR_E_NOMEM,
+                              "shape %s of %s is too large (limit %llu bytes per tensor)",
+                              onr_fmt_dims(buf, sizeof buf, dims, rank), onr_dtype_name(dt),
+                              (unsigned long long)onr_max_tensor_bytes());
+        n *= d;
+    }
+    *numel = zero ? 0 : (int64_t)n;
+    return ONR_OK;
+}
+
+/* ---- tensors ------------------------------------------------------------ */
+
+onr_status onr_tensor_set_shape(onr_tensor *t, onr_dtype dt, int rank, const int64_t *dims,
+                                onr_err *err)
+{
+    int64_t numel;
+    onr_status st = onr_dims_numel(dims, rank, dt, &numel, err);
+    if (st) return st;
+    t->dtype = dt;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++) t->dims[i] = dims[i];
+    for (int i = rank; i < ONR_MAX_RANK; i++) t->dims[i] = 0;
+    t->numel = numel;
+    return ONR_OK;
+}
+
+size_t onr_tensor_nbytes(const onr_tensor *t)
+{
+    return (size_t)t->numel * onr_dtype_size(t->dtype);
+}
+
+static void free_strings(onr_tensor *t)
+{
+    if (t->dtype == ONR_STRING && t->owns && t->data) {
+        char **s = t->data;
+        for (int64_t i = 0; i < t->numel; i++) free(s[i]);
+    }
+}
+
+onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err)
+{
+    size_t esz = t->dtype == ONR_STRING ? sizeof(char *) : onr_dtype_size(t->dtype);
+    size_t need = (size_t)t->numel * esz;
+    if (t->dtype == ONR_STRING) {
+        /* strings are owned per element: start from a clean array */
+        if (t->owns && t->data) {
+            free_strings(t);
+            free(t->data);
+        }
+        t->data = calloc(t->numel ? (size_t)t->numel : 1, sizeof(char *));
+        t->cap = need;
+        t->owns = 1;
+        if (!t->data) return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes", need);
+        for (int64_t i = 0; i < t->numel; i++) {
+            ((char **)t->data)[i] = onr_strdup("");
+            if (!((char **)t->data)[i]) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        }
+        return ONR_OK;
+    }
+    if (t->owns && t->data && t->cap >= need) return ONR_OK;
+    if (t->owns) free(t->data);
+    t->data = NULL;
+    t->owns = 0;
+    t->cap = 0;
+    /* 64-byte aligned, padded to a multiple of 64 so SIMD tails may be safe */
+    size_t alloc = (need + 63) & ~(size_t)63;
+    if (alloc == 0) alloc = 64;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, alloc) != 0 || !p)
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory allocating %zu bytes", need);
+    t->data = p;
+    t->cap = alloc;
+    t->owns = 1;
+    return ONR_OK;
+}
+
+void onr_tensor_clear(onr_tensor *t)
+{
+    if (!t) return;
+    if (t->owns) {
+        free_strings(t);
+        free(t->data);
+    }
+    free(t->name);
+    memset(t, 0, sizeof *t);
+}
+
+onr_tensor *onr_tensor_clone(const onr_tensor *src)
+{
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    onr_err err = {0};
+    if (onr_tensor_set_shape(t, src->dtype, src->rank, src->dims, &err) ||
+        onr_tensor_alloc(t, &err)) {
+        onr_tensor_clear(t);
+        free(t);
+        return NULL;
+    }
+    if (src->dtype == ONR_STRING) {
+        char **d = t->data, *const *s = src->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            free(d[i]);
+            d[i] = onr_strdup(s[i] ? s[i] : "");
+        }
+    } else if (onr_tensor_nbytes(t)) {
+        memcpy(t->data, src->data, onr_tensor_nbytes(t));
+    }
+    if (src->name) t->name = onr_strdup(src->name);
+    return t;
+}
+
+/* ---- public tensor API -------------------------------------------------- */
+
+onr_tensor *onr_tensor_new(onr_dtype dt, int rank, const int64_t *dims)
+{
+    onr_err err = {0};
+    if (dt <= ONR_UNDEFINED || dt >= ONR_DTYPE_COUNT || dt == ONR_COMPLEX64 ||
+        dt == ONR_COMPLEX128 || (rank > 0 && !dims))
+        return NULL;
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (onr_tensor_set_shape(t, dt, rank, dims, &err) || onr_tensor_alloc(t, &err)) {
+        onr_tensor_clear(t);
+        free(t);
+        return NULL;
+    }
+    if (dt != ONR_STRING) memset(t->data, 0, onr_tensor_nbytes(t));
+    return t;
+}
+
+onr_tensor *onr_tensor_wrap(onr_dtype dt, int rank, const int64_t *dims, void *data)
+{
+    onr_err err = {0};
+    if (dt <= ONR_UNDEFINED || dt >= ONR_DTYPE_COUNT || dt == ONR_STRING || (rank > 0 && !dims))
+        return NULL;
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (onr_tensor_set_shape(t, dt, rank, dims, &err) || (t->numel > 0 && !data)) {
+        free(t);
+        return NULL;
+    }
+    t->data = data;
+    return t;
+}
+
+void onr_tensor_free(onr_tensor *t)
+{
+    if (!t) return;
+    onr_tensor_clear(t);
+    free(t);
+}
+
+onr_dtype onr_tensor_dtype(const onr_tensor *t) { return t ? t->dtype : ONR_UNDEFINED; }
+int onr_tensor_rank(const onr_tensor *t) { return t ? t->rank : -1; }
+const int64_t *onr_tensor_dims(const onr_tensor *t) { return t ? t->dims : NULL; }
+int64_t onr_tensor_numel(const onr_tensor *t) { return t ? t->numel : 0; }
+void *onr_tensor_data(const onr_tensor *t) { return t ? t->data : NULL; }
+const char *onr_tensor_name(const onr_tensor *t) { return t && t->name ? t->name : ""; }
+
+/* ---- half precision ----------------------------------------------------- */
+
+float onr_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalize */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3ff;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t onr_float_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 | ((ax >> 13) & 0x3ff) : 0));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) {                                   /* subnormal or zero */
+        if (ax < 0x33000000u) return (uint16_t)sign;          /* < 2^-25 rounds to 0 */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
+        uint32_t shift = 126 - e; /* value / 2^-24 = m * 2^(e - 126) */
+        uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = ax - 0x38000000u; /* rebias exponent 127 -> 15 */
+    uint32_t lsb = (r >> 13) & 1;
+    r += 0xfff + lsb; /* round to nearest even */
+    return (uint16_t)(sign | (r >> 13));
+}
+
+float onr_bf16_to_float(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t onr_float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+/* ---- strings and formatting -------------------------------------------- */
+
+char *onr_strdup(const char *s)
+{
+    return onr_strndup(s ? s : "", s ? strlen(s) : 0);
+}
+
+char *onr_strndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+const char *onr_fmt_dims(char *buf, size_t len, const int64_t *dims, int rank)
+{
+    size_t o = 0;
+    if (len == 0) return buf;
+    buf[0] = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (int i = 0; i < rank && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, i ? ",%lld" : "%lld", (long long)dims[i]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+const onr_attr *onr_node_attr(const onr_node *n, const char *name)
+{
+    for (int i = 0; i < n->n_attr; i++)
+        if (strcmp(n->attrs[i].name, name) == 0) return &n->attrs[i];
+    return NULL;
+}
+
+int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def)
+{
+    const onr_attr *a = onr_node_attr(n, name);
+    return (a && a->type == ONR_ATTR_INT) ? a->i : def;
+}
+
+float onr_attr_float(const onr_node *n, const char *name, float def)
+{
+    const onr_attr *a = onr_node_attr(n, name);
+    return (a && a->type == ONR_ATTR_FLOAT) ? a->f : def;
+}
+
+const char *onr_attr_string(const onr_node *n, const char *name, const char *def)
+{
+    const onr_attr *a = onr_node_attr(n, name);
+    return (a && a->type == ONR_ATTR_STRING) ? a->s : def;
+}
+
+const int64_t *onr_attr_ints(const onr_node *n, const char *name, size_t *count)
+{
+    const onr_attr *a = onr_node_attr(n, name);
+    if (!a || a->type != ONR_ATTR_INTS) {
+        *count = 0;
+        return NULL;
+    }
+    *count = a->n;
+    return a->ints;
+}
+
+const float *onr_attr_floats(const onr_node *n, const char *name, size_t *count)
+{
+    const onr_attr *a = onr_node_attr(n, name);
+    if (!a || a->type != ONR_ATTR_FLOATS) {
+        *count = 0;
+        return NULL;
+    }
+    *count = a->n;
+    return a->floats;
+}
+
+/* ---- graphs -------------------------------------------------------------- */
+
+static void attr_clear(onr_attr *a)
+{
+    free(a->name);
+    free(a->s);
+    onr_tensor_free(a->t);
+    onr_graph_free(a->g);
+    free(a->floats);
+    free(a->ints);
+    if (a->strings)
+        for (size_t i = 0; i < a->n; i++) free(a->strings[i]);
+    free(a->strings);
+    if (a->tensors)
+        for (size_t i = 0; i < a->n; i++) onr_tensor_free(a->tensors[i]);
+    free(a->tensors);
+    if (a->graphs)
+        for (size_t i = 0; i < a->n; i++) onr_graph_free(a->graphs[i]);
+    free(a->graphs);
+}
+
+void onr_graph_free(onr_graph *g)
+{
+    if (!g) return;
+    for (int i = 0; i < g->n_values; i++) {
+        onr_value *v = &g->values[i];
+        free(v->name);
+        for (int d = 0; d < ONR_MAX_RANK; d++) free(v->dim_names[d]);
+        onr_tensor_free(v->konst);
+    }
+    free(g->values);
+    for (int i = 0; i < g->n_nodes; i++) {
+        onr_node *n = &g->nodes[i];
+        free(n->name);
+        free(n->op_type);
+        free(n->domain);
+        free(n->inputs);
+        free(n->outputs);
+        for (int a = 0; a < n->n_attr; a++) attr_clear(&n->attrs[a]);
+        free(n->attrs);
+    }
+    free(g->nodes);
+    free(g->inputs);
+    free(g->outputs);
+    free(g->name);
+    free(g);
+}
+
+int onr_graph_find_value(const onr_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_values; i++)
+        if (strcmp(g->values[i].name, name) == 0) return i;
+    return -1;
+}
+
+int onr_graph_add_value(onr_graph *g, const char *name)
+{
+    if (g->n_values == g->cap_values) {
+        int cap = g->cap_values ? g->cap_values * 2 : 64;
+        onr_value *nv = realloc(g->values, (size_t)cap * sizeof *nv);
+        if (!nv) return -1;
+        g->values = nv;
+        g->cap_values = cap;
+    }
+    onr_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->name = onr_strdup(name);
+    if (!v->name) return -1;
+    v->rank = -1;
+    v->producer = -1;
+    return g->n_values++;
+}
+
+int64_t onr_model_opset(const onr_model *m, const char *domain)
+{
+    int is_onnx = !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
+    for (int i = 0; i < m->n_opsets; i++) {
+        const char *d = m->opsets[i].domain;
+        int d_onnx = !d || !*d || strcmp(d, "ai.onnx") == 0;
+        if (is_onnx ? d_onnx : (d && strcmp(d, domain) == 0)) return m->opsets[i].version;
+    }
+    return 0;
+}

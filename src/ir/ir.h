@@ -1,0 +1,195 @@
+/*
+ * ir.h - onnx-run's internal representation: tensors, values, nodes, graphs.
+ *
+ * The loader builds it from protobuf; shape inference, the planner and the
+ * executor read and rewrite it. Nothing here knows about protobuf-c.
+ */
+#ifndef ONR_IR_H
+#define ONR_IR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnxrun.h"
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* An error with its message. Functions that can fail take an onr_err * and
+ * return an onr_status; onr_seterr() records the first detail and returns
+ * the code so callers can write `return onr_seterr(err, ...)`. */
+typedef struct onr_err {
+    onr_status code;
+    char msg[1024];
+} onr_err;
+
+onr_status onr_seterr(onr_err *e, onr_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix the existing message with context ("node 'x' (Add): ..."). */
+void onr_err_prefix(onr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- size limits -------------------------------------------------------- */
+
+/* Largest tensor in bytes onnx-run will allocate: half the physical memory,
+ * read at run time. Shape functions check every new shape against it so a
+ * hostile dim fails with a message instead of an enormous allocation. */
+uint64_t onr_max_tensor_bytes(void);
+/* numel of dims[0..rank) with overflow and limit checks; ONR_OK or ONR_E_NOMEM/MODEL. */
+onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *numel,
+                          onr_err *err);
+
+/* ---- tensors ---------------------------------------------------------- */
+
+struct onr_tensor {
+    onr_dtype dtype;
+    int rank;
+    int64_t dims[ONR_MAX_RANK];
+    int64_t numel;
+    void *data;   /* contiguous row-major; STRING: char *[numel] */
+    size_t cap;   /* bytes allocated when owned */
+    uint8_t owns; /* data freed with the tensor */
+    char *name;   /* optional, for tensors read from or written to files */
+};
+
+/* Fill shape fields; validates dims and limits. Does not touch data. */
+onr_status onr_tensor_set_shape(onr_tensor *t, onr_dtype dt, int rank, const int64_t *dims,
+                                onr_err *err);
+/* Make sure t owns at least numel*size bytes (reuses capacity). */
+onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err);
+/* Release data (if owned) and name; leaves a zeroed tensor. */
+void onr_tensor_clear(onr_tensor *t);
+/* Deep copy into a new heap tensor. */
+onr_tensor *onr_tensor_clone(const onr_tensor *src);
+/* Bytes of data (0 for strings). */
+size_t onr_tensor_nbytes(const onr_tensor *t);
+
+/* fp16/bf16 conversion. */
+float onr_half_to_float(uint16_t h);
+uint16_t onr_float_to_half(float f);
+float onr_bf16_to_float(uint16_t h);
+uint16_t onr_float_to_bf16(float f);
+
+/* ---- attributes --------------------------------------------------------- */
+
+typedef enum onr_attr_type {
+    ONR_ATTR_UNDEFINED = 0,
+    ONR_ATTR_FLOAT = 1,
+    ONR_ATTR_INT = 2,
+    ONR_ATTR_STRING = 3,
+    ONR_ATTR_TENSOR = 4,
+    ONR_ATTR_GRAPH = 5,
+    ONR_ATTR_FLOATS = 6,
+    ONR_ATTR_INTS = 7,
+    ONR_ATTR_STRINGS = 8,
+    ONR_ATTR_TENSORS = 9,
+    ONR_ATTR_GRAPHS = 10,
+    ONR_ATTR_SPARSE_TENSOR = 11,
+    ONR_ATTR_SPARSE_TENSORS = 12,
+    ONR_ATTR_TYPE_PROTO = 13,
+    ONR_ATTR_TYPE_PROTOS = 14
+} onr_attr_type;
+
+struct onr_graph;
+
+typedef struct onr_attr {
+    char *name;
+    onr_attr_type type;
+    float f;
+    int64_t i;
+    char *s; /* NUL-terminated copy; slen gives the byte length */
+    size_t slen;
+    onr_tensor *t;
+    struct onr_graph *g;
+    size_t n; /* element count of the list forms below */
+    float *floats;
+    int64_t *ints;
+    char **strings;
+    onr_tensor **tensors;
+    struct onr_graph **graphs;
+} onr_attr;
+
+/* ---- values, nodes, graphs ---------------------------------------------- */
+
+typedef struct onr_value {
+    char *name;
+    onr_dtype dtype;            /* ONR_UNDEFINED when unknown */
+    int rank;                   /* -1 when unknown */
+    int64_t dims[ONR_MAX_RANK]; /* -1 when symbolic or unknown */
+    char *dim_names[ONR_MAX_RANK]; /* symbolic name or NULL */
+    onr_tensor *konst;          /* initializer or folded constant, else NULL */
+    int producer;               /* node index, -1 for inputs/initializers */
+    uint8_t is_input;           /* graph input not backed by an initializer */
+    uint8_t is_output;
+    uint8_t is_initializer;
+    uint8_t is_outer;           /* subgraph reference to an outer-scope value */
+} onr_value;
+
+struct onr_op;
+
+typedef struct onr_node {
+    char *name;
+    char *op_type;
+    char *domain; /* "" for ai.onnx */
+    int n_in, n_out;
+    int *inputs;  /* value indices; -1 for an omitted optional input */
+    int *outputs; /* value indices; -1 for an omitted optional output */
+    int n_attr;
+    onr_attr *attrs;
+    int64_t opset;          /* opset version of the node's domain */
+    const struct onr_op *op; /* registry entry, NULL until resolved */
+} onr_node;
+
+typedef struct onr_graph {
+    char *name;
+    int n_values, cap_values;
+    onr_value *values;
+    int n_nodes;
+    onr_node *nodes;
+    int n_inputs, n_outputs;
+    int *inputs;  /* values of graph inputs without an initializer, in order */
+    int *outputs;
+    struct onr_graph *parent; /* enclosing graph for subgraphs */
+} onr_graph;
+
+typedef struct onr_opset {
+    char *domain;
+    int64_t version;
+} onr_opset;
+
+typedef struct onr_model {
+    int64_t ir_version;
+    char *producer;
+    int n_opsets;
+    onr_opset *opsets;
+    onr_graph *graph;
+    /* memory maps of external-data files, released with the model */
+    int n_maps;
+    struct onr_map { void *addr; size_t len; } *maps;
+} onr_model;
+
+void onr_model_free(onr_model *m);
+void onr_graph_free(onr_graph *g);
+
+/* Value lookup by name, -1 when absent. Linear; loaders use a hash. */
+int onr_graph_find_value(const onr_graph *g, const char *name);
+/* Append a value (name copied); returns its index or -1 on no memory. */
+int onr_graph_add_value(onr_graph *g, const char *name);
+/* Opset version for a domain ("" and "ai.onnx" are the same), 0 if not imported. */
+int64_t onr_model_opset(const onr_model *m, const char *domain);
+
+/* Attribute access with defaults. */
+const onr_attr *onr_node_attr(const onr_node *n, const char *name);
+int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def);
+float onr_attr_float(const onr_node *n, const char *name, float def);
+const char *onr_attr_string(const onr_node *n, const char *name, const char *def);
+/* Pointer to the ints list (NULL and *count = 0 when absent). */
+const int64_t *onr_attr_ints(const onr_node *n, const char *name, size_t *count);
+const float *onr_attr_floats(const onr_node *n, const char *name, size_t *count);
+
+/* Small helpers shared by everything. */
+char *onr_strdup(const char *s);
+char *onr_strndup(const char *s, size_t n);
+/* Format dims as "[1,3,224,224]" into buf. */
+const char *onr_fmt_dims(char *buf, size_t len, const int64_t *dims, int rank);
+
+#endif

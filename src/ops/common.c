@@ -1,0 +1,168 @@
+/*
+ * common.c - helpers shared by operator files: output shapes, broadcasting,
+ * axis normalization, reading small integer inputs, generic element access.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+int onr_set_out(onr_kctx *ctx, int i, onr_dtype dt, int rank, const int64_t *dims)
+{
+    if (i >= ctx->n_out || !ctx->out[i]) return ONR_OK; /* omitted optional output */
+    return onr_tensor_set_shape(ctx->out[i], dt, rank, dims, ctx->err);
+}
+
+int onr_set_out_like(onr_kctx *ctx, int i, int j)
+{
+    const onr_tensor *x = ctx->in[j];
+    return onr_set_out(ctx, i, x->dtype, x->rank, x->dims);
+}
+
+int onr_broadcast_shape(onr_kctx *ctx, int n, const onr_tensor *const *ts, int64_t *dims,
+                        int *rank)
+{
+    int r = 0;
+    for (int k = 0; k < n; k++)
+        if (ts[k] && ts[k]->rank > r) r = ts[k]->rank;
+    for (int d = 0; d < r; d++) dims[d] = 1;
+    for (int k = 0; k < n; k++) {
+        const onr_tensor *t = ts[k];
+        if (!t) continue;
+        int off = r - t->rank;
+        for (int d = 0; d < t->rank; d++) {
+            int64_t a = dims[off + d], b = t->dims[d];
+            if (a == b || b == 1) continue;
+            if (a == 1) {
+                dims[off + d] = b;
+                continue;
+            }
+            char s1[256], s2[256];
+            int k0 = 0;
+            while (k0 < k && !ts[k0]) k0++;
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)",
+                              onr_fmt_dims(s1, sizeof s1, ts[k0]->dims, ts[k0]->rank),
+                              onr_fmt_dims(s2, sizeof s2, t->dims, t->rank), off + d,
+                              (long long)a, (long long)b);
+        }
+    }
+    *rank = r;
+    return ONR_OK;
+}
+
+int onr_norm_axis(onr_kctx *ctx, int64_t axis, int rank, int *out)
+{
+    int64_t a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= (rank > 0 ? rank : 1))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "axis %lld is out of range for rank %d",
+                          (long long)axis, rank);
+    *out = (int)a;
+    return ONR_OK;
+}
+
+int onr_check_input(onr_kctx *ctx, int i, uint32_t types)
+{
+    if (i >= ctx->n_in || !ctx->in[i])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "required input %d is missing", i);
+    onr_dtype dt = ctx->in[i]->dtype;
+    if ((unsigned)dt >= 32 || !(types & ONR_T(dt)))
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "input %d has unsupported type %s", i,
+                          onr_dtype_name(dt));
+    return ONR_OK;
+}
+
+int onr_read_ints(onr_kctx *ctx, int i, int64_t *vals, int max, int *count)
+{
+    const onr_tensor *t = ctx->in[i];
+    if (!t->data && t->numel > 0) return ONR_SHAPE_DEFER;
+    if (t->dtype != ONR_INT64 && t->dtype != ONR_INT32)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d must be int64 or int32, not %s", i,
+                          onr_dtype_name(t->dtype));
+    if (t->rank > 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d must be 1-D, has rank %d", i, t->rank);
+    if (t->numel > max)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d has %lld values, at most %d allowed",
+                          i, (long long)t->numel, max);
+    for (int64_t k = 0; k < t->numel; k++)
+        vals[k] = t->dtype == ONR_INT64 ? ((const int64_t *)t->data)[k]
+                                        : ((const int32_t *)t->data)[k];
+    *count = (int)t->numel;
+    return ONR_OK;
+}
+
+int onr_read_scalar(onr_kctx *ctx, int i, double *v)
+{
+    const onr_tensor *t = ctx->in[i];
+    if (!t->data) return ONR_SHAPE_DEFER;
+    if (t->numel < 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d must hold a value, it is empty", i);
+    if (t->dtype == ONR_STRING || !onr_dtype_size(t->dtype))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d must be numeric, not %s", i,
+                          onr_dtype_name(t->dtype));
+    *v = onr_get_f64(t, 0);
+    return ONR_OK;
+}
+
+double onr_get_f64(const onr_tensor *t, int64_t i)
+{
+    const void *p = t->data;
+    switch (t->dtype) {
+    case ONR_FLOAT: return ((const float *)p)[i];
+    case ONR_DOUBLE: return ((const double *)p)[i];
+    case ONR_FLOAT16: return onr_half_to_float(((const uint16_t *)p)[i]);
+    case ONR_BFLOAT16: return onr_bf16_to_float(((const uint16_t *)p)[i]);
+    case ONR_INT8: return ((const int8_t *)p)[i];
+    case ONR_INT16: return ((const int16_t *)p)[i];
+    case ONR_INT32: return ((const int32_t *)p)[i];
+    case ONR_INT64: return (double)((const int64_t *)p)[i];
+    case ONR_UINT8: return ((const uint8_t *)p)[i];
+    case ONR_UINT16: return ((const uint16_t *)p)[i];
+    case ONR_UINT32: return ((const uint32_t *)p)[i];
+    case ONR_UINT64: return (double)((const uint64_t *)p)[i];
+    case ONR_BOOL: return ((const uint8_t *)p)[i] != 0;
+    default: return 0;
+    }
+}
+
+void onr_set_f64(onr_tensor *t, int64_t i, double v)
+{
+    void *p = t->data;
+    switch (t->dtype) {
+    case ONR_FLOAT: ((float *)p)[i] = (float)v; break;
+    case ONR_DOUBLE: ((double *)p)[i] = v; break;
+    case ONR_FLOAT16: ((uint16_t *)p)[i] = onr_float_to_half((float)v); break;
+    case ONR_BFLOAT16: ((uint16_t *)p)[i] = onr_float_to_bf16((float)v); break;
+    case ONR_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
+    case ONR_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
+    case ONR_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case ONR_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+    case ONR_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case ONR_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+    case ONR_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    default: break;
+    }
+}
+
+void onr_strides(const int64_t *dims, int rank, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        strides[d] = s;
+        s *= dims[d];
+    }
+}
+
+void onr_bcast_strides(const int64_t *dims, int rank, const int64_t *odims, int orank,
+                       int64_t *strides)
+{
+    int64_t own[ONR_MAX_RANK];
+    onr_strides(dims, rank, own);
+    int off = orank - rank;
+    for (int d = 0; d < orank; d++) {
+        int sd = d - off;
+        strides[d] = (sd < 0 || dims[sd] == 1 || odims[d] == 1) ? 0 : own[sd];
+    }
+}

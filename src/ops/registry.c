@@ -1,0 +1,32 @@
+/*
+ * registry.c - the operator table, generated from ops.def, and its lookup.
+ */
+#include <string.h>
+
+#include "ops/ops.h"
+
+static const onr_op op_table[] = {
+#define OP(domain, name, since, until, sym) {domain, name, since, until, &onr_impl_##sym},
+#include "ops/ops.def"
+#undef OP
+    {NULL, NULL, 0, 0, NULL}};
+
+static int is_onnx_domain(const char *d) { return !d || !*d || strcmp(d, "ai.onnx") == 0; }
+
+const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset)
+{
+    for (const onr_op *op = op_table; op->name; op++) {
+        int same_domain = is_onnx_domain(domain) ? is_onnx_domain(op->domain)
+                                                 : (domain && strcmp(domain, op->domain) == 0);
+        if (same_domain && strcmp(op->name, name) == 0 && opset >= op->since &&
+            opset <= op->until && op->impl && op->impl->run)
+            return op;
+    }
+    return NULL;
+}
+
+const onr_op *onr_op_table(int *count)
+{
+    *count = (int)(sizeof op_table / sizeof op_table[0]) - 1;
+    return op_table;
+}

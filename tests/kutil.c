@@ -1,0 +1,150 @@
+/* kutil.c - see kutil.h. */
+#include "kutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+onr_node *tk_node(const char *op_type)
+{
+    onr_node *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    n->name = onr_strdup("test_node");
+    n->op_type = onr_strdup(op_type);
+    n->domain = onr_strdup("");
+    return n;
+}
+
+void tk_node_free(onr_node *n)
+{
+    /* reuse the graph destructor: wrap the node in a one-node graph */
+    onr_graph *g = calloc(1, sizeof *g);
+    assert_non_null(g);
+    g->nodes = n;
+    g->n_nodes = 1;
+    onr_graph_free(g);
+}
+
+static onr_attr *add_attr(onr_node *n, const char *name, onr_attr_type type)
+{
+    n->attrs = realloc(n->attrs, (size_t)(n->n_attr + 1) * sizeof *n->attrs);
+    assert_non_null(n->attrs);
+    onr_attr *a = &n->attrs[n->n_attr++];
+    memset(a, 0, sizeof *a);
+    a->name = onr_strdup(name);
+    a->type = type;
+    return a;
+}
+
+void tk_attr_int(onr_node *n, const char *name, int64_t v) { add_attr(n, name, ONR_ATTR_INT)->i = v; }
+void tk_attr_float(onr_node *n, const char *name, float v) { add_attr(n, name, ONR_ATTR_FLOAT)->f = v; }
+
+void tk_attr_string(onr_node *n, const char *name, const char *v)
+{
+    onr_attr *a = add_attr(n, name, ONR_ATTR_STRING);
+    a->s = onr_strdup(v);
+    a->slen = strlen(v);
+}
+
+void tk_attr_ints(onr_node *n, const char *name, int count, const int64_t *v)
+{
+    onr_attr *a = add_attr(n, name, ONR_ATTR_INTS);
+    a->n = (size_t)count;
+    a->ints = malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+    if (count) memcpy(a->ints, v, sizeof(int64_t) * (size_t)count);
+}
+
+void tk_attr_floats(onr_node *n, const char *name, int count, const float *v)
+{
+    onr_attr *a = add_attr(n, name, ONR_ATTR_FLOATS);
+    a->n = (size_t)count;
+    a->floats = malloc(sizeof(float) * (size_t)(count ? count : 1));
+    if (count) memcpy(a->floats, v, sizeof(float) * (size_t)count);
+}
+
+void tk_attr_tensor(onr_node *n, const char *name, onr_tensor *t)
+{
+    add_attr(n, name, ONR_ATTR_TENSOR)->t = t;
+}
+
+onr_tensor *tk_typed(onr_dtype dt, int rank, const int64_t *dims, const void *vals)
+{
+    onr_tensor *t = onr_tensor_new(dt, rank, dims);
+    assert_non_null(t);
+    if (vals && onr_tensor_nbytes(t)) memcpy(t->data, vals, onr_tensor_nbytes(t));
+    return t;
+}
+
+onr_tensor *tk_f32(int rank, const int64_t *dims, const float *vals) { return tk_typed(ONR_FLOAT, rank, dims, vals); }
+onr_tensor *tk_i64(int rank, const int64_t *dims, const int64_t *vals) { return tk_typed(ONR_INT64, rank, dims, vals); }
+onr_tensor *tk_i32(int rank, const int64_t *dims, const int32_t *vals) { return tk_typed(ONR_INT32, rank, dims, vals); }
+onr_tensor *tk_bool(int rank, const int64_t *dims, const uint8_t *vals) { return tk_typed(ONR_BOOL, rank, dims, vals); }
+
+onr_tensor *tk_rand_f32(int rank, const int64_t *dims, uint32_t seed)
+{
+    onr_tensor *t = tk_typed(ONR_FLOAT, rank, dims, NULL);
+    uint32_t s = seed * 2654435761u + 1;
+    float *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)((s >> 8) * (1.0 / 16777216.0)) * 2.f - 1.f;
+    }
+    return t;
+}
+
+onr_status tk_run(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                  onr_tensor **out, int nthreads, onr_err *err)
+{
+    onr_err local = {0};
+    if (!err) err = &local;
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    const onr_op *op = onr_op_find(n->domain, n->op_type, opset);
+    for (int i = 0; i < n_out; i++) {
+        out[i] = calloc(1, sizeof(onr_tensor));
+        assert_non_null(out[i]);
+    }
+    if (!op) return onr_seterr(err, ONR_E_UNSUPPORTED, "no kernel for %s at opset %lld", n->op_type, (long long)opset);
+    onr_status st = onr_exec_node(n, op, opset, in, n_in, out, n_out, nthreads, err);
+    if (st && err == &local) fprintf(stderr, "tk_run(%s): %s\n", n->op_type, local.msg);
+    return st;
+}
+
+void tk_free_all(int n, onr_tensor **ts)
+{
+    for (int i = 0; i < n; i++) {
+        onr_tensor_free(ts[i]);
+        ts[i] = NULL;
+    }
+}
+
+void tk_assert_shape(const onr_tensor *t, int rank, const int64_t *dims)
+{
+    assert_non_null(t);
+    assert_int_equal(t->rank, rank);
+    for (int i = 0; i < rank; i++) assert_int_equal(t->dims[i], dims[i]);
+}
+
+void tk_assert_close_f32(const onr_tensor *t, const float *expected, int64_t n, float rtol,
+                         float atol)
+{
+    assert_non_null(t);
+    assert_int_equal(t->dtype, ONR_FLOAT);
+    assert_int_equal(t->numel, n);
+    const float *p = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        float e = expected[i], g = p[i];
+        int ok = (isnan(e) && isnan(g)) || (e == g) || fabsf(g - e) <= atol + rtol * fabsf(e);
+        if (!ok) fail_msg("element %lld: got %.9g, expected %.9g", (long long)i, g, e);
+    }
+}
+
+void tk_assert_eq_i64(const onr_tensor *t, const int64_t *expected, int64_t n)
+{
+    assert_non_null(t);
+    assert_int_equal(t->dtype, ONR_INT64);
+    assert_int_equal(t->numel, n);
+    for (int64_t i = 0; i < n; i++) assert_int_equal(((const int64_t *)t->data)[i], expected[i]);
+}

@@ -1,0 +1,51 @@
+/*
+ * kutil.h - helpers for kernel unit tests: build a node with attributes,
+ * make tensors from literals, run one operator through the registry, and
+ * compare results.
+ */
+#ifndef ONR_KUTIL_H
+#define ONR_KUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "exec/exec.h"
+#include "ops/ops.h"
+
+/* A node of op_type in the default domain; add attributes, then run it. */
+onr_node *tk_node(const char *op_type);
+void tk_node_free(onr_node *n);
+void tk_attr_int(onr_node *n, const char *name, int64_t v);
+void tk_attr_float(onr_node *n, const char *name, float v);
+void tk_attr_string(onr_node *n, const char *name, const char *v);
+void tk_attr_ints(onr_node *n, const char *name, int count, const int64_t *v);
+void tk_attr_floats(onr_node *n, const char *name, int count, const float *v);
+/* Takes ownership of t. */
+void tk_attr_tensor(onr_node *n, const char *name, onr_tensor *t);
+
+/* Tensors from literal values (copied). rank 0 = scalar (dims may be NULL). */
+onr_tensor *tk_f32(int rank, const int64_t *dims, const float *vals);
+onr_tensor *tk_i64(int rank, const int64_t *dims, const int64_t *vals);
+onr_tensor *tk_i32(int rank, const int64_t *dims, const int32_t *vals);
+onr_tensor *tk_bool(int rank, const int64_t *dims, const uint8_t *vals);
+onr_tensor *tk_typed(onr_dtype dt, int rank, const int64_t *dims, const void *vals);
+/* Deterministic pseudo-random floats in [-1, 1). */
+onr_tensor *tk_rand_f32(int rank, const int64_t *dims, uint32_t seed);
+
+/* Run n at opset with inputs (NULL entries = omitted). Fills out[0..n_out)
+ * with new tensors (caller frees with tk_free_all). Returns the status; on
+ * failure the message is in err (if err != NULL). */
+onr_status tk_run(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                  onr_tensor **out, int nthreads, onr_err *err);
+void tk_free_all(int n, onr_tensor **ts);
+
+/* Assertions: shape equal and every element within atol + rtol*|expected|. */
+void tk_assert_shape(const onr_tensor *t, int rank, const int64_t *dims);
+void tk_assert_close_f32(const onr_tensor *t, const float *expected, int64_t n, float rtol,
+                         float atol);
+void tk_assert_eq_i64(const onr_tensor *t, const int64_t *expected, int64_t n);
+
+#endif
