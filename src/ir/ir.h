@@ -164,7 +164,11 @@ typedef struct onr_model {
     onr_graph *graph;
     /* memory maps of external-data files, released with the model */
     int n_maps;
-    struct onr_map { void *addr; size_t len; } *maps;
+    struct onr_map {
+        void *addr;
+        size_t len;
+        uint64_t dev, ino;
+    } *maps;
 } onr_model;
 
 void onr_model_free(onr_model *m);

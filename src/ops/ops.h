@@ -29,6 +29,8 @@ typedef struct onr_kctx {
     int64_t opset;
     int n_in;
     onr_tensor *const *in; /* in[i] == NULL for an omitted optional input */
+    const uint8_t *in_const; /* in_const[i] != 0: input i is a constant (initializer or
+                                folded) whose data never changes; NULL = none known */
     int n_out;
     onr_tensor *const *out; /* out[i] == NULL for an omitted optional output */
     void *state;            /* owned by the op, set by prepare */

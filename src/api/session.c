@@ -1,0 +1,330 @@
+/*
+ * session.c - the public API: options, sessions (load -> plan -> run),
+ * input binding with shape checks, outputs, and model facts for tools.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "load/load.h"
+#include "plan/plan.h"
+
+struct onr_options {
+    int threads;
+    int fuse;
+    char *base_dir;
+};
+
+struct onr_session {
+    onr_err err;
+    onr_model *model;
+    onr_plan *plan;
+    int nthreads;
+    onr_tensor **outs;  /* per graph output, session-owned results */
+    int64_t *in_dims;   /* declared dims per input, for onr_value_info */
+    int have_outputs;
+};
+
+onr_options *onr_options_new(void)
+{
+    onr_options *o = calloc(1, sizeof *o);
+    if (o) o->fuse = 1;
+    return o;
+}
+
+void onr_options_free(onr_options *o)
+{
+    if (!o) return;
+    free(o->base_dir);
+    free(o);
+}
+
+void onr_options_set_threads(onr_options *o, int n)
+{
+    if (o) o->threads = n > 0 ? n : 0;
+}
+
+void onr_options_set_fuse(onr_options *o, int on)
+{
+    if (o) o->fuse = on != 0;
+}
+
+void onr_options_set_base_dir(onr_options *o, const char *dir)
+{
+    if (!o) return;
+    free(o->base_dir);
+    o->base_dir = dir ? onr_strdup(dir) : NULL;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static onr_status finish_open(onr_session *s, const onr_options *opt)
+{
+    s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
+    onr_status st = onr_plan_build(s->model, s->nthreads, &s->plan, &s->err);
+    if (st) return st;
+    int n = s->model->graph->n_outputs;
+    s->outs = calloc((size_t)n + 1, sizeof *s->outs);
+    if (!s->outs) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    return ONR_OK;
+}
+
+onr_status onr_session_open(const char *path, const onr_options *opt, onr_session **out)
+{
+    if (!out) return ONR_E_ARG;
+    onr_session *s = calloc(1, sizeof *s);
+    *out = s;
+    if (!s) return ONR_E_NOMEM;
+    if (!path) return onr_seterr(&s->err, ONR_E_ARG, "no model path given");
+    onr_status st = onr_load_file(path, &s->model, &s->err);
+    if (st) return st;
+    return finish_open(s, opt);
+}
+
+onr_status onr_session_open_memory(const void *buf, size_t len, const onr_options *opt,
+                                   onr_session **out)
+{
+    if (!out) return ONR_E_ARG;
+    onr_session *s = calloc(1, sizeof *s);
+    *out = s;
+    if (!s) return ONR_E_NOMEM;
+    if (!buf && len) return onr_seterr(&s->err, ONR_E_ARG, "no model buffer given");
+    onr_status st = onr_load_buffer(buf, len, opt ? opt->base_dir : NULL, &s->model, &s->err);
+    if (st) return st;
+    return finish_open(s, opt);
+}
+
+void onr_session_free(onr_session *s)
+{
+    if (!s) return;
+    if (s->outs && s->model)
+        for (int i = 0; i < s->model->graph->n_outputs; i++) onr_tensor_free(s->outs[i]);
+    free(s->outs);
+    onr_plan_free(s->plan);
+    onr_model_free(s->model);
+    free(s);
+}
+
+const char *onr_session_errmsg(const onr_session *s)
+{
+    if (!s) return "out of memory (no session)";
+    return s->err.code ? s->err.msg : "";
+}
+
+int onr_session_threads(const onr_session *s) { return s ? s->nthreads : 0; }
+
+static int ready(const onr_session *s) { return s && s->model && s->plan; }
+
+int onr_session_input_count(const onr_session *s)
+{
+    return ready(s) ? s->model->graph->n_inputs : 0;
+}
+
+int onr_session_output_count(const onr_session *s)
+{
+    return ready(s) ? s->model->graph->n_outputs : 0;
+}
+
+static void fill_info(const onr_value *v, onr_value_info *info)
+{
+    info->name = v->name;
+    info->dtype = v->dtype;
+    info->rank = v->rank;
+    info->dims = v->dims;
+    info->dim_names = (const char *const *)v->dim_names;
+}
+
+onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info)
+{
+    if (!ready(s) || !info || i < 0 || i >= s->model->graph->n_inputs) return ONR_E_ARG;
+    fill_info(&s->model->graph->values[s->model->graph->inputs[i]], info);
+    return ONR_OK;
+}
+
+onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *info)
+{
+    if (!ready(s) || !info || i < 0 || i >= s->model->graph->n_outputs) return ONR_E_ARG;
+    fill_info(&s->model->graph->values[s->model->graph->outputs[i]], info);
+    return ONR_OK;
+}
+
+/* Check an input tensor against the model's declaration; symbolic dims must
+ * agree across inputs (sym_names/sym_vals collect the bindings). */
+static onr_status check_input(onr_session *s, const onr_value *v, const onr_tensor *t,
+                              const char **sym_names, int64_t *sym_vals, int *n_sym)
+{
+    char b1[256], b2[256];
+    if (t->dtype == ONR_UNDEFINED || (t->numel > 0 && !t->data))
+        return onr_seterr(&s->err, ONR_E_ARG, "input '%s': tensor has no data", v->name);
+    if (v->dtype != ONR_UNDEFINED && t->dtype != v->dtype)
+        return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected %s, got %s", v->name,
+                          onr_dtype_name(v->dtype), onr_dtype_name(t->dtype));
+    if (v->rank < 0) return ONR_OK;
+    if (t->rank != v->rank)
+        return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected rank %d %s, got rank %d %s",
+                          v->name, v->rank, onr_fmt_dims(b1, sizeof b1, v->dims, v->rank),
+                          t->rank, onr_fmt_dims(b2, sizeof b2, t->dims, t->rank));
+    for (int d = 0; d < v->rank; d++) {
+        if (v->dims[d] >= 0 && t->dims[d] != v->dims[d])
+            return onr_seterr(&s->err, ONR_E_INPUT,
+                              "input '%s': dim %d must be %lld, got shape %s", v->name, d,
+                              (long long)v->dims[d], onr_fmt_dims(b2, sizeof b2, t->dims, t->rank));
+        if (v->dims[d] < 0 && v->dim_names[d]) {
+            int k = 0;
+            while (k < *n_sym && strcmp(sym_names[k], v->dim_names[d]) != 0) k++;
+            if (k < *n_sym) {
+                if (sym_vals[k] != t->dims[d])
+                    return onr_seterr(&s->err, ONR_E_INPUT,
+                                      "input '%s': dim %d ('%s') is %lld, but another input "
+                                      "binds '%s' to %lld",
+                                      v->name, d, v->dim_names[d], (long long)t->dims[d],
+                                      v->dim_names[d], (long long)sym_vals[k]);
+            } else if (*n_sym < 64) {
+                sym_names[*n_sym] = v->dim_names[d];
+                sym_vals[(*n_sym)++] = t->dims[d];
+            }
+        }
+    }
+    return ONR_OK;
+}
+
+onr_status onr_session_run(onr_session *s, int n, const char *const *names,
+                           const onr_tensor *const *inputs)
+{
+    if (!s) return ONR_E_ARG;
+    memset(&s->err, 0, sizeof s->err);
+    if (!ready(s)) return onr_seterr(&s->err, ONR_E_ARG, "the session has no loaded model");
+    onr_graph *g = s->model->graph;
+    s->have_outputs = 0;
+    if (n < 0 || (n > 0 && !inputs))
+        return onr_seterr(&s->err, ONR_E_ARG, "bad input array");
+    if (n != g->n_inputs)
+        return onr_seterr(&s->err, ONR_E_INPUT, "the model has %d input%s, %d given",
+                          g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
+    const char *sym_names[64];
+    int64_t sym_vals[64];
+    int n_sym = 0;
+    uint8_t bound[g->n_inputs > 0 ? g->n_inputs : 1];
+    memset(bound, 0, sizeof bound);
+    for (int i = 0; i < n; i++) {
+        int slot = i;
+        if (names) {
+            if (!names[i]) return onr_seterr(&s->err, ONR_E_ARG, "input %d has no name", i);
+            for (slot = 0; slot < g->n_inputs; slot++)
+                if (strcmp(g->values[g->inputs[slot]].name, names[i]) == 0) break;
+            if (slot == g->n_inputs)
+                return onr_seterr(&s->err, ONR_E_INPUT, "the model has no input named '%s'",
+                                  names[i]);
+        }
+        if (bound[slot])
+            return onr_seterr(&s->err, ONR_E_INPUT, "input '%s' is bound twice",
+                              g->values[g->inputs[slot]].name);
+        bound[slot] = 1;
+        const onr_tensor *t = inputs[i];
+        if (!t) return onr_seterr(&s->err, ONR_E_ARG, "input %d is NULL", i);
+        int v = g->inputs[slot];
+        onr_status st = check_input(s, &g->values[v], t, sym_names, sym_vals, &n_sym);
+        if (st) return st;
+        /* the plan reads the caller's data in place */
+        onr_tensor *rt = &s->plan->rt[v];
+        if (rt->owns) onr_tensor_clear(rt);
+        *rt = *t;
+        rt->owns = 0;
+        rt->cap = 0;
+        rt->name = NULL;
+    }
+    onr_status st = onr_plan_run(s->plan, &s->err);
+    if (st) return st;
+    for (int i = 0; i < g->n_outputs; i++) {
+        const onr_tensor *r = &s->plan->rt[g->outputs[i]];
+        onr_tensor *o = s->outs[i];
+        if (!o && !(o = s->outs[i] = calloc(1, sizeof *o)))
+            return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+        if (r->dtype == ONR_UNDEFINED)
+            return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
+                              g->values[g->outputs[i]].name);
+        if ((st = onr_tensor_set_shape(o, r->dtype, r->rank, r->dims, &s->err)) ||
+            (st = onr_tensor_alloc(o, &s->err)))
+            return st;
+        if (r->dtype == ONR_STRING) {
+            char **d = o->data, *const *src = r->data;
+            for (int64_t k = 0; k < o->numel; k++) {
+                free(d[k]);
+                d[k] = onr_strdup(src[k] ? src[k] : "");
+            }
+        } else if (onr_tensor_nbytes(o)) {
+            memcpy(o->data, r->data, onr_tensor_nbytes(o));
+        }
+    }
+    /* inputs are the caller's: forget them */
+    for (int i = 0; i < g->n_inputs; i++) memset(&s->plan->rt[g->inputs[i]], 0, sizeof(onr_tensor));
+    s->have_outputs = 1;
+    return ONR_OK;
+}
+
+const onr_tensor *onr_session_output(const onr_session *s, int i)
+{
+    if (!ready(s) || !s->have_outputs || i < 0 || i >= s->model->graph->n_outputs) return NULL;
+    return s->outs[i];
+}
+
+onr_tensor *onr_session_take_output(onr_session *s, int i)
+{
+    if (!ready(s) || !s->have_outputs || i < 0 || i >= s->model->graph->n_outputs) return NULL;
+    onr_tensor *t = s->outs[i];
+    s->outs[i] = NULL;
+    return t;
+}
+
+int64_t onr_session_ir_version(const onr_session *s) { return ready(s) ? s->model->ir_version : 0; }
+const char *onr_session_producer(const onr_session *s)
+{
+    return ready(s) && s->model->producer ? s->model->producer : "";
+}
+int onr_session_opset_count(const onr_session *s) { return ready(s) ? s->model->n_opsets : 0; }
+
+const char *onr_session_opset(const onr_session *s, int i, int64_t *version)
+{
+    if (!ready(s) || i < 0 || i >= s->model->n_opsets) return NULL;
+    if (version) *version = s->model->opsets[i].version;
+    return s->model->opsets[i].domain;
+}
+
+int onr_session_node_count(const onr_session *s) { return ready(s) ? s->model->graph->n_nodes : 0; }
+
+const char *onr_session_node_op(const onr_session *s, int i, const char **domain)
+{
+    if (!ready(s) || i < 0 || i >= s->model->graph->n_nodes) return NULL;
+    if (domain) *domain = s->model->graph->nodes[i].domain;
+    return s->model->graph->nodes[i].op_type;
+}
+
+int onr_session_step_count(const onr_session *s) { return ready(s) ? s->plan->n_steps : 0; }
+
+onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len)
+{
+    if (!ready(s) || !buf || !len || i < 0 || i >= s->plan->n_steps) return ONR_E_ARG;
+    const onr_graph *g = s->model->graph;
+    const onr_node *n = &g->nodes[s->plan->steps[i].node];
+    size_t o = (size_t)snprintf(buf, len, "%s%s%s '%s' (", *n->domain ? n->domain : "",
+                                *n->domain ? "." : "", n->op_type, n->name);
+    for (int k = 0; k < n->n_in && o < len; k++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", k ? ", " : "",
+                              n->inputs[k] >= 0 ? g->values[n->inputs[k]].name : "");
+    if (o < len) o += (size_t)snprintf(buf + o, len - o, ") ->");
+    for (int k = 0; k < n->n_out && o < len; k++) {
+        if (n->outputs[k] < 0) continue;
+        const onr_value *v = &g->values[n->outputs[k]];
+        char d[256];
+        if (v->rank >= 0) onr_fmt_dims(d, sizeof d, v->dims, v->rank);
+        else snprintf(d, sizeof d, "[?]");
+        o += (size_t)snprintf(buf + o, len - o, " %s %s%s", v->name,
+                              onr_dtype_name(v->dtype), d);
+    }
+    return ONR_OK;
+}

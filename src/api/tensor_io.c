@@ -1,0 +1,179 @@
+/*
+ * tensor_io.c - reading and writing tensor files for the CLI and embedders:
+ * serialized TensorProto (.pb, the ONNX test-case format) and NumPy .npy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "load/load.h"
+
+static onr_status to_msg(onr_err *e, onr_status st, char *msg, size_t msglen)
+{
+    if (msg && msglen) snprintf(msg, msglen, "%s", st ? e->msg : "");
+    return st;
+}
+
+/* Largest tensor file read into memory (a .pb has to be read whole). */
+static int read_whole(const char *path, uint8_t **buf, size_t *len, onr_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return onr_seterr(e, ONR_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return onr_seterr(e, ONR_E_IO, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > onr_max_tensor_bytes() + 4096) {
+        fclose(f);
+        return onr_seterr(e, ONR_E_NOMEM, "'%s' is too large (%lld bytes)", path,
+                          (long long)st.st_size);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        fclose(f);
+        return onr_seterr(e, ONR_E_NOMEM, "out of memory reading '%s'", path);
+    }
+    if (n && fread(b, 1, n, f) != n) {
+        free(b);
+        fclose(f);
+        return onr_seterr(e, ONR_E_IO, "cannot read '%s'", path);
+    }
+    fclose(f);
+    *buf = b;
+    *len = n;
+    return ONR_OK;
+}
+
+/* ---- .npy ------------------------------------------------------------------ */
+
+static const struct {
+    const char *descr;
+    onr_dtype dt;
+} npy_types[] = {
+    {"f4", ONR_FLOAT}, {"f8", ONR_DOUBLE}, {"f2", ONR_FLOAT16}, {"i1", ONR_INT8},
+    {"i2", ONR_INT16}, {"i4", ONR_INT32},  {"i8", ONR_INT64},   {"u1", ONR_UINT8},
+    {"u2", ONR_UINT16}, {"u4", ONR_UINT32}, {"u8", ONR_UINT64}, {"b1", ONR_BOOL},
+};
+
+static int parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *e)
+{
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+        return onr_seterr(e, ONR_E_MODEL, "not a .npy file");
+    size_t hlen, hoff;
+    if (b[6] == 1) {
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8);
+        hoff = 10;
+    } else if (b[6] == 2 || b[6] == 3) {
+        if (len < 12) return onr_seterr(e, ONR_E_MODEL, ".npy header truncated");
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8) | ((size_t)b[10] << 16) | ((size_t)b[11] << 24);
+        hoff = 12;
+    } else {
+        return onr_seterr(e, ONR_E_UNSUPPORTED, ".npy version %d is not supported", b[6]);
+    }
+    if (hlen > len - hoff || hlen > 65536) return onr_seterr(e, ONR_E_MODEL, ".npy header truncated");
+    char h[65537];
+    memcpy(h, b + hoff, hlen);
+    h[hlen] = 0;
+    const char *d = strstr(h, "'descr'"), *fo = strstr(h, "'fortran_order'"), *sh = strstr(h, "'shape'");
+    if (!d || !fo || !sh) return onr_seterr(e, ONR_E_MODEL, ".npy header lacks descr/fortran_order/shape");
+    d = strchr(d + 7, '\'');
+    if (!d) return onr_seterr(e, ONR_E_MODEL, ".npy descr malformed");
+    d++;
+    if (*d == '>' && d[1] != 'i' && d[2] != '1')
+        return onr_seterr(e, ONR_E_UNSUPPORTED, ".npy big-endian data is not supported");
+    if (*d == '<' || *d == '|' || *d == '=') d++;
+    onr_dtype dt = ONR_UNDEFINED;
+    for (size_t i = 0; i < sizeof npy_types / sizeof npy_types[0]; i++)
+        if (strncmp(d, npy_types[i].descr, 2) == 0 && d[2] == '\'') dt = npy_types[i].dt;
+    if (dt == ONR_UNDEFINED) return onr_seterr(e, ONR_E_UNSUPPORTED, ".npy dtype '%.8s' is not supported", d);
+    const char *colon = strchr(fo, ':');
+    while (colon && (*++colon == ' ')) {}
+    if (colon && strncmp(colon, "True", 4) == 0)
+        return onr_seterr(e, ONR_E_UNSUPPORTED, ".npy fortran_order arrays are not supported");
+    const char *p = strchr(sh, '(');
+    if (!p) return onr_seterr(e, ONR_E_MODEL, ".npy shape malformed");
+    p++;
+    int64_t dims[ONR_MAX_RANK];
+    int rank = 0;
+    while (*p && *p != ')') {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || v < 0) return onr_seterr(e, ONR_E_MODEL, ".npy shape malformed");
+        if (rank == ONR_MAX_RANK) return onr_seterr(e, ONR_E_UNSUPPORTED, ".npy rank exceeds %d", ONR_MAX_RANK);
+        dims[rank++] = v;
+        p = end;
+    }
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return onr_seterr(e, ONR_E_NOMEM, "out of memory");
+    int st = onr_tensor_set_shape(t, dt, rank, dims, e);
+    if (!st && onr_tensor_nbytes(t) != len - hoff - hlen)
+        st = onr_seterr(e, ONR_E_MODEL, ".npy data is %zu bytes, its shape needs %zu",
+                        len - hoff - hlen, onr_tensor_nbytes(t));
+    if (!st) st = onr_tensor_alloc(t, e);
+    if (st) {
+        onr_tensor_free(t);
+        return st;
+    }
+    if (onr_tensor_nbytes(t)) memcpy(t->data, b + hoff + hlen, onr_tensor_nbytes(t));
+    t->name = onr_strdup("");
+    *out = t;
+    return ONR_OK;
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+onr_status onr_tensor_read_pb(const void *buf, size_t len, onr_tensor **out, char *msg,
+                              size_t msglen)
+{
+    onr_err e = {0};
+    if (!out) return ONR_E_ARG;
+    return to_msg(&e, onr_load_tensor_pb(buf, len, out, &e), msg, msglen);
+}
+
+onr_status onr_tensor_read_file(const char *path, onr_tensor **out, char *msg, size_t msglen)
+{
+    onr_err e = {0};
+    if (!path || !out) return ONR_E_ARG;
+    *out = NULL;
+    uint8_t *b = NULL;
+    size_t len = 0;
+    onr_status st = read_whole(path, &b, &len, &e);
+    if (st) return to_msg(&e, st, msg, msglen);
+    if (len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) st = parse_npy(b, len, out, &e);
+    else st = onr_load_tensor_pb(b, len, out, &e);
+    free(b);
+    if (st) onr_err_prefix(&e, "%s: ", path);
+    return to_msg(&e, st, msg, msglen);
+}
+
+onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char *path,
+                               char *msg, size_t msglen)
+{
+    onr_err e = {0};
+    if (!t || !path) return ONR_E_ARG;
+    uint8_t *b;
+    size_t len;
+    onr_status st = onr_save_tensor_pb(t, name, &b, &len, &e);
+    if (st) return to_msg(&e, st, msg, msglen);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(b);
+        onr_seterr(&e, ONR_E_IO, "cannot create '%s': %s", path, strerror(errno));
+        return to_msg(&e, ONR_E_IO, msg, msglen);
+    }
+    int ok = fwrite(b, 1, len, f) == len;
+    ok &= fclose(f) == 0;
+    free(b);
+    if (!ok) {
+        onr_seterr(&e, ONR_E_IO, "cannot write '%s'", path);
+        return to_msg(&e, ONR_E_IO, msg, msglen);
+    }
+    return ONR_OK;
+}

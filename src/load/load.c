@@ -1,0 +1,884 @@
+/*
+ * load.c - .onnx bytes -> IR.
+ *
+ * The file is memory-mapped and unpacked with protobuf-c; the IR takes over
+ * the unpacked weight buffers (raw_data) instead of copying them, and
+ * external-data weights are read in place from their own mapped files.
+ * Everything a hostile file controls is checked here: nesting depth before
+ * unpacking, every dim and byte count of every tensor, every name a node
+ * refers to, and every external-data path (which must stay inside the
+ * model's directory).
+ */
+#include "load/load.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "onnx.pb-c.h"
+
+/* IR versions whose layout onnx-run reads (3 = opset imports, 10 = ONNX 1.16). */
+#define ONR_IR_MIN 3
+#define ONR_IR_MAX 10
+
+typedef struct loader {
+    onr_model *model;
+    const char *base_dir; /* for external data; NULL refuses it */
+    onr_err *err;
+} loader;
+
+/* ---- nesting depth check --------------------------------------------------
+ * protobuf-c unpacks nested messages recursively without a depth limit, so a
+ * small hostile file (graph attribute -> node -> attribute -> graph ...) could
+ * exhaust the stack. Walk the wire format first with the generated
+ * descriptors and refuse anything nested deeper than ONR_MAX_PROTO_DEPTH.
+ * Malformed wire data is left for protobuf-c to reject. */
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Returns 0 when fine (or malformed: protobuf-c reports that), -1 when too deep. */
+static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *d,
+                       int depth)
+{
+    if (depth > ONR_MAX_PROTO_DEPTH) return -1;
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t key, n;
+        if (!read_varint(&p, end, &key)) return 0;
+        unsigned wire = (unsigned)(key & 7);
+        uint64_t tag = key >> 3;
+        switch (wire) {
+        case 0:
+            if (!read_varint(&p, end, &n)) return 0;
+            break;
+        case 1:
+            if (end - p < 8) return 0;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4) return 0;
+            p += 4;
+            break;
+        case 2: {
+            if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            const ProtobufCFieldDescriptor *f =
+                tag <= INT_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)tag) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                check_depth(p, (size_t)n, f->descriptor, depth + 1) < 0)
+                return -1;
+            p += n;
+            break;
+        }
+        default: return 0; /* groups and junk: protobuf-c decides */
+        }
+    }
+    return 0;
+}
+
+/* ---- name -> value index hash ------------------------------------------- */
+
+typedef struct vmap {
+    int *slots; /* value index + 1, 0 = empty */
+    size_t cap;
+    size_t used;
+    onr_graph *g;
+} vmap;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+static int vmap_find(const vmap *m, const char *name)
+{
+    if (!m->cap) return -1;
+    for (size_t i = hash_str(name) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        int s = m->slots[i];
+        if (!s) return -1;
+        if (strcmp(m->g->values[s - 1].name, name) == 0) return s - 1;
+    }
+}
+
+static int vmap_put(vmap *m, int idx)
+{
+    if ((m->used + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 256;
+        int *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < m->cap; i++) {
+            int s = m->slots[i];
+            if (!s) continue;
+            size_t j = hash_str(m->g->values[s - 1].name) & (ncap - 1);
+            while (ns[j]) j = (j + 1) & (ncap - 1);
+            ns[j] = s;
+        }
+        free(m->slots);
+        m->slots = ns;
+        m->cap = ncap;
+    }
+    size_t j = hash_str(m->g->values[idx].name) & (m->cap - 1);
+    while (m->slots[j]) j = (j + 1) & (m->cap - 1);
+    m->slots[j] = idx + 1;
+    m->used++;
+    return 0;
+}
+
+/* ---- tensors ------------------------------------------------------------ */
+
+static const char *tname(const Onnx__TensorProto *tp)
+{
+    return tp->name ? tp->name : "";
+}
+
+/* Map a whole external-data file once per model; returns its mapping. */
+static int map_external(loader *L, const char *path, const uint8_t **addr, size_t *len)
+{
+    onr_model *m = L->model;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' cannot be opened: %s", path,
+                          strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' is not a regular file",
+                          path);
+    }
+    /* one mapping per file: look for it by device/inode in the maps we hold */
+    for (int i = 0; i < m->n_maps; i++) {
+        if (m->maps[i].dev == (uint64_t)st.st_dev && m->maps[i].ino == (uint64_t)st.st_ino) {
+            close(fd);
+            *addr = m->maps[i].addr;
+            *len = m->maps[i].len;
+            return ONR_OK;
+        }
+    }
+    void *p = NULL;
+    if (st.st_size > 0) {
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return onr_seterr(L->err, ONR_E_IO, "external data file '%s' cannot be mapped: %s",
+                              path, strerror(errno));
+        }
+    }
+    close(fd);
+    struct onr_map *nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *nm);
+    if (!nm) {
+        if (p) munmap(p, (size_t)st.st_size);
+        return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    }
+    m->maps = nm;
+    m->maps[m->n_maps++] = (struct onr_map){p, (size_t)st.st_size, (uint64_t)st.st_dev,
+                                            (uint64_t)st.st_ino};
+    *addr = p;
+    *len = (size_t)st.st_size;
+    return ONR_OK;
+}
+
+/* A location is accepted only as a relative path with no ".." component. */
+static int location_is_safe(const char *loc)
+{
+    if (!*loc || loc[0] == '/') return 0;
+    const char *p = loc;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return 0;
+        if (!slash) break;
+        p = slash + 1;
+    }
+    return 1;
+}
+
+static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, size_t need)
+{
+    const char *loc = NULL;
+    int64_t offset = 0, length = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *kv = tp->external_data[i];
+        if (!kv->key || !kv->value) continue;
+        char *end = NULL;
+        if (strcmp(kv->key, "location") == 0) {
+            loc = kv->value;
+        } else if (strcmp(kv->key, "offset") == 0 || strcmp(kv->key, "length") == 0) {
+            errno = 0;
+            long long v = strtoll(kv->value, &end, 10);
+            if (errno || !end || *end || v < 0)
+                return onr_seterr(L->err, ONR_E_MODEL,
+                                  "tensor '%s': external data %s '%s' is not a valid number",
+                                  tname(tp), kv->key, kv->value);
+            if (kv->key[0] == 'o') offset = v;
+            else length = v;
+        }
+    }
+    if (!loc)
+        return onr_seterr(L->err, ONR_E_MODEL, "tensor '%s': external data has no location",
+                          tname(tp));
+    if (!location_is_safe(loc))
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "tensor '%s': external data location '%s' escapes the model's "
+                          "directory (absolute paths and '..' are refused)",
+                          tname(tp), loc);
+    if (!L->base_dir)
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "tensor '%s': external data '%s' needs a base directory (open the "
+                          "model from a path or set one in the options)",
+                          tname(tp), loc);
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", L->base_dir, loc) >= sizeof path)
+        return onr_seterr(L->err, ONR_E_MODEL, "tensor '%s': external data path too long",
+                          tname(tp));
+    const uint8_t *base = NULL;
+    size_t flen = 0;
+    int st = map_external(L, path, &base, &flen);
+    if (st) return onr_seterr(L->err, st, "tensor '%s': %s", tname(tp), L->err->msg);
+    if (length >= 0 && (uint64_t)length != need)
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "tensor '%s': external data length %lld does not match its shape "
+                          "(%zu bytes)",
+                          tname(tp), (long long)length, need);
+    if ((uint64_t)offset > flen || need > flen - (size_t)offset)
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "tensor '%s': external data [%lld, +%zu) lies beyond the end of '%s' "
+                          "(%zu bytes)",
+                          tname(tp), (long long)offset, need, loc, flen);
+    const uint8_t *src = base + offset;
+    size_t esz = onr_dtype_size(t->dtype);
+    if (esz && ((uintptr_t)src % esz) == 0) {
+        t->data = (void *)src; /* read in place from the mapping */
+        t->owns = 0;
+        return ONR_OK;
+    }
+    if ((st = onr_tensor_alloc(t, L->err))) return st;
+    if (need) memcpy(t->data, src, need);
+    return ONR_OK;
+}
+
+/* Copy a typed repeated field into t, converting element width. */
+#define COPY_TYPED(T, src)                                                   \
+    do {                                                                     \
+        T *d = t->data;                                                      \
+        for (int64_t i = 0; i < t->numel; i++) d[i] = (T)(src)[i];           \
+    } while (0)
+
+static int load_typed(loader *L, Onnx__TensorProto *tp, onr_tensor *t)
+{
+    size_t have;
+    switch (t->dtype) {
+    case ONR_FLOAT: have = tp->n_float_data; break;
+    case ONR_DOUBLE: have = tp->n_double_data; break;
+    case ONR_INT64: have = tp->n_int64_data; break;
+    case ONR_UINT32:
+    case ONR_UINT64: have = tp->n_uint64_data; break;
+    case ONR_STRING: have = tp->n_string_data; break;
+    default: have = tp->n_int32_data; break;
+    }
+    if (have != (size_t)t->numel)
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "tensor '%s': %zu values stored but its shape needs %lld", tname(tp),
+                          have, (long long)t->numel);
+    int st = onr_tensor_alloc(t, L->err);
+    if (st) return st;
+    switch (t->dtype) {
+    case ONR_FLOAT: COPY_TYPED(float, tp->float_data); break;
+    case ONR_DOUBLE: COPY_TYPED(double, tp->double_data); break;
+    case ONR_INT64: COPY_TYPED(int64_t, tp->int64_data); break;
+    case ONR_UINT32: COPY_TYPED(uint32_t, tp->uint64_data); break;
+    case ONR_UINT64: COPY_TYPED(uint64_t, tp->uint64_data); break;
+    case ONR_INT32: COPY_TYPED(int32_t, tp->int32_data); break;
+    case ONR_INT16: COPY_TYPED(int16_t, tp->int32_data); break;
+    case ONR_INT8: COPY_TYPED(int8_t, tp->int32_data); break;
+    case ONR_UINT16:
+    case ONR_FLOAT16:
+    case ONR_BFLOAT16: COPY_TYPED(uint16_t, tp->int32_data); break;
+    case ONR_UINT8: COPY_TYPED(uint8_t, tp->int32_data); break;
+    case ONR_BOOL: {
+        uint8_t *d = t->data;
+        for (int64_t i = 0; i < t->numel; i++) d[i] = tp->int32_data[i] != 0;
+        break;
+    }
+    case ONR_STRING: {
+        char **d = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            free(d[i]);
+            d[i] = onr_strndup((const char *)tp->string_data[i].data, tp->string_data[i].len);
+            if (!d[i]) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        }
+        break;
+    }
+    default: break;
+    }
+    return ONR_OK;
+}
+
+/* TensorProto -> new onr_tensor. May take over tp->raw_data's buffer. */
+static int load_tensor(loader *L, Onnx__TensorProto *tp, onr_tensor **out)
+{
+    *out = NULL;
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    if (dt <= 0 || dt >= ONR_DTYPE_COUNT || dt == ONR_COMPLEX64 || dt == ONR_COMPLEX128)
+        return onr_seterr(L->err, dt <= 0 || dt > 22 ? ONR_E_MODEL : ONR_E_UNSUPPORTED,
+                          "tensor '%s': element type %d is %s", tname(tp), dt,
+                          dt <= 0 || dt > 22 ? "invalid" : "not supported");
+    if (tp->n_dims > ONR_MAX_RANK)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d",
+                          tname(tp), tp->n_dims, ONR_MAX_RANK);
+    if (tp->segment)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED, "tensor '%s': segmented tensors are not supported",
+                          tname(tp));
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    int st = onr_tensor_set_shape(t, (onr_dtype)dt, (int)tp->n_dims, tp->dims, L->err);
+    if (st) {
+        free(t);
+        return onr_seterr(L->err, st, "tensor '%s': %s", tname(tp), L->err->msg);
+    }
+    t->name = onr_strdup(tname(tp));
+    size_t need = onr_tensor_nbytes(t);
+    int external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (external) {
+        if (t->dtype == ONR_STRING)
+            st = onr_seterr(L->err, ONR_E_UNSUPPORTED, "tensor '%s': external string data",
+                            tname(tp));
+        else
+            st = load_external(L, tp, t, need);
+    } else if (tp->has_raw_data && t->dtype != ONR_STRING) {
+        if (tp->raw_data.len != need) {
+            st = onr_seterr(L->err, ONR_E_MODEL,
+                            "tensor '%s': raw_data holds %zu bytes but shape %s of %s needs %zu",
+                            tname(tp), tp->raw_data.len,
+                            onr_fmt_dims((char[256]){0}, 256, t->dims, t->rank),
+                            onr_dtype_name(t->dtype), need);
+        } else if (need && ((uintptr_t)tp->raw_data.data % 16) == 0) {
+            /* take over protobuf-c's buffer instead of copying it */
+            t->data = tp->raw_data.data;
+            t->cap = need;
+            t->owns = 1;
+            tp->raw_data.data = NULL;
+            tp->raw_data.len = 0;
+        } else if ((st = onr_tensor_alloc(t, L->err)) == ONR_OK && need) {
+            memcpy(t->data, tp->raw_data.data, need);
+        }
+    } else {
+        st = load_typed(L, tp, t);
+    }
+    if (st) {
+        onr_tensor_free(t);
+        return st;
+    }
+    if (!t->data && t->dtype != ONR_STRING && (st = onr_tensor_alloc(t, L->err))) {
+        onr_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return ONR_OK;
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const vmap *outer,
+                      int depth, onr_graph **out);
+
+/* Attributes written before IR v2 have no type: infer it from the field set. */
+static int attr_type(const Onnx__AttributeProto *ap)
+{
+    if (ap->has_type && ap->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED)
+        return ap->type;
+    if (ap->has_f) return ONR_ATTR_FLOAT;
+    if (ap->has_i) return ONR_ATTR_INT;
+    if (ap->has_s) return ONR_ATTR_STRING;
+    if (ap->t) return ONR_ATTR_TENSOR;
+    if (ap->g) return ONR_ATTR_GRAPH;
+    if (ap->n_floats) return ONR_ATTR_FLOATS;
+    if (ap->n_ints) return ONR_ATTR_INTS;
+    if (ap->n_strings) return ONR_ATTR_STRINGS;
+    if (ap->n_tensors) return ONR_ATTR_TENSORS;
+    if (ap->n_graphs) return ONR_ATTR_GRAPHS;
+    return ONR_ATTR_UNDEFINED;
+}
+
+static int load_attr(loader *L, Onnx__AttributeProto *ap, onr_graph *g, const vmap *scope,
+                     int depth, onr_attr *a)
+{
+    int st = ONR_OK;
+    a->name = onr_strdup(ap->name ? ap->name : "");
+    a->type = (onr_attr_type)attr_type(ap);
+    if (!a->name) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    if (ap->ref_attr_name && *ap->ref_attr_name)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                          "attribute '%s' refers to a function attribute ('%s'); model-local "
+                          "functions are not supported",
+                          a->name, ap->ref_attr_name);
+    switch (a->type) {
+    case ONR_ATTR_FLOAT: a->f = ap->f; break;
+    case ONR_ATTR_INT: a->i = ap->i; break;
+    case ONR_ATTR_STRING:
+        a->s = onr_strndup((const char *)ap->s.data, ap->s.len);
+        a->slen = ap->s.len;
+        if (!a->s) st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        break;
+    case ONR_ATTR_TENSOR:
+        if (!ap->t) return onr_seterr(L->err, ONR_E_MODEL, "attribute '%s' has no tensor", a->name);
+        st = load_tensor(L, ap->t, &a->t);
+        break;
+    case ONR_ATTR_GRAPH:
+        if (!ap->g) return onr_seterr(L->err, ONR_E_MODEL, "attribute '%s' has no graph", a->name);
+        st = load_graph(L, ap->g, g, scope, depth + 1, &a->g);
+        break;
+    case ONR_ATTR_FLOATS:
+        a->n = ap->n_floats;
+        a->floats = malloc((a->n ? a->n : 1) * sizeof(float));
+        if (!a->floats) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        if (a->n) memcpy(a->floats, ap->floats, a->n * sizeof(float));
+        break;
+    case ONR_ATTR_INTS:
+        a->n = ap->n_ints;
+        a->ints = malloc((a->n ? a->n : 1) * sizeof(int64_t));
+        if (!a->ints) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        if (a->n) memcpy(a->ints, ap->ints, a->n * sizeof(int64_t));
+        break;
+    case ONR_ATTR_STRINGS:
+        a->strings = calloc(ap->n_strings ? ap->n_strings : 1, sizeof(char *));
+        if (!a->strings) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        a->n = ap->n_strings;
+        for (size_t i = 0; i < a->n; i++)
+            if (!(a->strings[i] = onr_strndup((const char *)ap->strings[i].data, ap->strings[i].len)))
+                return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        break;
+    case ONR_ATTR_TENSORS:
+        a->tensors = calloc(ap->n_tensors ? ap->n_tensors : 1, sizeof(onr_tensor *));
+        if (!a->tensors) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        a->n = ap->n_tensors;
+        for (size_t i = 0; i < a->n && !st; i++) st = load_tensor(L, ap->tensors[i], &a->tensors[i]);
+        break;
+    case ONR_ATTR_GRAPHS:
+        a->graphs = calloc(ap->n_graphs ? ap->n_graphs : 1, sizeof(onr_graph *));
+        if (!a->graphs) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        a->n = ap->n_graphs;
+        for (size_t i = 0; i < a->n && !st; i++)
+            st = load_graph(L, ap->graphs[i], g, scope, depth + 1, &a->graphs[i]);
+        break;
+    default: break; /* sparse tensors and type protos: kept as a bare type */
+    }
+    if (st) onr_err_prefix(L->err, "attribute '%s': ", a->name);
+    return st;
+}
+
+/* ---- graphs -------------------------------------------------------------- */
+
+/* Fill a value's declared type and shape from a ValueInfoProto. */
+static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value *v)
+{
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp) return ONR_OK; /* untyped: leave unknown */
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                          "value '%s' is not a tensor (sequence/map/optional/sparse values are "
+                          "not supported)",
+                          v->name);
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (!tt) return ONR_OK;
+    v->dtype = tt->has_elem_type && tt->elem_type > 0 && tt->elem_type < ONR_DTYPE_COUNT
+                   ? (onr_dtype)tt->elem_type
+                   : ONR_UNDEFINED;
+    if (!tt->shape) return ONR_OK;
+    if (tt->shape->n_dim > ONR_MAX_RANK)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED, "value '%s' has rank %zu, more than %d",
+                          v->name, tt->shape->n_dim, ONR_MAX_RANK);
+    v->rank = (int)tt->shape->n_dim;
+    for (int d = 0; d < v->rank; d++) {
+        const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
+        v->dims[d] = -1;
+        if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+            if (dim->dim_value < 0)
+                return onr_seterr(L->err, ONR_E_MODEL, "value '%s' has negative dim %lld",
+                                  v->name, (long long)dim->dim_value);
+            v->dims[d] = dim->dim_value;
+        } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+                   dim->dim_param) {
+            v->dim_names[d] = onr_strdup(dim->dim_param);
+        }
+    }
+    if (v->dtype != ONR_UNDEFINED) {
+        int known = 1;
+        for (int d = 0; d < v->rank; d++) known &= v->dims[d] >= 0;
+        int64_t numel;
+        onr_err tmp = {0};
+        if (known && onr_dims_numel(v->dims, v->rank, v->dtype, &numel, &tmp))
+            return onr_seterr(L->err, tmp.code, "value '%s': %s", v->name, tmp.msg);
+    }
+    return ONR_OK;
+}
+
+/* Value for a name referred to by a node: local, or from an enclosing graph. */
+static int resolve_input(loader *L, onr_graph *g, vmap *map, const vmap *outer, const char *name,
+                         int *idx)
+{
+    int v = vmap_find(map, name);
+    if (v >= 0) {
+        *idx = v;
+        return ONR_OK;
+    }
+    for (const vmap *o = outer; o; o = NULL) /* one level: the enclosing scope map */
+        if (vmap_find(o, name) >= 0) {
+            v = onr_graph_add_value(g, name);
+            if (v < 0 || vmap_put(map, v)) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+            g->values[v].is_outer = 1;
+            *idx = v;
+            return ONR_OK;
+        }
+    return onr_seterr(L->err, ONR_E_MODEL,
+                      "input '%s' is not produced by any node, initializer or graph input", name);
+}
+
+static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const vmap *outer,
+                      int depth, onr_graph **out)
+{
+    *out = NULL;
+    if (depth > ONR_MAX_PROTO_DEPTH)
+        return onr_seterr(L->err, ONR_E_MODEL, "subgraphs nested more than %d deep",
+                          ONR_MAX_PROTO_DEPTH);
+    onr_graph *g = calloc(1, sizeof *g);
+    if (!g) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    g->parent = parent;
+    g->name = onr_strdup(gp->name ? gp->name : "");
+    vmap map = {.g = g};
+    int st = ONR_OK;
+    char *gname = g->name;
+
+    if (gp->n_sparse_initializer) {
+        st = onr_seterr(L->err, ONR_E_UNSUPPORTED, "sparse initializers are not supported");
+        goto fail;
+    }
+    /* initializers */
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        Onnx__TensorProto *tp = gp->initializer[i];
+        const char *name = tname(tp);
+        if (!*name) {
+            st = onr_seterr(L->err, ONR_E_MODEL, "initializer %zu has no name", i);
+            goto fail;
+        }
+        if (vmap_find(&map, name) >= 0) {
+            st = onr_seterr(L->err, ONR_E_MODEL, "initializer '%s' is defined twice", name);
+            goto fail;
+        }
+        int v = onr_graph_add_value(g, name);
+        if (v < 0 || vmap_put(&map, v)) goto nomem;
+        onr_tensor *t;
+        if ((st = load_tensor(L, tp, &t))) goto fail;
+        onr_value *val = &g->values[v];
+        val->konst = t;
+        val->is_initializer = 1;
+        val->dtype = t->dtype;
+        val->rank = t->rank;
+        for (int d = 0; d < t->rank; d++) val->dims[d] = t->dims[d];
+    }
+    /* graph inputs (those with an initializer are defaults, not inputs) */
+    g->inputs = malloc((gp->n_input ? gp->n_input : 1) * sizeof(int));
+    if (!g->inputs) goto nomem;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        const char *name = vi->name ? vi->name : "";
+        int v = vmap_find(&map, name);
+        if (v >= 0 && g->values[v].is_initializer) continue;
+        if (v >= 0 || !*name) {
+            st = onr_seterr(L->err, ONR_E_MODEL, "graph input '%s' is %s", name,
+                            *name ? "declared twice" : "unnamed");
+            goto fail;
+        }
+        v = onr_graph_add_value(g, name);
+        if (v < 0 || vmap_put(&map, v)) goto nomem;
+        g->values[v].is_input = 1;
+        if ((st = load_value_type(L, vi, &g->values[v]))) goto fail;
+        g->inputs[g->n_inputs++] = v;
+    }
+    /* nodes: first every output (so node order in the file does not matter) */
+    g->nodes = calloc(gp->n_node ? gp->n_node : 1, sizeof *g->nodes);
+    if (!g->nodes) goto nomem;
+    g->n_nodes = (int)gp->n_node;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        Onnx__NodeProto *np = gp->node[i];
+        onr_node *n = &g->nodes[i];
+        char auto_name[32];
+        snprintf(auto_name, sizeof auto_name, "#%zu", i);
+        n->name = onr_strdup(np->name && *np->name ? np->name : auto_name);
+        n->op_type = onr_strdup(np->op_type ? np->op_type : "");
+        n->domain = onr_strdup(np->domain ? np->domain : "");
+        if (!n->name || !n->op_type || !n->domain) goto nomem;
+        if (strcmp(n->domain, "ai.onnx") == 0) n->domain[0] = 0;
+        if (!*n->op_type) {
+            st = onr_seterr(L->err, ONR_E_MODEL, "node '%s' has no op_type", n->name);
+            goto fail;
+        }
+        n->n_out = (int)np->n_output;
+        n->outputs = malloc((np->n_output ? np->n_output : 1) * sizeof(int));
+        if (!n->outputs) goto nomem;
+        for (size_t o = 0; o < np->n_output; o++) {
+            const char *name = np->output[o] ? np->output[o] : "";
+            if (!*name) {
+                n->outputs[o] = -1;
+                continue;
+            }
+            int v = vmap_find(&map, name);
+            if (v >= 0) {
+                const onr_value *pv = &g->values[v];
+                st = onr_seterr(L->err, ONR_E_MODEL,
+                                "node '%s' (%s) output '%s' is already %s", n->name, n->op_type,
+                                name,
+                                pv->producer >= 0 ? "produced by another node"
+                                : pv->is_initializer ? "an initializer"
+                                                     : "a graph input");
+                if (pv->producer >= 0)
+                    onr_err_prefix(L->err, "value produced twice (nodes '%s' and '%s'): ",
+                                   g->nodes[pv->producer].name, n->name);
+                goto fail;
+            }
+            v = onr_graph_add_value(g, name);
+            if (v < 0 || vmap_put(&map, v)) goto nomem;
+            g->values[v].producer = (int)i;
+            n->outputs[o] = v;
+        }
+    }
+    /* then inputs and attributes */
+    for (size_t i = 0; i < gp->n_node; i++) {
+        Onnx__NodeProto *np = gp->node[i];
+        onr_node *n = &g->nodes[i];
+        n->n_in = (int)np->n_input;
+        n->inputs = malloc((np->n_input ? np->n_input : 1) * sizeof(int));
+        if (!n->inputs) goto nomem;
+        for (size_t k = 0; k < np->n_input; k++) {
+            const char *name = np->input[k] ? np->input[k] : "";
+            n->inputs[k] = -1;
+            if (!*name) continue;
+            if ((st = resolve_input(L, g, &map, outer, name, &n->inputs[k]))) {
+                onr_err_prefix(L->err, "node '%s' (%s): ", n->name, n->op_type);
+                goto fail;
+            }
+        }
+        n->attrs = calloc(np->n_attribute ? np->n_attribute : 1, sizeof *n->attrs);
+        if (!n->attrs) goto nomem;
+        for (size_t a = 0; a < np->n_attribute; a++) {
+            n->n_attr++;
+            if ((st = load_attr(L, np->attribute[a], g, &map, depth, &n->attrs[a]))) {
+                onr_err_prefix(L->err, "node '%s' (%s): ", n->name, n->op_type);
+                goto fail;
+            }
+        }
+        n->opset = onr_model_opset(L->model, n->domain);
+    }
+    /* graph outputs */
+    g->outputs = malloc((gp->n_output ? gp->n_output : 1) * sizeof(int));
+    if (!g->outputs) goto nomem;
+    if (gp->n_output == 0 && !parent) {
+        st = onr_seterr(L->err, ONR_E_MODEL, "the graph declares no outputs");
+        goto fail;
+    }
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const Onnx__ValueInfoProto *vi = gp->output[i];
+        const char *name = vi->name ? vi->name : "";
+        int v;
+        if ((st = resolve_input(L, g, &map, outer, name, &v))) {
+            onr_err_prefix(L->err, "graph output: ");
+            goto fail;
+        }
+        g->outputs[g->n_outputs++] = v;
+        onr_value *val = &g->values[v];
+        val->is_output = 1;
+        if (val->producer >= 0 && val->dtype == ONR_UNDEFINED) {
+            /* declared type of a computed output: kept for `info` until inference */
+            if ((st = load_value_type(L, vi, val))) goto fail;
+        }
+    }
+    free(map.slots);
+    *out = g;
+    return ONR_OK;
+nomem:
+    st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory while loading the graph");
+fail:
+    if (parent && gname && *gname) onr_err_prefix(L->err, "subgraph '%s': ", gname);
+    free(map.slots);
+    onr_graph_free(g);
+    return st;
+}
+
+/* ---- model --------------------------------------------------------------- */
+
+static int load_model(loader *L, Onnx__ModelProto *mp)
+{
+    onr_model *m = L->model;
+    if (!mp->has_ir_version || mp->ir_version < ONR_IR_MIN || mp->ir_version > ONR_IR_MAX)
+        return onr_seterr(L->err, mp->has_ir_version && mp->ir_version > ONR_IR_MAX
+                                      ? ONR_E_UNSUPPORTED
+                                      : ONR_E_MODEL,
+                          "IR version %lld is not supported (onnx-run reads IR versions %d to %d)",
+                          (long long)mp->ir_version, ONR_IR_MIN, ONR_IR_MAX);
+    m->ir_version = mp->ir_version;
+    char prod[512];
+    snprintf(prod, sizeof prod, "%s%s%s", mp->producer_name ? mp->producer_name : "",
+             mp->producer_version && *mp->producer_version ? " " : "",
+             mp->producer_version ? mp->producer_version : "");
+    m->producer = onr_strdup(prod);
+    m->opsets = calloc(mp->n_opset_import ? mp->n_opset_import : 1, sizeof *m->opsets);
+    if (!m->producer || !m->opsets) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *op = mp->opset_import[i];
+        const char *d = op->domain ? op->domain : "";
+        if (strcmp(d, "ai.onnx") == 0) d = "";
+        if (!op->has_version || op->version < 1)
+            return onr_seterr(L->err, ONR_E_MODEL, "opset import for domain '%s' has no valid version", d);
+        for (int k = 0; k < m->n_opsets; k++)
+            if (strcmp(m->opsets[k].domain, d) == 0)
+                return onr_seterr(L->err, ONR_E_MODEL, "domain '%s' is imported twice", d);
+        m->opsets[m->n_opsets].domain = onr_strdup(d);
+        m->opsets[m->n_opsets++].version = op->version;
+    }
+    if (!mp->graph) return onr_seterr(L->err, ONR_E_MODEL, "the model has no graph");
+    if (mp->n_functions) {
+        /* allowed as long as no node uses them; the op lookup reports any that do */
+    }
+    return load_graph(L, mp->graph, NULL, NULL, 0, &m->graph);
+}
+
+onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, onr_model **out,
+                           onr_err *err)
+{
+    *out = NULL;
+    if (len == 0) return onr_seterr(err, ONR_E_MODEL, "the model is empty (0 bytes)");
+    if (check_depth(buf, len, &onnx__model_proto__descriptor, 0) < 0)
+        return onr_seterr(err, ONR_E_MODEL, "the model nests messages more than %d deep",
+                          ONR_MAX_PROTO_DEPTH);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    if (!mp)
+        return onr_seterr(err, ONR_E_MODEL,
+                          "not a valid ONNX model: the protobuf data (%zu bytes) is truncated or "
+                          "corrupt",
+                          len);
+    onr_model *m = calloc(1, sizeof *m);
+    loader L = {.model = m, .base_dir = base_dir, .err = err};
+    int st = m ? load_model(&L, mp) : (int)onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st) {
+        onr_model_free(m);
+        return st;
+    }
+    *out = m;
+    return ONR_OK;
+}
+
+onr_status onr_load_file(const char *path, onr_model **out, onr_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return onr_seterr(err, ONR_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return onr_seterr(err, ONR_E_IO, "'%s' is not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return onr_seterr(err, ONR_E_MODEL, "'%s' is empty (0 bytes)", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return onr_seterr(err, ONR_E_IO, "cannot map '%s': %s", path, strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (slash == dir) snprintf(dir, sizeof dir, "/");
+    onr_status rc = onr_load_buffer(p, (size_t)st.st_size, dir, out, err);
+    munmap(p, (size_t)st.st_size);
+    if (rc) onr_err_prefix(err, "%s: ", path);
+    return rc;
+}
+
+void onr_model_free(onr_model *m)
+{
+    if (!m) return;
+    onr_graph_free(m->graph);
+    for (int i = 0; i < m->n_opsets; i++) free(m->opsets[i].domain);
+    free(m->opsets);
+    free(m->producer);
+    for (int i = 0; i < m->n_maps; i++)
+        if (m->maps[i].addr) munmap(m->maps[i].addr, m->maps[i].len);
+    free(m->maps);
+    free(m);
+}
+
+/* ---- test-data tensors ----------------------------------------------------- */
+
+onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr_err *err)
+{
+    *out = NULL;
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, buf);
+    if (!tp) return onr_seterr(err, ONR_E_MODEL, "not a valid TensorProto (%zu bytes)", len);
+    loader L = {.model = NULL, .base_dir = NULL, .err = err};
+    int st;
+    if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        st = onr_seterr(err, ONR_E_UNSUPPORTED, "tensor files with external data are not supported");
+    else
+        st = load_tensor(&L, tp, out);
+    onnx__tensor_proto__free_unpacked(tp, NULL);
+    return st;
+}
+
+onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                              onr_err *err)
+{
+    Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
+    tp.n_dims = (size_t)t->rank;
+    tp.dims = (int64_t *)t->dims;
+    tp.has_data_type = 1;
+    tp.data_type = t->dtype;
+    tp.name = (char *)(name ? name : "");
+    ProtobufCBinaryData *strs = NULL;
+    if (t->dtype == ONR_STRING) {
+        strs = calloc(t->numel ? (size_t)t->numel : 1, sizeof *strs);
+        if (!strs) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        char *const *s = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            strs[i].data = (uint8_t *)(s[i] ? s[i] : "");
+            strs[i].len = strlen((const char *)strs[i].data);
+        }
+        tp.n_string_data = (size_t)t->numel;
+        tp.string_data = strs;
+    } else {
+        tp.has_raw_data = 1;
+        tp.raw_data.len = onr_tensor_nbytes(t);
+        tp.raw_data.data = t->data;
+    }
+    size_t n = onnx__tensor_proto__get_packed_size(&tp);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        free(strs);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    onnx__tensor_proto__pack(&tp, b);
+    free(strs);
+    *out = b;
+    *len = n;
+    return ONR_OK;
+}

@@ -1,0 +1,25 @@
+/*
+ * load.h - turning .onnx bytes into the IR. The only part of onnx-run that
+ * sees protobuf-c structs.
+ */
+#ifndef ONR_LOAD_H
+#define ONR_LOAD_H
+
+#include "ir/ir.h"
+
+/* Parse a model file. External data is resolved against the file's directory. */
+onr_status onr_load_file(const char *path, onr_model **out, onr_err *err);
+/* Parse a serialized ModelProto in memory; base_dir (may be NULL) resolves
+ * external data. */
+onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, onr_model **out,
+                           onr_err *err);
+/* Parse a serialized TensorProto (test-data .pb files). */
+onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr_err *err);
+/* Serialize a tensor as a TensorProto; *out is malloc'd. */
+onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                              onr_err *err);
+
+/* Largest nesting of messages accepted (graph attributes inside nodes inside graphs ...). */
+#define ONR_MAX_PROTO_DEPTH 48
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * plan.c - from IR to steps: op resolution, topological order, static shape
+ * inference with constant folding, step layout; and the executor loop.
+ *
+ * Shapes are inferred at load wherever the graph inputs' dims are static;
+ * nodes whose inputs are all constant (and Shape/Size of a known shape) are
+ * evaluated once here with the real kernels and become constants. At run,
+ * every step re-derives its output shapes from the actual inputs (cheap),
+ * re-prepares only when its input shapes changed, then runs.
+ */
+#include "plan/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/exec.h"
+
+/* Nodes never evaluated at load even when their inputs are constant. */
+static int never_fold(const char *op)
+{
+    static const char *const names[] = {"RandomNormal", "RandomUniform", "RandomNormalLike",
+                                        "RandomUniformLike", "Multinomial", "Bernoulli", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(op, names[i]) == 0) return 1;
+    return 0;
+}
+
+/* Folded constants larger than this stay steps (they would cost memory). */
+#define ONR_FOLD_MAX_BYTES (64u << 20)
+
+static int resolve_ops(onr_model *m, onr_err *err)
+{
+    onr_graph *g = m->graph;
+    char list[800] = "";
+    size_t used = 0;
+    int missing = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        onr_node *n = &g->nodes[i];
+        n->opset = onr_model_opset(m, n->domain);
+        n->op = n->opset ? onr_op_find(n->domain, n->op_type, n->opset) : NULL;
+        if (n->op) continue;
+        /* list each (domain, op, opset) once */
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++) {
+            const onr_node *o = &g->nodes[k];
+            seen = !o->op && strcmp(o->op_type, n->op_type) == 0 &&
+                   strcmp(o->domain, n->domain) == 0;
+        }
+        if (seen) continue;
+        missing++;
+        if (used < sizeof list - 1) {
+            char one[300];
+            if (n->opset)
+                snprintf(one, sizeof one, "%s%s (domain '%s', opset %lld, node '%s')",
+                         missing > 1 ? "; " : "", n->op_type,
+                         *n->domain ? n->domain : "ai.onnx", (long long)n->opset, n->name);
+            else
+                snprintf(one, sizeof one, "%s%s (domain '%s' is not imported by the model, node '%s')",
+                         missing > 1 ? "; " : "", n->op_type, n->domain, n->name);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s", one);
+        }
+    }
+    if (missing)
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "unsupported operator%s: %s",
+                          missing > 1 ? "s" : "", list);
+    return ONR_OK;
+}
+
+/* Kahn's algorithm over value producers; order[] receives node indices. */
+static int topo_sort(const onr_graph *g, int *order, onr_err *err)
+{
+    int n = g->n_nodes;
+    int *indeg = calloc((size_t)n + 1, sizeof *indeg);
+    int *cnt = calloc((size_t)g->n_values + 1, sizeof *cnt); /* consumers per value */
+    int *start = calloc((size_t)g->n_values + 2, sizeof *start);
+    if (!indeg || !cnt || !start) {
+        free(indeg), free(cnt), free(start);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    long total = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int v = g->nodes[i].inputs[k];
+            if (v >= 0 && g->values[v].producer >= 0) {
+                indeg[i]++;
+                cnt[v]++;
+                total++;
+            }
+        }
+    int *adj = malloc(((size_t)total + 1) * sizeof *adj);
+    int *queue = malloc(((size_t)n + 1) * sizeof *queue);
+    if (!adj || !queue) {
+        free(indeg), free(cnt), free(start), free(adj), free(queue);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) start[v + 1] = start[v] + cnt[v];
+    memset(cnt, 0, (size_t)g->n_values * sizeof *cnt);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int v = g->nodes[i].inputs[k];
+            if (v >= 0 && g->values[v].producer >= 0) adj[start[v] + cnt[v]++] = i;
+        }
+    int head = 0, tail = 0;
+    for (int i = 0; i < n; i++)
+        if (!indeg[i]) queue[tail++] = i;
+    while (head < tail) {
+        int i = queue[head++];
+        order[head - 1] = i;
+        const onr_node *nd = &g->nodes[i];
+        for (int o = 0; o < nd->n_out; o++) {
+            int v = nd->outputs[o];
+            if (v < 0) continue;
+            for (int e = start[v]; e < start[v + 1]; e++)
+                if (--indeg[adj[e]] == 0) queue[tail++] = adj[e];
+        }
+    }
+    int st = ONR_OK;
+    if (tail < n) {
+        int culprit = 0;
+        while (culprit < n && !indeg[culprit]) culprit++;
+        st = onr_seterr(err, ONR_E_MODEL,
+                        "the graph has a cycle: node '%s' (%s) depends on its own output", 
+                        g->nodes[culprit].name, g->nodes[culprit].op_type);
+    }
+    free(indeg), free(cnt), free(start), free(adj), free(queue);
+    return st;
+}
+
+/* Static knowledge of a value as a tensor: constant, shape-only, or unknown. */
+static int value_meta(const onr_value *v, onr_tensor *meta)
+{
+    if (v->konst) {
+        *meta = *v->konst;
+        meta->owns = 0;
+        meta->name = NULL;
+        return 1;
+    }
+    if (v->dtype == ONR_UNDEFINED || v->rank < 0) return 0;
+    for (int d = 0; d < v->rank; d++)
+        if (v->dims[d] < 0) return 0;
+    memset(meta, 0, sizeof *meta);
+    onr_err tmp = {0};
+    if (onr_tensor_set_shape(meta, v->dtype, v->rank, v->dims, &tmp)) return 0;
+    return 1;
+}
+
+/* Infer one node's outputs at load; fold it when its inputs are constant. */
+static int infer_node(onr_plan *p, int ni, int *folded, onr_err *err)
+{
+    onr_graph *g = p->graph;
+    onr_node *n = &g->nodes[ni];
+    *folded = 0;
+    onr_tensor meta_in[n->n_in > 0 ? n->n_in : 1];
+    onr_tensor *in[n->n_in > 0 ? n->n_in : 1];
+    onr_tensor meta_out[n->n_out > 0 ? n->n_out : 1];
+    onr_tensor *out[n->n_out > 0 ? n->n_out : 1];
+    int all_const = 1;
+    for (int k = 0; k < n->n_in; k++) {
+        in[k] = NULL;
+        if (n->inputs[k] < 0) continue;
+        const onr_value *v = &g->values[n->inputs[k]];
+        if (!value_meta(v, &meta_in[k])) return ONR_OK; /* unknown until run */
+        in[k] = &meta_in[k];
+        if (!v->konst) all_const = 0;
+    }
+    memset(meta_out, 0, sizeof meta_out);
+    for (int o = 0; o < n->n_out; o++) out[o] = n->outputs[o] >= 0 ? &meta_out[o] : NULL;
+    onr_kctx ctx = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = in, .n_out = n->n_out,
+                    .out = out, .nthreads = p->nthreads, .err = err};
+    int st = n->op->impl->shape(&ctx);
+    if (st == ONR_SHAPE_DEFER) return ONR_OK;
+    if (st) {
+        onr_err_node(err, n);
+        return st;
+    }
+    for (int o = 0; o < n->n_out; o++) {
+        if (!out[o]) continue;
+        onr_value *v = &g->values[n->outputs[o]];
+        v->dtype = out[o]->dtype;
+        v->rank = out[o]->rank;
+        for (int d = 0; d < v->rank; d++) v->dims[d] = out[o]->dims[d];
+    }
+    int shape_only = (strcmp(n->op_type, "Shape") == 0 || strcmp(n->op_type, "Size") == 0) &&
+                     !*n->domain;
+    if (!(all_const || shape_only) || never_fold(n->op_type)) return ONR_OK;
+    size_t bytes = 0;
+    for (int o = 0; o < n->n_out; o++)
+        if (out[o]) bytes += (size_t)out[o]->numel * (onr_dtype_size(out[o]->dtype) + 1);
+    if (bytes > ONR_FOLD_MAX_BYTES) return ONR_OK;
+    /* evaluate it now with the real kernel */
+    onr_tensor *res[n->n_out > 0 ? n->n_out : 1];
+    for (int o = 0; o < n->n_out; o++) {
+        res[o] = NULL;
+        if (out[o] && !(res[o] = calloc(1, sizeof(onr_tensor)))) {
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    st = onr_exec_node(n, n->op, n->opset, in, n->n_in, res, n->n_out, p->nthreads, err);
+    if (st) {
+        onr_err_node(err, n);
+        goto fail;
+    }
+    for (int o = 0; o < n->n_out; o++) {
+        if (!res[o]) continue;
+        if (!res[o]->owns && res[o]->numel) { /* a view of its input: own a copy */
+            onr_tensor *c = onr_tensor_clone(res[o]);
+            if (!c) {
+                st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+                goto fail;
+            }
+            free(res[o]);
+            res[o] = c;
+        }
+        g->values[n->outputs[o]].konst = res[o];
+        res[o] = NULL;
+    }
+    *folded = 1;
+    return ONR_OK;
+fail:
+    for (int o = 0; o < n->n_out; o++) onr_tensor_free(res[o]);
+    return st;
+}
+
+static int add_step(onr_plan *p, int ni, onr_err *err)
+{
+    onr_graph *g = p->graph;
+    onr_node *n = &g->nodes[ni];
+    onr_step *s = &p->steps[p->n_steps];
+    memset(s, 0, sizeof *s);
+    s->node = ni;
+    s->op = n->op;
+    s->n_in = n->n_in;
+    s->n_out = n->n_out;
+    s->in = calloc((size_t)n->n_in + 1, sizeof *s->in);
+    s->out = calloc((size_t)n->n_out + 1, sizeof *s->out);
+    s->in_const = calloc((size_t)n->n_in + 1, 1);
+    s->key_len = n->n_in * (2 + ONR_MAX_RANK);
+    s->key = calloc((size_t)s->key_len + 1, sizeof *s->key);
+    if (!s->in || !s->out || !s->in_const || !s->key) {
+        free(s->in), free(s->out), free(s->in_const), free(s->key);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    for (int k = 0; k < n->n_in; k++) {
+        int v = n->inputs[k];
+        if (v < 0) continue;
+        s->in[k] = &p->rt[v];
+        s->in_const[k] = g->values[v].konst != NULL;
+    }
+    for (int o = 0; o < n->n_out; o++)
+        if (n->outputs[o] >= 0) s->out[o] = &p->rt[n->outputs[o]];
+    p->n_steps++;
+    return ONR_OK;
+}
+
+onr_status onr_plan_build(onr_model *m, int nthreads, onr_plan **out, onr_err *err)
+{
+    *out = NULL;
+    onr_graph *g = m->graph;
+    int st = resolve_ops(m, err);
+    if (st) return st;
+    onr_plan *p = calloc(1, sizeof *p);
+    int *order = malloc(((size_t)g->n_nodes + 1) * sizeof *order);
+    if (!p || !order) {
+        free(p), free(order);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    p->model = m;
+    p->graph = g;
+    p->nthreads = nthreads > 0 ? nthreads : 1;
+    if ((st = topo_sort(g, order, err))) goto fail;
+    p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
+    p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
+    if (!p->steps || !p->rt) {
+        st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        int folded;
+        if ((st = infer_node(p, order[i], &folded, err))) goto fail;
+        if (folded) p->n_folded++;
+    }
+    /* constants are seen by the executor as views of their data */
+    for (int v = 0; v < g->n_values; v++) {
+        const onr_tensor *k = g->values[v].konst;
+        if (!k) continue;
+        p->rt[v] = *k;
+        p->rt[v].owns = 0;
+        p->rt[v].name = NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const onr_node *n = &g->nodes[order[i]];
+        int all_konst = n->n_out > 0;
+        for (int o = 0; o < n->n_out; o++)
+            if (n->outputs[o] >= 0 && !g->values[n->outputs[o]].konst) all_konst = 0;
+        if (all_konst) continue;
+        if ((st = add_step(p, order[i], err))) goto fail;
+    }
+    free(order);
+    *out = p;
+    return ONR_OK;
+fail:
+    free(order);
+    onr_plan_free(p);
+    return st;
+}
+
+/* Has any input's dtype or shape changed since the step was prepared? */
+static int key_update(onr_step *s)
+{
+    int64_t key[s->key_len > 0 ? s->key_len : 1];
+    int j = 0;
+    for (int k = 0; k < s->n_in; k++) {
+        const onr_tensor *t = s->in[k];
+        key[j++] = t ? (int64_t)t->dtype : -1;
+        key[j++] = t ? t->rank : -1;
+        for (int d = 0; d < ONR_MAX_RANK; d++) key[j++] = t && d < t->rank ? t->dims[d] : 0;
+    }
+    if (s->prepared && memcmp(key, s->key, sizeof(int64_t) * (size_t)j) == 0) return 0;
+    memcpy(s->key, key, sizeof(int64_t) * (size_t)j);
+    return 1;
+}
+
+static int run_step(onr_plan *p, onr_step *s, onr_err *err)
+{
+    const onr_node *n = &p->graph->nodes[s->node];
+    const onr_op_impl *impl = s->op->impl;
+    onr_kctx ctx = {.node = n, .opset = n->opset, .n_in = s->n_in, .in = s->in,
+                    .in_const = s->in_const, .n_out = s->n_out, .out = s->out,
+                    .state = s->state, .nthreads = p->nthreads, .err = err};
+    int st = impl->shape(&ctx);
+    if (st == ONR_SHAPE_DEFER)
+        return onr_seterr(err, ONR_E_RUNTIME, "output shape could not be derived from the inputs");
+    if (st) return st;
+    if (key_update(s)) {
+        if (s->state && impl->free_state) impl->free_state(s->state);
+        s->state = ctx.state = NULL;
+        s->scratch = 0;
+        s->prepared = 0;
+        if (impl->prepare && (st = impl->prepare(&ctx, &s->scratch))) return st;
+        s->state = ctx.state;
+        s->prepared = 1;
+    }
+    for (int o = 0; o < s->n_out; o++) {
+        onr_tensor *t = s->out[o];
+        if (!t) continue;
+        if (o == 0 && (impl->flags & ONR_OP_VIEW)) {
+            if (t->owns) free(t->data);
+            t->data = s->in[0]->data;
+            t->owns = 0;
+            t->cap = 0;
+        } else if ((st = onr_tensor_alloc(t, err))) {
+            return st;
+        }
+    }
+    if (s->scratch > p->scratch_cap) {
+        free(p->scratch);
+        p->scratch = NULL;
+        p->scratch_cap = 0;
+        size_t sz = (s->scratch + 63) & ~(size_t)63;
+        if (posix_memalign(&p->scratch, 64, sz) != 0)
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
+        p->scratch_cap = sz;
+    }
+    ctx.scratch = s->scratch ? p->scratch : NULL;
+    ctx.scratch_size = s->scratch;
+    return impl->run(&ctx);
+}
+
+onr_status onr_plan_run(onr_plan *p, onr_err *err)
+{
+    for (int i = 0; i < p->n_steps; i++) {
+        int st = run_step(p, &p->steps[i], err);
+        if (st) {
+            onr_err_node(err, &p->graph->nodes[p->steps[i].node]);
+            return st;
+        }
+    }
+    return ONR_OK;
+}
+
+void onr_plan_free(onr_plan *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->n_steps; i++) {
+        onr_step *s = &p->steps[i];
+        if (s->state && s->op->impl->free_state) s->op->impl->free_state(s->state);
+        free(s->in), free(s->out), free(s->in_const), free(s->key);
+    }
+    free(p->steps);
+    if (p->rt && p->graph)
+        for (int v = 0; v < p->graph->n_values; v++)
+            if (p->rt[v].owns) onr_tensor_clear(&p->rt[v]);
+    free(p->rt);
+    free(p->scratch);
+    free(p);
+}
