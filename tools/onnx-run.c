@@ -3,7 +3,7 @@
  *
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
- *   onnx-run test  CASE_DIR... [--threads N]
+ *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
  *   onnx-run info  MODEL [--plan]
  *   onnx-run profile MODEL [--trace FILE.json]
  *
@@ -36,7 +36,7 @@ static void usage(FILE *f)
             "usage:\n"
             "  onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]\n"
             "  onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]\n"
-            "  onnx-run test  CASE_DIR... [--threads N]\n"
+            "  onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]\n"
             "  onnx-run info  MODEL [--plan]\n"
             "  onnx-run profile MODEL [--trace FILE.json]\n"
             "FILE is a serialized TensorProto (.pb) or a NumPy .npy file. Without -i, inputs\n"
@@ -70,6 +70,7 @@ typedef struct cli {
     int n_in;
     const char *outdir;
     int threads, no_fuse, iters, warmup, json, plan;
+    double rtol, atol;
     const char *trace;
     const char *cases[4096];
     int n_cases;
@@ -80,6 +81,8 @@ static int parse_args(const char *cmd, int argc, char **argv, cli *c)
 {
     c->iters = 10;
     c->warmup = 2;
+    c->rtol = 1e-3; /* the ONNX backend runner's tolerances */
+    c->atol = 1e-7;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has_next = i + 1 < argc;
@@ -110,6 +113,12 @@ static int parse_args(const char *cmd, int argc, char **argv, cli *c)
         } else if (strcmp(a, "--warmup") == 0 && has_next) {
             if (parse_int(argv[++i], &c->warmup))
                 return fprintf(stderr, "onnx-run: --warmup needs an integer >= 0\n"), -1;
+        } else if ((strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) && has_next) {
+            char *end;
+            double v = strtod(argv[++i], &end);
+            if (*end || !(v >= 0)) return fprintf(stderr, "onnx-run: %s needs a number >= 0\n", a), -1;
+            if (a[2] == 'r') c->rtol = v;
+            else c->atol = v;
         } else if (strcmp(a, "--trace") == 0 && has_next) {
             c->trace = argv[++i];
         } else if (strcmp(a, "--no-fuse") == 0) {
@@ -516,7 +525,8 @@ static int list_dir(const char *dir, const char *prefix, char **out, int max)
 }
 
 /* ONNX backend runner tolerance: |got - want| <= atol + rtol * |want|. */
-static int compare(const onr_tensor *got, const onr_tensor *want, char *why, size_t len)
+static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
+                   char *why, size_t len)
 {
     if (onr_tensor_dtype(got) != onr_tensor_dtype(want)) {
         snprintf(why, len, "type %s, expected %s", onr_dtype_name(onr_tensor_dtype(got)),
@@ -532,7 +542,6 @@ static int compare(const onr_tensor *got, const onr_tensor *want, char *why, siz
     }
     int64_t n = onr_tensor_numel(got);
     onr_dtype dt = onr_tensor_dtype(got);
-    const double rtol = 1e-3, atol = 1e-7;
     for (int64_t i = 0; i < n; i++) {
         if (dt == ONR_STRING) {
             if (strcmp(((char **)onr_tensor_data(got))[i], ((char **)onr_tensor_data(want))[i])) {
@@ -675,7 +684,7 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
                 ok = 0;
                 break;
             }
-            if (!compare(onr_session_output(s, i), want, w, sizeof w)) {
+            if (!compare(onr_session_output(s, i), want, c->rtol, c->atol, w, sizeof w)) {
                 onr_value_info vi;
                 onr_session_output_info(s, i, &vi);
                 snprintf(why, sizeof why, "output %d '%s': %s", i, vi.name, w);

@@ -1,0 +1,134 @@
+/*
+ * pbw.h - a tiny protobuf wire-format writer for tests: builds ONNX models
+ * byte by byte, including the malformed and hostile ones no exporter makes.
+ * Header-only; every message is a growable byte buffer.
+ */
+#ifndef ONR_PBW_H
+#define ONR_PBW_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pbw {
+    uint8_t *b;
+    size_t n, cap;
+} pbw;
+
+static inline void pbw_raw(pbw *w, const void *p, size_t n)
+{
+    if (w->n + n > w->cap) {
+        w->cap = (w->n + n) * 2 + 64;
+        w->b = realloc(w->b, w->cap);
+    }
+    if (n) memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+
+static inline void pbw_varint(pbw *w, uint64_t v)
+{
+    uint8_t t[10];
+    int k = 0;
+    do {
+        t[k] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) t[k] |= 0x80;
+        k++;
+    } while (v);
+    pbw_raw(w, t, (size_t)k);
+}
+
+static inline void pbw_int(pbw *w, int field, int64_t v)
+{
+    pbw_varint(w, (uint64_t)field << 3);
+    pbw_varint(w, (uint64_t)v);
+}
+
+static inline void pbw_bytes(pbw *w, int field, const void *p, size_t n)
+{
+    pbw_varint(w, ((uint64_t)field << 3) | 2);
+    pbw_varint(w, n);
+    pbw_raw(w, p, n);
+}
+
+static inline void pbw_str(pbw *w, int field, const char *s) { pbw_bytes(w, field, s, strlen(s)); }
+
+static inline void pbw_float(pbw *w, int field, float f)
+{
+    pbw_varint(w, ((uint64_t)field << 3) | 5);
+    pbw_raw(w, &f, 4);
+}
+
+/* Append sub as a length-delimited field and free it. */
+static inline void pbw_msg(pbw *w, int field, pbw *sub)
+{
+    pbw_bytes(w, field, sub->b, sub->n);
+    free(sub->b);
+    memset(sub, 0, sizeof *sub);
+}
+
+/* ---- ONNX messages (field numbers of onnx.proto) ----------------------- */
+
+/* ValueInfoProto for a tensor; dims < 0 become dim_param "N". */
+static inline void pbw_value_info(pbw *graph, int field, const char *name, int dtype, int rank,
+                                  const int64_t *dims)
+{
+    pbw shape = {0}, tt = {0}, tp = {0}, vi = {0};
+    for (int i = 0; i < rank; i++) {
+        pbw d = {0};
+        if (dims[i] >= 0) pbw_int(&d, 1, dims[i]);
+        else pbw_str(&d, 2, "N");
+        pbw_msg(&shape, 1, &d);
+    }
+    pbw_int(&tt, 1, dtype);
+    if (rank >= 0) pbw_msg(&tt, 2, &shape);
+    else free(shape.b);
+    pbw_msg(&tp, 1, &tt);
+    pbw_str(&vi, 1, name);
+    pbw_msg(&vi, 2, &tp);
+    pbw_msg(graph, field, &vi);
+}
+
+/* NodeProto with comma-free lists: ins/outs are NULL-terminated arrays. */
+static inline void pbw_node(pbw *graph, const char *op, const char *name, const char *const *ins,
+                            const char *const *outs, pbw *attrs /* may be NULL */)
+{
+    pbw n = {0};
+    for (int i = 0; ins && ins[i]; i++) pbw_str(&n, 1, ins[i]);
+    for (int i = 0; outs && outs[i]; i++) pbw_str(&n, 2, outs[i]);
+    if (name) pbw_str(&n, 3, name);
+    pbw_str(&n, 4, op);
+    if (attrs) {
+        pbw_raw(&n, attrs->b, attrs->n);
+        free(attrs->b);
+        memset(attrs, 0, sizeof *attrs);
+    }
+    pbw_msg(graph, 1, &n);
+}
+
+/* TensorProto initializer with float raw data (data may be NULL: none). */
+static inline void pbw_init_f32(pbw *graph, const char *name, int rank, const int64_t *dims,
+                                const float *data, size_t n)
+{
+    pbw t = {0};
+    for (int i = 0; i < rank; i++) pbw_int(&t, 1, dims[i]);
+    pbw_int(&t, 2, 1);
+    pbw_str(&t, 8, name);
+    if (data) pbw_bytes(&t, 9, data, n * sizeof(float));
+    pbw_msg(graph, 5, &t);
+}
+
+/* ModelProto around a graph with one opset import for ai.onnx. */
+static inline pbw pbw_model(pbw *graph, int64_t ir_version, int64_t opset)
+{
+    pbw m = {0}, os = {0};
+    pbw_int(&m, 1, ir_version);
+    pbw_str(&m, 2, "onnx-run-tests");
+    pbw_str(&os, 1, "");
+    pbw_int(&os, 2, opset);
+    pbw_msg(&m, 8, &os);
+    pbw_msg(&m, 7, graph);
+    return m;
+}
+
+#endif
