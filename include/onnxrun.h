@@ -165,7 +165,9 @@ const onr_tensor *onr_session_output(const onr_session *s, int i);
  * A later call for the same i returns NULL until the next run. */
 onr_tensor *onr_session_take_output(onr_session *s, int i);
 
-/* ---- model facts (for tools like `onnx-run info`) --------------------- */
+/* ---- model facts (for tools like `onnx-run info`) ---------------------
+ * These work once the model has loaded, even when opening failed later with
+ * ONR_E_UNSUPPORTED, so a tool can still describe the model. */
 
 int64_t onr_session_ir_version(const onr_session *s);
 const char *onr_session_producer(const onr_session *s); /* "name version" */

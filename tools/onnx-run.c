@@ -451,9 +451,16 @@ static void print_value(const char *kind, const onr_value_info *vi)
 
 static int cmd_info(const cli *c)
 {
-    int code = 0;
-    onr_session *s = open_model(c->model, c, &code);
-    if (!s) return code;
+    /* describe the model even when some of its ops are unsupported */
+    onr_options *o = onr_options_new();
+    onr_session *s = NULL;
+    onr_status st = onr_session_open(c->model, o, &s);
+    onr_options_free(o);
+    if (st && (st != ONR_E_UNSUPPORTED || onr_session_node_count(s) == 0)) {
+        fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
+        onr_session_free(s);
+        return exit_for(st);
+    }
     printf("model %s\nir_version %lld\nproducer %s\nopsets:", c->model,
            (long long)onr_session_ir_version(s), onr_session_producer(s));
     for (int i = 0; i < onr_session_opset_count(s); i++) {
@@ -495,8 +502,9 @@ static int cmd_info(const cli *c)
             if (onr_session_step_describe(s, i, line, sizeof line) == ONR_OK)
                 printf("  %4d  %s\n", i, line);
     }
+    if (st) fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
     onr_session_free(s);
-    return EXIT_OK;
+    return exit_for(st);
 }
 
 /* ---- test ----------------------------------------------------------------- */

@@ -119,15 +119,18 @@ const char *onr_session_errmsg(const onr_session *s)
 int onr_session_threads(const onr_session *s) { return s ? s->nthreads : 0; }
 
 static int ready(const onr_session *s) { return s && s->model && s->plan; }
+/* Model facts are available once the model loaded, even if planning failed
+ * (so `onnx-run info` can describe a model with unsupported ops). */
+static int loaded(const onr_session *s) { return s && s->model; }
 
 int onr_session_input_count(const onr_session *s)
 {
-    return ready(s) ? s->model->graph->n_inputs : 0;
+    return loaded(s) ? s->model->graph->n_inputs : 0;
 }
 
 int onr_session_output_count(const onr_session *s)
 {
-    return ready(s) ? s->model->graph->n_outputs : 0;
+    return loaded(s) ? s->model->graph->n_outputs : 0;
 }
 
 static void fill_info(const onr_value *v, onr_value_info *info)
@@ -141,14 +144,14 @@ static void fill_info(const onr_value *v, onr_value_info *info)
 
 onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info)
 {
-    if (!ready(s) || !info || i < 0 || i >= s->model->graph->n_inputs) return ONR_E_ARG;
+    if (!loaded(s) || !info || i < 0 || i >= s->model->graph->n_inputs) return ONR_E_ARG;
     fill_info(&s->model->graph->values[s->model->graph->inputs[i]], info);
     return ONR_OK;
 }
 
 onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *info)
 {
-    if (!ready(s) || !info || i < 0 || i >= s->model->graph->n_outputs) return ONR_E_ARG;
+    if (!loaded(s) || !info || i < 0 || i >= s->model->graph->n_outputs) return ONR_E_ARG;
     fill_info(&s->model->graph->values[s->model->graph->outputs[i]], info);
     return ONR_OK;
 }
@@ -281,25 +284,25 @@ onr_tensor *onr_session_take_output(onr_session *s, int i)
     return t;
 }
 
-int64_t onr_session_ir_version(const onr_session *s) { return ready(s) ? s->model->ir_version : 0; }
+int64_t onr_session_ir_version(const onr_session *s) { return loaded(s) ? s->model->ir_version : 0; }
 const char *onr_session_producer(const onr_session *s)
 {
-    return ready(s) && s->model->producer ? s->model->producer : "";
+    return loaded(s) && s->model->producer ? s->model->producer : "";
 }
-int onr_session_opset_count(const onr_session *s) { return ready(s) ? s->model->n_opsets : 0; }
+int onr_session_opset_count(const onr_session *s) { return loaded(s) ? s->model->n_opsets : 0; }
 
 const char *onr_session_opset(const onr_session *s, int i, int64_t *version)
 {
-    if (!ready(s) || i < 0 || i >= s->model->n_opsets) return NULL;
+    if (!loaded(s) || i < 0 || i >= s->model->n_opsets) return NULL;
     if (version) *version = s->model->opsets[i].version;
     return s->model->opsets[i].domain;
 }
 
-int onr_session_node_count(const onr_session *s) { return ready(s) ? s->model->graph->n_nodes : 0; }
+int onr_session_node_count(const onr_session *s) { return loaded(s) ? s->model->graph->n_nodes : 0; }
 
 const char *onr_session_node_op(const onr_session *s, int i, const char **domain)
 {
-    if (!ready(s) || i < 0 || i >= s->model->graph->n_nodes) return NULL;
+    if (!loaded(s) || i < 0 || i >= s->model->graph->n_nodes) return NULL;
     if (domain) *domain = s->model->graph->nodes[i].domain;
     return s->model->graph->nodes[i].op_type;
 }
