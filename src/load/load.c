@@ -252,7 +252,10 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
     const uint8_t *base = NULL;
     size_t flen = 0;
     int st = map_external(L, path, &base, &flen);
-    if (st) return onr_seterr(L->err, st, "tensor '%s': %s", tname(tp), L->err->msg);
+    if (st) {
+        onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
+        return st;
+    }
     if (length >= 0 && (uint64_t)length != need)
         return onr_seterr(L->err, ONR_E_MODEL,
                           "tensor '%s': external data length %lld does not match its shape "
@@ -352,7 +355,8 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, onr_tensor **out)
     int st = onr_tensor_set_shape(t, (onr_dtype)dt, (int)tp->n_dims, tp->dims, L->err);
     if (st) {
         free(t);
-        return onr_seterr(L->err, st, "tensor '%s': %s", tname(tp), L->err->msg);
+        onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
+        return st;
     }
     t->name = onr_strdup(tname(tp));
     size_t need = onr_tensor_nbytes(t);
