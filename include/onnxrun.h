@@ -181,6 +181,16 @@ const char *onr_session_node_op(const onr_session *s, int i, const char **domain
 int onr_session_step_count(const onr_session *s);
 /* One line describing step i (op, inputs, output shapes) into buf. */
 onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len);
+/* Op type and node name of step i (NULL when out of range). */
+const char *onr_session_step_op(const onr_session *s, int i, const char **node_name);
+
+/* ---- profiling ---------------------------------------------------------- */
+
+/* When on, every run records each step's start offset and duration. */
+void onr_session_set_profiling(onr_session *s, int on);
+/* Duration of step i in the last run, and its start offset from the start
+ * of that run, in milliseconds (0 when profiling is off). */
+double onr_session_step_ms(const onr_session *s, int i, double *start_ms);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
  *   onnx-run info  MODEL [--plan]
- *   onnx-run profile MODEL [--trace FILE.json]
+ *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json]
  *
  * Exit status: 0 success; 1 error while loading or running; 2 bad usage;
  * 3 the model needs something not supported.
@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "  onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]\n"
             "  onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]\n"
             "  onnx-run info  MODEL [--plan]\n"
-            "  onnx-run profile MODEL [--trace FILE.json]\n"
+            "  onnx-run profile MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--trace FILE.json]\n"
             "FILE is a serialized TensorProto (.pb) or a NumPy .npy file. Without -i, inputs\n"
             "are generated deterministically from the declared shapes (symbolic dims = 1).\n"
             "Exit status: 0 ok, 1 error, 2 bad usage, 3 unsupported model feature.\n");
@@ -167,8 +167,9 @@ static onr_session *open_model(const char *path, const cli *c, int *exit_code)
 
 /* ---- inputs ------------------------------------------------------------ */
 
-/* Deterministic input for a declared input: floats in [-1, 1), integers in
- * [0, 10) (valid indices for any embedding table), bools alternating. */
+/* Deterministic input for a declared input: floats in [-1, 1), integers 0
+ * or 1 (valid indices for any table, e.g. token types, and valid masks),
+ * bools alternating. */
 static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t msglen)
 {
     int64_t dims[ONR_MAX_RANK];
@@ -190,7 +191,7 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
     for (int64_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
         double f = (s >> 8) * (1.0 / 16777216.0) * 2.0 - 1.0;
-        int64_t k = (int64_t)((s >> 8) % 10);
+        int64_t k = (int64_t)((s >> 8) % 2);
         switch (dt) {
         case ONR_FLOAT: ((float *)p)[i] = (float)f; break;
         case ONR_DOUBLE: ((double *)p)[i] = f; break;
@@ -728,12 +729,116 @@ static int cmd_test(const cli *c)
 
 /* ---- profile --------------------------------------------------------------- */
 
+typedef struct stepstat {
+    int step;
+    double ms;
+} stepstat;
+
+static int cmp_stepstat(const void *a, const void *b)
+{
+    double x = ((const stepstat *)a)->ms, y = ((const stepstat *)b)->ms;
+    return x > y ? -1 : x < y;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Per-step times over --iters runs (after --warmup), sorted by total time,
+ * then per op type; --trace writes the last run as Chrome trace events. */
 static int cmd_profile(const cli *c)
 {
-    (void)c;
-    fprintf(stderr, "onnx-run profile: per-step profiling is not implemented yet; use "
-                    "`onnx-run bench` for whole-model timing\n");
-    return EXIT_UNSUPPORTED;
+    int code = 0;
+    onr_session *s = open_model(c->model, c, &code);
+    if (!s) return code;
+    int n = onr_session_input_count(s), ns = onr_session_step_count(s);
+    onr_tensor *ins[n > 0 ? n : 1];
+    const char *names[n > 0 ? n : 1];
+    stepstat *acc = calloc((size_t)ns + 1, sizeof *acc);
+    if (!acc || (code = make_inputs(s, c, ins, names)) != EXIT_OK) {
+        free(acc);
+        onr_session_free(s);
+        return code ? code : EXIT_ERR;
+    }
+    for (int i = 0; i < ns; i++) acc[i].step = i;
+    onr_status st = ONR_OK;
+    double total = 0;
+    for (int it = 0; it < c->warmup + c->iters && !st; it++) {
+        onr_session_set_profiling(s, it >= c->warmup);
+        double a = now_ms();
+        st = onr_session_run(s, n, names, (const onr_tensor *const *)ins);
+        if (it < c->warmup || st) continue;
+        total += now_ms() - a;
+        for (int i = 0; i < ns; i++) acc[i].ms += onr_session_step_ms(s, i, NULL);
+    }
+    if (st) {
+        fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
+        code = exit_for(st);
+        goto out;
+    }
+    if (c->trace) {
+        FILE *f = fopen(c->trace, "w");
+        if (!f) {
+            fprintf(stderr, "onnx-run: cannot create '%s': %s\n", c->trace, strerror(errno));
+            code = EXIT_ERR;
+            goto out;
+        }
+        fprintf(f, "{\"traceEvents\":[\n");
+        for (int i = 0; i < ns; i++) {
+            const char *node;
+            const char *op = onr_session_step_op(s, i, &node);
+            double start, ms = onr_session_step_ms(s, i, &start);
+            fprintf(f, "%s{\"name\":", i ? ",\n" : "");
+            json_str(f, op);
+            fprintf(f, ",\"cat\":\"step\",\"ph\":\"X\",\"pid\":1,\"tid\":1,\"ts\":%.3f,\"dur\":%.3f,"
+                       "\"args\":{\"node\":", start * 1e3, ms * 1e3);
+            json_str(f, node);
+            fprintf(f, ",\"step\":%d}}", i);
+        }
+        fprintf(f, "\n]}\n");
+        fclose(f);
+    }
+    double steps_total = 0;
+    for (int i = 0; i < ns; i++) steps_total += acc[i].ms;
+    qsort(acc, (size_t)ns, sizeof *acc, cmp_stepstat);
+    printf("model %s, %d steps, %d threads, %d runs: %.3f ms per run (steps %.3f ms)\n", c->model,
+           ns, onr_session_threads(s), c->iters, total / c->iters, steps_total / c->iters);
+    printf("%5s  %-20s %10s %6s  %s\n", "step", "op", "ms/run", "%", "node");
+    for (int i = 0; i < ns && i < 40; i++) {
+        const char *node;
+        const char *op = onr_session_step_op(s, acc[i].step, &node);
+        printf("%5d  %-20s %10.4f %6.2f  %s\n", acc[i].step, op, acc[i].ms / c->iters,
+               steps_total > 0 ? 100 * acc[i].ms / steps_total : 0, node);
+    }
+    /* per op type */
+    printf("\n%-20s %6s %10s %6s\n", "op", "steps", "ms/run", "%");
+    int *done = calloc((size_t)ns + 1, sizeof *done);
+    for (int i = 0; done && i < ns; i++) {
+        if (done[i]) continue;
+        const char *op = onr_session_step_op(s, acc[i].step, NULL);
+        double ms = 0;
+        int cnt = 0;
+        for (int j = i; j < ns; j++)
+            if (!done[j] && strcmp(onr_session_step_op(s, acc[j].step, NULL), op) == 0) {
+                done[j] = 1;
+                ms += acc[j].ms;
+                cnt++;
+            }
+        printf("%-20s %6d %10.4f %6.2f\n", op, cnt, ms / c->iters,
+               steps_total > 0 ? 100 * ms / steps_total : 0);
+    }
+    free(done);
+out:
+    free(acc);
+    free_inputs(n, ins);
+    onr_session_free(s);
+    return code;
 }
 
 int main(int argc, char **argv)

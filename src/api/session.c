@@ -331,3 +331,24 @@ onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, siz
     }
     return ONR_OK;
 }
+
+const char *onr_session_step_op(const onr_session *s, int i, const char **node_name)
+{
+    if (!ready(s) || i < 0 || i >= s->plan->n_steps) return NULL;
+    const onr_node *n = &s->model->graph->nodes[s->plan->steps[i].node];
+    if (node_name) *node_name = n->name;
+    return n->op_type;
+}
+
+void onr_session_set_profiling(onr_session *s, int on)
+{
+    if (ready(s)) s->plan->profiling = on != 0;
+}
+
+double onr_session_step_ms(const onr_session *s, int i, double *start_ms)
+{
+    if (start_ms) *start_ms = 0;
+    if (!ready(s) || i < 0 || i >= s->plan->n_steps || !s->plan->prof_ms) return 0;
+    if (start_ms) *start_ms = s->plan->prof_start_ms[i];
+    return s->plan->prof_ms[i];
+}

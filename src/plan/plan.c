@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exec/exec.h"
 
@@ -368,10 +369,29 @@ static int run_step(onr_plan *p, onr_step *s, onr_err *err)
     return impl->run(&ctx);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 onr_status onr_plan_run(onr_plan *p, onr_err *err)
 {
+    if (p->profiling && !p->prof_ms) {
+        p->prof_ms = calloc((size_t)p->n_steps + 1, sizeof(double));
+        p->prof_start_ms = calloc((size_t)p->n_steps + 1, sizeof(double));
+        if (!p->prof_ms || !p->prof_start_ms)
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory for profiling");
+    }
+    double t0 = p->profiling ? now_ms() : 0;
     for (int i = 0; i < p->n_steps; i++) {
+        double ts = p->profiling ? now_ms() : 0;
         int st = run_step(p, &p->steps[i], err);
+        if (p->profiling) {
+            p->prof_start_ms[i] = ts - t0;
+            p->prof_ms[i] = now_ms() - ts;
+        }
         if (st) {
             onr_err_node(err, &p->graph->nodes[p->steps[i].node]);
             return st;
@@ -389,6 +409,8 @@ void onr_plan_free(onr_plan *p)
         free(s->in), free(s->out), free(s->in_const), free(s->key);
     }
     free(p->steps);
+    free(p->prof_ms);
+    free(p->prof_start_ms);
     if (p->rt && p->graph)
         for (int v = 0; v < p->graph->n_values; v++)
             if (p->rt[v].owns) onr_tensor_clear(&p->rt[v]);

@@ -32,6 +32,9 @@ typedef struct onr_plan {
     void *scratch;
     size_t scratch_cap;
     int nthreads;
+    /* profiling: when on, each run records every step's start and duration */
+    int profiling;
+    double *prof_start_ms, *prof_ms;
 } onr_plan;
 
 /* Resolve ops (all unsupported ones reported at once), sort, infer static
