@@ -6,6 +6,10 @@
  * Knows nothing of the IR or ONNX. Never allocates on the multiply path:
  * callers query workspace sizes and hand the memory in.
  *
+ * Workspace: onr_sgemm_workspace_size() / onr_sgemm_batch_workspace_size()
+ * return an upper bound valid for every kernel this CPU can run. A NULL
+ * workspace is accepted but selects a slow unpacked path.
+ *
  * Semantics shared by every entry point:
  *  - beta == 0 overwrites C (C may hold NaN/garbage); K == 0 gives beta * C
  *    (then the epilogue).
@@ -38,6 +42,9 @@ typedef struct onr_gemm_epilogue {
     const float *residual; /* M x N with leading dim ldr, or NULL */
     size_t ldr;
     int residual_before_act; /* 1: act(v + R); 0: act(v) + R */
+    /* onr_sgemm_batch only: elements between product p's R and product
+     * p+1's (0: every product adds the same R). Biases are shared. */
+    size_t residual_batch_stride;
 } onr_gemm_epilogue;
 
 /* Bytes of workspace onr_sgemm needs for these sizes and thread count
@@ -72,5 +79,13 @@ const char *onr_sgemm_kernel_name(void);
  * CPU); NULL restores the automatic choice. Returns 0 on success. Also read
  * once from the ONR_GEMM_KERNEL environment variable at start-up. */
 int onr_sgemm_force_kernel(const char *name);
+
+/* The tile and cache blocking in use (for tools and reports): microkernel
+ * rows x columns, and the M, K, N block sizes derived from the CPU's caches. */
+typedef struct onr_sgemm_blocking {
+    size_t mr, nr, mc, kc, nc;
+    size_t l1d_bytes, l2_bytes;
+} onr_sgemm_blocking;
+void onr_sgemm_get_blocking(onr_sgemm_blocking *out);
 
 #endif

@@ -1,0 +1,141 @@
+/*
+ * sgemm-12x32-avx512.c - AVX-512F SGEMM microkernel: 12 rows x 32 columns
+ * of C held in 24 zmm accumulators; each k step loads two B vectors and
+ * broadcasts 12 A values (24 FMAs per 14 loads). Compiled with AVX-512
+ * flags by its file name; only called after a CPU check.
+ *
+ * Edge tiles: one specialization per row count 1..12 (the A panel is packed
+ * with the tile's own row count, never padded), and column tails use masked
+ * loads and stores, so nothing past nr columns of B or C is touched.
+ */
+#include <immintrin.h>
+
+#include "gemm/sgemm-ukernel.h"
+
+#define ONR_ACT_VL 16
+#include "gemm/sgemm-act-simd.h"
+
+enum { MR = 12, NR = 32 };
+
+static inline __mmask16 tail_mask(size_t n) /* first n lanes, n in [0, 16] */
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+/* Epilogue of one row of the tile, on values still in registers. */
+static void epi_row(const onr_sgemm_tile_epi *e, size_t i, int nv, __mmask16 m0, __mmask16 m1,
+                    __m512 *t)
+{
+    const __mmask16 m[2] = {m0, m1};
+    if (e->bias_row) {
+        __m512 br = _mm512_set1_ps(e->bias_row[i]);
+        for (int v = 0; v < nv; v++) t[v] = _mm512_add_ps(t[v], br);
+    }
+    for (int v = 0; v < nv; v++) {
+        __m512 x = t[v];
+        if (e->bias_col) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[v], e->bias_col + 16 * v));
+        __m512 r = _mm512_setzero_ps();
+        if (e->residual) r = _mm512_maskz_loadu_ps(m[v], e->residual + i * e->ldr + 16 * v);
+        if (e->residual && e->residual_before_act) x = _mm512_add_ps(x, r);
+        x = (__m512)act_apply((act_vf)x, e->act, e->clip_min, e->clip_max);
+        if (e->residual && !e->residual_before_act) x = _mm512_add_ps(x, r);
+        t[v] = x;
+    }
+}
+
+/* mr, nv (vectors per row: 1 or 2) and full (no column tail) are
+ * compile-time constants in every specialization below. */
+static inline __attribute__((always_inline)) void
+ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
+            const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
+            float *restrict c, size_t ldc, float alpha, float beta, const onr_sgemm_tile_epi *epi)
+{
+    /* A rows in groups of four: [g + (i%4)*lda] keeps the addressing in
+     * base + index*scale form with few registers. */
+    const float *g0 = a, *g1 = a + 4 * lda, *g2 = a + 8 * lda;
+    {   /* pull the C tile in while the k loop runs; the asm hides the
+         * addresses from CSE so they do not stay live in registers */
+        const float *cp = c;
+        __asm__("" : "+r"(cp));
+        for (size_t i = 0; i < mr; i++, cp += ldc) {
+            _mm_prefetch((const char *)cp, _MM_HINT_T0);
+            if (nv > 1) _mm_prefetch((const char *)(cp + 16), _MM_HINT_T0);
+        }
+    }
+    const __mmask16 m0 = full ? (__mmask16)0xFFFF : tail_mask(nr);
+    const __mmask16 m1 = full ? (__mmask16)0xFFFF : tail_mask(nr > 16 ? nr - 16 : 0);
+    __m512 acc[MR][2];
+    for (size_t i = 0; i < mr; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+
+    for (size_t k = 0; k < kc; k++) {
+        /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead */
+        _mm_prefetch((const char *)(b + 16 * ldb), _MM_HINT_T0);
+        if (nv > 1) _mm_prefetch((const char *)(b + 16 * ldb + 16), _MM_HINT_T0);
+        __m512 b0, b1 = _mm512_setzero_ps();
+        if (full) {
+            b0 = _mm512_loadu_ps(b);
+            if (nv > 1) b1 = _mm512_loadu_ps(b + 16);
+        } else {
+            b0 = _mm512_maskz_loadu_ps(m0, b);
+            if (nv > 1) b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        }
+        for (size_t i = 0; i < mr; i++) {
+            const float *g = i < 4 ? g0 : (i < 8 ? g1 : g2);
+            __m512 av = _mm512_set1_ps(g[(i % 4) * lda]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (nv > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+        g0++, g1++, g2++;
+        b += ldb;
+    }
+
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __mmask16 m[2] = {m0, m1};
+    for (size_t i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        __m512 t[2];
+        for (int v = 0; v < nv; v++) {
+            t[v] = _mm512_mul_ps(va, acc[i][v]);
+            if (beta != 0.0f) {
+                __m512 cv = full ? _mm512_loadu_ps(cr + 16 * v)
+                                 : _mm512_maskz_loadu_ps(m[v], cr + 16 * v);
+                t[v] = _mm512_fmadd_ps(vb, cv, t[v]);
+            }
+        }
+        if (epi) epi_row(epi, i, nv, m0, m1, t);
+        for (int v = 0; v < nv; v++) {
+            if (full) _mm512_storeu_ps(cr + 16 * v, t[v]);
+            else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t[v]);
+        }
+    }
+}
+
+#define ARGS                                                                                   \
+    size_t nr, size_t kc, const float *restrict a, size_t lda, const float *restrict b,        \
+        size_t ldb, float *restrict c, size_t ldc, float alpha, float beta,                    \
+        const onr_sgemm_tile_epi *epi
+#define PASS nr, kc, a, lda, b, ldb, c, ldc, alpha, beta, epi
+#define DEF(R)                                                                                 \
+    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, PASS); }                                 \
+    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, PASS); }                                \
+    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, PASS); }
+DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6) DEF(7) DEF(8) DEF(9) DEF(10) DEF(11) DEF(12)
+#undef DEF
+
+typedef void (*kfn)(ARGS);
+#define ROW(R) {k##R##_1, k##R##_2t, k##R##_2f}
+static const kfn table[MR + 1][3] = {
+    {0, 0, 0}, ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6),
+    ROW(7),    ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
+#undef ROW
+
+static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, const float *b,
+                    size_t ldb, float *c, size_t ldc, float alpha, float beta,
+                    const onr_sgemm_tile_epi *epi)
+{
+    int variant = nr <= 16 ? 0 : (nr < NR ? 1 : 2);
+    table[mr][variant](PASS);
+}
+
+const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR, NR, ukernel};

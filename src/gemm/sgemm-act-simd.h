@@ -1,0 +1,86 @@
+/*
+ * sgemm-act-simd.h - vector activation functions for the SIMD microkernels'
+ * epilogues, written once with GCC vector extensions and included by each
+ * ISA file (which defines ONR_ACT_VL = floats per vector before including
+ * it), so the compiler emits that file's ISA. Inputs NaN stay NaN.
+ *
+ * exp is Cephes' expf (rel. error ~2 ulp over the clamped range); erf uses
+ * Abramowitz & Stegun 7.1.26 (abs. error 1.5e-7) in its erfc form so GELU
+ * keeps relative accuracy for negative inputs; tanh-GELU is x*sigmoid(2u).
+ */
+#ifndef ONR_SGEMM_ACT_SIMD_H
+#define ONR_SGEMM_ACT_SIMD_H
+
+#include "gemm/gemm.h"
+
+#ifndef ONR_ACT_VL
+#error "define ONR_ACT_VL (floats per vector) before including sgemm-act-simd.h"
+#endif
+
+typedef float act_vf __attribute__((vector_size(ONR_ACT_VL * 4)));
+typedef int act_vi __attribute__((vector_size(ONR_ACT_VL * 4)));
+
+static inline act_vf act_splat(float x) { return (act_vf){0} + x; }
+
+/* m ? a : b, with m a comparison result (all-ones / all-zeros lanes). */
+static inline act_vf act_sel(act_vi m, act_vf a, act_vf b)
+{
+    return (act_vf)((m & (act_vi)a) | (~m & (act_vi)b));
+}
+
+static inline act_vf act_exp(act_vf x)
+{
+    const act_vf hi = act_splat(88.0f), lo = act_splat(-87.3f);
+    x = act_sel(x > hi, hi, x);
+    x = act_sel(x < lo, lo, x);
+    act_vf fx = x * 1.44269504088896341f;
+    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
+    x = x - fx * 0.693359375f;
+    x = x + fx * 2.12194440e-4f;
+    act_vf z = x * x;
+    act_vf y = act_splat(1.9875691500e-4f);
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    act_vi e = (__builtin_convertvector(fx, act_vi) + 127) << 23;
+    return y * (act_vf)e;
+}
+
+static inline act_vf act_abs(act_vf x) { return (act_vf)((act_vi)x & 0x7fffffff); }
+
+static inline act_vf act_gelu_erf(act_vf x)
+{
+    act_vf z = act_abs(x) * 0.70710678118654752f;
+    act_vf t = 1.0f / (1.0f + 0.3275911f * z);
+    act_vf p = act_splat(1.061405429f);
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    act_vf q = p * t * act_exp(-(z * z)); /* erfc(|x|/sqrt 2) */
+    act_vf one_plus_erf = act_sel(x >= 0.0f, 2.0f - q, q);
+    return 0.5f * x * one_plus_erf;
+}
+
+static inline act_vf act_apply(act_vf v, int act, float lo, float hi)
+{
+    switch (act) {
+    case ONR_ACT_RELU: return act_sel(v < 0.0f, act_splat(0.0f), v);
+    case ONR_ACT_CLIP:
+        v = act_sel(v < lo, act_splat(lo), v);
+        return act_sel(v > hi, act_splat(hi), v);
+    case ONR_ACT_SIGMOID: return 1.0f / (1.0f + act_exp(-v));
+    case ONR_ACT_SILU: return v / (1.0f + act_exp(-v));
+    case ONR_ACT_GELU_ERF: return act_gelu_erf(v);
+    case ONR_ACT_GELU_TANH: {
+        act_vf u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+        return v / (1.0f + act_exp(-2.0f * u));
+    }
+    default: return v;
+    }
+}
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * sgemm-ukernel.h - the contract between the blocked SGEMM driver (gemm.c)
+ * and its per-ISA microkernels (sgemm-*-avx512.c, sgemm-*-avx2.c,
+ * sgemm-ref.c).
+ *
+ * A microkernel computes one MR x NR tile of C (fewer rows/columns at the
+ * edges) from a packed A micro-panel and a B micro-panel:
+ *
+ *   A: mr rows of kc floats, row i at a + i*lda (A itself when it is
+ *      row-major, else a copy made by the driver); never zero-padded.
+ *   B: kc rows of at least nr floats, row k at b + k*ldb (ldb == NR for a
+ *      packed panel, whose columns beyond nr are zero padding; the row
+ *      stride of B itself when reading B in place). Columns >= nr are never
+ *      read unless they are padding inside a packed panel.
+ *   C: c = alpha*acc + beta*c, with beta == 0 never reading c. When epi is
+ *      not NULL (last K block of a product with an epilogue) the epilogue
+ *      is applied to the values before they are stored.
+ */
+#ifndef ONR_SGEMM_UKERNEL_H
+#define ONR_SGEMM_UKERNEL_H
+
+#include <stddef.h>
+
+#include "gemm/gemm.h"
+
+/* The epilogue as one tile sees it: pointers already offset to the tile. */
+typedef struct onr_sgemm_tile_epi {
+    const float *bias_col; /* at the tile's first column, or NULL */
+    const float *bias_row; /* at the tile's first row, or NULL */
+    const float *residual; /* at the tile's (0, 0), or NULL */
+    size_t ldr;
+    int act; /* onr_gemm_act */
+    float clip_min, clip_max;
+    int residual_before_act;
+} onr_sgemm_tile_epi;
+
+typedef void (*onr_sgemm_ukernel_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                     const float *b, size_t ldb, float *c, size_t ldc,
+                                     float alpha, float beta, const onr_sgemm_tile_epi *epi);
+
+/* A kernel, its tile and its name, chosen together (XNNPACK gemm-config
+ * style). Packing routines are shared C code parameterized by mr/nr. */
+typedef struct onr_sgemm_config {
+    const char *name;  /* "avx512-12x32", ... */
+    const char *isa;   /* "avx512", "avx2", "ref": the ONR_GEMM_KERNEL name */
+    size_t mr, nr;
+    onr_sgemm_ukernel_fn ukernel;
+} onr_sgemm_config;
+
+extern const onr_sgemm_config onr_sgemm_config_ref;
+extern const onr_sgemm_config onr_sgemm_config_avx2;
+extern const onr_sgemm_config onr_sgemm_config_avx512;
+
+/* Scalar epilogue of one value at tile row i, column j (shared by the
+ * reference kernel and the SIMD kernels' scalar fallbacks). */
+float onr_sgemm_epi_scalar(const onr_sgemm_tile_epi *e, float v, size_t i, size_t j);
+
+#endif

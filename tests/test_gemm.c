@@ -1,0 +1,572 @@
+/*
+ * test_gemm.c - the SGEMM core against a double-accumulating naive
+ * reference, for every microkernel this CPU can run (each forced in turn):
+ * shapes around the tile edges, transposes, alpha/beta, NaN-filled C with
+ * beta = 0, padded leading dimensions, every epilogue, prepacked B, batched
+ * strides (incl. broadcast), 1 vs 2 threads bit-identical, NaN/Inf
+ * propagation, and tails next to an unmapped page.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "gemm/gemm.h"
+
+static const char *const g_isas[] = {"ref", "avx2", "avx512"};
+
+static uint32_t g_seed = 12345u;
+static float frand(void)
+{
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return (float)((g_seed >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+static void fill(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+}
+static float *falloc(size_t n) /* at least 1 float so empty shapes are valid */
+{
+    float *p = aligned_alloc(64, ((n ? n : 1) * sizeof(float) + 63) / 64 * 64);
+    assert_non_null(p);
+    return p;
+}
+static void *walloc(size_t bytes) { return aligned_alloc(64, (bytes + 64) / 64 * 64); }
+
+static double act_ref(onr_gemm_act act, double v, double lo, double hi)
+{
+    switch (act) {
+    case ONR_ACT_RELU: return v < 0 ? 0 : v;
+    case ONR_ACT_CLIP: return v < lo ? lo : (v > hi ? hi : v);
+    case ONR_ACT_SIGMOID: return 1 / (1 + exp(-v));
+    case ONR_ACT_SILU: return v / (1 + exp(-v));
+    case ONR_ACT_GELU_ERF: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+    case ONR_ACT_GELU_TANH: return 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    default: return v;
+    }
+}
+
+/* Expected C and a per-element error bound, from the original C. */
+static void ref_gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                     size_t lda, const float *b, size_t ldb, float beta, const float *c0,
+                     size_t ldc, const onr_gemm_epilogue *ep, double *want, double *tol)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double acc = 0, mag = 0;
+            for (size_t p = 0; p < k; p++) {
+                double x = ta ? a[p * lda + i] : a[i * lda + p];
+                double y = tb ? b[j * ldb + p] : b[p * ldb + j];
+                acc += x * y;
+                mag += fabs(x * y);
+            }
+            double v = alpha * acc;
+            mag *= fabs(alpha);
+            if (beta != 0) {
+                v += beta * (double)c0[i * ldc + j];
+                mag += fabs(beta * (double)c0[i * ldc + j]);
+            }
+            if (ep) {
+                if (ep->bias_col) v += ep->bias_col[j], mag += fabs(ep->bias_col[j]);
+                if (ep->bias_row) v += ep->bias_row[i], mag += fabs(ep->bias_row[i]);
+                double r = ep->residual ? ep->residual[i * ep->ldr + j] : 0;
+                if (ep->residual && ep->residual_before_act) v += r, mag += fabs(r);
+                v = act_ref(ep->act, v, ep->clip_min, ep->clip_max);
+                if (ep->residual && !ep->residual_before_act) v += r, mag += fabs(r);
+            }
+            want[i * n + j] = v;
+            tol[i * n + j] = 1.2e-7 * (double)(k + 8) * mag + 3e-6 * (1 + fabs(v)) * (ep != NULL) +
+                             1e-30;
+        }
+}
+
+static void check(size_t m, size_t n, const float *c, size_t ldc, const double *want,
+                  const double *tol, const char *what)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double got = c[i * ldc + j], w = want[i * n + j];
+            if (!(fabs(got - w) <= tol[i * n + j])) {
+                fail_msg("%s: C[%zu,%zu] = %.9g, want %.9g (tol %.3g) kernel %s", what, i, j, got,
+                         w, tol[i * n + j], onr_sgemm_kernel_name());
+            }
+        }
+}
+
+/* One product through onr_sgemm (or the packed path) vs the reference. */
+typedef struct gcase {
+    int ta, tb, packed, threads;
+    size_t m, n, k, pad;
+    float alpha, beta;
+    const onr_gemm_epilogue *ep;
+} gcase;
+
+static void run_case(const gcase *g, const char *what)
+{
+    size_t m = g->m, n = g->n, k = g->k;
+    size_t lda = (g->ta ? m : k) + g->pad, ldb = (g->tb ? k : n) + g->pad, ldc = n + g->pad;
+    float *a = falloc((g->ta ? k : m) * lda), *b = falloc((g->tb ? n : k) * ldb);
+    float *c = falloc(m * ldc), *c0 = falloc(m * ldc);
+    fill(a, (g->ta ? k : m) * lda);
+    fill(b, (g->tb ? n : k) * ldb);
+    if (g->beta == 0.f)
+        for (size_t i = 0; i < m * ldc; i++) c0[i] = NAN;
+    else fill(c0, m * ldc);
+    memcpy(c, c0, m * ldc * sizeof(float));
+    double *want = malloc((m * n + 1) * sizeof(double)), *tol = malloc((m * n + 1) * sizeof(double));
+    ref_gemm(g->ta, g->tb, m, n, k, g->alpha, a, lda, b, ldb, g->beta, c0, ldc, g->ep, want, tol);
+    void *ws = walloc(onr_sgemm_workspace_size(m, n, k, g->threads));
+    if (g->packed) {
+        void *pb = walloc(onr_sgemm_pack_b_size(k, n));
+        onr_sgemm_pack_b(g->tb, k, n, b, ldb, pb);
+        onr_sgemm_packed(g->ta, m, n, k, g->alpha, a, lda, pb, g->beta, c, ldc, g->ep, ws,
+                         g->threads);
+        free(pb);
+    } else {
+        onr_sgemm(g->ta, g->tb, m, n, k, g->alpha, a, lda, b, ldb, g->beta, c, ldc, g->ep, ws,
+                  g->threads);
+    }
+    check(m, n, c, ldc, want, tol, what);
+    /* padding columns of C are never written */
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = n; j < ldc; j++)
+            assert_memory_equal(&c[i * ldc + j], &c0[i * ldc + j], sizeof(float));
+    free(ws);
+    free(want);
+    free(tol);
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+}
+
+/* Run fn once per kernel this CPU supports. */
+static void for_each_kernel(void (*fn)(void))
+{
+    for (size_t i = 0; i < sizeof g_isas / sizeof *g_isas; i++) {
+        if (onr_sgemm_force_kernel(g_isas[i]) != 0) {
+            printf("  (kernel %s not supported here, skipped)\n", g_isas[i]);
+            continue;
+        }
+        fn();
+    }
+    onr_sgemm_force_kernel(NULL);
+}
+
+static const size_t g_sizes[] = {0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 257};
+enum { NSIZES = sizeof g_sizes / sizeof *g_sizes };
+static const float g_alphas[] = {1.f, 0.5f, -1.25f, 0.f};
+static const float g_betas[] = {0.f, 1.f, -0.75f};
+
+static void sweep_kernel(void)
+{
+    char what[128];
+    for (size_t im = 0; im < NSIZES; im++)
+        for (size_t in = 0; in < NSIZES; in++) {
+            size_t idx = im * NSIZES + in;
+            gcase g = {0};
+            g.m = g_sizes[im];
+            g.n = g_sizes[in];
+            g.k = g_sizes[(im * 7 + in * 3 + 5) % NSIZES];
+            if (g.m * g.n * g.k > 1200000) g.k = g_sizes[(im + in) % 8]; /* keep ASan runs short */
+            g.ta = (int)(idx & 1);
+            g.tb = (int)((idx >> 1) & 1) ^ (int)(im & 1);
+            g.packed = (idx % 3) == 0;
+            g.pad = (idx % 5 == 0) ? 0 : (idx % 5) * 3;
+            g.alpha = g_alphas[idx % 4 == 3 ? 0 : (idx / 3) % 3];
+            g.beta = g_betas[idx % 3];
+            g.threads = 1 + (int)(idx % 2);
+            snprintf(what, sizeof what, "m=%zu n=%zu k=%zu ta=%d tb=%d packed=%d pad=%zu a=%g b=%g",
+                     g.m, g.n, g.k, g.ta, g.tb, g.packed, g.pad, g.alpha, g.beta);
+            run_case(&g, what);
+        }
+    /* every K of the list at a few fixed tile-edge shapes */
+    for (size_t ik = 0; ik < NSIZES; ik++)
+        for (int t = 0; t < 4; t++) {
+            gcase g = {0};
+            g.m = t < 2 ? 13 : 1;
+            g.n = t % 2 ? 47 : 33;
+            g.k = g_sizes[ik];
+            g.ta = t & 1;
+            g.tb = t >> 1;
+            g.packed = t == 1;
+            g.alpha = 1.f;
+            g.beta = ik % 2 ? 0.f : 1.f;
+            g.threads = 1;
+            snprintf(what, sizeof what, "k sweep m=%zu n=%zu k=%zu", g.m, g.n, g.k);
+            run_case(&g, what);
+        }
+}
+static void test_sizes(void **state)
+{
+    (void)state;
+    for_each_kernel(sweep_kernel);
+}
+
+static void large_kernel(void)
+{
+    /* K over several K blocks, M and N over several cache blocks */
+    gcase g1 = {0, 1, 0, 2, 301, 517, 1100, 3, 1.f, 0.f, NULL};
+    run_case(&g1, "large 301x517x1100");
+    gcase g2 = {1, 0, 1, 2, 260, 800, 700, 0, 0.75f, 0.5f, NULL};
+    run_case(&g2, "large packed 260x800x700");
+    gcase g3 = {0, 0, 1, 2, 1, 3001, 900, 0, 1.f, 0.f, NULL}; /* GEMV */
+    run_case(&g3, "gemv packed 1x3001x900");
+    gcase g4 = {0, 1, 0, 2, 5, 1003, 777, 1, 1.f, 1.f, NULL}; /* small M */
+    run_case(&g4, "small-m 5x1003x777");
+    gcase g5 = {0, 0, 0, 1, 40, 70, 1024, 0, 1.f, 0.f, NULL}; /* lda 1024: A copied, not read in place */
+    run_case(&g5, "aliasing lda 40x70x1024");
+}
+static void test_large(void **state)
+{
+    (void)state;
+    for_each_kernel(large_kernel);
+}
+
+static void epilogue_kernel(void)
+{
+    const size_t m = 29, n = 45, k = 53;
+    float *bc = falloc(n), *br = falloc(m), *r = falloc(m * (n + 3));
+    fill(bc, n);
+    fill(br, m);
+    fill(r, m * (n + 3));
+    char what[96];
+    for (int act = ONR_ACT_NONE; act <= ONR_ACT_GELU_TANH; act++)
+        for (int variant = 0; variant < 8; variant++) {
+            onr_gemm_epilogue ep = {0};
+            ep.act = (onr_gemm_act)act;
+            ep.clip_min = -0.5f;
+            ep.clip_max = 0.75f;
+            ep.bias_col = (variant & 1) ? bc : NULL;
+            ep.bias_row = (variant & 2) ? br : NULL;
+            ep.residual = (variant & 4) ? r : NULL;
+            ep.ldr = n + 3;
+            ep.residual_before_act = variant == 5 || variant == 7;
+            for (int packed = 0; packed < 2; packed++) {
+                gcase g = {packed, 1 - packed, packed, 1, m, n, k, 0, 1.5f,
+                           packed ? 0.f : 0.5f, &ep};
+                snprintf(what, sizeof what, "epilogue act=%d variant=%d packed=%d", act, variant,
+                         packed);
+                run_case(&g, what);
+            }
+        }
+    /* K == 0: beta*C, then the epilogue */
+    onr_gemm_epilogue ep = {bc, br, ONR_ACT_RELU, 0, 0, r, n + 3, 0, 0};
+    gcase g = {0, 0, 0, 1, m, n, 0, 2, 1.f, 0.5f, &ep};
+    run_case(&g, "epilogue k=0");
+    /* activations over a wide input range (values far from the origin) */
+    onr_gemm_epilogue ep2 = {0};
+    for (int act = ONR_ACT_SIGMOID; act <= ONR_ACT_GELU_TANH; act++) {
+        ep2.act = (onr_gemm_act)act;
+        gcase g2 = {0, 0, 0, 1, 17, 40, 33, 0, 9.f, 0.f, &ep2};
+        run_case(&g2, "epilogue wide range");
+    }
+    free(bc);
+    free(br);
+    free(r);
+}
+static void test_epilogues(void **state)
+{
+    (void)state;
+    for_each_kernel(epilogue_kernel);
+}
+
+/* Batched: strides (incl. 0 = broadcast) against per-product references. */
+static void batch_kernel(void)
+{
+    const struct { size_t m, n, k, batch; int bcast_a, bcast_b, ta, tb, threads; } cases[] = {
+        {128, 128, 64, 12, 0, 0, 0, 1, 2},  /* attention Q.K^T, across the batch */
+        {128, 64, 128, 12, 0, 0, 0, 0, 2},  /* attention P.V */
+        {17, 33, 9, 5, 1, 0, 1, 0, 2},      /* A broadcast */
+        {31, 20, 70, 3, 0, 1, 0, 1, 1},     /* B broadcast */
+        {200, 300, 150, 2, 0, 0, 1, 1, 2},  /* big products: threads inside each */
+        {5, 7, 0, 3, 0, 0, 0, 0, 2},        /* K == 0 */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        size_t m = cases[ci].m, n = cases[ci].n, k = cases[ci].k, bt = cases[ci].batch;
+        int ta = cases[ci].ta, tb = cases[ci].tb;
+        size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 1;
+        size_t sa = cases[ci].bcast_a ? 0 : (ta ? k : m) * lda + 5;
+        size_t sb = cases[ci].bcast_b ? 0 : (tb ? n : k) * ldb + 3;
+        size_t sc = m * ldc + 7, sr = m * n;
+        float *a = falloc(sa * bt + (ta ? k : m) * lda), *b = falloc(sb * bt + (tb ? n : k) * ldb);
+        float *c = falloc(sc * bt), *c0 = falloc(sc * bt), *r = falloc(sr * bt), *bias = falloc(n);
+        fill(a, sa * bt + (ta ? k : m) * lda);
+        fill(b, sb * bt + (tb ? n : k) * ldb);
+        fill(c0, sc * bt);
+        fill(r, sr * bt);
+        fill(bias, n);
+        memcpy(c, c0, sc * bt * sizeof(float));
+        onr_gemm_epilogue ep = {0};
+        ep.bias_col = bias;
+        ep.residual = r;
+        ep.ldr = n;
+        ep.residual_batch_stride = sr;
+        ep.act = ONR_ACT_GELU_ERF;
+        float beta = ci % 2 ? 0.25f : 0.f;
+        void *ws = walloc(onr_sgemm_batch_workspace_size(m, n, k, bt, cases[ci].threads));
+        onr_sgemm_batch(ta, tb, m, n, k, 0.5f, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, bt, &ep,
+                        ws, cases[ci].threads);
+        double *want = malloc((m * n + 1) * sizeof(double)), *tol = malloc((m * n + 1) * sizeof(double));
+        for (size_t p = 0; p < bt; p++) {
+            onr_gemm_epilogue e = ep;
+            e.residual = r + p * sr;
+            ref_gemm(ta, tb, m, n, k, 0.5f, a + p * sa, lda, b + p * sb, ldb, beta, c0 + p * sc,
+                     ldc, &e, want, tol);
+            check(m, n, c + p * sc, ldc, want, tol, "batch");
+        }
+        /* threads: bit-identical */
+        float *c2 = falloc(sc * bt);
+        memcpy(c2, c0, sc * bt * sizeof(float));
+        onr_sgemm_batch(ta, tb, m, n, k, 0.5f, a, lda, sa, b, ldb, sb, beta, c2, ldc, sc, bt, &ep,
+                        ws, 1);
+        for (size_t p = 0; p < bt; p++)
+            for (size_t i = 0; i < m; i++)
+                assert_memory_equal(c + p * sc + i * ldc, c2 + p * sc + i * ldc, n * sizeof(float));
+        free(c2);
+        free(ws);
+        free(want);
+        free(tol);
+        free(a);
+        free(b);
+        free(c);
+        free(c0);
+        free(r);
+        free(bias);
+    }
+}
+static void test_batch(void **state)
+{
+    (void)state;
+    for_each_kernel(batch_kernel);
+}
+
+/* 1 and 2 threads give bit-identical C, packed and not. */
+static void threads_kernel(void)
+{
+    const size_t shapes[][3] = {{128, 768, 96}, {197, 130, 400}, {1, 2000, 300}, {700, 64, 50},
+                                {64, 64, 2000}};
+    onr_gemm_epilogue ep = {0};
+    ep.act = ONR_ACT_GELU_TANH;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *a = falloc(m * k), *b = falloc(k * n), *c1 = falloc(m * n), *c2 = falloc(m * n);
+        fill(a, m * k);
+        fill(b, k * n);
+        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 2));
+        void *pb = walloc(onr_sgemm_pack_b_size(k, n));
+        onr_sgemm_pack_b(0, k, n, b, n, pb);
+        for (int packed = 0; packed < 2; packed++) {
+            for (int t = 1; t <= 2; t++) {
+                float *c = t == 1 ? c1 : c2;
+                if (packed)
+                    onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c, n, &ep, ws, t);
+                else onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c, n, &ep, ws, t);
+            }
+            assert_memory_equal(c1, c2, m * n * sizeof(float));
+        }
+        free(pb);
+        free(ws);
+        free(a);
+        free(b);
+        free(c1);
+        free(c2);
+    }
+}
+static void test_threads(void **state)
+{
+    (void)state;
+    for_each_kernel(threads_kernel);
+}
+
+/* NaN and Inf in A or B propagate (no skipping of zeros). */
+static void nan_kernel(void)
+{
+    const size_t m = 20, n = 40, k = 35;
+    for (int packed = 0; packed < 2; packed++) {
+        float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n);
+        fill(a, m * k);
+        fill(b, k * n);
+        a[3 * k + 7] = NAN;          /* row 3 of C: all NaN */
+        b[11 * n + 33] = INFINITY;   /* column 33: +-Inf ... */
+        for (size_t i = 0; i < m; i++) a[i * k + 11] = (i == 5) ? 0.f : 1.f; /* ... 0*Inf = NaN in row 5 */
+        b[2 * n + 17] = NAN;         /* column 17: all NaN (times A's col 2) */
+        for (size_t i = 0; i < m; i++) a[i * k + 2] = 0.f;
+        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 1));
+        void *pb = walloc(onr_sgemm_pack_b_size(k, n));
+        onr_sgemm_pack_b(0, k, n, b, n, pb);
+        if (packed) onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c, n, NULL, ws, 1);
+        else onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c, n, NULL, ws, 1);
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++) {
+                float v = c[i * n + j];
+                if (i == 3 || j == 17 || (i == 5 && j == 33)) assert_true(isnan(v));
+                else if (j == 33) assert_true(isinf(v));
+                else assert_true(isfinite(v));
+            }
+        free(pb);
+        free(ws);
+        free(a);
+        free(b);
+        free(c);
+    }
+}
+static void test_nan_inf(void **state)
+{
+    (void)state;
+    for_each_kernel(nan_kernel);
+}
+
+/* Buffers that end exactly where an unmapped page begins. */
+typedef struct guarded {
+    char *map;
+    size_t len;
+    float *p;
+} guarded;
+static guarded guard_alloc(size_t nfloats)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), bytes = nfloats * sizeof(float);
+    size_t data_pages = (bytes + pg - 1) / pg + 1;
+    guarded g;
+    g.len = (data_pages + 1) * pg;
+    g.map = mmap(NULL, g.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(g.map != MAP_FAILED);
+    assert_int_equal(mprotect(g.map + data_pages * pg, pg, PROT_NONE), 0);
+    g.p = (float *)(g.map + data_pages * pg - bytes);
+    return g;
+}
+static void guard_free(guarded g) { munmap(g.map, g.len); }
+
+static void tail_kernel(void)
+{
+    for (size_t n = 1; n <= 40; n++)
+        for (int t = 0; t < 4; t++) {
+            size_t m = 1 + (n * 7 + (size_t)t) % 14, k = 1 + (n * 5) % 19;
+            int ta = t & 1, tb = t >> 1;
+            guarded A = guard_alloc(m * k), B = guard_alloc(k * n), C = guard_alloc(m * n);
+            guarded R = guard_alloc(m * n), BC = guard_alloc(n), BR = guard_alloc(m);
+            fill(A.p, m * k);
+            fill(B.p, k * n);
+            fill(C.p, m * n);
+            fill(R.p, m * n);
+            fill(BC.p, n);
+            fill(BR.p, m);
+            onr_gemm_epilogue ep = {BC.p, BR.p, ONR_ACT_SILU, 0, 0, R.p, n, t & 1, 0};
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            ref_gemm(ta, tb, m, n, k, 1.f, A.p, ta ? m : k, B.p, tb ? k : n, 0.5f, C.p, n, &ep,
+                     want, tol);
+            void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 1));
+            onr_sgemm(ta, tb, m, n, k, 1.f, A.p, ta ? m : k, B.p, tb ? k : n, 0.5f, C.p, n, &ep, ws,
+                      1);
+            check(m, n, C.p, n, want, tol, "tail");
+            /* the packed path with beta = 0 and no epilogue */
+            guarded PB = guard_alloc(onr_sgemm_pack_b_size(k, n) / sizeof(float));
+            onr_sgemm_pack_b(tb, k, n, B.p, tb ? k : n, PB.p);
+            onr_sgemm_packed(ta, m, n, k, 1.f, A.p, ta ? m : k, PB.p, 0.f, C.p, n, NULL, ws, 1);
+            guard_free(PB);
+            free(ws);
+            free(want);
+            free(tol);
+            guard_free(A);
+            guard_free(B);
+            guard_free(C);
+            guard_free(R);
+            guard_free(BC);
+            guard_free(BR);
+        }
+}
+static void test_tails_guard_page(void **state)
+{
+    (void)state;
+    for_each_kernel(tail_kernel);
+}
+
+/* B packed for one kernel, multiplied after another was forced. */
+static void test_packed_other_kernel(void **state)
+{
+    (void)state;
+    const size_t m = 37, n = 70, k = 41;
+    for (size_t p = 0; p < 3; p++)
+        for (size_t q = 0; q < 3; q++) {
+            if (onr_sgemm_force_kernel(g_isas[p]) != 0 || onr_sgemm_force_kernel(g_isas[q]) != 0)
+                continue;
+            float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n);
+            fill(a, m * k);
+            fill(b, k * n);
+            onr_sgemm_force_kernel(g_isas[p]);
+            void *pb = walloc(onr_sgemm_pack_b_size(k, n));
+            onr_sgemm_pack_b(1, k, n, b, k, pb);
+            onr_sgemm_force_kernel(g_isas[q]);
+            void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 2));
+            onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c, n, NULL, ws, 2);
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            ref_gemm(0, 1, m, n, k, 1.f, a, k, b, k, 0.f, c, n, NULL, want, tol);
+            check(m, n, c, n, want, tol, "packed for another kernel");
+            free(want);
+            free(tol);
+            free(ws);
+            free(pb);
+            free(a);
+            free(b);
+            free(c);
+        }
+    onr_sgemm_force_kernel(NULL);
+}
+
+/* No workspace: the slow path still computes the right thing. */
+static void test_null_workspace(void **state)
+{
+    (void)state;
+    const size_t m = 9, n = 21, k = 13;
+    float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n);
+    fill(a, m * k);
+    fill(b, k * n);
+    double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+    ref_gemm(0, 0, m, n, k, 2.f, a, k, b, n, 0.f, c, n, NULL, want, tol);
+    onr_sgemm(0, 0, m, n, k, 2.f, a, k, b, n, 0.f, c, n, NULL, NULL, 2);
+    check(m, n, c, n, want, tol, "null workspace");
+    free(want);
+    free(tol);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_dispatch(void **state)
+{
+    (void)state;
+    assert_int_equal(onr_sgemm_force_kernel("ref"), 0);
+    assert_string_equal(onr_sgemm_kernel_name(), "ref-4x16");
+    assert_int_not_equal(onr_sgemm_force_kernel("no-such-kernel"), 0);
+    assert_int_equal(onr_sgemm_force_kernel(NULL), 0);
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    assert_true(bl.mr >= 1 && bl.nr >= 1 && bl.kc >= 64 && bl.nc >= bl.nr && bl.mc >= bl.mr);
+    assert_true(bl.mc % bl.mr == 0 && bl.nc % bl.nr == 0);
+    printf("  kernel %s, MRxNR %zux%zu, MC %zu KC %zu NC %zu (L1d %zu, L2 %zu)\n",
+           onr_sgemm_kernel_name(), bl.mr, bl.nr, bl.mc, bl.kc, bl.nc, bl.l1d_bytes, bl.l2_bytes);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_large),
+        cmocka_unit_test(test_epilogues),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_nan_inf),
+        cmocka_unit_test(test_tails_guard_page),
+        cmocka_unit_test(test_packed_other_kernel),
+        cmocka_unit_test(test_null_workspace),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
