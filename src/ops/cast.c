@@ -1,0 +1,363 @@
+/*
+ * cast.c - Cast and CastLike between every numeric type, bool, float16,
+ * bfloat16 and string.
+ *
+ * Rather than one loop per (source, destination) pair, values travel
+ * through a small carrier buffer: floating sources load into double (exact
+ * for every float type), integer and bool sources into int64 (uint64 bit
+ * patterns kept, with a flag), and each destination stores from either
+ * carrier. Both passes are plain loops over a chunk that stays in L1.
+ * float32 <-> float16/bfloat16, the casts of mixed-precision models, skip
+ * the carrier.
+ *
+ * Conversions that C leaves undefined are defined here: float to integer
+ * truncates toward zero through int64 (saturating; NaN gives 0) and then
+ * wraps to the narrower type, as numpy does on x86 for in-range int64.
+ * float8/int4 types are not supported.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+#define CAST_CHUNK 256
+#define T_CASTABLE (ONR_TYPES_NUM | ONR_T(ONR_BOOL) | ONR_T(ONR_STRING))
+
+static int is_float(onr_dtype dt) { return (ONR_T(dt) & ONR_TYPES_FLOAT) != 0; }
+
+/* ---- loads into the carriers -------------------------------------------- */
+
+#define LOAD_LOOP(CT, EXPR)                                    \
+    do {                                                       \
+        const CT *s = src;                                     \
+        for (int64_t i = 0; i < n; i++) dst[i] = (EXPR);       \
+    } while (0)
+
+static void load_f64(onr_dtype dt, const void *src, double *dst, int64_t n)
+{
+    switch (dt) {
+    case ONR_FLOAT: LOAD_LOOP(float, s[i]); break;
+    case ONR_DOUBLE: LOAD_LOOP(double, s[i]); break;
+    case ONR_FLOAT16: LOAD_LOOP(uint16_t, onr_half_to_float(s[i])); break;
+    case ONR_BFLOAT16: LOAD_LOOP(uint16_t, onr_bf16_to_float(s[i])); break;
+    default: break;
+    }
+}
+
+static void load_i64(onr_dtype dt, const void *src, int64_t *dst, int64_t n)
+{
+    switch (dt) {
+    case ONR_INT8: LOAD_LOOP(int8_t, s[i]); break;
+    case ONR_INT16: LOAD_LOOP(int16_t, s[i]); break;
+    case ONR_INT32: LOAD_LOOP(int32_t, s[i]); break;
+    case ONR_INT64: LOAD_LOOP(int64_t, s[i]); break;
+    case ONR_UINT8: LOAD_LOOP(uint8_t, s[i]); break;
+    case ONR_UINT16: LOAD_LOOP(uint16_t, s[i]); break;
+    case ONR_UINT32: LOAD_LOOP(uint32_t, s[i]); break;
+    case ONR_UINT64: LOAD_LOOP(uint64_t, (int64_t)s[i]); break;
+    case ONR_BOOL: LOAD_LOOP(uint8_t, s[i] != 0); break;
+    default: break;
+    }
+}
+
+/* ---- stores from the carriers ------------------------------------------- */
+
+/* Double to int64 without undefined behaviour: truncates, saturates, NaN 0. */
+static int64_t f64_to_i64(double v)
+{
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
+static uint64_t f64_to_u64(double v)
+{
+    if (v >= 18446744073709551615.0) return UINT64_MAX;
+    if (v >= 9223372036854775808.0) return (uint64_t)v;
+    return (uint64_t)f64_to_i64(v);
+}
+
+#define STORE_LOOP(CT, EXPR)                                   \
+    do {                                                       \
+        CT *d = (void *)(dst);                                 \
+        for (int64_t i = 0; i < n; i++) d[i] = (CT)(EXPR);     \
+    } while (0)
+
+static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n)
+{
+    switch (dt) {
+    case ONR_FLOAT: STORE_LOOP(float, src[i]); break;
+    case ONR_DOUBLE: STORE_LOOP(double, src[i]); break;
+    case ONR_FLOAT16: STORE_LOOP(uint16_t, onr_float_to_half((float)src[i])); break;
+    case ONR_BFLOAT16: STORE_LOOP(uint16_t, onr_float_to_bf16((float)src[i])); break;
+    case ONR_BOOL: STORE_LOOP(uint8_t, src[i] != 0); break;
+    case ONR_INT8: STORE_LOOP(int8_t, f64_to_i64(src[i])); break;
+    case ONR_INT16: STORE_LOOP(int16_t, f64_to_i64(src[i])); break;
+    case ONR_INT32: STORE_LOOP(int32_t, f64_to_i64(src[i])); break;
+    case ONR_INT64: STORE_LOOP(int64_t, f64_to_i64(src[i])); break;
+    case ONR_UINT8: STORE_LOOP(uint8_t, f64_to_i64(src[i])); break;
+    case ONR_UINT16: STORE_LOOP(uint16_t, f64_to_i64(src[i])); break;
+    case ONR_UINT32: STORE_LOOP(uint32_t, f64_to_i64(src[i])); break;
+    case ONR_UINT64: STORE_LOOP(uint64_t, f64_to_u64(src[i])); break;
+    default: break;
+    }
+}
+
+/* uns: the int64 values are uint64 bit patterns. */
+static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst, int64_t n)
+{
+#define AS_DBL(v) (uns ? (double)(uint64_t)(v) : (double)(v))
+    switch (dt) {
+    case ONR_FLOAT:
+        if (uns) STORE_LOOP(float, (uint64_t)src[i]);
+        else STORE_LOOP(float, src[i]);
+        break;
+    case ONR_DOUBLE: STORE_LOOP(double, AS_DBL(src[i])); break;
+    case ONR_FLOAT16: STORE_LOOP(uint16_t, onr_float_to_half((float)AS_DBL(src[i]))); break;
+    case ONR_BFLOAT16: STORE_LOOP(uint16_t, onr_float_to_bf16((float)AS_DBL(src[i]))); break;
+    case ONR_BOOL: STORE_LOOP(uint8_t, src[i] != 0); break;
+    /* integer to integer keeps the low bits (two's complement wrap) */
+    case ONR_INT8: STORE_LOOP(int8_t, (uint64_t)src[i]); break;
+    case ONR_INT16: STORE_LOOP(int16_t, (uint64_t)src[i]); break;
+    case ONR_INT32: STORE_LOOP(int32_t, (uint64_t)src[i]); break;
+    case ONR_INT64: STORE_LOOP(int64_t, src[i]); break;
+    case ONR_UINT8: STORE_LOOP(uint8_t, (uint64_t)src[i]); break;
+    case ONR_UINT16: STORE_LOOP(uint16_t, (uint64_t)src[i]); break;
+    case ONR_UINT32: STORE_LOOP(uint32_t, (uint64_t)src[i]); break;
+    case ONR_UINT64: STORE_LOOP(uint64_t, (uint64_t)src[i]); break;
+    default: break;
+    }
+#undef AS_DBL
+}
+
+/* ---- numeric casts ---------------------------------------------------------- */
+
+/* Elements [s, e) from x (type sdt) to y (type ddt), neither a string. */
+static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int64_t s, int64_t e)
+{
+    size_t ses = onr_dtype_size(sdt), des = onr_dtype_size(ddt);
+    const char *src = (const char *)x + (size_t)s * ses;
+    char *dst = (char *)y + (size_t)s * des;
+    int64_t n = e - s;
+    if (sdt == ONR_FLOAT && (ddt == ONR_FLOAT16 || ddt == ONR_BFLOAT16)) {
+        const float *f = (const float *)src;
+        if (ddt == ONR_FLOAT16) STORE_LOOP(uint16_t, onr_float_to_half(f[i]));
+        else STORE_LOOP(uint16_t, onr_float_to_bf16(f[i]));
+        return;
+    }
+    if (ddt == ONR_FLOAT && (sdt == ONR_FLOAT16 || sdt == ONR_BFLOAT16)) {
+        const uint16_t *h = (const uint16_t *)src;
+        if (sdt == ONR_FLOAT16) STORE_LOOP(float, onr_half_to_float(h[i]));
+        else STORE_LOOP(float, onr_bf16_to_float(h[i]));
+        return;
+    }
+    for (int64_t off = 0; off < n; off += CAST_CHUNK) {
+        int64_t m = n - off < CAST_CHUNK ? n - off : CAST_CHUNK;
+        if (is_float(sdt)) {
+            double buf[CAST_CHUNK];
+            load_f64(sdt, src + (size_t)off * ses, buf, m);
+            store_from_f64(ddt, buf, dst + (size_t)off * des, m);
+        } else {
+            int64_t buf[CAST_CHUNK];
+            load_i64(sdt, src + (size_t)off * ses, buf, m);
+            store_from_i64(ddt, buf, sdt == ONR_UINT64, dst + (size_t)off * des, m);
+        }
+    }
+}
+
+/* ---- strings ------------------------------------------------------------------ */
+
+/* Value v (exactly representable in dt) converted back into dt and compared:
+ * does a decimal string round-trip? */
+static int roundtrips(double parsed, double v, onr_dtype dt)
+{
+    switch (dt) {
+    case ONR_FLOAT: return (float)parsed == (float)v;
+    case ONR_FLOAT16: return onr_float_to_half((float)parsed) == onr_float_to_half((float)v);
+    case ONR_BFLOAT16: return onr_float_to_bf16((float)parsed) == onr_float_to_bf16((float)v);
+    default: return parsed == v;
+    }
+}
+
+/* The shortest decimal that reads back as the same value of type dt, laid
+ * out as Python/numpy print it: positional for 1e-4 <= |v| < 1e16 ("0.5",
+ * "100.0"), otherwise scientific ("1e-05", "1.5e+20"). */
+static void fmt_float(char *buf, size_t len, double v, onr_dtype dt)
+{
+    if (isnan(v)) {
+        snprintf(buf, len, "nan");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, len, v > 0 ? "inf" : "-inf");
+        return;
+    }
+    char sci[64];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(sci, sizeof sci, "%.*e", p - 1, v);
+        if (roundtrips(strtod(sci, NULL), v, dt)) break;
+    }
+    snprintf(sci, sizeof sci, "%.*e", p - 1, v);
+    const char *e = strchr(sci, 'e');
+    int exp10 = e ? atoi(e + 1) : 0;
+    if (exp10 < -4 || exp10 >= 16) {
+        snprintf(buf, len, "%s", sci);
+        return;
+    }
+    int decimals = p - 1 - exp10;
+    snprintf(buf, len, "%.*f", decimals > 0 ? decimals : 0, v);
+    if (!strchr(buf, '.') && strlen(buf) + 2 < len) strcat(buf, ".0");
+}
+
+static int set_str(onr_kctx *ctx, char **slot, const char *s)
+{
+    char *d = onr_strdup(s);
+    if (!d) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory for a string");
+    free(*slot);
+    *slot = d;
+    return ONR_OK;
+}
+
+static int cast_to_string(onr_kctx *ctx, const onr_tensor *x, onr_tensor *y)
+{
+    char **out = y->data;
+    char buf[64];
+    for (int64_t i = 0; i < x->numel; i++) {
+        const char *s = buf;
+        if (x->dtype == ONR_STRING)
+            s = ((char *const *)x->data)[i];
+        else if (x->dtype == ONR_BOOL)
+            s = ((const uint8_t *)x->data)[i] ? "True" : "False";
+        else if (is_float(x->dtype))
+            fmt_float(buf, sizeof buf, onr_get_f64(x, i), x->dtype);
+        else if (x->dtype == ONR_UINT64)
+            snprintf(buf, sizeof buf, "%llu", (unsigned long long)((const uint64_t *)x->data)[i]);
+        else {
+            int64_t v = 0;
+            load_i64(x->dtype, (const char *)x->data + (size_t)i * onr_dtype_size(x->dtype), &v, 1);
+            snprintf(buf, sizeof buf, "%lld", (long long)v);
+        }
+        int st = set_str(ctx, &out[i], s);
+        if (st) return st;
+    }
+    return ONR_OK;
+}
+
+/* Strings parse as numbers: floats with strtod ("1e-5", "INF", "-inf",
+ * "NaN" in any case), integers with strtoll/strtoull (so "100.5" gives 100).
+ * Text that is not a number gives 0. */
+static void cast_from_string(const onr_tensor *x, onr_tensor *y)
+{
+    char *const *in = x->data;
+    size_t des = onr_dtype_size(y->dtype);
+    for (int64_t i = 0; i < x->numel; i++) {
+        const char *s = in[i] ? in[i] : "";
+        void *dst = (char *)y->data + (size_t)i * des;
+        if (is_float(y->dtype) || y->dtype == ONR_BOOL) {
+            double v = strtod(s, NULL);
+            store_from_f64(y->dtype, &v, dst, 1);
+        } else if (y->dtype == ONR_UINT64) {
+            int64_t v = (int64_t)strtoull(s, NULL, 10);
+            store_from_i64(y->dtype, &v, 1, dst, 1);
+        } else {
+            int64_t v = strtoll(s, NULL, 10);
+            store_from_i64(y->dtype, &v, 0, dst, 1);
+        }
+    }
+}
+
+/* ---- operators ------------------------------------------------------------------- */
+
+/* Types past bfloat16 (17 on: float8, int4, float4, ...) are valid ONNX but
+ * not implemented; anything else is not a type at all. */
+static int cast_target(onr_kctx *ctx, int64_t to)
+{
+    if (to > 0 && to < ONR_DTYPE_COUNT && (ONR_T(to) & T_CASTABLE)) return ONR_OK;
+    if (to == ONR_COMPLEX64 || to == ONR_COMPLEX128)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "cast to complex type %lld is not supported",
+                          (long long)to);
+    if (to >= ONR_DTYPE_COUNT && to < 64)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "cast to type %lld (float8/int4/float4 family) is not supported",
+                          (long long)to);
+    return onr_seterr(ctx->err, ONR_E_MODEL, "'to' is not a valid data type: %lld", (long long)to);
+}
+
+static int cast_common_shape(onr_kctx *ctx, int nin, onr_dtype to)
+{
+    int st;
+    if (ctx->n_in != nin || ctx->n_out < 1 || !ctx->out[0])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "expects %d input%s and 1 output, got %d and %d",
+                          nin, nin > 1 ? "s" : "", ctx->n_in, ctx->n_out);
+    if ((st = onr_check_input(ctx, 0, T_CASTABLE)) || (st = cast_target(ctx, to))) return st;
+    const onr_tensor *x = ctx->in[0];
+    return onr_set_out(ctx, 0, to, x->rank, x->dims);
+}
+
+/* Cast-1..5 named the target type with a string. */
+static int64_t legacy_type(const char *name)
+{
+    static const char *const names[ONR_DTYPE_COUNT] = {
+        [ONR_FLOAT] = "FLOAT",   [ONR_UINT8] = "UINT8",     [ONR_INT8] = "INT8",
+        [ONR_UINT16] = "UINT16", [ONR_INT16] = "INT16",     [ONR_INT32] = "INT32",
+        [ONR_INT64] = "INT64",   [ONR_STRING] = "STRING",   [ONR_BOOL] = "BOOL",
+        [ONR_FLOAT16] = "FLOAT16", [ONR_DOUBLE] = "DOUBLE", [ONR_UINT32] = "UINT32",
+        [ONR_UINT64] = "UINT64", [ONR_BFLOAT16] = "BFLOAT16"};
+    for (int t = 1; t < ONR_DTYPE_COUNT; t++)
+        if (names[t] && strcmp(names[t], name) == 0) return t;
+    return -1;
+}
+
+static int cast_shape(onr_kctx *ctx)
+{
+    const onr_attr *a = onr_node_attr(ctx->node, "to");
+    int64_t to = -1;
+    if (a && a->type == ONR_ATTR_INT) {
+        to = a->i;
+    } else if (a && a->type == ONR_ATTR_STRING && ctx->opset < 6) {
+        if ((to = legacy_type(a->s)) < 0)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "'to' names no known type: \"%s\"", a->s);
+    } else {
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Cast needs an integer attribute 'to'");
+    }
+    if (to <= 0 || to >= ONR_DTYPE_COUNT) return cast_target(ctx, to);
+    return cast_common_shape(ctx, 1, (onr_dtype)to);
+}
+
+static int castlike_shape(onr_kctx *ctx)
+{
+    if (ctx->n_in != 2 || !ctx->in[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "expects 2 inputs, got %d", ctx->n_in);
+    return cast_common_shape(ctx, 2, ctx->in[1]->dtype);
+}
+
+static int cast_run(onr_kctx *ctx)
+{
+    const onr_tensor *x = ctx->in[0];
+    onr_tensor *y = ctx->out[0];
+    if (y->dtype == ONR_STRING) return cast_to_string(ctx, x, y);
+    if (x->dtype == ONR_STRING) {
+        cast_from_string(x, y);
+        return ONR_OK;
+    }
+    if (x->dtype == y->dtype) {
+        memcpy(y->data, x->data, onr_tensor_nbytes(y));
+        return ONR_OK;
+    }
+    int64_t n = x->numel, work = n * 2;
+    int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
+    int64_t chunk = ((n + nt - 1) / nt + 63) & ~(int64_t)63;
+#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int64_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
+        if (s < e) cast_slice(x->dtype, x->data, y->dtype, y->data, s, e);
+    }
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_Cast = {cast_shape, NULL, cast_run, NULL, T_CASTABLE, 0};
+const onr_op_impl onr_impl_CastLike = {castlike_shape, NULL, cast_run, NULL, T_CASTABLE, 0};
