@@ -1,0 +1,677 @@
+/*
+ * conv.c - Conv and ConvTranspose over 1-D, 2-D and 3-D inputs (NCHW), with
+ * groups, strides, dilations, explicit pads and auto_pad.
+ *
+ * Conv, float32, per image and group, picks one of three paths:
+ *   - 1x1 kernel, stride 1, no pads: the input already is the column
+ *     matrix, so Y_g = W_g[M/g, C/g] x X_g[C/g, HW] is one GEMM;
+ *   - otherwise im2col: the columns of a band of output rows are gathered
+ *     into scratch (bounded size) and multiplied, Y_g = W_g x col;
+ *   - depthwise (one input channel per group): a direct loop, since its
+ *     GEMMs would have K = kernel size only.
+ * Bias goes through the GEMM epilogue (bias_row: output rows are channels).
+ * ConvTranspose is the adjoint: col = W_g^T x X_g, then col2im scatters the
+ * columns into the output, each output channel owned by one thread so the
+ * sums do not depend on the thread count.
+ * float16/bfloat16 run through float32 work buffers in scratch; double uses
+ * direct loops.
+ */
+#include <string.h>
+
+#include "gemm/gemm.h"
+#include "ops/linalg.h"
+
+/* Upper bound of the im2col / col2im band in scratch. */
+#define CONV_COL_BYTES ((int64_t)4 << 20)
+
+typedef struct conv_geom {
+    int64_t N, C, M, G; /* batch, input channels, output channels, groups */
+    int64_t Cg, Mg;     /* channels per group */
+    int64_t K;          /* kernel taps */
+    int64_t IN, OUT;    /* spatial sizes of one input / output plane */
+    int64_t CK;         /* Conv: Cg*K (GEMM depth); ConvTranspose: Mg*K (GEMM rows) */
+    onr_spatial sp;
+} conv_geom;
+
+static uint32_t conv_types(int64_t opset)
+{
+    uint32_t t = ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16);
+    if (opset >= 22) t |= ONR_T(ONR_BFLOAT16);
+    return t;
+}
+
+/* Input count, types and ranks shared by Conv and ConvTranspose. */
+static int conv_inputs(onr_kctx *ctx, const char *op)
+{
+    int st;
+    if (ctx->n_in < 2 || ctx->n_in > 3)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes 2 or 3 inputs, got %d", op, ctx->n_in);
+    uint32_t types = conv_types(ctx->opset);
+    if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types))) return st;
+    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s inputs differ in type: X %s, W %s%s%s", op,
+                          onr_dtype_name(x->dtype), onr_dtype_name(w->dtype), b ? ", B " : "",
+                          b ? onr_dtype_name(b->dtype) : "");
+    char s1[256], s2[256];
+    if (x->rank < 3)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s input X %s must be N x C x D1 ... (rank >= 3)",
+                          op, onr_fmt_dims(s1, sizeof s1, x->dims, x->rank));
+    if (x->rank > 2 + ONR_SP_MAX)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s over %d spatial dims (at most %d)", op,
+                          x->rank - 2, ONR_SP_MAX);
+    if (w->rank != x->rank)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s weights W %s and input X %s differ in rank",
+                          op, onr_fmt_dims(s1, sizeof s1, w->dims, w->rank),
+                          onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
+    return ONR_OK;
+}
+
+/* Kernel dims from W (must be >= 1) and the optional kernel_shape attribute,
+ * which must agree with them. */
+static int conv_kernel(onr_kctx *ctx, int64_t *kernel)
+{
+    const onr_tensor *w = ctx->in[1];
+    int nsp = w->rank - 2, present;
+    int64_t attr[ONR_SP_MAX];
+    int st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, attr, &present);
+    if (st) return st;
+    for (int i = 0; i < nsp; i++) {
+        kernel[i] = w->dims[2 + i];
+        if (kernel[i] < 1)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "kernel dim %d of W is %lld, must be >= 1", i,
+                              (long long)kernel[i]);
+        if (present && attr[i] != kernel[i])
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "kernel_shape[%d] = %lld disagrees with W's kernel dim %lld", i,
+                              (long long)attr[i], (long long)kernel[i]);
+    }
+    return ONR_OK;
+}
+
+static int conv_group(onr_kctx *ctx, int64_t *group)
+{
+    *group = onr_attr_int(ctx->node, "group", 1);
+    if (*group < 1 || *group > ONR_SP_ATTR_MAX)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "group %lld must be >= 1", (long long)*group);
+    return ONR_OK;
+}
+
+static int check_bias(onr_kctx *ctx, int64_t M)
+{
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    char s1[256];
+    if (b && (b->rank != 1 || b->dims[0] != M))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "bias B %s must be [%lld]",
+                          onr_fmt_dims(s1, sizeof s1, b->dims, b->rank), (long long)M);
+    return ONR_OK;
+}
+
+static void geom_sizes(conv_geom *g)
+{
+    g->K = onr_sp_numel(g->sp.k);
+    g->IN = onr_sp_numel(g->sp.in);
+    g->OUT = onr_sp_numel(g->sp.out);
+}
+
+/* ======================================================================
+ * Conv
+ * ==================================================================== */
+
+static int conv_geom_init(onr_kctx *ctx, conv_geom *g)
+{
+    int st;
+    if ((st = conv_inputs(ctx, "Conv"))) return st;
+    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
+    int nsp = x->rank - 2;
+    int64_t kernel[ONR_SP_MAX];
+    memset(g, 0, sizeof *g);
+    if ((st = conv_group(ctx, &g->G)) || (st = conv_kernel(ctx, kernel))) return st;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    g->M = w->dims[0];
+    char s1[256];
+    if (g->C % g->G != 0 || g->C / g->G != w->dims[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "X has %lld channels but W %s with group %lld expects W dim 1 = C/group",
+                          (long long)g->C, onr_fmt_dims(s1, sizeof s1, w->dims, w->rank),
+                          (long long)g->G);
+    if (g->M % g->G != 0)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "%lld output channels (W dim 0) are not divisible by group %lld",
+                          (long long)g->M, (long long)g->G);
+    if ((st = check_bias(ctx, g->M))) return st;
+    g->Cg = g->C / g->G;
+    g->Mg = g->M / g->G;
+    if ((st = onr_spatial_window(ctx, nsp, x->dims + 2, kernel, 0, 1, &g->sp))) return st;
+    geom_sizes(g);
+    g->CK = g->Cg * g->K;
+    return ONR_OK;
+}
+
+static int conv_shape(onr_kctx *ctx)
+{
+    conv_geom g;
+    int st = conv_geom_init(ctx, &g);
+    if (st) return st;
+    int nsp = g.sp.nsp;
+    int64_t dims[2 + ONR_SP_MAX] = {g.N, g.M};
+    for (int i = 0; i < nsp; i++) dims[2 + i] = g.sp.out[3 - nsp + i];
+    return onr_set_out(ctx, 0, ctx->in[0]->dtype, 2 + nsp, dims);
+}
+
+enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT };
+
+static int conv_kind(const conv_geom *g)
+{
+    const onr_spatial *sp = &g->sp;
+    if (g->CK == 0 || (g->Cg == 1 && g->G > 1)) return CONV_DIRECT;
+    for (int j = 0; j < 3; j++)
+        if (sp->k[j] != 1 || sp->s[j] != 1 || sp->pb[j] || sp->pe[j]) return CONV_IM2COL;
+    return CONV_GEMM;
+}
+
+/* Rows (an output row = all of the innermost dim) per band of `depth` x row
+ * floats, so a band stays under CONV_COL_BYTES; at least one row. */
+static int64_t band_rows(int64_t rows, int64_t depth, int64_t row_len)
+{
+    int64_t per_row = depth * row_len * (int64_t)sizeof(float);
+    int64_t t = per_row > 0 ? CONV_COL_BYTES / per_row : rows;
+    if (t < 1) t = 1;
+    return t < rows ? t : rows;
+}
+
+static int64_t conv_band(const conv_geom *g)
+{
+    return band_rows(g->sp.out[0] * g->sp.out[1], g->CK, g->sp.out[2]);
+}
+
+/* float32 work buffers (16-bit types), the column band and GEMM workspace. */
+typedef struct conv_bufs {
+    float *x, *w, *b, *y, *col;
+    void *ws;
+} conv_bufs;
+
+static void carve_half(const onr_kctx *ctx, onr_carver *cv, int64_t ynumel, conv_bufs *bb)
+{
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    bb->x = onr_carve(cv, sizeof(float) * (size_t)ctx->in[0]->numel);
+    bb->w = onr_carve(cv, sizeof(float) * (size_t)ctx->in[1]->numel);
+    if (b) bb->b = onr_carve(cv, sizeof(float) * (size_t)b->numel);
+    bb->y = onr_carve(cv, sizeof(float) * (size_t)ynumel);
+}
+
+static size_t conv_carve(const onr_kctx *ctx, const conv_geom *g, void *base, conv_bufs *bb)
+{
+    onr_carver cv = {base, 0};
+    conv_bufs tmp;
+    if (!bb) bb = &tmp;
+    memset(bb, 0, sizeof *bb);
+    onr_dtype dt = ctx->in[0]->dtype;
+    if (dt == ONR_DOUBLE) return 0;
+    if (onr_is_half(dt)) carve_half(ctx, &cv, g->N * g->M * g->OUT, bb);
+    int nt = ctx->nthreads;
+    switch (conv_kind(g)) {
+    case CONV_GEMM:
+        bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT,
+                                                         (size_t)g->Cg, nt));
+        break;
+    case CONV_IM2COL: {
+        size_t cols = (size_t)(conv_band(g) * g->sp.out[2]);
+        bb->col = onr_carve(&cv, sizeof(float) * (size_t)g->CK * cols);
+        bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, nt));
+        break;
+    }
+    default: break;
+    }
+    return cv.used;
+}
+
+/* Gather the columns of output rows [r0, r1) of one group: col row
+ * (c, kd, kh, kw), column (output row - r0, ow); zeros where the window
+ * reads padding. */
+static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t r1, float *col,
+                       int nt)
+{
+    const onr_spatial *sp = &g->sp;
+    int64_t OW = sp->out[2], OH = sp->out[1], ncol = (r1 - r0) * OW, rows = g->CK;
+    #pragma omp parallel for num_threads(nt) if (rows * ncol > ONR_PAR_MIN && nt > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t c = r / g->K, kk = r % g->K;
+        int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
+        const float *xc = xg + c * g->IN;
+        float *dst = col + r * ncol;
+        /* ow whose input column ow*s + w0 lies inside the row */
+        int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
+        onr_sp_taps(w0, OW, sp->s[2], sp->in[2], &lo, &hi);
+        for (int64_t orow = r0; orow < r1; orow++, dst += OW) {
+            int64_t id = orow / OH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+            int64_t ih = orow % OH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+            if (id < 0 || id >= sp->in[0] || ih < 0 || ih >= sp->in[1] || lo == hi) {
+                memset(dst, 0, sizeof(float) * (size_t)OW);
+                continue;
+            }
+            const float *src = xc + (id * sp->in[1] + ih) * sp->in[2];
+            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+            if (sp->s[2] == 1) {
+                memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
+            } else {
+                for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
+            }
+            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
+        }
+    }
+}
+
+/* Direct convolution: each output plane (image, channel) by one thread,
+ * built a row at a time: for every kernel tap the whole output row gets
+ * w * (input row shifted by the tap), a contiguous loop when the stride is 1.
+ * Each output sums its taps in (c, kd, kh, kw) order, then adds the bias.
+ * The float instance serves depthwise convs, the double one everything. */
+#define CONV_DIRECT(sfx, T)                                                                    \
+    static void conv_direct_##sfx(const conv_geom *g, const T *x, const T *w, const T *b,      \
+                                  T *y, int nt)                                                \
+    {                                                                                          \
+        const onr_spatial *sp = &g->sp;                                                        \
+        int64_t planes = g->N * g->M, work = planes * g->OUT * (g->CK + 1), OW = sp->out[2];   \
+        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            int64_t n = pl / g->M, m = pl % g->M;                                              \
+            const T *xg = x + (n * g->C + m / g->Mg * g->Cg) * g->IN;                          \
+            const T *wm = w + m * g->CK;                                                       \
+            T bias = b ? b[m] : (T)0;                                                          \
+            int64_t l0, h0, l1, h1, lo, hi;                                                    \
+            for (int64_t od = 0; od < sp->out[0]; od++) {                                      \
+                int64_t d0 = od * sp->s[0] - sp->pb[0];                                        \
+                onr_sp_taps(d0, sp->k[0], sp->d[0], sp->in[0], &l0, &h0);                      \
+                for (int64_t oh = 0; oh < sp->out[1]; oh++) {                                  \
+                    int64_t e0 = oh * sp->s[1] - sp->pb[1];                                    \
+                    onr_sp_taps(e0, sp->k[1], sp->d[1], sp->in[1], &l1, &h1);                  \
+                    T *yr = y + pl * g->OUT + (od * sp->out[1] + oh) * OW;                     \
+                    for (int64_t ow = 0; ow < OW; ow++) yr[ow] = 0;                            \
+                    for (int64_t c = 0; c < g->Cg; c++) {                                      \
+                        const T *xc = xg + c * g->IN, *wc = wm + c * g->K;                     \
+                        for (int64_t kd = l0; kd < h0; kd++)                                   \
+                            for (int64_t kh = l1; kh < h1; kh++) {                             \
+                                int64_t id = d0 + kd * sp->d[0], ih = e0 + kh * sp->d[1];      \
+                                const T *xr = xc + (id * sp->in[1] + ih) * sp->in[2];          \
+                                const T *wr = wc + (kd * sp->k[1] + kh) * sp->k[2];            \
+                                for (int64_t kw = 0; kw < sp->k[2]; kw++) {                    \
+                                    T wv = wr[kw];                                             \
+                                    int64_t off = kw * sp->d[2] - sp->pb[2];                   \
+                                    onr_sp_taps(off, OW, sp->s[2], sp->in[2], &lo, &hi);       \
+                                    if (sp->s[2] == 1) {                                       \
+                                        for (int64_t ow = lo; ow < hi; ow++)                   \
+                                            yr[ow] += wv * xr[ow + off];                       \
+                                    } else {                                                   \
+                                        for (int64_t ow = lo; ow < hi; ow++)                   \
+                                            yr[ow] += wv * xr[ow * sp->s[2] + off];            \
+                                    }                                                          \
+                                }                                                              \
+                            }                                                                  \
+                    }                                                                          \
+                    for (int64_t ow = 0; ow < OW; ow++) yr[ow] += bias;                        \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+CONV_DIRECT(f32, float)
+CONV_DIRECT(f64, double)
+
+static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
+                     float *y, const conv_bufs *bb, int nt)
+{
+    int kind = conv_kind(g);
+    if (kind == CONV_DIRECT) {
+        conv_direct_f32(g, x, w, b, y, nt);
+        return;
+    }
+    size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
+    int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = conv_band(g);
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t grp = 0; grp < g->G; grp++) {
+            const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
+            const float *wg = w + grp * g->Mg * g->CK;
+            float *yg = y + (n * g->M + grp * g->Mg) * g->OUT;
+            onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL};
+            const onr_gemm_epilogue *epp = b ? &ep : NULL;
+            if (kind == CONV_GEMM) {
+                onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, CK, xg, OUT, 0.f, yg, OUT, epp,
+                          bb->ws, nt);
+                continue;
+            }
+            for (int64_t r0 = 0; r0 < rows; r0 += band) {
+                int64_t r1 = r0 + band < rows ? r0 + band : rows;
+                size_t ncol = (size_t)((r1 - r0) * OW);
+                im2col_f32(g, xg, r0, r1, bb->col, nt);
+                onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, CK, bb->col, ncol, 0.f, yg + r0 * OW, OUT,
+                          epp, bb->ws, nt);
+            }
+        }
+}
+
+static int conv_prepare(onr_kctx *ctx, size_t *scratch)
+{
+    conv_geom g;
+    int st = conv_geom_init(ctx, &g);
+    if (st) return st;
+    *scratch = conv_carve(ctx, &g, NULL, NULL);
+    return ONR_OK;
+}
+
+/* Shared tail of Conv and ConvTranspose runs: 16-bit types through float32
+ * buffers, float32 straight, double by its direct loop. */
+typedef void (*conv_f32_fn)(const conv_geom *, const float *, const float *, const float *,
+                            float *, const conv_bufs *, int);
+typedef void (*conv_f64_fn)(const conv_geom *, const double *, const double *, const double *,
+                            double *, int);
+
+static int conv_dispatch(onr_kctx *ctx, const conv_geom *g, const conv_bufs *bb, conv_f32_fn f32,
+                         conv_f64_fn f64)
+{
+    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    onr_tensor *y = ctx->out[0];
+    int nt = ctx->nthreads;
+    if (x->dtype == ONR_DOUBLE) {
+        f64(g, x->data, w->data, b ? b->data : NULL, y->data, nt);
+    } else if (x->dtype == ONR_FLOAT) {
+        f32(g, x->data, w->data, b ? b->data : NULL, y->data, bb, nt);
+    } else {
+        onr_la_to_f32(x, bb->x, nt);
+        onr_la_to_f32(w, bb->w, nt);
+        if (b) onr_la_to_f32(b, bb->b, nt);
+        f32(g, bb->x, bb->w, b ? bb->b : NULL, bb->y, bb, nt);
+        onr_la_from_f32(y, bb->y, nt);
+    }
+    return ONR_OK;
+}
+
+static int conv_run(onr_kctx *ctx)
+{
+    conv_geom g;
+    conv_bufs bb;
+    int st = conv_geom_init(ctx, &g);
+    if (st) return st;
+    if (conv_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "Conv scratch too small");
+    return conv_dispatch(ctx, &g, &bb, conv_f32, conv_direct_f64);
+}
+
+const onr_op_impl onr_impl_Conv = {
+    .shape = conv_shape,
+    .prepare = conv_prepare,
+    .run = conv_run,
+    .types = ONR_TYPES_FLOAT,
+};
+
+/* ======================================================================
+ * ConvTranspose
+ * ==================================================================== */
+
+static int64_t floordiv2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+/* Output size and pads of one axis, per the ConvTranspose spec. Pads derived
+ * from output_shape or SAME may be negative (extra output rows). */
+static int convt_axis(onr_kctx *ctx, onr_spatial *sp, int j, int axis, onr_autopad ap,
+                      int64_t opad, const int64_t *oshape)
+{
+    int64_t dk = (sp->k[j] - 1) * sp->d[j] + 1;
+    if (sp->in[j] > 1 && sp->s[j] > ONR_SP_ATTR_MAX / (sp->in[j] - 1))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "stride %lld times input %lld is too large",
+                          (long long)sp->s[j], (long long)sp->in[j]);
+    int64_t full = sp->s[j] * (sp->in[j] - 1) + opad + dk;
+    if (oshape || ap == ONR_PAD_SAME_UPPER || ap == ONR_PAD_SAME_LOWER) {
+        int64_t out = oshape ? *oshape : sp->in[j] * sp->s[j];
+        int64_t total = full - out;
+        if (ap == ONR_PAD_SAME_UPPER) {
+            sp->pb[j] = floordiv2(total);
+            sp->pe[j] = total - sp->pb[j];
+        } else {
+            sp->pe[j] = floordiv2(total);
+            sp->pb[j] = total - sp->pe[j];
+        }
+        sp->out[j] = out;
+    } else {
+        if (ap == ONR_PAD_VALID) sp->pb[j] = sp->pe[j] = 0;
+        sp->out[j] = full - sp->pb[j] - sp->pe[j];
+    }
+    if (sp->out[j] < 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "output size %lld on spatial axis %d (input %lld, pads %lld+%lld) "
+                          "must be >= 1",
+                          (long long)sp->out[j], axis, (long long)sp->in[j], (long long)sp->pb[j],
+                          (long long)sp->pe[j]);
+    return ONR_OK;
+}
+
+/* output_shape: nsp values (or N, C and then nsp values), each in [1, max]. */
+static int convt_output_shape(onr_kctx *ctx, int nsp, int64_t *oshape, int *present)
+{
+    size_t n = 0;
+    const int64_t *v = onr_attr_ints(ctx->node, "output_shape", &n);
+    *present = v != NULL && n > 0;
+    if (!*present) return ONR_OK;
+    if (n != (size_t)nsp && n != (size_t)nsp + 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "output_shape has %zu values, expected %d", n,
+                          nsp);
+    for (int i = 0; i < nsp; i++) {
+        oshape[i] = v[n - (size_t)nsp + (size_t)i];
+        if (oshape[i] < 1 || oshape[i] > ONR_SP_ATTR_MAX)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "output_shape[%d] = %lld is out of range", i,
+                              (long long)oshape[i]);
+    }
+    return ONR_OK;
+}
+
+static int convt_geom_init(onr_kctx *ctx, conv_geom *g)
+{
+    int st;
+    if ((st = conv_inputs(ctx, "ConvTranspose"))) return st;
+    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
+    int nsp = x->rank - 2, has_os;
+    int64_t kernel[ONR_SP_MAX], s[ONR_SP_MAX], d[ONR_SP_MAX], pads[2 * ONR_SP_MAX];
+    int64_t opad[ONR_SP_MAX], oshape[ONR_SP_MAX];
+    onr_autopad ap;
+    memset(g, 0, sizeof *g);
+    if ((st = conv_group(ctx, &g->G)) || (st = conv_kernel(ctx, kernel)) ||
+        (st = onr_autopad_attr(ctx, &ap)) ||
+        (st = onr_sp_ints(ctx, "strides", nsp, 1, 1, s, NULL)) ||
+        (st = onr_sp_ints(ctx, "dilations", nsp, 1, 1, d, NULL)) ||
+        (st = onr_sp_ints(ctx, "pads", 2 * nsp, 0, 0, pads, NULL)) ||
+        (st = onr_sp_ints(ctx, "output_padding", nsp, 0, 0, opad, NULL)) ||
+        (st = convt_output_shape(ctx, nsp, oshape, &has_os)))
+        return st;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    char s1[256];
+    if (w->dims[0] != g->C || g->C % g->G != 0)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "X has %lld channels; W %s must have as many in dim 0, divisible by "
+                          "group %lld",
+                          (long long)g->C, onr_fmt_dims(s1, sizeof s1, w->dims, w->rank),
+                          (long long)g->G);
+    if (w->dims[1] > INT64_MAX / g->G)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "W dim 1 %lld times group %lld overflows",
+                          (long long)w->dims[1], (long long)g->G);
+    g->Mg = w->dims[1];
+    g->M = g->Mg * g->G;
+    g->Cg = g->C / g->G;
+    if ((st = check_bias(ctx, g->M))) return st;
+    onr_spatial *sp = &g->sp;
+    sp->nsp = nsp;
+    onr_sp_pad3(nsp, x->dims + 2, 1, sp->in);
+    onr_sp_pad3(nsp, kernel, 1, sp->k);
+    onr_sp_pad3(nsp, s, 1, sp->s);
+    onr_sp_pad3(nsp, d, 1, sp->d);
+    onr_sp_pad3(nsp, pads, 0, sp->pb);
+    onr_sp_pad3(nsp, pads + nsp, 0, sp->pe);
+    sp->out[0] = sp->out[1] = 1;
+    for (int i = 0; i < nsp; i++) {
+        int j = 3 - nsp + i;
+        if (opad[i] >= (s[i] > d[i] ? s[i] : d[i]))
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "output_padding[%d] = %lld must be less than the stride %lld or "
+                              "dilation %lld",
+                              i, (long long)opad[i], (long long)s[i], (long long)d[i]);
+        if ((st = convt_axis(ctx, sp, j, i, ap, opad[i], has_os ? &oshape[i] : NULL))) return st;
+    }
+    geom_sizes(g);
+    g->CK = g->Mg * g->K;
+    return ONR_OK;
+}
+
+static int convt_shape(onr_kctx *ctx)
+{
+    conv_geom g;
+    int st = convt_geom_init(ctx, &g);
+    if (st) return st;
+    int nsp = g.sp.nsp;
+    int64_t dims[2 + ONR_SP_MAX] = {g.N, g.M};
+    for (int i = 0; i < nsp; i++) dims[2 + i] = g.sp.out[3 - nsp + i];
+    return onr_set_out(ctx, 0, ctx->in[0]->dtype, 2 + nsp, dims);
+}
+
+static int64_t convt_band(const conv_geom *g)
+{
+    return band_rows(g->sp.in[0] * g->sp.in[1], g->CK, g->sp.in[2]);
+}
+
+static size_t convt_carve(const onr_kctx *ctx, const conv_geom *g, void *base, conv_bufs *bb)
+{
+    onr_carver cv = {base, 0};
+    conv_bufs tmp;
+    if (!bb) bb = &tmp;
+    memset(bb, 0, sizeof *bb);
+    onr_dtype dt = ctx->in[0]->dtype;
+    if (dt == ONR_DOUBLE) return 0;
+    if (onr_is_half(dt)) carve_half(ctx, &cv, g->N * g->M * g->OUT, bb);
+    size_t cols = (size_t)(convt_band(g) * g->sp.in[2]);
+    bb->col = onr_carve(&cv, sizeof(float) * (size_t)g->CK * cols);
+    bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->CK, cols, (size_t)g->Cg,
+                                                     ctx->nthreads));
+    return cv.used;
+}
+
+/* Scatter-add the columns of input rows [r0, r1): col row (m, kd, kh, kw),
+ * column (input row - r0, iw). One thread per output channel. */
+static void col2im_f32(const conv_geom *g, const float *col, int64_t r0, int64_t r1, float *yg,
+                       int nt)
+{
+    const onr_spatial *sp = &g->sp;
+    int64_t IW = sp->in[2], IH = sp->in[1], ncol = (r1 - r0) * IW;
+    #pragma omp parallel for num_threads(nt) if (g->CK * ncol > ONR_PAR_MIN && nt > 1)
+    for (int64_t m = 0; m < g->Mg; m++) {
+        float *ym = yg + m * g->OUT;
+        for (int64_t kk = 0; kk < g->K; kk++) {
+            int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1];
+            int64_t kw = kk % sp->k[2];
+            const float *src = col + (m * g->K + kk) * ncol;
+            /* iw whose output column iw*s + w0 lies inside the output row */
+            int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
+            onr_sp_taps(w0, IW, sp->s[2], sp->out[2], &lo, &hi);
+            for (int64_t row = r0; row < r1; row++) {
+                int64_t od = row / IH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+                int64_t oh = row % IH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+                if (od < 0 || od >= sp->out[0] || oh < 0 || oh >= sp->out[1]) continue;
+                float *yr = ym + (od * sp->out[1] + oh) * sp->out[2];
+                const float *sr = src + (row - r0) * IW;
+                for (int64_t iw = lo; iw < hi; iw++) yr[w0 + iw * sp->s[2]] += sr[iw];
+            }
+        }
+    }
+}
+
+static void fill_bias_f32(const conv_geom *g, const float *b, float *yg, int nt)
+{
+    #pragma omp parallel for num_threads(nt) if (g->Mg * g->OUT > ONR_PAR_MIN && nt > 1)
+    for (int64_t m = 0; m < g->Mg; m++) {
+        float v = b ? b[m] : 0.f, *ym = yg + m * g->OUT;
+        for (int64_t i = 0; i < g->OUT; i++) ym[i] = v;
+    }
+}
+
+static void convt_f32(const conv_geom *g, const float *x, const float *w, const float *b,
+                      float *y, const conv_bufs *bb, int nt)
+{
+    int64_t rows = g->sp.in[0] * g->sp.in[1], IW = g->sp.in[2], band = convt_band(g);
+    size_t CK = (size_t)g->CK;
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t grp = 0; grp < g->G; grp++) {
+            const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
+            const float *wg = w + grp * g->Cg * g->CK;
+            float *yg = y + (n * g->M + grp * g->Mg) * g->OUT;
+            fill_bias_f32(g, b ? b + grp * g->Mg : NULL, yg, nt);
+            if (g->Cg == 0 || CK == 0) continue;
+            for (int64_t r0 = 0; r0 < rows; r0 += band) {
+                int64_t r1 = r0 + band < rows ? r0 + band : rows;
+                size_t ncol = (size_t)((r1 - r0) * IW);
+                onr_sgemm(1, 0, CK, ncol, (size_t)g->Cg, 1.f, wg, CK, xg + r0 * IW,
+                          (size_t)g->IN, 0.f, bb->col, ncol, NULL, bb->ws, nt);
+                col2im_f32(g, bb->col, r0, r1, yg, nt);
+            }
+        }
+}
+
+/* Direct transposed convolution for double: each output plane by one
+ * thread, scattering every input element of its group through the kernel. */
+static void convt_direct_f64(const conv_geom *g, const double *x, const double *w,
+                             const double *b, double *y, int nt)
+{
+    const onr_spatial *sp = &g->sp;
+    int64_t planes = g->N * g->M, work = planes * g->Cg * g->IN * g->K;
+    #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t n = pl / g->M, m = pl % g->M, grp = m / g->Mg, mm = m % g->Mg;
+        double *yp = y + pl * g->OUT;
+        for (int64_t i = 0; i < g->OUT; i++) yp[i] = b ? b[m] : 0.;
+        for (int64_t c = 0; c < g->Cg; c++) {
+            const double *xc = x + (n * g->C + grp * g->Cg + c) * g->IN;
+            const double *wc = w + ((grp * g->Cg + c) * g->Mg + mm) * g->K;
+            for (int64_t i = 0; i < g->IN; i++) {
+                int64_t id = i / (sp->in[1] * sp->in[2]), ih = i / sp->in[2] % sp->in[1];
+                int64_t iw = i % sp->in[2];
+                for (int64_t kk = 0; kk < g->K; kk++) {
+                    int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1];
+                    int64_t kw = kk % sp->k[2];
+                    int64_t od = id * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+                    int64_t oh = ih * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+                    int64_t ow = iw * sp->s[2] - sp->pb[2] + kw * sp->d[2];
+                    if (od < 0 || od >= sp->out[0] || oh < 0 || oh >= sp->out[1] || ow < 0 ||
+                        ow >= sp->out[2])
+                        continue;
+                    yp[(od * sp->out[1] + oh) * sp->out[2] + ow] += xc[i] * wc[kk];
+                }
+            }
+        }
+    }
+}
+
+static int convt_prepare(onr_kctx *ctx, size_t *scratch)
+{
+    conv_geom g;
+    int st = convt_geom_init(ctx, &g);
+    if (st) return st;
+    *scratch = convt_carve(ctx, &g, NULL, NULL);
+    return ONR_OK;
+}
+
+static int convt_run(onr_kctx *ctx)
+{
+    conv_geom g;
+    conv_bufs bb;
+    int st = convt_geom_init(ctx, &g);
+    if (st) return st;
+    if (convt_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "ConvTranspose scratch too small");
+    return conv_dispatch(ctx, &g, &bb, convt_f32, convt_direct_f64);
+}
+
+const onr_op_impl onr_impl_ConvTranspose = {
+    .shape = convt_shape,
+    .prepare = convt_prepare,
+    .run = convt_run,
+    .types = ONR_TYPES_FLOAT,
+};

@@ -1,0 +1,603 @@
+/*
+ * matmul.c - MatMul (numpy semantics) and Gemm.
+ *
+ * float32 goes through the SGEMM core (gemm/gemm.h): MatMul folds a batch
+ * into M when B is shared ([B,S,K] x [K,N] is one (B*S) x K GEMM), uses the
+ * strided batch call when each operand is either whole or broadcast, and one
+ * GEMM per matrix otherwise. float16/bfloat16 are widened into float32 work
+ * buffers in scratch and rounded back. double and the integer types take a
+ * plain loop; integers wrap (two's complement), as in numpy.
+ *
+ * A constant B (weights) is packed once in prepare into ctx->state so runs
+ * do not repack it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm/gemm.h"
+#include "ops/linalg.h"
+
+/* Whether input i holds data that stays the same for every run (an
+ * initializer or folded constant), so it may be packed at prepare time. The
+ * executor does not mark constants yet (wish: ctx->in_const[i]); until it
+ * does this says no and the GEMM packs B on each call. Activations must
+ * never be packed at prepare: their data changes between runs. */
+static int is_const_input(onr_kctx *ctx, int i)
+{
+    return ctx->in_const && i < ctx->n_in && ctx->in_const[i];
+}
+
+/* Types of MatMul and Gemm by opset: integers from 9, bfloat16 from 13. */
+static uint32_t mm_types(int64_t opset)
+{
+    uint32_t t = ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16);
+    if (opset >= 9)
+        t |= ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) | ONR_T(ONR_UINT64);
+    if (opset >= 13) t |= ONR_T(ONR_BFLOAT16);
+    return t;
+}
+
+static int check_same_type(onr_kctx *ctx, int i)
+{
+    if (ctx->in[i]->dtype != ctx->in[0]->dtype)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %d is %s but input 0 is %s", i,
+                          onr_dtype_name(ctx->in[i]->dtype), onr_dtype_name(ctx->in[0]->dtype));
+    return ONR_OK;
+}
+
+/* B packed for onr_sgemm_packed, for the K x N it was packed at. */
+typedef struct packed_b {
+    int64_t k, n;
+    void *data;
+} packed_b;
+
+static void packed_b_free(void *state)
+{
+    packed_b *p = state;
+    if (!p) return;
+    free(p->data);
+    free(p);
+}
+
+/* Pack B (float, 2-D, data known) for a k x n op(B); replaces any old state. */
+static int pack_weights(onr_kctx *ctx, int trans_b, int64_t k, int64_t n)
+{
+    packed_b_free(ctx->state);
+    ctx->state = NULL;
+    const onr_tensor *b = ctx->in[1];
+    if (b->dtype != ONR_FLOAT || b->rank != 2 || !b->data || !is_const_input(ctx, 1) || k == 0 ||
+        n == 0)
+        return ONR_OK;
+    packed_b *p = calloc(1, sizeof *p);
+    size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
+    if (!p || !(p->data = malloc(bytes ? bytes : 1))) {
+        free(p);
+        return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",
+                          (long long)k, (long long)n);
+    }
+    p->k = k;
+    p->n = n;
+    onr_sgemm_pack_b(trans_b, (size_t)k, (size_t)n, b->data, (size_t)b->dims[1], p->data);
+    ctx->state = p;
+    return ONR_OK;
+}
+
+static const void *packed_for(const onr_kctx *ctx, int64_t k, int64_t n)
+{
+    const packed_b *p = ctx->state;
+    return p && p->k == k && p->n == n ? p->data : NULL;
+}
+
+/* ======================================================================
+ * MatMul
+ * ==================================================================== */
+
+typedef struct mm_geom {
+    int64_t M, N, K;
+    int64_t batch, a_batch, b_batch; /* matrices in Y, A, B */
+    int brank;                       /* rank of the broadcast batch dims */
+    int64_t bdims[ONR_MAX_RANK];
+    int64_t sa[ONR_MAX_RANK], sb[ONR_MAX_RANK]; /* batch strides, in matrices */
+    int orank;
+    int64_t odims[ONR_MAX_RANK];
+} mm_geom;
+
+static int64_t prod(const int64_t *d, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= d[i];
+    return p;
+}
+
+static int mm_geom_init(onr_kctx *ctx, mm_geom *g)
+{
+    const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
+    char s1[256], s2[256];
+    if (a->rank < 1 || b->rank < 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "MatMul needs operands of rank >= 1, got %s and %s",
+                          onr_fmt_dims(s1, sizeof s1, a->dims, a->rank),
+                          onr_fmt_dims(s2, sizeof s2, b->dims, b->rank));
+    /* numpy: a 1-D A is a row [1,K], a 1-D B a column [K,1]; the added
+     * dim is dropped from the result */
+    int64_t ad[ONR_MAX_RANK], bd[ONR_MAX_RANK];
+    int ar = a->rank, br = b->rank;
+    memcpy(ad, a->dims, sizeof(int64_t) * (size_t)ar);
+    memcpy(bd, b->dims, sizeof(int64_t) * (size_t)br);
+    if (ar == 1) {
+        ad[1] = ad[0];
+        ad[0] = 1;
+        ar = 2;
+    }
+    if (br == 1) {
+        bd[1] = 1;
+        br = 2;
+    }
+    g->M = ad[ar - 2];
+    g->K = ad[ar - 1];
+    g->N = bd[br - 1];
+    if (bd[br - 2] != g->K)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "MatMul inner dims differ: A %s has K = %lld, B %s has K = %lld",
+                          onr_fmt_dims(s1, sizeof s1, a->dims, a->rank), (long long)g->K,
+                          onr_fmt_dims(s2, sizeof s2, b->dims, b->rank), (long long)bd[br - 2]);
+    int abr = ar - 2, bbr = br - 2;
+    g->brank = abr > bbr ? abr : bbr;
+    for (int d = 0; d < g->brank; d++) {
+        int ia = d - (g->brank - abr), ib = d - (g->brank - bbr);
+        int64_t da = ia >= 0 ? ad[ia] : 1, db = ib >= 0 ? bd[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "MatMul batch dims of %s and %s cannot be broadcast (%lld vs %lld)",
+                              onr_fmt_dims(s1, sizeof s1, a->dims, a->rank),
+                              onr_fmt_dims(s2, sizeof s2, b->dims, b->rank), (long long)da,
+                              (long long)db);
+        g->bdims[d] = da == 1 ? db : da;
+    }
+    onr_bcast_strides(ad, abr, g->bdims, g->brank, g->sa);
+    onr_bcast_strides(bd, bbr, g->bdims, g->brank, g->sb);
+    g->batch = prod(g->bdims, g->brank);
+    g->a_batch = prod(ad, abr);
+    g->b_batch = prod(bd, bbr);
+    g->orank = 0;
+    for (int d = 0; d < g->brank; d++) g->odims[g->orank++] = g->bdims[d];
+    if (a->rank > 1) g->odims[g->orank++] = g->M;
+    if (b->rank > 1) g->odims[g->orank++] = g->N;
+    return ONR_OK;
+}
+
+/* Element offsets of A's and B's matrices for output matrix p. */
+static void mm_offsets(const mm_geom *g, int64_t p, int64_t *oa, int64_t *ob)
+{
+    int64_t ia = 0, ib = 0;
+    for (int d = g->brank - 1; d >= 0; d--) {
+        int64_t i = p % g->bdims[d];
+        p /= g->bdims[d];
+        ia += i * g->sa[d];
+        ib += i * g->sb[d];
+    }
+    *oa = ia * g->M * g->K;
+    *ob = ib * g->K * g->N;
+}
+
+/* How the float path runs a geometry: the three GEMM shapes of mm_f32. */
+enum { MM_FOLD, MM_BATCH, MM_LOOP };
+
+static int mm_mode(const mm_geom *g)
+{
+    if (g->b_batch == 1) return MM_FOLD; /* then A's batch is Y's batch */
+    int ua = g->a_batch == g->batch || g->a_batch == 1;
+    int ub = g->b_batch == g->batch || g->b_batch == 1;
+    return ua && ub ? MM_BATCH : MM_LOOP;
+}
+
+static size_t mm_ws_bytes(const mm_geom *g, int nt)
+{
+    size_t m = (size_t)g->M, n = (size_t)g->N, k = (size_t)g->K;
+    switch (mm_mode(g)) {
+    case MM_FOLD: return onr_sgemm_workspace_size((size_t)g->batch * m, n, k, nt);
+    case MM_BATCH: return onr_sgemm_batch_workspace_size(m, n, k, (size_t)g->batch, nt);
+    default: return onr_sgemm_workspace_size(m, n, k, nt);
+    }
+}
+
+static void mm_f32(const mm_geom *g, const float *a, const float *b, const void *packed,
+                   float *y, void *ws, int nt)
+{
+    size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K, batch = (size_t)g->batch;
+    if (batch == 0 || M == 0 || N == 0) return;
+    switch (mm_mode(g)) {
+    case MM_FOLD:
+        if (packed)
+            onr_sgemm_packed(0, batch * M, N, K, 1.f, a, K, packed, 0.f, y, N, NULL, ws, nt);
+        else
+            onr_sgemm(0, 0, batch * M, N, K, 1.f, a, K, b, N, 0.f, y, N, NULL, ws, nt);
+        break;
+    case MM_BATCH:
+        onr_sgemm_batch(0, 0, M, N, K, 1.f, a, K, g->a_batch == 1 ? 0 : M * K, b, N,
+                        g->b_batch == 1 ? 0 : K * N, 0.f, y, N, M * N, batch, NULL, ws, nt);
+        break;
+    default:
+        for (size_t p = 0; p < batch; p++) {
+            int64_t oa, ob;
+            mm_offsets(g, (int64_t)p, &oa, &ob);
+            onr_sgemm(0, 0, M, N, K, 1.f, a + oa, K, b + ob, N, 0.f, y + p * M * N, N, NULL, ws,
+                      nt);
+        }
+    }
+}
+
+/* Plain loops for double and integers. ACC is the accumulator: double, or
+ * uint64_t for integers so sums wrap without undefined behaviour. */
+#define MM_NAIVE(sfx, T, ACC)                                                                  \
+    static void mm_naive_##sfx(const mm_geom *g, const void *av, const void *bv, void *yv,     \
+                               int nt)                                                         \
+    {                                                                                          \
+        const T *a = av, *b = bv;                                                              \
+        T *y = yv;                                                                             \
+        int64_t M = g->M, N = g->N, K = g->K, rows = g->batch * g->M;                          \
+        _Pragma("omp parallel for num_threads(nt) if (rows * N * K > ONR_PAR_MIN && nt > 1)")  \
+        for (int64_t r = 0; r < rows; r++) {                                                   \
+            int64_t oa, ob;                                                                    \
+            mm_offsets(g, r / M, &oa, &ob);                                                    \
+            const T *ar = a + oa + (r % M) * K, *bm = b + ob;                                  \
+            for (int64_t j = 0; j < N; j++) {                                                  \
+                ACC acc = 0;                                                                   \
+                for (int64_t k = 0; k < K; k++) acc += (ACC)ar[k] * (ACC)bm[k * N + j];        \
+                y[r * N + j] = (T)acc;                                                         \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+MM_NAIVE(f64, double, double)
+MM_NAIVE(i32, int32_t, uint64_t)
+MM_NAIVE(i64, int64_t, uint64_t)
+MM_NAIVE(u32, uint32_t, uint64_t)
+MM_NAIVE(u64, uint64_t, uint64_t)
+
+typedef void (*mm_naive_fn)(const mm_geom *, const void *, const void *, void *, int);
+
+static const struct {
+    onr_dtype dt;
+    mm_naive_fn fn;
+} mm_naive_table[] = {
+    {ONR_DOUBLE, mm_naive_f64}, {ONR_INT32, mm_naive_i32},   {ONR_INT64, mm_naive_i64},
+    {ONR_UINT32, mm_naive_u32}, {ONR_UINT64, mm_naive_u64},
+};
+
+static mm_naive_fn mm_naive_for(onr_dtype dt)
+{
+    for (size_t i = 0; i < sizeof mm_naive_table / sizeof mm_naive_table[0]; i++)
+        if (mm_naive_table[i].dt == dt) return mm_naive_table[i].fn;
+    return NULL;
+}
+
+static int matmul_shape(onr_kctx *ctx)
+{
+    int st;
+    if (ctx->n_in != 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "MatMul takes 2 inputs, got %d", ctx->n_in);
+    if ((st = onr_check_input(ctx, 0, mm_types(ctx->opset))) ||
+        (st = onr_check_input(ctx, 1, mm_types(ctx->opset))) || (st = check_same_type(ctx, 1)))
+        return st;
+    mm_geom g;
+    if ((st = mm_geom_init(ctx, &g))) return st;
+    return onr_set_out(ctx, 0, ctx->in[0]->dtype, g.orank, g.odims);
+}
+
+/* Scratch: float32 copies of A, B, Y for 16-bit types, then GEMM workspace. */
+typedef struct mm_bufs {
+    float *a, *b, *y;
+    void *ws;
+} mm_bufs;
+
+static size_t mm_carve(const onr_kctx *ctx, const mm_geom *g, void *base, mm_bufs *bb)
+{
+    onr_carver cv = {base, 0};
+    mm_bufs tmp;
+    if (!bb) bb = &tmp;
+    memset(bb, 0, sizeof *bb);
+    if (onr_is_half(ctx->in[0]->dtype)) {
+        bb->a = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[0]->numel);
+        bb->b = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[1]->numel);
+        bb->y = onr_carve(&cv, sizeof(float) * (size_t)(g->batch * g->M * g->N));
+    }
+    bb->ws = onr_carve(&cv, mm_ws_bytes(g, ctx->nthreads));
+    return cv.used;
+}
+
+static int matmul_prepare(onr_kctx *ctx, size_t *scratch)
+{
+    mm_geom g;
+    int st = mm_geom_init(ctx, &g);
+    if (st) return st;
+    onr_dtype dt = ctx->in[0]->dtype;
+    *scratch = dt == ONR_FLOAT || onr_is_half(dt) ? mm_carve(ctx, &g, NULL, NULL) : 0;
+    /* only a 2-D B folds the batch into one GEMM, the shape packing serves */
+    return pack_weights(ctx, 0, g.K, g.N);
+}
+
+static int matmul_run(onr_kctx *ctx)
+{
+    mm_geom g;
+    int st = mm_geom_init(ctx, &g);
+    if (st) return st;
+    const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
+    onr_tensor *y = ctx->out[0];
+    onr_dtype dt = a->dtype;
+    if (dt == ONR_FLOAT || onr_is_half(dt)) {
+        mm_bufs bb;
+        if (mm_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
+            return onr_seterr(ctx->err, ONR_E_RUNTIME, "MatMul scratch too small");
+        if (dt == ONR_FLOAT) {
+            const void *pk = b->rank == 2 ? packed_for(ctx, g.K, g.N) : NULL;
+            mm_f32(&g, a->data, b->data, pk, y->data, bb.ws, ctx->nthreads);
+        } else {
+            onr_la_to_f32(a, bb.a, ctx->nthreads);
+            onr_la_to_f32(b, bb.b, ctx->nthreads);
+            mm_f32(&g, bb.a, bb.b, NULL, bb.y, bb.ws, ctx->nthreads);
+            onr_la_from_f32(y, bb.y, ctx->nthreads);
+        }
+        return ONR_OK;
+    }
+    mm_naive_fn fn = mm_naive_for(dt);
+    if (!fn)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "MatMul of %s", onr_dtype_name(dt));
+    fn(&g, a->data, b->data, y->data, ctx->nthreads);
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_MatMul = {
+    .shape = matmul_shape,
+    .prepare = matmul_prepare,
+    .run = matmul_run,
+    .free_state = packed_b_free,
+    .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
+             ONR_T(ONR_UINT64),
+};
+
+/* ======================================================================
+ * Gemm: Y = alpha * op(A) * op(B) + beta * C, C broadcast to [M, N]
+ * ==================================================================== */
+
+/* How C broadcasts to [M, N]. */
+enum { GC_NONE, GC_SCALAR, GC_COL /* one value per column j */, GC_ROW /* per row i */, GC_FULL };
+
+typedef struct gemm_geom {
+    int ta, tb;
+    int64_t M, N, K;
+    float alpha, beta;
+    int64_t alpha_i, beta_i; /* integer types: alpha and beta as integers */
+    int ckind;
+} gemm_geom;
+
+static int gemm_geom_init(onr_kctx *ctx, gemm_geom *g)
+{
+    const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
+    const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    char s1[256], s2[256];
+    if (a->rank != 2 || b->rank != 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm needs 2-D A and B, got %s and %s",
+                          onr_fmt_dims(s1, sizeof s1, a->dims, a->rank),
+                          onr_fmt_dims(s2, sizeof s2, b->dims, b->rank));
+    g->ta = onr_attr_int(ctx->node, "transA", 0) != 0;
+    g->tb = onr_attr_int(ctx->node, "transB", 0) != 0;
+    g->alpha = onr_attr_float(ctx->node, "alpha", 1.f);
+    g->beta = onr_attr_float(ctx->node, "beta", 1.f);
+    g->M = a->dims[g->ta ? 1 : 0];
+    g->K = a->dims[g->ta ? 0 : 1];
+    g->N = b->dims[g->tb ? 0 : 1];
+    int64_t kb = b->dims[g->tb ? 1 : 0];
+    if (kb != g->K)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "Gemm inner dims differ: op(A) is %lldx%lld, op(B) is %lldx%lld",
+                          (long long)g->M, (long long)g->K, (long long)kb, (long long)g->N);
+    g->ckind = GC_NONE;
+    if (!c) return ONR_OK;
+    int64_t c0 = c->rank == 2 ? c->dims[0] : 1, c1 = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+    int fits = c->rank <= 2 && (c0 == 1 || c0 == g->M) && (c1 == 1 || c1 == g->N);
+    /* opsets 1-6 broadcast C only when asked to */
+    if (ctx->opset < 7 && !onr_attr_int(ctx->node, "broadcast", 0))
+        fits = c->rank == 2 && c0 == g->M && c1 == g->N;
+    if (!fits)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm C %s does not broadcast to [%lld,%lld]",
+                          onr_fmt_dims(s1, sizeof s1, c->dims, c->rank), (long long)g->M,
+                          (long long)g->N);
+    g->ckind = c0 == 1 && c1 == 1 ? GC_SCALAR : c0 == 1 ? GC_COL : c1 == 1 ? GC_ROW : GC_FULL;
+    return ONR_OK;
+}
+
+/* Whether v is an integer small enough to be exact in integer Gemm. */
+static int integral(float v, int64_t *out)
+{
+    if (!(v >= -2147483648.f && v <= 2147483647.f) || (float)(int64_t)v != v) return 0;
+    *out = (int64_t)v;
+    return 1;
+}
+
+static int gemm_shape(onr_kctx *ctx)
+{
+    int st, need_c = ctx->opset < 11;
+    if (ctx->n_in < 2 + need_c || ctx->n_in > 3)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm takes %s inputs, got %d",
+                          need_c ? "3" : "2 or 3", ctx->n_in);
+    uint32_t types = mm_types(ctx->opset);
+    if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types)) ||
+        (st = check_same_type(ctx, 1)))
+        return st;
+    if (ctx->n_in > 2 && ctx->in[2]) {
+        if ((st = check_same_type(ctx, 2))) return st;
+    } else if (need_c) {
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm before opset 11 needs input C");
+    }
+    gemm_geom g;
+    if ((st = gemm_geom_init(ctx, &g))) return st;
+    onr_dtype dt = ctx->in[0]->dtype;
+    if (!(ONR_TYPES_FLOAT & ONR_T(dt)) &&
+        (!integral(g.alpha, &g.alpha_i) || !integral(g.beta, &g.beta_i)))
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "Gemm of %s needs integral alpha and beta, got %g and %g",
+                          onr_dtype_name(dt), g.alpha, g.beta);
+    int64_t dims[2] = {g.M, g.N};
+    return onr_set_out(ctx, 0, dt, 2, dims);
+}
+
+/* Scratch: float32 copies (A, B, C, Y) for 16-bit types, the scaled bias
+ * vector, then GEMM workspace. */
+typedef struct gemm_bufs {
+    float *a, *b, *c, *y, *bias;
+    void *ws;
+} gemm_bufs;
+
+static size_t gemm_carve(const onr_kctx *ctx, const gemm_geom *g, void *base, gemm_bufs *bb)
+{
+    onr_carver cv = {base, 0};
+    gemm_bufs tmp;
+    if (!bb) bb = &tmp;
+    memset(bb, 0, sizeof *bb);
+    const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if (onr_is_half(ctx->in[0]->dtype)) {
+        bb->a = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[0]->numel);
+        bb->b = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[1]->numel);
+        if (c) bb->c = onr_carve(&cv, sizeof(float) * (size_t)c->numel);
+        bb->y = onr_carve(&cv, sizeof(float) * (size_t)(g->M * g->N));
+    }
+    bb->bias = onr_carve(&cv, sizeof(float) * (size_t)(g->M > g->N ? g->M : g->N));
+    bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->M, (size_t)g->N, (size_t)g->K,
+                                                     ctx->nthreads));
+    return cv.used;
+}
+
+static void gemm_f32(const gemm_geom *g, const float *a, const float *b, const void *packed,
+                     const float *c, float *y, float *bias, void *ws, int nt)
+{
+    size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K;
+    if (M == 0 || N == 0) return;
+    onr_gemm_epilogue ep = {0};
+    const onr_gemm_epilogue *epp = NULL;
+    float beta = 0.f;
+    /* beta == 0 ignores C, as the reference runtimes do */
+    if (c && g->ckind != GC_NONE && g->beta != 0.f) {
+        size_t len = g->ckind == GC_ROW ? M : N;
+        const float *vec = c;
+        if (g->ckind == GC_FULL) {
+            if (y != c) memcpy(y, c, sizeof(float) * M * N);
+            beta = g->beta;
+        } else if (g->ckind == GC_SCALAR || g->beta != 1.f) {
+            for (size_t i = 0; i < len; i++) bias[i] = g->beta * c[g->ckind == GC_SCALAR ? 0 : i];
+            vec = bias;
+        }
+        if (g->ckind == GC_COL || g->ckind == GC_SCALAR) ep.bias_col = vec, epp = &ep;
+        if (g->ckind == GC_ROW) ep.bias_row = vec, epp = &ep;
+    }
+    size_t lda = g->ta ? M : K, ldb = g->tb ? K : N;
+    if (packed)
+        onr_sgemm_packed(g->ta, M, N, K, g->alpha, a, lda, packed, beta, y, N, epp, ws, nt);
+    else
+        onr_sgemm(g->ta, g->tb, M, N, K, g->alpha, a, lda, b, ldb, beta, y, N, epp, ws, nt);
+}
+
+/* Plain loops for double and integers; FLT picks the float or the integer
+ * form of alpha/beta (integers wrap through a uint64_t accumulator). */
+#define GEMM_NAIVE(sfx, T, ACC, FLT)                                                           \
+    static void gemm_naive_##sfx(const gemm_geom *g, const void *av, const void *bv,           \
+                                 const void *cv, void *yv, int nt)                             \
+    {                                                                                          \
+        const T *a = av, *b = bv, *c = cv;                                                     \
+        T *y = yv;                                                                             \
+        int64_t M = g->M, N = g->N, K = g->K;                                                  \
+        int64_t a_i = g->ta ? 1 : K, a_k = g->ta ? M : 1, b_k = g->tb ? 1 : N,                 \
+                b_j = g->tb ? K : 1;                                                           \
+        int64_t c_i = g->ckind == GC_ROW ? 1 : g->ckind == GC_FULL ? N : 0;                    \
+        int64_t c_j = g->ckind == GC_COL || g->ckind == GC_FULL ? 1 : 0;                       \
+        int use_c = c && g->ckind != GC_NONE && g->beta != 0.f;                                \
+        ACC al = FLT ? (ACC)g->alpha : (ACC)g->alpha_i;                                        \
+        ACC be = FLT ? (ACC)g->beta : (ACC)g->beta_i;                                          \
+        _Pragma("omp parallel for num_threads(nt) if (M * N * K > ONR_PAR_MIN && nt > 1)")     \
+        for (int64_t i = 0; i < M; i++)                                                        \
+            for (int64_t j = 0; j < N; j++) {                                                  \
+                ACC acc = 0;                                                                   \
+                for (int64_t k = 0; k < K; k++)                                                \
+                    acc += (ACC)a[i * a_i + k * a_k] * (ACC)b[k * b_k + j * b_j];              \
+                acc *= al;                                                                     \
+                if (use_c) acc += be * (ACC)c[i * c_i + j * c_j];                              \
+                y[i * N + j] = (T)acc;                                                         \
+            }                                                                                  \
+    }
+
+GEMM_NAIVE(f64, double, double, 1)
+GEMM_NAIVE(i32, int32_t, uint64_t, 0)
+GEMM_NAIVE(i64, int64_t, uint64_t, 0)
+GEMM_NAIVE(u32, uint32_t, uint64_t, 0)
+GEMM_NAIVE(u64, uint64_t, uint64_t, 0)
+
+typedef void (*gemm_naive_fn)(const gemm_geom *, const void *, const void *, const void *, void *,
+                              int);
+
+static const struct {
+    onr_dtype dt;
+    gemm_naive_fn fn;
+} gemm_naive_table[] = {
+    {ONR_DOUBLE, gemm_naive_f64}, {ONR_INT32, gemm_naive_i32},   {ONR_INT64, gemm_naive_i64},
+    {ONR_UINT32, gemm_naive_u32}, {ONR_UINT64, gemm_naive_u64},
+};
+
+static gemm_naive_fn gemm_naive_for(onr_dtype dt)
+{
+    for (size_t i = 0; i < sizeof gemm_naive_table / sizeof gemm_naive_table[0]; i++)
+        if (gemm_naive_table[i].dt == dt) return gemm_naive_table[i].fn;
+    return NULL;
+}
+
+static int gemm_prepare(onr_kctx *ctx, size_t *scratch)
+{
+    gemm_geom g;
+    int st = gemm_geom_init(ctx, &g);
+    if (st) return st;
+    onr_dtype dt = ctx->in[0]->dtype;
+    *scratch = dt == ONR_FLOAT || onr_is_half(dt) ? gemm_carve(ctx, &g, NULL, NULL) : 0;
+    return pack_weights(ctx, g.tb, g.K, g.N);
+}
+
+static int gemm_run(onr_kctx *ctx)
+{
+    gemm_geom g;
+    int st = gemm_geom_init(ctx, &g);
+    if (st) return st;
+    const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
+    const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    onr_tensor *y = ctx->out[0];
+    onr_dtype dt = a->dtype;
+    if (dt == ONR_FLOAT || onr_is_half(dt)) {
+        gemm_bufs bb;
+        if (gemm_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
+            return onr_seterr(ctx->err, ONR_E_RUNTIME, "Gemm scratch too small");
+        if (dt == ONR_FLOAT) {
+            gemm_f32(&g, a->data, b->data, packed_for(ctx, g.K, g.N), c ? c->data : NULL,
+                     y->data, bb.bias, bb.ws, ctx->nthreads);
+        } else {
+            onr_la_to_f32(a, bb.a, ctx->nthreads);
+            onr_la_to_f32(b, bb.b, ctx->nthreads);
+            if (c) onr_la_to_f32(c, bb.c, ctx->nthreads);
+            gemm_f32(&g, bb.a, bb.b, NULL, bb.c, bb.y, bb.bias, bb.ws, ctx->nthreads);
+            onr_la_from_f32(y, bb.y, ctx->nthreads);
+        }
+        return ONR_OK;
+    }
+    gemm_naive_fn fn = gemm_naive_for(dt);
+    if (!fn) return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Gemm of %s", onr_dtype_name(dt));
+    /* integral for integer types: the shape fn checked it */
+    if (dt != ONR_DOUBLE && (!integral(g.alpha, &g.alpha_i) || !integral(g.beta, &g.beta_i)))
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Gemm of %s needs integral alpha, beta",
+                          onr_dtype_name(dt));
+    fn(&g, a->data, b->data, c ? c->data : NULL, y->data, ctx->nthreads);
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_Gemm = {
+    .shape = gemm_shape,
+    .prepare = gemm_prepare,
+    .run = gemm_run,
+    .free_state = packed_b_free,
+    .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
+             ONR_T(ONR_UINT64),
+};

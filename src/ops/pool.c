@@ -1,0 +1,569 @@
+/*
+ * pool.c - MaxPool (with optional Indices), AveragePool, LpPool and their
+ * Global forms, over 1-D, 2-D and 3-D inputs (N x C x D1 ...).
+ *
+ * Window taps are clipped to the input per axis (onr_sp_taps), so padding is
+ * never read; what it contributes is decided per op (max: nothing, average:
+ * the count when count_include_pad, Lp: zero). The main engine builds an
+ * output row at a time in a per-thread row of doubles (scratch): for every
+ * kernel tap, the whole row takes in the input row shifted by that tap, a
+ * contiguous loop at stride 1. Values are exact in double for every type
+ * handled, so max is exact and sums are accurate. MaxPool with its Indices
+ * output goes output by output instead, and Global pools reduce each plane
+ * in one loop. Planes run in parallel, each by one thread, so results do not
+ * depend on the thread count.
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "ops/linalg.h"
+
+enum { POOL_MAX, POOL_AVG, POOL_LP };
+
+typedef struct pool_geom {
+    int kind;
+    int64_t N, C, IN, OUT, K;
+    onr_spatial sp;
+    int count_include_pad, storage_order;
+    double p;
+} pool_geom;
+
+/* ---- window iteration -------------------------------------------------- */
+
+/* The clipped taps [l, h) and window start st of one output position. */
+typedef struct pool_win {
+    int64_t l[3], h[3], st[3];
+} pool_win;
+
+static inline void pool_window(const onr_spatial *sp, int64_t od, int64_t oh, int64_t ow,
+                               pool_win *w)
+{
+    const int64_t o[3] = {od, oh, ow};
+    for (int j = 0; j < 3; j++) {
+        w->st[j] = o[j] * sp->s[j] - sp->pb[j];
+        onr_sp_taps(w->st[j], sp->k[j], sp->d[j], sp->in[j], &w->l[j], &w->h[j]);
+    }
+}
+
+/* Every plane pl in parallel, every output o of it with its window w. */
+#define POOL_FOR_OUTPUTS(g, nt, ...)                                                           \
+    do {                                                                                       \
+        const onr_spatial *sp = &(g)->sp;                                                      \
+        int64_t planes = (g)->N * (g)->C, work = planes * (g)->OUT * ((g)->K + 1);             \
+        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            pool_win w;                                                                        \
+            int64_t o = 0;                                                                     \
+            for (int64_t od = 0; od < sp->out[0]; od++)                                        \
+                for (int64_t oh = 0; oh < sp->out[1]; oh++)                                    \
+                    for (int64_t ow = 0; ow < sp->out[2]; ow++, o++) {                         \
+                        pool_window(sp, od, oh, ow, &w);                                       \
+                        __VA_ARGS__                                                            \
+                    }                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* Every in-input tap (ta, tb, tc) of window w, at element offset off of
+ * its plane. */
+#define POOL_FOR_TAPS(sp, w, off, ...)                                                         \
+    for (int64_t ta = (w).l[0]; ta < (w).h[0]; ta++)                                           \
+        for (int64_t tb = (w).l[1]; tb < (w).h[1]; tb++) {                                     \
+            int64_t row_ = (((w).st[0] + ta * (sp)->d[0]) * (sp)->in[1] + (w).st[1] +          \
+                            tb * (sp)->d[1]) * (sp)->in[2] + (w).st[2];                        \
+            for (int64_t tc = (w).l[2]; tc < (w).h[2]; tc++) {                                 \
+                int64_t off = row_ + tc * (sp)->d[2];                                          \
+                __VA_ARGS__                                                                    \
+            }                                                                                  \
+        }
+
+/* Flat index of the tap in X (the Indices output): row-major, or with the
+ * first spatial axis fastest for storage_order 1. */
+static inline int64_t pool_index(const pool_geom *g, int64_t pl, const pool_win *w, int64_t ta,
+                                 int64_t tb, int64_t tc)
+{
+    const onr_spatial *sp = &g->sp;
+    int64_t a = w->st[0] + ta * sp->d[0], b = w->st[1] + tb * sp->d[1];
+    int64_t c = w->st[2] + tc * sp->d[2];
+    int64_t in_plane = g->storage_order ? a + (b + c * sp->in[1]) * sp->in[0]
+                                        : (a * sp->in[1] + b) * sp->in[2] + c;
+    return pl * g->IN + in_plane;
+}
+
+/* ---- kernels per type --------------------------------------------------- */
+
+static inline double ld_f16(uint16_t h) { return onr_half_to_float(h); }
+static inline double ld_bf16(uint16_t h) { return onr_bf16_to_float(h); }
+static inline uint16_t st_f16(double v) { return onr_float_to_half((float)v); }
+static inline uint16_t st_bf16(double v) { return onr_float_to_bf16((float)v); }
+#define LD_D(v) ((double)(v))
+
+/* |v|^p, with the common p done without pow. */
+static inline double lp_term(double v, double p)
+{
+    v = fabs(v);
+    return p == 2. ? v * v : p == 1. ? v : pow(v, p);
+}
+
+static inline double lp_root(double sum, double p)
+{
+    return p == 2. ? sqrt(sum) : p == 1. ? sum : pow(sum, 1. / p);
+}
+
+/* Taps of output column ow along the innermost axis inside the input (or,
+ * with pad != 0, inside the padded input). */
+static inline int64_t taps_w(const onr_spatial *sp, int64_t ow, int pad)
+{
+    int64_t lo, hi, st = ow * sp->s[2] - sp->pb[2];
+    if (pad)
+        onr_sp_taps(st + sp->pb[2], sp->k[2], sp->d[2], sp->in[2] + sp->pb[2] + sp->pe[2], &lo,
+                    &hi);
+    else
+        onr_sp_taps(st, sp->k[2], sp->d[2], sp->in[2], &lo, &hi);
+    return hi - lo;
+}
+
+/* Taps along the two outer axes of window w (or of its padded extent). */
+static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int pad)
+{
+    int64_t n = 1, lo, hi;
+    for (int j = 0; j < 2; j++) {
+        if (pad)
+            onr_sp_taps(w->st[j] + sp->pb[j], sp->k[j], sp->d[j],
+                        sp->in[j] + sp->pb[j] + sp->pe[j], &lo, &hi);
+        else
+            lo = w->l[j], hi = w->h[j];
+        n *= hi - lo;
+    }
+    return n;
+}
+
+/* Row engine: max, average and Lp pools; rows holds nthreads rows of OW
+ * doubles, 64-byte aligned each. */
+#define ROW_POOL(sfx, T, LOAD, STORE, LOWEST)                                                  \
+    static void rowpool_##sfx(const pool_geom *g, const void *xv, void *yv, double *rows,      \
+                              int nt)                                                          \
+    {                                                                                          \
+        const T *x = xv;                                                                       \
+        T *y = yv;                                                                             \
+        const onr_spatial *sp = &g->sp;                                                        \
+        int64_t planes = g->N * g->C, work = planes * g->OUT * (g->K + 1), OW = sp->out[2];    \
+        size_t stride = onr_al64((size_t)OW * sizeof(double)) / sizeof(double);                \
+        int kind = g->kind;                                                                    \
+        double p = g->p;                                                                       \
+        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            double *acc = rows + (size_t)omp_get_thread_num() * stride;                        \
+            const T *xp = x + pl * g->IN;                                                      \
+            pool_win w;                                                                        \
+            for (int64_t od = 0; od < sp->out[0]; od++)                                        \
+                for (int64_t oh = 0; oh < sp->out[1]; oh++) {                                  \
+                    pool_window(sp, od, oh, 0, &w);                                            \
+                    for (int64_t ow = 0; ow < OW; ow++) acc[ow] = kind == POOL_MAX ? LOWEST : 0; \
+                    for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)                               \
+                        for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {                         \
+                            const T *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] +       \
+                                                w.st[1] + tb * sp->d[1]) * sp->in[2];          \
+                            for (int64_t kw = 0; kw < sp->k[2]; kw++) {                        \
+                                int64_t off = kw * sp->d[2] - sp->pb[2], s2 = sp->s[2], lo, hi; \
+                                onr_sp_taps(off, OW, s2, sp->in[2], &lo, &hi);                 \
+                                if (kind == POOL_MAX) {                                        \
+                                    for (int64_t ow = lo; ow < hi; ow++) {                     \
+                                        double v = LOAD(xr[ow * s2 + off]);                    \
+                                        acc[ow] = v > acc[ow] ? v : acc[ow];                   \
+                                    }                                                          \
+                                } else if (kind == POOL_AVG) {                                 \
+                                    for (int64_t ow = lo; ow < hi; ow++)                       \
+                                        acc[ow] += LOAD(xr[ow * s2 + off]);                    \
+                                } else {                                                       \
+                                    for (int64_t ow = lo; ow < hi; ow++)                       \
+                                        acc[ow] += lp_term(LOAD(xr[ow * s2 + off]), p);        \
+                                }                                                              \
+                            }                                                                  \
+                        }                                                                      \
+                    T *yr = y + pl * g->OUT + (od * sp->out[1] + oh) * OW;                     \
+                    if (kind == POOL_MAX) {                                                    \
+                        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = STORE(acc[ow]);           \
+                    } else if (kind == POOL_AVG) {                                             \
+                        int cip = g->count_include_pad;                                        \
+                        int64_t outer = taps_outer(sp, &w, cip);                               \
+                        for (int64_t ow = 0; ow < OW; ow++)                                    \
+                            yr[ow] = STORE(acc[ow] / (double)(outer * taps_w(sp, ow, cip)));   \
+                    } else {                                                                   \
+                        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = STORE(lp_root(acc[ow], p)); \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+/* MaxPool with Indices, output by output: the first largest tap wins; NaN
+ * never does (as in the row engine); a window all in padding (or all NaN)
+ * gives LOWEST and index -1. */
+#define MAXPOOL_IDX(sfx, T, LOAD, STORE, LOWEST)                                               \
+    static void maxidx_##sfx(const pool_geom *g, const void *xv, void *yv, int64_t *idx, int nt) \
+    {                                                                                          \
+        const T *x = xv;                                                                       \
+        T *y = yv;                                                                             \
+        POOL_FOR_OUTPUTS(g, nt, {                                                              \
+            const T *xp = x + pl * g->IN;                                                      \
+            double best = LOWEST;                                                              \
+            int64_t ba = -1, bb = 0, bc = 0;                                                   \
+            POOL_FOR_TAPS(sp, w, off, {                                                        \
+                double v = LOAD(xp[off]);                                                      \
+                if (v > best || (ba < 0 && v == best)) {                                       \
+                    best = v;                                                                  \
+                    ba = ta, bb = tb, bc = tc;                                                 \
+                }                                                                              \
+            })                                                                                 \
+            y[pl * g->OUT + o] = STORE(best);                                                  \
+            idx[pl * g->OUT + o] = ba < 0 ? -1 : pool_index(g, pl, &w, ba, bb, bc);            \
+        });                                                                                    \
+    }
+
+/* Global pools: one reduction per plane. */
+#define GLOBAL_POOL(sfx, T, LOAD, STORE, LOWEST)                                               \
+    static void global_##sfx(const pool_geom *g, const void *xv, void *yv, int nt)             \
+    {                                                                                          \
+        const T *x = xv;                                                                       \
+        T *y = yv;                                                                             \
+        int64_t planes = g->N * g->C, IN = g->IN;                                              \
+        _Pragma("omp parallel for num_threads(nt) if (planes * IN > ONR_PAR_MIN && nt > 1)")   \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            const T *xp = x + pl * IN;                                                         \
+            double acc = g->kind == POOL_MAX ? LOWEST : 0;                                     \
+            if (g->kind == POOL_MAX) {                                                         \
+                for (int64_t i = 0; i < IN; i++) {                                             \
+                    double v = LOAD(xp[i]);                                                    \
+                    acc = v > acc ? v : acc;                                                   \
+                }                                                                              \
+            } else if (g->kind == POOL_AVG) {                                                  \
+                for (int64_t i = 0; i < IN; i++) acc += LOAD(xp[i]);                           \
+                acc /= (double)IN;                                                             \
+            } else {                                                                           \
+                for (int64_t i = 0; i < IN; i++) acc += lp_term(LOAD(xp[i]), g->p);            \
+                acc = lp_root(acc, g->p);                                                      \
+            }                                                                                  \
+            y[pl] = STORE(acc);                                                                \
+        }                                                                                      \
+    }
+
+#define POOL_TYPE(sfx, T, LOAD, STORE, LOWEST)                                                 \
+    ROW_POOL(sfx, T, LOAD, STORE, LOWEST)                                                      \
+    MAXPOOL_IDX(sfx, T, LOAD, STORE, LOWEST)                                                   \
+    GLOBAL_POOL(sfx, T, LOAD, STORE, LOWEST)
+
+POOL_TYPE(f32, float, LD_D, (float), -INFINITY)
+POOL_TYPE(f64, double, LD_D, (double), -INFINITY)
+POOL_TYPE(f16, uint16_t, ld_f16, st_f16, -INFINITY)
+POOL_TYPE(bf16, uint16_t, ld_bf16, st_bf16, -INFINITY)
+POOL_TYPE(i8, int8_t, LD_D, (int8_t), INT8_MIN)
+POOL_TYPE(u8, uint8_t, LD_D, (uint8_t), 0)
+
+typedef void (*rowpool_fn)(const pool_geom *, const void *, void *, double *, int);
+typedef void (*maxidx_fn)(const pool_geom *, const void *, void *, int64_t *, int);
+typedef void (*global_fn)(const pool_geom *, const void *, void *, int);
+
+static const struct {
+    onr_dtype dt;
+    rowpool_fn row;
+    maxidx_fn maxidx;
+    global_fn global;
+} pool_table[] = {
+    {ONR_FLOAT, rowpool_f32, maxidx_f32, global_f32},
+    {ONR_DOUBLE, rowpool_f64, maxidx_f64, global_f64},
+    {ONR_FLOAT16, rowpool_f16, maxidx_f16, global_f16},
+    {ONR_BFLOAT16, rowpool_bf16, maxidx_bf16, global_bf16},
+    {ONR_INT8, rowpool_i8, maxidx_i8, global_i8},
+    {ONR_UINT8, rowpool_u8, maxidx_u8, global_u8},
+};
+
+/* ---- shape and geometry --------------------------------------------------- */
+
+static uint32_t pool_types(int kind, int64_t opset)
+{
+    uint32_t t = ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16);
+    if (opset >= 22) t |= ONR_T(ONR_BFLOAT16);
+    if (kind == POOL_MAX && opset >= 12) t |= ONR_T(ONR_INT8) | ONR_T(ONR_UINT8);
+    return t;
+}
+
+static const char *const pool_names[] = {"MaxPool", "AveragePool", "LpPool"};
+
+/* The p attribute of LpPool / GlobalLpPool: a float in opset 1, an int
+ * after; must be positive. */
+static int pool_p(onr_kctx *ctx, double *p)
+{
+    const onr_attr *a = onr_node_attr(ctx->node, "p");
+    *p = !a ? 2. : a->type == ONR_ATTR_FLOAT ? (double)a->f : (double)a->i;
+    if (!(*p > 0) || *p > 1e6)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "p = %g must be positive", *p);
+    return ONR_OK;
+}
+
+static int bool_attr(onr_kctx *ctx, const char *name, int *v)
+{
+    int64_t a = onr_attr_int(ctx->node, name, 0);
+    if (a != 0 && a != 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "attribute '%s' = %lld must be 0 or 1", name,
+                          (long long)a);
+    *v = (int)a;
+    return ONR_OK;
+}
+
+/* Input and output count, type and rank shared by all pools. */
+static int pool_inputs(onr_kctx *ctx, int kind, const char *op, int min_rank, int max_out)
+{
+    if (ctx->n_in != 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes 1 input, got %d", op, ctx->n_in);
+    if (ctx->n_out < 1 || ctx->n_out > max_out)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s has %d outputs, at most %d allowed", op,
+                          ctx->n_out, max_out);
+    int st = onr_check_input(ctx, 0, pool_types(kind, ctx->opset));
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    char s1[256];
+    if (x->rank < min_rank)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s input %s must be N x C x D1 ... (rank >= %d)",
+                          op, onr_fmt_dims(s1, sizeof s1, x->dims, x->rank), min_rank);
+    return ONR_OK;
+}
+
+static int pool_geom_init(onr_kctx *ctx, int kind, pool_geom *g)
+{
+    const char *op = pool_names[kind];
+    /* MaxPool has the Indices output from opset 8 */
+    int st = pool_inputs(ctx, kind, op, 3, kind == POOL_MAX && ctx->opset >= 8 ? 2 : 1);
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    int nsp = x->rank - 2, present, ceil_mode = 0;
+    if (nsp > ONR_SP_MAX)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s over %d spatial dims (at most %d)", op,
+                          nsp, ONR_SP_MAX);
+    int64_t kernel[ONR_SP_MAX];
+    memset(g, 0, sizeof *g);
+    g->kind = kind;
+    if ((st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, kernel, &present))) return st;
+    if (!present)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s needs the kernel_shape attribute", op);
+    if ((st = bool_attr(ctx, "ceil_mode", &ceil_mode)) ||
+        (st = bool_attr(ctx, "count_include_pad", &g->count_include_pad)) ||
+        (st = bool_attr(ctx, "storage_order", &g->storage_order)))
+        return st;
+    if (kind == POOL_LP && (st = pool_p(ctx, &g->p))) return st;
+    if ((st = onr_spatial_window(ctx, nsp, x->dims + 2, kernel, ceil_mode, 1, &g->sp))) return st;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    g->IN = onr_sp_numel(g->sp.in);
+    g->OUT = onr_sp_numel(g->sp.out);
+    g->K = onr_sp_numel(g->sp.k);
+    return ONR_OK;
+}
+
+/* Global pools: one window over the whole plane, flattened to one axis so
+ * any rank works. */
+static int global_geom_init(onr_kctx *ctx, int kind, pool_geom *g)
+{
+    static const char *const names[] = {"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"};
+    int st = pool_inputs(ctx, kind, names[kind], 2, 1);
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    memset(g, 0, sizeof *g);
+    g->kind = kind;
+    if (kind == POOL_LP && (st = pool_p(ctx, &g->p))) return st;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    g->IN = 1;
+    for (int i = 2; i < x->rank; i++) g->IN *= x->dims[i];
+    onr_spatial *sp = &g->sp;
+    sp->nsp = 1;
+    for (int j = 0; j < 3; j++) sp->in[j] = sp->out[j] = sp->k[j] = sp->s[j] = sp->d[j] = 1;
+    sp->in[2] = sp->k[2] = g->IN;
+    g->OUT = 1;
+    g->K = g->IN;
+    return ONR_OK;
+}
+
+static int pool_set_outputs(onr_kctx *ctx, const pool_geom *g, int global)
+{
+    const onr_tensor *x = ctx->in[0];
+    int64_t dims[ONR_MAX_RANK];
+    int rank = x->rank, nsp = rank - 2;
+    dims[0] = g->N;
+    dims[1] = g->C;
+    for (int i = 0; i < nsp; i++) dims[2 + i] = global ? 1 : g->sp.out[3 - nsp + i];
+    int st = onr_set_out(ctx, 0, x->dtype, rank, dims);
+    if (!st && ctx->n_out > 1) st = onr_set_out(ctx, 1, ONR_INT64, rank, dims);
+    return st;
+}
+
+/* Scratch of the row engine: one row of doubles per thread. */
+static size_t pool_scratch(const onr_kctx *ctx, const pool_geom *g, int global)
+{
+    int with_idx = ctx->n_out > 1 && ctx->out[1];
+    if (global || (g->kind == POOL_MAX && with_idx)) return 0;
+    return (size_t)ctx->nthreads * onr_al64((size_t)g->sp.out[2] * sizeof(double));
+}
+
+static int pool_run_geom(onr_kctx *ctx, const pool_geom *g, int global)
+{
+    const onr_tensor *x = ctx->in[0];
+    onr_tensor *y = ctx->out[0];
+    size_t i = 0, n = sizeof pool_table / sizeof pool_table[0];
+    while (i < n && pool_table[i].dt != x->dtype) i++;
+    if (i == n)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "pooling of %s", onr_dtype_name(x->dtype));
+    int64_t *idx = ctx->n_out > 1 && ctx->out[1] ? ctx->out[1]->data : NULL;
+    if (global) {
+        pool_table[i].global(g, x->data, y->data, ctx->nthreads);
+    } else if (g->kind == POOL_MAX && idx) {
+        pool_table[i].maxidx(g, x->data, y->data, idx, ctx->nthreads);
+    } else {
+        if (ctx->scratch_size < pool_scratch(ctx, g, global))
+            return onr_seterr(ctx->err, ONR_E_RUNTIME, "pooling scratch too small");
+        pool_table[i].row(g, x->data, y->data, ctx->scratch, ctx->nthreads);
+    }
+    return ONR_OK;
+}
+
+/* One shape fn and run fn per op, over the shared geometry. */
+#define POOL_OP(Name, kind, init, global)                                                      \
+    static int Name##_shape(onr_kctx *ctx)                                                     \
+    {                                                                                          \
+        pool_geom g;                                                                           \
+        int st = init(ctx, kind, &g);                                                          \
+        return st ? st : pool_set_outputs(ctx, &g, global);                                    \
+    }                                                                                          \
+    static int Name##_prepare(onr_kctx *ctx, size_t *scratch)                                  \
+    {                                                                                          \
+        pool_geom g;                                                                           \
+        int st = init(ctx, kind, &g);                                                          \
+        if (!st) *scratch = pool_scratch(ctx, &g, global);                                     \
+        return st;                                                                             \
+    }                                                                                          \
+    static int Name##_run(onr_kctx *ctx)                                                       \
+    {                                                                                          \
+        pool_geom g;                                                                           \
+        int st = init(ctx, kind, &g);                                                          \
+        return st ? st : pool_run_geom(ctx, &g, global);                                       \
+    }                                                                                          \
+    const onr_op_impl onr_impl_##Name = {                                                      \
+        .shape = Name##_shape,                                                                 \
+        .prepare = Name##_prepare,                                                             \
+        .run = Name##_run,                                                                     \
+        .types = ONR_TYPES_FLOAT | (kind == POOL_MAX ? ONR_T(ONR_INT8) | ONR_T(ONR_UINT8) : 0), \
+    };
+
+POOL_OP(MaxPool, POOL_MAX, pool_geom_init, 0)
+POOL_OP(AveragePool, POOL_AVG, pool_geom_init, 0)
+POOL_OP(LpPool, POOL_LP, pool_geom_init, 0)
+POOL_OP(GlobalMaxPool, POOL_MAX, global_geom_init, 1)
+POOL_OP(GlobalAveragePool, POOL_AVG, global_geom_init, 1)
+POOL_OP(GlobalLpPool, POOL_LP, global_geom_init, 1)
+
+/* ======================================================================
+ * MaxUnpool: Y = zeros, Y[I[j]] = X[j]
+ * ==================================================================== */
+
+/* The spatial dims unpooling gives, (in - 1) * s - pads + k, in *inferred;
+ * the output dims (those, or the output_shape input) in *odims. */
+static int unpool_geom(onr_kctx *ctx, int64_t *inferred, int64_t *odims)
+{
+    if (ctx->n_in < 2 || ctx->n_in > 3)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "MaxUnpool takes 2 or 3 inputs, got %d",
+                          ctx->n_in);
+    int st;
+    if ((st = onr_check_input(ctx, 0, pool_types(POOL_AVG, ctx->opset))) ||
+        (st = onr_check_input(ctx, 1, ONR_T(ONR_INT64))))
+        return st;
+    const onr_tensor *x = ctx->in[0], *ix = ctx->in[1];
+    char s1[256], s2[256];
+    if (x->rank < 3)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "MaxUnpool input %s must be N x C x D1 ...",
+                          onr_fmt_dims(s1, sizeof s1, x->dims, x->rank));
+    if (ix->rank != x->rank || memcmp(ix->dims, x->dims, sizeof(int64_t) * (size_t)x->rank))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "indices %s must have the shape of X %s",
+                          onr_fmt_dims(s1, sizeof s1, ix->dims, ix->rank),
+                          onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
+    int nsp = x->rank - 2, present;
+    int64_t k[ONR_MAX_RANK], s[ONR_MAX_RANK], pads[2 * ONR_MAX_RANK];
+    if ((st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, k, &present))) return st;
+    if (!present)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "MaxUnpool needs the kernel_shape attribute");
+    if ((st = onr_sp_ints(ctx, "strides", nsp, 1, 1, s, NULL)) ||
+        (st = onr_sp_ints(ctx, "pads", 2 * nsp, 0, 0, pads, NULL)))
+        return st;
+    inferred[0] = odims[0] = x->dims[0];
+    inferred[1] = odims[1] = x->dims[1];
+    for (int i = 0; i < nsp; i++) {
+        if (x->dims[2 + i] > 1 && s[i] > ONR_SP_ATTR_MAX / (x->dims[2 + i] - 1))
+            return onr_seterr(ctx->err, ONR_E_MODEL, "stride %lld times input %lld is too large",
+                              (long long)s[i], (long long)x->dims[2 + i]);
+        inferred[2 + i] = (x->dims[2 + i] - 1) * s[i] - pads[i] - pads[nsp + i] + k[i];
+        if (inferred[2 + i] < 0)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "pads %lld+%lld leave no output on spatial axis %d",
+                              (long long)pads[i], (long long)pads[nsp + i], i);
+        odims[2 + i] = inferred[2 + i];
+    }
+    if (ctx->n_in < 3 || !ctx->in[2]) return ONR_OK;
+    int n;
+    if ((st = onr_read_ints(ctx, 2, odims, ONR_MAX_RANK, &n))) return st;
+    if (n != x->rank || odims[0] != x->dims[0] || odims[1] != x->dims[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "output_shape %s must be N x C x ... of rank %d with N, C of X %s",
+                          onr_fmt_dims(s1, sizeof s1, odims, n), x->rank,
+                          onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
+    return ONR_OK;
+}
+
+static int unpool_shape(onr_kctx *ctx)
+{
+    int64_t inferred[ONR_MAX_RANK], odims[ONR_MAX_RANK];
+    int st = unpool_geom(ctx, inferred, odims);
+    return st ? st : onr_set_out(ctx, 0, ctx->in[0]->dtype, ctx->in[0]->rank, odims);
+}
+
+/* Indices address the unpooled tensor of the inferred shape; an explicit
+ * output_shape keeps each element's coordinates (the extra room is at the
+ * end of each axis, as in the ONNX backend test data). */
+static int unpool_run(onr_kctx *ctx)
+{
+    int64_t inferred[ONR_MAX_RANK], odims[ONR_MAX_RANK], istr[ONR_MAX_RANK], ostr[ONR_MAX_RANK];
+    int st = unpool_geom(ctx, inferred, odims);
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0], *ix = ctx->in[1];
+    onr_tensor *y = ctx->out[0];
+    int rank = x->rank, same = !memcmp(inferred, odims, sizeof(int64_t) * (size_t)rank);
+    int64_t limit = 1;
+    for (int d = 0; d < rank; d++) limit *= inferred[d];
+    onr_strides(inferred, rank, istr);
+    onr_strides(odims, rank, ostr);
+    size_t es = onr_dtype_size(x->dtype);
+    memset(y->data, 0, onr_tensor_nbytes(y));
+    const int64_t *idx = ix->data;
+    for (int64_t j = 0; j < x->numel; j++) {
+        int64_t v = idx[j], off = 0, rem = v;
+        if (v < 0 || v >= limit)
+            return onr_seterr(ctx->err, ONR_E_RUNTIME,
+                              "index %lld at %lld is out of range [0, %lld)", (long long)v,
+                              (long long)j, (long long)limit);
+        for (int d = 0; d < rank && !same; d++) {
+            int64_t c = rem / istr[d];
+            rem %= istr[d];
+            if (c >= odims[d])
+                return onr_seterr(ctx->err, ONR_E_RUNTIME,
+                                  "index %lld falls outside output_shape on axis %d",
+                                  (long long)v, d);
+            off += c * ostr[d];
+        }
+        if (same) off = v;
+        memcpy((char *)y->data + (size_t)off * es, (const char *)x->data + (size_t)j * es, es);
+    }
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_MaxUnpool = {
+    .shape = unpool_shape,
+    .run = unpool_run,
+    .types = ONR_TYPES_FLOAT,
+};
