@@ -351,26 +351,7 @@ static void pow_f32(const void *const *in, void *out, int64_t n, int mode, const
     pow_f32_any(in, out, n, mode, prm);
 }
 
-/* Element i of a numeric array as double / int64 (exact for integers). */
-static double ld_f64(onr_dtype dt, const void *p, int64_t i)
-{
-    switch (dt) {
-    case ONR_FLOAT: return ((const float *)p)[i];
-    case ONR_DOUBLE: return ((const double *)p)[i];
-    case ONR_FLOAT16: return onr_half_to_float(((const uint16_t *)p)[i]);
-    case ONR_BFLOAT16: return onr_bf16_to_float(((const uint16_t *)p)[i]);
-    case ONR_INT8: return ((const int8_t *)p)[i];
-    case ONR_INT16: return ((const int16_t *)p)[i];
-    case ONR_INT32: return ((const int32_t *)p)[i];
-    case ONR_INT64: return (double)((const int64_t *)p)[i];
-    case ONR_UINT8: return ((const uint8_t *)p)[i];
-    case ONR_UINT16: return ((const uint16_t *)p)[i];
-    case ONR_UINT32: return ((const uint32_t *)p)[i];
-    case ONR_UINT64: return (double)((const uint64_t *)p)[i];
-    default: return 0;
-    }
-}
-
+/* Element i of an integer array as int64 (exact). */
 static int64_t ld_i64(onr_dtype dt, const void *p, int64_t i)
 {
     switch (dt) {
@@ -420,15 +401,15 @@ static void pow_mixed(const void *const *in, void *out, int64_t n, int mode, con
         if (is_int(P->ta)) {
             int64_t r = is_int(P->tb)
                             ? ipow(ld_i64(P->ta, in[0], i * sa), ld_i64(P->tb, in[1], i * sb))
-                            : f64_to_i64(pow(ld_f64(P->ta, in[0], i * sa),
-                                             ld_f64(P->tb, in[1], i * sb)));
+                            : f64_to_i64(pow(onr_load_f64(P->ta, in[0], i * sa),
+                                             onr_load_f64(P->tb, in[1], i * sb)));
             if (P->tc == ONR_INT32)
                 ((int32_t *)out)[i] = (int32_t)r;
             else
                 ((int64_t *)out)[i] = r;
             continue;
         }
-        double r = pow(ld_f64(P->ta, in[0], i * sa), ld_f64(P->tb, in[1], i * sb));
+        double r = pow(onr_load_f64(P->ta, in[0], i * sa), onr_load_f64(P->tb, in[1], i * sb));
         switch (P->tc) {
         case ONR_FLOAT: ((float *)out)[i] = (float)r; break;
         case ONR_DOUBLE: ((double *)out)[i] = r; break;

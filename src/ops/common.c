@@ -104,10 +104,9 @@ int onr_read_scalar(onr_kctx *ctx, int i, double *v)
     return ONR_OK;
 }
 
-double onr_get_f64(const onr_tensor *t, int64_t i)
+double onr_load_f64(onr_dtype dt, const void *p, int64_t i)
 {
-    const void *p = t->data;
-    switch (t->dtype) {
+    switch (dt) {
     case ONR_FLOAT: return ((const float *)p)[i];
     case ONR_DOUBLE: return ((const double *)p)[i];
     case ONR_FLOAT16: return onr_half_to_float(((const uint16_t *)p)[i]);
@@ -124,6 +123,8 @@ double onr_get_f64(const onr_tensor *t, int64_t i)
     default: return 0;
     }
 }
+
+double onr_get_f64(const onr_tensor *t, int64_t i) { return onr_load_f64(t->dtype, t->data, i); }
 
 void onr_set_f64(onr_tensor *t, int64_t i, double v)
 {

@@ -104,6 +104,8 @@ int onr_read_ints(onr_kctx *ctx, int i, int64_t *vals, int max, int *count);
 /* Scalar-ish read of input i as double (first element) for any numeric type. */
 int onr_read_scalar(onr_kctx *ctx, int i, double *v);
 
+/* Element i of an array of type dt as double (bool as 0/1). */
+double onr_load_f64(onr_dtype dt, const void *p, int64_t i);
 /* Element i of any numeric tensor as double / store a double into any. */
 double onr_get_f64(const onr_tensor *t, int64_t i);
 void onr_set_f64(onr_tensor *t, int64_t i, double v);
