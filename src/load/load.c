@@ -31,6 +31,11 @@ typedef struct loader {
     onr_model *model;
     const char *base_dir; /* for external data; NULL refuses it */
     onr_err *err;
+    const Onnx__ModelProto *mp; /* for its model-local functions */
+    int no_takeover;            /* tensors may be shared: copy raw_data, never take it */
+    int n_calls;                /* function calls inlined so far (unique value prefixes) */
+    void **allocs;              /* what the inlined node copies own, freed after loading */
+    size_t n_allocs, cap_allocs;
 } loader;
 
 /* ---- nesting depth check --------------------------------------------------
@@ -374,7 +379,7 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, onr_tensor **out)
                             tname(tp), tp->raw_data.len,
                             onr_fmt_dims((char[256]){0}, 256, t->dims, t->rank),
                             onr_dtype_name(t->dtype), need);
-        } else if (need && ((uintptr_t)tp->raw_data.data % 16) == 0) {
+        } else if (need && !L->no_takeover && ((uintptr_t)tp->raw_data.data % 16) == 0) {
             /* take over protobuf-c's buffer instead of copying it */
             t->data = tp->raw_data.data;
             t->cap = need;
@@ -430,9 +435,9 @@ static int load_attr(loader *L, Onnx__AttributeProto *ap, onr_graph *g, const vm
     a->type = (onr_attr_type)attr_type(ap);
     if (!a->name) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
     if (ap->ref_attr_name && *ap->ref_attr_name)
-        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
-                          "attribute '%s' refers to a function attribute ('%s'); model-local "
-                          "functions are not supported",
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "attribute '%s' refers to a function attribute ('%s') outside a "
+                          "function body",
                           a->name, ap->ref_attr_name);
     switch (a->type) {
     case ONR_ATTR_FLOAT: a->f = ap->f; break;
@@ -536,6 +541,226 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
 }
 
 /* Value for a name referred to by a node: local, or from an enclosing graph. */
+/* ---- model-local functions ---------------------------------------------------
+ * A node whose (domain, op_type) names one of ModelProto.functions is
+ * replaced by a copy of the function's body before the graph is loaded:
+ * formal inputs and outputs become the call's actual names, every other value
+ * gets a prefix unique to the call, attributes that refer to a function
+ * attribute (ref_attr_name) take the call's value or the function's default,
+ * and the copied nodes keep the opset versions the function imports. Calls
+ * inside functions are expanded the same way, up to ONR_FN_MAX_DEPTH levels.
+ * The copies are shallow where nothing changes (tensors, strings of
+ * attributes): their owner is the unpacked model, hence L->no_takeover. */
+
+#define ONR_FN_MAX_DEPTH 16
+#define ONR_FN_MAX_NODES (1 << 20)
+
+static void *fn_keep(loader *L, void *p)
+{
+    if (!p) return NULL;
+    if (L->n_allocs == L->cap_allocs) {
+        size_t cap = L->cap_allocs ? 2 * L->cap_allocs : 64;
+        void **a = realloc(L->allocs, cap * sizeof *a);
+        if (!a) {
+            free(p);
+            return NULL;
+        }
+        L->allocs = a;
+        L->cap_allocs = cap;
+    }
+    return L->allocs[L->n_allocs++] = p;
+}
+
+static void fn_free_all(loader *L)
+{
+    for (size_t i = 0; i < L->n_allocs; i++) free(L->allocs[i]);
+    free(L->allocs);
+    L->allocs = NULL;
+    L->n_allocs = L->cap_allocs = 0;
+}
+
+static const char *domain_norm(const char *d)
+{
+    return !d || strcmp(d, "ai.onnx") == 0 ? "" : d;
+}
+
+static const Onnx__FunctionProto *fn_find(const loader *L, const Onnx__NodeProto *np)
+{
+    if (!L->mp || !np->op_type) return NULL;
+    for (size_t i = 0; i < L->mp->n_functions; i++) {
+        const Onnx__FunctionProto *f = L->mp->functions[i];
+        if (f->name && strcmp(f->name, np->op_type) == 0 &&
+            strcmp(domain_norm(f->domain), domain_norm(np->domain)) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+static char *fn_strcat(loader *L, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return fn_keep(L, s);
+}
+
+/* The name a value of the function body gets at this call. */
+static char *fn_rename(loader *L, const Onnx__FunctionProto *f, const Onnx__NodeProto *call,
+                       const char *prefix, const char *name)
+{
+    if (!name || !*name) return (char *)"";
+    for (size_t i = 0; i < f->n_input; i++)
+        if (f->input[i] && strcmp(f->input[i], name) == 0)
+            return i < call->n_input && call->input[i] ? call->input[i] : (char *)"";
+    for (size_t i = 0; i < f->n_output; i++)
+        if (f->output[i] && strcmp(f->output[i], name) == 0 && i < call->n_output &&
+            call->output[i] && *call->output[i])
+            return call->output[i];
+    return fn_strcat(L, prefix, name);
+}
+
+static const Onnx__AttributeProto *attr_named(Onnx__AttributeProto *const *a, size_t n,
+                                              const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i]->name && strcmp(a[i]->name, name) == 0) return a[i];
+    return NULL;
+}
+
+static int has_subgraph(const Onnx__AttributeProto *a) { return a->g || a->n_graphs; }
+
+/* Appends the body of f, as called by `call`, to out[] / owner[]. */
+static int fn_inline(loader *L, const Onnx__FunctionProto *f, const Onnx__NodeProto *call,
+                     Onnx__NodeProto **out, const Onnx__FunctionProto **owner, size_t *n)
+{
+    const char *cname = call->name && *call->name ? call->name : call->op_type;
+    if (call->n_input > f->n_input || call->n_output > f->n_output)
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "node '%s' calls function '%s' with %zu inputs and %zu outputs; it "
+                          "declares %zu and %zu",
+                          cname, f->name, call->n_input, call->n_output, f->n_input, f->n_output);
+    char pre[320];
+    snprintf(pre, sizeof pre, "%s/%s#%d/", cname, f->name, ++L->n_calls);
+    char *prefix = fn_strcat(L, pre, "");
+    if (!prefix) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < f->n_node; k++) {
+        const Onnx__NodeProto *b = f->node[k];
+        Onnx__NodeProto *c = fn_keep(L, malloc(sizeof *c));
+        char **in = fn_keep(L, malloc((b->n_input + 1) * sizeof(char *)));
+        char **ou = fn_keep(L, malloc((b->n_output + 1) * sizeof(char *)));
+        Onnx__AttributeProto **at = fn_keep(L, malloc((b->n_attribute + 1) * sizeof *at));
+        char idx[32];
+        snprintf(idx, sizeof idx, "#%zu", k);
+        if (!c || !in || !ou || !at) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        *c = *b;
+        c->name = fn_strcat(L, prefix, b->name && *b->name ? b->name : idx);
+        if (!c->name) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < b->n_input; i++)
+            if (!(in[i] = fn_rename(L, f, call, prefix, b->input[i])))
+                return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < b->n_output; i++)
+            if (!(ou[i] = fn_rename(L, f, call, prefix, b->output[i])))
+                return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        size_t na = 0;
+        for (size_t i = 0; i < b->n_attribute; i++) {
+            const Onnx__AttributeProto *a = b->attribute[i];
+            if (has_subgraph(a))
+                return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                                  "function '%s': node '%s' (%s) has a subgraph attribute; "
+                                  "subgraphs inside model-local functions are not supported",
+                                  f->name, c->name, b->op_type);
+            if (!a->ref_attr_name || !*a->ref_attr_name) {
+                at[na++] = (Onnx__AttributeProto *)a;
+                continue;
+            }
+            const Onnx__AttributeProto *v =
+                attr_named(call->attribute, call->n_attribute, a->ref_attr_name);
+            if (!v) v = attr_named(f->attribute_proto, f->n_attribute_proto, a->ref_attr_name);
+            if (!v) continue; /* not given, no default: the attribute is absent */
+            Onnx__AttributeProto *r = fn_keep(L, malloc(sizeof *r));
+            if (!r) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+            *r = *v;
+            r->name = a->name;
+            r->ref_attr_name = NULL;
+            at[na++] = r;
+        }
+        c->input = in;
+        c->output = ou;
+        c->attribute = at;
+        c->n_attribute = na;
+        out[*n] = c;
+        owner[*n] = f;
+        (*n)++;
+    }
+    return ONR_OK;
+}
+
+/* The graph's nodes with every call of a model-local function expanded.
+ * *nodes stays gp->node when there is nothing to expand. */
+static int fn_expand(loader *L, Onnx__GraphProto *gp, Onnx__NodeProto ***nodes,
+                     const Onnx__FunctionProto ***owners, size_t *n_nodes)
+{
+    *nodes = gp->node;
+    *owners = NULL;
+    *n_nodes = gp->n_node;
+    if (!L->mp || !L->mp->n_functions) return ONR_OK;
+    Onnx__NodeProto **cur = gp->node;
+    const Onnx__FunctionProto **cur_own = NULL;
+    size_t n = gp->n_node;
+    for (int depth = 0;; depth++) {
+        size_t total = 0, calls = 0;
+        for (size_t i = 0; i < n; i++) {
+            const Onnx__FunctionProto *f = fn_find(L, cur[i]);
+            total += f ? f->n_node : 1;
+            calls += f != NULL;
+        }
+        if (!calls) break;
+        if (depth >= ONR_FN_MAX_DEPTH)
+            return onr_seterr(L->err, ONR_E_MODEL,
+                              "model-local functions call each other more than %d levels deep "
+                              "(recursion?)",
+                              ONR_FN_MAX_DEPTH);
+        if (total > ONR_FN_MAX_NODES)
+            return onr_seterr(L->err, ONR_E_MODEL,
+                              "inlining model-local functions gives more than %d nodes",
+                              ONR_FN_MAX_NODES);
+        Onnx__NodeProto **nx = fn_keep(L, malloc((total + 1) * sizeof *nx));
+        const Onnx__FunctionProto **no = fn_keep(L, malloc((total + 1) * sizeof *no));
+        if (!nx || !no) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            const Onnx__FunctionProto *f = fn_find(L, cur[i]);
+            if (!f) {
+                no[m] = cur_own ? cur_own[i] : NULL;
+                nx[m++] = cur[i];
+                continue;
+            }
+            int st = fn_inline(L, f, cur[i], nx, no, &m);
+            if (st) return st;
+        }
+        cur = nx;
+        cur_own = no;
+        n = m;
+    }
+    *nodes = cur;
+    *owners = cur_own;
+    *n_nodes = n;
+    return ONR_OK;
+}
+
+/* The opset version a node's domain has where the node stands: in the
+ * function it was inlined from, else in the model. */
+static int64_t node_opset(const loader *L, const Onnx__FunctionProto *f, const char *domain)
+{
+    if (f)
+        for (size_t i = 0; i < f->n_opset_import; i++)
+            if (strcmp(domain_norm(f->opset_import[i]->domain), domain) == 0)
+                return f->opset_import[i]->version;
+    return onr_model_opset(L->model, domain);
+}
+
 static int resolve_input(loader *L, onr_graph *g, vmap *map, const vmap *outer, const char *name,
                          int *idx)
 {
@@ -617,12 +842,17 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
         if ((st = load_value_type(L, vi, &g->values[v]))) goto fail;
         g->inputs[g->n_inputs++] = v;
     }
-    /* nodes: first every output (so node order in the file does not matter) */
-    g->nodes = calloc(gp->n_node ? gp->n_node : 1, sizeof *g->nodes);
+    /* nodes, with calls of model-local functions expanded */
+    Onnx__NodeProto **nodes;
+    const Onnx__FunctionProto **owners;
+    size_t n_node;
+    if ((st = fn_expand(L, gp, &nodes, &owners, &n_node))) goto fail;
+    /* first every output (so node order in the file does not matter) */
+    g->nodes = calloc(n_node ? n_node : 1, sizeof *g->nodes);
     if (!g->nodes) goto nomem;
-    g->n_nodes = (int)gp->n_node;
-    for (size_t i = 0; i < gp->n_node; i++) {
-        Onnx__NodeProto *np = gp->node[i];
+    g->n_nodes = (int)n_node;
+    for (size_t i = 0; i < n_node; i++) {
+        Onnx__NodeProto *np = nodes[i];
         onr_node *n = &g->nodes[i];
         char auto_name[32];
         snprintf(auto_name, sizeof auto_name, "#%zu", i);
@@ -665,8 +895,9 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
         }
     }
     /* then inputs and attributes */
-    for (size_t i = 0; i < gp->n_node; i++) {
-        Onnx__NodeProto *np = gp->node[i];
+    for (size_t i = 0; i < n_node; i++) {
+        Onnx__NodeProto *np = nodes[i];
+        const Onnx__FunctionProto *fn = owners ? owners[i] : NULL;
         onr_node *n = &g->nodes[i];
         n->n_in = (int)np->n_input;
         n->inputs = malloc((np->n_input ? np->n_input : 1) * sizeof(int));
@@ -682,14 +913,18 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
         }
         n->attrs = calloc(np->n_attribute ? np->n_attribute : 1, sizeof *n->attrs);
         if (!n->attrs) goto nomem;
+        int keep_takeover = L->no_takeover;
+        if (fn) L->no_takeover = 1; /* inlined bodies share their tensors */
         for (size_t a = 0; a < np->n_attribute; a++) {
             n->n_attr++;
             if ((st = load_attr(L, np->attribute[a], g, &map, depth, &n->attrs[a]))) {
+                L->no_takeover = keep_takeover;
                 onr_err_prefix(L->err, "node '%s' (%s): ", n->name, n->op_type);
                 goto fail;
             }
         }
-        n->opset = onr_model_opset(L->model, n->domain);
+        L->no_takeover = keep_takeover;
+        n->opset = node_opset(L, fn, n->domain);
     }
     /* graph outputs */
     g->outputs = malloc((gp->n_output ? gp->n_output : 1) * sizeof(int));
@@ -758,10 +993,10 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
         m->opsets[m->n_opsets++].version = op->version;
     }
     if (!mp->graph) return onr_seterr(L->err, ONR_E_MODEL, "the model has no graph");
-    if (mp->n_functions) {
-        /* allowed as long as no node uses them; the op lookup reports any that do */
-    }
-    return load_graph(L, mp->graph, NULL, NULL, 0, &m->graph);
+    L->mp = mp; /* calls of its functions are inlined as the graphs load */
+    int st = load_graph(L, mp->graph, NULL, NULL, 0, &m->graph);
+    fn_free_all(L);
+    return st;
 }
 
 onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, onr_model **out,

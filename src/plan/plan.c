@@ -38,7 +38,8 @@ static int resolve_ops(onr_model *m, onr_err *err)
     int missing = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         onr_node *n = &g->nodes[i];
-        n->opset = onr_model_opset(m, n->domain);
+        /* set by the loader (nodes inlined from a function keep its imports) */
+        if (!n->opset) n->opset = onr_model_opset(m, n->domain);
         n->op = n->opset ? onr_op_find(n->domain, n->op_type, n->opset) : NULL;
         if (n->op) continue;
         /* list each (domain, op, opset) once */
