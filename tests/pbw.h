@@ -131,4 +131,165 @@ static inline pbw pbw_model(pbw *graph, int64_t ir_version, int64_t opset)
     return m;
 }
 
+/* ---- more builders (loader and API tests) ------------------------------- */
+
+/* Packed repeated varints (int32/int64/uint64 fields, enums). */
+static inline void pbw_packed_varint(pbw *w, int field, const uint64_t *v, size_t n)
+{
+    pbw p = {0};
+    for (size_t i = 0; i < n; i++) pbw_varint(&p, v[i]);
+    pbw_msg(w, field, &p);
+}
+
+static inline void pbw_packed_i64(pbw *w, int field, const int64_t *v, size_t n)
+{
+    pbw p = {0};
+    for (size_t i = 0; i < n; i++) pbw_varint(&p, (uint64_t)v[i]);
+    pbw_msg(w, field, &p);
+}
+
+/* int32 fields: negative values are sign-extended to 10 bytes on the wire. */
+static inline void pbw_packed_i32(pbw *w, int field, const int32_t *v, size_t n)
+{
+    pbw p = {0};
+    for (size_t i = 0; i < n; i++) pbw_varint(&p, (uint64_t)(int64_t)v[i]);
+    pbw_msg(w, field, &p);
+}
+
+static inline void pbw_packed_f32(pbw *w, int field, const float *v, size_t n)
+{
+    pbw_bytes(w, field, v, n * sizeof(float));
+}
+
+static inline void pbw_packed_f64(pbw *w, int field, const double *v, size_t n)
+{
+    pbw_bytes(w, field, v, n * sizeof(double));
+}
+
+/* ValueInfoProto for a tensor with named symbolic dims: dims[i] >= 0 is a
+ * dim_value, else names[i] (when names and names[i] are non-NULL) is a
+ * dim_param, else the Dimension is left empty (unknown). rank < 0: no shape. */
+static inline void pbw_value_info_named(pbw *graph, int field, const char *name, int dtype,
+                                        int rank, const int64_t *dims,
+                                        const char *const *names)
+{
+    pbw shape = {0}, tt = {0}, tp = {0}, vi = {0};
+    for (int i = 0; i < rank; i++) {
+        pbw d = {0};
+        if (dims[i] >= 0) pbw_int(&d, 1, dims[i]);
+        else if (names && names[i]) pbw_str(&d, 2, names[i]);
+        pbw_msg(&shape, 1, &d);
+    }
+    pbw_int(&tt, 1, dtype);
+    if (rank >= 0) pbw_msg(&tt, 2, &shape);
+    else free(shape.b);
+    pbw_msg(&tp, 1, &tt);
+    pbw_str(&vi, 1, name);
+    pbw_msg(&vi, 2, &tp);
+    pbw_msg(graph, field, &vi);
+}
+
+/* TensorProto header (dims, data_type, name) into t; add the data after. */
+static inline void pbw_tensor_head(pbw *t, const char *name, int dtype, int rank,
+                                   const int64_t *dims)
+{
+    for (int i = 0; i < rank; i++) pbw_int(t, 1, dims[i]);
+    pbw_int(t, 2, dtype);
+    if (name) pbw_str(t, 8, name);
+}
+
+/* AttributeProtos, appended to an attribute list for pbw_node (field 5 of
+ * NodeProto). Types: 1 FLOAT, 2 INT, 3 STRING, 4 TENSOR, 5 GRAPH, 6 FLOATS,
+ * 7 INTS, 8 STRINGS, 9 TENSORS, 10 GRAPHS. */
+static inline void pbw_attr_int(pbw *attrs, const char *name, int64_t v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 2);
+    pbw_int(&a, 3, v);
+    pbw_msg(attrs, 5, &a);
+}
+
+static inline void pbw_attr_float(pbw *attrs, const char *name, float v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 1);
+    pbw_float(&a, 2, v);
+    pbw_msg(attrs, 5, &a);
+}
+
+static inline void pbw_attr_string(pbw *attrs, const char *name, const char *v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 3);
+    pbw_str(&a, 4, v);
+    pbw_msg(attrs, 5, &a);
+}
+
+static inline void pbw_attr_ints(pbw *attrs, const char *name, const int64_t *v, size_t n)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 7);
+    for (size_t i = 0; i < n; i++) pbw_int(&a, 8, v[i]); /* unpacked, as onnx writes it */
+    pbw_msg(attrs, 5, &a);
+}
+
+static inline void pbw_attr_floats(pbw *attrs, const char *name, const float *v, size_t n)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 6);
+    for (size_t i = 0; i < n; i++) pbw_float(&a, 7, v[i]);
+    pbw_msg(attrs, 5, &a);
+}
+
+static inline void pbw_attr_strings(pbw *attrs, const char *name, const char *const *v, size_t n)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 8);
+    for (size_t i = 0; i < n; i++) pbw_str(&a, 9, v[i]);
+    pbw_msg(attrs, 5, &a);
+}
+
+/* Takes (and frees) the TensorProto bytes in t. */
+static inline void pbw_attr_tensor(pbw *attrs, const char *name, pbw *t)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 4);
+    pbw_msg(&a, 5, t);
+    pbw_msg(attrs, 5, &a);
+}
+
+/* Takes (and frees) the GraphProto bytes in g. */
+static inline void pbw_attr_graph(pbw *attrs, const char *name, pbw *g)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_int(&a, 20, 5);
+    pbw_msg(&a, 6, g);
+    pbw_msg(attrs, 5, &a);
+}
+
+/* ModelProto around a graph with the given opset imports (domain, version). */
+static inline pbw pbw_model_opsets(pbw *graph, int64_t ir_version, int n,
+                                   const char *const *domains, const int64_t *versions)
+{
+    pbw m = {0};
+    pbw_int(&m, 1, ir_version);
+    pbw_str(&m, 2, "onnx-run-tests");
+    for (int i = 0; i < n; i++) {
+        pbw os = {0};
+        pbw_str(&os, 1, domains[i]);
+        pbw_int(&os, 2, versions[i]);
+        pbw_msg(&m, 8, &os);
+    }
+    pbw_msg(&m, 7, graph);
+    return m;
+}
+
 #endif

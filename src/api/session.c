@@ -206,7 +206,7 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
     s->have_outputs = 0;
     if (n < 0 || (n > 0 && !inputs))
         return onr_seterr(&s->err, ONR_E_ARG, "bad input array");
-    if (n != g->n_inputs)
+    if (n > g->n_inputs)
         return onr_seterr(&s->err, ONR_E_INPUT, "the model has %d input%s, %d given",
                           g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
     const char *sym_names[64];
@@ -241,6 +241,12 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
         rt->cap = 0;
         rt->name = NULL;
     }
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!bound[i])
+            return onr_seterr(&s->err, ONR_E_INPUT,
+                              "input '%s' is not given (the model has %d input%s, %d given)",
+                              g->values[g->inputs[i]].name, g->n_inputs,
+                              g->n_inputs == 1 ? "" : "s", n);
     onr_status st = onr_plan_run(s->plan, &s->err);
     if (st) return st;
     for (int i = 0; i < g->n_outputs; i++) {

@@ -134,6 +134,11 @@ onr_status onr_tensor_read_pb(const void *buf, size_t len, onr_tensor **out, cha
 {
     onr_err e = {0};
     if (!out) return ONR_E_ARG;
+    *out = NULL;
+    if (!buf && len) {
+        onr_seterr(&e, ONR_E_ARG, "no tensor buffer given");
+        return to_msg(&e, ONR_E_ARG, msg, msglen);
+    }
     return to_msg(&e, onr_load_tensor_pb(buf, len, out, &e), msg, msglen);
 }
 

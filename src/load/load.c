@@ -105,6 +105,7 @@ typedef struct vmap {
     size_t cap;
     size_t used;
     onr_graph *g;
+    const struct vmap *outer; /* the enclosing graph's map (NULL for the main graph) */
 } vmap;
 
 static uint64_t hash_str(const char *s)
@@ -229,7 +230,7 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
         } else if (strcmp(kv->key, "offset") == 0 || strcmp(kv->key, "length") == 0) {
             errno = 0;
             long long v = strtoll(kv->value, &end, 10);
-            if (errno || !end || *end || v < 0)
+            if (errno || !end || end == kv->value || *end || v < 0)
                 return onr_seterr(L->err, ONR_E_MODEL,
                                   "tensor '%s': external data %s '%s' is not a valid number",
                                   tname(tp), kv->key, kv->value);
@@ -769,7 +770,7 @@ static int resolve_input(loader *L, onr_graph *g, vmap *map, const vmap *outer, 
         *idx = v;
         return ONR_OK;
     }
-    for (const vmap *o = outer; o; o = NULL) /* one level: the enclosing scope map */
+    for (const vmap *o = outer; o; o = o->outer) /* every enclosing scope, innermost first */
         if (vmap_find(o, name) >= 0) {
             v = onr_graph_add_value(g, name);
             if (v < 0 || vmap_put(map, v)) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
@@ -792,7 +793,7 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
     if (!g) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
     g->parent = parent;
     g->name = onr_strdup(gp->name ? gp->name : "");
-    vmap map = {.g = g};
+    vmap map = {.g = g, .outer = outer};
     int st = ONR_OK;
     char *gname = g->name;
 
