@@ -58,8 +58,10 @@ static int resolve_ops(onr_model *m, onr_err *err)
                          missing > 1 ? "; " : "", n->op_type,
                          *n->domain ? n->domain : "ai.onnx", (long long)n->opset, n->name);
             else
-                snprintf(one, sizeof one, "%s%s (domain '%s' is not imported by the model, node '%s')",
-                         missing > 1 ? "; " : "", n->op_type, n->domain, n->name);
+                snprintf(one, sizeof one,
+                         "%s%s (domain '%s' is not imported by the model, node '%s')",
+                         missing > 1 ? "; " : "", n->op_type, *n->domain ? n->domain : "ai.onnx",
+                         n->name);
             used += (size_t)snprintf(list + used, sizeof list - used, "%s", one);
         }
     }
