@@ -223,6 +223,20 @@ static void large_kernel(void)
     run_case(&g4, "small-m 5x1003x777");
     gcase g5 = {0, 0, 0, 1, 40, 70, 1024, 0, 1.f, 0.f, NULL}; /* lda 1024: A copied, not read in place */
     run_case(&g5, "aliasing lda 40x70x1024");
+    /* A copied, its rows one block: each K block of A copied once for all
+     * of N (several N blocks, several K blocks, epilogue on the last) */
+    static float bias[800];
+    fill(bias, 800);
+    onr_gemm_epilogue ep = {0};
+    ep.bias_col = bias;
+    ep.act = ONR_ACT_RELU;
+    gcase g6 = {0, 0, 1, 2, 30, 800, 1024, 0, 0.5f, 1.f, &ep};
+    run_case(&g6, "aliasing lda, one A block, many N blocks 30x800x1024");
+    gcase g7 = {1, 1, 0, 1, 19, 700, 900, 0, 1.f, 0.f, &ep};
+    run_case(&g7, "A transposed, one A block 19x700x900");
+    /* a few rows past a full tile: the last two row tiles share them */
+    gcase g8 = {0, 0, 0, 2, 64, 300, 200, 0, 1.f, -0.5f, &ep};
+    run_case(&g8, "row remainder 64x300x200");
 }
 static void test_large(void **state)
 {
@@ -352,7 +366,7 @@ static void test_batch(void **state)
 static void threads_kernel(void)
 {
     const size_t shapes[][3] = {{128, 768, 96}, {197, 130, 400}, {1, 2000, 300}, {700, 64, 50},
-                                {64, 64, 2000}};
+                                {64, 64, 2000}, {64, 3001, 64}, {49, 700, 300}};
     onr_gemm_epilogue ep = {0};
     ep.act = ONR_ACT_GELU_TANH;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {

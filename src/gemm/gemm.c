@@ -10,21 +10,29 @@
  *     for pc in K step KC          (K blocks run in order: never split)
  *       B block <- packed weights | B read in place | packed into workspace
  *       for ic in M step MC
- *         pack A block mc x kc into micro-panels (mr x kc, k-major)
+ *         A block mc x kc <- A read in place | copied (rows of kc floats)
  *         for ir in mc step MR     A micro-panel: stays in L1
  *           for jr in nc step NR   B micro-panels stream from L2
  *             microkernel: C tile (+= on later K blocks; epilogue on the last)
  *
+ * When A has to be copied (transposed, or a row stride that aliases in L1)
+ * and the rectangle's rows fit one A block, the pc loop goes outside the jc
+ * loop instead, so each K block of A is copied once, not once per N block.
+ * A few rows left after the last full row tile are shared with it (two
+ * tiles of about (MR + rest) / 2 rows): a thin tile cannot hide its loads.
+ *
  * Blocking: KC = L1d / 2 / (MR*4) (A micro-panel in half of L1, rounded to
  * 16), NC = L2 / 2 / (KC*4) (B block in half of L2), MC = L2 / 4 / (KC*4);
  * a product's K is cut into ceil(K/KC) equal blocks. Cache sizes come from
- * sysconf, then /sys, then 32 KiB / 512 KiB.
+ * sysconf, then /sys, then 32 KiB / 512 KiB (and no L3 assumed).
  *
- * Threads: C is cut into tm x tn rectangles on tile boundaries (tm*tn = the
- * thread count, shape chosen to balance tiles and then to minimize packed
- * traffic); K is never split and block sizes never depend on the thread
- * count, so every element is computed by the same sequence of operations
- * whatever the thread count: results are bit-identical.
+ * Threads: C is cut into tm x tn rectangles, rows evenly and columns on tile
+ * boundaries (tm*tn = the thread count; shape chosen for the least work on
+ * the busiest thread, then for more row parts when B is not copied and fits
+ * the last-level cache, else for the least A + B read per thread); K is
+ * never split and block sizes never depend on the thread count, so every
+ * element is computed by the same sequence of operations whatever the
+ * thread count: results are bit-identical.
  */
 #include "gemm/gemm.h"
 
@@ -52,7 +60,7 @@ static const onr_sgemm_config *const g_configs[CFG_COUNT] = {
 static int g_supported[CFG_COUNT];
 static gemm_plan g_plans[CFG_COUNT];
 static int g_auto, g_active;
-static size_t g_l1, g_l2;
+static size_t g_l1, g_l2, g_l3;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Below this many multiply-adds a product runs on one thread. */
@@ -93,17 +101,20 @@ static size_t clampz(size_t v, size_t lo, size_t hi) { return v < lo ? lo : (v >
 
 static void detect_caches(void)
 {
-    long l1 = 0, l2 = 0;
+    long l1 = 0, l2 = 0, l3 = 0;
 #ifdef _SC_LEVEL1_DCACHE_SIZE
     l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
     l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
 #endif
     g_l1 = l1 > 0 ? (size_t)l1 : read_sys_cache(1);
     g_l2 = l2 > 0 ? (size_t)l2 : read_sys_cache(2);
+    g_l3 = l3 > 0 ? (size_t)l3 : read_sys_cache(3);
     if (g_l1 == 0) g_l1 = 32 << 10;
     if (g_l2 == 0) g_l2 = 512 << 10;
     g_l1 = clampz(g_l1, 16 << 10, 256 << 10);
     g_l2 = clampz(g_l2, 128 << 10, 64 << 20);
+    g_l3 = g_l3 > g_l2 ? g_l3 : g_l2; /* none: only what fits L2 counts as near */
 }
 
 static gemm_plan make_plan(const onr_sgemm_config *cfg)
@@ -357,78 +368,149 @@ static void scale_only(const gemm_job *J)
     }
 }
 
-static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_t n1,
-                       float *abuf, float *bbuf)
+/* One MR x NR tile (fewer at the edges): rows i.., columns j.. of C. */
+static inline void run_tile(const gemm_job *J, size_t i, size_t mr, size_t j, size_t jr,
+                            size_t nr, size_t pc, size_t kc, const float *ap, size_t as,
+                            const float *bbuf, float beta, int last)
+{
+    const float *bp;
+    size_t ldbk;
+    if (J->bsrc == B_PACK) {
+        bp = bbuf + jr * kc;
+        ldbk = J->plan->cfg->nr;
+    } else if (J->bsrc == B_DIRECT) {
+        bp = J->b + pc * J->ldb + j;
+        ldbk = J->ldb;
+    } else {
+        size_t w = J->panel_w;
+        bp = J->b + (j / w) * J->k * w + pc * w + j % w;
+        ldbk = w;
+    }
+    onr_sgemm_tile_epi te, *tep = NULL;
+    if (last && J->ep) {
+        tile_epilogue(J->ep, i, j, &te);
+        tep = &te;
+    }
+    J->plan->cfg->ukernel(mr, nr, kc, ap, as, bp, ldbk, J->c + i * J->ldc + j, J->ldc, J->alpha,
+                          beta, tep);
+}
+
+/* One kc x nc block of B against rows [m0, m1) of A: the ic, ir, jr loops.
+ * apacked != NULL: those rows of A are already copied there. */
+static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t nc, size_t pc,
+                      size_t kc, const float *apacked, float *abuf, const float *bbuf)
 {
     const gemm_plan *P = J->plan;
-    const size_t MR = P->cfg->mr, NR = P->cfg->nr, K = J->k;
-    const onr_sgemm_ukernel_fn uk = P->cfg->ukernel;
-
-    for (size_t jc = n0; jc < n1; jc += P->nc) {
-        const size_t nc = min_z(P->nc, n1 - jc);
-        for (size_t pc = 0; pc < K; pc += J->kc) {
-            const size_t kc = min_z(J->kc, K - pc);
-            const float beta = pc == 0 ? J->beta : 1.0f;
-            const int last = pc + kc == K;
-            if (J->bsrc == B_PACK)
-                for (size_t jr = 0; jr < nc; jr += NR)
-                    pack_b_panel(J->trans_b, J->b, J->ldb, pc, kc, jc + jr,
-                                 min_z(NR, nc - jr), NR, bbuf + jr * kc);
-            const size_t as = J->a_direct ? J->lda : a_copy_stride(kc);
-            for (size_t ic = m0; ic < m1; ic += P->mc) {
-                const size_t mc = min_z(P->mc, m1 - ic);
-                const float *ablk = J->a + ic * J->lda + pc;
-                if (!J->a_direct) {
-                    pack_a(J->trans_a, J->a, J->lda, ic, mc, pc, kc, abuf, as);
-                    ablk = abuf;
-                }
-                for (size_t ir = 0; ir < mc; ir += MR) {
-                    const size_t mr = min_z(MR, mc - ir), i = ic + ir;
-                    for (size_t jr = 0; jr < nc; jr += NR) {
-                        const size_t nr = min_z(NR, nc - jr), j = jc + jr;
-                        const float *bp;
-                        size_t ldbk;
-                        if (J->bsrc == B_PACK) {
-                            bp = bbuf + jr * kc;
-                            ldbk = NR;
-                        } else if (J->bsrc == B_DIRECT) {
-                            bp = J->b + pc * J->ldb + j;
-                            ldbk = J->ldb;
-                        } else {
-                            size_t w = J->panel_w;
-                            bp = J->b + (j / w) * K * w + pc * w + j % w;
-                            ldbk = w;
-                        }
-                        onr_sgemm_tile_epi te, *tep = NULL;
-                        if (last && J->ep) {
-                            tile_epilogue(J->ep, i, j, &te);
-                            tep = &te;
-                        }
-                        uk(mr, nr, kc, ablk + ir * as, as, bp, ldbk, J->c + i * J->ldc + j,
-                           J->ldc, J->alpha, beta, tep);
-                    }
-                }
-            }
+    const size_t MR = P->cfg->mr, NR = P->cfg->nr;
+    const float beta = pc == 0 ? J->beta : 1.0f;
+    const int last = pc + kc == J->k;
+    const size_t as = J->a_direct ? J->lda : a_copy_stride(kc);
+    for (size_t ic = m0; ic < m1; ic += P->mc) {
+        const size_t mc = min_z(P->mc, m1 - ic);
+        const float *ablk = J->a + ic * J->lda + pc;
+        if (apacked) {
+            ablk = apacked;
+        } else if (!J->a_direct) {
+            pack_a(J->trans_a, J->a, J->lda, ic, mc, pc, kc, abuf, as);
+            ablk = abuf;
+        }
+        for (size_t ir = 0, mr; ir < mc; ir += mr) {
+            /* a few rows left over after a full tile: two tiles of about
+             * half as many rows each, not a full one and a thin one whose
+             * few FMAs per B row cannot hide the loads */
+            const size_t rest = mc - ir;
+            mr = rest > MR && rest < MR + MR / 2 ? (rest + 1) / 2 : min_z(MR, rest);
+            for (size_t jr = 0; jr < nc; jr += NR)
+                run_tile(J, ic + ir, mr, jc + jr, jr, min_z(NR, nc - jr), pc, kc,
+                         ablk + ir * as, as, bbuf, beta, last);
         }
     }
 }
 
-/* Threads as a tm x tn grid over the tiles of C. */
-static void choose_grid(size_t tiles_m, size_t tiles_n, size_t mr, size_t nr, int t, int *tm,
-                        int *tn)
+static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, size_t kc,
+                         float *bbuf)
 {
-    size_t best_span = SIZE_MAX, best_edge = SIZE_MAX;
+    const size_t NR = J->plan->cfg->nr;
+    if (J->bsrc == B_PACK)
+        for (size_t jr = 0; jr < nc; jr += NR)
+            pack_b_panel(J->trans_b, J->b, J->ldb, pc, kc, jc + jr, min_z(NR, nc - jr), NR,
+                         bbuf + jr * kc);
+}
+
+static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_t n1,
+                       float *abuf, float *bbuf)
+{
+    const gemm_plan *P = J->plan;
+    const size_t K = J->k;
+
+    if (!J->a_direct && m1 - m0 <= P->mc) {
+        /* A is copied and its rows fit one block: copy each K block of A
+         * once and sweep all of N with it (K blocks still in order). */
+        for (size_t pc = 0; pc < K; pc += J->kc) {
+            const size_t kc = min_z(J->kc, K - pc);
+            pack_a(J->trans_a, J->a, J->lda, m0, m1 - m0, pc, kc, abuf, a_copy_stride(kc));
+            for (size_t jc = n0; jc < n1; jc += P->nc) {
+                const size_t nc = min_z(P->nc, n1 - jc);
+                pack_b_block(J, jc, nc, pc, kc, bbuf);
+                run_block(J, m0, m1, jc, nc, pc, kc, abuf, abuf, bbuf);
+            }
+        }
+        return;
+    }
+    for (size_t jc = n0; jc < n1; jc += P->nc) {
+        const size_t nc = min_z(P->nc, n1 - jc);
+        for (size_t pc = 0; pc < K; pc += J->kc) {
+            const size_t kc = min_z(J->kc, K - pc);
+            pack_b_block(J, jc, nc, pc, kc, bbuf);
+            run_block(J, m0, m1, jc, nc, pc, kc, NULL, abuf, bbuf);
+        }
+    }
+}
+
+/* The most columns any of `parts` parts gets when `tiles` tiles of `w`
+ * over a length of `len` are shared out as run_tiles does. */
+static size_t largest_part(size_t tiles, size_t w, size_t len, size_t parts)
+{
+    size_t most = 0;
+    for (size_t p = 0; p < parts; p++) {
+        size_t lo = p * tiles / parts * w, hi = min_z((p + 1) * tiles / parts * w, len);
+        if (hi > lo && hi - lo > most) most = hi - lo;
+    }
+    return most;
+}
+
+/* Threads as a tm x tn grid over C: rows split evenly (any row count),
+ * columns on tile boundaries. First the least work for the busiest thread
+ * (its rows x columns); among grids within 2% of that, more row parts when
+ * B is read without copying and sits in the last-level cache (each thread
+ * then keeps its A rows in L2 over several N blocks, and re-reading B from
+ * L3 is cheap), else the least A and B each thread reads (rows + columns). */
+static void choose_grid(const gemm_job *J, int t, int *tm, int *tn)
+{
+    const size_t m = J->m, n = J->n, mr = J->plan->cfg->mr, nr = J->plan->cfg->nr;
+    const size_t tiles_n = (n + nr - 1) / nr;
+    const int rows_first = J->bsrc != B_PACK && J->k * n * sizeof(float) <= g_l3;
+    double best_area = 0;
+    size_t best_edge = SIZE_MAX;
+    int best_a = 0;
     *tm = 1;
     *tn = 1;
     for (int a = 1; a <= t; a++) {
         if (t % a) continue;
         int b = t / a;
-        if ((size_t)a > tiles_m || (size_t)b > tiles_n) continue;
-        size_t pm = (tiles_m + a - 1) / a, pn = (tiles_n + b - 1) / b;
-        size_t span = pm * pn, edge = pm * mr + pn * nr;
-        if (span < best_span || (span == best_span && edge < best_edge)) {
-            best_span = span;
+        if ((size_t)a > m || (size_t)b > tiles_n) continue;
+        size_t rows = (m + a - 1) / a, cols = largest_part(tiles_n, nr, n, (size_t)b);
+        double area = (double)rows * (double)cols;
+        size_t edge = rows + cols;
+        int better;
+        if (best_edge == SIZE_MAX || area < best_area * 0.98) better = 1;
+        else if (area > best_area * 1.02) better = 0;
+        else if (rows_first && rows >= mr) better = a > best_a;
+        else better = edge < best_edge;
+        if (better) {
+            best_area = area;
             best_edge = edge;
+            best_a = a;
             *tm = a;
             *tn = b;
         }
@@ -451,12 +533,12 @@ static void thread_bufs(const gemm_job *J, void *ws, int tid, float **abuf, floa
     *bbuf = (float *)(base + ab);
 }
 
-static void run_tiles(const gemm_job *J, size_t tiles_m, size_t tiles_n, int tm, int tn, int tid,
-                      float *abuf, float *bbuf)
+static void run_tiles(const gemm_job *J, size_t tiles_n, int tm, int tn, int tid, float *abuf,
+                      float *bbuf)
 {
-    const size_t MR = J->plan->cfg->mr, NR = J->plan->cfg->nr;
+    const size_t NR = J->plan->cfg->nr;
     size_t ti = (size_t)(tid / tn), tj = (size_t)(tid % tn);
-    size_t m0 = ti * tiles_m / tm * MR, m1 = min_z((ti + 1) * tiles_m / tm * MR, J->m);
+    size_t m0 = ti * J->m / tm, m1 = (ti + 1) * J->m / tm;
     size_t n0 = tj * tiles_n / tn * NR, n1 = min_z((tj + 1) * tiles_n / tn * NR, J->n);
     if (m0 < m1 && n0 < n1) run_region(J, m0, m1, n0, n1, abuf, bbuf);
 }
@@ -470,11 +552,10 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
         scale_only(J);
         return;
     }
-    const size_t MR = J->plan->cfg->mr, NR = J->plan->cfg->nr;
-    size_t tiles_m = (J->m + MR - 1) / MR, tiles_n = (J->n + NR - 1) / NR;
+    const size_t NR = J->plan->cfg->nr, tiles_n = (J->n + NR - 1) / NR;
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
     int tm, tn;
-    choose_grid(tiles_m, tiles_n, MR, NR, t, &tm, &tn);
+    choose_grid(J, t, &tm, &tn);
     if (t == 1) {
         float *abuf, *bbuf;
         thread_bufs(J, ws, 0, &abuf, &bbuf);
@@ -487,9 +568,9 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
         float *abuf, *bbuf;
         thread_bufs(J, ws, tid, &abuf, &bbuf);
         if (got == t) {
-            run_tiles(J, tiles_m, tiles_n, tm, tn, tid, abuf, bbuf);
+            run_tiles(J, tiles_n, tm, tn, tid, abuf, bbuf);
         } else if (tid == 0) { /* fewer threads granted (nested): do it all */
-            for (int r = 0; r < t; r++) run_tiles(J, tiles_m, tiles_n, tm, tn, r, abuf, bbuf);
+            for (int r = 0; r < t; r++) run_tiles(J, tiles_n, tm, tn, r, abuf, bbuf);
         }
     }
 }
@@ -553,8 +634,13 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
      * (a row stride that is a multiple of 2 KiB). */
     J->a_direct = !trans_a && lda % 512 != 0;
     /* Few rows of A: packing B would cost as much as using it, so read it
-     * in place (the kernels' masked tails keep inside its rows). */
-    J->bsrc = (!trans_b && m <= 2 * P->cfg->mr) ? B_DIRECT : B_PACK;
+     * in place (the kernels' masked tails keep inside its rows). Likewise a
+     * B small enough to stay in L2 whole (attention's K^T and V) whose rows
+     * do not alias in L1 (a row stride that is a multiple of 1 KiB). */
+    J->bsrc = (!trans_b && (m <= 2 * P->cfg->mr ||
+                            (ldb % 256 != 0 && k * n * sizeof(float) <= g_l2 / 4)))
+                  ? B_DIRECT
+                  : B_PACK;
 }
 
 void onr_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,

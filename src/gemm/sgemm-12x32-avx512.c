@@ -65,13 +65,19 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
     const __mmask16 m0 = full ? (__mmask16)0xFFFF : tail_mask(nr);
     const __mmask16 m1 = full ? (__mmask16)0xFFFF : tail_mask(nr > 16 ? nr - 16 : 0);
     __m512 acc[MR][2];
+#pragma GCC unroll 12
     for (size_t i = 0; i < mr; i++)
+#pragma GCC unroll 2
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
 
     for (size_t k = 0; k < kc; k++) {
-        /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead */
+        /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead into L1,
+         * and 64 rows ahead towards L2 for the first sweep over a block of
+         * weights that comes from memory */
         _mm_prefetch((const char *)(b + 16 * ldb), _MM_HINT_T0);
         if (nv > 1) _mm_prefetch((const char *)(b + 16 * ldb + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 64 * ldb), _MM_HINT_T1);
+        if (nv > 1) _mm_prefetch((const char *)(b + 64 * ldb + 16), _MM_HINT_T1);
         __m512 b0, b1 = _mm512_setzero_ps();
         if (full) {
             b0 = _mm512_loadu_ps(b);
@@ -80,6 +86,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             b0 = _mm512_maskz_loadu_ps(m0, b);
             if (nv > 1) b1 = _mm512_maskz_loadu_ps(m1, b + 16);
         }
+#pragma GCC unroll 12
         for (size_t i = 0; i < mr; i++) {
             const float *g = i < 4 ? g0 : (i < 8 ? g1 : g2);
             __m512 av = _mm512_set1_ps(g[(i % 4) * lda]);
@@ -90,8 +97,37 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         b += ldb;
     }
 
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m[2] = {m0, m1};
+    if (!epi) { /* the common case: straight from the registers */
+        const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        const int unit = alpha == 1.0f;
+        float *cr = c;
+        if (beta == 0.0f) {
+#pragma GCC unroll 12
+            for (size_t i = 0; i < mr; i++, cr += ldc)
+#pragma GCC unroll 2
+                for (int v = 0; v < nv; v++) {
+                    __m512 t = unit ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
+                    if (full) _mm512_storeu_ps(cr + 16 * v, t);
+                    else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
+                }
+        } else {
+#pragma GCC unroll 12
+            for (size_t i = 0; i < mr; i++, cr += ldc)
+#pragma GCC unroll 2
+                for (int v = 0; v < nv; v++) {
+                    __m512 t = unit ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
+                    __m512 cv = full ? _mm512_loadu_ps(cr + 16 * v)
+                                     : _mm512_maskz_loadu_ps(m[v], cr + 16 * v);
+                    t = _mm512_fmadd_ps(vb, cv, t);
+                    if (full) _mm512_storeu_ps(cr + 16 * v, t);
+                    else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
+                }
+        }
+        return;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12 /* constant indices keep acc in registers */
     for (size_t i = 0; i < mr; i++) {
         float *cr = c + i * ldc;
         __m512 t[2];
@@ -103,7 +139,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
                 t[v] = _mm512_fmadd_ps(vb, cv, t[v]);
             }
         }
-        if (epi) epi_row(epi, i, nv, m0, m1, t);
+        epi_row(epi, i, nv, m0, m1, t);
         for (int v = 0; v < nv; v++) {
             if (full) _mm512_storeu_ps(cr + 16 * v, t[v]);
             else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t[v]);

@@ -60,7 +60,9 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
     const __m256i m0 = tail_mask(nr);
     const __m256i m1 = tail_mask(nr > 8 ? nr - 8 : 0);
     __m256 acc[MR][2];
+#pragma GCC unroll 6
     for (size_t i = 0; i < mr; i++)
+#pragma GCC unroll 2
         for (int v = 0; v < nv; v++) acc[i][v] = _mm256_setzero_ps();
 
     for (size_t k = 0; k < kc; k++) {
@@ -72,6 +74,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             b0 = _mm256_maskload_ps(b, m0);
             if (nv > 1) b1 = _mm256_maskload_ps(b + 8, m1);
         }
+#pragma GCC unroll 6
         for (size_t i = 0; i < mr; i++) {
             const float *g = i < 4 ? g0 : g1;
             __m256 av = _mm256_broadcast_ss(g + (i % 4) * lda);
@@ -82,8 +85,28 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         b += ldb;
     }
 
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     const __m256i m[2] = {m0, m1};
+    if (!epi) { /* the common case: straight from the registers */
+        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        const int unit = alpha == 1.0f;
+        float *cr = c;
+#pragma GCC unroll 6
+        for (size_t i = 0; i < mr; i++, cr += ldc)
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) {
+                __m256 t = unit ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
+                if (beta != 0.0f) {
+                    __m256 cv = full ? _mm256_loadu_ps(cr + 8 * v)
+                                     : _mm256_maskload_ps(cr + 8 * v, m[v]);
+                    t = _mm256_fmadd_ps(vb, cv, t);
+                }
+                if (full) _mm256_storeu_ps(cr + 8 * v, t);
+                else _mm256_maskstore_ps(cr + 8 * v, m[v], t);
+            }
+        return;
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6 /* constant indices keep acc in registers */
     for (size_t i = 0; i < mr; i++) {
         float *cr = c + i * ldc;
         __m256 t[2];
@@ -94,7 +117,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
                 t[v] = _mm256_fmadd_ps(vb, cv, t[v]);
             }
         }
-        if (epi) epi_row(epi, i, nv, m0, m1, t);
+        epi_row(epi, i, nv, m0, m1, t);
         for (int v = 0; v < nv; v++) {
             if (full) _mm256_storeu_ps(cr + 8 * v, t[v]);
             else _mm256_maskstore_ps(cr + 8 * v, m[v], t[v]);
