@@ -7,6 +7,7 @@
 #define ONR_PBW_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,9 +90,12 @@ static inline void pbw_value_info(pbw *graph, int field, const char *name, int d
     pbw_msg(graph, field, &vi);
 }
 
-/* NodeProto with comma-free lists: ins/outs are NULL-terminated arrays. */
-static inline void pbw_node(pbw *graph, const char *op, const char *name, const char *const *ins,
-                            const char *const *outs, pbw *attrs /* may be NULL */)
+/* NodeProto in a domain (NULL: the default) appended as `field` of its
+ * container (1 in a GraphProto, 7 in a FunctionProto); ins/outs are
+ * NULL-terminated arrays. */
+static inline void pbw_node_in(pbw *container, int field, const char *op, const char *domain,
+                               const char *name, const char *const *ins, const char *const *outs,
+                               pbw *attrs /* may be NULL */)
 {
     pbw n = {0};
     for (int i = 0; ins && ins[i]; i++) pbw_str(&n, 1, ins[i]);
@@ -103,7 +107,15 @@ static inline void pbw_node(pbw *graph, const char *op, const char *name, const 
         free(attrs->b);
         memset(attrs, 0, sizeof *attrs);
     }
-    pbw_msg(graph, 1, &n);
+    if (domain) pbw_str(&n, 7, domain);
+    pbw_msg(container, field, &n);
+}
+
+/* NodeProto of the default domain in a graph. */
+static inline void pbw_node(pbw *graph, const char *op, const char *name, const char *const *ins,
+                            const char *const *outs, pbw *attrs /* may be NULL */)
+{
+    pbw_node_in(graph, 1, op, NULL, name, ins, outs, attrs);
 }
 
 /* TensorProto initializer with float raw data (data may be NULL: none). */
@@ -290,6 +302,21 @@ static inline pbw pbw_model_opsets(pbw *graph, int64_t ir_version, int n,
     }
     pbw_msg(&m, 7, graph);
     return m;
+}
+
+/* A fresh temporary directory for one test program (cmocka group setup)
+ * and its removal (group teardown). */
+static inline int pbw_tmpdir_make(char *dir, size_t len, const char *tag)
+{
+    snprintf(dir, len, "/tmp/onr_%s_XXXXXX", tag);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static inline int pbw_tmpdir_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif

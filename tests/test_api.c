@@ -1150,16 +1150,13 @@ static void test_tensor_files(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/onr_api_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return pbw_tmpdir_make(tmpdir, sizeof tmpdir, "api");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return pbw_tmpdir_remove(tmpdir);
 }
 
 int main(void)

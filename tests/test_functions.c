@@ -16,24 +16,6 @@
 
 enum { F32 = 1 };
 
-static void attr_float(pbw *attrs, const char *name, float v)
-{
-    pbw a = {0};
-    pbw_str(&a, 1, name);
-    pbw_float(&a, 2, v);
-    pbw_int(&a, 20, 1); /* FLOAT */
-    pbw_msg(attrs, 5, &a);
-}
-
-static void attr_ints(pbw *attrs, const char *name, const int64_t *v, int n)
-{
-    pbw a = {0};
-    pbw_str(&a, 1, name);
-    for (int i = 0; i < n; i++) pbw_int(&a, 8, v[i]);
-    pbw_int(&a, 20, 7); /* INTS */
-    pbw_msg(attrs, 5, &a);
-}
-
 static void attr_ref(pbw *attrs, const char *name, const char *ref, int type)
 {
     pbw a = {0};
@@ -41,24 +23,6 @@ static void attr_ref(pbw *attrs, const char *name, const char *ref, int type)
     pbw_int(&a, 20, type);
     pbw_str(&a, 21, ref);
     pbw_msg(attrs, 5, &a);
-}
-
-/* A node in a custom domain (pbw_node writes none). */
-static void node_dom(pbw *g, int field, const char *op, const char *domain, const char *name,
-                     const char *const *ins, const char *const *outs, pbw *attrs)
-{
-    pbw n = {0};
-    for (int i = 0; ins && ins[i]; i++) pbw_str(&n, 1, ins[i]);
-    for (int i = 0; outs && outs[i]; i++) pbw_str(&n, 2, outs[i]);
-    if (name) pbw_str(&n, 3, name);
-    pbw_str(&n, 4, op);
-    if (attrs) {
-        pbw_raw(&n, attrs->b, attrs->n);
-        free(attrs->b);
-        memset(attrs, 0, sizeof *attrs);
-    }
-    if (domain) pbw_str(&n, 7, domain);
-    pbw_msg(g, field, &n);
 }
 
 static void opset(pbw *m, int field, const char *domain, int64_t v)
@@ -94,13 +58,13 @@ static void fn_scaled_leaky(pbw *m, int64_t onnx_opset)
     pbw_msg(&a, 5, &t);
     pbw_int(&a, 20, 4); /* TENSOR */
     pbw_msg(&at, 5, &a);
-    node_dom(&f, 7, "Constant", NULL, "c", NULL, (const char *[]){"two", NULL}, &at);
-    node_dom(&f, 7, "Mul", NULL, "m0", (const char *[]){"X", "S", NULL}, (const char *[]){"t", NULL},
+    pbw_node_in(&f, 7, "Constant", NULL, "c", NULL, (const char *[]){"two", NULL}, &at);
+    pbw_node_in(&f, 7, "Mul", NULL, "m0", (const char *[]){"X", "S", NULL}, (const char *[]){"t", NULL},
              NULL);
-    node_dom(&f, 7, "Mul", NULL, "m1", (const char *[]){"t", "two", NULL},
+    pbw_node_in(&f, 7, "Mul", NULL, "m1", (const char *[]){"t", "two", NULL},
              (const char *[]){"u", NULL}, NULL);
     attr_ref(&at, "alpha", "alpha", 1);
-    node_dom(&f, 7, "LeakyRelu", NULL, "lr", (const char *[]){"u", NULL}, (const char *[]){"Y", NULL},
+    pbw_node_in(&f, 7, "LeakyRelu", NULL, "lr", (const char *[]){"u", NULL}, (const char *[]){"Y", NULL},
              &at);
     opset(&f, 9, "", onnx_opset);
     pbw_msg(m, 25, &f);
@@ -116,10 +80,10 @@ static void fn_twice(pbw *m)
     pbw_str(&f, 4, "A");
     pbw_str(&f, 4, "S");
     pbw_str(&f, 5, "Z");
-    attr_float(&at, "alpha", 0.5f);
-    node_dom(&f, 7, "ScaledLeaky", "custom", "inner", (const char *[]){"A", "S", NULL},
+    pbw_attr_float(&at, "alpha", 0.5f);
+    pbw_node_in(&f, 7, "ScaledLeaky", "custom", "inner", (const char *[]){"A", "S", NULL},
              (const char *[]){"m", NULL}, &at);
-    node_dom(&f, 7, "Neg", NULL, "neg", (const char *[]){"m", NULL}, (const char *[]){"Z", NULL},
+    pbw_node_in(&f, 7, "Neg", NULL, "neg", (const char *[]){"m", NULL}, (const char *[]){"Z", NULL},
              NULL);
     opset(&f, 9, "", 13);
     opset(&f, 9, "custom", 1);
@@ -136,12 +100,12 @@ static pbw model_with_functions(void)
     pbw_value_info(&g, 12, "y1", F32, 2, d);
     pbw_value_info(&g, 12, "y2", F32, 2, d);
     pbw_value_info(&g, 12, "y3", F32, 2, d);
-    node_dom(&g, 1, "ScaledLeaky", "custom", "call1", (const char *[]){"x", "s", NULL},
+    pbw_node_in(&g, 1, "ScaledLeaky", "custom", "call1", (const char *[]){"x", "s", NULL},
              (const char *[]){"y1", NULL}, NULL);
-    attr_float(&at, "alpha", 0.3f);
-    node_dom(&g, 1, "ScaledLeaky", "custom", "call2", (const char *[]){"x", "s", NULL},
+    pbw_attr_float(&at, "alpha", 0.3f);
+    pbw_node_in(&g, 1, "ScaledLeaky", "custom", "call2", (const char *[]){"x", "s", NULL},
              (const char *[]){"y2", NULL}, &at);
-    node_dom(&g, 1, "Twice", "custom", "call3", (const char *[]){"x", "s", NULL},
+    pbw_node_in(&g, 1, "Twice", "custom", "call3", (const char *[]){"x", "s", NULL},
              (const char *[]){"y3", NULL}, NULL);
     pbw m = {0};
     pbw_int(&m, 1, 8);
@@ -195,15 +159,15 @@ static void test_function_opset(void **state)
     pbw_str(&f, 10, "custom");
     pbw_str(&f, 4, "X");
     pbw_str(&f, 5, "Y");
-    attr_ints(&at, "axes", ax, 1);
-    node_dom(&f, 7, "Unsqueeze", NULL, "u", (const char *[]){"X", NULL}, (const char *[]){"Y", NULL},
+    pbw_attr_ints(&at, "axes", ax, 1);
+    pbw_node_in(&f, 7, "Unsqueeze", NULL, "u", (const char *[]){"X", NULL}, (const char *[]){"Y", NULL},
              &at);
     opset(&f, 9, "", 11);
     int64_t din[] = {4}, dout[] = {1, 4};
     pbw_str(&g, 2, "g");
     pbw_value_info(&g, 11, "x", F32, 1, din);
     pbw_value_info(&g, 12, "y", F32, 2, dout);
-    node_dom(&g, 1, "AddDim", "custom", NULL, (const char *[]){"x", NULL}, (const char *[]){"y", NULL},
+    pbw_node_in(&g, 1, "AddDim", "custom", NULL, (const char *[]){"x", NULL}, (const char *[]){"y", NULL},
              NULL);
     pbw_int(&m, 1, 8);
     opset(&m, 8, "", 13);
@@ -247,13 +211,13 @@ static void test_recursion_refused(void **state)
     pbw_str(&f, 10, "custom");
     pbw_str(&f, 4, "X");
     pbw_str(&f, 5, "Y");
-    node_dom(&f, 7, "Rec", "custom", "again", (const char *[]){"X", NULL},
+    pbw_node_in(&f, 7, "Rec", "custom", "again", (const char *[]){"X", NULL},
              (const char *[]){"Y", NULL}, NULL);
     opset(&f, 9, "custom", 1);
     pbw_str(&g, 2, "g");
     pbw_value_info(&g, 11, "x", F32, 1, d);
     pbw_value_info(&g, 12, "y", F32, 1, d);
-    node_dom(&g, 1, "Rec", "custom", "top", (const char *[]){"x", NULL}, (const char *[]){"y", NULL},
+    pbw_node_in(&g, 1, "Rec", "custom", "top", (const char *[]){"x", NULL}, (const char *[]){"y", NULL},
              NULL);
     pbw_int(&m, 1, 8);
     opset(&m, 8, "", 13);
@@ -272,7 +236,7 @@ static void test_call_does_not_fit(void **state)
     pbw_str(&g, 2, "g");
     pbw_value_info(&g, 11, "x", F32, 2, d);
     pbw_value_info(&g, 12, "y", F32, 2, d);
-    node_dom(&g, 1, "ScaledLeaky", "custom", "bad", (const char *[]){"x", "x", "x", NULL},
+    pbw_node_in(&g, 1, "ScaledLeaky", "custom", "bad", (const char *[]){"x", "x", "x", NULL},
              (const char *[]){"y", NULL}, NULL);
     pbw_int(&m, 1, 8);
     opset(&m, 8, "", 13);

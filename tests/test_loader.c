@@ -1631,16 +1631,13 @@ static void test_ir_versions(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/onr_loader_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return pbw_tmpdir_make(tmpdir, sizeof tmpdir, "loader");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return pbw_tmpdir_remove(tmpdir);
 }
 
 int main(void)
