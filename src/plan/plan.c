@@ -150,7 +150,7 @@ static int value_meta(const onr_value *v, onr_tensor *meta)
 }
 
 /* Infer one node's outputs at load; fold it when its inputs are constant. */
-static int infer_node(onr_plan *p, int ni, int *folded, onr_err *err)
+static int infer_node(onr_plan *p, int ni, uint8_t *known, int *folded, onr_err *err)
 {
     onr_graph *g = p->graph;
     onr_node *n = &g->nodes[ni];
@@ -164,7 +164,8 @@ static int infer_node(onr_plan *p, int ni, int *folded, onr_err *err)
         in[k] = NULL;
         if (n->inputs[k] < 0) continue;
         const onr_value *v = &g->values[n->inputs[k]];
-        if (!value_meta(v, &meta_in[k])) return ONR_OK; /* unknown until run */
+        if (!known[n->inputs[k]] || !value_meta(v, &meta_in[k]))
+            return ONR_OK; /* unknown until run */
         in[k] = &meta_in[k];
         if (!v->konst) all_const = 0;
     }
@@ -184,6 +185,7 @@ static int infer_node(onr_plan *p, int ni, int *folded, onr_err *err)
         v->dtype = out[o]->dtype;
         v->rank = out[o]->rank;
         for (int d = 0; d < v->rank; d++) v->dims[d] = out[o]->dims[d];
+        known[n->outputs[o]] = 1;
     }
     int shape_only = (strcmp(n->op_type, "Shape") == 0 || strcmp(n->op_type, "Size") == 0) &&
                      !*n->domain;
@@ -258,58 +260,6 @@ static int add_step(onr_plan *p, int ni, onr_err *err)
     return ONR_OK;
 }
 
-onr_status onr_plan_build(onr_model *m, int nthreads, onr_plan **out, onr_err *err)
-{
-    *out = NULL;
-    onr_graph *g = m->graph;
-    int st = resolve_ops(m, err);
-    if (st) return st;
-    onr_plan *p = calloc(1, sizeof *p);
-    int *order = malloc(((size_t)g->n_nodes + 1) * sizeof *order);
-    if (!p || !order) {
-        free(p), free(order);
-        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    }
-    p->model = m;
-    p->graph = g;
-    p->nthreads = nthreads > 0 ? nthreads : 1;
-    if ((st = topo_sort(g, order, err))) goto fail;
-    p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
-    p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
-    if (!p->steps || !p->rt) {
-        st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        int folded;
-        if ((st = infer_node(p, order[i], &folded, err))) goto fail;
-        if (folded) p->n_folded++;
-    }
-    /* constants are seen by the executor as views of their data */
-    for (int v = 0; v < g->n_values; v++) {
-        const onr_tensor *k = g->values[v].konst;
-        if (!k) continue;
-        p->rt[v] = *k;
-        p->rt[v].owns = 0;
-        p->rt[v].name = NULL;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        const onr_node *n = &g->nodes[order[i]];
-        int all_konst = n->n_out > 0;
-        for (int o = 0; o < n->n_out; o++)
-            if (n->outputs[o] >= 0 && !g->values[n->outputs[o]].konst) all_konst = 0;
-        if (all_konst) continue;
-        if ((st = add_step(p, order[i], err))) goto fail;
-    }
-    free(order);
-    *out = p;
-    return ONR_OK;
-fail:
-    free(order);
-    onr_plan_free(p);
-    return st;
-}
-
 /* Has any input's dtype or shape changed since the step was prepared? */
 static int key_update(onr_step *s)
 {
@@ -326,24 +276,27 @@ static int key_update(onr_step *s)
     return 1;
 }
 
-static int run_step(onr_plan *p, onr_step *s, onr_err *err)
+/* Everything a step needs before its kernel runs, for its current input
+ * shapes: output shapes, the kernel's prepare (only when the input shapes
+ * changed), output buffers and scratch. Inputs need shapes, not data. */
+static int step_prepare(onr_plan *p, onr_step *s, onr_kctx *ctx, onr_err *err)
 {
     const onr_node *n = &p->graph->nodes[s->node];
     const onr_op_impl *impl = s->op->impl;
-    onr_kctx ctx = {.node = n, .opset = n->opset, .n_in = s->n_in, .in = s->in,
-                    .in_const = s->in_const, .n_out = s->n_out, .out = s->out,
-                    .state = s->state, .nthreads = p->nthreads, .err = err};
-    int st = impl->shape(&ctx);
+    *ctx = (onr_kctx){.node = n, .opset = n->opset, .n_in = s->n_in, .in = s->in,
+                      .in_const = s->in_const, .n_out = s->n_out, .out = s->out,
+                      .state = s->state, .nthreads = p->nthreads, .err = err};
+    int st = impl->shape(ctx);
     if (st == ONR_SHAPE_DEFER)
         return onr_seterr(err, ONR_E_RUNTIME, "output shape could not be derived from the inputs");
     if (st) return st;
     if (key_update(s)) {
         if (s->state && impl->free_state) impl->free_state(s->state);
-        s->state = ctx.state = NULL;
+        s->state = ctx->state = NULL;
         s->scratch = 0;
         s->prepared = 0;
-        if (impl->prepare && (st = impl->prepare(&ctx, &s->scratch))) return st;
-        s->state = ctx.state;
+        if (impl->prepare && (st = impl->prepare(ctx, &s->scratch))) return st;
+        s->state = ctx->state;
         s->prepared = 1;
     }
     for (int o = 0; o < s->n_out; o++) {
@@ -367,9 +320,110 @@ static int run_step(onr_plan *p, onr_step *s, onr_err *err)
             return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
         p->scratch_cap = sz;
     }
-    ctx.scratch = s->scratch ? p->scratch : NULL;
-    ctx.scratch_size = s->scratch;
-    return impl->run(&ctx);
+    ctx->scratch = s->scratch ? p->scratch : NULL;
+    ctx->scratch_size = s->scratch;
+    return ONR_OK;
+}
+
+/* Prepare at build time every step whose input shapes are already known
+ * (static shapes): weights are packed and buffers allocated at open, and
+ * the first run finds them ready. Steps fed by symbolic or data-dependent
+ * shapes are prepared at their first run instead. */
+static int prepare_static_steps(onr_plan *p, const uint8_t *known, onr_err *err)
+{
+    onr_graph *g = p->graph;
+    for (int i = 0; i < g->n_inputs; i++) /* shapes only: the data comes with the run */
+        if (known[g->inputs[i]]) value_meta(&g->values[g->inputs[i]], &p->rt[g->inputs[i]]);
+    for (int i = 0; i < p->n_steps; i++) {
+        onr_step *s = &p->steps[i];
+        const onr_node *n = &g->nodes[s->node];
+        int ready = 1;
+        for (int k = 0; k < n->n_in && ready; k++) ready = n->inputs[k] < 0 || known[n->inputs[k]];
+        for (int o = 0; o < n->n_out && ready; o++) ready = n->outputs[o] < 0 || known[n->outputs[o]];
+        if (!ready) continue;
+        onr_kctx ctx;
+        int st = step_prepare(p, s, &ctx, err);
+        if (st) {
+            onr_err_node(err, n);
+            return st;
+        }
+    }
+    return ONR_OK;
+}
+
+onr_status onr_plan_build(onr_model *m, int nthreads, onr_plan **out, onr_err *err)
+{
+    *out = NULL;
+    onr_graph *g = m->graph;
+    int st = resolve_ops(m, err);
+    if (st) return st;
+    onr_plan *p = calloc(1, sizeof *p);
+    int *order = malloc(((size_t)g->n_nodes + 1) * sizeof *order);
+    uint8_t *known = NULL;
+    if (!p || !order) {
+        free(p), free(order);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    p->model = m;
+    p->graph = g;
+    p->nthreads = nthreads > 0 ? nthreads : 1;
+    if ((st = topo_sort(g, order, err))) goto fail;
+    p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
+    p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
+    if (!p->steps || !p->rt) {
+        st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* values whose shapes are known before any run: constants, graph inputs
+     * with static shapes, and the outputs shape inference derives from them */
+    known = calloc((size_t)g->n_values + 1, 1);
+    if (!known) {
+        st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int v = 0; v < g->n_values; v++) known[v] = g->values[v].konst != NULL;
+    for (int i = 0; i < g->n_inputs; i++) {
+        onr_tensor meta;
+        known[g->inputs[i]] = (uint8_t)value_meta(&g->values[g->inputs[i]], &meta);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        int folded;
+        if ((st = infer_node(p, order[i], known, &folded, err))) goto fail;
+        if (folded) p->n_folded++;
+    }
+    /* constants are seen by the executor as views of their data */
+    for (int v = 0; v < g->n_values; v++) {
+        const onr_tensor *k = g->values[v].konst;
+        if (!k) continue;
+        p->rt[v] = *k;
+        p->rt[v].owns = 0;
+        p->rt[v].name = NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const onr_node *n = &g->nodes[order[i]];
+        int all_konst = n->n_out > 0;
+        for (int o = 0; o < n->n_out; o++)
+            if (n->outputs[o] >= 0 && !g->values[n->outputs[o]].konst) all_konst = 0;
+        if (all_konst) continue;
+        if ((st = add_step(p, order[i], err))) goto fail;
+    }
+    if ((st = prepare_static_steps(p, known, err))) goto fail;
+    free(order);
+    free(known);
+    *out = p;
+    return ONR_OK;
+fail:
+    free(order);
+    free(known);
+    onr_plan_free(p);
+    return st;
+}
+
+static int run_step(onr_plan *p, onr_step *s, onr_err *err)
+{
+    onr_kctx ctx;
+    int st = step_prepare(p, s, &ctx, err);
+    return st ? st : s->op->impl->run(&ctx);
 }
 
 static double now_ms(void)
