@@ -340,6 +340,15 @@ char *onr_strdup(const char *s)
     return onr_strndup(s ? s : "", s ? strlen(s) : 0);
 }
 
+int onr_str_assign(char **slot, const char *s)
+{
+    char *d = onr_strdup(s);
+    if (!d) return -1;
+    free(*slot);
+    *slot = d;
+    return 0;
+}
+
 char *onr_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);

@@ -193,6 +193,9 @@ const float *onr_attr_floats(const onr_node *n, const char *name, size_t *count)
 /* Small helpers shared by everything. */
 char *onr_strdup(const char *s);
 char *onr_strndup(const char *s, size_t n);
+/* Replace the string owned by *slot with a copy of s (NULL: ""); 0, or -1
+ * when out of memory (then *slot is unchanged). */
+int onr_str_assign(char **slot, const char *s);
 /* Format dims as "[1,3,224,224]" into buf. */
 const char *onr_fmt_dims(char *buf, size_t len, const int64_t *dims, int rank);
 

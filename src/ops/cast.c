@@ -213,15 +213,6 @@ static void fmt_float(char *buf, size_t len, double v, onr_dtype dt)
     if (!strchr(buf, '.') && strlen(buf) + 2 < len) strcat(buf, ".0");
 }
 
-static int set_str(onr_kctx *ctx, char **slot, const char *s)
-{
-    char *d = onr_strdup(s);
-    if (!d) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory for a string");
-    free(*slot);
-    *slot = d;
-    return ONR_OK;
-}
-
 static int cast_to_string(onr_kctx *ctx, const onr_tensor *x, onr_tensor *y)
 {
     char **out = y->data;
@@ -241,8 +232,8 @@ static int cast_to_string(onr_kctx *ctx, const onr_tensor *x, onr_tensor *y)
             load_i64(x->dtype, (const char *)x->data + (size_t)i * onr_dtype_size(x->dtype), &v, 1);
             snprintf(buf, sizeof buf, "%lld", (long long)v);
         }
-        int st = set_str(ctx, &out[i], s);
-        if (st) return st;
+        if (onr_str_assign(&out[i], s))
+            return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory for a string");
     }
     return ONR_OK;
 }

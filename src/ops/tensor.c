@@ -33,15 +33,6 @@ int64_t tn_prod(const int64_t *dims, int a, int b)
 
 /* ---- element copies -------------------------------------------------------- */
 
-static int str_set(char **dst, const char *src)
-{
-    char *s = onr_strdup(src ? src : "");
-    if (!s) return ONR_E_NOMEM;
-    free(*dst);
-    *dst = s;
-    return ONR_OK;
-}
-
 int tn_copy(onr_dtype dt, void *dst, const void *src, int64_t n)
 {
     if (n <= 0) return ONR_OK;
@@ -52,7 +43,7 @@ int tn_copy(onr_dtype dt, void *dst, const void *src, int64_t n)
     char **d = dst;
     char *const *s = src;
     for (int64_t i = 0; i < n; i++)
-        if (str_set(&d[i], s[i])) return ONR_E_NOMEM;
+        if (onr_str_assign(&d[i], s[i])) return ONR_E_NOMEM;
     return ONR_OK;
 }
 
@@ -73,7 +64,7 @@ int tn_fill(onr_dtype dt, void *dst, const void *val, int64_t n)
         char **d = dst;
         const char *v = *(char *const *)val;
         for (int64_t i = 0; i < n; i++)
-            if (str_set(&d[i], v)) return ONR_E_NOMEM;
+            if (onr_str_assign(&d[i], v)) return ONR_E_NOMEM;
         return ONR_OK;
     }
     switch (onr_dtype_size(dt)) {
@@ -243,7 +234,7 @@ static int sc_strings(const sc_plan *pl, char **dst, char *const *src, int64_t o
     int64_t total = 1, soff = offset;
     for (int i = 0; i < pl->r; i++) total *= pl->d[i];
     for (int64_t q = 0; q < total; q++) {
-        if (str_set(&dst[q], src[soff])) return ONR_E_NOMEM;
+        if (onr_str_assign(&dst[q], src[soff])) return ONR_E_NOMEM;
         for (int k = pl->r - 1; k >= 0; k--) {
             soff += pl->s[k];
             if (++coord[k] < pl->d[k]) break;
