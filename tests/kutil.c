@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+uint32_t tk_last_consumed;
+
 onr_node *tk_node(const char *op_type)
 {
     onr_node *n = calloc(1, sizeof *n);
@@ -96,6 +98,13 @@ onr_tensor *tk_rand_f32(int rank, const int64_t *dims, uint32_t seed)
 onr_status tk_run(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
                   onr_tensor **out, int nthreads, onr_err *err)
 {
+    return tk_run_const(n, opset, n_in, in, 0, n_out, out, nthreads, err);
+}
+
+onr_status tk_run_const(onr_node *n, int64_t opset, int n_in, onr_tensor **in,
+                        uint32_t const_mask, int n_out, onr_tensor **out, int nthreads,
+                        onr_err *err)
+{
     onr_err local = {0};
     if (!err) err = &local;
     n->opset = opset;
@@ -107,7 +116,12 @@ onr_status tk_run(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_o
         assert_non_null(out[i]);
     }
     if (!op) return onr_seterr(err, ONR_E_UNSUPPORTED, "no kernel for %s at opset %lld", n->op_type, (long long)opset);
-    onr_status st = onr_exec_node(n, op, opset, in, n_in, out, n_out, nthreads, err);
+    uint8_t *in_const = calloc((size_t)n_in + 1, 1);
+    assert_non_null(in_const);
+    for (int k = 0; k < n_in && k < 32; k++) in_const[k] = in[k] && (const_mask >> k & 1u);
+    onr_status st = onr_exec_node(n, op, opset, in, n_in, in_const, out, n_out, nthreads,
+                                  &tk_last_consumed, err);
+    free(in_const);
     if (st && err == &local) fprintf(stderr, "tk_run(%s): %s\n", n->op_type, local.msg);
     return st;
 }

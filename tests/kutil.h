@@ -40,6 +40,13 @@ onr_tensor *tk_rand_f32(int rank, const int64_t *dims, uint32_t seed);
  * failure the message is in err (if err != NULL). */
 onr_status tk_run(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
                   onr_tensor **out, int nthreads, onr_err *err);
+/* The same with the inputs whose bit is set in const_mask given as constants
+ * (weights): create sees them and may prepack them, as in a model. */
+onr_status tk_run_const(onr_node *n, int64_t opset, int n_in, onr_tensor **in,
+                        uint32_t const_mask, int n_out, onr_tensor **out, int nthreads,
+                        onr_err *err);
+/* The inputs the last tk_run/tk_run_const's create packed (consumed). */
+extern uint32_t tk_last_consumed;
 void tk_free_all(int n, onr_tensor **ts);
 
 /* Assertions: shape equal and every element within atol + rtol*|expected|. */

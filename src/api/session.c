@@ -319,7 +319,7 @@ onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, siz
 {
     if (!ready(s) || !buf || !len || i < 0 || i >= s->plan->n_steps) return ONR_E_ARG;
     const onr_graph *g = s->model->graph;
-    const onr_node *n = &g->nodes[s->plan->steps[i].node];
+    const onr_node *n = s->plan->steps[i].node;
     size_t o = (size_t)snprintf(buf, len, "%s%s%s '%s' (", *n->domain ? n->domain : "",
                                 *n->domain ? "." : "", n->op_type, n->name);
     for (int k = 0; k < n->n_in && o < len; k++)
@@ -341,7 +341,7 @@ onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, siz
 const char *onr_session_step_op(const onr_session *s, int i, const char **node_name)
 {
     if (!ready(s) || i < 0 || i >= s->plan->n_steps) return NULL;
-    const onr_node *n = &s->model->graph->nodes[s->plan->steps[i].node];
+    const onr_node *n = s->plan->steps[i].node;
     if (node_name) *node_name = n->name;
     return n->op_type;
 }

@@ -1,36 +1,54 @@
 /*
- * exec.c - runs single nodes; the plan executor builds on onr_exec_node's
- * pieces (shape -> prepare -> allocate -> run).
+ * exec.c - running a single node from scratch (constant folding, kernel
+ * tests) through the step sequence of step.c.
  */
 #include "exec/exec.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void onr_err_node(onr_err *err, const onr_node *node)
-{
-    onr_err_prefix(err, "node '%s' (%s%s%s, opset %lld): ", node->name ? node->name : "",
-                   node->domain && *node->domain ? node->domain : "",
-                   node->domain && *node->domain ? "." : "", node->op_type,
-                   (long long)node->opset);
-}
-
 onr_status onr_exec_node(const onr_node *node, const onr_op *op, int64_t opset,
-                         onr_tensor *const *in, int n_in, onr_tensor *const *out, int n_out,
-                         int nthreads, onr_err *err)
+                         onr_tensor *const *in, int n_in, const uint8_t *in_const,
+                         onr_tensor *const *out, int n_out, int nthreads, uint32_t *consumed,
+                         onr_err *err)
 {
-    onr_kctx ctx = {.node = node, .opset = opset, .n_in = n_in, .in = in, .n_out = n_out,
-                    .out = out, .nthreads = nthreads > 0 ? nthreads : 1, .err = err};
-    const onr_op_impl *impl = op->impl;
-    int st = impl->shape(&ctx);
-    if (st == ONR_SHAPE_DEFER)
-        return onr_seterr(err, ONR_E_RUNTIME, "output shape depends on an input not yet known");
+    onr_step s;
+    void *scratch = NULL;
+    onr_tensor *metas = NULL; /* shape-only stand-ins for the inputs create packed */
+    nthreads = nthreads > 0 ? nthreads : 1;
+    int st = onr_step_init(&s, node, op, n_in, n_out, err);
     if (st) return (onr_status)st;
-    size_t scratch = 0;
-    if (impl->prepare && (st = impl->prepare(&ctx, &scratch)) != ONR_OK) goto done;
+    s.opset = opset;
+    for (int k = 0; k < n_in; k++) {
+        s.in[k] = in[k];
+        s.in_const[k] = in_const ? in_const[k] : 0;
+    }
+    for (int o = 0; o < n_out; o++) s.out[o] = out[o];
+    if ((st = onr_step_create(&s, nthreads, err))) goto done;
+    if (consumed) *consumed = s.consumed;
+    /* run must not read what create packed: show it the shape only */
+    if (s.consumed) {
+        if (!(metas = calloc((size_t)n_in + 1, sizeof *metas))) {
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int k = 0; k < n_in && k < 32; k++) {
+            if (!(s.consumed >> k & 1u) || !in[k]) continue;
+            metas[k] = *in[k];
+            metas[k].data = NULL;
+            metas[k].owns = 0;
+            s.in[k] = &metas[k];
+        }
+    }
+    st = onr_step_reshape(&s, nthreads, NULL, err);
+    if (st == ONR_SHAPE_DEFER) {
+        st = onr_seterr(err, ONR_E_RUNTIME, "output shape depends on an input not yet known");
+        goto done;
+    }
+    if (st) goto done;
     for (int i = 0; i < n_out; i++) {
         if (!out[i]) continue;
-        if (i == 0 && (impl->flags & ONR_OP_VIEW)) {
+        if (i == 0 && (op->impl->flags & ONR_OP_VIEW)) {
             if (out[i]->owns) free(out[i]->data);
             out[i]->data = in[0]->data;
             out[i]->owns = 0;
@@ -39,17 +57,17 @@ onr_status onr_exec_node(const onr_node *node, const onr_op *op, int64_t opset,
             goto done;
         }
     }
-    if (scratch) {
-        if (posix_memalign(&ctx.scratch, 64, (scratch + 63) & ~(size_t)63) != 0) {
-            ctx.scratch = NULL;
-            st = onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", scratch);
+    if (s.scratch) {
+        if (posix_memalign(&scratch, 64, (s.scratch + 63) & ~(size_t)63) != 0) {
+            scratch = NULL;
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", s.scratch);
             goto done;
         }
-        ctx.scratch_size = scratch;
     }
-    st = impl->run(&ctx);
+    st = onr_step_run(&s, scratch, nthreads, err);
 done:
-    free(ctx.scratch);
-    if (impl->free_state && ctx.state) impl->free_state(ctx.state);
+    free(scratch);
+    free(metas);
+    onr_step_destroy(&s);
     return (onr_status)st;
 }

@@ -1,18 +1,56 @@
 /*
- * exec.h - running operators: one node on its own (tests, constant folding)
- * and a whole plan (the executor).
+ * exec.h - the executor: one step sequence (create once; reshape when the
+ * input shapes change; run) shared by whole plans, constant folding and the
+ * kernel unit tests, plus the plan run loop and its profiling.
  */
 #ifndef ONR_EXEC_H
 #define ONR_EXEC_H
 
 #include "ops/ops.h"
 
-/* Run one node: shape, prepare, allocate outputs (or alias them for view
- * ops), run, release state. out[i] are caller-provided tensors that receive
- * shape and owned data (out[i] may be NULL for omitted optional outputs). */
+/* One operator instance bound to its input and output tensors. */
+typedef struct onr_step {
+    const onr_op *op;
+    const onr_node *node; /* create and error messages only */
+    int64_t opset;
+    int n_in, n_out;
+    onr_tensor **in;      /* bound tensors (NULL for omitted inputs) */
+    onr_tensor **out;     /* bound tensors (NULL for omitted outputs) */
+    uint8_t *in_const;    /* per input: its data never changes */
+    void *params;         /* the op's params (or old-contract state) */
+    uint32_t consumed;    /* constant inputs create packed into params */
+    size_t scratch;       /* bytes run needs, from the last reshape */
+    int created;
+    int shaped;           /* reshape succeeded for the inputs in key[] */
+    int key_len;
+    int64_t *key;         /* input dtypes, dims and shape-input values at last reshape */
+    int always_reshape;   /* a shape input's values are too many to key on */
+} onr_step;
+
+/* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],
+ * out[] and in_const[] afterwards). */
+onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, int n_in,
+                         int n_out, onr_err *err);
+/* create: read attributes, pack constant inputs (their data must be bound). */
+onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err);
+/* reshape when the inputs' dtypes/dims (or shape-input values) differ from
+ * the last reshape; *changed (may be NULL) says whether it ran. Returns
+ * ONR_SHAPE_DEFER when a needed input value is not known (load time). */
+int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err);
+/* run into the bound outputs (their buffers must be in place). */
+onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err);
+/* destroy params and free the arrays. */
+void onr_step_destroy(onr_step *s);
+
+/* Run one node from scratch through the same sequence: create, reshape,
+ * allocate outputs (or alias them for view ops), run, destroy. in_const may
+ * be NULL (no input constant). out[i] are caller-provided tensors that
+ * receive shape and owned data (NULL for omitted optional outputs).
+ * *consumed (may be NULL) receives the mask of inputs create packed. */
 onr_status onr_exec_node(const onr_node *node, const onr_op *op, int64_t opset,
-                         onr_tensor *const *in, int n_in, onr_tensor *const *out, int n_out,
-                         int nthreads, onr_err *err);
+                         onr_tensor *const *in, int n_in, const uint8_t *in_const,
+                         onr_tensor *const *out, int n_out, int nthreads, uint32_t *consumed,
+                         onr_err *err);
 
 /* Prefix err with "node 'name' (Op, opset N): ". */
 void onr_err_node(onr_err *err, const onr_node *node);

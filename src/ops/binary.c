@@ -672,7 +672,7 @@ static int shift_attrs(onr_kctx *ctx, bin_prm *p)
 /* ---- registry entries -------------------------------------------------------- */
 
 #define IMPL(Sym, shape_, run_, types_) \
-    const onr_op_impl onr_impl_##Sym = {shape_, NULL, run_, NULL, types_, 0};
+    const onr_op_impl onr_impl_##Sym = {.shape = shape_, .run = run_, .types = types_};
 
 /* A descriptor, its shape and run wrappers, and its registry entry. */
 #define BIN_OP(Sym, types_, btypes_, out_bool_, cost_, attrs_, ...)                        \

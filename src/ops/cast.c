@@ -350,5 +350,5 @@ static int cast_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_Cast = {cast_shape, NULL, cast_run, NULL, T_CASTABLE, 0};
-const onr_op_impl onr_impl_CastLike = {castlike_shape, NULL, cast_run, NULL, T_CASTABLE, 0};
+const onr_op_impl onr_impl_Cast = {.shape = cast_shape, .run = cast_run, .types = T_CASTABLE};
+const onr_op_impl onr_impl_CastLike = {.shape = castlike_shape, .run = cast_run, .types = T_CASTABLE};

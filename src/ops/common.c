@@ -51,11 +51,11 @@ int onr_broadcast_shape(onr_kctx *ctx, int n, const onr_tensor *const *ts, int64
     return ONR_OK;
 }
 
-int onr_norm_axis(onr_kctx *ctx, int64_t axis, int rank, int *out)
+int onr_norm_axis(onr_err *err, int64_t axis, int rank, int *out)
 {
     int64_t a = axis < 0 ? axis + rank : axis;
     if (a < 0 || a >= (rank > 0 ? rank : 1))
-        return onr_seterr(ctx->err, ONR_E_MODEL, "axis %lld is out of range for rank %d",
+        return onr_seterr(err, ONR_E_MODEL, "axis %lld is out of range for rank %d",
                           (long long)axis, rank);
     *out = (int)a;
     return ONR_OK;

@@ -83,7 +83,7 @@ static int concat_axis(onr_kctx *ctx, int *axis)
     int64_t ax = a ? a->i : 1; /* Concat-1 defaulted to 1 */
     int rank = ctx->in[0]->rank;
     if (rank == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "cannot concatenate scalars");
-    return onr_norm_axis(ctx, ax, rank, axis);
+    return onr_norm_axis(ctx->err, ax, rank, axis);
 }
 
 static int concat_dims(onr_kctx *ctx, int *axis, int64_t *dims)
@@ -175,7 +175,7 @@ static int split_params(onr_kctx *ctx, split_p *p)
     memset(p, 0, sizeof *p);
     if (x->rank == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "cannot split a scalar");
     if (n < 1) return onr_seterr(ctx->err, ONR_E_MODEL, "Split needs at least one output");
-    if ((st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, &p->axis))) return st;
+    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, &p->axis))) return st;
     p->dim = x->dims[p->axis];
     int64_t count = -1;
     const onr_attr *a = onr_node_attr(ctx->node, "split");
@@ -461,7 +461,7 @@ static int tile_reps(onr_kctx *ctx, int64_t *reps)
         int a;
         if ((st = tn_need_data(ctx, 1)) || (st = tn_need_data(ctx, 2))) return st;
         if ((st = onr_read_scalar(ctx, 1, &tiles)) || (st = onr_read_scalar(ctx, 2, &axis)) ||
-            (st = onr_norm_axis(ctx, (int64_t)axis, x->rank, &a)))
+            (st = onr_norm_axis(ctx->err, (int64_t)axis, x->rank, &a)))
             return st;
         if (tiles < 0 || tiles > 1e15)
             return onr_seterr(ctx->err, ONR_E_MODEL, "tiles %g is invalid", tiles);

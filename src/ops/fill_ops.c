@@ -297,7 +297,7 @@ static int cumsum_axis(onr_kctx *ctx, int *axis)
                           (long long)a->numel);
     if (!a->data) return ONR_SHAPE_DEFER;
     int r = ctx->in[0]->rank;
-    return onr_norm_axis(ctx, tn_index_at(a, 0), r, axis);
+    return onr_norm_axis(ctx->err, tn_index_at(a, 0), r, axis);
 }
 
 static int cumsum_shape(onr_kctx *ctx)

@@ -41,7 +41,7 @@ static int gather_check(onr_kctx *ctx, int *axis)
     if (st || (st = onr_check_input(ctx, 1, TN_INDEX_TYPES))) return st;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
     if (x->rank == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "cannot gather from a scalar");
-    if ((st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, axis))) return st;
+    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, axis))) return st;
     if (x->rank - 1 + ind->rank > ONR_MAX_RANK)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "output rank %d exceeds the maximum %d",
                           x->rank - 1 + ind->rank, ONR_MAX_RANK);
@@ -123,7 +123,7 @@ static int elements_check(onr_kctx *ctx, int with_updates, int *axis)
     if (x->rank < 1 || ind->rank != x->rank)
         return onr_seterr(ctx->err, ONR_E_MODEL, "indices %s must have the rank of data %s (>= 1)",
                           TN_DIMS(b1, ind), TN_DIMS(b2, x));
-    if ((st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, axis))) return st;
+    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, axis))) return st;
     for (int i = 0; i < x->rank; i++)
         if (i != *axis && ind->dims[i] > x->dims[i])
             return onr_seterr(ctx->err, ONR_E_MODEL, "indices %s exceed data %s on axis %d",
@@ -483,7 +483,7 @@ static int onehot_params(onr_kctx *ctx, int *axis, int64_t *depth)
     if (ctx->in[1]->numel != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "depth must hold one value, it has %lld",
                           (long long)ctx->in[1]->numel);
-    if ((st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", -1), ind->rank + 1, axis)))
+    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", -1), ind->rank + 1, axis)))
         return st;
     double d;
     if ((st = onr_read_scalar(ctx, 1, &d))) return st;
@@ -559,7 +559,7 @@ static int compress_params(onr_kctx *ctx, int *axis, int64_t *count)
         return onr_seterr(ctx->err, ONR_E_MODEL, "condition must be 1-D, has rank %d", c->rank);
     *axis = -1;
     if (onr_node_attr(ctx->node, "axis") &&
-        (st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, axis)))
+        (st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, axis)))
         return st;
     if (*axis >= 0 && x->rank == 0)
         return onr_seterr(ctx->err, ONR_E_MODEL, "cannot compress a scalar along an axis");

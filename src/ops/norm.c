@@ -273,7 +273,7 @@ static int bn_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_batch_norm = {bn_shape, bn_prepare, bn_run, NULL, ONR_TYPES_FLOAT, 0};
+const onr_op_impl onr_impl_batch_norm = {.shape = bn_shape, .prepare = bn_prepare, .run = bn_run, .types = ONR_TYPES_FLOAT};
 
 /* ---- InstanceNormalization and GroupNormalization -------------------------- */
 
@@ -355,8 +355,8 @@ static int in_run(onr_kctx *ctx) { return gn_run_common(ctx, 1); }
 static int gn_shape(onr_kctx *ctx) { return gn_shape_common(ctx, 0); }
 static int gn_run(onr_kctx *ctx) { return gn_run_common(ctx, 0); }
 
-const onr_op_impl onr_impl_instance_norm = {in_shape, NULL, in_run, NULL, ONR_TYPES_FLOAT, 0};
-const onr_op_impl onr_impl_group_norm = {gn_shape, NULL, gn_run, NULL, ONR_TYPES_FLOAT, 0};
+const onr_op_impl onr_impl_instance_norm = {.shape = in_shape, .run = in_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_group_norm = {.shape = gn_shape, .run = gn_run, .types = ONR_TYPES_FLOAT};
 
 /* ---- LayerNormalization ---------------------------------------------------- */
 
@@ -374,7 +374,7 @@ typedef struct ln_cfg {
 static int ln_config(onr_kctx *ctx, ln_cfg *c)
 {
     const onr_tensor *x = ctx->in[0];
-    int st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", -1), x->rank, &c->axis);
+    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", -1), x->rank, &c->axis);
     if (st) return st;
     if (x->rank == 0)
         return onr_seterr(ctx->err, ONR_E_MODEL, "X must have rank >= 1, it is a scalar");
@@ -538,7 +538,7 @@ static int ln_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_layer_norm = {ln_shape, ln_prepare, ln_run, NULL, ONR_TYPES_FLOAT, 0};
+const onr_op_impl onr_impl_layer_norm = {.shape = ln_shape, .prepare = ln_prepare, .run = ln_run, .types = ONR_TYPES_FLOAT};
 
 /* ---- LpNormalization ------------------------------------------------------- */
 
@@ -551,7 +551,7 @@ static int lp_geometry(onr_kctx *ctx, int64_t *outer, int64_t *n, int64_t *inner
     if (x->rank < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
     int axis;
-    int st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", -1), x->rank, &axis);
+    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", -1), x->rank, &axis);
     if (st) return st;
     int64_t pv = onr_attr_int(ctx->node, "p", 2);
     if (pv != 1 && pv != 2)
@@ -611,4 +611,4 @@ static int lp_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_lp_norm = {lp_shape, NULL, lp_run, NULL, ONR_TYPES_FLOAT, 0};
+const onr_op_impl onr_impl_lp_norm = {.shape = lp_shape, .run = lp_run, .types = ONR_TYPES_FLOAT};

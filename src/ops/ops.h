@@ -1,17 +1,27 @@
 /*
- * ops.h - the operator interface: kernel context, registry entries and the
- * helpers every operator file shares.
+ * ops.h - the operator contract, the registry and the helpers every
+ * operator file shares.
  *
- * An operator is three functions over an onr_kctx:
- *   shape   - derive each output's dtype and dims from the inputs. Input data
- *             is available (non-NULL) only when it is known: constants at load
- *             time, everything at run time. A shape fn that needs data it
- *             does not have returns ONR_SHAPE_DEFER (not an error).
- *   prepare - optional, called once shapes are known and again when they
- *             change: choose a variant, prepack constant weights into
- *             ctx->state, and report the scratch bytes run needs.
- *   run     - compute into ctx->out[i]->data (already allocated to the shape
- *             the shape fn set) using ctx->scratch; never allocates.
+ * An operator is a lifecycle of four functions (XNNPACK's, in short):
+ *
+ *   create  - once per step, at plan time. The only function that sees the
+ *             node: it reads and validates the attributes into the op's typed
+ *             params struct (impl.params_size bytes, zeroed by the executor)
+ *             and prepacks constant inputs (weights), keyed on the constants
+ *             only. An input create packed and that run never reads again is
+ *             marked with onr_create_consume() so the planner can drop the
+ *             original when nothing else reads it.
+ *   reshape - when the input shapes change (and, for inputs listed in
+ *             impl.shape_inputs, their values): output dtypes and dims,
+ *             geometry, kernel variant, scratch bytes, stored in params.
+ *             Shape inference at load calls the same function with the data
+ *             of constant inputs only; a reshape that needs a value it does
+ *             not have returns ONR_SHAPE_DEFER (not an error).
+ *   run     - computes into the output buffers it is given, from params,
+ *             typed tensors and scratch. It never sees a node, never reads an
+ *             attribute, never allocates.
+ *   destroy - frees what create allocated inside params (may be NULL).
+ *
  * Operators are listed once in ops.def; adding one touches its own file and
  * one line there.
  */
@@ -21,42 +31,80 @@
 #include "ir/ir.h"
 
 #define ONR_OPSET_MAX 1000
-/* Returned by a shape fn that needs input data not known yet. */
+/* Returned by a reshape fn that needs input data not known yet. */
 #define ONR_SHAPE_DEFER (-1)
 
-typedef struct onr_kctx {
+/* What create sees: the node and its constant inputs. */
+typedef struct onr_create_ctx {
     const onr_node *node;
+    int64_t opset;
+    int n_in, n_out;
+    /* konst[i]: input i when it is a constant (initializer or folded) whose
+     * data never changes, else NULL (activations, omitted inputs) */
+    const onr_tensor *const *konst;
+    int nthreads;
+    onr_err *err;
+    uint32_t consumed; /* set through onr_create_consume() */
+} onr_create_ctx;
+
+/* What reshape and run see. */
+typedef struct onr_kctx {
+    /* TRANSITION (removed once every family is converted): the old contract's
+     * fields, used only by operators still registered with .shape */
+    const onr_node *node;
+    void *state;
+    const uint8_t *in_const;
+
+    void *params;  /* the op's params; reshape may update them, run only reads */
     int64_t opset;
     int n_in;
     onr_tensor *const *in; /* in[i] == NULL for an omitted optional input */
-    const uint8_t *in_const; /* in_const[i] != 0: input i is a constant (initializer or
-                                folded) whose data never changes; NULL = none known */
     int n_out;
     onr_tensor *const *out; /* out[i] == NULL for an omitted optional output */
-    void *state;            /* owned by the op, set by prepare */
-    void *scratch;          /* scratch_size bytes, 64-byte aligned */
+    void *scratch;          /* run: scratch_size bytes, 64-byte aligned */
     size_t scratch_size;
     int nthreads;
     onr_err *err;
 } onr_kctx;
 
-typedef int (*onr_shape_fn)(onr_kctx *ctx);
-typedef int (*onr_prepare_fn)(onr_kctx *ctx, size_t *scratch_bytes);
-typedef int (*onr_run_fn)(onr_kctx *ctx);
-typedef void (*onr_free_fn)(void *state);
+typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);
+typedef int (*onr_reshape_fn)(onr_kctx *ctx, size_t *scratch_bytes);
+typedef int (*onr_run_fn)(onr_kctx *ctx); /* TRANSITION: becomes const onr_kctx * */
+typedef void (*onr_destroy_fn)(void *params);
 
 /* Flags of a registry entry. */
 enum {
-    ONR_OP_VIEW = 1u << 0, /* output 0 shares input 0's data (Reshape, Squeeze, ...) */
+    /* output 0 is input 0's data under another shape (Reshape, Squeeze, ...):
+     * run is not called, the executor aliases the buffer */
+    ONR_OP_VIEW = 1u << 0,
+    /* output 0 may be written over an input of the same byte size whose
+     * value dies at this step: element i of the output depends only on
+     * element i of such an input (elementwise ops) */
+    ONR_OP_INPLACE = 1u << 1,
+    /* never evaluated at load even when every input is constant (random ops) */
+    ONR_OP_NOFOLD = 1u << 2,
 };
 
+/* TRANSITION: the old contract (shape / prepare / run / free_state) */
+typedef int (*onr_shape_fn)(onr_kctx *ctx);
+typedef int (*onr_prepare_fn)(onr_kctx *ctx, size_t *scratch_bytes);
+typedef void (*onr_free_fn)(void *state);
+
 typedef struct onr_op_impl {
+    /* TRANSITION: old-contract entries set these four (positional
+     * initializers of the old layout still work) */
     onr_shape_fn shape;
-    onr_prepare_fn prepare; /* may be NULL */
-    onr_run_fn run;
-    onr_free_fn free_state; /* may be NULL */
+    onr_prepare_fn prepare;
+    onr_run_fn run;         /* NULL only for ONR_OP_VIEW ops */
+    onr_free_fn free_state;
     uint32_t types;         /* bitmask (1u << dtype) of the main input types handled */
     unsigned flags;
+    /* the contract */
+    onr_create_fn create;   /* may be NULL: nothing to read or pack */
+    onr_reshape_fn reshape;
+    onr_destroy_fn destroy; /* may be NULL */
+    size_t params_size;     /* bytes of the params struct (0: none) */
+    uint32_t shape_inputs;  /* bit i: reshape reads input i's values (Reshape's shape, ...) */
 } onr_op_impl;
 
 typedef struct onr_op {
@@ -85,7 +133,20 @@ const onr_op *onr_op_table(int *count);
 #define ONR_TYPES_NUM (ONR_TYPES_FLOAT | ONR_TYPES_INT)
 #define ONR_TYPES_ALL (ONR_TYPES_NUM | ONR_T(ONR_BOOL) | ONR_T(ONR_STRING))
 
-/* ---- helpers for shape fns --------------------------------------------- */
+/* ---- helpers for create -------------------------------------------------- */
+
+/* Mark constant input i as packed into params: run will not read its data. */
+static inline void onr_create_consume(onr_create_ctx *c, int i)
+{
+    if (i >= 0 && i < 32) c->consumed |= 1u << i;
+}
+/* Constant input i, or NULL when it is not constant or omitted. */
+static inline const onr_tensor *onr_create_const(const onr_create_ctx *c, int i)
+{
+    return c->konst && i >= 0 && i < c->n_in ? c->konst[i] : NULL;
+}
+
+/* ---- helpers for reshape ------------------------------------------------- */
 
 /* Set output i's dtype and dims (checked against size limits). */
 int onr_set_out(onr_kctx *ctx, int i, onr_dtype dt, int rank, const int64_t *dims);
@@ -96,7 +157,7 @@ int onr_set_out_like(onr_kctx *ctx, int i, int j);
 int onr_broadcast_shape(onr_kctx *ctx, int n, const onr_tensor *const *ts, int64_t *dims,
                         int *rank);
 /* Normalize a possibly negative axis against rank; error when out of range. */
-int onr_norm_axis(onr_kctx *ctx, int64_t axis, int rank, int *out);
+int onr_norm_axis(onr_err *err, int64_t axis, int rank, int *out);
 /* Require input i present with one of `types`; message names the input. */
 int onr_check_input(onr_kctx *ctx, int i, uint32_t types);
 /* Read an int64/int32 1-D input (its data must be known) into vals (max n). */

@@ -678,8 +678,8 @@ static int reduce_run_common(onr_kctx *ctx, const rop *op)
 #define REDUCE_OP(sym, ropv)                                                          \
     static int sym##_shape(onr_kctx *ctx) { return reduce_shape_common(ctx, &ropv); } \
     static int sym##_run(onr_kctx *ctx) { return reduce_run_common(ctx, &ropv); }     \
-    const onr_op_impl onr_impl_##sym = {sym##_shape, NULL, sym##_run, NULL,              \
-                                        ONR_TYPES_NUM | (ropv.allow_bool ? ONR_T(ONR_BOOL) : 0), 0};
+    const onr_op_impl onr_impl_##sym = {.shape = sym##_shape, .run = sym##_run,          \
+        .types = ONR_TYPES_NUM | (ropv.allow_bool ? ONR_T(ONR_BOOL) : 0)};
 
 REDUCE_OP(reduce_sum, rop_sum)
 REDUCE_OP(reduce_mean, rop_mean)
@@ -763,7 +763,7 @@ static int arg_shape(onr_kctx *ctx)
     if (x->rank < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
     int axis;
-    if ((st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis))) return st;
+    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis))) return st;
     if (x->dims[axis] == 0)
         return onr_seterr(ctx->err, ONR_E_MODEL, "cannot take the arg max/min of an empty axis %d",
                           axis);
@@ -778,7 +778,7 @@ static int arg_run(onr_kctx *ctx, int is_min)
 {
     const onr_tensor *x = ctx->in[0];
     int axis;
-    int st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis);
+    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis);
     if (st) return st;
     const rtype *rt = &rtypes[x->dtype];
     ajob a = {.x = x, .y = ctx->out[0]->data, .qdom = !rt->is_float,
@@ -806,5 +806,5 @@ static int arg_run(onr_kctx *ctx, int is_min)
 static int argmax_run(onr_kctx *ctx) { return arg_run(ctx, 0); }
 static int argmin_run(onr_kctx *ctx) { return arg_run(ctx, 1); }
 
-const onr_op_impl onr_impl_argmax = {arg_shape, NULL, argmax_run, NULL, ONR_TYPES_NUM, 0};
-const onr_op_impl onr_impl_argmin = {arg_shape, NULL, argmin_run, NULL, ONR_TYPES_NUM, 0};
+const onr_op_impl onr_impl_argmax = {.shape = arg_shape, .run = argmax_run, .types = ONR_TYPES_NUM};
+const onr_op_impl onr_impl_argmin = {.shape = arg_shape, .run = argmin_run, .types = ONR_TYPES_NUM};

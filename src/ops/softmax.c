@@ -34,7 +34,7 @@ static int sm_geometry(onr_kctx *ctx, smgeom *g)
     if (x->rank < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
     int axis;
-    int st = onr_norm_axis(ctx, onr_attr_int(ctx->node, "axis", legacy ? 1 : -1), x->rank, &axis);
+    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", legacy ? 1 : -1), x->rank, &axis);
     if (st) return st;
     g->outer = g->n = g->inner = 1;
     if (x->numel == 0) return ONR_OK; /* other dims' product could overflow; nothing to do */
@@ -259,6 +259,6 @@ static int softmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_SOFTMAX); }
 static int logsoftmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_LOGSOFTMAX); }
 static int hardmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_HARDMAX); }
 
-const onr_op_impl onr_impl_softmax = {sm_shape, NULL, softmax_run, NULL, ONR_TYPES_FLOAT, 0};
-const onr_op_impl onr_impl_log_softmax = {sm_shape, NULL, logsoftmax_run, NULL, ONR_TYPES_FLOAT, 0};
-const onr_op_impl onr_impl_hardmax = {sm_shape, NULL, hardmax_run, NULL, ONR_TYPES_FLOAT, 0};
+const onr_op_impl onr_impl_softmax = {.shape = sm_shape, .run = softmax_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_log_softmax = {.shape = sm_shape, .run = logsoftmax_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_hardmax = {.shape = sm_shape, .run = hardmax_run, .types = ONR_TYPES_FLOAT};

@@ -408,7 +408,7 @@ static int gelu_attrs(onr_kctx *ctx, un_prm *p)
 /* ---- registry entries ------------------------------------------------------ */
 
 #define IMPL(Sym, shape_, run_, types_) \
-    const onr_op_impl onr_impl_##Sym = {shape_, NULL, run_, NULL, types_, 0};
+    const onr_op_impl onr_impl_##Sym = {.shape = shape_, .run = run_, .types = types_};
 
 #define UN_OPN(Sym, max_in_, types_, cost_, attrs_, ...)                                 \
     static const un_op op_##Sym = {#Sym, types_, cost_, max_in_, attrs_, {__VA_ARGS__}};  \

@@ -171,9 +171,15 @@ static int infer_node(onr_plan *p, int ni, uint8_t *known, int *folded, onr_err 
     }
     memset(meta_out, 0, sizeof meta_out);
     for (int o = 0; o < n->n_out; o++) out[o] = n->outputs[o] >= 0 ? &meta_out[o] : NULL;
-    onr_kctx ctx = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = in, .n_out = n->n_out,
-                    .out = out, .nthreads = p->nthreads, .err = err};
-    int st = n->op->impl->shape(&ctx);
+    /* shapes only: create sees no constants, so nothing is packed here */
+    onr_step tmp;
+    int st = onr_step_init(&tmp, n, n->op, n->n_in, n->n_out, err);
+    if (st) return st;
+    for (int k = 0; k < n->n_in; k++) tmp.in[k] = in[k];
+    for (int o = 0; o < n->n_out; o++) tmp.out[o] = out[o];
+    st = onr_step_create(&tmp, p->nthreads, err);
+    if (!st) st = onr_step_reshape(&tmp, p->nthreads, NULL, err);
+    onr_step_destroy(&tmp);
     if (st == ONR_SHAPE_DEFER) return ONR_OK;
     if (st) {
         onr_err_node(err, n);
@@ -189,7 +195,9 @@ static int infer_node(onr_plan *p, int ni, uint8_t *known, int *folded, onr_err 
     }
     int shape_only = (strcmp(n->op_type, "Shape") == 0 || strcmp(n->op_type, "Size") == 0) &&
                      !*n->domain;
-    if (!(all_const || shape_only) || never_fold(n->op_type)) return ONR_OK;
+    if (!(all_const || shape_only) || never_fold(n->op_type) ||
+        (n->op->impl->flags & ONR_OP_NOFOLD))
+        return ONR_OK;
     size_t bytes = 0;
     for (int o = 0; o < n->n_out; o++)
         if (out[o]) bytes += (size_t)out[o]->numel * (onr_dtype_size(out[o]->dtype) + 1);
@@ -203,7 +211,15 @@ static int infer_node(onr_plan *p, int ni, uint8_t *known, int *folded, onr_err 
             goto fail;
         }
     }
-    st = onr_exec_node(n, n->op, n->opset, in, n->n_in, res, n->n_out, p->nthreads, err);
+    uint8_t *in_const = calloc((size_t)n->n_in + 1, 1);
+    if (!in_const) {
+        st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < n->n_in; k++) in_const[k] = in[k] && all_const;
+    st = onr_exec_node(n, n->op, n->opset, in, n->n_in, in_const, res, n->n_out, p->nthreads,
+                       NULL, err);
+    free(in_const);
     if (st) {
         onr_err_node(err, n);
         goto fail;
@@ -234,20 +250,8 @@ static int add_step(onr_plan *p, int ni, onr_err *err)
     onr_graph *g = p->graph;
     onr_node *n = &g->nodes[ni];
     onr_step *s = &p->steps[p->n_steps];
-    memset(s, 0, sizeof *s);
-    s->node = ni;
-    s->op = n->op;
-    s->n_in = n->n_in;
-    s->n_out = n->n_out;
-    s->in = calloc((size_t)n->n_in + 1, sizeof *s->in);
-    s->out = calloc((size_t)n->n_out + 1, sizeof *s->out);
-    s->in_const = calloc((size_t)n->n_in + 1, 1);
-    s->key_len = n->n_in * (2 + ONR_MAX_RANK);
-    s->key = calloc((size_t)s->key_len + 1, sizeof *s->key);
-    if (!s->in || !s->out || !s->in_const || !s->key) {
-        free(s->in), free(s->out), free(s->in_const), free(s->key);
-        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    }
+    int st = onr_step_init(s, n, n->op, n->n_in, n->n_out, err);
+    if (st) return st;
     for (int k = 0; k < n->n_in; k++) {
         int v = n->inputs[k];
         if (v < 0) continue;
@@ -257,48 +261,20 @@ static int add_step(onr_plan *p, int ni, onr_err *err)
     for (int o = 0; o < n->n_out; o++)
         if (n->outputs[o] >= 0) s->out[o] = &p->rt[n->outputs[o]];
     p->n_steps++;
-    return ONR_OK;
-}
-
-/* Has any input's dtype or shape changed since the step was prepared? */
-static int key_update(onr_step *s)
-{
-    int64_t key[s->key_len > 0 ? s->key_len : 1];
-    int j = 0;
-    for (int k = 0; k < s->n_in; k++) {
-        const onr_tensor *t = s->in[k];
-        key[j++] = t ? (int64_t)t->dtype : -1;
-        key[j++] = t ? t->rank : -1;
-        for (int d = 0; d < ONR_MAX_RANK; d++) key[j++] = t && d < t->rank ? t->dims[d] : 0;
-    }
-    if (s->prepared && memcmp(key, s->key, sizeof(int64_t) * (size_t)j) == 0) return 0;
-    memcpy(s->key, key, sizeof(int64_t) * (size_t)j);
-    return 1;
+    if ((st = onr_step_create(s, p->nthreads, err))) onr_err_node(err, n);
+    return st;
 }
 
 /* Everything a step needs before its kernel runs, for its current input
  * shapes: output shapes, the kernel's prepare (only when the input shapes
  * changed), output buffers and scratch. Inputs need shapes, not data. */
-static int step_prepare(onr_plan *p, onr_step *s, onr_kctx *ctx, onr_err *err)
+static int step_prepare(onr_plan *p, onr_step *s, onr_err *err)
 {
-    const onr_node *n = &p->graph->nodes[s->node];
     const onr_op_impl *impl = s->op->impl;
-    *ctx = (onr_kctx){.node = n, .opset = n->opset, .n_in = s->n_in, .in = s->in,
-                      .in_const = s->in_const, .n_out = s->n_out, .out = s->out,
-                      .state = s->state, .nthreads = p->nthreads, .err = err};
-    int st = impl->shape(ctx);
+    int st = onr_step_reshape(s, p->nthreads, NULL, err);
     if (st == ONR_SHAPE_DEFER)
         return onr_seterr(err, ONR_E_RUNTIME, "output shape could not be derived from the inputs");
     if (st) return st;
-    if (key_update(s)) {
-        if (s->state && impl->free_state) impl->free_state(s->state);
-        s->state = ctx->state = NULL;
-        s->scratch = 0;
-        s->prepared = 0;
-        if (impl->prepare && (st = impl->prepare(ctx, &s->scratch))) return st;
-        s->state = ctx->state;
-        s->prepared = 1;
-    }
     for (int o = 0; o < s->n_out; o++) {
         onr_tensor *t = s->out[o];
         if (!t) continue;
@@ -320,8 +296,6 @@ static int step_prepare(onr_plan *p, onr_step *s, onr_kctx *ctx, onr_err *err)
             return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
         p->scratch_cap = sz;
     }
-    ctx->scratch = s->scratch ? p->scratch : NULL;
-    ctx->scratch_size = s->scratch;
     return ONR_OK;
 }
 
@@ -336,13 +310,12 @@ static int prepare_static_steps(onr_plan *p, const uint8_t *known, onr_err *err)
         if (known[g->inputs[i]]) value_meta(&g->values[g->inputs[i]], &p->rt[g->inputs[i]]);
     for (int i = 0; i < p->n_steps; i++) {
         onr_step *s = &p->steps[i];
-        const onr_node *n = &g->nodes[s->node];
+        const onr_node *n = s->node;
         int ready = 1;
         for (int k = 0; k < n->n_in && ready; k++) ready = n->inputs[k] < 0 || known[n->inputs[k]];
         for (int o = 0; o < n->n_out && ready; o++) ready = n->outputs[o] < 0 || known[n->outputs[o]];
         if (!ready) continue;
-        onr_kctx ctx;
-        int st = step_prepare(p, s, &ctx, err);
+        int st = step_prepare(p, s, err);
         if (st) {
             onr_err_node(err, n);
             return st;
@@ -421,9 +394,8 @@ fail:
 
 static int run_step(onr_plan *p, onr_step *s, onr_err *err)
 {
-    onr_kctx ctx;
-    int st = step_prepare(p, s, &ctx, err);
-    return st ? st : s->op->impl->run(&ctx);
+    int st = step_prepare(p, s, err);
+    return st ? st : (int)onr_step_run(s, p->scratch, p->nthreads, err);
 }
 
 static double now_ms(void)
@@ -450,7 +422,7 @@ onr_status onr_plan_run(onr_plan *p, onr_err *err)
             p->prof_ms[i] = now_ms() - ts;
         }
         if (st) {
-            onr_err_node(err, &p->graph->nodes[p->steps[i].node]);
+            onr_err_node(err, p->steps[i].node);
             return st;
         }
     }
@@ -461,9 +433,7 @@ void onr_plan_free(onr_plan *p)
 {
     if (!p) return;
     for (int i = 0; i < p->n_steps; i++) {
-        onr_step *s = &p->steps[i];
-        if (s->state && s->op->impl->free_state) s->op->impl->free_state(s->state);
-        free(s->in), free(s->out), free(s->in_const), free(s->key);
+        onr_step_destroy(&p->steps[i]);
     }
     free(p->steps);
     free(p->prof_ms);

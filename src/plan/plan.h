@@ -6,21 +6,7 @@
 #ifndef ONR_PLAN_H
 #define ONR_PLAN_H
 
-#include "ops/ops.h"
-
-typedef struct onr_step {
-    int node; /* index into graph->nodes */
-    const onr_op *op;
-    int n_in, n_out;
-    onr_tensor **in;   /* runtime tensors (NULL for omitted inputs) */
-    onr_tensor **out;
-    uint8_t *in_const; /* per input: constant data */
-    void *state;       /* from prepare */
-    size_t scratch;    /* bytes run needs, from prepare */
-    int prepared;
-    int64_t *key; /* input dtypes/ranks/dims when last prepared */
-    int key_len;
-} onr_step;
+#include "exec/exec.h"
 
 typedef struct onr_plan {
     onr_model *model;

@@ -1,0 +1,179 @@
+/*
+ * step.c - one operator instance through its lifecycle: create once,
+ * reshape when its input shapes (or the values of its shape inputs)
+ * change, run. Whole plans, constant folding and the kernel tests all use
+ * these functions, so a kernel test exercises the same prepacking a model
+ * does.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/exec.h"
+
+/* Shape inputs with at most this many values are keyed on their values;
+ * larger ones (NonZero's data, ...) make the step reshape on every run. */
+#define KEY_MAX_VALUES 16
+
+void onr_err_node(onr_err *err, const onr_node *node)
+{
+    onr_err_prefix(err, "node '%s' (%s%s%s, opset %lld): ", node->name ? node->name : "",
+                   node->domain && *node->domain ? node->domain : "",
+                   node->domain && *node->domain ? "." : "", node->op_type,
+                   (long long)node->opset);
+}
+
+static int is_legacy(const onr_op_impl *impl) { return impl->reshape == NULL; }
+
+static int shape_input(const onr_op_impl *impl, int k)
+{
+    return k < 32 && (impl->shape_inputs >> k & 1u);
+}
+
+onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, int n_in,
+                         int n_out, onr_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->op = op;
+    s->node = node;
+    s->opset = node->opset;
+    s->n_in = n_in;
+    s->n_out = n_out;
+    int vals = 0;
+    for (int k = 0; k < n_in; k++)
+        if (shape_input(op->impl, k)) vals += 1 + KEY_MAX_VALUES;
+    s->key_len = n_in * (2 + ONR_MAX_RANK) + vals;
+    s->in = calloc((size_t)n_in + 1, sizeof *s->in);
+    s->out = calloc((size_t)n_out + 1, sizeof *s->out);
+    s->in_const = calloc((size_t)n_in + 1, 1);
+    s->key = calloc(2 * (size_t)s->key_len + 1, sizeof *s->key); /* last key, then a work copy */
+    if (op->impl->params_size && !is_legacy(op->impl))
+        s->params = calloc(1, op->impl->params_size);
+    if (!s->in || !s->out || !s->in_const || !s->key ||
+        (op->impl->params_size && !is_legacy(op->impl) && !s->params)) {
+        onr_step_destroy(s);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    return ONR_OK;
+}
+
+onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
+{
+    const onr_op_impl *impl = s->op->impl;
+    s->created = 1;
+    if (is_legacy(impl) || !impl->create) return ONR_OK;
+    const onr_tensor **konst = calloc((size_t)s->n_in + 1, sizeof *konst);
+    if (!konst) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    for (int k = 0; k < s->n_in; k++)
+        if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
+    onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
+                        .konst = konst, .nthreads = nthreads, .err = err};
+    int st = impl->create(&c, s->params);
+    free(konst);
+    s->consumed = c.consumed;
+    return (onr_status)st;
+}
+
+/* Write the step's current key into key[]; 1 when a shape input is too
+ * large to key on its values. */
+static int make_key(const onr_step *s, int64_t *key)
+{
+    const onr_op_impl *impl = s->op->impl;
+    int j = 0, big = 0;
+    for (int k = 0; k < s->n_in; k++) {
+        const onr_tensor *t = s->in[k];
+        key[j++] = t ? (int64_t)t->dtype : -1;
+        key[j++] = t ? t->rank : -1;
+        for (int d = 0; d < ONR_MAX_RANK; d++) key[j++] = t && d < t->rank ? t->dims[d] : 0;
+    }
+    for (int k = 0; k < s->n_in; k++) {
+        if (!shape_input(impl, k)) continue;
+        const onr_tensor *t = s->in[k];
+        int64_t n = t && t->data && !s->in_const[k] ? t->numel : 0;
+        if (n > KEY_MAX_VALUES || (t && t->dtype == ONR_STRING)) {
+            big = 1;
+            n = 0;
+        }
+        key[j++] = n;
+        for (int64_t i = 0; i < KEY_MAX_VALUES; i++) {
+            double v = i < n ? onr_get_f64(t, i) : 0;
+            int64_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            key[j++] = bits;
+        }
+    }
+    return big;
+}
+
+/* The old contract (TRANSITION): shape on every call, prepare when the
+ * inputs' shapes changed. */
+static int legacy_reshape(onr_step *s, onr_kctx *ctx, int changed)
+{
+    const onr_op_impl *impl = s->op->impl;
+    int st = impl->shape(ctx);
+    if (st) return st;
+    if (!changed && s->shaped) return ONR_OK;
+    if (s->params && impl->free_state) impl->free_state(s->params);
+    s->params = ctx->state = NULL;
+    s->scratch = 0;
+    if (impl->prepare && (st = impl->prepare(ctx, &s->scratch))) return st;
+    s->params = ctx->state;
+    return ONR_OK;
+}
+
+int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err)
+{
+    const onr_op_impl *impl = s->op->impl;
+    if (changed) *changed = 0;
+    int64_t *key = s->key + s->key_len;
+    int big = make_key(s, key);
+    int diff = !s->shaped || big || s->always_reshape ||
+               memcmp(key, s->key, sizeof(int64_t) * (size_t)s->key_len) != 0;
+    if (!diff && !is_legacy(impl)) return ONR_OK;
+    onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
+                    .n_out = s->n_out, .out = s->out, .nthreads = nthreads, .err = err,
+                    .node = s->node, .state = s->params, .in_const = s->in_const};
+    int st;
+    if (is_legacy(impl)) {
+        st = legacy_reshape(s, &ctx, diff);
+    } else {
+        size_t scratch = 0;
+        st = impl->reshape(&ctx, &scratch);
+        if (!st) s->scratch = scratch;
+    }
+    if (st) {
+        s->shaped = 0;
+        return st;
+    }
+    memcpy(s->key, key, sizeof(int64_t) * (size_t)s->key_len);
+    s->always_reshape = big;
+    s->shaped = 1;
+    if (changed) *changed = diff;
+    return ONR_OK;
+}
+
+onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
+{
+    const onr_op_impl *impl = s->op->impl;
+    if (!impl->run) return ONR_OK; /* a view: the executor aliased the buffer */
+    onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
+                    .n_out = s->n_out, .out = s->out, .scratch = s->scratch ? scratch : NULL,
+                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
+                    .node = s->node, .state = s->params, .in_const = s->in_const};
+    return (onr_status)impl->run(&ctx);
+}
+
+void onr_step_destroy(onr_step *s)
+{
+    if (!s->op) return;
+    const onr_op_impl *impl = s->op->impl;
+    if (s->params) {
+        if (is_legacy(impl)) {
+            if (impl->free_state) impl->free_state(s->params);
+        } else {
+            if (impl->destroy && s->created) impl->destroy(s->params);
+            free(s->params);
+        }
+    }
+    free(s->in), free(s->out), free(s->in_const), free(s->key);
+    memset(s, 0, sizeof *s);
+}
