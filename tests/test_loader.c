@@ -8,7 +8,9 @@
  * for every element type, empty tensors and scalars; Constant nodes in each
  * form; attributes of every type; graph inputs/outputs with element types,
  * static/symbolic/unknown dims; opset imports; external data (offsets,
- * lengths, shared files, and the errors, each naming the tensor); IR versions.
+ * lengths, shared files, and the errors, each naming the tensor); weights read
+ * in place from the mapped model file or copied when misaligned, released
+ * weights, and stripped raw_data that is truncated or lies; IR versions.
  */
 #include <float.h>
 #include <limits.h>
@@ -1574,6 +1576,381 @@ static void test_external_data_errors(void **state)
     assert_has(err.msg, "'ext_s'");
 }
 
+/* ---- weights read in place from the mapped model file ------------------------
+ * onr_load_file cuts the large raw_data payloads of the main graph's
+ * initializers out before protobuf-c unpacks the rest, and reads them from
+ * the file's mapping: in place when aligned (to the element size, at least 4
+ * bytes), else copied once. The offsets of the payloads in the file are
+ * steered with padding fields so each case is hit on purpose. */
+
+#define IP_NA 4096 /* floats of A: 16 KiB, several whole pages */
+#define IP_NB 300  /* floats of B */
+#define IP_NC 100  /* bytes of C (uint8: needs 4-byte alignment too) */
+
+static float ip_a[IP_NA], ip_b[IP_NB];
+static uint8_t ip_c[IP_NC];
+static const float ip_s[4] = {1.5f, -2.5f, 3.5f, -4.5f}; /* small: stays in the unpacked copy */
+
+static void ip_fill(void)
+{
+    for (int i = 0; i < IP_NA; i++) ip_a[i] = (float)i * 0.25f + 1.0f;
+    for (int i = 0; i < IP_NB; i++) ip_b[i] = -(float)i - 0.5f;
+    for (int i = 0; i < IP_NC; i++) ip_c[i] = (uint8_t)(i * 7 + 3);
+}
+
+static void pad_field(pbw *w, int field, size_t n)
+{
+    char pad[64];
+    memset(pad, 'p', sizeof pad);
+    pbw_bytes(w, field, pad, n);
+}
+
+/* A model with A (float [64,64]), B (float [300]), C (uint8 [100]) and S
+ * (float [4]); pads: producer_version before the graph, doc_strings before
+ * B's and C's raw_data. */
+static pbw ip_model(size_t pad_m, size_t pad_b, size_t pad_c)
+{
+    pbw g = {0}, t = {0}, m = {0}, os = {0};
+    int64_t da[] = {64, 64}, db[] = {IP_NB}, dc[] = {IP_NC}, ds[] = {4};
+    raw_init(&g, "A", F32, 2, da, ip_a, sizeof ip_a);
+    pbw_tensor_head(&t, "B", F32, 1, db);
+    pad_field(&t, 12, pad_b);
+    pbw_bytes(&t, 9, ip_b, sizeof ip_b);
+    pbw_msg(&g, 5, &t);
+    pbw_tensor_head(&t, "C", U8, 1, dc);
+    pad_field(&t, 12, pad_c);
+    pbw_bytes(&t, 9, ip_c, sizeof ip_c);
+    pbw_msg(&g, 5, &t);
+    raw_init(&g, "S", F32, 1, ds, ip_s, sizeof ip_s);
+    static const char *const outs[] = {"A", "B", "C", "S"};
+    for (int i = 0; i < 4; i++) {
+        pbw vi = {0};
+        pbw_str(&vi, 1, outs[i]);
+        pbw_msg(&g, 12, &vi);
+    }
+    pbw_int(&m, 1, 8);
+    pbw_str(&m, 2, "onnx-run-tests");
+    pad_field(&m, 3, pad_m);
+    pbw_str(&os, 1, "");
+    pbw_int(&os, 2, 13);
+    pbw_msg(&m, 8, &os);
+    pbw_msg(&m, 7, &g);
+    return m;
+}
+
+static size_t offset_of(const pbw *m, const void *data, size_t n)
+{
+    for (size_t i = 0; n <= m->n && i <= m->n - n; i++)
+        if (memcmp(m->b + i, data, n) == 0) return i;
+    fail_msg("payload not found in the model bytes");
+    return 0;
+}
+
+/* The model with A's payload at a multiple of 16 in the file, B's at 2 mod 4
+ * and C's at 1 mod 4 (both misaligned). */
+static pbw ip_model_steered(void)
+{
+    ip_fill();
+    for (size_t pm = 0; pm < 16; pm++)
+        for (size_t pb = 0; pb < 16; pb++)
+            for (size_t pc = 0; pc < 16; pc++) {
+                pbw m = ip_model(pm, pb, pc);
+                if (offset_of(&m, ip_a, sizeof ip_a) % 16 == 0 &&
+                    offset_of(&m, ip_b, sizeof ip_b) % 4 == 2 &&
+                    offset_of(&m, ip_c, sizeof ip_c) % 4 == 1)
+                    return m;
+                free(m.b);
+            }
+    fail_msg("no padding gives the wanted offsets");
+    return (pbw){0};
+}
+
+static onr_tensor *konst_rw(onr_model *m, const char *name)
+{
+    konst(m, name);
+    return m->graph->values[onr_graph_find_value(m->graph, name)].konst;
+}
+
+/* Index of the model's mapping holding [p, p+n), -1 when none does. */
+static int map_holding(const onr_model *m, const void *p, size_t n)
+{
+    for (int i = 0; i < m->n_maps; i++) {
+        uintptr_t a = (uintptr_t)m->maps[i].addr, d = (uintptr_t)p;
+        if (a && d >= a && d - a <= m->maps[i].len && n <= m->maps[i].len - (d - a)) return i;
+    }
+    return -1;
+}
+
+/* Resident kB of the mapping starting at addr (from /proc/self/smaps), -1 if unknown. */
+static long mapping_rss_kb(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    long rss = -1;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = lo == (unsigned long)(uintptr_t)addr;
+            continue;
+        }
+        if (in && sscanf(line, "Rss: %ld kB", &rss) == 1) break;
+    }
+    fclose(f);
+    return rss;
+}
+
+static void ip_check_values(onr_model *model)
+{
+    int64_t da[] = {64, 64}, db[] = {IP_NB}, dc[] = {IP_NC}, ds[] = {4};
+    const onr_tensor *a = konst(model, "A"), *b = konst(model, "B"), *c = konst(model, "C"),
+                     *sm = konst(model, "S");
+    assert_tensor(a, ONR_FLOAT, 2, da, IP_NA);
+    assert_tensor(b, ONR_FLOAT, 1, db, IP_NB);
+    assert_tensor(c, ONR_UINT8, 1, dc, IP_NC);
+    assert_tensor(sm, ONR_FLOAT, 1, ds, 4);
+    assert_memory_equal(a->data, ip_a, sizeof ip_a);
+    assert_memory_equal(b->data, ip_b, sizeof ip_b);
+    assert_memory_equal(c->data, ip_c, sizeof ip_c);
+    assert_memory_equal(sm->data, ip_s, sizeof ip_s);
+}
+
+static void test_weights_in_place(void **state)
+{
+    (void)state;
+    pbw m = ip_model_steered();
+    write_file("inplace.onnx", m.b, m.n);
+    onr_model *model = NULL;
+    onr_err err = {0};
+    if (onr_load_file(tmp_path("inplace.onnx"), &model, &err)) fail_msg("%s", err.msg);
+    onr_tensor *a = konst_rw(model, "A"), *b = konst_rw(model, "B"), *c = konst_rw(model, "C");
+    /* the file's pages were given back after loading (nothing has read A yet) */
+    int mi = map_holding(model, a->data, sizeof ip_a);
+    assert_true(mi >= 0);
+    const void *base = model->maps[mi].addr;
+    long r0 = mapping_rss_kb(base);
+    ip_check_values(model);
+    /* A: aligned, read in place from the model file's mapping, which the model keeps */
+    assert_int_equal(model->maps[mi].len, m.n);
+    assert_int_equal((uintptr_t)a->data % 16, 0);
+    assert_int_equal((size_t)((const uint8_t *)a->data - (const uint8_t *)model->maps[mi].addr),
+                     offset_of(&m, ip_a, sizeof ip_a));
+    assert_false(a->owns);
+    /* B, C: misaligned, copied (aligned) out of it */
+    assert_true(b->owns && c->owns);
+    assert_int_equal(map_holding(model, b->data, sizeof ip_b), -1);
+    assert_int_equal(map_holding(model, c->data, sizeof ip_c), -1);
+    assert_int_equal((uintptr_t)b->data % 16, 0);
+
+    /* reading A brought its pages back */
+    volatile float sum = 0;
+    for (int i = 0; i < IP_NA; i++) sum += ((const float *)a->data)[i];
+    long r1 = mapping_rss_kb(base);
+    print_message("model mapping RSS: %ld kB after load, %ld kB after reading A\n", r0, r1);
+    if (r0 >= 0 && r1 >= 0) assert_true(r1 >= r0 + 12 && r0 <= 8);
+
+    /* release: the mapped one gives its whole pages back, the copy is freed */
+    onr_model_release_data(model, a);
+    long r2 = mapping_rss_kb(base);
+    print_message("model mapping RSS after releasing A: %ld kB\n", r2);
+    if (r1 >= 0 && r2 >= 0) assert_true(r2 <= r1 - 12);
+    onr_model_release_data(model, b);
+    for (int k = 0; k < 2; k++) {
+        onr_tensor *t = k ? b : a;
+        assert_null(t->data);
+        assert_false(t->owns);
+        assert_int_equal(t->numel, k ? IP_NB : IP_NA);
+        assert_int_equal(t->dims[0], k ? IP_NB : 64);
+        onr_model_release_data(model, t); /* again: nothing to do */
+        assert_null(t->data);
+        onr_tensor *cl = onr_tensor_clone(t); /* a released tensor clones to a released one */
+        assert_non_null(cl);
+        assert_null(cl->data);
+        assert_int_equal(cl->numel, t->numel);
+        assert_string_equal(cl->name, t->name);
+        onr_tensor_free(cl);
+    }
+    /* saving a released tensor is refused, not a crash */
+    uint8_t *pb = NULL;
+    size_t pblen = 0;
+    onr_err e2 = {0};
+    assert_int_equal(onr_save_tensor_pb(a, "A", &pb, &pblen, &e2), ONR_E_ARG);
+    assert_null(pb);
+    /* C untouched */
+    assert_memory_equal(c->data, ip_c, sizeof ip_c);
+    onr_model_free(model);
+
+    /* from memory: the caller's buffer is never pointed into, nothing is mapped */
+    pbw copy = {0};
+    pbw_raw(&copy, m.b, m.n);
+    onr_model *mm = NULL;
+    memset(&err, 0, sizeof err);
+    if (onr_load_buffer(copy.b, copy.n, NULL, &mm, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(mm->n_maps, 0);
+    static const char *const names[] = {"A", "B", "C", "S"};
+    for (int i = 0; i < 4; i++) {
+        const onr_tensor *t = konst(mm, names[i]);
+        uintptr_t d = (uintptr_t)t->data, lo = (uintptr_t)copy.b;
+        assert_true(d < lo || d >= lo + copy.n);
+        assert_true(t->owns);
+    }
+    memset(copy.b, 0, copy.n); /* the model does not depend on the buffer */
+    free(copy.b);
+    ip_check_values(mm);
+    onr_tensor *ma = konst_rw(mm, "A");
+    onr_model_release_data(mm, ma);
+    assert_null(ma->data);
+    onr_model_free(mm);
+    free(m.b);
+}
+
+/* A model with one large float initializer W of `n` floats whose TensorProto
+ * bytes are `t` (taken), plus A so stripping is on. */
+static pbw strip_model_with(pbw *t)
+{
+    pbw g = {0};
+    int64_t da[] = {64, 64};
+    ip_fill();
+    raw_init(&g, "A", F32, 2, da, ip_a, sizeof ip_a);
+    pbw_msg(&g, 5, t);
+    return outputs_graph(&g, (const char *[]){"A", "W", NULL});
+}
+
+/* Load from a file and from memory; both must fail with code and text. */
+static void fail_both(pbw *m, onr_status code, const char *text)
+{
+    write_file("strip_bad.onnx", m->b, m->n);
+    onr_model *model = NULL;
+    onr_err err = {0};
+    onr_status st = onr_load_file(tmp_path("strip_bad.onnx"), &model, &err);
+    if (st == ONR_OK) onr_model_free(model);
+    if (st != code) fail_msg("file: expected %s, got %s: %s", onr_status_name(code),
+                             onr_status_name(st), err.msg);
+    assert_null(model);
+    assert_has(err.msg, text);
+    assert_has(err.msg, "strip_bad.onnx");
+    load_fail(m, NULL, code, &err);
+    assert_has(err.msg, text);
+}
+
+/* Load from a file, expecting success; the caller frees. */
+static onr_model *load_file_ok(pbw *m)
+{
+    write_file("strip_ok.onnx", m->b, m->n);
+    free(m->b);
+    memset(m, 0, sizeof *m);
+    onr_model *model = NULL;
+    onr_err err = {0};
+    if (onr_load_file(tmp_path("strip_ok.onnx"), &model, &err)) fail_msg("%s", err.msg);
+    return model;
+}
+
+static void test_weights_stripped_hostile(void **state)
+{
+    (void)state;
+    float w[100];
+    for (int i = 0; i < 100; i++) w[i] = (float)i;
+    int64_t d100[] = {100};
+
+    /* the file cut in the middle of A's payload */
+    pbw m = ip_model(0, 0, 0);
+    m.n = offset_of(&m, ip_a, sizeof ip_a) + 1000;
+    fail_both(&m, ONR_E_MODEL, "truncated or corrupt");
+
+    /* raw_data's length prefix claims more than its tensor holds */
+    pbw t = {0};
+    pbw_tensor_head(&t, "W", F32, 1, d100);
+    pbw_varint(&t, (9 << 3) | 2);
+    pbw_varint(&t, sizeof w + 40);
+    pbw_raw(&t, w, sizeof w);
+    m = strip_model_with(&t);
+    fail_both(&m, ONR_E_MODEL, "truncated or corrupt");
+
+    /* ... or more than the whole file */
+    pbw_tensor_head(&t, "W", F32, 1, d100);
+    pbw_varint(&t, (9 << 3) | 2);
+    pbw_varint(&t, 1u << 30);
+    pbw_raw(&t, w, sizeof w);
+    m = strip_model_with(&t);
+    fail_both(&m, ONR_E_MODEL, "truncated or corrupt");
+
+    /* the graph's length prefix claims more than the file holds */
+    pbw g = {0};
+    raw_init(&g, "W", F32, 1, d100, w, sizeof w);
+    m = (pbw){0};
+    pbw_int(&m, 1, 8);
+    pbw_varint(&m, (7 << 3) | 2);
+    pbw_varint(&m, g.n + 1);
+    pbw_raw(&m, g.b, g.n);
+    free(g.b);
+    fail_both(&m, ONR_E_MODEL, "truncated or corrupt");
+
+    /* a well-framed payload of the wrong size: today's message, naming the tensor */
+    pbw_tensor_head(&t, "W", F32, 1, d100);
+    pbw_bytes(&t, 9, w, sizeof w - 4);
+    m = strip_model_with(&t);
+    fail_both(&m, ONR_E_MODEL, "tensor 'W': raw_data holds 396 bytes but shape [100] of float32 "
+                               "needs 400");
+
+    /* the loader's own marker field, smuggled in: dropped, so W has no data */
+    pbw_tensor_head(&t, "W", F32, 1, d100);
+    pbw_varint(&t, ((uint64_t)536870000u << 3) | 1);
+    pbw_raw(&t, (uint64_t[]){0}, 8);
+    m = strip_model_with(&t);
+    fail_both(&m, ONR_E_MODEL, "'W': 0 values stored but its shape needs 100");
+
+    /* raw_data given twice: the last one counts, large or small */
+    float w2[100];
+    for (int i = 0; i < 100; i++) w2[i] = -(float)i;
+    pbw_tensor_head(&t, "W", F32, 1, d100);
+    pbw_bytes(&t, 9, w2, sizeof w2);
+    pbw_bytes(&t, 9, w, sizeof w);
+    m = strip_model_with(&t);
+    onr_model *model = load_file_ok(&m);
+    assert_memory_equal(konst(model, "W")->data, w, sizeof w);
+    assert_memory_equal(konst(model, "A")->data, ip_a, sizeof ip_a);
+    onr_model_free(model);
+    int64_t d4[] = {4};
+    pbw_tensor_head(&t, "W", F32, 1, d4);
+    pbw_bytes(&t, 9, w2, sizeof w2);
+    pbw_bytes(&t, 9, w, 16);
+    m = strip_model_with(&t);
+    model = load_file_ok(&m);
+    assert_memory_equal(konst(model, "W")->data, w, 16);
+    onr_model_free(model);
+
+    /* the graph field given twice: protobuf-c merges the initializers */
+    pbw g1 = {0}, g2 = {0};
+    ip_fill();
+    raw_init(&g1, "A", F32, 2, (int64_t[]){64, 64}, ip_a, sizeof ip_a);
+    raw_init(&g2, "W", F32, 1, d100, w, sizeof w);
+    pbw vi = {0};
+    pbw_str(&vi, 1, "W");
+    pbw_msg(&g2, 12, &vi);
+    m = (pbw){0};
+    pbw_int(&m, 1, 8);
+    pbw os = {0};
+    pbw_str(&os, 1, "");
+    pbw_int(&os, 2, 13);
+    pbw_msg(&m, 8, &os);
+    pbw_msg(&m, 7, &g1);
+    pbw_msg(&m, 7, &g2);
+    model = load_file_ok(&m);
+    assert_memory_equal(konst(model, "A")->data, ip_a, sizeof ip_a);
+    assert_memory_equal(konst(model, "W")->data, w, sizeof w);
+    onr_model_free(model);
+
+    /* a string tensor with raw_data: ignored as before, string_data counts */
+    pbw_tensor_head(&t, "W", STR, 1, (int64_t[]){1});
+    pbw_bytes(&t, 9, w, sizeof w);
+    pbw_str(&t, 6, "hello");
+    m = strip_model_with(&t);
+    model = load_file_ok(&m);
+    assert_string_equal(((char *const *)konst(model, "W")->data)[0], "hello");
+    onr_model_free(model);
+}
+
 /* ---- IR versions ---------------------------------------------------------------- */
 
 static pbw ir_model(int64_t ir, int with_ir)
@@ -1659,6 +2036,8 @@ int main(void)
         cmocka_unit_test(test_opsets),
         cmocka_unit_test(test_external_data_ok),
         cmocka_unit_test(test_external_data_errors),
+        cmocka_unit_test(test_weights_in_place),
+        cmocka_unit_test(test_weights_stripped_hostile),
         cmocka_unit_test(test_ir_versions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- errors ------------------------------------------------------------- */
@@ -199,8 +200,18 @@ onr_tensor *onr_tensor_clone(const onr_tensor *src)
     onr_tensor *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     onr_err err = {0};
-    if (onr_tensor_set_shape(t, src->dtype, src->rank, src->dims, &err) ||
-        onr_tensor_alloc(t, &err)) {
+    if (onr_tensor_set_shape(t, src->dtype, src->rank, src->dims, &err)) {
+        free(t);
+        return NULL;
+    }
+    if (!src->data && src->numel > 0) { /* released weight: the clone has the shape only */
+        if (src->name && !(t->name = onr_strdup(src->name))) {
+            free(t);
+            return NULL;
+        }
+        return t;
+    }
+    if (onr_tensor_alloc(t, &err)) {
         onr_tensor_clear(t);
         free(t);
         return NULL;
@@ -216,6 +227,40 @@ onr_tensor *onr_tensor_clone(const onr_tensor *src)
     }
     if (src->name) t->name = onr_strdup(src->name);
     return t;
+}
+
+void onr_pages_drop(const void *p, size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (!p || ps <= 0 || n == 0) return;
+    uintptr_t mask = (uintptr_t)ps - 1, a = (uintptr_t)p, b = a + n;
+    if (b < a) return;
+    a = (a + mask) & ~mask;
+    b &= ~mask;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void onr_model_release_data(onr_model *m, onr_tensor *t)
+{
+    if (!t || !t->data) return;
+    if (t->owns) {
+        free_strings(t);
+        free(t->data);
+    } else if (m && t->dtype != ONR_STRING) {
+        uintptr_t d = (uintptr_t)t->data;
+        size_t n = onr_tensor_nbytes(t);
+        for (int i = 0; i < m->n_maps; i++) {
+            uintptr_t a = (uintptr_t)m->maps[i].addr;
+            size_t len = m->maps[i].len;
+            if (a && d >= a && d - a <= len && n <= len - (d - a)) {
+                onr_pages_drop(t->data, n);
+                break;
+            }
+        }
+    }
+    t->data = NULL;
+    t->owns = 0;
+    t->cap = 0;
 }
 
 /* ---- public tensor API -------------------------------------------------- */

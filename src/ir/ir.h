@@ -174,6 +174,20 @@ typedef struct onr_model {
 void onr_model_free(onr_model *m);
 void onr_graph_free(onr_graph *g);
 
+/* Let go of a weight's data once nothing reads it any more (the planner
+ * calls it for an initializer an operator has packed into its own layout):
+ * owned data is freed; data read in place from one of the model's mappings
+ * (the model file or an external-data file) gives back the whole pages
+ * strictly inside it (madvise MADV_DONTNEED; the mapping stays valid). Either
+ * way t->data becomes NULL and t->owns 0, while dtype, dims and numel stay,
+ * so the shape is still known. A released tensor (data NULL, numel > 0) may
+ * be cleared, freed, cloned (the clone is released too) or released again. */
+void onr_model_release_data(onr_model *m, onr_tensor *t);
+/* madvise(MADV_DONTNEED) the whole pages strictly inside [p, p+n) of a
+ * read-only file mapping: they leave the resident set, and read again from
+ * the file if touched. */
+void onr_pages_drop(const void *p, size_t n);
+
 /* Value lookup by name, -1 when absent. Linear; loaders use a hash. */
 int onr_graph_find_value(const onr_graph *g, const char *name);
 /* Append a value (name copied); returns its index or -1 on no memory. */

@@ -1,9 +1,13 @@
 /*
  * load.c - .onnx bytes -> IR.
  *
- * The file is memory-mapped and unpacked with protobuf-c; the IR takes over
- * the unpacked weight buffers (raw_data) instead of copying them, and
- * external-data weights are read in place from their own mapped files.
+ * The file is memory-mapped. Before protobuf-c unpacks it, the large
+ * raw_data payloads of the main graph's initializers are cut out of a small
+ * stripped copy of the bytes (strip_model), so protobuf-c never copies the
+ * weights; each such initializer is then read in place from the mapping when
+ * aligned, or copied once with the mapping's pages dropped right after. The
+ * mapping is kept by the model while a tensor points into it.
+ * External-data weights are read in place from their own mapped files.
  * Everything a hostile file controls is checked here: nesting depth before
  * unpacking, every dim and byte count of every tensor, every name a node
  * refers to, and every external-data path (which must stay inside the
@@ -36,6 +40,13 @@ typedef struct loader {
     int n_calls;                /* function calls inlined so far (unique value prefixes) */
     void **allocs;              /* what the inlined node copies own, freed after loading */
     size_t n_allocs, cap_allocs;
+    /* the serialized model, for initializers whose raw_data was stripped */
+    const uint8_t *src;
+    size_t src_len;
+    int src_is_map;             /* src is our own mapping: point into it, drop its pages */
+    struct strip_rec *recs;     /* stripped raw_data payloads, by marker index */
+    size_t n_recs;
+    size_t main_refs;           /* tensors left pointing into the mapping src */
 } loader;
 
 /* ---- nesting depth check --------------------------------------------------
@@ -98,6 +109,216 @@ static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescr
     return 0;
 }
 
+/* ---- stripping the weights out before unpacking ----------------------------
+ * protobuf-c copies every bytes field it unpacks, so unpacking the mapped
+ * file would hold each weight twice (the touched file pages and the heap
+ * copy). Instead the wire data is walked first along ModelProto.graph (7) ->
+ * GraphProto.initializer (5) -> TensorProto.raw_data (9), and a stripped
+ * copy of the model is built in which every such raw_data payload larger than
+ * ONR_STRIP_MIN bytes is left out (each enclosing length prefix re-encoded).
+ * In its place the tensor gets an unknown field ONR_STRIP_TAG (fixed64) with
+ * the index of a strip_rec holding the payload's offset and length in the
+ * original bytes, which protobuf-c keeps among the tensor's unknown fields:
+ * the loader finds the payload by that marker, not by counting (repeated
+ * graph fields are merged by protobuf-c, a tensor may repeat raw_data, ...).
+ * Markers already present in the input's initializers are dropped.
+ *
+ * The stripped copy unpacks to exactly what the original would, less the cut
+ * payloads: only well-framed fields are cut or re-framed and everything else
+ * is copied verbatim. When the walk meets anything protobuf-c might refuse or
+ * read differently (a truncated or lying length, a long key, a group...) no
+ * copy is made and protobuf-c unpacks the original bytes as before, so
+ * malformed files fail with the same messages. Limits follow protobuf-c 1.4:
+ * keys of at most 5 bytes, length prefixes of at most 5 bytes and INT_MAX. */
+
+#define ONR_STRIP_MIN 64
+#define ONR_STRIP_TAG 536870000u /* field number of the marker (< 2^29) */
+
+typedef struct strip_rec {
+    size_t off, len; /* payload in the original bytes */
+    int used;
+} strip_rec;
+
+typedef struct wfield {
+    const uint8_t *start, *keyend, *val, *end; /* key, after key, value (wire 2: payload), next */
+    uint32_t tag;
+    unsigned wire;
+    size_t plen; /* wire 2: payload length */
+} wfield;
+
+/* Parse one field at p; 0 when malformed or anything unusual. */
+static int next_field(const uint8_t *p, const uint8_t *end, wfield *f)
+{
+    uint64_t key, n;
+    f->start = p;
+    if (!read_varint(&p, end, &key) || p - f->start > 5 || key >> 32 || (key >> 3) == 0)
+        return 0;
+    f->keyend = p;
+    f->tag = (uint32_t)(key >> 3);
+    f->wire = (unsigned)(key & 7);
+    f->plen = 0;
+    switch (f->wire) {
+    case 0:
+        if (!read_varint(&p, end, &n)) return 0;
+        break;
+    case 1:
+        if (end - p < 8) return 0;
+        p += 8;
+        break;
+    case 5:
+        if (end - p < 4) return 0;
+        p += 4;
+        break;
+    case 2: {
+        const uint8_t *q = p;
+        if (!read_varint(&p, end, &n) || p - q > 5 || n > INT_MAX || n > (uint64_t)(end - p))
+            return 0;
+        f->plen = (size_t)n;
+        break;
+    }
+    default: return 0;
+    }
+    f->val = p;
+    f->end = p + f->plen;
+    return 1;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7) n++;
+    return n;
+}
+
+static size_t put_varint(uint8_t *o, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) o[n++] = (uint8_t)(v | 0x80);
+    o[n++] = (uint8_t)v;
+    return n;
+}
+
+#define ONR_STRIP_KEY (((uint64_t)ONR_STRIP_TAG << 3) | 1)
+
+typedef struct stripper {
+    const uint8_t *buf; /* the original bytes */
+    uint8_t *out;       /* the stripped copy (write pass) */
+    size_t o;
+    strip_rec *recs;
+    size_t n_recs, cap_recs;
+    size_t n_strip; /* payloads cut (counted while sizing) */
+    int fail;
+} stripper;
+
+enum { LV_MODEL, LV_GRAPH, LV_TENSOR };
+
+/* Size of the stripped form of the message [p, p+len) at `level`, written
+ * to S->out when `write`; SIZE_MAX when the walk gives up. */
+static size_t strip_msg(stripper *S, const uint8_t *p, size_t len, int level, int write)
+{
+    const uint8_t *end = p + len;
+    wfield f;
+    const uint8_t *raw = NULL; /* tensor: the payload to cut (the last raw_data counts) */
+    size_t raw_len = 0;
+    if (level == LV_TENSOR) {
+        for (const uint8_t *q = p; q < end; q = f.end) {
+            if (!next_field(q, end, &f)) return SIZE_MAX;
+            if (f.tag == 9 && f.wire == 2) {
+                raw = f.val;
+                raw_len = f.plen;
+            }
+        }
+        if (raw_len <= ONR_STRIP_MIN) raw = NULL;
+    }
+    size_t total = 0;
+    for (; p < end; p = f.end) {
+        if (!next_field(p, end, &f)) return SIZE_MAX;
+        if (level == LV_TENSOR && (f.tag == ONR_STRIP_TAG || (raw && f.tag == 9 && f.wire == 2)))
+            continue; /* left out */
+        int child = level == LV_MODEL && f.tag == 7 && f.wire == 2   ? LV_GRAPH
+                    : level == LV_GRAPH && f.tag == 5 && f.wire == 2 ? LV_TENSOR
+                                                                     : -1;
+        if (child < 0) {
+            size_t n = (size_t)(f.end - f.start);
+            if (write) memcpy(S->out + S->o, f.start, n);
+            if (write) S->o += n;
+            total += n;
+            continue;
+        }
+        size_t n = strip_msg(S, f.val, f.plen, child, 0);
+        if (n == SIZE_MAX) return SIZE_MAX;
+        size_t klen = (size_t)(f.keyend - f.start);
+        if (write) {
+            memcpy(S->out + S->o, f.start, klen);
+            S->o += klen;
+            S->o += put_varint(S->out + S->o, n);
+            if (strip_msg(S, f.val, f.plen, child, 1) != n) S->fail = 1;
+        }
+        total += klen + varint_len(n) + n;
+    }
+    if (raw) {
+        if (write) {
+            if (S->n_recs >= S->cap_recs) {
+                S->fail = 1;
+                return SIZE_MAX;
+            }
+            uint64_t k = S->n_recs;
+            S->recs[S->n_recs++] = (strip_rec){(size_t)(raw - S->buf), raw_len, 0};
+            S->o += put_varint(S->out + S->o, ONR_STRIP_KEY);
+            for (int i = 0; i < 8; i++) S->out[S->o++] = (uint8_t)(k >> (8 * i));
+        } else {
+            S->n_strip++;
+        }
+        total += varint_len(ONR_STRIP_KEY) + 8;
+    }
+    return total;
+}
+
+/* The stripped copy of a serialized ModelProto in *out (NULL when nothing is
+ * cut or the walk gave up: unpack buf itself) and its records in L. */
+static int strip_model(loader *L, const uint8_t *buf, size_t len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    stripper S = {.buf = buf};
+    size_t n = strip_msg(&S, buf, len, LV_MODEL, 0);
+    if (n == SIZE_MAX || !S.n_strip) return ONR_OK;
+    S.cap_recs = S.n_strip;
+    S.out = malloc(n ? n : 1);
+    S.recs = calloc(S.cap_recs, sizeof *S.recs);
+    if (!S.out || !S.recs) {
+        free(S.out);
+        free(S.recs);
+        return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    }
+    if (strip_msg(&S, buf, len, LV_MODEL, 1) != n || S.fail || S.o != n ||
+        S.n_recs != S.cap_recs) { /* cannot happen: fall back to the original bytes */
+        free(S.out);
+        free(S.recs);
+        return ONR_OK;
+    }
+    *out = S.out;
+    *out_len = n;
+    L->recs = S.recs;
+    L->n_recs = S.n_recs;
+    return ONR_OK;
+}
+
+/* The stripped payload of a main-graph initializer, NULL when it has none. */
+static strip_rec *stripped_raw(loader *L, const Onnx__TensorProto *tp)
+{
+    if (!L->recs) return NULL;
+    for (unsigned i = 0; i < tp->base.n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *u = &tp->base.unknown_fields[i];
+        if (u->tag != ONR_STRIP_TAG || u->wire_type != PROTOBUF_C_WIRE_TYPE_64BIT || u->len != 8)
+            continue;
+        uint64_t k = 0;
+        for (int b = 0; b < 8; b++) k |= (uint64_t)u->data[b] << (8 * b);
+        if (k < L->n_recs && !L->recs[k].used) return &L->recs[k];
+    }
+    return NULL;
+}
+
 /* ---- name -> value index hash ------------------------------------------- */
 
 typedef struct vmap {
@@ -154,6 +375,30 @@ static int vmap_put(vmap *m, int idx)
 static const char *tname(const Onnx__TensorProto *tp)
 {
     return tp->name ? tp->name : "";
+}
+
+/* Copy n bytes of a weight out of one of our own read-only mappings
+ * [map, map+maplen) and give the file pages back: in chunks as it goes (so a
+ * big weight is never resident twice), then with ONR_DROP_SLACK around it,
+ * because the kernel maps page-cache folios of up to a PMD (2 MiB) on one
+ * fault and so leaves pages of the neighbours mapped too. Dropping is always
+ * safe here: nothing else is read from the mapping while loading but the
+ * weights themselves, and a dropped page reads back from the file. */
+#define ONR_DROP_CHUNK ((size_t)8 << 20)
+#define ONR_DROP_SLACK ((size_t)2 << 20)
+
+static void copy_from_map(void *dst, const uint8_t *src, size_t n, const uint8_t *map,
+                          size_t maplen)
+{
+    for (size_t o = 0; o < n; o += ONR_DROP_CHUNK) {
+        size_t k = n - o < ONR_DROP_CHUNK ? n - o : ONR_DROP_CHUNK;
+        memcpy((uint8_t *)dst + o, src + o, k);
+        if (o + k < n) onr_pages_drop(src, o + k);
+    }
+    size_t lo = (size_t)(src - map), hi = lo + n;
+    lo = lo > ONR_DROP_SLACK ? lo - ONR_DROP_SLACK : 0;
+    hi = maplen - hi > ONR_DROP_SLACK ? hi + ONR_DROP_SLACK : maplen;
+    onr_pages_drop(map + lo, hi - lo);
 }
 
 /* Map a whole external-data file once per model; returns its mapping. */
@@ -280,7 +525,7 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
         return ONR_OK;
     }
     if ((st = onr_tensor_alloc(t, L->err))) return st;
-    if (need) memcpy(t->data, src, need);
+    if (need) copy_from_map(t->data, src, need, base, flen);
     return ONR_OK;
 }
 
@@ -341,8 +586,9 @@ static int load_typed(loader *L, Onnx__TensorProto *tp, onr_tensor *t)
     return ONR_OK;
 }
 
-/* TensorProto -> new onr_tensor. May take over tp->raw_data's buffer. */
-static int load_tensor(loader *L, Onnx__TensorProto *tp, onr_tensor **out)
+/* TensorProto -> new onr_tensor. May take over tp->raw_data's buffer. rec:
+ * its raw_data was stripped (see strip_model) and lies at L->src + rec->off. */
+static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_tensor **out)
 {
     *out = NULL;
     int dt = tp->has_data_type ? tp->data_type : 0;
@@ -373,6 +619,30 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, onr_tensor **out)
                             tname(tp));
         else
             st = load_external(L, tp, t, need);
+    } else if (rec && t->dtype != ONR_STRING) {
+        const uint8_t *src = L->src + rec->off;
+        size_t esz = onr_dtype_size(t->dtype), align = esz < 4 ? 4 : esz;
+        rec->used = 1;
+        if (rec->len != need) {
+            st = onr_seterr(L->err, ONR_E_MODEL,
+                            "tensor '%s': raw_data holds %zu bytes but shape %s of %s needs %zu",
+                            tname(tp), rec->len,
+                            onr_fmt_dims((char[256]){0}, 256, t->dims, t->rank),
+                            onr_dtype_name(t->dtype), need);
+        } else if (L->src_is_map && ((uintptr_t)src % align) == 0) {
+            /* read in place from the model's (read-only) mapping. Aligned to the
+             * element size, and to 4 at least, is all typed C access needs (the
+             * kernels use unaligned vector loads, and external data has always
+             * been read in place on the same terms); the old 16 came from
+             * protobuf-c's malloc'd buffers and would copy 3 of 4 float weights
+             * of an exported file for nothing. */
+            t->data = (void *)src;
+            t->owns = 0;
+            L->main_refs++;
+        } else if ((st = onr_tensor_alloc(t, L->err)) == ONR_OK) {
+            if (L->src_is_map) copy_from_map(t->data, src, need, L->src, L->src_len);
+            else memcpy(t->data, src, need); /* the caller's buffer: not ours to drop */
+        }
     } else if (tp->has_raw_data && t->dtype != ONR_STRING) {
         if (tp->raw_data.len != need) {
             st = onr_seterr(L->err, ONR_E_MODEL,
@@ -450,7 +720,7 @@ static int load_attr(loader *L, Onnx__AttributeProto *ap, onr_graph *g, const vm
         break;
     case ONR_ATTR_TENSOR:
         if (!ap->t) return onr_seterr(L->err, ONR_E_MODEL, "attribute '%s' has no tensor", a->name);
-        st = load_tensor(L, ap->t, &a->t);
+        st = load_tensor(L, ap->t, NULL, &a->t);
         break;
     case ONR_ATTR_GRAPH:
         if (!ap->g) return onr_seterr(L->err, ONR_E_MODEL, "attribute '%s' has no graph", a->name);
@@ -480,7 +750,8 @@ static int load_attr(loader *L, Onnx__AttributeProto *ap, onr_graph *g, const vm
         a->tensors = calloc(ap->n_tensors ? ap->n_tensors : 1, sizeof(onr_tensor *));
         if (!a->tensors) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         a->n = ap->n_tensors;
-        for (size_t i = 0; i < a->n && !st; i++) st = load_tensor(L, ap->tensors[i], &a->tensors[i]);
+        for (size_t i = 0; i < a->n && !st; i++)
+            st = load_tensor(L, ap->tensors[i], NULL, &a->tensors[i]);
         break;
     case ONR_ATTR_GRAPHS:
         a->graphs = calloc(ap->n_graphs ? ap->n_graphs : 1, sizeof(onr_graph *));
@@ -816,7 +1087,8 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
         int v = onr_graph_add_value(g, name);
         if (v < 0 || vmap_put(&map, v)) goto nomem;
         onr_tensor *t;
-        if ((st = load_tensor(L, tp, &t))) goto fail;
+        /* the main graph's initializers may have had their raw_data stripped */
+        if ((st = load_tensor(L, tp, parent ? NULL : stripped_raw(L, tp), &t))) goto fail;
         onr_value *val = &g->values[v];
         val->konst = t;
         val->is_initializer = 1;
@@ -1000,30 +1272,65 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
     return st;
 }
 
-onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, onr_model **out,
-                           onr_err *err)
+/* Parse the serialized model [buf, buf+len). map: buf is our own mapping of
+ * that file (tensors may point into it; its pages may be dropped); when a
+ * tensor does, the mapping is added to the model's maps and *kept is set,
+ * else the caller still owns it. */
+static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_dir,
+                             const struct onr_map *map, int *kept, onr_model **out, onr_err *err)
 {
     *out = NULL;
+    *kept = 0;
     if (len == 0) return onr_seterr(err, ONR_E_MODEL, "the model is empty (0 bytes)");
     if (check_depth(buf, len, &onnx__model_proto__descriptor, 0) < 0)
         return onr_seterr(err, ONR_E_MODEL, "the model nests messages more than %d deep",
                           ONR_MAX_PROTO_DEPTH);
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
-    if (!mp)
+    loader L = {.base_dir = base_dir, .err = err, .src = buf, .src_len = len,
+                .src_is_map = map != NULL};
+    uint8_t *stripped = NULL;
+    size_t slen = 0;
+    int st = strip_model(&L, buf, len, &stripped, &slen);
+    if (st) return st;
+    Onnx__ModelProto *mp = stripped ? onnx__model_proto__unpack(NULL, slen, stripped)
+                                    : onnx__model_proto__unpack(NULL, len, buf);
+    free(stripped);
+    if (!mp) {
+        free(L.recs);
         return onr_seterr(err, ONR_E_MODEL,
                           "not a valid ONNX model: the protobuf data (%zu bytes) is truncated or "
                           "corrupt",
                           len);
+    }
     onr_model *m = calloc(1, sizeof *m);
-    loader L = {.model = m, .base_dir = base_dir, .err = err};
-    int st = m ? load_model(&L, mp) : (int)onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    L.model = m;
+    st = m ? load_model(&L, mp) : (int)onr_seterr(err, ONR_E_NOMEM, "out of memory");
     onnx__model_proto__free_unpacked(mp, NULL);
+    free(L.recs);
+    if (!st && map && L.main_refs) { /* weights point into the mapping: the model keeps it */
+        struct onr_map *nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *nm);
+        if (nm) {
+            m->maps = nm;
+            m->maps[m->n_maps++] = *map;
+            *kept = 1;
+        } else {
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        }
+    }
     if (st) {
         onr_model_free(m);
         return st;
     }
     *out = m;
     return ONR_OK;
+}
+
+onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, onr_model **out,
+                           onr_err *err)
+{
+    /* the caller's buffer may not outlive the model: weights are copied out of it
+     * (once: the stripped copy keeps protobuf-c from copying them too) */
+    int kept;
+    return load_bytes(buf, len, base_dir, NULL, &kept, out, err);
 }
 
 onr_status onr_load_file(const char *path, onr_model **out, onr_err *err)
@@ -1049,8 +1356,13 @@ onr_status onr_load_file(const char *path, onr_model **out, onr_err *err)
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     if (slash == dir) snprintf(dir, sizeof dir, "/");
-    onr_status rc = onr_load_buffer(p, (size_t)st.st_size, dir, out, err);
-    munmap(p, (size_t)st.st_size);
+    struct onr_map map = {p, (size_t)st.st_size, (uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    int kept = 0;
+    onr_status rc = load_bytes(p, (size_t)st.st_size, dir, &map, &kept, out, err);
+    if (kept) /* only the weights read in place stay; they fault back in when used */
+        madvise(p, (size_t)st.st_size, MADV_DONTNEED);
+    else
+        munmap(p, (size_t)st.st_size);
     if (rc) onr_err_prefix(err, "%s: ", path);
     return rc;
 }
@@ -1080,7 +1392,7 @@ onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
         st = onr_seterr(err, ONR_E_UNSUPPORTED, "tensor files with external data are not supported");
     else
-        st = load_tensor(&L, tp, out);
+        st = load_tensor(&L, tp, NULL, out);
     onnx__tensor_proto__free_unpacked(tp, NULL);
     return st;
 }
@@ -1088,6 +1400,9 @@ onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err)
 {
+    if (!t->data && t->numel > 0)
+        return onr_seterr(err, ONR_E_ARG, "tensor '%s' has no data (released)",
+                          name ? name : "");
     Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
     tp.n_dims = (size_t)t->rank;
     tp.dims = (int64_t *)t->dims;
