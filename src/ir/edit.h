@@ -1,0 +1,60 @@
+/*
+ * edit.h - the planner's working copy of a graph and the helpers passes use
+ * to edit it: consumer lists, removing nodes, rewiring a value's uses,
+ * adding values and nodes.
+ *
+ * The copy shares the loaded graph's strings, attributes and constant
+ * tensors (read-only) and owns only what passes add: new values, new nodes
+ * and the constants folding computes. The loaded graph is never modified,
+ * so the API keeps reporting the model as loaded.
+ */
+#ifndef ONR_EDIT_H
+#define ONR_EDIT_H
+
+#include "ir/ir.h"
+
+typedef struct onr_edit {
+    const onr_graph *src; /* the loaded graph */
+    onr_graph *g;         /* the working copy */
+    int cap_nodes;
+    uint8_t *val_owned;   /* per value: bit 0 name, bit 1 konst owned by the copy */
+    uint8_t *node_owned;  /* per node: strings and attributes owned by the copy */
+    uint8_t *dead;        /* per node: removed, dropped by onr_edit_compact */
+    /* consumers of each value: node indices, a node listed once per input
+     * slot that reads the value; rebuilt by onr_edit_index */
+    int *cons_start, *cons;
+    int cons_valid;
+} onr_edit;
+
+enum { ONR_OWN_NAME = 1, ONR_OWN_KONST = 2 };
+
+/* Copy g (values, nodes, inputs, outputs) for editing. */
+onr_status onr_edit_open(const onr_graph *g, onr_edit **out, onr_err *err);
+void onr_edit_free(onr_edit *e);
+
+/* Consumer lists (rebuilt when stale). */
+onr_status onr_edit_index(onr_edit *e, onr_err *err);
+int onr_edit_n_consumers(const onr_edit *e, int v);
+const int *onr_edit_consumers(const onr_edit *e, int v);
+/* Whether a value is read by any live node or is a graph output. */
+int onr_edit_value_used(const onr_edit *e, int v);
+
+/* Mark node i removed (its outputs lose their producer). */
+void onr_edit_remove_node(onr_edit *e, int i);
+/* Every use of value `from` (node inputs and graph outputs) reads `to` instead. */
+void onr_edit_replace_uses(onr_edit *e, int from, int to);
+/* Set v's constant to t (taking ownership of t). */
+void onr_edit_set_konst(onr_edit *e, int v, onr_tensor *t);
+/* Append a value named `name` (copied); returns its index or -1. */
+int onr_edit_add_value(onr_edit *e, const char *name, onr_err *err);
+/* Append a node (strings copied, no attributes yet); returns its index or -1.
+ * inputs/outputs are value indices (-1 = omitted). The node is placed at the
+ * end; onr_edit_sort restores topological order. */
+int onr_edit_add_node(onr_edit *e, const char *op_type, const char *domain, const char *name,
+                      int n_in, const int *inputs, int n_out, const int *outputs,
+                      onr_err *err);
+/* Drop removed nodes and sort the rest topologically (Kahn, stable by index);
+ * fails on a cycle naming a node on it. */
+onr_status onr_edit_compact(onr_edit *e, onr_err *err);
+
+#endif
