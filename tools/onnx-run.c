@@ -497,7 +497,14 @@ static int cmd_info(const cli *c)
                *ops[k].domain ? "." : "", ops[k].op);
     free(ops);
     if (c->plan) {
+        size_t arena = 0, acts = 0;
+        onr_session_plan_memory(s, &arena, &acts);
         printf("plan (%d steps):\n", onr_session_step_count(s));
+        if (arena || acts)
+            printf("activation memory: arena %.3f MB for %.3f MB of activations (%.1f%%)\n",
+                   arena / 1e6, acts / 1e6, acts ? 100.0 * (double)arena / (double)acts : 0.0);
+        else
+            printf("activation memory: laid out at the first run (shapes not static)\n");
         char line[2048];
         for (int i = 0; i < onr_session_step_count(s); i++)
             if (onr_session_step_describe(s, i, line, sizeof line) == ONR_OK)

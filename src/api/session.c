@@ -21,7 +21,8 @@ struct onr_session {
     onr_model *model;
     onr_plan *plan;
     int nthreads;
-    onr_tensor **outs;  /* per graph output, session-owned results */
+    onr_tensor **outs;  /* per graph output: the plan's buffer, or a copy (see run) */
+    uint8_t *bound;     /* per graph input, while binding */
     int64_t *in_dims;   /* declared dims per input, for onr_value_info */
     int have_outputs;
 };
@@ -66,11 +67,13 @@ static int default_threads(void)
 static onr_status finish_open(onr_session *s, const onr_options *opt)
 {
     s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
-    onr_status st = onr_plan_build(s->model, s->nthreads, &s->plan, &s->err);
+    onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1};
+    onr_status st = onr_plan_build(s->model, &po, &s->plan, &s->err);
     if (st) return st;
     int n = s->model->graph->n_outputs;
     s->outs = calloc((size_t)n + 1, sizeof *s->outs);
-    if (!s->outs) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    s->bound = calloc((size_t)s->model->graph->n_inputs + 1, 1);
+    if (!s->outs || !s->bound) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
     return ONR_OK;
 }
 
@@ -105,6 +108,7 @@ void onr_session_free(onr_session *s)
     if (s->outs && s->model)
         for (int i = 0; i < s->model->graph->n_outputs; i++) onr_tensor_free(s->outs[i]);
     free(s->outs);
+    free(s->bound);
     onr_plan_free(s->plan);
     onr_model_free(s->model);
     free(s);
@@ -152,7 +156,9 @@ onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *i
 onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *info)
 {
     if (!loaded(s) || !info || i < 0 || i >= s->model->graph->n_outputs) return ONR_E_ARG;
-    fill_info(&s->model->graph->values[s->model->graph->outputs[i]], info);
+    /* the plan's copy carries the shapes inference derived */
+    const onr_graph *g = ready(s) ? onr_plan_graph(s->plan) : s->model->graph;
+    fill_info(&g->values[g->outputs[i]], info);
     return ONR_OK;
 }
 
@@ -196,6 +202,42 @@ static onr_status check_input(onr_session *s, const onr_value *v, const onr_tens
     return ONR_OK;
 }
 
+/* Output i after a run: the plan's own buffer for outputs computed by a
+ * step (no copy); a copy for an output that is a graph input or constant. */
+static onr_status publish_output(onr_session *s, int i)
+{
+    const onr_graph *g = s->model->graph;
+    onr_tensor *r = onr_plan_output(s->plan, i);
+    onr_tensor *o = s->outs[i];
+    if (!o && !(o = s->outs[i] = calloc(1, sizeof *o)))
+        return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    if (r->dtype == ONR_UNDEFINED)
+        return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
+                          g->values[g->outputs[i]].name);
+    if (r->owns) { /* a step's output buffer: hand it out as it is */
+        if (o->owns) onr_tensor_clear(o);
+        *o = *r;
+        o->owns = 0;
+        o->cap = 0;
+        o->name = NULL;
+        return ONR_OK;
+    }
+    if (!o->owns) memset(o, 0, sizeof *o);
+    onr_status st;
+    if ((st = onr_tensor_set_shape(o, r->dtype, r->rank, r->dims, &s->err)) ||
+        (st = onr_tensor_alloc(o, &s->err)))
+        return st;
+    if (r->dtype == ONR_STRING) {
+        char **d = o->data, *const *src = r->data;
+        for (int64_t k = 0; k < o->numel; k++)
+            if (onr_str_assign(&d[k], src[k]))
+                return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    } else if (onr_tensor_nbytes(o)) {
+        memcpy(o->data, r->data, onr_tensor_nbytes(o));
+    }
+    return ONR_OK;
+}
+
 onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                            const onr_tensor *const *inputs)
 {
@@ -212,8 +254,8 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
     const char *sym_names[64];
     int64_t sym_vals[64];
     int n_sym = 0;
-    uint8_t bound[g->n_inputs > 0 ? g->n_inputs : 1];
-    memset(bound, 0, sizeof bound);
+    uint8_t *bound = s->bound;
+    memset(bound, 0, (size_t)g->n_inputs);
     for (int i = 0; i < n; i++) {
         int slot = i;
         if (names) {
@@ -234,8 +276,7 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
         onr_status st = check_input(s, &g->values[v], t, sym_names, sym_vals, &n_sym);
         if (st) return st;
         /* the plan reads the caller's data in place */
-        onr_tensor *rt = &s->plan->rt[v];
-        if (rt->owns) onr_tensor_clear(rt);
+        onr_tensor *rt = onr_plan_input(s->plan, slot);
         *rt = *t;
         rt->owns = 0;
         rt->cap = 0;
@@ -248,30 +289,13 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                               g->values[g->inputs[i]].name, g->n_inputs,
                               g->n_inputs == 1 ? "" : "s", n);
     onr_status st = onr_plan_run(s->plan, &s->err);
-    if (st) return st;
-    for (int i = 0; i < g->n_outputs; i++) {
-        const onr_tensor *r = &s->plan->rt[g->outputs[i]];
-        onr_tensor *o = s->outs[i];
-        if (!o && !(o = s->outs[i] = calloc(1, sizeof *o)))
-            return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
-        if (r->dtype == ONR_UNDEFINED)
-            return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
-                              g->values[g->outputs[i]].name);
-        if ((st = onr_tensor_set_shape(o, r->dtype, r->rank, r->dims, &s->err)) ||
-            (st = onr_tensor_alloc(o, &s->err)))
-            return st;
-        if (r->dtype == ONR_STRING) {
-            char **d = o->data, *const *src = r->data;
-            for (int64_t k = 0; k < o->numel; k++) {
-                free(d[k]);
-                d[k] = onr_strdup(src[k] ? src[k] : "");
-            }
-        } else if (onr_tensor_nbytes(o)) {
-            memcpy(o->data, r->data, onr_tensor_nbytes(o));
-        }
-    }
+    for (int i = 0; i < g->n_outputs && !st; i++) st = publish_output(s, i);
     /* inputs are the caller's: forget them */
-    for (int i = 0; i < g->n_inputs; i++) memset(&s->plan->rt[g->inputs[i]], 0, sizeof(onr_tensor));
+    for (int i = 0; i < g->n_inputs; i++) {
+        onr_tensor *rt = onr_plan_input(s->plan, i);
+        rt->data = NULL;
+    }
+    if (st) return st;
     s->have_outputs = 1;
     return ONR_OK;
 }
@@ -286,6 +310,27 @@ onr_tensor *onr_session_take_output(onr_session *s, int i)
 {
     if (!ready(s) || !s->have_outputs || i < 0 || i >= s->model->graph->n_outputs) return NULL;
     onr_tensor *t = s->outs[i];
+    if (!t) return NULL;
+    if (!t->owns && t->data) {
+        /* the plan's buffer changes hands unless another output shows it too */
+        const onr_graph *g = s->model->graph;
+        int shared = 0;
+        for (int j = 0; j < g->n_outputs; j++)
+            shared |= j != i && g->outputs[j] == g->outputs[i] && s->outs[j];
+        onr_tensor *r = onr_plan_output(s->plan, i);
+        if (shared || !r->owns || r->data != t->data) {
+            onr_tensor *c = onr_tensor_clone(t);
+            if (!c) return NULL;
+            s->outs[i] = NULL;
+            free(t);
+            return c;
+        }
+        t->owns = 1;
+        t->cap = r->cap;
+        r->data = NULL;
+        r->owns = 0;
+        r->cap = 0;
+    }
     s->outs[i] = NULL;
     return t;
 }
@@ -313,13 +358,13 @@ const char *onr_session_node_op(const onr_session *s, int i, const char **domain
     return s->model->graph->nodes[i].op_type;
 }
 
-int onr_session_step_count(const onr_session *s) { return ready(s) ? s->plan->n_steps : 0; }
+int onr_session_step_count(const onr_session *s) { return ready(s) ? onr_plan_step_count(s->plan) : 0; }
 
 onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len)
 {
-    if (!ready(s) || !buf || !len || i < 0 || i >= s->plan->n_steps) return ONR_E_ARG;
-    const onr_graph *g = s->model->graph;
-    const onr_node *n = s->plan->steps[i].node;
+    if (!ready(s) || !buf || !len || i < 0 || i >= onr_plan_step_count(s->plan)) return ONR_E_ARG;
+    const onr_graph *g = onr_plan_graph(s->plan);
+    const onr_node *n = onr_plan_step_node(s->plan, i);
     size_t o = (size_t)snprintf(buf, len, "%s%s%s '%s' (", *n->domain ? n->domain : "",
                                 *n->domain ? "." : "", n->op_type, n->name);
     for (int k = 0; k < n->n_in && o < len; k++)
@@ -332,29 +377,37 @@ onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, siz
         char d[256];
         if (v->rank >= 0) onr_fmt_dims(d, sizeof d, v->dims, v->rank);
         else snprintf(d, sizeof d, "[?]");
-        o += (size_t)snprintf(buf + o, len - o, " %s %s%s", v->name,
-                              onr_dtype_name(v->dtype), d);
+        char mb[64];
+        const char *mem = onr_plan_step_memory(s->plan, i, k, mb, sizeof mb);
+        o += (size_t)snprintf(buf + o, len - o, " %s %s%s%s%s%s", v->name,
+                              onr_dtype_name(v->dtype), d, *mem ? " [" : "", mem, *mem ? "]" : "");
     }
     return ONR_OK;
 }
 
 const char *onr_session_step_op(const onr_session *s, int i, const char **node_name)
 {
-    if (!ready(s) || i < 0 || i >= s->plan->n_steps) return NULL;
-    const onr_node *n = s->plan->steps[i].node;
+    if (!ready(s) || i < 0 || i >= onr_plan_step_count(s->plan)) return NULL;
+    const onr_node *n = onr_plan_step_node(s->plan, i);
     if (node_name) *node_name = n->name;
     return n->op_type;
 }
 
+onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
+                                   size_t *activation_bytes)
+{
+    if (!ready(s) || !arena_bytes || !activation_bytes) return ONR_E_ARG;
+    onr_plan_memory(s->plan, arena_bytes, activation_bytes);
+    return ONR_OK;
+}
+
 void onr_session_set_profiling(onr_session *s, int on)
 {
-    if (ready(s)) s->plan->profiling = on != 0;
+    if (ready(s)) onr_plan_set_profiling(s->plan, on);
 }
 
 double onr_session_step_ms(const onr_session *s, int i, double *start_ms)
 {
     if (start_ms) *start_ms = 0;
-    if (!ready(s) || i < 0 || i >= s->plan->n_steps || !s->plan->prof_ms) return 0;
-    if (start_ms) *start_ms = s->plan->prof_start_ms[i];
-    return s->plan->prof_ms[i];
+    return ready(s) ? onr_plan_step_ms(s->plan, i, start_ms) : 0;
 }

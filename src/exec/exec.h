@@ -25,6 +25,7 @@ typedef struct onr_step {
     int key_len;
     int64_t *key;         /* input dtypes, dims and shape-input values at last reshape */
     int always_reshape;   /* a shape input's values are too many to key on */
+    int64_t n_reshape;    /* times reshape ran (statistics, tests) */
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],

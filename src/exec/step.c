@@ -133,6 +133,7 @@ int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err)
                     .n_out = s->n_out, .out = s->out, .nthreads = nthreads, .err = err,
                     .node = s->node, .state = s->params, .in_const = s->in_const};
     int st;
+    s->n_reshape++;
     if (is_legacy(impl)) {
         st = legacy_reshape(s, &ctx, diff);
     } else {

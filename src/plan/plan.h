@@ -1,20 +1,24 @@
 /*
- * plan.h - the executable plan: a flat array of steps in topological order,
- * built from the IR after op resolution, static shape inference and
- * constant folding; and its executor.
+ * plan.h - the executable plan: the planned graph (a working copy after the
+ * passes), a flat array of steps in topological order, one runtime tensor
+ * per value, and the memory plan. src/plan builds it; src/exec runs it.
  */
 #ifndef ONR_PLAN_H
 #define ONR_PLAN_H
 
 #include "exec/exec.h"
+#include "ir/edit.h"
+#include "plan/memplan.h"
 
 typedef struct onr_plan {
     onr_model *model;
-    onr_graph *graph;
-    onr_tensor *rt; /* one runtime tensor per graph value */
+    onr_edit *edit;   /* the planned graph */
+    onr_graph *graph; /* edit->g */
+    onr_tensor *rt;   /* one runtime tensor per value of graph */
     int n_steps;
     onr_step *steps;
-    int n_folded; /* nodes evaluated at load time */
+    int n_removed;    /* loaded nodes folded or removed by the passes */
+    onr_memplan mem;
     void *scratch;
     size_t scratch_cap;
     int nthreads;
@@ -23,11 +27,35 @@ typedef struct onr_plan {
     double *prof_start_ms, *prof_ms;
 } onr_plan;
 
-/* Resolve ops (all unsupported ones reported at once), sort, infer static
- * shapes, fold constants, and lay out the steps. Takes no ownership of m. */
-onr_status onr_plan_build(onr_model *m, int nthreads, onr_plan **out, onr_err *err);
-/* Run every step. Graph inputs must already be bound in rt[]. */
-onr_status onr_plan_run(onr_plan *p, onr_err *err);
+typedef struct onr_plan_opts {
+    int nthreads;
+    int fuse; /* run the fusion passes */
+} onr_plan_opts;
+
+/* Copy the graph, resolve ops (all unsupported ones reported at once), run
+ * the passes, create every step (weights packed once, originals released
+ * when only packed forms are read), reshape the steps whose shapes are
+ * static and lay out their memory. Takes no ownership of m. */
+onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
+
+/* Run every step (src/exec/run.c). Graph inputs must be bound first. */
+onr_status onr_plan_run(onr_plan *p, onr_err *err);
+
+/* Plan facts for the API and tools. */
+int onr_plan_step_count(const onr_plan *p);
+const onr_node *onr_plan_step_node(const onr_plan *p, int i);
+/* "arena +OFFSET", "view", "in place", "owned", per output o of step i */
+const char *onr_plan_step_memory(const onr_plan *p, int i, int o, char *buf, size_t len);
+/* Arena bytes the current layout uses, and the sum of the activations it holds. */
+void onr_plan_memory(const onr_plan *p, size_t *arena_bytes, size_t *activation_bytes);
+int onr_plan_removed_count(const onr_plan *p);
+const onr_graph *onr_plan_graph(const onr_plan *p);
+/* The runtime tensor of graph input i (bind) / graph output i (read). */
+onr_tensor *onr_plan_input(onr_plan *p, int i);
+onr_tensor *onr_plan_output(onr_plan *p, int i);
+/* Profiling. */
+void onr_plan_set_profiling(onr_plan *p, int on);
+double onr_plan_step_ms(const onr_plan *p, int i, double *start_ms);
 
 #endif

@@ -1,0 +1,118 @@
+/*
+ * run.c - the executor: runs a plan's steps in order. Each step is
+ * reshaped only when its input shapes (or shape-input values) changed;
+ * when one did, the memory plan is laid out again from that step on (and
+ * kept while the shapes repeat); then the outputs get their buffers (arena,
+ * view or owned) and the kernel runs. Profiling records every step's time.
+ * With unchanged shapes a run allocates nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plan/plan.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int grow_scratch(onr_plan *p, size_t bytes, onr_err *err)
+{
+    if (bytes <= p->scratch_cap) return ONR_OK;
+    size_t sz = (bytes + 63) & ~(size_t)63;
+    void *s = NULL;
+    if (posix_memalign(&s, 64, sz) != 0)
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
+    free(p->scratch);
+    p->scratch = s;
+    p->scratch_cap = sz;
+    return ONR_OK;
+}
+
+/* A view whose output is a graph output gets its own buffer: copy. */
+static int copy_view(onr_tensor *y, const onr_tensor *x, onr_err *err)
+{
+    int st = onr_tensor_alloc(y, err);
+    if (st) return st;
+    if (y->dtype == ONR_STRING) {
+        char **d = y->data, *const *src = x->data;
+        for (int64_t k = 0; k < y->numel; k++)
+            if (onr_str_assign(&d[k], src[k]))
+                return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    } else if (onr_tensor_nbytes(y)) {
+        memcpy(y->data, x->data, onr_tensor_nbytes(y));
+    }
+    return ONR_OK;
+}
+
+/* Buffers for step i's outputs that the memory plan does not place. */
+static int bind_outputs(onr_plan *p, onr_step *s, onr_err *err)
+{
+    const onr_memplan *mp = &p->mem;
+    int view = (s->op->impl->flags & ONR_OP_VIEW) != 0;
+    for (int o = 0; o < s->n_out; o++) {
+        onr_tensor *t = s->out[o];
+        if (!t) continue;
+        int v = (int)(t - p->rt);
+        int st = ONR_OK;
+        if (mp->cls[v] == ONR_MEM_VIEW) {
+            t->data = s->in[0]->data;
+            t->owns = 0;
+            t->cap = 0;
+        } else if (mp->cls[v] == ONR_MEM_OWNED) {
+            st = o == 0 && view ? copy_view(t, s->in[0], err) : (int)onr_tensor_alloc(t, err);
+        }
+        if (st) return st;
+    }
+    return ONR_OK;
+}
+
+static int run_steps(onr_plan *p, onr_err *err)
+{
+    onr_memplan *mp = &p->mem;
+    int from = mp->valid ? p->n_steps : 0; /* first step laid out again in this run */
+    if (!mp->valid) onr_memplan_restart(mp, 0);
+    double t0 = p->profiling ? now_ms() : 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        onr_step *s = &p->steps[i];
+        double ts = p->profiling ? now_ms() : 0;
+        int changed = 0;
+        int st = onr_step_reshape(s, p->nthreads, &changed, err);
+        if (st == ONR_SHAPE_DEFER)
+            st = onr_seterr(err, ONR_E_RUNTIME, "output shape could not be derived from the inputs");
+        if (!st && changed && i < from) {
+            from = i;
+            onr_memplan_restart(mp, i);
+        }
+        if (!st && i >= from) st = onr_memplan_place(mp, p->steps, i, p->rt, err);
+        if (!st) st = bind_outputs(p, s, err);
+        if (!st) st = grow_scratch(p, s->scratch, err);
+        if (!st) st = onr_step_run(s, p->scratch, p->nthreads, err);
+        if (i >= from) onr_memplan_release(mp, i);
+        if (p->profiling) {
+            p->prof_start_ms[i] = ts - t0;
+            p->prof_ms[i] = now_ms() - ts;
+        }
+        if (st) {
+            mp->valid = 0;
+            onr_err_node(err, s->node);
+            return st;
+        }
+    }
+    mp->valid = 1;
+    return ONR_OK;
+}
+
+onr_status onr_plan_run(onr_plan *p, onr_err *err)
+{
+    if (p->profiling && !p->prof_ms) {
+        p->prof_ms = calloc((size_t)p->n_steps + 1, sizeof(double));
+        p->prof_start_ms = calloc((size_t)p->n_steps + 1, sizeof(double));
+        if (!p->prof_ms || !p->prof_start_ms)
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory for profiling");
+    }
+    return (onr_status)run_steps(p, err);
+}
