@@ -1289,6 +1289,230 @@ static void test_legacy_broadcast(void **state)
     tk_node_free(n);
 }
 
+/* ---- in place (ONR_OP_INPLACE) ------------------------------------------------ *
+ *
+ * A plan may hand an in-place operator an output buffer that is one of its
+ * inputs' buffers (same byte size, value dead after the step). onr_exec_node
+ * always allocates its outputs, so these tests drive the step sequence of
+ * exec.h themselves: create and reshape with a fresh output tensor, then
+ * point the output at input `alias`'s data and run. The result must be
+ * bit-identical to the run into a separate buffer.
+ */
+
+/* Random values in [lo, hi) of type dt (float types and int32/bool). */
+static onr_tensor *rand_typed(onr_dtype dt, int rank, const int64_t *dims, uint32_t seed,
+                              float lo, float hi)
+{
+    onr_tensor *f = tk_rand_f32(rank, dims, seed);
+    onr_tensor *t = tk_typed(dt, rank, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++) {
+        float v = lo + (((float *)f->data)[i] + 1.f) * 0.5f * (hi - lo);
+        if (dt == ONR_BOOL) v = v > 0;
+        onr_set_f64(t, i, v);
+    }
+    onr_tensor_free(f);
+    return t;
+}
+
+/* The step sequence with out[0] written over in[alias]; returns a copy of
+ * the result. The output must have in[alias]'s byte size, as the planner
+ * requires. */
+static onr_tensor *run_aliased(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int alias,
+                               int nthreads)
+{
+    onr_err err = {0};
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = 1;
+    const onr_op *op = onr_op_find(n->domain, n->op_type, opset);
+    assert_non_null(op);
+    if (!(op->impl->flags & ONR_OP_INPLACE)) fail_msg("%s is not flagged in place", n->op_type);
+    onr_step s;
+    onr_tensor out = {0};
+    assert_int_equal(onr_step_init(&s, n, op, n_in, 1, &err), ONR_OK);
+    s.opset = opset;
+    for (int k = 0; k < n_in; k++) s.in[k] = in[k];
+    s.out[0] = &out;
+    if (onr_step_create(&s, nthreads, &err) || onr_step_reshape(&s, nthreads, NULL, &err))
+        fail_msg("%s: %s", n->op_type, err.msg);
+    size_t ob = onr_tensor_nbytes(&out), ib = onr_tensor_nbytes(in[alias]);
+    if (ob != ib) fail_msg("%s: output has %zu bytes, input %d has %zu", n->op_type, ob, alias, ib);
+    out.data = in[alias]->data;
+    out.owns = 0;
+    void *scratch = s.scratch ? malloc(s.scratch) : NULL;
+    if (onr_step_run(&s, scratch, nthreads, &err)) fail_msg("%s: %s", n->op_type, err.msg);
+    free(scratch);
+    onr_step_destroy(&s);
+    onr_tensor *res = onr_tensor_clone(&out);
+    assert_non_null(res);
+    return res;
+}
+
+/* Run node n (freed here) on inputs (freed here) into a new buffer, then
+ * over input alias; both results must be the same bits. */
+static void check_aliased(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int alias,
+                          int nthreads)
+{
+    onr_tensor *ref = NULL;
+    onr_err err = {0};
+    if (tk_run(n, opset, n_in, in, 1, &ref, nthreads, &err))
+        fail_msg("%s: %s", n->op_type, err.msg);
+    onr_tensor *got = run_aliased(n, opset, n_in, in, alias, nthreads);
+    assert_int_equal(got->dtype, ref->dtype);
+    tk_assert_shape(got, ref->rank, ref->dims);
+    if (memcmp(got->data, ref->data, onr_tensor_nbytes(ref)) != 0) {
+        for (int64_t i = 0; i < ref->numel; i++)
+            if (onr_get_f64(got, i) != onr_get_f64(ref, i) &&
+                !(isnan(onr_get_f64(got, i)) && isnan(onr_get_f64(ref, i))))
+                fail_msg("%s over input %d: element %lld is %g, not %g", n->op_type, alias,
+                         (long long)i, onr_get_f64(got, i), onr_get_f64(ref, i));
+        fail_msg("%s over input %d: bytes differ", n->op_type, alias);
+    }
+    onr_tensor_free(got);
+    onr_tensor_free(ref);
+    tk_free_all(n_in, in);
+    tk_node_free(n);
+}
+
+/* Binary op on two inputs of type dt, the output over input alias. */
+static void alias_bin(const char *op, onr_dtype dt, int ra, const int64_t *da, int rb,
+                      const int64_t *db, int alias, int nthreads)
+{
+    onr_tensor *in[2] = {rand_typed(dt, ra, da, 1, -2, 2), rand_typed(dt, rb, db, 2, -2, 2)};
+    check_aliased(tk_node(op), 14, 2, in, alias, nthreads);
+}
+
+static void test_inplace_binary(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16};
+    for (int t = 0; t < 2; t++) {
+        onr_dtype dt = types[t];
+        /* same shape, over either input; 3 x 300 spans several fp16 chunks */
+        alias_bin("Add", dt, 2, D(3, 300), 2, D(3, 300), 0, 1);
+        alias_bin("Sub", dt, 2, D(3, 300), 2, D(3, 300), 1, 1);
+        alias_bin("Div", dt, 1, D(7), 1, D(7), 1, 1);
+        /* broadcast: the other input is a row, a column, a scalar */
+        alias_bin("Mul", dt, 3, D(2, 3, 301), 1, D(301), 0, 1);
+        alias_bin("Sub", dt, 2, D(5, 1), 2, D(5, 260), 1, 1);
+        alias_bin("Max", dt, 2, D(4, 70), 0, NULL, 0, 1);
+        alias_bin("Min", dt, 2, D(1, 70), 3, D(3, 2, 70), 1, 1);
+        alias_bin("PRelu", dt, 4, D(2, 3, 4, 5), 3, D(3, 1, 1), 0, 1);
+        alias_bin("Pow", dt, 2, D(3, 100), 0, NULL, 0, 1);
+        /* above the parallel threshold: every thread's slice in place */
+        alias_bin("Add", dt, 2, D(64, 1024), 1, D(1024), 0, 4);
+        alias_bin("Sub", dt, 2, D(64, 1), 2, D(64, 1024), 1, 4);
+    }
+    /* comparisons: a bool output over a 1-byte input */
+    onr_tensor *in[2] = {rand_typed(ONR_BOOL, 1, D(40), 3, -1, 1),
+                         rand_typed(ONR_BOOL, 2, D(1, 40), 4, -1, 1)};
+    check_aliased(tk_node("Xor"), 14, 2, in, 0, 1);
+
+    /* legacy broadcast (opset 6): B along axis 1 */
+    onr_node *n = tk_node("Add");
+    tk_attr_int(n, "broadcast", 1);
+    tk_attr_int(n, "axis", 1);
+    onr_tensor *in2[2] = {tk_rand_f32(3, D(2, 3, 4), 5), tk_rand_f32(1, D(3), 6)};
+    check_aliased(n, 6, 2, in2, 0, 1);
+
+    /* Where: the output over X, and over a bool cond when X and Y are bool */
+    onr_tensor *in3[3] = {rand_typed(ONR_BOOL, 2, D(4, 33), 7, -1, 1), tk_rand_f32(2, D(4, 33), 8),
+                          tk_rand_f32(0, NULL, 9)};
+    check_aliased(tk_node("Where"), 16, 3, in3, 1, 1);
+    onr_tensor *in4[3] = {rand_typed(ONR_BOOL, 2, D(4, 33), 7, -1, 1),
+                          rand_typed(ONR_BOOL, 1, D(33), 8, -1, 1),
+                          rand_typed(ONR_BOOL, 2, D(4, 33), 9, -1, 1)};
+    check_aliased(tk_node("Where"), 16, 3, in4, 0, 1);
+}
+
+/* An input with the output's byte size but another element size is a
+ * broadcast input: run must copy it aside before writing over it. */
+static void test_inplace_wider_input(void **state)
+{
+    (void)state;
+    /* float32 [1,8] (32 bytes) against a bool [4,8] output (32 bytes) */
+    onr_tensor *in[2] = {tk_rand_f32(2, D(1, 8), 1), tk_rand_f32(2, D(4, 8), 2)};
+    check_aliased(tk_node("Less"), 13, 2, in, 0, 1);
+    onr_tensor *in2[2] = {rand_typed(ONR_FLOAT16, 2, D(4, 1), 3, -1, 1),
+                          rand_typed(ONR_FLOAT16, 2, D(4, 2), 4, -1, 1)};
+    check_aliased(tk_node("Equal"), 13, 2, in2, 0, 1);
+    /* a float64 exponent [1,4] (32 bytes) of a float32 base [2,4] */
+    onr_tensor *in3[2] = {rand_typed(ONR_FLOAT, 2, D(2, 4), 5, 0.5f, 2),
+                          rand_typed(ONR_DOUBLE, 2, D(1, 4), 6, -2, 2)};
+    check_aliased(tk_node("Pow"), 15, 2, in3, 1, 1);
+}
+
+static void test_inplace_variadic(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16};
+    static const char *const ops[] = {"Sum", "Mean", "Max", "Min"};
+    for (int t = 0; t < 2; t++) {
+        for (int o = 0; o < 4; o++) {
+            /* over the first input, and over one folded after the first pass */
+            for (int alias = 0; alias < 3; alias += 2) {
+                onr_tensor *in[3] = {rand_typed(types[t], 2, D(3, 290), 1, -2, 2),
+                                     rand_typed(types[t], 1, D(290), 2, -2, 2),
+                                     rand_typed(types[t], 2, D(3, 290), 3, -2, 2)};
+                check_aliased(tk_node(ops[o]), 13, 3, in, alias, 1);
+            }
+        }
+        onr_tensor *in[1] = {rand_typed(types[t], 1, D(10), 4, -2, 2)};
+        check_aliased(tk_node("Sum"), 13, 1, in, 0, 1);
+    }
+}
+
+static void test_inplace_unary(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16, ONR_BFLOAT16};
+    static const char *const ops[] = {"Relu", "Sigmoid", "Exp", "Tanh", "Gelu", "Softplus",
+                                      "Neg", "Abs", "HardSwish", "Erf"};
+    for (int t = 0; t < 3; t++) {
+        for (int o = 0; o < (int)(sizeof ops / sizeof *ops); o++) {
+            onr_tensor *in[1] = {rand_typed(types[t], 2, D(5, 211), (uint32_t)o, -4, 4)};
+            check_aliased(tk_node(ops[o]), 20, 1, in, 0, 1);
+        }
+        onr_node *n = tk_node("LeakyRelu");
+        tk_attr_float(n, "alpha", 0.3f);
+        onr_tensor *in[1] = {rand_typed(types[t], 1, D(1000), 11, -4, 4)};
+        check_aliased(n, 16, 1, in, 0, 1);
+
+        /* Clip-11: bounds are inputs, read before the output is written */
+        onr_tensor *in2[3] = {rand_typed(types[t], 2, D(3, 300), 12, -4, 4),
+                              rand_typed(types[t], 0, NULL, 13, -1, -0.5f),
+                              rand_typed(types[t], 0, NULL, 14, 0.5f, 1)};
+        check_aliased(tk_node("Clip"), 13, 3, in2, 0, 1);
+        onr_tensor *in3[2] = {rand_typed(types[t], 1, D(1), 15, -4, 4),
+                              rand_typed(types[t], 1, D(1), 16, -1, 1)};
+        check_aliased(tk_node("Clip"), 13, 2, in3, 1, 1);
+    }
+    /* above the parallel threshold */
+    onr_tensor *in[1] = {tk_rand_f32(2, D(64, 1024), 17)};
+    check_aliased(tk_node("Sigmoid"), 13, 1, in, 0, 4);
+    /* integers through the float64 kernel, and Not */
+    onr_tensor *in2[1] = {rand_typed(ONR_INT32, 1, D(600), 18, -3, 3)};
+    check_aliased(tk_node("Erf"), 13, 1, in2, 0, 1);
+    onr_tensor *in3[1] = {rand_typed(ONR_BOOL, 1, D(50), 19, -1, 1)};
+    check_aliased(tk_node("Not"), 13, 1, in3, 0, 1);
+}
+
+static void test_inplace_flags(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"Add", "Pow", "Mod", "Equal", "And", "BitShift", "PRelu",
+                                      "Where", "Sum", "Mean", "Max", "Relu", "Gelu", "Clip",
+                                      "Not"};
+    static const char *const no[] = {"Cast", "CastLike", "IsNaN", "IsInf"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (!(onr_op_find("", yes[i], 21)->impl->flags & ONR_OP_INPLACE))
+            fail_msg("%s should be in place", yes[i]);
+    assert_true(onr_op_find("", "Clip", 6)->impl->flags & ONR_OP_INPLACE);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (onr_op_find("", no[i], 21)->impl->flags & ONR_OP_INPLACE)
+            fail_msg("%s should not be in place", no[i]);
+}
+
 static void test_registry_ranges(void **state)
 {
     (void)state;
@@ -1333,6 +1557,11 @@ int main(void)
         cmocka_unit_test(test_cast_string),
         cmocka_unit_test(test_castlike_and_errors),
         cmocka_unit_test(test_legacy_broadcast),
+        cmocka_unit_test(test_inplace_binary),
+        cmocka_unit_test(test_inplace_wider_input),
+        cmocka_unit_test(test_inplace_variadic),
+        cmocka_unit_test(test_inplace_unary),
+        cmocka_unit_test(test_inplace_flags),
         cmocka_unit_test(test_registry_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,12 @@
  * compiler vectorizes; the outer dims are walked with an odometer.
  * float16/bfloat16 reuse the float32 kernel on small converted chunks
  * (compute in float, round on store).
+ *
+ * create reads the attributes (fmod, direction, opset < 7 broadcast/axis);
+ * reshape checks the types, sets the output shape, picks the kernel and
+ * collapses the shape into an ew_plan kept in the params (PRelu's slope
+ * layout included); run only walks the plan. Every op here may write its
+ * output over an input (ONR_OP_INPLACE): see "running in place" below.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +38,8 @@
 
 #define EW_MAX_IN 3
 
-/* Parameters some kernels read (Mod's fmod, BitShift's direction, the input
- * types of mixed-type Pow). */
+/* Parameters some kernels read (Mod's fmod and BitShift's direction from
+ * create, the input types of mixed-type Pow from reshape). */
 typedef struct bin_prm {
     int fmod;
     int left;
@@ -461,50 +467,104 @@ typedef struct bin_op {
     uint32_t btypes; /* Pow: allowed exponent types; 0 = same as A */
     int out_bool;
     int cost; /* rough per-element cost for the parallel threshold */
-    /* validate attributes and fill the kernel parameters; may be NULL */
-    int (*attrs)(onr_kctx *ctx, bin_prm *p);
+    /* create: read and validate the attributes into p; may be NULL */
+    int (*attrs)(onr_create_ctx *c, bin_prm *p);
+    /* reshape: check the attributes against the input types; may be NULL */
+    int (*check)(onr_kctx *ctx, const bin_prm *p);
     ew_kern k[ONR_DTYPE_COUNT];
 } bin_op;
 
-/* Kernel for op at dtype dt: the native one, or float32's through the
- * float16/bfloat16 converter (h is filled for that case). */
-static ew_kern pick_kernel(const bin_op *op, onr_dtype dt, int nin, const onr_dtype *dts,
-                           onr_dtype odt, const void **prm, half_ctx *h)
-{
-    if (op->k[dt]) return op->k[dt];
-    if (!is_half(dt) || !op->k[ONR_FLOAT]) return NULL;
-    h->f = op->k[ONR_FLOAT];
-    h->prm = *prm;
-    h->nin = nin;
-    for (int k = 0; k < nin; k++) {
-        h->dt[k] = dts[k];
-        h->esz[k] = elem_size(dts[k]);
-    }
-    h->odt = odt;
-    *prm = h;
-    return half_kern;
-}
+/* The kernel reshape chose. For float16/bfloat16 through the float32 kernel
+ * fn is half_kern and half holds the converter's types; run points half.prm
+ * at the op's parameters on a copy. */
+typedef struct ew_kernel {
+    ew_kern fn;
+    half_ctx half;
+} ew_kernel;
 
-/* out = a (op) b, both broadcast to out's shape. */
-static int bin_apply(onr_kctx *ctx, const bin_op *op, const onr_tensor *a, const onr_tensor *b,
-                     onr_tensor *out, const bin_prm *prm)
+/* Kernel for op with inputs of types ta, tb and output odt: the native one,
+ * float32's through the float16/bfloat16 converter, or mixed Pow. */
+static int pick_kernel(onr_kctx *ctx, const bin_op *op, onr_dtype ta, onr_dtype tb, onr_dtype odt,
+                       ew_kernel *k)
 {
-    const onr_tensor *ins[2] = {a, b};
-    onr_dtype dts[2] = {a->dtype, b->dtype};
-    const void *kp = prm;
-    half_ctx h;
-    ew_kern k = NULL;
-    if (a->dtype == b->dtype) k = pick_kernel(op, a->dtype, 2, dts, out->dtype, &kp, &h);
-    if (!k && op->btypes) k = pow_mixed; /* mixed or integer Pow */
-    if (!k)
+    memset(k, 0, sizeof *k);
+    if (ta == tb && op->k[ta]) {
+        k->fn = op->k[ta];
+    } else if (ta == tb && is_half(ta) && op->k[ONR_FLOAT]) {
+        half_ctx *h = &k->half;
+        h->f = op->k[ONR_FLOAT];
+        h->nin = 2;
+        h->dt[0] = ta;
+        h->dt[1] = tb;
+        h->esz[0] = elem_size(ta);
+        h->esz[1] = elem_size(tb);
+        h->odt = odt;
+        k->fn = half_kern;
+    } else if (op->btypes) {
+        k->fn = pow_mixed; /* mixed or integer Pow */
+    } else {
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s is not implemented for %s and %s",
-                          op->name, onr_dtype_name(a->dtype), onr_dtype_name(b->dtype));
-    ew_plan p;
-    ew_plan_init(&p, 2, ins, out);
-    const void *data[2] = {a->data, b->data};
-    ew_exec(&p, data, out->data, k, kp, op->cost, ctx->nthreads);
+                          op->name, onr_dtype_name(ta), onr_dtype_name(tb));
+    }
     return ONR_OK;
 }
+
+/* Run a plan: data[k] are the inputs' buffers, prm the kernel parameters. */
+static void ew_run(const onr_kctx *ctx, const ew_plan *p, const ew_kernel *k, const void *prm,
+                   const void *const *data, void *out, int cost)
+{
+    half_ctx h;
+    if (k->fn == half_kern) {
+        h = k->half;
+        h.prm = prm;
+        prm = &h;
+    }
+    ew_exec(p, data, out, k->fn, prm, cost, ctx->nthreads);
+}
+
+/* ---- running in place (ONR_OP_INPLACE) ------------------------------------ *
+ *
+ * The executor may hand run an output buffer that is an input's buffer when
+ * both have the same byte size. An input with the output's element size and
+ * element count has the output's layout (a broadcast input has fewer
+ * elements), so element i is read just before element i is written: safe,
+ * in the float16/bfloat16 chunks too (a chunk is converted before its
+ * results are stored). An input with the same byte size but another element
+ * size (float32 [1,4] against a bool [4,4] output, a float64 exponent of a
+ * float32 Pow) does not: reshape reserves scratch for those, and run copies
+ * such an input there first when the output is its buffer.
+ */
+
+/* Bit k: input k needs the copy if the output overwrites it; sets *scratch. */
+static unsigned alias_hazards(int nin, const onr_tensor *const *in, const onr_tensor *out,
+                              size_t *scratch)
+{
+    size_t ob = (size_t)out->numel * elem_size(out->dtype);
+    unsigned mask = 0;
+    for (int k = 0; k < nin; k++) {
+        const onr_tensor *t = in[k];
+        if (!t) continue;
+        int same_layout = t->numel == out->numel && elem_size(t->dtype) == elem_size(out->dtype);
+        if (!same_layout && ob && (size_t)t->numel * elem_size(t->dtype) == ob) mask |= 1u << k;
+    }
+    *scratch = mask ? ob : 0;
+    return mask;
+}
+
+/* data[k] of the inputs in mask that are the output's buffer -> a copy in scratch. */
+static void alias_redirect(const onr_kctx *ctx, int nin, unsigned mask, const void **data)
+{
+    const void *o = ctx->out[0]->data;
+    int copied = 0;
+    for (int k = 0; k < nin; k++) {
+        if (!(mask >> k & 1u) || data[k] != o) continue;
+        if (!copied) memcpy(ctx->scratch, o, ctx->scratch_size);
+        copied = 1;
+        data[k] = ctx->scratch;
+    }
+}
+
+/* ---- shared checks ------------------------------------------------------------ */
 
 static int type_mismatch(onr_kctx *ctx, int i)
 {
@@ -535,17 +595,46 @@ static int bcast_out(onr_kctx *ctx, int n, onr_dtype odt)
     return onr_set_out(ctx, 0, odt, rank, dims);
 }
 
+/* ---- Add, Sub, ..., comparisons, logic, BitShift ------------------------------- */
+
+typedef struct bin_params {
+    bin_prm prm;        /* create: fmod, direction; reshape: the types mixed Pow reads */
+    int legacy;         /* create: opset < 7, B broadcasts by the attributes below */
+    int bcast;          /* create: the `broadcast` attribute (opset < 7) */
+    int has_axis;       /* create: `axis` given (opset < 7) */
+    int64_t axis;
+    ew_kernel k;        /* reshape */
+    ew_plan plan;       /* reshape: A and B (legacy: B's view) broadcast to the output */
+    unsigned hazards;   /* reshape: see alias_hazards */
+} bin_params;
+
+static int bin_create(onr_create_ctx *c, bin_params *P, const bin_op *op)
+{
+    int st;
+    if (op->attrs && (st = op->attrs(c, &P->prm))) return st;
+    if (c->opset >= 7) return ONR_OK;
+    P->legacy = 1;
+    int64_t b = onr_attr_int(c->node, "broadcast", 0);
+    if (b != 0 && b != 1)
+        return onr_seterr(c->err, ONR_E_MODEL, "broadcast must be 0 or 1, got %lld",
+                          (long long)b);
+    P->bcast = (int)b;
+    P->has_axis = onr_node_attr(c->node, "axis") != NULL;
+    P->axis = onr_attr_int(c->node, "axis", 0);
+    return ONR_OK;
+}
+
 /* Before opset 7, B broadcast to A only when the `broadcast` attribute was
  * set, matching A's dims from `axis` (default: A's trailing dims). *bv gets
  * B's data under the numpy-equivalent shape: B's dims followed by ones. */
-static int legacy_b_view(onr_kctx *ctx, onr_tensor *bv)
+static int legacy_b_view(onr_kctx *ctx, const bin_params *P, onr_tensor *bv)
 {
     const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
     char s1[256], s2[256];
     *bv = *b;
     onr_fmt_dims(s1, sizeof s1, a->dims, a->rank);
     onr_fmt_dims(s2, sizeof s2, b->dims, b->rank);
-    if (!onr_attr_int(ctx->node, "broadcast", 0)) {
+    if (!P->bcast) {
         int same = a->rank == b->rank;
         for (int d = 0; d < a->rank && same; d++) same = a->dims[d] == b->dims[d];
         if (!same)
@@ -558,7 +647,7 @@ static int legacy_b_view(onr_kctx *ctx, onr_tensor *bv)
         bv->rank = 0;
         return ONR_OK;
     }
-    int64_t axis = onr_attr_int(ctx->node, "axis", a->rank - b->rank);
+    int64_t axis = P->has_axis ? P->axis : a->rank - b->rank;
     if (axis < 0) axis += a->rank;
     if (axis < 0 || axis + b->rank > a->rank)
         return onr_seterr(ctx->err, ONR_E_MODEL,
@@ -574,47 +663,134 @@ static int legacy_b_view(onr_kctx *ctx, onr_tensor *bv)
     return ONR_OK;
 }
 
-static int bin_shape(onr_kctx *ctx, const bin_op *op)
+static int bin_reshape(onr_kctx *ctx, size_t *scratch, const bin_op *op)
 {
+    bin_params *P = ctx->params;
     int st;
-    bin_prm prm = {0};
     if ((st = count_inputs(ctx, 2, 2)) || (st = onr_check_input(ctx, 0, op->types)) ||
         (st = onr_check_input(ctx, 1, op->btypes ? op->btypes : op->types)))
         return st;
     if (!op->btypes && ctx->in[0]->dtype != ctx->in[1]->dtype) return type_mismatch(ctx, 1);
-    if (op->attrs && (st = op->attrs(ctx, &prm))) return st;
-    onr_dtype odt = op->out_bool ? ONR_BOOL : ctx->in[0]->dtype;
-    if (ctx->opset < 7) { /* the result always has A's shape */
-        onr_tensor bv;
-        if ((st = legacy_b_view(ctx, &bv))) return st;
-        return onr_set_out(ctx, 0, odt, ctx->in[0]->rank, ctx->in[0]->dims);
-    }
-    return bcast_out(ctx, 2, odt);
-}
-
-static int bin_run(onr_kctx *ctx, const bin_op *op)
-{
-    bin_prm prm = {0};
-    int st;
-    if (op->attrs && (st = op->attrs(ctx, &prm))) return st;
-    prm.ta = ctx->in[0]->dtype;
-    prm.tb = ctx->in[1]->dtype;
-    prm.tc = ctx->out[0]->dtype;
+    if (op->check && (st = op->check(ctx, &P->prm))) return st;
+    const onr_tensor *a = ctx->in[0];
+    onr_dtype odt = op->out_bool ? ONR_BOOL : a->dtype;
     onr_tensor bv = *ctx->in[1];
-    if (ctx->opset < 7 && (st = legacy_b_view(ctx, &bv))) return st;
-    return bin_apply(ctx, op, ctx->in[0], &bv, ctx->out[0], &prm);
+    if (P->legacy) { /* the result always has A's shape */
+        if ((st = legacy_b_view(ctx, P, &bv)) || (st = onr_set_out(ctx, 0, odt, a->rank, a->dims)))
+            return st;
+    } else if ((st = bcast_out(ctx, 2, odt))) {
+        return st;
+    }
+    P->prm.ta = a->dtype;
+    P->prm.tb = bv.dtype;
+    P->prm.tc = odt;
+    if ((st = pick_kernel(ctx, op, a->dtype, bv.dtype, odt, &P->k))) return st;
+    const onr_tensor *ins[2] = {a, &bv};
+    ew_plan_init(&P->plan, 2, ins, ctx->out[0]);
+    P->hazards = alias_hazards(2, (const onr_tensor *const *)ctx->in, ctx->out[0], scratch);
+    return ONR_OK;
 }
 
-/* Variadic Max/Min/Sum/Mean: fold the inputs pairwise into the output. */
-static int var_shape(onr_kctx *ctx, const bin_op *op)
+static int bin_run(const onr_kctx *ctx, const bin_op *op)
 {
+    const bin_params *P = ctx->params;
+    const void *data[2] = {ctx->in[0]->data, ctx->in[1]->data};
+    alias_redirect(ctx, 2, P->hazards, data);
+    ew_run(ctx, &P->plan, &P->k, &P->prm, data, ctx->out[0]->data, op->cost);
+    return ONR_OK;
+}
+
+/* -- attribute readers and checks -- */
+
+static int mod_attrs(onr_create_ctx *c, bin_prm *p)
+{
+    int64_t f = onr_attr_int(c->node, "fmod", 0);
+    if (f != 0 && f != 1)
+        return onr_seterr(c->err, ONR_E_MODEL, "fmod must be 0 or 1, got %lld", (long long)f);
+    p->fmod = (int)f;
+    return ONR_OK;
+}
+
+static int mod_check(onr_kctx *ctx, const bin_prm *p)
+{
+    if (p->fmod == 0 && (ONR_T(ctx->in[0]->dtype) & ONR_TYPES_FLOAT))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "fmod must be 1 for %s inputs",
+                          onr_dtype_name(ctx->in[0]->dtype));
+    return ONR_OK;
+}
+
+static int shift_attrs(onr_create_ctx *c, bin_prm *p)
+{
+    const char *d = onr_attr_string(c->node, "direction", NULL);
+    if (!d || (strcmp(d, "LEFT") != 0 && strcmp(d, "RIGHT") != 0))
+        return onr_seterr(c->err, ONR_E_MODEL, "direction must be \"LEFT\" or \"RIGHT\", got %s%s%s",
+                          d ? "\"" : "", d ? d : "none", d ? "\"" : "");
+    p->left = strcmp(d, "LEFT") == 0;
+    return ONR_OK;
+}
+
+/* ---- variadic Max, Min, Sum, Mean ----------------------------------------------- *
+ *
+ * The inputs fold pairwise into the output: out = in0 op in1, then
+ * out = out op in[i]. One plan per fold, sized by the input count in create.
+ */
+
+#define VAR_MAX_IN (1 << 20)
+
+typedef struct var_params {
+    int nplans;       /* create: n_in - 1 */
+    ew_plan *plans;   /* create: allocated; reshape: filled */
+    ew_kernel k;      /* reshape */
+    int hazard;       /* reshape: an input past the second has the output's bytes */
+} var_params;
+
+static int var_create(onr_create_ctx *c, void *params)
+{
+    var_params *P = params;
+    if (c->n_in < 2 || c->n_in > VAR_MAX_IN) return ONR_OK; /* reshape reports the count */
+    if (!(P->plans = calloc((size_t)c->n_in - 1, sizeof *P->plans)))
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %d inputs", c->n_in);
+    P->nplans = c->n_in - 1;
+    return ONR_OK;
+}
+
+static void var_destroy(void *params)
+{
+    var_params *P = params;
+    free(P->plans);
+}
+
+static int var_reshape(onr_kctx *ctx, size_t *scratch, const bin_op *op)
+{
+    var_params *P = ctx->params;
     int st;
-    if ((st = count_inputs(ctx, 1, 1 << 20))) return st;
+    if ((st = count_inputs(ctx, 1, VAR_MAX_IN))) return st;
     for (int i = 0; i < ctx->n_in; i++) {
         if ((st = onr_check_input(ctx, i, op->types))) return st;
         if (ctx->in[i]->dtype != ctx->in[0]->dtype) return type_mismatch(ctx, i);
     }
-    return bcast_out(ctx, ctx->n_in, ctx->in[0]->dtype);
+    if ((st = bcast_out(ctx, ctx->n_in, ctx->in[0]->dtype))) return st;
+    if (ctx->n_in == 1) return ONR_OK;
+    if (P->nplans != ctx->n_in - 1)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "%s was created for %d inputs, has %d",
+                          op->name, P->nplans + 1, ctx->n_in);
+    onr_tensor *out = ctx->out[0];
+    onr_dtype dt = out->dtype;
+    if ((st = pick_kernel(ctx, op, dt, dt, dt, &P->k))) return st;
+    const onr_tensor *first[2] = {ctx->in[0], ctx->in[1]};
+    ew_plan_init(&P->plans[0], 2, first, out);
+    for (int i = 2; i < ctx->n_in; i++) {
+        const onr_tensor *pair[2] = {out, ctx->in[i]};
+        ew_plan_init(&P->plans[i - 1], 2, pair, out);
+    }
+    /* The first fold writes the whole output, so an input folded later must
+     * not be the output's buffer: keep a copy in scratch when it could be. */
+    P->hazard = 0;
+    *scratch = 0;
+    for (int i = 2; i < ctx->n_in && !P->hazard; i++)
+        P->hazard = ctx->in[i]->numel == out->numel && out->numel > 0;
+    if (P->hazard) *scratch = onr_tensor_nbytes(out);
+    return ONR_OK;
 }
 
 static void scale(onr_tensor *t, double s)
@@ -630,93 +806,97 @@ static void scale(onr_tensor *t, double s)
     }
 }
 
-static int var_run(onr_kctx *ctx, const bin_op *op, int mean)
+static int var_run(const onr_kctx *ctx, const bin_op *op, int mean)
 {
+    const var_params *P = ctx->params;
     onr_tensor *out = ctx->out[0];
-    bin_prm prm = {0};
+    static const bin_prm prm = {0};
     if (out->numel == 0) return ONR_OK;
     if (ctx->n_in == 1) { /* the output has input 0's shape */
-        memcpy(out->data, ctx->in[0]->data, onr_tensor_nbytes(out));
+        if (out->data != ctx->in[0]->data)
+            memcpy(out->data, ctx->in[0]->data, onr_tensor_nbytes(out));
         return ONR_OK;
     }
-    int st = bin_apply(ctx, op, ctx->in[0], ctx->in[1], out, &prm);
-    for (int i = 2; i < ctx->n_in && !st; i++) st = bin_apply(ctx, op, out, ctx->in[i], out, &prm);
-    if (!st && mean) scale(out, ctx->n_in);
-    return st;
-}
-
-/* -- attribute readers -- */
-
-static int mod_attrs(onr_kctx *ctx, bin_prm *p)
-{
-    int64_t f = onr_attr_int(ctx->node, "fmod", 0);
-    if (f != 0 && f != 1)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "fmod must be 0 or 1, got %lld", (long long)f);
-    if (f == 0 && (ONR_T(ctx->in[0]->dtype) & ONR_TYPES_FLOAT))
-        return onr_seterr(ctx->err, ONR_E_MODEL, "fmod must be 1 for %s inputs",
-                          onr_dtype_name(ctx->in[0]->dtype));
-    p->fmod = (int)f;
-    return ONR_OK;
-}
-
-static int shift_attrs(onr_kctx *ctx, bin_prm *p)
-{
-    const char *d = onr_attr_string(ctx->node, "direction", NULL);
-    if (!d || (strcmp(d, "LEFT") != 0 && strcmp(d, "RIGHT") != 0))
-        return onr_seterr(ctx->err, ONR_E_MODEL, "direction must be \"LEFT\" or \"RIGHT\", got %s%s%s",
-                          d ? "\"" : "", d ? d : "none", d ? "\"" : "");
-    p->left = strcmp(d, "LEFT") == 0;
+    const void *saved = NULL; /* the output's buffer as an input, copied before the first fold */
+    for (int i = 2; i < ctx->n_in && !saved; i++)
+        if (ctx->in[i]->data == out->data) saved = out->data;
+    if (saved) {
+        if (!P->hazard || ctx->scratch_size < onr_tensor_nbytes(out))
+            return onr_seterr(ctx->err, ONR_E_RUNTIME, "%s: input is the output's buffer",
+                              op->name);
+        memcpy(ctx->scratch, out->data, onr_tensor_nbytes(out));
+    }
+    const void *data[2] = {ctx->in[0]->data, ctx->in[1]->data};
+    ew_run(ctx, &P->plans[0], &P->k, &prm, data, out->data, op->cost);
+    for (int i = 2; i < ctx->n_in; i++) {
+        data[0] = out->data;
+        data[1] = saved && ctx->in[i]->data == saved ? ctx->scratch : ctx->in[i]->data;
+        ew_run(ctx, &P->plans[i - 1], &P->k, &prm, data, out->data, op->cost);
+    }
+    if (mean) scale(out, ctx->n_in);
     return ONR_OK;
 }
 
 /* ---- registry entries -------------------------------------------------------- */
 
-#define IMPL(Sym, shape_, run_, types_) \
-    const onr_op_impl onr_impl_##Sym = {.shape = shape_, .run = run_, .types = types_};
+/* A descriptor, its create, reshape and run wrappers, and its registry entry. */
+#define BIN_OP(Sym, types_, btypes_, out_bool_, cost_, attrs_, check_, ...)                    \
+    static const bin_op op_##Sym = {#Sym, types_, btypes_, out_bool_, cost_,                    \
+                                    attrs_, check_, {__VA_ARGS__}};                             \
+    static int Sym##_create(onr_create_ctx *c, void *p) { return bin_create(c, p, &op_##Sym); } \
+    static int Sym##_reshape(onr_kctx *c, size_t *s) { return bin_reshape(c, s, &op_##Sym); }   \
+    static int Sym##_run(onr_kctx *c) { return bin_run(c, &op_##Sym); }                         \
+    const onr_op_impl onr_impl_##Sym = {.create = Sym##_create, .reshape = Sym##_reshape,      \
+                                        .run = Sym##_run, .params_size = sizeof(bin_params),    \
+                                        .types = types_, .flags = ONR_OP_INPLACE};
 
-/* A descriptor, its shape and run wrappers, and its registry entry. */
-#define BIN_OP(Sym, types_, btypes_, out_bool_, cost_, attrs_, ...)                        \
-    static const bin_op op_##Sym = {#Sym,    types_, btypes_,       out_bool_,              \
-                                    cost_,   attrs_, {__VA_ARGS__}};                        \
-    static int Sym##_shape(onr_kctx *c) { return bin_shape(c, &op_##Sym); }                 \
-    static int Sym##_run(onr_kctx *c) { return bin_run(c, &op_##Sym); }                     \
-    IMPL(Sym, Sym##_shape, Sym##_run, types_)
-
-#define VAR_OP(Sym, types_, mean_, ...)                                                 \
-    static const bin_op op_##Sym = {#Sym, types_, 0, 0, 1, NULL, {__VA_ARGS__}};        \
-    static int Sym##_shape(onr_kctx *c) { return var_shape(c, &op_##Sym); }              \
-    static int Sym##_run(onr_kctx *c) { return var_run(c, &op_##Sym, mean_); }           \
-    IMPL(Sym, Sym##_shape, Sym##_run, types_)
+#define VAR_OP(Sym, types_, mean_, ...)                                                       \
+    static const bin_op op_##Sym = {#Sym, types_, 0, 0, 1, NULL, NULL, {__VA_ARGS__}};         \
+    static int Sym##_reshape(onr_kctx *c, size_t *s) { return var_reshape(c, s, &op_##Sym); }  \
+    static int Sym##_run(onr_kctx *c) { return var_run(c, &op_##Sym, mean_); }                 \
+    const onr_op_impl onr_impl_##Sym = {.create = var_create, .reshape = Sym##_reshape,       \
+                                        .run = Sym##_run, .destroy = var_destroy,              \
+                                        .params_size = sizeof(var_params), .types = types_,    \
+                                        .flags = ONR_OP_INPLACE};
 
 #define T_BOOL ONR_T(ONR_BOOL)
 #define T_POWBASE (ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64))
 
-BIN_OP(Add, ONR_TYPES_NUM, 0, 0, 1, NULL, TBL_NUM(add))
-BIN_OP(Sub, ONR_TYPES_NUM, 0, 0, 1, NULL, TBL_NUM(sub))
-BIN_OP(Mul, ONR_TYPES_NUM, 0, 0, 1, NULL, TBL_NUM(mul))
-BIN_OP(Div, ONR_TYPES_NUM, 0, 0, 2, NULL, TBL_NUM(div))
-BIN_OP(Mod, ONR_TYPES_NUM, 0, 0, 8, mod_attrs, TBL_NUM(mod))
-BIN_OP(Pow, T_POWBASE, ONR_TYPES_NUM, 0, 16, NULL, [ONR_FLOAT] = pow_f32,
+BIN_OP(Add, ONR_TYPES_NUM, 0, 0, 1, NULL, NULL, TBL_NUM(add))
+BIN_OP(Sub, ONR_TYPES_NUM, 0, 0, 1, NULL, NULL, TBL_NUM(sub))
+BIN_OP(Mul, ONR_TYPES_NUM, 0, 0, 1, NULL, NULL, TBL_NUM(mul))
+BIN_OP(Div, ONR_TYPES_NUM, 0, 0, 2, NULL, NULL, TBL_NUM(div))
+BIN_OP(Mod, ONR_TYPES_NUM, 0, 0, 8, mod_attrs, mod_check, TBL_NUM(mod))
+BIN_OP(Pow, T_POWBASE, ONR_TYPES_NUM, 0, 16, NULL, NULL, [ONR_FLOAT] = pow_f32,
        [ONR_DOUBLE] = pow_f64)
-BIN_OP(BitShift, ONR_TYPES_UINT, 0, 0, 1, shift_attrs, TBL_UINT(shift))
-BIN_OP(Equal, ONR_TYPES_NUM | T_BOOL | ONR_T(ONR_STRING), 0, 1, 1, NULL, TBL_NUM(eq),
+BIN_OP(BitShift, ONR_TYPES_UINT, 0, 0, 1, shift_attrs, NULL, TBL_UINT(shift))
+BIN_OP(Equal, ONR_TYPES_NUM | T_BOOL | ONR_T(ONR_STRING), 0, 1, 1, NULL, NULL, TBL_NUM(eq),
        [ONR_BOOL] = eq_b, [ONR_STRING] = eq_str)
-BIN_OP(Less, ONR_TYPES_NUM, 0, 1, 1, NULL, TBL_NUM(lt))
-BIN_OP(LessOrEqual, ONR_TYPES_NUM, 0, 1, 1, NULL, TBL_NUM(le))
-BIN_OP(Greater, ONR_TYPES_NUM, 0, 1, 1, NULL, TBL_NUM(gt))
-BIN_OP(GreaterOrEqual, ONR_TYPES_NUM, 0, 1, 1, NULL, TBL_NUM(ge))
-BIN_OP(And, T_BOOL, 0, 1, 1, NULL, [ONR_BOOL] = and_b)
-BIN_OP(Or, T_BOOL, 0, 1, 1, NULL, [ONR_BOOL] = or_b)
-BIN_OP(Xor, T_BOOL, 0, 1, 1, NULL, [ONR_BOOL] = xor_b)
+BIN_OP(Less, ONR_TYPES_NUM, 0, 1, 1, NULL, NULL, TBL_NUM(lt))
+BIN_OP(LessOrEqual, ONR_TYPES_NUM, 0, 1, 1, NULL, NULL, TBL_NUM(le))
+BIN_OP(Greater, ONR_TYPES_NUM, 0, 1, 1, NULL, NULL, TBL_NUM(gt))
+BIN_OP(GreaterOrEqual, ONR_TYPES_NUM, 0, 1, 1, NULL, NULL, TBL_NUM(ge))
+BIN_OP(And, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = and_b)
+BIN_OP(Or, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = or_b)
+BIN_OP(Xor, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = xor_b)
 
 VAR_OP(Max, ONR_TYPES_NUM, 0, TBL_NUM(max))
 VAR_OP(Min, ONR_TYPES_NUM, 0, TBL_NUM(min))
 VAR_OP(Sum, ONR_TYPES_FLOAT, 0, TBL_NUM(add))
 VAR_OP(Mean, ONR_TYPES_FLOAT, 1, TBL_NUM(add))
 
-/* PRelu: the slope broadcasts to X's shape in one direction only. Before
- * opset 7 a 1-D slope of X's channel count applied along axis 1. */
-static const bin_op op_PRelu = {"PRelu", ONR_TYPES_NUM, 0, 0, 1, NULL, {TBL_NUM(prelu)}};
+/* ---- PRelu ------------------------------------------------------------------------ *
+ *
+ * The slope broadcasts to X's shape in one direction only. Before opset 7 a
+ * 1-D slope of X's channel count applied along axis 1.
+ */
+static const bin_op op_PRelu = {"PRelu", ONR_TYPES_NUM, 0, 0, 1, NULL, NULL, {TBL_NUM(prelu)}};
+
+typedef struct prelu_params {
+    ew_kernel k;      /* reshape */
+    ew_plan plan;     /* reshape: X and the slope (its layout by opset) to X's shape */
+    unsigned hazards; /* reshape: see alias_hazards */
+} prelu_params;
 
 static void prelu_slope_view(onr_kctx *ctx, onr_tensor *sv)
 {
@@ -729,8 +909,9 @@ static void prelu_slope_view(onr_kctx *ctx, onr_tensor *sv)
     }
 }
 
-static int prelu_shape(onr_kctx *ctx)
+static int prelu_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    prelu_params *P = ctx->params;
     int st;
     if ((st = count_inputs(ctx, 2, 2)) || (st = onr_check_input(ctx, 0, op_PRelu.types)) ||
         (st = onr_check_input(ctx, 1, op_PRelu.types)))
@@ -752,21 +933,40 @@ static int prelu_shape(onr_kctx *ctx)
                           onr_fmt_dims(s1, sizeof s1, ctx->in[1]->dims, ctx->in[1]->rank),
                           onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
     }
-    return onr_set_out_like(ctx, 0, 0);
+    if ((st = onr_set_out_like(ctx, 0, 0)) ||
+        (st = pick_kernel(ctx, &op_PRelu, x->dtype, x->dtype, x->dtype, &P->k)))
+        return st;
+    ew_plan_init(&P->plan, 2, ts, ctx->out[0]);
+    P->hazards = alias_hazards(2, (const onr_tensor *const *)ctx->in, ctx->out[0], scratch);
+    return ONR_OK;
 }
 
 static int prelu_run(onr_kctx *ctx)
 {
-    bin_prm prm = {0};
-    onr_tensor sv;
-    prelu_slope_view(ctx, &sv);
-    return bin_apply(ctx, &op_PRelu, ctx->in[0], &sv, ctx->out[0], &prm);
+    const prelu_params *P = ctx->params;
+    static const bin_prm prm = {0};
+    const void *data[2] = {ctx->in[0]->data, ctx->in[1]->data};
+    alias_redirect(ctx, 2, P->hazards, data);
+    ew_run(ctx, &P->plan, &P->k, &prm, data, ctx->out[0]->data, op_PRelu.cost);
+    return ONR_OK;
 }
-IMPL(PRelu, prelu_shape, prelu_run, ONR_TYPES_NUM)
 
-/* Where(cond, X, Y): all three broadcast together. */
-static int where_shape(onr_kctx *ctx)
+const onr_op_impl onr_impl_PRelu = {.reshape = prelu_reshape, .run = prelu_run,
+                                    .params_size = sizeof(prelu_params), .types = ONR_TYPES_NUM,
+                                    .flags = ONR_OP_INPLACE};
+
+/* ---- Where(cond, X, Y): all three broadcast together ------------------------------ */
+
+typedef struct where_params {
+    ew_kern k;        /* reshape: by element size */
+    ew_plan plan;     /* reshape */
+    unsigned hazards; /* reshape: see alias_hazards */
+} where_params;
+
+static int where_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    static const ew_kern by_size[9] = {[1] = where_1, [2] = where_2, [4] = where_4, [8] = where_8};
+    where_params *P = ctx->params;
     int st;
     if ((st = count_inputs(ctx, 3, 3)) || (st = onr_check_input(ctx, 0, T_BOOL)) ||
         (st = onr_check_input(ctx, 1, ONR_TYPES_NUM | T_BOOL)) ||
@@ -775,21 +975,27 @@ static int where_shape(onr_kctx *ctx)
     if (ctx->in[1]->dtype != ctx->in[2]->dtype)
         return onr_seterr(ctx->err, ONR_E_MODEL, "X has type %s but Y has %s",
                           onr_dtype_name(ctx->in[1]->dtype), onr_dtype_name(ctx->in[2]->dtype));
-    return bcast_out(ctx, 3, ctx->in[1]->dtype);
-}
-
-static int where_run(onr_kctx *ctx)
-{
-    static const ew_kern by_size[9] = {[1] = where_1, [2] = where_2, [4] = where_4, [8] = where_8};
+    if ((st = bcast_out(ctx, 3, ctx->in[1]->dtype))) return st;
     onr_tensor *out = ctx->out[0];
     size_t es = onr_dtype_size(out->dtype);
     if (es > 8 || !by_size[es])
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Where is not implemented for %s",
                           onr_dtype_name(out->dtype));
-    ew_plan p;
-    ew_plan_init(&p, 3, (const onr_tensor *const *)ctx->in, out);
-    const void *data[3] = {ctx->in[0]->data, ctx->in[1]->data, ctx->in[2]->data};
-    ew_exec(&p, data, out->data, by_size[es], NULL, 1, ctx->nthreads);
+    P->k = by_size[es];
+    ew_plan_init(&P->plan, 3, (const onr_tensor *const *)ctx->in, out);
+    P->hazards = alias_hazards(3, (const onr_tensor *const *)ctx->in, out, scratch);
     return ONR_OK;
 }
-IMPL(Where, where_shape, where_run, ONR_TYPES_NUM | T_BOOL)
+
+static int where_run(onr_kctx *ctx)
+{
+    const where_params *P = ctx->params;
+    const void *data[3] = {ctx->in[0]->data, ctx->in[1]->data, ctx->in[2]->data};
+    alias_redirect(ctx, 3, P->hazards, data);
+    ew_exec(&P->plan, data, ctx->out[0]->data, P->k, NULL, 1, ctx->nthreads);
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_Where = {.reshape = where_reshape, .run = where_run,
+                                    .params_size = sizeof(where_params),
+                                    .types = ONR_TYPES_NUM | T_BOOL, .flags = ONR_OP_INPLACE};

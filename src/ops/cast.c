@@ -213,7 +213,7 @@ static void fmt_float(char *buf, size_t len, double v, onr_dtype dt)
     if (!strchr(buf, '.') && strlen(buf) + 2 < len) strcat(buf, ".0");
 }
 
-static int cast_to_string(onr_kctx *ctx, const onr_tensor *x, onr_tensor *y)
+static int cast_to_string(const onr_kctx *ctx, const onr_tensor *x, onr_tensor *y)
 {
     char **out = y->data;
     char buf[64];
@@ -263,30 +263,29 @@ static void cast_from_string(const onr_tensor *x, onr_tensor *y)
 
 /* ---- operators ------------------------------------------------------------------- */
 
+/* What run does, chosen in reshape from the two types. */
+enum { CAST_NUMERIC, CAST_COPY, CAST_TO_STRING, CAST_FROM_STRING };
+
+typedef struct cast_params {
+    onr_dtype to; /* create (Cast): the target type */
+    int saturate; /* create (opset 19+): only float8 targets read it, and those are not
+                   * supported; kept validated for when they are */
+    int mode;     /* reshape: CAST_* */
+} cast_params;
+
 /* Types past bfloat16 (17 on: float8, int4, float4, ...) are valid ONNX but
  * not implemented; anything else is not a type at all. */
-static int cast_target(onr_kctx *ctx, int64_t to)
+static int cast_target(onr_err *err, int64_t to)
 {
     if (to > 0 && to < ONR_DTYPE_COUNT && (ONR_T(to) & T_CASTABLE)) return ONR_OK;
     if (to == ONR_COMPLEX64 || to == ONR_COMPLEX128)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "cast to complex type %lld is not supported",
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "cast to complex type %lld is not supported",
                           (long long)to);
     if (to >= ONR_DTYPE_COUNT && to < 64)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+        return onr_seterr(err, ONR_E_UNSUPPORTED,
                           "cast to type %lld (float8/int4/float4 family) is not supported",
                           (long long)to);
-    return onr_seterr(ctx->err, ONR_E_MODEL, "'to' is not a valid data type: %lld", (long long)to);
-}
-
-static int cast_common_shape(onr_kctx *ctx, int nin, onr_dtype to)
-{
-    int st;
-    if (ctx->n_in != nin || ctx->n_out < 1 || !ctx->out[0])
-        return onr_seterr(ctx->err, ONR_E_MODEL, "expects %d input%s and 1 output, got %d and %d",
-                          nin, nin > 1 ? "s" : "", ctx->n_in, ctx->n_out);
-    if ((st = onr_check_input(ctx, 0, T_CASTABLE)) || (st = cast_target(ctx, to))) return st;
-    const onr_tensor *x = ctx->in[0];
-    return onr_set_out(ctx, 0, to, x->rank, x->dims);
+    return onr_seterr(err, ONR_E_MODEL, "'to' is not a valid data type: %lld", (long long)to);
 }
 
 /* Cast-1..5 named the target type with a string. */
@@ -303,41 +302,83 @@ static int64_t legacy_type(const char *name)
     return -1;
 }
 
-static int cast_shape(onr_kctx *ctx)
+/* saturate (Cast-19, CastLike-19): 0 or 1. */
+static int saturate_attr(onr_create_ctx *c, cast_params *P)
 {
-    const onr_attr *a = onr_node_attr(ctx->node, "to");
-    int64_t to = -1;
-    if (a && a->type == ONR_ATTR_INT) {
-        to = a->i;
-    } else if (a && a->type == ONR_ATTR_STRING && ctx->opset < 6) {
-        if ((to = legacy_type(a->s)) < 0)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "'to' names no known type: \"%s\"", a->s);
-    } else {
-        return onr_seterr(ctx->err, ONR_E_MODEL, "Cast needs an integer attribute 'to'");
-    }
-    if (to <= 0 || to >= ONR_DTYPE_COUNT) return cast_target(ctx, to);
-    return cast_common_shape(ctx, 1, (onr_dtype)to);
+    int64_t s = onr_attr_int(c->node, "saturate", 1);
+    if (s != 0 && s != 1)
+        return onr_seterr(c->err, ONR_E_MODEL, "saturate must be 0 or 1, got %lld", (long long)s);
+    P->saturate = (int)s;
+    return ONR_OK;
 }
 
-static int castlike_shape(onr_kctx *ctx)
+static int cast_create(onr_create_ctx *c, void *params)
 {
+    cast_params *P = params;
+    const onr_attr *a = onr_node_attr(c->node, "to");
+    int64_t to = -1;
+    int st;
+    if (a && a->type == ONR_ATTR_INT) {
+        to = a->i;
+    } else if (a && a->type == ONR_ATTR_STRING && c->opset < 6) {
+        if ((to = legacy_type(a->s)) < 0)
+            return onr_seterr(c->err, ONR_E_MODEL, "'to' names no known type: \"%s\"", a->s);
+    } else {
+        return onr_seterr(c->err, ONR_E_MODEL, "Cast needs an integer attribute 'to'");
+    }
+    if ((st = cast_target(c->err, to))) return st;
+    P->to = (onr_dtype)to;
+    return saturate_attr(c, P);
+}
+
+static int castlike_create(onr_create_ctx *c, void *params)
+{
+    return saturate_attr(c, params);
+}
+
+static int cast_common_reshape(onr_kctx *ctx, int nin, onr_dtype to)
+{
+    cast_params *P = ctx->params;
+    int st;
+    if (ctx->n_in != nin || ctx->n_out < 1 || !ctx->out[0])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "expects %d input%s and 1 output, got %d and %d",
+                          nin, nin > 1 ? "s" : "", ctx->n_in, ctx->n_out);
+    if ((st = onr_check_input(ctx, 0, T_CASTABLE)) || (st = cast_target(ctx->err, to))) return st;
+    const onr_tensor *x = ctx->in[0];
+    P->mode = to == ONR_STRING               ? CAST_TO_STRING
+              : x->dtype == ONR_STRING        ? CAST_FROM_STRING
+              : x->dtype == to                ? CAST_COPY
+                                              : CAST_NUMERIC;
+    return onr_set_out(ctx, 0, to, x->rank, x->dims);
+}
+
+static int cast_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    const cast_params *P = ctx->params;
+    *scratch = 0;
+    return cast_common_reshape(ctx, 1, P->to);
+}
+
+static int castlike_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    *scratch = 0;
     if (ctx->n_in != 2 || !ctx->in[1])
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 2 inputs, got %d", ctx->n_in);
-    return cast_common_shape(ctx, 2, ctx->in[1]->dtype);
+    return cast_common_reshape(ctx, 2, ctx->in[1]->dtype);
 }
 
 static int cast_run(onr_kctx *ctx)
 {
+    const cast_params *P = ctx->params;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    if (y->dtype == ONR_STRING) return cast_to_string(ctx, x, y);
-    if (x->dtype == ONR_STRING) {
-        cast_from_string(x, y);
+    switch (P->mode) {
+    case CAST_TO_STRING: return cast_to_string(ctx, x, y);
+    case CAST_FROM_STRING: cast_from_string(x, y); return ONR_OK;
+    case CAST_COPY:
+        if (y->data != x->data) memcpy(y->data, x->data, onr_tensor_nbytes(y));
         return ONR_OK;
-    }
-    if (x->dtype == y->dtype) {
-        memcpy(y->data, x->data, onr_tensor_nbytes(y));
-        return ONR_OK;
+    default: break;
     }
     int64_t n = x->numel, work = n * 2;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
@@ -350,5 +391,13 @@ static int cast_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_Cast = {.shape = cast_shape, .run = cast_run, .types = T_CASTABLE};
-const onr_op_impl onr_impl_CastLike = {.shape = castlike_shape, .run = cast_run, .types = T_CASTABLE};
+/* No ONR_OP_INPLACE: a string tensor's elements are owned pointers (and its
+ * dtype size is 0, so a byte-size rule cannot tell it apart), so writing a
+ * cast over its input would free or leak them. Numeric casts between types
+ * of one size would be safe, but the flag is per operator. */
+const onr_op_impl onr_impl_Cast = {.create = cast_create, .reshape = cast_reshape,
+                                   .run = cast_run, .params_size = sizeof(cast_params),
+                                   .types = T_CASTABLE};
+const onr_op_impl onr_impl_CastLike = {.create = castlike_create, .reshape = castlike_reshape,
+                                       .run = cast_run, .params_size = sizeof(cast_params),
+                                       .types = T_CASTABLE};

@@ -11,6 +11,10 @@
  * converted chunks; other integer inputs (Erf, Shrink) run the float64
  * kernel the same way. Kernels are tight loops over contiguous data; the
  * tensor is split into one slice per thread above a work threshold.
+ *
+ * create reads the attributes (alpha, beta, gamma, ...) into un_prm;
+ * reshape picks the kernel and its conversion path; run computes. Clip-11's
+ * bounds are inputs whose values run reads (no shape depends on them).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -43,7 +47,7 @@ typedef struct un_op {
     uint32_t types;
     int cost;   /* rough per-element cost for the parallel threshold */
     int max_in; /* 1, or 3 for Clip-11's optional bounds */
-    int (*attrs)(onr_kctx *ctx, un_prm *p); /* may be NULL */
+    int (*attrs)(onr_create_ctx *c, un_prm *p); /* create: read the attributes; may be NULL */
     un_kern k[ONR_DTYPE_COUNT];
 } un_op;
 
@@ -285,20 +289,31 @@ static void store_int(onr_dtype dt, void *p, int64_t i, double v)
     }
 }
 
-/* Elements [s, e) of x through op at dtype dt. A native kernel runs in
- * place; otherwise small chunks are converted to float (half types) or
- * double (integers), computed, and converted back. */
-static void un_slice(const un_op *op, onr_dtype dt, const onr_tensor *x, onr_tensor *y, int64_t s,
-                     int64_t e, const un_prm *P)
+/* How run reaches the kernel for the input type (chosen in reshape). */
+enum { UN_NATIVE, UN_VIA_F32 /* float16/bfloat16 */, UN_VIA_F64 /* integers */ };
+
+typedef struct un_params {
+    un_prm prm; /* create: the attributes (Clip-11: run fills in the bounds on a copy) */
+    un_kern k;  /* reshape: the kernel, native or the float one the input converts to */
+    int via;    /* reshape: UN_NATIVE, UN_VIA_F32 or UN_VIA_F64 */
+} un_params;
+
+/* Elements [s, e) of x through the kernel. A native kernel runs on the
+ * tensors directly; otherwise small chunks are converted to float (half
+ * types) or double (integers), computed, and converted back. Element i of
+ * y is written only after element i of x was read, so y may be x. */
+static void un_slice(const un_params *P, const onr_tensor *x, onr_tensor *y, int64_t s, int64_t e,
+                     const un_prm *prm)
 {
+    onr_dtype dt = x->dtype;
     size_t es = onr_dtype_size(dt);
-    if (op->k[dt]) {
-        op->k[dt]((const char *)x->data + (size_t)s * es, (char *)y->data + (size_t)s * es, e - s, P);
+    if (P->via == UN_NATIVE) {
+        P->k((const char *)x->data + (size_t)s * es, (char *)y->data + (size_t)s * es, e - s, prm);
         return;
     }
     for (int64_t off = s; off < e; off += UN_CHUNK) {
         int64_t m = e - off < UN_CHUNK ? e - off : UN_CHUNK;
-        if (is_half(dt)) {
+        if (P->via == UN_VIA_F32) {
             float buf[UN_CHUNK];
             const uint16_t *src = (const uint16_t *)x->data + off;
             uint16_t *dst = (uint16_t *)y->data + off;
@@ -306,7 +321,7 @@ static void un_slice(const un_op *op, onr_dtype dt, const onr_tensor *x, onr_ten
                 for (int64_t i = 0; i < m; i++) buf[i] = onr_half_to_float(src[i]);
             else
                 for (int64_t i = 0; i < m; i++) buf[i] = onr_bf16_to_float(src[i]);
-            op->k[ONR_FLOAT](buf, buf, m, P);
+            P->k(buf, buf, m, prm);
             if (dt == ONR_FLOAT16)
                 for (int64_t i = 0; i < m; i++) dst[i] = onr_float_to_half(buf[i]);
             else
@@ -314,92 +329,121 @@ static void un_slice(const un_op *op, onr_dtype dt, const onr_tensor *x, onr_ten
         } else {
             double buf[UN_CHUNK];
             for (int64_t i = 0; i < m; i++) buf[i] = onr_get_f64(x, off + i);
-            op->k[ONR_DOUBLE](buf, buf, m, P);
+            P->k(buf, buf, m, prm);
             for (int64_t i = 0; i < m; i++) store_int(dt, y->data, off + i, buf[i]);
         }
     }
 }
 
-static int un_shape(onr_kctx *ctx, const un_op *op)
+static int un_create(onr_create_ctx *c, void *params, const un_op *op)
 {
-    un_prm prm = {0};
+    un_params *P = params;
+    return op->attrs ? op->attrs(c, &P->prm) : ONR_OK;
+}
+
+static int clip_check(onr_kctx *ctx, int i, int is_lo);
+
+static int un_reshape(onr_kctx *ctx, size_t *scratch, const un_op *op)
+{
+    un_params *P = ctx->params;
     int st;
+    *scratch = 0;
     if (ctx->n_in < 1 || ctx->n_in > op->max_in || ctx->n_out < 1 || !ctx->out[0])
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects %s input%s and 1 output, got %d and %d",
                           op->max_in > 1 ? "1 to 3" : "1", op->max_in > 1 ? "s" : "", ctx->n_in,
                           ctx->n_out);
     if ((st = onr_check_input(ctx, 0, op->types))) return st;
-    if (op->attrs && (st = op->attrs(ctx, &prm))) return st;
+    if (op->max_in > 1 && ((st = clip_check(ctx, 1, 1)) || (st = clip_check(ctx, 2, 0))))
+        return st;
+    onr_dtype dt = ctx->in[0]->dtype;
+    if (op->k[dt]) {
+        P->k = op->k[dt];
+        P->via = UN_NATIVE;
+    } else if (is_half(dt) && op->k[ONR_FLOAT]) {
+        P->k = op->k[ONR_FLOAT];
+        P->via = UN_VIA_F32;
+    } else if ((ONR_T(dt) & ONR_TYPES_INT) && op->k[ONR_DOUBLE]) {
+        P->k = op->k[ONR_DOUBLE];
+        P->via = UN_VIA_F64;
+    } else {
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s is not implemented for %s", op->name,
+                          onr_dtype_name(dt));
+    }
     return onr_set_out_like(ctx, 0, 0);
 }
 
-static int un_run(onr_kctx *ctx, const un_op *op)
+static void clip_read(const onr_kctx *ctx, un_prm *p);
+
+static int un_run(const onr_kctx *ctx, const un_op *op)
 {
-    un_prm prm = {0};
-    int st;
-    if (op->attrs && (st = op->attrs(ctx, &prm))) return st;
+    const un_params *P = ctx->params;
+    const un_prm *prm = &P->prm;
+    un_prm bounds;
+    if (op->max_in > 1) { /* Clip-11: the bounds are values of this run */
+        bounds = P->prm;
+        clip_read(ctx, &bounds);
+        prm = &bounds;
+    }
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    onr_dtype dt = x->dtype;
-    int ok = op->k[dt] || (is_half(dt) && op->k[ONR_FLOAT]) ||
-             ((ONR_T(dt) & ONR_TYPES_INT) && op->k[ONR_DOUBLE]);
-    if (!ok)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s is not implemented for %s", op->name,
-                          onr_dtype_name(dt));
     int64_t n = x->numel, work = n * op->cost;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
     int64_t chunk = ((n + nt - 1) / nt + 63) & ~(int64_t)63;
 #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
-        if (s < e) un_slice(op, dt, x, y, s, e, &prm);
+        if (s < e) un_slice(P, x, y, s, e, prm);
     }
     return ONR_OK;
 }
 
 /* ---- attributes ----------------------------------------------------------- */
 
-static int alpha_attr(onr_kctx *ctx, un_prm *p, double def)
+static int leaky_attrs(onr_create_ctx *c, un_prm *p)
 {
-    p->alpha = onr_attr_float(ctx->node, "alpha", (float)def);
-    return ONR_OK;
-}
-static int leaky_attrs(onr_kctx *c, un_prm *p) { return alpha_attr(c, p, 0.01); }
-static int alpha1_attrs(onr_kctx *c, un_prm *p) { return alpha_attr(c, p, 1.0); }
-
-static int selu_attrs(onr_kctx *ctx, un_prm *p)
-{
-    p->alpha = onr_attr_float(ctx->node, "alpha", 1.67326319217681884765625f);
-    p->gamma = onr_attr_float(ctx->node, "gamma", 1.05070102214813232421875f);
+    p->alpha = onr_attr_float(c->node, "alpha", 0.01f);
     return ONR_OK;
 }
 
-static int hsigmoid_attrs(onr_kctx *ctx, un_prm *p)
+static int alpha1_attrs(onr_create_ctx *c, un_prm *p)
 {
-    p->alpha = onr_attr_float(ctx->node, "alpha", 0.2f);
-    p->beta = onr_attr_float(ctx->node, "beta", 0.5f);
+    p->alpha = onr_attr_float(c->node, "alpha", 1.f);
     return ONR_OK;
 }
 
-static int celu_attrs(onr_kctx *ctx, un_prm *p)
+static int selu_attrs(onr_create_ctx *c, un_prm *p)
 {
-    p->alpha = onr_attr_float(ctx->node, "alpha", 1.f);
-    if (p->alpha == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "Celu alpha must not be 0");
+    p->alpha = onr_attr_float(c->node, "alpha", 1.67326319217681884765625f);
+    p->gamma = onr_attr_float(c->node, "gamma", 1.05070102214813232421875f);
     return ONR_OK;
 }
 
-static int shrink_attrs(onr_kctx *ctx, un_prm *p)
+static int hsigmoid_attrs(onr_create_ctx *c, un_prm *p)
 {
-    p->alpha = onr_attr_float(ctx->node, "lambd", 0.5f);
-    p->beta = onr_attr_float(ctx->node, "bias", 0.f);
+    p->alpha = onr_attr_float(c->node, "alpha", 0.2f);
+    p->beta = onr_attr_float(c->node, "beta", 0.5f);
     return ONR_OK;
 }
 
-static int gelu_attrs(onr_kctx *ctx, un_prm *p)
+static int celu_attrs(onr_create_ctx *c, un_prm *p)
 {
-    const char *a = onr_attr_string(ctx->node, "approximate", "none");
+    p->alpha = onr_attr_float(c->node, "alpha", 1.f);
+    if (p->alpha == 0) return onr_seterr(c->err, ONR_E_MODEL, "Celu alpha must not be 0");
+    return ONR_OK;
+}
+
+static int shrink_attrs(onr_create_ctx *c, un_prm *p)
+{
+    p->alpha = onr_attr_float(c->node, "lambd", 0.5f);
+    p->beta = onr_attr_float(c->node, "bias", 0.f);
+    return ONR_OK;
+}
+
+static int gelu_attrs(onr_create_ctx *c, un_prm *p)
+{
+    const char *a = onr_attr_string(c->node, "approximate", "none");
     if (strcmp(a, "none") != 0 && strcmp(a, "tanh") != 0)
-        return onr_seterr(ctx->err, ONR_E_MODEL,
+        return onr_seterr(c->err, ONR_E_MODEL,
                           "approximate must be \"none\" or \"tanh\", got \"%s\"", a);
     p->flag = strcmp(a, "tanh") == 0;
     return ONR_OK;
@@ -407,14 +451,17 @@ static int gelu_attrs(onr_kctx *ctx, un_prm *p)
 
 /* ---- registry entries ------------------------------------------------------ */
 
-#define IMPL(Sym, shape_, run_, types_) \
-    const onr_op_impl onr_impl_##Sym = {.shape = shape_, .run = run_, .types = types_};
-
-#define UN_OPN(Sym, max_in_, types_, cost_, attrs_, ...)                                 \
-    static const un_op op_##Sym = {#Sym, types_, cost_, max_in_, attrs_, {__VA_ARGS__}};  \
-    static int Sym##_shape(onr_kctx *c) { return un_shape(c, &op_##Sym); }           \
-    static int Sym##_run(onr_kctx *c) { return un_run(c, &op_##Sym); }               \
-    IMPL(Sym, Sym##_shape, Sym##_run, types_)
+/* Every op here writes element i of its output only after reading element i
+ * of its input (the half and integer paths convert a chunk before storing
+ * it), and Clip-11 reads its bounds before the loop: safe in place. */
+#define UN_OPN(Sym, max_in_, types_, cost_, attrs_, ...)                                      \
+    static const un_op op_##Sym = {#Sym, types_, cost_, max_in_, attrs_, {__VA_ARGS__}};      \
+    static int Sym##_create(onr_create_ctx *c, void *p) { return un_create(c, p, &op_##Sym); } \
+    static int Sym##_reshape(onr_kctx *c, size_t *s) { return un_reshape(c, s, &op_##Sym); }   \
+    static int Sym##_run(onr_kctx *c) { return un_run(c, &op_##Sym); }                         \
+    const onr_op_impl onr_impl_##Sym = {.create = Sym##_create, .reshape = Sym##_reshape,      \
+                                        .run = Sym##_run, .params_size = sizeof(un_params),     \
+                                        .types = types_, .flags = ONR_OP_INPLACE};
 #define UN_OP(Sym, ...) UN_OPN(Sym, 1, __VA_ARGS__)
 
 #define T_FLT ONR_TYPES_FLOAT
@@ -462,20 +509,35 @@ UN_OP(Shrink, T_NUM, 1, shrink_attrs, TBL_FLT(shrink))
 /* ---- Clip ---------------------------------------------------------------------- */
 
 /* Clip-6..10: bounds are float attributes, defaulting to the float range. */
-static int clip6_attrs(onr_kctx *ctx, un_prm *p)
+static int clip6_attrs(onr_create_ctx *c, un_prm *p)
 {
-    p->alpha = onr_attr_float(ctx->node, "min", -3.402823466e+38f);
-    p->beta = onr_attr_float(ctx->node, "max", 3.402823466e+38f);
+    p->alpha = onr_attr_float(c->node, "min", -3.402823466e+38f);
+    p->beta = onr_attr_float(c->node, "max", 3.402823466e+38f);
     return ONR_OK;
 }
 
 /* Clip-11+: bounds are optional scalar inputs of the input's type; absent
- * bounds do not clip. Only the checks here run at shape time; the values
- * are read when run (p == NULL at shape time). */
-static int clip_bound(onr_kctx *ctx, int i, int is_lo, un_prm *p)
+ * bounds do not clip. reshape checks their type and shape; run reads their
+ * values (they are not shape inputs: no output shape depends on them). */
+static int clip_check(onr_kctx *ctx, int i, int is_lo)
 {
     const onr_tensor *b = i < ctx->n_in ? ctx->in[i] : NULL;
     onr_dtype dt = ctx->in[0]->dtype;
+    if (!b) return ONR_OK;
+    if (b->dtype != dt)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Clip %s has type %s, input has %s",
+                          is_lo ? "min" : "max", onr_dtype_name(b->dtype), onr_dtype_name(dt));
+    if (b->numel != 1) {
+        char s[256];
+        return onr_seterr(ctx->err, ONR_E_MODEL, "Clip %s must be a scalar, has shape %s",
+                          is_lo ? "min" : "max", onr_fmt_dims(s, sizeof s, b->dims, b->rank));
+    }
+    return ONR_OK;
+}
+
+/* The value of bound input i (or the whole range when absent) into p. */
+static void clip_bound(const onr_kctx *ctx, int i, int is_lo, un_prm *p)
+{
     static const int64_t smin[ONR_DTYPE_COUNT] = {[ONR_INT8] = INT8_MIN, [ONR_INT16] = INT16_MIN,
                                                   [ONR_INT32] = INT32_MIN, [ONR_INT64] = INT64_MIN};
     static const int64_t smax[ONR_DTYPE_COUNT] = {[ONR_INT8] = INT8_MAX, [ONR_INT16] = INT16_MAX,
@@ -484,17 +546,8 @@ static int clip_bound(onr_kctx *ctx, int i, int is_lo, un_prm *p)
                                                    [ONR_UINT16] = UINT16_MAX,
                                                    [ONR_UINT32] = UINT32_MAX,
                                                    [ONR_UINT64] = UINT64_MAX};
-    if (b) {
-        if (b->dtype != dt)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "Clip %s has type %s, input has %s",
-                              is_lo ? "min" : "max", onr_dtype_name(b->dtype), onr_dtype_name(dt));
-        if (b->numel != 1) {
-            char s[256];
-            return onr_seterr(ctx->err, ONR_E_MODEL, "Clip %s must be a scalar, has shape %s",
-                              is_lo ? "min" : "max", onr_fmt_dims(s, sizeof s, b->dims, b->rank));
-        }
-    }
-    if (!p) return ONR_OK;
+    const onr_tensor *b = i < ctx->n_in ? ctx->in[i] : NULL;
+    onr_dtype dt = ctx->in[0]->dtype;
     double *f = is_lo ? &p->alpha : &p->beta;
     int64_t *si = is_lo ? &p->lo_i : &p->hi_i;
     uint64_t *ui = is_lo ? &p->lo_u : &p->hi_u;
@@ -502,7 +555,7 @@ static int clip_bound(onr_kctx *ctx, int i, int is_lo, un_prm *p)
         *f = is_lo ? -INFINITY : INFINITY;
         *si = is_lo ? smin[dt] : smax[dt];
         *ui = is_lo ? 0 : umax[dt];
-        return ONR_OK;
+        return;
     }
     *f = onr_get_f64(b, 0);
     switch (dt) {
@@ -516,28 +569,23 @@ static int clip_bound(onr_kctx *ctx, int i, int is_lo, un_prm *p)
     case ONR_UINT64: *ui = *(const uint64_t *)b->data; break;
     default: break;
     }
-    return ONR_OK;
 }
 
-static int clip11_attrs(onr_kctx *ctx, un_prm *p)
+static void clip_read(const onr_kctx *ctx, un_prm *p)
 {
-    int st = clip_bound(ctx, 1, 1, NULL);
-    if (!st) st = clip_bound(ctx, 2, 0, NULL);
-    /* at run time every input has data; at shape time only check */
-    int known = ctx->in[0]->data != NULL;
-    if (!st && known) st = clip_bound(ctx, 1, 1, p);
-    if (!st && known) st = clip_bound(ctx, 2, 0, p);
-    return st;
+    clip_bound(ctx, 1, 1, p);
+    clip_bound(ctx, 2, 0, p);
 }
 
 UN_OP(Clip6, T_FLT, 1, clip6_attrs, TBL_FLT(clip))
-UN_OPN(Clip, 3, T_NUM, 1, clip11_attrs, TBL_FLT(clip), TBL_SINT(clip), TBL_UINT(clip))
+UN_OPN(Clip, 3, T_NUM, 1, NULL, TBL_FLT(clip), TBL_SINT(clip), TBL_UINT(clip))
 
 /* ---- IsNaN, IsInf, Not: bool outputs ------------------------------------------ */
 
-static int bool_out_shape(onr_kctx *ctx, uint32_t types)
+static int bool_out_reshape(onr_kctx *ctx, size_t *scratch, uint32_t types)
 {
     int st;
+    *scratch = 0;
     if (ctx->n_in < 1 || ctx->n_out < 1 || !ctx->out[0])
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 1 input and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
@@ -546,7 +594,12 @@ static int bool_out_shape(onr_kctx *ctx, uint32_t types)
     return onr_set_out(ctx, 0, ONR_BOOL, x->rank, x->dims);
 }
 
-static int isnan_shape(onr_kctx *ctx) { return bool_out_shape(ctx, T_FLT); }
+/* IsNaN and IsInf have float inputs and a bool output: never the same byte
+ * size, so no in-place flag (it could never apply). */
+static int isnan_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    return bool_out_reshape(ctx, scratch, T_FLT);
+}
 static int isnan_run(onr_kctx *ctx)
 {
     const onr_tensor *x = ctx->in[0];
@@ -554,23 +607,48 @@ static int isnan_run(onr_kctx *ctx)
     for (int64_t i = 0; i < x->numel; i++) y[i] = isnan(onr_get_f64(x, i)) != 0;
     return ONR_OK;
 }
-IMPL(IsNaN, isnan_shape, isnan_run, T_FLT)
+const onr_op_impl onr_impl_IsNaN = {.reshape = isnan_reshape, .run = isnan_run, .types = T_FLT};
+
+typedef struct isinf_params {
+    int neg, pos; /* create: detect_negative, detect_positive */
+} isinf_params;
+
+static int isinf_flag(onr_create_ctx *c, const char *name, int *out)
+{
+    int64_t v = onr_attr_int(c->node, name, 1);
+    if (v != 0 && v != 1)
+        return onr_seterr(c->err, ONR_E_MODEL, "%s must be 0 or 1, got %lld", name, (long long)v);
+    *out = (int)v;
+    return ONR_OK;
+}
+
+static int isinf_create(onr_create_ctx *c, void *params)
+{
+    isinf_params *P = params;
+    int st = isinf_flag(c, "detect_negative", &P->neg);
+    return st ? st : isinf_flag(c, "detect_positive", &P->pos);
+}
 
 static int isinf_run(onr_kctx *ctx)
 {
+    const isinf_params *P = ctx->params;
     const onr_tensor *x = ctx->in[0];
     uint8_t *y = ctx->out[0]->data;
-    int neg = onr_attr_int(ctx->node, "detect_negative", 1) != 0;
-    int pos = onr_attr_int(ctx->node, "detect_positive", 1) != 0;
     for (int64_t i = 0; i < x->numel; i++) {
         double v = onr_get_f64(x, i);
-        y[i] = isinf(v) && (v > 0 ? pos : neg);
+        y[i] = isinf(v) && (v > 0 ? P->pos : P->neg);
     }
     return ONR_OK;
 }
-IMPL(IsInf, isnan_shape, isinf_run, T_FLT)
+const onr_op_impl onr_impl_IsInf = {.create = isinf_create, .reshape = isnan_reshape,
+                                    .run = isinf_run, .params_size = sizeof(isinf_params),
+                                    .types = T_FLT};
 
-static int not_shape(onr_kctx *ctx) { return bool_out_shape(ctx, ONR_T(ONR_BOOL)); }
+/* Not: bool to bool, element i read before it is written: safe in place. */
+static int not_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    return bool_out_reshape(ctx, scratch, ONR_T(ONR_BOOL));
+}
 static int not_run(onr_kctx *ctx)
 {
     const uint8_t *x = ctx->in[0]->data;
@@ -578,4 +656,5 @@ static int not_run(onr_kctx *ctx)
     for (int64_t i = 0; i < ctx->in[0]->numel; i++) y[i] = !x[i];
     return ONR_OK;
 }
-IMPL(Not, not_shape, not_run, ONR_T(ONR_BOOL))
+const onr_op_impl onr_impl_Not = {.reshape = not_reshape, .run = not_run,
+                                  .types = ONR_T(ONR_BOOL), .flags = ONR_OP_INPLACE};
