@@ -1,8 +1,10 @@
 /* test_ops_tensor.c - the tensor-manipulation operators: hand-checked cases
  * for each op and opset form, negative axes, zero-size dims, int64 / bool /
  * fp16 / string elements, the strided-copy paths against a naive reference
- * at several thread counts, shape fns that must defer on unknown values, and
- * error cases (whose messages must name the offending values). */
+ * at several thread counts, shape fns that must defer on unknown values,
+ * error cases (whose messages must name the offending values), and the
+ * create / reshape / run contract: attribute errors from create, the
+ * shape_inputs of each op, and steps reused across shapes and values. */
 #include "kutil.h"
 
 #include <stdlib.h>
@@ -39,21 +41,26 @@ static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, i
     tk_free_all(n_out, out);
 }
 
-/* Call only the shape fn, with the given inputs (data may be NULL). */
+/* Call only create and reshape, as shape inference at load does, with the
+ * given inputs (data may be NULL). */
 static int shape_only(onr_node *n, int64_t opset, int n_in, onr_tensor **in)
 {
     onr_tensor outs[2];
     memset(outs, 0, sizeof outs);
-    onr_tensor *out[2] = {&outs[0], &outs[1]};
     onr_err err = {0};
     n->opset = opset;
     n->n_in = n_in;
     n->n_out = 1;
     const onr_op *op = onr_op_find("", n->op_type, opset);
     assert_non_null(op);
-    onr_kctx ctx = {.node = n, .opset = opset, .n_in = n_in, .in = in, .n_out = 1,
-                    .out = out, .nthreads = 1, .err = &err};
-    return op->impl->shape(&ctx);
+    onr_step s;
+    assert_int_equal(onr_step_init(&s, n, op, n_in, 1, &err), ONR_OK);
+    for (int k = 0; k < n_in; k++) s.in[k] = in[k];
+    s.out[0] = &outs[0];
+    int st = onr_step_create(&s, 1, &err);
+    if (!st) st = onr_step_reshape(&s, 1, NULL, &err);
+    onr_step_destroy(&s);
+    return st;
 }
 
 /* A tensor with a shape but no data: a value not known until run time. */
@@ -1682,6 +1689,398 @@ static void test_empty_huge_dims(void **state)
     onr_tensor_free(x);
 }
 
+/* ---- the create / reshape / run contract --------------------------------------- */
+
+/* Only create, with no input bound: attribute errors must come from there. */
+static void expect_create_fail(onr_node *n, int64_t opset, int n_in, int n_out, onr_status code,
+                               const char *needle)
+{
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    const onr_op *op = onr_op_find("", n->op_type, opset);
+    assert_non_null(op);
+    onr_err err = {0};
+    onr_step s;
+    assert_int_equal(onr_step_init(&s, n, op, n_in, n_out, &err), ONR_OK);
+    onr_status st = onr_step_create(&s, 1, &err);
+    onr_step_destroy(&s);
+    if (st != code)
+        fail_msg("%s create: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
+    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+static void test_create_errors(void **state)
+{
+    (void)state;
+    onr_node *n = tk_node("Reshape");
+    tk_attr_int(n, "allowzero", 2);
+    expect_create_fail(n, 14, 2, 1, ONR_E_MODEL, "'allowzero' is 2");
+    tk_node_free(n);
+    n = tk_node("Reshape"); /* opset < 5: the shape attribute */
+    expect_create_fail(n, 4, 1, 1, ONR_E_MODEL, "attribute 'shape' is missing");
+    tk_node_free(n);
+    n = tk_node("Transpose");
+    int64_t p13[13];
+    for (int i = 0; i < 13; i++) p13[i] = i;
+    tk_attr_ints(n, "perm", 13, p13);
+    expect_create_fail(n, 13, 1, 1, ONR_E_MODEL, "perm has 13 values");
+    tk_node_free(n);
+    n = tk_node("Concat");
+    expect_create_fail(n, 13, 2, 1, ONR_E_MODEL, "attribute 'axis' is missing");
+    tk_attr_int(n, "axis", 0);
+    expect_create_fail(n, 13, 0, 1, ONR_E_MODEL, "at least one input");
+    tk_node_free(n);
+    n = tk_node("Split");
+    const int64_t sp[] = {1, 2}, spn[] = {-1, 2, 3};
+    tk_attr_ints(n, "split", 2, sp);
+    expect_create_fail(n, 11, 1, 3, ONR_E_MODEL, "split has 2 values for 3 outputs");
+    tk_node_free(n);
+    n = tk_node("Split");
+    tk_attr_ints(n, "split", 3, spn);
+    expect_create_fail(n, 11, 1, 3, ONR_E_MODEL, "split value -1 is invalid");
+    tk_node_free(n);
+    n = tk_node("Split");
+    tk_attr_int(n, "num_outputs", 4);
+    expect_create_fail(n, 18, 1, 3, ONR_E_MODEL, "num_outputs is 4");
+    tk_node_free(n);
+    n = tk_node("Slice"); /* opset < 10: attributes */
+    const int64_t st[] = {0, 1}, en[] = {2};
+    tk_attr_ints(n, "starts", 2, st);
+    expect_create_fail(n, 9, 1, 1, ONR_E_MODEL, "starts and ends are required");
+    tk_attr_ints(n, "ends", 1, en);
+    expect_create_fail(n, 9, 1, 1, ONR_E_MODEL, "differ in length");
+    tk_node_free(n);
+    n = tk_node("Pad");
+    tk_attr_string(n, "mode", "wrap");
+    expect_create_fail(n, 18, 2, 1, ONR_E_MODEL, "'wrap' is not valid at opset 18");
+    tk_node_free(n);
+    n = tk_node("Pad");
+    expect_create_fail(n, 2, 1, 1, ONR_E_MODEL, "attribute 'pads' is missing");
+    expect_create_fail(n, 1, 1, 1, ONR_E_MODEL, "attribute 'paddings' is missing");
+    tk_node_free(n);
+    n = tk_node("Squeeze");
+    int64_t ax13[13] = {0};
+    tk_attr_ints(n, "axes", 13, ax13);
+    expect_create_fail(n, 11, 1, 1, ONR_E_MODEL, "axes has 13 values");
+    tk_node_free(n);
+    n = tk_node("Unsqueeze");
+    expect_create_fail(n, 11, 1, 1, ONR_E_MODEL, "axes are required");
+    tk_node_free(n);
+    n = tk_node("Flatten");
+    tk_attr_int(n, "axis", 1000);
+    expect_create_fail(n, 13, 1, 1, ONR_E_MODEL, "axis 1000");
+    tk_node_free(n);
+    n = tk_node("Dropout");
+    tk_attr_float(n, "ratio", 1.5f);
+    expect_create_fail(n, 10, 1, 2, ONR_E_MODEL, "'ratio' is 1.5");
+    tk_node_free(n);
+    n = tk_node("ReverseSequence");
+    tk_attr_int(n, "batch_axis", 2);
+    expect_create_fail(n, 10, 2, 1, ONR_E_MODEL, "batch_axis 2 / time_axis 0 are invalid");
+    tk_node_free(n);
+    const char *d2s[] = {"DepthToSpace", "SpaceToDepth"};
+    for (int i = 0; i < 2; i++) {
+        n = tk_node(d2s[i]);
+        expect_create_fail(n, 13, 1, 1, ONR_E_MODEL, "blocksize 0 is invalid");
+        tk_attr_int(n, "blocksize", 2);
+        if (i == 0) {
+            tk_attr_string(n, "mode", "XYZ");
+            expect_create_fail(n, 13, 1, 1, ONR_E_MODEL, "mode 'XYZ' is not valid");
+        } else {
+            expect_create_fail(n, 13, 1, 1, ONR_OK, NULL);
+        }
+        tk_node_free(n);
+    }
+}
+
+/* Every converted op: the contract's entry points, the inputs whose values
+ * reshape reads, the flags. */
+static void test_contract_registry(void **state)
+{
+    (void)state;
+    const uint32_t b1 = 1u << 1, b2 = 1u << 2, b3 = 1u << 3, b4 = 1u << 4;
+    const struct {
+        const char *op;
+        int64_t opset;
+        uint32_t shape_inputs;
+        unsigned flags;
+    } cases[] = {{"Reshape", 14, b1, ONR_OP_VIEW},   {"Flatten", 13, 0, ONR_OP_VIEW},
+                 {"Squeeze", 13, b1, ONR_OP_VIEW},   {"Unsqueeze", 13, b1, ONR_OP_VIEW},
+                 {"Identity", 16, 0, ONR_OP_VIEW},   {"Dropout", 13, 0, ONR_OP_VIEW},
+                 {"Shape", 15, 0, 0},                {"Size", 13, 0, 0},
+                 {"Transpose", 13, 0, 0},            {"Concat", 13, 0, 0},
+                 {"Split", 13, b1, 0},               {"Slice", 13, b1 | b2 | b3 | b4, 0},
+                 {"Expand", 13, b1, 0},              {"Tile", 13, b1 | b2, 0},
+                 {"Pad", 18, b1 | b3, 0},            {"ReverseSequence", 10, 0, 0},
+                 {"DepthToSpace", 13, 0, 0},         {"SpaceToDepth", 13, 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const onr_op *op = onr_op_find("", cases[i].op, cases[i].opset);
+        assert_non_null(op);
+        const onr_op_impl *im = op->impl;
+        if (im->shape || im->prepare || im->free_state || !im->reshape)
+            fail_msg("%s still uses the old contract", cases[i].op);
+        if (im->shape_inputs != cases[i].shape_inputs || im->flags != cases[i].flags)
+            fail_msg("%s: shape_inputs 0x%x flags 0x%x, expected 0x%x 0x%x", cases[i].op,
+                     im->shape_inputs, im->flags, cases[i].shape_inputs, cases[i].flags);
+    }
+}
+
+/* One step driven the way a plan drives it: create once, then for each set
+ * of inputs reshape (which the executor skips when no input shape and no
+ * shape-input value changed), bind the outputs and run. Each result must
+ * equal a fresh run of the same inputs, so geometry that reshape left stale
+ * or that run takes from anywhere but params and tensors shows up.
+ * changed[c]: whether reshape should run for set c. */
+#define SEQ_IN 5
+static void check_step_sequence(onr_node *n, int64_t opset, int n_in, int n_out, int n_sets,
+                                onr_tensor *sets[][SEQ_IN], const int *changed, int nthreads)
+{
+    const onr_op *op = onr_op_find("", n->op_type, opset);
+    assert_non_null(op);
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    int view = (op->impl->flags & ONR_OP_VIEW) != 0;
+    onr_err err = {0};
+    onr_step s;
+    onr_tensor outs[4];
+    memset(outs, 0, sizeof outs);
+    assert_true(n_out <= 4 && n_in <= SEQ_IN);
+    assert_int_equal(onr_step_init(&s, n, op, n_in, n_out, &err), ONR_OK);
+    for (int o = 0; o < n_out; o++) s.out[o] = &outs[o];
+    for (int k = 0; k < n_in; k++) s.in[k] = sets[0][k];
+    if (onr_step_create(&s, nthreads, &err)) fail_msg("%s create: %s", n->op_type, err.msg);
+    for (int c = 0; c < n_sets; c++) {
+        for (int k = 0; k < n_in; k++) s.in[k] = sets[c][k];
+        int ch = -1;
+        if (onr_step_reshape(&s, nthreads, &ch, &err))
+            fail_msg("%s set %d reshape: %s", n->op_type, c, err.msg);
+        if (ch != changed[c])
+            fail_msg("%s set %d: reshape %s", n->op_type, c, ch ? "ran" : "was skipped");
+        for (int o = 0; o < n_out; o++) {
+            if (o == 0 && view) {
+                outs[0].data = s.in[0]->data;
+                outs[0].owns = 0;
+                outs[0].cap = 0;
+            } else {
+                assert_int_equal(onr_tensor_alloc(&outs[o], &err), ONR_OK);
+            }
+        }
+        void *scratch = NULL;
+        if (s.scratch)
+            assert_int_equal(posix_memalign(&scratch, 64, (s.scratch + 63) & ~(size_t)63), 0);
+        if (onr_step_run(&s, scratch, nthreads, &err))
+            fail_msg("%s set %d run: %s", n->op_type, c, err.msg);
+        free(scratch);
+        onr_tensor *ref[4];
+        run_n(n, opset, n_in, sets[c], n_out, ref, 1);
+        for (int o = 0; o < n_out; o++) {
+            assert_int_equal(outs[o].dtype, ref[o]->dtype);
+            tk_assert_shape(&outs[o], ref[o]->rank, ref[o]->dims);
+            if (onr_tensor_nbytes(ref[o]))
+                assert_memory_equal(outs[o].data, ref[o]->data, onr_tensor_nbytes(ref[o]));
+        }
+        tk_free_all(n_out, ref);
+    }
+    if (view) outs[0].data = NULL;
+    for (int o = 0; o < n_out; o++) onr_tensor_clear(&outs[o]);
+    onr_step_destroy(&s);
+}
+
+static void test_step_sequences(void **state)
+{
+    (void)state;
+    const int64_t da[] = {2, 3, 4, 5}, db[] = {3, 1, 4, 2}, d2[] = {4, 6}, d2b[] = {4, 3},
+                  d3[] = {3, 4};
+    onr_tensor *a1 = tk_rand_f32(4, da, 1), *a2 = tk_rand_f32(4, da, 2), *b = tk_rand_f32(4, db, 3);
+    onr_tensor *m1 = tk_rand_f32(2, d2, 4), *m2 = tk_rand_f32(2, d2, 5);
+    onr_tensor *m3 = tk_rand_f32(2, d2b, 6);
+    onr_tensor *q = tk_rand_f32(2, d3, 7);
+    const int same[] = {1, 0, 1, 1}, vals[] = {1, 1, 0, 1};
+    /* Transpose: new data with the same shape skips reshape */
+    onr_node *n = tk_node("Transpose");
+    const int64_t perm[] = {0, 2, 3, 1};
+    tk_attr_ints(n, "perm", 4, perm);
+    onr_tensor *tr[][SEQ_IN] = {{a1}, {a2}, {b}, {a1}};
+    for (int nt = 1; nt <= 3; nt += 2) check_step_sequence(n, 13, 1, 1, 4, tr, same, nt);
+    tk_node_free(n);
+    /* Slice: new start/end values re-run reshape, equal values in new tensors do not */
+    const int64_t s1[] = {1}, e1[] = {3}, x1[] = {1}, s2[] = {0}, e2[] = {-1}, x2[] = {0};
+    onr_tensor *ps1 = i64v(1, s1), *pe1 = i64v(1, e1), *px1 = i64v(1, x1), *ps2 = i64v(1, s2),
+               *pe2 = i64v(1, e2), *px2 = i64v(1, x2), *ps2b = i64v(1, s2);
+    onr_tensor *sl[][SEQ_IN] = {{m1, ps1, pe1, px1}, {m1, ps2, pe2, px2}, {m2, ps2b, pe2, px2},
+                                {m3, ps1, pe1, px1}};
+    n = tk_node("Slice");
+    check_step_sequence(n, 13, 4, 1, 4, sl, vals, 1);
+    tk_node_free(n);
+    /* Pad: the constant is read by run, the pads by reshape */
+    const int64_t pa[] = {1, 0, 0, 2}, pb[] = {0, 1, 2, 0};
+    float c5 = 5, c7 = 7;
+    onr_tensor *pp1 = i64v(4, pa), *pp2 = i64v(4, pb), *k5 = tk_f32(0, NULL, &c5),
+               *k7 = tk_f32(0, NULL, &c7);
+    onr_tensor *pd[][SEQ_IN] = {{q, pp1, k5}, {q, pp1, k7}, {q, pp2, k7}, {m1, pp2, k5}};
+    const int pad_ch[] = {1, 0, 1, 1};
+    n = tk_node("Pad");
+    check_step_sequence(n, 13, 3, 1, 4, pd, pad_ch, 1);
+    tk_node_free(n);
+    n = tk_node("Pad");
+    tk_attr_string(n, "mode", "reflect");
+    onr_tensor *pr[][SEQ_IN] = {{m1, pp1}, {m2, pp1}, {q, pp1}, {q, pp2}};
+    check_step_sequence(n, 13, 2, 1, 4, pr, same, 1);
+    tk_node_free(n);
+    /* Tile, Expand */
+    const int64_t r1[] = {2, 1}, r2[] = {1, 3}, sh1[] = {2, 1, 6}, sh2[] = {4, 1};
+    onr_tensor *pr1 = i64v(2, r1), *pr2 = i64v(2, r2), *psh1 = i64v(3, sh1), *psh2 = i64v(2, sh2);
+    onr_tensor *ti[][SEQ_IN] = {{m1, pr1}, {m1, pr2}, {m2, pr2}, {q, pr2}};
+    n = tk_node("Tile");
+    check_step_sequence(n, 13, 2, 1, 4, ti, vals, 1);
+    tk_node_free(n);
+    onr_tensor *ex[][SEQ_IN] = {{m1, psh1}, {m1, psh2}, {m2, psh2}, {m3, psh2}};
+    n = tk_node("Expand");
+    check_step_sequence(n, 13, 2, 1, 4, ex, vals, 1);
+    tk_node_free(n);
+    /* Split (2 outputs), Concat */
+    const int64_t sa[] = {1, 5}, sb[] = {3, 3}, sc[] = {1, 2};
+    onr_tensor *psa = i64v(2, sa), *psb = i64v(2, sb), *psc = i64v(2, sc);
+    onr_tensor *sp[][SEQ_IN] = {{m1, psa}, {m1, psb}, {m2, psb}, {m3, psc}};
+    n = tk_node("Split");
+    tk_attr_int(n, "axis", 1);
+    check_step_sequence(n, 13, 2, 2, 4, sp, vals, 1);
+    tk_node_free(n);
+    onr_tensor *cc[][SEQ_IN] = {{m1, m3, m2}, {m2, m3, m1}, {m3, m1, m3}, {m1, m3, m2}};
+    n = tk_node("Concat");
+    tk_attr_int(n, "axis", 1);
+    const int cc_ch[] = {1, 0, 1, 1};
+    check_step_sequence(n, 13, 3, 1, 4, cc, cc_ch, 1);
+    tk_node_free(n);
+    /* views: Reshape, Squeeze, Unsqueeze, Flatten; Dropout with its mask */
+    const int64_t rs1[] = {3, -1}, rs2[] = {-1, 3}, zero[] = {0}, two[] = {2};
+    onr_tensor *prs1 = i64v(2, rs1), *prs2 = i64v(2, rs2), *pz = i64v(1, zero), *p2 = i64v(1, two);
+    onr_tensor *rsh[][SEQ_IN] = {{m1, prs1}, {m1, prs2}, {m2, prs2}, {m3, prs1}};
+    n = tk_node("Reshape");
+    check_step_sequence(n, 14, 2, 1, 4, rsh, vals, 1);
+    tk_node_free(n);
+    const int64_t dq[] = {1, 4, 1}, dq2[] = {1, 2, 1};
+    onr_tensor *sq1 = tk_rand_f32(3, dq, 8), *sq2 = tk_rand_f32(3, dq2, 9);
+    onr_tensor *sqz[][SEQ_IN] = {{sq1, pz}, {sq1, p2}, {sq1, p2}, {sq2, pz}};
+    const int sq_ch[] = {1, 1, 0, 1};
+    n = tk_node("Squeeze");
+    check_step_sequence(n, 13, 2, 1, 4, sqz, sq_ch, 1);
+    tk_node_free(n);
+    onr_tensor *usq[][SEQ_IN] = {{m1, pz}, {m1, p2}, {m2, p2}, {q, p2}};
+    n = tk_node("Unsqueeze");
+    check_step_sequence(n, 13, 2, 1, 4, usq, vals, 1);
+    tk_node_free(n);
+    onr_tensor *one[][SEQ_IN] = {{a1}, {a2}, {b}, {m1}};
+    const char *plain[] = {"Flatten", "Identity", "Shape", "Size"};
+    for (int i = 0; i < 4; i++) {
+        n = tk_node(plain[i]);
+        if (i == 2) tk_attr_int(n, "start", 1);
+        check_step_sequence(n, 15, 1, 1, 4, one, same, 1);
+        tk_node_free(n);
+    }
+    n = tk_node("Dropout");
+    check_step_sequence(n, 13, 1, 2, 4, one, same, 1);
+    tk_node_free(n);
+    /* DepthToSpace; ReverseSequence reads sequence_lens in run */
+    const int64_t dd[] = {1, 8, 2, 3}, dd2[] = {2, 4, 3, 2};
+    onr_tensor *ds1 = tk_rand_f32(4, dd, 10), *ds2 = tk_rand_f32(4, dd2, 11);
+    onr_tensor *dsp[][SEQ_IN] = {{ds1}, {ds1}, {ds2}, {ds1}};
+    n = tk_node("DepthToSpace");
+    tk_attr_int(n, "blocksize", 2);
+    tk_attr_string(n, "mode", "CRD");
+    check_step_sequence(n, 13, 1, 1, 4, dsp, same, 1);
+    tk_node_free(n);
+    const int64_t l1[] = {3, 1, 2, 4, 1, 2}, l2[] = {1, 4, 4, 0, 2, 3};
+    onr_tensor *pl1 = i64v(6, l1), *pl2 = i64v(6, l2);
+    onr_tensor *rv[][SEQ_IN] = {{m1, pl1}, {m1, pl2}, {m2, pl2}, {m2, pl1}};
+    const int rv_ch[] = {1, 0, 0, 0};
+    n = tk_node("ReverseSequence");
+    check_step_sequence(n, 10, 2, 1, 4, rv, rv_ch, 1);
+    tk_node_free(n);
+    onr_tensor *frees[] = {a1,   a2,   b,    m1,   m2,   m3,   q,    ps1,  pe1,  px1,  ps2,
+                           pe2,  px2,  ps2b, pp1,  pp2,  k5,   k7,   pr1,  pr2,  psh1, psh2,
+                           psa,  psb,  psc,  prs1, prs2, pz,   p2,   sq1,  sq2,  ds1,  ds2,
+                           pl1,  pl2};
+    tk_free_all(N_OF(frees), frees);
+}
+
+/* Opset rules decided in create; Shape and Size never read their input's
+ * data; Dropout without its mask only aliases. */
+static void test_contract_opsets(void **state)
+{
+    (void)state;
+    int64_t d[] = {2, 3, 4};
+    onr_tensor u = unknown_i64(3, d);
+    onr_tensor *in[] = {&u};
+    /* start is ignored before opset 15 */
+    onr_node *n = tk_node("Shape");
+    tk_attr_int(n, "start", 1);
+    onr_tensor *y = run1(n, 13, 1, in);
+    tk_assert_eq_i64(y, d, 3);
+    onr_tensor_free(y);
+    y = run1(n, 15, 1, in);
+    tk_assert_eq_i64(y, d + 1, 2);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    n = tk_node("Size");
+    y = run1(n, 13, 1, in);
+    assert_int_equal(((int64_t *)y->data)[0], 24);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    /* Dropout: no mask output, and training_mode false (opset 12) */
+    onr_tensor *x = tk_rand_f32(3, d, 3);
+    n = tk_node("Dropout");
+    onr_tensor *in1[] = {x};
+    y = run1(n, 13, 1, in1);
+    assert_ptr_equal(y->data, x->data);
+    onr_tensor_free(y);
+    float r5 = 0.5f;
+    uint8_t f = 0;
+    onr_tensor *in2[] = {x, tk_f32(0, NULL, &r5), tk_bool(0, NULL, &f)}, *out[2];
+    run_n(n, 12, 3, in2, 2, out, 1);
+    assert_ptr_equal(out[0]->data, x->data);
+    tk_free_all(2, out);
+    tk_free_all(2, &in2[1]);
+    tk_node_free(n);
+    /* Squeeze's axes attribute is ignored from opset 13 (the input counts) */
+    int64_t d1[] = {1, 3, 1};
+    onr_tensor *x1 = tk_f32(3, d1, NULL);
+    n = tk_node("Squeeze");
+    const int64_t ax[] = {0};
+    tk_attr_ints(n, "axes", 1, ax);
+    onr_tensor *in3[] = {x1};
+    y = run1(n, 11, 1, in3);
+    int64_t e11[] = {3, 1}, e13[] = {3};
+    tk_assert_shape(y, 2, e11);
+    onr_tensor_free(y);
+    y = run1(n, 13, 1, in3);
+    tk_assert_shape(y, 1, e13);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    /* Split at opset 1 prefers a non-empty split input to the attribute */
+    int64_t d6[] = {6};
+    onr_tensor *x6 = iota_f32(1, d6);
+    n = tk_node("Split");
+    const int64_t sa[] = {3, 3}, si[] = {2, 4};
+    tk_attr_ints(n, "split", 2, sa);
+    onr_tensor *in4[] = {x6, i64v(2, si)}, *o2[2];
+    run_n(n, 1, 2, in4, 2, o2, 1);
+    assert_int_equal(o2[0]->numel, 2);
+    tk_free_all(2, o2);
+    run_n(n, 1, 1, in4, 2, o2, 1);
+    assert_int_equal(o2[0]->numel, 3);
+    tk_free_all(2, o2);
+    expect_fail(n, 1, 1, in4, 3, ONR_E_MODEL, "split has 2 values for 3 outputs");
+    tk_node_free(n);
+    onr_tensor_free(in4[1]);
+    onr_tensor_free(x6);
+    onr_tensor_free(x1);
+    onr_tensor_free(x);
+    onr_tensor_clear(&u);
+}
+
 /* ---- registry coverage --------------------------------------------------------- */
 
 static void test_registry(void **state)
@@ -1738,6 +2137,10 @@ int main(void)
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_empty_huge_dims),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_contract_registry),
+        cmocka_unit_test(test_step_sequences),
+        cmocka_unit_test(test_contract_opsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

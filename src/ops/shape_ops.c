@@ -4,15 +4,22 @@
  * that report it (Shape, Size).
  *
  * The first group are views: their registry entries carry ONR_OP_VIEW, so
- * the executor makes output 0 share input 0's data and their run functions
- * have nothing to move. All the work is in the shape functions, which the
- * planner also uses to fold Shape -> Gather -> Concat -> Reshape chains.
+ * the executor makes output 0 share input 0's data and they need no run
+ * (see view_run; Dropout's run only fills the optional mask). All the work
+ * is in reshape, which the planner also uses to fold Shape -> Gather ->
+ * Concat -> Reshape chains. Attributes are read once, in create; the inputs
+ * that replaced attributes in later opsets (Reshape's shape, Squeeze's and
+ * Unsqueeze's axes) are read by reshape and listed in .shape_inputs.
  */
 #include <string.h>
 
 #include "ops/tensor.h"
 
-static int run_nothing(onr_kctx *ctx)
+/* WORKAROUND (shared file): onr_op_find in registry.c still skips entries
+ * whose .run is NULL, so the views carry a run that does nothing; the
+ * executor never needs it (it aliases output 0). Drop it, leaving .run
+ * NULL, once the lookup accepts ONR_OP_VIEW entries without run. */
+static int view_run(onr_kctx *ctx)
 {
     ONR_UNUSED(ctx);
     return ONR_OK;
@@ -71,84 +78,159 @@ static int reshape_dims(onr_kctx *ctx, const int64_t *req, int n, int allowzero,
     return ONR_OK;
 }
 
-static int reshape_shape(onr_kctx *ctx)
+typedef struct reshape_params {
+    int attr;                  /* opset < 5: the shape is the attribute below */
+    int n;
+    int64_t req[ONR_MAX_RANK]; /* requested shape (attribute form) */
+    int allowzero;             /* opset >= 14 */
+} reshape_params;
+
+static int reshape_create(onr_create_ctx *c, void *params)
 {
+    reshape_params *p = params;
+    if (c->opset < 5) {
+        size_t cnt;
+        const int64_t *v = onr_attr_ints(c->node, "shape", &cnt);
+        if (!onr_node_attr(c->node, "shape"))
+            return onr_seterr(c->err, ONR_E_MODEL, "attribute 'shape' is missing");
+        if (cnt > ONR_MAX_RANK)
+            return onr_seterr(c->err, ONR_E_UNSUPPORTED, "shape has %zu dims, at most %d", cnt,
+                              ONR_MAX_RANK);
+        if (cnt) memcpy(p->req, v, cnt * sizeof *p->req);
+        p->attr = 1;
+        p->n = (int)cnt;
+    }
+    if (c->opset >= 14) {
+        int64_t az = onr_attr_int(c->node, "allowzero", 0);
+        if (az != 0 && az != 1)
+            return onr_seterr(c->err, ONR_E_MODEL, "attribute 'allowzero' is %lld, not 0 or 1",
+                              (long long)az);
+        p->allowzero = (int)az;
+    }
+    return ONR_OK;
+}
+
+static int reshape_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    ONR_UNUSED(scratch);
+    const reshape_params *p = ctx->params;
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     if (st) return st;
     int64_t req[ONR_MAX_RANK], dims[ONR_MAX_RANK];
     int n = 0;
-    if (ctx->opset < 5) {
-        size_t cnt;
-        const int64_t *v = onr_attr_ints(ctx->node, "shape", &cnt);
-        if (!onr_node_attr(ctx->node, "shape"))
-            return onr_seterr(ctx->err, ONR_E_MODEL, "attribute 'shape' is missing");
-        if (cnt > ONR_MAX_RANK)
-            return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "shape has %zu dims, at most %d",
-                              cnt, ONR_MAX_RANK);
-        memcpy(req, v, cnt * sizeof *req);
-        n = (int)cnt;
+    if (p->attr) {
+        memcpy(req, p->req, sizeof req);
+        n = p->n;
     } else {
         if ((st = onr_check_input(ctx, 1, ONR_T(ONR_INT64)))) return st;
         if ((st = onr_read_ints(ctx, 1, req, ONR_MAX_RANK, &n))) return st;
     }
-    int allowzero = ctx->opset >= 14 && onr_attr_int(ctx->node, "allowzero", 0) != 0;
-    if ((st = reshape_dims(ctx, req, n, allowzero, dims))) return st;
+    if ((st = reshape_dims(ctx, req, n, p->allowzero, dims))) return st;
     return onr_set_out(ctx, 0, ctx->in[0]->dtype, n, dims);
 }
 
-const onr_op_impl onr_impl_reshape = {.shape = reshape_shape, .run = run_nothing,
-                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
+const onr_op_impl onr_impl_reshape = {.create = reshape_create, .reshape = reshape_reshape,
+                                      .run = view_run, .params_size = sizeof(reshape_params),
+                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                      .shape_inputs = 1u << 1};
 
 /* ---- Flatten ----------------------------------------------------------------- */
 
-static int flatten_shape(onr_kctx *ctx)
+typedef struct flatten_params {
+    int64_t axis; /* as given: its range depends on the input rank */
+} flatten_params;
+
+static int flatten_create(onr_create_ctx *c, void *params)
 {
+    flatten_params *p = params;
+    p->axis = onr_attr_int(c->node, "axis", 1);
+    if (p->axis < -ONR_MAX_RANK || p->axis > ONR_MAX_RANK)
+        return onr_seterr(c->err, ONR_E_MODEL, "axis %lld is out of range for any rank",
+                          (long long)p->axis);
+    return ONR_OK;
+}
+
+static int flatten_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    ONR_UNUSED(scratch);
+    const flatten_params *p = ctx->params;
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
-    int64_t axis = onr_attr_int(ctx->node, "axis", 1);
-    int64_t a = axis < 0 ? axis + x->rank : axis;
+    int64_t a = p->axis < 0 ? p->axis + x->rank : p->axis;
     if (a < 0 || a > x->rank)
         return onr_seterr(ctx->err, ONR_E_MODEL, "axis %lld is out of range for rank %d",
-                          (long long)axis, x->rank);
+                          (long long)p->axis, x->rank);
     int64_t dims[2] = {tn_prod(x->dims, 0, (int)a), tn_prod(x->dims, (int)a, x->rank)};
     return onr_set_out(ctx, 0, x->dtype, 2, dims);
 }
 
-const onr_op_impl onr_impl_flatten = {.shape = flatten_shape, .run = run_nothing,
+const onr_op_impl onr_impl_flatten = {.create = flatten_create, .reshape = flatten_reshape,
+                                      .run = view_run, .params_size = sizeof(flatten_params),
                                       .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
 
 /* ---- Squeeze / Unsqueeze ------------------------------------------------------- */
 
-/* The axes list: an attribute before opset 13, the optional input 1 after. */
-static int read_axes(onr_kctx *ctx, int64_t *vals, int max, int *n, int *present)
+/* The axes list: an attribute before opset 13 (read by create), the
+ * optional input 1 after (read by reshape). */
+typedef struct axes_params {
+    int attr;                   /* opset < 13 */
+    int present;                /* attribute form: the attribute exists */
+    int n;
+    int64_t axes[ONR_MAX_RANK]; /* attribute values */
+} axes_params;
+
+static int axes_create(onr_create_ctx *c, void *params)
 {
-    if (ctx->opset < 13) {
-        size_t cnt;
-        const int64_t *v = onr_attr_ints(ctx->node, "axes", &cnt);
-        *present = onr_node_attr(ctx->node, "axes") != NULL;
-        if (cnt > (size_t)max)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "axes has %zu values, at most %d", cnt, max);
-        if (cnt) memcpy(vals, v, cnt * sizeof *vals);
-        *n = (int)cnt;
+    axes_params *p = params;
+    if (c->opset >= 13) return ONR_OK;
+    size_t cnt;
+    const int64_t *v = onr_attr_ints(c->node, "axes", &cnt);
+    if (cnt > ONR_MAX_RANK)
+        return onr_seterr(c->err, ONR_E_MODEL, "axes has %zu values, at most %d", cnt,
+                          ONR_MAX_RANK);
+    if (cnt) memcpy(p->axes, v, cnt * sizeof *p->axes);
+    p->attr = 1;
+    p->present = onr_node_attr(c->node, "axes") != NULL;
+    p->n = (int)cnt;
+    return ONR_OK;
+}
+
+static int unsqueeze_create(onr_create_ctx *c, void *params)
+{
+    int st = axes_create(c, params);
+    const axes_params *p = params;
+    if (!st && p->attr && !p->present)
+        return onr_seterr(c->err, ONR_E_MODEL, "axes are required");
+    return st;
+}
+
+static int read_axes(onr_kctx *ctx, int64_t *vals, int *n, int *present)
+{
+    const axes_params *p = ctx->params;
+    if (p->attr) {
+        memcpy(vals, p->axes, sizeof p->axes);
+        *n = p->n;
+        *present = p->present;
         return ONR_OK;
     }
     if (ctx->n_in > 1 && ctx->in[1]) {
         int st = onr_check_input(ctx, 1, ONR_T(ONR_INT64));
         if (st) return st;
     }
-    return tn_read_ints_opt(ctx, 1, vals, max, n, present);
+    return tn_read_ints_opt(ctx, 1, vals, ONR_MAX_RANK, n, present);
 }
 
-static int squeeze_shape(onr_kctx *ctx)
+static int squeeze_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    ONR_UNUSED(scratch);
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t vals[ONR_MAX_RANK];
     int axes[ONR_MAX_RANK], n, present;
-    if ((st = read_axes(ctx, vals, ONR_MAX_RANK, &n, &present))) return st;
-    if ((st = tn_norm_axes(ctx, vals, n, x->rank, axes, "axes"))) return st;
+    if ((st = read_axes(ctx, vals, &n, &present))) return st;
+    if ((st = tn_norm_axes(ctx->err, vals, n, x->rank, axes, "axes"))) return st;
     uint8_t drop[ONR_MAX_RANK] = {0};
     char b[256];
     for (int i = 0; i < n; i++) {
@@ -166,24 +248,27 @@ static int squeeze_shape(onr_kctx *ctx)
     return onr_set_out(ctx, 0, x->dtype, r, dims);
 }
 
-const onr_op_impl onr_impl_squeeze = {.shape = squeeze_shape, .run = run_nothing,
-                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
+const onr_op_impl onr_impl_squeeze = {.create = axes_create, .reshape = squeeze_reshape,
+                                      .run = view_run, .params_size = sizeof(axes_params),
+                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                      .shape_inputs = 1u << 1};
 
-static int unsqueeze_shape(onr_kctx *ctx)
+static int unsqueeze_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    ONR_UNUSED(scratch);
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t vals[ONR_MAX_RANK];
     int axes[ONR_MAX_RANK], n, present;
-    if ((st = read_axes(ctx, vals, ONR_MAX_RANK, &n, &present))) return st;
+    if ((st = read_axes(ctx, vals, &n, &present))) return st;
     if (!present)
         return onr_seterr(ctx->err, ONR_E_MODEL, "axes are required");
     int r = x->rank + n;
     if (r > ONR_MAX_RANK)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "output rank %d exceeds the maximum %d", r,
                           ONR_MAX_RANK);
-    if ((st = tn_norm_axes(ctx, vals, n, r, axes, "axes"))) return st;
+    if ((st = tn_norm_axes(ctx->err, vals, n, r, axes, "axes"))) return st;
     uint8_t ins[ONR_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) ins[axes[i]] = 1;
     int64_t dims[ONR_MAX_RANK];
@@ -191,53 +276,89 @@ static int unsqueeze_shape(onr_kctx *ctx)
     return onr_set_out(ctx, 0, x->dtype, r, dims);
 }
 
-const onr_op_impl onr_impl_unsqueeze = {.shape = unsqueeze_shape, .run = run_nothing,
-                                        .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
+const onr_op_impl onr_impl_unsqueeze = {.create = unsqueeze_create, .reshape = unsqueeze_reshape,
+                                        .run = view_run, .params_size = sizeof(axes_params),
+                                        .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                        .shape_inputs = 1u << 1};
 
 /* ---- Identity, Dropout ------------------------------------------------------ */
 
-static int identity_shape(onr_kctx *ctx)
+static int identity_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    ONR_UNUSED(scratch);
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     return st ? st : onr_set_out_like(ctx, 0, 0);
 }
 
-const onr_op_impl onr_impl_identity = {.shape = identity_shape, .run = run_nothing,
+const onr_op_impl onr_impl_identity = {.reshape = identity_reshape, .run = view_run,
                                        .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
 
-/* Inference only: the output is the input and the mask all true (before
- * opset 10 the mask has the input's type, so "true" is 1 of that type). */
-static int dropout_shape(onr_kctx *ctx)
+/* Inference only: output 0 is the input (a view) and the mask all true
+ * (before opset 10 the mask has the input's type, so "true" is 1 of that
+ * type). Training mode (input 2, opset 12) is an input value that run
+ * checks; only ratio 0 is deterministic there. */
+typedef struct dropout_params {
+    double ratio;      /* attribute before opset 12 (unused in inference) */
+    int64_t seed;      /* attribute from opset 12 (unused: no randomness) */
+    int training_in;   /* reshape: the training_mode input is given */
+    int mask;          /* reshape: the mask output is wanted */
+} dropout_params;
+
+static int dropout_create(onr_create_ctx *c, void *params)
 {
+    dropout_params *p = params;
+    p->ratio = 0.5;
+    if (c->opset < 12) {
+        p->ratio = onr_attr_float(c->node, "ratio", 0.5f);
+        if (!(p->ratio >= 0 && p->ratio < 1))
+            return onr_seterr(c->err, ONR_E_MODEL, "attribute 'ratio' is %g, not in [0, 1)",
+                              p->ratio);
+    } else {
+        p->seed = onr_attr_int(c->node, "seed", 0);
+    }
+    return ONR_OK;
+}
+
+static int dropout_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    ONR_UNUSED(scratch);
+    dropout_params *p = ctx->params;
     int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
+    p->training_in = 0;
     if (ctx->opset >= 12) {
         if (ctx->n_in > 1 && ctx->in[1] && (st = onr_check_input(ctx, 1, ONR_TYPES_FLOAT)))
             return st;
         if (ctx->n_in > 2 && ctx->in[2] && (st = onr_check_input(ctx, 2, ONR_T(ONR_BOOL))))
             return st;
+        p->training_in = ctx->n_in > 2 && ctx->in[2] && ctx->in[2]->numel > 0;
     }
+    p->mask = ctx->n_out > 1 && ctx->out[1];
     if ((st = onr_set_out_like(ctx, 0, 0))) return st;
     return onr_set_out(ctx, 1, ctx->opset >= 10 ? ONR_BOOL : x->dtype, x->rank, x->dims);
 }
 
+/* Output 0 is aliased by the executor; only training mode and the mask
+ * need work (nothing at all in inference mode without a mask). */
 static int dropout_run(onr_kctx *ctx)
 {
-    if (ctx->opset >= 12 && ctx->n_in > 2 && ctx->in[2] && ctx->in[2]->numel > 0 &&
-        ctx->in[2]->data && ((const uint8_t *)ctx->in[2]->data)[0]) {
-        /* training mode: only ratio 0 is deterministic */
+    const dropout_params *p = ctx->params;
+    const onr_tensor *tm = p->training_in ? ctx->in[2] : NULL;
+    if (tm && tm->data && ((const uint8_t *)tm->data)[0]) {
         double ratio = 0.5;
-        if (ctx->n_in > 1 && ctx->in[1]) {
-            int st = onr_read_scalar(ctx, 1, &ratio);
-            if (st) return tn_nodefer(ctx, st);
+        const onr_tensor *rt = ctx->n_in > 1 ? ctx->in[1] : NULL;
+        if (rt) { /* a float type (reshape checked) */
+            if (!rt->data || rt->numel < 1)
+                return onr_seterr(ctx->err, ONR_E_MODEL, "input 1 must hold a value, it is empty");
+            ratio = onr_get_f64(rt, 0);
         }
         if (ratio != 0)
             return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
                               "Dropout in training mode (ratio %g) is not supported", ratio);
     }
-    onr_tensor *mask = ctx->n_out > 1 ? ctx->out[1] : NULL;
-    if (!mask) return ONR_OK;
+    if (!p->mask) return ONR_OK;
+    onr_tensor *mask = ctx->out[1];
     if (mask->dtype == ONR_BOOL) {
         memset(mask->data, 1, (size_t)mask->numel);
     } else {
@@ -246,63 +367,81 @@ static int dropout_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_dropout = {.shape = dropout_shape, .run = dropout_run,
+const onr_op_impl onr_impl_dropout = {.create = dropout_create, .reshape = dropout_reshape,
+                                      .run = dropout_run, .params_size = sizeof(dropout_params),
                                       .types = ONR_TYPES_FLOAT, .flags = ONR_OP_VIEW};
 
 /* ---- Shape, Size -------------------------------------------------------------- */
 
-/* [start, end) of the dims Shape reports (opset 15 slicing attributes). */
-static void shape_range(onr_kctx *ctx, int rank, int64_t *start, int64_t *end)
+/* Both depend only on the input's shape, never its data (which may not
+ * exist yet): reshape computes the values, run writes them out. */
+typedef struct shape_params {
+    int64_t start, end;         /* opset 15 slicing attributes, as given */
+    int has_end;
+    int64_t n;                  /* reshape: the values Shape reports */
+    int64_t vals[ONR_MAX_RANK];
+} shape_params;
+
+static int shape_create(onr_create_ctx *c, void *params)
 {
-    int64_t s = 0, e = rank;
-    if (ctx->opset >= 15) {
-        s = onr_attr_int(ctx->node, "start", 0);
-        e = onr_attr_int(ctx->node, "end", rank);
+    shape_params *p = params;
+    if (c->opset >= 15) {
+        p->start = onr_attr_int(c->node, "start", 0);
+        p->has_end = onr_node_attr(c->node, "end") != NULL;
+        p->end = onr_attr_int(c->node, "end", 0);
     }
+    return ONR_OK;
+}
+
+static int shape_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    ONR_UNUSED(scratch);
+    shape_params *p = ctx->params;
+    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    int64_t rank = x->rank, s = p->start, e = p->has_end ? p->end : rank;
     if (s < 0) s += rank;
     if (e < 0) e += rank;
     s = s < 0 ? 0 : s > rank ? rank : s;
     e = e < 0 ? 0 : e > rank ? rank : e;
-    *start = s;
-    *end = e > s ? e : s;
+    if (e < s) e = s;
+    p->n = e - s;
+    for (int64_t i = s; i < e; i++) p->vals[i - s] = x->dims[i];
+    return onr_set_out(ctx, 0, ONR_INT64, 1, &p->n);
 }
 
-static int shape_shape(onr_kctx *ctx)
-{
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
-    if (st) return st;
-    int64_t s, e;
-    shape_range(ctx, ctx->in[0]->rank, &s, &e);
-    int64_t n = e - s;
-    return onr_set_out(ctx, 0, ONR_INT64, 1, &n);
-}
-
-/* Reads only the input's dims, never its data (which may not exist yet). */
 static int shape_run(onr_kctx *ctx)
 {
-    int64_t s, e;
-    shape_range(ctx, ctx->in[0]->rank, &s, &e);
-    int64_t n = e - s;
-    int st = tn_check_out(ctx, 0, 1, &n);
-    if (st) return st;
-    int64_t *o = ctx->out[0]->data;
-    for (int64_t i = s; i < e; i++) o[i - s] = ctx->in[0]->dims[i];
+    const shape_params *p = ctx->params;
+    if (p->n) memcpy(ctx->out[0]->data, p->vals, (size_t)p->n * sizeof *p->vals);
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_shape = {.shape = shape_shape, .run = shape_run,
+const onr_op_impl onr_impl_shape = {.create = shape_create, .reshape = shape_reshape,
+                                    .run = shape_run, .params_size = sizeof(shape_params),
                                     .types = ONR_TYPES_ALL};
 
-static int size_shape(onr_kctx *ctx)
+typedef struct size_params {
+    int64_t numel; /* reshape: the input's element count */
+} size_params;
+
+static int size_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    ONR_UNUSED(scratch);
+    size_params *p = ctx->params;
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
-    return st ? st : onr_set_out(ctx, 0, ONR_INT64, 0, NULL);
+    if (st) return st;
+    p->numel = ctx->in[0]->numel;
+    return onr_set_out(ctx, 0, ONR_INT64, 0, NULL);
 }
 
 static int size_run(onr_kctx *ctx)
 {
-    *(int64_t *)ctx->out[0]->data = ctx->in[0]->numel;
+    const size_params *p = ctx->params;
+    *(int64_t *)ctx->out[0]->data = p->numel;
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_size = {.shape = size_shape, .run = size_run, .types = ONR_TYPES_ALL};
+const onr_op_impl onr_impl_size = {.reshape = size_reshape, .run = size_run,
+                                   .params_size = sizeof(size_params), .types = ONR_TYPES_ALL};

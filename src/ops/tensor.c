@@ -8,7 +8,8 @@
  * inner loop: whole contiguous rows (memcpy), a broadcast fill, a tiled 2-D
  * transpose when some source axis has stride 1, or a plain strided gather.
  * The outer dims are walked with an odometer, so no index is ever rebuilt
- * with divisions inside the copy.
+ * with divisions inside the copy. The plan is made once per shape (an op's
+ * reshape stores it in its params) and run walks it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -92,24 +93,11 @@ int tn_zero(onr_dtype dt, void *dst, int64_t n)
 
 enum { SC_ROWS, SC_FILL, SC_TILE, SC_STRIDED };
 
-typedef struct sc_plan {
-    int r;                   /* coalesced rank */
-    int64_t d[TN_MAX_DIMS];  /* dims */
-    int64_t s[TN_MAX_DIMS];  /* source strides */
-    int64_t os[TN_MAX_DIMS]; /* destination strides (contiguous) */
-    int mode;
-    int p;                   /* SC_TILE: the axis with source stride 1 */
-    int no;                  /* outer axes walked by the odometer */
-    int oax[TN_MAX_DIMS];
-    int64_t m;               /* outer positions */
-    int64_t inner;           /* elements per outer position */
-} sc_plan;
-
 /* 16x16 tiles: small enough that the tile's strided side stays in L1 even
  * when the stride is a power of two (cache-set conflicts) */
 #define SC_TILE_B 16
 
-static void sc_make(sc_plan *pl, int rank, const int64_t *dims, const int64_t *strides)
+static void sc_make(tn_copy_plan *pl, int rank, const int64_t *dims, const int64_t *strides)
 {
     int r = 0;
     for (int i = 0; i < rank; i++) {
@@ -191,8 +179,8 @@ static void sc_make(sc_plan *pl, int rank, const int64_t *dims, const int64_t *s
 /* Copy units [q0, q1). A unit is one outer position, except for SC_TILE
  * where each outer position has nb units (blocks of SC_TILE_B rows of the
  * tiled axis), so a single large 2-D transpose still splits across threads. */
-static void sc_range(const sc_plan *pl, size_t esz, void *dst, const void *src, int64_t offset,
-                     int64_t q0, int64_t q1)
+static void sc_range(const tn_copy_plan *pl, size_t esz, void *dst, const void *src,
+                     int64_t offset, int64_t q0, int64_t q1)
 {
     int64_t coord[TN_MAX_DIMS];
     int64_t nb = pl->mode == SC_TILE ? (pl->d[pl->p] + SC_TILE_B - 1) / SC_TILE_B : 1;
@@ -228,7 +216,7 @@ static void sc_range(const sc_plan *pl, size_t esz, void *dst, const void *src, 
 }
 
 /* STRING: the same walk over every element, duplicating each string. */
-static int sc_strings(const sc_plan *pl, char **dst, char *const *src, int64_t offset)
+static int sc_strings(const tn_copy_plan *pl, char **dst, char *const *src, int64_t offset)
 {
     int64_t coord[TN_MAX_DIMS] = {0};
     int64_t total = 1, soff = offset;
@@ -245,59 +233,73 @@ static int sc_strings(const sc_plan *pl, char **dst, char *const *src, int64_t o
     return ONR_OK;
 }
 
-int tn_strided_copy(onr_kctx *ctx, onr_dtype dt, void *dst, const void *src, int rank,
-                    const int64_t *dims, const int64_t *strides, int64_t offset)
+int tn_copy_plan_make(tn_copy_plan *pl, onr_dtype dt, int rank, const int64_t *dims,
+                      const int64_t *strides, int64_t offset, onr_err *err)
 {
+    memset(pl, 0, sizeof *pl);
+    if (rank > TN_MAX_DIMS)
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "copy of rank %d exceeds the maximum %d", rank,
+                          TN_MAX_DIMS);
+    pl->esz = dt == ONR_STRING ? 0 : onr_dtype_size(dt);
+    if (dt != ONR_STRING && pl->esz != 1 && pl->esz != 2 && pl->esz != 4 && pl->esz != 8)
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "element type %s is not supported",
+                          onr_dtype_name(dt));
     for (int i = 0; i < rank; i++)
-        if (dims[i] == 0) return ONR_OK;
-    sc_plan pl;
-    sc_make(&pl, rank, dims, strides);
+        if (dims[i] == 0) {
+            pl->empty = 1;
+            return ONR_OK;
+        }
+    sc_make(pl, rank, dims, strides);
+    pl->offset = offset;
+    pl->units = pl->m * (pl->mode == SC_TILE ? (pl->d[pl->p] + SC_TILE_B - 1) / SC_TILE_B : 1);
+    return ONR_OK;
+}
+
+int tn_copy_plan_run(const tn_copy_plan *pl, onr_dtype dt, void *dst, const void *src,
+                     int nthreads, onr_err *err)
+{
+    if (pl->empty) return ONR_OK;
     if (dt == ONR_STRING) {
-        if (sc_strings(&pl, dst, src, offset))
-            return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory copying strings");
+        if (sc_strings(pl, dst, src, pl->offset))
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory copying strings");
         return ONR_OK;
     }
-    size_t esz = onr_dtype_size(dt);
-    if (esz != 1 && esz != 2 && esz != 4 && esz != 8)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "element type %s is not supported",
-                          onr_dtype_name(dt));
-    int64_t work = pl.m * pl.inner;
-    int64_t units = pl.m * (pl.mode == SC_TILE ? (pl.d[pl.p] + SC_TILE_B - 1) / SC_TILE_B : 1);
-    int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    int64_t work = pl->m * pl->inner, units = pl->units;
+    int nt = nthreads > 0 ? nthreads : 1;
     if (nt > units) nt = (int)units;
     if (nt <= 1 || work <= ONR_PAR_MIN) {
-        sc_range(&pl, esz, dst, src, offset, 0, units);
+        sc_range(pl, pl->esz, dst, src, pl->offset, 0, units);
         return ONR_OK;
     }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t q0 = units * t / T, q1 = units * (t + 1) / T;
-        if (q0 < q1) sc_range(&pl, esz, dst, src, offset, q0, q1);
+        if (q0 < q1) sc_range(pl, pl->esz, dst, src, pl->offset, q0, q1);
     }
     return ONR_OK;
 }
 
 /* ---- small shared checks ----------------------------------------------------- */
 
-int tn_norm_axes(onr_kctx *ctx, const int64_t *vals, int n, int rank, int *axes,
+int tn_norm_axes(onr_err *err, const int64_t *vals, int n, int rank, int *axes,
                  const char *what)
 {
     for (int i = 0; i < n; i++) {
         int64_t a = vals[i] < 0 ? vals[i] + rank : vals[i];
         if (a < 0 || a >= rank)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "%s value %lld is out of range for rank %d",
+            return onr_seterr(err, ONR_E_MODEL, "%s value %lld is out of range for rank %d",
                               what, (long long)vals[i], rank);
         for (int j = 0; j < i; j++)
             if (axes[j] == a)
-                return onr_seterr(ctx->err, ONR_E_MODEL, "%s repeats axis %lld", what,
+                return onr_seterr(err, ONR_E_MODEL, "%s repeats axis %lld", what,
                                   (long long)a);
         axes[i] = (int)a;
     }
     return ONR_OK;
 }
 
-int tn_check_out(onr_kctx *ctx, int i, int rank, const int64_t *dims)
+int tn_check_out(const onr_kctx *ctx, int i, int rank, const int64_t *dims)
 {
     const onr_tensor *o = ctx->out[i];
     int same = o->rank == rank;
@@ -309,13 +311,13 @@ int tn_check_out(onr_kctx *ctx, int i, int rank, const int64_t *dims)
                       onr_fmt_dims(b2, sizeof b2, dims, rank));
 }
 
-int tn_nodefer(onr_kctx *ctx, int st)
+int tn_nodefer(const onr_kctx *ctx, int st)
 {
     if (st != ONR_SHAPE_DEFER) return st;
     return onr_seterr(ctx->err, ONR_E_RUNTIME, "an input value is still unknown at run time");
 }
 
-int tn_need_data(onr_kctx *ctx, int i)
+int tn_need_data(const onr_kctx *ctx, int i)
 {
     if (i >= ctx->n_in || !ctx->in[i])
         return onr_seterr(ctx->err, ONR_E_MODEL, "required input %d is missing", i);
@@ -333,7 +335,7 @@ int tn_read_ints_opt(onr_kctx *ctx, int i, int64_t *vals, int max, int *count, i
 
 /* ---- typed reductions ------------------------------------------------------ */
 
-int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red)
+static int parse_reduction(const onr_node *node, int64_t opset, onr_err *err, tn_reduce *red)
 {
     static const struct {
         const char *name;
@@ -342,16 +344,26 @@ int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red)
     } table[] = {{"none", TN_RED_NONE, 1}, {"add", TN_RED_ADD, 16}, {"mul", TN_RED_MUL, 16},
                  {"max", TN_RED_MAX, 18}, {"min", TN_RED_MIN, 18}};
     *red = TN_RED_NONE;
-    if (ctx->opset < 16) return ONR_OK; /* the attribute did not exist yet */
-    const char *s = onr_attr_string(ctx->node, "reduction", "none");
+    if (opset < 16) return ONR_OK; /* the attribute did not exist yet */
+    const char *s = onr_attr_string(node, "reduction", "none");
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(s, table[i].name) == 0) {
-            if (ctx->opset < table[i].since) break;
+            if (opset < table[i].since) break;
             *red = table[i].red;
             return ONR_OK;
         }
-    return onr_seterr(ctx->err, ONR_E_MODEL, "reduction '%s' is not valid at opset %lld", s,
-                      (long long)ctx->opset);
+    return onr_seterr(err, ONR_E_MODEL, "reduction '%s' is not valid at opset %lld", s,
+                      (long long)opset);
+}
+
+int tn_reduction_attr(const onr_create_ctx *c, tn_reduce *red)
+{
+    return parse_reduction(c->node, c->opset, c->err, red);
+}
+
+int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red)
+{
+    return parse_reduction(ctx->node, ctx->opset, ctx->err, red);
 }
 
 /* Native types: the arithmetic is that of the type; signed integer add/mul

@@ -29,13 +29,39 @@ int tn_fill(onr_dtype dt, void *dst, const void *val, int64_t n);
 /* Fill n elements with zero of type dt (all-zero bits; "" for STRING). */
 int tn_zero(onr_dtype dt, void *dst, int64_t n);
 
-/* out[...] = src[offset + sum_k idx_k * strides[k]] for every index of the
+/* A strided copy planned once (in reshape) and run many times:
+ *   out[...] = src[offset + sum_k idx_k * strides[k]] for every index of the
  * dims (row-major output, contiguous). strides are in elements and may be
- * zero (broadcast) or negative (reversed slices). The caller guarantees
- * every source index is inside the source tensor. Parallel above the work
- * threshold for non-string types. */
-int tn_strided_copy(onr_kctx *ctx, onr_dtype dt, void *dst, const void *src, int rank,
-                    const int64_t *dims, const int64_t *strides, int64_t offset);
+ * zero (broadcast) or negative (reversed slices). The planner coalesces the
+ * index space (drops size-1 dims, merges dims contiguous in the source too)
+ * and picks the inner loop; run only walks it. The caller guarantees every
+ * source index is inside the source tensor. */
+typedef struct tn_copy_plan {
+    int empty;               /* a dim is 0: nothing to copy (strides unused) */
+    size_t esz;              /* element bytes; 0 for STRING (per-element copies) */
+    int r;                   /* coalesced rank */
+    int64_t d[TN_MAX_DIMS];  /* dims */
+    int64_t s[TN_MAX_DIMS];  /* source strides */
+    int64_t os[TN_MAX_DIMS]; /* destination strides (contiguous) */
+    int mode;                /* inner loop: rows, fill, tiled 2-D transpose, gather */
+    int p;                   /* tiled mode: the axis with source stride 1 */
+    int no;                  /* outer axes walked by the odometer */
+    int oax[TN_MAX_DIMS];
+    int64_t m;               /* outer positions */
+    int64_t inner;           /* elements per outer position */
+    int64_t units;           /* units of work split across threads */
+    int64_t offset;          /* source element of output index 0 */
+} tn_copy_plan;
+
+/* Plan the copy of elements of type dt (reshape). Strides are not read when
+ * a dim is 0. ONR_E_UNSUPPORTED for element sizes other than 1/2/4/8. */
+int tn_copy_plan_make(tn_copy_plan *pl, onr_dtype dt, int rank, const int64_t *dims,
+                      const int64_t *strides, int64_t offset, onr_err *err);
+
+/* Run a planned copy (run): parallel above the work threshold for
+ * non-string types. */
+int tn_copy_plan_run(const tn_copy_plan *pl, onr_dtype dt, void *dst, const void *src,
+                     int nthreads, onr_err *err);
 
 /* Value i of an int32/int64 tensor. */
 static inline int64_t tn_index_at(const onr_tensor *t, int64_t i)
@@ -58,19 +84,20 @@ int64_t tn_prod(const int64_t *dims, int a, int b);
 
 /* Read axes given as a list into axes[0..n) normalized to [0, rank), with
  * duplicates rejected; `what` names them in messages. */
-int tn_norm_axes(onr_kctx *ctx, const int64_t *vals, int n, int rank, int *axes,
+int tn_norm_axes(onr_err *err, const int64_t *vals, int n, int rank, int *axes,
                  const char *what);
 
 /* The run-time output must have the dims the shape fn set; a mismatch means
- * the plan is stale and copying would go out of bounds. */
-int tn_check_out(onr_kctx *ctx, int i, int rank, const int64_t *dims);
+ * the plan is stale and copying would go out of bounds (old-contract ops,
+ * whose run recomputes the geometry). */
+int tn_check_out(const onr_kctx *ctx, int i, int rank, const int64_t *dims);
 
 /* In a run fn: every input value is known, so a parameter function that
  * still defers is an error with a message; other codes pass through. */
-int tn_nodefer(onr_kctx *ctx, int st);
+int tn_nodefer(const onr_kctx *ctx, int st);
 
 /* Input i present and with data (value inputs a kernel must read). */
-int tn_need_data(onr_kctx *ctx, int i);
+int tn_need_data(const onr_kctx *ctx, int i);
 
 /* Read an optional int list input i (int32/int64, rank <= 1) into vals;
  * *present = 0 when the input is omitted. ONR_SHAPE_DEFER when its data is
@@ -80,7 +107,10 @@ int tn_read_ints_opt(onr_kctx *ctx, int i, int64_t *vals, int max, int *count, i
 /* Typed element reductions used by ScatterND/ScatterElements. */
 typedef enum tn_reduce { TN_RED_NONE, TN_RED_ADD, TN_RED_MUL, TN_RED_MAX, TN_RED_MIN } tn_reduce;
 
-/* Parse a `reduction` attribute value allowed at this opset. */
+/* Read and check the `reduction` attribute allowed at this opset (create). */
+int tn_reduction_attr(const onr_create_ctx *c, tn_reduce *red);
+/* TRANSITION: the same from an old-contract shape/run fn (gather.c's
+ * Scatter ops until that family is converted; removed with ctx->node). */
 int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red);
 
 /* dst[i] = red(dst[i], src[i]) for n elements of numeric/bool type dt;
