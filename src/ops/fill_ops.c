@@ -1,34 +1,58 @@
 /*
  * fill_ops.c - operators that produce values rather than move them:
- * Constant, ConstantOfShape, Range, Trilu and CumSum.
+ * Constant, ConstantOfShape, Range, Trilu, CumSum and EyeLike.
+ *
+ * create reads the attributes (the constant's value, upper, exclusive,
+ * reverse, k, dtype); reshape reads the inputs the output shape depends on
+ * (ConstantOfShape's shape, Range's bounds, CumSum's axis for its geometry)
+ * and run fills the output.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/tensor.h"
 
+/* In run: every input value is known, a missing one is an error (the
+ * message of tn_nodefer). */
+static int unknown_at_run(onr_err *err)
+{
+    return onr_seterr(err, ONR_E_RUNTIME, "an input value is still unknown at run time");
+}
+
 /* ---- Constant ------------------------------------------------------------------ */
+
+/* The value, as the node's attribute holds it: src borrows the attribute's
+ * data (the node outlives its steps), so a large constant is not held
+ * twice. */
+typedef struct constant_params {
+    onr_dtype dtype;
+    int rank;
+    int64_t dims[ONR_MAX_RANK];
+    int64_t numel;
+    const void *src;
+} constant_params;
 
 /* Exactly one of these attributes holds the value. */
 static const char *const constant_attrs[] = {"value",        "value_float",  "value_floats",
                                              "value_int",    "value_ints",   "value_string",
                                              "value_strings", "sparse_value"};
 
-static int constant_attr(onr_kctx *ctx, const onr_attr **out)
+static int constant_attr(onr_create_ctx *c, const onr_attr **out)
 {
     const onr_attr *found = NULL;
     int n = 0;
     for (size_t i = 0; i < sizeof constant_attrs / sizeof constant_attrs[0]; i++) {
-        const onr_attr *a = onr_node_attr(ctx->node, constant_attrs[i]);
+        const onr_attr *a = onr_node_attr(c->node, constant_attrs[i]);
         if (a) {
             found = a;
             n++;
         }
     }
     if (n != 1)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "Constant needs exactly one value attribute, has %d", n);
+        return onr_seterr(c->err, ONR_E_MODEL, "Constant needs exactly one value attribute, has %d", n);
     if (strcmp(found->name, "sparse_value") == 0)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "sparse_value is not supported");
+        return onr_seterr(c->err, ONR_E_UNSUPPORTED, "sparse_value is not supported");
     /* the attribute's type must be the one its name says */
     static const struct {
         const char *name;
@@ -40,112 +64,141 @@ static int constant_attr(onr_kctx *ctx, const onr_attr **out)
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(found->name, types[i].name) == 0 &&
             (found->type != types[i].type || (types[i].type == ONR_ATTR_TENSOR && !found->t)))
-            return onr_seterr(ctx->err, ONR_E_MODEL, "attribute '%s' has the wrong type", found->name);
+            return onr_seterr(c->err, ONR_E_MODEL, "attribute '%s' has the wrong type", found->name);
     *out = found;
     return ONR_OK;
 }
 
-static int constant_shape(onr_kctx *ctx)
+static int constant_create(onr_create_ctx *c, void *params)
 {
-    const onr_attr *a;
-    int st = constant_attr(ctx, &a);
+    constant_params *p = params;
+    const onr_attr *a = NULL;
+    int st = constant_attr(c, &a);
     if (st) return st;
-    int64_t n = (int64_t)a->n;
+    p->rank = 0;
+    p->numel = 1;
     switch (a->type) {
-    case ONR_ATTR_TENSOR: return onr_set_out(ctx, 0, a->t->dtype, a->t->rank, a->t->dims);
-    case ONR_ATTR_FLOAT: return onr_set_out(ctx, 0, ONR_FLOAT, 0, NULL);
-    case ONR_ATTR_FLOATS: return onr_set_out(ctx, 0, ONR_FLOAT, 1, &n);
-    case ONR_ATTR_INT: return onr_set_out(ctx, 0, ONR_INT64, 0, NULL);
-    case ONR_ATTR_INTS: return onr_set_out(ctx, 0, ONR_INT64, 1, &n);
-    case ONR_ATTR_STRING: return onr_set_out(ctx, 0, ONR_STRING, 0, NULL);
-    default: return onr_set_out(ctx, 0, ONR_STRING, 1, &n);
+    case ONR_ATTR_TENSOR:
+        p->dtype = a->t->dtype;
+        p->rank = a->t->rank;
+        memcpy(p->dims, a->t->dims, sizeof p->dims);
+        p->numel = a->t->numel;
+        p->src = a->t->data;
+        break;
+    case ONR_ATTR_FLOAT: p->dtype = ONR_FLOAT; p->src = &a->f; break;
+    case ONR_ATTR_FLOATS: p->dtype = ONR_FLOAT; p->rank = 1; p->src = a->floats; break;
+    case ONR_ATTR_INT: p->dtype = ONR_INT64; p->src = &a->i; break;
+    case ONR_ATTR_INTS: p->dtype = ONR_INT64; p->rank = 1; p->src = a->ints; break;
+    case ONR_ATTR_STRING: p->dtype = ONR_STRING; p->src = &a->s; break;
+    default: p->dtype = ONR_STRING; p->rank = 1; p->src = a->strings; break;
     }
+    if (p->rank == 1 && a->type != ONR_ATTR_TENSOR) p->numel = p->dims[0] = (int64_t)a->n;
+    if (p->numel > 0 && !p->src) return onr_seterr(c->err, ONR_E_MODEL, "the value has no data");
+    return ONR_OK;
+}
+
+static int constant_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    const constant_params *p = ctx->params;
+    *scratch = 0;
+    return onr_set_out(ctx, 0, p->dtype, p->rank, p->dims);
 }
 
 static int constant_run(onr_kctx *ctx)
 {
-    const onr_attr *a;
-    int st = constant_attr(ctx, &a);
-    if (st) return st;
+    const constant_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
-    const void *src;
-    switch (a->type) {
-    case ONR_ATTR_TENSOR: src = a->t->data; break;
-    case ONR_ATTR_FLOAT: src = &a->f; break;
-    case ONR_ATTR_FLOATS: src = a->floats; break;
-    case ONR_ATTR_INT: src = &a->i; break;
-    case ONR_ATTR_INTS: src = a->ints; break;
-    case ONR_ATTR_STRING: src = &a->s; break;
-    default: src = a->strings; break;
-    }
-    int64_t n = a->type == ONR_ATTR_TENSOR ? a->t->numel : y->numel;
-    if (n != y->numel)
-        return onr_seterr(ctx->err, ONR_E_RUNTIME, "output size does not match the value");
-    if (n > 0 && !src) return onr_seterr(ctx->err, ONR_E_MODEL, "the value has no data");
-    if (tn_copy(y->dtype, y->data, src, n))
+    if (tn_copy(y->dtype, y->data, p->src, p->numel))
         return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory copying strings");
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_constant = {.shape = constant_shape, .run = constant_run,
+const onr_op_impl onr_impl_constant = {.create = constant_create, .reshape = constant_reshape,
+                                       .run = constant_run, .params_size = sizeof(constant_params),
                                        .types = ONR_TYPES_ALL};
 
 /* ---- ConstantOfShape --------------------------------------------------------- */
 
-static int cos_value(onr_kctx *ctx, const onr_tensor **v)
+typedef struct cos_params {
+    int has_value; /* without a value: float zeros */
+    onr_dtype dtype;
+    union {
+        unsigned char bytes[16];
+        char *s; /* STRING: owned copy */
+    } value;
+} cos_params;
+
+static int cos_create(onr_create_ctx *c, void *params)
 {
-    const onr_attr *a = onr_node_attr(ctx->node, "value");
-    *v = NULL;
+    cos_params *p = params;
+    const onr_attr *a = onr_node_attr(c->node, "value");
+    p->dtype = ONR_FLOAT;
     if (!a) return ONR_OK;
     if (a->type != ONR_ATTR_TENSOR || !a->t || a->t->numel != 1 || !a->t->data)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "value must be a one-element tensor");
-    *v = a->t;
+        return onr_seterr(c->err, ONR_E_MODEL, "value must be a one-element tensor");
+    const onr_tensor *v = a->t;
+    if (v->dtype == ONR_STRING) {
+        const char *s = ((char *const *)v->data)[0];
+        if (!(p->value.s = onr_strdup(s ? s : "")))
+            return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
+    } else {
+        size_t esz = onr_dtype_size(v->dtype);
+        if (esz == 0 || esz > sizeof p->value.bytes)
+            return onr_seterr(c->err, ONR_E_UNSUPPORTED, "value of type %s is not supported",
+                              onr_dtype_name(v->dtype));
+        memcpy(p->value.bytes, v->data, esz);
+    }
+    p->dtype = v->dtype;
+    p->has_value = 1;
     return ONR_OK;
 }
 
-static int cos_dims(onr_kctx *ctx, int64_t *dims, int *n)
+static void cos_destroy(void *params)
 {
+    cos_params *p = params;
+    if (p->has_value && p->dtype == ONR_STRING) free(p->value.s);
+}
+
+/* The output shape is input 0's values: a shape input. */
+static int cos_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    const cos_params *p = ctx->params;
+    int64_t dims[ONR_MAX_RANK];
+    int n;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, ONR_T(ONR_INT64));
-    if (st || (st = onr_read_ints(ctx, 0, dims, ONR_MAX_RANK, n))) return st;
-    for (int i = 0; i < *n; i++)
+    if (st || (st = onr_read_ints(ctx, 0, dims, ONR_MAX_RANK, &n))) return st;
+    for (int i = 0; i < n; i++)
         if (dims[i] < 0) {
             char b[256];
             return onr_seterr(ctx->err, ONR_E_MODEL, "shape %s has a negative dim",
-                              onr_fmt_dims(b, sizeof b, dims, *n));
+                              onr_fmt_dims(b, sizeof b, dims, n));
         }
-    return ONR_OK;
-}
-
-static int cos_shape(onr_kctx *ctx)
-{
-    const onr_tensor *v;
-    int64_t dims[ONR_MAX_RANK];
-    int n, st = cos_value(ctx, &v);
-    if (st || (st = cos_dims(ctx, dims, &n))) return st;
-    return onr_set_out(ctx, 0, v ? v->dtype : ONR_FLOAT, n, dims);
+    return onr_set_out(ctx, 0, p->dtype, n, dims);
 }
 
 static int cos_run(onr_kctx *ctx)
 {
-    const onr_tensor *v;
-    int st = cos_value(ctx, &v);
-    if (st) return st;
+    const cos_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
-    if (!v) return tn_zero(y->dtype, y->data, y->numel);
-    if (v->dtype != y->dtype)
-        return onr_seterr(ctx->err, ONR_E_RUNTIME, "output type does not match the value");
-    if (tn_fill(y->dtype, y->data, v->data, y->numel))
+    if (!p->has_value) return tn_zero(y->dtype, y->data, y->numel);
+    if (tn_fill(y->dtype, y->data, &p->value, y->numel))
         return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory filling strings");
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_constantofshape = {.shape = cos_shape, .run = cos_run,
-                                              .types = ONR_T(ONR_INT64)};
+const onr_op_impl onr_impl_constantofshape = {
+    .create = cos_create, .reshape = cos_reshape, .run = cos_run, .destroy = cos_destroy,
+    .params_size = sizeof(cos_params), .types = ONR_T(ONR_INT64), .shape_inputs = 1u << 0};
 
 /* ---- Range --------------------------------------------------------------------- */
 
 #define RANGE_TYPES (ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_INT16) | \
                      ONR_T(ONR_INT32) | ONR_T(ONR_INT64))
+
+typedef struct range_params {
+    int64_t n; /* elements: reshape counts them from the three inputs */
+} range_params;
 
 static int64_t range_int_at(const onr_tensor *t)
 {
@@ -190,18 +243,22 @@ static int range_count(onr_kctx *ctx, int64_t *n)
     return ONR_OK;
 }
 
-static int range_shape(onr_kctx *ctx)
+/* The length is the inputs' values: all three are shape inputs. */
+static int range_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    range_params *p = ctx->params;
     int64_t n;
+    *scratch = 0;
     int st = range_count(ctx, &n);
-    return st ? st : onr_set_out(ctx, 0, ctx->in[0]->dtype, 1, &n);
+    if (st || (st = onr_set_out(ctx, 0, ctx->in[0]->dtype, 1, &n))) return st;
+    p->n = n;
+    return ONR_OK;
 }
 
 static int range_run(onr_kctx *ctx)
 {
-    int64_t n;
-    int st = range_count(ctx, &n);
-    if (st || (st = tn_check_out(ctx, 0, 1, &n))) return tn_nodefer(ctx, st);
+    const range_params *p = ctx->params;
+    int64_t n = p->n;
     onr_tensor *y = ctx->out[0];
     if (y->dtype == ONR_FLOAT || y->dtype == ONR_DOUBLE) {
         double s = onr_get_f64(ctx->in[0], 0), d = onr_get_f64(ctx->in[2], 0);
@@ -221,47 +278,68 @@ static int range_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_range = {.shape = range_shape, .run = range_run, .types = RANGE_TYPES};
+const onr_op_impl onr_impl_range = {.reshape = range_reshape, .run = range_run,
+                                    .params_size = sizeof(range_params), .types = RANGE_TYPES,
+                                    .shape_inputs = (1u << 0) | (1u << 1) | (1u << 2)};
 
 /* ---- Trilu --------------------------------------------------------------------- */
 
-static int trilu_shape(onr_kctx *ctx)
+typedef struct trilu_params {
+    int upper; /* attribute */
+    /* reshape */
+    int64_t N, M, mats; /* rows, columns, matrices */
+    size_t esz;
+} trilu_params;
+
+static int trilu_create(onr_create_ctx *c, void *params)
 {
+    trilu_params *p = params;
+    p->upper = onr_attr_int(c->node, "upper", 1) != 0;
+    return ONR_OK;
+}
+
+/* k (input 1) moves the diagonal, not the shape: run reads it. */
+static int trilu_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    trilu_params *p = ctx->params;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     if (st) return st;
+    const onr_tensor *x = ctx->in[0];
     char b[256];
-    if (ctx->in[0]->rank < 2)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "input %s must have rank >= 2",
-                          TN_DIMS(b, ctx->in[0]));
+    if (x->rank < 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input %s must have rank >= 2", TN_DIMS(b, x));
     if (ctx->n_in > 1 && ctx->in[1]) {
         if ((st = onr_check_input(ctx, 1, ONR_T(ONR_INT64)))) return st;
         if (ctx->in[1]->numel != 1)
             return onr_seterr(ctx->err, ONR_E_MODEL, "k must hold one value, it has %lld",
                               (long long)ctx->in[1]->numel);
     }
-    return onr_set_out_like(ctx, 0, 0);
+    if ((st = onr_set_out_like(ctx, 0, 0))) return st;
+    p->N = x->dims[x->rank - 2];
+    p->M = x->dims[x->rank - 1];
+    p->mats = x->numel > 0 ? x->numel / (p->N * p->M) : 0;
+    p->esz = tn_esz(x->dtype);
+    return ONR_OK;
 }
 
 static int trilu_run(onr_kctx *ctx)
 {
+    const trilu_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    int st = tn_check_out(ctx, 0, x->rank, x->dims);
-    if (st) return st;
     if (x->numel == 0) return ONR_OK;
-    int64_t N = x->dims[x->rank - 2], M = x->dims[x->rank - 1];
-    int64_t k = 0;
+    int64_t N = p->N, M = p->M, k = 0;
     if (ctx->n_in > 1 && ctx->in[1]) {
-        if (!ctx->in[1]->data) return tn_nodefer(ctx, ONR_SHAPE_DEFER);
+        if (!ctx->in[1]->data) return unknown_at_run(ctx->err);
         k = ((const int64_t *)ctx->in[1]->data)[0];
     }
     /* beyond +-(N + M) every k gives the same result; clamping avoids overflow */
     if (k > N + M) k = N + M;
     if (k < -(N + M)) k = -(N + M);
-    int upper = onr_attr_int(ctx->node, "upper", 1) != 0;
-    size_t esz = tn_esz(x->dtype);
-    int64_t mats = (N > 0 && M > 0) ? x->numel / (N * M) : 0;
-    for (int64_t b = 0; b < mats; b++)
+    int upper = p->upper;
+    size_t esz = p->esz;
+    for (int64_t b = 0; b < p->mats; b++)
         for (int64_t i = 0; i < N; i++) {
             int64_t row = (b * N + i) * M;
             char *dst = (char *)y->data + (size_t)row * esz;
@@ -278,7 +356,8 @@ static int trilu_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_trilu = {.shape = trilu_shape, .run = trilu_run,
+const onr_op_impl onr_impl_trilu = {.create = trilu_create, .reshape = trilu_reshape,
+                                    .run = trilu_run, .params_size = sizeof(trilu_params),
                                     .types = ONR_TYPES_ALL};
 
 /* ---- CumSum -------------------------------------------------------------------- */
@@ -287,35 +366,66 @@ const onr_op_impl onr_impl_trilu = {.shape = trilu_shape, .run = trilu_run,
                       ONR_T(ONR_UINT32) | ONR_T(ONR_UINT64) | ONR_T(ONR_FLOAT16) |                \
                       ONR_T(ONR_BFLOAT16))
 
-static int cumsum_axis(onr_kctx *ctx, int *axis)
+enum { CUMSUM_AXIS_UNKNOWN, CUMSUM_AXIS_OK, CUMSUM_AXIS_BAD };
+
+typedef struct cumsum_params {
+    int excl, rev;    /* attributes */
+    int axis_const;   /* create: the axis input is a constant */
+    /* reshape */
+    int axis_state;   /* CUMSUM_AXIS_*: whether reshape had a valid axis value */
+    int64_t axis_val; /* the value (for run's error when it was bad) */
+    int rank;
+    int64_t L, outer, inner; /* the scan's length, and the sizes around the axis */
+} cumsum_params;
+
+static int cumsum_create(onr_create_ctx *c, void *params)
 {
+    cumsum_params *p = params;
+    p->excl = onr_attr_int(c->node, "exclusive", 0) != 0;
+    p->rev = onr_attr_int(c->node, "reverse", 0) != 0;
+    p->axis_const = onr_create_const(c, 1) != NULL;
+    return ONR_OK;
+}
+
+/* The output has the input's shape; the axis value (input 1, a shape input)
+ * only sets the geometry. A bad axis value that is not a constant is
+ * reported by run: at build time an activation's buffer may not hold its
+ * value yet, and reshape runs again once it changes. */
+static int cumsum_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    cumsum_params *p = ctx->params;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, CUMSUM_TYPES);
     if (st || (st = onr_check_input(ctx, 1, ONR_T(ONR_INT32) | ONR_T(ONR_INT64)))) return st;
-    const onr_tensor *a = ctx->in[1];
+    const onr_tensor *x = ctx->in[0], *a = ctx->in[1];
     if (a->numel != 1 || a->rank > 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "axis must hold one value, it has %lld",
                           (long long)a->numel);
-    if (!a->data) return ONR_SHAPE_DEFER;
-    int r = ctx->in[0]->rank;
-    return onr_norm_axis(ctx->err, tn_index_at(a, 0), r, axis);
-}
-
-static int cumsum_shape(onr_kctx *ctx)
-{
-    int axis, st = cumsum_axis(ctx, &axis);
-    if (st && st != ONR_SHAPE_DEFER) return st; /* the shape does not need the axis value */
-    return onr_set_out_like(ctx, 0, 0);
-}
-
-static int cumsum_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    /* fp16/bf16 sum in float accumulators, one per inner position. The
-     * planner prepares again only when shapes change, not when the axis
-     * value does, so reserve for the largest inner size (axis 0). */
-    const onr_tensor *x = ctx->in[0];
-    *scratch = 0;
-    if (x->dtype == ONR_FLOAT16 || x->dtype == ONR_BFLOAT16) {
-        int64_t inner = tn_prod(x->dims, x->rank > 0 ? 1 : 0, x->rank);
+    if ((st = onr_set_out_like(ctx, 0, 0))) return st;
+    p->rank = x->rank;
+    p->axis_state = CUMSUM_AXIS_UNKNOWN;
+    p->L = p->outer = p->inner = 0;
+    int axis = 0;
+    if (a->data) {
+        p->axis_val = tn_index_at(a, 0);
+        onr_err tmp = {0};
+        if (onr_norm_axis(p->axis_const ? ctx->err : &tmp, p->axis_val, x->rank, &axis)) {
+            if (p->axis_const) return ONR_E_MODEL;
+            p->axis_state = CUMSUM_AXIS_BAD;
+        } else {
+            p->axis_state = CUMSUM_AXIS_OK;
+        }
+    }
+    int known = p->axis_state == CUMSUM_AXIS_OK;
+    if (known && x->numel > 0) {
+        p->L = x->rank ? x->dims[axis] : 1;
+        p->outer = x->rank ? tn_prod(x->dims, 0, axis) : 1;
+        p->inner = x->rank ? tn_prod(x->dims, axis + 1, x->rank) : 1;
+    }
+    /* fp16/bf16 sum in float accumulators, one per inner position; without
+     * the axis value, room for the largest inner size (axis 0) */
+    if ((x->dtype == ONR_FLOAT16 || x->dtype == ONR_BFLOAT16) && x->numel > 0) {
+        int64_t inner = known ? p->inner : tn_prod(x->dims, x->rank > 0 ? 1 : 0, x->rank);
         *scratch = (size_t)(inner > 0 ? inner : 1) * sizeof(float);
     }
     return ONR_OK;
@@ -357,16 +467,17 @@ static int cumsum_prepare(onr_kctx *ctx, size_t *scratch)
 
 static int cumsum_run(onr_kctx *ctx)
 {
-    int axis, st = cumsum_axis(ctx, &axis);
+    const cumsum_params *cp = ctx->params;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    if (st || (st = tn_check_out(ctx, 0, x->rank, x->dims))) return tn_nodefer(ctx, st);
+    if (cp->axis_state == CUMSUM_AXIS_UNKNOWN) return unknown_at_run(ctx->err);
+    if (cp->axis_state == CUMSUM_AXIS_BAD) {
+        int axis;
+        return onr_norm_axis(ctx->err, cp->axis_val, cp->rank, &axis); /* sets the message */
+    }
     if (x->numel == 0) return ONR_OK;
-    int excl = onr_attr_int(ctx->node, "exclusive", 0) != 0;
-    int rev = onr_attr_int(ctx->node, "reverse", 0) != 0;
-    int64_t L = x->rank ? x->dims[axis] : 1;
-    int64_t outer = x->rank ? tn_prod(x->dims, 0, axis) : 1;
-    int64_t inner = x->rank ? tn_prod(x->dims, axis + 1, x->rank) : 1;
+    int excl = cp->excl, rev = cp->rev;
+    int64_t L = cp->L, outer = cp->outer, inner = cp->inner;
     float *acc = ctx->scratch;
     if ((x->dtype == ONR_FLOAT16 || x->dtype == ONR_BFLOAT16) &&
         ctx->scratch_size < (size_t)inner * sizeof(float))
@@ -386,41 +497,53 @@ static int cumsum_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_cumsum = {.shape = cumsum_shape, .prepare = cumsum_prepare,
-                                     .run = cumsum_run, .types = CUMSUM_TYPES};
+const onr_op_impl onr_impl_cumsum = {.create = cumsum_create, .reshape = cumsum_reshape,
+                                     .run = cumsum_run, .params_size = sizeof(cumsum_params),
+                                     .types = CUMSUM_TYPES, .shape_inputs = 1u << 1};
 
 /* ---- EyeLike ------------------------------------------------------------------- */
 
 #define EYELIKE_TYPES (ONR_TYPES_NUM | ONR_T(ONR_BOOL))
 
-static int eyelike_dtype(onr_kctx *ctx, onr_dtype *dt)
+typedef struct eyelike_params {
+    int64_t k;     /* diagonal offset */
+    int64_t dtype; /* -1: the input's type */
+} eyelike_params;
+
+static int eyelike_create(onr_create_ctx *c, void *params)
 {
+    eyelike_params *p = params;
+    p->k = onr_attr_int(c->node, "k", 0);
+    p->dtype = -1;
+    const onr_attr *a = onr_node_attr(c->node, "dtype");
+    if (a && a->type == ONR_ATTR_INT) {
+        int64_t d = a->i;
+        if (d < 0 || d >= 32 || !(EYELIKE_TYPES & ONR_T(d)))
+            return onr_seterr(c->err, ONR_E_UNSUPPORTED, "dtype %lld is not supported", (long long)d);
+        p->dtype = d;
+    }
+    return ONR_OK;
+}
+
+static int eyelike_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    const eyelike_params *p = ctx->params;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, EYELIKE_TYPES);
     if (st) return st;
     char b[256];
     if (ctx->in[0]->rank != 2)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input %s must be 2-D", TN_DIMS(b, ctx->in[0]));
-    int64_t d = onr_attr_int(ctx->node, "dtype", ctx->in[0]->dtype);
-    if (d < 0 || d >= 32 || !(EYELIKE_TYPES & ONR_T(d)))
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "dtype %lld is not supported", (long long)d);
-    *dt = (onr_dtype)d;
-    return ONR_OK;
-}
-
-static int eyelike_shape(onr_kctx *ctx)
-{
-    onr_dtype dt;
-    int st = eyelike_dtype(ctx, &dt);
-    return st ? st : onr_set_out(ctx, 0, dt, 2, ctx->in[0]->dims);
+    onr_dtype dt = p->dtype >= 0 ? (onr_dtype)p->dtype : ctx->in[0]->dtype;
+    return onr_set_out(ctx, 0, dt, 2, ctx->in[0]->dims);
 }
 
 /* Reads only the input's shape. */
 static int eyelike_run(onr_kctx *ctx)
 {
+    const eyelike_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
-    int st = tn_check_out(ctx, 0, 2, ctx->in[0]->dims);
-    if (st) return st;
-    int64_t R = y->dims[0], C = y->dims[1], k = onr_attr_int(ctx->node, "k", 0);
+    int64_t R = y->dims[0], C = y->dims[1], k = p->k;
     tn_zero(y->dtype, y->data, y->numel);
     for (int64_t i = 0; i < R; i++) {
         if (k >= C - i || k < -i) continue; /* column i + k outside [0, C) */
@@ -429,5 +552,6 @@ static int eyelike_run(onr_kctx *ctx)
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_eyelike = {.shape = eyelike_shape, .run = eyelike_run,
+const onr_op_impl onr_impl_eyelike = {.create = eyelike_create, .reshape = eyelike_reshape,
+                                      .run = eyelike_run, .params_size = sizeof(eyelike_params),
                                       .types = EYELIKE_TYPES};
