@@ -4,8 +4,13 @@
  * across shapes (odd sizes, batch, broadcast, groups, depthwise, dilations,
  * strides, asymmetric pads, auto_pad, ceil_mode, 1-D and 3-D), dtypes, and
  * 1 vs 2 threads (which must agree bit for bit); plus the error cases.
+ * Weights (MatMul/Gemm B and C, Conv W and bias) run both as activations and
+ * as constants that create prepacks (and consumes), at the GEMM kernels'
+ * tile edges; one MatMul step is driven through changing activation shapes
+ * to show its constant B is packed once, at create, and never again.
  */
 #include "kutil.h"
+#include "gemm/gemm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,15 +37,21 @@ static onr_tensor *make_t(onr_dtype dt, int rank, const int64_t *dims, uint32_t 
 
 static double get(const onr_tensor *t, int64_t i) { return onr_get_f64(t, i); }
 
-/* Run with 1 and with 2 threads: both succeed and agree bit for bit. The
- * 1-thread outputs stay in out. */
-static void run_both(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
-                     onr_tensor **out)
+/* Run with 1 and with 2 threads, the inputs in const_mask given as
+ * constants: both succeed, consume the same inputs and agree bit for bit.
+ * The 1-thread outputs stay in out; returns the inputs create consumed. */
+static uint32_t run_both_const(onr_node *n, int64_t opset, int n_in, onr_tensor **in,
+                               uint32_t const_mask, int n_out, onr_tensor **out)
 {
     onr_tensor *o2[4] = {0};
     onr_err err = {0};
-    if (tk_run(n, opset, n_in, in, n_out, out, 1, &err)) fail_msg("1 thread: %s", err.msg);
-    if (tk_run(n, opset, n_in, in, n_out, o2, 2, &err)) fail_msg("2 threads: %s", err.msg);
+    if (tk_run_const(n, opset, n_in, in, const_mask, n_out, out, 1, &err))
+        fail_msg("1 thread: %s", err.msg);
+    uint32_t consumed = tk_last_consumed;
+    if (tk_run_const(n, opset, n_in, in, const_mask, n_out, o2, 2, &err))
+        fail_msg("2 threads: %s", err.msg);
+    assert_int_equal(tk_last_consumed, consumed);
+    assert_int_equal(consumed & ~const_mask, 0); /* only constants are consumed */
     for (int i = 0; i < n_out; i++) {
         assert_int_equal(out[i]->dtype, o2[i]->dtype);
         assert_int_equal(out[i]->numel, o2[i]->numel);
@@ -49,6 +60,15 @@ static void run_both(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int 
             fail_msg("output %d differs between 1 and 2 threads", i);
     }
     tk_free_all(n_out, o2);
+    return consumed;
+}
+
+/* Run with 1 and with 2 threads: both succeed and agree bit for bit. The
+ * 1-thread outputs stay in out. */
+static void run_both(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                     onr_tensor **out)
+{
+    run_both_const(n, opset, n_in, in, 0, n_out, out);
 }
 
 static void expect_close(const onr_tensor *t, const double *ref, int64_t n, double rtol,
@@ -167,24 +187,46 @@ static const struct {
     {3, {4, 33, 40}, 3, {4, 40, 35}},
 };
 
-static void matmul_case(int c, onr_dtype dt, int64_t opset)
+/* The inputs create should consume: B (bit 1) when constant and
+ * packed (2-D) or widened (16-bit); a float32 B of another rank is used in
+ * place. */
+static uint32_t mm_expect_consumed(onr_dtype dt, int brank, uint32_t mask)
 {
-    onr_tensor *in[2] = {make_t(dt, mm_cases[c].ar, mm_cases[c].ad, 10 + (uint32_t)c),
-                         make_t(dt, mm_cases[c].br, mm_cases[c].bd, 50 + (uint32_t)c)};
+    int f = dt == ONR_FLOAT || dt == ONR_FLOAT16 || dt == ONR_BFLOAT16;
+    return (mask & 2u) && f && (brank == 2 || dt != ONR_FLOAT) ? 2u : 0u;
+}
+
+/* A [ad] x B [bd] with the inputs in mask constant, against ref_matmul. */
+static void matmul_dims(int ar, const int64_t *ad, int br, const int64_t *bd, onr_dtype dt,
+                        int64_t opset, uint32_t mask, uint32_t seed)
+{
+    onr_tensor *in[2] = {make_t(dt, ar, ad, 10 + seed), make_t(dt, br, bd, 50 + seed)};
     onr_tensor *out[1] = {0};
     onr_node *n = tk_node("MatMul");
-    run_both(n, opset, 2, in, 1, out);
+    uint32_t consumed = run_both_const(n, opset, 2, in, mask, 1, out);
+    assert_int_equal(consumed, mm_expect_consumed(dt, br, mask));
     int orank;
     int64_t odims[8];
     double *ref = ref_matmul(in[0], in[1], &orank, odims);
     tk_assert_shape(out[0], orank, odims);
     assert_int_equal(out[0]->dtype, dt);
-    double k = (double)(mm_cases[c].ar == 1 ? mm_cases[c].ad[0] : mm_cases[c].ad[mm_cases[c].ar - 1]);
+    double k = (double)ad[ar - 1];
     expect_close(out[0], ref, numel(odims, orank), tol_for(dt), tol_for(dt) * (1 + sqrt(k)));
     free(ref);
     tk_free_all(1, out);
     tk_free_all(2, in);
     tk_node_free(n);
+}
+
+static void matmul_case_const(int c, onr_dtype dt, int64_t opset, uint32_t mask)
+{
+    matmul_dims(mm_cases[c].ar, mm_cases[c].ad, mm_cases[c].br, mm_cases[c].bd, dt, opset, mask,
+                (uint32_t)c);
+}
+
+static void matmul_case(int c, onr_dtype dt, int64_t opset)
+{
+    matmul_case_const(c, dt, opset, 0);
 }
 
 static void test_matmul_f32(void **state)
@@ -255,13 +297,15 @@ static void test_matmul_errors(void **state)
  * Gemm
  * ==================================================================== */
 
-static const struct {
+typedef struct gemm_spec {
     int64_t M, N, K;
     int ta, tb;
     float alpha, beta;
     int crank; /* -1: no C */
     int64_t cd[2];
-} gemm_cases[] = {
+} gemm_spec;
+
+static const gemm_spec gemm_cases[] = {
     {3, 4, 5, 0, 0, 1.f, 1.f, -1, {0}},
     {3, 4, 5, 1, 0, 1.f, 1.f, 2, {3, 4}},
     {3, 4, 5, 0, 1, 0.5f, 2.f, 1, {4}},
@@ -278,52 +322,68 @@ static const struct {
     {3, 4, 0, 0, 0, 1.f, 1.f, 1, {4}}, /* K = 0: just beta * C */
 };
 
-static double *ref_gemm(int c, const onr_tensor *a, const onr_tensor *b, const onr_tensor *cc)
+static double *ref_gemm(const gemm_spec *gs, const onr_tensor *a, const onr_tensor *b,
+                        const onr_tensor *cc)
 {
-    int64_t M = gemm_cases[c].M, N = gemm_cases[c].N, K = gemm_cases[c].K;
-    int ta = gemm_cases[c].ta, tb = gemm_cases[c].tb;
+    int64_t M = gs->M, N = gs->N, K = gs->K;
+    int ta = gs->ta, tb = gs->tb;
     double *y = calloc((size_t)(M * N) + 1, sizeof(double));
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             double s = 0;
             for (int64_t k = 0; k < K; k++)
                 s += get(a, ta ? k * M + i : i * K + k) * get(b, tb ? j * K + k : k * N + j);
-            s *= gemm_cases[c].alpha;
+            s *= gs->alpha;
             if (cc) {
                 int64_t c0 = cc->rank == 2 ? cc->dims[0] : 1;
                 int64_t c1 = cc->rank >= 1 ? cc->dims[cc->rank - 1] : 1;
-                s += gemm_cases[c].beta * get(cc, (c0 == 1 ? 0 : i) * c1 + (c1 == 1 ? 0 : j));
+                s += gs->beta * get(cc, (c0 == 1 ? 0 : i) * c1 + (c1 == 1 ? 0 : j));
             }
             y[i * N + j] = s;
         }
     return y;
 }
 
-static void gemm_case(int c, onr_dtype dt, int64_t opset)
+/* The inputs create should consume: B (bit 1) and C (bit 2) when constant
+ * and float32/16-bit (B packed, C kept as float32 times beta). */
+static uint32_t gemm_expect_consumed(onr_dtype dt, int has_c, uint32_t mask)
 {
-    int64_t M = gemm_cases[c].M, N = gemm_cases[c].N, K = gemm_cases[c].K;
-    int64_t ad[2] = {gemm_cases[c].ta ? K : M, gemm_cases[c].ta ? M : K};
-    int64_t bd[2] = {gemm_cases[c].tb ? N : K, gemm_cases[c].tb ? K : N};
-    int has_c = gemm_cases[c].crank >= 0;
-    onr_tensor *in[3] = {make_t(dt, 2, ad, 100 + (uint32_t)c), make_t(dt, 2, bd, 200 + (uint32_t)c),
-                         has_c ? make_t(dt, gemm_cases[c].crank, gemm_cases[c].cd, 300 + (uint32_t)c)
-                               : NULL};
+    int f = dt == ONR_FLOAT || dt == ONR_FLOAT16 || dt == ONR_BFLOAT16;
+    return f ? mask & (2u | (has_c ? 4u : 0u)) : 0u;
+}
+
+/* One Gemm of spec gs with the inputs in mask constant, against ref_gemm. */
+static void gemm_run_spec(const gemm_spec *gs, onr_dtype dt, int64_t opset, uint32_t mask,
+                          uint32_t seed)
+{
+    int64_t M = gs->M, N = gs->N, K = gs->K;
+    int64_t ad[2] = {gs->ta ? K : M, gs->ta ? M : K};
+    int64_t bd[2] = {gs->tb ? N : K, gs->tb ? K : N};
+    int has_c = gs->crank >= 0;
+    onr_tensor *in[3] = {make_t(dt, 2, ad, 100 + seed), make_t(dt, 2, bd, 200 + seed),
+                         has_c ? make_t(dt, gs->crank, gs->cd, 300 + seed) : NULL};
     onr_node *n = tk_node("Gemm");
-    if (gemm_cases[c].ta) tk_attr_int(n, "transA", 1);
-    if (gemm_cases[c].tb) tk_attr_int(n, "transB", 1);
-    if (gemm_cases[c].alpha != 1.f) tk_attr_float(n, "alpha", gemm_cases[c].alpha);
-    if (gemm_cases[c].beta != 1.f) tk_attr_float(n, "beta", gemm_cases[c].beta);
+    if (gs->ta) tk_attr_int(n, "transA", 1);
+    if (gs->tb) tk_attr_int(n, "transB", 1);
+    if (gs->alpha != 1.f) tk_attr_float(n, "alpha", gs->alpha);
+    if (gs->beta != 1.f) tk_attr_float(n, "beta", gs->beta);
     if (opset < 7) tk_attr_int(n, "broadcast", 1);
     onr_tensor *out[1];
-    run_both(n, opset, has_c ? 3 : 2, in, 1, out);
+    uint32_t consumed = run_both_const(n, opset, has_c ? 3 : 2, in, mask, 1, out);
+    assert_int_equal(consumed, gemm_expect_consumed(dt, has_c, mask));
     int64_t od[2] = {M, N};
     tk_assert_shape(out[0], 2, od);
-    double *ref = ref_gemm(c, in[0], in[1], in[2]);
+    double *ref = ref_gemm(gs, in[0], in[1], in[2]);
     expect_close(out[0], ref, M * N, tol_for(dt), tol_for(dt) * (2 + sqrt((double)K)));
     free(ref);
     tk_free_all(1, out);
     tk_free_all(3, in);
     tk_node_free(n);
+}
+
+static void gemm_case(int c, onr_dtype dt, int64_t opset)
+{
+    gemm_run_spec(&gemm_cases[c], dt, opset, 0, (uint32_t)c);
 }
 
 static void test_gemm_f32(void **state)
@@ -381,6 +441,182 @@ static void test_gemm_errors(void **state)
     expect_error(n, 13, 2, in, 1, ONR_E_UNSUPPORTED, "integral");
     tk_free_all(2, in);
     tk_node_free(n);
+}
+
+/* ======================================================================
+ * Constant weights: prepacked at create, at the GEMM kernels' tile edges
+ * ==================================================================== */
+
+/* The SGEMM paths, forced in turn by the tile-edge sweeps (those this CPU
+ * lacks are skipped). */
+static const char *const gemm_isas[] = {"ref", "avx2", "avx512"};
+
+/* Sizes around the active kernel's tiles: 1 and MR +- 1 rows, NR +- 1
+ * columns, K across a K block. */
+static void tile_sizes(int64_t *ms, int64_t *ns, int64_t *ks)
+{
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    int64_t mr = (int64_t)bl.mr, nr = (int64_t)bl.nr, kc = (int64_t)bl.kc;
+    ms[0] = 1, ms[1] = mr, ms[2] = mr + 1, ms[3] = 2 * mr + 1;
+    ns[0] = nr - 1, ns[1] = nr, ns[2] = nr + 1, ns[3] = 2 * nr + 1;
+    ks[0] = 1, ks[1] = 17, ks[2] = kc + 1;
+}
+
+static void test_matmul_const(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16, ONR_BFLOAT16};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (int c = 0; c < (int)(sizeof mm_cases / sizeof mm_cases[0]); c++)
+            matmul_case_const(c, types[t], 13, 2);
+    /* double and integers read B in place: nothing consumed */
+    matmul_case_const(0, ONR_DOUBLE, 13, 2);
+    matmul_case_const(0, ONR_INT32, 13, 2);
+}
+
+static void test_matmul_const_tile_edges(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16};
+    for (size_t isa = 0; isa < sizeof gemm_isas / sizeof gemm_isas[0]; isa++) {
+        if (onr_sgemm_force_kernel(gemm_isas[isa]) != 0) continue;
+        int64_t ms[4], ns[4], ks[3];
+        tile_sizes(ms, ns, ks);
+        uint32_t seed = 0;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 3; k++, seed++)
+                    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+                        for (uint32_t mask = 0; mask <= 2; mask += 2) {
+                            /* odd rows: a batch of 2 folded into M */
+                            int64_t ad[3] = {2, ms[i], ks[k]}, bd[2] = {ks[k], ns[j]};
+                            int ar = ms[i] % 2 ? 3 : 2;
+                            matmul_dims(ar, ar == 3 ? ad : ad + 1, 2, bd, types[t], 13, mask,
+                                        seed);
+                        }
+    }
+    onr_sgemm_force_kernel(NULL);
+}
+
+static void test_gemm_const(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16, ONR_BFLOAT16};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (int c = 0; c < (int)(sizeof gemm_cases / sizeof gemm_cases[0]); c++)
+            for (uint32_t mask = 2; mask <= 6; mask += 2) {
+                gemm_run_spec(&gemm_cases[c], types[t], 13, mask, (uint32_t)c);
+                if (types[t] == ONR_FLOAT && gemm_cases[c].crank >= 0) {
+                    gemm_run_spec(&gemm_cases[c], ONR_FLOAT, 7, mask, (uint32_t)c);
+                    gemm_run_spec(&gemm_cases[c], ONR_FLOAT, 6, mask, (uint32_t)c);
+                }
+            }
+    gemm_run_spec(&gemm_cases[1], ONR_DOUBLE, 13, 6, 1);
+    gemm_run_spec(&gemm_cases[1], ONR_INT64, 13, 6, 1);
+}
+
+/* Every transA/transB combination at tile edges, C rotating through none,
+ * scalar, [N], [M,1] and [M,N], with B and C constant and not. */
+static void test_gemm_const_tile_edges(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_FLOAT, ONR_FLOAT16};
+    for (size_t isa = 0; isa < sizeof gemm_isas / sizeof gemm_isas[0]; isa++) {
+        if (onr_sgemm_force_kernel(gemm_isas[isa]) != 0) continue;
+        int64_t ms[4], ns[4], ks[3];
+        tile_sizes(ms, ns, ks);
+        uint32_t seed = 0;
+        for (int tr = 0; tr < 4; tr++)
+            for (int i = 0; i < 4; i += 1)
+                for (int j = 0; j < 4; j += 2)
+                    for (int k = 0; k < 3; k += 2, seed++)
+                        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+                            for (uint32_t mask = 0; mask <= 6; mask += 6) {
+                                gemm_spec gs = {ms[i], ns[j] + (j == 2), ks[k], tr & 1, tr >> 1,
+                                                1.5f, 0.5f, -1, {0, 0}};
+                                switch (seed % 5) {
+                                case 1: gs.crank = 0; break;
+                                case 2: gs.crank = 1, gs.cd[0] = gs.N; break;
+                                case 3: gs.crank = 2, gs.cd[0] = gs.M, gs.cd[1] = 1; break;
+                                case 4: gs.crank = 2, gs.cd[0] = gs.M, gs.cd[1] = gs.N; break;
+                                default: break;
+                                }
+                                gemm_run_spec(&gs, types[t], 13, mask, seed);
+                            }
+    }
+    onr_sgemm_force_kernel(NULL);
+}
+
+/* One MatMul step with a constant B, driven the way the executor drives a
+ * plan with a symbolic sequence length: create once, then reshape and run
+ * for activations [1,4,K], [1,5,K], [1,6,K], [1,5,K]. B is packed once, at
+ * create; no shape change packs it again, and run never reads the original
+ * (the step sees a shape-only stand-in for it, as after the planner frees
+ * it). */
+static void matmul_step_no_repack(onr_dtype dt, int nthreads)
+{
+    int64_t K = 37, N = 45, bd[2] = {K, N};
+    static const int64_t seq[] = {4, 5, 6, 5, 5};
+    onr_err err = {0};
+    onr_node *n = tk_node("MatMul");
+    n->opset = 13;
+    n->n_in = 2;
+    n->n_out = 1;
+    const onr_op *op = onr_op_find("", "MatMul", 13);
+    assert_non_null(op);
+    onr_tensor *b = make_t(dt, 2, bd, 91);
+    onr_tensor *y = calloc(1, sizeof *y);
+    assert_non_null(y);
+    onr_step s;
+    assert_int_equal(onr_step_init(&s, n, op, 2, 1, &err), ONR_OK);
+    s.in[1] = b;
+    s.in_const[1] = 1;
+    s.out[0] = y;
+    size_t before = onr_sgemm_pack_count();
+    if (onr_step_create(&s, nthreads, &err)) fail_msg("create: %s", err.msg);
+    size_t packs = onr_sgemm_pack_count();
+    assert_int_equal(packs, before + 1);
+    assert_int_equal(s.consumed, 2);
+    onr_tensor meta = *b;
+    meta.data = NULL;
+    meta.owns = 0;
+    s.in[1] = &meta;
+    for (size_t r = 0; r < sizeof seq / sizeof seq[0]; r++) {
+        int64_t ad[3] = {1, seq[r], K}, yd[3] = {1, seq[r], N};
+        onr_tensor *a = make_t(dt, 3, ad, 92 + (uint32_t)r);
+        s.in[0] = a;
+        int changed = -1;
+        if (onr_step_reshape(&s, nthreads, &changed, &err)) fail_msg("reshape: %s", err.msg);
+        assert_int_equal(changed, r == 0 || seq[r] != seq[r - 1]);
+        tk_assert_shape(y, 3, yd);
+        assert_int_equal(onr_tensor_alloc(y, &err), ONR_OK);
+        void *scratch = NULL;
+        size_t bytes = (s.scratch + 63) & ~(size_t)63;
+        if (bytes) assert_int_equal(posix_memalign(&scratch, 64, bytes), 0);
+        if (onr_step_run(&s, scratch, nthreads, &err)) fail_msg("run: %s", err.msg);
+        free(scratch);
+        int orank;
+        int64_t odims[8];
+        double *ref = ref_matmul(a, b, &orank, odims);
+        expect_close(y, ref, seq[r] * N, tol_for(dt), tol_for(dt) * (1 + sqrt((double)K)));
+        free(ref);
+        onr_tensor_free(a);
+        assert_int_equal(onr_sgemm_pack_count(), packs);
+    }
+    onr_step_destroy(&s);
+    onr_tensor_free(y);
+    onr_tensor_free(b);
+    tk_node_free(n);
+}
+
+static void test_matmul_step_no_repack(void **state)
+{
+    (void)state;
+    matmul_step_no_repack(ONR_FLOAT, 1);
+    matmul_step_no_repack(ONR_FLOAT, 2);
+    matmul_step_no_repack(ONR_FLOAT16, 2);
+    matmul_step_no_repack(ONR_BFLOAT16, 1);
 }
 
 /* ======================================================================
@@ -504,7 +740,17 @@ static double *ref_conv(const conv_case *cc, const geo *g, const onr_tensor *x,
     return y;
 }
 
-static void conv_run_case(const conv_case *cc, onr_dtype dt, int64_t opset, int kernel_attr)
+/* The inputs Conv/ConvTranspose create should consume: a constant 16-bit W
+ * (bit 1) and bias (bit 2) are widened to float32 once; float32 and double
+ * ones are used in place (W is the GEMMs' A operand, not prepacked). */
+static uint32_t conv_expect_consumed(onr_dtype dt, int bias, uint32_t mask)
+{
+    int half = dt == ONR_FLOAT16 || dt == ONR_BFLOAT16;
+    return half ? mask & (2u | (bias ? 4u : 0u)) : 0u;
+}
+
+static void conv_run_case_const(const conv_case *cc, onr_dtype dt, int64_t opset,
+                                int kernel_attr, uint32_t mask)
 {
     int nsp = cc->nsp;
     int64_t xd[5] = {cc->N, cc->C}, wd[5] = {cc->M, cc->C / cc->G}, bd[1] = {cc->M};
@@ -516,7 +762,8 @@ static void conv_run_case(const conv_case *cc, onr_dtype dt, int64_t opset, int 
     if (kernel_attr) tk_attr_ints(n, "kernel_shape", nsp, cc->k);
     set_window_attrs(n, nsp, cc->s, cc->d, cc->pads, cc->auto_pad);
     onr_tensor *out[1];
-    run_both(n, opset, cc->bias ? 3 : 2, in, 1, out);
+    uint32_t consumed = run_both_const(n, opset, cc->bias ? 3 : 2, in, mask, 1, out);
+    assert_int_equal(consumed, conv_expect_consumed(dt, cc->bias, mask));
     geo g;
     geo_init(&g, nsp, cc->in, cc->k, cc->s, cc->d, cc->pads, cc->auto_pad, 0);
     int64_t yd[5] = {cc->N, cc->M};
@@ -529,6 +776,11 @@ static void conv_run_case(const conv_case *cc, onr_dtype dt, int64_t opset, int 
     tk_free_all(1, out);
     tk_free_all(3, in);
     tk_node_free(n);
+}
+
+static void conv_run_case(const conv_case *cc, onr_dtype dt, int64_t opset, int kernel_attr)
+{
+    conv_run_case_const(cc, dt, opset, kernel_attr, 0);
 }
 
 static void test_conv_f32(void **state)
@@ -653,6 +905,54 @@ static void test_conv_errors(void **state)
     conv_expect_error(x6, w6, -1, tk_node("Conv"), ONR_E_UNSUPPORTED, "spatial");
 }
 
+/* Constant W (and bias) for every Conv case, float32 and 16-bit. */
+static void test_conv_const(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
+        for (uint32_t mask = 2; mask <= 6; mask += 4) {
+            conv_run_case_const(&conv_cases[c], ONR_FLOAT, 11, (int)(c & 1), mask);
+            if (conv_cases[c].C == 64) continue; /* the big one is float32's */
+            conv_run_case_const(&conv_cases[c], ONR_FLOAT16, 11, 0, mask);
+            conv_run_case_const(&conv_cases[c], ONR_BFLOAT16, 22, 0, mask);
+        }
+    }
+    conv_run_case_const(&conv_cases[0], ONR_DOUBLE, 11, 0, 6);
+}
+
+/* Conv at the GEMM tiles' edges: output channels per group (GEMM rows)
+ * around MR, output positions (GEMM columns) around NR, for the 1x1 (one
+ * GEMM) and 3-wide (im2col) paths, with groups, stride and dilation, W
+ * constant and not. */
+static void test_conv_tile_edges(void **state)
+{
+    (void)state;
+    static const int64_t s2[1] = {2}, d2[1] = {2}, p1[2] = {1, 1}, p2[2] = {2, 1};
+    for (size_t isa = 0; isa < sizeof gemm_isas / sizeof gemm_isas[0]; isa++) {
+        if (onr_sgemm_force_kernel(gemm_isas[isa]) != 0) continue;
+        onr_sgemm_blocking bl;
+        onr_sgemm_get_blocking(&bl);
+        int64_t mr = (int64_t)bl.mr, nr = (int64_t)bl.nr;
+        const int64_t mgs[2] = {mr - 1, mr + 1}, outs[2] = {nr - 1, nr + 1};
+        for (int im = 0; im < 2; im++)
+            for (int io = 0; io < 2; io++)
+                for (int v = 0; v < 4; v++) {
+                    int64_t G = v & 1 ? 2 : 1, k = v < 2 ? 1 : 3;
+                    conv_case cc = {1, 1, 3 * G, mgs[im] * G, G, {outs[io]}, {k}, NULL, NULL,
+                                    k == 3 ? p1 : NULL, NULL, 1};
+                    if (v == 3) { /* stride 2, dilation 2: in = 2 * (out - 1) + 1 */
+                        cc.in[0] = 2 * (outs[io] - 1) + 1;
+                        cc.s = s2, cc.d = d2, cc.pads = p2;
+                    }
+                    for (uint32_t mask = 0; mask <= 6; mask += 6) {
+                        conv_run_case_const(&cc, ONR_FLOAT, 11, 0, mask);
+                        conv_run_case_const(&cc, ONR_FLOAT16, 11, 0, mask);
+                    }
+                }
+    }
+    onr_sgemm_force_kernel(NULL);
+}
+
 /* ======================================================================
  * ConvTranspose
  * ==================================================================== */
@@ -748,7 +1048,8 @@ static double *ref_convt(const convt_case *cc, const geo *g, const onr_tensor *x
     return y;
 }
 
-static void convt_run_case(const convt_case *cc, onr_dtype dt, int64_t opset)
+static void convt_run_case_const(const convt_case *cc, onr_dtype dt, int64_t opset,
+                                 uint32_t mask)
 {
     int nsp = cc->nsp;
     int64_t xd[5] = {cc->N, cc->C}, wd[5] = {cc->C, cc->M / cc->G}, bd[1] = {cc->M};
@@ -761,7 +1062,8 @@ static void convt_run_case(const convt_case *cc, onr_dtype dt, int64_t opset)
     if (cc->opad) tk_attr_ints(n, "output_padding", nsp, cc->opad);
     if (cc->oshape) tk_attr_ints(n, "output_shape", nsp, cc->oshape);
     onr_tensor *out[1];
-    run_both(n, opset, cc->bias ? 3 : 2, in, 1, out);
+    uint32_t consumed = run_both_const(n, opset, cc->bias ? 3 : 2, in, mask, 1, out);
+    assert_int_equal(consumed, conv_expect_consumed(dt, cc->bias, mask));
     geo g;
     convt_geo(cc, &g);
     int64_t yd[5] = {cc->N, cc->M};
@@ -774,6 +1076,11 @@ static void convt_run_case(const convt_case *cc, onr_dtype dt, int64_t opset)
     tk_free_all(1, out);
     tk_free_all(3, in);
     tk_node_free(n);
+}
+
+static void convt_run_case(const convt_case *cc, onr_dtype dt, int64_t opset)
+{
+    convt_run_case_const(cc, dt, opset, 0);
 }
 
 static void test_convtranspose(void **state)
@@ -843,6 +1150,16 @@ static void test_convtranspose_errors(void **state)
     expect_error(n, 11, 2, in, 1, ONR_E_MODEL, "output_shape");
     tk_node_free(n);
     tk_free_all(2, in);
+}
+
+static void test_convtranspose_const(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof convt_cases / sizeof convt_cases[0]; c++)
+        for (uint32_t mask = 2; mask <= 6; mask += 4) {
+            convt_run_case_const(&convt_cases[c], ONR_FLOAT, 11, mask);
+            convt_run_case_const(&convt_cases[c], ONR_FLOAT16, 11, mask);
+        }
 }
 
 /* ======================================================================
@@ -1186,13 +1503,21 @@ int main(void)
         cmocka_unit_test(test_gemm_f32),
         cmocka_unit_test(test_gemm_types),
         cmocka_unit_test(test_gemm_errors),
+        cmocka_unit_test(test_matmul_const),
+        cmocka_unit_test(test_matmul_const_tile_edges),
+        cmocka_unit_test(test_gemm_const),
+        cmocka_unit_test(test_gemm_const_tile_edges),
+        cmocka_unit_test(test_matmul_step_no_repack),
         cmocka_unit_test(test_conv_f32),
         cmocka_unit_test(test_conv_types),
         cmocka_unit_test(test_conv_shapes),
         cmocka_unit_test(test_conv_errors),
+        cmocka_unit_test(test_conv_const),
+        cmocka_unit_test(test_conv_tile_edges),
         cmocka_unit_test(test_convtranspose),
         cmocka_unit_test(test_convtranspose_spec_example),
         cmocka_unit_test(test_convtranspose_errors),
+        cmocka_unit_test(test_convtranspose_const),
         cmocka_unit_test(test_pools_f32),
         cmocka_unit_test(test_pools_types),
         cmocka_unit_test(test_pools_spec_examples),

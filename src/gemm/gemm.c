@@ -38,6 +38,7 @@
 
 #include <omp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,8 +306,16 @@ size_t onr_sgemm_pack_b_size(size_t k, size_t n)
     return sizeof(pack_header) + round_up(n, nr) * k * sizeof(float);
 }
 
+static atomic_size_t g_pack_count;
+
+size_t onr_sgemm_pack_count(void)
+{
+    return atomic_load_explicit(&g_pack_count, memory_order_relaxed);
+}
+
 void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, void *packed)
 {
+    atomic_fetch_add_explicit(&g_pack_count, 1, memory_order_relaxed);
     size_t nr = active_plan()->cfg->nr;
     pack_header h;
     memset(&h, 0, sizeof h);

@@ -63,6 +63,10 @@ void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ld
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
                       size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
                       const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+/* Test hook: how many times onr_sgemm_pack_b has run in this process (a
+ * relaxed atomic counter), so tests can check that operators pack their
+ * weights once, at create, and never again whatever the activation shapes. */
+size_t onr_sgemm_pack_count(void);
 
 /* Batched, strided: for p in [0, batch): C_p = alpha*op(A_p)*op(B_p) + beta*C_p,
  * with A_p = a + p*stride_a (elements), likewise B and C. A stride of 0

@@ -15,7 +15,14 @@
  * sums do not depend on the thread count.
  * float16/bfloat16 run through float32 work buffers in scratch; double uses
  * direct loops.
+ *
+ * create reads and validates the attributes; a constant 16-bit W (and bias)
+ * is widened to float32 there, once, and its original consumed. W is the A
+ * operand of these GEMMs, which the core does not prepack, so a float32 W is
+ * used in place. reshape computes the geometry (output dims, pads after
+ * auto_pad, path, im2col band, scratch layout) once per input shapes.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
@@ -24,6 +31,7 @@
 /* Upper bound of the im2col / col2im band in scratch. */
 #define CONV_COL_BYTES ((int64_t)4 << 20)
 
+/* The geometry of one Conv / ConvTranspose, from reshape. */
 typedef struct conv_geom {
     int64_t N, C, M, G; /* batch, input channels, output channels, groups */
     int64_t Cg, Mg;     /* channels per group */
@@ -31,6 +39,8 @@ typedef struct conv_geom {
     int64_t IN, OUT;    /* spatial sizes of one input / output plane */
     int64_t CK;         /* Conv: Cg*K (GEMM depth); ConvTranspose: Mg*K (GEMM rows) */
     onr_spatial sp;
+    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL or CONV_DIRECT */
+    int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
 } conv_geom;
 
 static uint32_t conv_types(int64_t opset)
@@ -68,36 +78,6 @@ static int conv_inputs(onr_kctx *ctx, const char *op)
     return ONR_OK;
 }
 
-/* Kernel dims from W (must be >= 1) and the optional kernel_shape attribute,
- * which must agree with them. */
-static int conv_kernel(onr_kctx *ctx, int64_t *kernel)
-{
-    const onr_tensor *w = ctx->in[1];
-    int nsp = w->rank - 2, present;
-    int64_t attr[ONR_SP_MAX];
-    int st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, attr, &present);
-    if (st) return st;
-    for (int i = 0; i < nsp; i++) {
-        kernel[i] = w->dims[2 + i];
-        if (kernel[i] < 1)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "kernel dim %d of W is %lld, must be >= 1", i,
-                              (long long)kernel[i]);
-        if (present && attr[i] != kernel[i])
-            return onr_seterr(ctx->err, ONR_E_MODEL,
-                              "kernel_shape[%d] = %lld disagrees with W's kernel dim %lld", i,
-                              (long long)attr[i], (long long)kernel[i]);
-    }
-    return ONR_OK;
-}
-
-static int conv_group(onr_kctx *ctx, int64_t *group)
-{
-    *group = onr_attr_int(ctx->node, "group", 1);
-    if (*group < 1 || *group > ONR_SP_ATTR_MAX)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "group %lld must be >= 1", (long long)*group);
-    return ONR_OK;
-}
-
 static int check_bias(onr_kctx *ctx, int64_t M)
 {
     const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -108,6 +88,92 @@ static int check_bias(onr_kctx *ctx, int64_t M)
     return ONR_OK;
 }
 
+/* float32 work buffers (16-bit types), the column band and GEMM workspace,
+ * as run finds them in scratch. */
+typedef struct conv_bufs {
+    float *x, *w, *b, *y, *col;
+    void *ws;
+} conv_bufs;
+
+/* Conv's and ConvTranspose's params: attributes and constants from create,
+ * geometry and scratch layout from reshape. */
+typedef struct conv_params {
+    int64_t group;
+    onr_sp_list kernel_shape;
+    onr_window_attrs wa;
+    onr_sp_list output_padding, output_shape; /* ConvTranspose */
+    float *w32, *b32; /* constant 16-bit W and B, widened once */
+    conv_geom g;
+    int nthreads; /* run threads the workspace was sized for */
+    size_t scratch;
+    size_t off_x, off_w, off_b, off_y, off_col, off_ws;
+} conv_params;
+
+static void conv_destroy(void *params)
+{
+    conv_params *p = params;
+    free(p->w32);
+    free(p->b32);
+}
+
+/* create, shared: attributes, then the 16-bit constants widened. */
+static int conv_create_common(onr_create_ctx *c, conv_params *p, int transpose)
+{
+    int st;
+    p->group = onr_attr_int(c->node, "group", 1);
+    if (p->group < 1 || p->group > ONR_SP_ATTR_MAX)
+        return onr_seterr(c->err, ONR_E_MODEL, "group %lld must be >= 1", (long long)p->group);
+    if ((st = onr_sp_list_attr(c, "kernel_shape", ONR_SP_MAX, 1, &p->kernel_shape)) ||
+        (st = onr_window_attrs_read(c, &p->wa)))
+        return st;
+    if (transpose) {
+        if ((st = onr_sp_list_attr(c, "output_padding", ONR_SP_MAX, 0, &p->output_padding)) ||
+            (st = onr_sp_list_attr(c, "output_shape", ONR_SP_MAX + 2, 1, &p->output_shape)))
+            return st;
+        if (p->output_shape.n == 0) p->output_shape.present = 0; /* [] = absent */
+        for (int i = 0; i < p->output_padding.n; i++) {
+            int64_t op = p->output_padding.v[i];
+            int64_t s = i < p->wa.strides.n ? p->wa.strides.v[i] : 1;
+            int64_t d = i < p->wa.dilations.n ? p->wa.dilations.v[i] : 1;
+            if (op >= (s > d ? s : d))
+                return onr_seterr(c->err, ONR_E_MODEL,
+                                  "output_padding[%d] = %lld must be less than the stride %lld or "
+                                  "dilation %lld",
+                                  i, (long long)op, (long long)s, (long long)d);
+        }
+    }
+    for (int i = 1; i <= 2; i++) {
+        const onr_tensor *t = onr_create_const(c, i);
+        if (!t || !onr_is_half(t->dtype) || (!t->data && t->numel)) continue;
+        float **dst = i == 1 ? &p->w32 : &p->b32;
+        if (!(*dst = onr_la_const_f32(c, t, 1.f))) return ONR_E_NOMEM;
+        onr_create_consume(c, i);
+    }
+    return ONR_OK;
+}
+
+/* Kernel dims from W (must be >= 1) and the optional kernel_shape attribute,
+ * which must agree with them. */
+static int conv_kernel(onr_kctx *ctx, const conv_params *p, int64_t *kernel)
+{
+    const onr_tensor *w = ctx->in[1];
+    int nsp = w->rank - 2;
+    int64_t attr[ONR_SP_MAX];
+    int st = onr_sp_list_get(ctx->err, &p->kernel_shape, nsp, 1, attr);
+    if (st) return st;
+    for (int i = 0; i < nsp; i++) {
+        kernel[i] = w->dims[2 + i];
+        if (kernel[i] < 1)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "kernel dim %d of W is %lld, must be >= 1", i,
+                              (long long)kernel[i]);
+        if (p->kernel_shape.present && attr[i] != kernel[i])
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "kernel_shape[%d] = %lld disagrees with W's kernel dim %lld", i,
+                              (long long)attr[i], (long long)kernel[i]);
+    }
+    return ONR_OK;
+}
+
 static void geom_sizes(conv_geom *g)
 {
     g->K = onr_sp_numel(g->sp.k);
@@ -115,51 +181,89 @@ static void geom_sizes(conv_geom *g)
     g->OUT = onr_sp_numel(g->sp.out);
 }
 
-/* ======================================================================
- * Conv
- * ==================================================================== */
-
-static int conv_geom_init(onr_kctx *ctx, conv_geom *g)
+/* Output dims N x M x spatial out. */
+static int conv_set_out(onr_kctx *ctx, const conv_geom *g)
 {
-    int st;
-    if ((st = conv_inputs(ctx, "Conv"))) return st;
+    int nsp = g->sp.nsp;
+    int64_t dims[2 + ONR_SP_MAX] = {g->N, g->M};
+    for (int i = 0; i < nsp; i++) dims[2 + i] = g->sp.out[3 - nsp + i];
+    return onr_set_out(ctx, 0, ctx->in[0]->dtype, 2 + nsp, dims);
+}
+
+/* Scratch of the float paths: float32 copies of X, W, B and Y for 16-bit
+ * types (W and B only when create did not widen them), then the column
+ * band of col_floats and the GEMM workspace of ws_bytes. */
+static void conv_layout(onr_kctx *ctx, conv_params *p, size_t col_floats, size_t ws_bytes,
+                        size_t *scratch)
+{
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    const conv_geom *g = &p->g;
+    onr_dtype dt = ctx->in[0]->dtype;
+    size_t used = 0;
+    p->off_x = p->off_w = p->off_b = p->off_y = p->off_col = p->off_ws = ONR_NO_SCRATCH;
+    if (dt != ONR_DOUBLE) {
+        if (onr_is_half(dt)) {
+            p->off_x = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
+            if (!p->w32) p->off_w = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[1]->numel);
+            if (b && !p->b32) p->off_b = onr_carve_at(&used, sizeof(float) * (size_t)b->numel);
+            p->off_y = onr_carve_at(&used, sizeof(float) * (size_t)(g->N * g->M * g->OUT));
+        }
+        if (col_floats) p->off_col = onr_carve_at(&used, sizeof(float) * col_floats);
+        if (ws_bytes) p->off_ws = onr_carve_at(&used, ws_bytes);
+    }
+    *scratch = p->scratch = used;
+}
+
+/* Shared tail of Conv and ConvTranspose runs: 16-bit types through float32
+ * buffers (W and B from create when they were constant), float32
+ * straight, double by its direct loop. */
+typedef void (*conv_f32_fn)(const conv_geom *, const float *, const float *, const float *,
+                            float *, const conv_bufs *, int);
+typedef void (*conv_f64_fn)(const conv_geom *, const double *, const double *, const double *,
+                            double *, int);
+
+static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, conv_f64_fn f64)
+{
+    const conv_params *p = ctx->params;
+    const conv_geom *g = &p->g;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
-    int nsp = x->rank - 2;
-    int64_t kernel[ONR_SP_MAX];
-    memset(g, 0, sizeof *g);
-    if ((st = conv_group(ctx, &g->G)) || (st = conv_kernel(ctx, kernel))) return st;
-    g->N = x->dims[0];
-    g->C = x->dims[1];
-    g->M = w->dims[0];
-    char s1[256];
-    if (g->C % g->G != 0 || g->C / g->G != w->dims[1])
-        return onr_seterr(ctx->err, ONR_E_MODEL,
-                          "X has %lld channels but W %s with group %lld expects W dim 1 = C/group",
-                          (long long)g->C, onr_fmt_dims(s1, sizeof s1, w->dims, w->rank),
-                          (long long)g->G);
-    if (g->M % g->G != 0)
-        return onr_seterr(ctx->err, ONR_E_MODEL,
-                          "%lld output channels (W dim 0) are not divisible by group %lld",
-                          (long long)g->M, (long long)g->G);
-    if ((st = check_bias(ctx, g->M))) return st;
-    g->Cg = g->C / g->G;
-    g->Mg = g->M / g->G;
-    if ((st = onr_spatial_window(ctx, nsp, x->dims + 2, kernel, 0, 1, &g->sp))) return st;
-    geom_sizes(g);
-    g->CK = g->Cg * g->K;
+    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    onr_tensor *y = ctx->out[0];
+    int nt = ctx->nthreads < p->nthreads ? ctx->nthreads : p->nthreads;
+    if (nt < 1) nt = 1;
+    if (x->dtype == ONR_DOUBLE) {
+        f64(g, x->data, w->data, b ? b->data : NULL, y->data, nt);
+        return ONR_OK;
+    }
+    if (ctx->scratch_size < p->scratch)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "%s scratch too small", op);
+    conv_bufs bb = {
+        .x = onr_scratch_at(ctx, p->off_x), .w = onr_scratch_at(ctx, p->off_w),
+        .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
+        .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
+    };
+    if (x->dtype == ONR_FLOAT) {
+        f32(g, x->data, w->data, b ? b->data : NULL, y->data, &bb, nt);
+        return ONR_OK;
+    }
+    const float *w32 = p->w32, *b32 = p->b32;
+    onr_la_to_f32(x, bb.x, nt);
+    if (!w32) {
+        onr_la_to_f32(w, bb.w, nt);
+        w32 = bb.w;
+    }
+    if (b && !b32) {
+        onr_la_to_f32(b, bb.b, nt);
+        b32 = bb.b;
+    }
+    f32(g, bb.x, w32, b ? b32 : NULL, bb.y, &bb, nt);
+    onr_la_from_f32(y, bb.y, nt);
     return ONR_OK;
 }
 
-static int conv_shape(onr_kctx *ctx)
-{
-    conv_geom g;
-    int st = conv_geom_init(ctx, &g);
-    if (st) return st;
-    int nsp = g.sp.nsp;
-    int64_t dims[2 + ONR_SP_MAX] = {g.N, g.M};
-    for (int i = 0; i < nsp; i++) dims[2 + i] = g.sp.out[3 - nsp + i];
-    return onr_set_out(ctx, 0, ctx->in[0]->dtype, 2 + nsp, dims);
-}
+/* ======================================================================
+ * Conv
+ * ==================================================================== */
 
 enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT };
 
@@ -187,45 +291,63 @@ static int64_t conv_band(const conv_geom *g)
     return band_rows(g->sp.out[0] * g->sp.out[1], g->CK, g->sp.out[2]);
 }
 
-/* float32 work buffers (16-bit types), the column band and GEMM workspace. */
-typedef struct conv_bufs {
-    float *x, *w, *b, *y, *col;
-    void *ws;
-} conv_bufs;
-
-static void carve_half(const onr_kctx *ctx, onr_carver *cv, int64_t ynumel, conv_bufs *bb)
+static int conv_create(onr_create_ctx *c, void *params)
 {
-    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    bb->x = onr_carve(cv, sizeof(float) * (size_t)ctx->in[0]->numel);
-    bb->w = onr_carve(cv, sizeof(float) * (size_t)ctx->in[1]->numel);
-    if (b) bb->b = onr_carve(cv, sizeof(float) * (size_t)b->numel);
-    bb->y = onr_carve(cv, sizeof(float) * (size_t)ynumel);
+    return conv_create_common(c, params, 0);
 }
 
-static size_t conv_carve(const onr_kctx *ctx, const conv_geom *g, void *base, conv_bufs *bb)
+static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
 {
-    onr_carver cv = {base, 0};
-    conv_bufs tmp;
-    if (!bb) bb = &tmp;
-    memset(bb, 0, sizeof *bb);
-    onr_dtype dt = ctx->in[0]->dtype;
-    if (dt == ONR_DOUBLE) return 0;
-    if (onr_is_half(dt)) carve_half(ctx, &cv, g->N * g->M * g->OUT, bb);
-    int nt = ctx->nthreads;
-    switch (conv_kind(g)) {
-    case CONV_GEMM:
-        bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT,
-                                                         (size_t)g->Cg, nt));
-        break;
-    case CONV_IM2COL: {
-        size_t cols = (size_t)(conv_band(g) * g->sp.out[2]);
-        bb->col = onr_carve(&cv, sizeof(float) * (size_t)g->CK * cols);
-        bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, nt));
-        break;
+    int st;
+    if ((st = conv_inputs(ctx, "Conv"))) return st;
+    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
+    int nsp = x->rank - 2;
+    int64_t kernel[ONR_SP_MAX];
+    memset(g, 0, sizeof *g);
+    g->G = p->group;
+    if ((st = conv_kernel(ctx, p, kernel))) return st;
+    g->N = x->dims[0];
+    g->C = x->dims[1];
+    g->M = w->dims[0];
+    char s1[256];
+    if (g->C % g->G != 0 || g->C / g->G != w->dims[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "X has %lld channels but W %s with group %lld expects W dim 1 = C/group",
+                          (long long)g->C, onr_fmt_dims(s1, sizeof s1, w->dims, w->rank),
+                          (long long)g->G);
+    if (g->M % g->G != 0)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "%lld output channels (W dim 0) are not divisible by group %lld",
+                          (long long)g->M, (long long)g->G);
+    if ((st = check_bias(ctx, g->M))) return st;
+    g->Cg = g->C / g->G;
+    g->Mg = g->M / g->G;
+    if ((st = onr_spatial_window(ctx->err, &p->wa, nsp, x->dims + 2, kernel, 0, &g->sp)))
+        return st;
+    geom_sizes(g);
+    g->CK = g->Cg * g->K;
+    return ONR_OK;
+}
+
+static int conv_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    conv_params *p = ctx->params;
+    conv_geom *g = &p->g;
+    int st;
+    if ((st = conv_geom_init(ctx, p, g)) || (st = conv_set_out(ctx, g))) return st;
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    g->kind = conv_kind(g);
+    g->band = conv_band(g);
+    size_t col = 0, ws = 0;
+    if (g->kind == CONV_GEMM) {
+        ws = onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg, p->nthreads);
+    } else if (g->kind == CONV_IM2COL) {
+        size_t cols = (size_t)(g->band * g->sp.out[2]);
+        col = (size_t)g->CK * cols;
+        ws = onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, p->nthreads);
     }
-    default: break;
-    }
-    return cv.used;
+    conv_layout(ctx, p, col, ws, scratch);
+    return ONR_OK;
 }
 
 /* Gather the columns of output rows [r0, r1) of one group: col row
@@ -323,13 +445,13 @@ CONV_DIRECT(f64, double)
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
-    int kind = conv_kind(g);
+    int kind = g->kind;
     if (kind == CONV_DIRECT) {
         conv_direct_f32(g, x, w, b, y, nt);
         return;
     }
     size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
-    int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = conv_band(g);
+    int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = g->band;
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
@@ -352,58 +474,17 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
         }
 }
 
-static int conv_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    conv_geom g;
-    int st = conv_geom_init(ctx, &g);
-    if (st) return st;
-    *scratch = conv_carve(ctx, &g, NULL, NULL);
-    return ONR_OK;
-}
-
-/* Shared tail of Conv and ConvTranspose runs: 16-bit types through float32
- * buffers, float32 straight, double by its direct loop. */
-typedef void (*conv_f32_fn)(const conv_geom *, const float *, const float *, const float *,
-                            float *, const conv_bufs *, int);
-typedef void (*conv_f64_fn)(const conv_geom *, const double *, const double *, const double *,
-                            double *, int);
-
-static int conv_dispatch(onr_kctx *ctx, const conv_geom *g, const conv_bufs *bb, conv_f32_fn f32,
-                         conv_f64_fn f64)
-{
-    const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
-    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    onr_tensor *y = ctx->out[0];
-    int nt = ctx->nthreads;
-    if (x->dtype == ONR_DOUBLE) {
-        f64(g, x->data, w->data, b ? b->data : NULL, y->data, nt);
-    } else if (x->dtype == ONR_FLOAT) {
-        f32(g, x->data, w->data, b ? b->data : NULL, y->data, bb, nt);
-    } else {
-        onr_la_to_f32(x, bb->x, nt);
-        onr_la_to_f32(w, bb->w, nt);
-        if (b) onr_la_to_f32(b, bb->b, nt);
-        f32(g, bb->x, bb->w, b ? bb->b : NULL, bb->y, bb, nt);
-        onr_la_from_f32(y, bb->y, nt);
-    }
-    return ONR_OK;
-}
-
 static int conv_run(onr_kctx *ctx)
 {
-    conv_geom g;
-    conv_bufs bb;
-    int st = conv_geom_init(ctx, &g);
-    if (st) return st;
-    if (conv_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
-        return onr_seterr(ctx->err, ONR_E_RUNTIME, "Conv scratch too small");
-    return conv_dispatch(ctx, &g, &bb, conv_f32, conv_direct_f64);
+    return conv_dispatch(ctx, "Conv", conv_f32, conv_direct_f64);
 }
 
 const onr_op_impl onr_impl_Conv = {
-    .shape = conv_shape,
-    .prepare = conv_prepare,
+    .create = conv_create,
+    .reshape = conv_reshape,
     .run = conv_run,
+    .destroy = conv_destroy,
+    .params_size = sizeof(conv_params),
     .types = ONR_TYPES_FLOAT,
 };
 
@@ -447,42 +528,39 @@ static int convt_axis(onr_kctx *ctx, onr_spatial *sp, int j, int axis, onr_autop
     return ONR_OK;
 }
 
-/* output_shape: nsp values (or N, C and then nsp values), each in [1, max]. */
-static int convt_output_shape(onr_kctx *ctx, int nsp, int64_t *oshape, int *present)
+static int convt_create(onr_create_ctx *c, void *params)
 {
-    size_t n = 0;
-    const int64_t *v = onr_attr_ints(ctx->node, "output_shape", &n);
-    *present = v != NULL && n > 0;
-    if (!*present) return ONR_OK;
-    if (n != (size_t)nsp && n != (size_t)nsp + 2)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "output_shape has %zu values, expected %d", n,
+    return conv_create_common(c, params, 1);
+}
+
+/* output_shape: nsp values, or N, C and then nsp values. */
+static int convt_output_shape(onr_kctx *ctx, const conv_params *p, int nsp, int64_t *oshape)
+{
+    const onr_sp_list *l = &p->output_shape;
+    if (!l->present) return ONR_OK;
+    if (l->n != nsp && l->n != nsp + 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "output_shape has %d values, expected %d", l->n,
                           nsp);
-    for (int i = 0; i < nsp; i++) {
-        oshape[i] = v[n - (size_t)nsp + (size_t)i];
-        if (oshape[i] < 1 || oshape[i] > ONR_SP_ATTR_MAX)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "output_shape[%d] = %lld is out of range", i,
-                              (long long)oshape[i]);
-    }
+    for (int i = 0; i < nsp; i++) oshape[i] = l->v[l->n - nsp + i];
     return ONR_OK;
 }
 
-static int convt_geom_init(onr_kctx *ctx, conv_geom *g)
+static int convt_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
 {
     int st;
     if ((st = conv_inputs(ctx, "ConvTranspose"))) return st;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
-    int nsp = x->rank - 2, has_os;
+    int nsp = x->rank - 2;
     int64_t kernel[ONR_SP_MAX], s[ONR_SP_MAX], d[ONR_SP_MAX], pads[2 * ONR_SP_MAX];
     int64_t opad[ONR_SP_MAX], oshape[ONR_SP_MAX];
-    onr_autopad ap;
     memset(g, 0, sizeof *g);
-    if ((st = conv_group(ctx, &g->G)) || (st = conv_kernel(ctx, kernel)) ||
-        (st = onr_autopad_attr(ctx, &ap)) ||
-        (st = onr_sp_ints(ctx, "strides", nsp, 1, 1, s, NULL)) ||
-        (st = onr_sp_ints(ctx, "dilations", nsp, 1, 1, d, NULL)) ||
-        (st = onr_sp_ints(ctx, "pads", 2 * nsp, 0, 0, pads, NULL)) ||
-        (st = onr_sp_ints(ctx, "output_padding", nsp, 0, 0, opad, NULL)) ||
-        (st = convt_output_shape(ctx, nsp, oshape, &has_os)))
+    g->G = p->group;
+    if ((st = conv_kernel(ctx, p, kernel)) ||
+        (st = onr_sp_list_get(ctx->err, &p->wa.strides, nsp, 1, s)) ||
+        (st = onr_sp_list_get(ctx->err, &p->wa.dilations, nsp, 1, d)) ||
+        (st = onr_sp_list_get(ctx->err, &p->wa.pads, 2 * nsp, 0, pads)) ||
+        (st = onr_sp_list_get(ctx->err, &p->output_padding, nsp, 0, opad)) ||
+        (st = convt_output_shape(ctx, p, nsp, oshape)))
         return st;
     g->N = x->dims[0];
     g->C = x->dims[1];
@@ -511,27 +589,13 @@ static int convt_geom_init(onr_kctx *ctx, conv_geom *g)
     sp->out[0] = sp->out[1] = 1;
     for (int i = 0; i < nsp; i++) {
         int j = 3 - nsp + i;
-        if (opad[i] >= (s[i] > d[i] ? s[i] : d[i]))
-            return onr_seterr(ctx->err, ONR_E_MODEL,
-                              "output_padding[%d] = %lld must be less than the stride %lld or "
-                              "dilation %lld",
-                              i, (long long)opad[i], (long long)s[i], (long long)d[i]);
-        if ((st = convt_axis(ctx, sp, j, i, ap, opad[i], has_os ? &oshape[i] : NULL))) return st;
+        if ((st = convt_axis(ctx, sp, j, i, p->wa.ap, opad[i],
+                             p->output_shape.present ? &oshape[i] : NULL)))
+            return st;
     }
     geom_sizes(g);
     g->CK = g->Mg * g->K;
     return ONR_OK;
-}
-
-static int convt_shape(onr_kctx *ctx)
-{
-    conv_geom g;
-    int st = convt_geom_init(ctx, &g);
-    if (st) return st;
-    int nsp = g.sp.nsp;
-    int64_t dims[2 + ONR_SP_MAX] = {g.N, g.M};
-    for (int i = 0; i < nsp; i++) dims[2 + i] = g.sp.out[3 - nsp + i];
-    return onr_set_out(ctx, 0, ctx->in[0]->dtype, 2 + nsp, dims);
 }
 
 static int64_t convt_band(const conv_geom *g)
@@ -539,20 +603,18 @@ static int64_t convt_band(const conv_geom *g)
     return band_rows(g->sp.in[0] * g->sp.in[1], g->CK, g->sp.in[2]);
 }
 
-static size_t convt_carve(const onr_kctx *ctx, const conv_geom *g, void *base, conv_bufs *bb)
+static int convt_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    onr_carver cv = {base, 0};
-    conv_bufs tmp;
-    if (!bb) bb = &tmp;
-    memset(bb, 0, sizeof *bb);
-    onr_dtype dt = ctx->in[0]->dtype;
-    if (dt == ONR_DOUBLE) return 0;
-    if (onr_is_half(dt)) carve_half(ctx, &cv, g->N * g->M * g->OUT, bb);
-    size_t cols = (size_t)(convt_band(g) * g->sp.in[2]);
-    bb->col = onr_carve(&cv, sizeof(float) * (size_t)g->CK * cols);
-    bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->CK, cols, (size_t)g->Cg,
-                                                     ctx->nthreads));
-    return cv.used;
+    conv_params *p = ctx->params;
+    conv_geom *g = &p->g;
+    int st;
+    if ((st = convt_geom_init(ctx, p, g)) || (st = conv_set_out(ctx, g))) return st;
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    g->band = convt_band(g);
+    size_t cols = (size_t)(g->band * g->sp.in[2]);
+    conv_layout(ctx, p, (size_t)g->CK * cols,
+                onr_sgemm_workspace_size((size_t)g->CK, cols, (size_t)g->Cg, p->nthreads), scratch);
+    return ONR_OK;
 }
 
 /* Scatter-add the columns of input rows [r0, r1): col row (m, kd, kh, kw),
@@ -596,7 +658,7 @@ static void fill_bias_f32(const conv_geom *g, const float *b, float *yg, int nt)
 static void convt_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                       float *y, const conv_bufs *bb, int nt)
 {
-    int64_t rows = g->sp.in[0] * g->sp.in[1], IW = g->sp.in[2], band = convt_band(g);
+    int64_t rows = g->sp.in[0] * g->sp.in[1], IW = g->sp.in[2], band = g->band;
     size_t CK = (size_t)g->CK;
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
@@ -649,29 +711,16 @@ static void convt_direct_f64(const conv_geom *g, const double *x, const double *
     }
 }
 
-static int convt_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    conv_geom g;
-    int st = convt_geom_init(ctx, &g);
-    if (st) return st;
-    *scratch = convt_carve(ctx, &g, NULL, NULL);
-    return ONR_OK;
-}
-
 static int convt_run(onr_kctx *ctx)
 {
-    conv_geom g;
-    conv_bufs bb;
-    int st = convt_geom_init(ctx, &g);
-    if (st) return st;
-    if (convt_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
-        return onr_seterr(ctx->err, ONR_E_RUNTIME, "ConvTranspose scratch too small");
-    return conv_dispatch(ctx, &g, &bb, convt_f32, convt_direct_f64);
+    return conv_dispatch(ctx, "ConvTranspose", convt_f32, convt_direct_f64);
 }
 
 const onr_op_impl onr_impl_ConvTranspose = {
-    .shape = convt_shape,
-    .prepare = convt_prepare,
+    .create = convt_create,
+    .reshape = convt_reshape,
     .run = convt_run,
+    .destroy = conv_destroy,
+    .params_size = sizeof(conv_params),
     .types = ONR_TYPES_FLOAT,
 };

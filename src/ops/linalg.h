@@ -31,22 +31,43 @@ typedef struct onr_spatial {
     int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
 } onr_spatial;
 
-/* The auto_pad attribute ("" counts as NOTSET); error on unknown values. */
-int onr_autopad_attr(onr_kctx *ctx, onr_autopad *ap);
+/* An ints attribute with one value per spatial dim (or two, for pads), read
+ * and range-checked in create; its count is checked against the input's
+ * spatial rank in reshape (onr_sp_list_get), the only place that rank is
+ * known. */
+#define ONR_SP_LIST_MAX (2 * ONR_MAX_RANK)
+typedef struct onr_sp_list {
+    const char *name; /* the attribute's name (a literal) */
+    int present, n;
+    int64_t v[ONR_SP_LIST_MAX];
+} onr_sp_list;
 
-/* Ints attribute with one value per spatial dim (count n); def when absent;
- * every value must lie in [minv, ONR_SP_ATTR_MAX]. *present tells whether
- * the attribute was there (may be NULL). */
-int onr_sp_ints(onr_kctx *ctx, const char *name, int n, int64_t def, int64_t minv,
-                int64_t *vals, int *present);
+/* Read attribute `name` into l: at most maxn values, each in [minv,
+ * ONR_SP_ATTR_MAX]. Absent: l->present = 0. More than maxn values is
+ * ONR_E_UNSUPPORTED (only a window over more dims would take them). */
+int onr_sp_list_attr(const onr_create_ctx *c, const char *name, int maxn, int64_t minv,
+                     onr_sp_list *l);
+/* The list's n values (error when it has another count), or def n times
+ * when the attribute was absent. */
+int onr_sp_list_get(onr_err *err, const onr_sp_list *l, int n, int64_t def, int64_t *vals);
+
+/* The window attributes Conv and the pools share, read in create. */
+typedef struct onr_window_attrs {
+    onr_autopad ap;
+    onr_sp_list strides, dilations, pads;
+} onr_window_attrs;
+
+/* Read auto_pad ("" counts as NOTSET), strides, dilations and pads (for up
+ * to ONR_SP_MAX dims). */
+int onr_window_attrs_read(const onr_create_ctx *c, onr_window_attrs *wa);
 
 /* Fill g for a sliding window (Conv, pools) over nsp spatial dims of size
- * in_sp, with the given kernel (already checked >= 1), reading strides,
- * dilations (when use_dil), pads and auto_pad from the node. ceil_mode picks
- * the pooling rounding. Errors when the dilated kernel does not fit the
- * padded input. */
-int onr_spatial_window(onr_kctx *ctx, int nsp, const int64_t *in_sp, const int64_t *kernel,
-                       int ceil_mode, int use_dil, onr_spatial *g);
+ * in_sp, with the given kernel (already checked >= 1) and the window
+ * attributes. ceil_mode picks the pooling rounding. Errors when a list's
+ * count does not match nsp or the dilated kernel does not fit the padded
+ * input. */
+int onr_spatial_window(onr_err *err, const onr_window_attrs *wa, int nsp, const int64_t *in_sp,
+                       const int64_t *kernel, int ceil_mode, onr_spatial *g);
 
 /* Spatial dims of an N x C x D1.. tensor as 3 padded dims (leading 1s). */
 void onr_sp_pad3(int nsp, const int64_t *src, int64_t fill, int64_t *dst);
@@ -71,6 +92,10 @@ static inline int64_t onr_sp_numel(const int64_t v[3]) { return v[0] * v[1] * v[
 static inline int onr_is_half(onr_dtype dt) { return dt == ONR_FLOAT16 || dt == ONR_BFLOAT16; }
 /* dst[i] = t[i] as float, for FLOAT16/BFLOAT16/FLOAT tensors. */
 void onr_la_to_f32(const onr_tensor *t, float *dst, int nthreads);
+/* create: a malloc'd float32 copy of constant t (FLOAT16/BFLOAT16/FLOAT),
+ * each element multiplied by scale; NULL with an error set when out of
+ * memory. Never NULL for an empty t. */
+float *onr_la_const_f32(const onr_create_ctx *c, const onr_tensor *t, float scale);
 /* t[i] = round(src[i]) for FLOAT16/BFLOAT16/FLOAT tensors. */
 void onr_la_from_f32(onr_tensor *t, const float *src, int nthreads);
 
@@ -78,18 +103,19 @@ void onr_la_from_f32(onr_tensor *t, const float *src, int nthreads);
 
 static inline size_t onr_al64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Hands out consecutive 64-byte aligned pieces of one scratch buffer; the
- * same sequence of onr_carve calls on a NULL base measures the total. */
-typedef struct onr_carver {
-    char *base;
-    size_t used;
-} onr_carver;
-
-static inline void *onr_carve(onr_carver *c, size_t bytes)
+/* Offsets of scratch pieces, computed once in reshape and kept in params:
+ * onr_carve_at() reserves one and returns its offset, onr_scratch_at()
+ * gives its address in run (NULL for ONR_NO_SCRATCH). */
+#define ONR_NO_SCRATCH SIZE_MAX
+static inline size_t onr_carve_at(size_t *used, size_t bytes)
 {
-    void *p = c->base ? c->base + c->used : NULL;
-    c->used += onr_al64(bytes);
-    return p;
+    size_t off = *used;
+    *used += onr_al64(bytes);
+    return off;
+}
+static inline void *onr_scratch_at(const onr_kctx *ctx, size_t off)
+{
+    return off == ONR_NO_SCRATCH ? NULL : (char *)ctx->scratch + off;
 }
 
 #endif

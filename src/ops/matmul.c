@@ -8,24 +8,19 @@
  * buffers in scratch and rounded back. double and the integer types take a
  * plain loop; integers wrap (two's complement), as in numpy.
  *
- * A constant B (weights) is packed once in prepare into ctx->state so runs
- * do not repack it.
+ * A constant 2-D B (weights; float32, float16 or bfloat16) is converted to
+ * float32 and packed once, in create, keyed on B alone (Gemm applies transB
+ * there), and its original is consumed: whatever shapes the activations take
+ * later, nothing is packed again. A constant 16-bit B of another rank is
+ * widened to float32 once instead. Gemm's constant C is kept as float32
+ * times beta, ready for the GEMM epilogue's bias. reshape computes the
+ * geometry and the scratch layout once per input shapes; run only computes.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
 #include "ops/linalg.h"
-
-/* Whether input i holds data that stays the same for every run (an
- * initializer or folded constant), so it may be packed at prepare time. The
- * executor does not mark constants yet (wish: ctx->in_const[i]); until it
- * does this says no and the GEMM packs B on each call. Activations must
- * never be packed at prepare: their data changes between runs. */
-static int is_const_input(onr_kctx *ctx, int i)
-{
-    return ctx->in_const && i < ctx->n_in && ctx->in_const[i];
-}
 
 /* Types of MatMul and Gemm by opset: integers from 9, bfloat16 from 13. */
 static uint32_t mm_types(int64_t opset)
@@ -45,47 +40,60 @@ static int check_same_type(onr_kctx *ctx, int i)
     return ONR_OK;
 }
 
-/* B packed for onr_sgemm_packed, for the K x N it was packed at. */
+/* The types the SGEMM path serves (16-bit floats through float32). */
+static int f32_path(onr_dtype dt) { return dt == ONR_FLOAT || onr_is_half(dt); }
+
+/* A constant 2-D B packed for onr_sgemm_packed, for the K x N op(B) it was
+ * packed at. */
 typedef struct packed_b {
     int64_t k, n;
-    void *data;
+    void *data; /* NULL: B is not packed */
 } packed_b;
 
-static void packed_b_free(void *state)
+/* create: pack constant 2-D B (float32, float16 or bfloat16) as a k x n
+ * op(B); *packed says whether it did. */
+static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packed)
 {
-    packed_b *p = state;
-    if (!p) return;
-    free(p->data);
-    free(p);
-}
-
-/* Pack B (float, 2-D, data known) for a k x n op(B); replaces any old state. */
-static int pack_weights(onr_kctx *ctx, int trans_b, int64_t k, int64_t n)
-{
-    packed_b_free(ctx->state);
-    ctx->state = NULL;
-    const onr_tensor *b = ctx->in[1];
-    if (b->dtype != ONR_FLOAT || b->rank != 2 || !b->data || !is_const_input(ctx, 1) || k == 0 ||
-        n == 0)
-        return ONR_OK;
-    packed_b *p = calloc(1, sizeof *p);
+    const onr_tensor *b = onr_create_const(c, 1);
+    *packed = 0;
+    if (!b || b->rank != 2 || !f32_path(b->dtype) || (b->numel && !b->data)) return ONR_OK;
+    int64_t k = b->dims[trans_b ? 1 : 0], n = b->dims[trans_b ? 0 : 1];
+    float *wide = NULL;
+    const float *src = b->data;
+    if (b->dtype != ONR_FLOAT) {
+        if (!(wide = onr_la_const_f32(c, b, 1.f))) return ONR_E_NOMEM;
+        src = wide;
+    }
     size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
-    if (!p || !(p->data = malloc(bytes ? bytes : 1))) {
-        free(p);
-        return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",
+    if (!(pb->data = malloc(bytes))) {
+        free(wide);
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",
                           (long long)k, (long long)n);
     }
-    p->k = k;
-    p->n = n;
-    onr_sgemm_pack_b(trans_b, (size_t)k, (size_t)n, b->data, (size_t)b->dims[1], p->data);
-    ctx->state = p;
+    pb->k = k;
+    pb->n = n;
+    onr_sgemm_pack_b(trans_b, (size_t)k, (size_t)n, src, (size_t)b->dims[1], pb->data);
+    free(wide);
+    *packed = 1;
     return ONR_OK;
 }
 
-static const void *packed_for(const onr_kctx *ctx, int64_t k, int64_t n)
+/* reshape: the packed B must match the geometry (it always does: a
+ * constant's shape never changes). */
+static int check_packed(onr_kctx *ctx, const packed_b *pb, int64_t k, int64_t n, const char *op)
 {
-    const packed_b *p = ctx->state;
-    return p && p->k == k && p->n == n ? p->data : NULL;
+    if (pb->data && (pb->k != k || pb->n != n))
+        return onr_seterr(ctx->err, ONR_E_RUNTIME,
+                          "%s: B was packed as %lld x %lld but the product needs %lld x %lld", op,
+                          (long long)pb->k, (long long)pb->n, (long long)k, (long long)n);
+    return ONR_OK;
+}
+
+/* The thread count run may use: at most the one scratch was sized for. */
+static int run_threads(const onr_kctx *ctx, int sized_for)
+{
+    int nt = ctx->nthreads < sized_for ? ctx->nthreads : sized_for;
+    return nt > 0 ? nt : 1;
 }
 
 /* ======================================================================
@@ -100,13 +108,25 @@ typedef struct mm_geom {
     int64_t sa[ONR_MAX_RANK], sb[ONR_MAX_RANK]; /* batch strides, in matrices */
     int orank;
     int64_t odims[ONR_MAX_RANK];
+    int mode; /* MM_FOLD, MM_BATCH or MM_LOOP: how the float path runs it */
 } mm_geom;
+
+/* How the float path runs a geometry: the three GEMM shapes of mm_f32. */
+enum { MM_FOLD, MM_BATCH, MM_LOOP };
 
 static int64_t prod(const int64_t *d, int n)
 {
     int64_t p = 1;
     for (int i = 0; i < n; i++) p *= d[i];
     return p;
+}
+
+static int mm_mode(const mm_geom *g)
+{
+    if (g->b_batch == 1) return MM_FOLD; /* then A's batch is Y's batch */
+    int ua = g->a_batch == g->batch || g->a_batch == 1;
+    int ub = g->b_batch == g->batch || g->b_batch == 1;
+    return ua && ub ? MM_BATCH : MM_LOOP;
 }
 
 static int mm_geom_init(onr_kctx *ctx, mm_geom *g)
@@ -162,6 +182,7 @@ static int mm_geom_init(onr_kctx *ctx, mm_geom *g)
     for (int d = 0; d < g->brank; d++) g->odims[g->orank++] = g->bdims[d];
     if (a->rank > 1) g->odims[g->orank++] = g->M;
     if (b->rank > 1) g->odims[g->orank++] = g->N;
+    g->mode = mm_mode(g);
     return ONR_OK;
 }
 
@@ -179,21 +200,10 @@ static void mm_offsets(const mm_geom *g, int64_t p, int64_t *oa, int64_t *ob)
     *ob = ib * g->K * g->N;
 }
 
-/* How the float path runs a geometry: the three GEMM shapes of mm_f32. */
-enum { MM_FOLD, MM_BATCH, MM_LOOP };
-
-static int mm_mode(const mm_geom *g)
-{
-    if (g->b_batch == 1) return MM_FOLD; /* then A's batch is Y's batch */
-    int ua = g->a_batch == g->batch || g->a_batch == 1;
-    int ub = g->b_batch == g->batch || g->b_batch == 1;
-    return ua && ub ? MM_BATCH : MM_LOOP;
-}
-
 static size_t mm_ws_bytes(const mm_geom *g, int nt)
 {
     size_t m = (size_t)g->M, n = (size_t)g->N, k = (size_t)g->K;
-    switch (mm_mode(g)) {
+    switch (g->mode) {
     case MM_FOLD: return onr_sgemm_workspace_size((size_t)g->batch * m, n, k, nt);
     case MM_BATCH: return onr_sgemm_batch_workspace_size(m, n, k, (size_t)g->batch, nt);
     default: return onr_sgemm_workspace_size(m, n, k, nt);
@@ -205,7 +215,7 @@ static void mm_f32(const mm_geom *g, const float *a, const float *b, const void 
 {
     size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K, batch = (size_t)g->batch;
     if (batch == 0 || M == 0 || N == 0) return;
-    switch (mm_mode(g)) {
+    switch (g->mode) {
     case MM_FOLD:
         if (packed)
             onr_sgemm_packed(0, batch * M, N, K, 1.f, a, K, packed, 0.f, y, N, NULL, ws, nt);
@@ -271,86 +281,110 @@ static mm_naive_fn mm_naive_for(onr_dtype dt)
     return NULL;
 }
 
-static int matmul_shape(onr_kctx *ctx)
+/* MatMul's params: constant B prepared in create, geometry and scratch
+ * layout from reshape. */
+typedef struct mm_params {
+    packed_b pb; /* constant 2-D B, packed */
+    float *b32;  /* constant 16-bit B of another rank, widened once */
+    mm_geom g;
+    int nthreads; /* run threads the workspace was sized for */
+    size_t scratch;
+    /* scratch offsets: float32 A, B, Y (16-bit types), GEMM workspace */
+    size_t off_a, off_b, off_y, off_ws;
+} mm_params;
+
+static void matmul_destroy(void *params)
 {
+    mm_params *p = params;
+    free(p->pb.data);
+    free(p->b32);
+}
+
+static int matmul_create(onr_create_ctx *c, void *params)
+{
+    mm_params *p = params;
+    int packed, st = pack_const_b(c, 0, &p->pb, &packed);
+    if (st) return st;
+    const onr_tensor *b = onr_create_const(c, 1);
+    if (!packed && b && onr_is_half(b->dtype) && (b->data || !b->numel)) {
+        /* only a 2-D B folds into one GEMM that packing serves; a 16-bit B
+         * of another rank is still widened once here, never per run */
+        if (!(p->b32 = onr_la_const_f32(c, b, 1.f))) return ONR_E_NOMEM;
+        packed = 1;
+    }
+    if (packed) onr_create_consume(c, 1);
+    return ONR_OK;
+}
+
+static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    mm_params *p = ctx->params;
     int st;
     if (ctx->n_in != 2)
         return onr_seterr(ctx->err, ONR_E_MODEL, "MatMul takes 2 inputs, got %d", ctx->n_in);
     if ((st = onr_check_input(ctx, 0, mm_types(ctx->opset))) ||
-        (st = onr_check_input(ctx, 1, mm_types(ctx->opset))) || (st = check_same_type(ctx, 1)))
+        (st = onr_check_input(ctx, 1, mm_types(ctx->opset))) || (st = check_same_type(ctx, 1)) ||
+        (st = mm_geom_init(ctx, &p->g)) ||
+        (st = check_packed(ctx, &p->pb, p->g.K, p->g.N, "MatMul")) ||
+        (st = onr_set_out(ctx, 0, ctx->in[0]->dtype, p->g.orank, p->g.odims)))
         return st;
-    mm_geom g;
-    if ((st = mm_geom_init(ctx, &g))) return st;
-    return onr_set_out(ctx, 0, ctx->in[0]->dtype, g.orank, g.odims);
-}
-
-/* Scratch: float32 copies of A, B, Y for 16-bit types, then GEMM workspace. */
-typedef struct mm_bufs {
-    float *a, *b, *y;
-    void *ws;
-} mm_bufs;
-
-static size_t mm_carve(const onr_kctx *ctx, const mm_geom *g, void *base, mm_bufs *bb)
-{
-    onr_carver cv = {base, 0};
-    mm_bufs tmp;
-    if (!bb) bb = &tmp;
-    memset(bb, 0, sizeof *bb);
-    if (onr_is_half(ctx->in[0]->dtype)) {
-        bb->a = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[0]->numel);
-        bb->b = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[1]->numel);
-        bb->y = onr_carve(&cv, sizeof(float) * (size_t)(g->batch * g->M * g->N));
-    }
-    bb->ws = onr_carve(&cv, mm_ws_bytes(g, ctx->nthreads));
-    return cv.used;
-}
-
-static int matmul_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    mm_geom g;
-    int st = mm_geom_init(ctx, &g);
-    if (st) return st;
+    const mm_geom *g = &p->g;
     onr_dtype dt = ctx->in[0]->dtype;
-    *scratch = dt == ONR_FLOAT || onr_is_half(dt) ? mm_carve(ctx, &g, NULL, NULL) : 0;
-    /* only a 2-D B folds the batch into one GEMM, the shape packing serves */
-    return pack_weights(ctx, 0, g.K, g.N);
+    size_t used = 0;
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    p->off_a = p->off_b = p->off_y = p->off_ws = ONR_NO_SCRATCH;
+    if (onr_is_half(dt)) {
+        p->off_a = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
+        if (!p->pb.data && !p->b32)
+            p->off_b = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[1]->numel);
+        p->off_y = onr_carve_at(&used, sizeof(float) * (size_t)(g->batch * g->M * g->N));
+    }
+    if (f32_path(dt)) p->off_ws = onr_carve_at(&used, mm_ws_bytes(g, p->nthreads));
+    *scratch = p->scratch = used;
+    return ONR_OK;
 }
 
 static int matmul_run(onr_kctx *ctx)
 {
-    mm_geom g;
-    int st = mm_geom_init(ctx, &g);
-    if (st) return st;
+    const mm_params *p = ctx->params;
+    const mm_geom *g = &p->g;
     const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
     onr_tensor *y = ctx->out[0];
     onr_dtype dt = a->dtype;
-    if (dt == ONR_FLOAT || onr_is_half(dt)) {
-        mm_bufs bb;
-        if (mm_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
-            return onr_seterr(ctx->err, ONR_E_RUNTIME, "MatMul scratch too small");
-        if (dt == ONR_FLOAT) {
-            const void *pk = b->rank == 2 ? packed_for(ctx, g.K, g.N) : NULL;
-            mm_f32(&g, a->data, b->data, pk, y->data, bb.ws, ctx->nthreads);
-        } else {
-            onr_la_to_f32(a, bb.a, ctx->nthreads);
-            onr_la_to_f32(b, bb.b, ctx->nthreads);
-            mm_f32(&g, bb.a, bb.b, NULL, bb.y, bb.ws, ctx->nthreads);
-            onr_la_from_f32(y, bb.y, ctx->nthreads);
-        }
+    int nt = run_threads(ctx, p->nthreads);
+    if (!f32_path(dt)) {
+        mm_naive_fn fn = mm_naive_for(dt);
+        if (!fn)
+            return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "MatMul of %s", onr_dtype_name(dt));
+        fn(g, a->data, b->data, y->data, nt);
         return ONR_OK;
     }
-    mm_naive_fn fn = mm_naive_for(dt);
-    if (!fn)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "MatMul of %s", onr_dtype_name(dt));
-    fn(&g, a->data, b->data, y->data, ctx->nthreads);
+    if (ctx->scratch_size < p->scratch)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "MatMul scratch too small");
+    void *ws = onr_scratch_at(ctx, p->off_ws);
+    if (dt == ONR_FLOAT) {
+        mm_f32(g, a->data, p->pb.data ? NULL : b->data, p->pb.data, y->data, ws, nt);
+        return ONR_OK;
+    }
+    float *a32 = onr_scratch_at(ctx, p->off_a), *y32 = onr_scratch_at(ctx, p->off_y);
+    const float *b32 = p->b32;
+    onr_la_to_f32(a, a32, nt);
+    if (!p->pb.data && !b32) {
+        float *wide = onr_scratch_at(ctx, p->off_b);
+        onr_la_to_f32(b, wide, nt);
+        b32 = wide;
+    }
+    mm_f32(g, a32, b32, p->pb.data, y32, ws, nt);
+    onr_la_from_f32(y, y32, nt);
     return ONR_OK;
 }
 
 const onr_op_impl onr_impl_MatMul = {
-    .shape = matmul_shape,
-    .prepare = matmul_prepare,
+    .create = matmul_create,
+    .reshape = matmul_reshape,
     .run = matmul_run,
-    .free_state = packed_b_free,
+    .destroy = matmul_destroy,
+    .params_size = sizeof(mm_params),
     .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
              ONR_T(ONR_UINT64),
 };
@@ -362,15 +396,73 @@ const onr_op_impl onr_impl_MatMul = {
 /* How C broadcasts to [M, N]. */
 enum { GC_NONE, GC_SCALAR, GC_COL /* one value per column j */, GC_ROW /* per row i */, GC_FULL };
 
+/* The attributes (create) and the geometry (reshape) the kernels read. */
 typedef struct gemm_geom {
     int ta, tb;
-    int64_t M, N, K;
     float alpha, beta;
-    int64_t alpha_i, beta_i; /* integer types: alpha and beta as integers */
+    int int_ab;              /* alpha and beta are integral: */
+    int64_t alpha_i, beta_i; /* integer types use them as integers */
+    int64_t M, N, K;
     int ckind;
 } gemm_geom;
 
-static int gemm_geom_init(onr_kctx *ctx, gemm_geom *g)
+/* Whether v is an integer small enough to be exact in integer Gemm. */
+static int integral(float v, int64_t *out)
+{
+    if (!(v >= -2147483648.f && v <= 2147483647.f) || (float)(int64_t)v != v) return 0;
+    *out = (int64_t)v;
+    return 1;
+}
+
+/* Gemm's params: attributes and constant B and C prepared in create,
+ * geometry and scratch layout from reshape. */
+typedef struct gemm_params {
+    gemm_geom g;
+    int bcast;   /* opsets 1-6: the broadcast attribute */
+    packed_b pb; /* constant B, packed with transB applied */
+    /* constant C (16-bit or float32) as float32 times beta, for the bias
+     * epilogue (or copied into Y when it is a full [M, N]); c_const with
+     * c32 == NULL: C is constant and beta == 0, so never read */
+    float *c32;
+    int c_const;
+    int nthreads;
+    size_t scratch;
+    /* scratch offsets: float32 A, B, C, Y (16-bit types), the bias vector
+     * and the GEMM workspace */
+    size_t off_a, off_b, off_c, off_y, off_bias, off_ws;
+} gemm_params;
+
+static void gemm_destroy(void *params)
+{
+    gemm_params *p = params;
+    free(p->pb.data);
+    free(p->c32);
+}
+
+static int gemm_create(onr_create_ctx *c, void *params)
+{
+    gemm_params *p = params;
+    gemm_geom *g = &p->g;
+    g->ta = onr_attr_int(c->node, "transA", 0) != 0;
+    g->tb = onr_attr_int(c->node, "transB", 0) != 0;
+    g->alpha = onr_attr_float(c->node, "alpha", 1.f);
+    g->beta = onr_attr_float(c->node, "beta", 1.f);
+    g->int_ab = integral(g->alpha, &g->alpha_i) && integral(g->beta, &g->beta_i);
+    p->bcast = c->opset < 7 && onr_attr_int(c->node, "broadcast", 0) != 0;
+    int packed, st = pack_const_b(c, g->tb, &p->pb, &packed);
+    if (st) return st;
+    if (packed) onr_create_consume(c, 1);
+    const onr_tensor *ct = onr_create_const(c, 2);
+    if (ct && f32_path(ct->dtype) && (ct->data || !ct->numel)) {
+        /* beta == 0 ignores C, as the reference runtimes do */
+        if (g->beta != 0.f && !(p->c32 = onr_la_const_f32(c, ct, g->beta))) return ONR_E_NOMEM;
+        p->c_const = 1;
+        onr_create_consume(c, 2);
+    }
+    return ONR_OK;
+}
+
+static int gemm_geom_init(onr_kctx *ctx, const gemm_params *p, gemm_geom *g)
 {
     const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
     const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -379,10 +471,6 @@ static int gemm_geom_init(onr_kctx *ctx, gemm_geom *g)
         return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm needs 2-D A and B, got %s and %s",
                           onr_fmt_dims(s1, sizeof s1, a->dims, a->rank),
                           onr_fmt_dims(s2, sizeof s2, b->dims, b->rank));
-    g->ta = onr_attr_int(ctx->node, "transA", 0) != 0;
-    g->tb = onr_attr_int(ctx->node, "transB", 0) != 0;
-    g->alpha = onr_attr_float(ctx->node, "alpha", 1.f);
-    g->beta = onr_attr_float(ctx->node, "beta", 1.f);
     g->M = a->dims[g->ta ? 1 : 0];
     g->K = a->dims[g->ta ? 0 : 1];
     g->N = b->dims[g->tb ? 0 : 1];
@@ -396,8 +484,7 @@ static int gemm_geom_init(onr_kctx *ctx, gemm_geom *g)
     int64_t c0 = c->rank == 2 ? c->dims[0] : 1, c1 = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
     int fits = c->rank <= 2 && (c0 == 1 || c0 == g->M) && (c1 == 1 || c1 == g->N);
     /* opsets 1-6 broadcast C only when asked to */
-    if (ctx->opset < 7 && !onr_attr_int(ctx->node, "broadcast", 0))
-        fits = c->rank == 2 && c0 == g->M && c1 == g->N;
+    if (ctx->opset < 7 && !p->bcast) fits = c->rank == 2 && c0 == g->M && c1 == g->N;
     if (!fits)
         return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm C %s does not broadcast to [%lld,%lld]",
                           onr_fmt_dims(s1, sizeof s1, c->dims, c->rank), (long long)g->M,
@@ -406,16 +493,10 @@ static int gemm_geom_init(onr_kctx *ctx, gemm_geom *g)
     return ONR_OK;
 }
 
-/* Whether v is an integer small enough to be exact in integer Gemm. */
-static int integral(float v, int64_t *out)
+static int gemm_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    if (!(v >= -2147483648.f && v <= 2147483647.f) || (float)(int64_t)v != v) return 0;
-    *out = (int64_t)v;
-    return 1;
-}
-
-static int gemm_shape(onr_kctx *ctx)
-{
+    gemm_params *p = ctx->params;
+    gemm_geom *g = &p->g;
     int st, need_c = ctx->opset < 11;
     if (ctx->n_in < 2 + need_c || ctx->n_in > 3)
         return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm takes %s inputs, got %d",
@@ -424,51 +505,44 @@ static int gemm_shape(onr_kctx *ctx)
     if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types)) ||
         (st = check_same_type(ctx, 1)))
         return st;
-    if (ctx->n_in > 2 && ctx->in[2]) {
+    const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if (c) {
         if ((st = check_same_type(ctx, 2))) return st;
     } else if (need_c) {
         return onr_seterr(ctx->err, ONR_E_MODEL, "Gemm before opset 11 needs input C");
     }
-    gemm_geom g;
-    if ((st = gemm_geom_init(ctx, &g))) return st;
+    if ((st = gemm_geom_init(ctx, p, g)) || (st = check_packed(ctx, &p->pb, g->K, g->N, "Gemm")))
+        return st;
     onr_dtype dt = ctx->in[0]->dtype;
-    if (!(ONR_TYPES_FLOAT & ONR_T(dt)) &&
-        (!integral(g.alpha, &g.alpha_i) || !integral(g.beta, &g.beta_i)))
+    if (!(ONR_TYPES_FLOAT & ONR_T(dt)) && !g->int_ab)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
                           "Gemm of %s needs integral alpha and beta, got %g and %g",
-                          onr_dtype_name(dt), g.alpha, g.beta);
-    int64_t dims[2] = {g.M, g.N};
-    return onr_set_out(ctx, 0, dt, 2, dims);
-}
-
-/* Scratch: float32 copies (A, B, C, Y) for 16-bit types, the scaled bias
- * vector, then GEMM workspace. */
-typedef struct gemm_bufs {
-    float *a, *b, *c, *y, *bias;
-    void *ws;
-} gemm_bufs;
-
-static size_t gemm_carve(const onr_kctx *ctx, const gemm_geom *g, void *base, gemm_bufs *bb)
-{
-    onr_carver cv = {base, 0};
-    gemm_bufs tmp;
-    if (!bb) bb = &tmp;
-    memset(bb, 0, sizeof *bb);
-    const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    if (onr_is_half(ctx->in[0]->dtype)) {
-        bb->a = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[0]->numel);
-        bb->b = onr_carve(&cv, sizeof(float) * (size_t)ctx->in[1]->numel);
-        if (c) bb->c = onr_carve(&cv, sizeof(float) * (size_t)c->numel);
-        bb->y = onr_carve(&cv, sizeof(float) * (size_t)(g->M * g->N));
+                          onr_dtype_name(dt), g->alpha, g->beta);
+    int64_t dims[2] = {g->M, g->N};
+    if ((st = onr_set_out(ctx, 0, dt, 2, dims))) return st;
+    size_t used = 0;
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    p->off_a = p->off_b = p->off_c = p->off_y = p->off_bias = p->off_ws = ONR_NO_SCRATCH;
+    if (onr_is_half(dt)) {
+        p->off_a = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
+        if (!p->pb.data) p->off_b = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[1]->numel);
+        if (c && !p->c_const) p->off_c = onr_carve_at(&used, sizeof(float) * (size_t)c->numel);
+        p->off_y = onr_carve_at(&used, sizeof(float) * (size_t)(g->M * g->N));
     }
-    bb->bias = onr_carve(&cv, sizeof(float) * (size_t)(g->M > g->N ? g->M : g->N));
-    bb->ws = onr_carve(&cv, onr_sgemm_workspace_size((size_t)g->M, (size_t)g->N, (size_t)g->K,
-                                                     ctx->nthreads));
-    return cv.used;
+    if (f32_path(dt)) {
+        p->off_bias = onr_carve_at(&used, sizeof(float) * (size_t)(g->M > g->N ? g->M : g->N));
+        p->off_ws = onr_carve_at(&used, onr_sgemm_workspace_size((size_t)g->M, (size_t)g->N,
+                                                                (size_t)g->K, p->nthreads));
+    }
+    *scratch = p->scratch = used;
+    return ONR_OK;
 }
 
+/* Y = alpha op(A) op(B) + cbeta C: C is the input (cbeta = beta) or the
+ * constant already scaled by beta (cbeta = 1); row and column vectors go
+ * to the bias epilogue, a full C is copied into Y first. */
 static void gemm_f32(const gemm_geom *g, const float *a, const float *b, const void *packed,
-                     const float *c, float *y, float *bias, void *ws, int nt)
+                     const float *c, float cbeta, float *y, float *bias, void *ws, int nt)
 {
     size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K;
     if (M == 0 || N == 0) return;
@@ -481,9 +555,9 @@ static void gemm_f32(const gemm_geom *g, const float *a, const float *b, const v
         const float *vec = c;
         if (g->ckind == GC_FULL) {
             if (y != c) memcpy(y, c, sizeof(float) * M * N);
-            beta = g->beta;
-        } else if (g->ckind == GC_SCALAR || g->beta != 1.f) {
-            for (size_t i = 0; i < len; i++) bias[i] = g->beta * c[g->ckind == GC_SCALAR ? 0 : i];
+            beta = cbeta;
+        } else if (g->ckind == GC_SCALAR || cbeta != 1.f) {
+            for (size_t i = 0; i < len; i++) bias[i] = cbeta * c[g->ckind == GC_SCALAR ? 0 : i];
             vec = bias;
         }
         if (g->ckind == GC_COL || g->ckind == GC_SCALAR) ep.bias_col = vec, epp = &ep;
@@ -548,56 +622,56 @@ static gemm_naive_fn gemm_naive_for(onr_dtype dt)
     return NULL;
 }
 
-static int gemm_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    gemm_geom g;
-    int st = gemm_geom_init(ctx, &g);
-    if (st) return st;
-    onr_dtype dt = ctx->in[0]->dtype;
-    *scratch = dt == ONR_FLOAT || onr_is_half(dt) ? gemm_carve(ctx, &g, NULL, NULL) : 0;
-    return pack_weights(ctx, g.tb, g.K, g.N);
-}
-
 static int gemm_run(onr_kctx *ctx)
 {
-    gemm_geom g;
-    int st = gemm_geom_init(ctx, &g);
-    if (st) return st;
+    const gemm_params *p = ctx->params;
+    const gemm_geom *g = &p->g;
     const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
     const onr_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
     onr_tensor *y = ctx->out[0];
     onr_dtype dt = a->dtype;
-    if (dt == ONR_FLOAT || onr_is_half(dt)) {
-        gemm_bufs bb;
-        if (gemm_carve(ctx, &g, ctx->scratch, &bb) > ctx->scratch_size)
-            return onr_seterr(ctx->err, ONR_E_RUNTIME, "Gemm scratch too small");
-        if (dt == ONR_FLOAT) {
-            gemm_f32(&g, a->data, b->data, packed_for(ctx, g.K, g.N), c ? c->data : NULL,
-                     y->data, bb.bias, bb.ws, ctx->nthreads);
-        } else {
-            onr_la_to_f32(a, bb.a, ctx->nthreads);
-            onr_la_to_f32(b, bb.b, ctx->nthreads);
-            if (c) onr_la_to_f32(c, bb.c, ctx->nthreads);
-            gemm_f32(&g, bb.a, bb.b, NULL, bb.c, bb.y, bb.bias, bb.ws, ctx->nthreads);
-            onr_la_from_f32(y, bb.y, ctx->nthreads);
-        }
+    int nt = run_threads(ctx, p->nthreads);
+    if (!f32_path(dt)) {
+        gemm_naive_fn fn = gemm_naive_for(dt);
+        if (!fn) return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Gemm of %s", onr_dtype_name(dt));
+        fn(g, a->data, b->data, c ? c->data : NULL, y->data, nt);
         return ONR_OK;
     }
-    gemm_naive_fn fn = gemm_naive_for(dt);
-    if (!fn) return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Gemm of %s", onr_dtype_name(dt));
-    /* integral for integer types: the shape fn checked it */
-    if (dt != ONR_DOUBLE && (!integral(g.alpha, &g.alpha_i) || !integral(g.beta, &g.beta_i)))
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "Gemm of %s needs integral alpha, beta",
-                          onr_dtype_name(dt));
-    fn(&g, a->data, b->data, c ? c->data : NULL, y->data, ctx->nthreads);
+    if (ctx->scratch_size < p->scratch)
+        return onr_seterr(ctx->err, ONR_E_RUNTIME, "Gemm scratch too small");
+    float *bias = onr_scratch_at(ctx, p->off_bias);
+    void *ws = onr_scratch_at(ctx, p->off_ws);
+    /* C: the constant prepared in create (already times beta) or the input */
+    const float *c32 = p->c_const ? p->c32 : NULL;
+    float cbeta = p->c_const ? 1.f : g->beta;
+    if (dt == ONR_FLOAT) {
+        if (!p->c_const && c) c32 = c->data;
+        gemm_f32(g, a->data, p->pb.data ? NULL : b->data, p->pb.data, c32, cbeta, y->data, bias,
+                 ws, nt);
+        return ONR_OK;
+    }
+    float *a32 = onr_scratch_at(ctx, p->off_a), *b32 = NULL, *y32 = onr_scratch_at(ctx, p->off_y);
+    onr_la_to_f32(a, a32, nt);
+    if (!p->pb.data) {
+        b32 = onr_scratch_at(ctx, p->off_b);
+        onr_la_to_f32(b, b32, nt);
+    }
+    if (!p->c_const && c) {
+        float *wide = onr_scratch_at(ctx, p->off_c);
+        onr_la_to_f32(c, wide, nt);
+        c32 = wide;
+    }
+    gemm_f32(g, a32, b32, p->pb.data, c32, cbeta, y32, bias, ws, nt);
+    onr_la_from_f32(y, y32, nt);
     return ONR_OK;
 }
 
 const onr_op_impl onr_impl_Gemm = {
-    .shape = gemm_shape,
-    .prepare = gemm_prepare,
+    .create = gemm_create,
+    .reshape = gemm_reshape,
     .run = gemm_run,
-    .free_state = packed_b_free,
+    .destroy = gemm_destroy,
+    .params_size = sizeof(gemm_params),
     .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
              ONR_T(ONR_UINT64),
 };

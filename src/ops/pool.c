@@ -288,25 +288,58 @@ static uint32_t pool_types(int kind, int64_t opset)
 }
 
 static const char *const pool_names[] = {"MaxPool", "AveragePool", "LpPool"};
+static const char *const global_names[] = {"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"};
+
+/* Pool params: attributes from create, geometry and the path from reshape. */
+typedef struct pool_params {
+    int kind, global;
+    onr_sp_list kernel;
+    onr_window_attrs wa;
+    int ceil_mode, count_include_pad, storage_order;
+    double p;
+    pool_geom g;
+    int with_idx;  /* MaxPool's Indices output is wanted */
+    int nthreads;  /* run threads the row scratch was sized for */
+    size_t scratch;
+} pool_params;
 
 /* The p attribute of LpPool / GlobalLpPool: a float in opset 1, an int
  * after; must be positive. */
-static int pool_p(onr_kctx *ctx, double *p)
+static int pool_p(onr_create_ctx *c, double *p)
 {
-    const onr_attr *a = onr_node_attr(ctx->node, "p");
+    const onr_attr *a = onr_node_attr(c->node, "p");
     *p = !a ? 2. : a->type == ONR_ATTR_FLOAT ? (double)a->f : (double)a->i;
     if (!(*p > 0) || *p > 1e6)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "p = %g must be positive", *p);
+        return onr_seterr(c->err, ONR_E_MODEL, "p = %g must be positive", *p);
     return ONR_OK;
 }
 
-static int bool_attr(onr_kctx *ctx, const char *name, int *v)
+static int bool_attr(onr_create_ctx *c, const char *name, int *v)
 {
-    int64_t a = onr_attr_int(ctx->node, name, 0);
+    int64_t a = onr_attr_int(c->node, name, 0);
     if (a != 0 && a != 1)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "attribute '%s' = %lld must be 0 or 1", name,
+        return onr_seterr(c->err, ONR_E_MODEL, "attribute '%s' = %lld must be 0 or 1", name,
                           (long long)a);
     *v = (int)a;
+    return ONR_OK;
+}
+
+static int pool_create(onr_create_ctx *c, pool_params *p, int kind, int global)
+{
+    int st;
+    p->kind = kind;
+    p->global = global;
+    if (kind == POOL_LP && (st = pool_p(c, &p->p))) return st;
+    if (global) return ONR_OK;
+    if ((st = onr_sp_list_attr(c, "kernel_shape", ONR_SP_MAX, 1, &p->kernel))) return st;
+    if (!p->kernel.present)
+        return onr_seterr(c->err, ONR_E_MODEL, "%s needs the kernel_shape attribute",
+                          pool_names[kind]);
+    if ((st = bool_attr(c, "ceil_mode", &p->ceil_mode)) ||
+        (st = bool_attr(c, "count_include_pad", &p->count_include_pad)) ||
+        (st = bool_attr(c, "storage_order", &p->storage_order)) ||
+        (st = onr_window_attrs_read(c, &p->wa)))
+        return st;
     return ONR_OK;
 }
 
@@ -328,29 +361,27 @@ static int pool_inputs(onr_kctx *ctx, int kind, const char *op, int min_rank, in
     return ONR_OK;
 }
 
-static int pool_geom_init(onr_kctx *ctx, int kind, pool_geom *g)
+static int pool_geom_init(onr_kctx *ctx, const pool_params *p, pool_geom *g)
 {
+    int kind = p->kind;
     const char *op = pool_names[kind];
     /* MaxPool has the Indices output from opset 8 */
     int st = pool_inputs(ctx, kind, op, 3, kind == POOL_MAX && ctx->opset >= 8 ? 2 : 1);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
-    int nsp = x->rank - 2, present, ceil_mode = 0;
+    int nsp = x->rank - 2;
     if (nsp > ONR_SP_MAX)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "%s over %d spatial dims (at most %d)", op,
                           nsp, ONR_SP_MAX);
     int64_t kernel[ONR_SP_MAX];
     memset(g, 0, sizeof *g);
     g->kind = kind;
-    if ((st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, kernel, &present))) return st;
-    if (!present)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "%s needs the kernel_shape attribute", op);
-    if ((st = bool_attr(ctx, "ceil_mode", &ceil_mode)) ||
-        (st = bool_attr(ctx, "count_include_pad", &g->count_include_pad)) ||
-        (st = bool_attr(ctx, "storage_order", &g->storage_order)))
+    g->count_include_pad = p->count_include_pad;
+    g->storage_order = p->storage_order;
+    g->p = p->p;
+    if ((st = onr_sp_list_get(ctx->err, &p->kernel, nsp, 1, kernel)) ||
+        (st = onr_spatial_window(ctx->err, &p->wa, nsp, x->dims + 2, kernel, p->ceil_mode, &g->sp)))
         return st;
-    if (kind == POOL_LP && (st = pool_p(ctx, &g->p))) return st;
-    if ((st = onr_spatial_window(ctx, nsp, x->dims + 2, kernel, ceil_mode, 1, &g->sp))) return st;
     g->N = x->dims[0];
     g->C = x->dims[1];
     g->IN = onr_sp_numel(g->sp.in);
@@ -361,15 +392,15 @@ static int pool_geom_init(onr_kctx *ctx, int kind, pool_geom *g)
 
 /* Global pools: one window over the whole plane, flattened to one axis so
  * any rank works. */
-static int global_geom_init(onr_kctx *ctx, int kind, pool_geom *g)
+static int global_geom_init(onr_kctx *ctx, const pool_params *p, pool_geom *g)
 {
-    static const char *const names[] = {"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"};
-    int st = pool_inputs(ctx, kind, names[kind], 2, 1);
+    int kind = p->kind;
+    int st = pool_inputs(ctx, kind, global_names[kind], 2, 1);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     memset(g, 0, sizeof *g);
     g->kind = kind;
-    if (kind == POOL_LP && (st = pool_p(ctx, &g->p))) return st;
+    g->p = p->p;
     g->N = x->dims[0];
     g->C = x->dims[1];
     g->IN = 1;
@@ -396,77 +427,95 @@ static int pool_set_outputs(onr_kctx *ctx, const pool_geom *g, int global)
     return st;
 }
 
-/* Scratch of the row engine: one row of doubles per thread. */
-static size_t pool_scratch(const onr_kctx *ctx, const pool_geom *g, int global)
+static int pool_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    int with_idx = ctx->n_out > 1 && ctx->out[1];
-    if (global || (g->kind == POOL_MAX && with_idx)) return 0;
-    return (size_t)ctx->nthreads * onr_al64((size_t)g->sp.out[2] * sizeof(double));
+    pool_params *p = ctx->params;
+    int st = p->global ? global_geom_init(ctx, p, &p->g) : pool_geom_init(ctx, p, &p->g);
+    if (st || (st = pool_set_outputs(ctx, &p->g, p->global))) return st;
+    p->with_idx = ctx->n_out > 1 && ctx->out[1];
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    /* the row engine: one row of doubles per thread */
+    p->scratch = p->global || (p->kind == POOL_MAX && p->with_idx)
+                     ? 0
+                     : (size_t)p->nthreads * onr_al64((size_t)p->g.sp.out[2] * sizeof(double));
+    *scratch = p->scratch;
+    return ONR_OK;
 }
 
-static int pool_run_geom(onr_kctx *ctx, const pool_geom *g, int global)
+static int pool_run(onr_kctx *ctx)
 {
+    const pool_params *p = ctx->params;
+    const pool_geom *g = &p->g;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
+    int nt = ctx->nthreads < p->nthreads ? ctx->nthreads : p->nthreads;
+    if (nt < 1) nt = 1;
     size_t i = 0, n = sizeof pool_table / sizeof pool_table[0];
     while (i < n && pool_table[i].dt != x->dtype) i++;
     if (i == n)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "pooling of %s", onr_dtype_name(x->dtype));
-    int64_t *idx = ctx->n_out > 1 && ctx->out[1] ? ctx->out[1]->data : NULL;
-    if (global) {
-        pool_table[i].global(g, x->data, y->data, ctx->nthreads);
-    } else if (g->kind == POOL_MAX && idx) {
-        pool_table[i].maxidx(g, x->data, y->data, idx, ctx->nthreads);
+    if (p->global) {
+        pool_table[i].global(g, x->data, y->data, nt);
+    } else if (p->kind == POOL_MAX && p->with_idx) {
+        pool_table[i].maxidx(g, x->data, y->data, ctx->out[1]->data, nt);
     } else {
-        if (ctx->scratch_size < pool_scratch(ctx, g, global))
+        if (ctx->scratch_size < p->scratch)
             return onr_seterr(ctx->err, ONR_E_RUNTIME, "pooling scratch too small");
-        pool_table[i].row(g, x->data, y->data, ctx->scratch, ctx->nthreads);
+        pool_table[i].row(g, x->data, y->data, ctx->scratch, nt);
     }
     return ONR_OK;
 }
 
-/* One shape fn and run fn per op, over the shared geometry. */
-#define POOL_OP(Name, kind, init, global)                                                      \
-    static int Name##_shape(onr_kctx *ctx)                                                     \
+/* One create per op over the shared params; reshape and run are shared. */
+#define POOL_OP(Name, kind, global)                                                            \
+    static int Name##_create(onr_create_ctx *c, void *params)                                  \
     {                                                                                          \
-        pool_geom g;                                                                           \
-        int st = init(ctx, kind, &g);                                                          \
-        return st ? st : pool_set_outputs(ctx, &g, global);                                    \
-    }                                                                                          \
-    static int Name##_prepare(onr_kctx *ctx, size_t *scratch)                                  \
-    {                                                                                          \
-        pool_geom g;                                                                           \
-        int st = init(ctx, kind, &g);                                                          \
-        if (!st) *scratch = pool_scratch(ctx, &g, global);                                     \
-        return st;                                                                             \
-    }                                                                                          \
-    static int Name##_run(onr_kctx *ctx)                                                       \
-    {                                                                                          \
-        pool_geom g;                                                                           \
-        int st = init(ctx, kind, &g);                                                          \
-        return st ? st : pool_run_geom(ctx, &g, global);                                       \
+        return pool_create(c, params, kind, global);                                           \
     }                                                                                          \
     const onr_op_impl onr_impl_##Name = {                                                      \
-        .shape = Name##_shape,                                                                 \
-        .prepare = Name##_prepare,                                                             \
-        .run = Name##_run,                                                                     \
+        .create = Name##_create,                                                               \
+        .reshape = pool_reshape,                                                               \
+        .run = pool_run,                                                                       \
+        .params_size = sizeof(pool_params),                                                    \
         .types = ONR_TYPES_FLOAT | (kind == POOL_MAX ? ONR_T(ONR_INT8) | ONR_T(ONR_UINT8) : 0), \
     };
 
-POOL_OP(MaxPool, POOL_MAX, pool_geom_init, 0)
-POOL_OP(AveragePool, POOL_AVG, pool_geom_init, 0)
-POOL_OP(LpPool, POOL_LP, pool_geom_init, 0)
-POOL_OP(GlobalMaxPool, POOL_MAX, global_geom_init, 1)
-POOL_OP(GlobalAveragePool, POOL_AVG, global_geom_init, 1)
-POOL_OP(GlobalLpPool, POOL_LP, global_geom_init, 1)
+POOL_OP(MaxPool, POOL_MAX, 0)
+POOL_OP(AveragePool, POOL_AVG, 0)
+POOL_OP(LpPool, POOL_LP, 0)
+POOL_OP(GlobalMaxPool, POOL_MAX, 1)
+POOL_OP(GlobalAveragePool, POOL_AVG, 1)
+POOL_OP(GlobalLpPool, POOL_LP, 1)
 
 /* ======================================================================
  * MaxUnpool: Y = zeros, Y[I[j]] = X[j]
  * ==================================================================== */
 
+/* MaxUnpool params: attributes from create; from reshape, the shape the
+ * indices address (inferred) and the output's, with their strides. */
+typedef struct unpool_params {
+    onr_sp_list kernel, strides, pads;
+    int rank, same; /* same: the output has the inferred shape */
+    int64_t limit;  /* elements of the inferred shape: indices lie in [0, limit) */
+    int64_t odims[ONR_MAX_RANK], istr[ONR_MAX_RANK], ostr[ONR_MAX_RANK];
+} unpool_params;
+
+static int unpool_create(onr_create_ctx *c, void *params)
+{
+    unpool_params *p = params;
+    int st, maxsp = ONR_MAX_RANK - 2;
+    if ((st = onr_sp_list_attr(c, "kernel_shape", maxsp, 1, &p->kernel))) return st;
+    if (!p->kernel.present)
+        return onr_seterr(c->err, ONR_E_MODEL, "MaxUnpool needs the kernel_shape attribute");
+    if ((st = onr_sp_list_attr(c, "strides", maxsp, 1, &p->strides)) ||
+        (st = onr_sp_list_attr(c, "pads", 2 * maxsp, 0, &p->pads)))
+        return st;
+    return ONR_OK;
+}
+
 /* The spatial dims unpooling gives, (in - 1) * s - pads + k, in *inferred;
  * the output dims (those, or the output_shape input) in *odims. */
-static int unpool_geom(onr_kctx *ctx, int64_t *inferred, int64_t *odims)
+static int unpool_geom(onr_kctx *ctx, const unpool_params *p, int64_t *inferred, int64_t *odims)
 {
     if (ctx->n_in < 2 || ctx->n_in > 3)
         return onr_seterr(ctx->err, ONR_E_MODEL, "MaxUnpool takes 2 or 3 inputs, got %d",
@@ -484,13 +533,11 @@ static int unpool_geom(onr_kctx *ctx, int64_t *inferred, int64_t *odims)
         return onr_seterr(ctx->err, ONR_E_MODEL, "indices %s must have the shape of X %s",
                           onr_fmt_dims(s1, sizeof s1, ix->dims, ix->rank),
                           onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
-    int nsp = x->rank - 2, present;
+    int nsp = x->rank - 2;
     int64_t k[ONR_MAX_RANK], s[ONR_MAX_RANK], pads[2 * ONR_MAX_RANK];
-    if ((st = onr_sp_ints(ctx, "kernel_shape", nsp, 1, 1, k, &present))) return st;
-    if (!present)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "MaxUnpool needs the kernel_shape attribute");
-    if ((st = onr_sp_ints(ctx, "strides", nsp, 1, 1, s, NULL)) ||
-        (st = onr_sp_ints(ctx, "pads", 2 * nsp, 0, 0, pads, NULL)))
+    if ((st = onr_sp_list_get(ctx->err, &p->kernel, nsp, 1, k)) ||
+        (st = onr_sp_list_get(ctx->err, &p->strides, nsp, 1, s)) ||
+        (st = onr_sp_list_get(ctx->err, &p->pads, 2 * nsp, 0, pads)))
         return st;
     inferred[0] = odims[0] = x->dims[0];
     inferred[1] = odims[1] = x->dims[1];
@@ -516,11 +563,21 @@ static int unpool_geom(onr_kctx *ctx, int64_t *inferred, int64_t *odims)
     return ONR_OK;
 }
 
-static int unpool_shape(onr_kctx *ctx)
+static int unpool_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    int64_t inferred[ONR_MAX_RANK], odims[ONR_MAX_RANK];
-    int st = unpool_geom(ctx, inferred, odims);
-    return st ? st : onr_set_out(ctx, 0, ctx->in[0]->dtype, ctx->in[0]->rank, odims);
+    unpool_params *p = ctx->params;
+    int64_t inferred[ONR_MAX_RANK];
+    int st = unpool_geom(ctx, p, inferred, p->odims);
+    if (st || (st = onr_set_out(ctx, 0, ctx->in[0]->dtype, ctx->in[0]->rank, p->odims)))
+        return st;
+    int rank = p->rank = ctx->in[0]->rank;
+    p->same = !memcmp(inferred, p->odims, sizeof(int64_t) * (size_t)rank);
+    p->limit = 1;
+    for (int d = 0; d < rank; d++) p->limit *= inferred[d];
+    onr_strides(inferred, rank, p->istr);
+    onr_strides(p->odims, rank, p->ostr);
+    *scratch = 0;
+    return ONR_OK;
 }
 
 /* Indices address the unpooled tensor of the inferred shape; an explicit
@@ -528,42 +585,38 @@ static int unpool_shape(onr_kctx *ctx)
  * end of each axis, as in the ONNX backend test data). */
 static int unpool_run(onr_kctx *ctx)
 {
-    int64_t inferred[ONR_MAX_RANK], odims[ONR_MAX_RANK], istr[ONR_MAX_RANK], ostr[ONR_MAX_RANK];
-    int st = unpool_geom(ctx, inferred, odims);
-    if (st) return st;
+    const unpool_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0], *ix = ctx->in[1];
     onr_tensor *y = ctx->out[0];
-    int rank = x->rank, same = !memcmp(inferred, odims, sizeof(int64_t) * (size_t)rank);
-    int64_t limit = 1;
-    for (int d = 0; d < rank; d++) limit *= inferred[d];
-    onr_strides(inferred, rank, istr);
-    onr_strides(odims, rank, ostr);
     size_t es = onr_dtype_size(x->dtype);
     memset(y->data, 0, onr_tensor_nbytes(y));
     const int64_t *idx = ix->data;
     for (int64_t j = 0; j < x->numel; j++) {
         int64_t v = idx[j], off = 0, rem = v;
-        if (v < 0 || v >= limit)
+        if (v < 0 || v >= p->limit)
             return onr_seterr(ctx->err, ONR_E_RUNTIME,
                               "index %lld at %lld is out of range [0, %lld)", (long long)v,
-                              (long long)j, (long long)limit);
-        for (int d = 0; d < rank && !same; d++) {
-            int64_t c = rem / istr[d];
-            rem %= istr[d];
-            if (c >= odims[d])
+                              (long long)j, (long long)p->limit);
+        for (int d = 0; d < p->rank && !p->same; d++) {
+            int64_t c = rem / p->istr[d];
+            rem %= p->istr[d];
+            if (c >= p->odims[d])
                 return onr_seterr(ctx->err, ONR_E_RUNTIME,
                                   "index %lld falls outside output_shape on axis %d",
                                   (long long)v, d);
-            off += c * ostr[d];
+            off += c * p->ostr[d];
         }
-        if (same) off = v;
+        if (p->same) off = v;
         memcpy((char *)y->data + (size_t)off * es, (const char *)x->data + (size_t)j * es, es);
     }
     return ONR_OK;
 }
 
 const onr_op_impl onr_impl_MaxUnpool = {
-    .shape = unpool_shape,
+    .create = unpool_create,
+    .reshape = unpool_reshape,
     .run = unpool_run,
+    .params_size = sizeof(unpool_params),
     .types = ONR_TYPES_FLOAT,
+    .shape_inputs = 1u << 2, /* output_shape's values give the output dims */
 };
