@@ -407,6 +407,159 @@ static void test_batchnorm_errors(void **state)
     tk_node_free(n);
 }
 
+/* Plain-C reference: y = (x - m) / sqrt(v + eps) * s + b in double, the
+ * parameters per channel (plane = 0) or per element of a (C, HW) plane. */
+static void ref_batchnorm(const float *x, const float *s, const float *b, const float *m,
+                          const float *v, float *y, int64_t N, int64_t C, int64_t HW,
+                          int per_element, double eps)
+{
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < HW; i++) {
+                int64_t k = per_element ? c * HW + i : c, e = (n * C + c) * HW + i;
+                y[e] = (float)((x[e] - (double)m[k]) / sqrt((double)v[k] + eps) * s[k] + b[k]);
+            }
+}
+
+/* Constant scale/B/mean/var are folded at create into one scale and shift
+ * and the four inputs consumed (run gets shape-only stand-ins for them);
+ * the same parameters as activations give bit-identical results, and both
+ * match the reference. Shapes cover HW of 1, odd sizes and more than one
+ * vector, per-channel and per-element (spatial=0) parameters, threads. */
+static void test_batchnorm_const_params(void **state)
+{
+    (void)state;
+    const struct {
+        int64_t opset, N, C, HW;
+        int spatial0, nthreads;
+    } cs[] = {
+        {15, 2, 3, 1, 0, 1},   {15, 1, 5, 7, 0, 1},  {9, 3, 4, 17, 0, 1},
+        {14, 2, 2, 65, 0, 2},  {15, 4, 16, 1031, 0, 2}, {7, 2, 3, 5, 1, 1},
+        {7, 2, 2, 33, 1, 2},   {6, 1, 3, 8, 0, 1},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        int64_t N = cs[k].N, C = cs[k].C, HW = cs[k].HW, np = cs[k].spatial0 ? C * HW : C;
+        int64_t dx[] = {N, C, HW}, dp[] = {C, HW};
+        onr_tensor *x = tk_rand_f32(3, dx, 100 + (uint32_t)k);
+        onr_tensor *prm[4];
+        for (int i = 0; i < 4; i++)
+            prm[i] = cs[k].spatial0 ? tk_rand_f32(2, dp, 200 + 4 * (uint32_t)k + (uint32_t)i)
+                                    : tk_rand_f32(1, &C, 200 + 4 * (uint32_t)k + (uint32_t)i);
+        float *pv = prm[3]->data, *pm = prm[2]->data;
+        for (int64_t i = 0; i < np; i++) {
+            pv[i] = pv[i] * pv[i] + 0.25f; /* variances > 0 */
+            pm[i] *= 3;
+        }
+        float *e = malloc(sizeof(float) * (size_t)x->numel);
+        ref_batchnorm(x->data, prm[0]->data, prm[1]->data, prm[2]->data, prm[3]->data, e, N, C,
+                      HW, cs[k].spatial0, 1e-3);
+        onr_node *n = tk_node("BatchNormalization");
+        tk_attr_float(n, "epsilon", 1e-3f);
+        if (cs[k].spatial0) tk_attr_int(n, "spatial", 0);
+        onr_tensor *in[] = {x, prm[0], prm[1], prm[2], prm[3]}, *ya[1], *yc[1];
+        onr_err err = {0};
+        if (tk_run(n, cs[k].opset, 5, in, 1, ya, cs[k].nthreads, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(tk_last_consumed, 0);
+        if (tk_run_const(n, cs[k].opset, 5, in, 0x1Eu, 1, yc, cs[k].nthreads, &err))
+            fail_msg("%s", err.msg);
+        assert_int_equal(tk_last_consumed, 0x1Eu);
+        tk_assert_shape(yc[0], 3, dx);
+        tk_assert_close_f32(ya[0], e, x->numel, 1e-5f, 1e-5f);
+        tk_assert_close_f32(yc[0], e, x->numel, 1e-5f, 1e-5f);
+        assert_memory_equal(ya[0]->data, yc[0]->data, sizeof(float) * (size_t)x->numel);
+        tk_free_all(1, ya);
+        tk_free_all(1, yc);
+        /* only some parameters constant: nothing is folded */
+        if (tk_run_const(n, cs[k].opset, 5, in, 0x6u, 1, yc, cs[k].nthreads, &err))
+            fail_msg("%s", err.msg);
+        assert_int_equal(tk_last_consumed, 0);
+        tk_assert_close_f32(yc[0], e, x->numel, 1e-5f, 1e-5f);
+        tk_free_all(1, yc);
+        free(e);
+        tk_node_free(n);
+        tk_free_all(4, prm);
+        onr_tensor_free(x);
+    }
+}
+
+/* Folded constants with other X and parameter types: double X keeps double
+ * precision, fp16 parameters fold like float ones; training mode reads
+ * mean and var itself and packs nothing. */
+static void test_batchnorm_const_types(void **state)
+{
+    (void)state;
+    int64_t dx[] = {2, 2, 3}, dc[] = {2};
+    const double xd[] = {1, 2, 3, 4, 5, 6, -1, -2, -3, 0.5, 0.25, 0.125};
+    const double sd[] = {1.5, -2}, bd[] = {0.25, 1}, md[] = {2, -1}, vd[] = {3, 0.5};
+    double e[12];
+    for (int i = 0; i < 12; i++) {
+        int c = (i / 3) % 2;
+        e[i] = (xd[i] - md[c]) / sqrt(vd[c] + 1e-5f) * sd[c] + bd[c];
+    }
+    onr_node *n = tk_node("BatchNormalization");
+    onr_tensor *in[] = {tk_typed(ONR_DOUBLE, 3, dx, xd), tk_typed(ONR_DOUBLE, 1, dc, sd),
+                        tk_typed(ONR_DOUBLE, 1, dc, bd), tk_typed(ONR_DOUBLE, 1, dc, md),
+                        tk_typed(ONR_DOUBLE, 1, dc, vd)};
+    onr_tensor *y[1];
+    assert_int_equal(tk_run_const(n, 15, 5, in, 0x1Eu, 1, y, 1, NULL), ONR_OK);
+    assert_int_equal(tk_last_consumed, 0x1Eu);
+    assert_int_equal(y[0]->dtype, ONR_DOUBLE);
+    for (int i = 0; i < 12; i++) assert_true(fabs(((double *)y[0]->data)[i] - e[i]) < 1e-12);
+    tk_free_all(1, y);
+    /* float32 X with float16 constant parameters */
+    float xf[12];
+    uint16_t sh[2], bh[2], mh[2], vh[2];
+    for (int i = 0; i < 12; i++) xf[i] = (float)xd[i];
+    for (int i = 0; i < 2; i++) {
+        sh[i] = onr_float_to_half((float)sd[i]);
+        bh[i] = onr_float_to_half((float)bd[i]);
+        mh[i] = onr_float_to_half((float)md[i]);
+        vh[i] = onr_float_to_half((float)vd[i]);
+    }
+    onr_tensor *ih[] = {tk_f32(3, dx, xf), tk_typed(ONR_FLOAT16, 1, dc, sh),
+                        tk_typed(ONR_FLOAT16, 1, dc, bh), tk_typed(ONR_FLOAT16, 1, dc, mh),
+                        tk_typed(ONR_FLOAT16, 1, dc, vh)};
+    onr_tensor *ya[1];
+    assert_int_equal(tk_run_const(n, 15, 5, ih, 0x1Eu, 1, y, 1, NULL), ONR_OK);
+    assert_int_equal(tk_last_consumed, 0x1Eu);
+    assert_int_equal(tk_run(n, 15, 5, ih, 1, ya, 1, NULL), ONR_OK);
+    float ef[12];
+    for (int i = 0; i < 12; i++) ef[i] = (float)e[i];
+    tk_assert_close_f32(y[0], ef, 12, 1e-5f, 1e-5f);
+    assert_memory_equal(y[0]->data, ya[0]->data, sizeof ef);
+    tk_free_all(1, y);
+    tk_free_all(1, ya);
+    tk_free_all(5, ih);
+    tk_node_free(n);
+    /* training mode: constant parameters stay inputs */
+    n = tk_node("BatchNormalization");
+    tk_attr_int(n, "training_mode", 1);
+    onr_tensor *out[3];
+    assert_int_equal(tk_run_const(n, 15, 5, in, 0x1Eu, 3, out, 1, NULL), ONR_OK);
+    assert_int_equal(tk_last_consumed, 0);
+    assert_int_equal(out[1]->dtype, ONR_DOUBLE);
+    tk_free_all(3, out);
+    tk_node_free(n);
+    /* bad epsilon / momentum are create errors naming the attribute */
+    n = tk_node("BatchNormalization");
+    tk_attr_float(n, "epsilon", NAN);
+    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon");
+    tk_node_free(n);
+    n = tk_node("BatchNormalization");
+    tk_attr_float(n, "epsilon", -1.f);
+    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon -1");
+    tk_node_free(n);
+    n = tk_node("BatchNormalization");
+    tk_attr_int(n, "training_mode", 1);
+    tk_attr_float(n, "momentum", INFINITY);
+    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "momentum");
+    tk_node_free(n);
+    n = tk_node("BatchNormalization");
+    expect_fail(n, 15, 5, in, 4, ONR_E_MODEL, "at most 3");
+    tk_node_free(n);
+    tk_free_all(5, in);
+}
+
 /* ---- InstanceNormalization / GroupNormalization ---------------------------- */
 
 static void test_instancenorm(void **state)
@@ -614,6 +767,95 @@ static void test_layernorm_broadcast_types(void **state)
     tk_free_all(3, in);
 }
 
+/* float16 / bfloat16 constant Scale and B are widened to float32 at create
+ * and consumed; results are the same as with the parameters as activations
+ * (the widening is exact) and match the reference, for float16 and float32
+ * X, direct ([n]) and broadcast ([1, n], [1]) parameter shapes. A float32
+ * constant Scale is read in place (not consumed). */
+static void test_layernorm_fp16_const_scale(void **state)
+{
+    (void)state;
+    enum { OUTER = 5, NN = 37 };
+    int64_t dx[] = {OUTER, NN}, dn[] = {NN}, d1n[] = {1, NN}, d1[] = {1};
+    onr_tensor *xf = tk_rand_f32(2, dx, 31);
+    float *px = xf->data;
+    uint16_t xh[OUTER * NN];
+    for (int i = 0; i < OUTER * NN; i++) {
+        xh[i] = onr_float_to_half(px[i] * 2 + 1);
+        px[i] = onr_half_to_float(xh[i]); /* the same values in both types */
+    }
+    float sv[NN], bv[NN];
+    uint16_t sh[NN], bh[NN], sb[NN];
+    for (int i = 0; i < NN; i++) {
+        sh[i] = onr_float_to_half(0.5f + 0.03125f * (float)i);
+        bh[i] = onr_float_to_half(-0.25f + 0.015625f * (float)i);
+        sb[i] = onr_float_to_bf16(0.5f + 0.03125f * (float)i);
+        sv[i] = onr_half_to_float(sh[i]);
+        bv[i] = onr_half_to_float(bh[i]);
+    }
+    float e[OUTER * NN], em[OUTER], ei[OUTER];
+    ref_layernorm(px, sv, bv, e, em, ei, OUTER, NN, 1e-5);
+    for (int form = 0; form < 2; form++) /* Scale [n] / [1, n], B [n] */
+        for (int xt = 0; xt < 2; xt++) { /* float32 / float16 X */
+            onr_node *n = tk_node("LayerNormalization");
+            onr_tensor *in[] = {xt ? tk_typed(ONR_FLOAT16, 2, dx, xh) : xf,
+                                tk_typed(ONR_FLOAT16, form ? 2 : 1, form ? d1n : dn, sh),
+                                tk_typed(ONR_FLOAT16, 1, dn, bh)};
+            onr_tensor *yc[3], *ya[3];
+            onr_err err = {0};
+            if (tk_run_const(n, 17, 3, in, 0x6u, 3, yc, 1, &err)) fail_msg("%s", err.msg);
+            assert_int_equal(tk_last_consumed, 0x6u);
+            if (tk_run(n, 17, 3, in, 3, ya, 1, &err)) fail_msg("%s", err.msg);
+            assert_int_equal(tk_last_consumed, 0);
+            assert_int_equal(yc[0]->dtype, xt ? ONR_FLOAT16 : ONR_FLOAT);
+            size_t esz = xt ? 2 : 4;
+            assert_memory_equal(yc[0]->data, ya[0]->data, esz * OUTER * NN);
+            assert_memory_equal(yc[1]->data, ya[1]->data, sizeof(float) * OUTER);
+            assert_memory_equal(yc[2]->data, ya[2]->data, sizeof(float) * OUTER);
+            for (int i = 0; i < OUTER * NN; i++) {
+                float g = xt ? onr_half_to_float(((uint16_t *)yc[0]->data)[i])
+                             : ((float *)yc[0]->data)[i];
+                float tol = xt ? 4e-3f + 1e-3f * fabsf(e[i]) : 1e-5f + 1e-5f * fabsf(e[i]);
+                if (fabsf(g - e[i]) > tol) fail_msg("x %d form %d [%d]: %g vs %g", xt, form, i, g, e[i]);
+            }
+            tk_assert_close_f32(yc[1], em, OUTER, 1e-5f, 1e-6f);
+            tk_assert_close_f32(yc[2], ei, OUTER, 1e-5f, 1e-6f);
+            tk_free_all(3, yc);
+            tk_free_all(3, ya);
+            if (xt) onr_tensor_free(in[0]);
+            tk_free_all(2, in + 1);
+            tk_node_free(n);
+        }
+    /* bfloat16 Scale, B a constant [1] broadcast (float16) */
+    onr_node *n = tk_node("LayerNormalization");
+    uint16_t b1 = onr_float_to_half(0.75f);
+    onr_tensor *in[] = {xf, tk_typed(ONR_BFLOAT16, 1, dn, sb), tk_typed(ONR_FLOAT16, 1, d1, &b1)};
+    onr_tensor *yc[1], *ya[1];
+    assert_int_equal(tk_run_const(n, 17, 3, in, 0x6u, 1, yc, 1, NULL), ONR_OK);
+    assert_int_equal(tk_last_consumed, 0x6u);
+    assert_int_equal(tk_run(n, 17, 3, in, 1, ya, 1, NULL), ONR_OK);
+    assert_memory_equal(yc[0]->data, ya[0]->data, sizeof(float) * OUTER * NN);
+    float s2[NN], b2[NN];
+    for (int i = 0; i < NN; i++) {
+        s2[i] = onr_bf16_to_float(sb[i]);
+        b2[i] = 0.75f;
+    }
+    ref_layernorm(px, s2, b2, e, em, ei, OUTER, NN, 1e-5);
+    tk_assert_close_f32(yc[0], e, OUTER * NN, 1e-5f, 1e-5f);
+    tk_free_all(1, yc);
+    tk_free_all(1, ya);
+    tk_free_all(2, in + 1);
+    /* float32 constant Scale: used in place, nothing consumed */
+    onr_tensor *sf = tk_f32(1, dn, sv);
+    onr_tensor *in2[] = {xf, sf};
+    assert_int_equal(tk_run_const(n, 17, 2, in2, 0x2u, 1, yc, 1, NULL), ONR_OK);
+    assert_int_equal(tk_last_consumed, 0);
+    onr_tensor_free(yc[0]);
+    onr_tensor_free(sf);
+    tk_node_free(n);
+    onr_tensor_free(xf);
+}
+
 /* The BERT shape: [B, S, 768] over the last axis, threads give identical results. */
 static void test_layernorm_threads(void **state)
 {
@@ -743,11 +985,14 @@ int main(void)
         cmocka_unit_test(test_batchnorm_spatial0),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_errors),
+        cmocka_unit_test(test_batchnorm_const_params),
+        cmocka_unit_test(test_batchnorm_const_types),
         cmocka_unit_test(test_instancenorm),
         cmocka_unit_test(test_groupnorm),
         cmocka_unit_test(test_layernorm_hand),
         cmocka_unit_test(test_layernorm_axes),
         cmocka_unit_test(test_layernorm_broadcast_types),
+        cmocka_unit_test(test_layernorm_fp16_const_scale),
         cmocka_unit_test(test_layernorm_threads),
         cmocka_unit_test(test_lpnorm),
         cmocka_unit_test(test_nn_empty_huge_dims),

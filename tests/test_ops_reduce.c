@@ -453,6 +453,58 @@ static void test_reduce_errors(void **state)
     onr_tensor_free(x);
 }
 
+/* The axes input is a shape input: a constant one (as in most models) is
+ * read by reshape like an activation and nothing is consumed; an axes
+ * attribute longer than any rank is a create error. */
+static void test_reduce_axes_const_input(void **state)
+{
+    (void)state;
+    int64_t one = 1, zero = 0, two = 2;
+    const int64_t d312[] = {3, 1, 2}, d1[] = {1};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        onr_node *n = tk_node(cases[c].op);
+        onr_tensor *in[] = {tk_f32(3, ex_dims, ex), tk_i64(1, &one, (const int64_t[]){1})};
+        onr_tensor *y[1];
+        assert_int_equal(tk_run_const(n, cases[c].axes_input_since, 2, in, 0x2u, 1, y, 1, NULL),
+                         ONR_OK);
+        assert_int_equal(tk_last_consumed, 0);
+        tk_assert_shape(y[0], 3, d312);
+        tk_assert_close_f32(y[0], cases[c].ax1, 6, 2e-6f, 1e-6f);
+        tk_free_all(1, y);
+        /* int32 axes [0, 2], keepdims 0 */
+        onr_tensor *a32 = tk_i32(1, &two, (const int32_t[]){0, -1});
+        onr_tensor *in2[] = {in[0], a32};
+        tk_attr_int(n, "keepdims", 0);
+        assert_int_equal(tk_run_const(n, cases[c].axes_input_since, 2, in2, 0x2u, 1, y, 1, NULL),
+                         ONR_OK);
+        tk_assert_shape(y[0], 1, (const int64_t[]){2});
+        tk_free_all(1, y);
+        onr_tensor_free(a32);
+        tk_node_free(n);
+        /* a constant empty axes input with noop_with_empty_axes: a copy */
+        n = tk_node(cases[c].op);
+        tk_attr_int(n, "noop_with_empty_axes", 1);
+        onr_tensor *ae = tk_i64(1, &zero, NULL);
+        onr_tensor *in3[] = {in[0], ae};
+        assert_int_equal(tk_run_const(n, cases[c].axes_input_since, 2, in3, 0x3u, 1, y, 1, NULL),
+                         ONR_OK);
+        assert_int_equal(tk_last_consumed, 0);
+        tk_assert_close_f32(y[0], ex, 12, 0, 0);
+        tk_free_all(1, y);
+        onr_tensor_free(ae);
+        tk_node_free(n);
+        tk_free_all(2, in);
+    }
+    /* 13 attribute axes: more than ONR_MAX_RANK */
+    int64_t many[13] = {0};
+    onr_node *n = tk_node("ReduceMax");
+    tk_attr_ints(n, "axes", 13, many);
+    onr_tensor *x[] = {tk_f32(1, d1, (const float[]){1})};
+    expect_fail(n, 13, 1, x, ONR_E_MODEL, "axes has 13 values");
+    tk_free_all(1, x);
+    tk_node_free(n);
+}
+
 /* ---- ArgMax / ArgMin ----------------------------------------------------- */
 
 static void test_argmax_argmin(void **state)
@@ -617,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_reduce_int_types),
         cmocka_unit_test(test_reduce_fp16_double),
         cmocka_unit_test(test_reduce_errors),
+        cmocka_unit_test(test_reduce_axes_const_input),
         cmocka_unit_test(test_argmax_argmin),
         cmocka_unit_test(test_argmax_columns),
         cmocka_unit_test(test_argmax_errors),

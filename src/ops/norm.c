@@ -14,9 +14,15 @@
  * accessors and compute in double, rounding on store. Parameter tensors
  * (scale, bias, mean, var) may be any float type (BatchNormalization-15
  * allows them to differ from X), so they are always read through
- * onr_get_f64 or converted once into scratch.
+ * onr_get_f64 or converted once (at create when they are constants,
+ * else into scratch).
+ *
+ * create reads and checks the attributes and packs constant parameters;
+ * reshape checks the input shapes against them and stores the geometry
+ * (N, C, HW, outer/n/inner) in the params; run only computes.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -119,93 +125,174 @@ static int check_nc(onr_kctx *ctx)
     return ONR_OK;
 }
 
+/* epsilon must be a finite value >= 0 (sqrt(var + eps) of a negative or
+ * NaN epsilon is NaN for every output). */
+static int read_eps(onr_create_ctx *c, double *eps)
+{
+    float e = onr_attr_float(c->node, "epsilon", 1e-5f);
+    if (!isfinite(e) || e < 0)
+        return onr_seterr(c->err, ONR_E_MODEL, "epsilon %g must be finite and >= 0", (double)e);
+    *eps = e;
+    return ONR_OK;
+}
+
+static int is_float_type(onr_dtype dt)
+{
+    return dt == ONR_FLOAT || dt == ONR_DOUBLE || dt == ONR_FLOAT16 || dt == ONR_BFLOAT16;
+}
+
+/* stash_type: the type of the Mean / InvStdDev outputs, a float type. */
+static int read_stash(onr_create_ctx *c, onr_dtype *stash)
+{
+    int64_t v = onr_attr_int(c->node, "stash_type", 1);
+    if (v < 0 || v >= ONR_DTYPE_COUNT || !is_float_type((onr_dtype)v))
+        return onr_seterr(c->err, ONR_E_MODEL, "stash_type %lld is not a float type",
+                          (long long)v);
+    *stash = (onr_dtype)v;
+    return ONR_OK;
+}
+
 /* ---- BatchNormalization ---------------------------------------------------- */
 
-/* Inference: y = (x - mean[c]) / sqrt(var[c] + eps) * scale[c] + B[c].
+/* Inference: y = (x - mean[c]) / sqrt(var[c] + eps) * scale[c] + B[c], run
+ * as y = x * a[c] + s[c] with a = scale / sqrt(var + eps) and
+ * s = B - mean * a. When scale, B, mean and var are constants (the usual
+ * model) create folds them into a and s once and consumes the four inputs;
+ * otherwise run computes a and s into scratch the same way, so constant and
+ * activation parameters give the same results.
  * Training (opset 14+, training_mode=1): the batch's own mean and population
  * variance per channel replace the inputs, and the optional outputs carry
  * the running statistics  input * momentum + batch * (1 - momentum).
  * Opsets < 9 have `spatial`: with spatial=0 the parameters hold one value per
  * element of a (C, D1, ...) plane. */
 
-typedef struct bn_cfg {
-    int training, spatial;
+typedef struct bn_params {
+    double eps, momentum;
+    int spatial, training;
+    /* create, constant parameters: nfold per-channel (per-element for
+     * spatial=0) multipliers and shifts, float32 for the float32 loop and
+     * double for the other X types; one allocation (fold_mem) */
+    int folded;
+    int64_t nfold;
+    const float *fscale, *fshift;
+    const double *dscale, *dshift;
+    void *fold_mem;
+    /* reshape: X is (N, C, D1, ...), HW = D1 * ... */
     int64_t N, C, HW;
-} bn_cfg;
+} bn_params;
 
-static int bn_config(onr_kctx *ctx, bn_cfg *c)
+static int bn_create(onr_create_ctx *c, void *params)
 {
-    const onr_tensor *x = ctx->in[0];
-    c->N = x->dims[0];
-    c->C = x->dims[1];
-    c->HW = dims_prod(x, 2, x->rank);
-    c->spatial = ctx->opset < 9 ? onr_attr_int(ctx->node, "spatial", 1) != 0 : 1;
-    c->training = ctx->opset >= 14 && onr_attr_int(ctx->node, "training_mode", 0) != 0;
+    bn_params *p = params;
+    p->spatial = c->opset < 9 ? onr_attr_int(c->node, "spatial", 1) != 0 : 1;
+    p->training = c->opset >= 14 && onr_attr_int(c->node, "training_mode", 0) != 0;
+    int st = read_eps(c, &p->eps);
+    if (st) return st;
+    p->momentum = onr_attr_float(c->node, "momentum", 0.9f);
+    if (p->training && !isfinite(p->momentum))
+        return onr_seterr(c->err, ONR_E_MODEL, "momentum %g must be finite", p->momentum);
+    if (p->training && !p->spatial)
+        return onr_seterr(c->err, ONR_E_UNSUPPORTED, "training mode with spatial=0");
+    if (c->n_out > 3)
+        return onr_seterr(c->err, ONR_E_MODEL, "has %d outputs, at most 3 allowed", c->n_out);
+    /* training reads mean and var for the running statistics and replaces
+     * them by the batch's: nothing to fold */
+    if (p->training || c->n_in < 5) return ONR_OK;
+    const onr_tensor *k[5] = {0};
+    for (int i = 1; i < 5; i++) {
+        k[i] = onr_create_const(c, i);
+        if (!k[i] || !is_float_type(k[i]->dtype) || k[i]->numel != k[1]->numel ||
+            (k[i]->numel && !k[i]->data))
+            return ONR_OK; /* reshape reports wrong shapes or types */
+    }
+    int64_t n = k[1]->numel;
+    size_t bytes = (size_t)n * 2 * (sizeof(double) + sizeof(float));
+    char *mem = malloc(bytes ? bytes : 1);
+    if (!mem) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
+    double *ds = (double *)mem, *dh = ds + n;
+    float *fs = (float *)(dh + n), *fh = fs + n;
+    for (int64_t i = 0; i < n; i++) {
+        double a = onr_get_f64(k[1], i) / sqrt(onr_get_f64(k[4], i) + p->eps);
+        ds[i] = a;
+        dh[i] = onr_get_f64(k[2], i) - onr_get_f64(k[3], i) * a;
+        fs[i] = (float)ds[i];
+        fh[i] = (float)dh[i];
+    }
+    p->fold_mem = mem;
+    p->dscale = ds, p->dshift = dh, p->fscale = fs, p->fshift = fh;
+    p->nfold = n;
+    p->folded = 1;
+    for (int i = 1; i < 5; i++) onr_create_consume(c, i);
     return ONR_OK;
 }
 
-static int bn_shape(onr_kctx *ctx)
+static void bn_destroy(void *params)
 {
+    bn_params *p = params;
+    free(p->fold_mem);
+}
+
+static int bn_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    bn_params *p = ctx->params;
+    *scratch = 0;
     int st = check_nc(ctx);
     if (st) return st;
     if (ctx->n_in < 5)
         return onr_seterr(ctx->err, ONR_E_MODEL, "needs 5 inputs (X, scale, B, mean, var), has %d",
                           ctx->n_in);
-    bn_cfg c;
-    bn_config(ctx, &c);
+    const onr_tensor *x = ctx->in[0];
+    p->N = x->dims[0];
+    p->C = x->dims[1];
+    p->HW = dims_prod(x, 2, x->rank);
     static const char *names[] = {"", "scale", "B", "mean", "var"};
     for (int i = 1; i < 5; i++) {
         if ((st = onr_check_input(ctx, i, ONR_TYPES_FLOAT))) return st;
-        const onr_tensor *p = ctx->in[i];
-        if (c.spatial ? (p->rank != 1 || p->dims[0] != c.C) : p->numel != c.C * c.HW)
+        const onr_tensor *q = ctx->in[i];
+        if (p->spatial ? (q->rank != 1 || q->dims[0] != p->C) : q->numel != p->C * p->HW)
             return onr_seterr(ctx->err, ONR_E_MODEL,
                               "%s (input %d) has %lld elements (rank %d), expected %lld", names[i],
-                              i, (long long)p->numel, p->rank,
-                              (long long)(c.spatial ? c.C : c.C * c.HW));
+                              i, (long long)q->numel, q->rank,
+                              (long long)(p->spatial ? p->C : p->C * p->HW));
     }
     int extra = 0;
     for (int i = 1; i < ctx->n_out; i++) extra |= ctx->out[i] != NULL;
-    if (extra && !c.training)
+    if (extra && !p->training)
         return onr_seterr(ctx->err, ctx->opset >= 14 ? ONR_E_MODEL : ONR_E_UNSUPPORTED,
                           ctx->opset >= 14 ? "outputs 1.. (running mean and var) need training_mode=1"
                                            : "the training outputs of BatchNormalization before opset 14 are not supported");
-    if (c.training && !c.spatial)
-        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "training mode with spatial=0");
-    if (ctx->n_out > 3)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "has %d outputs, at most 3 allowed", ctx->n_out);
     if ((st = onr_set_out_like(ctx, 0, 0))) return st;
     for (int i = 1; i < ctx->n_out && i < 3; i++)
-        if ((st = onr_set_out(ctx, i, ctx->in[i + 2]->dtype, 1, &c.C))) return st;
-    return ONR_OK;
-}
-
-static int bn_prepare(onr_kctx *ctx, size_t *scratch)
-{
-    bn_cfg c;
-    bn_config(ctx, &c);
-    /* per channel: mean, multiplier a, bias b (and the batch variance) */
-    *scratch = c.spatial ? (size_t)c.C * 4 * sizeof(double) : 0;
+        if ((st = onr_set_out(ctx, i, ctx->in[i + 2]->dtype, 1, &p->C))) return st;
+    /* per channel: mean, multiplier, shift and the batch variance */
+    if (p->spatial && !p->folded) *scratch = (size_t)p->C * 4 * sizeof(double);
     return ONR_OK;
 }
 
 /* Per-element parameters (spatial=0): slow generic path, rare models only. */
-static void bn_run_per_element(onr_kctx *ctx, const bn_cfg *c, double eps)
+static void bn_run_per_element(const onr_kctx *ctx, const bn_params *bp)
 {
     const onr_tensor *x = ctx->in[0], *s = ctx->in[1], *b = ctx->in[2], *m = ctx->in[3],
                      *v = ctx->in[4];
     onr_tensor *y = ctx->out[0];
-    int64_t plane = c->C * c->HW;
+    int64_t plane = bp->C * bp->HW;
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 4 > ONR_PAR_MIN)
-    for (int64_t n = 0; n < c->N; n++)
+    for (int64_t n = 0; n < bp->N; n++)
         for (int64_t p = 0; p < plane; p++) {
-            double a = onr_get_f64(s, p) / sqrt(onr_get_f64(v, p) + eps);
-            onr_set_f64(y, n * plane + p,
-                        (onr_get_f64(x, n * plane + p) - onr_get_f64(m, p)) * a + onr_get_f64(b, p));
+            double a, sh;
+            if (bp->folded) {
+                a = bp->dscale[p];
+                sh = bp->dshift[p];
+            } else {
+                a = onr_get_f64(s, p) / sqrt(onr_get_f64(v, p) + bp->eps);
+                sh = onr_get_f64(b, p) - onr_get_f64(m, p) * a;
+            }
+            onr_set_f64(y, n * plane + p, onr_get_f64(x, n * plane + p) * a + sh);
         }
 }
 
 /* Batch mean and population variance of channel ch (over N planes). */
-static void bn_batch_stats(const onr_tensor *x, const bn_cfg *c, int64_t ch, double *mean,
+static void bn_batch_stats(const onr_tensor *x, const bn_params *c, int64_t ch, double *mean,
                            double *var)
 {
     double s = 0, q = 0, cnt = (double)(c->N * c->HW);
@@ -227,53 +314,79 @@ static void bn_batch_stats(const onr_tensor *x, const bn_cfg *c, int64_t ch, dou
 
 static int bn_run(onr_kctx *ctx)
 {
-    const onr_tensor *x = ctx->in[0], *s = ctx->in[1], *b = ctx->in[2], *mi = ctx->in[3],
-                     *vi = ctx->in[4];
+    const bn_params *p = ctx->params;
+    const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    bn_cfg c;
-    bn_config(ctx, &c);
-    double eps = onr_attr_float(ctx->node, "epsilon", 1e-5f);
-    if (!c.spatial) {
-        if (x->numel) bn_run_per_element(ctx, &c, eps);
+    if (!p->spatial) {
+        if (x->numel) bn_run_per_element(ctx, p);
         return ONR_OK;
     }
-    double *mean = ctx->scratch, *mul = mean + c.C, *add = mul + c.C, *var = add + c.C;
-    if (c.training && x->numel == 0) {
-        for (int64_t ch = 0; ch < c.C; ch++) mean[ch] = var[ch] = 0;
-    } else if (c.training) {
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
-        for (int64_t ch = 0; ch < c.C; ch++) bn_batch_stats(x, &c, ch, &mean[ch], &var[ch]);
-    } else {
-        for (int64_t ch = 0; ch < c.C; ch++) {
-            mean[ch] = onr_get_f64(mi, ch);
-            var[ch] = onr_get_f64(vi, ch);
+    int64_t C = p->C, HW = p->HW, planes = x->numel ? p->N * C : 0;
+    if (!p->training) {
+        const double *mul = p->dscale, *add = p->dshift;
+        if (!p->folded) { /* the same fold as create's, into scratch */
+            const onr_tensor *s = ctx->in[1], *b = ctx->in[2], *mi = ctx->in[3], *vi = ctx->in[4];
+            double *m2 = ctx->scratch, *a2 = m2 + C;
+            for (int64_t ch = 0; ch < C; ch++) {
+                m2[ch] = onr_get_f64(s, ch) / sqrt(onr_get_f64(vi, ch) + p->eps);
+                a2[ch] = onr_get_f64(b, ch) - onr_get_f64(mi, ch) * m2[ch];
+            }
+            mul = m2, add = a2;
         }
+        if (x->dtype == ONR_FLOAT) {
+            const float *px = x->data;
+            float *py = y->data;
+#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+            for (int64_t q = 0; q < planes; q++) {
+                int64_t ch = q % C;
+                float a = p->folded ? p->fscale[ch] : (float)mul[ch];
+                float sh = p->folded ? p->fshift[ch] : (float)add[ch];
+                const float *xr = px + q * HW;
+                float *yr = py + q * HW;
+                for (int64_t i = 0; i < HW; i++) yr[i] = xr[i] * a + sh;
+            }
+        } else {
+#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+            for (int64_t q = 0; q < planes; q++) {
+                int64_t ch = q % C;
+                affine_any(x, y, q * HW, HW, 0.0, mul[ch], add[ch]);
+            }
+        }
+        return ONR_OK;
     }
-    for (int64_t ch = 0; ch < c.C; ch++) {
-        mul[ch] = onr_get_f64(s, ch) / sqrt(var[ch] + eps);
+    /* training: normalize by the batch statistics, (x - mean) * a + B */
+    const onr_tensor *s = ctx->in[1], *b = ctx->in[2], *mi = ctx->in[3], *vi = ctx->in[4];
+    double *mean = ctx->scratch, *mul = mean + C, *add = mul + C, *var = add + C;
+    if (x->numel == 0) {
+        for (int64_t ch = 0; ch < C; ch++) mean[ch] = var[ch] = 0;
+    } else {
+#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+        for (int64_t ch = 0; ch < C; ch++) bn_batch_stats(x, p, ch, &mean[ch], &var[ch]);
+    }
+    for (int64_t ch = 0; ch < C; ch++) {
+        mul[ch] = onr_get_f64(s, ch) / sqrt(var[ch] + p->eps);
         add[ch] = onr_get_f64(b, ch);
     }
-    int64_t planes = x->numel ? c.N * c.C : 0;
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
-    for (int64_t p = 0; p < planes; p++) {
-        int64_t ch = p % c.C;
-        affine_any(x, y, p * c.HW, c.HW, mean[ch], mul[ch], add[ch]);
+    for (int64_t q = 0; q < planes; q++) {
+        int64_t ch = q % C;
+        affine_any(x, y, q * HW, HW, mean[ch], mul[ch], add[ch]);
     }
-    if (c.training) {
-        double mom = onr_attr_float(ctx->node, "momentum", 0.9f);
-        for (int i = 1; i < ctx->n_out && i < 3; i++) {
-            onr_tensor *o = ctx->out[i];
-            if (!o) continue;
-            const onr_tensor *run = i == 1 ? mi : vi;
-            const double *cur = i == 1 ? mean : var;
-            for (int64_t ch = 0; ch < c.C; ch++)
-                onr_set_f64(o, ch, onr_get_f64(run, ch) * mom + cur[ch] * (1.0 - mom));
-        }
+    double mom = p->momentum;
+    for (int i = 1; i < ctx->n_out && i < 3; i++) {
+        onr_tensor *o = ctx->out[i];
+        if (!o) continue;
+        const onr_tensor *run = i == 1 ? mi : vi;
+        const double *cur = i == 1 ? mean : var;
+        for (int64_t ch = 0; ch < C; ch++)
+            onr_set_f64(o, ch, onr_get_f64(run, ch) * mom + cur[ch] * (1.0 - mom));
     }
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_batch_norm = {.shape = bn_shape, .prepare = bn_prepare, .run = bn_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_batch_norm = {.create = bn_create, .reshape = bn_reshape,
+    .run = bn_run, .destroy = bn_destroy, .params_size = sizeof(bn_params),
+    .types = ONR_TYPES_FLOAT};
 
 /* ---- InstanceNormalization and GroupNormalization -------------------------- */
 
@@ -282,81 +395,87 @@ const onr_op_impl onr_impl_batch_norm = {.shape = bn_shape, .prepare = bn_prepar
  * opset 21 GroupNormalization's scale and bias are per group, after it per
  * channel. */
 
-typedef struct gn_cfg {
+typedef struct gn_params {
+    int instance, per_group_params;
+    int64_t num_groups; /* GroupNormalization's attribute */
+    double eps;
+    /* reshape */
     int64_t N, C, G, HW;
-    int per_group_params;
-} gn_cfg;
+} gn_params;
 
-static int gn_config(onr_kctx *ctx, int instance, gn_cfg *c)
+static int gn_create_common(onr_create_ctx *c, gn_params *p, int instance)
 {
-    const onr_tensor *x = ctx->in[0];
-    c->N = x->dims[0];
-    c->C = x->dims[1];
-    c->HW = dims_prod(x, 2, x->rank);
-    c->G = instance ? c->C : onr_attr_int(ctx->node, "num_groups", 0);
-    c->per_group_params = !instance && ctx->opset < 21;
-    if (!instance) {
-        if (!onr_node_attr(ctx->node, "num_groups"))
-            return onr_seterr(ctx->err, ONR_E_MODEL, "attribute num_groups is required");
-        if (c->G < 1 || c->C % c->G != 0)
-            return onr_seterr(ctx->err, ONR_E_MODEL,
-                              "num_groups %lld must be >= 1 and divide the %lld channels",
-                              (long long)c->G, (long long)c->C);
+    p->instance = instance;
+    p->per_group_params = !instance && c->opset < 21;
+    int st = read_eps(c, &p->eps);
+    if (st) return st;
+    if (instance) return ONR_OK;
+    if (!onr_node_attr(c->node, "num_groups"))
+        return onr_seterr(c->err, ONR_E_MODEL, "attribute num_groups is required");
+    p->num_groups = onr_attr_int(c->node, "num_groups", 0);
+    if (p->num_groups < 1)
+        return onr_seterr(c->err, ONR_E_MODEL,
+                          "num_groups %lld must be >= 1 and divide the channels",
+                          (long long)p->num_groups);
+    if (c->opset >= 21) { /* the statistics' type: computed in double anyway */
+        onr_dtype stash;
+        if ((st = read_stash(c, &stash))) return st;
     }
     return ONR_OK;
 }
 
-static int gn_shape_common(onr_kctx *ctx, int instance)
+static int in_create(onr_create_ctx *c, void *params) { return gn_create_common(c, params, 1); }
+static int gn_create(onr_create_ctx *c, void *params) { return gn_create_common(c, params, 0); }
+
+static int gn_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    gn_params *p = ctx->params;
+    *scratch = 0;
     int st = check_nc(ctx);
     if (st) return st;
     if (ctx->n_in < 3)
         return onr_seterr(ctx->err, ONR_E_MODEL, "needs 3 inputs (X, scale, B), has %d", ctx->n_in);
-    gn_cfg c;
-    if ((st = gn_config(ctx, instance, &c))) return st;
-    int64_t np = c.per_group_params ? c.G : c.C;
+    const onr_tensor *x = ctx->in[0];
+    p->N = x->dims[0];
+    p->C = x->dims[1];
+    p->HW = dims_prod(x, 2, x->rank);
+    p->G = p->instance ? p->C : p->num_groups;
+    if (!p->instance && p->C % p->G != 0)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "num_groups %lld must be >= 1 and divide the %lld channels",
+                          (long long)p->G, (long long)p->C);
+    int64_t np = p->per_group_params ? p->G : p->C;
     if ((st = check_vec(ctx, 1, "scale", np)) || (st = check_vec(ctx, 2, "B", np))) return st;
-    if (!instance && ctx->opset >= 21) {
-        int64_t stash = onr_attr_int(ctx->node, "stash_type", 1);
-        if (stash != ONR_FLOAT && stash != ONR_DOUBLE && stash != ONR_FLOAT16 && stash != ONR_BFLOAT16)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "stash_type %lld is not a float type",
-                              (long long)stash);
-    }
     return onr_set_out_like(ctx, 0, 0);
 }
 
-static int gn_run_common(onr_kctx *ctx, int instance)
+static int gn_run(onr_kctx *ctx)
 {
+    const gn_params *c = ctx->params;
     const onr_tensor *x = ctx->in[0], *s = ctx->in[1], *b = ctx->in[2];
     onr_tensor *y = ctx->out[0];
-    gn_cfg c;
-    int st = gn_config(ctx, instance, &c);
-    if (st) return st;
-    double eps = onr_attr_float(ctx->node, "epsilon", 1e-5f);
     if (x->numel == 0) return ONR_OK;
-    int64_t cpg = c.C / c.G, blocks = c.N * c.G, len = cpg * c.HW;
+    double eps = c->eps;
+    int64_t cpg = c->C / c->G, blocks = c->N * c->G, len = cpg * c->HW;
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
     for (int64_t blk = 0; blk < blocks; blk++) {
-        int64_t g = blk % c.G, off = blk * len;
+        int64_t g = blk % c->G, off = blk * len;
         double mean, var;
         stats_any(x, off, len, &mean, &var);
         double inv = 1.0 / sqrt(var + eps);
         for (int64_t k = 0; k < cpg; k++) {
-            int64_t pi = c.per_group_params ? g : g * cpg + k;
-            affine_any(x, y, off + k * c.HW, c.HW, mean, onr_get_f64(s, pi) * inv,
+            int64_t pi = c->per_group_params ? g : g * cpg + k;
+            affine_any(x, y, off + k * c->HW, c->HW, mean, onr_get_f64(s, pi) * inv,
                        onr_get_f64(b, pi));
         }
     }
     return ONR_OK;
 }
 
-static int in_shape(onr_kctx *ctx) { return gn_shape_common(ctx, 1); }
-static int in_run(onr_kctx *ctx) { return gn_run_common(ctx, 1); }
-static int gn_shape(onr_kctx *ctx) { return gn_shape_common(ctx, 0); }
-static int gn_run(onr_kctx *ctx) { return gn_run_common(ctx, 0); }
-
-const onr_op_impl onr_impl_instance_norm = {.shape = in_shape, .run = in_run, .types = ONR_TYPES_FLOAT};
-const onr_op_impl onr_impl_group_norm = {.shape = gn_shape, .run = gn_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_instance_norm = {.create = in_create, .reshape = gn_reshape,
+    .run = gn_run, .params_size = sizeof(gn_params), .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_group_norm = {.create = gn_create, .reshape = gn_reshape,
+    .run = gn_run, .params_size = sizeof(gn_params), .types = ONR_TYPES_FLOAT};
 
 /* ---- LayerNormalization ---------------------------------------------------- */
 
@@ -364,93 +483,128 @@ const onr_op_impl onr_impl_group_norm = {.shape = gn_shape, .run = gn_run, .type
  * Scale and B broadcast unidirectionally to that shape. Optional outputs
  * Mean and InvStdDev have X's dims with the normalized ones set to 1 and the
  * type named by stash_type. Scale and B are expanded once into scratch
- * unless they already are float32 arrays of n values (the usual case). */
+ * unless they already are float32 arrays of n values (the usual case).
+ * Constant float16 / bfloat16 Scale and B are widened to float32 at create
+ * (exactly) and consumed, so a float32 X uses them in place too. */
 
-typedef struct ln_cfg {
+typedef struct ln_params {
+    int64_t axis_attr;
+    double eps;
+    onr_dtype stash;
+    /* create: constant fp16/bf16 Scale (0) and B (1) as float32 tensors of
+     * the same shape; data NULL when the input is used as it is */
+    onr_tensor wide[2];
+    /* reshape */
     int axis;
     int64_t outer, n;
-} ln_cfg;
+    int direct[2]; /* the parameter is used in place as n float32 values */
+} ln_params;
 
-static int ln_config(onr_kctx *ctx, ln_cfg *c)
+static int ln_create(onr_create_ctx *c, void *params)
 {
-    const onr_tensor *x = ctx->in[0];
-    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", -1), x->rank, &c->axis);
-    if (st) return st;
-    if (x->rank == 0)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "X must have rank >= 1, it is a scalar");
-    c->outer = dims_prod(x, 0, c->axis);
-    c->n = dims_prod(x, c->axis, x->rank);
+    ln_params *p = params;
+    p->axis_attr = onr_attr_int(c->node, "axis", -1);
+    int st = read_eps(c, &p->eps);
+    if (st || (st = read_stash(c, &p->stash))) return st;
+    if (c->n_out > 3)
+        return onr_seterr(c->err, ONR_E_MODEL, "has %d outputs, at most 3 allowed", c->n_out);
+    for (int i = 1; i <= 2; i++) {
+        const onr_tensor *k = onr_create_const(c, i);
+        if (!k || (k->dtype != ONR_FLOAT16 && k->dtype != ONR_BFLOAT16) || k->numel == 0 ||
+            !k->data || k->rank > ONR_MAX_RANK)
+            continue;
+        float *w = malloc((size_t)k->numel * sizeof(float));
+        if (!w) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
+        const uint16_t *h = k->data;
+        for (int64_t e = 0; e < k->numel; e++)
+            w[e] = k->dtype == ONR_FLOAT16 ? onr_half_to_float(h[e]) : onr_bf16_to_float(h[e]);
+        onr_tensor *t = &p->wide[i - 1];
+        t->dtype = ONR_FLOAT;
+        t->rank = k->rank;
+        memcpy(t->dims, k->dims, sizeof(int64_t) * (size_t)k->rank);
+        t->numel = k->numel;
+        t->data = w;
+        onr_create_consume(c, i);
+    }
     return ONR_OK;
 }
 
+static void ln_destroy(void *params)
+{
+    ln_params *p = params;
+    free(p->wide[0].data);
+    free(p->wide[1].data);
+}
+
+/* Scale (i = 1) or B (i = 2) as run reads it: the widened copy, the input,
+ * or NULL for an absent B. */
+static const onr_tensor *ln_param(const onr_kctx *ctx, const ln_params *p, int i)
+{
+    if (p->wide[i - 1].data) return &p->wide[i - 1];
+    return i < ctx->n_in ? ctx->in[i] : NULL;
+}
+
 /* Does parameter p broadcast to the normalized shape of x? */
-static int ln_check_param(onr_kctx *ctx, int i, const ln_cfg *c)
+static int ln_check_param(onr_kctx *ctx, int i, int axis)
 {
     const onr_tensor *x = ctx->in[0], *p = ctx->in[i];
-    int nr = x->rank - c->axis;
+    int nr = x->rank - axis;
     for (int d = 0; d < p->rank; d++) {
         int xd = d - (p->rank - nr); /* dim of the normalized shape it lines up with */
-        int64_t want = xd >= 0 ? x->dims[c->axis + xd] : 1;
+        int64_t want = xd >= 0 ? x->dims[axis + xd] : 1;
         if (p->dims[d] != want && p->dims[d] != 1) {
             char s1[256], s2[256];
             return onr_seterr(ctx->err, ONR_E_MODEL,
                               "%s %s does not broadcast to the normalized shape %s",
                               i == 1 ? "Scale" : "B", onr_fmt_dims(s1, sizeof s1, p->dims, p->rank),
-                              onr_fmt_dims(s2, sizeof s2, x->dims + c->axis, nr));
+                              onr_fmt_dims(s2, sizeof s2, x->dims + axis, nr));
         }
     }
     return ONR_OK;
 }
 
-static int ln_shape(onr_kctx *ctx)
-{
-    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
-    if (st) return st;
-    ln_cfg c;
-    if ((st = ln_config(ctx, &c))) return st;
-    if ((st = onr_check_input(ctx, 1, ONR_TYPES_FLOAT)) || (st = ln_check_param(ctx, 1, &c)))
-        return st;
-    if (ctx->n_in > 2 && ctx->in[2] &&
-        ((st = onr_check_input(ctx, 2, ONR_TYPES_FLOAT)) || (st = ln_check_param(ctx, 2, &c))))
-        return st;
-    int64_t stash = onr_attr_int(ctx->node, "stash_type", 1);
-    if (stash != ONR_FLOAT && stash != ONR_DOUBLE && stash != ONR_FLOAT16 && stash != ONR_BFLOAT16)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "stash_type %lld is not a float type",
-                          (long long)stash);
-    if (ctx->n_out > 3)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "has %d outputs, at most 3 allowed", ctx->n_out);
-    if ((st = onr_set_out_like(ctx, 0, 0))) return st;
-    const onr_tensor *x = ctx->in[0];
-    int64_t sd[ONR_MAX_RANK];
-    for (int d = 0; d < x->rank; d++) sd[d] = d < c.axis ? x->dims[d] : 1;
-    for (int i = 1; i < ctx->n_out; i++)
-        if ((st = onr_set_out(ctx, i, (onr_dtype)stash, x->rank, sd))) return st;
-    return ONR_OK;
-}
-
 /* float32 params usable in place: present, float, and exactly the n values
  * (an absent B is expanded to zeros). */
-static int ln_param_direct(const onr_tensor *p, const ln_cfg *c)
+static int ln_param_direct(const onr_tensor *p, int64_t n)
 {
-    return p && p->dtype == ONR_FLOAT && p->numel == c->n;
+    return p && p->dtype == ONR_FLOAT && p->numel == n;
 }
 
-static int ln_prepare(onr_kctx *ctx, size_t *scratch)
+static int ln_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    ln_cfg c;
-    int st = ln_config(ctx, &c);
-    if (st) return st;
-    const onr_tensor *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    size_t esz = ctx->in[0]->dtype == ONR_FLOAT ? sizeof(float) : sizeof(double);
+    ln_params *p = ctx->params;
     *scratch = 0;
-    if (!(ctx->in[0]->dtype == ONR_FLOAT && ln_param_direct(ctx->in[1], &c))) *scratch += (size_t)c.n * esz;
-    if (!(ctx->in[0]->dtype == ONR_FLOAT && ln_param_direct(b, &c))) *scratch += (size_t)c.n * esz;
+    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    if ((st = onr_norm_axis(ctx->err, p->axis_attr, x->rank, &p->axis))) return st;
+    if (x->rank == 0)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "X must have rank >= 1, it is a scalar");
+    p->outer = dims_prod(x, 0, p->axis);
+    p->n = dims_prod(x, p->axis, x->rank);
+    if ((st = onr_check_input(ctx, 1, ONR_TYPES_FLOAT)) || (st = ln_check_param(ctx, 1, p->axis)))
+        return st;
+    if (ctx->n_in > 2 && ctx->in[2] &&
+        ((st = onr_check_input(ctx, 2, ONR_TYPES_FLOAT)) || (st = ln_check_param(ctx, 2, p->axis))))
+        return st;
+    if ((st = onr_set_out_like(ctx, 0, 0))) return st;
+    int64_t sd[ONR_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) sd[d] = d < p->axis ? x->dims[d] : 1;
+    for (int i = 1; i < ctx->n_out; i++)
+        if ((st = onr_set_out(ctx, i, p->stash, x->rank, sd))) return st;
+    int f32 = x->dtype == ONR_FLOAT;
+    size_t esz = f32 ? sizeof(float) : sizeof(double);
+    for (int i = 1; i <= 2; i++) {
+        p->direct[i - 1] = f32 && ln_param_direct(ln_param(ctx, p, i), p->n);
+        if (!p->direct[i - 1]) *scratch += (size_t)p->n * esz;
+    }
     return ONR_OK;
 }
 
 /* Expand parameter p (or zeros when absent) to the n values of the
  * normalized shape, as float (f32 != 0) or double. */
-static void ln_expand(const onr_tensor *x, const ln_cfg *c, const onr_tensor *p, void *dst, int f32)
+static void ln_expand(const onr_tensor *x, const ln_params *c, const onr_tensor *p, void *dst,
+                      int f32)
 {
     int nr = x->rank - c->axis;
     const int64_t *nd = x->dims + c->axis;
@@ -498,14 +652,11 @@ static void ln_row_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
 
 static int ln_run(onr_kctx *ctx)
 {
-    const onr_tensor *x = ctx->in[0], *sc = ctx->in[1];
-    const onr_tensor *bi = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    const ln_params *c = ctx->params;
+    const onr_tensor *x = ctx->in[0], *sc = ln_param(ctx, c, 1), *bi = ln_param(ctx, c, 2);
     onr_tensor *y = ctx->out[0];
     onr_tensor *om = ctx->n_out > 1 ? ctx->out[1] : NULL, *oi = ctx->n_out > 2 ? ctx->out[2] : NULL;
-    ln_cfg c;
-    int st = ln_config(ctx, &c);
-    if (st) return st;
-    double eps = onr_attr_float(ctx->node, "epsilon", 1e-5f);
+    double eps = c->eps;
     if (x->numel == 0) { /* the statistics of nothing (outputs may still have rows) */
         for (int64_t o = 0; om && o < om->numel; o++) onr_set_f64(om, o, NAN);
         for (int64_t o = 0; oi && o < oi->numel; o++) onr_set_f64(oi, o, NAN);
@@ -515,61 +666,69 @@ static int ln_run(onr_kctx *ctx)
     char *scr = ctx->scratch;
     size_t esz = f32 ? sizeof(float) : sizeof(double);
     const void *s = sc->data, *b = bi ? bi->data : NULL;
-    if (!(f32 && ln_param_direct(sc, &c))) {
-        ln_expand(x, &c, sc, scr, f32);
+    if (!c->direct[0]) {
+        ln_expand(x, c, sc, scr, f32);
         s = scr;
-        scr += (size_t)c.n * esz;
+        scr += (size_t)c->n * esz;
     }
-    if (!(f32 && ln_param_direct(bi, &c))) {
-        ln_expand(x, &c, bi, scr, f32);
+    if (!c->direct[1]) {
+        ln_expand(x, c, bi, scr, f32);
         b = scr;
     }
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
-    for (int64_t o = 0; o < c.outer; o++) {
+    for (int64_t o = 0; o < c->outer; o++) {
         double mean, inv;
         if (f32)
-            ln_row_f32((const float *)x->data + o * c.n, (float *)y->data + o * c.n, c.n, s, b, eps,
-                       &mean, &inv);
+            ln_row_f32((const float *)x->data + o * c->n, (float *)y->data + o * c->n, c->n, s, b,
+                       eps, &mean, &inv);
         else
-            ln_row_any(x, y, o * c.n, c.n, s, b, eps, &mean, &inv);
+            ln_row_any(x, y, o * c->n, c->n, s, b, eps, &mean, &inv);
         if (om) onr_set_f64(om, o, mean);
         if (oi) onr_set_f64(oi, o, inv);
     }
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_layer_norm = {.shape = ln_shape, .prepare = ln_prepare, .run = ln_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_layer_norm = {.create = ln_create, .reshape = ln_reshape,
+    .run = ln_run, .destroy = ln_destroy, .params_size = sizeof(ln_params),
+    .types = ONR_TYPES_FLOAT};
 
 /* ---- LpNormalization ------------------------------------------------------- */
 
 /* y = x / ||x||_p along axis (p = 1 or 2); a zero norm gives zeros (the
  * opset-22 text; older specs left it undefined). */
 
-static int lp_geometry(onr_kctx *ctx, int64_t *outer, int64_t *n, int64_t *inner, int *p)
+typedef struct lp_params {
+    int64_t axis_attr;
+    int p;
+    int64_t outer, n, inner; /* reshape */
+} lp_params;
+
+static int lp_create(onr_create_ctx *c, void *params)
 {
+    lp_params *p = params;
+    p->axis_attr = onr_attr_int(c->node, "axis", -1);
+    int64_t pv = onr_attr_int(c->node, "p", 2);
+    if (pv != 1 && pv != 2)
+        return onr_seterr(c->err, ONR_E_MODEL, "p must be 1 or 2, not %lld", (long long)pv);
+    p->p = (int)pv;
+    return ONR_OK;
+}
+
+static int lp_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    lp_params *p = ctx->params;
+    *scratch = 0;
+    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
+    if (st) return st;
     const onr_tensor *x = ctx->in[0];
     if (x->rank < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
     int axis;
-    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", -1), x->rank, &axis);
-    if (st) return st;
-    int64_t pv = onr_attr_int(ctx->node, "p", 2);
-    if (pv != 1 && pv != 2)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "p must be 1 or 2, not %lld", (long long)pv);
-    *p = (int)pv;
-    *outer = dims_prod(x, 0, axis);
-    *n = x->dims[axis];
-    *inner = dims_prod(x, axis + 1, x->rank);
-    return ONR_OK;
-}
-
-static int lp_shape(onr_kctx *ctx)
-{
-    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
-    if (st) return st;
-    int64_t outer, n, inner;
-    int p;
-    if ((st = lp_geometry(ctx, &outer, &n, &inner, &p))) return st;
+    if ((st = onr_norm_axis(ctx->err, p->axis_attr, x->rank, &axis))) return st;
+    p->outer = dims_prod(x, 0, axis);
+    p->n = x->dims[axis];
+    p->inner = dims_prod(x, axis + 1, x->rank);
     return onr_set_out_like(ctx, 0, 0);
 }
 
@@ -596,19 +755,17 @@ static void lp_line(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t n, 
 
 static int lp_run(onr_kctx *ctx)
 {
+    const lp_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    int64_t outer = 0, n = 0, inner = 1;
-    int p = 2;
-    int st = lp_geometry(ctx, &outer, &n, &inner, &p);
-    if (st) return st;
-    int64_t lines = outer * inner;
+    int64_t lines = p->outer * p->inner;
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t l = 0; l < lines; l++) {
-        int64_t o = l / inner, c = l % inner;
-        lp_line(x, y, o * n * inner + c, n, inner, p);
+        int64_t o = l / p->inner, c = l % p->inner;
+        lp_line(x, y, o * p->n * p->inner + c, p->n, p->inner, p->p);
     }
     return ONR_OK;
 }
 
-const onr_op_impl onr_impl_lp_norm = {.shape = lp_shape, .run = lp_run, .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_lp_norm = {.create = lp_create, .reshape = lp_reshape, .run = lp_run,
+    .params_size = sizeof(lp_params), .types = ONR_TYPES_FLOAT};

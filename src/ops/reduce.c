@@ -20,6 +20,12 @@
  * output's reduced elements with an odometer. float32 has direct loops for
  * the common folds in both layouts. Each output is computed by one thread in
  * a fixed order, so results do not depend on the thread count.
+ *
+ * create reads keepdims, noop_with_empty_axes, select_last_index and the
+ * axes attribute (the form before ReduceSum-13 / the others' 18); from
+ * those opsets the axes are input 1, declared a shape input, and reshape
+ * reads them. reshape builds the whole job (domain, loader, stages,
+ * collapsed geometry) into the params; run copies it and only folds.
  */
 #include <math.h>
 #include <string.h>
@@ -511,25 +517,57 @@ static void reduce_run(const rjob *j, int nthreads)
     for (int64_t o = 0; o < j->n_out; o++) reduce_one(j, o);
 }
 
-/* ---- axes and shapes ----------------------------------------------------- */
+/* ---- params, axes and shapes ------------------------------------------- */
+
+/* create: the attributes; reshape: which axes, the output shape and the
+ * whole job but its tensors (run copies it and sets x and y). */
+typedef struct red_params {
+    const rop *op;
+    int keepdims, noop_empty;
+    int from_input; /* axes is input 1 (a shape input), not the attribute */
+    int naxes_attr;
+    int64_t axes_attr[ONR_MAX_RANK];
+    /* reshape */
+    int noop;  /* empty axes with noop_with_empty_axes: y = x */
+    int empty; /* x has no elements: every output is the fold of nothing */
+    rjob job;
+} red_params;
+
+static int reduce_create(onr_create_ctx *c, red_params *p, const rop *op)
+{
+    p->op = op;
+    p->from_input = c->opset >= op->axes_input_since;
+    p->keepdims = onr_attr_int(c->node, "keepdims", 1) != 0;
+    /* noop_with_empty_axes came with the axes input */
+    p->noop_empty = p->from_input && onr_attr_int(c->node, "noop_with_empty_axes", 0) != 0;
+    if (p->from_input) {
+        if (onr_node_attr(c->node, "axes"))
+            return onr_seterr(c->err, ONR_E_MODEL,
+                              "axes is an input from opset %d on, not an attribute",
+                              op->axes_input_since);
+        return ONR_OK;
+    }
+    size_t nattr = 0;
+    const int64_t *attr = onr_attr_ints(c->node, "axes", &nattr);
+    if (nattr > ONR_MAX_RANK)
+        return onr_seterr(c->err, ONR_E_MODEL, "axes has %zu values, at most %d allowed", nattr,
+                          ONR_MAX_RANK);
+    p->naxes_attr = (int)nattr;
+    if (nattr) memcpy(p->axes_attr, attr, sizeof(int64_t) * nattr);
+    return ONR_OK;
+}
 
 /* Which axes to reduce: mask[d] set for reduced dims; *noop when the op
- * leaves the input unchanged (empty axes with noop_with_empty_axes). */
-static int reduce_axes(onr_kctx *ctx, const rop *op, uint8_t *mask, int *noop)
+ * leaves the input unchanged (empty axes with noop_with_empty_axes). Reads
+ * the values of the axes input (ONR_SHAPE_DEFER while they are unknown). */
+static int reduce_axes(onr_kctx *ctx, const red_params *p, uint8_t *mask, int *noop)
 {
     const onr_tensor *x = ctx->in[0];
     int rank = x->rank;
     int64_t axes[ONR_MAX_RANK];
-    int naxes = 0, from_input = ctx->opset >= op->axes_input_since;
-    size_t nattr = 0;
-    const int64_t *attr = onr_attr_ints(ctx->node, "axes", &nattr);
-    int64_t noop_empty = onr_attr_int(ctx->node, "noop_with_empty_axes", 0);
+    int naxes = 0;
     *noop = 0;
-    if (from_input) {
-        if (onr_node_attr(ctx->node, "axes"))
-            return onr_seterr(ctx->err, ONR_E_MODEL,
-                              "axes is an input from opset %d on, not an attribute",
-                              op->axes_input_since);
+    if (p->from_input) {
         if (ctx->n_in > 1 && ctx->in[1]) {
             int st = onr_read_ints(ctx, 1, axes, ONR_MAX_RANK, &naxes);
             if (st) return st;
@@ -538,16 +576,13 @@ static int reduce_axes(onr_kctx *ctx, const rop *op, uint8_t *mask, int *noop)
         if (ctx->n_in > 1 && ctx->in[1])
             return onr_seterr(ctx->err, ONR_E_MODEL,
                               "axes is an attribute before opset %d, the node has %d inputs",
-                              op->axes_input_since, ctx->n_in);
-        if (nattr > ONR_MAX_RANK)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "%zu axes for a rank-%d input", nattr,
-                              rank);
-        naxes = (int)nattr;
-        if (naxes) memcpy(axes, attr, sizeof(int64_t) * (size_t)naxes);
+                              p->op->axes_input_since, ctx->n_in);
+        naxes = p->naxes_attr;
+        if (naxes) memcpy(axes, p->axes_attr, sizeof(int64_t) * (size_t)naxes);
     }
     memset(mask, 0, ONR_MAX_RANK);
     if (naxes == 0) {
-        if (noop_empty && from_input) *noop = 1;
+        if (p->noop_empty) *noop = 1;
         else
             for (int d = 0; d < rank; d++) mask[d] = 1;
         return ONR_OK;
@@ -577,9 +612,8 @@ static int reduced_dims(const onr_tensor *x, const uint8_t *mask, int keepdims, 
 }
 
 /* Collapse the dims: drop size-1 dims, merge neighbours reduced alike. */
-static void reduce_geometry(rjob *j, const uint8_t *mask)
+static void reduce_geometry(rjob *j, const onr_tensor *x, const uint8_t *mask)
 {
-    const onr_tensor *x = j->x;
     int64_t dims[ONR_MAX_RANK];
     uint8_t red[ONR_MAX_RANK];
     int n = 0;
@@ -619,36 +653,23 @@ static void reduce_geometry(rjob *j, const uint8_t *mask)
         j->outer = j->n_out; /* no reduced dim left: each element is its own output */
 }
 
-static int reduce_shape_common(onr_kctx *ctx, const rop *op)
+static int reduce_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    red_params *p = ctx->params;
+    const rop *op = p->op;
+    *scratch = 0;
     uint32_t types = ONR_TYPES_NUM | (op->allow_bool ? ONR_T(ONR_BOOL) : 0);
     int st = onr_check_input(ctx, 0, types);
     if (st) return st;
     uint8_t mask[ONR_MAX_RANK];
-    int noop;
-    if ((st = reduce_axes(ctx, op, mask, &noop))) return st;
+    if ((st = reduce_axes(ctx, p, mask, &p->noop))) return st;
     const onr_tensor *x = ctx->in[0];
-    if (noop) return onr_set_out_like(ctx, 0, 0);
-    int64_t keepdims = onr_attr_int(ctx->node, "keepdims", 1);
+    if (p->noop) return onr_set_out_like(ctx, 0, 0);
     int64_t dims[ONR_MAX_RANK];
-    int r = reduced_dims(x, mask, keepdims != 0, dims);
-    return onr_set_out(ctx, 0, x->dtype, r, dims);
-}
-
-static int reduce_run_common(onr_kctx *ctx, const rop *op)
-{
-    uint8_t mask[ONR_MAX_RANK];
-    int noop;
-    int st = reduce_axes(ctx, op, mask, &noop);
-    if (st == ONR_SHAPE_DEFER) return onr_seterr(ctx->err, ONR_E_RUNTIME, "axes are not known");
-    if (st) return st;
-    const onr_tensor *x = ctx->in[0];
-    onr_tensor *y = ctx->out[0];
-    if (noop) {
-        if (onr_tensor_nbytes(x)) memcpy(y->data, x->data, onr_tensor_nbytes(x));
-        return ONR_OK;
-    }
-    rjob j = {.op = op, .x = x, .y = y};
+    int r = reduced_dims(x, mask, p->keepdims, dims);
+    if ((st = onr_set_out(ctx, 0, x->dtype, r, dims))) return st;
+    /* the job: domain, loader, stages and their identities, geometry */
+    rjob j = {.op = op, .x = x};
     const rtype *rt = &rtypes[x->dtype];
     j.qdom = !rt->is_float && op->int_exact;
     j.is_unsigned = rt->is_unsigned;
@@ -662,24 +683,48 @@ static int reduce_run_common(onr_kctx *ctx, const rop *op)
         j.st[0] = (rstage){op->kind, op->trans};
     }
     for (int s = 0; s < j.nstages; s++) j.init[s] = fold_init(&j, j.st[s].kind);
-    if (x->numel == 0) { /* every output is the fold of nothing (no geometry:
-                            the other dims' product could overflow) */
-        j.count = 0;
+    /* no geometry for an empty x: the other dims' product could overflow */
+    p->empty = x->numel == 0;
+    if (p->empty) j.count = 0;
+    else reduce_geometry(&j, x, mask);
+    j.x = NULL; /* run's tensors are its own */
+    p->job = j;
+    return ONR_OK;
+}
+
+static int reduce_run_kernel(onr_kctx *ctx)
+{
+    const red_params *p = ctx->params;
+    const onr_tensor *x = ctx->in[0];
+    onr_tensor *y = ctx->out[0];
+    if (p->noop) {
+        if (onr_tensor_nbytes(x)) memcpy(y->data, x->data, onr_tensor_nbytes(x));
+        return ONR_OK;
+    }
+    rjob j = p->job;
+    j.x = x;
+    j.y = y;
+    if (p->empty) {
         rval none = {0};
         for (int64_t o = 0; o < y->numel; o++) finish(&j, o, j.init[j.nstages - 1], none);
         return ONR_OK;
     }
-    reduce_geometry(&j, mask);
     if (j.n_out == 0) return ONR_OK;
     reduce_run(&j, ctx->nthreads);
     return ONR_OK;
 }
 
-#define REDUCE_OP(sym, ropv)                                                          \
-    static int sym##_shape(onr_kctx *ctx) { return reduce_shape_common(ctx, &ropv); } \
-    static int sym##_run(onr_kctx *ctx) { return reduce_run_common(ctx, &ropv); }     \
-    const onr_op_impl onr_impl_##sym = {.shape = sym##_shape, .run = sym##_run,          \
-        .types = ONR_TYPES_NUM | (ropv.allow_bool ? ONR_T(ONR_BOOL) : 0)};
+/* Input 1 (the axes, from opset 13 for ReduceSum and 18 for the others) is
+ * a shape input: reshape reads its values. */
+#define REDUCE_OP(sym, ropv)                                                              \
+    static int sym##_create(onr_create_ctx *c, void *params)                              \
+    {                                                                                     \
+        return reduce_create(c, params, &ropv);                                           \
+    }                                                                                     \
+    const onr_op_impl onr_impl_##sym = {.create = sym##_create, .reshape = reduce_reshape, \
+        .run = reduce_run_kernel, .params_size = sizeof(red_params),                      \
+        .types = ONR_TYPES_NUM | (ropv.allow_bool ? ONR_T(ONR_BOOL) : 0),                  \
+        .shape_inputs = 1u << 1};
 
 REDUCE_OP(reduce_sum, rop_sum)
 REDUCE_OP(reduce_mean, rop_mean)
@@ -755,40 +800,67 @@ static void arg_row(const ajob *a, int64_t o)
     a->y[o] = bi;
 }
 
-static int arg_shape(onr_kctx *ctx)
+typedef struct arg_params {
+    int64_t axis_attr;
+    int keepdims, last, is_min;
+    /* reshape */
+    ld_fn ld;
+    int qdom, is_unsigned;
+    int64_t outer, R, inner;
+} arg_params;
+
+static int arg_create(onr_create_ctx *c, arg_params *p, int is_min)
 {
+    p->is_min = is_min;
+    p->axis_attr = onr_attr_int(c->node, "axis", 0);
+    p->keepdims = onr_attr_int(c->node, "keepdims", 1) != 0;
+    p->last = c->opset >= 12 && onr_attr_int(c->node, "select_last_index", 0) != 0;
+    return ONR_OK;
+}
+
+static int argmax_create(onr_create_ctx *c, void *params) { return arg_create(c, params, 0); }
+static int argmin_create(onr_create_ctx *c, void *params) { return arg_create(c, params, 1); }
+
+static int arg_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    arg_params *p = ctx->params;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, ONR_TYPES_NUM);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     if (x->rank < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
     int axis;
-    if ((st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis))) return st;
+    if ((st = onr_norm_axis(ctx->err, p->axis_attr, x->rank, &axis))) return st;
     if (x->dims[axis] == 0)
         return onr_seterr(ctx->err, ONR_E_MODEL, "cannot take the arg max/min of an empty axis %d",
                           axis);
     uint8_t mask[ONR_MAX_RANK] = {0};
     mask[axis] = 1;
     int64_t dims[ONR_MAX_RANK];
-    int r = reduced_dims(x, mask, onr_attr_int(ctx->node, "keepdims", 1) != 0, dims);
-    return onr_set_out(ctx, 0, ONR_INT64, r, dims);
+    int r = reduced_dims(x, mask, p->keepdims, dims);
+    if ((st = onr_set_out(ctx, 0, ONR_INT64, r, dims))) return st;
+    const rtype *rt = &rtypes[x->dtype];
+    p->qdom = !rt->is_float;
+    p->is_unsigned = rt->is_unsigned;
+    p->ld = p->qdom ? rt->ldq : rt->ldd;
+    p->outer = p->inner = 1;
+    p->R = x->dims[axis];
+    if (x->numel) { /* else the products could overflow (run does nothing) */
+        for (int d = 0; d < axis; d++) p->outer *= x->dims[d];
+        for (int d = axis + 1; d < x->rank; d++) p->inner *= x->dims[d];
+    }
+    return ONR_OK;
 }
 
-static int arg_run(onr_kctx *ctx, int is_min)
+static int arg_run(onr_kctx *ctx)
 {
+    const arg_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
-    int axis;
-    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", 0), x->rank, &axis);
-    if (st) return st;
-    const rtype *rt = &rtypes[x->dtype];
-    ajob a = {.x = x, .y = ctx->out[0]->data, .qdom = !rt->is_float,
-              .is_unsigned = rt->is_unsigned, .is_min = is_min,
-              .last = ctx->opset >= 12 && onr_attr_int(ctx->node, "select_last_index", 0) != 0,
-              .outer = 1, .R = x->dims[axis], .inner = 1};
-    a.ld = a.qdom ? rt->ldq : rt->ldd;
-    if (x->numel == 0) return ONR_OK; /* before the products, which could overflow */
-    for (int d = 0; d < axis; d++) a.outer *= x->dims[d];
-    for (int d = axis + 1; d < x->rank; d++) a.inner *= x->dims[d];
+    if (x->numel == 0) return ONR_OK;
+    ajob a = {.x = x, .y = ctx->out[0]->data, .ld = p->ld, .qdom = p->qdom,
+              .is_unsigned = p->is_unsigned, .is_min = p->is_min, .last = p->last,
+              .outer = p->outer, .R = p->R, .inner = p->inner};
     if (a.inner == 1) {
 #pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
         for (int64_t o = 0; o < a.outer; o++) arg_row(&a, o);
@@ -803,8 +875,7 @@ static int arg_run(onr_kctx *ctx, int is_min)
     return ONR_OK;
 }
 
-static int argmax_run(onr_kctx *ctx) { return arg_run(ctx, 0); }
-static int argmin_run(onr_kctx *ctx) { return arg_run(ctx, 1); }
-
-const onr_op_impl onr_impl_argmax = {.shape = arg_shape, .run = argmax_run, .types = ONR_TYPES_NUM};
-const onr_op_impl onr_impl_argmin = {.shape = arg_shape, .run = argmin_run, .types = ONR_TYPES_NUM};
+const onr_op_impl onr_impl_argmax = {.create = argmax_create, .reshape = arg_reshape,
+    .run = arg_run, .params_size = sizeof(arg_params), .types = ONR_TYPES_NUM};
+const onr_op_impl onr_impl_argmin = {.create = argmin_create, .reshape = arg_reshape,
+    .run = arg_run, .params_size = sizeof(arg_params), .types = ONR_TYPES_NUM};

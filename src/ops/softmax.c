@@ -5,6 +5,8 @@
  * at `axis` (default 1) and the op runs over each row of that matrix; from
  * opset 13 it runs along the single axis `axis` (default -1). Both become
  * [outer, n, inner] with the op applied along n (inner == 1 for the old form).
+ * create decides the axis rule from the opset and reads the attribute;
+ * reshape normalizes the axis against the rank and computes the geometry.
  *
  * All are numerically stable: the row max is subtracted before exp, so large
  * inputs never overflow. float32 has direct loops for contiguous rows
@@ -23,37 +25,48 @@
 
 typedef enum { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX } smkind;
 
-typedef struct smgeom {
+/* Params: the kind and the axis attribute (create), the [outer, n, inner]
+ * geometry (reshape). */
+typedef struct sm_params {
+    smkind kind;
+    int legacy;   /* opset < 13: coerce to 2-D at axis */
+    int64_t axis; /* the attribute, normalized against the rank in reshape */
     int64_t outer, n, inner;
-} smgeom;
+} sm_params;
 
-static int sm_geometry(onr_kctx *ctx, smgeom *g)
+static int sm_create(onr_create_ctx *c, sm_params *p, smkind kind)
 {
-    const onr_tensor *x = ctx->in[0];
-    int legacy = ctx->opset < 13;
-    if (x->rank < 1)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
-    int axis;
-    int st = onr_norm_axis(ctx->err, onr_attr_int(ctx->node, "axis", legacy ? 1 : -1), x->rank, &axis);
-    if (st) return st;
-    g->outer = g->n = g->inner = 1;
-    if (x->numel == 0) return ONR_OK; /* other dims' product could overflow; nothing to do */
-    for (int d = 0; d < axis; d++) g->outer *= x->dims[d];
-    if (legacy) {
-        for (int d = axis; d < x->rank; d++) g->n *= x->dims[d];
-    } else {
-        g->n = x->dims[axis];
-        for (int d = axis + 1; d < x->rank; d++) g->inner *= x->dims[d];
-    }
+    p->kind = kind;
+    p->legacy = c->opset < 13;
+    p->axis = onr_attr_int(c->node, "axis", p->legacy ? 1 : -1);
     return ONR_OK;
 }
 
-static int sm_shape(onr_kctx *ctx)
+static int softmax_create(onr_create_ctx *c, void *params) { return sm_create(c, params, SM_SOFTMAX); }
+static int logsoftmax_create(onr_create_ctx *c, void *params) { return sm_create(c, params, SM_LOGSOFTMAX); }
+static int hardmax_create(onr_create_ctx *c, void *params) { return sm_create(c, params, SM_HARDMAX); }
+
+static int sm_reshape(onr_kctx *ctx, size_t *scratch)
 {
+    sm_params *g = ctx->params;
+    *scratch = 0;
     int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
     if (st) return st;
-    smgeom g;
-    if ((st = sm_geometry(ctx, &g))) return st;
+    const onr_tensor *x = ctx->in[0];
+    if (x->rank < 1)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input must have rank >= 1, it is a scalar");
+    int axis;
+    if ((st = onr_norm_axis(ctx->err, g->axis, x->rank, &axis))) return st;
+    g->outer = g->n = g->inner = 1;
+    if (x->numel > 0) { /* else other dims' product could overflow; nothing to do */
+        for (int d = 0; d < axis; d++) g->outer *= x->dims[d];
+        if (g->legacy) {
+            for (int d = axis; d < x->rank; d++) g->n *= x->dims[d];
+        } else {
+            g->n = x->dims[axis];
+            for (int d = axis + 1; d < x->rank; d++) g->inner *= x->dims[d];
+        }
+    }
     return onr_set_out_like(ctx, 0, 0);
 }
 
@@ -220,45 +233,52 @@ static void sm_line_any(smkind k, const onr_tensor *x, onr_tensor *y, int64_t of
     }
 }
 
-static int sm_run(onr_kctx *ctx, smkind k)
+static int sm_run(onr_kctx *ctx)
 {
+    const sm_params *g = ctx->params;
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
-    smgeom g;
-    int st = sm_geometry(ctx, &g);
-    if (st) return st;
+    smkind k = g->kind;
     if (x->numel == 0) return ONR_OK;
     int64_t work = x->numel * 8;
-    if (x->dtype == ONR_FLOAT && g.inner == 1) {
+    if (x->dtype == ONR_FLOAT && g->inner == 1) {
         const float *px = x->data;
         float *py = y->data;
 #pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
-        for (int64_t o = 0; o < g.outer; o++) sm_row_f32(k, px + o * g.n, py + o * g.n, g.n);
+        for (int64_t o = 0; o < g->outer; o++) sm_row_f32(k, px + o * g->n, py + o * g->n, g->n);
     } else if (x->dtype == ONR_FLOAT) {
         const float *px = x->data;
         float *py = y->data;
-        int64_t nblk = (g.inner + SB - 1) / SB, tasks = g.outer * nblk;
+        int64_t nblk = (g->inner + SB - 1) / SB, tasks = g->outer * nblk;
 #pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
         for (int64_t t = 0; t < tasks; t++) {
             int64_t o = t / nblk, c0 = (t % nblk) * SB;
-            int64_t off = o * g.n * g.inner + c0;
-            sm_cols_f32(k, px + off, py + off, g.n, g.inner, g.inner - c0 < SB ? g.inner - c0 : SB);
+            int64_t off = o * g->n * g->inner + c0;
+            sm_cols_f32(k, px + off, py + off, g->n, g->inner,
+                        g->inner - c0 < SB ? g->inner - c0 : SB);
         }
     } else {
-        int64_t lines = g.outer * g.inner;
+        int64_t lines = g->outer * g->inner;
 #pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
         for (int64_t l = 0; l < lines; l++) {
-            int64_t o = l / g.inner, c = l % g.inner;
-            sm_line_any(k, x, y, o * g.n * g.inner + c, g.n, g.inner);
+            int64_t o = l / g->inner, c = l % g->inner;
+            sm_line_any(k, x, y, o * g->n * g->inner + c, g->n, g->inner);
         }
     }
     return ONR_OK;
 }
 
-static int softmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_SOFTMAX); }
-static int logsoftmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_LOGSOFTMAX); }
-static int hardmax_run(onr_kctx *ctx) { return sm_run(ctx, SM_HARDMAX); }
-
-const onr_op_impl onr_impl_softmax = {.shape = sm_shape, .run = softmax_run, .types = ONR_TYPES_FLOAT};
-const onr_op_impl onr_impl_log_softmax = {.shape = sm_shape, .run = logsoftmax_run, .types = ONR_TYPES_FLOAT};
-const onr_op_impl onr_impl_hardmax = {.shape = sm_shape, .run = hardmax_run, .types = ONR_TYPES_FLOAT};
+/* In place: Softmax and Hardmax read a whole row (or column block) before
+ * writing any of it, and afterwards only read element i of x before
+ * writing element i of y (Softmax: y = exp(x - max), then y *= 1/sum;
+ * Hardmax: argmax first, then the one-hot row), so y may overwrite x.
+ * LogSoftmax's float32 paths keep exp(x - max) in y and then read x again
+ * (y = x - (max + log sum)), so it may not. */
+const onr_op_impl onr_impl_softmax = {.create = softmax_create, .reshape = sm_reshape,
+    .run = sm_run, .params_size = sizeof(sm_params), .types = ONR_TYPES_FLOAT,
+    .flags = ONR_OP_INPLACE};
+const onr_op_impl onr_impl_log_softmax = {.create = logsoftmax_create, .reshape = sm_reshape,
+    .run = sm_run, .params_size = sizeof(sm_params), .types = ONR_TYPES_FLOAT};
+const onr_op_impl onr_impl_hardmax = {.create = hardmax_create, .reshape = sm_reshape,
+    .run = sm_run, .params_size = sizeof(sm_params), .types = ONR_TYPES_FLOAT,
+    .flags = ONR_OP_INPLACE};
