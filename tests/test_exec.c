@@ -54,10 +54,6 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
     return __real_aligned_alloc(a, n);
 }
 
-/* TRANSITION: until the linalg family lands its pack counter */
-size_t onr_sgemm_pack_count(void) __attribute__((weak));
-#define PACKS() (onr_sgemm_pack_count ? onr_sgemm_pack_count() : 0)
-
 #define F32 1
 #define I64 7
 
@@ -193,7 +189,7 @@ static void test_static_runs_allocate_nothing(void **state)
     onr_plan *p = build(&m, &model);
     free(m.b);
     onr_tensor *x = tk_rand_f32(2, (const int64_t[]){2, 8}, 3);
-    size_t packs = PACKS();
+    size_t packs = onr_sgemm_pack_count();
     /* static shapes: every step was reshaped and laid out at build */
     run_check(p, x, 2, 1);
     for (int rep = 0; rep < 3; rep++) {
@@ -206,7 +202,7 @@ static void test_static_runs_allocate_nothing(void **state)
         if (p->steps[i].n_reshape != 1)
             fail_msg("step %d (%s) reshaped %lld times, once expected", i,
                      p->steps[i].node->op_type, (long long)p->steps[i].n_reshape);
-    assert_int_equal(PACKS(), packs);
+    assert_int_equal(onr_sgemm_pack_count(), packs);
     size_t arena, acts;
     onr_plan_memory(p, &arena, &acts);
     if (!(arena > 0 && arena < acts)) fail_msg("arena %zu for %zu bytes of activations", arena, acts);
@@ -222,7 +218,7 @@ static void test_symbolic_lengths_reuse_layout(void **state)
     onr_model *model = NULL;
     onr_plan *p = build(&m, &model);
     free(m.b);
-    size_t packs = PACKS();
+    size_t packs = onr_sgemm_pack_count();
     static const int64_t lens[] = {4, 5, 6, 5, 4, 6, 4};
     onr_tensor *xs[7];
     for (int i = 0; i < 7; i++) xs[i] = tk_rand_f32(3, (const int64_t[]){1, lens[i], 8}, 10 + (uint32_t)i);
@@ -233,7 +229,7 @@ static void test_symbolic_lengths_reuse_layout(void **state)
         if (n_allocs) fail_msg("run at length %lld allocated %ld times", (long long)lens[i], n_allocs);
     }
     /* weights were packed at create only */
-    assert_int_equal(PACKS(), packs);
+    assert_int_equal(onr_sgemm_pack_count(), packs);
     /* the same length twice in a row: no step is reshaped again */
     int64_t before = 0, after = 0;
     for (int i = 0; i < p->n_steps; i++) before += p->steps[i].n_reshape;

@@ -43,7 +43,7 @@ static int fake_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out_like(ctx, 0, 0);
 }
 
-static int fake_run(onr_kctx *ctx)
+static int fake_run(const onr_kctx *ctx)
 {
     onr_tensor *y = ctx->out[0];
     float *d = y->data;

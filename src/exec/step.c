@@ -22,8 +22,6 @@ void onr_err_node(onr_err *err, const onr_node *node)
                    (long long)node->opset);
 }
 
-static int is_legacy(const onr_op_impl *impl) { return impl->reshape == NULL; }
-
 static int shape_input(const onr_op_impl *impl, int k)
 {
     return k < 32 && (impl->shape_inputs >> k & 1u);
@@ -46,10 +44,8 @@ onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, in
     s->out = calloc((size_t)n_out + 1, sizeof *s->out);
     s->in_const = calloc((size_t)n_in + 1, 1);
     s->key = calloc(2 * (size_t)s->key_len + 1, sizeof *s->key); /* last key, then a work copy */
-    if (op->impl->params_size && !is_legacy(op->impl))
-        s->params = calloc(1, op->impl->params_size);
-    if (!s->in || !s->out || !s->in_const || !s->key ||
-        (op->impl->params_size && !is_legacy(op->impl) && !s->params)) {
+    if (op->impl->params_size) s->params = calloc(1, op->impl->params_size);
+    if (!s->in || !s->out || !s->in_const || !s->key || (op->impl->params_size && !s->params)) {
         onr_step_destroy(s);
         return onr_seterr(err, ONR_E_NOMEM, "out of memory");
     }
@@ -60,7 +56,7 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
 {
     const onr_op_impl *impl = s->op->impl;
     s->created = 1;
-    if (is_legacy(impl) || !impl->create) return ONR_OK;
+    if (!impl->create) return ONR_OK;
     const onr_tensor **konst = calloc((size_t)s->n_in + 1, sizeof *konst);
     if (!konst) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
     for (int k = 0; k < s->n_in; k++)
@@ -104,22 +100,6 @@ static int make_key(const onr_step *s, int64_t *key)
     return big;
 }
 
-/* The old contract (TRANSITION): shape on every call, prepare when the
- * inputs' shapes changed. */
-static int legacy_reshape(onr_step *s, onr_kctx *ctx, int changed)
-{
-    const onr_op_impl *impl = s->op->impl;
-    int st = impl->shape(ctx);
-    if (st) return st;
-    if (!changed && s->shaped) return ONR_OK;
-    if (s->params && impl->free_state) impl->free_state(s->params);
-    s->params = ctx->state = NULL;
-    s->scratch = 0;
-    if (impl->prepare && (st = impl->prepare(ctx, &s->scratch))) return st;
-    s->params = ctx->state;
-    return ONR_OK;
-}
-
 int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err)
 {
     const onr_op_impl *impl = s->op->impl;
@@ -128,19 +108,13 @@ int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err)
     int big = make_key(s, key);
     int diff = !s->shaped || big || s->always_reshape ||
                memcmp(key, s->key, sizeof(int64_t) * (size_t)s->key_len) != 0;
-    if (!diff && !is_legacy(impl)) return ONR_OK;
+    if (!diff) return ONR_OK;
     onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
-                    .n_out = s->n_out, .out = s->out, .nthreads = nthreads, .err = err,
-                    .node = s->node, .state = s->params, .in_const = s->in_const};
-    int st;
+                    .n_out = s->n_out, .out = s->out, .nthreads = nthreads, .err = err};
+    size_t scratch = 0;
     s->n_reshape++;
-    if (is_legacy(impl)) {
-        st = legacy_reshape(s, &ctx, diff);
-    } else {
-        size_t scratch = 0;
-        st = impl->reshape(&ctx, &scratch);
-        if (!st) s->scratch = scratch;
-    }
+    int st = impl->reshape(&ctx, &scratch);
+    if (!st) s->scratch = scratch;
     if (st) {
         s->shaped = 0;
         return st;
@@ -158,8 +132,7 @@ onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
     if (!impl->run) return ONR_OK; /* a view: the executor aliased the buffer */
     onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
                     .n_out = s->n_out, .out = s->out, .scratch = s->scratch ? scratch : NULL,
-                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
-                    .node = s->node, .state = s->params, .in_const = s->in_const};
+                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err};
     return (onr_status)impl->run(&ctx);
 }
 
@@ -168,12 +141,8 @@ void onr_step_destroy(onr_step *s)
     if (!s->op) return;
     const onr_op_impl *impl = s->op->impl;
     if (s->params) {
-        if (is_legacy(impl)) {
-            if (impl->free_state) impl->free_state(s->params);
-        } else {
-            if (impl->destroy && s->created) impl->destroy(s->params);
-            free(s->params);
-        }
+        if (impl->destroy && s->created) impl->destroy(s->params);
+        free(s->params);
     }
     free(s->in), free(s->out), free(s->in_const), free(s->key);
     memset(s, 0, sizeof *s);

@@ -845,7 +845,7 @@ static int var_run(const onr_kctx *ctx, const bin_op *op, int mean)
                                     attrs_, check_, {__VA_ARGS__}};                             \
     static int Sym##_create(onr_create_ctx *c, void *p) { return bin_create(c, p, &op_##Sym); } \
     static int Sym##_reshape(onr_kctx *c, size_t *s) { return bin_reshape(c, s, &op_##Sym); }   \
-    static int Sym##_run(onr_kctx *c) { return bin_run(c, &op_##Sym); }                         \
+    static int Sym##_run(const onr_kctx *c) { return bin_run(c, &op_##Sym); }                         \
     const onr_op_impl onr_impl_##Sym = {.create = Sym##_create, .reshape = Sym##_reshape,      \
                                         .run = Sym##_run, .params_size = sizeof(bin_params),    \
                                         .types = types_, .flags = ONR_OP_INPLACE};
@@ -853,7 +853,7 @@ static int var_run(const onr_kctx *ctx, const bin_op *op, int mean)
 #define VAR_OP(Sym, types_, mean_, ...)                                                       \
     static const bin_op op_##Sym = {#Sym, types_, 0, 0, 1, NULL, NULL, {__VA_ARGS__}};         \
     static int Sym##_reshape(onr_kctx *c, size_t *s) { return var_reshape(c, s, &op_##Sym); }  \
-    static int Sym##_run(onr_kctx *c) { return var_run(c, &op_##Sym, mean_); }                 \
+    static int Sym##_run(const onr_kctx *c) { return var_run(c, &op_##Sym, mean_); }                 \
     const onr_op_impl onr_impl_##Sym = {.create = var_create, .reshape = Sym##_reshape,       \
                                         .run = Sym##_run, .destroy = var_destroy,              \
                                         .params_size = sizeof(var_params), .types = types_,    \
@@ -941,7 +941,7 @@ static int prelu_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int prelu_run(onr_kctx *ctx)
+static int prelu_run(const onr_kctx *ctx)
 {
     const prelu_params *P = ctx->params;
     static const bin_prm prm = {0};
@@ -987,7 +987,7 @@ static int where_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int where_run(onr_kctx *ctx)
+static int where_run(const onr_kctx *ctx)
 {
     const where_params *P = ctx->params;
     const void *data[3] = {ctx->in[0]->data, ctx->in[1]->data, ctx->in[2]->data};

@@ -367,7 +367,7 @@ static int castlike_reshape(onr_kctx *ctx, size_t *scratch)
     return cast_common_reshape(ctx, 2, ctx->in[1]->dtype);
 }
 
-static int cast_run(onr_kctx *ctx)
+static int cast_run(const onr_kctx *ctx)
 {
     const cast_params *P = ctx->params;
     const onr_tensor *x = ctx->in[0];

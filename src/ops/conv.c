@@ -474,7 +474,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
         }
 }
 
-static int conv_run(onr_kctx *ctx)
+static int conv_run(const onr_kctx *ctx)
 {
     return conv_dispatch(ctx, "Conv", conv_f32, conv_direct_f64);
 }
@@ -711,7 +711,7 @@ static void convt_direct_f64(const conv_geom *g, const double *x, const double *
     }
 }
 
-static int convt_run(onr_kctx *ctx)
+static int convt_run(const onr_kctx *ctx)
 {
     return conv_dispatch(ctx, "ConvTranspose", convt_f32, convt_direct_f64);
 }

@@ -70,7 +70,7 @@ static int transpose_reshape(onr_kctx *ctx, size_t *scratch)
     return tn_copy_plan_make(&p->plan, x->dtype, r, dims, str, 0, ctx->err);
 }
 
-static int transpose_run(onr_kctx *ctx)
+static int transpose_run(const onr_kctx *ctx)
 {
     const transpose_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -156,7 +156,7 @@ static int concat_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int concat_run(onr_kctx *ctx)
+static int concat_run(const onr_kctx *ctx)
 {
     const concat_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
@@ -329,7 +329,7 @@ static int split_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int split_run(onr_kctx *ctx)
+static int split_run(const onr_kctx *ctx)
 {
     const split_params *p = ctx->params;
     if (p->empty) return ONR_OK; /* every output is empty too */
@@ -486,7 +486,7 @@ static int slice_reshape(onr_kctx *ctx, size_t *scratch)
     return tn_copy_plan_make(&p->plan, x->dtype, x->rank, dims, strides, offset, ctx->err);
 }
 
-static int slice_run(onr_kctx *ctx)
+static int slice_run(const onr_kctx *ctx)
 {
     const slice_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -531,7 +531,7 @@ static int expand_reshape(onr_kctx *ctx, size_t *scratch)
     return tn_copy_plan_make(&p->plan, x->dtype, r, dims, str, 0, ctx->err);
 }
 
-static int expand_run(onr_kctx *ctx)
+static int expand_run(const onr_kctx *ctx)
 {
     const expand_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -615,7 +615,7 @@ static int tile_reshape(onr_kctx *ctx, size_t *scratch)
     return tn_copy_plan_make(&p->plan, x->dtype, 2 * x->rank, d2, s2, 0, ctx->err);
 }
 
-static int tile_run(onr_kctx *ctx)
+static int tile_run(const onr_kctx *ctx)
 {
     const tile_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -781,7 +781,7 @@ static int pad_row(const pad_params *p, onr_dtype dt, int r, int64_t d, const vo
     return st;
 }
 
-static int pad_run(onr_kctx *ctx)
+static int pad_run(const onr_kctx *ctx)
 {
     const pad_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -875,7 +875,7 @@ static int revseq_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 /* sequence_lens is data: run checks its values. */
-static int revseq_run(onr_kctx *ctx)
+static int revseq_run(const onr_kctx *ctx)
 {
     const revseq_params *p = ctx->params;
     if (p->empty) return ONR_OK;
@@ -980,7 +980,7 @@ static int d2s_reshape(onr_kctx *ctx, size_t *scratch)
     return tn_copy_plan_make(&p->plan, x->dtype, 6, dims, str, 0, ctx->err);
 }
 
-static int d2s_run(onr_kctx *ctx)
+static int d2s_run(const onr_kctx *ctx)
 {
     const d2s_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];

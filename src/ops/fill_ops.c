@@ -104,7 +104,7 @@ static int constant_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, p->dtype, p->rank, p->dims);
 }
 
-static int constant_run(onr_kctx *ctx)
+static int constant_run(const onr_kctx *ctx)
 {
     const constant_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
@@ -177,7 +177,7 @@ static int cos_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, p->dtype, n, dims);
 }
 
-static int cos_run(onr_kctx *ctx)
+static int cos_run(const onr_kctx *ctx)
 {
     const cos_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];
@@ -255,7 +255,7 @@ static int range_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int range_run(onr_kctx *ctx)
+static int range_run(const onr_kctx *ctx)
 {
     const range_params *p = ctx->params;
     int64_t n = p->n;
@@ -323,7 +323,7 @@ static int trilu_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int trilu_run(onr_kctx *ctx)
+static int trilu_run(const onr_kctx *ctx)
 {
     const trilu_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -465,7 +465,7 @@ static int cumsum_reshape(onr_kctx *ctx, size_t *scratch)
         }                                                                                \
     } while (0)
 
-static int cumsum_run(onr_kctx *ctx)
+static int cumsum_run(const onr_kctx *ctx)
 {
     const cumsum_params *cp = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -539,7 +539,7 @@ static int eyelike_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 /* Reads only the input's shape. */
-static int eyelike_run(onr_kctx *ctx)
+static int eyelike_run(const onr_kctx *ctx)
 {
     const eyelike_params *p = ctx->params;
     onr_tensor *y = ctx->out[0];

@@ -37,30 +37,6 @@ static int strings_oom(onr_err *err)
     return onr_seterr(err, ONR_E_NOMEM, "out of memory copying strings");
 }
 
-/* The `reduction` attribute of ScatterND / ScatterElements, allowed at the
- * node's opset. Read in create: tensor.h's tn_parse_reduction takes a
- * kernel context and its node, which reshape and run no longer see. */
-static int parse_reduction(onr_create_ctx *c, tn_reduce *red)
-{
-    static const struct {
-        const char *name;
-        tn_reduce red;
-        int since;
-    } table[] = {{"none", TN_RED_NONE, 1}, {"add", TN_RED_ADD, 16}, {"mul", TN_RED_MUL, 16},
-                 {"max", TN_RED_MAX, 18}, {"min", TN_RED_MIN, 18}};
-    *red = TN_RED_NONE;
-    if (c->opset < 16) return ONR_OK; /* the attribute did not exist yet */
-    const char *s = onr_attr_string(c->node, "reduction", "none");
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(s, table[i].name) == 0) {
-            if (c->opset < table[i].since) break;
-            *red = table[i].red;
-            return ONR_OK;
-        }
-    return onr_seterr(c->err, ONR_E_MODEL, "reduction '%s' is not valid at opset %lld", s,
-                      (long long)c->opset);
-}
-
 /* ---- Gather -------------------------------------------------------------------- */
 
 typedef struct gather_params {
@@ -124,7 +100,7 @@ static int gather_reshape(onr_kctx *ctx, size_t *scratch)
         }                                                                                \
     } while (0)
 
-static int gather_run(onr_kctx *ctx)
+static int gather_run(const onr_kctx *ctx)
 {
     const gather_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
@@ -183,7 +159,7 @@ static int scatter_elements_create(onr_create_ctx *c, void *params)
 {
     elements_params *p = params;
     p->axis = onr_attr_int(c->node, "axis", 0);
-    return parse_reduction(c, &p->red);
+    return tn_reduction_attr(c, &p->red);
 }
 
 /* Shared checks: indices (input 1) has data's rank and fits inside data on
@@ -260,7 +236,7 @@ static void walk_next(const elem_geom *g, elem_walk *w)
     }
 }
 
-static int gather_elements_run(onr_kctx *ctx)
+static int gather_elements_run(const onr_kctx *ctx)
 {
     const elem_geom *g = &((const elements_params *)ctx->params)->g;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
@@ -286,7 +262,7 @@ const onr_op_impl onr_impl_gatherelements = {
     .create = gather_elements_create, .reshape = gather_elements_reshape,
     .run = gather_elements_run, .params_size = sizeof(elements_params), .types = ONR_TYPES_ALL};
 
-static int scatter_elements_run(onr_kctx *ctx)
+static int scatter_elements_run(const onr_kctx *ctx)
 {
     const elements_params *p = ctx->params;
     const elem_geom *g = &p->g;
@@ -413,7 +389,7 @@ static int gathernd_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, x->dtype, n, dims);
 }
 
-static int gathernd_run(onr_kctx *ctx)
+static int gathernd_run(const onr_kctx *ctx)
 {
     const nd_geom *p = &((const nd_params *)ctx->params)->g;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
@@ -441,7 +417,7 @@ static int scatternd_create(onr_create_ctx *c, void *params)
 {
     nd_params *p = params;
     p->b = 0;
-    return parse_reduction(c, &p->red);
+    return tn_reduction_attr(c, &p->red);
 }
 
 static int scatternd_reshape(onr_kctx *ctx, size_t *scratch)
@@ -466,7 +442,7 @@ static int scatternd_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out_like(ctx, 0, 0);
 }
 
-static int scatternd_run(onr_kctx *ctx)
+static int scatternd_run(const onr_kctx *ctx)
 {
     const nd_params *pp = ctx->params;
     const nd_geom *p = &pp->g;
@@ -539,7 +515,7 @@ static int nonzero_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int nonzero_run(onr_kctx *ctx)
+static int nonzero_run(const onr_kctx *ctx)
 {
     const nonzero_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -630,7 +606,7 @@ static int64_t onehot_index(const onr_tensor *t, int64_t i, int64_t depth)
     return tn_wrap_index(v, depth);
 }
 
-static int onehot_run(onr_kctx *ctx)
+static int onehot_run(const onr_kctx *ctx)
 {
     const onehot_params *p = ctx->params;
     const onr_tensor *ind = ctx->in[0], *vals = ctx->in[2];
@@ -715,7 +691,7 @@ static int compress_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int compress_run(onr_kctx *ctx)
+static int compress_run(const onr_kctx *ctx)
 {
     const compress_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0], *c = ctx->in[1];

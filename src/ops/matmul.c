@@ -344,7 +344,7 @@ static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int matmul_run(onr_kctx *ctx)
+static int matmul_run(const onr_kctx *ctx)
 {
     const mm_params *p = ctx->params;
     const mm_geom *g = &p->g;
@@ -622,7 +622,7 @@ static gemm_naive_fn gemm_naive_for(onr_dtype dt)
     return NULL;
 }
 
-static int gemm_run(onr_kctx *ctx)
+static int gemm_run(const onr_kctx *ctx)
 {
     const gemm_params *p = ctx->params;
     const gemm_geom *g = &p->g;

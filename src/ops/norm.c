@@ -312,7 +312,7 @@ static void bn_batch_stats(const onr_tensor *x, const bn_params *c, int64_t ch, 
     *var = cnt > 0 ? q / cnt : 0;
 }
 
-static int bn_run(onr_kctx *ctx)
+static int bn_run(const onr_kctx *ctx)
 {
     const bn_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -449,7 +449,7 @@ static int gn_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out_like(ctx, 0, 0);
 }
 
-static int gn_run(onr_kctx *ctx)
+static int gn_run(const onr_kctx *ctx)
 {
     const gn_params *c = ctx->params;
     const onr_tensor *x = ctx->in[0], *s = ctx->in[1], *b = ctx->in[2];
@@ -650,7 +650,7 @@ static void ln_row_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
     *inv_out = inv;
 }
 
-static int ln_run(onr_kctx *ctx)
+static int ln_run(const onr_kctx *ctx)
 {
     const ln_params *c = ctx->params;
     const onr_tensor *x = ctx->in[0], *sc = ln_param(ctx, c, 1), *bi = ln_param(ctx, c, 2);
@@ -753,7 +753,7 @@ static void lp_line(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t n, 
         onr_set_f64(y, off + i * ld, norm > 0 ? onr_get_f64(x, off + i * ld) / norm : 0.0);
 }
 
-static int lp_run(onr_kctx *ctx)
+static int lp_run(const onr_kctx *ctx)
 {
     const lp_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];

@@ -49,11 +49,6 @@ typedef struct onr_create_ctx {
 
 /* What reshape and run see. */
 typedef struct onr_kctx {
-    /* TRANSITION (removed once every family is converted): the old contract's
-     * fields, used only by operators still registered with .shape */
-    const onr_node *node;
-    void *state;
-    const uint8_t *in_const;
 
     void *params;  /* the op's params; reshape may update them, run only reads */
     int64_t opset;
@@ -69,7 +64,7 @@ typedef struct onr_kctx {
 
 typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);
 typedef int (*onr_reshape_fn)(onr_kctx *ctx, size_t *scratch_bytes);
-typedef int (*onr_run_fn)(onr_kctx *ctx); /* TRANSITION: becomes const onr_kctx * */
+typedef int (*onr_run_fn)(const onr_kctx *ctx);
 typedef void (*onr_destroy_fn)(void *params);
 
 /* Flags of a registry entry. */
@@ -85,25 +80,14 @@ enum {
     ONR_OP_NOFOLD = 1u << 2,
 };
 
-/* TRANSITION: the old contract (shape / prepare / run / free_state) */
-typedef int (*onr_shape_fn)(onr_kctx *ctx);
-typedef int (*onr_prepare_fn)(onr_kctx *ctx, size_t *scratch_bytes);
-typedef void (*onr_free_fn)(void *state);
-
 typedef struct onr_op_impl {
-    /* TRANSITION: old-contract entries set these four (positional
-     * initializers of the old layout still work) */
-    onr_shape_fn shape;
-    onr_prepare_fn prepare;
-    onr_run_fn run;         /* NULL only for ONR_OP_VIEW ops */
-    onr_free_fn free_state;
-    uint32_t types;         /* bitmask (1u << dtype) of the main input types handled */
-    unsigned flags;
-    /* the contract */
     onr_create_fn create;   /* may be NULL: nothing to read or pack */
     onr_reshape_fn reshape;
+    onr_run_fn run;         /* NULL only for ONR_OP_VIEW ops */
     onr_destroy_fn destroy; /* may be NULL */
     size_t params_size;     /* bytes of the params struct (0: none) */
+    uint32_t types;         /* bitmask (1u << dtype) of the main input types handled */
+    unsigned flags;
     uint32_t shape_inputs;  /* bit i: reshape reads input i's values (Reshape's shape, ...) */
 } onr_op_impl;
 

@@ -442,7 +442,7 @@ static int pool_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int pool_run(onr_kctx *ctx)
+static int pool_run(const onr_kctx *ctx)
 {
     const pool_params *p = ctx->params;
     const pool_geom *g = &p->g;
@@ -583,7 +583,7 @@ static int unpool_reshape(onr_kctx *ctx, size_t *scratch)
 /* Indices address the unpooled tensor of the inferred shape; an explicit
  * output_shape keeps each element's coordinates (the extra room is at the
  * end of each axis, as in the ONNX backend test data). */
-static int unpool_run(onr_kctx *ctx)
+static int unpool_run(const onr_kctx *ctx)
 {
     const unpool_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0], *ix = ctx->in[1];

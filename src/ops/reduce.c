@@ -692,7 +692,7 @@ static int reduce_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int reduce_run_kernel(onr_kctx *ctx)
+static int reduce_run_kernel(const onr_kctx *ctx)
 {
     const red_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -853,7 +853,7 @@ static int arg_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static int arg_run(onr_kctx *ctx)
+static int arg_run(const onr_kctx *ctx)
 {
     const arg_params *p = ctx->params;
     const onr_tensor *x = ctx->in[0];

@@ -19,7 +19,8 @@ const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset)
         int same_domain = is_onnx_domain(domain) ? is_onnx_domain(op->domain)
                                                  : (domain && strcmp(domain, op->domain) == 0);
         if (same_domain && strcmp(op->name, name) == 0 && opset >= op->since &&
-            opset <= op->until && op->impl && op->impl->run)
+            opset <= op->until && op->impl &&
+            (op->impl->run || (op->impl->flags & ONR_OP_VIEW)))
             return op;
     }
     return NULL;

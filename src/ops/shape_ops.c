@@ -5,7 +5,7 @@
  *
  * The first group are views: their registry entries carry ONR_OP_VIEW, so
  * the executor makes output 0 share input 0's data and they need no run
- * (see view_run; Dropout's run only fills the optional mask). All the work
+ * (Dropout's run only fills the optional mask). All the work
  * is in reshape, which the planner also uses to fold Shape -> Gather ->
  * Concat -> Reshape chains. Attributes are read once, in create; the inputs
  * that replaced attributes in later opsets (Reshape's shape, Squeeze's and
@@ -14,16 +14,6 @@
 #include <string.h>
 
 #include "ops/tensor.h"
-
-/* WORKAROUND (shared file): onr_op_find in registry.c still skips entries
- * whose .run is NULL, so the views carry a run that does nothing; the
- * executor never needs it (it aliases output 0). Drop it, leaving .run
- * NULL, once the lookup accepts ONR_OP_VIEW entries without run. */
-static int view_run(onr_kctx *ctx)
-{
-    ONR_UNUSED(ctx);
-    return ONR_OK;
-}
 
 /* ---- Reshape ----------------------------------------------------------------- */
 
@@ -130,7 +120,7 @@ static int reshape_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 const onr_op_impl onr_impl_reshape = {.create = reshape_create, .reshape = reshape_reshape,
-                                      .run = view_run, .params_size = sizeof(reshape_params),
+                                      .params_size = sizeof(reshape_params),
                                       .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
                                       .shape_inputs = 1u << 1};
 
@@ -166,7 +156,7 @@ static int flatten_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 const onr_op_impl onr_impl_flatten = {.create = flatten_create, .reshape = flatten_reshape,
-                                      .run = view_run, .params_size = sizeof(flatten_params),
+                                      .params_size = sizeof(flatten_params),
                                       .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
 
 /* ---- Squeeze / Unsqueeze ------------------------------------------------------- */
@@ -249,7 +239,7 @@ static int squeeze_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 const onr_op_impl onr_impl_squeeze = {.create = axes_create, .reshape = squeeze_reshape,
-                                      .run = view_run, .params_size = sizeof(axes_params),
+                                      .params_size = sizeof(axes_params),
                                       .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
                                       .shape_inputs = 1u << 1};
 
@@ -277,7 +267,7 @@ static int unsqueeze_reshape(onr_kctx *ctx, size_t *scratch)
 }
 
 const onr_op_impl onr_impl_unsqueeze = {.create = unsqueeze_create, .reshape = unsqueeze_reshape,
-                                        .run = view_run, .params_size = sizeof(axes_params),
+                                        .params_size = sizeof(axes_params),
                                         .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
                                         .shape_inputs = 1u << 1};
 
@@ -290,7 +280,7 @@ static int identity_reshape(onr_kctx *ctx, size_t *scratch)
     return st ? st : onr_set_out_like(ctx, 0, 0);
 }
 
-const onr_op_impl onr_impl_identity = {.reshape = identity_reshape, .run = view_run,
+const onr_op_impl onr_impl_identity = {.reshape = identity_reshape,
                                        .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
 
 /* Inference only: output 0 is the input (a view) and the mask all true
@@ -341,7 +331,7 @@ static int dropout_reshape(onr_kctx *ctx, size_t *scratch)
 
 /* Output 0 is aliased by the executor; only training mode and the mask
  * need work (nothing at all in inference mode without a mask). */
-static int dropout_run(onr_kctx *ctx)
+static int dropout_run(const onr_kctx *ctx)
 {
     const dropout_params *p = ctx->params;
     const onr_tensor *tm = p->training_in ? ctx->in[2] : NULL;
@@ -411,7 +401,7 @@ static int shape_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, ONR_INT64, 1, &p->n);
 }
 
-static int shape_run(onr_kctx *ctx)
+static int shape_run(const onr_kctx *ctx)
 {
     const shape_params *p = ctx->params;
     if (p->n) memcpy(ctx->out[0]->data, p->vals, (size_t)p->n * sizeof *p->vals);
@@ -436,7 +426,7 @@ static int size_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, ONR_INT64, 0, NULL);
 }
 
-static int size_run(onr_kctx *ctx)
+static int size_run(const onr_kctx *ctx)
 {
     const size_params *p = ctx->params;
     *(int64_t *)ctx->out[0]->data = p->numel;

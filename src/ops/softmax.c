@@ -233,7 +233,7 @@ static void sm_line_any(smkind k, const onr_tensor *x, onr_tensor *y, int64_t of
     }
 }
 
-static int sm_run(onr_kctx *ctx)
+static int sm_run(const onr_kctx *ctx)
 {
     const sm_params *g = ctx->params;
     const onr_tensor *x = ctx->in[0];

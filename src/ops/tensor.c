@@ -361,11 +361,6 @@ int tn_reduction_attr(const onr_create_ctx *c, tn_reduce *red)
     return parse_reduction(c->node, c->opset, c->err, red);
 }
 
-int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red)
-{
-    return parse_reduction(ctx->node, ctx->opset, ctx->err, red);
-}
-
 /* Native types: the arithmetic is that of the type; signed integer add/mul
  * wrap through the unsigned type (no undefined overflow). */
 #define RED_LOOP(T, ADD, MUL)                                                            \

@@ -111,7 +111,6 @@ typedef enum tn_reduce { TN_RED_NONE, TN_RED_ADD, TN_RED_MUL, TN_RED_MAX, TN_RED
 int tn_reduction_attr(const onr_create_ctx *c, tn_reduce *red);
 /* TRANSITION: the same from an old-contract shape/run fn (gather.c's
  * Scatter ops until that family is converted; removed with ctx->node). */
-int tn_parse_reduction(onr_kctx *ctx, tn_reduce *red);
 
 /* dst[i] = red(dst[i], src[i]) for n elements of numeric/bool type dt;
  * TN_RED_NONE copies. */

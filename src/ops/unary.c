@@ -458,7 +458,7 @@ static int gelu_attrs(onr_create_ctx *c, un_prm *p)
     static const un_op op_##Sym = {#Sym, types_, cost_, max_in_, attrs_, {__VA_ARGS__}};      \
     static int Sym##_create(onr_create_ctx *c, void *p) { return un_create(c, p, &op_##Sym); } \
     static int Sym##_reshape(onr_kctx *c, size_t *s) { return un_reshape(c, s, &op_##Sym); }   \
-    static int Sym##_run(onr_kctx *c) { return un_run(c, &op_##Sym); }                         \
+    static int Sym##_run(const onr_kctx *c) { return un_run(c, &op_##Sym); }                         \
     const onr_op_impl onr_impl_##Sym = {.create = Sym##_create, .reshape = Sym##_reshape,      \
                                         .run = Sym##_run, .params_size = sizeof(un_params),     \
                                         .types = types_, .flags = ONR_OP_INPLACE};
@@ -600,7 +600,7 @@ static int isnan_reshape(onr_kctx *ctx, size_t *scratch)
 {
     return bool_out_reshape(ctx, scratch, T_FLT);
 }
-static int isnan_run(onr_kctx *ctx)
+static int isnan_run(const onr_kctx *ctx)
 {
     const onr_tensor *x = ctx->in[0];
     uint8_t *y = ctx->out[0]->data;
@@ -629,7 +629,7 @@ static int isinf_create(onr_create_ctx *c, void *params)
     return st ? st : isinf_flag(c, "detect_positive", &P->pos);
 }
 
-static int isinf_run(onr_kctx *ctx)
+static int isinf_run(const onr_kctx *ctx)
 {
     const isinf_params *P = ctx->params;
     const onr_tensor *x = ctx->in[0];
@@ -649,7 +649,7 @@ static int not_reshape(onr_kctx *ctx, size_t *scratch)
 {
     return bool_out_reshape(ctx, scratch, ONR_T(ONR_BOOL));
 }
-static int not_run(onr_kctx *ctx)
+static int not_run(const onr_kctx *ctx)
 {
     const uint8_t *x = ctx->in[0]->data;
     uint8_t *y = ctx->out[0]->data;

@@ -14,7 +14,7 @@
 #include "exec/exec.h"
 #include "plan/passes.h"
 
-/* Old-contract random operators carry no ONR_OP_NOFOLD flag yet. */
+/* Random operators are never folded, by name as well as by ONR_OP_NOFOLD. */
 static int never_fold(const onr_node *n)
 {
     static const char *const names[] = {"RandomNormal", "RandomUniform", "RandomNormalLike",
