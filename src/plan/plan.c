@@ -95,40 +95,53 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     return st;
 }
 
-/* A constant every reader of which packed it (and that is no graph output)
- * is released: only the packed forms stay in memory. */
-static void release_consumed(onr_plan *p)
+/* Weight release: a constant that every reader packed at create (and that
+ * is no graph output) is released as soon as its last reader is created,
+ * so the originals and the packed forms are never all in memory at once. */
+typedef struct release_ctx {
+    int *total;  /* per value: input slots reading it (graph outputs: never released) */
+    int *left;   /* per value: of those, slots whose step is not created yet */
+    int *packed; /* per value: slots whose create consumed it */
+} release_ctx;
+
+static void release_free(release_ctx *r) { free(r->total), free(r->left), free(r->packed); }
+
+static int release_init(onr_plan *p, release_ctx *r)
+{
+    const onr_graph *g = p->graph;
+    size_t n = (size_t)g->n_values + 1;
+    r->total = calloc(n, sizeof *r->total);
+    r->left = calloc(n, sizeof *r->left);
+    r->packed = calloc(n, sizeof *r->packed);
+    if (!r->total || !r->left || !r->packed) return -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].inputs[k] >= 0) r->total[g->nodes[i].inputs[k]]++;
+    memcpy(r->left, r->total, n * sizeof *r->left);
+    for (int i = 0; i < g->n_outputs; i++) r->total[g->outputs[i]] = -1;
+    return 0;
+}
+
+static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
 {
     onr_graph *g = p->graph;
-    int *readers = calloc((size_t)g->n_values + 1, sizeof *readers);
-    int *packed = calloc((size_t)g->n_values + 1, sizeof *packed);
-    if (!readers || !packed) goto done; /* keeping the originals is correct, only larger */
-    for (int i = 0; i < g->n_outputs; i++) readers[g->outputs[i]]++;
-    for (int i = 0; i < p->n_steps; i++) {
-        const onr_step *s = &p->steps[i];
-        for (int k = 0; k < s->n_in; k++) {
-            if (!s->in[k]) continue;
-            int v = (int)(s->in[k] - p->rt);
-            readers[v]++;
-            if (k < 32 && (s->consumed >> k & 1u)) packed[v]++;
-        }
-    }
-    for (int v = 0; v < g->n_values; v++) {
-        onr_tensor *k = g->values[v].konst;
-        if (!k || !packed[v] || packed[v] != readers[v] || k->dtype == ONR_STRING) continue;
+    for (int k = 0; k < s->n_in; k++) {
+        if (!s->in[k]) continue;
+        int v = (int)(s->in[k] - p->rt);
+        if (k < 32 && (s->consumed >> k & 1u)) r->packed[v]++;
+        if (--r->left[v] > 0 || r->packed[v] != r->total[v]) continue;
+        onr_tensor *t = g->values[v].konst;
+        if (!t || !t->data || t->dtype == ONR_STRING) continue;
         if (p->edit->val_owned[v] & ONR_OWN_KONST) { /* folded here */
-            if (k->owns) free(k->data);
-            k->data = NULL;
-            k->owns = 0;
-            k->cap = 0;
+            if (t->owns) free(t->data);
+            t->data = NULL;
+            t->owns = 0;
+            t->cap = 0;
         } else {
-            onr_model_release_data(p->model, k);
+            onr_model_release_data(p->model, t);
         }
         p->rt[v].data = NULL;
     }
-done:
-    free(readers);
-    free(packed);
 }
 
 static int ensure_scratch(onr_plan *p, size_t bytes, onr_err *err)
@@ -208,9 +221,15 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
         goto fail;
     }
     init_runtime(p, known);
-    for (int i = 0; i < g->n_nodes; i++)
-        if ((st = add_step(p, &g->nodes[i], err))) goto fail;
-    release_consumed(p);
+    release_ctx rel = {0};
+    /* without the counts the originals stay: correct, only larger */
+    int releasing = release_init(p, &rel) == 0;
+    for (int i = 0; i < g->n_nodes && !st; i++) {
+        st = add_step(p, &g->nodes[i], err);
+        if (!st && releasing) release_after_create(p, &rel, &p->steps[p->n_steps - 1]);
+    }
+    release_free(&rel);
+    if (st) goto fail;
     if ((st = onr_memplan_init(&p->mem, g, p->steps, p->n_steps, p->rt, err))) goto fail;
     if ((st = prepare_static(p, known, err))) goto fail;
     free(known);
