@@ -19,19 +19,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int grow_scratch(onr_plan *p, size_t bytes, onr_err *err)
-{
-    if (bytes <= p->scratch_cap) return ONR_OK;
-    size_t sz = (bytes + 63) & ~(size_t)63;
-    void *s = NULL;
-    if (posix_memalign(&s, 64, sz) != 0)
-        return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
-    free(p->scratch);
-    p->scratch = s;
-    p->scratch_cap = sz;
-    return ONR_OK;
-}
-
 /* A view whose output is a graph output gets its own buffer: copy. */
 static int copy_view(onr_tensor *y, const onr_tensor *x, onr_err *err)
 {
@@ -89,7 +76,7 @@ static int run_steps(onr_plan *p, onr_err *err)
         }
         if (!st && i >= from) st = onr_memplan_place(mp, p->steps, i, p->rt, err);
         if (!st) st = bind_outputs(p, s, err);
-        if (!st) st = grow_scratch(p, s->scratch, err);
+        if (!st) st = onr_plan_reserve_scratch(p, s->scratch, err);
         if (!st) st = onr_step_run(s, p->scratch, p->nthreads, err);
         if (i >= from) onr_memplan_release(mp, i);
         if (p->profiling) {

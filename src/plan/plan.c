@@ -144,7 +144,7 @@ static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
     }
 }
 
-static int ensure_scratch(onr_plan *p, size_t bytes, onr_err *err)
+onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err)
 {
     if (bytes <= p->scratch_cap) return ONR_OK;
     size_t sz = (bytes + 63) & ~(size_t)63;
@@ -186,7 +186,7 @@ static int prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
             if (s->out[o]) known[s->out[o] - p->rt] = 1;
         if (s->scratch > scratch) scratch = s->scratch;
     }
-    int st = ensure_scratch(p, scratch, err);
+    int st = onr_plan_reserve_scratch(p, scratch, err);
     if (st || !all) return st;
     onr_memplan_restart(&p->mem, 0);
     for (int i = 0; i < p->n_steps; i++) {

@@ -39,6 +39,9 @@ typedef struct onr_plan_opts {
 onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
 
+/* Make the shared scratch buffer at least `bytes` (grows only). */
+onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err);
+
 /* Run every step (src/exec/run.c). Graph inputs must be bound first. */
 onr_status onr_plan_run(onr_plan *p, onr_err *err);
 
