@@ -210,6 +210,16 @@ static inline void pbw_tensor_head(pbw *t, const char *name, int dtype, int rank
     if (name) pbw_str(t, 8, name);
 }
 
+/* TensorProto initializer with int64 raw data. */
+static inline void pbw_init_i64(pbw *graph, const char *name, int rank, const int64_t *dims,
+                                const int64_t *data, size_t n)
+{
+    pbw t = {0};
+    pbw_tensor_head(&t, name, 7, rank, dims);
+    pbw_bytes(&t, 9, data, n * sizeof(int64_t));
+    pbw_msg(graph, 5, &t);
+}
+
 /* AttributeProtos, appended to an attribute list for pbw_node (field 5 of
  * NodeProto). Types: 1 FLOAT, 2 INT, 3 STRING, 4 TENSOR, 5 GRAPH, 6 FLOATS,
  * 7 INTS, 8 STRINGS, 9 TENSORS, 10 GRAPHS. */

@@ -69,15 +69,6 @@ static void init_f32(pbw *g, const char *name, int rank, const int64_t *dims, co
     pbw_init_f32(g, name, rank, dims, v, n);
 }
 
-static void init_i64(pbw *g, const char *name, int rank, const int64_t *dims, const int64_t *v,
-                     size_t n)
-{
-    pbw t = {0};
-    pbw_tensor_head(&t, name, I64, rank, dims);
-    pbw_bytes(&t, 9, v, n * sizeof(int64_t));
-    pbw_msg(g, 5, &t);
-}
-
 static void node(pbw *g, const char *op, const char *name, const char *const *ins,
                  const char *const *outs, pbw *attrs)
 {
@@ -121,7 +112,7 @@ static pbw dense_model(void)
     pbw_str(&g, 2, "dense");
     init_f32(&g, "W", 2, dw, W43, 12);
     init_f32(&g, "b", 1, db, B3, 3);
-    init_i64(&g, "flat_shape", 1, dflat, flat, 1);
+    pbw_init_i64(&g, "flat_shape", 1, dflat, flat, 1);
     pbw_value_info_named(&g, 11, "x", F32, 2, dx, (const char *[]){"N", NULL});
     node(&g, "MatMul", "mm", (const char *[]){"x", "W", NULL}, (const char *[]){"h", NULL}, NULL);
     node(&g, "Add", "bias", (const char *[]){"h", "b", NULL}, (const char *[]){"hb", NULL}, NULL);
@@ -645,9 +636,9 @@ static pbw shape_chain_model(int64_t n0)
     pbw g = {0}, a = {0};
     int64_t dx[] = {n0, 3, 4}, d1[] = {1};
     int64_t zero = 0, minus1 = -1;
-    init_i64(&g, "idx0", 0, NULL, &zero, 1);
-    init_i64(&g, "axes0", 1, d1, &zero, 1);
-    init_i64(&g, "rest", 1, d1, &minus1, 1);
+    pbw_init_i64(&g, "idx0", 0, NULL, &zero, 1);
+    pbw_init_i64(&g, "axes0", 1, d1, &zero, 1);
+    pbw_init_i64(&g, "rest", 1, d1, &minus1, 1);
     pbw_value_info_named(&g, 11, "x", F32, 3, dx, (const char *[]){"N", NULL, NULL});
     node(&g, "Shape", "shape", (const char *[]){"x", NULL}, (const char *[]){"sh", NULL}, NULL);
     node(&g, "Gather", "gather", (const char *[]){"sh", "idx0", NULL}, (const char *[]){"n", NULL},
@@ -734,7 +725,7 @@ static void test_static_shape_inference(void **state)
     int64_t shp[] = {0, -1, 2};
     init_f32(&g, "W", 2, dw, w, 24);
     init_f32(&g, "B", 1, db, b, 8);
-    init_i64(&g, "shp", 1, ds, shp, 3);
+    pbw_init_i64(&g, "shp", 1, ds, shp, 3);
     pbw_value_info(&g, 11, "x", F32, 2, dx);
     node(&g, "MatMul", "mm", (const char *[]){"x", "W", NULL}, (const char *[]){"h", NULL}, NULL);
     node(&g, "Add", "add", (const char *[]){"h", "B", NULL}, (const char *[]){"hb", NULL}, NULL);

@@ -57,15 +57,6 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
 #define F32 1
 #define I64 7
 
-static void init_i64(pbw *g, const char *name, int rank, const int64_t *dims, const int64_t *v,
-                     size_t n)
-{
-    pbw t = {0};
-    pbw_tensor_head(&t, name, I64, rank, dims);
-    pbw_bytes(&t, 9, v, n * sizeof(int64_t));
-    pbw_msg(g, 5, &t);
-}
-
 static float W[8 * 16], B[16];
 
 static void init_weights(void)
@@ -83,7 +74,7 @@ static pbw static_model(void)
     int64_t dx[] = {2, 8}, dw[] = {8, 16}, db[] = {16}, ds[] = {2}, shp[] = {4, 8}, dy[] = {8, 4};
     pbw_init_f32(&g, "W", 2, dw, W, 128);
     pbw_init_f32(&g, "B", 1, db, B, 16);
-    init_i64(&g, "shp", 1, ds, shp, 2);
+    pbw_init_i64(&g, "shp", 1, ds, shp, 2);
     pbw_value_info(&g, 11, "x", F32, 2, dx);
     pbw_node(&g, "MatMul", "mm", (const char *[]){"x", "W", NULL}, (const char *[]){"h", NULL}, NULL);
     pbw_node(&g, "Add", "add", (const char *[]){"h", "B", NULL}, (const char *[]){"hb", NULL}, NULL);
@@ -107,9 +98,9 @@ static pbw symbolic_model(void)
     int64_t one = 1, zero = 0, sixteen = 16;
     pbw_init_f32(&g, "W", 2, dw, W, 128);
     pbw_init_f32(&g, "B", 1, db, B, 16);
-    init_i64(&g, "idx1", 0, NULL, &one, 1);
-    init_i64(&g, "axes0", 1, d1, &zero, 1);
-    init_i64(&g, "c16", 1, d1, &sixteen, 1);
+    pbw_init_i64(&g, "idx1", 0, NULL, &one, 1);
+    pbw_init_i64(&g, "axes0", 1, d1, &zero, 1);
+    pbw_init_i64(&g, "c16", 1, d1, &sixteen, 1);
     pbw_value_info(&g, 11, "x", F32, 3, dx);
     pbw_node(&g, "MatMul", "mm", (const char *[]){"x", "W", NULL}, (const char *[]){"h", NULL}, NULL);
     pbw_node(&g, "Add", "add", (const char *[]){"h", "B", NULL}, (const char *[]){"hb", NULL}, NULL);

@@ -217,15 +217,6 @@ static void assert_consumers(const onr_edit *e, const char *value, int n,
                      e->g->nodes[c[j]].name, names[j]);
 }
 
-static void init_i64(pbw *g, const char *name, int rank, const int64_t *dims, const int64_t *v,
-                     size_t n)
-{
-    pbw t = {0};
-    pbw_tensor_head(&t, name, I64, rank, dims);
-    pbw_bytes(&t, 9, v, n * sizeof(int64_t));
-    pbw_msg(g, 5, &t);
-}
-
 static void init_bool(pbw *g, const char *name, uint8_t v)
 {
     pbw t = {0};
@@ -931,7 +922,7 @@ static void test_fold_constant_node_and_view(void **state)
     const float v[] = {1, 2, 3, 4, 5, 6};
     const int64_t shp[] = {3, 2};
     input(&gp, "x", F32, 2, d32);
-    init_i64(&gp, "shp", 1, d1, shp, 2);
+    pbw_init_i64(&gp, "shp", 1, d1, shp, 2);
     pbw t = {0}, attrs = {0};
     pbw_tensor_head(&t, NULL, F32, 2, d23);
     pbw_bytes(&t, 9, v, sizeof v);
@@ -991,9 +982,9 @@ static onr_model *reshape_chain_model(const int64_t *xdims)
     const int64_t d1[] = {1};
     const int64_t zero = 0, minus1 = -1, ax0 = 0;
     input(&gp, "x", F32, 3, xdims);
-    init_i64(&gp, "idx", 0, NULL, &zero, 1);
-    init_i64(&gp, "axes", 1, d1, &ax0, 1);
-    init_i64(&gp, "m1", 1, d1, &minus1, 1);
+    pbw_init_i64(&gp, "idx", 0, NULL, &zero, 1);
+    pbw_init_i64(&gp, "axes", 1, d1, &ax0, 1);
+    pbw_init_i64(&gp, "m1", 1, d1, &minus1, 1);
     pbw_node(&gp, "Shape", "shape", NAMES("x"), NAMES("s"), NULL);
     pbw_node(&gp, "Gather", "gather", NAMES("s", "idx"), NAMES("g0"), NULL);
     pbw_node(&gp, "Unsqueeze", "unsq", NAMES("g0", "axes"), NAMES("u"), NULL);
@@ -1184,8 +1175,8 @@ static void test_fold_size_limit(void **state)
     (void)state;
     pbw gp = {0};
     const int64_t d1[] = {1}, big = 16 << 20, small = 4;
-    init_i64(&gp, "nbig", 1, d1, &big, 1);
-    init_i64(&gp, "nsmall", 1, d1, &small, 1);
+    pbw_init_i64(&gp, "nbig", 1, d1, &big, 1);
+    pbw_init_i64(&gp, "nsmall", 1, d1, &small, 1);
     pbw_node(&gp, "ConstantOfShape", "big", NAMES("nbig"), NAMES("b"), NULL);
     pbw_node(&gp, "ConstantOfShape", "small", NAMES("nsmall"), NAMES("s"), NULL);
     output(&gp, "b");
@@ -1280,9 +1271,9 @@ static void test_passes_run_end_to_end(void **state)
     float av[12], bv[12], kv[12];
     for (int i = 0; i < 12; i++) av[i] = (float)i, bv[i] = 100.0f, kv[i] = (float)i + 100.0f;
     input(&gp, "x", F32, 3, d234);
-    init_i64(&gp, "idx", 0, NULL, &zero, 1);
-    init_i64(&gp, "axes", 1, d1, &zero, 1);
-    init_i64(&gp, "m1", 1, d1, &minus1, 1);
+    pbw_init_i64(&gp, "idx", 0, NULL, &zero, 1);
+    pbw_init_i64(&gp, "axes", 1, d1, &zero, 1);
+    pbw_init_i64(&gp, "m1", 1, d1, &minus1, 1);
     pbw_init_f32(&gp, "A", 1, d12, av, 12);
     pbw_init_f32(&gp, "B", 1, d12, bv, 12);
     /* out of order on purpose */

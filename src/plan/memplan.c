@@ -147,7 +147,6 @@ static onr_status grow(onr_memplan *mp, size_t need, onr_tensor *rt, int step, o
     free(mp->arena);
     mp->arena = p;
     mp->arena_cap = cap;
-    mp->n_grow++;
     repoint(mp, rt, step);
     return ONR_OK;
 }

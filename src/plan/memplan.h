@@ -39,7 +39,6 @@ typedef struct onr_memplan {
     size_t arena_peak; /* bytes the current layout needs */
     size_t total_bytes; /* sum of every arena value's size at the current layout */
     int valid;         /* offsets match the current shapes */
-    int64_t n_grow;    /* times the arena was (re)allocated */
 } onr_memplan;
 
 /* Classes and lifetimes from the steps (rt: the plan's runtime tensors, one

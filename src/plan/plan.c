@@ -212,7 +212,6 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
     onr_pass_opts po = {.fuse = o ? o->fuse : 1, .nthreads = p->nthreads};
     if ((st = onr_passes_run(p->edit, &po, err))) goto fail;
     onr_graph *g = p->graph;
-    p->n_removed = m->graph->n_nodes - g->n_nodes;
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
     p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
     known = calloc((size_t)g->n_values + 1, 1);
@@ -260,7 +259,6 @@ void onr_plan_free(onr_plan *p)
 
 int onr_plan_step_count(const onr_plan *p) { return p->n_steps; }
 const onr_node *onr_plan_step_node(const onr_plan *p, int i) { return p->steps[i].node; }
-int onr_plan_removed_count(const onr_plan *p) { return p->n_removed; }
 const onr_graph *onr_plan_graph(const onr_plan *p) { return p->graph; }
 onr_tensor *onr_plan_input(onr_plan *p, int i) { return &p->rt[p->graph->inputs[i]]; }
 onr_tensor *onr_plan_output(onr_plan *p, int i) { return &p->rt[p->graph->outputs[i]]; }

@@ -17,7 +17,6 @@ typedef struct onr_plan {
     onr_tensor *rt;   /* one runtime tensor per value of graph */
     int n_steps;
     onr_step *steps;
-    int n_removed;    /* loaded nodes folded or removed by the passes */
     onr_memplan mem;
     void *scratch;
     size_t scratch_cap;
@@ -52,7 +51,6 @@ const onr_node *onr_plan_step_node(const onr_plan *p, int i);
 const char *onr_plan_step_memory(const onr_plan *p, int i, int o, char *buf, size_t len);
 /* Arena bytes the current layout uses, and the sum of the activations it holds. */
 void onr_plan_memory(const onr_plan *p, size_t *arena_bytes, size_t *activation_bytes);
-int onr_plan_removed_count(const onr_plan *p);
 const onr_graph *onr_plan_graph(const onr_plan *p);
 /* The runtime tensor of graph input i (bind) / graph output i (read). */
 onr_tensor *onr_plan_input(onr_plan *p, int i);
