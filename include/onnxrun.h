@@ -183,6 +183,10 @@ int onr_session_step_count(const onr_session *s);
 onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len);
 /* Op type and node name of step i (NULL when out of range). */
 const char *onr_session_step_op(const onr_session *s, int i, const char **node_name);
+/* What step i replaced when a fusion made it: the count of the loaded
+ * graph's nodes it stands for (0 for an unfused step), and their list
+ * ("Op 'name', ..."; NULL for an unfused step). */
+const char *onr_session_step_fused(const onr_session *s, int i, int *n_nodes);
 /* Activation memory of the current layout: the arena's bytes, and the sum
  * of the sizes of the activations it holds (what one buffer each would
  * take). Both 0 before the layout exists (symbolic shapes before a run). */

@@ -162,3 +162,78 @@ void tk_assert_eq_i64(const onr_tensor *t, const int64_t *expected, int64_t n)
     assert_int_equal(t->numel, n);
     for (int64_t i = 0; i < n; i++) assert_int_equal(((const int64_t *)t->data)[i], expected[i]);
 }
+
+/* ---- fusions: fused vs unfused -------------------------------------------- */
+
+int tk_count_steps(const onr_session *s, const char *op)
+{
+    int n = 0, steps = onr_session_step_count(s);
+    for (int i = 0; i < steps; i++) {
+        const char *t = onr_session_step_op(s, i, NULL);
+        if (op && t && strcmp(t, op) == 0) n++;
+    }
+    return n;
+}
+
+static onr_session *tk_open_fuse(const void *model, size_t len, int fuse, int nthreads)
+{
+    onr_options *o = onr_options_new();
+    assert_non_null(o);
+    onr_options_set_fuse(o, fuse);
+    onr_options_set_threads(o, nthreads);
+    onr_session *s = NULL;
+    onr_status st = onr_session_open_memory(model, len, o, &s);
+    onr_options_free(o);
+    if (st) fail_msg("open (fuse=%d) failed: %s", fuse, s ? onr_session_errmsg(s) : "no session");
+    return s;
+}
+
+static void tk_compare_outputs(const onr_tensor *got, const onr_tensor *want, int k, float rtol,
+                               float atol)
+{
+    assert_int_equal(got->dtype, want->dtype);
+    assert_int_equal(got->rank, want->rank);
+    for (int d = 0; d < want->rank; d++) assert_int_equal(got->dims[d], want->dims[d]);
+    if (want->dtype == ONR_STRING) return;
+    int is_float = want->dtype == ONR_FLOAT || want->dtype == ONR_DOUBLE ||
+                   want->dtype == ONR_FLOAT16 || want->dtype == ONR_BFLOAT16;
+    for (int64_t i = 0; i < want->numel; i++) {
+        double g = onr_get_f64(got, i), e = onr_get_f64(want, i);
+        int ok = is_float ? ((isnan(e) && isnan(g)) || g == e || fabs(g - e) <= atol + rtol * fabs(e))
+                          : g == e;
+        if (!ok)
+            fail_msg("output %d element %lld: fused %.9g, unfused %.9g (rtol %g, atol %g)", k,
+                     (long long)i, g, e, (double)rtol, (double)atol);
+    }
+}
+
+void tk_fuse_check(const void *model, size_t len, int n_in, onr_tensor *const *in,
+                   const char *op, float rtol, float atol, int nthreads, tk_fuse_report *r)
+{
+    onr_session *f = tk_open_fuse(model, len, 1, nthreads);
+    onr_session *u = tk_open_fuse(model, len, 0, nthreads);
+    if (onr_session_run(f, n_in, NULL, (const onr_tensor *const *)in))
+        fail_msg("fused run failed: %s", onr_session_errmsg(f));
+    if (onr_session_run(u, n_in, NULL, (const onr_tensor *const *)in))
+        fail_msg("unfused run failed: %s", onr_session_errmsg(u));
+    assert_int_equal(onr_session_output_count(f), onr_session_output_count(u));
+    for (int k = 0; k < onr_session_output_count(u); k++)
+        tk_compare_outputs(onr_session_output(f, k), onr_session_output(u, k), k, rtol, atol);
+    memset(r, 0, sizeof *r);
+    r->steps_fused = onr_session_step_count(f);
+    r->steps_unfused = onr_session_step_count(u);
+    for (int i = 0; i < r->steps_fused; i++) {
+        const char *t = onr_session_step_op(f, i, NULL);
+        if (!op || !t || strcmp(t, op) != 0) continue;
+        r->n_op++;
+        int nodes = 0;
+        if (onr_session_step_fused(f, i, &nodes)) {
+            r->n_fused++;
+            r->replaced += nodes;
+        }
+    }
+    /* an unfused plan has no fused step */
+    for (int i = 0; i < r->steps_unfused; i++) assert_null(onr_session_step_fused(u, i, NULL));
+    onr_session_free(f);
+    onr_session_free(u);
+}

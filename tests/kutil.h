@@ -55,4 +55,25 @@ void tk_assert_close_f32(const onr_tensor *t, const float *expected, int64_t n, 
                          float atol);
 void tk_assert_eq_i64(const onr_tensor *t, const int64_t *expected, int64_t n);
 
+/* ---- fusions: fused vs unfused ------------------------------------------ */
+
+/* What tk_fuse_check saw. */
+typedef struct tk_fuse_report {
+    int steps_fused, steps_unfused; /* plan lengths with and without fusion */
+    int n_op;      /* steps of the fused plan whose op type is `op` */
+    int n_fused;   /* of those, steps a fusion made (not loaded as such) */
+    int replaced;  /* loaded nodes those fused steps stand for, in all */
+} tk_fuse_report;
+
+/* Open the serialized model twice (fusion on and off), run both on the
+ * inputs (bound positionally to the graph inputs) with nthreads, and check
+ * every output: same dtype and shape, float elements within atol +
+ * rtol*|unfused| (NaN where NaN), others equal. Fills *r, counting steps
+ * of op type `op` (any domain; NULL counts nothing). Fails the test on any
+ * load/run error or difference. */
+void tk_fuse_check(const void *model, size_t len, int n_in, onr_tensor *const *in,
+                   const char *op, float rtol, float atol, int nthreads, tk_fuse_report *r);
+/* Steps of a session's plan whose op type is op. */
+int tk_count_steps(const struct onr_session *s, const char *op);
+
 #endif

@@ -393,6 +393,15 @@ const char *onr_session_step_op(const onr_session *s, int i, const char **node_n
     return n->op_type;
 }
 
+const char *onr_session_step_fused(const onr_session *s, int i, int *n_nodes)
+{
+    if (n_nodes) *n_nodes = 0;
+    if (!ready(s) || i < 0 || i >= onr_plan_step_count(s->plan)) return NULL;
+    const onr_node *n = onr_plan_step_node(s->plan, i);
+    if (n_nodes) *n_nodes = n->n_fused;
+    return n->fused_from;
+}
+
 onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
                                    size_t *activation_bytes)
 {

@@ -21,6 +21,20 @@ static int *int_dup(const int *a, int n)
     return c;
 }
 
+/* Strings and attributes of a node a pass added (only scalar, list and
+ * string attributes: what onr_edit_set_attr_* makes). */
+static void free_owned_node(onr_node *n)
+{
+    free(n->name), free(n->op_type), free(n->domain), free(n->fused_from);
+    for (int a = 0; a < n->n_attr; a++) {
+        free(n->attrs[a].name);
+        free(n->attrs[a].s);
+        free(n->attrs[a].ints);
+        free(n->attrs[a].floats);
+    }
+    free(n->attrs);
+}
+
 onr_status onr_edit_open(const onr_graph *src, onr_edit **out, onr_err *err)
 {
     *out = NULL;
@@ -79,17 +93,7 @@ void onr_edit_free(onr_edit *e)
             onr_node *n = &g->nodes[i];
             free(n->inputs);
             free(n->outputs);
-            if (e->node_owned[i]) {
-                free(n->name), free(n->op_type), free(n->domain);
-                /* nodes a pass adds carry only scalar and list attributes it set */
-                for (int a = 0; a < n->n_attr; a++) {
-                    free(n->attrs[a].name);
-                    free(n->attrs[a].s);
-                    free(n->attrs[a].ints);
-                    free(n->attrs[a].floats);
-                }
-                free(n->attrs);
-            }
+            if (e->node_owned[i]) free_owned_node(n);
         }
         free(g->values), free(g->nodes), free(g->inputs), free(g->outputs);
         free(g);
@@ -128,6 +132,8 @@ onr_status onr_edit_index(onr_edit *e, onr_err *err)
         }
     }
     e->cons_valid = 1;
+    e->cons_n_nodes = g->n_nodes;
+    e->cons_n_values = g->n_values;
     return ONR_OK;
 }
 
@@ -316,16 +322,7 @@ onr_status onr_edit_compact(onr_edit *e, onr_err *err)
     for (int i = 0; i < n; i++) {
         if (!e->dead[i]) continue;
         free(g->nodes[i].inputs), free(g->nodes[i].outputs);
-        if (e->node_owned[i]) {
-            free(g->nodes[i].name), free(g->nodes[i].op_type), free(g->nodes[i].domain);
-            for (int a = 0; a < g->nodes[i].n_attr; a++) {
-                free(g->nodes[i].attrs[a].name);
-                free(g->nodes[i].attrs[a].s);
-                free(g->nodes[i].attrs[a].ints);
-                free(g->nodes[i].attrs[a].floats);
-            }
-            free(g->nodes[i].attrs);
-        }
+        if (e->node_owned[i]) free_owned_node(&g->nodes[i]);
     }
     for (int j = 0; j < live; j++) {
         nodes[j] = g->nodes[order[j]];
@@ -335,6 +332,7 @@ onr_status onr_edit_compact(onr_edit *e, onr_err *err)
     memcpy(e->node_owned, owned, (size_t)live);
     memset(e->dead, 0, (size_t)e->cap_nodes);
     g->n_nodes = live;
+    e->cons_n_nodes = e->cons_n_values = 0; /* node indices moved: nothing stale is usable */
     for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
     for (int i = 0; i < live; i++)
         for (int o = 0; o < g->nodes[i].n_out; o++)
@@ -343,4 +341,95 @@ onr_status onr_edit_compact(onr_edit *e, onr_err *err)
 done:
     free(indeg), free(order), free(nodes), free(owned);
     return st;
+}
+
+/* The attribute `name` of an added node, created empty (or cleared) for
+ * the setter to fill; NULL when out of memory or the node was loaded. */
+static onr_attr *attr_slot(onr_edit *e, int node, const char *name, onr_attr_type type,
+                           onr_status *st, onr_err *err)
+{
+    onr_node *n = &e->g->nodes[node];
+    if (!e->node_owned[node]) {
+        *st = onr_seterr(err, ONR_E_ARG, "attribute '%s' set on node '%s', which a pass did not add",
+                   name, n->name);
+        return NULL;
+    }
+    onr_attr *a = NULL;
+    for (int k = 0; k < n->n_attr && !a; k++)
+        if (strcmp(n->attrs[k].name, name) == 0) a = &n->attrs[k];
+    if (a) {
+        free(a->s), free(a->ints), free(a->floats);
+        char *keep = a->name;
+        memset(a, 0, sizeof *a);
+        a->name = keep;
+    } else {
+        onr_attr *na = realloc(n->attrs, (size_t)(n->n_attr + 1) * sizeof *na);
+        if (!na) {
+            *st = nomem(err);
+            return NULL;
+        }
+        n->attrs = na;
+        a = &n->attrs[n->n_attr];
+        memset(a, 0, sizeof *a);
+        if (!(a->name = onr_strdup(name))) {
+            *st = nomem(err);
+            return NULL;
+        }
+        n->n_attr++;
+    }
+    a->type = type;
+    return a;
+}
+
+onr_status onr_edit_set_attr_int(onr_edit *e, int node, const char *name, int64_t v, onr_err *err)
+{
+    onr_status st = ONR_OK;
+    onr_attr *a = attr_slot(e, node, name, ONR_ATTR_INT, &st, err);
+    if (!a) return st;
+    a->i = v;
+    return ONR_OK;
+}
+
+onr_status onr_edit_set_attr_float(onr_edit *e, int node, const char *name, float v, onr_err *err)
+{
+    onr_status st = ONR_OK;
+    onr_attr *a = attr_slot(e, node, name, ONR_ATTR_FLOAT, &st, err);
+    if (!a) return st;
+    a->f = v;
+    return ONR_OK;
+}
+
+onr_status onr_edit_set_attr_string(onr_edit *e, int node, const char *name, const char *v,
+                                    onr_err *err)
+{
+    onr_status st = ONR_OK;
+    onr_attr *a = attr_slot(e, node, name, ONR_ATTR_STRING, &st, err);
+    if (!a) return st;
+    if (!(a->s = onr_strdup(v))) return nomem(err);
+    a->slen = strlen(v);
+    return ONR_OK;
+}
+
+onr_status onr_edit_set_attr_ints(onr_edit *e, int node, const char *name, const int64_t *v,
+                                  size_t n, onr_err *err)
+{
+    onr_status st = ONR_OK;
+    onr_attr *a = attr_slot(e, node, name, ONR_ATTR_INTS, &st, err);
+    if (!a) return st;
+    if (!(a->ints = malloc((n ? n : 1) * sizeof *a->ints))) return nomem(err);
+    if (n) memcpy(a->ints, v, n * sizeof *v);
+    a->n = n;
+    return ONR_OK;
+}
+
+onr_status onr_edit_set_attr_floats(onr_edit *e, int node, const char *name, const float *v,
+                                    size_t n, onr_err *err)
+{
+    onr_status st = ONR_OK;
+    onr_attr *a = attr_slot(e, node, name, ONR_ATTR_FLOATS, &st, err);
+    if (!a) return st;
+    if (!(a->floats = malloc((n ? n : 1) * sizeof *a->floats))) return nomem(err);
+    if (n) memcpy(a->floats, v, n * sizeof *v);
+    a->n = n;
+    return ONR_OK;
 }

@@ -24,6 +24,9 @@ typedef struct onr_edit {
      * slot that reads the value; rebuilt by onr_edit_index */
     int *cons_start, *cons;
     int cons_valid;
+    /* nodes and values there were when the lists were last built: a stale
+     * index still describes those (fusion passes read it so, see fuse.h) */
+    int cons_n_nodes, cons_n_values;
 } onr_edit;
 
 enum { ONR_OWN_NAME = 1, ONR_OWN_KONST = 2 };
@@ -53,6 +56,16 @@ int onr_edit_add_value(onr_edit *e, const char *name, onr_err *err);
 int onr_edit_add_node(onr_edit *e, const char *op_type, const char *domain, const char *name,
                       int n_in, const int *inputs, int n_out, const int *outputs,
                       onr_err *err);
+/* Attributes of a node a pass added (replacing one of the same name);
+ * refused on a loaded node, which is shared with the loaded graph. */
+onr_status onr_edit_set_attr_int(onr_edit *e, int node, const char *name, int64_t v, onr_err *err);
+onr_status onr_edit_set_attr_float(onr_edit *e, int node, const char *name, float v, onr_err *err);
+onr_status onr_edit_set_attr_string(onr_edit *e, int node, const char *name, const char *v,
+                                    onr_err *err);
+onr_status onr_edit_set_attr_ints(onr_edit *e, int node, const char *name, const int64_t *v,
+                                  size_t n, onr_err *err);
+onr_status onr_edit_set_attr_floats(onr_edit *e, int node, const char *name, const float *v,
+                                    size_t n, onr_err *err);
 /* Drop removed nodes and sort the rest topologically (Kahn, stable by index);
  * fails on a cycle naming a node on it. */
 onr_status onr_edit_compact(onr_edit *e, onr_err *err);

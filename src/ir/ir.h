@@ -137,6 +137,11 @@ typedef struct onr_node {
     onr_attr *attrs;
     int64_t opset;          /* opset version of the node's domain */
     const struct onr_op *op; /* registry entry, NULL until resolved */
+    /* set by the planner on a node a fusion made: how many of the loaded
+     * graph's nodes it replaces and their names ("op_type 'name'", joined
+     * by ", "); 0 / NULL for every node of a loaded graph */
+    int n_fused;
+    char *fused_from;
 } onr_node;
 
 typedef struct onr_graph {

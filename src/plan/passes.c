@@ -12,6 +12,17 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err)
     if ((st = onr_pass_fold(e, o->nthreads, err))) return st;
     if ((st = onr_pass_identity(e, err))) return st;
     if ((st = onr_pass_dce(e, err))) return st;
-    /* the fusion passes go here, when o->fuse */
+    if (o->fuse) {
+        /* Order matters: norms and activations first, so the attention and
+         * GEMM patterns see them fused; each pass owns one file. */
+        /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
+        /* FUSE: gelu (fuse_gelu.c) */
+        /* FUSE: rotary (fuse_rotary.c) */
+        /* FUSE: attention (fuse_attention.c) */
+        /* FUSE: skip layernorm (fuse_norm.c) */
+        /* FUSE: gemm epilogues (fuse_gemm.c) */
+        /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */
+        if ((st = onr_pass_dce(e, err))) return st;
+    }
     return onr_edit_compact(e, err);
 }
