@@ -18,7 +18,7 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err)
         /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
         /* FUSE: gelu (fuse_gelu.c) */
         /* FUSE: rotary (fuse_rotary.c) */
-        /* FUSE: attention (fuse_attention.c) */
+        if ((st = onr_pass_fuse_attention(e, err))) return st;
         /* FUSE: skip layernorm (fuse_norm.c) */
         /* FUSE: gemm epilogues (fuse_gemm.c) */
         /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */

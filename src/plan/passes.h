@@ -25,6 +25,11 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* Attention subgraphs (Q.K^T, scale, mask, Softmax, .V, with the head
+ * split and merge around them) become ai.onnx Attention (opset 23); see
+ * fuse_attention.c for the patterns. Does nothing without the kernel. */
+onr_status onr_pass_fuse_attention(onr_edit *e, onr_err *err);
+
 /* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
  * final topological compaction. Nodes must have their registry entries. */
 onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err);
