@@ -547,6 +547,32 @@ static int dims_agree(const att *m)
     return 1;
 }
 
+/* The nodes of the pattern in the form lead (0: 4-D) into all: every one
+ * read only inside it except keep, and the op's inputs made outside it. */
+static int form_ok(const onr_edit *e, const att *m, int lead, int tr, int rs, int keep, nset *all)
+{
+    *all = m->core;
+    ns_cat(all, &m->q.glue);
+    ns_cat(all, &m->k.glue);
+    ns_cat(all, &m->v.glue);
+    if (lead) {
+        ns_cat(all, &m->q.sp.nodes);
+        ns_cat(all, &m->k.sp.nodes);
+        ns_cat(all, &m->v.sp.nodes);
+        ns_add(all, tr);
+        ns_add(all, rs);
+    }
+    if (all->over || !onr_fuse_closed(e, all->v, all->n, &keep, 1)) return 0;
+    const int ins[4] = {lead ? m->q.sp.src : m->q.h4, lead ? m->k.sp.src : m->k.h4,
+                        lead ? m->v.sp.src : m->v.h4, m->mask};
+    for (int i = 0; i < 4; i++) {
+        int p = onr_fuse_producer(e, ins[i]);
+        for (int j = 0; p >= 0 && j < all->n; j++)
+            if (all->v[j] == p) return 0;
+    }
+    return 1;
+}
+
 static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
 {
     (void)ctx;
@@ -606,30 +632,12 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         }
         if (out < 0) lead = 0;
     }
-    if (!lead && (m.q.h4 < 0 || m.k.h4 < 0 || m.v.h4 < 0)) return 0;
-
-    /* every node of the pattern is read only inside it */
-    nset all = m.core;
-    ns_cat(&all, &m.q.glue);
-    ns_cat(&all, &m.k.glue);
-    ns_cat(&all, &m.v.glue);
-    if (lead) {
-        ns_cat(&all, &m.q.sp.nodes);
-        ns_cat(&all, &m.k.sp.nodes);
-        ns_cat(&all, &m.v.sp.nodes);
-        ns_add(&all, tr);
-        ns_add(&all, rs);
-    }
+    /* the 3-D form when its nodes are closed, else the 4-D form */
+    nset all;
+    if (lead && !form_ok(e, &m, lead, tr, rs, out, &all)) lead = 0;
+    if (!lead && (m.q.h4 < 0 || m.k.h4 < 0 || m.v.h4 < 0 || !form_ok(e, &m, 0, -1, -1, y, &all)))
+        return 0;
     const int keep = lead ? out : y;
-    if (all.over || !onr_fuse_closed(e, all.v, all.n, &keep, 1)) return 0;
-    /* the op's inputs come from outside the pattern */
-    const int inv4[4] = {lead ? m.q.sp.src : m.q.h4, lead ? m.k.sp.src : m.k.h4,
-                         lead ? m.v.sp.src : m.v.h4, m.mask};
-    for (int i = 0; i < 4; i++) {
-        int p = onr_fuse_producer(e, inv4[i]);
-        for (int j = 0; p >= 0 && j < all.n; j++)
-            if (all.v[j] == p) return 0;
-    }
 
     double scale = m.scale * m.q.scale * m.k.scale;
     if (lead) scale *= m.q.sp.scale * m.k.sp.scale;
