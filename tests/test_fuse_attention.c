@@ -35,7 +35,8 @@ enum {
     M_WHERE_CONST,   /* Where(constant non-causal bool, scores, finfo.min) */
     M_ADD_BIG,       /* Add(scores, float input [2,H,S,S]) with B = 1: grows */
     M_CAUSAL_ADD_IN, /* Where causal, then Add input mask */
-    M_WHERE_BOOL_INV /* Where(bool input, -inf, scores): True = masked */
+    M_WHERE_BOOL_INV, /* Where(bool input, -inf, scores): True = masked */
+    M_WHERE_NOT       /* Where(Not(bool input), -inf, scores) */
 };
 
 typedef struct cfg {
@@ -259,13 +260,17 @@ static pbw build(const cfg *c)
         break;
     }
     case M_WHERE_BOOL:
-    case M_WHERE_BOOL_INV: {
+    case M_WHERE_BOOL_INV:
+    case M_WHERE_NOT: {
         pbw_value_info(&b->g, 11, "bmask", BOOL, 4, mb);
+        const char *cn = c->mask == M_WHERE_NOT ? op1(b, "Not", NAMES("bmask"), NULL) : "bmask";
+        char cs[16];
+        snprintf(cs, sizeof cs, "%s", cn);
         char fs[16], xs2[16];
         snprintf(fs, sizeof fs, "%s", scalar(b, -INFINITY));
         snprintf(xs2, sizeof xs2, "%s", s);
-        s = c->mask == M_WHERE_BOOL ? op1(b, "Where", NAMES("bmask", xs2, fs), NULL)
-                                    : op1(b, "Where", NAMES("bmask", fs, xs2), NULL);
+        s = c->mask == M_WHERE_BOOL ? op1(b, "Where", NAMES(cs, xs2, fs), NULL)
+                                    : op1(b, "Where", NAMES(cs, fs, xs2), NULL);
         break;
     }
     case M_WHERE_CONST: {
@@ -340,7 +345,7 @@ static void check(const cfg *c, int want_att, int want_replaced)
         in[n++] = tk_f32(4, md, v);
         free(v);
     }
-    if (c->mask == M_WHERE_BOOL || c->mask == M_WHERE_BOOL_INV) {
+    if (c->mask == M_WHERE_BOOL || c->mask == M_WHERE_BOOL_INV || c->mask == M_WHERE_NOT) {
         const int64_t md[4] = {c->B, 1, 1, c->S};
         uint8_t *v = malloc((size_t)(c->B * c->S));
         for (int i = 0; i < c->B * c->S; i++) v[i] = (uint8_t)((i % c->S == 0) || (i * 3) % 4 != 0);
@@ -424,6 +429,8 @@ static void test_where_masks(void **st)
     c.mask = M_WHERE_BOOL;
     check(&c, 1, 13);
     c.mask = M_WHERE_CONST;
+    check(&c, 1, 13);
+    c.mask = M_WHERE_NOT; /* the Not stays (dead, dropped) and its input is the mask */
     check(&c, 1, 13);
 }
 

@@ -431,6 +431,9 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
                 m2.wfill = fill;
             } else if (!inv && isinf(fill)) {
                 m2.mask = c; /* True = attend, False = -inf: exactly Attention's bool mask */
+            } else if (inv && isinf(fill) && onr_fuse_src(e, c, "Not") >= 0 &&
+                       node(e, onr_fuse_src(e, c, "Not"))->n_in == 1) {
+                m2.mask = node(e, onr_fuse_src(e, c, "Not"))->inputs[0]; /* Where(Not(keep), -inf, s) */
             } else {
                 continue;
             }
