@@ -36,7 +36,8 @@ enum {
     M_ADD_BIG,       /* Add(scores, float input [2,H,S,S]) with B = 1: grows */
     M_CAUSAL_ADD_IN, /* Where causal, then Add input mask */
     M_WHERE_BOOL_INV, /* Where(bool input, -inf, scores): True = masked */
-    M_WHERE_NOT       /* Where(Not(bool input), -inf, scores) */
+    M_WHERE_NOT,      /* Where(Not(bool input), -inf, scores) */
+    M_ADD2            /* Add(Add(scores, constant causal), input mask) (HF llama) */
 };
 
 typedef struct cfg {
@@ -52,6 +53,7 @@ typedef struct cfg {
     int q4;          /* Q is a 4-D graph input [B,H,S,D] */
     int badsplit;    /* Q head transpose [0,2,3,1] (needs S == D) */
     int kvsame;      /* K and V are the same split */
+    int casts;       /* Cast to float around the softmax (HF .to(dtype)) */
 } cfg;
 
 typedef struct bld {
@@ -241,8 +243,13 @@ static pbw build(const cfg *c)
         s = bin(b, "Add", "mask", s);
         break;
     case M_ADD_CAUSAL:
-        for (int i = 0; i < S * S; i++) ftri[i] = (i % S) <= (i / S) ? 0.0f : -INFINITY;
-        s = bin(b, "Add", s, cf32(b, 2, ss, ftri, (size_t)(S * S)));
+    case M_ADD2:
+        for (int i = 0; i < S * S; i++) ftri[i] = (i % S) <= (i / S) ? 0.0f : -3.4028234663852886e38f;
+        s = bin(b, "Add", s, cf32(b, c->mask == M_ADD2 ? 4 : 2, c->mask == M_ADD2 ? s4 : ss, ftri, (size_t)(S * S)));
+        if (c->mask == M_ADD2) {
+            pbw_value_info(&b->g, 11, "mask", F32, 4, mb);
+            s = bin(b, "Add", s, "mask");
+        }
         break;
     case M_WHERE_CAUSAL:
     case M_CAUSAL_ADD_IN: {
@@ -291,8 +298,16 @@ static pbw build(const cfg *c)
     if (c->scale == SC_AFTER_MASK) s = bin(b, "Div", s, scalar(b, sqrtf((float)c->D)));
 
     pbw attrs = {0};
+    if (c->casts) {
+        pbw_attr_int(&attrs, "to", F32);
+        s = op1(b, "Cast", NAMES(s), &attrs);
+    }
     if (c->axis != 99) pbw_attr_int(&attrs, "axis", c->axis);
     const char *p = op1(b, "Softmax", NAMES(s), &attrs);
+    if (c->casts) {
+        pbw_attr_int(&attrs, "to", F32);
+        p = op1(b, "Cast", NAMES(p), &attrs);
+    }
 
     const char *vh = c->kvsame ? kh : (c->kform == K_DIRECT ? heads(b, v, c->Hk, NULL)
                                                             : repeat(b, heads(b, v, c->Hk, NULL)));
@@ -335,7 +350,7 @@ static void check(const cfg *c, int want_att, int want_replaced)
         const float half = 0.5f;
         in[n++] = tk_f32(1, one, &half);
     }
-    if (c->mask == M_ADD_IN || c->mask == M_CAUSAL_ADD_IN || c->mask == M_ADD_BIG) {
+    if (c->mask == M_ADD_IN || c->mask == M_CAUSAL_ADD_IN || c->mask == M_ADD_BIG || c->mask == M_ADD2) {
         int64_t md[4] = {c->B, 1, 1, c->S};
         if (c->mask == M_ADD_BIG) md[0] = 2, md[1] = c->H, md[2] = c->S;
         int64_t cnt = md[0] * md[1] * md[2] * md[3];
@@ -393,6 +408,11 @@ static void test_gpt2_causal(void **st)
     c.mask = M_ADD_CAUSAL; /* dynamo's constant 0 / -inf triangle */
     check(&c, 1, 13);
     c.mask = M_CAUSAL_ADD_IN; /* causal and a padding mask */
+    check(&c, 1, 14);
+    c.casts = 1; /* HF: Cast to float before and after the softmax */
+    check(&c, 1, 16);
+    c.casts = 0;
+    c.mask = M_ADD2; /* HF llama: Add constant causal (finfo.min), Add padding mask */
     check(&c, 1, 14);
 }
 

@@ -367,6 +367,13 @@ static int causal_const(const onr_tensor *t, int kind, int inv, const int64_t *s
     return 1;
 }
 
+/* Node p is a Cast of a float value to float (a no-op). */
+static int same_type_cast(const onr_edit *e, int p)
+{
+    return onr_fuse_is(e, p, "Cast") && node(e, p)->n_in == 1 &&
+           onr_attr_int(node(e, p), "to", 0) == ONR_FLOAT && is_float(e, node(e, p)->inputs[0]);
+}
+
 static int match_qk(const onr_edit *e, int mm, att *m);
 
 /* Scores value v (read by the node after it in the chain): masks (stage 0)
@@ -383,7 +390,17 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
     }
     int orank = onr_fuse_shape(e, v, od);
     if (orank < 0) return 0;
-    if (stage == 0 && onr_fuse_is(e, p, "Add") && n->n_in == 2 && m->mask < 0 && m->wcond < 0) {
+    if (same_type_cast(e, p)) {
+        /* Cast to float of a float (exporters write .to(dtype)) */
+        att m2 = *m;
+        ns_add(&m2.core, p);
+        if (match_scores(e, n->inputs[0], stage, &m2, depth + 1)) {
+            *m = m2;
+            return 1;
+        }
+        return 0;
+    }
+    if (stage == 0 && onr_fuse_is(e, p, "Add") && n->n_in == 2) {
         for (int s = 0; s < 2; s++) {
             int x = n->inputs[s], mv = n->inputs[1 - s];
             if (x == mv || onr_fuse_shape(e, x, sd) != orank || memcmp(sd, od, sizeof(int64_t) * (size_t)orank))
@@ -394,7 +411,11 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
             if (causal_const(onr_fuse_const(e, mv), 1, 0, sd, orank)) {
                 if (m2.causal) continue;
                 m2.causal = 1;
-            } else m2.mask = mv;
+            } else if (m2.mask < 0 && m2.wcond < 0) {
+                m2.mask = mv;
+            } else {
+                continue;
+            }
             ns_add(&m2.core, p);
             if (match_scores(e, x, 0, &m2, depth + 1)) {
                 *m = m2;
@@ -591,6 +612,12 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     if (axis != -1 && axis != rank - 1) return 0;
     int probs = sn->outputs[0];
     int mm2 = onr_fuse_sole_consumer(e, probs);
+    int casts[2], n_casts = 0;
+    while (n_casts < 2 && same_type_cast(e, mm2)) { /* .to(dtype) after the softmax */
+        casts[n_casts++] = mm2;
+        probs = node(e, mm2)->outputs[0];
+        mm2 = onr_fuse_sole_consumer(e, probs);
+    }
     if (mm2 < 0 || !onr_fuse_is(e, mm2, "MatMul") || node(e, mm2)->n_in != 2 ||
         node(e, mm2)->inputs[0] != probs || node(e, mm2)->inputs[1] == probs)
         return 0;
@@ -600,6 +627,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     m.scale = 1;
     m.mask = m.wcond = -1;
     ns_add(&m.core, sm);
+    for (int i = 0; i < n_casts; i++) ns_add(&m.core, casts[i]);
     ns_add(&m.core, mm2);
     if (!match_scores(e, sn->inputs[0], 0, &m, 0)) return 0;
     side_init(&m.v);
