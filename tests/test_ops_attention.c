@@ -260,6 +260,11 @@ static void test_tile_edges_small_tiles(void **state)
     int obq, obk;
     onr_attention_get_tiles(&obq, &obk);
     onr_attention_set_tiles(16, 32);
+    /* every row-op variant the CPU has */
+    const char *isas[] = {"ref", "avx2", "avx512", NULL};
+    for (int v = 0; v < 4; v++) {
+        if (isas[v] && onr_attention_force_isa(isas[v]) != 0) continue;
+        if (!isas[v]) onr_attention_force_isa(NULL);
     const int64_t qs[] = {1, 2, 15, 16, 17, 33};
     const int64_t ks[] = {1, 2, 31, 32, 33, 65};
     for (size_t a = 0; a < sizeof qs / sizeof qs[0]; a++)
@@ -273,6 +278,7 @@ static void test_tile_edges_small_tiles(void **state)
             d.causal = 1;
             check_case(&d);
         }
+    }
     onr_attention_set_tiles(obq, obk);
 }
 
@@ -775,39 +781,32 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double run_ms_fused(onr_node *n, onr_tensor **in, int n_in)
+/* One operator through the executor into outputs kept across calls (their
+ * buffers are reused, as a plan's arena is: no page faults in the timing). */
+static double exec_ms(onr_node *n, int64_t opset, onr_tensor **in, int n_in, onr_tensor **out, int n_out)
 {
-    att_out o;
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    const onr_op *op = onr_op_find(n->domain, n->op_type, opset);
+    uint8_t cst[8] = {0};
     onr_err err = {0};
     double t0 = now_ms();
-    if (run_node(n, 23, in, n_in, 0, 0, 0, 1, &o, &err) != ONR_OK) fail_msg("%s", err.msg);
-    double t = now_ms() - t0;
-    free_out(&o);
-    return t;
+    if (onr_exec_node(n, op, opset, in, n_in, cst, out, n_out, 1, NULL, &err) != ONR_OK)
+        fail_msg("%s: %s", n->op_type, err.msg);
+    return now_ms() - t0;
 }
 
-/* MatMul(Q4, Kt4) * scale -> Add(mask or causal bias) -> Softmax -> MatMul(V4) */
-static double run_ms_unfused(onr_node *mm, onr_node *add, onr_node *sm, onr_node *mul, onr_tensor *q4,
-                             onr_tensor *kt4, onr_tensor *v4, onr_tensor *bias, onr_tensor *sc)
+/* MatMul(Q4, Kt4) -> Add(mask or causal bias) -> Softmax -> MatMul(V4); the
+ * scale is taken as folded into Q, as an exporter may do. */
+static double run_ms_unfused(onr_node *mm, onr_node *add, onr_node *sm, onr_tensor *q4, onr_tensor *kt4,
+                             onr_tensor *v4, onr_tensor *bias, onr_tensor **tmp)
 {
-    onr_tensor *s[1], *s2[1], *s3[1], *p[1], *y[1];
-    double t0 = now_ms();
-    onr_tensor *a1[2] = {q4, kt4};
-    if (tk_run(mm, 13, 2, a1, 1, s, 1, NULL)) fail();
-    onr_tensor *a2[2] = {s[0], sc};
-    if (tk_run(mul, 14, 2, a2, 1, s2, 1, NULL)) fail();
-    onr_tensor *a3[2] = {s2[0], bias};
-    if (tk_run(add, 14, 2, a3, 1, s3, 1, NULL)) fail();
-    onr_tensor *a4[1] = {s3[0]};
-    if (tk_run(sm, 13, 1, a4, 1, p, 1, NULL)) fail();
-    onr_tensor *a5[2] = {p[0], v4};
-    if (tk_run(mm, 13, 2, a5, 1, y, 1, NULL)) fail();
-    double t = now_ms() - t0;
-    tk_free_all(1, s);
-    tk_free_all(1, s2);
-    tk_free_all(1, s3);
-    tk_free_all(1, p);
-    tk_free_all(1, y);
+    onr_tensor *a1[2] = {q4, kt4}, *a3[2] = {tmp[0], bias}, *a4[1] = {tmp[1]}, *a5[2] = {tmp[2], v4};
+    double t = exec_ms(mm, 13, a1, 2, &tmp[0], 1);
+    t += exec_ms(add, 14, a3, 2, &tmp[1], 1);
+    t += exec_ms(sm, 13, a4, 1, &tmp[2], 1);
+    t += exec_ms(mm, 13, a5, 2, &tmp[3], 1);
     return t;
 }
 
@@ -844,17 +843,19 @@ static void bench_shape(const char *label, int64_t S, int causal, int reps)
         int64_t bd[4] = {1, 1, 1, S};
         bias = tk_f32(4, bd, in[3]->data);
     }
-    float scv = 0.125f;
-    onr_tensor *sc = tk_f32(0, NULL, &scv);
-    onr_node *mm = tk_node("MatMul"), *add = tk_node("Add"), *sm = tk_node("Softmax"),
-             *mul = tk_node("Mul");
+    onr_node *mm = tk_node("MatMul"), *add = tk_node("Add"), *sm = tk_node("Softmax");
+    onr_tensor *tmp[4], *yf[1];
+    for (int i = 0; i < 4; i++) tmp[i] = calloc(1, sizeof(onr_tensor));
+    yf[0] = calloc(1, sizeof(onr_tensor));
     double *tf = calloc((size_t)reps, sizeof(double)), *tu = calloc((size_t)reps, sizeof(double));
-    run_ms_fused(n, in, n_in);
-    run_ms_unfused(mm, add, sm, mul, q4, kt4, v4, bias, sc);
+    exec_ms(n, 23, in, n_in, yf, 1);
+    run_ms_unfused(mm, add, sm, q4, kt4, v4, bias, tmp);
     for (int r = 0; r < reps; r++) {
-        tf[r] = run_ms_fused(n, in, n_in);
-        tu[r] = run_ms_unfused(mm, add, sm, mul, q4, kt4, v4, bias, sc);
+        tf[r] = exec_ms(n, 23, in, n_in, yf, 1);
+        tu[r] = getenv("ONR_ATT_BENCH_FUSED_ONLY") ? 1 : run_ms_unfused(mm, add, sm, q4, kt4, v4, bias, tmp);
     }
+    tk_free_all(4, tmp);
+    tk_free_all(1, yf);
     qsort(tf, (size_t)reps, sizeof(double), cmp_d);
     qsort(tu, (size_t)reps, sizeof(double), cmp_d);
     printf("%-28s fused %8.3f ms   unfused %8.3f ms   speedup %.2fx\n", label, tf[reps / 2], tu[reps / 2],
@@ -866,12 +867,10 @@ static void bench_shape(const char *label, int64_t S, int causal, int reps)
     onr_tensor_free(kt4);
     onr_tensor_free(v4);
     onr_tensor_free(bias);
-    onr_tensor_free(sc);
     tk_node_free(n);
     tk_node_free(mm);
     tk_node_free(add);
     tk_node_free(sm);
-    tk_node_free(mul);
 }
 
 static int bench(void)
@@ -884,9 +883,11 @@ static int bench(void)
     int bq, bk;
     onr_attention_get_tiles(&bq, &bk);
     printf("Attention benchmark, 1 thread, tiles %d x %d, medians of interleaved repeats\n", bq, bk);
-    bench_shape("BERT-base B=1 H=12 S=128", 128, 0, 31);
-    bench_shape("GPT-2 causal H=12 S=256", 256, 1, 21);
-    bench_shape("GPT-2 causal H=12 S=1024", 1024, 1, 5);
+    const char *only = getenv("ONR_ATT_BENCH_SHAPE"); /* 0, 1 or 2: one shape */
+    int reps = getenv("ONR_ATT_BENCH_REPS") ? atoi(getenv("ONR_ATT_BENCH_REPS")) : 0;
+    if (!only || only[0] == '0') bench_shape("BERT-base B=1 H=12 S=128", 128, 0, reps > 0 ? reps : 31);
+    if (!only || only[0] == '1') bench_shape("GPT-2 causal H=12 S=256", 256, 1, reps > 0 ? reps : 21);
+    if (!only || only[0] == '2') bench_shape("GPT-2 causal H=12 S=1024", 1024, 1, reps > 0 ? reps : 7);
     return 0;
 }
 

@@ -52,6 +52,7 @@
 #include <omp.h>
 
 #include "gemm/gemm.h"
+#include "ops/attention-simd.h"
 #include "ops/attention.h"
 #include "ops/ops.h"
 
@@ -80,11 +81,13 @@ typedef struct att_params {
     int has_nonpad;
     /* path and scratch */
     int fast, bq, bk, nt;
+    onr_att_bias_max_fn bias_max;
+    onr_att_exp_sum_fn exp_sum;
     size_t thread_bytes, ws_off, s_off, m_off, l_off, r_off;
 } att_params;
 
 static int g_force_path;                /* see attention.h */
-static int g_bq = 64, g_bk = 128;        /* streaming tile sizes */
+static int g_bq = 128, g_bk = 256; /* streaming tile sizes (tuned: BERT-base, GPT-2 shapes) */
 
 int onr_attention_force_path(int path)
 {
@@ -185,6 +188,71 @@ static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr,
         return ONR_OK;
     }
     return onr_seterr(ctx->err, ONR_E_MODEL, "%s must be 3-D or 4-D, it has rank %d", what, t->rank);
+}
+
+/* Portable row operations (attention-simd.h), 8 lanes in a fixed order. */
+static float bias_max_c(float *s, const float *m, int64_t n, float init)
+{
+    float mx[8];
+    for (int k = 0; k < 8; k++) mx[k] = init;
+    int64_t c = 0;
+    if (m)
+        for (int64_t i = 0; i < n; i++) s[i] += m[i];
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++) mx[k] = s[c + k] > mx[k] ? s[c + k] : mx[k];
+    for (; c < n; c++) mx[0] = s[c] > mx[0] ? s[c] : mx[0];
+    for (int k = 1; k < 8; k++) mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
+    return mx[0];
+}
+
+static float exp_sum_c(float *s, int64_t n, float mx)
+{
+    float acc[8] = {0}, t = 0;
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++) {
+            float e = onr_att_exp(s[c + k] - mx);
+            s[c + k] = e;
+            acc[k] += e;
+        }
+    for (; c < n; c++) {
+        s[c] = onr_att_exp(s[c] - mx);
+        t += s[c];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
+}
+
+static const char *g_isa; /* forced row-op variant, NULL: best available */
+
+int onr_attention_force_isa(const char *name)
+{
+    if (name && strcmp(name, "ref") != 0 && strcmp(name, "avx2") != 0 && strcmp(name, "avx512") != 0)
+        return -1;
+    if (name && strcmp(name, "avx2") == 0 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return -1;
+    if (name && strcmp(name, "avx512") == 0 && !__builtin_cpu_supports("avx512f")) return -1;
+    g_isa = name;
+    return 0;
+}
+
+static void att_pick_rowops(att_params *p)
+{
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+    if (g_isa) {
+        avx512 = avx512 && strcmp(g_isa, "avx512") == 0;
+        avx2 = avx2 && (avx512 || strcmp(g_isa, "avx2") == 0);
+    }
+    if (avx512) {
+        p->bias_max = onr_att_bias_max_avx512;
+        p->exp_sum = onr_att_exp_sum_avx512;
+    } else if (avx2) {
+        p->bias_max = onr_att_bias_max_avx2;
+        p->exp_sum = onr_att_exp_sum_avx2;
+    } else {
+        p->bias_max = bias_max_c;
+        p->exp_sum = exp_sum_c;
+    }
 }
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -320,6 +388,7 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
               (!M || M->dtype == ONR_FLOAT || M->dtype == ONR_BOOL) &&
               p->softmax_precision != ONR_DOUBLE;
     if (p->fast) {
+        att_pick_rowops(p);
         p->bq = g_bq;
         p->bk = g_bk;
         size_t bq = (size_t)p->bq, bk = (size_t)p->bk;
@@ -457,32 +526,6 @@ static int att_run_ref(const onr_kctx *ctx)
 
 /* ---- float32 streaming path ------------------------------------------------- */
 
-/* exp(x) for x <= 0 (and -inf, giving 0), float, vectorizable: x = n ln2 + r,
- * 2^n from the exponent bits, e^r by a degree-5 polynomial (Cody-Waite split,
- * minimax coefficients as commonly used for f32 exp); within a few ulp. */
-static inline float att_exp(float x)
-{
-    const float log2e = 1.44269504f, magic = 12583039.f; /* 1.5*2^23 + 127 */
-    const float ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
-    float x0 = x;
-    x = x < -87.f ? -87.f : x;
-    float n = x * log2e + magic;
-    uint32_t bits;
-    memcpy(&bits, &n, sizeof bits);
-    bits <<= 23;
-    float sc;
-    memcpy(&sc, &bits, sizeof sc);
-    n -= magic;
-    float r = x - n * ln2_hi;
-    r -= n * ln2_lo;
-    float q = 0x1.0F9F9Cp-7f * r + 0x1.573A1Ap-5f;
-    q = q * r + 0x1.555A80p-3f;
-    q = q * r + 0x1.FFFDC6p-2f;
-    q = q * r + 0x1.FFFFF6p-1f;
-    float e = sc + (r * sc) * q;
-    return x0 < -87.f ? 0.f : e; /* -inf and tiny values to 0 */
-}
-
 /* One (b, h, query tile [i0, i0+nq)) task. */
 static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int64_t b, int64_t h,
                          int64_t i0, int64_t nq, const int64_t *nonpad)
@@ -542,47 +585,38 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
         /* softcap, bias, online softmax */
         for (int64_t r = 0; r < nq; r++) {
             float *s = S + r * bk;
-            if (cap > 0)
-                for (int64_t c = 0; c < nk; c++) s[c] = cap * tanhf(s[c] / cap);
-            if (Mt) {
-                int64_t mo = b * p->msb + h * p->msh + (i0 + r) * p->msq;
-                int64_t mc = p->mcs;
-                if (p->mask_bool) {
-                    const uint8_t *mk = (const uint8_t *)Mt->data + mo;
-                    for (int64_t c = 0; c < nk; c++)
-                        if (!mk[(j0 + c) * mc]) s[c] = -INFINITY;
-                } else {
-                    const float *mk = (const float *)Mt->data + mo;
-                    if (mc == 1)
-                        for (int64_t c = 0; c < nk; c++) s[c] += mk[j0 + c];
-                    else
-                        for (int64_t c = 0; c < nk; c++) s[c] += mk[0];
-                }
-            }
-            for (int64_t c = lim[r] - j0 < 0 ? 0 : lim[r] - j0; c < nk; c++) s[c] = -INFINITY;
-            float mx = mrow[r];
-            for (int64_t c = 0; c < nk; c++) mx = s[c] > mx ? s[c] : mx;
             float *yr = y + r * ldy;
-            if (mx == -INFINITY) { /* nothing reachable yet */
-                for (int64_t c = 0; c < nk; c++) s[c] = 0.f;
-                if (j0 == 0)
-                    for (size_t e = 0; e < Dv; e++) yr[e] = 0.f;
+            int64_t nv = lim[r] - j0 < nk ? lim[r] - j0 : nk; /* keys of the row in this tile */
+            float mx = -INFINITY;
+            if (nv > 0) {
+                if (cap > 0)
+                    for (int64_t c = 0; c < nv; c++) s[c] = cap * tanhf(s[c] / cap);
+                const float *madd = NULL;
+                if (Mt) {
+                    int64_t mo = b * p->msb + h * p->msh + (i0 + r) * p->msq;
+                    if (p->mask_bool) {
+                        const uint8_t *mk = (const uint8_t *)Mt->data + mo;
+                        for (int64_t c = 0; c < nv; c++)
+                            if (!mk[(j0 + c) * p->mcs]) s[c] = -INFINITY;
+                    } else if (p->mcs == 1) {
+                        madd = (const float *)Mt->data + mo + j0;
+                    } else {
+                        float mv = ((const float *)Mt->data)[mo];
+                        for (int64_t c = 0; c < nv; c++) s[c] += mv;
+                    }
+                }
+                mx = p->bias_max(s, madd, nv, mrow[r]);
+            }
+            if (mx == -INFINITY) { /* nothing reachable yet: P row of 0 */
+                memset(s, 0, (size_t)nk * sizeof(float));
                 continue;
             }
-            float alpha = mrow[r] == -INFINITY ? 0.f : att_exp(mrow[r] - mx);
-            float sum = 0.f;
-            for (int64_t c = 0; c < nk; c++) {
-                float e = att_exp(s[c] - mx);
-                s[c] = e;
-                sum += e;
-            }
-            for (int64_t c = 0; c < nk; c++) /* NaN scores stay NaN */
-                if (s[c] != s[c]) sum = s[c];
+            float alpha = mrow[r] == -INFINITY ? 0.f : onr_att_exp(mrow[r] - mx);
+            float sum = p->exp_sum(s, nv, mx);
+            if (nv < nk) memset(s + nv, 0, (size_t)(nk - nv) * sizeof(float));
             lrow[r] = lrow[r] * alpha + sum;
             mrow[r] = mx;
-            if (j0 == 0)
-                for (size_t e = 0; e < Dv; e++) yr[e] = 0.f;
-            else if (alpha != 1.f)
+            if (j0 > 0 && alpha != 1.f)
                 for (size_t e = 0; e < Dv; e++) yr[e] *= alpha;
         }
         /* Y_tile += P . V_tile */
@@ -599,9 +633,9 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
                 vp = V + b * p->v.sb + hk * p->v.sh + (c0 - Pn) * p->v.ss;
                 ldv = (size_t)p->v.ss;
             }
-            if (Dv > 0)
+            if (Dv > 0) /* the first product overwrites Y (rows with P = 0 get 0) */
                 onr_sgemm(0, 0, (size_t)nq, Dv, (size_t)(c1 - c0), 1.f, S + (c0 - j0), (size_t)bk, vp, ldv,
-                          1.f, y, ldy, NULL, gws, 1);
+                          j0 == 0 && c0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
             c0 = c1;
         }
     }
