@@ -692,6 +692,33 @@ static void test_threads_bert_gpt(void **state)
     check_case(&e);
 }
 
+/* The query tiling (which reshape shrinks when threads outnumber tasks)
+ * changes no bit of the result. */
+static void test_query_tiling_invariant(void **state)
+{
+    (void)state;
+    int obq, obk;
+    onr_attention_get_tiles(&obq, &obk);
+    att_case c = base3(200, 300);
+    c.Hq = 4, c.Hkv = 2, c.D = c.Dv = 64;
+    c.mask = 1;
+    c.mrank = 4;
+    c.mdims[0] = 1, c.mdims[1] = 1, c.mdims[2] = 1, c.mdims[3] = 300;
+    c.causal = 1;
+    onr_attention_set_tiles(128, 64);
+    att_out a = run_case(&c, 0, 1);
+    const int bqs[] = {16, 24, 36, 64, 200};
+    for (int k = 0; k < 5; k++) {
+        onr_attention_set_tiles(bqs[k], 64);
+        att_out b = run_case(&c, 0, 1);
+        if (memcmp(a.y->data, b.y->data, (size_t)a.y->numel * sizeof(float)) != 0)
+            fail_msg("query tile %d changes the result", bqs[k]);
+        free_out(&b);
+    }
+    free_out(&a);
+    onr_attention_set_tiles(obq, obk);
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 static void expect_err(const att_case *c, onr_tensor **in, int n_in, const char *needle)
@@ -908,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_softcap_and_qk_modes),
         cmocka_unit_test(test_half_types),
         cmocka_unit_test(test_threads_bert_gpt),
+        cmocka_unit_test(test_query_tiling_invariant),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -391,7 +391,12 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         att_pick_rowops(p);
         p->bq = g_bq;
         p->bk = g_bk;
-        size_t bq = (size_t)p->bq, bk = (size_t)p->bk;
+        /* enough query tiles for the threads: halve the tile (not below 16)
+         * while there are fewer than two tasks per thread. Row results do
+         * not depend on the query tiling (each is the same dot products and
+         * the same key tiles), so neither do they on the thread count. */
+        while (p->bq > 16 && p->B * p->Hq * ((p->Sq + p->bq - 1) / p->bq) < 2 * (int64_t)p->nt) p->bq /= 2;
+        size_t bq = (size_t)g_bq, bk = (size_t)p->bk; /* scratch for the largest tile */
         size_t n = bk > (size_t)p->Dv ? bk : (size_t)p->Dv, k = bk > (size_t)p->D ? bk : (size_t)p->D;
         size_t off = 0;
         p->ws_off = off;
