@@ -914,6 +914,27 @@ static int bench(void)
     int reps = getenv("ONR_ATT_BENCH_REPS") ? atoi(getenv("ONR_ATT_BENCH_REPS")) : 0;
     if (!only || only[0] == '0') bench_shape("BERT-base B=1 H=12 S=128", 128, 0, reps > 0 ? reps : 31);
     if (!only || only[0] == '1') bench_shape("GPT-2 causal H=12 S=256", 256, 1, reps > 0 ? reps : 21);
+    if (!only || only[0] == '3') { /* decode: 1 query over 1023 past keys, fused only */
+        att_case c = base3(1, 1);
+        c.Hq = c.Hkv = 12, c.D = c.Dv = 64, c.P = 1023, c.causal = 1;
+        onr_tensor *in[7];
+        int n_in = make_inputs(&c, in);
+        onr_node *n = make_node(&c);
+        onr_tensor *y[1] = {calloc(1, sizeof(onr_tensor))};
+        double t[3][21];
+        for (int r = 0; r < 21; r++)
+            for (int path = 0; path < 2; path++) {
+                int old = onr_attention_force_path(path);
+                t[path][r] = exec_ms(n, 23, in, n_in, y, 1);
+                onr_attention_force_path(old);
+            }
+        qsort(t[0], 21, sizeof(double), cmp_d);
+        qsort(t[1], 21, sizeof(double), cmp_d);
+        printf("%-28s fused %8.3f ms   reference path %8.3f ms\n", "decode H=12 past 1023", t[0][10], t[1][10]);
+        tk_free_all(1, y);
+        tk_free_all(7, in);
+        tk_node_free(n);
+    }
     if (!only || only[0] == '2') bench_shape("GPT-2 causal H=12 S=1024", 1024, 1, reps > 0 ? reps : 7);
     return 0;
 }

@@ -23,8 +23,15 @@
  *    aligned on the past length, as the function body's RangeRow + past).
  *  - nonpad_kv_seqlen (opset 24): keys j >= nonpad_kv_seqlen[b] are masked.
  * Softcap comes before the mask is added (the current specification text
- * and reference: a -inf mask must stay -inf). qk_matmul_output (output 3)
- * is, by qk_matmul_output_mode: 0 s0, 1 s1, 2 s2, 3 p.
+ * and reference implementation, for both opsets: a -inf mask must stay
+ * -inf; ONNX 1.18-1.20 drew softcap after the mask). qk_matmul_output
+ * (output 3) is, by qk_matmul_output_mode: 0 s0, 1 s1, 2 s2, 3 p, i.e. the
+ * modes follow that order (matmul, softcap, mask, softmax); without softcap
+ * mode 1 equals mode 0. At opset 23 a mask's last dim must be T or 1
+ * (broadcast); the causal diagonal is aligned on P even with
+ * nonpad_kv_seqlen (newer reference code aligns it on nonpad - S_q there).
+ * softmax_precision is accepted; float32 inputs compute in float32 (double
+ * when it asks for double), other types in double.
  *
  * Layouts: Q, K, V each 4-D [B, heads, S, head_size] or 3-D [B, S, heads *
  * head_size] (then q_num_heads / kv_num_heads give the heads); Y is 3-D when
@@ -41,9 +48,14 @@
  *    per-thread block, bias, online softmax (running max and sum, earlier
  *    output rescaled), then P.V accumulated straight into Y. Key tiles
  *    past every row's causal / padding limit are never computed. The
- *    [B, H, S_q, T] score tensor is never formed. Parallel over (b, h,
- *    query tile); each task is computed the same way whatever the thread
- *    count, so results do not depend on it.
+ *    [B, H, S_q, T] score tensor is never formed. The row operations (bias
+ *    + max, exp + sum) have AVX-512 and AVX2 versions picked at reshape
+ *    from the CPU (attention-avx512.c, attention-avx2.c) and a portable one
+ *    here. Parallel over (b, h, query tile); each row is computed the same
+ *    way whatever the tiling of the queries, so results do not depend on
+ *    the thread count (tested bit for bit).
+ * float32 with qk_matmul_output, or any other type, takes the reference
+ * path: correct, but it forms every score and is far slower.
  */
 #include <math.h>
 #include <stdint.h>
