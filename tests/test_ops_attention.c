@@ -447,6 +447,50 @@ static void test_causal_alignment(void **state)
     }
 }
 
+/* Q 3-D with K/V 4-D (ranks may differ): same result as all 4-D, Y 3-D. */
+static void test_mixed_ranks(void **state)
+{
+    (void)state;
+    att_case c = base3(5, 7);
+    c.rank = 4;
+    c.Hq = 4, c.Hkv = 2, c.Dv = 6;
+    c.causal = 1;
+    onr_tensor *in[7];
+    int n_in = make_inputs(&c, in);
+    int64_t q3d[3] = {1, 5, 4 * 8};
+    onr_tensor *q3 = tk_rand_f32(3, q3d, 1);
+    const float *q4 = in[0]->data;
+    for (int h = 0; h < 4; h++)
+        for (int sq = 0; sq < 5; sq++)
+            for (int d = 0; d < 8; d++) ((float *)q3->data)[sq * 32 + h * 8 + d] = q4[(h * 5 + sq) * 8 + d];
+    for (int path = 0; path < 2; path++) {
+        onr_node *n4 = make_node(&c);
+        att_out a, b;
+        onr_err err = {0};
+        assert_int_equal(run_node(n4, 23, in, n_in, 0, 0, path, 1, &a, &err), ONR_OK);
+        onr_node *n3 = make_node(&c);
+        tk_attr_int(n3, "q_num_heads", 4);
+        tk_attr_int(n3, "kv_num_heads", 2);
+        onr_tensor *in3[7];
+        memcpy(in3, in, sizeof in3);
+        in3[0] = q3;
+        assert_int_equal(run_node(n3, 23, in3, n_in, 0, 0, path, 1, &b, &err), ONR_OK);
+        int64_t yd[3] = {1, 5, 4 * 6};
+        tk_assert_shape(b.y, 3, yd);
+        const float *y4 = a.y->data, *y3 = b.y->data;
+        for (int h = 0; h < 4; h++)
+            for (int sq = 0; sq < 5; sq++)
+                for (int e = 0; e < 6; e++)
+                    assert_float_equal(y3[sq * 24 + h * 6 + e], y4[(h * 5 + sq) * 6 + e], 1e-6);
+        free_out(&a);
+        free_out(&b);
+        tk_node_free(n4);
+        tk_node_free(n3);
+    }
+    onr_tensor_free(q3);
+    tk_free_all(7, in);
+}
+
 /* present_key/present_value are exact concatenations in 4-D. */
 static void test_present(void **state)
 {
@@ -950,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_mask_short_opset24),
         cmocka_unit_test(test_causal_gqa_past),
         cmocka_unit_test(test_causal_alignment),
+        cmocka_unit_test(test_mixed_ranks),
         cmocka_unit_test(test_present),
         cmocka_unit_test(test_nonpad),
         cmocka_unit_test(test_fully_masked_rows),
