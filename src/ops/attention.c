@@ -96,6 +96,12 @@ typedef struct att_params {
     onr_att_bias_max_fn bias_max;
     onr_att_exp_sum_fn exp_sum;
     size_t thread_bytes, ws_off, s_off, m_off, l_off, r_off;
+    /* slabs (streaming path): per (b, kv head), K^T as D x tpad floats and V
+     * as T x Dv, past and new keys together, built once per run and shared
+     * by every query tile (and every query head of a group) */
+    int slab;
+    int64_t tpad;
+    size_t slab_off, slab_k, slab_v;
 } att_params;
 
 static int g_force_path;                /* see attention.h */
@@ -423,6 +429,23 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         off += al64(bq * sizeof(int64_t));
         p->thread_bytes = off;
         *scratch_bytes = off * (size_t)p->nt;
+        /* K^T / V slabs, unless they would be huge or read by one query
+         * tile only (then the tiles read K and V in place). The K^T row length avoids multiples of 256
+         * floats (cache-set aliasing; the SGEMM core then reads B in place) */
+        p->tpad = (p->T + 15) / 16 * 16;
+        if (p->tpad % 256 == 0) p->tpad += 16;
+        p->slab_k = al64((size_t)(p->D * p->tpad) * sizeof(float));
+        p->slab_v = al64((size_t)(p->T * p->Dv) * sizeof(float));
+        double slab_total = (double)p->B * (double)p->Hkv * (double)(p->slab_k + p->slab_v);
+        /* worth it only when several query tiles read the same keys */
+        /* (counted with the untuned tile, so that the choice, and the
+         * summation order with a past, does not depend on the threads) */
+        int64_t readers = p->G * ((p->Sq + g_bq - 1) / g_bq);
+        p->slab = p->T > 0 && readers >= 2 && slab_total <= (double)(256u << 20);
+        if (p->slab) {
+            p->slab_off = *scratch_bytes;
+            *scratch_bytes += (size_t)(p->B * p->Hkv) * (p->slab_k + p->slab_v);
+        }
     } else {
         p->thread_bytes = al64((size_t)(p->T > 0 ? p->T : 1) * sizeof(double));
         *scratch_bytes = p->thread_bytes * (size_t)p->nt;
@@ -562,6 +585,12 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     const float *q = Q + b * p->q.sb + h * p->q.sh + i0 * p->q.ss;
     float *y = Y + b * p->y.sb + h * p->y.sh + i0 * p->y.ss;
     const size_t ldq = (size_t)p->q.ss, ldy = (size_t)p->y.ss;
+    const float *kslab = NULL, *vslab = NULL;
+    if (p->slab) {
+        const char *sl = (const char *)ctx->scratch + p->slab_off + (size_t)(b * p->Hkv + hk) * (p->slab_k + p->slab_v);
+        kslab = (const float *)sl;
+        vslab = (const float *)(sl + p->slab_k);
+    }
     int64_t kmax = 0;
     for (int64_t r = 0; r < nq; r++) {
         lim[r] = att_row_limit(p, nonpad, b, i0 + r);
@@ -578,7 +607,15 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     for (int64_t j0 = 0; j0 < kmax; j0 += bk) {
         int64_t nk = kmax - j0 < bk ? kmax - j0 : bk;
         /* S = scale * Q_tile . K_tile^T, keys from past then new */
-        for (int64_t c0 = j0; c0 < j0 + nk;) {
+        if (kslab) {
+            if (D > 0)
+                onr_sgemm(0, 0, (size_t)nq, (size_t)nk, D, p->scale, q, ldq, kslab + j0, (size_t)p->tpad,
+                          0.f, S, (size_t)bk, NULL, gws, 1);
+            else
+                for (int64_t r = 0; r < nq; r++)
+                    for (int64_t c = 0; c < nk; c++) S[r * bk + c] = 0.f;
+        }
+        for (int64_t c0 = kslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
             const float *kp;
             size_t ldk;
@@ -637,7 +674,10 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
                 for (size_t e = 0; e < Dv; e++) yr[e] *= alpha;
         }
         /* Y_tile += P . V_tile */
-        for (int64_t c0 = j0; c0 < j0 + nk;) {
+        if (vslab && Dv > 0) /* the first product overwrites Y (rows with P = 0 get 0) */
+            onr_sgemm(0, 0, (size_t)nq, Dv, (size_t)nk, 1.f, S, (size_t)bk, vslab + j0 * (int64_t)Dv, Dv,
+                      j0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
+        for (int64_t c0 = vslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
             const float *vp;
             size_t ldv;
@@ -663,9 +703,44 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     }
 }
 
+/* The K^T and V slabs of (b, kv head hk). */
+static void att_build_slab(const onr_kctx *ctx, const att_params *p, int64_t b, int64_t hk)
+{
+    const float *K = ctx->in[IN_K]->data, *V = ctx->in[IN_V]->data;
+    const onr_tensor *PKt = ctx->n_in > IN_PK ? ctx->in[IN_PK] : NULL;
+    const onr_tensor *PVt = ctx->n_in > IN_PV ? ctx->in[IN_PV] : NULL;
+    char *sl = (char *)ctx->scratch + p->slab_off + (size_t)(b * p->Hkv + hk) * (p->slab_k + p->slab_v);
+    float *kt = (float *)sl, *vs = (float *)(sl + p->slab_k);
+    const int64_t D = p->D, Dv = p->Dv, tp = p->tpad;
+    /* K^T in blocks of 16 keys: 16 source rows read, D rows of 16 written */
+    for (int64_t j0 = 0; j0 < p->T; j0 += 16) {
+        int64_t nj = p->T - j0 < 16 ? p->T - j0 : 16;
+        const float *src[16];
+        for (int64_t j = 0; j < nj; j++) {
+            int64_t jj = j0 + j;
+            src[j] = jj < p->P ? (const float *)PKt->data + b * p->pk.sb + hk * p->pk.sh + jj * p->pk.ss
+                               : K + b * p->k.sb + hk * p->k.sh + (jj - p->P) * p->k.ss;
+        }
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t j = 0; j < nj; j++) kt[d * tp + j0 + j] = src[j][d];
+    }
+    for (int64_t j = 0; j < p->T; j++) {
+        const float *src = j < p->P ? (const float *)PVt->data + b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss
+                                    : V + b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss;
+        memcpy(vs + j * Dv, src, (size_t)Dv * sizeof(float));
+    }
+}
+
 static int att_run_f32(const onr_kctx *ctx)
 {
     const att_params *p = ctx->params;
+    if (p->slab) {
+        int64_t n = p->B * p->Hkv;
+        double sw = (double)n * (double)p->T * (double)(p->D + p->Dv);
+        int snt = p->nt;
+#pragma omp parallel for num_threads(snt) if (sw > ONR_PAR_MIN && snt > 1 && n > 1) schedule(static)
+        for (int64_t t = 0; t < n; t++) att_build_slab(ctx, p, t / p->Hkv, t % p->Hkv);
+    }
     const onr_tensor *NP = ctx->n_in > IN_NONPAD ? ctx->in[IN_NONPAD] : NULL;
     const int64_t *nonpad = NP ? NP->data : NULL;
     int64_t ntile = (p->Sq + p->bq - 1) / p->bq;
