@@ -666,48 +666,71 @@ static onr_tensor *to_half(const onr_tensor *t, onr_dtype dt)
     return r;
 }
 
+static float half_at(const onr_tensor *t, int64_t e)
+{
+    uint16_t hv = ((const uint16_t *)t->data)[e];
+    return t->dtype == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+}
+
+/* float16 / bfloat16: the streaming path (through float32 copies) against
+ * float32 on the same rounded values, and against the reference path; with
+ * a past, GQA, a mask of the half type or bool, 3-D and 4-D. */
 static void test_half_types(void **state)
 {
     (void)state;
     const onr_dtype dts[2] = {ONR_FLOAT16, ONR_BFLOAT16};
-    for (int k = 0; k < 2; k++) {
-        att_case c = base3(5, 9);
-        c.causal = 1;
-        c.mask = 1;
-        c.mrank = 2;
-        c.mdims[0] = 5, c.mdims[1] = 9;
-        onr_tensor *in[7];
-        int n_in = make_inputs(&c, in);
-        /* round the float inputs to the half type first, so both runs see the same values */
-        onr_tensor *hin[7] = {NULL};
-        for (int i = 0; i < 4; i++) {
-            hin[i] = to_half(in[i], dts[k]);
-            float *f = in[i]->data;
-            for (int64_t e = 0; e < in[i]->numel; e++) {
-                uint16_t hv = ((uint16_t *)hin[i]->data)[e];
-                f[e] = dts[k] == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+    for (int k = 0; k < 2; k++)
+        for (int variant = 0; variant < 3; variant++) {
+            att_case c = base3(variant == 2 ? 150 : 5, 9);
+            c.causal = 1;
+            c.mask = variant == 1 ? 2 : 1;
+            c.mrank = 2;
+            c.mdims[0] = c.Sq, c.mdims[1] = 9;
+            if (variant >= 1) {
+                c.rank = 4, c.Hq = 4, c.Hkv = 2, c.P = 3, c.Dv = 5;
+                c.mdims[1] = 12;
+                c.want_present = 1;
             }
-        }
-        onr_node *n = make_node(&c);
-        att_out of, oh;
-        onr_err err = {0};
-        assert_int_equal(run_node(n, 23, in, n_in, 0, 0, 0, 1, &of, &err), ONR_OK);
-        assert_int_equal(run_node(n, 23, hin, n_in, 0, 0, 0, 1, &oh, &err), ONR_OK);
-        assert_int_equal(oh.y->dtype, dts[k]);
-        const float *yf = of.y->data;
-        for (int64_t e = 0; e < of.y->numel; e++) {
-            uint16_t hv = ((uint16_t *)oh.y->data)[e];
-            float g = dts[k] == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+            onr_tensor *in[7];
+            int n_in = make_inputs(&c, in);
+            /* round the float inputs to the half type first, so every run sees the same values */
+            onr_tensor *hin[7] = {NULL};
+            for (int i = 0; i < 6; i++) {
+                if (!in[i]) continue;
+                if (in[i]->dtype == ONR_BOOL) {
+                    hin[i] = onr_tensor_clone(in[i]);
+                    continue;
+                }
+                hin[i] = to_half(in[i], dts[k]);
+                float *f = in[i]->data;
+                for (int64_t e = 0; e < in[i]->numel; e++) f[e] = half_at(hin[i], e);
+            }
+            onr_node *n = make_node(&c);
+            att_out of, oh, orf;
+            onr_err err = {0};
+            assert_int_equal(run_node(n, 23, in, n_in, c.want_present, 0, 0, 1, &of, &err), ONR_OK);
+            assert_int_equal(run_node(n, 23, hin, n_in, c.want_present, 0, 0, 2, &oh, &err), ONR_OK);
+            assert_int_equal(run_node(n, 23, hin, n_in, c.want_present, 0, 1, 1, &orf, &err), ONR_OK);
+            assert_int_equal(oh.y->dtype, dts[k]);
+            const float *yf = of.y->data;
             float tol = dts[k] == ONR_FLOAT16 ? 2e-3f : 1.6e-2f;
-            if (fabsf(g - yf[e]) > tol * (1 + fabsf(yf[e])))
-                fail_msg("element %lld: %g vs %g", (long long)e, g, yf[e]);
+            for (int64_t e = 0; e < of.y->numel; e++) {
+                float g = half_at(oh.y, e), r = half_at(orf.y, e);
+                if (fabsf(g - yf[e]) > tol * (1 + fabsf(yf[e])) || fabsf(g - r) > tol * (1 + fabsf(r)))
+                    fail_msg("element %lld: %g vs float32 %g, reference path %g", (long long)e, g, yf[e], r);
+            }
+            if (c.want_present) {
+                assert_int_equal(oh.pk->dtype, dts[k]);
+                assert_memory_equal(oh.pk->data, orf.pk->data, (size_t)oh.pk->numel * 2);
+                assert_memory_equal(oh.pv->data, orf.pv->data, (size_t)oh.pv->numel * 2);
+            }
+            free_out(&of);
+            free_out(&oh);
+            free_out(&orf);
+            tk_free_all(7, in);
+            tk_free_all(7, hin);
+            tk_node_free(n);
         }
-        free_out(&of);
-        free_out(&oh);
-        tk_free_all(7, in);
-        tk_free_all(7, hin);
-        tk_node_free(n);
-    }
 }
 
 /* ---- threads and larger shapes -------------------------------------------------- */

@@ -30,8 +30,8 @@
  * mode 1 equals mode 0. At opset 23 a mask's last dim must be T or 1
  * (broadcast); the causal diagonal is aligned on P even with
  * nonpad_kv_seqlen (newer reference code aligns it on nonpad - S_q there).
- * softmax_precision is accepted; float32 inputs compute in float32 (double
- * when it asks for double), other types in double.
+ * softmax_precision is accepted: float32/float16/bfloat16 inputs compute in
+ * float32 (in double when it asks for double), double inputs in double.
  *
  * Layouts: Q, K, V each 4-D [B, heads, S, head_size] or 3-D [B, S, heads *
  * head_size] (then q_num_heads / kv_num_heads give the heads); Y is 3-D when
@@ -41,8 +41,8 @@
  *
  * Two paths:
  *  - the reference (att_run_ref): one full score row per (b, h, i), computed
- *    in double from any float type (float16/bfloat16/double go this way,
- *    and so does any float32 call that asks for qk_matmul_output);
+ *    in double from any float type; double inputs (or masks), any call that
+ *    asks for qk_matmul_output, and softmax_precision = DOUBLE go this way;
  *  - float32 streaming (att_run_f32): per (b, h, tile of BQ query rows),
  *    the keys in tiles of BK: scores of the tile by the SGEMM core into a
  *    per-thread block, bias, online softmax (running max and sum, earlier
@@ -54,8 +54,9 @@
  *    here. Parallel over (b, h, query tile); each row is computed the same
  *    way whatever the tiling of the queries, so results do not depend on
  *    the thread count (tested bit for bit).
- * float32 with qk_matmul_output, or any other type, takes the reference
- * path: correct, but it forms every score and is far slower.
+ *    float16/bfloat16 take this path too, through float32 copies of their
+ *    inputs in scratch (and Y rounded back at the end).
+ * The reference path is correct but forms every score and is far slower.
  */
 #include <math.h>
 #include <stdint.h>
@@ -66,7 +67,7 @@
 #include "gemm/gemm.h"
 #include "ops/attention-simd.h"
 #include "ops/attention.h"
-#include "ops/ops.h"
+#include "ops/linalg.h"
 
 /* ---- params ---------------------------------------------------------------- */
 
@@ -102,6 +103,11 @@ typedef struct att_params {
     int slab;
     int64_t tpad;
     size_t slab_off, slab_k, slab_v;
+    /* 16-bit inputs on the streaming path: float32 copies in scratch of Q,
+     * K, V, past_key, past_value, the mask and Y (conv[i] != 0: slot i used,
+     * at conv_off[i]) */
+    int conv[7];
+    size_t conv_off[7];
 } att_params;
 
 static int g_force_path;                /* see attention.h */
@@ -402,9 +408,10 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
 
     /* path and scratch */
     p->nt = ctx->nthreads > 1 ? ctx->nthreads : 1;
-    p->fast = g_force_path != 1 && !want_qk && Q->dtype == ONR_FLOAT && V->dtype == ONR_FLOAT &&
-              (!M || M->dtype == ONR_FLOAT || M->dtype == ONR_BOOL) &&
-              p->softmax_precision != ONR_DOUBLE;
+#define ATT_F32ISH(dt) ((dt) == ONR_FLOAT || (dt) == ONR_FLOAT16 || (dt) == ONR_BFLOAT16)
+    p->fast = g_force_path != 1 && !want_qk && ATT_F32ISH(Q->dtype) && ATT_F32ISH(V->dtype) &&
+              (!M || M->dtype == ONR_BOOL || ATT_F32ISH(M->dtype)) && p->softmax_precision != ONR_DOUBLE;
+#undef ATT_F32ISH
     if (p->fast) {
         att_pick_rowops(p);
         p->bq = g_bq;
@@ -445,6 +452,14 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         if (p->slab) {
             p->slab_off = *scratch_bytes;
             *scratch_bytes += (size_t)(p->B * p->Hkv) * (p->slab_k + p->slab_v);
+        }
+        const onr_tensor *src[6] = {Q, K, V, PK, PV, M}; /* slot order, as att_bufs */
+        for (int i = 0; i < 7; i++) {
+            const onr_tensor *t = i < 6 ? src[i] : Q;
+            int64_t numel = i < 6 ? (t ? t->numel : 0) : p->B * p->Hq * p->Sq * p->Dv;
+            p->conv[i] = t && t->dtype != ONR_FLOAT && t->dtype != ONR_BOOL;
+            p->conv_off[i] = *scratch_bytes;
+            if (p->conv[i]) *scratch_bytes += al64((size_t)numel * sizeof(float));
         }
     } else {
         p->thread_bytes = al64((size_t)(p->T > 0 ? p->T : 1) * sizeof(double));
@@ -566,16 +581,23 @@ static int att_run_ref(const onr_kctx *ctx)
 
 /* ---- float32 streaming path ------------------------------------------------- */
 
+/* The float32 data the streaming kernel reads and writes: the tensors
+ * themselves, or float32 copies of 16-bit ones in scratch. */
+typedef struct att_bufs {
+    const float *q, *k, *v, *pk, *pv;
+    const void *mask; /* float32 or bool, NULL: none */
+    float *y;
+    const int64_t *nonpad;
+} att_bufs;
+
 /* One (b, h, query tile [i0, i0+nq)) task. */
-static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int64_t b, int64_t h,
-                         int64_t i0, int64_t nq, const int64_t *nonpad)
+static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_bufs *bf, char *ws, int64_t b,
+                         int64_t h, int64_t i0, int64_t nq)
 {
-    const float *Q = ctx->in[IN_Q]->data, *K = ctx->in[IN_K]->data, *V = ctx->in[IN_V]->data;
-    const onr_tensor *Mt = ctx->n_in > IN_MASK ? ctx->in[IN_MASK] : NULL;
-    const onr_tensor *PKt = ctx->n_in > IN_PK ? ctx->in[IN_PK] : NULL;
-    const onr_tensor *PVt = ctx->n_in > IN_PV ? ctx->in[IN_PV] : NULL;
-    const float *PK = PKt ? PKt->data : NULL, *PV = PVt ? PVt->data : NULL;
-    float *Y = ctx->out[OUT_Y]->data;
+    const float *Q = bf->q, *K = bf->k, *V = bf->v, *PK = bf->pk, *PV = bf->pv;
+    const void *Mt = bf->mask;
+    const int64_t *nonpad = bf->nonpad;
+    float *Y = bf->y;
     void *gws = ws + p->ws_off;
     float *S = (float *)(ws + p->s_off), *mrow = (float *)(ws + p->m_off), *lrow = (float *)(ws + p->l_off);
     int64_t *lim = (int64_t *)(ws + p->r_off);
@@ -649,13 +671,13 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
                 if (Mt) {
                     int64_t mo = b * p->msb + h * p->msh + (i0 + r) * p->msq;
                     if (p->mask_bool) {
-                        const uint8_t *mk = (const uint8_t *)Mt->data + mo;
+                        const uint8_t *mk = (const uint8_t *)Mt + mo;
                         for (int64_t c = 0; c < nv; c++)
                             if (!mk[(j0 + c) * p->mcs]) s[c] = -INFINITY;
                     } else if (p->mcs == 1) {
-                        madd = (const float *)Mt->data + mo + j0;
+                        madd = (const float *)Mt + mo + j0;
                     } else {
-                        float mv = ((const float *)Mt->data)[mo];
+                        float mv = ((const float *)Mt)[mo];
                         for (int64_t c = 0; c < nv; c++) s[c] += mv;
                     }
                 }
@@ -704,11 +726,9 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
 }
 
 /* The K^T and V slabs of (b, kv head hk). */
-static void att_build_slab(const onr_kctx *ctx, const att_params *p, int64_t b, int64_t hk)
+static void att_build_slab(const onr_kctx *ctx, const att_params *p, const att_bufs *bf, int64_t b, int64_t hk)
 {
-    const float *K = ctx->in[IN_K]->data, *V = ctx->in[IN_V]->data;
-    const onr_tensor *PKt = ctx->n_in > IN_PK ? ctx->in[IN_PK] : NULL;
-    const onr_tensor *PVt = ctx->n_in > IN_PV ? ctx->in[IN_PV] : NULL;
+    const float *K = bf->k, *V = bf->v;
     char *sl = (char *)ctx->scratch + p->slab_off + (size_t)(b * p->Hkv + hk) * (p->slab_k + p->slab_v);
     float *kt = (float *)sl, *vs = (float *)(sl + p->slab_k);
     const int64_t D = p->D, Dv = p->Dv, tp = p->tpad;
@@ -718,14 +738,14 @@ static void att_build_slab(const onr_kctx *ctx, const att_params *p, int64_t b, 
         const float *src[16];
         for (int64_t j = 0; j < nj; j++) {
             int64_t jj = j0 + j;
-            src[j] = jj < p->P ? (const float *)PKt->data + b * p->pk.sb + hk * p->pk.sh + jj * p->pk.ss
+            src[j] = jj < p->P ? bf->pk + b * p->pk.sb + hk * p->pk.sh + jj * p->pk.ss
                                : K + b * p->k.sb + hk * p->k.sh + (jj - p->P) * p->k.ss;
         }
         for (int64_t d = 0; d < D; d++)
             for (int64_t j = 0; j < nj; j++) kt[d * tp + j0 + j] = src[j][d];
     }
     for (int64_t j = 0; j < p->T; j++) {
-        const float *src = j < p->P ? (const float *)PVt->data + b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss
+        const float *src = j < p->P ? bf->pv + b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss
                                     : V + b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss;
         memcpy(vs + j * Dv, src, (size_t)Dv * sizeof(float));
     }
@@ -734,15 +754,30 @@ static void att_build_slab(const onr_kctx *ctx, const att_params *p, int64_t b, 
 static int att_run_f32(const onr_kctx *ctx)
 {
     const att_params *p = ctx->params;
+    const int order[6] = {IN_Q, IN_K, IN_V, IN_PK, IN_PV, IN_MASK}; /* the conv slots */
+    const onr_tensor *src[6];
+    for (int i = 0; i < 6; i++) src[i] = order[i] < ctx->n_in ? ctx->in[order[i]] : NULL;
+    const void *buf[7];
+    for (int i = 0; i < 7; i++) {
+        const onr_tensor *t = i < 6 ? src[i] : NULL;
+        if (p->conv[i]) {
+            float *dst = (float *)((char *)ctx->scratch + p->conv_off[i]);
+            if (t) onr_la_to_f32(t, dst, p->nt);
+            buf[i] = dst;
+        } else {
+            buf[i] = i < 6 ? (t ? t->data : NULL) : ctx->out[OUT_Y]->data;
+        }
+    }
+    const onr_tensor *NP = ctx->n_in > IN_NONPAD ? ctx->in[IN_NONPAD] : NULL;
+    att_bufs bfs = {buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], (float *)buf[6], NP ? NP->data : NULL};
+    const att_bufs *bf = &bfs;
     if (p->slab) {
         int64_t n = p->B * p->Hkv;
         double sw = (double)n * (double)p->T * (double)(p->D + p->Dv);
         int snt = p->nt;
 #pragma omp parallel for num_threads(snt) if (sw > ONR_PAR_MIN && snt > 1 && n > 1) schedule(static)
-        for (int64_t t = 0; t < n; t++) att_build_slab(ctx, p, t / p->Hkv, t % p->Hkv);
+        for (int64_t t = 0; t < n; t++) att_build_slab(ctx, p, bf, t / p->Hkv, t % p->Hkv);
     }
-    const onr_tensor *NP = ctx->n_in > IN_NONPAD ? ctx->in[IN_NONPAD] : NULL;
-    const int64_t *nonpad = NP ? NP->data : NULL;
     int64_t ntile = (p->Sq + p->bq - 1) / p->bq;
     int64_t tasks = p->B * p->Hq * ntile;
     double work = (double)p->B * p->Hq * p->Sq * (double)p->T * (double)(p->D + p->Dv);
@@ -753,8 +788,9 @@ static int att_run_f32(const onr_kctx *ctx)
         char *ws = (char *)ctx->scratch + (size_t)tid * p->thread_bytes;
         int64_t qt = t % ntile, h = (t / ntile) % p->Hq, b = t / (ntile * p->Hq);
         int64_t i0 = qt * p->bq, nq = p->Sq - i0 < p->bq ? p->Sq - i0 : p->bq;
-        att_tile_f32(ctx, p, ws, b, h, i0, nq, nonpad);
+        att_tile_f32(ctx, p, bf, ws, b, h, i0, nq);
     }
+    if (p->conv[6]) onr_la_from_f32(ctx->out[OUT_Y], bfs.y, p->nt);
     return ONR_OK;
 }
 
