@@ -260,6 +260,11 @@ static void test_tile_edges_small_tiles(void **state)
     int obq, obk;
     onr_attention_get_tiles(&obq, &obk);
     onr_attention_set_tiles(16, 32);
+    /* every row-op variant the CPU has */
+    const char *isas[] = {"ref", "avx2", "avx512", NULL};
+    for (int v = 0; v < 4; v++) {
+        if (isas[v] && onr_attention_force_isa(isas[v]) != 0) continue;
+        if (!isas[v]) onr_attention_force_isa(NULL);
     const int64_t qs[] = {1, 2, 15, 16, 17, 33};
     const int64_t ks[] = {1, 2, 31, 32, 33, 65};
     for (size_t a = 0; a < sizeof qs / sizeof qs[0]; a++)
@@ -273,6 +278,7 @@ static void test_tile_edges_small_tiles(void **state)
             d.causal = 1;
             check_case(&d);
         }
+    }
     onr_attention_set_tiles(obq, obk);
 }
 
@@ -439,6 +445,50 @@ static void test_causal_alignment(void **state)
         tk_free_all(7, in);
         tk_node_free(n);
     }
+}
+
+/* Q 3-D with K/V 4-D (ranks may differ): same result as all 4-D, Y 3-D. */
+static void test_mixed_ranks(void **state)
+{
+    (void)state;
+    att_case c = base3(5, 7);
+    c.rank = 4;
+    c.Hq = 4, c.Hkv = 2, c.Dv = 6;
+    c.causal = 1;
+    onr_tensor *in[7];
+    int n_in = make_inputs(&c, in);
+    int64_t q3d[3] = {1, 5, 4 * 8};
+    onr_tensor *q3 = tk_rand_f32(3, q3d, 1);
+    const float *q4 = in[0]->data;
+    for (int h = 0; h < 4; h++)
+        for (int sq = 0; sq < 5; sq++)
+            for (int d = 0; d < 8; d++) ((float *)q3->data)[sq * 32 + h * 8 + d] = q4[(h * 5 + sq) * 8 + d];
+    for (int path = 0; path < 2; path++) {
+        onr_node *n4 = make_node(&c);
+        att_out a, b;
+        onr_err err = {0};
+        assert_int_equal(run_node(n4, 23, in, n_in, 0, 0, path, 1, &a, &err), ONR_OK);
+        onr_node *n3 = make_node(&c);
+        tk_attr_int(n3, "q_num_heads", 4);
+        tk_attr_int(n3, "kv_num_heads", 2);
+        onr_tensor *in3[7];
+        memcpy(in3, in, sizeof in3);
+        in3[0] = q3;
+        assert_int_equal(run_node(n3, 23, in3, n_in, 0, 0, path, 1, &b, &err), ONR_OK);
+        int64_t yd[3] = {1, 5, 4 * 6};
+        tk_assert_shape(b.y, 3, yd);
+        const float *y4 = a.y->data, *y3 = b.y->data;
+        for (int h = 0; h < 4; h++)
+            for (int sq = 0; sq < 5; sq++)
+                for (int e = 0; e < 6; e++)
+                    assert_float_equal(y3[sq * 24 + h * 6 + e], y4[(h * 5 + sq) * 6 + e], 1e-6);
+        free_out(&a);
+        free_out(&b);
+        tk_node_free(n4);
+        tk_node_free(n3);
+    }
+    onr_tensor_free(q3);
+    tk_free_all(7, in);
 }
 
 /* present_key/present_value are exact concatenations in 4-D. */
@@ -616,48 +666,71 @@ static onr_tensor *to_half(const onr_tensor *t, onr_dtype dt)
     return r;
 }
 
+static float half_at(const onr_tensor *t, int64_t e)
+{
+    uint16_t hv = ((const uint16_t *)t->data)[e];
+    return t->dtype == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+}
+
+/* float16 / bfloat16: the streaming path (through float32 copies) against
+ * float32 on the same rounded values, and against the reference path; with
+ * a past, GQA, a mask of the half type or bool, 3-D and 4-D. */
 static void test_half_types(void **state)
 {
     (void)state;
     const onr_dtype dts[2] = {ONR_FLOAT16, ONR_BFLOAT16};
-    for (int k = 0; k < 2; k++) {
-        att_case c = base3(5, 9);
-        c.causal = 1;
-        c.mask = 1;
-        c.mrank = 2;
-        c.mdims[0] = 5, c.mdims[1] = 9;
-        onr_tensor *in[7];
-        int n_in = make_inputs(&c, in);
-        /* round the float inputs to the half type first, so both runs see the same values */
-        onr_tensor *hin[7] = {NULL};
-        for (int i = 0; i < 4; i++) {
-            hin[i] = to_half(in[i], dts[k]);
-            float *f = in[i]->data;
-            for (int64_t e = 0; e < in[i]->numel; e++) {
-                uint16_t hv = ((uint16_t *)hin[i]->data)[e];
-                f[e] = dts[k] == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+    for (int k = 0; k < 2; k++)
+        for (int variant = 0; variant < 3; variant++) {
+            att_case c = base3(variant == 2 ? 150 : 5, 9);
+            c.causal = 1;
+            c.mask = variant == 1 ? 2 : 1;
+            c.mrank = 2;
+            c.mdims[0] = c.Sq, c.mdims[1] = 9;
+            if (variant >= 1) {
+                c.rank = 4, c.Hq = 4, c.Hkv = 2, c.P = 3, c.Dv = 5;
+                c.mdims[1] = 12;
+                c.want_present = 1;
             }
-        }
-        onr_node *n = make_node(&c);
-        att_out of, oh;
-        onr_err err = {0};
-        assert_int_equal(run_node(n, 23, in, n_in, 0, 0, 0, 1, &of, &err), ONR_OK);
-        assert_int_equal(run_node(n, 23, hin, n_in, 0, 0, 0, 1, &oh, &err), ONR_OK);
-        assert_int_equal(oh.y->dtype, dts[k]);
-        const float *yf = of.y->data;
-        for (int64_t e = 0; e < of.y->numel; e++) {
-            uint16_t hv = ((uint16_t *)oh.y->data)[e];
-            float g = dts[k] == ONR_FLOAT16 ? onr_half_to_float(hv) : onr_bf16_to_float(hv);
+            onr_tensor *in[7];
+            int n_in = make_inputs(&c, in);
+            /* round the float inputs to the half type first, so every run sees the same values */
+            onr_tensor *hin[7] = {NULL};
+            for (int i = 0; i < 6; i++) {
+                if (!in[i]) continue;
+                if (in[i]->dtype == ONR_BOOL) {
+                    hin[i] = onr_tensor_clone(in[i]);
+                    continue;
+                }
+                hin[i] = to_half(in[i], dts[k]);
+                float *f = in[i]->data;
+                for (int64_t e = 0; e < in[i]->numel; e++) f[e] = half_at(hin[i], e);
+            }
+            onr_node *n = make_node(&c);
+            att_out of, oh, orf;
+            onr_err err = {0};
+            assert_int_equal(run_node(n, 23, in, n_in, c.want_present, 0, 0, 1, &of, &err), ONR_OK);
+            assert_int_equal(run_node(n, 23, hin, n_in, c.want_present, 0, 0, 2, &oh, &err), ONR_OK);
+            assert_int_equal(run_node(n, 23, hin, n_in, c.want_present, 0, 1, 1, &orf, &err), ONR_OK);
+            assert_int_equal(oh.y->dtype, dts[k]);
+            const float *yf = of.y->data;
             float tol = dts[k] == ONR_FLOAT16 ? 2e-3f : 1.6e-2f;
-            if (fabsf(g - yf[e]) > tol * (1 + fabsf(yf[e])))
-                fail_msg("element %lld: %g vs %g", (long long)e, g, yf[e]);
+            for (int64_t e = 0; e < of.y->numel; e++) {
+                float g = half_at(oh.y, e), r = half_at(orf.y, e);
+                if (fabsf(g - yf[e]) > tol * (1 + fabsf(yf[e])) || fabsf(g - r) > tol * (1 + fabsf(r)))
+                    fail_msg("element %lld: %g vs float32 %g, reference path %g", (long long)e, g, yf[e], r);
+            }
+            if (c.want_present) {
+                assert_int_equal(oh.pk->dtype, dts[k]);
+                assert_memory_equal(oh.pk->data, orf.pk->data, (size_t)oh.pk->numel * 2);
+                assert_memory_equal(oh.pv->data, orf.pv->data, (size_t)oh.pv->numel * 2);
+            }
+            free_out(&of);
+            free_out(&oh);
+            free_out(&orf);
+            tk_free_all(7, in);
+            tk_free_all(7, hin);
+            tk_node_free(n);
         }
-        free_out(&of);
-        free_out(&oh);
-        tk_free_all(7, in);
-        tk_free_all(7, hin);
-        tk_node_free(n);
-    }
 }
 
 /* ---- threads and larger shapes -------------------------------------------------- */
@@ -684,6 +757,33 @@ static void test_threads_bert_gpt(void **state)
     e.causal = 1;
     e.want_present = 1;
     check_case(&e);
+}
+
+/* The query tiling (which reshape shrinks when threads outnumber tasks)
+ * changes no bit of the result. */
+static void test_query_tiling_invariant(void **state)
+{
+    (void)state;
+    int obq, obk;
+    onr_attention_get_tiles(&obq, &obk);
+    att_case c = base3(200, 300);
+    c.Hq = 4, c.Hkv = 2, c.D = c.Dv = 64;
+    c.mask = 1;
+    c.mrank = 4;
+    c.mdims[0] = 1, c.mdims[1] = 1, c.mdims[2] = 1, c.mdims[3] = 300;
+    c.causal = 1;
+    onr_attention_set_tiles(128, 64);
+    att_out a = run_case(&c, 0, 1);
+    const int bqs[] = {16, 24, 36, 64, 200};
+    for (int k = 0; k < 5; k++) {
+        onr_attention_set_tiles(bqs[k], 64);
+        att_out b = run_case(&c, 0, 1);
+        if (memcmp(a.y->data, b.y->data, (size_t)a.y->numel * sizeof(float)) != 0)
+            fail_msg("query tile %d changes the result", bqs[k]);
+        free_out(&b);
+    }
+    free_out(&a);
+    onr_attention_set_tiles(obq, obk);
 }
 
 /* ---- errors ------------------------------------------------------------------- */
@@ -775,39 +875,32 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double run_ms_fused(onr_node *n, onr_tensor **in, int n_in)
+/* One operator through the executor into outputs kept across calls (their
+ * buffers are reused, as a plan's arena is: no page faults in the timing). */
+static double exec_ms(onr_node *n, int64_t opset, onr_tensor **in, int n_in, onr_tensor **out, int n_out)
 {
-    att_out o;
+    n->opset = opset;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    const onr_op *op = onr_op_find(n->domain, n->op_type, opset);
+    uint8_t cst[8] = {0};
     onr_err err = {0};
     double t0 = now_ms();
-    if (run_node(n, 23, in, n_in, 0, 0, 0, 1, &o, &err) != ONR_OK) fail_msg("%s", err.msg);
-    double t = now_ms() - t0;
-    free_out(&o);
-    return t;
+    if (onr_exec_node(n, op, opset, in, n_in, cst, out, n_out, 1, NULL, &err) != ONR_OK)
+        fail_msg("%s: %s", n->op_type, err.msg);
+    return now_ms() - t0;
 }
 
-/* MatMul(Q4, Kt4) * scale -> Add(mask or causal bias) -> Softmax -> MatMul(V4) */
-static double run_ms_unfused(onr_node *mm, onr_node *add, onr_node *sm, onr_node *mul, onr_tensor *q4,
-                             onr_tensor *kt4, onr_tensor *v4, onr_tensor *bias, onr_tensor *sc)
+/* MatMul(Q4, Kt4) -> Add(mask or causal bias) -> Softmax -> MatMul(V4); the
+ * scale is taken as folded into Q, as an exporter may do. */
+static double run_ms_unfused(onr_node *mm, onr_node *add, onr_node *sm, onr_tensor *q4, onr_tensor *kt4,
+                             onr_tensor *v4, onr_tensor *bias, onr_tensor **tmp)
 {
-    onr_tensor *s[1], *s2[1], *s3[1], *p[1], *y[1];
-    double t0 = now_ms();
-    onr_tensor *a1[2] = {q4, kt4};
-    if (tk_run(mm, 13, 2, a1, 1, s, 1, NULL)) fail();
-    onr_tensor *a2[2] = {s[0], sc};
-    if (tk_run(mul, 14, 2, a2, 1, s2, 1, NULL)) fail();
-    onr_tensor *a3[2] = {s2[0], bias};
-    if (tk_run(add, 14, 2, a3, 1, s3, 1, NULL)) fail();
-    onr_tensor *a4[1] = {s3[0]};
-    if (tk_run(sm, 13, 1, a4, 1, p, 1, NULL)) fail();
-    onr_tensor *a5[2] = {p[0], v4};
-    if (tk_run(mm, 13, 2, a5, 1, y, 1, NULL)) fail();
-    double t = now_ms() - t0;
-    tk_free_all(1, s);
-    tk_free_all(1, s2);
-    tk_free_all(1, s3);
-    tk_free_all(1, p);
-    tk_free_all(1, y);
+    onr_tensor *a1[2] = {q4, kt4}, *a3[2] = {tmp[0], bias}, *a4[1] = {tmp[1]}, *a5[2] = {tmp[2], v4};
+    double t = exec_ms(mm, 13, a1, 2, &tmp[0], 1);
+    t += exec_ms(add, 14, a3, 2, &tmp[1], 1);
+    t += exec_ms(sm, 13, a4, 1, &tmp[2], 1);
+    t += exec_ms(mm, 13, a5, 2, &tmp[3], 1);
     return t;
 }
 
@@ -844,17 +937,19 @@ static void bench_shape(const char *label, int64_t S, int causal, int reps)
         int64_t bd[4] = {1, 1, 1, S};
         bias = tk_f32(4, bd, in[3]->data);
     }
-    float scv = 0.125f;
-    onr_tensor *sc = tk_f32(0, NULL, &scv);
-    onr_node *mm = tk_node("MatMul"), *add = tk_node("Add"), *sm = tk_node("Softmax"),
-             *mul = tk_node("Mul");
+    onr_node *mm = tk_node("MatMul"), *add = tk_node("Add"), *sm = tk_node("Softmax");
+    onr_tensor *tmp[4], *yf[1];
+    for (int i = 0; i < 4; i++) tmp[i] = calloc(1, sizeof(onr_tensor));
+    yf[0] = calloc(1, sizeof(onr_tensor));
     double *tf = calloc((size_t)reps, sizeof(double)), *tu = calloc((size_t)reps, sizeof(double));
-    run_ms_fused(n, in, n_in);
-    run_ms_unfused(mm, add, sm, mul, q4, kt4, v4, bias, sc);
+    exec_ms(n, 23, in, n_in, yf, 1);
+    run_ms_unfused(mm, add, sm, q4, kt4, v4, bias, tmp);
     for (int r = 0; r < reps; r++) {
-        tf[r] = run_ms_fused(n, in, n_in);
-        tu[r] = run_ms_unfused(mm, add, sm, mul, q4, kt4, v4, bias, sc);
+        tf[r] = exec_ms(n, 23, in, n_in, yf, 1);
+        tu[r] = getenv("ONR_ATT_BENCH_FUSED_ONLY") ? 1 : run_ms_unfused(mm, add, sm, q4, kt4, v4, bias, tmp);
     }
+    tk_free_all(4, tmp);
+    tk_free_all(1, yf);
     qsort(tf, (size_t)reps, sizeof(double), cmp_d);
     qsort(tu, (size_t)reps, sizeof(double), cmp_d);
     printf("%-28s fused %8.3f ms   unfused %8.3f ms   speedup %.2fx\n", label, tf[reps / 2], tu[reps / 2],
@@ -866,12 +961,10 @@ static void bench_shape(const char *label, int64_t S, int causal, int reps)
     onr_tensor_free(kt4);
     onr_tensor_free(v4);
     onr_tensor_free(bias);
-    onr_tensor_free(sc);
     tk_node_free(n);
     tk_node_free(mm);
     tk_node_free(add);
     tk_node_free(sm);
-    tk_node_free(mul);
 }
 
 static int bench(void)
@@ -884,9 +977,32 @@ static int bench(void)
     int bq, bk;
     onr_attention_get_tiles(&bq, &bk);
     printf("Attention benchmark, 1 thread, tiles %d x %d, medians of interleaved repeats\n", bq, bk);
-    bench_shape("BERT-base B=1 H=12 S=128", 128, 0, 31);
-    bench_shape("GPT-2 causal H=12 S=256", 256, 1, 21);
-    bench_shape("GPT-2 causal H=12 S=1024", 1024, 1, 5);
+    const char *only = getenv("ONR_ATT_BENCH_SHAPE"); /* 0, 1 or 2: one shape */
+    int reps = getenv("ONR_ATT_BENCH_REPS") ? atoi(getenv("ONR_ATT_BENCH_REPS")) : 0;
+    if (!only || only[0] == '0') bench_shape("BERT-base B=1 H=12 S=128", 128, 0, reps > 0 ? reps : 31);
+    if (!only || only[0] == '1') bench_shape("GPT-2 causal H=12 S=256", 256, 1, reps > 0 ? reps : 21);
+    if (!only || only[0] == '3') { /* decode: 1 query over 1023 past keys, fused only */
+        att_case c = base3(1, 1);
+        c.Hq = c.Hkv = 12, c.D = c.Dv = 64, c.P = 1023, c.causal = 1;
+        onr_tensor *in[7];
+        int n_in = make_inputs(&c, in);
+        onr_node *n = make_node(&c);
+        onr_tensor *y[1] = {calloc(1, sizeof(onr_tensor))};
+        double t[3][21];
+        for (int r = 0; r < 21; r++)
+            for (int path = 0; path < 2; path++) {
+                int old = onr_attention_force_path(path);
+                t[path][r] = exec_ms(n, 23, in, n_in, y, 1);
+                onr_attention_force_path(old);
+            }
+        qsort(t[0], 21, sizeof(double), cmp_d);
+        qsort(t[1], 21, sizeof(double), cmp_d);
+        printf("%-28s fused %8.3f ms   reference path %8.3f ms\n", "decode H=12 past 1023", t[0][10], t[1][10]);
+        tk_free_all(1, y);
+        tk_free_all(7, in);
+        tk_node_free(n);
+    }
+    if (!only || only[0] == '2') bench_shape("GPT-2 causal H=12 S=1024", 1024, 1, reps > 0 ? reps : 7);
     return 0;
 }
 
@@ -901,12 +1017,14 @@ int main(void)
         cmocka_unit_test(test_mask_short_opset24),
         cmocka_unit_test(test_causal_gqa_past),
         cmocka_unit_test(test_causal_alignment),
+        cmocka_unit_test(test_mixed_ranks),
         cmocka_unit_test(test_present),
         cmocka_unit_test(test_nonpad),
         cmocka_unit_test(test_fully_masked_rows),
         cmocka_unit_test(test_softcap_and_qk_modes),
         cmocka_unit_test(test_half_types),
         cmocka_unit_test(test_threads_bert_gpt),
+        cmocka_unit_test(test_query_tiling_invariant),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,8 +23,15 @@
  *    aligned on the past length, as the function body's RangeRow + past).
  *  - nonpad_kv_seqlen (opset 24): keys j >= nonpad_kv_seqlen[b] are masked.
  * Softcap comes before the mask is added (the current specification text
- * and reference: a -inf mask must stay -inf). qk_matmul_output (output 3)
- * is, by qk_matmul_output_mode: 0 s0, 1 s1, 2 s2, 3 p.
+ * and reference implementation, for both opsets: a -inf mask must stay
+ * -inf; ONNX 1.18-1.20 drew softcap after the mask). qk_matmul_output
+ * (output 3) is, by qk_matmul_output_mode: 0 s0, 1 s1, 2 s2, 3 p, i.e. the
+ * modes follow that order (matmul, softcap, mask, softmax); without softcap
+ * mode 1 equals mode 0. At opset 23 a mask's last dim must be T or 1
+ * (broadcast); the causal diagonal is aligned on P even with
+ * nonpad_kv_seqlen (newer reference code aligns it on nonpad - S_q there).
+ * softmax_precision is accepted: float32/float16/bfloat16 inputs compute in
+ * float32 (in double when it asks for double), double inputs in double.
  *
  * Layouts: Q, K, V each 4-D [B, heads, S, head_size] or 3-D [B, S, heads *
  * head_size] (then q_num_heads / kv_num_heads give the heads); Y is 3-D when
@@ -34,16 +41,22 @@
  *
  * Two paths:
  *  - the reference (att_run_ref): one full score row per (b, h, i), computed
- *    in double from any float type (float16/bfloat16/double go this way,
- *    and so does any float32 call that asks for qk_matmul_output);
+ *    in double from any float type; double inputs (or masks), any call that
+ *    asks for qk_matmul_output, and softmax_precision = DOUBLE go this way;
  *  - float32 streaming (att_run_f32): per (b, h, tile of BQ query rows),
  *    the keys in tiles of BK: scores of the tile by the SGEMM core into a
  *    per-thread block, bias, online softmax (running max and sum, earlier
  *    output rescaled), then P.V accumulated straight into Y. Key tiles
  *    past every row's causal / padding limit are never computed. The
- *    [B, H, S_q, T] score tensor is never formed. Parallel over (b, h,
- *    query tile); each task is computed the same way whatever the thread
- *    count, so results do not depend on it.
+ *    [B, H, S_q, T] score tensor is never formed. The row operations (bias
+ *    + max, exp + sum) have AVX-512 and AVX2 versions picked at reshape
+ *    from the CPU (attention-avx512.c, attention-avx2.c) and a portable one
+ *    here. Parallel over (b, h, query tile); each row is computed the same
+ *    way whatever the tiling of the queries, so results do not depend on
+ *    the thread count (tested bit for bit).
+ *    float16/bfloat16 take this path too, through float32 copies of their
+ *    inputs in scratch (and Y rounded back at the end).
+ * The reference path is correct but forms every score and is far slower.
  */
 #include <math.h>
 #include <stdint.h>
@@ -52,8 +65,9 @@
 #include <omp.h>
 
 #include "gemm/gemm.h"
+#include "ops/attention-simd.h"
 #include "ops/attention.h"
-#include "ops/ops.h"
+#include "ops/linalg.h"
 
 /* ---- params ---------------------------------------------------------------- */
 
@@ -80,11 +94,24 @@ typedef struct att_params {
     int has_nonpad;
     /* path and scratch */
     int fast, bq, bk, nt;
+    onr_att_bias_max_fn bias_max;
+    onr_att_exp_sum_fn exp_sum;
     size_t thread_bytes, ws_off, s_off, m_off, l_off, r_off;
+    /* slabs (streaming path): per (b, kv head), K^T as D x tpad floats and V
+     * as T x Dv, past and new keys together, built once per run and shared
+     * by every query tile (and every query head of a group) */
+    int slab;
+    int64_t tpad;
+    size_t slab_off, slab_k, slab_v;
+    /* 16-bit inputs on the streaming path: float32 copies in scratch of Q,
+     * K, V, past_key, past_value, the mask and Y (conv[i] != 0: slot i used,
+     * at conv_off[i]) */
+    int conv[7];
+    size_t conv_off[7];
 } att_params;
 
 static int g_force_path;                /* see attention.h */
-static int g_bq = 64, g_bk = 128;        /* streaming tile sizes */
+static int g_bq = 128, g_bk = 256; /* streaming tile sizes (tuned: BERT-base, GPT-2 shapes) */
 
 int onr_attention_force_path(int path)
 {
@@ -185,6 +212,71 @@ static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr,
         return ONR_OK;
     }
     return onr_seterr(ctx->err, ONR_E_MODEL, "%s must be 3-D or 4-D, it has rank %d", what, t->rank);
+}
+
+/* Portable row operations (attention-simd.h), 8 lanes in a fixed order. */
+static float bias_max_c(float *s, const float *m, int64_t n, float init)
+{
+    float mx[8];
+    for (int k = 0; k < 8; k++) mx[k] = init;
+    int64_t c = 0;
+    if (m)
+        for (int64_t i = 0; i < n; i++) s[i] += m[i];
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++) mx[k] = s[c + k] > mx[k] ? s[c + k] : mx[k];
+    for (; c < n; c++) mx[0] = s[c] > mx[0] ? s[c] : mx[0];
+    for (int k = 1; k < 8; k++) mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
+    return mx[0];
+}
+
+static float exp_sum_c(float *s, int64_t n, float mx)
+{
+    float acc[8] = {0}, t = 0;
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++) {
+            float e = onr_att_exp(s[c + k] - mx);
+            s[c + k] = e;
+            acc[k] += e;
+        }
+    for (; c < n; c++) {
+        s[c] = onr_att_exp(s[c] - mx);
+        t += s[c];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
+}
+
+static const char *g_isa; /* forced row-op variant, NULL: best available */
+
+int onr_attention_force_isa(const char *name)
+{
+    if (name && strcmp(name, "ref") != 0 && strcmp(name, "avx2") != 0 && strcmp(name, "avx512") != 0)
+        return -1;
+    if (name && strcmp(name, "avx2") == 0 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return -1;
+    if (name && strcmp(name, "avx512") == 0 && !__builtin_cpu_supports("avx512f")) return -1;
+    g_isa = name;
+    return 0;
+}
+
+static void att_pick_rowops(att_params *p)
+{
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+    if (g_isa) {
+        avx512 = avx512 && strcmp(g_isa, "avx512") == 0;
+        avx2 = avx2 && (avx512 || strcmp(g_isa, "avx2") == 0);
+    }
+    if (avx512) {
+        p->bias_max = onr_att_bias_max_avx512;
+        p->exp_sum = onr_att_exp_sum_avx512;
+    } else if (avx2) {
+        p->bias_max = onr_att_bias_max_avx2;
+        p->exp_sum = onr_att_exp_sum_avx2;
+    } else {
+        p->bias_max = bias_max_c;
+        p->exp_sum = exp_sum_c;
+    }
 }
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -316,13 +408,20 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
 
     /* path and scratch */
     p->nt = ctx->nthreads > 1 ? ctx->nthreads : 1;
-    p->fast = g_force_path != 1 && !want_qk && Q->dtype == ONR_FLOAT && V->dtype == ONR_FLOAT &&
-              (!M || M->dtype == ONR_FLOAT || M->dtype == ONR_BOOL) &&
-              p->softmax_precision != ONR_DOUBLE;
+#define ATT_F32ISH(dt) ((dt) == ONR_FLOAT || (dt) == ONR_FLOAT16 || (dt) == ONR_BFLOAT16)
+    p->fast = g_force_path != 1 && !want_qk && ATT_F32ISH(Q->dtype) && ATT_F32ISH(V->dtype) &&
+              (!M || M->dtype == ONR_BOOL || ATT_F32ISH(M->dtype)) && p->softmax_precision != ONR_DOUBLE;
+#undef ATT_F32ISH
     if (p->fast) {
+        att_pick_rowops(p);
         p->bq = g_bq;
         p->bk = g_bk;
-        size_t bq = (size_t)p->bq, bk = (size_t)p->bk;
+        /* enough query tiles for the threads: halve the tile (not below 16)
+         * while there are fewer than two tasks per thread. Row results do
+         * not depend on the query tiling (each is the same dot products and
+         * the same key tiles), so neither do they on the thread count. */
+        while (p->bq > 16 && p->B * p->Hq * ((p->Sq + p->bq - 1) / p->bq) < 2 * (int64_t)p->nt) p->bq /= 2;
+        size_t bq = (size_t)g_bq, bk = (size_t)p->bk; /* scratch for the largest tile */
         size_t n = bk > (size_t)p->Dv ? bk : (size_t)p->Dv, k = bk > (size_t)p->D ? bk : (size_t)p->D;
         size_t off = 0;
         p->ws_off = off;
@@ -337,6 +436,31 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         off += al64(bq * sizeof(int64_t));
         p->thread_bytes = off;
         *scratch_bytes = off * (size_t)p->nt;
+        /* K^T / V slabs, unless they would be huge or read by one query
+         * tile only (then the tiles read K and V in place). The K^T row length avoids multiples of 256
+         * floats (cache-set aliasing; the SGEMM core then reads B in place) */
+        p->tpad = (p->T + 15) / 16 * 16;
+        if (p->tpad % 256 == 0) p->tpad += 16;
+        p->slab_k = al64((size_t)(p->D * p->tpad) * sizeof(float));
+        p->slab_v = al64((size_t)(p->T * p->Dv) * sizeof(float));
+        double slab_total = (double)p->B * (double)p->Hkv * (double)(p->slab_k + p->slab_v);
+        /* worth it only when several query tiles read the same keys */
+        /* (counted with the untuned tile, so that the choice, and the
+         * summation order with a past, does not depend on the threads) */
+        int64_t readers = p->G * ((p->Sq + g_bq - 1) / g_bq);
+        p->slab = p->T > 0 && readers >= 2 && slab_total <= (double)(256u << 20);
+        if (p->slab) {
+            p->slab_off = *scratch_bytes;
+            *scratch_bytes += (size_t)(p->B * p->Hkv) * (p->slab_k + p->slab_v);
+        }
+        const onr_tensor *src[6] = {Q, K, V, PK, PV, M}; /* slot order, as att_bufs */
+        for (int i = 0; i < 7; i++) {
+            const onr_tensor *t = i < 6 ? src[i] : Q;
+            int64_t numel = i < 6 ? (t ? t->numel : 0) : p->B * p->Hq * p->Sq * p->Dv;
+            p->conv[i] = t && t->dtype != ONR_FLOAT && t->dtype != ONR_BOOL;
+            p->conv_off[i] = *scratch_bytes;
+            if (p->conv[i]) *scratch_bytes += al64((size_t)numel * sizeof(float));
+        }
     } else {
         p->thread_bytes = al64((size_t)(p->T > 0 ? p->T : 1) * sizeof(double));
         *scratch_bytes = p->thread_bytes * (size_t)p->nt;
@@ -457,42 +581,23 @@ static int att_run_ref(const onr_kctx *ctx)
 
 /* ---- float32 streaming path ------------------------------------------------- */
 
-/* exp(x) for x <= 0 (and -inf, giving 0), float, vectorizable: x = n ln2 + r,
- * 2^n from the exponent bits, e^r by a degree-5 polynomial (Cody-Waite split,
- * minimax coefficients as commonly used for f32 exp); within a few ulp. */
-static inline float att_exp(float x)
-{
-    const float log2e = 1.44269504f, magic = 12583039.f; /* 1.5*2^23 + 127 */
-    const float ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
-    float x0 = x;
-    x = x < -87.f ? -87.f : x;
-    float n = x * log2e + magic;
-    uint32_t bits;
-    memcpy(&bits, &n, sizeof bits);
-    bits <<= 23;
-    float sc;
-    memcpy(&sc, &bits, sizeof sc);
-    n -= magic;
-    float r = x - n * ln2_hi;
-    r -= n * ln2_lo;
-    float q = 0x1.0F9F9Cp-7f * r + 0x1.573A1Ap-5f;
-    q = q * r + 0x1.555A80p-3f;
-    q = q * r + 0x1.FFFDC6p-2f;
-    q = q * r + 0x1.FFFFF6p-1f;
-    float e = sc + (r * sc) * q;
-    return x0 < -87.f ? 0.f : e; /* -inf and tiny values to 0 */
-}
+/* The float32 data the streaming kernel reads and writes: the tensors
+ * themselves, or float32 copies of 16-bit ones in scratch. */
+typedef struct att_bufs {
+    const float *q, *k, *v, *pk, *pv;
+    const void *mask; /* float32 or bool, NULL: none */
+    float *y;
+    const int64_t *nonpad;
+} att_bufs;
 
 /* One (b, h, query tile [i0, i0+nq)) task. */
-static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int64_t b, int64_t h,
-                         int64_t i0, int64_t nq, const int64_t *nonpad)
+static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_bufs *bf, char *ws, int64_t b,
+                         int64_t h, int64_t i0, int64_t nq)
 {
-    const float *Q = ctx->in[IN_Q]->data, *K = ctx->in[IN_K]->data, *V = ctx->in[IN_V]->data;
-    const onr_tensor *Mt = ctx->n_in > IN_MASK ? ctx->in[IN_MASK] : NULL;
-    const onr_tensor *PKt = ctx->n_in > IN_PK ? ctx->in[IN_PK] : NULL;
-    const onr_tensor *PVt = ctx->n_in > IN_PV ? ctx->in[IN_PV] : NULL;
-    const float *PK = PKt ? PKt->data : NULL, *PV = PVt ? PVt->data : NULL;
-    float *Y = ctx->out[OUT_Y]->data;
+    const float *Q = bf->q, *K = bf->k, *V = bf->v, *PK = bf->pk, *PV = bf->pv;
+    const void *Mt = bf->mask;
+    const int64_t *nonpad = bf->nonpad;
+    float *Y = bf->y;
     void *gws = ws + p->ws_off;
     float *S = (float *)(ws + p->s_off), *mrow = (float *)(ws + p->m_off), *lrow = (float *)(ws + p->l_off);
     int64_t *lim = (int64_t *)(ws + p->r_off);
@@ -502,6 +607,12 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     const float *q = Q + b * p->q.sb + h * p->q.sh + i0 * p->q.ss;
     float *y = Y + b * p->y.sb + h * p->y.sh + i0 * p->y.ss;
     const size_t ldq = (size_t)p->q.ss, ldy = (size_t)p->y.ss;
+    const float *kslab = NULL, *vslab = NULL;
+    if (p->slab) {
+        const char *sl = (const char *)ctx->scratch + p->slab_off + (size_t)(b * p->Hkv + hk) * (p->slab_k + p->slab_v);
+        kslab = (const float *)sl;
+        vslab = (const float *)(sl + p->slab_k);
+    }
     int64_t kmax = 0;
     for (int64_t r = 0; r < nq; r++) {
         lim[r] = att_row_limit(p, nonpad, b, i0 + r);
@@ -518,7 +629,15 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     for (int64_t j0 = 0; j0 < kmax; j0 += bk) {
         int64_t nk = kmax - j0 < bk ? kmax - j0 : bk;
         /* S = scale * Q_tile . K_tile^T, keys from past then new */
-        for (int64_t c0 = j0; c0 < j0 + nk;) {
+        if (kslab) {
+            if (D > 0)
+                onr_sgemm(0, 0, (size_t)nq, (size_t)nk, D, p->scale, q, ldq, kslab + j0, (size_t)p->tpad,
+                          0.f, S, (size_t)bk, NULL, gws, 1);
+            else
+                for (int64_t r = 0; r < nq; r++)
+                    for (int64_t c = 0; c < nk; c++) S[r * bk + c] = 0.f;
+        }
+        for (int64_t c0 = kslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
             const float *kp;
             size_t ldk;
@@ -542,51 +661,45 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
         /* softcap, bias, online softmax */
         for (int64_t r = 0; r < nq; r++) {
             float *s = S + r * bk;
-            if (cap > 0)
-                for (int64_t c = 0; c < nk; c++) s[c] = cap * tanhf(s[c] / cap);
-            if (Mt) {
-                int64_t mo = b * p->msb + h * p->msh + (i0 + r) * p->msq;
-                int64_t mc = p->mcs;
-                if (p->mask_bool) {
-                    const uint8_t *mk = (const uint8_t *)Mt->data + mo;
-                    for (int64_t c = 0; c < nk; c++)
-                        if (!mk[(j0 + c) * mc]) s[c] = -INFINITY;
-                } else {
-                    const float *mk = (const float *)Mt->data + mo;
-                    if (mc == 1)
-                        for (int64_t c = 0; c < nk; c++) s[c] += mk[j0 + c];
-                    else
-                        for (int64_t c = 0; c < nk; c++) s[c] += mk[0];
-                }
-            }
-            for (int64_t c = lim[r] - j0 < 0 ? 0 : lim[r] - j0; c < nk; c++) s[c] = -INFINITY;
-            float mx = mrow[r];
-            for (int64_t c = 0; c < nk; c++) mx = s[c] > mx ? s[c] : mx;
             float *yr = y + r * ldy;
-            if (mx == -INFINITY) { /* nothing reachable yet */
-                for (int64_t c = 0; c < nk; c++) s[c] = 0.f;
-                if (j0 == 0)
-                    for (size_t e = 0; e < Dv; e++) yr[e] = 0.f;
+            int64_t nv = lim[r] - j0 < nk ? lim[r] - j0 : nk; /* keys of the row in this tile */
+            float mx = -INFINITY;
+            if (nv > 0) {
+                if (cap > 0)
+                    for (int64_t c = 0; c < nv; c++) s[c] = cap * tanhf(s[c] / cap);
+                const float *madd = NULL;
+                if (Mt) {
+                    int64_t mo = b * p->msb + h * p->msh + (i0 + r) * p->msq;
+                    if (p->mask_bool) {
+                        const uint8_t *mk = (const uint8_t *)Mt + mo;
+                        for (int64_t c = 0; c < nv; c++)
+                            if (!mk[(j0 + c) * p->mcs]) s[c] = -INFINITY;
+                    } else if (p->mcs == 1) {
+                        madd = (const float *)Mt + mo + j0;
+                    } else {
+                        float mv = ((const float *)Mt)[mo];
+                        for (int64_t c = 0; c < nv; c++) s[c] += mv;
+                    }
+                }
+                mx = p->bias_max(s, madd, nv, mrow[r]);
+            }
+            if (mx == -INFINITY) { /* nothing reachable yet: P row of 0 */
+                memset(s, 0, (size_t)nk * sizeof(float));
                 continue;
             }
-            float alpha = mrow[r] == -INFINITY ? 0.f : att_exp(mrow[r] - mx);
-            float sum = 0.f;
-            for (int64_t c = 0; c < nk; c++) {
-                float e = att_exp(s[c] - mx);
-                s[c] = e;
-                sum += e;
-            }
-            for (int64_t c = 0; c < nk; c++) /* NaN scores stay NaN */
-                if (s[c] != s[c]) sum = s[c];
+            float alpha = mrow[r] == -INFINITY ? 0.f : onr_att_exp(mrow[r] - mx);
+            float sum = p->exp_sum(s, nv, mx);
+            if (nv < nk) memset(s + nv, 0, (size_t)(nk - nv) * sizeof(float));
             lrow[r] = lrow[r] * alpha + sum;
             mrow[r] = mx;
-            if (j0 == 0)
-                for (size_t e = 0; e < Dv; e++) yr[e] = 0.f;
-            else if (alpha != 1.f)
+            if (j0 > 0 && alpha != 1.f)
                 for (size_t e = 0; e < Dv; e++) yr[e] *= alpha;
         }
         /* Y_tile += P . V_tile */
-        for (int64_t c0 = j0; c0 < j0 + nk;) {
+        if (vslab && Dv > 0) /* the first product overwrites Y (rows with P = 0 get 0) */
+            onr_sgemm(0, 0, (size_t)nq, Dv, (size_t)nk, 1.f, S, (size_t)bk, vslab + j0 * (int64_t)Dv, Dv,
+                      j0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
+        for (int64_t c0 = vslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
             const float *vp;
             size_t ldv;
@@ -599,9 +712,9 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
                 vp = V + b * p->v.sb + hk * p->v.sh + (c0 - Pn) * p->v.ss;
                 ldv = (size_t)p->v.ss;
             }
-            if (Dv > 0)
+            if (Dv > 0) /* the first product overwrites Y (rows with P = 0 get 0) */
                 onr_sgemm(0, 0, (size_t)nq, Dv, (size_t)(c1 - c0), 1.f, S + (c0 - j0), (size_t)bk, vp, ldv,
-                          1.f, y, ldy, NULL, gws, 1);
+                          j0 == 0 && c0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
             c0 = c1;
         }
     }
@@ -612,11 +725,59 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, char *ws, int
     }
 }
 
+/* The K^T and V slabs of (b, kv head hk). */
+static void att_build_slab(const onr_kctx *ctx, const att_params *p, const att_bufs *bf, int64_t b, int64_t hk)
+{
+    const float *K = bf->k, *V = bf->v;
+    char *sl = (char *)ctx->scratch + p->slab_off + (size_t)(b * p->Hkv + hk) * (p->slab_k + p->slab_v);
+    float *kt = (float *)sl, *vs = (float *)(sl + p->slab_k);
+    const int64_t D = p->D, Dv = p->Dv, tp = p->tpad;
+    /* K^T in blocks of 16 keys: 16 source rows read, D rows of 16 written */
+    for (int64_t j0 = 0; j0 < p->T; j0 += 16) {
+        int64_t nj = p->T - j0 < 16 ? p->T - j0 : 16;
+        const float *src[16];
+        for (int64_t j = 0; j < nj; j++) {
+            int64_t jj = j0 + j;
+            src[j] = jj < p->P ? bf->pk + b * p->pk.sb + hk * p->pk.sh + jj * p->pk.ss
+                               : K + b * p->k.sb + hk * p->k.sh + (jj - p->P) * p->k.ss;
+        }
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t j = 0; j < nj; j++) kt[d * tp + j0 + j] = src[j][d];
+    }
+    for (int64_t j = 0; j < p->T; j++) {
+        const float *src = j < p->P ? bf->pv + b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss
+                                    : V + b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss;
+        memcpy(vs + j * Dv, src, (size_t)Dv * sizeof(float));
+    }
+}
+
 static int att_run_f32(const onr_kctx *ctx)
 {
     const att_params *p = ctx->params;
+    const int order[6] = {IN_Q, IN_K, IN_V, IN_PK, IN_PV, IN_MASK}; /* the conv slots */
+    const onr_tensor *src[6];
+    for (int i = 0; i < 6; i++) src[i] = order[i] < ctx->n_in ? ctx->in[order[i]] : NULL;
+    const void *buf[7];
+    for (int i = 0; i < 7; i++) {
+        const onr_tensor *t = i < 6 ? src[i] : NULL;
+        if (p->conv[i]) {
+            float *dst = (float *)((char *)ctx->scratch + p->conv_off[i]);
+            if (t) onr_la_to_f32(t, dst, p->nt);
+            buf[i] = dst;
+        } else {
+            buf[i] = i < 6 ? (t ? t->data : NULL) : ctx->out[OUT_Y]->data;
+        }
+    }
     const onr_tensor *NP = ctx->n_in > IN_NONPAD ? ctx->in[IN_NONPAD] : NULL;
-    const int64_t *nonpad = NP ? NP->data : NULL;
+    att_bufs bfs = {buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], (float *)buf[6], NP ? NP->data : NULL};
+    const att_bufs *bf = &bfs;
+    if (p->slab) {
+        int64_t n = p->B * p->Hkv;
+        double sw = (double)n * (double)p->T * (double)(p->D + p->Dv);
+        int snt = p->nt;
+#pragma omp parallel for num_threads(snt) if (sw > ONR_PAR_MIN && snt > 1 && n > 1) schedule(static)
+        for (int64_t t = 0; t < n; t++) att_build_slab(ctx, p, bf, t / p->Hkv, t % p->Hkv);
+    }
     int64_t ntile = (p->Sq + p->bq - 1) / p->bq;
     int64_t tasks = p->B * p->Hq * ntile;
     double work = (double)p->B * p->Hq * p->Sq * (double)p->T * (double)(p->D + p->Dv);
@@ -627,8 +788,9 @@ static int att_run_f32(const onr_kctx *ctx)
         char *ws = (char *)ctx->scratch + (size_t)tid * p->thread_bytes;
         int64_t qt = t % ntile, h = (t / ntile) % p->Hq, b = t / (ntile * p->Hq);
         int64_t i0 = qt * p->bq, nq = p->Sq - i0 < p->bq ? p->Sq - i0 : p->bq;
-        att_tile_f32(ctx, p, ws, b, h, i0, nq, nonpad);
+        att_tile_f32(ctx, p, bf, ws, b, h, i0, nq);
     }
+    if (p->conv[6]) onr_la_from_f32(ctx->out[OUT_Y], bfs.y, p->nt);
     return ONR_OK;
 }
 

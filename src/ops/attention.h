@@ -16,4 +16,9 @@ int onr_attention_force_path(int path);
 void onr_attention_set_tiles(int bq, int bk);
 void onr_attention_get_tiles(int *bq, int *bk);
 
+/* Row operations of the streaming kernel: "ref" (portable C), "avx2",
+ * "avx512", or NULL for the best the CPU has. -1 when the CPU lacks it.
+ * Takes effect at the next reshape. */
+int onr_attention_force_isa(const char *name);
+
 #endif
