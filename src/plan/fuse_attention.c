@@ -29,18 +29,27 @@
  * on [B,H,S,D], say) but every side is a 4-D head value, the 4-D form is
  * used: Attention(Qh, Kh, Vh) writes Y and the splits and merge stay.
  *
- * Masks: an additive float mask that broadcasts into the scores passes as
- * attn_mask (its computation stays outside); Where(cond, scores, -inf)
- * passes cond as a boolean attn_mask; a constant lower-triangular mask
- * (0 / -inf or <= -1e30, or a boolean keep-triangle in a Where) over
- * S_q == S_kv becomes is_causal = 1; another constant Where condition
- * becomes a constant additive mask (0 / fill). The scale attribute is the
- * product of every constant multiplied into the scores, Q and K.
+ * Masks: an additive float mask that broadcasts into the scores (without
+ * growing them) passes as attn_mask, its computation staying outside;
+ * Where(cond, scores, -inf) passes cond as a boolean attn_mask, and so
+ * does Where(Not(cond), -inf, scores) (the Not is left dead); a constant
+ * lower-triangular mask over S_q == S_kv (additive 0 / -inf or <= -1e30,
+ * or a boolean keep-triangle in a Where) becomes is_causal = 1 and may sit
+ * next to one other mask (HF: causal then padding); another constant
+ * Where condition becomes a constant additive mask (0 / fill). Casts to
+ * float of float values around the softmax (HF's .to(dtype)) are dropped.
+ * The scale attribute is the product of every constant multiplied or
+ * divided into the scores, Q and K (split sqrt(scale) included), 1 when
+ * there is none; masks must come after every scale (else the mask would
+ * be scaled too).
  *
- * What is not matched (documented limits): head-split Reshapes whose shape
- * is computed at run time (symbolic dims left as Shape/Concat chains after
- * folding) unless their leading entries are 0 (copy); sequence-first
- * layouts with a batch above 1; masks needing new ops to combine or invert.
+ * What is not matched (documented limits): graphs without static shapes
+ * (symbolic batch or sequence: the fold pass then leaves the values
+ * without ranks, and every check here needs them; a head-split Reshape
+ * whose leading entries are 0 (copy) is accepted when ranks are known);
+ * sequence-first layouts with a batch above 1; a Where with a run-time
+ * condition and a finite fill (-inf only: a fully masked row would differ);
+ * two non-causal masks, or masks needing new ops to combine or invert.
  */
 #include <math.h>
 #include <stdio.h>
