@@ -37,13 +37,14 @@ enum {
     M_CAUSAL_ADD_IN, /* Where causal, then Add input mask */
     M_WHERE_BOOL_INV, /* Where(bool input, -inf, scores): True = masked */
     M_WHERE_NOT,      /* Where(Not(bool input), -inf, scores) */
-    M_ADD2            /* Add(Add(scores, constant causal), input mask) (HF llama) */
+    M_ADD2,           /* Add(Add(scores, constant causal), input mask) (HF llama) */
+    M_ADD_BH          /* sequence-first: Add(scores, input [B*H,1,S]) */
 };
 
 typedef struct cfg {
     int opset;
     int B, S, H, Hk, D;
-    int sbe;         /* sequence-first [S,1,E] (nn.MultiheadAttention), B = 1 */
+    int sbe;         /* sequence-first [S,B,E] (nn.MultiheadAttention) */
     int kform;
     int scale;
     int mask;
@@ -148,7 +149,7 @@ static const char *heads(bld *b, const char *p, int H, const int64_t *perm)
 {
     const cfg *c = b->c;
     if (c->sbe) {
-        const int64_t shp[3] = {c->S, H, c->D}, pq[3] = {1, 0, 2};
+        const int64_t shp[3] = {c->S, c->B * H, c->D}, pq[3] = {1, 0, 2};
         return transpose(b, reshape(b, p, 3, shp), 3, perm ? perm : pq);
     }
     const int64_t shp[4] = {c->B, c->S, H, c->D}, pq[4] = {0, 2, 1, 3};
@@ -177,7 +178,7 @@ static pbw build(const cfg *c)
 {
     bld bb = {.c = c}, *b = &bb;
     const int E = c->H * c->D, Ek = c->Hk * c->D, S = c->S;
-    const int64_t xd3[3] = {c->B, S, E}, xs[3] = {S, 1, E};
+    const int64_t xd3[3] = {c->B, S, E}, xs[3] = {S, c->B, E};
     pbw_value_info(&b->g, 11, "x", F32, 3, c->sbe ? xs : xd3);
     const char *x = "x";
     float sc = 1.0f / sqrtf((float)c->D);
@@ -238,6 +239,12 @@ static pbw build(const cfg *c)
         pbw_value_info(&b->g, 11, "mask", F32, 4, mb);
         s = bin(b, "Add", s, "mask");
         break;
+    case M_ADD_BH: {
+        const int64_t bh[3] = {c->B * c->H, 1, S};
+        pbw_value_info(&b->g, 11, "mask", F32, 3, bh);
+        s = bin(b, "Add", s, "mask");
+        break;
+    }
     case M_ADD_BIG:
         pbw_value_info(&b->g, 11, "mask", F32, 4, big);
         s = bin(b, "Add", "mask", s);
@@ -314,7 +321,7 @@ static pbw build(const cfg *c)
     const char *y = bin(b, "MatMul", p, vh);
     if (c->merge) {
         const int64_t m4[4] = {0, 2, 1, 3}, m3[3] = {1, 0, 2};
-        const int64_t o3[3] = {c->B, S, E}, o2[2] = {S, E};
+        const int64_t o3[3] = {c->B, S, E}, o2[2] = {S * c->B, E};
         y = c->sbe ? reshape(b, transpose(b, y, 3, m3), 2, o2) : reshape(b, transpose(b, y, 4, m4), 3, o3);
     }
     /* an output node after the pattern, as in a model */
@@ -339,7 +346,7 @@ static void check(const cfg *c, int want_att, int want_replaced)
     pbw m = build(c);
     onr_tensor *in[4] = {0};
     int n = 0;
-    const int64_t xd3[3] = {c->B, c->S, c->H * c->D}, xs[3] = {c->S, 1, c->H * c->D};
+    const int64_t xd3[3] = {c->B, c->S, c->H * c->D}, xs[3] = {c->S, c->B, c->H * c->D};
     in[n++] = tk_rand_f32(3, c->sbe ? xs : xd3, 11);
     if (c->q4) {
         const int64_t qd[4] = {c->B, c->H, c->S, c->D};
@@ -350,14 +357,16 @@ static void check(const cfg *c, int want_att, int want_replaced)
         const float half = 0.5f;
         in[n++] = tk_f32(1, one, &half);
     }
-    if (c->mask == M_ADD_IN || c->mask == M_CAUSAL_ADD_IN || c->mask == M_ADD_BIG || c->mask == M_ADD2) {
+    if (c->mask == M_ADD_IN || c->mask == M_CAUSAL_ADD_IN || c->mask == M_ADD_BIG || c->mask == M_ADD2 ||
+        c->mask == M_ADD_BH) {
         int64_t md[4] = {c->B, 1, 1, c->S};
         if (c->mask == M_ADD_BIG) md[0] = 2, md[1] = c->H, md[2] = c->S;
+        if (c->mask == M_ADD_BH) md[0] = 1, md[1] = c->B * c->H, md[2] = 1;
         int64_t cnt = md[0] * md[1] * md[2] * md[3];
         float *v = malloc(sizeof(float) * (size_t)cnt);
         for (int64_t i = 0; i < cnt; i++) v[i] = (i * 5 + 1) % 4 == 0 ? -10000.0f : 0.0f;
         v[0] = 0; /* key 0 always visible: no fully masked row */
-        in[n++] = tk_f32(4, md, v);
+        in[n++] = c->mask == M_ADD_BH ? tk_f32(3, md + 1, v) : tk_f32(4, md, v);
         free(v);
     }
     if (c->mask == M_WHERE_BOOL || c->mask == M_WHERE_BOOL_INV || c->mask == M_WHERE_NOT) {
@@ -454,7 +463,8 @@ static void test_where_masks(void **st)
     check(&c, 1, 13);
 }
 
-/* nn.MultiheadAttention (ViT): sequence-first [S,1,E], 3-D heads */
+/* nn.MultiheadAttention (ViT): sequence-first [S,B,E], 3-D heads [B*H,S,D];
+ * with a batch of 1 the op's inputs and output are views, else Transposes */
 static void test_mha_seq_first(void **st)
 {
     (void)st;
@@ -464,6 +474,15 @@ static void test_mha_seq_first(void **st)
     check(&c, 1, 12);
     c.kform = K_SWAP;
     check(&c, 1, 13);
+    c.mask = M_ADD_CAUSAL; /* attn_mask [S,S] */
+    check(&c, 1, 14);
+    c.B = 3;
+    check(&c, 1, 14);
+    c.kform = K_DIRECT;
+    c.mask = M_NONE;
+    check(&c, 1, 12);
+    c.mask = M_ADD_BH; /* a mask over the merged batch-head axis */
+    check(&c, 0, 0);
 }
 
 /* grouped-query heads (HF llama repeat_kv), in the 3-D form */

@@ -180,7 +180,8 @@ static int dim_kept(const onr_edit *e, int r, int i, const int64_t *sd, const in
 }
 
 /* Reshape r splits the last dim of its 3-D input into (H, D), keeping the
- * leading dims (lead 2: [B,S,E] -> [B,S,H,D]; lead 1: [S,1,E] -> [S,H,D]). */
+ * leading dims (lead 2: [B,S,E] -> [B,S,H,D]; lead 1, sequence-first:
+ * [S,B,E] -> [S,B*H,D], B static). */
 static int split_reshape(const onr_edit *e, int r, int lead, split *sp)
 {
     const onr_node *n = node(e, r);
@@ -189,11 +190,15 @@ static int split_reshape(const onr_edit *e, int r, int lead, split *sp)
     if (onr_fuse_shape(e, n->outputs[0], od) != lead + 2 || onr_fuse_shape(e, n->inputs[0], sd) != 3)
         return 0;
     int64_t H = od[lead], D = od[lead + 1], E = sd[2];
+    if (lead == 1) {
+        /* [S,B,E] -> [S,B*H,D] (head index b*H + h): the element counts
+         * force the first dim */
+        if (sd[1] <= 0 || H <= 0 || H % sd[1]) return 0;
+        H /= sd[1];
+    }
     if (H <= 0 || D <= 0 || E <= 0 || H > E || D > E || H * D != E) return 0;
     if (lead == 1) {
-        /* [S,1,E] -> [S,H,D]: the element counts force the first dim */
-        if (sd[1] != 1) return 0;
-        sp->B = 1;
+        sp->B = sd[1];
         sp->S = sd[0];
     } else {
         /* one leading dim kept and E = H*D force the other */
@@ -553,6 +558,32 @@ static int add_reshape(onr_edit *e, const char *name, int x, const int64_t *shap
     return out;
 }
 
+/* Transpose [1,0,2] of the 3-D x (swapping sequence and batch) writing a
+ * new value; returns it or -1. */
+static int add_transpose(onr_edit *e, const char *name, int x, int out, onr_err *err)
+{
+    static const int64_t perm[3] = {1, 0, 2};
+    const onr_op *op = onr_op_find("", "Transpose", 13);
+    if (!op) {
+        onr_seterr(err, ONR_E_UNSUPPORTED, "attention fusion: no Transpose kernel");
+        return -1;
+    }
+    if (out < 0) {
+        int64_t d[ONR_MAX_RANK], t[3];
+        if ((out = onr_fuse_add_value(e, name, err)) < 0) return -1;
+        if (onr_fuse_shape(e, x, d) == 3) {
+            t[0] = d[1], t[1] = d[0], t[2] = d[2];
+            set_meta(e, out, ONR_FLOAT, 3, t);
+        }
+    }
+    int i = onr_edit_add_node(e, "Transpose", "", name, 1, &x, 1, &out, err);
+    if (i < 0) return -1;
+    e->g->nodes[i].opset = 13;
+    e->g->nodes[i].op = op;
+    if (onr_edit_set_attr_ints(e, i, "perm", perm, 3, err)) return -1;
+    return out;
+}
+
 /* The constant float mask of a constant Where condition: 0 where kept,
  * fill where masked. */
 static int where_mask(onr_edit *e, const att *m, const char *name, onr_err *err)
@@ -672,6 +703,13 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         }
         if (out < 0) lead = 0;
     }
+    /* sequence-first with a batch: the op's mask broadcasts over [B,H,..],
+     * a mask over the merged batch-head axis does not */
+    if (lead == 1 && B > 1) {
+        int64_t md[ONR_MAX_RANK];
+        int mv = m.mask >= 0 ? m.mask : m.wcond, mr = mv >= 0 ? onr_fuse_shape(e, mv, md) : 0;
+        if (mr >= 3 && md[mr - 3] != 1) return 0;
+    }
     /* the 3-D form when its nodes are closed, else the 4-D form */
     nset all;
     if (lead && !form_ok(e, &m, lead, tr, rs, out, &all)) lead = 0;
@@ -692,12 +730,14 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         if (!lead) ins[i] = sides[i]->h4;
         else if (lead == 2) ins[i] = sides[i]->sp.src;
         else {
-            /* [S,1,E] is [1,S,E] in memory */
+            /* [S,B,E] -> [B,S,E]: a view when B is 1 */
             const int64_t shp[3] = {1, -1, sides[i]->sp.H * sides[i]->sp.D};
             static const char *const tag[3] = {"q", "k", "v"};
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_%s", name, tag[i]);
-            if ((ins[i] = add_reshape(e, nm, sides[i]->sp.src, shp, 3, -1, err)) < 0) return -1;
+            ins[i] = B == 1 ? add_reshape(e, nm, sides[i]->sp.src, shp, 3, -1, err)
+                            : add_transpose(e, nm, sides[i]->sp.src, -1, err);
+            if (ins[i] < 0) return -1;
         }
     }
     if (m.mask >= 0) ins[3] = m.mask;
@@ -708,7 +748,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     if (lead && !direct) {
         /* Attention writes [B,S,H*Dv]; a view Reshape gives the merge's shape */
         if ((yv = onr_fuse_add_value(e, name, err)) < 0) return -1;
-        const int64_t yd[3] = {lead == 1 ? 1 : B, m.q.S >= 0 ? m.q.S : -1, E};
+        const int64_t yd[3] = {B, m.q.S >= 0 ? m.q.S : -1, E};
         set_meta(e, yv, ONR_FLOAT, 3, yd);
     }
     int a = onr_fuse_emit(e, "Attention", "", ATT_OPSET, n_in, ins, 1, &yv, all.v, all.n, err);
@@ -722,8 +762,9 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         if (!direct) {
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_out", name);
-            int orank = onr_fuse_shape(e, keep, od);
-            if (add_reshape(e, nm, yv, od, orank, keep, err) < 0) return -1;
+            int orank = onr_fuse_shape(e, keep, od), x = yv;
+            if (lead == 1 && B > 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
+            if (add_reshape(e, nm, x, od, orank, keep, err) < 0) return -1;
         }
     }
     return 1;
