@@ -192,8 +192,8 @@ static pbw build(const cfg *c)
     } else {
         const char *q = proj(b, x, E, E, 1);
         if (c->scale == SC_Q3D) q = bin(b, "Mul", q, scalar(b, sc));
-        const int64_t bad[4] = {0, 2, 3, 1};
-        qh = heads(b, q, c->H, c->badsplit ? bad : NULL);
+        const int64_t bad4[4] = {0, 2, 3, 1}, bad3[3] = {1, 2, 0};
+        qh = heads(b, q, c->H, c->badsplit ? (c->sbe ? bad3 : bad4) : NULL);
     }
     if (c->scale == SC_SPLIT) qh = bin(b, "Mul", qh, scalar(b, sqrtf(sc)));
 
@@ -501,21 +501,28 @@ static void test_gqa(void **st)
     check(&c, 1, 22);
 }
 
-/* the 4-D form: Q a 4-D value (e.g. after a rotary embedding), no merge */
+/* Q a 4-D value (e.g. after a rotary embedding) or no head merge: Q and Y
+ * stay 4-D while K and V still fold their splits in (3-D) */
 static void test_4d_form(void **st)
 {
     (void)st;
     cfg c = base();
     c.q4 = 1;
     c.kform = K_SWAP;
-    check(&c, 1, 5); /* Transpose(K), MatMul, Div, Softmax, MatMul */
+    check(&c, 1, 9); /* K split + Transpose, V split, MatMul, Div, Softmax, MatMul */
     c.q4 = 0;
     c.merge = 0;
-    check(&c, 1, 5);
+    check(&c, 1, 9);
     c.H = 4;
     c.Hk = 2;
     c.mask = M_WHERE_CAUSAL;
-    check(&c, 1, 12); /* + repeat_kv of K and V */
+    check(&c, 1, 16); /* + repeat_kv of K and V, Where */
+    c.kvsame = 1; /* K and V one repeat: both sides claim it, no fusion */
+    check(&c, 0, 0);
+    c.H = c.Hk = 2;
+    c.mask = M_WHERE_CAUSAL;
+    c.kvsame = 1; /* K and V one split: every side 4-D */
+    check(&c, 1, 6);
 }
 
 /* opset 11 Softmax: only an explicit last axis is the same */
@@ -555,7 +562,10 @@ static void test_near_misses(void **st)
     check(&c, 0, 0);
     c = base();
     c.S = c.D = 4;
-    c.badsplit = 1; /* Q transposed [0,2,3,1]: not a head split */
+    c.badsplit = 1; /* Q transposed [0,2,3,1]: not a head split, fed as a 4-D value */
+    check(&c, 1, 8);
+    c.sbe = 1;
+    c.B = 1; /* sequence-first has no 4-D fallback */
     check(&c, 0, 0);
     c = base();
     c.S = c.D = 4;

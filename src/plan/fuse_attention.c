@@ -611,24 +611,27 @@ static int dims_agree(const att *m)
     return 1;
 }
 
-/* The nodes of the pattern in the form lead (0: 4-D) into all: every one
- * read only inside it except keep, and the op's inputs made outside it. */
-static int form_ok(const onr_edit *e, const att *m, int lead, int tr, int rs, int keep, nset *all)
+/* The nodes of the pattern into all when side i is fed 3-D (f[i]: its
+ * split folds into the op) or 4-D (its head value), and the head merge
+ * tr, rs folds in when merge: every one read only inside it except keep,
+ * and the op's inputs made outside it. */
+static int form_ok(const onr_edit *e, const att *m, const int *f, int merge, int tr, int rs, int keep,
+                   nset *all)
 {
+    const side *sides[3] = {&m->q, &m->k, &m->v};
+    int ins[4] = {-1, -1, -1, m->mask};
     *all = m->core;
-    ns_cat(all, &m->q.glue);
-    ns_cat(all, &m->k.glue);
-    ns_cat(all, &m->v.glue);
-    if (lead) {
-        ns_cat(all, &m->q.sp.nodes);
-        ns_cat(all, &m->k.sp.nodes);
-        ns_cat(all, &m->v.sp.nodes);
+    for (int i = 0; i < 3; i++) {
+        ns_cat(all, &sides[i]->glue);
+        if (f[i]) ns_cat(all, &sides[i]->sp.nodes);
+        ins[i] = f[i] ? sides[i]->sp.src : sides[i]->h4;
+        if (ins[i] < 0) return 0;
+    }
+    if (merge) {
         ns_add(all, tr);
         ns_add(all, rs);
     }
     if (all->over || !onr_fuse_closed(e, all->v, all->n, &keep, 1)) return 0;
-    const int ins[4] = {lead ? m->q.sp.src : m->q.h4, lead ? m->k.sp.src : m->k.h4,
-                        lead ? m->v.sp.src : m->v.h4, m->mask};
     for (int i = 0; i < 4; i++) {
         int p = onr_fuse_producer(e, ins[i]);
         for (int j = 0; p >= 0 && j < all->n; j++)
@@ -673,16 +676,21 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     side_init(&m.v);
     if (!side_heads(e, node(e, mm2)->inputs[1], 0, &m.v) || !dims_agree(&m)) return 0;
 
-    /* the form: 3-D (every side a split of the same layout, merge matched),
-     * else 4-D (every side a 4-D head value) */
+    /* the form: Q, K, V each 3-D when a split of a 3-D value folds in,
+     * else its 4-D head value; the head merge folds in when Q is 3-D (the
+     * op's output is 3-D then). Sequence-first splits (lead 1) have no 4-D
+     * head value: all three or nothing. */
     int y = node(e, mm2)->outputs[0];
-    int lead = m.q.sp.ok && m.k.sp.ok && m.v.sp.ok && m.q.sp.lead == m.k.sp.lead &&
-                       m.k.sp.lead == m.v.sp.lead
-                   ? m.q.sp.lead
-                   : 0;
+    const side *sides[3] = {&m.q, &m.k, &m.v};
+    int lead = 0, f[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        f[i] = sides[i]->sp.ok;
+        if (f[i]) lead = lead ? (lead == sides[i]->sp.lead ? lead : -1) : sides[i]->sp.lead;
+    }
+    if (lead < 0 || (lead == 1 && !(f[0] && f[1] && f[2]))) return 0;
     int tr = -1, rs = -1, out = -1, direct = 0;
     int64_t B = m.q.B, E = m.q.H * m.v.D;
-    if (lead) {
+    if (f[0]) {
         static const int64_t m4[4] = {0, 2, 1, 3}, m3[3] = {1, 0, 2};
         tr = onr_fuse_sole_consumer(e, y);
         if (tr >= 0 && onr_fuse_is(e, tr, "Transpose") && perm_is(e, tr, lead == 2 ? m4 : m3, lead + 2))
@@ -701,8 +709,9 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
                 out = -1;
             if (lead == 2 && tstatic) B = td[0];
         }
-        if (out < 0) lead = 0;
+        if (out < 0) f[0] = 0;
     }
+    if (lead == 1 && !f[0]) return 0;
     /* sequence-first with a batch: the op's mask broadcasts over [B,H,..],
      * a mask over the merged batch-head axis does not */
     if (lead == 1 && B > 1) {
@@ -710,24 +719,26 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         int mv = m.mask >= 0 ? m.mask : m.wcond, mr = mv >= 0 ? onr_fuse_shape(e, mv, md) : 0;
         if (mr >= 3 && md[mr - 3] != 1) return 0;
     }
-    /* the 3-D form when its nodes are closed, else the 4-D form */
+    /* this form when its nodes are closed, else every side 4-D */
     nset all;
-    if (lead && !form_ok(e, &m, lead, tr, rs, out, &all)) lead = 0;
-    if (!lead && (m.q.h4 < 0 || m.k.h4 < 0 || m.v.h4 < 0 || !form_ok(e, &m, 0, -1, -1, y, &all)))
-        return 0;
-    const int keep = lead ? out : y;
+    if (!form_ok(e, &m, f, f[0], tr, rs, f[0] ? out : y, &all)) {
+        if (lead == 1) return 0;
+        f[0] = f[1] = f[2] = 0;
+        if (!form_ok(e, &m, f, 0, -1, -1, y, &all)) return 0;
+    }
+    const int keep = f[0] ? out : y;
 
     double scale = m.scale * m.q.scale * m.k.scale;
-    if (lead) scale *= m.q.sp.scale * m.k.sp.scale;
+    if (f[0]) scale *= m.q.sp.scale;
+    if (f[1]) scale *= m.k.sp.scale;
     if (!(scale > 0) || !isfinite(scale) || !isfinite((float)scale)) return 0;
 
     /* ---- edit ---- */
     char name[300];
     snprintf(name, sizeof name, "%s", sn->name);
     int ins[4] = {-1, -1, -1, -1};
-    const side *sides[3] = {&m.q, &m.k, &m.v};
     for (int i = 0; i < 3; i++) {
-        if (!lead) ins[i] = sides[i]->h4;
+        if (!f[i]) ins[i] = sides[i]->h4;
         else if (lead == 2) ins[i] = sides[i]->sp.src;
         else {
             /* [S,B,E] -> [B,S,E]: a view when B is 1 */
@@ -745,7 +756,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     int n_in = ins[3] >= 0 ? 4 : 3;
 
     int yv = keep;
-    if (lead && !direct) {
+    if (f[0] && !direct) {
         /* Attention writes [B,S,H*Dv]; a view Reshape gives the merge's shape */
         if ((yv = onr_fuse_add_value(e, name, err)) < 0) return -1;
         const int64_t yd[3] = {B, m.q.S >= 0 ? m.q.S : -1, E};
@@ -755,10 +766,12 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     if (a < 0) return -1;
     if (onr_edit_set_attr_float(e, a, "scale", (float)scale, err)) return -1;
     if (m.causal && onr_edit_set_attr_int(e, a, "is_causal", 1, err)) return -1;
-    if (lead) {
+    if (f[0] || f[1] || f[2]) {
         if (onr_edit_set_attr_int(e, a, "q_num_heads", m.q.H, err) ||
             onr_edit_set_attr_int(e, a, "kv_num_heads", m.k.H, err))
             return -1;
+    }
+    if (f[0]) {
         if (!direct) {
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_out", name);
