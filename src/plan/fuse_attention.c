@@ -21,13 +21,15 @@
  * and, in the 3-D form, the head merge Transpose(Y, [0,2,1,3]) + Reshape
  * to [B,S,H*D] folds into the op too: Attention(q, k, v) with q_num_heads
  * and kv_num_heads writes the merged value. torch.nn.MultiheadAttention's
- * sequence-first layout (ViT) is the same with a batch of 1: heads of
- * [S,1,E] -> Reshape [S,H,D] -> Transpose [1,0,2]; its inputs get a view
- * Reshape to [1,S,E] and its output a view Reshape back.
+ * sequence-first layout (ViT) folds in the same way: heads of [S,B,E] ->
+ * Reshape [S,B*H,D] -> Transpose [1,0,2]; the op's inputs get a view
+ * Reshape to [1,S,E] (a Transpose to [B,S,E] when B > 1) and its output
+ * the way back.
  *
- * When a side is not a head split of a 3-D value (rotary embedding applied
- * on [B,H,S,D], say) but every side is a 4-D head value, the 4-D form is
- * used: Attention(Qh, Kh, Vh) writes Y and the splits and merge stay.
+ * Each of Q, K, V is fed 3-D when its split folds in, else as its 4-D head
+ * value (rotary embedding applied on [B,H,S,D], say); Y is 3-D (merge
+ * folded in) when Q is. When the 3-D choice is not closed (a split shared
+ * by two sides) every side is fed 4-D.
  *
  * Masks: an additive float mask that broadcasts into the scores (without
  * growing them) passes as attn_mask, its computation staying outside;
@@ -47,9 +49,10 @@
  * (symbolic batch or sequence: the fold pass then leaves the values
  * without ranks, and every check here needs them; a head-split Reshape
  * whose leading entries are 0 (copy) is accepted when ranks are known);
- * sequence-first layouts with a batch above 1; a Where with a run-time
- * condition and a finite fill (-inf only: a fully masked row would differ);
- * two non-causal masks, or masks needing new ops to combine or invert.
+ * sequence-first masks over the merged batch-head axis; a Where with a
+ * run-time condition and a finite fill (-inf only: a fully masked row
+ * would differ); two non-causal masks, or masks needing new ops to
+ * combine or invert.
  */
 #include <math.h>
 #include <stdio.h>
@@ -83,10 +86,10 @@ static void ns_cat(nset *d, const nset *s)
     d->over |= s->over;
 }
 
-/* A head split: head = Transpose(Reshape(src [scaled], ...)) (see split()). */
+/* A head split: head = Transpose(Reshape(src [scaled], ...)) (head_split()). */
 typedef struct split {
     int ok;
-    int lead;          /* 2: [B,S,E] -> [B,S,H,D]; 1: [S,1,E] -> [S,H,D] */
+    int lead;          /* 2: [B,S,E] -> [B,S,H,D]; 1: [S,B,E] -> [S,B*H,D] */
     int src;           /* the 3-D value split (before any scale) */
     int64_t B, S, H, D; /* -1 when symbolic */
     double scale;      /* constants multiplied into src */
