@@ -753,6 +753,15 @@ static void test_threads_bert_gpt(void **state)
     d.Hq = d.Hkv = 12, d.D = d.Dv = 64;
     d.causal = 1;
     check_case(&d);
+    /* 1, 3 and 4 threads give the same bits (slab path, causal) */
+    {
+        att_out t1 = run_case(&d, 0, 1), t3 = run_case(&d, 0, 3), t4 = run_case(&d, 0, 4);
+        assert_memory_equal(t1.y->data, t3.y->data, (size_t)t1.y->numel * sizeof(float));
+        assert_memory_equal(t1.y->data, t4.y->data, (size_t)t1.y->numel * sizeof(float));
+        free_out(&t1);
+        free_out(&t3);
+        free_out(&t4);
+    }
     /* decode step: 1 query over a past of 300 */
     att_case e = base3(1, 1);
     e.Hq = e.Hkv = 12, e.D = e.Dv = 64;
