@@ -8,8 +8,11 @@
  *
  * With ONR_ATT_BENCH=1 in the environment, main runs a benchmark instead of
  * the tests: the fused op against MatMul -> Add -> Softmax -> MatMul run
- * through the real operators (BERT-base and causal GPT-2 shapes, 1 thread,
- * medians of interleaved repeats). ctest never sets it. */
+ * through the real operators, outputs reused across runs (BERT-base and
+ * causal GPT-2 shapes, plus a decode step against the reference path; 1
+ * thread unless ONR_ATT_BENCH_THREADS; medians of interleaved repeats).
+ * ONR_ATT_BENCH_SHAPE=0..3 picks one shape, ONR_ATT_BENCH_REPS the repeats,
+ * ONR_ATT_TILES=BQ,BK the tiles. ctest never sets them. */
 #include "kutil.h"
 
 #include <math.h>
@@ -750,6 +753,15 @@ static void test_threads_bert_gpt(void **state)
     d.Hq = d.Hkv = 12, d.D = d.Dv = 64;
     d.causal = 1;
     check_case(&d);
+    /* 1, 3 and 4 threads give the same bits (slab path, causal) */
+    {
+        att_out t1 = run_case(&d, 0, 1), t3 = run_case(&d, 0, 3), t4 = run_case(&d, 0, 4);
+        assert_memory_equal(t1.y->data, t3.y->data, (size_t)t1.y->numel * sizeof(float));
+        assert_memory_equal(t1.y->data, t4.y->data, (size_t)t1.y->numel * sizeof(float));
+        free_out(&t1);
+        free_out(&t3);
+        free_out(&t4);
+    }
     /* decode step: 1 query over a past of 300 */
     att_case e = base3(1, 1);
     e.Hq = e.Hkv = 12, e.D = e.Dv = 64;
@@ -877,6 +889,8 @@ static int cmp_d(const void *a, const void *b)
 
 /* One operator through the executor into outputs kept across calls (their
  * buffers are reused, as a plan's arena is: no page faults in the timing). */
+static int g_bench_threads = 1; /* ONR_ATT_BENCH_THREADS */
+
 static double exec_ms(onr_node *n, int64_t opset, onr_tensor **in, int n_in, onr_tensor **out, int n_out)
 {
     n->opset = opset;
@@ -886,7 +900,7 @@ static double exec_ms(onr_node *n, int64_t opset, onr_tensor **in, int n_in, onr
     uint8_t cst[8] = {0};
     onr_err err = {0};
     double t0 = now_ms();
-    if (onr_exec_node(n, op, opset, in, n_in, cst, out, n_out, 1, NULL, &err) != ONR_OK)
+    if (onr_exec_node(n, op, opset, in, n_in, cst, out, n_out, g_bench_threads, NULL, &err) != ONR_OK)
         fail_msg("%s: %s", n->op_type, err.msg);
     return now_ms() - t0;
 }
@@ -974,9 +988,12 @@ static int bench(void)
         int bq = 0, bk = 0;
         if (sscanf(t, "%d,%d", &bq, &bk) == 2) onr_attention_set_tiles(bq, bk);
     }
+    if (getenv("ONR_ATT_BENCH_THREADS")) g_bench_threads = atoi(getenv("ONR_ATT_BENCH_THREADS"));
+    if (g_bench_threads < 1) g_bench_threads = 1;
     int bq, bk;
     onr_attention_get_tiles(&bq, &bk);
-    printf("Attention benchmark, 1 thread, tiles %d x %d, medians of interleaved repeats\n", bq, bk);
+    printf("Attention benchmark, %d thread(s), tiles %d x %d, medians of interleaved repeats\n", g_bench_threads,
+           bq, bk);
     const char *only = getenv("ONR_ATT_BENCH_SHAPE"); /* 0, 1 or 2: one shape */
     int reps = getenv("ONR_ATT_BENCH_REPS") ? atoi(getenv("ONR_ATT_BENCH_REPS")) : 0;
     if (!only || only[0] == '0') bench_shape("BERT-base B=1 H=12 S=128", 128, 0, reps > 0 ? reps : 31);
