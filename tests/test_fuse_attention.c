@@ -439,6 +439,10 @@ static void test_k_forms(void **st)
     check(&c, 1, 17);
     c.opset = 18;
     check(&c, 1, 17);
+    c.kform = K_SWAP; /* TorchScript's scaled_dot_product_attention, is_causal */
+    c.mask = M_ADD_CAUSAL;
+    c.opset = 14;
+    check(&c, 1, 15);
 }
 
 /* scale multiplied into the 3-D Q projection (HF BART style) */
