@@ -25,9 +25,16 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* What the pipeline did (for `info --plan`). */
+typedef struct onr_pass_stats {
+    int nodes_unfused; /* live nodes after folding and DCE, before the fusions */
+} onr_pass_stats;
+
 /* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
- * final topological compaction. Nodes must have their registry entries. */
-onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err);
+ * final topological compaction. Nodes must have their registry entries.
+ * stats may be NULL. */
+onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *stats,
+                          onr_err *err);
 
 /* Folded constants larger than this stay steps (they would cost memory). */
 #define ONR_FOLD_MAX_BYTES (64u << 20)

@@ -210,7 +210,9 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
     p->graph = p->edit->g;
     if ((st = resolve_ops(m, p->graph, err))) goto fail;
     onr_pass_opts po = {.fuse = o ? o->fuse : 1, .nthreads = p->nthreads};
-    if ((st = onr_passes_run(p->edit, &po, err))) goto fail;
+    onr_pass_stats ps = {0};
+    if ((st = onr_passes_run(p->edit, &po, &ps, err))) goto fail;
+    p->steps_unfused = ps.nodes_unfused;
     onr_graph *g = p->graph;
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
     p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
@@ -258,6 +260,7 @@ void onr_plan_free(onr_plan *p)
 }
 
 int onr_plan_step_count(const onr_plan *p) { return p->n_steps; }
+int onr_plan_unfused_step_count(const onr_plan *p) { return p->steps_unfused; }
 const onr_node *onr_plan_step_node(const onr_plan *p, int i) { return p->steps[i].node; }
 const onr_graph *onr_plan_graph(const onr_plan *p) { return p->graph; }
 onr_tensor *onr_plan_input(onr_plan *p, int i) { return &p->rt[p->graph->inputs[i]]; }
