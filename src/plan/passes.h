@@ -25,6 +25,13 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* RMS normalization chains (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul,
+ * with HF llama's Casts) -> RMSNormalization (opset 23); fuse_rmsnorm.c. */
+onr_status onr_pass_fuse_rmsnorm(onr_edit *e, onr_err *err);
+/* HF llama's apply_rotary_pos_emb (q * cos + rotate_half(q) * sin) with
+ * cos/sin from constant caches -> RotaryEmbedding (opset 23); fuse_rotary.c. */
+onr_status onr_pass_fuse_rotary(onr_edit *e, onr_err *err);
+
 /* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
  * final topological compaction. Nodes must have their registry entries. */
 onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err);
