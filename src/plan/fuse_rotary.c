@@ -215,7 +215,7 @@ static int try_order(onr_edit *e, int add, int m1, int m2, rot_ctx *rc, onr_err 
     const onr_node *a = &e->g->nodes[m1];
     int cosv = a->inputs[0] == q ? a->inputs[1] : a->inputs[1] == q ? a->inputs[0] : -1;
     if (cosv < 0 || cosv == q) return 0;
-    rot_src cs, ss;
+    rot_src cs = {0}, ss = {0};
     if (!resolve(e, cosv, qd, &cs) || !resolve(e, sinv, qd, &ss)) return 0;
     if (cs.pos != ss.pos || cs.rank != ss.rank || memcmp(cs.dims, ss.dims, sizeof cs.dims)) return 0;
     const onr_tensor *ct = onr_fuse_const(e, cs.konst), *st = onr_fuse_const(e, ss.konst);
