@@ -440,6 +440,57 @@ static void test_rot_near_misses(void **state)
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++) expect_rot(&miss[i], 0);
 }
 
+/* ---- the exported tiny llama (testdata/tiny_llama) ------------------------- */
+
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *b = malloc((size_t)n);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void test_tiny_llama(void **state)
+{
+    (void)state;
+    const char *src = getenv("ONR_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/testdata/tiny_llama/model.onnx", src ? src : ".");
+    size_t len = 0;
+    void *model = read_file(path, &len);
+    if (!model) fail_msg("cannot read %s", path);
+    int64_t d[] = {1, 8}, ids[8], pos[8];
+    for (int i = 0; i < 8; i++) {
+        ids[i] = (i * 13 + 5) % 64;
+        pos[i] = i;
+    }
+    onr_tensor *in[] = {tk_i64(2, d, ids), tk_i64(2, d, pos)};
+    for (int th = 1; th <= 2; th++) {
+        tk_fuse_report r;
+        /* 2 layers x 2 + the final norm; each: Pow, ReduceMean, Add, Sqrt,
+         * Div(1, .), Mul, Cast, Mul (the leading Cast also feeds the
+         * residual, except before the final norm) */
+        tk_fuse_check(model, len, 2, in, "RMSNormalization", 1e-4f, 1e-5f, th, &r);
+        assert_int_equal(r.n_fused, 5);
+        assert_int_equal(r.replaced, 5 * 8 + 1);
+        /* q and k of 2 layers, 7 nodes each */
+        tk_fuse_check(model, len, 2, in, "RotaryEmbedding", 1e-4f, 1e-5f, th, &r);
+        assert_int_equal(r.n_fused, 4);
+        assert_int_equal(r.replaced, 4 * 7);
+    }
+    tk_free_all(2, in);
+    free(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_rms_fp16_casts),
         cmocka_unit_test(test_rot_fuses),
         cmocka_unit_test(test_rot_near_misses),
+        cmocka_unit_test(test_tiny_llama),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
