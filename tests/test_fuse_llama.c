@@ -253,7 +253,8 @@ enum { B = 2, H = 3, S = 5, D = 8, P = 11 };
 
 typedef struct rot_opt {
     int opset;       /* 9 (attributes), 13 (TorchScript, inputs with steps), 18 (dynamo) */
-    int cos_form;    /* 0 Gather(cache, pos) + Unsqueeze; 1 const [S,D]; 2 const [B,1,S,D]; 3 graph input [S,D] */
+    int cos_form;    /* 0 Gather(cache, pos) + Unsqueeze; 1 const [S,D]; 2 const [B,1,S,D]; 3 graph input [S,D];
+                      * 4 computed in the graph: Unsqueeze(Cast(Mul(Cos(Concat(f, f)), 1))) (newer HF) */
     int split;       /* where the slices split (D/2 fuses) */
     int neg_wrong;   /* Concat(lo, Neg(hi))... swapped: Concat(Neg(lo), hi) */
     int64_t cat_axis;/* -1 or 3 fuse */
@@ -379,6 +380,26 @@ static tk_fuse_report rot_build(const rot_opt *o, int nthreads)
         int r = o->cos_form == 1 ? 2 : 4;
         pbw_init_f32(&g, "cos", r, r == 2 ? sd2 : cd4, cc, (size_t)(r == 2 ? S * D : B * S * D));
         pbw_init_f32(&g, "sin", r, r == 2 ? sd2 : cd4, sc, (size_t)(r == 2 ? S * D : B * S * D));
+    } else if (o->cos_form == 4) {
+        int64_t fd[] = {B, S, D / 2};
+        pbw_value_info(&g, 11, "freqs", F32, 3, fd);
+        in[nin++] = tk_rand_f32(3, fd, 8);
+        if (o->unequal) {
+            pbw_value_info(&g, 11, "freqs2", F32, 3, fd);
+            in[nin++] = tk_rand_f32(3, fd, 9);
+        }
+        pbw a = {0};
+        pbw_attr_int(&a, "axis", -1);
+        pbw_node(&g, "Concat", "emb", IN("freqs", o->unequal ? "freqs2" : "freqs"), OUT("emb"), &a);
+        pbw_node(&g, "Cos", "cosf", IN("emb"), OUT("cos0"), NULL);
+        pbw_node(&g, "Sin", "sinf", IN("emb"), OUT("sin0"), NULL);
+        f32_scalar(&g, "scaling", 1.f);
+        pbw_node(&g, "Mul", "cos_sc", IN("cos0", "scaling"), OUT("cos1"), NULL);
+        pbw_node(&g, "Mul", "sin_sc", IN("scaling", "sin0"), OUT("sin1"), NULL);
+        pbw_attr_int(&a, "to", F32);
+        pbw_node(&g, "Cast", "cos_cast", IN("cos1"), OUT("cos2"), &a);
+        unsqueeze1(&g, o, "uc", "cos2", "cos");
+        unsqueeze1(&g, o, "us", "sin1", "sin");
     } else {
         pbw_value_info(&g, 11, "cos", F32, 2, sd2);
         pbw_value_info(&g, 11, "sin", F32, 2, sd2);
@@ -405,7 +426,11 @@ static void expect_rot(const rot_opt *o, int fusions)
         assert_int_equal(r.n_op, fusions);
         assert_int_equal(r.n_fused, fusions);
         assert_int_equal(r.replaced, 7 * fusions);
-        if (!fusions) assert_int_equal(r.steps_fused, r.steps_unfused);
+        /* each fusion replaces 7 steps by one; the Gather / Unsqueeze
+         * steps of cos and sin die (2 each), and cos/sin computed in the
+         * graph get one Slice each instead of their Unsqueeze */
+        int other = !fusions ? 0 : o->cos_form == 0 ? -4 : 0;
+        assert_int_equal(r.steps_fused, r.steps_unfused - 6 * fusions + other);
     }
 }
 
@@ -423,6 +448,10 @@ static void test_rot_fuses(void **state)
     expect_rot(&qk, 2);
     rot_opt qk18 = {.opset = 18, .cos_form = 1, .cat_axis = -1, .qk = 1, .swap = 1};
     expect_rot(&qk18, 2);
+    for (int i = 0; i < 3; i++) { /* cos / sin computed in the graph from cat(freqs, freqs) */
+        rot_opt a = {.opset = opsets[i], .cos_form = 4, .cat_axis = -1, .qk = 1};
+        expect_rot(&a, 2);
+    }
 }
 
 static void test_rot_near_misses(void **state)
@@ -435,7 +464,8 @@ static void test_rot_near_misses(void **state)
         {.opset = 13, .cat_axis = -1, .unequal = 1},                /* cache halves differ */
         {.opset = 18, .cos_form = 1, .cat_axis = -1, .unequal = 1}, /* const halves differ */
         {.opset = 13, .cat_axis = -1, .leak = 1},                   /* rotate_half read outside */
-        {.opset = 18, .cos_form = 3, .cat_axis = -1},               /* cos/sin activations */
+        {.opset = 18, .cos_form = 3, .cat_axis = -1},               /* cos/sin graph inputs */
+        {.opset = 13, .cos_form = 4, .cat_axis = -1, .unequal = 1}, /* Concat(f, f2): halves differ */
     };
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++) expect_rot(&miss[i], 0);
 }

@@ -14,16 +14,22 @@
  *     constants and position_ids; or
  *   - constants broadcasting to q as [.., S, D] with 1 on the head axis
  *     ([S, D], [B, 1, S, D], ...): the op gets their first halves as 3-D
- *     constants [B or 1, S or 1, D/2] and no position_ids.
+ *     constants [B or 1, S or 1, D/2] and no position_ids; or
+ *   - Unsqueeze(c, axes [1]) of an activation c [B, S, D] whose halves are
+ *     equal by construction, as newer HF versions compute it in the graph:
+ *     c = Cos / Sin (Concat(freqs, freqs, axis -1)), possibly through
+ *     elementwise unary ops (Cast, Neg, ...) and Mul / Div / Add / Sub by a
+ *     constant scalar (attention_scaling): the op gets a Slice of c's first
+ *     half (one per c, shared by q and k) and no position_ids.
  * HF builds the caches as cat(freqs, freqs): the fusion checks that both
  * halves of every constant row are equal (else the rotation is not the
  * op's and nothing changes). Slices may take attributes (opset < 10) or
  * constant inputs (10+, steps 1); the two slices must split at D/2 exactly,
  * Neg must sit on the upper half (the other way round is the inverse
  * rotation), and Concat must join on the last axis. Every intermediate is
- * read only inside the pattern. cos / sin that are activations (graph
- * inputs, computed in the graph) are left alone: their halves cannot be
- * proven equal at plan time.
+ * read only inside the pattern. cos / sin that are other activations
+ * (graph inputs, ...) are left alone: their halves cannot be proven equal
+ * at plan time, and slicing them would change the rotation if they differ.
  *
  * A known batch or sequence dim of position_ids / the caches must equal
  * q's or be 1; where a dim is symbolic the op checks it at run time (a
@@ -40,7 +46,7 @@
 
 typedef struct rot_ctx {
     int n;
-    int src[MEMO_MAX], half[MEMO_MAX]; /* constant value -> its halved copy */
+    int src[MEMO_MAX], half[MEMO_MAX]; /* constant or activation -> its first half */
 } rot_ctx;
 
 /* Up to max ints of a constant int32/int64 tensor of rank <= 1. */
@@ -95,10 +101,45 @@ static int slice_last(const onr_edit *e, int sl, int r, int64_t D, int64_t *star
 /* Where a rotation's cos or sin comes from. */
 typedef struct rot_src {
     int konst;  /* the constant: the full cache [P, D] or the broadcast tensor */
+    int act;    /* or the activation [B, S, D] with equal halves (konst -1) */
     int pos;    /* position_ids (gather form), else -1 */
     int64_t dims[3]; /* the op's cache shape: [P, D/2] or [Bc, Sc, D/2] */
     int rank;
 } rot_src;
+
+/* Value v (last dim D) has equal halves by construction: Concat(f, f) on
+ * its last axis, or an elementwise function of such a value alone (unary
+ * ops, or a binary op with a constant scalar). */
+static int halves_by_construction(const onr_edit *e, int v, int64_t D, int depth)
+{
+    static const char *const unary[] = {"Cos", "Sin", "Cast", "Neg", "Identity", "Exp", "Sqrt",
+                                        "Reciprocal", "Abs", "Tanh", "Sigmoid"};
+    static const char *const binary[] = {"Mul", "Div", "Add", "Sub"};
+    int p = onr_fuse_producer(e, v);
+    if (p < 0 || depth > 8) return 0;
+    const onr_node *n = &e->g->nodes[p];
+    int64_t vd[ONR_MAX_RANK];
+    int r = onr_fuse_shape(e, v, vd);
+    if (r < 1 || vd[r - 1] != D) return 0;
+    if (onr_fuse_is(e, p, "Concat")) {
+        int64_t ax = onr_attr_int(n, "axis", 0);
+        return n->n_in == 2 && n->inputs[0] == n->inputs[1] && (ax == -1 || ax == r - 1);
+    }
+    for (size_t k = 0; k < sizeof unary / sizeof unary[0]; k++)
+        if (onr_fuse_is(e, p, unary[k]))
+            return n->n_in == 1 && halves_by_construction(e, n->inputs[0], D, depth + 1);
+    for (size_t k = 0; k < sizeof binary / sizeof binary[0]; k++)
+        if (onr_fuse_is(e, p, binary[k]) && n->n_in == 2) {
+            double x;
+            for (int i = 0; i < 2; i++) {
+                const onr_tensor *t = onr_fuse_const(e, n->inputs[1 - i]);
+                if (t && t->rank <= r && onr_fuse_const_scalar(e, n->inputs[1 - i], &x))
+                    return halves_by_construction(e, n->inputs[i], D, depth + 1);
+            }
+            return 0;
+        }
+    return 0;
+}
 
 static int resolve(const onr_edit *e, int v, const int64_t *qd, rot_src *o)
 {
@@ -112,6 +153,7 @@ static int resolve(const onr_edit *e, int v, const int64_t *qd, rot_src *o)
         for (int d = 0; d < 3; d += 2)
             if (al[d] != 1 && qd[d] >= 0 && al[d] != qd[d]) return 0;
         o->konst = v;
+        o->act = -1;
         o->pos = -1;
         o->rank = 3;
         o->dims[0] = al[0];
@@ -133,7 +175,21 @@ static int resolve(const onr_edit *e, int v, const int64_t *qd, rot_src *o)
     }
     if (ax[0] != 1 && ax[0] != -3) return 0;
     int g = onr_fuse_src(e, un->inputs[0], "Gather");
-    if (g < 0) return 0;
+    if (g < 0) { /* an activation [B, S, D] with provably equal halves */
+        int c = un->inputs[0];
+        int64_t cd[ONR_MAX_RANK];
+        if (onr_fuse_shape(e, c, cd) != 3 || cd[2] != D || !halves_by_construction(e, c, D, 0)) return 0;
+        for (int d = 0; d < 2; d++)
+            if (cd[d] >= 0 && qd[2 * d] >= 0 && cd[d] != 1 && cd[d] != qd[2 * d]) return 0;
+        o->konst = -1;
+        o->act = c;
+        o->pos = -1;
+        o->rank = 3;
+        o->dims[0] = cd[0];
+        o->dims[1] = cd[1];
+        o->dims[2] = D / 2;
+        return 1;
+    }
     const onr_node *gn = &e->g->nodes[g];
     if (gn->n_in != 2 || onr_attr_int(gn, "axis", 0) != 0) return 0;
     const onr_tensor *c = onr_fuse_const(e, gn->inputs[0]);
@@ -145,6 +201,7 @@ static int resolve(const onr_edit *e, int v, const int64_t *qd, rot_src *o)
         (pd[1] >= 0 && qd[2] >= 0 && pd[1] != 1 && pd[1] != qd[2]))
         return 0;
     o->konst = gn->inputs[0];
+    o->act = -1;
     o->pos = pos;
     o->rank = 2;
     o->dims[0] = c->dims[0];
@@ -162,10 +219,55 @@ static int halves_equal(const onr_tensor *t, int64_t D)
     return 1;
 }
 
+static int i64_const(onr_edit *e, const char *hint, int64_t v, onr_err *err)
+{
+    int64_t one = 1;
+    onr_tensor *t = onr_tensor_new(ONR_INT64, 1, &one);
+    if (!t) {
+        onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        return -1;
+    }
+    ((int64_t *)t->data)[0] = v;
+    return onr_fuse_add_const(e, hint, t, err);
+}
+
+/* Slice(c, [0], [D/2], [-1]) as a new node (made once per activation). */
+static int half_act(onr_edit *e, rot_ctx *rc, int c, int64_t D, onr_err *err)
+{
+    for (int k = 0; k < rc->n; k++)
+        if (rc->src[k] == c) return rc->half[k];
+    const char *hint = e->g->values[c].name;
+    int st = i64_const(e, hint, 0, err), en = st < 0 ? -1 : i64_const(e, hint, D / 2, err);
+    int ax = en < 0 ? -1 : i64_const(e, hint, -1, err);
+    int out = ax < 0 ? -1 : onr_fuse_add_value(e, hint, err);
+    if (out < 0) return -1;
+    const onr_op *op = onr_op_find("", "Slice", 13);
+    int ins[4] = {c, st, en, ax};
+    int n = op ? onr_edit_add_node(e, "Slice", "", hint, 4, ins, 1, &out, err) : -1;
+    if (n < 0) {
+        if (!op) onr_seterr(err, ONR_E_UNSUPPORTED, "no Slice kernel");
+        return -1;
+    }
+    e->g->nodes[n].opset = 13;
+    e->g->nodes[n].op = op;
+    onr_value *ov = &e->g->values[out];
+    const onr_value *cv = &e->g->values[c];
+    ov->dtype = cv->dtype;
+    ov->rank = cv->rank;
+    memcpy(ov->dims, cv->dims, sizeof(int64_t) * (size_t)(cv->rank > 0 ? cv->rank : 0));
+    if (ov->rank > 0) ov->dims[ov->rank - 1] = D / 2;
+    if (rc->n < MEMO_MAX) {
+        rc->src[rc->n] = c;
+        rc->half[rc->n++] = out;
+    }
+    return out;
+}
+
 /* The first halves of constant v's rows as a new constant of the op's
  * shape (made once per constant). */
 static int half_const(onr_edit *e, rot_ctx *rc, const rot_src *s, int64_t D, onr_err *err)
 {
+    if (s->konst < 0) return half_act(e, rc, s->act, D, err);
     for (int k = 0; k < rc->n; k++)
         if (rc->src[k] == s->konst) return rc->half[k];
     const onr_tensor *t = onr_fuse_const(e, s->konst);
@@ -218,8 +320,13 @@ static int try_order(onr_edit *e, int add, int m1, int m2, rot_ctx *rc, onr_err 
     rot_src cs = {0}, ss = {0};
     if (!resolve(e, cosv, qd, &cs) || !resolve(e, sinv, qd, &ss)) return 0;
     if (cs.pos != ss.pos || cs.rank != ss.rank || memcmp(cs.dims, ss.dims, sizeof cs.dims)) return 0;
-    const onr_tensor *ct = onr_fuse_const(e, cs.konst), *st = onr_fuse_const(e, ss.konst);
-    if (ct->dtype != dt || st->dtype != dt || !halves_equal(ct, D) || !halves_equal(st, D)) return 0;
+    if ((cs.konst < 0) != (ss.konst < 0)) return 0;
+    if (cs.konst >= 0) {
+        const onr_tensor *ct = onr_fuse_const(e, cs.konst), *st = onr_fuse_const(e, ss.konst);
+        if (ct->dtype != dt || st->dtype != dt || !halves_equal(ct, D) || !halves_equal(st, D)) return 0;
+    } else if (onr_fuse_dtype(e, cs.act) != dt || onr_fuse_dtype(e, ss.act) != dt) {
+        return 0;
+    }
     int nodes[7] = {sla, slb, neg, cat, m2, m1, add};
     int keep[1] = {e->g->nodes[add].outputs[0]};
     if (!onr_fuse_closed(e, nodes, 7, keep, 1)) return 0;
