@@ -54,6 +54,7 @@ typedef struct rms_opt {
     int gamma_rank3;/* gamma [2,1,16]: varies along the batch */
     int gamma_wide; /* gamma [3,2,5,16]: would widen Y, no fusion */
     int two_axes;   /* reduce over the last two axes: axis -2 */
+    int centred;    /* X = Sub(X0, ReduceMean(X0)): a LayerNorm's chain, no fusion */
 } rms_opt;
 
 static tk_fuse_report rms_build(const rms_opt *o, int nthreads, int *expect_nodes)
@@ -66,6 +67,12 @@ static tk_fuse_report rms_build(const rms_opt *o, int nthreads, int *expect_node
     int xr = o->keepdims0 ? 2 : 3;
     const char *x = "X";
     int n = 0;
+    if (o->centred) {
+        int64_t m1 = -1;
+        pbw_attr_ints(&a, "axes", &m1, 1);
+        pbw_node(&g, "ReduceMean", "mu", IN("X0"), OUT("mu"), &a);
+        pbw_node(&g, "Sub", "centre", IN("X0", "mu"), OUT("X"), NULL);
+    }
     if (o->casts) {
         pbw_attr_int(&a, "to", F32);
         pbw_node(&g, "Cast", "cast_in", IN("X"), OUT("xf"), &a);
@@ -129,7 +136,7 @@ static tk_fuse_report rms_build(const rms_opt *o, int nthreads, int *expect_node
     if (o->gamma_left) pbw_node(&g, "Mul", "scale", IN("gamma", nv), OUT("Y"), NULL);
     else pbw_node(&g, "Mul", "scale", IN(nv, "gamma"), OUT("Y"), NULL);
     n++;
-    pbw_value_info(&g, 11, "X", F32, xr, xs);
+    pbw_value_info(&g, 11, o->centred ? "X0" : "X", F32, xr, xs);
     onr_tensor *in[3] = {tk_rand_f32(xr, xs, 5)};
     int nin = 1;
     if (o->eps_in) {
@@ -199,6 +206,7 @@ static void test_rms_near_misses(void **state)
         {.opset = 18, .axis = -1, .keepdims0 = 1},   /* keepdims 0 */
         {.opset = 17, .axis = -1, .power = 3.f},     /* not a square */
         {.opset = 17, .axis = -1, .gamma_wide = 1},  /* gamma widens Y */
+        {.opset = 17, .axis = -1, .centred = 1},     /* a LayerNorm's tail: fuse_norm.c's */
     };
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++) expect_rms(&miss[i], 0);
 }

@@ -21,7 +21,10 @@
  * double; Y has X's type (the Casts are no-ops, or float16/bfloat16 X with
  * float stage one, which is exactly the operator's stash_type = 1); every
  * intermediate is read only inside the pattern (the leading Cast too, else
- * it stays and its output is the fused node's X).
+ * it stays and its output is the fused node's X). An X made by
+ * Sub(a, ReduceMean(a)) is a decomposed LayerNormalization: left to
+ * fuse_norm.c (numerically its tail is an RMS norm, but fusing it here
+ * would turn that pass's near-misses into fusions).
  */
 #include "plan/fuse.h"
 #include "plan/passes.h"
@@ -125,6 +128,16 @@ static int gamma_ok(const onr_edit *e, int gv, int r, const int64_t *xd)
     return 1;
 }
 
+/* v = Sub(a, ReduceMean(a)): a LayerNormalization's centring, whose chain
+ * is fuse_norm.c's to fuse (or to leave, as its near-misses expect). */
+static int centred(const onr_edit *e, int v)
+{
+    int s = onr_fuse_src(e, v, "Sub");
+    if (s < 0 || e->g->nodes[s].n_in != 2) return 0;
+    int m = onr_fuse_src(e, e->g->nodes[s].inputs[1], "ReduceMean");
+    return m >= 0 && e->g->nodes[m].inputs[0] == e->g->nodes[s].inputs[0];
+}
+
 static int try_gamma(onr_edit *e, int mul, int gv, int nv, onr_err *err)
 {
     int nodes[10], nn = 0;
@@ -187,6 +200,7 @@ static int try_gamma(onr_edit *e, int mul, int gv, int nv, onr_err *err)
         }
     }
     if (x == xv && u != tout) return 0; /* the fused op's stage two runs in X's type */
+    if (centred(e, x) || centred(e, xv)) return 0;
     if (!onr_fuse_closed(e, nodes, nn, keep, 1)) return 0;
     if (!gamma_ok(e, gv, r, xd)) return 0;
     int ins[2] = {x, gv}, outs[1] = {keep[0]};
