@@ -26,8 +26,9 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
         /* Order matters: norms and activations first, so the attention and
          * GEMM patterns see them fused; each pass owns one file. */
         /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
+        if ((st = onr_pass_fuse_rmsnorm(e, err))) return st;
         /* FUSE: gelu (fuse_gelu.c) */
-        /* FUSE: rotary (fuse_rotary.c) */
+        if ((st = onr_pass_fuse_rotary(e, err))) return st;
         /* FUSE: attention (fuse_attention.c) */
         /* FUSE: skip layernorm (fuse_norm.c) */
         /* FUSE: gemm epilogues (fuse_gemm.c) */

@@ -25,6 +25,13 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* RMS normalization chains (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul,
+ * with HF llama's Casts) -> RMSNormalization (opset 23); fuse_rmsnorm.c. */
+onr_status onr_pass_fuse_rmsnorm(onr_edit *e, onr_err *err);
+/* HF llama's apply_rotary_pos_emb (q * cos + rotate_half(q) * sin) with
+ * cos/sin from constant caches -> RotaryEmbedding (opset 23); fuse_rotary.c. */
+onr_status onr_pass_fuse_rotary(onr_edit *e, onr_err *err);
+
 /* What the pipeline did (for `info --plan`). */
 typedef struct onr_pass_stats {
     int nodes_unfused; /* live nodes after folding and DCE, before the fusions */
