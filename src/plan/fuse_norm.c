@@ -68,19 +68,21 @@ static int cast_noop_f32(const onr_edit *e, int c)
 
 /* ReduceMean node r averages a trailing set of the axes of a rank-`rank`
  * input with keepdims=1: its first axis (as LayerNormalization's axis) in
- * *axis. Axes come from the attribute before opset 18 and from a constant
- * input from 18 on; an absent or empty axes list (all axes, or none with
- * noop_with_empty_axes) is not matched. */
+ * *axis. rank < 0 (unknown: symbolic dims stop shape inference) accepts
+ * negative axes {-k, ..., -1} only, and *axis is then -k. Axes come from
+ * the attribute before opset 18 and from a constant input from 18 on; an
+ * absent or empty axes list (all axes, or none with noop_with_empty_axes)
+ * is not matched. */
 static int reduce_axis(const onr_edit *e, int r, int rank, int64_t *axis)
 {
     const onr_node *n = nd(e, r);
-    if (onr_attr_int(n, "keepdims", 1) != 1 || rank < 1) return 0;
+    if (onr_attr_int(n, "keepdims", 1) != 1) return 0;
     int64_t ax[ONR_MAX_RANK];
-    int k = 0;
+    int k = 0, maxk = rank >= 1 ? rank : ONR_MAX_RANK;
     if (n->opset >= 18) {
         const onr_tensor *t = n->n_in > 1 ? onr_fuse_const(e, n->inputs[1]) : NULL;
         if (!t || (t->dtype != ONR_INT64 && t->dtype != ONR_INT32) || t->numel < 1 ||
-            t->numel > rank)
+            t->numel > maxk)
             return 0;
         for (int64_t i = 0; i < t->numel; i++)
             ax[k++] = t->dtype == ONR_INT64 ? ((const int64_t *)t->data)[i]
@@ -88,19 +90,23 @@ static int reduce_axis(const onr_edit *e, int r, int rank, int64_t *axis)
     } else {
         size_t cnt = 0;
         const int64_t *a = onr_attr_ints(n, "axes", &cnt);
-        if (!a || cnt < 1 || cnt > (size_t)rank) return 0;
+        if (!a || cnt < 1 || cnt > (size_t)maxk) return 0;
         for (size_t i = 0; i < cnt; i++) ax[k++] = a[i];
     }
-    /* distinct, in range, and exactly {rank - k, ..., rank - 1} */
+    /* distinct, in range, and exactly {R - k, ..., R - 1}; R = rank, or
+     * 0 for negative axes of an unknown rank */
+    int R = rank >= 1 ? rank : 0;
     uint32_t seen = 0;
-    int64_t lo = rank;
+    int64_t lo = R;
     for (int i = 0; i < k; i++) {
-        int64_t a = ax[i] < 0 ? ax[i] + rank : ax[i];
-        if (a < 0 || a >= rank || (seen >> a & 1u)) return 0;
-        seen |= 1u << a;
+        int64_t a = rank >= 1 && ax[i] < 0 ? ax[i] + rank : ax[i];
+        if (a < R - maxk || a >= R) return 0;
+        uint32_t bit = 1u << (a - (R - maxk));
+        if (seen & bit) return 0;
+        seen |= bit;
         if (a < lo) lo = a;
     }
-    if (lo != rank - k) return 0;
+    if (lo != R - k) return 0;
     *axis = lo;
     return 1;
 }
@@ -108,12 +114,21 @@ static int reduce_axis(const onr_edit *e, int r, int rank, int64_t *axis)
 /* Constant v can be LayerNormalization's Scale or B for x (rank, dims,
  * dtype dt) normalized from `axis`: same type, rank <= x's, and each dim 1
  * or, over the normalized axes, equal to x's static dim (so Mul/Add with it
- * neither grows the result nor varies along the other axes). */
+ * neither grows the result nor varies along the other axes). With x's rank
+ * unknown (axis = -k) v's dims of more than 1 must lie within the last k;
+ * that they equal x's is then left to the kernel, which reports a
+ * mismatch as an error where Mul/Add would have broadcast a dim of 1. */
 static int ln_param_ok(const onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *xd,
                        int64_t axis)
 {
     const onr_tensor *t = onr_fuse_const(e, v);
-    if (!t || t->dtype != dt || t->numel < 1 || t->rank > rank) return 0;
+    if (!t || t->dtype != dt || t->numel < 1) return 0;
+    if (rank < 0) {
+        for (int d = 0; d < t->rank; d++)
+            if (t->dims[d] != 1 && d - t->rank < axis) return 0;
+        return t->rank <= -axis;
+    }
+    if (t->rank > rank) return 0;
     for (int d = 0; d < t->rank; d++) {
         int xi = d + rank - t->rank;
         if (t->dims[d] == 1) continue;
@@ -131,11 +146,13 @@ static int ln_match(onr_edit *e, int r1, void *ctx, onr_err *err)
     ONR_UNUSED(ctx);
     if (!onr_fuse_is(e, r1, "ReduceMean") || nd(e, r1)->n_in < 1) return 0;
     int x = in_of(e, r1, 0), m = out0(e, r1);
+    /* x's type; unknown when symbolic dims stopped shape inference, and
+     * then eps's (Add(var, eps) has one type) */
     onr_dtype dt = onr_fuse_dtype(e, x);
-    if ((dt != ONR_FLOAT && dt != ONR_DOUBLE) || m < 0) return 0;
+    if ((dt != ONR_FLOAT && dt != ONR_DOUBLE && dt != ONR_UNDEFINED) || m < 0) return 0;
     int64_t xd[ONR_MAX_RANK], axis, axis2;
     int rank = onr_fuse_shape(e, x, xd);
-    if (rank < 1 || !reduce_axis(e, r1, rank, &axis)) return 0;
+    if (rank == 0 || !reduce_axis(e, r1, rank, &axis)) return 0;
 
     int nodes[LN_MAX_NODES], nn = 0;
     /* m's readers: one or two Sub(x, m) */
@@ -173,6 +190,8 @@ static int ln_match(onr_edit *e, int r1, void *ctx, onr_err *err)
     double eps;
     if (es < 0 || !onr_fuse_const_scalar(e, in_of(e, ae, es), &eps) || !isfinite(eps) || eps < 0)
         return 0;
+    if (dt == ONR_UNDEFINED) dt = onr_fuse_dtype(e, in_of(e, ae, es));
+    if (dt != ONR_FLOAT && dt != ONR_DOUBLE) return 0;
     int sr = next_is(e, out0(e, ae), "Sqrt");
     if (sr < 0) return 0;
     /* n = d' / s, or d' * (1 / s) */
@@ -274,8 +293,10 @@ onr_status onr_pass_fuse_layernorm(onr_edit *e, onr_err *err)
 
 /* ---- SkipLayerNormalization --------------------------------------------------- */
 
-/* u has x's shape exactly: same rank, static dims equal, symbolic dims
- * with the same name. */
+/* u and x have one shape: same rank, static dims equal, symbolic dims with
+ * the same name (names are known for graph inputs; shape inference leaves
+ * the symbolic dims of intermediate values unnamed, so a model with a
+ * dynamic batch fuses only where both Add inputs are named alike). */
 static int same_shape(const onr_edit *e, int u, int x)
 {
     int64_t ud[ONR_MAX_RANK], xd[ONR_MAX_RANK];
@@ -305,32 +326,38 @@ static int sln_match(onr_edit *e, int ln, void *ctx, onr_err *err)
     const onr_node *n = nd(e, ln);
     if (n->n_in < 2 || n->n_out < 1 || n->n_out > 3) return 0;
     int x = n->inputs[0], y = n->outputs[0];
-    int64_t xd[ONR_MAX_RANK];
-    int rank = onr_fuse_shape(e, x, xd);
-    if (rank < 1 || onr_fuse_dtype(e, x) != ONR_FLOAT || y < 0) return 0;
-    int64_t H = xd[rank - 1], axis = onr_attr_int(n, "axis", -1);
+    onr_dtype xdt = onr_fuse_dtype(e, x); /* unknown below symbolic dims */
+    if ((xdt != ONR_FLOAT && xdt != ONR_UNDEFINED) || y < 0) return 0;
+    int add = onr_fuse_src(e, x, "Add");
+    if (add < 0 || nd(e, add)->n_in != 2) return 0;
+    int a = in_of(e, add, 0), b = in_of(e, add, 1);
+    /* a and b of one shape, so the Add does not broadcast and x has that
+     * shape too (x's own shape is unknown when dims are symbolic) */
+    int64_t ad[ONR_MAX_RANK], xd[ONR_MAX_RANK];
+    int rank = onr_fuse_shape(e, a, ad), xr = onr_fuse_shape(e, x, xd);
+    if (rank < 1 || (xr >= 0 && xr != rank) || onr_fuse_dtype(e, a) != ONR_FLOAT ||
+        onr_fuse_dtype(e, b) != ONR_FLOAT || !same_shape(e, a, b))
+        return 0;
+    int64_t H = ad[rank - 1], axis = onr_attr_int(n, "axis", -1);
     if (H < 1 || (axis != -1 && axis != rank - 1) || onr_attr_int(n, "stash_type", 1) != 1)
         return 0;
     float eps = onr_attr_float(n, "epsilon", 1e-5f);
     int gamma = n->inputs[1], beta = n->n_in > 2 ? n->inputs[2] : -1;
     if (!vec_h(e, gamma, H) || (beta >= 0 && !vec_h(e, beta, H))) return 0;
-    int add = onr_fuse_src(e, x, "Add");
-    if (add < 0 || nd(e, add)->n_in != 2) return 0;
-    int a = in_of(e, add, 0), b = in_of(e, add, 1);
-    if (onr_fuse_dtype(e, a) != ONR_FLOAT || onr_fuse_dtype(e, b) != ONR_FLOAT ||
-        !same_shape(e, a, x) || !same_shape(e, b, x))
-        return 0;
 
     int nodes[3], nn = 0;
-    /* a bias Add feeding one side: Add(X, const [H]) read only by `add` */
+    /* a bias Add feeding one side: Add(X, const [H]) read only by `add`;
+     * X's last dim is H, so the bias does not grow it: X has v's shape */
     int X = a, skip = b, bias = -1;
     for (int side = 0; side < 2 && bias < 0 && a != b; side++) {
         int v = in_of(e, add, side), p = onr_fuse_src(e, v, "Add");
         if (p < 0 || nd(e, p)->n_in != 2 || onr_fuse_sole_consumer(e, v) != add) continue;
         for (int sl = 0; sl < 2; sl++) {
             int cst = in_of(e, p, sl), o = in_of(e, p, 1 - sl);
+            int64_t od[ONR_MAX_RANK];
             if (onr_fuse_const(e, cst) && vec_h(e, cst, H) && !onr_fuse_const(e, o) &&
-                onr_fuse_dtype(e, o) == ONR_FLOAT && same_shape(e, o, x)) {
+                onr_fuse_dtype(e, o) == ONR_FLOAT && onr_fuse_shape(e, o, od) == rank &&
+                od[rank - 1] == H) {
                 nodes[nn++] = p;
                 X = o;
                 bias = cst;
