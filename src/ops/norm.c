@@ -92,6 +92,17 @@ static void affine_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
     for (int64_t i = 0; i < n; i++) onr_set_f64(y, off + i, (onr_get_f64(x, off + i) - m) * a + b);
 }
 
+/* v rounded to float type dt (what storing it in a dt tensor keeps). */
+static double round_to(onr_dtype dt, double v)
+{
+    switch (dt) {
+    case ONR_FLOAT: return (float)v;
+    case ONR_FLOAT16: return onr_half_to_float(onr_float_to_half((float)v));
+    case ONR_BFLOAT16: return onr_bf16_to_float(onr_float_to_bf16((float)v));
+    default: return v;
+    }
+}
+
 /* Require input i to be a float tensor of rank 1 with n elements. */
 static int check_vec(onr_kctx *ctx, int i, const char *what, int64_t n)
 {
@@ -685,8 +696,13 @@ static void ln_row_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
     double mean, var;
     stats_any(x, off, n, &mean, &var);
     double inv = 1.0 / sqrt(var + eps);
-    for (int64_t i = 0; i < n; i++)
-        onr_set_f64(y, off + i, (onr_get_f64(x, off + i) - mean) * inv * s[i] + b[i]);
+    /* the specification's function: Normalized is cast to X's type, then
+     * scaled and shifted in that type (each product and sum rounded) */
+    onr_dtype t = y->dtype;
+    for (int64_t i = 0; i < n; i++) {
+        double v = round_to(t, (onr_get_f64(x, off + i) - mean) * inv);
+        onr_set_f64(y, off + i, round_to(t, v * s[i]) + b[i]);
+    }
     *mean_out = mean;
     *inv_out = inv;
 }
@@ -878,17 +894,6 @@ static void sln_row_f32(const float *x, const float *k, const float *bias, const
     *mean_out = c + md;
     *inv_out = 1.0 / sqrt(var + eps);
     row_affine_f32(dst, y, n, g, b, *mean_out, *inv_out);
-}
-
-/* v rounded to float type dt (what storing it in a dt tensor keeps). */
-static double round_to(onr_dtype dt, double v)
-{
-    switch (dt) {
-    case ONR_FLOAT: return (float)v;
-    case ONR_FLOAT16: return onr_half_to_float(onr_float_to_half((float)v));
-    case ONR_BFLOAT16: return onr_bf16_to_float(onr_float_to_bf16((float)v));
-    default: return v;
-    }
 }
 
 /* Any float type, in double: the reference path. */

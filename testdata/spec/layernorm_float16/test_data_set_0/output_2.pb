@@ -1,0 +1,1 @@
+B	InvStdDevJCs,?qªÀ?¼O?JŠ3?
