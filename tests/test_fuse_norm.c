@@ -639,12 +639,14 @@ static void test_sln_kernel_errors(void **state)
     /* skip [2, 1, 4]: a broadcast in the middle */
     onr_tensor *in1[] = {tk_rand_f32(3, xd, 1), tk_rand_f32(3, bad, 2), tk_rand_f32(1, h, 3)};
     assert_int_not_equal(tk_run(n, 1, 3, in1, 1, o, 1, &err), ONR_OK);
+    tk_free_all(1, o);
     assert_non_null(strstr(err.msg, "skip"));
     tk_free_all(3, in1);
     /* gamma of 5 values for H = 4 */
     onr_tensor *in2[] = {tk_rand_f32(3, xd, 1), tk_rand_f32(3, xd, 2), tk_rand_f32(1, h5, 3)};
     err = (onr_err){0};
     assert_int_not_equal(tk_run(n, 1, 3, in2, 1, o, 1, &err), ONR_OK);
+    tk_free_all(1, o);
     assert_non_null(strstr(err.msg, "gamma"));
     tk_free_all(3, in2);
     /* skip of another type */
@@ -652,6 +654,7 @@ static void test_sln_kernel_errors(void **state)
     onr_tensor *in3[] = {tk_rand_f32(3, xd, 1), tk_i32(3, xd, iv), tk_rand_f32(1, h, 3)};
     err = (onr_err){0};
     assert_int_not_equal(tk_run(n, 1, 3, in3, 1, o, 1, &err), ONR_OK);
+    tk_free_all(1, o);
     tk_free_all(3, in3);
     tk_node_free(n);
 }
