@@ -1,2 +1,2 @@
 
-BScaleJ;©Ú0b¼v4Â4ó¸–¸z/
+BScaleJh¶e²e¹8ÿš‹·V³k¹

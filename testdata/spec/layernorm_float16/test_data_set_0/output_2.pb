@@ -1,1 +1,1 @@
-B	InvStdDevJCs,?qªÀ?¼O?JŠ3?
+B	InvStdDevJêw?„Îµ>ðÆ,?~\?

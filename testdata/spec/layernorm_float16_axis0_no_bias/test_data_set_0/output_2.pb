@@ -1,1 +1,1 @@
-B	InvStdDevJhÎ3?
+B	InvStdDevJ™ó>

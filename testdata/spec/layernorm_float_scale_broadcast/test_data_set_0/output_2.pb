@@ -1,1 +1,1 @@
-B	InvStdDevJT—>Çæ£>Òg¹>
+B	InvStdDevJýú‘>µ5Ð>À>
