@@ -143,13 +143,17 @@ static pbw build_ln(const ln_var *v, onr_tensor **in, int *n_in)
     pbw_node(&g, "Add", "add_eps", NAMES("var", "eps"), NAMES("ve"), NULL);
     pbw_node(&g, "Sqrt", "sqrt", NAMES("ve"), NAMES("sd"), NULL);
     const char *dd = v->dup_sub ? "d2" : "d";
+    /* the pattern's last node writes the graph output y (or the Cast does) */
+    const char *o_nrm = !v->casts && v->no_gamma && v->no_beta ? "y" : "nrm";
+    const char *o_g = !v->casts && v->no_beta ? "y" : "ng";
+    const char *o_b = !v->casts ? "y" : "nb";
     if (v->recip) {
         pbw_node(&g, "Reciprocal", "recip", NAMES("sd"), NAMES("rs"), NULL);
-        pbw_node(&g, "Mul", "mul_rs", NAMES("rs", dd), NAMES("nrm"), NULL);
+        pbw_node(&g, "Mul", "mul_rs", NAMES("rs", dd), NAMES(o_nrm), NULL);
     } else {
-        pbw_node(&g, "Div", "div", NAMES(dd, "sd"), NAMES("nrm"), NULL);
+        pbw_node(&g, "Div", "div", NAMES(dd, "sd"), NAMES(o_nrm), NULL);
     }
-    const char *cur = "nrm";
+    const char *cur = o_nrm;
     if (!v->no_gamma) {
         if (v->gamma_bcast) {
             float gv[5 * LN_H];
@@ -159,20 +163,18 @@ static pbw build_ln(const ln_var *v, onr_tensor **in, int *n_in)
         } else if (!v->gamma_input) {
             init_vec(&g, "gamma", H, 0.5f, 1.0f);
         }
-        pbw_node(&g, "Mul", "mul_g", NAMES(cur, "gamma"), NAMES("ng"), NULL);
-        cur = "ng";
+        pbw_node(&g, "Mul", "mul_g", NAMES(cur, "gamma"), NAMES(o_g), NULL);
+        cur = o_g;
     }
     if (!v->no_beta) {
         init_vec(&g, "beta", H, -0.25f, 0.5f);
-        pbw_node(&g, "Add", "add_b", NAMES("beta", cur), NAMES("nb"), NULL);
-        cur = "nb";
+        pbw_node(&g, "Add", "add_b", NAMES("beta", cur), NAMES(o_b), NULL);
+        cur = o_b;
     }
     if (v->casts) {
         a = (pbw){0};
         pbw_attr_int(&a, "to", 1);
         pbw_node(&g, "Cast", "cast_out", NAMES(cur), NAMES("y"), &a);
-    } else {
-        pbw_node(&g, "Identity", "out", NAMES(cur), NAMES("y"), NULL);
     }
     if (v->leak_node) pbw_node(&g, "Neg", "leak", NAMES("sd"), NAMES("sd_neg"), NULL);
     /* inputs */
