@@ -83,6 +83,7 @@ typedef struct ln_var {
     int gamma_input;  /* gamma a graph input */
     int gamma_bcast;  /* gamma of shape [5, H]: varies along a non-normalized axis */
     int casts;        /* no-op Cast(to=float) before and after */
+    int cast_leak;    /* the first Cast's output also read by a Neg */
     int leak;         /* the Sub's output also a graph output */
     int leak_node;    /* the Sqrt's output also read by another node */
     int keepdims0;    /* ReduceMean keepdims=0 (shapes no longer line up) */
@@ -177,6 +178,7 @@ static pbw build_ln(const ln_var *v, onr_tensor **in, int *n_in)
         pbw_node(&g, "Cast", "cast_out", NAMES(cur), NAMES("y"), &a);
     }
     if (v->leak_node) pbw_node(&g, "Neg", "leak", NAMES("sd"), NAMES("sd_neg"), NULL);
+    if (v->cast_leak) pbw_node(&g, "Neg", "leak_x", NAMES("xc"), NAMES("xc_neg"), NULL);
     /* inputs */
     if (v->residual) {
         pbw_value_info(&g, 11, "a", F32, 3, xd);
@@ -203,6 +205,7 @@ static pbw build_ln(const ln_var *v, onr_tensor **in, int *n_in)
     pbw_value_info(&g, 12, "y", F32, -1, NULL);
     if (v->leak) pbw_value_info(&g, 12, "d", F32, -1, NULL);
     if (v->leak_node) pbw_value_info(&g, 12, "sd_neg", F32, -1, NULL);
+    if (v->cast_leak) pbw_value_info(&g, 12, "xc_neg", F32, -1, NULL);
     return finish(&g, opset);
 }
 
@@ -258,6 +261,8 @@ static void test_ln_variants(void **state)
     ln_case(&v, 1, 9);
     v = (ln_var){.casts = 1};
     ln_case(&v, 1, 11);
+    v.cast_leak = 1; /* the input Cast's output is read elsewhere: it stays */
+    ln_case(&v, 1, 10);
 }
 
 static void test_ln_opset18_axes_input(void **state)
