@@ -32,6 +32,21 @@
 
 /* Mean and population variance of n contiguous float32 values; 8 double
  * lanes in a fixed order so the compiler vectorizes without reassociating. */
+/* Population variance of n float32 values around their mean m (the second
+ * pass of stats_f32). */
+static double var_f32(const float *x, int64_t n, double m)
+{
+    double a[8] = {0}, t = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = x[i + k] - m;
+            a[k] += d * d;
+        }
+    for (; i < n; i++) t += (x[i] - m) * (x[i] - m);
+    return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + t) / (double)n;
+}
+
 static void stats_f32(const float *x, int64_t n, double *mean, double *var)
 {
     if (n <= 0) {
@@ -44,16 +59,8 @@ static void stats_f32(const float *x, int64_t n, double *mean, double *var)
         for (int k = 0; k < 8; k++) a[k] += x[i + k];
     for (; i < n; i++) t += x[i];
     double m = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + t) / (double)n;
-    for (int k = 0; k < 8; k++) a[k] = 0;
-    t = 0;
-    for (i = 0; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            double d = x[i + k] - m;
-            a[k] += d * d;
-        }
-    for (; i < n; i++) t += (x[i] - m) * (x[i] - m);
     *mean = m;
-    *var = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + t) / (double)n;
+    *var = var_f32(x, n, m);
 }
 
 /* The same for any float type, at elements [off, off + n) of x. */
@@ -755,9 +762,10 @@ const onr_op_impl onr_impl_layer_norm = {.create = ln_create, .reshape = ln_resh
  * unfused Add -> LayerNormalization does, and added in the order
  * (X + bias) + skip of the exporters' Linear-then-residual graphs, so
  * output 3 equals the unfused sum exactly on the float32 path.
- * float32 has direct loops (the sum, written once, then LayerNorm's
- * passes over it while the row is in L1); the other float types go through
- * double accessors. */
+ * float32 has direct loops (the sum, summed as it is written, then the
+ * variance and the output while the row is in L1; the same arithmetic as
+ * Add + LayerNormalization, so the fused results are bit-identical); the
+ * other float types go through double accessors. */
 
 typedef struct sln_params {
     double eps;
@@ -838,12 +846,31 @@ static void sln_row_f32(const float *x, const float *k, const float *bias, const
                         const float *b, float *dst, float *y, int64_t n, double eps,
                         double *mean_out, double *inv_out)
 {
+    /* the sum, summed as it is written: the lanes and order of stats_f32's
+     * first pass, so the statistics equal the unfused LayerNormalization's */
+    double a[8] = {0}, t = 0;
+    int64_t i = 0;
     if (bias)
-        for (int64_t i = 0; i < n; i++) dst[i] = (x[i] + bias[i]) + k[i];
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) {
+                float v = (x[i + l] + bias[i + l]) + k[i + l];
+                dst[i + l] = v;
+                a[l] += v;
+            }
     else
-        for (int64_t i = 0; i < n; i++) dst[i] = x[i] + k[i];
-    double mean, var;
-    stats_f32(dst, n, &mean, &var);
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) {
+                float v = x[i + l] + k[i + l];
+                dst[i + l] = v;
+                a[l] += v;
+            }
+    for (; i < n; i++) {
+        float v = (bias ? x[i] + bias[i] : x[i]) + k[i];
+        dst[i] = v;
+        t += v;
+    }
+    double mean = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + t) / (double)n;
+    double var = var_f32(dst, n, mean);
     *mean_out = mean;
     *inv_out = 1.0 / sqrt(var + eps);
     row_affine_f32(dst, y, n, g, b, mean, *inv_out);
