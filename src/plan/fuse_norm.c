@@ -15,22 +15,31 @@
  * out). eps, gamma, beta must be constants; gamma and beta must broadcast
  * to the normalized shape without growing y (LayerNormalization's Scale/B
  * semantics) and be of x's type; every intermediate must be read only
- * inside the pattern. A missing gamma becomes a constant Scale of one 1.
- * x must be float32 or double (fp16 patterns round every step, which the
- * fused kernel does not).
+ * inside the pattern. A missing gamma becomes a constant Scale of one 1; a
+ * non-constant one (or one varying along a non-normalized axis) stays a
+ * Mul after the fused node. x must be float32 or double (fp16 patterns
+ * round at every step, which the fused kernel does not). Below symbolic
+ * dims shape inference leaves x's rank and type unknown: then the axes
+ * must be negative ({-k, ..., -1}) and the type is eps's.
  *
  * onr_pass_fuse_skip_layernorm: Add(a, b) -> LayerNormalization over the
- * last axis (float32, stash_type 1) becomes SkipLayerNormalization
- * (org.onnxrun, 1; see ops/norm.c). a, b and the LN input must have the
- * same shape (static dims equal, symbolic dims of the same name): the
- * kernel's skip broadcasting is not used by the fusion. When the sum is
- * read elsewhere too (pre-LN blocks: GPT-2, ViT) the fused node writes it
- * as output 3, under the Add's own value, so its readers need no rewiring.
- * A bias Add right before (Add(MatMul output, const [H]) read only by the
- * residual Add) is absorbed as input 4 (bias); the fused sum is
- * (X + bias) + skip, the unfused order. The GEMM-epilogue pass, which runs
- * later, would otherwise fold that bias into the MatMul; this pass runs
- * first and takes it, which saves the same pass over the data either way.
+ * last axis (float32, stash_type 1, Scale and B of shape [H]) becomes
+ * SkipLayerNormalization (org.onnxrun, 1; see ops/norm.c). a and b must
+ * have one shape (static dims equal, symbolic dims of the same name), so
+ * the Add does not broadcast: the kernel's skip broadcasting is not used
+ * by the fusion. (Shape inference names the symbolic dims of graph inputs
+ * only, so in a model with a dynamic batch this fires only where both Add
+ * inputs are graph inputs.) When the sum is read elsewhere too (pre-LN
+ * blocks: GPT-2, ViT) the fused node writes it as output 3, under the
+ * Add's own value, so its readers need no rewiring. LN's Mean and
+ * InvStdDev become outputs 1 and 2.
+ * A bias Add right before (Add(X, const [H]) read only by the residual
+ * Add, X non-constant with last dim H: the MatMul + bias of a Linear) is
+ * absorbed as input 4 (bias); the fused sum is (X + bias) + skip, the
+ * unfused order, so the fused results are bit-identical on float32. The
+ * GEMM-epilogue pass runs later and would otherwise fold that bias into
+ * the MatMul: this pass takes it first (either way the bias costs no pass
+ * of its own).
  */
 #include <math.h>
 #include <stdlib.h>
