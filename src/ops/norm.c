@@ -596,9 +596,12 @@ static int ln_reshape(onr_kctx *ctx, size_t *scratch)
     int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
-    if ((st = onr_norm_axis(ctx->err, p->axis_attr, x->rank, &p->axis))) return st;
     if (x->rank == 0)
         return onr_seterr(ctx->err, ONR_E_MODEL, "X must have rank >= 1, it is a scalar");
+    /* axis may be r (the schema's range is [-r, r]): the function body
+     * flattens X to [numel, 1], so each element is its own row */
+    if (p->axis_attr == x->rank) p->axis = x->rank;
+    else if ((st = onr_norm_axis(ctx->err, p->axis_attr, x->rank, &p->axis))) return st;
     p->outer = dims_prod(x, 0, p->axis);
     p->n = dims_prod(x, p->axis, x->rank);
     if ((st = onr_check_input(ctx, 1, ONR_TYPES_FLOAT)) || (st = ln_check_param(ctx, 1, p->axis)))

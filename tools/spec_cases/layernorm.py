@@ -20,7 +20,8 @@ STASH = {1: np.float32}
 def layernorm(x, scale, b, axis, eps, stash):
     u = STASH[stash]
     xu = x.astype(u)
-    axes = tuple(range(axis % x.ndim, x.ndim))
+    axis = axis + x.ndim if axis < 0 else axis
+    axes = tuple(range(axis, x.ndim))  # empty for axis = rank: each element alone
     mean = xu.mean(axis=axes, keepdims=True, dtype=u).astype(u)
     d = xu - mean
     var = (d * d).mean(axis=axes, keepdims=True, dtype=u).astype(u)
@@ -57,6 +58,9 @@ def main():
          r.standard_normal((4, 1)).astype(np.float32), axis=1, eps=1e-3)
     case("layernorm_float_y_only", xf, r.standard_normal(6).astype(np.float32),
          r.standard_normal(6).astype(np.float32), outputs=1)
+    # axis = rank (the schema allows [-r, r]): Y = B, Mean = X, InvStdDev = 1/sqrt(eps)
+    case("layernorm_float_axis_rank", xf[:2, :2], np.array(1.5, np.float32),
+         np.array(0.25, np.float32), axis=3, eps=1e-2)
     xh = (r.standard_normal((4, 8)) * 2 + 1).astype(np.float16)
     case("layernorm_float16", xh, r.standard_normal(8).astype(np.float16),
          r.standard_normal(8).astype(np.float16), axis=-1)
