@@ -25,12 +25,12 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
     if (o->fuse) {
         /* Order matters: norms and activations first, so the attention and
          * GEMM patterns see them fused; each pass owns one file. */
-        /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
+        if ((st = onr_pass_fuse_layernorm(e, err))) return st;
         if ((st = onr_pass_fuse_rmsnorm(e, err))) return st;
         /* FUSE: gelu (fuse_gelu.c) */
         if ((st = onr_pass_fuse_rotary(e, err))) return st;
         /* FUSE: attention (fuse_attention.c) */
-        /* FUSE: skip layernorm (fuse_norm.c) */
+        if ((st = onr_pass_fuse_skip_layernorm(e, err))) return st;
         /* FUSE: gemm epilogues (fuse_gemm.c) */
         /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */
         if ((st = onr_pass_dce(e, err))) return st;

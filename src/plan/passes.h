@@ -25,6 +25,13 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* Fusions (fuse_norm.c): a decomposed LayerNorm (ReduceMean, Sub, Pow,
+ * ReduceMean, Add eps, Sqrt, Div or Reciprocal+Mul, optional Mul gamma and
+ * Add beta) becomes LayerNormalization-17; Add -> LayerNormalization over
+ * the last axis becomes SkipLayerNormalization (org.onnxrun), absorbing a
+ * bias Add before it. */
+onr_status onr_pass_fuse_layernorm(onr_edit *e, onr_err *err);
+onr_status onr_pass_fuse_skip_layernorm(onr_edit *e, onr_err *err);
 /* RMS normalization chains (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul,
  * with HF llama's Casts) -> RMSNormalization (opset 23); fuse_rmsnorm.c. */
 onr_status onr_pass_fuse_rmsnorm(onr_edit *e, onr_err *err);
