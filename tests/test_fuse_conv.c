@@ -562,6 +562,19 @@ static void test_bn_near_misses(void **state)
     in[0] = x;
     in[1] = t_rand(F32, 1, &six, 4, -0.5f, 0.5f);
     check(&m, 13, 2, in, (want){"BatchNormalization", 1, 0, 0, 2, 2}, RTOL, ATOL);
+    /* opset 7, spatial = 0: statistics per element of a [C, H, W] plane */
+    m = m_new(F32, 16);
+    x = m_x(&m, &C2);
+    int64_t pd[3] = {6, S, S};
+    const char *st[4] = {"s_scale", "s_bias", "s_mean", "s_var"};
+    for (int i = 0; i < 4; i++) m_init(&m, st[i], 3, pd, i == 3 ? 0.5f : -1.f, 1.5f);
+    m_conv(&m, "conv", "x", "c", &C2);
+    pbw a = {0};
+    pbw_attr_int(&a, "spatial", 0);
+    pbw_node(&m.g, "BatchNormalization", "bn", NAMES("c", st[0], st[1], st[2], st[3]), NAMES("y"),
+             &a);
+    m_output(&m, "y");
+    check(&m, 7, 1, &x, (want){"BatchNormalization", 1, 0, 0, 2, 2}, RTOL, ATOL);
     /* the conv output is also a graph output */
     m = m_new(F32, 14);
     x = m_x(&m, &C2);
@@ -604,6 +617,8 @@ static void m_act(mdl *m, const char *act, const char *c, const char *y)
         pbw_attr_float(&a, "min", 0.f);
         pbw_attr_float(&a, "max", 0.6f);
         pbw_node(&m->g, "Clip", y, NAMES(c), NAMES(y), &a);
+    } else if (!strcmp(act, "Clip6d")) { /* opset < 11, default bounds */
+        m_unary(m, "Clip", c, y);
     } else if (!strcmp(act, "Clip")) { /* constant inputs */
         float lo = -0.2f, hi = 0.5f;
         pbw_init_f32(&m->g, "clip_lo", 0, NULL, &lo, 1);
@@ -642,6 +657,7 @@ static void test_activations(void **state)
         {"Relu", 13, 1},       {"Sigmoid", 13, 1},   {"HardSwish", 14, 1}, {"HardSigmoid", 13, 1},
         {"LeakyRelu", 13, 1},  {"Clip6", 6, 1},      {"Clip", 13, 1},      {"ClipMin", 13, 1},
         {"ClipMax", 13, 1},    {"SiLU", 13, 2},      {"SiLU2", 13, 2},     {"HSwishMul", 13, 2},
+        {"Clip6d", 6, 1},
     };
     const cspec *cs[] = {&C2, &C2G, &C2D, &C1, &C2DW, &C11};
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
