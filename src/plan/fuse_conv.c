@@ -28,6 +28,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "plan/fuse.h"
@@ -206,32 +207,36 @@ static int try_bn(onr_edit *e, int i, const conv_view *v, int bn, onr_err *err)
     /* s[m] = scale / sqrt(var + eps), as the BatchNormalization kernel */
     onr_tensor *nw = onr_tensor_new(w->dtype, w->rank, w->dims);
     onr_tensor *nb = onr_tensor_new(w->dtype, 1, &M);
-    if (!nw || !nb) {
-        onr_tensor_free(nw), onr_tensor_free(nb);
+    double *sc = malloc(sizeof(double) * (size_t)M);
+    if (!nw || !nb || !sc) {
+        onr_tensor_free(nw), onr_tensor_free(nb), free(sc);
         onr_seterr(err, ONR_E_NOMEM, "out of memory folding BatchNormalization");
         return -1;
     }
     for (int64_t m = 0; m < M; m++) {
-        double s = onr_get_f64(k[0], m) / sqrt(onr_get_f64(k[3], m) + eps);
+        sc[m] = onr_get_f64(k[0], m) / sqrt(onr_get_f64(k[3], m) + eps);
         double bm = b ? onr_get_f64(b, m) : 0.;
-        onr_set_f64(nb, m, (bm - onr_get_f64(k[2], m)) * s + onr_get_f64(k[1], m));
+        onr_set_f64(nb, m, (bm - onr_get_f64(k[2], m)) * sc[m] + onr_get_f64(k[1], m));
     }
-    /* output channel of each weight: Conv W is [M, C/G, k...]; ConvTranspose
-     * W is [C, M/G, k...] with channel (c / (C/G)) * M/G + dim 1 */
+    /* W in runs of `taps` weights of one output channel: Conv W is
+     * [M, C/G, k...] (channel = run / (C/G)); ConvTranspose W is
+     * [C, M/G, k...] (channel = (c / (C/G)) * M/G + dim 1) */
     int64_t taps = 1;
     for (int d = 2; d < w->rank; d++) taps *= w->dims[d];
-    int64_t Mg = M / G, Cg = C / G;
-    for (int64_t idx = 0; idx < w->numel; idx++) {
-        int64_t m;
-        if (v->kind == K_CONVT) {
-            int64_t row = idx / taps; /* c * Mg + mm */
-            m = row / Mg / Cg * Mg + row % Mg;
+    int64_t runs = w->numel / taps, Mg = M / G, Cg = C / G, per = runs / M;
+    for (int64_t r = 0; r < runs; r++) {
+        int64_t m = v->kind == K_CONVT ? r / Mg / Cg * Mg + r % Mg : r / per;
+        double s = sc[m];
+        if (w->dtype == ONR_FLOAT) {
+            const float *src = (const float *)w->data + r * taps;
+            float *dst = (float *)nw->data + r * taps;
+            for (int64_t t = 0; t < taps; t++) dst[t] = (float)(src[t] * s);
         } else {
-            m = idx / (w->numel / M);
+            for (int64_t t = r * taps; t < (r + 1) * taps; t++)
+                onr_set_f64(nw, t, onr_get_f64(w, t) * s);
         }
-        double s = onr_get_f64(k[0], m) / sqrt(onr_get_f64(k[3], m) + eps);
-        onr_set_f64(nw, idx, onr_get_f64(w, idx) * s);
     }
+    free(sc);
     char hint[200];
     snprintf(hint, sizeof hint, "%s", e->g->values[v->w].name ? e->g->values[v->w].name : "W");
     int wv = onr_fuse_add_const(e, hint, nw, err);
