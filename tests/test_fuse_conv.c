@@ -917,7 +917,8 @@ static void test_models(void **state)
         const char *gone[] = {"Relu", "Clip", "Add", "BatchNormalization", "Sigmoid"};
         for (int k = 0; k < 5; k++)
             if (tk_count_steps(s, gone[k]))
-                fail_msg("%s keeps %d %s steps", models[i].dir, tk_count_steps(s, gone[k]), gone[k]);
+                fail_msg("%s keeps %d %s steps", models[i].dir, tk_count_steps(s, gone[k]),
+                         gone[k]);
         assert_int_equal(tk_count_steps(s, "FusedConv") + tk_count_steps(s, "Conv"),
                          models[i].convs);
         onr_session_free(s);

@@ -389,8 +389,10 @@ static int try_add(onr_edit *e, int i, const conv_view *v, int c, onr_err *err)
             onr_seterr(err, ONR_E_NOMEM, "out of memory folding a bias");
             return -1;
         }
-        for (int64_t m = 0; m < M; m++)
-            onr_set_f64(nb, m, (b ? onr_get_f64(b, m) : 0.) + onr_get_f64(k, k->numel == M ? m : 0));
+        for (int64_t m = 0; m < M; m++) {
+            double add = onr_get_f64(k, k->numel == M ? m : 0);
+            onr_set_f64(nb, m, (b ? onr_get_f64(b, m) : 0.) + add);
+        }
         char hint[200];
         snprintf(hint, sizeof hint, "%s", e->g->values[o].name ? e->g->values[o].name : "B");
         int bv = onr_fuse_add_const(e, hint, nb, err);
