@@ -43,6 +43,10 @@
 #include "gemm/gemm.h"
 #include "ops/linalg.h"
 
+/* The SGEMM epilogue's vector sigmoid, at the baseline ISA (4 floats). */
+#define ONR_ACT_VL 4
+#include "gemm/sgemm-act-simd.h"
+
 /* Upper bound of the im2col / col2im band in scratch. */
 #define CONV_COL_BYTES ((int64_t)4 << 20)
 
@@ -433,7 +437,8 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
 
 /* ---- FusedConv's epilogue outside the GEMM --------------------------------- */
 
-/* The activation over n floats; plain loops the compiler vectorises. */
+/* The activation over n floats: plain loops the compiler vectorises, and
+ * the SGEMM epilogue's vector code for the two that need exp. */
 static void conv_act_row(const conv_epi *e, float *y, int64_t n)
 {
     const float a = e->a, b = e->b;
@@ -448,11 +453,25 @@ static void conv_act_row(const conv_epi *e, float *y, int64_t n)
         }
         break;
     case CONV_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-y[i]));
+    case CONV_ACT_SILU: {
+        /* the GEMM epilogue's vector exp, the tail through a zeroed vector */
+        int ga = e->act == CONV_ACT_SIGMOID ? ONR_ACT_SIGMOID : ONR_ACT_SILU;
+        int64_t i = 0;
+        act_vf v;
+        for (; i + ONR_ACT_VL <= n; i += ONR_ACT_VL) {
+            memcpy(&v, y + i, sizeof v);
+            v = act_apply(v, ga, 0.f, 0.f);
+            memcpy(y + i, &v, sizeof v);
+        }
+        if (i < n) {
+            size_t bytes = sizeof(float) * (size_t)(n - i);
+            v = act_splat(0.f);
+            memcpy(&v, y + i, bytes);
+            v = act_apply(v, ga, 0.f, 0.f);
+            memcpy(y + i, &v, bytes);
+        }
         break;
-    case CONV_ACT_SILU:
-        for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.f + expf(-y[i]));
-        break;
+    }
     case CONV_ACT_HARDSIGMOID:
         for (int64_t i = 0; i < n; i++) {
             float v = a * y[i] + b;
