@@ -32,7 +32,7 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
         /* FUSE: attention (fuse_attention.c) */
         if ((st = onr_pass_fuse_skip_layernorm(e, err))) return st;
         /* FUSE: gemm epilogues (fuse_gemm.c) */
-        /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */
+        if ((st = onr_pass_fuse_conv(e, err))) return st;
         if ((st = onr_pass_dce(e, err))) return st;
     }
     return onr_edit_compact(e, err);

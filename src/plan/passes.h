@@ -25,6 +25,12 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* Convolution fusions (fuse_conv.c): BatchNormalization after a Conv or
+ * ConvTranspose folded into its weights and bias, constant per-channel Adds
+ * folded into the bias, and float32 Conv + residual Add + activation
+ * (Relu, Clip, Sigmoid, SiLU, HardSigmoid, HardSwish, LeakyRelu) made one
+ * FusedConv (org.onnxrun). */
+onr_status onr_pass_fuse_conv(onr_edit *e, onr_err *err);
 /* Fusions (fuse_norm.c): a decomposed LayerNorm (ReduceMean, Sub, Pow,
  * ReduceMean, Add eps, Sqrt, Div or Reciprocal+Mul, optional Mul gamma and
  * Add beta) becomes LayerNormalization-17; Add -> LayerNormalization over
