@@ -169,7 +169,8 @@ static void expect_rms(const rms_opt *o, int fuses)
             assert_int_equal(r.steps_fused, r.steps_unfused - n + 1);
         } else {
             assert_int_equal(r.n_op, 0);
-            assert_int_equal(r.steps_fused, r.steps_unfused);
+            /* a LayerNorm's centred chain is fuse_norm.c's: it may fuse there */
+            if (!o->centred) assert_int_equal(r.steps_fused, r.steps_unfused);
         }
     }
 }
