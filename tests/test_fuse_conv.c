@@ -25,6 +25,8 @@
 #include "pbw.h"
 
 #include "gemm/gemm.h"
+#include "load/load.h"
+#include "plan/plan.h"
 
 enum { F32 = 1, F16 = 10, F64 = 11 };
 
@@ -483,6 +485,38 @@ static void test_bn_fold(void **state)
     check(&m, 13, 2, in, (want){"FusedConv", 1, 1, 4, 1, 4}, RTOL, ATOL);
 }
 
+/* The weights BN folding replaced are read by no step: the plan releases
+ * them at build, so a folded model does not hold its weights twice. */
+static void test_bn_fold_releases_originals(void **state)
+{
+    (void)state;
+    mdl m = m_new(F32, 3);
+    onr_tensor *x = m_x(&m, &C2);
+    m_conv(&m, "conv", "x", "c", &C2);
+    m_bn(&m, "bn", "c", "y", 6, 1e-5f, -1, NULL);
+    m_output(&m, "y");
+    pbw bytes = pbw_model(&m.g, 8, 13);
+    onr_model *model = NULL;
+    onr_err err = {0};
+    if (onr_load_buffer(bytes.b, bytes.n, NULL, &model, &err)) fail_msg("load: %s", err.msg);
+    free(bytes.b);
+    onr_plan *p = NULL;
+    onr_plan_opts o = {.nthreads = 1, .fuse = 1};
+    if (onr_plan_build(model, &o, &p, &err)) fail_msg("plan: %s", err.msg);
+    const onr_graph *g = onr_plan_graph(p);
+    const char *gone[] = {"conv_W", "conv_B", "bn_scale", "bn_bias", "bn_mean", "bn_var"};
+    for (int i = 0; i < 6; i++) {
+        int v = onr_graph_find_value(g, gone[i]);
+        assert_true(v >= 0);
+        assert_non_null(g->values[v].konst);
+        if (g->values[v].konst->data) fail_msg("'%s' is still held after folding", gone[i]);
+    }
+    assert_int_equal(onr_plan_step_count(p), 1);
+    onr_plan_free(p);
+    onr_model_free(model);
+    onr_tensor_free(x);
+}
+
 /* float64 and float16 convs fold BN too (in their own type); float16 with
  * float16's tolerance, since the folded weights round differently. */
 static void test_bn_fold_types(void **state)
@@ -931,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_kernel_vs_conv),
         cmocka_unit_test(test_kernel_errors),
         cmocka_unit_test(test_bn_fold),
+        cmocka_unit_test(test_bn_fold_releases_originals),
         cmocka_unit_test(test_bn_fold_types),
         cmocka_unit_test(test_bn_convtranspose),
         cmocka_unit_test(test_bn_near_misses),
