@@ -183,6 +183,13 @@ int onr_session_step_count(const onr_session *s);
 onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, size_t len);
 /* Op type and node name of step i (NULL when out of range). */
 const char *onr_session_step_op(const onr_session *s, int i, const char **node_name);
+/* Steps the plan would have without the fusions (after folding and
+ * dead-code elimination): the "before" of `info --plan`. */
+int onr_session_unfused_step_count(const onr_session *s);
+/* Names of step i's inputs (outputs when `outputs` is 1), "" for an omitted
+ * optional one: fills names[0..max) and returns the count (-1 when i is out
+ * of range). The names stay valid as long as the session. */
+int onr_session_step_values(const onr_session *s, int i, int outputs, const char **names, int max);
 /* What step i replaced when a fusion made it: the count of the loaded
  * graph's nodes it stands for (0 for an unfused step), and their list
  * ("Op 'name', ..."; NULL for an unfused step). */

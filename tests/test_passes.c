@@ -19,6 +19,7 @@
 
 #include "ir/edit.h"
 #include "load/load.h"
+#include "plan/fuse.h"
 #include "plan/passes.h"
 
 enum { F32 = 1, I64 = 7, BOOL = 9 };
@@ -1260,6 +1261,197 @@ static void test_dce_keeps_outputs(void **state)
     onr_model_free(m);
 }
 
+
+/* ============================= fuse.h helpers ============================= */
+
+/* x -> Relu 'r' -> a -> Neg 'n' -> b -> Abs 'ab' -> y; a also read by Exp
+ * 'ex' -> z when `leak`. */
+static onr_model *chain_model(int leak)
+{
+    pbw gp = {0};
+    const int64_t d4[] = {4};
+    input(&gp, "x", F32, 1, d4);
+    pbw_node(&gp, "Relu", "r", NAMES("x"), NAMES("a"), NULL);
+    pbw_node(&gp, "Neg", "n", NAMES("a"), NAMES("b"), NULL);
+    pbw_node(&gp, "Abs", "ab", NAMES("b"), NAMES("y"), NULL);
+    output(&gp, "y");
+    if (leak) {
+        pbw_node(&gp, "Exp", "ex", NAMES("a"), NAMES("z"), NULL);
+        output(&gp, "z");
+    }
+    return load_graph(&gp, OPSET);
+}
+
+static void test_fuse_emit_records_and_flattens(void **state)
+{
+    (void)state;
+    onr_model *m = chain_model(0);
+    onr_edit *e = open_resolved(m);
+    onr_err err = {0};
+    assert_int_equal(onr_edit_index(e, &err), ONR_OK);
+    const onr_graph *g = e->g;
+    int r = node_ix(g, "r"), n = node_ix(g, "n"), ab = node_ix(g, "ab");
+    assert_int_equal(onr_fuse_src(e, val(g, "b"), "Neg"), n);
+    assert_int_equal(onr_fuse_src(e, val(g, "b"), "Relu"), -1);
+    assert_int_equal(onr_fuse_sole_consumer(e, val(g, "a")), n);
+    assert_int_equal(onr_fuse_sole_consumer(e, val(g, "y")), -1); /* graph output */
+    const int rn[] = {r, n}, keep_b[] = {val(g, "b")};
+    assert_true(onr_fuse_closed(e, rn, 2, keep_b, 1));
+    assert_false(onr_fuse_closed(e, rn, 2, NULL, 0)); /* b is read by 'ab' */
+    const int twice[] = {r, r};
+    assert_false(onr_fuse_closed(e, twice, 2, keep_b, 1));
+
+    int in = val(g, "x"), out = val(g, "b");
+    int f = onr_fuse_emit(e, "Elu", "", OPSET, 1, &in, 1, &out, rn, 2, &err);
+    if (f < 0) fail_msg("emit: %s", err.msg);
+    assert_true(e->dead[r] && e->dead[n]);
+    assert_int_equal(e->g->values[out].producer, f);
+    assert_int_equal(e->g->nodes[f].n_fused, 2);
+    assert_string_equal(e->g->nodes[f].fused_from, "Relu 'r', Neg 'n'");
+    assert_string_equal(e->g->nodes[f].name, "n"); /* errors point at the model */
+    assert_non_null(e->g->nodes[f].op);
+    assert_int_equal(onr_edit_set_attr_float(e, f, "alpha", 0.5f, &err), ONR_OK);
+    assert_int_equal(onr_edit_set_attr_float(e, f, "alpha", 0.25f, &err), ONR_OK); /* replaced */
+    assert_int_equal(e->g->nodes[f].n_attr, 1);
+    assert_true(onr_attr_float(&e->g->nodes[f], "alpha", 0) == 0.25f);
+    const int64_t iv[] = {1, 2, 3};
+    assert_int_equal(onr_edit_set_attr_ints(e, f, "axes", iv, 3, &err), ONR_OK);
+    assert_int_equal(onr_edit_set_attr_string(e, f, "mode", "tanh", &err), ONR_OK);
+    assert_string_equal(onr_attr_string(&e->g->nodes[f], "mode", ""), "tanh");
+    /* a loaded node is shared with the loaded graph: never edited */
+    assert_int_equal(onr_edit_set_attr_int(e, ab, "x", 1, &err), ONR_E_ARG);
+    assert_non_null(strstr(err.msg, "'ab'"));
+
+    /* consumers changed this sweep: the stale index answers "unknown" */
+    assert_int_equal(onr_fuse_sole_consumer(e, in), -1);
+    assert_int_equal(onr_fuse_n_uses(e, in), -1);
+    /* fusing a fused node flattens what it stands for */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(onr_edit_index(e, &err), ONR_OK);
+    assert_int_equal(onr_fuse_sole_consumer(e, out), ab);
+    const int fab[] = {f, ab};
+    int y = val(g, "y");
+    int f2 = onr_fuse_emit(e, "Sigmoid", "", OPSET, 1, &in, 1, &y, fab, 2, &err);
+    assert_true(f2 >= 0);
+    assert_int_equal(e->g->nodes[f2].n_fused, 3);
+    assert_string_equal(e->g->nodes[f2].fused_from, "Relu 'r', Neg 'n', Abs 'ab'");
+    assert_int_equal(onr_edit_compact(e, &err), ONR_OK);
+    assert_ops(e, "Sigmoid");
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
+static void test_fuse_emit_refuses_unknown_op(void **state)
+{
+    (void)state;
+    onr_model *m = chain_model(0);
+    onr_edit *e = open_resolved(m);
+    onr_err err = {0};
+    int in = val(e->g, "x"), out = val(e->g, "a"), r = node_ix(e->g, "r");
+    assert_int_equal(onr_fuse_emit(e, "NoSuchFusedOp", ONR_FUSE_DOMAIN, 1, 1, &in, 1, &out, &r, 1,
+                                   &err),
+                     -1);
+    assert_int_equal(err.code, ONR_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "NoSuchFusedOp"));
+    assert_false(e->dead[r]); /* nothing removed */
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
+static void test_fuse_closed_sees_outside_readers(void **state)
+{
+    (void)state;
+    onr_model *m = chain_model(1);
+    onr_edit *e = open_resolved(m);
+    onr_err err = {0};
+    assert_int_equal(onr_edit_index(e, &err), ONR_OK);
+    const onr_graph *g = e->g;
+    const int rn[] = {node_ix(g, "r"), node_ix(g, "n")}, keep_b[] = {val(g, "b")};
+    assert_false(onr_fuse_closed(e, rn, 2, keep_b, 1)); /* 'ex' reads a */
+    assert_int_equal(onr_fuse_sole_consumer(e, val(g, "a")), -1);
+    assert_int_equal(onr_fuse_n_uses(e, val(g, "a")), 2);
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
+static void test_fuse_constants(void **state)
+{
+    (void)state;
+    pbw gp = {0};
+    const int64_t d1[] = {1}, d3[] = {3}, d11[] = {1, 1};
+    const float half = 0.5f, threes[] = {3, 3, 3.00001f}, one[] = {1};
+    input(&gp, "x", F32, 1, d3);
+    pbw_init_f32(&gp, "h", 1, d1, &half, 1);
+    pbw_init_f32(&gp, "t", 1, d3, threes, 3);
+    pbw_init_f32(&gp, "o", 2, d11, one, 1);
+    pbw_node(&gp, "Mul", "m", NAMES("x", "h"), NAMES("a"), NULL);
+    pbw_node(&gp, "Add", "ad", NAMES("a", "t"), NAMES("b"), NULL);
+    pbw_node(&gp, "Sub", "sb", NAMES("b", "o"), NAMES("y"), NULL);
+    output(&gp, "y");
+    onr_model *m = load_graph(&gp, OPSET);
+    onr_edit *e = open_resolved(m);
+    const onr_graph *g = e->g;
+    double x = 0;
+    assert_true(onr_fuse_const_scalar(e, val(g, "h"), &x) && x == 0.5);
+    assert_true(onr_fuse_const_scalar(e, val(g, "o"), &x) && x == 1.0); /* rank 2, one element */
+    assert_false(onr_fuse_const_scalar(e, val(g, "t"), &x));
+    assert_false(onr_fuse_const_scalar(e, val(g, "x"), &x));
+    assert_true(onr_fuse_const_all(e, val(g, "t"), 3.0, 1e-4));
+    assert_false(onr_fuse_const_all(e, val(g, "t"), 3.0, 1e-6));
+    assert_int_equal(onr_fuse_other_slot(&g->nodes[node_ix(g, "m")], val(g, "x")), 1);
+    assert_int_equal(onr_fuse_other_slot(&g->nodes[node_ix(g, "m")], val(g, "h")), 0);
+    assert_int_equal(onr_fuse_other_slot(&g->nodes[node_ix(g, "m")], val(g, "b")), -1);
+    int64_t dims[ONR_MAX_RANK];
+    assert_int_equal(onr_fuse_shape(e, val(g, "o"), dims), 2);
+    assert_int_equal(onr_fuse_shape(e, val(g, "x"), dims), 1);
+    assert_int_equal(dims[0], 3);
+    assert_int_equal(onr_fuse_dtype(e, val(g, "t")), ONR_FLOAT);
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
+/* A matcher for the sweep test: fuses Relu -> Neg pairs into Elu. */
+static int match_relu_neg(onr_edit *e, int i, void *ctx, onr_err *err)
+{
+    int *calls = ctx;
+    (*calls)++;
+    if (!onr_fuse_is(e, i, "Neg")) return 0;
+    int v = e->g->nodes[i].inputs[0], r = onr_fuse_src(e, v, "Relu");
+    if (r < 0 || onr_fuse_sole_consumer(e, v) != i) return 0;
+    const int nodes[] = {r, i};
+    int in = e->g->nodes[r].inputs[0], out = e->g->nodes[i].outputs[0];
+    return onr_fuse_emit(e, "Elu", "", OPSET, 1, &in, 1, &out, nodes, 2, err) < 0 ? -1 : 1;
+}
+
+static void test_fuse_sweep(void **state)
+{
+    (void)state;
+    pbw gp = {0};
+    const int64_t d4[] = {4};
+    input(&gp, "x", F32, 1, d4);
+    /* two independent pairs, and a Relu feeding two Negs (no fusion) */
+    pbw_node(&gp, "Relu", "r1", NAMES("x"), NAMES("a1"), NULL);
+    pbw_node(&gp, "Neg", "n1", NAMES("a1"), NAMES("b1"), NULL);
+    pbw_node(&gp, "Relu", "r2", NAMES("b1"), NAMES("a2"), NULL);
+    pbw_node(&gp, "Neg", "n2", NAMES("a2"), NAMES("b2"), NULL);
+    pbw_node(&gp, "Relu", "r3", NAMES("b2"), NAMES("a3"), NULL);
+    pbw_node(&gp, "Neg", "n3a", NAMES("a3"), NAMES("y1"), NULL);
+    pbw_node(&gp, "Neg", "n3b", NAMES("a3"), NAMES("y2"), NULL);
+    output(&gp, "y1");
+    output(&gp, "y2");
+    onr_model *m = load_graph(&gp, OPSET);
+    onr_edit *e = open_resolved(m);
+    onr_err err = {0};
+    int calls = 0;
+    assert_int_equal(onr_fuse_sweep(e, match_relu_neg, &calls, &err), ONR_OK);
+    assert_int_equal(onr_edit_compact(e, &err), ONR_OK);
+    assert_ops(e, "Elu,Elu,Relu,Neg,Neg");
+    /* one sweep that fused, one that found nothing more */
+    assert_true(calls <= 2 * 7 + 2);
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
 /* ============================= onr_passes_run ============================= */
 
 static void test_passes_run_end_to_end(void **state)
@@ -1297,7 +1489,7 @@ static void test_passes_run_end_to_end(void **state)
     onr_graph *g = e->g;
     onr_err err = {0};
     onr_pass_opts o = {.fuse = 0, .nthreads = 1};
-    onr_status st = onr_passes_run(e, &o, &err);
+    onr_status st = onr_passes_run(e, &o, NULL, &err);
     if (st) fail_msg("onr_passes_run failed: %s", err.msg);
     assert_int_equal(g->n_nodes, 2);
     assert_ops(e, "Reshape,Add");
@@ -1341,7 +1533,7 @@ static void test_passes_run_cycle(void **state)
     onr_edit *e = open_resolved(m);
     onr_err err = {0};
     onr_pass_opts o = {.fuse = 1, .nthreads = 1};
-    assert_int_equal(onr_passes_run(e, &o, &err), ONR_E_MODEL);
+    assert_int_equal(onr_passes_run(e, &o, NULL, &err), ONR_E_MODEL);
     assert_has(err.msg, "cycle");
     onr_edit_free(e);
     onr_model_free(m);
@@ -1374,6 +1566,11 @@ int main(void)
         cmocka_unit_test(test_fold_size_limit),
         cmocka_unit_test(test_dce_chain),
         cmocka_unit_test(test_dce_keeps_outputs),
+        cmocka_unit_test(test_fuse_emit_records_and_flattens),
+        cmocka_unit_test(test_fuse_emit_refuses_unknown_op),
+        cmocka_unit_test(test_fuse_closed_sees_outside_readers),
+        cmocka_unit_test(test_fuse_constants),
+        cmocka_unit_test(test_fuse_sweep),
         cmocka_unit_test(test_passes_run_end_to_end),
         cmocka_unit_test(test_passes_run_cycle),
     };

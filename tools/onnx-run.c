@@ -4,7 +4,7 @@
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
- *   onnx-run info  MODEL [--plan]
+ *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]
  *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json]
  *
  * Exit status: 0 success; 1 error while loading or running; 2 bad usage;
@@ -19,7 +19,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "onnxrun.h"
 
@@ -37,7 +39,7 @@ static void usage(FILE *f)
             "  onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]\n"
             "  onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]\n"
             "  onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]\n"
-            "  onnx-run info  MODEL [--plan]\n"
+            "  onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]\n"
             "  onnx-run profile MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--trace FILE.json]\n"
             "FILE is a serialized TensorProto (.pb) or a NumPy .npy file. Without -i, inputs\n"
             "are generated deterministically from the declared shapes (symbolic dims = 1).\n"
@@ -69,7 +71,8 @@ typedef struct cli {
     const char *in_files[256];
     int n_in;
     const char *outdir;
-    int threads, no_fuse, iters, warmup, json, plan;
+    int threads, no_fuse, iters, warmup, json, plan, dot;
+    const char *svg;
     double rtol, atol;
     const char *trace;
     const char *cases[4096];
@@ -127,6 +130,10 @@ static int parse_args(const char *cmd, int argc, char **argv, cli *c)
             c->json = 1;
         } else if (strcmp(a, "--plan") == 0) {
             c->plan = 1;
+        } else if (strcmp(a, "--dot") == 0) {
+            c->dot = 1;
+        } else if (strcmp(a, "--svg") == 0 && has_next) {
+            c->svg = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "onnx-run %s: unknown option '%s'\n", cmd, a);
             return -1;
@@ -450,10 +457,144 @@ static void print_value(const char *kind, const onr_value_info *vi)
     printf("]\n");
 }
 
+/* ---- info: the plan as a Graphviz drawing -------------------------------- */
+
+typedef struct producer {
+    const char *name;
+    int step;
+} producer;
+
+static int cmp_producer(const void *a, const void *b)
+{
+    return strcmp(((const producer *)a)->name, ((const producer *)b)->name);
+}
+
+/* A string as a DOT quoted-string body. */
+static void dot_str(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if (*s == '\n') fputs("\\n", f);
+        else fputc(*s, f);
+    }
+}
+
+/* Steps as boxes (fused ones coloured, with what they replaced), graph
+ * inputs and outputs as ellipses, an edge per activation a step reads
+ * (constants are left out: they would swamp the drawing). */
+static int write_dot(FILE *f, const onr_session *s)
+{
+    int n = onr_session_step_count(s), np = 0, cap = 0;
+    producer *prod = NULL;
+    for (int i = 0; i < n; i++) {
+        int cnt = onr_session_step_values(s, i, 1, NULL, 0);
+        if (np + cnt > cap) {
+            cap = 2 * (np + cnt) + 16;
+            producer *q = realloc(prod, (size_t)cap * sizeof *q);
+            if (!q) return free(prod), -1;
+            prod = q;
+        }
+        const char *names[64];
+        int got = onr_session_step_values(s, i, 1, names, 64);
+        for (int k = 0; k < got && k < 64; k++)
+            if (*names[k]) prod[np++] = (producer){names[k], i};
+    }
+    if (np) qsort(prod, (size_t)np, sizeof *prod, cmp_producer);
+    fprintf(f, "digraph plan {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+               "fontname=\"Helvetica\", fontsize=10, fillcolor=\"#eeeeee\"];\n"
+               "  edge [color=\"#777777\"];\n");
+    int n_in = onr_session_input_count(s), n_out = onr_session_output_count(s);
+    for (int i = 0; i < n_in; i++) {
+        onr_value_info vi;
+        onr_session_input_info(s, i, &vi);
+        fprintf(f, "  in%d [shape=ellipse, fillcolor=\"#cfe2ff\", label=\"", i);
+        dot_str(f, vi.name);
+        fprintf(f, "\"];\n");
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = NULL;
+        const char *op = onr_session_step_op(s, i, &name);
+        int fused = 0;
+        const char *from = onr_session_step_fused(s, i, &fused);
+        fprintf(f, "  s%d [label=\"", i);
+        dot_str(f, op ? op : "?");
+        if (fused) fprintf(f, "\\n(%d nodes fused)", fused);
+        fprintf(f, "\", tooltip=\"");
+        dot_str(f, name ? name : "");
+        if (from) {
+            fputs(": ", f);
+            dot_str(f, from);
+        }
+        fprintf(f, "\"%s];\n", fused ? ", fillcolor=\"#ffd8a8\"" : "");
+        const char *ins[64];
+        int got = onr_session_step_values(s, i, 0, ins, 64);
+        for (int k = 0; k < got && k < 64; k++) {
+            if (!*ins[k]) continue;
+            producer key = {ins[k], 0}, *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
+            if (p) {
+                fprintf(f, "  s%d -> s%d;\n", p->step, i);
+                continue;
+            }
+            for (int j = 0; j < n_in; j++) {
+                onr_value_info vi;
+                onr_session_input_info(s, j, &vi);
+                if (strcmp(vi.name, ins[k]) == 0) fprintf(f, "  in%d -> s%d;\n", j, i);
+            }
+        }
+    }
+    for (int i = 0; i < n_out; i++) {
+        onr_value_info vi;
+        onr_session_output_info(s, i, &vi);
+        fprintf(f, "  out%d [shape=ellipse, fillcolor=\"#d1e7dd\", label=\"", i);
+        dot_str(f, vi.name);
+        fprintf(f, "\"];\n");
+        producer key = {vi.name, 0}, *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
+        if (p) fprintf(f, "  s%d -> out%d;\n", p->step, i);
+    }
+    fprintf(f, "}\n");
+    free(prod);
+    return 0;
+}
+
+/* Render the drawing with Graphviz's dot into path (no shell involved). */
+static int write_svg(const onr_session *s, const char *path)
+{
+    int fd[2];
+    if (pipe(fd) != 0) return fprintf(stderr, "onnx-run: pipe: %s\n", strerror(errno)), EXIT_ERR;
+    pid_t pid = fork();
+    if (pid < 0) return fprintf(stderr, "onnx-run: fork: %s\n", strerror(errno)), EXIT_ERR;
+    if (pid == 0) {
+        dup2(fd[0], 0);
+        close(fd[0]), close(fd[1]);
+        execlp("dot", "dot", "-Tsvg", "-o", path, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[0]);
+    FILE *f = fdopen(fd[1], "w");
+    int wrote = f ? write_dot(f, s) : -1;
+    if (f) fclose(f);
+    else close(fd[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        fprintf(stderr, "onnx-run: --svg needs Graphviz's 'dot' (Debian: apt install graphviz); "
+                        "--dot writes the drawing's source instead\n");
+        return EXIT_ERR;
+    }
+    if (wrote || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "onnx-run: dot failed to write '%s'\n", path);
+        return EXIT_ERR;
+    }
+    fprintf(stderr, "onnx-run: wrote %s\n", path);
+    return EXIT_OK;
+}
+
 static int cmd_info(const cli *c)
 {
     /* describe the model even when some of its ops are unsupported */
     onr_options *o = onr_options_new();
+    if (c->threads) onr_options_set_threads(o, c->threads);
+    onr_options_set_fuse(o, !c->no_fuse);
     onr_session *s = NULL;
     onr_status st = onr_session_open(c->model, o, &s);
     onr_options_free(o);
@@ -461,6 +602,17 @@ static int cmd_info(const cli *c)
         fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
         onr_session_free(s);
         return exit_for(st);
+    }
+    if ((c->dot || c->svg) && st) {
+        fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
+        onr_session_free(s);
+        return exit_for(st);
+    }
+    if (c->dot) { /* stdout is the drawing alone: `info --dot MODEL > plan.dot` */
+        int rc = write_dot(stdout, s) ? EXIT_ERR : EXIT_OK;
+        if (!rc && c->svg) rc = write_svg(s, c->svg);
+        onr_session_free(s);
+        return rc;
     }
     printf("model %s\nir_version %lld\nproducer %s\nopsets:", c->model,
            (long long)onr_session_ir_version(s), onr_session_producer(s));
@@ -499,7 +651,17 @@ static int cmd_info(const cli *c)
     if (c->plan) {
         size_t arena = 0, acts = 0;
         onr_session_plan_memory(s, &arena, &acts);
-        printf("plan (%d steps):\n", onr_session_step_count(s));
+        int steps = onr_session_step_count(s), fused_steps = 0, replaced = 0;
+        for (int i = 0; i < steps; i++) {
+            int k = 0;
+            if (onr_session_step_fused(s, i, &k)) fused_steps++, replaced += k;
+        }
+        printf("plan (%d steps):\n", steps);
+        if (c->no_fuse)
+            printf("fusion: off (--no-fuse)\n");
+        else
+            printf("fusion: %d steps before, %d after; %d fused steps replace %d nodes\n",
+                   onr_session_unfused_step_count(s), steps, fused_steps, replaced);
         if (arena || acts)
             printf("activation memory: arena %.3f MB for %.3f MB of activations (%.1f%%)\n",
                    arena / 1e6, acts / 1e6, acts ? 100.0 * (double)arena / (double)acts : 0.0);
@@ -507,8 +669,17 @@ static int cmd_info(const cli *c)
             printf("activation memory: laid out at the first run (shapes not static)\n");
         char line[2048];
         for (int i = 0; i < onr_session_step_count(s); i++)
-            if (onr_session_step_describe(s, i, line, sizeof line) == ONR_OK)
+            if (onr_session_step_describe(s, i, line, sizeof line) == ONR_OK) {
                 printf("  %4d  %s\n", i, line);
+                int k = 0;
+                const char *from = onr_session_step_fused(s, i, &k);
+                if (from) printf("        fused from %d nodes: %s\n", k, from);
+            }
+    }
+    if (!st && c->svg) {
+        int rc = write_svg(s, c->svg);
+        onr_session_free(s);
+        return rc;
     }
     if (st) fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
     onr_session_free(s);

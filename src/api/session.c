@@ -393,6 +393,23 @@ const char *onr_session_step_op(const onr_session *s, int i, const char **node_n
     return n->op_type;
 }
 
+int onr_session_unfused_step_count(const onr_session *s)
+{
+    return ready(s) ? onr_plan_unfused_step_count(s->plan) : 0;
+}
+
+int onr_session_step_values(const onr_session *s, int i, int outputs, const char **names, int max)
+{
+    if (!ready(s) || i < 0 || i >= onr_plan_step_count(s->plan)) return -1;
+    const onr_graph *g = onr_plan_graph(s->plan);
+    const onr_node *n = onr_plan_step_node(s->plan, i);
+    int cnt = outputs ? n->n_out : n->n_in;
+    const int *vals = outputs ? n->outputs : n->inputs;
+    for (int k = 0; k < cnt && k < max && names; k++)
+        names[k] = vals[k] >= 0 ? g->values[vals[k]].name : "";
+    return cnt;
+}
+
 const char *onr_session_step_fused(const onr_session *s, int i, int *n_nodes)
 {
     if (n_nodes) *n_nodes = 0;

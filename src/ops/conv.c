@@ -16,17 +16,36 @@
  * float16/bfloat16 run through float32 work buffers in scratch; double uses
  * direct loops.
  *
+ * FusedConv (domain org.onnxrun, opset 1, float32 only) is Conv plus an
+ * epilogue, on the same code path: Y = act(conv(X, W) + B + Z), or
+ * act(conv(X, W) + B) + Z with residual_after_activation = 1, Z an optional
+ * fourth input of Y's exact shape. Attributes: Conv's, `activation` (Relu,
+ * Clip, Sigmoid, Silu = x*sigmoid(x), HardSigmoid, HardSwish, LeakyRelu, or
+ * absent) and `activation_params` (Clip: min, max; HardSigmoid and
+ * HardSwish: alpha, beta of max(0, min(1, alpha*x + beta)), HardSwish
+ * multiplying that by x; LeakyRelu: alpha). The GEMM paths hand bias,
+ * residual and the activations the SGEMM epilogue has (Relu, Clip, Sigmoid,
+ * Silu) to the GEMM, which applies them where it writes its tile; the other
+ * activations run in a pass over each GEMM block right after it, while it
+ * is in cache. The direct (depthwise) path applies the whole epilogue to
+ * each output row as soon as the row is done.
+ *
  * create reads and validates the attributes; a constant 16-bit W (and bias)
  * is widened to float32 there, once, and its original consumed. W is the A
  * operand of these GEMMs, which the core does not prepack, so a float32 W is
  * used in place. reshape computes the geometry (output dims, pads after
  * auto_pad, path, im2col band, scratch layout) once per input shapes.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
 #include "ops/linalg.h"
+
+/* The SGEMM epilogue's vector sigmoid, at the baseline ISA (4 floats). */
+#define ONR_ACT_VL 4
+#include "gemm/sgemm-act-simd.h"
 
 /* Upper bound of the im2col / col2im band in scratch. */
 #define CONV_COL_BYTES ((int64_t)4 << 20)
@@ -51,11 +70,12 @@ static uint32_t conv_types(int64_t opset)
 }
 
 /* Input count, types and ranks shared by Conv and ConvTranspose. */
-static int conv_inputs(onr_kctx *ctx, const char *op)
+static int conv_inputs(onr_kctx *ctx, const char *op, int max_in)
 {
     int st;
-    if (ctx->n_in < 2 || ctx->n_in > 3)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes 2 or 3 inputs, got %d", op, ctx->n_in);
+    if (ctx->n_in < 2 || ctx->n_in > max_in)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes 2 to %d inputs, got %d", op, max_in,
+                          ctx->n_in);
     uint32_t types = conv_types(ctx->opset);
     if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types))) return st;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
@@ -88,11 +108,33 @@ static int check_bias(onr_kctx *ctx, int64_t M)
     return ONR_OK;
 }
 
+/* FusedConv's activations. */
+enum {
+    CONV_ACT_NONE,
+    CONV_ACT_RELU,
+    CONV_ACT_CLIP,
+    CONV_ACT_SIGMOID,
+    CONV_ACT_SILU,
+    CONV_ACT_HARDSIGMOID,
+    CONV_ACT_HARDSWISH,
+    CONV_ACT_LEAKYRELU,
+};
+
+/* FusedConv's epilogue, from create. */
+typedef struct conv_epi {
+    int act;       /* CONV_ACT_* */
+    float a, b;    /* Clip: min, max; HardSigmoid/HardSwish: alpha, beta; LeakyRelu: alpha */
+    int res_after; /* 1: act(v) + Z; 0: act(v + Z) */
+} conv_epi;
+
 /* float32 work buffers (16-bit types), the column band and GEMM workspace,
- * as run finds them in scratch. */
+ * as run finds them in scratch; FusedConv's epilogue and residual (NULL for
+ * Conv). */
 typedef struct conv_bufs {
     float *x, *w, *b, *y, *col;
     void *ws;
+    const conv_epi *epi;
+    const float *z;
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -103,6 +145,8 @@ typedef struct conv_params {
     onr_window_attrs wa;
     onr_sp_list output_padding, output_shape; /* ConvTranspose */
     float *w32, *b32; /* constant 16-bit W and B, widened once */
+    int fused;        /* FusedConv: epi applies, input 3 is the residual */
+    conv_epi epi;
     conv_geom g;
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
@@ -242,6 +286,11 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
     };
+    if (p->fused) { /* float32 only (reshape checked) */
+        const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
+        bb.z = z ? z->data : NULL;
+        if (bb.z || p->epi.act != CONV_ACT_NONE) bb.epi = &p->epi;
+    }
     if (x->dtype == ONR_FLOAT) {
         f32(g, x->data, w->data, b ? b->data : NULL, y->data, &bb, nt);
         return ONR_OK;
@@ -299,7 +348,7 @@ static int conv_create(onr_create_ctx *c, void *params)
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
 {
     int st;
-    if ((st = conv_inputs(ctx, "Conv"))) return st;
+    if ((st = conv_inputs(ctx, p->fused ? "FusedConv" : "Conv", p->fused ? 4 : 3))) return st;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
     int nsp = x->rank - 2;
     int64_t kernel[ONR_SP_MAX];
@@ -386,15 +435,119 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
     }
 }
 
+/* ---- FusedConv's epilogue outside the GEMM --------------------------------- */
+
+/* The activation over n floats: plain loops the compiler vectorises, and
+ * the SGEMM epilogue's vector code for the two that need exp. */
+static void conv_act_row(const conv_epi *e, float *y, int64_t n)
+{
+    const float a = e->a, b = e->b;
+    switch (e->act) {
+    case CONV_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.f ? 0.f : y[i];
+        break;
+    case CONV_ACT_CLIP:
+        for (int64_t i = 0; i < n; i++) {
+            float v = y[i] < a ? a : y[i];
+            y[i] = v > b ? b : v;
+        }
+        break;
+    case CONV_ACT_SIGMOID:
+    case CONV_ACT_SILU: {
+        /* the GEMM epilogue's vector exp, the tail through a zeroed vector */
+        int ga = e->act == CONV_ACT_SIGMOID ? ONR_ACT_SIGMOID : ONR_ACT_SILU;
+        int64_t i = 0;
+        act_vf v;
+        for (; i + ONR_ACT_VL <= n; i += ONR_ACT_VL) {
+            memcpy(&v, y + i, sizeof v);
+            v = act_apply(v, ga, 0.f, 0.f);
+            memcpy(y + i, &v, sizeof v);
+        }
+        if (i < n) {
+            size_t bytes = sizeof(float) * (size_t)(n - i);
+            v = act_splat(0.f);
+            memcpy(&v, y + i, bytes);
+            v = act_apply(v, ga, 0.f, 0.f);
+            memcpy(y + i, &v, bytes);
+        }
+        break;
+    }
+    case CONV_ACT_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float v = a * y[i] + b;
+            v = v < 0.f ? 0.f : v;
+            y[i] = v > 1.f ? 1.f : v;
+        }
+        break;
+    case CONV_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++) {
+            float v = a * y[i] + b;
+            v = v < 0.f ? 0.f : v;
+            y[i] = y[i] * (v > 1.f ? 1.f : v);
+        }
+        break;
+    case CONV_ACT_LEAKYRELU:
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.f ? a * y[i] : y[i];
+        break;
+    default: break;
+    }
+}
+
+static void conv_add_row(float *y, const float *z, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += z[i];
+}
+
+/* The epilogue over `rows` rows of n floats (leading dims ld for y and z):
+ * full = 1 applies all of it (residual, activation, in the order asked);
+ * full = 0 what the GEMM epilogue could not: the activation, then a
+ * residual that comes after it (z NULL otherwise). */
+static void conv_epi_rows(const conv_epi *e, int full, float *y, const float *z, int64_t rows,
+                          int64_t n, int64_t ld)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        const float *zr = z ? z + r * ld : NULL;
+        if (full && zr && !e->res_after) conv_add_row(yr, zr, n);
+        conv_act_row(e, yr, n);
+        if (zr && e->res_after) conv_add_row(yr, zr, n);
+    }
+}
+
+/* The SGEMM epilogue's activation for ours, or -1 when it has none. */
+static int conv_gemm_act(int act)
+{
+    switch (act) {
+    case CONV_ACT_NONE: return ONR_ACT_NONE;
+    case CONV_ACT_RELU: return ONR_ACT_RELU;
+    case CONV_ACT_CLIP: return ONR_ACT_CLIP;
+    case CONV_ACT_SIGMOID: return ONR_ACT_SIGMOID;
+    case CONV_ACT_SILU: return ONR_ACT_SILU;
+    default: return -1;
+    }
+}
+
+/* The pass after one GEMM block of rows x n (leading dim ld), threads over
+ * rows. */
+static void conv_post(const conv_epi *e, float *y, const float *z, int64_t rows, int64_t n,
+                      int64_t ld, int nt)
+{
+    #pragma omp parallel for num_threads(nt) if (rows * n > ONR_PAR_MIN && nt > 1)
+    for (int64_t r = 0; r < rows; r++)
+        conv_epi_rows(e, 0, y + r * ld, z ? z + r * ld : NULL, 1, n, ld);
+}
+
 /* Direct convolution: each output plane (image, channel) by one thread,
  * built a row at a time: for every kernel tap the whole output row gets
  * w * (input row shifted by the tap), a contiguous loop when the stride is 1.
  * Each output sums its taps in (c, kd, kh, kw) order, then adds the bias.
  * The float instance serves depthwise convs, the double one everything. */
-#define CONV_DIRECT(sfx, T)                                                                    \
+#define CONV_DIRECT(sfx, T, ROW_EPI)                                                           \
     static void conv_direct_##sfx(const conv_geom *g, const T *x, const T *w, const T *b,      \
-                                  T *y, int nt)                                                \
+                                  T *y, const conv_epi *epi, const float *z, int nt)           \
     {                                                                                          \
+        (void)epi;                                                                             \
+        (void)z;                                                                               \
         const onr_spatial *sp = &g->sp;                                                        \
         int64_t planes = g->N * g->M, work = planes * g->OUT * (g->CK + 1), OW = sp->out[2];   \
         _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
@@ -434,49 +587,78 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
                             }                                                                  \
                     }                                                                          \
                     for (int64_t ow = 0; ow < OW; ow++) yr[ow] += bias;                        \
+                    ROW_EPI;                                                                   \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
     }
 
-CONV_DIRECT(f32, float)
-CONV_DIRECT(f64, double)
+CONV_DIRECT(f32, float, if (epi) conv_epi_rows(epi, 1, yr, z ? z + (yr - y) : NULL, 1, OW, 0))
+CONV_DIRECT(f64, double, (void)0)
+
+static void conv_direct_f64_run(const conv_geom *g, const double *x, const double *w,
+                                const double *b, double *y, int nt)
+{
+    conv_direct_f64(g, x, w, b, y, NULL, NULL, nt);
+}
 
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
     int kind = g->kind;
+    const conv_epi *epi = bb->epi;
     if (kind == CONV_DIRECT) {
-        conv_direct_f32(g, x, w, b, y, nt);
+        conv_direct_f32(g, x, w, b, y, epi, bb->z, nt);
         return;
     }
+    /* what the GEMM epilogue does, and what a pass after each block does */
+    int gact = epi ? conv_gemm_act(epi->act) : ONR_ACT_NONE, post = gact < 0;
+    int z_in_gemm = epi && bb->z && !(post && epi->res_after);
     size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
     int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = g->band;
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
             const float *wg = w + grp * g->Mg * g->CK;
-            float *yg = y + (n * g->M + grp * g->Mg) * g->OUT;
+            int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
+            float *yg = y + yoff;
+            const float *zg = epi && bb->z ? bb->z + yoff : NULL;
             onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL};
-            const onr_gemm_epilogue *epp = b ? &ep : NULL;
+            if (epi && !post) {
+                ep.act = (onr_gemm_act)gact;
+                ep.clip_min = epi->a;
+                ep.clip_max = epi->b;
+            }
+            if (z_in_gemm) {
+                ep.ldr = OUT;
+                ep.residual_before_act = !epi->res_after;
+            }
+            const onr_gemm_epilogue *epp = b || epi ? &ep : NULL;
+            const float *zpost = post && epi->res_after ? zg : NULL;
             if (kind == CONV_GEMM) {
+                ep.residual = z_in_gemm ? zg : NULL;
                 onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, CK, xg, OUT, 0.f, yg, OUT, epp,
                           bb->ws, nt);
+                if (post) conv_post(epi, yg, zpost, g->Mg, g->OUT, g->OUT, nt);
                 continue;
             }
             for (int64_t r0 = 0; r0 < rows; r0 += band) {
                 int64_t r1 = r0 + band < rows ? r0 + band : rows;
                 size_t ncol = (size_t)((r1 - r0) * OW);
+                ep.residual = z_in_gemm ? zg + r0 * OW : NULL;
                 im2col_f32(g, xg, r0, r1, bb->col, nt);
                 onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, CK, bb->col, ncol, 0.f, yg + r0 * OW, OUT,
                           epp, bb->ws, nt);
+                if (post)
+                    conv_post(epi, yg + r0 * OW, zpost ? zpost + r0 * OW : NULL, g->Mg,
+                              (int64_t)ncol, g->OUT, nt);
             }
         }
 }
 
 static int conv_run(const onr_kctx *ctx)
 {
-    return conv_dispatch(ctx, "Conv", conv_f32, conv_direct_f64);
+    return conv_dispatch(ctx, "Conv", conv_f32, conv_direct_f64_run);
 }
 
 const onr_op_impl onr_impl_Conv = {
@@ -486,6 +668,91 @@ const onr_op_impl onr_impl_Conv = {
     .destroy = conv_destroy,
     .params_size = sizeof(conv_params),
     .types = ONR_TYPES_FLOAT,
+};
+
+/* ======================================================================
+ * FusedConv (org.onnxrun): Conv + bias + residual + activation
+ * ==================================================================== */
+
+static const struct {
+    const char *name;
+    int act, n_params; /* n_params: how many activation_params it takes at most */
+    float a, b;        /* their defaults */
+} conv_acts[] = {
+    {"Relu", CONV_ACT_RELU, 0, 0.f, 0.f},
+    {"Clip", CONV_ACT_CLIP, 2, -INFINITY, INFINITY},
+    {"Sigmoid", CONV_ACT_SIGMOID, 0, 0.f, 0.f},
+    {"Silu", CONV_ACT_SILU, 0, 0.f, 0.f},
+    {"HardSigmoid", CONV_ACT_HARDSIGMOID, 2, 0.2f, 0.5f},
+    {"HardSwish", CONV_ACT_HARDSWISH, 2, 1.f / 6.f, 0.5f},
+    {"LeakyRelu", CONV_ACT_LEAKYRELU, 1, 0.01f, 0.f},
+};
+
+static int fconv_create(onr_create_ctx *c, void *params)
+{
+    conv_params *p = params;
+    int st = conv_create_common(c, p, 0);
+    if (st) return st;
+    p->fused = 1;
+    p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
+    const char *name = onr_attr_string(c->node, "activation", "");
+    size_t np = 0;
+    const float *prm = onr_attr_floats(c->node, "activation_params", &np);
+    p->epi.act = CONV_ACT_NONE;
+    if (!name[0] || strcmp(name, "None") == 0) {
+        if (np)
+            return onr_seterr(c->err, ONR_E_MODEL,
+                              "activation_params given (%zu values) without an activation", np);
+        return ONR_OK;
+    }
+    for (size_t i = 0; i < sizeof conv_acts / sizeof conv_acts[0]; i++) {
+        if (strcmp(name, conv_acts[i].name) != 0) continue;
+        if (np > (size_t)conv_acts[i].n_params)
+            return onr_seterr(c->err, ONR_E_MODEL,
+                              "activation %s takes at most %d activation_params, got %zu", name,
+                              conv_acts[i].n_params, np);
+        p->epi.act = conv_acts[i].act;
+        p->epi.a = np > 0 ? prm[0] : conv_acts[i].a;
+        p->epi.b = np > 1 ? prm[1] : conv_acts[i].b;
+        /* Clip with min > max gives max everywhere, as numpy.clip does */
+        if (p->epi.act == CONV_ACT_CLIP && p->epi.a > p->epi.b) p->epi.a = p->epi.b;
+        return ONR_OK;
+    }
+    return onr_seterr(c->err, ONR_E_UNSUPPORTED, "unknown activation '%s'", name);
+}
+
+static int fconv_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    int st = conv_reshape(ctx, scratch);
+    if (st) return st;
+    if (ctx->in[0]->dtype != ONR_FLOAT)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "FusedConv runs float32 only, X is %s",
+                          onr_dtype_name(ctx->in[0]->dtype));
+    const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL, *y = ctx->out[0];
+    if (!z) return ONR_OK;
+    int same = z->dtype == ONR_FLOAT && z->rank == y->rank;
+    for (int i = 0; same && i < y->rank; i++) same = z->dims[i] == y->dims[i];
+    if (!same) {
+        char s1[256], s2[256];
+        return onr_seterr(ctx->err, ONR_E_MODEL, "residual Z %s %s must be float32 %s like Y",
+                          onr_dtype_name(z->dtype), onr_fmt_dims(s1, sizeof s1, z->dims, z->rank),
+                          onr_fmt_dims(s2, sizeof s2, y->dims, y->rank));
+    }
+    return ONR_OK;
+}
+
+static int fconv_run(const onr_kctx *ctx)
+{
+    return conv_dispatch(ctx, "FusedConv", conv_f32, conv_direct_f64_run);
+}
+
+const onr_op_impl onr_impl_FusedConv = {
+    .create = fconv_create,
+    .reshape = fconv_reshape,
+    .run = fconv_run,
+    .destroy = conv_destroy,
+    .params_size = sizeof(conv_params),
+    .types = ONR_T(ONR_FLOAT),
 };
 
 /* ======================================================================
@@ -548,7 +815,7 @@ static int convt_output_shape(onr_kctx *ctx, const conv_params *p, int nsp, int6
 static int convt_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
 {
     int st;
-    if ((st = conv_inputs(ctx, "ConvTranspose"))) return st;
+    if ((st = conv_inputs(ctx, "ConvTranspose", 3))) return st;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
     int nsp = x->rank - 2;
     int64_t kernel[ONR_SP_MAX], s[ONR_SP_MAX], d[ONR_SP_MAX], pads[2 * ONR_SP_MAX];

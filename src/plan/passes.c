@@ -3,7 +3,15 @@
  */
 #include "plan/passes.h"
 
-onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err)
+static int live_nodes(const onr_edit *e)
+{
+    int n = 0;
+    for (int i = 0; i < e->g->n_nodes; i++) n += !e->dead[i];
+    return n;
+}
+
+onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *stats,
+                          onr_err *err)
 {
     int st;
     if ((st = onr_edit_compact(e, err))) return st; /* topological order for the passes */
@@ -12,16 +20,19 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err)
     if ((st = onr_pass_fold(e, o->nthreads, err))) return st;
     if ((st = onr_pass_identity(e, err))) return st;
     if ((st = onr_pass_dce(e, err))) return st;
+    if (stats) stats->nodes_unfused = live_nodes(e);
+
     if (o->fuse) {
         /* Order matters: norms and activations first, so the attention and
          * GEMM patterns see them fused; each pass owns one file. */
-        /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
+        if ((st = onr_pass_fuse_layernorm(e, err))) return st;
+        if ((st = onr_pass_fuse_rmsnorm(e, err))) return st;
         /* FUSE: gelu (fuse_gelu.c) */
-        /* FUSE: rotary (fuse_rotary.c) */
+        if ((st = onr_pass_fuse_rotary(e, err))) return st;
         if ((st = onr_pass_fuse_attention(e, err))) return st;
-        /* FUSE: skip layernorm (fuse_norm.c) */
+        if ((st = onr_pass_fuse_skip_layernorm(e, err))) return st;
         /* FUSE: gemm epilogues (fuse_gemm.c) */
-        /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */
+        if ((st = onr_pass_fuse_conv(e, err))) return st;
         if ((st = onr_pass_dce(e, err))) return st;
     }
     return onr_edit_compact(e, err);

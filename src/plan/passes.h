@@ -25,14 +25,40 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* Convolution fusions (fuse_conv.c): BatchNormalization after a Conv or
+ * ConvTranspose folded into its weights and bias, constant per-channel Adds
+ * folded into the bias, and float32 Conv + residual Add + activation
+ * (Relu, Clip, Sigmoid, SiLU, HardSigmoid, HardSwish, LeakyRelu) made one
+ * FusedConv (org.onnxrun). */
+onr_status onr_pass_fuse_conv(onr_edit *e, onr_err *err);
+/* Fusions (fuse_norm.c): a decomposed LayerNorm (ReduceMean, Sub, Pow,
+ * ReduceMean, Add eps, Sqrt, Div or Reciprocal+Mul, optional Mul gamma and
+ * Add beta) becomes LayerNormalization-17; Add -> LayerNormalization over
+ * the last axis becomes SkipLayerNormalization (org.onnxrun), absorbing a
+ * bias Add before it. */
+onr_status onr_pass_fuse_layernorm(onr_edit *e, onr_err *err);
+onr_status onr_pass_fuse_skip_layernorm(onr_edit *e, onr_err *err);
+/* RMS normalization chains (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul,
+ * with HF llama's Casts) -> RMSNormalization (opset 23); fuse_rmsnorm.c. */
+onr_status onr_pass_fuse_rmsnorm(onr_edit *e, onr_err *err);
+/* HF llama's apply_rotary_pos_emb (q * cos + rotate_half(q) * sin) with
+ * cos/sin from constant caches -> RotaryEmbedding (opset 23); fuse_rotary.c. */
+onr_status onr_pass_fuse_rotary(onr_edit *e, onr_err *err);
 /* Attention subgraphs (Q.K^T, scale, mask, Softmax, .V, with the head
  * split and merge around them) become ai.onnx Attention (opset 23); see
  * fuse_attention.c for the patterns. Does nothing without the kernel. */
 onr_status onr_pass_fuse_attention(onr_edit *e, onr_err *err);
 
+/* What the pipeline did (for `info --plan`). */
+typedef struct onr_pass_stats {
+    int nodes_unfused; /* live nodes after folding and DCE, before the fusions */
+} onr_pass_stats;
+
 /* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
- * final topological compaction. Nodes must have their registry entries. */
-onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err);
+ * final topological compaction. Nodes must have their registry entries.
+ * stats may be NULL. */
+onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *stats,
+                          onr_err *err);
 
 /* Folded constants larger than this stay steps (they would cost memory). */
 #define ONR_FOLD_MAX_BYTES (64u << 20)

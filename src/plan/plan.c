@@ -122,26 +122,40 @@ static int release_init(onr_plan *p, release_ctx *r)
     return 0;
 }
 
+/* Drop constant v's data (it stays described: dtype and shape). */
+static void release_value(onr_plan *p, int v)
+{
+    onr_tensor *t = p->graph->values[v].konst;
+    if (!t || !t->data || t->dtype == ONR_STRING) return;
+    if (p->edit->val_owned[v] & ONR_OWN_KONST) { /* folded or made by a fusion */
+        if (t->owns) free(t->data);
+        t->data = NULL;
+        t->owns = 0;
+        t->cap = 0;
+    } else {
+        onr_model_release_data(p->model, t);
+    }
+    p->rt[v].data = NULL;
+}
+
 static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
 {
-    onr_graph *g = p->graph;
     for (int k = 0; k < s->n_in; k++) {
         if (!s->in[k]) continue;
         int v = (int)(s->in[k] - p->rt);
         if (k < 32 && (s->consumed >> k & 1u)) r->packed[v]++;
         if (--r->left[v] > 0 || r->packed[v] != r->total[v]) continue;
-        onr_tensor *t = g->values[v].konst;
-        if (!t || !t->data || t->dtype == ONR_STRING) continue;
-        if (p->edit->val_owned[v] & ONR_OWN_KONST) { /* folded here */
-            if (t->owns) free(t->data);
-            t->data = NULL;
-            t->owns = 0;
-            t->cap = 0;
-        } else {
-            onr_model_release_data(p->model, t);
-        }
-        p->rt[v].data = NULL;
+        release_value(p, v);
     }
+}
+
+/* Constants no step reads at all (the originals of weights a fusion
+ * rewrote, e.g. a conv's weights after BatchNormalization folding) are
+ * released before any step is created. */
+static void release_unread(onr_plan *p, const release_ctx *r)
+{
+    for (int v = 0; v < p->graph->n_values; v++)
+        if (r->total[v] == 0) release_value(p, v);
 }
 
 onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err)
@@ -210,7 +224,9 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
     p->graph = p->edit->g;
     if ((st = resolve_ops(m, p->graph, err))) goto fail;
     onr_pass_opts po = {.fuse = o ? o->fuse : 1, .nthreads = p->nthreads};
-    if ((st = onr_passes_run(p->edit, &po, err))) goto fail;
+    onr_pass_stats ps = {0};
+    if ((st = onr_passes_run(p->edit, &po, &ps, err))) goto fail;
+    p->steps_unfused = ps.nodes_unfused;
     onr_graph *g = p->graph;
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
     p->rt = calloc((size_t)g->n_values + 1, sizeof *p->rt);
@@ -223,6 +239,7 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
     release_ctx rel = {0};
     /* without the counts the originals stay: correct, only larger */
     int releasing = release_init(p, &rel) == 0;
+    if (releasing) release_unread(p, &rel);
     for (int i = 0; i < g->n_nodes && !st; i++) {
         st = add_step(p, &g->nodes[i], err);
         if (!st && releasing) release_after_create(p, &rel, &p->steps[p->n_steps - 1]);
@@ -258,6 +275,7 @@ void onr_plan_free(onr_plan *p)
 }
 
 int onr_plan_step_count(const onr_plan *p) { return p->n_steps; }
+int onr_plan_unfused_step_count(const onr_plan *p) { return p->steps_unfused; }
 const onr_node *onr_plan_step_node(const onr_plan *p, int i) { return p->steps[i].node; }
 const onr_graph *onr_plan_graph(const onr_plan *p) { return p->graph; }
 onr_tensor *onr_plan_input(onr_plan *p, int i) { return &p->rt[p->graph->inputs[i]]; }

@@ -16,6 +16,7 @@ typedef struct onr_plan {
     onr_graph *graph; /* edit->g */
     onr_tensor *rt;   /* one runtime tensor per value of graph */
     int n_steps;
+    int steps_unfused; /* steps the plan would have without the fusions */
     onr_step *steps;
     onr_memplan mem;
     void *scratch;
@@ -46,6 +47,7 @@ onr_status onr_plan_run(onr_plan *p, onr_err *err);
 
 /* Plan facts for the API and tools. */
 int onr_plan_step_count(const onr_plan *p);
+int onr_plan_unfused_step_count(const onr_plan *p);
 const onr_node *onr_plan_step_node(const onr_plan *p, int i);
 /* "arena +OFFSET", "view", "in place", "owned", per output o of step i */
 const char *onr_plan_step_memory(const onr_plan *p, int i, int o, char *buf, size_t len);
