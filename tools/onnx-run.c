@@ -454,6 +454,7 @@ static int cmd_info(const cli *c)
 {
     /* describe the model even when some of its ops are unsupported */
     onr_options *o = onr_options_new();
+    onr_options_set_fuse(o, !c->no_fuse);
     onr_session *s = NULL;
     onr_status st = onr_session_open(c->model, o, &s);
     onr_options_free(o);

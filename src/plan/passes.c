@@ -16,11 +16,11 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err)
         /* Order matters: norms and activations first, so the attention and
          * GEMM patterns see them fused; each pass owns one file. */
         /* FUSE: layernorm, rmsnorm (fuse_norm.c) */
-        /* FUSE: gelu (fuse_gelu.c) */
+        if ((st = onr_pass_fuse_gelu(e, err))) return st;
         /* FUSE: rotary (fuse_rotary.c) */
         /* FUSE: attention (fuse_attention.c) */
         /* FUSE: skip layernorm (fuse_norm.c) */
-        /* FUSE: gemm epilogues (fuse_gemm.c) */
+        if ((st = onr_pass_fuse_gemm(e, err))) return st;
         /* FUSE: conv epilogues, BatchNormalization folding (fuse_conv.c) */
         if ((st = onr_pass_dce(e, err))) return st;
     }

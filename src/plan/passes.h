@@ -25,6 +25,14 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
 
+/* GELU written with Erf or Tanh and arithmetic (BERT, ViT, GPT-2 exports)
+ * becomes Gelu (opset 20, approximate "none" or "tanh"); fuse_gelu.c. */
+onr_status onr_pass_fuse_gelu(onr_edit *e, onr_err *err);
+/* MatMul (+ per-column bias Add) (+ Relu/Gelu/Sigmoid/Clip), and Gemm +
+ * activation, become FusedMatMul (org.onnxrun) with the bias and the
+ * activation in the GEMM epilogue; fuse_gemm.c. */
+onr_status onr_pass_fuse_gemm(onr_edit *e, onr_err *err);
+
 /* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
  * final topological compaction. Nodes must have their registry entries. */
 onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_err *err);
