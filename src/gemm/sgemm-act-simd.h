@@ -76,6 +76,10 @@ static inline act_vf act_gelu_erf(act_vf x)
     act_vf a = act_abs(x);
     act_vf ah = (act_vf)((act_vi)a & (int)0xfffff000u), al = a - ah;
     act_vf q = t * act_exp(-0.5f * (ah * ah)) * act_exp(p - 0.5f * al * (a + ah));
+    /* beyond |x| = 13 erfc is below float's range (and exp clamps): 0, so
+     * GELU(-13..) is -0, GELU(-inf) is NaN (-inf * 0, as the formula) and
+     * GELU(+inf) is +inf */
+    q = act_sel(a > 13.0f, act_splat(0.0f), q);
     act_vf one_plus_erf = act_sel(x >= 0.0f, 2.0f - q, q);
     return 0.5f * x * one_plus_erf;
 }
