@@ -4,7 +4,7 @@
  *
  * Fusion: MatMul + per-column bias Add (either operand order, bias [N] or
  * [1, 1, N]) + Relu / Gelu (written out, fused by the Gelu pass first, both
- * forms) / Sigmoid / Clip; a 2-D Transpose of a non-constant B becoming
+ * forms) / Sigmoid / Clip / SiLU written out; a 2-D Transpose of a non-constant B becoming
  * trans_b; a non-constant B; Gemm + Relu. Near-misses stay unfused: an
  * [M, N] bias, a non-constant bias, a bias of higher rank than the
  * product, a MatMul output read elsewhere, Gemm with alpha != 1; an
@@ -206,6 +206,35 @@ static void test_bias_clip(void **state)
     gb_node(&b, "Add", "mm", "bias", "z", NULL);
     pbw_node(&b.g, "Clip", "clip", NAMES("z", "lo", "hi"), NAMES("y"), NULL);
     gb_check(&b, NULL, 0, 1, 3, 1);
+}
+
+/* SiLU written out: Mul(Sigmoid(z), z) */
+static void test_bias_silu(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    mm(&b);
+    gb_weight(&b, "bias", 1, BD, 2);
+    gb_node(&b, "Add", "mm", "bias", "z", NULL);
+    gb_node(&b, "Sigmoid", "z", NULL, "s", NULL);
+    gb_node(&b, "Mul", "s", "z", "y", NULL);
+    gb_check(&b, NULL, 0, 1, 4, 1);
+}
+
+/* z * sigmoid(z) where the sigmoid is also a graph output: bias only */
+static void test_silu_sigmoid_read_elsewhere(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    mm(&b);
+    gb_weight(&b, "bias", 1, BD, 2);
+    gb_node(&b, "Add", "mm", "bias", "z", NULL);
+    gb_node(&b, "Sigmoid", "z", NULL, "s", NULL);
+    gb_node(&b, "Mul", "z", "s", "y", NULL);
+    const char *extra[] = {"s"};
+    gb_check(&b, extra, 1, 1, 2, 1);
 }
 
 /* Transpose of a non-constant 2-D B -> trans_b */
@@ -559,6 +588,8 @@ int main(void)
         cmocka_unit_test(test_bias_gelu_tanh),
         cmocka_unit_test(test_sigmoid_no_bias),
         cmocka_unit_test(test_bias_clip),
+        cmocka_unit_test(test_bias_silu),
+        cmocka_unit_test(test_silu_sigmoid_read_elsewhere),
         cmocka_unit_test(test_transpose_b),
         cmocka_unit_test(test_transpose_b_perm),
         cmocka_unit_test(test_nonconst_b),

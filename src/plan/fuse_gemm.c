@@ -10,8 +10,9 @@
  *                                           [N] or [1, ..., 1, N] of rank <=
  *                                           the product's (a per-column
  *                                           bias; [M, N] is not one)
- *   [Relu | Gelu | Sigmoid | Clip]       Clip with constant (or absent)
- *                                           bounds, or opset < 11 attributes
+ *   [Relu | Gelu | Sigmoid | Clip        Clip with constant (or absent)
+ *    | Mul(., Sigmoid(.))]                  bounds, or opset < 11 attributes;
+ *                                           x * sigmoid(x) is SiLU
  *   -> FusedMatMul(A, B, bias) trans_b, activation, approximate,
  *      clip_min, clip_max
  *
@@ -95,6 +96,27 @@ static int match_act(const onr_edit *e, int a, int v, gm_act *act)
     return 1;
 }
 
+/* SiLU written out: v read by exactly Sigmoid(v) and Mul(v, Sigmoid(v))
+ * (either order); fills the two nodes and the Mul's output. */
+static int match_silu(const onr_edit *e, int v, int *sig, int *mul, int *out)
+{
+    if (onr_fuse_n_uses(e, v) != 2) return 0;
+    const int *c = onr_edit_consumers(e, v);
+    for (int k = 0; k < 2; k++) {
+        int s = c[k], m = c[1 - k];
+        if (!onr_fuse_is(e, s, "Sigmoid") || !onr_fuse_is(e, m, "Mul")) continue;
+        const onr_node *sn = &e->g->nodes[s], *mn = &e->g->nodes[m];
+        if (sn->n_in != 1 || sn->n_out != 1 || mn->n_out != 1) continue;
+        int o = onr_fuse_other_slot(mn, v);
+        if (o < 0 || mn->inputs[o] != sn->outputs[0] || !is_f32(e, mn->outputs[0])) continue;
+        *sig = s;
+        *mul = m;
+        *out = mn->outputs[0];
+        return 1;
+    }
+    return 0;
+}
+
 static int set_attrs(onr_edit *e, int node, int tb, const gm_act *act, onr_err *err)
 {
     if (tb && onr_edit_set_attr_int(e, node, "trans_b", 1, err)) return -1;
@@ -125,7 +147,7 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
     if (yrank < 1 || brank < 2) return 0; /* N must be known; 1-D B drops N */
     int64_t N = bdims[brank - 1];
     if (N < 0 || ydims[yrank - 1] != N) return 0;
-    int nodes[4], k = 0, tb = 0, bsrc = b;
+    int nodes[5], k = 0, tb = 0, bsrc = b;
     nodes[k++] = m;
     /* a 2-D Transpose of a non-constant B read only here: trans_b */
     int t = onr_fuse_src(e, b, "Transpose");
@@ -153,10 +175,23 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
         }
     }
     gm_act act;
+    int sig, mul, sout, k_noact = k, out_noact = out;
     if (match_act(e, c, out, &act)) {
         out = e->g->nodes[c].outputs[0];
         nodes[k++] = c;
+    } else if (match_silu(e, out, &sig, &mul, &sout)) {
+        memset(&act, 0, sizeof act);
+        act.name = "Silu";
+        out = sout;
+        nodes[k++] = sig;
+        nodes[k++] = mul;
     } else {
+        memset(&act, 0, sizeof act);
+    }
+    if (k > k_noact && !onr_fuse_closed(e, nodes, k, &out, 1)) {
+        /* the activation's intermediate is read elsewhere: leave it out */
+        k = k_noact;
+        out = out_noact;
         memset(&act, 0, sizeof act);
     }
     if (k == 1) return 0;
