@@ -303,6 +303,7 @@ static void test_gemm_relu(void **state)
 
 /* ---- near-misses ------------------------------------------------------------ */
 
+/* an [M, N] "bias" is no per-column bias: it is taken as the residual */
 static void test_bias_full_mn(void **state)
 {
     (void)state;
@@ -314,7 +315,55 @@ static void test_bias_full_mn(void **state)
     gb_weight(&b, "bias", 2, bm, 2);
     gb_node(&b, "MatMul", "a", "w", "mm", NULL);
     gb_node(&b, "Add", "mm", "bias", "y", NULL);
-    gb_check(&b, NULL, 0, 0, 0, 1);
+    gb_check(&b, NULL, 0, 1, 2, 1);
+}
+
+/* GPT-2's projection: MatMul, Add(bias, .), Add(x, .) residual */
+static void test_bias_residual(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    mm(&b);
+    const int64_t rd[3] = {2, 5, 33};
+    gb_input(&b, "r", 3, rd);
+    gb_weight(&b, "bias", 1, BD, 2);
+    gb_node(&b, "Add", "bias", "mm", "z", NULL);
+    gb_node(&b, "Add", "r", "z", "y", NULL);
+    gb_check(&b, NULL, 0, 1, 3, 1);
+}
+
+/* bias, Gelu, then the residual (after the activation) */
+static void test_bias_relu_residual_batched(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    const int64_t bd[3] = {2, 24, 33}, rd[3] = {2, 5, 33};
+    gb_input(&b, "a", 3, AD);
+    gb_input(&b, "w", 3, bd);
+    gb_input(&b, "r", 3, rd);
+    gb_weight(&b, "bias", 1, BD, 2);
+    gb_node(&b, "MatMul", "a", "w", "mm", NULL);
+    gb_node(&b, "Add", "mm", "bias", "z", NULL);
+    gb_node(&b, "Relu", "z", NULL, "h", NULL);
+    gb_node(&b, "Add", "h", "r", "y", NULL);
+    gb_check(&b, NULL, 0, 1, 4, 2);
+}
+
+/* a residual that broadcasts ([5, 33] onto [2, 5, 33]) stays an Add */
+static void test_residual_broadcast(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    mm(&b);
+    const int64_t rd[2] = {5, 33};
+    gb_input(&b, "r", 2, rd);
+    gb_weight(&b, "bias", 1, BD, 2);
+    gb_node(&b, "Add", "mm", "bias", "z", NULL);
+    gb_node(&b, "Add", "z", "r", "y", NULL);
+    gb_check(&b, NULL, 0, 1, 2, 1);
 }
 
 static void test_bias_not_const(void **state)
@@ -428,8 +477,8 @@ static onr_node *fused_node(int tb, int act, float lo, float hi)
 
 /* A [ab, M, K] (ab = 0: 2-D A) x B [bb, K, N] or [bb, N, K] (bb = 0: 2-D B),
  * optional bias [N]; const_mask says which of B and bias are constants. */
-static void kcase(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int tb, int bias,
-                  int act, uint32_t const_mask)
+static void kcase_r(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int tb, int bias,
+                    int act, uint32_t const_mask, int res)
 {
     int64_t ad[3], bd[3], cd[1] = {N};
     int ar = 0, br = 0;
@@ -439,28 +488,30 @@ static void kcase(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int t
     if (bb) bd[br++] = bb;
     bd[br++] = tb ? N : K;
     bd[br++] = tb ? K : N;
-    onr_tensor *in[3] = {tk_rand_f32(ar, ad, 5), tk_rand_f32(br, bd, 6),
-                         bias ? tk_rand_f32(1, cd, 7) : NULL};
+    onr_tensor *in[4] = {tk_rand_f32(ar, ad, 5), tk_rand_f32(br, bd, 6),
+                         bias ? tk_rand_f32(1, cd, 7) : NULL, NULL};
     float lo = -0.3f, hi = 0.4f;
     onr_node *n = fused_node(tb, act, lo, hi);
     onr_tensor *o1[1] = {NULL}, *o2[1] = {NULL};
     onr_err err = {0};
-    int n_in = bias ? 3 : 2;
-    if (tk_run_const(n, 1, n_in, in, const_mask, 1, o1, 1, &err)) fail_msg("1 thread: %s", err.msg);
-    uint32_t consumed = tk_last_consumed;
-    if (tk_run_const(n, 1, n_in, in, const_mask, 1, o2, 2, &err)) fail_msg("2 threads: %s", err.msg);
-    /* a constant 2-D B and a constant bias are packed / widened once */
-    if ((const_mask & 2) && !bb) assert_true(consumed & 2);
-    if ((const_mask & 4) && bias) assert_true(consumed & 4);
+    int n_in = res ? 4 : bias ? 3 : 2;
     int64_t batch = ab > bb ? ab : bb;
     int64_t od[3];
     int orr = 0;
     if (batch) od[orr++] = batch;
     od[orr++] = M;
     od[orr++] = N;
+    if (res) in[3] = tk_rand_f32(orr, od, 8);
+    if (tk_run_const(n, 1, n_in, in, const_mask, 1, o1, 1, &err)) fail_msg("1 thread: %s", err.msg);
+    uint32_t consumed = tk_last_consumed;
+    if (tk_run_const(n, 1, n_in, in, const_mask, 1, o2, 2, &err)) fail_msg("2 threads: %s", err.msg);
+    /* a constant 2-D B and a constant bias are packed / widened once */
+    if ((const_mask & 2) && !bb) assert_true(consumed & 2);
+    if ((const_mask & 4) && bias) assert_true(consumed & 4);
     tk_assert_shape(o1[0], orr, od);
     assert_memory_equal(o1[0]->data, o2[0]->data, sizeof(float) * (size_t)o1[0]->numel);
     const float *a = in[0]->data, *b = in[1]->data, *c = bias ? in[2]->data : NULL;
+    const float *rr = res ? in[3]->data : NULL;
     const float *y = o1[0]->data;
     int64_t nb = batch ? batch : 1;
     for (int64_t p = 0; p < nb; p++)
@@ -476,6 +527,7 @@ static void kcase(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int t
                 }
                 if (c) acc += c[j], mag += fabs(c[j]);
                 double want = act_ref(act, acc, lo, hi), got = y[(p * M + i) * N + j];
+                if (rr) want += rr[(p * M + i) * N + j];
                 double tol = 1e-5 * (mag + 1) + 1e-5 * fabs(want);
                 if (!(fabs(got - want) <= tol))
                     fail_msg("FusedMatMul ab=%lld M=%lld K=%lld N=%lld bb=%lld tb=%d bias=%d act=%d "
@@ -486,8 +538,14 @@ static void kcase(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int t
             }
     tk_free_all(1, o1);
     tk_free_all(1, o2);
-    tk_free_all(bias ? 3 : 2, in);
+    for (int i = 0; i < 4; i++) onr_tensor_free(in[i]);
     tk_node_free(n);
+}
+
+static void kcase(int64_t ab, int64_t M, int64_t K, int64_t N, int64_t bb, int tb, int bias,
+                  int act, uint32_t const_mask)
+{
+    kcase_r(ab, M, K, N, bb, tb, bias, act, const_mask, 0);
 }
 
 static void test_kernel_shapes(void **state)
@@ -514,6 +572,57 @@ static void test_kernel_batched(void **state)
             kcase(3, 13, 20, 33, 3, tb, 1, act, 4);     /* strided batch */
             kcase(1, 13, 20, 33, 3, tb, 0, act, 2);     /* A broadcast over B's batch */
         }
+    /* a residual on each GEMM shape: folded (packed or not), strided
+     * batch, one GEMM per matrix (A [3,1,...] x B [1,2,...] broadcast) */
+    kcase_r(3, 13, 20, 33, 0, 0, 1, ONR_ACT_RELU, 2 | 4, 1);
+    kcase_r(3, 13, 20, 33, 0, 1, 0, ONR_ACT_GELU_ERF, 0, 1);
+    kcase_r(3, 13, 20, 33, 3, 0, 1, ONR_ACT_NONE, 0, 1);
+    kcase_r(0, 37, 64, 65, 0, 0, 1, ONR_ACT_SILU, 2 | 4, 1);
+}
+
+/* one GEMM per output matrix (A [2,1,M,K] x B [1,3,K,N]), with bias,
+ * activation and a residual [2,3,M,N] */
+static void test_kernel_loop_residual(void **state)
+{
+    (void)state;
+    enum { M = 7, K = 11, N = 18 };
+    const int64_t ad[4] = {2, 1, M, K}, bd[4] = {1, 3, K, N}, cd[1] = {N}, rd[4] = {2, 3, M, N};
+    onr_tensor *in[4] = {tk_rand_f32(4, ad, 1), tk_rand_f32(4, bd, 2), tk_rand_f32(1, cd, 3),
+                         tk_rand_f32(4, rd, 4)};
+    for (int t = 1; t <= 2; t++) {
+        onr_node *n = fused_node(0, ONR_ACT_SIGMOID, 0, 0);
+        onr_tensor *o[1] = {NULL};
+        onr_err err = {0};
+        if (tk_run_const(n, 1, 4, in, 4, 1, o, t, &err)) fail_msg("%s", err.msg);
+        tk_assert_shape(o[0], 4, rd);
+        const float *a = in[0]->data, *b = in[1]->data, *c = in[2]->data, *r = in[3]->data;
+        for (int p = 0; p < 6; p++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = c[j];
+                    for (int k = 0; k < K; k++)
+                        acc += (double)a[(p / 3) * M * K + i * K + k] * b[(p % 3) * K * N + k * N + j];
+                    double want = act_ref(ONR_ACT_SIGMOID, acc, 0, 0) + r[(p * M + i) * N + j];
+                    double got = ((float *)o[0]->data)[(p * M + i) * N + j];
+                    if (fabs(got - want) > 1e-5 * (1 + fabs(want)))
+                        fail_msg("loop residual [%d,%d,%d]: %g vs %g", p, i, j, got, want);
+                }
+        tk_free_all(1, o);
+        tk_node_free(n);
+    }
+    /* a residual of another shape is refused */
+    const int64_t bad[4] = {2, 3, M, 1};
+    onr_tensor *r2 = tk_rand_f32(4, bad, 5), *keep = in[3];
+    in[3] = r2;
+    onr_node *n = fused_node(0, 0, 0, 0);
+    onr_tensor *o[1] = {NULL};
+    onr_err err = {0};
+    assert_int_not_equal(tk_run(n, 1, 4, in, 1, o, 1, &err), ONR_OK);
+    assert_non_null(strstr(err.msg, "residual"));
+    tk_node_free(n);
+    in[3] = keep;
+    onr_tensor_free(r2);
+    tk_free_all(4, in);
 }
 
 static void test_kernel_f16(void **state)
@@ -595,6 +704,9 @@ int main(void)
         cmocka_unit_test(test_nonconst_b),
         cmocka_unit_test(test_gemm_relu),
         cmocka_unit_test(test_bias_full_mn),
+        cmocka_unit_test(test_bias_residual),
+        cmocka_unit_test(test_bias_relu_residual_batched),
+        cmocka_unit_test(test_residual_broadcast),
         cmocka_unit_test(test_bias_not_const),
         cmocka_unit_test(test_bias_higher_rank),
         cmocka_unit_test(test_matmul_output_read_elsewhere),
@@ -603,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_bare_matmul),
         cmocka_unit_test(test_kernel_shapes),
         cmocka_unit_test(test_kernel_batched),
+        cmocka_unit_test(test_kernel_loop_residual),
         cmocka_unit_test(test_kernel_f16),
         cmocka_unit_test(test_kernel_errors),
     };

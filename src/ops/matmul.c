@@ -27,6 +27,8 @@
  *                  1-D B is a column (trans_b must be 0), as in MatMul
  *            bias  optional, N elements, shape [N] or [1, ..., 1, N]: added
  *                  to every row (a per-column bias)
+ *            R     optional residual of exactly Y's shape, added after the
+ *                  activation: Y = act(A x op(B) + bias) + R
  *   output   Y     MatMul's shape and A's type
  *   attributes
  *            trans_b     int, default 0: B's last two dims are [N, K]
@@ -259,15 +261,29 @@ static void mm_f32(const mm_geom *g, const float *a, const float *b, const void 
         else
             onr_sgemm(0, tb, batch * M, N, K, 1.f, a, K, b, ldb, 0.f, y, N, ep, ws, nt);
         break;
-    case MM_BATCH:
+    case MM_BATCH: {
+        onr_gemm_epilogue e2;
+        if (ep && ep->residual) { /* one M x N residual per product */
+            e2 = *ep;
+            e2.residual_batch_stride = M * N;
+            ep = &e2;
+        }
         onr_sgemm_batch(0, tb, M, N, K, 1.f, a, K, g->a_batch == 1 ? 0 : M * K, b, ldb,
                         g->b_batch == 1 ? 0 : K * N, 0.f, y, N, M * N, batch, ep, ws, nt);
         break;
+    }
     default:
         for (size_t p = 0; p < batch; p++) {
             int64_t oa, ob;
+            onr_gemm_epilogue e2;
+            const onr_gemm_epilogue *ep_p = ep;
+            if (ep && ep->residual) {
+                e2 = *ep;
+                e2.residual = ep->residual + p * M * N;
+                ep_p = &e2;
+            }
             mm_offsets(g, (int64_t)p, &oa, &ob);
-            onr_sgemm(0, tb, M, N, K, 1.f, a + oa, K, b + ob, ldb, 0.f, y + p * M * N, N, ep,
+            onr_sgemm(0, tb, M, N, K, 1.f, a + oa, K, b + ob, ldb, 0.f, y + p * M * N, N, ep_p,
                       ws, nt);
         }
     }
@@ -328,13 +344,14 @@ typedef struct mm_params {
     size_t scratch;
     /* scratch offsets: float32 A, B, Y (16-bit types), GEMM workspace,
      * float32 bias (FusedMatMul, 16-bit bias input) */
-    size_t off_a, off_b, off_y, off_ws, off_bias;
+    size_t off_a, off_b, off_y, off_ws, off_bias, off_res;
     /* FusedMatMul only (zero for MatMul) */
     int fused, tb;
     onr_gemm_act act;
     float clip_min, clip_max;
     float *bias32; /* constant bias as float32 */
     int has_bias;  /* reshape: input 2 present */
+    int has_res;   /* reshape: input 3 (residual) present */
 } mm_params;
 
 static void matmul_destroy(void *params)
@@ -367,10 +384,10 @@ static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
 {
     mm_params *p = ctx->params;
     const char *op = p->fused ? "FusedMatMul" : "MatMul";
-    int st, max_in = p->fused ? 3 : 2;
-    if (ctx->n_in < 2 || ctx->n_in > max_in)
+    int st, max_in = p->fused ? 4 : 2;
+    if (ctx->n_in < 2 || ctx->n_in > max_in || !ctx->in[0] || !ctx->in[1])
         return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes %s inputs, got %d", op,
-                          p->fused ? "2 or 3" : "2", ctx->n_in);
+                          p->fused ? "2 to 4" : "2", ctx->n_in);
     uint32_t types = p->fused ? ONR_T(ONR_FLOAT) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16)
                               : mm_types(ctx->opset);
     if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types)) ||
@@ -390,17 +407,31 @@ static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
                               onr_fmt_dims(s1, sizeof s1, bias->dims, bias->rank),
                               (long long)p->g.N);
     }
+    const onr_tensor *res = ctx->n_in > 3 ? ctx->in[3] : NULL;
+    p->has_res = res != NULL;
+    if (res) {
+        char s1[256], s2[256];
+        int ok = res->rank == p->g.orank;
+        for (int d = 0; ok && d < res->rank; d++) ok = res->dims[d] == p->g.odims[d];
+        if ((st = check_same_type(ctx, 3))) return st;
+        if (!ok)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "FusedMatMul residual %s differs from the product's shape %s",
+                              onr_fmt_dims(s1, sizeof s1, res->dims, res->rank),
+                              onr_fmt_dims(s2, sizeof s2, p->g.odims, p->g.orank));
+    }
     const mm_geom *g = &p->g;
     onr_dtype dt = ctx->in[0]->dtype;
     size_t used = 0;
     p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
-    p->off_a = p->off_b = p->off_y = p->off_ws = p->off_bias = ONR_NO_SCRATCH;
+    p->off_a = p->off_b = p->off_y = p->off_ws = p->off_bias = p->off_res = ONR_NO_SCRATCH;
     if (onr_is_half(dt)) {
         p->off_a = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
         if (!p->pb.data && !p->b32)
             p->off_b = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[1]->numel);
         p->off_y = onr_carve_at(&used, sizeof(float) * (size_t)(g->batch * g->M * g->N));
         if (bias && !p->bias32) p->off_bias = onr_carve_at(&used, sizeof(float) * (size_t)g->N);
+        if (res) p->off_res = onr_carve_at(&used, sizeof(float) * (size_t)res->numel);
     }
     if (f32_path(dt)) p->off_ws = onr_carve_at(&used, mm_ws_bytes(g, p->nthreads));
     *scratch = p->scratch = used;
@@ -428,7 +459,19 @@ static int matmul_run(const onr_kctx *ctx)
     /* FusedMatMul's epilogue: the bias (constant, float32 input, or a
      * 16-bit input widened into scratch) and the activation */
     onr_gemm_epilogue ep = {.act = p->act, .clip_min = p->clip_min, .clip_max = p->clip_max};
-    const onr_gemm_epilogue *epp = p->fused && (p->has_bias || p->act) ? &ep : NULL;
+    const onr_gemm_epilogue *epp =
+        p->fused && (p->has_bias || p->act || p->has_res) ? &ep : NULL;
+    if (p->has_res) { /* act(v) + R, R of Y's shape: rows of N */
+        const onr_tensor *r = ctx->in[3];
+        if (r->dtype == ONR_FLOAT) {
+            ep.residual = r->data;
+        } else {
+            float *wide = onr_scratch_at(ctx, p->off_res);
+            onr_la_to_f32(r, wide, nt);
+            ep.residual = wide;
+        }
+        ep.ldr = (size_t)g->N;
+    }
     if (p->has_bias) {
         const onr_tensor *bias = ctx->in[2];
         if (p->bias32) {

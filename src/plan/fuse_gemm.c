@@ -13,7 +13,10 @@
  *   [Relu | Gelu | Sigmoid | Clip        Clip with constant (or absent)
  *    | Mul(., Sigmoid(.))]                  bounds, or opset < 11 attributes;
  *                                           x * sigmoid(x) is SiLU
- *   -> FusedMatMul(A, B, bias) trans_b, activation, approximate,
+ *   [Add(., R) | Add(R, .)]              a residual R of exactly the
+ *                                           product's static shape (any
+ *                                           value: the skip connection)
+ *   -> FusedMatMul(A, B, bias, R) trans_b, activation, approximate,
  *      clip_min, clip_max
  *
  *   Gemm(A, B, C) with alpha 1, transA 0, beta 1 (or no C), C a constant
@@ -117,6 +120,17 @@ static int match_silu(const onr_edit *e, int v, int *sig, int *mul, int *out)
     return 0;
 }
 
+/* v has a fully static shape, the same as ref's (dims: scratch). */
+static int same_static_shape(const onr_edit *e, int v, int ref, int64_t *dims)
+{
+    int64_t rd[ONR_MAX_RANK];
+    int r = onr_fuse_shape(e, v, dims), rr = onr_fuse_shape(e, ref, rd);
+    if (r < 0 || r != rr) return 0;
+    for (int d = 0; d < r; d++)
+        if (dims[d] < 0 || dims[d] != rd[d]) return 0;
+    return 1;
+}
+
 static int set_attrs(onr_edit *e, int node, int tb, const gm_act *act, onr_err *err)
 {
     if (tb && onr_edit_set_attr_int(e, node, "trans_b", 1, err)) return -1;
@@ -147,7 +161,7 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
     if (yrank < 1 || brank < 2) return 0; /* N must be known; 1-D B drops N */
     int64_t N = bdims[brank - 1];
     if (N < 0 || ydims[yrank - 1] != N) return 0;
-    int nodes[5], k = 0, tb = 0, bsrc = b;
+    int nodes[6], k = 0, tb = 0, bsrc = b;
     nodes[k++] = m;
     /* a 2-D Transpose of a non-constant B read only here: trans_b */
     int t = onr_fuse_src(e, b, "Transpose");
@@ -194,11 +208,30 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
         out = out_noact;
         memset(&act, 0, sizeof act);
     }
+    /* a residual Add of exactly the product's shape: act(v) + R */
+    int res = -1, ra = onr_fuse_sole_consumer(e, out);
+    if (onr_fuse_is(e, ra, "Add")) {
+        const onr_node *rn = &e->g->nodes[ra];
+        int o = onr_fuse_other_slot(rn, out);
+        int64_t rd[ONR_MAX_RANK], od[ONR_MAX_RANK];
+        if (o >= 0 && is_f32(e, rn->inputs[o]) && is_f32(e, rn->outputs[0]) &&
+            same_static_shape(e, rn->inputs[o], y, rd) &&
+            same_static_shape(e, rn->outputs[0], y, od)) {
+            int out2 = rn->outputs[0];
+            nodes[k++] = ra;
+            if (onr_fuse_closed(e, nodes, k, &out2, 1)) {
+                res = rn->inputs[o];
+                out = out2;
+            } else {
+                k--;
+            }
+        }
+    }
     if (k == 1) return 0;
     if (!onr_fuse_closed(e, nodes, k, &out, 1)) return 0;
-    int ins[3] = {a, bsrc, bias};
-    int node = onr_fuse_emit(e, "FusedMatMul", ONR_FUSE_DOMAIN, 1, bias >= 0 ? 3 : 2, ins, 1, &out,
-                             nodes, k, err);
+    int ins[4] = {a, bsrc, bias, res};
+    int node = onr_fuse_emit(e, "FusedMatMul", ONR_FUSE_DOMAIN, 1,
+                             res >= 0 ? 4 : bias >= 0 ? 3 : 2, ins, 1, &out, nodes, k, err);
     if (node < 0 || set_attrs(e, node, tb, &act, err)) return -1;
     return 1;
 }
