@@ -619,6 +619,7 @@ static void test_kernel_loop_residual(void **state)
     onr_err err = {0};
     assert_int_not_equal(tk_run(n, 1, 4, in, 1, o, 1, &err), ONR_OK);
     assert_non_null(strstr(err.msg, "residual"));
+    tk_free_all(1, o);
     tk_node_free(n);
     in[3] = keep;
     onr_tensor_free(r2);
@@ -667,21 +668,25 @@ static void test_kernel_errors(void **state)
     onr_node *n = fused_node(0, 0, 0, 0);
     assert_int_not_equal(tk_run(n, 1, 3, in, 1, o, 1, &err), ONR_OK); /* bias of 5, N = 6 */
     assert_non_null(strstr(err.msg, "bias"));
+    tk_free_all(1, o); /* tk_run allocates the outputs even when it fails */
     tk_node_free(n);
     n = fused_node(0, 0, 0, 0);
     tk_attr_string(n, "activation", "Swish");
     memset(&err, 0, sizeof err);
     assert_int_not_equal(tk_run(n, 1, 2, in, 1, o, 1, &err), ONR_OK);
     assert_non_null(strstr(err.msg, "activation"));
+    tk_free_all(1, o);
     tk_node_free(n);
-    n = fused_node(1, 0, 0, 0); /* trans_b: B [5, 6] is [N, K] = 5 x 6, K of A is 5 */
+    n = fused_node(1, 0, 0, 0); /* trans_b: B [5, 6] is [N, K], K = 6, but A's K is 5 */
     assert_int_not_equal(tk_run(n, 1, 2, in, 1, o, 1, &err), ONR_OK);
+    tk_free_all(1, o);
     tk_node_free(n);
     onr_tensor *v[2] = {in[0], tk_rand_f32(1, b1, 4)};
     n = fused_node(1, 0, 0, 0); /* trans_b with a 1-D B */
     memset(&err, 0, sizeof err);
     assert_int_not_equal(tk_run(n, 1, 2, v, 1, o, 1, &err), ONR_OK);
     assert_non_null(strstr(err.msg, "trans_b"));
+    tk_free_all(1, o);
     tk_node_free(n);
     onr_tensor_free(v[1]);
     tk_free_all(3, in);
