@@ -269,6 +269,20 @@ static void test_transpose_b_perm(void **state)
     gb_check(&b, NULL, 0, 1, 3, 1);
 }
 
+/* MatMul(T, T) with T a Transpose: T stays (A reads it too); Relu fuses */
+static void test_transpose_b_also_a(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    const int64_t sq[2] = {24, 24};
+    gb_input(&b, "x", 2, sq);
+    gb_node(&b, "Transpose", "x", NULL, "t", NULL);
+    gb_node(&b, "MatMul", "t", "t", "mm", NULL);
+    gb_node(&b, "Relu", "mm", NULL, "y", NULL);
+    gb_check(&b, NULL, 0, 1, 2, 1);
+}
+
 /* a non-constant batched B with a bias */
 static void test_nonconst_b(void **state)
 {
@@ -706,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_silu_sigmoid_read_elsewhere),
         cmocka_unit_test(test_transpose_b),
         cmocka_unit_test(test_transpose_b_perm),
+        cmocka_unit_test(test_transpose_b_also_a),
         cmocka_unit_test(test_nonconst_b),
         cmocka_unit_test(test_gemm_relu),
         cmocka_unit_test(test_bias_full_mn),
