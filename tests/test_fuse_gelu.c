@@ -330,6 +330,51 @@ static void test_tanh_intermediate_read_outside(void **state)
     run_check(&b, extra, 1, 0, 0, 0);
 }
 
+/* float16 GPT-2 tanh form: float16 constants (0.044715 is 1.5e-4 off in
+ * float16) still match; fused computes in float32 and rounds once, so the
+ * comparison allows float16's precision */
+static void f16_scalar(pbw *g, const char *name, float v)
+{
+    pbw t = {0};
+    uint16_t h = onr_float_to_half(v);
+    pbw_tensor_head(&t, name, 10, 0, NULL);
+    pbw_bytes(&t, 9, &h, 2);
+    pbw_msg(g, 5, &t);
+}
+
+static void test_tanh_float16(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    pbw_str(&g, 2, "gelu_f16");
+    pbw_value_info(&g, 11, "x", 10, 3, XD);
+    f16_scalar(&g, "c_half", 0.5f);
+    f16_scalar(&g, "c_three", 3.f);
+    f16_scalar(&g, "c_k1", 0.044715f);
+    f16_scalar(&g, "c_k2", 0.7978846f);
+    f16_scalar(&g, "c_one", 1.f);
+    pbw_node(&g, "Mul", "a", NAMES("x", "c_half"), NAMES("h"), NULL);
+    pbw_node(&g, "Pow", "b", NAMES("x", "c_three"), NAMES("c"), NULL);
+    pbw_node(&g, "Mul", "c", NAMES("c", "c_k1"), NAMES("s"), NULL);
+    pbw_node(&g, "Add", "d", NAMES("x", "s"), NAMES("t"), NULL);
+    pbw_node(&g, "Mul", "e", NAMES("t", "c_k2"), NAMES("u"), NULL);
+    pbw_node(&g, "Tanh", "f", NAMES("u"), NAMES("th"), NULL);
+    pbw_node(&g, "Add", "g", NAMES("th", "c_one"), NAMES("p"), NULL);
+    pbw_node(&g, "Mul", "h", NAMES("h", "p"), NAMES("y"), NULL);
+    pbw_value_info(&g, 12, "y", 10, -1, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_tensor *x32 = tk_rand_f32(3, XD, 7);
+    onr_tensor *in[1] = {tk_typed(ONR_FLOAT16, 3, XD, NULL)};
+    for (int64_t i = 0; i < x32->numel; i++) onr_set_f64(in[0], i, 4 * onr_get_f64(x32, i));
+    tk_fuse_report r;
+    tk_fuse_check(m.b, m.n, 1, in, "Gelu", 1e-2f, 2e-3f, 1, &r);
+    assert_int_equal(r.n_fused, 1);
+    assert_int_equal(r.replaced, 8);
+    onr_tensor_free(x32);
+    tk_free_all(1, in);
+    free(m.b);
+}
+
 /* ---- the Gelu kernel ------------------------------------------------------ */
 
 static double gelu_ref(double x, int tanh_form)
@@ -419,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_tanh_wrong_k2),
         cmocka_unit_test(test_tanh_wrong_power),
         cmocka_unit_test(test_tanh_intermediate_read_outside),
+        cmocka_unit_test(test_tanh_float16),
         cmocka_unit_test(test_gelu_kernel),
         cmocka_unit_test(test_gelu_kernel_bad_attr),
     };

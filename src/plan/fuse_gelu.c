@@ -22,7 +22,8 @@
  *
  * The match starts at the Erf or Tanh node and walks back to x and forward
  * to y. Every constant is a one-element tensor within 1e-4 (relative) of
- * its value, of rank no more than x's (so no broadcast changes y's shape);
+ * its value (half an ulp for float16 / bfloat16 constants), of rank no
+ * more than x's (so no broadcast changes y's shape);
  * every intermediate is read only inside the pattern (onr_fuse_closed); x
  * is a float type.
  */
@@ -42,7 +43,12 @@ static int is_const(const onr_edit *e, int v, double want, int xrank)
     double x;
     if (!t || !onr_fuse_const_scalar(e, v, &x)) return 0;
     if (t->rank > 0 && (xrank < 0 || t->rank > xrank)) return 0;
-    return fabs(x - want) <= GELU_RTOL * fabs(want);
+    /* a 16-bit constant is as close as its type allows: half an ulp
+     * (float16 0.044715 is 1.5e-4 off) */
+    double rtol = t->dtype == ONR_FLOAT16    ? 4.9e-4
+                  : t->dtype == ONR_BFLOAT16 ? 3.9e-3
+                                             : GELU_RTOL;
+    return fabs(x - want) <= rtol * fabs(want);
 }
 
 /* Binary node i (of type op) reads x in one slot and a constant ~c in the
