@@ -26,6 +26,7 @@
 #include "pbw.h"
 
 #include "gemm/gemm.h"
+#include "onnxrun.h"
 
 enum { F32 = 1 };
 
@@ -445,6 +446,21 @@ static void test_gemm_alpha(void **state)
     gb_check(&b, NULL, 0, 0, 0, 1);
 }
 
+/* a 1-D A: the product is [N], so a [1, N] bias would widen it */
+static void test_vector_a_bias_rank2(void **state)
+{
+    (void)state;
+    gb b;
+    gb_start(&b);
+    const int64_t av[1] = {24}, b2[2] = {1, 33};
+    gb_input(&b, "a", 1, av);
+    gb_weight(&b, "w", 2, WD, 1);
+    gb_weight(&b, "bias", 2, b2, 2);
+    gb_node(&b, "MatMul", "a", "w", "mm", NULL);
+    gb_node(&b, "Add", "mm", "bias", "y", NULL);
+    gb_check(&b, NULL, 0, 0, 0, 1);
+}
+
 /* a bare MatMul stays MatMul */
 static void test_bare_matmul(void **state)
 {
@@ -455,6 +471,54 @@ static void test_bare_matmul(void **state)
     gb_weight(&b, "w", 2, WD, 1);
     gb_node(&b, "MatMul", "a", "w", "y", NULL);
     gb_check(&b, NULL, 0, 0, 0, 1);
+}
+
+/* A symbolic batch: the fused step packs its weights once, at open, and
+ * runs at several batch sizes without packing again */
+static void test_pack_once(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    pbw_str(&g, 2, "pack_once");
+    const int64_t ad[3] = {-1, 5, 24};
+    pbw_value_info(&g, 11, "a", F32, 3, ad);
+    onr_tensor *w = tk_rand_f32(2, WD, 1), *bias = tk_rand_f32(1, BD, 2);
+    pbw_init_f32(&g, "w", 2, WD, w->data, (size_t)w->numel);
+    pbw_init_f32(&g, "bias", 1, BD, bias->data, (size_t)bias->numel);
+    pbw_node(&g, "MatMul", "mm", NAMES("a", "w"), NAMES("m"), NULL);
+    pbw_node(&g, "Add", "add", NAMES("m", "bias"), NAMES("z"), NULL);
+    pbw_node(&g, "Relu", "relu", NAMES("z"), NAMES("y"), NULL);
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    size_t before = onr_sgemm_pack_count();
+    onr_session *s = NULL;
+    assert_int_equal(onr_session_open_memory(m.b, m.n, NULL, &s), ONR_OK);
+    assert_int_equal(tk_count_steps(s, "FusedMatMul"), 1);
+    assert_int_equal(onr_session_step_count(s), 1);
+    assert_int_equal(onr_sgemm_pack_count() - before, 1);
+    for (int64_t n = 1; n <= 3; n++) {
+        const int64_t xd[3] = {n, 5, 24};
+        onr_tensor *x = tk_rand_f32(3, xd, (uint32_t)n);
+        if (onr_session_run(s, 1, NULL, (const onr_tensor *const *)&x))
+            fail_msg("%s", onr_session_errmsg(s));
+        const onr_tensor *y = onr_session_output(s, 0);
+        const int64_t yd[3] = {n, 5, 33};
+        tk_assert_shape(y, 3, yd);
+        const float *xv = x->data, *wv = w->data, *bv = bias->data, *yv = y->data;
+        for (int64_t i = 0; i < n * 5; i++)
+            for (int j = 0; j < 33; j++) {
+                double acc = bv[j];
+                for (int k = 0; k < 24; k++) acc += (double)xv[i * 24 + k] * wv[k * 33 + j];
+                acc = acc < 0 ? 0 : acc;
+                assert_true(fabs(yv[i * 33 + j] - acc) <= 1e-5 * (1 + fabs(acc)));
+            }
+        onr_tensor_free(x);
+    }
+    assert_int_equal(onr_sgemm_pack_count() - before, 1);
+    onr_session_free(s);
+    onr_tensor_free(w);
+    onr_tensor_free(bias);
+    free(m.b);
 }
 
 /* ---- the FusedMatMul kernel ---------------------------------------------- */
@@ -732,7 +796,9 @@ int main(void)
         cmocka_unit_test(test_matmul_output_read_elsewhere),
         cmocka_unit_test(test_act_input_read_elsewhere),
         cmocka_unit_test(test_gemm_alpha),
+        cmocka_unit_test(test_vector_a_bias_rank2),
         cmocka_unit_test(test_bare_matmul),
+        cmocka_unit_test(test_pack_once),
         cmocka_unit_test(test_kernel_shapes),
         cmocka_unit_test(test_kernel_batched),
         cmocka_unit_test(test_kernel_loop_residual),

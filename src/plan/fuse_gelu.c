@@ -238,12 +238,16 @@ static int fuse_gelu_at(onr_edit *e, int i, void *ctx, onr_err *err)
     if (p < 0) return 0;
     int y = match_product(e, x, p, xrank, &s);
     if (y < 0) return 0;
-    /* y has x's type and shape (no constant broadcast it wider) */
-    if (onr_fuse_dtype(e, y) != onr_fuse_dtype(e, x)) return 0;
+    /* y has x's type and shape: the constants (one element, rank <= x's)
+     * cannot widen it; where shape inference knows y, check anyway */
+    onr_dtype ydt = onr_fuse_dtype(e, y);
+    if (ydt != ONR_UNDEFINED && ydt != onr_fuse_dtype(e, x)) return 0;
     int yrank = onr_fuse_shape(e, y, ydims);
-    if (yrank != xrank) return 0;
-    for (int d = 0; d < xrank; d++)
-        if (dims[d] != ydims[d]) return 0;
+    if (yrank >= 0 && xrank >= 0) {
+        if (yrank != xrank) return 0;
+        for (int d = 0; d < xrank; d++)
+            if (dims[d] >= 0 && ydims[d] >= 0 && dims[d] != ydims[d]) return 0;
+    }
     if (!onr_fuse_closed(e, s.n, s.k, &y, 1)) return 0;
     int node = onr_fuse_emit(e, "Gelu", "", 20, 1, &x, 1, &y, s.n, s.k, err);
     if (node < 0) return -1;

@@ -37,6 +37,13 @@
 #include "plan/passes.h"
 
 static int is_f32(const onr_edit *e, int v) { return onr_fuse_dtype(e, v) == ONR_FLOAT; }
+/* float32, or not known (shape inference stops at symbolic dims): for the
+ * results of ops whose output type is their input's */
+static int f32_or_unknown(const onr_edit *e, int v)
+{
+    onr_dtype dt = onr_fuse_dtype(e, v);
+    return dt == ONR_FLOAT || dt == ONR_UNDEFINED;
+}
 
 /* bias value v fits a product with N columns and rank prank: a constant
  * of N elements, every dim 1 but the last (== N), rank <= prank. */
@@ -61,7 +68,8 @@ static int match_act(const onr_edit *e, int a, int v, gm_act *act)
     memset(act, 0, sizeof *act);
     if (a < 0) return 0;
     const onr_node *n = &e->g->nodes[a];
-    if (n->n_in < 1 || n->inputs[0] != v || n->n_out != 1 || !is_f32(e, n->outputs[0])) return 0;
+    if (n->n_in < 1 || n->inputs[0] != v || n->n_out != 1 || !f32_or_unknown(e, n->outputs[0]))
+        return 0;
     if (onr_fuse_is(e, a, "Relu") && n->n_in == 1) {
         act->name = "Relu";
     } else if (onr_fuse_is(e, a, "Sigmoid") && n->n_in == 1) {
@@ -111,7 +119,8 @@ static int match_silu(const onr_edit *e, int v, int *sig, int *mul, int *out)
         const onr_node *sn = &e->g->nodes[s], *mn = &e->g->nodes[m];
         if (sn->n_in != 1 || sn->n_out != 1 || mn->n_out != 1) continue;
         int o = onr_fuse_other_slot(mn, v);
-        if (o < 0 || mn->inputs[o] != sn->outputs[0] || !is_f32(e, mn->outputs[0])) continue;
+        if (o < 0 || mn->inputs[o] != sn->outputs[0] || !f32_or_unknown(e, mn->outputs[0]))
+            continue;
         *sig = s;
         *mul = m;
         *out = mn->outputs[0];
@@ -155,12 +164,15 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
     const onr_node *mn = &e->g->nodes[m];
     if (mn->n_in != 2 || mn->n_out != 1) return 0;
     int a = mn->inputs[0], b = mn->inputs[1], y = mn->outputs[0];
-    if (!is_f32(e, a) || !is_f32(e, b) || !is_f32(e, y)) return 0;
-    int64_t ydims[ONR_MAX_RANK], bdims[ONR_MAX_RANK];
-    int yrank = onr_fuse_shape(e, y, ydims), brank = onr_fuse_shape(e, b, bdims);
-    if (yrank < 1 || brank < 2) return 0; /* N must be known; 1-D B drops N */
+    if (!is_f32(e, a) || !is_f32(e, b) || !f32_or_unknown(e, y)) return 0;
+    /* N from B (its last dim must be known; a 1-D B drops N); the product's
+     * rank from A's and B's (dims may be symbolic) */
+    int64_t adims[ONR_MAX_RANK], bdims[ONR_MAX_RANK];
+    int arank = onr_fuse_shape(e, a, adims), brank = onr_fuse_shape(e, b, bdims);
+    if (arank < 1 || brank < 2) return 0;
     int64_t N = bdims[brank - 1];
-    if (N < 0 || ydims[yrank - 1] != N) return 0;
+    int yrank = arank == 1 ? brank - 1 : arank > brank ? arank : brank; /* numpy */
+    if (N < 0) return 0;
     int nodes[6], k = 0, tb = 0, bsrc = b;
     nodes[k++] = m;
     /* a 2-D Transpose of a non-constant B read only here: trans_b */
@@ -182,7 +194,8 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
     if (onr_fuse_is(e, c, "Add")) {
         const onr_node *an = &e->g->nodes[c];
         int o = onr_fuse_other_slot(an, y);
-        if (o >= 0 && per_column_bias(e, an->inputs[o], N, yrank) && is_f32(e, an->outputs[0])) {
+        if (o >= 0 && per_column_bias(e, an->inputs[o], N, yrank) &&
+            f32_or_unknown(e, an->outputs[0])) {
             bias = an->inputs[o];
             out = an->outputs[0];
             nodes[k++] = c;
@@ -244,20 +257,20 @@ static int fuse_gemm_act(onr_edit *e, int g, onr_err *err)
     if (gn->n_in < 2 || gn->n_in > 3 || gn->n_out != 1 || gn->opset < 11) return 0;
     int a = gn->inputs[0], b = gn->inputs[1], cv = gn->n_in > 2 ? gn->inputs[2] : -1;
     int y = gn->outputs[0];
-    if (!is_f32(e, a) || !is_f32(e, b) || !is_f32(e, y)) return 0;
+    if (!is_f32(e, a) || !is_f32(e, b) || !f32_or_unknown(e, y)) return 0;
     if (onr_attr_int(gn, "transA", 0) != 0 || onr_attr_float(gn, "alpha", 1.f) != 1.f) return 0;
     float beta = onr_attr_float(gn, "beta", 1.f);
-    int64_t ydims[ONR_MAX_RANK];
-    if (onr_fuse_shape(e, y, ydims) != 2 || ydims[1] < 0) return 0;
+    int tb = onr_attr_int(gn, "transB", 0) != 0;
+    int64_t bdims[ONR_MAX_RANK];
+    if (onr_fuse_shape(e, b, bdims) != 2 || bdims[tb ? 0 : 1] < 0) return 0; /* N known */
     if (cv >= 0) {
         if (beta == 0.f) cv = -1; /* beta 0 ignores C */
-        else if (beta != 1.f || !per_column_bias(e, cv, ydims[1], 2)) return 0;
+        else if (beta != 1.f || !per_column_bias(e, cv, bdims[tb ? 0 : 1], 2)) return 0;
     }
     int c = onr_fuse_sole_consumer(e, y);
     gm_act act;
     if (!match_act(e, c, y, &act)) return 0;
     int nodes[2] = {g, c}, out = e->g->nodes[c].outputs[0];
-    int tb = onr_attr_int(gn, "transB", 0) != 0;
     if (!onr_fuse_closed(e, nodes, 2, &out, 1)) return 0;
     int ins[3] = {a, b, cv};
     int node = onr_fuse_emit(e, "FusedMatMul", ONR_FUSE_DOMAIN, 1, cv >= 0 ? 3 : 2, ins, 1, &out,
