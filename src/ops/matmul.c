@@ -92,7 +92,7 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
         src = wide;
     }
     size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
-    if (!(pb->data = malloc(bytes))) {
+    if (!(pb->data = onr_alloc_aligned(bytes))) {
         free(wide);
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",
                           (long long)k, (long long)n);
