@@ -470,6 +470,14 @@ static int cmp_producer(const void *a, const void *b)
     return strcmp(((const producer *)a)->name, ((const producer *)b)->name);
 }
 
+/* The step writing value `name`, or -1 (prod sorted by name). */
+static int find_producer(const producer *prod, int np, const char *name)
+{
+    producer key = {name, 0};
+    const producer *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
+    return p ? p->step : -1;
+}
+
 /* A string as a DOT quoted-string body. */
 static void dot_str(FILE *f, const char *s)
 {
@@ -531,9 +539,9 @@ static int write_dot(FILE *f, const onr_session *s)
         int got = onr_session_step_values(s, i, 0, ins, 64);
         for (int k = 0; k < got && k < 64; k++) {
             if (!*ins[k]) continue;
-            producer key = {ins[k], 0}, *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
-            if (p) {
-                fprintf(f, "  s%d -> s%d;\n", p->step, i);
+            int from_step = find_producer(prod, np, ins[k]);
+            if (from_step >= 0) {
+                fprintf(f, "  s%d -> s%d;\n", from_step, i);
                 continue;
             }
             for (int j = 0; j < n_in; j++) {
@@ -549,8 +557,8 @@ static int write_dot(FILE *f, const onr_session *s)
         fprintf(f, "  out%d [shape=ellipse, fillcolor=\"#d1e7dd\", label=\"", i);
         dot_str(f, vi.name);
         fprintf(f, "\"];\n");
-        producer key = {vi.name, 0}, *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
-        if (p) fprintf(f, "  s%d -> out%d;\n", p->step, i);
+        int from_step = find_producer(prod, np, vi.name);
+        if (from_step >= 0) fprintf(f, "  s%d -> out%d;\n", from_step, i);
     }
     fprintf(f, "}\n");
     free(prod);

@@ -104,6 +104,16 @@ int onr_read_scalar(onr_kctx *ctx, int i, double *v)
     return ONR_OK;
 }
 
+double onr_round_to(onr_dtype dt, double v)
+{
+    switch (dt) {
+    case ONR_FLOAT: return (float)v;
+    case ONR_FLOAT16: return onr_half_to_float(onr_float_to_half((float)v));
+    case ONR_BFLOAT16: return onr_bf16_to_float(onr_float_to_bf16((float)v));
+    default: return v;
+    }
+}
+
 double onr_load_f64(onr_dtype dt, const void *p, int64_t i)
 {
     switch (dt) {

@@ -99,16 +99,6 @@ static void affine_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
     for (int64_t i = 0; i < n; i++) onr_set_f64(y, off + i, (onr_get_f64(x, off + i) - m) * a + b);
 }
 
-/* v rounded to float type dt (what storing it in a dt tensor keeps). */
-static double round_to(onr_dtype dt, double v)
-{
-    switch (dt) {
-    case ONR_FLOAT: return (float)v;
-    case ONR_FLOAT16: return onr_half_to_float(onr_float_to_half((float)v));
-    case ONR_BFLOAT16: return onr_bf16_to_float(onr_float_to_bf16((float)v));
-    default: return v;
-    }
-}
 
 /* Require input i to be a float tensor of rank 1 with n elements. */
 static int check_vec(onr_kctx *ctx, int i, const char *what, int64_t n)
@@ -688,8 +678,8 @@ static void ln_row_any(const onr_tensor *x, onr_tensor *y, int64_t off, int64_t 
      * scaled and shifted in that type (each product and sum rounded) */
     onr_dtype t = y->dtype;
     for (int64_t i = 0; i < n; i++) {
-        double v = round_to(t, (onr_get_f64(x, off + i) - mean) * inv);
-        onr_set_f64(y, off + i, round_to(t, v * s[i]) + b[i]);
+        double v = onr_round_to(t, (onr_get_f64(x, off + i) - mean) * inv);
+        onr_set_f64(y, off + i, onr_round_to(t, v * s[i]) + b[i]);
     }
     *mean_out = mean;
     *inv_out = inv;
@@ -888,7 +878,7 @@ static void sln_row_any(const onr_tensor *x, const onr_tensor *k, const onr_tens
     for (int64_t i = 0; i < n; i++) {
         /* read everything element i needs before writing it (in place) */
         double xv = onr_get_f64(x, xo + i), kv = onr_get_f64(k, ko + i);
-        if (bias) xv = round_to(dst->dtype, xv + onr_get_f64(bias, i));
+        if (bias) xv = onr_round_to(dst->dtype, xv + onr_get_f64(bias, i));
         onr_set_f64(dst, xo + i, xv + kv); /* rounded to X's type */
     }
     double mean, var;

@@ -155,6 +155,10 @@ double onr_load_f64(onr_dtype dt, const void *p, int64_t i);
 double onr_get_f64(const onr_tensor *t, int64_t i);
 void onr_set_f64(onr_tensor *t, int64_t i, double v);
 
+/* v rounded to the precision of float type dt (what storing it in a dt
+ * tensor keeps); other types: v unchanged. */
+double onr_round_to(onr_dtype dt, double v);
+
 /* Row-major strides of a shape (in elements). */
 void onr_strides(const int64_t *dims, int rank, int64_t *strides);
 /* Strides of an input of shape (dims, rank) broadcast to (odims, orank):

@@ -136,16 +136,6 @@ static int64_t rms_row_base(const onr_tensor *x, const rms_params *p, int64_t o)
     return b;
 }
 
-/* Round v to the precision of a float type. */
-static double round_to(onr_dtype dt, double v)
-{
-    switch (dt) {
-    case ONR_FLOAT: return (float)v;
-    case ONR_FLOAT16: return onr_half_to_float(onr_float_to_half((float)v));
-    case ONR_BFLOAT16: return onr_bf16_to_float(onr_float_to_bf16((float)v));
-    default: return v;
-    }
-}
 
 static void rms_row_f32(const float *x, float *y, int64_t n, const float *s, double eps)
 {
@@ -167,14 +157,14 @@ static void rms_row_any(const onr_tensor *x, const onr_tensor *sc, onr_tensor *y
     int64_t off = o * p->n, n = p->n;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        double v = round_to(p->stash, onr_get_f64(x, off + i));
+        double v = onr_round_to(p->stash, onr_get_f64(x, off + i));
         sum += v * v;
     }
-    double rms = round_to(p->stash, sqrt(round_to(p->stash, sum / (double)n + p->eps)));
+    double rms = onr_round_to(p->stash, sqrt(onr_round_to(p->stash, sum / (double)n + p->eps)));
     int64_t base = sv ? 0 : rms_row_base(x, p, o);
     for (int64_t i = 0; i < n; i++) {
-        double v = round_to(p->stash, onr_get_f64(x, off + i));
-        double norm = round_to(x->dtype, round_to(p->stash, v / rms));
+        double v = onr_round_to(p->stash, onr_get_f64(x, off + i));
+        double norm = onr_round_to(x->dtype, onr_round_to(p->stash, v / rms));
         double s = sv ? sv[i] : onr_get_f64(sc, base + soff[i]);
         onr_set_f64(y, off + i, norm * s);
     }
