@@ -171,12 +171,14 @@ static int strip_scale(const onr_edit *e, int v, double *scale, nset *ns)
     return strip_scale_n(e, v, scale, ns, 4);
 }
 
-/* Output dim i of Reshape r is input dim i: equal static dims, or a 0
- * (copy) entry in a constant shape with allowzero unset. */
+/* Output dim i of Reshape r is input dim i: equal static dims, symbolic
+ * dims of the same name, or a 0 (copy) entry in a constant shape with
+ * allowzero unset. */
 static int dim_kept(const onr_edit *e, int r, int i, const int64_t *sd, const int64_t *od)
 {
     if (od[i] >= 0 && sd[i] >= 0) return od[i] == sd[i];
     const onr_node *n = node(e, r);
+    if (onr_fuse_dim_eq(e, n->inputs[0], i, n->outputs[0], i)) return 1;
     const onr_tensor *t = onr_fuse_const(e, n->inputs[1]);
     if (!t || t->rank != 1 || i >= t->numel || onr_attr_int(n, "allowzero", 0)) return 0;
     return onr_get_f64(t, i) == 0;
