@@ -108,6 +108,7 @@ static void init_i64(pbw *g, const char *name, int rank, const int64_t *dims, co
  *                          Unsqueeze(Gather(Shape(x), 1)), [2,4]))  [N,S,2,4]
  *   sl = Slice(x, [1], [big], [1])                    [N,S-1,8]
  *   cc = Concat(x, x, axis 1)                         [N,2*S,8]
+ *   cl = Slice(tab [8,4], [0], [S], [0])             [min(S,8),4]
  *   t  = Transpose(NonZero(x))                        unknown (data-dependent)
  */
 static pbw probe_graph(int sym)
@@ -140,13 +141,18 @@ static pbw probe_graph(int sym)
     a = (pbw){0};
     pbw_attr_int(&a, "axis", 1);
     pbw_node(&g, "Concat", "cat2", NAMES("x", "x"), NAMES("cc"), &a);
+    /* a table of 8 rows sliced by the sequence length: min(S, 8) */
+    float tab[32] = {0};
+    pbw_init_f32(&g, "tab", 2, (const int64_t[]){8, 4}, tab, 32);
+    init_i64(&g, "zero1", 1, (const int64_t[]){1}, (const int64_t[]){0}, 1);
+    pbw_node(&g, "Slice", "clamp", NAMES("tab", "zero1", "us", "zero1"), NAMES("cl"), NULL);
     pbw_node(&g, "NonZero", "nz", NAMES("x"), NAMES("nzi"), NULL);
     pbw_node(&g, "Transpose", "tr", NAMES("nzi"), NAMES("t"), NULL);
     const int64_t xs[3] = {3, 5, 8}, xd[3] = {-1, -1, 8};
     if (sym) pbw_value_info_named(&g, 11, "x", F32, 3, xd, NAMES("N", "S", NULL));
     else pbw_value_info(&g, 11, "x", F32, 3, xs);
-    const char *outs[] = {"f", "h", "sl", "cc", "t", "sh"};
-    for (int i = 0; i < 6; i++) pbw_value_info(&g, 12, outs[i], F32, -1, NULL);
+    const char *outs[] = {"f", "h", "sl", "cc", "t", "sh", "cl"};
+    for (int i = 0; i < 7; i++) pbw_value_info(&g, 12, outs[i], F32, -1, NULL);
     return g;
 }
 
@@ -173,6 +179,8 @@ static void test_shapes_and_names(void **state)
     expect(e, "h", ONR_FLOAT, 4, (const int64_t[]){-1, -1, 2, 4}, ns8);
     expect(e, "sl", ONR_FLOAT, 3, (const int64_t[]){-1, -1, 8}, NAMES("N", "S-1"));
     expect(e, "cc", ONR_FLOAT, 3, (const int64_t[]){-1, -1, 8}, NAMES("N", "2*S"));
+    /* a clamp of S: symbolic (the smallest probes are below 8), unnamed */
+    expect(e, "cl", ONR_FLOAT, 2, (const int64_t[]){-1, 4}, NULL);
     /* data-dependent: NonZero's count is not a shape; nothing below it */
     assert_int_equal(e->g->values[val(e->g, "t")].rank, -1);
     /* no probe value became a constant */
@@ -296,6 +304,80 @@ static void test_fusion_dynamic_batch(void **state)
     free(model.b);
 }
 
+/* Causal attention with a dynamic batch and sequence, as torch exports
+ * GPT's masked_fill(bias[:, :, :t, :t] == 0, -inf): the constant triangle
+ * sliced by the run-time length (a Shape chain) becomes is_causal. With a
+ * triangle that is not causal (upper) nothing fuses. */
+static pbw causal_graph(int lower)
+{
+    pbw g = {0};
+    pbw_str(&g, 2, "causal");
+    float tri[32 * 32];
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 32; j++) tri[i * 32 + j] = lower ? (j <= i) : (j >= i);
+    pbw_init_f32(&g, "T", 4, (const int64_t[]){1, 1, 32, 32}, tri, 32 * 32);
+    init_i64(&g, "split", 1, (const int64_t[]){4}, (const int64_t[]){0, 0, 2, 4}, 4);
+    init_i64(&g, "merge", 1, (const int64_t[]){3}, (const int64_t[]){0, 0, 8}, 3);
+    init_i64(&g, "i1", 0, NULL, (const int64_t[]){1}, 1);
+    init_i64(&g, "ax0", 1, (const int64_t[]){1}, (const int64_t[]){0}, 1);
+    init_i64(&g, "zz", 1, (const int64_t[]){2}, (const int64_t[]){0, 0}, 2);
+    init_i64(&g, "ax23", 1, (const int64_t[]){2}, (const int64_t[]){2, 3}, 2);
+    const float half = 0.5f, zero = 0.0f, ninf = -1.0f / 0.0f;
+    pbw_init_f32(&g, "half", 0, NULL, &half, 1);
+    pbw_init_f32(&g, "zero", 0, NULL, &zero, 1);
+    pbw_init_f32(&g, "ninf", 0, NULL, &ninf, 1);
+    const char *sides[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char r[8], t[8];
+        snprintf(r, sizeof r, "%sr", sides[i]);
+        snprintf(t, sizeof t, "%st", sides[i]);
+        pbw_node(&g, "Reshape", r, NAMES("x", "split"), NAMES(r), NULL);
+        pbw a = {0};
+        pbw_attr_ints(&a, "perm", i == 1 ? (const int64_t[]){0, 2, 3, 1} : (const int64_t[]){0, 2, 1, 3},
+                      4);
+        pbw_node(&g, "Transpose", t, NAMES(r), NAMES(t), &a);
+    }
+    pbw_node(&g, "MatMul", "qk", NAMES("qt", "kt"), NAMES("sc"), NULL);
+    pbw_node(&g, "Mul", "scale", NAMES("sc", "half"), NAMES("ss"), NULL);
+    pbw_node(&g, "Shape", "shape", NAMES("x"), NAMES("sh"), NULL);
+    pbw_node(&g, "Gather", "gs", NAMES("sh", "i1"), NAMES("s"), NULL);
+    pbw_node(&g, "Unsqueeze", "us", NAMES("s", "ax0"), NAMES("s1"), NULL);
+    pbw a = {0};
+    pbw_attr_int(&a, "axis", 0);
+    pbw_node(&g, "Concat", "ends", NAMES("s1", "s1"), NAMES("ends"), &a);
+    pbw_node(&g, "Slice", "tri", NAMES("T", "zz", "ends", "ax23"), NAMES("tb"), NULL);
+    pbw_node(&g, "Equal", "eq", NAMES("tb", "zero"), NAMES("masked"), NULL);
+    pbw_node(&g, "Where", "where", NAMES("masked", "ninf", "ss"), NAMES("sm"), NULL);
+    a = (pbw){0};
+    pbw_attr_int(&a, "axis", -1);
+    pbw_node(&g, "Softmax", "softmax", NAMES("sm"), NAMES("p"), &a);
+    pbw_node(&g, "MatMul", "pv", NAMES("p", "vt"), NAMES("o4"), NULL);
+    a = (pbw){0};
+    pbw_attr_ints(&a, "perm", (const int64_t[]){0, 2, 1, 3}, 4);
+    pbw_node(&g, "Transpose", "ot", NAMES("o4"), NAMES("ot"), &a);
+    pbw_node(&g, "Reshape", "om", NAMES("ot", "merge"), NAMES("y"), NULL);
+    pbw_value_info_named(&g, 11, "x", F32, 3, (const int64_t[]){-1, -1, 8},
+                         NAMES("B", "S", NULL));
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    return pbw_model(&g, 8, 13);
+}
+
+static void test_causal_dynamic(void **state)
+{
+    (void)state;
+    for (int lower = 0; lower < 2; lower++) {
+        pbw model = causal_graph(lower);
+        onr_tensor *x = tk_rand_f32(3, (const int64_t[]){2, 5, 8}, 77u);
+        tk_fuse_report r;
+        tk_fuse_check(model.b, model.n, 1, &x, "Attention", 1e-4f, 1e-5f, 1, &r);
+        assert_int_equal(r.n_op, lower);
+        assert_int_equal(r.n_fused, lower);
+        if (lower) assert_int_equal(r.steps_fused, 1); /* the mask chain is dead */
+        onr_tensor_free(x);
+        free(model.b);
+    }
+}
+
 /* The dynamic-axes tiny BERT (batch and sequence symbolic): attention,
  * layer norm and skip layer norm fuse as in the static export. Outputs
  * against PyTorch's are checked by the model_tiny_bert_dynamic tests. */
@@ -323,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_folding_unchanged),
         cmocka_unit_test(test_anonymous_dims),
         cmocka_unit_test(test_fusion_dynamic_batch),
+        cmocka_unit_test(test_causal_dynamic),
         cmocka_unit_test(test_tiny_bert_dynamic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -386,6 +386,63 @@ static int causal_const(const onr_tensor *t, int kind, int inv, const int64_t *s
     return 1;
 }
 
+/* A constant lower-triangular mask sliced to the scores' size: c is (up to
+ * no-op Casts to bool) T, or Equal(T', 0) (inverting), where T' is T after
+ * Slices from 0 with step 1 along its last two axes (ends anything: the
+ * sequence length at run time), T a constant whose leading dims are 1 and
+ * whose square last two keep the lower triangle; and the scores (of value
+ * sv, rank sr) have equal last two dims (static, or one symbolic dim by
+ * name). The top-left block of a causal square is the causal mask over
+ * S_q == S_kv: what torch exports for bias[:, :, :t, :t] with a dynamic t. */
+static int sliced_causal(const onr_edit *e, int c, int inv, int sv, int sr)
+{
+    if (sr < 2 || !onr_fuse_dim_eq(e, sv, sr - 2, sv, sr - 1)) return 0;
+    for (int k = 0; k < 2; k++) { /* Casts of a bool to bool */
+        int p = onr_fuse_src(e, c, "Cast");
+        if (p < 0 || node(e, p)->n_in != 1 || onr_attr_int(node(e, p), "to", 0) != ONR_BOOL ||
+            onr_fuse_dtype(e, node(e, p)->inputs[0]) != ONR_BOOL)
+            break;
+        c = node(e, p)->inputs[0];
+    }
+    int eq = onr_fuse_src(e, c, "Equal");
+    if (eq >= 0 && node(e, eq)->n_in == 2) {
+        int z = -1;
+        for (int i = 0; i < 2 && z < 0; i++) {
+            double x;
+            if (onr_fuse_const_scalar(e, node(e, eq)->inputs[i], &x) && x == 0) z = i;
+        }
+        if (z < 0) return 0;
+        c = node(e, eq)->inputs[1 - z];
+        inv = !inv;
+    }
+    int sliced = 0;
+    for (int k = 0; k < 2; k++) {
+        int sl = onr_fuse_src(e, c, "Slice");
+        if (sl < 0) break;
+        const onr_node *n = node(e, sl);
+        int64_t cd[ONR_MAX_RANK];
+        int cr = onr_fuse_shape(e, n->inputs[0], cd);
+        if (n->opset < 10 || n->n_in < 4 || cr < 2) return 0;
+        const onr_tensor *st = onr_fuse_const(e, n->inputs[1]), *ax = onr_fuse_const(e, n->inputs[3]);
+        if (!st || !ax || st->numel < 1 || st->numel != ax->numel || st->numel > 2 ||
+            !onr_fuse_const_all(e, n->inputs[1], 0, 0))
+            return 0;
+        if (n->n_in > 4 && n->inputs[4] >= 0 && !onr_fuse_const_all(e, n->inputs[4], 1, 0)) return 0;
+        for (int64_t i = 0; i < ax->numel; i++) {
+            double a = onr_get_f64(ax, i);
+            if (a < 0) a += cr;
+            if (a != cr - 1 && a != cr - 2) return 0;
+        }
+        c = n->inputs[0];
+        sliced = 1;
+    }
+    const onr_tensor *t = onr_fuse_const(e, c);
+    if (!sliced || !t || t->rank < 2) return 0;
+    for (int d = 0; d < t->rank - 2; d++)
+        if (t->dims[d] != 1) return 0;
+    return causal_const(t, 0, inv, t->dims, t->rank);
+}
+
 /* Node p is a Cast of a float value to float (a no-op). */
 static int same_type_cast(const onr_edit *e, int p)
 {
@@ -460,7 +517,8 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
             if (onr_fuse_dtype(e, c) != ONR_BOOL || !mask_fits(md, cr, sd, orank)) continue;
             att m2 = *m;
             const onr_tensor *ct = onr_fuse_const(e, c);
-            if (ct && causal_const(ct, 0, inv, sd, orank)) {
+            if ((ct && causal_const(ct, 0, inv, sd, orank)) ||
+                (!ct && isinf(fill) && sliced_causal(e, c, inv, v, orank))) {
                 if (m2.causal) continue;
                 m2.causal = 1;
             } else if (m2.mask >= 0 || m2.wcond >= 0) {

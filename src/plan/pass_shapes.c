@@ -9,31 +9,36 @@
  *   - every symbolic (or unknown) dim of a graph input becomes a symbol,
  *     named by its dim_param (dims sharing a name share the symbol) or,
  *     when anonymous, "?INPUT[d]" (a symbol of its own);
- *   - the graph is walked twice in topological order with each symbol
- *     replaced by a probe value (run 0: distinct primes from 17; run 1:
- *     twice distinct primes from 3, so even and small), shapes coming from
- *     each operator's reshape as in folding; the small tensors that shape
- *     computations are made of (Shape, Size and what hangs off them: at
- *     most ONR_PROBE_MAX_ELEMS elements, every input that small too, no
+ *   - the graph is walked three times in topological order with each
+ *     symbol replaced by a probe value (run 0: distinct primes from 17;
+ *     run 1: twice distinct primes from 3, so even; run 2: distinct primes
+ *     from 2, as small as can be), shapes coming from each operator's
+ *     reshape as in folding; the small tensors that shape computations are
+ *     made of (Shape, Size and what hangs off them: at most
+ *     ONR_PROBE_MAX_ELEMS elements, every input that small too, no
  *     strings) are evaluated with the real kernels, so a Reshape fed by
  *     Shape -> Gather -> Concat gets its shape;
- *   - a value shaped in both runs with one rank and type gets them; a dim
- *     equal in both runs is static, one that differs is symbolic (-1) and
- *     named when both runs agree on what it is: a symbol ("seq"), a
- *     product with an optional static factor ("batch*seq", "12*batch"), or
- *     a symbol plus a constant ("seq+1", "seq-1"); else it stays unnamed.
- *     Equal names mean equal dims (for the fusion passes; fuse.h).
+ *   - a value shaped in runs 0 and 1 with one rank and type gets them; a
+ *     dim equal in both runs (and in run 2, when run 2 shaped the value:
+ *     tiny probes fail more often, so run 2 only ever turns a dim
+ *     symbolic) is static, one that differs is symbolic (-1) and named when
+ *     all those runs agree on what it is: a symbol ("seq"), a product with
+ *     an optional static factor ("batch*seq", "12*batch"), or a symbol
+ *     plus a constant ("seq+1", "seq-1"); else it stays unnamed. Equal
+ *     names mean equal dims (for the fusion passes; fuse.h).
  *
  * Probe values live only in this file's tensors: no constant is made, no
  * value gets a probe dim, and the plan's own reshape at run time stays the
  * truth. Anything that fails under a probe (a reshape error, a deferral, a
  * data-dependent op such as NonZero) just leaves its outputs, and what
  * depends on them, unshaped. Known limit: a dim that only clamps a symbol
- * (Slice of a fixed-size table by the sequence length, with both probes
- * above the table) looks static; the small second probes make that rare.
+ * (a Slice of a fixed-size table by the sequence length) looks static
+ * when every probe run that shaped it is above the table size; the
+ * probes of run 2 (2, 3, 5, ...) make that need a table of one or two.
  *
- * Cost: two reshapes per node (as folding does once) plus kernels run on
- * tensors of at most ONR_PROBE_MAX_ELEMS elements.
+ * Cost: three reshapes per node (folding does one) plus kernels run on
+ * tensors of at most ONR_PROBE_MAX_ELEMS elements; no more than
+ * ONR_PROBE_MAX_SYMS symbols (else the pass does nothing).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +48,7 @@
 #include "plan/passes.h"
 
 #define ONR_PROBE_MAX_ELEMS 64
-#define ONR_PROBE_RUNS 2
+#define ONR_PROBE_RUNS 3
 #define ONR_PROBE_NAME_MAX 128
 #define ONR_PROBE_MAX_SYMS 64
 
@@ -105,7 +110,7 @@ static int collect_symbols(const onr_graph *g, probe_ws *w, onr_err *err)
     w->in_sym = malloc(((size_t)g->n_inputs + 1) * ONR_MAX_RANK * sizeof *w->in_sym);
     w->sym = calloc(ONR_PROBE_MAX_SYMS, sizeof *w->sym);
     if (!w->in_sym || !w->sym) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    int64_t p0 = 16, p1 = 2;
+    int64_t p0 = 16, p1 = 2, p2 = 1;
     for (int i = 0; i < g->n_inputs; i++) {
         const onr_value *v = &g->values[g->inputs[i]];
         for (int d = 0; d < ONR_MAX_RANK; d++) {
@@ -136,6 +141,7 @@ static int collect_symbols(const onr_graph *g, probe_ws *w, onr_err *err)
                 s->p[0] = p0 = next_prime(p0);
                 p1 = next_prime(p1);
                 s->p[1] = 2 * p1;
+                s->p[2] = p2 = next_prime(p2);
                 w->n_sym++;
             }
             *slot = k;
@@ -263,35 +269,39 @@ static int probe_run(const onr_edit *e, probe_ws *w, int r, int nthreads, onr_er
 
 /* ---- naming symbolic dims ------------------------------------------------------ */
 
-/* The name of a dim that is x[r] in run r, or NULL when none fits: a
- * symbol, c*s1*s2*... (from run 0's factorization over the probe primes,
- * checked against run 1), or s+c / s-c. buf holds made names. */
-static const char *dim_name(const probe_ws *w, const int64_t *x, char *buf, size_t len)
+/* Whether value x[r] in each run r < nr is c * prod(p_k[r]^e_k) (run 0's
+ * factorization over the probe primes) or p_k[r] + c, and its name. */
+static const char *dim_name(const probe_ws *w, const int64_t *x, int nr, char *buf, size_t len)
 {
-    for (int k = 0; k < w->n_sym; k++)
-        if (w->sym[k].p[0] == x[0] && w->sym[k].p[1] == x[1]) return w->sym[k].name;
+    for (int k = 0; k < w->n_sym; k++) {
+        int all = 1;
+        for (int r = 0; r < nr; r++) all &= w->sym[k].p[r] == x[r];
+        if (all) return w->sym[k].name;
+    }
     /* monomial */
-    if (x[0] > 0 && x[1] > 0) {
-        int64_t rest = x[0], x1 = 1;
+    if (x[0] > 0) {
+        int64_t rest = x[0], xr[ONR_PROBE_RUNS] = {1, 1, 1};
         char prod[ONR_PROBE_NAME_MAX];
         size_t o = 0;
         int used = 0, ok = 1;
         prod[0] = 0;
         for (int k = 0; k < w->n_sym && ok; k++) {
             for (int e = 0; ok && rest % w->sym[k].p[0] == 0; e++) {
-                if (e >= 8 || x1 > INT64_MAX / w->sym[k].p[1]) {
-                    ok = 0;
-                    break;
-                }
+                if (e >= 8) ok = 0;
+                for (int r = 1; r < nr && ok; r++)
+                    if (xr[r] > INT64_MAX / w->sym[k].p[r]) ok = 0;
+                if (!ok) break;
                 rest /= w->sym[k].p[0];
-                x1 *= w->sym[k].p[1];
+                for (int r = 1; r < nr; r++) xr[r] *= w->sym[k].p[r];
                 int m = snprintf(prod + o, sizeof prod - o, "%s%s", used ? "*" : "", w->sym[k].name);
                 if (m < 0 || (size_t)m >= sizeof prod - o) ok = 0;
                 else o += (size_t)m;
                 used++;
             }
         }
-        if (ok && used && rest <= INT64_MAX / x1 && rest * x1 == x[1]) {
+        for (int r = 1; r < nr && ok; r++)
+            ok = rest <= INT64_MAX / xr[r] && rest * xr[r] == x[r];
+        if (ok && used) {
             int m = rest == 1 ? snprintf(buf, len, "%s", prod)
                               : snprintf(buf, len, "%lld*%s", (long long)rest, prod);
             return m > 0 && (size_t)m < len ? buf : NULL;
@@ -300,7 +310,9 @@ static const char *dim_name(const probe_ws *w, const int64_t *x, char *buf, size
     /* a symbol plus a constant */
     for (int k = 0; k < w->n_sym; k++) {
         int64_t c = x[0] - w->sym[k].p[0];
-        if (x[1] - w->sym[k].p[1] != c) continue;
+        int all = 1;
+        for (int r = 1; r < nr; r++) all &= x[r] - w->sym[k].p[r] == c;
+        if (!all) continue;
         int m = snprintf(buf, len, "%s%c%lld", w->sym[k].name, c < 0 ? '-' : '+',
                          (long long)(c < 0 ? -c : c));
         return m > 0 && (size_t)m < len ? buf : NULL;
@@ -308,33 +320,40 @@ static const char *dim_name(const probe_ws *w, const int64_t *x, char *buf, size
     return NULL;
 }
 
-/* Write what both runs agree on into the values that static inference left
- * without a shape (or with symbolic dims). */
+/* Write what the runs agree on into the values that static inference left
+ * without a shape (or with symbolic dims). Runs 0 and 1 must both have
+ * shaped a value; run 2 (the smallest probes) counts where it shaped it
+ * too: a dim it sees differently is symbolic (a clamp of the symbol by a
+ * fixed size between its probes), and names must fit it. */
 static int write_shapes(onr_edit *e, const probe_ws *w, onr_err *err)
 {
     onr_graph *g = e->g;
     for (int v = 0; v < g->n_values; v++) {
         onr_value *val = &g->values[v];
         if (val->konst || val->is_input || !w->st[0][v] || !w->st[1][v]) continue;
-        const onr_tensor *a = &w->t[0][v], *b = &w->t[1][v];
-        if (a->rank != b->rank || a->dtype != b->dtype || a->dtype == ONR_UNDEFINED) continue;
+        const onr_tensor *t[ONR_PROBE_RUNS] = {&w->t[0][v], &w->t[1][v], &w->t[2][v]};
+        if (t[0]->rank != t[1]->rank || t[0]->dtype != t[1]->dtype || t[0]->dtype == ONR_UNDEFINED)
+            continue;
+        int nr = w->st[2][v] ? 3 : 2;
+        if (nr == 3 && (t[2]->rank != t[0]->rank || t[2]->dtype != t[0]->dtype)) continue;
         int sym = 0;
-        for (int d = 0; d < a->rank; d++) sym |= a->dims[d] != b->dims[d];
+        for (int d = 0; d < t[0]->rank; d++)
+            for (int r = 1; r < nr; r++) sym |= t[r]->dims[d] != t[0]->dims[d];
         int stat_known = val->dtype != ONR_UNDEFINED && val->rank >= 0;
         for (int d = 0; d < val->rank && stat_known; d++) stat_known = val->dims[d] >= 0;
         if (!sym && stat_known) continue; /* folding's shape: the same */
         int64_t dims[ONR_MAX_RANK];
         char names[ONR_MAX_RANK][ONR_PROBE_NAME_MAX];
         const char *np[ONR_MAX_RANK];
-        for (int d = 0; d < a->rank; d++) {
+        for (int d = 0; d < t[0]->rank; d++) {
+            int64_t x[ONR_PROBE_RUNS];
+            int differ = 0;
+            for (int r = 0; r < nr; r++) differ |= (x[r] = t[r]->dims[d]) != t[0]->dims[d];
             np[d] = NULL;
-            dims[d] = a->dims[d];
-            if (a->dims[d] == b->dims[d]) continue;
-            dims[d] = -1;
-            const int64_t x[2] = {a->dims[d], b->dims[d]};
-            np[d] = dim_name(w, x, names[d], sizeof names[d]);
+            dims[d] = differ ? -1 : x[0];
+            if (differ) np[d] = dim_name(w, x, nr, names[d], sizeof names[d]);
         }
-        int st = onr_edit_set_shape(e, v, a->dtype, a->rank, dims, np, err);
+        int st = onr_edit_set_shape(e, v, t[0]->dtype, t[0]->rank, dims, np, err);
         if (st) return st;
     }
     return ONR_OK;
@@ -361,7 +380,9 @@ onr_status onr_pass_shapes(onr_edit *e, int nthreads, onr_err *err)
     w.in = calloc((size_t)wide, sizeof *w.in);
     w.out = calloc((size_t)wide, sizeof *w.out);
     w.res = calloc((size_t)wide, sizeof *w.res);
-    if (!w.t[0] || !w.t[1] || !w.st[0] || !w.st[1] || !w.meta_in || !w.meta_out || !w.in ||
+    int ok = 1;
+    for (int r = 0; r < ONR_PROBE_RUNS; r++) ok &= w.t[r] && w.st[r];
+    if (!ok || !w.meta_in || !w.meta_out || !w.in ||
         !w.out || !w.res) {
         st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
         goto done;
