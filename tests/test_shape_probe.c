@@ -378,6 +378,52 @@ static void test_causal_dynamic(void **state)
     }
 }
 
+/* torch.nn.MultiheadAttention's sequence-first heads (ViT) with a
+ * symbolic batch: x [5,B,8] -> Reshape [5,B*2,4] -> Transpose [1,0,2], the
+ * merge back to [5*B,8]: Attention with Transposes around it. */
+static void test_sequence_first_dynamic(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    pbw_str(&g, 2, "mha");
+    init_i64(&g, "split", 1, (const int64_t[]){3}, (const int64_t[]){5, -1, 4}, 3);
+    init_i64(&g, "merge", 1, (const int64_t[]){2}, (const int64_t[]){-1, 8}, 2);
+    const float half = 0.5f;
+    pbw_init_f32(&g, "half", 0, NULL, &half, 1);
+    const char *sides[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char r[8], t[8];
+        snprintf(r, sizeof r, "%sr", sides[i]);
+        snprintf(t, sizeof t, "%st", sides[i]);
+        pbw_node(&g, "Reshape", r, NAMES("x", "split"), NAMES(r), NULL);
+        pbw a = {0};
+        pbw_attr_ints(&a, "perm", i == 1 ? (const int64_t[]){1, 2, 0} : (const int64_t[]){1, 0, 2}, 3);
+        pbw_node(&g, "Transpose", t, NAMES(r), NAMES(t), &a);
+    }
+    pbw_node(&g, "Mul", "scale", NAMES("qt", "half"), NAMES("qs"), NULL);
+    pbw_node(&g, "MatMul", "qk", NAMES("qs", "kt"), NAMES("sc"), NULL);
+    pbw a = {0};
+    pbw_attr_int(&a, "axis", -1);
+    pbw_node(&g, "Softmax", "softmax", NAMES("sc"), NAMES("p"), &a);
+    pbw_node(&g, "MatMul", "pv", NAMES("p", "vt"), NAMES("o"), NULL);
+    a = (pbw){0};
+    pbw_attr_ints(&a, "perm", (const int64_t[]){1, 0, 2}, 3);
+    pbw_node(&g, "Transpose", "ot", NAMES("o"), NAMES("ot"), &a);
+    pbw_node(&g, "Reshape", "om", NAMES("ot", "merge"), NAMES("y"), NULL);
+    pbw_value_info_named(&g, 11, "x", F32, 3, (const int64_t[]){5, -1, 8}, NAMES(NULL, "B", NULL));
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    pbw model = pbw_model(&g, 8, 13);
+    for (int b = 1; b <= 3; b += 2) {
+        onr_tensor *x = tk_rand_f32(3, (const int64_t[]){5, b, 8}, 90u + (uint32_t)b);
+        tk_fuse_report r;
+        tk_fuse_check(model.b, model.n, 1, &x, "Attention", 1e-4f, 1e-5f, 1, &r);
+        assert_int_equal(r.n_op, 1);
+        assert_int_equal(r.n_fused, 1);
+        onr_tensor_free(x);
+    }
+    free(model.b);
+}
+
 /* The dynamic-axes tiny BERT (batch and sequence symbolic): attention,
  * layer norm and skip layer norm fuse as in the static export. Outputs
  * against PyTorch's are checked by the model_tiny_bert_dynamic tests. */
@@ -406,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_anonymous_dims),
         cmocka_unit_test(test_fusion_dynamic_batch),
         cmocka_unit_test(test_causal_dynamic),
+        cmocka_unit_test(test_sequence_first_dynamic),
         cmocka_unit_test(test_tiny_bert_dynamic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

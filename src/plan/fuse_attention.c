@@ -45,10 +45,16 @@
  * there is none; masks must come after every scale (else the mask would
  * be scaled too).
  *
- * What is not matched (documented limits): graphs without static shapes
- * (symbolic batch or sequence: the fold pass then leaves the values
- * without ranks, and every check here needs them; a head-split Reshape
- * whose leading entries are 0 (copy) is accepted when ranks are known);
+ * Symbolic batch and sequence dims: the shapes come from pass_shapes.c,
+ * dims compared by name (onr_fuse_dim_eq); a causal triangle sliced by the
+ * run-time length (torch's bias[:, :, :t, :t]) counts as causal when the
+ * scores' last two dims are one symbol; a sequence-first split with a
+ * symbolic batch takes H = E / D and feeds the op through Transposes.
+ *
+ * What is not matched (documented limits): values symbolic shape
+ * inference cannot shape (no ranks: every check here needs them; a
+ * head-split Reshape whose leading entries are 0 (copy) is accepted when
+ * ranks are known);
  * sequence-first masks over the merged batch-head axis; a Where with a
  * run-time condition and a finite fill (-inf only: a fully masked row
  * would differ); two non-causal masks, or masks needing new ops to
@@ -197,9 +203,11 @@ static int split_reshape(const onr_edit *e, int r, int lead, split *sp)
     int64_t H = od[lead], D = od[lead + 1], E = sd[2];
     if (lead == 1) {
         /* [S,B,E] -> [S,B*H,D] (head index b*H + h): the element counts
-         * force the first dim */
-        if (sd[1] <= 0 || H <= 0 || H % sd[1]) return 0;
-        H /= sd[1];
+         * force the first dim; with a symbolic B, S kept and E = H*D force
+         * the second */
+        if (sd[1] < 0 && D > 0 && E > 0 && E % D == 0 && dim_kept(e, r, 0, sd, od)) H = E / D;
+        else if (sd[1] <= 0 || H <= 0 || H % sd[1]) return 0;
+        else H /= sd[1];
     }
     if (H <= 0 || D <= 0 || E <= 0 || H > E || D > E || H * D != E) return 0;
     if (lead == 1) {
@@ -662,6 +670,14 @@ static int where_mask(onr_edit *e, const att *m, const char *name, onr_err *err)
     return onr_fuse_add_const(e, name, t, err);
 }
 
+/* At most one of dims[0..rank) is symbolic (-1): a Reshape infers it. */
+static int one_sym(const int64_t *dims, int rank)
+{
+    int n = 0;
+    for (int i = 0; i < rank; i++) n += dims[i] < 0;
+    return n <= 1;
+}
+
 /* The matched sides agree on heads, head size, sequence and batch. */
 static int dims_agree(const att *m)
 {
@@ -768,8 +784,8 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             if (lead == 2 && orank == 3 && od[2] == E && trank == 4 &&
                 (dim_kept(e, rs, 0, td, od) || dim_kept(e, rs, 1, td, od)))
                 direct = 1;
-            else if (!(ostatic && tstatic))
-                out = -1;
+            else if (!(ostatic && tstatic) && !(lead == 1 && trank == 3 && orank >= 1 && one_sym(od, orank)))
+                out = -1; /* sequence-first: [S,B,E] reshaped to od, one dim inferred */
             if (lead == 2 && tstatic) B = td[0];
         }
         if (out < 0) f[0] = 0;
@@ -777,7 +793,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     if (lead == 1 && !f[0]) return 0;
     /* sequence-first with a batch: the op's mask broadcasts over [B,H,..],
      * a mask over the merged batch-head axis does not */
-    if (lead == 1 && B > 1) {
+    if (lead == 1 && B != 1) {
         int64_t md[ONR_MAX_RANK];
         int mv = m.mask >= 0 ? m.mask : m.wcond, mr = mv >= 0 ? onr_fuse_shape(e, mv, md) : 0;
         if (mr >= 3 && md[mr - 3] != 1) return 0;
@@ -839,7 +855,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_out", name);
             int orank = onr_fuse_shape(e, keep, od), x = yv;
-            if (lead == 1 && B > 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
+            if (lead == 1 && B != 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
             if (add_reshape(e, nm, x, od, orank, keep, err) < 0) return -1;
         }
     }
