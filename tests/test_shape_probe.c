@@ -306,9 +306,10 @@ static void test_fusion_dynamic_batch(void **state)
 
 /* Causal attention with a dynamic batch and sequence, as torch exports
  * GPT's masked_fill(bias[:, :, :t, :t] == 0, -inf): the constant triangle
- * sliced by the run-time length (a Shape chain) becomes is_causal. With a
- * triangle that is not causal (upper) nothing fuses. */
-static pbw causal_graph(int lower)
+ * sliced by the run-time length (a Shape chain) becomes is_causal (fill
+ * -inf or float32's lowest). With a triangle that is not causal (upper)
+ * nothing fuses. */
+static pbw causal_graph(int lower, int finite)
 {
     pbw g = {0};
     pbw_str(&g, 2, "causal");
@@ -322,7 +323,7 @@ static pbw causal_graph(int lower)
     init_i64(&g, "ax0", 1, (const int64_t[]){1}, (const int64_t[]){0}, 1);
     init_i64(&g, "zz", 1, (const int64_t[]){2}, (const int64_t[]){0, 0}, 2);
     init_i64(&g, "ax23", 1, (const int64_t[]){2}, (const int64_t[]){2, 3}, 2);
-    const float half = 0.5f, zero = 0.0f, ninf = -1.0f / 0.0f;
+    const float half = 0.5f, zero = 0.0f, ninf = finite ? -3.4e38f : -1.0f / 0.0f;
     pbw_init_f32(&g, "half", 0, NULL, &half, 1);
     pbw_init_f32(&g, "zero", 0, NULL, &zero, 1);
     pbw_init_f32(&g, "ninf", 0, NULL, &ninf, 1);
@@ -365,8 +366,9 @@ static pbw causal_graph(int lower)
 static void test_causal_dynamic(void **state)
 {
     (void)state;
-    for (int lower = 0; lower < 2; lower++) {
-        pbw model = causal_graph(lower);
+    for (int k = 0; k < 3; k++) { /* upper; lower with -inf; lower with finfo.min (HF) */
+        int lower = k > 0;
+        pbw model = causal_graph(lower, k == 2);
         onr_tensor *x = tk_rand_f32(3, (const int64_t[]){2, 5, 8}, 77u);
         tk_fuse_report r;
         tk_fuse_check(model.b, model.n, 1, &x, "Attention", 1e-4f, 1e-5f, 1, &r);

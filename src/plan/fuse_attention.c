@@ -526,7 +526,7 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
             att m2 = *m;
             const onr_tensor *ct = onr_fuse_const(e, c);
             if ((ct && causal_const(ct, 0, inv, sd, orank)) ||
-                (!ct && isinf(fill) && sliced_causal(e, c, inv, v, orank))) {
+                (!ct && sliced_causal(e, c, inv, v, orank))) {
                 if (m2.causal) continue;
                 m2.causal = 1;
             } else if (m2.mask >= 0 || m2.wcond >= 0) {

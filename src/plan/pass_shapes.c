@@ -251,8 +251,7 @@ static int probe_run(const onr_edit *e, probe_ws *w, int r, int nthreads, onr_er
         if (val->konst || val->dtype == ONR_UNDEFINED || val->rank < 0) continue;
         int64_t dims[ONR_MAX_RANK];
         int ok = 1;
-        for (int d = 0; d < val->rank && ok; d++)
-        {
+        for (int d = 0; d < val->rank && ok; d++) {
             int k = w->in_sym[(size_t)i * ONR_MAX_RANK + (size_t)d];
             dims[d] = val->dims[d] >= 0 ? val->dims[d] : k >= 0 ? w->sym[k].p[r] : -1;
             ok = dims[d] >= 0;
