@@ -260,6 +260,57 @@ static void test_anonymous_dims(void **state)
     onr_model_free(m);
 }
 
+/* What probes cannot shape is left alone without error: a Reshape to a
+ * static shape that fits only one batch (x [N,8] -> [4,16], N = 8) is
+ * refused under every probe, and a graph with more symbols than the pass
+ * takes (70 inputs of their own batch) is not probed at all; the plans
+ * still run. */
+static void test_unshapeable(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    pbw_str(&g, 2, "fixed");
+    init_i64(&g, "shp", 1, (const int64_t[]){2}, (const int64_t[]){4, 16}, 2);
+    pbw_node(&g, "Reshape", "rs", NAMES("x", "shp"), NAMES("r"), NULL);
+    pbw_node(&g, "Relu", "relu", NAMES("r"), NAMES("y"), NULL);
+    pbw_value_info_named(&g, 11, "x", F32, 2, (const int64_t[]){-1, 8}, NAMES("N", NULL));
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    pbw model = pbw_model(&g, 8, 13);
+    onr_model *m = NULL;
+    onr_err err = {0};
+    if (onr_load_buffer(model.b, model.n, NULL, &m, &err)) fail_msg("load: %s", err.msg);
+    onr_edit *e = open_folded(m);
+    run_shapes(e);
+    assert_int_equal(e->g->values[val(e->g, "r")].rank, -1);
+    assert_int_equal(e->g->values[val(e->g, "y")].rank, -1);
+    onr_edit_free(e);
+    onr_model_free(m);
+    onr_tensor *x = tk_rand_f32(2, (const int64_t[]){8, 8}, 5u);
+    tk_fuse_report r;
+    tk_fuse_check(model.b, model.n, 1, &x, NULL, 1e-4f, 1e-5f, 1, &r);
+    onr_tensor_free(x);
+    free(model.b);
+
+    enum { NIN = 70 };
+    g = (pbw){0};
+    pbw_str(&g, 2, "many");
+    char names[NIN][16], dims[NIN][16];
+    for (int i = 0; i < NIN; i++) {
+        snprintf(names[i], sizeof names[i], "x%d", i);
+        snprintf(dims[i], sizeof dims[i], "n%d", i);
+        const char *nm[2] = {dims[i], NULL};
+        pbw_value_info_named(&g, 11, names[i], F32, 2, (const int64_t[]){-1, 4}, nm);
+    }
+    pbw_node(&g, "Relu", "relu", NAMES("x0"), NAMES("y"), NULL);
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    m = load_graph(&g, 13);
+    e = open_folded(m);
+    run_shapes(e);
+    assert_int_equal(e->g->values[val(e->g, "y")].rank, -1); /* not probed */
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
 /* A decomposed LayerNorm over axes [2] (positive: the pass needs x's rank)
  * on x [N,S,8]: fused only with symbolic shapes, outputs equal. */
 static void test_fusion_dynamic_batch(void **state)
@@ -452,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_shapes_and_names),
         cmocka_unit_test(test_folding_unchanged),
         cmocka_unit_test(test_anonymous_dims),
+        cmocka_unit_test(test_unshapeable),
         cmocka_unit_test(test_fusion_dynamic_batch),
         cmocka_unit_test(test_causal_dynamic),
         cmocka_unit_test(test_sequence_first_dynamic),
