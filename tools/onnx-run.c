@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,10 +571,13 @@ static int write_svg(const onr_session *s, const char *path)
         _exit(127);
     }
     close(fd[0]);
+    /* dot may be missing (the child exits at once): a write error, not SIGPIPE */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     FILE *f = fdopen(fd[1], "w");
     int wrote = f ? write_dot(f, s) : -1;
-    if (f) fclose(f);
-    else close(fd[1]);
+    if (f && fclose(f) != 0) wrote = -1;
+    if (!f) close(fd[1]);
+    signal(SIGPIPE, old);
     int status = 0;
     waitpid(pid, &status, 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {

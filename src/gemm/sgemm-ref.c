@@ -18,9 +18,11 @@ static float act_scalar(int act, float v, float lo, float hi)
     case ONR_ACT_CLIP: return v < lo ? lo : (v > hi ? hi : v);
     case ONR_ACT_SIGMOID: return 1.f / (1.f + expf(-v));
     case ONR_ACT_SILU: return v / (1.f + expf(-v));
-    case ONR_ACT_GELU_ERF: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    /* GELU in forms that keep relative accuracy for v << 0, where 1 + erf
+     * and 1 + tanh cancel (as the SIMD epilogue, sgemm-act-simd.h) */
+    case ONR_ACT_GELU_ERF: return 0.5f * v * erfcf(v * -0.70710678118654752f);
     case ONR_ACT_GELU_TANH:
-        return 0.5f * v * (1.f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+        return v / (1.f + expf(-2.f * 0.79788456080286536f * (v + 0.044715f * v * v * v)));
     default: return v;
     }
 }

@@ -175,13 +175,24 @@ onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err)
     /* 64-byte aligned, padded to a multiple of 64 so SIMD tails may be safe */
     size_t alloc = (need + 63) & ~(size_t)63;
     if (alloc == 0) alloc = 64;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, alloc) != 0 || !p)
-        return onr_seterr(err, ONR_E_NOMEM, "out of memory allocating %zu bytes", need);
+    void *p = onr_alloc_aligned(alloc);
+    if (!p) return onr_seterr(err, ONR_E_NOMEM, "out of memory allocating %zu bytes", need);
     t->data = p;
     t->cap = alloc;
     t->owns = 1;
     return ONR_OK;
+}
+
+void *onr_alloc_aligned(size_t bytes)
+{
+    enum { HUGE = 2u << 20 };
+    void *p = NULL;
+    if (bytes >= HUGE) {
+        if (posix_memalign(&p, HUGE, bytes) != 0) return NULL;
+        (void)madvise(p, bytes & ~(size_t)(HUGE - 1), MADV_HUGEPAGE); /* a hint only */
+        return p;
+    }
+    return posix_memalign(&p, 64, bytes ? bytes : 64) == 0 ? p : NULL;
 }
 
 void onr_tensor_clear(onr_tensor *t)

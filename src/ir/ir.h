@@ -211,6 +211,11 @@ const float *onr_attr_floats(const onr_node *n, const char *name, size_t *count)
 
 /* Small helpers shared by everything. */
 char *onr_strdup(const char *s);
+/* 64-byte aligned memory for a buffer (free with free()); from 2 MiB up it
+ * is aligned to 2 MiB and the kernel is asked for transparent huge pages,
+ * so packing weights or filling an arena faults 512 times less. NULL when
+ * out of memory. */
+void *onr_alloc_aligned(size_t bytes);
 char *onr_strndup(const char *s, size_t n);
 /* Replace the string owned by *slot with a copy of s (NULL: ""); 0, or -1
  * when out of memory (then *slot is unchanged). */

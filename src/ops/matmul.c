@@ -15,6 +15,33 @@
  * widened to float32 once instead. Gemm's constant C is kept as float32
  * times beta, ready for the GEMM epilogue's bias. reshape computes the
  * geometry and the scratch layout once per input shapes; run only computes.
+ *
+ * FusedMatMul (domain org.onnxrun, opset 1; made by the planner's
+ * fuse_gemm pass, never by exporters) is MatMul with a GEMM epilogue:
+ *
+ *     Y = act(A x op(B) + bias)
+ *
+ *   inputs   A     [..., M, K]  float, float16 or bfloat16
+ *            B     [..., K, N] (trans_b = 0) or [..., N, K] (trans_b = 1),
+ *                  batch dims broadcast with A's as in MatMul (numpy); a
+ *                  1-D B is a column (trans_b must be 0), as in MatMul
+ *            bias  optional, N elements, shape [N] or [1, ..., 1, N]: added
+ *                  to every row (a per-column bias)
+ *            R     optional residual of exactly Y's shape, added after the
+ *                  activation: Y = act(A x op(B) + bias) + R
+ *   output   Y     MatMul's shape and A's type
+ *   attributes
+ *            trans_b     int, default 0: B's last two dims are [N, K]
+ *            activation  string, default "" (none): "Relu", "Gelu",
+ *                        "Sigmoid", "Silu" (v * sigmoid(v)) or "Clip"
+ *            approximate string, Gelu only: "none" (erf, default) or "tanh"
+ *            clip_min, clip_max  floats, Clip only (default: the float
+ *                        range)
+ *
+ * It is MatMul's code with an epilogue: the same create (B packed with
+ * trans_b applied), geometry, scratch layout and GEMM calls; MatMul runs
+ * it with no epilogue. 16-bit types add the bias and the activation in
+ * float32 before rounding once (the unfused graph rounds after each op).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +92,7 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
         src = wide;
     }
     size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
-    if (!(pb->data = malloc(bytes))) {
+    if (!(pb->data = onr_alloc_aligned(bytes))) {
         free(wide);
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",
                           (long long)k, (long long)n);
@@ -102,6 +129,7 @@ static int run_threads(const onr_kctx *ctx, int sized_for)
 
 typedef struct mm_geom {
     int64_t M, N, K;
+    int tb;                          /* B's matrices are [N, K] (FusedMatMul) */
     int64_t batch, a_batch, b_batch; /* matrices in Y, A, B */
     int brank;                       /* rank of the broadcast batch dims */
     int64_t bdims[ONR_MAX_RANK];
@@ -129,7 +157,7 @@ static int mm_mode(const mm_geom *g)
     return ua && ub ? MM_BATCH : MM_LOOP;
 }
 
-static int mm_geom_init(onr_kctx *ctx, mm_geom *g)
+static int mm_geom_init(onr_kctx *ctx, mm_geom *g, int tb)
 {
     const onr_tensor *a = ctx->in[0], *b = ctx->in[1];
     char s1[256], s2[256];
@@ -149,8 +177,16 @@ static int mm_geom_init(onr_kctx *ctx, mm_geom *g)
         ar = 2;
     }
     if (br == 1) {
+        if (tb)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "FusedMatMul: trans_b needs B of rank >= 2");
         bd[1] = 1;
         br = 2;
+    }
+    g->tb = tb;
+    if (tb) { /* op(B) = B^T: geometry in terms of [K, N] */
+        int64_t t = bd[br - 1];
+        bd[br - 1] = bd[br - 2];
+        bd[br - 2] = t;
     }
     g->M = ad[ar - 2];
     g->K = ad[ar - 1];
@@ -210,28 +246,45 @@ static size_t mm_ws_bytes(const mm_geom *g, int nt)
     }
 }
 
+/* Y = A op(B) [+ epilogue ep, which may be NULL]; op(B) = B^T when g->tb. */
 static void mm_f32(const mm_geom *g, const float *a, const float *b, const void *packed,
-                   float *y, void *ws, int nt)
+                   float *y, const onr_gemm_epilogue *ep, void *ws, int nt)
 {
     size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K, batch = (size_t)g->batch;
+    size_t ldb = g->tb ? K : N;
+    int tb = g->tb;
     if (batch == 0 || M == 0 || N == 0) return;
     switch (g->mode) {
     case MM_FOLD:
         if (packed)
-            onr_sgemm_packed(0, batch * M, N, K, 1.f, a, K, packed, 0.f, y, N, NULL, ws, nt);
+            onr_sgemm_packed(0, batch * M, N, K, 1.f, a, K, packed, 0.f, y, N, ep, ws, nt);
         else
-            onr_sgemm(0, 0, batch * M, N, K, 1.f, a, K, b, N, 0.f, y, N, NULL, ws, nt);
+            onr_sgemm(0, tb, batch * M, N, K, 1.f, a, K, b, ldb, 0.f, y, N, ep, ws, nt);
         break;
-    case MM_BATCH:
-        onr_sgemm_batch(0, 0, M, N, K, 1.f, a, K, g->a_batch == 1 ? 0 : M * K, b, N,
-                        g->b_batch == 1 ? 0 : K * N, 0.f, y, N, M * N, batch, NULL, ws, nt);
+    case MM_BATCH: {
+        onr_gemm_epilogue e2;
+        if (ep && ep->residual) { /* one M x N residual per product */
+            e2 = *ep;
+            e2.residual_batch_stride = M * N;
+            ep = &e2;
+        }
+        onr_sgemm_batch(0, tb, M, N, K, 1.f, a, K, g->a_batch == 1 ? 0 : M * K, b, ldb,
+                        g->b_batch == 1 ? 0 : K * N, 0.f, y, N, M * N, batch, ep, ws, nt);
         break;
+    }
     default:
         for (size_t p = 0; p < batch; p++) {
             int64_t oa, ob;
+            onr_gemm_epilogue e2;
+            const onr_gemm_epilogue *ep_p = ep;
+            if (ep && ep->residual) {
+                e2 = *ep;
+                e2.residual = ep->residual + p * M * N;
+                ep_p = &e2;
+            }
             mm_offsets(g, (int64_t)p, &oa, &ob);
-            onr_sgemm(0, 0, M, N, K, 1.f, a + oa, K, b + ob, N, 0.f, y + p * M * N, N, NULL, ws,
-                      nt);
+            onr_sgemm(0, tb, M, N, K, 1.f, a + oa, K, b + ob, ldb, 0.f, y + p * M * N, N, ep_p,
+                      ws, nt);
         }
     }
 }
@@ -281,16 +334,24 @@ static mm_naive_fn mm_naive_for(onr_dtype dt)
     return NULL;
 }
 
-/* MatMul's params: constant B prepared in create, geometry and scratch
- * layout from reshape. */
+/* MatMul's and FusedMatMul's params: constant B (and bias) prepared in
+ * create, geometry and scratch layout from reshape. */
 typedef struct mm_params {
     packed_b pb; /* constant 2-D B, packed */
     float *b32;  /* constant 16-bit B of another rank, widened once */
     mm_geom g;
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
-    /* scratch offsets: float32 A, B, Y (16-bit types), GEMM workspace */
-    size_t off_a, off_b, off_y, off_ws;
+    /* scratch offsets: float32 A, B, Y (16-bit types), GEMM workspace,
+     * float32 bias (FusedMatMul, 16-bit bias input) */
+    size_t off_a, off_b, off_y, off_ws, off_bias, off_res;
+    /* FusedMatMul only (zero for MatMul) */
+    int fused, tb;
+    onr_gemm_act act;
+    float clip_min, clip_max;
+    float *bias32; /* constant bias as float32 */
+    int has_bias;  /* reshape: input 2 present */
+    int has_res;   /* reshape: input 3 (residual) present */
 } mm_params;
 
 static void matmul_destroy(void *params)
@@ -298,12 +359,13 @@ static void matmul_destroy(void *params)
     mm_params *p = params;
     free(p->pb.data);
     free(p->b32);
+    free(p->bias32);
 }
 
-static int matmul_create(onr_create_ctx *c, void *params)
+/* create of both ops: B (packed with p->tb applied, or widened) */
+static int mm_create_b(onr_create_ctx *c, mm_params *p)
 {
-    mm_params *p = params;
-    int packed, st = pack_const_b(c, 0, &p->pb, &packed);
+    int packed, st = pack_const_b(c, p->tb, &p->pb, &packed);
     if (st) return st;
     const onr_tensor *b = onr_create_const(c, 1);
     if (!packed && b && onr_is_half(b->dtype) && (b->data || !b->numel)) {
@@ -316,28 +378,60 @@ static int matmul_create(onr_create_ctx *c, void *params)
     return ONR_OK;
 }
 
+static int matmul_create(onr_create_ctx *c, void *params) { return mm_create_b(c, params); }
+
 static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
 {
     mm_params *p = ctx->params;
-    int st;
-    if (ctx->n_in != 2)
-        return onr_seterr(ctx->err, ONR_E_MODEL, "MatMul takes 2 inputs, got %d", ctx->n_in);
-    if ((st = onr_check_input(ctx, 0, mm_types(ctx->opset))) ||
-        (st = onr_check_input(ctx, 1, mm_types(ctx->opset))) || (st = check_same_type(ctx, 1)) ||
-        (st = mm_geom_init(ctx, &p->g)) ||
-        (st = check_packed(ctx, &p->pb, p->g.K, p->g.N, "MatMul")) ||
+    const char *op = p->fused ? "FusedMatMul" : "MatMul";
+    int st, max_in = p->fused ? 4 : 2;
+    if (ctx->n_in < 2 || ctx->n_in > max_in || !ctx->in[0] || !ctx->in[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "%s takes %s inputs, got %d", op,
+                          p->fused ? "2 to 4" : "2", ctx->n_in);
+    uint32_t types = p->fused ? ONR_T(ONR_FLOAT) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16)
+                              : mm_types(ctx->opset);
+    if ((st = onr_check_input(ctx, 0, types)) || (st = onr_check_input(ctx, 1, types)) ||
+        (st = check_same_type(ctx, 1)) || (st = mm_geom_init(ctx, &p->g, p->tb)) ||
+        (st = check_packed(ctx, &p->pb, p->g.K, p->g.N, op)) ||
         (st = onr_set_out(ctx, 0, ctx->in[0]->dtype, p->g.orank, p->g.odims)))
         return st;
+    const onr_tensor *bias = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    p->has_bias = bias != NULL;
+    if (bias) {
+        char s1[256];
+        int ok = bias->rank >= 1 && bias->numel == p->g.N && bias->dims[bias->rank - 1] == p->g.N;
+        if ((st = check_same_type(ctx, 2))) return st;
+        if (!ok)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "FusedMatMul bias %s is not a vector of N = %lld elements",
+                              onr_fmt_dims(s1, sizeof s1, bias->dims, bias->rank),
+                              (long long)p->g.N);
+    }
+    const onr_tensor *res = ctx->n_in > 3 ? ctx->in[3] : NULL;
+    p->has_res = res != NULL;
+    if (res) {
+        char s1[256], s2[256];
+        int ok = res->rank == p->g.orank;
+        for (int d = 0; ok && d < res->rank; d++) ok = res->dims[d] == p->g.odims[d];
+        if ((st = check_same_type(ctx, 3))) return st;
+        if (!ok)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "FusedMatMul residual %s differs from the product's shape %s",
+                              onr_fmt_dims(s1, sizeof s1, res->dims, res->rank),
+                              onr_fmt_dims(s2, sizeof s2, p->g.odims, p->g.orank));
+    }
     const mm_geom *g = &p->g;
     onr_dtype dt = ctx->in[0]->dtype;
     size_t used = 0;
     p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
-    p->off_a = p->off_b = p->off_y = p->off_ws = ONR_NO_SCRATCH;
+    p->off_a = p->off_b = p->off_y = p->off_ws = p->off_bias = p->off_res = ONR_NO_SCRATCH;
     if (onr_is_half(dt)) {
         p->off_a = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
         if (!p->pb.data && !p->b32)
             p->off_b = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[1]->numel);
         p->off_y = onr_carve_at(&used, sizeof(float) * (size_t)(g->batch * g->M * g->N));
+        if (bias && !p->bias32) p->off_bias = onr_carve_at(&used, sizeof(float) * (size_t)g->N);
+        if (res) p->off_res = onr_carve_at(&used, sizeof(float) * (size_t)res->numel);
     }
     if (f32_path(dt)) p->off_ws = onr_carve_at(&used, mm_ws_bytes(g, p->nthreads));
     *scratch = p->scratch = used;
@@ -362,8 +456,36 @@ static int matmul_run(const onr_kctx *ctx)
     if (ctx->scratch_size < p->scratch)
         return onr_seterr(ctx->err, ONR_E_RUNTIME, "MatMul scratch too small");
     void *ws = onr_scratch_at(ctx, p->off_ws);
+    /* FusedMatMul's epilogue: the bias (constant, float32 input, or a
+     * 16-bit input widened into scratch) and the activation */
+    onr_gemm_epilogue ep = {.act = p->act, .clip_min = p->clip_min, .clip_max = p->clip_max};
+    const onr_gemm_epilogue *epp =
+        p->fused && (p->has_bias || p->act || p->has_res) ? &ep : NULL;
+    if (p->has_res) { /* act(v) + R, R of Y's shape: rows of N */
+        const onr_tensor *r = ctx->in[3];
+        if (r->dtype == ONR_FLOAT) {
+            ep.residual = r->data;
+        } else {
+            float *wide = onr_scratch_at(ctx, p->off_res);
+            onr_la_to_f32(r, wide, nt);
+            ep.residual = wide;
+        }
+        ep.ldr = (size_t)g->N;
+    }
+    if (p->has_bias) {
+        const onr_tensor *bias = ctx->in[2];
+        if (p->bias32) {
+            ep.bias_col = p->bias32;
+        } else if (bias->dtype == ONR_FLOAT) {
+            ep.bias_col = bias->data;
+        } else {
+            float *wide = onr_scratch_at(ctx, p->off_bias);
+            onr_la_to_f32(bias, wide, 1);
+            ep.bias_col = wide;
+        }
+    }
     if (dt == ONR_FLOAT) {
-        mm_f32(g, a->data, p->pb.data ? NULL : b->data, p->pb.data, y->data, ws, nt);
+        mm_f32(g, a->data, p->pb.data ? NULL : b->data, p->pb.data, y->data, epp, ws, nt);
         return ONR_OK;
     }
     float *a32 = onr_scratch_at(ctx, p->off_a), *y32 = onr_scratch_at(ctx, p->off_y);
@@ -374,7 +496,7 @@ static int matmul_run(const onr_kctx *ctx)
         onr_la_to_f32(b, wide, nt);
         b32 = wide;
     }
-    mm_f32(g, a32, b32, p->pb.data, y32, ws, nt);
+    mm_f32(g, a32, b32, p->pb.data, y32, epp, ws, nt);
     onr_la_from_f32(y, y32, nt);
     return ONR_OK;
 }
@@ -387,6 +509,55 @@ const onr_op_impl onr_impl_MatMul = {
     .params_size = sizeof(mm_params),
     .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
              ONR_T(ONR_UINT64),
+};
+
+/* FusedMatMul: the attributes, then MatMul's create; a constant bias is
+ * widened to float32 once. */
+static int fused_matmul_create(onr_create_ctx *c, void *params)
+{
+    mm_params *p = params;
+    static const struct {
+        const char *name;
+        onr_gemm_act act;
+    } acts[] = {{"", ONR_ACT_NONE},         {"Relu", ONR_ACT_RELU}, {"Gelu", ONR_ACT_GELU_ERF},
+                {"Sigmoid", ONR_ACT_SIGMOID}, {"Silu", ONR_ACT_SILU}, {"Clip", ONR_ACT_CLIP}};
+    p->fused = 1;
+    p->tb = onr_attr_int(c->node, "trans_b", 0) != 0;
+    const char *a = onr_attr_string(c->node, "activation", "");
+    size_t i = 0, n = sizeof acts / sizeof acts[0];
+    while (i < n && strcmp(acts[i].name, a) != 0) i++;
+    if (i == n)
+        return onr_seterr(c->err, ONR_E_MODEL,
+                          "FusedMatMul: unknown activation \"%s\" (Relu, Gelu, Sigmoid, Silu, "
+                          "Clip or none)", a);
+    p->act = acts[i].act;
+    if (p->act == ONR_ACT_GELU_ERF) {
+        const char *ap = onr_attr_string(c->node, "approximate", "none");
+        if (strcmp(ap, "tanh") == 0) p->act = ONR_ACT_GELU_TANH;
+        else if (strcmp(ap, "none") != 0)
+            return onr_seterr(c->err, ONR_E_MODEL,
+                              "FusedMatMul: approximate must be \"none\" or \"tanh\", got \"%s\"",
+                              ap);
+    }
+    p->clip_min = onr_attr_float(c->node, "clip_min", -3.402823466e+38f);
+    p->clip_max = onr_attr_float(c->node, "clip_max", 3.402823466e+38f);
+    int st = mm_create_b(c, p);
+    if (st) return st;
+    const onr_tensor *bias = onr_create_const(c, 2);
+    if (bias && f32_path(bias->dtype) && (bias->data || !bias->numel)) {
+        if (!(p->bias32 = onr_la_const_f32(c, bias, 1.f))) return ONR_E_NOMEM;
+        onr_create_consume(c, 2);
+    }
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_FusedMatMul = {
+    .create = fused_matmul_create,
+    .reshape = matmul_reshape,
+    .run = matmul_run,
+    .destroy = matmul_destroy,
+    .params_size = sizeof(mm_params),
+    .types = ONR_T(ONR_FLOAT) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16),
 };
 
 /* ======================================================================

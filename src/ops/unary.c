@@ -23,6 +23,9 @@
 
 #include "ops/ops.h"
 
+#define ONR_ACT_VL 4
+#include "gemm/sgemm-act-simd.h"
+
 /* Floating-point exceptions are never enabled and errno is never read, so
  * let the compiler turn the selects in the kernels (clamps, NaN checks)
  * into vector blends and sqrt into an instruction; otherwise it keeps them
@@ -221,25 +224,34 @@ UN_FLT(softsign, y = x / (K(1) + fabs(x)))
 UN_FLT(hsigmoid, T v = A * x + B; y = v < 0 ? K(0) : v > 1 ? K(1) : v)
 UN_FLT(hswish, T v = x * K(1.0 / 6) + K(0.5); y = x * (v < 0 ? K(0) : v > 1 ? K(1) : v))
 UN_FLT(mish, T sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); y = x * tanh(sp))
-/* Gelu: P->flag selects the tanh approximation; one loop per form. */
-#define GELU_ERF(x) (K(0.5) * (x) * (K(1) + ERF((x) * K(0.70710678118654752440))))
-#define GELU_TANH(x) \
-    (K(0.5) * (x) * (K(1) + TANH(K(0.7978845608028654) * ((x) + K(0.044715) * (x) * (x) * (x)))))
-#define ERF fast_erff
-#define TANH fast_tanhf
-UN_KERN(gelu_erf_f32, float, y = GELU_ERF(x))
-UN_KERN(gelu_tanh_f32, float, y = GELU_TANH(x))
-#undef ERF
-#undef TANH
-#define ERF erf
-#define TANH tanh
-UN_KERN(gelu_erf_f64, double, y = GELU_ERF(x))
-UN_KERN(gelu_tanh_f64, double, y = GELU_TANH(x))
-#undef ERF
-#undef TANH
-static void gelu_f32(const void *x, void *y, int64_t n, const un_prm *P)
+/* float64 Gelu with libm, written so negative x keeps its relative
+ * accuracy where 1 + erf(.) and 1 + tanh(.) would cancel: the erf form as
+ * 0.5 x erfc(-x / sqrt 2), the tanh form as x / (1 + exp(-2u)). */
+UN_KERN(gelu_erf_f64, double, y = 0.5 * x * erfc(-x * 0.70710678118654752440))
+UN_KERN(gelu_tanh_f64, double,
+        y = x / (1 + exp(-2 * 0.7978845608028654 * (x + 0.044715 * x * x * x))))
+/* float32 Gelu: the GEMM epilogue's vector activations (sgemm-act-simd.h,
+ * 4 lanes: baseline SSE2), so a Gelu step and a FusedMatMul's epilogue
+ * compute the same values. The erf form goes through erfc, keeping the
+ * relative accuracy for negative x that 1 + erf(x) would lose. */
+static void gelu_f32(const void *xs, void *ys, int64_t n, const un_prm *P)
 {
-    (P->flag ? gelu_tanh_f32 : gelu_erf_f32)(x, y, n, P);
+    const float *x = xs;
+    float *y = ys;
+    int act = P->flag ? ONR_ACT_GELU_TANH : ONR_ACT_GELU_ERF;
+    int64_t i = 0;
+    for (; i + ONR_ACT_VL <= n; i += ONR_ACT_VL) {
+        act_vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = act_apply(v, act, 0.f, 0.f);
+        memcpy(y + i, &v, sizeof v);
+    }
+    if (i < n) { /* the tail through one zero-padded vector */
+        act_vf v = {0};
+        memcpy(&v, x + i, sizeof(float) * (size_t)(n - i));
+        v = act_apply(v, act, 0.f, 0.f);
+        memcpy(y + i, &v, sizeof(float) * (size_t)(n - i));
+    }
 }
 static void gelu_f64(const void *x, void *y, int64_t n, const un_prm *P)
 {

@@ -140,8 +140,8 @@ static onr_status grow(onr_memplan *mp, size_t need, onr_tensor *rt, int step, o
     size_t cap = mp->arena_cap + mp->arena_cap / 2;
     if (cap < need) cap = need;
     cap = round_up(cap);
-    void *p = NULL;
-    if (posix_memalign(&p, ALIGN, cap) != 0)
+    void *p = onr_alloc_aligned(cap); /* ALIGN (64) or more */
+    if (!p)
         return onr_seterr(err, ONR_E_NOMEM, "out of memory for a %zu-byte activation arena", cap);
     if (mp->arena) memcpy(p, mp->arena, mp->arena_cap);
     free(mp->arena);

@@ -29,11 +29,11 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
          * GEMM patterns see them fused; each pass owns one file. */
         if ((st = onr_pass_fuse_layernorm(e, err))) return st;
         if ((st = onr_pass_fuse_rmsnorm(e, err))) return st;
-        /* FUSE: gelu (fuse_gelu.c) */
+        if ((st = onr_pass_fuse_gelu(e, err))) return st;
         if ((st = onr_pass_fuse_rotary(e, err))) return st;
         if ((st = onr_pass_fuse_attention(e, err))) return st;
         if ((st = onr_pass_fuse_skip_layernorm(e, err))) return st;
-        /* FUSE: gemm epilogues (fuse_gemm.c) */
+        if ((st = onr_pass_fuse_gemm(e, err))) return st;
         if ((st = onr_pass_fuse_conv(e, err))) return st;
         if ((st = onr_pass_dce(e, err))) return st;
     }

@@ -58,6 +58,14 @@ onr_status onr_pass_fuse_rotary(onr_edit *e, onr_err *err);
  * fuse_attention.c for the patterns. Does nothing without the kernel. */
 onr_status onr_pass_fuse_attention(onr_edit *e, onr_err *err);
 
+/* GELU written with Erf or Tanh and arithmetic (BERT, ViT, GPT-2 exports)
+ * becomes Gelu (opset 20, approximate "none" or "tanh"); fuse_gelu.c. */
+onr_status onr_pass_fuse_gelu(onr_edit *e, onr_err *err);
+/* MatMul (+ per-column bias Add) (+ Relu/Gelu/Sigmoid/Clip), and Gemm +
+ * activation, become FusedMatMul (org.onnxrun) with the bias and the
+ * activation in the GEMM epilogue; fuse_gemm.c. */
+onr_status onr_pass_fuse_gemm(onr_edit *e, onr_err *err);
+
 /* What the pipeline did (for `info --plan`). */
 typedef struct onr_pass_stats {
     int nodes_unfused; /* live nodes after folding and DCE, before the fusions */
