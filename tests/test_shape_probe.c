@@ -477,6 +477,39 @@ static void test_sequence_first_dynamic(void **state)
     free(model.b);
 }
 
+/* A Linear and a residual with a dynamic batch and sequence: the residual
+ * joins FusedMatMul when its dims have the product's names, not when its
+ * batch has another name (it might broadcast). */
+static void test_gemm_residual_dynamic(void **state)
+{
+    (void)state;
+    for (int same = 0; same < 2; same++) {
+        pbw g = {0};
+        pbw_str(&g, 2, "linear");
+        float w[64], b[8];
+        for (int i = 0; i < 64; i++) w[i] = (float)((i * 7) % 11) * 0.1f - 0.5f;
+        for (int i = 0; i < 8; i++) b[i] = 0.1f * (float)i;
+        pbw_init_f32(&g, "W", 2, (const int64_t[]){8, 8}, w, 64);
+        pbw_init_f32(&g, "b", 1, (const int64_t[]){8}, b, 8);
+        pbw_node(&g, "MatMul", "mm", NAMES("x", "W"), NAMES("m"), NULL);
+        pbw_node(&g, "Add", "bias", NAMES("m", "b"), NAMES("mb"), NULL);
+        pbw_node(&g, "Add", "res", NAMES("mb", "r"), NAMES("y"), NULL);
+        const int64_t d[3] = {-1, -1, 8};
+        pbw_value_info_named(&g, 11, "x", F32, 3, d, NAMES("N", "S", NULL));
+        pbw_value_info_named(&g, 11, "r", F32, 3, d, same ? NAMES("N", "S", NULL) : NAMES("M", "S", NULL));
+        pbw_value_info(&g, 12, "y", F32, -1, NULL);
+        pbw model = pbw_model(&g, 8, 13);
+        onr_tensor *in[2] = {tk_rand_f32(3, (const int64_t[]){2, 3, 8}, 61u),
+                             tk_rand_f32(3, (const int64_t[]){2, 3, 8}, 62u)};
+        tk_fuse_report r;
+        tk_fuse_check(model.b, model.n, 2, in, "FusedMatMul", 1e-4f, 1e-5f, 1, &r);
+        assert_int_equal(r.n_fused, 1);
+        assert_int_equal(r.replaced, same ? 3 : 2);
+        tk_free_all(2, in);
+        free(model.b);
+    }
+}
+
 /* The dynamic-axes tiny BERT (batch and sequence symbolic): attention,
  * layer norm and skip layer norm fuse as in the static export. Outputs
  * against PyTorch's are checked by the model_tiny_bert_dynamic tests. */
@@ -507,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_fusion_dynamic_batch),
         cmocka_unit_test(test_causal_dynamic),
         cmocka_unit_test(test_sequence_first_dynamic),
+        cmocka_unit_test(test_gemm_residual_dynamic),
         cmocka_unit_test(test_tiny_bert_dynamic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
