@@ -13,6 +13,12 @@ Usage (system python: PyTorch 1.13, torchvision 0.14, onnx 1.12):
     /usr/bin/python3 tools/export_models.py --size full --out models
     /usr/bin/python3 tools/export_models.py --size tiny --out testdata --models resnet18,bert13
     /usr/bin/python3 tools/export_models.py --list
+    /usr/bin/python3 tools/export_models.py --size tiny --out /tmp/dyn --models gpt_dyn,vit13_dyn,resnet18_dyn
+
+Keys ending in _dyn export with dynamic axes (symbolic batch, and sequence
+for the text models) and write a second data set (test_data_set_1) at batch 2
+and, where the sequence is dynamic, 3 tokens shorter; only tiny_bert_dynamic
+is committed (the others are exported on request).
 
 Weights are random (nothing can be downloaded) but made "realistic": zero-init
 biases / heads / class tokens are re-drawn, norm affine parameters are
