@@ -13,6 +13,12 @@ Usage (system python: PyTorch 1.13, torchvision 0.14, onnx 1.12):
     /usr/bin/python3 tools/export_models.py --size full --out models
     /usr/bin/python3 tools/export_models.py --size tiny --out testdata --models resnet18,bert13
     /usr/bin/python3 tools/export_models.py --list
+    /usr/bin/python3 tools/export_models.py --size tiny --out /tmp/dyn --models gpt_dyn,vit13_dyn,resnet18_dyn
+
+Keys ending in _dyn export with dynamic axes (symbolic batch, and sequence
+for the text models) and write a second data set (test_data_set_1) at batch 2
+and, where the sequence is dynamic, 3 tokens shorter; only tiny_bert_dynamic
+is committed (the others are exported on request).
 
 Weights are random (nothing can be downloaded) but made "realistic": zero-init
 biases / heads / class tokens are re-drawn, norm affine parameters are
@@ -420,15 +426,32 @@ MODELS = collections.OrderedDict(
         ("gpt", (build_gpt, 13, "tiny_gpt", "gpt2_small")),
         ("gpt17", (build_gpt, 17, "tiny_gpt_op17", "gpt2_small_op17")),
         ("bert_fn", (build_bert, 15, "tiny_bert_functions", "bert_base_functions")),
+        # dynamic axes (symbolic batch / sequence), as deployed models are
+        # exported: the same weights as the static cases
+        ("bert13_dyn", (build_bert, 13, "tiny_bert_dynamic", "bert_base_dynamic")),
+        ("gpt_dyn", (build_gpt, 13, "tiny_gpt_dynamic", "gpt2_small_dynamic")),
+        ("vit13_dyn", (build_vit, 13, "tiny_vit_dynamic", "vit_b_16_dynamic")),
+        ("resnet18_dyn", (lambda s: build_resnet(s, 18), 13, "tiny_resnet18_dynamic", "resnet18_dynamic")),
     ]
 )
 # extra torch.onnx.export arguments per key: bert_fn exports every encoder
 # layer as a model-local function (ModelProto.functions), as
 # export_modules_as_functions and newer exporters do
-EXPORT_KWARGS = {"bert_fn": {"export_modules_as_functions": {BertLayer}}}
+_BS = {0: "batch", 1: "seq"}
+EXPORT_KWARGS = {
+    "bert_fn": {"export_modules_as_functions": {BertLayer}},
+    "bert13_dyn": {"dynamic_axes": {"input_ids": _BS, "attention_mask": _BS, "token_type_ids": _BS,
+                                    "last_hidden_state": _BS, "pooler_output": {0: "batch"}}},
+    "gpt_dyn": {"dynamic_axes": {"input_ids": _BS, "logits": _BS}},
+    "vit13_dyn": {"dynamic_axes": {"input": {0: "batch"}, "logits": {0: "batch"}}},
+    "resnet18_dyn": {"dynamic_axes": {"input": {0: "batch"}, "logits": {0: "batch"}}},
+}
+# dynamic variants not committed (only tiny_bert_dynamic is, as the test of
+# symbolic shape inference); exported with --models KEY
+OPTIONAL_TINY = {"gpt_dyn", "vit13_dyn", "resnet18_dyn"}
 # defaults: every tiny case (they are small); full sizes without the optional op17 resnet/gpt
 DEFAULT = {
-    "tiny": list(MODELS),
+    "tiny": [k for k in MODELS if k not in OPTIONAL_TINY],
     "full": ["resnet18", "resnet50", "mobilenet_v2", "vit13", "vit17", "bert13", "bert17", "gpt"],
 }
 
@@ -439,6 +462,10 @@ SEEDS["vit17"] = SEEDS["vit13"]
 SEEDS["bert17"] = SEEDS["bert13"]
 SEEDS["gpt17"] = SEEDS["gpt"]
 SEEDS["bert_fn"] = SEEDS["bert13"]
+SEEDS["bert13_dyn"] = SEEDS["bert13"]
+SEEDS["gpt_dyn"] = SEEDS["gpt"]
+SEEDS["vit13_dyn"] = SEEDS["vit13"]
+SEEDS["resnet18_dyn"] = SEEDS["resnet18"]
 
 
 # ---------------------------------------------------------------------------
@@ -689,6 +716,26 @@ def export_one(key, size, outdir, verify):
         save_tensor(inputs[n].numpy(), n, os.path.join(ddir, "input_%d.pb" % k))
     for k, (n, r) in enumerate(zip(out_names, ref)):
         save_tensor(r, n, os.path.join(ddir, "output_%d.pb" % k))
+    dyn = EXPORT_KWARGS.get(key, {}).get("dynamic_axes")
+    if dyn:
+        # a second data set at another batch (2) and, where the sequence is
+        # dynamic, a shorter sequence: the graph must not have baked the
+        # traced shapes in
+        alt = {}
+        for n in in_names:
+            x = torch.cat([inputs[n], inputs[n].flip(-1)], 0)
+            if 1 in dyn.get(n, {}):
+                x = x[:, : x.shape[1] - 3]
+            alt[n] = x.contiguous()
+        with torch.enable_grad():
+            ref2 = model(*(alt[n] for n in in_names))
+        ref2 = [r.detach().numpy() for r in (ref2 if isinstance(ref2, (tuple, list)) else (ref2,))]
+        ddir1 = os.path.join(cdir, "test_data_set_1")
+        os.makedirs(ddir1, exist_ok=True)
+        for k, n in enumerate(in_names):
+            save_tensor(alt[n].numpy(), n, os.path.join(ddir1, "input_%d.pb" % k))
+        for k, (n, r) in enumerate(zip(out_names, ref2)):
+            save_tensor(r, n, os.path.join(ddir1, "output_%d.pb" % k))
 
     hist = collections.Counter(n.op_type for n in m.graph.node)
     opsets = ",".join("%s:%d" % (o.domain or "ai.onnx", o.version) for o in m.opset_import)

@@ -375,8 +375,20 @@ onr_status onr_session_step_describe(const onr_session *s, int i, char *buf, siz
         if (n->outputs[k] < 0) continue;
         const onr_value *v = &g->values[n->outputs[k]];
         char d[256];
-        if (v->rank >= 0) onr_fmt_dims(d, sizeof d, v->dims, v->rank);
-        else snprintf(d, sizeof d, "[?]");
+        if (v->rank >= 0) { /* symbolic dims by name ("?" unnamed) */
+            size_t q = (size_t)snprintf(d, sizeof d, "[");
+            for (int j = 0; j < v->rank && q < sizeof d; j++) {
+                if (v->dims[j] >= 0)
+                    q += (size_t)snprintf(d + q, sizeof d - q, "%s%lld", j ? "," : "",
+                                          (long long)v->dims[j]);
+                else
+                    q += (size_t)snprintf(d + q, sizeof d - q, "%s%s", j ? "," : "",
+                                          v->dim_names[j] ? v->dim_names[j] : "?");
+            }
+            if (q < sizeof d) snprintf(d + q, sizeof d - q, "]");
+        } else {
+            snprintf(d, sizeof d, "[?]");
+        }
         char mb[64];
         const char *mem = onr_plan_step_memory(s->plan, i, k, mb, sizeof mb);
         o += (size_t)snprintf(buf + o, len - o, " %s %s%s%s%s%s", v->name,

@@ -88,6 +88,8 @@ void onr_edit_free(onr_edit *e)
         for (int v = 0; v < g->n_values; v++) {
             if (e->val_owned[v] & ONR_OWN_NAME) free(g->values[v].name);
             if (e->val_owned[v] & ONR_OWN_KONST) onr_tensor_free(g->values[v].konst);
+            if (e->val_owned[v] & ONR_OWN_DIMS)
+                for (int d = 0; d < ONR_MAX_RANK; d++) free(g->values[v].dim_names[d]);
         }
         for (int i = 0; i < g->n_nodes; i++) {
             onr_node *n = &g->nodes[i];
@@ -189,6 +191,32 @@ void onr_edit_set_konst(onr_edit *e, int v, onr_tensor *t)
     if (e->val_owned[v] & ONR_OWN_KONST) onr_tensor_free(e->g->values[v].konst);
     e->g->values[v].konst = t;
     e->val_owned[v] |= ONR_OWN_KONST;
+}
+
+onr_status onr_edit_set_shape(onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *dims,
+                              const char *const *names, onr_err *err)
+{
+    if (v < 0 || v >= e->g->n_values || rank < 0 || rank > ONR_MAX_RANK)
+        return onr_seterr(err, ONR_E_ARG, "onr_edit_set_shape: bad value %d or rank %d", v, rank);
+    char *nn[ONR_MAX_RANK] = {0};
+    for (int d = 0; d < rank; d++) {
+        if (!names || !names[d]) continue;
+        if (!(nn[d] = onr_strdup(names[d]))) {
+            for (int k = 0; k < d; k++) free(nn[k]);
+            return nomem(err);
+        }
+    }
+    onr_value *val = &e->g->values[v];
+    if (e->val_owned[v] & ONR_OWN_DIMS)
+        for (int d = 0; d < ONR_MAX_RANK; d++) free(val->dim_names[d]);
+    val->dtype = dt;
+    val->rank = rank;
+    for (int d = 0; d < ONR_MAX_RANK; d++) {
+        val->dims[d] = d < rank ? dims[d] : 0;
+        val->dim_names[d] = nn[d];
+    }
+    e->val_owned[v] |= ONR_OWN_DIMS;
+    return ONR_OK;
 }
 
 int onr_edit_add_value(onr_edit *e, const char *name, onr_err *err)

@@ -29,7 +29,9 @@ typedef struct onr_edit {
     int cons_n_nodes, cons_n_values;
 } onr_edit;
 
-enum { ONR_OWN_NAME = 1, ONR_OWN_KONST = 2 };
+/* val_owned bits; ONR_OWN_DIMS: the value's dim_names strings were set by a
+ * pass (onr_edit_set_dim_names) and belong to the copy */
+enum { ONR_OWN_NAME = 1, ONR_OWN_KONST = 2, ONR_OWN_DIMS = 4 };
 
 /* Copy g (values, nodes, inputs, outputs) for editing. */
 onr_status onr_edit_open(const onr_graph *g, onr_edit **out, onr_err *err);
@@ -48,6 +50,11 @@ void onr_edit_remove_node(onr_edit *e, int i);
 void onr_edit_replace_uses(onr_edit *e, int from, int to);
 /* Set v's constant to t (taking ownership of t). */
 void onr_edit_set_konst(onr_edit *e, int v, onr_tensor *t);
+/* Set v's inferred shape: dtype, rank, dims (-1: symbolic) and the names of
+ * its symbolic dims (names[d] copied, NULL: unnamed; names may be NULL).
+ * Replaces what v had (declared names stay with the loaded graph). */
+onr_status onr_edit_set_shape(onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *dims,
+                              const char *const *names, onr_err *err);
 /* Append a value named `name` (copied); returns its index or -1. */
 int onr_edit_add_value(onr_edit *e, const char *name, onr_err *err);
 /* Append a node (strings copied, no attributes yet); returns its index or -1.

@@ -126,6 +126,16 @@ int onr_fuse_shape(const onr_edit *e, int v, int64_t *dims)
     return val->rank;
 }
 
+int onr_fuse_dim_eq(const onr_edit *e, int u, int du, int v, int dv)
+{
+    int64_t a[ONR_MAX_RANK], b[ONR_MAX_RANK];
+    int ru = onr_fuse_shape(e, u, a), rv = onr_fuse_shape(e, v, b);
+    if (du < 0 || du >= ru || dv < 0 || dv >= rv) return 0;
+    if (a[du] >= 0 || b[dv] >= 0) return a[du] == b[dv];
+    const char *x = e->g->values[u].dim_names[du], *y = e->g->values[v].dim_names[dv];
+    return x && y && strcmp(x, y) == 0;
+}
+
 onr_dtype onr_fuse_dtype(const onr_edit *e, int v)
 {
     if (v < 0 || v >= e->g->n_values) return ONR_UNDEFINED;

@@ -58,9 +58,15 @@ int onr_fuse_const_scalar(const onr_edit *e, int v, double *x);
 /* v is a constant whose every element equals x within tol (any numeric
  * type, any shape with at least one element). */
 int onr_fuse_const_all(const onr_edit *e, int v, double x, double tol);
-/* v's static shape from shape inference: rank, or -1 when unknown; dims
- * copied (a dim is -1 when symbolic). */
+/* v's shape from shape inference (static, and symbolic by probing:
+ * pass_shapes.c): rank, or -1 when unknown; dims copied (a dim is -1 when
+ * symbolic: never a size to compute with; its name, when known, is in
+ * values[v].dim_names: compare dims with onr_fuse_dim_eq). */
 int onr_fuse_shape(const onr_edit *e, int v, int64_t *dims);
+/* Dim du of value u equals dim dv of value v: both static and equal, or
+ * both symbolic with the same name (symbolic shape inference names them,
+ * pass_shapes.c: equal names are equal dims; unnamed ones equal nothing). */
+int onr_fuse_dim_eq(const onr_edit *e, int u, int du, int v, int dv);
 /* v's element type (ONR_UNDEFINED when unknown). */
 onr_dtype onr_fuse_dtype(const onr_edit *e, int v);
 /* For a two-input node, the input slot that is not v (-1 when neither or

@@ -45,10 +45,16 @@
  * there is none; masks must come after every scale (else the mask would
  * be scaled too).
  *
- * What is not matched (documented limits): graphs without static shapes
- * (symbolic batch or sequence: the fold pass then leaves the values
- * without ranks, and every check here needs them; a head-split Reshape
- * whose leading entries are 0 (copy) is accepted when ranks are known);
+ * Symbolic batch and sequence dims: the shapes come from pass_shapes.c,
+ * dims compared by name (onr_fuse_dim_eq); a causal triangle sliced by the
+ * run-time length (torch's bias[:, :, :t, :t]) counts as causal when the
+ * scores' last two dims are one symbol; a sequence-first split with a
+ * symbolic batch takes H = E / D and feeds the op through Transposes.
+ *
+ * What is not matched (documented limits): values symbolic shape
+ * inference cannot shape (no ranks: every check here needs them; a
+ * head-split Reshape whose leading entries are 0 (copy) is accepted when
+ * ranks are known);
  * sequence-first masks over the merged batch-head axis; a Where with a
  * run-time condition and a finite fill (-inf only: a fully masked row
  * would differ); two non-causal masks, or masks needing new ops to
@@ -171,12 +177,14 @@ static int strip_scale(const onr_edit *e, int v, double *scale, nset *ns)
     return strip_scale_n(e, v, scale, ns, 4);
 }
 
-/* Output dim i of Reshape r is input dim i: equal static dims, or a 0
- * (copy) entry in a constant shape with allowzero unset. */
+/* Output dim i of Reshape r is input dim i: equal static dims, symbolic
+ * dims of the same name, or a 0 (copy) entry in a constant shape with
+ * allowzero unset. */
 static int dim_kept(const onr_edit *e, int r, int i, const int64_t *sd, const int64_t *od)
 {
     if (od[i] >= 0 && sd[i] >= 0) return od[i] == sd[i];
     const onr_node *n = node(e, r);
+    if (onr_fuse_dim_eq(e, n->inputs[0], i, n->outputs[0], i)) return 1;
     const onr_tensor *t = onr_fuse_const(e, n->inputs[1]);
     if (!t || t->rank != 1 || i >= t->numel || onr_attr_int(n, "allowzero", 0)) return 0;
     return onr_get_f64(t, i) == 0;
@@ -195,9 +203,11 @@ static int split_reshape(const onr_edit *e, int r, int lead, split *sp)
     int64_t H = od[lead], D = od[lead + 1], E = sd[2];
     if (lead == 1) {
         /* [S,B,E] -> [S,B*H,D] (head index b*H + h): the element counts
-         * force the first dim */
-        if (sd[1] <= 0 || H <= 0 || H % sd[1]) return 0;
-        H /= sd[1];
+         * force the first dim; with a symbolic B, S kept and E = H*D force
+         * the second */
+        if (sd[1] < 0 && D > 0 && E > 0 && E % D == 0 && dim_kept(e, r, 0, sd, od)) H = E / D;
+        else if (sd[1] <= 0 || H <= 0 || H % sd[1]) return 0;
+        else H /= sd[1];
     }
     if (H <= 0 || D <= 0 || E <= 0 || H > E || D > E || H * D != E) return 0;
     if (lead == 1) {
@@ -384,6 +394,63 @@ static int causal_const(const onr_tensor *t, int kind, int inv, const int64_t *s
     return 1;
 }
 
+/* A constant lower-triangular mask sliced to the scores' size: c is (up to
+ * no-op Casts to bool) T, or Equal(T', 0) (inverting), where T' is T after
+ * Slices from 0 with step 1 along its last two axes (ends anything: the
+ * sequence length at run time), T a constant whose leading dims are 1 and
+ * whose square last two keep the lower triangle; and the scores (of value
+ * sv, rank sr) have equal last two dims (static, or one symbolic dim by
+ * name). The top-left block of a causal square is the causal mask over
+ * S_q == S_kv: what torch exports for bias[:, :, :t, :t] with a dynamic t. */
+static int sliced_causal(const onr_edit *e, int c, int inv, int sv, int sr)
+{
+    if (sr < 2 || !onr_fuse_dim_eq(e, sv, sr - 2, sv, sr - 1)) return 0;
+    for (int k = 0; k < 2; k++) { /* Casts of a bool to bool */
+        int p = onr_fuse_src(e, c, "Cast");
+        if (p < 0 || node(e, p)->n_in != 1 || onr_attr_int(node(e, p), "to", 0) != ONR_BOOL ||
+            onr_fuse_dtype(e, node(e, p)->inputs[0]) != ONR_BOOL)
+            break;
+        c = node(e, p)->inputs[0];
+    }
+    int eq = onr_fuse_src(e, c, "Equal");
+    if (eq >= 0 && node(e, eq)->n_in == 2) {
+        int z = -1;
+        for (int i = 0; i < 2 && z < 0; i++) {
+            double x;
+            if (onr_fuse_const_scalar(e, node(e, eq)->inputs[i], &x) && x == 0) z = i;
+        }
+        if (z < 0) return 0;
+        c = node(e, eq)->inputs[1 - z];
+        inv = !inv;
+    }
+    int sliced = 0;
+    for (int k = 0; k < 2; k++) {
+        int sl = onr_fuse_src(e, c, "Slice");
+        if (sl < 0) break;
+        const onr_node *n = node(e, sl);
+        int64_t cd[ONR_MAX_RANK];
+        int cr = onr_fuse_shape(e, n->inputs[0], cd);
+        if (n->opset < 10 || n->n_in < 4 || cr < 2) return 0;
+        const onr_tensor *st = onr_fuse_const(e, n->inputs[1]), *ax = onr_fuse_const(e, n->inputs[3]);
+        if (!st || !ax || st->numel < 1 || st->numel != ax->numel || st->numel > 2 ||
+            !onr_fuse_const_all(e, n->inputs[1], 0, 0))
+            return 0;
+        if (n->n_in > 4 && n->inputs[4] >= 0 && !onr_fuse_const_all(e, n->inputs[4], 1, 0)) return 0;
+        for (int64_t i = 0; i < ax->numel; i++) {
+            double a = onr_get_f64(ax, i);
+            if (a < 0) a += cr;
+            if (a != cr - 1 && a != cr - 2) return 0;
+        }
+        c = n->inputs[0];
+        sliced = 1;
+    }
+    const onr_tensor *t = onr_fuse_const(e, c);
+    if (!sliced || !t || t->rank < 2) return 0;
+    for (int d = 0; d < t->rank - 2; d++)
+        if (t->dims[d] != 1) return 0;
+    return causal_const(t, 0, inv, t->dims, t->rank);
+}
+
 /* Node p is a Cast of a float value to float (a no-op). */
 static int same_type_cast(const onr_edit *e, int p)
 {
@@ -458,7 +525,8 @@ static int match_scores(const onr_edit *e, int v, int stage, att *m, int depth)
             if (onr_fuse_dtype(e, c) != ONR_BOOL || !mask_fits(md, cr, sd, orank)) continue;
             att m2 = *m;
             const onr_tensor *ct = onr_fuse_const(e, c);
-            if (ct && causal_const(ct, 0, inv, sd, orank)) {
+            if ((ct && causal_const(ct, 0, inv, sd, orank)) ||
+                (!ct && sliced_causal(e, c, inv, v, orank))) {
                 if (m2.causal) continue;
                 m2.causal = 1;
             } else if (m2.mask >= 0 || m2.wcond >= 0) {
@@ -602,6 +670,14 @@ static int where_mask(onr_edit *e, const att *m, const char *name, onr_err *err)
     return onr_fuse_add_const(e, name, t, err);
 }
 
+/* At most one of dims[0..rank) is symbolic (-1): a Reshape infers it. */
+static int one_sym(const int64_t *dims, int rank)
+{
+    int n = 0;
+    for (int i = 0; i < rank; i++) n += dims[i] < 0;
+    return n <= 1;
+}
+
 /* The matched sides agree on heads, head size, sequence and batch. */
 static int dims_agree(const att *m)
 {
@@ -708,8 +784,8 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             if (lead == 2 && orank == 3 && od[2] == E && trank == 4 &&
                 (dim_kept(e, rs, 0, td, od) || dim_kept(e, rs, 1, td, od)))
                 direct = 1;
-            else if (!(ostatic && tstatic))
-                out = -1;
+            else if (!(ostatic && tstatic) && !(lead == 1 && trank == 3 && orank >= 1 && one_sym(od, orank)))
+                out = -1; /* sequence-first: [S,B,E] reshaped to od, one dim inferred */
             if (lead == 2 && tstatic) B = td[0];
         }
         if (out < 0) f[0] = 0;
@@ -717,7 +793,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
     if (lead == 1 && !f[0]) return 0;
     /* sequence-first with a batch: the op's mask broadcasts over [B,H,..],
      * a mask over the merged batch-head axis does not */
-    if (lead == 1 && B > 1) {
+    if (lead == 1 && B != 1) {
         int64_t md[ONR_MAX_RANK];
         int mv = m.mask >= 0 ? m.mask : m.wcond, mr = mv >= 0 ? onr_fuse_shape(e, mv, md) : 0;
         if (mr >= 3 && md[mr - 3] != 1) return 0;
@@ -779,7 +855,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_out", name);
             int orank = onr_fuse_shape(e, keep, od), x = yv;
-            if (lead == 1 && B > 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
+            if (lead == 1 && B != 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
             if (add_reshape(e, nm, x, od, orank, keep, err) < 0) return -1;
         }
     }

@@ -407,7 +407,7 @@ static int try_add(onr_edit *e, int i, const conv_view *v, int c, onr_err *err)
         return 0;
     if (onr_fuse_shape(e, o, dz) != ry) return 0;
     for (int d = 0; d < ry; d++)
-        if (dy[d] < 0 || dz[d] != dy[d]) return 0;
+        if (!onr_fuse_dim_eq(e, v->y, d, o, d)) return 0; /* static or same symbol */
     if (!onr_fuse_closed(e, nodes, 2, &keep, 1)) return 0;
     /* after an activation already fused: act(conv) + Z */
     int after = v->kind == K_FCONV && v->act[0];

@@ -129,14 +129,16 @@ static int match_silu(const onr_edit *e, int v, int *sig, int *mul, int *out)
     return 0;
 }
 
-/* v has a fully static shape, the same as ref's (dims: scratch). */
+/* v has ref's shape: same rank, static dims equal, symbolic dims of the
+ * same name (pass_shapes.c names them; unnamed ones match nothing) (dims:
+ * scratch). */
 static int same_static_shape(const onr_edit *e, int v, int ref, int64_t *dims)
 {
     int64_t rd[ONR_MAX_RANK];
     int r = onr_fuse_shape(e, v, dims), rr = onr_fuse_shape(e, ref, rd);
     if (r < 0 || r != rr) return 0;
     for (int d = 0; d < r; d++)
-        if (dims[d] < 0 || dims[d] != rd[d]) return 0;
+        if (!onr_fuse_dim_eq(e, v, d, ref, d)) return 0;
     return 1;
 }
 

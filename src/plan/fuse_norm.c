@@ -27,9 +27,8 @@
  * SkipLayerNormalization (org.onnxrun, 1; see ops/norm.c). a and b must
  * have one shape (static dims equal, symbolic dims of the same name), so
  * the Add does not broadcast: the kernel's skip broadcasting is not used
- * by the fusion. (Shape inference names the symbolic dims of graph inputs
- * only, so in a model with a dynamic batch this fires only where both Add
- * inputs are graph inputs.) When the sum is read elsewhere too (pre-LN
+ * by the fusion. (Symbolic dims are named by pass_shapes.c; an unnamed
+ * one matches nothing.) When the sum is read elsewhere too (pre-LN
  * blocks: GPT-2, ViT) the fused node writes it as output 3, under the
  * Add's own value, so its readers need no rewiring. LN's Mean and
  * InvStdDev become outputs 1 and 2.
@@ -303,21 +302,15 @@ onr_status onr_pass_fuse_layernorm(onr_edit *e, onr_err *err)
 /* ---- SkipLayerNormalization --------------------------------------------------- */
 
 /* u and x have one shape: same rank, static dims equal, symbolic dims with
- * the same name (names are known for graph inputs; shape inference leaves
- * the symbolic dims of intermediate values unnamed, so a model with a
- * dynamic batch fuses only where both Add inputs are named alike). */
+ * the same name (graph inputs' names; symbolic shape inference,
+ * pass_shapes.c, names those of intermediate values). */
 static int same_shape(const onr_edit *e, int u, int x)
 {
     int64_t ud[ONR_MAX_RANK], xd[ONR_MAX_RANK];
     int ru = onr_fuse_shape(e, u, ud), rx = onr_fuse_shape(e, x, xd);
     if (ru < 0 || ru != rx) return 0;
-    const onr_value *uv = &e->g->values[u], *xv = &e->g->values[x];
-    for (int d = 0; d < ru; d++) {
-        if (ud[d] >= 0 && ud[d] == xd[d]) continue;
-        if (ud[d] >= 0 || xd[d] >= 0 || uv->konst || xv->konst) return 0;
-        const char *a = uv->dim_names[d], *b = xv->dim_names[d];
-        if (!a || !b || strcmp(a, b) != 0) return 0;
-    }
+    for (int d = 0; d < ru; d++)
+        if (!onr_fuse_dim_eq(e, u, d, x, d)) return 0;
     return 1;
 }
 

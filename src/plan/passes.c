@@ -23,6 +23,8 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
     if (stats) stats->nodes_unfused = live_nodes(e);
 
     if (o->fuse) {
+        /* shapes below symbolic dims, which the fusions' checks need */
+        if ((st = onr_pass_shapes(e, o->nthreads, err))) return st;
         /* Order matters: norms and activations first, so the attention and
          * GEMM patterns see them fused; each pass owns one file. */
         if ((st = onr_pass_fuse_layernorm(e, err))) return st;

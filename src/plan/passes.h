@@ -24,6 +24,15 @@ onr_status onr_pass_identity(onr_edit *e, onr_err *err);
 onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err);
 /* Nodes none of whose outputs is read (or is a graph output) are removed. */
 onr_status onr_pass_dce(onr_edit *e, onr_err *err);
+/* Symbolic shape inference (pass_shapes.c): the values static inference
+ * left without a shape because of symbolic graph-input dims get their rank,
+ * type and dims (-1 where symbolic) by probing: the graph is walked twice
+ * with distinct values for the symbols, small shape computations (Shape ->
+ * Gather -> Concat ...) evaluated with the real kernels; dims that differ
+ * between the runs are symbolic and named when recognized ("batch",
+ * "batch*seq", "seq+1"), so equal names mean equal dims. Folds nothing,
+ * never fails on what a probe cannot shape (left unknown). */
+onr_status onr_pass_shapes(onr_edit *e, int nthreads, onr_err *err);
 
 /* Convolution fusions (fuse_conv.c): BatchNormalization after a Conv or
  * ConvTranspose folded into its weights and bias, constant per-channel Adds
@@ -62,9 +71,9 @@ typedef struct onr_pass_stats {
     int nodes_unfused; /* live nodes after folding and DCE, before the fusions */
 } onr_pass_stats;
 
-/* The pipeline: fold, identity, DCE, then (when o->fuse) the fusions, and a
- * final topological compaction. Nodes must have their registry entries.
- * stats may be NULL. */
+/* The pipeline: fold, identity, DCE, then (when o->fuse) symbolic shapes
+ * and the fusions, and a final topological compaction. Nodes must have
+ * their registry entries. stats may be NULL. */
 onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *stats,
                           onr_err *err);
 
