@@ -351,6 +351,11 @@ static int write_shapes(onr_edit *e, const probe_ws *w, onr_err *err)
             np[d] = NULL;
             dims[d] = differ ? -1 : x[0];
             if (differ) np[d] = dim_name(w, x, nr, names[d], sizeof names[d]);
+            /* a graph output keeps the name its declaration gives a dim: that
+             * is what the API reports to users (a mismatch only makes
+             * onr_fuse_dim_eq answer "different", which is safe) */
+            if (differ && val->is_output && val->rank == t[0]->rank && val->dim_names[d])
+                np[d] = val->dim_names[d];
         }
         int st = onr_edit_set_shape(e, v, t[0]->dtype, t[0]->rank, dims, np, err);
         if (st) return st;
