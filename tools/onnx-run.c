@@ -655,7 +655,8 @@ static int cmd_info(const cli *c)
         ops[k].n++;
     }
     if (ops) qsort(ops, (size_t)nops, sizeof *ops, cmp_opcount);
-    printf("nodes %d, steps after folding %d\nop histogram:\n", nn, onr_session_step_count(s));
+    printf("nodes %d, plan steps %d (%d before fusion)\nop histogram:\n", nn, onr_session_step_count(s),
+           onr_session_unfused_step_count(s));
     for (int k = 0; k < nops; k++)
         printf("  %6d  %s%s%s\n", ops[k].n, *ops[k].domain ? ops[k].domain : "",
                *ops[k].domain ? "." : "", ops[k].op);
