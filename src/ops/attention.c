@@ -590,6 +590,20 @@ typedef struct att_bufs {
     const int64_t *nonpad;
 } att_bufs;
 
+/* Keys (or values) of (b, kv head hk) are the past tensor's P rows, then
+ * the new tensor's: the row of position j, and (with c1/ld) the run of rows
+ * from j that lie in the same tensor, up to `end`, and its row stride. */
+static const float *kv_rows(const att_params *p, const float *past, const att_lay *pl,
+                            const float *cur, const att_lay *cl, int64_t b, int64_t hk, int64_t j,
+                            int64_t end, int64_t *c1, size_t *ld)
+{
+    int in_past = j < p->P;
+    if (c1) *c1 = in_past && p->P < end ? p->P : end;
+    if (ld) *ld = (size_t)(in_past ? pl->ss : cl->ss);
+    return in_past ? past + b * pl->sb + hk * pl->sh + j * pl->ss
+                   : cur + b * cl->sb + hk * cl->sh + (j - p->P) * cl->ss;
+}
+
 /* One (b, h, query tile [i0, i0+nq)) task. */
 static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_bufs *bf, char *ws, int64_t b,
                          int64_t h, int64_t i0, int64_t nq)
@@ -601,7 +615,7 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_buf
     void *gws = ws + p->ws_off;
     float *S = (float *)(ws + p->s_off), *mrow = (float *)(ws + p->m_off), *lrow = (float *)(ws + p->l_off);
     int64_t *lim = (int64_t *)(ws + p->r_off);
-    const int64_t hk = h / p->G, bk = p->bk, Pn = p->P;
+    const int64_t hk = h / p->G, bk = p->bk;
     const size_t D = (size_t)p->D, Dv = (size_t)p->Dv;
     const float cap = p->softcap;
     const float *q = Q + b * p->q.sb + h * p->q.sh + i0 * p->q.ss;
@@ -639,17 +653,8 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_buf
         }
         for (int64_t c0 = kslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
-            const float *kp;
             size_t ldk;
-            if (c0 < Pn) {
-                c1 = Pn < j0 + nk ? Pn : j0 + nk;
-                kp = PK + b * p->pk.sb + hk * p->pk.sh + c0 * p->pk.ss;
-                ldk = (size_t)p->pk.ss;
-            } else {
-                c1 = j0 + nk;
-                kp = K + b * p->k.sb + hk * p->k.sh + (c0 - Pn) * p->k.ss;
-                ldk = (size_t)p->k.ss;
-            }
+            const float *kp = kv_rows(p, PK, &p->pk, K, &p->k, b, hk, c0, j0 + nk, &c1, &ldk);
             if (D > 0)
                 onr_sgemm(0, 1, (size_t)nq, (size_t)(c1 - c0), D, p->scale, q, ldq, kp, ldk, 0.f,
                           S + (c0 - j0), (size_t)bk, NULL, gws, 1);
@@ -701,17 +706,8 @@ static void att_tile_f32(const onr_kctx *ctx, const att_params *p, const att_buf
                       j0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
         for (int64_t c0 = vslab ? j0 + nk : j0; c0 < j0 + nk;) {
             int64_t c1;
-            const float *vp;
             size_t ldv;
-            if (c0 < Pn) {
-                c1 = Pn < j0 + nk ? Pn : j0 + nk;
-                vp = PV + b * p->pv.sb + hk * p->pv.sh + c0 * p->pv.ss;
-                ldv = (size_t)p->pv.ss;
-            } else {
-                c1 = j0 + nk;
-                vp = V + b * p->v.sb + hk * p->v.sh + (c0 - Pn) * p->v.ss;
-                ldv = (size_t)p->v.ss;
-            }
+            const float *vp = kv_rows(p, PV, &p->pv, V, &p->v, b, hk, c0, j0 + nk, &c1, &ldv);
             if (Dv > 0) /* the first product overwrites Y (rows with P = 0 get 0) */
                 onr_sgemm(0, 0, (size_t)nq, Dv, (size_t)(c1 - c0), 1.f, S + (c0 - j0), (size_t)bk, vp, ldv,
                           j0 == 0 && c0 == 0 ? 0.f : 1.f, y, ldy, NULL, gws, 1);
@@ -736,17 +732,13 @@ static void att_build_slab(const onr_kctx *ctx, const att_params *p, const att_b
     for (int64_t j0 = 0; j0 < p->T; j0 += 16) {
         int64_t nj = p->T - j0 < 16 ? p->T - j0 : 16;
         const float *src[16];
-        for (int64_t j = 0; j < nj; j++) {
-            int64_t jj = j0 + j;
-            src[j] = jj < p->P ? bf->pk + b * p->pk.sb + hk * p->pk.sh + jj * p->pk.ss
-                               : K + b * p->k.sb + hk * p->k.sh + (jj - p->P) * p->k.ss;
-        }
+        for (int64_t j = 0; j < nj; j++)
+            src[j] = kv_rows(p, bf->pk, &p->pk, K, &p->k, b, hk, j0 + j, 0, NULL, NULL);
         for (int64_t d = 0; d < D; d++)
             for (int64_t j = 0; j < nj; j++) kt[d * tp + j0 + j] = src[j][d];
     }
     for (int64_t j = 0; j < p->T; j++) {
-        const float *src = j < p->P ? bf->pv + b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss
-                                    : V + b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss;
+        const float *src = kv_rows(p, bf->pv, &p->pv, V, &p->v, b, hk, j, 0, NULL, NULL);
         memcpy(vs + j * Dv, src, (size_t)Dv * sizeof(float));
     }
 }
