@@ -47,15 +47,15 @@ static inline __m256 exp8(__m256 x)
 {
     const __m256 xmin = _mm256_set1_ps(ONR_ATT_XMIN);
     __m256 xc = _mm256_max_ps(xmin, x); /* NaN x is kept (second operand) */
-    __m256 n = _mm256_fmadd_ps(xc, _mm256_set1_ps(ONR_ATT_LOG2E), _mm256_set1_ps(ONR_ATT_MAGIC));
+    __m256 n = _mm256_fmadd_ps(xc, _mm256_set1_ps(ONR_EXP_LOG2E), _mm256_set1_ps(ONR_EXP_MAGIC));
     __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
-    n = _mm256_sub_ps(n, _mm256_set1_ps(ONR_ATT_MAGIC));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ONR_ATT_LN2_HI), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ONR_ATT_LN2_LO), r);
-    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(ONR_ATT_C5), r, _mm256_set1_ps(ONR_ATT_C4));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_ATT_C3));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_ATT_C2));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_ATT_C1));
+    n = _mm256_sub_ps(n, _mm256_set1_ps(ONR_EXP_MAGIC));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ONR_EXP_LN2_HI), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ONR_EXP_LN2_LO), r);
+    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(ONR_EXP_C5), r, _mm256_set1_ps(ONR_EXP_C4));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_EXP_C3));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_EXP_C2));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(ONR_EXP_C1));
     __m256 e = _mm256_fmadd_ps(_mm256_mul_ps(r, sc), q, sc);
     __m256 lo = _mm256_cmp_ps(x, xmin, _CMP_LT_OQ); /* false for NaN */
     return _mm256_andnot_ps(lo, e);

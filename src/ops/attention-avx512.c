@@ -36,15 +36,15 @@ static inline __m512 exp16(__m512 x)
     const __m512 xmin = _mm512_set1_ps(ONR_ATT_XMIN);
     /* max(xmin, x) returns x when x is NaN (the second operand), keeping it */
     __m512 xc = _mm512_max_ps(xmin, x);
-    __m512 n = _mm512_fmadd_ps(xc, _mm512_set1_ps(ONR_ATT_LOG2E), _mm512_set1_ps(ONR_ATT_MAGIC));
+    __m512 n = _mm512_fmadd_ps(xc, _mm512_set1_ps(ONR_EXP_LOG2E), _mm512_set1_ps(ONR_EXP_MAGIC));
     __m512 sc = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(n), 23));
-    n = _mm512_sub_ps(n, _mm512_set1_ps(ONR_ATT_MAGIC));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ONR_ATT_LN2_HI), xc);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ONR_ATT_LN2_LO), r);
-    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(ONR_ATT_C5), r, _mm512_set1_ps(ONR_ATT_C4));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_ATT_C3));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_ATT_C2));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_ATT_C1));
+    n = _mm512_sub_ps(n, _mm512_set1_ps(ONR_EXP_MAGIC));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ONR_EXP_LN2_HI), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ONR_EXP_LN2_LO), r);
+    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(ONR_EXP_C5), r, _mm512_set1_ps(ONR_EXP_C4));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_EXP_C3));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_EXP_C2));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(ONR_EXP_C1));
     __m512 e = _mm512_fmadd_ps(_mm512_mul_ps(r, sc), q, sc);
     __mmask16 lo = _mm512_cmp_ps_mask(x, xmin, _CMP_LT_OQ); /* false for NaN */
     return _mm512_maskz_mov_ps((__mmask16)~lo, e);

@@ -19,6 +19,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/exp-poly.h"
+
 #include "ops/ops.h"
 
 #define SB 64 /* columns per block in the strided float32 path */
@@ -75,33 +77,12 @@ static inline int hm_better(double x, double b) { return x > b || (x != x && b =
 
 /* ---- float32 ----------------------------------------------------------- */
 
-/* exp(x) for x <= 0 (and NaN), as plain C the compiler vectorizes: x = n ln2
- * + r with |r| <= ln2/2, 2^n built in the exponent bits, e^r from a degree-5
- * polynomial (within 2 ulp of expf). Below -87.3 the result is 0, as the
- * true value is below the normal range and does not matter next to the
- * row's largest term, which is 1. The split and coefficients are the usual
- * ones (as in XNNPACK's f32 exp). */
+/* exp(x) for x <= 0 (and NaN): onr_exp_core (exp-poly.h). Below -87.3
+ * the result is 0, as the true value is below the normal range and does
+ * not matter next to the row's largest term, which is 1. */
 static inline float exp_nonpos(float x)
 {
-    const float log2e = 0x1.715476p+0f, magic = 0x1.8000FEp23f; /* 1.5*2^23 + 127 */
-    const float ln2_hi = 0x1.62E400p-1f, ln2_lo = 0x1.7F7D1Cp-20f;
-    const float c5 = 0x1.0F9F9Cp-7f, c4 = 0x1.573A1Ap-5f, c3 = 0x1.555A80p-3f,
-                c2 = 0x1.FFFDC6p-2f, c1 = 0x1.FFFFF6p-1f;
-    float n = x * log2e + magic;
-    uint32_t bits;
-    memcpy(&bits, &n, sizeof bits);
-    bits <<= 23; /* the low bits of n hold round(x log2e) + 127: 2^n */
-    float sc;
-    memcpy(&sc, &bits, sizeof sc);
-    n -= magic;
-    float r = x - n * ln2_hi;
-    r -= n * ln2_lo;
-    float p = c5 * r + c4;
-    p = p * r + c3;
-    p = p * r + c2;
-    p = p * r + c1;
-    r *= sc;
-    float e = r * p + sc;
+    float e = onr_exp_core(x);
     /* flush to 0 below the cutoff with a bit mask, not a branch, so the loop
      * vectorizes; NaN compares false and is kept */
     uint32_t keep = 0u - (uint32_t)!(x < -0x1.5D589Ep6f), eb;
