@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -470,12 +471,14 @@ static int cmp_producer(const void *a, const void *b)
     return strcmp(((const producer *)a)->name, ((const producer *)b)->name);
 }
 
-/* The step writing value `name`, or -1 (prod sorted by name). */
+/* Who writes value `name` (prod sorted by name): its entry's step, or
+ * NO_PRODUCER (a constant, or not in the plan). */
+#define NO_PRODUCER INT_MIN
 static int find_producer(const producer *prod, int np, const char *name)
 {
     producer key = {name, 0};
     const producer *p = np ? bsearch(&key, prod, (size_t)np, sizeof *prod, cmp_producer) : NULL;
-    return p ? p->step : -1;
+    return p ? p->step : NO_PRODUCER;
 }
 
 /* A string as a DOT quoted-string body. */
@@ -493,33 +496,35 @@ static void dot_str(FILE *f, const char *s)
  * (constants are left out: they would swamp the drawing). */
 static int write_dot(FILE *f, const onr_session *s)
 {
-    int n = onr_session_step_count(s), np = 0, cap = 0;
-    producer *prod = NULL;
+    int n = onr_session_step_count(s), n_in = onr_session_input_count(s);
+    int n_out = onr_session_output_count(s), np = 0, cap = n_in, widest = 1;
     for (int i = 0; i < n; i++) {
-        int cnt = onr_session_step_values(s, i, 1, NULL, 0);
-        if (np + cnt > cap) {
-            cap = 2 * (np + cnt) + 16;
-            producer *q = realloc(prod, (size_t)cap * sizeof *q);
-            if (!q) return free(prod), -1;
-            prod = q;
-        }
-        const char *names[64];
-        int got = onr_session_step_values(s, i, 1, names, 64);
-        for (int k = 0; k < got && k < 64; k++)
-            if (*names[k]) prod[np++] = (producer){names[k], i};
+        int a = onr_session_step_values(s, i, 0, NULL, 0), b = onr_session_step_values(s, i, 1, NULL, 0);
+        cap += b;
+        if (a > widest) widest = a;
+        if (b > widest) widest = b;
     }
-    if (np) qsort(prod, (size_t)np, sizeof *prod, cmp_producer);
+    /* who writes each value: a step (>= 0) or graph input j (-1 - j) */
+    producer *prod = malloc((size_t)(cap + 1) * sizeof *prod);
+    const char **names = malloc((size_t)widest * sizeof *names);
+    if (!prod || !names) return free(prod), free(names), -1;
     fprintf(f, "digraph plan {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
                "fontname=\"Helvetica\", fontsize=10, fillcolor=\"#eeeeee\"];\n"
                "  edge [color=\"#777777\"];\n");
-    int n_in = onr_session_input_count(s), n_out = onr_session_output_count(s);
     for (int i = 0; i < n_in; i++) {
         onr_value_info vi;
         onr_session_input_info(s, i, &vi);
+        prod[np++] = (producer){vi.name, -1 - i};
         fprintf(f, "  in%d [shape=ellipse, fillcolor=\"#cfe2ff\", label=\"", i);
         dot_str(f, vi.name);
         fprintf(f, "\"];\n");
     }
+    for (int i = 0; i < n; i++) {
+        int got = onr_session_step_values(s, i, 1, names, widest);
+        for (int k = 0; k < got; k++)
+            if (*names[k]) prod[np++] = (producer){names[k], i};
+    }
+    qsort(prod, (size_t)np, sizeof *prod, cmp_producer);
     for (int i = 0; i < n; i++) {
         const char *name = NULL;
         const char *op = onr_session_step_op(s, i, &name);
@@ -535,20 +540,11 @@ static int write_dot(FILE *f, const onr_session *s)
             dot_str(f, from);
         }
         fprintf(f, "\"%s];\n", fused ? ", fillcolor=\"#ffd8a8\"" : "");
-        const char *ins[64];
-        int got = onr_session_step_values(s, i, 0, ins, 64);
-        for (int k = 0; k < got && k < 64; k++) {
-            if (!*ins[k]) continue;
-            int from_step = find_producer(prod, np, ins[k]);
-            if (from_step >= 0) {
-                fprintf(f, "  s%d -> s%d;\n", from_step, i);
-                continue;
-            }
-            for (int j = 0; j < n_in; j++) {
-                onr_value_info vi;
-                onr_session_input_info(s, j, &vi);
-                if (strcmp(vi.name, ins[k]) == 0) fprintf(f, "  in%d -> s%d;\n", j, i);
-            }
+        int got = onr_session_step_values(s, i, 0, names, widest);
+        for (int k = 0; k < got; k++) {
+            int w = *names[k] ? find_producer(prod, np, names[k]) : NO_PRODUCER;
+            if (w >= 0) fprintf(f, "  s%d -> s%d;\n", w, i);
+            else if (w != NO_PRODUCER) fprintf(f, "  in%d -> s%d;\n", -1 - w, i);
         }
     }
     for (int i = 0; i < n_out; i++) {
@@ -557,11 +553,13 @@ static int write_dot(FILE *f, const onr_session *s)
         fprintf(f, "  out%d [shape=ellipse, fillcolor=\"#d1e7dd\", label=\"", i);
         dot_str(f, vi.name);
         fprintf(f, "\"];\n");
-        int from_step = find_producer(prod, np, vi.name);
-        if (from_step >= 0) fprintf(f, "  s%d -> out%d;\n", from_step, i);
+        int w = find_producer(prod, np, vi.name);
+        if (w >= 0) fprintf(f, "  s%d -> out%d;\n", w, i);
+        else if (w != NO_PRODUCER) fprintf(f, "  in%d -> out%d;\n", -1 - w, i);
     }
     fprintf(f, "}\n");
     free(prod);
+    free(names);
     return 0;
 }
 
