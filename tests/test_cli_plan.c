@@ -173,12 +173,36 @@ static void test_svg(void **state)
     assert_int_not_equal(stat(svg, &sb), 0);
 }
 
+/* The plan views are info's: another command refuses them (exit 2) rather
+ * than ignoring them. */
+static void test_plan_options_belong_to_info(void **state)
+{
+    (void)state;
+    char path[4096], args[4300];
+    int rc;
+    model_path("tiny_resnet18", path, sizeof path);
+    const char *opts[] = {"--plan", "--dot", "--svg /tmp/x.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "run '%s' %s", path, opts[i]);
+        char *out = cli_out(args, 1, &rc);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "is an option of 'onnx-run info'"));
+        free(out);
+    }
+    snprintf(args, sizeof args, "info '%s' --svg", path);
+    char *out = cli_out(args, 1, &rc);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--svg needs a FILE"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_lists_fused_steps),
         cmocka_unit_test(test_dot_drawing),
         cmocka_unit_test(test_svg),
+        cmocka_unit_test(test_plan_options_belong_to_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,11 +130,16 @@ static int parse_args(const char *cmd, int argc, char **argv, cli *c)
             c->no_fuse = 1;
         } else if (strcmp(a, "--json") == 0) {
             c->json = 1;
+        } else if ((strcmp(a, "--plan") == 0 || strcmp(a, "--dot") == 0 ||
+                    strcmp(a, "--svg") == 0) && strcmp(cmd, "info") != 0) {
+            fprintf(stderr, "onnx-run %s: %s is an option of 'onnx-run info'\n", cmd, a);
+            return -1;
         } else if (strcmp(a, "--plan") == 0) {
             c->plan = 1;
         } else if (strcmp(a, "--dot") == 0) {
             c->dot = 1;
-        } else if (strcmp(a, "--svg") == 0 && has_next) {
+        } else if (strcmp(a, "--svg") == 0) {
+            if (!has_next) return fprintf(stderr, "onnx-run info: --svg needs a FILE\n"), -1;
             c->svg = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "onnx-run %s: unknown option '%s'\n", cmd, a);
