@@ -753,6 +753,39 @@ static void test_identity_removed(void **state)
     onr_model_free(m);
 }
 
+/* A long chain of Identity and Dropout nodes goes in one sweep: every
+ * reader ends up on the chain's start, whatever the chain's length. */
+static void test_identity_long_chain(void **state)
+{
+    (void)state;
+    enum { LEN = 3000 };
+    pbw gp = {0};
+    const int64_t d4[] = {4};
+    input(&gp, "x", F32, 1, d4);
+    char a[32], b[32];
+    snprintf(a, sizeof a, "x");
+    for (int i = 0; i < LEN; i++) {
+        snprintf(b, sizeof b, "v%d", i);
+        pbw_node(&gp, i % 3 == 2 ? "Dropout" : "Identity", b, NAMES(a), NAMES(b), NULL);
+        snprintf(a, sizeof a, "%s", b);
+    }
+    pbw_node(&gp, "Relu", "r", NAMES(a), NAMES("y"), NULL);
+    pbw_node(&gp, "Neg", "n", NAMES("v10"), NAMES("z"), NULL); /* reads the middle */
+    output(&gp, "y");
+    output(&gp, "z");
+    onr_model *m = load_graph(&gp, OPSET);
+    onr_edit *e = open_resolved(m);
+    run_identity(e);
+    onr_err err = {0};
+    assert_int_equal(onr_edit_compact(e, &err), ONR_OK);
+    assert_ops(e, "Relu,Neg");
+    assert_int_equal(e->g->nodes[0].inputs[0], val(e->g, "x"));
+    assert_int_equal(e->g->nodes[1].inputs[0], val(e->g, "x"));
+    assert_int_equal(e->g->values[val(e->g, "v10")].producer, -1);
+    onr_edit_free(e);
+    onr_model_free(m);
+}
+
 static void test_identity_graph_output_kept(void **state)
 {
     (void)state;
@@ -1552,6 +1585,7 @@ int main(void)
         cmocka_unit_test(test_edit_compact_cycle),
         cmocka_unit_test(test_edit_compact_cycle_names_node_on_it),
         cmocka_unit_test(test_identity_removed),
+        cmocka_unit_test(test_identity_long_chain),
         cmocka_unit_test(test_identity_graph_output_kept),
         cmocka_unit_test(test_dropout_inference_removed),
         cmocka_unit_test(test_dropout_kept),

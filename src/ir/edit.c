@@ -101,7 +101,7 @@ void onr_edit_free(onr_edit *e)
         free(g);
     }
     free(e->val_owned), free(e->node_owned), free(e->dead);
-    free(e->cons_start), free(e->cons);
+    free(e->cons_start), free(e->cons), free(e->out_mark);
     free(e);
 }
 
@@ -109,10 +109,14 @@ onr_status onr_edit_index(onr_edit *e, onr_err *err)
 {
     if (e->cons_valid) return ONR_OK;
     onr_graph *g = e->g;
-    free(e->cons_start), free(e->cons);
+    free(e->cons_start), free(e->cons), free(e->out_mark);
     e->cons = NULL;
+    e->cons_n_nodes = e->cons_n_values = 0;
     e->cons_start = calloc((size_t)g->n_values + 2, sizeof *e->cons_start);
-    if (!e->cons_start) return nomem(err);
+    e->out_mark = calloc((size_t)g->n_values + 1, 1);
+    if (!e->cons_start || !e->out_mark) return nomem(err);
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] >= 0) e->out_mark[g->outputs[i]] = 1;
     size_t total = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         if (e->dead[i]) continue;
@@ -149,11 +153,18 @@ const int *onr_edit_consumers(const onr_edit *e, int v)
     return e->cons + e->cons_start[v];
 }
 
+int onr_edit_is_output(const onr_edit *e, int v)
+{
+    if (e->out_mark && v >= 0 && v < e->cons_n_values) return e->out_mark[v];
+    for (int i = 0; i < e->g->n_outputs; i++)
+        if (e->g->outputs[i] == v) return 1;
+    return 0;
+}
+
 int onr_edit_value_used(const onr_edit *e, int v)
 {
     const onr_graph *g = e->g;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == v) return 1;
+    if (onr_edit_is_output(e, v)) return 1;
     if (e->cons_valid) return onr_edit_n_consumers(e, v) > 0;
     for (int i = 0; i < g->n_nodes; i++) {
         if (e->dead[i]) continue;
@@ -184,6 +195,8 @@ void onr_edit_replace_uses(onr_edit *e, int from, int to)
     for (int i = 0; i < g->n_outputs; i++)
         if (g->outputs[i] == from) g->outputs[i] = to;
     e->cons_valid = 0;
+    /* readers moved between values: even a stale index no longer describes them */
+    e->cons_n_nodes = e->cons_n_values = 0;
 }
 
 void onr_edit_set_konst(onr_edit *e, int v, onr_tensor *t)

@@ -27,6 +27,7 @@ typedef struct onr_edit {
     /* nodes and values there were when the lists were last built: a stale
      * index still describes those (fusion passes read it so, see fuse.h) */
     int cons_n_nodes, cons_n_values;
+    uint8_t *out_mark; /* per value (cons_n_values of them): a graph output */
 } onr_edit;
 
 /* val_owned bits; ONR_OWN_DIMS: the value's dim_names strings were set by a
@@ -41,6 +42,8 @@ void onr_edit_free(onr_edit *e);
 onr_status onr_edit_index(onr_edit *e, onr_err *err);
 int onr_edit_n_consumers(const onr_edit *e, int v);
 const int *onr_edit_consumers(const onr_edit *e, int v);
+/* Whether v is a graph output (from the index when it covers v). */
+int onr_edit_is_output(const onr_edit *e, int v);
 /* Whether a value is read by any live node or is a graph output. */
 int onr_edit_value_used(const onr_edit *e, int v);
 

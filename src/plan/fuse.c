@@ -59,13 +59,6 @@ static const int *uses(const onr_edit *e, int v, int *n)
     return c;
 }
 
-static int is_graph_output(const onr_edit *e, int v)
-{
-    for (int i = 0; i < e->g->n_outputs; i++)
-        if (e->g->outputs[i] == v) return 1;
-    return 0;
-}
-
 int onr_fuse_n_uses(const onr_edit *e, int v)
 {
     int n = 0;
@@ -76,7 +69,7 @@ int onr_fuse_sole_consumer(const onr_edit *e, int v)
 {
     int n = 0;
     const int *c = uses(e, v, &n);
-    if (!c || n == 0 || e->g->values[v].is_output || is_graph_output(e, v)) return -1;
+    if (!c || n == 0 || e->g->values[v].is_output || onr_edit_is_output(e, v)) return -1;
     for (int k = 1; k < n; k++)
         if (c[k] != c[0]) return -1;
     return c[0];
@@ -167,7 +160,7 @@ int onr_fuse_closed(const onr_edit *e, const int *nodes, int n, const int *keep,
             if (kept) continue;
             int cnt = 0;
             const int *c = uses(e, v, &cnt);
-            if (!c || e->g->values[v].is_output || is_graph_output(e, v)) return 0;
+            if (!c || e->g->values[v].is_output || onr_edit_is_output(e, v)) return 0;
             for (int k = 0; k < cnt; k++) {
                 int in_set = 0;
                 for (int b = 0; b < n && !in_set; b++) in_set = nodes[b] == c[k];

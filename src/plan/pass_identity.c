@@ -1,17 +1,11 @@
 /*
  * pass_identity.c - removes Identity and inference-mode Dropout.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
 #include "plan/passes.h"
-
-static int is_graph_output(const onr_graph *g, int v)
-{
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == v) return 1;
-    return 0;
-}
 
 /* Dropout acts as Identity when training_mode is absent or a constant
  * false, and its mask output is not read. */
@@ -26,11 +20,33 @@ static int dropout_is_identity(const onr_edit *e, const onr_node *n)
     return 1;
 }
 
+/* The value v stands for once removed nodes' outputs are replaced by their
+ * inputs (chains followed, paths shortened as they are walked). */
+static int resolve(int *to, int v)
+{
+    int r = v;
+    while (to[r] != r) r = to[r];
+    while (to[v] != r) {
+        int next = to[v];
+        to[v] = r;
+        v = next;
+    }
+    return r;
+}
+
+/* In one sweep: every removable node is marked dead and its output mapped
+ * to its input, then every reader is rewired once, so the pass stays linear
+ * whatever the number of Identity nodes. Deciding from the index built
+ * before any removal is exact: a Dropout's mask keeps its readers (only the
+ * readers of removed outputs move, and those come later in topological
+ * order), and graph outputs never change here (a removable node never
+ * writes one). */
 onr_status onr_pass_identity(onr_edit *e, onr_err *err)
 {
     onr_graph *g = e->g;
     int st = onr_edit_index(e, err);
     if (st) return st;
+    int *to = NULL, removed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         if (e->dead[i]) continue;
         const onr_node *n = &g->nodes[i];
@@ -40,10 +56,29 @@ onr_status onr_pass_identity(onr_edit *e, onr_err *err)
         if (!id && strcmp(n->op_type, "Dropout") == 0) id = dropout_is_identity(e, n);
         if (!id) continue;
         int x = n->inputs[0], y = n->outputs[0];
-        if (is_graph_output(g, y)) continue; /* the output keeps its name */
-        onr_edit_replace_uses(e, y, x);
-        onr_edit_remove_node(e, i);
-        if ((st = onr_edit_index(e, err))) return st;
+        if (onr_edit_is_output(e, y)) continue; /* the output keeps its name */
+        if (!to) {
+            if (!(to = malloc((size_t)g->n_values * sizeof *to)))
+                return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            for (int v = 0; v < g->n_values; v++) to[v] = v;
+        }
+        to[y] = x;
+        e->dead[i] = 1;
+        removed++;
     }
+    if (!removed) return ONR_OK;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (e->dead[i]) continue;
+        onr_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->inputs[k] >= 0) n->inputs[k] = resolve(to, n->inputs[k]);
+    }
+    for (int i = 0; i < g->n_nodes; i++) /* removed nodes' outputs lose their producer */
+        if (e->dead[i] && g->nodes[i].n_out > 0 && g->nodes[i].outputs[0] >= 0 &&
+            to[g->nodes[i].outputs[0]] != g->nodes[i].outputs[0])
+            onr_edit_remove_node(e, i);
+    free(to);
+    e->cons_valid = 0;
+    e->cons_n_nodes = e->cons_n_values = 0;
     return ONR_OK;
 }
