@@ -218,14 +218,11 @@ static int q_reshape(onr_kctx *ctx, size_t *scratch)
     uint32_t stypes = op < 19 ? ONR_T(ONR_FLOAT)
                       : op < 23 ? ONR_T(x->dtype)
                                 : T_FLOATS | ONR_T(ONR_INT32);
-    if ((st = onr_check_input(ctx, 1, stypes))) {
-        if (op >= 19 && op < 23 && ctx->in[1])
-            return onr_seterr(ctx->err, ONR_E_MODEL,
-                              "y_scale (%s) must have x's type (%s) at opset %lld",
-                              onr_dtype_name(ctx->in[1]->dtype), onr_dtype_name(x->dtype),
-                              (long long)op);
-        return st;
-    }
+    if (op >= 19 && op < 23 && ctx->in[1] && ctx->in[1]->dtype != x->dtype)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "y_scale (%s) must have x's type (%s) at opset %lld",
+                          onr_dtype_name(ctx->in[1]->dtype), onr_dtype_name(x->dtype),
+                          (long long)op);
+    if ((st = onr_check_input(ctx, 1, stypes))) return st;
     const onr_tensor *z = ctx->n_in > 2 ? ctx->in[2] : NULL;
     onr_dtype odt = z ? z->dtype : p->out_attr ? p->out_attr : ONR_UINT8;
     if (z && p->out_attr && z->dtype != p->out_attr)
