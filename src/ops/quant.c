@@ -86,16 +86,22 @@ static int type_attr(onr_create_ctx *c, const char *name, uint32_t allowed, onr_
 static uint32_t q_out_types(int64_t opset)
 {
     uint32_t t = ONR_T(ONR_UINT8) | ONR_T(ONR_INT8);
-    if (opset >= 21) t |= ONR_T(ONR_UINT16) | ONR_T(ONR_INT16);
+    if (opset >= 19) t |= ONR_TYPES_F8;
+    if (opset >= 21) t |= ONR_T(ONR_UINT16) | ONR_T(ONR_INT16) | ONR_TYPES_Q4;
+    if (opset >= 23) t |= ONR_T(ONR_FLOAT4E2M1);
+    if (opset >= 25) t |= ONR_TYPES_Q2;
     return t;
 }
 
-/* Input types DequantizeLinear reads at an opset. */
-static uint32_t dq_in_types(int64_t opset)
+/* Input types DequantizeLinear reads at an opset: Quantize's outputs and int32. */
+static uint32_t dq_in_types(int64_t opset) { return q_out_types(opset) | ONR_T(ONR_INT32); }
+
+/* Scale types from opset 24 add float8e8m0. */
+static uint32_t e8m0_from24(int64_t opset) { return opset >= 24 ? ONR_T(ONR_FLOAT8E8M0) : 0; }
+
+static int is_lowp_float_out(onr_dtype dt)
 {
-    uint32_t t = ONR_T(ONR_UINT8) | ONR_T(ONR_INT8) | ONR_T(ONR_INT32);
-    if (opset >= 21) t |= ONR_T(ONR_UINT16) | ONR_T(ONR_INT16);
-    return t;
+    return (ONR_T(dt) & (ONR_TYPES_F8 | ONR_T(ONR_FLOAT4E2M1))) != 0;
 }
 
 static int q_create_common(onr_create_ctx *c, q_params *p, int quantize)
@@ -217,7 +223,7 @@ static int q_reshape(onr_kctx *ctx, size_t *scratch)
     const onr_tensor *x = ctx->in[0];
     uint32_t stypes = op < 19 ? ONR_T(ONR_FLOAT)
                       : op < 23 ? ONR_T(x->dtype)
-                                : T_FLOATS | ONR_T(ONR_INT32);
+                                : T_FLOATS | ONR_T(ONR_INT32) | e8m0_from24(op);
     if (op >= 19 && op < 23 && ctx->in[1] && ctx->in[1]->dtype != x->dtype)
         return onr_seterr(ctx->err, ONR_E_MODEL, "y_scale (%s) must have x's type (%s) at opset %lld",
                           onr_dtype_name(ctx->in[1]->dtype), onr_dtype_name(x->dtype),
@@ -234,7 +240,9 @@ static int q_reshape(onr_kctx *ctx, size_t *scratch)
                           (long long)op);
     p->odt = odt;
     onr_dtype sdt = ctx->in[1]->dtype;
-    p->pdt = p->prec_attr ? p->prec_attr : sdt == ONR_INT32 ? ONR_DOUBLE : sdt;
+    p->pdt = p->prec_attr                               ? p->prec_attr
+             : sdt == ONR_INT32 || sdt == ONR_FLOAT8E8M0 ? ONR_DOUBLE
+                                                         : sdt;
     if ((st = q_geometry(ctx, p))) return st;
     *scratch = q_scratch(p);
     return onr_set_out(ctx, 0, odt, x->rank, x->dims);
@@ -246,12 +254,16 @@ static int dq_reshape(onr_kctx *ctx, size_t *scratch)
     int64_t op = ctx->opset;
     int st;
     if ((st = q_nin(ctx)) || (st = onr_check_input(ctx, 0, dq_in_types(op)))) return st;
-    if ((st = onr_check_input(ctx, 1, op < 19 ? ONR_T(ONR_FLOAT) : T_FLOATS))) return st;
+    if ((st = onr_check_input(ctx, 1, op < 19 ? ONR_T(ONR_FLOAT) : T_FLOATS | e8m0_from24(op))))
+        return st;
     const onr_tensor *x = ctx->in[0], *z = ctx->n_in > 2 ? ctx->in[2] : NULL;
     if (z && z->dtype != x->dtype)
         return onr_seterr(ctx->err, ONR_E_MODEL, "x_zero_point (%s) must have x's type (%s)",
                           onr_dtype_name(z->dtype), onr_dtype_name(x->dtype));
     p->odt = op < 19 ? ONR_FLOAT : p->out_attr ? p->out_attr : ctx->in[1]->dtype;
+    if (p->odt == ONR_FLOAT8E8M0)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "a float8e8m0 x_scale needs output_dtype (float, float16 or bfloat16)");
     p->pdt = p->odt;
     if ((st = q_geometry(ctx, p))) return st;
     *scratch = q_scratch(p);
@@ -283,8 +295,9 @@ static void load_row(onr_dtype dt, const void *x, int64_t i, int64_t n, double *
 #undef LD
 }
 
-/* Element i + k of y (type dt) = src[k], already rounded/clamped to dt. */
-static void store_row(onr_dtype dt, void *y, int64_t i, int64_t n, const double *src)
+/* Element i + k of y (type dt) = src[k], already rounded/clamped to dt
+ * (8- and 4-bit floats: converted here, saturating when sat is 1). */
+static void store_row(onr_dtype dt, void *y, int64_t i, int64_t n, const double *src, int sat)
 {
 #define ST(CT, E)                                                    \
     do {                                                             \
@@ -299,7 +312,11 @@ static void store_row(onr_dtype dt, void *y, int64_t i, int64_t n, const double 
     case ONR_UINT8: ST(uint8_t, (uint8_t)src[k]); break;
     case ONR_INT16: ST(int16_t, (int16_t)src[k]); break;
     case ONR_UINT16: ST(uint16_t, (uint16_t)src[k]); break;
-    default: break;
+    case ONR_INT4:
+    case ONR_INT2: ST(uint8_t, (uint8_t)(int8_t)src[k]); break;
+    case ONR_UINT4:
+    case ONR_UINT2: ST(uint8_t, (uint8_t)src[k]); break;
+    default: ST(uint8_t, onr_f64_to_lowp(dt, src[k], sat)); break; /* float8, float4 */
     }
 #undef ST
 }
@@ -312,9 +329,10 @@ static void q_seg(const q_params *p, double *v, int64_t n, const double *s, cons
     onr_dtype P = p->pdt;
     double lo, hi;
     onr_q_range(p->odt, &lo, &hi);
+    int fl = is_lowp_float_out(p->odt); /* float8/float4: + zero point, rounded in the store */
     for (int64_t k = 0; k < n; k++) {
         double q = onr_round_to(P, onr_round_to(P, v[k]) / s[k * sstride]);
-        v[k] = onr_q_int(q, z[k * sstride], lo, hi);
+        v[k] = fl ? q + z[k * sstride] : onr_q_int(q, z[k * sstride], lo, hi);
     }
 }
 
@@ -362,7 +380,7 @@ static int q_run_common(const onr_kctx *ctx, int quantize)
             else dq_seg(p, v + (i - i0), m, s + base, z + base, stride);
             i += m;
         }
-        store_row(y->dtype, y->data, i0, i1 - i0, v);
+        store_row(y->dtype, y->data, i0, i1 - i0, v, p->saturate);
     }
     return ONR_OK;
 }
@@ -373,9 +391,10 @@ static int dq_run(const onr_kctx *ctx) { return q_run_common(ctx, 0); }
 const onr_op_impl onr_impl_QuantizeLinear = {.create = q_create, .reshape = q_reshape,
                                              .run = q_run, .params_size = sizeof(q_params),
                                              .types = T_FLOATS | ONR_T(ONR_INT32)};
-const onr_op_impl onr_impl_DequantizeLinear = {.create = dq_create, .reshape = dq_reshape,
-                                               .run = dq_run, .params_size = sizeof(q_params),
-                                               .types = ONR_TYPES_QINT | ONR_T(ONR_INT32)};
+const onr_op_impl onr_impl_DequantizeLinear = {
+    .create = dq_create, .reshape = dq_reshape, .run = dq_run, .params_size = sizeof(q_params),
+    .types = ONR_TYPES_QINT | ONR_T(ONR_INT32) | ONR_TYPES_F8 | ONR_TYPES_Q4 | ONR_TYPES_Q2 |
+             ONR_T(ONR_FLOAT4E2M1)};
 
 /* ---- DynamicQuantizeLinear ------------------------------------------------------ */
 
