@@ -4,6 +4,8 @@
  * DynamicQuantizeLinear, MatMulInteger, QLinearMatMul, ConvInteger and
  * QLinearConv against naive references, thread-count independence. */
 #include "kutil.h"
+#include "load/load.h"
+#include "pbw.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -585,6 +587,211 @@ static void test_convinteger(void **state)
     tk_node_free(qn);
 }
 
+
+/* ---- 8-, 4- and 2-bit types ------------------------------------------------------- */
+
+/* Every bit pattern decodes, and every non-NaN pattern encodes back to
+ * itself; the special encodings of each format, both ways. */
+static void test_lowp_float_encodings(void **state)
+{
+    (void)state;
+    static const onr_dtype f8[] = {ONR_FLOAT8E4M3FN, ONR_FLOAT8E4M3FNUZ, ONR_FLOAT8E5M2,
+                                   ONR_FLOAT8E5M2FNUZ, ONR_FLOAT4E2M1};
+    for (int t = 0; t < 5; t++) {
+        int n = f8[t] == ONR_FLOAT4E2M1 ? 16 : 256;
+        for (int c = 0; c < n; c++) {
+            double v = onr_lowp_to_f64(f8[t], (uint8_t)c);
+            if (isnan(v) || (f8[t] == ONR_FLOAT4E2M1 && c == 0x8)) continue; /* -0 gives +0 */
+            uint8_t back = onr_f64_to_lowp(f8[t], v, 0);
+            if (back != c) fail_msg("%s: 0x%02x -> %g -> 0x%02x", onr_dtype_name(f8[t]), c, v, back);
+        }
+    }
+    /* decode: NaN / inf / largest / smallest patterns */
+    assert_true(isnan(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0x7F)));
+    assert_true(isnan(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0xFF)));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0x7E) == 448);
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0x01) == ldexp(1, -9));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0x80) == 0 && signbit(onr_lowp_to_f64(ONR_FLOAT8E4M3FN, 0x80)));
+    assert_true(isnan(onr_lowp_to_f64(ONR_FLOAT8E4M3FNUZ, 0x80)));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E4M3FNUZ, 0x7F) == 240);
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E4M3FNUZ, 0x01) == ldexp(1, -10));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E5M2, 0x7C) == INFINITY);
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E5M2, 0xFC) == -INFINITY);
+    assert_true(isnan(onr_lowp_to_f64(ONR_FLOAT8E5M2, 0x7D)));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E5M2, 0x7B) == 57344);
+    assert_true(isnan(onr_lowp_to_f64(ONR_FLOAT8E5M2FNUZ, 0x80)));
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E5M2FNUZ, 0x7F) == 57344);
+    assert_true(onr_lowp_to_f64(ONR_FLOAT4E2M1, 0x7) == 6 && onr_lowp_to_f64(ONR_FLOAT4E2M1, 0x9) == -0.5);
+    assert_true(onr_lowp_to_f64(ONR_FLOAT8E8M0, 127) == 1 && isnan(onr_lowp_to_f64(ONR_FLOAT8E8M0, 0xFF)));
+    /* encode: NaN, inf and overflow, saturating or not */
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, NAN, 1) & 0x7F, 0x7F);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, INFINITY, 1), 0x7E);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, -INFINITY, 1), 0xFE);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, INFINITY, 0), 0x7F);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, -1e6, 0), 0xFF);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, 464, 0), 0x7E); /* tie to even: 448 */
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, 465, 0), 0x7F); /* rounds past 448 */
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, -0.0, 1), 0x80);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FN, ldexp(1, -10), 1), 0); /* tie to 0 */
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FNUZ, -0.0, 1), 0);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FNUZ, NAN, 1), 0x80);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FNUZ, 248, 0), 0x80);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E4M3FNUZ, 248, 1), 0x7F);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2, INFINITY, 0), 0x7C);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2, -INFINITY, 0), 0xFC);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2, 61440, 0), 0x7C);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2, 61440, 1), 0x7B);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2, -INFINITY, 1), 0xFB);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2FNUZ, INFINITY, 0), 0x80);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT8E5M2FNUZ, INFINITY, 1), 0x7F);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT4E2M1, NAN, 0), 0x7);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT4E2M1, -100, 0), 0xF);
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT4E2M1, 5, 1), 0x6);  /* tie: 4 */
+    assert_int_equal(onr_f64_to_lowp(ONR_FLOAT4E2M1, 0.75, 1), 0x2); /* tie: 1.0 */
+    /* integers: ties to even, clamped */
+    assert_int_equal((int8_t)onr_f64_to_lowp(ONR_INT4, 2.5, 1), 2);
+    assert_int_equal((int8_t)onr_f64_to_lowp(ONR_INT4, -100, 1), -8);
+    assert_int_equal(onr_f64_to_lowp(ONR_UINT4, 15.5, 1), 15);
+    assert_int_equal((int8_t)onr_f64_to_lowp(ONR_INT2, -1.5, 1), -2);
+    assert_int_equal(onr_f64_to_lowp(ONR_UINT2, 9, 1), 3);
+}
+
+/* Packing with odd element counts, and .pb write/read round trips. */
+static void test_lowp_packing(void **state)
+{
+    (void)state;
+    const int8_t i4[5] = {1, -2, 7, -8, 3};
+    uint8_t packed[3], back[5];
+    onr_lowp_pack(ONR_INT4, (const uint8_t *)i4, 5, packed);
+    assert_int_equal(onr_lowp_packed_bytes(ONR_INT4, 5), 3);
+    assert_int_equal(packed[0], 0xE1);
+    assert_int_equal(packed[1], 0x87);
+    assert_int_equal(packed[2], 0x03); /* the unused high nibble is 0 */
+    onr_lowp_unpack(ONR_INT4, packed, 5, back);
+    assert_memory_equal(back, i4, 5);
+    const uint8_t u2[7] = {0, 1, 2, 3, 3, 2, 1};
+    uint8_t p2[2], b2[7];
+    onr_lowp_pack(ONR_UINT2, u2, 7, p2);
+    assert_int_equal(p2[0], 0xE4);
+    assert_int_equal(p2[1], 0x1B);
+    onr_lowp_unpack(ONR_UINT2, p2, 7, b2);
+    assert_memory_equal(b2, u2, 7);
+    static const onr_dtype types[] = {ONR_INT4, ONR_UINT4, ONR_FLOAT4E2M1, ONR_INT2,
+                                      ONR_UINT2, ONR_FLOAT8E5M2};
+    for (int t = 0; t < 6; t++) {
+        int64_t d[] = {7};
+        onr_tensor *x = onr_tensor_new(types[t], 1, d);
+        for (int i = 0; i < 7; i++)
+            ((uint8_t *)x->data)[i] = onr_f64_to_lowp(types[t], i - 3, 1);
+        uint8_t *buf;
+        size_t len;
+        onr_err err = {0};
+        assert_int_equal(onr_save_tensor_pb(x, "t", &buf, &len, &err), ONR_OK);
+        onr_tensor *y = NULL;
+        assert_int_equal(onr_load_tensor_pb(buf, len, &y, &err), ONR_OK);
+        assert_int_equal(y->dtype, types[t]);
+        tk_assert_shape(y, 1, d);
+        assert_memory_equal(x->data, y->data, 7);
+        free(buf);
+        onr_tensor_free(x);
+        onr_tensor_free(y);
+    }
+}
+
+/* The TensorProto forms the loader reads: int32_data (one packed byte per
+ * value for 4-bit types, one pattern per value for float8) and raw_data of
+ * the wrong packed length. */
+static void test_lowp_loader_forms(void **state)
+{
+    (void)state;
+    onr_err err = {0};
+    onr_tensor *t = NULL;
+    int64_t d3[] = {3};
+    pbw p = {0};
+    pbw_tensor_head(&p, "a", ONR_INT4, 1, d3);
+    pbw_packed_i32(&p, 5, (const int32_t[]){0x21, 0x0F}, 2);
+    assert_int_equal(onr_load_tensor_pb(p.b, p.n, &t, &err), ONR_OK);
+    assert_int_equal(t->dtype, ONR_INT4);
+    assert_int_equal(((int8_t *)t->data)[0], 1);
+    assert_int_equal(((int8_t *)t->data)[1], 2);
+    assert_int_equal(((int8_t *)t->data)[2], -1);
+    onr_tensor_free(t);
+    free(p.b);
+    /* three int32 values for three int4 elements: the count is of packed bytes */
+    p = (pbw){0};
+    pbw_tensor_head(&p, "b", ONR_INT4, 1, d3);
+    pbw_packed_i32(&p, 5, (const int32_t[]){1, 2, 3}, 3);
+    assert_int_equal(onr_load_tensor_pb(p.b, p.n, &t, &err), ONR_E_MODEL);
+    assert_non_null(strstr(err.msg, "'b'"));
+    free(p.b);
+    /* raw_data of the wrong packed length */
+    err = (onr_err){0};
+    p = (pbw){0};
+    pbw_tensor_head(&p, "c", ONR_UINT4, 1, d3);
+    pbw_bytes(&p, 9, "\x12\x34\x56", 3);
+    assert_int_equal(onr_load_tensor_pb(p.b, p.n, &t, &err), ONR_E_MODEL);
+    assert_non_null(strstr(err.msg, "raw_data holds 3 bytes"));
+    free(p.b);
+    /* float8 in int32_data: one bit pattern each */
+    p = (pbw){0};
+    int64_t d2[] = {2};
+    pbw_tensor_head(&p, "f", ONR_FLOAT8E4M3FN, 1, d2);
+    pbw_packed_i32(&p, 5, (const int32_t[]){0x38, 0xFF}, 2);
+    assert_int_equal(onr_load_tensor_pb(p.b, p.n, &t, &err), ONR_OK);
+    assert_true(onr_get_f64(t, 0) == 1.0 && isnan(onr_get_f64(t, 1)));
+    onr_tensor_free(t);
+    free(p.b);
+}
+
+/* Cast and QuantizeLinear through the executor: saturate on and off, and
+ * the opset a type needs. */
+static void test_lowp_ops(void **state)
+{
+    (void)state;
+    int64_t d[] = {5};
+    const float x[] = {1.0f, 500.f, -INFINITY, NAN, 0.3f};
+    onr_node *n = tk_node("Cast");
+    tk_attr_int(n, "to", ONR_FLOAT8E4M3FN);
+    tk_attr_int(n, "saturate", 0);
+    onr_tensor *in[] = {tk_f32(1, d, x)};
+    onr_tensor *y = run1(n, 19, 1, in, 1);
+    const uint8_t *b = y->data;
+    assert_int_equal(y->dtype, ONR_FLOAT8E4M3FN);
+    assert_int_equal(b[0], 0x38);
+    assert_int_equal(b[1] & 0x7F, 0x7F);
+    assert_int_equal(b[2], 0xFF);
+    assert_int_equal(b[3] & 0x7F, 0x7F);
+    assert_int_equal(b[4], onr_f64_to_lowp(ONR_FLOAT8E4M3FN, 0.3f, 1));
+    /* back to float */
+    onr_node *nb = tk_node("Cast");
+    tk_attr_int(nb, "to", ONR_FLOAT);
+    onr_tensor *in2[] = {y};
+    onr_tensor *f = run1(nb, 19, 1, in2, 1);
+    assert_true(((float *)f->data)[0] == 1.0f && isnan(((float *)f->data)[1]));
+    onr_tensor_free(f);
+    onr_tensor_free(y);
+    /* float8 before opset 19 is not a Cast type */
+    expect_fail(n, 18, 1, in, 1, ONR_E_MODEL, "needs opset 19");
+    tk_node_free(n);
+    tk_node_free(nb);
+    /* int4 QuantizeLinear with an odd count, via output_dtype */
+    n = tk_node("QuantizeLinear");
+    tk_attr_int(n, "output_dtype", ONR_INT4);
+    float sc = 0.25f;
+    onr_tensor *qin[] = {in[0], tk_f32(0, NULL, &sc)};
+    y = run1(n, 21, 2, qin, 1);
+    assert_int_equal(y->dtype, ONR_INT4);
+    const int64_t e4[] = {4, 7, -8, -8, 1};
+    assert_ints(y, ONR_INT4, e4, 5);
+    onr_tensor_free(y);
+    y = run1(n, 19, 2, qin, 1); /* output_dtype is not an attribute before 21: uint8 */
+    assert_int_equal(y->dtype, ONR_UINT8);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    onr_tensor_free(qin[1]);
+    tk_free_all(1, in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +807,10 @@ int main(void)
         cmocka_unit_test(test_matmulinteger),
         cmocka_unit_test(test_qlinearmatmul),
         cmocka_unit_test(test_convinteger),
+        cmocka_unit_test(test_lowp_float_encodings),
+        cmocka_unit_test(test_lowp_packing),
+        cmocka_unit_test(test_lowp_loader_forms),
+        cmocka_unit_test(test_lowp_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
