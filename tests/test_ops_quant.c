@@ -792,6 +792,59 @@ static void test_lowp_ops(void **state)
     tk_free_all(1, in);
 }
 
+/* The integer GEMM kernel at its block edges (rows not a multiple of 4,
+ * columns past one 256-column block, several im2col bands), for the CPU's
+ * variant and the baseline C one, at 1 and 2 threads. */
+extern int onr_qmm_force_c;
+
+static void test_qgemm_edges(void **state)
+{
+    (void)state;
+    int64_t ad[] = {7, 33}, bd[] = {33, 300};
+    onr_tensor *a = tk_typed(ONR_INT8, 2, ad, NULL), *b = tk_typed(ONR_UINT8, 2, bd, NULL);
+    fill_q(a, 11), fill_q(b, 12);
+    int64_t *e = malloc(sizeof(int64_t) * 7 * 300);
+    for (int m = 0; m < 7; m++)
+        for (int n = 0; n < 300; n++) {
+            int64_t acc = 0;
+            for (int k = 0; k < 33; k++)
+                acc += (int64_t)((int8_t *)a->data)[m * 33 + k] * ((uint8_t *)b->data)[k * 300 + n];
+            e[m * 300 + n] = acc;
+        }
+    int64_t xd[] = {1, 64, 64, 64}, wd[] = {4, 64, 3, 3};
+    onr_tensor *x = tk_typed(ONR_UINT8, 4, xd, NULL), *w = tk_typed(ONR_INT8, 4, wd, NULL);
+    fill_q(x, 13), fill_q(w, 14);
+    int64_t *ec = malloc(sizeof(int64_t) * 4 * 64 * 64);
+    const int pads[] = {1, 1}, ones[] = {1, 1}, wz[4] = {0, 0, 0, 0};
+    ref_conv2d(x, 0, w, wz, 1, pads, ones, ones, ec, 64, 64);
+    const int64_t p4[] = {1, 1, 1, 1};
+    for (int force = 0; force <= 1; force++) {
+        onr_qmm_force_c = force;
+        for (int nt = 1; nt <= 2; nt++) {
+            onr_node *n = tk_node("MatMulInteger");
+            onr_tensor *in[] = {a, b};
+            onr_tensor *y = run1(n, 10, 2, in, nt);
+            assert_ints(y, ONR_INT32, e, 7 * 300);
+            onr_tensor_free(y);
+            tk_node_free(n);
+            n = tk_node("ConvInteger");
+            tk_attr_ints(n, "pads", 4, p4);
+            onr_tensor *cin[] = {x, w};
+            y = run1(n, 10, 2, cin, nt);
+            assert_ints(y, ONR_INT32, ec, 4 * 64 * 64);
+            onr_tensor_free(y);
+            tk_node_free(n);
+        }
+    }
+    onr_qmm_force_c = 0;
+    free(e);
+    free(ec);
+    onr_tensor_free(a);
+    onr_tensor_free(b);
+    onr_tensor_free(x);
+    onr_tensor_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_matmulinteger),
         cmocka_unit_test(test_qlinearmatmul),
         cmocka_unit_test(test_convinteger),
+        cmocka_unit_test(test_qgemm_edges),
         cmocka_unit_test(test_lowp_float_encodings),
         cmocka_unit_test(test_lowp_packing),
         cmocka_unit_test(test_lowp_loader_forms),

@@ -191,17 +191,25 @@ static void qmm_widen(const qmm_geom *g, const onr_tensor *a, const onr_tensor *
         }
 }
 
-/* c[n] = sum_k arow[k] * bm[k, n], modulo 2^32. */
-static void qmm_row(const int16_t *arow, const int16_t *bm, int64_t K, int64_t N, int32_t *c)
+/* The integer GEMM kernel (qgemm-kernel.h): the baseline copy here, the
+ * AVX2 one in qgemm-avx2.c, picked per CPU. */
+#define QMM_KERNEL_NAME qmm_rows_c
+#define QMM_KERNEL_STATIC
+#include "ops/qgemm-kernel.h"
+
+void onr_qmm_rows_avx2(const int16_t *a, int64_t lda, int nr, const int16_t *b, int64_t ldb,
+                       int64_t K, int64_t N, int32_t *c, int64_t ldc);
+
+typedef void (*qmm_fn)(const int16_t *, int64_t, int, const int16_t *, int64_t, int64_t,
+                       int64_t, int32_t *, int64_t);
+
+/* The kernel variant: 0 = by CPU, 1 = the baseline C one (tests). */
+int onr_qmm_force_c = 0;
+
+static qmm_fn qmm_pick(void)
 {
-    uint32_t *u = (uint32_t *)c;
-    memset(c, 0, sizeof(int32_t) * (size_t)N);
-    for (int64_t k = 0; k < K; k++) {
-        int32_t av = arow[k];
-        if (!av) continue;
-        const int16_t *br = bm + k * N;
-        for (int64_t n = 0; n < N; n++) u[n] += (uint32_t)(av * (int32_t)br[n]);
-    }
+    if (!onr_qmm_force_c && __builtin_cpu_supports("avx2")) return onr_qmm_rows_avx2;
+    return qmm_rows_c;
 }
 
 /* ---- MatMulInteger ---------------------------------------------------------------- */
@@ -236,7 +244,7 @@ static int qmm_prepare(onr_kctx *ctx, qmm_params *p, int ia, int iza, int ib, in
     onr_carve_at(&used, (size_t)a->numel * sizeof(int16_t));
     p->off_b = onr_carve_at(&used, (size_t)b->numel * sizeof(int16_t));
     p->off_c = qlinear ? onr_carve_at(&used, (size_t)(ctx->nthreads > 0 ? ctx->nthreads : 1) *
-                                                 (size_t)g->N * sizeof(int32_t))
+                                                 QMM_ROWS * (size_t)g->N * sizeof(int32_t))
                        : ONR_NO_SCRATCH;
     *scratch = used;
     return ONR_OK;
@@ -261,13 +269,17 @@ static int mmi_run(const onr_kctx *ctx)
     qmm_widen(g, ctx->in[0], ctx->n_in > 2 ? ctx->in[2] : NULL, ctx->in[1],
               ctx->n_in > 3 ? ctx->in[3] : NULL, aw, bw);
     int32_t *y = ctx->out[0]->data;
-    int64_t rows = g->obatch * g->M, work = rows * g->K * g->N;
+    qmm_fn kern = qmm_pick();
+    int64_t mb = (g->M + QMM_ROWS - 1) / QMM_ROWS, blocks = g->obatch * mb;
+    int64_t work = g->obatch * g->M * g->K * g->N;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t ob = r / g->M, m = r % g->M, ia, ib;
+    for (int64_t bl = 0; bl < blocks; bl++) {
+        int64_t ob = bl / mb, m = (bl % mb) * QMM_ROWS, ia, ib;
+        int nr = (int)(g->M - m < QMM_ROWS ? g->M - m : QMM_ROWS);
         qmm_batch(g, ob, &ia, &ib);
-        qmm_row(aw + (ia * g->M + m) * g->K, bw + ib * g->K * g->N, g->K, g->N, y + r * g->N);
+        kern(aw + (ia * g->M + m) * g->K, g->K, nr, bw + ib * g->K * g->N, g->N, g->K, g->N,
+                 y + (ob * g->M + m) * g->N, g->N);
     }
     return ONR_OK;
 }
@@ -319,22 +331,29 @@ static int qlmm_run(const onr_kctx *ctx)
     double ys = onr_get_f64(ctx->in[6], 0), yz = q_at(ctx->in[7], 0), lo, hi;
     onr_q_range(ctx->out[0]->dtype, &lo, &hi);
     onr_tensor *y = ctx->out[0];
-    int64_t rows = g->obatch * g->M, work = rows * g->K * g->N;
+    qmm_fn kern = qmm_pick();
+    int64_t mb = (g->M + QMM_ROWS - 1) / QMM_ROWS, blocks = g->obatch * mb;
+    int64_t work = g->obatch * g->M * g->K * g->N;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int32_t *c = cbuf + (size_t)omp_get_thread_num() * (size_t)g->N;
-        int64_t ob = r / g->M, m = r % g->M, ia, ib;
+    for (int64_t bl = 0; bl < blocks; bl++) {
+        int32_t *c = cbuf + (size_t)omp_get_thread_num() * QMM_ROWS * (size_t)g->N;
+        int64_t ob = bl / mb, m0 = (bl % mb) * QMM_ROWS, ia, ib;
+        int nr = (int)(g->M - m0 < QMM_ROWS ? g->M - m0 : QMM_ROWS);
         qmm_batch(g, ob, &ia, &ib);
-        qmm_row(aw + (ia * g->M + m) * g->K, bw + ib * g->K * g->N, g->K, g->N, c);
-        double sa = onr_get_f64(as, qp_index(g->sa, ia, m, g->M));
-        for (int64_t n = 0; n < g->N; n++) {
-            double sb = onr_get_f64(bs, qp_index(g->sb, ib, n, g->N));
-            double mult = onr_round_to(S, onr_round_to(S, sa * sb) / ys);
-            double v = onr_q_int((double)c[n] * mult, yz, lo, hi);
-            int64_t o = r * g->N + n;
-            if (y->dtype == ONR_UINT8) ((uint8_t *)y->data)[o] = (uint8_t)v;
-            else ((int8_t *)y->data)[o] = (int8_t)v;
+        kern(aw + (ia * g->M + m0) * g->K, g->K, nr, bw + ib * g->K * g->N, g->N, g->K, g->N,
+                 c, g->N);
+        for (int r = 0; r < nr; r++) {
+            int64_t m = m0 + r;
+            double sa = onr_get_f64(as, qp_index(g->sa, ia, m, g->M));
+            for (int64_t n = 0; n < g->N; n++) {
+                double sb = onr_get_f64(bs, qp_index(g->sb, ib, n, g->N));
+                double mult = onr_round_to(S, onr_round_to(S, sa * sb) / ys);
+                double v = onr_q_int((double)c[r * g->N + n] * mult, yz, lo, hi);
+                int64_t o = (ob * g->M + m) * g->N + n;
+                if (y->dtype == ONR_UINT8) ((uint8_t *)y->data)[o] = (uint8_t)v;
+                else ((int8_t *)y->data)[o] = (int8_t)v;
+            }
         }
     }
     return ONR_OK;
@@ -353,8 +372,13 @@ typedef struct qconv_params {
     int64_t N, C, M, Cg, Mg, K, IN, OUT;
     onr_spatial sp;
     int wz_per_channel, ws_per_channel;
-    size_t off_w;
+    int64_t band;     /* output rows (of out[2] positions) per im2col band */
+    int64_t nthreads; /* run threads the column buffers were sized for */
+    size_t off_w, off_col;
 } qconv_params;
+
+/* Upper bound of one thread's im2col band in scratch. */
+#define QCONV_COL_BYTES ((int64_t)2 << 20)
 
 static int qconv_create(onr_create_ctx *c, void *params)
 {
@@ -419,9 +443,16 @@ static int qconv_geom(onr_kctx *ctx, qconv_params *p, int ix, int iw, int izw, s
         return onr_seterr(ctx->err, ONR_E_MODEL,
                           "W's zero point %s must have one element or one per output channel (%lld)",
                           onr_fmt_dims(s1, sizeof s1, wz->dims, wz->rank), (long long)p->M);
+    /* im2col bands: rows of Cg*K taps x (band output rows x out[2]) columns */
+    int64_t rows = p->sp.out[0] * p->sp.out[1], row_bytes = p->Cg * p->K * p->sp.out[2] * 2;
+    p->band = row_bytes > 0 ? QCONV_COL_BYTES / row_bytes : rows;
+    if (p->band < 1) p->band = 1;
+    if (p->band > rows) p->band = rows;
+    p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
     size_t used = 0;
     onr_carve_at(&used, (size_t)x->numel * sizeof(int16_t));
     p->off_w = onr_carve_at(&used, (size_t)w->numel * sizeof(int16_t));
+    p->off_col = onr_carve_at(&used, (size_t)p->nthreads * (size_t)(p->band * row_bytes));
     *scratch = used;
     return ONR_OK;
 }
@@ -447,52 +478,62 @@ static void qconv_widen(const qconv_params *p, const onr_tensor *x, const onr_te
     }
 }
 
-/* One output plane: y[o] = sum over the group's channels and the window
- * taps inside the input (padding contributes 0 = x_zero_point - x_zero_point). */
-static void qconv_plane(const qconv_params *p, const int16_t *xg, const int16_t *wm, int32_t *y)
+/* The im2col columns of output rows [r0, r1) (row = (od, oh)) of one image
+ * and group: col[j, (r - r0) * out[2] + ow] for tap j = (c, kd, kh, kw), 0
+ * where the window reads padding (x - x_zero_point there is 0). */
+static void qconv_im2col(const qconv_params *p, const int16_t *xg, int64_t r0, int64_t r1,
+                         int16_t *col)
 {
     const onr_spatial *g = &p->sp;
-    int64_t o = 0;
-    for (int64_t od = 0; od < g->out[0]; od++) {
-        int64_t d0 = od * g->s[0] - g->pb[0], dl, dh;
-        onr_sp_taps(d0, g->k[0], g->d[0], g->in[0], &dl, &dh);
-        for (int64_t oh = 0; oh < g->out[1]; oh++) {
-            int64_t h0 = oh * g->s[1] - g->pb[1], hl, hh;
-            onr_sp_taps(h0, g->k[1], g->d[1], g->in[1], &hl, &hh);
-            for (int64_t ow = 0; ow < g->out[2]; ow++, o++) {
-                int64_t w0 = ow * g->s[2] - g->pb[2], wl, wh;
-                onr_sp_taps(w0, g->k[2], g->d[2], g->in[2], &wl, &wh);
-                uint32_t acc = 0;
-                for (int64_t c = 0; c < p->Cg; c++) {
-                    const int16_t *xc = xg + c * p->IN, *wc = wm + c * p->K;
-                    for (int64_t kd = dl; kd < dh; kd++) {
-                        int64_t id = d0 + kd * g->d[0];
-                        for (int64_t kh = hl; kh < hh; kh++) {
-                            int64_t ih = h0 + kh * g->d[1];
-                            const int16_t *xr = xc + (id * g->in[1] + ih) * g->in[2];
-                            const int16_t *wr = wc + (kd * g->k[1] + kh) * g->k[2];
-                            for (int64_t kw = wl; kw < wh; kw++)
-                                acc += (uint32_t)((int32_t)xr[w0 + kw * g->d[2]] * wr[kw]);
+    int64_t ncols = (r1 - r0) * g->out[2];
+    int16_t *dst = col;
+    for (int64_t c = 0; c < p->Cg; c++)
+        for (int64_t kd = 0; kd < g->k[0]; kd++)
+            for (int64_t kh = 0; kh < g->k[1]; kh++)
+                for (int64_t kw = 0; kw < g->k[2]; kw++, dst += ncols) {
+                    const int16_t *xc = xg + c * p->IN;
+                    int16_t *o = dst;
+                    for (int64_t r = r0; r < r1; r++) {
+                        int64_t od = r / g->out[1], oh = r % g->out[1];
+                        int64_t id = od * g->s[0] - g->pb[0] + kd * g->d[0];
+                        int64_t ih = oh * g->s[1] - g->pb[1] + kh * g->d[1];
+                        int inside = id >= 0 && id < g->in[0] && ih >= 0 && ih < g->in[1];
+                        const int16_t *xr = xc + (id * g->in[1] + ih) * g->in[2];
+                        for (int64_t ow = 0; ow < g->out[2]; ow++) {
+                            int64_t iw = ow * g->s[2] - g->pb[2] + kw * g->d[2];
+                            *o++ = inside && iw >= 0 && iw < g->in[2] ? xr[iw] : 0;
                         }
                     }
                 }
-                y[o] = (int32_t)acc;
-            }
-        }
-    }
 }
 
-/* All planes into the int32 y (N x M x OUT), parallel over (image, channel). */
+/* All planes into the int32 y (N x M x OUT): for each (image, group, band
+ * of output rows), one thread gathers the band's columns into its own
+ * buffer and multiplies the group's W' rows with them (the integer GEMM
+ * kernel), writing each output element once. */
 static void qconv_all(const onr_kctx *ctx, const qconv_params *p, const int16_t *xw,
                       const int16_t *ww, int32_t *y)
 {
-    int64_t planes = p->N * p->M, work = planes * p->OUT * p->Cg * p->K;
+    const onr_spatial *g = &p->sp;
+    int64_t rows = g->out[0] * g->out[1], nb = (rows + p->band - 1) / p->band;
+    int64_t tasks = p->N * p->group * nb, CK = p->Cg * p->K;
+    int64_t work = p->N * p->M * p->OUT * CK;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
+    if (nt > p->nthreads) nt = (int)p->nthreads;
+    int16_t *cols = onr_scratch_at(ctx, p->off_col);
+    qmm_fn kern = qmm_pick();
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        int64_t n = pl / p->M, m = pl % p->M, gi = m / p->Mg;
-        qconv_plane(p, xw + (n * p->C + gi * p->Cg) * p->IN, ww + m * p->Cg * p->K,
-                    y + pl * p->OUT);
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t n = t / (p->group * nb), gi = (t / nb) % p->group, b = t % nb;
+        int64_t r0 = b * p->band, r1 = r0 + p->band < rows ? r0 + p->band : rows;
+        int64_t ncols = (r1 - r0) * g->out[2];
+        int16_t *col = cols + (size_t)omp_get_thread_num() * (size_t)(p->band * g->out[2] * CK);
+        qconv_im2col(p, xw + (n * p->C + gi * p->Cg) * p->IN, r0, r1, col);
+        for (int64_t m = gi * p->Mg; m < (gi + 1) * p->Mg; m += QMM_ROWS) {
+            int nr = (int)((gi + 1) * p->Mg - m < QMM_ROWS ? (gi + 1) * p->Mg - m : QMM_ROWS);
+            kern(ww + m * CK, CK, nr, col, ncols, CK, ncols,
+                 y + (n * p->M + m) * p->OUT + r0 * g->out[2], p->OUT);
+        }
     }
 }
 
