@@ -4,8 +4,8 @@
  *
  * Each subtracts the zero points first and accumulates exact products in
  * 32 bits: run widens A - a_zero_point and B - b_zero_point (or X and W) to
- * int16 in scratch once, so the inner loops are plain int16 x int16 -> int32
- * multiply-adds the compiler vectorizes. Sums wrap modulo 2^32 (unsigned
+ * int16 in scratch once, so the kernel's inner loop is a plain int16 x int16
+ * -> int32 multiply-add the compiler vectorizes. Sums wrap modulo 2^32 (unsigned
  * arithmetic: "accumulation may overflow if and only if in 32 bits"), never
  * undefined behaviour. The QLinear ops then requantize as the reference
  * does: the multiplier a_scale * b_scale / y_scale is computed in the
@@ -18,9 +18,13 @@
  * B's batch dims + [1, N]). Conv weights' are per tensor or per output
  * channel ([M]); X's and the output's per tensor.
  *
- * The matmuls parallelize over (batch, row), the convolutions over (image,
- * output channel): each output element is computed by one thread in a fixed
- * order, so results do not depend on the thread count.
+ * The products run through one integer GEMM kernel (qgemm-kernel.h; a
+ * baseline copy and an AVX2 one picked per CPU). The convolutions gather
+ * bands of im2col columns (int16, at most QCONV_COL_BYTES per thread) and
+ * multiply W' by them. The matmuls parallelize over (batch, 4-row block),
+ * the convolutions over (image, group, band): each output element is
+ * computed by one thread, exactly (integer sums), so results do not depend
+ * on the thread count or the kernel variant.
  */
 #include <omp.h>
 #include <string.h>

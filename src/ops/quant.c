@@ -20,6 +20,13 @@
  * saturates. Dequantize multiplies in the output type the same way. An int32
  * scale divides in double.
  *
+ * Types by opset: x/y int8, uint8 (10); float8 e4m3fn/e4m3fnuz/e5m2/
+ * e5m2fnuz with `saturate` (19); int16, uint16, int4, uint4 (21); float4e2m1
+ * (23); float8e8m0 scales (24); int2, uint2 (25); DequantizeLinear also
+ * int32. Integer outputs round half to even and saturate to their range;
+ * float8/float4 outputs take x / y_scale + y_zero_point converted with the
+ * Cast rules (lowp.c). The 8/4/2-bit types hold one element per byte here.
+ *
  * run converts the (small) scale and zero-point tensors into double arrays
  * in scratch once, then walks x in chunks of QCH elements, in parallel above
  * the work threshold; every element depends only on its own inputs, so the
