@@ -67,7 +67,21 @@ typedef enum onr_dtype {
     ONR_COMPLEX64 = 14,
     ONR_COMPLEX128 = 15,
     ONR_BFLOAT16 = 16,
-    ONR_DTYPE_COUNT = 17
+    /* 8-, 4- and 2-bit types (IR 9 to 13). In memory every element takes one
+     * byte: float8 bit patterns; int4/int2 sign-extended to int8, uint4/uint2
+     * as uint8; float4e2m1 as its 4-bit pattern in the low nibble. Files
+     * (.onnx, .pb) pack 4-bit types two and 2-bit types four to a byte. */
+    ONR_FLOAT8E4M3FN = 17,
+    ONR_FLOAT8E4M3FNUZ = 18,
+    ONR_FLOAT8E5M2 = 19,
+    ONR_FLOAT8E5M2FNUZ = 20,
+    ONR_UINT4 = 21,
+    ONR_INT4 = 22,
+    ONR_FLOAT4E2M1 = 23,
+    ONR_FLOAT8E8M0 = 24,
+    ONR_UINT2 = 25,
+    ONR_INT2 = 26,
+    ONR_DTYPE_COUNT = 27
 } onr_dtype;
 
 /* Largest tensor rank onnx-run handles. */

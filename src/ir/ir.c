@@ -56,6 +56,12 @@ static const struct {
     [ONR_UINT32] = {"uint32", 4},       [ONR_UINT64] = {"uint64", 8},
     [ONR_COMPLEX64] = {"complex64", 8}, [ONR_COMPLEX128] = {"complex128", 16},
     [ONR_BFLOAT16] = {"bfloat16", 2},
+    /* one byte per element in memory (see onnxrun.h) */
+    [ONR_FLOAT8E4M3FN] = {"float8e4m3fn", 1},     [ONR_FLOAT8E4M3FNUZ] = {"float8e4m3fnuz", 1},
+    [ONR_FLOAT8E5M2] = {"float8e5m2", 1},         [ONR_FLOAT8E5M2FNUZ] = {"float8e5m2fnuz", 1},
+    [ONR_UINT4] = {"uint4", 1},                   [ONR_INT4] = {"int4", 1},
+    [ONR_FLOAT4E2M1] = {"float4e2m1", 1},         [ONR_FLOAT8E8M0] = {"float8e8m0", 1},
+    [ONR_UINT2] = {"uint2", 1},                   [ONR_INT2] = {"int2", 1},
 };
 
 const char *onr_dtype_name(onr_dtype t)

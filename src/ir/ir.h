@@ -69,6 +69,21 @@ uint16_t onr_float_to_half(float f);
 float onr_bf16_to_float(uint16_t h);
 uint16_t onr_float_to_bf16(float f);
 
+/* 8-, 4- and 2-bit element types (lowp.c; one byte per element in memory,
+ * packed in files). */
+int onr_dtype_is_lowp(onr_dtype dt); /* float8*, (u)int4, float4e2m1, (u)int2 */
+int onr_dtype_bits(onr_dtype dt);    /* bits per element in files */
+/* The value of one element's byte. */
+double onr_lowp_to_f64(onr_dtype dt, uint8_t v);
+/* v as an element of dt: floats round to nearest even and overflow to the
+ * largest value (saturate, and always for float4e2m1) or to inf/NaN;
+ * integers round to nearest even and clamp (NaN gives 0). */
+uint8_t onr_f64_to_lowp(onr_dtype dt, double v, int saturate);
+/* Bytes n elements of dt take packed; pack / unpack them. */
+size_t onr_lowp_packed_bytes(onr_dtype dt, int64_t n);
+void onr_lowp_pack(onr_dtype dt, const uint8_t *src, int64_t n, uint8_t *dst);
+void onr_lowp_unpack(onr_dtype dt, const uint8_t *src, int64_t n, uint8_t *dst);
+
 /* ---- attributes --------------------------------------------------------- */
 
 typedef enum onr_attr_type {

@@ -27,9 +27,15 @@
 
 #include "onnx.pb-c.h"
 
-/* IR versions whose layout onnx-run reads (3 = opset imports, 10 = ONNX 1.16). */
+/* IR versions whose layout onnx-run reads (3 = opset imports, 13 = ONNX
+ * 1.20). What 9 to 13 add: the float8 types (9), uint4/int4, function
+ * overloads and metadata_props (10), float4e2m1 and the multi-device
+ * configurations (11), float8e8m0 (12), uint2/int2 (13). The types are read
+ * (packed ones unpacked); the multi-device configurations are sharding and
+ * pipeline annotations that leave a model's meaning unchanged, so one
+ * device runs the model without them (protobuf-c skips the fields). */
 #define ONR_IR_MIN 3
-#define ONR_IR_MAX 10
+#define ONR_IR_MAX 13
 
 typedef struct loader {
     onr_model *model;
@@ -566,7 +572,12 @@ static int load_typed(loader *L, Onnx__TensorProto *tp, onr_tensor *t)
     case ONR_UINT16:
     case ONR_FLOAT16:
     case ONR_BFLOAT16: COPY_TYPED(uint16_t, tp->int32_data); break;
-    case ONR_UINT8: COPY_TYPED(uint8_t, tp->int32_data); break;
+    case ONR_UINT8:
+    case ONR_FLOAT8E4M3FN:
+    case ONR_FLOAT8E4M3FNUZ:
+    case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ:
+    case ONR_FLOAT8E8M0: COPY_TYPED(uint8_t, tp->int32_data); break; /* one bit pattern each */
     case ONR_BOOL: {
         uint8_t *d = t->data;
         for (int64_t i = 0; i < t->numel; i++) d[i] = tp->int32_data[i] != 0;
@@ -586,6 +597,27 @@ static int load_typed(loader *L, Onnx__TensorProto *tp, onr_tensor *t)
     return ONR_OK;
 }
 
+/* t holds the packed bytes of a 4- or 2-bit tensor as uint8: give it its
+ * real type and shape, one byte per element in a buffer of its own. */
+static int unpack_lowp(loader *L, onr_tensor *t, onr_dtype dt, int rank, const int64_t *dims)
+{
+    onr_tensor packed = *t;
+    int st;
+    t->data = NULL;
+    t->cap = 0;
+    t->owns = 0;
+    if ((st = onr_tensor_set_shape(t, dt, rank, dims, L->err)) ||
+        (st = onr_tensor_alloc(t, L->err))) {
+        if (packed.owns) free(packed.data);
+        return st;
+    }
+    onr_lowp_unpack(dt, packed.data, t->numel, t->data);
+    if (packed.owns) free(packed.data);
+    /* data read in place from the mapping stays mapped; its pages are the
+     * model's, released with it */
+    return ONR_OK;
+}
+
 /* TensorProto -> new onr_tensor. May take over tp->raw_data's buffer. rec:
  * its raw_data was stripped (see strip_model) and lies at L->src + rec->off. */
 static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_tensor **out)
@@ -593,9 +625,9 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
     *out = NULL;
     int dt = tp->has_data_type ? tp->data_type : 0;
     if (dt <= 0 || dt >= ONR_DTYPE_COUNT || dt == ONR_COMPLEX64 || dt == ONR_COMPLEX128)
-        return onr_seterr(L->err, dt <= 0 || dt > 22 ? ONR_E_MODEL : ONR_E_UNSUPPORTED,
+        return onr_seterr(L->err, dt <= 0 || dt >= ONR_DTYPE_COUNT ? ONR_E_MODEL : ONR_E_UNSUPPORTED,
                           "tensor '%s': element type %d is %s", tname(tp), dt,
-                          dt <= 0 || dt > 22 ? "invalid" : "not supported");
+                          dt <= 0 || dt >= ONR_DTYPE_COUNT ? "invalid" : "not supported");
     if (tp->n_dims > ONR_MAX_RANK)
         return onr_seterr(L->err, ONR_E_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d",
                           tname(tp), tp->n_dims, ONR_MAX_RANK);
@@ -611,6 +643,20 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         return st;
     }
     t->name = onr_strdup(tname(tp));
+    /* 4- and 2-bit types are stored packed (raw_data, external data, and
+     * int32_data with one packed byte per value): read those bytes as a
+     * uint8 vector, then unpack to one byte per element */
+    int64_t real_dims[ONR_MAX_RANK];
+    int real_rank = t->rank;
+    int64_t packed = 0;
+    if (onr_dtype_is_lowp(t->dtype) && onr_dtype_bits(t->dtype) < 8) {
+        memcpy(real_dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+        packed = (int64_t)onr_lowp_packed_bytes(t->dtype, t->numel);
+        if ((st = onr_tensor_set_shape(t, ONR_UINT8, 1, &packed, L->err))) {
+            onr_tensor_free(t);
+            return st;
+        }
+    }
     size_t need = onr_tensor_nbytes(t);
     int external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     if (external) {
@@ -668,6 +714,10 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         return st;
     }
     if (!t->data && t->dtype != ONR_STRING && (st = onr_tensor_alloc(t, L->err))) {
+        onr_tensor_free(t);
+        return st;
+    }
+    if (packed && (st = unpack_lowp(L, t, (onr_dtype)dt, real_rank, real_dims))) {
         onr_tensor_free(t);
         return st;
     }
@@ -1410,6 +1460,7 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
     tp.data_type = t->dtype;
     tp.name = (char *)(name ? name : "");
     ProtobufCBinaryData *strs = NULL;
+    uint8_t *packed = NULL;
     if (t->dtype == ONR_STRING) {
         strs = calloc(t->numel ? (size_t)t->numel : 1, sizeof *strs);
         if (!strs) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
@@ -1420,6 +1471,14 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
         }
         tp.n_string_data = (size_t)t->numel;
         tp.string_data = strs;
+    } else if (onr_dtype_is_lowp(t->dtype) && onr_dtype_bits(t->dtype) < 8) {
+        /* 4- and 2-bit types: packed, first element in the low bits */
+        size_t pn = onr_lowp_packed_bytes(t->dtype, t->numel);
+        if (!(packed = malloc(pn ? pn : 1))) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        onr_lowp_pack(t->dtype, t->data, t->numel, packed);
+        tp.has_raw_data = 1;
+        tp.raw_data.len = pn;
+        tp.raw_data.data = packed;
     } else {
         tp.has_raw_data = 1;
         tp.raw_data.len = onr_tensor_nbytes(t);
@@ -1429,10 +1488,12 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
     uint8_t *b = malloc(n ? n : 1);
     if (!b) {
         free(strs);
+        free(packed);
         return onr_seterr(err, ONR_E_NOMEM, "out of memory");
     }
     onnx__tensor_proto__pack(&tp, b);
     free(strs);
+    free(packed);
     *out = b;
     *len = n;
     return ONR_OK;

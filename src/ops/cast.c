@@ -13,7 +13,16 @@
  * Conversions that C leaves undefined are defined here: float to integer
  * truncates toward zero through int64 (saturating; NaN gives 0) and then
  * wraps to the narrower type, as numpy does on x86 for in-range int64.
- * float8/int4 types are not supported.
+ *
+ * The 8-, 4- and 2-bit types (one byte per element in memory) go through
+ * the carriers too: float8/float4/float8e8m0 values load exactly into
+ * double, int4/int2 into int64. Stores to them follow the specification:
+ * float8 rounds to nearest even and, past the largest finite value (or
+ * from infinity), saturates to it when `saturate` is 1 (the default) or
+ * gives infinity (float8e5m2) / NaN otherwise; float4e2m1 always saturates
+ * and maps NaN to +6; int4/uint4/int2/uint2 round to nearest even and clamp
+ * to their range. Casting to float8e8m0 (Cast-24/25 with round_mode) is
+ * not implemented and refused by name.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,9 +32,31 @@
 #include "ops/ops.h"
 
 #define CAST_CHUNK 256
-#define T_CASTABLE (ONR_TYPES_NUM | ONR_T(ONR_BOOL) | ONR_T(ONR_STRING))
+#define T_LOWP_INT (ONR_T(ONR_INT4) | ONR_T(ONR_UINT4) | ONR_T(ONR_INT2) | ONR_T(ONR_UINT2))
+#define T_LOWP_FLOAT                                                                           \
+    (ONR_T(ONR_FLOAT8E4M3FN) | ONR_T(ONR_FLOAT8E4M3FNUZ) | ONR_T(ONR_FLOAT8E5M2) |              \
+     ONR_T(ONR_FLOAT8E5M2FNUZ) | ONR_T(ONR_FLOAT4E2M1) | ONR_T(ONR_FLOAT8E8M0))
+#define T_CASTABLE (ONR_TYPES_NUM | ONR_T(ONR_BOOL) | ONR_T(ONR_STRING) | T_LOWP_INT | T_LOWP_FLOAT)
 
-static int is_float(onr_dtype dt) { return (ONR_T(dt) & ONR_TYPES_FLOAT) != 0; }
+static int is_float(onr_dtype dt) { return (ONR_T(dt) & (ONR_TYPES_FLOAT | T_LOWP_FLOAT)) != 0; }
+
+/* First Cast opset whose schema lists type dt. */
+static int type_since(onr_dtype dt)
+{
+    switch (dt) {
+    case ONR_FLOAT8E4M3FN:
+    case ONR_FLOAT8E4M3FNUZ:
+    case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ: return 19;
+    case ONR_INT4:
+    case ONR_UINT4: return 21;
+    case ONR_FLOAT4E2M1: return 23;
+    case ONR_FLOAT8E8M0: return 24;
+    case ONR_INT2:
+    case ONR_UINT2: return 25;
+    default: return 1;
+    }
+}
 
 /* ---- loads into the carriers -------------------------------------------- */
 
@@ -42,7 +73,7 @@ static void load_f64(onr_dtype dt, const void *src, double *dst, int64_t n)
     case ONR_DOUBLE: LOAD_LOOP(double, s[i]); break;
     case ONR_FLOAT16: LOAD_LOOP(uint16_t, onr_half_to_float(s[i])); break;
     case ONR_BFLOAT16: LOAD_LOOP(uint16_t, onr_bf16_to_float(s[i])); break;
-    default: break;
+    default: LOAD_LOOP(uint8_t, onr_lowp_to_f64(dt, s[i])); break; /* float8, float4 */
     }
 }
 
@@ -58,6 +89,10 @@ static void load_i64(onr_dtype dt, const void *src, int64_t *dst, int64_t n)
     case ONR_UINT32: LOAD_LOOP(uint32_t, s[i]); break;
     case ONR_UINT64: LOAD_LOOP(uint64_t, (int64_t)s[i]); break;
     case ONR_BOOL: LOAD_LOOP(uint8_t, s[i] != 0); break;
+    case ONR_INT4:
+    case ONR_INT2: LOAD_LOOP(int8_t, s[i]); break;
+    case ONR_UINT4:
+    case ONR_UINT2: LOAD_LOOP(uint8_t, s[i]); break;
     default: break;
     }
 }
@@ -86,7 +121,7 @@ static uint64_t f64_to_u64(double v)
         for (int64_t i = 0; i < n; i++) d[i] = (CT)(EXPR);     \
     } while (0)
 
-static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n)
+static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n, int sat)
 {
     switch (dt) {
     case ONR_FLOAT: STORE_LOOP(float, src[i]); break;
@@ -102,12 +137,13 @@ static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n
     case ONR_UINT16: STORE_LOOP(uint16_t, f64_to_i64(src[i])); break;
     case ONR_UINT32: STORE_LOOP(uint32_t, f64_to_i64(src[i])); break;
     case ONR_UINT64: STORE_LOOP(uint64_t, f64_to_u64(src[i])); break;
-    default: break;
+    default: STORE_LOOP(uint8_t, onr_f64_to_lowp(dt, src[i], sat)); break;
     }
 }
 
 /* uns: the int64 values are uint64 bit patterns. */
-static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst, int64_t n)
+static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst, int64_t n,
+                           int sat)
 {
 #define AS_DBL(v) (uns ? (double)(uint64_t)(v) : (double)(v))
     switch (dt) {
@@ -128,7 +164,7 @@ static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst,
     case ONR_UINT16: STORE_LOOP(uint16_t, (uint64_t)src[i]); break;
     case ONR_UINT32: STORE_LOOP(uint32_t, (uint64_t)src[i]); break;
     case ONR_UINT64: STORE_LOOP(uint64_t, (uint64_t)src[i]); break;
-    default: break;
+    default: STORE_LOOP(uint8_t, onr_f64_to_lowp(dt, AS_DBL(src[i]), sat)); break;
     }
 #undef AS_DBL
 }
@@ -136,7 +172,8 @@ static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst,
 /* ---- numeric casts ---------------------------------------------------------- */
 
 /* Elements [s, e) from x (type sdt) to y (type ddt), neither a string. */
-static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int64_t s, int64_t e)
+static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int64_t s, int64_t e,
+                       int sat)
 {
     size_t ses = onr_dtype_size(sdt), des = onr_dtype_size(ddt);
     const char *src = (const char *)x + (size_t)s * ses;
@@ -159,11 +196,11 @@ static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int
         if (is_float(sdt)) {
             double buf[CAST_CHUNK];
             load_f64(sdt, src + (size_t)off * ses, buf, m);
-            store_from_f64(ddt, buf, dst + (size_t)off * des, m);
+            store_from_f64(ddt, buf, dst + (size_t)off * des, m, sat);
         } else {
             int64_t buf[CAST_CHUNK];
             load_i64(sdt, src + (size_t)off * ses, buf, m);
-            store_from_i64(ddt, buf, sdt == ONR_UINT64, dst + (size_t)off * des, m);
+            store_from_i64(ddt, buf, sdt == ONR_UINT64, dst + (size_t)off * des, m, sat);
         }
     }
 }
@@ -178,7 +215,8 @@ static int roundtrips(double parsed, double v, onr_dtype dt)
     case ONR_FLOAT: return (float)parsed == (float)v;
     case ONR_FLOAT16: return onr_float_to_half((float)parsed) == onr_float_to_half((float)v);
     case ONR_BFLOAT16: return onr_float_to_bf16((float)parsed) == onr_float_to_bf16((float)v);
-    default: return parsed == v;
+    case ONR_DOUBLE: return parsed == v;
+    default: return onr_f64_to_lowp(dt, parsed, 1) == onr_f64_to_lowp(dt, v, 1);
     }
 }
 
@@ -241,7 +279,7 @@ static int cast_to_string(const onr_kctx *ctx, const onr_tensor *x, onr_tensor *
 /* Strings parse as numbers: floats with strtod ("1e-5", "INF", "-inf",
  * "NaN" in any case), integers with strtoll/strtoull (so "100.5" gives 100).
  * Text that is not a number gives 0. */
-static void cast_from_string(const onr_tensor *x, onr_tensor *y)
+static void cast_from_string(const onr_tensor *x, onr_tensor *y, int sat)
 {
     char *const *in = x->data;
     size_t des = onr_dtype_size(y->dtype);
@@ -250,13 +288,13 @@ static void cast_from_string(const onr_tensor *x, onr_tensor *y)
         void *dst = (char *)y->data + (size_t)i * des;
         if (is_float(y->dtype) || y->dtype == ONR_BOOL) {
             double v = strtod(s, NULL);
-            store_from_f64(y->dtype, &v, dst, 1);
+            store_from_f64(y->dtype, &v, dst, 1, sat);
         } else if (y->dtype == ONR_UINT64) {
             int64_t v = (int64_t)strtoull(s, NULL, 10);
-            store_from_i64(y->dtype, &v, 1, dst, 1);
+            store_from_i64(y->dtype, &v, 1, dst, 1, sat);
         } else {
             int64_t v = strtoll(s, NULL, 10);
-            store_from_i64(y->dtype, &v, 0, dst, 1);
+            store_from_i64(y->dtype, &v, 0, dst, 1, sat);
         }
     }
 }
@@ -268,22 +306,20 @@ enum { CAST_NUMERIC, CAST_COPY, CAST_TO_STRING, CAST_FROM_STRING };
 
 typedef struct cast_params {
     onr_dtype to; /* create (Cast): the target type */
-    int saturate; /* create (opset 19+): only float8 targets read it, and those are not
-                   * supported; kept validated for when they are */
+    int saturate; /* create (opset 19+): float8 targets read it */
     int mode;     /* reshape: CAST_* */
 } cast_params;
 
-/* Types past bfloat16 (17 on: float8, int4, float4, ...) are valid ONNX but
- * not implemented; anything else is not a type at all. */
+/* Complex types and float8e8m0 are valid targets onnx-run does not cast to;
+ * anything else past the known types is not a type at all. */
 static int cast_target(onr_err *err, int64_t to)
 {
+    if (to == ONR_FLOAT8E8M0)
+        return onr_seterr(err, ONR_E_UNSUPPORTED,
+                          "cast to float8e8m0 (with its round_mode) is not supported");
     if (to > 0 && to < ONR_DTYPE_COUNT && (ONR_T(to) & T_CASTABLE)) return ONR_OK;
     if (to == ONR_COMPLEX64 || to == ONR_COMPLEX128)
         return onr_seterr(err, ONR_E_UNSUPPORTED, "cast to complex type %lld is not supported",
-                          (long long)to);
-    if (to >= ONR_DTYPE_COUNT && to < 64)
-        return onr_seterr(err, ONR_E_UNSUPPORTED,
-                          "cast to type %lld (float8/int4/float4 family) is not supported",
                           (long long)to);
     return onr_seterr(err, ONR_E_MODEL, "'to' is not a valid data type: %lld", (long long)to);
 }
@@ -345,6 +381,10 @@ static int cast_common_reshape(onr_kctx *ctx, int nin, onr_dtype to)
                           nin, nin > 1 ? "s" : "", ctx->n_in, ctx->n_out);
     if ((st = onr_check_input(ctx, 0, T_CASTABLE)) || (st = cast_target(ctx->err, to))) return st;
     const onr_tensor *x = ctx->in[0];
+    onr_dtype newer = type_since(x->dtype) > type_since((onr_dtype)to) ? x->dtype : (onr_dtype)to;
+    if (ctx->opset < type_since(newer))
+        return onr_seterr(ctx->err, ONR_E_MODEL, "type %s needs opset %d or later, this is %lld",
+                          onr_dtype_name(newer), type_since(newer), (long long)ctx->opset);
     P->mode = to == ONR_STRING               ? CAST_TO_STRING
               : x->dtype == ONR_STRING        ? CAST_FROM_STRING
               : x->dtype == to                ? CAST_COPY
@@ -374,7 +414,7 @@ static int cast_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     switch (P->mode) {
     case CAST_TO_STRING: return cast_to_string(ctx, x, y);
-    case CAST_FROM_STRING: cast_from_string(x, y); return ONR_OK;
+    case CAST_FROM_STRING: cast_from_string(x, y, P->saturate); return ONR_OK;
     case CAST_COPY:
         if (y->data != x->data) memcpy(y->data, x->data, onr_tensor_nbytes(y));
         return ONR_OK;
@@ -386,7 +426,7 @@ static int cast_run(const onr_kctx *ctx)
 #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
-        if (s < e) cast_slice(x->dtype, x->data, y->dtype, y->data, s, e);
+        if (s < e) cast_slice(x->dtype, x->data, y->dtype, y->data, s, e, P->saturate);
     }
     return ONR_OK;
 }

@@ -130,7 +130,8 @@ double onr_load_f64(onr_dtype dt, const void *p, int64_t i)
     case ONR_UINT32: return ((const uint32_t *)p)[i];
     case ONR_UINT64: return (double)((const uint64_t *)p)[i];
     case ONR_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: return 0;
+    default:
+        return onr_dtype_is_lowp(dt) ? onr_lowp_to_f64(dt, ((const uint8_t *)p)[i]) : 0;
     }
 }
 
@@ -153,7 +154,9 @@ void onr_set_f64(onr_tensor *t, int64_t i, double v)
     case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
     case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
     case ONR_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    default: break;
+    default:
+        if (onr_dtype_is_lowp(t->dtype)) ((uint8_t *)p)[i] = onr_f64_to_lowp(t->dtype, v, 1);
+        break;
     }
 }
 
