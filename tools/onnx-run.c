@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -177,6 +178,40 @@ static onr_session *open_model(const char *path, const cli *c, int *exit_code)
         return NULL;
     }
     return s;
+}
+
+/* A file the user names for writing (--trace, --svg): created without
+ * following a symbolic link, and refused unless it is a regular file, so a
+ * FIFO or device never blocks or receives output. */
+static int create_out_fd(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0666);
+    struct stat st;
+    if (fd < 0) {
+        fprintf(stderr, "onnx-run: cannot create '%s': %s\n", path,
+                errno == ELOOP   ? "it is a symbolic link (refused)"
+                : errno == ENXIO ? "it is a FIFO or device (refused)"
+                                 : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) != 0) {
+        fprintf(stderr, "onnx-run: cannot create '%s': not a regular file (refused)\n", path);
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static FILE *create_out(const char *path)
+{
+    int fd = create_out_fd(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f) {
+        fprintf(stderr, "onnx-run: cannot write '%s': %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 /* ---- inputs ------------------------------------------------------------ */
@@ -571,17 +606,23 @@ static int write_dot(FILE *f, const onr_session *s)
 /* Render the drawing with Graphviz's dot into path (no shell involved). */
 static int write_svg(const onr_session *s, const char *path)
 {
-    int fd[2];
-    if (pipe(fd) != 0) return fprintf(stderr, "onnx-run: pipe: %s\n", strerror(errno)), EXIT_ERR;
+    int fd[2], out = create_out_fd(path); /* dot writes to it: no FIFO, no link */
+    if (out < 0) return EXIT_ERR;
+    if (pipe(fd) != 0) {
+        close(out);
+        return fprintf(stderr, "onnx-run: pipe: %s\n", strerror(errno)), EXIT_ERR;
+    }
     pid_t pid = fork();
     if (pid < 0) return fprintf(stderr, "onnx-run: fork: %s\n", strerror(errno)), EXIT_ERR;
     if (pid == 0) {
         dup2(fd[0], 0);
-        close(fd[0]), close(fd[1]);
-        execlp("dot", "dot", "-Tsvg", "-o", path, (char *)NULL);
+        dup2(out, 1);
+        close(fd[0]), close(fd[1]), close(out);
+        execlp("dot", "dot", "-Tsvg", (char *)NULL);
         _exit(127);
     }
     close(fd[0]);
+    close(out);
     /* dot may be missing (the child exits at once): a write error, not SIGPIPE */
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     FILE *f = fdopen(fd[1], "w");
@@ -591,6 +632,8 @@ static int write_svg(const onr_session *s, const char *path)
     signal(SIGPIPE, old);
     int status = 0;
     waitpid(pid, &status, 0);
+    if (wrote || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        unlink(path); /* no half-written or empty drawing left behind */
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         fprintf(stderr, "onnx-run: --svg needs Graphviz's 'dot' (Debian: apt install graphviz); "
                         "--dot writes the drawing's source instead\n");
@@ -996,9 +1039,8 @@ static int cmd_profile(const cli *c)
         goto out;
     }
     if (c->trace) {
-        FILE *f = fopen(c->trace, "w");
+        FILE *f = create_out(c->trace);
         if (!f) {
-            fprintf(stderr, "onnx-run: cannot create '%s': %s\n", c->trace, strerror(errno));
             code = EXIT_ERR;
             goto out;
         }

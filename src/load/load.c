@@ -401,20 +401,15 @@ static void copy_from_map(void *dst, const uint8_t *src, size_t n, const uint8_t
     onr_pages_drop(map + lo, hi - lo);
 }
 
-/* Map a whole external-data file once per model; returns its mapping. */
-static int map_external(loader *L, const char *path, const uint8_t **addr, size_t *len)
+/* Map a whole external-data file once per model; returns its mapping. loc is
+ * resolved beneath the model's directory (fileopen.c). */
+static int map_external(loader *L, const char *loc, const uint8_t **addr, size_t *len)
 {
     onr_model *m = L->model;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' cannot be opened: %s", path,
-                          strerror(errno));
+    const char *path = loc;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' is not a regular file",
-                          path);
-    }
+    int fd = onr_open_beneath(L->base_dir, loc, &st, L->err);
+    if (fd < 0) return L->err->code;
     /* one mapping per file: look for it by device/inode in the maps we hold */
     for (int i = 0; i < m->n_maps; i++) {
         if (m->maps[i].dev == (uint64_t)st.st_dev && m->maps[i].ino == (uint64_t)st.st_ino) {
@@ -496,13 +491,12 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
                           "tensor '%s': external data '%s' needs a base directory (open the "
                           "model from a path or set one in the options)",
                           tname(tp), loc);
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", L->base_dir, loc) >= sizeof path)
+    if (strlen(loc) >= PATH_MAX)
         return onr_seterr(L->err, ONR_E_MODEL, "tensor '%s': external data path too long",
                           tname(tp));
     const uint8_t *base = NULL;
     size_t flen = 0;
-    int st = map_external(L, path, &base, &flen);
+    int st = map_external(L, loc, &base, &flen);
     if (st) {
         onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
         return st;
@@ -1336,13 +1330,9 @@ onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, on
 onr_status onr_load_file(const char *path, onr_model **out, onr_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return onr_seterr(err, ONR_E_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return onr_seterr(err, ONR_E_IO, "'%s' is not a regular file", path);
-    }
+    int fd = onr_open_regular(path, "model", &st, err);
+    if (fd < 0) return err->code;
     if (st.st_size == 0) {
         close(fd);
         return onr_seterr(err, ONR_E_MODEL, "'%s' is empty (0 bytes)", path);
