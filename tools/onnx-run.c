@@ -257,12 +257,20 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
     return t;
 }
 
-/* Bind -i files (named or positional) and generate the rest. */
-static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const char **names)
+/* Bind -i files (named or positional) and generate the rest. The arrays
+ * (one slot per model input) are allocated here, on the heap: a model may
+ * declare tens of thousands of inputs; free_inputs releases them. */
+static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
+                       const char ***names_out)
 {
     int n = onr_session_input_count(s);
     char msg[1024];
-    for (int i = 0; i < n; i++) ins[i] = NULL;
+    onr_tensor **ins = *ins_out = calloc((size_t)n + 1, sizeof *ins);
+    const char **names = *names_out = calloc((size_t)n + 1, sizeof *names);
+    if (!ins || !names) {
+        fprintf(stderr, "onnx-run: out of memory for %d inputs\n", n);
+        return EXIT_ERR;
+    }
     int next_pos = 0;
     for (int k = 0; k < c->n_in; k++) {
         int slot = -1;
@@ -306,9 +314,11 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const cha
     return EXIT_OK;
 }
 
-static void free_inputs(int n, onr_tensor **ins)
+static void free_inputs(int n, onr_tensor **ins, const char **names)
 {
-    for (int i = 0; i < n; i++) onr_tensor_free(ins[i]);
+    for (int i = 0; ins && i < n; i++) onr_tensor_free(ins[i]);
+    free(ins);
+    free(names);
 }
 
 /* ---- run ----------------------------------------------------------------- */
@@ -373,9 +383,9 @@ static int cmd_run(const cli *c)
     onr_session *s = open_model(c->model, c, &code);
     if (!s) return code;
     int n = onr_session_input_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
-    if ((code = make_inputs(s, c, ins, names)) == EXIT_OK) {
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
+    if ((code = make_inputs(s, c, &ins, &names)) == EXIT_OK) {
         onr_status st = onr_session_run(s, n, names, (const onr_tensor *const *)ins);
         if (st) {
             fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
@@ -402,7 +412,7 @@ static int cmd_run(const cli *c)
             }
         }
     }
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }
@@ -423,11 +433,12 @@ static int cmd_bench(const cli *c)
     if (!s) return code;
     double load_ms = now_ms() - t0;
     int n = onr_session_input_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
     double *times = malloc(sizeof(double) * (size_t)c->iters);
-    if (!times || (code = make_inputs(s, c, ins, names)) != EXIT_OK) {
+    if (!times || (code = make_inputs(s, c, &ins, &names)) != EXIT_OK) {
         free(times);
+        free_inputs(n, ins, names);
         onr_session_free(s);
         return code ? code : EXIT_ERR;
     }
@@ -464,7 +475,7 @@ static int cmd_bench(const cli *c)
                    times[c->iters - 1], c->iters, c->warmup, rss);
     }
     free(times);
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }
@@ -1014,11 +1025,12 @@ static int cmd_profile(const cli *c)
     onr_session *s = open_model(c->model, c, &code);
     if (!s) return code;
     int n = onr_session_input_count(s), ns = onr_session_step_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
     stepstat *acc = calloc((size_t)ns + 1, sizeof *acc);
-    if (!acc || (code = make_inputs(s, c, ins, names)) != EXIT_OK) {
+    if (!acc || (code = make_inputs(s, c, &ins, &names)) != EXIT_OK) {
         free(acc);
+        free_inputs(n, ins, names);
         onr_session_free(s);
         return code ? code : EXIT_ERR;
     }
@@ -1091,7 +1103,7 @@ static int cmd_profile(const cli *c)
     free(done);
 out:
     free(acc);
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }

@@ -38,6 +38,13 @@ uint64_t onr_max_tensor_bytes(void);
 onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *numel,
                           onr_err *err);
 
+/* Counts a model declares, bounded so that nothing sized by them (tables,
+ * index arrays, messages) can grow without limit; beyond them a model is
+ * refused at load with the limit named. Far above any real model: the
+ * widest Concat/Sum in exported models has a few hundred inputs. */
+#define ONR_MAX_NODE_IO 65536  /* inputs, and outputs, of one node */
+#define ONR_MAX_GRAPH_IO 65536 /* inputs, and outputs, of one graph */
+
 /* ---- tensors ---------------------------------------------------------- */
 
 struct onr_tensor {

@@ -70,12 +70,17 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
-/* Returns 0 when fine (or malformed: protobuf-c reports that), -1 when too deep. */
+/* Returns 0 when fine (or malformed: protobuf-c reports that), -1 when too
+ * deep, -2 when a graph declares more than ONR_MAX_GRAPH_IO inputs or
+ * outputs, -3 when a node has more than ONR_MAX_NODE_IO of either (counted
+ * here, so such a file is refused before protobuf-c unpacks it all). */
 static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *d,
                        int depth)
 {
     if (depth > ONR_MAX_PROTO_DEPTH) return -1;
     const uint8_t *end = p + len;
+    int is_graph = d == &onnx__graph_proto__descriptor, is_node = d == &onnx__node_proto__descriptor;
+    size_t n_in = 0, n_out = 0;
     while (p < end) {
         uint64_t key, n;
         if (!read_varint(&p, end, &key)) return 0;
@@ -95,11 +100,19 @@ static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescr
             break;
         case 2: {
             if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            /* GraphProto.input 11 / output 12; NodeProto.input 1 / output 2 */
+            if (is_graph && (tag == 11 || tag == 12) &&
+                ++*(tag == 11 ? &n_in : &n_out) > ONR_MAX_GRAPH_IO)
+                return -2;
+            if (is_node && (tag == 1 || tag == 2) &&
+                ++*(tag == 1 ? &n_in : &n_out) > ONR_MAX_NODE_IO)
+                return -3;
             const ProtobufCFieldDescriptor *f =
                 tag <= INT_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)tag) : NULL;
+            int r;
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                check_depth(p, (size_t)n, f->descriptor, depth + 1) < 0)
-                return -1;
+                (r = check_depth(p, (size_t)n, f->descriptor, depth + 1)) < 0)
+                return r;
             p += n;
             break;
         }
@@ -1276,9 +1289,16 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     *out = NULL;
     *kept = 0;
     if (len == 0) return onr_seterr(err, ONR_E_MODEL, "the model is empty (0 bytes)");
-    if (check_depth(buf, len, &onnx__model_proto__descriptor, 0) < 0)
+    int shape = check_depth(buf, len, &onnx__model_proto__descriptor, 0);
+    if (shape == -1)
         return onr_seterr(err, ONR_E_MODEL, "the model nests messages more than %d deep",
                           ONR_MAX_PROTO_DEPTH);
+    if (shape == -2)
+        return onr_seterr(err, ONR_E_MODEL, "a graph declares more than %d graph inputs or "
+                          "outputs (the limit)", ONR_MAX_GRAPH_IO);
+    if (shape == -3)
+        return onr_seterr(err, ONR_E_MODEL, "a node has more than %d inputs or outputs (the "
+                          "limit)", ONR_MAX_NODE_IO);
     loader L = {.base_dir = base_dir, .err = err, .src = buf, .src_len = len,
                 .src_is_map = map != NULL};
     uint8_t *stripped = NULL;
