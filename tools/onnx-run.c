@@ -494,6 +494,13 @@ static int cmp_opcount(const void *a, const void *b)
     return strcmp(x->op, y->op);
 }
 
+static int cmp_opname(const void *a, const void *b)
+{
+    const opcount *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : strcmp(x->op, y->op);
+}
+
 static void print_value(const char *kind, const onr_value_info *vi)
 {
     printf("  %s %s: %s ", kind, vi->name, onr_dtype_name(vi->dtype));
@@ -701,17 +708,26 @@ static int cmd_info(const cli *c)
         onr_session_output_info(s, i, &vi);
         print_value("output", &vi);
     }
+    /* the histogram: sort the nodes' (domain, op) pairs, count the runs
+     * (a scan of the distinct ops per node was quadratic in distinct ops) */
     int nn = onr_session_node_count(s), nops = 0;
     opcount *ops = calloc((size_t)nn + 1, sizeof *ops);
     for (int i = 0; ops && i < nn; i++) {
         const char *dom;
         const char *op = onr_session_node_op(s, i, &dom);
-        int k = 0;
-        while (k < nops && !(strcmp(ops[k].op, op) == 0 && strcmp(ops[k].domain, dom) == 0)) k++;
-        if (k == nops) ops[nops++] = (opcount){op, dom, 0};
-        ops[k].n++;
+        ops[i] = (opcount){op, dom, 1};
     }
-    if (ops) qsort(ops, (size_t)nops, sizeof *ops, cmp_opcount);
+    if (ops) {
+        qsort(ops, (size_t)nn, sizeof *ops, cmp_opname);
+        for (int i = 0; i < nn; i++) {
+            if (nops && strcmp(ops[nops - 1].op, ops[i].op) == 0 &&
+                strcmp(ops[nops - 1].domain, ops[i].domain) == 0)
+                ops[nops - 1].n++;
+            else
+                ops[nops++] = ops[i];
+        }
+        qsort(ops, (size_t)nops, sizeof *ops, cmp_opcount);
+    }
     printf("nodes %d, plan steps %d (%d before fusion)\nop histogram:\n", nn, onr_session_step_count(s),
            onr_session_unfused_step_count(s));
     for (int k = 0; k < nops; k++)

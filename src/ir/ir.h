@@ -44,6 +44,27 @@ onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *
  * widest Concat/Sum in exported models has a few hundred inputs. */
 #define ONR_MAX_NODE_IO 65536  /* inputs, and outputs, of one node */
 #define ONR_MAX_GRAPH_IO 65536 /* inputs, and outputs, of one graph */
+#define ONR_MAX_OPSET_IMPORTS 256  /* opset imports of the model, or of one function */
+
+/* ---- names (names.c) ------------------------------------------------------
+ * Hashes keyed at process start (SipHash-1-3), so names a model chooses
+ * cannot be crafted to collide. */
+uint64_t onr_hash_bytes(const void *p, size_t len);
+uint64_t onr_hash_str(const char *s);
+
+/* A name -> id table (open addressing); key(ctx, id) gives id's name, which
+ * must stay valid while the table is used. Zero-initialise with key and ctx. */
+typedef struct onr_names {
+    int *slots; /* id + 1; 0 = empty */
+    size_t cap, used;
+    const char *(*key)(const void *ctx, int id);
+    const void *ctx;
+} onr_names;
+/* The id put under name, or -1. */
+int onr_names_find(const onr_names *m, const char *name);
+/* Adds id; callers find first to keep names unique. 0, or -1 out of memory. */
+int onr_names_put(onr_names *m, int id);
+void onr_names_free(onr_names *m);
 
 /* ---- tensors ---------------------------------------------------------- */
 
