@@ -228,7 +228,16 @@ int onr_graph_add_value(onr_graph *g, const char *name);
 /* Opset version for a domain ("" and "ai.onnx" are the same), 0 if not imported. */
 int64_t onr_model_opset(const onr_model *m, const char *domain);
 
-/* Attribute access with defaults. */
+/* Attribute access with defaults. A getter that finds the attribute with
+ * another type returns the default and records the mismatch; between
+ * onr_attr_check_begin and onr_attr_check_end (around every op's create,
+ * in onr_step_create) the first one becomes an error naming the node, the
+ * attribute, the type expected and the type given. */
+void onr_attr_check_begin(void);
+/* Attribute `name` of n when it has type `want`; NULL when absent, and NULL
+ * with the mismatch recorded when present with another type. */
+const onr_attr *onr_attr_get(const onr_node *n, const char *name, onr_attr_type want);
+onr_status onr_attr_check_end(onr_err *err);
 const onr_attr *onr_node_attr(const onr_node *n, const char *name);
 int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def);
 float onr_attr_float(const onr_node *n, const char *name, float def);
