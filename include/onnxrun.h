@@ -208,6 +208,16 @@ void onr_session_set_profiling(onr_session *s, int on);
  * of that run, in milliseconds (0 when profiling is off). */
 double onr_session_step_ms(const onr_session *s, int i, double *start_ms);
 
+/* ---- operators ---------------------------------------------------------- */
+
+/* Registrations of the operators this build implements: each is an op type
+ * in a domain ("" is ai.onnx) over a range of opsets. */
+int onr_op_count(void);
+/* Registration i (0 <= i < onr_op_count()): returns the op type and sets
+ * *domain, *since and *until (-1: up to the newest opset); NULL when i is
+ * out of range. Any of the out pointers may be NULL. */
+const char *onr_op_info(int i, const char **domain, int *since, int *until);
+
 #ifdef __cplusplus
 }
 #endif

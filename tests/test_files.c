@@ -302,6 +302,8 @@ static void test_fifos_never_block(void **state)
     snprintf(args, sizeof args, "profile '%s' --iters 1 --warmup 0 --trace '%s'",
              at(mdir, "good.onnx"), at(mdir, "pipe.bin"));
     expect_cli(args, 1);
+    snprintf(args, sizeof args, "test '%s'", at(mdir, "pipe.bin"));
+    expect_cli(args, 1);
     snprintf(args, sizeof args, "run '%s'", at(mdir, "good.onnx"));
     expect_cli(args, 0);
 }
