@@ -118,7 +118,9 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
 
 onr_options *onr_options_new(void);
 void onr_options_free(onr_options *o);
-/* Threads used by kernels; 0 (default) means the number of online CPUs. */
+/* Threads used by kernels; 0 (default) means the number of online CPUs.
+ * Counts above ONR_MAX_THREADS are taken as ONR_MAX_THREADS. */
+#define ONR_MAX_THREADS 1024
 void onr_options_set_threads(onr_options *o, int n);
 /* Enable (1, default) or disable (0) the planner's graph fusions. */
 void onr_options_set_fuse(onr_options *o, int on);

@@ -167,9 +167,31 @@ static void test_many_graph_inputs(void **state)
     free(m.b);
 }
 
+/* An absurd thread count through the API is capped, not passed to OpenMP
+ * (which fails to create 10^9 threads); the CLI refuses it (test_cli_strict). */
+static void test_absurd_threads(void **state)
+{
+    (void)state;
+    pbw m = many_inputs_model(1);
+    onr_options *o = onr_options_new();
+    onr_options_set_threads(o, 1000000000);
+    onr_session *s = NULL;
+    assert_int_equal(onr_session_open_memory(m.b, m.n, o, &s), ONR_OK);
+    assert_int_equal(onr_session_threads(s), ONR_MAX_THREADS);
+    float v = 2;
+    int64_t d[] = {1};
+    onr_tensor *x = onr_tensor_wrap(ONR_FLOAT, 1, d, &v);
+    assert_int_equal(onr_session_run(s, 1, NULL, (const onr_tensor *const *)&x), ONR_OK);
+    onr_tensor_free(x);
+    onr_session_free(s);
+    onr_options_free(o);
+    free(m.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_absurd_threads),
         cmocka_unit_test(test_wide_nodes),
         cmocka_unit_test(test_many_graph_inputs),
     };

@@ -74,6 +74,8 @@ static const char *input_name(const void *ctx, int slot)
 static onr_status finish_open(onr_session *s, const onr_options *opt)
 {
     s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
+    /* a count no machine has is a mistake: OpenMP would fail to make the threads */
+    if (s->nthreads > ONR_MAX_THREADS) s->nthreads = ONR_MAX_THREADS;
     onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1};
     onr_status st = onr_plan_build(s->model, &po, &s->plan, &s->err);
     if (st) return st;
