@@ -4,11 +4,16 @@
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
- *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]
+ *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]  |  onnx-run info --ops
  *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json]
  *
- * Exit status: 0 success; 1 error while loading or running; 2 bad usage;
- * 3 the model needs something not supported.
+ * `onnx-run COMMAND --help` lists a command's options with their defaults
+ * (the table `options` below); an option of another command is refused.
+ *
+ * Exit status: 0 success; 1 error while loading or running (and `test` on
+ * a path holding no case); 2 bad usage (an unknown or misplaced option, a
+ * missing value, -i given for some inputs but not all); 3 the model needs
+ * something not supported.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
