@@ -132,7 +132,9 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
 
 onr_options *onr_options_new(void);
 void onr_options_free(onr_options *o);
-/* Threads used by kernels; 0 (default) means the number of online CPUs. */
+/* Threads used by kernels; 0 (default) means the number of online CPUs.
+ * Counts above ONR_MAX_THREADS are taken as ONR_MAX_THREADS. */
+#define ONR_MAX_THREADS 1024
 void onr_options_set_threads(onr_options *o, int n);
 /* Enable (1, default) or disable (0) the planner's graph fusions. */
 void onr_options_set_fuse(onr_options *o, int on);
@@ -221,6 +223,16 @@ void onr_session_set_profiling(onr_session *s, int on);
 /* Duration of step i in the last run, and its start offset from the start
  * of that run, in milliseconds (0 when profiling is off). */
 double onr_session_step_ms(const onr_session *s, int i, double *start_ms);
+
+/* ---- operators ---------------------------------------------------------- */
+
+/* Registrations of the operators this build implements: each is an op type
+ * in a domain ("" is ai.onnx) over a range of opsets. */
+int onr_op_count(void);
+/* Registration i (0 <= i < onr_op_count()): returns the op type and sets
+ * *domain, *since and *until (-1: up to the newest opset); NULL when i is
+ * out of range. Any of the out pointers may be NULL. */
+const char *onr_op_info(int i, const char **domain, int *since, int *until);
 
 #ifdef __cplusplus
 }

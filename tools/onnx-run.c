@@ -4,17 +4,24 @@
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
- *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]
+ *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]  |  onnx-run info --ops
  *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json]
  *
- * Exit status: 0 success; 1 error while loading or running; 2 bad usage;
- * 3 the model needs something not supported.
+ * `onnx-run COMMAND --help` lists a command's options with their defaults
+ * (the table `options` below); an option of another command is refused.
+ *
+ * Exit status: 0 success; 1 error while loading or running (and `test` on
+ * a path holding no case); 2 bad usage (an unknown or misplaced option, a
+ * missing value, -i given for some inputs but not all); 3 the model needs
+ * something not supported.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +41,107 @@ static int exit_for(onr_status st)
     return st == ONR_OK ? EXIT_OK : st == ONR_E_UNSUPPORTED ? EXIT_UNSUPPORTED : EXIT_ERR;
 }
 
+/* ---- commands and their options ------------------------------------------
+ * One table says which command takes which option, with its help and
+ * default, so every command refuses what it does not take (exit 2, naming
+ * the option and the command) and prints its own --help from the same rows. */
+
+enum { C_RUN = 1, C_BENCH = 2, C_TEST = 4, C_INFO = 8, C_PROFILE = 16 };
+
+static const struct command {
+    const char *name, *args, *what;
+    int bit;
+} commands[] = {
+    {"run", "MODEL", "run a model once; print a summary of each output or write them", C_RUN},
+    {"bench", "MODEL", "time runs of a model", C_BENCH},
+    {"test", "CASE_DIR...", "run ONNX backend test cases (model.onnx + test_data_set_*)", C_TEST},
+    {"info", "MODEL | --ops", "describe a model and its plan, or list the supported operators",
+     C_INFO},
+    {"profile", "MODEL", "time each step of a model's plan", C_PROFILE},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static const struct option {
+    const char *name, *value; /* value: its placeholder, NULL for a flag */
+    int cmds;
+    const char *help;
+} options[] = {
+    {"-i", "[NAME=]FILE", C_RUN | C_BENCH | C_PROFILE,
+     "an input (.pb TensorProto or .npy), by name or else in graph order; once -i is used, "
+     "every input must be given (default: none, all inputs generated from the declared "
+     "shapes, symbolic dims = 1)"},
+    {"-o", "OUTDIR", C_RUN, "write output K as OUTDIR/output_K.pb (default: a summary on stdout)"},
+    {"--threads", "N", C_RUN | C_BENCH | C_TEST | C_INFO | C_PROFILE,
+     "kernel threads, at most the CPUs available (default: the CPUs available)"},
+    {"--no-fuse", NULL, C_RUN | C_BENCH | C_INFO | C_PROFILE,
+     "plan without graph fusions (default: fusions on)"},
+    {"--iters", "N", C_BENCH | C_PROFILE, "timed runs (default: 10)"},
+    {"--warmup", "N", C_BENCH | C_PROFILE, "untimed runs first (default: 2)"},
+    {"--json", NULL, C_BENCH, "print one JSON line (default: text)"},
+    {"--rtol", "X", C_TEST, "relative tolerance (default: 1e-3, the ONNX backend runner's)"},
+    {"--atol", "Y", C_TEST, "absolute tolerance (default: 1e-7, the ONNX backend runner's)"},
+    {"--plan", NULL, C_INFO, "show the plan: steps, fusions, activation memory"},
+    {"--dot", NULL, C_INFO, "print the plan as a Graphviz drawing"},
+    {"--svg", "FILE", C_INFO, "render the plan to FILE with Graphviz's dot"},
+    {"--ops", NULL, C_INFO, "list the supported operators and opsets (no MODEL)"},
+    {"--trace", "FILE", C_PROFILE, "write the last run as Chrome trace events"},
+    {"-h", NULL, C_RUN | C_BENCH | C_TEST | C_INFO | C_PROFILE, "this help (also --help)"},
+};
+#define N_OPTIONS (int)(sizeof options / sizeof options[0])
+
+/* CPUs this process may run on (its affinity mask), at least 1. */
+static int cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage:\n"
-            "  onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]\n"
-            "  onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]\n"
-            "  onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]\n"
-            "  onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]\n"
-            "  onnx-run profile MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--trace FILE.json]\n"
-            "FILE is a serialized TensorProto (.pb) or a NumPy .npy file. Without -i, inputs\n"
-            "are generated deterministically from the declared shapes (symbolic dims = 1).\n"
-            "Exit status: 0 ok, 1 error, 2 bad usage, 3 unsupported model feature.\n");
+    fprintf(f, "usage: onnx-run COMMAND ARGS [OPTIONS]\n");
+    for (int k = 0; k < N_COMMANDS; k++) {
+        fprintf(f, "  onnx-run %-7s %s", commands[k].name, commands[k].args);
+        for (int o = 0; o < N_OPTIONS; o++)
+            if (options[o].cmds & commands[k].bit && strcmp(options[o].name, "-h") != 0)
+                fprintf(f, " [%s%s%s]%s", options[o].name, options[o].value ? " " : "",
+                        options[o].value ? options[o].value : "",
+                        strcmp(options[o].name, "-i") == 0 ? "..." : "");
+        fprintf(f, "\n");
+    }
+    fprintf(f, "'onnx-run COMMAND --help' describes a command's options and their defaults.\n"
+               "Exit status: 0 ok, 1 error, 2 bad usage, 3 unsupported model feature.\n");
+}
+
+static void command_help(FILE *f, const struct command *c)
+{
+    fprintf(f, "usage: onnx-run %s %s [OPTIONS]\n%s\noptions:\n", c->name, c->args, c->what);
+    for (int o = 0; o < N_OPTIONS; o++) {
+        if (!(options[o].cmds & c->bit)) continue;
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", options[o].name, options[o].value ? " " : "",
+                 options[o].value ? options[o].value : "");
+        char help[512];
+        snprintf(help, sizeof help, "%s", options[o].help);
+        if (strcmp(options[o].name, "--threads") == 0) /* the default, as it is here */
+            snprintf(help + strlen(help) - 1, sizeof help - strlen(help) + 1, ", %d here)",
+                     cpus_available());
+        /* the help wrapped at 80 columns, indented under itself */
+        fprintf(f, "  %-18s", head);
+        int col = 20;
+        for (char *w = strtok(help, " "); w; w = strtok(NULL, " ")) {
+            int len = (int)strlen(w);
+            if (col + 1 + len > 80) {
+                fprintf(f, "\n%20s", "");
+                col = 20;
+            }
+            fprintf(f, " %s", w);
+            col += 1 + len;
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "Exit status: 0 ok, 1 error, 2 bad usage, 3 unsupported model feature.\n");
 }
 
 static double now_ms(void)
@@ -73,7 +169,7 @@ typedef struct cli {
     const char *in_files[256];
     int n_in;
     const char *outdir;
-    int threads, no_fuse, iters, warmup, json, plan, dot;
+    int threads, no_fuse, iters, warmup, json, plan, dot, ops;
     const char *svg;
     double rtol, atol;
     const char *trace;
@@ -81,84 +177,131 @@ typedef struct cli {
     int n_cases;
 } cli;
 
-/* Parses argv after the command; returns 0 or prints usage and returns -1. */
-static int parse_args(const char *cmd, int argc, char **argv, cli *c)
+/* More threads than this is a typo, not a request (libgomp cannot make 10^9). */
+#define MAX_THREADS_ARG 4096
+
+/* Parses argv after the command; returns 0, or prints why and returns -1
+ * (the caller exits 2). */
+static int parse_args(const struct command *cmd, int argc, char **argv, cli *c)
 {
+    const char *cn = cmd->name;
     c->iters = 10;
     c->warmup = 2;
     c->rtol = 1e-3; /* the ONNX backend runner's tolerances */
     c->atol = 1e-7;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int has_next = i + 1 < argc;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
+        if (a[0] != '-' || !a[1]) { /* an operand */
+            if (cmd->bit == C_TEST) {
+                if (c->n_cases == (int)(sizeof c->cases / sizeof c->cases[0]))
+                    return fprintf(stderr, "onnx-run test: too many CASE_DIRs\n"), -1;
+                c->cases[c->n_cases++] = a;
+            } else if (!c->model) {
+                c->model = a;
+            } else {
+                return fprintf(stderr, "onnx-run %s: unexpected argument '%s'\n", cn, a), -1;
+            }
+            continue;
+        }
+        if (strcmp(a, "--help") == 0) a = "-h";
+        int o = 0;
+        while (o < N_OPTIONS && strcmp(options[o].name, a) != 0) o++;
+        if (o == N_OPTIONS)
+            return fprintf(stderr, "onnx-run %s: unknown option '%s'\n", cn, a), -1;
+        if (!(options[o].cmds & cmd->bit)) {
+            char owners[128] = "";
+            for (int k = 0, n = 0; k < N_COMMANDS; k++)
+                if (options[o].cmds & commands[k].bit)
+                    snprintf(owners + strlen(owners), sizeof owners - strlen(owners),
+                             "%s'onnx-run %s'", n++ ? " or " : "", commands[k].name);
+            return fprintf(stderr, "onnx-run %s: %s is an option of %s, not of '%s'\n", cn, a,
+                           owners, cn),
+                   -1;
+        }
+        const char *v = NULL;
+        if (options[o].value) {
+            if (i + 1 >= argc)
+                return fprintf(stderr, "onnx-run %s: option '%s' needs a value (%s %s)\n", cn, a,
+                               a, options[o].value),
+                       -1;
+            v = argv[++i];
+        }
+        if (strcmp(a, "-h") == 0) {
+            command_help(stdout, cmd);
             exit(EXIT_OK);
-        } else if (strcmp(a, "-i") == 0 && has_next) {
-            if (c->n_in == 256) return fprintf(stderr, "onnx-run: too many -i\n"), -1;
-            char *v = argv[++i], *eq = strchr(v, '=');
+        } else if (strcmp(a, "-i") == 0) {
+            if (c->n_in == (int)(sizeof c->in_files / sizeof c->in_files[0]))
+                return fprintf(stderr, "onnx-run %s: too many -i (at most %d)\n", cn, c->n_in), -1;
+            char *eq = strchr(argv[i], '=');
             /* NAME=FILE unless the whole thing is an existing file */
             struct stat st;
-            if (eq && stat(v, &st) != 0) {
+            if (eq && stat(argv[i], &st) != 0) {
                 *eq = 0;
-                c->in_names[c->n_in] = v;
+                c->in_names[c->n_in] = argv[i];
                 c->in_files[c->n_in++] = eq + 1;
             } else {
                 c->in_names[c->n_in] = NULL;
                 c->in_files[c->n_in++] = v;
             }
-        } else if (strcmp(a, "-o") == 0 && has_next) {
-            c->outdir = argv[++i];
-        } else if (strcmp(a, "--threads") == 0 && has_next) {
-            if (parse_int(argv[++i], &c->threads) || c->threads < 1)
-                return fprintf(stderr, "onnx-run: --threads needs a positive integer\n"), -1;
-        } else if (strcmp(a, "--iters") == 0 && has_next) {
-            if (parse_int(argv[++i], &c->iters) || c->iters < 1)
-                return fprintf(stderr, "onnx-run: --iters needs a positive integer\n"), -1;
-        } else if (strcmp(a, "--warmup") == 0 && has_next) {
-            if (parse_int(argv[++i], &c->warmup))
-                return fprintf(stderr, "onnx-run: --warmup needs an integer >= 0\n"), -1;
-        } else if ((strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) && has_next) {
+        } else if (strcmp(a, "-o") == 0) {
+            c->outdir = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (parse_int(v, &c->threads) || c->threads < 1 || c->threads > MAX_THREADS_ARG)
+                return fprintf(stderr, "onnx-run %s: --threads needs an integer from 1 to %d, "
+                               "not '%s'\n", cn, MAX_THREADS_ARG, v),
+                       -1;
+            int cpus = cpus_available();
+            if (c->threads > cpus) {
+                fprintf(stderr, "onnx-run: warning: --threads %d is more than the %d CPU%s "
+                        "available; using %d\n", c->threads, cpus, cpus == 1 ? "" : "s", cpus);
+                c->threads = cpus;
+            }
+        } else if (strcmp(a, "--iters") == 0) {
+            if (parse_int(v, &c->iters) || c->iters < 1)
+                return fprintf(stderr, "onnx-run %s: --iters needs a positive integer, not "
+                               "'%s'\n", cn, v),
+                       -1;
+        } else if (strcmp(a, "--warmup") == 0) {
+            if (parse_int(v, &c->warmup))
+                return fprintf(stderr, "onnx-run %s: --warmup needs an integer >= 0, not '%s'\n",
+                               cn, v),
+                       -1;
+        } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
             char *end;
-            double v = strtod(argv[++i], &end);
-            if (*end || !(v >= 0)) return fprintf(stderr, "onnx-run: %s needs a number >= 0\n", a), -1;
-            if (a[2] == 'r') c->rtol = v;
-            else c->atol = v;
-        } else if (strcmp(a, "--trace") == 0 && has_next) {
-            c->trace = argv[++i];
+            double x = strtod(v, &end);
+            if (end == v || *end || !(x >= 0) || isinf(x))
+                return fprintf(stderr, "onnx-run %s: %s needs a number >= 0, not '%s'\n", cn, a,
+                               v),
+                       -1;
+            if (a[2] == 'r') c->rtol = x;
+            else c->atol = x;
+        } else if (strcmp(a, "--trace") == 0) {
+            c->trace = v;
+        } else if (strcmp(a, "--svg") == 0) {
+            c->svg = v;
         } else if (strcmp(a, "--no-fuse") == 0) {
             c->no_fuse = 1;
         } else if (strcmp(a, "--json") == 0) {
             c->json = 1;
-        } else if ((strcmp(a, "--plan") == 0 || strcmp(a, "--dot") == 0 ||
-                    strcmp(a, "--svg") == 0) && strcmp(cmd, "info") != 0) {
-            fprintf(stderr, "onnx-run %s: %s is an option of 'onnx-run info'\n", cmd, a);
-            return -1;
         } else if (strcmp(a, "--plan") == 0) {
             c->plan = 1;
         } else if (strcmp(a, "--dot") == 0) {
             c->dot = 1;
-        } else if (strcmp(a, "--svg") == 0) {
-            if (!has_next) return fprintf(stderr, "onnx-run info: --svg needs a FILE\n"), -1;
-            c->svg = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "onnx-run %s: unknown option '%s'\n", cmd, a);
-            return -1;
-        } else if (strcmp(cmd, "test") == 0) {
-            if (c->n_cases == 4096) return fprintf(stderr, "onnx-run: too many cases\n"), -1;
-            c->cases[c->n_cases++] = a;
-        } else if (!c->model) {
-            c->model = a;
-        } else {
-            fprintf(stderr, "onnx-run %s: unexpected argument '%s'\n", cmd, a);
-            return -1;
+        } else if (strcmp(a, "--ops") == 0) {
+            c->ops = 1;
         }
     }
-    if (strcmp(cmd, "test") == 0 ? c->n_cases == 0 : !c->model) {
-        fprintf(stderr, "onnx-run %s: missing %s\n", cmd,
-                strcmp(cmd, "test") == 0 ? "CASE_DIR" : "MODEL");
-        return -1;
+    if (c->ops) {
+        if (c->model || c->plan || c->dot || c->svg)
+            return fprintf(stderr, "onnx-run info: --ops lists the operators and takes no MODEL "
+                           "or other view\n"),
+                   -1;
+        return 0;
     }
+    if (cmd->bit == C_TEST ? c->n_cases == 0 : !c->model)
+        return fprintf(stderr, "onnx-run %s: missing %s\n", cn,
+                       cmd->bit == C_TEST ? "CASE_DIR" : "MODEL"),
+               -1;
     return 0;
 }
 
@@ -177,6 +320,40 @@ static onr_session *open_model(const char *path, const cli *c, int *exit_code)
         return NULL;
     }
     return s;
+}
+
+/* A file the user names for writing (--trace, --svg): created without
+ * following a symbolic link, and refused unless it is a regular file, so a
+ * FIFO or device never blocks or receives output. */
+static int create_out_fd(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0666);
+    struct stat st;
+    if (fd < 0) {
+        fprintf(stderr, "onnx-run: cannot create '%s': %s\n", path,
+                errno == ELOOP   ? "it is a symbolic link (refused)"
+                : errno == ENXIO ? "it is a FIFO or device (refused)"
+                                 : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) != 0) {
+        fprintf(stderr, "onnx-run: cannot create '%s': not a regular file (refused)\n", path);
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static FILE *create_out(const char *path)
+{
+    int fd = create_out_fd(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f) {
+        fprintf(stderr, "onnx-run: cannot write '%s': %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 /* ---- inputs ------------------------------------------------------------ */
@@ -222,12 +399,20 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
     return t;
 }
 
-/* Bind -i files (named or positional) and generate the rest. */
-static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const char **names)
+/* Bind -i files (named or positional) and generate the rest. The arrays
+ * (one slot per model input) are allocated here, on the heap: a model may
+ * declare tens of thousands of inputs; free_inputs releases them. */
+static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
+                       const char ***names_out)
 {
     int n = onr_session_input_count(s);
     char msg[1024];
-    for (int i = 0; i < n; i++) ins[i] = NULL;
+    onr_tensor **ins = *ins_out = calloc((size_t)n + 1, sizeof *ins);
+    const char **names = *names_out = calloc((size_t)n + 1, sizeof *names);
+    if (!ins || !names) {
+        fprintf(stderr, "onnx-run: out of memory for %d inputs\n", n);
+        return EXIT_ERR;
+    }
     int next_pos = 0;
     for (int k = 0; k < c->n_in; k++) {
         int slot = -1;
@@ -259,6 +444,20 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const cha
             return EXIT_ERR;
         }
     }
+    /* once -i is used, every input is the user's: a forgotten one is an error,
+     * never silently made up */
+    for (int i = 0; c->n_in > 0 && i < n; i++) {
+        if (ins[i]) continue;
+        onr_value_info vi;
+        onr_session_input_info(s, i, &vi);
+        fprintf(stderr, "onnx-run: input '%s' is not given: the model has %d input%s and -i "
+                "gives %d (give every input with -i, or none to have them all generated)\n",
+                vi.name, n, n == 1 ? "" : "s", c->n_in);
+        return EXIT_USAGE;
+    }
+    if (c->n_in == 0 && n > 0)
+        fprintf(stderr, "onnx-run: no -i given: generating %s%d input%s from the declared "
+                "shapes (symbolic dims = 1)\n", n > 1 ? "all " : "", n, n == 1 ? "" : "s");
     for (int i = 0; i < n; i++) {
         onr_value_info vi;
         onr_session_input_info(s, i, &vi);
@@ -271,9 +470,11 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const cha
     return EXIT_OK;
 }
 
-static void free_inputs(int n, onr_tensor **ins)
+static void free_inputs(int n, onr_tensor **ins, const char **names)
 {
-    for (int i = 0; i < n; i++) onr_tensor_free(ins[i]);
+    for (int i = 0; ins && i < n; i++) onr_tensor_free(ins[i]);
+    free(ins);
+    free(names);
 }
 
 /* ---- run ----------------------------------------------------------------- */
@@ -338,9 +539,9 @@ static int cmd_run(const cli *c)
     onr_session *s = open_model(c->model, c, &code);
     if (!s) return code;
     int n = onr_session_input_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
-    if ((code = make_inputs(s, c, ins, names)) == EXIT_OK) {
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
+    if ((code = make_inputs(s, c, &ins, &names)) == EXIT_OK) {
         onr_status st = onr_session_run(s, n, names, (const onr_tensor *const *)ins);
         if (st) {
             fprintf(stderr, "onnx-run: %s\n", onr_session_errmsg(s));
@@ -367,7 +568,7 @@ static int cmd_run(const cli *c)
             }
         }
     }
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }
@@ -388,11 +589,12 @@ static int cmd_bench(const cli *c)
     if (!s) return code;
     double load_ms = now_ms() - t0;
     int n = onr_session_input_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
     double *times = malloc(sizeof(double) * (size_t)c->iters);
-    if (!times || (code = make_inputs(s, c, ins, names)) != EXIT_OK) {
+    if (!times || (code = make_inputs(s, c, &ins, &names)) != EXIT_OK) {
         free(times);
+        free_inputs(n, ins, names);
         onr_session_free(s);
         return code ? code : EXIT_ERR;
     }
@@ -429,7 +631,7 @@ static int cmd_bench(const cli *c)
                    times[c->iters - 1], c->iters, c->warmup, rss);
     }
     free(times);
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }
@@ -446,6 +648,13 @@ static int cmp_opcount(const void *a, const void *b)
     const opcount *x = a, *y = b;
     if (x->n != y->n) return y->n - x->n;
     return strcmp(x->op, y->op);
+}
+
+static int cmp_opname(const void *a, const void *b)
+{
+    const opcount *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : strcmp(x->op, y->op);
 }
 
 static void print_value(const char *kind, const onr_value_info *vi)
@@ -571,17 +780,23 @@ static int write_dot(FILE *f, const onr_session *s)
 /* Render the drawing with Graphviz's dot into path (no shell involved). */
 static int write_svg(const onr_session *s, const char *path)
 {
-    int fd[2];
-    if (pipe(fd) != 0) return fprintf(stderr, "onnx-run: pipe: %s\n", strerror(errno)), EXIT_ERR;
+    int fd[2], out = create_out_fd(path); /* dot writes to it: no FIFO, no link */
+    if (out < 0) return EXIT_ERR;
+    if (pipe(fd) != 0) {
+        close(out);
+        return fprintf(stderr, "onnx-run: pipe: %s\n", strerror(errno)), EXIT_ERR;
+    }
     pid_t pid = fork();
     if (pid < 0) return fprintf(stderr, "onnx-run: fork: %s\n", strerror(errno)), EXIT_ERR;
     if (pid == 0) {
         dup2(fd[0], 0);
-        close(fd[0]), close(fd[1]);
-        execlp("dot", "dot", "-Tsvg", "-o", path, (char *)NULL);
+        dup2(out, 1);
+        close(fd[0]), close(fd[1]), close(out);
+        execlp("dot", "dot", "-Tsvg", (char *)NULL);
         _exit(127);
     }
     close(fd[0]);
+    close(out);
     /* dot may be missing (the child exits at once): a write error, not SIGPIPE */
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     FILE *f = fdopen(fd[1], "w");
@@ -591,6 +806,8 @@ static int write_svg(const onr_session *s, const char *path)
     signal(SIGPIPE, old);
     int status = 0;
     waitpid(pid, &status, 0);
+    if (wrote || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        unlink(path); /* no half-written or empty drawing left behind */
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         fprintf(stderr, "onnx-run: --svg needs Graphviz's 'dot' (Debian: apt install graphviz); "
                         "--dot writes the drawing's source instead\n");
@@ -604,8 +821,57 @@ static int write_svg(const onr_session *s, const char *path)
     return EXIT_OK;
 }
 
+/* info --ops: one line per operator, "DOMAIN OP OPSETS", sorted by domain
+ * and op; OPSETS lists the opset ranges implemented ("7-12, 13+"), adjacent
+ * rows merged. tools/gen-ops-table turns it into the README's table. */
+typedef struct oprow {
+    const char *domain, *op;
+    int since, until;
+} oprow;
+
+static int cmp_oprow(const void *a, const void *b)
+{
+    const oprow *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    if (!c) c = strcmp(x->op, y->op);
+    return c ? c : x->since - y->since;
+}
+
+static int list_ops(void)
+{
+    int n = onr_op_count();
+    oprow *r = calloc((size_t)n + 1, sizeof *r);
+    if (!r) return fprintf(stderr, "onnx-run: out of memory\n"), EXIT_ERR;
+    for (int i = 0; i < n; i++) {
+        r[i].op = onr_op_info(i, &r[i].domain, &r[i].since, &r[i].until);
+        if (!r[i].domain || !*r[i].domain) r[i].domain = "ai.onnx";
+    }
+    qsort(r, (size_t)n, sizeof *r, cmp_oprow);
+    for (int i = 0; i < n;) {
+        printf("%s %s ", r[i].domain, r[i].op);
+        int j = i, first = 1;
+        while (j < n && strcmp(r[j].domain, r[i].domain) == 0 && strcmp(r[j].op, r[i].op) == 0) {
+            int since = r[j].since, until = r[j].until;
+            /* merge rows that continue one another */
+            while (j + 1 < n && until >= 0 && r[j + 1].since == until + 1 &&
+                   strcmp(r[j + 1].domain, r[i].domain) == 0 && strcmp(r[j + 1].op, r[i].op) == 0)
+                until = r[++j].until;
+            if (until < 0) printf("%s%d+", first ? "" : ", ", since);
+            else if (until == since) printf("%s%d", first ? "" : ", ", since);
+            else printf("%s%d-%d", first ? "" : ", ", since, until);
+            first = 0;
+            j++;
+        }
+        printf("\n");
+        i = j;
+    }
+    free(r);
+    return EXIT_OK;
+}
+
 static int cmd_info(const cli *c)
 {
+    if (c->ops) return list_ops();
     /* describe the model even when some of its ops are unsupported */
     onr_options *o = onr_options_new();
     if (c->threads) onr_options_set_threads(o, c->threads);
@@ -647,17 +913,26 @@ static int cmd_info(const cli *c)
         onr_session_output_info(s, i, &vi);
         print_value("output", &vi);
     }
+    /* the histogram: sort the nodes' (domain, op) pairs, count the runs
+     * (a scan of the distinct ops per node was quadratic in distinct ops) */
     int nn = onr_session_node_count(s), nops = 0;
     opcount *ops = calloc((size_t)nn + 1, sizeof *ops);
     for (int i = 0; ops && i < nn; i++) {
         const char *dom;
         const char *op = onr_session_node_op(s, i, &dom);
-        int k = 0;
-        while (k < nops && !(strcmp(ops[k].op, op) == 0 && strcmp(ops[k].domain, dom) == 0)) k++;
-        if (k == nops) ops[nops++] = (opcount){op, dom, 0};
-        ops[k].n++;
+        ops[i] = (opcount){op, dom, 1};
     }
-    if (ops) qsort(ops, (size_t)nops, sizeof *ops, cmp_opcount);
+    if (ops) {
+        qsort(ops, (size_t)nn, sizeof *ops, cmp_opname);
+        for (int i = 0; i < nn; i++) {
+            if (nops && strcmp(ops[nops - 1].op, ops[i].op) == 0 &&
+                strcmp(ops[nops - 1].domain, ops[i].domain) == 0)
+                ops[nops - 1].n++;
+            else
+                ops[nops++] = ops[i];
+        }
+        qsort(ops, (size_t)nops, sizeof *ops, cmp_opcount);
+    }
     printf("nodes %d, plan steps %d (%d before fusion)\nop histogram:\n", nn, onr_session_step_count(s),
            onr_session_unfused_step_count(s));
     for (int k = 0; k < nops; k++)
@@ -713,17 +988,36 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(x, y);
 }
 
-/* Sorted entries of dir whose names start with prefix; returns count. */
-static int list_dir(const char *dir, const char *prefix, char **out, int max)
+/* Sorted entries of dir whose names start with prefix, every one of them:
+ * *out is malloc'd (free with free_list); returns the count, -1 when dir
+ * cannot be read or memory runs out. */
+static int list_dir(const char *dir, const char *prefix, char ***out)
 {
+    *out = NULL;
     DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
+    if (!d) return -1;
+    int n = 0, cap = 0;
+    char **v = NULL;
     struct dirent *e;
-    while ((e = readdir(d)) && n < max)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) out[n++] = strdup(e->d_name);
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        if (n == cap) {
+            char **nv = realloc(v, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!nv) break;
+            v = nv;
+        }
+        if (!(v[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    int complete = e == NULL;
     closedir(d);
-    qsort(out, (size_t)n, sizeof *out, cmp_str);
+    if (!complete) {
+        for (int i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return -1;
+    }
+    if (n) qsort(v, (size_t)n, sizeof *v, cmp_str);
+    *out = v;
     return n;
 }
 
@@ -740,6 +1034,12 @@ static int lowp_nan(onr_dtype dt, uint8_t b)
     }
 }
 
+static void free_list(char **v, int n)
+{
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
 /* ONNX backend runner tolerance: |got - want| <= atol + rtol * |want|. */
 static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
                    char *why, size_t len)
@@ -753,10 +1053,18 @@ static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, d
     int same = r == onr_tensor_rank(want);
     for (int d = 0; same && d < r; d++) same = onr_tensor_dims(got)[d] == onr_tensor_dims(want)[d];
     if (!same) {
-        snprintf(why, len, "shape differs (rank %d vs expected rank %d)", r, onr_tensor_rank(want));
+        char gs[256] = "", ws[256] = "";
+        for (int d = 0; d < r && strlen(gs) < 200; d++)
+            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%lld", d ? "," : "",
+                     (long long)onr_tensor_dims(got)[d]);
+        for (int d = 0; d < onr_tensor_rank(want) && strlen(ws) < 200; d++)
+            snprintf(ws + strlen(ws), sizeof ws - strlen(ws), "%s%lld", d ? "," : "",
+                     (long long)onr_tensor_dims(want)[d]);
+        snprintf(why, len, "shape [%s], expected [%s]", gs, ws);
         return 0;
     }
-    int64_t n = onr_tensor_numel(got);
+    int64_t n = onr_tensor_numel(got), bad = 0, first = 0;
+    double max_abs = 0, max_rel = 0, first_g = 0, first_w = 0;
     onr_dtype dt = onr_tensor_dtype(got);
     for (int64_t i = 0; i < n; i++) {
         if (dt == ONR_STRING) {
@@ -804,12 +1112,21 @@ static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, d
         }
         if (isnan(w) && isnan(g)) continue;
         if (g == w) continue;
-        if (!(fabs(g - w) <= atol + rtol * fabs(w))) {
-            snprintf(why, len, "element %lld is %.9g, expected %.9g", (long long)i, g, w);
-            return 0;
+        double diff = fabs(g - w), rel = w != 0 ? diff / fabs(w) : INFINITY;
+        if (!(diff <= max_abs)) max_abs = diff; /* NaN sticks */
+        if (!(rel <= max_rel)) max_rel = rel;
+        if (!(diff <= atol + rtol * fabs(w))) {
+            if (!bad++) first = i, first_g = g, first_w = w;
         }
     }
-    return 1;
+    if (!bad) return 1;
+    snprintf(why, len,
+             "%lld of %lld elements differ; max abs diff %.3g, max rel diff %.3g (tolerance "
+             "|got - expected| <= atol %g + rtol %g * |expected|); first at element %lld: %.9g, "
+             "expected %.9g",
+             (long long)bad, (long long)n, max_abs, max_rel, atol, rtol, (long long)first,
+             first_g, first_w);
+    return 0;
 }
 
 static const char *base_name(const char *p)
@@ -841,29 +1158,41 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
     while (bl > 0 && base_name(dir)[bl - 1] == '/') bl--;
     snprintf(name, sizeof name, "%.*s", (int)bl, base_name(dir));
     snprintf(path, sizeof path, "%s/model.onnx", dir);
-    char *sets[64];
-    int nsets = list_dir(dir, "test_data_set_", sets, 64);
+    char **sets;
+    int nsets = list_dir(dir, "test_data_set_", &sets);
     struct stat st;
-    if (stat(path, &st) != 0 || nsets == 0) {
-        printf("SKIP %s: no model.onnx or no test_data_set_*\n", name);
-        (*skip)++;
-        for (int i = 0; i < nsets; i++) free(sets[i]);
+    /* a path that holds no case is a failure, never a skip: a typo in CI must not pass */
+    if (stat(path, &st) != 0 || nsets <= 0) {
+        printf("FAIL %s: %s\n", name,
+               stat(dir, &st) != 0   ? "no such directory"
+               : !S_ISDIR(st.st_mode) ? "not a directory (a case is a directory holding "
+                                        "model.onnx and test_data_set_*)"
+               : stat(path, &st) != 0 ? "no model.onnx here: not a test case directory"
+                                      : "no test_data_set_* here");
+        (*fail)++;
+        free_list(sets, nsets);
         return;
     }
+    (void)skip;
     onr_options *o = onr_options_new();
     if (c->threads) onr_options_set_threads(o, c->threads);
     onr_session *s = NULL;
     onr_status rc = onr_session_open(path, o, &s);
     onr_options_free(o);
     for (int k = 0; k < nsets; k++) {
-        char sdir[4096], why[1200] = "";
+        char sdir[4096], why[1600] = "";
         snprintf(sdir, sizeof sdir, "%s/%s", dir, sets[k]);
         int ok = 0;
-        char *files_in[256], *files_out[256];
-        int nin = list_dir(sdir, "input_", files_in, 256);
-        int nout = list_dir(sdir, "output_", files_out, 256);
-        onr_tensor *ins[256] = {0};
-        const char *names[256];
+        char **files_in, **files_out;
+        int nin = list_dir(sdir, "input_", &files_in);
+        int nout = list_dir(sdir, "output_", &files_out);
+        onr_tensor **ins = calloc((size_t)(nin > 0 ? nin : 0) + 1, sizeof *ins);
+        const char **names = calloc((size_t)(nin > 0 ? nin : 0) + 1, sizeof *names);
+        if (nin < 0 || nout < 0 || !ins || !names) {
+            snprintf(why, sizeof why, "cannot read %.1000s", sdir);
+            nin = nin < 0 ? 0 : nin;
+            goto done;
+        }
         if (rc) {
             snprintf(why, sizeof why, "%s: %s", rc == ONR_E_UNSUPPORTED ? "unsupported" : "load error",
                      onr_session_errmsg(s));
@@ -920,7 +1249,7 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
         }
         ok = 1;
         for (int i = 0; i < nout && ok; i++) {
-            char f[8192], msg[1024], w[512];
+            char f[8192], msg[1024], w[1024];
             onr_tensor *want = NULL;
             snprintf(f, sizeof f, "%s/%s", sdir, files_out[i]);
             if (onr_tensor_read_file(f, &want, msg, sizeof msg)) {
@@ -938,10 +1267,12 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
             onr_tensor_free(want);
         }
     done:
-        for (int i = 0; i < nin; i++) onr_tensor_free(ins[i]);
+        for (int i = 0; ins && i < nin; i++) onr_tensor_free(ins[i]);
     report:
-        for (int i = 0; i < nin; i++) free(files_in[i]);
-        for (int i = 0; i < nout; i++) free(files_out[i]);
+        free(ins);
+        free(names);
+        free_list(files_in, nin);
+        free_list(files_out, nout);
         if (ok) {
             printf("PASS %s/%s\n", name, sets[k]);
             (*pass)++;
@@ -950,8 +1281,8 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
             (*fail)++;
         }
         fflush(stdout);
-        free(sets[k]);
     }
+    free_list(sets, nsets);
     onr_session_free(s);
 }
 
@@ -976,6 +1307,15 @@ static int cmp_stepstat(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
+/* Steps by op type name (qsort has no context argument: the session is here). */
+static const onr_session *profile_session;
+static int cmp_step_op(const void *a, const void *b)
+{
+    const char *x = onr_session_step_op(profile_session, ((const stepstat *)a)->step, NULL);
+    const char *y = onr_session_step_op(profile_session, ((const stepstat *)b)->step, NULL);
+    return strcmp(x ? x : "", y ? y : "");
+}
+
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -994,11 +1334,12 @@ static int cmd_profile(const cli *c)
     onr_session *s = open_model(c->model, c, &code);
     if (!s) return code;
     int n = onr_session_input_count(s), ns = onr_session_step_count(s);
-    onr_tensor *ins[n > 0 ? n : 1];
-    const char *names[n > 0 ? n : 1];
+    onr_tensor **ins = NULL;
+    const char **names = NULL;
     stepstat *acc = calloc((size_t)ns + 1, sizeof *acc);
-    if (!acc || (code = make_inputs(s, c, ins, names)) != EXIT_OK) {
+    if (!acc || (code = make_inputs(s, c, &ins, &names)) != EXIT_OK) {
         free(acc);
+        free_inputs(n, ins, names);
         onr_session_free(s);
         return code ? code : EXIT_ERR;
     }
@@ -1019,9 +1360,8 @@ static int cmd_profile(const cli *c)
         goto out;
     }
     if (c->trace) {
-        FILE *f = fopen(c->trace, "w");
+        FILE *f = create_out(c->trace);
         if (!f) {
-            fprintf(stderr, "onnx-run: cannot create '%s': %s\n", c->trace, strerror(errno));
             code = EXIT_ERR;
             goto out;
         }
@@ -1052,27 +1392,38 @@ static int cmd_profile(const cli *c)
         printf("%5d  %-20s %10.4f %6.2f  %s\n", acc[i].step, op, acc[i].ms / c->iters,
                steps_total > 0 ? 100 * acc[i].ms / steps_total : 0, node);
     }
-    /* per op type */
+    /* per op type, sorted by total time: sort the steps by op name, sum the
+     * runs, then sort the sums */
     printf("\n%-20s %6s %10s %6s\n", "op", "steps", "ms/run", "%");
-    int *done = calloc((size_t)ns + 1, sizeof *done);
-    for (int i = 0; done && i < ns; i++) {
-        if (done[i]) continue;
-        const char *op = onr_session_step_op(s, acc[i].step, NULL);
-        double ms = 0;
-        int cnt = 0;
-        for (int j = i; j < ns; j++)
-            if (!done[j] && strcmp(onr_session_step_op(s, acc[j].step, NULL), op) == 0) {
-                done[j] = 1;
-                ms += acc[j].ms;
-                cnt++;
-            }
-        printf("%-20s %6d %10.4f %6.2f\n", op, cnt, ms / c->iters,
-               steps_total > 0 ? 100 * ms / steps_total : 0);
+    opcount *types = calloc((size_t)ns + 1, sizeof *types);
+    double *type_ms = calloc((size_t)ns + 1, sizeof *type_ms);
+    stepstat *by_op = calloc((size_t)ns + 1, sizeof *by_op);
+    if (types && type_ms && by_op) {
+        memcpy(by_op, acc, (size_t)ns * sizeof *by_op);
+        profile_session = s;
+        qsort(by_op, (size_t)ns, sizeof *by_op, cmp_step_op);
+        int nt = 0;
+        for (int i = 0; i < ns; i++) {
+            const char *op = onr_session_step_op(s, by_op[i].step, NULL);
+            if (!nt || strcmp(types[nt - 1].op, op) != 0) types[nt++] = (opcount){op, "", 0};
+            types[nt - 1].n++;
+            type_ms[nt - 1] += by_op[i].ms;
+        }
+        /* sort by time: carry each type's time in a stepstat keyed by its index */
+        for (int t = 0; t < nt; t++) by_op[t] = (stepstat){t, type_ms[t]};
+        qsort(by_op, (size_t)nt, sizeof *by_op, cmp_stepstat);
+        for (int k = 0; k < nt; k++) {
+            const opcount *t = &types[by_op[k].step];
+            printf("%-20s %6d %10.4f %6.2f\n", t->op, t->n, by_op[k].ms / c->iters,
+                   steps_total > 0 ? 100 * by_op[k].ms / steps_total : 0);
+        }
     }
-    free(done);
+    free(types);
+    free(type_ms);
+    free(by_op);
 out:
     free(acc);
-    free_inputs(n, ins);
+    free_inputs(n, ins, names);
     onr_session_free(s);
     return code;
 }
@@ -1093,18 +1444,15 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     static cli c;
-    static const struct {
-        const char *name;
-        int (*fn)(const cli *);
-    } cmds[] = {{"run", cmd_run},   {"bench", cmd_bench},     {"test", cmd_test},
-                {"info", cmd_info}, {"profile", cmd_profile}};
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (strcmp(cmd, cmds[i].name) != 0) continue;
-        if (parse_args(cmd, argc - 2, argv + 2, &c)) {
-            usage(stderr);
+    static int (*const fns[])(const cli *) = {cmd_run, cmd_bench, cmd_test, cmd_info,
+                                              cmd_profile}; /* in the order of commands[] */
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(cmd, commands[i].name) != 0) continue;
+        if (parse_args(&commands[i], argc - 2, argv + 2, &c)) {
+            fprintf(stderr, "(onnx-run %s --help lists its options)\n", cmd);
             return EXIT_USAGE;
         }
-        return cmds[i].fn(&c);
+        return fns[i](&c);
     }
     fprintf(stderr, "onnx-run: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -24,6 +24,7 @@ struct onr_session {
     onr_tensor **outs;  /* per graph output: the plan's buffer, or a copy (see run) */
     uint8_t *bound;     /* per graph input, while binding */
     int64_t *in_dims;   /* declared dims per input, for onr_value_info */
+    onr_names in_names; /* graph input name -> slot, for binding by name */
     int have_outputs;
 };
 
@@ -64,9 +65,17 @@ static int default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
+static const char *input_name(const void *ctx, int slot)
+{
+    const onr_graph *g = ((const onr_session *)ctx)->model->graph;
+    return g->values[g->inputs[slot]].name;
+}
+
 static onr_status finish_open(onr_session *s, const onr_options *opt)
 {
     s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
+    /* a count no machine has is a mistake: OpenMP would fail to make the threads */
+    if (s->nthreads > ONR_MAX_THREADS) s->nthreads = ONR_MAX_THREADS;
     onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1};
     onr_status st = onr_plan_build(s->model, &po, &s->plan, &s->err);
     if (st) return st;
@@ -74,6 +83,9 @@ static onr_status finish_open(onr_session *s, const onr_options *opt)
     s->outs = calloc((size_t)n + 1, sizeof *s->outs);
     s->bound = calloc((size_t)s->model->graph->n_inputs + 1, 1);
     if (!s->outs || !s->bound) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    s->in_names = (onr_names){.key = input_name, .ctx = s};
+    for (int i = 0; i < s->model->graph->n_inputs; i++)
+        if (onr_names_put(&s->in_names, i)) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
     return ONR_OK;
 }
 
@@ -109,6 +121,7 @@ void onr_session_free(onr_session *s)
         for (int i = 0; i < s->model->graph->n_outputs; i++) onr_tensor_free(s->outs[i]);
     free(s->outs);
     free(s->bound);
+    onr_names_free(&s->in_names);
     onr_plan_free(s->plan);
     onr_model_free(s->model);
     free(s);
@@ -260,9 +273,8 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
         int slot = i;
         if (names) {
             if (!names[i]) return onr_seterr(&s->err, ONR_E_ARG, "input %d has no name", i);
-            for (slot = 0; slot < g->n_inputs; slot++)
-                if (strcmp(g->values[g->inputs[slot]].name, names[i]) == 0) break;
-            if (slot == g->n_inputs)
+            slot = onr_names_find(&s->in_names, names[i]);
+            if (slot < 0)
                 return onr_seterr(&s->err, ONR_E_INPUT, "the model has no input named '%s'",
                                   names[i]);
         }

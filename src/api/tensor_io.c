@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "load/load.h"
 
@@ -19,12 +20,13 @@ static onr_status to_msg(onr_err *e, onr_status st, char *msg, size_t msglen)
 /* Largest tensor file read into memory (a .pb has to be read whole). */
 static int read_whole(const char *path, uint8_t **buf, size_t *len, onr_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return onr_seterr(e, ONR_E_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return onr_seterr(e, ONR_E_IO, "'%s' is not a regular file", path);
+    int fd = onr_open_regular(path, "tensor file", &st, e); /* never blocks on a FIFO */
+    if (fd < 0) return e->code;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return onr_seterr(e, ONR_E_NOMEM, "out of memory reading '%s'", path);
     }
     if ((uint64_t)st.st_size > onr_max_tensor_bytes() + 4096) {
         fclose(f);
@@ -167,10 +169,12 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
     size_t len;
     onr_status st = onr_save_tensor_pb(t, name, &b, &len, &e);
     if (st) return to_msg(&e, st, msg, msglen);
-    FILE *f = fopen(path, "wb");
+    int fd = onr_create_regular(path, &e); /* no FIFO, device or symbolic link */
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
+        if (fd >= 0) close(fd);
         free(b);
-        onr_seterr(&e, ONR_E_IO, "cannot create '%s': %s", path, strerror(errno));
+        if (!e.code) onr_seterr(&e, ONR_E_IO, "cannot create '%s': %s", path, strerror(errno));
         return to_msg(&e, ONR_E_IO, msg, msglen);
     }
     int ok = fwrite(b, 1, len, f) == len;

@@ -63,7 +63,13 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
         if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
                         .konst = konst, .nthreads = nthreads, .err = err};
+    onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
     int st = impl->create(&c, s->params);
+    onr_err bad = {0};
+    if (onr_attr_check_end(&bad)) { /* the first cause, before what followed from it */
+        *err = bad;
+        st = bad.code;
+    }
     free(konst);
     s->consumed = c.consumed;
     return (onr_status)st;

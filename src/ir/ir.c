@@ -441,44 +441,79 @@ const onr_attr *onr_node_attr(const onr_node *n, const char *name)
     return NULL;
 }
 
-int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def)
+/* The first attribute a getter found with the wrong type since
+ * onr_attr_check_begin, per thread (create runs wherever a plan is built). */
+static _Thread_local struct {
+    const onr_node *node;
+    const onr_attr *attr;
+    onr_attr_type want;
+} attr_bad;
+
+static const char *attr_type_name(onr_attr_type t)
+{
+    static const char *const names[] = {
+        "UNDEFINED", "FLOAT",  "INT",     "STRING",        "TENSOR",         "GRAPH",
+        "FLOATS",    "INTS",   "STRINGS", "TENSORS",       "GRAPHS",         "SPARSE_TENSOR",
+        "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "an unknown type";
+}
+
+const onr_attr *onr_attr_get(const onr_node *n, const char *name, onr_attr_type want)
 {
     const onr_attr *a = onr_node_attr(n, name);
-    return (a && a->type == ONR_ATTR_INT) ? a->i : def;
+    if (!a || a->type == want) return a;
+    if (!attr_bad.node) {
+        attr_bad.node = n;
+        attr_bad.attr = a;
+        attr_bad.want = want;
+    }
+    return NULL;
+}
+
+void onr_attr_check_begin(void) { memset(&attr_bad, 0, sizeof attr_bad); }
+
+onr_status onr_attr_check_end(onr_err *err)
+{
+    if (!attr_bad.node) return ONR_OK;
+    const onr_node *n = attr_bad.node;
+    const onr_attr *a = attr_bad.attr;
+    onr_attr_type want = attr_bad.want;
+    memset(&attr_bad, 0, sizeof attr_bad);
+    (void)n; /* the caller's prefix names the node */
+    return onr_seterr(err, ONR_E_MODEL, "attribute '%s' must be of type %s, but the model gives %s",
+                      a->name, attr_type_name(want), attr_type_name(a->type));
+}
+
+int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def)
+{
+    const onr_attr *a = onr_attr_get(n, name, ONR_ATTR_INT);
+    return a ? a->i : def;
 }
 
 float onr_attr_float(const onr_node *n, const char *name, float def)
 {
-    const onr_attr *a = onr_node_attr(n, name);
-    return (a && a->type == ONR_ATTR_FLOAT) ? a->f : def;
+    const onr_attr *a = onr_attr_get(n, name, ONR_ATTR_FLOAT);
+    return a ? a->f : def;
 }
 
 const char *onr_attr_string(const onr_node *n, const char *name, const char *def)
 {
-    const onr_attr *a = onr_node_attr(n, name);
-    return (a && a->type == ONR_ATTR_STRING) ? a->s : def;
+    const onr_attr *a = onr_attr_get(n, name, ONR_ATTR_STRING);
+    return a ? a->s : def;
 }
 
 const int64_t *onr_attr_ints(const onr_node *n, const char *name, size_t *count)
 {
-    const onr_attr *a = onr_node_attr(n, name);
-    if (!a || a->type != ONR_ATTR_INTS) {
-        *count = 0;
-        return NULL;
-    }
-    *count = a->n;
-    return a->ints;
+    const onr_attr *a = onr_attr_get(n, name, ONR_ATTR_INTS);
+    *count = a ? a->n : 0;
+    return a ? a->ints : NULL;
 }
 
 const float *onr_attr_floats(const onr_node *n, const char *name, size_t *count)
 {
-    const onr_attr *a = onr_node_attr(n, name);
-    if (!a || a->type != ONR_ATTR_FLOATS) {
-        *count = 0;
-        return NULL;
-    }
-    *count = a->n;
-    return a->floats;
+    const onr_attr *a = onr_attr_get(n, name, ONR_ATTR_FLOATS);
+    *count = a ? a->n : 0;
+    return a ? a->floats : NULL;
 }
 
 /* ---- graphs -------------------------------------------------------------- */

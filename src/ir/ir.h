@@ -38,6 +38,34 @@ uint64_t onr_max_tensor_bytes(void);
 onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *numel,
                           onr_err *err);
 
+/* Counts a model declares, bounded so that nothing sized by them (tables,
+ * index arrays, messages) can grow without limit; beyond them a model is
+ * refused at load with the limit named. Far above any real model: the
+ * widest Concat/Sum in exported models has a few hundred inputs. */
+#define ONR_MAX_NODE_IO 65536  /* inputs, and outputs, of one node */
+#define ONR_MAX_GRAPH_IO 65536 /* inputs, and outputs, of one graph */
+#define ONR_MAX_OPSET_IMPORTS 256  /* opset imports of the model, or of one function */
+
+/* ---- names (names.c) ------------------------------------------------------
+ * Hashes keyed at process start (SipHash-1-3), so names a model chooses
+ * cannot be crafted to collide. */
+uint64_t onr_hash_bytes(const void *p, size_t len);
+uint64_t onr_hash_str(const char *s);
+
+/* A name -> id table (open addressing); key(ctx, id) gives id's name, which
+ * must stay valid while the table is used. Zero-initialise with key and ctx. */
+typedef struct onr_names {
+    int *slots; /* id + 1; 0 = empty */
+    size_t cap, used;
+    const char *(*key)(const void *ctx, int id);
+    const void *ctx;
+} onr_names;
+/* The id put under name, or -1. */
+int onr_names_find(const onr_names *m, const char *name);
+/* Adds id; callers find first to keep names unique. 0, or -1 out of memory. */
+int onr_names_put(onr_names *m, int id);
+void onr_names_free(onr_names *m);
+
 /* ---- tensors ---------------------------------------------------------- */
 
 struct onr_tensor {
@@ -215,7 +243,16 @@ int onr_graph_add_value(onr_graph *g, const char *name);
 /* Opset version for a domain ("" and "ai.onnx" are the same), 0 if not imported. */
 int64_t onr_model_opset(const onr_model *m, const char *domain);
 
-/* Attribute access with defaults. */
+/* Attribute access with defaults. A getter that finds the attribute with
+ * another type returns the default and records the mismatch; between
+ * onr_attr_check_begin and onr_attr_check_end (around every op's create,
+ * in onr_step_create) the first one becomes an error naming the node, the
+ * attribute, the type expected and the type given. */
+void onr_attr_check_begin(void);
+/* Attribute `name` of n when it has type `want`; NULL when absent, and NULL
+ * with the mismatch recorded when present with another type. */
+const onr_attr *onr_attr_get(const onr_node *n, const char *name, onr_attr_type want);
+onr_status onr_attr_check_end(onr_err *err);
 const onr_attr *onr_node_attr(const onr_node *n, const char *name);
 int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def);
 float onr_attr_float(const onr_node *n, const char *name, float def);

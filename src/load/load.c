@@ -45,6 +45,9 @@ typedef struct loader {
     int no_takeover;            /* tensors may be shared: copy raw_data, never take it */
     int n_calls;                /* function calls inlined so far (unique value prefixes) */
     void **allocs;              /* what the inlined node copies own, freed after loading */
+    int *fn_slots;              /* model-local functions by (domain, name): index + 1 */
+    size_t fn_cap;
+    onr_names *fn_formals;      /* per function: its formal parameters' names */
     size_t n_allocs, cap_allocs;
     /* the serialized model, for initializers whose raw_data was stripped */
     const uint8_t *src;
@@ -76,12 +79,37 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
-/* Returns 0 when fine (or malformed: protobuf-c reports that), -1 when too deep. */
+/* Repeated fields counted on the wire, before protobuf-c unpacks them, so a
+ * file that declares more than a limit of ir.h is refused at once. */
+#define ONR_MAX_ATTRS 4096 /* attributes of a node, or of a function */
+static const struct wire_limit {
+    const ProtobufCMessageDescriptor *d;
+    unsigned tag;
+    int max;
+    const char *what;
+} wire_limits[] = {
+    {&onnx__graph_proto__descriptor, 11, ONR_MAX_GRAPH_IO, "a graph declares more than %d graph inputs"},
+    {&onnx__graph_proto__descriptor, 12, ONR_MAX_GRAPH_IO, "a graph declares more than %d graph outputs"},
+    {&onnx__node_proto__descriptor, 1, ONR_MAX_NODE_IO, "a node has more than %d inputs"},
+    {&onnx__node_proto__descriptor, 2, ONR_MAX_NODE_IO, "a node has more than %d outputs"},
+    {&onnx__node_proto__descriptor, 5, ONR_MAX_ATTRS, "a node has more than %d attributes"},
+    {&onnx__function_proto__descriptor, 4, ONR_MAX_NODE_IO, "a function declares more than %d inputs"},
+    {&onnx__function_proto__descriptor, 5, ONR_MAX_NODE_IO, "a function declares more than %d outputs"},
+    {&onnx__function_proto__descriptor, 6, ONR_MAX_ATTRS, "a function declares more than %d attributes"},
+    {&onnx__function_proto__descriptor, 11, ONR_MAX_ATTRS, "a function declares more than %d attribute defaults"},
+    {&onnx__function_proto__descriptor, 9, ONR_MAX_OPSET_IMPORTS, "a function has more than %d opset imports"},
+    {&onnx__model_proto__descriptor, 8, ONR_MAX_OPSET_IMPORTS, "the model has more than %d opset imports"},
+};
+#define N_WIRE_LIMITS (sizeof wire_limits / sizeof wire_limits[0])
+
+/* Returns 0 when fine (or malformed: protobuf-c reports that), -1 when too
+ * deep, -2 - k when the count wire_limits[k] is exceeded. */
 static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescriptor *d,
                        int depth)
 {
     if (depth > ONR_MAX_PROTO_DEPTH) return -1;
     const uint8_t *end = p + len;
+    int counts[N_WIRE_LIMITS] = {0};
     while (p < end) {
         uint64_t key, n;
         if (!read_varint(&p, end, &key)) return 0;
@@ -101,11 +129,16 @@ static int check_depth(const uint8_t *p, size_t len, const ProtobufCMessageDescr
             break;
         case 2: {
             if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            for (size_t k = 0; k < N_WIRE_LIMITS; k++)
+                if (wire_limits[k].d == d && wire_limits[k].tag == tag &&
+                    ++counts[k] > wire_limits[k].max)
+                    return -2 - (int)k;
             const ProtobufCFieldDescriptor *f =
                 tag <= INT_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)tag) : NULL;
+            int r;
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-                check_depth(p, (size_t)n, f->descriptor, depth + 1) < 0)
-                return -1;
+                (r = check_depth(p, (size_t)n, f->descriptor, depth + 1)) < 0)
+                return r;
             p += n;
             break;
         }
@@ -335,12 +368,8 @@ typedef struct vmap {
     const struct vmap *outer; /* the enclosing graph's map (NULL for the main graph) */
 } vmap;
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-    return h;
-}
+/* onr_hash_str is keyed at process start: names cannot be chosen to collide */
+#define hash_str onr_hash_str
 
 static int vmap_find(const vmap *m, const char *name)
 {
@@ -407,20 +436,15 @@ static void copy_from_map(void *dst, const uint8_t *src, size_t n, const uint8_t
     onr_pages_drop(map + lo, hi - lo);
 }
 
-/* Map a whole external-data file once per model; returns its mapping. */
-static int map_external(loader *L, const char *path, const uint8_t **addr, size_t *len)
+/* Map a whole external-data file once per model; returns its mapping. loc is
+ * resolved beneath the model's directory (fileopen.c). */
+static int map_external(loader *L, const char *loc, const uint8_t **addr, size_t *len)
 {
     onr_model *m = L->model;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' cannot be opened: %s", path,
-                          strerror(errno));
+    const char *path = loc;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return onr_seterr(L->err, ONR_E_IO, "external data file '%s' is not a regular file",
-                          path);
-    }
+    int fd = onr_open_beneath(L->base_dir, loc, &st, L->err);
+    if (fd < 0) return L->err->code;
     /* one mapping per file: look for it by device/inode in the maps we hold */
     for (int i = 0; i < m->n_maps; i++) {
         if (m->maps[i].dev == (uint64_t)st.st_dev && m->maps[i].ino == (uint64_t)st.st_ino) {
@@ -502,13 +526,12 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
                           "tensor '%s': external data '%s' needs a base directory (open the "
                           "model from a path or set one in the options)",
                           tname(tp), loc);
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", L->base_dir, loc) >= sizeof path)
+    if (strlen(loc) >= PATH_MAX)
         return onr_seterr(L->err, ONR_E_MODEL, "tensor '%s': external data path too long",
                           tname(tp));
     const uint8_t *base = NULL;
     size_t flen = 0;
-    int st = map_external(L, path, &base, &flen);
+    int st = map_external(L, loc, &base, &flen);
     if (st) {
         onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
         return st;
@@ -906,16 +929,91 @@ static const char *domain_norm(const char *d)
     return !d || strcmp(d, "ai.onnx") == 0 ? "" : d;
 }
 
+/* Model-local functions are found through a hash table keyed on (domain,
+ * name), built once per model (fn_index_build), which also refuses a
+ * function defined twice; each function's formal parameters get a name
+ * table at its first call. Both keep inlining linear in the model's size. */
+static uint64_t fn_hash(const char *domain, const char *name)
+{
+    return onr_hash_str(name) ^ onr_hash_str(domain_norm(domain)) * 0x9E3779B97F4A7C15ull;
+}
+
+/* Index in L->mp->functions of the function (domain, name), or -1. */
+static int fn_lookup(const loader *L, const char *domain, const char *name)
+{
+    if (!L->fn_cap || !name) return -1;
+    for (size_t i = fn_hash(domain, name) & (L->fn_cap - 1);; i = (i + 1) & (L->fn_cap - 1)) {
+        int k = L->fn_slots[i] - 1;
+        if (k < 0) return -1;
+        const Onnx__FunctionProto *f = L->mp->functions[k];
+        if (strcmp(f->name, name) == 0 &&
+            strcmp(domain_norm(f->domain), domain_norm(domain)) == 0)
+            return k;
+    }
+}
+
+static int fn_index_build(loader *L)
+{
+    size_t n = L->mp->n_functions, cap = 16;
+    if (!n) return ONR_OK;
+    while (cap < 2 * n) cap *= 2;
+    L->fn_slots = calloc(cap, sizeof *L->fn_slots);
+    L->fn_formals = calloc(n, sizeof *L->fn_formals);
+    if (!L->fn_slots || !L->fn_formals) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        const Onnx__FunctionProto *f = L->mp->functions[k];
+        if (!f->name || !*f->name)
+            return onr_seterr(L->err, ONR_E_MODEL, "model-local function %zu has no name", k);
+        if (fn_lookup(L, f->domain, f->name) >= 0)
+            return onr_seterr(L->err, ONR_E_MODEL,
+                              "model-local function '%s' (domain '%s') is defined twice",
+                              f->name, domain_norm(f->domain));
+        L->fn_cap = cap; /* searchable from here on */
+        size_t i = fn_hash(f->domain, f->name) & (cap - 1);
+        while (L->fn_slots[i]) i = (i + 1) & (cap - 1);
+        L->fn_slots[i] = (int)k + 1;
+    }
+    return ONR_OK;
+}
+
+static void fn_index_free(loader *L)
+{
+    for (size_t k = 0; L->fn_formals && k < L->mp->n_functions; k++)
+        onr_names_free(&L->fn_formals[k]);
+    free(L->fn_formals);
+    free(L->fn_slots);
+    L->fn_formals = NULL;
+    L->fn_slots = NULL;
+    L->fn_cap = 0;
+}
+
 static const Onnx__FunctionProto *fn_find(const loader *L, const Onnx__NodeProto *np)
 {
-    if (!L->mp || !np->op_type) return NULL;
-    for (size_t i = 0; i < L->mp->n_functions; i++) {
-        const Onnx__FunctionProto *f = L->mp->functions[i];
-        if (f->name && strcmp(f->name, np->op_type) == 0 &&
-            strcmp(domain_norm(f->domain), domain_norm(np->domain)) == 0)
-            return f;
+    int k = L->mp ? fn_lookup(L, np->domain, np->op_type) : -1;
+    return k >= 0 ? L->mp->functions[k] : NULL;
+}
+
+/* Formal parameter `pos` of function ctx: its inputs, then its outputs. */
+static const char *fn_formal_name(const void *ctx, int pos)
+{
+    const Onnx__FunctionProto *f = ctx;
+    const char *n = (size_t)pos < f->n_input ? f->input[pos] : f->output[(size_t)pos - f->n_input];
+    return n ? n : "";
+}
+
+/* The formals' name table of function k, built at its first call. */
+static onr_names *fn_formals(loader *L, int k)
+{
+    onr_names *fm = &L->fn_formals[k];
+    if (fm->key) return fm;
+    const Onnx__FunctionProto *f = L->mp->functions[k];
+    fm->key = fn_formal_name;
+    fm->ctx = f;
+    for (size_t i = 0; i < f->n_input + f->n_output; i++) {
+        const char *n = fn_formal_name(f, (int)i);
+        if (*n && onr_names_find(fm, n) < 0 && onr_names_put(fm, (int)i)) return NULL;
     }
-    return NULL;
+    return fm;
 }
 
 static char *fn_strcat(loader *L, const char *a, const char *b)
@@ -928,18 +1026,19 @@ static char *fn_strcat(loader *L, const char *a, const char *b)
     return fn_keep(L, s);
 }
 
-/* The name a value of the function body gets at this call. */
-static char *fn_rename(loader *L, const Onnx__FunctionProto *f, const Onnx__NodeProto *call,
-                       const char *prefix, const char *name)
+/* The name a value of the function body gets at this call: a formal input
+ * or output becomes the call's actual one, anything else gets the prefix. */
+static char *fn_rename(loader *L, const Onnx__FunctionProto *f, const onr_names *formals,
+                       const Onnx__NodeProto *call, const char *prefix, const char *name)
 {
     if (!name || !*name) return (char *)"";
-    for (size_t i = 0; i < f->n_input; i++)
-        if (f->input[i] && strcmp(f->input[i], name) == 0)
-            return i < call->n_input && call->input[i] ? call->input[i] : (char *)"";
-    for (size_t i = 0; i < f->n_output; i++)
-        if (f->output[i] && strcmp(f->output[i], name) == 0 && i < call->n_output &&
-            call->output[i] && *call->output[i])
-            return call->output[i];
+    int pos = onr_names_find(formals, name);
+    if (pos >= 0 && (size_t)pos < f->n_input)
+        return (size_t)pos < call->n_input && call->input[pos] ? call->input[pos] : (char *)"";
+    if (pos >= 0) {
+        size_t i = (size_t)pos - f->n_input;
+        if (i < call->n_output && call->output[i] && *call->output[i]) return call->output[i];
+    }
     return fn_strcat(L, prefix, name);
 }
 
@@ -963,6 +1062,8 @@ static int fn_inline(loader *L, const Onnx__FunctionProto *f, const Onnx__NodePr
                           "node '%s' calls function '%s' with %zu inputs and %zu outputs; it "
                           "declares %zu and %zu",
                           cname, f->name, call->n_input, call->n_output, f->n_input, f->n_output);
+    const onr_names *formals = fn_formals(L, fn_lookup(L, call->domain, call->op_type));
+    if (!formals) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
     char pre[320];
     snprintf(pre, sizeof pre, "%s/%s#%d/", cname, f->name, ++L->n_calls);
     char *prefix = fn_strcat(L, pre, "");
@@ -980,10 +1081,10 @@ static int fn_inline(loader *L, const Onnx__FunctionProto *f, const Onnx__NodePr
         c->name = fn_strcat(L, prefix, b->name && *b->name ? b->name : idx);
         if (!c->name) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         for (size_t i = 0; i < b->n_input; i++)
-            if (!(in[i] = fn_rename(L, f, call, prefix, b->input[i])))
+            if (!(in[i] = fn_rename(L, f, formals, call, prefix, b->input[i])))
                 return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         for (size_t i = 0; i < b->n_output; i++)
-            if (!(ou[i] = fn_rename(L, f, call, prefix, b->output[i])))
+            if (!(ou[i] = fn_rename(L, f, formals, call, prefix, b->output[i])))
                 return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         size_t na = 0;
         for (size_t i = 0; i < b->n_attribute; i++) {
@@ -1317,8 +1418,10 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
     }
     if (!mp->graph) return onr_seterr(L->err, ONR_E_MODEL, "the model has no graph");
     L->mp = mp; /* calls of its functions are inlined as the graphs load */
-    int st = load_graph(L, mp->graph, NULL, NULL, 0, &m->graph);
+    int st = fn_index_build(L);
+    if (!st) st = load_graph(L, mp->graph, NULL, NULL, 0, &m->graph);
     fn_free_all(L);
+    fn_index_free(L);
     return st;
 }
 
@@ -1332,9 +1435,16 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     *out = NULL;
     *kept = 0;
     if (len == 0) return onr_seterr(err, ONR_E_MODEL, "the model is empty (0 bytes)");
-    if (check_depth(buf, len, &onnx__model_proto__descriptor, 0) < 0)
+    int shape = check_depth(buf, len, &onnx__model_proto__descriptor, 0);
+    if (shape == -1)
         return onr_seterr(err, ONR_E_MODEL, "the model nests messages more than %d deep",
                           ONR_MAX_PROTO_DEPTH);
+    if (shape < -1) {
+        const struct wire_limit *w = &wire_limits[-2 - shape];
+        char what[160];
+        snprintf(what, sizeof what, w->what, w->max);
+        return onr_seterr(err, ONR_E_MODEL, "%s (the limit)", what);
+    }
     loader L = {.base_dir = base_dir, .err = err, .src = buf, .src_len = len,
                 .src_is_map = map != NULL};
     uint8_t *stripped = NULL;
@@ -1386,13 +1496,9 @@ onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, on
 onr_status onr_load_file(const char *path, onr_model **out, onr_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return onr_seterr(err, ONR_E_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return onr_seterr(err, ONR_E_IO, "'%s' is not a regular file", path);
-    }
+    int fd = onr_open_regular(path, "model", &st, err);
+    if (fd < 0) return err->code;
     if (st.st_size == 0) {
         close(fd);
         return onr_seterr(err, ONR_E_MODEL, "'%s' is empty (0 bytes)", path);

@@ -19,6 +19,20 @@ onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err);
 
+/* ---- opening files (fileopen.c) -------------------------------------------
+ * Each returns an open descriptor, or -1 with err set naming the file and why.
+ * None blocks on a FIFO; none accepts anything but a regular file. */
+struct stat;
+/* Read-only; `what` names the file in messages ("model", "input file"). */
+int onr_open_regular(const char *path, const char *what, struct stat *st, onr_err *err);
+/* Read-only, `loc` resolved beneath directory `dir` without leaving it through
+ * a symbolic link or '..' (links that stay inside are followed). */
+int onr_open_beneath(const char *dir, const char *loc, struct stat *st, onr_err *err);
+/* For writing: created or truncated; refuses a symbolic link, FIFO or device. */
+int onr_create_regular(const char *path, onr_err *err);
+/* Tests: 1 resolves beneath a directory by hand even where openat2 exists. */
+extern int onr_resolve_portable_only;
+
 /* Largest nesting of messages accepted (graph attributes inside nodes inside graphs ...). */
 #define ONR_MAX_PROTO_DEPTH 48
 

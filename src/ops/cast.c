@@ -360,7 +360,8 @@ static int cast_create(onr_create_ctx *c, void *params)
         if ((to = legacy_type(a->s)) < 0)
             return onr_seterr(c->err, ONR_E_MODEL, "'to' names no known type: \"%s\"", a->s);
     } else {
-        return onr_seterr(c->err, ONR_E_MODEL, "Cast needs an integer attribute 'to'");
+        return onr_seterr(c->err, ONR_E_MODEL, "attribute 'to' must be an INT (a type number)%s",
+                          a ? "" : ", and is missing");
     }
     if ((st = cast_target(c->err, to))) return st;
     P->to = (onr_dtype)to;

@@ -98,7 +98,7 @@ static int concat_create(onr_create_ctx *c, void *params)
 {
     concat_params *p = params;
     if (c->n_in < 1) return onr_seterr(c->err, ONR_E_MODEL, "Concat needs at least one input");
-    const onr_attr *a = onr_node_attr(c->node, "axis");
+    const onr_attr *a = onr_attr_get(c->node, "axis", ONR_ATTR_INT);
     if (!a && c->opset >= 4) return onr_seterr(c->err, ONR_E_MODEL, "attribute 'axis' is missing");
     p->axis_attr = a ? a->i : 1; /* Concat-1 defaulted to 1 */
     p->n = c->n_in;
@@ -209,8 +209,8 @@ static int split_create(onr_create_ctx *c, void *params)
     if (!(p->attr = calloc(2 * (size_t)n, sizeof *p->attr)))
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
     p->sizes = p->attr + n;
-    const onr_attr *a = onr_node_attr(c->node, "split");
-    if (c->opset < 13 && a && a->type == ONR_ATTR_INTS) {
+    const onr_attr *a = c->opset < 13 ? onr_attr_get(c->node, "split", ONR_ATTR_INTS) : NULL;
+    if (a) {
         /* opset 1 prefers a non-empty split input: the count is checked
          * when the attribute is used */
         if (c->opset >= 2 && a->n != (size_t)n)

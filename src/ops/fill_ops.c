@@ -515,8 +515,8 @@ static int eyelike_create(onr_create_ctx *c, void *params)
     eyelike_params *p = params;
     p->k = onr_attr_int(c->node, "k", 0);
     p->dtype = -1;
-    const onr_attr *a = onr_node_attr(c->node, "dtype");
-    if (a && a->type == ONR_ATTR_INT) {
+    const onr_attr *a = onr_attr_get(c->node, "dtype", ONR_ATTR_INT);
+    if (a) {
         int64_t d = a->i;
         if (d < 0 || d >= 32 || !(EYELIKE_TYPES & ONR_T(d)))
             return onr_seterr(c->err, ONR_E_UNSUPPORTED, "dtype %lld is not supported", (long long)d);

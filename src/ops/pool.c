@@ -308,6 +308,9 @@ typedef struct pool_params {
 static int pool_p(onr_create_ctx *c, double *p)
 {
     const onr_attr *a = onr_node_attr(c->node, "p");
+    if (a && a->type != ONR_ATTR_FLOAT && a->type != ONR_ATTR_INT)
+        return onr_seterr(c->err, ONR_E_MODEL, "attribute 'p' must be an INT (or a FLOAT in "
+                          "opset 1)");
     *p = !a ? 2. : a->type == ONR_ATTR_FLOAT ? (double)a->f : (double)a->i;
     if (!(*p > 0) || *p > 1e6)
         return onr_seterr(c->err, ONR_E_MODEL, "p = %g must be positive", *p);

@@ -12,11 +12,39 @@
 
 #include "plan/passes.h"
 
+/* Unknown (domain, op type) pairs seen so far, so each is listed once: a
+ * hash set of node indices (a scan of the earlier nodes was quadratic in a
+ * model of many unknown ops). */
+typedef struct op_seen {
+    int *slots; /* node index + 1 */
+    size_t cap;
+} op_seen;
+
+static uint64_t op_hash(const onr_node *n)
+{
+    return onr_hash_str(n->op_type) ^ onr_hash_str(n->domain) * 0x9E3779B97F4A7C15ull;
+}
+
+/* 1 when a node of n's (domain, op) was added before; else adds n, returns 0. */
+static int op_seen_add(op_seen *s, const onr_graph *g, int idx)
+{
+    const onr_node *n = &g->nodes[idx];
+    size_t i = op_hash(n) & (s->cap - 1);
+    for (; s->slots[i]; i = (i + 1) & (s->cap - 1)) {
+        const onr_node *o = &g->nodes[s->slots[i] - 1];
+        if (strcmp(o->op_type, n->op_type) == 0 && strcmp(o->domain, n->domain) == 0) return 1;
+    }
+    s->slots[i] = idx + 1;
+    return 0;
+}
+
 static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
 {
     char list[800] = "";
     size_t used = 0;
     int missing = 0;
+    op_seen seen = {NULL, 16};
+    while (seen.cap < 2 * (size_t)g->n_nodes) seen.cap *= 2;
     for (int i = 0; i < g->n_nodes; i++) {
         onr_node *n = &g->nodes[i];
         /* set by the loader (nodes inlined from a function keep its imports) */
@@ -24,13 +52,9 @@ static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
         n->op = n->opset ? onr_op_find(n->domain, n->op_type, n->opset) : NULL;
         if (n->op) continue;
         /* list each (domain, op) once */
-        int seen = 0;
-        for (int k = 0; k < i && !seen; k++) {
-            const onr_node *o = &g->nodes[k];
-            seen = !o->op && strcmp(o->op_type, n->op_type) == 0 &&
-                   strcmp(o->domain, n->domain) == 0;
-        }
-        if (seen) continue;
+        if (!seen.slots && !(seen.slots = calloc(seen.cap, sizeof *seen.slots)))
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        if (op_seen_add(&seen, g, i)) continue;
         missing++;
         if (used < sizeof list - 1) {
             char one[300];
@@ -46,9 +70,11 @@ static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s", one);
         }
     }
+    free(seen.slots);
     if (missing)
-        return onr_seterr(err, ONR_E_UNSUPPORTED, "unsupported operator%s: %s",
-                          missing > 1 ? "s" : "", list);
+        return onr_seterr(err, ONR_E_UNSUPPORTED, "unsupported operator%s: %s%s",
+                          missing > 1 ? "s" : "", list,
+                          used >= sizeof list - 1 ? " ... (more not listed)" : "");
     return ONR_OK;
 }
 
