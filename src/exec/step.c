@@ -132,7 +132,8 @@ onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
     if (!impl->run) return ONR_OK; /* a view: the executor aliased the buffer */
     onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
                     .n_out = s->n_out, .out = s->out, .scratch = s->scratch ? scratch : NULL,
-                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err};
+                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
+                    .cancel = s->cancel};
     return (onr_status)impl->run(&ctx);
 }
 
