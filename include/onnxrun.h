@@ -158,6 +158,14 @@ onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *
  * input must be bound exactly once. Input tensors are read, never kept. */
 onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                            const onr_tensor *const *inputs);
+/* Stop the run in progress on s, from another thread (or a signal handler):
+ * it returns ONR_E_RUNTIME ("the run was cancelled") before its next step,
+ * or before the next iteration of a Loop or Scan, at any nesting depth.
+ * This is how to bound a model whose Loop has neither a trip count M nor a
+ * condition that ends it, or one that ends only by its condition: run it
+ * in a thread and cancel it after the time you allow. Each
+ * onr_session_run starts uncancelled. No effect when no run is going on. */
+void onr_session_cancel(onr_session *s);
 /* Output i of the last successful run, owned by the session and valid until
  * the next run or onr_session_free. */
 const onr_tensor *onr_session_output(const onr_session *s, int i);

@@ -288,6 +288,7 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                               "input '%s' is not given (the model has %d input%s, %d given)",
                               g->values[g->inputs[i]].name, g->n_inputs,
                               g->n_inputs == 1 ? "" : "s", n);
+    onr_plan_set_cancel(s->plan, 0);
     onr_status st = onr_plan_run(s->plan, &s->err);
     for (int i = 0; i < g->n_outputs && !st; i++) st = publish_output(s, i);
     /* inputs are the caller's: forget them */
@@ -298,6 +299,11 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
     if (st) return st;
     s->have_outputs = 1;
     return ONR_OK;
+}
+
+void onr_session_cancel(onr_session *s)
+{
+    if (ready(s)) onr_plan_set_cancel(s->plan, 1);
 }
 
 const onr_tensor *onr_session_output(const onr_session *s, int i)

@@ -300,6 +300,7 @@ typedef struct loop_params {
     uint8_t cond_val;
     onr_tensor iter_t, cond_t; /* views of iter_val / cond_val bound to the body */
     decl_shape *scan_decl;     /* per scan output */
+    onr_tensor *row_shape;     /* per scan output: the first iteration's shape */
 } loop_params;
 
 static int loop_create(onr_create_ctx *c, void *params)
@@ -328,7 +329,8 @@ static int loop_create(onr_create_ctx *c, void *params)
                           g->n_outputs, c->n_out, p->n_carried);
     if (carry_init(&p->c, p->n_carried)) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
     p->scan_decl = calloc((size_t)p->n_scan + 1, sizeof *p->scan_decl);
-    if (!p->scan_decl) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
+    p->row_shape = calloc((size_t)p->n_scan + 1, sizeof *p->row_shape);
+    if (!p->scan_decl || !p->row_shape) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
     for (int s = 0; s < p->n_scan; s++) declared_shape(g, 1 + p->n_carried + s, &p->scan_decl[s]);
     return ONR_OK;
 }
@@ -339,6 +341,7 @@ static void loop_destroy(void *params)
     onr_plan_free(p->body);
     carry_free(&p->c);
     free(p->scan_decl);
+    free(p->row_shape);
 }
 
 static int loop_reshape(onr_kctx *ctx, size_t *scratch)
@@ -419,9 +422,7 @@ static int loop_run(const onr_kctx *ctx)
     onr_tensor_set_shape(&p->cond_t, ONR_BOOL, 0, zero_dims, ctx->err);
     p->iter_t.data = &p->iter_val;
     p->cond_t.data = &p->cond_val;
-    onr_tensor row_shape[1];
-    onr_tensor *shapes = p->n_scan ? calloc((size_t)p->n_scan, sizeof *shapes) : row_shape;
-    if (!shapes) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory");
+    onr_tensor *shapes = p->row_shape;
     int64_t i = 0;
     st = ONR_OK;
     while ((max_iter < 0 || i < max_iter) && (!use_cond || cond)) {
@@ -464,7 +465,6 @@ static int loop_run(const onr_kctx *ctx)
         st = onr_tensor_set_shape(out, shapes[s].dtype, 1 + shapes[s].rank, dims, ctx->err);
         if (st) out->numel = numel;
     }
-    if (shapes != row_shape) free(shapes);
     for (int k = 0; k < p->n_carried && !st; k++)
         st = carry_emit(&p->c, k, ctx->out[k], ctx->err);
     return st;

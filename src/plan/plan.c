@@ -384,6 +384,8 @@ void onr_plan_memory(const onr_plan *p, size_t *arena_bytes, size_t *activation_
     *activation_bytes = p->mem.total_bytes;
 }
 
+void onr_plan_set_cancel(onr_plan *p, int on) { p->cancel_flag = on != 0; }
+
 void onr_plan_set_profiling(onr_plan *p, int on) { p->profiling = on != 0; }
 
 double onr_plan_step_ms(const onr_plan *p, int i, double *start_ms)

@@ -95,6 +95,10 @@ const onr_graph *onr_plan_graph(const onr_plan *p);
 /* The runtime tensor of graph input i (bind) / graph output i (read). */
 onr_tensor *onr_plan_input(onr_plan *p, int i);
 onr_tensor *onr_plan_output(onr_plan *p, int i);
+/* Raise (1) or clear (0) the cancel flag: a run in progress stops before
+ * its next step or Loop/Scan iteration with ONR_E_RUNTIME. Safe to call
+ * from another thread or a signal handler. */
+void onr_plan_set_cancel(onr_plan *p, int on);
 /* Profiling. */
 void onr_plan_set_profiling(onr_plan *p, int on);
 double onr_plan_step_ms(const onr_plan *p, int i, double *start_ms);
