@@ -70,6 +70,14 @@ typedef enum onr_dtype {
     ONR_DTYPE_COUNT = 17
 } onr_dtype;
 
+/* What a value is: a tensor, a sequence of tensors, or an optional (a
+ * tensor or sequence that may be absent). The values are onnx-run's own. */
+typedef enum onr_kind {
+    ONR_VALUE_TENSOR = 0,
+    ONR_VALUE_SEQUENCE = 1,
+    ONR_VALUE_OPTIONAL = 2
+} onr_kind;
+
 /* Largest tensor rank onnx-run handles. */
 #define ONR_MAX_RANK 12
 

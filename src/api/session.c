@@ -168,6 +168,14 @@ static onr_status check_input(onr_session *s, const onr_value *v, const onr_tens
                               const char **sym_names, int64_t *sym_vals, int *n_sym)
 {
     char b1[256], b2[256];
+    if (v->kind || t->kind) { /* sequences and optionals: the kind must match */
+        static const char *const kinds[] = {"a tensor", "a sequence", "an optional"};
+        int vk = v->kind < 3 ? v->kind : 0, tk = t->kind < 3 ? t->kind : 0;
+        if (vk != tk && !(vk == ONR_VALUE_OPTIONAL && !t->kind))
+            return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected %s, got %s", v->name,
+                              kinds[vk], kinds[tk]);
+        return ONR_OK;
+    }
     if (t->dtype == ONR_UNDEFINED || (t->numel > 0 && !t->data))
         return onr_seterr(&s->err, ONR_E_ARG, "input '%s': tensor has no data", v->name);
     if (v->dtype != ONR_UNDEFINED && t->dtype != v->dtype)
@@ -211,9 +219,13 @@ static onr_status publish_output(onr_session *s, int i)
     onr_tensor *o = s->outs[i];
     if (!o && !(o = s->outs[i] = calloc(1, sizeof *o)))
         return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
-    if (r->dtype == ONR_UNDEFINED)
+    if (r->dtype == ONR_UNDEFINED && !r->kind)
         return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
                           g->values[g->outputs[i]].name);
+    if (r->kind && !r->owns) { /* a container the plan does not own (an input): copy */
+        if (!o->owns) memset(o, 0, sizeof *o);
+        return onr_value_copy(o, r, &s->err);
+    }
     if (r->owns) { /* a step's output buffer: hand it out as it is */
         if (o->owns) onr_tensor_clear(o);
         *o = *r;

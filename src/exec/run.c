@@ -22,6 +22,7 @@ static double now_ms(void)
 /* A view whose output is a graph output gets its own buffer: copy. */
 static int copy_view(onr_tensor *y, const onr_tensor *x, onr_err *err)
 {
+    if (x->kind || y->kind) return onr_value_copy(y, x, err); /* a container: deep copy */
     int st = onr_tensor_alloc(y, err);
     if (st) return st;
     if (y->dtype == ONR_STRING) {

@@ -77,7 +77,7 @@ static int make_key(const onr_step *s, int64_t *key)
     int j = 0, big = 0;
     for (int k = 0; k < s->n_in; k++) {
         const onr_tensor *t = s->in[k];
-        key[j++] = t ? (int64_t)t->dtype : -1;
+        key[j++] = t ? (int64_t)t->dtype | (int64_t)t->kind << 8 : -1;
         key[j++] = t ? t->rank : -1;
         for (int d = 0; d < ONR_MAX_RANK; d++) key[j++] = t && d < t->rank ? t->dims[d] : 0;
     }

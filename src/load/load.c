@@ -773,10 +773,32 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
 {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) return ONR_OK; /* untyped: leave unknown */
+    /* optional(T) and sequence(tensor): the kind and the element type */
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE && tp->optional_type &&
+        tp->optional_type->elem_type) {
+        v->kind = ONR_VALUE_OPTIONAL;
+        tp = tp->optional_type->elem_type;
+        v->elem_kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE
+                           ? ONR_VALUE_SEQUENCE
+                           : ONR_VALUE_TENSOR;
+    }
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type &&
+        tp->sequence_type->elem_type) {
+        if (!v->kind) v->kind = ONR_VALUE_SEQUENCE;
+        tp = tp->sequence_type->elem_type;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+            const Onnx__TypeProto__Tensor *et = tp->tensor_type;
+            v->dtype = et && et->has_elem_type && et->elem_type > 0 &&
+                               et->elem_type < ONR_DTYPE_COUNT
+                           ? (onr_dtype)et->elem_type
+                           : ONR_UNDEFINED;
+            return ONR_OK; /* elements' shapes are not kept */
+        }
+    }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
         return onr_seterr(L->err, ONR_E_UNSUPPORTED,
-                          "value '%s' is not a tensor (sequence/map/optional/sparse values are "
-                          "not supported)",
+                          "value '%s' is not a tensor, a sequence of tensors or an optional of "
+                          "either (maps and sparse values are not supported)",
                           v->name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (!tt) return ONR_OK;

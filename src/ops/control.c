@@ -48,24 +48,10 @@ static int elem_copy(void *dst, const void *src, int64_t n, onr_dtype dt, onr_er
     return ONR_OK;
 }
 
-/* dst becomes an owned copy of src (dst's capacity reused). */
+/* dst becomes an owned copy of src (a tensor or a container). */
 static int tensor_copy(onr_tensor *dst, const onr_tensor *src, onr_err *err)
 {
-    if (dst == src) return ONR_OK;
-    if (!dst->owns) {
-        dst->data = NULL;
-        dst->cap = 0;
-    }
-    if (dst->dtype == ONR_STRING || src->dtype == ONR_STRING) {
-        char *name = dst->name;
-        dst->name = NULL;
-        onr_tensor_clear(dst);
-        dst->name = name;
-    }
-    int st = onr_tensor_set_shape(dst, src->dtype, src->rank, src->dims, err);
-    if (!st) st = onr_tensor_alloc(dst, err);
-    if (!st && src->numel) st = elem_copy(dst->data, src->data, src->numel, src->dtype, err);
-    return st;
+    return onr_value_copy(dst, src, err);
 }
 
 /* dst takes src's value by exchanging buffers: dst gets src's shape and
@@ -74,6 +60,16 @@ static int tensor_copy(onr_tensor *dst, const onr_tensor *src, onr_err *err)
  * buffers are counted by element, are copied. */
 static int tensor_move(onr_tensor *dst, onr_tensor *src, onr_err *err)
 {
+    if (src->owns && (src->kind || dst->kind)) { /* containers: exchange whole values */
+        if (!dst->owns) dst->data = NULL, dst->cap = 0;
+        onr_tensor t = *dst;
+        char *nd = dst->name, *ns = src->name;
+        *dst = *src;
+        *src = t;
+        dst->name = nd;
+        src->name = ns;
+        return ONR_OK;
+    }
     if (!src->owns || src->dtype == ONR_STRING || dst->dtype == ONR_STRING)
         return tensor_copy(dst, src, err);
     if (!dst->owns) dst->data = NULL, dst->cap = 0;
@@ -104,7 +100,7 @@ static int dup_output(const onr_plan *p, int i)
 static int take_output(onr_tensor *dst, onr_plan *p, int i, onr_err *err)
 {
     onr_tensor *src = onr_plan_output(p, i);
-    if (src->dtype == ONR_UNDEFINED)
+    if (src->dtype == ONR_UNDEFINED && !src->kind)
         return onr_seterr(err, ONR_E_RUNTIME, "subgraph output %d was not computed", i);
     if (!dup_output(p, i)) return tensor_move(dst, src, err);
     return tensor_copy(dst, src, err);
@@ -367,8 +363,10 @@ static int loop_append(const onr_kctx *ctx, onr_plan *body, int bo, int o, int64
     const onr_tensor *v = onr_plan_output(body, bo);
     onr_tensor *out = ctx->out[o];
     if (!out) return ONR_OK;
-    if (v->dtype == ONR_UNDEFINED)
+    if (v->dtype == ONR_UNDEFINED && !v->kind)
         return onr_seterr(ctx->err, ONR_E_RUNTIME, "body output %d was not computed", bo);
+    if (v->kind)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "scan output %d is not a tensor", o);
     if (row == 0) {
         *shape = *v;
         if (v->rank >= ONR_MAX_RANK)

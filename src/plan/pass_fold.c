@@ -162,7 +162,7 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err)
     }
     for (int i = 0; i < g->n_inputs; i++) {
         const onr_value *v = &g->values[g->inputs[i]];
-        int stat = v->dtype != ONR_UNDEFINED && v->rank >= 0;
+        int stat = v->dtype != ONR_UNDEFINED && v->rank >= 0 && !v->kind;
         for (int d = 0; d < v->rank && stat; d++) stat = v->dims[d] >= 0;
         known[g->inputs[i]] = (uint8_t)stat;
     }

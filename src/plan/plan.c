@@ -69,7 +69,7 @@ static void init_runtime(onr_plan *p, uint8_t *known)
     for (int i = 0; i < g->n_inputs; i++) {
         int v = g->inputs[i];
         const onr_value *val = &g->values[v];
-        int stat = val->dtype != ONR_UNDEFINED && val->rank >= 0;
+        int stat = val->dtype != ONR_UNDEFINED && val->rank >= 0 && !val->kind;
         for (int d = 0; d < val->rank && stat; d++) stat = val->dims[d] >= 0;
         onr_err tmp = {0};
         if (stat && !onr_tensor_set_shape(&p->rt[v], val->dtype, val->rank, val->dims, &tmp))
