@@ -122,6 +122,31 @@ onr_status onr_tensor_read_pb(const void *buf, size_t len, onr_tensor **out, cha
 onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char *path, char *msg,
                                size_t msglen);
 
+/* ---- sequences and optionals -------------------------------------------
+ * A value handed to or returned by a session is an onr_tensor handle of a
+ * kind: a tensor (everything above), a sequence of tensors, or an optional
+ * (a tensor or a sequence that may be absent). For a sequence or optional,
+ * onr_tensor_dtype is its elements' type, and the elements are read with
+ * onr_value_element; onr_tensor_free frees a container with its elements. */
+
+onr_kind onr_value_kind(const onr_tensor *v);
+/* A sequence's length; an optional's 1 (present) or 0 (absent); -1 for a tensor. */
+int64_t onr_value_count(const onr_tensor *v);
+/* Element i of a sequence, or an optional's value (i = 0); NULL when out
+ * of range or absent. Owned by the container. */
+const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i);
+/* A new sequence holding copies of items[0..n) (all of type elem; n may
+ * be 0). NULL on bad arguments or no memory. */
+onr_tensor *onr_sequence_new(onr_dtype elem, int64_t n, const onr_tensor *const *items);
+/* A new optional holding a copy of value (a tensor or a sequence), or
+ * absent when value is NULL (of element type elem). */
+onr_tensor *onr_optional_new(onr_dtype elem, const onr_tensor *value);
+/* Read a serialized value of the given kind: TensorProto (or .npy),
+ * SequenceProto, or OptionalProto. onr_tensor_write_pb writes each kind as
+ * its own message. */
+onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out, char *msg,
+                               size_t msglen);
+
 /* ---- options ---------------------------------------------------------- */
 
 onr_options *onr_options_new(void);
@@ -154,6 +179,8 @@ typedef struct onr_value_info {
     int rank;                    /* -1 when the model does not declare a shape */
     const int64_t *dims;         /* -1 for a symbolic or unknown dim */
     const char *const *dim_names; /* symbolic dim name, or NULL, per dim */
+    onr_kind kind;               /* a tensor, a sequence or an optional; for the
+                                    last two, dtype is the elements' type */
 } onr_value_info;
 
 int onr_session_input_count(const onr_session *s);

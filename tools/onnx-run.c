@@ -789,6 +789,29 @@ static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, d
     return 1;
 }
 
+/* compare() through sequences and optionals, element by element. */
+static int compare_value(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
+                         char *why, size_t len)
+{
+    onr_kind gk = onr_value_kind(got), wk = onr_value_kind(want);
+    if (gk == ONR_VALUE_TENSOR && wk == ONR_VALUE_TENSOR)
+        return compare(got, want, rtol, atol, why, len);
+    if (gk != wk || onr_value_count(got) != onr_value_count(want)) {
+        snprintf(why, len, "kind %d with %lld elements, expected kind %d with %lld", (int)gk,
+                 (long long)onr_value_count(got), (int)wk, (long long)onr_value_count(want));
+        return 0;
+    }
+    for (int64_t i = 0; i < onr_value_count(got); i++) {
+        char sub[400];
+        if (!compare_value(onr_value_element(got, i), onr_value_element(want, i), rtol, atol, sub,
+                           sizeof sub)) {
+            snprintf(why, len, "element %lld: %s", (long long)i, sub);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static const char *base_name(const char *p)
 {
     size_t n = strlen(p);
@@ -854,7 +877,9 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
         for (int i = 0; i < nin; i++) {
             char f[8192], msg[1024];
             snprintf(f, sizeof f, "%s/%s", sdir, files_in[i]);
-            if (onr_tensor_read_file(f, &ins[i], msg, sizeof msg)) {
+            onr_value_info ki; /* a TensorProto, SequenceProto or OptionalProto */
+            onr_session_input_info(s, i, &ki);
+            if (onr_value_read_file(f, ki.kind, &ins[i], msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);
                 goto done;
             }
@@ -900,15 +925,15 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
             char f[8192], msg[1024], w[512];
             onr_tensor *want = NULL;
             snprintf(f, sizeof f, "%s/%s", sdir, files_out[i]);
-            if (onr_tensor_read_file(f, &want, msg, sizeof msg)) {
+            onr_value_info vi;
+            onr_session_output_info(s, i, &vi);
+            if (onr_value_read_file(f, vi.kind, &want, msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);
                 ok = 0;
                 break;
             }
-            onr_value_info vi;
-            onr_session_output_info(s, i, &vi);
             want = bf16_from_u16(want, vi.dtype);
-            if (!compare(onr_session_output(s, i), want, c->rtol, c->atol, w, sizeof w)) {
+            if (!compare_value(onr_session_output(s, i), want, c->rtol, c->atol, w, sizeof w)) {
                 snprintf(why, sizeof why, "output %d '%s': %s", i, vi.name, w);
                 ok = 0;
             }

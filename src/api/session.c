@@ -144,6 +144,7 @@ static void fill_info(const onr_value *v, onr_value_info *info)
     info->rank = v->rank;
     info->dims = v->dims;
     info->dim_names = (const char *const *)v->dim_names;
+    info->kind = (onr_kind)v->kind;
 }
 
 onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info)

@@ -807,3 +807,101 @@ static int scan_run(const onr_kctx *ctx)
 const onr_op_impl onr_impl_Scan = {.create = scan_create, .reshape = scan_reshape,
     .run = scan_run, .destroy = scan_destroy, .params_size = sizeof(scan_params),
     .types = ONR_TYPES_ALL, .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};
+
+/* ---- SequenceMap (17+) ----------------------------------------------------------------
+ * body(input_sequence[i], additional inputs (element i of a sequence, a
+ * tensor as it is)...) for every i; output k is the sequence of the body's
+ * output k. */
+
+typedef struct seqmap_params {
+    onr_plan *body;
+    const onr_graph *graph;
+    int n_decl;
+} seqmap_params;
+
+static int seqmap_create(onr_create_ctx *c, void *params)
+{
+    seqmap_params *p = params;
+    const char **names;
+    int n_outer;
+    int st = onr_node_outer_names(c->node, &names, &n_outer, c->err);
+    if (st) return st;
+    free(names);
+    p->n_decl = c->n_in - n_outer;
+    if (p->n_decl < 1) return onr_seterr(c->err, ONR_E_MODEL, "SequenceMap needs input_sequence");
+    if ((st = plan_graph_attr(c, "body", p->n_decl, &p->graph, &p->body))) return st;
+    if (p->graph->n_inputs != p->n_decl || p->graph->n_outputs != c->n_out)
+        return onr_seterr(c->err, ONR_E_MODEL,
+                          "body has %d inputs and %d outputs, the node %d and %d",
+                          p->graph->n_inputs, p->graph->n_outputs, p->n_decl, c->n_out);
+    return ONR_OK;
+}
+
+static void seqmap_destroy(void *params)
+{
+    seqmap_params *p = params;
+    onr_plan_free(p->body);
+}
+
+static int seqmap_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    ONR_UNUSED(scratch);
+    seqmap_params *p = ctx->params;
+    const onr_tensor *s = ctx->in[0];
+    if (!s || s->kind != ONR_VALUE_SEQUENCE)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "input 0 is not a sequence");
+    for (int j = 1; j < p->n_decl; j++) {
+        const onr_tensor *a = ctx->in[j];
+        if (!a) return onr_seterr(ctx->err, ONR_E_MODEL, "input %d is missing", j);
+        if (a->kind == ONR_VALUE_SEQUENCE && a->numel != s->numel)
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "input %d is a sequence of %lld, input_sequence has %lld", j,
+                              (long long)a->numel, (long long)s->numel);
+        if (a->kind == ONR_VALUE_OPTIONAL)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "input %d is an optional", j);
+    }
+    return ONR_OK;
+}
+
+static int seqmap_run(const onr_kctx *ctx)
+{
+    seqmap_params *p = ctx->params;
+    onr_plan *body = p->body;
+    const onr_tensor *s = ctx->in[0];
+    int64_t n = s->numel;
+    int st = ONR_OK;
+    for (int k = 0; k < ctx->n_out && !st; k++)
+        if (ctx->out[k])
+            st = onr_value_container(ctx->out[k], ONR_VALUE_SEQUENCE, ONR_UNDEFINED, n, ctx->err);
+    if (st) return st;
+    bind_outer(body, ctx, p->n_decl);
+    for (int64_t i = 0; i < n && !st; i++) {
+        if (cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
+        for (int j = 0; j < p->n_decl; j++) {
+            const onr_tensor *a = ctx->in[j];
+            onr_plan_bind_input(body, j, a->kind == ONR_VALUE_SEQUENCE ? onr_value_item(a, i) : a);
+        }
+        if ((st = run_sub(body, ctx, "body", i))) break;
+        for (int k = 0; k < ctx->n_out && !st; k++) {
+            onr_tensor *y = ctx->out[k];
+            if (!y) continue;
+            onr_tensor *e = calloc(1, sizeof *e);
+            if (!e) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory");
+            ((onr_tensor **)y->data)[i] = e;
+            if ((st = take_output(e, body, k, ctx->err))) break;
+            if (e->kind)
+                st = onr_seterr(ctx->err, ONR_E_MODEL, "body output %d is not a tensor", k);
+            else if (i == 0)
+                y->dtype = e->dtype;
+            else if (e->dtype != y->dtype)
+                st = onr_seterr(ctx->err, ONR_E_RUNTIME,
+                                "body output %d is %s at iteration %lld, %s before", k,
+                                onr_dtype_name(e->dtype), (long long)i, onr_dtype_name(y->dtype));
+        }
+    }
+    return st;
+}
+
+const onr_op_impl onr_impl_SequenceMap = {.create = seqmap_create, .reshape = seqmap_reshape,
+    .run = seqmap_run, .destroy = seqmap_destroy, .params_size = sizeof(seqmap_params),
+    .types = ONR_TYPES_ALL, .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};
