@@ -535,6 +535,165 @@ static void test_cancel_endless_loop(void **state)
     onr_session_free(s);
 }
 
+/* ---- sequences and optionals ------------------------------------------------------- */
+
+/* A Loop carrying a sequence: each iteration inserts x * (i + 1) at the
+ * front; then ConcatFromSequence (axis 0) and SequenceLength; the sequence
+ * itself is a graph output too. */
+static void test_loop_carries_sequence(void **state)
+{
+    (void)state;
+    pbw body = graph_named("body"), g = {0}, a = {0}, ca = {0};
+    pbw_value_info(&body, 11, "i", I64, 0, NULL);
+    pbw_value_info(&body, 11, "c", BOOL, 0, NULL);
+    pbw_value_info(&body, 11, "s_in", F32, -1, NULL); /* a sequence: type left out */
+    pbw_node(&body, "Add", "i1", S("i", "one"), S("ip1"), NULL);
+    pbw_attr_int(&ca, "to", F32);
+    pbw_node(&body, "Cast", "cast", S("ip1"), S("f"), &ca);
+    pbw_node(&body, "Mul", "mul", S("x", "f"), S("xi"), NULL);
+    pbw_node(&body, "SequenceInsert", "ins", S("s_in", "xi", "zero"), S("s_out"), NULL);
+    pbw_node(&body, "Identity", "cid", S("c"), S("c_out"), NULL);
+    pbw_value_info(&body, 12, "c_out", BOOL, 0, NULL);
+    pbw_value_info(&body, 12, "s_out", F32, -1, NULL);
+    int64_t one = 1, zero = 0;
+    pbw_init_i64(&g, "one", 0, NULL, &one, 1);
+    pbw_init_i64(&g, "zero", 0, NULL, &zero, 1);
+    pbw_value_info(&g, 11, "M", I64, 0, NULL);
+    pbw_value_info(&g, 11, "x", F32, 1, D2);
+    pbw_node(&g, "SequenceEmpty", "empty", NULL, S("s0"), NULL);
+    pbw_attr_graph(&a, "body", &body);
+    pbw_node(&g, "Loop", "loop", S("M", "", "s0"), S("seq"), &a);
+    pbw_attr_int(&a, "axis", 0);
+    pbw_node(&g, "ConcatFromSequence", "cat", S("seq"), S("cat_out"), &a);
+    pbw_node(&g, "SequenceLength", "len", S("seq"), S("n"), NULL);
+    pbw_value_info(&g, 12, "cat_out", F32, -1, NULL);
+    pbw_value_info(&g, 12, "n", I64, 0, NULL);
+    pbw_value_info(&g, 12, "seq", F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = open_model(&m);
+    for (int64_t iters = 1; iters <= 4; iters += 3) {
+        onr_tensor *tm = tk_i64(0, NULL, &iters), *x = tk_f32(1, D2, (const float[]){1, 10});
+        const onr_tensor *in[] = {tm, x};
+        if (onr_session_run(s, 2, NULL, in)) fail_msg("%s", onr_session_errmsg(s));
+        const onr_tensor *cat = onr_session_output(s, 0);
+        assert_int_equal(onr_tensor_numel(cat), 2 * iters);
+        const float *v = onr_tensor_data(cat);
+        for (int64_t k = 0; k < iters; k++) { /* front insertion: last iteration first */
+            assert_true(v[2 * k] == (float)(iters - k));
+            assert_true(v[2 * k + 1] == 10.f * (float)(iters - k));
+        }
+        assert_int_equal(*(const int64_t *)onr_tensor_data(onr_session_output(s, 1)), iters);
+        const onr_tensor *seq = onr_session_output(s, 2);
+        assert_int_equal(onr_value_kind(seq), ONR_VALUE_SEQUENCE);
+        assert_int_equal(onr_value_count(seq), iters);
+        assert_int_equal(onr_tensor_dtype(seq), ONR_FLOAT);
+        const onr_tensor *e0 = onr_value_element(seq, 0);
+        assert_non_null(e0);
+        assert_true(((const float *)onr_tensor_data(e0))[1] == 10.f * (float)iters);
+        assert_null(onr_value_element(seq, iters));
+        onr_tensor_free(tm), onr_tensor_free(x);
+    }
+    onr_session_free(s);
+}
+
+/* Sequence and optional graph inputs through the C API, SequenceAt errors,
+ * and .pb round trips of both kinds. */
+static void test_sequence_optional_api(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    pbw_value_info(&g, 11, "pos", I64, 0, NULL);
+    {   /* input 'seq': sequence(tensor(float)) */
+        pbw tt = {0}, et = {0}, sq = {0}, tp = {0}, vi = {0};
+        pbw_int(&tt, 1, F32);
+        pbw_msg(&et, 1, &tt);
+        pbw_msg(&sq, 1, &et);
+        pbw_msg(&tp, 4, &sq);
+        pbw_str(&vi, 1, "seq");
+        pbw_msg(&vi, 2, &tp);
+        pbw_msg(&g, 11, &vi);
+    }
+    {   /* input 'opt': optional(tensor(float)) */
+        pbw tt = {0}, et = {0}, op = {0}, tp = {0}, vi = {0};
+        pbw_int(&tt, 1, F32);
+        pbw_msg(&et, 1, &tt);
+        pbw_msg(&op, 1, &et);
+        pbw_msg(&tp, 9, &op);
+        pbw_str(&vi, 1, "opt");
+        pbw_msg(&vi, 2, &tp);
+        pbw_msg(&g, 11, &vi);
+    }
+    pbw_node(&g, "SequenceAt", "at", S("seq", "pos"), S("elem"), NULL);
+    pbw_node(&g, "OptionalHasElement", "has", S("opt"), S("has"), NULL);
+    pbw_value_info(&g, 12, "elem", F32, -1, NULL);
+    pbw_value_info(&g, 12, "has", BOOL, 0, NULL);
+    pbw m = pbw_model(&g, 8, 18);
+    onr_session *s = open_model(&m);
+    onr_value_info vi;
+    assert_int_equal(onr_session_input_info(s, 1, &vi), ONR_OK);
+    assert_int_equal(vi.kind, ONR_VALUE_SEQUENCE);
+    assert_int_equal(vi.dtype, ONR_FLOAT);
+    assert_int_equal(onr_session_input_info(s, 2, &vi), ONR_OK);
+    assert_int_equal(vi.kind, ONR_VALUE_OPTIONAL);
+
+    onr_tensor *a = tk_f32(1, D2, (const float[]){1, 2}), *b = tk_f32(0, NULL, (const float[]){7});
+    const onr_tensor *items[] = {a, b};
+    onr_tensor *seq = onr_sequence_new(ONR_FLOAT, 2, items);
+    onr_tensor *none = onr_optional_new(ONR_FLOAT, NULL), *some = onr_optional_new(ONR_FLOAT, a);
+    assert_non_null(seq), assert_non_null(none), assert_non_null(some);
+    assert_int_equal(onr_value_count(none), 0);
+    assert_int_equal(onr_value_count(some), 1);
+    assert_null(onr_sequence_new(ONR_INT64, 2, items)); /* wrong element type */
+    for (int64_t p = -2; p <= 2; p++) {
+        onr_tensor *tp = tk_i64(0, NULL, &p);
+        const onr_tensor *in[] = {tp, seq, p & 1 ? some : none};
+        onr_status st = onr_session_run(s, 3, NULL, in);
+        if (p == 2) {
+            assert_int_equal(st, ONR_E_RUNTIME);
+            if (!strstr(onr_session_errmsg(s), "position 2 is outside"))
+                fail_msg("%s", onr_session_errmsg(s));
+        } else {
+            if (st) fail_msg("%s", onr_session_errmsg(s));
+            const onr_tensor *e = onr_session_output(s, 0);
+            assert_int_equal(onr_tensor_numel(e), (p + 2) % 2 == 0 ? 2 : 1);
+            assert_int_equal(*(const uint8_t *)onr_tensor_data(onr_session_output(s, 1)), p & 1);
+        }
+        onr_tensor_free(tp);
+    }
+    /* a tensor where the sequence goes: refused at the input */
+    {
+        int64_t p = 0;
+        onr_tensor *tp = tk_i64(0, NULL, &p);
+        const onr_tensor *in[] = {tp, a, none};
+        assert_int_equal(onr_session_run(s, 3, NULL, in), ONR_E_INPUT);
+        onr_tensor_free(tp);
+    }
+    /* .pb round trips */
+    char dir[256], path[512], msg[256];
+    assert_int_equal(pbw_tmpdir_make(dir, sizeof dir, "control"), 0);
+    const onr_tensor *vals[] = {seq, none, some};
+    const onr_kind kinds[] = {ONR_VALUE_SEQUENCE, ONR_VALUE_OPTIONAL, ONR_VALUE_OPTIONAL};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/v%d.pb", dir, k);
+        if (onr_tensor_write_pb(vals[k], "v", path, msg, sizeof msg)) fail_msg("write: %s", msg);
+        onr_tensor *back = NULL;
+        if (onr_value_read_file(path, kinds[k], &back, msg, sizeof msg)) fail_msg("read: %s", msg);
+        assert_int_equal(onr_value_kind(back), kinds[k]);
+        assert_int_equal(onr_value_count(back), onr_value_count(vals[k]));
+        for (int64_t i = 0; i < onr_value_count(back); i++) {
+            const onr_tensor *x = onr_value_element(back, i), *y = onr_value_element(vals[k], i);
+            assert_int_equal(onr_tensor_numel(x), onr_tensor_numel(y));
+            assert_memory_equal(onr_tensor_data(x), onr_tensor_data(y), 4 * (size_t)onr_tensor_numel(x));
+        }
+        assert_string_equal(onr_tensor_name(back), "v");
+        onr_tensor_free(back);
+    }
+    pbw_tmpdir_remove(dir);
+    onr_tensor_free(seq), onr_tensor_free(none), onr_tensor_free(some);
+    onr_tensor_free(a), onr_tensor_free(b);
+    onr_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +707,8 @@ int main(void)
         cmocka_unit_test(test_body_error_path),
         cmocka_unit_test(test_loop_scan_shape_change),
         cmocka_unit_test(test_cancel_endless_loop),
+        cmocka_unit_test(test_loop_carries_sequence),
+        cmocka_unit_test(test_sequence_optional_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
