@@ -228,12 +228,16 @@ static void test_loop_while_growing_shape(void **state)
     pbw_node(&body, "Less", "less", S("i", "lim"), S("c_out"), NULL);
     pbw_value_info(&body, 12, "c_out", BOOL, 0, NULL);
     pbw_value_info(&body, 12, "y_out", F32, 1, (const int64_t[]){-1});
+    /* M = INT64_MAX, what exporters write for "no limit" (regression: it
+     * was read through a double and came out negative) */
+    int64_t big = INT64_MAX;
+    pbw_init_i64(&g, "big", 0, NULL, &big, 1);
     pbw_value_info(&g, 11, "cond", BOOL, 0, NULL);
     pbw_value_info(&g, 11, "lim", I64, 0, NULL);
     pbw_value_info(&g, 11, "y0", F32, 1, one);
     pbw_value_info(&g, 11, "x", F32, 1, one);
     pbw_attr_graph(&a, "body", &body);
-    pbw_node(&g, "Loop", "loop", S("", "cond", "y0"), S("y"), &a);
+    pbw_node(&g, "Loop", "loop", S("big", "cond", "y0"), S("y"), &a);
     pbw_value_info(&g, 12, "y", F32, 1, (const int64_t[]){-1});
     pbw m = pbw_model(&g, 8, 13);
     onr_session *s = open_model(&m);

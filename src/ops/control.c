@@ -409,7 +409,10 @@ static int loop_run(const onr_kctx *ctx)
     int cond = 1, st;
     const int use_cond = ctx->in[1] != NULL;
     if (ctx->in[0]) {
-        max_iter = (int64_t)onr_get_f64(ctx->in[0], 0);
+        /* read exactly: exporters write INT64_MAX for "no limit", which a
+         * double cannot hold */
+        const onr_tensor *m = ctx->in[0];
+        max_iter = m->dtype == ONR_INT64 ? *(const int64_t *)m->data : *(const int32_t *)m->data;
         if (max_iter < 0) max_iter = 0;
     }
     if (use_cond && (st = read_flag(ctx->in[1], "cond", &cond, ctx->err))) return st;
