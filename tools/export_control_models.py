@@ -69,21 +69,35 @@ class DataDependentIf(nn.Module):
         return y
 
 
+class EmbeddingBagMean(nn.Module):
+    """nn.EmbeddingBag with offsets: PyTorch exports the bags as a Loop over
+    the offsets (Slice, Gather and ReduceMean in the body, a scan output)."""
+
+    def __init__(self):
+        super().__init__()
+        self.eb = nn.EmbeddingBag(20, 6, mode="mean")
+        self.proj = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor, offsets: torch.Tensor):
+        return self.proj(self.eb(x, offsets))
+
+
 def save(arr, name, path):
     t = numpy_helper.from_array(arr, name)
     with open(path, "wb") as f:
         f.write(t.SerializeToString())
 
 
-def export(name, module, inputs, in_names, out_names, opset, outdir, data_sets):
+def export(name, module, inputs, in_names, out_names, opset, outdir, data_sets, script=True,
+           dynamic_axes=None):
     torch.manual_seed(0)
-    scripted = torch.jit.script(module)
+    scripted = torch.jit.script(module) if script else module
     d = os.path.join(outdir, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     path = os.path.join(d, "model.onnx")
     torch.onnx.export(scripted, inputs, path, input_names=in_names, output_names=out_names,
-                      opset_version=opset)
+                      opset_version=opset, dynamic_axes=dynamic_axes)
     onnx.checker.check_model(onnx.load(path))
     for k, ins in enumerate(data_sets):
         sd = os.path.join(d, "test_data_set_%d" % k)
@@ -118,6 +132,15 @@ def main():
     x = torch.randn(2, 6, generator=g)
     export("tiny_data_dependent_if", m, (x,), ["x"], ["y"], 16, a.out,
            [(x.abs(),), (-x.abs(),)])
+    torch.manual_seed(4)
+    eb = EmbeddingBagMean().eval()
+    ids = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9, 19, 0], dtype=torch.long)
+    off = torch.tensor([0, 3, 4, 8], dtype=torch.long)
+    ids2 = torch.tensor([7, 7, 1, 0, 13, 2], dtype=torch.long)
+    off2 = torch.tensor([0, 1, 5], dtype=torch.long)
+    export("tiny_embedding_bag_loop", eb, (ids, off), ["ids", "offsets"], ["y"], 13, a.out,
+           [(ids, off), (ids2, off2)], script=False,
+           dynamic_axes={"ids": {0: "n"}, "offsets": {0: "bags"}, "y": {0: "bags"}})
 
 
 if __name__ == "__main__":
