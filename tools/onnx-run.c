@@ -253,7 +253,9 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const cha
             fprintf(stderr, "onnx-run: input %d given twice\n", slot);
             return EXIT_USAGE;
         }
-        onr_status st = onr_tensor_read_file(c->in_files[k], &ins[slot], msg, sizeof msg);
+        onr_value_info ki; /* a TensorProto, .npy, SequenceProto or OptionalProto */
+        onr_session_input_info(s, slot, &ki);
+        onr_status st = onr_value_read_file(c->in_files[k], ki.kind, &ins[slot], msg, sizeof msg);
         if (st) {
             fprintf(stderr, "onnx-run: %s\n", msg);
             return EXIT_ERR;
@@ -263,6 +265,9 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor **ins, const cha
         onr_value_info vi;
         onr_session_input_info(s, i, &vi);
         names[i] = vi.name;
+        if (!ins[i] && vi.kind != ONR_VALUE_TENSOR) /* generated: empty */
+            ins[i] = vi.kind == ONR_VALUE_SEQUENCE ? onr_sequence_new(vi.dtype, 0, NULL)
+                                                   : onr_optional_new(vi.dtype, NULL);
         if (!ins[i] && !(ins[i] = generate_input(&vi, msg, sizeof msg))) {
             fprintf(stderr, "onnx-run: %s\n", msg);
             return EXIT_ERR;
@@ -306,6 +311,18 @@ static double elem(const onr_tensor *t, int64_t i)
 
 static void summarize(const char *name, const onr_tensor *t)
 {
+    if (onr_value_kind(t) != ONR_VALUE_TENSOR) { /* a sequence or optional: each element */
+        int64_t n = onr_value_count(t);
+        printf("%s: %s of %lld %s\n", name,
+               onr_value_kind(t) == ONR_VALUE_SEQUENCE ? "sequence" : "optional", (long long)n,
+               onr_dtype_name(onr_tensor_dtype(t)));
+        for (int64_t i = 0; i < n && i < 8; i++) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "  [%lld]", (long long)i);
+            summarize(sub, onr_value_element(t, i));
+        }
+        return;
+    }
     printf("%s: %s ", name, onr_dtype_name(onr_tensor_dtype(t)));
     print_dims(stdout, t);
     int64_t n = onr_tensor_numel(t);
