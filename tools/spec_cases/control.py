@@ -151,6 +151,60 @@ def nested_case(name, opset):
                              "twof": np.array(2, dtype=np.float32)})
 
 
+def sequence_chain_case(name, opset, dtype, split, axis, keepdims, new_axis):
+    """SplitToSequence -> SequenceInsert (at 1) -> SequenceErase (last) ->
+    SequenceAt(0) and ConcatFromSequence: tensor in, tensors out."""
+    npt = np_type(dtype)
+    x = (np.arange(24).reshape(2, 3, 4) - 7).astype(npt)
+    ins = [("x", x)]
+    split_in = []
+    if split is not None:
+        ins.append(("split", np.array(split, dtype=np.int64)))
+        split_in = ["split"]
+    extra = {} if keepdims is None else {"keepdims": keepdims}
+    # numpy reference of the split
+    ax = axis % x.ndim
+    n = x.shape[ax]
+    if split is None:
+        parts = [np.take(x, [k], axis=ax) for k in range(n)]
+        if keepdims == 0:
+            parts = [np.squeeze(p, axis=ax) for p in parts]
+    elif np.ndim(split) == 0:
+        parts = [np.take(x, range(k, min(k + split, n)), axis=ax) for k in range(0, n, split)]
+    else:
+        cuts = np.cumsum(split)[:-1]
+        parts = np.split(x, cuts, axis=ax)
+    first = parts[0]
+    nodes = [helper.make_node("SplitToSequence", ["x"] + split_in, ["s"], axis=axis, **extra),
+             helper.make_node("SequenceInsert", ["s", "ins", "one"], ["s2"]),
+             helper.make_node("SequenceErase", ["s2"], ["s3"]),
+             helper.make_node("SequenceAt", ["s3", "zero"], ["at0"]),
+             helper.make_node("SequenceLength", ["s3"], ["len"]),
+             helper.make_node("ConcatFromSequence", ["s3"], ["cat"], axis=axis,
+                              new_axis=new_axis)]
+    seq = [parts[0], first] + parts[1:]
+    seq = seq[:-1]
+    cat = np.stack(seq, axis=axis) if new_axis else np.concatenate(seq, axis=axis)
+    write_case(name, nodes, ins, [("at0", seq[0]), ("len", np.array(len(seq), dtype=np.int64)),
+                                  ("cat", cat)], opset,
+               initializers={"ins": first, "one": np.array(1, dtype=np.int64),
+                             "zero": np.array(0, dtype=np.int64)})
+
+
+def optional_case(name, opset):
+    """Optional(x) -> OptionalHasElement / OptionalGetElement; opset 18 also
+    takes the tensor itself."""
+    x = np.array([[1.5, -2.0, 3.0]], dtype=np.float32)
+    nodes = [helper.make_node("Optional", ["x"], ["o"]),
+             helper.make_node("OptionalHasElement", ["o"], ["has"]),
+             helper.make_node("OptionalGetElement", ["o"], ["got"]),
+             helper.make_node("OptionalHasElement", ["x"], ["has_t"]),
+             helper.make_node("OptionalGetElement", ["x"], ["got_t"])]
+    write_case(name, nodes, [("x", x)],
+               [("has", np.array(True)), ("got", x), ("has_t", np.array(True)), ("got_t", x)],
+               opset)
+
+
 def main():
     for opset in (16, 19, 21):
         loop_case("loop%d_m_and_cond_float" % opset, opset, T.FLOAT, 6, True, 3)
@@ -164,6 +218,16 @@ def main():
         if_case("if%d_then_float16" % opset, opset, T.FLOAT16, True)
         if_case("if%d_else_int64" % opset, opset, T.INT64, False)
         nested_case("loop%d_if_loop_nested" % opset, opset)
+    for opset in (18, 21):
+        sequence_chain_case("sequence%d_split_default_float" % opset, opset, T.FLOAT, None, 1,
+                            None, 0)
+        sequence_chain_case("sequence%d_split_squeeze_stack_int32" % opset, opset, T.INT32,
+                            None, -1, 0, 1)
+        sequence_chain_case("sequence%d_split_scalar_double" % opset, opset, T.DOUBLE, 2, 2,
+                            None, 0)
+        sequence_chain_case("sequence%d_split_list_int64" % opset, opset, T.INT64, [1, 2], 1,
+                            None, 0)
+        optional_case("optional%d_tensor" % opset, opset)
 
 
 if __name__ == "__main__":
