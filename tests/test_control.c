@@ -402,6 +402,62 @@ static void test_scan_axes_directions(void **state)
     onr_session_free(s);
 }
 
+/* Scan-8 (batch axis 0, optional sequence_lens): batch 1 stops after its
+ * length; its scan output rows past the length stay zero. Also: a
+ * missing num_scan_inputs is an error naming the attribute. */
+static void test_scan8_sequence_lens(void **state)
+{
+    (void)state;
+    pbw body = graph_named("body"), g = {0}, a = {0};
+    pbw_value_info(&body, 11, "s_in", F32, 1, (const int64_t[]){1});
+    pbw_value_info(&body, 11, "xt", F32, 1, (const int64_t[]){1});
+    pbw_node(&body, "Add", "add", S("s_in", "xt"), S("s_out"), NULL);
+    pbw_node(&body, "Identity", "id", S("s_out"), S("y_t"), NULL);
+    pbw_value_info(&body, 12, "s_out", F32, 1, (const int64_t[]){1});
+    pbw_value_info(&body, 12, "y_t", F32, 1, (const int64_t[]){1});
+    pbw_value_info(&g, 11, "lens", I64, 1, D2);
+    pbw_value_info(&g, 11, "s0", F32, 2, (const int64_t[]){2, 1});
+    pbw_value_info(&g, 11, "X", F32, 3, (const int64_t[]){2, 3, 1});
+    pbw body2 = {0};
+    pbw_raw(&body2, body.b, body.n);
+    pbw_attr_graph(&a, "body", &body);
+    pbw_attr_int(&a, "num_scan_inputs", 1);
+    pbw_node(&g, "Scan", "scan8", S("lens", "s0", "X"), S("s", "Y"), &a);
+    pbw_value_info(&g, 12, "s", F32, -1, NULL);
+    pbw_value_info(&g, 12, "Y", F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 8);
+    onr_session *s = open_model(&m);
+    int64_t lens[2] = {3, 1};
+    onr_tensor *tl = tk_i64(1, D2, lens);
+    onr_tensor *s0 = tk_f32(2, (const int64_t[]){2, 1}, (const float[]){10, 20});
+    onr_tensor *x = tk_f32(3, (const int64_t[]){2, 3, 1}, (const float[]){1, 2, 3, 4, 5, 6});
+    const onr_tensor *in[] = {tl, s0, x};
+    if (onr_session_run(s, 3, NULL, in)) fail_msg("%s", onr_session_errmsg(s));
+    expect_f32(onr_session_output(s, 0), 2, (const int64_t[]){2, 1}, (const float[]){16, 24});
+    expect_f32(onr_session_output(s, 1), 3, (const int64_t[]){2, 3, 1},
+               (const float[]){11, 13, 16, 24, 0, 0});
+    /* a length past the sequence is refused */
+    lens[1] = 4;
+    onr_tensor *tl2 = tk_i64(1, D2, lens);
+    const onr_tensor *in2[] = {tl2, s0, x};
+    assert_int_equal(onr_session_run(s, 3, NULL, in2), ONR_E_RUNTIME);
+    if (!strstr(onr_session_errmsg(s), "sequence_lens[1]")) fail_msg("%s", onr_session_errmsg(s));
+    onr_tensor_free(tl), onr_tensor_free(tl2), onr_tensor_free(s0), onr_tensor_free(x);
+    onr_session_free(s);
+
+    g = (pbw){0};
+    pbw_value_info(&g, 11, "s0", F32, 1, (const int64_t[]){1});
+    pbw_value_info(&g, 11, "X", F32, 2, (const int64_t[]){3, 1});
+    pbw_attr_graph(&a, "body", &body2);
+    pbw_node(&g, "Scan", "no_count", S("s0", "X"), S("s", "Y"), &a);
+    pbw_value_info(&g, 12, "s", F32, -1, NULL);
+    pbw_value_info(&g, 12, "Y", F32, -1, NULL);
+    m = pbw_model(&g, 8, 16);
+    char msg[1024];
+    assert_int_equal(open_status(&m, msg, sizeof msg), ONR_E_MODEL);
+    if (!strstr(msg, "no_count") || !strstr(msg, "num_scan_inputs")) fail_msg("message: %s", msg);
+}
+
 /* ---- errors --------------------------------------------------------------------------- */
 
 static void test_bad_subgraphs(void **state)
@@ -707,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_nested_control_flow),
         cmocka_unit_test(test_if_branch_shapes),
         cmocka_unit_test(test_scan_axes_directions),
+        cmocka_unit_test(test_scan8_sequence_lens),
         cmocka_unit_test(test_bad_subgraphs),
         cmocka_unit_test(test_body_error_path),
         cmocka_unit_test(test_loop_scan_shape_change),
