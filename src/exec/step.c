@@ -62,7 +62,8 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
     for (int k = 0; k < s->n_in; k++)
         if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
-                        .konst = konst, .nthreads = nthreads, .err = err};
+                        .konst = konst, .nthreads = nthreads, .err = err,
+                        .no_fuse = s->no_fuse};
     int st = impl->create(&c, s->params);
     free(konst);
     s->consumed = c.consumed;

@@ -125,7 +125,7 @@ static onr_status plan_graph_attr(onr_create_ctx *c, const char *name, int n_dec
                           "the node has %d inputs, expected %d declared and %d outer-scope ones",
                           c->n_in, n_decl, n_outer);
     }
-    onr_plan_opts po = {.nthreads = c->nthreads, .fuse = 1};
+    onr_plan_opts po = {.nthreads = c->nthreads, .fuse = !c->no_fuse};
     const onr_tensor *const *konst = c->konst ? c->konst + n_decl : NULL;
     st = onr_plan_build_sub(a->g, &po, n_outer, names, konst, out, c->err);
     free(names);

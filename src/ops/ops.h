@@ -45,6 +45,7 @@ typedef struct onr_create_ctx {
     int nthreads;
     onr_err *err;
     uint32_t consumed; /* set through onr_create_consume() */
+    int no_fuse;       /* the plan runs without fusions: so do the subgraphs it plans */
 } onr_create_ctx;
 
 /* What reshape and run see. */

@@ -83,6 +83,7 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     int st = onr_step_init(s, n, n->op, n->n_in, n->n_out, err);
     if (st) return st;
     p->n_steps++;
+    s->no_fuse = p->no_fuse;
     for (int k = 0; k < n->n_in; k++) {
         int v = n->inputs[k];
         if (v < 0) continue;
@@ -256,6 +257,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     p->model = m;
     p->cancel = &p->cancel_flag;
     p->nthreads = o && o->nthreads > 0 ? o->nthreads : 1;
+    p->no_fuse = o && !o->fuse;
     int st = onr_edit_open(src, &p->edit, err);
     if (st) goto fail;
     p->graph = p->edit->g;

@@ -34,6 +34,7 @@ typedef struct onr_plan {
      * of its graph that stands for it (-1 when nothing reads it) */
     int n_outer;
     int *outer_v;
+    int no_fuse; /* built without the fusion passes (subgraphs follow) */
 } onr_plan;
 
 typedef struct onr_plan_opts {
