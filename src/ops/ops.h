@@ -61,9 +61,10 @@ typedef struct onr_kctx {
     size_t scratch_size;
     int nthreads;
     onr_err *err;
-    /* the run's cancel flag (onr_session_cancel), NULL outside a plan: ops
+    /* the run's cancel flag (onr_session_cancel, an atomic set from any
+     * thread or a signal handler), NULL outside a plan: ops
      * that loop on data (Loop) check it every iteration */
-    const volatile int *cancel;
+    const _Atomic int *cancel;
 } onr_kctx;
 
 typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);

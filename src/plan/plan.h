@@ -28,8 +28,8 @@ typedef struct onr_plan {
     /* cancel: a run stops before its next step (and a Loop before its next
      * iteration) once *cancel is non-zero; points at cancel_flag, or for a
      * subgraph's plan at the enclosing run's flag */
-    volatile int cancel_flag;
-    const volatile int *cancel;
+    _Atomic int cancel_flag;
+    const _Atomic int *cancel;
     /* a subgraph's plan: per outer-scope name it was built for, the value
      * of its graph that stands for it (-1 when nothing reads it) */
     int n_outer;
