@@ -84,6 +84,14 @@ typedef enum onr_dtype {
     ONR_DTYPE_COUNT = 27
 } onr_dtype;
 
+/* What a value is: a tensor, a sequence of tensors, or an optional (a
+ * tensor or sequence that may be absent). The values are onnx-run's own. */
+typedef enum onr_kind {
+    ONR_VALUE_TENSOR = 0,
+    ONR_VALUE_SEQUENCE = 1,
+    ONR_VALUE_OPTIONAL = 2
+} onr_kind;
+
 /* Largest tensor rank onnx-run handles. */
 #define ONR_MAX_RANK 12
 
@@ -128,6 +136,31 @@ onr_status onr_tensor_read_pb(const void *buf, size_t len, onr_tensor **out, cha
 onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char *path, char *msg,
                                size_t msglen);
 
+/* ---- sequences and optionals -------------------------------------------
+ * A value handed to or returned by a session is an onr_tensor handle of a
+ * kind: a tensor (everything above), a sequence of tensors, or an optional
+ * (a tensor or a sequence that may be absent). For a sequence or optional,
+ * onr_tensor_dtype is its elements' type, and the elements are read with
+ * onr_value_element; onr_tensor_free frees a container with its elements. */
+
+onr_kind onr_value_kind(const onr_tensor *v);
+/* A sequence's length; an optional's 1 (present) or 0 (absent); -1 for a tensor. */
+int64_t onr_value_count(const onr_tensor *v);
+/* Element i of a sequence, or an optional's value (i = 0); NULL when out
+ * of range or absent. Owned by the container. */
+const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i);
+/* A new sequence holding copies of items[0..n) (all of type elem; n may
+ * be 0). NULL on bad arguments or no memory. */
+onr_tensor *onr_sequence_new(onr_dtype elem, int64_t n, const onr_tensor *const *items);
+/* A new optional holding a copy of value (a tensor or a sequence), or
+ * absent when value is NULL (of element type elem). */
+onr_tensor *onr_optional_new(onr_dtype elem, const onr_tensor *value);
+/* Read a serialized value of the given kind: TensorProto (or .npy),
+ * SequenceProto, or OptionalProto. onr_tensor_write_pb writes each kind as
+ * its own message. */
+onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out, char *msg,
+                               size_t msglen);
+
 /* ---- options ---------------------------------------------------------- */
 
 onr_options *onr_options_new(void);
@@ -162,6 +195,8 @@ typedef struct onr_value_info {
     int rank;                    /* -1 when the model does not declare a shape */
     const int64_t *dims;         /* -1 for a symbolic or unknown dim */
     const char *const *dim_names; /* symbolic dim name, or NULL, per dim */
+    onr_kind kind;               /* a tensor, a sequence or an optional; for the
+                                    last two, dtype is the elements' type */
 } onr_value_info;
 
 int onr_session_input_count(const onr_session *s);
@@ -174,6 +209,14 @@ onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *
  * input must be bound exactly once. Input tensors are read, never kept. */
 onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                            const onr_tensor *const *inputs);
+/* Stop the run in progress on s, from another thread (or a signal handler):
+ * it returns ONR_E_RUNTIME ("the run was cancelled") before its next step,
+ * or before the next iteration of a Loop or Scan, at any nesting depth.
+ * This is how to bound a model whose Loop has neither a trip count M nor a
+ * condition that ends it, or one that ends only by its condition: run it
+ * in a thread and cancel it after the time you allow. Each
+ * onr_session_run starts uncancelled. No effect when no run is going on. */
+void onr_session_cancel(onr_session *s);
 /* Output i of the last successful run, owned by the session and valid until
  * the next run or onr_session_free. */
 const onr_tensor *onr_session_output(const onr_session *s, int i);

@@ -997,13 +997,25 @@ static void test_nested_subgraph_outer_scope(void **state)
              (const char *[]){"iy", NULL}, NULL);
     pbw_value_info(&inner, 12, "iy", F32, 1, d1);
     pbw_str(&middle, 2, "middle_body");
+    /* If needs both branches: each else_branch also reads x */
+    pbw inner_else = {0}, middle_else = {0};
+    pbw_str(&inner_else, 2, "inner_else");
+    pbw_node(&inner_else, "Identity", "deep_else", (const char *[]){"x", NULL},
+             (const char *[]){"ie", NULL}, NULL);
+    pbw_value_info(&inner_else, 12, "ie", F32, 1, d1);
+    pbw_str(&middle_else, 2, "middle_else");
+    pbw_node(&middle_else, "Identity", "mid_else", (const char *[]){"x", NULL},
+             (const char *[]){"me", NULL}, NULL);
+    pbw_value_info(&middle_else, 12, "me", F32, 1, d1);
     pbw_attr_graph(&a_in, "then_branch", &inner);
+    pbw_attr_graph(&a_in, "else_branch", &inner_else);
     pbw_node(&middle, "If", "inner_if", (const char *[]){"c", NULL}, (const char *[]){"my", NULL},
              &a_in);
     pbw_value_info(&middle, 12, "my", F32, 1, d1);
     pbw_value_info(&g, 11, "x", F32, 1, d1);
     pbw_value_info(&g, 11, "c", BOOL, 0, NULL);
     pbw_attr_graph(&a_mid, "then_branch", &middle);
+    pbw_attr_graph(&a_mid, "else_branch", &middle_else);
     pbw_node(&g, "If", "outer_if", (const char *[]){"c", NULL}, (const char *[]){"y", NULL},
              &a_mid);
     declare_out(&g, "y", F32);
@@ -1204,12 +1216,13 @@ static void test_graph_io_errors(void **state)
     load_fail(&m, NULL, ONR_E_MODEL, &err);
     assert_has(err.msg, "'neg_in'");
     assert_has(err.msg, "negative dim -7");
-    /* a sequence-typed input */
+    /* a map-typed input (sequences and optionals are values onnx-run has) */
     pbw g2 = {0}, inner = {0}, tens = {0}, seq = {0};
     pbw_int(&tens, 1, F32);
     pbw_msg(&inner, 1, &tens);
-    pbw_msg(&seq, 1, &inner);
-    pbw_msg(&tp, 4, &seq);
+    pbw_int(&seq, 1, I64);
+    pbw_msg(&seq, 2, &inner);
+    pbw_msg(&tp, 5, &seq);
     pbw_str(&vi, 1, "seq_in");
     pbw_msg(&vi, 2, &tp);
     pbw_msg(&g2, 11, &vi);

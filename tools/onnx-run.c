@@ -438,7 +438,9 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
             fprintf(stderr, "onnx-run: input %d given twice\n", slot);
             return EXIT_USAGE;
         }
-        onr_status st = onr_tensor_read_file(c->in_files[k], &ins[slot], msg, sizeof msg);
+        onr_value_info ki; /* a TensorProto, .npy, SequenceProto or OptionalProto */
+        onr_session_input_info(s, slot, &ki);
+        onr_status st = onr_value_read_file(c->in_files[k], ki.kind, &ins[slot], msg, sizeof msg);
         if (st) {
             fprintf(stderr, "onnx-run: %s\n", msg);
             return EXIT_ERR;
@@ -462,6 +464,9 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
         onr_value_info vi;
         onr_session_input_info(s, i, &vi);
         names[i] = vi.name;
+        if (!ins[i] && vi.kind != ONR_VALUE_TENSOR) /* generated: empty */
+            ins[i] = vi.kind == ONR_VALUE_SEQUENCE ? onr_sequence_new(vi.dtype, 0, NULL)
+                                                   : onr_optional_new(vi.dtype, NULL);
         if (!ins[i] && !(ins[i] = generate_input(&vi, msg, sizeof msg))) {
             fprintf(stderr, "onnx-run: %s\n", msg);
             return EXIT_ERR;
@@ -507,6 +512,18 @@ static double elem(const onr_tensor *t, int64_t i)
 
 static void summarize(const char *name, const onr_tensor *t)
 {
+    if (onr_value_kind(t) != ONR_VALUE_TENSOR) { /* a sequence or optional: each element */
+        int64_t n = onr_value_count(t);
+        printf("%s: %s of %lld %s\n", name,
+               onr_value_kind(t) == ONR_VALUE_SEQUENCE ? "sequence" : "optional", (long long)n,
+               onr_dtype_name(onr_tensor_dtype(t)));
+        for (int64_t i = 0; i < n && i < 8; i++) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "  [%lld]", (long long)i);
+            summarize(sub, onr_value_element(t, i));
+        }
+        return;
+    }
     printf("%s: %s ", name, onr_dtype_name(onr_tensor_dtype(t)));
     print_dims(stdout, t);
     int64_t n = onr_tensor_numel(t);
@@ -1129,6 +1146,29 @@ static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, d
     return 0;
 }
 
+/* compare() through sequences and optionals, element by element. */
+static int compare_value(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
+                         char *why, size_t len)
+{
+    onr_kind gk = onr_value_kind(got), wk = onr_value_kind(want);
+    if (gk == ONR_VALUE_TENSOR && wk == ONR_VALUE_TENSOR)
+        return compare(got, want, rtol, atol, why, len);
+    if (gk != wk || onr_value_count(got) != onr_value_count(want)) {
+        snprintf(why, len, "kind %d with %lld elements, expected kind %d with %lld", (int)gk,
+                 (long long)onr_value_count(got), (int)wk, (long long)onr_value_count(want));
+        return 0;
+    }
+    for (int64_t i = 0; i < onr_value_count(got); i++) {
+        char sub[400];
+        if (!compare_value(onr_value_element(got, i), onr_value_element(want, i), rtol, atol, sub,
+                           sizeof sub)) {
+            snprintf(why, len, "element %lld: %s", (long long)i, sub);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static const char *base_name(const char *p)
 {
     size_t n = strlen(p);
@@ -1206,7 +1246,9 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
         for (int i = 0; i < nin; i++) {
             char f[8192], msg[1024];
             snprintf(f, sizeof f, "%s/%s", sdir, files_in[i]);
-            if (onr_tensor_read_file(f, &ins[i], msg, sizeof msg)) {
+            onr_value_info ki; /* a TensorProto, SequenceProto or OptionalProto */
+            onr_session_input_info(s, i, &ki);
+            if (onr_value_read_file(f, ki.kind, &ins[i], msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);
                 goto done;
             }
@@ -1252,15 +1294,15 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
             char f[8192], msg[1024], w[1024];
             onr_tensor *want = NULL;
             snprintf(f, sizeof f, "%s/%s", sdir, files_out[i]);
-            if (onr_tensor_read_file(f, &want, msg, sizeof msg)) {
+            onr_value_info vi;
+            onr_session_output_info(s, i, &vi);
+            if (onr_value_read_file(f, vi.kind, &want, msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);
                 ok = 0;
                 break;
             }
-            onr_value_info vi;
-            onr_session_output_info(s, i, &vi);
             want = bf16_from_u16(want, vi.dtype);
-            if (!compare(onr_session_output(s, i), want, c->rtol, c->atol, w, sizeof w)) {
+            if (!compare_value(onr_session_output(s, i), want, c->rtol, c->atol, w, sizeof w)) {
                 snprintf(why, sizeof why, "output %d '%s': %s", i, vi.name, w);
                 ok = 0;
             }

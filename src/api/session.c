@@ -157,6 +157,7 @@ static void fill_info(const onr_value *v, onr_value_info *info)
     info->rank = v->rank;
     info->dims = v->dims;
     info->dim_names = (const char *const *)v->dim_names;
+    info->kind = (onr_kind)v->kind;
 }
 
 onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info)
@@ -181,6 +182,14 @@ static onr_status check_input(onr_session *s, const onr_value *v, const onr_tens
                               const char **sym_names, int64_t *sym_vals, int *n_sym)
 {
     char b1[256], b2[256];
+    if (v->kind || t->kind) { /* sequences and optionals: the kind must match */
+        static const char *const kinds[] = {"a tensor", "a sequence", "an optional"};
+        int vk = v->kind < 3 ? v->kind : 0, tk = t->kind < 3 ? t->kind : 0;
+        if (vk != tk && !(vk == ONR_VALUE_OPTIONAL && !t->kind))
+            return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected %s, got %s", v->name,
+                              kinds[vk], kinds[tk]);
+        return ONR_OK;
+    }
     if (t->dtype == ONR_UNDEFINED || (t->numel > 0 && !t->data))
         return onr_seterr(&s->err, ONR_E_ARG, "input '%s': tensor has no data", v->name);
     if (v->dtype != ONR_UNDEFINED && t->dtype != v->dtype)
@@ -224,9 +233,13 @@ static onr_status publish_output(onr_session *s, int i)
     onr_tensor *o = s->outs[i];
     if (!o && !(o = s->outs[i] = calloc(1, sizeof *o)))
         return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
-    if (r->dtype == ONR_UNDEFINED)
+    if (r->dtype == ONR_UNDEFINED && !r->kind)
         return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
                           g->values[g->outputs[i]].name);
+    if (r->kind && !r->owns) { /* a container the plan does not own (an input): copy */
+        if (!o->owns) memset(o, 0, sizeof *o);
+        return onr_value_copy(o, r, &s->err);
+    }
     if (r->owns) { /* a step's output buffer: hand it out as it is */
         if (o->owns) onr_tensor_clear(o);
         *o = *r;
@@ -300,6 +313,7 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                               "input '%s' is not given (the model has %d input%s, %d given)",
                               g->values[g->inputs[i]].name, g->n_inputs,
                               g->n_inputs == 1 ? "" : "s", n);
+    onr_plan_set_cancel(s->plan, 0);
     onr_status st = onr_plan_run(s->plan, &s->err);
     for (int i = 0; i < g->n_outputs && !st; i++) st = publish_output(s, i);
     /* inputs are the caller's: forget them */
@@ -310,6 +324,11 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
     if (st) return st;
     s->have_outputs = 1;
     return ONR_OK;
+}
+
+void onr_session_cancel(onr_session *s)
+{
+    if (ready(s)) onr_plan_set_cancel(s->plan, 1);
 }
 
 const onr_tensor *onr_session_output(const onr_session *s, int i)

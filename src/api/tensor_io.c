@@ -167,7 +167,7 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
     if (!t || !path) return ONR_E_ARG;
     uint8_t *b;
     size_t len;
-    onr_status st = onr_save_tensor_pb(t, name, &b, &len, &e);
+    onr_status st = onr_save_value_pb(t, name, &b, &len, &e);
     if (st) return to_msg(&e, st, msg, msglen);
     int fd = onr_create_regular(path, &e); /* no FIFO, device or symbolic link */
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
@@ -185,4 +185,73 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
         return to_msg(&e, ONR_E_IO, msg, msglen);
     }
     return ONR_OK;
+}
+
+/* ---- sequences and optionals ------------------------------------------------ */
+
+onr_kind onr_value_kind(const onr_tensor *v) { return v ? (onr_kind)v->kind : ONR_VALUE_TENSOR; }
+
+int64_t onr_value_count(const onr_tensor *v) { return v && v->kind ? v->numel : -1; }
+
+const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i)
+{
+    if (!v || !v->kind || i < 0 || i >= v->numel || !v->data) return NULL;
+    return onr_value_item(v, i);
+}
+
+static onr_tensor *container_new(int kind, onr_dtype elem, int64_t n,
+                                 const onr_tensor *const *items)
+{
+    onr_err e = {0};
+    if (n < 0 || (n && !items)) return NULL;
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    int st = onr_value_container(t, kind, elem, n, &e);
+    for (int64_t i = 0; i < n && !st; i++) {
+        onr_tensor *c = calloc(1, sizeof *c);
+        if (!c || !items[i] || (kind == ONR_VALUE_SEQUENCE && (items[i]->kind || items[i]->dtype != elem))) {
+            free(c);
+            st = ONR_E_ARG;
+            break;
+        }
+        ((onr_tensor **)t->data)[i] = c;
+        st = onr_value_copy(c, items[i], &e);
+    }
+    if (st) {
+        onr_tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+onr_tensor *onr_sequence_new(onr_dtype elem, int64_t n, const onr_tensor *const *items)
+{
+    return container_new(ONR_VALUE_SEQUENCE, elem, n, items);
+}
+
+onr_tensor *onr_optional_new(onr_dtype elem, const onr_tensor *value)
+{
+    if (value && value->kind == ONR_VALUE_OPTIONAL) return NULL;
+    return container_new(ONR_VALUE_OPTIONAL, value ? value->dtype : elem, value ? 1 : 0, &value);
+}
+
+onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out, char *msg,
+                               size_t msglen)
+{
+    if (kind == ONR_VALUE_TENSOR) return onr_tensor_read_file(path, out, msg, msglen);
+    onr_err e = {0};
+    if (!path || !out) return ONR_E_ARG;
+    *out = NULL;
+    if (kind != ONR_VALUE_SEQUENCE && kind != ONR_VALUE_OPTIONAL) {
+        onr_seterr(&e, ONR_E_ARG, "unknown value kind %d", (int)kind);
+        return to_msg(&e, ONR_E_ARG, msg, msglen);
+    }
+    uint8_t *b = NULL;
+    size_t len = 0;
+    onr_status st = read_whole(path, &b, &len, &e);
+    if (st) return to_msg(&e, st, msg, msglen);
+    st = onr_load_value_pb(b, len, kind, out, &e);
+    free(b);
+    if (st) onr_err_prefix(&e, "%s: ", path);
+    return to_msg(&e, st, msg, msglen);
 }

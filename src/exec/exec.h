@@ -26,6 +26,8 @@ typedef struct onr_step {
     int64_t *key;         /* input dtypes, dims and shape-input values at last reshape */
     int always_reshape;   /* a shape input's values are too many to key on */
     int64_t n_reshape;    /* times reshape ran (statistics, tests) */
+    const _Atomic int *cancel; /* the run's cancel flag, handed to run (may be NULL) */
+    int no_fuse;          /* handed to create: subgraphs are planned without fusions */
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],

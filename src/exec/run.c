@@ -22,6 +22,7 @@ static double now_ms(void)
 /* A view whose output is a graph output gets its own buffer: copy. */
 static int copy_view(onr_tensor *y, const onr_tensor *x, onr_err *err)
 {
+    if (x->kind || y->kind) return onr_value_copy(y, x, err); /* a container: deep copy */
     int st = onr_tensor_alloc(y, err);
     if (st) return st;
     if (y->dtype == ONR_STRING) {
@@ -49,7 +50,7 @@ static int bind_outputs(onr_plan *p, onr_step *s, onr_err *err)
             t->data = s->in[0]->data;
             t->owns = 0;
             t->cap = 0;
-        } else if (mp->cls[v] == ONR_MEM_OWNED) {
+        } else if (mp->cls[v] == ONR_MEM_OWNED && !(s->op->impl->flags & ONR_OP_DYNAMIC_OUT)) {
             st = o == 0 && view ? copy_view(t, s->in[0], err) : (int)onr_tensor_alloc(t, err);
         }
         if (st) return st;
@@ -67,6 +68,11 @@ static int run_steps(onr_plan *p, onr_err *err)
         onr_step *s = &p->steps[i];
         double ts = p->profiling ? now_ms() : 0;
         int changed = 0;
+        if (p->cancel && *p->cancel) {
+            mp->valid = 0;
+            return onr_seterr(err, ONR_E_RUNTIME, "the run was cancelled");
+        }
+        s->cancel = p->cancel;
         int st = onr_step_reshape(s, p->nthreads, &changed, err);
         if (st == ONR_SHAPE_DEFER)
             st = onr_seterr(err, ONR_E_RUNTIME, "output shape could not be derived from the inputs");

@@ -62,11 +62,12 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
     for (int k = 0; k < s->n_in; k++)
         if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
-                        .konst = konst, .nthreads = nthreads, .err = err};
-    onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
+                        .konst = konst, .nthreads = nthreads, .err = err,
+                        .no_fuse = s->no_fuse};
+    onr_attr_check_state outer = onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
     int st = impl->create(&c, s->params);
     onr_err bad = {0};
-    if (onr_attr_check_end(&bad)) { /* the first cause, before what followed from it */
+    if (onr_attr_check_end(&bad, outer)) { /* the first cause, before what followed from it */
         *err = bad;
         st = bad.code;
     }
@@ -83,7 +84,7 @@ static int make_key(const onr_step *s, int64_t *key)
     int j = 0, big = 0;
     for (int k = 0; k < s->n_in; k++) {
         const onr_tensor *t = s->in[k];
-        key[j++] = t ? (int64_t)t->dtype : -1;
+        key[j++] = t ? (int64_t)t->dtype | (int64_t)t->kind << 8 : -1;
         key[j++] = t ? t->rank : -1;
         for (int d = 0; d < ONR_MAX_RANK; d++) key[j++] = t && d < t->rank ? t->dims[d] : 0;
     }
@@ -138,7 +139,8 @@ onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
     if (!impl->run) return ONR_OK; /* a view: the executor aliased the buffer */
     onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
                     .n_out = s->n_out, .out = s->out, .scratch = s->scratch ? scratch : NULL,
-                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err};
+                    .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
+                    .cancel = s->cancel};
     return (onr_status)impl->run(&ctx);
 }
 

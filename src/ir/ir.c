@@ -142,7 +142,79 @@ onr_status onr_tensor_set_shape(onr_tensor *t, onr_dtype dt, int rank, const int
 
 size_t onr_tensor_nbytes(const onr_tensor *t)
 {
-    return (size_t)t->numel * onr_dtype_size(t->dtype);
+    return t->kind ? 0 : (size_t)t->numel * onr_dtype_size(t->dtype);
+}
+
+/* A container's owned elements and slot array. */
+static void free_items(onr_tensor *t)
+{
+    if (!t->kind || !t->owns || !t->data) return;
+    for (int64_t i = 0; i < t->numel; i++) onr_tensor_free(((onr_tensor **)t->data)[i]);
+    free(t->data);
+    t->data = NULL;
+    t->owns = 0;
+    t->cap = 0;
+}
+
+onr_status onr_value_container(onr_tensor *t, int kind, onr_dtype elem, int64_t n, onr_err *err)
+{
+    if (t->owns) {
+        char *name = t->name;
+        t->name = NULL;
+        onr_tensor_clear(t);
+        t->name = name;
+    }
+    if (n < 0 || (uint64_t)n > onr_max_tensor_bytes() / sizeof(onr_tensor *))
+        return onr_seterr(err, ONR_E_NOMEM, "a sequence of %lld values is too long", (long long)n);
+    t->data = calloc((size_t)n + 1, sizeof(onr_tensor *));
+    if (!t->data) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    t->kind = (uint8_t)kind;
+    t->dtype = elem;
+    t->rank = 1;
+    memset(t->dims, 0, sizeof t->dims);
+    t->dims[0] = n;
+    t->numel = n;
+    t->owns = 1;
+    t->cap = ((size_t)n + 1) * sizeof(onr_tensor *);
+    return ONR_OK;
+}
+
+onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
+{
+    if (t == src) return ONR_OK;
+    if (src->kind) {
+        onr_status st = onr_value_container(t, src->kind, src->dtype, src->numel, err);
+        for (int64_t i = 0; i < src->numel && !st; i++) {
+            const onr_tensor *e = onr_value_item(src, i);
+            onr_tensor *c = calloc(1, sizeof *c);
+            if (!c) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            ((onr_tensor **)t->data)[i] = c;
+            if (e) st = onr_value_copy(c, e, err);
+        }
+        return st;
+    }
+    if (!t->owns) t->data = NULL, t->cap = 0;
+    if (t->kind || t->dtype == ONR_STRING || src->dtype == ONR_STRING) {
+        char *name = t->name;
+        t->name = NULL;
+        onr_tensor_clear(t);
+        t->name = name;
+    }
+    onr_status st = onr_tensor_set_shape(t, src->dtype, src->rank, src->dims, err);
+    if (!st) st = onr_tensor_alloc(t, err);
+    if (st || !src->numel) return st;
+    if (src->dtype == ONR_STRING) {
+        char **d = t->data, *const *s = src->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            char *c = onr_strdup(s[i] ? s[i] : "");
+            if (!c) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            free(d[i]);
+            d[i] = c;
+        }
+    } else {
+        memcpy(t->data, src->data, onr_tensor_nbytes(t));
+    }
+    return ONR_OK;
 }
 
 static void free_strings(onr_tensor *t)
@@ -155,6 +227,13 @@ static void free_strings(onr_tensor *t)
 
 onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err)
 {
+    if (t->kind) { /* a container becomes a plain tensor */
+        free_items(t);
+        t->kind = ONR_VALUE_TENSOR;
+        t->data = NULL;
+        t->owns = 0;
+        t->cap = 0;
+    }
     size_t esz = t->dtype == ONR_STRING ? sizeof(char *) : onr_dtype_size(t->dtype);
     size_t need = (size_t)t->numel * esz;
     if (t->dtype == ONR_STRING) {
@@ -204,7 +283,8 @@ void *onr_alloc_aligned(size_t bytes)
 void onr_tensor_clear(onr_tensor *t)
 {
     if (!t) return;
-    if (t->owns) {
+    if (t->kind) free_items(t);
+    else if (t->owns) {
         free_strings(t);
         free(t->data);
     }
@@ -217,6 +297,13 @@ onr_tensor *onr_tensor_clone(const onr_tensor *src)
     onr_tensor *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     onr_err err = {0};
+    if (src->kind) {
+        if (onr_value_copy(t, src, &err) || (src->name && !(t->name = onr_strdup(src->name)))) {
+            onr_tensor_free(t);
+            return NULL;
+        }
+        return t;
+    }
     if (onr_tensor_set_shape(t, src->dtype, src->rank, src->dims, &err)) {
         free(t);
         return NULL;
@@ -443,11 +530,7 @@ const onr_attr *onr_node_attr(const onr_node *n, const char *name)
 
 /* The first attribute a getter found with the wrong type since
  * onr_attr_check_begin, per thread (create runs wherever a plan is built). */
-static _Thread_local struct {
-    const onr_node *node;
-    const onr_attr *attr;
-    onr_attr_type want;
-} attr_bad;
+static _Thread_local onr_attr_check_state attr_bad;
 
 static const char *attr_type_name(onr_attr_type t)
 {
@@ -470,15 +553,20 @@ const onr_attr *onr_attr_get(const onr_node *n, const char *name, onr_attr_type 
     return NULL;
 }
 
-void onr_attr_check_begin(void) { memset(&attr_bad, 0, sizeof attr_bad); }
-
-onr_status onr_attr_check_end(onr_err *err)
+onr_attr_check_state onr_attr_check_begin(void)
 {
-    if (!attr_bad.node) return ONR_OK;
+    onr_attr_check_state outer = attr_bad;
+    memset(&attr_bad, 0, sizeof attr_bad);
+    return outer;
+}
+
+onr_status onr_attr_check_end(onr_err *err, onr_attr_check_state outer)
+{
     const onr_node *n = attr_bad.node;
     const onr_attr *a = attr_bad.attr;
     onr_attr_type want = attr_bad.want;
-    memset(&attr_bad, 0, sizeof attr_bad);
+    attr_bad = outer;
+    if (!n) return ONR_OK;
     (void)n; /* the caller's prefix names the node */
     return onr_seterr(err, ONR_E_MODEL, "attribute '%s' must be of type %s, but the model gives %s",
                       a->name, attr_type_name(want), attr_type_name(a->type));

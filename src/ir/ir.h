@@ -68,7 +68,16 @@ void onr_names_free(onr_names *m);
 
 /* ---- tensors ---------------------------------------------------------- */
 
+/* A runtime value is a tensor or a container (onr_kind, onnxrun.h):
+ *   sequence: rank 1, dims[0] = numel = its length, data = onr_tensor *[n]
+ *             (heap values, freed with the container when it owns them),
+ *             dtype = the elements' type (ONR_UNDEFINED when not known);
+ *   optional: the same with 0 (absent) or 1 element, itself a tensor or a
+ *             sequence; dtype = the element's type.
+ * Containers never live in the arena: the ops making them are
+ * ONR_OP_DYNAMIC_OUT, and a view of one (Identity) shares its data. */
 struct onr_tensor {
+    uint8_t kind; /* onr_kind: ONR_VALUE_TENSOR (0), _SEQUENCE, _OPTIONAL */
     onr_dtype dtype;
     int rank;
     int64_t dims[ONR_MAX_RANK];
@@ -88,8 +97,18 @@ onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err);
 void onr_tensor_clear(onr_tensor *t);
 /* Deep copy into a new heap tensor. */
 onr_tensor *onr_tensor_clone(const onr_tensor *src);
-/* Bytes of data (0 for strings). */
+/* Bytes of data (0 for strings and containers). */
 size_t onr_tensor_nbytes(const onr_tensor *t);
+/* Make t an empty owned container of `kind` with n NULL slots (whatever it
+ * held is released first); fill the slots with heap values. */
+onr_status onr_value_container(onr_tensor *t, int kind, onr_dtype elem, int64_t n, onr_err *err);
+/* Slot i of a container. */
+static inline onr_tensor *onr_value_item(const onr_tensor *t, int64_t i)
+{
+    return ((onr_tensor **)t->data)[i];
+}
+/* t (tensor or container) becomes an owned deep copy of src. */
+onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err);
 
 /* fp16/bf16 conversion. */
 float onr_half_to_float(uint16_t h);
@@ -165,6 +184,10 @@ typedef struct onr_value {
     uint8_t is_output;
     uint8_t is_initializer;
     uint8_t is_outer;           /* subgraph reference to an outer-scope value */
+    /* declared kind (onr_kind): a tensor, or a sequence / optional whose
+     * element type is dtype; elem_kind: an optional's element (tensor or
+     * sequence) */
+    uint8_t kind, elem_kind;
 } onr_value;
 
 struct onr_op;
@@ -247,12 +270,19 @@ int64_t onr_model_opset(const onr_model *m, const char *domain);
  * another type returns the default and records the mismatch; between
  * onr_attr_check_begin and onr_attr_check_end (around every op's create,
  * in onr_step_create) the first one becomes an error naming the node, the
- * attribute, the type expected and the type given. */
-void onr_attr_check_begin(void);
+ * attribute, the type expected and the type given. Checks nest (an If or
+ * Loop builds its body's steps inside its own create): begin returns the
+ * enclosing check's state and end restores it. */
+typedef struct {
+    const onr_node *node;
+    const onr_attr *attr;
+    onr_attr_type want;
+} onr_attr_check_state;
+onr_attr_check_state onr_attr_check_begin(void);
 /* Attribute `name` of n when it has type `want`; NULL when absent, and NULL
  * with the mismatch recorded when present with another type. */
 const onr_attr *onr_attr_get(const onr_node *n, const char *name, onr_attr_type want);
-onr_status onr_attr_check_end(onr_err *err);
+onr_status onr_attr_check_end(onr_err *err, onr_attr_check_state outer);
 const onr_attr *onr_node_attr(const onr_node *n, const char *name);
 int64_t onr_attr_int(const onr_node *n, const char *name, int64_t def);
 float onr_attr_float(const onr_node *n, const char *name, float def);

@@ -846,10 +846,32 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
 {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) return ONR_OK; /* untyped: leave unknown */
+    /* optional(T) and sequence(tensor): the kind and the element type */
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE && tp->optional_type &&
+        tp->optional_type->elem_type) {
+        v->kind = ONR_VALUE_OPTIONAL;
+        tp = tp->optional_type->elem_type;
+        v->elem_kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE
+                           ? ONR_VALUE_SEQUENCE
+                           : ONR_VALUE_TENSOR;
+    }
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type &&
+        tp->sequence_type->elem_type) {
+        if (!v->kind) v->kind = ONR_VALUE_SEQUENCE;
+        tp = tp->sequence_type->elem_type;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+            const Onnx__TypeProto__Tensor *et = tp->tensor_type;
+            v->dtype = et && et->has_elem_type && et->elem_type > 0 &&
+                               et->elem_type < ONR_DTYPE_COUNT
+                           ? (onr_dtype)et->elem_type
+                           : ONR_UNDEFINED;
+            return ONR_OK; /* elements' shapes are not kept */
+        }
+    }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
         return onr_seterr(L->err, ONR_E_UNSUPPORTED,
-                          "value '%s' is not a tensor (sequence/map/optional/sparse values are "
-                          "not supported)",
+                          "value '%s' is not a tensor, a sequence of tensors or an optional of "
+                          "either (maps and sparse values are not supported)",
                           v->name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (!tt) return ONR_OK;
@@ -1603,4 +1625,204 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
     *out = b;
     *len = n;
     return ONR_OK;
+}
+
+/* ---- SequenceProto / OptionalProto (test-case files) ------------------------ */
+
+/* SequenceProto.DataType / OptionalProto.DataType */
+enum { PB_ELEM_TENSOR = 1, PB_ELEM_SEQUENCE = 3, PB_ELEM_OPTIONAL = 5 };
+
+static int seq_from_proto(loader *L, Onnx__SequenceProto *sp, onr_tensor *t, int depth);
+
+static int value_slot(loader *L, onr_tensor *c, size_t i, onr_tensor **slot_out)
+{
+    onr_tensor *e = calloc(1, sizeof *e);
+    if (!e) return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    ((onr_tensor **)c->data)[i] = e;
+    *slot_out = e;
+    return ONR_OK;
+}
+
+/* Move a loaded heap tensor into slot e (a calloc'd value). */
+static void value_take(onr_tensor *e, onr_tensor *t)
+{
+    *e = *t;
+    free(t);
+}
+
+static int seq_from_proto(loader *L, Onnx__SequenceProto *sp, onr_tensor *t, int depth)
+{
+    if (depth > 16) return onr_seterr(L->err, ONR_E_MODEL, "sequences nested too deep");
+    if (sp->n_sequence_values || sp->n_map_values || sp->n_optional_values ||
+        sp->n_sparse_tensor_values)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                          "only sequences of tensors are supported (elem_type %d)", sp->elem_type);
+    onr_status st = onr_value_container(t, ONR_VALUE_SEQUENCE, ONR_UNDEFINED,
+                                        (int64_t)sp->n_tensor_values, L->err);
+    for (size_t i = 0; i < sp->n_tensor_values && !st; i++) {
+        onr_tensor *e = NULL, *x = NULL;
+        if ((st = value_slot(L, t, i, &e))) break;
+        if ((st = load_tensor(L, sp->tensor_values[i], NULL, &x))) break;
+        value_take(e, x);
+        if (i == 0) t->dtype = e->dtype;
+        else if (e->dtype != t->dtype)
+            st = onr_seterr(L->err, ONR_E_MODEL, "sequence element %zu is %s, element 0 %s", i,
+                            onr_dtype_name(e->dtype), onr_dtype_name(t->dtype));
+    }
+    return st;
+}
+
+onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor **out,
+                             onr_err *err)
+{
+    *out = NULL;
+    if (kind == ONR_VALUE_TENSOR) return onr_load_tensor_pb(buf, len, out, err);
+    loader L = {.model = NULL, .base_dir = NULL, .err = err, .no_takeover = 1};
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    int st = ONR_OK;
+    const char *name = NULL;
+    if (kind == ONR_VALUE_SEQUENCE) {
+        Onnx__SequenceProto *sp = onnx__sequence_proto__unpack(NULL, len, buf);
+        if (!sp) {
+            free(t);
+            return onr_seterr(err, ONR_E_MODEL, "not a valid SequenceProto (%zu bytes)", len);
+        }
+        st = seq_from_proto(&L, sp, t, 0);
+        if (!st && sp->name && !(t->name = onr_strdup(sp->name)))
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        onnx__sequence_proto__free_unpacked(sp, NULL);
+    } else {
+        Onnx__OptionalProto *op = onnx__optional_proto__unpack(NULL, len, buf);
+        if (!op) {
+            free(t);
+            return onr_seterr(err, ONR_E_MODEL, "not a valid OptionalProto (%zu bytes)", len);
+        }
+        int present = op->tensor_value || op->sequence_value;
+        if (op->map_value || op->optional_value || op->sparse_tensor_value)
+            st = onr_seterr(err, ONR_E_UNSUPPORTED,
+                            "only optionals of tensors or sequences are supported");
+        if (!st) st = onr_value_container(t, ONR_VALUE_OPTIONAL, ONR_UNDEFINED, present, err);
+        onr_tensor *e = NULL;
+        if (!st && present) st = value_slot(&L, t, 0, &e);
+        if (!st && op->tensor_value) {
+            onr_tensor *x = NULL;
+            if (!(st = load_tensor(&L, op->tensor_value, NULL, &x))) value_take(e, x);
+        } else if (!st && op->sequence_value) {
+            st = seq_from_proto(&L, op->sequence_value, e, 1);
+        }
+        if (!st && e) t->dtype = e->dtype;
+        name = op->name;
+        if (!st && name && !(t->name = onr_strdup(name)))
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        onnx__optional_proto__free_unpacked(op, NULL);
+    }
+    if (!st && !t->name && !(t->name = onr_strdup(""))) st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    if (st) {
+        onr_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return ONR_OK;
+}
+
+/* Wire format by hand: a container is a name, an elem_type and its
+ * elements, each a length-delimited TensorProto / SequenceProto. */
+typedef struct wbuf {
+    uint8_t *b;
+    size_t n, cap;
+    int oom;
+} wbuf;
+
+static void wb_raw(wbuf *w, const void *p, size_t n)
+{
+    if (w->oom) return;
+    if (w->n + n > w->cap) {
+        size_t cap = (w->cap + n) * 2;
+        uint8_t *b = realloc(w->b, cap);
+        if (!b) {
+            w->oom = 1;
+            return;
+        }
+        w->b = b;
+        w->cap = cap;
+    }
+    if (n) memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+
+static void wb_varint(wbuf *w, uint64_t v)
+{
+    uint8_t b[10];
+    int k = 0;
+    do {
+        b[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    wb_raw(w, b, (size_t)k);
+}
+
+static void wb_bytes(wbuf *w, int field, const void *p, size_t n)
+{
+    wb_varint(w, (uint64_t)field << 3 | 2);
+    wb_varint(w, n);
+    wb_raw(w, p, n);
+}
+
+static int seq_to_wire(const onr_tensor *t, const char *name, wbuf *w, onr_err *err);
+
+static int elem_to_wire(const onr_tensor *e, int field, wbuf *w, onr_err *err)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int st;
+    if (e->kind == ONR_VALUE_SEQUENCE) {
+        wbuf sub = {0};
+        st = seq_to_wire(e, "", &sub, err);
+        b = sub.b, n = sub.n;
+    } else {
+        st = onr_save_tensor_pb(e, "", &b, &n, err);
+    }
+    if (!st) wb_bytes(w, field, b, n);
+    free(b);
+    return st;
+}
+
+static int seq_to_wire(const onr_tensor *t, const char *name, wbuf *w, onr_err *err)
+{
+    if (name && *name) wb_bytes(w, 1, name, strlen(name));
+    wb_varint(w, 2 << 3);
+    wb_varint(w, PB_ELEM_TENSOR);
+    for (int64_t i = 0; i < t->numel; i++) {
+        const onr_tensor *e = onr_value_item(t, i);
+        if (e->kind) return onr_seterr(err, ONR_E_UNSUPPORTED, "nested containers are not written");
+        int st = elem_to_wire(e, 3, w, err);
+        if (st) return st;
+    }
+    return w->oom ? onr_seterr(err, ONR_E_NOMEM, "out of memory") : ONR_OK;
+}
+
+onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                             onr_err *err)
+{
+    if (!t->kind) return onr_save_tensor_pb(t, name, out, len, err);
+    wbuf w = {0};
+    int st;
+    if (t->kind == ONR_VALUE_SEQUENCE) {
+        st = seq_to_wire(t, name, &w, err);
+    } else {
+        const onr_tensor *e = t->numel > 0 ? onr_value_item(t, 0) : NULL;
+        if (name && *name) wb_bytes(&w, 1, name, strlen(name));
+        wb_varint(&w, 2 << 3);
+        wb_varint(&w, e && e->kind == ONR_VALUE_SEQUENCE ? PB_ELEM_SEQUENCE : PB_ELEM_TENSOR);
+        st = e ? elem_to_wire(e, e->kind == ONR_VALUE_SEQUENCE ? 5 : 3, &w, err) : ONR_OK;
+        if (!st && w.oom) st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    }
+    if (st) {
+        free(w.b);
+        return st;
+    }
+    *out = w.b ? w.b : malloc(1);
+    *len = w.n;
+    return *out ? ONR_OK : onr_seterr(err, ONR_E_NOMEM, "out of memory");
 }

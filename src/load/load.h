@@ -16,6 +16,13 @@ onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, on
 /* Parse a serialized TensorProto (test-data .pb files). */
 onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr_err *err);
 /* Serialize a tensor as a TensorProto; *out is malloc'd. */
+/* A serialized value of `kind` (onr_kind): TensorProto, SequenceProto or
+ * OptionalProto (of a tensor or a sequence of tensors). */
+onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor **out,
+                             onr_err *err);
+/* t serialized as the message of its kind (see onr_load_value_pb). */
+onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                             onr_err *err);
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err);
 

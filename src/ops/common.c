@@ -3,6 +3,7 @@
  * axis normalization, reading small integer inputs, generic element access.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -179,4 +180,56 @@ void onr_bcast_strides(const int64_t *dims, int rank, const int64_t *odims, int 
         int sd = d - off;
         strides[d] = (sd < 0 || dims[sd] == 1 || odims[d] == 1) ? 0 : own[sd];
     }
+}
+
+/* ---- outputs of ONR_OP_DYNAMIC_OUT ops ------------------------------------ */
+
+int onr_out_resize(const onr_kctx *ctx, int i, onr_dtype dt, int rank, const int64_t *dims)
+{
+    if (i >= ctx->n_out || !ctx->out[i]) return ONR_OK;
+    onr_tensor *t = ctx->out[i];
+    if (!t->owns) { /* never free a buffer this tensor does not own */
+        t->data = NULL;
+        t->cap = 0;
+    }
+    /* strings are freed by count: release them under the old shape */
+    if (t->dtype == ONR_STRING || dt == ONR_STRING) {
+        char *name = t->name;
+        t->name = NULL;
+        onr_tensor_clear(t);
+        t->name = name;
+    }
+    int st = onr_tensor_set_shape(t, dt, rank, dims, ctx->err);
+    if (!st) st = onr_tensor_alloc(t, ctx->err);
+    return st;
+}
+
+int onr_out_grow(const onr_kctx *ctx, int i, size_t bytes, size_t keep)
+{
+    if (i >= ctx->n_out || !ctx->out[i]) return ONR_OK;
+    onr_tensor *t = ctx->out[i];
+    if (!t->owns) {
+        t->data = NULL;
+        t->cap = 0;
+        keep = 0;
+    }
+    if (t->data && t->cap >= bytes) return ONR_OK;
+    if (bytes > onr_max_tensor_bytes())
+        return onr_seterr(ctx->err, ONR_E_NOMEM,
+                          "output %d would need %zu bytes, more than the %llu-byte limit", i, bytes,
+                          (unsigned long long)onr_max_tensor_bytes());
+    size_t cap = t->cap + t->cap / 2;
+    if (cap < bytes) cap = bytes;
+    cap = (cap + 63) & ~(size_t)63;
+    if (!cap) cap = 64;
+    void *p = onr_alloc_aligned(cap);
+    if (!p) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory for %zu bytes", cap);
+    if (keep > t->cap) keep = t->cap;
+    if (keep && t->data) memcpy(p, t->data, keep);
+    memset((char *)p + keep, 0, cap - keep); /* string slots start NULL */
+    if (t->owns) free(t->data);
+    t->data = p;
+    t->cap = cap;
+    t->owns = 1;
+    return ONR_OK;
 }

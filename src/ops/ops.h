@@ -45,6 +45,7 @@ typedef struct onr_create_ctx {
     int nthreads;
     onr_err *err;
     uint32_t consumed; /* set through onr_create_consume() */
+    int no_fuse;       /* the plan runs without fusions: so do the subgraphs it plans */
 } onr_create_ctx;
 
 /* What reshape and run see. */
@@ -60,6 +61,10 @@ typedef struct onr_kctx {
     size_t scratch_size;
     int nthreads;
     onr_err *err;
+    /* the run's cancel flag (onr_session_cancel, an atomic set from any
+     * thread or a signal handler), NULL outside a plan: ops
+     * that loop on data (Loop) check it every iteration */
+    const _Atomic int *cancel;
 } onr_kctx;
 
 typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);
@@ -78,6 +83,16 @@ enum {
     ONR_OP_INPLACE = 1u << 1,
     /* never evaluated at load even when every input is constant (random ops) */
     ONR_OP_NOFOLD = 1u << 2,
+    /* the outputs' shapes are only known once run has computed them
+     * (control flow: If's branch, Loop's and Scan's outputs). The memory
+     * plan gives every output of such a step its own buffer
+     * (ONR_MEM_OWNED), the executor allocates nothing for them before run,
+     * and run sets each output's shape and buffer through onr_out_resize /
+     * onr_out_grow -- the one exception to "run never allocates" (buffers
+     * keep their capacity, so runs at repeated shapes allocate nothing).
+     * reshape only validates; shape inference at load skips such steps and
+     * the planner lays out their readers at the first run. */
+    ONR_OP_DYNAMIC_OUT = 1u << 3,
 };
 
 typedef struct onr_op_impl {
@@ -148,6 +163,16 @@ int onr_check_input(onr_kctx *ctx, int i, uint32_t types);
 int onr_read_ints(onr_kctx *ctx, int i, int64_t *vals, int max, int *count);
 /* Scalar-ish read of input i as double (first element) for any numeric type. */
 int onr_read_scalar(onr_kctx *ctx, int i, double *v);
+
+/* ---- helpers for run of ONR_OP_DYNAMIC_OUT ops ----------------------------- */
+
+/* Set output i's dtype and dims and give it a buffer of that size (its
+ * capacity is reused when large enough; contents are not kept). */
+int onr_out_resize(const onr_kctx *ctx, int i, onr_dtype dt, int rank, const int64_t *dims);
+/* Make output i's buffer hold at least `bytes`, keeping its first `keep`
+ * bytes; grows geometrically so appending row by row stays linear. The
+ * shape is not changed (set it with onr_tensor_set_shape once known). */
+int onr_out_grow(const onr_kctx *ctx, int i, size_t bytes, size_t keep);
 
 /* Element i of an array of type dt as double (bool as 0/1). */
 double onr_load_f64(onr_dtype dt, const void *p, int64_t i);

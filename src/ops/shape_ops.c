@@ -276,6 +276,13 @@ const onr_op_impl onr_impl_unsqueeze = {.create = unsqueeze_create, .reshape = u
 static int identity_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
+    const onr_tensor *x = ctx->in[0];
+    onr_tensor *y = ctx->out[0];
+    if (x && y) y->kind = x->kind;
+    if (x && x->kind) { /* a sequence or optional: the view shares its slots */
+        if (y) y->dtype = x->dtype;
+        return onr_tensor_set_shape(y, x->dtype, x->rank, x->dims, ctx->err);
+    }
     int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
     return st ? st : onr_set_out_like(ctx, 0, 0);
 }

@@ -53,6 +53,7 @@ onr_status onr_memplan_init(onr_memplan *mp, const onr_graph *g, onr_step *steps
             if (v < 0) continue;
             mp->first[v] = i;
             if (o == 0 && (s->op->impl->flags & ONR_OP_VIEW)) mp->cls[v] = ONR_MEM_VIEW;
+            else if (s->op->impl->flags & ONR_OP_DYNAMIC_OUT) mp->cls[v] = ONR_MEM_OWNED;
             else mp->cls[v] = ONR_MEM_ARENA;
             if (mp->vlast[v] < i) mp->vlast[v] = i; /* an unread output dies at once */
         }

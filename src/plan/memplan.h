@@ -4,7 +4,8 @@
  *
  * Storage classes: constants (read in place), graph inputs (the caller's
  * buffers), owned buffers (graph outputs, which the session hands out
- * without copying, and string tensors), views (the output of a shape-only
+ * without copying, string tensors, and the outputs of ONR_OP_DYNAMIC_OUT
+ * steps, which run sizes itself), views (the output of a shape-only
  * op is its input's buffer) and the arena (everything else).
  *
  * Offsets are assigned step by step in execution order: a step's outputs

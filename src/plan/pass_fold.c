@@ -92,6 +92,8 @@ static int visit(onr_edit *e, int i, uint8_t *known, fold_ws *ws, int nthreads, 
     onr_graph *g = e->g;
     const onr_node *n = &g->nodes[i];
     int all_const = 1;
+    /* outputs known only by running (control flow): nothing to infer */
+    if (n->op && (n->op->impl->flags & ONR_OP_DYNAMIC_OUT)) return ONR_OK;
     for (int k = 0; k < n->n_in; k++) {
         ws->in[k] = NULL;
         if (n->inputs[k] < 0) continue;
@@ -160,7 +162,7 @@ onr_status onr_pass_fold(onr_edit *e, int nthreads, onr_err *err)
     }
     for (int i = 0; i < g->n_inputs; i++) {
         const onr_value *v = &g->values[g->inputs[i]];
-        int stat = v->dtype != ONR_UNDEFINED && v->rank >= 0;
+        int stat = v->dtype != ONR_UNDEFINED && v->rank >= 0 && !v->kind;
         for (int d = 0; d < v->rank && stat; d++) stat = v->dims[d] >= 0;
         known[g->inputs[i]] = (uint8_t)stat;
     }

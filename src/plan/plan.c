@@ -48,7 +48,7 @@ static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
     for (int i = 0; i < g->n_nodes; i++) {
         onr_node *n = &g->nodes[i];
         /* set by the loader (nodes inlined from a function keep its imports) */
-        if (!n->opset) n->opset = onr_model_opset(m, n->domain);
+        if (!n->opset && m) n->opset = onr_model_opset(m, n->domain);
         n->op = n->opset ? onr_op_find(n->domain, n->op_type, n->opset) : NULL;
         if (n->op) continue;
         /* list each (domain, op) once */
@@ -95,7 +95,7 @@ static void init_runtime(onr_plan *p, uint8_t *known)
     for (int i = 0; i < g->n_inputs; i++) {
         int v = g->inputs[i];
         const onr_value *val = &g->values[v];
-        int stat = val->dtype != ONR_UNDEFINED && val->rank >= 0;
+        int stat = val->dtype != ONR_UNDEFINED && val->rank >= 0 && !val->kind;
         for (int d = 0; d < val->rank && stat; d++) stat = val->dims[d] >= 0;
         onr_err tmp = {0};
         if (stat && !onr_tensor_set_shape(&p->rt[v], val->dtype, val->rank, val->dims, &tmp))
@@ -109,6 +109,7 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     int st = onr_step_init(s, n, n->op, n->n_in, n->n_out, err);
     if (st) return st;
     p->n_steps++;
+    s->no_fuse = p->no_fuse;
     for (int k = 0; k < n->n_in; k++) {
         int v = n->inputs[k];
         if (v < 0) continue;
@@ -222,6 +223,10 @@ static int prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
             onr_err_node(err, s->node);
             return st;
         }
+        if (s->op->impl->flags & ONR_OP_DYNAMIC_OUT) {
+            all = 0; /* its readers are laid out at the first run */
+            continue;
+        }
         for (int o = 0; o < s->n_out; o++)
             if (s->out[o]) known[s->out[o] - p->rt] = 1;
         if (s->scratch > scratch) scratch = s->scratch;
@@ -237,17 +242,54 @@ static int prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
     return ONR_OK;
 }
 
-onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err)
+/* A subgraph's plan: outer names and their constants. */
+typedef struct sub_spec {
+    int n_outer;
+    const char *const *names;
+    const onr_tensor *const *konst;
+} sub_spec;
+
+/* Before the passes, in a subgraph's working copy: each outer name's value
+ * (constants set, so the subgraph folds and packs with them), and graph
+ * inputs whose declared shapes are forgotten (the runtime binds them). */
+static int prepare_sub(onr_plan *p, const sub_spec *sub, onr_err *err)
+{
+    onr_graph *g = p->graph;
+    p->n_outer = sub->n_outer;
+    p->outer_v = malloc(((size_t)sub->n_outer + 1) * sizeof *p->outer_v);
+    if (!p->outer_v) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    for (int j = 0; j < sub->n_outer; j++) {
+        int v = onr_graph_find_value(g, sub->names[j]);
+        p->outer_v[j] = v >= 0 && g->values[v].is_outer ? v : -1;
+        if (p->outer_v[j] >= 0 && sub->konst && sub->konst[j]) {
+            onr_value *val = &g->values[v];
+            val->konst = (onr_tensor *)sub->konst[j]; /* borrowed: never freed here */
+            val->dtype = val->konst->dtype;
+            val->rank = val->konst->rank;
+            memcpy(val->dims, val->konst->dims, sizeof(int64_t) * (size_t)val->rank);
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].rank = -1;
+    return ONR_OK;
+}
+
+static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_opts *o,
+                             const sub_spec *sub, onr_plan **out, onr_err *err)
 {
     *out = NULL;
     onr_plan *p = calloc(1, sizeof *p);
     if (!p) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
     uint8_t *known = NULL;
     p->model = m;
+    p->cancel = &p->cancel_flag;
     p->nthreads = o && o->nthreads > 0 ? o->nthreads : 1;
-    int st = onr_edit_open(m->graph, &p->edit, err);
+    p->no_fuse = o && !o->fuse;
+    int st = onr_edit_open(src, &p->edit, err);
     if (st) goto fail;
     p->graph = p->edit->g;
+    if ((st = onr_plan_link_subgraphs(p->edit, err))) goto fail;
+    p->graph = p->edit->g;
+    if (sub && (st = prepare_sub(p, sub, err))) goto fail;
     if ((st = resolve_ops(m, p->graph, err))) goto fail;
     onr_pass_opts po = {.fuse = o ? o->fuse : 1, .nthreads = p->nthreads};
     onr_pass_stats ps = {0};
@@ -263,8 +305,10 @@ onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, 
     }
     init_runtime(p, known);
     release_ctx rel = {0};
-    /* without the counts the originals stay: correct, only larger */
-    int releasing = release_init(p, &rel) == 0;
+    /* without the counts the originals stay: correct, only larger; a
+     * subgraph's constants stay (its plan may be rebuilt, and outer ones
+     * belong to the enclosing plan) */
+    int releasing = !sub && release_init(p, &rel) == 0;
     if (releasing) release_unread(p, &rel);
     for (int i = 0; i < g->n_nodes && !st; i++) {
         st = add_step(p, &g->nodes[i], err);
@@ -283,6 +327,39 @@ fail:
     return st;
 }
 
+onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err)
+{
+    return plan_build(m, m->graph, o, NULL, out, err);
+}
+
+onr_status onr_plan_build_sub(const onr_graph *g, const onr_plan_opts *o, int n_outer,
+                              const char *const *names, const onr_tensor *const *konst,
+                              onr_plan **out, onr_err *err)
+{
+    sub_spec sub = {.n_outer = n_outer, .names = names, .konst = konst};
+    return plan_build(NULL, g, o, &sub, out, err);
+}
+
+void onr_plan_bind_input(onr_plan *p, int i, const onr_tensor *t)
+{
+    onr_tensor *rt = &p->rt[p->graph->inputs[i]];
+    *rt = *t;
+    rt->owns = 0;
+    rt->cap = 0;
+    rt->name = NULL;
+}
+
+void onr_plan_bind_outer(onr_plan *p, int j, const onr_tensor *t)
+{
+    int v = p->outer_v[j];
+    if (v < 0 || p->graph->values[v].konst) return; /* unread, or a constant in place */
+    onr_tensor *rt = &p->rt[v];
+    *rt = *t;
+    rt->owns = 0;
+    rt->cap = 0;
+    rt->name = NULL;
+}
+
 void onr_plan_free(onr_plan *p)
 {
     if (!p) return;
@@ -296,6 +373,7 @@ void onr_plan_free(onr_plan *p)
     free(p->rt);
     onr_memplan_free(&p->mem);
     free(p->scratch);
+    free(p->outer_v);
     onr_edit_free(p->edit);
     free(p);
 }
@@ -333,6 +411,8 @@ void onr_plan_memory(const onr_plan *p, size_t *arena_bytes, size_t *activation_
     *arena_bytes = p->mem.arena_peak;
     *activation_bytes = p->mem.total_bytes;
 }
+
+void onr_plan_set_cancel(onr_plan *p, int on) { p->cancel_flag = on != 0; }
 
 void onr_plan_set_profiling(onr_plan *p, int on) { p->profiling = on != 0; }
 

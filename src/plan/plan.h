@@ -25,6 +25,16 @@ typedef struct onr_plan {
     /* profiling: when on, each run records every step's start and duration */
     int profiling;
     double *prof_start_ms, *prof_ms;
+    /* cancel: a run stops before its next step (and a Loop before its next
+     * iteration) once *cancel is non-zero; points at cancel_flag, or for a
+     * subgraph's plan at the enclosing run's flag */
+    _Atomic int cancel_flag;
+    const _Atomic int *cancel;
+    /* a subgraph's plan: per outer-scope name it was built for, the value
+     * of its graph that stands for it (-1 when nothing reads it) */
+    int n_outer;
+    int *outer_v;
+    int no_fuse; /* built without the fusion passes (subgraphs follow) */
 } onr_plan;
 
 typedef struct onr_plan_opts {
@@ -38,6 +48,35 @@ typedef struct onr_plan_opts {
  * static and lay out their memory. Takes no ownership of m. */
 onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
+
+/* ---- subgraphs (control flow; src/plan/subplan.c) ------------------------
+ * A node with graph attributes (If, Loop, Scan, SequenceMap) reads the
+ * outer-scope values its subgraphs refer to at any depth. The planner
+ * appends them to the node as implicit inputs, after the declared ones and
+ * in the order onr_node_outer_names gives, so liveness, dead-code
+ * elimination and the memory plan keep them alive; the op's create plans
+ * each subgraph with onr_plan_build_sub and binds the outer values to the
+ * tensors it finds in ctx->in[] each run (no copy). */
+
+/* The outer-scope names node n's subgraphs read (any depth), each once, in
+ * a fixed order. *names is one malloc'd array (free it); the strings belong
+ * to the graphs. */
+onr_status onr_node_outer_names(const onr_node *n, const char ***names, int *count, onr_err *err);
+/* Append every subgraph node's outer names to its inputs (values added to
+ * e's graph, marked is_outer, where e is itself a subgraph). */
+onr_status onr_plan_link_subgraphs(onr_edit *e, onr_err *err);
+/* Plan subgraph g (no model: every node carries its opset). names[j] are
+ * its outer names (onr_node_outer_names); konst[j] (konst may be NULL) the
+ * outer value when it is a constant, which the subgraph may fold and pack.
+ * The declared shapes of g's inputs are not trusted (loop-carried values
+ * change shape); weights are never released (the enclosing plan owns them). */
+onr_status onr_plan_build_sub(const onr_graph *g, const onr_plan_opts *o, int n_outer,
+                              const char *const *names, const onr_tensor *const *konst,
+                              onr_plan **out, onr_err *err);
+/* Bind t to graph input i / outer name j of p for the next run: a view of
+ * t's data (no copy), which must stay valid through the run. */
+void onr_plan_bind_input(onr_plan *p, int i, const onr_tensor *t);
+void onr_plan_bind_outer(onr_plan *p, int j, const onr_tensor *t);
 
 /* Make the shared scratch buffer at least `bytes` (grows only). */
 onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err);
@@ -57,6 +96,10 @@ const onr_graph *onr_plan_graph(const onr_plan *p);
 /* The runtime tensor of graph input i (bind) / graph output i (read). */
 onr_tensor *onr_plan_input(onr_plan *p, int i);
 onr_tensor *onr_plan_output(onr_plan *p, int i);
+/* Raise (1) or clear (0) the cancel flag: a run in progress stops before
+ * its next step or Loop/Scan iteration with ONR_E_RUNTIME. Safe to call
+ * from another thread or a signal handler. */
+void onr_plan_set_cancel(onr_plan *p, int on);
 /* Profiling. */
 void onr_plan_set_profiling(onr_plan *p, int on);
 double onr_plan_step_ms(const onr_plan *p, int i, double *start_ms);
