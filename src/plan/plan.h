@@ -25,6 +25,9 @@ typedef struct onr_plan {
     /* profiling: when on, each run records every step's start and duration */
     int profiling;
     double *prof_start_ms, *prof_ms;
+    /* per value, set by the caller for one run: the caller's tensor a graph
+     * output is written into instead of an owned buffer (NULL: none) */
+    const onr_tensor *const *out_bind;
 } onr_plan;
 
 typedef struct onr_plan_opts {
