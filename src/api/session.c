@@ -268,7 +268,7 @@ static onr_status run_bound(onr_session *s, int n, const char *const *names,
     onr_graph *g = s->model->graph;
     if (n < 0 || (n > 0 && !inputs))
         return onr_seterr(&s->err, ONR_E_ARG, "bad input array");
-    if (n > g->n_inputs)
+    if (n > g->n_inputs && !names) /* by name, the loop names the stray input */
         return onr_seterr(&s->err, ONR_E_INPUT, "the model has %d input%s, %d given",
                           g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
     const char *sym_names[64];
