@@ -436,7 +436,7 @@ static int find_name(PyObject *infos, const char *name)
 }
 
 PyDoc_STRVAR(run_doc,
-"run(output_names, input_feed) -> list of numpy arrays\n\n"
+"run(output_names, input_feed, run_options=None) -> list of numpy arrays\n\n"
 "Run the model. input_feed maps every graph input's name to an array (or\n"
 "anything numpy.asarray takes); output_names lists the outputs wanted, in\n"
 "order, or is None for all of them (as onnxruntime.InferenceSession.run).\n"
@@ -446,10 +446,15 @@ PyDoc_STRVAR(run_doc,
 
 static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"output_names", "input_feed", NULL};
-    PyObject *want = Py_None, *feed = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:run", kwlist, &want, &feed)) return NULL;
+    static char *kwlist[] = {"output_names", "input_feed", "run_options", NULL};
+    PyObject *want = Py_None, *feed = NULL, *run_options = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:run", kwlist, &want, &feed, &run_options))
+        return NULL;
     if (!check_open(self)) return NULL;
+    if (run_options != Py_None) { /* onnxruntime's third argument: none here */
+        PyErr_SetString(PyExc_TypeError, "run_options: onnxrun takes none (pass None)");
+        return NULL;
+    }
     if (!PyDict_Check(feed)) {
         PyErr_SetString(PyExc_TypeError, "input_feed must be a dict {input name: array}");
         return NULL;

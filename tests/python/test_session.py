@@ -216,3 +216,32 @@ def test_two_sessions_two_threads():
         for t in ts:
             t.join()
     assert not errors, errors
+
+
+def test_runs_do_not_leak():
+    """Outputs are freed with their arrays, converted inputs after the run:
+    50 runs of a model with a 4 MiB output and a copied 4 MiB input leave
+    the process about as big as it was (leaking either would add 200 MiB)."""
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("under ASan freed memory waits in its quarantine, so RSS grows anyway")
+    helper = pytest.importorskip("onnx.helper")
+    onnx = pytest.importorskip("onnx")
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024, 1024])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024, 1024])
+    g = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "add", [x], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    s = onnxrun.Session(m.SerializeToString(), threads=1)
+    a = np.asfortranarray(np.ones((1024, 1024), np.float32))
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    for _ in range(5):
+        s.run(None, {"x": a})
+    before = rss()
+    for _ in range(50):
+        (out,) = s.run(None, {"x": a})
+        assert out[3, 5] == 2.0
+    del out
+    assert rss() - before < 64 << 20, (rss() - before) >> 20
