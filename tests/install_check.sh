@@ -49,7 +49,9 @@ export PKG_CONFIG_PATH=$P/lib/pkgconfig
 # shellcheck disable=SC2046,SC2086
 cc $cflags -o "$tmp/embed_pc" "$src/tests/example_embed.c" $(pkg-config --cflags --libs onnxrun) \
     -Wl,-rpath,"$P/lib"
-ldd "$tmp/embed_pc" | grep -q "libonnxrun.so.0 => $P/lib/" || fail "embed_pc does not use the installed libonnxrun.so"
+# (grep -q on a pipe could cut ldd off with SIGPIPE, which pipefail reports: read a file)
+uses() { ldd "$1" >"$tmp/ldd.out" && grep -q "$2" "$tmp/ldd.out"; }
+uses "$tmp/embed_pc" "libonnxrun.so.0 => $P/lib/" || fail "embed_pc does not use the installed libonnxrun.so"
 check_run "$tmp/embed_pc"
 
 # 2. find_package(onnxrun): the shared and the static library
@@ -66,9 +68,9 @@ CMAKE
 cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_FLAGS="$cflags" \
     >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "find_package project: configure failed"; }
 cmake --build "$tmp/proj/build" >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "find_package project: build failed"; }
-ldd "$tmp/proj/build/embed_shared" | grep -q "libonnxrun.so.0 => $P/lib/" ||
+uses "$tmp/proj/build/embed_shared" "libonnxrun.so.0 => $P/lib/" ||
     fail "embed_shared does not use the installed libonnxrun.so"
-if ldd "$tmp/proj/build/embed_static" | grep -q libonnxrun; then fail "embed_static links libonnxrun.so"; fi
+if uses "$tmp/proj/build/embed_static" libonnxrun; then fail "embed_static links libonnxrun.so"; fi
 check_run "$tmp/proj/build/embed_shared"
 check_run "$tmp/proj/build/embed_static"
 
