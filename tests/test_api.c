@@ -940,6 +940,67 @@ static void test_run_into_passthrough(void **state)
     onr_session_free(s);
 }
 
+/* The bundled models, every output bound to a malloc'd buffer of exactly
+ * its size (no padding, so the sanitizer build catches a kernel writing
+ * past an output's end): the same bits as the session's own buffers. */
+static void test_run_into_models(void **state)
+{
+    (void)state;
+    const char *src = getenv("ONR_SOURCE_DIR");
+    if (!src) skip();
+    const char *models[] = {"tiny_resnet18", "tiny_bert_op17", "tiny_gpt", "tiny_vit", "tiny_llama",
+                            "tiny_mobilenet_v2"};
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/testdata/%s/model.onnx", src, models[m]);
+        onr_options *o = onr_options_new();
+        onr_options_set_threads(o, 2);
+        onr_session *s = NULL;
+        onr_status st = onr_session_open(path, o, &s);
+        onr_options_free(o);
+        if (st) fail_msg("%s: %s", path, onr_session_errmsg(s));
+        int n = onr_session_input_count(s), n_out = onr_session_output_count(s);
+        onr_tensor *in[8] = {0}, *bound[8] = {0};
+        void *bufs[8] = {0};
+        assert_true(n <= 8 && n_out <= 8);
+        for (int i = 0; i < n; i++) {
+            onr_value_info vi;
+            assert_int_equal(onr_session_input_info(s, i, &vi), ONR_OK);
+            int64_t dims[ONR_MAX_RANK];
+            for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : 1;
+            in[i] = onr_tensor_new(vi.dtype, vi.rank, dims);
+            assert_non_null(in[i]);
+            if (vi.dtype == ONR_FLOAT)
+                for (int64_t k = 0; k < onr_tensor_numel(in[i]); k++)
+                    ((float *)onr_tensor_data(in[i]))[k] = (float)(k % 13) * 0.1f - 0.6f;
+        }
+        st = onr_session_run(s, n, NULL, (const onr_tensor *const *)in);
+        if (st) fail_msg("%s: %s", models[m], onr_session_errmsg(s));
+        for (int i = 0; i < n_out; i++) {
+            const onr_tensor *y = onr_session_output(s, i);
+            size_t bytes = (size_t)onr_tensor_numel(y) * onr_dtype_size(onr_tensor_dtype(y));
+            bufs[i] = malloc(bytes ? bytes : 1);
+            bound[i] = onr_tensor_wrap(onr_tensor_dtype(y), onr_tensor_rank(y), onr_tensor_dims(y), bufs[i]);
+            assert_non_null(bound[i]);
+        }
+        onr_tensor *ref[8] = {0};
+        for (int i = 0; i < n_out; i++) ref[i] = onr_session_take_output(s, i);
+        st = onr_session_run_into(s, n, NULL, (const onr_tensor *const *)in, n_out, NULL, bound);
+        if (st) fail_msg("%s: run_into: %s", models[m], onr_session_errmsg(s));
+        for (int i = 0; i < n_out; i++) {
+            size_t bytes = (size_t)onr_tensor_numel(ref[i]) * onr_dtype_size(onr_tensor_dtype(ref[i]));
+            if (memcmp(bufs[i], onr_tensor_data(ref[i]), bytes) != 0)
+                fail_msg("%s: output %d differs when written into the caller's buffer", models[m], i);
+            assert_ptr_equal(onr_tensor_data(onr_session_output(s, i)), bufs[i]);
+            onr_tensor_free(ref[i]);
+            onr_tensor_free(bound[i]);
+            free(bufs[i]);
+        }
+        for (int i = 0; i < n; i++) onr_tensor_free(in[i]);
+        onr_session_free(s);
+    }
+}
+
 /* ---- threads ------------------------------------------------------------------- */
 
 static void test_threads_identical(void **state)
@@ -1283,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_output_ownership),
         cmocka_unit_test(test_run_into),
         cmocka_unit_test(test_run_into_passthrough),
+        cmocka_unit_test(test_run_into_models),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_tensor_files),
