@@ -9,6 +9,7 @@ import glob
 import os
 import subprocess
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -245,3 +246,37 @@ def test_runs_do_not_leak():
         assert out[3, 5] == 2.0
     del out
     assert rss() - before < 64 << 20, (rss() - before) >> 20
+
+
+def test_gil_released_while_running():
+    """While one thread runs a model (~0.1 s of MatMuls), another thread
+    keeps executing Python: its loop records times inside the run."""
+    helper = pytest.importorskip("onnx.helper")
+    onnx = pytest.importorskip("onnx")
+    n = 768
+    w = helper.make_tensor("w", onnx.TensorProto.FLOAT, [n, n],
+                           np.random.default_rng(3).standard_normal(n * n).astype(np.float32) / n)
+    nodes = [helper.make_node("MatMul", ["x" if k == 0 else "h%d" % k, "w"],
+                              ["y" if k == 5 else "h%d" % (k + 1)]) for k in range(6)]
+    g = helper.make_graph(nodes, "chain",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [n, n])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [n, n])], [w])
+    s = onnxrun.Session(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+                        .SerializeToString(), threads=1, fuse=False)
+    x = np.ones((n, n), np.float32)
+    span = []
+
+    def work():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            s.run(None, {"x": x})
+            span.append((t0, time.perf_counter()))
+
+    t = threading.Thread(target=work)
+    ticks = []
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    inside = [sum(a + 0.1 * (b - a) < v < b - 0.1 * (b - a) for v in ticks) for a, b in span]
+    assert max(inside) > 10, (inside, [b - a for a, b in span])
