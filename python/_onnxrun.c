@@ -503,6 +503,10 @@ static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
     if (want == Py_None) {
         n_want = self->n_out;
     } else {
+        if (PyUnicode_Check(want)) { /* a str is a sequence too: of letters */
+            PyErr_SetString(PyExc_TypeError, "output_names must be a list of output names or None");
+            goto done;
+        }
         wanted = PySequence_Fast(want, "output_names must be a list of output names or None");
         if (!wanted) goto done;
         n_want = PySequence_Fast_GET_SIZE(wanted);

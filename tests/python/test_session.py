@@ -153,6 +153,10 @@ def test_errors_carry_the_engine_message():
     with pytest.raises(TypeError):
         s.run(None, [x])
     with pytest.raises(TypeError):
+        s.run("logits", {"input": x})  # a name, not a list of names
+    with pytest.raises(ValueError):  # ragged
+        s.run(None, {"input": [[1, 2], [3]]})
+    with pytest.raises(TypeError):
         s.run(None, {0: x})
     try:
         s.run(None, {"input": x.astype(np.int32)})
