@@ -6,6 +6,19 @@
  * with onr_session_errmsg() (or written to the caller's buffer for calls that
  * have no session). The library never prints and never exits on its own.
  *
+ * Threads. Different sessions are independent: any calls on different
+ * sessions may run at the same time from different threads (kernels use
+ * OpenMP inside each run, with the session's thread count). One session
+ * must not be used from two threads at once: onr_session_run /
+ * onr_session_run_into, the output calls, onr_session_set_profiling and
+ * onr_session_free change it, so callers that share a session serialize
+ * their calls on it (a lock; the Python binding holds one per session).
+ * The calls that only read model facts (counts, *_info, the step
+ * descriptions) may run together, but not during a run. A tensor given as
+ * an input is only read, so the same input tensors may feed runs of several
+ * sessions at once. Options are not kept by onr_session_open*: one
+ * onr_options may open sessions in several threads while none changes it.
+ *
  * Typical use:
  *
  *     onr_session *s = NULL;
@@ -31,6 +44,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The library is built with hidden symbols; what this header declares is
+ * what libonnxrun.so exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 #define ONR_VERSION_STRING "0.1.0"
@@ -217,6 +236,20 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
  * in a thread and cancel it after the time you allow. Each
  * onr_session_run starts uncancelled. No effect when no run is going on. */
 void onr_session_cancel(onr_session *s);
+/* The same, writing outputs into the caller's memory. outputs[k] (k < n_out)
+ * receives graph output k, or the output named out_names[k] when out_names
+ * is not NULL; a NULL entry leaves that output to the session, as
+ * onr_session_run does. A tensor given must have the output's element type
+ * and exactly the shape this run gives it (onr_tensor_wrap over the
+ * caller's buffer, or onr_tensor_new); otherwise the run fails with
+ * ONR_E_INPUT naming the output and both shapes. The step that computes
+ * the output writes straight into it; an output that is a graph input or a
+ * constant is copied into it. Afterwards onr_session_output(s, i) shows the
+ * caller's memory (until the next run). STRING outputs cannot be bound. The
+ * session keeps no pointer to the caller's tensors after the call. */
+onr_status onr_session_run_into(onr_session *s, int n, const char *const *names,
+                                const onr_tensor *const *inputs, int n_out,
+                                const char *const *out_names, onr_tensor *const *outputs);
 /* Output i of the last successful run, owned by the session and valid until
  * the next run or onr_session_free. */
 const onr_tensor *onr_session_output(const onr_session *s, int i);
@@ -276,6 +309,10 @@ int onr_op_count(void);
  * *domain, *since and *until (-1: up to the newest opset); NULL when i is
  * out of range. Any of the out pointers may be NULL. */
 const char *onr_op_info(int i, const char **domain, int *since, int *until);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -831,6 +831,176 @@ static void test_output_ownership(void **state)
     onr_tensor_free(taken2);
 }
 
+/* ---- outputs into caller memory ------------------------------------------------ */
+
+static void test_run_into(void **state)
+{
+    (void)state;
+    pbw m = dense_model();
+    onr_session *s = open_ok(&m, 1);
+    free(m.b);
+    float x[8], ref[6], yb[6], fb[8];
+    for (int i = 0; i < 8; i++) x[i] = -1.0f + 0.5f * (float)i;
+    dense_ref(x, 2, ref);
+    int64_t dx[] = {2, 4}, dy[] = {2, 3}, df[] = {8};
+    onr_tensor *tx = onr_tensor_wrap(ONR_FLOAT, 2, dx, x);
+    onr_tensor *ty = onr_tensor_wrap(ONR_FLOAT, 2, dy, yb);
+    onr_tensor *tf = onr_tensor_wrap(ONR_FLOAT, 1, df, fb);
+    const onr_tensor *const *in = (const onr_tensor *const *)&tx;
+    for (int round = 0; round < 3; round++) { /* both outputs, positionally: MatMul and a view */
+        memset(yb, 0xff, sizeof yb), memset(fb, 0xff, sizeof fb);
+        onr_tensor *outs[2] = {ty, tf};
+        onr_status st = onr_session_run_into(s, 1, NULL, in, 2, NULL, outs);
+        if (st) fail_msg("run_into: %s", onr_session_errmsg(s));
+        check_f32(ty, ref, 6);
+        check_f32(tf, x, 8);
+        assert_ptr_equal(onr_tensor_data(onr_session_output(s, 0)), yb);
+        assert_ptr_equal(onr_tensor_data(onr_session_output(s, 1)), fb);
+    }
+    /* by name, one output; the other stays the session's */
+    memset(fb, 0, sizeof fb);
+    onr_tensor *only[1] = {tf};
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 1, (const char *[]){"f"}, only), ONR_OK);
+    check_f32(tf, x, 8);
+    check_f32(onr_session_output(s, 0), ref, 6);
+    assert_ptr_not_equal(onr_tensor_data(onr_session_output(s, 0)), yb);
+    /* a taken bound output is a copy: the caller's memory stays the caller's */
+    onr_tensor *taken = onr_session_take_output(s, 1);
+    assert_non_null(taken);
+    assert_ptr_not_equal(onr_tensor_data(taken), fb);
+    check_f32(taken, x, 8);
+    onr_tensor_free(taken);
+    /* a later plain run does not write into the caller's memory */
+    memset(yb, 0, sizeof yb), memset(fb, 0, sizeof fb);
+    run_dense(s, 2, 5.0f);
+    run_dense(s, 3, 1.0f);
+    for (int i = 0; i < 6; i++) assert_true(yb[i] == 0.0f);
+    for (int i = 0; i < 8; i++) assert_true(fb[i] == 0.0f);
+    /* wrong shape, wrong type, unknown name, bound twice: errors naming the output */
+    int64_t dbad[] = {3, 3};
+    float bad[9];
+    onr_tensor *tb = onr_tensor_wrap(ONR_FLOAT, 2, dbad, bad);
+    onr_tensor *one[1] = {tb};
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 1, NULL, one), ONR_E_INPUT);
+    assert_has(onr_session_errmsg(s), "output 'y'");
+    assert_has(onr_session_errmsg(s), "[3,3]");
+    assert_has(onr_session_errmsg(s), "[2,3]");
+    assert_null(onr_session_output(s, 0));
+    int64_t yi[6];
+    onr_tensor *ti = onr_tensor_wrap(ONR_INT64, 2, dy, yi);
+    one[0] = ti;
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 1, NULL, one), ONR_E_INPUT);
+    assert_has(onr_session_errmsg(s), "int64");
+    one[0] = ty;
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 1, (const char *[]){"nope"}, one), ONR_E_ARG);
+    assert_has(onr_session_errmsg(s), "'nope'");
+    onr_tensor *twice[2] = {ty, ty};
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 2, (const char *[]){"y", "y"}, twice),
+                     ONR_E_ARG);
+    assert_has(onr_session_errmsg(s), "bound twice");
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 3, NULL, twice), ONR_E_ARG);
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 1, NULL, NULL), ONR_E_ARG);
+    /* after the errors, a bound run works again */
+    onr_tensor *outs[2] = {ty, NULL};
+    assert_int_equal(onr_session_run_into(s, 1, NULL, in, 2, NULL, outs), ONR_OK);
+    check_f32(ty, ref, 6);
+    onr_tensor_free(tb), onr_tensor_free(ti);
+    onr_tensor_free(tx), onr_tensor_free(ty), onr_tensor_free(tf);
+    onr_session_free(s);
+}
+
+/* Outputs that no step computes (a graph input, a constant) are copied in. */
+static void test_run_into_passthrough(void **state)
+{
+    (void)state;
+    pbw g = {0};
+    int64_t d[] = {3};
+    float w[] = {7, 8, 9};
+    init_f32(&g, "w", 1, d, w, 3);
+    pbw_value_info(&g, 11, "x", F32, 1, d);
+    node(&g, "Add", "add", (const char *[]){"x", "w", NULL}, (const char *[]){"y", NULL}, NULL);
+    pbw_value_info(&g, 12, "x", F32, 1, d);
+    pbw_value_info(&g, 12, "w", F32, 1, d);
+    pbw_value_info(&g, 12, "y", F32, 1, d);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = open_ok(&m, 1);
+    free(m.b);
+    float xv[3] = {1, 2, 3}, b[3][3];
+    onr_tensor *x = onr_tensor_wrap(ONR_FLOAT, 1, d, xv);
+    onr_tensor *o[3];
+    for (int i = 0; i < 3; i++) o[i] = onr_tensor_wrap(ONR_FLOAT, 1, d, b[i]);
+    assert_int_equal(onr_session_run_into(s, 1, NULL, (const onr_tensor *const *)&x, 3, NULL, o),
+                     ONR_OK);
+    const float ey[3] = {8, 10, 12};
+    check_f32(o[0], xv, 3);
+    check_f32(o[1], w, 3);
+    check_f32(o[2], ey, 3);
+    for (int i = 0; i < 3; i++) onr_tensor_free(o[i]);
+    onr_tensor_free(x);
+    onr_session_free(s);
+}
+
+/* The bundled models, every output bound to a malloc'd buffer of exactly
+ * its size (no padding, so the sanitizer build catches a kernel writing
+ * past an output's end): the same bits as the session's own buffers. */
+static void test_run_into_models(void **state)
+{
+    (void)state;
+    const char *src = getenv("ONR_SOURCE_DIR");
+    if (!src) skip();
+    const char *models[] = {"tiny_resnet18", "tiny_bert_op17", "tiny_gpt", "tiny_vit", "tiny_llama",
+                            "tiny_mobilenet_v2"};
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/testdata/%s/model.onnx", src, models[m]);
+        onr_options *o = onr_options_new();
+        onr_options_set_threads(o, 2);
+        onr_session *s = NULL;
+        onr_status st = onr_session_open(path, o, &s);
+        onr_options_free(o);
+        if (st) fail_msg("%s: %s", path, onr_session_errmsg(s));
+        int n = onr_session_input_count(s), n_out = onr_session_output_count(s);
+        onr_tensor *in[8] = {0}, *bound[8] = {0};
+        void *bufs[8] = {0};
+        assert_true(n <= 8 && n_out <= 8);
+        for (int i = 0; i < n; i++) {
+            onr_value_info vi;
+            assert_int_equal(onr_session_input_info(s, i, &vi), ONR_OK);
+            int64_t dims[ONR_MAX_RANK];
+            for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : 1;
+            in[i] = onr_tensor_new(vi.dtype, vi.rank, dims);
+            assert_non_null(in[i]);
+            if (vi.dtype == ONR_FLOAT)
+                for (int64_t k = 0; k < onr_tensor_numel(in[i]); k++)
+                    ((float *)onr_tensor_data(in[i]))[k] = (float)(k % 13) * 0.1f - 0.6f;
+        }
+        st = onr_session_run(s, n, NULL, (const onr_tensor *const *)in);
+        if (st) fail_msg("%s: %s", models[m], onr_session_errmsg(s));
+        for (int i = 0; i < n_out; i++) {
+            const onr_tensor *y = onr_session_output(s, i);
+            size_t bytes = (size_t)onr_tensor_numel(y) * onr_dtype_size(onr_tensor_dtype(y));
+            bufs[i] = malloc(bytes ? bytes : 1);
+            bound[i] = onr_tensor_wrap(onr_tensor_dtype(y), onr_tensor_rank(y), onr_tensor_dims(y), bufs[i]);
+            assert_non_null(bound[i]);
+        }
+        onr_tensor *ref[8] = {0};
+        for (int i = 0; i < n_out; i++) ref[i] = onr_session_take_output(s, i);
+        st = onr_session_run_into(s, n, NULL, (const onr_tensor *const *)in, n_out, NULL, bound);
+        if (st) fail_msg("%s: run_into: %s", models[m], onr_session_errmsg(s));
+        for (int i = 0; i < n_out; i++) {
+            size_t bytes = (size_t)onr_tensor_numel(ref[i]) * onr_dtype_size(onr_tensor_dtype(ref[i]));
+            if (memcmp(bufs[i], onr_tensor_data(ref[i]), bytes) != 0)
+                fail_msg("%s: output %d differs when written into the caller's buffer", models[m], i);
+            assert_ptr_equal(onr_tensor_data(onr_session_output(s, i)), bufs[i]);
+            onr_tensor_free(ref[i]);
+            onr_tensor_free(bound[i]);
+            free(bufs[i]);
+        }
+        for (int i = 0; i < n; i++) onr_tensor_free(in[i]);
+        onr_session_free(s);
+    }
+}
+
 /* ---- threads ------------------------------------------------------------------- */
 
 static void test_threads_identical(void **state)
@@ -1172,6 +1342,9 @@ int main(void)
         cmocka_unit_test(test_shape_chain_folded),
         cmocka_unit_test(test_static_shape_inference),
         cmocka_unit_test(test_output_ownership),
+        cmocka_unit_test(test_run_into),
+        cmocka_unit_test(test_run_into_passthrough),
+        cmocka_unit_test(test_run_into_models),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_tensor_files),

@@ -26,6 +26,8 @@ struct onr_session {
     int64_t *in_dims;   /* declared dims per input, for onr_value_info */
     onr_names in_names; /* graph input name -> slot, for binding by name */
     int have_outputs;
+    onr_tensor **bind;  /* run_into: per graph output, the caller's tensor (or NULL) */
+    const onr_tensor **bind_v; /* the same per value of the plan's graph */
 };
 
 onr_options *onr_options_new(void)
@@ -122,6 +124,8 @@ void onr_session_free(onr_session *s)
     free(s->outs);
     free(s->bound);
     onr_names_free(&s->in_names);
+    free(s->bind);
+    free(s->bind_v);
     onr_plan_free(s->plan);
     onr_model_free(s->model);
     free(s);
@@ -236,9 +240,33 @@ static onr_status publish_output(onr_session *s, int i)
     if (r->dtype == ONR_UNDEFINED && !r->kind)
         return onr_seterr(&s->err, ONR_E_RUNTIME, "output '%s' was not computed",
                           g->values[g->outputs[i]].name);
+    onr_tensor *dst = s->bind ? s->bind[i] : NULL;
+    if (dst && r->kind)
+        return onr_seterr(&s->err, ONR_E_INPUT,
+                          "output '%s' is a sequence or optional; only tensor outputs can be bound",
+                          g->values[g->outputs[i]].name);
     if (r->kind && !r->owns) { /* a container the plan does not own (an input): copy */
         if (!o->owns) memset(o, 0, sizeof *o);
         return onr_value_copy(o, r, &s->err);
+    }
+    if (dst) { /* the caller's memory: written by the step, or copied here */
+        int same = r->dtype == dst->dtype && r->rank == dst->rank;
+        for (int d = 0; same && d < r->rank; d++) same = r->dims[d] == dst->dims[d];
+        if (!same) {
+            char b1[256], b2[256];
+            return onr_seterr(&s->err, ONR_E_INPUT,
+                              "output '%s': the caller's tensor is %s%s, the run makes %s%s",
+                              g->values[g->outputs[i]].name, onr_dtype_name(dst->dtype),
+                              onr_fmt_dims(b1, sizeof b1, dst->dims, dst->rank),
+                              onr_dtype_name(r->dtype), onr_fmt_dims(b2, sizeof b2, r->dims, r->rank));
+        }
+        if (r->data != dst->data && onr_tensor_nbytes(r)) memcpy(dst->data, r->data, onr_tensor_nbytes(r));
+        if (o->owns) onr_tensor_clear(o);
+        *o = *dst;
+        o->owns = 0;
+        o->cap = 0;
+        o->name = NULL;
+        return ONR_OK;
     }
     if (r->owns) { /* a step's output buffer: hand it out as it is */
         if (o->owns) onr_tensor_clear(o);
@@ -264,17 +292,13 @@ static onr_status publish_output(onr_session *s, int i)
     return ONR_OK;
 }
 
-onr_status onr_session_run(onr_session *s, int n, const char *const *names,
-                           const onr_tensor *const *inputs)
+static onr_status run_bound(onr_session *s, int n, const char *const *names,
+                            const onr_tensor *const *inputs)
 {
-    if (!s) return ONR_E_ARG;
-    memset(&s->err, 0, sizeof s->err);
-    if (!ready(s)) return onr_seterr(&s->err, ONR_E_ARG, "the session has no loaded model");
     onr_graph *g = s->model->graph;
-    s->have_outputs = 0;
     if (n < 0 || (n > 0 && !inputs))
         return onr_seterr(&s->err, ONR_E_ARG, "bad input array");
-    if (n > g->n_inputs)
+    if (n > g->n_inputs && !names) /* by name, the loop names the stray input */
         return onr_seterr(&s->err, ONR_E_INPUT, "the model has %d input%s, %d given",
                           g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
     const char *sym_names[64];
@@ -321,6 +345,85 @@ onr_status onr_session_run(onr_session *s, int n, const char *const *names,
         onr_tensor *rt = onr_plan_input(s->plan, i);
         rt->data = NULL;
     }
+    return st;
+}
+
+onr_status onr_session_run(onr_session *s, int n, const char *const *names,
+                           const onr_tensor *const *inputs)
+{
+    return onr_session_run_into(s, n, names, inputs, 0, NULL, NULL);
+}
+
+/* Record the caller's output tensors: per graph output (s->bind) and, for
+ * the plan, per value (the first binding of a value that is listed twice
+ * as a graph output; the other is copied after the run). */
+static onr_status bind_outputs(onr_session *s, int n_out, const char *const *out_names,
+                               onr_tensor *const *outputs)
+{
+    const onr_graph *g = s->model->graph, *pg = onr_plan_graph(s->plan);
+    if (!s->bind) {
+        s->bind = calloc((size_t)g->n_outputs + 1, sizeof *s->bind);
+        s->bind_v = calloc((size_t)pg->n_values + 1, sizeof *s->bind_v);
+        if (!s->bind || !s->bind_v) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    }
+    for (int k = 0; k < n_out; k++) {
+        int i = k;
+        if (out_names) {
+            if (!out_names[k]) return onr_seterr(&s->err, ONR_E_ARG, "output %d has no name", k);
+            for (i = 0; i < g->n_outputs; i++)
+                if (strcmp(g->values[g->outputs[i]].name, out_names[k]) == 0) break;
+            if (i == g->n_outputs)
+                return onr_seterr(&s->err, ONR_E_ARG, "the model has no output named '%s'",
+                                  out_names[k]);
+        }
+        onr_tensor *t = outputs[k];
+        if (!t) continue;
+        const char *name = g->values[g->outputs[i]].name;
+        if (s->bind[i]) return onr_seterr(&s->err, ONR_E_ARG, "output '%s' is bound twice", name);
+        if (t->dtype == ONR_STRING || t->dtype == ONR_UNDEFINED || (t->numel > 0 && !t->data))
+            return onr_seterr(&s->err, ONR_E_ARG, "output '%s': a %s tensor%s cannot receive it",
+                              name, onr_dtype_name(t->dtype),
+                              t->numel > 0 && !t->data ? " without data" : "");
+        s->bind[i] = t;
+        int v = pg->outputs[i];
+        if (!s->bind_v[v]) s->bind_v[v] = t;
+    }
+    return ONR_OK;
+}
+
+onr_status onr_session_run_into(onr_session *s, int n, const char *const *names,
+                                const onr_tensor *const *inputs, int n_out,
+                                const char *const *out_names, onr_tensor *const *outputs)
+{
+    if (!s) return ONR_E_ARG;
+    memset(&s->err, 0, sizeof s->err);
+    if (!ready(s)) return onr_seterr(&s->err, ONR_E_ARG, "the session has no loaded model");
+    const onr_graph *pg = onr_plan_graph(s->plan);
+    s->have_outputs = 0;
+    if (n_out < 0 || (n_out > 0 && !outputs))
+        return onr_seterr(&s->err, ONR_E_ARG, "bad output array");
+    if (n_out > s->model->graph->n_outputs)
+        return onr_seterr(&s->err, ONR_E_ARG, "the model has %d output%s, %d given",
+                          s->model->graph->n_outputs, s->model->graph->n_outputs == 1 ? "" : "s",
+                          n_out);
+    onr_status st = n_out ? bind_outputs(s, n_out, out_names, outputs) : ONR_OK;
+    if (!st) {
+        s->plan->out_bind = n_out ? s->bind_v : NULL;
+        st = run_bound(s, n, names, inputs);
+    }
+    if (s->bind) { /* forget the caller's tensors: the plan must not keep them */
+        for (int i = 0; i < s->model->graph->n_outputs; i++) {
+            int v = pg->outputs[i];
+            onr_tensor *rt = onr_plan_output(s->plan, i);
+            if (s->bind_v[v] && rt->data == s->bind_v[v]->data && !rt->owns) {
+                rt->data = NULL;
+                rt->cap = 0;
+            }
+            s->bind_v[v] = NULL;
+            s->bind[i] = NULL;
+        }
+    }
+    s->plan->out_bind = NULL;
     if (st) return st;
     s->have_outputs = 1;
     return ONR_OK;

@@ -36,6 +36,26 @@ static int copy_view(onr_tensor *y, const onr_tensor *x, onr_err *err)
     return ONR_OK;
 }
 
+/* A graph output the caller gave memory for: the step writes straight into
+ * it, once its shape is known and agrees with the caller's tensor. */
+static int bind_caller(const onr_plan *p, onr_tensor *t, const onr_tensor *dst, onr_err *err)
+{
+    int same = t->dtype == dst->dtype && t->rank == dst->rank;
+    for (int d = 0; same && d < t->rank; d++) same = t->dims[d] == dst->dims[d];
+    if (!same) {
+        char b1[256], b2[256];
+        return onr_seterr(err, ONR_E_INPUT, "output '%s': the caller's tensor is %s%s, the run makes %s%s",
+                          p->graph->values[t - p->rt].name, onr_dtype_name(dst->dtype),
+                          onr_fmt_dims(b1, sizeof b1, dst->dims, dst->rank), onr_dtype_name(t->dtype),
+                          onr_fmt_dims(b2, sizeof b2, t->dims, t->rank));
+    }
+    if (t->owns) free(t->data);
+    t->data = dst->data;
+    t->owns = 0;
+    t->cap = 0;
+    return ONR_OK;
+}
+
 /* Buffers for step i's outputs that the memory plan does not place. */
 static int bind_outputs(onr_plan *p, onr_step *s, onr_err *err)
 {
@@ -50,7 +70,14 @@ static int bind_outputs(onr_plan *p, onr_step *s, onr_err *err)
             t->data = s->in[0]->data;
             t->owns = 0;
             t->cap = 0;
-        } else if (mp->cls[v] == ONR_MEM_OWNED && !(s->op->impl->flags & ONR_OP_DYNAMIC_OUT)) {
+        } else if (mp->cls[v] == ONR_MEM_OWNED && (s->op->impl->flags & ONR_OP_DYNAMIC_OUT)) {
+            /* the op sizes this output itself; a caller's tensor bound to it
+             * is filled by a copy when the output is published */
+        } else if (mp->cls[v] == ONR_MEM_OWNED && p->out_bind && p->out_bind[v]) {
+            st = bind_caller(p, t, p->out_bind[v], err);
+            if (!st && o == 0 && view && onr_tensor_nbytes(t))
+                memcpy(t->data, s->in[0]->data, onr_tensor_nbytes(t));
+        } else if (mp->cls[v] == ONR_MEM_OWNED) {
             st = o == 0 && view ? copy_view(t, s->in[0], err) : (int)onr_tensor_alloc(t, err);
         }
         if (st) return st;

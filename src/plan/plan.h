@@ -35,6 +35,9 @@ typedef struct onr_plan {
     int n_outer;
     int *outer_v;
     int no_fuse; /* built without the fusion passes (subgraphs follow) */
+    /* per value, set by the caller for one run: the caller's tensor a graph
+     * output is written into instead of an owned buffer (NULL: none) */
+    const onr_tensor *const *out_bind;
 } onr_plan;
 
 typedef struct onr_plan_opts {

@@ -1,0 +1,286 @@
+"""The Python package onnxrun: bundled models against their expected outputs
+and the CLI's, bytes vs path, input conversion, no-copy inputs and outputs,
+errors with the engine's message, tensor files, and sessions in threads.
+
+Run by ctest (python_session) with PYTHONPATH=build/python, ONR_SOURCE_DIR
+and ONR_CLI (the onnx-run binary) set.
+"""
+import glob
+import os
+import subprocess
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import onnxrun
+
+SRC = os.environ.get("ONR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+CLI = os.environ.get("ONR_CLI")
+MODELS = sorted(d for d in glob.glob(os.path.join(SRC, "testdata", "tiny_*"))
+                if os.path.exists(os.path.join(d, "model.onnx")))
+RESNET = os.path.join(SRC, "testdata", "tiny_resnet18")
+BERT_DYN = os.path.join(SRC, "testdata", "tiny_bert_dynamic")
+
+
+def case_inputs(d, s, k=0):
+    files = sorted(glob.glob(os.path.join(d, "test_data_set_%d" % k, "input_*.pb")))
+    return [(i.name, f) for i, f in zip(s.inputs, files)]
+
+
+def case_feed(d, s, k=0):
+    return {n: onnxrun.load_tensor(f) for n, f in case_inputs(d, s, k)}
+
+
+def expected(d, k=0):
+    files = sorted(glob.glob(os.path.join(d, "test_data_set_%d" % k, "output_*.pb")))
+    return [onnxrun.load_tensor(f) for f in files]
+
+
+@pytest.mark.parametrize("d", MODELS, ids=os.path.basename)
+def test_bundled_model_matches_expected_and_cli(d, tmp_path):
+    s = onnxrun.Session(os.path.join(d, "model.onnx"), threads=1)
+    ys = s.run(None, case_feed(d, s))
+    assert len(ys) == len(s.outputs)
+    for y, e, o in zip(ys, expected(d), s.outputs):
+        assert y.dtype == e.dtype and y.shape == e.shape, o.name
+        np.testing.assert_allclose(y, e, rtol=1e-3, atol=1e-4, err_msg=o.name)
+    if not CLI:
+        pytest.skip("ONR_CLI not set")
+    cmd = [CLI, "run", os.path.join(d, "model.onnx"), "-o", str(tmp_path), "--threads", "1"]
+    for n, f in case_inputs(d, s):
+        cmd += ["-i", "%s=%s" % (n, f)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    for k, y in enumerate(ys):  # same engine, inputs and threads: the same bits
+        c = onnxrun.load_tensor(str(tmp_path / ("output_%d.pb" % k)))
+        assert np.array_equal(y, c), s.outputs[k].name
+
+
+def test_bytes_and_path_agree():
+    path = os.path.join(BERT_DYN, "model.onnx")
+    a = onnxrun.Session(path, threads=1)
+    with open(path, "rb") as f:
+        data = f.read()
+    for b in (onnxrun.Session(data, threads=1), onnxrun.Session(bytearray(data), threads=1),
+              onnxrun.Session(memoryview(data), threads=1)):
+        feed = case_feed(BERT_DYN, a, 1)
+        for x, y in zip(a.run(None, feed), b.run(None, feed)):
+            assert np.array_equal(x, y)
+    import pathlib
+    assert onnxrun.Session(pathlib.Path(path), threads=1).inputs == a.inputs
+
+
+def test_value_info_symbolic_dims():
+    s = onnxrun.Session(os.path.join(BERT_DYN, "model.onnx"), threads=1)
+    assert [i.name for i in s.inputs] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert s.inputs[0].dtype == np.dtype(np.int64)
+    assert s.inputs[0].shape == ["batch", "seq"]
+    assert s.outputs[0].shape == ["batch", "seq", 32]
+    assert s.outputs[1].dtype == np.float32
+    name, dtype, shape = s.outputs[1]  # a named tuple
+    assert name == "pooler_output" and shape == ["batch", 32]
+    assert s.get_inputs() == s.inputs and s.threads == 1
+    # other batch and sequence sizes run, outputs named and ordered as asked
+    feed = {n: np.ones((3, 5), np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    pooled, hidden = s.run(["pooler_output", "last_hidden_state"], feed)
+    assert pooled.shape == (3, 32) and hidden.shape == (3, 5, 32)
+    (again,) = s.run(["pooler_output"], feed)
+    assert np.array_equal(again, pooled)
+    a, b = s.run(["pooler_output", "pooler_output"], feed)  # twice: two arrays
+    assert np.array_equal(a, b) and not np.shares_memory(a, b)
+
+
+def test_input_conversion():
+    s = onnxrun.Session(os.path.join(RESNET, "model.onnx"), threads=1)
+    x = onnxrun.load_tensor(os.path.join(RESNET, "test_data_set_0", "input_0.pb"))
+    (ref,) = s.run(None, {"input": x})
+    big = np.zeros((2,) + x.shape[1:], np.float32)
+    big[1] = x[0]
+    fortran = np.asfortranarray(x)
+    strided = np.repeat(x, 2, axis=3)[..., ::2]
+    swapped = x.astype(x.dtype.newbyteorder())
+    for v in (fortran, strided, swapped, big[1:], x.tolist()):
+        (y,) = s.run(None, {"input": v})
+        assert np.array_equal(y, ref)
+    assert not strided.flags.c_contiguous
+
+
+def test_inputs_read_in_place_outputs_not_copied():
+    s = onnxrun.Session(os.path.join(RESNET, "model.onnx"), threads=1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)  # 48 KiB
+    s.run(None, {"input": x})  # warm up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        (y,) = s.run(None, {"input": x})
+        in_place = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        s.run(None, {"input": np.asfortranarray(x)})
+        copied = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert in_place < x.nbytes // 4, in_place   # no NumPy copy of the input
+    assert copied >= x.nbytes, copied          # a Fortran-order one is copied once
+    # the output is the engine's buffer, owned through a capsule, not a copy
+    assert not y.flags.owndata and type(y.base).__name__ == "PyCapsule"
+    assert y.ctypes.data % 64 == 0 and y.flags.writeable
+    (y2,) = s.run(None, {"input": x})
+    assert not np.shares_memory(y, y2) and np.array_equal(y, y2)
+    del y
+    y2 += 1  # outputs outlive later runs and belong to the caller
+
+
+def test_errors_carry_the_engine_message():
+    s = onnxrun.Session(os.path.join(RESNET, "model.onnx"), threads=1)
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    with pytest.raises(onnxrun.InputError, match=r"input 'input': expected float32, got float64"):
+        s.run(None, {"input": x.astype(np.float64)})
+    with pytest.raises(onnxrun.InputError, match=r"input 'input': dim 2 must be 64"):
+        s.run(None, {"input": np.zeros((1, 3, 32, 64), np.float32)})
+    with pytest.raises(onnxrun.InputError, match=r"rank"):
+        s.run(None, {"input": np.zeros((3, 64, 64), np.float32)})
+    with pytest.raises(onnxrun.InputError, match=r"input 'input' is not given"):
+        s.run(None, {})
+    with pytest.raises(onnxrun.InputError, match=r"no input named 'nope'"):
+        s.run(None, {"input": x, "nope": x})
+    with pytest.raises(onnxrun.InputError, match=r"no output named 'nope'"):
+        s.run(["nope"], {"input": x})
+    with pytest.raises(ValueError):  # InputError is a ValueError too
+        s.run(None, {"input": x[0]})
+    with pytest.raises(TypeError):
+        s.run(None, [x])
+    with pytest.raises(TypeError):
+        s.run("logits", {"input": x})  # a name, not a list of names
+    with pytest.raises(ValueError):  # ragged
+        s.run(None, {"input": [[1, 2], [3]]})
+    with pytest.raises(TypeError):
+        s.run(None, {0: x})
+    try:
+        s.run(None, {"input": x.astype(np.int32)})
+    except onnxrun.Error as e:
+        assert e.status == "bad input" and "int32" in str(e)
+    b = onnxrun.Session(os.path.join(BERT_DYN, "model.onnx"), threads=1)
+    ones = np.ones((2, 4), np.int64)
+    with pytest.raises(onnxrun.InputError, match=r"'batch'"):  # symbolic dims must agree
+        b.run(None, {"input_ids": ones, "attention_mask": np.ones((3, 4), np.int64),
+                     "token_type_ids": ones})
+    # the session still works after the errors
+    (y,) = s.run(None, {"input": x})
+    assert y.shape == (1, 10)
+    with pytest.raises(onnxrun.Error, match=r"nosuch"):
+        onnxrun.Session("/nonexistent/nosuch.onnx")
+    with pytest.raises(onnxrun.ModelError):
+        onnxrun.Session(b"\x0a\xff\xff\xff not a model")
+    with pytest.raises(TypeError):
+        onnxrun.Session(12)
+    with pytest.raises(ValueError):
+        onnxrun.Session(os.path.join(RESNET, "model.onnx"), threads=-1)
+
+
+def test_tensor_files(tmp_path):
+    a = np.arange(12, dtype=np.int64).reshape(3, 4)
+    onnxrun.save_tensor(str(tmp_path / "a.pb"), a, "a")
+    b = onnxrun.load_tensor(str(tmp_path / "a.pb"))
+    assert b.dtype == a.dtype and np.array_equal(a, b)
+    np.save(tmp_path / "c.npy", a.astype(np.float32))
+    c = onnxrun.load_tensor(tmp_path / "c.npy")
+    assert c.dtype == np.float32 and np.array_equal(c, a)
+    onnxrun.save_tensor(str(tmp_path / "s.pb"), np.array(["ab", "c"], dtype=object))
+    assert list(onnxrun.load_tensor(str(tmp_path / "s.pb"))) == ["ab", "c"]
+    with pytest.raises(onnxrun.Error):
+        onnxrun.load_tensor(str(tmp_path / "missing.pb"))
+
+
+def test_two_sessions_two_threads():
+    """Different sessions run at once (the GIL is released); one session
+    shared by threads serializes its runs. Results equal a lone run's."""
+    path = os.path.join(BERT_DYN, "model.onnx")
+    rng = np.random.default_rng(2)
+    feeds = [{"input_ids": rng.integers(0, 100, (2, 8)).astype(np.int64),
+              "attention_mask": np.ones((2, 8), np.int64),
+              "token_type_ids": np.zeros((2, 8), np.int64)} for _ in range(2)]
+    ref = [onnxrun.Session(path, threads=1).run(None, f) for f in feeds]
+    shared = onnxrun.Session(path, threads=1)
+    errors = []
+
+    def work(k, s):
+        try:
+            for _ in range(20):
+                for y, r in zip(s.run(None, feeds[k]), ref[k]):
+                    assert np.array_equal(y, r)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    for sessions in ([onnxrun.Session(path, threads=1) for _ in range(2)], [shared, shared]):
+        ts = [threading.Thread(target=work, args=(k, sessions[k])) for k in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    assert not errors, errors
+
+
+def test_runs_do_not_leak():
+    """Outputs are freed with their arrays, converted inputs after the run:
+    50 runs of a model with a 4 MiB output and a copied 4 MiB input leave
+    the process about as big as it was (leaking either would add 200 MiB)."""
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("under ASan freed memory waits in its quarantine, so RSS grows anyway")
+    helper = pytest.importorskip("onnx.helper")
+    onnx = pytest.importorskip("onnx")
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024, 1024])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024, 1024])
+    g = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "add", [x], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    s = onnxrun.Session(m.SerializeToString(), threads=1)
+    a = np.asfortranarray(np.ones((1024, 1024), np.float32))
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    for _ in range(5):
+        s.run(None, {"x": a})
+    before = rss()
+    for _ in range(50):
+        (out,) = s.run(None, {"x": a})
+        assert out[3, 5] == 2.0
+    del out
+    assert rss() - before < 64 << 20, (rss() - before) >> 20
+
+
+def test_gil_released_while_running():
+    """While one thread runs a model (~0.1 s of MatMuls), another thread
+    keeps executing Python: its loop records times inside the run."""
+    helper = pytest.importorskip("onnx.helper")
+    onnx = pytest.importorskip("onnx")
+    n = 768
+    w = helper.make_tensor("w", onnx.TensorProto.FLOAT, [n, n],
+                           np.random.default_rng(3).standard_normal(n * n).astype(np.float32) / n)
+    nodes = [helper.make_node("MatMul", ["x" if k == 0 else "h%d" % k, "w"],
+                              ["y" if k == 5 else "h%d" % (k + 1)]) for k in range(6)]
+    g = helper.make_graph(nodes, "chain",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [n, n])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [n, n])], [w])
+    s = onnxrun.Session(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+                        .SerializeToString(), threads=1, fuse=False)
+    x = np.ones((n, n), np.float32)
+    span = []
+
+    def work():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            s.run(None, {"x": x})
+            span.append((t0, time.perf_counter()))
+
+    t = threading.Thread(target=work)
+    ticks = []
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    inside = [sum(a + 0.1 * (b - a) < v < b - 0.1 * (b - a) for v in ticks) for a, b in span]
+    assert max(inside) > 10, (inside, [b - a for a, b in span])
