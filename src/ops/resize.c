@@ -95,6 +95,7 @@ typedef struct resize_params {
     rs_axis ax[ONR_MAX_RANK];
     size_t rows_off, row_stride; /* plane path: per-thread rows of floats */
     int row_threads;             /* rows carved: at most this many threads */
+    size_t wf_off;               /* plane path: horizontal weights in float */
 } resize_params;
 
 /* ---- create ------------------------------------------------------------ */
@@ -355,6 +356,8 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
         p->row_threads = nt;
         p->row_stride = onr_al64((size_t)x->dims[r - 1] * sizeof(float));
         p->rows_off = onr_carve_at(&used, p->row_stride * (size_t)nt);
+        const rs_axis *aw = &p->ax[r - 1];
+        p->wf_off = onr_carve_at(&used, (size_t)(aw->out * aw->taps) * sizeof(float));
     }
     *scratch = used;
     return ONR_OK;
@@ -569,7 +572,7 @@ static void rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor
  * taps blend input rows into a row of floats, then the horizontal taps
  * read it. */
 static void rs_plane(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
-                     float *rows, size_t row_stride, int nt)
+                     float *rows, size_t row_stride, float *wf, int nt)
 {
     int r = p->rank;
     const rs_tab *th = &t[r - 2], *tw = &t[r - 1];
@@ -579,6 +582,10 @@ static void rs_plane(const resize_params *p, const rs_tab *t, const onr_tensor *
     int64_t work = y->numel * (FH + FW);
     const float *xs = x->data;
     float *ys = y->data, ev = p->extrap;
+    /* the horizontal weights once in float; whether any column is outside */
+    int wflags = 0;
+    for (int64_t k = 0; k < OW * FW; k++) wf[k] = (float)tw->w[k];
+    for (int64_t ow = 0; ow < OW; ow++) wflags |= tw->flag[ow];
     _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
     for (int64_t q = 0; q < n; q++) {
         int64_t pl = q / OH, oh = q - pl * OH;
@@ -590,10 +597,22 @@ static void rs_plane(const resize_params *p, const rs_tab *t, const onr_tensor *
         const float *xp = xs + pl * IH * IW, *src;
         const int64_t *hi = th->idx + oh * FH;
         const double *hw = th->w + oh * FH;
+        float *acc = (float *)((char *)rows + (size_t)omp_get_thread_num() * row_stride);
         if (FH == 1 && hw[0] == 1) {
             src = xp + hi[0] * IW;
+        } else if (FH == 2) {
+            const float *r0 = xp + hi[0] * IW, *r1 = xp + hi[1] * IW;
+            float w0 = (float)hw[0], w1 = (float)hw[1];
+            for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * r0[iw] + w1 * r1[iw];
+            src = acc;
+        } else if (FH == 4) {
+            const float *r0 = xp + hi[0] * IW, *r1 = xp + hi[1] * IW, *r2 = xp + hi[2] * IW,
+                        *r3 = xp + hi[3] * IW;
+            float w0 = (float)hw[0], w1 = (float)hw[1], w2 = (float)hw[2], w3 = (float)hw[3];
+            for (int64_t iw = 0; iw < IW; iw++)
+                acc[iw] = w0 * r0[iw] + w1 * r1[iw] + w2 * r2[iw] + w3 * r3[iw];
+            src = acc;
         } else {
-            float *acc = (float *)((char *)rows + (size_t)omp_get_thread_num() * row_stride);
             const float *r0 = xp + hi[0] * IW;
             float w0 = (float)hw[0];
             for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * r0[iw];
@@ -604,13 +623,29 @@ static void rs_plane(const resize_params *p, const rs_tab *t, const onr_tensor *
             }
             src = acc;
         }
-        for (int64_t ow = 0; ow < OW; ow++) {
-            const int64_t *wi = tw->idx + ow * FW;
-            const double *ww = tw->w + ow * FW;
-            float v = 0;
-            for (int64_t k = 0; k < FW; k++) v += (float)ww[k] * src[wi[k]];
-            yr[ow] = tw->flag[ow] ? ev : v;
+        const int64_t *wi = tw->idx;
+        if (FW == 1) {
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = wf[ow] * src[wi[ow]];
+        } else if (FW == 2) {
+            for (int64_t ow = 0; ow < OW; ow++)
+                yr[ow] = wf[2 * ow] * src[wi[2 * ow]] + wf[2 * ow + 1] * src[wi[2 * ow + 1]];
+        } else if (FW == 4) {
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const int64_t *i4 = wi + 4 * ow;
+                const float *w4 = wf + 4 * ow;
+                yr[ow] = w4[0] * src[i4[0]] + w4[1] * src[i4[1]] + w4[2] * src[i4[2]] +
+                         w4[3] * src[i4[3]];
+            }
+        } else {
+            for (int64_t ow = 0; ow < OW; ow++) {
+                float v = 0;
+                for (int64_t k = 0; k < FW; k++) v += wf[ow * FW + k] * src[wi[ow * FW + k]];
+                yr[ow] = v;
+            }
         }
+        if (wflags)
+            for (int64_t ow = 0; ow < OW; ow++)
+                if (tw->flag[ow]) yr[ow] = ev;
     }
 }
 
@@ -636,7 +671,8 @@ static int resize_run(const onr_kctx *ctx)
     switch (p->path) {
     case PATH_GATHER: return rs_gather(p, t, x, y, nt, ctx->err);
     case PATH_PLANE:
-        rs_plane(p, t, x, y, onr_scratch_at(ctx, p->rows_off), p->row_stride, nt);
+        rs_plane(p, t, x, y, onr_scratch_at(ctx, p->rows_off), p->row_stride,
+                 onr_scratch_at(ctx, p->wf_off), nt);
         return ONR_OK;
     default: rs_generic(p, t, x, y, nt); return ONR_OK;
     }
