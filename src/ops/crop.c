@@ -102,8 +102,8 @@ static int c2i_reshape(onr_kctx *ctx, size_t *scratch)
         int64_t span = p->d[d] * (blk[d] - 1) + 1, full = img[d] + p->pb[d] + pe;
         p->nblk[d] = full >= span ? (full - span) / p->s[d] + 1 : 0;
         p->img[d] = img[d], p->blk[d] = blk[d];
-        if (P > INT32_MAX || L > INT64_MAX / 4)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "block_shape is too large");
+        if (P > INT32_MAX || (p->nblk[d] > 0 && L > INT64_MAX / p->nblk[d]))
+            return onr_seterr(ctx->err, ONR_E_MODEL, "block_shape or image_shape is too large");
         P *= blk[d];
         L *= p->nblk[d];
     }
