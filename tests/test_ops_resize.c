@@ -23,7 +23,10 @@ static onr_status rs_run(onr_node *n, int64_t opset, onr_tensor *x, onr_tensor *
 static onr_tensor *strs(int rank, const int64_t *dims, const char *const *vals)
 {
     onr_tensor *t = tk_typed(ONR_STRING, rank, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++) ((char **)t->data)[i] = onr_strdup(vals[i]);
+    for (int64_t i = 0; i < t->numel; i++) {
+        free(((char **)t->data)[i]); /* the "" a new tensor holds */
+        ((char **)t->data)[i] = onr_strdup(vals[i]);
+    }
     return t;
 }
 
@@ -165,6 +168,7 @@ static void test_nearest_strings(void **state)
     tk_attr_string(n, "mode", "linear");
     x = strs(2, xd, xv);
     assert_int_equal(rs_run(n, 13, x, NULL, s, NULL, &y, 1, &err), ONR_E_UNSUPPORTED);
+    onr_tensor_free(y);
     assert_non_null(strstr(err.msg, "numeric"));
     onr_tensor_free(x);
     onr_tensor_free(s);
@@ -178,6 +182,7 @@ static void expect_err(onr_node *n, int64_t opset, onr_tensor *x, onr_tensor *ro
     onr_tensor *y = NULL;
     onr_err err = {0};
     onr_status st = rs_run(n, opset, x, roi, scales, sizes, &y, 1, &err);
+    onr_tensor_free(y); /* allocated even when the run fails */
     if (st == ONR_OK) fail_msg("expected an error mentioning '%s'", needle);
     if (!strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
 }
@@ -333,10 +338,8 @@ static void test_absurd_sizes(void **state)
     onr_err err = {0};
     t = f32s(2, sc);
     onr_status st = rs_run(n, 13, e, NULL, t, NULL, &y, 1, &err);
-    if (st == ONR_OK) {
-        assert_int_equal(y->numel, 0);
-        onr_tensor_free(y);
-    }
+    if (st == ONR_OK) assert_int_equal(y->numel, 0);
+    onr_tensor_free(y);
     onr_tensor_free(t);
     onr_tensor_free(e);
     tk_node_free(n);
