@@ -217,6 +217,20 @@ static int gs_run(const onr_kctx *ctx)
         if (pre)
             for (int64_t c = 0; c < ncomb; c++)
                 gs_combo(r, c, T, (const int64_t(*)[4])idx, (const double(*)[4])w, stride, &offs[c], &wts[c]);
+        if (pre && dt == ONR_FLOAT && p->mode != GS_NEAREST) {
+            /* float32: the taps inside the input, then direct loads (the
+             * same sums, in the same order, as the typed path below) */
+            int nv = 0;
+            for (int64_t c = 0; c < ncomb; c++)
+                if (offs[c] >= 0) offs[nv] = offs[c], wts[nv++] = wts[c];
+            for (int64_t ch = 0; ch < C; ch++) {
+                const float *xc = (const float *)xs + (n * C + ch) * IS;
+                double acc = 0;
+                for (int i = 0; i < nv; i++) acc += wts[i] * xc[offs[i]];
+                ((float *)ys)[(n * C + ch) * OS + o] = (float)acc;
+            }
+            continue;
+        }
         for (int64_t ch = 0; ch < C; ch++) {
             const char *xc = xs + (size_t)((n * C + ch) * IS) * esz;
             int64_t yo = (n * C + ch) * OS + o;
