@@ -56,9 +56,15 @@ static void fast_vs_ref(onr_node *n, int64_t opset, onr_tensor *x, onr_tensor *r
     if ((st = rs_run(n, opset, x, roi, scales, sizes, &fast2, 2, &err)))
         fail_msg("fast, 2 threads: %s", err.msg);
     tk_assert_shape(fast, ref->rank, ref->dims);
-    tk_assert_close_f32(fast, ref->data, ref->numel, tol, tol);
+    assert_int_equal(fast->dtype, ref->dtype);
+    for (int64_t i = 0; i < ref->numel; i++) {
+        double a = onr_get_f64(fast, i), e = onr_get_f64(ref, i);
+        if (!(fabs(a - e) <= tol + tol * fabs(e)))
+            fail_msg("%s element %lld: fast %.9g, reference %.9g", onr_dtype_name(ref->dtype),
+                     (long long)i, a, e);
+    }
     /* the thread count never changes a result */
-    assert_memory_equal(fast->data, fast2->data, (size_t)fast->numel * sizeof(float));
+    assert_memory_equal(fast->data, fast2->data, onr_tensor_nbytes(fast));
     onr_tensor_free(ref);
     onr_tensor_free(fast);
     onr_tensor_free(fast2);
@@ -103,6 +109,35 @@ static void test_fast_vs_reference(void **state)
         }
     onr_tensor_free(roi);
     onr_tensor_free(x);
+}
+
+/* The plane path for double, float16 and bfloat16 against the reference. */
+static void test_fast_vs_reference_types(void **state)
+{
+    (void)state;
+    static const onr_dtype types[] = {ONR_DOUBLE, ONR_FLOAT16, ONR_BFLOAT16};
+    static const float tols[] = {1e-12f, 2e-3f, 1.6e-2f};
+    static const char *modes[] = {"linear", "cubic"};
+    int64_t xd[] = {1, 3, 6, 9};
+    onr_tensor *xf = tk_rand_f32(4, xd, 11);
+    const float sc[][4] = {{1, 1, 2, 2}, {1, 1, 0.6f, 1.3f}};
+    for (int ti = 0; ti < 3; ti++) {
+        onr_tensor *x = tk_typed(types[ti], 4, xd, NULL);
+        for (int64_t i = 0; i < x->numel; i++) onr_set_f64(x, i, ((float *)xf->data)[i]);
+        for (int m = 0; m < 2; m++)
+            for (int k = 0; k < 2; k++)
+                for (int aa = 0; aa < 2; aa++) {
+                    onr_node *n = tk_node("Resize");
+                    tk_attr_string(n, "mode", modes[m]);
+                    tk_attr_int(n, "antialias", aa);
+                    onr_tensor *s = f32s(4, sc[k]);
+                    fast_vs_ref(n, 18, x, NULL, s, NULL, tols[ti]);
+                    onr_tensor_free(s);
+                    tk_node_free(n);
+                }
+        onr_tensor_free(x);
+    }
+    onr_tensor_free(xf);
 }
 
 /* A large plane, parallel above the work threshold. */
@@ -350,6 +385,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_vs_reference),
+        cmocka_unit_test(test_fast_vs_reference_types),
         cmocka_unit_test(test_fast_vs_reference_large),
         cmocka_unit_test(test_linear_hand),
         cmocka_unit_test(test_nearest_strings),

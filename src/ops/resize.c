@@ -11,9 +11,9 @@
  * kernels walks them:
  *   - gather: nearest mode, any element type (strings too), a copy per
  *     output element;
- *   - plane: float32 with only the last two axes resized (the NCHW
+ *   - plane: float types with only the last two axes resized (the NCHW
  *     upsampling of UNet/FPN exports): a vertical pass into a per-thread
- *     row, then a horizontal pass, in float;
+ *     row, then a horizontal pass, in float (double for double);
  *   - generic: the reference, any numeric type and rank, each output the
  *     full tap product accumulated in double.
  * Rows of the output run in parallel, each by one thread, so results do
@@ -95,7 +95,7 @@ typedef struct resize_params {
     rs_axis ax[ONR_MAX_RANK];
     size_t rows_off, row_stride; /* plane path: per-thread rows of floats */
     int row_threads;             /* rows carved: at most this many threads */
-    size_t wf_off;               /* plane path: horizontal weights in float */
+    size_t wf_off;               /* plane path: horizontal weights as the row type */
 } resize_params;
 
 /* ---- create ------------------------------------------------------------ */
@@ -343,7 +343,7 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
         a->w_off = onr_carve_at(&used, n * sizeof(double));
         a->flag_off = onr_carve_at(&used, (size_t)a->out);
     }
-    int plane = x->dtype == ONR_FLOAT && r >= 2 && p->mode != RS_NEAREST;
+    int plane = (ONR_TYPES_FLOAT & ONR_T(x->dtype)) && r >= 2 && p->mode != RS_NEAREST;
     for (int d = 0; d + 2 < r; d++) plane = plane && p->ax[d].identity;
     if (p->mode == RS_NEAREST && !(rs_force_ref && (ONR_TYPES_NUM & ONR_T(x->dtype))))
         p->path = PATH_GATHER;
@@ -354,10 +354,10 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
     if (p->path == PATH_PLANE) {
         int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
         p->row_threads = nt;
-        p->row_stride = onr_al64((size_t)x->dims[r - 1] * sizeof(float));
+        p->row_stride = onr_al64((size_t)x->dims[r - 1] * sizeof(double));
         p->rows_off = onr_carve_at(&used, p->row_stride * (size_t)nt);
         const rs_axis *aw = &p->ax[r - 1];
-        p->wf_off = onr_carve_at(&used, (size_t)(aw->out * aw->taps) * sizeof(float));
+        p->wf_off = onr_carve_at(&used, (size_t)(aw->out * aw->taps) * sizeof(double));
     }
     *scratch = used;
     return ONR_OK;
@@ -568,86 +568,100 @@ static void rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor
     }
 }
 
-/* float32, only the last two axes resized: per output row, the vertical
- * taps blend input rows into a row of floats, then the horizontal taps
- * read it. */
-static void rs_plane(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
-                     float *rows, size_t row_stride, float *wf, int nt)
-{
-    int r = p->rank;
-    const rs_tab *th = &t[r - 2], *tw = &t[r - 1];
-    int64_t IH = p->ax[r - 2].in, IW = p->ax[r - 1].in, OH = p->ax[r - 2].out,
-            OW = p->ax[r - 1].out;
-    int64_t FH = th->taps, FW = tw->taps, planes = y->numel / (OH * OW), n = planes * OH;
-    int64_t work = y->numel * (FH + FW);
-    const float *xs = x->data;
-    float *ys = y->data, ev = p->extrap;
-    /* the horizontal weights once in float; whether any column is outside */
-    int wflags = 0;
-    for (int64_t k = 0; k < OW * FW; k++) wf[k] = (float)tw->w[k];
-    for (int64_t ow = 0; ow < OW; ow++) wflags |= tw->flag[ow];
-    _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
-    for (int64_t q = 0; q < n; q++) {
-        int64_t pl = q / OH, oh = q - pl * OH;
-        float *yr = ys + q * OW;
-        if (th->flag[oh]) {
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = ev;
-            continue;
-        }
-        const float *xp = xs + pl * IH * IW, *src;
-        const int64_t *hi = th->idx + oh * FH;
-        const double *hw = th->w + oh * FH;
-        float *acc = (float *)((char *)rows + (size_t)omp_get_thread_num() * row_stride);
-        if (FH == 1 && hw[0] == 1) {
-            src = xp + hi[0] * IW;
-        } else if (FH == 2) {
-            const float *r0 = xp + hi[0] * IW, *r1 = xp + hi[1] * IW;
-            float w0 = (float)hw[0], w1 = (float)hw[1];
-            for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * r0[iw] + w1 * r1[iw];
-            src = acc;
-        } else if (FH == 4) {
-            const float *r0 = xp + hi[0] * IW, *r1 = xp + hi[1] * IW, *r2 = xp + hi[2] * IW,
-                        *r3 = xp + hi[3] * IW;
-            float w0 = (float)hw[0], w1 = (float)hw[1], w2 = (float)hw[2], w3 = (float)hw[3];
-            for (int64_t iw = 0; iw < IW; iw++)
-                acc[iw] = w0 * r0[iw] + w1 * r1[iw] + w2 * r2[iw] + w3 * r3[iw];
-            src = acc;
-        } else {
-            const float *r0 = xp + hi[0] * IW;
-            float w0 = (float)hw[0];
-            for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * r0[iw];
-            for (int64_t k = 1; k < FH; k++) {
-                const float *rk = xp + hi[k] * IW;
-                float wk = (float)hw[k];
-                for (int64_t iw = 0; iw < IW; iw++) acc[iw] += wk * rk[iw];
-            }
-            src = acc;
-        }
-        const int64_t *wi = tw->idx;
-        if (FW == 1) {
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = wf[ow] * src[wi[ow]];
-        } else if (FW == 2) {
-            for (int64_t ow = 0; ow < OW; ow++)
-                yr[ow] = wf[2 * ow] * src[wi[2 * ow]] + wf[2 * ow + 1] * src[wi[2 * ow + 1]];
-        } else if (FW == 4) {
-            for (int64_t ow = 0; ow < OW; ow++) {
-                const int64_t *i4 = wi + 4 * ow;
-                const float *w4 = wf + 4 * ow;
-                yr[ow] = w4[0] * src[i4[0]] + w4[1] * src[i4[1]] + w4[2] * src[i4[2]] +
-                         w4[3] * src[i4[3]];
-            }
-        } else {
-            for (int64_t ow = 0; ow < OW; ow++) {
-                float v = 0;
-                for (int64_t k = 0; k < FW; k++) v += wf[ow * FW + k] * src[wi[ow * FW + k]];
-                yr[ow] = v;
-            }
-        }
-        if (wflags)
-            for (int64_t ow = 0; ow < OW; ow++)
-                if (tw->flag[ow]) yr[ow] = ev;
+/* Only the last two axes resized (float types): per output row, the
+ * vertical taps blend input rows into a row of A (float, or double for
+ * double inputs), then the horizontal taps read it. DIRECT: T is A, so a
+ * row read with weight 1 is used in place. */
+#define RS_PLANE(sfx, T, A, LOAD, STORE, DIRECT)                                                 \
+    static void rs_plane_##sfx(const resize_params *p, const rs_tab *t, const onr_tensor *x,     \
+                               onr_tensor *y, void *rows, size_t row_stride, A *wf, int nt)      \
+    {                                                                                            \
+        int r = p->rank;                                                                         \
+        const rs_tab *th = &t[r - 2], *tw = &t[r - 1];                                           \
+        int64_t IH = p->ax[r - 2].in, IW = p->ax[r - 1].in, OH = p->ax[r - 2].out,               \
+                OW = p->ax[r - 1].out;                                                           \
+        int64_t FH = th->taps, FW = tw->taps, planes = y->numel / (OH * OW), n = planes * OH;    \
+        int64_t work = y->numel * (FH + FW);                                                     \
+        const T *xs = x->data;                                                                   \
+        T *ys = y->data;                                                                         \
+        A ev = (A)p->extrap;                                                                     \
+        /* the horizontal weights once in A; whether any column is outside */                   \
+        int wflags = 0;                                                                          \
+        for (int64_t k = 0; k < OW * FW; k++) wf[k] = (A)tw->w[k];                               \
+        for (int64_t ow = 0; ow < OW; ow++) wflags |= tw->flag[ow];                              \
+        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")            \
+        for (int64_t q = 0; q < n; q++) {                                                        \
+            int64_t pl = q / OH, oh = q - pl * OH;                                               \
+            T *yr = ys + q * OW;                                                                 \
+            if (th->flag[oh]) {                                                                  \
+                for (int64_t ow = 0; ow < OW; ow++) yr[ow] = STORE(ev);                          \
+                continue;                                                                        \
+            }                                                                                    \
+            const T *xp = xs + pl * IH * IW;                                                     \
+            const A *src;                                                                        \
+            const int64_t *hi = th->idx + oh * FH;                                               \
+            const double *hw = th->w + oh * FH;                                                  \
+            A *acc = (A *)((char *)rows + (size_t)omp_get_thread_num() * row_stride);            \
+            const T *r0 = xp + hi[0] * IW;                                                       \
+            A w0 = (A)hw[0];                                                                     \
+            if (DIRECT && FH == 1 && hw[0] == 1) {                                               \
+                src = (const A *)(const void *)r0;                                               \
+            } else if (FH == 2) {                                                                \
+                const T *r1 = xp + hi[1] * IW;                                                   \
+                A w1 = (A)hw[1];                                                                 \
+                for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * LOAD(r0[iw]) + w1 * LOAD(r1[iw]); \
+                src = acc;                                                                       \
+            } else if (FH == 4) {                                                                \
+                const T *r1 = xp + hi[1] * IW, *r2 = xp + hi[2] * IW, *r3 = xp + hi[3] * IW;     \
+                A w1 = (A)hw[1], w2 = (A)hw[2], w3 = (A)hw[3];                                   \
+                for (int64_t iw = 0; iw < IW; iw++)                                              \
+                    acc[iw] = w0 * LOAD(r0[iw]) + w1 * LOAD(r1[iw]) + w2 * LOAD(r2[iw]) +        \
+                              w3 * LOAD(r3[iw]);                                                 \
+                src = acc;                                                                       \
+            } else {                                                                             \
+                for (int64_t iw = 0; iw < IW; iw++) acc[iw] = w0 * LOAD(r0[iw]);                 \
+                for (int64_t k = 1; k < FH; k++) {                                               \
+                    const T *rk = xp + hi[k] * IW;                                               \
+                    A wk = (A)hw[k];                                                             \
+                    for (int64_t iw = 0; iw < IW; iw++) acc[iw] += wk * LOAD(rk[iw]);            \
+                }                                                                                \
+                src = acc;                                                                       \
+            }                                                                                    \
+            const int64_t *wi = tw->idx;                                                         \
+            if (FW == 1) {                                                                       \
+                for (int64_t ow = 0; ow < OW; ow++) yr[ow] = STORE(wf[ow] * src[wi[ow]]);        \
+            } else if (FW == 2) {                                                                \
+                for (int64_t ow = 0; ow < OW; ow++)                                              \
+                    yr[ow] = STORE(wf[2 * ow] * src[wi[2 * ow]] + wf[2 * ow + 1] * src[wi[2 * ow + 1]]); \
+            } else if (FW == 4) {                                                                \
+                for (int64_t ow = 0; ow < OW; ow++) {                                            \
+                    const int64_t *i4 = wi + 4 * ow;                                             \
+                    const A *w4 = wf + 4 * ow;                                                   \
+                    yr[ow] = STORE(w4[0] * src[i4[0]] + w4[1] * src[i4[1]] + w4[2] * src[i4[2]] + \
+                                   w4[3] * src[i4[3]]);                                          \
+                }                                                                                \
+            } else {                                                                             \
+                for (int64_t ow = 0; ow < OW; ow++) {                                            \
+                    A v = 0;                                                                     \
+                    for (int64_t k = 0; k < FW; k++) v += wf[ow * FW + k] * src[wi[ow * FW + k]]; \
+                    yr[ow] = STORE(v);                                                           \
+                }                                                                                \
+            }                                                                                    \
+            if (wflags)                                                                          \
+                for (int64_t ow = 0; ow < OW; ow++)                                              \
+                    if (tw->flag[ow]) yr[ow] = STORE(ev);                                        \
+        }                                                                                        \
     }
-}
+
+#define RS_ID(v) (v)
+#define RS_LD_F16(v) onr_half_to_float(v)
+#define RS_ST_F16(v) onr_float_to_half(v)
+#define RS_LD_BF16(v) onr_bf16_to_float(v)
+#define RS_ST_BF16(v) onr_float_to_bf16(v)
+RS_PLANE(f32, float, float, RS_ID, RS_ID, 1)
+RS_PLANE(f64, double, double, RS_ID, RS_ID, 1)
+RS_PLANE(f16, uint16_t, float, RS_LD_F16, RS_ST_F16, 0)
+RS_PLANE(bf16, uint16_t, float, RS_LD_BF16, RS_ST_BF16, 0)
 
 static int resize_run(const onr_kctx *ctx)
 {
@@ -671,9 +685,16 @@ static int resize_run(const onr_kctx *ctx)
     switch (p->path) {
     case PATH_GATHER: return rs_gather(p, t, x, y, nt, ctx->err);
     case PATH_PLANE:
-        rs_plane(p, t, x, y, onr_scratch_at(ctx, p->rows_off), p->row_stride,
-                 onr_scratch_at(ctx, p->wf_off), nt);
+    {
+        void *rows = onr_scratch_at(ctx, p->rows_off), *wf = onr_scratch_at(ctx, p->wf_off);
+        switch (p->dt) {
+        case ONR_DOUBLE: rs_plane_f64(p, t, x, y, rows, p->row_stride, wf, nt); break;
+        case ONR_FLOAT16: rs_plane_f16(p, t, x, y, rows, p->row_stride, wf, nt); break;
+        case ONR_BFLOAT16: rs_plane_bf16(p, t, x, y, rows, p->row_stride, wf, nt); break;
+        default: rs_plane_f32(p, t, x, y, rows, p->row_stride, wf, nt); break;
+        }
         return ONR_OK;
+    }
     default: rs_generic(p, t, x, y, nt); return ONR_OK;
     }
 }
