@@ -359,6 +359,9 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
         const rs_axis *aw = &p->ax[r - 1];
         p->wf_off = onr_carve_at(&used, (size_t)(aw->out * aw->taps) * sizeof(double));
     }
+    if (used > onr_max_tensor_bytes())
+        return onr_seterr(ctx->err, ONR_E_NOMEM,
+                          "the interpolation tables would take %zu bytes, over the tensor limit", used);
     *scratch = used;
     return ONR_OK;
 }
