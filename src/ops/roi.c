@@ -15,7 +15,8 @@
  *
  * Region values come from a tensor at run time, so run checks them (finite,
  * batch index in range) and refuses a bin needing more than RA_MAX_SAMPLES
- * samples instead of running for hours.
+ * samples, or more than RA_MAX_TOTAL samples in all, instead of running
+ * for hours.
  */
 #include <math.h>
 #include <omp.h>
@@ -24,6 +25,8 @@
 #include "ops/tensor.h"
 
 #define RA_MAX_SAMPLES ((int64_t)1 << 22)
+/* ... and more than this many samples over all regions and channels */
+#define RA_MAX_TOTAL 17179869184.0 /* 2^34 */
 
 enum { RA_AVG, RA_MAX };
 static const img_name ra_modes[] = {{"avg", 10, ONR_OPSET_MAX}, {"max", 10, ONR_OPSET_MAX}};
@@ -113,6 +116,7 @@ static int ra_run(const onr_kctx *ctx)
     int64_t R = p->R, C = p->C, H = p->H, W = p->W, OH = p->oh, OW = p->ow;
     double off = p->half_pixel ? 0.5 : 0;
     /* check every region before computing any */
+    double total = 0;
     for (int64_t n = 0; n < R; n++) {
         int64_t b = bi->dtype == ONR_INT64 ? ((const int64_t *)bi->data)[n]
                                             : ((const int32_t *)bi->data)[n];
@@ -132,7 +136,12 @@ static int ra_run(const onr_kctx *ctx)
             return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
                               "rois[%lld] (%g x %g) would need %g samples per bin, more than %lld",
                               (long long)n, rh, rw, gh * gw, (long long)RA_MAX_SAMPLES);
+        total += gh > 0 && gw > 0 ? gh * gw * (double)(OH * OW) * (double)C : 0;
     }
+    if (total > RA_MAX_TOTAL)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "the %lld regions would need %g bilinear samples in all, more than %g",
+                          (long long)R, total, RA_MAX_TOTAL);
     if (y->numel == 0) return ONR_OK;
     onr_dtype dt = x->dtype;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
