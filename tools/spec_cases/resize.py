@@ -48,6 +48,8 @@ def cubic(d, A):
 
 
 def x_original(ctm, o, n, scale, L, out, roi=(0.0, 1.0)):
+    if ctm == "tf_half_pixel_for_nn":  # opsets 11, 12
+        return (o + 0.5) / scale
     if ctm == "half_pixel":
         return (o + 0.5) / scale - 0.5
     if ctm == "half_pixel_symmetric":
@@ -84,7 +86,7 @@ def axis_weights(n, out, scale, L, a):
     W = np.zeros((out, n))
     outside = np.zeros(out, bool)
     for o in range(out):
-        if n == out and scale == 1 and a["ctm"] not in ("tf_crop_and_resize",):
+        if n == out and scale == 1 and a["ctm"] not in ("tf_crop_and_resize", "tf_half_pixel_for_nn"):
             W[o, o] = 1
             continue
         x = x_original(a["ctm"], o, n, scale, L, out, a.get("roi_axis", (0.0, 1.0)))
@@ -276,6 +278,29 @@ def main():
         write_case("upsample_9_%s" % mode, node, [("X", X), ("scales", np.array(sc, np.float32))],
                    [("Y", Y)], 9)
 
+
+    # opset 11: roi and scales are required inputs (empty when unused)
+    X = f32(1, 1, 4, 6)
+    sz = np.array([1, 1, 7, 3], np.int64)
+    node = helper.make_node("Resize", ["X", "roi", "scales", "sizes"], ["Y"], mode="linear",
+                            coordinate_transformation_mode="tf_half_pixel_for_nn")
+    Y = resize_ref(X, sizes=sz, mode="linear", ctm="tf_half_pixel_for_nn")
+    write_case("resize_11_linear_tf_half_pixel_for_nn_sizes", node, [("X", X)], [("Y", Y)], 11,
+               initializers={"roi": np.zeros(0, np.float32), "scales": np.zeros(0, np.float32),
+                             "sizes": sz})
+    sc = np.array([1, 1, 1.5, 0.5], np.float32)
+    node = helper.make_node("Resize", ["X", "roi", "scales"], ["Y"], mode="cubic",
+                            coordinate_transformation_mode="asymmetric", cubic_coeff_a=-0.5)
+    Y = resize_ref(X, scales=sc, mode="cubic", ctm="asymmetric", cubic_coeff_a=-0.5)
+    write_case("resize_11_cubic_asymmetric_roi_ignored", node, [("X", X)], [("Y", Y)], 11,
+               initializers={"roi": np.array([0, 0, 0.5, 0.5, 1, 1, 0.7, 0.7], np.float32),
+                             "scales": sc})
+    # bool (nearest) and int8 (cubic overshoot saturates)
+    case("resize_19_nearest_bool", 19, g.integers(0, 2, (2, 3, 3)).astype(bool),
+         scales=[1, 2, 1.5], mode="nearest", nearest_mode="round_prefer_ceil")
+    case("resize_19_cubic_int8_saturate", 19,
+         np.array([[[-128, 127, -128, 127], [127, -128, 127, -128]]], np.int8),
+         scales=[1, 1.5, 1.75], mode="cubic")
 
 if __name__ == "__main__":
     main()
