@@ -194,5 +194,13 @@ def main():
                initializers={"shape": np.array([3, 6], np.int64)})
 
 
+    # float16 (computed from the float16 values in double)
+    Xh, rh = X.astype(np.float16), rois.astype(np.float16)
+    Y = roi_align_ref(Xh, rh, bidx, mode="avg", oh=2, ow=3, sampling_ratio=2)
+    node = helper.make_node("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], output_height=2,
+                            output_width=3, sampling_ratio=2)
+    write_case("roialign_16_avg_float16", node, [("X", Xh), ("rois", rh), ("batch_indices", bidx)],
+               [("Y", Y.astype(np.float16))], 16)
+
 if __name__ == "__main__":
     main()

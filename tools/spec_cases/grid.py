@@ -197,5 +197,12 @@ def main():
                    [("grid", out)], 20)
 
 
+    theta = g.standard_normal((1, 2, 3)).astype(np.float16)
+    size = np.array([1, 2, 3, 5], np.int64)
+    out = affine_grid_ref(theta, tuple(size), 0).astype(np.float16)
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["grid"])
+    write_case("affine_grid_20_2d_float16", node, [("theta", theta)], [("grid", out)], 20,
+               initializers={"size": size})
+
 if __name__ == "__main__":
     main()
