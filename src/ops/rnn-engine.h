@@ -88,9 +88,9 @@ typedef struct FN(eng) {
     RT *rbh;         /* [D, H]: GRU linear_before_reset: Rb of the h gate */
     RT *pp;          /* [D, 3H] LSTM peepholes, NULL when absent */
     RT *xw;          /* [rows, D*G*H] */
-    RT *hs, *cs;     /* [B, H] the state of the direction being run */
-    RT *g;           /* [B, G*H] recurrent products, then the gates */
-    RT *rh;          /* [B, H] GRU: r (.) H_prev */
+    RT *hs, *cs;     /* [D, B, H] the states; one direction's [B, H] in run_dir */
+    RT *g;           /* [D, B, G*H] recurrent products, then the gates */
+    RT *rh;          /* [D, B, H] GRU: r (.) H_prev */
     const int64_t *lens;
     void *ws;        /* SGEMM workspace */
 } FN(eng);
@@ -300,6 +300,31 @@ static void FN(load)(const onr_tensor *t, int64_t off, RT *dst, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] = (RT)onr_get_f64(t, off + i);
 }
 
+/* Direction d over the whole sequence, then its Y_h / Y_c. */
+static void FN(run_dir)(const FN(eng) *e, int d, onr_tensor *Y, onr_tensor *Yh, onr_tensor *Yc,
+                        const onr_tensor *h0, const onr_tensor *c0)
+{
+    const rnn_params *p = e->p;
+    int64_t B = p->B, H = p->H, GH = p->GH, maxlen = 0;
+    for (int64_t b = 0; b < B; b++) {
+        if (e->lens[b] > maxlen) maxlen = e->lens[b];
+        if (h0) FN(load)(h0, rnn_hoff(p, d, b), e->hs + b * H, H);
+        else memset(e->hs + b * H, 0, (size_t)H * sizeof(RT));
+        if (p->kind != RNN_KIND_LSTM) continue;
+        if (c0) FN(load)(c0, rnn_hoff(p, d, b), e->cs + b * H, H);
+        else memset(e->cs + b * H, 0, (size_t)H * sizeof(RT));
+    }
+    for (int64_t s = 0; GH && s < maxlen; s++) FN(step)(e, d, s, Y);
+    for (int64_t b = 0; b < B; b++) {
+        if (e->lens[b] == 0) { /* no step ran: zero, like Y's padding */
+            memset(e->hs + b * H, 0, (size_t)H * sizeof(RT));
+            if (e->cs) memset(e->cs + b * H, 0, (size_t)H * sizeof(RT));
+        }
+        if (Yh) FN(store)(Yh, rnn_hoff(p, d, b), e->hs + b * H, H);
+        if (Yc) FN(store)(Yc, rnn_hoff(p, d, b), e->cs + b * H, H);
+    }
+}
+
 /* The whole operator; pointers into scratch were laid out by reshape. */
 static void FN(run)(const onr_kctx *ctx, const rnn_params *p, const int64_t *lens)
 {
@@ -354,9 +379,7 @@ static void FN(run)(const onr_kctx *ctx, const rnn_params *p, const int64_t *len
     const onr_tensor *h0 = ctx->n_in > 5 ? ctx->in[5] : NULL;
     const onr_tensor *c0 = p->kind == RNN_KIND_LSTM && ctx->n_in > 6 ? ctx->in[6] : NULL;
     size_t esz = Y ? onr_dtype_size(Y->dtype) : 0;
-    int64_t maxlen = 0;
     for (int64_t b = 0; b < B; b++) {
-        if (lens[b] > maxlen) maxlen = lens[b];
         /* Y past a sequence's end is zero (all-zero bits in every float type) */
         if (Y)
             for (int64_t t = lens[b]; t < S; t++)
@@ -364,23 +387,20 @@ static void FN(run)(const onr_kctx *ctx, const rnn_params *p, const int64_t *len
                     memset((char *)Y->data + (size_t)rnn_yoff(p, t, d, b) * esz, 0,
                            (size_t)H * esz);
     }
+    /* the directions are independent: a bidirectional node runs them
+     * concurrently, each on its own state, gates and workspace */
+    int par = D == 2 && E.nt >= 2;
+#pragma omp parallel for num_threads(2) if (par)
     for (int d = 0; d < D; d++) {
-        for (int64_t b = 0; b < B; b++) {
-            if (h0) FN(load)(h0, rnn_hoff(p, d, b), E.hs + b * H, H);
-            else memset(E.hs + b * H, 0, (size_t)H * sizeof(RT));
-            if (p->kind != RNN_KIND_LSTM) continue;
-            if (c0) FN(load)(c0, rnn_hoff(p, d, b), E.cs + b * H, H);
-            else memset(E.cs + b * H, 0, (size_t)H * sizeof(RT));
-        }
-        for (int64_t s = 0; GH && s < maxlen; s++) FN(step)(&E, d, s, Y);
-        for (int64_t b = 0; b < B; b++) {
-            if (lens[b] == 0) { /* no step ran: zero, like Y's padding */
-                memset(E.hs + b * H, 0, (size_t)H * sizeof(RT));
-                if (E.cs) memset(E.cs + b * H, 0, (size_t)H * sizeof(RT));
-            }
-            if (Yh) FN(store)(Yh, rnn_hoff(p, d, b), E.hs + b * H, H);
-            if (Yc) FN(store)(Yc, rnn_hoff(p, d, b), E.cs + b * H, H);
-        }
+        FN(eng) Ed = E;
+        Ed.hs = E.hs + d * B * H;
+        Ed.cs = E.cs ? E.cs + d * B * H : NULL;
+        Ed.g = E.g + d * B * GH;
+        Ed.rh = E.rh ? E.rh + d * B * H : NULL;
+        Ed.ws = E.ws ? (char *)E.ws + (size_t)d * p->ws_step : NULL;
+        Ed.nt = par ? E.nt / 2 : E.nt;
+        if (B * GH * H < RNN_STEP_PAR_FMAS) Ed.nt = 1;
+        FN(run_dir)(&Ed, d, Y, Yh, Yc, h0, c0);
     }
 }
 

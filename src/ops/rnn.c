@@ -96,9 +96,15 @@ typedef struct rnn_params {
     int64_t S, B, I, H, GH;
     int64_t rsplit;     /* R rows of the first recurrent product */
     int ref, nt;
+    size_t ws_step;     /* bytes of SGEMM workspace per direction, for the steps */
     size_t off_x, off_w, off_r, off_bx, off_rbh, off_p, off_xw, off_h, off_c, off_g, off_rh,
         off_ws, off_lens;
 } rnn_params;
+
+/* A time step's recurrent product (B x G*H x H multiply-adds) below this
+ * runs on one thread: steps are sequential, so each parallel one pays a
+ * fork/join on the critical path, hundreds of times per sequence. */
+#define RNN_STEP_PAR_FMAS ((int64_t)1 << 22)
 
 static int g_force_ref;
 
@@ -479,20 +485,24 @@ static int rnn_reshape(onr_kctx *ctx, size_t *scratch)
         return st;
     if ((st = carve(ctx, &used, &p->off_bx, D * GH, es, "bias")) ||
         (st = carve(ctx, &used, &p->off_xw, sb, es * (size_t)(D * GH), "X*W")) ||
-        (st = carve(ctx, &used, &p->off_h, B * H, es, "state")) ||
-        (st = carve(ctx, &used, &p->off_g, B * GH, es, "gates")) ||
+        (st = carve(ctx, &used, &p->off_h, D * B * H, es, "state")) ||
+        (st = carve(ctx, &used, &p->off_g, D * B * GH, es, "gates")) ||
         (st = carve(ctx, &used, &p->off_lens, B, sizeof(int64_t), "sequence_lens")))
         return st;
     if (p->kind == RNN_KIND_GRU && p->lbr && (st = carve(ctx, &used, &p->off_rbh, D * H, es, "bias")))
         return st;
-    if (p->kind == RNN_KIND_GRU && !p->lbr && (st = carve(ctx, &used, &p->off_rh, B * H, es, "r*h")))
+    if (p->kind == RNN_KIND_GRU && !p->lbr &&
+        (st = carve(ctx, &used, &p->off_rh, D * B * H, es, "r*h")))
         return st;
-    if (p->kind == RNN_KIND_LSTM && ((st = carve(ctx, &used, &p->off_c, B * H, es, "cell")) ||
+    if (p->kind == RNN_KIND_LSTM && ((st = carve(ctx, &used, &p->off_c, D * B * H, es, "cell")) ||
                                      (st = carve(ctx, &used, &p->off_p, D * 3 * H, es, "P"))))
         return st;
     if (!p->ref) {
+        /* the input product uses all of it; during the steps each
+         * direction has its own part (they run concurrently) */
         size_t a = onr_sgemm_workspace_size((size_t)(S * B), (size_t)(D * GH), (size_t)I, p->nt);
-        size_t b = onr_sgemm_workspace_size((size_t)B, (size_t)GH, (size_t)H, p->nt);
+        p->ws_step = onr_al64(onr_sgemm_workspace_size((size_t)B, (size_t)GH, (size_t)H, p->nt));
+        size_t b = p->ws_step * (size_t)D;
         p->off_ws = onr_carve_at(&used, a > b ? a : b);
     }
     *scratch = used;
