@@ -429,6 +429,46 @@ static void test_bad_attrs(void **state)
     free_prob(&p);
 }
 
+/* Empty dims run and give the right shapes (Y_h of a sequence that never
+ * ran is zero); a huge seq_length x batch over an empty input is refused
+ * cleanly instead of looping or allocating. */
+static void test_empty_and_huge(void **state)
+{
+    (void)state;
+    for (int op = 0; op < 3; op++) {
+        static const int64_t shapes[][2] = {{0, 3}, {4, 0}};
+        for (int k = 0; k < 2; k++) {
+            prob p = {.op = op, .S = shapes[k][0], .B = shapes[k][1], .I = 2, .H = 3, .ndir = 2};
+            make_inputs(&p, NULL, 1, 1200);
+            onr_tensor *o[3];
+            run_prob(&p, 0, 2, o);
+            int64_t yd[4] = {p.S, 2, p.B, 3}, hd[3] = {2, p.B, 3};
+            tk_assert_shape(o[0], 4, yd);
+            for (int i = 1; i < n_outs(&p); i++) {
+                tk_assert_shape(o[i], 3, hd);
+                for (int64_t j = 0; j < o[i]->numel; j++) assert_true(((float *)o[i]->data)[j] == 0.f);
+            }
+            tk_free_all(n_outs(&p), o);
+            free_prob(&p);
+        }
+        /* X [2^40, 1, 0]: nothing to read, but 2^40 steps of 4*G*H values */
+        prob p = {.op = op, .S = 3, .B = 1, .I = 0, .H = 4, .ndir = 1};
+        make_inputs(&p, NULL, 0, 1300);
+        int64_t xd[3] = {INT64_C(1) << 40, 1, 0};
+        onr_tensor_free(p.in[0]);
+        p.in[0] = tk_f32(3, xd, NULL);
+        onr_node *n = make_node(&p);
+        onr_tensor *o[3];
+        onr_err err = {0};
+        onr_status st = tk_run(n, 22, p.n_in, p.in, n_outs(&p), o, 1, &err);
+        assert_int_equal(st, ONR_E_NOMEM);
+        if (!strstr(err.msg, "X*W") && !strstr(err.msg, "too large")) fail_msg("unexpected message: %s", err.msg);
+        tk_free_all(n_outs(&p), o);
+        tk_node_free(n);
+        free_prob(&p);
+    }
+}
+
 /* Hand-checked: RNN with Relu, H = I = 1, W = 2, R = 0.5, no bias:
  * h1 = relu(2*1) = 2, h2 = relu(2*-3 + 0.5*2) = 0, h3 = relu(2*2 + 0) = 4. */
 static void test_rnn_hand(void **state)
@@ -468,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_seq_lens_all_equal),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_bad_attrs),
+        cmocka_unit_test(test_empty_and_huge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
