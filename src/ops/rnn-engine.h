@@ -28,7 +28,7 @@
 #define FN(name) RNN_CAT(name, SFX)
 
 /* Activation a over v[0..n), after clipping to [-clip, clip] when the node
- * has a clip and `clip` is set (the gates' inputs; not h(C)). */
+ * has a clip and `clip` is set. */
 static void FN(act)(const rnn_act *a, const rnn_params *p, int clip, RT *v, int64_t n)
 {
     if (clip && p->has_clip) {
@@ -216,8 +216,8 @@ static void FN(lstm_row)(const FN(eng) *e, int d, int64_t b, int64_t t)
     if (po)
         for (int64_t j = 0; j < H; j++) go[j] += po[j] * c[j];
     FN(act)(&a[0], p, 1, go, H);
-    memcpy(gc, c, (size_t)H * sizeof(RT)); /* h(C) in the spent c-gate slot */
-    FN(act)(&a[2], p, 0, gc, H);
+    memcpy(gc, c, (size_t)H * sizeof(RT)); /* h(clip(C)) in the spent c-gate slot */
+    FN(act)(&a[2], p, 1, gc, H);
     for (int64_t j = 0; j < H; j++) h[j] = go[j] * gc[j];
 }
 

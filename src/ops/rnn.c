@@ -23,7 +23,8 @@
  *    0.5, Elu 1, ThresholdedRelu 1, Affine 1 / 0, ScaledTanh 1 / 1);
  *  - activation names match case-insensitively; for a bidirectional node a
  *    list for one direction serves both;
- *  - clip bounds every gate's input before its activation, not C before h;
+ *  - clip bounds the input of every activation: each gate's, and C's before
+ *    h (the cell state itself is kept unclipped);
  *  - LSTM input_forget: f = 1 - i;
  *  - sequence_lens: lengths in [0, seq_length]; Y past a sequence's end is
  *    zero, Y_h / Y_c are the state after the sequence's last step (after

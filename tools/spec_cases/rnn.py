@@ -24,7 +24,8 @@ time, nothing shared with onnx-run), rounded once to the output type:
         ot = f(Xt Wo^T + Ht-1 Ro^T + Po . Ct + Wbo + Rbo)
         Ht = ot . h(Ct)
 
-clip bounds each gate's input before its activation; activation_alpha /
+clip bounds the input of every activation (each gate's, and C's before h;
+C itself stays unclipped); activation_alpha /
 beta are consumed in order by the activations that take them, defaults
 those of the ONNX operators of the same name; a sequence of length L
 updates its state for t < L (the reverse direction from t = L-1 down to 0),
@@ -122,9 +123,9 @@ def reference(op, X, W, R, B=None, seq=None, h0=None, c0=None, P=None, direction
         rev = direction == "reverse" or d == 1
         fa = fns[d * NACTS[op]: (d + 1) * NACTS[op]]
 
-        def F(k, v, clipped=True):
+        def F(k, v):
             n, a, b = fa[k]
-            return act(n, cl(v) if clipped else v, a, b)
+            return act(n, cl(v), a, b)
 
         Wd, Rd, Wb, Rb = W[d], R[d], B[d, : G * H], B[d, G * H:]
         Wg = [Wd[k * H:(k + 1) * H] for k in range(G)]
@@ -158,7 +159,7 @@ def reference(op, X, W, R, B=None, seq=None, h0=None, c0=None, P=None, direction
                     cc = F(1, x @ Wg[3].T + h @ Rg[3].T + Wbg[3] + Rbg[3])
                     c = f * c + i * cc
                     o = F(0, x @ Wg[1].T + h @ Rg[1].T + Po * c + Wbg[1] + Rbg[1])
-                    h = o * F(2, c, clipped=False)
+                    h = o * F(2, c)
                 Y[t, d, n] = h
             Yh[d, n] = h if L > 0 else 0
             Yc[d, n] = c if L > 0 else 0
@@ -301,7 +302,7 @@ def main():
          seed=31)
     case("lstm_input_forget", "LSTM", 22, 4, 2, 3, 4, input_forget=1, seed=32, c0=True)
     case("lstm_input_forget_peep_clip", "LSTM", 22, 4, 2, 3, 4, input_forget=1, P=True, clip=0.5,
-         seed=33, scale=1.5)
+         seed=33, scale=1.5, c0=True)
     case("lstm_yc_only", "LSTM", 22, 3, 2, 3, 4, outputs=("Y_c",), seed=34, c0=True)
     # every activation, with explicit alpha/beta and with defaults
     explicit = {"Affine": ([0.7], [0.1]), "LeakyRelu": ([0.2], None), "ThresholdedRelu": ([0.3], None),
