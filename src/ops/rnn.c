@@ -455,7 +455,8 @@ static int rnn_reshape(onr_kctx *ctx, size_t *scratch)
     if (p->kind == RNN_KIND_LSTM && opt_in(ctx, 7) &&
         (st = check_dims(ctx, 7, 2, pd, "(num_directions, 3*hidden_size)")))
         return st;
-    if ((p->wpack || p->rpack[0][0]) && (p->pk_h != H || p->pk_i != I || x->dtype != ONR_FLOAT))
+    /* (a constant's shape never changes; W's type was checked above) */
+    if ((p->wpack || p->rpack[0][0]) && (p->pk_h != H || p->pk_i != I))
         return onr_seterr(ctx->err, ONR_E_RUNTIME, "weights were packed for I = %lld, H = %lld",
                           (long long)p->pk_i, (long long)p->pk_h);
     /* outputs */
@@ -529,11 +530,15 @@ static int rnn_run(const onr_kctx *ctx)
     return ONR_OK;
 }
 
-#define RNN_TYPES (ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16))
+/* float16, float, double from opset 7; bfloat16 joins at 22 */
+#define RNN_TYPES (ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16))
+#define RNN_IMPL(create_fn, types_mask)                                                    \
+    {.create = create_fn, .reshape = rnn_reshape, .run = rnn_run, .destroy = rnn_destroy, \
+     .params_size = sizeof(rnn_params), .types = types_mask}
 
-const onr_op_impl onr_impl_rnn = {.create = rnn_create, .reshape = rnn_reshape, .run = rnn_run,
-    .destroy = rnn_destroy, .params_size = sizeof(rnn_params), .types = RNN_TYPES};
-const onr_op_impl onr_impl_gru = {.create = gru_create, .reshape = rnn_reshape, .run = rnn_run,
-    .destroy = rnn_destroy, .params_size = sizeof(rnn_params), .types = RNN_TYPES};
-const onr_op_impl onr_impl_lstm = {.create = lstm_create, .reshape = rnn_reshape, .run = rnn_run,
-    .destroy = rnn_destroy, .params_size = sizeof(rnn_params), .types = RNN_TYPES};
+const onr_op_impl onr_impl_rnn = RNN_IMPL(rnn_create, RNN_TYPES);
+const onr_op_impl onr_impl_rnn22 = RNN_IMPL(rnn_create, RNN_TYPES | ONR_T(ONR_BFLOAT16));
+const onr_op_impl onr_impl_gru = RNN_IMPL(gru_create, RNN_TYPES);
+const onr_op_impl onr_impl_gru22 = RNN_IMPL(gru_create, RNN_TYPES | ONR_T(ONR_BFLOAT16));
+const onr_op_impl onr_impl_lstm = RNN_IMPL(lstm_create, RNN_TYPES);
+const onr_op_impl onr_impl_lstm22 = RNN_IMPL(lstm_create, RNN_TYPES | ONR_T(ONR_BFLOAT16));
