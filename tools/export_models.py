@@ -409,6 +409,50 @@ def build_gpt(size):
 
 
 # ---------------------------------------------------------------------------
+# recurrent models: 2-layer bidirectional LSTM and GRU (batch_first), and a
+# 2-layer ReLU RNN, each with a linear head; the exporter turns each layer
+# into one ONNX LSTM / GRU / RNN node (W, R, B as initializers)
+# ---------------------------------------------------------------------------
+
+RNN_CFG = {
+    "tiny": {"feat": 8, "hidden": 12, "batch": 2, "seq": 5, "out": 4},
+    "full": {"feat": 80, "hidden": 256, "batch": 4, "seq": 100, "out": 32},
+}
+
+
+class RecurrentNet(nn.Module):
+    def __init__(self, kind, c):
+        super().__init__()
+        self.kind = kind
+        if kind == "rnn":
+            self.rnn = nn.RNN(c["feat"], c["hidden"], num_layers=2, nonlinearity="relu", batch_first=True)
+            width = c["hidden"]
+        else:
+            cls = nn.LSTM if kind == "lstm" else nn.GRU
+            self.rnn = cls(c["feat"], c["hidden"], num_layers=2, batch_first=True, bidirectional=True)
+            width = 2 * c["hidden"]
+        self.head = nn.Linear(width, c["out"])
+
+    def forward(self, x, h0=None):
+        if self.kind == "lstm":
+            y, (h, cell) = self.rnn(x)
+            return self.head(y), h, cell
+        y, h = self.rnn(x, h0)
+        return self.head(y), h
+
+
+def build_recurrent(kind, size):
+    c = RNN_CFG[size]
+    model = RecurrentNet(kind, c)
+    model.eval()
+    inputs = {"x": torch.randn(c["batch"], c["seq"], c["feat"])}
+    if kind == "gru":  # an initial state as a graph input: (layers*directions, batch, hidden)
+        inputs["h0"] = torch.randn(4, c["batch"], c["hidden"]) * 0.5
+    outs = ["logits", "h_n"] + (["c_n"] if kind == "lstm" else [])
+    return model, inputs, outs
+
+
+# ---------------------------------------------------------------------------
 # the model table
 # ---------------------------------------------------------------------------
 
@@ -426,6 +470,9 @@ MODELS = collections.OrderedDict(
         ("gpt", (build_gpt, 13, "tiny_gpt", "gpt2_small")),
         ("gpt17", (build_gpt, 17, "tiny_gpt_op17", "gpt2_small_op17")),
         ("bert_fn", (build_bert, 15, "tiny_bert_functions", "bert_base_functions")),
+        ("lstm", (lambda s: build_recurrent("lstm", s), 14, "tiny_lstm", "lstm_2x256_bidir")),
+        ("gru", (lambda s: build_recurrent("gru", s), 17, "tiny_gru", "gru_2x256_bidir")),
+        ("rnn", (lambda s: build_recurrent("rnn", s), 13, "tiny_rnn", "rnn_2x256_relu")),
         # dynamic axes (symbolic batch / sequence), as deployed models are
         # exported: the same weights as the static cases
         ("bert13_dyn", (build_bert, 13, "tiny_bert_dynamic", "bert_base_dynamic")),
@@ -528,6 +575,33 @@ def _slice(x, starts, ends, axes=None, steps=None):
         e = max(min(e, dim), -dim - 1) if e < 0 else min(e, dim)
         sl[ax] = slice(s, e, st)
     return x[tuple(sl)]
+
+
+def _recurrent(op, ins, a):
+    """RNN / GRU / LSTM by the float64 loop over the spec equations in
+    tools/spec_cases/rnn.py (so PyTorch also checks that reference)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "spec_cases"))
+    import rnn as spec_rnn
+
+    ins = ins + [None] * (8 - len(ins))
+    dec = lambda v: v.decode() if isinstance(v, bytes) else v
+    kw = {}
+    if "activations" in a:
+        kw["acts"] = [dec(v) for v in a["activations"]]
+    for k, name in (("activation_alpha", "alphas"), ("activation_beta", "betas")):
+        if k in a:
+            kw[name] = list(a[k])
+    if "clip" in a:
+        kw["clip"] = a["clip"]
+    if op == "GRU":
+        kw["lbr"] = a.get("linear_before_reset", 0)
+    if op == "LSTM":
+        kw["input_forget"] = a.get("input_forget", 0)
+    Y, Yh, Yc = spec_rnn.reference(op, ins[0], ins[1], ins[2], ins[3], ins[4], ins[5],
+                                   ins[6] if op == "LSTM" else None, ins[7] if op == "LSTM" else None,
+                                   direction=dec(a.get("direction", "forward")), layout=a.get("layout", 0),
+                                   **kw)
+    return [Y, Yh, Yc]
 
 
 def run_reference(model, feeds):
@@ -647,6 +721,8 @@ def run_reference(model, feeds):
             r = x.astype(np.float64) if to == np.float32 else x.astype(to)
         elif op == "Identity":
             r = x
+        elif op in ("LSTM", "GRU", "RNN"):
+            r = _recurrent(op, ins, a)
         else:
             raise NotImplementedError("reference: op %s" % op)
         outs = r if isinstance(r, list) else [r]

@@ -1,0 +1,1 @@
+B	initial_hJu´M=Zs?ùNu>P½I¿Lä]?32>

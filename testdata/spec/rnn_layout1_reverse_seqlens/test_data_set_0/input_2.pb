@@ -1,0 +1,1 @@
+B	initial_hJJr·>u¸¿zT>¿g‡<v·²<
