@@ -160,6 +160,102 @@ static void test_topk_errors_and_empty(void **state)
     tk_free_all(2, ein);
 }
 
+
+/* ---- Unique --------------------------------------------------------------- */
+
+static void test_unique_nan_empty_scalar(void **state)
+{
+    (void)state;
+    int64_t d[] = {6};
+    const float x[] = {NAN, 1.f, NAN, -0.f, 0.f, 1.f};
+    onr_tensor *in[] = {tk_f32(1, d, x)}, *out[4];
+    onr_err err = {0};
+    onr_node *n = tk_node("Unique");
+    assert_int_equal(run_node(n, 11, 1, in, 4, out, 1, &err), ONR_OK);
+    int64_t du[] = {3};
+    tk_assert_shape(out[0], 1, du);
+    const float *y = out[0]->data;
+    assert_true(y[0] == 0.f && y[1] == 1.f && isnan(y[2])); /* NaNs fold, last */
+    const int64_t ei[] = {3, 1, 0}, einv[] = {2, 1, 2, 0, 0, 1}, ec[] = {2, 2, 2};
+    tk_assert_eq_i64(out[1], ei, 3);
+    tk_assert_eq_i64(out[2], einv, 6);
+    tk_assert_eq_i64(out[3], ec, 3);
+    tk_free_all(4, out);
+    tk_free_all(1, in);
+    /* empty input: empty outputs */
+    int64_t de[] = {0, 3}, z[] = {0};
+    onr_tensor *ein[] = {tk_f32(2, de, NULL)};
+    assert_int_equal(run_node(n, 11, 1, ein, 4, out, 1, &err), ONR_OK);
+    for (int i = 0; i < 4; i++) tk_assert_shape(out[i], 1, z);
+    tk_free_all(4, out);
+    tk_free_all(1, ein);
+    /* a scalar flattens to one element */
+    const int64_t sv = 7;
+    onr_tensor *sin[] = {tk_i64(0, NULL, &sv)};
+    assert_int_equal(run_node(n, 11, 1, sin, 1, out, 1, &err), ONR_OK);
+    int64_t one[] = {1};
+    tk_assert_shape(out[0], 1, one);
+    tk_assert_eq_i64(out[0], &sv, 1);
+    tk_free_all(1, out);
+    tk_node_free(n);
+    /* axis on a scalar, axis out of range, bad sorted */
+    n = tk_node("Unique");
+    tk_attr_int(n, "axis", 0);
+    expect_fail(n, 11, 1, sin, 1, ONR_E_MODEL, "axis given but the input is a scalar");
+    tk_node_free(n);
+    n = tk_node("Unique");
+    tk_attr_int(n, "axis", 1);
+    onr_tensor *v[] = {tk_f32(1, d, x)};
+    expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "axis 1 is out of range");
+    tk_node_free(n);
+    n = tk_node("Unique");
+    tk_attr_int(n, "sorted", 2);
+    expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "'sorted' must be an int 0 or 1");
+    tk_node_free(n);
+    tk_free_all(1, v);
+    tk_free_all(1, sin);
+}
+
+/* A larger random case against a quadratic reference (first occurrence
+ * order, sorted = 0). */
+static void test_unique_vs_reference(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    int64_t d[] = {N}, *x = malloc(sizeof(int64_t) * N);
+    uint32_t s = 99;
+    for (int i = 0; i < N; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (int64_t)(s >> 20) - 2048;
+    }
+    onr_tensor *in[] = {tk_i64(1, d, x)}, *out[4];
+    onr_err err = {0};
+    onr_node *n = tk_node("Unique");
+    tk_attr_int(n, "sorted", 0);
+    assert_int_equal(run_node(n, 11, 1, in, 4, out, 1, &err), ONR_OK);
+    const int64_t *y = out[0]->data, *fi = out[1]->data, *inv = out[2]->data, *cnt = out[3]->data;
+    int64_t u = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t j = 0;
+        while (j < u && y[j] != x[i]) j++;
+        if (j == u) {
+            assert_true(u < out[0]->numel);
+            assert_int_equal(y[u], x[i]);
+            assert_int_equal(fi[u], i);
+            u++;
+        }
+        assert_int_equal(inv[i], j);
+    }
+    assert_int_equal(u, out[0]->numel);
+    int64_t total = 0;
+    for (int64_t j = 0; j < u; j++) total += cnt[j];
+    assert_int_equal(total, N);
+    tk_free_all(4, out);
+    tk_free_all(1, in);
+    tk_node_free(n);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +263,8 @@ int main(void)
         cmocka_unit_test(test_topk_int64_extremes),
         cmocka_unit_test(test_topk_threads),
         cmocka_unit_test(test_topk_errors_and_empty),
+        cmocka_unit_test(test_unique_nan_empty_scalar),
+        cmocka_unit_test(test_unique_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
