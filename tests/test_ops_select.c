@@ -256,6 +256,64 @@ static void test_unique_vs_reference(void **state)
     free(x);
 }
 
+/* ---- NonMaxSuppression ---------------------------------------------------- */
+
+static void test_nms_edges_and_errors(void **state)
+{
+    (void)state;
+    /* two identical boxes and a degenerate (zero-area) one that never suppresses */
+    int64_t db[] = {1, 3, 4}, ds[] = {1, 1, 3}, d1[] = {1};
+    const float boxes[] = {0, 0, 1, 1, 1, 1, 0, 0, 0.5f, 0.5f, 0.5f, 0.5f};
+    const float scores[] = {0.5f, 0.9f, 0.7f};
+    const int64_t mo = 10;
+    const float iou = 0.5f;
+    onr_tensor *in[] = {tk_f32(3, db, boxes), tk_f32(3, ds, scores), tk_i64(1, d1, &mo),
+                        tk_f32(1, d1, &iou)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("NonMaxSuppression");
+    assert_int_equal(run_node(n, 11, 4, in, 1, out, 1, &err), ONR_OK);
+    /* box 1 (flipped corners of box 0) first, box 2 kept, box 0 suppressed */
+    const int64_t e[] = {0, 0, 1, 0, 0, 2};
+    int64_t de[] = {2, 3};
+    tk_assert_shape(out[0], 2, de);
+    tk_assert_eq_i64(out[0], e, 6);
+    tk_free_all(1, out);
+    /* only boxes and scores: max_output defaults to 0, nothing selected */
+    assert_int_equal(run_node(n, 11, 2, in, 1, out, 1, &err), ONR_OK);
+    int64_t d0[] = {0, 3};
+    tk_assert_shape(out[0], 2, d0);
+    tk_free_all(1, out);
+    /* iou_threshold outside [0, 1] */
+    float bad = 1.5f;
+    onr_tensor *in2[] = {in[0], in[1], in[2], tk_f32(1, d1, &bad)};
+    expect_fail(n, 11, 4, in2, 1, ONR_E_MODEL, "iou_threshold 1.5 is outside [0, 1]");
+    onr_tensor_free(in2[3]);
+    /* scores not matching boxes; boxes not [B, N, 4] */
+    int64_t ds_bad[] = {1, 1, 2};
+    onr_tensor *in3[] = {in[0], tk_f32(3, ds_bad, scores)};
+    expect_fail(n, 11, 2, in3, 1, ONR_E_MODEL, "must be [batches, classes, boxes]");
+    onr_tensor_free(in3[1]);
+    int64_t db_bad[] = {1, 4, 3};
+    onr_tensor *in4[] = {tk_f32(3, db_bad, boxes), in[1]};
+    expect_fail(n, 11, 2, in4, 1, ONR_E_MODEL, "must be [batches, boxes, 4]");
+    onr_tensor_free(in4[0]);
+    tk_node_free(n);
+    n = tk_node("NonMaxSuppression");
+    tk_attr_int(n, "center_point_box", 2);
+    expect_fail(n, 11, 2, in, 1, ONR_E_MODEL, "'center_point_box' must be an int 0 or 1");
+    tk_node_free(n);
+    tk_free_all(4, in);
+    /* no boxes at all */
+    int64_t dbe[] = {2, 0, 4}, dse[] = {2, 3, 0};
+    onr_tensor *ein[] = {tk_f32(3, dbe, NULL), tk_f32(3, dse, NULL), tk_i64(1, d1, &mo)};
+    n = tk_node("NonMaxSuppression");
+    assert_int_equal(run_node(n, 10, 3, ein, 1, out, 1, &err), ONR_OK);
+    tk_assert_shape(out[0], 2, d0);
+    tk_free_all(1, out);
+    tk_node_free(n);
+    tk_free_all(3, ein);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_topk_errors_and_empty),
         cmocka_unit_test(test_unique_nan_empty_scalar),
         cmocka_unit_test(test_unique_vs_reference),
+        cmocka_unit_test(test_nms_edges_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
