@@ -105,11 +105,48 @@ static void test_lrn_mvn(void **state)
     tk_free_all(1, in);
 }
 
+static void test_cumprod(void **state)
+{
+    (void)state;
+    int64_t d[] = {4};
+    const float x[] = {1, 2, 3, 4};
+    const int64_t ax0 = 0, ax_bad = 1;
+    onr_tensor *in[] = {tk_f32(1, d, x), tk_i64(0, NULL, &ax0)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("CumProd");
+    tk_attr_int(n, "exclusive", 1);
+    tk_attr_int(n, "reverse", 1);
+    assert_int_equal(tk_run(n, 26, 2, in, 1, out, 2, &err), ONR_OK);
+    const float e[] = {24, 12, 4, 1};
+    tk_assert_close_f32(out[0], e, 4, 0, 0);
+    tk_free_all(1, out);
+    tk_node_free(n);
+    n = tk_node("CumProd");
+    onr_tensor *bad[] = {in[0], tk_i64(0, NULL, &ax_bad)};
+    expect_fail(n, 26, 2, bad, ONR_E_MODEL, "axis 1 is out of range for rank 1");
+    onr_tensor_free(bad[1]);
+    int64_t d2[] = {2};
+    const int64_t two[] = {0, 0};
+    onr_tensor *bad2[] = {in[0], tk_i64(1, d2, two)};
+    expect_fail(n, 26, 2, bad2, ONR_E_MODEL, "axis must hold one value");
+    onr_tensor_free(bad2[1]);
+    onr_tensor *i8[] = {tk_typed(ONR_INT8, 1, d, NULL), in[1]};
+    expect_fail(n, 26, 2, i8, ONR_E_UNSUPPORTED, "int8");
+    onr_tensor_free(i8[0]);
+    tk_node_free(n);
+    n = tk_node("CumProd");
+    tk_attr_int(n, "reverse", 3);
+    expect_fail(n, 26, 2, in, ONR_E_MODEL, "'reverse' must be an int 0 or 1");
+    tk_node_free(n);
+    tk_free_all(2, in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_det),
         cmocka_unit_test(test_lrn_mvn),
+        cmocka_unit_test(test_cumprod),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@ other axes. Expected outputs from numpy, from each specification:
     LRN:  Y = X / (bias + alpha/size * sum of X^2 over channels
           [c - floor((size-1)/2), c + ceil((size-1)/2)] clipped to [0, C-1])^beta.
     MVN:  (X - mean) / (sqrt(E[X^2] - mean^2) + 1e-9) over axes.
+    CumProd (26): numpy.cumprod along axis; exclusive shifts in a 1,
+          reverse flips before and after (the specification's examples).
     /usr/bin/python3 tools/spec_cases/misc.py
 """
 import math
@@ -52,6 +54,27 @@ def mvn_case(name, x, opset, axes=None):
     write_case("mvn%d_%s" % (opset, name), node, [("x", x)], [("y", y)], opset)
 
 
+def cumprod_ref(x, axis, exclusive, reverse):
+    xa = x.astype(np.float64) if x.dtype.kind == "f" else x
+    if reverse:
+        xa = np.flip(xa, axis)
+    if exclusive:
+        one = np.ones_like(np.take(xa, [0], axis=axis))
+        xa = np.concatenate([one, np.take(xa, range(xa.shape[axis] - 1), axis=axis)], axis=axis)
+    y = np.cumprod(xa, axis=axis)
+    if reverse:
+        y = np.flip(y, axis)
+    return y.astype(x.dtype)
+
+
+def cumprod_case(name, x, axis, exclusive=0, reverse=0, axis_dtype=np.int64):
+    node = helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive,
+                            reverse=reverse)
+    y = cumprod_ref(x, axis % x.ndim, exclusive, reverse)
+    write_case("cumprod26_" + name, node, [("x", x), ("axis", np.array(axis, axis_dtype))],
+               [("y", y)], 26)
+
+
 def main():
     r = rng(22)
     det_case("batched", r.standard_normal((2, 3, 4, 4)).astype(np.float32), 22)
@@ -73,6 +96,19 @@ def main():
     mvn_case("axes_1_negative", x, 13, [1, -1])
     mvn_case("axes_all_double", x.astype(np.float64), 13, [0, 1, 2, 3])
     mvn_case("rank3_float16", x[0].astype(np.float16), 13, [2])
+    cp = r.uniform(0.5, 1.5, (3, 4, 5)).astype(np.float32)
+    cumprod_case("axis0", cp, 0)
+    cumprod_case("axis1_exclusive", cp, 1, exclusive=1)
+    cumprod_case("axis_neg1_reverse", cp, -1, reverse=1, axis_dtype=np.int32)
+    cumprod_case("exclusive_reverse", cp, 2, exclusive=1, reverse=1)
+    cumprod_case("spec_example", np.array([1, 2, 3], np.float32), 0)
+    cumprod_case("spec_example_excl_rev", np.array([1, 2, 3], np.float32), 0, 1, 1)
+    cumprod_case("double", cp.astype(np.float64), 1, reverse=1)
+    cumprod_case("float16", cp.astype(np.float16), 1)
+    for dt in (np.int32, np.int64, np.uint32, np.uint64):
+        xi = r.integers(1, 4, (2, 6)).astype(dt)
+        cumprod_case(np.dtype(dt).name, xi, 1, exclusive=1)
+    cumprod_case("int32_wraps", np.full((40,), 3, np.int32), 0)
 
 
 if __name__ == "__main__":
