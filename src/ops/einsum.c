@@ -22,9 +22,10 @@
  * types and in 64-bit wrapping integer arithmetic for integer types.
  * float32 with two operands whose labels split cleanly into batch, M, N and
  * K (no diagonal, no label summed within one operand, no broadcast dim)
- * runs as a batched SGEMM: operands and result are permuted into
- * [batch, M, K] / [batch, K, N] / [batch, M, N] in scratch unless already
- * laid out that way (or transposed).
+ * and M*N*K of at least EIN_GEMM_MIN runs as a batched SGEMM: operands
+ * and result are permuted into [batch, M, K] / [batch, K, N] /
+ * [batch, M, N] in scratch unless already laid out that way (or
+ * transposed).
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #define EIN_LETTERS 52
 #define EIN_NL (EIN_LETTERS + ONR_MAX_RANK) /* letters + ellipsis dims */
 #define EIN_ELL (-1)                     /* the ellipsis in a parsed term */
+#define EIN_GEMM_MIN 256                 /* M*N*K below which GEMM does not pay */
 
 typedef struct ein_term {
     int8_t lab[ONR_MAX_RANK + 1]; /* letter codes, EIN_ELL for "..." */
@@ -241,6 +243,9 @@ static void plan_gemm(ein_params *p, onr_kctx *ctx, int labs[][ONR_MAX_RANK], si
     for (int i = 0; i < nm; i++) p->gm *= p->size[p->mlab[i]];
     for (int i = 0; i < nn; i++) p->gn *= p->size[p->nlab[i]];
     for (int i = 0; i < nk; i++) p->gk *= p->size[p->klab[i]];
+    /* tiny products (a Hadamard product is a batch of 1 x 1 x 1 GEMMs) go
+     * faster through the reference loop than through GEMM calls */
+    if (p->gm * p->gn * p->gk < EIN_GEMM_MIN) return;
     /* does an operand already read as [b, x, y], or [b, y, x] (transposed)? */
     int seq[EIN_NL], ns;
     ns = seq3(seq, p->blab, nb, p->mlab, nm, p->klab, nk);
