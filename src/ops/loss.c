@@ -150,7 +150,7 @@ static double sample_logp(const loss_params *p, const onr_tensor *x, onr_tensor 
                           int64_t dd, int64_t c)
 {
     int64_t base = n * p->c * p->d + dd;
-    if (!p->sce) return onr_get_f64(x, base + c * p->d);
+    if (!p->sce) return c >= 0 ? onr_get_f64(x, base + c * p->d) : 0; /* c < 0: ignored */
     double m = -INFINITY, s = 0;
     for (int64_t k = 0; k < p->c; k++) {
         double v = onr_get_f64(x, base + k * p->d);
