@@ -409,38 +409,69 @@ static void store_i64(onr_dtype dt, void *p, int64_t i, uint64_t v)
     }
 }
 
-/* Output elements [o0, o1): each one the full sum over the contracted labels. */
+/* Sum over the last contracted label (n steps, per-input strides st) of the
+ * product of the operands at off: typed loops for two float32 or float64
+ * operands, element access through onr_get_f64 / load_i64 otherwise. */
+static void ein_inner(const ein_params *p, const onr_kctx *ctx, const int64_t *off,
+                      const int64_t *st, int64_t n, double *accd, uint64_t *acci)
+{
+    onr_dtype dt = ctx->in[0]->dtype;
+    if (p->nin == 2 && (dt == ONR_FLOAT || dt == ONR_DOUBLE)) {
+        double acc = 0;
+        if (dt == ONR_FLOAT) {
+            const float *a = (const float *)ctx->in[0]->data + off[0];
+            const float *b = (const float *)ctx->in[1]->data + off[1];
+            for (int64_t j = 0; j < n; j++) acc += (double)a[j * st[0]] * b[j * st[1]];
+        } else {
+            const double *a = (const double *)ctx->in[0]->data + off[0];
+            const double *b = (const double *)ctx->in[1]->data + off[1];
+            for (int64_t j = 0; j < n; j++) acc += a[j * st[0]] * b[j * st[1]];
+        }
+        *accd += acc;
+        return;
+    }
+    int isint = ((ONR_TYPES_INT >> dt) & 1) != 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (isint) {
+            uint64_t prod = 1;
+            for (int k = 0; k < p->nin; k++)
+                prod *= (uint64_t)load_i64(dt, ctx->in[k]->data, off[k] + j * st[k]);
+            *acci += prod;
+        } else {
+            double prod = 1;
+            for (int k = 0; k < p->nin; k++) prod *= onr_get_f64(ctx->in[k], off[k] + j * st[k]);
+            *accd += prod;
+        }
+    }
+}
+
+/* Output elements [o0, o1): each one the full sum over the contracted
+ * labels, the last of them in ein_inner, the others by an odometer. */
 static void ein_ref_range(const ein_params *p, const onr_kctx *ctx, int64_t o0, int64_t o1)
 {
     onr_dtype dt = ctx->in[0]->dtype;
     int isint = ((ONR_TYPES_INT >> dt) & 1) != 0;
     onr_tensor *y = ctx->out[0];
+    int nodo = p->nsum > 0 ? p->nsum - 1 : 0; /* labels the odometer walks */
+    int64_t nlast = p->nsum > 0 ? p->size[p->slab[p->nsum - 1]] : 1, lst[EIN_MAX_IN];
+    for (int k = 0; k < p->nin; k++) lst[k] = p->nsum > 0 ? p->istr[k][p->slab[p->nsum - 1]] : 0;
+    int64_t iters = nlast > 0 ? p->sum_numel / nlast : 0;
     for (int64_t o = o0; o < o1; o++) {
         /* offsets of each input at this output element */
-        int64_t base[EIN_MAX_IN] = {0}, rem = o;
+        int64_t off[EIN_MAX_IN] = {0}, rem = o;
         for (int i = p->nout - 1; i >= 0; i--) {
             int l = p->olab[i];
             int64_t idx = rem % p->size[l];
             rem /= p->size[l];
-            for (int k = 0; k < p->nin; k++) base[k] += idx * p->istr[k][l];
+            for (int k = 0; k < p->nin; k++) off[k] += idx * p->istr[k][l];
         }
-        int64_t cnt[EIN_NL] = {0}, off[EIN_MAX_IN];
-        memcpy(off, base, sizeof(int64_t) * (size_t)p->nin);
+        int64_t cnt[EIN_NL] = {0};
         double accd = 0;
         uint64_t acci = 0;
-        for (int64_t s = 0; s < p->sum_numel; s++) {
-            if (isint) {
-                uint64_t prod = 1;
-                for (int k = 0; k < p->nin; k++)
-                    prod *= (uint64_t)load_i64(dt, ctx->in[k]->data, off[k]);
-                acci += prod;
-            } else {
-                double prod = 1;
-                for (int k = 0; k < p->nin; k++) prod *= onr_get_f64(ctx->in[k], off[k]);
-                accd += prod;
-            }
-            /* odometer over the contracted labels, last fastest */
-            for (int i = p->nsum - 1; i >= 0; i--) {
+        for (int64_t s = 0; s < iters; s++) {
+            ein_inner(p, ctx, off, lst, nlast, &accd, &acci);
+            /* odometer over the other contracted labels, last fastest */
+            for (int i = nodo - 1; i >= 0; i--) {
                 int l = p->slab[i];
                 for (int k = 0; k < p->nin; k++) off[k] += p->istr[k][l];
                 if (++cnt[i] < p->size[l]) break;
