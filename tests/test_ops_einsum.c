@@ -52,6 +52,9 @@ static void test_einsum_gemm_vs_reference(void **state)
         {"...ij,...jk->...ik", 4, 3, {2, 1, 5, 6}, {3, 6, 4}},
         {"ab,ab->ab", 2, 2, {1, 5}, {4, 5}},
         {"ij,jk->ik", 2, 2, {4, 0}, {0, 3}},
+        {"ij,jk->ik", 2, 2, {0, 5}, {5, 3}},
+        {"bij,bjk->bik", 3, 3, {0, 20, 20}, {0, 20, 20}},
+        {"...ij,jk->...ik", 3, 2, {3, 40, 30}, {30, 20}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         onr_tensor *in[] = {tk_rand_f32(cases[c].ra, cases[c].da, 11 + (uint32_t)c),
