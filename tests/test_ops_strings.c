@@ -177,6 +177,20 @@ static void test_tfidf(void **state)
     tk_assert_close_f32(oa[0], want, 5, 0, 0);
     tk_assert_close_f32(ob[0], want, 5, 0, 0);
     tk_free_all(1, oa), tk_free_all(1, ob);
+    /* a huge max_skip_count gives the same counts, at once */
+    tk_node_free(n);
+    n = tk_node("TfIdfVectorizer");
+    tk_attr_string(n, "mode", "TF");
+    tk_attr_int(n, "min_gram_length", 1);
+    tk_attr_int(n, "max_gram_length", 2);
+    tk_attr_int(n, "max_skip_count", INT64_MAX);
+    tk_attr_ints(n, "ngram_counts", 2, counts);
+    tk_attr_ints(n, "ngram_indexes", 5, idx);
+    tk_attr_ints(n, "pool_int64s", 6, pool);
+    run_ok(n, 9, 1, ib, 1, ob);
+    const float want_all[5] = {1, 1, 2, 2, 2}; /* (4,5) at distances 1 and 2 only */
+    tk_assert_close_f32(ob[0], want_all, 5, 0, 0);
+    tk_free_all(1, ob);
     onr_tensor *xs = tk_typed(ONR_STRING, 2, d, NULL);
     onr_tensor *is[1] = {xs};
     expect_fail(n, 9, 1, is, 1, "unsupported type");

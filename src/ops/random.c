@@ -2,8 +2,8 @@
  * random.c - the random operators: RandomNormal, RandomUniform,
  * RandomNormalLike, RandomUniformLike (1, 22), Bernoulli (15, 22),
  * Multinomial (7, 22) and Dropout from opset 12 (12, 13, 22), whose
- * training mode draws a mask. Opset 22 only adds bfloat16 to the allowed
- * types; create refuses it below 22.
+ * training mode draws a mask. Opset 22 only adds bfloat16 to the random
+ * ops' types (Dropout has it from 13); bfloat16 below that is refused.
  *
  * The generator is counter based: draw i of a run is SplitMix64's output
  * for state key + (i + 1) * golden, so element i's value depends only on
@@ -304,6 +304,7 @@ typedef struct mult_params {
     onr_dtype dt;
     rnd_seed seed;
     int64_t batch, classes;
+    int nt; /* threads the scratch has rows for */
 } mult_params;
 
 static int mult_create(onr_create_ctx *c, void *params)
@@ -338,7 +339,8 @@ static int mult_reshape(onr_kctx *ctx, size_t *scratch)
     int64_t dims[2] = {p->batch, p->samples};
     if ((st = onr_set_out(ctx, 0, p->dt, 2, dims))) return st;
     int64_t cells;
-    const int64_t sd[1] = {p->classes * (ctx->nthreads > 0 ? ctx->nthreads : 1)};
+    p->nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    const int64_t sd[1] = {p->classes * p->nt};
     if ((st = onr_dims_numel(sd, 1, ONR_DOUBLE, &cells, ctx->err))) return st;
     *scratch = (size_t)cells * sizeof(double);
     return ONR_OK;
@@ -351,8 +353,8 @@ static int mult_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     uint64_t key = rnd_key(&p->seed, p);
     int64_t C = p->classes, S = p->samples;
-    int fail = 0;
-#pragma omp parallel for num_threads(ctx->nthreads) if (p->batch * (C + S * 8) > ONR_PAR_MIN) \
+    int fail = 0, nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
+#pragma omp parallel for num_threads(nt) if (p->batch * (C + S * 8) > ONR_PAR_MIN) \
     reduction(| : fail)
     for (int64_t b = 0; b < p->batch; b++) {
         double *cdf = (double *)ctx->scratch + (int64_t)omp_get_thread_num() * C;
@@ -423,10 +425,14 @@ static int drop_reshape(onr_kctx *ctx, size_t *scratch)
 {
     drop_params *p = ctx->params;
     *scratch = 0;
-    int st = check_float_input(ctx, 0);
+    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
     if (st) return st;
+    if (ctx->in[0]->dtype == ONR_BFLOAT16 && ctx->opset < 13)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "input 0 is bfloat16, allowed from opset 13 (this node is opset %lld)",
+                          (long long)ctx->opset);
     if (ctx->n_in > 1 && ctx->in[1]) {
-        if ((st = check_float_input(ctx, 1))) return st;
+        if ((st = onr_check_input(ctx, 1, ONR_TYPES_FLOAT))) return st;
         if (ctx->in[1]->numel != 1)
             return onr_seterr(ctx->err, ONR_E_MODEL, "ratio (input 1) must be a scalar, it has %lld values",
                               (long long)ctx->in[1]->numel);

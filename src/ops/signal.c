@@ -32,7 +32,7 @@
 
 #include "ops/ops.h"
 
-#define SIG_DIRECT_MAX 64 /* other lengths up to this are summed directly */
+#define SIG_DIRECT_MAX 16 /* other lengths up to this are summed directly (beyond, Bluestein is cheaper) */
 #define SIG_PI 3.14159265358979323846264338327950288
 
 /* ---- the transform core ---------------------------------------------------- */
@@ -211,7 +211,9 @@ static void ft_run(const ft_plan *p, const double *t, double *work, double *x, i
 }
 
 /* Doubles of scratch a plan needs with nthreads work lines: the tables,
- * then per thread the line x (2n) and the work area. */
+ * then per thread the line x (2n) and the work area. run uses at most the
+ * threads reshape sized the scratch for (the count may change later
+ * without a reshape). */
 static int64_t ft_scratch_doubles(const ft_plan *p, int nthreads)
 {
     return p->shared + (int64_t)(nthreads > 0 ? nthreads : 1) * (2 * p->n + p->line);
@@ -243,6 +245,7 @@ typedef struct dft_params {
     int cin, cout;        /* last dims: 1 real, 2 complex */
     int64_t n;            /* dft_length */
     int64_t nout;         /* output length along the axis */
+    int nt;               /* threads the scratch has work lines for */
     ft_plan plan;
 } dft_params;
 
@@ -336,7 +339,8 @@ static int dft_reshape(onr_kctx *ctx, size_t *scratch)
     const int64_t line[1] = {2 * n};
     if ((st = onr_dims_numel(line, 1, ONR_DOUBLE, &cells, ctx->err))) return st;
     ft_plan_make(&p->plan, n);
-    int64_t dbl = ft_scratch_doubles(&p->plan, ctx->nthreads);
+    p->nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    int64_t dbl = ft_scratch_doubles(&p->plan, p->nt);
     const int64_t sdims[1] = {dbl};
     if ((st = onr_dims_numel(sdims, 1, ONR_DOUBLE, &cells, ctx->err))) return st;
     *scratch = (size_t)dbl * sizeof(double);
@@ -406,7 +410,8 @@ static int dft_run(const onr_kctx *ctx)
     double *lines_mem = tab + p->plan.shared;
     int64_t per = 2 * p->n + p->plan.line;
     int64_t work = lines * p->n * 16;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN && lines > 1)
+    int nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
+#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && lines > 1)
     for (int64_t l = 0; l < lines; l++) {
         double *xl = lines_mem + (int64_t)omp_get_thread_num() * per;
         dft_line(p, tab, xl, xl + 2 * p->n, x, y, l / p->inner, l % p->inner);
@@ -431,6 +436,7 @@ typedef struct stft_params {
     int onesided;
     int64_t batch, len, step, flen, wlen, frames, bins;
     int cin;
+    int nt; /* threads the scratch has work lines for */
     ft_plan plan;
 } stft_params;
 
@@ -490,7 +496,8 @@ static int stft_reshape(onr_kctx *ctx, size_t *scratch)
     int64_t dims[4] = {p->batch, p->frames, p->bins, 2};
     if ((st = onr_set_out(ctx, 0, x->dtype, 4, dims))) return st;
     ft_plan_make(&p->plan, p->flen);
-    int64_t dbl = ft_scratch_doubles(&p->plan, ctx->nthreads), cells;
+    p->nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    int64_t dbl = ft_scratch_doubles(&p->plan, p->nt), cells;
     const int64_t sdims[1] = {dbl};
     if ((st = onr_dims_numel(sdims, 1, ONR_DOUBLE, &cells, ctx->err))) return st;
     *scratch = (size_t)dbl * sizeof(double);
@@ -510,7 +517,8 @@ static int stft_run(const onr_kctx *ctx)
     double *mem = tab + p->plan.shared;
     int64_t per = 2 * n + p->plan.line;
     int64_t work = tasks * n * 16;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN && tasks > 1)
+    int nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
+#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && tasks > 1)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t b = t / p->frames, f = t % p->frames, t0 = f * p->step;
         double *xl = mem + (int64_t)omp_get_thread_num() * per;

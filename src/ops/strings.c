@@ -926,7 +926,11 @@ static int tf_run(const onr_kctx *ctx)
                    : x->dtype == ONR_INT64 ? ((const int64_t *)x->data)[e]
                                            : ((const int32_t *)x->data)[e];
         }
-        for (int64_t d = 1; d <= p->max_skip + 1; d++) {
+        /* a gram of two or more items spans (n - 1) d < C: larger distances
+         * find nothing (and a huge max_skip_count must not loop for long) */
+        int64_t dmax = C > 1 ? C - 1 : 1;
+        if (p->max_skip < dmax) dmax = p->max_skip + 1;
+        for (int64_t d = 1; d <= dmax; d++) {
             int64_t from = d == 1 ? p->min_n : (p->min_n > 2 ? p->min_n : 2);
             if (from > p->max_n) break;
             for (int64_t s = 0; s < C; s++)
