@@ -1,0 +1,1 @@
+2Hello2HELLO2helpBx

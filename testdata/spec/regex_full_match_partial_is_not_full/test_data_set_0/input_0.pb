@@ -1,0 +1,1 @@
+2abc2xabcxBx

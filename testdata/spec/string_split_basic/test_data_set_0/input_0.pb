@@ -1,0 +1,1 @@
+2hello world2hello2a b c dBx

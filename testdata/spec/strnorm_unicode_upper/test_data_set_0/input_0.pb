@@ -1,0 +1,1 @@
+2über2éclair2Ωmega2okBx

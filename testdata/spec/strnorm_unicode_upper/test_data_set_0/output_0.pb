@@ -1,0 +1,1 @@
+2ÜBER2ÉCLAIR2ΩMEGA2OKBy
