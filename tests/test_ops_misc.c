@@ -81,9 +81,9 @@ static void test_lrn_mvn(void **state)
     tk_free_all(1, out);
     tk_node_free(n);
     n = tk_node("LRN");
-    expect_fail(n, 13, 1, in, ONR_E_MODEL, "attribute 'size' is missing");
+    expect_fail(n, 13, 1, in, ONR_E_MODEL, "attribute size (int) is required");
     tk_attr_int(n, "size", 0);
-    expect_fail(n, 13, 1, in, ONR_E_MODEL, "'size' must be an int >= 1");
+    expect_fail(n, 13, 1, in, ONR_E_MODEL, "attribute size must be >= 1");
     tk_node_free(n);
     /* MVN: default axes need rank 4; a repeated axis is an error */
     n = tk_node("MeanVarianceNormalization");
@@ -92,7 +92,7 @@ static void test_lrn_mvn(void **state)
     n = tk_node("MeanVarianceNormalization");
     const int64_t ax[] = {1, -2};
     tk_attr_ints(n, "axes", 2, ax);
-    expect_fail(n, 13, 1, in, ONR_E_MODEL, "axes lists axis 1 twice");
+    expect_fail(n, 13, 1, in, ONR_E_MODEL, "axes lists dim 1 twice");
     tk_node_free(n);
     n = tk_node("MeanVarianceNormalization");
     const int64_t ax1[] = {1};
