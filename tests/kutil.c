@@ -134,6 +134,27 @@ void tk_free_all(int n, onr_tensor **ts)
     }
 }
 
+onr_tensor *tk_run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
+{
+    onr_tensor *out[1] = {0};
+    onr_err err = {0};
+    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
+    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
+    return out[0];
+}
+
+void tk_expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                    onr_status code, const char *needle)
+{
+    onr_tensor *out[8] = {0};
+    onr_err err = {0};
+    if (n_out < 0 || n_out > 8) fail_msg("tk_expect_fail: %d outputs, at most 8", n_out);
+    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
+    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
+    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
+    tk_free_all(n_out, out); /* tk_run fills the outputs even when the op fails */
+}
+
 void tk_assert_shape(const onr_tensor *t, int rank, const int64_t *dims)
 {
     assert_non_null(t);

@@ -48,6 +48,13 @@ onr_status tk_run_const(onr_node *n, int64_t opset, int n_in, onr_tensor **in,
 /* The inputs the last tk_run/tk_run_const's create packed (consumed). */
 extern uint32_t tk_last_consumed;
 void tk_free_all(int n, onr_tensor **ts);
+/* Run a one-output node and expect success (fails the test with the
+ * engine's message otherwise); the caller frees the result. */
+onr_tensor *tk_run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads);
+/* Run n (at most 8 outputs) and expect status `code` with a message
+ * containing `needle` (any message when NULL); frees whatever was made. */
+void tk_expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
+                    onr_status code, const char *needle);
 
 /* Assertions: shape equal and every element within atol + rtol*|expected|. */
 void tk_assert_shape(const onr_tensor *t, int rank, const int64_t *dims);

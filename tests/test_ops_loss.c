@@ -9,17 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
-                        onr_status code, const char *needle)
-{
-    onr_tensor *out[4] = {0};
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
-    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
-    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
-    tk_free_all(n_out, out);
-}
-
 /* The three examples of the NLL specification (N=2, C=3, d1=2). */
 static void test_nll_spec_examples(void **state)
 {
@@ -206,7 +195,7 @@ static void test_loss_other_types(void **state)
         assert_true(fabs(onr_get_f64(out[0], 0) - 0.4) < 2e-3);
         tk_free_all(1, out);
         if (cases[k].dt == ONR_BFLOAT16) /* not in the opset-13 schema */
-            expect_fail(n, 13, 3, in, 1, ONR_E_UNSUPPORTED, "bfloat16");
+            tk_expect_fail(n, 13, 3, in, 1, ONR_E_UNSUPPORTED, "bfloat16");
         tk_node_free(n);
         /* SCE, sum, log_prob in the same type */
         n = tk_node("SoftmaxCrossEntropyLoss");
@@ -275,42 +264,42 @@ static void test_loss_errors(void **state)
         /* class out of range: error naming it, also with an ignore_index that does not match */
         onr_node *n = tk_node(ops[k]);
         onr_tensor *in[] = {tk_f32(2, dx, x), tk_i64(1, dt, t_hi)};
-        expect_fail(n, 13, 2, in, 1, ONR_E_INPUT, "3 (element 1) is not a class in [0, 3)");
+        tk_expect_fail(n, 13, 2, in, 1, ONR_E_INPUT, "3 (element 1) is not a class in [0, 3)");
         tk_free_all(2, in);
         tk_attr_int(n, "ignore_index", -100);
         onr_tensor *in2[] = {tk_f32(2, dx, x), tk_i64(1, dt, t_neg)};
-        expect_fail(n, 13, 2, in2, 1, ONR_E_INPUT, "-1 (element 0)");
+        tk_expect_fail(n, 13, 2, in2, 1, ONR_E_INPUT, "-1 (element 0)");
         tk_free_all(2, in2);
         tk_node_free(n);
         /* target shape */
         n = tk_node(ops[k]);
         onr_tensor *in3[] = {tk_f32(2, dx, x), tk_i64(1, dt_bad, t)};
-        expect_fail(n, 13, 2, in3, 1, ONR_E_MODEL, "does not match");
+        tk_expect_fail(n, 13, 2, in3, 1, ONR_E_MODEL, "does not match");
         tk_free_all(2, in3);
         /* weight of the wrong length, input of rank 1, float target */
         onr_tensor *in4[] = {tk_f32(2, dx, x), tk_i64(1, dt, t), tk_f32(1, dw_bad, w)};
-        expect_fail(n, 13, 3, in4, 1, ONR_E_MODEL, "must be [C] with C = 3");
+        tk_expect_fail(n, 13, 3, in4, 1, ONR_E_MODEL, "must be [C] with C = 3");
         tk_free_all(3, in4);
         onr_tensor *in5[] = {tk_f32(1, dx1, x), tk_i64(1, dt, t)};
-        expect_fail(n, 13, 2, in5, 1, ONR_E_MODEL, "rank 1");
+        tk_expect_fail(n, 13, 2, in5, 1, ONR_E_MODEL, "rank 1");
         tk_free_all(2, in5);
         onr_tensor *in6[] = {tk_f32(2, dx, x), tk_f32(1, dt, x)};
-        expect_fail(n, 13, 2, in6, 1, ONR_E_UNSUPPORTED, "input 1");
+        tk_expect_fail(n, 13, 2, in6, 1, ONR_E_UNSUPPORTED, "input 1");
         tk_free_all(2, in6);
         tk_node_free(n);
         /* attributes */
         n = tk_node(ops[k]);
         tk_attr_string(n, "reduction", "average");
         onr_tensor *in7[] = {tk_f32(2, dx, x), tk_i64(1, dt, t)};
-        expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'reduction' is 'average'");
+        tk_expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'reduction' is 'average'");
         tk_node_free(n);
         n = tk_node(ops[k]);
         tk_attr_float(n, "ignore_index", 1.f);
-        expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'ignore_index' must be an int");
+        tk_expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'ignore_index' must be an int");
         tk_node_free(n);
         n = tk_node(ops[k]);
         tk_attr_int(n, "reduction", 1);
-        expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'reduction' must be a string");
+        tk_expect_fail(n, 13, 2, in7, 1, ONR_E_MODEL, "'reduction' must be a string");
         tk_node_free(n);
         tk_free_all(2, in7);
     }

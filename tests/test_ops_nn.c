@@ -9,28 +9,6 @@
 
 #define N_OF(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 
-/* Run a one-output node, expect success. */
-static onr_tensor *run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
-{
-    onr_tensor *out[1];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
-    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
-    return out[0];
-}
-
-/* Expect failure with code; returns nothing, frees the outputs. */
-static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
-                        onr_status code, const char *needle)
-{
-    onr_tensor *out[4];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
-    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
-    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
-    tk_free_all(n_out, out);
-}
-
 /* Reference softmax family over [outer, n, inner] in double. kind: 0 soft,
  * 1 log, 2 hard. */
 static void ref_softmax(int kind, const float *x, float *y, int64_t outer, int64_t n, int64_t inner)
@@ -72,7 +50,7 @@ static void test_softmax_hand(void **state)
         for (int64_t opset = 1; opset <= 13; opset += 12) { /* 2-D: both forms agree */
             onr_node *n = tk_node(sm_names[k]);
             onr_tensor *in[] = {tk_f32(2, d, x)};
-            onr_tensor *y = run1(n, opset, 1, in, 1);
+            onr_tensor *y = tk_run1(n, opset, 1, in, 1);
             tk_assert_shape(y, 2, d);
             tk_assert_close_f32(y, exp_[k], 6, 1e-6f, 1e-7f);
             onr_tensor_free(y);
@@ -92,13 +70,13 @@ static void test_softmax_axis_semantics(void **state)
         /* opset 11, default axis 1: coerced to [2, 12], one row per batch */
         onr_node *n = tk_node(sm_names[k]);
         onr_tensor *in[] = {x};
-        onr_tensor *y = run1(n, 11, 1, in, 1);
+        onr_tensor *y = tk_run1(n, 11, 1, in, 1);
         ref_softmax(k, x->data, e, 2, 12, 1);
         tk_assert_shape(y, 3, d);
         tk_assert_close_f32(y, e, 24, 1e-5f, 1e-6f);
         onr_tensor_free(y);
         /* opset 13, default axis -1: along the last dim only */
-        y = run1(n, 13, 1, in, 1);
+        y = tk_run1(n, 13, 1, in, 1);
         ref_softmax(k, x->data, e, 6, 4, 1);
         tk_assert_close_f32(y, e, 24, 1e-5f, 1e-6f);
         onr_tensor_free(y);
@@ -107,7 +85,7 @@ static void test_softmax_axis_semantics(void **state)
         for (int64_t ax = 1; ax >= -2; ax -= 3) {
             n = tk_node(sm_names[k]);
             tk_attr_int(n, "axis", ax);
-            y = run1(n, 13, 1, in, 1);
+            y = tk_run1(n, 13, 1, in, 1);
             ref_softmax(k, x->data, e, 2, 3, 4);
             tk_assert_close_f32(y, e, 24, 1e-5f, 1e-6f);
             onr_tensor_free(y);
@@ -116,7 +94,7 @@ static void test_softmax_axis_semantics(void **state)
         /* opset 11, axis 2 and -1: rows of 4 */
         n = tk_node(sm_names[k]);
         tk_attr_int(n, "axis", -1);
-        y = run1(n, 11, 1, in, 1);
+        y = tk_run1(n, 11, 1, in, 1);
         ref_softmax(k, x->data, e, 6, 4, 1);
         tk_assert_close_f32(y, e, 24, 1e-5f, 1e-6f);
         onr_tensor_free(y);
@@ -124,7 +102,7 @@ static void test_softmax_axis_semantics(void **state)
         /* opset 11, axis 0: the whole tensor is one row */
         n = tk_node(sm_names[k]);
         tk_attr_int(n, "axis", 0);
-        y = run1(n, 11, 1, in, 1);
+        y = tk_run1(n, 11, 1, in, 1);
         ref_softmax(k, x->data, e, 1, 24, 1);
         tk_assert_close_f32(y, e, 24, 1e-5f, 1e-6f);
         onr_tensor_free(y);
@@ -142,12 +120,12 @@ static void test_softmax_large_values(void **state)
     const float e_log[] = {-3.4401897f, -2.4401897f, -1.4401897f, -0.4401897f, -3.4e38f, -3.4e38f, -3.4e38f, 0};
     onr_node *n = tk_node("Softmax");
     onr_tensor *in[] = {tk_f32(2, d, x)};
-    onr_tensor *y = run1(n, 13, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e_soft, 8, 1e-5f, 1e-7f);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("LogSoftmax");
-    y = run1(n, 13, 1, in, 1);
+    y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e_log, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     /* the same along a strided axis */
@@ -156,7 +134,7 @@ static void test_softmax_large_values(void **state)
     const float et[] = {-3.4401897f, -3.4e38f, -2.4401897f, -3.4e38f, -1.4401897f, -3.4e38f, -0.4401897f, 0};
     onr_tensor *int_[] = {tk_f32(2, dt, xt)};
     tk_attr_int(n, "axis", 0);
-    y = run1(n, 13, 1, int_, 1);
+    y = tk_run1(n, 13, 1, int_, 1);
     tk_assert_close_f32(y, et, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     tk_node_free(n);
@@ -181,7 +159,7 @@ static void test_softmax_exp_accuracy(void **state)
     }
     onr_node *n = tk_node("Softmax");
     onr_tensor *in[] = {tk_f32(2, d, x)};
-    onr_tensor *y = run1(n, 13, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e, 2 * N, 3e-7f, 1e-37f);
     onr_tensor_free(y);
     tk_free_all(1, in);
@@ -199,7 +177,7 @@ static void test_softmax_other_types(void **state)
                          1.0 / 3, 1.0 / 3, 1.0 / 3};
     onr_node *n = tk_node("Softmax");
     onr_tensor *in[] = {tk_typed(ONR_DOUBLE, 2, d, xd)};
-    onr_tensor *y = run1(n, 13, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, in, 1);
     assert_int_equal(y->dtype, ONR_DOUBLE);
     for (int i = 0; i < 6; i++) assert_true(fabs(((double *)y->data)[i] - ed[i]) < 1e-14);
     onr_tensor_free(y);
@@ -211,7 +189,7 @@ static void test_softmax_other_types(void **state)
         b[i] = onr_float_to_bf16((float)xd[i % 3]);
     }
     onr_tensor *ih[] = {tk_typed(ONR_FLOAT16, 2, d, h)};
-    y = run1(n, 13, 1, ih, 1);
+    y = tk_run1(n, 13, 1, ih, 1);
     assert_int_equal(y->dtype, ONR_FLOAT16);
     const float eh[] = {0.09003057f, 0.24472847f, 0.66524096f, 0.01587624f, 0.11731043f, 0.86681333f};
     for (int i = 0; i < 6; i++)
@@ -220,7 +198,7 @@ static void test_softmax_other_types(void **state)
     tk_free_all(1, ih);
     onr_tensor *ib[] = {tk_typed(ONR_BFLOAT16, 2, d, b)};
     tk_attr_int(n, "axis", 0);
-    y = run1(n, 13, 1, ib, 1);
+    y = tk_run1(n, 13, 1, ib, 1);
     assert_int_equal(y->dtype, ONR_BFLOAT16);
     for (int i = 0; i < 6; i++)
         assert_true(fabsf(onr_bf16_to_float(((uint16_t *)y->data)[i]) - 0.5f) < 1e-2f);
@@ -237,13 +215,13 @@ static void test_hardmax_ties_nan(void **state)
     const float e[] = {1, 0, 0, 1, 0, 0, 1, 0, 0};
     onr_node *n = tk_node("Hardmax");
     onr_tensor *in[] = {tk_f32(2, d, x)};
-    onr_tensor *y = run1(n, 13, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e, 9, 0, 0);
     onr_tensor_free(y);
     /* column-wise (axis 0): first max of each column */
     tk_attr_int(n, "axis", 0);
     const float e0[] = {0, 0, 0, 1, 1, 1, 0, 0, 0};
-    y = run1(n, 13, 1, in, 1);
+    y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e0, 9, 0, 0);
     onr_tensor_free(y);
     tk_free_all(1, in);
@@ -260,7 +238,7 @@ static void test_softmax_threads(void **state)
         onr_node *n = tk_node("Softmax");
         tk_attr_int(n, "axis", ax);
         onr_tensor *in[] = {x};
-        onr_tensor *y1 = run1(n, 13, 1, in, 1), *y2 = run1(n, 13, 1, in, 2);
+        onr_tensor *y1 = tk_run1(n, 13, 1, in, 1), *y2 = tk_run1(n, 13, 1, in, 2);
         assert_memory_equal(y1->data, y2->data, (size_t)x->numel * 4);
         float *e = malloc((size_t)x->numel * 4);
         ref_softmax(0, x->data, e, ax == 1 ? 64 : 768, ax == 1 ? 12 : 128, ax == 1 ? 128 : 1);
@@ -280,18 +258,18 @@ static void test_softmax_errors(void **state)
     onr_node *n = tk_node("Softmax");
     tk_attr_int(n, "axis", 2);
     onr_tensor *in[] = {tk_f32(2, d, NULL)};
-    expect_fail(n, 13, 1, in, 1, ONR_E_MODEL, "axis 2");
-    expect_fail(n, 11, 1, in, 1, ONR_E_MODEL, "out of range");
+    tk_expect_fail(n, 13, 1, in, 1, ONR_E_MODEL, "axis 2");
+    tk_expect_fail(n, 11, 1, in, 1, ONR_E_MODEL, "out of range");
     tk_node_free(n);
     tk_free_all(1, in);
     n = tk_node("LogSoftmax");
     onr_tensor *ii[] = {tk_i64(2, d, (const int64_t[]){1, 2, 3, 4, 5, 6})};
-    expect_fail(n, 13, 1, ii, 1, ONR_E_UNSUPPORTED, "int64");
+    tk_expect_fail(n, 13, 1, ii, 1, ONR_E_UNSUPPORTED, "int64");
     tk_free_all(1, ii);
     onr_tensor *is[] = {tk_f32(0, NULL, (const float[]){1})};
-    expect_fail(n, 13, 1, is, 1, ONR_E_MODEL, "scalar");
+    tk_expect_fail(n, 13, 1, is, 1, ONR_E_MODEL, "scalar");
     tk_free_all(1, is);
-    expect_fail(n, 13, 0, NULL, 1, ONR_E_MODEL, "missing");
+    tk_expect_fail(n, 13, 0, NULL, 1, ONR_E_MODEL, "missing");
     tk_node_free(n);
 }
 
@@ -310,7 +288,7 @@ static void test_batchnorm_inference(void **state)
         tk_attr_float(n, "epsilon", 0.f);
         onr_tensor *in[] = {tk_f32(3, dx, x), tk_f32(1, dc, s), tk_f32(1, dc, b), tk_f32(1, dc, m),
                             tk_f32(1, dc, v)};
-        onr_tensor *y = run1(n, opset, 5, in, 1);
+        onr_tensor *y = tk_run1(n, opset, 5, in, 1);
         tk_assert_shape(y, 3, dx);
         tk_assert_close_f32(y, e, 8, 1e-6f, 1e-6f);
         onr_tensor_free(y);
@@ -325,7 +303,7 @@ static void test_batchnorm_inference(void **state)
     onr_tensor *in[] = {tk_typed(ONR_FLOAT16, 2, d2, xh), tk_typed(ONR_DOUBLE, 1, dc, sd),
                         tk_typed(ONR_DOUBLE, 1, dc, bd), tk_typed(ONR_DOUBLE, 1, dc, md),
                         tk_typed(ONR_DOUBLE, 1, dc, vd)};
-    onr_tensor *y = run1(n, 15, 5, in, 1);
+    onr_tensor *y = tk_run1(n, 15, 5, in, 1);
     assert_int_equal(y->dtype, ONR_FLOAT16);
     assert_true(fabsf(onr_half_to_float(((uint16_t *)y->data)[0]) - 1.f) < 1e-3f);
     assert_true(fabsf(onr_half_to_float(((uint16_t *)y->data)[1]) - 3.f) < 2e-3f);
@@ -347,11 +325,11 @@ static void test_batchnorm_spatial0(void **state)
     tk_attr_float(n, "epsilon", 0.f);
     onr_tensor *in[] = {tk_f32(3, dx, x), tk_f32(2, dp, s), tk_f32(2, dp, b), tk_f32(2, dp, m),
                         tk_f32(2, dp, v)};
-    onr_tensor *y = run1(n, 7, 5, in, 1);
+    onr_tensor *y = tk_run1(n, 7, 5, in, 1);
     tk_assert_close_f32(y, e, 8, 1e-6f, 1e-6f);
     onr_tensor_free(y);
     /* the same params at opset 9 (no spatial attribute) are the wrong shape */
-    expect_fail(n, 9, 5, in, 1, ONR_E_MODEL, "scale");
+    tk_expect_fail(n, 9, 5, in, 1, ONR_E_MODEL, "scale");
     tk_free_all(5, in);
     tk_node_free(n);
 }
@@ -382,8 +360,8 @@ static void test_batchnorm_training(void **state)
     tk_free_all(3, out);
     /* running outputs without training mode are an error; before 14 unsupported */
     onr_node *n2 = tk_node("BatchNormalization");
-    expect_fail(n2, 15, 5, in, 3, ONR_E_MODEL, "training_mode");
-    expect_fail(n2, 9, 5, in, 3, ONR_E_UNSUPPORTED, "training");
+    tk_expect_fail(n2, 15, 5, in, 3, ONR_E_MODEL, "training_mode");
+    tk_expect_fail(n2, 9, 5, in, 3, ONR_E_UNSUPPORTED, "training");
     tk_node_free(n2);
     tk_free_all(5, in);
     tk_node_free(n);
@@ -397,12 +375,12 @@ static void test_batchnorm_errors(void **state)
     onr_tensor *in[] = {tk_f32(3, dx, NULL), tk_f32(1, dc, NULL), tk_f32(1, d1, NULL),
                         tk_f32(1, d1, NULL), tk_f32(1, d1, NULL)};
     memset(in[0]->data, 0, 24);
-    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "scale (input 1)");
-    expect_fail(n, 15, 4, in, 1, ONR_E_MODEL, "needs 5 inputs");
+    tk_expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "scale (input 1)");
+    tk_expect_fail(n, 15, 4, in, 1, ONR_E_MODEL, "needs 5 inputs");
     tk_free_all(5, in);
     onr_tensor *i1[] = {tk_f32(1, d1, NULL), tk_f32(1, d1, NULL), tk_f32(1, d1, NULL),
                         tk_f32(1, d1, NULL), tk_f32(1, d1, NULL)};
-    expect_fail(n, 15, 5, i1, 1, ONR_E_MODEL, "rank >= 2");
+    tk_expect_fail(n, 15, 5, i1, 1, ONR_E_MODEL, "rank >= 2");
     tk_free_all(5, i1);
     tk_node_free(n);
 }
@@ -543,19 +521,19 @@ static void test_batchnorm_const_types(void **state)
     /* bad epsilon / momentum are create errors naming the attribute */
     n = tk_node("BatchNormalization");
     tk_attr_float(n, "epsilon", NAN);
-    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon");
+    tk_expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon");
     tk_node_free(n);
     n = tk_node("BatchNormalization");
     tk_attr_float(n, "epsilon", -1.f);
-    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon -1");
+    tk_expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "epsilon -1");
     tk_node_free(n);
     n = tk_node("BatchNormalization");
     tk_attr_int(n, "training_mode", 1);
     tk_attr_float(n, "momentum", INFINITY);
-    expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "momentum");
+    tk_expect_fail(n, 15, 5, in, 1, ONR_E_MODEL, "momentum");
     tk_node_free(n);
     n = tk_node("BatchNormalization");
-    expect_fail(n, 15, 5, in, 4, ONR_E_MODEL, "at most 3");
+    tk_expect_fail(n, 15, 5, in, 4, ONR_E_MODEL, "at most 3");
     tk_node_free(n);
     tk_free_all(5, in);
 }
@@ -573,21 +551,21 @@ static void test_instancenorm(void **state)
     onr_node *n = tk_node("InstanceNormalization");
     tk_attr_float(n, "epsilon", 0.f);
     onr_tensor *in[] = {tk_f32(3, dx, x), tk_f32(1, dc, s), tk_f32(1, dc, b)};
-    onr_tensor *y = run1(n, 6, 3, in, 1);
+    onr_tensor *y = tk_run1(n, 6, 3, in, 1);
     tk_assert_close_f32(y, e, 6, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     /* double X, same values */
     double xd[6];
     for (int i = 0; i < 6; i++) xd[i] = x[i];
     onr_tensor *ind[] = {tk_typed(ONR_DOUBLE, 3, dx, xd), in[1], in[2]};
-    y = run1(n, 22, 3, ind, 1);
+    y = tk_run1(n, 22, 3, ind, 1);
     for (int i = 0; i < 6; i++) assert_true(fabs(((double *)y->data)[i] - e[i]) < 1e-6);
     onr_tensor_free(y);
     onr_tensor_free(ind[0]);
     /* scale of the wrong length */
     int64_t d3[] = {3};
     onr_tensor *bad[] = {in[0], tk_f32(1, d3, NULL), in[2]};
-    expect_fail(n, 6, 3, bad, 1, ONR_E_MODEL, "scale");
+    tk_expect_fail(n, 6, 3, bad, 1, ONR_E_MODEL, "scale");
     onr_tensor_free(bad[1]);
     tk_free_all(3, in);
     tk_node_free(n);
@@ -609,27 +587,27 @@ static void test_groupnorm(void **state)
     tk_attr_int(n, "num_groups", 2);
     tk_attr_float(n, "epsilon", 0.f);
     onr_tensor *in18[] = {tk_f32(3, dx, x), tk_f32(1, dg, sg), tk_f32(1, dg, bg)};
-    onr_tensor *y = run1(n, 18, 3, in18, 1);
+    onr_tensor *y = tk_run1(n, 18, 3, in18, 1);
     tk_assert_close_f32(y, e18, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     /* per-group params are the wrong shape at 21 */
-    expect_fail(n, 21, 3, in18, 1, ONR_E_MODEL, "[4]");
+    tk_expect_fail(n, 21, 3, in18, 1, ONR_E_MODEL, "[4]");
     /* opset 21: per-channel scale/bias */
     const float sc[] = {1, 2, 3, 4}, bc[] = {0, 1, 2, 3};
     float e21[8];
     for (int i = 0; i < 8; i++) e21[i] = z[i] * sc[i / 2] + bc[i / 2];
     onr_tensor *in21[] = {in18[0], tk_f32(1, dc, sc), tk_f32(1, dc, bc)};
-    y = run1(n, 21, 3, in21, 1);
+    y = tk_run1(n, 21, 3, in21, 1);
     tk_assert_close_f32(y, e21, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     tk_node_free(n);
     /* num_groups must divide C, and is required */
     n = tk_node("GroupNormalization");
     tk_attr_int(n, "num_groups", 3);
-    expect_fail(n, 21, 3, in21, 1, ONR_E_MODEL, "divide");
+    tk_expect_fail(n, 21, 3, in21, 1, ONR_E_MODEL, "divide");
     tk_node_free(n);
     n = tk_node("GroupNormalization");
-    expect_fail(n, 21, 3, in21, 1, ONR_E_MODEL, "num_groups");
+    tk_expect_fail(n, 21, 3, in21, 1, ONR_E_MODEL, "num_groups");
     tk_node_free(n);
     tk_free_all(3, in18);
     onr_tensor_free(in21[1]);
@@ -679,7 +657,7 @@ static void test_layernorm_hand(void **state)
     tk_free_all(3, out);
     /* no bias: B omitted */
     onr_tensor *in2[] = {in[0], in[1], NULL};
-    onr_tensor *y = run1(n, 17, 2, in2, 1);
+    onr_tensor *y = tk_run1(n, 17, 2, in2, 1);
     const float e2[] = {-1.5f * k, -0.5f * k, 0.5f * k * 2, 1.5f * k * 2, -1, -1, 2, 2};
     tk_assert_close_f32(y, e2, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
@@ -731,7 +709,7 @@ static void test_layernorm_broadcast_types(void **state)
     onr_node *n = tk_node("LayerNormalization");
     tk_attr_float(n, "epsilon", 0.f);
     onr_tensor *in[] = {tk_f32(2, dx, x), tk_f32(2, ds, s), tk_f32(1, db, b)};
-    onr_tensor *y = run1(n, 17, 3, in, 1);
+    onr_tensor *y = tk_run1(n, 17, 3, in, 1);
     tk_assert_close_f32(y, e, 8, 1e-5f, 1e-6f);
     onr_tensor_free(y);
     /* float16 X and params, Mean in float (stash_type 1) */
@@ -752,19 +730,19 @@ static void test_layernorm_broadcast_types(void **state)
     /* Scale that does not broadcast */
     int64_t d3[] = {3};
     onr_tensor *bad[] = {in[0], tk_f32(1, d3, NULL), NULL};
-    expect_fail(n, 17, 2, bad, 1, ONR_E_MODEL, "does not broadcast");
+    tk_expect_fail(n, 17, 2, bad, 1, ONR_E_MODEL, "does not broadcast");
     onr_tensor_free(bad[1]);
     tk_node_free(n);
     /* bad stash_type, axis out of range */
     n = tk_node("LayerNormalization");
     tk_attr_int(n, "stash_type", 7);
-    expect_fail(n, 17, 3, in, 1, ONR_E_MODEL, "stash_type 7");
+    tk_expect_fail(n, 17, 3, in, 1, ONR_E_MODEL, "stash_type 7");
     tk_node_free(n);
     /* axis = rank is allowed (the schema's range is [-r, r]): each element
      * is its own row; rank + 1 is out of range */
     n = tk_node("LayerNormalization");
     tk_attr_int(n, "axis", 3);
-    expect_fail(n, 17, 3, in, 1, ONR_E_MODEL, "axis 3");
+    tk_expect_fail(n, 17, 3, in, 1, ONR_E_MODEL, "axis 3");
     tk_node_free(n);
     tk_free_all(3, in);
 }
@@ -868,7 +846,7 @@ static void test_layernorm_threads(void **state)
     for (int64_t i = 0; i < x->numel; i++) px[i] = px[i] * 3 + 100; /* offset mean */
     onr_node *n = tk_node("LayerNormalization");
     onr_tensor *in[] = {x, s, b};
-    onr_tensor *y1 = run1(n, 17, 3, in, 1), *y2 = run1(n, 17, 3, in, 2);
+    onr_tensor *y1 = tk_run1(n, 17, 3, in, 1), *y2 = tk_run1(n, 17, 3, in, 2);
     assert_memory_equal(y1->data, y2->data, (size_t)x->numel * 4);
     float *e = malloc((size_t)x->numel * 4), em[128], ei[128];
     ref_layernorm(x->data, s->data, b->data, e, em, ei, 128, 768, 1e-5);
@@ -891,25 +869,25 @@ static void test_lpnorm(void **state)
     const float e2a0[] = {1, 1, 0, 0}; /* axis 0: columns {3, 0} and {4, 0} */
     onr_node *n = tk_node("LpNormalization");
     onr_tensor *in[] = {tk_f32(2, d, x)};
-    onr_tensor *y = run1(n, 1, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 1, 1, in, 1);
     tk_assert_close_f32(y, e2, 4, 1e-6f, 0);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("LpNormalization");
     tk_attr_int(n, "p", 1);
-    y = run1(n, 22, 1, in, 1);
+    y = tk_run1(n, 22, 1, in, 1);
     tk_assert_close_f32(y, e1, 4, 1e-6f, 0);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("LpNormalization");
     tk_attr_int(n, "axis", 0);
-    y = run1(n, 1, 1, in, 1);
+    y = tk_run1(n, 1, 1, in, 1);
     tk_assert_close_f32(y, e2a0, 4, 1e-6f, 0);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("LpNormalization");
     tk_attr_int(n, "p", 3);
-    expect_fail(n, 1, 1, in, 1, ONR_E_MODEL, "p must be 1 or 2");
+    tk_expect_fail(n, 1, 1, in, 1, ONR_E_MODEL, "p must be 1 or 2");
     tk_node_free(n);
     tk_free_all(1, in);
 }
@@ -926,7 +904,7 @@ static void test_nn_empty_huge_dims(void **state)
             onr_node *n = tk_node(ops[k]);
             tk_attr_int(n, "axis", ax);
             onr_tensor *in[] = {tk_f32(3, d, NULL)};
-            onr_tensor *y = run1(n, ax == -3 ? 11 : 13, 1, in, 2);
+            onr_tensor *y = tk_run1(n, ax == -3 ? 11 : 13, 1, in, 2);
             assert_int_equal(y->numel, 0);
             onr_tensor_free(y);
             tk_free_all(1, in);
@@ -937,16 +915,16 @@ static void test_nn_empty_huge_dims(void **state)
     onr_node *n = tk_node("InstanceNormalization");
     onr_tensor *in[] = {tk_f32(3, dx, NULL), tk_f32(1, dc, NULL), tk_f32(1, dc, NULL),
                         tk_f32(1, dc, NULL), tk_f32(1, dc, NULL)};
-    onr_tensor *y = run1(n, 6, 3, in, 2);
+    onr_tensor *y = tk_run1(n, 6, 3, in, 2);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("GroupNormalization");
     tk_attr_int(n, "num_groups", 1ll << 62);
-    y = run1(n, 21, 3, in, 2);
+    y = tk_run1(n, 21, 3, in, 2);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("BatchNormalization");
-    y = run1(n, 15, 5, in, 2);
+    y = tk_run1(n, 15, 5, in, 2);
     onr_tensor_free(y);
     tk_node_free(n);
     tk_free_all(5, in);

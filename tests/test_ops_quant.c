@@ -13,26 +13,6 @@
 
 #define N_OF(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 
-static onr_tensor *run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
-{
-    onr_tensor *out[1];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
-    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
-    return out[0];
-}
-
-static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
-                        onr_status code, const char *needle)
-{
-    onr_tensor *out[4];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
-    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
-    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
-    tk_free_all(n_out, out); /* tk_run fills the outputs even when the op fails */
-}
-
 /* Every element of t (any integer type) as int64 equals e. */
 static void assert_ints(const onr_tensor *t, onr_dtype dt, const int64_t *e, int64_t n)
 {
@@ -59,7 +39,7 @@ static onr_tensor *quant1(int64_t opset, const float *x, int64_t n, float scale,
         onr_set_f64(in[2], 0, zp);
         nin = 3;
     }
-    onr_tensor *y = run1(node, opset, nin, in, 1);
+    onr_tensor *y = tk_run1(node, opset, nin, in, 1);
     tk_free_all(nin, in);
     tk_node_free(node);
     return y;
@@ -144,7 +124,7 @@ static void test_q_per_axis_and_blocked(void **state)
         onr_node *n = tk_node("QuantizeLinear");
         tk_attr_int(n, "axis", axis);
         onr_tensor *in[] = {x, tk_f32(1, sd, s), tk_typed(ONR_UINT8, 1, sd, z)};
-        onr_tensor *y = run1(n, 13, 3, in, 1);
+        onr_tensor *y = tk_run1(n, 13, 3, in, 1);
         int64_t e[24];
         for (int i = 0; i < 24; i++) {
             int c = (i / 4) % 3;
@@ -166,7 +146,7 @@ static void test_q_per_axis_and_blocked(void **state)
         tk_attr_int(n, "axis", 2);
         tk_attr_int(n, "block_size", 3);
         onr_tensor *in[] = {x, tk_f32(3, bd, bs), tk_typed(ONR_INT8, 3, bd, bz)};
-        onr_tensor *y = run1(n, 21, 3, in, 1);
+        onr_tensor *y = tk_run1(n, 21, 3, in, 1);
         int64_t e[24];
         for (int i = 0; i < 24; i++) {
             int row = i / 4, k = i % 4, si = row * 2 + k / 3;
@@ -181,7 +161,7 @@ static void test_q_per_axis_and_blocked(void **state)
         tk_attr_int(dn, "block_size", 3);
         onr_tensor *din[] = {tk_typed(ONR_INT8, 3, xd, NULL), in[1], in[2]};
         for (int i = 0; i < 24; i++) ((int8_t *)din[0]->data)[i] = (int8_t)e[i];
-        onr_tensor *r = run1(dn, 21, 3, din, 1);
+        onr_tensor *r = tk_run1(dn, 21, 3, din, 1);
         float fe[24];
         for (int i = 0; i < 24; i++) {
             int si = (i / 4) * 2 + (i % 4) / 3;
@@ -207,55 +187,55 @@ static void test_q_bad_shapes(void **state)
     const float sv[] = {1, 1, 1, 1};
     onr_node *n = tk_node("QuantizeLinear");
     onr_tensor *in[] = {x, tk_f32(1, s4, sv)};
-    expect_fail(n, 13, 2, in, 1, ONR_E_MODEL, "per-axis scale [4]");
+    tk_expect_fail(n, 13, 2, in, 1, ONR_E_MODEL, "per-axis scale [4]");
     /* a vector scale before opset 13 */
     int64_t s3[] = {3};
     onr_tensor *in2[] = {x, tk_f32(1, s3, sv)};
-    expect_fail(n, 10, 2, in2, 1, ONR_E_MODEL, "before opset 13");
+    tk_expect_fail(n, 10, 2, in2, 1, ONR_E_MODEL, "before opset 13");
     /* axis out of range */
     tk_attr_int(n, "axis", 2);
-    expect_fail(n, 13, 2, in2, 1, ONR_E_MODEL, "axis 2");
+    tk_expect_fail(n, 13, 2, in2, 1, ONR_E_MODEL, "axis 2");
     tk_node_free(n);
     /* zero point shape differs from the scale's */
     n = tk_node("QuantizeLinear");
     onr_tensor *z = tk_typed(ONR_UINT8, 0, NULL, NULL);
     onr_tensor *in3[] = {x, in2[1], z};
-    expect_fail(n, 13, 3, in3, 1, ONR_E_MODEL, "differ in shape");
+    tk_expect_fail(n, 13, 3, in3, 1, ONR_E_MODEL, "differ in shape");
     /* blocked scale that does not fit */
     int64_t bd[] = {2, 3};
     float b6[6] = {1, 1, 1, 1, 1, 1};
     tk_attr_int(n, "block_size", 2);
     onr_tensor *in4[] = {x, tk_f32(2, bd, b6)};
-    expect_fail(n, 21, 2, in4, 1, ONR_E_MODEL, "blocked scale [2,3]");
+    tk_expect_fail(n, 21, 2, in4, 1, ONR_E_MODEL, "blocked scale [2,3]");
     tk_node_free(n);
     /* bad attributes */
     n = tk_node("QuantizeLinear");
     tk_attr_int(n, "block_size", -1);
-    expect_fail(n, 21, 2, in2, 1, ONR_E_MODEL, "block_size");
+    tk_expect_fail(n, 21, 2, in2, 1, ONR_E_MODEL, "block_size");
     tk_node_free(n);
     n = tk_node("QuantizeLinear");
     tk_attr_int(n, "saturate", 2);
-    expect_fail(n, 19, 2, in2, 1, ONR_E_MODEL, "saturate");
+    tk_expect_fail(n, 19, 2, in2, 1, ONR_E_MODEL, "saturate");
     tk_node_free(n);
     n = tk_node("QuantizeLinear");
     tk_attr_float(n, "axis", 1.f);
-    expect_fail(n, 13, 2, in2, 1, ONR_E_MODEL, "'axis' must be an int");
+    tk_expect_fail(n, 13, 2, in2, 1, ONR_E_MODEL, "'axis' must be an int");
     tk_node_free(n);
     n = tk_node("QuantizeLinear");
     tk_attr_int(n, "output_dtype", ONR_INT8);
-    expect_fail(n, 21, 3, in3, 1, ONR_E_MODEL, "output_dtype int8 differs"); /* zp is uint8 */
+    tk_expect_fail(n, 21, 3, in3, 1, ONR_E_MODEL, "output_dtype int8 differs"); /* zp is uint8 */
     tk_node_free(n);
     /* uint16 before opset 21 */
     n = tk_node("QuantizeLinear");
     onr_tensor *z16 = tk_typed(ONR_UINT16, 0, NULL, NULL);
     onr_tensor *one = tk_f32(0, NULL, sv);
     onr_tensor *in5[] = {x, one, z16};
-    expect_fail(n, 19, 3, in5, 1, ONR_E_UNSUPPORTED, "uint16");
+    tk_expect_fail(n, 19, 3, in5, 1, ONR_E_UNSUPPORTED, "uint16");
     /* scale type must match x at 19..22 */
     uint16_t h1 = 0x3c00;
     onr_tensor *sh = tk_typed(ONR_FLOAT16, 0, NULL, &h1);
     onr_tensor *in6[] = {x, sh};
-    expect_fail(n, 19, 2, in6, 1, ONR_E_MODEL, "must have x's type");
+    tk_expect_fail(n, 19, 2, in6, 1, ONR_E_MODEL, "must have x's type");
     tk_node_free(n);
     onr_tensor_free(z16);
     onr_tensor_free(one);
@@ -279,7 +259,7 @@ static void test_q_precision_output_dtype(void **state)
     tk_attr_int(n, "output_dtype", ONR_INT16);
     onr_tensor *in[] = {x, s};
     /* float16: 1000.3 -> 1000.5, / 3 = 333.5 exactly, ties to even -> 334 */
-    onr_tensor *y = run1(n, 23, 2, in, 1);
+    onr_tensor *y = tk_run1(n, 23, 2, in, 1);
     const int64_t e1[] = {334};
     assert_ints(y, ONR_INT16, e1, 1);
     onr_tensor_free(y);
@@ -288,7 +268,7 @@ static void test_q_precision_output_dtype(void **state)
     n = tk_node("QuantizeLinear");
     tk_attr_int(n, "output_dtype", ONR_INT16);
     tk_attr_int(n, "precision", ONR_FLOAT);
-    y = run1(n, 23, 2, in, 1);
+    y = tk_run1(n, 23, 2, in, 1);
     const int64_t e2[] = {333};
     assert_ints(y, ONR_INT16, e2, 1);
     onr_tensor_free(y);
@@ -308,11 +288,11 @@ static void test_q_threads(void **state)
     onr_node *n = tk_node("QuantizeLinear");
     onr_tensor *z = tk_typed(ONR_INT8, 1, sd, NULL);
     onr_tensor *in[] = {x, st, z};
-    onr_tensor *y1 = run1(n, 13, 3, in, 1), *y2 = run1(n, 13, 3, in, 2);
+    onr_tensor *y1 = tk_run1(n, 13, 3, in, 1), *y2 = tk_run1(n, 13, 3, in, 2);
     assert_memory_equal(y1->data, y2->data, (size_t)y1->numel);
     onr_node *dn = tk_node("DequantizeLinear");
     onr_tensor *din[] = {y1, st, z};
-    onr_tensor *r1 = run1(dn, 13, 3, din, 1), *r2 = run1(dn, 13, 3, din, 2);
+    onr_tensor *r1 = tk_run1(dn, 13, 3, din, 1), *r2 = tk_run1(dn, 13, 3, din, 2);
     assert_memory_equal(r1->data, r2->data, (size_t)r1->numel * 4);
     /* round trip within half a step */
     const float *xv = x->data, *rv = r1->data;
@@ -339,7 +319,7 @@ static void test_dq_types(void **state)
     float sc = 0.5f;
     onr_node *n = tk_node("DequantizeLinear");
     onr_tensor *in[] = {tk_i32(1, d, xi), tk_f32(0, NULL, &sc)};
-    onr_tensor *y = run1(n, 10, 2, in, 1);
+    onr_tensor *y = tk_run1(n, 10, 2, in, 1);
     const float e[] = {-2.5f, 0, 3.5f, 1073741824.f};
     tk_assert_close_f32(y, e, 4, 0, 0);
     onr_tensor_free(y);
@@ -349,14 +329,14 @@ static void test_dq_types(void **state)
     int16_t z16 = -1;
     onr_tensor *in2[] = {tk_typed(ONR_INT16, 1, d, x16), tk_f32(0, NULL, &sc),
                          tk_typed(ONR_INT16, 0, NULL, &z16)};
-    y = run1(n, 21, 3, in2, 1);
+    y = tk_run1(n, 21, 3, in2, 1);
     const float e2[] = {-16383.5f, 0, 0.5f, 16384.f};
     tk_assert_close_f32(y, e2, 4, 0, 0);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("DequantizeLinear");
     tk_attr_int(n, "output_dtype", ONR_FLOAT16);
-    y = run1(n, 23, 3, in2, 1);
+    y = tk_run1(n, 23, 3, in2, 1);
     assert_int_equal(y->dtype, ONR_FLOAT16);
     const uint16_t *h = y->data;
     assert_true(onr_half_to_float(h[0]) == -16384.f); /* rounded to float16 */
@@ -364,9 +344,9 @@ static void test_dq_types(void **state)
     onr_tensor_free(y);
     /* uint16 before 21 is refused, a zero point of another type too */
     onr_tensor *in3[] = {tk_typed(ONR_UINT16, 1, d, NULL), in2[1]};
-    expect_fail(n, 19, 2, in3, 1, ONR_E_UNSUPPORTED, "uint16");
+    tk_expect_fail(n, 19, 2, in3, 1, ONR_E_UNSUPPORTED, "uint16");
     onr_tensor *in4[] = {in3[0], in2[1], in2[2]};
-    expect_fail(n, 23, 3, in4, 1, ONR_E_MODEL, "must have x's type");
+    tk_expect_fail(n, 23, 3, in4, 1, ONR_E_MODEL, "must have x's type");
     onr_tensor_free(in3[0]);
     tk_free_all(3, in2);
     tk_node_free(n);
@@ -427,7 +407,7 @@ static void test_matmulinteger(void **state)
     onr_node *n = tk_node("MatMulInteger");
     onr_tensor *in[] = {a, b, za, zb};
     for (int nt = 1; nt <= 2; nt++) {
-        onr_tensor *y = run1(n, 10, 4, in, nt);
+        onr_tensor *y = tk_run1(n, 10, 4, in, nt);
         int64_t od[] = {2, 3, 4}, e[24];
         tk_assert_shape(y, 3, od);
         for (int bt = 0; bt < 2; bt++)
@@ -447,10 +427,10 @@ static void test_matmulinteger(void **state)
     int64_t bad[] = {2};
     onr_tensor *zbad = tk_typed(ONR_INT8, 1, bad, NULL);
     onr_tensor *in2[] = {a, b, zbad};
-    expect_fail(n, 10, 3, in2, 1, ONR_E_MODEL, "A's zero point has shape [2]");
+    tk_expect_fail(n, 10, 3, in2, 1, ONR_E_MODEL, "A's zero point has shape [2]");
     /* inner dims that differ */
     onr_tensor *in3[] = {b, b};
-    expect_fail(n, 10, 2, in3, 1, ONR_E_MODEL, "inner dims differ");
+    tk_expect_fail(n, 10, 2, in3, 1, ONR_E_MODEL, "inner dims differ");
     onr_tensor_free(zbad);
     tk_free_all(4, in);
     tk_node_free(n);
@@ -470,7 +450,7 @@ static void test_qlinearmatmul(void **state)
                         b, tk_f32(1, sbd, sb), tk_typed(ONR_INT8, 1, sbd, zb),
                         tk_f32(0, NULL, &sy), tk_typed(ONR_INT8, 0, NULL, &zy)};
     onr_node *n = tk_node("QLinearMatMul");
-    onr_tensor *y = run1(n, 10, 8, in, 1);
+    onr_tensor *y = tk_run1(n, 10, 8, in, 1);
     int64_t e[15];
     for (int m = 0; m < 3; m++)
         for (int j = 0; j < 5; j++) {
@@ -488,7 +468,7 @@ static void test_qlinearmatmul(void **state)
     uint16_t h = 0x3c00;
     onr_tensor *sh = tk_typed(ONR_FLOAT16, 0, NULL, &h), *keep = in[1];
     in[1] = sh;
-    expect_fail(n, 10, 8, in, 1, ONR_E_UNSUPPORTED, "float16");
+    tk_expect_fail(n, 10, 8, in, 1, ONR_E_UNSUPPORTED, "float16");
     in[1] = keep;
     onr_tensor_free(sh);
     tk_free_all(8, in);
@@ -544,7 +524,7 @@ static void test_convinteger(void **state)
     const int p2[] = {1, 0}, s2[] = {2, 1}, d2[] = {1, 2};
     ref_conv2d(x, xz, w, wzi, 2, p2, s2, d2, e, OH, OW);
     for (int nt = 1; nt <= 2; nt++) {
-        onr_tensor *y = run1(n, 10, 4, in, nt);
+        onr_tensor *y = tk_run1(n, 10, 4, in, nt);
         int64_t od[] = {2, 6, OH, OW};
         tk_assert_shape(y, 4, od);
         assert_ints(y, ONR_INT32, e, y->numel);
@@ -562,7 +542,7 @@ static void test_convinteger(void **state)
     onr_tensor *qin[] = {x, tk_f32(0, NULL, &xs), in[2], w, tk_f32(1, wzd, ws), in[3],
                          tk_f32(0, NULL, &ys), tk_typed(ONR_INT8, 0, NULL, &yz),
                          tk_i32(1, wzd, bias)};
-    onr_tensor *y = run1(qn, 10, 9, qin, 2);
+    onr_tensor *y = tk_run1(qn, 10, 9, qin, 2);
     for (int64_t i = 0; i < y->numel; i++) {
         int m = (int)((i / (OH * OW)) % 6);
         float mult = xs * ws[m] / ys;
@@ -575,7 +555,7 @@ static void test_convinteger(void **state)
     int64_t bad[] = {4};
     onr_tensor *zbad = tk_typed(ONR_INT8, 1, bad, NULL), *keep = in[3];
     in[3] = zbad;
-    expect_fail(n, 10, 4, in, 1, ONR_E_MODEL, "one per output channel (6)");
+    tk_expect_fail(n, 10, 4, in, 1, ONR_E_MODEL, "one per output channel (6)");
     in[3] = keep;
     onr_tensor_free(zbad);
     tk_free_all(3, qin + 6); /* x, w and the zero points are in[]: freed below */
@@ -754,7 +734,7 @@ static void test_lowp_ops(void **state)
     tk_attr_int(n, "to", ONR_FLOAT8E4M3FN);
     tk_attr_int(n, "saturate", 0);
     onr_tensor *in[] = {tk_f32(1, d, x)};
-    onr_tensor *y = run1(n, 19, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 19, 1, in, 1);
     const uint8_t *b = y->data;
     assert_int_equal(y->dtype, ONR_FLOAT8E4M3FN);
     assert_int_equal(b[0], 0x38);
@@ -766,12 +746,12 @@ static void test_lowp_ops(void **state)
     onr_node *nb = tk_node("Cast");
     tk_attr_int(nb, "to", ONR_FLOAT);
     onr_tensor *in2[] = {y};
-    onr_tensor *f = run1(nb, 19, 1, in2, 1);
+    onr_tensor *f = tk_run1(nb, 19, 1, in2, 1);
     assert_true(((float *)f->data)[0] == 1.0f && isnan(((float *)f->data)[1]));
     onr_tensor_free(f);
     onr_tensor_free(y);
     /* float8 before opset 19 is not a Cast type */
-    expect_fail(n, 18, 1, in, 1, ONR_E_MODEL, "needs opset 19");
+    tk_expect_fail(n, 18, 1, in, 1, ONR_E_MODEL, "needs opset 19");
     tk_node_free(n);
     tk_node_free(nb);
     /* int4 QuantizeLinear with an odd count, via output_dtype */
@@ -779,12 +759,12 @@ static void test_lowp_ops(void **state)
     tk_attr_int(n, "output_dtype", ONR_INT4);
     float sc = 0.25f;
     onr_tensor *qin[] = {in[0], tk_f32(0, NULL, &sc)};
-    y = run1(n, 21, 2, qin, 1);
+    y = tk_run1(n, 21, 2, qin, 1);
     assert_int_equal(y->dtype, ONR_INT4);
     const int64_t e4[] = {4, 7, -8, -8, 1};
     assert_ints(y, ONR_INT4, e4, 5);
     onr_tensor_free(y);
-    y = run1(n, 19, 2, qin, 1); /* output_dtype is not an attribute before 21: uint8 */
+    y = tk_run1(n, 19, 2, qin, 1); /* output_dtype is not an attribute before 21: uint8 */
     assert_int_equal(y->dtype, ONR_UINT8);
     onr_tensor_free(y);
     tk_node_free(n);
@@ -823,14 +803,14 @@ static void test_qgemm_edges(void **state)
         for (int nt = 1; nt <= 2; nt++) {
             onr_node *n = tk_node("MatMulInteger");
             onr_tensor *in[] = {a, b};
-            onr_tensor *y = run1(n, 10, 2, in, nt);
+            onr_tensor *y = tk_run1(n, 10, 2, in, nt);
             assert_ints(y, ONR_INT32, e, 7 * 300);
             onr_tensor_free(y);
             tk_node_free(n);
             n = tk_node("ConvInteger");
             tk_attr_ints(n, "pads", 4, p4);
             onr_tensor *cin[] = {x, w};
-            y = run1(n, 10, 2, cin, nt);
+            y = tk_run1(n, 10, 2, cin, nt);
             assert_ints(y, ONR_INT32, ec, 4 * 64 * 64);
             onr_tensor_free(y);
             tk_node_free(n);

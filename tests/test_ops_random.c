@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static onr_tensor *run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
-{
-    onr_tensor *out[1];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
-    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
-    return out[0];
-}
-
 static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, const char *needle)
 {
     onr_tensor *out[1];
@@ -58,7 +49,7 @@ static void test_random_normal(void **state)
     tk_attr_float(n, "mean", 2.f);
     tk_attr_float(n, "scale", 3.f);
     tk_attr_float(n, "seed", 7.f);
-    onr_tensor *a = run1(n, 1, 0, NULL, 1), *b = run1(n, 22, 0, NULL, 4);
+    onr_tensor *a = tk_run1(n, 1, 0, NULL, 1), *b = tk_run1(n, 22, 0, NULL, 4);
     tk_assert_shape(a, 2, shape);
     assert_int_equal(a->dtype, ONR_FLOAT);
     assert_true(same(a, b)); /* seeded: same output across runs and thread counts */
@@ -80,7 +71,7 @@ static void test_random_normal(void **state)
     n = tk_node("RandomNormal");
     tk_attr_ints(n, "shape", 2, shape);
     tk_attr_int(n, "dtype", ONR_DOUBLE);
-    a = run1(n, 1, 0, NULL, 1), b = run1(n, 1, 0, NULL, 1);
+    a = tk_run1(n, 1, 0, NULL, 1), b = tk_run1(n, 1, 0, NULL, 1);
     assert_int_equal(a->dtype, ONR_DOUBLE);
     assert_false(same(a, b));
     onr_tensor_free(a);
@@ -91,7 +82,7 @@ static void test_random_normal(void **state)
     tk_attr_ints(s2, "shape", 2, shape);
     tk_attr_float(s1, "seed", 1.f);
     tk_attr_float(s2, "seed", 2.f);
-    a = run1(s1, 1, 0, NULL, 1), b = run1(s2, 1, 0, NULL, 1);
+    a = tk_run1(s1, 1, 0, NULL, 1), b = tk_run1(s2, 1, 0, NULL, 1);
     assert_false(same(a, b));
     onr_tensor_free(a);
     onr_tensor_free(b);
@@ -103,7 +94,7 @@ static void test_random_normal(void **state)
     tk_attr_ints(n, "shape", 1, shape);
     tk_attr_int(n, "dtype", ONR_BFLOAT16);
     expect_fail(n, 21, 0, NULL, "bfloat16 from opset 22");
-    a = run1(n, 22, 0, NULL, 1);
+    a = tk_run1(n, 22, 0, NULL, 1);
     assert_int_equal(a->dtype, ONR_BFLOAT16);
     onr_tensor_free(a);
     tk_node_free(n);
@@ -124,7 +115,7 @@ static void test_random_normal(void **state)
     const int64_t zero[2] = {0, 5};
     n = tk_node("RandomNormal");
     tk_attr_ints(n, "shape", 2, zero);
-    a = run1(n, 1, 0, NULL, 2);
+    a = tk_run1(n, 1, 0, NULL, 2);
     tk_assert_shape(a, 2, zero);
     onr_tensor_free(a);
     tk_node_free(n);
@@ -139,7 +130,7 @@ static void test_random_uniform(void **state)
     tk_attr_float(n, "low", -1.f);
     tk_attr_float(n, "high", 3.f);
     tk_attr_float(n, "seed", 0.f);
-    onr_tensor *a = run1(n, 1, 0, NULL, 1), *b = run1(n, 1, 0, NULL, 3);
+    onr_tensor *a = tk_run1(n, 1, 0, NULL, 1), *b = tk_run1(n, 1, 0, NULL, 3);
     assert_true(same(a, b));
     const float *v = a->data;
     for (int64_t i = 0; i < a->numel; i++) assert_true(v[i] >= -1.f && v[i] <= 3.f);
@@ -176,7 +167,7 @@ static void test_random_like(void **state)
     const char *ops[2] = {"RandomNormalLike", "RandomUniformLike"};
     for (int o = 0; o < 2; o++) {
         onr_node *n = tk_node(ops[o]);
-        onr_tensor *y = run1(n, 1, 1, inf, 1);
+        onr_tensor *y = tk_run1(n, 1, 1, inf, 1);
         tk_assert_shape(y, 3, dims);
         assert_int_equal(y->dtype, ONR_DOUBLE);
         onr_tensor_free(y);
@@ -184,7 +175,7 @@ static void test_random_like(void **state)
         tk_node_free(n);
         n = tk_node(ops[o]);
         tk_attr_int(n, "dtype", ONR_FLOAT16);
-        y = run1(n, 22, 1, ini, 1);
+        y = tk_run1(n, 22, 1, ini, 1);
         tk_assert_shape(y, 3, dims);
         assert_int_equal(y->dtype, ONR_FLOAT16);
         onr_tensor_free(y);
@@ -204,7 +195,7 @@ static void test_bernoulli(void **state)
     onr_tensor *in[1] = {p};
     onr_node *n = tk_node("Bernoulli");
     tk_attr_float(n, "seed", 5.f);
-    onr_tensor *a = run1(n, 15, 1, in, 1), *b = run1(n, 22, 1, in, 4);
+    onr_tensor *a = tk_run1(n, 15, 1, in, 1), *b = tk_run1(n, 22, 1, in, 4);
     assert_int_equal(a->dtype, ONR_FLOAT);
     assert_true(same(a, b));
     int64_t ones = 0, cnt = 0;
@@ -227,7 +218,7 @@ static void test_bernoulli(void **state)
     for (int k = 0; k < 3; k++) {
         n = tk_node("Bernoulli");
         tk_attr_int(n, "dtype", outs[k]);
-        a = run1(n, 15, 1, in, 1);
+        a = tk_run1(n, 15, 1, in, 1);
         assert_int_equal(a->dtype, outs[k]);
         for (int64_t i = 0; i < 8; i++)
             if (i % 4 < 2) assert_true(onr_get_f64(a, i) == (double)(i % 4));
@@ -240,7 +231,7 @@ static void test_bernoulli(void **state)
     tk_node_free(n);
     /* unseeded runs differ */
     n = tk_node("Bernoulli");
-    a = run1(n, 15, 1, in, 1), b = run1(n, 15, 1, in, 1);
+    a = tk_run1(n, 15, 1, in, 1), b = tk_run1(n, 15, 1, in, 1);
     assert_false(same(a, b));
     onr_tensor_free(a);
     onr_tensor_free(b);
@@ -259,7 +250,7 @@ static void test_multinomial(void **state)
     tk_attr_int(n, "sample_size", 50000);
     tk_attr_int(n, "dtype", ONR_INT64);
     tk_attr_float(n, "seed", 3.f);
-    onr_tensor *a = run1(n, 7, 1, in, 1), *b = run1(n, 22, 1, in, 2);
+    onr_tensor *a = tk_run1(n, 7, 1, in, 1), *b = tk_run1(n, 22, 1, in, 2);
     int64_t od[2] = {2, 50000};
     tk_assert_shape(a, 2, od);
     assert_int_equal(a->dtype, ONR_INT64);
@@ -281,7 +272,7 @@ static void test_multinomial(void **state)
     onr_tensor_free(b);
     tk_node_free(n);
     n = tk_node("Multinomial"); /* default: int32, one sample */
-    a = run1(n, 7, 1, in, 1);
+    a = tk_run1(n, 7, 1, in, 1);
     int64_t d1[2] = {2, 1};
     tk_assert_shape(a, 2, d1);
     assert_int_equal(a->dtype, ONR_INT32);
@@ -343,7 +334,7 @@ static void test_dropout_training(void **state)
     tk_free_all(2, o1);
     /* default ratio 0.5 in training */
     onr_tensor *ind[3] = {x, NULL, t};
-    onr_tensor *y = run1(n, 13, 3, ind, 2);
+    onr_tensor *y = tk_run1(n, 13, 3, ind, 2);
     int64_t z = 0;
     for (int64_t i = 0; i < y->numel; i++) z += ((float *)y->data)[i] == 0.f;
     assert_true(fabs(z / (double)y->numel - 0.5) < 6 * sqrt(0.25 / (double)y->numel));

@@ -13,15 +13,6 @@
 static const int64_t ex_dims[] = {3, 2, 2};
 static const float ex[] = {5, 1, 20, 2, 30, 1, 40, 2, 55, 1, 60, 2};
 
-static onr_tensor *run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
-{
-    onr_tensor *out[1];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
-    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
-    return out[0];
-}
-
 static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, onr_status code,
                         const char *needle)
 {
@@ -49,7 +40,7 @@ static onr_tensor *reduce_ex(const char *op, int64_t opset, int naxes, const int
     } else if (naxes >= 0) {
         tk_attr_ints(n, "axes", naxes, axes);
     }
-    onr_tensor *y = run1(n, opset, n_in, in, 1);
+    onr_tensor *y = tk_run1(n, opset, n_in, in, 1);
     tk_free_all(2, in);
     tk_node_free(n);
     return y;
@@ -121,7 +112,7 @@ static void test_reduce_empty_axes_noop(void **state)
             tk_attr_int(n, "noop_with_empty_axes", noop);
             int64_t zero = 0;
             onr_tensor *in[] = {tk_f32(3, ex_dims, ex), tk_i64(1, &zero, NULL)};
-            onr_tensor *y = run1(n, opset, 2, in, 1);
+            onr_tensor *y = tk_run1(n, opset, 2, in, 1);
             if (noop) {
                 tk_assert_shape(y, 3, ex_dims);
                 tk_assert_close_f32(y, ex, 12, 0, 0);
@@ -131,7 +122,7 @@ static void test_reduce_empty_axes_noop(void **state)
             onr_tensor_free(y);
             /* an omitted axes input behaves the same */
             onr_tensor *in1[] = {in[0], NULL};
-            y = run1(n, opset, 2, in1, 1);
+            y = tk_run1(n, opset, 2, in1, 1);
             assert_int_equal(y->numel, noop ? 12 : 1);
             onr_tensor_free(y);
             tk_free_all(2, in);
@@ -210,7 +201,7 @@ static void test_reduce_f32_paths(void **state)
             int64_t one = 1;
             onr_tensor *in[] = {x, tk_i64(1, &one, axes)};
             int64_t opset = cases[c].axes_input_since;
-            onr_tensor *y1 = run1(n, opset, 2, in, 1), *y2 = run1(n, opset, 2, in, 2);
+            onr_tensor *y1 = tk_run1(n, opset, 2, in, 1), *y2 = tk_run1(n, opset, 2, in, 2);
             assert_memory_equal(y1->data, y2->data, (size_t)y1->numel * 4);
             int64_t outer = 1, inner = 1;
             for (int k = 0; k < ax; k++) outer *= d[k];
@@ -242,7 +233,7 @@ static void test_reduce_empty_set(void **state)
         onr_node *n = tk_node(ids[i].op);
         int64_t one = 1, ax = 1;
         onr_tensor *in[] = {tk_f32(3, d, NULL), tk_i64(1, &one, &ax)};
-        onr_tensor *y = run1(n, 18, 2, in, 1);
+        onr_tensor *y = tk_run1(n, 18, 2, in, 1);
         tk_assert_shape(y, 3, ed);
         float e[6];
         for (int k = 0; k < 6; k++) e[k] = ids[i].v;
@@ -255,7 +246,7 @@ static void test_reduce_empty_set(void **state)
     onr_node *n = tk_node("ReduceMax");
     int64_t one = 1, ax = 1;
     onr_tensor *in[] = {tk_typed(ONR_INT32, 3, d, NULL), tk_i64(1, &one, &ax)};
-    onr_tensor *y = run1(n, 18, 2, in, 1);
+    onr_tensor *y = tk_run1(n, 18, 2, in, 1);
     for (int k = 0; k < 6; k++) assert_int_equal(((int32_t *)y->data)[k], INT32_MIN);
     onr_tensor_free(y);
     tk_free_all(2, in);
@@ -272,7 +263,7 @@ static void test_reduce_lse_large(void **state)
     tk_attr_ints(n, "axes", 1, (const int64_t[]){1});
     tk_attr_int(n, "keepdims", 0);
     onr_tensor *in[] = {tk_f32(2, d, x)};
-    onr_tensor *y = run1(n, 13, 1, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, in, 1);
     tk_assert_close_f32(y, e, 3, 1e-7f, 0);
     onr_tensor_free(y);
     tk_free_all(1, in);
@@ -288,14 +279,14 @@ static void test_reduce_int_types(void **state)
     onr_node *n = tk_node("ReduceSum");
     tk_attr_int(n, "keepdims", 0);
     onr_tensor *in[] = {tk_i64(2, d, big), tk_i64(1, &one, &ax1)};
-    onr_tensor *y = run1(n, 13, 2, in, 1);
+    onr_tensor *y = tk_run1(n, 13, 2, in, 1);
     tk_assert_eq_i64(y, (const int64_t[]){(1ll << 60) + 3, -7}, 2);
     onr_tensor_free(y);
     tk_node_free(n);
     /* mean truncates toward zero like the reference's astype */
     n = tk_node("ReduceMean");
     tk_attr_int(n, "keepdims", 0);
-    y = run1(n, 18, 2, in, 1);
+    y = tk_run1(n, 18, 2, in, 1);
     tk_assert_eq_i64(y, (const int64_t[]){((1ll << 60) + 3) / 2, -3}, 2);
     onr_tensor_free(y);
     tk_node_free(n);
@@ -311,7 +302,7 @@ static void test_reduce_int_types(void **state)
     for (size_t k = 0; k < sizeof ic / sizeof ic[0]; k++) {
         n = tk_node(ic[k].op);
         tk_attr_ints(n, "axes", 1, (const int64_t[]){-1});
-        y = run1(n, 13, 1, ii, 1);
+        y = tk_run1(n, 13, 1, ii, 1);
         assert_int_equal(y->dtype, ONR_INT32);
         assert_int_equal(((int32_t *)y->data)[0], ic[k].e[0]);
         assert_int_equal(((int32_t *)y->data)[1], ic[k].e[1]);
@@ -324,7 +315,7 @@ static void test_reduce_int_types(void **state)
     onr_tensor *iu[] = {tk_typed(ONR_UINT8, 2, d, u8)};
     n = tk_node("ReduceMax");
     tk_attr_int(n, "keepdims", 0);
-    y = run1(n, 12, 1, iu, 1);
+    y = tk_run1(n, 12, 1, iu, 1);
     assert_int_equal(((uint8_t *)y->data)[0], 255);
     onr_tensor_free(y);
     tk_node_free(n);
@@ -334,7 +325,7 @@ static void test_reduce_int_types(void **state)
     n = tk_node("ReduceSum");
     tk_attr_ints(n, "axes", 1, (const int64_t[]){1});
     tk_attr_int(n, "keepdims", 0);
-    y = run1(n, 11, 1, i8in, 1);
+    y = tk_run1(n, 11, 1, i8in, 1);
     assert_int_equal(((int8_t *)y->data)[0], -56);
     assert_int_equal(((int8_t *)y->data)[1], 127);
     onr_tensor_free(y);
@@ -344,13 +335,13 @@ static void test_reduce_int_types(void **state)
     const uint8_t b[] = {0, 1, 0, 0};
     onr_tensor *ib[] = {tk_bool(2, d, b)};
     n = tk_node("ReduceMax");
-    y = run1(n, 20, 1, ib, 1);
+    y = tk_run1(n, 20, 1, ib, 1);
     assert_int_equal(y->dtype, ONR_BOOL);
     assert_int_equal(((uint8_t *)y->data)[0], 1);
     onr_tensor_free(y);
     tk_node_free(n);
     n = tk_node("ReduceMin");
-    y = run1(n, 20, 1, ib, 1);
+    y = tk_run1(n, 20, 1, ib, 1);
     assert_int_equal(((uint8_t *)y->data)[0], 0);
     onr_tensor_free(y);
     tk_node_free(n);
@@ -376,8 +367,8 @@ static void test_reduce_fp16_double(void **state)
         onr_tensor *ih[] = {tk_typed(ONR_FLOAT16, 3, ex_dims, h)};
         onr_tensor *id[] = {tk_typed(ONR_DOUBLE, 3, ex_dims, dv)};
         int64_t opset = cases[c].axes_input_since == 13 ? 12 : 17; /* axes still an attribute */
-        onr_tensor *yh = run1(n, opset, 1, ih, 1);
-        onr_tensor *yd = run1(n, opset, 1, id, 1);
+        onr_tensor *yh = tk_run1(n, opset, 1, ih, 1);
+        onr_tensor *yd = tk_run1(n, opset, 1, id, 1);
         assert_int_equal(yh->dtype, ONR_FLOAT16);
         assert_int_equal(yd->dtype, ONR_DOUBLE);
         for (int i = 0; i < 6; i++) {
@@ -530,13 +521,13 @@ static void test_argmax_argmin(void **state)
         tk_attr_int(n, "keepdims", cs[k].keepdims);
         tk_attr_int(n, "select_last_index", cs[k].last);
         onr_tensor *in[] = {tk_f32(2, d, x)};
-        onr_tensor *y = run1(n, 13, 1, in, 1);
+        onr_tensor *y = tk_run1(n, 13, 1, in, 1);
         tk_assert_shape(y, (int)cs[k].rank, cs[k].dims);
         tk_assert_eq_i64(y, cs[k].e, y->numel);
         onr_tensor_free(y);
         /* select_last_index does not exist before opset 12 */
         if (cs[k].last) {
-            y = run1(n, 11, 1, in, 1);
+            y = tk_run1(n, 11, 1, in, 1);
             onr_tensor_free(y);
         }
         tk_free_all(1, in);
@@ -547,7 +538,7 @@ static void test_argmax_argmin(void **state)
     int64_t d22[] = {2, 2};
     onr_node *n = tk_node("ArgMax");
     onr_tensor *ib[] = {tk_i64(2, d22, big)};
-    onr_tensor *y = run1(n, 13, 1, ib, 1);
+    onr_tensor *y = tk_run1(n, 13, 1, ib, 1);
     tk_assert_shape(y, 2, (const int64_t[]){1, 2});
     tk_assert_eq_i64(y, (const int64_t[]){1, 1}, 2);
     onr_tensor_free(y);
@@ -557,7 +548,7 @@ static void test_argmax_argmin(void **state)
     tk_attr_int(n, "axis", 1);
     const uint64_t u[] = {1ull << 63, 1, 5, (1ull << 63) + 1};
     onr_tensor *iu[] = {tk_typed(ONR_UINT64, 2, d22, u)};
-    y = run1(n, 13, 1, iu, 1);
+    y = tk_run1(n, 13, 1, iu, 1);
     tk_assert_eq_i64(y, (const int64_t[]){0, 1}, 2);
     onr_tensor_free(y);
     tk_free_all(1, iu);
@@ -570,7 +561,7 @@ static void test_argmax_argmin(void **state)
             n = tk_node(mn ? "ArgMin" : "ArgMax");
             tk_attr_int(n, "select_last_index", last);
             onr_tensor *in[] = {tk_f32(1, d4, xn)};
-            y = run1(n, 13, 1, in, 1);
+            y = tk_run1(n, 13, 1, in, 1);
             assert_int_equal(((int64_t *)y->data)[0], last ? 3 : 1);
             onr_tensor_free(y);
             tk_free_all(1, in);
@@ -587,7 +578,7 @@ static void test_argmax_columns(void **state)
     onr_node *n = tk_node("ArgMin");
     tk_attr_int(n, "keepdims", 0);
     onr_tensor *in[] = {x};
-    onr_tensor *y1 = run1(n, 13, 1, in, 1), *y2 = run1(n, 13, 1, in, 2);
+    onr_tensor *y1 = tk_run1(n, 13, 1, in, 1), *y2 = tk_run1(n, 13, 1, in, 2);
     assert_memory_equal(y1->data, y2->data, 1030 * 8);
     const float *p = x->data;
     for (int64_t c = 0; c < 1030; c++) {
@@ -636,7 +627,7 @@ static void test_reduce_empty_huge_dims(void **state)
         if (ax == 1) {
             expect_fail(n, 18, 2, in, ONR_E_NOMEM, NULL);
         } else {
-            onr_tensor *y = run1(n, 18, 2, in, 2);
+            onr_tensor *y = tk_run1(n, 18, 2, in, 2);
             assert_int_equal(y->numel, 0);
             onr_tensor_free(y);
         }
@@ -648,7 +639,7 @@ static void test_reduce_empty_huge_dims(void **state)
         if (ax == 1) {
             expect_fail(n, 13, 1, ia, ONR_E_MODEL, "empty axis");
         } else {
-            onr_tensor *y = run1(n, 13, 1, ia, 2);
+            onr_tensor *y = tk_run1(n, 13, 1, ia, 2);
             assert_int_equal(y->numel, 0);
             onr_tensor_free(y);
         }

@@ -15,17 +15,6 @@ static onr_status run_node(onr_node *n, int64_t opset, int n_in, onr_tensor **in
     return tk_run(n, opset, n_in, in, n_out, out, nt, err);
 }
 
-static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int n_out,
-                        onr_status code, const char *needle)
-{
-    onr_tensor *out[4] = {0};
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, n_out, out, 1, &err);
-    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
-    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
-    tk_free_all(n_out, out);
-}
-
 /* ---- TopK ----------------------------------------------------------------- */
 
 static onr_tensor *kten(int64_t k)
@@ -117,33 +106,33 @@ static void test_topk_errors_and_empty(void **state)
     int64_t d[] = {2, 3};
     onr_tensor *in[] = {tk_rand_f32(2, d, 1), kten(4)};
     onr_node *n = tk_node("TopK");
-    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = 4 is outside [0, 3], the size of axis 1");
+    tk_expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = 4 is outside [0, 3], the size of axis 1");
     onr_tensor_free(in[1]);
     in[1] = kten(-1);
-    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = -1 is outside");
+    tk_expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "k = -1 is outside");
     tk_node_free(n);
     /* opset 1 without k; largest before opset 11; bad largest; axis */
     n = tk_node("TopK");
-    expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "attribute 'k' is missing");
+    tk_expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "attribute 'k' is missing");
     tk_attr_int(n, "k", 9);
-    expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "k = 9 is outside");
+    tk_expect_fail(n, 1, 1, in, 2, ONR_E_MODEL, "k = 9 is outside");
     tk_node_free(n);
     n = tk_node("TopK");
     tk_attr_int(n, "largest", 0);
-    expect_fail(n, 10, 2, in, 2, ONR_E_MODEL, "arrived at opset 11");
+    tk_expect_fail(n, 10, 2, in, 2, ONR_E_MODEL, "arrived at opset 11");
     tk_node_free(n);
     n = tk_node("TopK");
     tk_attr_int(n, "largest", 2);
-    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "must be 0 or 1");
+    tk_expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "must be 0 or 1");
     tk_node_free(n);
     n = tk_node("TopK");
     tk_attr_int(n, "axis", 2);
-    expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "axis 2 is out of range");
+    tk_expect_fail(n, 11, 2, in, 2, ONR_E_MODEL, "axis 2 is out of range");
     tk_node_free(n);
     /* int32 input before opset 11 is not in the schema */
     n = tk_node("TopK");
     onr_tensor *ii[] = {tk_typed(ONR_INT32, 2, d, NULL), kten(1)};
-    expect_fail(n, 10, 2, ii, 2, ONR_E_UNSUPPORTED, "int32");
+    tk_expect_fail(n, 10, 2, ii, 2, ONR_E_UNSUPPORTED, "int32");
     tk_free_all(2, ii);
     tk_node_free(n);
     tk_free_all(2, in);
@@ -201,16 +190,16 @@ static void test_unique_nan_empty_scalar(void **state)
     /* axis on a scalar, axis out of range, bad sorted */
     n = tk_node("Unique");
     tk_attr_int(n, "axis", 0);
-    expect_fail(n, 11, 1, sin, 1, ONR_E_MODEL, "axis given but the input is a scalar");
+    tk_expect_fail(n, 11, 1, sin, 1, ONR_E_MODEL, "axis given but the input is a scalar");
     tk_node_free(n);
     n = tk_node("Unique");
     tk_attr_int(n, "axis", 1);
     onr_tensor *v[] = {tk_f32(1, d, x)};
-    expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "axis 1 is out of range");
+    tk_expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "axis 1 is out of range");
     tk_node_free(n);
     n = tk_node("Unique");
     tk_attr_int(n, "sorted", 2);
-    expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "'sorted' must be an int 0 or 1");
+    tk_expect_fail(n, 11, 1, v, 1, ONR_E_MODEL, "'sorted' must be an int 0 or 1");
     tk_node_free(n);
     tk_free_all(1, v);
     tk_free_all(1, sin);
@@ -286,21 +275,21 @@ static void test_nms_edges_and_errors(void **state)
     /* iou_threshold outside [0, 1] */
     float bad = 1.5f;
     onr_tensor *in2[] = {in[0], in[1], in[2], tk_f32(1, d1, &bad)};
-    expect_fail(n, 11, 4, in2, 1, ONR_E_MODEL, "iou_threshold 1.5 is outside [0, 1]");
+    tk_expect_fail(n, 11, 4, in2, 1, ONR_E_MODEL, "iou_threshold 1.5 is outside [0, 1]");
     onr_tensor_free(in2[3]);
     /* scores not matching boxes; boxes not [B, N, 4] */
     int64_t ds_bad[] = {1, 1, 2};
     onr_tensor *in3[] = {in[0], tk_f32(3, ds_bad, scores)};
-    expect_fail(n, 11, 2, in3, 1, ONR_E_MODEL, "must be [batches, classes, boxes]");
+    tk_expect_fail(n, 11, 2, in3, 1, ONR_E_MODEL, "must be [batches, classes, boxes]");
     onr_tensor_free(in3[1]);
     int64_t db_bad[] = {1, 4, 3};
     onr_tensor *in4[] = {tk_f32(3, db_bad, boxes), in[1]};
-    expect_fail(n, 11, 2, in4, 1, ONR_E_MODEL, "must be [batches, boxes, 4]");
+    tk_expect_fail(n, 11, 2, in4, 1, ONR_E_MODEL, "must be [batches, boxes, 4]");
     onr_tensor_free(in4[0]);
     tk_node_free(n);
     n = tk_node("NonMaxSuppression");
     tk_attr_int(n, "center_point_box", 2);
-    expect_fail(n, 11, 2, in, 1, ONR_E_MODEL, "'center_point_box' must be an int 0 or 1");
+    tk_expect_fail(n, 11, 2, in, 1, ONR_E_MODEL, "'center_point_box' must be an int 0 or 1");
     tk_node_free(n);
     tk_free_all(4, in);
     /* no boxes at all */

@@ -9,15 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static onr_tensor *run1(onr_node *n, int64_t opset, int n_in, onr_tensor **in, int nthreads)
-{
-    onr_tensor *out[1];
-    onr_err err = {0};
-    onr_status st = tk_run(n, opset, n_in, in, 1, out, nthreads, &err);
-    if (st != ONR_OK) fail_msg("%s failed: %s", n->op_type, err.msg);
-    return out[0];
-}
-
 static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in,
                         const char *needle)
 {
@@ -60,7 +51,7 @@ static double dft_err(int64_t n, int inverse, int nthreads)
     onr_node *node = tk_node("DFT");
     if (inverse) tk_attr_int(node, "inverse", 1);
     onr_tensor *in[1] = {x};
-    onr_tensor *y = run1(node, 20, 1, in, nthreads);
+    onr_tensor *y = tk_run1(node, 20, 1, in, nthreads);
     tk_assert_shape(y, 3, dims);
     double *ref = malloc(sizeof(double) * 2 * (size_t)n);
     ref_dft(x->data, n, inverse, ref);
@@ -107,7 +98,7 @@ static void test_dft_threads(void **state)
         onr_node *node = tk_node("DFT");
         tk_attr_int(node, "axis", 1);
         onr_tensor *in[1] = {x};
-        onr_tensor *a = run1(node, 17, 1, in, 1), *b = run1(node, 17, 1, in, 4);
+        onr_tensor *a = tk_run1(node, 17, 1, in, 1), *b = tk_run1(node, 17, 1, in, 4);
         assert_int_equal(a->numel, b->numel);
         assert_memory_equal(a->data, b->data, onr_tensor_nbytes(a));
         onr_tensor_free(a);
@@ -127,7 +118,7 @@ static void test_rfft_irfft_roundtrip(void **state)
         onr_node *f = tk_node("DFT");
         tk_attr_int(f, "onesided", 1);
         onr_tensor *in[1] = {x};
-        onr_tensor *spec = run1(f, 20, 1, in, 1);
+        onr_tensor *spec = tk_run1(f, 20, 1, in, 1);
         int64_t sd[3] = {3, n / 2 + 1, 2};
         tk_assert_shape(spec, 3, sd);
         onr_node *b = tk_node("DFT");
@@ -136,7 +127,7 @@ static void test_rfft_irfft_roundtrip(void **state)
         int64_t nv = n;
         onr_tensor *len = tk_i64(0, NULL, &nv);
         onr_tensor *in2[2] = {spec, len};
-        onr_tensor *back = run1(b, 20, 2, in2, 1);
+        onr_tensor *back = tk_run1(b, 20, 2, in2, 1);
         tk_assert_shape(back, 3, dims);
         tk_assert_close_f32(back, x->data, x->numel, 1e-5f, 1e-5f);
         onr_tensor_free(back);
@@ -161,7 +152,7 @@ static void test_dft_types(void **state)
         for (int i = 0; i < 8; i++) onr_set_f64(x, i, xs[i]);
         onr_node *node = tk_node("DFT");
         onr_tensor *in[1] = {x};
-        onr_tensor *y = run1(node, 17, 1, in, 1);
+        onr_tensor *y = tk_run1(node, 17, 1, in, 1);
         assert_int_equal(y->dtype, dts[t]);
         for (int i = 0; i < 8; i++) assert_true(fabs(onr_get_f64(y, i) - ref[i]) < 1e-2);
         onr_tensor_free(y);
@@ -178,7 +169,7 @@ static void test_dft_empty(void **state)
     onr_node *node = tk_node("DFT");
     tk_attr_int(node, "onesided", 1);
     onr_tensor *in[1] = {x};
-    onr_tensor *y = run1(node, 20, 1, in, 2);
+    onr_tensor *y = tk_run1(node, 20, 1, in, 2);
     int64_t od[3] = {0, 4, 2};
     tk_assert_shape(y, 3, od);
     onr_tensor_free(y);
@@ -274,7 +265,7 @@ static void test_stft(void **state)
     onr_tensor *x = tk_f32(3, dims, sig), *st = tk_i64(0, NULL, &step), *fl = tk_i64(0, NULL, &flen);
     onr_node *n = tk_node("STFT");
     onr_tensor *in[4] = {x, st, NULL, fl};
-    onr_tensor *y = run1(n, 17, 4, in, 1);
+    onr_tensor *y = tk_run1(n, 17, 4, in, 1);
     int64_t od[4] = {1, 2, 3, 2}; /* frames (8-4)/3+1 = 2, bins 4/2+1 = 3 */
     tk_assert_shape(y, 4, od);
     /* frame 0: 1 2 3 4 -> X0 = 10, X1 = -2+2i, X2 = -2; frame 1: 4 5 6 7 -> 22, -2+2i, -2 */
@@ -308,7 +299,7 @@ static void test_stft(void **state)
     onr_tensor *ex = tk_f32(3, ed, NULL);
     onr_tensor *e5[4] = {ex, st, NULL, fl};
     n = tk_node("STFT");
-    y = run1(n, 17, 4, e5, 2);
+    y = tk_run1(n, 17, 4, e5, 2);
     int64_t eod[4] = {0, 2, 3, 2};
     tk_assert_shape(y, 4, eod);
     onr_tensor_free(y);
@@ -330,13 +321,13 @@ static void test_windows(void **state)
         onr_node *n = tk_node(ops[o]);
         tk_attr_int(n, "periodic", 0);
         onr_tensor *in[1] = {s1};
-        onr_tensor *y = run1(n, 17, 1, in, 1);
+        onr_tensor *y = tk_run1(n, 17, 1, in, 1);
         const float w1 = 1;
         tk_assert_close_f32(y, &w1, 1, 0, 0);
         onr_tensor_free(y);
         /* symmetric windows are symmetric and end at a0 - a1 + a2 */
         onr_tensor *in4[1] = {s4};
-        y = run1(n, 17, 1, in4, 1);
+        y = tk_run1(n, 17, 1, in4, 1);
         const float *w = y->data;
         assert_true(fabsf(w[0] - w[3]) < 1e-7f && fabsf(w[1] - w[2]) < 1e-7f);
         onr_tensor_free(y);
@@ -374,7 +365,7 @@ static void test_mel(void **state)
     onr_tensor *l = tk_f32(0, NULL, &lo), *h = tk_f32(0, NULL, &hi), *bh = tk_f32(0, NULL, &bad_hi);
     onr_node *n = tk_node("MelWeightMatrix");
     onr_tensor *in[5] = {m, d, s, l, h};
-    onr_tensor *y = run1(n, 17, 5, in, 1);
+    onr_tensor *y = tk_run1(n, 17, 5, in, 1);
     int64_t od[2] = {17, 4};
     tk_assert_shape(y, 2, od);
     /* every filter is a triangle with its peak 1 */
