@@ -1470,8 +1470,33 @@ out:
     return code;
 }
 
+/* OpenMP workers that spin while waiting for the next parallel region
+ * keep their CPU even when another process needs it; on a shared, busy
+ * host such a worker is preempted while "running", and every region then
+ * waits a scheduler time slice for it (tiny ResNet-18: 0.24 ms a run at 1
+ * thread, 100-126 ms at 2 threads with spinning workers, 0.29-0.30 ms with
+ * sleeping ones). libgomp reads its wait policy once, in its constructor,
+ * before main; so when the user has set no policy (OMP_WAIT_POLICY,
+ * GOMP_SPINCOUNT), the CLI sets OMP_WAIT_POLICY=passive and executes itself
+ * again, once (ONR_WAIT_POLICY_SET marks the second start). If that fails
+ * it runs on with libgomp's default. */
+static void set_wait_policy(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("ONR_WAIT_POLICY_SET"))
+        return;
+    static char self[PATH_MAX]; /* the path itself (a tool such as valgrind reports its client) */
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0 || (size_t)len >= sizeof self - 1) return;
+    self[len] = 0;
+    if (setenv("OMP_WAIT_POLICY", "passive", 0) || setenv("ONR_WAIT_POLICY_SET", "1", 1)) return;
+    execv(self, argv);
+    unsetenv("OMP_WAIT_POLICY"); /* not re-executed: leave the environment as it was */
+    unsetenv("ONR_WAIT_POLICY_SET");
+}
+
 int main(int argc, char **argv)
 {
+    set_wait_policy(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -14,6 +14,15 @@ runs; one Session runs one call at a time, different Sessions in parallel.
 
 onnxrun.dask runs a model over Dask arrays and bags of files on a cluster.
 """
+import os as _os
+
+# OpenMP workers that spin between parallel regions stall every region on a
+# busy, shared host (the CLI's main() explains it); sleeping workers do not.
+# libgomp reads the policy once, when it is loaded with the extension below,
+# so it is set here unless the user chose one.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "passive"
+
 from ._onnxrun import (Error, InputError, ModelError, Session, UnsupportedError, ValueInfo,
                        load_tensor, save_tensor, version)
 

@@ -1,0 +1,8 @@
+# The CLI starts libgomp with sleeping workers (OMP_WAIT_POLICY=passive)
+# unless the user chose a policy (see set_wait_policy in tools/onnx-run.c).
+# libgomp's verbose display shows the spin count it took: 0 when passive.
+add_test(NAME cli_wait_policy
+  COMMAND sh -c "out=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose \"$1\" info --ops 2>&1) &&
+                 echo \"$out\" | grep -q \"GOMP_SPINCOUNT = '0'\" &&
+                 out=$(env OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose \"$1\" info --ops 2>&1) &&
+                 ! echo \"$out\" | grep -q \"GOMP_SPINCOUNT = '0'\"" sh $<TARGET_FILE:onnx-run>)
