@@ -1,0 +1,557 @@
+#!/usr/bin/python3
+"""Export PyTorch 1.13 models that need the detection, Einsum, quantization
+and segmentation operators as ONNX test cases, with PyTorch's outputs:
+
+    ssd        torchvision SSD: GeneralizedRCNNTransform (normalize, bilinear
+               Resize to the fixed size), a conv backbone with several feature
+               maps, SSD head, box decoding, per-class score threshold
+               (Greater/NonZero/GatherND), TopK, and torchvision's
+               batched_nms (an If for the empty case, NonMaxSuppression in the
+               other branch) (opset 13).  tiny: a 3-map conv backbone at
+               64x64; full: ssdlite320_mobilenet_v3_large.
+    yolo       YOLO-style head: three scales, grid from the feature map's run
+               time shape (Shape/Range/meshgrid arithmetic), sigmoid / exp
+               decode with anchors and strides, concatenated across scales,
+               then TopK on objectness x class score, Gather, and
+               torchvision.ops.nms (NonMaxSuppression) (opset 13).
+    einsum     bilinear attention written with torch.einsum:
+               'bij,bjk->bik', 'bhqd,bhkd->bhqk', 'bhqk,bhkd->bhqd',
+               'bn,anm,bm->ba' (three operands), 'bii->bi' (opset 13).
+    seg        torchvision LR-ASPP on MobileNetV3-Large: bilinear Resize of
+               the head to the input size read at run time (opset 13).
+               tiny: width 0.25, reduced tail, 48x64 input; full:
+               lraspp_mobilenet_v3_large at 520x520.
+    deeplab    (full only) torchvision deeplabv3_mobilenet_v3_large, 520x520.
+
+The quantized (torch.ao.quantization static) CNN is tried by --models quant:
+PyTorch 1.13 exports it as QuantizeLinear/DequantizeLinear and QLinear* ops
+where its symbolic functions allow (see the report printed).
+
+Weights are random and seeded; BatchNorm statistics are calibrated on random
+batches (train mode); zero-initialised heads are re-drawn so the outputs are
+not vanishingly small; detection thresholds are picked from the scores of the
+test input in the middle of a gap between consecutive scores, so the tiny
+cases keep some boxes and suppress others, and no score or IoU sits at a
+threshold (the script prints the counts and margins).  PyTorch runs single
+threaded: the same command writes the same files.
+
+Layout: OUT/<case>/model.onnx and test_data_set_0/{input,output}_K.pb (the
+layout `onnx-run test` reads and tests/models.cmake runs in CI).
+
+Usage: /usr/bin/python3 tools/export_real_models.py --out testdata
+       /usr/bin/python3 tools/export_real_models.py --size full --out models
+       [--models ssd,yolo,einsum,seg,deeplab,quant]
+"""
+import argparse
+import collections
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import onnx
+from onnx import numpy_helper
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def perturb_and_calibrate_bn(model, make_batch, n=4):
+    """gamma = 1 + N(0, 0.1), beta = N(0, 0.1), running statistics as the
+    cumulative mean/var over n random batches in train mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        with torch.no_grad():
+            m.weight.copy_(1.0 + 0.1 * torch.randn_like(m.weight))
+            m.bias.copy_(0.1 * torch.randn_like(m.bias))
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(n):
+            model(make_batch())
+    model.eval()
+
+
+def redraw_zero_biases(model, thresh=1e-6):
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
+            if m.bias.detach().abs().max() < thresh:
+                b = 1.0 / math.sqrt(m.weight[0].numel())
+                with torch.no_grad():
+                    m.bias.uniform_(-b, b)
+
+
+def gap_threshold(values, keep):
+    """A threshold between the keep-th and keep+1-th largest of values, in the
+    middle of the gap between them (so float rounding cannot move a value
+    across it); returns (threshold, gap)."""
+    v = np.sort(np.asarray(values, np.float64).ravel())[::-1]
+    keep = max(1, min(keep, len(v) - 1))
+    # the widest gap among a few ranks around keep
+    best = max(range(max(1, keep - 3), min(len(v) - 1, keep + 4)), key=lambda k: v[k - 1] - v[k])
+    return float((v[best - 1] + v[best]) / 2), float(v[best - 1] - v[best])
+
+
+def iou_matrix(b):
+    b = np.asarray(b, np.float64)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = np.maximum(b[:, None, :2], b[None, :, :2])
+    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-30)
+
+
+def iou_margin(boxes, labels, thr):
+    """Smallest |IoU - thr| over pairs of candidate boxes of the same label."""
+    m = np.inf
+    for c in np.unique(labels):
+        bb = boxes[labels == c]
+        if len(bb) < 2:
+            continue
+        iou = iou_matrix(bb)
+        iu = iou[np.triu_indices(len(bb), 1)]
+        m = min(m, float(np.abs(iu - thr).min()))
+    return m
+
+
+# ---------------------------------------------------------------------------
+# 1. SSD (torchvision) with batched_nms post-processing
+# ---------------------------------------------------------------------------
+
+
+class TinySSDBackbone(nn.Module):
+    """Three feature maps (strides 4, 8, 16) of a small conv net."""
+
+    def __init__(self, w=8):
+        super().__init__()
+
+        def cbr(ci, co, s):
+            return nn.Sequential(nn.Conv2d(ci, co, 3, s, 1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True))
+
+        self.stem = nn.Sequential(cbr(3, w, 2), cbr(w, w, 2))
+        self.b2 = cbr(w, 2 * w, 2)
+        self.b3 = cbr(2 * w, 2 * w, 2)
+
+    def forward(self, x):
+        f1 = self.stem(x)
+        f2 = self.b2(f1)
+        f3 = self.b3(f2)
+        return OrderedDict([("0", f1), ("1", f2), ("2", f3)])
+
+
+class DetectionOutputs(nn.Module):
+    """A torchvision detector on one image, returning (boxes, scores, labels)."""
+
+    def __init__(self, det):
+        super().__init__()
+        self.det = det
+
+    def forward(self, image):
+        d = self.det([image])[0]
+        return d["boxes"], d["scores"], d["labels"]
+
+
+def _ssd_candidates(det, image):
+    """The per-class candidates SSD's postprocess sees (before the score
+    threshold): boxes [A, 4], foreground scores [A, C-1]."""
+    with torch.no_grad():
+        images, _ = det.transform([image])
+        feats = list(det.backbone(images.tensors).values())
+        head = det.head(feats)
+        anchors = det.anchor_generator(images, feats)
+        boxes = det.box_coder.decode_single(head["bbox_regression"][0], anchors[0])
+        from torchvision.ops import boxes as box_ops
+
+        boxes = box_ops.clip_boxes_to_image(boxes, images.image_sizes[0])
+        scores = F.softmax(head["cls_logits"][0], -1)[:, 1:]
+    return boxes.numpy(), scores.numpy()
+
+
+def build_ssd(size):
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+
+    if size == "full":
+        from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+        det = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+        hw, img = 320, (3, 300, 400)
+        keep_cand, cls_head = 600, det.head.classification_head
+    else:
+        det = SSD(TinySSDBackbone(), DefaultBoxGenerator([[2], [2, 3], [2]]), (64, 64), num_classes=4,
+                  topk_candidates=12, detections_per_img=100)
+        hw, img = 64, (3, 48, 60)
+        keep_cand, cls_head = 40, det.head.classification_head
+    perturb_and_calibrate_bn(det.backbone, lambda: torch.randn(4, 3, hw, hw))
+    redraw_zero_biases(det)
+    image = torch.rand(*img)
+    # classification logits with std ~1 so the softmax scores spread out:
+    # scale the last conv of each feature map's classification branch
+    with torch.no_grad():
+        images, _ = det.transform([image])
+        logits = det.head(list(det.backbone(images.tensors).values()))["cls_logits"]
+        f = 1.0 / float(logits.std())
+        for branch in cls_head.module_list:
+            last = [m for m in branch.modules() if isinstance(m, nn.Conv2d)][-1]
+            last.weight.mul_(f)
+            last.bias.mul_(f)
+    boxes, scores = _ssd_candidates(det, image)
+    thr, gap = gap_threshold(scores, keep_cand)
+    det.score_thresh = thr
+    # the candidates after threshold and top-k, as postprocess_detections does
+    cb, cs, cl = [], [], []
+    for c in range(scores.shape[1]):
+        idx = np.nonzero(scores[:, c] > thr)[0]
+        idx = idx[np.argsort(-scores[idx, c], kind="stable")][: det.topk_candidates]
+        cb.append(boxes[idx]), cs.append(scores[idx, c]), cl.append(np.full(len(idx), c + 1))
+    cb, cs, cl = np.concatenate(cb), np.concatenate(cs), np.concatenate(cl)
+    margin = iou_margin(cb, cl, det.nms_thresh)
+    model = DetectionOutputs(det).eval()
+    with torch.no_grad():
+        kept = model(image)[0].shape[0]
+    print("   ssd: score_thresh %.6f (score gap %.3g), %d candidates above it, %d after top-%d, "
+          "%d kept by NMS (iou %.2f, smallest |IoU - thr| %.3g)"
+          % (thr, gap, int((scores > thr).sum()), len(cs), det.topk_candidates, kept, det.nms_thresh, margin))
+    return model, {"image": image}, ["boxes", "scores", "labels"], {}
+
+
+# ---------------------------------------------------------------------------
+# 2. YOLO-style head with TopK + NMS
+# ---------------------------------------------------------------------------
+
+
+class YoloNet(nn.Module):
+    """Backbone with three output scales (strides 8, 16, 32), one 1x1 head
+    conv per scale with na anchors x (5 + nc) channels, YOLOv3-style decode
+    (sigmoid xy + grid, exp wh x anchor), concat across scales, TopK on
+    objectness x best class score, then NMS of the top-k boxes."""
+
+    def __init__(self, w, nc, anchors, topk, iou, score_thr):
+        super().__init__()
+
+        def cbr(ci, co, s):
+            return nn.Sequential(nn.Conv2d(ci, co, 3, s, 1, bias=False), nn.BatchNorm2d(co), nn.SiLU(inplace=True))
+
+        self.s8 = nn.Sequential(cbr(3, w, 2), cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 2))
+        self.s16 = cbr(2 * w, 4 * w, 2)
+        self.s32 = cbr(4 * w, 4 * w, 2)
+        self.nc, self.na = nc, len(anchors[0])
+        self.heads = nn.ModuleList([nn.Conv2d(c, self.na * (5 + nc), 1) for c in (2 * w, 4 * w, 4 * w)])
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))  # [3, na, 2] pixels
+        self.strides = (8, 16, 32)
+        self.topk, self.iou, self.score_thr = topk, iou, score_thr
+
+    def decode(self, x):
+        f8 = self.s8(x)
+        f16 = self.s16(f8)
+        f32 = self.s32(f16)
+        outs = []
+        for i, f in enumerate((f8, f16, f32)):
+            p = self.heads[i](f)
+            b, _, h, w = p.shape
+            p = p.view(b, self.na, 5 + self.nc, h, w).permute(0, 1, 3, 4, 2)
+            gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+            grid = torch.stack((gx, gy), -1).view(1, 1, h, w, 2).float()
+            xy = (torch.sigmoid(p[..., :2]) + grid) * self.strides[i]
+            wh = torch.exp(p[..., 2:4]) * self.anchors[i].view(1, self.na, 1, 1, 2)
+            conf = torch.sigmoid(p[..., 4:])
+            outs.append(torch.cat((xy, wh, conf), -1).view(b, -1, 5 + self.nc))
+        return torch.cat(outs, 1)  # [b, N, 5 + nc]: cx, cy, w, h, obj, classes
+
+    def forward(self, x):
+        pred = self.decode(x)[0]
+        score, label = (pred[:, 5:] * pred[:, 4:5]).max(1)
+        score, idx = score.topk(self.topk)
+        p = pred[idx]
+        boxes = torch.cat((p[:, :2] - p[:, 2:4] / 2, p[:, :2] + p[:, 2:4] / 2), 1)
+        keep = score > self.score_thr
+        boxes, score, label = boxes[keep], score[keep], label[idx][keep]
+        from torchvision.ops import batched_nms
+
+        k = batched_nms(boxes, score, label, self.iou)
+        return boxes[k], score[k], label[k]
+
+
+def yolo_stats(model, x):
+    """Counts and margins of the post-processing on input x."""
+    with torch.no_grad():
+        pred = model.decode(x)[0]
+        s = (pred[:, 5:] * pred[:, 4:5]).max(1)[0].numpy()
+        order = np.argsort(-s, kind="stable")[: model.topk]
+        p = pred[torch.from_numpy(order.copy())]
+        boxes = torch.cat((p[:, :2] - p[:, 2:4] / 2, p[:, :2] + p[:, 2:4] / 2), 1).numpy()
+        lab = (p[:, 5:] * p[:, 4:5]).max(1)[1].numpy()
+        ks = s[order] > model.score_thr
+        kept = model(x)[0].shape[0]
+    ss = np.sort(s)[::-1]
+    above = ss[ss > model.score_thr]
+    below = ss[ss <= model.score_thr]
+    print("   yolo %s: %d predictions, top-%d (score gap at k %.3g), %d above score_thr %.5f (margin %.3g), "
+          "%d kept by NMS (smallest |IoU - thr| %.3g)"
+          % (list(x.shape[2:]), len(s), model.topk, ss[model.topk - 1] - ss[model.topk], int(ks.sum()),
+             model.score_thr, min(above.min() - model.score_thr if len(above) else 1,
+                                  model.score_thr - below.max() if len(below) else 1),
+             kept, iou_margin(boxes[ks], lab[ks], model.iou)))
+
+
+def build_yolo(size):
+    if size == "full":
+        w, nc, hw, hw2, topk = 32, 80, (416, 416), (320, 480), 1000
+        anchors = [[[10, 13], [16, 30], [33, 23]], [[30, 61], [62, 45], [59, 119]],
+                   [[116, 90], [156, 198], [373, 326]]]
+        keep = 300
+    else:
+        w, nc, hw, hw2, topk = 8, 3, (64, 96), (96, 64), 40
+        anchors = [[[32, 40], [48, 36]], [[56, 64], [80, 48]], [[96, 88], [120, 128]]]
+        keep = 25
+    model = YoloNet(w, nc, anchors, topk, 0.45, 0.0)
+    perturb_and_calibrate_bn(model, lambda: torch.randn(4, 3, *hw))
+    redraw_zero_biases(model)
+    model.eval()
+    x = torch.rand(1, 3, *hw)
+    with torch.no_grad():
+        pred = model.decode(x)[0]
+        s = (pred[:, 5:] * pred[:, 4:5]).max(1)[0].numpy()
+    model.score_thr, _ = gap_threshold(np.sort(s)[::-1][:topk], keep)
+    x2 = torch.rand(1, 3, *hw2)
+    yolo_stats(model, x)
+    yolo_stats(model, x2)
+    # height and width dynamic: the grids are built at run time from the
+    # feature maps' shapes (Shape, Range, meshgrid's Expand)
+    return model, {"images": x}, ["boxes", "scores", "labels"], \
+        {"dynamic_axes": {"images": {2: "height", 3: "width"}}, "extra_sets": [{"images": x2}]}
+
+
+# ---------------------------------------------------------------------------
+# 3. Einsum: bilinear attention
+# ---------------------------------------------------------------------------
+
+
+class EinsumAttention(nn.Module):
+    def __init__(self, d, heads, nbil):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.proj = nn.Parameter(torch.randn(d, d) / math.sqrt(d))
+        self.q, self.k, self.v = (nn.Parameter(torch.randn(heads, d, d // heads) / math.sqrt(d)) for _ in range(3))
+        self.bil = nn.Parameter(torch.randn(nbil, d, d) / d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, y):
+        # x: [b, t, d], y: [b, d]
+        x = torch.einsum("bij,jk->bik", x, self.proj)
+        gram = torch.einsum("bti,btj->bij", x, x) / x.shape[1]
+        x = torch.einsum("bij,bjk->bik", x, gram.softmax(-1))
+        q = torch.einsum("btd,hde->bhte", x, self.q)
+        k = torch.einsum("btd,hde->bhte", x, self.k)
+        v = torch.einsum("btd,hde->bhte", x, self.v)
+        att = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(self.dh)
+        ctx = torch.einsum("bhqk,bhkd->bhqd", att.softmax(-1), v)
+        ctx = ctx.permute(0, 2, 1, 3).reshape(x.shape)
+        z = self.out(ctx)
+        pooled = z.mean(1)
+        bil = torch.einsum("bn,anm,bm->ba", pooled, self.bil, y)
+        diag = torch.einsum("bii->bi", torch.einsum("bti,btj->bij", z, z))
+        return z, bil, diag
+
+
+def build_einsum(size):
+    b, t, d, h, nb = (2, 7, 16, 2, 5) if size == "tiny" else (8, 128, 256, 8, 64)
+    model = EinsumAttention(d, h, nb).eval()
+    return model, {"x": torch.randn(b, t, d), "y": torch.randn(b, d)}, ["z", "bilinear", "diag"], {}
+
+
+# ---------------------------------------------------------------------------
+# 4. segmentation: LR-ASPP / DeepLabV3 on MobileNetV3 (bilinear Resize)
+# ---------------------------------------------------------------------------
+
+
+class SegOut(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x)["out"]
+
+
+def build_seg(size, kind="lraspp"):
+    import torchvision.models.segmentation as seg
+    from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+
+    if size == "full":
+        fn = {"lraspp": seg.lraspp_mobilenet_v3_large, "deeplab": seg.deeplabv3_mobilenet_v3_large}[kind]
+        kw = {} if kind == "lraspp" else {"aux_loss": False}
+        m = fn(weights=None, weights_backbone=None, num_classes=21, **kw)
+        hw = (520, 520)
+    else:
+        from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
+
+        setting, last = _mobilenet_v3_conf("mobilenet_v3_large", width_mult=0.25, reduced_tail=True, dilated=True)
+        m = _lraspp_mobilenetv3(MobileNetV3(setting, last), 5)
+        m.classifier.cbr[0] = nn.Conv2d(m.classifier.cbr[0].in_channels, 16, 1, bias=False)
+        m.classifier.cbr[1] = nn.BatchNorm2d(16)
+        m.classifier.scale[1] = nn.Conv2d(m.classifier.scale[1].in_channels, 16, 1, bias=False)
+        m.classifier.high_classifier = nn.Conv2d(16, 5, 1)
+        hw = (48, 64)
+    model = SegOut(m)
+    perturb_and_calibrate_bn(model, lambda: torch.randn(2, 3, *hw), n=3)
+    redraw_zero_biases(model)
+    model.eval()
+    x = torch.randn(1, 3, *hw)
+    return model, {"input": x}, ["out"], {}
+
+
+# ---------------------------------------------------------------------------
+# 5. a statically quantized CNN (torch.ao.quantization, eager mode)
+# ---------------------------------------------------------------------------
+
+
+class QuantCNN(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.c1 = nn.Conv2d(3, w, 3, padding=1)
+        self.r1 = nn.ReLU()
+        self.c2 = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)
+        self.r2 = nn.ReLU()
+        self.c3 = nn.Conv2d(2 * w, 2 * w, 3, padding=1)
+        self.skip = nn.quantized.FloatFunctional()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * w, 10)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        x = self.quant(x)
+        x = self.r2(self.c2(self.r1(self.c1(x))))
+        x = self.skip.add(x, self.c3(x))
+        x = torch.flatten(self.pool(x), 1)
+        return self.dequant(self.fc(x))
+
+
+def build_quant(size):
+    import torch.ao.quantization as tq
+
+    w, hw = (8, 16) if size == "tiny" else (64, 224)
+    torch.backends.quantized.engine = "qnnpack" if "qnnpack" in torch.backends.quantized.supported_engines \
+        else "fbgemm"
+    m = QuantCNN(w).eval()
+    m.qconfig = tq.get_default_qconfig(torch.backends.quantized.engine)
+    # c2: per-output-channel weight scales (DequantizeLinear with axis)
+    m.c2.qconfig = tq.QConfig(activation=m.qconfig.activation, weight=tq.default_per_channel_weight_observer)
+    tq.fuse_modules(m, [["c1", "r1"], ["c2", "r2"]], inplace=True)
+    tq.prepare(m, inplace=True)
+    with torch.no_grad():
+        for _ in range(4):
+            m(torch.randn(2, 3, hw, hw))
+    tq.convert(m, inplace=True)
+    return m, {"input": torch.randn(1, 3, hw, hw)}, ["logits"], {}
+
+
+# ---------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------
+
+# key: (builder, opset, tiny case, full case)
+MODELS = OrderedDict([
+    ("ssd", (build_ssd, 13, "tiny_ssd_nms", "ssdlite320_mobilenet_v3")),
+    ("yolo", (build_yolo, 13, "tiny_yolo_head", "yolo_head_416")),
+    ("einsum", (build_einsum, 13, "tiny_einsum_attention", "einsum_attention")),
+    ("seg", (lambda s: build_seg(s, "lraspp"), 13, "tiny_lraspp", "lraspp_mobilenet_v3_520")),
+    ("deeplab", (lambda s: build_seg(s, "deeplab"), 13, None, "deeplabv3_mobilenet_v3_520")),
+    ("quant", (build_quant, 13, "tiny_quant_cnn", "quant_cnn")),
+])
+SEEDS = {"ssd": 1301, "yolo": 1302, "einsum": 1303, "seg": 1304, "deeplab": 1305, "quant": 1306}
+DEFAULT = {"tiny": ["ssd", "yolo", "einsum", "seg", "quant"], "full": ["ssd", "yolo", "einsum", "seg", "deeplab", "quant"]}
+
+
+def save(arr, name, path):
+    t = numpy_helper.from_array(np.ascontiguousarray(arr), name)
+    with open(path, "wb") as f:
+        f.write(t.SerializeToString())
+
+
+def op_histogram(g, hist):
+    for n in g.node:
+        hist[n.op_type] += 1
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                op_histogram(a.g, hist)
+    return hist
+
+
+def export_one(key, size, out):
+    build, opset, tiny, full = MODELS[key]
+    case = tiny if size == "tiny" else full
+    if case is None:
+        print("== %s: no %s variant" % (key, size))
+        return None
+    torch.manual_seed(SEEDS[key])
+    t0 = time.time()
+    model, inputs, out_names, kw = build(size)
+    extra_sets = kw.pop("extra_sets", [])
+    in_names = list(inputs)
+    args = tuple(inputs[n] for n in in_names)
+    with torch.no_grad():
+        ref = model(*args)
+    ref = ref0 = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+    d = os.path.join(out, case)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "test_data_set_0"))
+    mpath = os.path.join(d, "model.onnx")
+    torch.onnx.export(model, args, mpath, opset_version=opset, input_names=in_names, output_names=out_names,
+                      do_constant_folding=True, **kw)
+    m = onnx.load(mpath)
+    onnx.checker.check_model(m)
+    for si, ins in enumerate([inputs] + extra_sets):
+        sd = os.path.join(d, "test_data_set_%d" % si)
+        os.makedirs(sd, exist_ok=True)
+        if si:
+            with torch.no_grad():
+                r = model(*(ins[n] for n in in_names))
+            ref = [v.numpy() for v in (r if isinstance(r, (tuple, list)) else (r,))]
+        for k, n in enumerate(in_names):
+            save(ins[n].numpy(), n, os.path.join(sd, "input_%d.pb" % k))
+        for k, (n, r) in enumerate(zip(out_names, ref)):
+            save(r, n, os.path.join(sd, "output_%d.pb" % k))
+    hist = op_histogram(m.graph, collections.Counter())
+    nparams = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
+    print("== %s (%s, opset %d) model.onnx %.2f MB, %.3fM params, %.1fs"
+          % (case, key, opset, os.path.getsize(mpath) / 1e6, nparams / 1e6, time.time() - t0))
+    print("   ops (incl. subgraphs): " + " ".join("%s:%d" % kv for kv in sorted(hist.items())))
+    for n, r in zip(out_names, ref0):
+        print("   out %s %s %s absmax %.4g" % (n, list(r.shape), r.dtype, float(np.abs(r).max()) if r.size else 0.0))
+    sys.stdout.flush()
+    return case
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--size", default="tiny", choices=["tiny", "full"])
+    ap.add_argument("--models", default=None)
+    a = ap.parse_args()
+    out = a.out or ("testdata" if a.size == "tiny" else "models")
+    keys = a.models.split(",") if a.models else DEFAULT[a.size]
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    print("torch %s, onnx %s, size %s -> %s" % (torch.__version__, onnx.__version__, a.size, out))
+    for k in keys:
+        if k not in MODELS:
+            ap.error("unknown model %r (known: %s)" % (k, ", ".join(MODELS)))
+        export_one(k, a.size, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
