@@ -162,6 +162,17 @@ class DetectionOutputs(nn.Module):
         return d["boxes"], d["scores"], d["labels"]
 
 
+class BackboneAndHead(nn.Module):
+    """SSD's backbone and head alone (train mode needs no targets)."""
+
+    def __init__(self, det):
+        super().__init__()
+        self.backbone, self.head = det.backbone, det.head
+
+    def forward(self, x):
+        return self.head(list(self.backbone(x).values()))
+
+
 def _ssd_candidates(det, image):
     """The per-class candidates SSD's postprocess sees (before the score
     threshold): boxes [A, 4], foreground scores [A, C-1]."""
@@ -186,14 +197,16 @@ def build_ssd(size):
         from torchvision.models.detection import ssdlite320_mobilenet_v3_large
 
         det = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+        det.detections_per_img = 1000  # so that the count NMS keeps shows
         hw, img = 320, (3, 300, 400)
-        keep_cand, cls_head = 600, det.head.classification_head
+        keep_cand, cls_head = 300, det.head.classification_head
     else:
         det = SSD(TinySSDBackbone(), DefaultBoxGenerator([[2], [2, 3], [2]]), (64, 64), num_classes=4,
                   topk_candidates=12, detections_per_img=100)
         hw, img = 64, (3, 48, 60)
         keep_cand, cls_head = 40, det.head.classification_head
-    perturb_and_calibrate_bn(det.backbone, lambda: torch.randn(4, 3, hw, hw))
+    perturb_and_calibrate_bn(BackboneAndHead(det), lambda: torch.randn(4, 3, hw, hw))
+    det.eval()
     redraw_zero_biases(det)
     image = torch.rand(*img)
     # classification logits with std ~1 so the softmax scores spread out:
@@ -206,23 +219,41 @@ def build_ssd(size):
             last = [m for m in branch.modules() if isinstance(m, nn.Conv2d)][-1]
             last.weight.mul_(f)
             last.bias.mul_(f)
-    boxes, scores = _ssd_candidates(det, image)
-    thr, gap = gap_threshold(scores, keep_cand)
-    det.score_thresh = thr
-    # the candidates after threshold and top-k, as postprocess_detections does
-    cb, cs, cl = [], [], []
-    for c in range(scores.shape[1]):
-        idx = np.nonzero(scores[:, c] > thr)[0]
-        idx = idx[np.argsort(-scores[idx, c], kind="stable")][: det.topk_candidates]
-        cb.append(boxes[idx]), cs.append(scores[idx, c]), cl.append(np.full(len(idx), c + 1))
-    cb, cs, cl = np.concatenate(cb), np.concatenate(cs), np.concatenate(cl)
-    margin = iou_margin(cb, cl, det.nms_thresh)
     model = DetectionOutputs(det).eval()
-    with torch.no_grad():
-        kept = model(image)[0].shape[0]
-    print("   ssd: score_thresh %.6f (score gap %.3g), %d candidates above it, %d after top-%d, "
-          "%d kept by NMS (iou %.2f, smallest |IoU - thr| %.3g)"
-          % (thr, gap, int((scores > thr).sum()), len(cs), det.topk_candidates, kept, det.nms_thresh, margin))
+    # a test image on which no score, top-k boundary or IoU sits within
+    # float32 noise of a threshold, and no two candidates of a class (nor two
+    # outputs) have scores so close that rounding could swap them
+    for attempt in range(20):
+        if attempt:
+            image = torch.rand(*img)
+        boxes, scores = _ssd_candidates(det, image)
+        thr, gap = gap_threshold(scores, keep_cand)
+        det.score_thresh = thr
+        # the candidates after threshold and top-k, as postprocess_detections does
+        cb, cs, cl, kgap = [], [], [], np.inf
+        for c in range(scores.shape[1]):
+            idx = np.nonzero(scores[:, c] > thr)[0]
+            srt = np.sort(scores[idx, c])[::-1]
+            if len(srt) > det.topk_candidates:
+                kgap = min(kgap, srt[det.topk_candidates - 1] - srt[det.topk_candidates])
+            idx = idx[np.argsort(-scores[idx, c], kind="stable")][: det.topk_candidates]
+            kgap = min([kgap] + list(-np.diff(scores[idx, c])))
+            cb.append(boxes[idx]), cs.append(scores[idx, c]), cl.append(np.full(len(idx), c + 1))
+        cb, cs, cl = np.concatenate(cb), np.concatenate(cs), np.concatenate(cl)
+        margin = iou_margin(cb, cl, det.nms_thresh)
+        with torch.no_grad():
+            out_scores = model(image)[1].numpy()
+        ogap = float(np.min(-np.diff(out_scores))) if len(out_scores) > 1 else 1.0
+        ok = gap > 1e-4 and margin > 1e-4 and kgap > 2e-6 and ogap > 2e-6
+        print("   ssd image %d: score_thresh %.6f (score gap %.3g), %d candidates above it, %d after top-%d "
+              "(smallest score gap among them %.3g), %d kept by NMS (iou %.2f, smallest |IoU - thr| %.3g, "
+              "smallest gap between output scores %.3g)%s"
+              % (attempt, thr, gap, int((scores > thr).sum()), len(cs), det.topk_candidates, kgap, len(out_scores),
+                 det.nms_thresh, margin, ogap, "" if ok else ": too close, another image"))
+        if ok:
+            break
+    else:
+        raise RuntimeError("ssd: no test image without near ties")
     return model, {"image": image}, ["boxes", "scores", "labels"], {}
 
 
@@ -283,34 +314,42 @@ class YoloNet(nn.Module):
         return boxes[k], score[k], label[k]
 
 
-def yolo_stats(model, x):
-    """Counts and margins of the post-processing on input x."""
+def yolo_scores(model, x):
     with torch.no_grad():
         pred = model.decode(x)[0]
-        s = (pred[:, 5:] * pred[:, 4:5]).max(1)[0].numpy()
+    return pred, (pred[:, 5:] * pred[:, 4:5]).max(1)[0].numpy()
+
+
+def yolo_stats(model, x):
+    """Counts and margins of the post-processing on input x; whether no
+    score or IoU is within float32 noise of a threshold or of another."""
+    pred, s = yolo_scores(model, x)
+    with torch.no_grad():
         order = np.argsort(-s, kind="stable")[: model.topk]
         p = pred[torch.from_numpy(order.copy())]
         boxes = torch.cat((p[:, :2] - p[:, 2:4] / 2, p[:, :2] + p[:, 2:4] / 2), 1).numpy()
         lab = (p[:, 5:] * p[:, 4:5]).max(1)[1].numpy()
         ks = s[order] > model.score_thr
-        kept = model(x)[0].shape[0]
+        out_scores = model(x)[1].numpy()
     ss = np.sort(s)[::-1]
-    above = ss[ss > model.score_thr]
-    below = ss[ss <= model.score_thr]
-    print("   yolo %s: %d predictions, top-%d (score gap at k %.3g), %d above score_thr %.5f (margin %.3g), "
-          "%d kept by NMS (smallest |IoU - thr| %.3g)"
-          % (list(x.shape[2:]), len(s), model.topk, ss[model.topk - 1] - ss[model.topk], int(ks.sum()),
-             model.score_thr, min(above.min() - model.score_thr if len(above) else 1,
-                                  model.score_thr - below.max() if len(below) else 1),
-             kept, iou_margin(boxes[ks], lab[ks], model.iou)))
+    tmargin = float(np.abs(ss - model.score_thr).min())
+    cgap = float(np.min(-np.diff(ss[ss > model.score_thr]))) if ks.sum() > 1 else 1.0
+    ogap = float(np.min(-np.diff(out_scores))) if len(out_scores) > 1 else 1.0
+    imargin = iou_margin(boxes[ks], lab[ks], model.iou)
+    ok = tmargin > 1e-5 and cgap > 1e-6 and ogap > 1e-6 and imargin > 1e-4
+    print("   yolo %s: %d predictions, top-%d, %d above score_thr %.5f (margin %.3g, smallest gap between "
+          "them %.3g), %d kept by NMS (smallest |IoU - thr| %.3g, smallest gap between output scores %.3g)%s"
+          % (list(x.shape[2:]), len(s), model.topk, int(ks.sum()), model.score_thr, tmargin, cgap, len(out_scores),
+             imargin, ogap, "" if ok else ": too close"))
+    return ok
 
 
 def build_yolo(size):
     if size == "full":
-        w, nc, hw, hw2, topk = 32, 80, (416, 416), (320, 480), 1000
+        w, nc, hw, hw2, topk = 32, 20, (416, 416), (320, 480), 1000
         anchors = [[[10, 13], [16, 30], [33, 23]], [[30, 61], [62, 45], [59, 119]],
                    [[116, 90], [156, 198], [373, 326]]]
-        keep = 300
+        keep = 150
     else:
         w, nc, hw, hw2, topk = 8, 3, (64, 96), (96, 64), 40
         anchors = [[[32, 40], [48, 36]], [[56, 64], [80, 48]], [[96, 88], [120, 128]]]
@@ -320,13 +359,31 @@ def build_yolo(size):
     redraw_zero_biases(model)
     model.eval()
     x = torch.rand(1, 3, *hw)
+    # objectness and class logits of std ~1.5, so the scores spread out
     with torch.no_grad():
-        pred = model.decode(x)[0]
-        s = (pred[:, 5:] * pred[:, 4:5]).max(1)[0].numpy()
-    model.score_thr, _ = gap_threshold(np.sort(s)[::-1][:topk], keep)
-    x2 = torch.rand(1, 3, *hw2)
-    yolo_stats(model, x)
-    yolo_stats(model, x2)
+        f8 = model.s8(x)
+        f16 = model.s16(f8)
+        for head, f in zip(model.heads, (f8, f16, model.s32(f16))):
+            per = 5 + nc
+            ch = torch.tensor([a * per + c for a in range(model.na) for c in range(4, per)])
+            k = 1.5 / float(head(f)[:, ch].std())
+            head.weight[ch] *= k
+            head.bias[ch] *= k
+    for attempt in range(20):
+        x2 = torch.rand(1, 3, *hw2)
+        if attempt:
+            x = torch.rand(1, 3, *hw)
+        s1, s2 = yolo_scores(model, x)[1], yolo_scores(model, x2)[1]
+        # the score threshold: of the midpoints around rank `keep` of the
+        # first input's top-k, the one farthest from every score of both inputs
+        top = np.sort(s1)[::-1][:topk]
+        mids = (top[keep - 5:keep + 5] + top[keep - 4:keep + 6]) / 2
+        allsc = np.concatenate([s1, s2])
+        model.score_thr = float(max(mids, key=lambda t: np.abs(allsc - t).min()))
+        if yolo_stats(model, x) & yolo_stats(model, x2):
+            break
+    else:
+        raise RuntimeError("yolo: no test inputs without near ties")
     # height and width dynamic: the grids are built at run time from the
     # feature maps' shapes (Shape, Range, meshgrid's Expand)
     return model, {"images": x}, ["boxes", "scores", "labels"], \
@@ -368,7 +425,13 @@ class EinsumAttention(nn.Module):
 def build_einsum(size):
     b, t, d, h, nb = (2, 7, 16, 2, 5) if size == "tiny" else (8, 128, 256, 8, 64)
     model = EinsumAttention(d, h, nb).eval()
-    return model, {"x": torch.randn(b, t, d), "y": torch.randn(b, d)}, ["z", "bilinear", "diag"], {}
+    x, y = torch.randn(b, t, d), torch.randn(b, d)
+    with torch.no_grad():  # outputs of std ~1
+        z = model(x, y)[0]
+        model.out.weight.div_(float(z.std()))
+        model.out.bias.div_(float(z.std()))
+        model.bil.div_(float(model(x, y)[1].std()))
+    return model, {"x": x, "y": y}, ["z", "bilinear", "diag"], {}
 
 
 # ---------------------------------------------------------------------------
@@ -439,23 +502,125 @@ class QuantCNN(nn.Module):
         return self.dequant(self.fc(x))
 
 
+def qdq_reference(model, feeds):
+    """Evaluate a QDQ graph as PyTorch 1.13 exports it (QuantizeLinear,
+    DequantizeLinear, Conv, Gemm, ...) in float64 by the ONNX definitions;
+    returns (outputs, the smallest distance, in quanta, of a value that
+    QuantizeLinear rounds to a rounding tie, over values it does not clamp)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from export_models import _attr, _conv
+
+    env = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    env.update(feeds)
+    margin = np.inf
+
+    def per_axis(s, z, x, a):
+        if s.size > 1:
+            sh = [1] * x.ndim
+            sh[a.get("axis", 1) % x.ndim] = -1
+            return s.reshape(sh), z.reshape(sh)
+        return s, z
+
+    for node in model.graph.node:
+        a, op = _attr(node), node.op_type
+        ins = [env[i] if i else None for i in node.input]
+        x = ins[0] if ins else None
+        if op == "Constant":
+            r = numpy_helper.to_array(a["value"])
+        elif op == "QuantizeLinear":
+            s, z = per_axis(ins[1].astype(np.float64), ins[2], x, a)
+            info = np.iinfo(ins[2].dtype)
+            v = x.astype(np.float64) / s + z.astype(np.float64)
+            inside = (v > info.min - 0.5) & (v < info.max + 0.5)
+            if inside.any():
+                margin = min(margin, float(np.abs(np.abs(v - np.floor(v)) - 0.5)[inside].min()))
+            r = np.clip(np.rint(v), info.min, info.max).astype(ins[2].dtype)
+        elif op == "DequantizeLinear":
+            s, z = per_axis(ins[1].astype(np.float64), ins[2], x, a)
+            r = (x.astype(np.int64) - z.astype(np.int64)) * s
+        elif op == "Conv":
+            r = _conv(x.astype(np.float64), ins[1], ins[2], a)
+        elif op == "Gemm":
+            w = ins[1].T if a.get("transB", 0) else ins[1]
+            r = x @ w + (ins[2] if len(ins) > 2 else 0)
+        elif op == "Relu":
+            r = np.maximum(x, 0)
+        elif op == "Add":
+            r = ins[0] + ins[1]
+        elif op == "GlobalAveragePool":
+            r = x.mean(axis=(2, 3), keepdims=True)
+        elif op == "Flatten":
+            r = x.reshape(x.shape[0], -1)
+        elif op == "Cast":
+            r = x.astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[a["to"]])
+        elif op == "ConstantOfShape":
+            v = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+            r = np.full(tuple(int(d) for d in x), v.reshape(-1)[0], v.dtype)
+        else:
+            raise NotImplementedError("qdq_reference: op %s" % op)
+        env[node.output[0]] = np.asarray(r)
+    return [env[o.name] for o in model.graph.output], margin
+
+
 def build_quant(size):
+    """tiny: QuantCNN (per-tensor and per-channel weights, a quantized add);
+    full: torchvision's quantizable MobileNetV2, BatchNorm calibrated then
+    folded (fuse_model), per-channel weights.  qnnpack (this PyTorch build
+    has no fbgemm), static quantization calibrated on random batches."""
     import torch.ao.quantization as tq
 
-    w, hw = (8, 16) if size == "tiny" else (64, 224)
     torch.backends.quantized.engine = "qnnpack" if "qnnpack" in torch.backends.quantized.supported_engines \
         else "fbgemm"
-    m = QuantCNN(w).eval()
-    m.qconfig = tq.get_default_qconfig(torch.backends.quantized.engine)
-    # c2: per-output-channel weight scales (DequantizeLinear with axis)
-    m.c2.qconfig = tq.QConfig(activation=m.qconfig.activation, weight=tq.default_per_channel_weight_observer)
-    tq.fuse_modules(m, [["c1", "r1"], ["c2", "r2"]], inplace=True)
+    qc = tq.get_default_qconfig(torch.backends.quantized.engine)
+    if size == "full":
+        from torchvision.models.quantization import mobilenet_v2
+
+        hw = 224
+        m = mobilenet_v2(weights=None, quantize=False)
+        perturb_and_calibrate_bn(m, lambda: torch.randn(4, 3, hw, hw), n=3)
+        redraw_zero_biases(m)
+        m.eval()
+        with torch.no_grad():  # logits of std ~1
+            k = 1.0 / float(m(torch.randn(2, 3, hw, hw)).std())
+            m.classifier[1].weight.mul_(k)
+            m.classifier[1].bias.mul_(k)
+        m.fuse_model(is_qat=False)
+        m.qconfig = tq.QConfig(activation=qc.activation, weight=tq.default_per_channel_weight_observer)
+    else:
+        hw = 10  # pooled over 5x5: an average of 25 integers is never a rounding tie
+        m = QuantCNN(8).eval()
+        m.qconfig = qc
+        # c2: per-output-channel weight scales (DequantizeLinear with axis)
+        m.c2.qconfig = tq.QConfig(activation=qc.activation, weight=tq.default_per_channel_weight_observer)
+        tq.fuse_modules(m, [["c1", "r1"], ["c2", "r2"]], inplace=True)
     tq.prepare(m, inplace=True)
     with torch.no_grad():
         for _ in range(4):
             m(torch.randn(2, 3, hw, hw))
     tq.convert(m, inplace=True)
-    return m, {"input": torch.randn(1, 3, hw, hw)}, ["logits"], {}
+    x = torch.randn(1, 3, hw, hw)
+    if size == "tiny":
+        # PyTorch computes in integers (qnnpack), an ONNX runtime in float by
+        # the QDQ graph: the two agree only where no value lands within float
+        # noise of a rounding tie. Draw inputs until every value that a
+        # QuantizeLinear rounds is at least 2e-4 quanta from a tie (float32
+        # noise is below 1e-4 quanta at 255 quanta), and PyTorch agrees exactly.
+        import io
+
+        for attempt in range(100):
+            f = io.BytesIO()
+            torch.onnx.export(m, (x,), f, opset_version=13, input_names=["input"], output_names=["logits"])
+            (got,), margin = qdq_reference(onnx.load_from_string(f.getvalue()), {"input": x.numpy()})
+            with torch.no_grad():
+                diff = float(np.abs(got - m(x).numpy()).max())
+            print("   quant input %d: smallest distance to a rounding tie %.3g quanta, float64 QDQ reference vs "
+                  "PyTorch max abs diff %.3g" % (attempt, margin, diff))
+            if margin > 2e-4 and diff < 1e-6:
+                break
+            x = torch.randn(1, 3, hw, hw)
+        else:
+            raise RuntimeError("quant: no input away from rounding ties")
+    return m, {"input": x}, ["logits"], {}
 
 
 # ---------------------------------------------------------------------------
@@ -469,10 +634,10 @@ MODELS = OrderedDict([
     ("einsum", (build_einsum, 13, "tiny_einsum_attention", "einsum_attention")),
     ("seg", (lambda s: build_seg(s, "lraspp"), 13, "tiny_lraspp", "lraspp_mobilenet_v3_520")),
     ("deeplab", (lambda s: build_seg(s, "deeplab"), 13, None, "deeplabv3_mobilenet_v3_520")),
-    ("quant", (build_quant, 13, "tiny_quant_cnn", "quant_cnn")),
+    ("quant", (build_quant, 13, "tiny_quant_cnn", "quant_mobilenet_v2")),
 ])
 SEEDS = {"ssd": 1301, "yolo": 1302, "einsum": 1303, "seg": 1304, "deeplab": 1305, "quant": 1306}
-DEFAULT = {"tiny": ["ssd", "yolo", "einsum", "seg", "quant"], "full": ["ssd", "yolo", "einsum", "seg", "deeplab", "quant"]}
+DEFAULT = {"tiny": ["ssd", "yolo", "einsum", "seg", "quant"], "full": ["ssd", "yolo", "einsum", "seg", "deeplab"]}
 
 
 def save(arr, name, path):
