@@ -254,7 +254,18 @@ def build_ssd(size):
             break
     else:
         raise RuntimeError("ssd: no test image without near ties")
-    return model, {"image": image}, ["boxes", "scores", "labels"], {}
+    kw = {}
+    if size == "tiny":
+        # a second data set where no score passes the threshold: a flat grey
+        # image (torchvision's batched_nms takes the If's empty branch)
+        grey = torch.full(img, 0.5)
+        top = float(_ssd_candidates(det, grey)[1].max())
+        with torch.no_grad():
+            n = model(grey)[0].shape[0]
+        print("   ssd grey image: best score %.6f (threshold %.6f), %d boxes" % (top, thr, n))
+        if n == 0 and thr - top > 1e-4:
+            kw["extra_sets"] = [{"image": grey}]
+    return model, {"image": image}, ["boxes", "scores", "labels"], kw
 
 
 # ---------------------------------------------------------------------------
