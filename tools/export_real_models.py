@@ -23,9 +23,25 @@ and segmentation operators as ONNX test cases, with PyTorch's outputs:
                lraspp_mobilenet_v3_large at 520x520.
     deeplab    (full only) torchvision deeplabv3_mobilenet_v3_large, 520x520.
 
-The quantized (torch.ao.quantization static) CNN is tried by --models quant:
-PyTorch 1.13 exports it as QuantizeLinear/DequantizeLinear and QLinear* ops
-where its symbolic functions allow (see the report printed).
+    quant      eager-mode static quantization (torch.ao.quantization,
+               qnnpack: this PyTorch has no fbgemm).  PyTorch 1.13 exports
+               QDQ, not QLinearConv: QuantizeLinear / DequantizeLinear (per
+               tensor, and per channel with axis for the weights) around
+               float Conv / Gemm / Add, int32 biases through DequantizeLinear.
+               tiny: a 3-conv CNN with a quantized residual add, 10x10 input
+               drawn so that no value sits near a rounding tie (PyTorch's
+               integer requantization and the float QDQ graph then agree
+               exactly); full (--models quant, not by default): torchvision's
+               quantizable MobileNetV2, which matches PyTorch only up to
+               one-step rounding differences that grow through the layers.
+
+No PyTorch 1.13 path exports Scan: scripted loops become Loop, nn.RNN /
+LSTM / GRU become RNN / LSTM / GRU (torch/onnx block-lists aten::scan, and
+libtorch has no onnx::Scan symbol).
+
+The tiny SSD and YOLO heads export with the ops listed above; the tiny SSD
+has a second data set (a flat grey image) on which no score passes the
+threshold, the tiny YOLO a second input size (height and width are dynamic).
 
 Weights are random and seeded; BatchNorm statistics are calibrated on random
 batches (train mode); zero-initialised heads are re-drawn so the outputs are
