@@ -1739,15 +1739,15 @@ static int map_from_proto(loader *L, const Onnx__MapProto *mp, onr_tensor *t)
                         ONR_MAX_RANK - 1);
     int64_t dims[ONR_MAX_RANK] = {(int64_t)n};
     for (int d = 0; d < vr && !st; d++) dims[d + 1] = v0->dims[d];
-    if (!st) st = onr_map_alloc(t, (onr_dtype)kt, vt, 0, L->err);
+    if (!st) st = onr_map_alloc(t, (onr_dtype)kt, vt, (int64_t)n, L->err);
     onr_tensor *keys = NULL, *vals = NULL;
     if (!st) {
         keys = onr_map_keys_of(t), vals = onr_map_values_of(t);
-        int64_t nk = (int64_t)n;
-        st = onr_tensor_set_shape(keys, (onr_dtype)kt, 1, &nk, L->err);
-        if (!st) st = onr_tensor_alloc(keys, L->err);
-        if (!st) st = onr_tensor_set_shape(vals, vt, vr + 1, dims, L->err);
-        if (!st) st = onr_tensor_alloc(vals, L->err);
+        if (vr > 0) { /* values [n, value dims...]: allocated afresh at that shape */
+            onr_tensor_clear(vals);
+            st = onr_tensor_set_shape(vals, vt, vr + 1, dims, L->err);
+            if (!st) st = onr_tensor_alloc(vals, L->err);
+        }
     }
     int64_t row = v0 ? v0->numel : 0;
     size_t esz = vt == ONR_STRING ? sizeof(char *) : onr_dtype_size(vt);
