@@ -593,6 +593,47 @@ static void test_loader_map_types(void **state)
     expect_open_error(&g, ONR_E_UNSUPPORTED, "only maps to tensors");
 }
 
+/* The CLI: -i reads a MapProto, -o writes a SequenceProto of maps, the
+ * summary shows a map, and without -i a map input is generated empty. */
+static void test_cli_maps(void **state)
+{
+    (void)state;
+    const char *exe = getenv("ONR_CLI"), *src = getenv("ONR_SOURCE_DIR");
+    if (!exe || !src) skip();
+    char cmd[2048], path[600], msg[256];
+    /* ZipMap: the output file read back equals the case's expected one */
+    snprintf(cmd, sizeof cmd, "'%s' run '%s/testdata/spec/zipmap_int64/model.onnx' -i "
+             "'%s/testdata/spec/zipmap_int64/test_data_set_0/input_0.pb' -o '%s/out' >/dev/null 2>&1",
+             exe, src, src, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    onr_tensor *got = NULL, *want = NULL;
+    snprintf(path, sizeof path, "%s/out/output_0.pb", tmpdir);
+    if (onr_value_read_file(path, ONR_VALUE_SEQUENCE, &got, msg, sizeof msg)) fail_msg("%s", msg);
+    snprintf(path, sizeof path, "%s/testdata/spec/zipmap_int64/test_data_set_0/output_0.pb", src);
+    if (onr_value_read_file(path, ONR_VALUE_SEQUENCE, &want, msg, sizeof msg)) fail_msg("%s", msg);
+    assert_string_equal(onr_tensor_name(got), "z");
+    assert_int_equal(onr_value_count(got), onr_value_count(want));
+    for (int64_t i = 0; i < onr_value_count(got); i++)
+        assert_same_map(onr_value_element(got, i), onr_value_element(want, i));
+    onr_tensor_free(got), onr_tensor_free(want);
+    /* a map input read with -i, summarized; then generated (empty) */
+    const char *gen[] = {" -i '%s/testdata/spec/castmap_dense_float/test_data_set_0/input_0.pb'", ""};
+    const char *words[] = {"y: float32 [1,4] = -1.25 2.75 0.5 3", "y: float32 [1,0]"};
+    for (int k = 0; k < 2; k++) {
+        char in[700];
+        snprintf(in, sizeof in, gen[k], src);
+        snprintf(cmd, sizeof cmd, "'%s' run '%s/testdata/spec/castmap_dense_float/model.onnx'%s 2>&1",
+                 exe, src, in);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char out[4096] = "";
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = 0;
+        assert_int_equal(pclose(p), 0);
+        if (!strstr(out, words[k])) fail_msg("output lacks '%s':\n%s", words[k], out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_castmap),
         cmocka_unit_test(test_dictvectorizer),
         cmocka_unit_test(test_loader_map_types),
+        cmocka_unit_test(test_cli_maps),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
