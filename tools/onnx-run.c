@@ -451,7 +451,7 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
             fprintf(stderr, "onnx-run: input %d given twice\n", slot);
             return EXIT_USAGE;
         }
-        onr_value_info ki; /* a TensorProto, .npy, SequenceProto or OptionalProto */
+        onr_value_info ki; /* a TensorProto, .npy, SequenceProto, OptionalProto or MapProto */
         onr_session_input_info(s, slot, &ki);
         onr_status st = onr_value_read_file(c->in_files[k], ki.kind, &ins[slot], msg, sizeof msg);
         if (st) {
@@ -1395,7 +1395,7 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
         for (int i = 0; i < nin; i++) {
             char f[8192], msg[1024];
             snprintf(f, sizeof f, "%s/%s", sdir, files_in[i]);
-            onr_value_info ki; /* a TensorProto, SequenceProto or OptionalProto */
+            onr_value_info ki; /* a TensorProto, SequenceProto, OptionalProto or MapProto */
             onr_session_input_info(s, i, &ki);
             if (onr_value_read_file(f, ki.kind, &ins[i], msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);
