@@ -103,12 +103,14 @@ typedef enum onr_dtype {
     ONR_DTYPE_COUNT = 27
 } onr_dtype;
 
-/* What a value is: a tensor, a sequence of tensors, or an optional (a
- * tensor or sequence that may be absent). The values are onnx-run's own. */
+/* What a value is: a tensor, a sequence (of tensors, or of maps), an
+ * optional (a tensor, sequence or map that may be absent), or a map (keys
+ * to values, as ai.onnx.ml classifiers use). The values are onnx-run's own. */
 typedef enum onr_kind {
     ONR_VALUE_TENSOR = 0,
     ONR_VALUE_SEQUENCE = 1,
-    ONR_VALUE_OPTIONAL = 2
+    ONR_VALUE_OPTIONAL = 2,
+    ONR_VALUE_MAP = 3
 } onr_kind;
 
 /* Largest tensor rank onnx-run handles. */
@@ -163,10 +165,12 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
  * onr_value_element; onr_tensor_free frees a container with its elements. */
 
 onr_kind onr_value_kind(const onr_tensor *v);
-/* A sequence's length; an optional's 1 (present) or 0 (absent); -1 for a tensor. */
+/* A sequence's length; an optional's 1 (present) or 0 (absent); a map's
+ * entry count; -1 for a tensor. */
 int64_t onr_value_count(const onr_tensor *v);
 /* Element i of a sequence, or an optional's value (i = 0); NULL when out
- * of range or absent. Owned by the container. */
+ * of range or absent, and for a map (see onr_map_keys). Owned by the
+ * container. */
 const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i);
 /* A new sequence holding copies of items[0..n) (all of type elem; n may
  * be 0). NULL on bad arguments or no memory. */
@@ -175,10 +179,27 @@ onr_tensor *onr_sequence_new(onr_dtype elem, int64_t n, const onr_tensor *const 
  * absent when value is NULL (of element type elem). */
 onr_tensor *onr_optional_new(onr_dtype elem, const onr_tensor *value);
 /* Read a serialized value of the given kind: TensorProto (or .npy),
- * SequenceProto, or OptionalProto. onr_tensor_write_pb writes each kind as
- * its own message. */
+ * SequenceProto, OptionalProto or MapProto. onr_tensor_write_pb writes each
+ * kind as its own message. */
 onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out, char *msg,
                                size_t msglen);
+
+/* ---- maps ----------------------------------------------------------------
+ * A map is a value of kind ONR_VALUE_MAP: n distinct keys (a 1-D tensor of
+ * an integer type or STRING; the ai.onnx.ml operators use INT64 and STRING)
+ * and their values (a tensor whose dim 0 is n: value i is row i, a scalar
+ * when the tensor is 1-D). onr_tensor_dtype of a map is its values' type;
+ * onr_value_count its entry count. A sequence of maps (ZipMap's output) is
+ * a sequence whose elements are maps: onr_sequence_new accepts maps as
+ * items, all of the same key and value types. */
+
+/* A new map holding copies of keys and values. NULL when keys is not a 1-D
+ * integer or string tensor, values' dim 0 differs from the key count, a key
+ * repeats, or out of memory. */
+onr_tensor *onr_map_new(const onr_tensor *keys, const onr_tensor *values);
+/* A map's keys and values (owned by the map); NULL for other kinds. */
+const onr_tensor *onr_map_keys(const onr_tensor *m);
+const onr_tensor *onr_map_values(const onr_tensor *m);
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -214,8 +235,13 @@ typedef struct onr_value_info {
     int rank;                    /* -1 when the model does not declare a shape */
     const int64_t *dims;         /* -1 for a symbolic or unknown dim */
     const char *const *dim_names; /* symbolic dim name, or NULL, per dim */
-    onr_kind kind;               /* a tensor, a sequence or an optional; for the
-                                    last two, dtype is the elements' type */
+    onr_kind kind;               /* a tensor, a sequence, an optional or a map;
+                                    for the last three, dtype is the elements'
+                                    (a map's values') type */
+    onr_kind elem_kind;          /* a sequence's or optional's element kind
+                                    (ONR_VALUE_MAP for ZipMap's seq(map)) */
+    onr_dtype key_dtype;         /* a map's key type, or that of the maps a
+                                    sequence or optional holds; else UNDEFINED */
 } onr_value_info;
 
 int onr_session_input_count(const onr_session *s);

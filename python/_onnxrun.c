@@ -12,7 +12,10 @@
  * type. Outputs change hands without a copy: the session gives up each
  * output tensor (onr_session_take_output) and the ndarray's base is a
  * capsule that frees it. STRING tensors are copied both ways (Python str
- * objects), and bfloat16 travels as its raw bits in uint16 arrays.
+ * objects), and bfloat16 travels as its raw bits in uint16 arrays. Outputs
+ * that are not tensors are copied: a sequence into a list, an optional into
+ * None or its value, a map into a dict (ZipMap's output is a list of
+ * dicts, as onnxruntime gives it). Inputs must be tensors.
  *
  * Threads: the GIL is released while a model loads and runs. Each Session
  * holds a lock around a run, since one onr_session must not run in two
@@ -158,6 +161,89 @@ static PyObject *array_from_tensor(onr_tensor *t)
         return NULL;
     }
     return a;
+}
+
+/* A copy of a value held by a container (never taken): a tensor as an
+ * ndarray, a sequence as a list, an optional as None or its value, a map as
+ * a dict (int or str keys; a value is a NumPy scalar, or a row of the
+ * values when they are not scalars). */
+static PyObject *value_copy(const onr_tensor *v)
+{
+    if (!v) Py_RETURN_NONE;
+    onr_kind k = onr_value_kind(v);
+    if (k == ONR_VALUE_TENSOR) {
+        onr_tensor *c = NULL;
+        int64_t n = onr_tensor_numel(v);
+        if (onr_tensor_dtype(v) == ONR_STRING) { /* array_from_tensor copies strings */
+            c = onr_tensor_new(ONR_STRING, onr_tensor_rank(v), onr_tensor_dims(v));
+            if (c) {
+                char **d = onr_tensor_data(c), *const *src = onr_tensor_data(v);
+                for (int64_t i = 0; i < n; i++) {
+                    char *x = strdup(src[i] ? src[i] : "");
+                    if (!x) break;
+                    free(d[i]);
+                    d[i] = x;
+                }
+            }
+        } else {
+            c = onr_tensor_new(onr_tensor_dtype(v), onr_tensor_rank(v), onr_tensor_dims(v));
+            if (c && n) memcpy(onr_tensor_data(c), onr_tensor_data(v),
+                               (size_t)n * onr_dtype_size(onr_tensor_dtype(v)));
+        }
+        if (!c) return PyErr_NoMemory();
+        return array_from_tensor(c);
+    }
+    if (k == ONR_VALUE_OPTIONAL)
+        return onr_value_count(v) > 0 ? value_copy(onr_value_element(v, 0)) : (Py_INCREF(Py_None), Py_None);
+    if (k == ONR_VALUE_SEQUENCE) {
+        int64_t n = onr_value_count(v);
+        PyObject *l = PyList_New((Py_ssize_t)n);
+        for (int64_t i = 0; l && i < n; i++) {
+            PyObject *x = value_copy(onr_value_element(v, i));
+            if (!x) Py_CLEAR(l);
+            else PyList_SET_ITEM(l, (Py_ssize_t)i, x);
+        }
+        return l;
+    }
+    /* a map */
+    const onr_tensor *keys = onr_map_keys(v);
+    PyObject *vals = value_copy(onr_map_values(v)), *d = vals ? PyDict_New() : NULL;
+    int64_t n = onr_value_count(v);
+    for (int64_t i = 0; d && i < n; i++) {
+        const void *kp = onr_tensor_data(keys);
+        PyObject *key = NULL;
+        switch (onr_tensor_dtype(keys)) {
+        case ONR_STRING: {
+            const char *s = ((char *const *)kp)[i];
+            key = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+            break;
+        }
+        case ONR_INT8: key = PyLong_FromLong(((const int8_t *)kp)[i]); break;
+        case ONR_INT16: key = PyLong_FromLong(((const int16_t *)kp)[i]); break;
+        case ONR_INT32: key = PyLong_FromLong(((const int32_t *)kp)[i]); break;
+        case ONR_UINT8: key = PyLong_FromLong(((const uint8_t *)kp)[i]); break;
+        case ONR_UINT16: key = PyLong_FromLong(((const uint16_t *)kp)[i]); break;
+        case ONR_UINT32: key = PyLong_FromUnsignedLong(((const uint32_t *)kp)[i]); break;
+        case ONR_UINT64: key = PyLong_FromUnsignedLongLong(((const uint64_t *)kp)[i]); break;
+        default: key = PyLong_FromLongLong(((const int64_t *)kp)[i]); break;
+        }
+        PyObject *val = key ? PySequence_GetItem(vals, (Py_ssize_t)i) : NULL;
+        if (!val || PyDict_SetItem(d, key, val) < 0) Py_CLEAR(d);
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+    }
+    Py_XDECREF(vals);
+    return d;
+}
+
+/* An output taken from the session: a tensor becomes an ndarray over its
+ * memory; a sequence, optional or map is copied (value_copy), then freed. */
+static PyObject *value_from_output(onr_tensor *t)
+{
+    if (onr_value_kind(t) == ONR_VALUE_TENSOR) return array_from_tensor(t);
+    PyObject *r = value_copy(t);
+    onr_tensor_free(t);
+    return r;
 }
 
 /* A STRING tensor holding a copy of the array's strings (str or bytes). */
@@ -570,7 +656,7 @@ static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
     }
     result = PyList_New(n_want);
     for (Py_ssize_t j = 0; result && j < n_want; j++) {
-        PyObject *a = array_from_tensor(outs[j]);
+        PyObject *a = value_from_output(outs[j]);
         outs[j] = NULL; /* taken by the array (or freed) */
         if (!a) {
             Py_CLEAR(result);

@@ -399,6 +399,19 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
     return t;
 }
 
+/* An empty map of a declared map input's key and value types. */
+static onr_tensor *empty_map(const onr_value_info *vi)
+{
+    int64_t zero = 0;
+    onr_dtype kt = vi->key_dtype == ONR_UNDEFINED ? ONR_INT64 : vi->key_dtype;
+    onr_dtype vt = vi->dtype == ONR_UNDEFINED ? ONR_FLOAT : vi->dtype;
+    onr_tensor *k = onr_tensor_new(kt, 1, &zero), *v = onr_tensor_new(vt, 1, &zero);
+    onr_tensor *m = k && v ? onr_map_new(k, v) : NULL;
+    onr_tensor_free(k);
+    onr_tensor_free(v);
+    return m;
+}
+
 /* Bind -i files (named or positional) and generate the rest. The arrays
  * (one slot per model input) are allocated here, on the heap: a model may
  * declare tens of thousands of inputs; free_inputs releases them. */
@@ -438,7 +451,7 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
             fprintf(stderr, "onnx-run: input %d given twice\n", slot);
             return EXIT_USAGE;
         }
-        onr_value_info ki; /* a TensorProto, .npy, SequenceProto or OptionalProto */
+        onr_value_info ki; /* a TensorProto, .npy, SequenceProto, OptionalProto or MapProto */
         onr_session_input_info(s, slot, &ki);
         onr_status st = onr_value_read_file(c->in_files[k], ki.kind, &ins[slot], msg, sizeof msg);
         if (st) {
@@ -466,6 +479,7 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
         names[i] = vi.name;
         if (!ins[i] && vi.kind != ONR_VALUE_TENSOR) /* generated: empty */
             ins[i] = vi.kind == ONR_VALUE_SEQUENCE ? onr_sequence_new(vi.dtype, 0, NULL)
+                     : vi.kind == ONR_VALUE_MAP    ? empty_map(&vi)
                                                    : onr_optional_new(vi.dtype, NULL);
         if (!ins[i] && !(ins[i] = generate_input(&vi, msg, sizeof msg))) {
             fprintf(stderr, "onnx-run: %s\n", msg);
@@ -512,6 +526,24 @@ static double elem(const onr_tensor *t, int64_t i)
 
 static void summarize(const char *name, const onr_tensor *t)
 {
+    if (onr_value_kind(t) == ONR_VALUE_MAP) { /* a map: its first entries */
+        const onr_tensor *k = onr_map_keys(t), *v = onr_map_values(t);
+        int64_t n = onr_value_count(t), row = n ? onr_tensor_numel(v) / n : 0;
+        printf("%s: map of %lld, %s -> %s", name, (long long)n,
+               onr_dtype_name(onr_tensor_dtype(k)), onr_dtype_name(onr_tensor_dtype(v)));
+        for (int64_t i = 0; i < n && i < 8; i++) {
+            if (onr_tensor_dtype(k) == ONR_STRING)
+                printf(" \"%s\":", ((char **)onr_tensor_data(k))[i]);
+            else
+                printf(" %.0f:", elem(k, i));
+            if (onr_tensor_dtype(v) == ONR_STRING)
+                printf(" \"%s\"", ((char **)onr_tensor_data(v))[i * row]);
+            else
+                printf(" %.6g%s", elem(v, i * row), row > 1 ? " ..." : "");
+        }
+        printf("%s\n", n > 8 ? " ..." : "");
+        return;
+    }
     if (onr_value_kind(t) != ONR_VALUE_TENSOR) { /* a sequence or optional: each element */
         int64_t n = onr_value_count(t);
         printf("%s: %s of %lld %s\n", name,
@@ -676,6 +708,14 @@ static int cmp_opname(const void *a, const void *b)
 
 static void print_value(const char *kind, const onr_value_info *vi)
 {
+    int maps = vi->kind == ONR_VALUE_MAP || vi->elem_kind == ONR_VALUE_MAP;
+    if (maps) { /* map(K, V), seq(map(K, V)), optional(map(K, V)) */
+        printf("  %s %s: %smap(%s, %s)%s\n", kind, vi->name,
+               vi->kind == ONR_VALUE_SEQUENCE ? "seq(" : vi->kind == ONR_VALUE_OPTIONAL ? "optional(" : "",
+               onr_dtype_name(vi->key_dtype), onr_dtype_name(vi->dtype),
+               vi->kind != ONR_VALUE_MAP ? ")" : "");
+        return;
+    }
     printf("  %s %s: %s ", kind, vi->name, onr_dtype_name(vi->dtype));
     if (vi->rank < 0) {
         printf("[?]\n");
@@ -1146,13 +1186,122 @@ static int compare(const onr_tensor *got, const onr_tensor *want, double rtol, d
     return 0;
 }
 
-/* compare() through sequences and optionals, element by element. */
+/* Maps compare as sets of entries: the same keys (exactly, in any order),
+ * and for each key values within compare()'s tolerance. */
+static const onr_tensor *sort_keys; /* qsort has no context; the CLI is single-threaded */
+
+static int cmp_key_index(const void *a, const void *b)
+{
+    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    if (onr_tensor_dtype(sort_keys) == ONR_STRING) {
+        char **k = onr_tensor_data(sort_keys);
+        return strcmp(k[i], k[j]);
+    }
+    if (onr_tensor_dtype(sort_keys) == ONR_UINT64) {
+        const uint64_t *k = onr_tensor_data(sort_keys);
+        return (k[i] > k[j]) - (k[i] < k[j]);
+    }
+    double x = elem(sort_keys, i), y = elem(sort_keys, j); /* exact for keys below 2^53 */
+    if (x == y && onr_tensor_dtype(sort_keys) == ONR_INT64) {
+        const int64_t *k = onr_tensor_data(sort_keys);
+        return (k[i] > k[j]) - (k[i] < k[j]);
+    }
+    return (x > y) - (x < y);
+}
+
+static int64_t *key_order(const onr_tensor *keys, int64_t n)
+{
+    int64_t *ix = malloc((size_t)(n ? n : 1) * sizeof *ix);
+    if (!ix) return NULL;
+    for (int64_t i = 0; i < n; i++) ix[i] = i;
+    sort_keys = keys;
+    qsort(ix, (size_t)n, sizeof *ix, cmp_key_index);
+    return ix;
+}
+
+static void key_text(const onr_tensor *keys, int64_t i, char *buf, size_t len)
+{
+    if (onr_tensor_dtype(keys) == ONR_STRING)
+        snprintf(buf, len, "'%.100s'", ((char **)onr_tensor_data(keys))[i]);
+    else if (onr_tensor_dtype(keys) == ONR_UINT64)
+        snprintf(buf, len, "%llu", (unsigned long long)((uint64_t *)onr_tensor_data(keys))[i]);
+    else if (onr_tensor_dtype(keys) == ONR_INT64)
+        snprintf(buf, len, "%lld", (long long)((int64_t *)onr_tensor_data(keys))[i]);
+    else
+        snprintf(buf, len, "%.0f", elem(keys, i));
+}
+
+static int compare_map(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
+                       char *why, size_t len)
+{
+    const onr_tensor *gk = onr_map_keys(got), *wk = onr_map_keys(want);
+    const onr_tensor *gv = onr_map_values(got), *wv = onr_map_values(want);
+    int64_t n = onr_value_count(got);
+    if (onr_tensor_dtype(gk) != onr_tensor_dtype(wk) || n != onr_value_count(want)) {
+        snprintf(why, len, "map of %lld %s keys, expected %lld %s keys", (long long)n,
+                 onr_dtype_name(onr_tensor_dtype(gk)), (long long)onr_value_count(want),
+                 onr_dtype_name(onr_tensor_dtype(wk)));
+        return 0;
+    }
+    if (n == 0) return 1;
+    int same = onr_tensor_dtype(gv) == onr_tensor_dtype(wv) && onr_tensor_rank(gv) == onr_tensor_rank(wv);
+    for (int d = 0; same && d < onr_tensor_rank(gv); d++)
+        same = onr_tensor_dims(gv)[d] == onr_tensor_dims(wv)[d];
+    if (!same) {
+        snprintf(why, len, "map values are %s rank %d, expected %s rank %d",
+                 onr_dtype_name(onr_tensor_dtype(gv)), onr_tensor_rank(gv),
+                 onr_dtype_name(onr_tensor_dtype(wv)), onr_tensor_rank(wv));
+        return 0;
+    }
+    int64_t *gi = key_order(gk, n), *wi = key_order(wk, n);
+    onr_dtype vt = onr_tensor_dtype(gv);
+    int64_t row = onr_tensor_numel(gv) / n;
+    size_t esz = onr_dtype_size(vt), rb = (size_t)row * esz;
+    /* want's values put in got's key order, then compared as one tensor */
+    void *perm = vt == ONR_STRING ? NULL : malloc(rb * (size_t)n + 1);
+    int ok = gi && wi && (vt == ONR_STRING || perm);
+    if (!ok) snprintf(why, len, "out of memory comparing maps");
+    for (int64_t r = 0; ok && r < n; r++) {
+        char a[128], b[128];
+        key_text(gk, gi[r], a, sizeof a);
+        key_text(wk, wi[r], b, sizeof b);
+        if (strcmp(a, b) != 0) {
+            snprintf(why, len, "map keys differ: got key %s where the expected map has %s", a, b);
+            ok = 0;
+        } else if (vt == ONR_STRING) {
+            char **g = onr_tensor_data(gv), **w = onr_tensor_data(wv);
+            for (int64_t j = 0; ok && j < row; j++)
+                if (strcmp(g[gi[r] * row + j], w[wi[r] * row + j])) {
+                    snprintf(why, len, "map value of key %s differs", a);
+                    ok = 0;
+                }
+        } else {
+            memcpy((char *)perm + (size_t)gi[r] * rb,
+                   (const char *)onr_tensor_data(wv) + (size_t)wi[r] * rb, rb);
+        }
+    }
+    if (ok && vt != ONR_STRING) {
+        onr_tensor *pw = onr_tensor_wrap(vt, onr_tensor_rank(wv), onr_tensor_dims(wv), perm);
+        char sub[400];
+        ok = pw && compare(gv, pw, rtol, atol, sub, sizeof sub);
+        if (!ok) snprintf(why, len, "map values (rows in key order of the output): %s", pw ? sub : "out of memory");
+        onr_tensor_free(pw);
+    }
+    free(perm);
+    free(gi);
+    free(wi);
+    return ok;
+}
+
+/* compare() through sequences, optionals and maps, element by element. */
 static int compare_value(const onr_tensor *got, const onr_tensor *want, double rtol, double atol,
                          char *why, size_t len)
 {
     onr_kind gk = onr_value_kind(got), wk = onr_value_kind(want);
     if (gk == ONR_VALUE_TENSOR && wk == ONR_VALUE_TENSOR)
         return compare(got, want, rtol, atol, why, len);
+    if (gk == ONR_VALUE_MAP && wk == ONR_VALUE_MAP)
+        return compare_map(got, want, rtol, atol, why, len);
     if (gk != wk || onr_value_count(got) != onr_value_count(want)) {
         snprintf(why, len, "kind %d with %lld elements, expected kind %d with %lld", (int)gk,
                  (long long)onr_value_count(got), (int)wk, (long long)onr_value_count(want));
@@ -1246,7 +1395,7 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
         for (int i = 0; i < nin; i++) {
             char f[8192], msg[1024];
             snprintf(f, sizeof f, "%s/%s", sdir, files_in[i]);
-            onr_value_info ki; /* a TensorProto, SequenceProto or OptionalProto */
+            onr_value_info ki; /* a TensorProto, SequenceProto, OptionalProto or MapProto */
             onr_session_input_info(s, i, &ki);
             if (onr_value_read_file(f, ki.kind, &ins[i], msg, sizeof msg)) {
                 snprintf(why, sizeof why, "%s", msg);

@@ -162,6 +162,8 @@ static void fill_info(const onr_value *v, onr_value_info *info)
     info->dims = v->dims;
     info->dim_names = (const char *const *)v->dim_names;
     info->kind = (onr_kind)v->kind;
+    info->elem_kind = (onr_kind)v->elem_kind;
+    info->key_dtype = v->key_dtype;
 }
 
 onr_status onr_session_input_info(const onr_session *s, int i, onr_value_info *info)
@@ -186,12 +188,28 @@ static onr_status check_input(onr_session *s, const onr_value *v, const onr_tens
                               const char **sym_names, int64_t *sym_vals, int *n_sym)
 {
     char b1[256], b2[256];
-    if (v->kind || t->kind) { /* sequences and optionals: the kind must match */
-        static const char *const kinds[] = {"a tensor", "a sequence", "an optional"};
-        int vk = v->kind < 3 ? v->kind : 0, tk = t->kind < 3 ? t->kind : 0;
+    if (v->kind || t->kind) { /* sequences, optionals and maps: the kind must match */
+        static const char *const kinds[] = {"a tensor", "a sequence", "an optional", "a map"};
+        int vk = v->kind < 4 ? v->kind : 0, tk = t->kind < 4 ? t->kind : 0;
         if (vk != tk && !(vk == ONR_VALUE_OPTIONAL && !t->kind))
             return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected %s, got %s", v->name,
                               kinds[vk], kinds[tk]);
+        /* a map, or the maps of a sequence: declared key and value types */
+        const onr_tensor *m = tk == ONR_VALUE_MAP ? t : NULL;
+        if (tk == ONR_VALUE_SEQUENCE && v->elem_kind == ONR_VALUE_MAP && t->numel > 0) {
+            m = onr_value_item(t, 0);
+            if (!m || m->kind != ONR_VALUE_MAP)
+                return onr_seterr(&s->err, ONR_E_INPUT,
+                                  "input '%s': expected a sequence of maps, got one of %s", v->name,
+                                  m ? kinds[m->kind < 4 ? m->kind : 0] : "nothing");
+        }
+        if (m && v->key_dtype != ONR_UNDEFINED && onr_map_keys_of(m)->dtype != v->key_dtype)
+            return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected map keys of %s, got %s",
+                              v->name, onr_dtype_name(v->key_dtype),
+                              onr_dtype_name(onr_map_keys_of(m)->dtype));
+        if (m && v->dtype != ONR_UNDEFINED && m->dtype != v->dtype && onr_map_keys_of(m)->numel)
+            return onr_seterr(&s->err, ONR_E_INPUT, "input '%s': expected map values of %s, got %s",
+                              v->name, onr_dtype_name(v->dtype), onr_dtype_name(m->dtype));
         return ONR_OK;
     }
     if (t->dtype == ONR_UNDEFINED || (t->numel > 0 && !t->data))
@@ -243,7 +261,7 @@ static onr_status publish_output(onr_session *s, int i)
     onr_tensor *dst = s->bind ? s->bind[i] : NULL;
     if (dst && r->kind)
         return onr_seterr(&s->err, ONR_E_INPUT,
-                          "output '%s' is a sequence or optional; only tensor outputs can be bound",
+                          "output '%s' is a sequence, optional or map; only tensor outputs can be bound",
                           g->values[g->outputs[i]].name);
     if (r->kind && !r->owns) { /* a container the plan does not own (an input): copy */
         if (!o->owns) memset(o, 0, sizeof *o);

@@ -187,16 +187,33 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
     return ONR_OK;
 }
 
-/* ---- sequences and optionals ------------------------------------------------ */
+/* ---- sequences, optionals and maps ------------------------------------------ */
 
 onr_kind onr_value_kind(const onr_tensor *v) { return v ? (onr_kind)v->kind : ONR_VALUE_TENSOR; }
 
-int64_t onr_value_count(const onr_tensor *v) { return v && v->kind ? v->numel : -1; }
+int64_t onr_value_count(const onr_tensor *v)
+{
+    if (v && v->kind == ONR_VALUE_MAP) return v->data ? onr_map_keys_of(v)->numel : 0;
+    return v && v->kind ? v->numel : -1;
+}
 
 const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i)
 {
-    if (!v || !v->kind || i < 0 || i >= v->numel || !v->data) return NULL;
+    if (!v || !v->kind || v->kind == ONR_VALUE_MAP || i < 0 || i >= v->numel || !v->data)
+        return NULL;
     return onr_value_item(v, i);
+}
+
+/* Item i may go into a container of `kind` whose elements are `elem`
+ * (and, for sequences, of the kind and key type of item 0). */
+static int item_fits(int kind, onr_dtype elem, const onr_tensor *it, const onr_tensor *first)
+{
+    if (kind != ONR_VALUE_SEQUENCE) return 1;
+    if (it->dtype != elem) return 0;
+    if (it->kind != ONR_VALUE_TENSOR && it->kind != ONR_VALUE_MAP) return 0; /* no nesting */
+    if (it->kind != first->kind) return 0;
+    return it->kind != ONR_VALUE_MAP ||
+           onr_map_keys_of(it)->dtype == onr_map_keys_of(first)->dtype;
 }
 
 static onr_tensor *container_new(int kind, onr_dtype elem, int64_t n,
@@ -209,7 +226,7 @@ static onr_tensor *container_new(int kind, onr_dtype elem, int64_t n,
     int st = onr_value_container(t, kind, elem, n, &e);
     for (int64_t i = 0; i < n && !st; i++) {
         onr_tensor *c = calloc(1, sizeof *c);
-        if (!c || !items[i] || (kind == ONR_VALUE_SEQUENCE && (items[i]->kind || items[i]->dtype != elem))) {
+        if (!c || !items[i] || !item_fits(kind, elem, items[i], items[0])) {
             free(c);
             st = ONR_E_ARG;
             break;
@@ -235,6 +252,39 @@ onr_tensor *onr_optional_new(onr_dtype elem, const onr_tensor *value)
     return container_new(ONR_VALUE_OPTIONAL, value ? value->dtype : elem, value ? 1 : 0, &value);
 }
 
+onr_tensor *onr_map_new(const onr_tensor *keys, const onr_tensor *values)
+{
+    onr_err e = {0};
+    if (onr_map_check(keys, values, &e)) return NULL;
+    onr_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    int st = onr_value_container(t, ONR_VALUE_MAP, values->dtype, 2, &e);
+    for (int i = 0; i < 2 && !st; i++) {
+        onr_tensor *c = calloc(1, sizeof *c);
+        if (!c) {
+            st = ONR_E_NOMEM;
+            break;
+        }
+        ((onr_tensor **)t->data)[i] = c;
+        st = onr_value_copy(c, i ? values : keys, &e);
+    }
+    if (st) {
+        onr_tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+const onr_tensor *onr_map_keys(const onr_tensor *m)
+{
+    return m && m->kind == ONR_VALUE_MAP && m->data ? onr_map_keys_of(m) : NULL;
+}
+
+const onr_tensor *onr_map_values(const onr_tensor *m)
+{
+    return m && m->kind == ONR_VALUE_MAP && m->data ? onr_map_values_of(m) : NULL;
+}
+
 onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out, char *msg,
                                size_t msglen)
 {
@@ -242,7 +292,7 @@ onr_status onr_value_read_file(const char *path, onr_kind kind, onr_tensor **out
     onr_err e = {0};
     if (!path || !out) return ONR_E_ARG;
     *out = NULL;
-    if (kind != ONR_VALUE_SEQUENCE && kind != ONR_VALUE_OPTIONAL) {
+    if (kind != ONR_VALUE_SEQUENCE && kind != ONR_VALUE_OPTIONAL && kind != ONR_VALUE_MAP) {
         onr_seterr(&e, ONR_E_ARG, "unknown value kind %d", (int)kind);
         return to_msg(&e, ONR_E_ARG, msg, msglen);
     }

@@ -129,7 +129,7 @@ onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *
 onr_status onr_tensor_set_shape(onr_tensor *t, onr_dtype dt, int rank, const int64_t *dims,
                                 onr_err *err)
 {
-    int64_t numel;
+    int64_t numel = 0;
     onr_status st = onr_dims_numel(dims, rank, dt, &numel, err);
     if (st) return st;
     t->dtype = dt;
@@ -215,6 +215,106 @@ onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
         memcpy(t->data, src->data, onr_tensor_nbytes(t));
     }
     return ONR_OK;
+}
+
+/* ---- maps ---------------------------------------------------------------- */
+
+int onr_map_key_type_ok(onr_dtype dt)
+{
+    switch (dt) {
+    case ONR_INT8: case ONR_INT16: case ONR_INT32: case ONR_INT64: case ONR_UINT8:
+    case ONR_UINT16: case ONR_UINT32: case ONR_UINT64: case ONR_STRING: return 1;
+    default: return 0;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+onr_status onr_map_check(const onr_tensor *keys, const onr_tensor *values, onr_err *err)
+{
+    if (!keys || !values || keys->kind || values->kind)
+        return onr_seterr(err, ONR_E_MODEL, "a map's keys and values must be tensors");
+    if (!onr_map_key_type_ok(keys->dtype))
+        return onr_seterr(err, ONR_E_MODEL, "map keys are %s; a key must be an integer or a string",
+                          onr_dtype_name(keys->dtype));
+    if (keys->rank != 1)
+        return onr_seterr(err, ONR_E_MODEL, "map keys must be 1-D, got rank %d", keys->rank);
+    int64_t n = keys->dims[0];
+    if (values->rank < 1 || values->dims[0] != n)
+        return onr_seterr(err, ONR_E_MODEL, "a map has %lld keys but %lld values", (long long)n,
+                          (long long)(values->rank < 1 ? 1 : values->dims[0]));
+    if (values->dtype <= ONR_UNDEFINED || values->dtype >= ONR_DTYPE_COUNT)
+        return onr_seterr(err, ONR_E_MODEL, "map values have no element type");
+    if ((n > 0 && !keys->data) || (values->numel > 0 && !values->data))
+        return onr_seterr(err, ONR_E_MODEL, "a map's keys or values have no data");
+    if (n < 2) return ONR_OK;
+    /* no key twice: sort a copy */
+    int str = keys->dtype == ONR_STRING;
+    void *tmp = malloc((size_t)n * (str ? sizeof(char *) : sizeof(int64_t)));
+    if (!tmp) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    if (str) {
+        char **d = tmp, *const *k = keys->data;
+        for (int64_t i = 0; i < n; i++) d[i] = k[i] ? k[i] : "";
+        qsort(d, (size_t)n, sizeof *d, cmp_str);
+    } else {
+        int64_t *d = tmp;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = onr_map_key_i64(keys, i);
+        qsort(d, (size_t)n, sizeof *d, cmp_i64);
+    }
+    onr_status st = ONR_OK;
+    for (int64_t i = 1; i < n && !st; i++) {
+        if (str && strcmp(((char **)tmp)[i - 1], ((char **)tmp)[i]) == 0)
+            st = onr_seterr(err, ONR_E_MODEL, "map key '%.200s' appears twice", ((char **)tmp)[i]);
+        else if (!str && ((int64_t *)tmp)[i - 1] == ((int64_t *)tmp)[i])
+            st = keys->dtype == ONR_UINT64
+                     ? onr_seterr(err, ONR_E_MODEL, "map key %llu appears twice",
+                                  (unsigned long long)((int64_t *)tmp)[i])
+                     : onr_seterr(err, ONR_E_MODEL, "map key %lld appears twice",
+                                  (long long)((int64_t *)tmp)[i]);
+    }
+    free(tmp);
+    return st;
+}
+
+int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i)
+{
+    const void *p = keys->data;
+    switch (keys->dtype) {
+    case ONR_INT8: return ((const int8_t *)p)[i];
+    case ONR_INT16: return ((const int16_t *)p)[i];
+    case ONR_INT32: return ((const int32_t *)p)[i];
+    case ONR_INT64: return ((const int64_t *)p)[i];
+    case ONR_UINT8: return ((const uint8_t *)p)[i];
+    case ONR_UINT16: return ((const uint16_t *)p)[i];
+    case ONR_UINT32: return ((const uint32_t *)p)[i];
+    case ONR_UINT64: return (int64_t)((const uint64_t *)p)[i];
+    default: return 0;
+    }
+}
+
+onr_status onr_map_alloc(onr_tensor *t, onr_dtype key, onr_dtype val, int64_t n, onr_err *err)
+{
+    onr_status st = onr_value_container(t, ONR_VALUE_MAP, val, 2, err);
+    if (st) return st;
+    for (int i = 0; i < 2 && !st; i++) {
+        onr_tensor *e = calloc(1, sizeof *e);
+        if (!e) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        ((onr_tensor **)t->data)[i] = e;
+        st = onr_tensor_set_shape(e, i ? val : key, 1, &n, err);
+        if (!st) st = onr_tensor_alloc(e, err);
+        if (!st && e->dtype != ONR_STRING && e->numel) memset(e->data, 0, onr_tensor_nbytes(e));
+    }
+    return st;
 }
 
 static void free_strings(onr_tensor *t)

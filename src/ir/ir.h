@@ -72,8 +72,13 @@ void onr_names_free(onr_names *m);
  *   sequence: rank 1, dims[0] = numel = its length, data = onr_tensor *[n]
  *             (heap values, freed with the container when it owns them),
  *             dtype = the elements' type (ONR_UNDEFINED when not known);
- *   optional: the same with 0 (absent) or 1 element, itself a tensor or a
- *             sequence; dtype = the element's type.
+ *             the elements are tensors, or maps (ZipMap's seq(map));
+ *   optional: the same with 0 (absent) or 1 element, itself a tensor, a
+ *             sequence or a map; dtype = the element's type;
+ *   map:      the same with exactly 2 slots: [0] the keys (a 1-D tensor of
+ *             an integer type or STRING, no key twice), [1] the values (a
+ *             tensor whose dim 0 is the key count); dtype = the values'
+ *             type. onr_map_check states the rules, onr_map_alloc makes one.
  * Containers never live in the arena: the ops making them are
  * ONR_OP_DYNAMIC_OUT, and a view of one (Identity) shares its data. */
 struct onr_tensor {
@@ -109,6 +114,21 @@ static inline onr_tensor *onr_value_item(const onr_tensor *t, int64_t i)
 }
 /* t (tensor or container) becomes an owned deep copy of src. */
 onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err);
+
+/* ---- maps (ir.c) ---- */
+/* 1 for a type a map key may have: an integer type or STRING. */
+int onr_map_key_type_ok(onr_dtype dt);
+/* keys and values form a valid map: keys 1-D of a key type, values of rank
+ * >= 1 with dim 0 = the key count, no key twice (checked by sorting a copy:
+ * O(n log n), allocates). The message names the offending key. */
+onr_status onr_map_check(const onr_tensor *keys, const onr_tensor *values, onr_err *err);
+/* Make t an owned map of n entries: keys [n] of `key`, values [n] of `val`,
+ * both allocated (zeros / empty strings) for the caller to fill. */
+onr_status onr_map_alloc(onr_tensor *t, onr_dtype key, onr_dtype val, int64_t n, onr_err *err);
+/* Key i of an integer key tensor as int64 (uint64 keeps its bits). */
+int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i);
+static inline onr_tensor *onr_map_keys_of(const onr_tensor *m) { return onr_value_item(m, 0); }
+static inline onr_tensor *onr_map_values_of(const onr_tensor *m) { return onr_value_item(m, 1); }
 
 /* fp16/bf16 conversion. */
 float onr_half_to_float(uint16_t h);
@@ -188,6 +208,8 @@ typedef struct onr_value {
      * element type is dtype; elem_kind: an optional's element (tensor or
      * sequence) */
     uint8_t kind, elem_kind;
+    onr_dtype key_dtype;        /* a declared map's key type (or of the maps a
+                                   sequence / optional holds), else UNDEFINED */
 } onr_value;
 
 struct onr_op;

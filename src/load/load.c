@@ -841,24 +841,57 @@ static int load_attr(loader *L, Onnx__AttributeProto *ap, onr_graph *g, const vm
 
 /* ---- graphs -------------------------------------------------------------- */
 
+/* The key and value types of a map type (map(K, tensor(V)) only). */
+static int load_map_type(loader *L, const Onnx__TypeProto *tp, onr_value *v)
+{
+    const Onnx__TypeProto__Map *mt = tp->map_type;
+    if (!mt || !mt->has_key_type)
+        return onr_seterr(L->err, ONR_E_MODEL, "value '%s': map type without a key type", v->name);
+    if (mt->key_type <= 0 || mt->key_type >= ONR_DTYPE_COUNT ||
+        !onr_map_key_type_ok((onr_dtype)mt->key_type))
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "value '%s': map key type %d is not an integer or string type", v->name,
+                          (int)mt->key_type);
+    v->key_dtype = (onr_dtype)mt->key_type;
+    const Onnx__TypeProto *vt = mt->value_type;
+    if (vt && vt->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                          "value '%s': only maps to tensors are supported (not to sequences or "
+                          "maps)", v->name);
+    const Onnx__TypeProto__Tensor *et = vt ? vt->tensor_type : NULL;
+    v->dtype = et && et->has_elem_type && et->elem_type > 0 && et->elem_type < ONR_DTYPE_COUNT
+                   ? (onr_dtype)et->elem_type
+                   : ONR_UNDEFINED;
+    return ONR_OK; /* the values' shapes are not kept */
+}
+
 /* Fill a value's declared type and shape from a ValueInfoProto. */
 static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value *v)
 {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) return ONR_OK; /* untyped: leave unknown */
-    /* optional(T) and sequence(tensor): the kind and the element type */
+    /* optional(T), sequence(tensor), map(K, V), sequence(map): the kind,
+     * the element kind and type, a map's key type */
     if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE && tp->optional_type &&
         tp->optional_type->elem_type) {
         v->kind = ONR_VALUE_OPTIONAL;
         tp = tp->optional_type->elem_type;
-        v->elem_kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE
-                           ? ONR_VALUE_SEQUENCE
-                           : ONR_VALUE_TENSOR;
+        v->elem_kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE ? ONR_VALUE_SEQUENCE
+                       : tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE  ? ONR_VALUE_MAP
+                                                                             : ONR_VALUE_TENSOR;
+    }
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE) {
+        if (!v->kind) v->kind = ONR_VALUE_MAP;
+        return load_map_type(L, tp, v);
     }
     if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type &&
         tp->sequence_type->elem_type) {
         if (!v->kind) v->kind = ONR_VALUE_SEQUENCE;
         tp = tp->sequence_type->elem_type;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE) {
+            if (v->kind == ONR_VALUE_SEQUENCE) v->elem_kind = ONR_VALUE_MAP;
+            return load_map_type(L, tp, v);
+        }
         if (tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
             const Onnx__TypeProto__Tensor *et = tp->tensor_type;
             v->dtype = et && et->has_elem_type && et->elem_type > 0 &&
@@ -870,8 +903,8 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
     }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
         return onr_seterr(L->err, ONR_E_UNSUPPORTED,
-                          "value '%s' is not a tensor, a sequence of tensors or an optional of "
-                          "either (maps and sparse values are not supported)",
+                          "value '%s' is not a tensor, a sequence (of tensors or maps), a map or an "
+                          "optional of one (sparse values and nested sequences are not supported)",
                           v->name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (!tt) return ONR_OK;
@@ -1630,7 +1663,7 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
 /* ---- SequenceProto / OptionalProto (test-case files) ------------------------ */
 
 /* SequenceProto.DataType / OptionalProto.DataType */
-enum { PB_ELEM_TENSOR = 1, PB_ELEM_SEQUENCE = 3, PB_ELEM_OPTIONAL = 5 };
+enum { PB_ELEM_TENSOR = 1, PB_ELEM_SEQUENCE = 3, PB_ELEM_MAP = 4, PB_ELEM_OPTIONAL = 5 };
 
 static int seq_from_proto(loader *L, Onnx__SequenceProto *sp, onr_tensor *t, int depth);
 
@@ -1650,13 +1683,144 @@ static void value_take(onr_tensor *e, onr_tensor *t)
     free(t);
 }
 
+/* Key i of a MapProto of integer keys stored as key type kt. */
+static int map_key_put(loader *L, onr_tensor *keys, size_t i, int64_t k)
+{
+    void *p = keys->data;
+    int64_t lo = 0, hi = 0;
+    switch (keys->dtype) {
+    case ONR_INT8: lo = INT8_MIN, hi = INT8_MAX, ((int8_t *)p)[i] = (int8_t)k; break;
+    case ONR_INT16: lo = INT16_MIN, hi = INT16_MAX, ((int16_t *)p)[i] = (int16_t)k; break;
+    case ONR_INT32: lo = INT32_MIN, hi = INT32_MAX, ((int32_t *)p)[i] = (int32_t)k; break;
+    case ONR_UINT8: hi = UINT8_MAX, ((uint8_t *)p)[i] = (uint8_t)k; break;
+    case ONR_UINT16: hi = UINT16_MAX, ((uint16_t *)p)[i] = (uint16_t)k; break;
+    case ONR_UINT32: hi = UINT32_MAX, ((uint32_t *)p)[i] = (uint32_t)k; break;
+    case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)k; return ONR_OK; /* the same 64 bits */
+    default: ((int64_t *)p)[i] = k; return ONR_OK;
+    }
+    if (k < lo || k > hi)
+        return onr_seterr(L->err, ONR_E_MODEL, "map key %zu (%lld) does not fit %s", i,
+                          (long long)k, onr_dtype_name(keys->dtype));
+    return ONR_OK;
+}
+
+/* A MapProto: keys (int64 keys or string_keys, as key_type says) and a
+ * SequenceProto of one tensor per key, all of one type and shape; t
+ * becomes a map whose values tensor stacks them along a new dim 0. */
+static int map_from_proto(loader *L, const Onnx__MapProto *mp, onr_tensor *t)
+{
+    int kt = mp->has_key_type ? mp->key_type : 0;
+    if (kt <= 0 || kt >= ONR_DTYPE_COUNT || !onr_map_key_type_ok((onr_dtype)kt))
+        return onr_seterr(L->err, ONR_E_MODEL,
+                          "MapProto key_type %d is not an integer or string type", kt);
+    int str = kt == ONR_STRING;
+    size_t n = str ? mp->n_string_keys : mp->n_keys;
+    if (str ? mp->n_keys : mp->n_string_keys)
+        return onr_seterr(L->err, ONR_E_MODEL, "MapProto of %s keys holds %zu %s keys",
+                          onr_dtype_name((onr_dtype)kt), str ? mp->n_keys : mp->n_string_keys,
+                          str ? "integer" : "string");
+    const Onnx__SequenceProto *vs = mp->values;
+    if (vs && (vs->n_sequence_values || vs->n_map_values || vs->n_optional_values ||
+               vs->n_sparse_tensor_values))
+        return onr_seterr(L->err, ONR_E_UNSUPPORTED,
+                          "only maps to tensors are supported (MapProto values elem_type %d)",
+                          vs->elem_type);
+    size_t nv = vs ? vs->n_tensor_values : 0;
+    if (nv != n)
+        return onr_seterr(L->err, ONR_E_MODEL, "MapProto has %zu keys but %zu values", n, nv);
+    /* the values, one heap tensor each, checked alike, then stacked */
+    onr_tensor *v0 = NULL, *vi = NULL;
+    int st = ONR_OK;
+    if (n > 0 && (st = load_tensor(L, vs->tensor_values[0], NULL, &v0))) return st;
+    onr_dtype vt = v0 ? v0->dtype : ONR_FLOAT; /* an empty map has no value type: float */
+    int vr = v0 ? v0->rank : 0;
+    if (vr + 1 > ONR_MAX_RANK)
+        st = onr_seterr(L->err, ONR_E_UNSUPPORTED, "map values of rank %d (more than %d)", vr,
+                        ONR_MAX_RANK - 1);
+    int64_t dims[ONR_MAX_RANK] = {(int64_t)n};
+    for (int d = 0; d < vr && !st; d++) dims[d + 1] = v0->dims[d];
+    if (!st) st = onr_map_alloc(t, (onr_dtype)kt, vt, (int64_t)n, L->err);
+    onr_tensor *keys = NULL, *vals = NULL;
+    if (!st) {
+        keys = onr_map_keys_of(t), vals = onr_map_values_of(t);
+        if (vr > 0) { /* values [n, value dims...]: allocated afresh at that shape */
+            onr_tensor_clear(vals);
+            st = onr_tensor_set_shape(vals, vt, vr + 1, dims, L->err);
+            if (!st) st = onr_tensor_alloc(vals, L->err);
+        }
+    }
+    int64_t row = v0 ? v0->numel : 0;
+    size_t esz = vt == ONR_STRING ? sizeof(char *) : onr_dtype_size(vt);
+    for (size_t i = 0; i < n && !st; i++) {
+        if (str) {
+            const ProtobufCBinaryData *b = &mp->string_keys[i];
+            char *k = onr_strndup(b->data ? (const char *)b->data : "", b->len);
+            if (!k) st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+            else free(((char **)keys->data)[i]), ((char **)keys->data)[i] = k;
+        } else {
+            st = map_key_put(L, keys, i, mp->keys[i]);
+        }
+        const onr_tensor *x = v0;
+        if (!st && i > 0 && !(st = load_tensor(L, vs->tensor_values[i], NULL, &vi))) x = vi;
+        if (st) break;
+        int same = x->dtype == vt && x->rank == vr;
+        for (int d = 0; same && d < vr; d++) same = x->dims[d] == v0->dims[d];
+        if (!same) {
+            char b1[256], b2[256];
+            st = onr_seterr(L->err, ONR_E_MODEL, "map value %zu is %s%s, value 0 %s%s", i,
+                            onr_dtype_name(x->dtype), onr_fmt_dims(b1, sizeof b1, x->dims, x->rank),
+                            onr_dtype_name(vt), onr_fmt_dims(b2, sizeof b2, v0->dims, vr));
+        } else if (vt == ONR_STRING) {
+            char **d = (char **)vals->data + (size_t)i * (size_t)row;
+            for (int64_t j = 0; j < row && !st; j++) {
+                char *c = onr_strdup(((char **)x->data)[j] ? ((char **)x->data)[j] : "");
+                if (!c) st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+                else free(d[j]), d[j] = c;
+            }
+        } else if (row) {
+            memcpy((char *)vals->data + i * (size_t)row * esz, x->data, (size_t)row * esz);
+        }
+        onr_tensor_free(vi);
+        vi = NULL;
+    }
+    onr_tensor_free(v0);
+    if (!st) st = onr_map_check(keys, vals, L->err);
+    return st;
+}
+
 static int seq_from_proto(loader *L, Onnx__SequenceProto *sp, onr_tensor *t, int depth)
 {
     if (depth > 16) return onr_seterr(L->err, ONR_E_MODEL, "sequences nested too deep");
+    if (sp->n_map_values && !sp->n_tensor_values && !sp->n_sequence_values &&
+        !sp->n_optional_values && !sp->n_sparse_tensor_values) { /* a sequence of maps */
+        onr_status st = onr_value_container(t, ONR_VALUE_SEQUENCE, ONR_UNDEFINED,
+                                            (int64_t)sp->n_map_values, L->err);
+        const onr_tensor *first = NULL; /* the first map with entries sets the types */
+        for (size_t i = 0; i < sp->n_map_values && !st; i++) {
+            onr_tensor *e = NULL;
+            if ((st = value_slot(L, t, i, &e)) || (st = map_from_proto(L, sp->map_values[i], e))) {
+                if (st) onr_err_prefix(L->err, "sequence element %zu: ", i);
+                break;
+            }
+            onr_dtype kt = onr_map_keys_of(e)->dtype;
+            if (i > 0 && kt != onr_map_keys_of(onr_value_item(t, 0))->dtype)
+                st = onr_seterr(L->err, ONR_E_MODEL, "sequence element %zu has %s keys, element 0 %s",
+                                i, onr_dtype_name(kt),
+                                onr_dtype_name(onr_map_keys_of(onr_value_item(t, 0))->dtype));
+            else if (onr_map_keys_of(e)->numel == 0) continue;
+            else if (!first) first = e, t->dtype = e->dtype;
+            else if (e->dtype != first->dtype)
+                st = onr_seterr(L->err, ONR_E_MODEL, "sequence element %zu maps to %s, an earlier one to %s",
+                                i, onr_dtype_name(e->dtype), onr_dtype_name(first->dtype));
+        }
+        if (!st && !first && sp->n_map_values) t->dtype = onr_value_item(t, 0)->dtype;
+        return st;
+    }
     if (sp->n_sequence_values || sp->n_map_values || sp->n_optional_values ||
         sp->n_sparse_tensor_values)
         return onr_seterr(L->err, ONR_E_UNSUPPORTED,
-                          "only sequences of tensors are supported (elem_type %d)", sp->elem_type);
+                          "only sequences of tensors or of maps are supported (elem_type %d)",
+                          sp->elem_type);
     onr_status st = onr_value_container(t, ONR_VALUE_SEQUENCE, ONR_UNDEFINED,
                                         (int64_t)sp->n_tensor_values, L->err);
     for (size_t i = 0; i < sp->n_tensor_values && !st; i++) {
@@ -1692,16 +1856,26 @@ onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor *
         if (!st && sp->name && !(t->name = onr_strdup(sp->name)))
             st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
         onnx__sequence_proto__free_unpacked(sp, NULL);
+    } else if (kind == ONR_VALUE_MAP) {
+        Onnx__MapProto *mp = onnx__map_proto__unpack(NULL, len, buf);
+        if (!mp) {
+            free(t);
+            return onr_seterr(err, ONR_E_MODEL, "not a valid MapProto (%zu bytes)", len);
+        }
+        st = map_from_proto(&L, mp, t);
+        if (!st && mp->name && !(t->name = onr_strdup(mp->name)))
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        onnx__map_proto__free_unpacked(mp, NULL);
     } else {
         Onnx__OptionalProto *op = onnx__optional_proto__unpack(NULL, len, buf);
         if (!op) {
             free(t);
             return onr_seterr(err, ONR_E_MODEL, "not a valid OptionalProto (%zu bytes)", len);
         }
-        int present = op->tensor_value || op->sequence_value;
-        if (op->map_value || op->optional_value || op->sparse_tensor_value)
+        int present = op->tensor_value || op->sequence_value || op->map_value;
+        if (op->optional_value || op->sparse_tensor_value)
             st = onr_seterr(err, ONR_E_UNSUPPORTED,
-                            "only optionals of tensors or sequences are supported");
+                            "only optionals of tensors, sequences or maps are supported");
         if (!st) st = onr_value_container(t, ONR_VALUE_OPTIONAL, ONR_UNDEFINED, present, err);
         onr_tensor *e = NULL;
         if (!st && present) st = value_slot(&L, t, 0, &e);
@@ -1710,6 +1884,8 @@ onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor *
             if (!(st = load_tensor(&L, op->tensor_value, NULL, &x))) value_take(e, x);
         } else if (!st && op->sequence_value) {
             st = seq_from_proto(&L, op->sequence_value, e, 1);
+        } else if (!st && op->map_value) {
+            st = map_from_proto(&L, op->map_value, e);
         }
         if (!st && e) t->dtype = e->dtype;
         name = op->name;
@@ -1771,14 +1947,55 @@ static void wb_bytes(wbuf *w, int field, const void *p, size_t n)
 
 static int seq_to_wire(const onr_tensor *t, const char *name, wbuf *w, onr_err *err);
 
+/* A map as a MapProto: key_type, the keys (int64 field 3 or string_keys
+ * 4) and a SequenceProto of one TensorProto per key (row i of values). */
+static int map_to_wire(const onr_tensor *m, const char *name, wbuf *w, onr_err *err)
+{
+    const onr_tensor *keys = onr_map_keys_of(m), *vals = onr_map_values_of(m);
+    if (name && *name) wb_bytes(w, 1, name, strlen(name));
+    wb_varint(w, 2 << 3);
+    wb_varint(w, (uint64_t)keys->dtype);
+    for (int64_t i = 0; i < keys->numel; i++) {
+        if (keys->dtype == ONR_STRING) {
+            const char *k = ((char *const *)keys->data)[i] ? ((char *const *)keys->data)[i] : "";
+            wb_bytes(w, 4, k, strlen(k));
+        } else {
+            wb_varint(w, 3 << 3);
+            wb_varint(w, (uint64_t)onr_map_key_i64(keys, i));
+        }
+    }
+    wbuf seq = {0};
+    wb_varint(&seq, 2 << 3);
+    wb_varint(&seq, PB_ELEM_TENSOR);
+    onr_tensor row = {0}; /* a view of value i: dims[1..] of values, not owned */
+    row.dtype = vals->dtype;
+    row.rank = vals->rank - 1;
+    row.numel = 1;
+    for (int d = 1; d < vals->rank; d++) row.dims[d - 1] = vals->dims[d], row.numel *= vals->dims[d];
+    size_t esz = vals->dtype == ONR_STRING ? sizeof(char *) : onr_dtype_size(vals->dtype);
+    int st = ONR_OK;
+    for (int64_t i = 0; i < keys->numel && !st; i++) {
+        uint8_t *b = NULL;
+        size_t n = 0;
+        row.data = (char *)vals->data + (size_t)i * (size_t)row.numel * esz;
+        if (!(st = onr_save_tensor_pb(&row, "", &b, &n, err))) wb_bytes(&seq, 3, b, n);
+        free(b);
+    }
+    if (!st) wb_bytes(w, 5, seq.b, seq.n);
+    if (!st && (seq.oom || w->oom)) st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    free(seq.b);
+    return st;
+}
+
 static int elem_to_wire(const onr_tensor *e, int field, wbuf *w, onr_err *err)
 {
     uint8_t *b = NULL;
     size_t n = 0;
     int st;
-    if (e->kind == ONR_VALUE_SEQUENCE) {
+    if (e->kind == ONR_VALUE_SEQUENCE || e->kind == ONR_VALUE_MAP) {
         wbuf sub = {0};
-        st = seq_to_wire(e, "", &sub, err);
+        st = e->kind == ONR_VALUE_MAP ? map_to_wire(e, "", &sub, err) : seq_to_wire(e, "", &sub, err);
+        if (!st && sub.oom) st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
         b = sub.b, n = sub.n;
     } else {
         st = onr_save_tensor_pb(e, "", &b, &n, err);
@@ -1790,13 +2007,18 @@ static int elem_to_wire(const onr_tensor *e, int field, wbuf *w, onr_err *err)
 
 static int seq_to_wire(const onr_tensor *t, const char *name, wbuf *w, onr_err *err)
 {
+    /* a sequence of tensors, or of maps (elem_type MAP, map_values) */
+    int maps = t->numel > 0 && onr_value_item(t, 0)->kind == ONR_VALUE_MAP;
     if (name && *name) wb_bytes(w, 1, name, strlen(name));
     wb_varint(w, 2 << 3);
-    wb_varint(w, PB_ELEM_TENSOR);
+    wb_varint(w, maps ? PB_ELEM_MAP : PB_ELEM_TENSOR);
     for (int64_t i = 0; i < t->numel; i++) {
         const onr_tensor *e = onr_value_item(t, i);
-        if (e->kind) return onr_seterr(err, ONR_E_UNSUPPORTED, "nested containers are not written");
-        int st = elem_to_wire(e, 3, w, err);
+        if (e->kind != (maps ? ONR_VALUE_MAP : ONR_VALUE_TENSOR))
+            return onr_seterr(err, ONR_E_UNSUPPORTED,
+                              "sequence element %lld: only sequences of tensors or of maps are written",
+                              (long long)i);
+        int st = elem_to_wire(e, maps ? 6 : 3, w, err);
         if (st) return st;
     }
     return w->oom ? onr_seterr(err, ONR_E_NOMEM, "out of memory") : ONR_OK;
@@ -1810,12 +2032,18 @@ onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **ou
     int st;
     if (t->kind == ONR_VALUE_SEQUENCE) {
         st = seq_to_wire(t, name, &w, err);
+    } else if (t->kind == ONR_VALUE_MAP) {
+        st = map_to_wire(t, name, &w, err);
     } else {
         const onr_tensor *e = t->numel > 0 ? onr_value_item(t, 0) : NULL;
+        int ek = e ? e->kind : ONR_VALUE_TENSOR;
         if (name && *name) wb_bytes(&w, 1, name, strlen(name));
         wb_varint(&w, 2 << 3);
-        wb_varint(&w, e && e->kind == ONR_VALUE_SEQUENCE ? PB_ELEM_SEQUENCE : PB_ELEM_TENSOR);
-        st = e ? elem_to_wire(e, e->kind == ONR_VALUE_SEQUENCE ? 5 : 3, &w, err) : ONR_OK;
+        wb_varint(&w, ek == ONR_VALUE_SEQUENCE ? PB_ELEM_SEQUENCE
+                      : ek == ONR_VALUE_MAP    ? PB_ELEM_MAP
+                                               : PB_ELEM_TENSOR);
+        st = e ? elem_to_wire(e, ek == ONR_VALUE_SEQUENCE ? 5 : ek == ONR_VALUE_MAP ? 6 : 3, &w, err)
+               : ONR_OK;
         if (!st && w.oom) st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
     }
     if (st) {

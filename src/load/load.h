@@ -17,7 +17,8 @@ onr_status onr_load_buffer(const void *buf, size_t len, const char *base_dir, on
 onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr_err *err);
 /* Serialize a tensor as a TensorProto; *out is malloc'd. */
 /* A serialized value of `kind` (onr_kind): TensorProto, SequenceProto or
- * OptionalProto (of a tensor or a sequence of tensors). */
+ * OptionalProto (of a tensor, a sequence or a map) or MapProto (keys and one
+ * tensor per key: onr_map_check's rules). */
 onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor **out,
                              onr_err *err);
 /* t serialized as the message of its kind (see onr_load_value_pb). */

@@ -18,8 +18,10 @@
 
 static const char *kind_name(int k)
 {
-    return k == ONR_VALUE_SEQUENCE ? "a sequence" : k == ONR_VALUE_OPTIONAL ? "an optional"
-                                                                            : "a tensor";
+    return k == ONR_VALUE_SEQUENCE ? "a sequence"
+           : k == ONR_VALUE_OPTIONAL ? "an optional"
+           : k == ONR_VALUE_MAP      ? "a map"
+                                     : "a tensor";
 }
 
 /* Input i must be present and of `kind`. */
@@ -132,6 +134,9 @@ static int seq_insert_reshape(onr_kctx *ctx, size_t *scratch)
     if (!st) st = want_kind(ctx, 1, ONR_VALUE_TENSOR);
     if (st) return st;
     const onr_tensor *s = ctx->in[0];
+    if (s->numel > 0 && s->data && onr_value_item(s, 0)->kind != ONR_VALUE_TENSOR)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "inserting a tensor into a sequence of %ss",
+                          kind_name(onr_value_item(s, 0)->kind) + 2);
     if (s->dtype != ONR_UNDEFINED && s->dtype != ctx->in[1]->dtype)
         return onr_seterr(ctx->err, ONR_E_MODEL, "inserting %s into a sequence of %s",
                           onr_dtype_name(ctx->in[1]->dtype), onr_dtype_name(s->dtype));
@@ -142,6 +147,9 @@ static int seq_insert_run(const onr_kctx *ctx)
 {
     const onr_tensor *s = ctx->in[0];
     int64_t n = s->numel, pos;
+    if (n > 0 && onr_value_item(s, 0)->kind != ONR_VALUE_TENSOR) /* contents are not in the step's key */
+        return onr_seterr(ctx->err, ONR_E_MODEL, "inserting a tensor into a sequence of %ss",
+                          kind_name(onr_value_item(s, 0)->kind) + 2);
     int st = read_pos(ctx, 2, n, 1, n, &pos);
     if (st) return st;
     onr_tensor *y = ctx->out[0];

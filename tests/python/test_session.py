@@ -284,3 +284,16 @@ def test_gil_released_while_running():
     t.join()
     inside = [sum(a + 0.1 * (b - a) < v < b - 0.1 * (b - a) for v in ticks) for a, b in span]
     assert max(inside) > 10, (inside, [b - a for a, b in span])
+
+
+def test_zipmap_output_is_a_list_of_dicts():
+    """A seq(map(string, float)) output (ZipMap, as sklearn-onnx classifiers
+    end) comes back as a list of dicts, as onnxruntime gives it."""
+    s = onnxrun.Session(os.path.join(SRC, "testdata", "spec", "zipmap_strings", "model.onnx"))
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    (z,) = s.run(None, {"x": x})
+    assert isinstance(z, list) and len(z) == 3
+    assert z[1] == {"cat": 4.0, "dog": 5.0, "eel": 6.0, "fox": 7.0}
+    s = onnxrun.Session(os.path.join(SRC, "testdata", "spec", "zipmap_int64", "model.onnx"))
+    (z,) = s.run(None, {"x": np.ones((2, 3), dtype=np.float32)})
+    assert z == [{10: 1.0, -20: 1.0, 5: 1.0}] * 2
