@@ -501,8 +501,8 @@ static double elem(const onr_tensor *t, int64_t i)
     case ONR_INT64: return (double)((const int64_t *)p)[i];
     case ONR_INT32: return ((const int32_t *)p)[i];
     case ONR_INT16: return ((const int16_t *)p)[i];
-    case ONR_INT8: return ((const int8_t *)p)[i];
-    case ONR_UINT8: case ONR_BOOL: return ((const uint8_t *)p)[i];
+    case ONR_INT8: case ONR_INT4: case ONR_INT2: return ((const int8_t *)p)[i];
+    case ONR_UINT8: case ONR_BOOL: case ONR_UINT4: case ONR_UINT2: return ((const uint8_t *)p)[i];
     case ONR_UINT16: return ((const uint16_t *)p)[i];
     case ONR_UINT32: return ((const uint32_t *)p)[i];
     case ONR_UINT64: return (double)((const uint64_t *)p)[i];
@@ -534,6 +534,16 @@ static void summarize(const char *name, const onr_tensor *t)
     if (onr_tensor_dtype(t) == ONR_FLOAT16 || onr_tensor_dtype(t) == ONR_BFLOAT16) {
         printf("\n");
         return;
+    }
+    switch (onr_tensor_dtype(t)) { /* float8, float4: their bit patterns */
+    case ONR_FLOAT8E4M3FN: case ONR_FLOAT8E4M3FNUZ: case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ: case ONR_FLOAT4E2M1: case ONR_FLOAT8E8M0:
+        printf(" = bits");
+        for (int64_t i = 0; i < n && i < 8; i++)
+            printf(" 0x%02x", ((const unsigned char *)onr_tensor_data(t))[i]);
+        printf("%s\n", n > 8 ? " ..." : "");
+        return;
+    default: break;
     }
     printf(" =");
     for (int64_t i = 0; i < n && i < 8; i++) printf(" %.6g", elem(t, i));
