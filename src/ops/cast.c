@@ -224,8 +224,9 @@ static int roundtrips(double parsed, double v, onr_dtype dt)
     case ONR_FLOAT16: return onr_float_to_half((float)parsed) == onr_float_to_half((float)v);
     case ONR_BFLOAT16: return onr_float_to_bf16((float)parsed) == onr_float_to_bf16((float)v);
     case ONR_DOUBLE: return parsed == v;
-    default: /* the nearest element: a decimal just above or below reads back */
-        return store_lowp(dt, parsed, 1, ONR_E8M0_NEAREST) == store_lowp(dt, v, 1, ONR_E8M0_NEAREST);
+    case ONR_FLOAT8E8M0: /* read back through float32 (as Cast does), whatever round_mode */
+        return (float)parsed == (float)v;
+    default: return onr_f64_to_lowp(dt, parsed, 1) == onr_f64_to_lowp(dt, v, 1);
     }
 }
 
