@@ -365,6 +365,19 @@ def cast_lowp_cases():
           [tensor("y", INT2, y)], 25)
 
 
+def empty_cases():
+    """Zero elements of a packed type: no bytes in the file, the shape kept."""
+    x = np.zeros((0, 3), np.int64)
+    node = helper.make_node("Identity", ["x"], ["y"])
+    write("identity_25_int2_empty", node, [tensor("x", INT2, x)], [tensor("y", INT2, x)], 25)
+    node = helper.make_node("Size", ["x"], ["y"])
+    write("size_21_uint4_empty", node, [tensor("x", UINT4, x)],
+          [np_tensor("y", np.array(0, np.int64))], 21)
+    node = helper.make_node("Transpose", ["x"], ["y"])
+    write("transpose_23_float4e2m1_empty", node, [tensor("x", FLOAT4, x)],
+          [tensor("y", FLOAT4, x.T)], 23)
+
+
 def main():
     r = rng(2412)
     transpose_cases(r)
@@ -374,6 +387,7 @@ def main():
     chain_case(r)
     cast_e8m0_cases()
     cast_lowp_cases()
+    empty_cases()
     assert FMT  # quant_lowp's formats back the float8/float4 encoder
 
 
