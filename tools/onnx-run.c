@@ -389,7 +389,8 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
         case ONR_INT64: ((int64_t *)p)[i] = k; break;
         case ONR_INT32: ((int32_t *)p)[i] = (int32_t)k; break;
         case ONR_BOOL: ((uint8_t *)p)[i] = (uint8_t)(i & 1); break;
-        case ONR_INT8: case ONR_UINT8: ((uint8_t *)p)[i] = (uint8_t)k; break;
+        case ONR_INT8: case ONR_UINT8: case ONR_INT4: case ONR_UINT4: case ONR_INT2:
+        case ONR_UINT2: ((uint8_t *)p)[i] = (uint8_t)k; break;
         case ONR_INT16: case ONR_UINT16: ((uint16_t *)p)[i] = (uint16_t)k; break;
         case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)k; break;
         case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)k; break;

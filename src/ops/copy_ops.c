@@ -3,7 +3,10 @@
  * Slice, Expand, Tile, Pad, ReverseSequence, DepthToSpace and SpaceToDepth.
  *
  * They never look at element values, so every dtype of one size shares one
- * code path; STRING goes through tn_copy, which duplicates strings.
+ * code path; STRING goes through tn_copy, which duplicates strings. The 8-,
+ * 4- and 2-bit types take one byte per element in memory (packed only in
+ * files), so they share the 1-byte path; tensor.h says which operators take
+ * them from which opset (Transpose and Pad do, the others none).
  * create reads the attributes once; reshape reads the inputs whose values
  * set the output shape (listed in .shape_inputs), checks them, and stores
  * the whole geometry in the params: a planned strided copy (tn_copy_plan)

@@ -1,7 +1,8 @@
 /*
  * shape_ops.c - operators that change only a tensor's shape (Reshape,
  * Flatten, Squeeze, Unsqueeze, Identity, inference-mode Dropout) and those
- * that report it (Shape, Size).
+ * that report it (Shape, Size). All but Dropout take the 8-, 4- and 2-bit types
+ * from the opsets tensor.h lists (tn_check_data).
  *
  * The first group are views: their registry entries carry ONR_OP_VIEW, so
  * the executor makes output 0 share input 0's data and they need no run
