@@ -389,7 +389,8 @@ static onr_tensor *generate_input(const onr_value_info *info, char *msg, size_t 
         case ONR_INT64: ((int64_t *)p)[i] = k; break;
         case ONR_INT32: ((int32_t *)p)[i] = (int32_t)k; break;
         case ONR_BOOL: ((uint8_t *)p)[i] = (uint8_t)(i & 1); break;
-        case ONR_INT8: case ONR_UINT8: ((uint8_t *)p)[i] = (uint8_t)k; break;
+        case ONR_INT8: case ONR_UINT8: case ONR_INT4: case ONR_UINT4: case ONR_INT2:
+        case ONR_UINT2: ((uint8_t *)p)[i] = (uint8_t)k; break;
         case ONR_INT16: case ONR_UINT16: ((uint16_t *)p)[i] = (uint16_t)k; break;
         case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)k; break;
         case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)k; break;
@@ -415,6 +416,55 @@ static onr_tensor *empty_map(const onr_value_info *vi)
 /* Bind -i files (named or positional) and generate the rest. The arrays
  * (one slot per model input) are allocated here, on the heap: a model may
  * declare tens of thousands of inputs; free_inputs releases them. */
+
+/* NumPy has no 8-, 4- or 2-bit types: an input the model declares as one
+ * may come as uint8 or int8 (a .npy of 'u1', 'i1', or 'V1' as ml_dtypes
+ * arrays are saved, or a uint8 TensorProto), one element per byte holding
+ * its bit pattern: a float8 byte, or a 4-/2-bit value in the low bits with
+ * the high bits zero or (int4/int2) a copy of its sign bit. Those bytes
+ * become the declared type; a byte that is no element of it is an error. */
+static onr_status lowp_from_bytes(onr_tensor **t, onr_dtype declared, const char *file, char *msg,
+                                  size_t len)
+{
+    int bits;
+    switch (declared) {
+    case ONR_FLOAT8E4M3FN: case ONR_FLOAT8E4M3FNUZ: case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ: case ONR_FLOAT8E8M0: bits = 8; break;
+    case ONR_UINT4: case ONR_INT4: case ONR_FLOAT4E2M1: bits = 4; break;
+    case ONR_UINT2: case ONR_INT2: bits = 2; break;
+    default: return ONR_OK;
+    }
+    onr_dtype got = onr_tensor_dtype(*t);
+    if (got == declared) return ONR_OK;
+    if (got != ONR_UINT8 && got != ONR_INT8) {
+        snprintf(msg, len, "%s: %s data for an input of type %s (give its bit patterns as "
+                 "uint8)", file, onr_dtype_name(got), onr_dtype_name(declared));
+        return ONR_E_ARG;
+    }
+    onr_tensor *b = onr_tensor_new(declared, onr_tensor_rank(*t), onr_tensor_dims(*t));
+    if (!b) {
+        snprintf(msg, len, "%s: out of memory", file);
+        return ONR_E_NOMEM;
+    }
+    const unsigned char *src = onr_tensor_data(*t);
+    unsigned char *dst = onr_tensor_data(b);
+    unsigned mask = (1u << bits) - 1, high = 0xFFu & ~mask;
+    int sign = declared == ONR_INT4 || declared == ONR_INT2;
+    for (int64_t i = 0; i < onr_tensor_numel(*t); i++) {
+        unsigned v = src[i], neg = sign && (v >> (bits - 1) & 1);
+        if (bits < 8 && (v & high) != 0 && !(neg && (v & high) == high)) {
+            snprintf(msg, len, "%s: element %lld is 0x%02x, which is no %s bit pattern", file,
+                     (long long)i, v, onr_dtype_name(declared));
+            onr_tensor_free(b);
+            return ONR_E_ARG;
+        }
+        dst[i] = (unsigned char)(neg ? v | high : v); /* int4/int2 live sign-extended */
+    }
+    onr_tensor_free(*t);
+    *t = b;
+    return ONR_OK;
+}
+
 static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
                        const char ***names_out)
 {
@@ -454,6 +504,8 @@ static int make_inputs(onr_session *s, const cli *c, onr_tensor ***ins_out,
         onr_value_info ki; /* a TensorProto, .npy, SequenceProto, OptionalProto or MapProto */
         onr_session_input_info(s, slot, &ki);
         onr_status st = onr_value_read_file(c->in_files[k], ki.kind, &ins[slot], msg, sizeof msg);
+        if (!st && ki.kind == ONR_VALUE_TENSOR)
+            st = lowp_from_bytes(&ins[slot], ki.dtype, c->in_files[k], msg, sizeof msg);
         if (st) {
             fprintf(stderr, "onnx-run: %s\n", msg);
             return EXIT_ERR;
@@ -515,8 +567,8 @@ static double elem(const onr_tensor *t, int64_t i)
     case ONR_INT64: return (double)((const int64_t *)p)[i];
     case ONR_INT32: return ((const int32_t *)p)[i];
     case ONR_INT16: return ((const int16_t *)p)[i];
-    case ONR_INT8: return ((const int8_t *)p)[i];
-    case ONR_UINT8: case ONR_BOOL: return ((const uint8_t *)p)[i];
+    case ONR_INT8: case ONR_INT4: case ONR_INT2: return ((const int8_t *)p)[i];
+    case ONR_UINT8: case ONR_BOOL: case ONR_UINT4: case ONR_UINT2: return ((const uint8_t *)p)[i];
     case ONR_UINT16: return ((const uint16_t *)p)[i];
     case ONR_UINT32: return ((const uint32_t *)p)[i];
     case ONR_UINT64: return (double)((const uint64_t *)p)[i];
@@ -566,6 +618,16 @@ static void summarize(const char *name, const onr_tensor *t)
     if (onr_tensor_dtype(t) == ONR_FLOAT16 || onr_tensor_dtype(t) == ONR_BFLOAT16) {
         printf("\n");
         return;
+    }
+    switch (onr_tensor_dtype(t)) { /* float8, float4: their bit patterns */
+    case ONR_FLOAT8E4M3FN: case ONR_FLOAT8E4M3FNUZ: case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ: case ONR_FLOAT4E2M1: case ONR_FLOAT8E8M0:
+        printf(" = bits");
+        for (int64_t i = 0; i < n && i < 8; i++)
+            printf(" 0x%02x", ((const unsigned char *)onr_tensor_data(t))[i]);
+        printf("%s\n", n > 8 ? " ..." : "");
+        return;
+    default: break;
     }
     printf(" =");
     for (int64_t i = 0; i < n && i < 8; i++) printf(" %.6g", elem(t, i));

@@ -52,6 +52,13 @@ static int read_whole(const char *path, uint8_t **buf, size_t *len, onr_err *e)
 
 /* ---- .npy ------------------------------------------------------------------ */
 
+/* NumPy has no 8-, 4- or 2-bit float or 4-/2-bit int types. Arrays of the
+ * ml_dtypes ones (float8_e4m3fn, int4, ...) are saved one byte per element
+ * with the descriptor 'V1' (raw bytes), which says nothing of the type:
+ * such a file reads as uint8, the bytes unchanged, and the CLI gives the
+ * bytes the type the model declares for the input (tools/onnx-run.c,
+ * lowp_from_bytes), as it does for a plain uint8 or int8 array of the same
+ * bit patterns. */
 static const struct {
     const char *descr;
     onr_dtype dt;
@@ -59,6 +66,7 @@ static const struct {
     {"f4", ONR_FLOAT}, {"f8", ONR_DOUBLE}, {"f2", ONR_FLOAT16}, {"i1", ONR_INT8},
     {"i2", ONR_INT16}, {"i4", ONR_INT32},  {"i8", ONR_INT64},   {"u1", ONR_UINT8},
     {"u2", ONR_UINT16}, {"u4", ONR_UINT32}, {"u8", ONR_UINT64}, {"b1", ONR_BOOL},
+    {"V1", ONR_UINT8},
 };
 
 static int parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *e)

@@ -146,6 +146,12 @@ double onr_lowp_to_f64(onr_dtype dt, uint8_t v);
  * largest value (saturate, and always for float4e2m1) or to inf/NaN;
  * integers round to nearest even and clamp (NaN gives 0). */
 uint8_t onr_f64_to_lowp(onr_dtype dt, double v, int saturate);
+/* v as float8e8m0 (Cast-24's rules: through float32, sign ignored, the
+ * power of two below (down), above (up: the default) or nearest (ties up);
+ * see lowp.c for zero, infinity and the range ends). onr_f64_to_lowp uses
+ * ONR_E8M0_UP. */
+enum { ONR_E8M0_UP, ONR_E8M0_DOWN, ONR_E8M0_NEAREST };
+uint8_t onr_f64_to_e8m0(double v, int saturate, int round_mode);
 /* Bytes n elements of dt take packed; pack / unpack them. */
 size_t onr_lowp_packed_bytes(onr_dtype dt, int64_t n);
 void onr_lowp_pack(onr_dtype dt, const uint8_t *src, int64_t n, uint8_t *dst);

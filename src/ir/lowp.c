@@ -14,7 +14,7 @@
  *   float8e5m2      bias 15, max 57344, IEEE: inf S.11111.00, NaN S.11111.xx
  *   float8e5m2fnuz  bias 16, max 57344, NaN 0x80 only, no inf, no -0
  *   float4e2m1      bias 1,  max 6,     no NaN, no inf
- *   float8e8m0      2^(e - 127), 0xFF NaN, no sign, no zero
+ *   float8e8m0      2^(e - 127), 0xFF NaN, no sign, no zero (onr_f64_to_e8m0)
  * Conversion rounds to nearest, ties to even, at the format's precision
  * (subnormals included). A result beyond the largest finite value, or an
  * infinite input, becomes that largest value when saturating, otherwise
@@ -22,6 +22,7 @@
  * always saturates and maps NaN to +6, -0 to +0, as the reference does.
  */
 #include <math.h>
+#include <string.h>
 
 #include "ir/ir.h"
 
@@ -139,15 +140,7 @@ uint8_t onr_f64_to_lowp(onr_dtype dt, double v, int saturate)
     case ONR_UINT4: lo = 0, hi = 15; break;
     case ONR_INT2: lo = -2, hi = 1; break;
     case ONR_UINT2: lo = 0, hi = 3; break;
-    case ONR_FLOAT8E8M0: {
-        /* nearest power of two by exponent, ties up; not a Cast target yet */
-        if (!(v > 0) || isinf(v)) return 0xFF;
-        int ex;
-        double fr = frexp(v, &ex); /* v = fr * 2^ex */
-        int e = fr > 0.75 ? ex : ex - 1;
-        e += 127;
-        return e < 0 ? 0 : e > 254 ? (saturate ? 254 : 0xFF) : (uint8_t)e;
-    }
+    case ONR_FLOAT8E8M0: return onr_f64_to_e8m0(v, saturate, ONR_E8M0_UP);
     default: return to_float_fmt(dt, v, saturate);
     }
     /* integers: round half to even and saturate (NaN gives 0) */
@@ -155,6 +148,36 @@ uint8_t onr_f64_to_lowp(onr_dtype dt, double v, int saturate)
     v = nearbyint(v);
     v = v < lo ? lo : v > hi ? hi : v;
     return (uint8_t)(int8_t)v;
+}
+
+/* float8e8m0 from Cast-24: the value goes through float32 first and its
+ * sign is dropped (the specification leaves negative inputs undefined; the
+ * magnitude is what its reference conversion uses). For a float32
+ * 2^(e-127) * (1 + m / 2^23) the result is e (down), e + 1 when m != 0
+ * (up), or e + 1 when m >= 2^22, the fraction being at least one half
+ * (nearest, ties up). The specification's table gives the ends: NaN is NaN;
+ * infinity, and a result past 2^127, is 2^127 (0xFE) when saturating, else
+ * NaN; zero and magnitudes below 2^-127 are 2^-127 (0x00) when saturating,
+ * else NaN. Float32 subnormals in [2^-127, 2^-126) round like the normal
+ * numbers, with their fraction taken from the value (so 2^-127 stays
+ * 2^-127 under up). */
+uint8_t onr_f64_to_e8m0(double v, int saturate, int round_mode)
+{
+    float f = (float)v;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits &= 0x7FFFFFFFu;
+    uint32_t b = bits >> 23, m = bits & 0x7FFFFFu;
+    if (b == 0xFF) return m || !saturate ? 0xFF : 0xFE; /* NaN, infinity */
+    if (b == 0) {                                      /* zero, subnormal */
+        if (m < 0x400000u) return saturate ? 0x00 : 0xFF; /* below 2^-127 */
+        m = (m - 0x400000u) << 1;                          /* 2^-127 * (1 + m / 2^23) */
+    }
+    uint32_t e = b;
+    if (round_mode == ONR_E8M0_UP) e += m != 0;
+    else if (round_mode == ONR_E8M0_NEAREST) e += m >= 0x400000u;
+    if (e > 254) return saturate ? 0xFE : 0xFF;
+    return (uint8_t)e;
 }
 
 size_t onr_lowp_packed_bytes(onr_dtype dt, int64_t n)

@@ -672,7 +672,8 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
     int64_t real_dims[ONR_MAX_RANK];
     int real_rank = t->rank;
     int64_t packed = 0;
-    if (onr_dtype_is_lowp(t->dtype) && onr_dtype_bits(t->dtype) < 8) {
+    int is_packed = onr_dtype_is_lowp(t->dtype) && onr_dtype_bits(t->dtype) < 8;
+    if (is_packed) { /* an empty one too: it gets its type and dims back below */
         memcpy(real_dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
         packed = (int64_t)onr_lowp_packed_bytes(t->dtype, t->numel);
         if ((st = onr_tensor_set_shape(t, ONR_UINT8, 1, &packed, L->err))) {
@@ -740,7 +741,7 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         onr_tensor_free(t);
         return st;
     }
-    if (packed && (st = unpack_lowp(L, t, (onr_dtype)dt, real_rank, real_dims))) {
+    if (is_packed && (st = unpack_lowp(L, t, (onr_dtype)dt, real_rank, real_dims))) {
         onr_tensor_free(t);
         return st;
     }

@@ -21,8 +21,9 @@
  * from infinity), saturates to it when `saturate` is 1 (the default) or
  * gives infinity (float8e5m2) / NaN otherwise; float4e2m1 always saturates
  * and maps NaN to +6; int4/uint4/int2/uint2 round to nearest even and clamp
- * to their range. Casting to float8e8m0 (Cast-24/25 with round_mode) is
- * not implemented and refused by name.
+ * to their range. float8e8m0 (Cast-24 on) takes the power of two that
+ * `round_mode` picks (up, the default; down; nearest, ties up) with the
+ * ends `saturate` decides (onr_f64_to_e8m0 in lowp.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -115,13 +116,20 @@ static uint64_t f64_to_u64(double v)
     return (uint64_t)f64_to_i64(v);
 }
 
+/* An 8-, 4- or 2-bit element: rm is the float8e8m0 round_mode. */
+static uint8_t store_lowp(onr_dtype dt, double v, int sat, int rm)
+{
+    return dt == ONR_FLOAT8E8M0 ? onr_f64_to_e8m0(v, sat, rm) : onr_f64_to_lowp(dt, v, sat);
+}
+
 #define STORE_LOOP(CT, EXPR)                                   \
     do {                                                       \
         CT *d = (void *)(dst);                                 \
         for (int64_t i = 0; i < n; i++) d[i] = (CT)(EXPR);     \
     } while (0)
 
-static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n, int sat)
+static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n, int sat,
+                           int rm)
 {
     switch (dt) {
     case ONR_FLOAT: STORE_LOOP(float, src[i]); break;
@@ -137,13 +145,13 @@ static void store_from_f64(onr_dtype dt, const double *src, void *dst, int64_t n
     case ONR_UINT16: STORE_LOOP(uint16_t, f64_to_i64(src[i])); break;
     case ONR_UINT32: STORE_LOOP(uint32_t, f64_to_i64(src[i])); break;
     case ONR_UINT64: STORE_LOOP(uint64_t, f64_to_u64(src[i])); break;
-    default: STORE_LOOP(uint8_t, onr_f64_to_lowp(dt, src[i], sat)); break;
+    default: STORE_LOOP(uint8_t, store_lowp(dt, src[i], sat, rm)); break;
     }
 }
 
 /* uns: the int64 values are uint64 bit patterns. */
 static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst, int64_t n,
-                           int sat)
+                           int sat, int rm)
 {
 #define AS_DBL(v) (uns ? (double)(uint64_t)(v) : (double)(v))
     switch (dt) {
@@ -164,7 +172,7 @@ static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst,
     case ONR_UINT16: STORE_LOOP(uint16_t, (uint64_t)src[i]); break;
     case ONR_UINT32: STORE_LOOP(uint32_t, (uint64_t)src[i]); break;
     case ONR_UINT64: STORE_LOOP(uint64_t, (uint64_t)src[i]); break;
-    default: STORE_LOOP(uint8_t, onr_f64_to_lowp(dt, AS_DBL(src[i]), sat)); break;
+    default: STORE_LOOP(uint8_t, store_lowp(dt, AS_DBL(src[i]), sat, rm)); break;
     }
 #undef AS_DBL
 }
@@ -173,7 +181,7 @@ static void store_from_i64(onr_dtype dt, const int64_t *src, int uns, void *dst,
 
 /* Elements [s, e) from x (type sdt) to y (type ddt), neither a string. */
 static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int64_t s, int64_t e,
-                       int sat)
+                       int sat, int rm)
 {
     size_t ses = onr_dtype_size(sdt), des = onr_dtype_size(ddt);
     const char *src = (const char *)x + (size_t)s * ses;
@@ -196,11 +204,11 @@ static void cast_slice(onr_dtype sdt, const void *x, onr_dtype ddt, void *y, int
         if (is_float(sdt)) {
             double buf[CAST_CHUNK];
             load_f64(sdt, src + (size_t)off * ses, buf, m);
-            store_from_f64(ddt, buf, dst + (size_t)off * des, m, sat);
+            store_from_f64(ddt, buf, dst + (size_t)off * des, m, sat, rm);
         } else {
             int64_t buf[CAST_CHUNK];
             load_i64(sdt, src + (size_t)off * ses, buf, m);
-            store_from_i64(ddt, buf, sdt == ONR_UINT64, dst + (size_t)off * des, m, sat);
+            store_from_i64(ddt, buf, sdt == ONR_UINT64, dst + (size_t)off * des, m, sat, rm);
         }
     }
 }
@@ -216,6 +224,8 @@ static int roundtrips(double parsed, double v, onr_dtype dt)
     case ONR_FLOAT16: return onr_float_to_half((float)parsed) == onr_float_to_half((float)v);
     case ONR_BFLOAT16: return onr_float_to_bf16((float)parsed) == onr_float_to_bf16((float)v);
     case ONR_DOUBLE: return parsed == v;
+    case ONR_FLOAT8E8M0: /* read back through float32 (as Cast does), whatever round_mode */
+        return (float)parsed == (float)v;
     default: return onr_f64_to_lowp(dt, parsed, 1) == onr_f64_to_lowp(dt, v, 1);
     }
 }
@@ -279,7 +289,7 @@ static int cast_to_string(const onr_kctx *ctx, const onr_tensor *x, onr_tensor *
 /* Strings parse as numbers: floats with strtod ("1e-5", "INF", "-inf",
  * "NaN" in any case), integers with strtoll/strtoull (so "100.5" gives 100).
  * Text that is not a number gives 0. */
-static void cast_from_string(const onr_tensor *x, onr_tensor *y, int sat)
+static void cast_from_string(const onr_tensor *x, onr_tensor *y, int sat, int rm)
 {
     char *const *in = x->data;
     size_t des = onr_dtype_size(y->dtype);
@@ -288,13 +298,13 @@ static void cast_from_string(const onr_tensor *x, onr_tensor *y, int sat)
         void *dst = (char *)y->data + (size_t)i * des;
         if (is_float(y->dtype) || y->dtype == ONR_BOOL) {
             double v = strtod(s, NULL);
-            store_from_f64(y->dtype, &v, dst, 1, sat);
+            store_from_f64(y->dtype, &v, dst, 1, sat, rm);
         } else if (y->dtype == ONR_UINT64) {
             int64_t v = (int64_t)strtoull(s, NULL, 10);
-            store_from_i64(y->dtype, &v, 1, dst, 1, sat);
+            store_from_i64(y->dtype, &v, 1, dst, 1, sat, rm);
         } else {
             int64_t v = strtoll(s, NULL, 10);
-            store_from_i64(y->dtype, &v, 0, dst, 1, sat);
+            store_from_i64(y->dtype, &v, 0, dst, 1, sat, rm);
         }
     }
 }
@@ -307,16 +317,14 @@ enum { CAST_NUMERIC, CAST_COPY, CAST_TO_STRING, CAST_FROM_STRING };
 typedef struct cast_params {
     onr_dtype to; /* create (Cast): the target type */
     int saturate; /* create (opset 19+): float8 targets read it */
+    int round_mode; /* create (opset 24+): ONR_E8M0_*, float8e8m0 targets read it */
     int mode;     /* reshape: CAST_* */
 } cast_params;
 
-/* Complex types and float8e8m0 are valid targets onnx-run does not cast to;
- * anything else past the known types is not a type at all. */
+/* Complex types are valid targets onnx-run does not cast to; anything else
+ * past the known types is not a type at all. */
 static int cast_target(onr_err *err, int64_t to)
 {
-    if (to == ONR_FLOAT8E8M0)
-        return onr_seterr(err, ONR_E_UNSUPPORTED,
-                          "cast to float8e8m0 (with its round_mode) is not supported");
     if (to > 0 && to < ONR_DTYPE_COUNT && (ONR_T(to) & T_CASTABLE)) return ONR_OK;
     if (to == ONR_COMPLEX64 || to == ONR_COMPLEX128)
         return onr_seterr(err, ONR_E_UNSUPPORTED, "cast to complex type %lld is not supported",
@@ -338,14 +346,31 @@ static int64_t legacy_type(const char *name)
     return -1;
 }
 
-/* saturate (Cast-19, CastLike-19): 0 or 1. */
+/* saturate (Cast-19, CastLike-19): 0 or 1; round_mode (Cast-24,
+ * CastLike-24): up, down or nearest. Earlier opsets have neither: their
+ * defaults hold. */
 static int saturate_attr(onr_create_ctx *c, cast_params *P)
 {
-    int64_t s = onr_attr_int(c->node, "saturate", 1);
-    if (s != 0 && s != 1)
-        return onr_seterr(c->err, ONR_E_MODEL, "saturate must be 0 or 1, got %lld", (long long)s);
-    P->saturate = (int)s;
-    return ONR_OK;
+    static const char *const modes[] = {[ONR_E8M0_UP] = "up", [ONR_E8M0_DOWN] = "down",
+                                        [ONR_E8M0_NEAREST] = "nearest"};
+    P->saturate = 1;
+    P->round_mode = ONR_E8M0_UP;
+    if (c->opset >= 19) {
+        int64_t s = onr_attr_int(c->node, "saturate", 1);
+        if (s != 0 && s != 1)
+            return onr_seterr(c->err, ONR_E_MODEL, "saturate must be 0 or 1, got %lld",
+                              (long long)s);
+        P->saturate = (int)s;
+    }
+    if (c->opset < 24) return ONR_OK;
+    const char *rm = onr_attr_string(c->node, "round_mode", "up");
+    for (int i = 0; i < 3; i++)
+        if (strcmp(rm, modes[i]) == 0) {
+            P->round_mode = i;
+            return ONR_OK;
+        }
+    return onr_seterr(c->err, ONR_E_MODEL,
+                      "attribute 'round_mode' is '%s', not 'up', 'down' or 'nearest'", rm);
 }
 
 static int cast_create(onr_create_ctx *c, void *params)
@@ -415,7 +440,7 @@ static int cast_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     switch (P->mode) {
     case CAST_TO_STRING: return cast_to_string(ctx, x, y);
-    case CAST_FROM_STRING: cast_from_string(x, y, P->saturate); return ONR_OK;
+    case CAST_FROM_STRING: cast_from_string(x, y, P->saturate, P->round_mode); return ONR_OK;
     case CAST_COPY:
         if (y->data != x->data) memcpy(y->data, x->data, onr_tensor_nbytes(y));
         return ONR_OK;
@@ -427,7 +452,8 @@ static int cast_run(const onr_kctx *ctx)
 #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
-        if (s < e) cast_slice(x->dtype, x->data, y->dtype, y->data, s, e, P->saturate);
+        if (s < e)
+            cast_slice(x->dtype, x->data, y->dtype, y->data, s, e, P->saturate, P->round_mode);
     }
     return ONR_OK;
 }

@@ -3,7 +3,10 @@
  * Slice, Expand, Tile, Pad, ReverseSequence, DepthToSpace and SpaceToDepth.
  *
  * They never look at element values, so every dtype of one size shares one
- * code path; STRING goes through tn_copy, which duplicates strings.
+ * code path; STRING goes through tn_copy, which duplicates strings. The 8-,
+ * 4- and 2-bit types take one byte per element in memory (packed only in
+ * files), so they share the 1-byte path; tensor.h says which operators take
+ * them from which opset (Transpose and Pad do, the others none).
  * create reads the attributes once; reshape reads the inputs whose values
  * set the output shape (listed in .shape_inputs), checks them, and stores
  * the whole geometry in the params: a planned strided copy (tn_copy_plan)
@@ -50,7 +53,7 @@ static int transpose_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     transpose_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 21);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int r = x->rank, perm[ONR_MAX_RANK];
@@ -81,7 +84,7 @@ static int transpose_run(const onr_kctx *ctx)
 const onr_op_impl onr_impl_transpose = {.create = transpose_create, .reshape = transpose_reshape,
                                         .run = transpose_run,
                                         .params_size = sizeof(transpose_params),
-                                        .types = ONR_TYPES_ALL};
+                                        .types = ONR_TYPES_ALL | TN_TYPES_LOWP};
 
 /* ---- Concat -------------------------------------------------------------------- */
 
@@ -119,7 +122,7 @@ static int concat_reshape(onr_kctx *ctx, size_t *scratch)
     ONR_UNUSED(scratch);
     concat_params *p = ctx->params;
     for (int i = 0; i < ctx->n_in; i++) {
-        int st = onr_check_input(ctx, i, ONR_TYPES_ALL);
+        int st = tn_check_data(ctx, i, 0);
         if (st) return st;
     }
     const onr_tensor *x0 = ctx->in[0];
@@ -291,7 +294,7 @@ static int split_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     split_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     if (x->rank == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "cannot split a scalar");
@@ -431,7 +434,7 @@ static int slice_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     slice_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t v[SL_LISTS][ONR_MAX_RANK];
@@ -509,7 +512,7 @@ static int expand_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     expand_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, ONR_T(ONR_INT64)))) return st;
     int64_t shp[ONR_MAX_RANK], dims[ONR_MAX_RANK], str[ONR_MAX_RANK] = {0};
     int n;
@@ -553,7 +556,7 @@ typedef struct tile_params {
  * tiles (1) and axis (2). */
 static int tile_reps(onr_kctx *ctx, int64_t *reps)
 {
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     for (int i = 0; i < x->rank; i++) reps[i] = 1;
@@ -677,7 +680,7 @@ static int pad_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     pad_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 21);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int r = x->rank;
@@ -825,7 +828,8 @@ static int pad_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_pad = {.create = pad_create, .reshape = pad_reshape, .run = pad_run,
-                                  .params_size = sizeof(pad_params), .types = ONR_TYPES_ALL,
+                                  .params_size = sizeof(pad_params),
+                                  .types = ONR_TYPES_ALL | TN_TYPES_LOWP,
                                   .shape_inputs = 1u << 1 | 1u << 3};
 
 /* ---- ReverseSequence ------------------------------------------------------------ */
@@ -852,7 +856,7 @@ static int revseq_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     revseq_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, ONR_T(ONR_INT64)))) return st;
     const onr_tensor *x = ctx->in[0], *lens = ctx->in[1];
     char b1[256], b2[256];
@@ -937,7 +941,7 @@ static int d2s_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     d2s_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t b = p->b, out[4], dims[6], str[6];

@@ -22,6 +22,17 @@ static int unknown_at_run(onr_err *err)
 
 /* ---- Constant ------------------------------------------------------------------ */
 
+/* A value of an 8-, 4- or 2-bit type only from the opset that lists it
+ * (tensor.h): Constant's float8 came at 19, ConstantOfShape's at 20. */
+static int lowp_value_ok(const onr_create_ctx *c, onr_dtype dt, int float8_since)
+{
+    int since = tn_lowp_since(dt, float8_since);
+    if (since && c->opset < since)
+        return onr_seterr(c->err, ONR_E_MODEL, "a %s value needs opset %d or later, this is %lld",
+                          onr_dtype_name(dt), since, (long long)c->opset);
+    return ONR_OK;
+}
+
 /* The value, as the node's attribute holds it: src borrows the attribute's
  * data (the node outlives its steps), so a large constant is not held
  * twice. */
@@ -94,7 +105,7 @@ static int constant_create(onr_create_ctx *c, void *params)
     }
     if (p->rank == 1 && a->type != ONR_ATTR_TENSOR) p->numel = p->dims[0] = (int64_t)a->n;
     if (p->numel > 0 && !p->src) return onr_seterr(c->err, ONR_E_MODEL, "the value has no data");
-    return ONR_OK;
+    return lowp_value_ok(c, p->dtype, 19);
 }
 
 static int constant_reshape(onr_kctx *ctx, size_t *scratch)
@@ -115,7 +126,7 @@ static int constant_run(const onr_kctx *ctx)
 
 const onr_op_impl onr_impl_constant = {.create = constant_create, .reshape = constant_reshape,
                                        .run = constant_run, .params_size = sizeof(constant_params),
-                                       .types = ONR_TYPES_ALL};
+                                       .types = ONR_TYPES_ALL | TN_TYPES_LOWP};
 
 /* ---- ConstantOfShape --------------------------------------------------------- */
 
@@ -147,6 +158,8 @@ static int cos_create(onr_create_ctx *c, void *params)
             return onr_seterr(c->err, ONR_E_UNSUPPORTED, "value of type %s is not supported",
                               onr_dtype_name(v->dtype));
         memcpy(p->value.bytes, v->data, esz);
+        int st = lowp_value_ok(c, v->dtype, 20);
+        if (st) return st;
     }
     p->dtype = v->dtype;
     p->has_value = 1;

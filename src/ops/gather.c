@@ -58,7 +58,7 @@ static int gather_reshape(onr_kctx *ctx, size_t *scratch)
 {
     gather_params *p = ctx->params;
     *scratch = 0;
-    int axis, st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int axis, st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, TN_INDEX_TYPES))) return st;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
     if (x->rank == 0) return onr_seterr(ctx->err, ONR_E_MODEL, "cannot gather from a scalar");
@@ -167,7 +167,7 @@ static int scatter_elements_create(onr_create_ctx *c, void *params)
 static int elements_reshape(onr_kctx *ctx, int with_updates)
 {
     elements_params *p = ctx->params;
-    int axis, st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int axis, st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, TN_INDEX_TYPES))) return st;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
     char b1[256], b2[256];
@@ -180,7 +180,7 @@ static int elements_reshape(onr_kctx *ctx, int with_updates)
             return onr_seterr(ctx->err, ONR_E_MODEL, "indices %s exceed data %s on axis %d",
                               TN_DIMS(b1, ind), TN_DIMS(b2, x), i);
     if (with_updates) {
-        if ((st = onr_check_input(ctx, 2, ONR_TYPES_ALL))) return st;
+        if ((st = tn_check_data(ctx, 2, 0))) return st;
         const onr_tensor *u = ctx->in[2];
         int same = u->rank == ind->rank && u->dtype == x->dtype;
         for (int i = 0; same && i < u->rank; i++) same = u->dims[i] == ind->dims[i];
@@ -310,7 +310,7 @@ typedef struct nd_params {
 
 static int nd_reshape(onr_kctx *ctx, int b, nd_geom *p)
 {
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, ONR_T(ONR_INT64)))) return st;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1];
     char b1[256], b2[256];
@@ -426,7 +426,7 @@ static int scatternd_reshape(onr_kctx *ctx, size_t *scratch)
     nd_geom *p = &pp->g;
     *scratch = 0;
     int st = nd_reshape(ctx, 0, p);
-    if (st || (st = onr_check_input(ctx, 2, ONR_TYPES_ALL))) return st;
+    if (st || (st = tn_check_data(ctx, 2, 0))) return st;
     const onr_tensor *x = ctx->in[0], *ind = ctx->in[1], *u = ctx->in[2];
     /* updates: indices.shape[:-1] + data.shape[k:] */
     int same = u->dtype == x->dtype && u->rank == ind->rank - 1 + x->rank - p->k;
@@ -567,7 +567,7 @@ static int onehot_reshape(onr_kctx *ctx, size_t *scratch)
     *scratch = 0;
     int axis, st = onr_check_input(ctx, 0, ONR_TYPES_NUM);
     if (st || (st = onr_check_input(ctx, 1, ONR_TYPES_NUM)) ||
-        (st = onr_check_input(ctx, 2, ONR_TYPES_ALL)))
+        (st = tn_check_data(ctx, 2, 0)))
         return st;
     const onr_tensor *ind = ctx->in[0], *vals = ctx->in[2];
     if (ind->rank + 1 > ONR_MAX_RANK)
@@ -655,7 +655,7 @@ static int compress_reshape(onr_kctx *ctx, size_t *scratch)
 {
     compress_params *p = ctx->params;
     *scratch = 0;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 0);
     if (st || (st = onr_check_input(ctx, 1, ONR_T(ONR_BOOL)))) return st;
     const onr_tensor *x = ctx->in[0], *c = ctx->in[1];
     if (c->rank != 1)

@@ -1,7 +1,8 @@
 /*
  * shape_ops.c - operators that change only a tensor's shape (Reshape,
  * Flatten, Squeeze, Unsqueeze, Identity, inference-mode Dropout) and those
- * that report it (Shape, Size).
+ * that report it (Shape, Size). All but Dropout take the 8-, 4- and 2-bit types
+ * from the opsets tensor.h lists (tn_check_data).
  *
  * The first group are views: their registry entries carry ONR_OP_VIEW, so
  * the executor makes output 0 share input 0's data and they need no run
@@ -104,7 +105,7 @@ static int reshape_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     const reshape_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 19);
     if (st) return st;
     int64_t req[ONR_MAX_RANK], dims[ONR_MAX_RANK];
     int n = 0;
@@ -121,7 +122,7 @@ static int reshape_reshape(onr_kctx *ctx, size_t *scratch)
 
 const onr_op_impl onr_impl_reshape = {.create = reshape_create, .reshape = reshape_reshape,
                                       .params_size = sizeof(reshape_params),
-                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                      .types = ONR_TYPES_ALL | TN_TYPES_LOWP, .flags = ONR_OP_VIEW,
                                       .shape_inputs = 1u << 1};
 
 /* ---- Flatten ----------------------------------------------------------------- */
@@ -144,7 +145,7 @@ static int flatten_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     const flatten_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 21);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t a = p->axis < 0 ? p->axis + x->rank : p->axis;
@@ -157,7 +158,7 @@ static int flatten_reshape(onr_kctx *ctx, size_t *scratch)
 
 const onr_op_impl onr_impl_flatten = {.create = flatten_create, .reshape = flatten_reshape,
                                       .params_size = sizeof(flatten_params),
-                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
+                                      .types = ONR_TYPES_ALL | TN_TYPES_LOWP, .flags = ONR_OP_VIEW};
 
 /* ---- Squeeze / Unsqueeze ------------------------------------------------------- */
 
@@ -214,7 +215,7 @@ static int read_axes(onr_kctx *ctx, int64_t *vals, int *n, int *present)
 static int squeeze_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 21);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t vals[ONR_MAX_RANK];
@@ -240,13 +241,13 @@ static int squeeze_reshape(onr_kctx *ctx, size_t *scratch)
 
 const onr_op_impl onr_impl_squeeze = {.create = axes_create, .reshape = squeeze_reshape,
                                       .params_size = sizeof(axes_params),
-                                      .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                      .types = ONR_TYPES_ALL | TN_TYPES_LOWP, .flags = ONR_OP_VIEW,
                                       .shape_inputs = 1u << 1};
 
 static int unsqueeze_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 21);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t vals[ONR_MAX_RANK];
@@ -268,7 +269,7 @@ static int unsqueeze_reshape(onr_kctx *ctx, size_t *scratch)
 
 const onr_op_impl onr_impl_unsqueeze = {.create = unsqueeze_create, .reshape = unsqueeze_reshape,
                                         .params_size = sizeof(axes_params),
-                                        .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW,
+                                        .types = ONR_TYPES_ALL | TN_TYPES_LOWP, .flags = ONR_OP_VIEW,
                                         .shape_inputs = 1u << 1};
 
 /* ---- Identity, Dropout ------------------------------------------------------ */
@@ -283,12 +284,12 @@ static int identity_reshape(onr_kctx *ctx, size_t *scratch)
         if (y) y->dtype = x->dtype;
         return onr_tensor_set_shape(y, x->dtype, x->rank, x->dims, ctx->err);
     }
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 19);
     return st ? st : onr_set_out_like(ctx, 0, 0);
 }
 
 const onr_op_impl onr_impl_identity = {.reshape = identity_reshape,
-                                       .types = ONR_TYPES_ALL, .flags = ONR_OP_VIEW};
+                                       .types = ONR_TYPES_ALL | TN_TYPES_LOWP, .flags = ONR_OP_VIEW};
 
 /* Inference only: output 0 is the input (a view) and the mask all true
  * (before opset 10 the mask has the input's type, so "true" is 1 of that
@@ -394,7 +395,7 @@ static int shape_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     shape_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 19);
     if (st) return st;
     const onr_tensor *x = ctx->in[0];
     int64_t rank = x->rank, s = p->start, e = p->has_end ? p->end : rank;
@@ -417,7 +418,7 @@ static int shape_run(const onr_kctx *ctx)
 
 const onr_op_impl onr_impl_shape = {.create = shape_create, .reshape = shape_reshape,
                                     .run = shape_run, .params_size = sizeof(shape_params),
-                                    .types = ONR_TYPES_ALL};
+                                    .types = ONR_TYPES_ALL | TN_TYPES_LOWP};
 
 typedef struct size_params {
     int64_t numel; /* reshape: the input's element count */
@@ -427,7 +428,7 @@ static int size_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
     size_params *p = ctx->params;
-    int st = onr_check_input(ctx, 0, ONR_TYPES_ALL);
+    int st = tn_check_data(ctx, 0, 19);
     if (st) return st;
     p->numel = ctx->in[0]->numel;
     return onr_set_out(ctx, 0, ONR_INT64, 0, NULL);
@@ -441,4 +442,5 @@ static int size_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_size = {.reshape = size_reshape, .run = size_run,
-                                   .params_size = sizeof(size_params), .types = ONR_TYPES_ALL};
+                                   .params_size = sizeof(size_params),
+                                   .types = ONR_TYPES_ALL | TN_TYPES_LOWP};

@@ -299,6 +299,40 @@ int tn_norm_axes(onr_err *err, const int64_t *vals, int n, int rank, int *axes,
     return ONR_OK;
 }
 
+int tn_lowp_since(onr_dtype dt, int float8_since)
+{
+    switch (dt) {
+    case ONR_FLOAT8E4M3FN:
+    case ONR_FLOAT8E4M3FNUZ:
+    case ONR_FLOAT8E5M2:
+    case ONR_FLOAT8E5M2FNUZ: return float8_since;
+    case ONR_UINT4:
+    case ONR_INT4: return 21;
+    case ONR_FLOAT4E2M1: return 23;
+    case ONR_FLOAT8E8M0: return 24;
+    case ONR_UINT2:
+    case ONR_INT2: return 25;
+    default: return 0;
+    }
+}
+
+int tn_check_data(onr_kctx *ctx, int i, int float8_since)
+{
+    if (i >= ctx->n_in || !ctx->in[i] || !onr_dtype_is_lowp(ctx->in[i]->dtype))
+        return onr_check_input(ctx, i, ONR_TYPES_ALL);
+    onr_dtype dt = ctx->in[i]->dtype;
+    if (!float8_since)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "input %d is %s, a type this operator does not take at any opset", i,
+                          onr_dtype_name(dt));
+    int since = tn_lowp_since(dt, float8_since);
+    if (ctx->opset < since)
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "input %d is %s, which this operator takes from opset %d (this is %lld)",
+                          i, onr_dtype_name(dt), since, (long long)ctx->opset);
+    return ONR_OK;
+}
+
 int tn_check_out(const onr_kctx *ctx, int i, int rank, const int64_t *dims)
 {
     const onr_tensor *o = ctx->out[i];

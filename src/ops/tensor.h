@@ -116,6 +116,36 @@ int tn_reduction_attr(const onr_create_ctx *c, tn_reduce *red);
  * TN_RED_NONE copies. */
 int tn_reduce_into(onr_dtype dt, tn_reduce red, void *dst, const void *src, int64_t n);
 
+/* ---- the 8-, 4- and 2-bit element types ------------------------------------
+ * In memory each element is one byte (onnxrun.h), so the copy paths of the
+ * 1-byte types move them unchanged; what differs per operator is which
+ * opset's schema lists them. The specification adds them in groups:
+ *   float8e4m3fn/e4m3fnuz/e5m2/e5m2fnuz  19 (Reshape, Shape, Size, Identity,
+ *                                          Constant, Cast), 20 (ConstantOfShape),
+ *                                          21 (Flatten, Squeeze, Unsqueeze,
+ *                                          Transpose, Pad)
+ *   int4, uint4                          21
+ *   float4e2m1                           23
+ *   float8e8m0                           24
+ *   int2, uint2                          25
+ * Gather, GatherElements, GatherND, Concat, Split, Slice, Expand, Tile and
+ * Where list none of them at any opset (their type lists stop at IR 4). */
+#define TN_TYPES_LOWP                                                                      \
+    (ONR_T(ONR_FLOAT8E4M3FN) | ONR_T(ONR_FLOAT8E4M3FNUZ) | ONR_T(ONR_FLOAT8E5M2) |          \
+     ONR_T(ONR_FLOAT8E5M2FNUZ) | ONR_T(ONR_UINT4) | ONR_T(ONR_INT4) |                       \
+     ONR_T(ONR_FLOAT4E2M1) | ONR_T(ONR_FLOAT8E8M0) | ONR_T(ONR_UINT2) | ONR_T(ONR_INT2))
+
+/* First opset at which an operator whose float8 types came at float8_since
+ * lists dt; 0 for a type that is not a low-precision one. */
+int tn_lowp_since(onr_dtype dt, int float8_since);
+
+/* Require input i present with a type the operator's schema lists at
+ * ctx->opset: any of ONR_TYPES_ALL, or a low-precision type from the opset
+ * of its group (float8_since: the operator's first opset with float8; 0 for
+ * operators that list none). The message names the type and the opset that
+ * admits it. */
+int tn_check_data(onr_kctx *ctx, int i, int float8_since);
+
 /* Format dims of a tensor into buf, for messages. */
 #define TN_DIMS(buf, t) onr_fmt_dims(buf, sizeof buf, (t)->dims, (t)->rank)
 
