@@ -1,0 +1,541 @@
+"""Spec cases for the ai.onnx.ml tensor operators (the ONNX 1.12 suite has
+none): tree ensembles (TreeEnsembleRegressor / TreeEnsembleClassifier 1 and
+3, TreeEnsemble 5), linear models, LabelEncoder 1/2/4, the small feature
+transforms and the SVMs.
+
+Expected outputs come from numpy code written here from the operators'
+specification text (and, where the text is silent, the ONNX reference
+implementation's documented behaviour): a tree walker over the Python tree
+structures the attributes are generated from, matrix products for the linear
+models and kernels for the SVMs. Nothing is computed by onnx-run.
+
+    /usr/bin/python3 tools/spec_cases/ml.py
+"""
+import math
+import os
+import sys
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import rng, write_case  # noqa: E402
+
+ML = "ai.onnx.ml"
+OPSET = 17
+COUNT = [0]
+
+
+def case(name, node, inputs, outputs, ml_opset):
+    write_case(name, node, inputs, outputs, OPSET, domain_opsets={ML: ml_opset})
+    COUNT[0] += 1
+
+
+def mknode(op, ins, outs, **attrs):
+    return helper.make_node(op, ins, outs, domain=ML, **attrs)
+
+
+def tens(a):
+    return numpy_helper.from_array(np.asarray(a))
+
+
+# ---- post transforms, from the specification / reference text -------------------
+
+def logistic(v):
+    e = 1.0 / (1.0 + np.exp(-np.abs(v)))
+    return np.where(v < 0, 1.0 - e, e)
+
+
+def softmax(row):
+    e = np.exp(row - row.max())
+    return e / e.sum()
+
+
+def softmax_zero(row):
+    row = row.copy()
+    m = row.max()
+    nz = np.abs(row) > 1e-7
+    row = np.where(nz, np.exp(row - m), row * np.exp(-m))
+    s = row.sum()
+    return np.full_like(row, 0.5) if s == 0 else row / s
+
+
+def erfinv_approx(x):
+    sgn = -1.0 if x < 0 else 1.0
+    x = (1.0 - x) * (1.0 + x)
+    if x == 0:
+        return 0.0
+    lg = math.log(x)
+    v = 2.0 / (math.pi * 0.147) + 0.5 * lg
+    v2 = 1.0 / 0.147 * lg
+    return sgn * math.sqrt(-v + math.sqrt(v * v - v2))
+
+
+def post(pt, scores):
+    s = np.array(scores, dtype=np.float64)
+    out = np.empty_like(s)
+    for i, row in enumerate(s):
+        if pt == "NONE":
+            out[i] = row
+        elif pt == "LOGISTIC":
+            out[i] = logistic(row)
+        elif pt == "SOFTMAX":
+            out[i] = softmax(row)
+        elif pt == "SOFTMAX_ZERO":
+            out[i] = softmax_zero(row)
+        elif pt == "PROBIT":
+            out[i] = [1.41421356 * erfinv_approx(2 * v - 1) for v in row]
+    return out
+
+
+PT5 = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC": 2, "SOFTMAX_ZERO": 3, "PROBIT": 4}
+AGG5 = {"AVERAGE": 0, "SUM": 1, "MIN": 2, "MAX": 3}
+MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ",
+         "BRANCH_MEMBER"]
+
+# ---- random trees ------------------------------------------------------------------
+# A tree is ("leaf", [(target, weight), ...]) or
+# ("branch", mode, feature, threshold_or_set, nan_true, true_subtree, false_subtree).
+# Features 0..F/2-1 are continuous, the rest small integers (for EQ / NEQ / MEMBER).
+
+
+def rand_tree(r, depth, nfeat, ntargets, modes, votes_all=False, votes_one=None):
+    if depth == 0 or (depth < 3 and r.random() < 0.25):
+        if votes_one is not None:
+            return ("leaf", [(votes_one, float(np.float32(r.normal())))])
+        if votes_all:
+            return ("leaf", [(t, float(np.float32(r.normal()))) for t in range(ntargets)])
+        k = int(r.integers(1, ntargets + 1))
+        tg = sorted(r.choice(ntargets, size=k, replace=False).tolist())
+        return ("leaf", [(t, float(np.float32(r.normal()))) for t in tg])
+    mode = modes[int(r.integers(len(modes)))]
+    if mode in ("BRANCH_EQ", "BRANCH_NEQ", "BRANCH_MEMBER"):
+        f = int(r.integers(nfeat // 2, nfeat))
+        th = set(float(v) for v in r.choice(5, size=2, replace=False)) if mode == "BRANCH_MEMBER" \
+            else float(r.integers(0, 5))
+    else:
+        f = int(r.integers(0, nfeat // 2))
+        th = float(np.float32(r.normal() * 0.7))
+    nan_true = int(r.integers(0, 2))
+    return ("branch", mode, f, th, nan_true,
+            rand_tree(r, depth - 1, nfeat, ntargets, modes, votes_all, votes_one),
+            rand_tree(r, depth - 1, nfeat, ntargets, modes, votes_all, votes_one))
+
+
+def rand_x(r, n, nfeat, nan=False):
+    x = np.empty((n, nfeat))
+    x[:, : nfeat // 2] = r.normal(size=(n, nfeat // 2))
+    x[:, nfeat // 2:] = r.integers(0, 5, size=(n, nfeat - nfeat // 2))
+    if nan:
+        m = r.random(size=x.shape) < 0.15
+        x[m] = np.nan
+    return x
+
+
+def walk(tree, row, v5):
+    """The leaf a row reaches. v1/v3: NaN follows nan_true only; v5: NaN
+    takes the true branch when nan_true, else the comparison decides."""
+    while tree[0] == "branch":
+        _, mode, f, th, nan_true, t, fl = tree
+        x = row[f]
+        if np.isnan(x) and (nan_true or not v5):
+            go = bool(nan_true)
+        elif mode == "BRANCH_LEQ":
+            go = x <= th
+        elif mode == "BRANCH_LT":
+            go = x < th
+        elif mode == "BRANCH_GTE":
+            go = x >= th
+        elif mode == "BRANCH_GT":
+            go = x > th
+        elif mode == "BRANCH_EQ":
+            go = x == th
+        elif mode == "BRANCH_NEQ":
+            go = x != th
+        else:
+            go = x in th
+        tree = t if go else fl
+    return tree[1]
+
+
+def aggregate(trees, X, ntargets, agg, v5):
+    out = np.zeros((X.shape[0], ntargets))
+    for i, row in enumerate(X):
+        acc = [None] * ntargets
+        for tr in trees:
+            for tg, w in walk(tr, row, v5):
+                if acc[tg] is None:
+                    acc[tg] = w
+                elif agg in ("SUM", "AVERAGE"):
+                    acc[tg] += w
+                elif agg == "MIN":
+                    acc[tg] = min(acc[tg], w)
+                else:
+                    acc[tg] = max(acc[tg], w)
+        for k in range(ntargets):
+            out[i, k] = 0.0 if acc[k] is None else acc[k]
+        if agg == "AVERAGE":
+            out[i] /= len(trees)
+    return out
+
+
+def v13_attrs(trees, r, prefix, tree_ids=None, shuffle=True):
+    """nodes_* and <prefix>* attribute lists of the v1/v3 encoding. Node ids
+    are preorder numbers (offset per tree when shuffle, to show ids need not
+    start at 0 in v1); each tree's root comes first among its nodes."""
+    A = {k: [] for k in ("treeids", "nodeids", "featureids", "modes", "values", "true", "false",
+                         "mvt")}
+    V = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
+    tree_ids = tree_ids or list(range(len(trees)))
+    for tid, tr in zip(tree_ids, trees):
+        rows = []
+        counter = [0]
+
+        def number(t):
+            nid = counter[0]
+            counter[0] += 1
+            if t[0] == "leaf":
+                rows.append((nid, "LEAF", 0, 0.0, 0, 0, 0))
+                for tg, w in t[1]:
+                    V["treeids"].append(tid)
+                    V["nodeids"].append(nid)
+                    V["ids"].append(tg)
+                    V["weights"].append(w)
+                return nid
+            idx = len(rows)
+            rows.append(None)
+            a = number(t[5])
+            b = number(t[6])
+            rows[idx] = (nid, t[1], t[2], t[3], t[4], a, b)
+            return nid
+
+        number(tr)
+        order = [0] + (list(r.permutation(range(1, len(rows)))) if shuffle else
+                       list(range(1, len(rows))))
+        for j in order:
+            nid, mode, f, th, mv, a, b = rows[j]
+            A["treeids"].append(tid)
+            A["nodeids"].append(nid)
+            A["featureids"].append(f)
+            A["modes"].append(mode)
+            A["values"].append(th)
+            A["true"].append(a)
+            A["false"].append(b)
+            A["mvt"].append(mv)
+    # votes in a shuffled order (any order is valid)
+    perm = r.permutation(len(V["ids"])) if shuffle else np.arange(len(V["ids"]))
+    attrs = dict(nodes_treeids=A["treeids"], nodes_nodeids=A["nodeids"],
+                 nodes_featureids=A["featureids"], nodes_modes=A["modes"],
+                 nodes_truenodeids=A["true"], nodes_falsenodeids=A["false"],
+                 nodes_missing_value_tracks_true=A["mvt"])
+    attrs[prefix + "treeids"] = [V["treeids"][k] for k in perm]
+    attrs[prefix + "nodeids"] = [V["nodeids"][k] for k in perm]
+    attrs[prefix + "ids"] = [V["ids"][k] for k in perm]
+    weights = [V["weights"][k] for k in perm]
+    return attrs, A["values"], weights
+
+
+def v5_attrs(trees, dtype):
+    """TreeEnsemble-5 encoding: interior nodes and leaves in separate arrays,
+    one leaf entry per vote (a leaf with several votes becomes a chain is not
+    possible, so trees for v5 have one vote per leaf)."""
+    N = {k: [] for k in ("splits", "feat", "modes", "true", "false", "tl", "fl", "mvt")}
+    L = {"t": [], "w": []}
+    members = []
+    roots = []
+
+    def leaf(t):
+        assert len(t[1]) == 1
+        L["t"].append(t[1][0][0])
+        L["w"].append(t[1][0][1])
+        return len(L["t"]) - 1
+
+    def node(t):
+        idx = len(N["splits"])
+        for k in N:
+            N[k].append(0)
+        mode = MODES.index(t[1])
+        N["modes"][idx] = mode
+        N["feat"][idx] = t[2]
+        N["splits"][idx] = 0.0 if mode == 6 else t[3]
+        N["mvt"][idx] = t[4]
+        if mode == 6:
+            members.append(sorted(t[3]))
+        for side, sub in (("true", t[5]), ("false", t[6])):
+            if sub[0] == "leaf":
+                N[side][idx] = leaf(sub)
+                N["tl" if side == "true" else "fl"][idx] = 1
+            else:
+                N[side][idx] = node(sub)
+        return idx
+
+    for tr in trees:
+        if tr[0] == "leaf":  # degenerate tree: both branches reach one leaf
+            idx = len(N["splits"])
+            for k in N:
+                N[k].append(0)
+            li = leaf(tr)
+            N["true"][idx] = N["false"][idx] = li
+            N["tl"][idx] = N["fl"][idx] = 1
+            roots.append(idx)
+        else:
+            roots.append(node(tr))
+    attrs = dict(nodes_splits=tens(np.array(N["splits"], dtype)), nodes_featureids=N["feat"],
+                 nodes_modes=tens(np.array(N["modes"], np.uint8)),
+                 nodes_truenodeids=N["true"], nodes_falsenodeids=N["false"],
+                 nodes_trueleafs=N["tl"], nodes_falseleafs=N["fl"],
+                 nodes_missing_value_tracks_true=N["mvt"], tree_roots=roots,
+                 leaf_targetids=L["t"], leaf_weights=tens(np.array(L["w"], dtype)))
+    if members:
+        flat = []
+        for s in members:
+            flat += s + [np.nan]
+        attrs["membership_values"] = tens(np.array(flat, dtype))
+    return attrs
+
+
+# ---- tree ensemble cases --------------------------------------------------------------
+
+def tree_regressor_cases():
+    base_modes = MODES[:6]
+    specs = [
+        # name, ml opset, X dtype, agg, post, as_tensor, nan, votes_all
+        ("ml_tree_reg_v1_sum_float", 1, np.float32, "SUM", "NONE", False, False, False),
+        ("ml_tree_reg_v1_avg_int64", 2, np.int64, "AVERAGE", "NONE", False, False, False),
+        ("ml_tree_reg_v1_min_int32", 1, np.int32, "MIN", "NONE", False, False, True),
+        ("ml_tree_reg_v1_max_double", 2, np.float64, "MAX", "NONE", False, False, True),
+        ("ml_tree_reg_v1_nan_logistic", 1, np.float32, "SUM", "LOGISTIC", False, True, False),
+        ("ml_tree_reg_v3_sum_as_tensor", 3, np.float64, "SUM", "NONE", True, True, False),
+        ("ml_tree_reg_v3_avg_softmax", 3, np.float32, "AVERAGE", "SOFTMAX", True, False, True),
+        ("ml_tree_reg_v3_softmax_zero", 4, np.float32, "SUM", "SOFTMAX_ZERO", False, False, False),
+    ]
+    for i, (name, mlv, dt, agg, pt, as_t, nan, vall) in enumerate(specs):
+        r = rng(100 + i)
+        nfeat, ntargets, ntrees = 6, 3, 4
+        trees = [rand_tree(r, 4, nfeat, ntargets, base_modes, votes_all=vall) for _ in range(ntrees)]
+        X = rand_x(r, 12, nfeat, nan)
+        if dt in (np.int64, np.int32):
+            X = np.round(X * 2)
+        X = X.astype(dt)
+        tids = [0, 3, 4, 9]
+        attrs, values, weights = v13_attrs(trees, r, "target_", tree_ids=tids, shuffle=(i % 2 == 0))
+        base = [float(np.float32(v)) for v in r.normal(size=ntargets)]
+        if as_t:
+            values64 = np.array(values, np.float64)
+            attrs["nodes_values_as_tensor"] = tens(values64)
+            attrs["target_weights_as_tensor"] = tens(np.array(weights, np.float64))
+            attrs["base_values_as_tensor"] = tens(np.array(base, np.float64))
+        else:
+            attrs["nodes_values"] = values
+            attrs["target_weights"] = weights
+            attrs["base_values"] = base
+        attrs.update(n_targets=ntargets, aggregate_function=agg, post_transform=pt)
+        # thresholds compare as stored: float32 unless given as a double tensor
+        Xc = X.astype(np.float32).astype(np.float64) if dt in (np.int64, np.int32) else \
+            X.astype(np.float64)
+        ttrees = trees
+        score = aggregate(ttrees, Xc, ntargets, agg, v5=False) + np.array(base)
+        y = post(pt, score).astype(np.float32)
+        case(name, mknode("TreeEnsembleRegressor", ["X"], ["Y"], **attrs), [("X", X)],
+             [("Y", y)], mlv)
+
+
+def classify(scores, labels, class_ids, pt):
+    """Labels and scores as the TreeEnsembleClassifier reference defines them."""
+    res = np.array(scores, dtype=np.float64)
+    binary = len(set(class_ids)) == 1 and len(labels) <= 2
+    if binary:
+        cid = class_ids[0]
+        s = res[:, cid].copy()
+        res = np.zeros((res.shape[0], 2))
+        res[:, 1] = s
+        res[:, 0] = 1 - s if pt in ("NONE", "PROBIT") else -s
+    z = post(pt, res)
+    best = np.argmax(z, axis=1)
+    if len(labels) == 1:
+        y = np.array([labels[0] if b == 1 else 0 for b in best], dtype=np.int64)
+    elif isinstance(labels[0], str):
+        y = np.array([labels[b] for b in best], dtype=object)
+    else:
+        y = np.array([labels[b] for b in best], dtype=np.int64)
+    return y, z.astype(np.float32)
+
+
+def tree_classifier_cases():
+    base_modes = MODES[:6]
+    specs = [
+        # name, ml opset, X dtype, post, labels, binary, as_tensor, base
+        ("ml_tree_cls_v1_multi_strings_softmax", 1, np.float32, "SOFTMAX", ["a", "bb", "ccc"],
+         False, False, True),
+        ("ml_tree_cls_v1_multi_int_none", 2, np.int64, "NONE", [10, 20, 30, 40], False, False, False),
+        ("ml_tree_cls_v1_binary_logistic", 1, np.float32, "LOGISTIC", [0, 1], True, False, True),
+        ("ml_tree_cls_v3_binary_none_double", 3, np.float64, "NONE", [3, 7], True, True, False),
+        ("ml_tree_cls_v3_single_label_logistic", 3, np.float32, "LOGISTIC", [1], True, False, False),
+        ("ml_tree_cls_v3_multi_softmax_zero", 4, np.int32, "SOFTMAX_ZERO", ["x", "y", "z"], False,
+         True, True),
+        ("ml_tree_cls_v1_binary_strings_softmax", 1, np.float64, "SOFTMAX", ["no", "yes"], True,
+         False, False),
+        ("ml_tree_cls_v3_multi_probit", 3, np.float32, "PROBIT", [5, 6, 8], False, False, False),
+    ]
+    for i, (name, mlv, dt, pt, labels, binary, as_t, has_base) in enumerate(specs):
+        r = rng(200 + i)
+        nfeat, ntrees = 6, 3
+        nc = len(labels)
+        if binary:
+            trees = [rand_tree(r, 3, nfeat, nc, base_modes, votes_one=0) for _ in range(ntrees)]
+        else:
+            trees = [rand_tree(r, 3, nfeat, nc, base_modes) for _ in range(ntrees)]
+        if pt == "PROBIT":  # keep scores inside (0, 1): small positive votes, one tree
+            def shrink(t):
+                if t[0] == "leaf":
+                    return ("leaf", [(c, float(np.float32(0.2 + 0.6 * abs(w) / (1 + abs(w)))))
+                                     for c, w in t[1]])
+                return t[:5] + (shrink(t[5]), shrink(t[6]))
+            trees = [shrink(rand_tree(r, 3, nfeat, nc, base_modes, votes_all=True))]
+        X = rand_x(r, 10, nfeat, nan=(i % 3 == 0))
+        if dt in (np.int64, np.int32):
+            X = np.round(X * 2)
+        X = X.astype(dt)
+        attrs, values, weights = v13_attrs(trees, r, "class_", shuffle=(i % 2 == 1))
+        base = [float(np.float32(v)) for v in r.normal(size=nc)] if has_base else None
+        if as_t:
+            attrs["nodes_values_as_tensor"] = tens(np.array(values, np.float64))
+            attrs["class_weights_as_tensor"] = tens(np.array(weights, np.float64))
+            if base:
+                attrs["base_values_as_tensor"] = tens(np.array(base, np.float64))
+        else:
+            attrs["nodes_values"] = values
+            attrs["class_weights"] = weights
+            if base:
+                attrs["base_values"] = base
+        if isinstance(labels[0], str):
+            attrs["classlabels_strings"] = labels
+        else:
+            attrs["classlabels_int64s"] = labels
+        attrs["post_transform"] = pt
+        Xc = X.astype(np.float32).astype(np.float64) if dt in (np.int64, np.int32) else \
+            X.astype(np.float64)
+        score = aggregate(trees, Xc, nc, "SUM", v5=False)
+        if base:
+            score = score + np.array(base)
+        y, z = classify(score, labels, attrs["class_ids"], pt)
+        case(name, mknode("TreeEnsembleClassifier", ["X"], ["Y", "Z"], **attrs), [("X", X)],
+             [("Y", y), ("Z", z)], mlv)
+
+
+def tree_ensemble5_cases():
+    specs = [
+        # name, dtype, agg, post, modes, nan
+        ("ml_tree_ensemble5_sum_member_float", np.float32, "SUM", "NONE", MODES, True),
+        ("ml_tree_ensemble5_avg_softmax_double", np.float64, "AVERAGE", "SOFTMAX", MODES, False),
+        ("ml_tree_ensemble5_max_float16", np.float16, "MAX", "NONE", MODES[:6], True),
+        ("ml_tree_ensemble5_min_logistic_float", np.float32, "MIN", "LOGISTIC", MODES, False),
+        ("ml_tree_ensemble5_sum_neq_nan_double", np.float64, "SUM", "SOFTMAX_ZERO",
+         ["BRANCH_NEQ", "BRANCH_MEMBER", "BRANCH_LT"], True),
+    ]
+    for i, (name, dt, agg, pt, modes, nan) in enumerate(specs):
+        r = rng(300 + i)
+        nfeat, ntargets = 6, 2
+        trees = []
+        for t in range(5):
+            tg = t % ntargets if agg in ("SUM", "AVERAGE") else None
+            tr = rand_tree(r, 4, nfeat, ntargets, modes, votes_one=tg if tg is not None else 0)
+            if agg in ("MIN", "MAX"):
+                # every target voted in every row: one tree per target per pass
+                tr = rand_tree(r, 4, nfeat, ntargets, modes, votes_one=t % ntargets)
+            trees.append(tr)
+        trees.append(("leaf", [(1, float(np.float32(0.25)))]))  # a one-leaf tree
+
+        def rnd(t):  # thresholds and weights exactly representable in dt
+            if t[0] == "leaf":
+                return ("leaf", [(c, float(dt(w))) for c, w in t[1]])
+            th = t[3] if isinstance(t[3], set) else float(dt(t[3]))
+            return (t[0], t[1], t[2], th, t[4], rnd(t[5]), rnd(t[6]))
+        trees = [rnd(t) for t in trees]
+        X = rand_x(r, 12, nfeat, nan).astype(dt)
+        attrs = v5_attrs(trees, dt)
+        attrs.update(n_targets=ntargets, aggregate_function=AGG5[agg], post_transform=PT5[pt])
+        score = aggregate(trees, X.astype(np.float64), ntargets, agg, v5=True)
+        y = post(pt, score).astype(dt)
+        case(name, mknode("TreeEnsemble", ["X"], ["Y"], **attrs), [("X", X)], [("Y", y)], 5)
+
+
+# ---- linear models ---------------------------------------------------------------------
+
+def linear_cases():
+    specs = [
+        # name, X dtype, E (coef rows), labels, post
+        ("ml_linear_cls_multi_int_softmax", np.float32, 3, [4, 5, 6], "SOFTMAX"),
+        ("ml_linear_cls_multi_strings_none", np.float64, 3, ["r", "g", "b"], "NONE"),
+        ("ml_linear_cls_binary_strings_logistic", np.float64, 1, ["neg", "pos"], "LOGISTIC"),
+        ("ml_linear_cls_binary_int_none", np.int64, 1, [0, 1], "NONE"),
+        ("ml_linear_cls_one_label_threshold", np.int32, 1, [7], "NONE"),
+        ("ml_linear_cls_one_label_logistic", np.float32, 1, [9], "LOGISTIC"),
+        ("ml_linear_cls_multi_softmax_zero", np.float32, 4, [1, 2, 3, 4], "SOFTMAX_ZERO"),
+        ("ml_linear_cls_multi_probit", np.float32, 2, [0, 1], "PROBIT"),
+    ]
+    for i, (name, dt, E, labels, pt) in enumerate(specs):
+        r = rng(400 + i)
+        C = 5
+        X = r.normal(size=(9, C))
+        if dt in (np.int64, np.int32):
+            X = np.round(X * 3)
+        X = X.astype(dt)
+        coef = r.normal(size=(E, C)).astype(np.float32)
+        icpt = r.normal(size=E).astype(np.float32)
+        if pt == "PROBIT":  # scores inside (0, 1)
+            coef *= 0.05
+            icpt = np.full(E, 0.5, np.float32)
+        if pt == "SOFTMAX_ZERO":
+            coef[1] = 0
+            icpt[1] = 0
+        xc = X.astype(np.float64) if dt == np.float64 else X.astype(np.float32).astype(np.float64)
+        s = xc @ coef.astype(np.float64).T + icpt.astype(np.float64)
+        if E == 1 and len(labels) == 2:
+            s = np.concatenate([-s, s], axis=1)
+        z = post(pt, s)
+        if z.shape[1] > 1:
+            best = np.argmax(z, axis=1)
+            y = [labels[b] for b in best]
+        else:
+            thr = 0.0 if pt == "NONE" else 0.5
+            y = [labels[0] if v >= thr else 0 for v in z[:, 0]]
+        y = np.array(y, dtype=object if isinstance(labels[0], str) else np.int64)
+        attrs = dict(coefficients=coef.ravel().tolist(), intercepts=icpt.tolist(), post_transform=pt)
+        if isinstance(labels[0], str):
+            attrs["classlabels_strings"] = labels
+        else:
+            attrs["classlabels_ints"] = labels
+        case(name, mknode("LinearClassifier", ["X"], ["Y", "Z"], **attrs), [("X", X)],
+             [("Y", y), ("Z", z.astype(np.float32))], 1)
+    specs = [
+        ("ml_linear_reg_targets2_float", np.float32, 2, True, "NONE", (7, 4)),
+        ("ml_linear_reg_1d_input_int32", np.int32, 1, True, "NONE", (4,)),
+        ("ml_linear_reg_no_intercept_double", np.float64, 3, False, "NONE", (5, 3)),
+        ("ml_linear_reg_int64_logistic", np.int64, 2, True, "LOGISTIC", (6, 3)),
+    ]
+    for i, (name, dt, T, with_i, pt, shape) in enumerate(specs):
+        r = rng(450 + i)
+        X = r.normal(size=shape) * 2
+        if dt in (np.int64, np.int32):
+            X = np.round(X)
+        X = X.astype(dt)
+        C = shape[-1]
+        coef = r.normal(size=(T, C)).astype(np.float32)
+        icpt = r.normal(size=T).astype(np.float32)
+        x2 = X.reshape(-1, C)
+        xc = x2.astype(np.float64) if dt == np.float64 else x2.astype(np.float32).astype(np.float64)
+        s = xc @ coef.astype(np.float64).T + (icpt.astype(np.float64) if with_i else 0)
+        y = post(pt, s).astype(np.float32)
+        attrs = dict(coefficients=coef.ravel().tolist(), targets=T, post_transform=pt)
+        if with_i:
+            attrs["intercepts"] = icpt.tolist()
+        case(name, mknode("LinearRegressor", ["X"], ["Y"], **attrs), [("X", X)], [("Y", y)], 1)
+
+
+if __name__ == "__main__":
+    tree_regressor_cases()
+    tree_classifier_cases()
+    tree_ensemble5_cases()
+    linear_cases()
+    print("%d ml cases written" % COUNT[0])
