@@ -533,9 +533,224 @@ def linear_cases():
         case(name, mknode("LinearRegressor", ["X"], ["Y"], **attrs), [("X", X)], [("Y", y)], 1)
 
 
+# ---- LabelEncoder -----------------------------------------------------------------------
+
+def label_encoder_cases():
+    S = lambda xs: np.array(xs, dtype=object)  # noqa: E731
+    # version 1: strings -> their index, int64 -> strings
+    cls = ["apple", "pear", "fig", "pear"]
+    x = S(["fig", "kiwi", "pear", "apple", ""]).reshape(5)
+    y = np.array([cls.index(v) if v in cls else -5 for v in x], np.int64)
+    case("ml_label_encoder1_str_to_int", mknode("LabelEncoder", ["X"], ["Y"], classes_strings=cls,
+                                                default_int64=-5), [("X", x)], [("Y", y)], 1)
+    xi = np.array([[0, 3, -1], [2, 7, 1]], np.int64)
+    yi = S([[cls[v] if 0 <= v < len(cls) else "none" for v in row] for row in xi])
+    case("ml_label_encoder1_int_to_str", mknode("LabelEncoder", ["X"], ["Y"], classes_strings=cls,
+                                                default_string="none"), [("X", xi)], [("Y", yi)], 1)
+    # version 2: keys_* -> values_*; first of repeated keys; float keys bit for bit
+    keys, vals = ["a", "b", "a", "c"], [1, 2, 3, 4]
+    x = S(["c", "a", "zz", "b"])
+    first = {}
+    for k, v in zip(keys, vals):
+        first.setdefault(k, v)
+    y = np.array([first.get(v, 42) for v in x], np.int64)
+    case("ml_label_encoder2_str_to_int", mknode("LabelEncoder", ["X"], ["Y"], keys_strings=keys,
+                                                values_int64s=vals, default_int64=42),
+         [("X", x)], [("Y", y)], 2)
+    xi = np.array([5, -3, 8, 5, 0], np.int64)
+    kd = {5: "five", -3: "minus three", 8: "eight"}
+    y = S([kd.get(v, "_Unused") for v in xi])
+    case("ml_label_encoder2_int_to_str", mknode("LabelEncoder", ["X"], ["Y"], keys_int64s=list(kd),
+                                                values_strings=list(kd.values())),
+         [("X", xi)], [("Y", y)], 3)
+    kf = [0.5, float("nan"), -2.0, 0.0]
+    vf = [10.0, 20.0, 30.0, 40.0]
+    xf = np.array([[0.5, np.nan, 1.0], [-2.0, 0.0, -0.0]], np.float32)
+    # bitwise: the NaN key matches the same NaN bits; -0.0 differs from 0.0
+    bits = lambda v: np.array([v], np.float32).view(np.uint32)[0]  # noqa: E731
+    table = {bits(k): v for k, v in zip(kf, vf)}
+    y = np.array([[table.get(bits(v), -1.5) for v in row] for row in xf], np.float32)
+    case("ml_label_encoder2_float_bitwise", mknode("LabelEncoder", ["X"], ["Y"], keys_floats=kf,
+                                                   values_floats=vf, default_float=-1.5),
+         [("X", xf)], [("Y", y)], 2)
+    # version 4: tensors of int32 / int16 / double / string, default_tensor, last key wins,
+    # NaN matches any NaN
+    k = np.array([3, 1, 3, 9], np.int32)
+    v = np.array([0.25, 1.5, 2.75, -4.0], np.float64)
+    x = np.array([[3, 1], [9, 4]], np.int32)
+    last = {}
+    for a, b in zip(k, v):
+        last[int(a)] = b
+    y = np.array([[last.get(int(a), 7.5) for a in row] for row in x], np.float64)
+    case("ml_label_encoder4_int32_to_double", mknode(
+        "LabelEncoder", ["X"], ["Y"], keys_tensor=tens(k), values_tensor=tens(v),
+        default_tensor=tens(np.array([7.5], np.float64))), [("X", x)], [("Y", y)], 4)
+    k = np.array([0.5, np.nan, -1.25], np.float64)
+    v = np.array([11, 22, 33], np.int16)
+    x = np.array([np.nan, -1.25, 0.5, 2.0], np.float64)
+    y = np.array([22, 33, 11, -1], np.int16)
+    case("ml_label_encoder4_double_nan_to_int16", mknode(
+        "LabelEncoder", ["X"], ["Y"], keys_tensor=tens(k), values_tensor=tens(v),
+        default_tensor=tens(np.array([-1], np.int16))), [("X", x)], [("Y", y)], 4)
+    k = S(["x", "y"])
+    v = np.array(["ex", "why"], dtype=object)
+    x = S(["y", "q", "x"])
+    y = S(["why", "dflt", "ex"])
+    case("ml_label_encoder4_str_tensors", mknode(
+        "LabelEncoder", ["X"], ["Y"], keys_tensor=tens(k), values_tensor=tens(v),
+        default_tensor=tens(S(["dflt"]))), [("X", x)], [("Y", y)], 4)
+    x = np.array([[1, 2], [7, 2]], np.int64)
+    y = np.array([[-1, 0.5], [-0.0, 0.5]], np.float32)
+    case("ml_label_encoder4_int64_to_float_lists", mknode(
+        "LabelEncoder", ["X"], ["Y"], keys_int64s=[2, 1, 1], values_floats=[0.5, 9.0, -1.0]),
+        [("X", x)], [("Y", y)], 4)
+    x = np.array([0.0, -0.0, np.nan], np.float32)
+    y = np.array([5, 5, 6], np.int32)
+    case("ml_label_encoder4_float_zero_nan_int32", mknode(
+        "LabelEncoder", ["X"], ["Y"], keys_floats=[0.0, float("nan")],
+        values_tensor=tens(np.array([5, 6], np.int32))), [("X", x)], [("Y", y)], 4)
+
+
+# ---- Scaler, Normalizer, Binarizer, Imputer, ArrayFeatureExtractor, OneHotEncoder,
+# ---- FeatureVectorizer, CategoryMapper ------------------------------------------------------
+
+def feature_cases():
+    r = rng(500)
+    for dt in (np.float32, np.float64, np.int64, np.int32):
+        tag = np.dtype(dt).name
+        x = (r.normal(size=(4, 3)) * 3).astype(dt)
+        off, sc = [0.5, -1.0, 2.0], [2.0, 0.25, -1.5]
+        y = ((x.astype(np.float64) - np.array(off)) * np.array(sc)).astype(np.float32)
+        case("ml_scaler_" + tag, mknode("Scaler", ["X"], ["Y"], offset=off, scale=sc),
+             [("X", x)], [("Y", y)], 1)
+    x = r.normal(size=(2, 3, 4)).astype(np.float32)
+    y = ((x.astype(np.float64) - 1.5) * 3.0).astype(np.float32)
+    case("ml_scaler_broadcast_rank3", mknode("Scaler", ["X"], ["Y"], offset=[1.5], scale=[3.0]),
+         [("X", x)], [("Y", y)], 1)
+
+    for norm in ("MAX", "L1", "L2"):
+        for dt in (np.float32, np.int64):
+            x = (r.normal(size=(4, 5)) * 4).astype(dt)
+            x[2] = 0  # a zero row stays as it is
+            xd = x.astype(np.float64)
+            if norm == "MAX":
+                d = xd.max(axis=1, keepdims=True)
+            elif norm == "L1":
+                d = np.abs(xd).sum(axis=1, keepdims=True)
+            else:
+                d = np.sqrt((xd * xd).sum(axis=1, keepdims=True))
+            y = np.where(d != 0, xd / np.where(d == 0, 1, d), xd).astype(np.float32)
+            case("ml_normalizer_%s_%s" % (norm.lower(), np.dtype(dt).name),
+                 mknode("Normalizer", ["X"], ["Y"], norm=norm), [("X", x)], [("Y", y)], 1)
+    x = np.array([1.0, -3.0, 2.0], np.float64)
+    y = (x / 2.0).astype(np.float32)
+    case("ml_normalizer_max_1d_double", mknode("Normalizer", ["X"], ["Y"], norm="MAX"),
+         [("X", x)], [("Y", y)], 1)
+
+    for dt in (np.float32, np.float64, np.int64, np.int32):
+        x = (r.normal(size=(3, 4)) * 3).astype(dt)
+        if dt in (np.float32, np.float64):
+            x[0, 0] = np.nan
+        y = np.where(x > 0.5, 1, 0).astype(dt)
+        case("ml_binarizer_" + np.dtype(dt).name, mknode("Binarizer", ["X"], ["Y"], threshold=0.5),
+             [("X", x)], [("Y", y)], 1)
+
+    x = r.normal(size=(4, 3)).astype(np.float32)
+    x[x < -0.5] = np.nan
+    vals = [9.0, 8.0, 7.0]
+    y = x.copy()
+    for j in range(3):
+        y[np.isnan(y[:, j]), j] = vals[j]
+    case("ml_imputer_nan_float", mknode("Imputer", ["X"], ["Y"], imputed_value_floats=vals,
+                                        replaced_value_float=float("nan")), [("X", x)], [("Y", y)], 1)
+    x = np.array([[1.5, 0.0], [0.0, 2.0]], np.float64)
+    y = np.array([[1.5, -1.0], [-1.0, 2.0]], np.float64)
+    case("ml_imputer_zero_double_broadcast", mknode("Imputer", ["X"], ["Y"],
+                                                    imputed_value_floats=[-1.0]),
+         [("X", x)], [("Y", y)], 1)
+    for dt in (np.int64, np.int32):
+        x = np.array([[-1, 5, -1], [3, -1, 2]], dt)
+        y = np.array([[10, 5, 30], [3, 20, 2]], dt)
+        case("ml_imputer_" + np.dtype(dt).name, mknode(
+            "Imputer", ["X"], ["Y"], imputed_value_int64s=[10, 20, 30], replaced_value_int64=-1),
+            [("X", x)], [("Y", y)], 1)
+
+    for dt in (np.float32, np.float64, np.int64, np.int32, object):
+        x = r.normal(size=(2, 3, 5)) * 3
+        x = np.array([["s%d" % int(v) for v in row.ravel()] for row in x.reshape(2, 15)],
+                     dtype=object).reshape(2, 3, 5) if dt is object else x.astype(dt)
+        idx = np.array([4, 0, 2, 2], np.int64)
+        y = x[..., idx]
+        case("ml_array_feature_extractor_" + ("string" if dt is object else np.dtype(dt).name),
+             mknode("ArrayFeatureExtractor", ["X", "I"], ["Z"]), [("X", x), ("I", idx)],
+             [("Z", y)], 1)
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    idx = np.array([[2, 0]], np.int64)
+    case("ml_array_feature_extractor_1d", mknode("ArrayFeatureExtractor", ["X", "I"], ["Z"]),
+         [("X", x), ("I", idx)], [("Z", np.array([[3.0, 1.0]], np.float32))], 1)
+
+    cats = [4, 1, 7]
+    for dt in (np.int64, np.int32, np.float32, np.float64):
+        x = np.array([[1, 7, 3], [4, 4, 1]], dt) if dt in (np.int64, np.int32) else \
+            np.array([[1.7, 7.2, 3.0], [4.9, -0.5, 1.0]], dt)
+        xi = np.trunc(x.astype(np.float64)).astype(np.int64)
+        y = np.array([[[1.0 if v == c else 0.0 for c in cats] for v in row] for row in xi],
+                     np.float32)
+        case("ml_one_hot_encoder_" + np.dtype(dt).name, mknode(
+            "OneHotEncoder", ["X"], ["Y"], cats_int64s=cats, zeros=1), [("X", x)], [("Y", y)], 1)
+    cs = ["red", "green", "blue"]
+    x = np.array(["blue", "red", "pink", "green"], dtype=object)
+    y = np.array([[1.0 if v == c else 0.0 for c in cs] for v in x], np.float32)
+    case("ml_one_hot_encoder_string", mknode("OneHotEncoder", ["X"], ["Y"], cats_strings=cs),
+         [("X", x)], [("Y", y)], 1)
+
+    a = r.normal(size=(3, 2)).astype(np.float32)
+    b = (r.normal(size=(3, 4)) * 5).astype(np.int64)
+    c = r.normal(size=(3, 1)).astype(np.float64)
+    dims = [3, 2, 1]  # a padded, b cut, c as it is
+    y = np.zeros((3, 6), np.float32)
+    y[:, :2] = a
+    y[:, 3:5] = b[:, :2]
+    y[:, 5:] = c
+    # FeatureVectorizer's inputs share one type parameter: same dtype for all inputs
+    b = b.astype(np.float32)
+    c = c.astype(np.float32)
+    y[:, 3:5] = b[:, :2]
+    y[:, 5:] = c
+    case("ml_feature_vectorizer_pad_cut", mknode("FeatureVectorizer", ["A", "B", "C"], ["Y"],
+                                                 inputdimensions=dims),
+         [("A", a), ("B", b), ("C", c)], [("Y", y)], 1)
+    for dt in (np.int32, np.int64, np.float64):
+        a = (r.normal(size=(4,)) * 4).astype(dt)
+        bb = (r.normal(size=(1, 2)) * 4).astype(dt)
+        y = np.concatenate([a.reshape(1, 4), bb], axis=1).astype(np.float32)
+        case("ml_feature_vectorizer_1d_" + np.dtype(dt).name, mknode(
+            "FeatureVectorizer", ["A", "B"], ["Y"], inputdimensions=[4, 2]),
+            [("A", a), ("B", bb)], [("Y", y)], 1)
+
+    ci, cs = [10, 20, 30, 20], ["ten", "twenty", "thirty", "twenty again"]
+    x = np.array([["thirty", "ten"], ["nine", "twenty again"]], dtype=object)
+    m = {}
+    for i_, s_ in zip(ci, cs):
+        m.setdefault(s_, i_)
+    y = np.array([[m.get(v, -9) for v in row] for row in x], np.int64)
+    case("ml_category_mapper_str_to_int", mknode("CategoryMapper", ["X"], ["Y"], cats_int64s=ci,
+                                                 cats_strings=cs, default_int64=-9),
+         [("X", x)], [("Y", y)], 1)
+    x = np.array([20, 5, 30], np.int64)
+    m = {}
+    for i_, s_ in zip(ci, cs):
+        m.setdefault(i_, s_)
+    y = np.array([m.get(v, "_Unused") for v in x], dtype=object)
+    case("ml_category_mapper_int_to_str", mknode("CategoryMapper", ["X"], ["Y"], cats_int64s=ci,
+                                                 cats_strings=cs), [("X", x)], [("Y", y)], 1)
+
+
 if __name__ == "__main__":
     tree_regressor_cases()
     tree_classifier_cases()
     tree_ensemble5_cases()
     linear_cases()
+    label_encoder_cases()
+    feature_cases()
     print("%d ml cases written" % COUNT[0])
