@@ -746,6 +746,207 @@ def feature_cases():
                                                  cats_strings=cs), [("X", x)], [("Y", y)], 1)
 
 
+# ---- SVMs -------------------------------------------------------------------------------------
+
+def kern(kind, a, b, gamma, coef0, degree):
+    if kind == "RBF":
+        return math.exp(-gamma * float(((a - b) ** 2).sum()))
+    d = float(a @ b)
+    if kind == "POLY":
+        return (d * gamma + coef0) ** degree
+    if kind == "SIGMOID":
+        return math.tanh(d * gamma + coef0)
+    return d
+
+
+def coupling(k, r):
+    """libsvm's multiclass_probability (pairwise coupling)."""
+    Q = np.zeros((k, k))
+    p = np.full(k, 1.0 / k)
+    for t in range(k):
+        Q[t, t] = sum(r[j, t] ** 2 for j in range(k) if j != t)
+        for j in range(t):
+            Q[t, j] = Q[j, t]
+        for j in range(t + 1, k):
+            Q[t, j] = -r[j, t] * r[t, j]
+    eps = 0.005 / k
+    for _ in range(max(100, k)):
+        Qp = Q @ p
+        pQp = p @ Qp
+        if np.max(np.abs(Qp - pQp)) < eps:
+            break
+        for t in range(k):
+            diff = (-Qp[t] + pQp) / Q[t, t]
+            p[t] += diff
+            pQp = (pQp + diff * (diff * Q[t, t] + 2 * Qp[t])) / (1 + diff) / (1 + diff)
+            Qp = (Qp + diff * Q[t, :]) / (1 + diff)
+            p = p / (1 + diff)
+    return p
+
+
+def svc_expected(X, labels, kind, kp, coef, sv, rho, vpc, pa, pb, pt):
+    gamma, coef0, degree = kp
+    cc = max(len(labels), 1)
+    vc = sum(vpc) if vpc else 0
+    all_pos = min(coef) >= 0
+    Y, Z = [], []
+    for x in X.astype(np.float64):
+        votes = None
+        has_proba = False
+        if vc == 0:
+            C = np.array(coef, np.float64).reshape(cc, -1)
+            scores = np.array([rho[0] + float(x @ C[j]) for j in range(cc)])
+        else:
+            S = np.array(sv, np.float64).reshape(vc, -1)
+            C = np.array(coef, np.float64).reshape(-1, vc)
+            K = np.array([kern(kind, x, S[j], gamma, coef0, degree) for j in range(vc)])
+            start = np.concatenate([[0], np.cumsum(vpc)[:-1]]).astype(int)
+            votes = np.zeros(cc)
+            scores = []
+            e = 0
+            for a in range(cc):
+                for b in range(a + 1, cc):
+                    s1 = C[b - 1, start[a]:start[a] + vpc[a]] @ K[start[a]:start[a] + vpc[a]]
+                    s2 = C[a, start[b]:start[b] + vpc[b]] @ K[start[b]:start[b] + vpc[b]]
+                    sc = rho[e] + s1 + s2
+                    scores.append(sc)
+                    votes[a if sc > 0 else b] += 1
+                    e += 1
+            scores = np.array(scores)
+            if pa:
+                R = np.zeros((cc, cc))
+                e = 0
+                for a in range(cc):
+                    for b in range(a + 1, cc):
+                        v = 1 - logistic(np.array(scores[e] * pa[e] + pb[e]))
+                        v = min(max(float(v), 1e-7), 1 - 1e-7)
+                        R[a, b], R[b, a] = v, 1 - v
+                        e += 1
+                scores = coupling(cc, R)
+                has_proba = True
+        mw = votes if votes is not None else scores
+        best = int(np.argmax(mw))
+        maxw = mw[best]
+        add = -1
+        raw = False
+        lab = best
+        if len(rho) == 1:
+            if len(labels) == 2:
+                add = 2
+                lab = 1 if (not has_proba and all_pos and maxw >= 0.5) else best
+            else:
+                raw = True
+                lab = 1 if maxw > 0 else 0
+        n = scores.size
+        if n >= 2:
+            z = post(pt, scores.reshape(1, -1))[0]
+        elif pt == "PROBIT":
+            z = post("PROBIT", scores.reshape(1, -1))[0]
+        elif add == 2:
+            z = post(pt, np.array([[-scores[0], scores[0]]]))[0]
+        else:
+            z = scores
+        Z.append(z)
+        Y.append(lab if raw or not labels else labels[lab])
+    strs = labels and isinstance(labels[0], str)
+    return (np.array(Y, dtype=object if strs else np.int64), np.array(Z, np.float32))
+
+
+def svm_cases():
+    specs = [
+        # name, X dtype, labels, kernel, kernel_params, vpc, proba, post
+        ("ml_svm_cls_linear_3class_int", np.float32, [3, 5, 9], "LINEAR", (0.0, 0.0, 0), [2, 3, 2],
+         False, "NONE"),
+        ("ml_svm_cls_rbf_3class_proba_strings", np.float64, ["a", "b", "c"], "RBF", (0.3, 0.0, 0),
+         [3, 2, 3], True, "NONE"),
+        ("ml_svm_cls_poly_binary_int", np.float32, [0, 1], "POLY", (0.5, 1.0, 3), [3, 2], False,
+         "NONE"),
+        ("ml_svm_cls_sigmoid_binary_logistic", np.int64, [4, 8], "SIGMOID", (0.1, 0.2, 0), [2, 3],
+         False, "LOGISTIC"),
+        ("ml_svm_cls_rbf_binary_proba", np.float32, ["no", "yes"], "RBF", (0.5, 0.0, 0), [3, 3], True,
+         "NONE"),
+        ("ml_svm_cls_rbf_4class_softmax", np.int32, [1, 2, 3, 4], "RBF", (0.2, 0.0, 0), [2, 1, 2, 2],
+         False, "SOFTMAX"),
+        ("ml_svm_cls_binary_all_positive", np.float32, [0, 1], "LINEAR", (0.0, 0.0, 0), [2, 2],
+         False, "NONE"),
+        ("ml_svm_cls_liblinear_binary", np.float64, ["neg", "pos"], "LINEAR", (0.0, 0.0, 0), None,
+         False, "LOGISTIC"),
+        ("ml_svm_cls_liblinear_3class_one_rho", np.float32, [7, 8, 9], "LINEAR", (0.0, 0.0, 0), None,
+         False, "NONE"),
+    ]
+    for i, (name, dt, labels, kind, kp, vpc, proba, pt) in enumerate(specs):
+        r = rng(600 + i)
+        F = 4
+        cc = len(labels)
+        X = r.normal(size=(8, F)) * 1.5
+        if dt in (np.int64, np.int32):
+            X = np.round(X)
+        X = X.astype(dt)
+        attrs = dict(kernel_type=kind, kernel_params=[float(v) for v in kp], post_transform=pt)
+        if vpc:
+            vc = sum(vpc)
+            sv = r.normal(size=(vc, F)).astype(np.float32).ravel().tolist()
+            coef = r.normal(size=(cc - 1) * vc).astype(np.float32)
+            if name.endswith("all_positive"):
+                coef = np.abs(coef)
+            coef = coef.tolist()
+            npairs = cc * (cc - 1) // 2
+            rho = r.normal(size=npairs).astype(np.float32).tolist()
+            attrs.update(support_vectors=sv, vectors_per_class=vpc)
+        else:
+            sv = []
+            coef = r.normal(size=cc * F).astype(np.float32).tolist()
+            rho = [float(np.float32(r.normal()))]
+        attrs.update(coefficients=coef, rho=rho)
+        pa = pb = None
+        if proba:
+            npairs = cc * (cc - 1) // 2
+            pa = (-np.abs(r.normal(size=npairs)) - 0.5).astype(np.float32).tolist()
+            pb = r.normal(size=npairs).astype(np.float32).tolist()
+            attrs.update(prob_a=pa, prob_b=pb)
+        if isinstance(labels[0], str):
+            attrs["classlabels_strings"] = labels
+        else:
+            attrs["classlabels_ints"] = labels
+        y, z = svc_expected(X, labels, kind, (float(np.float32(kp[0])), float(np.float32(kp[1])),
+                                              int(kp[2])), coef, sv, rho, vpc, pa, pb, pt)
+        case(name, mknode("SVMClassifier", ["X"], ["Y", "Z"], **attrs), [("X", X)],
+             [("Y", y), ("Z", z)], 1)
+
+    specs = [
+        ("ml_svm_reg_rbf_float", np.float32, "RBF", (0.4, 0.0, 0), 5, 0),
+        ("ml_svm_reg_poly_double", np.float64, "POLY", (0.3, 0.5, 2), 4, 0),
+        ("ml_svm_reg_linear_mode_int32", np.int32, "LINEAR", (0.0, 0.0, 0), 0, 0),
+        ("ml_svm_reg_one_class_sigmoid_int64", np.int64, "SIGMOID", (0.2, -0.1, 0), 6, 1),
+    ]
+    for i, (name, dt, kind, kp, ns, oc) in enumerate(specs):
+        r = rng(700 + i)
+        F = 3
+        X = r.normal(size=(7, F)) * 2
+        if dt in (np.int64, np.int32):
+            X = np.round(X)
+        X = X.astype(dt)
+        rho = [float(np.float32(r.normal()))]
+        g, c0, dg = float(np.float32(kp[0])), float(np.float32(kp[1])), int(kp[2])
+        attrs = dict(kernel_type=kind, kernel_params=[float(v) for v in kp], rho=rho,
+                     n_supports=ns, one_class=oc)
+        xs = X.astype(np.float64)
+        if ns:
+            sv = r.normal(size=(ns, F)).astype(np.float32)
+            coef = r.normal(size=ns).astype(np.float32)
+            attrs.update(support_vectors=sv.ravel().tolist(), coefficients=coef.tolist())
+            s = np.array([sum(float(coef[j]) * kern(kind, x, sv[j].astype(np.float64), g, c0, dg)
+                              for j in range(ns)) for x in xs]) + rho[0]
+        else:
+            coef = r.normal(size=F).astype(np.float32)
+            attrs.update(coefficients=coef.tolist())
+            s = xs @ coef.astype(np.float64) + rho[0]
+        if oc:
+            s = np.where(s > 0, 1.0, -1.0)
+        y = s.reshape(-1, 1).astype(np.float32)
+        case(name, mknode("SVMRegressor", ["X"], ["Y"], **attrs), [("X", X)], [("Y", y)], 1)
+
+
 if __name__ == "__main__":
     tree_regressor_cases()
     tree_classifier_cases()
@@ -753,4 +954,5 @@ if __name__ == "__main__":
     linear_cases()
     label_encoder_cases()
     feature_cases()
+    svm_cases()
     print("%d ml cases written" % COUNT[0])
