@@ -33,7 +33,7 @@ static void attr_strings(onr_node *n, const char *name, int count, const char *c
     for (int i = 0; i < count; i++) a->strings[i] = onr_strdup(v[i]);
 }
 
-static __attribute__((unused)) onr_tensor *str_tensor(int rank, const int64_t *dims, const char *const *v)
+static onr_tensor *str_tensor(int rank, const int64_t *dims, const char *const *v)
 {
     onr_tensor *t = onr_tensor_new(ONR_STRING, rank, dims);
     assert_non_null(t);
@@ -486,6 +486,203 @@ static void test_linear(void **state)
     tk_free_all(1, in);
 }
 
+
+/* ---- LabelEncoder and the feature transforms ------------------------------------------ */
+
+static void test_label_encoder(void **state)
+{
+    (void)state;
+    int64_t d[1] = {3};
+    const char *xs[] = {"b", "zz", "a"};
+    onr_tensor *in[1] = {str_tensor(1, d, xs)};
+    /* v2: a repeated key maps to its first value */
+    onr_node *n = ml_node("LabelEncoder");
+    const char *keys[] = {"a", "b", "a"};
+    attr_strings(n, "keys_strings", 3, keys);
+    tk_attr_ints(n, "values_int64s", 3, (int64_t[]){1, 2, 3});
+    onr_tensor *y = run1(n, 2, 1, in, 1);
+    tk_assert_eq_i64(y, (int64_t[]){2, -1, 1}, 3);
+    onr_tensor_free(y);
+    /* v4: the last one */
+    y = run1(n, 4, 1, in, 1);
+    tk_assert_eq_i64(y, (int64_t[]){2, -1, 3}, 3);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    /* lengths differ */
+    n = ml_node("LabelEncoder");
+    attr_strings(n, "keys_strings", 3, keys);
+    tk_attr_ints(n, "values_int64s", 2, (int64_t[]){1, 2});
+    expect_fail(n, 2, 1, in, 1, "values_int64s has 2");
+    tk_node_free(n);
+    /* two keys_* */
+    n = ml_node("LabelEncoder");
+    attr_strings(n, "keys_strings", 3, keys);
+    tk_attr_ints(n, "keys_int64s", 3, (int64_t[]){1, 2, 3});
+    tk_attr_ints(n, "values_int64s", 3, (int64_t[]){1, 2, 3});
+    expect_fail(n, 2, 1, in, 1, "both given");
+    tk_node_free(n);
+    /* no values_* */
+    n = ml_node("LabelEncoder");
+    attr_strings(n, "keys_strings", 3, keys);
+    expect_fail(n, 2, 1, in, 1, "values_*");
+    tk_node_free(n);
+    /* X's type must be the keys' */
+    n = ml_node("LabelEncoder");
+    tk_attr_ints(n, "keys_int64s", 1, (int64_t[]){1});
+    tk_attr_ints(n, "values_int64s", 1, (int64_t[]){1});
+    expect_fail(n, 2, 1, in, 1, "keys are int64");
+    tk_node_free(n);
+    /* v4 default_tensor of the wrong type */
+    n = ml_node("LabelEncoder");
+    attr_strings(n, "keys_strings", 3, keys);
+    tk_attr_ints(n, "values_int64s", 3, (int64_t[]){1, 2, 3});
+    int64_t d1[1] = {1};
+    tk_attr_tensor(n, "default_tensor", tk_f32(1, d1, (float[]){1}));
+    expect_fail(n, 4, 1, in, 1, "default_tensor");
+    tk_node_free(n);
+    /* tensors are a version 4 form: version 2 does not see keys_tensor */
+    n = ml_node("LabelEncoder");
+    tk_attr_tensor(n, "keys_tensor", tk_i64(1, d1, (int64_t[]){1}));
+    tk_attr_ints(n, "values_int64s", 1, (int64_t[]){1});
+    expect_fail(n, 2, 1, in, 1, "keys_*");
+    tk_node_free(n);
+    tk_free_all(1, in);
+}
+
+static void test_feature_ops_errors(void **state)
+{
+    (void)state;
+    int64_t d[2] = {2, 3};
+    onr_tensor *in[2] = {tk_f32(2, d, (float[]){1, 2, 3, 4, 5, 6}), NULL};
+    /* ArrayFeatureExtractor: an index past the last axis is a run error */
+    onr_node *n = ml_node("ArrayFeatureExtractor");
+    int64_t di[1] = {2};
+    in[1] = tk_i64(1, di, (int64_t[]){0, 3});
+    expect_fail(n, 1, 2, in, 1, "index 3 is out of range");
+    onr_tensor_free(in[1]);
+    in[1] = tk_i64(1, di, (int64_t[]){-1, 0});
+    expect_fail(n, 1, 2, in, 1, "index -1");
+    onr_tensor_free(in[1]);
+    in[1] = NULL;
+    tk_node_free(n);
+    /* OneHotEncoder: zeros = 0 refuses an unknown category */
+    n = ml_node("OneHotEncoder");
+    tk_attr_ints(n, "cats_int64s", 2, (int64_t[]){1, 2});
+    tk_attr_int(n, "zeros", 0);
+    expect_fail(n, 1, 1, in, 1, "not a category");
+    tk_node_free(n);
+    n = ml_node("OneHotEncoder");
+    expect_fail(n, 1, 1, in, 1, "cats_int64s or cats_strings");
+    tk_node_free(n);
+    /* FeatureVectorizer: one inputdimensions value per input */
+    n = ml_node("FeatureVectorizer");
+    tk_attr_ints(n, "inputdimensions", 2, (int64_t[]){3, 1});
+    expect_fail(n, 1, 1, in, 1, "inputdimensions");
+    tk_node_free(n);
+    /* Imputer: value count and type */
+    n = ml_node("Imputer");
+    tk_attr_floats(n, "imputed_value_floats", 2, (float[]){1, 2});
+    expect_fail(n, 1, 1, in, 1, "2 imputed values for 3 features");
+    tk_node_free(n);
+    n = ml_node("Imputer");
+    tk_attr_ints(n, "imputed_value_int64s", 1, (int64_t[]){1});
+    expect_fail(n, 1, 1, in, 1, "imputed values are int64s");
+    tk_node_free(n);
+    /* Scaler / Normalizer */
+    n = ml_node("Scaler");
+    tk_attr_floats(n, "scale", 2, (float[]){1, 2});
+    expect_fail(n, 1, 1, in, 1, "scale has 2 values");
+    tk_node_free(n);
+    n = ml_node("Normalizer");
+    tk_attr_string(n, "norm", "L3");
+    expect_fail(n, 1, 1, in, 1, "norm");
+    tk_node_free(n);
+    /* CategoryMapper: pairs of equal length */
+    n = ml_node("CategoryMapper");
+    tk_attr_ints(n, "cats_int64s", 2, (int64_t[]){1, 2});
+    expect_fail(n, 1, 1, in, 1, "differ in length");
+    tk_node_free(n);
+    tk_free_all(1, in);
+}
+
+/* ---- SVMs --------------------------------------------------------------------------------- */
+
+static void test_svm(void **state)
+{
+    (void)state;
+    /* regressor, linear kernel over 2 support vectors: 2*<x,(1,0)> - <x,(0,1)> + 0.5 */
+    onr_node *n = ml_node("SVMRegressor");
+    tk_attr_floats(n, "support_vectors", 4, (float[]){1, 0, 0, 1});
+    tk_attr_floats(n, "coefficients", 2, (float[]){2, -1});
+    tk_attr_floats(n, "rho", 1, (float[]){0.5f});
+    tk_attr_int(n, "n_supports", 2);
+    int64_t d[2] = {2, 2};
+    onr_tensor *in[1] = {tk_f32(2, d, (float[]){1, 1, 3, -2})};
+    onr_tensor *y = run1(n, 1, 1, in, 1);
+    tk_assert_close_f32(y, (float[]){1.5f, 8.5f}, 2, 0, 0);
+    onr_tensor_free(y);
+    tk_node_free(n);
+    /* support vectors not a multiple of n_supports */
+    n = ml_node("SVMRegressor");
+    tk_attr_floats(n, "support_vectors", 3, (float[]){1, 0, 0});
+    tk_attr_floats(n, "coefficients", 2, (float[]){2, -1});
+    tk_attr_floats(n, "rho", 1, (float[]){0.5f});
+    tk_attr_int(n, "n_supports", 2);
+    expect_fail(n, 1, 1, in, 1, "support_vectors");
+    tk_node_free(n);
+    /* classifier: coefficients must be (classes - 1) x vectors */
+    n = ml_node("SVMClassifier");
+    tk_attr_ints(n, "classlabels_ints", 3, (int64_t[]){0, 1, 2});
+    tk_attr_ints(n, "vectors_per_class", 3, (int64_t[]){1, 1, 1});
+    tk_attr_floats(n, "support_vectors", 6, (float[]){1, 0, 0, 1, 1, 1});
+    tk_attr_floats(n, "coefficients", 5, (float[]){1, 1, 1, 1, 1});
+    tk_attr_floats(n, "rho", 3, (float[]){0, 0, 0});
+    expect_fail(n, 1, 1, in, 2, "(classes - 1) x vectors");
+    tk_node_free(n);
+    n = ml_node("SVMClassifier");
+    tk_attr_ints(n, "classlabels_ints", 3, (int64_t[]){0, 1, 2});
+    tk_attr_ints(n, "vectors_per_class", 2, (int64_t[]){1, 1});
+    tk_attr_floats(n, "rho", 1, (float[]){0});
+    expect_fail(n, 1, 1, in, 2, "vectors_per_class has 2 values");
+    tk_node_free(n);
+    n = ml_node("SVMClassifier");
+    tk_attr_ints(n, "classlabels_ints", 2, (int64_t[]){0, 1});
+    tk_attr_floats(n, "coefficients", 4, (float[]){1, 0, 0, 1});
+    tk_attr_floats(n, "rho", 1, (float[]){0});
+    tk_attr_string(n, "kernel_type", "CUBIC");
+    expect_fail(n, 1, 1, in, 2, "kernel_type");
+    tk_node_free(n);
+    /* one-vs-one over 3 classes, 1 and 2 threads give the same bits */
+    n = ml_node("SVMClassifier");
+    tk_attr_ints(n, "classlabels_ints", 3, (int64_t[]){5, 6, 7});
+    tk_attr_ints(n, "vectors_per_class", 3, (int64_t[]){2, 1, 1});
+    tk_attr_floats(n, "support_vectors", 8, (float[]){1, 0, 0.5f, 0.5f, 0, 1, -1, -1});
+    tk_attr_floats(n, "coefficients", 8, (float[]){1, -0.5f, 0.25f, -1, 0.75f, 1, -1, 0.5f});
+    tk_attr_floats(n, "rho", 3, (float[]){0.1f, -0.2f, 0.3f});
+    tk_attr_floats(n, "prob_a", 3, (float[]){-1, -2, -1.5f});
+    tk_attr_floats(n, "prob_b", 3, (float[]){0.1f, 0, -0.1f});
+    tk_attr_string(n, "kernel_type", "RBF");
+    tk_attr_floats(n, "kernel_params", 3, (float[]){0.5f, 0, 0});
+    int64_t db[2] = {999, 2};
+    onr_tensor *big[1] = {tk_rand_f32(2, db, 3)};
+    onr_tensor *o1[2], *o2[2];
+    onr_err err = {0};
+    assert_int_equal(tk_run(n, 1, 1, big, 2, o1, 1, &err), ONR_OK);
+    assert_int_equal(tk_run(n, 1, 1, big, 2, o2, 2, &err), ONR_OK);
+    assert_memory_equal(o1[0]->data, o2[0]->data, 999 * sizeof(int64_t));
+    assert_memory_equal(o1[1]->data, o2[1]->data, 999 * 3 * sizeof(float));
+    /* probabilities sum to 1 */
+    for (int i = 0; i < 999; i++) {
+        const float *z = (const float *)o1[1]->data + i * 3;
+        assert_true(fabsf(z[0] + z[1] + z[2] - 1) < 1e-4f);
+    }
+    tk_free_all(2, o1);
+    tk_free_all(2, o2);
+    tk_free_all(1, big);
+    tk_node_free(n);
+    tk_free_all(1, in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +694,9 @@ int main(void)
         cmocka_unit_test(test_tree_classifier),
         cmocka_unit_test(test_tree_ensemble5),
         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_label_encoder),
+        cmocka_unit_test(test_feature_ops_errors),
+        cmocka_unit_test(test_svm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
