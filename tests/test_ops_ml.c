@@ -663,16 +663,16 @@ static void test_svm(void **state)
     tk_attr_floats(n, "prob_b", 3, (float[]){0.1f, 0, -0.1f});
     tk_attr_string(n, "kernel_type", "RBF");
     tk_attr_floats(n, "kernel_params", 3, (float[]){0.5f, 0, 0});
-    int64_t db[2] = {999, 2};
+    int64_t db[2] = {4999, 2};
     onr_tensor *big[1] = {tk_rand_f32(2, db, 3)};
     onr_tensor *o1[2], *o2[2];
     onr_err err = {0};
     assert_int_equal(tk_run(n, 1, 1, big, 2, o1, 1, &err), ONR_OK);
     assert_int_equal(tk_run(n, 1, 1, big, 2, o2, 2, &err), ONR_OK);
-    assert_memory_equal(o1[0]->data, o2[0]->data, 999 * sizeof(int64_t));
-    assert_memory_equal(o1[1]->data, o2[1]->data, 999 * 3 * sizeof(float));
+    assert_memory_equal(o1[0]->data, o2[0]->data, 4999 * sizeof(int64_t));
+    assert_memory_equal(o1[1]->data, o2[1]->data, 4999 * 3 * sizeof(float));
     /* probabilities sum to 1 */
-    for (int i = 0; i < 999; i++) {
+    for (int i = 0; i < 4999; i++) {
         const float *z = (const float *)o1[1]->data + i * 3;
         assert_true(fabsf(z[0] + z[1] + z[2] - 1) < 1e-4f);
     }

@@ -525,7 +525,8 @@ static int svc_run(const onr_kctx *ctx)
     if (P->labels.is_string) nt = 1;
     size_t per = svc_per_row(P);
     int fail = 0;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && P->rows > 1) schedule(static)
+    int64_t work = P->rows * ((P->vc + P->cc) * P->f + P->cc * P->cc);
+#pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *w = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         if (svc_row(ctx, P, i, w)) fail = 1;
@@ -608,7 +609,8 @@ static int svr_run(const onr_kctx *ctx)
     const onr_tensor *x = ctx->in[0];
     float *y = ctx->out[0]->data;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && P->rows > 1) schedule(static)
+    int64_t work = P->rows * (P->ns + 1) * (P->f + 1);
+#pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double s = 0;
         if (P->ns > 0) {

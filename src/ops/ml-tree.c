@@ -394,6 +394,13 @@ static void forest_eval(const ml_forest *f, const double *row, double *acc, doub
         for (int64_t k = 0; k < f->n_targets; k++) acc[k] /= f->n_trees;
 }
 
+/* Rows are worth splitting among threads when the walks add up to more
+ * than ONR_PAR_MIN (a walk counted as 16 steps). */
+static int forest_par(const ml_forest *f, int64_t rows)
+{
+    return rows > 1 && rows * ((int64_t)f->n_trees * 16 + f->n_targets) > ONR_PAR_MIN;
+}
+
 static int forest_reshape_x(onr_kctx *ctx, const ml_forest *f, int64_t *rows, int64_t *cols)
 {
     int rc = ml_input_matrix(ctx, 0, rows, cols);
@@ -448,7 +455,7 @@ static int ter_run(const onr_kctx *ctx)
     float *y = ctx->out[0]->data;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && P->rows > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets;
@@ -547,7 +554,7 @@ static int tec_run(const onr_kctx *ctx)
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets + 2;
     int fail = 0;
     int64_t ns = P->n_scores;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && P->rows > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets + 2;
@@ -775,7 +782,7 @@ static int te5_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && P->rows > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets;
