@@ -609,10 +609,10 @@ const onr_op_impl onr_impl_ml_scaler = {
     .params_size = sizeof(sc_params), .types = T_ML_NUM};
 
 /* Normalizer over the last axis of [N, C] (or all of [C]): MAX divides by
- * the row's largest value (max(X), as the specification writes it and
- * onnxruntime computes it; the newest reference divides by max |X|), L1 by
- * the sum of |X|, L2 by sqrt(sum X^2); a zero divisor leaves the row as it
- * is. Output float. */
+ * the row's largest magnitude max |X| (the ONNX reference, and what
+ * scikit-learn's max norm, the usual producer, means; the specification's
+ * formula writes max(X)), L1 by the sum of |X|, L2 by sqrt(sum X^2); a zero
+ * divisor leaves the row as it is. Output float. */
 typedef struct nm_params {
     int norm; /* 0 MAX, 1 L1, 2 L2 */
     int64_t rows, cols;
@@ -645,17 +645,17 @@ static int nm_run(const onr_kctx *ctx)
     float *y = ctx->out[0]->data;
     for (int64_t r = 0; r < P->rows; r++) {
         int64_t o = r * P->cols;
-        double d = P->norm == 0 ? -INFINITY : 0;
+        double d = 0;
         for (int64_t j = 0; j < P->cols; j++) {
             double v = onr_get_f64(x, o + j);
-            if (P->norm == 0) d = v > d ? v : d;
+            if (P->norm == 0) d = fabs(v) > d ? fabs(v) : d;
             else if (P->norm == 1) d += fabs(v);
             else d += v * v;
         }
         if (P->norm == 2) d = sqrt(d);
         for (int64_t j = 0; j < P->cols; j++) {
             double v = onr_get_f64(x, o + j);
-            y[o + j] = (float)(d != 0 && P->cols ? v / d : v);
+            y[o + j] = (float)(d != 0 ? v / d : v);
         }
     }
     return ONR_OK;
