@@ -857,9 +857,9 @@ def svm_cases():
         # name, X dtype, labels, kernel, kernel_params, vpc, proba, post
         ("ml_svm_cls_linear_3class_int", np.float32, [3, 5, 9], "LINEAR", (0.0, 0.0, 0), [2, 3, 2],
          False, "NONE"),
-        ("ml_svm_cls_rbf_3class_proba_strings", np.float64, ["a", "b", "c"], "RBF", (0.3, 0.0, 0),
+        ("ml_svm_cls_rbf_3class_proba_strings", np.float64, ["a", "b", "c"], "RBF", (1.0, 0.0, 0),
          [3, 2, 3], True, "NONE"),
-        ("ml_svm_cls_poly_binary_int", np.float32, [0, 1], "POLY", (0.5, 1.0, 3), [3, 2], False,
+        ("ml_svm_cls_poly_binary_int", np.float32, [0, 1], "POLY", (0.5, 0.0, 3), [3, 2], False,
          "NONE"),
         ("ml_svm_cls_sigmoid_binary_logistic", np.int64, [4, 8], "SIGMOID", (0.1, 0.2, 0), [2, 3],
          False, "LOGISTIC"),
