@@ -37,7 +37,7 @@ static onr_tensor *str_tensor(int rank, const int64_t *dims, const char *const *
 {
     onr_tensor *t = onr_tensor_new(ONR_STRING, rank, dims);
     assert_non_null(t);
-    for (int64_t i = 0; i < t->numel; i++) ((char **)t->data)[i] = onr_strdup(v[i]);
+    for (int64_t i = 0; i < t->numel; i++) assert_int_equal(onr_str_assign(&((char **)t->data)[i], v[i]), 0);
     return t;
 }
 
