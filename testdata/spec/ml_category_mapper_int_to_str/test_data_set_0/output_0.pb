@@ -1,0 +1,1 @@
+2twenty2_Unused2thirtyBY

@@ -1,0 +1,1 @@
+2thirty2ten2nine2twenty againBX

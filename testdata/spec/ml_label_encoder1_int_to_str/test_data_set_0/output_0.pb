@@ -1,0 +1,1 @@
+2apple2pear2none2fig2none2pearBY

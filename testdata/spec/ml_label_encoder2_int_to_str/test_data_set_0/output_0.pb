@@ -1,0 +1,1 @@
+2five2minus three2eight2five2_UnusedBY

@@ -1,0 +1,1 @@
+2why2dflt2exBY

@@ -1,0 +1,1 @@
+2blue2red2pink2greenBX

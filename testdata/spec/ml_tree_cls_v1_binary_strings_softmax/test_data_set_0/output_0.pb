@@ -1,0 +1,2 @@
+
+2no2yes2yes2yes2yes2yes2yes2yes2yes2yesBY
