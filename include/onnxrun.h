@@ -224,7 +224,9 @@ onr_status onr_session_open(const char *path, const onr_options *opt, onr_sessio
 onr_status onr_session_open_memory(const void *buf, size_t len, const onr_options *opt,
                                    onr_session **out);
 void onr_session_free(onr_session *s);
-/* Message of the last failure on this session ("" if none). */
+/* Message of the failed open, or of the last run on this session to finish
+ * ("" if it succeeded). The string is a copy for the calling thread, valid
+ * until that thread's fourth next call of onr_session_errmsg. */
 const char *onr_session_errmsg(const onr_session *s);
 int onr_session_threads(const onr_session *s);
 

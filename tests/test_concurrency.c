@@ -485,6 +485,56 @@ static void test_run_outputs_are_per_context(void **state)
     free_case(&mc);
 }
 
+/* Failing and succeeding runs at once: each gets its own status and
+ * message; onr_session_errmsg may be read meanwhile. */
+typedef struct mixed_arg {
+    model_case *mc;
+    int bad;
+    int wrong;
+} mixed_arg;
+
+static void *mixed_work(void *arg)
+{
+    mixed_arg *a = arg;
+    const variant *v = &a->mc->v[0];
+    onr_run *r = onr_run_new(a->mc->s);
+    for (int it = 0; it < 30; it++) {
+        char why[256];
+        /* bad: the last input left out */
+        const onr_tensor *const *in = (const onr_tensor *const *)v->in;
+        onr_status st = onr_run_exec(r, v->n_in - a->bad, NULL, in, 0, NULL, NULL);
+        if (a->bad) {
+            a->wrong += st != ONR_E_INPUT || !strstr(onr_run_errmsg(r), "is not given");
+        } else {
+            a->wrong += st != ONR_OK || *onr_run_errmsg(r);
+            for (int j = 0; j < v->n_out && !st; j++)
+                a->wrong += !same_tensor(onr_run_output(r, j), v->ref[j], why, sizeof why);
+        }
+        const char *m = onr_session_errmsg(a->mc->s); /* the last session-level run's */
+        a->wrong += m == NULL;
+    }
+    onr_run_free(r);
+    return NULL;
+}
+
+static void test_errors_are_per_call(void **state)
+{
+    (void)state;
+    model_case mc;
+    load_case(&mc, "tiny_bert_dynamic", 1);
+    pthread_t th[4];
+    mixed_arg a[4];
+    for (int t = 0; t < 4; t++) {
+        a[t] = (mixed_arg){.mc = &mc, .bad = t & 1};
+        assert_int_equal(pthread_create(&th[t], NULL, mixed_work, &a[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        if (a[t].wrong) fail_msg("thread %d: %d wrong results", t, a[t].wrong);
+    }
+    free_case(&mc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_two_models_mixed),
         cmocka_unit_test(test_cancel_all_and_one),
         cmocka_unit_test(test_run_outputs_are_per_context),
+        cmocka_unit_test(test_errors_are_per_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,16 +151,16 @@ static onr_status acquire(onr_session *s, const onr_inst *avoid, onr_inst **out,
 {
     lock(s);
     for (;;) {
-        int n = atomic_load(&s->n_pool);
+        int n = atomic_load(&s->n_pool), full = n + s->n_building >= POOL_MAX;
         for (int i = 0; i < n; i++) {
             onr_inst *in = atomic_load(&s->pool[i]);
-            if (in->busy || in == avoid) continue;
+            if (in->busy || (in == avoid && !full)) continue;
             in->busy = 1;
             unlock(s);
             *out = in;
             return ONR_OK;
         }
-        if (n + s->n_building < POOL_MAX) break;
+        if (!full) break;
         pthread_cond_wait(&s->freed, &s->lock);
     }
     s->n_building++;
