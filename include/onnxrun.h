@@ -6,18 +6,39 @@
  * with onr_session_errmsg() (or written to the caller's buffer for calls that
  * have no session). The library never prints and never exits on its own.
  *
- * Threads. Different sessions are independent: any calls on different
- * sessions may run at the same time from different threads (kernels use
- * OpenMP inside each run, with the session's thread count). One session
- * must not be used from two threads at once: onr_session_run /
- * onr_session_run_into, the output calls, onr_session_set_profiling and
- * onr_session_free change it, so callers that share a session serialize
- * their calls on it (a lock; the Python binding holds one per session).
- * The calls that only read model facts (counts, *_info, the step
- * descriptions) may run together, but not during a run. A tensor given as
- * an input is only read, so the same input tensors may feed runs of several
- * sessions at once. Options are not kept by onr_session_open*: one
- * onr_options may open sessions in several threads while none changes it.
+ * Threads. One session may be run from several threads at once, as may
+ * different sessions. The loaded model, its weights (in the mapped file or
+ * packed once for the kernels) and the plan are shared read-only; what a
+ * run changes (activations and their arena, scratch, the kernels' shape
+ * state, bound inputs, outputs, cancel flag, profile) lives in a plan
+ * instance. A session keeps a pool of them: the first is made at open,
+ * another when a run starts while all are busy (at most one per caller
+ * running at the same time, up to 256; more callers wait), and each is
+ * reused afterwards. Extra instances copy no weights: each costs its own
+ * activation arena and the kernels' small state (see README, "Threads").
+ *
+ * Safe at any time, from any thread, on one session: onr_session_run,
+ * onr_session_run_into, onr_run_new/exec/free and the onr_run calls on
+ * one's own context, onr_session_cancel (every run in progress on the
+ * session), onr_session_set_profiling (from the next run on),
+ * onr_session_errmsg, and the calls that read model facts (counts,
+ * *_info, the step descriptions, plan memory, step times).
+ *
+ * What is not per call: onr_session_output and onr_session_take_output
+ * show the outputs of the last onr_session_run/_run_into to finish, and
+ * stay valid only until the next run on the session starts; likewise
+ * onr_session_errmsg gives the message of the last run to finish. They
+ * are for a session run from one thread at a time (or runs the caller
+ * orders). Concurrent callers get their results per call instead: with
+ * onr_session_run_into into their own output tensors (the status is the
+ * call's own), or with an onr_run context, which has its own outputs,
+ * message, cancel and profile. onr_session_free must not overlap any
+ * other call on the session; an onr_run must be freed before its session.
+ * A tensor given as an input is only read, so the same input tensors may
+ * feed several runs at once. Options are not kept by onr_session_open*:
+ * one onr_options may open sessions in several threads while none
+ * changes it. Kernels use OpenMP inside each run, with the session's
+ * thread count: N concurrent runs use up to N times that many threads.
  *
  * Typical use:
  *
@@ -224,7 +245,9 @@ onr_status onr_session_open(const char *path, const onr_options *opt, onr_sessio
 onr_status onr_session_open_memory(const void *buf, size_t len, const onr_options *opt,
                                    onr_session **out);
 void onr_session_free(onr_session *s);
-/* Message of the last failure on this session ("" if none). */
+/* Message of the failed open, or of the last run on this session to finish
+ * ("" if it succeeded). The string is a copy for the calling thread, valid
+ * until that thread's fourth next call of onr_session_errmsg. */
 const char *onr_session_errmsg(const onr_session *s);
 int onr_session_threads(const onr_session *s);
 
@@ -254,13 +277,15 @@ onr_status onr_session_output_info(const onr_session *s, int i, onr_value_info *
  * input must be bound exactly once. Input tensors are read, never kept. */
 onr_status onr_session_run(onr_session *s, int n, const char *const *names,
                            const onr_tensor *const *inputs);
-/* Stop the run in progress on s, from another thread (or a signal handler):
- * it returns ONR_E_RUNTIME ("the run was cancelled") before its next step,
+/* Stop every run in progress on s (onr_session_run, _run_into and the
+ * onr_run contexts of s), from another thread (or a signal handler): each
+ * returns ONR_E_RUNTIME ("the run was cancelled") before its next step,
  * or before the next iteration of a Loop or Scan, at any nesting depth.
  * This is how to bound a model whose Loop has neither a trip count M nor a
  * condition that ends it, or one that ends only by its condition: run it
- * in a thread and cancel it after the time you allow. Each
- * onr_session_run starts uncancelled. No effect when no run is going on. */
+ * in a thread and cancel it after the time you allow. Each run starts
+ * uncancelled, so a run that starts after this call is not stopped. No
+ * effect when no run is going on. onr_run_cancel stops one context's run. */
 void onr_session_cancel(onr_session *s);
 /* The same, writing outputs into the caller's memory. outputs[k] (k < n_out)
  * receives graph output k, or the output named out_names[k] when out_names
@@ -277,11 +302,41 @@ onr_status onr_session_run_into(onr_session *s, int n, const char *const *names,
                                 const onr_tensor *const *inputs, int n_out,
                                 const char *const *out_names, onr_tensor *const *outputs);
 /* Output i of the last successful run, owned by the session and valid until
- * the next run or onr_session_free. */
+ * the next run or onr_session_free (the last run to finish, when several
+ * threads run s: see "Threads" above). */
 const onr_tensor *onr_session_output(const onr_session *s, int i);
 /* The same, but ownership passes to the caller (free with onr_tensor_free).
  * A later call for the same i returns NULL until the next run. */
 onr_tensor *onr_session_take_output(onr_session *s, int i);
+
+/* ---- run contexts: per-call state for concurrent callers ----------------
+ * An onr_run is one caller's context on a session: runs through it keep
+ * their outputs, message and profile apart from every other run, so
+ * threads sharing a session each use their own. It holds one of the
+ * session's plan instances from its first exec until onr_run_free, so
+ * repeated runs at the same shapes reuse their memory as a session does.
+ * A context is used by one thread at a time (onr_run_cancel aside). */
+typedef struct onr_run onr_run;
+
+/* A context on s; NULL when s has no loaded model or no memory. */
+onr_run *onr_run_new(onr_session *s);
+/* Gives its instance back to the session (outputs not taken become invalid). */
+void onr_run_free(onr_run *r);
+/* Run as onr_session_run_into does (outputs may be NULL with n_out 0). */
+onr_status onr_run_exec(onr_run *r, int n, const char *const *names,
+                        const onr_tensor *const *inputs, int n_out, const char *const *out_names,
+                        onr_tensor *const *outputs);
+/* Output i of this context's last successful exec, valid until its next
+ * exec or onr_run_free; take_output passes ownership (onr_tensor_free). */
+const onr_tensor *onr_run_output(const onr_run *r, int i);
+onr_tensor *onr_run_take_output(onr_run *r, int i);
+/* Message of this context's last exec ("" when it succeeded). */
+const char *onr_run_errmsg(const onr_run *r);
+/* Stop this context's run in progress (from another thread or a signal
+ * handler), as onr_session_cancel does for all. */
+void onr_run_cancel(onr_run *r);
+/* Step i's duration and start in this context's last exec (profiling on). */
+double onr_run_step_ms(const onr_run *r, int i, double *start_ms);
 
 /* ---- model facts (for tools like `onnx-run info`) ---------------------
  * These work once the model has loaded, even when opening failed later with
@@ -312,7 +367,8 @@ int onr_session_step_values(const onr_session *s, int i, int outputs, const char
  * graph's nodes it stands for (0 for an unfused step), and their list
  * ("Op 'name', ..."; NULL for an unfused step). */
 const char *onr_session_step_fused(const onr_session *s, int i, int *n_nodes);
-/* Activation memory of the current layout: the arena's bytes, and the sum
+/* Activation memory of the current layout (that of the last run to finish,
+ * or the one made at open): the arena's bytes, and the sum
  * of the sizes of the activations it holds (what one buffer each would
  * take). Both 0 before the layout exists (symbolic shapes before a run). */
 onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
@@ -322,8 +378,9 @@ onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
 
 /* When on, every run records each step's start offset and duration. */
 void onr_session_set_profiling(onr_session *s, int on);
-/* Duration of step i in the last run, and its start offset from the start
- * of that run, in milliseconds (0 when profiling is off). */
+/* Duration of step i in the last profiled run to finish, and its start
+ * offset from the start of that run, in milliseconds (0 when profiling is
+ * off). With concurrent runs, onr_run_step_ms gives one context's. */
 double onr_session_step_ms(const onr_session *s, int i, double *start_ms);
 
 /* ---- operators ---------------------------------------------------------- */

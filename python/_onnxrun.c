@@ -17,13 +17,13 @@
  * None or its value, a map into a dict (ZipMap's output is a list of
  * dicts, as onnxruntime gives it). Inputs must be tensors.
  *
- * Threads: the GIL is released while a model loads and runs. Each Session
- * holds a lock around a run, since one onr_session must not run in two
- * threads at once (see the header); different sessions run in parallel.
+ * Threads: the GIL is released while a model loads and runs. Each run has
+ * its own onr_run context (its outputs, its message), so threads sharing a
+ * Session run it at the same time, each on a plan instance of the
+ * session's pool (see the header's "Threads"); weights are not copied.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <pythread.h>
 #include <structseq.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
@@ -357,7 +357,6 @@ static onr_tensor *input_tensor(PyObject *value, onr_dtype want, PyObject **keep
 typedef struct {
     PyObject_HEAD
     onr_session *s;
-    PyThread_type_lock lock; /* held around every call that changes s */
     PyObject *inputs, *outputs; /* lists of ValueInfo, made once */
     int n_in, n_out;
     onr_dtype *in_types;
@@ -417,7 +416,6 @@ static PyObject *value_infos(onr_session *s, int outputs, int n)
 static void Session_dealloc(Session *self)
 {
     onr_session_free(self->s);
-    if (self->lock) PyThread_free_lock(self->lock);
     Py_XDECREF(self->inputs);
     Py_XDECREF(self->outputs);
     free(self->in_types);
@@ -487,11 +485,10 @@ static int Session_init(Session *self, PyObject *args, PyObject *kw)
         return -1;
     }
     self->s = s;
-    self->lock = PyThread_allocate_lock();
     self->n_in = onr_session_input_count(s);
     self->n_out = onr_session_output_count(s);
     self->in_types = calloc((size_t)self->n_in + 1, sizeof *self->in_types);
-    if (!self->lock || !self->in_types) {
+    if (!self->in_types) {
         PyErr_NoMemory();
         return -1;
     }
@@ -622,10 +619,11 @@ static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
     /* run: no Python object is touched until the GIL is back */
     onr_status st;
     Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    st = onr_session_run(self->s, (int)n, names, (const onr_tensor *const *)ins);
+    onr_run *r = onr_run_new(self->s); /* this call's own outputs and message */
+    st = r ? onr_run_exec(r, (int)n, names, (const onr_tensor *const *)ins, 0, NULL, NULL)
+           : ONR_E_NOMEM;
     for (Py_ssize_t j = 0; j < n_want && st == ONR_OK; j++) {
-        outs[j] = onr_session_take_output(self->s, outs_idx[j]);
+        outs[j] = onr_run_take_output(r, outs_idx[j]);
         for (Py_ssize_t i = 0; !outs[j] && i < j; i++) /* asked twice: a copy */
             if (outs_idx[i] == outs_idx[j] && outs[i]) {
                 onr_tensor *c = onr_tensor_new(onr_tensor_dtype(outs[i]), onr_tensor_rank(outs[i]),
@@ -645,10 +643,10 @@ static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
         if (!outs[j]) st = ONR_E_NOMEM;
     }
     if (st != ONR_OK) {
-        const char *m = onr_session_errmsg(self->s);
+        const char *m = r ? onr_run_errmsg(r) : "";
         msg = strdup(*m ? m : "out of memory taking the outputs");
     }
-    PyThread_release_lock(self->lock);
+    onr_run_free(r);
     Py_END_ALLOW_THREADS
     if (st != ONR_OK) {
         raise_status(st, msg);
@@ -729,8 +727,9 @@ PyDoc_STRVAR(Session_doc,
 "uses every CPU. fuse: the planner's fusions. base_dir: where external\n"
 "data of a model given as bytes lies. Raises onnxrun.Error (or a subclass)\n"
 "with the engine's message when the model cannot be opened.\n\n"
-"One Session runs one call at a time (a lock serializes threads that share\n"
-"it); use one Session per thread to run in parallel.");
+"Threads sharing one Session run it at the same time (the GIL is released\n"
+"during a run; each concurrent run gets its own plan instance, the weights\n"
+"are shared).");
 
 static PyTypeObject SessionType = {
     PyVarObject_HEAD_INIT(NULL, 0)

@@ -10,7 +10,8 @@ C-contiguous arrays of the input's dtype are read in place; outputs are
 NumPy arrays over the engine's own buffers (no copy). Errors are raised as
 onnxrun.Error (InputError, UnsupportedError, ModelError are subclasses)
 carrying the engine's message. The GIL is released while a model loads and
-runs; one Session runs one call at a time, different Sessions in parallel.
+runs; threads sharing one Session run it in parallel (each concurrent run
+has its own plan instance; the weights are shared), as do different Sessions.
 
 onnxrun.dask runs a model over Dask arrays and bags of files on a cluster.
 """

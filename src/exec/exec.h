@@ -28,6 +28,13 @@ typedef struct onr_step {
     int64_t n_reshape;    /* times reshape ran (statistics, tests) */
     const _Atomic int *cancel; /* the run's cancel flag, handed to run (may be NULL) */
     int no_fuse;          /* handed to create: subgraphs are planned without fusions */
+    /* Plan instances (onr_plan_instance). A step whose create consumed a
+     * constant keeps params0, a copy of its params as create left them
+     * (before any reshape); another instance's step starts from that copy
+     * and shares what create allocated (packed weights, read-only), so
+     * shared_params is set there and destroy is not called for it. */
+    void *params0;
+    int shared_params;
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],
@@ -44,6 +51,12 @@ int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err);
 onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err);
 /* destroy params and free the arrays. */
 void onr_step_destroy(onr_step *s);
+/* Make dst (initialised with onr_step_init for the same node and op) a
+ * created step for another plan instance: a step whose create consumed
+ * constants starts from src's params as create left them (params0; what
+ * create allocated is shared, read-only, and freed by src alone); any
+ * other step runs create again over dst's bound inputs. */
+onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err);
 
 /* Run one node from scratch through the same sequence: create, reshape,
  * allocate outputs (or alias them for view ops), run, destroy. in_const may

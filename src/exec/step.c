@@ -73,7 +73,26 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
     }
     free(konst);
     s->consumed = c.consumed;
+    /* the packed state other plan instances start from (onr_step_create_like) */
+    if (!st && s->consumed && impl->params_size) {
+        if (!(s->params0 = malloc(impl->params_size)))
+            return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        memcpy(s->params0, s->params, impl->params_size);
+    }
     return (onr_status)st;
+}
+
+onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err)
+{
+    if (!src->consumed) return onr_step_create(dst, nthreads, err);
+    /* src's constants were packed and may be released: share the packed
+     * state. The ops that consume keep reshape's results in plain fields
+     * and never allocate outside create (see ops.h). */
+    dst->created = 1;
+    dst->shared_params = 1;
+    dst->consumed = src->consumed;
+    if (src->op->impl->params_size) memcpy(dst->params, src->params0, src->op->impl->params_size);
+    return ONR_OK;
 }
 
 /* Write the step's current key into key[]; 1 when a shape input is too
@@ -149,9 +168,10 @@ void onr_step_destroy(onr_step *s)
     if (!s->op) return;
     const onr_op_impl *impl = s->op->impl;
     if (s->params) {
-        if (impl->destroy && s->created) impl->destroy(s->params);
+        if (impl->destroy && s->created && !s->shared_params) impl->destroy(s->params);
         free(s->params);
     }
+    free(s->params0);
     free(s->in), free(s->out), free(s->in_const), free(s->key);
     memset(s, 0, sizeof *s);
 }

@@ -4,6 +4,7 @@
 #include "ir/ir.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +86,17 @@ const char *onr_status_name(onr_status s)
 
 uint64_t onr_max_tensor_bytes(void)
 {
-    static uint64_t cached;
-    if (!cached) {
+    /* runs of one session in several threads read it at once: an atomic
+     * (computing it twice is harmless, the value is the same) */
+    static _Atomic uint64_t cached;
+    uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!v) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         uint64_t phys = (pages > 0 && psz > 0) ? (uint64_t)pages * (uint64_t)psz : (1ull << 32);
-        cached = phys / 2;
+        v = phys / 2;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
     }
-    return cached;
+    return v;
 }
 
 onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *numel,

@@ -22,6 +22,17 @@
  *             attribute, never allocates.
  *   destroy - frees what create allocated inside params (may be NULL).
  *
+ * One session may run from several threads at once: each concurrent run
+ * uses its own plan instance (onr_plan_instance), with its own steps and
+ * params. An instance runs create again for each step, except a step whose
+ * create consumed a constant (onr_create_consume: the original may be gone):
+ * that step's params are copied bytewise from what create left, so the
+ * buffers create allocated (packed weights) are shared read-only by every
+ * instance and freed once. An op that consumes therefore keeps what
+ * reshape computes in plain fields of params (never allocates or frees
+ * there), and run never writes through a pointer create set. Nothing an
+ * op does may touch mutable global state (test-only switches aside).
+ *
  * Operators are listed once in ops.def; adding one touches its own file and
  * one line there.
  */

@@ -80,7 +80,7 @@ static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
 
 /* Runtime tensors before any run: constants as views of their data, graph
  * inputs with static shapes as shapes. known[v]: v's shape is known. */
-static void init_runtime(onr_plan *p, uint8_t *known)
+void onr_plan_init_runtime(onr_plan *p, uint8_t *known)
 {
     const onr_graph *g = p->graph;
     for (int v = 0; v < g->n_values; v++) {
@@ -201,7 +201,7 @@ onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err)
 /* With static shapes, every step is reshaped and the memory laid out now:
  * the first run finds everything in place. Steps fed by symbolic or
  * data-dependent shapes wait for their first run. */
-static int prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
+int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
 {
     int all = 1;
     size_t scratch = 0;
@@ -303,7 +303,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
         st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
         goto fail;
     }
-    init_runtime(p, known);
+    onr_plan_init_runtime(p, known);
     release_ctx rel = {0};
     /* without the counts the originals stay: correct, only larger; a
      * subgraph's constants stay (its plan may be rebuilt, and outer ones
@@ -317,7 +317,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     release_free(&rel);
     if (st) goto fail;
     if ((st = onr_memplan_init(&p->mem, g, p->steps, p->n_steps, p->rt, err))) goto fail;
-    if ((st = prepare_static(p, known, err))) goto fail;
+    if ((st = onr_plan_prepare_static(p, known, err))) goto fail;
     free(known);
     *out = p;
     return ONR_OK;
@@ -374,7 +374,7 @@ void onr_plan_free(onr_plan *p)
     onr_memplan_free(&p->mem);
     free(p->scratch);
     free(p->outer_v);
-    onr_edit_free(p->edit);
+    if (!p->tmpl) onr_edit_free(p->edit); /* an instance shares its template's */
     free(p);
 }
 

@@ -38,6 +38,9 @@ typedef struct onr_plan {
     /* per value, set by the caller for one run: the caller's tensor a graph
      * output is written into instead of an owned buffer (NULL: none) */
     const onr_tensor *const *out_bind;
+    /* an instance (onr_plan_instance): the plan whose graph, constants and
+     * packed weights it shares, and which must outlive it; NULL otherwise */
+    const struct onr_plan *tmpl;
 } onr_plan;
 
 typedef struct onr_plan_opts {
@@ -51,6 +54,17 @@ typedef struct onr_plan_opts {
  * static and lay out their memory. Takes no ownership of m. */
 onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
+/* Another instance of plan t, for a run concurrent with t's (src/plan/
+ * instance.c): its own runtime tensors, steps, memory plan, arena, scratch,
+ * cancel flag and profiling, over t's graph and constants. Steps whose
+ * create consumed a constant share t's packed weights (onr_step_create_like);
+ * the others are created again. Building it only reads t, so it may run
+ * while t runs; t must outlive it. */
+onr_status onr_plan_instance(const onr_plan *t, onr_plan **out, onr_err *err);
+/* Shared by plan.c and instance.c: runtime tensors before any run (known[v]:
+ * v's shape is known), and the static reshape and layout. */
+void onr_plan_init_runtime(onr_plan *p, uint8_t *known);
+int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err);
 
 /* ---- subgraphs (control flow; src/plan/subplan.c) ------------------------
  * A node with graph attributes (If, Loop, Scan, SequenceMap) reads the

@@ -195,8 +195,9 @@ def test_tensor_files(tmp_path):
 
 
 def test_two_sessions_two_threads():
-    """Different sessions run at once (the GIL is released); one session
-    shared by threads serializes its runs. Results equal a lone run's."""
+    """Different sessions run at once (the GIL is released), and so does one
+    session shared by threads (a plan instance per concurrent run). Results
+    equal a lone run's."""
     path = os.path.join(BERT_DYN, "model.onnx")
     rng = np.random.default_rng(2)
     feeds = [{"input_ids": rng.integers(0, 100, (2, 8)).astype(np.int64),
