@@ -161,12 +161,91 @@ static void test_isnan_float8(void **state)
     tk_free_all(1, in);
 }
 
+/* ---- TensorScatter --------------------------------------------------------------- */
+
+static void test_tensorscatter(void **state)
+{
+    (void)state;
+    /* past [2, 4, 1], update [2, 2, 1], axis 1 */
+    int64_t dp[] = {2, 4, 1}, du[] = {2, 2, 1}, dw[] = {2};
+    const float past[] = {0, 1, 2, 3, 10, 11, 12, 13}, upd[] = {-1, -2, -3, -4};
+    const int64_t wi[] = {3, 1};
+    onr_tensor *in[] = {tk_f32(3, dp, past), tk_f32(3, du, upd), tk_i64(1, dw, wi)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 1);
+    tk_attr_string(n, "mode", "circular");
+    assert_int_equal(tk_run(n, 24, 3, in, 1, out, 1, &err), ONR_OK);
+    const float e[] = {-2, 1, 2, -1, 10, -3, -4, 13}; /* batch 0 wraps: rows 3, 0 */
+    tk_assert_shape(out[0], 3, dp);
+    tk_assert_close_f32(out[0], e, 8, 0, 0);
+    tk_free_all(1, out);
+    expect_fail(n, 23, 3, in, ONR_E_UNSUPPORTED, "TensorScatter");
+    tk_node_free(n);
+    /* linear: write index 3 + 2 rows pass max_sequence_length 4 */
+    n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 1);
+    expect_fail(n, 24, 3, in, ONR_E_MODEL, "write_indices[0] = 3");
+    tk_node_free(n);
+    tk_free_all(3, in);
+    /* negative write index */
+    const int64_t neg[] = {0, -1};
+    onr_tensor *in2[] = {tk_f32(3, dp, past), tk_f32(3, du, upd), tk_i64(1, dw, neg)};
+    n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 1);
+    tk_attr_string(n, "mode", "circular");
+    expect_fail(n, 24, 3, in2, ONR_E_MODEL, "negative");
+    tk_node_free(n);
+    /* axis 0 (the batch), out of range, a bad mode */
+    n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 0);
+    expect_fail(n, 24, 3, in2, ONR_E_MODEL, "batch");
+    tk_node_free(n);
+    n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 3);
+    expect_fail(n, 24, 3, in2, ONR_E_MODEL, NULL);
+    tk_node_free(n);
+    n = tk_node("TensorScatter");
+    tk_attr_string(n, "mode", "ring");
+    expect_fail(n, 24, 3, in2, ONR_E_MODEL, "mode");
+    tk_node_free(n);
+    tk_free_all(3, in2);
+    /* shapes: update longer than the cache, other dims differ, wrong
+     * write_indices length and type, mixed element types */
+    n = tk_node("TensorScatter");
+    tk_attr_int(n, "axis", 1);
+    int64_t dlong[] = {2, 5, 1}, doth[] = {2, 2, 3}, dw3[] = {3};
+    const int64_t w3[] = {0, 0, 0};
+    onr_tensor *b1[] = {tk_f32(3, dp, NULL), tk_f32(3, dlong, NULL)};
+    expect_fail(n, 24, 2, b1, ONR_E_MODEL, "shorter");
+    tk_free_all(2, b1);
+    onr_tensor *b2[] = {tk_f32(3, dp, NULL), tk_f32(3, doth, NULL)};
+    expect_fail(n, 24, 2, b2, ONR_E_MODEL, "must match");
+    tk_free_all(2, b2);
+    onr_tensor *b3[] = {tk_f32(3, dp, NULL), tk_f32(3, du, NULL), tk_i64(1, dw3, w3)};
+    expect_fail(n, 24, 3, b3, ONR_E_MODEL, "write_indices");
+    tk_free_all(3, b3);
+    const int32_t w32[] = {0, 0};
+    onr_tensor *b4[] = {tk_f32(3, dp, NULL), tk_f32(3, du, NULL), tk_i32(1, dw, w32)};
+    expect_fail(n, 24, 3, b4, ONR_E_UNSUPPORTED, "int32");
+    tk_free_all(3, b4);
+    onr_tensor *b5[] = {tk_f32(3, dp, NULL), tk_typed(ONR_DOUBLE, 3, du, NULL)};
+    expect_fail(n, 24, 2, b5, ONR_E_MODEL, "float64");
+    tk_free_all(2, b5);
+    int64_t d1[] = {4};
+    onr_tensor *b6[] = {tk_f32(1, d1, NULL), tk_f32(1, d1, NULL)};
+    expect_fail(n, 24, 2, b6, ONR_E_MODEL, "batch and a sequence");
+    tk_free_all(2, b6);
+    tk_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bitwise),
         cmocka_unit_test(test_swish),
         cmocka_unit_test(test_isnan_float8),
+        cmocka_unit_test(test_tensorscatter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,6 +232,8 @@ note("IsInf IsNaN", "FIXED (was CLAIMS TOO MUCH)",
 note("BitwiseAnd BitwiseOr BitwiseXor", "FIXED (was MISSING op)",
      "binary.c's broadcast driver, every integer type (spec cases bitwise*)")
 note("BitwiseNot", "FIXED (was MISSING op)", "unary.c, every integer type (spec cases bitwisenot_*)")
+note("TensorScatter", "FIXED (was MISSING op)", "tensorscatter.c: linear and circular modes, any "
+     "axis but the batch, every element type (spec cases tensorscatter24_*)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
 note("QLinearMatMul", "CLAIMS TOO MUCH",

@@ -6,6 +6,11 @@ found missing or under-typed, beyond the ONNX 1.12 suite:
     Swish (24): x * sigmoid(alpha * x) (the function body:
           Mul(X, Sigmoid(Mul(CastLike(alpha, X), X)))), computed in float64
           and rounded to the input type.
+    TensorScatter (24): the specification's pseudocode, literally: present =
+          copy of past; for every prefix index p before `axis` and s <
+          sequence_length, present[p, w(s)] = update[p, s] with w(s) =
+          write_indices[p[0]] + s, modulo max_sequence_length when mode is
+          "circular".
     IsNaN / IsInf (20): the float8 inputs version 20 added, given as raw bytes
           (numpy has no float8): e4m3fn NaN is S.1111.111, e4m3fnuz and
           e5m2fnuz have one NaN (0x80) and no infinity, e5m2 infinities are
@@ -128,7 +133,67 @@ def isnan_isinf_f8_cases():
                        "x", et, raw, shape, "y", neg, 20)
 
 
+def tensorscatter_ref(past, update, write_indices, axis, mode):
+    axis = axis % past.ndim
+    present = past.copy()
+    seq = update.shape[axis]
+    maxs = past.shape[axis]
+    wi = write_indices if write_indices is not None else np.zeros(past.shape[0], np.int64)
+    for prefix in np.ndindex(past.shape[:axis]):
+        for s in range(seq):
+            w = wi[prefix[0]] + s
+            if mode == "circular":
+                w = w % maxs
+            present[prefix + (w,)] = update[prefix + (s,)]
+    return present
+
+
+def tensorscatter_case(name, past, update, wi=None, axis=None, mode=None):
+    attrs = {}
+    if axis is not None:
+        attrs["axis"] = axis
+    if mode is not None:
+        attrs["mode"] = mode
+    ins = ["past_cache", "update"] + (["write_indices"] if wi is not None else [])
+    node = helper.make_node("TensorScatter", ins, ["present_cache"], **attrs)
+    y = tensorscatter_ref(past, update, wi, -2 if axis is None else axis, mode or "linear")
+    inputs = [("past_cache", past), ("update", update)]
+    if wi is not None:
+        inputs.append(("write_indices", wi))
+    write_case("tensorscatter24_" + name, node, inputs, [("present_cache", y)], 24)
+
+
+def tensorscatter_cases():
+    r = rng(2024)
+    past = r.standard_normal((2, 3, 8, 4)).astype(np.float32)
+    upd = r.standard_normal((2, 3, 3, 4)).astype(np.float32)
+    tensorscatter_case("linear_default", past, upd)
+    tensorscatter_case("linear_indices", past, upd, np.array([1, 5], np.int64))
+    tensorscatter_case("circular_wrap", past, upd, np.array([6, 9], np.int64), mode="circular")
+    tensorscatter_case("linear_full", past, r.standard_normal((2, 3, 8, 4)).astype(np.float32),
+                       np.array([0, 0], np.int64))
+    tensorscatter_case("empty_update", past, np.zeros((2, 3, 0, 4), np.float32),
+                       np.array([7, 8], np.int64))
+    # axis 1 of a 3-D cache [B, S, D], and the last axis
+    past3 = r.integers(-100, 100, (3, 6, 5)).astype(np.int8)
+    tensorscatter_case("axis1_int8", past3, r.integers(-100, 100, (3, 2, 5)).astype(np.int8),
+                       np.array([0, 2, 4], np.int64), axis=1)
+    tensorscatter_case("axis_last_circular_int64", past3.astype(np.int64),
+                       r.integers(0, 9, (3, 6, 4)).astype(np.int64), np.array([3, 5, 0], np.int64),
+                       axis=-1, mode="circular")
+    tensorscatter_case("float16", past.astype(np.float16), upd.astype(np.float16),
+                       np.array([2, 4], np.int64))
+    tensorscatter_case("double_circular", past.astype(np.float64), upd.astype(np.float64),
+                       np.array([7, 0], np.int64), mode="circular")
+    tensorscatter_case("bool", r.integers(0, 2, (2, 5, 3)).astype(bool),
+                       r.integers(0, 2, (2, 2, 3)).astype(bool), np.array([3, 1], np.int64), axis=1)
+    tensorscatter_case("string", np.array([["a", "b", "c", "d"], ["e", "f", "g", "h"]], dtype=object),
+                       np.array([["X", "Y"], ["Z", "W"]], dtype=object), np.array([1, 3], np.int64),
+                       axis=1, mode="circular")
+
+
 if __name__ == "__main__":
+    tensorscatter_cases()
     bitwise_cases()
     swish_cases()
     isnan_isinf_f8_cases()
