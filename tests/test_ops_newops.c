@@ -239,6 +239,73 @@ static void test_tensorscatter(void **state)
     tk_node_free(n);
 }
 
+/* ---- BitCast --------------------------------------------------------------------- */
+
+static void test_bitcast(void **state)
+{
+    (void)state;
+    int64_t d[] = {3};
+    const float x[] = {1.0f, -2.0f, 0.0f};
+    onr_tensor *in[] = {tk_f32(1, d, x)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_INT32);
+    assert_int_equal(tk_run(n, 26, 1, in, 1, out, 1, &err), ONR_OK);
+    assert_int_equal(out[0]->dtype, ONR_INT32);
+    tk_assert_shape(out[0], 1, d);
+    const int32_t e[] = {0x3F800000, (int32_t)0xC0000000u, 0};
+    assert_memory_equal(out[0]->data, e, sizeof e);
+    tk_free_all(1, out);
+    expect_fail(n, 25, 1, in, ONR_E_UNSUPPORTED, "BitCast");
+    tk_node_free(n);
+    /* widths differ, `to` missing, a string or unknown `to` */
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_INT64);
+    expect_fail(n, 26, 1, in, ONR_E_MODEL, "differ in width");
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    expect_fail(n, 26, 1, in, ONR_E_MODEL, "'to' is required");
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_STRING);
+    expect_fail(n, 26, 1, in, ONR_E_MODEL, "'to'");
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", 99);
+    expect_fail(n, 26, 1, in, ONR_E_MODEL, "'to'");
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    tk_attr_string(n, "to", "int32");
+    expect_fail(n, 26, 1, in, ONR_E_MODEL, "to");
+    tk_node_free(n);
+    tk_free_all(1, in);
+    /* uint4 -> int4 sign-extends; int4 -> uint4 keeps the nibble */
+    int64_t d4[] = {4};
+    const uint8_t u4[] = {0, 7, 8, 15};
+    onr_tensor *i4[] = {tk_typed(ONR_UINT4, 1, d4, u4)};
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_INT4);
+    assert_int_equal(tk_run(n, 26, 1, i4, 1, out, 1, &err), ONR_OK);
+    const int8_t s4[] = {0, 7, -8, -1};
+    assert_memory_equal(out[0]->data, s4, 4);
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_UINT4);
+    onr_tensor *back[] = {out[0]};
+    onr_tensor *out2[1];
+    assert_int_equal(tk_run(n, 26, 1, back, 1, out2, 1, &err), ONR_OK);
+    assert_memory_equal(out2[0]->data, u4, 4);
+    tk_free_all(1, out2);
+    tk_free_all(1, out);
+    /* uint4 -> uint8: 4 bits against 8 */
+    tk_node_free(n);
+    n = tk_node("BitCast");
+    tk_attr_int(n, "to", ONR_UINT8);
+    expect_fail(n, 26, 1, i4, ONR_E_MODEL, "differ in width");
+    tk_node_free(n);
+    tk_free_all(1, i4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_swish),
         cmocka_unit_test(test_isnan_float8),
         cmocka_unit_test(test_tensorscatter),
+        cmocka_unit_test(test_bitcast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,6 +234,8 @@ note("BitwiseAnd BitwiseOr BitwiseXor", "FIXED (was MISSING op)",
 note("BitwiseNot", "FIXED (was MISSING op)", "unary.c, every integer type (spec cases bitwisenot_*)")
 note("TensorScatter", "FIXED (was MISSING op)", "tensorscatter.c: linear and circular modes, any "
      "axis but the batch, every element type (spec cases tensorscatter24_*)")
+note("BitCast", "FIXED (was MISSING op)", "bitcast.c: every non-string type of the same bit "
+     "width, 4- and 2-bit types included (spec cases bitcast26_*)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
 note("QLinearMatMul", "CLAIMS TOO MUCH",

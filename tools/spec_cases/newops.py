@@ -11,6 +11,10 @@ found missing or under-typed, beyond the ONNX 1.12 suite:
           sequence_length, present[p, w(s)] = update[p, s] with w(s) =
           write_indices[p[0]] + s, modulo max_sequence_length when mode is
           "circular".
+    BitCast (26): numpy's ndarray.view for types of 8 bits and more (memory
+          is little endian, as the specification requires); float8, int4,
+          uint4, float4e2m1, int2, uint2 as raw bit patterns (the same bits
+          in the output, 4- and 2-bit elements packed low bits first).
     IsNaN / IsInf (20): the float8 inputs version 20 added, given as raw bytes
           (numpy has no float8): e4m3fn NaN is S.1111.111, e4m3fnuz and
           e5m2fnuz have one NaN (0x80) and no infinity, e5m2 infinities are
@@ -192,7 +196,102 @@ def tensorscatter_cases():
                        axis=1, mode="circular")
 
 
+def raw_tensor(name, elem_type, shape, raw):
+    t = onnx.TensorProto()
+    t.name = name
+    t.data_type = elem_type
+    t.dims.extend(shape)
+    t.raw_data = bytes(raw)
+    return t
+
+
+def write_raw_io_case(name, node, opset, inp, out):
+    """inp/out: (name, elem_type, shape, raw bytes) -- for types numpy lacks."""
+    graph = helper.make_graph(
+        [node], name, [helper.make_tensor_value_info(inp[0], inp[1], list(inp[2]))],
+        [helper.make_tensor_value_info(out[0], out[1], list(out[2]))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="onnx-run spec_cases")
+    model.ir_version = 11
+    d = os.path.join(ROOT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "test_data_set_0"))
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    for k, (fn, t) in enumerate((("input_0.pb", inp), ("output_0.pb", out))):
+        with open(os.path.join(d, "test_data_set_0", fn), "wb") as f:
+            f.write(raw_tensor(*t).SerializeToString())
+
+
+def pack(vals, bits):
+    """Elements (their low `bits` bits) packed into bytes, the first lowest."""
+    per = 8 // bits
+    out = bytearray((len(vals) + per - 1) // per)
+    for i, v in enumerate(vals):
+        out[i // per] |= (v & ((1 << bits) - 1)) << (bits * (i % per))
+    return out
+
+
+TP = onnx.TensorProto
+
+
+def bitcast_cases():
+    r = rng(26)
+    views = [(np.float32, np.int32), (np.int32, np.float32), (np.uint32, np.float32),
+             (np.float32, np.uint32), (np.uint16, np.float16), (np.float16, np.int16),
+             (np.int64, np.float64), (np.float64, np.uint64), (np.uint64, np.int64),
+             (np.uint8, np.int8), (np.int8, np.uint8), (np.int16, np.uint16)]
+    for src, dst in views:
+        if np.dtype(src).kind == "f":
+            x = (r.standard_normal((3, 4)) * 100).astype(src)
+            x.flat[0] = np.inf
+            x.flat[1] = -0.0
+        else:
+            info = np.iinfo(src)
+            x = r.integers(info.min, info.max, (3, 4), dtype=src, endpoint=True)
+            if dst == np.float16 or dst == np.float32 or dst == np.float64:
+                # no NaN payloads in the expected floats: the comparison is by value
+                y = x.view(dst)
+                x = np.where(np.isnan(y), np.zeros_like(x), x).astype(src)
+        to = helper.np_dtype_to_tensor_dtype(np.dtype(dst)) if hasattr(
+            helper, "np_dtype_to_tensor_dtype") else onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[np.dtype(dst)]
+        write_case("bitcast26_%s_to_%s" % (np.dtype(src).name, np.dtype(dst).name),
+                   helper.make_node("BitCast", ["x"], ["y"], to=to),
+                   [("x", x)], [("y", x.view(dst))], 26)
+    x = np.array([[0, 1, 1], [0, 0, 1]], dtype=np.uint8)
+    write_case("bitcast26_uint8_to_bool", helper.make_node("BitCast", ["x"], ["y"], to=TP.BOOL),
+               [("x", x)], [("y", x.view(bool))], 26)
+    write_case("bitcast26_bool_to_int8", helper.make_node("BitCast", ["x"], ["y"], to=TP.INT8),
+               [("x", x.view(bool))], [("y", x.view(np.int8))], 26)
+    # 8-bit floats: every byte, to and from uint8
+    raw = bytes(range(256))
+    for et, nm in ((17, "float8e4m3fn"), (19, "float8e5m2"), (24, "float8e8m0")):
+        write_raw_io_case("bitcast26_uint8_to_%s" % nm,
+                          helper.make_node("BitCast", ["x"], ["y"], to=et), 26,
+                          ("x", TP.UINT8, (16, 16), raw), ("y", et, (16, 16), raw))
+    write_raw_io_case("bitcast26_float8e4m3fnuz_to_int8",
+                      helper.make_node("BitCast", ["x"], ["y"], to=TP.INT8), 26,
+                      ("x", 18, (256,), raw), ("y", TP.INT8, (256,), raw))
+    # 4-bit and 2-bit: all codes (odd counts leave a half-filled last byte)
+    codes4 = list(range(16)) + [5, 12, 7]
+    for src, dst in ((22, 21), (21, 22), (23, 22), (21, 23)):  # int4, uint4, float4e2m1
+        write_raw_io_case("bitcast26_%s_to_%s" % (onnx_name(src), onnx_name(dst)),
+                          helper.make_node("BitCast", ["x"], ["y"], to=dst), 26,
+                          ("x", src, (len(codes4),), pack(codes4, 4)),
+                          ("y", dst, (len(codes4),), pack(codes4, 4)))
+    codes2 = [0, 1, 2, 3, 3, 2, 1]
+    for src, dst in ((26, 25), (25, 26)):  # int2, uint2
+        write_raw_io_case("bitcast26_%s_to_%s" % (onnx_name(src), onnx_name(dst)),
+                          helper.make_node("BitCast", ["x"], ["y"], to=dst), 26,
+                          ("x", src, (len(codes2),), pack(codes2, 2)),
+                          ("y", dst, (len(codes2),), pack(codes2, 2)))
+
+
+def onnx_name(et):
+    return {21: "uint4", 22: "int4", 23: "float4e2m1", 25: "uint2", 26: "int2"}[et]
+
+
 if __name__ == "__main__":
+    bitcast_cases()
     tensorscatter_cases()
     bitwise_cases()
     swish_cases()
