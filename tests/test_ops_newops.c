@@ -306,6 +306,87 @@ static void test_bitcast(void **state)
     tk_free_all(1, i4);
 }
 
+/* ---- DeformConv ------------------------------------------------------------------ */
+
+static void test_deformconv(void **state)
+{
+    (void)state;
+    /* 1x1 kernel, offset (+0.5, 0) on a 1x1x2x2 input: y = x sampled half a row down */
+    int64_t dx[] = {1, 1, 2, 2}, dw[] = {1, 1, 1, 1}, doff[] = {1, 2, 2, 2}, dm[] = {1, 1, 2, 2};
+    const float x[] = {1, 2, 3, 4}, w[] = {2};
+    const float off[] = {0.5f, 0.5f, 0.5f, 0.5f, 0, 0, 0, 0};
+    onr_tensor *in[] = {tk_f32(4, dx, x), tk_f32(4, dw, w), tk_f32(4, doff, off)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("DeformConv");
+    assert_int_equal(tk_run(n, 19, 3, in, 1, out, 1, &err), ONR_OK);
+    /* row 0 samples between rows 0 and 1; row 1 between row 1 and outside (0) */
+    const float e[] = {2 * 2, 2 * 3, 2 * 1.5f, 2 * 2};
+    tk_assert_shape(out[0], 4, dx);
+    tk_assert_close_f32(out[0], e, 4, 1e-6f, 0);
+    tk_free_all(1, out);
+    expect_fail(n, 18, 3, in, ONR_E_UNSUPPORTED, "DeformConv");
+    tk_node_free(n);
+
+    /* offset of the wrong shape, a mask of the wrong shape, a bias of the wrong size */
+    n = tk_node("DeformConv");
+    int64_t dbad[] = {1, 4, 2, 2}, db[] = {2};
+    onr_tensor *b1[] = {tk_f32(4, dx, x), tk_f32(4, dw, w), tk_f32(4, dbad, NULL)};
+    expect_fail(n, 19, 3, b1, ONR_E_MODEL, "offset has shape");
+    tk_free_all(3, b1);
+    onr_tensor *b2[] = {tk_f32(4, dx, x), tk_f32(4, dw, w), tk_f32(4, doff, off), NULL,
+                        tk_f32(4, dbad, NULL)};
+    expect_fail(n, 19, 5, b2, ONR_E_MODEL, "mask has shape");
+    tk_free_all(5, b2);
+    onr_tensor *b3[] = {tk_f32(4, dx, x), tk_f32(4, dw, w), tk_f32(4, doff, off), tk_f32(1, db, NULL),
+                        tk_f32(4, dm, NULL)};
+    expect_fail(n, 19, 5, b3, ONR_E_MODEL, "B has shape");
+    tk_free_all(5, b3);
+    /* bfloat16 arrived at 22; mixed types */
+    onr_tensor *b4[] = {tk_typed(ONR_BFLOAT16, 4, dx, NULL), tk_typed(ONR_BFLOAT16, 4, dw, NULL),
+                        tk_typed(ONR_BFLOAT16, 4, doff, NULL)};
+    expect_fail(n, 19, 3, b4, ONR_E_UNSUPPORTED, "bfloat16");
+    assert_int_equal(tk_run(n, 22, 3, b4, 1, out, 1, &err), ONR_OK);
+    tk_free_all(1, out);
+    tk_free_all(3, b4);
+    onr_tensor *b5[] = {tk_f32(4, dx, x), tk_typed(ONR_DOUBLE, 4, dw, NULL), tk_f32(4, doff, off)};
+    expect_fail(n, 19, 3, b5, ONR_E_MODEL, "W");
+    tk_free_all(3, b5);
+    /* a kernel larger than the input, 4 spatial dims */
+    int64_t dwbig[] = {1, 1, 3, 3};
+    onr_tensor *b6[] = {tk_f32(4, dx, x), tk_f32(4, dwbig, NULL), tk_f32(4, doff, off)};
+    expect_fail(n, 19, 3, b6, ONR_E_MODEL, NULL);
+    tk_free_all(3, b6);
+    int64_t d6[] = {1, 1, 1, 1, 1, 1};
+    onr_tensor *b7[] = {tk_f32(6, d6, NULL), tk_f32(6, d6, NULL), tk_f32(6, d6, NULL)};
+    expect_fail(n, 19, 3, b7, ONR_E_UNSUPPORTED, "spatial");
+    tk_free_all(3, b7);
+    tk_node_free(n);
+    /* group that does not divide, offset_group that does not divide, kernel_shape != W */
+    n = tk_node("DeformConv");
+    tk_attr_int(n, "group", 2);
+    expect_fail(n, 19, 3, in, ONR_E_MODEL, "group");
+    tk_node_free(n);
+    n = tk_node("DeformConv");
+    tk_attr_int(n, "offset_group", 3);
+    expect_fail(n, 19, 3, in, ONR_E_MODEL, "offset_group");
+    tk_node_free(n);
+    n = tk_node("DeformConv");
+    tk_attr_int(n, "group", 0);
+    expect_fail(n, 19, 3, in, ONR_E_MODEL, "'group'");
+    tk_node_free(n);
+    n = tk_node("DeformConv");
+    const int64_t ks[] = {2, 2};
+    tk_attr_ints(n, "kernel_shape", 2, ks);
+    expect_fail(n, 19, 3, in, ONR_E_MODEL, "kernel_shape");
+    tk_node_free(n);
+    n = tk_node("DeformConv");
+    const int64_t st0[] = {0, 1};
+    tk_attr_ints(n, "strides", 2, st0);
+    expect_fail(n, 19, 3, in, ONR_E_MODEL, "strides");
+    tk_node_free(n);
+    tk_free_all(3, in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_isnan_float8),
         cmocka_unit_test(test_tensorscatter),
         cmocka_unit_test(test_bitcast),
+        cmocka_unit_test(test_deformconv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,6 +236,9 @@ note("TensorScatter", "FIXED (was MISSING op)", "tensorscatter.c: linear and cir
      "axis but the batch, every element type (spec cases tensorscatter24_*)")
 note("BitCast", "FIXED (was MISSING op)", "bitcast.c: every non-string type of the same bit "
      "width, 4- and 2-bit types included (spec cases bitcast26_*)")
+note("DeformConv", "FIXED (was MISSING op)", "deformconv.c: 19 and 22 (bfloat16), 1-3 spatial "
+     "dims (the spec's N-D beyond 3 is refused), groups, offset groups, mask, bias (spec cases "
+     "deformconv*; the 2-D ones also agree with torchvision.ops.deform_conv2d)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
 note("QLinearMatMul", "CLAIMS TOO MUCH",

@@ -15,6 +15,12 @@ found missing or under-typed, beyond the ONNX 1.12 suite:
           is little endian, as the specification requires); float8, int4,
           uint4, float4e2m1, int2, uint2 as raw bit patterns (the same bits
           in the output, 4- and 2-bit elements packed low bits first).
+    DeformConv (19, 22): the specification's definition, literally, in
+          float64: for each output position o and tap k of input channel c,
+          p = o*strides - pads_begin + k*dilations + offset[n, og, k, :, o]
+          (offset read as [N, offset_group, K, nsp, o...]), X sampled at p
+          by N-linear interpolation with neighbours outside the input as 0,
+          times mask[n, og, k, o] (1 without a mask) and W, plus B.
     IsNaN / IsInf (20): the float8 inputs version 20 added, given as raw bytes
           (numpy has no float8): e4m3fn NaN is S.1111.111, e4m3fnuz and
           e5m2fnuz have one NaN (0x80) and no infinity, e5m2 infinities are
@@ -286,11 +292,114 @@ def bitcast_cases():
                           ("y", dst, (len(codes2),), pack(codes2, 2)))
 
 
+def interp(img, p):
+    """N-linear interpolation of img at point p; outside neighbours are 0."""
+    lo = [int(np.floor(v)) for v in p]
+    val = 0.0
+    for corner in np.ndindex(*([2] * len(p))):
+        w = 1.0
+        idx = []
+        for i, c in enumerate(corner):
+            fr = p[i] - lo[i]
+            w *= fr if c else 1.0 - fr
+            idx.append(lo[i] + c)
+        if w == 0 or any(q < 0 or q >= img.shape[i] for i, q in enumerate(idx)):
+            continue
+        val += w * float(img[tuple(idx)])
+    return val
+
+
+def deform_conv_ref(x, w, offset, b=None, mask=None, strides=None, pads=None, dilations=None,
+                    group=1, offset_group=1):
+    N, C = x.shape[:2]
+    sp = x.shape[2:]
+    nsp = len(sp)
+    OC = w.shape[0]
+    ks = w.shape[2:]
+    K = int(np.prod(ks))
+    strides = strides or [1] * nsp
+    dilations = dilations or [1] * nsp
+    pads = pads or [0] * (2 * nsp)
+    osp = [(sp[i] + pads[i] + pads[i + nsp] - dilations[i] * (ks[i] - 1) - 1) // strides[i] + 1
+           for i in range(nsp)]
+    off = offset.astype(np.float64).reshape(N, offset_group, K, nsp, *osp)
+    m = (mask.astype(np.float64).reshape(N, offset_group, K, *osp) if mask is not None
+         else np.ones((N, offset_group, K, *osp)))
+    xd, wd = x.astype(np.float64), w.astype(np.float64)
+    y = np.zeros((N, OC, *osp))
+    cg, ocg, cpo = C // group, OC // group, C // offset_group
+    for n in range(N):
+        for oc in range(OC):
+            g = oc // ocg
+            for o in np.ndindex(*osp):
+                acc = float(b[oc]) if b is not None else 0.0
+                for ci in range(cg):
+                    c = g * cg + ci
+                    og = c // cpo
+                    for kidx, k in enumerate(np.ndindex(*ks)):
+                        pt = [o[i] * strides[i] - pads[i] + k[i] * dilations[i] +
+                              off[(n, og, kidx, i) + o] for i in range(nsp)]
+                        acc += wd[(oc, ci) + k] * m[(n, og, kidx) + o] * interp(xd[n, c], pt)
+                y[(n, oc) + o] = acc
+    return y.astype(x.dtype)
+
+
+def deformconv_case(name, opset, x, w, offset, b=None, mask=None, **attrs):
+    ins = [("X", x), ("W", w), ("offset", offset)]
+    names = ["X", "W", "offset"]
+    if b is not None or mask is not None:
+        names.append("B" if b is not None else "")
+        if b is not None:
+            ins.append(("B", b))
+    if mask is not None:
+        names.append("mask")
+        ins.append(("mask", mask))
+    node = helper.make_node("DeformConv", names, ["Y"], **attrs)
+    y = deform_conv_ref(x, w, offset, b, mask, attrs.get("strides"), attrs.get("pads"),
+                        attrs.get("dilations"), attrs.get("group", 1), attrs.get("offset_group", 1))
+    write_case("deformconv%d_%s" % (opset, name), node, ins, [("Y", y)], opset)
+
+
+def deformconv_cases():
+    r = rng(19)
+    f = np.float32
+
+    def offs(shape, scale=1.5, dt=f):
+        return (r.uniform(-scale, scale, shape)).astype(dt)
+
+    x = r.standard_normal((1, 2, 4, 4)).astype(f)
+    w = r.standard_normal((2, 2, 2, 2)).astype(f)
+    deformconv_case("2d_basic", 19, x, w, offs((1, 8, 3, 3)))
+    deformconv_case("2d_zero_offset", 19, x, w, np.zeros((1, 8, 3, 3), f))  # = Conv
+    x = r.standard_normal((2, 3, 5, 6)).astype(f)
+    w = r.standard_normal((4, 3, 3, 3)).astype(f)
+    deformconv_case("2d_mask_bias_stride_pad_dil", 22, x, w, offs((2, 18, 3, 2)),
+                    r.standard_normal(4).astype(f), r.uniform(0, 1, (2, 9, 3, 2)).astype(f),
+                    strides=[2, 2], pads=[1, 0, 2, 1], dilations=[1, 2])
+    x = r.standard_normal((1, 4, 4, 5)).astype(np.float64)
+    w = r.standard_normal((6, 2, 2, 3)).astype(np.float64)
+    deformconv_case("2d_groups_double", 22, x, w, offs((1, 2 * 6 * 2, 3, 3), 2.0, np.float64),
+                    r.standard_normal(6), r.uniform(0, 1, (1, 12, 3, 3)),
+                    group=2, offset_group=2, kernel_shape=[2, 3])
+    deformconv_case("2d_far_offsets", 19, r.standard_normal((1, 1, 3, 3)).astype(f),
+                    r.standard_normal((1, 1, 2, 2)).astype(f), offs((1, 8, 2, 2), 6.0))
+    x = r.standard_normal((2, 3, 7)).astype(f)
+    w = r.standard_normal((2, 3, 3)).astype(f)
+    deformconv_case("1d", 19, x, w, offs((2, 3, 5)), None, r.uniform(0, 1, (2, 3, 5)).astype(f))
+    x = r.standard_normal((1, 2, 3, 3, 4)).astype(f)
+    w = r.standard_normal((2, 2, 2, 2, 2)).astype(f)
+    deformconv_case("3d", 19, x, w, offs((1, 24, 2, 2, 3)), r.standard_normal(2).astype(f))
+    x = r.standard_normal((1, 2, 4, 4)).astype(np.float16)
+    w = r.standard_normal((2, 2, 2, 2)).astype(np.float16)
+    deformconv_case("2d_float16", 19, x, w, offs((1, 8, 3, 3), 1.5, np.float16))
+
+
 def onnx_name(et):
     return {21: "uint4", 22: "int4", 23: "float4e2m1", 25: "uint2", 26: "int2"}[et]
 
 
 if __name__ == "__main__":
+    deformconv_cases()
     bitcast_cases()
     tensorscatter_cases()
     bitwise_cases()
