@@ -8,6 +8,7 @@
 #include "kutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void expect_fail(onr_node *n, int64_t opset, int n_in, onr_tensor **in, onr_status code,
@@ -387,6 +388,72 @@ static void test_deformconv(void **state)
     tk_free_all(3, in);
 }
 
+/* The float32 path (float columns, 2-D row sampler, sgemm) against the
+ * double reference path on the same values, over strides, pads, dilations,
+ * groups, offset groups, a mask and a bias, offsets that leave the input,
+ * and enough channels that the columns split into several tiles; 1 and 2
+ * threads give the same float32 result. */
+static onr_tensor *to_f64(const onr_tensor *t)
+{
+    double *v = malloc(sizeof(double) * (size_t)(t->numel ? t->numel : 1));
+    for (int64_t i = 0; i < t->numel; i++) v[i] = ((const float *)t->data)[i];
+    onr_tensor *r = tk_typed(ONR_DOUBLE, t->rank, t->dims, v);
+    free(v);
+    return r;
+}
+
+static void dc_compare(int64_t C, int64_t H, int64_t Wd, int64_t OC, int64_t kh, int64_t kw,
+                       int64_t group, int64_t og, int64_t s, int64_t pad, int64_t dil, float scale,
+                       int with_mask, int with_bias)
+{
+    int64_t oh = (H + 2 * pad - dil * (kh - 1) - 1) / s + 1, ow = (Wd + 2 * pad - dil * (kw - 1) - 1) / s + 1;
+    int64_t dx[] = {2, C, H, Wd}, dw[] = {OC, C / group, kh, kw};
+    int64_t doff[] = {2, og * kh * kw * 2, oh, ow}, dm[] = {2, og * kh * kw, oh, ow}, db[] = {OC};
+    onr_tensor *f[5] = {tk_rand_f32(4, dx, 1), tk_rand_f32(4, dw, 2), tk_rand_f32(4, doff, 3),
+                        with_bias ? tk_rand_f32(1, db, 4) : NULL,
+                        with_mask ? tk_rand_f32(4, dm, 5) : NULL};
+    float *ov = f[2]->data;
+    for (int64_t i = 0; i < f[2]->numel; i++) ov[i] *= scale;
+    onr_tensor *d[5];
+    for (int i = 0; i < 5; i++) d[i] = f[i] ? to_f64(f[i]) : NULL;
+    onr_node *n = tk_node("DeformConv");
+    const int64_t st[] = {s, s}, pd[] = {pad, pad, pad, pad}, dl[] = {dil, dil};
+    tk_attr_ints(n, "strides", 2, st);
+    tk_attr_ints(n, "pads", 4, pd);
+    tk_attr_ints(n, "dilations", 2, dl);
+    tk_attr_int(n, "group", group);
+    tk_attr_int(n, "offset_group", og);
+    onr_tensor *yf[1], *yf2[1], *yd[1];
+    onr_err err = {0};
+    assert_int_equal(tk_run(n, 19, 5, f, 1, yf, 1, &err), ONR_OK);
+    assert_int_equal(tk_run(n, 19, 5, f, 1, yf2, 2, &err), ONR_OK);
+    assert_int_equal(tk_run(n, 19, 5, d, 1, yd, 1, &err), ONR_OK);
+    assert_int_equal(yf[0]->numel, yd[0]->numel);
+    assert_memory_equal(yf[0]->data, yf2[0]->data, (size_t)yf[0]->numel * sizeof(float));
+    for (int64_t i = 0; i < yf[0]->numel; i++) {
+        double a = ((const float *)yf[0]->data)[i], e = ((const double *)yd[0]->data)[i];
+        if (fabs(a - e) > 1e-4 * (1 + fabs(e)))
+            fail_msg("element %lld: float32 path %g, double path %g", (long long)i, a, e);
+    }
+    tk_free_all(1, yf);
+    tk_free_all(1, yf2);
+    tk_free_all(1, yd);
+    for (int i = 0; i < 5; i++) {
+        if (f[i]) tk_free_all(1, &f[i]);
+        if (d[i]) tk_free_all(1, &d[i]);
+    }
+    tk_node_free(n);
+}
+
+static void test_deformconv_paths(void **state)
+{
+    (void)state;
+    dc_compare(3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 2.f, 0, 0);
+    dc_compare(4, 9, 8, 6, 3, 2, 2, 2, 2, 0, 2, 3.f, 1, 1);
+    dc_compare(6, 5, 5, 3, 2, 2, 3, 3, 1, 2, 1, 8.f, 1, 0); /* offsets far outside */
+    dc_compare(128, 40, 40, 4, 3, 3, 1, 2, 1, 1, 1, 1.f, 1, 1); /* several column tiles */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_tensorscatter),
         cmocka_unit_test(test_bitcast),
         cmocka_unit_test(test_deformconv),
+        cmocka_unit_test(test_deformconv_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

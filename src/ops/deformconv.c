@@ -25,14 +25,18 @@
  *
  * run works in tiles of output positions: it samples the columns
  * col[c * K + k][t] = mask * X(p) for a tile (scratch sized in reshape, at
- * most DC_TILE doubles unless one column alone is larger), then multiplies
- * each group's W rows with them. Both loops go parallel above the work
- * threshold over independent rows, so the result does not depend on the
- * thread count.
+ * most DC_TILE elements unless one column alone is larger), then multiplies
+ * each group's W rows with them. float32 keeps its columns in float and
+ * multiplies with the project's sgemm (bias as its row epilogue); the other
+ * types (and the reference the float32 path is tested against) keep them in
+ * double and accumulate in double. Sampling goes parallel over column rows
+ * above the work threshold, the double product over output channels, sgemm
+ * by its own rules, so the result does not depend on the thread count.
  */
 #include <math.h>
 #include <string.h>
 
+#include "gemm/gemm.h"
 #include "ops/linalg.h"
 
 #define DC_TILE (1 << 20) /* doubles of column scratch per tile */
@@ -48,6 +52,8 @@ typedef struct dc_params {
     onr_spatial g;
     int64_t N, C, OC, K, P, tile; /* P: output positions; tile: positions per pass */
     int nthreads;
+    int fast;          /* float32 columns and sgemm */
+    size_t ws_off;     /* sgemm workspace in scratch (fast path) */
 } dc_params;
 
 static int dc_create(onr_create_ctx *c, void *params)
@@ -162,7 +168,17 @@ static int dc_reshape(onr_kctx *ctx, size_t *scratch)
     if (tile < 1) tile = 1;
     if (tile > p->P) tile = p->P;
     p->tile = tile;
-    *scratch = (size_t)(ck * tile) * sizeof(double);
+    p->fast = x->dtype == ONR_FLOAT;
+    size_t used = 0;
+    onr_carve_at(&used, (size_t)(ck * tile) * (p->fast ? sizeof(float) : sizeof(double)));
+    p->ws_off = ONR_NO_SCRATCH;
+    if (p->fast) {
+        int64_t cgk = C / p->group * K;
+        p->ws_off = onr_carve_at(&used, onr_sgemm_workspace_size((size_t)(OC / p->group),
+                                                                (size_t)tile, (size_t)cgk,
+                                                                p->nthreads > 1 ? p->nthreads : 1));
+    }
+    *scratch = used;
     od[1] = OC;
     return onr_set_out(ctx, 0, x->dtype, x->rank, od);
 }
@@ -176,33 +192,75 @@ static double dc_ld(const onr_tensor *t, int64_t i)
     }
 }
 
-/* X[n, c] at the fractional point q (3 padded dims; the leading unused ones
- * are exactly 0 over inputs of size 1): neighbours outside count as 0. */
-static double dc_sample(const onr_tensor *x, int64_t base, const int64_t in[3], const double q[3])
+/* X[n, c] at the fractional point q over the last nsp of 3 padded dims
+ * (the leading unused ones have size 1 and coordinate 0): N-linear
+ * interpolation of the 2^nsp integer neighbours, those outside counting as
+ * 0. xf: the data when X is float32 (read directly), else NULL. */
+static double dc_sample(const onr_tensor *x, const float *xf, int64_t base, int nsp,
+                        const int64_t in[3], const double q[3])
 {
-    int64_t lo[3];
-    double fr[3];
-    for (int i = 0; i < 3; i++) {
+    int64_t lo[3] = {0, 0, 0}, st[3] = {in[1] * in[2], in[2], 1};
+    double fr[3] = {0, 0, 0};
+    for (int i = 3 - nsp; i < 3; i++) {
         double f = floor(q[i]);
+        if (!(f > -2 && f < (double)in[i])) return 0; /* every neighbour outside (or NaN) */
         lo[i] = (int64_t)f;
         fr[i] = q[i] - f;
     }
     double v = 0;
-    for (int corner = 0; corner < 8; corner++) {
+    for (int corner = 0; corner < (1 << nsp); corner++) {
         double wgt = 1;
-        int64_t idx = 0;
-        int inside = 1;
-        for (int i = 0; i < 3 && inside; i++) {
+        int64_t idx = base;
+        for (int i = 3 - nsp; i < 3; i++) {
             int hi = (corner >> (2 - i)) & 1;
-            double wi = hi ? fr[i] : 1 - fr[i];
             int64_t pos = lo[i] + hi;
-            if (wi == 0 || pos < 0 || pos >= in[i]) inside = 0;
+            double wi = hi ? fr[i] : 1 - fr[i];
+            if (wi == 0 || pos < 0 || pos >= in[i]) {
+                wgt = 0;
+                break;
+            }
             wgt *= wi;
-            idx = idx * in[i] + pos;
+            idx += pos * st[i];
         }
-        if (inside) v += wgt * dc_ld(x, base + idx);
+        if (wgt != 0) v += wgt * (xf ? (double)xf[idx] : dc_ld(x, idx));
     }
     return v;
+}
+
+/* One column row of the float32 2-D case: tap kk of one input channel
+ * (x: its H x W plane; off: its two offset planes, dy then dx; mask: its
+ * plane or NULL) at output positions t0 .. t0 + tn. The same arithmetic as
+ * dc_sample in double, with the bounds tests hoisted: a point whose 2 x 2
+ * neighbourhood misses the plane gives 0. */
+static void dc_row_2d_f32(const dc_params *p, const float *x, const float *off, const float *mask,
+                          const int64_t kk[3], int64_t t0, int64_t tn, float *dst)
+{
+    const onr_spatial *g = &p->g;
+    const int64_t H = g->in[1], W = g->in[2], OW = g->out[2], P = p->P;
+    int64_t oh = t0 / OW, ow = t0 % OW;
+    const double bh = (double)(kk[1] * g->d[1] - g->pb[1]), bw = (double)(kk[2] * g->d[2] - g->pb[2]);
+    for (int64_t t = 0; t < tn; t++) {
+        int64_t o = t0 + t;
+        double m = mask ? mask[o] : 1.0, v = 0;
+        double h = (double)(oh * g->s[1]) + bh + off[o], w = (double)(ow * g->s[2]) + bw + off[P + o];
+        if (m != 0 && h > -1 && w > -1 && h < (double)H && w < (double)W) {
+            double fh = floor(h), fw = floor(w), lh = h - fh, lw = w - fw;
+            int64_t h0 = (int64_t)fh, w0 = (int64_t)fw;
+            int left = w0 >= 0, right = w0 + 1 < W && lw != 0;
+            double top = 0, bot = 0;
+            if (h0 >= 0) {
+                const float *r = x + h0 * W;
+                top = (left ? (1 - lw) * r[w0] : 0) + (right ? lw * r[w0 + 1] : 0);
+            }
+            if (h0 + 1 < H && lh != 0) {
+                const float *r = x + (h0 + 1) * W;
+                bot = (left ? (1 - lw) * r[w0] : 0) + (right ? lw * r[w0 + 1] : 0);
+            }
+            v = m * ((1 - lh) * top + lh * bot);
+        }
+        dst[t] = (float)v;
+        if (++ow == OW) ow = 0, oh++;
+    }
 }
 
 static int dc_run(const onr_kctx *ctx)
@@ -214,6 +272,8 @@ static int dc_run(const onr_kctx *ctx)
     const onr_tensor *mask = ctx->n_in > DC_MASK ? ctx->in[DC_MASK] : NULL;
     onr_tensor *y = ctx->out[0];
     double *col = ctx->scratch;
+    float *colf = ctx->scratch;
+    const float *xf = x->dtype == ONR_FLOAT ? x->data : NULL;
     const int nsp = g->nsp;
     const int64_t C = p->C, K = p->K, P = p->P, OC = p->OC;
     const int64_t cg = C / p->group, ocg = OC / p->group, cpo = C / p->ogroup;
@@ -233,19 +293,45 @@ static int dc_run(const onr_kctx *ctx)
                 int64_t ob = (n * p->ogroup * K + og * K + k) * nsp * P;
                 int64_t mb = (n * p->ogroup * K + og * K + k) * P;
                 int64_t xb = (n * C + c) * inner;
-                double *dst = col + row * tn;
+                if (p->fast && nsp == 2) {
+                    dc_row_2d_f32(p, xf + xb, (const float *)off->data + ob,
+                                  mask ? (const float *)mask->data + mb : NULL, kk, t0, tn,
+                                  colf + row * tn);
+                    continue;
+                }
+                /* the output position as an odometer over 3 padded dims */
+                int64_t oo[3] = {t0 / (g->out[1] * g->out[2]), (t0 / g->out[2]) % g->out[1],
+                                 t0 % g->out[2]};
                 for (int64_t t = 0; t < tn; t++) {
                     int64_t o = t0 + t;
-                    int64_t oo[3] = {o / (g->out[1] * g->out[2]), (o / g->out[2]) % g->out[1],
-                                     o % g->out[2]};
                     double q[3];
                     for (int i = 0; i < 3; i++) q[i] = (double)(oo[i] * g->s[i] - g->pb[i] + kk[i] * g->d[i]);
                     for (int i = 0; i < nsp; i++) q[3 - nsp + i] += dc_ld(off, ob + i * P + o);
                     double m = mask ? dc_ld(mask, mb + o) : 1.0;
-                    dst[t] = m == 0 ? 0 : m * dc_sample(x, xb, g->in, q);
+                    double v = m == 0 ? 0 : m * dc_sample(x, xf, xb, nsp, g->in, q);
+                    if (p->fast)
+                        colf[row * tn + t] = (float)v;
+                    else
+                        col[row * tn + t] = v;
+                    if (++oo[2] == g->out[2]) {
+                        oo[2] = 0;
+                        if (++oo[1] == g->out[1]) oo[1] = 0, oo[0]++;
+                    }
                 }
             }
             /* Y[n, oc, t0 + t] = B[oc] + W[oc, :] . col[group rows][t] */
+            if (p->fast) {
+                for (int64_t gi = 0; gi < p->group; gi++) {
+                    onr_gemm_epilogue ep = {0};
+                    ep.bias_row = b ? (const float *)b->data + gi * ocg : NULL;
+                    onr_sgemm(0, 0, (size_t)ocg, (size_t)tn, (size_t)(cg * K), 1.f,
+                              (const float *)w->data + gi * ocg * cg * K, (size_t)(cg * K),
+                              colf + gi * cg * K * tn, (size_t)tn, 0.f,
+                              (float *)y->data + (n * OC + gi * ocg) * P + t0, (size_t)P, &ep,
+                              onr_scratch_at(ctx, p->ws_off), nt);
+                }
+                continue;
+            }
             work = OC * cg * K * tn;
 #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
             for (int64_t oc = 0; oc < OC; oc++) {
