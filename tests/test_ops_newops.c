@@ -454,6 +454,74 @@ static void test_deformconv_paths(void **state)
     dc_compare(128, 40, 40, 4, 3, 3, 1, 2, 1, 1, 1, 1.f, 1, 1); /* several column tiles */
 }
 
+/* ---- MaxRoiPool ------------------------------------------------------------------ */
+
+static void test_maxroipool(void **state)
+{
+    (void)state;
+    int64_t dx[] = {1, 1, 2, 3}, dr[] = {1, 5};
+    const float x[] = {1, 5, 2, 4, 3, 6}, roi[] = {0, 0, 0, 2, 1};
+    onr_tensor *in[] = {tk_f32(4, dx, x), tk_f32(2, dr, roi)}, *out[1];
+    onr_err err = {0};
+    onr_node *n = tk_node("MaxRoiPool");
+    const int64_t ps[] = {1, 2};
+    tk_attr_ints(n, "pooled_shape", 2, ps);
+    assert_int_equal(tk_run(n, 1, 2, in, 1, out, 1, &err), ONR_OK);
+    /* 2 x 3 region in 1 x 2 bins: columns [0, 2) and [1, 3) */
+    const float e[] = {5, 6};
+    int64_t dy[] = {1, 1, 1, 2};
+    tk_assert_shape(out[0], 4, dy);
+    tk_assert_close_f32(out[0], e, 2, 0, 0);
+    tk_free_all(1, out);
+    tk_free_all(2, in);
+    /* batch index out of range, not an integer count, non-finite values */
+    const float bad_b[] = {1, 0, 0, 1, 1}, nan_r[] = {0, NAN, 0, 1, 1};
+    onr_tensor *b1[] = {tk_f32(4, dx, x), tk_f32(2, dr, bad_b)};
+    expect_fail(n, 1, 2, b1, ONR_E_INPUT, "batch index");
+    tk_free_all(2, b1);
+    onr_tensor *b2[] = {tk_f32(4, dx, x), tk_f32(2, dr, nan_r)};
+    expect_fail(n, 1, 2, b2, ONR_E_INPUT, "non-finite");
+    tk_free_all(2, b2);
+    /* rois of the wrong shape or type, X not 4-D, bfloat16 before 22 */
+    int64_t dr4[] = {1, 4}, dx3[] = {1, 2, 3};
+    onr_tensor *b3[] = {tk_f32(4, dx, x), tk_f32(2, dr4, NULL)};
+    expect_fail(n, 1, 2, b3, ONR_E_MODEL, "num_rois, 5");
+    tk_free_all(2, b3);
+    onr_tensor *b4[] = {tk_f32(4, dx, x), tk_typed(ONR_DOUBLE, 2, dr, NULL)};
+    expect_fail(n, 1, 2, b4, ONR_E_MODEL, "rois is float64");
+    tk_free_all(2, b4);
+    onr_tensor *b5[] = {tk_f32(3, dx3, NULL), tk_f32(2, dr, roi)};
+    expect_fail(n, 1, 2, b5, ONR_E_MODEL, "4-D");
+    tk_free_all(2, b5);
+    onr_tensor *b6[] = {tk_typed(ONR_BFLOAT16, 4, dx, NULL), tk_typed(ONR_BFLOAT16, 2, dr, NULL)};
+    expect_fail(n, 1, 2, b6, ONR_E_UNSUPPORTED, "bfloat16");
+    assert_int_equal(tk_run(n, 22, 2, b6, 1, out, 1, &err), ONR_OK);
+    tk_free_all(1, out);
+    tk_free_all(2, b6);
+    tk_node_free(n);
+    /* pooled_shape missing, of the wrong length, not positive */
+    onr_tensor *ok[] = {tk_f32(4, dx, x), tk_f32(2, dr, roi)};
+    n = tk_node("MaxRoiPool");
+    expect_fail(n, 1, 2, ok, ONR_E_MODEL, "pooled_shape");
+    tk_node_free(n);
+    n = tk_node("MaxRoiPool");
+    const int64_t p3[] = {1, 1, 1};
+    tk_attr_ints(n, "pooled_shape", 3, p3);
+    expect_fail(n, 1, 2, ok, ONR_E_MODEL, "pooled_shape");
+    tk_node_free(n);
+    n = tk_node("MaxRoiPool");
+    const int64_t p0[] = {0, 2};
+    tk_attr_ints(n, "pooled_shape", 2, p0);
+    expect_fail(n, 1, 2, ok, ONR_E_MODEL, "pooled_shape");
+    tk_node_free(n);
+    n = tk_node("MaxRoiPool");
+    tk_attr_ints(n, "pooled_shape", 2, ps);
+    tk_attr_float(n, "spatial_scale", INFINITY);
+    expect_fail(n, 1, 2, ok, ONR_E_MODEL, "spatial_scale");
+    tk_node_free(n);
+    tk_free_all(2, ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_bitcast),
         cmocka_unit_test(test_deformconv),
         cmocka_unit_test(test_deformconv_paths),
+        cmocka_unit_test(test_maxroipool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,6 +239,9 @@ note("BitCast", "FIXED (was MISSING op)", "bitcast.c: every non-string type of t
 note("DeformConv", "FIXED (was MISSING op)", "deformconv.c: 19 and 22 (bfloat16), 1-3 spatial "
      "dims (the spec's N-D beyond 3 is refused), groups, offset groups, mask, bias (spec cases "
      "deformconv*; the 2-D ones also agree with torchvision.ops.deform_conv2d)")
+note("MaxRoiPool", "FIXED (was MISSING op)", "maxroipool.c: 1 and 22 (bfloat16), the reference "
+     "implementation's bins and half-to-even rounding (spec cases maxroipool*; the non-tie ones "
+     "also agree with torchvision.ops.roi_pool)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
 note("QLinearMatMul", "CLAIMS TOO MUCH",

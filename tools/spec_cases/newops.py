@@ -21,6 +21,11 @@ found missing or under-typed, beyond the ONNX 1.12 suite:
           (offset read as [N, offset_group, K, nsp, o...]), X sampled at p
           by N-linear interpolation with neighbours outside the input as 0,
           times mask[n, og, k, o] (1 without a mask) and W, plus B.
+    MaxRoiPool (1, 22): the reference implementation's loops: region
+          corners round(v * spatial_scale) (Python's round, half to even),
+          size max(end - start + 1, 1), bin (i, j) rows [floor(i*bh),
+          ceil((i+1)*bh)) from the start, clipped to the input; the bin's max,
+          or 0 when clipping emptied it.
     IsNaN / IsInf (20): the float8 inputs version 20 added, given as raw bytes
           (numpy has no float8): e4m3fn NaN is S.1111.111, e4m3fnuz and
           e5m2fnuz have one NaN (0x80) and no infinity, e5m2 infinities are
@@ -394,11 +399,58 @@ def deformconv_cases():
     deformconv_case("2d_float16", 19, x, w, offs((1, 8, 3, 3), 1.5, np.float16))
 
 
+def maxroipool_ref(x, rois, pooled, scale):
+    R = rois.shape[0]
+    N, C, H, W = x.shape
+    ph, pw = pooled
+    y = np.zeros((R, C, ph, pw), dtype=x.dtype)
+    for r in range(R):
+        b = int(rois[r, 0])
+        x1, y1, x2, y2 = (int(round(float(v) * float(np.float32(scale)))) for v in rois[r, 1:])
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        bh, bw = rh / ph, rw / pw
+        for c in range(C):
+            for i in range(ph):
+                hs = min(max(int(np.floor(i * bh)) + y1, 0), H)
+                he = min(max(int(np.ceil((i + 1) * bh)) + y1, 0), H)
+                for j in range(pw):
+                    ws = min(max(int(np.floor(j * bw)) + x1, 0), W)
+                    we = min(max(int(np.ceil((j + 1) * bw)) + x1, 0), W)
+                    if he > hs and we > ws:
+                        y[r, c, i, j] = x[b, c, hs:he, ws:we].max()
+    return y
+
+
+def maxroipool_case(name, opset, x, rois, pooled, scale=None):
+    attrs = {"pooled_shape": list(pooled)}
+    if scale is not None:
+        attrs["spatial_scale"] = scale
+    node = helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], **attrs)
+    y = maxroipool_ref(x, rois, pooled, 1.0 if scale is None else scale)
+    write_case("maxroipool%d_%s" % (opset, name), node, [("X", x), ("rois", rois)], [("Y", y)], opset)
+
+
+def maxroipool_cases():
+    r = rng(2015)
+    x = r.standard_normal((2, 3, 8, 10)).astype(np.float32)
+    rois = np.array([[0, 0, 0, 9, 7], [1, 2, 1, 5, 6], [0, 3, 3, 3, 3], [1, -4, -2, 3, 20],
+                     [0, 12, 10, 20, 14], [1, 7.4, 0.6, 9.2, 5.5]], dtype=np.float32)
+    maxroipool_case("basic", 1, x, rois, (2, 3))
+    maxroipool_case("pooled_larger_than_roi", 1, x, rois, (5, 4))
+    maxroipool_case("scale_half", 22, x, rois * np.array([1, 2, 2, 2, 2], np.float32), (3, 3), 0.5)
+    ties = np.array([[0, 1, 3, 5, 7], [1, 3, 1, 9, 5]], dtype=np.float32)  # x*0.5 lands on .5
+    maxroipool_case("round_half_even", 22, x, ties, (2, 2), 0.5)
+    maxroipool_case("double", 22, x.astype(np.float64), rois.astype(np.float64), (2, 2), 1.0)
+    maxroipool_case("float16", 1, x.astype(np.float16), rois.astype(np.float16), (3, 2))
+    maxroipool_case("no_rois", 1, x, np.zeros((0, 5), np.float32), (2, 2))
+
+
 def onnx_name(et):
     return {21: "uint4", 22: "int4", 23: "float4e2m1", 25: "uint2", 26: "int2"}[et]
 
 
 if __name__ == "__main__":
+    maxroipool_cases()
     deformconv_cases()
     bitcast_cases()
     tensorscatter_cases()
