@@ -523,7 +523,27 @@ UN_OP(HardSwish, T_FLT, 1, NULL, TBL_FLT(hswish))
 UN_OP(Mish, T_FLT, 16, NULL, TBL_FLT(mish))
 UN_OP(Gelu, T_FLT, 8, gelu_attrs, TBL_FLT(gelu))
 UN_OP(Shrink, T_NUM, 1, shrink_attrs, TBL_FLT(shrink))
-UN_OP(Swish, T_FLT, 8, alpha1_attrs, TBL_FLT(swish))
+/* Swish: the function body casts alpha to X's type (CastLike) before the
+ * multiply, so reshape rounds it to the input's precision (kept exact in
+ * beta by create). */
+static int swish_attrs(onr_create_ctx *c, un_prm *p)
+{
+    p->alpha = p->beta = onr_attr_float(c->node, "alpha", 1.f);
+    return ONR_OK;
+}
+static const un_op op_Swish = {"Swish", T_FLT, 8, 1, swish_attrs, {TBL_FLT(swish)}};
+static int Swish_create(onr_create_ctx *c, void *p) { return un_create(c, p, &op_Swish); }
+static int Swish_reshape(onr_kctx *c, size_t *s)
+{
+    int st = un_reshape(c, s, &op_Swish);
+    un_params *P = c->params;
+    if (!st) P->prm.alpha = onr_round_to(c->in[0]->dtype, P->prm.beta);
+    return st;
+}
+static int Swish_run(const onr_kctx *c) { return un_run(c, &op_Swish); }
+const onr_op_impl onr_impl_Swish = {.create = Swish_create, .reshape = Swish_reshape,
+                                    .run = Swish_run, .params_size = sizeof(un_params),
+                                    .types = T_FLT, .flags = ONR_OP_INPLACE};
 UN_OP(BitwiseNot, ONR_TYPES_INT, 1, NULL, TBL_SINT(bnot), TBL_UINT(bnot))
 
 /* ---- Clip ---------------------------------------------------------------------- */

@@ -97,6 +97,10 @@ def swish_cases():
     x = (r.standard_normal((2, 7)) * 3).astype(np.float16)
     write_case("swish24_float16", helper.make_node("Swish", ["x"], ["y"], alpha=2.0),
                [("x", x)], [("y", swish_ref(x, 2.0))], 24)
+    # alpha not representable in float16: CastLike rounds it to 1.7021484375 first
+    x = (r.standard_normal((4, 64)) * 6).astype(np.float16)
+    write_case("swish24_float16_alpha", helper.make_node("Swish", ["x"], ["y"], alpha=1.702),
+               [("x", x)], [("y", swish_ref(x, 1.702))], 24)
 
 
 def write_raw_case(name, node, in_name, elem_type, raw, shape, out_name, out, opset):
