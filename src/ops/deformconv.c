@@ -243,7 +243,9 @@ static void dc_row_2d_f32(const dc_params *p, const float *x, const float *off, 
         int64_t o = t0 + t;
         double m = mask ? mask[o] : 1.0, v = 0;
         double h = (double)(oh * g->s[1]) + bh + off[o], w = (double)(ow * g->s[2]) + bw + off[P + o];
-        if (m != 0 && h > -1 && w > -1 && h < (double)H && w < (double)W) {
+        if (m != 0 && !(h > -1 && w > -1 && h < (double)H && w < (double)W)) {
+            v = m * 0.0; /* outside: 0, or NaN for a NaN or infinite mask, as m * X(p) */
+        } else if (m != 0) {
             double fh = floor(h), fw = floor(w), lh = h - fh, lw = w - fw;
             int64_t h0 = (int64_t)fh, w0 = (int64_t)fw;
             int left = w0 >= 0, right = w0 + 1 < W && lw != 0;
