@@ -1,7 +1,7 @@
 /*
  * binary.c - elementwise operators over broadcast inputs: arithmetic (Add,
  * Sub, Mul, Div, Pow, Mod), variadic Max/Min/Sum/Mean, comparisons, logic,
- * BitShift, PRelu and Where.
+ * BitShift, BitwiseAnd/Or/Xor (18), PRelu and Where.
  *
  * One driver (ew_exec) walks the broadcast output and hands runs of its
  * innermost dimension to a per-op, per-dtype kernel. The shape is collapsed
@@ -317,6 +317,14 @@ FOR_UINT(SAME, prelu, ((void)y, x)) /* never negative */
 /* Shifts by the type's width or more give 0 rather than undefined behaviour. */
 FOR_UINT(SAME, shift,
          y >= 8 * sizeof(T) ? 0 : P->left ? (T)((uint64_t)x << y) : (T)(x >> y))
+
+/* -- BitwiseAnd/Or/Xor (opset 18): the integer types only -- */
+FOR_SINT(SAME, band, x & y)
+FOR_UINT(SAME, band, x & y)
+FOR_SINT(SAME, bor, x | y)
+FOR_UINT(SAME, bor, x | y)
+FOR_SINT(SAME, bxor, x ^ y)
+FOR_UINT(SAME, bxor, x ^ y)
 
 /* -- comparisons and logic (bool out) -- */
 FOR_FLT(TOBOOL, eq, x == y)
@@ -879,6 +887,9 @@ BIN_OP(GreaterOrEqual, ONR_TYPES_NUM, 0, 1, 1, NULL, NULL, TBL_NUM(ge))
 BIN_OP(And, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = and_b)
 BIN_OP(Or, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = or_b)
 BIN_OP(Xor, T_BOOL, 0, 1, 1, NULL, NULL, [ONR_BOOL] = xor_b)
+BIN_OP(BitwiseAnd, ONR_TYPES_INT, 0, 0, 1, NULL, NULL, TBL_SINT(band), TBL_UINT(band))
+BIN_OP(BitwiseOr, ONR_TYPES_INT, 0, 0, 1, NULL, NULL, TBL_SINT(bor), TBL_UINT(bor))
+BIN_OP(BitwiseXor, ONR_TYPES_INT, 0, 0, 1, NULL, NULL, TBL_SINT(bxor), TBL_UINT(bxor))
 
 VAR_OP(Max, ONR_TYPES_NUM, 0, TBL_NUM(max))
 VAR_OP(Min, ONR_TYPES_NUM, 0, TBL_NUM(min))

@@ -223,6 +223,9 @@ UN_FLT(softplus, y = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
 UN_FLT(softsign, y = x / (K(1) + fabs(x)))
 UN_FLT(hsigmoid, T v = A * x + B; y = v < 0 ? K(0) : v > 1 ? K(1) : v)
 UN_FLT(hswish, T v = x * K(1.0 / 6) + K(0.5); y = x * (v < 0 ? K(0) : v > 1 ? K(1) : v))
+/* Swish (24): x * sigmoid(alpha x), as the function body's Mul(X, Sigmoid(Mul(alpha, X))) */
+UN_KERN(swish_f32, float, y = x / (1.f + fast_expf(-A * x)))
+UN_KERN(swish_f64, double, y = x / (1 + exp(-A * x)))
 UN_FLT(mish, T sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); y = x * tanh(sp))
 /* float64 Gelu with libm, written so negative x keeps its relative
  * accuracy where 1 + erf(.) and 1 + tanh(.) would cancel: the erf form as
@@ -258,6 +261,9 @@ static void gelu_f64(const void *x, void *y, int64_t n, const un_prm *P)
     (P->flag ? gelu_tanh_f64 : gelu_erf_f64)(x, y, n, P);
 }
 UN_FLT(shrink, y = x < -A ? x + B : x > A ? x - B : K(0))
+/* BitwiseNot (18): every integer type; unsigned so ~ never promotes a sign */
+UN_SINT(bnot, y = (T) ~(uint64_t)x)
+UN_UINT(bnot, y = (T) ~(uint64_t)x)
 
 /* -- Clip: y = min(max(x, lo), hi), so lo > hi gives hi as numpy.clip does -- */
 UN_FLT(clip, T v = x < A ? A : x; y = v > B ? B : v)
@@ -517,6 +523,28 @@ UN_OP(HardSwish, T_FLT, 1, NULL, TBL_FLT(hswish))
 UN_OP(Mish, T_FLT, 16, NULL, TBL_FLT(mish))
 UN_OP(Gelu, T_FLT, 8, gelu_attrs, TBL_FLT(gelu))
 UN_OP(Shrink, T_NUM, 1, shrink_attrs, TBL_FLT(shrink))
+/* Swish: the function body casts alpha to X's type (CastLike) before the
+ * multiply, so reshape rounds it to the input's precision (kept exact in
+ * beta by create). */
+static int swish_attrs(onr_create_ctx *c, un_prm *p)
+{
+    p->alpha = p->beta = onr_attr_float(c->node, "alpha", 1.f);
+    return ONR_OK;
+}
+static const un_op op_Swish = {"Swish", T_FLT, 8, 1, swish_attrs, {TBL_FLT(swish)}};
+static int Swish_create(onr_create_ctx *c, void *p) { return un_create(c, p, &op_Swish); }
+static int Swish_reshape(onr_kctx *c, size_t *s)
+{
+    int st = un_reshape(c, s, &op_Swish);
+    un_params *P = c->params;
+    if (!st) P->prm.alpha = onr_round_to(c->in[0]->dtype, P->prm.beta);
+    return st;
+}
+static int Swish_run(const onr_kctx *c) { return un_run(c, &op_Swish); }
+const onr_op_impl onr_impl_Swish = {.create = Swish_create, .reshape = Swish_reshape,
+                                    .run = Swish_run, .params_size = sizeof(un_params),
+                                    .types = T_FLT, .flags = ONR_OP_INPLACE};
+UN_OP(BitwiseNot, ONR_TYPES_INT, 1, NULL, TBL_SINT(bnot), TBL_UINT(bnot))
 
 /* ---- Clip ---------------------------------------------------------------------- */
 
@@ -607,10 +635,15 @@ static int bool_out_reshape(onr_kctx *ctx, size_t *scratch, uint32_t types)
 }
 
 /* IsNaN and IsInf have float inputs and a bool output: never the same byte
- * size, so no in-place flag (it could never apply). */
+ * size, so no in-place flag (it could never apply). Version 20 of both adds
+ * the four float8 types (read through onr_get_f64, one byte an element);
+ * e4m3fn and e4m3fnuz have no infinities, so IsInf is false for them. */
+#define T_F8                                                                          \
+    (ONR_T(ONR_FLOAT8E4M3FN) | ONR_T(ONR_FLOAT8E4M3FNUZ) | ONR_T(ONR_FLOAT8E5M2) |    \
+     ONR_T(ONR_FLOAT8E5M2FNUZ))
 static int isnan_reshape(onr_kctx *ctx, size_t *scratch)
 {
-    return bool_out_reshape(ctx, scratch, T_FLT);
+    return bool_out_reshape(ctx, scratch, T_FLT | (ctx->opset >= 20 ? T_F8 : 0));
 }
 static int isnan_run(const onr_kctx *ctx)
 {
@@ -619,7 +652,7 @@ static int isnan_run(const onr_kctx *ctx)
     for (int64_t i = 0; i < x->numel; i++) y[i] = isnan(onr_get_f64(x, i)) != 0;
     return ONR_OK;
 }
-const onr_op_impl onr_impl_IsNaN = {.reshape = isnan_reshape, .run = isnan_run, .types = T_FLT};
+const onr_op_impl onr_impl_IsNaN = {.reshape = isnan_reshape, .run = isnan_run, .types = T_FLT | T_F8};
 
 typedef struct isinf_params {
     int neg, pos; /* create: detect_negative, detect_positive */
@@ -654,7 +687,7 @@ static int isinf_run(const onr_kctx *ctx)
 }
 const onr_op_impl onr_impl_IsInf = {.create = isinf_create, .reshape = isnan_reshape,
                                     .run = isinf_run, .params_size = sizeof(isinf_params),
-                                    .types = T_FLT};
+                                    .types = T_FLT | T_F8};
 
 /* Not: bool to bool, element i read before it is written: safe in place. */
 static int not_reshape(onr_kctx *ctx, size_t *scratch)

@@ -1,0 +1,1 @@
+2a2X2Y2d2W2f2g2ZBpresent_cache
