@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ir/budget.h"
 #include "load/load.h"
 #include "plan/plan.h"
 
@@ -14,6 +15,7 @@ struct onr_options {
     int threads;
     int fuse;
     char *base_dir;
+    int64_t memory_limit; /* 0: the default; < 0: none */
 };
 
 struct onr_session {
@@ -28,6 +30,7 @@ struct onr_session {
     int have_outputs;
     onr_tensor **bind;  /* run_into: per graph output, the caller's tensor (or NULL) */
     const onr_tensor **bind_v; /* the same per value of the plan's graph */
+    onr_budget budget;  /* memory budget of the plan and its runs */
 };
 
 onr_options *onr_options_new(void)
@@ -61,6 +64,11 @@ void onr_options_set_base_dir(onr_options *o, const char *dir)
     o->base_dir = dir ? onr_strdup(dir) : NULL;
 }
 
+void onr_options_set_memory_limit(onr_options *o, int64_t bytes)
+{
+    if (o) o->memory_limit = bytes;
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -78,7 +86,9 @@ static onr_status finish_open(onr_session *s, const onr_options *opt)
     s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
     /* a count no machine has is a mistake: OpenMP would fail to make the threads */
     if (s->nthreads > ONR_MAX_THREADS) s->nthreads = ONR_MAX_THREADS;
-    onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1};
+    int64_t lim = opt ? opt->memory_limit : 0;
+    s->budget.limit = lim > 0 ? (uint64_t)lim : lim < 0 ? 0 : onr_budget_default();
+    onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1, .budget = &s->budget};
     onr_status st = onr_plan_build(s->model, &po, &s->plan, &s->err);
     if (st) return st;
     int n = s->model->graph->n_outputs;
@@ -461,6 +471,7 @@ onr_tensor *onr_session_take_output(onr_session *s, int i)
         }
         t->owns = 1;
         t->cap = r->cap;
+        onr_plan_output_released(s->plan, i); /* the caller's memory now */
         r->data = NULL;
         r->owns = 0;
         r->cap = 0;
@@ -570,6 +581,14 @@ onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
 {
     if (!ready(s) || !arena_bytes || !activation_bytes) return ONR_E_ARG;
     onr_plan_memory(s->plan, arena_bytes, activation_bytes);
+    return ONR_OK;
+}
+
+onr_status onr_session_memory(const onr_session *s, uint64_t *limit, uint64_t *in_use)
+{
+    if (!s || !limit || !in_use) return ONR_E_ARG;
+    *limit = s->budget.limit;
+    *in_use = atomic_load(&((onr_session *)s)->budget.used);
     return ONR_OK;
 }
 

@@ -38,11 +38,21 @@ typedef struct onr_plan {
     /* per value, set by the caller for one run: the caller's tensor a graph
      * output is written into instead of an owned buffer (NULL: none) */
     const onr_tensor *const *out_bind;
+    /* the session's memory budget (NULL: none; a subgraph's plan counts
+     * against the enclosing run's), and per value the bytes of its owned
+     * buffer taken from it (graph outputs), plus the weights' bytes */
+    struct onr_budget *budget;
+    uint64_t *held;
+    uint64_t weights_held;
 } onr_plan;
 
 typedef struct onr_plan_opts {
     int nthreads;
     int fuse; /* run the fusion passes */
+    /* memory budget (may be NULL): the weights, arena, scratch and owned
+     * buffers count against it; with static shapes the whole layout is
+     * checked before anything is allocated (src/ir/budget.h) */
+    struct onr_budget *budget;
 } onr_plan_opts;
 
 /* Copy the graph, resolve ops (all unsupported ones reported at once), run
@@ -86,6 +96,10 @@ onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err);
 
 /* Run every step (src/exec/run.c). Graph inputs must be bound first. */
 onr_status onr_plan_run(onr_plan *p, onr_err *err);
+
+/* Graph output i's owned buffer changed hands (the session gave it to the
+ * caller): it no longer counts against the plan's budget. */
+void onr_plan_output_released(onr_plan *p, int i);
 
 /* Plan facts for the API and tools. */
 int onr_plan_step_count(const onr_plan *p);
