@@ -256,7 +256,9 @@ void onr_session_cancel(onr_session *s);
  * the output writes straight into it; an output that is a graph input or a
  * constant is copied into it. Afterwards onr_session_output(s, i) shows the
  * caller's memory (until the next run). STRING outputs cannot be bound. The
- * session keeps no pointer to the caller's tensors after the call. */
+ * session keeps no pointer to the caller's tensors after the call. When the
+ * run fails, the caller's tensors may hold partial results: read them only
+ * after ONR_OK (onr_session_output returns NULL after any failed run). */
 onr_status onr_session_run_into(onr_session *s, int n, const char *const *names,
                                 const onr_tensor *const *inputs, int n_out,
                                 const char *const *out_names, onr_tensor *const *outputs);

@@ -181,6 +181,7 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
     ok &= fclose(f) == 0;
     free(b);
     if (!ok) {
+        unlink(path); /* no truncated file that parses as a shorter tensor */
         onr_seterr(&e, ONR_E_IO, "cannot write '%s'", path);
         return to_msg(&e, ONR_E_IO, msg, msglen);
     }

@@ -1451,6 +1451,26 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
  * that file (tensors may point into it; its pages may be dropped); when a
  * tensor does, the mapping is added to the model's maps and *kept is set,
  * else the caller still owns it. */
+/* protobuf-c's allocator, through malloc/free as onnx-run calls them:
+ * a failed allocation is recorded, so "out of memory" is not reported as
+ * a corrupt file (and the allocation-failure test reaches these calls). */
+typedef struct pb_alloc_state {
+    int failed;
+} pb_alloc_state;
+
+static void *pb_alloc(void *data, size_t size)
+{
+    void *p = malloc(size);
+    if (!p) ((pb_alloc_state *)data)->failed = 1;
+    return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
 static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_dir,
                              const struct onr_map *map, int *kept, onr_model **out, onr_err *err)
 {
@@ -1473,9 +1493,17 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     size_t slen = 0;
     int st = strip_model(&L, buf, len, &stripped, &slen);
     if (st) return st;
-    Onnx__ModelProto *mp = stripped ? onnx__model_proto__unpack(NULL, slen, stripped)
-                                    : onnx__model_proto__unpack(NULL, len, buf);
+    /* protobuf-c allocates through onnx-run's allocator calls, so that an
+     * allocation failure is told apart from bad bytes */
+    pb_alloc_state pa = {0};
+    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &pa};
+    Onnx__ModelProto *mp = stripped ? onnx__model_proto__unpack(&alloc, slen, stripped)
+                                    : onnx__model_proto__unpack(&alloc, len, buf);
     free(stripped);
+    if (!mp && pa.failed) {
+        free(L.recs);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory unpacking the model (%zu bytes)", len);
+    }
     if (!mp) {
         free(L.recs);
         return onr_seterr(err, ONR_E_MODEL,
@@ -1486,7 +1514,7 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     onr_model *m = calloc(1, sizeof *m);
     L.model = m;
     st = m ? load_model(&L, mp) : (int)onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    onnx__model_proto__free_unpacked(mp, NULL);
+    onnx__model_proto__free_unpacked(mp, &alloc);
     free(L.recs);
     if (!st && map && L.main_refs) { /* weights point into the mapping: the model keeps it */
         struct onr_map *nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *nm);
