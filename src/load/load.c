@@ -1603,8 +1603,11 @@ onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr
     return st;
 }
 
-onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
-                              onr_err *err)
+/* The TensorProto of t (strs and packed: buffers it points into, for the
+ * caller to free after packing). */
+static onr_status tensor_proto_of(const onr_tensor *t, const char *name, Onnx__TensorProto *out,
+                                  ProtobufCBinaryData **strs_out, uint8_t **packed_out,
+                                  onr_err *err)
 {
     if (!t->data && t->numel > 0)
         return onr_seterr(err, ONR_E_ARG, "tensor '%s' has no data (released)",
@@ -1640,6 +1643,20 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
         tp.raw_data.len = onr_tensor_nbytes(t);
         tp.raw_data.data = t->data;
     }
+    *out = tp;
+    *strs_out = strs;
+    *packed_out = packed;
+    return ONR_OK;
+}
+
+onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                              onr_err *err)
+{
+    Onnx__TensorProto tp;
+    ProtobufCBinaryData *strs = NULL;
+    uint8_t *packed = NULL;
+    onr_status st = tensor_proto_of(t, name, &tp, &strs, &packed, err);
+    if (st) return st;
     size_t n = onnx__tensor_proto__get_packed_size(&tp);
     uint8_t *b = malloc(n ? n : 1);
     if (!b) {
@@ -1853,4 +1870,41 @@ onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **ou
     *out = w.b ? w.b : malloc(1);
     *len = w.n;
     return *out ? ONR_OK : onr_seterr(err, ONR_E_NOMEM, "out of memory");
+}
+
+/* A ProtobufCBuffer that appends to a FILE (raw data goes straight from
+ * the tensor to the file: no serialized copy of a large output). */
+typedef struct file_buf {
+    ProtobufCBuffer base;
+    FILE *f;
+    int bad;
+} file_buf;
+
+static void file_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    file_buf *fb = (file_buf *)b;
+    if (!fb->bad && len && fwrite(data, 1, len, fb->f) != len) fb->bad = 1;
+}
+
+onr_status onr_write_value_pb(const onr_tensor *t, const char *name, FILE *f, onr_err *err)
+{
+    if (t->kind) { /* containers: serialized in memory first */
+        uint8_t *b;
+        size_t len;
+        onr_status st = onr_save_value_pb(t, name, &b, &len, err);
+        if (st) return st;
+        int ok = fwrite(b, 1, len, f) == len;
+        free(b);
+        return ok ? ONR_OK : onr_seterr(err, ONR_E_IO, "write failed");
+    }
+    Onnx__TensorProto tp;
+    ProtobufCBinaryData *strs = NULL;
+    uint8_t *packed = NULL;
+    onr_status st = tensor_proto_of(t, name, &tp, &strs, &packed, err);
+    if (st) return st;
+    file_buf fb = {.base = {.append = file_append}, .f = f};
+    onnx__tensor_proto__pack_to_buffer(&tp, &fb.base);
+    free(strs);
+    free(packed);
+    return fb.bad ? onr_seterr(err, ONR_E_IO, "write failed") : ONR_OK;
 }
