@@ -2,6 +2,7 @@
  * onnx-run.c - the command-line tool. Uses only the public API (onnxrun.h).
  *
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
+ *                  (run, bench, test, profile also take [--memory-limit BYTES])
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
  *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]  |  onnx-run info --ops
