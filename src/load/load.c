@@ -665,7 +665,10 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
         return st;
     }
-    t->name = onr_strdup(tname(tp));
+    if (!(t->name = onr_strdup(tname(tp)))) {
+        free(t);
+        return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    }
     /* 4- and 2-bit types are stored packed (raw_data, external data, and
      * int32_data with one packed byte per value): read those bytes as a
      * uint8 vector, then unpack to one byte per element */
@@ -893,7 +896,8 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
             v->dims[d] = dim->dim_value;
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
                    dim->dim_param) {
-            v->dim_names[d] = onr_strdup(dim->dim_param);
+            if (!(v->dim_names[d] = onr_strdup(dim->dim_param)))
+                return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         }
     }
     if (v->dtype != ONR_UNDEFINED) {
@@ -1240,6 +1244,10 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
     vmap map = {.g = g, .outer = outer};
     int st = ONR_OK;
     char *gname = g->name;
+    if (!gname) {
+        st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
 
     if (gp->n_sparse_initializer) {
         st = onr_seterr(L->err, ONR_E_UNSUPPORTED, "sparse initializers are not supported");
@@ -1435,7 +1443,8 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
         for (int k = 0; k < m->n_opsets; k++)
             if (strcmp(m->opsets[k].domain, d) == 0)
                 return onr_seterr(L->err, ONR_E_MODEL, "domain '%s' is imported twice", d);
-        m->opsets[m->n_opsets].domain = onr_strdup(d);
+        if (!(m->opsets[m->n_opsets].domain = onr_strdup(d)))
+            return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         m->opsets[m->n_opsets++].version = op->version;
     }
     if (!mp->graph) return onr_seterr(L->err, ONR_E_MODEL, "the model has no graph");
