@@ -219,11 +219,16 @@ onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
     return ONR_OK;
 }
 
+/* A string tensor's owned strings. Counted by its slot array's capacity
+ * when known (cap: the bytes of the slots onr_tensor_alloc/onr_out_grow
+ * made, unused ones NULL), not by numel: a reshape may have changed numel
+ * before the strings made under the old shape are freed. */
 static void free_strings(onr_tensor *t)
 {
     if (t->dtype == ONR_STRING && t->owns && t->data) {
         char **s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) free(s[i]);
+        int64_t n = t->cap >= sizeof(char *) ? (int64_t)(t->cap / sizeof(char *)) : t->numel;
+        for (int64_t i = 0; i < n; i++) free(s[i]);
     }
 }
 
