@@ -235,6 +235,16 @@ void onr_options_set_fuse(onr_options *o, int on);
 /* Directory against which external-data locations are resolved for models
  * opened from memory (models opened from a path use that path's directory). */
 void onr_options_set_base_dir(onr_options *o, const char *dir);
+/* The session's memory budget in bytes: the weights held in memory, the
+ * activation arena, scratch, graph outputs and what kernels allocate while
+ * running (outputs sized at run time, sequences, string payloads) count
+ * against it, and a model that would pass it is refused before the
+ * allocation with ONR_E_NOMEM and a message naming the value and the bytes
+ * ("value 'x' needs 4.0 GiB; the session's memory budget is 2.0 GiB,
+ * 1.2 GiB in use"): at open when its shapes are static, else at run.
+ * 0 (default): 90 % of the memory available when the session opens
+ * (MemAvailable, lowered to a cgroup limit or RLIMIT_AS); < 0: no limit. */
+void onr_options_set_memory_limit(onr_options *o, int64_t bytes);
 
 /* ---- sessions --------------------------------------------------------- */
 
@@ -297,7 +307,9 @@ void onr_session_cancel(onr_session *s);
  * the output writes straight into it; an output that is a graph input or a
  * constant is copied into it. Afterwards onr_session_output(s, i) shows the
  * caller's memory (until the next run). STRING outputs cannot be bound. The
- * session keeps no pointer to the caller's tensors after the call. */
+ * session keeps no pointer to the caller's tensors after the call. When the
+ * run fails, the caller's tensors may hold partial results: read them only
+ * after ONR_OK (onr_session_output returns NULL after any failed run). */
 onr_status onr_session_run_into(onr_session *s, int n, const char *const *names,
                                 const onr_tensor *const *inputs, int n_out,
                                 const char *const *out_names, onr_tensor *const *outputs);
@@ -373,6 +385,10 @@ const char *onr_session_step_fused(const onr_session *s, int i, int *n_nodes);
  * take). Both 0 before the layout exists (symbolic shapes before a run). */
 onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
                                    size_t *activation_bytes);
+
+/* The session's memory budget (0: no limit) and the bytes counted against
+ * it now. */
+onr_status onr_session_memory(const onr_session *s, uint64_t *limit, uint64_t *in_use);
 
 /* ---- profiling ---------------------------------------------------------- */
 

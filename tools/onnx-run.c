@@ -2,6 +2,7 @@
  * onnx-run.c - the command-line tool. Uses only the public API (onnxrun.h).
  *
  *   onnx-run run   MODEL [-i [NAME=]FILE]... [-o OUTDIR] [--threads N] [--no-fuse]
+ *                  (run, bench, test, profile also take [--memory-limit BYTES])
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
  *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]  |  onnx-run info --ops
@@ -16,6 +17,7 @@
  * something not supported.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +75,10 @@ static const struct option {
     {"-o", "OUTDIR", C_RUN, "write output K as OUTDIR/output_K.pb (default: a summary on stdout)"},
     {"--threads", "N", C_RUN | C_BENCH | C_TEST | C_INFO | C_PROFILE,
      "kernel threads, at most the CPUs available (default: the CPUs available)"},
+    {"--memory-limit", "BYTES", C_RUN | C_BENCH | C_TEST | C_PROFILE,
+     "the session's memory budget, with an optional K, M or G suffix (powers of 1024); a "
+     "model that would need more is refused naming the value; 0: no limit (default: 90% of "
+     "the memory available)"},
     {"--no-fuse", NULL, C_RUN | C_BENCH | C_INFO | C_PROFILE,
      "plan without graph fusions (default: fusions on)"},
     {"--iters", "N", C_BENCH | C_PROFILE, "timed runs (default: 10)"},
@@ -161,6 +167,28 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
+/* "512", "64K", "1.5G": bytes (K, M, G, T are powers of 1024); -1 when bad. */
+static int64_t parse_bytes(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0)) return -1;
+    double mul = 1;
+    if (*end) {
+        const char *u = strchr("KMGT", toupper((unsigned char)*end));
+        if (!u || !*u) return -1;
+        for (const char *k = "KMGT"; k <= u; k++) mul *= 1024;
+        end++;
+        if (toupper((unsigned char)*end) == 'I') end++; /* "Gi" */
+        if (toupper((unsigned char)*end) == 'B') end++; /* "GB", "GiB" */
+        if (*end) return -1;
+    }
+    v *= mul;
+    if (v >= 9.2e18) return -1;
+    return (int64_t)v;
+}
+
 /* ---- common options ------------------------------------------------------ */
 
 typedef struct cli {
@@ -170,6 +198,7 @@ typedef struct cli {
     int n_in;
     const char *outdir;
     int threads, no_fuse, iters, warmup, json, plan, dot, ops;
+    int64_t memory_limit; /* 0: the library's default; < 0: none */
     const char *svg;
     double rtol, atol;
     const char *trace;
@@ -256,6 +285,13 @@ static int parse_args(const struct command *cmd, int argc, char **argv, cli *c)
                         "available; using %d\n", c->threads, cpus, cpus == 1 ? "" : "s", cpus);
                 c->threads = cpus;
             }
+        } else if (strcmp(a, "--memory-limit") == 0) {
+            int64_t b = parse_bytes(v);
+            if (b < 0)
+                return fprintf(stderr, "onnx-run %s: --memory-limit needs a byte count with an "
+                               "optional K, M or G suffix (e.g. 2G), not '%s'\n", cn, v),
+                       -1;
+            c->memory_limit = b ? b : -1;
         } else if (strcmp(a, "--iters") == 0) {
             if (parse_int(v, &c->iters) || c->iters < 1)
                 return fprintf(stderr, "onnx-run %s: --iters needs a positive integer, not "
@@ -310,6 +346,7 @@ static onr_session *open_model(const char *path, const cli *c, int *exit_code)
     onr_options *o = onr_options_new();
     if (c->threads) onr_options_set_threads(o, c->threads);
     onr_options_set_fuse(o, !c->no_fuse);
+    onr_options_set_memory_limit(o, c->memory_limit);
     onr_session *s = NULL;
     onr_status st = onr_session_open(path, o, &s);
     onr_options_free(o);
@@ -1427,6 +1464,7 @@ static void run_case(const char *dir, const cli *c, int *pass, int *fail, int *s
     (void)skip;
     onr_options *o = onr_options_new();
     if (c->threads) onr_options_set_threads(o, c->threads);
+    onr_options_set_memory_limit(o, c->memory_limit);
     onr_session *s = NULL;
     onr_status rc = onr_session_open(path, o, &s);
     onr_options_free(o);

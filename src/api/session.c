@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ir/budget.h"
 #include "load/load.h"
 #include "plan/plan.h"
 
@@ -16,6 +17,7 @@ struct onr_options {
     int threads;
     int fuse;
     char *base_dir;
+    int64_t memory_limit; /* 0: the default; < 0: none */
 };
 
 /* One plan instance of the session's pool (see the header's "Threads"):
@@ -50,6 +52,7 @@ struct onr_session {
     _Atomic int profiling;
     double *prof_ms, *prof_start_ms; /* the last profiled run's, copied */
     size_t mem_arena, mem_act;       /* onr_session_plan_memory: the last run's layout */
+    onr_budget budget;  /* memory budget of the plans (every instance's) and their runs */
 };
 
 /* A caller's own run context (onr_run_new): an instance held until freed. */
@@ -89,6 +92,11 @@ void onr_options_set_base_dir(onr_options *o, const char *dir)
     if (!o) return;
     free(o->base_dir);
     o->base_dir = dir ? onr_strdup(dir) : NULL;
+}
+
+void onr_options_set_memory_limit(onr_options *o, int64_t bytes)
+{
+    if (o) o->memory_limit = bytes;
 }
 
 static int default_threads(void)
@@ -193,7 +201,9 @@ static onr_status finish_open(onr_session *s, const onr_options *opt)
     s->nthreads = opt && opt->threads > 0 ? opt->threads : default_threads();
     /* a count no machine has is a mistake: OpenMP would fail to make the threads */
     if (s->nthreads > ONR_MAX_THREADS) s->nthreads = ONR_MAX_THREADS;
-    onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1};
+    int64_t lim = opt ? opt->memory_limit : 0;
+    s->budget.limit = lim > 0 ? (uint64_t)lim : lim < 0 ? 0 : onr_budget_default();
+    onr_plan_opts po = {.nthreads = s->nthreads, .fuse = opt ? opt->fuse : 1, .budget = &s->budget};
     onr_status st = onr_plan_build(s->model, &po, &s->plan, &s->err);
     if (st) return st;
     onr_plan_memory(s->plan, &s->mem_arena, &s->mem_act);
@@ -662,6 +672,7 @@ static onr_tensor *take_output(onr_session *s, onr_inst *in, int i)
         }
         t->owns = 1;
         t->cap = r->cap;
+        onr_plan_output_released(s->plan, i); /* the caller's memory now */
         r->data = NULL;
         r->owns = 0;
         r->cap = 0;
@@ -871,6 +882,14 @@ onr_status onr_session_plan_memory(const onr_session *s, size_t *arena_bytes,
     *arena_bytes = s->mem_arena;
     *activation_bytes = s->mem_act;
     unlock(s);
+    return ONR_OK;
+}
+
+onr_status onr_session_memory(const onr_session *s, uint64_t *limit, uint64_t *in_use)
+{
+    if (!s || !limit || !in_use) return ONR_E_ARG;
+    *limit = s->budget.limit;
+    *in_use = atomic_load(&((onr_session *)s)->budget.used);
     return ONR_OK;
 }
 

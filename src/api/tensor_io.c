@@ -173,22 +173,24 @@ onr_status onr_tensor_write_pb(const onr_tensor *t, const char *name, const char
 {
     onr_err e = {0};
     if (!t || !path) return ONR_E_ARG;
-    uint8_t *b;
-    size_t len;
-    onr_status st = onr_save_value_pb(t, name, &b, &len, &e);
-    if (st) return to_msg(&e, st, msg, msglen);
+    if (!t->data && t->numel > 0 && !t->kind) { /* nothing to write: no file */
+        onr_seterr(&e, ONR_E_ARG, "tensor '%s' has no data", name ? name : "");
+        return to_msg(&e, ONR_E_ARG, msg, msglen);
+    }
     int fd = onr_create_regular(path, &e); /* no FIFO, device or symbolic link */
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         if (fd >= 0) close(fd);
-        free(b);
         if (!e.code) onr_seterr(&e, ONR_E_IO, "cannot create '%s': %s", path, strerror(errno));
         return to_msg(&e, ONR_E_IO, msg, msglen);
     }
-    int ok = fwrite(b, 1, len, f) == len;
-    ok &= fclose(f) == 0;
-    free(b);
-    if (!ok) {
+    /* streamed: a large output is not serialized into a second buffer */
+    onr_status st = onr_write_value_pb(t, name, f, &e);
+    int ok = fclose(f) == 0;
+    if (st || !ok) {
+        unlink(path); /* no truncated file that parses as a shorter tensor */
+        if (st == ONR_E_NOMEM || st == ONR_E_ARG) return to_msg(&e, st, msg, msglen);
+        memset(&e, 0, sizeof e);
         onr_seterr(&e, ONR_E_IO, "cannot write '%s'", path);
         return to_msg(&e, ONR_E_IO, msg, msglen);
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ir/budget.h"
 #include "plan/plan.h"
 
 static double now_ms(void)
@@ -50,10 +51,40 @@ static int bind_caller(const onr_plan *p, onr_tensor *t, const onr_tensor *dst, 
                           onr_fmt_dims(b2, sizeof b2, t->dims, t->rank));
     }
     if (t->owns) free(t->data);
+    if (p->held) { /* the owned buffer is gone */
+        int v = (int)(t - p->rt);
+        onr_budget_give(p->budget, p->held[v]);
+        p->held[v] = 0;
+    }
     t->data = dst->data;
     t->owns = 0;
     t->cap = 0;
     return ONR_OK;
+}
+
+/* An owned buffer for graph output t (value v), counted against the
+ * budget before it is allocated. */
+static int alloc_owned(onr_plan *p, onr_tensor *t, int v, int view, const onr_tensor *src,
+                       onr_err *err)
+{
+    uint64_t need = 0;
+    if (!t->kind && !(view && src->kind)) {
+        need = t->dtype == ONR_STRING ? (uint64_t)t->numel * sizeof(char *)
+                                      : ((uint64_t)onr_tensor_nbytes(t) + 63) & ~(uint64_t)63;
+        if (!need) need = 64;
+        if (t->dtype != ONR_STRING && t->owns && t->data && t->cap >= need) need = 0; /* reused */
+    }
+    const char *name = p->graph->values[v].name;
+    if (need && onr_budget_take_any(p->budget, name, need, need, err)) return ONR_E_NOMEM;
+    int st = view ? copy_view(t, src, err) : (int)onr_tensor_alloc(t, err);
+    if (!p->held || !need) return st;
+    if (st) {
+        onr_budget_give(p->budget, need);
+    } else {
+        onr_budget_give(p->budget, p->held[v]); /* the buffer it replaced */
+        p->held[v] = need;
+    }
+    return st;
 }
 
 /* Buffers for step i's outputs that the memory plan does not place. */
@@ -78,7 +109,7 @@ static int bind_outputs(onr_plan *p, onr_step *s, onr_err *err)
             if (!st && o == 0 && view && onr_tensor_nbytes(t))
                 memcpy(t->data, s->in[0]->data, onr_tensor_nbytes(t));
         } else if (mp->cls[v] == ONR_MEM_OWNED) {
-            st = o == 0 && view ? copy_view(t, s->in[0], err) : (int)onr_tensor_alloc(t, err);
+            st = alloc_owned(p, t, v, o == 0 && view, s->in[0], err);
         }
         if (st) return st;
     }
@@ -110,7 +141,14 @@ static int run_steps(onr_plan *p, onr_err *err)
         if (!st && i >= from) st = onr_memplan_place(mp, p->steps, i, p->rt, err);
         if (!st) st = bind_outputs(p, s, err);
         if (!st) st = onr_plan_reserve_scratch(p, s->scratch, err);
-        if (!st) st = onr_step_run(s, p->scratch, p->nthreads, err);
+        if (!st) {
+            /* what the kernel allocates counts as this value's */
+            int v0 = s->n_out > 0 && s->out[0] ? (int)(s->out[0] - p->rt) : -1;
+            onr_budget_run_name(v0 >= 0 ? p->graph->values[v0].name : s->node->name);
+            st = onr_step_run(s, p->scratch, p->nthreads, err);
+            onr_budget_run_name(NULL);
+            if (st) onr_budget_run_explain(err);
+        }
         if (i >= from) onr_memplan_release(mp, i);
         if (p->profiling) {
             p->prof_start_ms[i] = ts - t0;
@@ -134,5 +172,13 @@ onr_status onr_plan_run(onr_plan *p, onr_err *err)
         if (!p->prof_ms || !p->prof_start_ms)
             return onr_seterr(err, ONR_E_NOMEM, "out of memory for profiling");
     }
-    return (onr_status)run_steps(p, err);
+    /* a top-level run counts what its kernels allocate (a subgraph's run
+     * shares the enclosing scope) */
+    onr_budget_run scope;
+    int top = onr_budget_run_begin(&scope, p->budget);
+    const char *outer = onr_budget_run_name(NULL);
+    onr_status st = (onr_status)run_steps(p, err);
+    onr_budget_run_name(outer);
+    if (top) onr_budget_run_end(&scope);
+    return st;
 }

@@ -2,6 +2,7 @@
  * ir.c - tensors, attributes, graphs and errors of the internal representation.
  */
 #include "ir/ir.h"
+#include "ir/budget.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -171,6 +172,7 @@ onr_status onr_value_container(onr_tensor *t, int kind, onr_dtype elem, int64_t 
     }
     if (n < 0 || (uint64_t)n > onr_max_tensor_bytes() / sizeof(onr_tensor *))
         return onr_seterr(err, ONR_E_NOMEM, "a sequence of %lld values is too long", (long long)n);
+    if (onr_budget_run_take(((uint64_t)n + 1) * sizeof(onr_tensor *), err)) return ONR_E_NOMEM;
     t->data = calloc((size_t)n + 1, sizeof(onr_tensor *));
     if (!t->data) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
     t->kind = (uint8_t)kind;
@@ -322,11 +324,16 @@ onr_status onr_map_alloc(onr_tensor *t, onr_dtype key, onr_dtype val, int64_t n,
     return st;
 }
 
+/* A string tensor's owned strings. Counted by its slot array's capacity
+ * when known (cap: the bytes of the slots onr_tensor_alloc/onr_out_grow
+ * made, unused ones NULL), not by numel: a reshape may have changed numel
+ * before the strings made under the old shape are freed. */
 static void free_strings(onr_tensor *t)
 {
     if (t->dtype == ONR_STRING && t->owns && t->data) {
         char **s = t->data;
-        for (int64_t i = 0; i < t->numel; i++) free(s[i]);
+        int64_t n = t->cap >= sizeof(char *) ? (int64_t)(t->cap / sizeof(char *)) : t->numel;
+        for (int64_t i = 0; i < n; i++) free(s[i]);
     }
 }
 
@@ -347,6 +354,10 @@ onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err)
             free_strings(t);
             free(t->data);
         }
+        if (onr_budget_run_take(need, err)) {
+            t->data = NULL, t->owns = 0, t->cap = 0;
+            return ONR_E_NOMEM;
+        }
         t->data = calloc(t->numel ? (size_t)t->numel : 1, sizeof(char *));
         t->cap = need;
         t->owns = 1;
@@ -365,6 +376,7 @@ onr_status onr_tensor_alloc(onr_tensor *t, onr_err *err)
     /* 64-byte aligned, padded to a multiple of 64 so SIMD tails may be safe */
     size_t alloc = (need + 63) & ~(size_t)63;
     if (alloc == 0) alloc = 64;
+    if (onr_budget_run_take(alloc, err)) return ONR_E_NOMEM; /* sized by a kernel's run */
     void *p = onr_alloc_aligned(alloc);
     if (!p) return onr_seterr(err, ONR_E_NOMEM, "out of memory allocating %zu bytes", need);
     t->data = p;
@@ -605,6 +617,7 @@ int onr_str_assign(char **slot, const char *s)
 
 char *onr_strndup(const char *s, size_t n)
 {
+    if (onr_budget_run_take((uint64_t)n + 1, NULL)) return NULL; /* a kernel's string */
     char *d = malloc(n + 1);
     if (!d) return NULL;
     if (n) memcpy(d, s, n);

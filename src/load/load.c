@@ -665,7 +665,10 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         onr_err_prefix(L->err, "tensor '%s': ", tname(tp));
         return st;
     }
-    t->name = onr_strdup(tname(tp));
+    if (!(t->name = onr_strdup(tname(tp)))) {
+        free(t);
+        return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+    }
     /* 4- and 2-bit types are stored packed (raw_data, external data, and
      * int32_data with one packed byte per value): read those bytes as a
      * uint8 vector, then unpack to one byte per element */
@@ -927,7 +930,8 @@ static int load_value_type(loader *L, const Onnx__ValueInfoProto *vi, onr_value 
             v->dims[d] = dim->dim_value;
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
                    dim->dim_param) {
-            v->dim_names[d] = onr_strdup(dim->dim_param);
+            if (!(v->dim_names[d] = onr_strdup(dim->dim_param)))
+                return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         }
     }
     if (v->dtype != ONR_UNDEFINED) {
@@ -1274,6 +1278,10 @@ static int load_graph(loader *L, Onnx__GraphProto *gp, onr_graph *parent, const 
     vmap map = {.g = g, .outer = outer};
     int st = ONR_OK;
     char *gname = g->name;
+    if (!gname) {
+        st = onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
+        goto fail;
+    }
 
     if (gp->n_sparse_initializer) {
         st = onr_seterr(L->err, ONR_E_UNSUPPORTED, "sparse initializers are not supported");
@@ -1469,7 +1477,8 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
         for (int k = 0; k < m->n_opsets; k++)
             if (strcmp(m->opsets[k].domain, d) == 0)
                 return onr_seterr(L->err, ONR_E_MODEL, "domain '%s' is imported twice", d);
-        m->opsets[m->n_opsets].domain = onr_strdup(d);
+        if (!(m->opsets[m->n_opsets].domain = onr_strdup(d)))
+            return onr_seterr(L->err, ONR_E_NOMEM, "out of memory");
         m->opsets[m->n_opsets++].version = op->version;
     }
     if (!mp->graph) return onr_seterr(L->err, ONR_E_MODEL, "the model has no graph");
@@ -1485,6 +1494,26 @@ static int load_model(loader *L, Onnx__ModelProto *mp)
  * that file (tensors may point into it; its pages may be dropped); when a
  * tensor does, the mapping is added to the model's maps and *kept is set,
  * else the caller still owns it. */
+/* protobuf-c's allocator, through malloc/free as onnx-run calls them:
+ * a failed allocation is recorded, so "out of memory" is not reported as
+ * a corrupt file (and the allocation-failure test reaches these calls). */
+typedef struct pb_alloc_state {
+    int failed;
+} pb_alloc_state;
+
+static void *pb_alloc(void *data, size_t size)
+{
+    void *p = malloc(size);
+    if (!p) ((pb_alloc_state *)data)->failed = 1;
+    return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
 static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_dir,
                              const struct onr_map *map, int *kept, onr_model **out, onr_err *err)
 {
@@ -1507,9 +1536,17 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     size_t slen = 0;
     int st = strip_model(&L, buf, len, &stripped, &slen);
     if (st) return st;
-    Onnx__ModelProto *mp = stripped ? onnx__model_proto__unpack(NULL, slen, stripped)
-                                    : onnx__model_proto__unpack(NULL, len, buf);
+    /* protobuf-c allocates through onnx-run's allocator calls, so that an
+     * allocation failure is told apart from bad bytes */
+    pb_alloc_state pa = {0};
+    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &pa};
+    Onnx__ModelProto *mp = stripped ? onnx__model_proto__unpack(&alloc, slen, stripped)
+                                    : onnx__model_proto__unpack(&alloc, len, buf);
     free(stripped);
+    if (!mp && pa.failed) {
+        free(L.recs);
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory unpacking the model (%zu bytes)", len);
+    }
     if (!mp) {
         free(L.recs);
         return onr_seterr(err, ONR_E_MODEL,
@@ -1520,7 +1557,7 @@ static onr_status load_bytes(const uint8_t *buf, size_t len, const char *base_di
     onr_model *m = calloc(1, sizeof *m);
     L.model = m;
     st = m ? load_model(&L, mp) : (int)onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    onnx__model_proto__free_unpacked(mp, NULL);
+    onnx__model_proto__free_unpacked(mp, &alloc);
     free(L.recs);
     if (!st && map && L.main_refs) { /* weights point into the mapping: the model keeps it */
         struct onr_map *nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *nm);
@@ -1609,8 +1646,11 @@ onr_status onr_load_tensor_pb(const void *buf, size_t len, onr_tensor **out, onr
     return st;
 }
 
-onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
-                              onr_err *err)
+/* The TensorProto of t (strs and packed: buffers it points into, for the
+ * caller to free after packing). */
+static onr_status tensor_proto_of(const onr_tensor *t, const char *name, Onnx__TensorProto *out,
+                                  ProtobufCBinaryData **strs_out, uint8_t **packed_out,
+                                  onr_err *err)
 {
     if (!t->data && t->numel > 0)
         return onr_seterr(err, ONR_E_ARG, "tensor '%s' has no data (released)",
@@ -1646,6 +1686,20 @@ onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **o
         tp.raw_data.len = onr_tensor_nbytes(t);
         tp.raw_data.data = t->data;
     }
+    *out = tp;
+    *strs_out = strs;
+    *packed_out = packed;
+    return ONR_OK;
+}
+
+onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
+                              onr_err *err)
+{
+    Onnx__TensorProto tp;
+    ProtobufCBinaryData *strs = NULL;
+    uint8_t *packed = NULL;
+    onr_status st = tensor_proto_of(t, name, &tp, &strs, &packed, err);
+    if (st) return st;
     size_t n = onnx__tensor_proto__get_packed_size(&tp);
     uint8_t *b = malloc(n ? n : 1);
     if (!b) {
@@ -2054,4 +2108,41 @@ onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **ou
     *out = w.b ? w.b : malloc(1);
     *len = w.n;
     return *out ? ONR_OK : onr_seterr(err, ONR_E_NOMEM, "out of memory");
+}
+
+/* A ProtobufCBuffer that appends to a FILE (raw data goes straight from
+ * the tensor to the file: no serialized copy of a large output). */
+typedef struct file_buf {
+    ProtobufCBuffer base;
+    FILE *f;
+    int bad;
+} file_buf;
+
+static void file_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    file_buf *fb = (file_buf *)b;
+    if (!fb->bad && len && fwrite(data, 1, len, fb->f) != len) fb->bad = 1;
+}
+
+onr_status onr_write_value_pb(const onr_tensor *t, const char *name, FILE *f, onr_err *err)
+{
+    if (t->kind) { /* containers: serialized in memory first */
+        uint8_t *b;
+        size_t len;
+        onr_status st = onr_save_value_pb(t, name, &b, &len, err);
+        if (st) return st;
+        int ok = fwrite(b, 1, len, f) == len;
+        free(b);
+        return ok ? ONR_OK : onr_seterr(err, ONR_E_IO, "write failed");
+    }
+    Onnx__TensorProto tp;
+    ProtobufCBinaryData *strs = NULL;
+    uint8_t *packed = NULL;
+    onr_status st = tensor_proto_of(t, name, &tp, &strs, &packed, err);
+    if (st) return st;
+    file_buf fb = {.base = {.append = file_append}, .f = f};
+    onnx__tensor_proto__pack_to_buffer(&tp, &fb.base);
+    free(strs);
+    free(packed);
+    return fb.bad ? onr_seterr(err, ONR_E_IO, "write failed") : ONR_OK;
 }

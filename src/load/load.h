@@ -5,6 +5,8 @@
 #ifndef ONR_LOAD_H
 #define ONR_LOAD_H
 
+#include <stdio.h>
+
 #include "ir/ir.h"
 
 /* Parse a model file. External data is resolved against the file's directory. */
@@ -24,6 +26,9 @@ onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor *
 /* t serialized as the message of its kind (see onr_load_value_pb). */
 onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                              onr_err *err);
+/* Write t as onr_save_value_pb would serialize it, streaming a tensor's
+ * data to f without a serialized copy in memory. */
+onr_status onr_write_value_pb(const onr_tensor *t, const char *name, FILE *f, onr_err *err);
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ir/budget.h"
 
 int onr_set_out(onr_kctx *ctx, int i, onr_dtype dt, int rank, const int64_t *dims)
 {
@@ -222,6 +223,7 @@ int onr_out_grow(const onr_kctx *ctx, int i, size_t bytes, size_t keep)
     if (cap < bytes) cap = bytes;
     cap = (cap + 63) & ~(size_t)63;
     if (!cap) cap = 64;
+    if (onr_budget_run_take(cap, ctx->err)) return ONR_E_NOMEM;
     void *p = onr_alloc_aligned(cap);
     if (!p) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory for %zu bytes", cap);
     if (keep > t->cap) keep = t->cap;

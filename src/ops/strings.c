@@ -632,6 +632,8 @@ static int rx_create(onr_create_ctx *c, void *params)
     int icase;
     const char *why = "";
     char *ere = re2_to_ere(a->s, &icase, &why);
+    if (!ere && strcmp(why, "out of memory") == 0)
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory translating pattern '%s'", a->s);
     if (!ere)
         return onr_seterr(c->err, ONR_E_UNSUPPORTED, "pattern '%s' uses %s (onnx-run runs RE2 "
                           "patterns on POSIX extended regular expressions)", a->s, why);
@@ -642,7 +644,7 @@ static int rx_create(onr_create_ctx *c, void *params)
     if (rc) {
         char msg[256];
         regerror(rc, &p->re, msg, sizeof msg);
-        int st = onr_seterr(c->err, ONR_E_MODEL, "pattern '%s' (as POSIX '%s') does not compile: %s",
+        int st = onr_seterr(c->err, rc == REG_ESPACE ? ONR_E_NOMEM : ONR_E_MODEL, "pattern '%s' (as POSIX '%s') does not compile: %s",
                             a->s, ere, msg);
         free(ere);
         return st;

@@ -54,7 +54,16 @@ onr_status onr_plan_instance(const onr_plan *t, onr_plan **out, onr_err *err)
         if ((st = onr_step_create_like(s, ts, p->nthreads, err))) onr_err_node(err, s->node);
     }
     if (st) goto fail;
+    if (t->budget) { /* the session's budget counts every instance's arena and outputs;
+                      * the weights are the template's, counted once */
+        p->budget = t->budget;
+        if (!(p->held = calloc((size_t)g->n_values + 1, sizeof *p->held))) {
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     if ((st = onr_memplan_init(&p->mem, g, p->steps, p->n_steps, p->rt, err))) goto fail;
+    p->mem.budget = p->budget;
     if ((st = onr_plan_prepare_static(p, known, err))) goto fail;
     free(known);
     *out = p;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/budget.h"
+
 #define ALIGN 64
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
@@ -19,6 +21,7 @@ onr_status onr_memplan_init(onr_memplan *mp, const onr_graph *g, onr_step *steps
     int nv = g->n_values;
     mp->n_values = nv;
     mp->n_steps = n_steps;
+    mp->g = g;
     size_t n1 = (size_t)nv + 1;
     mp->cls = calloc(n1, 1);
     mp->inplace = calloc(n1, 1);
@@ -80,6 +83,7 @@ void onr_memplan_free(onr_memplan *mp)
     free(mp->cls), free(mp->inplace), free(mp->first), free(mp->vlast), free(mp->root);
     free(mp->blk_last), free(mp->off), free(mp->size), free(mp->live);
     free(mp->arena);
+    onr_budget_give(mp->budget, mp->arena_cap);
     memset(mp, 0, sizeof *mp);
 }
 
@@ -136,16 +140,26 @@ static void repoint(onr_memplan *mp, onr_tensor *rt, int upto_step)
     }
 }
 
-static onr_status grow(onr_memplan *mp, size_t need, onr_tensor *rt, int step, onr_err *err)
+/* Grow the arena to hold `need` bytes for value y (-1: a reservation),
+ * counted against the budget before allocating. */
+static onr_status grow(onr_memplan *mp, size_t need, onr_tensor *rt, int step, int y,
+                       onr_err *err)
 {
+    if (mp->dry) return ONR_OK;
     size_t cap = mp->arena_cap + mp->arena_cap / 2;
-    if (cap < need) cap = need;
+    if (cap < need || !onr_budget_fits(mp->budget, round_up(cap))) cap = need;
     cap = round_up(cap);
+    const char *name = y >= 0 && mp->g ? mp->g->values[y].name : NULL;
+    onr_status st = onr_budget_take_any(mp->budget, name, y >= 0 ? mp->size[y] : cap, cap, err);
+    if (st) return st;
     void *p = onr_alloc_aligned(cap); /* ALIGN (64) or more */
-    if (!p)
+    if (!p) {
+        onr_budget_give(mp->budget, cap);
         return onr_seterr(err, ONR_E_NOMEM, "out of memory for a %zu-byte activation arena", cap);
+    }
     if (mp->arena) memcpy(p, mp->arena, mp->arena_cap);
     free(mp->arena);
+    onr_budget_give(mp->budget, mp->arena_cap);
     mp->arena = p;
     mp->arena_cap = cap;
     repoint(mp, rt, step);
@@ -209,7 +223,7 @@ onr_status onr_memplan_place(onr_memplan *mp, onr_step *steps, int i, onr_tensor
             size_t end = mp->off[y] + bytes;
             if (end > mp->arena_peak) mp->arena_peak = end;
             if (end > mp->arena_cap) {
-                onr_status st = grow(mp, end, rt, i, err);
+                onr_status st = grow(mp, end, rt, i, y, err);
                 if (st) return st;
             }
         }
@@ -218,6 +232,11 @@ onr_status onr_memplan_place(onr_memplan *mp, onr_step *steps, int i, onr_tensor
         rt[y].cap = 0;
     }
     return ONR_OK;
+}
+
+onr_status onr_memplan_reserve(onr_memplan *mp, size_t bytes, onr_tensor *rt, onr_err *err)
+{
+    return bytes > mp->arena_cap ? grow(mp, bytes, rt, -1, -1, err) : ONR_OK;
 }
 
 void onr_memplan_release(onr_memplan *mp, int i)

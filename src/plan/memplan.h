@@ -40,6 +40,11 @@ typedef struct onr_memplan {
     size_t arena_peak; /* bytes the current layout needs */
     size_t total_bytes; /* sum of every arena value's size at the current layout */
     int valid;         /* offsets match the current shapes */
+    /* the memory budget the arena counts against (NULL: a subgraph's plan,
+     * counted against the enclosing run), and value names for its messages */
+    struct onr_budget *budget;
+    const onr_graph *g;
+    int dry; /* lay out without memory: offsets and arena_peak only */
 } onr_memplan;
 
 /* Classes and lifetimes from the steps (rt: the plan's runtime tensors, one
@@ -54,6 +59,9 @@ void onr_memplan_restart(onr_memplan *mp, int i);
  * arena; grows the arena (moving the live blocks) when needed. */
 onr_status onr_memplan_place(onr_memplan *mp, onr_step *steps, int i, onr_tensor *rt,
                              onr_err *err);
+/* Make the arena at least `bytes` now (one allocation before a layout
+ * whose peak a dry layout measured). */
+onr_status onr_memplan_reserve(onr_memplan *mp, size_t bytes, onr_tensor *rt, onr_err *err);
 /* Release the blocks whose last reader is step i. */
 void onr_memplan_release(onr_memplan *mp, int i);
 

@@ -120,6 +120,21 @@ static int visit(onr_edit *e, int i, uint8_t *known, fold_ws *ws, int nthreads, 
         onr_err_node(err, n);
         return st;
     }
+    /* a string output's payload: at most its inputs' longest strings put
+     * together, plus a number's text, per element (copies of one long
+     * string would otherwise pass the folding limit unseen) */
+    size_t per_str = 32;
+    for (int k = 0; k < n->n_in; k++) {
+        const onr_tensor *t = ws->in[k];
+        if (!t || t->kind || t->dtype != ONR_STRING || !t->data) continue;
+        size_t longest = 0;
+        for (int64_t j = 0; j < t->numel; j++) {
+            const char *str = ((char *const *)t->data)[j];
+            size_t l = str ? strlen(str) : 0;
+            if (l > longest) longest = l;
+        }
+        per_str += longest;
+    }
     size_t bytes = 0;
     for (int o = 0; o < n->n_out; o++) {
         if (!ws->out[o]) continue;
@@ -129,6 +144,10 @@ static int visit(onr_edit *e, int i, uint8_t *known, fold_ws *ws, int nthreads, 
         memcpy(v->dims, ws->out[o]->dims, sizeof(int64_t) * (size_t)v->rank);
         known[n->outputs[o]] = 1;
         bytes += (size_t)ws->out[o]->numel * (onr_dtype_size(ws->out[o]->dtype) + 1);
+        if (ws->out[o]->dtype == ONR_STRING)
+            bytes = (size_t)ws->out[o]->numel > (SIZE_MAX - bytes) / per_str
+                        ? SIZE_MAX
+                        : bytes + (size_t)ws->out[o]->numel * per_str;
     }
     int shape_only = !*n->domain &&
                      (strcmp(n->op_type, "Shape") == 0 || strcmp(n->op_type, "Size") == 0);

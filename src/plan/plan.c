@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/budget.h"
 #include "plan/passes.h"
 
 /* Unknown (domain, op type) pairs seen so far, so each is listed once: a
@@ -190,11 +191,85 @@ onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err)
     if (bytes <= p->scratch_cap) return ONR_OK;
     size_t sz = (bytes + 63) & ~(size_t)63;
     void *s = NULL;
-    if (posix_memalign(&s, 64, sz) != 0)
+    onr_status st = onr_budget_take_any(p->budget, NULL, sz, sz, err);
+    if (st) return st;
+    if (posix_memalign(&s, 64, sz) != 0) {
+        onr_budget_give(p->budget, sz);
         return onr_seterr(err, ONR_E_NOMEM, "out of memory for %zu bytes of scratch", sz);
+    }
     free(p->scratch);
+    onr_budget_give(p->budget, p->scratch_cap);
     p->scratch = s;
     p->scratch_cap = sz;
+    return ONR_OK;
+}
+
+/* Bytes of the owned buffer a value of t's shape gets (onr_tensor_alloc). */
+static uint64_t owned_bytes(const onr_tensor *t)
+{
+    if (t->kind) return 0;
+    if (t->dtype == ONR_STRING) return (uint64_t)t->numel * sizeof(char *);
+    uint64_t n = ((uint64_t)onr_tensor_nbytes(t) + 63) & ~(uint64_t)63;
+    return n ? n : 64;
+}
+
+/* With static shapes, before anything is allocated: a layout without
+ * memory (the arena's peak) and the owned outputs' bytes, step by step,
+ * against the budget; the first value that would pass it is named. Then
+ * the arena is allocated once at its peak. */
+static int check_budget(onr_plan *p, onr_err *err)
+{
+    onr_memplan *mp = &p->mem;
+    const onr_graph *g = p->graph;
+    uint64_t owned = 0;
+    int st = ONR_OK;
+    mp->dry = 1;
+    onr_memplan_restart(mp, 0);
+    for (int i = 0; i < p->n_steps && !st; i++) {
+        onr_step *s = &p->steps[i];
+        size_t before = mp->arena_peak;
+        if ((st = onr_memplan_place(mp, p->steps, i, p->rt, err))) break;
+        for (int o = 0; o < s->n_out && !st; o++) {
+            if (!s->out[o]) continue;
+            int v = (int)(s->out[o] - p->rt);
+            if (mp->cls[v] == ONR_MEM_OWNED) {
+                uint64_t b = owned_bytes(s->out[o]);
+                st = onr_budget_check(p->budget, g->values[v].name, b, mp->arena_peak + owned, err);
+                owned += b;
+            } else if (mp->cls[v] == ONR_MEM_ARENA && mp->arena_peak > before && !mp->inplace[v]) {
+                /* the arena grows to its new peak for v */
+                uint64_t b = mp->size[v], grow = mp->arena_peak > mp->arena_cap
+                                                     ? mp->arena_peak - mp->arena_cap : 0;
+                st = onr_budget_check(p->budget, g->values[v].name, b,
+                                      (grow > b ? grow - b : 0) + owned, err);
+                before = mp->arena_peak;
+            }
+        }
+        onr_memplan_release(mp, i);
+    }
+    mp->dry = 0;
+    if (!st) st = onr_memplan_reserve(mp, mp->arena_peak, p->rt, err);
+    return st;
+}
+
+/* Take the weights the model holds in memory (copied out of the file, or
+ * folded) from the budget, each by name. */
+static int take_weights(onr_plan *p, onr_err *err)
+{
+    const onr_graph *g = p->graph;
+    for (int v = 0; v < g->n_values; v++) {
+        const onr_tensor *t = g->values[v].konst;
+        if (!t || !t->owns || !t->data || t->kind) continue;
+        uint64_t b = onr_tensor_nbytes(t);
+        if (t->dtype == ONR_STRING) {
+            b = (uint64_t)t->numel * sizeof(char *);
+            for (int64_t k = 0; k < t->numel; k++)
+                b += ((char **)t->data)[k] ? strlen(((char **)t->data)[k]) + 1 : 0;
+        }
+        int st = onr_budget_take(p->budget, g->values[v].name, b, b, err);
+        if (st) return st;
+        p->weights_held += b;
+    }
     return ONR_OK;
 }
 
@@ -233,6 +308,7 @@ int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
     }
     int st = onr_plan_reserve_scratch(p, scratch, err);
     if (st || !all) return st;
+    if ((st = check_budget(p, err))) return st;
     onr_memplan_restart(&p->mem, 0);
     for (int i = 0; i < p->n_steps; i++) {
         if ((st = onr_memplan_place(&p->mem, p->steps, i, p->rt, err))) return st;
@@ -284,6 +360,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     p->cancel = &p->cancel_flag;
     p->nthreads = o && o->nthreads > 0 ? o->nthreads : 1;
     p->no_fuse = o && !o->fuse;
+    p->budget = o && !sub ? o->budget : NULL;
     int st = onr_edit_open(src, &p->edit, err);
     if (st) goto fail;
     p->graph = p->edit->g;
@@ -316,7 +393,15 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     }
     release_free(&rel);
     if (st) goto fail;
+    if (p->budget) {
+        if (!(p->held = calloc((size_t)g->n_values + 1, sizeof *p->held))) {
+            st = onr_seterr(err, ONR_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((st = take_weights(p, err))) goto fail;
+    }
     if ((st = onr_memplan_init(&p->mem, g, p->steps, p->n_steps, p->rt, err))) goto fail;
+    p->mem.budget = p->budget;
     if ((st = onr_plan_prepare_static(p, known, err))) goto fail;
     free(known);
     *out = p;
@@ -373,9 +458,23 @@ void onr_plan_free(onr_plan *p)
     free(p->rt);
     onr_memplan_free(&p->mem);
     free(p->scratch);
+    if (p->budget) {
+        uint64_t held = p->weights_held + p->scratch_cap;
+        for (int v = 0; p->held && v < p->graph->n_values; v++) held += p->held[v];
+        onr_budget_give(p->budget, held);
+    }
+    free(p->held);
     free(p->outer_v);
     if (!p->tmpl) onr_edit_free(p->edit); /* an instance shares its template's */
     free(p);
+}
+
+void onr_plan_output_released(onr_plan *p, int i)
+{
+    int v = p->graph->outputs[i];
+    if (!p->held || !p->held[v]) return;
+    onr_budget_give(p->budget, p->held[v]);
+    p->held[v] = 0;
 }
 
 int onr_plan_step_count(const onr_plan *p) { return p->n_steps; }

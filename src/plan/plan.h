@@ -41,11 +41,21 @@ typedef struct onr_plan {
     /* an instance (onr_plan_instance): the plan whose graph, constants and
      * packed weights it shares, and which must outlive it; NULL otherwise */
     const struct onr_plan *tmpl;
+    /* the session's memory budget (NULL: none; a subgraph's plan counts
+     * against the enclosing run's), and per value the bytes of its owned
+     * buffer taken from it (graph outputs), plus the weights' bytes */
+    struct onr_budget *budget;
+    uint64_t *held;
+    uint64_t weights_held;
 } onr_plan;
 
 typedef struct onr_plan_opts {
     int nthreads;
     int fuse; /* run the fusion passes */
+    /* memory budget (may be NULL): the weights, arena, scratch and owned
+     * buffers count against it; with static shapes the whole layout is
+     * checked before anything is allocated (src/ir/budget.h) */
+    struct onr_budget *budget;
 } onr_plan_opts;
 
 /* Copy the graph, resolve ops (all unsupported ones reported at once), run
@@ -100,6 +110,10 @@ onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err);
 
 /* Run every step (src/exec/run.c). Graph inputs must be bound first. */
 onr_status onr_plan_run(onr_plan *p, onr_err *err);
+
+/* Graph output i's owned buffer changed hands (the session gave it to the
+ * caller): it no longer counts against the plan's budget. */
+void onr_plan_output_released(onr_plan *p, int i);
 
 /* Plan facts for the API and tools. */
 int onr_plan_step_count(const onr_plan *p);
