@@ -23,6 +23,9 @@ onr_status onr_load_value_pb(const void *buf, size_t len, int kind, onr_tensor *
 /* t serialized as the message of its kind (see onr_load_value_pb). */
 onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                              onr_err *err);
+/* Parse a NumPy .npy file held in memory (src/api/tensor_io.c; the fuzz
+ * harness tests/fuzz/fuzz_npy.c calls it directly). */
+onr_status onr_parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *err);
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err);
 
