@@ -28,6 +28,7 @@ if(ONR_PYTHON)
   set(ONR_PYTHON_DIR ${CMAKE_BINARY_DIR}/python)
   Python3_add_library(onnxrun_python MODULE WITH_SOABI ${CMAKE_CURRENT_LIST_DIR}/_onnxrun.c)
   target_link_libraries(onnxrun_python PRIVATE onnxrun_shared Python3::NumPy)
+  target_link_options(onnxrun_python PRIVATE ${ONR_SAN_SHARED_LINK})
   file(RELATIVE_PATH _onr_py_rpath /${ONR_PYTHON_INSTALL_DIR}/onnxrun /${CMAKE_INSTALL_LIBDIR})
   set_target_properties(onnxrun_python PROPERTIES OUTPUT_NAME _onnxrun
     LIBRARY_OUTPUT_DIRECTORY ${ONR_PYTHON_DIR}/onnxrun

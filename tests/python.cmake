@@ -18,9 +18,7 @@ if(ONR_PYTHON)
   set(_onr_py_env "PYTHONPATH=${CMAKE_BINARY_DIR}/python" "ONR_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     "ONR_CLI=$<TARGET_FILE:onnx-run>" "PYTHONDONTWRITEBYTECODE=1")
   if(ONR_SANITIZE)
-    execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
-      OUTPUT_VARIABLE _onr_asan OUTPUT_STRIP_TRAILING_WHITESPACE)
-    list(APPEND _onr_py_env "LD_PRELOAD=${_onr_asan}"
+    list(APPEND _onr_py_env "LD_PRELOAD=${ONR_ASAN_LIB}"
       "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1")
   endif()
   set(_onr_pytest ${Python3_EXECUTABLE} -m pytest -q -p no:cacheprovider)

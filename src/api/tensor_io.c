@@ -69,7 +69,7 @@ static const struct {
     {"V1", ONR_UINT8},
 };
 
-static int parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *e)
+onr_status onr_parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *e)
 {
     if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
         return onr_seterr(e, ONR_E_MODEL, "not a .npy file");
@@ -161,7 +161,7 @@ onr_status onr_tensor_read_file(const char *path, onr_tensor **out, char *msg, s
     size_t len = 0;
     onr_status st = read_whole(path, &b, &len, &e);
     if (st) return to_msg(&e, st, msg, msglen);
-    if (len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) st = parse_npy(b, len, out, &e);
+    if (len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) st = onr_parse_npy(b, len, out, &e);
     else st = onr_load_tensor_pb(b, len, out, &e);
     free(b);
     if (st) onr_err_prefix(&e, "%s: ", path);

@@ -154,10 +154,16 @@ int onr_step_reshape(onr_step *s, int nthreads, int *changed, onr_err *err)
 
 onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
 {
+    /* A step that asked for no scratch still gets a valid pointer: kernels
+     * carve scratch by sizes that may all be 0 (an empty batch), and
+     * NULL + 0 is undefined in C (clang's UBSan reports it). Nothing is
+     * ever written to it. */
+    static _Alignas(64) unsigned char no_scratch[64];
     const onr_op_impl *impl = s->op->impl;
     if (!impl->run) return ONR_OK; /* a view: the executor aliased the buffer */
     onr_kctx ctx = {.params = s->params, .opset = s->opset, .n_in = s->n_in, .in = s->in,
-                    .n_out = s->n_out, .out = s->out, .scratch = s->scratch ? scratch : NULL,
+                    .n_out = s->n_out, .out = s->out,
+                    .scratch = s->scratch ? scratch : no_scratch,
                     .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
                     .cancel = s->cancel};
     return (onr_status)impl->run(&ctx);

@@ -514,7 +514,10 @@ onr_tensor *onr_tensor_wrap(onr_dtype dt, int rank, const int64_t *dims, void *d
         free(t);
         return NULL;
     }
-    t->data = data;
+    /* an empty tensor may come without data; kernels still do pointer
+     * arithmetic and memcpy of 0 bytes on it, undefined on NULL */
+    static _Alignas(64) unsigned char no_data[64];
+    t->data = data ? data : no_data;
     return t;
 }
 

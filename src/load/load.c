@@ -546,6 +546,8 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
                           "tensor '%s': external data [%lld, +%zu) lies beyond the end of '%s' "
                           "(%zu bytes)",
                           tname(tp), (long long)offset, need, loc, flen);
+    if (!base) /* an empty file maps nothing: only an empty tensor gets here */
+        return onr_tensor_alloc(t, L->err);
     const uint8_t *src = base + offset;
     size_t esz = onr_dtype_size(t->dtype);
     if (esz && ((uintptr_t)src % esz) == 0) {

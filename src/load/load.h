@@ -29,6 +29,9 @@ onr_status onr_save_value_pb(const onr_tensor *t, const char *name, uint8_t **ou
 /* Write t as onr_save_value_pb would serialize it, streaming a tensor's
  * data to f without a serialized copy in memory. */
 onr_status onr_write_value_pb(const onr_tensor *t, const char *name, FILE *f, onr_err *err);
+/* Parse a NumPy .npy file held in memory (src/api/tensor_io.c; the fuzz
+ * harness tests/fuzz/fuzz_npy.c calls it directly). */
+onr_status onr_parse_npy(const uint8_t *b, size_t len, onr_tensor **out, onr_err *err);
 onr_status onr_save_tensor_pb(const onr_tensor *t, const char *name, uint8_t **out, size_t *len,
                               onr_err *err);
 

@@ -139,6 +139,21 @@ double onr_load_f64(onr_dtype dt, const void *p, int64_t i)
 
 double onr_get_f64(const onr_tensor *t, int64_t i) { return onr_load_f64(t->dtype, t->data, i); }
 
+int64_t onr_f64_to_i64_sat(double v, int64_t lo, int64_t hi)
+{
+    if (v != v) return 0;
+    if (v <= (double)lo) return lo;
+    if (v >= (double)hi) return hi; /* (double)INT64_MAX rounds up to 2^63: still exact */
+    return (int64_t)v;
+}
+
+uint64_t onr_f64_to_u64_sat(double v, uint64_t hi)
+{
+    if (!(v > 0)) return 0; /* NaN too */
+    if (v >= (double)hi) return hi;
+    return (uint64_t)v;
+}
+
 void onr_set_f64(onr_tensor *t, int64_t i, double v)
 {
     void *p = t->data;
@@ -147,14 +162,16 @@ void onr_set_f64(onr_tensor *t, int64_t i, double v)
     case ONR_DOUBLE: ((double *)p)[i] = v; break;
     case ONR_FLOAT16: ((uint16_t *)p)[i] = onr_float_to_half((float)v); break;
     case ONR_BFLOAT16: ((uint16_t *)p)[i] = onr_float_to_bf16((float)v); break;
-    case ONR_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case ONR_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
-    case ONR_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case ONR_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
-    case ONR_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case ONR_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
-    case ONR_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+    /* integers: truncated and clamped to the type (NaN gives 0); a plain
+     * conversion of an out-of-range value (inf, 1e30) is undefined */
+    case ONR_INT8: ((int8_t *)p)[i] = (int8_t)onr_f64_to_i64_sat(v, INT8_MIN, INT8_MAX); break;
+    case ONR_INT16: ((int16_t *)p)[i] = (int16_t)onr_f64_to_i64_sat(v, INT16_MIN, INT16_MAX); break;
+    case ONR_INT32: ((int32_t *)p)[i] = (int32_t)onr_f64_to_i64_sat(v, INT32_MIN, INT32_MAX); break;
+    case ONR_INT64: ((int64_t *)p)[i] = onr_f64_to_i64_sat(v, INT64_MIN, INT64_MAX); break;
+    case ONR_UINT8: ((uint8_t *)p)[i] = (uint8_t)onr_f64_to_u64_sat(v, UINT8_MAX); break;
+    case ONR_UINT16: ((uint16_t *)p)[i] = (uint16_t)onr_f64_to_u64_sat(v, UINT16_MAX); break;
+    case ONR_UINT32: ((uint32_t *)p)[i] = (uint32_t)onr_f64_to_u64_sat(v, UINT32_MAX); break;
+    case ONR_UINT64: ((uint64_t *)p)[i] = onr_f64_to_u64_sat(v, UINT64_MAX); break;
     case ONR_BOOL: ((uint8_t *)p)[i] = v != 0; break;
     default:
         if (onr_dtype_is_lowp(t->dtype)) ((uint8_t *)p)[i] = onr_f64_to_lowp(t->dtype, v, 1);

@@ -68,7 +68,7 @@ typedef struct onr_kctx {
     onr_tensor *const *in; /* in[i] == NULL for an omitted optional input */
     int n_out;
     onr_tensor *const *out; /* out[i] == NULL for an omitted optional output */
-    void *scratch;          /* run: scratch_size bytes, 64-byte aligned */
+    void *scratch;          /* run: scratch_size bytes, 64-byte aligned (never NULL) */
     size_t scratch_size;
     int nthreads;
     onr_err *err;
@@ -190,6 +190,12 @@ double onr_load_f64(onr_dtype dt, const void *p, int64_t i);
 /* Element i of any numeric tensor as double / store a double into any. */
 double onr_get_f64(const onr_tensor *t, int64_t i);
 void onr_set_f64(onr_tensor *t, int64_t i, double v);
+/* A float-to-integer conversion defined for every double (a plain cast of
+ * inf, NaN or an out-of-range value is undefined behaviour): v truncated
+ * toward zero and clamped to [lo, hi] (to [0, hi]); NaN gives 0. Use it for
+ * any float a model controls (attributes, inputs, computed coordinates). */
+int64_t onr_f64_to_i64_sat(double v, int64_t lo, int64_t hi);
+uint64_t onr_f64_to_u64_sat(double v, uint64_t hi);
 
 /* v rounded to the precision of float type dt (what storing it in a dt
  * tensor keeps); other types: v unchanged. */

@@ -716,26 +716,29 @@ static int reduce_run_kernel(const onr_kctx *ctx)
 
 /* Input 1 (the axes, from opset 13 for ReduceSum and 18 for the others) is
  * a shape input: reshape reads its values. */
-#define REDUCE_OP(sym, ropv)                                                              \
+/* `extra` is the types beyond the numeric ones (a constant: static
+ * initializers cannot read ropv, which is a const object, not a constant
+ * expression; it must agree with ropv.allow_bool). */
+#define REDUCE_OP(sym, ropv, extra)                                                       \
     static int sym##_create(onr_create_ctx *c, void *params)                              \
     {                                                                                     \
         return reduce_create(c, params, &ropv);                                           \
     }                                                                                     \
     const onr_op_impl onr_impl_##sym = {.create = sym##_create, .reshape = reduce_reshape, \
         .run = reduce_run_kernel, .params_size = sizeof(red_params),                      \
-        .types = ONR_TYPES_NUM | (ropv.allow_bool ? ONR_T(ONR_BOOL) : 0),                  \
+        .types = ONR_TYPES_NUM | (extra),                                                 \
         .shape_inputs = 1u << 1};
 
-REDUCE_OP(reduce_sum, rop_sum)
-REDUCE_OP(reduce_mean, rop_mean)
-REDUCE_OP(reduce_max, rop_max)
-REDUCE_OP(reduce_min, rop_min)
-REDUCE_OP(reduce_prod, rop_prod)
-REDUCE_OP(reduce_l1, rop_l1)
-REDUCE_OP(reduce_l2, rop_l2)
-REDUCE_OP(reduce_log_sum, rop_logsum)
-REDUCE_OP(reduce_log_sum_exp, rop_lse)
-REDUCE_OP(reduce_sum_square, rop_sumsq)
+REDUCE_OP(reduce_sum, rop_sum, 0)
+REDUCE_OP(reduce_mean, rop_mean, 0)
+REDUCE_OP(reduce_max, rop_max, ONR_T(ONR_BOOL))
+REDUCE_OP(reduce_min, rop_min, ONR_T(ONR_BOOL))
+REDUCE_OP(reduce_prod, rop_prod, 0)
+REDUCE_OP(reduce_l1, rop_l1, 0)
+REDUCE_OP(reduce_l2, rop_l2, 0)
+REDUCE_OP(reduce_log_sum, rop_logsum, 0)
+REDUCE_OP(reduce_log_sum_exp, rop_lse, 0)
+REDUCE_OP(reduce_sum_square, rop_sumsq, 0)
 
 /* ---- ArgMax / ArgMin ----------------------------------------------------- */
 

@@ -425,6 +425,10 @@ static void rs_build_axis(const resize_params *p, const rs_axis *a, int64_t *idx
             continue;
         }
         double x = rs_coord(p, a, o);
+        /* roi and scales are the model's: keep x where it converts to an
+         * integer (beyond 2^52 a double has no fraction, so the taps are
+         * the same edge pixels); NaN goes to an edge too */
+        if (!(fabs(x) < 0x1p52)) x = x > 0 ? 0x1p52 : -0x1p52;
         if (p->ctm == CT_TF_CROP && (x < 0 || x > (double)(in - 1))) {
             flag[o] = 1;
             for (int64_t k = 0; k < F; k++) ix[k] = 0, wt[k] = 0;

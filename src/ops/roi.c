@@ -132,7 +132,10 @@ static int ra_run(const onr_kctx *ctx)
                rw = (onr_get_f64(rois, n * 4 + 2) - onr_get_f64(rois, n * 4 + 0)) * p->scale;
         double gh = p->sampling > 0 ? (double)p->sampling : ceil(rh / (double)OH),
                gw = p->sampling > 0 ? (double)p->sampling : ceil(rw / (double)OW);
-        if (gh * gw > (double)RA_MAX_SAMPLES)
+        /* each alone too: inf * 0 and 1e30 * -1 pass a product test, and a
+         * count beyond int64 cannot be converted */
+        if (!(gh <= (double)RA_MAX_SAMPLES && gw <= (double)RA_MAX_SAMPLES) ||
+            gh * gw > (double)RA_MAX_SAMPLES)
             return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
                               "rois[%lld] (%g x %g) would need %g samples per bin, more than %lld",
                               (long long)n, rh, rw, gh * gw, (long long)RA_MAX_SAMPLES);

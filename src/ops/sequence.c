@@ -54,7 +54,7 @@ static int read_pos(const onr_kctx *ctx, int i, int64_t n, int extra, int64_t de
     }
     if (t->kind || t->numel != 1 || (t->dtype != ONR_INT64 && t->dtype != ONR_INT32))
         return onr_seterr(ctx->err, ONR_E_MODEL, "position must be an int32/int64 scalar");
-    int64_t p = (int64_t)onr_get_f64(t, 0);
+    int64_t p = onr_f64_to_i64_sat(onr_get_f64(t, 0), INT64_MIN, INT64_MAX);
     if (p < -n || p >= n + extra)
         return onr_seterr(ctx->err, ONR_E_RUNTIME,
                           "position %lld is outside [%lld, %lld] for a sequence of %lld",
@@ -257,17 +257,21 @@ static int split_seq_run(const onr_kctx *ctx)
         n = len;
         squeeze = !p->keepdims;
     } else if (sp->rank == 0) {
-        chunk = (int64_t)onr_get_f64(sp, 0);
+        chunk = onr_f64_to_i64_sat(onr_get_f64(sp, 0), INT64_MIN, INT64_MAX);
         if (chunk <= 0)
             return onr_seterr(ctx->err, ONR_E_RUNTIME, "split is %lld, not positive",
                               (long long)chunk);
-        n = (len + chunk - 1) / chunk;
+        n = len / chunk + (len % chunk != 0); /* chunk may be near INT64_MAX */
     } else {
         n = sp->numel;
         int64_t sum = 0;
         for (int64_t i = 0; i < n; i++) {
-            int64_t v = (int64_t)onr_get_f64(sp, i);
+            int64_t v = onr_f64_to_i64_sat(onr_get_f64(sp, i), INT64_MIN, INT64_MAX);
             if (v < 0) return onr_seterr(ctx->err, ONR_E_RUNTIME, "split[%lld] is negative", (long long)i);
+            if (v > len - sum) /* checked before adding: the sum cannot overflow */
+                return onr_seterr(ctx->err, ONR_E_RUNTIME,
+                                  "split sums to more than %lld (the axis) at split[%lld]",
+                                  (long long)len, (long long)i);
             sum += v;
         }
         if (sum != len)
@@ -282,8 +286,8 @@ static int split_seq_run(const onr_kctx *ctx)
     size_t es = x->dtype == ONR_STRING ? sizeof(char *) : onr_dtype_size(x->dtype);
     int64_t start = 0;
     for (int64_t i = 0; i < n && !st; i++) {
-        int64_t size = !sp ? 1 : sp->rank == 0 ? (start + chunk <= len ? chunk : len - start)
-                                               : (int64_t)onr_get_f64(sp, i);
+        int64_t size = !sp ? 1 : sp->rank == 0 ? (chunk <= len - start ? chunk : len - start)
+                                               : onr_f64_to_i64_sat(onr_get_f64(sp, i), 0, len);
         onr_tensor *e = calloc(1, sizeof *e);
         if (!e) return onr_seterr(ctx->err, ONR_E_NOMEM, "out of memory");
         ((onr_tensor **)y->data)[i] = e;

@@ -72,13 +72,31 @@ typedef struct un_op {
             Y[i] = y;                                                           \
         }                                                                       \
     }
+/* Integer kernels get no A, B, G: the float attributes (Clip's -inf/+inf
+ * bounds, anything a model writes) may not fit the integer type, and such
+ * a conversion is undefined; integer bounds come typed in P (lo_i, hi_u). */
+#define UN_KERN_INT(fn, CT, ...)                                                \
+    static void fn(const void *xs, void *ys, int64_t n, const un_prm *P)        \
+    {                                                                           \
+        typedef CT T;                                                           \
+        const T *X = xs;                                                        \
+        T *Y = ys;                                                              \
+        (void)P;                                                                \
+        for (int64_t i = 0; i < n; i++) {                                       \
+            T x = X[i], y;                                                      \
+            __VA_ARGS__;                                                        \
+            Y[i] = y;                                                           \
+        }                                                                       \
+    }
 #define UN_FLT(op, ...) UN_KERN(op##_f32, float, __VA_ARGS__) UN_KERN(op##_f64, double, __VA_ARGS__)
 #define UN_SINT(op, ...)                                                                  \
-    UN_KERN(op##_i8, int8_t, __VA_ARGS__) UN_KERN(op##_i16, int16_t, __VA_ARGS__)         \
-        UN_KERN(op##_i32, int32_t, __VA_ARGS__) UN_KERN(op##_i64, int64_t, __VA_ARGS__)
+    UN_KERN_INT(op##_i8, int8_t, __VA_ARGS__) UN_KERN_INT(op##_i16, int16_t, __VA_ARGS__) \
+        UN_KERN_INT(op##_i32, int32_t, __VA_ARGS__)                                       \
+            UN_KERN_INT(op##_i64, int64_t, __VA_ARGS__)
 #define UN_UINT(op, ...)                                                                  \
-    UN_KERN(op##_u8, uint8_t, __VA_ARGS__) UN_KERN(op##_u16, uint16_t, __VA_ARGS__)       \
-        UN_KERN(op##_u32, uint32_t, __VA_ARGS__) UN_KERN(op##_u64, uint64_t, __VA_ARGS__)
+    UN_KERN_INT(op##_u8, uint8_t, __VA_ARGS__) UN_KERN_INT(op##_u16, uint16_t, __VA_ARGS__) \
+        UN_KERN_INT(op##_u32, uint32_t, __VA_ARGS__)                                      \
+            UN_KERN_INT(op##_u64, uint64_t, __VA_ARGS__)
 
 #define TBL_FLT(op) [ONR_FLOAT] = op##_f32, [ONR_DOUBLE] = op##_f64
 #define TBL_SINT(op) \
