@@ -293,10 +293,9 @@ onr_status onr_map_check(const onr_tensor *keys, const onr_tensor *values, onr_e
     return st;
 }
 
-int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i)
+int64_t onr_load_i64(onr_dtype dt, const void *p, int64_t i)
 {
-    const void *p = keys->data;
-    switch (keys->dtype) {
+    switch (dt) {
     case ONR_INT8: return ((const int8_t *)p)[i];
     case ONR_INT16: return ((const int16_t *)p)[i];
     case ONR_INT32: return ((const int32_t *)p)[i];
@@ -307,6 +306,11 @@ int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i)
     case ONR_UINT64: return (int64_t)((const uint64_t *)p)[i];
     default: return 0;
     }
+}
+
+int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i)
+{
+    return onr_load_i64(keys->dtype, keys->data, i);
 }
 
 onr_status onr_map_alloc(onr_tensor *t, onr_dtype key, onr_dtype val, int64_t n, onr_err *err)

@@ -127,6 +127,9 @@ onr_status onr_map_check(const onr_tensor *keys, const onr_tensor *values, onr_e
 onr_status onr_map_alloc(onr_tensor *t, onr_dtype key, onr_dtype val, int64_t n, onr_err *err);
 /* Key i of an integer key tensor as int64 (uint64 keeps its bits). */
 int64_t onr_map_key_i64(const onr_tensor *keys, int64_t i);
+/* Element i of an integer array of type dt as int64, exactly (uint64 above
+ * INT64_MAX wraps); 0 for a type that is not an integer. */
+int64_t onr_load_i64(onr_dtype dt, const void *p, int64_t i);
 static inline onr_tensor *onr_map_keys_of(const onr_tensor *m) { return onr_value_item(m, 0); }
 static inline onr_tensor *onr_map_values_of(const onr_tensor *m) { return onr_value_item(m, 1); }
 

@@ -365,22 +365,6 @@ static void pow_f32(const void *const *in, void *out, int64_t n, int mode, const
     pow_f32_any(in, out, n, mode, prm);
 }
 
-/* Element i of an integer array as int64 (exact). */
-static int64_t ld_i64(onr_dtype dt, const void *p, int64_t i)
-{
-    switch (dt) {
-    case ONR_INT8: return ((const int8_t *)p)[i];
-    case ONR_INT16: return ((const int16_t *)p)[i];
-    case ONR_INT32: return ((const int32_t *)p)[i];
-    case ONR_INT64: return ((const int64_t *)p)[i];
-    case ONR_UINT8: return ((const uint8_t *)p)[i];
-    case ONR_UINT16: return ((const uint16_t *)p)[i];
-    case ONR_UINT32: return ((const uint32_t *)p)[i];
-    case ONR_UINT64: return (int64_t)((const uint64_t *)p)[i];
-    default: return 0;
-    }
-}
-
 static int is_int(onr_dtype dt) { return (ONR_T(dt) & ONR_TYPES_INT) != 0; }
 
 /* Double to int64 without undefined behaviour: NaN gives 0, out of range
@@ -414,7 +398,7 @@ static void pow_mixed(const void *const *in, void *out, int64_t n, int mode, con
     for (int64_t i = 0; i < n; i++) {
         if (is_int(P->ta)) {
             int64_t r = is_int(P->tb)
-                            ? ipow(ld_i64(P->ta, in[0], i * sa), ld_i64(P->tb, in[1], i * sb))
+                            ? ipow(onr_load_i64(P->ta, in[0], i * sa), onr_load_i64(P->tb, in[1], i * sb))
                             : f64_to_i64(pow(onr_load_f64(P->ta, in[0], i * sa),
                                              onr_load_f64(P->tb, in[1], i * sb)));
             if (P->tc == ONR_INT32)

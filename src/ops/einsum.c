@@ -384,21 +384,6 @@ static int ein_reshape(onr_kctx *ctx, size_t *scratch)
 
 /* ---- run: reference ----------------------------------------------------- */
 
-static int64_t load_i64(onr_dtype dt, const void *p, int64_t i)
-{
-    switch (dt) {
-    case ONR_INT8: return ((const int8_t *)p)[i];
-    case ONR_INT16: return ((const int16_t *)p)[i];
-    case ONR_INT32: return ((const int32_t *)p)[i];
-    case ONR_INT64: return ((const int64_t *)p)[i];
-    case ONR_UINT8: return ((const uint8_t *)p)[i];
-    case ONR_UINT16: return ((const uint16_t *)p)[i];
-    case ONR_UINT32: return ((const uint32_t *)p)[i];
-    case ONR_UINT64: return (int64_t)((const uint64_t *)p)[i];
-    default: return 0;
-    }
-}
-
 static void store_i64(onr_dtype dt, void *p, int64_t i, uint64_t v)
 {
     switch (dt) {
@@ -411,7 +396,7 @@ static void store_i64(onr_dtype dt, void *p, int64_t i, uint64_t v)
 
 /* Sum over the last contracted label (n steps, per-input strides st) of the
  * product of the operands at off: typed loops for two float32 or float64
- * operands, element access through onr_get_f64 / load_i64 otherwise. */
+ * operands, element access through onr_get_f64 / onr_load_i64 otherwise. */
 static void ein_inner(const ein_params *p, const onr_kctx *ctx, const int64_t *off,
                       const int64_t *st, int64_t n, double *accd, uint64_t *acci)
 {
@@ -435,7 +420,7 @@ static void ein_inner(const ein_params *p, const onr_kctx *ctx, const int64_t *o
         if (isint) {
             uint64_t prod = 1;
             for (int k = 0; k < p->nin; k++)
-                prod *= (uint64_t)load_i64(dt, ctx->in[k]->data, off[k] + j * st[k]);
+                prod *= (uint64_t)onr_load_i64(dt, ctx->in[k]->data, off[k] + j * st[k]);
             *acci += prod;
         } else {
             double prod = 1;
