@@ -672,7 +672,7 @@ static onr_tensor *take_output(onr_session *s, onr_inst *in, int i)
         }
         t->owns = 1;
         t->cap = r->cap;
-        onr_plan_output_released(s->plan, i); /* the caller's memory now */
+        onr_plan_output_released(in->plan, i); /* the caller's memory now */
         r->data = NULL;
         r->owns = 0;
         r->cap = 0;
