@@ -218,7 +218,10 @@ onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
             free(d[i]);
             d[i] = c;
         }
-    } else {
+    } else if (onr_tensor_nbytes(t)) {
+        if (!src->data) /* e.g. a Loop body output that no step computed */
+            return onr_seterr(err, ONR_E_RUNTIME, "a value of %lld elements has no data to copy",
+                              (long long)src->numel);
         memcpy(t->data, src->data, onr_tensor_nbytes(t));
     }
     return ONR_OK;
