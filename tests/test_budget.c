@@ -372,13 +372,53 @@ static void cli_memory_limit(void **state)
     pbw_tmpdir_remove(dir);
 }
 
+/* Weights an operator packs at create (a MatMul's constant B) count: the
+ * packed copy is held for the session's life, the original is released.
+ * x[4, 1024] * w[1024, 1024] (4 MiB of weights) is refused under a 3 MiB
+ * budget naming the packed weights and the node, runs under 16 MiB, and
+ * the count includes them. */
+static void packed_weights_counted(void **state)
+{
+    (void)state;
+    enum { K = 1024, N = 1024 };
+    pbw g = {0};
+    const char *in[] = {"x", "w", NULL}, *out[] = {"y", NULL};
+    pbw_node(&g, "MatMul", "mm", in, out, NULL);
+    pbw_str(&g, 2, "packed");
+    float *w = calloc((size_t)K * N, sizeof *w);
+    assert_non_null(w);
+    for (int i = 0; i < K; i++) w[(size_t)i * N + i] = 2.f;
+    int64_t wd[2] = {K, N}, xd[2] = {4, K};
+    pbw_init_f32(&g, "w", 2, wd, w, (int64_t)K * N);
+    pbw_value_info(&g, 11, "x", F32, 2, xd);
+    pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 17);
+    free(w);
+    onr_status st;
+    onr_session *s = open_limit(&m, (int64_t)(3 * MiB), &st);
+    assert_int_equal(st, ONR_E_NOMEM);
+    const char *msg = onr_session_errmsg(s);
+    print_message("%s\n", msg);
+    assert_non_null(strstr(msg, "node 'mm' (MatMul, opset 17): its packed weights need 4.0 MiB"));
+    assert_non_null(strstr(msg, "memory budget is 3.0 MiB"));
+    onr_session_free(s);
+    s = open_limit(&m, (int64_t)(16 * MiB), &st);
+    assert_int_equal(st, ONR_OK);
+    uint64_t limit, used;
+    assert_int_equal(onr_session_memory(s, &limit, &used), ONR_OK);
+    assert_true(used >= (uint64_t)K * N * 4);
+    assert_true(used < 8 * MiB); /* the original was released, not counted twice */
+    onr_session_free(s);
+    free(m.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chain_refused_at_open), cmocka_unit_test(chain_held_once),
         cmocka_unit_test(chain_refused_at_run),  cmocka_unit_test(tile_output_refused),
         cmocka_unit_test(strings_refused),       cmocka_unit_test(default_and_unlimited),
-        cmocka_unit_test(cli_memory_limit),
+        cmocka_unit_test(cli_memory_limit),       cmocka_unit_test(packed_weights_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,10 @@ typedef struct onr_step {
      * shared_params is set there and destroy is not called for it. */
     void *params0;
     int shared_params;
+    /* the session's budget, set before create (NULL: none), and what create
+     * took from it (onr_create_hold), given back by onr_step_destroy */
+    struct onr_budget *budget;
+    uint64_t held;
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],

@@ -5,10 +5,12 @@
  * these functions, so a kernel test exercises the same prepacking a model
  * does.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/exec.h"
+#include "ir/budget.h"
 
 /* Shape inputs with at most this many values are keyed on their values;
  * larger ones (NonZero's data, ...) make the step reshape on every run. */
@@ -63,7 +65,7 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
         if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
                         .konst = konst, .nthreads = nthreads, .err = err,
-                        .no_fuse = s->no_fuse};
+                        .no_fuse = s->no_fuse, .budget = s->budget};
     onr_attr_check_state outer = onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
     int st = impl->create(&c, s->params);
     onr_err bad = {0};
@@ -72,6 +74,7 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
         st = bad.code;
     }
     free(konst);
+    s->held = c.held; /* given back by destroy, which follows a failed create too */
     s->consumed = c.consumed;
     /* the packed state other plan instances start from (onr_step_create_like) */
     if (!st && s->consumed && impl->params_size) {
@@ -80,6 +83,23 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
         memcpy(s->params0, s->params, impl->params_size);
     }
     return (onr_status)st;
+}
+
+int onr_create_hold(onr_create_ctx *c, const char *what, uint64_t bytes)
+{
+    if (!c->budget || bytes == 0) return ONR_OK;
+    what = what ? what : "buffers";
+    if (!onr_budget_fits(c->budget, bytes)) { /* the caller prefixes the node */
+        char v[32], l[32], u[32];
+        return onr_seterr(c->err, ONR_E_NOMEM,
+                          "its %s need %s; the session's memory budget is %s, %s in use", what,
+                          onr_fmt_bytes(v, sizeof v, bytes),
+                          onr_fmt_bytes(l, sizeof l, c->budget->limit),
+                          onr_fmt_bytes(u, sizeof u, atomic_load(&c->budget->used)));
+    }
+    int st = onr_budget_take(c->budget, what, bytes, bytes, c->err); /* a race may still refuse */
+    if (!st) c->held += bytes;
+    return st;
 }
 
 onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err)
@@ -177,6 +197,7 @@ void onr_step_destroy(onr_step *s)
         if (impl->destroy && s->created && !s->shared_params) impl->destroy(s->params);
         free(s->params);
     }
+    if (!s->shared_params) onr_budget_give(s->budget, s->held);
     free(s->params0);
     free(s->in), free(s->out), free(s->in_const), free(s->key);
     memset(s, 0, sizeof *s);

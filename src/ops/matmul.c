@@ -92,6 +92,11 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
         src = wide;
     }
     size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
+    int st = onr_create_hold(c, "packed weights", bytes);
+    if (st) {
+        free(wide);
+        return st;
+    }
     if (!(pb->data = onr_alloc_aligned(bytes))) {
         free(wide);
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights",

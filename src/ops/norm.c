@@ -216,6 +216,8 @@ static int bn_create(onr_create_ctx *c, void *params)
     }
     int64_t n = k[1]->numel;
     size_t bytes = (size_t)n * 2 * (sizeof(double) + sizeof(float));
+    st = onr_create_hold(c, "folded scale and shift", bytes);
+    if (st) return st;
     char *mem = malloc(bytes ? bytes : 1);
     if (!mem) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
     double *ds = (double *)mem, *dh = ds + n;
@@ -522,6 +524,8 @@ static int ln_create(onr_create_ctx *c, void *params)
         if (!k || (k->dtype != ONR_FLOAT16 && k->dtype != ONR_BFLOAT16) || k->numel == 0 ||
             !k->data || k->rank > ONR_MAX_RANK)
             continue;
+        if ((st = onr_create_hold(c, "widened scale and bias", (uint64_t)k->numel * sizeof(float))))
+            return st;
         float *w = malloc((size_t)k->numel * sizeof(float));
         if (!w) return onr_seterr(c->err, ONR_E_NOMEM, "out of memory");
         const uint16_t *h = k->data;

@@ -57,7 +57,16 @@ typedef struct onr_create_ctx {
     onr_err *err;
     uint32_t consumed; /* set through onr_create_consume() */
     int no_fuse;       /* the plan runs without fusions: so do the subgraphs it plans */
+    struct onr_budget *budget; /* the session's memory budget (NULL: none) */
+    uint64_t held;             /* bytes create took from it (onr_create_hold) */
 } onr_create_ctx;
+
+/* create: count `bytes` that create is about to allocate and keep (packed
+ * or transformed weights) against the session's memory budget, BEFORE
+ * allocating them; `what` says what they are ("packed weights"). Refuses
+ * (ONR_E_NOMEM, naming the node's output and the bytes) when they would
+ * pass the limit; the step gives them back when it is destroyed. */
+int onr_create_hold(onr_create_ctx *c, const char *what, uint64_t bytes);
 
 /* What reshape and run see. */
 typedef struct onr_kctx {

@@ -291,7 +291,9 @@ static int read_attrs(onr_create_ctx *c, rnn_params *p)
 
 static void *pack(onr_create_ctx *c, int trans_b, int64_t k, int64_t n, const float *b, int64_t ldb)
 {
-    void *buf = onr_alloc_aligned(onr_sgemm_pack_b_size((size_t)k, (size_t)n));
+    size_t bytes = onr_sgemm_pack_b_size((size_t)k, (size_t)n);
+    if (onr_create_hold(c, "packed weights", bytes)) return NULL;
+    void *buf = onr_alloc_aligned(bytes);
     if (!buf) {
         onr_seterr(c->err, ONR_E_NOMEM, "out of memory packing %lld x %lld weights", (long long)k,
                    (long long)n);

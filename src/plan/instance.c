@@ -44,6 +44,7 @@ onr_status onr_plan_instance(const onr_plan *t, onr_plan **out, onr_err *err)
         if ((st = onr_step_init(s, ts->node, ts->op, ts->n_in, ts->n_out, err))) break;
         p->n_steps++;
         s->no_fuse = ts->no_fuse;
+        s->budget = ts->budget; /* a create that is not shared holds its own */
         for (int k = 0; k < ts->n_in; k++) {
             if (!ts->in[k]) continue;
             s->in[k] = &p->rt[ts->in[k] - t->rt];

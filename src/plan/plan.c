@@ -111,6 +111,7 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     if (st) return st;
     p->n_steps++;
     s->no_fuse = p->no_fuse;
+    s->budget = p->budget;
     for (int k = 0; k < n->n_in; k++) {
         int v = n->inputs[k];
         if (v < 0) continue;
