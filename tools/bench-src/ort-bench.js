@@ -1,5 +1,5 @@
 // ort-bench.js - time one model with ONNX Runtime's CPU engine (onnxruntime-node),
-// the peer onnx-run is compared against by tools/bench-vs-ort.
+// the peer onnx-run is compared against by tools/bench (and tools/bench-vs-ort).
 //   node ort-bench.js MODEL THREADS ITERS WARMUP SHAPES_JSON [OUTDIR]
 // SHAPES_JSON: [{"name":..., "type":"int64"|"float32"|..., "dims":[...]}, ...] (from `onnx-run info`);
 // an entry with "file": "x.npy" takes that input from the .npy file (the same file tools/bench gives
