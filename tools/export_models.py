@@ -15,6 +15,9 @@ Usage (system python: PyTorch 1.13, torchvision 0.14, onnx 1.12):
     /usr/bin/python3 tools/export_models.py --list
     /usr/bin/python3 tools/export_models.py --size tiny --out /tmp/dyn --models gpt_dyn,vit13_dyn,resnet18_dyn
 
+efficientnet_b0, regnet_y_400mf, convnext_t (full size only) and unet (a tiny
+variant too) are the further CNNs of tools/bench; not exported by default.
+
 Keys ending in _dyn export with dynamic axes (symbolic batch, and sequence
 for the text models) and write a second data set (test_data_set_1) at batch 2
 and, where the sequence is dynamic, 3 tokens shorter; only tiny_bert_dynamic
