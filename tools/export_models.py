@@ -15,6 +15,9 @@ Usage (system python: PyTorch 1.13, torchvision 0.14, onnx 1.12):
     /usr/bin/python3 tools/export_models.py --list
     /usr/bin/python3 tools/export_models.py --size tiny --out /tmp/dyn --models gpt_dyn,vit13_dyn,resnet18_dyn
 
+efficientnet_b0, regnet_y_400mf, convnext_t (full size only) and unet (a tiny
+variant too) are the further CNNs of tools/bench; not exported by default.
+
 Keys ending in _dyn export with dynamic axes (symbolic batch, and sequence
 for the text models) and write a second data set (test_data_set_1) at batch 2
 and, where the sequence is dynamic, 3 tokens shorter; only tiny_bert_dynamic
@@ -189,6 +192,82 @@ def _finish_cnn(model, hw, head):
     x = torch.randn(1, 3, hw, hw)
     rescale_head(model, head, (x,))
     return model, {"input": x}, ["logits"]
+
+
+def build_efficientnet_b0(size):
+    """torchvision EfficientNet-B0 (SiLU, squeeze-excitation with Sigmoid,
+    depthwise 3x3 / 5x5), 224x224. Full size only."""
+    import torchvision.models as tvm
+
+    _full_only("efficientnet_b0", size)
+    model = tvm.efficientnet_b0(weights=None)
+    return _finish_cnn(model, 224, model.classifier[1])
+
+
+def build_regnet(size):
+    """torchvision RegNetY-400MF (grouped 3x3 convolutions, squeeze-excitation),
+    224x224. Full size only."""
+    import torchvision.models as tvm
+
+    _full_only("regnet_y_400mf", size)
+    model = tvm.regnet_y_400mf(weights=None)
+    return _finish_cnn(model, 224, model.fc)
+
+
+def build_convnext_t(size):
+    """torchvision ConvNeXt-T (depthwise 7x7, LayerNorm over channels, GELU,
+    layer scale), 224x224. Full size only. The layer scales, initialised at
+    1e-6 (which would leave every block an identity), are re-drawn in
+    [0.1, 0.5]."""
+    import torchvision.models as tvm
+
+    _full_only("convnext_t", size)
+    model = tvm.convnext_tiny(weights=None)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):
+                p.uniform_(0.1, 0.5)
+    return _finish_cnn(model, 224, model.classifier[2])
+
+
+class UNet(nn.Module):
+    """The UNet of Ronneberger et al. (two 3x3 conv + BatchNorm + ReLU per
+    level, 2x2 max-pool down, 2x2 stride-2 ConvTranspose up, skip
+    concatenations), 4 levels, base width w, padded convolutions."""
+
+    def __init__(self, w=32, cin=3, classes=2):
+        super().__init__()
+
+        def block(a, b):
+            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
+                                 nn.Conv2d(b, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))
+
+        ws = [w, 2 * w, 4 * w, 8 * w, 16 * w]
+        self.down = nn.ModuleList([block(cin, ws[0])] + [block(ws[i], ws[i + 1]) for i in range(4)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(ws[i + 1], ws[i], 2, stride=2) for i in reversed(range(4))])
+        self.dec = nn.ModuleList([block(2 * ws[i], ws[i]) for i in reversed(range(4))])
+        self.head = nn.Conv2d(ws[0], classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, d in enumerate(self.down):
+            x = d(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up, dec in zip(self.up, self.dec):
+            x = dec(torch.cat([skips.pop(), up(x)], 1))
+        return self.head(x)
+
+
+def build_unet(size):
+    """UNet, base width 32, 1x3x256x256 (full) or width 4 at 32x32 (tiny)."""
+    model = UNet(32) if size == "full" else UNet(4)
+    return _finish_cnn(model, 256 if size == "full" else 32, model.head)
+
+
+def _full_only(name, size):
+    if size != "full":
+        raise SystemExit("%s: full size only (--size full)" % name)
 
 
 # ---------------------------------------------------------------------------
@@ -473,6 +552,11 @@ MODELS = collections.OrderedDict(
         ("lstm", (lambda s: build_recurrent("lstm", s), 14, "tiny_lstm", "lstm_2x256_bidir")),
         ("gru", (lambda s: build_recurrent("gru", s), 17, "tiny_gru", "gru_2x256_bidir")),
         ("rnn", (lambda s: build_recurrent("rnn", s), 13, "tiny_rnn", "rnn_2x256_relu")),
+        # the CNNs of tools/bench beyond the three above (full size; unet also tiny)
+        ("efficientnet_b0", (build_efficientnet_b0, 13, None, "efficientnet_b0")),
+        ("regnet_y_400mf", (build_regnet, 13, None, "regnet_y_400mf")),
+        ("convnext_t", (build_convnext_t, 17, None, "convnext_t_op17")),
+        ("unet", (build_unet, 13, "tiny_unet_convt", "unet")),
         # dynamic axes (symbolic batch / sequence), as deployed models are
         # exported: the same weights as the static cases
         ("bert13_dyn", (build_bert, 13, "tiny_bert_dynamic", "bert_base_dynamic")),
@@ -495,7 +579,7 @@ EXPORT_KWARGS = {
 }
 # dynamic variants not committed (only tiny_bert_dynamic is, as the test of
 # symbolic shape inference); exported with --models KEY
-OPTIONAL_TINY = {"gpt_dyn", "vit13_dyn", "resnet18_dyn"}
+OPTIONAL_TINY = {"gpt_dyn", "vit13_dyn", "resnet18_dyn", "efficientnet_b0", "regnet_y_400mf", "convnext_t", "unet"}
 # defaults: every tiny case (they are small); full sizes without the optional op17 resnet/gpt
 DEFAULT = {
     "tiny": [k for k in MODELS if k not in OPTIONAL_TINY],
@@ -544,6 +628,23 @@ def _conv(x, w, b, a):
             for j in range(kw):
                 patch = xg[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
                 out[:, gi * mg : (gi + 1) * mg] += np.einsum("nchw,mc->nmhw", patch, wg[:, :, i, j])
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def _conv_transpose(x, w, b, a):
+    """ConvTranspose as the UNet uses it: 2-D, group 1, no pads, dilation 1."""
+    assert a.get("group", 1) == 1 and not any(a.get("pads", [0])) and not any(a.get("output_padding", [0]))
+    assert all(d == 1 for d in a.get("dilations", [1, 1])) and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")
+    n, c, hh, ww = x.shape
+    _, m, kh, kw = w.shape
+    sh, sw = a.get("strides", [1, 1])
+    out = np.zeros((n, m, (hh - 1) * sh + kh, (ww - 1) * sw + kw), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + (hh - 1) * sh + 1 : sh, j : j + (ww - 1) * sw + 1 : sw] += np.einsum(
+                "nchw,cm->nmhw", x.astype(np.float64), w[:, :, i, j].astype(np.float64))
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -624,6 +725,8 @@ def run_reference(model, feeds):
             r = numpy_helper.to_array(a["value"])
         elif op == "Conv":
             r = _conv(f(x), ins[1], ins[2] if len(ins) > 2 else None, a)
+        elif op == "ConvTranspose":
+            r = _conv_transpose(x, ins[1], ins[2] if len(ins) > 2 else None, a)
         elif op == "MaxPool":
             r = _maxpool(x, a)
         elif op == "GlobalAveragePool":

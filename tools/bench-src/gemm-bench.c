@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fma-peak.h"
 #include "gemm/gemm.h"
 
 extern void openblas_set_num_threads(int);
@@ -52,74 +53,10 @@ static double median(double *v, int n)
 
 #define FMA_ITERS 20000000L
 
-__attribute__((target("avx512f,fma"))) static double fma_loop_avx512(long iters)
-{
-    __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
-    __m512 x0 = _mm512_set1_ps(1.0f), x1 = _mm512_set1_ps(1.01f), x2 = _mm512_set1_ps(1.02f),
-           x3 = _mm512_set1_ps(1.03f), x4 = _mm512_set1_ps(1.04f), x5 = _mm512_set1_ps(1.05f),
-           x6 = _mm512_set1_ps(1.06f), x7 = _mm512_set1_ps(1.07f), x8 = _mm512_set1_ps(1.08f),
-           x9 = _mm512_set1_ps(1.09f), x10 = _mm512_set1_ps(1.10f), x11 = _mm512_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++) {
-        x0 = _mm512_fmadd_ps(x0, m, a); x1 = _mm512_fmadd_ps(x1, m, a);
-        x2 = _mm512_fmadd_ps(x2, m, a); x3 = _mm512_fmadd_ps(x3, m, a);
-        x4 = _mm512_fmadd_ps(x4, m, a); x5 = _mm512_fmadd_ps(x5, m, a);
-        x6 = _mm512_fmadd_ps(x6, m, a); x7 = _mm512_fmadd_ps(x7, m, a);
-        x8 = _mm512_fmadd_ps(x8, m, a); x9 = _mm512_fmadd_ps(x9, m, a);
-        x10 = _mm512_fmadd_ps(x10, m, a); x11 = _mm512_fmadd_ps(x11, m, a);
-        __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
-        __asm__ volatile("" : "+v"(x6), "+v"(x7), "+v"(x8), "+v"(x9), "+v"(x10), "+v"(x11));
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)),
-                             _mm512_add_ps(_mm512_add_ps(x4, x5), _mm512_add_ps(x6, x7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(x8, x9), _mm512_add_ps(x10, x11)));
-    return _mm512_reduce_add_ps(s);
-}
-
-__attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters)
-{
-    __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-    __m256 x0 = _mm256_set1_ps(1.0f), x1 = _mm256_set1_ps(1.01f), x2 = _mm256_set1_ps(1.02f),
-           x3 = _mm256_set1_ps(1.03f), x4 = _mm256_set1_ps(1.04f), x5 = _mm256_set1_ps(1.05f),
-           x6 = _mm256_set1_ps(1.06f), x7 = _mm256_set1_ps(1.07f), x8 = _mm256_set1_ps(1.08f),
-           x9 = _mm256_set1_ps(1.09f), x10 = _mm256_set1_ps(1.10f), x11 = _mm256_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++) {
-        x0 = _mm256_fmadd_ps(x0, m, a); x1 = _mm256_fmadd_ps(x1, m, a);
-        x2 = _mm256_fmadd_ps(x2, m, a); x3 = _mm256_fmadd_ps(x3, m, a);
-        x4 = _mm256_fmadd_ps(x4, m, a); x5 = _mm256_fmadd_ps(x5, m, a);
-        x6 = _mm256_fmadd_ps(x6, m, a); x7 = _mm256_fmadd_ps(x7, m, a);
-        x8 = _mm256_fmadd_ps(x8, m, a); x9 = _mm256_fmadd_ps(x9, m, a);
-        x10 = _mm256_fmadd_ps(x10, m, a); x11 = _mm256_fmadd_ps(x11, m, a);
-        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(x5));
-        __asm__ volatile("" : "+x"(x6), "+x"(x7), "+x"(x8), "+x"(x9), "+x"(x10), "+x"(x11));
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
-                             _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
-    float f[8];
-    _mm256_storeu_ps(f, s);
-    return f[0] + f[7];
-}
+/* GFLOP/s of the register-only FMA loop on `threads` threads (best of 5). */
+static double measure_peak(int avx512, int threads) { return fma_peak(avx512, threads, FMA_ITERS, 5); }
 
 static volatile double g_sink;
-
-/* GFLOP/s of the register-only FMA loop on `threads` threads (best of 5). */
-static double measure_peak(int avx512, int threads)
-{
-    double best = 0;
-    int lanes = avx512 ? 16 : 8;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = now();
-#pragma omp parallel num_threads(threads)
-        {
-            double r = avx512 ? fma_loop_avx512(FMA_ITERS) : fma_loop_avx2(FMA_ITERS);
-            g_sink += r * 0;
-        }
-        double dt = now() - t0;
-        double gf = (double)FMA_ITERS * 12 * lanes * 2 * threads / dt * 1e-9;
-        if (gf > best) best = gf;
-    }
-    return best;
-}
 
 __attribute__((target("avx2"))) static float stream_sum(const float *p, size_t n)
 {

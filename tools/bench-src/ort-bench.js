@@ -1,10 +1,51 @@
 // ort-bench.js - time one model with ONNX Runtime's CPU engine (onnxruntime-node),
-// the peer onnx-run is compared against by tools/bench-vs-ort.
-//   node ort-bench.js MODEL THREADS ITERS WARMUP SHAPES_JSON
-// SHAPES_JSON: [{"name":..., "type":"int64"|"float32"|..., "dims":[...]}, ...] (from `onnx-run info`).
+// the peer onnx-run is compared against by tools/bench (and tools/bench-vs-ort).
+//   node ort-bench.js MODEL THREADS ITERS WARMUP SHAPES_JSON [OUTDIR]
+// SHAPES_JSON: [{"name":..., "type":"int64"|"float32"|..., "dims":[...]}, ...] (from `onnx-run info`);
+// an entry with "file": "x.npy" takes that input from the .npy file (the same file tools/bench gives
+// onnx-run) instead of generating it. OUTDIR: the first run's outputs are written there as
+// output_K.npy, K in the session's output order (tools/bench compares them with onnx-run's).
 // Prints one JSON line: load_ms (file -> ready session), first_ms, median_ms, min_ms, max_ms.
 'use strict';
+const fs = require('fs');
+const path = require('path');
 const ort = require('onnxruntime-node');
+
+// .npy (format 1.0-3.0, C order, little-endian) <-> ort.Tensor, for the types tools/bench uses
+const NPY = { '<f4': ['float32', Float32Array], '<f8': ['float64', Float64Array], '<i8': ['int64', BigInt64Array],
+              '<i4': ['int32', Int32Array], '|b1': ['bool', Uint8Array], '|u1': ['uint8', Uint8Array],
+              '|i1': ['int8', Int8Array] };
+
+function readNpy(file) {
+  const buf = fs.readFileSync(file);
+  if (buf.readUInt32BE(0) !== 0x934e554d || buf.toString('latin1', 4, 6) !== 'PY') throw new Error(file + ': not a .npy file');
+  const v = buf[6];
+  const hlen = v === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const off = (v === 1 ? 10 : 12) + hlen;
+  const hdr = buf.toString('latin1', v === 1 ? 10 : 12, off);
+  const descr = /'descr':\s*'([^']+)'/.exec(hdr), shape = /'shape':\s*\(([^)]*)\)/.exec(hdr);
+  if (!descr || !shape || /'fortran_order':\s*True/.test(hdr)) throw new Error(file + ': unsupported .npy header ' + hdr);
+  const t = NPY[descr[1]];
+  if (!t) throw new Error(file + ': .npy type ' + descr[1] + ' not handled');
+  const dims = shape[1].split(',').map((x) => x.trim()).filter((x) => x !== '').map(Number);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const bytes = new Uint8Array(n * t[1].BYTES_PER_ELEMENT);
+  bytes.set(buf.subarray(off, off + bytes.length));
+  return new ort.Tensor(t[0], new t[1](bytes.buffer), dims);
+}
+
+function writeNpy(file, tensor) {
+  const descr = Object.keys(NPY).find((k) => NPY[k][0] === tensor.type);
+  if (!descr) throw new Error('output type ' + tensor.type + ' not handled');
+  const shape = '(' + tensor.dims.join(', ') + (tensor.dims.length === 1 ? ',' : '') + ')';
+  let hdr = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ', }';
+  hdr += ' '.repeat(63 - ((hdr.length + 10) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.writeUInt32BE(0x934e554d, 0); head.write('PY', 4, 'latin1'); head[6] = 1; head[7] = 0;
+  head.writeUInt16LE(hdr.length, 8);
+  const d = tensor.data;
+  fs.writeFileSync(file, Buffer.concat([head, Buffer.from(hdr, 'latin1'), Buffer.from(d.buffer, d.byteOffset, d.byteLength)]));
+}
 
 function makeInput(spec) {
   const n = spec.dims.reduce((a, b) => a * b, 1);
@@ -20,7 +61,7 @@ function makeInput(spec) {
 }
 
 async function main() {
-  const [model, threads, iters, warmup, shapes] = process.argv.slice(2);
+  const [model, threads, iters, warmup, shapes, outdir] = process.argv.slice(2);
   const specs = JSON.parse(shapes);
   const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all',
                  intraOpNumThreads: +threads, interOpNumThreads: 1, executionMode: 'sequential' };
@@ -28,10 +69,11 @@ async function main() {
   const sess = await ort.InferenceSession.create(model, opts);
   const load = performance.now() - t0;
   const feeds = {};
-  for (const s of specs) feeds[s.name] = makeInput(s);
+  for (const s of specs) feeds[s.name] = s.file ? readNpy(s.file) : makeInput(s);
   t0 = performance.now();
-  await sess.run(feeds);
+  const out = await sess.run(feeds);
   const first = performance.now() - t0;
+  if (outdir) sess.outputNames.forEach((n, k) => writeNpy(path.join(outdir, 'output_' + k + '.npy'), out[n]));
   for (let i = 0; i < +warmup; i++) await sess.run(feeds);
   const times = [];
   for (let i = 0; i < +iters; i++) {
