@@ -298,13 +298,16 @@ onr_status onr_seq_insert(onr_tensor *y, const onr_tensor *s, int64_t pos, onr_t
         if (__atomic_compare_exchange_n(&old->used, &expect, n + 1, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
             old->slot[n] = e;
-            __atomic_fetch_add(&old->refs, 1, __ATOMIC_RELAXED);
+            /* a release: whoever frees the block (acquiring on refs) sees
+             * the slot written */
+            __atomic_fetch_add(&old->refs, 1, __ATOMIC_RELEASE);
             container_set(y, ONR_VALUE_SEQUENCE, e->dtype, old, n + 1);
             return ONR_OK;
         }
     }
     /* a new block: room to append in place after an append */
     int64_t cap = pos == n ? (n < 4 ? 8 : 2 * (n + 1)) : n + 1;
+    if ((uint64_t)cap > onr_max_tensor_bytes() / sizeof(onr_tensor *)) cap = n + 1; /* no headroom */
     onr_slots *b = slots_new(cap, n + 1, err);
     if (!b) {
         onr_tensor_free(e);
