@@ -191,7 +191,8 @@ onr_kind onr_value_kind(const onr_tensor *v);
 int64_t onr_value_count(const onr_tensor *v);
 /* Element i of a sequence, or an optional's value (i = 0); NULL when out
  * of range or absent, and for a map (see onr_map_keys). Owned by the
- * container. */
+ * container, and read-only: containers share their elements (a run's
+ * output sequence may hold its input's elements). */
 const onr_tensor *onr_value_element(const onr_tensor *v, int64_t i);
 /* A new sequence holding copies of items[0..n) (all of type elem; n may
  * be 0). NULL on bad arguments or no memory. */

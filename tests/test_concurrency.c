@@ -12,6 +12,7 @@
  * and control flow (Loop, If). tools/test runs this test under
  * ThreadSanitizer too (tests/tsan.supp).
  */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -266,17 +267,17 @@ static void run_threads(model_case *mc, const char *name)
     print_message("%s: %d plan instances for %d threads\n", name, pool, THREADS);
 }
 
-/* repacks: the model packs weights inside subgraphs, which each instance's
- * control-flow step plans (and packs) anew; otherwise every packed weight
- * is shared by the instances and nothing is packed again. */
-static void check_model(const char *name, int per_set, int repacks)
+/* Every packed weight, those inside If/Loop bodies included (the control
+ * ops' clone hook makes each instance's sub-plans instances of the
+ * template's), is shared by the instances: nothing is packed again. */
+static void check_model(const char *name, int per_set)
 {
     model_case mc;
     load_case(&mc, name, per_set);
     size_t packs = onr_sgemm_pack_count();
     run_threads(&mc, name);
     /* the extra plan instances share the packed weights: nothing packed again */
-    if (!repacks) assert_int_equal(onr_sgemm_pack_count(), packs);
+    assert_int_equal(onr_sgemm_pack_count(), packs);
     /* and the session still runs from one thread as before */
     const variant *v = &mc.v[mc.n_var - 1];
     assert_int_equal(onr_session_run(mc.s, v->n_in, NULL, (const onr_tensor *const *)v->in), ONR_OK);
@@ -291,28 +292,28 @@ static void check_model(const char *name, int per_set, int repacks)
 static void test_bert_dynamic(void **state)
 {
     (void)state;
-    check_model("tiny_bert_dynamic", 4, 0);
+    check_model("tiny_bert_dynamic", 4);
 }
 
 /* A greedy decoder: a Loop whose body runs a small model. */
 static void test_greedy_decoder_loop(void **state)
 {
     (void)state;
-    check_model("tiny_greedy_decoder_loop", 3, 1);
+    check_model("tiny_greedy_decoder_loop", 3);
 }
 
 /* An If whose branch depends on the data. */
 static void test_data_dependent_if(void **state)
 {
     (void)state;
-    check_model("tiny_data_dependent_if", 5, 1);
+    check_model("tiny_data_dependent_if", 5);
 }
 
 /* A GRU: its weights are packed once and consumed. */
 static void test_gru(void **state)
 {
     (void)state;
-    check_model("tiny_gru", 6, 0);
+    check_model("tiny_gru", 6);
 }
 
 /* Two models' sessions at once, each from four threads. */
@@ -535,6 +536,224 @@ static void test_errors_are_per_call(void **state)
     free_case(&mc);
 }
 
+/* ---- subgraph weights and shared sequences across instances ------------------ */
+
+/* A Loop whose body multiplies the carried y [1,4] by W (a body
+ * initializer: MatMul) and by Wo^T (an outer-scope initializer: Gemm,
+ * transB): both are packed when the session plans the body, once. */
+static float loop_w[16], loop_wo[16];
+
+static onr_session *weights_loop(void)
+{
+    static const int64_t d14[] = {1, 4}, d44[] = {4, 4};
+    for (int i = 0; i < 16; i++) {
+        loop_w[i] = (float)((i * 7) % 5) * 0.25f - 0.5f;
+        loop_wo[i] = (float)((i * 3) % 7) * 0.125f - 0.25f;
+    }
+    pbw body = {0}, g = {0}, a = {0}, ga = {0};
+    pbw_str(&body, 2, "body");
+    pbw_init_f32(&body, "W", 2, d44, loop_w, 16);
+    pbw_value_info(&body, 11, "i", I64, 0, NULL);
+    pbw_value_info(&body, 11, "c_in", BOOL, 0, NULL);
+    pbw_value_info(&body, 11, "y_in", F32, 2, d14);
+    pbw_node(&body, "MatMul", "mm", S("y_in", "W"), S("t"), NULL);
+    pbw_attr_int(&ga, "transB", 1);
+    pbw_node(&body, "Gemm", "gemm", S("t", "Wo"), S("y_out"), &ga);
+    pbw_node(&body, "Identity", "c", S("c_in"), S("c_out"), NULL);
+    pbw_value_info(&body, 12, "c_out", BOOL, 0, NULL);
+    pbw_value_info(&body, 12, "y_out", F32, 2, d14);
+    pbw_init_f32(&g, "Wo", 2, d44, loop_wo, 16);
+    pbw_value_info(&g, 11, "M", I64, 0, NULL);
+    pbw_value_info(&g, 11, "y0", F32, 2, d14);
+    pbw_attr_graph(&a, "body", &body);
+    pbw_node(&g, "Loop", "loop", S("M", "", "y0"), S("y"), &a);
+    pbw_value_info(&g, 12, "y", F32, 2, d14);
+    pbw m = pbw_model(&g, 8, 16);
+    onr_options *o = onr_options_new();
+    onr_options_set_threads(o, kernel_threads());
+    onr_session *s = NULL;
+    onr_status st = onr_session_open_memory(m.b, m.n, o, &s);
+    onr_options_free(o);
+    free(m.b);
+    if (st) fail_msg("open: %s", onr_session_errmsg(s));
+    return s;
+}
+
+/* y0 = (seed, 1, -1, 0.5) through M iterations, in double. */
+static void weights_loop_ref(int64_t m, float seed, double *y)
+{
+    y[0] = seed, y[1] = 1, y[2] = -1, y[3] = 0.5;
+    for (int64_t it = 0; it < m; it++) {
+        double t[4] = {0};
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 4; k++) t[j] += y[k] * loop_w[k * 4 + j];
+        for (int j = 0; j < 4; j++) {
+            y[j] = 0;
+            for (int k = 0; k < 4; k++) y[j] += t[k] * loop_wo[j * 4 + k];
+        }
+    }
+}
+
+typedef struct wl_arg {
+    onr_session *s;
+    int id, wrong;
+} wl_arg;
+
+static void *weights_loop_work(void *arg)
+{
+    static const int64_t d14[] = {1, 4};
+    wl_arg *a = arg;
+    onr_run *r = onr_run_new(a->s);
+    for (int it = 0; it < 20; it++) {
+        int64_t m = (a->id + it) % 5;
+        float seed = (float)(a->id * 20 + it) * 0.125f;
+        onr_tensor *tm = tk_i64(0, NULL, &m), *y0 = tk_f32(2, d14, (const float[]){seed, 1, -1, 0.5f});
+        const onr_tensor *in[] = {tm, y0};
+        if (onr_run_exec(r, 2, NULL, in, 0, NULL, NULL)) {
+            a->wrong++;
+        } else {
+            double ref[4];
+            weights_loop_ref(m, seed, ref);
+            const float *y = onr_tensor_data(onr_run_output(r, 0));
+            for (int j = 0; j < 4; j++)
+                a->wrong += !(fabs(y[j] - ref[j]) <= 1e-4 * (1 + fabs(ref[j])));
+        }
+        onr_tensor_free(tm), onr_tensor_free(y0);
+    }
+    onr_run_free(r);
+    return NULL;
+}
+
+/* Weights inside a Loop body are packed once however many plan instances
+ * run the session: each instance's Loop gets an instance of the body's
+ * plan (the clone hook), sharing the packed MatMul and Gemm weights. */
+static void test_loop_body_weights_packed_once(void **state)
+{
+    (void)state;
+    size_t p0 = onr_sgemm_pack_count();
+    onr_session *s = weights_loop();
+    size_t p1 = onr_sgemm_pack_count();
+    assert_int_equal(p1 - p0, 2); /* MatMul's W and Gemm's Wo, when the body was planned */
+    /* four contexts holding four instances at once */
+    onr_run *r[4];
+    static const int64_t d14[] = {1, 4};
+    int64_t m = 3;
+    onr_tensor *tm = tk_i64(0, NULL, &m), *y0 = tk_f32(2, d14, (const float[]){2, 1, -1, 0.5f});
+    const onr_tensor *in[] = {tm, y0};
+    for (int k = 0; k < 4; k++) {
+        r[k] = onr_run_new(s);
+        if (onr_run_exec(r[k], 2, NULL, in, 0, NULL, NULL)) fail_msg("%s", onr_run_errmsg(r[k]));
+    }
+    assert_true(onr_session_pool_size(s) >= 4);
+    for (int k = 0; k < 4; k++) onr_run_free(r[k]);
+    onr_tensor_free(tm), onr_tensor_free(y0);
+    /* and threads running at once */
+    pthread_t th[THREADS];
+    wl_arg a[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        a[t] = (wl_arg){.s = s, .id = t};
+        assert_int_equal(pthread_create(&th[t], NULL, weights_loop_work, &a[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        if (a[t].wrong) fail_msg("thread %d: %d wrong results", t, a[t].wrong);
+    }
+    print_message("loop body weights: %d plan instances, %zu packs\n", onr_session_pool_size(s),
+                  onr_sgemm_pack_count() - p0);
+    assert_int_equal(onr_sgemm_pack_count(), p1);
+    onr_session_free(s);
+}
+
+/* One sequence given to runs on several threads at once, each appending
+ * its own tensor: the sequence has room in its slot block, so exactly one
+ * run may claim the next slot in place (a compare-and-swap) and the others
+ * copy the slots; every output holds its own tensor, the input stays. */
+typedef struct seq_arg {
+    onr_session *s;
+    const onr_tensor *seq;
+    int id, wrong;
+    pthread_barrier_t *go;
+} seq_arg;
+
+static void *append_work(void *arg)
+{
+    static const int64_t d2[] = {2};
+    seq_arg *a = arg;
+    onr_run *r = onr_run_new(a->s);
+    onr_tensor *x = tk_f32(1, d2, (const float[]){(float)a->id, (float)-a->id});
+    const onr_tensor *in[] = {a->seq, x};
+    pthread_barrier_wait(a->go);
+    if (onr_run_exec(r, 2, NULL, in, 0, NULL, NULL)) {
+        a->wrong++;
+    } else {
+        const onr_tensor *y = onr_run_output(r, 0);
+        a->wrong += onr_value_count(y) != 3;
+        for (int64_t k = 0; k < 3 && onr_value_count(y) == 3; k++) {
+            const float *v = onr_tensor_data(onr_value_element(y, k));
+            float want = k < 2 ? (float)(100 + k) : (float)a->id;
+            a->wrong += v[0] != want;
+        }
+    }
+    onr_run_free(r);
+    onr_tensor_free(x);
+    return NULL;
+}
+
+static void test_shared_sequence_appended_at_once(void **state)
+{
+    (void)state;
+    static const int64_t d2[] = {2};
+    pbw g = {0};
+    {   /* input 'seq': sequence(tensor(float)) */
+        pbw tt = {0}, et = {0}, sq = {0}, tp = {0}, vi = {0};
+        pbw_int(&tt, 1, F32);
+        pbw_msg(&et, 1, &tt);
+        pbw_msg(&sq, 1, &et);
+        pbw_msg(&tp, 4, &sq);
+        pbw_str(&vi, 1, "seq");
+        pbw_msg(&vi, 2, &tp);
+        pbw_msg(&g, 11, &vi);
+    }
+    pbw_value_info(&g, 11, "x", F32, 1, d2);
+    pbw_node(&g, "SequenceInsert", "ins", S("seq", "x"), S("out"), NULL);
+    pbw_value_info(&g, 12, "out", F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = NULL;
+    onr_status st = onr_session_open_memory(m.b, m.n, NULL, &s);
+    free(m.b);
+    if (st) fail_msg("open: %s", onr_session_errmsg(s));
+    for (int round = 0; round < 10; round++) {
+        /* a sequence with room to append: the output of an append */
+        onr_tensor *e0 = tk_f32(1, d2, (const float[]){100, 0}), *e1 = tk_f32(1, d2, (const float[]){101, 0});
+        const onr_tensor *items[] = {e0};
+        onr_tensor *one = onr_sequence_new(ONR_FLOAT, 1, items);
+        const onr_tensor *in[] = {one, e1};
+        if (onr_session_run(s, 2, NULL, in)) fail_msg("%s", onr_session_errmsg(s));
+        onr_tensor *two = onr_session_take_output(s, 0);
+        assert_int_equal(onr_value_count(two), 2);
+        pthread_t th[THREADS];
+        seq_arg a[THREADS];
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, THREADS);
+        uint64_t c0 = onr_seq_copy_count();
+        for (int t = 0; t < THREADS; t++) {
+            a[t] = (seq_arg){.s = s, .seq = two, .id = t + 1, .go = &go};
+            assert_int_equal(pthread_create(&th[t], NULL, append_work, &a[t]), 0);
+        }
+        for (int t = 0; t < THREADS; t++) {
+            pthread_join(th[t], NULL);
+            if (a[t].wrong) fail_msg("round %d thread %d: %d wrong", round, t, a[t].wrong);
+        }
+        pthread_barrier_destroy(&go);
+        /* each run copies its x; one appended in place, the others copied
+         * the two slots into a new block */
+        assert_int_equal(onr_seq_copy_count() - c0, THREADS + 2 * (THREADS - 1));
+        assert_int_equal(onr_value_count(two), 2);
+        onr_tensor_free(two), onr_tensor_free(one), onr_tensor_free(e0), onr_tensor_free(e1);
+    }
+    onr_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +765,8 @@ int main(void)
         cmocka_unit_test(test_cancel_all_and_one),
         cmocka_unit_test(test_run_outputs_are_per_context),
         cmocka_unit_test(test_errors_are_per_call),
+        cmocka_unit_test(test_loop_body_weights_packed_once),
+        cmocka_unit_test(test_shared_sequence_appended_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -623,6 +623,132 @@ static void test_loop_carries_sequence(void **state)
     onr_session_free(s);
 }
 
+/* A Loop of M iterations appending x * i to a carried sequence. */
+static onr_session *append_loop(void)
+{
+    pbw body = graph_named("body"), g = {0}, a = {0}, ca = {0};
+    pbw_value_info(&body, 11, "i", I64, 0, NULL);
+    pbw_value_info(&body, 11, "c", BOOL, 0, NULL);
+    pbw_value_info(&body, 11, "s_in", F32, -1, NULL);
+    pbw_attr_int(&ca, "to", F32);
+    pbw_node(&body, "Cast", "cast", S("i"), S("f"), &ca);
+    pbw_node(&body, "Mul", "mul", S("x", "f"), S("xi"), NULL);
+    pbw_node(&body, "SequenceInsert", "ins", S("s_in", "xi"), S("s_out"), NULL);
+    pbw_node(&body, "Identity", "cid", S("c"), S("c_out"), NULL);
+    pbw_value_info(&body, 12, "c_out", BOOL, 0, NULL);
+    pbw_value_info(&body, 12, "s_out", F32, -1, NULL);
+    pbw_value_info(&g, 11, "M", I64, 0, NULL);
+    pbw_value_info(&g, 11, "x", F32, 1, D2);
+    pbw_node(&g, "SequenceEmpty", "empty", NULL, S("s0"), NULL);
+    pbw_attr_graph(&a, "body", &body);
+    pbw_node(&g, "Loop", "loop", S("M", "", "s0"), S("seq"), &a);
+    pbw_node(&g, "SequenceLength", "len", S("seq"), S("n"), NULL);
+    pbw_value_info(&g, 12, "seq", F32, -1, NULL);
+    pbw_value_info(&g, 12, "n", I64, 0, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    return open_model(&m);
+}
+
+/* Element copies (onr_seq_copy_count) and allocations of one run. */
+static void append_run(onr_session *s, int64_t iters, uint64_t *copies, long *allocs)
+{
+    onr_tensor *tm = tk_i64(0, NULL, &iters), *x = tk_f32(1, D2, (const float[]){1, -2});
+    const onr_tensor *in[] = {tm, x};
+    uint64_t c0 = onr_seq_copy_count();
+    n_allocs = 0;
+    counting = 1;
+    onr_status st = onr_session_run(s, 2, NULL, in);
+    counting = 0;
+    *copies = onr_seq_copy_count() - c0;
+    *allocs = n_allocs;
+    if (st) fail_msg("%s", onr_session_errmsg(s));
+    assert_int_equal(*(const int64_t *)onr_tensor_data(onr_session_output(s, 1)), iters);
+    const onr_tensor *seq = onr_session_output(s, 0);
+    assert_int_equal(onr_value_count(seq), iters);
+    for (int64_t k = 0; k < iters; k++) {
+        const float *v = onr_tensor_data(onr_value_element(seq, k));
+        assert_true(v[0] == (float)k && v[1] == -2.f * (float)k);
+    }
+    onr_tensor_free(tm), onr_tensor_free(x);
+}
+
+/* Appending to a loop-carried sequence is O(element) per iteration: the
+ * elements already in the sequence are neither copied nor reallocated (the
+ * slot block grows geometrically), so 4x the iterations cost 4x the
+ * copies and allocations, not 16x. */
+static void test_loop_append_is_linear(void **state)
+{
+    (void)state;
+    onr_session *s = append_loop();
+    uint64_t c100, c400;
+    long a100, a400;
+    append_run(s, 100, &c100, &a100); /* warm: the plan's first layout */
+    append_run(s, 100, &c100, &a100);
+    append_run(s, 400, &c400, &a400);
+    print_message("append loop: 100 iterations %llu copies %ld allocations, 400: %llu, %ld\n",
+                  (unsigned long long)c100, a100, (unsigned long long)c400, a400);
+    /* one element copy per iteration, slot copies at most 2 per element */
+    assert_true(c100 >= 100 && c100 <= 3 * 100 + 16);
+    assert_true(c400 >= 400 && c400 <= 3 * 400 + 16);
+    assert_true(a400 <= 5 * a100);
+    onr_session_free(s);
+}
+
+/* Values stay immutable while they share slot blocks: two insertions into
+ * the same sequence, an erase of the last element (a prefix) then an
+ * insertion into it, and an erase in the middle each see only their own
+ * elements. */
+static void test_sequence_sharing_keeps_values(void **state)
+{
+    (void)state;
+    pbw g = {0}, ax = {0};
+    int64_t zero = 0;
+    pbw_init_i64(&g, "zero", 0, NULL, &zero, 1);
+    static const char *const names[] = {"a", "b", "c", "d"};
+    for (int k = 0; k < 4; k++) pbw_value_info(&g, 11, names[k], F32, 1, D2);
+    pbw_node(&g, "SequenceEmpty", "empty", NULL, S("s0"), NULL);
+    pbw_node(&g, "SequenceInsert", "i1", S("s0", "a"), S("s1"), NULL);
+    pbw_node(&g, "SequenceInsert", "i2", S("s1", "b"), S("s2"), NULL);  /* [a b] */
+    pbw_node(&g, "SequenceInsert", "i3", S("s1", "c"), S("s3"), NULL);  /* [a c] */
+    pbw_node(&g, "SequenceErase", "e1", S("s2"), S("e"), NULL);         /* [a] */
+    pbw_node(&g, "SequenceInsert", "i4", S("e", "d"), S("s4"), NULL);   /* [a d] */
+    pbw_node(&g, "SequenceErase", "e2", S("s2", "zero"), S("s5"), NULL); /* [b] */
+    pbw_node(&g, "SequenceInsert", "i5", S("s4", "c", "zero"), S("s6"), NULL); /* [c a d] */
+    static const char *const seqs[] = {"s1", "s2", "s3", "e", "s4", "s5", "s6"};
+    char out[7][8];
+    for (int k = 0; k < 7; k++) {
+        snprintf(out[k], sizeof out[k], "cat%d", k);
+        pbw_attr_int(&ax, "axis", 0); /* pbw_node takes the attributes */
+        pbw_node(&g, "ConcatFromSequence", out[k], (const char *[]){seqs[k], NULL},
+                 (const char *[]){out[k], NULL}, &ax);
+    }
+    for (int k = 0; k < 7; k++) pbw_value_info(&g, 12, out[k], F32, -1, NULL);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = open_model(&m);
+    static const char *const want[] = {"a", "ab", "ac", "a", "ad", "b", "cad"};
+    for (int round = 0; round < 3; round++) {
+        onr_tensor *in[4];
+        for (int k = 0; k < 4; k++)
+            in[k] = tk_f32(1, D2, (const float[]){(float)(k + 1), (float)(10 * (k + 1) + round)});
+        if (onr_session_run(s, 4, NULL, (const onr_tensor *const *)in))
+            fail_msg("%s", onr_session_errmsg(s));
+        for (int k = 0; k < 7; k++) {
+            const onr_tensor *t = onr_session_output(s, k);
+            size_t n = strlen(want[k]);
+            assert_int_equal(onr_tensor_numel(t), 2 * (int64_t)n);
+            const float *v = onr_tensor_data(t);
+            for (size_t j = 0; j < n; j++) {
+                int e = want[k][j] - 'a' + 1;
+                if (v[2 * j] != (float)e || v[2 * j + 1] != (float)(10 * e + round))
+                    fail_msg("%s: element %zu is (%g, %g), expected %c", out[k], j, v[2 * j],
+                             v[2 * j + 1], want[k][j]);
+            }
+        }
+        for (int k = 0; k < 4; k++) onr_tensor_free(in[k]);
+    }
+    onr_session_free(s);
+}
+
 /* Sequence and optional graph inputs through the C API, SequenceAt errors,
  * and .pb round trips of both kinds. */
 static void test_sequence_optional_api(void **state)
@@ -736,6 +862,8 @@ int main(void)
         cmocka_unit_test(test_loop_scan_shape_change),
         cmocka_unit_test(test_cancel_endless_loop),
         cmocka_unit_test(test_loop_carries_sequence),
+        cmocka_unit_test(test_loop_append_is_linear),
+        cmocka_unit_test(test_sequence_sharing_keeps_values),
         cmocka_unit_test(test_sequence_optional_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -444,6 +444,72 @@ static void test_zipmap(void **state)
     }
 }
 
+/* ZipMap's seq(map) through control flow: an If choosing between two
+ * ZipMaps (the else branch's made inside it), a Loop carrying the result
+ * (a body that passes it on shares it: no map is copied), and an
+ * Optional / OptionalGetElement around it. */
+static void test_seq_of_maps_through_control_flow(void **state)
+{
+    (void)state;
+    pbw g = {0}, a = {0}, ia = {0}, la = {0}, then_g = {0}, else_g = {0}, body = {0}, ea = {0};
+    pbw_str(&then_g, 2, "then");
+    pbw_node(&then_g, "Identity", "tid", S("z"), S("t_out"), NULL);
+    pbw_value_info(&then_g, 12, "t_out", F32, -1, NULL);
+    pbw_str(&else_g, 2, "else");
+    pbw_node(&else_g, "Neg", "neg", S("x"), S("nx"), NULL);
+    pbw_attr_ints(&ea, "classlabels_int64s", (const int64_t[]){10, 20}, 2);
+    pbw_node_in(&else_g, 1, "ZipMap", "ai.onnx.ml", "zm2", S("nx"), S("e_out"), &ea);
+    pbw_value_info(&else_g, 12, "e_out", F32, -1, NULL);
+    pbw_str(&body, 2, "body");
+    pbw_value_info(&body, 11, "i", I64, 0, NULL);
+    pbw_value_info(&body, 11, "c_in", 9, 0, NULL);
+    pbw_value_info(&body, 11, "s_in", F32, -1, NULL);
+    pbw_node(&body, "Identity", "cid", S("c_in"), S("c_out"), NULL);
+    pbw_node(&body, "Identity", "sid", S("s_in"), S("s_out"), NULL);
+    pbw_value_info(&body, 12, "c_out", 9, 0, NULL);
+    pbw_value_info(&body, 12, "s_out", F32, -1, NULL);
+
+    pbw_value_info(&g, 11, "x", F32, 2, (const int64_t[]){-1, 2});
+    pbw_value_info(&g, 11, "cond", 9, 0, NULL);
+    pbw_value_info(&g, 11, "M", I64, 0, NULL);
+    pbw_attr_ints(&a, "classlabels_int64s", (const int64_t[]){10, 20}, 2);
+    pbw_node_in(&g, 1, "ZipMap", "ai.onnx.ml", "zm", S("x"), S("z"), &a);
+    pbw_attr_graph(&ia, "then_branch", &then_g);
+    pbw_attr_graph(&ia, "else_branch", &else_g);
+    pbw_node(&g, "If", "if", S("cond"), S("sel"), &ia);
+    pbw_attr_graph(&la, "body", &body);
+    pbw_node(&g, "Loop", "loop", S("M", "", "sel"), S("looped"), &la);
+    pbw_node(&g, "Optional", "opt", S("looped"), S("o"), NULL);
+    pbw_node(&g, "OptionalGetElement", "get", S("o"), S("got"), NULL);
+    map_value_info(&g, 12, "looped", I64, F32, 1);
+    map_value_info(&g, 12, "got", I64, F32, 1);
+    pbw m = ml_model(&g);
+    onr_session *s = NULL;
+    if (open_model(&m, &s)) fail_msg("%s", onr_session_errmsg(s));
+    for (int k = 0; k < 4; k++) {
+        uint8_t cond = k & 1;
+        int64_t iters = k < 2 ? 0 : 3, rows = 2;
+        onr_tensor *x = tk_f32(2, (const int64_t[]){rows, 2}, (const float[]){1, 2, 3, 4});
+        onr_tensor *c = tk_bool(0, NULL, &cond), *tm = tk_i64(0, NULL, &iters);
+        const onr_tensor *in[] = {x, c, tm};
+        if (onr_session_run(s, 3, NULL, in)) fail_msg("%s", onr_session_errmsg(s));
+        for (int o = 0; o < 2; o++) {
+            const onr_tensor *z = onr_session_output(s, o);
+            assert_int_equal(onr_value_kind(z), ONR_VALUE_SEQUENCE);
+            assert_int_equal(onr_value_count(z), rows);
+            for (int64_t r = 0; r < rows; r++) {
+                const onr_tensor *mp = onr_value_element(z, r);
+                assert_int_equal(onr_value_kind(mp), ONR_VALUE_MAP);
+                assert_int_equal(((int64_t *)onr_tensor_data(onr_map_keys(mp)))[1], 20);
+                float want = (float)(2 * r + 2) * (cond ? 1.f : -1.f);
+                assert_true(((float *)onr_tensor_data(onr_map_values(mp)))[1] == want);
+            }
+        }
+        onr_tensor_free(x), onr_tensor_free(c), onr_tensor_free(tm);
+    }
+    onr_session_free(s);
+}
+
 /* A one-node model: map input "x" (key, val) -> op -> tensor output "y". */
 static onr_session *map_op_model(const char *op, int key, int val, pbw *attrs, onr_status *st)
 {
@@ -645,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_dictvectorizer),
         cmocka_unit_test(test_loader_map_types),
         cmocka_unit_test(test_cli_maps),
+        cmocka_unit_test(test_seq_of_maps_through_control_flow),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

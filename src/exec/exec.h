@@ -58,8 +58,10 @@ void onr_step_destroy(onr_step *s);
 /* Make dst (initialised with onr_step_init for the same node and op) a
  * created step for another plan instance: a step whose create consumed
  * constants starts from src's params as create left them (params0; what
- * create allocated is shared, read-only, and freed by src alone); any
- * other step runs create again over dst's bound inputs. */
+ * create allocated is shared, read-only, and freed by src alone); an op
+ * with a clone hook makes dst's params from src's (a subgraph's plan
+ * becomes an instance of src's, sharing its packed weights); any other
+ * step runs create again over dst's bound inputs. */
 onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err);
 
 /* Run one node from scratch through the same sequence: create, reshape,

@@ -104,6 +104,12 @@ int onr_create_hold(onr_create_ctx *c, const char *what, uint64_t bytes)
 
 onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err)
 {
+    const onr_op_impl *impl = src->op->impl;
+    if (impl->clone && src->created) { /* made from the template's params (ops.h) */
+        dst->created = 1;
+        dst->consumed = src->consumed;
+        return (onr_status)impl->clone(dst->params, src->params, err);
+    }
     if (!src->consumed) return onr_step_create(dst, nthreads, err);
     /* src's constants were packed and may be released: share the packed
      * state. The ops that consume keep reshape's results in plain fields

@@ -151,15 +151,89 @@ size_t onr_tensor_nbytes(const onr_tensor *t)
     return t->kind ? 0 : (size_t)t->numel * onr_dtype_size(t->dtype);
 }
 
-/* A container's owned elements and slot array. */
+/* ---- containers: shared slot blocks (ir.h) -------------------------------- */
+
+static _Atomic uint64_t g_seq_copies;
+
+uint64_t onr_seq_copy_count(void) { return atomic_load_explicit(&g_seq_copies, memory_order_relaxed); }
+
+void onr_seq_count_copies(uint64_t n)
+{
+    atomic_fetch_add_explicit(&g_seq_copies, n, memory_order_relaxed);
+}
+
+static onr_slots *slots_of(const onr_tensor *t)
+{
+    return t->kind && t->data ? (onr_slots *)((char *)t->data - offsetof(onr_slots, slot)) : NULL;
+}
+
+onr_tensor *onr_value_share(onr_tensor *e)
+{
+    if (e) __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
+    return e;
+}
+
+void onr_value_unref(onr_tensor *e)
+{
+    /* refs counts the owners beyond the first: 0 before the decrement
+     * means this was the last one */
+    if (e && __atomic_fetch_sub(&e->refs, 1, __ATOMIC_ACQ_REL) == 0) onr_tensor_free(e);
+}
+
+static void slots_release(onr_slots *b)
+{
+    if (!b || __atomic_fetch_sub(&b->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    int64_t used = __atomic_load_n(&b->used, __ATOMIC_ACQUIRE);
+    for (int64_t i = 0; i < used; i++) onr_value_unref(b->slot[i]);
+    free(b);
+}
+
+/* A new block of cap slots (NULL), `used` of them counted as filled. */
+static onr_slots *slots_new(int64_t cap, int64_t used, onr_err *err)
+{
+    if (cap < 0 || (uint64_t)cap > onr_max_tensor_bytes() / sizeof(onr_tensor *)) {
+        onr_seterr(err, ONR_E_NOMEM, "a sequence of %lld values is too long", (long long)cap);
+        return NULL;
+    }
+    size_t bytes = sizeof(onr_slots) + ((size_t)cap + 1) * sizeof(onr_tensor *);
+    if (onr_budget_run_take(bytes, err)) return NULL;
+    onr_slots *b = calloc(1, bytes);
+    if (!b) {
+        onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    b->cap = cap;
+    b->used = used;
+    return b;
+}
+
+/* A container's reference on its block, and the slot array. */
 static void free_items(onr_tensor *t)
 {
     if (!t->kind || !t->owns || !t->data) return;
-    for (int64_t i = 0; i < t->numel; i++) onr_tensor_free(((onr_tensor **)t->data)[i]);
-    free(t->data);
+    slots_release(slots_of(t));
     t->data = NULL;
     t->owns = 0;
     t->cap = 0;
+}
+
+/* t (whatever it owned released, its name kept) becomes a container of
+ * kind over block b's first n slots; t takes the caller's reference. */
+static void container_set(onr_tensor *t, int kind, onr_dtype elem, onr_slots *b, int64_t n)
+{
+    char *name = t->name;
+    t->name = NULL;
+    if (t->owns) onr_tensor_clear(t);
+    t->name = name;
+    t->kind = (uint8_t)kind;
+    t->dtype = elem;
+    t->rank = 1;
+    memset(t->dims, 0, sizeof t->dims);
+    t->dims[0] = n;
+    t->numel = n;
+    t->data = b->slot;
+    t->owns = 1;
+    t->cap = ((size_t)b->cap + 1) * sizeof(onr_tensor *);
 }
 
 onr_status onr_value_container(onr_tensor *t, int kind, onr_dtype elem, int64_t n, onr_err *err)
@@ -170,19 +244,10 @@ onr_status onr_value_container(onr_tensor *t, int kind, onr_dtype elem, int64_t 
         onr_tensor_clear(t);
         t->name = name;
     }
-    if (n < 0 || (uint64_t)n > onr_max_tensor_bytes() / sizeof(onr_tensor *))
-        return onr_seterr(err, ONR_E_NOMEM, "a sequence of %lld values is too long", (long long)n);
-    if (onr_budget_run_take(((uint64_t)n + 1) * sizeof(onr_tensor *), err)) return ONR_E_NOMEM;
-    t->data = calloc((size_t)n + 1, sizeof(onr_tensor *));
-    if (!t->data) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    t->kind = (uint8_t)kind;
-    t->dtype = elem;
-    t->rank = 1;
-    memset(t->dims, 0, sizeof t->dims);
-    t->dims[0] = n;
-    t->numel = n;
-    t->owns = 1;
-    t->cap = ((size_t)n + 1) * sizeof(onr_tensor *);
+    if (n < 0) return onr_seterr(err, ONR_E_NOMEM, "a sequence of %lld values is too long", (long long)n);
+    onr_slots *b = slots_new(n, n, err);
+    if (!b) return err && err->code ? err->code : ONR_E_NOMEM;
+    container_set(t, kind, elem, b, n);
     return ONR_OK;
 }
 
@@ -190,15 +255,11 @@ onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
 {
     if (t == src) return ONR_OK;
     if (src->kind) {
-        onr_status st = onr_value_container(t, src->kind, src->dtype, src->numel, err);
-        for (int64_t i = 0; i < src->numel && !st; i++) {
-            const onr_tensor *e = onr_value_item(src, i);
-            onr_tensor *c = calloc(1, sizeof *c);
-            if (!c) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-            ((onr_tensor **)t->data)[i] = c;
-            if (e) st = onr_value_copy(c, e, err);
-        }
-        return st;
+        onr_slots *b = slots_of(src);
+        if (!b) return onr_value_container(t, src->kind, src->dtype, 0, err);
+        __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED); /* before t lets go of what it held */
+        container_set(t, src->kind, src->dtype, b, src->numel);
+        return ONR_OK;
     }
     if (!t->owns) t->data = NULL, t->cap = 0;
     if (t->kind || t->dtype == ONR_STRING || src->dtype == ONR_STRING) {
@@ -224,6 +285,56 @@ onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err)
                               (long long)src->numel);
         memcpy(t->data, src->data, onr_tensor_nbytes(t));
     }
+    return ONR_OK;
+}
+
+onr_status onr_seq_insert(onr_tensor *y, const onr_tensor *s, int64_t pos, onr_tensor *e,
+                          onr_err *err)
+{
+    int64_t n = s->numel;
+    onr_slots *old = slots_of(s);
+    if (pos == n && old && n < old->cap) {
+        int64_t expect = n; /* only the block's longest value appends in place */
+        if (__atomic_compare_exchange_n(&old->used, &expect, n + 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            old->slot[n] = e;
+            /* a release: whoever frees the block (acquiring on refs) sees
+             * the slot written */
+            __atomic_fetch_add(&old->refs, 1, __ATOMIC_RELEASE);
+            container_set(y, ONR_VALUE_SEQUENCE, e->dtype, old, n + 1);
+            return ONR_OK;
+        }
+    }
+    /* a new block: room to append in place after an append */
+    int64_t cap = pos == n ? (n < 4 ? 8 : 2 * (n + 1)) : n + 1;
+    if ((uint64_t)cap > onr_max_tensor_bytes() / sizeof(onr_tensor *)) cap = n + 1; /* no headroom */
+    onr_slots *b = slots_new(cap, n + 1, err);
+    if (!b) {
+        onr_tensor_free(e);
+        return err && err->code ? err->code : ONR_E_NOMEM;
+    }
+    for (int64_t i = 0, j = 0; i <= n; i++)
+        b->slot[i] = i == pos ? e : onr_value_share(onr_value_item(s, j++));
+    onr_seq_count_copies((uint64_t)n);
+    container_set(y, ONR_VALUE_SEQUENCE, e->dtype, b, n + 1);
+    return ONR_OK;
+}
+
+onr_status onr_seq_erase(onr_tensor *y, const onr_tensor *s, int64_t pos, onr_err *err)
+{
+    int64_t n = s->numel;
+    onr_slots *old = slots_of(s);
+    if (pos == n - 1 && old) { /* a prefix of s */
+        __atomic_fetch_add(&old->refs, 1, __ATOMIC_RELAXED);
+        container_set(y, ONR_VALUE_SEQUENCE, s->dtype, old, n - 1);
+        return ONR_OK;
+    }
+    onr_slots *b = slots_new(n - 1, n - 1, err);
+    if (!b) return err && err->code ? err->code : ONR_E_NOMEM;
+    for (int64_t i = 0, j = 0; i < n; i++)
+        if (i != pos) b->slot[j++] = onr_value_share(onr_value_item(s, i));
+    onr_seq_count_copies((uint64_t)(n - 1));
+    container_set(y, ONR_VALUE_SEQUENCE, s->dtype, b, n - 1);
     return ONR_OK;
 }
 

@@ -80,7 +80,27 @@ void onr_names_free(onr_names *m);
  *             tensor whose dim 0 is the key count); dtype = the values'
  *             type. onr_map_check states the rules, onr_map_alloc makes one.
  * Containers never live in the arena: the ops making them are
- * ONR_OP_DYNAMIC_OUT, and a view of one (Identity) shares its data. */
+ * ONR_OP_DYNAMIC_OUT, and a view of one (Identity) shares its data.
+ *
+ * Values in containers are immutable and shared, so a sequence op never
+ * copies more than the elements it makes (a Loop appending to a carried
+ * sequence is O(element) per iteration, not O(sequence)):
+ *  - a container's slots live in one reference-counted block (onr_slots);
+ *    data points at its slot[] array, so onr_value_item reads it directly.
+ *    A container value is (block, numel): any number of values may read
+ *    prefixes of one block. Copying a container (onr_value_copy) takes a
+ *    reference on its block: O(1).
+ *  - appending to a value whose length is the block's `used` count claims
+ *    the next free slot in place (an atomic compare-and-swap, so values
+ *    shared between threads stay safe); every other value of the block
+ *    still reads only its own prefix. A full block or a value that is not
+ *    the longest gets a new block twice the size (amortized O(1)).
+ *  - an element (a heap value in a slot) carries a count of its extra
+ *    owners (refs): blocks share elements when an op builds a new block
+ *    from an old one (SequenceErase, an insertion in the middle).
+ * Nothing may write into a slot or an element after the value is made;
+ * only onr_value_share / onr_value_unref touch refs (a struct copy of a
+ * tensor carries a stale count that nothing reads). */
 struct onr_tensor {
     uint8_t kind; /* onr_kind: ONR_VALUE_TENSOR (0), _SEQUENCE, _OPTIONAL */
     onr_dtype dtype;
@@ -91,7 +111,18 @@ struct onr_tensor {
     size_t cap;   /* bytes allocated when owned */
     uint8_t owns; /* data freed with the tensor */
     char *name;   /* optional, for tensors read from or written to files */
+    uint32_t refs; /* a container's element: owners beyond the first (atomic
+                      builtins; onr_value_share / onr_value_unref only) */
 };
+
+/* The slot block of a container (see above). refs and used are accessed
+ * with atomic builtins; cap never changes. */
+typedef struct onr_slots {
+    uint32_t refs;       /* owners beyond the first */
+    int64_t used;        /* slots [0, used) hold values the block owns */
+    int64_t cap;         /* slots allocated (those past used are NULL) */
+    onr_tensor *slot[];  /* a container's data points here */
+} onr_slots;
 
 /* Fill shape fields; validates dims and limits. Does not touch data. */
 onr_status onr_tensor_set_shape(onr_tensor *t, onr_dtype dt, int rank, const int64_t *dims,
@@ -112,8 +143,28 @@ static inline onr_tensor *onr_value_item(const onr_tensor *t, int64_t i)
 {
     return ((onr_tensor **)t->data)[i];
 }
-/* t (tensor or container) becomes an owned deep copy of src. */
+/* t (tensor or container) becomes an owned copy of src: a tensor's data
+ * is copied; a container shares src's slot block (O(1), see above). */
 onr_status onr_value_copy(onr_tensor *t, const onr_tensor *src, onr_err *err);
+/* One more owner of heap element e (returned; NULL stays NULL). */
+onr_tensor *onr_value_share(onr_tensor *e);
+/* Drop one owner of heap element e: freed with its last owner. */
+void onr_value_unref(onr_tensor *e);
+/* y (a container output, whatever it held is released) becomes sequence
+ * s with heap element e (y takes e's ownership, also on failure) inserted
+ * at pos in [0, numel]: in place in s's block when appending to its
+ * longest value, else a new block sharing s's elements. */
+onr_status onr_seq_insert(onr_tensor *y, const onr_tensor *s, int64_t pos, onr_tensor *e,
+                          onr_err *err);
+/* y becomes sequence s without element pos (a prefix of s's block when pos
+ * is the last; else a new block sharing the others). */
+onr_status onr_seq_erase(onr_tensor *y, const onr_tensor *s, int64_t pos, onr_err *err);
+/* Slots copied into new blocks and tensors copied into new elements by
+ * the functions above and the sequence ops, since the process started
+ * (tests: what an appending Loop costs per iteration). */
+uint64_t onr_seq_copy_count(void);
+/* Count n more of those copies. */
+void onr_seq_count_copies(uint64_t n);
 
 /* ---- maps (ir.c) ---- */
 /* 1 for a type a map key may have: an integer type or STRING. */

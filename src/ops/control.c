@@ -8,7 +8,10 @@
  * steps keep their packed weights and its arena across iterations and runs.
  * The outer-scope values a subgraph reads (at any depth) arrive as implicit
  * inputs after the declared ones (see plan.h); run binds them to the
- * sub-plan once per run, without copying.
+ * sub-plan once per run, without copying. Another plan instance of the
+ * enclosing plan (a session run from several threads) gets an instance of
+ * each sub-plan through the clone hook: the body's packed weights are
+ * made once, whatever the number of instances.
  *
  * Outputs are only known once the subgraph has run, so the ops are
  * ONR_OP_DYNAMIC_OUT: each output is its own buffer and run sets its shape.
@@ -64,10 +67,11 @@ static int tensor_move(onr_tensor *dst, onr_tensor *src, onr_err *err)
         if (!dst->owns) dst->data = NULL, dst->cap = 0;
         onr_tensor t = *dst;
         char *nd = dst->name, *ns = src->name;
+        uint32_t rd = dst->refs, rs = src->refs; /* each object's own owners */
         *dst = *src;
         *src = t;
-        dst->name = nd;
-        src->name = ns;
+        dst->name = nd, dst->refs = rd;
+        src->name = ns, src->refs = rs;
         return ONR_OK;
     }
     if (!src->owns || src->dtype == ONR_STRING || dst->dtype == ONR_STRING)
@@ -242,6 +246,19 @@ static void if_destroy(void *params)
     for (int b = 0; b < 2; b++) onr_plan_free(p->branch[b]);
 }
 
+/* Another plan instance's If: instances of the branches' plans. */
+static int if_clone(void *dst, const void *src, onr_err *err)
+{
+    if_params *d = dst;
+    const if_params *s = src;
+    for (int b = 0; b < 2; b++) {
+        d->graph[b] = s->graph[b];
+        int st = onr_plan_instance(s->branch[b], &d->branch[b], err);
+        if (st) return st;
+    }
+    return ONR_OK;
+}
+
 static int if_reshape(onr_kctx *ctx, size_t *scratch)
 {
     ONR_UNUSED(scratch);
@@ -267,7 +284,7 @@ static int if_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_If = {.create = if_create, .reshape = if_reshape, .run = if_run,
-    .destroy = if_destroy, .params_size = sizeof(if_params), .types = ONR_TYPES_ALL,
+    .destroy = if_destroy, .clone = if_clone, .params_size = sizeof(if_params), .types = ONR_TYPES_ALL,
     .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};
 
 /* ---- Loop ----------------------------------------------------------------------- */
@@ -338,6 +355,24 @@ static void loop_destroy(void *params)
     carry_free(&p->c);
     free(p->scan_decl);
     free(p->row_shape);
+}
+
+/* Another plan instance's Loop: an instance of the body's plan (its packed
+ * weights shared), its own carried buffers. */
+static int loop_clone(void *dst, const void *src, onr_err *err)
+{
+    loop_params *d = dst;
+    const loop_params *s = src;
+    d->graph = s->graph;
+    d->n_decl = s->n_decl, d->n_carried = s->n_carried, d->n_scan = s->n_scan;
+    int st = onr_plan_instance(s->body, &d->body, err);
+    if (st) return st;
+    d->scan_decl = calloc((size_t)d->n_scan + 1, sizeof *d->scan_decl);
+    d->row_shape = calloc((size_t)d->n_scan + 1, sizeof *d->row_shape);
+    if (carry_init(&d->c, d->n_carried) || !d->scan_decl || !d->row_shape)
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    if (d->n_scan) memcpy(d->scan_decl, s->scan_decl, (size_t)d->n_scan * sizeof *d->scan_decl);
+    return ONR_OK;
 }
 
 static int loop_reshape(onr_kctx *ctx, size_t *scratch)
@@ -472,7 +507,7 @@ static int loop_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_Loop = {.create = loop_create, .reshape = loop_reshape,
-    .run = loop_run, .destroy = loop_destroy, .params_size = sizeof(loop_params),
+    .run = loop_run, .destroy = loop_destroy, .clone = loop_clone, .params_size = sizeof(loop_params),
     .types = ONR_TYPES_ALL, .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};
 
 /* ---- Scan ------------------------------------------------------------------------ */
@@ -571,6 +606,41 @@ static void scan_destroy(void *params)
         for (int k = 0; k < p->n_scan_in; k++) onr_tensor_clear(&p->slice[k]);
     free(p->slice), free(p->state0), free(p->seen), free(p->out_decl);
     free(p->in_axis), free(p->in_dir), free(p->out_axis), free(p->out_dir);
+}
+
+static int64_t *ints_dup(const int64_t *v, int n)
+{
+    int64_t *d = malloc(((size_t)n + 1) * sizeof *d);
+    if (d && n) memcpy(d, v, (size_t)n * sizeof *d);
+    return d;
+}
+
+/* Another plan instance's Scan: an instance of the body's plan, its own
+ * state buffers and slices. */
+static int scan_clone(void *dst, const void *src, onr_err *err)
+{
+    scan_params *d = dst;
+    const scan_params *s = src;
+    d->graph = s->graph;
+    d->batched = s->batched;
+    d->n_decl = s->n_decl, d->n_state = s->n_state;
+    d->n_scan_in = s->n_scan_in, d->n_scan_out = s->n_scan_out;
+    int st = onr_plan_instance(s->body, &d->body, err);
+    if (st) return st;
+    d->in_axis = ints_dup(s->in_axis, d->n_scan_in);
+    d->in_dir = ints_dup(s->in_dir, d->n_scan_in);
+    d->out_axis = ints_dup(s->out_axis, d->n_scan_out);
+    d->out_dir = ints_dup(s->out_dir, d->n_scan_out);
+    d->slice = calloc((size_t)d->n_scan_in + 1, sizeof *d->slice);
+    d->state0 = calloc((size_t)d->n_state + 1, sizeof *d->state0);
+    d->seen = calloc((size_t)d->n_scan_out + 1, sizeof *d->seen);
+    d->out_decl = calloc((size_t)d->n_scan_out + 1, sizeof *d->out_decl);
+    if (carry_init(&d->c, d->n_state) || !d->in_axis || !d->in_dir || !d->out_axis ||
+        !d->out_dir || !d->slice || !d->state0 || !d->seen || !d->out_decl)
+        return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    if (d->n_scan_out)
+        memcpy(d->out_decl, s->out_decl, (size_t)d->n_scan_out * sizeof *d->out_decl);
+    return ONR_OK;
 }
 
 /* Input k of the state/scan values (after Scan-8's sequence_lens). */
@@ -808,7 +878,7 @@ static int scan_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_Scan = {.create = scan_create, .reshape = scan_reshape,
-    .run = scan_run, .destroy = scan_destroy, .params_size = sizeof(scan_params),
+    .run = scan_run, .destroy = scan_destroy, .clone = scan_clone, .params_size = sizeof(scan_params),
     .types = ONR_TYPES_ALL, .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};
 
 /* ---- SequenceMap (17+) ----------------------------------------------------------------
@@ -844,6 +914,15 @@ static void seqmap_destroy(void *params)
 {
     seqmap_params *p = params;
     onr_plan_free(p->body);
+}
+
+static int seqmap_clone(void *dst, const void *src, onr_err *err)
+{
+    seqmap_params *d = dst;
+    const seqmap_params *s = src;
+    d->graph = s->graph;
+    d->n_decl = s->n_decl;
+    return onr_plan_instance(s->body, &d->body, err);
 }
 
 static int seqmap_reshape(onr_kctx *ctx, size_t *scratch)
@@ -906,5 +985,5 @@ static int seqmap_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_SequenceMap = {.create = seqmap_create, .reshape = seqmap_reshape,
-    .run = seqmap_run, .destroy = seqmap_destroy, .params_size = sizeof(seqmap_params),
+    .run = seqmap_run, .destroy = seqmap_destroy, .clone = seqmap_clone, .params_size = sizeof(seqmap_params),
     .types = ONR_TYPES_ALL, .flags = ONR_OP_DYNAMIC_OUT | ONR_OP_NOFOLD};

@@ -30,7 +30,10 @@
  * buffers create allocated (packed weights) are shared read-only by every
  * instance and freed once. An op that consumes therefore keeps what
  * reshape computes in plain fields of params (never allocates or frees
- * there), and run never writes through a pointer create set. Nothing an
+ * there), and run never writes through a pointer create set. An op whose
+ * create-time state is more than bytes to copy (the sub-plans of If, Loop,
+ * Scan, SequenceMap) has a clone hook instead: the instance's params are
+ * made from the template's, sharing what create packed. Nothing an
  * op does may touch mutable global state (test-only switches aside).
  *
  * Operators are listed once in ops.def; adding one touches its own file and
@@ -91,6 +94,12 @@ typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);
 typedef int (*onr_reshape_fn)(onr_kctx *ctx, size_t *scratch_bytes);
 typedef int (*onr_run_fn)(const onr_kctx *ctx);
 typedef void (*onr_destroy_fn)(void *params);
+/* Make dst (zeroed params) another plan instance's copy of src, the params
+ * of the template's step: the create-time state that runs only read
+ * (packed weights, a subgraph's plan) is shared or made an instance of
+ * (onr_plan_instance), the run-time state is dst's own. src's step may be
+ * running meanwhile: read only what create wrote. destroy frees dst. */
+typedef int (*onr_clone_fn)(void *dst, const void *src, onr_err *err);
 
 /* Flags of a registry entry. */
 enum {
@@ -120,6 +129,8 @@ typedef struct onr_op_impl {
     onr_reshape_fn reshape;
     onr_run_fn run;         /* NULL only for ONR_OP_VIEW ops */
     onr_destroy_fn destroy; /* may be NULL */
+    onr_clone_fn clone;     /* may be NULL: instances run create again (or
+                               share consumed weights bytewise, see above) */
     size_t params_size;     /* bytes of the params struct (0: none) */
     uint32_t types;         /* bitmask (1u << dtype) of the main input types handled */
     unsigned flags;

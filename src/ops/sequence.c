@@ -6,8 +6,11 @@
  *
  * A sequence or optional is an onr_tensor of kind ONR_VALUE_SEQUENCE /
  * ONR_VALUE_OPTIONAL whose data is an array of heap values (ir.h). Values
- * are immutable, so an op that "modifies" a sequence builds a new one with
- * copies of the elements; the outputs' shapes are known only by running, so
+ * are immutable and shared: an op that "modifies" a sequence makes a new
+ * value over the same elements (SequenceInsert appends in place in the
+ * slot block when it can, SequenceErase of the last element is a prefix),
+ * and copies only the tensors it puts into a sequence (a tensor input
+ * lives in the plan's arena); the outputs' shapes are known only by running, so
  * every op here is ONR_OP_DYNAMIC_OUT and run fills its outputs (allocating:
  * the one exception the flag allows). reshape checks the inputs' kinds.
  */
@@ -35,13 +38,29 @@ static int want_kind(onr_kctx *ctx, int i, int kind)
     return ONR_OK;
 }
 
-/* A new heap value copied from src into slot i of container c. */
-static int put_copy(onr_tensor *c, int64_t i, const onr_tensor *src, onr_err *err)
+/* A new heap value copied from src (a container: sharing its slots). */
+static onr_tensor *new_copy(const onr_tensor *src, onr_err *err)
 {
     onr_tensor *e = calloc(1, sizeof *e);
-    if (!e) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
+    if (!e) {
+        onr_seterr(err, ONR_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (onr_value_copy(e, src, err)) {
+        onr_tensor_free(e);
+        return NULL;
+    }
+    onr_seq_count_copies(1);
+    return e;
+}
+
+/* new_copy(src) into slot i of container c. */
+static int put_copy(onr_tensor *c, int64_t i, const onr_tensor *src, onr_err *err)
+{
+    onr_tensor *e = new_copy(src, err);
+    if (!e) return err->code ? err->code : ONR_E_NOMEM;
     ((onr_tensor **)c->data)[i] = e;
-    return onr_value_copy(e, src, err);
+    return ONR_OK;
 }
 
 /* A position input (int32/int64 scalar) normalized against [-n, n + extra). */
@@ -146,18 +165,15 @@ static int seq_insert_reshape(onr_kctx *ctx, size_t *scratch)
 static int seq_insert_run(const onr_kctx *ctx)
 {
     const onr_tensor *s = ctx->in[0];
-    int64_t n = s->numel, pos;
+    int64_t n = s->numel, pos = n;
     if (n > 0 && onr_value_item(s, 0)->kind != ONR_VALUE_TENSOR) /* contents are not in the step's key */
         return onr_seterr(ctx->err, ONR_E_MODEL, "inserting a tensor into a sequence of %ss",
                           kind_name(onr_value_item(s, 0)->kind) + 2);
     int st = read_pos(ctx, 2, n, 1, n, &pos);
     if (st) return st;
-    onr_tensor *y = ctx->out[0];
-    if ((st = onr_value_container(y, ONR_VALUE_SEQUENCE, ctx->in[1]->dtype, n + 1, ctx->err)))
-        return st;
-    for (int64_t i = 0, j = 0; i <= n && !st; i++)
-        st = put_copy(y, i, i == pos ? ctx->in[1] : onr_value_item(s, j++), ctx->err);
-    return st;
+    onr_tensor *e = new_copy(ctx->in[1], ctx->err);
+    if (!e) return ctx->err->code ? ctx->err->code : ONR_E_NOMEM;
+    return onr_seq_insert(ctx->out[0], s, pos, e, ctx->err);
 }
 
 const onr_op_impl onr_impl_SequenceInsert = {.reshape = seq_insert_reshape,
@@ -172,15 +188,11 @@ static int seq_in0_reshape(onr_kctx *ctx, size_t *scratch)
 static int seq_erase_run(const onr_kctx *ctx)
 {
     const onr_tensor *s = ctx->in[0];
-    int64_t n = s->numel, pos;
+    int64_t n = s->numel, pos = n - 1;
     if (n == 0) return onr_seterr(ctx->err, ONR_E_RUNTIME, "erasing from an empty sequence");
     int st = read_pos(ctx, 1, n, 0, n - 1, &pos);
     if (st) return st;
-    onr_tensor *y = ctx->out[0];
-    if ((st = onr_value_container(y, ONR_VALUE_SEQUENCE, s->dtype, n - 1, ctx->err))) return st;
-    for (int64_t i = 0, j = 0; i < n && !st; i++)
-        if (i != pos) st = put_copy(y, j++, onr_value_item(s, i), ctx->err);
-    return st;
+    return onr_seq_erase(ctx->out[0], s, pos, ctx->err);
 }
 
 const onr_op_impl onr_impl_SequenceErase = {.reshape = seq_in0_reshape, .run = seq_erase_run,
