@@ -1,0 +1,236 @@
+/*
+ * winograd.c - Winograd F(4x4, 3x3) convolution (see winograd.h): the
+ * weight transform, the choice rule, the blocking and the driver; the
+ * portable build of the transforms (winograd-kern.h).
+ */
+#include "ops/winograd.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm/gemm.h"
+#include "ops/ops.h"
+
+#define WINO_SFX ref
+#include "ops/winograd-kern.h"
+
+/* ---- mode and ISA ------------------------------------------------------ */
+
+static int g_env_mode = ONR_WINO_AUTO, g_mode = -1;
+static onr_wino_in_fn g_in = onr_wino_in_ref;
+static onr_wino_out_fn g_out = onr_wino_out_ref;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int isa_ok(const char *name)
+{
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(name, "ref") == 0) return 1;
+    if (strcmp(name, "avx2") == 0) return avx2;
+    if (strcmp(name, "avx512") == 0)
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    return 0;
+}
+
+static void set_isa(const char *name)
+{
+    if (strcmp(name, "avx512") == 0) {
+        g_in = onr_wino_in_avx512;
+        g_out = onr_wino_out_avx512;
+    } else if (strcmp(name, "avx2") == 0) {
+        g_in = onr_wino_in_avx2;
+        g_out = onr_wino_out_avx2;
+    } else {
+        g_in = onr_wino_in_ref;
+        g_out = onr_wino_out_ref;
+    }
+}
+
+static void wino_init(void)
+{
+    __builtin_cpu_init();
+    const char *e = getenv("ONR_CONV_ALGO");
+    if (e && strcmp(e, "im2col") == 0) g_env_mode = ONR_WINO_OFF;
+    else if (e && strcmp(e, "winograd") == 0) g_env_mode = ONR_WINO_FORCE;
+    set_isa(isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref");
+}
+
+int onr_wino_mode(void)
+{
+    pthread_once(&g_once, wino_init);
+    return g_mode >= 0 ? g_mode : g_env_mode;
+}
+
+void onr_wino_force(int mode)
+{
+    pthread_once(&g_once, wino_init);
+    g_mode = mode;
+}
+
+int onr_wino_force_isa(const char *name)
+{
+    pthread_once(&g_once, wino_init);
+    if (!name) name = isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref";
+    if (!isa_ok(name)) return -1;
+    set_isa(name);
+    return 0;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+int64_t onr_wino_ldu(int64_t Cg)
+{
+    /* the SGEMM copies an A whose rows are a multiple of 2 KiB apart */
+    return Cg % 512 == 0 ? Cg + 16 : Cg;
+}
+
+size_t onr_wino_weights_floats(int64_t M, int64_t Cg)
+{
+    return (size_t)36 * (size_t)M * (size_t)onr_wino_ldu(Cg);
+}
+
+/* U = G g G^T, in double, for one 3x3 kernel g. */
+static void wino_weight_tile(const float *g, double *u)
+{
+    static const double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6},
+                                   {-1. / 6, 1. / 6, -1. / 6}, {1. / 24, 1. / 12, 1. / 6},
+                                   {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    double t[6][3];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++)
+            t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) u[i * 6 + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+}
+
+void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u)
+{
+    int64_t Mg = M / G, ldu = onr_wino_ldu(Cg);
+    memset(u, 0, sizeof(float) * onr_wino_weights_floats(M, Cg));
+    for (int64_t m = 0; m < M; m++) {
+        int64_t grp = m / Mg, mm = m % Mg;
+        float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu);
+        for (int64_t c = 0; c < Cg; c++) {
+            double t[36];
+            wino_weight_tile(w + (m * Cg + c) * 9, t);
+            for (int xi = 0; xi < 36; xi++)
+                ug[((size_t)xi * (size_t)Mg + (size_t)mm) * (size_t)ldu + (size_t)c] = (float)t[xi];
+        }
+    }
+}
+
+/* ---- choice and blocking ------------------------------------------------ */
+
+int onr_wino_worth(const onr_wino_geom *g)
+{
+    (void)g;
+    return 1;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+void onr_wino_plan(onr_wino_geom *g, int nthreads)
+{
+    onr_sgemm_blocking b;
+    onr_sgemm_get_blocking(&b);
+    g->nthreads = nthreads > 0 ? nthreads : 1;
+    g->TY = (g->OH + 3) / 4;
+    g->TX = (g->OW + 3) / 4;
+    /* tiles per block: V and Mx of a block in about the L2, at least two
+     * microkernel widths of columns so the GEMMs are not all edge */
+    int64_t nr = (int64_t)b.nr, per_tile = 36 * (g->Cg + g->Mg) * (int64_t)sizeof(float);
+    int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
+    if (target < 2 * nr) target = 2 * nr;
+    if (target > 16 * nr) target = 16 * nr;
+    g->SX = min64(g->TX, target);
+    g->R = min64(target / g->SX, g->N * g->TY);
+    if (g->R < 1) g->R = 1;
+    int64_t tblk = g->R * g->SX;
+    g->ldt = (tblk + 15) / 16 * 16;
+    if (g->ldt % 256 == 0) g->ldt += 16;
+    g->ldu = onr_wino_ldu(g->Cg);
+    size_t in_tmp = (size_t)(48 * (g->SX + 1)), out_tmp = (size_t)(24 * g->SX);
+    g->tmp_floats = ((in_tmp > out_tmp ? in_tmp : out_tmp) + 15) / 16 * 16;
+    size_t used = 0, al = 64;
+#define WINO_CARVE(off, bytes)                       \
+    do {                                             \
+        (off) = used;                                \
+        used += ((size_t)(bytes) + al - 1) / al * al; \
+    } while (0)
+    WINO_CARVE(g->off_v, sizeof(float) * 36 * (size_t)(g->Cg * g->ldt));
+    WINO_CARVE(g->off_m, sizeof(float) * 36 * (size_t)(g->Mg * g->ldt));
+    WINO_CARVE(g->off_tmp, sizeof(float) * g->tmp_floats * (size_t)g->nthreads);
+    WINO_CARVE(g->off_ws, onr_sgemm_batch_workspace_size((size_t)g->Mg, (size_t)tblk,
+                                                         (size_t)g->Cg, 36, g->nthreads));
+#undef WINO_CARVE
+    g->scratch = used;
+}
+
+/* ---- the driver --------------------------------------------------------- */
+
+static atomic_size_t g_runs;
+
+size_t onr_wino_run_count(void) { return atomic_load_explicit(&g_runs, memory_order_relaxed); }
+
+static void wino_add(float *y, const float *z, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += z[i];
+}
+
+void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
+                  const onr_wino_epi *e, float *y, void *scratch, int nt)
+{
+    pthread_once(&g_once, wino_init);
+    atomic_fetch_add_explicit(&g_runs, 1, memory_order_relaxed);
+    onr_wino_in_fn fin = g_in;
+    onr_wino_out_fn fout = g_out;
+    char *base = scratch;
+    float *V = (float *)(base + g->off_v), *Mx = (float *)(base + g->off_m);
+    float *tmp = (float *)(base + g->off_tmp);
+    void *ws = base + g->off_ws;
+    if (nt > g->nthreads) nt = g->nthreads;
+    if (nt < 1) nt = 1;
+    const int64_t rows = g->N * g->TY, IN = g->IH * g->IW, OUT = g->OH * g->OW;
+    const size_t vs = (size_t)(g->Cg * g->ldt), ms = (size_t)(g->Mg * g->ldt);
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        const float *ug = u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
+        for (int64_t r0 = 0; r0 < rows; r0 += g->R) {
+            const int64_t nr = min64(g->R, rows - r0);
+            for (int64_t x0 = 0; x0 < g->TX; x0 += g->SX) {
+                const int64_t nx = min64(g->SX, g->TX - x0), T = nr * nx;
+                const int64_t nin = g->Cg * nr, nout = g->Mg * nr;
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && nin * T * 36 > ONR_PAR_MIN)
+                for (int64_t i = 0; i < nin; i++) {
+                    int64_t c = i / nr, rr = i % nr, r = r0 + rr, n = r / g->TY, ty = r % g->TY;
+                    const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
+                    fin(plane, g->IH, g->IW, 4 * ty - g->pt, 4 * x0 - g->pl, nx,
+                        V + c * g->ldt + rr * nx, vs, tmp + (size_t)omp_get_thread_num() * g->tmp_floats);
+                }
+                onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug,
+                                (size_t)g->ldu, (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs,
+                                0.f, Mx, (size_t)g->ldt, ms, 36, NULL, ws, nt);
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && nout * T * 36 > ONR_PAR_MIN)
+                for (int64_t i = 0; i < nout; i++) {
+                    int64_t m = i / nr, rr = i % nr, r = r0 + rr, n = r / g->TY, ty = r % g->TY;
+                    int64_t mg = grp * g->Mg + m, oy0 = 4 * ty, ox0 = 4 * x0;
+                    size_t off = (size_t)((n * g->M + mg) * OUT);
+                    float *yp = y + off;
+                    fout(Mx + m * g->ldt + rr * nx, ms, nx, e && e->bias ? e->bias[mg] : 0.f, yp,
+                         g->OH, g->OW, oy0, ox0, tmp + (size_t)omp_get_thread_num() * g->tmp_floats);
+                    if (!e || (!e->z && !e->act)) continue;
+                    int64_t len = min64(4 * nx, g->OW - ox0);
+                    for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
+                        float *yr = yp + (oy0 + a) * g->OW + ox0;
+                        const float *zr = e->z ? e->z + off + (oy0 + a) * g->OW + ox0 : NULL;
+                        if (zr && !e->z_after) wino_add(yr, zr, len);
+                        if (e->act) e->act(e->act_ctx, yr, len);
+                        if (zr && e->z_after) wino_add(yr, zr, len);
+                    }
+                }
+            }
+        }
+    }
+}
