@@ -5,10 +5,11 @@
  * winograd-avx2.c / winograd-avx512.c (built with those ISAs), each
  * defining WINO_SFX first.
  *
- * Both transforms work on a row of nx tiles at a time, vectorised across
- * the tiles: the columns of the tiles' windows are first split by their
- * phase (column mod 4), so that "column j of every tile" is a contiguous
- * run, and the 1-D transforms become elementwise operations on runs.
+ * Both transforms work on all the tiles of a block at once (one channel),
+ * vectorised across the tiles: the 1-D transform down the rows is
+ * elementwise on the gathered input rows; across, the columns are first
+ * split by their phase (column mod 4), so that "column j of every tile" is
+ * a contiguous run, and the transform is elementwise on runs again.
  *
  *   B^T (rows of d):                     A^T (rows of m):
  *     s0 = 4 d0 - 5 d2 + d4                a0 = m0 + (m1 + m2) + (m3 + m4)
@@ -27,124 +28,112 @@
 #define WINO_CAT(a, b) WINO_CAT2(a, b)
 #define WINO_FN(name) WINO_CAT(name, WINO_SFX)
 
-/* B^T applied down 6 runs of n floats: s[k*ld + j] from d[i*ld + j]. */
-static inline void WINO_FN(wino_bt_)(const float *restrict d, float *restrict s, int64_t n,
-                                     int64_t ld)
+/* (GCC 12 vectorises these loops when they index restrict parameters; a
+ * restrict pointer declared inside the function stops it. noinline keeps
+ * the parameters' restrict.) */
+
+/* B^T down 6 runs of n floats: s[k*ld + j] from d[i*ld + j]. (In two
+ * loops of three outputs: GCC 12 gives up on one with six.) */
+static __attribute__((noinline)) void WINO_FN(wino_bt_rows_)(const float *restrict d,
+                                                             float *restrict s, int64_t n,
+                                                             int64_t ld)
 {
-    const float *d0 = d, *d1 = d + ld, *d2 = d + 2 * ld, *d3 = d + 3 * ld, *d4 = d + 4 * ld,
-                *d5 = d + 5 * ld;
-    float *s0 = s, *s1 = s + ld, *s2 = s + 2 * ld, *s3 = s + 3 * ld, *s4 = s + 4 * ld,
-          *s5 = s + 5 * ld;
     for (int64_t j = 0; j < n; j++) {
-        float a = d1[j] + d2[j], b = d1[j] - d2[j], c = d4[j] - d2[j], e = d3[j] - d1[j];
-        s0[j] = 4.f * d0[j] - 5.f * d2[j] + d4[j];
-        s1[j] = (d3[j] + d4[j]) - 4.f * a;
-        s2[j] = (d4[j] - d3[j]) + 4.f * b;
-        s3[j] = c + 2.f * e;
-        s4[j] = c - 2.f * e;
-        s5[j] = 4.f * d1[j] - 5.f * d3[j] + d5[j];
+        float d0 = d[j], d1 = d[ld + j], d2 = d[2 * ld + j], d3 = d[3 * ld + j];
+        float d4 = d[4 * ld + j];
+        s[j] = 4.f * d0 - 5.f * d2 + d4;
+        s[ld + j] = (d3 + d4) - 4.f * (d1 + d2);
+        s[2 * ld + j] = (d4 - d3) + 4.f * (d1 - d2);
+    }
+    for (int64_t j = 0; j < n; j++) {
+        float d1 = d[ld + j], d2 = d[2 * ld + j], d3 = d[3 * ld + j];
+        float d4 = d[4 * ld + j], d5 = d[5 * ld + j];
+        float c = d4 - d2, e = d3 - d1;
+        s[3 * ld + j] = c + 2.f * e;
+        s[4 * ld + j] = c - 2.f * e;
+        s[5 * ld + j] = 4.f * d1 - 5.f * d3 + d5;
     }
 }
 
-void WINO_FN(onr_wino_in_)(const float *x, int64_t IH, int64_t IW, int64_t iy0, int64_t ix0,
-                           int64_t nx, float *v, size_t vstride, float *tmp)
+/* One run of 4*np floats split by phase: ph[p*np + j] = s[4j + p]. */
+static __attribute__((noinline)) void WINO_FN(wino_split_)(const float *restrict s, float *restrict ph, int64_t np)
 {
-    /* d: the 6 input rows, each split into 4 phase runs of np = nx + 1
-     * (tile t's columns are phases 0..3 at t, then 0..1 at t + 1); zeros
-     * where the window lies in padding */
-    const int64_t np = nx + 1, L = 4 * np;
-    float *restrict d = tmp, *restrict s = tmp + 6 * L;
-    /* t in [tlo, thi): all four columns ix0 + 4t + p inside the row */
-    int64_t tlo = ix0 >= 0 ? 0 : (-ix0 + 3) / 4;
-    int64_t thi = IW - ix0 >= 4 ? (IW - ix0 - 4) / 4 + 1 : 0;
-    if (tlo > np) tlo = np;
-    if (thi > np) thi = np;
-    if (thi < tlo) thi = tlo;
-    for (int64_t i = 0; i < 6; i++) {
-        float *restrict di = d + i * L;
-        int64_t iy = iy0 + i;
-        if (iy < 0 || iy >= IH) {
-            memset(di, 0, sizeof(float) * (size_t)L);
-            continue;
-        }
-        const float *row = x + iy * IW;
-        for (int64_t t = 0; t < np; t++) {
-            if (t == tlo) t = thi; /* the inside part below */
-            if (t >= np) break;
-            for (int64_t p = 0; p < 4; p++) {
-                int64_t col = ix0 + 4 * t + p;
-                di[p * np + t] = col >= 0 && col < IW ? row[col] : 0.f;
-            }
-        }
-        float *restrict q0 = di, *restrict q1 = di + np, *restrict q2 = di + 2 * np,
-                        *restrict q3 = di + 3 * np;
-        for (int64_t t = tlo; t < thi; t++) {
-            const float *c4 = row + ix0 + 4 * t;
-            q0[t] = c4[0];
-            q1[t] = c4[1];
-            q2[t] = c4[2];
-            q3[t] = c4[3];
-        }
+    for (int64_t j = 0; j < np; j++) {
+        ph[j] = s[4 * j];
+        ph[np + j] = s[4 * j + 1];
+        ph[2 * np + j] = s[4 * j + 2];
+        ph[3 * np + j] = s[4 * j + 3];
     }
-    WINO_FN(wino_bt_)(d, s, L, L);
-    /* B^T across each row k of s: columns e0..e5 of tile t */
+}
+
+/* B^T across: tile j's columns are phases 0..3 at j, then 0..1 at j + 1. */
+static __attribute__((noinline)) void WINO_FN(wino_bt_cols_)(const float *restrict ph,
+                                                             int64_t np, float *restrict v,
+                                                             size_t vs, int64_t nt)
+{
+    for (int64_t j = 0; j < nt; j++) {
+        float e0 = ph[j], e1 = ph[np + j], e2 = ph[2 * np + j], e3 = ph[3 * np + j];
+        float e4 = ph[j + 1];
+        v[j] = 4.f * e0 - 5.f * e2 + e4;
+        v[vs + j] = (e3 + e4) - 4.f * (e1 + e2);
+        v[2 * vs + j] = (e4 - e3) + 4.f * (e1 - e2);
+    }
+    for (int64_t j = 0; j < nt; j++) {
+        float e1 = ph[np + j], e2 = ph[2 * np + j], e3 = ph[3 * np + j];
+        float e4 = ph[j + 1], e5 = ph[np + j + 1];
+        float c = e4 - e2, f = e3 - e1;
+        v[3 * vs + j] = c + 2.f * f;
+        v[4 * vs + j] = c - 2.f * f;
+        v[5 * vs + j] = 4.f * e1 - 5.f * e3 + e5;
+    }
+}
+
+void WINO_FN(onr_wino_in_)(const float *rows, int64_t nt, float *v, size_t vstride, float *tmp)
+{
+    /* rows: 6 runs of L = 4*(nt + 1) floats, tile j's columns at 4j..4j+5 */
+    const int64_t np = nt + 1, L = 4 * np;
+    float *s = tmp, *ph = tmp + 6 * L;
+    WINO_FN(wino_bt_rows_)(rows, s, L, L);
     for (int64_t k = 0; k < 6; k++) {
-        const float *restrict e0 = s + k * L, *restrict e1 = e0 + np, *restrict e2 = e0 + 2 * np,
-                              *restrict e3 = e0 + 3 * np, *restrict e4 = e0 + 1,
-                              *restrict e5 = e1 + 1;
-        float *restrict v0 = v + (size_t)(6 * k) * vstride, *restrict v1 = v0 + vstride,
-                        *restrict v2 = v1 + vstride, *restrict v3 = v2 + vstride,
-                        *restrict v4 = v3 + vstride, *restrict v5 = v4 + vstride;
-        for (int64_t t = 0; t < nx; t++) {
-            float a = e1[t] + e2[t], b = e1[t] - e2[t], c = e4[t] - e2[t], f = e3[t] - e1[t];
-            v0[t] = 4.f * e0[t] - 5.f * e2[t] + e4[t];
-            v1[t] = (e3[t] + e4[t]) - 4.f * a;
-            v2[t] = (e4[t] - e3[t]) + 4.f * b;
-            v3[t] = c + 2.f * f;
-            v4[t] = c - 2.f * f;
-            v5[t] = 4.f * e1[t] - 5.f * e3[t] + e5[t];
-        }
+        WINO_FN(wino_split_)(s + k * L, ph + k * L, np);
+        WINO_FN(wino_bt_cols_)(ph + k * L, np, v + (size_t)(6 * k) * vstride, vstride, nt);
     }
 }
 
-void WINO_FN(onr_wino_out_)(const float *mx, size_t ms, int64_t nx, float bias, float *y,
-                            int64_t OH, int64_t OW, int64_t oy0, int64_t ox0, float *tmp)
+/* A^T down the 6 rows of column l: q[(a*6 + l)*nt + j], a = 0..3. */
+static __attribute__((noinline)) void WINO_FN(wino_at_rows_)(const float *restrict m, size_t ms, float *restrict q,
+                                          int64_t nt)
 {
-    /* A^T down the 6 rows of each column l: q[(a*6 + l)*nx + t] */
-    float *restrict q = tmp;
-    for (int64_t l = 0; l < 6; l++) {
-        const float *restrict m0 = mx + (size_t)l * ms, *restrict m1 = m0 + 6 * ms,
-                              *restrict m2 = m1 + 6 * ms, *restrict m3 = m2 + 6 * ms,
-                              *restrict m4 = m3 + 6 * ms, *restrict m5 = m4 + 6 * ms;
-        float *restrict q0 = q + l * nx, *restrict q1 = q0 + 6 * nx, *restrict q2 = q1 + 6 * nx,
-                        *restrict q3 = q2 + 6 * nx;
-        for (int64_t t = 0; t < nx; t++) {
-            float a = m1[t] + m2[t], b = m1[t] - m2[t], c = m3[t] + m4[t], e = m3[t] - m4[t];
-            q0[t] = m0[t] + a + c;
-            q1[t] = b + 2.f * e;
-            q2[t] = a + 4.f * c;
-            q3[t] = b + 8.f * e + m5[t];
-        }
+    for (int64_t j = 0; j < nt; j++) {
+        float m0 = m[j], m1 = m[6 * ms + j], m2 = m[12 * ms + j], m3 = m[18 * ms + j];
+        float m4 = m[24 * ms + j], m5 = m[30 * ms + j];
+        float a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
+        q[j] = m0 + a + c;
+        q[6 * nt + j] = b + 2.f * e;
+        q[12 * nt + j] = a + 4.f * c;
+        q[18 * nt + j] = b + 8.f * e + m5;
     }
-    /* A^T across: output row a, columns 4t..4t+3 */
-    int64_t full = (OW - ox0) / 4; /* tiles wholly inside the row */
-    if (full > nx) full = nx;
-    for (int64_t r = 0; r < 4 && oy0 + r < OH; r++) {
-        const float *restrict w0 = q + r * 6 * nx, *restrict w1 = w0 + nx, *restrict w2 = w1 + nx,
-                              *restrict w3 = w2 + nx, *restrict w4 = w3 + nx,
-                              *restrict w5 = w4 + nx;
-        float *restrict yr = y + (oy0 + r) * OW + ox0;
-        for (int64_t t = 0; t < full; t++) {
-            float a = w1[t] + w2[t], b = w1[t] - w2[t], c = w3[t] + w4[t], e = w3[t] - w4[t];
-            yr[4 * t] = (w0[t] + a + c) + bias;
-            yr[4 * t + 1] = (b + 2.f * e) + bias;
-            yr[4 * t + 2] = (a + 4.f * c) + bias;
-            yr[4 * t + 3] = (b + 8.f * e + w5[t]) + bias;
-        }
-        for (int64_t t = full; t < nx; t++) {
-            float a = w1[t] + w2[t], b = w1[t] - w2[t], c = w3[t] + w4[t], e = w3[t] - w4[t];
-            float o[4] = {w0[t] + a + c, b + 2.f * e, a + 4.f * c, b + 8.f * e + w5[t]};
-            for (int64_t j = 0; j < 4 && ox0 + 4 * t + j < OW; j++) yr[4 * t + j] = o[j] + bias;
-        }
+}
+
+/* A^T across one row of q (6 runs of nt), plus bias, interleaved into o. */
+static __attribute__((noinline)) void WINO_FN(wino_at_cols_)(const float *restrict q, int64_t nt, float bias,
+                                          float *restrict o)
+{
+    for (int64_t t = 0; t < nt; t++) {
+        float w0 = q[t], w1 = q[nt + t], w2 = q[2 * nt + t], w3 = q[3 * nt + t];
+        float w4 = q[4 * nt + t], w5 = q[5 * nt + t];
+        float a = w1 + w2, b = w1 - w2, c = w3 + w4, e = w3 - w4;
+        o[4 * t] = (w0 + a + c) + bias;
+        o[4 * t + 1] = (b + 2.f * e) + bias;
+        o[4 * t + 2] = (a + 4.f * c) + bias;
+        o[4 * t + 3] = (b + 8.f * e + w5) + bias;
     }
+}
+
+void WINO_FN(onr_wino_out_)(const float *mx, size_t ms, int64_t nt, float bias, float *out,
+                            float *tmp)
+{
+    for (int64_t l = 0; l < 6; l++) WINO_FN(wino_at_rows_)(mx + (size_t)l * ms, ms, tmp + l * nt, nt);
+    for (int64_t r = 0; r < 4; r++)
+        WINO_FN(wino_at_cols_)(tmp + r * 6 * nt, nt, bias, out + r * 4 * nt);
 }

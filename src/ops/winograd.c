@@ -145,19 +145,18 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
     if (target < 2 * nr) target = 2 * nr;
     if (target > 16 * nr) target = 16 * nr;
-    g->SX = min64(g->TX, target);
-    g->R = min64(target / g->SX, g->N * g->TY);
+    g->SX = min64(g->TX, target - 1);
+    g->R = min64(target / (g->SX + 1), g->N * g->TY);
     if (g->R < 1) g->R = 1;
-    int64_t tblk = g->R * g->SX;
+    int64_t tblk = g->R * (g->SX + 1); /* with a spare slot per tile row */
     g->ldt = (tblk + 15) / 16 * 16;
     if (g->ldt % 256 == 0) g->ldt += 16;
     g->ldu = onr_wino_ldu(g->Cg);
-    size_t in_tmp = (size_t)(48 * (g->SX + 1)), out_tmp = (size_t)(24 * g->SX);
-    g->tmp_floats = ((in_tmp > out_tmp ? in_tmp : out_tmp) + 15) / 16 * 16;
+    g->tmp_floats = (size_t)(72 * (tblk + 1) + 15) / 16 * 16;
     size_t used = 0, al = 64;
-#define WINO_CARVE(off, bytes)                       \
-    do {                                             \
-        (off) = used;                                \
+#define WINO_CARVE(off, bytes)                        \
+    do {                                              \
+        (off) = used;                                 \
         used += ((size_t)(bytes) + al - 1) / al * al; \
     } while (0)
     WINO_CARVE(g->off_v, sizeof(float) * 36 * (size_t)(g->Cg * g->ldt));
@@ -180,6 +179,27 @@ static void wino_add(float *y, const float *z, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += z[i];
 }
 
+/* The 6 input rows under tile row (n, ty) of one channel, columns
+ * ix0 .. ix0 + 4*np - 1 (zeros in the padding), into 6 runs of ld at dst. */
+static void wino_gather(const onr_wino_geom *g, const float *plane, int64_t ty, int64_t ix0,
+                        int64_t np, float *dst, int64_t ld)
+{
+    int64_t w = 4 * np, lo = ix0 < 0 ? -ix0 : 0, hi = g->IW - ix0;
+    if (hi > w) hi = w;
+    if (hi < lo) hi = lo;
+    for (int64_t i = 0; i < 6; i++) {
+        float *d = dst + i * ld;
+        int64_t iy = 4 * ty - g->pt + i;
+        if (iy < 0 || iy >= g->IH || hi == lo) {
+            memset(d, 0, sizeof(float) * (size_t)w);
+            continue;
+        }
+        if (lo) memset(d, 0, sizeof(float) * (size_t)lo);
+        memcpy(d + lo, plane + iy * g->IW + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+        if (hi < w) memset(d + hi, 0, sizeof(float) * (size_t)(w - hi));
+    }
+}
+
 void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
                   const onr_wino_epi *e, float *y, void *scratch, int nt)
 {
@@ -200,34 +220,44 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
         for (int64_t r0 = 0; r0 < rows; r0 += g->R) {
             const int64_t nr = min64(g->R, rows - r0);
             for (int64_t x0 = 0; x0 < g->TX; x0 += g->SX) {
-                const int64_t nx = min64(g->SX, g->TX - x0), T = nr * nx;
-                const int64_t nin = g->Cg * nr, nout = g->Mg * nr;
-                #pragma omp parallel for num_threads(nt) if (nt > 1 && nin * T * 36 > ONR_PAR_MIN)
-                for (int64_t i = 0; i < nin; i++) {
-                    int64_t c = i / nr, rr = i % nr, r = r0 + rr, n = r / g->TY, ty = r % g->TY;
-                    const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
-                    fin(plane, g->IH, g->IW, 4 * ty - g->pt, 4 * x0 - g->pl, nx,
-                        V + c * g->ldt + rr * nx, vs, tmp + (size_t)omp_get_thread_num() * g->tmp_floats);
+                /* tile (rr, t) of the block is slot rr*np + t; t = nx unused */
+                const int64_t nx = min64(g->SX, g->TX - x0), np = nx + 1, T = nr * np;
+                const int64_t L = 4 * (T + 1), ix0 = 4 * x0 - g->pl;
+                const int64_t work = 36 * T * (g->Cg + g->Mg);
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
+                for (int64_t c = 0; c < g->Cg; c++) {
+                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+                    for (int64_t rr = 0; rr < nr; rr++) {
+                        int64_t r = r0 + rr, n = r / g->TY, ty = r % g->TY;
+                        const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
+                        wino_gather(g, plane, ty, ix0, np, t0 + 4 * rr * np, L);
+                    }
+                    for (int64_t i = 0; i < 6; i++) memset(t0 + i * L + 4 * T, 0, 4 * sizeof(float));
+                    fin(t0, T, V + c * g->ldt, vs, t0 + 6 * L);
                 }
                 onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug,
                                 (size_t)g->ldu, (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs,
                                 0.f, Mx, (size_t)g->ldt, ms, 36, NULL, ws, nt);
-                #pragma omp parallel for num_threads(nt) if (nt > 1 && nout * T * 36 > ONR_PAR_MIN)
-                for (int64_t i = 0; i < nout; i++) {
-                    int64_t m = i / nr, rr = i % nr, r = r0 + rr, n = r / g->TY, ty = r % g->TY;
-                    int64_t mg = grp * g->Mg + m, oy0 = 4 * ty, ox0 = 4 * x0;
-                    size_t off = (size_t)((n * g->M + mg) * OUT);
-                    float *yp = y + off;
-                    fout(Mx + m * g->ldt + rr * nx, ms, nx, e && e->bias ? e->bias[mg] : 0.f, yp,
-                         g->OH, g->OW, oy0, ox0, tmp + (size_t)omp_get_thread_num() * g->tmp_floats);
-                    if (!e || (!e->z && !e->act)) continue;
-                    int64_t len = min64(4 * nx, g->OW - ox0);
-                    for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
-                        float *yr = yp + (oy0 + a) * g->OW + ox0;
-                        const float *zr = e->z ? e->z + off + (oy0 + a) * g->OW + ox0 : NULL;
-                        if (zr && !e->z_after) wino_add(yr, zr, len);
-                        if (e->act) e->act(e->act_ctx, yr, len);
-                        if (zr && e->z_after) wino_add(yr, zr, len);
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
+                for (int64_t m = 0; m < g->Mg; m++) {
+                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+                    int64_t mg = grp * g->Mg + m;
+                    fout(Mx + m * g->ldt, ms, T, e && e->bias ? e->bias[mg] : 0.f, t0,
+                         t0 + 16 * T);
+                    int64_t ox0 = 4 * x0, len = min64(4 * nx, g->OW - ox0);
+                    for (int64_t rr = 0; rr < nr; rr++) {
+                        int64_t r = r0 + rr, n = r / g->TY, oy0 = 4 * (r % g->TY);
+                        size_t off = (size_t)((n * g->M + mg) * OUT);
+                        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
+                            size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
+                            float *yr = y + ro;
+                            memcpy(yr, t0 + a * 4 * T + 4 * rr * np, sizeof(float) * (size_t)len);
+                            if (!e) continue;
+                            const float *zr = e->z ? e->z + ro : NULL;
+                            if (zr && !e->z_after) wino_add(yr, zr, len);
+                            if (e->act) e->act(e->act_ctx, yr, len);
+                            if (zr && e->z_after) wino_add(yr, zr, len);
+                        }
                     }
                 }
             }

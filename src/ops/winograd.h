@@ -85,30 +85,27 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
 
 /* ---- the transforms (winograd-kern.h, one build per ISA) ------------------ */
 
-/* Input: tile rows of one channel plane into V. x: the plane (IH x IW);
- * for each of the 36 positions xi, nx tiles go to v + xi*vstride; tile
- * t's window starts at row iy0, column ix0 + 4t (may lie in padding).
- * tmp: 48*(nx+1) floats. */
-typedef void (*onr_wino_in_fn)(const float *x, int64_t IH, int64_t IW, int64_t iy0, int64_t ix0,
-                               int64_t nx, float *v, size_t vstride, float *tmp);
-/* Output: from Mx (36 rows of nx tiles, xi-th at mx + xi*mstride), the
- * 4 x 4nx block of outputs at (oy0, ox0) of an OH x OW plane y, plus bias,
- * rows and columns past the plane dropped. tmp: 24*nx floats. */
-typedef void (*onr_wino_out_fn)(const float *mx, size_t mstride, int64_t nx, float bias, float *y,
-                                int64_t OH, int64_t OW, int64_t oy0, int64_t ox0, float *tmp);
+/* A block's tiles, for the transforms, are one flat run of nt: each tile
+ * row of the block contributes its nx tiles and one unused slot (so that
+ * the tiles of a row and their right neighbours' columns are contiguous).
+ *
+ * Input: rows = the 6 input rows of the tiles, 6 runs of 4*(nt + 1) floats
+ * (tile j's window columns at 4j..4j+5; the last 4 zero); the 36 positions
+ * of tile j to v[xi*vstride + j]. tmp: 12*(4*(nt + 1)) floats. */
+typedef void (*onr_wino_in_fn)(const float *rows, int64_t nt, float *v, size_t vstride,
+                               float *tmp);
+/* Output: from Mx (position xi of tile j at mx[xi*mstride + j]) the 4x4
+ * outputs of each tile plus bias: output row r of tile j at
+ * out[r*4nt + 4j .. 4j+3]. tmp: 24*nt floats. */
+typedef void (*onr_wino_out_fn)(const float *mx, size_t mstride, int64_t nt, float bias,
+                                float *out, float *tmp);
 
-void onr_wino_in_ref(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *, size_t,
-                     float *);
-void onr_wino_out_ref(const float *, size_t, int64_t, float, float *, int64_t, int64_t, int64_t,
-                      int64_t, float *);
-void onr_wino_in_avx2(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *, size_t,
-                      float *);
-void onr_wino_out_avx2(const float *, size_t, int64_t, float, float *, int64_t, int64_t, int64_t,
-                       int64_t, float *);
-void onr_wino_in_avx512(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *,
-                        size_t, float *);
-void onr_wino_out_avx512(const float *, size_t, int64_t, float, float *, int64_t, int64_t,
-                         int64_t, int64_t, float *);
+void onr_wino_in_ref(const float *, int64_t, float *, size_t, float *);
+void onr_wino_out_ref(const float *, size_t, int64_t, float, float *, float *);
+void onr_wino_in_avx2(const float *, int64_t, float *, size_t, float *);
+void onr_wino_out_avx2(const float *, size_t, int64_t, float, float *, float *);
+void onr_wino_in_avx512(const float *, int64_t, float *, size_t, float *);
+void onr_wino_out_avx512(const float *, size_t, int64_t, float, float *, float *);
 /* Test hook: how many convolutions onr_wino_run has computed in this
  * process (a relaxed atomic counter), so tests can tell which path ran. */
 size_t onr_wino_run_count(void);
