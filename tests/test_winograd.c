@@ -221,6 +221,38 @@ static void test_fused_epilogue(void **state)
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
 }
 
+/* float16 X and W: create widens W, then transforms it; the path is the same
+ * with X and Y through float32 buffers. Checked against the float32 run of
+ * the same values (Y rounded to float16: within half an ulp, 2^-11). */
+static void test_float16(void **state)
+{
+    (void)state;
+    static const wcase c = {2, 9, 11, 1, 10, 12, {1, 1, 0, 1}, NULL};
+    int64_t xd[4] = {c.N, c.C, c.H, c.W}, wd[4] = {c.M, c.C, 3, 3};
+    onr_tensor *x = tk_rand_f32(4, xd, 51), *w = tk_rand_f32(4, wd, 52);
+    onr_tensor *xh = tk_typed(ONR_FLOAT16, 4, xd, NULL), *wh = tk_typed(ONR_FLOAT16, 4, wd, NULL);
+    uint16_t *px = xh->data, *pw = wh->data;
+    float *fx = x->data, *fw = w->data;
+    for (int64_t i = 0; i < x->numel; i++) fx[i] = onr_half_to_float(px[i] = onr_float_to_half(fx[i]));
+    for (int64_t i = 0; i < w->numel; i++) fw[i] = onr_half_to_float(pw[i] = onr_float_to_half(fw[i]));
+    onr_wino_force(ONR_WINO_FORCE);
+    size_t runs = onr_wino_run_count();
+    onr_tensor *y = run_conv(&c, x, w, NULL, 1), *yh = run_conv(&c, xh, wh, NULL, 2);
+    assert_true(onr_wino_run_count() >= runs + 2);
+    onr_wino_force(-1);
+    assert_int_equal(yh->dtype, ONR_FLOAT16);
+    assert_int_equal(yh->numel, y->numel);
+    const uint16_t *ph = yh->data;
+    const float *py = y->data;
+    for (int64_t i = 0; i < y->numel; i++) {
+        float got = onr_half_to_float(ph[i]);
+        if (!(fabsf(got - py[i]) <= fabsf(py[i]) * (1.f / 2048) + 1e-6f))
+            fail_msg("element %lld: float16 %.6g, float32 %.6g", (long long)i, got, py[i]);
+    }
+    onr_tensor_free(y), onr_tensor_free(yh);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(xh), onr_tensor_free(wh);
+}
+
 /* ---- the automatic choice --------------------------------------------------- */
 
 static int took_wino(const wcase *c, int64_t k, int64_t stride, int w_const)
@@ -267,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_fused_epilogue),
+        cmocka_unit_test(test_float16),
         cmocka_unit_test(test_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
