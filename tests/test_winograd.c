@@ -14,12 +14,12 @@
  * non-constant W never does.
  *
  * Tolerance: Winograd's rounding error grows with the transforms' constants
- * (up to 5 in B, 8 in A, 1/24 in G), not with the sum's length alone; for
+ * (up to 2.5 in B, 8 in A, 1/0.9375 in G), not with the sum's length alone; for
  * F(4,3) it stays within about 1e-5 of S, the sum of |w * x| over the
  * output's terms (the scale of any float dot product's error; an output
  * near the border, whose terms are few, can still get the error of its
  * tile's other inputs). The check allows |got - want| <= 5e-5 * S + 1e-6,
- * seven times the worst error these cases show (7.1e-6 S, printed), far
+ * ten times the worst error these cases show (4.6e-6 S, printed), far
  * below an indexing or transform mistake (which is of the order of S).
  */
 #include <math.h>

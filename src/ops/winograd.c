@@ -92,15 +92,17 @@ size_t onr_wino_weights_floats(int64_t M, int64_t Cg)
     return (size_t)36 * (size_t)M * (size_t)onr_wino_ldu(Cg);
 }
 
-/* G applied to (g0, g1, g2) taken every `st` elements, into 6 values. */
+/* G applied to (g0, g1, g2) taken every `st` elements, into 6 values: row
+ * j is (1, p, p^2) / prod_{l != j} (p - p_l) for the points p = 0, 1, -1,
+ * 1/2, -2, then (0, 0, 1) for infinity (see winograd-kern.h). */
 static void wino_g3(const double *g, int st, double *o, int ost)
 {
-    double g0 = g[0], g1 = g[st], g2 = g[2 * st], s = g0 + g2;
-    o[0] = g0 / 4;
-    o[ost] = -(s + g1) / 6;
-    o[2 * ost] = -(s - g1) / 6;
-    o[3 * ost] = g0 / 24 + g1 / 12 + g2 / 6;
-    o[4 * ost] = g0 / 24 - g1 / 12 + g2 / 6;
+    double g0 = g[0], g1 = g[st], g2 = g[2 * st];
+    o[0] = g0;
+    o[ost] = (g0 + g1 + g2) / 3;
+    o[2 * ost] = -(g0 - g1 + g2) / 3;
+    o[3 * ost] = -(g0 + g1 / 2 + g2 / 4) / 0.9375;
+    o[4 * ost] = (g0 - 2 * g1 + 4 * g2) / 15;
     o[5 * ost] = g2;
 }
 
