@@ -371,7 +371,8 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
     if (mode == ONR_WINO_AUTO &&
         (Cg < 8 || M / p->group < 8 || n * sizeof(float) > ((size_t)16 << 20)))
         return ONR_OK;
-    if (!(p->wino_u = malloc(n * sizeof(float)))) return ONR_E_NOMEM;
+    /* huge pages where it is big: fewer page faults while it is written */
+    if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float)))) return ONR_E_NOMEM;
     onr_wino_transform_weights(p->w32 ? p->w32 : w->data, M, Cg, p->group, p->wino_u);
     return ONR_OK;
 }

@@ -117,17 +117,26 @@ static void wino_weight_tile(const float *g, double *u)
 
 void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u)
 {
+    /* 16 input channels at a time, so each of the 36 rows (a multiple of
+     * 4 KiB apart when the channel counts are round) gets a whole cache
+     * line per visit, not one float */
+    enum { CB = 16 };
     int64_t Mg = M / G, ldu = onr_wino_ldu(Cg);
-    memset(u, 0, sizeof(float) * onr_wino_weights_floats(M, Cg));
+    double t[CB][36];
     for (int64_t m = 0; m < M; m++) {
         int64_t grp = m / Mg, mm = m % Mg;
-        float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu);
-        for (int64_t c = 0; c < Cg; c++) {
-            double t[36];
-            wino_weight_tile(w + (m * Cg + c) * 9, t);
-            for (int xi = 0; xi < 36; xi++)
-                ug[((size_t)xi * (size_t)Mg + (size_t)mm) * (size_t)ldu + (size_t)c] = (float)t[xi];
+        float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu) + (size_t)mm * (size_t)ldu;
+        for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
+            int64_t nc = Cg - c0 < CB ? Cg - c0 : CB;
+            for (int64_t j = 0; j < nc; j++) wino_weight_tile(w + (m * Cg + c0 + j) * 9, t[j]);
+            for (int xi = 0; xi < 36; xi++) {
+                float *row = ug + (size_t)xi * (size_t)(Mg * ldu) + (size_t)c0;
+                for (int64_t j = 0; j < nc; j++) row[j] = (float)t[j][xi];
+            }
         }
+        for (int xi = 0; xi < 36 && ldu > Cg; xi++)
+            memset(ug + (size_t)xi * (size_t)(Mg * ldu) + (size_t)Cg, 0,
+                   sizeof(float) * (size_t)(ldu - Cg));
     }
 }
 
