@@ -50,6 +50,7 @@ static const wcase wcases[] = {
     {1, 1, 3, 1, 12, 12, {1, 1, 1, 1}, NULL},     /* one input channel, G = 1 */
     {1, 40, 36, 4, 15, 17, {1, 0, 1, 1}, NULL},   /* groups of 10 -> 9 */
     {2, 64, 72, 1, 20, 28, {1, 1, 1, 1}, NULL},   /* several tile rows per block */
+    {1, 512, 8, 1, 6, 7, {1, 1, 1, 1}, NULL},     /* U's rows padded (512 channels) */
 };
 
 static double g_worst; /* largest |error| / S seen */
