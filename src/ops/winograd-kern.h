@@ -6,10 +6,9 @@
  * defining WINO_SFX first.
  *
  * Both transforms work on all the tiles of a block at once (one channel),
- * vectorised across the tiles: the 1-D transform down the rows is
- * elementwise on the gathered input rows; across, the columns are first
- * split by their phase (column mod 4), so that "column j of every tile" is
- * a contiguous run, and the transform is elementwise on runs again.
+ * vectorised across the tiles: the input windows come gathered as 36 runs
+ * ("row i, column p of every tile", winograd.c), so that both 1-D
+ * transforms are elementwise operations on runs of nt floats.
  *
  * The interpolation points are 0, 1, -1, 1/2, -2 (and infinity), not the
  * usual 0, +-1, +-2: their B and A have smaller entries, and the rounding
@@ -60,48 +59,78 @@ static __attribute__((noinline)) void WINO_FN(wino_bt_rows_)(const float *restri
     }
 }
 
-/* One run of 4*np floats split by phase: ph[p*np + j] = s[4j + p]. */
-static __attribute__((noinline)) void WINO_FN(wino_split_)(const float *restrict s, float *restrict ph, int64_t np)
+/* n groups of 4 floats split by position: d[p*ld + t] = s[4t + p]. */
+static __attribute__((noinline)) void WINO_FN(wino_split4_)(const float *restrict s,
+                                                            float *restrict d, int64_t ld,
+                                                            int64_t n)
 {
-    for (int64_t j = 0; j < np; j++) {
-        ph[j] = s[4 * j];
-        ph[np + j] = s[4 * j + 1];
-        ph[2 * np + j] = s[4 * j + 2];
-        ph[3 * np + j] = s[4 * j + 3];
+    for (int64_t t = 0; t < n; t++) {
+        d[t] = s[4 * t];
+        d[ld + t] = s[4 * t + 1];
+        d[2 * ld + t] = s[4 * t + 2];
+        d[3 * ld + t] = s[4 * t + 3];
     }
 }
 
-/* B^T across: tile j's columns are phases 0..3 at j, then 0..1 at j + 1. */
+/* B^T across: tile j's six columns are the runs ph[p*nt + j], p = 0..5. */
 static __attribute__((noinline)) void WINO_FN(wino_bt_cols_)(const float *restrict ph,
-                                                             int64_t np, float *restrict v,
-                                                             size_t vs, int64_t nt)
+                                                             int64_t nt, float *restrict v,
+                                                             size_t vs)
 {
     for (int64_t j = 0; j < nt; j++) {
-        float e0 = ph[j], e1 = ph[np + j], e2 = ph[2 * np + j], e3 = ph[3 * np + j];
-        float e4 = ph[j + 1];
+        float e0 = ph[j], e1 = ph[nt + j], e2 = ph[2 * nt + j], e3 = ph[3 * nt + j];
+        float e4 = ph[4 * nt + j];
         v[j] = e0 + e4 - 2.f * e2 + 1.5f * (e3 - e1);
         v[vs + j] = e4 - e1 + 0.5f * e2 + 2.5f * e3;
         v[2 * vs + j] = e4 + e1 - 2.5f * e2 + 0.5f * e3;
     }
     for (int64_t j = 0; j < nt; j++) {
-        float e1 = ph[np + j], e2 = ph[2 * np + j], e3 = ph[3 * np + j];
-        float e4 = ph[j + 1], e5 = ph[np + j + 1];
+        float e1 = ph[nt + j], e2 = ph[2 * nt + j], e3 = ph[3 * nt + j];
+        float e4 = ph[4 * nt + j], e5 = ph[5 * nt + j];
         v[3 * vs + j] = e4 - e2 + 2.f * (e3 - e1);
         v[4 * vs + j] = e4 - e2 - 0.5f * (e3 - e1);
         v[5 * vs + j] = e5 + e1 - 2.f * e3 + 1.5f * (e4 - e2);
     }
 }
 
-void WINO_FN(onr_wino_in_)(const float *rows, int64_t nt, float *v, size_t vstride, float *tmp)
+/* The six columns of each of nx tiles in one input row: d[p*ld + t] =
+ * row[ix0 + 4t + p], 0 outside [0, IW) (row NULL: all 0). */
+void WINO_FN(onr_wino_gather_)(const float *row, int64_t IW, int64_t ix0, int64_t nx, float *d,
+                               int64_t ld)
 {
-    /* rows: 6 runs of L = 4*(nt + 1) floats, tile j's columns at 4j..4j+5 */
-    const int64_t np = nt + 1, L = 4 * np;
-    float *s = tmp, *ph = tmp + 6 * L;
-    WINO_FN(wino_bt_rows_)(rows, s, L, L);
-    for (int64_t k = 0; k < 6; k++) {
-        WINO_FN(wino_split_)(s + k * L, ph + k * L, np);
-        WINO_FN(wino_bt_cols_)(ph + k * L, np, v + (size_t)(6 * k) * vstride, vstride, nt);
+    if (!row) {
+        for (int64_t p = 0; p < 6; p++) memset(d + p * ld, 0, sizeof(float) * (size_t)nx);
+        return;
     }
+    /* t in [tlo, thi): all six columns inside the row */
+    int64_t tlo = ix0 >= 0 ? 0 : (-ix0 + 3) / 4;
+    int64_t thi = IW - ix0 >= 6 ? (IW - ix0 - 6) / 4 + 1 : 0;
+    if (thi > nx) thi = nx;
+    if (tlo > thi) tlo = thi;
+    for (int64_t t = 0; t < nx; t++) {
+        if (t == tlo) t = thi; /* the inside part below */
+        if (t >= nx) break;
+        for (int64_t p = 0; p < 6; p++) {
+            int64_t col = ix0 + 4 * t + p;
+            d[p * ld + t] = col >= 0 && col < IW ? row[col] : 0.f;
+        }
+    }
+    if (tlo == thi) return;
+    WINO_FN(wino_split4_)(row + ix0 + 4 * tlo, d + tlo, ld, thi - tlo);
+    /* columns 4, 5 of tile t are columns 0, 1 of tile t + 1 */
+    memcpy(d + 4 * ld + tlo, d + tlo + 1, sizeof(float) * (size_t)(thi - 1 - tlo));
+    memcpy(d + 5 * ld + tlo, d + ld + tlo + 1, sizeof(float) * (size_t)(thi - 1 - tlo));
+    d[4 * ld + thi - 1] = row[ix0 + 4 * thi];
+    d[5 * ld + thi - 1] = row[ix0 + 4 * thi + 1];
+}
+
+void WINO_FN(onr_wino_in_)(const float *d, int64_t nt, float *v, size_t vstride, float *tmp)
+{
+    /* d[(i*6 + p)*nt + j]: input row i, column p of tile j's window; down
+     * the rows first (runs of 6nt), then across each row k */
+    WINO_FN(wino_bt_rows_)(d, tmp, 6 * nt, 6 * nt);
+    for (int64_t k = 0; k < 6; k++)
+        WINO_FN(wino_bt_cols_)(tmp + k * 6 * nt, nt, v + (size_t)(6 * k) * vstride, vstride);
 }
 
 /* A^T down the 6 rows of column l: q[(a*6 + l)*nt + j], a = 0..3. */

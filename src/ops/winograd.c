@@ -22,6 +22,7 @@
 static int g_env_mode = ONR_WINO_AUTO, g_mode = -1;
 static onr_wino_in_fn g_in = onr_wino_in_ref;
 static onr_wino_out_fn g_out = onr_wino_out_ref;
+static onr_wino_gather_fn g_gather = onr_wino_gather_ref;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static int isa_ok(const char *name)
@@ -40,12 +41,15 @@ static void set_isa(const char *name)
     if (strcmp(name, "avx512") == 0) {
         g_in = onr_wino_in_avx512;
         g_out = onr_wino_out_avx512;
+        g_gather = onr_wino_gather_avx512;
     } else if (strcmp(name, "avx2") == 0) {
         g_in = onr_wino_in_avx2;
         g_out = onr_wino_out_avx2;
+        g_gather = onr_wino_gather_avx2;
     } else {
         g_in = onr_wino_in_ref;
         g_out = onr_wino_out_ref;
+        g_gather = onr_wino_gather_ref;
     }
 }
 
@@ -168,14 +172,14 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
     if (target < 2 * nr) target = 2 * nr;
     if (target > 16 * nr) target = 16 * nr;
-    g->SX = min64(g->TX, target - 1);
-    g->R = min64(target / (g->SX + 1), g->N * g->TY);
+    g->SX = min64(g->TX, target);
+    g->R = min64(target / g->SX, g->N * g->TY);
     if (g->R < 1) g->R = 1;
-    int64_t tblk = g->R * (g->SX + 1); /* with a spare slot per tile row */
+    int64_t tblk = g->R * g->SX;
     g->ldt = (tblk + 15) / 16 * 16;
     if (g->ldt % 256 == 0) g->ldt += 16;
     g->ldu = onr_wino_ldu(g->Cg);
-    g->tmp_floats = (size_t)(72 * (tblk + 1) + 15) / 16 * 16;
+    g->tmp_floats = (size_t)(72 * tblk + 15) / 16 * 16; /* gathered input + its B^T rows */
     size_t used = 0, al = 64;
 #define WINO_CARVE(off, bytes)                        \
     do {                                              \
@@ -202,24 +206,16 @@ static void wino_add(float *y, const float *z, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += z[i];
 }
 
-/* The 6 input rows under tile row (n, ty) of one channel, columns
- * ix0 .. ix0 + 4*np - 1 (zeros in the padding), into 6 runs of ld at dst. */
-static void wino_gather(const onr_wino_geom *g, const float *plane, int64_t ty, int64_t ix0,
-                        int64_t np, float *dst, int64_t ld)
+/* The windows of tiles x0 .. x0+nx-1 of tile row (n, ty) of one channel:
+ * dst[(i*6 + p)*ld + t] = the plane at row 4ty - pt + i, column
+ * 4(x0 + t) - pl + p, 0 in the padding. */
+static void wino_gather(const onr_wino_geom *g, onr_wino_gather_fn fg, const float *plane,
+                        int64_t ty, int64_t x0, int64_t nx, float *dst, int64_t ld)
 {
-    int64_t w = 4 * np, lo = ix0 < 0 ? -ix0 : 0, hi = g->IW - ix0;
-    if (hi > w) hi = w;
-    if (hi < lo) hi = lo;
     for (int64_t i = 0; i < 6; i++) {
-        float *d = dst + i * ld;
         int64_t iy = 4 * ty - g->pt + i;
-        if (iy < 0 || iy >= g->IH || hi == lo) {
-            memset(d, 0, sizeof(float) * (size_t)w);
-            continue;
-        }
-        if (lo) memset(d, 0, sizeof(float) * (size_t)lo);
-        memcpy(d + lo, plane + iy * g->IW + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
-        if (hi < w) memset(d + hi, 0, sizeof(float) * (size_t)(w - hi));
+        const float *row = iy >= 0 && iy < g->IH ? plane + iy * g->IW : NULL;
+        fg(row, g->IW, 4 * x0 - g->pl, nx, dst + i * 6 * ld, ld);
     }
 }
 
@@ -230,6 +226,7 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
     atomic_fetch_add_explicit(&g_runs, 1, memory_order_relaxed);
     onr_wino_in_fn fin = g_in;
     onr_wino_out_fn fout = g_out;
+    onr_wino_gather_fn fg = g_gather;
     char *base = scratch;
     float *V = (float *)(base + g->off_v), *Mx = (float *)(base + g->off_m);
     float *tmp = (float *)(base + g->off_tmp);
@@ -243,9 +240,8 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
         for (int64_t r0 = 0; r0 < rows; r0 += g->R) {
             const int64_t nr = min64(g->R, rows - r0);
             for (int64_t x0 = 0; x0 < g->TX; x0 += g->SX) {
-                /* tile (rr, t) of the block is slot rr*np + t; t = nx unused */
-                const int64_t nx = min64(g->SX, g->TX - x0), np = nx + 1, T = nr * np;
-                const int64_t L = 4 * (T + 1), ix0 = 4 * x0 - g->pl;
+                /* tile (rr, t) of the block is tile rr*nx + t of the GEMMs */
+                const int64_t nx = min64(g->SX, g->TX - x0), T = nr * nx;
                 const int64_t work = 36 * T * (g->Cg + g->Mg);
                 #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
                 for (int64_t c = 0; c < g->Cg; c++) {
@@ -253,10 +249,9 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
                     for (int64_t rr = 0; rr < nr; rr++) {
                         int64_t r = r0 + rr, n = r / g->TY, ty = r % g->TY;
                         const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
-                        wino_gather(g, plane, ty, ix0, np, t0 + 4 * rr * np, L);
+                        wino_gather(g, fg, plane, ty, x0, nx, t0 + rr * nx, T);
                     }
-                    for (int64_t i = 0; i < 6; i++) memset(t0 + i * L + 4 * T, 0, 4 * sizeof(float));
-                    fin(t0, T, V + c * g->ldt, vs, t0 + 6 * L);
+                    fin(t0, T, V + c * g->ldt, vs, t0 + 36 * T);
                 }
                 onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug,
                                 (size_t)g->ldu, (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs,
@@ -274,7 +269,7 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
                         for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
                             size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
                             float *yr = y + ro;
-                            memcpy(yr, t0 + a * 4 * T + 4 * rr * np, sizeof(float) * (size_t)len);
+                            memcpy(yr, t0 + a * 4 * T + 4 * rr * nx, sizeof(float) * (size_t)len);
                             if (!e) continue;
                             const float *zr = e->z ? e->z + ro : NULL;
                             if (zr && !e->z_after) wino_add(yr, zr, len);

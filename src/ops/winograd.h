@@ -85,21 +85,24 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
 
 /* ---- the transforms (winograd-kern.h, one build per ISA) ------------------ */
 
-/* A block's tiles, for the transforms, are one flat run of nt: each tile
- * row of the block contributes its nx tiles and one unused slot (so that
- * the tiles of a row and their right neighbours' columns are contiguous).
+/* The transforms work on the nt tiles of a block as one flat run.
  *
- * Input: rows = the 6 input rows of the tiles, 6 runs of 4*(nt + 1) floats
- * (tile j's window columns at 4j..4j+5; the last 4 zero); the 36 positions
- * of tile j to v[xi*vstride + j]. tmp: 12*(4*(nt + 1)) floats. */
-typedef void (*onr_wino_in_fn)(const float *rows, int64_t nt, float *v, size_t vstride,
-                               float *tmp);
+ * Input: d[(i*6 + p)*nt + j] = input row i, column p of tile j's 6x6
+ * window; the 36 positions of tile j to v[xi*vstride + j]. tmp: 36*nt
+ * floats. */
+typedef void (*onr_wino_in_fn)(const float *d, int64_t nt, float *v, size_t vstride, float *tmp);
 /* Output: from Mx (position xi of tile j at mx[xi*mstride + j]) the 4x4
  * outputs of each tile plus bias: output row r of tile j at
  * out[r*4nt + 4j .. 4j+3]. tmp: 24*nt floats. */
 typedef void (*onr_wino_out_fn)(const float *mx, size_t mstride, int64_t nt, float bias,
                                 float *out, float *tmp);
 
+/* Gather: the six columns of nx tiles from one input row (see winograd-kern.h). */
+typedef void (*onr_wino_gather_fn)(const float *row, int64_t IW, int64_t ix0, int64_t nx,
+                                   float *d, int64_t ld);
+void onr_wino_gather_ref(const float *, int64_t, int64_t, int64_t, float *, int64_t);
+void onr_wino_gather_avx2(const float *, int64_t, int64_t, int64_t, float *, int64_t);
+void onr_wino_gather_avx512(const float *, int64_t, int64_t, int64_t, float *, int64_t);
 void onr_wino_in_ref(const float *, int64_t, float *, size_t, float *);
 void onr_wino_out_ref(const float *, size_t, int64_t, float, float *, float *);
 void onr_wino_in_avx2(const float *, int64_t, float *, size_t, float *);
