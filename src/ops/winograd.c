@@ -146,12 +146,12 @@ void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G
 
 /* ---- choice and blocking ------------------------------------------------ */
 
-/* Measured on Zen 5 (ResNet layers, N = 1, 8..256 channels): Winograd
- * takes 0.4-0.75x im2col's time from 10x10 outputs up, and 1.1-1.2x on
- * 7x7, where a 2x2-tile image leaves the GEMMs a handful of columns (and
- * its 8x8 of tiles wastes a third). So: at least three tiles each way.
- * And at most 4096 channels in and out of a group, which bounds the
- * scratch (V and Mx of a block of at least 2*NR tiles: 36 MiB then). */
+/* Measured on Zen 5 (ResNet layers, N = 1, 8..256 channels, one thread):
+ * Winograd takes 0.4-0.8x im2col's time from 10x10 outputs up, and
+ * 1.2x on 7x7, where a 2x2-tile image leaves the GEMMs a handful of
+ * columns (and its 8x8 of tiles wastes a third). So: at least three tiles
+ * each way. And at most 4096 channels in and out of a group, which bounds
+ * the scratch (V and Mx of a block of at least 2*NR tiles: 38 MB then). */
 int onr_wino_worth(const onr_wino_geom *g)
 {
     return g->OH > 8 && g->OW > 8 && g->Cg + g->Mg <= 4096;
