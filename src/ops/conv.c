@@ -42,6 +42,7 @@
 
 #include "gemm/gemm.h"
 #include "ops/linalg.h"
+#include "ops/winograd.h"
 
 /* The SGEMM epilogue's vector sigmoid, at the baseline ISA (4 floats). */
 #define ONR_ACT_VL 4
@@ -58,7 +59,7 @@ typedef struct conv_geom {
     int64_t IN, OUT;    /* spatial sizes of one input / output plane */
     int64_t CK;         /* Conv: Cg*K (GEMM depth); ConvTranspose: Mg*K (GEMM rows) */
     onr_spatial sp;
-    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL or CONV_DIRECT */
+    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT or CONV_WINO */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
 } conv_geom;
 
@@ -135,6 +136,8 @@ typedef struct conv_bufs {
     void *ws;
     const conv_epi *epi;
     const float *z;
+    const float *wino_u;            /* CONV_WINO: transformed weights */
+    const onr_wino_geom *wino;      /* and its geometry (col is its scratch) */
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -148,6 +151,8 @@ typedef struct conv_params {
     int fused;        /* FusedConv: epi applies, input 3 is the residual */
     conv_epi epi;
     conv_geom g;
+    float *wino_u;      /* Winograd's transformed W (constant 3x3 W only) */
+    onr_wino_geom wino; /* its geometry, when g.kind is CONV_WINO */
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
     size_t off_x, off_w, off_b, off_y, off_col, off_ws;
@@ -158,6 +163,7 @@ static void conv_destroy(void *params)
     conv_params *p = params;
     free(p->w32);
     free(p->b32);
+    free(p->wino_u);
 }
 
 /* create, shared: attributes, then the 16-bit constants widened. */
@@ -285,6 +291,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .x = onr_scratch_at(ctx, p->off_x), .w = onr_scratch_at(ctx, p->off_w),
         .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
+        .wino_u = p->wino_u, .wino = &p->wino,
     };
     if (p->fused) { /* float32 only (reshape checked) */
         const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
@@ -314,7 +321,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
  * Conv
  * ==================================================================== */
 
-enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT };
+enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO };
 
 static int conv_kind(const conv_geom *g)
 {
@@ -340,9 +347,83 @@ static int64_t conv_band(const conv_geom *g)
     return band_rows(g->sp.out[0] * g->sp.out[1], g->CK, g->sp.out[2]);
 }
 
+/* ---- Winograd F(4x4, 3x3) (winograd.c) --------------------------------- */
+
+/* A constant W of 3x3 kernels with strides and dilations 1 is transformed
+ * once for the Winograd path (unless ONR_CONV_ALGO=im2col). In automatic
+ * mode only groups of at least 8 input and output channels, and at most
+ * 16 MiB of transformed weights (4x W's size): wider layers are the ones on
+ * small images, where im2col wins anyway. W itself is kept for im2col. */
+static int conv_wino_create(onr_create_ctx *c, conv_params *p)
+{
+    const onr_tensor *w = onr_create_const(c, 1);
+    int mode = onr_wino_mode();
+    if (mode == ONR_WINO_OFF || !w || w->rank != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
+        w->numel == 0 || !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
+        return ONR_OK;
+    for (int i = 0; i < p->wa.strides.n; i++)
+        if (p->wa.strides.v[i] != 1) return ONR_OK;
+    for (int i = 0; i < p->wa.dilations.n; i++)
+        if (p->wa.dilations.v[i] != 1) return ONR_OK;
+    int64_t M = w->dims[0], Cg = w->dims[1];
+    if (M % p->group != 0) return ONR_OK; /* reshape reports it */
+    size_t n = onr_wino_weights_floats(M, Cg);
+    if (mode == ONR_WINO_AUTO &&
+        (Cg < 8 || M / p->group < 8 || n * sizeof(float) > ((size_t)16 << 20)))
+        return ONR_OK;
+    /* huge pages where it is big: fewer page faults while it is written */
+    if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float)))) return ONR_E_NOMEM;
+    onr_wino_transform_weights(p->w32 ? p->w32 : w->data, M, Cg, p->group, p->wino_u);
+    return ONR_OK;
+}
+
+/* Reshape: whether this geometry runs on Winograd, and its plan. */
+static int conv_wino_pick(conv_params *p)
+{
+    const conv_geom *g = &p->g;
+    const onr_spatial *sp = &g->sp;
+    int mode = onr_wino_mode();
+    if (!p->wino_u || mode == ONR_WINO_OFF || sp->nsp != 2 || g->kind == CONV_DIRECT) return 0;
+    for (int j = 1; j < 3; j++)
+        if (sp->k[j] != 3 || sp->s[j] != 1 || sp->d[j] != 1) return 0;
+    onr_wino_geom *w = &p->wino;
+    memset(w, 0, sizeof *w);
+    w->N = g->N;
+    w->C = g->C;
+    w->M = g->M;
+    w->G = g->G;
+    w->Cg = g->Cg;
+    w->Mg = g->Mg;
+    w->IH = sp->in[1];
+    w->IW = sp->in[2];
+    w->OH = sp->out[1];
+    w->OW = sp->out[2];
+    w->pt = sp->pb[1];
+    w->pl = sp->pb[2];
+    if (mode == ONR_WINO_AUTO && !onr_wino_worth(w)) return 0;
+    onr_wino_plan(w, p->nthreads);
+    return 1;
+}
+
+static void conv_wino_act(const void *e, float *y, int64_t n);
+
+static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, float *y,
+                          const conv_bufs *bb, int nt)
+{
+    (void)g;
+    const conv_epi *epi = bb->epi;
+    onr_wino_epi e = {.bias = b, .z = epi ? bb->z : NULL, .z_after = epi && epi->res_after};
+    if (epi && epi->act != CONV_ACT_NONE) {
+        e.act = conv_wino_act;
+        e.act_ctx = epi;
+    }
+    onr_wino_run(bb->wino, x, bb->wino_u, &e, y, bb->col, nt);
+}
+
 static int conv_create(onr_create_ctx *c, void *params)
 {
-    return conv_create_common(c, params, 0);
+    int st = conv_create_common(c, params, 0);
+    return st ? st : conv_wino_create(c, params);
 }
 
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
@@ -388,7 +469,10 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
     g->kind = conv_kind(g);
     g->band = conv_band(g);
     size_t col = 0, ws = 0;
-    if (g->kind == CONV_GEMM) {
+    if (conv_wino_pick(p)) {
+        g->kind = CONV_WINO;
+        col = (p->wino.scratch + sizeof(float) - 1) / sizeof(float);
+    } else if (g->kind == CONV_GEMM) {
         ws = onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg, p->nthreads);
     } else if (g->kind == CONV_IM2COL) {
         size_t cols = (size_t)(g->band * g->sp.out[2]);
@@ -492,6 +576,8 @@ static void conv_act_row(const conv_epi *e, float *y, int64_t n)
     default: break;
     }
 }
+
+static void conv_wino_act(const void *e, float *y, int64_t n) { conv_act_row(e, y, n); }
 
 static void conv_add_row(float *y, const float *z, int64_t n)
 {
@@ -611,6 +697,10 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
         conv_direct_f32(g, x, w, b, y, epi, bb->z, nt);
         return;
     }
+    if (kind == CONV_WINO) {
+        conv_wino_f32(g, x, b, y, bb, nt);
+        return;
+    }
     /* what the GEMM epilogue does, and what a pass after each block does */
     int gact = epi ? conv_gemm_act(epi->act) : ONR_ACT_NONE, post = gact < 0;
     int z_in_gemm = epi && bb->z && !(post && epi->res_after);
@@ -692,7 +782,7 @@ static int fconv_create(onr_create_ctx *c, void *params)
 {
     conv_params *p = params;
     int st = conv_create_common(c, p, 0);
-    if (st) return st;
+    if (st || (st = conv_wino_create(c, p))) return st;
     p->fused = 1;
     p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
     const char *name = onr_attr_string(c->node, "activation", "");

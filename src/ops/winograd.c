@@ -1,0 +1,284 @@
+/*
+ * winograd.c - Winograd F(4x4, 3x3) convolution (see winograd.h): the
+ * weight transform, the choice rule, the blocking and the driver; the
+ * portable build of the transforms (winograd-kern.h).
+ */
+#include "ops/winograd.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm/gemm.h"
+#include "ops/ops.h"
+
+#define WINO_SFX ref
+#include "ops/winograd-kern.h"
+
+/* ---- mode and ISA ------------------------------------------------------ */
+
+static int g_env_mode = ONR_WINO_AUTO, g_mode = -1;
+static onr_wino_in_fn g_in = onr_wino_in_ref;
+static onr_wino_out_fn g_out = onr_wino_out_ref;
+static onr_wino_gather_fn g_gather = onr_wino_gather_ref;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int isa_ok(const char *name)
+{
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(name, "ref") == 0) return 1;
+    if (strcmp(name, "avx2") == 0) return avx2;
+    if (strcmp(name, "avx512") == 0)
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    return 0;
+}
+
+static void set_isa(const char *name)
+{
+    if (strcmp(name, "avx512") == 0) {
+        g_in = onr_wino_in_avx512;
+        g_out = onr_wino_out_avx512;
+        g_gather = onr_wino_gather_avx512;
+    } else if (strcmp(name, "avx2") == 0) {
+        g_in = onr_wino_in_avx2;
+        g_out = onr_wino_out_avx2;
+        g_gather = onr_wino_gather_avx2;
+    } else {
+        g_in = onr_wino_in_ref;
+        g_out = onr_wino_out_ref;
+        g_gather = onr_wino_gather_ref;
+    }
+}
+
+static void wino_init(void)
+{
+    __builtin_cpu_init();
+    const char *e = getenv("ONR_CONV_ALGO");
+    if (e && strcmp(e, "im2col") == 0) g_env_mode = ONR_WINO_OFF;
+    else if (e && strcmp(e, "winograd") == 0) g_env_mode = ONR_WINO_FORCE;
+    set_isa(isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref");
+}
+
+int onr_wino_mode(void)
+{
+    pthread_once(&g_once, wino_init);
+    return g_mode >= 0 ? g_mode : g_env_mode;
+}
+
+void onr_wino_force(int mode)
+{
+    pthread_once(&g_once, wino_init);
+    g_mode = mode;
+}
+
+int onr_wino_force_isa(const char *name)
+{
+    pthread_once(&g_once, wino_init);
+    if (!name) name = isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref";
+    if (!isa_ok(name)) return -1;
+    set_isa(name);
+    return 0;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+int64_t onr_wino_ldu(int64_t Cg)
+{
+    /* the SGEMM copies an A whose rows are a multiple of 2 KiB apart */
+    return Cg % 512 == 0 ? Cg + 16 : Cg;
+}
+
+size_t onr_wino_weights_floats(int64_t M, int64_t Cg)
+{
+    return (size_t)36 * (size_t)M * (size_t)onr_wino_ldu(Cg);
+}
+
+/* G applied to (g0, g1, g2) taken every `st` elements, into 6 values: row
+ * j is (1, p, p^2) / prod_{l != j} (p - p_l) for the points p = 0, 1, -1,
+ * 1/2, -2, then (0, 0, 1) for infinity (see winograd-kern.h). */
+static void wino_g3(const double *g, int st, double *o, int ost)
+{
+    double g0 = g[0], g1 = g[st], g2 = g[2 * st];
+    o[0] = g0;
+    o[ost] = (g0 + g1 + g2) / 3;
+    o[2 * ost] = -(g0 - g1 + g2) / 3;
+    o[3 * ost] = -(g0 + g1 / 2 + g2 / 4) / 0.9375;
+    o[4 * ost] = (g0 - 2 * g1 + 4 * g2) / 15;
+    o[5 * ost] = g2;
+}
+
+/* U = G g G^T, in double, for one 3x3 kernel g (row-major). */
+static void wino_weight_tile(const float *g, double *u)
+{
+    double d[9], t[18];
+    for (int i = 0; i < 9; i++) d[i] = g[i];
+    for (int j = 0; j < 3; j++) wino_g3(d + j, 3, t + j, 3); /* G g: 6 x 3 */
+    for (int i = 0; i < 6; i++) wino_g3(t + 3 * i, 1, u + 6 * i, 1);
+}
+
+void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u)
+{
+    /* 16 input channels at a time, so each of the 36 rows (a multiple of
+     * 4 KiB apart when the channel counts are round) gets a whole cache
+     * line per visit, not one float */
+    enum { CB = 16 };
+    int64_t Mg = M / G, ldu = onr_wino_ldu(Cg);
+    double t[CB][36];
+    for (int64_t m = 0; m < M; m++) {
+        int64_t grp = m / Mg, mm = m % Mg;
+        float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu) + (size_t)mm * (size_t)ldu;
+        for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
+            int64_t nc = Cg - c0 < CB ? Cg - c0 : CB;
+            for (int64_t j = 0; j < nc; j++) wino_weight_tile(w + (m * Cg + c0 + j) * 9, t[j]);
+            for (int xi = 0; xi < 36; xi++) {
+                float *row = ug + (size_t)xi * (size_t)(Mg * ldu) + (size_t)c0;
+                for (int64_t j = 0; j < nc; j++) row[j] = (float)t[j][xi];
+            }
+        }
+        for (int xi = 0; xi < 36 && ldu > Cg; xi++)
+            memset(ug + (size_t)xi * (size_t)(Mg * ldu) + (size_t)Cg, 0,
+                   sizeof(float) * (size_t)(ldu - Cg));
+    }
+}
+
+/* ---- choice and blocking ------------------------------------------------ */
+
+/* Measured on Zen 5 (ResNet layers, N = 1, 8..256 channels, one thread):
+ * Winograd takes 0.4-0.8x im2col's time from 10x10 outputs up, and
+ * 1.2x on 7x7, where a 2x2-tile image leaves the GEMMs a handful of
+ * columns (and its 8x8 of tiles wastes a third). So: at least three tiles
+ * each way. And at most 4096 channels in and out of a group, which bounds
+ * the scratch (V and Mx of a block of at least 2*NR tiles: 38 MB then). */
+int onr_wino_worth(const onr_wino_geom *g)
+{
+    return g->OH > 8 && g->OW > 8 && g->Cg + g->Mg <= 4096;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+void onr_wino_plan(onr_wino_geom *g, int nthreads)
+{
+    onr_sgemm_blocking b;
+    onr_sgemm_get_blocking(&b);
+    g->nthreads = nthreads > 0 ? nthreads : 1;
+    g->TY = (g->OH + 3) / 4;
+    g->TX = (g->OW + 3) / 4;
+    /* tiles per block: V and Mx of a block in about the L2, at least two
+     * microkernel widths of columns so the GEMMs are not all edge */
+    int64_t nr = (int64_t)b.nr, per_tile = 36 * (g->Cg + g->Mg) * (int64_t)sizeof(float);
+    int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
+    if (target < 2 * nr) target = 2 * nr;
+    if (target > 16 * nr) target = 16 * nr;
+    g->SX = min64(g->TX, target);
+    g->R = min64(target / g->SX, g->N * g->TY);
+    if (g->R < 1) g->R = 1;
+    int64_t tblk = g->R * g->SX;
+    g->ldt = (tblk + 15) / 16 * 16;
+    if (g->ldt % 256 == 0) g->ldt += 16;
+    g->ldu = onr_wino_ldu(g->Cg);
+    g->tmp_floats = (size_t)(72 * tblk + 15) / 16 * 16; /* gathered input + its B^T rows */
+    size_t used = 0, al = 64;
+#define WINO_CARVE(off, bytes)                        \
+    do {                                              \
+        (off) = used;                                 \
+        used += ((size_t)(bytes) + al - 1) / al * al; \
+    } while (0)
+    WINO_CARVE(g->off_v, sizeof(float) * 36 * (size_t)(g->Cg * g->ldt));
+    WINO_CARVE(g->off_m, sizeof(float) * 36 * (size_t)(g->Mg * g->ldt));
+    WINO_CARVE(g->off_tmp, sizeof(float) * g->tmp_floats * (size_t)g->nthreads);
+    WINO_CARVE(g->off_ws, onr_sgemm_batch_workspace_size((size_t)g->Mg, (size_t)tblk,
+                                                         (size_t)g->Cg, 36, g->nthreads));
+#undef WINO_CARVE
+    g->scratch = used;
+}
+
+/* ---- the driver --------------------------------------------------------- */
+
+static atomic_size_t g_runs;
+
+size_t onr_wino_run_count(void) { return atomic_load_explicit(&g_runs, memory_order_relaxed); }
+
+static void wino_add(float *y, const float *z, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += z[i];
+}
+
+/* The windows of tiles x0 .. x0+nx-1 of tile row (n, ty) of one channel:
+ * dst[(i*6 + p)*ld + t] = the plane at row 4ty - pt + i, column
+ * 4(x0 + t) - pl + p, 0 in the padding. */
+static void wino_gather(const onr_wino_geom *g, onr_wino_gather_fn fg, const float *plane,
+                        int64_t ty, int64_t x0, int64_t nx, float *dst, int64_t ld)
+{
+    for (int64_t i = 0; i < 6; i++) {
+        int64_t iy = 4 * ty - g->pt + i;
+        const float *row = iy >= 0 && iy < g->IH ? plane + iy * g->IW : NULL;
+        fg(row, g->IW, 4 * x0 - g->pl, nx, dst + i * 6 * ld, ld);
+    }
+}
+
+void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
+                  const onr_wino_epi *e, float *y, void *scratch, int nt)
+{
+    pthread_once(&g_once, wino_init);
+    atomic_fetch_add_explicit(&g_runs, 1, memory_order_relaxed);
+    onr_wino_in_fn fin = g_in;
+    onr_wino_out_fn fout = g_out;
+    onr_wino_gather_fn fg = g_gather;
+    char *base = scratch;
+    float *V = (float *)(base + g->off_v), *Mx = (float *)(base + g->off_m);
+    float *tmp = (float *)(base + g->off_tmp);
+    void *ws = base + g->off_ws;
+    if (nt > g->nthreads) nt = g->nthreads;
+    if (nt < 1) nt = 1;
+    const int64_t rows = g->N * g->TY, IN = g->IH * g->IW, OUT = g->OH * g->OW;
+    const size_t vs = (size_t)(g->Cg * g->ldt), ms = (size_t)(g->Mg * g->ldt);
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        const float *ug = u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
+        for (int64_t r0 = 0; r0 < rows; r0 += g->R) {
+            const int64_t nr = min64(g->R, rows - r0);
+            for (int64_t x0 = 0; x0 < g->TX; x0 += g->SX) {
+                /* tile (rr, t) of the block is tile rr*nx + t of the GEMMs */
+                const int64_t nx = min64(g->SX, g->TX - x0), T = nr * nx;
+                const int64_t work = 36 * T * (g->Cg + g->Mg);
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
+                for (int64_t c = 0; c < g->Cg; c++) {
+                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+                    for (int64_t rr = 0; rr < nr; rr++) {
+                        int64_t r = r0 + rr, n = r / g->TY, ty = r % g->TY;
+                        const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
+                        wino_gather(g, fg, plane, ty, x0, nx, t0 + rr * nx, T);
+                    }
+                    fin(t0, T, V + c * g->ldt, vs, t0 + 36 * T);
+                }
+                onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug,
+                                (size_t)g->ldu, (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs,
+                                0.f, Mx, (size_t)g->ldt, ms, 36, NULL, ws, nt);
+                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
+                for (int64_t m = 0; m < g->Mg; m++) {
+                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+                    int64_t mg = grp * g->Mg + m;
+                    fout(Mx + m * g->ldt, ms, T, e && e->bias ? e->bias[mg] : 0.f, t0,
+                         t0 + 16 * T);
+                    int64_t ox0 = 4 * x0, len = min64(4 * nx, g->OW - ox0);
+                    for (int64_t rr = 0; rr < nr; rr++) {
+                        int64_t r = r0 + rr, n = r / g->TY, oy0 = 4 * (r % g->TY);
+                        size_t off = (size_t)((n * g->M + mg) * OUT);
+                        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
+                            size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
+                            float *yr = y + ro;
+                            memcpy(yr, t0 + a * 4 * T + 4 * rr * nx, sizeof(float) * (size_t)len);
+                            if (!e) continue;
+                            const float *zr = e->z ? e->z + ro : NULL;
+                            if (zr && !e->z_after) wino_add(yr, zr, len);
+                            if (e->act) e->act(e->act_ctx, yr, len);
+                            if (zr && e->z_after) wino_add(yr, zr, len);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
