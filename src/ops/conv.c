@@ -196,6 +196,9 @@ static int conv_create_common(onr_create_ctx *c, conv_params *p, int transpose)
         const onr_tensor *t = onr_create_const(c, i);
         if (!t || !onr_is_half(t->dtype) || (!t->data && t->numel)) continue;
         float **dst = i == 1 ? &p->w32 : &p->b32;
+        int st = onr_create_hold(c, i == 1 ? "widened weights" : "widened bias",
+                                 (uint64_t)t->numel * sizeof(float));
+        if (st) return st;
         if (!(*dst = onr_la_const_f32(c, t, 1.f))) return ONR_E_NOMEM;
         onr_create_consume(c, i);
     }
@@ -371,8 +374,12 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
     if (mode == ONR_WINO_AUTO &&
         (Cg < 8 || M / p->group < 8 || n * sizeof(float) > ((size_t)16 << 20)))
         return ONR_OK;
+    int st = onr_create_hold(c, "Winograd-transformed weights", (uint64_t)n * sizeof(float));
+    if (st) return st;
     /* huge pages where it is big: fewer page faults while it is written */
-    if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float)))) return ONR_E_NOMEM;
+    if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float))))
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of transformed weights",
+                          n * sizeof(float));
     onr_wino_transform_weights(p->w32 ? p->w32 : w->data, M, Cg, p->group, p->wino_u);
     return ONR_OK;
 }
