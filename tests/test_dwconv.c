@@ -120,17 +120,22 @@ static void check_geom(const onr_dwconv *g, int bias, int res, uint32_t seed)
     onr_dwconv gg = *g;
     gg.res_after = res == 2;
     dw_ref(&gg, x, w, b, z, want, tol);
-    for (int k = 0; k < NKERNELS; k++) {
+    size_t wsb = onr_dwconv_workspace_size(&gg, 3);
+    void *wsp = wsb ? aligned_alloc(64, (wsb + 63) / 64 * 64) : NULL;
+    for (int k = 0; k < NKERNELS; k++)
+        for (int use_ws = 0; use_ws < 2; use_ws++) {
         if (onr_dwconv_force_kernel(kernels[k]) != 0) continue;
+        if (use_ws && !wsp) continue;
+        void *ws = use_ws ? wsp : NULL;
         for (int nt = 1; nt <= 3; nt++) {
             memset(y, 0xff, sizeof(float) * ny); /* NaN: every output must be written */
-            onr_dwconv_f32(&gg, x, w, b, z, y, nt);
+            onr_dwconv_f32(&gg, x, w, b, z, y, ws, nt);
             for (size_t i = 0; i < ny; i++)
                 if (!(fabs(y[i] - want[i]) <= tol[i]))
-                    fail_msg("%s nt %d: y[%zu] = %.9g, want %.9g (N%lld C%lld x%lld in %lldx%lld "
+                    fail_msg("%s ws %d nt %d: y[%zu] = %.9g, want %.9g (N%lld C%lld x%lld in %lldx%lld "
                              "k %lldx%lld s %lld,%lld d %lld,%lld pads %lld,%lld out %lldx%lld "
                              "act %d res %d bias %d)",
-                             kernels[k], nt, i, y[i], want[i], (long long)g->N, (long long)g->C,
+                             kernels[k], use_ws, nt, i, y[i], want[i], (long long)g->N, (long long)g->C,
                              (long long)g->mult, (long long)g->IH, (long long)g->IW,
                              (long long)g->KH, (long long)g->KW, (long long)g->SH,
                              (long long)g->SW, (long long)g->DH, (long long)g->DW,
@@ -141,9 +146,9 @@ static void check_geom(const onr_dwconv *g, int bias, int res, uint32_t seed)
             else if (ny && memcmp(y, y1, sizeof(float) * ny) != 0)
                 fail_msg("%s: %d threads differ from 1", kernels[k], nt);
         }
-    }
+        }
     onr_dwconv_force_kernel(NULL);
-    free(x), free(w), free(b), free(z), free(want), free(tol), free(y), free(y1);
+    free(x), free(w), free(b), free(z), free(want), free(tol), free(y), free(y1), free(wsp);
 }
 
 static void check_case(const dcase *c, int act, float a, float b, int bias, int res)
@@ -247,7 +252,7 @@ static void test_special_values(void **state)
     for (int k = 0; k < NKERNELS; k++) {
         if (onr_dwconv_force_kernel(kernels[k]) != 0) continue;
         g.act = ONR_DW_ACT_SIGMOID;
-        onr_dwconv_f32(&g, x, w, NULL, NULL, y, 1);
+        onr_dwconv_f32(&g, x, w, NULL, NULL, y, NULL, 1);
         for (size_t i = 0; i < ny; i++) {
             /* NaN reaches every output whose window reads x[0][10] (0 * NaN) */
             if (i / 21 <= 1 && i % 21 >= 9 && i % 21 <= 11) continue;
@@ -301,6 +306,8 @@ static void test_guard_pages(void **state)
             size_t nx = in_count(&g), ny = out_count(&g), nw = (size_t)(g.C * g.mult * 9 * 3);
             guarded X = guard_alloc(nx, at_end), Y = guard_alloc(ny, at_end);
             guarded Z = guard_alloc(ny, at_end);
+            size_t nws = onr_dwconv_workspace_size(&g, 1) / sizeof(float);
+            guarded WS = guard_alloc(nws ? nws : 1, at_end);
             float *x = rand_floats(nx, 5), *w = rand_floats(nw, 6), *z = rand_floats(ny, 7);
             memcpy(X.p, x, sizeof(float) * nx);
             memcpy(Z.p, z, sizeof(float) * ny);
@@ -310,14 +317,14 @@ static void test_guard_pages(void **state)
             dw_ref(&g, x, w, NULL, z, want, tol);
             for (int k = 0; k < NKERNELS; k++) {
                 if (onr_dwconv_force_kernel(kernels[k]) != 0) continue;
-                onr_dwconv_f32(&g, X.p, w, NULL, Z.p, Y.p, 1);
+                onr_dwconv_f32(&g, X.p, w, NULL, Z.p, Y.p, WS.p, 1);
                 for (size_t i = 0; i < ny; i++)
                     if (!(fabs(Y.p[i] - want[i]) <= tol[i]))
                         fail_msg("%s case %zu: y[%zu] = %g, want %g", kernels[k], ci, i, Y.p[i],
                                  want[i]);
             }
             onr_dwconv_force_kernel(NULL);
-            munmap(X.map, X.len), munmap(Y.map, Y.len), munmap(Z.map, Z.len);
+            munmap(X.map, X.len), munmap(Y.map, Y.len), munmap(Z.map, Z.len), munmap(WS.map, WS.len);
             free(x), free(w), free(z), free(want), free(tol);
         }
 }

@@ -331,6 +331,19 @@ static int conv_kind(const conv_geom *g)
     return CONV_GEMM;
 }
 
+/* dwconv.c's geometry of a CONV_DW convolution (epilogue none). */
+static onr_dwconv conv_dw_geom(const conv_geom *g)
+{
+    const onr_spatial *sp = &g->sp;
+    onr_dwconv d = {
+        .N = g->N, .C = g->C, .mult = g->Mg,
+        .IH = sp->in[1], .IW = sp->in[2], .OH = sp->out[1], .OW = sp->out[2],
+        .KH = sp->k[1], .KW = sp->k[2], .SH = sp->s[1], .SW = sp->s[2],
+        .DH = sp->d[1], .DW = sp->d[2], .PT = sp->pb[1], .PL = sp->pb[2],
+    };
+    return d;
+}
+
 /* Rows (an output row = all of the innermost dim) per band of `depth` x row
  * floats, so a band stays under CONV_COL_BYTES; at least one row. */
 static int64_t band_rows(int64_t rows, int64_t depth, int64_t row_len)
@@ -400,6 +413,9 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         size_t cols = (size_t)(g->band * g->sp.out[2]);
         col = (size_t)g->CK * cols;
         ws = onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, p->nthreads);
+    } else if (g->kind == CONV_DW) {
+        onr_dwconv d = conv_dw_geom(g);
+        ws = onr_dwconv_workspace_size(&d, p->nthreads);
     }
     conv_layout(ctx, p, col, ws, scratch);
     return ONR_OK;
@@ -610,7 +626,7 @@ static void conv_direct_f64_run(const conv_geom *g, const double *x, const doubl
 
 /* Depthwise, 1-D or 2-D: dwconv.c's kernel with the whole epilogue. */
 static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *b,
-                        float *y, const conv_epi *epi, const float *z, int nt)
+                        float *y, const conv_epi *epi, const float *z, void *ws, int nt)
 {
     static const int acts[] = {
         [CONV_ACT_NONE] = ONR_DW_ACT_NONE,
@@ -622,20 +638,14 @@ static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, cons
         [CONV_ACT_HARDSWISH] = ONR_DW_ACT_HARDSWISH,
         [CONV_ACT_LEAKYRELU] = ONR_DW_ACT_LEAKYRELU,
     };
-    const onr_spatial *sp = &g->sp;
-    onr_dwconv d = {
-        .N = g->N, .C = g->C, .mult = g->Mg,
-        .IH = sp->in[1], .IW = sp->in[2], .OH = sp->out[1], .OW = sp->out[2],
-        .KH = sp->k[1], .KW = sp->k[2], .SH = sp->s[1], .SW = sp->s[2],
-        .DH = sp->d[1], .DW = sp->d[2], .PT = sp->pb[1], .PL = sp->pb[2],
-    };
+    onr_dwconv d = conv_dw_geom(g);
     if (epi) {
         d.act = acts[epi->act];
         d.a = epi->a;
         d.b = epi->b;
         d.res_after = epi->res_after;
     }
-    onr_dwconv_f32(&d, x, w, b, epi ? z : NULL, y, nt);
+    onr_dwconv_f32(&d, x, w, b, epi ? z : NULL, y, ws, nt);
 }
 
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
@@ -644,7 +654,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
     int kind = g->kind;
     const conv_epi *epi = bb->epi;
     if (kind == CONV_DW) {
-        conv_dw_f32(g, x, w, b, y, epi, bb->z, nt);
+        conv_dw_f32(g, x, w, b, y, epi, bb->z, bb->ws, nt);
         return;
     }
     if (kind == CONV_DIRECT) {

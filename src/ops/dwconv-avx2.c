@@ -32,6 +32,13 @@ static inline dv dv_even(dv a, dv b)
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xd8));
 }
 
+/* a1 a3 a5 a7 b1 b3 b5 b7 */
+static inline dv dv_odd(dv a, dv b)
+{
+    __m256 t = _mm256_shuffle_ps(a, b, 0xdd); /* a1 a3 b1 b3 | a5 a7 b5 b7 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xd8));
+}
+
 static inline dv dv_load2(const float *p) { return dv_even(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
 
 /* lanes j in [lo, hi) of 16 */
@@ -55,6 +62,13 @@ static inline dv dv_mload1(const float *p, dmask m) { return _mm256_maskload_ps(
 static inline dv dv_mload2(const float *p, dmask m)
 {
     return dv_even(_mm256_maskload_ps(p, m.m0), _mm256_maskload_ps(p + 8, m.m1));
+}
+
+/* p[0 .. 2 VL) under m as two vectors */
+static inline void dv_mload_pair(const float *p, dmask m, dv *a, dv *b)
+{
+    *a = _mm256_maskload_ps(p, m.m0);
+    *b = _mm256_maskload_ps(p + 8, m.m1);
 }
 
 static inline __m256i dm_first(int64_t n)

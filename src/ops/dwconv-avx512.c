@@ -29,6 +29,13 @@ static inline dv dv_even(dv a, dv b)
     return _mm512_permutex2var_ps(a, idx, b);
 }
 
+static inline dv dv_odd(dv a, dv b)
+{
+    const __m512i idx =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_permutex2var_ps(a, idx, b);
+}
+
 static inline dv dv_load2(const float *p) { return dv_even(_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)); }
 
 static inline dmask dm_make(int64_t c, int64_t in, int n)
@@ -46,6 +53,13 @@ static inline dv dv_mload2(const float *p, dmask m)
 {
     return dv_even(_mm512_maskz_loadu_ps((__mmask16)m, p),
                    _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16));
+}
+
+/* p[0 .. 2 VL) under m as two vectors */
+static inline void dv_mload_pair(const float *p, dmask m, dv *a, dv *b)
+{
+    *a = _mm512_maskz_loadu_ps((__mmask16)m, p);
+    *b = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16);
 }
 
 static inline __mmask16 dm_first(int64_t n) { return (__mmask16)((1u << n) - 1); }

@@ -6,6 +6,7 @@
 #include "ops/dwconv.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +53,9 @@ static void dw_taps(int64_t start, int64_t k, int64_t d, int64_t in, int64_t *lo
 }
 
 void onr_dwconv_rows_ref(const onr_dwconv *g, const float *xp, const float *wm, float bias,
-                         const float *zp, float *yp, int64_t oh0, int64_t oh1)
+                         const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws)
 {
+    (void)ws;
     for (int64_t oh = oh0; oh < oh1; oh++) {
         int64_t ih0 = oh * g->SH - g->PT, kh0, kh1;
         dw_taps(ih0, g->KH, g->DH, g->IH, &kh0, &kh1);
@@ -127,10 +129,24 @@ int onr_dwconv_force_kernel(const char *name)
 
 /* ---- driver ------------------------------------------------------------- */
 
+/* Floats of one thread's workspace: stride 2 along W splits the input
+ * plane's rows into even and odd columns, each row ceil(IW/2) long. */
+static size_t dw_ws_floats(const onr_dwconv *g)
+{
+    if (g->SW != 2) return 0;
+    size_t f = 2 * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
+    return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
+}
+
+size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
+{
+    return sizeof(float) * dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1);
+}
+
 /* Work items are (plane, row chunk); a plane is cut into chunks only when
  * there are too few planes to keep every thread busy. */
 void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
-                    const float *z, float *y, int nthreads)
+                    const float *z, float *y, void *ws, int nthreads)
 {
     pthread_once(&dw_once, dw_init);
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
@@ -151,7 +167,8 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         int64_t oh0 = ch * rows, oh1 = oh0 + rows < g->OH ? oh0 + rows : g->OH;
         if (oh0 >= oh1) continue;
         const float *xp = x + (n * g->C + m / g->mult) * g->IH * g->IW;
+        float *tws = ws ? (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
         fn(g, xp, w + m * g->KH * g->KW, b ? b[m] : 0.f, z ? z + pl * OUT : NULL, y + pl * OUT,
-           oh0, oh1);
+           oh0, oh1, tws);
     }
 }

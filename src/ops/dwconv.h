@@ -26,6 +26,7 @@
 #ifndef ONR_DWCONV_H
 #define ONR_DWCONV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The epilogue's activation (FusedConv's set). */
@@ -51,24 +52,29 @@ typedef struct onr_dwconv {
     int res_after;            /* 1: act(v) + Z; 0: act(v + Z) */
 } onr_dwconv;
 
+/* Bytes of workspace onr_dwconv_f32 can use with this many threads (0
+ * when it needs none; 64-byte aligned memory expected). */
+size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads);
+
 /* Y[N, C*mult, OH, OW] = dwconv(X[N, C, IH, IW], W[C*mult, 1, KH, KW]) + B
  * with the epilogue; B (C*mult) and Z (Y's shape) may be NULL. Y must not
- * overlap X or Z. Never allocates. */
+ * overlap X or Z. ws: onr_dwconv_workspace_size(g, nthreads) bytes, or NULL
+ * (stride 2 then takes a slower path). Never allocates. */
 void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
-                    const float *z, float *y, int nthreads);
+                    const float *z, float *y, void *ws, int nthreads);
 
 /* Rows [oh0, oh1) of one output plane: xp the input plane, wm the KH x KW
- * filter, zp the residual plane or NULL, yp the output plane. One of these
- * per ISA. */
+ * filter, zp the residual plane or NULL, yp the output plane, ws this
+ * thread's part of the workspace or NULL. One of these per ISA. */
 typedef void (*onr_dwconv_rows_fn)(const onr_dwconv *g, const float *xp, const float *wm,
                                    float bias, const float *zp, float *yp, int64_t oh0,
-                                   int64_t oh1);
+                                   int64_t oh1, float *ws);
 void onr_dwconv_rows_ref(const onr_dwconv *g, const float *xp, const float *wm, float bias,
-                         const float *zp, float *yp, int64_t oh0, int64_t oh1);
+                         const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 void onr_dwconv_rows_avx2(const onr_dwconv *g, const float *xp, const float *wm, float bias,
-                          const float *zp, float *yp, int64_t oh0, int64_t oh1);
+                          const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 void onr_dwconv_rows_avx512(const onr_dwconv *g, const float *xp, const float *wm, float bias,
-                            const float *zp, float *yp, int64_t oh0, int64_t oh1);
+                            const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
 const char *onr_dwconv_kernel_name(void);
