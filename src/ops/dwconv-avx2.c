@@ -1,7 +1,7 @@
 /*
  * dwconv-avx2.c - the depthwise convolution kernel (dwconv-simd.h) on
  * AVX2+FMA: 8 floats a vector, vmaskmovps at the borders (masked-off lanes
- * never fault), stride 2 through a shuffle and a lane permute of two loads.
+ * never fault), stride 2 rows split by a shuffle and a lane permute.
  * Compiled with -mavx2 -mfma by its file name; only called after a CPU
  * check.
  */
@@ -39,8 +39,6 @@ static inline dv dv_odd(dv a, dv b)
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xd8));
 }
 
-static inline dv dv_load2(const float *p) { return dv_even(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
-
 /* lanes j in [lo, hi) of 16 */
 static inline dmask dm_make(int64_t c, int64_t in, int n)
 {
@@ -58,11 +56,6 @@ static inline dmask dm_make(int64_t c, int64_t in, int n)
 }
 
 static inline dv dv_mload1(const float *p, dmask m) { return _mm256_maskload_ps(p, m.m0); }
-
-static inline dv dv_mload2(const float *p, dmask m)
-{
-    return dv_even(_mm256_maskload_ps(p, m.m0), _mm256_maskload_ps(p + 8, m.m1));
-}
 
 /* p[0 .. 2 VL) under m as two vectors */
 static inline void dv_mload_pair(const float *p, dmask m, dv *a, dv *b)

@@ -36,8 +36,6 @@ static inline dv dv_odd(dv a, dv b)
     return _mm512_permutex2var_ps(a, idx, b);
 }
 
-static inline dv dv_load2(const float *p) { return dv_even(_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)); }
-
 static inline dmask dm_make(int64_t c, int64_t in, int n)
 {
     int64_t lo = c < 0 ? -c : 0, hi = in - c;
@@ -48,12 +46,6 @@ static inline dmask dm_make(int64_t c, int64_t in, int n)
 }
 
 static inline dv dv_mload1(const float *p, dmask m) { return _mm512_maskz_loadu_ps((__mmask16)m, p); }
-
-static inline dv dv_mload2(const float *p, dmask m)
-{
-    return dv_even(_mm512_maskz_loadu_ps((__mmask16)m, p),
-                   _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16));
-}
 
 /* p[0 .. 2 VL) under m as two vectors */
 static inline void dv_mload_pair(const float *p, dmask m, dv *a, dv *b)

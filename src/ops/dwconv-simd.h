@@ -8,9 +8,8 @@
  *   dv_zero, dv_set1, dv_add, dv_fma(a, b, c) = a*b + c
  *   dv_load1(p)            p[0 .. VL)
  *   dv_even(a, b), dv_odd  the even / odd lanes of a then b
- *   dv_load2(p)            p[0], p[2], .., p[2 VL - 2] (reads p[0 .. 2 VL))
  *   dm_make(c, in, n)      lanes j < n whose column c + j lies in [0, in)
- *   dv_mload1 / dv_mload2  the same under a dmask; masked-off lanes read 0
+ *   dv_mload1(p, m)        p[0 .. VL) under a dmask; masked-off lanes read 0
  *                          and never touch memory
  *   dv_mload_pair(p, m)    p[0 .. 2 VL) under m as two vectors
  *   dv_loadn, dv_storen    first n lanes (n <= VL), the rest untouched
@@ -28,12 +27,15 @@
  * loads; the blocks at the borders and the tail take masked loads, the
  * padding reading as 0 (which adds nothing), and masked stores.
  *
- * Stride 2 along W: with a workspace, the input rows the tile range needs
- * are split once into their even and odd columns, and every tap becomes a
+ * Stride 2 along W: the input rows the row range needs are split once into
+ * their even and odd columns (in the workspace), and every tap becomes a
  * stride-1 load from one of the two (a tap at input column 2*ow + off reads
  * the even row at ow + off/2 when off is even, the odd row at ow + (off-1)/2
- * when odd). Without one, each tap loads 2 VL columns and keeps the even
- * lanes (one permute per tap).
+ * when odd). Without a workspace, stride 2 runs the reference.
+ *
+ * The epilogue runs once per tile, out of line, on the accumulators passed
+ * through a small buffer: inlined into every kind of tile it made the code
+ * many times larger for nothing measurable.
  *
  * Every output is summed the same way in every kind of tile, so the result
  * does not depend on how rows are split among threads.
@@ -50,7 +52,7 @@
 enum { DW_ZERO_MAX = 2048 };
 static const float dw_zeros[DW_ZERO_MAX];
 
-enum { DW_S1, DW_S2P, DW_S2D }; /* stride 1; stride 2 by permutes; from split rows */
+enum { DW_S1, DW_S2D }; /* stride 1; stride 2 from rows split into even and odd columns */
 
 /* One plane's sources: rows of xe (and xo, the odd columns for DW_S2D) with
  * row stride rs; we and wo the widths of a row of each. */
@@ -83,21 +85,25 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
     }
 }
 
-/* v + bias, then the residual and the activation, stored to y[i..]: n
- * lanes (n < VL: a masked tail, Z read likewise). */
-DW_INLINE void dw_finish(const dw_src *t, dv v, int64_t i, int64_t n)
+/* The epilogue of a tile of nv vectors acc[k] (k = r*U + u), vector k going
+ * to y[i[k] ..]: v + bias, then the residual and the activation; n lanes
+ * each (n < VL: a masked tail, Z read likewise). */
+static __attribute__((noinline)) void dw_finish(const dw_src *t, const dv *acc, int nv,
+                                                const int64_t *i, int64_t n)
 {
     const onr_dwconv *g = t->g;
-    v = dv_add(v, dv_set1(t->bias));
-    dv z = dv_zero();
-    if (t->zp) z = n == VL ? dv_load1(t->zp + i) : dv_loadn(t->zp + i, n);
-    if (t->zp && !g->res_after) v = dv_add(v, z);
-    if (g->act != ONR_DW_ACT_NONE) v = dw_act(g, v);
-    if (t->zp && g->res_after) v = dv_add(v, z);
-    if (n == VL)
-        dv_store(t->yp + i, v);
-    else
-        dv_storen(t->yp + i, v, n);
+    const dv bias = dv_set1(t->bias);
+    for (int k = 0; k < nv; k++) {
+        dv v = dv_add(acc[k], bias), z = dv_zero();
+        if (t->zp) z = n == VL ? dv_load1(t->zp + i[k]) : dv_loadn(t->zp + i[k], n);
+        if (t->zp && !g->res_after) v = dv_add(v, z);
+        if (g->act != ONR_DW_ACT_NONE) v = dw_act(g, v);
+        if (t->zp && g->res_after) v = dv_add(v, z);
+        if (n == VL)
+            dv_store(t->yp + i[k], v);
+        else
+            dv_storen(t->yp + i[k], v, n);
+    }
 }
 
 /* Tap kw of a block starting at output column ow0: the source column c in
@@ -114,7 +120,7 @@ DW_INLINE int64_t dw_tap(const dw_src *t, int64_t ow0, int64_t kw, const int mod
     }
     *odd = 0;
     *width = t->we;
-    return ow0 * (mode == DW_S1 ? 1 : 2) + off;
+    return ow0 + off;
 }
 
 /* One tile: rows oh .. oh+R-1 (those past oh_end recompute oh_end-1), U
@@ -127,7 +133,6 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
                        const int masked)
 {
     const onr_dwconv *g = t->g;
-    const int S = mode == DW_S2P ? 2 : 1; /* columns per output in a source row */
     int64_t o[8];
     DW_UNROLL for (int r = 0; r < R; r++) o[r] = oh + r < oh_end ? oh + r : oh_end - 1;
     dv acc[8][2];
@@ -147,25 +152,28 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
             int odd;
             int64_t width, c = dw_tap(t, ow0, kw, mode, &odd, &width);
             if (masked) {
-                dmask mk = dm_make(c, width, S * VL);
+                dmask mk = dm_make(c, width, VL);
                 DW_UNROLL for (int r = 0; r < R; r++) {
-                    const float *p = (odd ? ro[r] : re[r]) + c;
-                    dv v = S == 1 ? dv_mload1(p, mk) : dv_mload2(p, mk);
+                    dv v = dv_mload1((odd ? ro[r] : re[r]) + c, mk);
                     acc[r][0] = dv_fma(wv, v, acc[r][0]);
                 }
             } else {
                 DW_UNROLL for (int r = 0; r < R; r++)
                     DW_UNROLL for (int u = 0; u < U; u++) {
-                        const float *p = (odd ? ro[r] : re[r]) + c + u * S * VL;
-                        dv v = S == 1 ? dv_load1(p) : dv_load2(p);
+                        dv v = dv_load1((odd ? ro[r] : re[r]) + c + u * VL);
                         acc[r][u] = dv_fma(wv, v, acc[r][u]);
                     }
             }
         }
     }
+    dv out[8];
+    int64_t at[8];
     DW_UNROLL for (int r = 0; r < R; r++)
-        DW_UNROLL for (int u = 0; u < U; u++)
-            dw_finish(t, acc[r][u], o[r] * g->OW + ow0 + u * VL, masked ? n : VL);
+        DW_UNROLL for (int u = 0; u < U; u++) {
+            out[r * U + u] = acc[r][u];
+            at[r * U + u] = o[r] * g->OW + ow0 + u * VL;
+        }
+    dw_finish(t, out, R * U, at, masked ? n : VL);
 }
 
 static int64_t dw_floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -179,8 +187,8 @@ typedef struct dw_cols {
 static dw_cols dw_col_blocks(const dw_src *t, const int mode)
 {
     const onr_dwconv *g = t->g;
-    /* block b reads source columns [b*step + c, + len) for each tap's c */
-    int64_t step = mode == DW_S2P ? 2 * VL : VL, len = step;
+    /* block b reads source columns [b*VL + c, + VL) for each tap's c */
+    const int64_t step = VL, len = VL;
     dw_cols cb;
     cb.nb = (g->OW + VL - 1) / VL;
     cb.ba = 0;
@@ -279,7 +287,7 @@ void ONR_DWCONV_ROWS(const onr_dwconv *g, const float *xp, const float *wm, floa
     if (g->SW == 1) {
         dw_rows(&t, oh0, oh1, DW_S1);
     } else if (!ws) {
-        dw_rows(&t, oh0, oh1, DW_S2P);
+        onr_dwconv_rows_ref(g, xp, wm, bias, zp, yp, oh0, oh1, ws);
     } else {
         /* the input rows these output rows read */
         int64_t r0 = oh0 * g->SH - g->PT, r1 = (oh1 - 1) * g->SH - g->PT + (g->KH - 1) * g->DH + 1;

@@ -15,8 +15,8 @@
  * from CPUID) vectorise along the output row: full vectors with plain loads
  * where every tap of the vector lies inside the row, masked loads and stores
  * at the borders and the tail (masked-off lanes never touch memory), stride
- * 2 by loading two vectors and keeping the even lanes. Strides other than 1
- * and 2 along W run the plain-C reference. The taps use fused multiply-adds,
+ * 2 from input rows split once into even and odd columns (in a workspace).
+ * Strides other than 1 and 2 along W run the plain-C reference. The taps use fused multiply-adds,
  * so the SIMD kernels and the reference differ by rounding.
  *
  * Threads split the (image, output channel) planes, and the rows of each
