@@ -2,8 +2,10 @@
  * test_dwconv.c - the depthwise convolution kernel (src/ops/dwconv.c) and
  * Conv's use of it.
  *
- * Every kernel this CPU runs (ref, avx2, avx512, each forced in turn)
- * against a double-precision loop written here from the definition: kernel
+ * Every kernel this CPU runs (ref, avx2, avx512, each forced in turn), with
+ * and without the workspace (stride 2: rows split into even and odd columns,
+ * or the reference), against a double-precision loop written here from the
+ * definition: kernel
  * sizes 1, 3, 5, 7 (and 2x4), strides 1, 2, 3 (and unequal ones), dilation,
  * asymmetric pads, output widths 1..70 (every tail and border split of both
  * vector widths), channel multiplier 2, N > 1, every activation of the
