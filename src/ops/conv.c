@@ -8,7 +8,8 @@
  *   - otherwise im2col: the columns of a band of output rows are gathered
  *     into scratch (bounded size) and multiplied, Y_g = W_g x col;
  *   - depthwise (one input channel per group): a direct loop, since its
- *     GEMMs would have K = kernel size only.
+ *     GEMMs would have K = kernel size only; 1-D and 2-D ones run the
+ *     vectorised kernel of dwconv.c (CONV_DW), epilogue included.
  * Bias goes through the GEMM epilogue (bias_row: output rows are channels).
  * ConvTranspose is the adjoint: col = W_g^T x X_g, then col2im scatters the
  * columns into the output, each output channel owned by one thread so the
@@ -41,6 +42,7 @@
 #include <string.h>
 
 #include "gemm/gemm.h"
+#include "ops/dwconv.h"
 #include "ops/linalg.h"
 #include "ops/winograd.h"
 
@@ -59,7 +61,7 @@ typedef struct conv_geom {
     int64_t IN, OUT;    /* spatial sizes of one input / output plane */
     int64_t CK;         /* Conv: Cg*K (GEMM depth); ConvTranspose: Mg*K (GEMM rows) */
     onr_spatial sp;
-    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT or CONV_WINO */
+    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO or CONV_DW */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
 } conv_geom;
 
@@ -324,15 +326,32 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
  * Conv
  * ==================================================================== */
 
-enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO };
+enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW };
 
 static int conv_kind(const conv_geom *g)
 {
     const onr_spatial *sp = &g->sp;
+    /* depthwise with at most 2 spatial dims that matter: dwconv.c */
+    if (g->CK > 0 && g->Cg == 1 && g->G > 1 && sp->in[0] == 1 && sp->k[0] == 1 &&
+        sp->out[0] == 1 && sp->pb[0] == 0)
+        return CONV_DW;
     if (g->CK == 0 || (g->Cg == 1 && g->G > 1)) return CONV_DIRECT;
     for (int j = 0; j < 3; j++)
         if (sp->k[j] != 1 || sp->s[j] != 1 || sp->pb[j] || sp->pe[j]) return CONV_IM2COL;
     return CONV_GEMM;
+}
+
+/* dwconv.c's geometry of a CONV_DW convolution (epilogue none). */
+static onr_dwconv conv_dw_geom(const conv_geom *g)
+{
+    const onr_spatial *sp = &g->sp;
+    onr_dwconv d = {
+        .N = g->N, .C = g->C, .mult = g->Mg,
+        .IH = sp->in[1], .IW = sp->in[2], .OH = sp->out[1], .OW = sp->out[2],
+        .KH = sp->k[1], .KW = sp->k[2], .SH = sp->s[1], .SW = sp->s[2],
+        .DH = sp->d[1], .DW = sp->d[2], .PT = sp->pb[1], .PL = sp->pb[2],
+    };
+    return d;
 }
 
 /* Rows (an output row = all of the innermost dim) per band of `depth` x row
@@ -390,7 +409,9 @@ static int conv_wino_pick(conv_params *p)
     const conv_geom *g = &p->g;
     const onr_spatial *sp = &g->sp;
     int mode = onr_wino_mode();
-    if (!p->wino_u || mode == ONR_WINO_OFF || sp->nsp != 2 || g->kind == CONV_DIRECT) return 0;
+    if (!p->wino_u || mode == ONR_WINO_OFF || sp->nsp != 2 || g->kind == CONV_DIRECT ||
+        g->kind == CONV_DW)
+        return 0;
     for (int j = 1; j < 3; j++)
         if (sp->k[j] != 3 || sp->s[j] != 1 || sp->d[j] != 1) return 0;
     onr_wino_geom *w = &p->wino;
@@ -485,6 +506,9 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         size_t cols = (size_t)(g->band * g->sp.out[2]);
         col = (size_t)g->CK * cols;
         ws = onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, p->nthreads);
+    } else if (g->kind == CONV_DW) {
+        onr_dwconv d = conv_dw_geom(g);
+        ws = onr_dwconv_workspace_size(&d, p->nthreads);
     }
     conv_layout(ctx, p, col, ws, scratch);
     return ONR_OK;
@@ -695,11 +719,39 @@ static void conv_direct_f64_run(const conv_geom *g, const double *x, const doubl
     conv_direct_f64(g, x, w, b, y, NULL, NULL, nt);
 }
 
+/* Depthwise, 1-D or 2-D: dwconv.c's kernel with the whole epilogue. */
+static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *b,
+                        float *y, const conv_epi *epi, const float *z, void *ws, int nt)
+{
+    static const int acts[] = {
+        [CONV_ACT_NONE] = ONR_DW_ACT_NONE,
+        [CONV_ACT_RELU] = ONR_DW_ACT_RELU,
+        [CONV_ACT_CLIP] = ONR_DW_ACT_CLIP,
+        [CONV_ACT_SIGMOID] = ONR_DW_ACT_SIGMOID,
+        [CONV_ACT_SILU] = ONR_DW_ACT_SILU,
+        [CONV_ACT_HARDSIGMOID] = ONR_DW_ACT_HARDSIGMOID,
+        [CONV_ACT_HARDSWISH] = ONR_DW_ACT_HARDSWISH,
+        [CONV_ACT_LEAKYRELU] = ONR_DW_ACT_LEAKYRELU,
+    };
+    onr_dwconv d = conv_dw_geom(g);
+    if (epi) {
+        d.act = acts[epi->act];
+        d.a = epi->a;
+        d.b = epi->b;
+        d.res_after = epi->res_after;
+    }
+    onr_dwconv_f32(&d, x, w, b, epi ? z : NULL, y, ws, nt);
+}
+
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
     int kind = g->kind;
     const conv_epi *epi = bb->epi;
+    if (kind == CONV_DW) {
+        conv_dw_f32(g, x, w, b, y, epi, bb->z, bb->ws, nt);
+        return;
+    }
     if (kind == CONV_DIRECT) {
         conv_direct_f32(g, x, w, b, y, epi, bb->z, nt);
         return;

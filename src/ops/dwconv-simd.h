@@ -1,0 +1,306 @@
+/*
+ * dwconv-simd.h - the depthwise convolution kernel (dwconv.h), written once
+ * over a few vector primitives that each ISA file defines before including
+ * it (dwconv-avx2.c, dwconv-avx512.c):
+ *
+ *   dv, VL                 a vector of VL floats
+ *   dmask                  lane mask for up to 2 VL lanes
+ *   dv_zero, dv_set1, dv_add, dv_fma(a, b, c) = a*b + c
+ *   dv_load1(p)            p[0 .. VL)
+ *   dv_even(a, b), dv_odd  the even / odd lanes of a then b
+ *   dm_make(c, in, n)      lanes j < n whose column c + j lies in [0, in)
+ *   dv_mload1(p, m)        p[0 .. VL) under a dmask; masked-off lanes read 0
+ *                          and never touch memory
+ *   dv_mload_pair(p, m)    p[0 .. 2 VL) under m as two vectors
+ *   dv_loadn, dv_storen    first n lanes (n <= VL), the rest untouched
+ *   dv_store
+ *   ONR_DWCONV_ROWS        the name of the rows function to define
+ *
+ * An output plane is cut into tiles of R rows x U vectors along the row, R
+ * x U = 8 independent accumulators (R = 8 when a row is one vector, as on
+ * 7x7 and 14x14 planes; else R = 4, U = 2), so the FMA latency is hidden.
+ * Kernel rows above or below the input read a row of zeros (when the input
+ * row fits the zero buffer; wider ones take single-row tiles on the top and
+ * bottom rows that sum only the kernel rows inside the input). A tile past
+ * the last row recomputes the last row rather than shrink. Along the row,
+ * blocks of VL outputs whose every tap lies inside the input row take plain
+ * loads; the blocks at the borders and the tail take masked loads, the
+ * padding reading as 0 (which adds nothing), and masked stores.
+ *
+ * Stride 2 along W: the input rows the row range needs are split once into
+ * their even and odd columns (in the workspace), and every tap becomes a
+ * stride-1 load from one of the two (a tap at input column 2*ow + off reads
+ * the even row at ow + off/2 when off is even, the odd row at ow + (off-1)/2
+ * when odd). Without a workspace, stride 2 runs the reference.
+ *
+ * The epilogue runs once per tile, out of line, on the accumulators passed
+ * through a small buffer: inlined into every kind of tile it made the code
+ * many times larger for nothing measurable.
+ *
+ * Every output is summed the same way in every kind of tile, so the result
+ * does not depend on how rows are split among threads.
+ */
+#ifndef ONR_DWCONV_SIMD_H
+#define ONR_DWCONV_SIMD_H
+
+#include "ops/dwconv.h"
+
+#define DW_INLINE static inline __attribute__((always_inline))
+#define DW_UNROLL _Pragma("GCC unroll 16")
+
+/* Zero row for the kernel rows outside the input (never written). */
+enum { DW_ZERO_MAX = 2048 };
+static const float dw_zeros[DW_ZERO_MAX];
+
+enum { DW_S1, DW_S2D }; /* stride 1; stride 2 from rows split into even and odd columns */
+
+/* One plane's sources: rows of xe (and xo, the odd columns for DW_S2D) with
+ * row stride rs; we and wo the widths of a row of each. */
+typedef struct dw_src {
+    const onr_dwconv *g;
+    const float *xe, *xo, *wm, *zp;
+    float *yp;
+    float bias;
+    int64_t rs, we, wo;
+    int zero_rows; /* kernel rows outside the input read dw_zeros */
+} dw_src;
+
+DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
+{
+    act_vf x = (act_vf)v;
+    switch (g->act) {
+    case ONR_DW_ACT_RELU: return (dv)act_apply(x, ONR_ACT_RELU, 0.f, 0.f);
+    case ONR_DW_ACT_CLIP: return (dv)act_apply(x, ONR_ACT_CLIP, g->a, g->b);
+    case ONR_DW_ACT_SIGMOID: return (dv)act_apply(x, ONR_ACT_SIGMOID, 0.f, 0.f);
+    case ONR_DW_ACT_SILU: return (dv)act_apply(x, ONR_ACT_SILU, 0.f, 0.f);
+    case ONR_DW_ACT_HARDSIGMOID:
+    case ONR_DW_ACT_HARDSWISH: {
+        act_vf h = g->a * x + g->b;
+        h = act_sel(h < 0.f, act_splat(0.f), h);
+        h = act_sel(h > 1.f, act_splat(1.f), h);
+        return (dv)(g->act == ONR_DW_ACT_HARDSWISH ? x * h : h);
+    }
+    case ONR_DW_ACT_LEAKYRELU: return (dv)act_sel(x < 0.f, g->a * x, x);
+    default: return v;
+    }
+}
+
+/* The epilogue of a tile of nv vectors acc[k] (k = r*U + u), vector k going
+ * to y[i[k] ..]: v + bias, then the residual and the activation; n lanes
+ * each (n < VL: a masked tail, Z read likewise). */
+static __attribute__((noinline)) void dw_finish(const dw_src *t, const dv *acc, int nv,
+                                                const int64_t *i, int64_t n)
+{
+    const onr_dwconv *g = t->g;
+    const dv bias = dv_set1(t->bias);
+    for (int k = 0; k < nv; k++) {
+        dv v = dv_add(acc[k], bias), z = dv_zero();
+        if (t->zp) z = n == VL ? dv_load1(t->zp + i[k]) : dv_loadn(t->zp + i[k], n);
+        if (t->zp && !g->res_after) v = dv_add(v, z);
+        if (g->act != ONR_DW_ACT_NONE) v = dw_act(g, v);
+        if (t->zp && g->res_after) v = dv_add(v, z);
+        if (n == VL)
+            dv_store(t->yp + i[k], v);
+        else
+            dv_storen(t->yp + i[k], v, n);
+    }
+}
+
+/* Tap kw of a block starting at output column ow0: the source column c in
+ * the row (odd: the odd row) and the width of that row. */
+DW_INLINE int64_t dw_tap(const dw_src *t, int64_t ow0, int64_t kw, const int mode, int *odd,
+                         int64_t *width)
+{
+    const onr_dwconv *g = t->g;
+    int64_t off = kw * g->DW - g->PL;
+    if (mode == DW_S2D) {
+        *odd = (int)(off & 1);
+        *width = *odd ? t->wo : t->we;
+        return ow0 + (off - *odd) / 2;
+    }
+    *odd = 0;
+    *width = t->we;
+    return ow0 + off;
+}
+
+/* One tile: rows oh .. oh+R-1 (those past oh_end recompute oh_end-1), U
+ * vectors from column ow0, kernel rows [kh0, kh1) (the same for all R rows:
+ * R > 1 only where they all lie inside the input, or zero rows stand in);
+ * masked (U = 1 only): a border or tail block storing n lanes. R, U, mode
+ * and masked are constants after inlining. */
+DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0, int64_t kh1,
+                       int64_t ow0, int64_t n, const int R, const int U, const int mode,
+                       const int masked)
+{
+    const onr_dwconv *g = t->g;
+    int64_t o[8];
+    DW_UNROLL for (int r = 0; r < R; r++) o[r] = oh + r < oh_end ? oh + r : oh_end - 1;
+    dv acc[8][2];
+    DW_UNROLL for (int r = 0; r < R; r++)
+        DW_UNROLL for (int u = 0; u < U; u++) acc[r][u] = dv_zero();
+    for (int64_t kh = kh0; kh < kh1; kh++) {
+        const float *re[8], *ro[8];
+        DW_UNROLL for (int r = 0; r < R; r++) {
+            int64_t ih = o[r] * g->SH - g->PT + kh * g->DH;
+            int in = ih >= 0 && ih < g->IH;
+            re[r] = in ? t->xe + ih * t->rs : dw_zeros;
+            ro[r] = in && mode == DW_S2D ? t->xo + ih * t->rs : dw_zeros;
+        }
+        const float *wr = t->wm + kh * g->KW;
+        for (int64_t kw = 0; kw < g->KW; kw++) {
+            dv wv = dv_set1(wr[kw]);
+            int odd;
+            int64_t width, c = dw_tap(t, ow0, kw, mode, &odd, &width);
+            if (masked) {
+                dmask mk = dm_make(c, width, VL);
+                DW_UNROLL for (int r = 0; r < R; r++) {
+                    dv v = dv_mload1((odd ? ro[r] : re[r]) + c, mk);
+                    acc[r][0] = dv_fma(wv, v, acc[r][0]);
+                }
+            } else {
+                DW_UNROLL for (int r = 0; r < R; r++)
+                    DW_UNROLL for (int u = 0; u < U; u++) {
+                        dv v = dv_load1((odd ? ro[r] : re[r]) + c + u * VL);
+                        acc[r][u] = dv_fma(wv, v, acc[r][u]);
+                    }
+            }
+        }
+    }
+    dv out[8];
+    int64_t at[8];
+    DW_UNROLL for (int r = 0; r < R; r++)
+        DW_UNROLL for (int u = 0; u < U; u++) {
+            out[r * U + u] = acc[r][u];
+            at[r * U + u] = o[r] * g->OW + ow0 + u * VL;
+        }
+    dw_finish(t, out, R * U, at, masked ? n : VL);
+}
+
+static int64_t dw_floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* Blocks of VL outputs along a row: [0, ba) and [bb, nb) masked, [ba, bb)
+ * with every tap inside its source row. */
+typedef struct dw_cols {
+    int64_t ba, bb, nb;
+} dw_cols;
+
+static dw_cols dw_col_blocks(const dw_src *t, const int mode)
+{
+    const onr_dwconv *g = t->g;
+    /* block b reads source columns [b*VL + c, + VL) for each tap's c */
+    const int64_t step = VL, len = VL;
+    dw_cols cb;
+    cb.nb = (g->OW + VL - 1) / VL;
+    cb.ba = 0;
+    cb.bb = g->OW / VL; /* (b+1)*VL <= OW */
+    for (int64_t kw = 0; kw < g->KW; kw++) {
+        int odd;
+        int64_t width, c = dw_tap(t, 0, kw, mode, &odd, &width);
+        int64_t lo = c >= 0 ? 0 : (-c + step - 1) / step;
+        int64_t hi = dw_floordiv(width - len - c, step) + 1;
+        if (lo > cb.ba) cb.ba = lo;
+        if (hi < cb.bb) cb.bb = hi;
+    }
+    if (cb.ba > cb.nb) cb.ba = cb.nb;
+    if (cb.bb < cb.ba) cb.bb = cb.ba;
+    return cb;
+}
+
+/* R rows from oh over the whole row. */
+DW_INLINE void dw_rowtile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0, int64_t kh1,
+                          const dw_cols *cb, const int R, const int mode)
+{
+    const int64_t OW = t->g->OW;
+    int64_t b = 0;
+    for (; b < cb->ba; b++)
+        dw_tile(t, oh, oh_end, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, R, 1, mode,
+                1);
+    if (R <= 4)
+        for (; b + 2 <= cb->bb; b += 2) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 2, mode, 0);
+    for (; b < cb->bb; b++) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 1, mode, 0);
+    for (; b < cb->nb; b++)
+        dw_tile(t, oh, oh_end, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, R, 1, mode,
+                1);
+}
+
+DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode)
+{
+    const onr_dwconv *g = t->g;
+    dw_cols cb = dw_col_blocks(t, mode);
+    if (t->zero_rows) {
+        int R8 = cb.nb == 1;
+        for (int64_t oh = oh0; oh < oh1; oh += R8 ? 8 : 4) {
+            if (R8)
+                dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode);
+            else
+                dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode);
+        }
+        return;
+    }
+    /* rows whose kernel rows all lie inside the input: [ra, rb) */
+    int64_t ra = (g->PT + g->SH - 1) / g->SH;
+    int64_t rb = dw_floordiv(g->IH - 1 + g->PT - (g->KH - 1) * g->DH, g->SH) + 1;
+    for (int64_t oh = oh0; oh < oh1;) {
+        if (oh >= ra && oh + 4 <= rb && oh + 4 <= oh1) {
+            dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode);
+            oh += 4;
+            continue;
+        }
+        int64_t ih0 = oh * g->SH - g->PT;
+        int64_t kh0 = ih0 < 0 ? (-ih0 + g->DH - 1) / g->DH : 0;
+        int64_t kh1 = g->IH - ih0 <= 0 ? 0 : (g->IH - ih0 + g->DH - 1) / g->DH;
+        if (kh1 > g->KH) kh1 = g->KH;
+        if (kh0 > kh1) kh0 = kh1;
+        dw_rowtile(t, oh, oh1, kh0, kh1, &cb, 1, mode);
+        oh++;
+    }
+}
+
+/* Split input rows [r0, r1) of xp into their even and odd columns. */
+static void dw_split(const onr_dwconv *g, const float *xp, float *xe, float *xo, int64_t rs,
+                     int64_t r0, int64_t r1)
+{
+    for (int64_t ih = r0; ih < r1; ih++) {
+        const float *s = xp + ih * g->IW;
+        float *e = xe + ih * rs, *od = xo + ih * rs;
+        int64_t j = 0;
+        for (; 2 * j + 2 * VL <= g->IW; j += VL) {
+            dv a = dv_load1(s + 2 * j), b = dv_load1(s + 2 * j + VL);
+            dv_store(e + j, dv_even(a, b));
+            dv_store(od + j, dv_odd(a, b));
+        }
+        for (; 2 * j < g->IW; j += VL) { /* the tail under a mask */
+            dv a, b;
+            dv_mload_pair(s + 2 * j, dm_make(2 * j, g->IW, 2 * VL), &a, &b);
+            int64_t ne = (g->IW + 1) / 2 - j, no = g->IW / 2 - j;
+            dv_storen(e + j, dv_even(a, b), ne < VL ? ne : VL);
+            if (no > 0) dv_storen(od + j, dv_odd(a, b), no < VL ? no : VL);
+        }
+    }
+}
+
+void ONR_DWCONV_ROWS(const onr_dwconv *g, const float *xp, const float *wm, float bias,
+                     const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws)
+{
+    dw_src t = {.g = g, .xe = xp, .xo = NULL, .wm = wm, .zp = zp, .yp = yp, .bias = bias,
+                .rs = g->IW, .we = g->IW, .wo = 0, .zero_rows = g->IW <= DW_ZERO_MAX};
+    if (g->SW == 1) {
+        dw_rows(&t, oh0, oh1, DW_S1);
+    } else if (!ws) {
+        onr_dwconv_rows_ref(g, xp, wm, bias, zp, yp, oh0, oh1, ws);
+    } else {
+        /* the input rows these output rows read */
+        int64_t r0 = oh0 * g->SH - g->PT, r1 = (oh1 - 1) * g->SH - g->PT + (g->KH - 1) * g->DH + 1;
+        r0 = r0 < 0 ? 0 : r0;
+        r1 = r1 > g->IH ? g->IH : r1;
+        t.we = (g->IW + 1) / 2;
+        t.wo = g->IW / 2;
+        t.rs = t.we;
+        t.xe = ws;
+        t.xo = ws + g->IH * t.rs;
+        dw_split(g, xp, ws, ws + g->IH * t.rs, t.rs, r0, r1);
+        dw_rows(&t, oh0, oh1, DW_S2D);
+    }
+}
+
+#endif

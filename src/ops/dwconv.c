@@ -1,0 +1,174 @@
+/*
+ * dwconv.c - depthwise convolution (see dwconv.h): the plain-C reference
+ * kernel, the choice of kernel from CPUID, and the driver that splits the
+ * output planes (and rows) over threads.
+ */
+#include "ops/dwconv.h"
+
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+/* The epilogue on one value; z the residual element or NULL. */
+static float dw_epi1(const onr_dwconv *g, float v, const float *z)
+{
+    if (z && !g->res_after) v += *z;
+    switch (g->act) {
+    case ONR_DW_ACT_RELU: v = v < 0.f ? 0.f : v; break;
+    case ONR_DW_ACT_CLIP:
+        v = v < g->a ? g->a : v;
+        v = v > g->b ? g->b : v;
+        break;
+    case ONR_DW_ACT_SIGMOID: v = 1.f / (1.f + expf(-v)); break;
+    case ONR_DW_ACT_SILU: v = v / (1.f + expf(-v)); break;
+    case ONR_DW_ACT_HARDSIGMOID:
+    case ONR_DW_ACT_HARDSWISH: {
+        float h = g->a * v + g->b;
+        h = h < 0.f ? 0.f : h;
+        h = h > 1.f ? 1.f : h;
+        v = g->act == ONR_DW_ACT_HARDSWISH ? v * h : h;
+        break;
+    }
+    case ONR_DW_ACT_LEAKYRELU: v = v < 0.f ? g->a * v : v; break;
+    default: break;
+    }
+    if (z && g->res_after) v += *z;
+    return v;
+}
+
+/* Taps j in [*lo, *hi) of k taps from `start` with step d that land in
+ * [0, in). */
+static void dw_taps(int64_t start, int64_t k, int64_t d, int64_t in, int64_t *lo, int64_t *hi)
+{
+    int64_t l = start < 0 ? (-start + d - 1) / d : 0;
+    int64_t h = in - start <= 0 ? 0 : (in - start + d - 1) / d;
+    if (h > k) h = k;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+void onr_dwconv_rows_ref(const onr_dwconv *g, const float *xp, const float *wm, float bias,
+                         const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws)
+{
+    (void)ws;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        int64_t ih0 = oh * g->SH - g->PT, kh0, kh1;
+        dw_taps(ih0, g->KH, g->DH, g->IH, &kh0, &kh1);
+        for (int64_t ow = 0; ow < g->OW; ow++) {
+            int64_t iw0 = ow * g->SW - g->PL, kw0, kw1;
+            dw_taps(iw0, g->KW, g->DW, g->IW, &kw0, &kw1);
+            float acc = 0.f;
+            for (int64_t kh = kh0; kh < kh1; kh++) {
+                const float *xr = xp + (ih0 + kh * g->DH) * g->IW + iw0;
+                const float *wr = wm + kh * g->KW;
+                for (int64_t kw = kw0; kw < kw1; kw++) acc += wr[kw] * xr[kw * g->DW];
+            }
+            int64_t i = oh * g->OW + ow;
+            yp[i] = dw_epi1(g, acc + bias, zp ? zp + i : NULL);
+        }
+    }
+}
+
+/* ---- kernel choice ------------------------------------------------------ */
+
+enum { DW_REF, DW_AVX2, DW_AVX512, DW_COUNT };
+static const char *const dw_names[DW_COUNT] = {"ref", "avx2", "avx512"};
+static const onr_dwconv_rows_fn dw_fns[DW_COUNT] = {onr_dwconv_rows_ref, onr_dwconv_rows_avx2,
+                                                    onr_dwconv_rows_avx512};
+static int dw_supported[DW_COUNT], dw_auto, dw_active;
+static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
+
+static int dw_find(const char *name)
+{
+    for (int i = 0; i < DW_COUNT; i++)
+        if (strcmp(name, dw_names[i]) == 0) return i;
+    return -1;
+}
+
+static void dw_init(void)
+{
+    __builtin_cpu_init();
+    dw_supported[DW_REF] = 1;
+    dw_supported[DW_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    dw_supported[DW_AVX512] = dw_supported[DW_AVX2] && __builtin_cpu_supports("avx512f") &&
+                              __builtin_cpu_supports("avx512bw") &&
+                              __builtin_cpu_supports("avx512dq") &&
+                              __builtin_cpu_supports("avx512vl");
+    dw_auto = dw_supported[DW_AVX512] ? DW_AVX512 : (dw_supported[DW_AVX2] ? DW_AVX2 : DW_REF);
+    const char *env = getenv("ONR_DWCONV_KERNEL");
+    if (env && *env) {
+        int i = dw_find(env);
+        if (i >= 0 && dw_supported[i]) dw_auto = i;
+    }
+    dw_active = dw_auto;
+}
+
+const char *onr_dwconv_kernel_name(void)
+{
+    pthread_once(&dw_once, dw_init);
+    return dw_names[dw_active];
+}
+
+int onr_dwconv_force_kernel(const char *name)
+{
+    pthread_once(&dw_once, dw_init);
+    if (!name) {
+        dw_active = dw_auto;
+        return 0;
+    }
+    int i = dw_find(name);
+    if (i < 0 || !dw_supported[i]) return -1;
+    dw_active = i;
+    return 0;
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+/* Floats of one thread's workspace: stride 2 along W splits the input
+ * plane's rows into even and odd columns, each row ceil(IW/2) long. */
+static size_t dw_ws_floats(const onr_dwconv *g)
+{
+    if (g->SW != 2) return 0;
+    size_t f = 2 * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
+    return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
+}
+
+size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
+{
+    return sizeof(float) * dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1);
+}
+
+/* Work items are (plane, row chunk); a plane is cut into chunks only when
+ * there are too few planes to keep every thread busy. */
+void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
+                    const float *z, float *y, void *ws, int nthreads)
+{
+    pthread_once(&dw_once, dw_init);
+    onr_dwconv_rows_fn fn = dw_fns[dw_active];
+    if (g->SW != 1 && g->SW != 2) fn = onr_dwconv_rows_ref;
+    int64_t M = g->C * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
+    if (planes == 0 || OUT == 0) return;
+    int nt = nthreads > 1 ? nthreads : 1;
+    int64_t chunks = 1;
+    if (nt > 1 && planes < 4 * (int64_t)nt) {
+        chunks = (4 * (int64_t)nt + planes - 1) / planes;
+        if (chunks > g->OH) chunks = g->OH;
+    }
+    int64_t rows = (g->OH + chunks - 1) / chunks, items = planes * chunks;
+    int64_t work = planes * OUT * (g->KH * g->KW + 1);
+    #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t pl = it / chunks, ch = it % chunks, n = pl / M, m = pl % M;
+        int64_t oh0 = ch * rows, oh1 = oh0 + rows < g->OH ? oh0 + rows : g->OH;
+        if (oh0 >= oh1) continue;
+        const float *xp = x + (n * g->C + m / g->mult) * g->IH * g->IW;
+        float *tws = ws ? (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
+        fn(g, xp, w + m * g->KH * g->KW, b ? b[m] : 0.f, z ? z + pl * OUT : NULL, y + pl * OUT,
+           oh0, oh1, tws);
+    }
+}

@@ -1,0 +1,86 @@
+/*
+ * dwconv.h - depthwise 2-D convolution, float32, NCHW: every input channel
+ * is its own group (group == C) and feeds `mult` output channels, output
+ * channel m reading input channel m / mult through its own KH x KW filter
+ * W[m, 0, :, :]. 1-D convolutions are the case IH = OH = KH = 1.
+ *
+ * Plain math on pointers, like src/gemm/: knows nothing of the IR. Conv
+ * (src/ops/conv.c) sends depthwise convolutions here from its float32 path.
+ *
+ * Each output is
+ *     v = sum over taps (kh, kw) inside the input of W[m,kh,kw] * X[c,ih,iw]
+ *         (kh-major order), then + B[m]
+ *     v = res_after ? act(v) + Z : act(v + Z)      (Z only when given)
+ * Padding contributes nothing. The SIMD kernels (AVX2, AVX-512, chosen once
+ * from CPUID) vectorise along the output row: full vectors with plain loads
+ * where every tap of the vector lies inside the row, masked loads and stores
+ * at the borders and the tail (masked-off lanes never touch memory), stride
+ * 2 from input rows split once into even and odd columns (in a workspace).
+ * Strides other than 1 and 2 along W run the plain-C reference. The taps use fused multiply-adds,
+ * so the SIMD kernels and the reference differ by rounding.
+ *
+ * Threads split the (image, output channel) planes, and the rows of each
+ * plane when there are few planes; every output is computed the same way
+ * whatever the split, so results are bit-identical for every thread count.
+ */
+#ifndef ONR_DWCONV_H
+#define ONR_DWCONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The epilogue's activation (FusedConv's set). */
+enum {
+    ONR_DW_ACT_NONE,
+    ONR_DW_ACT_RELU,
+    ONR_DW_ACT_CLIP,        /* min(max(v, a), b) */
+    ONR_DW_ACT_SIGMOID,
+    ONR_DW_ACT_SILU,        /* v * sigmoid(v) */
+    ONR_DW_ACT_HARDSIGMOID, /* max(0, min(1, a*v + b)) */
+    ONR_DW_ACT_HARDSWISH,   /* v * hardsigmoid(v) */
+    ONR_DW_ACT_LEAKYRELU,   /* v < 0 ? a*v : v */
+};
+
+typedef struct onr_dwconv {
+    int64_t N, C, mult;       /* images, input channels, outputs per input channel */
+    int64_t IH, IW, OH, OW;   /* input and output plane sizes */
+    int64_t KH, KW;           /* kernel */
+    int64_t SH, SW, DH, DW;   /* strides, dilations */
+    int64_t PT, PL;           /* pads before (top, left); pads after follow from OH, OW */
+    int act;                  /* ONR_DW_ACT_* */
+    float a, b;               /* the activation's parameters */
+    int res_after;            /* 1: act(v) + Z; 0: act(v + Z) */
+} onr_dwconv;
+
+/* Bytes of workspace onr_dwconv_f32 can use with this many threads (0
+ * when it needs none; 64-byte aligned memory expected). */
+size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads);
+
+/* Y[N, C*mult, OH, OW] = dwconv(X[N, C, IH, IW], W[C*mult, 1, KH, KW]) + B
+ * with the epilogue; B (C*mult) and Z (Y's shape) may be NULL. Y must not
+ * overlap X or Z. ws: onr_dwconv_workspace_size(g, nthreads) bytes, or NULL
+ * (stride 2 then takes a slower path). Never allocates. */
+void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
+                    const float *z, float *y, void *ws, int nthreads);
+
+/* Rows [oh0, oh1) of one output plane: xp the input plane, wm the KH x KW
+ * filter, zp the residual plane or NULL, yp the output plane, ws this
+ * thread's part of the workspace or NULL. One of these per ISA. */
+typedef void (*onr_dwconv_rows_fn)(const onr_dwconv *g, const float *xp, const float *wm,
+                                   float bias, const float *zp, float *yp, int64_t oh0,
+                                   int64_t oh1, float *ws);
+void onr_dwconv_rows_ref(const onr_dwconv *g, const float *xp, const float *wm, float bias,
+                         const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
+void onr_dwconv_rows_avx2(const onr_dwconv *g, const float *xp, const float *wm, float bias,
+                          const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
+void onr_dwconv_rows_avx512(const onr_dwconv *g, const float *xp, const float *wm, float bias,
+                            const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
+
+/* Name of the kernel in use ("avx512", "avx2", "ref"). */
+const char *onr_dwconv_kernel_name(void);
+/* Force a kernel for tests: "ref", "avx2", "avx512" (the CPU must have it);
+ * NULL restores the automatic choice. Returns 0 on success. Also read once
+ * from the ONR_DWCONV_KERNEL environment variable. */
+int onr_dwconv_force_kernel(const char *name);
+
+#endif
