@@ -90,9 +90,11 @@ def main():
     case("png_rgb16", b16.getvalue())
     case("png_interlaced", interlaced_png(rgb))
     # WebP: lossless (exact) and lossy
-    case("webp_lossless", encode(rgb, "WEBP", lossless=True))
+    images["webp"] = encode(rgb, "WEBP", lossless=True)
+    case("webp_lossless", images["webp"])
     case("webp_lossy", encode(rgb, "WEBP", quality=80))
     # TIFF: raw RGB, LZW gray
+    images["tiff"] = encode(rgb, "TIFF", compression="tiff_lzw")
     case("tiff_rgb", encode(rgb, "TIFF"))
     case("tiff_gray_lzw", encode(gray, "TIFF", compression="tiff_lzw"))
     # BMP: 24-bit, 8-bit palette, 1-bit
