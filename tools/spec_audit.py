@@ -250,11 +250,12 @@ note("MaxRoiPool", "FIXED (was MISSING op)", "maxroipool.c: 1 and 22 (bfloat16),
      "also agree with torchvision.ops.roi_pool)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
-note("QLinearMatMul", "CLAIMS TOO MUCH",
-     "version 21 adds float8 a/b/y (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz); qgemm.c takes the "
-     "float16/bfloat16 scales of 21 but only int8/uint8 a/b/y, so a float8 model is refused "
-     "with 'unsupported type' (never run with wrong semantics); not fixed: the row stays 10+ "
-     "because capping it at 20 would refuse the common int8 models at 21+")
+note("QLinearMatMul", "FIXED (was CLAIMS TOO MUCH)",
+     "version 21 adds float8 a/b/y (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) beside 21's "
+     "float16/bfloat16 scales: qgemm.c's qlmm_run_f8 (branch h-conf) computes the same formula "
+     "in doubles for any mix of int8/uint8/float8 operands, a float8 y saturating to its largest "
+     "finite value (QuantizeLinear's float8 default); float8 is refused before 21 (spec cases "
+     "qlinearmatmul21_*, tests/test_ops_qlinear_f8.c)")
 note("Attention", None,
      "attention.c implements 23 and 24 (nonpad_kv_seqlen, short masks) and its row stops at 24 on "
      "purpose; ONNX 1.20/1.21 list no Attention-25/26, but onnx.ai's development pages show an "
