@@ -401,6 +401,34 @@ int img_decode_tiff(img_sink *s, const uint8_t *buf, size_t n)
     TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
     TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
     int st = dims_ok(s, "TIFF", w, h);
+    /* 8-bit RGB(A) or gray(+alpha) in strips: rows as stored, alpha
+     * dropped (the RGBA interface below would premultiply unassociated
+     * alpha into RGB, where Pillow keeps the stored values) */
+    uint16_t bps = 0, spp = 0, photo = 0, planar = 0;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo)) photo = 0xffff;
+    if (!st && !TIFFIsTiled(tif) && bps == 8 && planar == PLANARCONFIG_CONTIG &&
+        ((photo == PHOTOMETRIC_RGB && spp >= 3 && spp <= 4) ||
+         (photo == PHOTOMETRIC_MINISBLACK && spp >= 1 && spp <= 2))) {
+        tmsize_t line = TIFFScanlineSize(tif);
+        uint8_t *row = NULL;
+        if (line < (tmsize_t)w * spp) st = onr_seterr(s->ctx->err, ONR_E_INPUT, "TIFF: bad scanline size");
+        if (!st) st = img_reserve(s, (uint64_t)64 << 20, "the TIFF decoder's strip buffers");
+        if (!st && !(row = img_tmp(s, (size_t)line))) st = ONR_E_NOMEM;
+        if (!st) st = img_begin(s, h, w);
+        for (uint32_t y = 0; !st && y < h; y++) {
+            if (TIFFReadScanline(tif, row, y, 0) < 0 || src.msg[0])
+                st = onr_seterr(s->ctx->err, ONR_E_INPUT, "TIFF: row %u: %s", y,
+                                src.msg[0] ? src.msg : "could not be read");
+            else
+                img_row(s, y, row, spp);
+        }
+        free(row);
+        TIFFClose(tif);
+        return st;
+    }
     uint32_t *raster = NULL;
     if (!st && (uint64_t)w * h > SIZE_MAX / 4) st = onr_seterr(s->ctx->err, ONR_E_NOMEM, "TIFF: too large");
     char emsg[1024] = "";

@@ -93,10 +93,11 @@ def main():
     images["webp"] = encode(rgb, "WEBP", lossless=True)
     case("webp_lossless", images["webp"])
     case("webp_lossy", encode(rgb, "WEBP", quality=80))
-    # TIFF: raw RGB, LZW gray
+    # TIFF: raw RGB, LZW gray, RGBA (its RGB as stored, not premultiplied)
     images["tiff"] = encode(rgb, "TIFF", compression="tiff_lzw")
     case("tiff_rgb", encode(rgb, "TIFF"))
     case("tiff_gray_lzw", encode(gray, "TIFF", compression="tiff_lzw"))
+    case("tiff_rgba_deflate", encode(rgba, "TIFF", compression="tiff_deflate"))  # alpha unassociated
     # BMP: 24-bit, 8-bit palette, 1-bit
     images["bmp"] = encode(rgb, "BMP")
     case("bmp24", images["bmp"])
