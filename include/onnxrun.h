@@ -406,7 +406,8 @@ double onr_session_step_ms(const onr_session *s, int i, double *start_ms);
  * in a domain ("" is ai.onnx) over a range of opsets. */
 int onr_op_count(void);
 /* Registration i (0 <= i < onr_op_count()): returns the op type and sets
- * *domain, *since and *until (-1: up to the newest opset); NULL when i is
+ * *domain, *since and *until (-1: up to the newest opset, which for the
+ * standard domains is the newest the ONNX specification defines); NULL when i is
  * out of range. Any of the out pointers may be NULL. */
 const char *onr_op_info(int i, const char **domain, int *since, int *until);
 

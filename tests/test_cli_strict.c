@@ -305,6 +305,31 @@ static void test_info_ops(void **state)
     expect("info --ops model.onnx", 2, W("--ops lists the operators"));
 }
 
+/* An opset newer than the specification defines: exit 3 (unsupported),
+ * the message names the op, the opset and the newest one; the newest runs. */
+static void test_opset_past_the_spec(void **state)
+{
+    (void)state;
+    char args[1024];
+    for (int k = 0; k < 2; k++) {
+        pbw g = {0};
+        int64_t d[] = {2};
+        pbw_node(&g, "Relu", "act", (const char *[]){"x", NULL}, (const char *[]){"y", NULL},
+                 NULL);
+        pbw_value_info(&g, 11, "x", F32, 1, d);
+        pbw_value_info(&g, 12, "y", F32, 1, d);
+        pbw m = pbw_model(&g, 8, ONR_OPSET_ONNX_NEWEST + k);
+        const char *p = path(k ? "relu_next.onnx" : "relu_newest.onnx");
+        write_bytes(p, m.b, m.n);
+        free(m.b);
+        snprintf(args, sizeof args, "run '%s'", p);
+        if (k)
+            expect(args, 3, W("Relu", "opset 27", "node 'act'", "newest opset", "is 26"));
+        else
+            expect(args, 0, W("y: float32 [2]"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_test_command),
         cmocka_unit_test(test_profile_sorts_op_types),
         cmocka_unit_test(test_info_ops),
+        cmocka_unit_test(test_opset_past_the_spec),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

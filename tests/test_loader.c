@@ -1382,6 +1382,38 @@ static void test_opsets(void **state)
     assert_int_equal(open_msg(&m, msg, sizeof msg), ONR_E_UNSUPPORTED);
     assert_has(msg, "Add");
     assert_has(msg, "opset 9999");
+    /* the newest opset the specification defines runs; the next is refused
+     * (its semantics are not written yet), and the message says why */
+    g = add_graph(NULL);
+    m = pbw_model_opsets(&g, 8, 1, (const char *[]){""}, (const int64_t[]){ONR_OPSET_ONNX_NEWEST});
+    run_add(&m);
+    free(m.b);
+    g = add_graph(NULL);
+    m = pbw_model_opsets(&g, 8, 1, (const char *[]){""},
+                         (const int64_t[]){ONR_OPSET_ONNX_NEWEST + 1});
+    assert_int_equal(open_msg(&m, msg, sizeof msg), ONR_E_UNSUPPORTED);
+    assert_has(msg, "Add");
+    assert_has(msg, "newest opset the ONNX specification defines for the domain is 26");
+    assert_null(onr_op_find("", "Add", ONR_OPSET_ONNX_NEWEST + 1));
+    assert_null(onr_op_find("ai.onnx", "Add", ONR_OPSET_ONNX_NEWEST + 1));
+    assert_non_null(onr_op_find("", "Add", ONR_OPSET_ONNX_NEWEST));
+    assert_non_null(onr_op_find("ai.onnx.ml", "Binarizer", ONR_OPSET_ML_NEWEST));
+    assert_null(onr_op_find("ai.onnx.ml", "Binarizer", ONR_OPSET_ML_NEWEST + 1));
+    assert_non_null(onr_op_find("ai.onnx.preview.training", "Adam", ONR_OPSET_TRAINING_NEWEST));
+    assert_null(onr_op_find("ai.onnx.preview.training", "Adam", ONR_OPSET_TRAINING_NEWEST + 1));
+    /* opset 26 changed no control-flow, sequence or optional op: their rows
+     * reach it (and stop where every row stops) */
+    static const char *const ctl[] = {"If", "Loop", "Scan", "SequenceEmpty", "SequenceConstruct",
+                                      "SequenceInsert", "SequenceErase", "SequenceAt",
+                                      "SequenceLength", "SplitToSequence", "ConcatFromSequence",
+                                      "Optional", "OptionalHasElement", "OptionalGetElement",
+                                      "SequenceMap"};
+    for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+        if (!onr_op_find("", ctl[i], 26)) fail_msg("%s has no row at opset 26", ctl[i]);
+        if (onr_op_find("", ctl[i], 27)) fail_msg("%s has a row at opset 27", ctl[i]);
+    }
+    /* onnx-run's own domain has no specification cap */
+    assert_int_equal(onr_opset_newest("org.onnxrun"), 0);
 }
 
 /* ---- external data ----------------------------------------------------------- */

@@ -197,7 +197,7 @@ Verdicts:
   "unsupported operator").
 - CLAIMS TOO MUCH: a row covers an opset whose schema changed in a way the
   implementation does not handle (new attribute, input, type or semantics).
-- FIXED (branch h-newops): was one of the above, fixed on this branch.
+- FIXED (branch h-newops or h-conf): was one of the above, fixed there.
 - OWNED: a finding in a file another helper owns this session; listed, not
   fixed here.
 
@@ -209,15 +209,13 @@ the op's type mask includes the new types at that opset.
 FOOTER = """
 ## Outside the table
 
-- Rows `N+` use `ONR_OPSET_MAX` (1000) as their end, so every op also accepts
-  opsets 27 and later, which the ONNX main branch is defining now (onnx.ai's
-  development pages already show e.g. Cast-28, Celu-28, LinearAttention-27/29,
-  Attention-25). "A row claims the opsets it implements and no more" would
-  mean capping `ONR_OPSET_MAX` at 26 (one line in src/ops/ops.h; models at
-  opset 27+ are then refused with "unsupported operator"). Left to the lead:
-  it changes every row at once and the loader's handling of newer opsets.
-- ImageDecoder (20) is intentionally not implemented (image codecs are out of
-  scope for the project); a model using it is refused with exit status 3.
+- Rows `N+` end at `ONR_OPSET_MAX`, which means "to the newest opset the
+  specification defines": onr_op_find refuses any opset past
+  ONR_OPSET_ONNX_NEWEST (26; ai.onnx.ml 5, ai.onnx.preview.training 1), so a
+  model importing opset 27 (which the ONNX main branch is defining now:
+  onnx.ai's development pages show e.g. Cast-28, Celu-28, Attention-25) is
+  refused with exit status 3 and a message naming the newest opset (branch
+  h-conf).
 - Opset 26 (ONNX 1.21) added BitCast and CumProd and only clarified text for
   Div (integer division truncates), DFT, NonMaxSuppression, LpNormalization,
   CenterCropPad and the Softmax family; onnx-run's Div already truncates
@@ -225,7 +223,15 @@ FOOTER = """
 """
 
 NOTES_SRC = r'''
-note("ImageDecoder", None, "not planned (image codecs are out of the project's scope)")
+note("ImageDecoder", "FIXED (was MISSING op)",
+     "imagedecoder.c + imagecodecs.c (branch h-conf): JPEG, PNG, WebP, TIFF through libjpeg-turbo, "
+     "libpng, libwebp, libtiff (each optional at build time, refused with a clear error when "
+     "absent), BMP and PBM/PGM/PPM in-tree; JPEG 2000 and RLE BMP refused as unsupported; "
+     "RGB/BGR/Grayscale as Pillow's convert() gives them (the reference implementation's "
+     "library; Grayscale = ITU-R 601-2 luma); an undecodable stream is an error, not the spec "
+     "text's empty matrix (the reference implementation raises too); output and codec buffers "
+     "counted against the memory budget before decoding (spec cases imagedecoder20_*, "
+     "tests/test_ops_imagedecoder.c)")
 note("IsInf IsNaN", "FIXED (was CLAIMS TOO MUCH)",
      "version 20 adds float8 inputs (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz); unary.c took only "
      "float16/float/double/bfloat16; now takes them from opset 20 (spec cases isnan20_*, isinf20_*)")
@@ -244,21 +250,33 @@ note("MaxRoiPool", "FIXED (was MISSING op)", "maxroipool.c: 1 and 22 (bfloat16),
      "also agree with torchvision.ops.roi_pool)")
 note("Swish", "FIXED (was MISSING op)", "unary.c: x * sigmoid(alpha x), float16/float/double/"
      "bfloat16 (spec cases swish24_*)")
-note("QLinearMatMul", "CLAIMS TOO MUCH",
-     "version 21 adds float8 a/b/y (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz); qgemm.c takes the "
-     "float16/bfloat16 scales of 21 but only int8/uint8 a/b/y, so a float8 model is refused "
-     "with 'unsupported type' (never run with wrong semantics); not fixed: the row stays 10+ "
-     "because capping it at 20 would refuse the common int8 models at 21+")
+note("QLinearMatMul", "FIXED (was CLAIMS TOO MUCH)",
+     "version 21 adds float8 a/b/y (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) beside 21's "
+     "float16/bfloat16 scales: qgemm.c's qlmm_run_f8 (branch h-conf) computes the same formula "
+     "in doubles for any mix of int8/uint8/float8 operands, a float8 y saturating to its largest "
+     "finite value (QuantizeLinear's float8 default); float8 is refused before 21 (spec cases "
+     "qlinearmatmul21_*, tests/test_ops_qlinear_f8.c)")
 note("Attention", None,
      "attention.c implements 23 and 24 (nonpad_kv_seqlen, short masks) and its row stops at 24 on "
      "purpose; ONNX 1.20/1.21 list no Attention-25/26, but onnx.ai's development pages show an "
      "Attention 24-vs-25 diff (the GQA head mapping fix), so the owner kept 25+ refused")
-for _op in ("If Loop Scan SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert "
-            "SequenceLength SequenceMap SplitToSequence ConcatFromSequence Optional "
-            "OptionalGetElement OptionalHasElement").split():
-    note(_op, "OWNED",
-         "control.c / sequence.c (another helper): rows end at 25; opset 26 changed none of these "
-         "ops (ONNX 1.21 only added BitCast and CumProd), so their rows can end at ONR_OPSET_MAX")
+note("If Loop", "FIXED (was OWNED: rows ended at 25)",
+     "control.def (branch h-conf): rows reach 26, which changed neither; re-checked against the "
+     "version table: 11 (branches of different shapes; Loop's optional M and cond), 13 "
+     "(sequences), 16 (optionals) and 19-25 (element types) are handled by control.c, which "
+     "moves values without knowing their types")
+note("Scan", "FIXED (was OWNED: rows ended at 25)",
+     "control.def (branch h-conf): 8 (batched, 'directions') and 9+ (scan_input/output_axes and "
+     "_directions; 11's negative axes) in control.c; 16-25 are element types; 26 changed nothing")
+note("SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "
+     "ConcatFromSequence Optional SequenceMap", "FIXED (was OWNED: rows ended at 25)",
+     "control.def (branch h-conf): one version each; rows reach 26, which changed none")
+note("SplitToSequence", "FIXED (was OWNED: rows ended at 25)",
+     "control.def (branch h-conf): 24 widened the element types (sequence.c copies elements of "
+     "any type; the 8/4/2-bit types take a byte each in memory); rows reach 26")
+note("OptionalGetElement OptionalHasElement", "FIXED (was OWNED: rows ended at 25)",
+     "control.def (branch h-conf): 18's plain tensor/sequence inputs (GetElement returns them, "
+     "HasElement says true; an omitted input is false) are in sequence.c; rows reach 26")
 for _op in ("Cast CastLike Constant ConstantOfShape Flatten Identity Pad Reshape Shape Size "
             "Squeeze Transpose Unsqueeze").split():
     note(_op, None, "versions 19-25 are type additions (float8, int4, float4e2m1, float8e8m0, "

@@ -44,7 +44,15 @@
 
 #include "ir/ir.h"
 
+/* A row's `until` for "to the newest opset": onr_op_find still refuses an
+ * opset past the newest the specification defines for the domain
+ * (onr_opset_newest), so a row never claims a version nobody has written. */
 #define ONR_OPSET_MAX 1000
+/* The newest opset of each standard domain the ONNX specification defines
+ * (ONNX 1.21): ai.onnx 26, ai.onnx.ml 5, ai.onnx.preview.training 1. */
+#define ONR_OPSET_ONNX_NEWEST 26
+#define ONR_OPSET_ML_NEWEST 5
+#define ONR_OPSET_TRAINING_NEWEST 1
 /* Returned by a reshape fn that needs input data not known yet. */
 #define ONR_SHAPE_DEFER (-1)
 
@@ -146,6 +154,10 @@ typedef struct onr_op {
 
 /* Registry lookup; NULL when no entry covers (domain, name, opset). */
 const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset);
+/* The newest opset the specification defines for a standard domain ("" or
+ * "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"); 0 for any other
+ * domain (onnx-run's own, vendors': their rows alone decide). */
+int onr_opset_newest(const char *domain);
 /* Whole table, for `info --ops`. */
 const onr_op *onr_op_table(int *count);
 

@@ -1,6 +1,7 @@
 /*
  * qgemm.c - the integer products of the quantization family: MatMulInteger
- * (10), QLinearMatMul (10, 21), ConvInteger (10) and QLinearConv (10).
+ * (10), QLinearMatMul (10, 21; 21's float8 a/b/y in qlmm_run_f8), ConvInteger
+ * (10) and QLinearConv (10).
  *
  * Each subtracts the zero points first and accumulates exact products in
  * 32 bits: run widens A - a_zero_point and B - b_zero_point (or X and W) to
@@ -222,14 +223,19 @@ typedef struct qmm_params {
     qmm_geom g;
     size_t off_b, off_c; /* scratch: A' at 0, B' at off_b, (QLinear) an int32 row at off_c */
     onr_dtype sdt;       /* QLinearMatMul: the scales' type */
+    int f8;              /* QLinearMatMul-21: a float8 a, b or y (qlmm_run_f8) */
 } qmm_params;
 
+/* f8: QLinearMatMul-21 with a float8 operand or output: A' and B' are
+ * doubles (qlmm_run_f8), else int16 for the integer kernel. */
 static int qmm_prepare(onr_kctx *ctx, qmm_params *p, int ia, int iza, int ib, int izb,
-                       size_t *scratch, int qlinear)
+                       size_t *scratch, int qlinear, int f8)
 {
     qmm_geom *g = &p->g;
     int st;
-    if ((st = onr_check_input(ctx, ia, T_Q8)) || (st = onr_check_input(ctx, ib, T_Q8))) return st;
+    uint32_t types = f8 ? T_Q8 | ONR_TYPES_F8 : T_Q8;
+    size_t es = f8 ? sizeof(double) : sizeof(int16_t);
+    if ((st = onr_check_input(ctx, ia, types)) || (st = onr_check_input(ctx, ib, types))) return st;
     const onr_tensor *a = ctx->in[ia], *b = ctx->in[ib];
     const onr_tensor *za = iza < ctx->n_in ? ctx->in[iza] : NULL;
     const onr_tensor *zb = izb < ctx->n_in ? ctx->in[izb] : NULL;
@@ -245,9 +251,9 @@ static int qmm_prepare(onr_kctx *ctx, qmm_params *p, int ia, int iza, int ib, in
         (st = qp_kind(ctx->err, "B's zero point", zb, b->dims, nbb, g->N, 1, &g->zb)))
         return st;
     size_t used = 0;
-    onr_carve_at(&used, (size_t)a->numel * sizeof(int16_t));
-    p->off_b = onr_carve_at(&used, (size_t)b->numel * sizeof(int16_t));
-    p->off_c = qlinear ? onr_carve_at(&used, (size_t)(ctx->nthreads > 0 ? ctx->nthreads : 1) *
+    onr_carve_at(&used, (size_t)a->numel * es);
+    p->off_b = onr_carve_at(&used, (size_t)b->numel * es);
+    p->off_c = qlinear && !f8 ? onr_carve_at(&used, (size_t)(ctx->nthreads > 0 ? ctx->nthreads : 1) *
                                                  QMM_ROWS * (size_t)g->N * sizeof(int32_t))
                        : ONR_NO_SCRATCH;
     *scratch = used;
@@ -261,7 +267,7 @@ static int mmi_reshape(onr_kctx *ctx, size_t *scratch)
     if (ctx->n_in < 2 || ctx->n_in > 4 || ctx->n_out != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 2 to 4 inputs and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
-    if ((st = qmm_prepare(ctx, p, 0, 2, 1, 3, scratch, 0))) return st;
+    if ((st = qmm_prepare(ctx, p, 0, 2, 1, 3, scratch, 0, 0))) return st;
     return onr_set_out(ctx, 0, ONR_INT32, p->g.orank, p->g.odims);
 }
 
@@ -306,13 +312,18 @@ static int qlmm_reshape(onr_kctx *ctx, size_t *scratch)
     static const int scales[3] = {1, 4, 6};
     for (int i = 0; i < 3; i++)
         if ((st = onr_check_input(ctx, scales[i], stypes))) return st;
-    if ((st = onr_check_input(ctx, 7, T_Q8)) || (st = onr_check_input(ctx, 2, T_Q8)) ||
-        (st = onr_check_input(ctx, 5, T_Q8)))
+    /* 21 adds the float8 types to a, b and y (each with its zero point) */
+    uint32_t qtypes = ctx->opset >= 21 ? T_Q8 | ONR_TYPES_F8 : T_Q8;
+    if ((st = onr_check_input(ctx, 7, qtypes)) || (st = onr_check_input(ctx, 2, qtypes)) ||
+        (st = onr_check_input(ctx, 5, qtypes)) || (st = onr_check_input(ctx, 0, qtypes)) ||
+        (st = onr_check_input(ctx, 3, qtypes)))
         return st;
+    p->f8 = ((ONR_T(ctx->in[0]->dtype) | ONR_T(ctx->in[3]->dtype) | ONR_T(ctx->in[7]->dtype)) &
+             ONR_TYPES_F8) != 0;
     p->sdt = ctx->in[1]->dtype;
     if (ctx->in[4]->dtype != p->sdt || ctx->in[6]->dtype != p->sdt)
         return onr_seterr(ctx->err, ONR_E_MODEL, "a_scale, b_scale and y_scale differ in type");
-    if ((st = qmm_prepare(ctx, p, 0, 2, 3, 5, scratch, 1))) return st;
+    if ((st = qmm_prepare(ctx, p, 0, 2, 3, 5, scratch, 1, p->f8))) return st;
     const onr_tensor *a = ctx->in[0], *b = ctx->in[3];
     int nba = a->rank > 2 ? a->rank - 2 : 0, nbb = b->rank > 2 ? b->rank - 2 : 0;
     if ((st = qp_kind(ctx->err, "a_scale", ctx->in[1], a->dims, nba, g->M, 0, &g->sa)) ||
@@ -323,9 +334,73 @@ static int qlmm_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, ctx->in[7]->dtype, g->orank, g->odims);
 }
 
+/* Element i of a quantized tensor (int8/uint8/float8) as its value. */
+static inline double qv_at(const onr_tensor *t, int64_t i)
+{
+    if (ONR_T(t->dtype) & ONR_TYPES_F8) return onr_lowp_to_f64(t->dtype, ((const uint8_t *)t->data)[i]);
+    return q_at(t, i);
+}
+
+/* QLinearMatMul-21 with a float8 a, b or y: the same formula in doubles.
+ * A' = a - a_zero_point and B' likewise as values (exact: float8 values and
+ * their differences fit a double), C = sum_k A'B' in k order per output
+ * element (one thread each: the result does not depend on the thread
+ * count), then y = C * (a_scale * b_scale / y_scale) (the multiplier in the
+ * scales' type, as the integer path) + y_zero_point: an integer y rounds
+ * half to even and saturates as the integer path does; a float8 y takes
+ * the nearest value, ties to even, saturating at the type's largest finite
+ * value (QuantizeLinear's default for float8). */
+static int qlmm_run_f8(const onr_kctx *ctx)
+{
+    const qmm_params *p = ctx->params;
+    const qmm_geom *g = &p->g;
+    const onr_tensor *a = ctx->in[0], *za = ctx->in[2], *b = ctx->in[3], *zb = ctx->in[5];
+    const onr_tensor *as = ctx->in[1], *bs = ctx->in[4];
+    double *aw = ctx->scratch, *bw = onr_scratch_at(ctx, p->off_b);
+    int64_t MK = g->M * g->K, KN = g->K * g->N;
+    for (int64_t bt = 0; bt < g->abatch; bt++)
+        for (int64_t m = 0; m < g->M; m++) {
+            double z = za ? qv_at(za, qp_index(g->za, bt, m, g->M)) : 0;
+            for (int64_t k = 0; k < g->K; k++) aw[bt * MK + m * g->K + k] = qv_at(a, bt * MK + m * g->K + k) - z;
+        }
+    for (int64_t bt = 0; bt < g->bbatch; bt++)
+        for (int64_t k = 0; k < g->K; k++)
+            for (int64_t n = 0; n < g->N; n++) {
+                double z = zb ? qv_at(zb, qp_index(g->zb, bt, n, g->N)) : 0;
+                bw[bt * KN + k * g->N + n] = qv_at(b, bt * KN + k * g->N + n) - z;
+            }
+    onr_dtype S = p->sdt;
+    onr_tensor *y = ctx->out[0];
+    int yf8 = (ONR_T(y->dtype) & ONR_TYPES_F8) != 0;
+    double ys = onr_get_f64(ctx->in[6], 0), yz = qv_at(ctx->in[7], 0), lo = 0, hi = 0;
+    if (!yf8) onr_q_range(y->dtype, &lo, &hi);
+    int64_t rows = g->obatch * g->M;
+    int64_t work = rows * g->K * g->N;
+    int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t ob = row / g->M, m = row % g->M, ia, ib;
+        qmm_batch(g, ob, &ia, &ib);
+        const double *ar = aw + ia * MK + m * g->K, *bm = bw + ib * KN;
+        double sa = onr_get_f64(as, qp_index(g->sa, ia, m, g->M));
+        for (int64_t n = 0; n < g->N; n++) {
+            double c = 0;
+            for (int64_t k = 0; k < g->K; k++) c += ar[k] * bm[k * g->N + n];
+            double sb = onr_get_f64(bs, qp_index(g->sb, ib, n, g->N));
+            double mult = onr_round_to(S, onr_round_to(S, sa * sb) / ys);
+            uint8_t *o = (uint8_t *)y->data + row * g->N + n;
+            if (yf8) *o = onr_f64_to_lowp(y->dtype, c * mult + yz, 1);
+            else if (y->dtype == ONR_UINT8) *o = (uint8_t)onr_q_int(c * mult, yz, lo, hi);
+            else *(int8_t *)o = (int8_t)onr_q_int(c * mult, yz, lo, hi);
+        }
+    }
+    return ONR_OK;
+}
+
 static int qlmm_run(const onr_kctx *ctx)
 {
     const qmm_params *p = ctx->params;
+    if (p->f8) return qlmm_run_f8(ctx);
     const qmm_geom *g = &p->g;
     const onr_tensor *as = ctx->in[1], *bs = ctx->in[4];
     int16_t *aw = ctx->scratch, *bw = onr_scratch_at(ctx, p->off_b);
@@ -364,7 +439,8 @@ static int qlmm_run(const onr_kctx *ctx)
 }
 
 const onr_op_impl onr_impl_QLinearMatMul = {.reshape = qlmm_reshape, .run = qlmm_run,
-                                            .params_size = sizeof(qmm_params), .types = T_Q8};
+                                            .params_size = sizeof(qmm_params),
+                                            .types = T_Q8 | ONR_TYPES_F8};
 
 /* ---- ConvInteger and QLinearConv -------------------------------------------------- */
 

@@ -59,7 +59,14 @@ static int resolve_ops(const onr_model *m, onr_graph *g, onr_err *err)
         missing++;
         if (used < sizeof list - 1) {
             char one[300];
-            if (n->opset)
+            int newest = onr_opset_newest(n->domain);
+            if (n->opset && newest > 0 && n->opset > newest)
+                snprintf(one, sizeof one,
+                         "%s%s (domain '%s', opset %lld, node '%s': the newest opset the ONNX "
+                         "specification defines for the domain is %d)",
+                         missing > 1 ? "; " : "", n->op_type, *n->domain ? n->domain : "ai.onnx",
+                         (long long)n->opset, n->name, newest);
+            else if (n->opset)
                 snprintf(one, sizeof one, "%s%s (domain '%s', opset %lld, node '%s')",
                          missing > 1 ? "; " : "", n->op_type,
                          *n->domain ? n->domain : "ai.onnx", (long long)n->opset, n->name);
