@@ -423,6 +423,72 @@ static void test_threads(void **state)
     for_each_kernel(threads_kernel);
 }
 
+/* onr_sgemm_gen: B generated block by block gives the same C as onr_sgemm
+ * on that B, bit for bit, at 1, 2 and 3 threads (tasks, shared B) and on
+ * the NULL-workspace path; the generator is asked only for blocks inside B. */
+typedef struct gen_b {
+    const float *b;
+    size_t ldb, k, n;
+    int out_of_range;
+} gen_b;
+
+static void gen_from_b(void *ctx, size_t p0, size_t kc, size_t j0, size_t nc, float *dst,
+                       size_t ldd)
+{
+    gen_b *g = ctx;
+    if (p0 + kc > g->k || j0 + nc > g->n || nc > ldd) {
+        g->out_of_range = 1; /* one thread at a time never matters: only ever set */
+        return;
+    }
+    for (size_t k = 0; k < kc; k++)
+        memcpy(dst + k * ldd, g->b + (p0 + k) * g->ldb + j0, nc * sizeof(float));
+}
+
+static void gen_kernel(void)
+{
+    const size_t shapes[][3] = {{64, 3136 / 4, 576 / 4}, {256, 49, 1500}, {5, 300, 77},
+                                {100, 33, 2100},         {1, 1, 1},       {37, 200, 0}};
+    onr_gemm_epilogue ep = {0};
+    ep.act = ONR_ACT_RELU;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *a = falloc(m * k), *b = falloc(k * n), *want = falloc(m * n), *c = falloc(m * n);
+        float *bias = falloc(m);
+        fill(a, m * k);
+        fill(b, k * n);
+        fill(bias, m);
+        ep.bias_row = bias;
+        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 3));
+        gen_b g = {b, n, k, n, 0};
+        for (int t = 1; t <= 3; t++) {
+            fill(want, m * n);
+            memcpy(c, want, m * n * sizeof(float));
+            onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.5f, want, n, &ep, ws, t);
+            onr_sgemm_gen(0, m, n, k, 1.f, a, k, gen_from_b, &g, 0.5f, c, n, &ep, ws, t);
+            assert_memory_equal(want, c, m * n * sizeof(float));
+        }
+        if (m * n * k < 100000) { /* the unpacked path */
+            fill(want, m * n);
+            memcpy(c, want, m * n * sizeof(float));
+            onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.5f, want, n, &ep, NULL, 1);
+            onr_sgemm_gen(0, m, n, k, 1.f, a, k, gen_from_b, &g, 0.5f, c, n, &ep, NULL, 1);
+            assert_memory_equal(want, c, m * n * sizeof(float));
+        }
+        assert_int_equal(g.out_of_range, 0);
+        free(ws);
+        free(bias);
+        free(a);
+        free(b);
+        free(want);
+        free(c);
+    }
+}
+static void test_gen(void **state)
+{
+    (void)state;
+    for_each_kernel(gen_kernel);
+}
+
 /* NaN and Inf in A or B propagate (no skipping of zeros). */
 static void nan_kernel(void)
 {
@@ -600,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_epilogues),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_gen),
         cmocka_unit_test(test_nan_inf),
         cmocka_unit_test(test_tails_guard_page),
         cmocka_unit_test(test_packed_other_kernel),

@@ -344,7 +344,10 @@ void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ld
 
 /* ---- the loop nest ----------------------------------------------------- */
 
-enum b_source { B_PACK, B_DIRECT, B_PREPACKED };
+/* Where the kernels' B comes from: packed from B by each task (B_PACK) or
+ * by the caller's generator (B_GEN: onr_sgemm_gen), read in place
+ * (B_DIRECT), or prepacked panels (B_PREPACKED). */
+enum b_source { B_PACK, B_DIRECT, B_PREPACKED, B_GEN };
 
 typedef struct gemm_job {
     const gemm_plan *plan;
@@ -356,6 +359,8 @@ typedef struct gemm_job {
     int a_direct;   /* the kernels read A in place (row-major, no aliasing) */
     enum b_source bsrc;
     size_t panel_w; /* B_PREPACKED: columns per stored panel */
+    onr_sgemm_bgen gen; /* B_GEN: the caller's generator and its context */
+    void *gen_ctx;
     float *c;
     size_t ldc;
     const onr_gemm_epilogue *ep;
@@ -397,7 +402,7 @@ static inline void run_tile(const gemm_job *J, size_t i, size_t mr, size_t j, si
 {
     const float *bp;
     size_t ldbk;
-    if (J->bsrc == B_PACK) {
+    if (J->bsrc == B_PACK || J->bsrc == B_GEN) {
         bp = bbuf + jr * kc;
         ldbk = J->plan->cfg->nr;
     } else if (J->bsrc == B_DIRECT) {
@@ -449,14 +454,28 @@ static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t
     }
 }
 
+/* Rows [p0, p0+kc) x columns [j0, j0+nr) of B, from B or the generator,
+ * -> dst[k*NR + j], columns nr..NR-1 zero. */
+static void job_pack_panel(const gemm_job *J, size_t p0, size_t kc, size_t j0, size_t nr,
+                           size_t NR, float *dst)
+{
+    if (J->bsrc != B_GEN) {
+        pack_b_panel(J->trans_b, J->b, J->ldb, p0, kc, j0, nr, NR, dst);
+        return;
+    }
+    J->gen(J->gen_ctx, p0, kc, j0, nr, dst, NR);
+    if (nr < NR)
+        for (size_t k = 0; k < kc; k++)
+            for (size_t j = nr; j < NR; j++) dst[k * NR + j] = 0.f;
+}
+
 static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, size_t kc,
                          float *bbuf)
 {
     const size_t NR = J->plan->cfg->nr;
-    if (J->bsrc == B_PACK)
+    if (J->bsrc == B_PACK || J->bsrc == B_GEN)
         for (size_t jr = 0; jr < nc; jr += NR)
-            pack_b_panel(J->trans_b, J->b, J->ldb, pc, kc, jc + jr, min_z(NR, nc - jr), NR,
-                         bbuf + jr * kc);
+            job_pack_panel(J, pc, kc, jc + jr, min_z(NR, nc - jr), NR, bbuf + jr * kc);
 }
 
 static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_t n1,
@@ -534,8 +553,9 @@ static task_grid plan_grid(const gemm_job *J, int t)
     const size_t MR = P->cfg->mr, NR = P->cfg->nr;
     const size_t tiles_n = (J->n + NR - 1) / NR;
     task_grid g = {1, 1, 0};
-    g.shared_b = J->bsrc == B_PACK && want_shared_b(P, J->m, J->n, J->k, t);
-    const int b_copied = J->bsrc == B_PACK && !g.shared_b;
+    const int packs = J->bsrc == B_PACK || J->bsrc == B_GEN;
+    g.shared_b = packs && want_shared_b(P, J->m, J->n, J->k, t);
+    const int b_copied = packs && !g.shared_b;
     const double row_cost = (double)J->k * (double)J->n * (b_copied ? 2 : 1);
     const double col_cost = (double)J->m * (double)J->k * (J->a_direct ? 1 : 2);
     const size_t want = (size_t)t * TASKS_PER_THREAD, fmas = J->m * J->n * J->k;
@@ -635,8 +655,7 @@ static void run_tasks(const gemm_job *J, const gemm_job *JB, const task_grid *g,
         while ((u = atomic_fetch_add_explicit(&st->next_pack, 1, memory_order_relaxed)) < units) {
             size_t pnl = u / kb, p0 = u % kb * J->kc, kc = min_z(J->kc, J->k - p0);
             size_t j0 = pnl * NR;
-            pack_b_panel(J->trans_b, J->b, J->ldb, p0, kc, j0, min_z(NR, J->n - j0), NR,
-                         shared + j0 * J->k + p0 * NR);
+            job_pack_panel(J, p0, kc, j0, min_z(NR, J->n - j0), NR, shared + j0 * J->k + p0 * NR);
             atomic_fetch_add_explicit(&st->packed, 1, memory_order_release);
         }
         /* wait only for units another thread has claimed and not finished */
@@ -706,6 +725,11 @@ static float b_at(const gemm_job *J, size_t p, size_t j)
         size_t w = J->panel_w;
         return J->b[(j / w) * J->k * w + p * w + j % w];
     }
+    if (J->bsrc == B_GEN) {
+        float v;
+        J->gen(J->gen_ctx, p, 1, j, 1, &v, 1);
+        return v;
+    }
     return J->trans_b ? J->b[j * J->ldb + p] : J->b[p * J->ldb + j];
 }
 
@@ -753,6 +777,8 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
     J->ldc = ldc;
     J->ep = ep;
     J->panel_w = 0;
+    J->gen = NULL;
+    J->gen_ctx = NULL;
     /* Row-major A is read in place unless its rows would alias in L1
      * (a row stride that is a multiple of 2 KiB). */
     J->a_direct = !trans_a && lda % 512 != 0;
@@ -773,6 +799,19 @@ void onr_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alp
     gemm_job J;
     init_job(&J, active_plan(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
              ep);
+    if (!workspace) run_unpacked(&J);
+    else run_job(&J, workspace, nthreads);
+}
+
+void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
+                   size_t lda, onr_sgemm_bgen gen, void *gen_ctx, float beta, float *c,
+                   size_t ldc, const onr_gemm_epilogue *ep, void *workspace, int nthreads)
+{
+    gemm_job J;
+    init_job(&J, active_plan(), trans_a, 0, m, n, k, alpha, a, lda, NULL, 0, beta, c, ldc, ep);
+    J.bsrc = B_GEN;
+    J.gen = gen;
+    J.gen_ctx = gen_ctx;
     if (!workspace) run_unpacked(&J);
     else run_job(&J, workspace, nthreads);
 }
