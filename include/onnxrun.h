@@ -40,6 +40,26 @@
  * changes it. Kernels use OpenMP inside each run, with the session's
  * thread count: N concurrent runs use up to N times that many threads.
  *
+ * Waiting threads. Between parallel regions OpenMP's workers wait, and how
+ * is decided once, when the OpenMP runtime starts (libgomp: at load, from
+ * OMP_WAIT_POLICY and GOMP_SPINCOUNT); a library cannot change it later.
+ * libgomp's default spins for milliseconds: on a CPU shared with other
+ * processes a spinning worker is preempted while "running" and every region
+ * then waits a scheduler time slice for it (runs 2-20x slower than on one
+ * thread). Sleeping workers (OMP_WAIT_POLICY=passive) never do that but pay
+ * a wake-up per region (ResNet-50 at 2 threads about 20% slower than with
+ * spinning workers on a quiet machine). The onnx-run CLI and the Python
+ * package start libgomp with GOMP_SPINCOUNT=ONR_GOMP_SPINCOUNT (a bounded
+ * spin, about 60 us, then sleep; no CPU used while a session sits idle
+ * between runs) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. A
+ * program embedding the library should do the same: set GOMP_SPINCOUNT to
+ * ONR_GOMP_SPINCOUNT (or OMP_WAIT_POLICY=passive on a host that is always
+ * busy) in its environment before it starts, or before it first loads
+ * libgomp. The SGEMM core also claims its work in small tasks and, after a
+ * product that had to wait for a descheduled thread, runs products on one
+ * thread for a while, so results never depend on it (they are identical for
+ * every thread count).
+ *
  * Typical use:
  *
  *     onr_session *s = NULL;
@@ -230,6 +250,9 @@ void onr_options_free(onr_options *o);
 /* Threads used by kernels; 0 (default) means the number of online CPUs.
  * Counts above ONR_MAX_THREADS are taken as ONR_MAX_THREADS. */
 #define ONR_MAX_THREADS 1024
+/* The GOMP_SPINCOUNT the CLI and the Python package set (see "Waiting
+ * threads" above): spin iterations (about 30 ns each) before sleeping. */
+#define ONR_GOMP_SPINCOUNT "2000"
 void onr_options_set_threads(onr_options *o, int n);
 /* Enable (1, default) or disable (0) the planner's graph fusions. */
 void onr_options_set_fuse(onr_options *o, int on);

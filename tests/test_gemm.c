@@ -362,11 +362,16 @@ static void test_batch(void **state)
     for_each_kernel(batch_kernel);
 }
 
-/* 1 and 2 threads give bit-identical C, packed and not. */
+/* 1, 2 and 3 threads give bit-identical C, packed and not, whatever tasks
+ * the threads claim: shapes that split rows, columns or both, and ones whose
+ * B is packed once and shared (few column tiles, many rows: convolution's
+ * deep layers, e.g. 512 x 49 x 4608 scaled down). */
 static void threads_kernel(void)
 {
     const size_t shapes[][3] = {{128, 768, 96}, {197, 130, 400}, {1, 2000, 300}, {700, 64, 50},
-                                {64, 64, 2000}, {64, 3001, 64}, {49, 700, 300}};
+                                {64, 64, 2000}, {64, 3001, 64}, {49, 700, 300},
+                                {256, 49, 1500},  {300, 196, 700}, {1024, 20, 512},
+                                {100, 33, 2100},  {200, 60, 4000}};
     onr_gemm_epilogue ep = {0};
     ep.act = ONR_ACT_GELU_TANH;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -374,18 +379,36 @@ static void threads_kernel(void)
         float *a = falloc(m * k), *b = falloc(k * n), *c1 = falloc(m * n), *c2 = falloc(m * n);
         fill(a, m * k);
         fill(b, k * n);
-        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 2));
+        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 3));
         void *pb = walloc(onr_sgemm_pack_b_size(k, n));
         onr_sgemm_pack_b(0, k, n, b, n, pb);
-        for (int packed = 0; packed < 2; packed++) {
-            for (int t = 1; t <= 2; t++) {
+        float *bt = falloc(k * n); /* B^T: the trans_b path packs from it */
+        for (size_t p = 0; p < k; p++)
+            for (size_t j = 0; j < n; j++) bt[j * k + p] = b[p * n + j];
+        /* packed: 0 B as is, 1 prepacked, 2 B^T with trans_b */
+        for (int packed = 0; packed < 3; packed++) {
+            for (int t = 1; t <= 3; t++) {
                 float *c = t == 1 ? c1 : c2;
-                if (packed)
+                if (packed == 1)
                     onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c, n, &ep, ws, t);
+                else if (packed == 2)
+                    onr_sgemm(0, 1, m, n, k, 1.f, a, k, bt, k, 0.f, c, n, &ep, ws, t);
                 else onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c, n, &ep, ws, t);
+                if (t > 1) assert_memory_equal(c1, c2, m * n * sizeof(float));
             }
-            assert_memory_equal(c1, c2, m * n * sizeof(float));
+            /* and right: against the double reference */
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            assert_non_null(want);
+            assert_non_null(tol);
+            ref_gemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c1, n, &ep, want, tol);
+            for (size_t i = 0; i < m * n; i++)
+                if (fabs((double)c1[i] - want[i]) > tol[i])
+                    fail_msg("%zux%zux%zu packed=%d: C[%zu] = %g, want %g", m, n, k, packed, i,
+                             (double)c1[i], want[i]);
+            free(want);
+            free(tol);
         }
+        free(bt);
         free(pb);
         free(ws);
         free(a);
@@ -398,6 +421,72 @@ static void test_threads(void **state)
 {
     (void)state;
     for_each_kernel(threads_kernel);
+}
+
+/* onr_sgemm_gen: B generated block by block gives the same C as onr_sgemm
+ * on that B, bit for bit, at 1, 2 and 3 threads (tasks, shared B) and on
+ * the NULL-workspace path; the generator is asked only for blocks inside B. */
+typedef struct gen_b {
+    const float *b;
+    size_t ldb, k, n;
+    int out_of_range;
+} gen_b;
+
+static void gen_from_b(void *ctx, size_t p0, size_t kc, size_t j0, size_t nc, float *dst,
+                       size_t ldd)
+{
+    gen_b *g = ctx;
+    if (p0 + kc > g->k || j0 + nc > g->n || nc > ldd) {
+        g->out_of_range = 1; /* one thread at a time never matters: only ever set */
+        return;
+    }
+    for (size_t k = 0; k < kc; k++)
+        memcpy(dst + k * ldd, g->b + (p0 + k) * g->ldb + j0, nc * sizeof(float));
+}
+
+static void gen_kernel(void)
+{
+    const size_t shapes[][3] = {{64, 3136 / 4, 576 / 4}, {256, 49, 1500}, {5, 300, 77},
+                                {100, 33, 2100},         {1, 1, 1},       {37, 200, 0}};
+    onr_gemm_epilogue ep = {0};
+    ep.act = ONR_ACT_RELU;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *a = falloc(m * k), *b = falloc(k * n), *want = falloc(m * n), *c = falloc(m * n);
+        float *bias = falloc(m);
+        fill(a, m * k);
+        fill(b, k * n);
+        fill(bias, m);
+        ep.bias_row = bias;
+        void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 3));
+        gen_b g = {b, n, k, n, 0};
+        for (int t = 1; t <= 3; t++) {
+            fill(want, m * n);
+            memcpy(c, want, m * n * sizeof(float));
+            onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.5f, want, n, &ep, ws, t);
+            onr_sgemm_gen(0, m, n, k, 1.f, a, k, gen_from_b, &g, 0.5f, c, n, &ep, ws, t);
+            assert_memory_equal(want, c, m * n * sizeof(float));
+        }
+        if (m * n * k < 100000) { /* the unpacked path */
+            fill(want, m * n);
+            memcpy(c, want, m * n * sizeof(float));
+            onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.5f, want, n, &ep, NULL, 1);
+            onr_sgemm_gen(0, m, n, k, 1.f, a, k, gen_from_b, &g, 0.5f, c, n, &ep, NULL, 1);
+            assert_memory_equal(want, c, m * n * sizeof(float));
+        }
+        assert_int_equal(g.out_of_range, 0);
+        free(ws);
+        free(bias);
+        free(a);
+        free(b);
+        free(want);
+        free(c);
+    }
+}
+static void test_gen(void **state)
+{
+    (void)state;
+    for_each_kernel(gen_kernel);
 }
 
 /* NaN and Inf in A or B propagate (no skipping of zeros). */
@@ -577,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_epilogues),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_gen),
         cmocka_unit_test(test_nan_inf),
         cmocka_unit_test(test_tails_guard_page),
         cmocka_unit_test(test_packed_other_kernel),

@@ -729,6 +729,23 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The OpenMP wait policy this process started with (set_wait_policy), for
+ * bench's JSON: only letters, digits and "=._- " of the variables. */
+static const char *wait_policy_name(void)
+{
+    static char buf[96];
+    const char *p = getenv("OMP_WAIT_POLICY"), *n = getenv("GOMP_SPINCOUNT");
+    if (!p && !n) return "libgomp default";
+    char raw[96];
+    snprintf(raw, sizeof raw, "%s%.30s%s%s%.30s", p ? "OMP_WAIT_POLICY=" : "", p ? p : "",
+             p && n ? " " : "", n ? "GOMP_SPINCOUNT=" : "", n ? n : "");
+    size_t j = 0;
+    for (size_t i = 0; raw[i] && j + 1 < sizeof buf; i++)
+        if (isalnum((unsigned char)raw[i]) || strchr("=._- ", raw[i])) buf[j++] = raw[i];
+    buf[j] = 0;
+    return buf;
+}
+
 static int cmd_bench(const cli *c)
 {
     int code = 0;
@@ -768,9 +785,9 @@ static int cmd_bench(const cli *c)
         if (c->json)
             printf("{\"model\":\"%s\",\"load_ms\":%.3f,\"first_run_ms\":%.3f,\"median_ms\":%.3f,"
                    "\"min_ms\":%.3f,\"max_ms\":%.3f,\"iterations\":%d,\"threads\":%d,"
-                   "\"peak_rss_mb\":%.1f}\n",
+                   "\"peak_rss_mb\":%.1f,\"wait_policy\":\"%s\"}\n",
                    c->model, load_ms, first, med, times[0], times[c->iters - 1], c->iters,
-                   onr_session_threads(s), rss);
+                   onr_session_threads(s), rss, wait_policy_name());
         else
             printf("model %s\nthreads %d\nload %.2f ms\nfirst run %.2f ms\n"
                    "median %.3f ms  min %.3f ms  max %.3f ms  (%d iterations, %d warm-up)\n"
@@ -1723,12 +1740,17 @@ out:
  * keep their CPU even when another process needs it; on a shared, busy
  * host such a worker is preempted while "running", and every region then
  * waits a scheduler time slice for it (tiny ResNet-18: 0.24 ms a run at 1
- * thread, 100-126 ms at 2 threads with spinning workers, 0.29-0.30 ms with
- * sleeping ones). libgomp reads its wait policy once, in its constructor,
- * before main; so when the user has set no policy (OMP_WAIT_POLICY,
- * GOMP_SPINCOUNT), the CLI sets OMP_WAIT_POLICY=passive and executes itself
- * again, once (ONR_WAIT_POLICY_SET marks the second start). If that fails
- * it runs on with libgomp's default. */
+ * thread, 100-126 ms at 2 threads with libgomp's default spin, 4.4 ms with
+ * GOMP_SPINCOUNT=20000, 0.43 ms with sleeping workers, at load 11 on 2
+ * cores). Sleeping workers pay a wake-up per region instead, which on a
+ * quiet machine costs ResNet-50 at 2 threads about 20% (50 ms against 40
+ * spinning). A short bounded spin, GOMP_SPINCOUNT=ONR_GOMP_SPINCOUNT (about
+ * 60 us, then sleep), keeps about half of that gain when quiet and costs
+ * 8-35% over passive at load 11 (tools/bench-contention; results/). libgomp
+ * reads its policy once, in its constructor, before main; so when the user
+ * has set no policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT), the CLI sets
+ * GOMP_SPINCOUNT and executes itself again, once (ONR_WAIT_POLICY_SET marks
+ * the second start). If that fails it runs on with libgomp's default. */
 static void set_wait_policy(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("ONR_WAIT_POLICY_SET"))
@@ -1737,9 +1759,10 @@ static void set_wait_policy(char **argv)
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0 || (size_t)len >= sizeof self - 1) return;
     self[len] = 0;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) || setenv("ONR_WAIT_POLICY_SET", "1", 1)) return;
+    if (setenv("GOMP_SPINCOUNT", ONR_GOMP_SPINCOUNT, 0) || setenv("ONR_WAIT_POLICY_SET", "1", 1))
+        return;
     execv(self, argv);
-    unsetenv("OMP_WAIT_POLICY"); /* not re-executed: leave the environment as it was */
+    unsetenv("GOMP_SPINCOUNT"); /* not re-executed: leave the environment as it was */
     unsetenv("ONR_WAIT_POLICY_SET");
 }
 

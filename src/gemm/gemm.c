@@ -26,23 +26,30 @@
  * a product's K is cut into ceil(K/KC) equal blocks. Cache sizes come from
  * sysconf, then /sys, then 32 KiB / 512 KiB (and no L3 assumed).
  *
- * Threads: C is cut into tm x tn rectangles, rows evenly and columns on tile
- * boundaries (tm*tn = the thread count; shape chosen for the least work on
- * the busiest thread, then for more row parts when B is not copied and fits
- * the last-level cache, else for the least A + B read per thread); K is
- * never split and block sizes never depend on the thread count, so every
- * element is computed by the same sequence of operations whatever the
- * thread count: results are bit-identical.
+ * Threads: C is cut into tasks (rows split evenly, columns on tile
+ * boundaries, about four per thread, the grid that adds the least A and B
+ * traffic), claimed one at a time from an atomic counter, so a thread slowed
+ * by another process does fewer and holds no fixed share. When rows must be
+ * split and B would otherwise be packed by every task, B is packed once,
+ * cooperatively, into shared panels first. K is never split and block
+ * sizes never depend on the thread count, so every element is computed by
+ * the same sequence of operations whatever the thread count and whichever
+ * thread computes it: results are bit-identical. A product whose caller
+ * waited long at the end of the parallel region (a descheduled thread: the
+ * CPU is shared) makes the next ones run on one thread for a while
+ * (note_join).
  */
 #include "gemm/gemm.h"
 
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gemm/sgemm-ukernel.h"
@@ -228,17 +235,23 @@ static size_t per_thread_bytes(const gemm_plan *p, size_t m, size_t n, size_t k)
     return a_buf_bytes(p, m, kc) + b_buf_bytes(p, n, kc);
 }
 
+static int want_shared_b(const gemm_plan *P, size_t m, size_t n, size_t k, int t);
+static size_t shared_b_bytes(const gemm_plan *P, size_t n, size_t k);
+
 size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
 {
     pthread_once(&g_once, gemm_init);
     if (m == 0 || n == 0 || k == 0) return 0;
-    size_t t = nthreads > 1 ? (size_t)nthreads : 1, best = 0;
+    size_t t = nthreads > 1 ? (size_t)nthreads : 1, best = 0, shared = 0;
     for (int i = 0; i < CFG_COUNT; i++) {
         if (!g_supported[i]) continue;
         size_t b = per_thread_bytes(&g_plans[i], m, n, k);
         if (b > best) best = b;
+        if (want_shared_b(&g_plans[i], m, n, k, (int)t) &&
+            shared_b_bytes(&g_plans[i], n, k) > shared)
+            shared = shared_b_bytes(&g_plans[i], n, k);
     }
-    return t * best + 64;
+    return t * best + shared + 64;
 }
 
 size_t onr_sgemm_batch_workspace_size(size_t m, size_t n, size_t k, size_t batch, int nthreads)
@@ -331,7 +344,10 @@ void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ld
 
 /* ---- the loop nest ----------------------------------------------------- */
 
-enum b_source { B_PACK, B_DIRECT, B_PREPACKED };
+/* Where the kernels' B comes from: packed from B by each task (B_PACK) or
+ * by the caller's generator (B_GEN: onr_sgemm_gen), read in place
+ * (B_DIRECT), or prepacked panels (B_PREPACKED). */
+enum b_source { B_PACK, B_DIRECT, B_PREPACKED, B_GEN };
 
 typedef struct gemm_job {
     const gemm_plan *plan;
@@ -343,6 +359,8 @@ typedef struct gemm_job {
     int a_direct;   /* the kernels read A in place (row-major, no aliasing) */
     enum b_source bsrc;
     size_t panel_w; /* B_PREPACKED: columns per stored panel */
+    onr_sgemm_bgen gen; /* B_GEN: the caller's generator and its context */
+    void *gen_ctx;
     float *c;
     size_t ldc;
     const onr_gemm_epilogue *ep;
@@ -384,7 +402,7 @@ static inline void run_tile(const gemm_job *J, size_t i, size_t mr, size_t j, si
 {
     const float *bp;
     size_t ldbk;
-    if (J->bsrc == B_PACK) {
+    if (J->bsrc == B_PACK || J->bsrc == B_GEN) {
         bp = bbuf + jr * kc;
         ldbk = J->plan->cfg->nr;
     } else if (J->bsrc == B_DIRECT) {
@@ -436,14 +454,28 @@ static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t
     }
 }
 
+/* Rows [p0, p0+kc) x columns [j0, j0+nr) of B, from B or the generator,
+ * -> dst[k*NR + j], columns nr..NR-1 zero. */
+static void job_pack_panel(const gemm_job *J, size_t p0, size_t kc, size_t j0, size_t nr,
+                           size_t NR, float *dst)
+{
+    if (J->bsrc != B_GEN) {
+        pack_b_panel(J->trans_b, J->b, J->ldb, p0, kc, j0, nr, NR, dst);
+        return;
+    }
+    J->gen(J->gen_ctx, p0, kc, j0, nr, dst, NR);
+    if (nr < NR)
+        for (size_t k = 0; k < kc; k++)
+            for (size_t j = nr; j < NR; j++) dst[k * NR + j] = 0.f;
+}
+
 static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, size_t kc,
                          float *bbuf)
 {
     const size_t NR = J->plan->cfg->nr;
-    if (J->bsrc == B_PACK)
+    if (J->bsrc == B_PACK || J->bsrc == B_GEN)
         for (size_t jr = 0; jr < nc; jr += NR)
-            pack_b_panel(J->trans_b, J->b, J->ldb, pc, kc, jc + jr, min_z(NR, nc - jr), NR,
-                         bbuf + jr * kc);
+            job_pack_panel(J, pc, kc, jc + jr, min_z(NR, nc - jr), NR, bbuf + jr * kc);
 }
 
 static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_t n1,
@@ -476,61 +508,109 @@ static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_
     }
 }
 
-/* The most columns any of `parts` parts gets when `tiles` tiles of `w`
- * over a length of `len` are shared out as run_tiles does. */
-static size_t largest_part(size_t tiles, size_t w, size_t len, size_t parts)
+/* ---- threads ------------------------------------------------------------ */
+
+/* Threads share a product out as tasks, rectangles of C claimed one at a
+ * time from an atomic counter: a thread that starts late or is slowed by
+ * another process does fewer, and no thread waits on a fixed share of
+ * another's. A task is rows [m0, m1) x a run of NR-wide column tiles; rows
+ * are split evenly (any row count), columns on tile boundaries. */
+typedef struct task_grid {
+    size_t pr, pn;   /* row parts x column parts */
+    int shared_b;    /* B packed once for all threads (below) before the tasks */
+} task_grid;
+
+/* Tasks per thread the grid aims at (slack for uneven progress), and the
+ * fewest multiply-adds a task (and a thread) is worth. */
+#define TASKS_PER_THREAD 4
+#define MIN_TASK_FMAS ((size_t)1 << 19)
+/* Largest B packed once and shared by all threads (bytes). */
+#define SHARED_B_MAX ((size_t)6 << 20)
+
+static size_t shared_b_bytes(const gemm_plan *P, size_t n, size_t k)
 {
-    size_t most = 0;
-    for (size_t p = 0; p < parts; p++) {
-        size_t lo = p * tiles / parts * w, hi = min_z((p + 1) * tiles / parts * w, len);
-        if (hi > lo && hi - lo > most) most = hi - lo;
-    }
-    return most;
+    return align64(round_up(n, P->cfg->nr) * k * sizeof(float));
 }
 
-/* Threads as a tm x tn grid over C: rows split evenly (any row count),
- * columns on tile boundaries. First the least work for the busiest thread
- * (its rows x columns); among grids within 2% of that, more row parts when
- * B is read without copying and sits in the last-level cache (each thread
- * then keeps its A rows in L2 over several N blocks, and re-reading B from
- * L3 is cheap), else the least A and B each thread reads (rows + columns). */
-static void choose_grid(const gemm_job *J, int t, int *tm, int *tn)
+/* B packed by every task that needs it would be packed more than once when
+ * rows are split: with too few column tiles for the tasks wanted, B (if it
+ * is small enough) is packed once instead, shared, as prepacked panels. */
+static int want_shared_b(const gemm_plan *P, size_t m, size_t n, size_t k, int t)
 {
-    const size_t m = J->m, n = J->n, mr = J->plan->cfg->mr, nr = J->plan->cfg->nr;
-    const size_t tiles_n = (n + nr - 1) / nr;
-    const int rows_first = J->bsrc != B_PACK && J->k * n * sizeof(float) <= g_l3;
-    double best_area = 0;
-    size_t best_edge = SIZE_MAX;
-    int best_a = 0;
-    *tm = 1;
-    *tn = 1;
-    for (int a = 1; a <= t; a++) {
-        if (t % a) continue;
-        int b = t / a;
-        if ((size_t)a > m || (size_t)b > tiles_n) continue;
-        size_t rows = (m + a - 1) / a, cols = largest_part(tiles_n, nr, n, (size_t)b);
-        double area = (double)rows * (double)cols;
-        size_t edge = rows + cols;
-        int better;
-        if (best_edge == SIZE_MAX || area < best_area * 0.98) better = 1;
-        else if (area > best_area * 1.02) better = 0;
-        else if (rows_first && rows >= mr) better = a > best_a;
-        else better = edge < best_edge;
-        if (better) {
-            best_area = area;
-            best_edge = edge;
-            best_a = a;
-            *tm = a;
-            *tn = b;
-        }
+    size_t tiles_n = (n + P->cfg->nr - 1) / P->cfg->nr;
+    return t > 1 && tiles_n < (size_t)t * TASKS_PER_THREAD && m >= 2 * P->cfg->mr &&
+           shared_b_bytes(P, n, k) <= SHARED_B_MAX;
+}
+
+/* The grid: starting from one task, double the row or the column parts,
+ * whichever adds less traffic (another row part re-reads B, or packs it
+ * again when each task packs its own; another column part re-reads A, or
+ * copies it again), until there are TASKS_PER_THREAD per thread, a part
+ * would be thinner than a tile, or a task smaller than MIN_TASK_FMAS. */
+static task_grid plan_grid(const gemm_job *J, int t)
+{
+    const gemm_plan *P = J->plan;
+    const size_t MR = P->cfg->mr, NR = P->cfg->nr;
+    const size_t tiles_n = (J->n + NR - 1) / NR;
+    task_grid g = {1, 1, 0};
+    const int packs = J->bsrc == B_PACK || J->bsrc == B_GEN;
+    g.shared_b = packs && want_shared_b(P, J->m, J->n, J->k, t);
+    const int b_copied = packs && !g.shared_b;
+    const double row_cost = (double)J->k * (double)J->n * (b_copied ? 2 : 1);
+    const double col_cost = (double)J->m * (double)J->k * (J->a_direct ? 1 : 2);
+    const size_t want = (size_t)t * TASKS_PER_THREAD, fmas = J->m * J->n * J->k;
+    const size_t max_pr = J->m >= 2 * MR ? J->m / (2 * MR) : 1; /* parts of >= 2 tiles */
+    while (g.pr * g.pn < want && fmas / (g.pr * g.pn * 2) >= MIN_TASK_FMAS) {
+        int can_r = g.pr * 2 <= max_pr, can_n = g.pn * 2 <= tiles_n;
+        if (!can_r && !can_n) break;
+        double cr = row_cost * (double)g.pr, cn = col_cost * (double)g.pn;
+        if (can_r && (!can_n || cr <= cn)) g.pr *= 2;
+        else g.pn *= 2;
+    }
+    return g;
+}
+
+/* Contention back-off. A parallel region ends when every thread of the
+ * team has reached its end, so a thread the OS has not scheduled (the CPU
+ * is shared with other processes) holds the product up even when the
+ * others did all its tasks. When the caller waited at the end for longer
+ * than the half of its own work (plus 50 us), products run on one thread
+ * for a while: 1 ms, doubling with every such wait in a row up to 64 ms;
+ * then a product tries threads again. Results do not depend on it. */
+static _Atomic int64_t g_serial_until; /* CLOCK_MONOTONIC ns */
+static atomic_int g_backoff;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void note_join(int64_t start, int64_t done, int64_t end)
+{
+    int64_t work = done - start, wait = end - done;
+    if (wait > work / 2 + 50000) {
+        int lv = atomic_load_explicit(&g_backoff, memory_order_relaxed);
+        if (lv < 6) lv++;
+        atomic_store_explicit(&g_backoff, lv, memory_order_relaxed);
+        atomic_store_explicit(&g_serial_until, end + ((int64_t)1000000 << (lv - 1)),
+                              memory_order_relaxed);
+    } else if (atomic_load_explicit(&g_backoff, memory_order_relaxed)) {
+        atomic_store_explicit(&g_backoff, 0, memory_order_relaxed);
     }
 }
 
 static int threads_for(size_t m, size_t n, size_t k, const gemm_plan *P, int nthreads)
 {
-    if (nthreads <= 1 || m * n * k < SERIAL_FMAS) return 1;
+    size_t fmas = m * n * k;
+    if (nthreads <= 1 || fmas < SERIAL_FMAS) return 1;
+    if (now_ns() < atomic_load_explicit(&g_serial_until, memory_order_relaxed)) return 1;
     size_t tiles = ((m + P->cfg->mr - 1) / P->cfg->mr) * ((n + P->cfg->nr - 1) / P->cfg->nr);
-    return tiles < (size_t)nthreads ? (int)tiles : nthreads;
+    size_t t = (size_t)nthreads;
+    if (tiles < t) t = tiles;
+    if (fmas / MIN_TASK_FMAS < t) t = fmas / MIN_TASK_FMAS > 1 ? fmas / MIN_TASK_FMAS : 1;
+    return (int)t;
 }
 
 static void thread_bufs(const gemm_job *J, void *ws, int tid, float **abuf, float **bbuf)
@@ -542,18 +622,62 @@ static void thread_bufs(const gemm_job *J, void *ws, int tid, float **abuf, floa
     *bbuf = (float *)(base + ab);
 }
 
-static void run_tiles(const gemm_job *J, size_t tiles_n, int tm, int tn, int tid, float *abuf,
-                      float *bbuf)
+/* The shared B of a product on t threads: after the t per-thread slots. */
+static float *shared_b_buf(const gemm_job *J, void *ws, int t)
 {
-    const size_t NR = J->plan->cfg->nr;
-    size_t ti = (size_t)(tid / tn), tj = (size_t)(tid % tn);
-    size_t m0 = ti * J->m / tm, m1 = (ti + 1) * J->m / tm;
-    size_t n0 = tj * tiles_n / tn * NR, n1 = min_z((tj + 1) * tiles_n / tn * NR, J->n);
-    if (m0 < m1 && n0 < n1) run_region(J, m0, m1, n0, n1, abuf, bbuf);
+    size_t ab = a_buf_bytes(J->plan, J->m, J->kc), bb = b_buf_bytes(J->plan, J->n, J->kc);
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    return (float *)(base + (size_t)t * (ab + bb));
 }
 
-/* One product on up to nthreads threads (or on the caller's thread when
- * serial: tid_base picks its slice of the workspace). */
+/* What the threads of one product share: the claim counters. */
+typedef struct task_state {
+    atomic_size_t next_pack, packed, next_task;
+} task_state;
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* One thread's part of a product: claim B packing units (shared B), wait
+ * until every unit is packed, then claim tasks until none is left. */
+static void run_tasks(const gemm_job *J, const gemm_job *JB, const task_grid *g, task_state *st,
+                      float *shared, float *abuf, float *bbuf)
+{
+    const size_t NR = J->plan->cfg->nr, tiles_n = (J->n + NR - 1) / NR;
+    if (g->shared_b) {
+        /* units: one K block of one NR-wide panel, panel-major */
+        const size_t kb = (J->k + J->kc - 1) / J->kc, units = tiles_n * kb;
+        size_t u;
+        while ((u = atomic_fetch_add_explicit(&st->next_pack, 1, memory_order_relaxed)) < units) {
+            size_t pnl = u / kb, p0 = u % kb * J->kc, kc = min_z(J->kc, J->k - p0);
+            size_t j0 = pnl * NR;
+            job_pack_panel(J, p0, kc, j0, min_z(NR, J->n - j0), NR, shared + j0 * J->k + p0 * NR);
+            atomic_fetch_add_explicit(&st->packed, 1, memory_order_release);
+        }
+        /* wait only for units another thread has claimed and not finished */
+        for (unsigned spin = 0;
+             atomic_load_explicit(&st->packed, memory_order_acquire) < units; spin++) {
+            if (spin < 4096) cpu_relax();
+            else sched_yield();
+        }
+    }
+    const size_t tasks = g->pr * g->pn;
+    size_t i;
+    while ((i = atomic_fetch_add_explicit(&st->next_task, 1, memory_order_relaxed)) < tasks) {
+        size_t rp = i % g->pr, cp = i / g->pr;
+        size_t m0 = rp * J->m / g->pr, m1 = (rp + 1) * J->m / g->pr;
+        size_t n0 = cp * tiles_n / g->pn * NR, n1 = min_z((cp + 1) * tiles_n / g->pn * NR, J->n);
+        if (m0 < m1 && n0 < n1) run_region(JB, m0, m1, n0, n1, abuf, bbuf);
+    }
+}
+
+/* One product on up to nthreads threads. Which thread computes which part
+ * of C never changes a result: every element is the same sequence of
+ * operations (K blocks fixed by the shape, never split). */
 static void run_job(const gemm_job *J, void *ws, int nthreads)
 {
     if (J->m == 0 || J->n == 0) return;
@@ -561,27 +685,36 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
         scale_only(J);
         return;
     }
-    const size_t NR = J->plan->cfg->nr, tiles_n = (J->n + NR - 1) / NR;
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
-    int tm, tn;
-    choose_grid(J, t, &tm, &tn);
     if (t == 1) {
         float *abuf, *bbuf;
         thread_bufs(J, ws, 0, &abuf, &bbuf);
         run_region(J, 0, J->m, 0, J->n, abuf, bbuf);
         return;
     }
+    const task_grid g = plan_grid(J, t);
+    float *shared = g.shared_b ? shared_b_buf(J, ws, t) : NULL;
+    gemm_job JB = *J;
+    if (g.shared_b) { /* the tasks read the shared panels as prepacked B */
+        JB.bsrc = B_PREPACKED;
+        JB.b = shared;
+        JB.panel_w = J->plan->cfg->nr;
+        JB.trans_b = 0;
+    }
+    task_state st;
+    atomic_init(&st.next_pack, 0);
+    atomic_init(&st.packed, 0);
+    atomic_init(&st.next_task, 0);
+    int64_t start = now_ns(), done = start;
 #pragma omp parallel num_threads(t)
     {
-        int tid = omp_get_thread_num(), got = omp_get_num_threads();
+        int tid = omp_get_thread_num();
         float *abuf, *bbuf;
         thread_bufs(J, ws, tid, &abuf, &bbuf);
-        if (got == t) {
-            run_tiles(J, tiles_n, tm, tn, tid, abuf, bbuf);
-        } else if (tid == 0) { /* fewer threads granted (nested): do it all */
-            for (int r = 0; r < t; r++) run_tiles(J, tiles_n, tm, tn, r, abuf, bbuf);
-        }
+        run_tasks(J, &JB, &g, &st, shared, abuf, bbuf);
+        if (tid == 0) done = now_ns();
     }
+    note_join(start, done, now_ns());
 }
 
 /* No workspace: a slow, allocation-free path (one dot product per
@@ -591,6 +724,11 @@ static float b_at(const gemm_job *J, size_t p, size_t j)
     if (J->bsrc == B_PREPACKED) {
         size_t w = J->panel_w;
         return J->b[(j / w) * J->k * w + p * w + j % w];
+    }
+    if (J->bsrc == B_GEN) {
+        float v;
+        J->gen(J->gen_ctx, p, 1, j, 1, &v, 1);
+        return v;
     }
     return J->trans_b ? J->b[j * J->ldb + p] : J->b[p * J->ldb + j];
 }
@@ -639,6 +777,8 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
     J->ldc = ldc;
     J->ep = ep;
     J->panel_w = 0;
+    J->gen = NULL;
+    J->gen_ctx = NULL;
     /* Row-major A is read in place unless its rows would alias in L1
      * (a row stride that is a multiple of 2 KiB). */
     J->a_direct = !trans_a && lda % 512 != 0;
@@ -659,6 +799,19 @@ void onr_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alp
     gemm_job J;
     init_job(&J, active_plan(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
              ep);
+    if (!workspace) run_unpacked(&J);
+    else run_job(&J, workspace, nthreads);
+}
+
+void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
+                   size_t lda, onr_sgemm_bgen gen, void *gen_ctx, float beta, float *c,
+                   size_t ldc, const onr_gemm_epilogue *ep, void *workspace, int nthreads)
+{
+    gemm_job J;
+    init_job(&J, active_plan(), trans_a, 0, m, n, k, alpha, a, lda, NULL, 0, beta, c, ldc, ep);
+    J.bsrc = B_GEN;
+    J.gen = gen;
+    J.gen_ctx = gen_ctx;
     if (!workspace) run_unpacked(&J);
     else run_job(&J, workspace, nthreads);
 }

@@ -56,6 +56,21 @@ void onr_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alp
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc, const onr_gemm_epilogue *ep, void *workspace, int nthreads);
 
+/* B generated while it is packed (implicit GEMM: a convolution's im2col
+ * done one cache block at a time, inside the threads' tasks, with no column
+ * matrix in memory): gen writes rows [p0, p0+kc) x columns [j0, j0+nc) of
+ * B to dst[k*ldd + j] (k < kc, j < nc). It is called from any of the
+ * product's threads, concurrently for disjoint blocks, each element of B
+ * possibly more than once, and must only write those. The workspace is
+ * onr_sgemm_workspace_size's; a NULL workspace asks gen for one element at
+ * a time (slow, allocation-free). Same results as onr_sgemm on the B that
+ * gen describes, for every thread count. */
+typedef void (*onr_sgemm_bgen)(void *ctx, size_t p0, size_t kc, size_t j0, size_t nc, float *dst,
+                               size_t ldd);
+void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
+                   size_t lda, onr_sgemm_bgen gen, void *gen_ctx, float beta, float *c,
+                   size_t ldc, const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+
 /* Prepacked B (constant weights): size first, then pack once. The packed
  * buffer depends on the kernel chosen at start-up, never on thread count. */
 size_t onr_sgemm_pack_b_size(size_t k, size_t n);
