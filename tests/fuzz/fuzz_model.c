@@ -11,10 +11,19 @@
  * MAX_NUMEL elements or all of them MAX_TOTAL. Sequences are empty and
  * optionals absent (as `onnx-run run` makes them). External data is
  * resolved against a directory that does not exist, so no file is read.
+ *
+ * A valid model may run for as long as it says (a Loop whose trip count M
+ * is 2^34 runs 2^34 iterations, as the specification wants); the user's
+ * way out is onr_session_cancel, and the harness takes it: a watchdog
+ * thread cancels a run still going after RUN_LIMIT_MS, so such a model is
+ * a cancelled run (an error with a message), not a libFuzzer timeout.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "onnxrun.h"
 
@@ -22,6 +31,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_NUMEL 4096
 #define MAX_TOTAL 16384
+#define RUN_LIMIT_MS 3000
+
+/* The run in progress (NULL: none) and when it started, under wd_lock so
+ * the session is never cancelled after it is freed. */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static onr_session *wd_session;
+static struct timespec wd_start;
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec nap = {0, 50 * 1000 * 1000}, now;
+        nanosleep(&nap, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pthread_mutex_lock(&wd_lock);
+        if (wd_session && (now.tv_sec - wd_start.tv_sec) * 1000 +
+                                  (now.tv_nsec - wd_start.tv_nsec) / 1000000 > RUN_LIMIT_MS)
+            onr_session_cancel(wd_session);
+        pthread_mutex_unlock(&wd_lock);
+    }
+    return NULL;
+}
+
+static void watch(onr_session *s)
+{
+    pthread_mutex_lock(&wd_lock);
+    wd_session = s;
+    clock_gettime(CLOCK_MONOTONIC, &wd_start);
+    pthread_mutex_unlock(&wd_lock);
+}
 
 static int64_t bind_dim(const char *name)
 {
@@ -97,6 +137,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a small memory budget: a valid model whose outputs are large (a
          * Resize to 1 GB) is refused before allocating, not a timeout */
         onr_options_set_memory_limit(opt, 256 << 20);
+        pthread_t t;
+        if (pthread_create(&t, NULL, watchdog, NULL) != 0) abort();
+        pthread_detach(t);
     }
     onr_session *s = NULL;
     onr_status st = onr_session_open_memory(data, size, opt, &s);
@@ -113,7 +156,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         onr_value_info vi;
         ok = onr_session_input_info(s, i, &vi) == ONR_OK && (in[i] = make_input(&vi, &total));
     }
-    if (ok && onr_session_run(s, n, NULL, (const onr_tensor *const *)in) == ONR_OK) {
+    watch(s);
+    onr_status rst = ok ? onr_session_run(s, n, NULL, (const onr_tensor *const *)in) : ONR_E_MODEL;
+    watch(NULL);
+    if (ok && rst == ONR_OK) {
         for (int i = 0; i < onr_session_output_count(s); i++) {
             const onr_tensor *y = onr_session_output(s, i);
             if (!y) abort(); /* a successful run gives every output */
