@@ -90,6 +90,19 @@ static inline void pbw_value_info(pbw *graph, int field, const char *name, int d
     pbw_msg(graph, field, &vi);
 }
 
+/* ValueInfoProto for a sequence of tensors of dtype (no shape). */
+static inline void pbw_seq_value_info(pbw *graph, int field, const char *name, int dtype)
+{
+    pbw tt = {0}, et = {0}, sq = {0}, tp = {0}, vi = {0};
+    pbw_int(&tt, 1, dtype);
+    pbw_msg(&et, 1, &tt);
+    pbw_msg(&sq, 1, &et);
+    pbw_msg(&tp, 4, &sq);
+    pbw_str(&vi, 1, name);
+    pbw_msg(&vi, 2, &tp);
+    pbw_msg(graph, field, &vi);
+}
+
 /* NodeProto in a domain (NULL: the default) appended as `field` of its
  * container (1 in a GraphProto, 7 in a FunctionProto); ins/outs are
  * NULL-terminated arrays. */

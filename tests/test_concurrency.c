@@ -704,16 +704,7 @@ static void test_shared_sequence_appended_at_once(void **state)
     (void)state;
     static const int64_t d2[] = {2};
     pbw g = {0};
-    {   /* input 'seq': sequence(tensor(float)) */
-        pbw tt = {0}, et = {0}, sq = {0}, tp = {0}, vi = {0};
-        pbw_int(&tt, 1, F32);
-        pbw_msg(&et, 1, &tt);
-        pbw_msg(&sq, 1, &et);
-        pbw_msg(&tp, 4, &sq);
-        pbw_str(&vi, 1, "seq");
-        pbw_msg(&vi, 2, &tp);
-        pbw_msg(&g, 11, &vi);
-    }
+    pbw_seq_value_info(&g, 11, "seq", F32); /* input 'seq': sequence(tensor(float)) */
     pbw_value_info(&g, 11, "x", F32, 1, d2);
     pbw_node(&g, "SequenceInsert", "ins", S("seq", "x"), S("out"), NULL);
     pbw_value_info(&g, 12, "out", F32, -1, NULL);

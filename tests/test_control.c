@@ -756,16 +756,7 @@ static void test_sequence_optional_api(void **state)
     (void)state;
     pbw g = {0};
     pbw_value_info(&g, 11, "pos", I64, 0, NULL);
-    {   /* input 'seq': sequence(tensor(float)) */
-        pbw tt = {0}, et = {0}, sq = {0}, tp = {0}, vi = {0};
-        pbw_int(&tt, 1, F32);
-        pbw_msg(&et, 1, &tt);
-        pbw_msg(&sq, 1, &et);
-        pbw_msg(&tp, 4, &sq);
-        pbw_str(&vi, 1, "seq");
-        pbw_msg(&vi, 2, &tp);
-        pbw_msg(&g, 11, &vi);
-    }
+    pbw_seq_value_info(&g, 11, "seq", F32); /* input 'seq': sequence(tensor(float)) */
     {   /* input 'opt': optional(tensor(float)) */
         pbw tt = {0}, et = {0}, op = {0}, tp = {0}, vi = {0};
         pbw_int(&tt, 1, F32);
