@@ -423,6 +423,39 @@ static void test_threads(void **state)
     for_each_kernel(threads_kernel);
 }
 
+/* A raised cancel flag stops a product at its next block: with the flag
+ * up before the call nothing of C is written, at 1 and 2 threads; lowered
+ * again, the same call computes C. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    const size_t m = 300, n = 700, k = 900;
+    float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n), *want = falloc(m * n);
+    fill(a, m * k);
+    fill(b, k * n);
+    void *ws = aligned_alloc(64, (onr_sgemm_workspace_size(m, n, k, 2) + 63) / 64 * 64);
+    assert_non_null(ws);
+    onr_sgemm(0, 0, m, n, k, 1, a, k, b, n, 0, want, n, NULL, ws, 1);
+    _Atomic int flag = 1;
+    for (int t = 1; t <= 2; t++) {
+        for (size_t i = 0; i < m * n; i++) c[i] = -7;
+        assert_null(onr_sgemm_set_cancel(&flag));
+        onr_sgemm(0, 0, m, n, k, 1, a, k, b, n, 0, c, n, NULL, ws, t);
+        for (size_t i = 0; i < m * n; i++)
+            if (c[i] != -7) fail_msg("%d threads: C[%zu] written after the cancel", t, i);
+        flag = 0;
+        onr_sgemm(0, 0, m, n, k, 1, a, k, b, n, 0, c, n, NULL, ws, t);
+        assert_true(onr_sgemm_set_cancel(NULL) == &flag);
+        assert_memory_equal(c, want, m * n * sizeof(float));
+        flag = 1;
+    }
+    free(ws);
+    free(a);
+    free(b);
+    free(c);
+    free(want);
+}
+
 /* onr_sgemm_gen: B generated block by block gives the same C as onr_sgemm
  * on that B, bit for bit, at 1, 2 and 3 threads (tasks, shared B) and on
  * the NULL-workspace path; the generator is asked only for blocks inside B. */
@@ -667,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_gen),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_nan_inf),
         cmocka_unit_test(test_tails_guard_page),
         cmocka_unit_test(test_packed_other_kernel),

@@ -140,6 +140,49 @@ static void test_fast_vs_reference_types(void **state)
     onr_tensor_free(xf);
 }
 
+/* Outer axes resized as well (no plane path): the generic path, separable
+ * where the tap product is wide (tricubic, antialiasing, six axes) against
+ * the one-output-at-a-time reference, float and uint8. */
+static void test_separable_vs_reference(void **state)
+{
+    (void)state;
+    int64_t xd[] = {3, 7, 6}, xd6[] = {2, 3, 2, 2, 3, 2};
+    onr_tensor *xf = tk_rand_f32(3, xd, 5), *x6 = tk_rand_f32(6, xd6, 9);
+    onr_tensor *xu = tk_typed(ONR_UINT8, 3, xd, NULL);
+    for (int64_t i = 0; i < xu->numel; i++) onr_set_f64(xu, i, (double)(i * 37 % 256));
+    const float sc[][3] = {{2, 0.5f, 1.5f}, {0.4f, 3, 1}, {1.7f, 1.2f, 0.3f}};
+    const float roi_v[] = {0.1f, -0.2f, 0.3f, 0.9f, 1.1f, 0.8f};
+    onr_tensor *roi = f32s(6, roi_v);
+    static const char *modes[] = {"linear", "cubic"};
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 3; k++)
+            for (int aa = 0; aa < 2; aa++)
+                for (int tf = 0; tf < 2; tf++) {
+                    onr_node *n = tk_node("Resize");
+                    tk_attr_string(n, "mode", modes[m]);
+                    tk_attr_int(n, "antialias", aa);
+                    tk_attr_float(n, "extrapolation_value", -2.5f);
+                    if (tf) tk_attr_string(n, "coordinate_transformation_mode", "tf_crop_and_resize");
+                    onr_tensor *s = f32s(3, sc[k]);
+                    fast_vs_ref(n, 18, xf, tf ? roi : NULL, s, NULL, 1e-5f);
+                    fast_vs_ref(n, 18, xu, tf ? roi : NULL, s, NULL, 0);
+                    onr_tensor_free(s);
+                    tk_node_free(n);
+                }
+    /* cubic over six axes: 4096 taps per output in the product form */
+    const float sc6[] = {1.5f, 2, 1.5f, 2, 1, 1.5f};
+    onr_tensor *s6 = f32s(6, sc6);
+    onr_node *n = tk_node("Resize");
+    tk_attr_string(n, "mode", "cubic");
+    fast_vs_ref(n, 18, x6, NULL, s6, NULL, 1e-5f);
+    tk_node_free(n);
+    onr_tensor_free(s6);
+    onr_tensor_free(roi);
+    onr_tensor_free(xu);
+    onr_tensor_free(xf);
+    onr_tensor_free(x6);
+}
+
 /* A large plane, parallel above the work threshold. */
 static void test_fast_vs_reference_large(void **state)
 {
@@ -387,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_fast_vs_reference),
         cmocka_unit_test(test_fast_vs_reference_types),
         cmocka_unit_test(test_fast_vs_reference_large),
+        cmocka_unit_test(test_separable_vs_reference),
         cmocka_unit_test(test_linear_hand),
         cmocka_unit_test(test_nearest_strings),
         cmocka_unit_test(test_bad_inputs),

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "exec/exec.h"
+#include "gemm/gemm.h"
 #include "ir/budget.h"
 
 /* Shape inputs with at most this many values are keyed on their values;
@@ -192,7 +193,14 @@ onr_status onr_step_run(onr_step *s, void *scratch, int nthreads, onr_err *err)
                     .scratch = s->scratch ? scratch : no_scratch,
                     .scratch_size = s->scratch, .nthreads = nthreads, .err = err,
                     .cancel = s->cancel};
-    return (onr_status)impl->run(&ctx);
+    /* kernels may stop early once the run is cancelled (onr_cancelled,
+     * and every SGEMM at its next block): their outputs are then partial,
+     * so the step fails */
+    const _Atomic int *outer = onr_sgemm_set_cancel(s->cancel);
+    int st = impl->run(&ctx);
+    onr_sgemm_set_cancel(outer);
+    if (!st && onr_cancelled(&ctx)) st = onr_seterr(err, ONR_E_RUNTIME, "the run was cancelled");
+    return (onr_status)st;
 }
 
 void onr_step_destroy(onr_step *s)

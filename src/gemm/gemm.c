@@ -364,7 +364,19 @@ typedef struct gemm_job {
     float *c;
     size_t ldc;
     const onr_gemm_epilogue *ep;
+    const _Atomic int *cancel; /* the caller's run: stop at the next block once set */
 } gemm_job;
+
+static _Thread_local const _Atomic int *g_cancel;
+
+const _Atomic int *onr_sgemm_set_cancel(const _Atomic int *flag)
+{
+    const _Atomic int *old = g_cancel;
+    g_cancel = flag;
+    return old;
+}
+
+static inline int job_cancelled(const gemm_job *J) { return J->cancel && *J->cancel; }
 
 static void tile_epilogue(const onr_gemm_epilogue *ep, size_t i, size_t j, onr_sgemm_tile_epi *t)
 {
@@ -489,6 +501,7 @@ static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_
          * once and sweep all of N with it (K blocks still in order). */
         for (size_t pc = 0; pc < K; pc += J->kc) {
             const size_t kc = min_z(J->kc, K - pc);
+            if (job_cancelled(J)) return;
             pack_a(J->trans_a, J->a, J->lda, m0, m1 - m0, pc, kc, abuf, a_copy_stride(kc));
             for (size_t jc = n0; jc < n1; jc += P->nc) {
                 const size_t nc = min_z(P->nc, n1 - jc);
@@ -502,6 +515,7 @@ static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_
         const size_t nc = min_z(P->nc, n1 - jc);
         for (size_t pc = 0; pc < K; pc += J->kc) {
             const size_t kc = min_z(J->kc, K - pc);
+            if (job_cancelled(J)) return;
             pack_b_block(J, jc, nc, pc, kc, bbuf);
             run_block(J, m0, m1, jc, nc, pc, kc, NULL, abuf, bbuf);
         }
@@ -779,6 +793,7 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
     J->panel_w = 0;
     J->gen = NULL;
     J->gen_ctx = NULL;
+    J->cancel = g_cancel; /* the calling thread's: every thread of the product reads it here */
     /* Row-major A is read in place unless its rows would alias in L1
      * (a row stride that is a multiple of 2 KiB). */
     J->a_direct = !trans_a && lda % 512 != 0;
@@ -845,6 +860,7 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
     int across = workspace && nthreads > 1 && batch >= (size_t)nthreads && stride_c != 0 &&
                  fmas <= BATCH_SPLIT_FMAS && fmas * batch >= SERIAL_FMAS;
     int outer_t = across ? nthreads : 1;
+    const _Atomic int *cancel = g_cancel; /* the caller's, for the batch's threads */
 
 #pragma omp parallel for schedule(static) num_threads(outer_t) if (across)
     for (size_t p = 0; p < batch; p++) {
@@ -858,6 +874,7 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
         gemm_job J;
         init_job(&J, P, trans_a, trans_b, m, n, k, alpha, a + p * stride_a, lda,
                  b + p * stride_b, ldb, beta, c + p * stride_c, ldc, ep_p);
+        J.cancel = cancel;
         if (!workspace) {
             run_unpacked(&J);
         } else if (across) {

@@ -83,6 +83,12 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
  * weights once, at create, and never again whatever the activation shapes. */
 size_t onr_sgemm_pack_count(void);
 
+/* The calling thread's cancel flag (the executor sets the run's around each
+ * step; NULL: none), returning the one it replaces. A product whose flag
+ * is raised stops at its next cache block, leaving C partly written: the
+ * step then fails with "the run was cancelled". */
+const _Atomic int *onr_sgemm_set_cancel(const _Atomic int *flag);
+
 /* Batched, strided: for p in [0, batch): C_p = alpha*op(A_p)*op(B_p) + beta*C_p,
  * with A_p = a + p*stride_a (elements), likewise B and C. A stride of 0
  * broadcasts that operand. */

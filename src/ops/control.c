@@ -156,11 +156,6 @@ static int run_sub(onr_plan *p, const onr_kctx *ctx, const char *label, int64_t 
     return st;
 }
 
-static int cancelled(const onr_kctx *ctx)
-{
-    return ctx->cancel && *ctx->cancel;
-}
-
 /* A one-element boolean (or numeric) tensor's truth. */
 static int read_flag(const onr_tensor *t, const char *what, int *v, onr_err *err)
 {
@@ -462,7 +457,7 @@ static int loop_run(const onr_kctx *ctx)
     int64_t i = 0;
     st = ONR_OK;
     while ((max_iter < 0 || i < max_iter) && (!use_cond || cond)) {
-        if (cancelled(ctx)) {
+        if (onr_cancelled(ctx)) {
             st = onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled (Loop iteration %lld)",
                             (long long)i);
             break;
@@ -805,7 +800,7 @@ static int scan_run(const onr_kctx *ctx)
             p->c.cur[k] = s0;
         }
         for (int64_t step = 0; step < n_steps && !st; step++) {
-            if (cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
+            if (onr_cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
             for (int j = 0; j < p->n_scan_in && !st; j++) {
                 const onr_tensor *t = scan_in(ctx, p, p->n_state + j);
                 int r = t->rank - p->batched, ax;
@@ -958,7 +953,7 @@ static int seqmap_run(const onr_kctx *ctx)
     if (st) return st;
     bind_outer(body, ctx, p->n_decl);
     for (int64_t i = 0; i < n && !st; i++) {
-        if (cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
+        if (onr_cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
         for (int j = 0; j < p->n_decl; j++) {
             const onr_tensor *a = ctx->in[j];
             onr_plan_bind_input(body, j, a->kind == ONR_VALUE_SEQUENCE ? onr_value_item(a, i) : a);

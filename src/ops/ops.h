@@ -98,6 +98,11 @@ typedef struct onr_kctx {
     const _Atomic int *cancel;
 } onr_kctx;
 
+/* Whether the run has been cancelled: a kernel whose work the data can make
+ * long polls it per row (or block) and stops early with "the run was
+ * cancelled". */
+static inline int onr_cancelled(const onr_kctx *ctx) { return ctx->cancel && *ctx->cancel; }
+
 typedef int (*onr_create_fn)(onr_create_ctx *c, void *params);
 typedef int (*onr_reshape_fn)(onr_kctx *ctx, size_t *scratch_bytes);
 typedef int (*onr_run_fn)(const onr_kctx *ctx);

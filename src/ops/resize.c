@@ -15,7 +15,9 @@
  *     upsampling of UNet/FPN exports): a vertical pass into a per-thread
  *     row, then a horizontal pass, in float (double for double);
  *   - generic: the reference, any numeric type and rank, each output the
- *     full tap product accumulated in double.
+ *     full tap product accumulated in double; where that product passes
+ *     RS_MAX_PRODUCT taps (tricubic, antialiasing, many axes), one pass
+ *     per resized axis through double buffers instead.
  * Rows of the output run in parallel, each by one thread, so results do
  * not depend on the thread count.
  *
@@ -96,6 +98,10 @@ typedef struct resize_params {
     size_t rows_off, row_stride; /* plane path: per-thread rows of floats */
     int row_threads;             /* rows carved: at most this many threads */
     size_t wf_off;               /* plane path: horizontal weights as the row type */
+    /* generic path, separable: the resized axes one pass each (n_pass, in
+     * order[]), through two buffers of doubles (buf_off) */
+    int n_pass, order[ONR_MAX_RANK];
+    size_t buf_off[2];
 } resize_params;
 
 /* ---- create ------------------------------------------------------------ */
@@ -193,6 +199,53 @@ static void rs_taps(const resize_params *p, rs_axis *a)
     double st = floor(-support / s) + 1;
     a->start = st < -1e15 ? INT64_MIN / 4 : (int64_t)st;
     a->taps = st < -1e15 ? INT64_MAX / 4 : 2 - 2 * a->start;
+}
+
+/* The generic path sums, for each output, over the product of its axes'
+ * taps: fine for a few taps (trilinear 8, bicubic 16), exponential in the
+ * rank beyond (cubic over 8 axes is 65536 per output). Past RS_MAX_PRODUCT
+ * it resizes one axis per pass instead (the filter is separable), through
+ * doubles, shrinking axes first so the intermediates stay small; the
+ * buffers count as scratch. */
+#define RS_MAX_PRODUCT 16
+static int rs_plan_passes(onr_kctx *ctx, resize_params *p, size_t *used)
+{
+    int r = p->rank, n = 0;
+    int64_t prod = 1;
+    for (int d = 0; d < r; d++) {
+        prod = prod > RS_MAX_PRODUCT ? prod : prod * p->ax[d].taps;
+        if (p->ax[d].taps > 1 || !p->ax[d].identity) p->order[n++] = d;
+    }
+    if (prod <= RS_MAX_PRODUCT || rs_force_ref) return ONR_OK;
+    /* shrinking axes first (smallest out/in), a stable insertion sort */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0; j--) {
+            const rs_axis *a = &p->ax[p->order[j - 1]], *b = &p->ax[p->order[j]];
+            if ((double)b->out * (double)a->in >= (double)a->out * (double)b->in) break;
+            int t = p->order[j - 1];
+            p->order[j - 1] = p->order[j];
+            p->order[j] = t;
+        }
+    int64_t cur[ONR_MAX_RANK], peak = 0;
+    for (int d = 0; d < r; d++) cur[d] = p->ax[d].in;
+    for (int i = 0; i < n; i++) {
+        cur[p->order[i]] = p->ax[p->order[i]].out;
+        int64_t e = 1;
+        for (int d = 0; d < r; d++) {
+            if (cur[d] > 0 && e > INT64_MAX / 8 / cur[d])
+                return onr_seterr(ctx->err, ONR_E_NOMEM, "Resize: an intermediate of the separable pass overflows");
+            e *= cur[d];
+        }
+        peak = e > peak ? e : peak;
+    }
+    if ((uint64_t)peak * sizeof(double) > onr_max_tensor_bytes())
+        return onr_seterr(ctx->err, ONR_E_NOMEM,
+                          "Resize: the separable pass needs %lld doubles per buffer, over the tensor limit",
+                          (long long)peak);
+    p->n_pass = n;
+    p->buf_off[0] = onr_carve_at(used, (size_t)peak * sizeof(double));
+    p->buf_off[1] = n > 1 ? onr_carve_at(used, (size_t)peak * sizeof(double)) : p->buf_off[0];
+    return ONR_OK;
 }
 
 static int resize_reshape(onr_kctx *ctx, size_t *scratch)
@@ -351,6 +404,8 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
         p->path = PATH_PLANE;
     else
         p->path = PATH_GENERIC;
+    p->n_pass = 0;
+    if (p->path == PATH_GENERIC && (st = rs_plan_passes(ctx, p, &used))) return st;
     if (p->path == PATH_PLANE) {
         int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
         p->row_threads = nt;
@@ -533,11 +588,15 @@ static int rs_gather(const resize_params *p, const rs_tab *t, const onr_tensor *
     return ONR_OK;
 }
 
+static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
+                        int nt, const onr_kctx *ctx);
+
 /* The reference: every output element is the sum over the product of its
  * per-axis taps, in double. */
-static void rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
-                       int nt)
+static int rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
+                      int nt, const onr_kctx *ctx)
 {
+    if (p->n_pass) return rs_separable(p, t, x, y, nt, ctx);
     int r = p->rank;
     onr_dtype dt = p->dt;
     int64_t OW = p->ax[r - 1].out, numel = y->numel, rows = numel / OW, work = numel;
@@ -547,6 +606,7 @@ static void rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor
     double extrap = p->extrap;
     _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
     for (int64_t q = 0; q < rows; q++) {
+        if (onr_cancelled(ctx)) continue;
         int64_t pos[ONR_MAX_RANK], k[ONR_MAX_RANK];
         int outside = rs_row_pos(p, t, q, pos);
         for (int64_t ow = 0; ow < OW; ow++) {
@@ -573,6 +633,70 @@ static void rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor
             img_store(dt, yv, q * OW + ow, acc);
         }
     }
+    if (onr_cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
+    return ONR_OK;
+}
+
+/* One axis's pass of the separable path: src (type sdt, dims cur) to dst
+ * (doubles, axis d resized to its output length). Rows (outer x output
+ * position) run in parallel, inner elements contiguous. Cancelled runs skip
+ * the remaining rows. */
+static void rs_pass(const rs_tab *td, int64_t in_d, int64_t out_d, int64_t outer, int64_t inner,
+                    onr_dtype sdt, const void *src, double *dst, int nt, const onr_kctx *ctx)
+{
+    int64_t F = td->taps, rows = outer * out_d, work = rows * inner * F;
+    _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
+    for (int64_t q = 0; q < rows; q++) {
+        if (onr_cancelled(ctx)) continue;
+        int64_t o = q / out_d, j = q % out_d;
+        double *dr = dst + q * inner;
+        for (int64_t i = 0; i < inner; i++) dr[i] = 0;
+        for (int64_t k = 0; k < F; k++) {
+            double w = td->w[j * F + k];
+            int64_t base = (o * in_d + td->idx[j * F + k]) * inner;
+            if (sdt == ONR_DOUBLE) {
+                const double *sr = (const double *)src + base;
+                for (int64_t i = 0; i < inner; i++) dr[i] += w * sr[i];
+            } else {
+                for (int64_t i = 0; i < inner; i++) dr[i] += w * img_load(sdt, src, base + i);
+            }
+        }
+    }
+}
+
+static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tensor *x, onr_tensor *y,
+                        int nt, const onr_kctx *ctx)
+{
+    int r = p->rank;
+    int64_t cur[ONR_MAX_RANK];
+    for (int d = 0; d < r; d++) cur[d] = p->ax[d].in;
+    const void *src = x->data;
+    onr_dtype sdt = p->dt;
+    for (int i = 0; i < p->n_pass; i++) {
+        int d = p->order[i];
+        int64_t outer = 1, inner = 1;
+        for (int e = 0; e < d; e++) outer *= cur[e];
+        for (int e = d + 1; e < r; e++) inner *= cur[e];
+        double *dst = onr_scratch_at(ctx, p->buf_off[i & 1]);
+        rs_pass(&t[d], cur[d], p->ax[d].out, outer, inner, sdt, src, dst, nt, ctx);
+        if (onr_cancelled(ctx)) return onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled");
+        cur[d] = p->ax[d].out;
+        src = dst;
+        sdt = ONR_DOUBLE;
+    }
+    /* store, with the extrapolation value where any axis is outside */
+    int64_t OW = p->ax[r - 1].out, rows = y->numel / OW;
+    double extrap = p->extrap;
+    void *yv = y->data;
+    _Pragma("omp parallel for num_threads(nt) if (y->numel > ONR_PAR_MIN && nt > 1)")
+    for (int64_t q = 0; q < rows; q++) {
+        int64_t pos[ONR_MAX_RANK];
+        int outside = rs_row_pos(p, t, q, pos);
+        for (int64_t ow = 0; ow < OW; ow++)
+            img_store(p->dt, yv, q * OW + ow,
+                      outside || t[r - 1].flag[ow] ? extrap : img_load(sdt, src, q * OW + ow));
+    }
+    return ONR_OK;
 }
 
 /* Only the last two axes resized (float types): per output row, the
@@ -702,7 +826,7 @@ static int resize_run(const onr_kctx *ctx)
         }
         return ONR_OK;
     }
-    default: rs_generic(p, t, x, y, nt); return ONR_OK;
+    default: return rs_generic(p, t, x, y, nt, ctx);
     }
 }
 
