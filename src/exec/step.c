@@ -89,16 +89,9 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
 int onr_create_hold(onr_create_ctx *c, const char *what, uint64_t bytes)
 {
     if (!c->budget || bytes == 0) return ONR_OK;
-    what = what ? what : "buffers";
-    if (!onr_budget_fits(c->budget, bytes)) { /* the caller prefixes the node */
-        char v[32], l[32], u[32];
-        return onr_seterr(c->err, ONR_E_NOMEM,
-                          "its %s need %s; the session's memory budget is %s, %s in use", what,
-                          onr_fmt_bytes(v, sizeof v, bytes),
-                          onr_fmt_bytes(l, sizeof l, c->budget->limit),
-                          onr_fmt_bytes(u, sizeof u, atomic_load(&c->budget->used)));
-    }
-    int st = onr_budget_take(c->budget, what, bytes, bytes, c->err); /* a race may still refuse */
+    char subject[96];
+    snprintf(subject, sizeof subject, "its %s", what ? what : "buffers"); /* the caller prefixes the node */
+    int st = onr_budget_take_as(c->budget, subject, bytes, c->err);
     if (!st) c->held += bytes;
     return st;
 }

@@ -59,18 +59,44 @@ uint64_t onr_budget_default(void)
 }
 
 /* planned: 1 the in-use bytes include planned ones; 2 value_bytes is a
- * lower bound (what a kernel allocated for it so far) */
+ * lower bound (what a kernel allocated for it so far). subject and verb
+ * start the message ("value 'x'" "needs", "its packed weights" "need"). */
+static onr_status refuse_as(const onr_budget *b, const char *subject, const char *verb,
+                            uint64_t value_bytes, uint64_t in_use, int planned, onr_err *err)
+{
+    char v[32], l[32], u[32];
+    return onr_seterr(err, ONR_E_NOMEM, "%s %s %s%s; the session's memory budget is %s, %s in use%s",
+                      subject, verb, planned == 2 ? "at least " : "",
+                      onr_fmt_bytes(v, sizeof v, value_bytes), onr_fmt_bytes(l, sizeof l, b->limit),
+                      onr_fmt_bytes(u, sizeof u, in_use), planned == 1 ? " or planned" : "");
+}
+
 static onr_status refuse(const onr_budget *b, const char *name, uint64_t value_bytes,
                          uint64_t in_use, int planned, onr_err *err)
 {
-    char v[32], l[32], u[32], what[300];
+    char what[300];
     if (name) snprintf(what, sizeof what, "value '%s'", name);
     else snprintf(what, sizeof what, "the kernels' scratch memory");
-    return onr_seterr(err, ONR_E_NOMEM,
-                      "%s needs %s%s; the session's memory budget is %s, %s in use%s", what,
-                      planned == 2 ? "at least " : "", onr_fmt_bytes(v, sizeof v, value_bytes),
-                      onr_fmt_bytes(l, sizeof l, b->limit), onr_fmt_bytes(u, sizeof u, in_use),
-                      planned == 1 ? " or planned" : "");
+    return refuse_as(b, what, "needs", value_bytes, in_use, planned, err);
+}
+
+/* Take bytes, or refuse them naming subject; 0 when taken. */
+static onr_status take_as(onr_budget *b, const char *subject, const char *name, uint64_t value_bytes,
+                          uint64_t take, onr_err *err)
+{
+    if (!b) return ONR_OK;
+    uint64_t u = atomic_load(&b->used);
+    do {
+        if (b->limit && (take > b->limit || u > b->limit - take))
+            return subject ? refuse_as(b, subject, "need", value_bytes, u, 0, err)
+                           : refuse(b, name, value_bytes, u, 0, err);
+    } while (!atomic_compare_exchange_weak(&b->used, &u, u + take));
+    return ONR_OK;
+}
+
+onr_status onr_budget_take_as(onr_budget *b, const char *subject, uint64_t bytes, onr_err *err)
+{
+    return take_as(b, subject, NULL, bytes, bytes, err);
 }
 
 int onr_budget_fits(const onr_budget *b, uint64_t bytes)
@@ -83,13 +109,7 @@ int onr_budget_fits(const onr_budget *b, uint64_t bytes)
 onr_status onr_budget_take(onr_budget *b, const char *name, uint64_t value_bytes, uint64_t take,
                            onr_err *err)
 {
-    if (!b) return ONR_OK;
-    uint64_t u = atomic_load(&b->used);
-    do {
-        if (b->limit && (take > b->limit || u > b->limit - take))
-            return refuse(b, name, value_bytes, u, 0, err);
-    } while (!atomic_compare_exchange_weak(&b->used, &u, u + take));
-    return ONR_OK;
+    return take_as(b, NULL, name, value_bytes, take, err);
 }
 
 void onr_budget_give(onr_budget *b, uint64_t bytes)

@@ -48,6 +48,10 @@ uint64_t onr_budget_default(void);
  * pass the limit. */
 onr_status onr_budget_take(onr_budget *b, const char *name, uint64_t value_bytes, uint64_t take,
                            onr_err *err);
+/* onr_budget_take of bytes held for something other than a value; the
+ * refusal reads "<subject> need N; the session's memory budget is ..."
+ * (e.g. "its packed weights"). */
+onr_status onr_budget_take_as(onr_budget *b, const char *subject, uint64_t bytes, onr_err *err);
 void onr_budget_give(onr_budget *b, uint64_t bytes);
 /* Whether `bytes` more (after `pending` planned but not yet taken) fit;
  * refuses like onr_budget_take, saying the planned bytes are counted. */
