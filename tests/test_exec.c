@@ -236,12 +236,59 @@ static void test_session_outputs_not_copied(void **state)
     onr_session_free(s);
 }
 
+/* String values between steps (and a string output nobody reads) own
+ * their pointer arrays: never arena bytes (a string has no element size,
+ * and they were given none), correct on every run, nothing leaked (ASan). */
+static void test_string_intermediates(void **state)
+{
+    (void)state;
+    pbw g = {0}, up = {0}, lo = {0};
+    int64_t d3[] = {3}, d1[] = {-1};
+    pbw_value_info(&g, 11, "x", 8, 1, d3);
+    pbw_attr_string(&up, "case_change_action", "UPPER");
+    pbw_attr_string(&lo, "case_change_action", "LOWER");
+    pbw_node(&g, "StringNormalizer", "up", (const char *[]){"x", NULL}, (const char *[]){"m", NULL}, &up);
+    pbw_node(&g, "StringNormalizer", "lo", (const char *[]){"m", NULL}, (const char *[]){"y", NULL}, &lo);
+    pbw_node(&g, "Unique", "uq", (const char *[]){"m", NULL},
+             (const char *[]){"u", "idx", NULL}, NULL);
+    pbw_value_info(&g, 12, "y", 8, 1, d3);
+    pbw_value_info(&g, 12, "idx", 7, 1, d1);
+    pbw m = pbw_model(&g, 8, 11);
+    onr_session *s = NULL;
+    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    free(m.b);
+    const char *words[][3] = {{"aB", "cD", "ab"}, {"Xy", "xY", "zz"}, {"", "q", "Q"}};
+    const char *want[][3] = {{"ab", "cd", "ab"}, {"xy", "xy", "zz"}, {"", "q", "q"}};
+    const int64_t want_idx[][3] = {{0, 1, 0}, {0, 2, 0}, {0, 1, 0}};
+    const int64_t want_n[] = {2, 2, 2};
+    for (int r = 0; r < 3; r++) {
+        onr_tensor *x = onr_tensor_new(ONR_STRING, 1, d3);
+        assert_non_null(x);
+        for (int i = 0; i < 3; i++) {
+            char **d = onr_tensor_data(x);
+            free(d[i]);
+            d[i] = onr_strdup(words[r][i]);
+        }
+        const onr_tensor *in = x;
+        if (onr_session_run(s, 1, NULL, &in)) fail_msg("run %d: %s", r, onr_session_errmsg(s));
+        const onr_tensor *y = onr_session_output(s, 0), *ix = onr_session_output(s, 1);
+        for (int i = 0; i < 3; i++)
+            assert_string_equal(((char *const *)onr_tensor_data(y))[i], want[r][i]);
+        assert_int_equal(onr_tensor_numel(ix), want_n[r]);
+        for (int64_t i = 0; i < want_n[r]; i++)
+            assert_int_equal(((const int64_t *)onr_tensor_data(ix))[i], want_idx[r][i]);
+        onr_tensor_free(x);
+    }
+    onr_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_static_runs_allocate_nothing),
         cmocka_unit_test(test_symbolic_lengths_reuse_layout),
         cmocka_unit_test(test_session_outputs_not_copied),
+        cmocka_unit_test(test_string_intermediates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

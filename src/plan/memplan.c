@@ -206,6 +206,12 @@ onr_status onr_memplan_place(onr_memplan *mp, onr_step *steps, int i, onr_tensor
             continue;
         }
         if (mp->cls[y] != ONR_MEM_ARENA) continue;
+        if (rt[y].dtype == ONR_STRING || rt[y].kind) {
+            /* strings (and containers) are arrays of pointers the tensor
+             * owns and frees: never arena bytes, whatever the op */
+            mp->cls[y] = ONR_MEM_OWNED;
+            continue;
+        }
         size_t bytes = round_up(onr_tensor_nbytes(&rt[y]));
         mp->total_bytes += bytes;
         int r = o == 0 ? inplace_source(mp, s, i, bytes, rt) : -1;
