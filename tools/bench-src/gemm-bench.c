@@ -103,12 +103,13 @@ typedef struct shape {
     size_t m, n, k, batch;
 } shape;
 
-static const shape g_shapes[] = {
+/* the last slot: a --shape not in the list */
+static shape g_shapes[] = {
     {128, 768, 768, 1},  {128, 2304, 768, 1}, {128, 3072, 768, 1}, {128, 768, 3072, 1},
     {128, 128, 64, 12},  {128, 64, 128, 12},  {197, 768, 768, 1},  {197, 3072, 768, 1},
     {3136, 64, 576, 1},  {3136, 256, 64, 1},  {784, 128, 1152, 1}, {196, 256, 2304, 1},
     {49, 512, 4608, 1},  {64, 50257, 768, 1}, {1, 768, 768, 1},    {1, 3072, 768, 1},
-    {1, 50257, 768, 1},
+    {1, 50257, 768, 1},  {0, 0, 0, 0},
 };
 
 enum { LIB_ONR, LIB_OPENBLAS, LIB_ONEDNN, LIB_COUNT };
@@ -266,8 +267,21 @@ static int parse_args(int argc, char **argv, opts *o, int *openblas_only)
     return 0;
 }
 
+/* Put a --shape the list lacks in its last slot. */
+static void add_custom_shape(const opts *o)
+{
+    const size_t n = sizeof g_shapes / sizeof *g_shapes;
+    if (!o->only.m) return;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (g_shapes[i].m == o->only.m && g_shapes[i].n == o->only.n &&
+            g_shapes[i].k == o->only.k && g_shapes[i].batch == o->only.batch)
+            return;
+    g_shapes[n - 1] = o->only;
+}
+
 static int shape_selected(const opts *o, const shape *s)
 {
+    if (!s->m) return 0; /* the empty custom slot */
     return !o->only.m || (s->m == o->only.m && s->n == o->only.n && s->k == o->only.k &&
                           s->batch == o->only.batch);
 }
@@ -289,6 +303,7 @@ int main(int argc, char **argv)
         setenv("OPENBLAS_THREAD_TIMEOUT", "22", 1);
         execv("/proc/self/exe", argv);
     }
+    add_custom_shape(&o);
     const size_t nshapes = sizeof g_shapes / sizeof *g_shapes;
     if (openblas_only) {
         int lib = LIB_OPENBLAS;
