@@ -39,6 +39,10 @@ typedef struct onr_step {
      * took from it (onr_create_hold), given back by onr_step_destroy */
     struct onr_budget *budget;
     uint64_t held;
+    /* output 0's static shape from the planner's inference, for create's
+     * hint (rank -1: not known) */
+    int out0_rank;
+    int64_t out0_dims[ONR_MAX_RANK];
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],

@@ -35,6 +35,7 @@ onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, in
 {
     memset(s, 0, sizeof *s);
     s->op = op;
+    s->out0_rank = -1; /* no static shape hint unless the planner sets one */
     s->node = node;
     s->opset = node->opset;
     s->n_in = n_in;
@@ -66,7 +67,8 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
         if (s->in[k] && s->in_const[k]) konst[k] = s->in[k];
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
                         .konst = konst, .nthreads = nthreads, .err = err,
-                        .no_fuse = s->no_fuse, .budget = s->budget};
+                        .no_fuse = s->no_fuse, .budget = s->budget,
+                        .out0_rank = s->out0_rank, .out0_dims = s->out0_dims};
     onr_attr_check_state outer = onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
     int st = impl->create(&c, s->params);
     onr_err bad = {0};
@@ -99,6 +101,8 @@ int onr_create_hold(onr_create_ctx *c, const char *what, uint64_t bytes)
 onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads, onr_err *err)
 {
     const onr_op_impl *impl = src->op->impl;
+    dst->out0_rank = src->out0_rank; /* create's hint, as the template had it */
+    memcpy(dst->out0_dims, src->out0_dims, sizeof dst->out0_dims);
     if (impl->clone && src->created) { /* made from the template's params (ops.h) */
         dst->created = 1;
         dst->consumed = src->consumed;

@@ -290,8 +290,20 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
                          size_t j0, size_t nr, size_t NR, float *dst)
 {
     if (!trans_b) {
+        const float *src = b + p0 * ldb + j0;
+        /* full panels of the kernels' widths: copies of a constant size,
+         * inlined (a memcpy call per 128-byte row cost a tenth of a 1x1
+         * convolution with 64 channels) */
+        if (nr == 32 && NR == 32) {
+            for (size_t k = 0; k < kc; k++) memcpy(dst + k * 32, src + k * ldb, 32 * sizeof(float));
+            return;
+        }
+        if (nr == 16 && NR == 16) {
+            for (size_t k = 0; k < kc; k++) memcpy(dst + k * 16, src + k * ldb, 16 * sizeof(float));
+            return;
+        }
         for (size_t k = 0; k < kc; k++) {
-            memcpy(dst + k * NR, b + (p0 + k) * ldb + j0, nr * sizeof(float));
+            memcpy(dst + k * NR, src + k * ldb, nr * sizeof(float));
             for (size_t j = nr; j < NR; j++) dst[k * NR + j] = 0.f;
         }
         return;

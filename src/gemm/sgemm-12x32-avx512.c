@@ -126,6 +126,37 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         }
         return;
     }
+    if (!epi->bias_col && (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU) && alpha == 1.0f &&
+        (beta == 0.0f || beta == 1.0f)) {
+        /* the convolutions' epilogue (row bias, residual, Relu) inline: a
+         * call per row cost a few percent of a whole CNN */
+        const int relu = epi->act == ONR_ACT_RELU, acc_c = beta != 0.0f, pre = epi->residual_before_act;
+        const float *br = epi->bias_row, *rs = epi->residual;
+        const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (size_t i = 0; i < mr; i++) {
+            float *cr = c + i * ldc;
+            const __m512 bi = br ? _mm512_set1_ps(br[i]) : zero;
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) {
+                __m512 t = acc[i][v];
+                if (acc_c)
+                    t = _mm512_add_ps(t, full ? _mm512_loadu_ps(cr + 16 * v)
+                                              : _mm512_maskz_loadu_ps(m[v], cr + 16 * v));
+                if (br) t = _mm512_add_ps(t, bi); /* after C, as epi_row's order */
+                __m512 r = zero;
+                if (rs)
+                    r = full ? _mm512_loadu_ps(rs + i * epi->ldr + 16 * v)
+                             : _mm512_maskz_loadu_ps(m[v], rs + i * epi->ldr + 16 * v);
+                if (rs && pre) t = _mm512_add_ps(t, r);
+                if (relu) t = _mm512_max_ps(zero, t); /* NaN and -0 pass, as act_apply */
+                if (rs && !pre) t = _mm512_add_ps(t, r);
+                if (full) _mm512_storeu_ps(cr + 16 * v, t);
+                else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
+            }
+        }
+        return;
+    }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12 /* constant indices keep acc in registers */
     for (size_t i = 0; i < mr; i++) {

@@ -31,6 +31,14 @@
  * is in cache. The direct (depthwise) path applies the whole epilogue to
  * each output row as soon as the row is done.
  *
+ * Small outputs (7x7, 14x14: a column count far from a multiple of the
+ * kernel's 32-wide tiles) run transposed instead (CONV_GEMMT): Y_g^T =
+ * col^T x W_g^T, output positions as GEMM rows (tiles of 12, little waste)
+ * and channels as columns, then Y_g^T is transposed into Y with the rest of
+ * the epilogue. W_g^T is packed at create, when the planner knows the
+ * output shape and it is one of those (the onr_conv_force_transposed test
+ * hook forces it).
+ *
  * create reads and validates the attributes; a constant 16-bit W (and bias)
  * is widened to float32 there, once, and its original consumed. W is the A
  * operand of these GEMMs, which the core does not prepack, so a float32 W is
@@ -38,10 +46,12 @@
  * auto_pad, path, im2col band, scratch layout) once per input shapes.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
+#include "ops/conv.h"
 #include "ops/dwconv.h"
 #include "ops/linalg.h"
 #include "ops/winograd.h"
@@ -61,7 +71,8 @@ typedef struct conv_geom {
     int64_t IN, OUT;    /* spatial sizes of one input / output plane */
     int64_t CK;         /* Conv: Cg*K (GEMM depth); ConvTranspose: Mg*K (GEMM rows) */
     onr_spatial sp;
-    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO or CONV_DW */
+    int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW or CONV_GEMMT */
+    int t_from;   /* CONV_GEMMT: the kind it replaced (CONV_GEMM: X is the column matrix) */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
 } conv_geom;
 
@@ -140,6 +151,8 @@ typedef struct conv_bufs {
     const float *z;
     const float *wino_u;            /* CONV_WINO: transformed weights */
     const onr_wino_geom *wino;      /* and its geometry (col is its scratch) */
+    const void *wt;                 /* CONV_GEMMT: packed W^T per group */
+    size_t wt_stride;
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -155,6 +168,8 @@ typedef struct conv_params {
     conv_geom g;
     float *wino_u;      /* Winograd's transformed W (constant 3x3 W only) */
     onr_wino_geom wino; /* its geometry, when g.kind is CONV_WINO */
+    void *wt;           /* CONV_GEMMT: W_g^T packed for onr_sgemm_packed, per group */
+    size_t wt_stride;   /* bytes between groups' packs */
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
     size_t off_x, off_w, off_b, off_y, off_col, off_ws;
@@ -166,6 +181,7 @@ static void conv_destroy(void *params)
     free(p->w32);
     free(p->b32);
     free(p->wino_u);
+    free(p->wt);
 }
 
 /* create, shared: attributes, then the 16-bit constants widened. */
@@ -296,7 +312,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .x = onr_scratch_at(ctx, p->off_x), .w = onr_scratch_at(ctx, p->off_w),
         .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
-        .wino_u = p->wino_u, .wino = &p->wino,
+        .wino_u = p->wino_u, .wino = &p->wino, .wt = p->wt, .wt_stride = p->wt_stride,
     };
     if (p->fused) { /* float32 only (reshape checked) */
         const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
@@ -326,7 +342,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
  * Conv
  * ==================================================================== */
 
-enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW };
+enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW, CONV_GEMMT };
 
 static int conv_kind(const conv_geom *g)
 {
@@ -435,6 +451,145 @@ static int conv_wino_pick(conv_params *p)
 
 static void conv_wino_act(const void *e, float *y, int64_t n);
 
+/* ---- transposed GEMM for small outputs (CONV_GEMMT) ----------------------- */
+
+static void conv_epi_rows(const conv_epi *e, int full, float *y, const float *z, int64_t rows,
+                          int64_t n, int64_t ld);
+static int conv_gemm_act(int act);
+static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t r1, float *col,
+                       int nt);
+
+static int conv_t_force = -1; /* -1 automatic, 0 never, 1 whenever W allows */
+void onr_conv_force_transposed(int mode) { conv_t_force = mode < 0 ? -1 : mode != 0; }
+
+static atomic_size_t conv_t_runs;
+size_t onr_conv_transposed_count(void) { return atomic_load_explicit(&conv_t_runs, memory_order_relaxed); }
+
+/* Largest column matrix (CK x OUT floats) the transposed path gathers at
+ * once: it has no bands. */
+#define CONV_T_COL_FLOATS ((int64_t)4 << 20)
+
+/* Whether an output of OUT positions per plane (depth CK) runs transposed:
+ * the kernel's column tiles would waste a fifth or more of their width (49
+ * columns fill 64), and the whole column matrix fits. Below that the two
+ * transposes cost more than the tiles gain (196 columns fill 224: measured
+ * slower in ResNet-50's 14x14 1x1 layers). */
+static int conv_t_worth(int64_t out, int64_t mg, int64_t ck)
+{
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    int64_t nr = (int64_t)bl.nr, pad_out = (out + nr - 1) / nr * nr, pad_m = (mg + nr - 1) / nr * nr;
+    /* transposed, the channels fill the column tiles instead: they must
+     * fill them well (grouped layers of 8 channels would not) */
+    return out > 0 && ck > 0 && out * ck <= CONV_T_COL_FLOATS &&
+           (double)out < 0.8 * (double)pad_out && (double)mg >= 0.9 * (double)pad_m;
+}
+
+/* create: pack W_g^T of a constant float W when the planner's output shape
+ * will run transposed (or the hook forces it). Depthwise and Winograd
+ * layers never do. */
+static int conv_t_create(onr_create_ctx *c, conv_params *p)
+{
+    const onr_tensor *w = onr_create_const(c, 1);
+    if (conv_t_force == 0 || !w || w->rank < 3 || w->numel == 0 ||
+        !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
+        return ONR_OK;
+    int64_t M = w->dims[0], Cg = w->dims[1], K = 1, G = p->group;
+    for (int d = 2; d < w->rank; d++) K *= w->dims[d];
+    if (G < 1 || M % G != 0 || (Cg == 1 && G > 1) || Cg * K <= 0) return ONR_OK;
+    int64_t Mg = M / G, CK = Cg * K;
+    if (conv_t_force < 0) {
+        if (c->out0_rank != w->rank) return ONR_OK;
+        int64_t out = 1;
+        for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
+        if (!conv_t_worth(out, Mg, CK)) return ONR_OK;
+        /* 3x3 stride-1 layers of 9x9 and more go to Winograd */
+        if (p->wino_u && w->rank == 4 && c->out0_dims[2] >= 9 && c->out0_dims[3] >= 9) return ONR_OK;
+    }
+    size_t one = onr_sgemm_pack_b_size((size_t)CK, (size_t)Mg), stride = (one + 63) / 64 * 64;
+    if (stride > SIZE_MAX / (size_t)G) return ONR_OK;
+    int st = onr_create_hold(c, "transposed packed weights", (uint64_t)stride * (uint64_t)G);
+    if (st) return st;
+    if (!(p->wt = onr_alloc_aligned(stride * (size_t)G)))
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of packed weights",
+                          stride * (size_t)G);
+    p->wt_stride = stride;
+    const float *wf = p->w32 ? p->w32 : w->data;
+    for (int64_t grp = 0; grp < G; grp++) /* B = W_g^T: K = CK rows, N = Mg columns */
+        onr_sgemm_pack_b(1, (size_t)CK, (size_t)Mg, wf + grp * Mg * CK, (size_t)CK,
+                         (char *)p->wt + (size_t)grp * stride);
+    return ONR_OK;
+}
+
+/* Y_g [Mg x OUT] from T = Y_g^T [OUT x Mg] (bias, and the activation when
+ * the GEMM applied it), with the rest of the epilogue per output row. */
+static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int64_t out,
+                         int64_t mg, float *y, const float *z, int nt)
+{
+    const int64_t BM = 16;
+    int64_t blocks = (mg + BM - 1) / BM;
+    #pragma omp parallel for num_threads(nt) if (out * mg > ONR_PAR_MIN && nt > 1)
+    for (int64_t bi = 0; bi < blocks; bi++) {
+        int64_t m0 = bi * BM, m1 = m0 + BM < mg ? m0 + BM : mg;
+        for (int64_t p0 = 0; p0 < out; p0 += 64) {
+            int64_t p1 = p0 + 64 < out ? p0 + 64 : out;
+            for (int64_t m = m0; m < m1; m++)
+                for (int64_t q = p0; q < p1; q++) y[m * out + q] = t[q * mg + m];
+        }
+        if (epi && !act_done)
+            conv_epi_rows(epi, 1, y + m0 * out, z ? z + m0 * out : NULL, m1 - m0, out, out);
+    }
+}
+
+static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, float *y,
+                           const conv_bufs *bb, int nt)
+{
+    const conv_epi *epi = bb->epi;
+    atomic_fetch_add_explicit(&conv_t_runs, 1, memory_order_relaxed);
+    int gact = epi ? conv_gemm_act(epi->act) : ONR_ACT_NONE;
+    /* the activation in the GEMM unless a residual must come before it or
+     * the GEMM has no such activation */
+    int act_in_gemm = epi && gact >= 0 && !bb->z;
+    size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
+    int cols = g->t_from != CONV_GEMM;
+    float *col = bb->col, *t = bb->col + (cols ? CK * OUT : 0);
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t grp = 0; grp < g->G; grp++) {
+            const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
+            int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
+            onr_gemm_epilogue ep = {.bias_col = b ? b + grp * g->Mg : NULL};
+            if (act_in_gemm) {
+                ep.act = (onr_gemm_act)gact;
+                ep.clip_min = epi->a;
+                ep.clip_max = epi->b;
+            }
+            const float *a = xg; /* col^T: OUT x CK, read transposed from CK x OUT */
+            if (cols) {
+                im2col_f32(g, xg, 0, g->sp.out[0] * g->sp.out[1], col, nt);
+                a = col;
+            }
+            onr_sgemm_packed(1, OUT, Mg, CK, 1.f, a, OUT, (const char *)bb->wt + (size_t)grp * bb->wt_stride,
+                             0.f, t, Mg, b || act_in_gemm ? &ep : NULL, bb->ws, nt);
+            conv_t_store(act_in_gemm ? NULL : epi, act_in_gemm, t, g->OUT, g->Mg, y + yoff,
+                         epi && bb->z ? bb->z + yoff : NULL, nt);
+        }
+}
+
+/* Reshape: whether this geometry runs transposed; its column floats
+ * (column matrix and T) and workspace bytes. */
+static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
+{
+    conv_geom *g = &p->g;
+    if (!p->wt || (g->kind != CONV_GEMM && g->kind != CONV_IM2COL) || g->OUT == 0) return 0;
+    if (g->OUT * g->CK > CONV_T_COL_FLOATS) return 0;
+    if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK)) return 0;
+    g->t_from = g->kind;
+    g->kind = CONV_GEMMT;
+    *col = (size_t)((g->t_from == CONV_GEMM ? 0 : g->CK * g->OUT) + g->OUT * g->Mg);
+    *ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, p->nthreads);
+    return 1;
+}
+
 static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, float *y,
                           const conv_bufs *bb, int nt)
 {
@@ -448,10 +603,13 @@ static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, fl
     onr_wino_run(bb->wino, x, bb->wino_u, &e, y, bb->col, nt);
 }
 
+static int conv_t_create(onr_create_ctx *c, conv_params *p);
+
 static int conv_create(onr_create_ctx *c, void *params)
 {
     int st = conv_create_common(c, params, 0);
-    return st ? st : conv_wino_create(c, params);
+    if (!st) st = conv_wino_create(c, params);
+    return st ? st : conv_t_create(c, params);
 }
 
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
@@ -500,6 +658,8 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
     if (conv_wino_pick(p)) {
         g->kind = CONV_WINO;
         col = (p->wino.scratch + sizeof(float) - 1) / sizeof(float);
+    } else if (conv_t_pick(p, &col, &ws)) {
+        /* sized there */
     } else if (g->kind == CONV_GEMM) {
         ws = onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg, p->nthreads);
     } else if (g->kind == CONV_IM2COL) {
@@ -760,6 +920,10 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
         conv_wino_f32(g, x, b, y, bb, nt);
         return;
     }
+    if (kind == CONV_GEMMT) {
+        conv_gemmt_f32(g, x, b, y, bb, nt);
+        return;
+    }
     /* what the GEMM epilogue does, and what a pass after each block does */
     int gact = epi ? conv_gemm_act(epi->act) : ONR_ACT_NONE, post = gact < 0;
     int z_in_gemm = epi && bb->z && !(post && epi->res_after);
@@ -841,7 +1005,7 @@ static int fconv_create(onr_create_ctx *c, void *params)
 {
     conv_params *p = params;
     int st = conv_create_common(c, p, 0);
-    if (st || (st = conv_wino_create(c, p))) return st;
+    if (st || (st = conv_wino_create(c, p)) || (st = conv_t_create(c, p))) return st;
     p->fused = 1;
     p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
     const char *name = onr_attr_string(c->node, "activation", "");

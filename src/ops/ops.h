@@ -70,6 +70,11 @@ typedef struct onr_create_ctx {
     int no_fuse;       /* the plan runs without fusions: so do the subgraphs it plans */
     struct onr_budget *budget; /* the session's memory budget (NULL: none) */
     uint64_t held;             /* bytes create took from it (onr_create_hold) */
+    /* output 0's shape as the planner inferred it, when every dim is known
+     * (out0_rank -1 otherwise): a hint for what to prepare (reshape still
+     * decides from the real shapes) */
+    int out0_rank;
+    const int64_t *out0_dims;
 } onr_create_ctx;
 
 /* create: count `bytes` that create is about to allocate and keep (packed

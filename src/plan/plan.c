@@ -127,6 +127,15 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     }
     for (int o = 0; o < n->n_out; o++)
         if (n->outputs[o] >= 0) s->out[o] = &p->rt[n->outputs[o]];
+    if (n->n_out > 0 && n->outputs[0] >= 0) { /* create's hint: the inferred static shape */
+        const onr_value *ov = &p->graph->values[n->outputs[0]];
+        int known = ov->rank >= 0 && !ov->kind;
+        for (int d = 0; known && d < ov->rank; d++) known = ov->dims[d] >= 0;
+        if (known) {
+            s->out0_rank = ov->rank;
+            memcpy(s->out0_dims, ov->dims, sizeof(int64_t) * (size_t)ov->rank);
+        }
+    }
     if ((st = onr_step_create(s, p->nthreads, err))) onr_err_node(err, n);
     return st;
 }

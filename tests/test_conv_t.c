@@ -1,0 +1,283 @@
+/*
+ * test_conv_t.c - the transposed GEMM path of Conv and FusedConv for small
+ * outputs (CONV_GEMMT in src/ops/conv.c): Y^T = col^T x W^T with W^T packed
+ * at create, then transposed into Y with the epilogue.
+ *
+ * With the path forced (onr_conv_force_transposed), each geometry (1x1,
+ * strided, grouped, 1-D, 3-D, dilated, auto_pad, N > 1) is checked against
+ * a direct convolution in double and against the normal path, at 1, 2 and 3
+ * threads (bit for bit); FusedConv's epilogues (each activation, residual
+ * before and after, with and without bias) against the normal path. Then
+ * the automatic choice through a session: a 7x7 output with 64 channels
+ * runs transposed, a 56x56 one and a grouped layer of 8 channels per group
+ * do not.
+ *
+ * Tolerance: |got - want| <= 1e-5 * S + 1e-6, S the sum of |w * x| (and
+ * |b|) over the output's terms: float dot products in another order.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kutil.h"
+#include "pbw.h"
+
+#include "ops/conv.h"
+
+typedef struct tcase {
+    int64_t N, C, M, G, nsp;
+    int64_t in[3], k[3], s[3], d[3];
+    int64_t pads[6]; /* begins then ends */
+    const char *auto_pad;
+} tcase;
+
+static const tcase tcases[] = {
+    {2, 64, 48, 1, 2, {7, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},             /* 1x1: X is col */
+    {1, 32, 40, 1, 2, {13, 11}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL},  /* strided 3x3 */
+    {1, 32, 64, 2, 2, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL},    /* groups */
+    {2, 16, 20, 1, 1, {30}, {5}, {1}, {2}, {3, 1}, NULL},                     /* 1-D, dilated */
+    {1, 8, 16, 1, 3, {5, 6, 7}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, NULL},
+    {1, 64, 96, 1, 2, {14, 14}, {1, 1}, {2, 2}, {1, 1}, {0}, NULL},           /* 1x1 stride 2 */
+    {1, 24, 36, 1, 2, {9, 8}, {5, 5}, {1, 2}, {1, 1}, {0}, "SAME_UPPER"},     /* auto_pad */
+    {3, 17, 33, 1, 2, {3, 5}, {2, 3}, {1, 1}, {1, 1}, {0, 2, 1, 0}, NULL},    /* odd everything */
+};
+
+static int64_t out_len(const tcase *c, int j, int64_t *pb)
+{
+    int64_t ek = (c->k[j] - 1) * c->d[j] + 1;
+    if (c->auto_pad) {
+        int64_t o = (c->in[j] + c->s[j] - 1) / c->s[j];
+        int64_t tot = (o - 1) * c->s[j] + ek - c->in[j];
+        if (tot < 0) tot = 0;
+        *pb = tot / 2;
+        return o;
+    }
+    *pb = c->pads[j];
+    return (c->in[j] + c->pads[j] + c->pads[c->nsp + j] - ek) / c->s[j] + 1;
+}
+
+static int64_t prod(const int64_t *v, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= v[i];
+    return p;
+}
+
+/* Direct convolution in double: y and S per output. */
+static void ref_conv(const tcase *c, const float *x, const float *w, const float *b, double *y,
+                     double *s, int64_t *odims)
+{
+    int64_t pb[3] = {0}, o[3] = {1, 1, 1}, in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, st[3] = {1, 1, 1},
+            dl[3] = {1, 1, 1};
+    int off = 3 - (int)c->nsp; /* right-align to 3 dims */
+    for (int j = 0; j < c->nsp; j++) {
+        int64_t p;
+        o[off + j] = out_len(c, j, &p);
+        pb[off + j] = p;
+        in[off + j] = c->in[j];
+        k[off + j] = c->k[j];
+        st[off + j] = c->s[j];
+        dl[off + j] = c->d[j];
+        odims[j] = o[off + j];
+    }
+    int64_t Cg = c->C / c->G, Mg = c->M / c->G, IN = in[0] * in[1] * in[2], OUT = o[0] * o[1] * o[2];
+    int64_t K = k[0] * k[1] * k[2];
+    for (int64_t n = 0; n < c->N; n++)
+        for (int64_t m = 0; m < c->M; m++)
+            for (int64_t q = 0; q < OUT; q++) {
+                int64_t od = q / (o[1] * o[2]), oh = q / o[2] % o[1], ow = q % o[2];
+                double acc = b ? b[m] : 0, sum = b ? fabs(b[m]) : 0;
+                for (int64_t ci = 0; ci < Cg; ci++)
+                    for (int64_t t = 0; t < K; t++) {
+                        int64_t kd = t / (k[1] * k[2]), kh = t / k[2] % k[1], kw = t % k[2];
+                        int64_t id = od * st[0] - pb[0] + kd * dl[0], ih = oh * st[1] - pb[1] + kh * dl[1],
+                                iw = ow * st[2] - pb[2] + kw * dl[2];
+                        if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1] || iw < 0 || iw >= in[2])
+                            continue;
+                        int64_t cc = m / Mg * Cg + ci;
+                        double v = (double)x[(n * c->C + cc) * IN + (id * in[1] + ih) * in[2] + iw] *
+                                   w[(m * Cg + ci) * K + t];
+                        acc += v;
+                        sum += fabs(v);
+                    }
+                y[(n * c->M + m) * OUT + q] = acc;
+                s[(n * c->M + m) * OUT + q] = sum;
+            }
+}
+
+static void conv_attrs(onr_node *n, const tcase *c)
+{
+    tk_attr_int(n, "group", c->G);
+    tk_attr_ints(n, "kernel_shape", (int)c->nsp, c->k);
+    tk_attr_ints(n, "strides", (int)c->nsp, c->s);
+    tk_attr_ints(n, "dilations", (int)c->nsp, c->d);
+    if (c->auto_pad) tk_attr_string(n, "auto_pad", c->auto_pad);
+    else tk_attr_ints(n, "pads", 2 * (int)c->nsp, c->pads);
+}
+
+typedef struct kact {
+    const char *name; /* NULL: none */
+    int np;
+    float p[2];
+} kact;
+
+/* Conv (act == NULL) or FusedConv with W and B constant, the transposed
+ * path forced on (t = 1) or off (t = 0); checks it was (not) taken. */
+static onr_tensor *run(const tcase *c, const kact *act, int res, onr_tensor **in, int n_in, int t,
+                       int nt)
+{
+    onr_conv_force_transposed(t);
+    onr_node *n = tk_node(act ? "FusedConv" : "Conv");
+    if (act) {
+        free(n->domain);
+        n->domain = onr_strdup("org.onnxrun");
+        if (act->name) tk_attr_string(n, "activation", act->name);
+        if (act->np) tk_attr_floats(n, "activation_params", act->np, act->p);
+        if (res) tk_attr_int(n, "residual_after_activation", res == 2);
+    }
+    conv_attrs(n, c);
+    onr_tensor *out[1];
+    onr_err err = {0};
+    size_t before = onr_conv_transposed_count();
+    if (tk_run_const(n, act ? 1 : 11, n_in, in, 2u | 4u, 1, out, nt, &err))
+        fail_msg("%s: %s", act ? "FusedConv" : "Conv", err.msg);
+    assert_int_equal(onr_conv_transposed_count() > before, t);
+    tk_node_free(n);
+    onr_conv_force_transposed(-1);
+    return out[0];
+}
+
+static void check_close(const onr_tensor *got, const double *want, const double *s, const char *what)
+{
+    const float *g = got->data;
+    for (int64_t i = 0; i < got->numel; i++) {
+        double e = fabs(g[i] - want[i]), tol = 1e-5 * s[i] + 1e-6;
+        if (!(e <= tol))
+            fail_msg("%s element %lld: got %.8g, want %.8g (S %.4g)", what, (long long)i, g[i],
+                     want[i], s[i]);
+    }
+}
+
+static void test_geometries(void **state)
+{
+    (void)state;
+    for (size_t ci = 0; ci < sizeof tcases / sizeof tcases[0]; ci++) {
+        const tcase *c = &tcases[ci];
+        int64_t xd[5] = {c->N, c->C}, wd[5] = {c->M, c->C / c->G}, bd[1] = {c->M}, od[3];
+        for (int j = 0; j < c->nsp; j++) xd[2 + j] = c->in[j], wd[2 + j] = c->k[j];
+        int rank = 2 + (int)c->nsp;
+        onr_tensor *x = tk_rand_f32(rank, xd, 11 + (uint32_t)ci), *w = tk_rand_f32(rank, wd, 23 + (uint32_t)ci);
+        onr_tensor *b = tk_rand_f32(1, bd, 37 + (uint32_t)ci);
+        for (int j = 0; j < c->nsp; j++) {
+            int64_t pb;
+            od[j] = out_len(c, j, &pb);
+        }
+        int64_t OUT = prod(od, (int)c->nsp), ny = c->N * c->M * OUT;
+        double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
+        assert_non_null(want);
+        assert_non_null(s);
+        for (int bias = 0; bias < 2; bias++) {
+            ref_conv(c, x->data, w->data, bias ? b->data : NULL, want, s, od);
+            onr_tensor *in[3] = {x, w, bias ? b : NULL};
+            onr_tensor *normal = run(c, NULL, 0, in, bias ? 3 : 2, 0, 1);
+            onr_tensor *t1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
+            onr_tensor *t2 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 2);
+            onr_tensor *t3 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 3);
+            assert_int_equal(t1->numel, ny);
+            check_close(normal, want, s, "normal path");
+            check_close(t1, want, s, "transposed path");
+            assert_memory_equal(t1->data, t2->data, sizeof(float) * (size_t)ny);
+            assert_memory_equal(t1->data, t3->data, sizeof(float) * (size_t)ny);
+            tk_free_all(1, &normal), tk_free_all(1, &t1), tk_free_all(1, &t2), tk_free_all(1, &t3);
+        }
+        free(want);
+        free(s);
+        onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+    }
+}
+
+static const kact kacts[] = {
+    {NULL, 0, {0, 0}},        {"Relu", 0, {0, 0}},        {"Clip", 2, {-0.3f, 0.4f}},
+    {"Sigmoid", 0, {0, 0}},   {"Silu", 0, {0, 0}},        {"HardSigmoid", 2, {0.3f, 0.4f}},
+    {"HardSwish", 0, {0, 0}}, {"LeakyRelu", 1, {0.2f, 0}},
+};
+
+static void test_fused_epilogue(void **state)
+{
+    (void)state;
+    const tcase *c = &tcases[1]; /* strided 3x3: OUT 7x6 */
+    int64_t od[2], pb;
+    od[0] = out_len(c, 0, &pb), od[1] = out_len(c, 1, &pb);
+    int64_t xd[4] = {c->N, c->C, c->in[0], c->in[1]}, wd[4] = {c->M, c->C, 3, 3}, bd[1] = {c->M};
+    int64_t zd[4] = {c->N, c->M, od[0], od[1]};
+    onr_tensor *x = tk_rand_f32(4, xd, 41), *w = tk_rand_f32(4, wd, 42);
+    onr_tensor *b = tk_rand_f32(1, bd, 43), *z = tk_rand_f32(4, zd, 44);
+    for (size_t ai = 0; ai < sizeof kacts / sizeof kacts[0]; ai++)
+        for (int res = 0; res < 3; res++) {
+            onr_tensor *in[4] = {x, w, (ai + (size_t)res) % 2 ? b : NULL, res ? z : NULL};
+            int n_in = res ? 4 : 3;
+            onr_tensor *want = run(c, &kacts[ai], res, in, n_in, 0, 1);
+            onr_tensor *got = run(c, &kacts[ai], res, in, n_in, 1, 1);
+            onr_tensor *got2 = run(c, &kacts[ai], res, in, n_in, 1, 2);
+            const float *g = got->data, *e = want->data;
+            for (int64_t i = 0; i < got->numel; i++)
+                if (!(fabsf(g[i] - e[i]) <= 1e-4f * (1.f + fabsf(e[i]))))
+                    fail_msg("%s, residual %d, element %lld: transposed %.8g, normal %.8g",
+                             kacts[ai].name ? kacts[ai].name : "no activation", res, (long long)i,
+                             g[i], e[i]);
+            assert_memory_equal(got->data, got2->data, onr_tensor_nbytes(got));
+            tk_free_all(1, &want), tk_free_all(1, &got), tk_free_all(1, &got2);
+        }
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
+}
+
+/* A session over x [1, C, H, H] -> Conv 1x1 (C -> M, group G) -> y: whether
+ * the run took the transposed path, and y against the reference. */
+static int session_takes_t(int64_t C, int64_t M, int64_t G, int64_t H)
+{
+    pbw g = {0}, a = {0};
+    int64_t xd[4] = {1, C, H, H}, wd[4] = {M, C / G, 1, 1}, yd[4] = {1, M, H, H};
+    onr_tensor *w = tk_rand_f32(4, wd, 5), *x = tk_rand_f32(4, xd, 6);
+    pbw_init_f32(&g, "W", 4, wd, w->data, (size_t)w->numel);
+    pbw_value_info(&g, 11, "x", 1, 4, xd);
+    pbw_attr_int(&a, "group", G);
+    pbw_node(&g, "Conv", "conv", (const char *[]){"x", "W", NULL}, (const char *[]){"y", NULL}, &a);
+    pbw_value_info(&g, 12, "y", 1, 4, yd);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = NULL;
+    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    free(m.b);
+    size_t before = onr_conv_transposed_count();
+    const onr_tensor *in = x;
+    if (onr_session_run(s, 1, NULL, &in)) fail_msg("%s", onr_session_errmsg(s));
+    int took = onr_conv_transposed_count() > before;
+    tcase c = {1, C, M, G, 2, {H, H}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL};
+    int64_t ny = M * H * H, od[3];
+    double *want = malloc(sizeof(double) * (size_t)ny), *sum = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(want);
+    assert_non_null(sum);
+    ref_conv(&c, x->data, w->data, NULL, want, sum, od);
+    check_close(onr_session_output(s, 0), want, sum, "session");
+    free(want), free(sum);
+    onr_session_free(s);
+    onr_tensor_free(w), onr_tensor_free(x);
+    return took;
+}
+
+static void test_automatic_choice(void **state)
+{
+    (void)state;
+    assert_true(session_takes_t(64, 64, 1, 7));   /* 49 columns would fill 64 */
+    assert_false(session_takes_t(64, 64, 1, 56)); /* 3136 columns fill their tiles */
+    assert_false(session_takes_t(64, 64, 8, 7));  /* 8 channels per group would not */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_geometries),
+        cmocka_unit_test(test_fused_epilogue),
+        cmocka_unit_test(test_automatic_choice),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
