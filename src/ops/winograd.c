@@ -167,32 +167,47 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     g->TY = (g->OH + 3) / 4;
     g->TX = (g->OW + 3) / 4;
     /* tiles per block: V and Mx of a block in about the L2, at least two
-     * microkernel widths of columns so the GEMMs are not all edge */
+     * microkernel widths of columns so the GEMMs are not all edge; each
+     * thread's share of the tiles in equal blocks */
     int64_t nr = (int64_t)b.nr, per_tile = 36 * (g->Cg + g->Mg) * (int64_t)sizeof(float);
     int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
     if (target < 2 * nr) target = 2 * nr;
     if (target > 16 * nr) target = 16 * nr;
-    g->SX = min64(g->TX, target);
-    g->R = min64(target / g->SX, g->N * g->TY);
-    if (g->R < 1) g->R = 1;
-    int64_t tblk = g->R * g->SX;
-    g->ldt = (tblk + 15) / 16 * 16;
+    int64_t total = g->N * g->TY * g->TX, share = (total + g->nthreads - 1) / g->nthreads;
+    /* a thread's share under two kernel widths would make its products
+     * mostly edge (14x14 outputs: 16 tiles, 8 each on 2 threads, ran at a
+     * quarter of the 1-thread speed): all threads then share each block */
+    g->shared = g->nthreads > 1 && share < 2 * nr;
+    if (g->shared) {
+        g->SX = min64(g->TX, target);
+        g->R = min64(target / g->SX, g->N * g->TY);
+        if (g->R < 1) g->R = 1;
+        share = g->R * g->SX;
+    }
+    int64_t nb = (share + target - 1) / target;
+    g->tblk = (share + nb - 1) / nb;
+    if (g->tblk < 1) g->tblk = 1;
+    g->ldt = (g->tblk + 15) / 16 * 16;
     if (g->ldt % 256 == 0) g->ldt += 16;
     g->ldu = onr_wino_ldu(g->Cg);
-    g->tmp_floats = (size_t)(72 * tblk + 15) / 16 * 16; /* gathered input + its B^T rows */
+    g->tmp_floats = (size_t)(72 * g->tblk + 15) / 16 * 16; /* gathered input + its B^T rows */
     size_t used = 0, al = 64;
 #define WINO_CARVE(off, bytes)                        \
     do {                                              \
         (off) = used;                                 \
         used += ((size_t)(bytes) + al - 1) / al * al; \
     } while (0)
+    /* per-thread mode: one set per thread, every phase of a block on the
+     * thread that owns it, its data in that core's caches; shared mode:
+     * one V, Mx and workspace, a transform buffer per thread */
     WINO_CARVE(g->off_v, sizeof(float) * 36 * (size_t)(g->Cg * g->ldt));
     WINO_CARVE(g->off_m, sizeof(float) * 36 * (size_t)(g->Mg * g->ldt));
-    WINO_CARVE(g->off_tmp, sizeof(float) * g->tmp_floats * (size_t)g->nthreads);
-    WINO_CARVE(g->off_ws, onr_sgemm_batch_workspace_size((size_t)g->Mg, (size_t)tblk,
-                                                         (size_t)g->Cg, 36, g->nthreads));
+    WINO_CARVE(g->off_ws, onr_sgemm_batch_workspace_size((size_t)g->Mg, (size_t)g->tblk,
+                                                         (size_t)g->Cg, 36, g->shared ? g->nthreads : 1));
+    WINO_CARVE(g->off_tmp, sizeof(float) * g->tmp_floats * (size_t)(g->shared ? g->nthreads : 1));
 #undef WINO_CARVE
-    g->scratch = used;
+    g->per_thread = g->shared ? 0 : used;
+    g->scratch = g->shared ? used : used * (size_t)g->nthreads;
 }
 
 /* ---- the driver --------------------------------------------------------- */
@@ -219,11 +234,59 @@ static void wino_gather(const onr_wino_geom *g, onr_wino_gather_fn fg, const flo
     }
 }
 
-void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
-                  const onr_wino_epi *e, float *y, void *scratch, int nt)
+/* The tiles [t0, t0 + T) of group grp (T <= tblk) on one thread: gather
+ * and transform the input, the 36 products, transform the output and
+ * store it with the epilogue. The tiles run in segments, one per tile row
+ * they touch. */
+static void wino_block(const onr_wino_geom *g, const float *x, const float *ug, int64_t grp,
+                       const onr_wino_epi *e, float *y, char *mine, int64_t t0, int64_t T)
 {
-    pthread_once(&g_once, wino_init);
-    atomic_fetch_add_explicit(&g_runs, 1, memory_order_relaxed);
+    float *V = (float *)(mine + g->off_v), *Mx = (float *)(mine + g->off_m);
+    float *tmp = (float *)(mine + g->off_tmp);
+    void *ws = mine + g->off_ws;
+    const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW;
+    const size_t vs = (size_t)(g->Cg * g->ldt), ms = (size_t)(g->Mg * g->ldt);
+    for (int64_t c = 0; c < g->Cg; c++) {
+        for (int64_t i = 0; i < T;) { /* segment: tiles i.. of one tile row */
+            int64_t l = t0 + i, r = l / g->TX, tx = l % g->TX, nx = min64(g->TX - tx, T - i);
+            int64_t n = r / g->TY, ty = r % g->TY;
+            const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
+            wino_gather(g, g_gather, plane, ty, tx, nx, tmp + i, T);
+            i += nx;
+        }
+        g_in(tmp, T, V + c * g->ldt, vs, tmp + 36 * T);
+    }
+    onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug, (size_t)g->ldu,
+                    (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs, 0.f, Mx, (size_t)g->ldt, ms,
+                    36, NULL, ws, 1);
+    for (int64_t m = 0; m < g->Mg; m++) {
+        int64_t mg = grp * g->Mg + m;
+        g_out(Mx + m * g->ldt, ms, T, e && e->bias ? e->bias[mg] : 0.f, tmp, tmp + 16 * T);
+        for (int64_t i = 0; i < T;) {
+            int64_t l = t0 + i, r = l / g->TX, tx = l % g->TX, nx = min64(g->TX - tx, T - i);
+            int64_t n = r / g->TY, oy0 = 4 * (r % g->TY), ox0 = 4 * tx, len = min64(4 * nx, g->OW - ox0);
+            size_t off = (size_t)((n * g->M + mg) * OUT);
+            for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
+                size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
+                float *yr = y + ro;
+                memcpy(yr, tmp + a * 4 * T + 4 * i, sizeof(float) * (size_t)len);
+                if (!e) continue;
+                const float *zr = e->z ? e->z + ro : NULL;
+                if (zr && !e->z_after) wino_add(yr, zr, len);
+                if (e->act) e->act(e->act_ctx, yr, len);
+                if (zr && e->z_after) wino_add(yr, zr, len);
+            }
+            i += nx;
+        }
+    }
+}
+
+/* Few tiles (ONR_WINO_SHARED): each block on all threads together, phase
+ * by phase: the input transform split over channels, the 36 products over
+ * the threads (onr_sgemm_batch), the output transform over channels. */
+static void wino_run_shared(const onr_wino_geom *g, const float *x, const float *u,
+                            const onr_wino_epi *e, float *y, void *scratch, int nt)
+{
     onr_wino_in_fn fin = g_in;
     onr_wino_out_fn fout = g_out;
     onr_wino_gather_fn fg = g_gather;
@@ -231,8 +294,6 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
     float *V = (float *)(base + g->off_v), *Mx = (float *)(base + g->off_m);
     float *tmp = (float *)(base + g->off_tmp);
     void *ws = base + g->off_ws;
-    if (nt > g->nthreads) nt = g->nthreads;
-    if (nt < 1) nt = 1;
     const int64_t rows = g->N * g->TY, IN = g->IH * g->IW, OUT = g->OH * g->OW;
     const size_t vs = (size_t)(g->Cg * g->ldt), ms = (size_t)(g->Mg * g->ldt);
     for (int64_t grp = 0; grp < g->G; grp++) {
@@ -279,6 +340,35 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
                     }
                 }
             }
+        }
+    }
+}
+
+void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
+                  const onr_wino_epi *e, float *y, void *scratch, int nt)
+{
+    pthread_once(&g_once, wino_init);
+    atomic_fetch_add_explicit(&g_runs, 1, memory_order_relaxed);
+    if (nt > g->nthreads) nt = g->nthreads;
+    if (nt < 1) nt = 1;
+    if (g->shared) {
+        wino_run_shared(g, x, u, e, y, scratch, nt);
+        return;
+    }
+    const int64_t total = g->N * g->TY * g->TX;
+    const int64_t work = 36 * total * (g->Cg + g->Mg) * g->G;
+    /* each thread its share of the tiles (as planned for g->nthreads, so
+     * the blocks, and the results, never depend on nt), every phase of a
+     * block on the thread that owns it: one fork and join per convolution */
+    const int64_t parts = g->nthreads, share = (total + parts - 1) / parts;
+    #pragma omp parallel for num_threads(nt) schedule(static, 1) if (nt > 1 && work > ONR_PAR_MIN)
+    for (int64_t part = 0; part < parts; part++) {
+        char *mine = (char *)scratch + (size_t)omp_get_thread_num() * g->per_thread;
+        int64_t p0 = part * share, p1 = min64(p0 + share, total);
+        for (int64_t grp = 0; grp < g->G; grp++) {
+            const float *ug = u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
+            for (int64_t t0 = p0; t0 < p1; t0 += g->tblk)
+                wino_block(g, x, ug, grp, e, y, mine, t0, min64(g->tblk, p1 - t0));
         }
     }
 }

@@ -37,11 +37,16 @@ typedef struct onr_wino_geom {
     int64_t IH, IW, OH, OW;
     int64_t pt, pl;      /* top and left pads (the others follow from OH, OW) */
     int64_t TY, TX;      /* tiles of one image: ceil(OH/4) x ceil(OW/4) */
-    int64_t R, SX;       /* a block: R tile rows (of all N*TY) x SX tile columns */
+    int shared;          /* few tiles: every block on all threads, phase by phase
+                            (R x SX tiles); else each thread its own blocks
+                            (runs of tblk consecutive tiles of its share) */
+    int64_t R, SX;       /* shared: a block is R tile rows (of all N*TY) x SX columns */
+    int64_t tblk;        /* tiles per block (shared: R * SX) */
     int64_t ldt;         /* row stride of V and Mx (tiles, padded) */
     int64_t ldu;         /* row stride of U (input channels, padded) */
     int nthreads;        /* threads the scratch was sized for */
-    size_t off_v, off_m, off_tmp, off_ws; /* offsets in the scratch */
+    size_t off_v, off_m, off_tmp, off_ws; /* offsets in the scratch of thread 0's */
+    size_t per_thread;   /* bytes between one thread's buffers and the next's */
     size_t tmp_floats;   /* per-thread transform buffer */
     size_t scratch;      /* bytes */
 } onr_wino_geom;
