@@ -310,9 +310,14 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
     }
     for (size_t k = 0; k < kc; k++)
         for (size_t j = nr; j < NR; j++) dst[k * NR + j] = 0.f;
-    for (size_t j = 0; j < nr; j++) {
-        const float *src = b + (j0 + j) * ldb + p0;
-        for (size_t k = 0; k < kc; k++) dst[k * NR + j] = src[k];
+    /* 64 rows of the panel at a time (8 KiB with NR 32): the strided
+     * writes stay in L1 while each column's run of K is read in order */
+    for (size_t k0 = 0; k0 < kc; k0 += 64) {
+        const size_t k1 = min_z(kc, k0 + 64);
+        for (size_t j = 0; j < nr; j++) {
+            const float *src = b + (j0 + j) * ldb + p0;
+            for (size_t k = k0; k < k1; k++) dst[k * NR + j] = src[k];
+        }
     }
 }
 

@@ -579,6 +579,23 @@ void onr_pages_drop(const void *p, size_t n)
     if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+void onr_pages_populate(const void *p, size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (!p || ps <= 0 || n == 0) return;
+    uintptr_t mask = (uintptr_t)ps - 1, a = (uintptr_t)p & ~mask, b = (uintptr_t)p + n;
+    if (b < a) return;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+    if (madvise((void *)a, b - a, MADV_POPULATE_READ) == 0) return;
+    volatile const unsigned char *q = (const unsigned char *)p;
+    unsigned char sink = 0;
+    for (uintptr_t o = 0; o < n; o += (uintptr_t)ps) sink ^= q[o];
+    sink ^= q[n - 1];
+    (void)sink;
+}
+
 void onr_model_release_data(onr_model *m, onr_tensor *t)
 {
     if (!t || !t->data) return;

@@ -340,6 +340,10 @@ void onr_model_release_data(onr_model *m, onr_tensor *t);
  * read-only file mapping: they leave the resident set, and read again from
  * the file if touched. */
 void onr_pages_drop(const void *p, size_t n);
+/* Map the pages of [p, p+n) of a read-only file mapping into the process
+ * now (madvise MADV_POPULATE_READ, or a read per page where the kernel
+ * lacks it), so the first run does not fault them in one by one. */
+void onr_pages_populate(const void *p, size_t n);
 
 /* Value lookup by name, -1 when absent. Linear; loaders use a hash. */
 int onr_graph_find_value(const onr_graph *g, const char *name);

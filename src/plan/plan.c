@@ -332,6 +332,10 @@ int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
         onr_memplan_release(&p->mem, i);
     }
     p->mem.valid = 1;
+    /* touch the arena and scratch now, at open: their pages would
+     * otherwise fault in one by one inside the first run's kernels */
+    if (p->mem.arena) memset(p->mem.arena, 0, p->mem.arena_cap);
+    if (p->scratch) memset(p->scratch, 0, p->scratch_cap);
     return ONR_OK;
 }
 
@@ -420,6 +424,12 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     if ((st = onr_memplan_init(&p->mem, g, p->steps, p->n_steps, p->rt, err))) goto fail;
     p->mem.budget = p->budget;
     if ((st = onr_plan_prepare_static(p, known, err))) goto fail;
+    if (!sub) /* the weights the kernels read in place (the loader let their pages go) */
+        for (int v = 0; v < g->n_values; v++) {
+            const onr_tensor *t = g->values[v].konst;
+            if (t && t->data && !t->owns && !t->kind && t->dtype != ONR_STRING)
+                onr_pages_populate(t->data, onr_tensor_nbytes(t));
+        }
     free(known);
     *out = p;
     return ONR_OK;
