@@ -39,7 +39,8 @@ typedef struct onr_gemm_epilogue {
     const float *bias_row; /* length M: added to every column, or NULL */
     onr_gemm_act act;
     float clip_min, clip_max;
-    const float *residual; /* M x N with leading dim ldr, or NULL */
+    const float *residual; /* M x N with leading dim ldr, or NULL; never overlapping C
+                              (C holds partial sums while K blocks accumulate) */
     size_t ldr;
     int residual_before_act; /* 1: act(v + R); 0: act(v) + R */
     /* onr_sgemm_batch only: elements between product p's R and product

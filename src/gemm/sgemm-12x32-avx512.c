@@ -43,6 +43,19 @@ static void epi_row(const onr_sgemm_tile_epi *e, size_t i, int nv, __mmask16 m0,
     }
 }
 
+/* The epilogue over a stored tile of mr rows (c, row stride ldc). */
+static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size_t mr, int nv,
+                                               __mmask16 m0, __mmask16 m1, float *c, size_t ldc)
+{
+    const __mmask16 m[2] = {m0, m1};
+    for (size_t i = 0; i < mr; i++, c += ldc) {
+        __m512 t[2];
+        for (int v = 0; v < nv; v++) t[v] = _mm512_maskz_loadu_ps(m[v], c + 16 * v);
+        epi_row(e, i, nv, m0, m1, t);
+        for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(c + 16 * v, m[v], t[v]);
+    }
+}
+
 /* mr, nv (vectors per row: 1 or 2) and full (no column tail) are
  * compile-time constants in every specialization below. */
 static inline __attribute__((always_inline)) void
@@ -126,11 +139,14 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         }
         return;
     }
-    if (!epi->bias_col && (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU) && alpha == 1.0f &&
-        (beta == 0.0f || beta == 1.0f)) {
-        /* the convolutions' epilogue (row bias, residual, Relu) inline: a
-         * call per row cost a few percent of a whole CNN */
-        const int relu = epi->act == ONR_ACT_RELU, acc_c = beta != 0.0f, pre = epi->residual_before_act;
+    if (!epi->bias_col &&
+        (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
+        alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+        /* the convolutions' epilogue (row bias, residual, Relu or Clip)
+         * inline: a call per row cost a few percent of a whole CNN */
+        const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
+        const int acc_c = beta != 0.0f, pre = epi->residual_before_act;
+        const __m512 lo = _mm512_set1_ps(epi->clip_min), hi = _mm512_set1_ps(epi->clip_max);
         const float *br = epi->bias_row, *rs = epi->residual;
         const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 12
@@ -150,6 +166,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
                              : _mm512_maskz_loadu_ps(m[v], rs + i * epi->ldr + 16 * v);
                 if (rs && pre) t = _mm512_add_ps(t, r);
                 if (relu) t = _mm512_max_ps(zero, t); /* NaN and -0 pass, as act_apply */
+                if (clip) t = _mm512_min_ps(hi, _mm512_max_ps(lo, t)); /* NaN passes */
                 if (rs && !pre) t = _mm512_add_ps(t, r);
                 if (full) _mm512_storeu_ps(cr + 16 * v, t);
                 else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
@@ -157,25 +174,24 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         }
         return;
     }
+    /* the rest (column bias, the activations that need exp): the tile is
+     * stored as alpha*acc + beta*C, then one call applies the epilogue to
+     * it in L1; a call per row made the compiler spill all 24 accumulators */
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12 /* constant indices keep acc in registers */
-    for (size_t i = 0; i < mr; i++) {
-        float *cr = c + i * ldc;
-        __m512 t[2];
+    float *cr = c;
+#pragma GCC unroll 12
+    for (size_t i = 0; i < mr; i++, cr += ldc)
+#pragma GCC unroll 2
         for (int v = 0; v < nv; v++) {
-            t[v] = _mm512_mul_ps(va, acc[i][v]);
+            __m512 t = _mm512_mul_ps(va, acc[i][v]);
             if (beta != 0.0f) {
-                __m512 cv = full ? _mm512_loadu_ps(cr + 16 * v)
-                                 : _mm512_maskz_loadu_ps(m[v], cr + 16 * v);
-                t[v] = _mm512_fmadd_ps(vb, cv, t[v]);
+                __m512 cv = full ? _mm512_loadu_ps(cr + 16 * v) : _mm512_maskz_loadu_ps(m[v], cr + 16 * v);
+                t = _mm512_fmadd_ps(vb, cv, t);
             }
+            if (full) _mm512_storeu_ps(cr + 16 * v, t);
+            else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
         }
-        epi_row(epi, i, nv, m0, m1, t);
-        for (int v = 0; v < nv; v++) {
-            if (full) _mm512_storeu_ps(cr + 16 * v, t[v]);
-            else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t[v]);
-        }
-    }
+    epi_tile(epi, mr, nv, m0, m1, c, ldc);
 }
 
 #define ARGS                                                                                   \

@@ -43,6 +43,19 @@ static void epi_row(const onr_sgemm_tile_epi *e, size_t i, int nv, __m256i m0, _
     }
 }
 
+/* The epilogue over a stored tile of mr rows (c, row stride ldc). */
+static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size_t mr, int nv,
+                                               __m256i m0, __m256i m1, float *c, size_t ldc)
+{
+    const __m256i m[2] = {m0, m1};
+    for (size_t i = 0; i < mr; i++, c += ldc) {
+        __m256 t[2];
+        for (int v = 0; v < nv; v++) t[v] = _mm256_maskload_ps(c + 8 * v, m[v]);
+        epi_row(e, i, nv, m0, m1, t);
+        for (int v = 0; v < nv; v++) _mm256_maskstore_ps(c + 8 * v, m[v], t[v]);
+    }
+}
+
 static inline __attribute__((always_inline)) void
 ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
@@ -105,24 +118,23 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             }
         return;
     }
+    /* the epilogue: the tile is stored as alpha*acc + beta*C, then one call
+     * applies it in L1 (a call per row spilled every accumulator) */
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 6 /* constant indices keep acc in registers */
-    for (size_t i = 0; i < mr; i++) {
-        float *cr = c + i * ldc;
-        __m256 t[2];
+    float *cr = c;
+#pragma GCC unroll 6
+    for (size_t i = 0; i < mr; i++, cr += ldc)
+#pragma GCC unroll 2
         for (int v = 0; v < nv; v++) {
-            t[v] = _mm256_mul_ps(va, acc[i][v]);
+            __m256 t = _mm256_mul_ps(va, acc[i][v]);
             if (beta != 0.0f) {
                 __m256 cv = full ? _mm256_loadu_ps(cr + 8 * v) : _mm256_maskload_ps(cr + 8 * v, m[v]);
-                t[v] = _mm256_fmadd_ps(vb, cv, t[v]);
+                t = _mm256_fmadd_ps(vb, cv, t);
             }
+            if (full) _mm256_storeu_ps(cr + 8 * v, t);
+            else _mm256_maskstore_ps(cr + 8 * v, m[v], t);
         }
-        epi_row(epi, i, nv, m0, m1, t);
-        for (int v = 0; v < nv; v++) {
-            if (full) _mm256_storeu_ps(cr + 8 * v, t[v]);
-            else _mm256_maskstore_ps(cr + 8 * v, m[v], t[v]);
-        }
-    }
+    epi_tile(epi, mr, nv, m0, m1, c, ldc);
 }
 
 #define ARGS                                                                                   \
