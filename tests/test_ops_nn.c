@@ -894,6 +894,47 @@ static void test_lpnorm(void **state)
 
 /* A zero dim lets the others be huge: every op must finish at once, without
  * overflowing products of the other dims. */
+/* GlobalAveragePool and GlobalMaxPool against sums in double, on planes
+ * of 1, 7, 8, 9 and 3136 elements (lanes of eight and their tails), a NaN
+ * the max skips, and 1 / 2 threads bit for bit. */
+static void test_global_pools(void **state)
+{
+    (void)state;
+    const int64_t sides[][2] = {{1, 1}, {1, 7}, {2, 4}, {3, 3}, {56, 56}};
+    for (size_t si = 0; si < sizeof sides / sizeof sides[0]; si++) {
+        int64_t d[4] = {2, 3, sides[si][0], sides[si][1]}, IN = d[2] * d[3];
+        onr_tensor *x = tk_rand_f32(4, d, 17 + (uint32_t)si);
+        float *xv = x->data;
+        if (IN > 2) xv[IN + 1] = NAN; /* plane 1 */
+        for (int op = 0; op < 2; op++) {
+            onr_node *n = tk_node(op ? "GlobalMaxPool" : "GlobalAveragePool");
+            onr_tensor *in[1] = {x};
+            onr_tensor *y1 = tk_run1(n, 13, 1, in, 1), *y2 = tk_run1(n, 13, 1, in, 2);
+            for (int64_t pl = 0; pl < 6; pl++) {
+                double sum = 0, mx = -INFINITY;
+                for (int64_t i = 0; i < IN; i++) {
+                    double v = xv[pl * IN + i];
+                    sum += v;
+                    if (v > mx) mx = v;
+                }
+                float got = ((float *)y1->data)[pl];
+                if (op) {
+                    assert_true(got == (float)mx);
+                } else if (isnan(sum)) {
+                    assert_true(isnan(got));
+                } else if (!(fabs(got - sum / (double)IN) <= 1e-6 * (1 + fabs(sum / (double)IN)))) {
+                    fail_msg("plane %lld of %lld: got %.9g, want %.9g", (long long)pl, (long long)IN,
+                             got, sum / (double)IN);
+                }
+            }
+            assert_memory_equal(y1->data, y2->data, onr_tensor_nbytes(y1));
+            onr_tensor_free(y1), onr_tensor_free(y2);
+            tk_node_free(n);
+        }
+        onr_tensor_free(x);
+    }
+}
+
 static void test_nn_empty_huge_dims(void **state)
 {
     (void)state;
@@ -953,6 +994,7 @@ static void test_nn_empty_huge_dims(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_pools),
         cmocka_unit_test(test_softmax_hand),
         cmocka_unit_test(test_softmax_axis_semantics),
         cmocka_unit_test(test_softmax_large_values),
