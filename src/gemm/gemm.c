@@ -141,16 +141,22 @@ static int find_isa(const char *name)
     return -1;
 }
 
+int onr_cpu_supports(const char *isa)
+{
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(isa, "ref") == 0) return 1;
+    if (strcmp(isa, "avx2") == 0) return avx2;
+    if (strcmp(isa, "avx512") == 0)
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    return 0;
+}
+
 static void gemm_init(void)
 {
     detect_caches();
-    __builtin_cpu_init();
-    g_supported[CFG_REF] = 1;
-    g_supported[CFG_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    g_supported[CFG_AVX512] = g_supported[CFG_AVX2] && __builtin_cpu_supports("avx512f") &&
-                              __builtin_cpu_supports("avx512bw") &&
-                              __builtin_cpu_supports("avx512dq") &&
-                              __builtin_cpu_supports("avx512vl");
+    for (int i = 0; i < CFG_COUNT; i++) g_supported[i] = onr_cpu_supports(g_configs[i]->isa);
     for (int i = 0; i < CFG_COUNT; i++) g_plans[i] = make_plan(g_configs[i]);
     g_auto = g_supported[CFG_AVX512] ? CFG_AVX512 : (g_supported[CFG_AVX2] ? CFG_AVX2 : CFG_REF);
     g_active = g_auto;

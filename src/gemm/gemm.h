@@ -101,6 +101,12 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
 
 /* Name of the microkernel in use ("avx512-...", "avx2-...", "ref"). */
 const char *onr_sgemm_kernel_name(void);
+
+/* Whether this CPU runs the code of instruction set `isa`: "ref" always,
+ * "avx2" (AVX2 + FMA), "avx512" (AVX-512 F/BW/DQ/VL, AVX2, FMA): exactly
+ * the flags CMake compiles a -avx2.c / -avx512.c file with. Every kernel
+ * family checks its SIMD builds with it. 0 for any other name. */
+int onr_cpu_supports(const char *isa);
 /* Force a path for tests: "ref", "avx2", "avx512" (must be supported by the
  * CPU); NULL restores the automatic choice. Returns 0 on success. Also read
  * once from the ONR_GEMM_KERNEL environment variable at start-up. */

@@ -252,17 +252,14 @@ int onr_attention_force_isa(const char *name)
 {
     if (name && strcmp(name, "ref") != 0 && strcmp(name, "avx2") != 0 && strcmp(name, "avx512") != 0)
         return -1;
-    if (name && strcmp(name, "avx2") == 0 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
-        return -1;
-    if (name && strcmp(name, "avx512") == 0 && !__builtin_cpu_supports("avx512f")) return -1;
+    if (name && !onr_cpu_supports(name)) return -1;
     g_isa = name;
     return 0;
 }
 
 static void att_pick_rowops(att_params *p)
 {
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+    int avx2 = onr_cpu_supports("avx2"), avx512 = onr_cpu_supports("avx512");
     if (g_isa) {
         avx512 = avx512 && strcmp(g_isa, "avx512") == 0;
         avx2 = avx2 && (avx512 || strcmp(g_isa, "avx2") == 0);

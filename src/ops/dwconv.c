@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm/gemm.h"
 #include "ops/ops.h"
 
 /* The epilogue on one value; z the residual element or NULL. */
@@ -92,13 +93,9 @@ static int dw_find(const char *name)
 
 static void dw_init(void)
 {
-    __builtin_cpu_init();
     dw_supported[DW_REF] = 1;
-    dw_supported[DW_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    dw_supported[DW_AVX512] = dw_supported[DW_AVX2] && __builtin_cpu_supports("avx512f") &&
-                              __builtin_cpu_supports("avx512bw") &&
-                              __builtin_cpu_supports("avx512dq") &&
-                              __builtin_cpu_supports("avx512vl");
+    dw_supported[DW_AVX2] = onr_cpu_supports("avx2");
+    dw_supported[DW_AVX512] = onr_cpu_supports("avx512");
     dw_auto = dw_supported[DW_AVX512] ? DW_AVX512 : (dw_supported[DW_AVX2] ? DW_AVX2 : DW_REF);
     const char *env = getenv("ONR_DWCONV_KERNEL");
     if (env && *env) {

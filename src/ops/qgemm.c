@@ -30,6 +30,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "gemm/gemm.h"
 #include "ops/linalg.h"
 #include "ops/quant.h"
 
@@ -213,7 +214,7 @@ int onr_qmm_force_c = 0;
 
 static qmm_fn qmm_pick(void)
 {
-    if (!onr_qmm_force_c && __builtin_cpu_supports("avx2")) return onr_qmm_rows_avx2;
+    if (!onr_qmm_force_c && onr_cpu_supports("avx2")) return onr_qmm_rows_avx2;
     return qmm_rows_c;
 }
 

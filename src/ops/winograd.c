@@ -25,17 +25,6 @@ static onr_wino_out_fn g_out = onr_wino_out_ref;
 static onr_wino_gather_fn g_gather = onr_wino_gather_ref;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static int isa_ok(const char *name)
-{
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (strcmp(name, "ref") == 0) return 1;
-    if (strcmp(name, "avx2") == 0) return avx2;
-    if (strcmp(name, "avx512") == 0)
-        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    return 0;
-}
-
 static void set_isa(const char *name)
 {
     if (strcmp(name, "avx512") == 0) {
@@ -59,7 +48,7 @@ static void wino_init(void)
     const char *e = getenv("ONR_CONV_ALGO");
     if (e && strcmp(e, "im2col") == 0) g_env_mode = ONR_WINO_OFF;
     else if (e && strcmp(e, "winograd") == 0) g_env_mode = ONR_WINO_FORCE;
-    set_isa(isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref");
+    set_isa(onr_cpu_supports("avx512") ? "avx512" : onr_cpu_supports("avx2") ? "avx2" : "ref");
 }
 
 int onr_wino_mode(void)
@@ -77,8 +66,8 @@ void onr_wino_force(int mode)
 int onr_wino_force_isa(const char *name)
 {
     pthread_once(&g_once, wino_init);
-    if (!name) name = isa_ok("avx512") ? "avx512" : isa_ok("avx2") ? "avx2" : "ref";
-    if (!isa_ok(name)) return -1;
+    if (!name) name = onr_cpu_supports("avx512") ? "avx512" : onr_cpu_supports("avx2") ? "avx2" : "ref";
+    if (!onr_cpu_supports(name)) return -1;
     set_isa(name);
     return 0;
 }
