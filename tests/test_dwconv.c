@@ -12,8 +12,10 @@
  * epilogue with the residual before and after it, with and without bias.
  * Results are bit-identical for 1, 2 and 3 threads. Buffers that end at, or
  * start right after, an unmapped page show that the masked border loads and
- * tail stores touch nothing outside the tensors. Last, Conv and FusedConv
- * nodes through the executor (2-D, 1-D, auto_pad, float16).
+ * tail stores touch nothing outside the tensors. Small groups (cg > 1, up
+ * to 16 channels per group, output channel blocks of 8, 4, 2, 1) likewise.
+ * Last, Conv and FusedConv nodes through the executor (2-D, 1-D, auto_pad,
+ * float16, small groups).
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,12 +34,16 @@ enum { NKERNELS = 3 };
 
 typedef struct dcase {
     int64_t N, C, mult, IH, IW, KH, KW, SH, SW, DH, DW, PT, PB, PL, PR;
+    int64_t cg; /* input channels per group; 0: depthwise */
 } dcase;
+
+static int64_t cg_of(const onr_dwconv *g) { return g->cg > 1 ? g->cg : 1; }
+static int64_t outs_of(const onr_dwconv *g) { return g->C / cg_of(g) * g->mult; }
 
 static void geom(const dcase *c, onr_dwconv *g)
 {
     memset(g, 0, sizeof *g);
-    g->N = c->N, g->C = c->C, g->mult = c->mult;
+    g->N = c->N, g->C = c->C, g->mult = c->mult, g->cg = c->cg;
     g->IH = c->IH, g->IW = c->IW, g->KH = c->KH, g->KW = c->KW;
     g->SH = c->SH, g->SW = c->SW, g->DH = c->DH, g->DW = c->DW;
     g->PT = c->PT, g->PL = c->PL;
@@ -67,29 +73,31 @@ static double act_ref(const onr_dwconv *g, double v)
 static void dw_ref(const onr_dwconv *g, const float *x, const float *w, const float *b,
                    const float *z, double *y, double *tol)
 {
-    int64_t M = g->C * g->mult;
+    int64_t M = outs_of(g), cg = cg_of(g);
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t m = 0; m < M; m++)
             for (int64_t oh = 0; oh < g->OH; oh++)
                 for (int64_t ow = 0; ow < g->OW; ow++) {
                     double acc = 0, mag = 0;
-                    for (int64_t kh = 0; kh < g->KH; kh++)
-                        for (int64_t kw = 0; kw < g->KW; kw++) {
-                            int64_t ih = oh * g->SH - g->PT + kh * g->DH;
-                            int64_t iw = ow * g->SW - g->PL + kw * g->DW;
-                            if (ih < 0 || ih >= g->IH || iw < 0 || iw >= g->IW) continue;
-                            double t = (double)w[(m * g->KH + kh) * g->KW + kw] *
-                                       x[((n * g->C + m / g->mult) * g->IH + ih) * g->IW + iw];
-                            acc += t;
-                            mag += fabs(t);
-                        }
+                    for (int64_t c = 0; c < cg; c++)
+                        for (int64_t kh = 0; kh < g->KH; kh++)
+                            for (int64_t kw = 0; kw < g->KW; kw++) {
+                                int64_t ih = oh * g->SH - g->PT + kh * g->DH;
+                                int64_t iw = ow * g->SW - g->PL + kw * g->DW;
+                                if (ih < 0 || ih >= g->IH || iw < 0 || iw >= g->IW) continue;
+                                int64_t ci = m / g->mult * cg + c;
+                                double t = (double)w[((m * cg + c) * g->KH + kh) * g->KW + kw] *
+                                           x[((n * g->C + ci) * g->IH + ih) * g->IW + iw];
+                                acc += t;
+                                mag += fabs(t);
+                            }
                     int64_t i = ((n * M + m) * g->OH + oh) * g->OW + ow;
                     if (b) acc += b[m], mag += fabs(b[m]);
                     if (z && !g->res_after) acc += z[i], mag += fabs(z[i]);
                     acc = act_ref(g, acc);
                     if (z && g->res_after) acc += z[i], mag += fabs(z[i]);
                     y[i] = acc;
-                    tol[i] = 4e-7 * (double)(g->KH * g->KW + 3) * (mag + 1) + 1e-7;
+                    tol[i] = 4e-7 * (double)(cg * g->KH * g->KW + 3) * (mag + 1) + 1e-7;
                 }
 }
 
@@ -107,14 +115,15 @@ static float *rand_floats(size_t n, uint32_t seed)
 static size_t in_count(const onr_dwconv *g) { return (size_t)(g->N * g->C * g->IH * g->IW); }
 static size_t out_count(const onr_dwconv *g)
 {
-    return (size_t)(g->N * g->C * g->mult * g->OH * g->OW);
+    return (size_t)(g->N * outs_of(g) * g->OH * g->OW);
 }
 
 static void fail_geom(const onr_dwconv *g, const char *what, size_t i, double got, double want)
 {
-    fail_msg("%s: y[%zu] = %.9g, want %.9g (N%lld C%lld x%lld in %lldx%lld k %lldx%lld "
+    fail_msg("%s: y[%zu] = %.9g, want %.9g (N%lld C%lld cg%lld x%lld in %lldx%lld k %lldx%lld "
              "s %lld,%lld d %lld,%lld pads %lld,%lld out %lldx%lld act %d res_after %d)",
-             what, i, got, want, (long long)g->N, (long long)g->C, (long long)g->mult,
+             what, i, got, want, (long long)g->N, (long long)g->C, (long long)g->cg,
+             (long long)g->mult,
              (long long)g->IH, (long long)g->IW, (long long)g->KH, (long long)g->KW,
              (long long)g->SH, (long long)g->SW, (long long)g->DH, (long long)g->DW,
              (long long)g->PT, (long long)g->PL, (long long)g->OH, (long long)g->OW, g->act,
@@ -125,10 +134,10 @@ static void fail_geom(const onr_dwconv *g, const char *what, size_t i, double go
  * against the reference; res: 0 no Z, 1 Z before the activation, 2 after. */
 static void check_geom(const onr_dwconv *g, int bias, int res, uint32_t seed)
 {
-    size_t nx = in_count(g), ny = out_count(g), nw = (size_t)(g->C * g->mult * g->KH * g->KW);
-    size_t n1 = ny ? ny : 1;
+    size_t nx = in_count(g), ny = out_count(g);
+    size_t nw = (size_t)(outs_of(g) * cg_of(g) * g->KH * g->KW), n1 = ny ? ny : 1;
     float *x = rand_floats(nx, seed), *w = rand_floats(nw, seed + 1);
-    float *b = bias ? rand_floats((size_t)(g->C * g->mult), seed + 2) : NULL;
+    float *b = bias ? rand_floats((size_t)outs_of(g), seed + 2) : NULL;
     float *z = res ? rand_floats(ny, seed + 3) : NULL;
     double *want = malloc(sizeof(double) * n1), *tol = malloc(sizeof(double) * n1);
     float *y = malloc(sizeof(float) * n1), *y1 = malloc(sizeof(float) * n1);
@@ -186,7 +195,7 @@ static void test_geometry_sweep(void **state)
             /* the input width giving this output width */
             int64_t iw = (ow - 1) * f[1] + dk - f[5] - f[6];
             if (iw < 1) continue;
-            dcase c = {1, 2, f[7], 5, iw, f[0], f[0], f[1], f[1], f[2], f[2], f[3], f[4], f[5], f[6]};
+            dcase c = {1, 2, f[7], 5, iw, f[0], f[0], f[1], f[1], f[2], f[2], f[3], f[4], f[5], f[6], 1};
             if (c.IH + c.PT + c.PB < dk) c.IH = dk;
             check_case(&c, ONR_DW_ACT_NONE, 0, 0, (int)(ow & 1), 0);
         }
@@ -199,19 +208,19 @@ static void test_shapes(void **state)
 {
     (void)state;
     static const dcase cases[] = {
-        {2, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},       /* 1x1 plane */
-        {2, 3, 2, 1, 20, 1, 3, 1, 1, 1, 1, 0, 0, 1, 1},      /* 1-D */
-        {1, 4, 1, 17, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     /* 4-row tiles and remainder */
-        {1, 2, 1, 23, 40, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
-        {3, 2, 2, 9, 37, 2, 4, 1, 2, 1, 1, 1, 0, 2, 1},      /* 2x4, unequal strides */
-        {1, 2, 1, 12, 50, 3, 3, 2, 1, 3, 2, 3, 3, 2, 2},     /* unequal dilations */
-        {1, 1, 1, 6, 18, 3, 3, 1, 1, 1, 1, 5, 5, 20, 20},    /* pads beyond the input */
-        {1, 2, 1, 30, 7, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3},      /* tall narrow */
-        {1, 2, 3, 14, 14, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1},     /* TF-style SAME, mult 3 */
-        {1, 1, 1, 5, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     /* long row */
-        {1, 1, 1, 5, 200, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2},
-        {1, 1, 1, 9, 9, 9, 9, 1, 1, 1, 1, 0, 0, 0, 0},       /* kernel = input */
-        {2, 16, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},      /* many small planes */
+        {2, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},       /* 1x1 plane */
+        {2, 3, 2, 1, 20, 1, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},      /* 1-D */
+        {1, 4, 1, 17, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},     /* 4-row tiles and remainder */
+        {1, 2, 1, 23, 40, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1},
+        {3, 2, 2, 9, 37, 2, 4, 1, 2, 1, 1, 1, 0, 2, 1, 1},      /* 2x4, unequal strides */
+        {1, 2, 1, 12, 50, 3, 3, 2, 1, 3, 2, 3, 3, 2, 2, 1},     /* unequal dilations */
+        {1, 1, 1, 6, 18, 3, 3, 1, 1, 1, 1, 5, 5, 20, 20, 1},    /* pads beyond the input */
+        {1, 2, 1, 30, 7, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 1},      /* tall narrow */
+        {1, 2, 3, 14, 14, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 1},     /* TF-style SAME, mult 3 */
+        {1, 1, 1, 5, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},     /* long row */
+        {1, 1, 1, 5, 200, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2, 1},
+        {1, 1, 1, 9, 9, 9, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1},       /* kernel = input */
+        {2, 16, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      /* many small planes */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i], ONR_DW_ACT_NONE, 0, 0, (int)(i & 1), (int)(i % 3));
@@ -233,9 +242,9 @@ static void test_epilogue(void **state)
         {ONR_DW_ACT_LEAKYRELU, 0.1f, 0},
     };
     static const dcase cases[] = {
-        {1, 3, 1, 9, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
-        {2, 2, 2, 11, 41, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
-        {1, 2, 1, 6, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1}, /* stride 3: the reference */
+        {1, 3, 1, 9, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 2, 2, 11, 41, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1},
+        {1, 2, 1, 6, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* stride 3: the reference */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
@@ -244,11 +253,48 @@ static void test_epilogue(void **state)
                     check_case(&cases[ci], acts[ai].act, acts[ai].a, acts[ai].b, bias, res);
 }
 
+/* Small groups (cg > 1): group sizes, output channels per group that
+ * split into blocks of 8, 4, 2 and 1, strides 1, 2 and 3, dilation and
+ * pads, over output widths 1..40, with every epilogue on a few. */
+static void test_groups(void **state)
+{
+    (void)state;
+    static const int64_t cfg[][9] = {
+        /* K, S, D, PT, PB, PL, PR, mult, cg */
+        {3, 1, 1, 1, 1, 1, 1, 8, 8},  {3, 2, 1, 1, 1, 1, 1, 8, 8},  {3, 1, 1, 1, 1, 1, 1, 15, 2},
+        {3, 2, 1, 0, 1, 0, 1, 3, 16}, {1, 1, 1, 0, 0, 0, 0, 11, 4}, {5, 1, 2, 4, 4, 4, 4, 1, 3},
+        {3, 3, 1, 1, 1, 1, 1, 2, 2},  {2, 1, 1, 0, 1, 1, 0, 16, 5},
+    };
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        const int64_t *f = cfg[i];
+        int64_t dk = (f[0] - 1) * f[2] + 1;
+        for (int64_t ow = 1; ow <= 40; ow += ow < 18 ? 1 : 7) {
+            int64_t iw = (ow - 1) * f[1] + dk - f[5] - f[6];
+            if (iw < 1) continue;
+            dcase c = {1 + (ow % 3 == 0), 2 * f[8], f[7], 4, iw, f[0], f[0], f[1], f[1], f[2], f[2],
+                       f[3], f[4], f[5], f[6], f[8]};
+            if (c.IH + c.PT + c.PB < dk) c.IH = dk;
+            check_case(&c, ONR_DW_ACT_NONE, 0, 0, (int)(ow & 1), (int)(ow % 3));
+        }
+    }
+    static const dcase ecase[] = {
+        {1, 16, 8, 6, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},
+        {2, 6, 5, 9, 23, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},
+    };
+    static const int acts[] = {ONR_DW_ACT_RELU, ONR_DW_ACT_CLIP, ONR_DW_ACT_SILU,
+                               ONR_DW_ACT_HARDSWISH, ONR_DW_ACT_LEAKYRELU};
+    for (size_t ci = 0; ci < sizeof ecase / sizeof ecase[0]; ci++)
+        for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
+            for (int res = 0; res < 3; res++)
+                check_case(&ecase[ci], acts[ai], acts[ai] == ONR_DW_ACT_CLIP ? -0.3f : 0.1f,
+                           acts[ai] == ONR_DW_ACT_HARDSWISH ? 0.5f : 0.4f, 1, res);
+}
+
 /* Large values through the sigmoids (exp clamps) and NaN staying NaN. */
 static void test_special_values(void **state)
 {
     (void)state;
-    dcase c = {1, 1, 1, 3, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    dcase c = {1, 1, 1, 3, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     onr_dwconv g;
     geom(&c, &g);
     size_t nx = in_count(&g), ny = out_count(&g);
@@ -299,18 +345,22 @@ static void test_guard_pages(void **state)
 {
     (void)state;
     static const dcase cases[] = {
-        {1, 1, 1, 5, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
-        {1, 1, 1, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
-        {1, 1, 1, 6, 45, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
-        {1, 1, 1, 6, 45, 5, 5, 1, 1, 2, 2, 4, 4, 4, 4},
-        {1, 1, 2, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 1, 1, 5, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 1, 1, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+        {1, 1, 1, 6, 45, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1},
+        {1, 1, 1, 6, 45, 5, 5, 1, 1, 2, 2, 4, 4, 4, 4, 1},
+        {1, 1, 2, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 4, 3, 5, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},  /* groups of 2 */
+        {1, 6, 9, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},  /* groups of 3, stride 2 */
+        {1, 8, 8, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int at_end = 0; at_end < 2; at_end++) {
             onr_dwconv g;
             geom(&cases[ci], &g);
             g.act = ONR_DW_ACT_SILU;
-            size_t nx = in_count(&g), ny = out_count(&g), nw = (size_t)(g.C * g.mult * 9 * 3);
+            size_t nx = in_count(&g), ny = out_count(&g);
+            size_t nw = (size_t)(outs_of(&g) * cg_of(&g) * g.KH * g.KW);
             guarded X = guard_alloc(nx, at_end), Y = guard_alloc(ny, at_end);
             guarded Z = guard_alloc(ny, at_end);
             size_t nws = onr_dwconv_workspace_size(&g, 1) / sizeof(float);
@@ -349,15 +399,16 @@ static void test_force_kernel(void **state)
 /* ---- through the executor ------------------------------------------------- */
 
 /* A depthwise Conv node (group = C) against the reference; pads or auto_pad. */
-static void conv_node_case(int nsp, const int64_t *xd, int64_t mult, const int64_t *k,
-                           const int64_t *s, const int64_t *d, const int64_t *pads,
-                           const char *auto_pad, int nt)
+static void conv_node_case(int nsp, const int64_t *xd, int64_t cg, int64_t mult,
+                           const int64_t *k, const int64_t *s, const int64_t *d,
+                           const int64_t *pads, const char *auto_pad, int nt)
 {
-    int64_t C = xd[1], wd[4] = {C * mult, 1, k[0], nsp > 1 ? k[1] : 0}, bd[1] = {C * mult};
+    int64_t C = xd[1], M = C / cg * mult;
+    int64_t wd[4] = {M, cg, k[0], nsp > 1 ? k[1] : 0}, bd[1] = {M};
     onr_tensor *x = tk_rand_f32(2 + nsp, xd, 21), *w = tk_rand_f32(2 + nsp, wd, 22);
     onr_tensor *b = tk_rand_f32(1, bd, 23);
     onr_node *n = tk_node("Conv");
-    tk_attr_int(n, "group", C);
+    tk_attr_int(n, "group", C / cg);
     tk_attr_ints(n, "strides", nsp, s);
     tk_attr_ints(n, "dilations", nsp, d);
     if (auto_pad) tk_attr_string(n, "auto_pad", auto_pad);
@@ -367,7 +418,7 @@ static void conv_node_case(int nsp, const int64_t *xd, int64_t mult, const int64
     tk_node_free(n);
     /* the same geometry for the reference: pads from the output size */
     onr_dwconv g = {0};
-    g.N = xd[0], g.C = C, g.mult = mult;
+    g.N = xd[0], g.C = C, g.mult = mult, g.cg = cg;
     g.IH = nsp > 1 ? xd[2] : 1, g.IW = xd[1 + nsp];
     g.KH = nsp > 1 ? k[0] : 1, g.KW = k[nsp - 1];
     g.SH = nsp > 1 ? s[0] : 1, g.SW = s[nsp - 1];
@@ -398,10 +449,14 @@ static void test_conv_node(void **state)
     const int64_t d1[2] = {1, 1}, p1[4] = {1, 1, 1, 1}, pa[4] = {0, 2, 1, 0};
     const int64_t x1[3] = {1, 4, 50}, k5[1] = {5}, s21[1] = {2}, d21[1] = {1}, p21[2] = {2, 1};
     for (int nt = 1; nt <= 2; nt++) {
-        conv_node_case(2, x2, 1, k3, s1, d1, p1, NULL, nt);
-        conv_node_case(2, x2, 2, k3, s2, d1, pa, NULL, nt);
-        conv_node_case(2, x2, 1, k3, s2, d1, NULL, "SAME_UPPER", nt);
-        conv_node_case(1, x1, 3, k5, s21, d21, p21, NULL, nt);
+        conv_node_case(2, x2, 1, 1, k3, s1, d1, p1, NULL, nt);
+        conv_node_case(2, x2, 1, 2, k3, s2, d1, pa, NULL, nt);
+        conv_node_case(2, x2, 1, 1, k3, s2, d1, NULL, "SAME_UPPER", nt);
+        conv_node_case(1, x1, 1, 3, k5, s21, d21, p21, NULL, nt);
+        /* small groups: 3 groups of 2, 2 of 3 (8 outputs each), 1-D groups of 2 */
+        conv_node_case(2, x2, 2, 3, k3, s1, d1, p1, NULL, nt);
+        conv_node_case(2, x2, 3, 8, k3, s2, d1, pa, NULL, nt);
+        conv_node_case(1, x1, 2, 5, k5, s21, d21, p21, NULL, nt);
     }
 }
 
@@ -446,7 +501,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometry_sweep), cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_epilogue),       cmocka_unit_test(test_special_values),
+        cmocka_unit_test(test_epilogue),       cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_guard_pages),    cmocka_unit_test(test_force_kernel),
         cmocka_unit_test(test_conv_node),      cmocka_unit_test(test_conv_node_f16),
     };

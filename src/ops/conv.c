@@ -9,7 +9,9 @@
  *     into scratch (bounded size) and multiplied, Y_g = W_g x col;
  *   - depthwise (one input channel per group): a direct loop, since its
  *     GEMMs would have K = kernel size only; 1-D and 2-D ones run the
- *     vectorised kernel of dwconv.c (CONV_DW), epilogue included.
+ *     vectorised kernel of dwconv.c (CONV_DW), epilogue included, as do
+ *     small groups (at most 16 input and 16 output channels per group,
+ *     RegNet's and ResNeXt's): their GEMMs are too small to run well.
  * Bias goes through the GEMM epilogue (bias_row: output rows are channels).
  * ConvTranspose is the adjoint: col = W_g^T x X_g, then col2im scatters the
  * columns into the output, each output channel owned by one thread so the
@@ -49,6 +51,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "gemm/gemm.h"
 #include "ops/conv.h"
@@ -343,13 +349,17 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
  * ==================================================================== */
 
 enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW, CONV_GEMMT };
+#define CONV_SMALL_GROUP 16
 
 static int conv_kind(const conv_geom *g)
 {
     const onr_spatial *sp = &g->sp;
-    /* depthwise with at most 2 spatial dims that matter: dwconv.c */
-    if (g->CK > 0 && g->Cg == 1 && g->G > 1 && sp->in[0] == 1 && sp->k[0] == 1 &&
-        sp->out[0] == 1 && sp->pb[0] == 0)
+    /* depthwise, or groups of at most CONV_SMALL_GROUP input and output
+     * channels (per-group GEMMs that small run far below the FMA peak),
+     * with at most 2 spatial dims that matter: dwconv.c */
+    if (g->CK > 0 && g->G > 1 && (g->Cg == 1 || (g->Cg <= CONV_SMALL_GROUP &&
+                                                 g->Mg <= CONV_SMALL_GROUP)) &&
+        sp->in[0] == 1 && sp->k[0] == 1 && sp->out[0] == 1 && sp->pb[0] == 0)
         return CONV_DW;
     if (g->CK == 0 || (g->Cg == 1 && g->G > 1)) return CONV_DIRECT;
     for (int j = 0; j < 3; j++)
@@ -362,7 +372,7 @@ static onr_dwconv conv_dw_geom(const conv_geom *g)
 {
     const onr_spatial *sp = &g->sp;
     onr_dwconv d = {
-        .N = g->N, .C = g->C, .mult = g->Mg,
+        .N = g->N, .C = g->C, .mult = g->Mg, .cg = g->Cg,
         .IH = sp->in[1], .IW = sp->in[2], .OH = sp->out[1], .OW = sp->out[2],
         .KH = sp->k[1], .KW = sp->k[2], .SH = sp->s[1], .SW = sp->s[2],
         .DH = sp->d[1], .DW = sp->d[2], .PT = sp->pb[1], .PL = sp->pb[2],
@@ -425,8 +435,9 @@ static int conv_wino_pick(conv_params *p)
     const conv_geom *g = &p->g;
     const onr_spatial *sp = &g->sp;
     int mode = onr_wino_mode();
+    /* small groups run dwconv.c's direct kernel unless Winograd is forced */
     if (!p->wino_u || mode == ONR_WINO_OFF || sp->nsp != 2 || g->kind == CONV_DIRECT ||
-        g->kind == CONV_DW)
+        (g->kind == CONV_DW && (g->Cg == 1 || mode == ONR_WINO_AUTO)))
         return 0;
     for (int j = 1; j < 3; j++)
         if (sp->k[j] != 3 || sp->s[j] != 1 || sp->d[j] != 1) return 0;
@@ -541,6 +552,41 @@ static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int6
     }
 }
 
+/* Row stride of the transposed column matrix: CK, padded where rows of a
+ * multiple of 2 KiB would alias in L1 (the GEMM then reads it in place). */
+static int64_t conv_t_lda(int64_t ck) { return ck % 512 == 0 ? ck + 16 : ck; }
+
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 4 x 4 blocks
+ * (SSE), threads splitting the destination's rows in blocks of 64. */
+static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
+                           int64_t ldd, int nt)
+{
+    int64_t blocks = (cols + 63) / 64;
+    #pragma omp parallel for num_threads(nt) if (rows * cols > ONR_PAR_MIN && nt > 1)
+    for (int64_t bi = 0; bi < blocks; bi++) {
+        int64_t c0 = bi * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
+        int64_t r = 0;
+#if defined(__SSE__)
+        for (; r + 4 <= rows; r += 4) {
+            int64_t c = c0;
+            for (; c + 4 <= c1; c += 4) {
+                __m128 a0 = _mm_loadu_ps(src + r * lds + c), a1 = _mm_loadu_ps(src + (r + 1) * lds + c);
+                __m128 a2 = _mm_loadu_ps(src + (r + 2) * lds + c), a3 = _mm_loadu_ps(src + (r + 3) * lds + c);
+                _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+                _mm_storeu_ps(dst + c * ldd + r, a0);
+                _mm_storeu_ps(dst + (c + 1) * ldd + r, a1);
+                _mm_storeu_ps(dst + (c + 2) * ldd + r, a2);
+                _mm_storeu_ps(dst + (c + 3) * ldd + r, a3);
+            }
+            for (; c < c1; c++)
+                for (int64_t i = 0; i < 4; i++) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+        }
+#endif
+        for (; r < rows; r++)
+            for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
 static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, float *y,
                            const conv_bufs *bb, int nt)
 {
@@ -551,8 +597,10 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * the GEMM has no such activation */
     int act_in_gemm = epi && gact >= 0 && !bb->z;
     size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
+    size_t lda = (size_t)conv_t_lda(g->CK);
     int cols = g->t_from != CONV_GEMM;
-    float *col = bb->col, *t = bb->col + (cols ? CK * OUT : 0);
+    /* scratch: the column matrix (im2col only), col^T, T */
+    float *col = bb->col, *at = col + (cols ? CK * OUT : 0), *t = at + OUT * lda;
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
@@ -563,13 +611,17 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
                 ep.clip_min = epi->a;
                 ep.clip_max = epi->b;
             }
-            const float *a = xg; /* col^T: OUT x CK, read transposed from CK x OUT */
+            const float *src = xg; /* the column matrix, CK x OUT */
             if (cols) {
                 im2col_f32(g, xg, 0, g->sp.out[0] * g->sp.out[1], col, nt);
-                a = col;
+                src = col;
             }
-            onr_sgemm_packed(1, OUT, Mg, CK, 1.f, a, OUT, (const char *)bb->wt + (size_t)grp * bb->wt_stride,
-                             0.f, t, Mg, b || act_in_gemm ? &ep : NULL, bb->ws, nt);
+            /* col^T once, read in place by every task of the GEMM (a
+             * transposed A would be copied again by each) */
+            conv_transpose(src, (int64_t)CK, (int64_t)OUT, (int64_t)OUT, at, (int64_t)lda, nt);
+            onr_sgemm_packed(0, OUT, Mg, CK, 1.f, at, lda,
+                             (const char *)bb->wt + (size_t)grp * bb->wt_stride, 0.f, t, Mg,
+                             b || act_in_gemm ? &ep : NULL, bb->ws, nt);
             conv_t_store(act_in_gemm ? NULL : epi, act_in_gemm, t, g->OUT, g->Mg, y + yoff,
                          epi && bb->z ? bb->z + yoff : NULL, nt);
         }
@@ -585,7 +637,8 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
     if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK)) return 0;
     g->t_from = g->kind;
     g->kind = CONV_GEMMT;
-    *col = (size_t)((g->t_from == CONV_GEMM ? 0 : g->CK * g->OUT) + g->OUT * g->Mg);
+    *col = (size_t)((g->t_from == CONV_GEMM ? 0 : g->CK * g->OUT) + g->OUT * conv_t_lda(g->CK) +
+                    g->OUT * g->Mg);
     *ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, p->nthreads);
     return 1;
 }

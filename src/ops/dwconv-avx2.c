@@ -73,4 +73,5 @@ static inline dv dv_loadn(const float *p, int64_t n) { return _mm256_maskload_ps
 static inline void dv_storen(float *p, dv v, int64_t n) { _mm256_maskstore_ps(p, dm_first(n), v); }
 
 #define ONR_DWCONV_ROWS onr_dwconv_rows_avx2
+#define ONR_GCONV_ROWS onr_gconv_rows_avx2
 #include "ops/dwconv-simd.h"

@@ -59,4 +59,5 @@ static inline dv dv_loadn(const float *p, int64_t n) { return _mm512_maskz_loadu
 static inline void dv_storen(float *p, dv v, int64_t n) { _mm512_mask_storeu_ps(p, dm_first(n), v); }
 
 #define ONR_DWCONV_ROWS onr_dwconv_rows_avx512
+#define ONR_GCONV_ROWS onr_gconv_rows_avx512
 #include "ops/dwconv-simd.h"

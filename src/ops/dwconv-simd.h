@@ -86,15 +86,15 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
 }
 
 /* The epilogue of a tile of nv vectors acc[k] (k = r*U + u), vector k going
- * to y[i[k] ..]: v + bias, then the residual and the activation; n lanes
- * each (n < VL: a masked tail, Z read likewise). */
+ * to y[i[k] ..]: v + bias (bk[k] when bk is given, else t->bias), then the
+ * residual and the activation; n lanes each (n < VL: a masked tail, Z read
+ * likewise). */
 static __attribute__((noinline)) void dw_finish(const dw_src *t, const dv *acc, int nv,
-                                                const int64_t *i, int64_t n)
+                                                const int64_t *i, int64_t n, const float *bk)
 {
     const onr_dwconv *g = t->g;
-    const dv bias = dv_set1(t->bias);
     for (int k = 0; k < nv; k++) {
-        dv v = dv_add(acc[k], bias), z = dv_zero();
+        dv v = dv_add(acc[k], dv_set1(bk ? bk[k] : t->bias)), z = dv_zero();
         if (t->zp) z = n == VL ? dv_load1(t->zp + i[k]) : dv_loadn(t->zp + i[k], n);
         if (t->zp && !g->res_after) v = dv_add(v, z);
         if (g->act != ONR_DW_ACT_NONE) v = dw_act(g, v);
@@ -173,7 +173,7 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
             out[r * U + u] = acc[r][u];
             at[r * U + u] = o[r] * g->OW + ow0 + u * VL;
         }
-    dw_finish(t, out, R * U, at, masked ? n : VL);
+    dw_finish(t, out, R * U, at, masked ? n : VL, NULL);
 }
 
 static int64_t dw_floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -277,6 +277,180 @@ static void dw_split(const onr_dwconv *g, const float *xp, float *xe, float *xo,
             if (no > 0) dv_storen(od + j, dv_odd(a, b), no < VL ? no : VL);
         }
     }
+}
+
+/* ---- small groups (cg > 1) ------------------------------------------------
+ *
+ * A tile is MB output channels of one group x U vectors of one output row:
+ * MB x U accumulators (at most 16, 8 where a vector is 8 floats), every
+ * input vector loaded once for the MB channels. The sum runs over the cg
+ * input planes (c-major), then the kernel rows inside the input, then the
+ * taps along the row, the same order in every kind of tile. Stride 2 splits
+ * each of the cg planes' rows into even and odd columns, as above. */
+
+enum { GC_MB = 8, GC_UMAX = VL >= 16 ? 2 : 1, GC_KW_MAX = ONR_GCONV_KW_MAX };
+
+typedef struct gc_src {
+    dw_src t;          /* the first plane's view: xe/xo of input plane 0 */
+    int64_t ps;        /* floats between input planes in xe (and xo) */
+    int64_t out;       /* floats between output planes: OH x OW */
+    int64_t odd_off;   /* stride 2: floats from an even row to its odd row */
+    const float *wt;   /* this block's filters, tap-major: wt[tap * MB + m] */
+    const float *bias; /* MB biases or NULL */
+} gc_src;
+
+/* Tap kw of a block at column ow0: the offset of its first source float
+ * from the even row's start (the odd row follows the even plane, IH rows
+ * of rs floats, in the split layout) and its border mask. */
+typedef struct gc_taps {
+    int64_t off[GC_KW_MAX];
+    dmask mk[GC_KW_MAX];
+} gc_taps;
+
+DW_INLINE void gc_tap_table(const gc_src *s, int64_t ow0, const int mode, const int masked,
+                            gc_taps *tt)
+{
+    const dw_src *t = &s->t;
+    for (int64_t kw = 0; kw < t->g->KW; kw++) {
+        int odd;
+        int64_t width, col = dw_tap(t, ow0, kw, mode, &odd, &width);
+        tt->off[kw] = col + (odd ? s->odd_off : 0);
+        if (masked) tt->mk[kw] = dm_make(col, width, VL);
+    }
+}
+
+/* KWC: the kernel width when known at compile time (3), else 0. */
+DW_INLINE void gc_tile(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, int64_t ow0,
+                       int64_t n, const int MB, const int U, const int mode, const int masked,
+                       const int KWC)
+{
+    const dw_src *t = &s->t;
+    const onr_dwconv *g = t->g;
+    const int64_t KW = KWC ? KWC : g->KW, KK = g->KH * KW;
+    gc_taps tt;
+    gc_tap_table(s, ow0, mode, masked, &tt);
+    dv acc[GC_MB][2];
+    DW_UNROLL for (int m = 0; m < MB; m++)
+        DW_UNROLL for (int u = 0; u < U; u++) acc[m][u] = dv_zero();
+    for (int64_t c = 0; c < g->cg; c++) {
+        const float *pe = t->xe + c * s->ps;
+        for (int64_t kh = kh0; kh < kh1; kh++) {
+            const float *re = pe + (oh * g->SH - g->PT + kh * g->DH) * t->rs;
+            const float *wr = s->wt + (c * KK + kh * KW) * MB;
+            DW_UNROLL for (int64_t kw = 0; kw < KW; kw++, wr += MB) {
+                const float *src = re + tt.off[kw];
+                dv v[2];
+                if (masked) v[0] = dv_mload1(src, tt.mk[kw]);
+                else
+                    DW_UNROLL for (int u = 0; u < U; u++) v[u] = dv_load1(src + u * VL);
+                DW_UNROLL for (int m = 0; m < MB; m++) {
+                    dv wv = dv_set1(wr[m]);
+                    DW_UNROLL for (int u = 0; u < U; u++) acc[m][u] = dv_fma(wv, v[u], acc[m][u]);
+                }
+            }
+        }
+    }
+    /* one epilogue call for the tile: output (and residual) planes s->out
+     * floats apart, a bias per plane */
+    dv out[GC_MB * 2];
+    int64_t at[GC_MB * 2];
+    float bk[GC_MB * 2];
+    DW_UNROLL for (int m = 0; m < MB; m++)
+        DW_UNROLL for (int u = 0; u < U; u++) {
+            out[m * U + u] = acc[m][u];
+            at[m * U + u] = m * s->out + oh * g->OW + ow0 + u * VL;
+            bk[m * U + u] = s->bias ? s->bias[m] : 0.f;
+        }
+    dw_finish(t, out, MB * U, at, masked ? n : VL, bk);
+}
+
+/* One output row: its blocks of VL outputs, MB channels each. */
+DW_INLINE void gc_row_k(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, const dw_cols *cb,
+                        const int MB, const int mode, const int KWC)
+{
+    const int64_t OW = s->t.g->OW;
+    int64_t b = 0;
+    for (; b < cb->ba; b++)
+        gc_tile(s, oh, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, MB, 1, mode, 1, KWC);
+    if (GC_UMAX == 2)
+        for (; b + 2 <= cb->bb; b += 2)
+            gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, GC_UMAX, mode, 0, KWC);
+    for (; b < cb->bb; b++) gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, 1, mode, 0, KWC);
+    for (; b < cb->nb; b++)
+        gc_tile(s, oh, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, MB, 1, mode, 1, KWC);
+}
+
+DW_INLINE void gc_row(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, const dw_cols *cb,
+                      const int MB, const int mode)
+{
+    if (s->t.g->KW == 3) gc_row_k(s, oh, kh0, kh1, cb, MB, mode, 3);
+    else gc_row_k(s, oh, kh0, kh1, cb, MB, mode, 0);
+}
+
+DW_INLINE void gc_rows(const gc_src *s, int nm, int64_t oh0, int64_t oh1, const int mode)
+{
+    const onr_dwconv *g = s->t.g;
+    dw_cols cb = dw_col_blocks(&s->t, mode);
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        int64_t ih0 = oh * g->SH - g->PT;
+        int64_t kh0 = ih0 < 0 ? (-ih0 + g->DH - 1) / g->DH : 0;
+        int64_t kh1 = g->IH - ih0 <= 0 ? 0 : (g->IH - ih0 + g->DH - 1) / g->DH;
+        if (kh1 > g->KH) kh1 = g->KH;
+        if (kh0 > kh1) kh0 = kh1;
+        /* channel blocks of 8, 4, 2, 1 (filters reordered per block) */
+        gc_src sb = *s;
+        for (int m0 = 0; m0 < nm;) {
+            int left = nm - m0;
+            sb.wt = s->wt + m0 * g->cg * g->KH * g->KW;
+            sb.t.zp = s->t.zp ? s->t.zp + m0 * s->out : NULL;
+            sb.t.yp = s->t.yp + m0 * s->out;
+            sb.bias = s->bias ? s->bias + m0 : NULL;
+            if (left >= 8) gc_row(&sb, oh, kh0, kh1, &cb, 8, mode), m0 += 8;
+            else if (left >= 4) gc_row(&sb, oh, kh0, kh1, &cb, 4, mode), m0 += 4;
+            else if (left >= 2) gc_row(&sb, oh, kh0, kh1, &cb, 2, mode), m0 += 2;
+            else gc_row(&sb, oh, kh0, kh1, &cb, 1, mode), m0 += 1;
+        }
+    }
+}
+
+void ONR_GCONV_ROWS(const onr_dwconv *g, const float *xg, const float *wm, const float *bias,
+                    const float *zp, float *yp, int nm, int64_t oh0, int64_t oh1, float *ws)
+{
+    /* the filters of each channel block (8, 4, 2, 1, as gc_rows cuts nm)
+     * tap-major, so a tap's MB weights are adjacent: the first
+     * GC_MB x cg x KH x KW floats of the workspace */
+    const int64_t taps = g->cg * g->KH * g->KW;
+    for (int m0 = 0; m0 < nm;) {
+        int left = nm - m0, mb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        float *dst = ws + m0 * taps;
+        for (int64_t k = 0; k < taps; k++)
+            for (int m = 0; m < mb; m++) dst[k * mb + m] = wm[(m0 + m) * taps + k];
+        m0 += mb;
+    }
+    gc_src s = {.t = {.g = g, .xe = xg, .xo = NULL, .wm = wm, .zp = zp, .yp = yp,
+                      .rs = g->IW, .we = g->IW, .wo = 0, .zero_rows = 0},
+                .ps = g->IH * g->IW, .out = g->OH * g->OW, .wt = ws, .bias = bias};
+    ws += (GC_MB * taps + 15) / 16 * 16;
+    if (g->SW == 1) {
+        gc_rows(&s, nm, oh0, oh1, DW_S1);
+        return;
+    }
+    /* stride 2 (the driver sends no other, and then always a workspace):
+     * the input rows these output rows read, of each of the cg planes */
+    int64_t r0 = oh0 * g->SH - g->PT, r1 = (oh1 - 1) * g->SH - g->PT + (g->KH - 1) * g->DH + 1;
+    r0 = r0 < 0 ? 0 : r0;
+    r1 = r1 > g->IH ? g->IH : r1;
+    s.t.we = (g->IW + 1) / 2;
+    s.t.wo = g->IW / 2;
+    s.t.rs = s.t.we;
+    s.ps = 2 * g->IH * s.t.rs;
+    s.t.xe = ws;
+    s.t.xo = ws + g->IH * s.t.rs;
+    s.odd_off = g->IH * s.t.rs;
+    for (int64_t c = 0; c < g->cg; c++)
+        dw_split(g, xg + c * g->IH * g->IW, ws + c * s.ps, ws + c * s.ps + g->IH * s.t.rs,
+                 s.t.rs, r0, r1);
+    gc_rows(&s, nm, oh0, oh1, DW_S2D);
 }
 
 void ONR_DWCONV_ROWS(const onr_dwconv *g, const float *xp, const float *wm, float bias,

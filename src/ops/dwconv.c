@@ -64,11 +64,12 @@ void onr_dwconv_rows_ref(const onr_dwconv *g, const float *xp, const float *wm, 
             int64_t iw0 = ow * g->SW - g->PL, kw0, kw1;
             dw_taps(iw0, g->KW, g->DW, g->IW, &kw0, &kw1);
             float acc = 0.f;
-            for (int64_t kh = kh0; kh < kh1; kh++) {
-                const float *xr = xp + (ih0 + kh * g->DH) * g->IW + iw0;
-                const float *wr = wm + kh * g->KW;
-                for (int64_t kw = kw0; kw < kw1; kw++) acc += wr[kw] * xr[kw * g->DW];
-            }
+            for (int64_t c = 0; c < (g->cg > 1 ? g->cg : 1); c++)
+                for (int64_t kh = kh0; kh < kh1; kh++) {
+                    const float *xr = xp + (c * g->IH + ih0 + kh * g->DH) * g->IW + iw0;
+                    const float *wr = wm + (c * g->KH + kh) * g->KW;
+                    for (int64_t kw = kw0; kw < kw1; kw++) acc += wr[kw] * xr[kw * g->DW];
+                }
             int64_t i = oh * g->OW + ow;
             yp[i] = dw_epi1(g, acc + bias, zp ? zp + i : NULL);
         }
@@ -81,6 +82,8 @@ enum { DW_REF, DW_AVX2, DW_AVX512, DW_COUNT };
 static const char *const dw_names[DW_COUNT] = {"ref", "avx2", "avx512"};
 static const onr_dwconv_rows_fn dw_fns[DW_COUNT] = {onr_dwconv_rows_ref, onr_dwconv_rows_avx2,
                                                     onr_dwconv_rows_avx512};
+static const onr_gconv_rows_fn gc_fns[DW_COUNT] = {NULL, onr_gconv_rows_avx2,
+                                                   onr_gconv_rows_avx512};
 static int dw_supported[DW_COUNT], dw_auto, dw_active;
 static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
 
@@ -126,12 +129,17 @@ int onr_dwconv_force_kernel(const char *name)
 
 /* ---- driver ------------------------------------------------------------- */
 
+static int64_t dw_cg(const onr_dwconv *g) { return g->cg > 1 ? g->cg : 1; }
+
 /* Floats of one thread's workspace: stride 2 along W splits the input
- * plane's rows into even and odd columns, each row ceil(IW/2) long. */
+ * plane's rows (each of the group's cg planes) into even and odd columns,
+ * each row ceil(IW/2) long. */
 static size_t dw_ws_floats(const onr_dwconv *g)
 {
-    if (g->SW != 2) return 0;
-    size_t f = 2 * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
+    /* cg > 1: first the filters of up to 8 outputs, reordered */
+    size_t w = g->cg > 1 ? ((size_t)8 * (size_t)(g->cg * g->KH * g->KW) + 15) / 16 * 16 : 0;
+    if (g->SW != 2) return w;
+    size_t f = w + 2 * (size_t)dw_cg(g) * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
     return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
 }
 
@@ -140,32 +148,52 @@ size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
     return sizeof(float) * dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1);
 }
 
-/* Work items are (plane, row chunk); a plane is cut into chunks only when
- * there are too few planes to keep every thread busy. */
+/* Work items are (plane, row chunk), with cg > 1 (block of up to 8 planes
+ * of one group, row chunk); a plane is cut into chunks only when there are
+ * too few planes (blocks) to keep every thread busy. */
 void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
                     const float *z, float *y, void *ws, int nthreads)
 {
     pthread_once(&dw_once, dw_init);
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
+    const int64_t cg = dw_cg(g);
+    onr_gconv_rows_fn gfn =
+        cg > 1 && ws && (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX
+            ? gc_fns[dw_active]
+            : NULL;
     if (g->SW != 1 && g->SW != 2) fn = onr_dwconv_rows_ref;
-    int64_t M = g->C * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
+    if (cg > 1) fn = onr_dwconv_rows_ref; /* the SIMD rows functions are depthwise */
+    int64_t M = g->C / cg * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
     if (planes == 0 || OUT == 0) return;
+    /* units: planes, or blocks of up to 8 planes of one group */
+    const int64_t bpg = gfn ? (g->mult + 7) / 8 : 0, units = gfn ? g->N * (M / g->mult) * bpg : planes;
     int nt = nthreads > 1 ? nthreads : 1;
     int64_t chunks = 1;
-    if (nt > 1 && planes < 4 * (int64_t)nt) {
-        chunks = (4 * (int64_t)nt + planes - 1) / planes;
+    if (nt > 1 && units < 4 * (int64_t)nt) {
+        chunks = (4 * (int64_t)nt + units - 1) / units;
         if (chunks > g->OH) chunks = g->OH;
     }
-    int64_t rows = (g->OH + chunks - 1) / chunks, items = planes * chunks;
-    int64_t work = planes * OUT * (g->KH * g->KW + 1);
+    int64_t rows = (g->OH + chunks - 1) / chunks, items = units * chunks;
+    int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
     #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t it = 0; it < items; it++) {
-        int64_t pl = it / chunks, ch = it % chunks, n = pl / M, m = pl % M;
+        int64_t u = it / chunks, ch = it % chunks;
         int64_t oh0 = ch * rows, oh1 = oh0 + rows < g->OH ? oh0 + rows : g->OH;
         if (oh0 >= oh1) continue;
-        const float *xp = x + (n * g->C + m / g->mult) * g->IH * g->IW;
         float *tws = ws ? (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
-        fn(g, xp, w + m * g->KH * g->KW, b ? b[m] : 0.f, z ? z + pl * OUT : NULL, y + pl * OUT,
-           oh0, oh1, tws);
+        if (gfn) {
+            int64_t n = u / (M / g->mult * bpg), r = u % (M / g->mult * bpg);
+            int64_t grp = r / bpg, m0 = grp * g->mult + r % bpg * 8;
+            int64_t m1 = m0 + 8 < (grp + 1) * g->mult ? m0 + 8 : (grp + 1) * g->mult;
+            int64_t pl = n * M + m0;
+            gfn(g, x + (n * g->C + grp * cg) * g->IH * g->IW, w + m0 * cg * g->KH * g->KW,
+                b ? b + m0 : NULL, z ? z + pl * OUT : NULL, y + pl * OUT, (int)(m1 - m0), oh0,
+                oh1, tws);
+            continue;
+        }
+        int64_t n = u / M, m = u % M;
+        const float *xp = x + (n * g->C + m / g->mult * cg) * g->IH * g->IW;
+        fn(g, xp, w + m * cg * g->KH * g->KW, b ? b[m] : 0.f, z ? z + u * OUT : NULL,
+           y + u * OUT, oh0, oh1, tws);
     }
 }

@@ -1,15 +1,21 @@
 /*
- * dwconv.h - depthwise 2-D convolution, float32, NCHW: every input channel
- * is its own group (group == C) and feeds `mult` output channels, output
- * channel m reading input channel m / mult through its own KH x KW filter
- * W[m, 0, :, :]. 1-D convolutions are the case IH = OH = KH = 1.
+ * dwconv.h - depthwise and small-group 2-D convolution, float32, NCHW.
+ * Depthwise (cg = 1): every input channel is its own group (group == C)
+ * and feeds `mult` output channels, output channel m reading input channel
+ * m / mult through its own KH x KW filter W[m, 0, :, :]. Small groups (cg
+ * > 1, as RegNet's and ResNeXt's 3x3 convolutions): C / cg groups of cg
+ * input channels, each feeding `mult` output channels; output channel m
+ * reads input channels (m / mult) * cg + c, c < cg, through W[m, c, :, :]
+ * (W is [C / cg * mult, cg, KH, KW]). 1-D convolutions are the case IH =
+ * OH = KH = 1.
  *
  * Plain math on pointers, like src/gemm/: knows nothing of the IR. Conv
  * (src/ops/conv.c) sends depthwise convolutions here from its float32 path.
  *
  * Each output is
- *     v = sum over taps (kh, kw) inside the input of W[m,kh,kw] * X[c,ih,iw]
- *         (kh-major order), then + B[m]
+ *     v = sum over input channels c of the group, then taps (kh, kw)
+ *         inside the input, of W[m,c,kh,kw] * X[c,ih,iw] (c-major, then
+ *         kh-major order), then + B[m]
  *     v = res_after ? act(v) + Z : act(v + Z)      (Z only when given)
  * Padding contributes nothing. The SIMD kernels (AVX2, AVX-512, chosen once
  * from CPUID) vectorise along the output row: full vectors with plain loads
@@ -19,9 +25,14 @@
  * Strides other than 1 and 2 along W run the plain-C reference. The taps use fused multiply-adds,
  * so the SIMD kernels and the reference differ by rounding.
  *
- * Threads split the (image, output channel) planes, and the rows of each
- * plane when there are few planes; every output is computed the same way
- * whatever the split, so results are bit-identical for every thread count.
+ * With cg > 1 a tile computes up to 8 output channels of one group at once,
+ * each input vector loaded once for all of them (a direct convolution:
+ * per-group GEMMs of a few channels run far below the FMA peak).
+ *
+ * Threads split the (image, output channel) planes (blocks of up to 8
+ * planes with cg > 1), and the rows of each plane when there are few
+ * planes; every output is computed the same way whatever the split, so
+ * results are bit-identical for every thread count.
  */
 #ifndef ONR_DWCONV_H
 #define ONR_DWCONV_H
@@ -42,7 +53,8 @@ enum {
 };
 
 typedef struct onr_dwconv {
-    int64_t N, C, mult;       /* images, input channels, outputs per input channel */
+    int64_t N, C, mult;       /* images, input channels, outputs per group */
+    int64_t cg;               /* input channels per group; 0 or 1: depthwise */
     int64_t IH, IW, OH, OW;   /* input and output plane sizes */
     int64_t KH, KW;           /* kernel */
     int64_t SH, SW, DH, DW;   /* strides, dilations */
@@ -56,16 +68,19 @@ typedef struct onr_dwconv {
  * when it needs none; 64-byte aligned memory expected). */
 size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads);
 
-/* Y[N, C*mult, OH, OW] = dwconv(X[N, C, IH, IW], W[C*mult, 1, KH, KW]) + B
- * with the epilogue; B (C*mult) and Z (Y's shape) may be NULL. Y must not
+/* Y[N, C/cg*mult, OH, OW] = conv(X[N, C, IH, IW], W[C/cg*mult, cg, KH, KW]) + B
+ * with the epilogue; B (C/cg*mult) and Z (Y's shape) may be NULL. C must be
+ * a multiple of cg. Y must not
  * overlap X or Z. ws: onr_dwconv_workspace_size(g, nthreads) bytes, or NULL
  * (stride 2 then takes a slower path). Never allocates. */
 void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
                     const float *z, float *y, void *ws, int nthreads);
 
-/* Rows [oh0, oh1) of one output plane: xp the input plane, wm the KH x KW
- * filter, zp the residual plane or NULL, yp the output plane, ws this
- * thread's part of the workspace or NULL. One of these per ISA. */
+/* Rows [oh0, oh1) of one output plane: xp the input plane (cg > 1: the
+ * group's first of cg), wm the output's cg x KH x KW filter, zp the
+ * residual plane or NULL, yp the output plane, ws this thread's part of
+ * the workspace or NULL. One of these per ISA; the reference takes any cg,
+ * the SIMD ones cg <= 1. */
 typedef void (*onr_dwconv_rows_fn)(const onr_dwconv *g, const float *xp, const float *wm,
                                    float bias, const float *zp, float *yp, int64_t oh0,
                                    int64_t oh1, float *ws);
@@ -75,6 +90,21 @@ void onr_dwconv_rows_avx2(const onr_dwconv *g, const float *xp, const float *wm,
                           const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 void onr_dwconv_rows_avx512(const onr_dwconv *g, const float *xp, const float *wm, float bias,
                             const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
+
+/* Rows [oh0, oh1) of nm <= 8 consecutive output planes of one group (cg >
+ * 1): xg the group's first input plane, wm the first output's filter (the
+ * others follow, cg x KH x KW floats each), bias nm values or NULL, zp and
+ * yp the first residual and output planes (OH x OW floats apart). */
+#define ONR_GCONV_KW_MAX 16 /* widest kernel the SIMD small-group kernels take */
+typedef void (*onr_gconv_rows_fn)(const onr_dwconv *g, const float *xg, const float *wm,
+                                  const float *bias, const float *zp, float *yp, int nm,
+                                  int64_t oh0, int64_t oh1, float *ws);
+void onr_gconv_rows_avx2(const onr_dwconv *g, const float *xg, const float *wm,
+                         const float *bias, const float *zp, float *yp, int nm, int64_t oh0,
+                         int64_t oh1, float *ws);
+void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm,
+                           const float *bias, const float *zp, float *yp, int nm, int64_t oh0,
+                           int64_t oh1, float *ws);
 
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
 const char *onr_dwconv_kernel_name(void);
