@@ -667,9 +667,18 @@ static float *shared_b_buf(const gemm_job *J, void *ws, int t)
     return (float *)(base + (size_t)t * (ab + bb));
 }
 
+/* Task ranges of a product: thread r first claims the tasks of range r (a
+ * contiguous run of column parts), then those left in the others. */
+#define GEMM_RANGES 64
+
+typedef struct range_ctr {
+    _Alignas(64) atomic_size_t next;
+} range_ctr;
+
 /* What the threads of one product share: the claim counters. */
 typedef struct task_state {
-    atomic_size_t next_pack, packed, next_task;
+    atomic_size_t next_pack, packed;
+    range_ctr range[GEMM_RANGES];
 } task_state;
 
 static void cpu_relax(void)
@@ -682,7 +691,7 @@ static void cpu_relax(void)
 /* One thread's part of a product: claim B packing units (shared B), wait
  * until every unit is packed, then claim tasks until none is left. */
 static void run_tasks(const gemm_job *J, const gemm_job *JB, const task_grid *g, task_state *st,
-                      float *shared, float *abuf, float *bbuf)
+                      int tid, int nranges, float *shared, float *abuf, float *bbuf)
 {
     const size_t NR = J->plan->cfg->nr, tiles_n = (J->n + NR - 1) / NR;
     if (g->shared_b) {
@@ -702,13 +711,22 @@ static void run_tasks(const gemm_job *J, const gemm_job *JB, const task_grid *g,
             else sched_yield();
         }
     }
-    const size_t tasks = g->pr * g->pn;
-    size_t i;
-    while ((i = atomic_fetch_add_explicit(&st->next_task, 1, memory_order_relaxed)) < tasks) {
-        size_t rp = i % g->pr, cp = i / g->pr;
-        size_t m0 = rp * J->m / g->pr, m1 = (rp + 1) * J->m / g->pr;
-        size_t n0 = cp * tiles_n / g->pn * NR, n1 = min_z((cp + 1) * tiles_n / g->pn * NR, J->n);
-        if (m0 < m1 && n0 < n1) run_region(JB, m0, m1, n0, n1, abuf, bbuf);
+    /* Tasks in column-part-major order, cut into one contiguous range per
+     * thread: on a quiet machine each thread computes the same columns of
+     * C in every product (the columns of a convolution are output
+     * positions), so the next layer mostly reads what its own core wrote
+     * and cache lines need not cross between cores (costly where the cores
+     * share no cache). A thread whose range is done takes what is left of
+     * the others', so a slow or descheduled thread does less. */
+    const size_t tasks = g->pr * g->pn, R = (size_t)nranges;
+    for (size_t k = 0; k < R; k++) {
+        size_t r = ((size_t)tid + k) % R, end = (r + 1) * tasks / R, i;
+        while ((i = atomic_fetch_add_explicit(&st->range[r].next, 1, memory_order_relaxed)) < end) {
+            size_t rp = i % g->pr, cp = i / g->pr;
+            size_t m0 = rp * J->m / g->pr, m1 = (rp + 1) * J->m / g->pr;
+            size_t n0 = cp * tiles_n / g->pn * NR, n1 = min_z((cp + 1) * tiles_n / g->pn * NR, J->n);
+            if (m0 < m1 && n0 < n1) run_region(JB, m0, m1, n0, n1, abuf, bbuf);
+        }
     }
 }
 
@@ -741,14 +759,16 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
     task_state st;
     atomic_init(&st.next_pack, 0);
     atomic_init(&st.packed, 0);
-    atomic_init(&st.next_task, 0);
+    const int nranges = t < GEMM_RANGES ? t : GEMM_RANGES;
+    const size_t tasks = g.pr * g.pn;
+    for (int r = 0; r < nranges; r++) atomic_init(&st.range[r].next, (size_t)r * tasks / (size_t)nranges);
     int64_t start = now_ns(), done = start;
 #pragma omp parallel num_threads(t)
     {
         int tid = omp_get_thread_num();
         float *abuf, *bbuf;
         thread_bufs(J, ws, tid, &abuf, &bbuf);
-        run_tasks(J, &JB, &g, &st, shared, abuf, bbuf);
+        run_tasks(J, &JB, &g, &st, tid % nranges, nranges, shared, abuf, bbuf);
         if (tid == 0) done = now_ns();
     }
     note_join(start, done, now_ns());

@@ -735,30 +735,39 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
 {
     const onr_spatial *sp = &g->sp;
     int64_t OW = sp->out[2], OH = sp->out[1], ncol = (r1 - r0) * OW, rows = g->CK;
-    #pragma omp parallel for num_threads(nt) if (rows * ncol > ONR_PAR_MIN && nt > 1)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t c = r / g->K, kk = r % g->K;
-        int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
-        const float *xc = xg + c * g->IN;
-        float *dst = col + r * ncol;
-        /* ow whose input column ow*s + w0 lies inside the row */
-        int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
-        onr_sp_taps(w0, OW, sp->s[2], sp->in[2], &lo, &hi);
-        for (int64_t orow = r0; orow < r1; orow++, dst += OW) {
-            int64_t id = orow / OH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
-            int64_t ih = orow % OH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
-            if (id < 0 || id >= sp->in[0] || ih < 0 || ih >= sp->in[1] || lo == hi) {
-                memset(dst, 0, sizeof(float) * (size_t)OW);
-                continue;
+    /* Threads split the output rows (columns of col), not col's rows: the
+     * GEMM's threads take contiguous column ranges too, so each mostly
+     * packs what its own core gathered, from the input rows its own core
+     * wrote in the layer before (cores may share no cache). */
+    int parts = rows * ncol > ONR_PAR_MIN && nt > 1 ? nt : 1;
+    if (parts > r1 - r0) parts = (int)(r1 - r0);
+    #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+    for (int part = 0; part < parts; part++) {
+        int64_t q0 = r0 + (r1 - r0) * part / parts, q1 = r0 + (r1 - r0) * (part + 1) / parts;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t c = r / g->K, kk = r % g->K;
+            int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
+            const float *xc = xg + c * g->IN;
+            float *dst = col + r * ncol + (q0 - r0) * OW;
+            /* ow whose input column ow*s + w0 lies inside the row */
+            int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
+            onr_sp_taps(w0, OW, sp->s[2], sp->in[2], &lo, &hi);
+            for (int64_t orow = q0; orow < q1; orow++, dst += OW) {
+                int64_t id = orow / OH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+                int64_t ih = orow % OH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+                if (id < 0 || id >= sp->in[0] || ih < 0 || ih >= sp->in[1] || lo == hi) {
+                    memset(dst, 0, sizeof(float) * (size_t)OW);
+                    continue;
+                }
+                const float *src = xc + (id * sp->in[1] + ih) * sp->in[2];
+                for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+                if (sp->s[2] == 1) {
+                    memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
+                }
+                for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
             }
-            const float *src = xc + (id * sp->in[1] + ih) * sp->in[2];
-            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
-            if (sp->s[2] == 1) {
-                memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
-            } else {
-                for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
-            }
-            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
         }
     }
 }
