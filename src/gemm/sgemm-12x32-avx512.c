@@ -43,11 +43,59 @@ static void epi_row(const onr_sgemm_tile_epi *e, size_t i, int nv, __mmask16 m0,
     }
 }
 
+/* Rows of a stored tile through one activation (a constant after
+ * inlining) with the row bias: four vectors at a time, so the long
+ * dependency chains of exp overlap. */
+static inline __attribute__((always_inline)) void
+act_rows(const onr_sgemm_tile_epi *e, size_t mr, __mmask16 m0, __mmask16 m1, float *c, size_t ldc,
+         const int act)
+{
+    const float *br = e->bias_row;
+    size_t i = 0;
+    for (; i + 2 <= mr; i += 2) {
+        float *c0 = c + i * ldc, *c1 = c0 + ldc;
+        __m512 t0 = _mm512_maskz_loadu_ps(m0, c0), t1 = _mm512_maskz_loadu_ps(m1, c0 + 16);
+        __m512 t2 = _mm512_maskz_loadu_ps(m0, c1), t3 = _mm512_maskz_loadu_ps(m1, c1 + 16);
+        if (br) {
+            __m512 b0 = _mm512_set1_ps(br[i]), b1 = _mm512_set1_ps(br[i + 1]);
+            t0 = _mm512_add_ps(t0, b0), t1 = _mm512_add_ps(t1, b0);
+            t2 = _mm512_add_ps(t2, b1), t3 = _mm512_add_ps(t3, b1);
+        }
+        t0 = (__m512)act_apply((act_vf)t0, act, e->clip_min, e->clip_max);
+        t1 = (__m512)act_apply((act_vf)t1, act, e->clip_min, e->clip_max);
+        t2 = (__m512)act_apply((act_vf)t2, act, e->clip_min, e->clip_max);
+        t3 = (__m512)act_apply((act_vf)t3, act, e->clip_min, e->clip_max);
+        _mm512_mask_storeu_ps(c0, m0, t0), _mm512_mask_storeu_ps(c0 + 16, m1, t1);
+        _mm512_mask_storeu_ps(c1, m0, t2), _mm512_mask_storeu_ps(c1 + 16, m1, t3);
+    }
+    for (; i < mr; i++) {
+        float *c0 = c + i * ldc;
+        __m512 t0 = _mm512_maskz_loadu_ps(m0, c0), t1 = _mm512_maskz_loadu_ps(m1, c0 + 16);
+        if (br) {
+            __m512 b0 = _mm512_set1_ps(br[i]);
+            t0 = _mm512_add_ps(t0, b0), t1 = _mm512_add_ps(t1, b0);
+        }
+        t0 = (__m512)act_apply((act_vf)t0, act, e->clip_min, e->clip_max);
+        t1 = (__m512)act_apply((act_vf)t1, act, e->clip_min, e->clip_max);
+        _mm512_mask_storeu_ps(c0, m0, t0), _mm512_mask_storeu_ps(c0 + 16, m1, t1);
+    }
+}
+
 /* The epilogue over a stored tile of mr rows (c, row stride ldc). */
 static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size_t mr, int nv,
                                                __mmask16 m0, __mmask16 m1, float *c, size_t ldc)
 {
     const __mmask16 m[2] = {m0, m1};
+    if (!e->bias_col && !e->residual) { /* the activation and a row bias only */
+        if (nv == 1) m1 = 0; /* the second vector reads and writes nothing */
+        switch (e->act) {
+        case ONR_ACT_SIGMOID: act_rows(e, mr, m0, m1, c, ldc, ONR_ACT_SIGMOID); return;
+        case ONR_ACT_SILU: act_rows(e, mr, m0, m1, c, ldc, ONR_ACT_SILU); return;
+        case ONR_ACT_GELU_ERF: act_rows(e, mr, m0, m1, c, ldc, ONR_ACT_GELU_ERF); return;
+        case ONR_ACT_GELU_TANH: act_rows(e, mr, m0, m1, c, ldc, ONR_ACT_GELU_TANH); return;
+        default: break;
+        }
+    }
     for (size_t i = 0; i < mr; i++, c += ldc) {
         __m512 t[2];
         for (int v = 0; v < nv; v++) t[v] = _mm512_maskz_loadu_ps(m[v], c + 16 * v);
