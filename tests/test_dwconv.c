@@ -221,6 +221,10 @@ static void test_shapes(void **state)
         {1, 1, 1, 5, 200, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2, 1},
         {1, 1, 1, 9, 9, 9, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1},       /* kernel = input */
         {2, 16, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      /* many small planes */
+        {1, 2, 1, 30, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     /* stride 2: 4-row tiles inside */
+        {1, 2, 1, 40, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},     /* stride 2: 8-row tiles inside */
+        {1, 2, 1, 29, 37, 3, 3, 2, 1, 1, 1, 0, 2, 1, 1, 1},     /* strides 2, 1 */
+        {1, 2, 1, 26, 35, 3, 3, 1, 2, 1, 1, 1, 1, 1, 0, 1},     /* strides 1, 2 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i], ONR_DW_ACT_NONE, 0, 0, (int)(i & 1), (int)(i % 3));

@@ -89,10 +89,35 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
  * to y[i[k] ..]: v + bias (bk[k] when bk is given, else t->bias), then the
  * residual and the activation; n lanes each (n < VL: a masked tail, Z read
  * likewise). */
+/* Full vectors, no residual, an activation known at compile time. */
+DW_INLINE void dw_finish_plain(const dw_src *t, const dv *acc, int nv, const int64_t *i,
+                               const float *bk, const int act)
+{
+    const onr_dwconv *g = t->g;
+    const dv zero = dv_zero(), lo = dv_set1(g->a), hi = dv_set1(g->b);
+    for (int k = 0; k < nv; k++) {
+        dv v = dv_add(acc[k], dv_set1(bk ? bk[k] : t->bias));
+        if (act == ONR_DW_ACT_RELU) v = (dv)act_sel((act_vf)v < 0.f, (act_vf)zero, (act_vf)v);
+        if (act == ONR_DW_ACT_CLIP) {
+            v = (dv)act_sel((act_vf)v < (act_vf)lo, (act_vf)lo, (act_vf)v);
+            v = (dv)act_sel((act_vf)v > (act_vf)hi, (act_vf)hi, (act_vf)v);
+        }
+        dv_store(t->yp + i[k], v);
+    }
+}
+
 static __attribute__((noinline)) void dw_finish(const dw_src *t, const dv *acc, int nv,
                                                 const int64_t *i, int64_t n, const float *bk)
 {
     const onr_dwconv *g = t->g;
+    if (n == VL && !t->zp) { /* the common case without per-vector tests */
+        switch (g->act) {
+        case ONR_DW_ACT_NONE: dw_finish_plain(t, acc, nv, i, bk, ONR_DW_ACT_NONE); return;
+        case ONR_DW_ACT_RELU: dw_finish_plain(t, acc, nv, i, bk, ONR_DW_ACT_RELU); return;
+        case ONR_DW_ACT_CLIP: dw_finish_plain(t, acc, nv, i, bk, ONR_DW_ACT_CLIP); return;
+        default: break;
+        }
+    }
     for (int k = 0; k < nv; k++) {
         dv v = dv_add(acc[k], dv_set1(bk ? bk[k] : t->bias)), z = dv_zero();
         if (t->zp) z = n == VL ? dv_load1(t->zp + i[k]) : dv_loadn(t->zp + i[k], n);
@@ -123,6 +148,59 @@ DW_INLINE int64_t dw_tap(const dw_src *t, int64_t ow0, int64_t kw, const int mod
     return ow0 + off;
 }
 
+/* The tile of dw_tile for a 3x3 kernel with vertical stride SHC (1 or 2)
+ * and dilation 1 whose R rows (all real, oh + R <= the end) read only
+ * input rows inside it, taking every tap: input-row-stationary. Each input
+ * row is loaded once per tap column and feeds the (up to 3) output rows
+ * that read it, with the 9 weights in registers: half the loads of dw_tile
+ * at stride 1. Masked (border and tail) blocks as dw_tile's. The
+ * FMAs of each output run in the same order (kernel row, then column), so
+ * the sums are bit-identical to dw_tile's. Where a vector is 16 floats
+ * (enough registers). */
+DW_INLINE void dw_tile3(const dw_src *t, int64_t oh, int64_t ow0, int64_t n, const int R,
+                        const int U, const int mode, const int masked, const int SHC)
+{
+    const onr_dwconv *g = t->g;
+    dv w[3][3];
+    DW_UNROLL for (int kh = 0; kh < 3; kh++)
+        DW_UNROLL for (int kw = 0; kw < 3; kw++) w[kh][kw] = dv_set1(t->wm[kh * 3 + kw]);
+    int64_t c[3];
+    int odd[3];
+    dmask mk[3];
+    DW_UNROLL for (int kw = 0; kw < 3; kw++) {
+        int64_t width;
+        c[kw] = dw_tap(t, ow0, kw, mode, &odd[kw], &width);
+        if (masked) mk[kw] = dm_make(c[kw], width, VL);
+    }
+    dv acc[8][2];
+    DW_UNROLL for (int r = 0; r < R; r++)
+        DW_UNROLL for (int u = 0; u < U; u++) acc[r][u] = dv_zero();
+    const int64_t ih0 = oh * SHC - g->PT;
+    /* input row j feeds output row r through kernel row j - SHC * r */
+    DW_UNROLL for (int j = 0; j < (R - 1) * SHC + 3; j++) {
+        const float *re = t->xe + (ih0 + j) * t->rs;
+        const float *ro = mode == DW_S2D ? t->xo + (ih0 + j) * t->rs : re;
+        DW_UNROLL for (int kw = 0; kw < 3; kw++) {
+            const float *src = (odd[kw] ? ro : re) + c[kw];
+            DW_UNROLL for (int u = 0; u < U; u++) {
+                dv x = masked ? dv_mload1(src, mk[kw]) : dv_load1(src + u * VL);
+                DW_UNROLL for (int r = 0; r < R; r++) {
+                    const int kh = j - SHC * r;
+                    if (kh >= 0 && kh < 3) acc[r][u] = dv_fma(w[kh][kw], x, acc[r][u]);
+                }
+            }
+        }
+    }
+    dv out[8];
+    int64_t at[8];
+    DW_UNROLL for (int r = 0; r < R; r++)
+        DW_UNROLL for (int u = 0; u < U; u++) {
+            out[r * U + u] = acc[r][u];
+            at[r * U + u] = (oh + r) * g->OW + ow0 + u * VL;
+        }
+    dw_finish(t, out, R * U, at, masked ? n : VL, NULL);
+}
+
 /* One tile: rows oh .. oh+R-1 (those past oh_end recompute oh_end-1), U
  * vectors from column ow0, kernel rows [kh0, kh1) (the same for all R rows:
  * R > 1 only where they all lie inside the input, or zero rows stand in);
@@ -130,9 +208,15 @@ DW_INLINE int64_t dw_tap(const dw_src *t, int64_t ow0, int64_t kw, const int mod
  * and masked are constants after inlining. */
 DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0, int64_t kh1,
                        int64_t ow0, int64_t n, const int R, const int U, const int mode,
-                       const int masked)
+                       const int masked, const int KWC, const int checked)
 {
     const onr_dwconv *g = t->g;
+    if (VL == 16 && KWC == 3 && !checked && g->KH == 3 && (g->SH == 1 || g->SH == 2) &&
+        g->DH == 1 && kh0 == 0 && kh1 == 3 && oh + R <= oh_end) {
+        if (g->SH == 1) dw_tile3(t, oh, ow0, n, R, U, mode, masked, 1);
+        else dw_tile3(t, oh, ow0, n, R, U, mode, masked, 2);
+        return;
+    }
     int64_t o[8];
     DW_UNROLL for (int r = 0; r < R; r++) o[r] = oh + r < oh_end ? oh + r : oh_end - 1;
     dv acc[8][2];
@@ -142,12 +226,18 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
         const float *re[8], *ro[8];
         DW_UNROLL for (int r = 0; r < R; r++) {
             int64_t ih = o[r] * g->SH - g->PT + kh * g->DH;
+            if (!checked) { /* every kernel row of the tile lies inside the input */
+                re[r] = t->xe + ih * t->rs;
+                ro[r] = mode == DW_S2D ? t->xo + ih * t->rs : dw_zeros;
+                continue;
+            }
             int in = ih >= 0 && ih < g->IH;
             re[r] = in ? t->xe + ih * t->rs : dw_zeros;
             ro[r] = in && mode == DW_S2D ? t->xo + ih * t->rs : dw_zeros;
         }
-        const float *wr = t->wm + kh * g->KW;
-        for (int64_t kw = 0; kw < g->KW; kw++) {
+        const int64_t KW = KWC ? KWC : g->KW;
+        const float *wr = t->wm + kh * KW;
+        DW_UNROLL for (int64_t kw = 0; kw < KW; kw++) {
             dv wv = dv_set1(wr[kw]);
             int odd;
             int64_t width, c = dw_tap(t, ow0, kw, mode, &odd, &width);
@@ -208,41 +298,44 @@ static dw_cols dw_col_blocks(const dw_src *t, const int mode)
 
 /* R rows from oh over the whole row. */
 DW_INLINE void dw_rowtile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0, int64_t kh1,
-                          const dw_cols *cb, const int R, const int mode)
+                          const dw_cols *cb, const int R, const int mode, const int KWC,
+                          const int checked)
 {
     const int64_t OW = t->g->OW;
     int64_t b = 0;
     for (; b < cb->ba; b++)
         dw_tile(t, oh, oh_end, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, R, 1, mode,
-                1);
+                1, KWC, checked);
     if (R <= 4)
-        for (; b + 2 <= cb->bb; b += 2) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 2, mode, 0);
-    for (; b < cb->bb; b++) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 1, mode, 0);
+        for (; b + 2 <= cb->bb; b += 2) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 2, mode, 0, KWC, checked);
+    for (; b < cb->bb; b++) dw_tile(t, oh, oh_end, kh0, kh1, b * VL, VL, R, 1, mode, 0, KWC, checked);
     for (; b < cb->nb; b++)
         dw_tile(t, oh, oh_end, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, R, 1, mode,
-                1);
+                1, KWC, checked);
 }
 
-DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode)
+DW_INLINE void dw_rows_k(const dw_src *t, int64_t oh0, int64_t oh1, const int mode, const int KWC)
 {
     const onr_dwconv *g = t->g;
     dw_cols cb = dw_col_blocks(t, mode);
-    if (t->zero_rows) {
-        int R8 = cb.nb == 1;
-        for (int64_t oh = oh0; oh < oh1; oh += R8 ? 8 : 4) {
-            if (R8)
-                dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode);
-            else
-                dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode);
-        }
-        return;
-    }
     /* rows whose kernel rows all lie inside the input: [ra, rb) */
     int64_t ra = (g->PT + g->SH - 1) / g->SH;
     int64_t rb = dw_floordiv(g->IH - 1 + g->PT - (g->KH - 1) * g->DH, g->SH) + 1;
+    if (t->zero_rows) {
+        /* tiles inside [ra, rb) skip the row checks: the same sums */
+        const int R = cb.nb == 1 ? 8 : 4;
+        for (int64_t oh = oh0; oh < oh1; oh += R) {
+            int inside = oh >= ra && oh + R <= rb && oh + R <= oh1;
+            if (R == 8 && inside) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode, KWC, 0);
+            else if (R == 8) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode, KWC, 1);
+            else if (inside) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode, KWC, 0);
+            else dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode, KWC, 1);
+        }
+        return;
+    }
     for (int64_t oh = oh0; oh < oh1;) {
         if (oh >= ra && oh + 4 <= rb && oh + 4 <= oh1) {
-            dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode);
+            dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode, KWC, 0);
             oh += 4;
             continue;
         }
@@ -251,8 +344,20 @@ DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode
         int64_t kh1 = g->IH - ih0 <= 0 ? 0 : (g->IH - ih0 + g->DH - 1) / g->DH;
         if (kh1 > g->KH) kh1 = g->KH;
         if (kh0 > kh1) kh0 = kh1;
-        dw_rowtile(t, oh, oh1, kh0, kh1, &cb, 1, mode);
+        dw_rowtile(t, oh, oh1, kh0, kh1, &cb, 1, mode, KWC, 0); /* kernel rows inside only */
         oh++;
+    }
+}
+
+/* The kernel widths of MobileNet, EfficientNet and ConvNeXt with their tap
+ * loops unrolled; any other width through a loop. */
+DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode)
+{
+    switch (t->g->KW) {
+    case 3: dw_rows_k(t, oh0, oh1, mode, 3); break;
+    case 5: dw_rows_k(t, oh0, oh1, mode, 5); break;
+    case 7: dw_rows_k(t, oh0, oh1, mode, 7); break;
+    default: dw_rows_k(t, oh0, oh1, mode, 0); break;
     }
 }
 
