@@ -201,6 +201,28 @@ DW_INLINE void dw_tile3(const dw_src *t, int64_t oh, int64_t ow0, int64_t n, con
     dw_finish(t, out, R * U, at, masked ? n : VL, NULL);
 }
 
+/* dw_tile3's 4-row tiles out of line, one call per tile: inlined beside
+ * the general tiles they made the hot loops of other kernel sizes slower
+ * (code size). */
+static __attribute__((noinline)) void dw_tile3_r4(const dw_src *t, int64_t oh, int64_t ow0,
+                                                  int64_t n, int U, int mode, int masked)
+{
+    const int s2 = t->g->SH == 2;
+#define DW_T3(M, S) do {                                                                       \
+        if (masked) dw_tile3(t, oh, ow0, n, 4, 1, M, 1, S);                                    \
+        else if (U == 2) dw_tile3(t, oh, ow0, n, 4, 2, M, 0, S);                               \
+        else dw_tile3(t, oh, ow0, n, 4, 1, M, 0, S);                                           \
+    } while (0)
+    if (mode == DW_S1) {
+        if (s2) DW_T3(DW_S1, 2);
+        else DW_T3(DW_S1, 1);
+    } else {
+        if (s2) DW_T3(DW_S2D, 2);
+        else DW_T3(DW_S2D, 1);
+    }
+#undef DW_T3
+}
+
 /* One tile: rows oh .. oh+R-1 (those past oh_end recompute oh_end-1), U
  * vectors from column ow0, kernel rows [kh0, kh1) (the same for all R rows:
  * R > 1 only where they all lie inside the input, or zero rows stand in);
@@ -211,10 +233,9 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
                        const int masked, const int KWC, const int checked)
 {
     const onr_dwconv *g = t->g;
-    if (VL == 16 && KWC == 3 && !checked && g->KH == 3 && (g->SH == 1 || g->SH == 2) &&
+    if (VL == 16 && KWC == 3 && R == 4 && !checked && g->KH == 3 && (g->SH == 1 || g->SH == 2) &&
         g->DH == 1 && kh0 == 0 && kh1 == 3 && oh + R <= oh_end) {
-        if (g->SH == 1) dw_tile3(t, oh, ow0, n, R, U, mode, masked, 1);
-        else dw_tile3(t, oh, ow0, n, R, U, mode, masked, 2);
+        dw_tile3_r4(t, oh, ow0, n, U, mode, masked);
         return;
     }
     int64_t o[8];
@@ -237,7 +258,7 @@ DW_INLINE void dw_tile(const dw_src *t, int64_t oh, int64_t oh_end, int64_t kh0,
         }
         const int64_t KW = KWC ? KWC : g->KW;
         const float *wr = t->wm + kh * KW;
-        DW_UNROLL for (int64_t kw = 0; kw < KW; kw++) {
+        for (int64_t kw = 0; kw < KW; kw++) {
             dv wv = dv_set1(wr[kw]);
             int odd;
             int64_t width, c = dw_tap(t, ow0, kw, mode, &odd, &width);
@@ -322,12 +343,13 @@ DW_INLINE void dw_rows_k(const dw_src *t, int64_t oh0, int64_t oh1, const int mo
     int64_t ra = (g->PT + g->SH - 1) / g->SH;
     int64_t rb = dw_floordiv(g->IH - 1 + g->PT - (g->KH - 1) * g->DH, g->SH) + 1;
     if (t->zero_rows) {
-        /* tiles inside [ra, rb) skip the row checks: the same sums */
+        /* 4-row tiles inside [ra, rb) skip the row checks: the same sums */
         const int R = cb.nb == 1 ? 8 : 4;
         for (int64_t oh = oh0; oh < oh1; oh += R) {
             int inside = oh >= ra && oh + R <= rb && oh + R <= oh1;
-            if (R == 8 && inside) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode, KWC, 0);
-            else if (R == 8) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode, KWC, 1);
+            /* (8-row tiles, planes a vector wide, are rarely inside: one
+             * kind of them keeps the code small) */
+            if (R == 8) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 8, mode, KWC, 1);
             else if (inside) dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode, KWC, 0);
             else dw_rowtile(t, oh, oh1, 0, g->KH, &cb, 4, mode, KWC, 1);
         }
@@ -355,8 +377,6 @@ DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode
 {
     switch (t->g->KW) {
     case 3: dw_rows_k(t, oh0, oh1, mode, 3); break;
-    case 5: dw_rows_k(t, oh0, oh1, mode, 5); break;
-    case 7: dw_rows_k(t, oh0, oh1, mode, 7); break;
     default: dw_rows_k(t, oh0, oh1, mode, 0); break;
     }
 }
