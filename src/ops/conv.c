@@ -730,6 +730,22 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
 /* Gather the columns of output rows [r0, r1) of one group: col row
  * (c, kd, kh, kw), column (output row - r0, ow); zeros where the window
  * reads padding. */
+/* dst[ow] = src[2 ow] for ow in [lo, hi), reading no further than src[lim
+ * - 1] (the end of the input row): the even lanes of two loads, four
+ * outputs at a time (SSE), where all eight floats lie inside the row. */
+static void im2col_row_s2(float *dst, const float *src, int64_t lo, int64_t hi, int64_t lim)
+{
+    int64_t ow = lo;
+#if defined(__SSE__)
+    for (; ow + 4 <= hi && 2 * ow + 8 <= lim; ow += 4) {
+        __m128 a = _mm_loadu_ps(src + 2 * ow), b = _mm_loadu_ps(src + 2 * ow + 4);
+        _mm_storeu_ps(dst + ow, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    }
+#endif
+    (void)lim;
+    for (; ow < hi; ow++) dst[ow] = src[2 * ow];
+}
+
 static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t r1, float *col,
                        int nt)
 {
@@ -763,6 +779,8 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
                 for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
                 if (sp->s[2] == 1) {
                     memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
+                } else if (sp->s[2] == 2) {
+                    im2col_row_s2(dst, src + w0, lo, hi, sp->in[2] - w0);
                 } else {
                     for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
                 }

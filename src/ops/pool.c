@@ -274,6 +274,62 @@ POOL_TYPE(bf16, uint16_t, ld_bf16, st_bf16, -INFINITY)
 POOL_TYPE(i8, int8_t, LD_D, (int8_t), INT8_MIN)
 POOL_TYPE(u8, uint8_t, LD_D, (uint8_t), 0)
 
+/* MaxPool on float32 without indices: per output row, the kernel rows
+ * inside the input folded into one row first (rows holds IW floats per
+ * thread), then the taps along W from it; both folds vectorise. The same
+ * result as the row engine (NaN never wins, a window without a number
+ * gives -inf), up to which of +0 and -0 a window of tied zeros returns. */
+static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *rows, size_t stride,
+                        int nt)
+{
+    const onr_spatial *sp = &g->sp;
+    const int64_t planes = g->N * g->C, work = planes * g->OUT * (g->K + 1);
+    const int64_t OW = sp->out[2], IW = sp->in[2];
+    #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *t = rows + (size_t)omp_get_thread_num() * stride;
+        const float *xp = x + pl * g->IN;
+        pool_win w;
+        for (int64_t od = 0; od < sp->out[0]; od++)
+            for (int64_t oh = 0; oh < sp->out[1]; oh++) {
+                pool_window(sp, od, oh, 0, &w);
+                float *yr = y + pl * g->OUT + (od * sp->out[1] + oh) * OW;
+                for (int64_t i = 0; i < IW; i++) t[i] = -INFINITY;
+                for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)
+                    for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {
+                        const float *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] + w.st[1] +
+                                                tb * sp->d[1]) * IW;
+                        for (int64_t i = 0; i < IW; i++) t[i] = xr[i] > t[i] ? xr[i] : t[i];
+                    }
+                for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
+                for (int64_t kw = 0; kw < sp->k[2]; kw++) {
+                    int64_t off = kw * sp->d[2] - sp->pb[2], s2 = sp->s[2], lo, hi;
+                    onr_sp_taps(off, OW, s2, IW, &lo, &hi);
+                    if (s2 == 2) { /* the common stride, written so it vectorises */
+                        const float *tk = t + off;
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            float v = tk[2 * ow];
+                            yr[ow] = v > yr[ow] ? v : yr[ow];
+                        }
+                        continue;
+                    }
+                    for (int64_t ow = lo; ow < hi; ow++) {
+                        float v = t[ow * s2 + off];
+                        yr[ow] = v > yr[ow] ? v : yr[ow];
+                    }
+                }
+            }
+    }
+}
+
+/* Bytes per thread of the row scratch: the row engine's OW doubles, or
+ * maxpool_f32's IW floats. */
+static size_t pool_row_bytes(const pool_geom *g)
+{
+    size_t a = (size_t)g->sp.out[2] * sizeof(double), b = (size_t)g->sp.in[2] * sizeof(float);
+    return onr_al64(a > b ? a : b);
+}
+
 typedef void (*rowpool_fn)(const pool_geom *, const void *, void *, double *, int);
 typedef void (*maxidx_fn)(const pool_geom *, const void *, void *, int64_t *, int);
 typedef void (*global_fn)(const pool_geom *, const void *, void *, int);
@@ -455,7 +511,7 @@ static int pool_reshape(onr_kctx *ctx, size_t *scratch)
     /* the row engine: one row of doubles per thread */
     p->scratch = p->global || (p->kind == POOL_MAX && p->with_idx)
                      ? 0
-                     : (size_t)p->nthreads * onr_al64((size_t)p->g.sp.out[2] * sizeof(double));
+                     : (size_t)p->nthreads * pool_row_bytes(&p->g);
     *scratch = p->scratch;
     return ONR_OK;
 }
@@ -479,7 +535,10 @@ static int pool_run(const onr_kctx *ctx)
     } else {
         if (ctx->scratch_size < p->scratch)
             return onr_seterr(ctx->err, ONR_E_RUNTIME, "pooling scratch too small");
-        pool_table[i].row(g, x->data, y->data, ctx->scratch, nt);
+        if (p->kind == POOL_MAX && x->dtype == ONR_FLOAT)
+            maxpool_f32(g, x->data, y->data, ctx->scratch, pool_row_bytes(g) / sizeof(float), nt);
+        else
+            pool_table[i].row(g, x->data, y->data, ctx->scratch, nt);
     }
     return ONR_OK;
 }
