@@ -1335,6 +1335,27 @@ static void test_pools_spec_examples(void **state)
     }
 }
 
+/* NaN never wins a float MaxPool window; a window of NaN only (or of
+ * padding only) gives -inf, as the row engine of the other types. */
+static void test_maxpool_nan(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {1, 1, 2, 6}, k[2] = {1, 2}, s[2] = {1, 2}, yd[4] = {1, 1, 2, 3};
+    const float xv[12] = {NAN, 1, 2, NAN, NAN, NAN, -3, -4, -INFINITY, 5, 7, NAN};
+    static const float want[6] = {1, 2, -INFINITY, -3, 5, 7};
+    onr_tensor *in[1] = {tk_f32(4, xd, xv)};
+    onr_node *n = tk_node("MaxPool");
+    tk_attr_ints(n, "kernel_shape", 2, k);
+    tk_attr_ints(n, "strides", 2, s);
+    onr_tensor *out[1];
+    run_both(n, 12, 1, in, 1, out);
+    tk_assert_shape(out[0], 4, yd);
+    tk_assert_close_f32(out[0], want, 6, 0, 0);
+    tk_free_all(1, out);
+    tk_free_all(1, in);
+    tk_node_free(n);
+}
+
 static void test_global_pools(void **state)
 {
     (void)state;
@@ -1520,7 +1541,7 @@ int main(void)
         cmocka_unit_test(test_convtranspose_const),
         cmocka_unit_test(test_pools_f32),
         cmocka_unit_test(test_pools_types),
-        cmocka_unit_test(test_pools_spec_examples),
+        cmocka_unit_test(test_pools_spec_examples), cmocka_unit_test(test_maxpool_nan),
         cmocka_unit_test(test_global_pools),
         cmocka_unit_test(test_pool_errors),
         cmocka_unit_test(test_maxunpool_roundtrip),
