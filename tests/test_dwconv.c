@@ -12,7 +12,9 @@
  * epilogue with the residual before and after it, with and without bias.
  * Results are bit-identical for 1, 2 and 3 threads. Buffers that end at, or
  * start right after, an unmapped page show that the masked border loads and
- * tail stores touch nothing outside the tensors. Small groups (cg > 1, up
+ * tail stores touch nothing outside the tensors. Small planes run 16
+ * channels at a time (AVX-512) where C >= 16: cases with such blocks and a
+ * rest, every epilogue. Small groups (cg > 1, up
  * to 16 channels per group, output channel blocks of 8, 4, 2, 1) likewise.
  * Last, Conv and FusedConv nodes through the executor (2-D, 1-D, auto_pad,
  * float16, small groups).
@@ -249,6 +251,8 @@ static void test_epilogue(void **state)
         {1, 3, 1, 9, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         {2, 2, 2, 11, 41, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1},
         {1, 2, 1, 6, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* stride 3: the reference */
+        {1, 35, 1, 9, 13, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1}, /* 16-channel blocks and the rest */
+        {2, 16, 1, 8, 9, 3, 3, 2, 2, 1, 1, 1, 0, 1, 0, 1},  /* blocks, stride 2, N = 2 */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
@@ -357,6 +361,7 @@ static void test_guard_pages(void **state)
         {1, 4, 3, 5, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},  /* groups of 2 */
         {1, 6, 9, 5, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},  /* groups of 3, stride 2 */
         {1, 8, 8, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},
+        {1, 17, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},  /* a 16-channel block */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int at_end = 0; at_end < 2; at_end++) {

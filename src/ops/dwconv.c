@@ -131,6 +131,33 @@ int onr_dwconv_force_kernel(const char *name)
 
 static int64_t dw_cg(const onr_dwconv *g) { return g->cg > 1 ? g->cg : 1; }
 
+/* The padded plane the blocked path reads: every input position an output
+ * needs, padding included. */
+static void dw_blocked_dims(const onr_dwconv *g, int64_t *ph, int64_t *pw)
+{
+    *ph = (g->OH - 1) * g->SH + g->KH;
+    *pw = (g->OW - 1) * g->SW + g->KW;
+}
+
+int onr_dwconv_blocked_ok(const onr_dwconv *g)
+{
+    if (g->cg > 1 || g->mult != 1 || g->DH != 1 || g->DW != 1 || g->SH < 1 || g->SH > 2 ||
+        g->SW < 1 || g->SW > 2 || g->KH > 7 || g->KW > 7 || g->OW >= 16 || g->OH < 1 ||
+        g->OW < 1 || g->C < 16)
+        return 0;
+    int64_t ph, pw;
+    dw_blocked_dims(g, &ph, &pw);
+    return ph * pw <= 1024;
+}
+
+size_t onr_dwconv_blocked_floats(const onr_dwconv *g)
+{
+    int64_t ph, pw;
+    dw_blocked_dims(g, &ph, &pw);
+    /* the padded plane, the outputs, the filters, each 16 floats a position */
+    return (size_t)16 * (size_t)(ph * pw + g->OH * g->OW + g->KH * g->KW);
+}
+
 /* Floats of one thread's workspace: stride 2 along W splits the input
  * plane's rows (each of the group's cg planes) into even and odd columns,
  * each row ceil(IW/2) long. */
@@ -138,8 +165,10 @@ static size_t dw_ws_floats(const onr_dwconv *g)
 {
     /* cg > 1: first the filters of up to 8 outputs, reordered */
     size_t w = g->cg > 1 ? ((size_t)8 * (size_t)(g->cg * g->KH * g->KW) + 15) / 16 * 16 : 0;
-    if (g->SW != 2) return w;
-    size_t f = w + 2 * (size_t)dw_cg(g) * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
+    size_t f = w;
+    if (g->SW == 2) f += 2 * (size_t)dw_cg(g) * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
+    if (onr_dwconv_blocked_ok(g) && onr_dwconv_blocked_floats(g) > f)
+        f = onr_dwconv_blocked_floats(g);
     return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
 }
 
@@ -168,13 +197,36 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     /* units: planes, or blocks of up to 8 planes of one group */
     const int64_t bpg = gfn ? (g->mult + 7) / 8 : 0, units = gfn ? g->N * (M / g->mult) * bpg : planes;
     int nt = nthreads > 1 ? nthreads : 1;
+    int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
+    if (dw_active == DW_AVX512 && ws && onr_dwconv_blocked_ok(g)) {
+        /* blocks of 16 channels; the last C % 16 per plane below */
+        const int64_t nb = g->C / 16, blocks = g->N * nb;
+        #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+        for (int64_t it = 0; it < blocks; it++) {
+            int64_t n = it / nb, c = it % nb * 16;
+            float *tws = (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num();
+            size_t off = (size_t)((n * g->C + c) * OUT);
+            onr_dwconv_block16_avx512(g, x + (size_t)((n * g->C + c) * g->IH * g->IW),
+                                      w + c * g->KH * g->KW, b ? b + c : NULL, z ? z + off : NULL,
+                                      y + off, tws);
+        }
+        if (g->C % 16 == 0) return;
+        /* the rest, plane by plane */
+        #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+        for (int64_t it = 0; it < g->N * (g->C % 16); it++) {
+            int64_t n = it / (g->C % 16), m = nb * 16 + it % (g->C % 16), pl = n * M + m;
+            float *tws = (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num();
+            fn(g, x + (n * g->C + m) * g->IH * g->IW, w + m * g->KH * g->KW, b ? b[m] : 0.f,
+               z ? z + pl * OUT : NULL, y + pl * OUT, 0, g->OH, tws);
+        }
+        return;
+    }
     int64_t chunks = 1;
     if (nt > 1 && units < 4 * (int64_t)nt) {
         chunks = (4 * (int64_t)nt + units - 1) / units;
         if (chunks > g->OH) chunks = g->OH;
     }
     int64_t rows = (g->OH + chunks - 1) / chunks, items = units * chunks;
-    int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
     #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t it = 0; it < items; it++) {
         int64_t u = it / chunks, ch = it % chunks;

@@ -106,6 +106,21 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
                            const float *bias, const float *zp, float *yp, int nm, int64_t oh0,
                            int64_t oh1, float *ws);
 
+/* Small planes (rows narrower than 16, padded plane at most 1024
+ * positions), depthwise with multiplier 1, dilation 1, strides 1 or 2,
+ * kernels up to 7x7: 16 channels at a time in a channel-blocked copy
+ * (position-major, the 16 channels of a position in one vector, zero
+ * borders), every tap a full-vector FMA, then back to NCHW (16 x 16
+ * transposes) with the epilogue. The same sums as the row tiles (every
+ * tap, padding as 0, kernel-row-major), bit for bit. AVX-512 only. */
+int onr_dwconv_blocked_ok(const onr_dwconv *g);
+size_t onr_dwconv_blocked_floats(const onr_dwconv *g);
+/* 16 channels of one image from channel c: x, y (and z) at that channel's
+ * plane, w at its filter, b at its bias or NULL; ws
+ * onr_dwconv_blocked_floats(g) floats, 64-byte aligned. */
+void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *w,
+                               const float *b, const float *z, float *y, float *ws);
+
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
 const char *onr_dwconv_kernel_name(void);
 /* Force a kernel for tests: "ref", "avx2", "avx512" (the CPU must have it);
