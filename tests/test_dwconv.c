@@ -253,6 +253,8 @@ static void test_epilogue(void **state)
         {1, 2, 1, 6, 5, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* stride 3: the reference */
         {1, 35, 1, 9, 13, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1}, /* 16-channel blocks and the rest */
         {2, 16, 1, 8, 9, 3, 3, 2, 2, 1, 1, 1, 0, 1, 0, 1},  /* blocks, stride 2, N = 2 */
+        {1, 20, 1, 12, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* blocks, rows of 27 */
+        {1, 16, 1, 40, 50, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1}, /* blocks, 5x5 on a 43x53 plane */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
