@@ -13,6 +13,10 @@
 
 #include "gemm/gemm.h"
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #ifndef ONR_ACT_VL
 #error "define ONR_ACT_VL (floats per vector) before including sgemm-act-simd.h"
 #endif
@@ -28,11 +32,25 @@ static inline act_vf act_sel(act_vi m, act_vf a, act_vf b)
     return (act_vf)((m & (act_vi)a) | (~m & (act_vi)b));
 }
 
+/* min(hi, x) and max(lo, x) with NaN x passing (the instructions return
+ * their second operand when either is NaN); compare-and-select elsewhere. */
+static inline act_vf act_clamp(act_vf x, float lo, float hi)
+{
+#if defined(__AVX512F__) && ONR_ACT_VL == 16
+    x = (act_vf)_mm512_min_ps(_mm512_set1_ps(hi), (__m512)x);
+    return (act_vf)_mm512_max_ps(_mm512_set1_ps(lo), (__m512)x);
+#elif defined(__AVX__) && ONR_ACT_VL == 8
+    x = (act_vf)_mm256_min_ps(_mm256_set1_ps(hi), (__m256)x);
+    return (act_vf)_mm256_max_ps(_mm256_set1_ps(lo), (__m256)x);
+#else
+    x = act_sel(x > hi, act_splat(hi), x);
+    return act_sel(x < lo, act_splat(lo), x);
+#endif
+}
+
 static inline act_vf act_exp(act_vf x)
 {
-    const act_vf hi = act_splat(88.0f), lo = act_splat(-87.3f);
-    x = act_sel(x > hi, hi, x);
-    x = act_sel(x < lo, lo, x);
+    x = act_clamp(x, -87.3f, 88.0f);
     act_vf fx = x * 1.44269504088896341f;
     fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
     x = x - fx * 0.693359375f;
