@@ -15,9 +15,31 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "gemm/gemm.h"
 #include "ops/linalg.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define POOL_AVX512 1
+/* The sum of a float32 plane in double, 16 lanes (two vectors of 8
+ * doubles): GlobalAveragePool over EfficientNet's squeeze-and-excitation
+ * planes ran at a fraction of the memory's speed in the portable loop. */
+__attribute__((target("avx512f"))) static double pool_sum_f32_avx512(const float *p, int64_t n)
+{
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(p + i)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 8)));
+    }
+    double acc = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    for (; i < n; i++) acc += (double)p[i];
+    return acc;
+}
+#endif
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
@@ -221,6 +243,30 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
     }
 
 /* Global pools: one reduction per plane. */
+/* The AVX-512 sum where the CPU has it and the plane is float32 (a
+ * _Generic choice: the other types take the portable loop). */
+static int pool_sum_f32(const float *p, int64_t n, double *acc)
+{
+#ifdef POOL_AVX512
+    static _Atomic int avx512 = -1; /* unknown, then 0 or 1 */
+    int a = atomic_load_explicit(&avx512, memory_order_relaxed);
+    if (a < 0) atomic_store_explicit(&avx512, a = onr_cpu_supports("avx512"), memory_order_relaxed);
+    if (a) {
+        *acc = pool_sum_f32_avx512(p, n);
+        return 1;
+    }
+#endif
+    (void)p, (void)n, (void)acc;
+    return 0;
+}
+static int pool_sum_none(const void *p, int64_t n, double *acc)
+{
+    (void)p, (void)n, (void)acc;
+    return 0;
+}
+#define pool_sum_fast(p, n, acc)                                                               \
+    _Generic((p), const float *: pool_sum_f32, default: pool_sum_none)(p, n, acc)
+
 #define GLOBAL_POOL(sfx, T, LOAD, STORE, LOWEST)                                               \
     static void global_##sfx(const pool_geom *g, const void *xv, void *yv, int nt)             \
     {                                                                                          \
@@ -247,6 +293,8 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
                     acc = v > acc ? v : acc;                                                   \
                 }                                                                              \
                 for (int j = 0; j < 8; j++) acc = l[j] > acc ? l[j] : acc;                     \
+            } else if (g->kind == POOL_AVG && pool_sum_fast(xp, IN, &acc)) {                  \
+                acc /= (double)IN;                                                             \
             } else if (g->kind == POOL_AVG) {                                                  \
                 double l[8] = {0};                                                             \
                 for (int64_t i = 0; i < i8; i += 8)                                            \
