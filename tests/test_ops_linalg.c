@@ -1354,6 +1354,25 @@ static void test_maxpool_nan(void **state)
     tk_free_all(1, out);
     tk_free_all(1, in);
     tk_node_free(n);
+    /* rows of 37 (full vectors and a tail), the window down a column: NaN
+     * in either row never wins */
+    int64_t xd2[4] = {1, 1, 2, 37}, k2[2] = {2, 1}, yd2[4] = {1, 1, 1, 37};
+    float xv2[74], want2[37];
+    for (int i = 0; i < 37; i++) {
+        xv2[i] = i % 3 == 0 ? NAN : (float)i;
+        xv2[37 + i] = i % 5 == 0 ? NAN : (float)(40 - i);
+        float a = xv2[i], b = xv2[37 + i];
+        want2[i] = isnan(a) ? (isnan(b) ? -INFINITY : b) : isnan(b) ? a : (a > b ? a : b);
+    }
+    onr_tensor *in2[1] = {tk_f32(4, xd2, xv2)};
+    n = tk_node("MaxPool");
+    tk_attr_ints(n, "kernel_shape", 2, k2);
+    run_both(n, 12, 1, in2, 1, out);
+    tk_assert_shape(out[0], 4, yd2);
+    tk_assert_close_f32(out[0], want2, 37, 0, 0);
+    tk_free_all(1, out);
+    tk_free_all(1, in2);
+    tk_node_free(n);
 }
 
 static void test_global_pools(void **state)

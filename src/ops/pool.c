@@ -39,7 +39,58 @@ __attribute__((target("avx512f"))) static double pool_sum_f32_avx512(const float
     for (; i < n; i++) acc += (double)p[i];
     return acc;
 }
+
+/* t[i] = max(xr[i], t[i]), NaN never winning (the instruction returns its
+ * second operand, t, when either is NaN), for i < n. */
+__attribute__((target("avx512f"))) static void pool_fold_max_avx512(float *t, const float *xr,
+                                                                   int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(t + i, _mm512_max_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(t + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(t + i, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, xr + i),
+                                                      _mm512_maskz_loadu_ps(m, t + i)));
+    }
+}
+
+/* y[ow] = max(t[2 ow + off], y[ow]) for ow in [lo, hi): the even lanes of
+ * two loads, masked to [lo, hi) (nothing else read or written). */
+__attribute__((target("avx512f"))) static void pool_max_s2_avx512(float *y, const float *t,
+                                                                 int64_t off, int64_t lo,
+                                                                 int64_t hi)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t ow = lo; ow < hi; ow += 16) {
+        int64_t n = hi - ow < 16 ? hi - ow : 16;
+        __mmask16 m = (__mmask16)((1u << n) - 1u);
+        /* source floats 2 ow + off + [0, 2n - 1): lanes of the two loads */
+        uint32_t need = 2 * (uint32_t)n - 1;
+        __mmask16 m0 = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1u);
+        __mmask16 m1 = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1u : 0u);
+        const float *src = t + 2 * ow + off;
+        __m512 a = _mm512_maskz_loadu_ps(m0, src), b = _mm512_maskz_loadu_ps(m1, src + 16);
+        __m512 v = _mm512_permutex2var_ps(a, even, b);
+        __m512 cur = _mm512_maskz_loadu_ps(m, y + ow);
+        _mm512_mask_storeu_ps(y + ow, m, _mm512_max_ps(v, cur));
+    }
+}
 #endif
+
+/* Whether the AVX-512 helpers above may run (CPUID once, kept). */
+static int pool_has_avx512(void)
+{
+#ifdef POOL_AVX512
+    static _Atomic int avx512 = -1; /* unknown, then 0 or 1 */
+    int a = atomic_load_explicit(&avx512, memory_order_relaxed);
+    if (a < 0) atomic_store_explicit(&avx512, a = onr_cpu_supports("avx512"), memory_order_relaxed);
+    return a;
+#else
+    return 0;
+#endif
+}
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
@@ -248,10 +299,7 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
 static int pool_sum_f32(const float *p, int64_t n, double *acc)
 {
 #ifdef POOL_AVX512
-    static _Atomic int avx512 = -1; /* unknown, then 0 or 1 */
-    int a = atomic_load_explicit(&avx512, memory_order_relaxed);
-    if (a < 0) atomic_store_explicit(&avx512, a = onr_cpu_supports("avx512"), memory_order_relaxed);
-    if (a) {
+    if (pool_has_avx512()) {
         *acc = pool_sum_f32_avx512(p, n);
         return 1;
     }
@@ -333,6 +381,8 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
     const onr_spatial *sp = &g->sp;
     const int64_t planes = g->N * g->C, work = planes * g->OUT * (g->K + 1);
     const int64_t OW = sp->out[2], IW = sp->in[2];
+    const int avx512 = pool_has_avx512();
+    (void)avx512;
     #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         float *t = rows + (size_t)omp_get_thread_num() * stride;
@@ -347,12 +397,24 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
                     for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {
                         const float *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] + w.st[1] +
                                                 tb * sp->d[1]) * IW;
+#ifdef POOL_AVX512
+                        if (avx512) {
+                            pool_fold_max_avx512(t, xr, IW);
+                            continue;
+                        }
+#endif
                         for (int64_t i = 0; i < IW; i++) t[i] = xr[i] > t[i] ? xr[i] : t[i];
                     }
                 for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
                 for (int64_t kw = 0; kw < sp->k[2]; kw++) {
                     int64_t off = kw * sp->d[2] - sp->pb[2], s2 = sp->s[2], lo, hi;
                     onr_sp_taps(off, OW, s2, IW, &lo, &hi);
+#ifdef POOL_AVX512
+                    if (s2 == 2 && avx512) {
+                        pool_max_s2_avx512(yr, t, off, lo, hi);
+                        continue;
+                    }
+#endif
                     if (s2 == 2) { /* the common stride, written so it vectorises */
                         const float *tk = t + off;
                         for (int64_t ow = lo; ow < hi; ow++) {
