@@ -1335,28 +1335,36 @@ static void test_pools_spec_examples(void **state)
     }
 }
 
+/* One float MaxPool (2-D, opset 12, strides s or NULL) on x of shape xd
+ * against want (yd's elements), NaN matching NaN. */
+static void maxpool_expect(const int64_t *xd, const float *x, const int64_t *k, const int64_t *s,
+                           const int64_t *yd, const float *want)
+{
+    onr_tensor *in[1] = {tk_f32(4, xd, x)};
+    onr_node *n = tk_node("MaxPool");
+    tk_attr_ints(n, "kernel_shape", 2, k);
+    if (s) tk_attr_ints(n, "strides", 2, s);
+    onr_tensor *out[1];
+    run_both(n, 12, 1, in, 1, out);
+    tk_assert_shape(out[0], 4, yd);
+    tk_assert_close_f32(out[0], want, numel(yd, 4), 0, 0);
+    tk_free_all(1, out);
+    tk_free_all(1, in);
+    tk_node_free(n);
+}
+
 /* NaN never wins a float MaxPool window; a window of NaN only (or of
  * padding only) gives -inf, as the row engine of the other types. */
 static void test_maxpool_nan(void **state)
 {
     (void)state;
-    int64_t xd[4] = {1, 1, 2, 6}, k[2] = {1, 2}, s[2] = {1, 2}, yd[4] = {1, 1, 2, 3};
-    const float xv[12] = {NAN, 1, 2, NAN, NAN, NAN, -3, -4, -INFINITY, 5, 7, NAN};
+    const int64_t xd[4] = {1, 1, 2, 6}, k[2] = {1, 2}, s[2] = {1, 2}, yd[4] = {1, 1, 2, 3};
+    static const float xv[12] = {NAN, 1, 2, NAN, NAN, NAN, -3, -4, -INFINITY, 5, 7, NAN};
     static const float want[6] = {1, 2, -INFINITY, -3, 5, 7};
-    onr_tensor *in[1] = {tk_f32(4, xd, xv)};
-    onr_node *n = tk_node("MaxPool");
-    tk_attr_ints(n, "kernel_shape", 2, k);
-    tk_attr_ints(n, "strides", 2, s);
-    onr_tensor *out[1];
-    run_both(n, 12, 1, in, 1, out);
-    tk_assert_shape(out[0], 4, yd);
-    tk_assert_close_f32(out[0], want, 6, 0, 0);
-    tk_free_all(1, out);
-    tk_free_all(1, in);
-    tk_node_free(n);
+    maxpool_expect(xd, xv, k, s, yd, want);
     /* rows of 37 (full vectors and a tail), the window down a column: NaN
      * in either row never wins */
-    int64_t xd2[4] = {1, 1, 2, 37}, k2[2] = {2, 1}, yd2[4] = {1, 1, 1, 37};
+    const int64_t xd2[4] = {1, 1, 2, 37}, k2[2] = {2, 1}, yd2[4] = {1, 1, 1, 37};
     float xv2[74], want2[37];
     for (int i = 0; i < 37; i++) {
         xv2[i] = i % 3 == 0 ? NAN : (float)i;
@@ -1364,15 +1372,7 @@ static void test_maxpool_nan(void **state)
         float a = xv2[i], b = xv2[37 + i];
         want2[i] = isnan(a) ? (isnan(b) ? -INFINITY : b) : isnan(b) ? a : (a > b ? a : b);
     }
-    onr_tensor *in2[1] = {tk_f32(4, xd2, xv2)};
-    n = tk_node("MaxPool");
-    tk_attr_ints(n, "kernel_shape", 2, k2);
-    run_both(n, 12, 1, in2, 1, out);
-    tk_assert_shape(out[0], 4, yd2);
-    tk_assert_close_f32(out[0], want2, 37, 0, 0);
-    tk_free_all(1, out);
-    tk_free_all(1, in2);
-    tk_node_free(n);
+    maxpool_expect(xd2, xv2, k2, NULL, yd2, want2);
 }
 
 static void test_global_pools(void **state)

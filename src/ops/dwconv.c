@@ -142,8 +142,8 @@ static void dw_blocked_dims(const onr_dwconv *g, int64_t *ph, int64_t *pw)
 int onr_dwconv_blocked_ok(const onr_dwconv *g)
 {
     if (g->cg > 1 || g->mult != 1 || g->DH != 1 || g->DW != 1 || g->SH < 1 || g->SH > 2 ||
-        g->SW < 1 || g->SW > 2 || g->KH > 7 || g->KW > 7 || g->OW > (g->KH * g->KW >= 49 ? 64 : 32) || g->OH < 1 ||
-        g->OW < 1 || g->C < 16)
+        g->SW < 1 || g->SW > 2 || g->KH > 7 || g->KW > 7 || g->OH < 1 || g->OW < 1 ||
+        g->OW > (g->KH * g->KW >= 49 ? 64 : 32) || g->C < 16)
         return 0;
     int64_t ph, pw;
     dw_blocked_dims(g, &ph, &pw);

@@ -293,7 +293,6 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
         });                                                                                    \
     }
 
-/* Global pools: one reduction per plane. */
 /* The AVX-512 sum where the CPU has it and the plane is float32 (a
  * _Generic choice: the other types take the portable loop). */
 static int pool_sum_f32(const float *p, int64_t n, double *acc)
@@ -315,6 +314,7 @@ static int pool_sum_none(const void *p, int64_t n, double *acc)
 #define pool_sum_fast(p, n, acc)                                                               \
     _Generic((p), const float *: pool_sum_f32, default: pool_sum_none)(p, n, acc)
 
+/* Global pools: one reduction per plane. */
 #define GLOBAL_POOL(sfx, T, LOAD, STORE, LOWEST)                                               \
     static void global_##sfx(const pool_geom *g, const void *xv, void *yv, int nt)             \
     {                                                                                          \
