@@ -232,7 +232,12 @@ static int svm_kernel_attr(onr_create_ctx *c, svm_kernel *k)
     if (n != 0 && n != 3)
         return onr_seterr(c->err, ONR_E_MODEL,
                           "attribute kernel_params has %zu values, not 3 (gamma, coef0, degree)", n);
-    k->gamma = n ? p[0] : 0, k->coef0 = n ? p[1] : 0, k->degree = n ? (int64_t)p[2] : 0;
+    k->gamma = n ? p[0] : 0, k->coef0 = n ? p[1] : 0, k->degree = 0;
+    /* degree is a float in the model: NaN or beyond int64 cannot convert */
+    if (n && !(fabsf(p[2]) < 0x1p62f))
+        return onr_seterr(c->err, ONR_E_MODEL, "attribute kernel_params holds degree %g, not an integer power",
+                          (double)p[2]);
+    if (n) k->degree = (int64_t)p[2];
     return ONR_OK;
 }
 
