@@ -141,15 +141,25 @@ static int find_isa(const char *name)
     return -1;
 }
 
+/* The CPU's instruction sets, found once: bit 0 AVX2 + FMA, bit 1 the
+ * AVX-512 subsets; -1 until the first call (a race computes it twice, to
+ * the same value). */
+static _Atomic int g_isa_bits = -1;
+
 int onr_cpu_supports(const char *isa)
 {
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int bits = atomic_load_explicit(&g_isa_bits, memory_order_relaxed);
+    if (bits < 0) {
+        __builtin_cpu_init();
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+        bits = avx2 | avx512 << 1;
+        atomic_store_explicit(&g_isa_bits, bits, memory_order_relaxed);
+    }
     if (strcmp(isa, "ref") == 0) return 1;
-    if (strcmp(isa, "avx2") == 0) return avx2;
-    if (strcmp(isa, "avx512") == 0)
-        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (strcmp(isa, "avx2") == 0) return bits & 1;
+    if (strcmp(isa, "avx512") == 0) return bits >> 1 & 1;
     return 0;
 }
 

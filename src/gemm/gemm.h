@@ -105,7 +105,8 @@ const char *onr_sgemm_kernel_name(void);
 /* Whether this CPU runs the code of instruction set `isa`: "ref" always,
  * "avx2" (AVX2 + FMA), "avx512" (AVX-512 F/BW/DQ/VL, AVX2, FMA): exactly
  * the flags CMake compiles a -avx2.c / -avx512.c file with. Every kernel
- * family checks its SIMD builds with it. 0 for any other name. */
+ * family checks its SIMD builds with it. 0 for any other name. The CPU
+ * is asked once; later calls are a load and a string compare. */
 int onr_cpu_supports(const char *isa);
 /* Force a path for tests: "ref", "avx2", "avx512" (must be supported by the
  * CPU); NULL restores the automatic choice. Returns 0 on success. Also read

@@ -532,8 +532,47 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
     return ONR_OK;
 }
 
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows and c0 <= c < c1: 4 x 4
+ * blocks (SSE), the rest one by one. */
+static void conv_transpose_cols(const float *src, int64_t rows, int64_t c0, int64_t c1, int64_t lds,
+                                float *dst, int64_t ldd)
+{
+    int64_t r = 0;
+#if defined(__SSE__)
+    for (; r + 4 <= rows; r += 4) {
+        int64_t c = c0;
+        for (; c + 4 <= c1; c += 4) {
+            __m128 a0 = _mm_loadu_ps(src + r * lds + c), a1 = _mm_loadu_ps(src + (r + 1) * lds + c);
+            __m128 a2 = _mm_loadu_ps(src + (r + 2) * lds + c), a3 = _mm_loadu_ps(src + (r + 3) * lds + c);
+            _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+            _mm_storeu_ps(dst + c * ldd + r, a0);
+            _mm_storeu_ps(dst + (c + 1) * ldd + r, a1);
+            _mm_storeu_ps(dst + (c + 2) * ldd + r, a2);
+            _mm_storeu_ps(dst + (c + 3) * ldd + r, a3);
+        }
+        for (; c < c1; c++)
+            for (int64_t i = 0; i < 4; i++) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+/* The whole of it (c0 = 0, c1 = cols), threads splitting the destination's
+ * rows in blocks of 64. */
+static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
+                           int64_t ldd, int nt)
+{
+    int64_t blocks = (cols + 63) / 64;
+    #pragma omp parallel for num_threads(nt) if (rows * cols > ONR_PAR_MIN && nt > 1)
+    for (int64_t bi = 0; bi < blocks; bi++)
+        conv_transpose_cols(src, rows, bi * 64, bi * 64 + 64 < cols ? bi * 64 + 64 : cols, lds, dst,
+                            ldd);
+}
+
 /* Y_g [Mg x OUT] from T = Y_g^T [OUT x Mg] (bias, and the activation when
- * the GEMM applied it), with the rest of the epilogue per output row. */
+ * the GEMM applied it), 16 output rows at a time, each block's epilogue
+ * while its rows are in cache. */
 static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int64_t out,
                          int64_t mg, float *y, const float *z, int nt)
 {
@@ -542,11 +581,7 @@ static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int6
     #pragma omp parallel for num_threads(nt) if (out * mg > ONR_PAR_MIN && nt > 1)
     for (int64_t bi = 0; bi < blocks; bi++) {
         int64_t m0 = bi * BM, m1 = m0 + BM < mg ? m0 + BM : mg;
-        for (int64_t p0 = 0; p0 < out; p0 += 64) {
-            int64_t p1 = p0 + 64 < out ? p0 + 64 : out;
-            for (int64_t m = m0; m < m1; m++)
-                for (int64_t q = p0; q < p1; q++) y[m * out + q] = t[q * mg + m];
-        }
+        conv_transpose_cols(t, out, m0, m1, mg, y, out);
         if (epi && !act_done)
             conv_epi_rows(epi, 1, y + m0 * out, z ? z + m0 * out : NULL, m1 - m0, out, out);
     }
@@ -555,37 +590,6 @@ static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int6
 /* Row stride of the transposed column matrix: CK, padded where rows of a
  * multiple of 2 KiB would alias in L1 (the GEMM then reads it in place). */
 static int64_t conv_t_lda(int64_t ck) { return ck % 512 == 0 ? ck + 16 : ck; }
-
-/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 4 x 4 blocks
- * (SSE), threads splitting the destination's rows in blocks of 64. */
-static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
-                           int64_t ldd, int nt)
-{
-    int64_t blocks = (cols + 63) / 64;
-    #pragma omp parallel for num_threads(nt) if (rows * cols > ONR_PAR_MIN && nt > 1)
-    for (int64_t bi = 0; bi < blocks; bi++) {
-        int64_t c0 = bi * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
-        int64_t r = 0;
-#if defined(__SSE__)
-        for (; r + 4 <= rows; r += 4) {
-            int64_t c = c0;
-            for (; c + 4 <= c1; c += 4) {
-                __m128 a0 = _mm_loadu_ps(src + r * lds + c), a1 = _mm_loadu_ps(src + (r + 1) * lds + c);
-                __m128 a2 = _mm_loadu_ps(src + (r + 2) * lds + c), a3 = _mm_loadu_ps(src + (r + 3) * lds + c);
-                _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
-                _mm_storeu_ps(dst + c * ldd + r, a0);
-                _mm_storeu_ps(dst + (c + 1) * ldd + r, a1);
-                _mm_storeu_ps(dst + (c + 2) * ldd + r, a2);
-                _mm_storeu_ps(dst + (c + 3) * ldd + r, a3);
-            }
-            for (; c < c1; c++)
-                for (int64_t i = 0; i < 4; i++) dst[c * ldd + r + i] = src[(r + i) * lds + c];
-        }
-#endif
-        for (; r < rows; r++)
-            for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
-    }
-}
 
 static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, float *y,
                            const conv_bufs *bb, int nt)

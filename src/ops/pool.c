@@ -15,7 +15,6 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
@@ -83,10 +82,7 @@ __attribute__((target("avx512f"))) static void pool_max_s2_avx512(float *y, cons
 static int pool_has_avx512(void)
 {
 #ifdef POOL_AVX512
-    static _Atomic int avx512 = -1; /* unknown, then 0 or 1 */
-    int a = atomic_load_explicit(&avx512, memory_order_relaxed);
-    if (a < 0) atomic_store_explicit(&avx512, a = onr_cpu_supports("avx512"), memory_order_relaxed);
-    return a;
+    return onr_cpu_supports("avx512"); /* cached by gemm.c */
 #else
     return 0;
 #endif
