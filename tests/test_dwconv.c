@@ -148,15 +148,21 @@ static void check_geom(const onr_dwconv *g, int bias, int res, uint32_t seed)
     dw_ref(&gg, x, w, b, z, want, tol);
     size_t wsb = onr_dwconv_workspace_size(&gg, 3);
     void *wsp = wsb ? aligned_alloc(64, (wsb + 63) / 64 * 64) : NULL;
-    for (int run = 0; run < 2 * NKERNELS; run++) {
-        const char *kern = kernels[run / 2];
-        void *ws = run % 2 ? wsp : NULL;
-        if ((run % 2 && !wsp) || onr_dwconv_force_kernel(kern) != 0) continue;
+    /* W laid out beforehand, as Conv's create does for a constant W */
+    size_t nwl = onr_dwconv_weights_floats(&gg);
+    float *wl = nwl ? malloc(sizeof(float) * nwl) : NULL;
+    if (wl) onr_dwconv_prepare_weights(&gg, w, wl);
+    /* per kernel: no workspace; a workspace (W laid out in it); and W laid out */
+    for (int run = 0; run < 3 * NKERNELS; run++) {
+        const char *kern = kernels[run / 3];
+        int mode = run % 3;
+        void *ws = mode ? wsp : NULL;
+        if ((mode && !wsp) || (mode == 2 && !wl) || onr_dwconv_force_kernel(kern) != 0) continue;
         for (int nt = 1; nt <= 3; nt++) {
             char what[64];
-            snprintf(what, sizeof what, "%s, workspace %d, %d threads", kern, run % 2, nt);
+            snprintf(what, sizeof what, "%s, mode %d, %d threads", kern, mode, nt);
             memset(y, 0xff, sizeof(float) * ny); /* NaN: every output must be written */
-            onr_dwconv_f32(&gg, x, w, b, z, y, ws, nt);
+            onr_dwconv_f32(&gg, x, w, mode == 2 ? wl : NULL, b, z, y, ws, nt);
             for (size_t i = 0; i < ny; i++)
                 if (!(fabs(y[i] - want[i]) <= tol[i])) fail_geom(&gg, what, i, y[i], want[i]);
             if (nt == 1)
@@ -166,7 +172,7 @@ static void check_geom(const onr_dwconv *g, int bias, int res, uint32_t seed)
         }
     }
     onr_dwconv_force_kernel(NULL);
-    free(x), free(w), free(b), free(z), free(want), free(tol), free(y), free(y1), free(wsp);
+    free(x), free(w), free(b), free(z), free(want), free(tol), free(y), free(y1), free(wsp), free(wl);
 }
 
 static void check_case(const dcase *c, int act, float a, float b, int bias, int res)
@@ -316,7 +322,7 @@ static void test_special_values(void **state)
     for (int k = 0; k < NKERNELS; k++) {
         if (onr_dwconv_force_kernel(kernels[k]) != 0) continue;
         g.act = ONR_DW_ACT_SIGMOID;
-        onr_dwconv_f32(&g, x, w, NULL, NULL, y, NULL, 1);
+        onr_dwconv_f32(&g, x, w, NULL, NULL, NULL, y, NULL, 1);
         for (size_t i = 0; i < ny; i++) {
             /* NaN reaches every output whose window reads x[0][10] (0 * NaN) */
             if (i / 21 <= 1 && i % 21 >= 9 && i % 21 <= 11) continue;
@@ -386,7 +392,7 @@ static void test_guard_pages(void **state)
             dw_ref(&g, x, w, NULL, z, want, tol);
             for (int k = 0; k < NKERNELS; k++) {
                 if (onr_dwconv_force_kernel(kernels[k]) != 0) continue;
-                onr_dwconv_f32(&g, X.p, w, NULL, Z.p, Y.p, WS.p, 1);
+                onr_dwconv_f32(&g, X.p, w, NULL, NULL, Z.p, Y.p, WS.p, 1);
                 for (size_t i = 0; i < ny; i++)
                     if (!(fabs(Y.p[i] - want[i]) <= tol[i]))
                         fail_msg("%s case %zu: y[%zu] = %g, want %g", kernels[k], ci, i, Y.p[i],

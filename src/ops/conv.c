@@ -159,6 +159,7 @@ typedef struct conv_bufs {
     const onr_wino_geom *wino;      /* and its geometry (col is its scratch) */
     const void *wt;                 /* CONV_GEMMT: packed W^T per group */
     size_t wt_stride;
+    const float *dw_wl;             /* CONV_DW: W laid out at create, or NULL */
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -176,6 +177,7 @@ typedef struct conv_params {
     onr_wino_geom wino; /* its geometry, when g.kind is CONV_WINO */
     void *wt;           /* CONV_GEMMT: W_g^T packed for onr_sgemm_packed, per group */
     size_t wt_stride;   /* bytes between groups' packs */
+    float *dw_wl;       /* depthwise / small groups: constant W laid out for dwconv.c */
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
     size_t off_x, off_w, off_b, off_y, off_col, off_ws;
@@ -188,6 +190,7 @@ static void conv_destroy(void *params)
     free(p->b32);
     free(p->wino_u);
     free(p->wt);
+    free(p->dw_wl);
 }
 
 /* create, shared: attributes, then the 16-bit constants widened. */
@@ -319,6 +322,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
         .wino_u = p->wino_u, .wino = &p->wino, .wt = p->wt, .wt_stride = p->wt_stride,
+        .dw_wl = p->dw_wl,
     };
     if (p->fused) { /* float32 only (reshape checked) */
         const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
@@ -661,11 +665,13 @@ static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, fl
 }
 
 static int conv_t_create(onr_create_ctx *c, conv_params *p);
+static int conv_dw_create(onr_create_ctx *c, conv_params *p);
 
 static int conv_create(onr_create_ctx *c, void *params)
 {
     int st = conv_create_common(c, params, 0);
     if (!st) st = conv_wino_create(c, params);
+    if (!st) st = conv_dw_create(c, params);
     return st ? st : conv_t_create(c, params);
 }
 
@@ -963,9 +969,35 @@ static void conv_direct_f64_run(const conv_geom *g, const double *x, const doubl
     conv_direct_f64(g, x, w, b, y, NULL, NULL, nt);
 }
 
+/* A constant W of a layer conv_kind sends to dwconv.c (depthwise, or
+ * small groups), 1-D or 2-D, laid out for its SIMD kernels once. */
+static int conv_dw_create(onr_create_ctx *c, conv_params *p)
+{
+    const onr_tensor *w = onr_create_const(c, 1);
+    if (!w || (w->rank != 3 && w->rank != 4) || w->numel == 0 ||
+        !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
+        return ONR_OK;
+    int64_t M = w->dims[0], Cg = w->dims[1], G = p->group;
+    if (M % G != 0) return ONR_OK; /* reshape reports it */
+    int64_t Mg = M / G;
+    if (G < 2 || !(Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP))) return ONR_OK;
+    onr_dwconv d = {.C = Cg * G, .mult = Mg, .cg = Cg, .KH = w->rank == 4 ? w->dims[2] : 1,
+                    .KW = w->dims[w->rank - 1]};
+    size_t n = onr_dwconv_weights_floats(&d);
+    if (n == 0) return ONR_OK;
+    int st = onr_create_hold(c, "depthwise weights laid out", (uint64_t)n * sizeof(float));
+    if (st) return st;
+    if (!(p->dw_wl = onr_alloc_aligned(n * sizeof(float))))
+        return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of laid-out weights",
+                          n * sizeof(float));
+    onr_dwconv_prepare_weights(&d, p->w32 ? p->w32 : w->data, p->dw_wl);
+    return ONR_OK;
+}
+
 /* Depthwise, 1-D or 2-D: dwconv.c's kernel with the whole epilogue. */
-static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *b,
-                        float *y, const conv_epi *epi, const float *z, void *ws, int nt)
+static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *wl,
+                        const float *b, float *y, const conv_epi *epi, const float *z, void *ws,
+                        int nt)
 {
     static const int acts[] = {
         [CONV_ACT_NONE] = ONR_DW_ACT_NONE,
@@ -984,7 +1016,7 @@ static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, cons
         d.b = epi->b;
         d.res_after = epi->res_after;
     }
-    onr_dwconv_f32(&d, x, w, b, epi ? z : NULL, y, ws, nt);
+    onr_dwconv_f32(&d, x, w, wl, b, epi ? z : NULL, y, ws, nt);
 }
 
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
@@ -993,7 +1025,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
     int kind = g->kind;
     const conv_epi *epi = bb->epi;
     if (kind == CONV_DW) {
-        conv_dw_f32(g, x, w, b, y, epi, bb->z, bb->ws, nt);
+        conv_dw_f32(g, x, w, bb->dw_wl, b, y, epi, bb->z, bb->ws, nt);
         return;
     }
     if (kind == CONV_DIRECT) {
@@ -1089,7 +1121,9 @@ static int fconv_create(onr_create_ctx *c, void *params)
 {
     conv_params *p = params;
     int st = conv_create_common(c, p, 0);
-    if (st || (st = conv_wino_create(c, p)) || (st = conv_t_create(c, p))) return st;
+    if (st || (st = conv_wino_create(c, p)) || (st = conv_dw_create(c, p)) ||
+        (st = conv_t_create(c, p)))
+        return st;
     p->fused = 1;
     p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
     const char *name = onr_attr_string(c->node, "activation", "");

@@ -91,12 +91,12 @@ static inline __attribute__((always_inline)) void tr16(__m512 r[16])
                _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31));
 }
 
-void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *w,
+void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
                                const float *b, const float *z, float *y, float *ws)
 {
-    const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW, KK = g->KH * g->KW;
+    const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW;
     const int64_t PH = (g->OH - 1) * g->SH + g->KH, PW = (g->OW - 1) * g->SW + g->KW;
-    float *xt = ws, *yt = xt + 16 * PH * PW, *wt = yt + 16 * OUT;
+    float *xt = ws, *yt = xt + 16 * PH * PW;
     /* the padded plane: zero, then the input positions it holds */
     for (int64_t i = 0; i < PH * PW; i++) _mm512_storeu_ps(xt + 16 * i, _mm512_setzero_ps());
     for (int64_t p0 = 0; p0 < IN; p0 += 16) {
@@ -109,11 +109,6 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
             int64_t ih = (p0 + j) / g->IW + g->PT, iw = (p0 + j) % g->IW + g->PL;
             if (ih < PH && iw < PW) _mm512_storeu_ps(xt + 16 * (ih * PW + iw), r[j]);
         }
-    }
-    for (int64_t k = 0; k < KK; k++) {
-        float v[16];
-        for (int c = 0; c < 16; c++) v[c] = w[c * KK + k];
-        _mm512_storeu_ps(wt + 16 * k, _mm512_loadu_ps(v));
     }
     /* without a residual the epilogue (bias, activation) runs here, on
      * vectors of 16 channels; with one, per plane after the transpose */

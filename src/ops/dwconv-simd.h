@@ -538,24 +538,12 @@ DW_INLINE void gc_rows(const gc_src *s, int nm, int64_t oh0, int64_t oh1, const 
     }
 }
 
-void ONR_GCONV_ROWS(const onr_dwconv *g, const float *xg, const float *wm, const float *bias,
+void ONR_GCONV_ROWS(const onr_dwconv *g, const float *xg, const float *wl, const float *bias,
                     const float *zp, float *yp, int nm, int64_t oh0, int64_t oh1, float *ws)
 {
-    /* the filters of each channel block (8, 4, 2, 1, as gc_rows cuts nm)
-     * tap-major, so a tap's MB weights are adjacent: the first
-     * GC_MB x cg x KH x KW floats of the workspace */
-    const int64_t taps = g->cg * g->KH * g->KW;
-    for (int m0 = 0; m0 < nm;) {
-        int left = nm - m0, mb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        float *dst = ws + m0 * taps;
-        for (int64_t k = 0; k < taps; k++)
-            for (int m = 0; m < mb; m++) dst[k * mb + m] = wm[(m0 + m) * taps + k];
-        m0 += mb;
-    }
-    gc_src s = {.t = {.g = g, .xe = xg, .xo = NULL, .wm = wm, .zp = zp, .yp = yp,
+    gc_src s = {.t = {.g = g, .xe = xg, .xo = NULL, .wm = NULL, .zp = zp, .yp = yp,
                       .rs = g->IW, .we = g->IW, .wo = 0, .zero_rows = 0},
-                .ps = g->IH * g->IW, .out = g->OH * g->OW, .wt = ws, .bias = bias};
-    ws += (GC_MB * taps + 15) / 16 * 16;
+                .ps = g->IH * g->IW, .out = g->OH * g->OW, .wt = wl, .bias = bias};
     if (g->SW == 1) {
         gc_rows(&s, nm, oh0, oh1, DW_S1);
         return;

@@ -156,8 +156,44 @@ size_t onr_dwconv_blocked_floats(const onr_dwconv *g)
 {
     int64_t ph, pw;
     dw_blocked_dims(g, &ph, &pw);
-    /* the padded plane, the outputs, the filters, each 16 floats a position */
-    return (size_t)16 * (size_t)(ph * pw + g->OH * g->OW + g->KH * g->KW);
+    /* the padded plane and the outputs, each 16 floats a position */
+    return (size_t)16 * (size_t)(ph * pw + g->OH * g->OW);
+}
+
+size_t onr_dwconv_weights_floats(const onr_dwconv *g)
+{
+    size_t kk = (size_t)(g->KH * g->KW);
+    if (g->cg > 1) return (size_t)(g->C / g->cg * g->mult) * (size_t)g->cg * kk;
+    if (g->mult == 1 && g->C >= 16) return (size_t)(g->C / 16 * 16) * kk;
+    return 0;
+}
+
+void onr_dwconv_prepare_weights(const onr_dwconv *g, const float *w, float *wl)
+{
+    const int64_t kk = g->KH * g->KW;
+    if (g->cg > 1) {
+        /* per group, runs of up to 8 outputs (the driver's units), each cut
+         * into blocks of 8, 4, 2, 1 (as gc_rows cuts them), each block's
+         * filters tap-major: wl[tap * mb + m] */
+        const int64_t taps = g->cg * kk, groups = g->C / g->cg;
+        for (int64_t grp = 0; grp < groups; grp++)
+            for (int64_t u0 = 0; u0 < g->mult; u0 += 8) {
+                int64_t nm = g->mult - u0 < 8 ? g->mult - u0 : 8;
+                for (int64_t m0 = 0; m0 < nm;) {
+                    int64_t left = nm - m0, mb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                    int64_t at = (grp * g->mult + u0 + m0) * taps;
+                    for (int64_t k = 0; k < taps; k++)
+                        for (int64_t m = 0; m < mb; m++) wl[at + k * mb + m] = w[at + m * taps + k];
+                    m0 += mb;
+                }
+            }
+        return;
+    }
+    if (g->mult != 1) return;
+    /* blocks of 16 channels, each tap's 16 weights together */
+    for (int64_t c0 = 0; c0 + 16 <= g->C; c0 += 16)
+        for (int64_t k = 0; k < kk; k++)
+            for (int64_t c = 0; c < 16; c++) wl[c0 * kk + k * 16 + c] = w[(c0 + c) * kk + k];
 }
 
 /* Floats of one thread's workspace: stride 2 along W splits the input
@@ -165,25 +201,27 @@ size_t onr_dwconv_blocked_floats(const onr_dwconv *g)
  * each row ceil(IW/2) long. */
 static size_t dw_ws_floats(const onr_dwconv *g)
 {
-    /* cg > 1: first the filters of up to 8 outputs, reordered */
-    size_t w = g->cg > 1 ? ((size_t)8 * (size_t)(g->cg * g->KH * g->KW) + 15) / 16 * 16 : 0;
-    size_t f = w;
+    size_t f = 0;
     if (g->SW == 2) f += 2 * (size_t)dw_cg(g) * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
     if (onr_dwconv_blocked_ok(g) && onr_dwconv_blocked_floats(g) > f)
         f = onr_dwconv_blocked_floats(g);
     return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
 }
 
+/* The workspace: W laid out (when the caller has no layout), then each
+ * thread's part. */
+static size_t dw_wl_floats(const onr_dwconv *g) { return (onr_dwconv_weights_floats(g) + 15) / 16 * 16; }
+
 size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
 {
-    return sizeof(float) * dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1);
+    return sizeof(float) * (dw_wl_floats(g) + dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1));
 }
 
 /* Work items are (plane, row chunk), with cg > 1 (block of up to 8 planes
  * of one group, row chunk); a plane is cut into chunks only when there are
  * too few planes (blocks) to keep every thread busy. */
-void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
-                    const float *z, float *y, void *ws, int nthreads)
+void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *wl,
+                    const float *b, const float *z, float *y, void *ws, int nthreads)
 {
     pthread_once(&dw_once, dw_init);
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
@@ -200,16 +238,23 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     const int64_t bpg = gfn ? (g->mult + 7) / 8 : 0, units = gfn ? g->N * (M / g->mult) * bpg : planes;
     int nt = nthreads > 1 ? nthreads : 1;
     int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
-    if (dw_active == DW_AVX512 && ws && onr_dwconv_blocked_ok(g)) {
+    const int blocked = dw_active == DW_AVX512 && ws && onr_dwconv_blocked_ok(g);
+    /* the SIMD kernels read W laid out: the caller's, or made here */
+    if ((gfn || blocked) && !wl) {
+        onr_dwconv_prepare_weights(g, w, (float *)ws);
+        wl = ws;
+    }
+    float *const ws0 = ws ? (float *)ws + dw_wl_floats(g) : NULL;
+    if (blocked) {
         /* blocks of 16 channels; the last C % 16 per plane below */
         const int64_t nb = g->C / 16, blocks = g->N * nb;
         #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
         for (int64_t it = 0; it < blocks; it++) {
             int64_t n = it / nb, c = it % nb * 16;
-            float *tws = (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num();
+            float *tws = ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num();
             size_t off = (size_t)((n * g->C + c) * OUT);
             onr_dwconv_block16_avx512(g, x + (size_t)((n * g->C + c) * g->IH * g->IW),
-                                      w + c * g->KH * g->KW, b ? b + c : NULL, z ? z + off : NULL,
+                                      wl + c * g->KH * g->KW, b ? b + c : NULL, z ? z + off : NULL,
                                       y + off, tws);
         }
         if (g->C % 16 == 0) return;
@@ -217,7 +262,7 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
         for (int64_t it = 0; it < g->N * (g->C % 16); it++) {
             int64_t n = it / (g->C % 16), m = nb * 16 + it % (g->C % 16), pl = n * M + m;
-            float *tws = (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num();
+            float *tws = ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num();
             fn(g, x + (n * g->C + m) * g->IH * g->IW, w + m * g->KH * g->KW, b ? b[m] : 0.f,
                z ? z + pl * OUT : NULL, y + pl * OUT, 0, g->OH, tws);
         }
@@ -234,13 +279,13 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         int64_t u = it / chunks, ch = it % chunks;
         int64_t oh0 = ch * rows, oh1 = oh0 + rows < g->OH ? oh0 + rows : g->OH;
         if (oh0 >= oh1) continue;
-        float *tws = ws ? (float *)ws + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
+        float *tws = ws0 ? ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
         if (gfn) {
             int64_t n = u / (M / g->mult * bpg), r = u % (M / g->mult * bpg);
             int64_t grp = r / bpg, m0 = grp * g->mult + r % bpg * 8;
             int64_t m1 = m0 + 8 < (grp + 1) * g->mult ? m0 + 8 : (grp + 1) * g->mult;
             int64_t pl = n * M + m0;
-            gfn(g, x + (n * g->C + grp * cg) * g->IH * g->IW, w + m0 * cg * g->KH * g->KW,
+            gfn(g, x + (n * g->C + grp * cg) * g->IH * g->IW, wl + m0 * cg * g->KH * g->KW,
                 b ? b + m0 : NULL, z ? z + pl * OUT : NULL, y + pl * OUT, (int)(m1 - m0), oh0,
                 oh1, tws);
             continue;

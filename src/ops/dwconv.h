@@ -68,13 +68,22 @@ typedef struct onr_dwconv {
  * when it needs none; 64-byte aligned memory expected). */
 size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads);
 
+/* Floats of W laid out for the SIMD kernels (0: they read W as it is):
+ * small groups (cg > 1) take each block of up to 8 outputs' filters
+ * tap-major, depthwise layers with C >= 16 (mult 1) each block of 16
+ * channels' taps channel-minor. The layout depends on C, mult, cg, KH and
+ * KW only, so a constant W is laid out once, at create. */
+size_t onr_dwconv_weights_floats(const onr_dwconv *g);
+void onr_dwconv_prepare_weights(const onr_dwconv *g, const float *w, float *wl);
+
 /* Y[N, C/cg*mult, OH, OW] = conv(X[N, C, IH, IW], W[C/cg*mult, cg, KH, KW]) + B
  * with the epilogue; B (C/cg*mult) and Z (Y's shape) may be NULL. C must be
- * a multiple of cg. Y must not
- * overlap X or Z. ws: onr_dwconv_workspace_size(g, nthreads) bytes, or NULL
- * (stride 2 then takes a slower path). Never allocates. */
-void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *b,
-                    const float *z, float *y, void *ws, int nthreads);
+ * a multiple of cg. Y must not overlap X or Z. wl: W laid out by
+ * onr_dwconv_prepare_weights, or NULL (then it is laid out in ws). ws:
+ * onr_dwconv_workspace_size(g, nthreads) bytes, or NULL (stride 2 and
+ * small groups then take slower paths). Never allocates. */
+void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *wl,
+                    const float *b, const float *z, float *y, void *ws, int nthreads);
 
 /* Rows [oh0, oh1) of one output plane: xp the input plane (cg > 1: the
  * group's first of cg), wm the output's cg x KH x KW filter, zp the
@@ -92,9 +101,10 @@ void onr_dwconv_rows_avx512(const onr_dwconv *g, const float *xp, const float *w
                             const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 
 /* Rows [oh0, oh1) of nm <= 8 consecutive output planes of one group (cg >
- * 1): xg the group's first input plane, wm the first output's filter (the
- * others follow, cg x KH x KW floats each), bias nm values or NULL, zp and
- * yp the first residual and output planes (OH x OW floats apart). */
+ * 1): xg the group's first input plane, wl the first output's filters as
+ * onr_dwconv_prepare_weights lays them out (blocks of 8, 4, 2, 1 outputs,
+ * each tap-major), bias nm values or NULL, zp and yp the first residual
+ * and output planes (OH x OW floats apart). */
 #define ONR_GCONV_KW_MAX 16 /* widest kernel the SIMD small-group kernels take */
 typedef void (*onr_gconv_rows_fn)(const onr_dwconv *g, const float *xg, const float *wm,
                                   const float *bias, const float *zp, float *yp, int nm,
@@ -118,9 +128,9 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
 int onr_dwconv_blocked_ok(const onr_dwconv *g);
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g);
 /* 16 channels of one image from channel c: x, y (and z) at that channel's
- * plane, w at its filter, b at its bias or NULL; ws
- * onr_dwconv_blocked_floats(g) floats, 64-byte aligned. */
-void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *w,
+ * plane, wl at the block's laid-out taps (16 floats a tap), b at its bias
+ * or NULL; ws onr_dwconv_blocked_floats(g) floats, 64-byte aligned. */
+void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wl,
                                const float *b, const float *z, float *y, float *ws);
 
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
