@@ -272,7 +272,8 @@ static void test_epilogue(void **state)
 
 /* Small groups (cg > 1): group sizes, output channels per group that
  * split into blocks of 8, 4, 2 and 1, strides 1, 2 and 3, dilation and
- * pads, over output widths 1..40, with every epilogue on a few. */
+ * pads, over output widths 1..40, with every epilogue on a few; one group
+ * of a few inputs over widths up to 112. */
 static void test_groups(void **state)
 {
     (void)state;
@@ -294,6 +295,25 @@ static void test_groups(void **state)
             check_case(&c, ONR_DW_ACT_NONE, 0, 0, (int)(ow & 1), (int)(ow % 3));
         }
     }
+    /* one group of 2-4 inputs (an image's stem): many outputs, rows wide
+     * enough for tiles of 3, 2 and 1 vectors and a tail */
+    static const int64_t stem[][9] = {
+        /* K, S, D, PT, PB, PL, PR, mult, cg */
+        {7, 2, 1, 3, 3, 3, 3, 21, 3}, {3, 2, 1, 1, 1, 1, 1, 32, 3},
+        {3, 1, 1, 1, 1, 1, 1, 13, 4}, {5, 2, 1, 2, 2, 2, 2, 9, 2},
+    };
+    static const int64_t widths[] = {1, 15, 16, 17, 33, 47, 48, 49, 50, 64, 81, 97, 112};
+    for (size_t i = 0; i < sizeof stem / sizeof stem[0]; i++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            const int64_t *f = stem[i], ow = widths[wi];
+            int64_t iw = (ow - 1) * f[1] + f[0] - f[5] - f[6];
+            if (iw < 1) continue;
+            dcase c = {1, f[8], f[7], 5, iw, f[0], f[0], f[1], f[1], f[2], f[2],
+                       f[3], f[4], f[5], f[6], f[8]};
+            if (c.IH + c.PT + c.PB < f[0]) c.IH = f[0];
+            check_case(&c, wi % 2 ? ONR_DW_ACT_RELU : ONR_DW_ACT_NONE, 0, 0, (int)(wi & 1),
+                       (int)(wi % 3));
+        }
     static const dcase ecase[] = {
         {1, 16, 8, 6, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},
         {2, 6, 5, 9, 23, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},
@@ -475,6 +495,9 @@ static void test_conv_node(void **state)
         conv_node_case(2, x2, 2, 3, k3, s1, d1, p1, NULL, nt);
         conv_node_case(2, x2, 3, 8, k3, s2, d1, pa, NULL, nt);
         conv_node_case(1, x1, 2, 5, k5, s21, d21, p21, NULL, nt);
+        /* one group of 3 inputs, 7x7 stride 2 (a stem), W laid out at create */
+        const int64_t xs[4] = {1, 3, 29, 53}, k7[2] = {7, 7}, p3[4] = {3, 3, 3, 3};
+        conv_node_case(2, xs, 3, 19, k7, s2, d1, p3, NULL, nt);
     }
 }
 

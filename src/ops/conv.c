@@ -354,16 +354,28 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
 
 enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW, CONV_GEMMT };
 #define CONV_SMALL_GROUP 16
+#define CONV_FEW_INPUTS 4
+
+/* Whether dwconv.c's kernels take a layer of G groups of Cg inputs and Mg
+ * outputs with kernels of `taps` taps: depthwise; groups of at most
+ * CONV_SMALL_GROUP inputs and outputs (per-group GEMMs that small run far
+ * below the FMA peak); or one group of 2 to CONV_FEW_INPUTS inputs and a
+ * kernel of 9 taps or more (an image's stem: im2col makes a column matrix
+ * taps x Cg times the image, and K = Cg x taps is short for the GEMM). */
+static int conv_dw_takes(int64_t G, int64_t Cg, int64_t Mg, int64_t taps)
+{
+    if (G > 1) return Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP);
+    return Cg >= 2 && Cg <= CONV_FEW_INPUTS && taps >= 9;
+}
 
 static int conv_kind(const conv_geom *g)
 {
     const onr_spatial *sp = &g->sp;
-    /* depthwise, or groups of at most CONV_SMALL_GROUP input and output
-     * channels (per-group GEMMs that small run far below the FMA peak),
-     * with at most 2 spatial dims that matter: dwconv.c */
-    if (g->CK > 0 && g->G > 1 && (g->Cg == 1 || (g->Cg <= CONV_SMALL_GROUP &&
-                                                 g->Mg <= CONV_SMALL_GROUP)) &&
-        sp->in[0] == 1 && sp->k[0] == 1 && sp->out[0] == 1 && sp->pb[0] == 0)
+    /* with at most 2 spatial dims that matter, and strides of 1 or 2 where
+     * there is one group */
+    if (g->CK > 0 && conv_dw_takes(g->G, g->Cg, g->Mg, g->K) && sp->in[0] == 1 && sp->k[0] == 1 &&
+        sp->out[0] == 1 && sp->pb[0] == 0 &&
+        (g->G > 1 || (sp->s[1] <= 2 && sp->s[2] <= 2 && sp->k[2] <= ONR_GCONV_KW_MAX)))
         return CONV_DW;
     if (g->CK == 0 || (g->Cg == 1 && g->G > 1)) return CONV_DIRECT;
     for (int j = 0; j < 3; j++)
@@ -980,9 +992,9 @@ static int conv_dw_create(onr_create_ctx *c, conv_params *p)
     int64_t M = w->dims[0], Cg = w->dims[1], G = p->group;
     if (M % G != 0) return ONR_OK; /* reshape reports it */
     int64_t Mg = M / G;
-    if (G < 2 || !(Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP))) return ONR_OK;
     onr_dwconv d = {.C = Cg * G, .mult = Mg, .cg = Cg, .KH = w->rank == 4 ? w->dims[2] : 1,
                     .KW = w->dims[w->rank - 1]};
+    if (!conv_dw_takes(G, Cg, Mg, d.KH * d.KW)) return ONR_OK;
     size_t n = onr_dwconv_weights_floats(&d);
     if (n == 0) return ONR_OK;
     int st = onr_create_hold(c, "depthwise weights laid out", (uint64_t)n * sizeof(float));

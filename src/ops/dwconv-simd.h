@@ -407,13 +407,13 @@ static void dw_split(const onr_dwconv *g, const float *xp, float *xe, float *xo,
 /* ---- small groups (cg > 1) ------------------------------------------------
  *
  * A tile is MB output channels of one group x U vectors of one output row:
- * MB x U accumulators (at most 16, 8 where a vector is 8 floats), every
+ * MB x U accumulators (at most 24, 8 where a vector is 8 floats), every
  * input vector loaded once for the MB channels. The sum runs over the cg
  * input planes (c-major), then the kernel rows inside the input, then the
  * taps along the row, the same order in every kind of tile. Stride 2 splits
  * each of the cg planes' rows into even and odd columns, as above. */
 
-enum { GC_MB = 8, GC_UMAX = VL >= 16 ? 2 : 1, GC_KW_MAX = ONR_GCONV_KW_MAX };
+enum { GC_MB = 8, GC_UMAX = VL >= 16 ? 3 : 1, GC_KW_MAX = ONR_GCONV_KW_MAX };
 
 typedef struct gc_src {
     dw_src t;          /* the first plane's view: xe/xo of input plane 0 */
@@ -454,7 +454,7 @@ DW_INLINE void gc_tile(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, in
     const int64_t KW = KWC ? KWC : g->KW, KK = g->KH * KW;
     gc_taps tt;
     gc_tap_table(s, ow0, mode, masked, &tt);
-    dv acc[GC_MB][2];
+    dv acc[GC_MB][3];
     DW_UNROLL for (int m = 0; m < MB; m++)
         DW_UNROLL for (int u = 0; u < U; u++) acc[m][u] = dv_zero();
     for (int64_t c = 0; c < g->cg; c++) {
@@ -464,7 +464,7 @@ DW_INLINE void gc_tile(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, in
             const float *wr = s->wt + (c * KK + kh * KW) * MB;
             DW_UNROLL for (int64_t kw = 0; kw < KW; kw++, wr += MB) {
                 const float *src = re + tt.off[kw];
-                dv v[2];
+                dv v[3];
                 if (masked) v[0] = dv_mload1(src, tt.mk[kw]);
                 else
                     DW_UNROLL for (int u = 0; u < U; u++) v[u] = dv_load1(src + u * VL);
@@ -477,9 +477,9 @@ DW_INLINE void gc_tile(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, in
     }
     /* one epilogue call for the tile: output (and residual) planes s->out
      * floats apart, a bias per plane */
-    dv out[GC_MB * 2];
-    int64_t at[GC_MB * 2];
-    float bk[GC_MB * 2];
+    dv out[GC_MB * 3];
+    int64_t at[GC_MB * 3];
+    float bk[GC_MB * 3];
     DW_UNROLL for (int m = 0; m < MB; m++)
         DW_UNROLL for (int u = 0; u < U; u++) {
             out[m * U + u] = acc[m][u];
@@ -497,9 +497,10 @@ DW_INLINE void gc_row_k(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, c
     int64_t b = 0;
     for (; b < cb->ba; b++)
         gc_tile(s, oh, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, MB, 1, mode, 1, KWC);
-    if (GC_UMAX == 2)
-        for (; b + 2 <= cb->bb; b += 2)
-            gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, GC_UMAX, mode, 0, KWC);
+    if (GC_UMAX == 3) {
+        for (; b + 3 <= cb->bb; b += 3) gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, 3, mode, 0, KWC);
+        for (; b + 2 <= cb->bb; b += 2) gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, 2, mode, 0, KWC);
+    }
     for (; b < cb->bb; b++) gc_tile(s, oh, kh0, kh1, b * VL, VL, MB, 1, mode, 0, KWC);
     for (; b < cb->nb; b++)
         gc_tile(s, oh, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, MB, 1, mode, 1, KWC);

@@ -172,9 +172,9 @@ void onr_dwconv_prepare_weights(const onr_dwconv *g, const float *w, float *wl)
 {
     const int64_t kk = g->KH * g->KW;
     if (g->cg > 1) {
-        /* per group, runs of up to 8 outputs (the driver's units), each cut
-         * into blocks of 8, 4, 2, 1 (as gc_rows cuts them), each block's
-         * filters tap-major: wl[tap * mb + m] */
+        /* per group, runs of 8 outputs and the rest cut into blocks of 4,
+         * 2, 1 (as gc_rows cuts a group), each block's filters tap-major:
+         * wl[tap * mb + m] */
         const int64_t taps = g->cg * kk, groups = g->C / g->cg;
         for (int64_t grp = 0; grp < groups; grp++)
             for (int64_t u0 = 0; u0 < g->mult; u0 += 8) {
@@ -227,15 +227,16 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
     const int64_t cg = dw_cg(g);
     onr_gconv_rows_fn gfn =
-        cg > 1 && ws && (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX
+        cg > 1 && ws && (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30
             ? gc_fns[dw_active]
             : NULL;
     if (g->SW != 1 && g->SW != 2) fn = onr_dwconv_rows_ref;
     if (cg > 1) fn = onr_dwconv_rows_ref; /* the SIMD rows functions are depthwise */
     int64_t M = g->C / cg * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
     if (planes == 0 || OUT == 0) return;
-    /* units: planes, or blocks of up to 8 planes of one group */
-    const int64_t bpg = gfn ? (g->mult + 7) / 8 : 0, units = gfn ? g->N * (M / g->mult) * bpg : planes;
+    /* units: planes, or the planes of one group (gc_rows takes them 8 at a
+     * time along each output row, so the input rows stay in cache) */
+    const int64_t units = gfn ? g->N * (M / g->mult) : planes;
     int nt = nthreads > 1 ? nthreads : 1;
     int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
     const int blocked = dw_active == DW_AVX512 && ws && onr_dwconv_blocked_ok(g);
@@ -281,13 +282,10 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         if (oh0 >= oh1) continue;
         float *tws = ws0 ? ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
         if (gfn) {
-            int64_t n = u / (M / g->mult * bpg), r = u % (M / g->mult * bpg);
-            int64_t grp = r / bpg, m0 = grp * g->mult + r % bpg * 8;
-            int64_t m1 = m0 + 8 < (grp + 1) * g->mult ? m0 + 8 : (grp + 1) * g->mult;
+            int64_t n = u / (M / g->mult), grp = u % (M / g->mult), m0 = grp * g->mult;
             int64_t pl = n * M + m0;
             gfn(g, x + (n * g->C + grp * cg) * g->IH * g->IW, wl + m0 * cg * g->KH * g->KW,
-                b ? b + m0 : NULL, z ? z + pl * OUT : NULL, y + pl * OUT, (int)(m1 - m0), oh0,
-                oh1, tws);
+                b ? b + m0 : NULL, z ? z + pl * OUT : NULL, y + pl * OUT, g->mult, oh0, oh1, tws);
             continue;
         }
         int64_t n = u / M, m = u % M;

@@ -100,11 +100,11 @@ void onr_dwconv_rows_avx2(const onr_dwconv *g, const float *xp, const float *wm,
 void onr_dwconv_rows_avx512(const onr_dwconv *g, const float *xp, const float *wm, float bias,
                             const float *zp, float *yp, int64_t oh0, int64_t oh1, float *ws);
 
-/* Rows [oh0, oh1) of nm <= 8 consecutive output planes of one group (cg >
- * 1): xg the group's first input plane, wl the first output's filters as
- * onr_dwconv_prepare_weights lays them out (blocks of 8, 4, 2, 1 outputs,
- * each tap-major), bias nm values or NULL, zp and yp the first residual
- * and output planes (OH x OW floats apart). */
+/* Rows [oh0, oh1) of nm consecutive output planes of one group (cg > 1;
+ * 8 at a time along each row): xg the group's first input plane, wl the
+ * first output's filters as onr_dwconv_prepare_weights lays them out
+ * (blocks of 8, 4, 2, 1 outputs, each tap-major), bias nm values or NULL,
+ * zp and yp the first residual and output planes (OH x OW floats apart). */
 #define ONR_GCONV_KW_MAX 16 /* widest kernel the SIMD small-group kernels take */
 typedef void (*onr_gconv_rows_fn)(const onr_dwconv *g, const float *xg, const float *wm,
                                   const float *bias, const float *zp, float *yp, int nm,
