@@ -1190,6 +1190,8 @@ static const pool_case pool_cases[] = {
     {MAXP, 1, 2, 3, {13}, {4}, S2, D2, PA, NULL, 1, 0, 0, 0},
     {MAXP, 3, 1, 2, {5, 6, 7}, {2, 3, 2}, S21, D12, PA, NULL, 0, 0, 1, 0},
     {MAXP, 2, 4, 16, {56, 56}, {3, 3}, S2, NULL, P1, NULL, 0, 0, 0, 0}, /* threaded */
+    /* 9 rows a window (folded 8 at a time), two full vectors of outputs */
+    {MAXP, 2, 1, 2, {20, 70}, {9, 3}, S2, NULL, P1, NULL, 0, 0, 0, 0},
     {AVGP, 2, 1, 3, {7, 9}, {3, 3}, NULL, NULL, NULL, NULL, 0, 0, 0, 0},
     {AVGP, 2, 2, 3, {8, 9}, {3, 2}, S21, NULL, PA, NULL, 0, 0, 0, 0},
     {AVGP, 2, 2, 3, {8, 9}, {3, 2}, S21, NULL, PA, NULL, 0, 1, 0, 0},

@@ -39,18 +39,62 @@ __attribute__((target("avx512f"))) static double pool_sum_f32_avx512(const float
     return acc;
 }
 
-/* t[i] = max(xr[i], t[i]), NaN never winning (the instruction returns its
- * second operand, t, when either is NaN), for i < n. */
-__attribute__((target("avx512f"))) static void pool_fold_max_avx512(float *t, const float *xr,
-                                                                   int64_t n)
+/* t[i] = max(xr[nr - 1][i], ... max(xr[0][i], t[i])), NaN never winning
+ * (the instruction returns its second operand, the running max, when
+ * either is NaN), for i < n; first: t is taken as -inf (not read). */
+__attribute__((target("avx512f"))) static void pool_fold_max_avx512(float *t,
+                                                                   const float *const *xr,
+                                                                   int nr, int64_t n, int first)
 {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(t + i, _mm512_max_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(t + i)));
+    for (; i + 16 <= n; i += 16) {
+        __m512 acc = first ? ninf : _mm512_loadu_ps(t + i);
+        for (int r = 0; r < nr; r++) acc = _mm512_max_ps(_mm512_loadu_ps(xr[r] + i), acc);
+        _mm512_storeu_ps(t + i, acc);
+    }
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-        _mm512_mask_storeu_ps(t + i, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, xr + i),
-                                                      _mm512_maskz_loadu_ps(m, t + i)));
+        __m512 acc = first ? ninf : _mm512_maskz_loadu_ps(m, t + i);
+        for (int r = 0; r < nr; r++) acc = _mm512_max_ps(_mm512_maskz_loadu_ps(m, xr[r] + i), acc);
+        _mm512_mask_storeu_ps(t + i, m, acc);
+    }
+}
+
+/* y[ow] = max over the k taps of t[2 ow + off[kw]] (max(v, acc) in tap
+ * order from -inf, as the per-tap passes), for ow in [lo, hi), where every
+ * tap lies inside t: 16 outputs at a time in registers. */
+__attribute__((target("avx512f"))) static void pool_max_s2_taps_avx512(float *y, const float *t,
+                                                                      const int64_t *off, int64_t k,
+                                                                      int64_t lo, int64_t hi)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t ow = lo;
+    for (; ow + 16 <= hi; ow += 16) {
+        __m512 acc = _mm512_set1_ps(-INFINITY);
+        for (int64_t kw = 0; kw < k; kw++) {
+            /* floats 2 ow + off .. + 31: the last one read is the 31st, whose
+             * even-lane twin (2 ow + off + 30) is inside t */
+            const float *src = t + 2 * ow + off[kw];
+            __m512 a = _mm512_loadu_ps(src), b = _mm512_maskz_loadu_ps(0x7FFF, src + 16);
+            acc = _mm512_max_ps(_mm512_permutex2var_ps(a, even, b), acc);
+        }
+        _mm512_storeu_ps(y + ow, acc);
+    }
+    if (ow < hi) {
+        int64_t n = hi - ow;
+        __mmask16 m = (__mmask16)((1u << n) - 1u);
+        uint32_t need = 2 * (uint32_t)n - 1;
+        __mmask16 m0 = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1u);
+        __mmask16 m1 = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1u : 0u);
+        __m512 acc = _mm512_set1_ps(-INFINITY);
+        for (int64_t kw = 0; kw < k; kw++) {
+            const float *src = t + 2 * ow + off[kw];
+            __m512 a = _mm512_maskz_loadu_ps(m0, src), b = _mm512_maskz_loadu_ps(m1, src + 16);
+            acc = _mm512_max_ps(_mm512_permutex2var_ps(a, even, b), acc);
+        }
+        _mm512_mask_storeu_ps(y + ow, m, acc);
     }
 }
 
@@ -371,6 +415,29 @@ POOL_TYPE(u8, uint8_t, LD_D, (uint8_t), 0)
  * thread), then the taps along W from it; both folds vectorise. The same
  * result as the row engine (NaN never wins, a window without a number
  * gives -inf), up to which of +0 and -0 a window of tied zeros returns. */
+#ifdef POOL_AVX512
+enum { POOL_S2_TAPS = 16, POOL_FOLD_ROWS = 8 };
+
+/* y[ow] for ow outside [in_lo, in_hi): the taps inside the row one by one,
+ * in tap order from -inf (as the passes below). */
+static void pool_max_row_edges(const onr_spatial *sp, const float *t, float *yr, int64_t OW,
+                               int64_t IW, int64_t in_lo, int64_t in_hi)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        if (ow >= in_lo && ow < in_hi) {
+            ow = in_hi - 1;
+            continue;
+        }
+        float m = -INFINITY;
+        for (int64_t kw = 0; kw < sp->k[2]; kw++) {
+            int64_t i = ow * sp->s[2] + kw * sp->d[2] - sp->pb[2];
+            if (i >= 0 && i < IW) m = t[i] > m ? t[i] : m;
+        }
+        yr[ow] = m;
+    }
+}
+#endif
+
 static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *rows, size_t stride,
                         int nt)
 {
@@ -379,6 +446,21 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
     const int64_t OW = sp->out[2], IW = sp->in[2];
     const int avx512 = pool_has_avx512();
     (void)avx512;
+#ifdef POOL_AVX512
+    /* stride 2 along W: the outputs [in_lo, in_hi) every tap reads inside
+     * the row go in one pass, the few at the borders tap by tap */
+    int64_t in_lo = 0, in_hi = 0, off[POOL_S2_TAPS];
+    if (avx512 && sp->s[2] == 2 && sp->k[2] <= POOL_S2_TAPS) {
+        in_hi = OW;
+        for (int64_t kw = 0; kw < sp->k[2]; kw++) {
+            int64_t lo, hi;
+            off[kw] = kw * sp->d[2] - sp->pb[2];
+            onr_sp_taps(off[kw], OW, 2, IW, &lo, &hi);
+            in_lo = lo > in_lo ? lo : in_lo;
+            in_hi = hi < in_hi ? hi : in_hi;
+        }
+    }
+#endif
     #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         float *t = rows + (size_t)omp_get_thread_num() * stride;
@@ -388,19 +470,45 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
             for (int64_t oh = 0; oh < sp->out[1]; oh++) {
                 pool_window(sp, od, oh, 0, &w);
                 float *yr = y + pl * g->OUT + (od * sp->out[1] + oh) * OW;
-                for (int64_t i = 0; i < IW; i++) t[i] = -INFINITY;
+                int first = 1;
+#ifdef POOL_AVX512
+                const float *fr[POOL_FOLD_ROWS];
+                int nr = 0;
+#endif
                 for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)
                     for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {
                         const float *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] + w.st[1] +
                                                 tb * sp->d[1]) * IW;
 #ifdef POOL_AVX512
-                        if (avx512) {
-                            pool_fold_max_avx512(t, xr, IW);
+                        if (avx512) { /* the rows folded POOL_FOLD_ROWS at a time */
+                            fr[nr++] = xr;
+                            if (nr == POOL_FOLD_ROWS) {
+                                pool_fold_max_avx512(t, fr, nr, IW, first);
+                                first = 0, nr = 0;
+                            }
                             continue;
                         }
 #endif
+                        if (first)
+                            for (int64_t i = 0; i < IW; i++) t[i] = -INFINITY;
+                        first = 0;
                         for (int64_t i = 0; i < IW; i++) t[i] = xr[i] > t[i] ? xr[i] : t[i];
                     }
+#ifdef POOL_AVX512
+                if (nr) {
+                    pool_fold_max_avx512(t, fr, nr, IW, first);
+                    first = 0;
+                }
+#endif
+                if (first)
+                    for (int64_t i = 0; i < IW; i++) t[i] = -INFINITY;
+#ifdef POOL_AVX512
+                if (in_lo < in_hi) {
+                    pool_max_s2_taps_avx512(yr, t, off, sp->k[2], in_lo, in_hi);
+                    pool_max_row_edges(sp, t, yr, OW, IW, in_lo, in_hi);
+                    continue;
+                }
+#endif
                 for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
                 for (int64_t kw = 0; kw < sp->k[2]; kw++) {
                     int64_t off = kw * sp->d[2] - sp->pb[2], s2 = sp->s[2], lo, hi;
