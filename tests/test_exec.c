@@ -7,6 +7,7 @@
  * a copy, and the arena is smaller than one buffer per activation.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,39 @@ static void test_string_intermediates(void **state)
     onr_session_free(s);
 }
 
+/* onr_par_for: every index once; serially (par 0, or one thread) outside
+ * any OpenMP region, since libgomp ends even a one-thread region with a
+ * futex system call. */
+typedef struct par_probe {
+    int seen[64];
+    int in_region[64];
+} par_probe;
+
+static void par_probe_fn(void *ctx, int64_t i)
+{
+    par_probe *p = ctx;
+    #pragma omp atomic
+    p->seen[i]++;
+    p->in_region[i] = omp_in_parallel();
+}
+
+static void test_par_for(void **state)
+{
+    (void)state;
+    static const struct {
+        int nt, par, serial;
+    } cases[] = {{1, 1, 1}, {2, 0, 1}, {1, 0, 1}, {2, 1, 0}, {3, 1, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int64_t n = 0; n <= 64; n += n < 3 ? 1 : 61) {
+            par_probe p = {{0}, {0}};
+            onr_par_for(n, cases[c].nt, cases[c].par, par_probe_fn, &p);
+            for (int64_t i = 0; i < 64; i++) {
+                assert_int_equal(p.seen[i], i < n);
+                if (i < n && cases[c].serial) assert_int_equal(p.in_region[i], 0);
+            }
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_symbolic_lengths_reuse_layout),
         cmocka_unit_test(test_session_outputs_not_copied),
         cmocka_unit_test(test_string_intermediates),
+        cmocka_unit_test(test_par_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

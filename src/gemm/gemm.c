@@ -903,40 +903,64 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
     else run_job(&J, workspace, nthreads);
 }
 
+/* One product of a batch: on the calling thread (across: each product on
+ * one of the batch's threads) or on the product's own threads. */
+typedef struct batch_job {
+    const gemm_plan *P;
+    int trans_a, trans_b, across, nthreads;
+    size_t m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    const onr_gemm_epilogue *ep;
+    void *workspace;
+    const _Atomic int *cancel;
+} batch_job;
+
+static void batch_one(const batch_job *B, size_t p)
+{
+    onr_gemm_epilogue e;
+    const onr_gemm_epilogue *ep_p = NULL;
+    if (B->ep) {
+        e = *B->ep;
+        if (e.residual) e.residual += p * e.residual_batch_stride;
+        ep_p = &e;
+    }
+    gemm_job J;
+    init_job(&J, B->P, B->trans_a, B->trans_b, B->m, B->n, B->k, B->alpha, B->a + p * B->stride_a,
+             B->lda, B->b + p * B->stride_b, B->ldb, B->beta, B->c + p * B->stride_c, B->ldc, ep_p);
+    J.cancel = B->cancel;
+    if (!B->workspace) {
+        run_unpacked(&J);
+    } else if (B->across) {
+        float *abuf, *bbuf;
+        thread_bufs(&J, B->workspace, omp_get_thread_num(), &abuf, &bbuf);
+        if (B->m && B->n && B->k) run_region(&J, 0, B->m, 0, B->n, abuf, bbuf);
+        else if (B->m && B->n) scale_only(&J);
+    } else {
+        run_job(&J, B->workspace, B->nthreads);
+    }
+}
+
 void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                      const float *a, size_t lda, size_t stride_a, const float *b, size_t ldb,
                      size_t stride_b, float beta, float *c, size_t ldc, size_t stride_c,
                      size_t batch, const onr_gemm_epilogue *ep, void *workspace, int nthreads)
 {
-    const gemm_plan *P = active_plan();
     size_t fmas = m * n * k;
     int across = workspace && nthreads > 1 && batch >= (size_t)nthreads && stride_c != 0 &&
                  fmas <= BATCH_SPLIT_FMAS && fmas * batch >= SERIAL_FMAS;
-    int outer_t = across ? nthreads : 1;
-    const _Atomic int *cancel = g_cancel; /* the caller's, for the batch's threads */
-
-#pragma omp parallel for schedule(static) num_threads(outer_t) if (across)
-    for (size_t p = 0; p < batch; p++) {
-        onr_gemm_epilogue e;
-        const onr_gemm_epilogue *ep_p = NULL;
-        if (ep) {
-            e = *ep;
-            if (e.residual) e.residual += p * e.residual_batch_stride;
-            ep_p = &e;
-        }
-        gemm_job J;
-        init_job(&J, P, trans_a, trans_b, m, n, k, alpha, a + p * stride_a, lda,
-                 b + p * stride_b, ldb, beta, c + p * stride_c, ldc, ep_p);
-        J.cancel = cancel;
-        if (!workspace) {
-            run_unpacked(&J);
-        } else if (across) {
-            float *abuf, *bbuf;
-            thread_bufs(&J, workspace, omp_get_thread_num(), &abuf, &bbuf);
-            if (m && n && k) run_region(&J, 0, m, 0, n, abuf, bbuf);
-            else if (m && n) scale_only(&J);
-        } else {
-            run_job(&J, workspace, nthreads);
-        }
+    batch_job B = {.P = active_plan(), .trans_a = trans_a, .trans_b = trans_b, .across = across,
+                   .nthreads = nthreads, .m = m, .n = n, .k = k, .lda = lda, .stride_a = stride_a,
+                   .ldb = ldb, .stride_b = stride_b, .ldc = ldc, .stride_c = stride_c,
+                   .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .ep = ep,
+                   .workspace = workspace, .cancel = g_cancel /* the caller's, for the batch */};
+    /* no region when the products run one after another: libgomp ends even
+     * a region whose if() is false with a futex wake (a system call) */
+    if (!across) {
+        for (size_t p = 0; p < batch; p++) batch_one(&B, p);
+        return;
     }
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (size_t p = 0; p < batch; p++) batch_one(&B, p);
 }

@@ -142,8 +142,12 @@ static void ew_exec(const ew_plan *p, const void *const *in, void *out, ew_kern 
     if (p->n <= 0) return;
     int64_t work = p->n * cost;
     int nt = work > ONR_PAR_MIN && nthreads > 1 ? nthreads : 1;
+    if (nt == 1) { /* no region: see onr_par_for */
+        ew_range(p, in, out, 0, p->n, kern, prm);
+        return;
+    }
     int64_t chunk = ((p->n + nt - 1) / nt + 63) & ~(int64_t)63;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < p->n ? s + chunk : p->n;
         if (s < e) ew_range(p, in, out, s, e, kern, prm);

@@ -252,3 +252,13 @@ int onr_out_grow(const onr_kctx *ctx, int i, size_t bytes, size_t keep)
     t->owns = 1;
     return ONR_OK;
 }
+
+void onr_par_for(int64_t n, int nt, int par, onr_par_fn fn, void *ctx)
+{
+    if (par && nt > 1 && n > 1) {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) fn(ctx, i);
+}

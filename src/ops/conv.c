@@ -574,16 +574,34 @@ static void conv_transpose_cols(const float *src, int64_t rows, int64_t c0, int6
         for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* A transpose cut in blocks of bw source columns (destination rows), for
+ * onr_par_for; epi (conv_t_store) runs on each block's rows after it. */
+typedef struct conv_tr_job {
+    const float *src;
+    float *dst;
+    int64_t rows, cols, lds, ldd, bw;
+    const conv_epi *epi;
+    const float *z;
+} conv_tr_job;
+
+static void conv_tr_block(void *ctx, int64_t bi)
+{
+    const conv_tr_job *j = ctx;
+    int64_t c0 = bi * j->bw, c1 = c0 + j->bw < j->cols ? c0 + j->bw : j->cols;
+    conv_transpose_cols(j->src, j->rows, c0, c1, j->lds, j->dst, j->ldd);
+    if (j->epi)
+        conv_epi_rows(j->epi, 1, j->dst + c0 * j->ldd, j->z ? j->z + c0 * j->ldd : NULL, c1 - c0,
+                      j->ldd, j->ldd);
+}
+
 /* The whole of it (c0 = 0, c1 = cols), threads splitting the destination's
  * rows in blocks of 64. */
 static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
                            int64_t ldd, int nt)
 {
-    int64_t blocks = (cols + 63) / 64;
-    #pragma omp parallel for num_threads(nt) if (rows * cols > ONR_PAR_MIN && nt > 1)
-    for (int64_t bi = 0; bi < blocks; bi++)
-        conv_transpose_cols(src, rows, bi * 64, bi * 64 + 64 < cols ? bi * 64 + 64 : cols, lds, dst,
-                            ldd);
+    conv_tr_job j = {.src = src, .dst = dst, .rows = rows, .cols = cols, .lds = lds, .ldd = ldd,
+                     .bw = 64};
+    onr_par_for((cols + 63) / 64, nt, rows * cols > ONR_PAR_MIN, conv_tr_block, &j);
 }
 
 /* Y_g [Mg x OUT] from T = Y_g^T [OUT x Mg] (bias, and the activation when
@@ -592,15 +610,9 @@ static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t
 static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int64_t out,
                          int64_t mg, float *y, const float *z, int nt)
 {
-    const int64_t BM = 16;
-    int64_t blocks = (mg + BM - 1) / BM;
-    #pragma omp parallel for num_threads(nt) if (out * mg > ONR_PAR_MIN && nt > 1)
-    for (int64_t bi = 0; bi < blocks; bi++) {
-        int64_t m0 = bi * BM, m1 = m0 + BM < mg ? m0 + BM : mg;
-        conv_transpose_cols(t, out, m0, m1, mg, y, out);
-        if (epi && !act_done)
-            conv_epi_rows(epi, 1, y + m0 * out, z ? z + m0 * out : NULL, m1 - m0, out, out);
-    }
+    conv_tr_job j = {.src = t, .dst = y, .rows = out, .cols = mg, .lds = mg, .ldd = out, .bw = 16,
+                     .epi = epi && !act_done ? epi : NULL, .z = z};
+    onr_par_for((mg + 15) / 16, nt, out * mg > ONR_PAR_MIN, conv_tr_block, &j);
 }
 
 /* Row stride of the transposed column matrix: CK, padded where rows of a
@@ -768,48 +780,64 @@ static void im2col_row_s2(float *dst, const float *src, int64_t lo, int64_t hi, 
     for (; ow < hi; ow++) dst[ow] = src[2 * ow];
 }
 
+/* im2col's part `part` of `parts`: output rows q0 .. q1 of [r0, r1). */
+typedef struct im2col_job {
+    const conv_geom *g;
+    const float *xg;
+    float *col;
+    int64_t r0, r1;
+    int parts;
+} im2col_job;
+
+static void im2col_part(void *ctx, int64_t part)
+{
+    const im2col_job *j = ctx;
+    const conv_geom *g = j->g;
+    const onr_spatial *sp = &g->sp;
+    const int64_t r0 = j->r0, r1 = j->r1, parts = j->parts;
+    int64_t OW = sp->out[2], OH = sp->out[1], ncol = (r1 - r0) * OW, rows = g->CK;
+    int64_t q0 = r0 + (r1 - r0) * part / parts, q1 = r0 + (r1 - r0) * (part + 1) / parts;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t c = r / g->K, kk = r % g->K;
+        int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
+        const float *xc = j->xg + c * g->IN;
+        float *dst = j->col + r * ncol + (q0 - r0) * OW;
+        /* ow whose input column ow*s + w0 lies inside the row */
+        int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
+        onr_sp_taps(w0, OW, sp->s[2], sp->in[2], &lo, &hi);
+        for (int64_t orow = q0; orow < q1; orow++, dst += OW) {
+            int64_t id = orow / OH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+            int64_t ih = orow % OH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+            if (id < 0 || id >= sp->in[0] || ih < 0 || ih >= sp->in[1] || lo == hi) {
+                memset(dst, 0, sizeof(float) * (size_t)OW);
+                continue;
+            }
+            const float *src = xc + (id * sp->in[1] + ih) * sp->in[2];
+            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
+            if (sp->s[2] == 1) {
+                memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
+            } else if (sp->s[2] == 2) {
+                im2col_row_s2(dst, src + w0, lo, hi, sp->in[2] - w0);
+            } else {
+                for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
+            }
+            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
+        }
+    }
+}
+
 static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t r1, float *col,
                        int nt)
 {
-    const onr_spatial *sp = &g->sp;
-    int64_t OW = sp->out[2], OH = sp->out[1], ncol = (r1 - r0) * OW, rows = g->CK;
     /* Threads split the output rows (columns of col), not col's rows: the
      * GEMM's threads take contiguous column ranges too, so each mostly
      * packs what its own core gathered, from the input rows its own core
      * wrote in the layer before (cores may share no cache). */
-    int parts = rows * ncol > ONR_PAR_MIN && nt > 1 ? nt : 1;
+    int64_t ncol = (r1 - r0) * g->sp.out[2];
+    int parts = g->CK * ncol > ONR_PAR_MIN && nt > 1 ? nt : 1;
     if (parts > r1 - r0) parts = (int)(r1 - r0);
-    #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-    for (int part = 0; part < parts; part++) {
-        int64_t q0 = r0 + (r1 - r0) * part / parts, q1 = r0 + (r1 - r0) * (part + 1) / parts;
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t c = r / g->K, kk = r % g->K;
-            int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
-            const float *xc = xg + c * g->IN;
-            float *dst = col + r * ncol + (q0 - r0) * OW;
-            /* ow whose input column ow*s + w0 lies inside the row */
-            int64_t w0 = kw * sp->d[2] - sp->pb[2], lo, hi;
-            onr_sp_taps(w0, OW, sp->s[2], sp->in[2], &lo, &hi);
-            for (int64_t orow = q0; orow < q1; orow++, dst += OW) {
-                int64_t id = orow / OH * sp->s[0] - sp->pb[0] + kd * sp->d[0];
-                int64_t ih = orow % OH * sp->s[1] - sp->pb[1] + kh * sp->d[1];
-                if (id < 0 || id >= sp->in[0] || ih < 0 || ih >= sp->in[1] || lo == hi) {
-                    memset(dst, 0, sizeof(float) * (size_t)OW);
-                    continue;
-                }
-                const float *src = xc + (id * sp->in[1] + ih) * sp->in[2];
-                for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.f;
-                if (sp->s[2] == 1) {
-                    memcpy(dst + lo, src + lo + w0, sizeof(float) * (size_t)(hi - lo));
-                } else if (sp->s[2] == 2) {
-                    im2col_row_s2(dst, src + w0, lo, hi, sp->in[2] - w0);
-                } else {
-                    for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sp->s[2] + w0];
-                }
-                for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.f;
-            }
-        }
-    }
+    im2col_job j = {.g = g, .xg = xg, .col = col, .r0 = r0, .r1 = r1, .parts = parts};
+    onr_par_for(parts, parts, 1, im2col_part, &j);
 }
 
 /* ---- FusedConv's epilogue outside the GEMM --------------------------------- */
@@ -908,12 +936,24 @@ static int conv_gemm_act(int act)
 
 /* The pass after one GEMM block of rows x n (leading dim ld), threads over
  * rows. */
+typedef struct conv_post_job {
+    const conv_epi *e;
+    float *y;
+    const float *z;
+    int64_t n, ld;
+} conv_post_job;
+
+static void conv_post_row(void *ctx, int64_t r)
+{
+    const conv_post_job *j = ctx;
+    conv_epi_rows(j->e, 0, j->y + r * j->ld, j->z ? j->z + r * j->ld : NULL, 1, j->n, j->ld);
+}
+
 static void conv_post(const conv_epi *e, float *y, const float *z, int64_t rows, int64_t n,
                       int64_t ld, int nt)
 {
-    #pragma omp parallel for num_threads(nt) if (rows * n > ONR_PAR_MIN && nt > 1)
-    for (int64_t r = 0; r < rows; r++)
-        conv_epi_rows(e, 0, y + r * ld, z ? z + r * ld : NULL, 1, n, ld);
+    conv_post_job j = {.e = e, .y = y, .z = z, .n = n, .ld = ld};
+    onr_par_for(rows, nt, rows * n > ONR_PAR_MIN, conv_post_row, &j);
 }
 
 /* Direct convolution: each output plane (image, channel) by one thread,

@@ -210,26 +210,91 @@ static size_t dw_ws_floats(const onr_dwconv *g)
 
 /* The workspace: W laid out (when the caller has no layout), then each
  * thread's part. */
-static size_t dw_wl_floats(const onr_dwconv *g) { return (onr_dwconv_weights_floats(g) + 15) / 16 * 16; }
+static size_t dw_wl_floats(const onr_dwconv *g)
+{
+    return (onr_dwconv_weights_floats(g) + 15) / 16 * 16;
+}
 
 size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
 {
-    return sizeof(float) * (dw_wl_floats(g) + dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1));
+    size_t per = dw_ws_floats(g) * (size_t)(nthreads > 1 ? nthreads : 1);
+    return sizeof(float) * (dw_wl_floats(g) + per);
 }
 
 /* Work items are (plane, row chunk), with cg > 1 (block of up to 8 planes
  * of one group, row chunk); a plane is cut into chunks only when there are
  * too few planes (blocks) to keep every thread busy. */
+/* One call's state for the work items below (onr_par_for). */
+typedef struct dw_job {
+    const onr_dwconv *g;
+    const float *x, *w, *wl, *b, *z;
+    float *y, *ws0;
+    onr_dwconv_rows_fn fn;
+    onr_gconv_rows_fn gfn;
+    int64_t M, OUT, cg, nb, chunks, rows;
+} dw_job;
+
+static float *dw_thread_ws(const dw_job *j)
+{
+    return j->ws0 ? j->ws0 + dw_ws_floats(j->g) * (size_t)omp_get_thread_num() : NULL;
+}
+
+/* Blocked path: 16 channels of one image. */
+static void dw_item_block16(void *ctx, int64_t it)
+{
+    const dw_job *j = ctx;
+    const onr_dwconv *g = j->g;
+    int64_t n = it / j->nb, c = it % j->nb * 16;
+    size_t off = (size_t)((n * g->C + c) * j->OUT);
+    onr_dwconv_block16_avx512(g, j->x + (size_t)((n * g->C + c) * g->IH * g->IW),
+                              j->wl + c * g->KH * g->KW, j->b ? j->b + c : NULL,
+                              j->z ? j->z + off : NULL, j->y + off, dw_thread_ws(j));
+}
+
+/* Blocked path: one of the last C % 16 planes of one image. */
+static void dw_item_rest(void *ctx, int64_t it)
+{
+    const dw_job *j = ctx;
+    const onr_dwconv *g = j->g;
+    int64_t rest = g->C % 16;
+    int64_t n = it / rest, m = j->nb * 16 + it % rest, pl = n * j->M + m;
+    j->fn(g, j->x + (n * g->C + m) * g->IH * g->IW, j->w + m * g->KH * g->KW, j->b ? j->b[m] : 0.f,
+          j->z ? j->z + pl * j->OUT : NULL, j->y + pl * j->OUT, 0, g->OH, dw_thread_ws(j));
+}
+
+/* Row path: a chunk of output rows of one unit (a plane, or a group's). */
+static void dw_item_rows(void *ctx, int64_t it)
+{
+    const dw_job *j = ctx;
+    const onr_dwconv *g = j->g;
+    int64_t u = it / j->chunks, ch = it % j->chunks;
+    int64_t oh0 = ch * j->rows, oh1 = oh0 + j->rows < g->OH ? oh0 + j->rows : g->OH;
+    if (oh0 >= oh1) return;
+    const int64_t M = j->M, OUT = j->OUT, cg = j->cg;
+    if (j->gfn) {
+        int64_t n = u / (M / g->mult), grp = u % (M / g->mult), m0 = grp * g->mult;
+        int64_t pl = n * M + m0;
+        j->gfn(g, j->x + (n * g->C + grp * cg) * g->IH * g->IW, j->wl + m0 * cg * g->KH * g->KW,
+               j->b ? j->b + m0 : NULL, j->z ? j->z + pl * OUT : NULL, j->y + pl * OUT,
+               (int)g->mult, oh0, oh1, dw_thread_ws(j));
+        return;
+    }
+    int64_t n = u / M, m = u % M;
+    const float *xp = j->x + (n * g->C + m / g->mult * cg) * g->IH * g->IW;
+    j->fn(g, xp, j->w + m * cg * g->KH * g->KW, j->b ? j->b[m] : 0.f, j->z ? j->z + u * OUT : NULL,
+          j->y + u * OUT, oh0, oh1, dw_thread_ws(j));
+}
+
 void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const float *wl,
                     const float *b, const float *z, float *y, void *ws, int nthreads)
 {
     pthread_once(&dw_once, dw_init);
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
     const int64_t cg = dw_cg(g);
-    onr_gconv_rows_fn gfn =
-        cg > 1 && ws && (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30
-            ? gc_fns[dw_active]
-            : NULL;
+    onr_gconv_rows_fn gfn = cg > 1 && ws && (g->SW == 1 || g->SW == 2) &&
+                                     g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30
+                                 ? gc_fns[dw_active]
+                                 : NULL;
     if (g->SW != 1 && g->SW != 2) fn = onr_dwconv_rows_ref;
     if (cg > 1) fn = onr_dwconv_rows_ref; /* the SIMD rows functions are depthwise */
     int64_t M = g->C / cg * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
@@ -245,52 +310,21 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         onr_dwconv_prepare_weights(g, w, (float *)ws);
         wl = ws;
     }
-    float *const ws0 = ws ? (float *)ws + dw_wl_floats(g) : NULL;
+    dw_job j = {.g = g, .x = x, .w = w, .wl = wl, .b = b, .z = z, .y = y,
+                .ws0 = ws ? (float *)ws + dw_wl_floats(g) : NULL, .fn = fn, .gfn = gfn,
+                .M = M, .OUT = OUT, .cg = cg, .nb = g->C / 16};
+    const int par = work > ONR_PAR_MIN;
     if (blocked) {
-        /* blocks of 16 channels; the last C % 16 per plane below */
-        const int64_t nb = g->C / 16, blocks = g->N * nb;
-        #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
-        for (int64_t it = 0; it < blocks; it++) {
-            int64_t n = it / nb, c = it % nb * 16;
-            float *tws = ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num();
-            size_t off = (size_t)((n * g->C + c) * OUT);
-            onr_dwconv_block16_avx512(g, x + (size_t)((n * g->C + c) * g->IH * g->IW),
-                                      wl + c * g->KH * g->KW, b ? b + c : NULL, z ? z + off : NULL,
-                                      y + off, tws);
-        }
-        if (g->C % 16 == 0) return;
-        /* the rest, plane by plane */
-        #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
-        for (int64_t it = 0; it < g->N * (g->C % 16); it++) {
-            int64_t n = it / (g->C % 16), m = nb * 16 + it % (g->C % 16), pl = n * M + m;
-            float *tws = ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num();
-            fn(g, x + (n * g->C + m) * g->IH * g->IW, w + m * g->KH * g->KW, b ? b[m] : 0.f,
-               z ? z + pl * OUT : NULL, y + pl * OUT, 0, g->OH, tws);
-        }
+        /* blocks of 16 channels; the last C % 16 per plane after */
+        onr_par_for(g->N * j.nb, nt, par, dw_item_block16, &j);
+        if (g->C % 16) onr_par_for(g->N * (g->C % 16), nt, par, dw_item_rest, &j);
         return;
     }
-    int64_t chunks = 1;
+    j.chunks = 1;
     if (nt > 1 && units < 4 * (int64_t)nt) {
-        chunks = (4 * (int64_t)nt + units - 1) / units;
-        if (chunks > g->OH) chunks = g->OH;
+        j.chunks = (4 * (int64_t)nt + units - 1) / units;
+        if (j.chunks > g->OH) j.chunks = g->OH;
     }
-    int64_t rows = (g->OH + chunks - 1) / chunks, items = units * chunks;
-    #pragma omp parallel for schedule(static) num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
-    for (int64_t it = 0; it < items; it++) {
-        int64_t u = it / chunks, ch = it % chunks;
-        int64_t oh0 = ch * rows, oh1 = oh0 + rows < g->OH ? oh0 + rows : g->OH;
-        if (oh0 >= oh1) continue;
-        float *tws = ws0 ? ws0 + dw_ws_floats(g) * (size_t)omp_get_thread_num() : NULL;
-        if (gfn) {
-            int64_t n = u / (M / g->mult), grp = u % (M / g->mult), m0 = grp * g->mult;
-            int64_t pl = n * M + m0;
-            gfn(g, x + (n * g->C + grp * cg) * g->IH * g->IW, wl + m0 * cg * g->KH * g->KW,
-                b ? b + m0 : NULL, z ? z + pl * OUT : NULL, y + pl * OUT, g->mult, oh0, oh1, tws);
-            continue;
-        }
-        int64_t n = u / M, m = u % M;
-        const float *xp = x + (n * g->C + m / g->mult * cg) * g->IH * g->IW;
-        fn(g, xp, w + m * cg * g->KH * g->KW, b ? b[m] : 0.f, z ? z + u * OUT : NULL,
-           y + u * OUT, oh0, oh1, tws);
-    }
+    j.rows = (g->OH + j.chunks - 1) / j.chunks;
+    onr_par_for(units * j.chunks, nt, par, dw_item_rows, &j);
 }

@@ -354,15 +354,22 @@ static int pool_sum_none(const void *p, int64_t n, double *acc)
 #define pool_sum_fast(p, n, acc)                                                               \
     _Generic((p), const float *: pool_sum_f32, default: pool_sum_none)(p, n, acc)
 
-/* Global pools: one reduction per plane. */
+/* Global pools: one reduction per plane (onr_par_for items). */
+typedef struct global_job {
+    const pool_geom *g;
+    const void *x;
+    void *y;
+} global_job;
+
 #define GLOBAL_POOL(sfx, T, LOAD, STORE, LOWEST)                                               \
-    static void global_##sfx(const pool_geom *g, const void *xv, void *yv, int nt)             \
+    static void global_plane_##sfx(void *ctx, int64_t pl)                                      \
     {                                                                                          \
-        const T *x = xv;                                                                       \
-        T *y = yv;                                                                             \
-        int64_t planes = g->N * g->C, IN = g->IN;                                              \
-        _Pragma("omp parallel for num_threads(nt) if (planes * IN > ONR_PAR_MIN && nt > 1)")   \
-        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+        const global_job *J = ctx;                                                             \
+        const pool_geom *g = J->g;                                                             \
+        const T *x = J->x;                                                                     \
+        T *y = J->y;                                                                           \
+        const int64_t IN = g->IN;                                                              \
+        {                                                                                      \
             const T *xp = x + pl * IN;                                                         \
             double acc = g->kind == POOL_MAX ? LOWEST : 0;                                     \
             /* eight independent lanes (one chain of dependent adds ran a      \
@@ -396,6 +403,12 @@ static int pool_sum_none(const void *p, int64_t n, double *acc)
             }                                                                                  \
             y[pl] = STORE(acc);                                                                \
         }                                                                                      \
+    }                                                                                          \
+    static void global_##sfx(const pool_geom *g, const void *xv, void *yv, int nt)             \
+    {                                                                                          \
+        global_job J = {g, xv, yv};                                                            \
+        int64_t planes = g->N * g->C;                                                          \
+        onr_par_for(planes, nt, planes * g->IN > ONR_PAR_MIN, global_plane_##sfx, &J);         \
     }
 
 #define POOL_TYPE(sfx, T, LOAD, STORE, LOWEST)                                                 \

@@ -270,66 +270,111 @@ static void wino_block(const onr_wino_geom *g, const float *x, const float *ug, 
     }
 }
 
+/* One block of the shared scheme, for onr_par_for: tiles (rr, t) of rows
+ * r0 .. r0 + nr, columns x0 .. x0 + nx, of group grp. */
+typedef struct wino_shared_job {
+    const onr_wino_geom *g;
+    const float *x;
+    const onr_wino_epi *e;
+    float *y, *V, *Mx, *tmp;
+    int64_t grp, r0, nr, x0, nx, T;
+    size_t vs, ms;
+} wino_shared_job;
+
+/* The input transform of channel c. */
+static void wino_shared_in(void *ctx, int64_t c)
+{
+    const wino_shared_job *j = ctx;
+    const onr_wino_geom *g = j->g;
+    const int64_t IN = g->IH * g->IW, T = j->T;
+    float *t0 = j->tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+    for (int64_t rr = 0; rr < j->nr; rr++) {
+        int64_t r = j->r0 + rr, n = r / g->TY, ty = r % g->TY;
+        const float *plane = j->x + (n * g->C + j->grp * g->Cg + c) * IN;
+        wino_gather(g, g_gather, plane, ty, j->x0, j->nx, t0 + rr * j->nx, T);
+    }
+    g_in(t0, T, j->V + c * g->ldt, j->vs, t0 + 36 * T);
+}
+
+/* The output transform and epilogue of output channel m of the group. */
+static void wino_shared_out(void *ctx, int64_t m)
+{
+    const wino_shared_job *j = ctx;
+    const onr_wino_geom *g = j->g;
+    const onr_wino_epi *e = j->e;
+    const int64_t OUT = g->OH * g->OW, T = j->T, nx = j->nx;
+    float *t0 = j->tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
+    int64_t mg = j->grp * g->Mg + m;
+    g_out(j->Mx + m * g->ldt, j->ms, T, e && e->bias ? e->bias[mg] : 0.f, t0, t0 + 16 * T);
+    int64_t ox0 = 4 * j->x0, len = min64(4 * nx, g->OW - ox0);
+    for (int64_t rr = 0; rr < j->nr; rr++) {
+        int64_t r = j->r0 + rr, n = r / g->TY, oy0 = 4 * (r % g->TY);
+        size_t off = (size_t)((n * g->M + mg) * OUT);
+        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
+            size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
+            float *yr = j->y + ro;
+            memcpy(yr, t0 + a * 4 * T + 4 * rr * nx, sizeof(float) * (size_t)len);
+            if (!e) continue;
+            const float *zr = e->z ? e->z + ro : NULL;
+            if (zr && !e->z_after) wino_add(yr, zr, len);
+            if (e->act) e->act(e->act_ctx, yr, len);
+            if (zr && e->z_after) wino_add(yr, zr, len);
+        }
+    }
+}
+
 /* Few tiles (ONR_WINO_SHARED): each block on all threads together, phase
  * by phase: the input transform split over channels, the 36 products over
  * the threads (onr_sgemm_batch), the output transform over channels. */
 static void wino_run_shared(const onr_wino_geom *g, const float *x, const float *u,
                             const onr_wino_epi *e, float *y, void *scratch, int nt)
 {
-    onr_wino_in_fn fin = g_in;
-    onr_wino_out_fn fout = g_out;
-    onr_wino_gather_fn fg = g_gather;
     char *base = scratch;
-    float *V = (float *)(base + g->off_v), *Mx = (float *)(base + g->off_m);
-    float *tmp = (float *)(base + g->off_tmp);
     void *ws = base + g->off_ws;
-    const int64_t rows = g->N * g->TY, IN = g->IH * g->IW, OUT = g->OH * g->OW;
-    const size_t vs = (size_t)(g->Cg * g->ldt), ms = (size_t)(g->Mg * g->ldt);
-    for (int64_t grp = 0; grp < g->G; grp++) {
-        const float *ug = u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
-        for (int64_t r0 = 0; r0 < rows; r0 += g->R) {
-            const int64_t nr = min64(g->R, rows - r0);
-            for (int64_t x0 = 0; x0 < g->TX; x0 += g->SX) {
+    const int64_t rows = g->N * g->TY;
+    wino_shared_job j = {.g = g, .x = x, .e = e, .y = y, .V = (float *)(base + g->off_v),
+                         .Mx = (float *)(base + g->off_m), .tmp = (float *)(base + g->off_tmp),
+                         .vs = (size_t)(g->Cg * g->ldt), .ms = (size_t)(g->Mg * g->ldt)};
+    for (j.grp = 0; j.grp < g->G; j.grp++) {
+        const float *ug = u + (size_t)j.grp * 36 * (size_t)(g->Mg * g->ldu);
+        for (j.r0 = 0; j.r0 < rows; j.r0 += g->R) {
+            j.nr = min64(g->R, rows - j.r0);
+            for (j.x0 = 0; j.x0 < g->TX; j.x0 += g->SX) {
                 /* tile (rr, t) of the block is tile rr*nx + t of the GEMMs */
-                const int64_t nx = min64(g->SX, g->TX - x0), T = nr * nx;
-                const int64_t work = 36 * T * (g->Cg + g->Mg);
-                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
-                for (int64_t c = 0; c < g->Cg; c++) {
-                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
-                    for (int64_t rr = 0; rr < nr; rr++) {
-                        int64_t r = r0 + rr, n = r / g->TY, ty = r % g->TY;
-                        const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
-                        wino_gather(g, fg, plane, ty, x0, nx, t0 + rr * nx, T);
-                    }
-                    fin(t0, T, V + c * g->ldt, vs, t0 + 36 * T);
-                }
-                onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)T, (size_t)g->Cg, 1.f, ug,
-                                (size_t)g->ldu, (size_t)(g->Mg * g->ldu), V, (size_t)g->ldt, vs,
-                                0.f, Mx, (size_t)g->ldt, ms, 36, NULL, ws, nt);
-                #pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN)
-                for (int64_t m = 0; m < g->Mg; m++) {
-                    float *t0 = tmp + (size_t)omp_get_thread_num() * g->tmp_floats;
-                    int64_t mg = grp * g->Mg + m;
-                    fout(Mx + m * g->ldt, ms, T, e && e->bias ? e->bias[mg] : 0.f, t0,
-                         t0 + 16 * T);
-                    int64_t ox0 = 4 * x0, len = min64(4 * nx, g->OW - ox0);
-                    for (int64_t rr = 0; rr < nr; rr++) {
-                        int64_t r = r0 + rr, n = r / g->TY, oy0 = 4 * (r % g->TY);
-                        size_t off = (size_t)((n * g->M + mg) * OUT);
-                        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
-                            size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
-                            float *yr = y + ro;
-                            memcpy(yr, t0 + a * 4 * T + 4 * rr * nx, sizeof(float) * (size_t)len);
-                            if (!e) continue;
-                            const float *zr = e->z ? e->z + ro : NULL;
-                            if (zr && !e->z_after) wino_add(yr, zr, len);
-                            if (e->act) e->act(e->act_ctx, yr, len);
-                            if (zr && e->z_after) wino_add(yr, zr, len);
-                        }
-                    }
-                }
+                j.nx = min64(g->SX, g->TX - j.x0);
+                j.T = j.nr * j.nx;
+                const int par = 36 * j.T * (g->Cg + g->Mg) > ONR_PAR_MIN;
+                onr_par_for(g->Cg, nt, par, wino_shared_in, &j);
+                onr_sgemm_batch(0, 0, (size_t)g->Mg, (size_t)j.T, (size_t)g->Cg, 1.f, ug,
+                                (size_t)g->ldu, (size_t)(g->Mg * g->ldu), j.V, (size_t)g->ldt,
+                                j.vs, 0.f, j.Mx, (size_t)g->ldt, j.ms, 36, NULL, ws, nt);
+                onr_par_for(g->Mg, nt, par, wino_shared_out, &j);
             }
         }
+    }
+}
+
+/* The per-thread scheme's part `part` of the tiles, every phase of its
+ * blocks, in the scratch of the thread that runs it. */
+typedef struct wino_part_job {
+    const onr_wino_geom *g;
+    const float *x, *u;
+    const onr_wino_epi *e;
+    float *y;
+    void *scratch;
+    int64_t share, total;
+} wino_part_job;
+
+static void wino_part(void *ctx, int64_t part)
+{
+    const wino_part_job *j = ctx;
+    const onr_wino_geom *g = j->g;
+    char *mine = (char *)j->scratch + (size_t)omp_get_thread_num() * g->per_thread;
+    int64_t p0 = part * j->share, p1 = min64(p0 + j->share, j->total);
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        const float *ug = j->u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
+        for (int64_t t0 = p0; t0 < p1; t0 += g->tblk)
+            wino_block(g, j->x, ug, grp, j->e, j->y, mine, t0, min64(g->tblk, p1 - t0));
     }
 }
 
@@ -350,14 +395,7 @@ void onr_wino_run(const onr_wino_geom *g, const float *x, const float *u,
      * the blocks, and the results, never depend on nt), every phase of a
      * block on the thread that owns it: one fork and join per convolution */
     const int64_t parts = g->nthreads, share = (total + parts - 1) / parts;
-    #pragma omp parallel for num_threads(nt) schedule(static, 1) if (nt > 1 && work > ONR_PAR_MIN)
-    for (int64_t part = 0; part < parts; part++) {
-        char *mine = (char *)scratch + (size_t)omp_get_thread_num() * g->per_thread;
-        int64_t p0 = part * share, p1 = min64(p0 + share, total);
-        for (int64_t grp = 0; grp < g->G; grp++) {
-            const float *ug = u + (size_t)grp * 36 * (size_t)(g->Mg * g->ldu);
-            for (int64_t t0 = p0; t0 < p1; t0 += g->tblk)
-                wino_block(g, x, ug, grp, e, y, mine, t0, min64(g->tblk, p1 - t0));
-        }
-    }
+    wino_part_job j = {.g = g, .x = x, .u = u, .e = e, .y = y, .scratch = scratch,
+                       .share = share, .total = total};
+    onr_par_for(parts, nt, work > ONR_PAR_MIN, wino_part, &j);
 }
