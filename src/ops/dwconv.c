@@ -221,10 +221,10 @@ size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
     return sizeof(float) * (dw_wl_floats(g) + per);
 }
 
-/* Work items are (plane, row chunk), with cg > 1 (block of up to 8 planes
- * of one group, row chunk); a plane is cut into chunks only when there are
- * too few planes (blocks) to keep every thread busy. */
-/* One call's state for the work items below (onr_par_for). */
+/* One call's state for the work items below (onr_par_for). Work items
+ * are (plane, row chunk), with cg > 1 (all planes of one group, row
+ * chunk); a plane is cut into chunks only when there are too few planes
+ * (groups) to keep every thread busy. */
 typedef struct dw_job {
     const onr_dwconv *g;
     const float *x, *w, *wl, *b, *z;
