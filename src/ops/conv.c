@@ -691,12 +691,19 @@ static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, fl
 static int conv_t_create(onr_create_ctx *c, conv_params *p);
 static int conv_dw_create(onr_create_ctx *c, conv_params *p);
 
+/* The forms of a constant W that Conv and FusedConv make at create:
+ * Winograd-transformed, laid out for dwconv.c, packed transposed. */
+static int conv_create_weights(onr_create_ctx *c, conv_params *p)
+{
+    int st = conv_wino_create(c, p);
+    if (!st) st = conv_dw_create(c, p);
+    return st ? st : conv_t_create(c, p);
+}
+
 static int conv_create(onr_create_ctx *c, void *params)
 {
     int st = conv_create_common(c, params, 0);
-    if (!st) st = conv_wino_create(c, params);
-    if (!st) st = conv_dw_create(c, params);
-    return st ? st : conv_t_create(c, params);
+    return st ? st : conv_create_weights(c, params);
 }
 
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
@@ -1173,9 +1180,7 @@ static int fconv_create(onr_create_ctx *c, void *params)
 {
     conv_params *p = params;
     int st = conv_create_common(c, p, 0);
-    if (st || (st = conv_wino_create(c, p)) || (st = conv_dw_create(c, p)) ||
-        (st = conv_t_create(c, p)))
-        return st;
+    if (st || (st = conv_create_weights(c, p))) return st;
     p->fused = 1;
     p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
     const char *name = onr_attr_string(c->node, "activation", "");

@@ -61,6 +61,19 @@ __attribute__((target("avx512f"))) static void pool_fold_max_avx512(float *t,
     }
 }
 
+/* The even lanes of src[0 .. 2n - 1) for 0 < n <= 16 (src[2i], i < n;
+ * lanes from n on zero): two loads masked to exactly those floats. */
+__attribute__((target("avx512f"))) static inline __m512 pool_even_s2(const float *src, int64_t n)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    uint32_t need = 2 * (uint32_t)n - 1;
+    __mmask16 m0 = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1u);
+    __mmask16 m1 = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1u : 0u);
+    __m512 a = _mm512_maskz_loadu_ps(m0, src), b = _mm512_maskz_loadu_ps(m1, src + 16);
+    return _mm512_permutex2var_ps(a, even, b);
+}
+
 /* y[ow] = max over the k taps of t[2 ow + off[kw]] (max(v, acc) in tap
  * order from -inf, as the per-tap passes), for ow in [lo, hi), where every
  * tap lies inside t: 16 outputs at a time in registers. */
@@ -68,56 +81,26 @@ __attribute__((target("avx512f"))) static void pool_max_s2_taps_avx512(float *y,
                                                                       const int64_t *off, int64_t k,
                                                                       int64_t lo, int64_t hi)
 {
-    const __m512i even =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    int64_t ow = lo;
-    for (; ow + 16 <= hi; ow += 16) {
+    for (int64_t ow = lo; ow < hi; ow += 16) {
+        int64_t n = hi - ow < 16 ? hi - ow : 16;
         __m512 acc = _mm512_set1_ps(-INFINITY);
-        for (int64_t kw = 0; kw < k; kw++) {
-            /* floats 2 ow + off .. + 31: the last one read is the 31st, whose
-             * even-lane twin (2 ow + off + 30) is inside t */
-            const float *src = t + 2 * ow + off[kw];
-            __m512 a = _mm512_loadu_ps(src), b = _mm512_maskz_loadu_ps(0x7FFF, src + 16);
-            acc = _mm512_max_ps(_mm512_permutex2var_ps(a, even, b), acc);
-        }
-        _mm512_storeu_ps(y + ow, acc);
-    }
-    if (ow < hi) {
-        int64_t n = hi - ow;
-        __mmask16 m = (__mmask16)((1u << n) - 1u);
-        uint32_t need = 2 * (uint32_t)n - 1;
-        __mmask16 m0 = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1u);
-        __mmask16 m1 = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1u : 0u);
-        __m512 acc = _mm512_set1_ps(-INFINITY);
-        for (int64_t kw = 0; kw < k; kw++) {
-            const float *src = t + 2 * ow + off[kw];
-            __m512 a = _mm512_maskz_loadu_ps(m0, src), b = _mm512_maskz_loadu_ps(m1, src + 16);
-            acc = _mm512_max_ps(_mm512_permutex2var_ps(a, even, b), acc);
-        }
-        _mm512_mask_storeu_ps(y + ow, m, acc);
+        for (int64_t kw = 0; kw < k; kw++)
+            acc = _mm512_max_ps(pool_even_s2(t + 2 * ow + off[kw], n), acc);
+        _mm512_mask_storeu_ps(y + ow, (__mmask16)((1u << n) - 1u), acc);
     }
 }
 
-/* y[ow] = max(t[2 ow + off], y[ow]) for ow in [lo, hi): the even lanes of
- * two loads, masked to [lo, hi) (nothing else read or written). */
+/* y[ow] = max(t[2 ow + off], y[ow]) for ow in [lo, hi), nothing else read
+ * or written. */
 __attribute__((target("avx512f"))) static void pool_max_s2_avx512(float *y, const float *t,
                                                                  int64_t off, int64_t lo,
                                                                  int64_t hi)
 {
-    const __m512i even =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int64_t ow = lo; ow < hi; ow += 16) {
         int64_t n = hi - ow < 16 ? hi - ow : 16;
         __mmask16 m = (__mmask16)((1u << n) - 1u);
-        /* source floats 2 ow + off + [0, 2n - 1): lanes of the two loads */
-        uint32_t need = 2 * (uint32_t)n - 1;
-        __mmask16 m0 = (__mmask16)(need >= 16 ? 0xFFFFu : (1u << need) - 1u);
-        __mmask16 m1 = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1u : 0u);
-        const float *src = t + 2 * ow + off;
-        __m512 a = _mm512_maskz_loadu_ps(m0, src), b = _mm512_maskz_loadu_ps(m1, src + 16);
-        __m512 v = _mm512_permutex2var_ps(a, even, b);
         __m512 cur = _mm512_maskz_loadu_ps(m, y + ow);
-        _mm512_mask_storeu_ps(y + ow, m, _mm512_max_ps(v, cur));
+        _mm512_mask_storeu_ps(y + ow, m, _mm512_max_ps(pool_even_s2(t + 2 * ow + off, n), cur));
     }
 }
 #endif
@@ -436,18 +419,16 @@ enum { POOL_S2_TAPS = 16, POOL_FOLD_ROWS = 8 };
 static void pool_max_row_edges(const onr_spatial *sp, const float *t, float *yr, int64_t OW,
                                int64_t IW, int64_t in_lo, int64_t in_hi)
 {
-    for (int64_t ow = 0; ow < OW; ow++) {
-        if (ow >= in_lo && ow < in_hi) {
-            ow = in_hi - 1;
-            continue;
+    const int64_t from[2] = {0, in_hi}, to[2] = {in_lo, OW};
+    for (int e = 0; e < 2; e++)
+        for (int64_t ow = from[e]; ow < to[e]; ow++) {
+            float m = -INFINITY;
+            for (int64_t kw = 0; kw < sp->k[2]; kw++) {
+                int64_t i = ow * sp->s[2] + kw * sp->d[2] - sp->pb[2];
+                if (i >= 0 && i < IW) m = t[i] > m ? t[i] : m;
+            }
+            yr[ow] = m;
         }
-        float m = -INFINITY;
-        for (int64_t kw = 0; kw < sp->k[2]; kw++) {
-            int64_t i = ow * sp->s[2] + kw * sp->d[2] - sp->pb[2];
-            if (i >= 0 && i < IW) m = t[i] > m ? t[i] : m;
-        }
-        yr[ow] = m;
-    }
 }
 #endif
 
