@@ -15,7 +15,14 @@
  * objects), and bfloat16 travels as its raw bits in uint16 arrays. Outputs
  * that are not tensors are copied: a sequence into a list, an optional into
  * None or its value, a map into a dict (ZipMap's output is a list of
- * dicts, as onnxruntime gives it). Inputs must be tensors.
+ * dicts, as onnxruntime gives it). Inputs are the same, the other way, as
+ * each input's declared type (onr_value_info) says: a list or tuple (of
+ * arrays, or of dicts for seq(map)) for a sequence, None or the value for
+ * an optional, a dict for a map (keys of the declared key type; values
+ * converted to the declared type and stacked: scalars a 1-D tensor, arrays
+ * its rows). Containers are built of copies (onr_sequence_new and kin copy
+ * their items), so the run reads no Python memory for them; a container
+ * where a tensor is declared, or the reverse, is an InputError naming both.
  *
  * Threads: the GIL is released while a model loads and runs. Each run has
  * its own onr_run context (its outputs, its message), so threads sharing a
@@ -28,6 +35,8 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -352,6 +361,278 @@ static onr_tensor *input_tensor(PyObject *value, onr_dtype want, PyObject **keep
     return t;
 }
 
+/* ---- sequences, optionals and maps as inputs ---------------------------- */
+
+/* What a graph input is declared to be (onr_value_info): its kind, the
+ * element kind of a sequence or optional, its (elements', a map's values')
+ * element type and a map's key type. */
+typedef struct {
+    onr_kind kind, elem_kind;
+    onr_dtype dtype, key_dtype;
+} input_type;
+
+/* The declared type of a container's element. A sequence's elements are
+ * tensors or maps; an optional's are tensors, maps or sequences, the last
+ * of maps when the optional declares a key type (optional(seq(map))). */
+static input_type element_type(const input_type *ty)
+{
+    input_type e = *ty;
+    e.kind = ty->elem_kind;
+    e.elem_kind = ty->kind == ONR_VALUE_OPTIONAL && ty->elem_kind == ONR_VALUE_SEQUENCE &&
+                          ty->key_dtype != ONR_UNDEFINED
+                      ? ONR_VALUE_MAP
+                      : ONR_VALUE_TENSOR;
+    return e;
+}
+
+/* The Python form of a value of type ty, for messages. */
+static const char *kind_text(const input_type *ty)
+{
+    switch (ty->kind) {
+    case ONR_VALUE_SEQUENCE:
+        return ty->elem_kind == ONR_VALUE_MAP ? "a sequence of maps (a list of dicts)"
+                                              : "a sequence (a list or tuple of arrays)";
+    case ONR_VALUE_MAP: return "a map (a dict)";
+    case ONR_VALUE_OPTIONAL:
+        return ty->elem_kind == ONR_VALUE_SEQUENCE ? "an optional sequence (a list, or None)"
+               : ty->elem_kind == ONR_VALUE_MAP    ? "an optional map (a dict, or None)"
+                                                   : "an optional tensor (an array, or None)";
+    default: return "a tensor (an array)";
+    }
+}
+
+/* The part of v that does not fit kind (a tensor, a sequence or a map):
+ * v itself, or for a tensor a dict that a list or tuple holds (a list of
+ * maps); NULL when v fits. Lists are tensors too (numpy.asarray takes
+ * them); only their first level is looked at, numpy refuses the rest. */
+static PyObject *misfit(PyObject *v, onr_kind kind)
+{
+    switch (kind) {
+    case ONR_VALUE_SEQUENCE: return PyList_Check(v) || PyTuple_Check(v) ? NULL : v;
+    case ONR_VALUE_MAP: return PyDict_Check(v) ? NULL : v;
+    case ONR_VALUE_OPTIONAL: return NULL; /* None or a value: optional_input looks */
+    default: break;
+    }
+    if (v == Py_None || PyDict_Check(v)) return v;
+    if (PyList_Check(v) || PyTuple_Check(v))
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(v); i++)
+            if (PyDict_Check(PySequence_Fast_GET_ITEM(v, i))) return PySequence_Fast_GET_ITEM(v, i);
+    return NULL;
+}
+
+/* Raise InputError with .status as the engine's (raise_status). */
+static onr_tensor *input_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *m = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    const char *u = m ? PyUnicode_AsUTF8(m) : NULL;
+    if (u) raise_status(ONR_E_INPUT, u);
+    Py_XDECREF(m);
+    return NULL;
+}
+
+/* Raise InputError: v (or bad, a map inside the list v) is not of type ty. */
+static onr_tensor *kind_error(const input_type *ty, PyObject *v, PyObject *bad)
+{
+    char got[160];
+    if (bad != v)
+        snprintf(got, sizeof got, "a %s of maps (dicts)", Py_TYPE(v)->tp_name);
+    else if (v == Py_None)
+        snprintf(got, sizeof got, "None");
+    else
+        snprintf(got, sizeof got, "%s (%s)",
+                 PyDict_Check(v)                       ? "a map"
+                 : PyList_Check(v) || PyTuple_Check(v) ? "a sequence"
+                                                       : "a tensor",
+                 Py_TYPE(v)->tp_name);
+    return input_error("expected %s, got %s", kind_text(ty), got);
+}
+
+/* Put "where: " (fmt as PyUnicode_FromFormat's) before the message of a
+ * pending onnxrun.Error, keeping its class and .status (other exceptions,
+ * NumPy's, are left as they are). */
+static void error_context(const char *fmt, ...)
+{
+    if (!PyErr_ExceptionMatches(Error)) return;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    va_list ap;
+    va_start(ap, fmt);
+    PyObject *where = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    PyObject *msg = where ? PyUnicode_FromFormat("%U: %S", where, v) : NULL;
+    PyObject *exc = msg ? PyObject_CallOneArg(t, msg) : NULL;
+    if (exc && PyObject_HasAttrString(v, "status")) { /* HasAttr: no error left */
+        PyObject *status = PyObject_GetAttrString(v, "status");
+        if (!status || PyObject_SetAttrString(exc, "status", status) < 0) Py_CLEAR(exc);
+        Py_XDECREF(status);
+    }
+    if (exc) PyErr_SetObject(t, exc);
+    Py_XDECREF(exc), Py_XDECREF(msg), Py_XDECREF(where);
+    Py_XDECREF(t), Py_XDECREF(v), Py_XDECREF(tb);
+}
+
+/* t (made for a value declared of element type want) has that type;
+ * else InputError, and t is freed. */
+static onr_tensor *check_dtype(onr_tensor *t, onr_dtype want)
+{
+    if (!t || want == ONR_UNDEFINED || onr_tensor_dtype(t) == want) return t;
+    input_error("expected %s, got %s", onr_dtype_name(want), onr_dtype_name(onr_tensor_dtype(t)));
+    onr_tensor_free(t);
+    return NULL;
+}
+
+static onr_tensor *input_value(PyObject *v, const input_type *ty, PyObject **keep);
+
+/* A sequence from a list or tuple: each element made as the declared
+ * element type says, then copied by onr_sequence_new. */
+static onr_tensor *sequence_input(PyObject *v, const input_type *ty)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+    onr_tensor **items = calloc((size_t)n + 1, sizeof *items);
+    PyObject **keep = calloc((size_t)n + 1, sizeof *keep);
+    onr_tensor *seq = NULL;
+    input_type et = element_type(ty);
+    onr_dtype elem = ty->dtype;
+    if (!items || !keep) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        items[i] = input_value(PySequence_Fast_GET_ITEM(v, i), &et, &keep[i]);
+        if (items[i] && elem == ONR_UNDEFINED) elem = onr_tensor_dtype(items[i]); /* undeclared */
+        if (!(items[i] = check_dtype(items[i], elem))) {
+            error_context("element %zd", i);
+            goto done;
+        }
+    }
+    seq = onr_sequence_new(elem, (int64_t)n, (const onr_tensor *const *)items);
+    if (!seq) input_error("cannot make a sequence of the elements given");
+done:
+    for (Py_ssize_t j = 0; j < n && items && keep; j++) {
+        onr_tensor_free(items[j]);
+        Py_XDECREF(keep[j]);
+    }
+    free(items), free(keep);
+    return seq;
+}
+
+/* An optional: None is absent; anything else is its value, made as the
+ * declared element type says and copied by onr_optional_new. */
+static onr_tensor *optional_input(PyObject *v, const input_type *ty)
+{
+    onr_tensor *opt;
+    if (v == Py_None) {
+        if (!(opt = onr_optional_new(ty->dtype, NULL))) PyErr_NoMemory();
+        return opt;
+    }
+    input_type et = element_type(ty);
+    PyObject *bad = misfit(v, et.kind), *keep = NULL;
+    if (bad) return kind_error(ty, v, bad);
+    onr_tensor *x = input_value(v, &et, &keep);
+    if (x && et.kind == ONR_VALUE_TENSOR) x = check_dtype(x, ty->dtype);
+    if (!x) {
+        Py_XDECREF(keep);
+        return NULL;
+    }
+    opt = onr_optional_new(onr_tensor_dtype(x), x);
+    onr_tensor_free(x);
+    Py_XDECREF(keep);
+    if (!opt) input_error("cannot make an optional of the value given");
+    return opt;
+}
+
+/* A key that fits a map's key type: str or bytes for STRING, an integer
+ * (int, a NumPy integer) for the integer types. */
+static int key_fits(PyObject *key, onr_dtype kt)
+{
+    if (kt == ONR_STRING) return PyUnicode_Check(key) || PyBytes_Check(key);
+    return PyLong_Check(key) || PyArray_IsScalar(key, Integer);
+}
+
+/* A map from a dict: its keys as a 1-D tensor of the declared key type,
+ * its values stacked by NumPy into one tensor of the declared value type
+ * (scalars: 1-D; equal-shaped arrays: rows), copied by onr_map_new. */
+static onr_tensor *map_input(PyObject *v, const input_type *ty)
+{
+    Py_ssize_t n = PyDict_Size(v), pos = 0, i = 0;
+    PyObject *ks = PyList_New(n), *vs = PyList_New(n), *key, *val;
+    PyObject *karr = NULL, *vkeep = NULL;
+    onr_tensor *keys = NULL, *values = NULL, *m = NULL;
+    onr_dtype kt = ty->key_dtype, vt = ty->dtype != ONR_UNDEFINED ? ty->dtype : ONR_FLOAT;
+    int64_t dim = (int64_t)n;
+    if (!ks || !vs) goto done;
+    if (kt == ONR_UNDEFINED) { /* undeclared: as the first key is */
+        kt = ONR_INT64;
+        if (PyDict_Next(v, &pos, &key, &val) && (PyUnicode_Check(key) || PyBytes_Check(key)))
+            kt = ONR_STRING;
+        pos = 0;
+    }
+    while (PyDict_Next(v, &pos, &key, &val)) {
+        if (!key_fits(key, kt)) {
+            input_error("key %R has type %s; the map's keys are %s", key, Py_TYPE(key)->tp_name,
+                        onr_dtype_name(kt));
+            goto done;
+        }
+        PyObject *bad = misfit(val, ONR_VALUE_TENSOR);
+        if (bad) {
+            static const input_type tensor = {ONR_VALUE_TENSOR, ONR_VALUE_TENSOR, ONR_UNDEFINED,
+                                              ONR_UNDEFINED};
+            kind_error(&tensor, val, bad);
+            error_context("the value of key %R", key);
+            goto done;
+        }
+        Py_INCREF(key), Py_INCREF(val);
+        PyList_SET_ITEM(ks, i, key);
+        PyList_SET_ITEM(vs, i, val);
+        i++;
+    }
+    if (n == 0) { /* NumPy would make float64 of []: the declared types */
+        keys = onr_tensor_new(kt, 1, &dim);
+        values = onr_tensor_new(vt, 1, &dim);
+        if (!keys || !values) PyErr_NoMemory();
+    } else if (kt == ONR_STRING) {
+        karr = PyArray_FromAny(ks, PyArray_DescrFromType(NPY_OBJECT), 1, 1, NPY_ARRAY_CARRAY_RO, NULL);
+        keys = karr ? string_tensor((PyArrayObject *)karr, 1, &dim) : NULL;
+    } else {
+        karr = PyArray_FromAny(ks, PyArray_DescrFromType(npy_of(kt)), 1, 1, NPY_ARRAY_CARRAY_RO, NULL);
+        keys = karr ? onr_tensor_wrap(kt, 1, &dim, PyArray_DATA((PyArrayObject *)karr)) : NULL;
+        if (karr && !keys) PyErr_NoMemory();
+    }
+    if (keys && !values) {
+        values = check_dtype(input_tensor(vs, ty->dtype, &vkeep), ty->dtype);
+        if (!values) error_context("values");
+    }
+    if (keys && values) {
+        m = onr_map_new(keys, values);
+        if (!m) input_error("cannot make a map of it (a key given twice?)");
+    }
+done:
+    onr_tensor_free(keys), onr_tensor_free(values);
+    Py_XDECREF(karr), Py_XDECREF(vkeep), Py_XDECREF(ks), Py_XDECREF(vs);
+    return m;
+}
+
+/* The value for one graph input of declared type ty. A tensor is
+ * input_tensor's (it may read the array put in *keep); a sequence,
+ * optional or map holds copies, so it reads no Python memory (*keep stays
+ * NULL) and the run touches no Python object. */
+static onr_tensor *input_value(PyObject *v, const input_type *ty, PyObject **keep)
+{
+    *keep = NULL;
+    PyObject *bad = misfit(v, ty->kind);
+    if (bad) return kind_error(ty, v, bad);
+    switch (ty->kind) {
+    case ONR_VALUE_SEQUENCE: return sequence_input(v, ty);
+    case ONR_VALUE_OPTIONAL: return optional_input(v, ty);
+    case ONR_VALUE_MAP: return map_input(v, ty);
+    default: return input_tensor(v, ty->dtype, keep);
+    }
+}
+
 /* ---- Session ------------------------------------------------------------- */
 
 typedef struct {
@@ -359,7 +640,7 @@ typedef struct {
     onr_session *s;
     PyObject *inputs, *outputs; /* lists of ValueInfo, made once */
     int n_in, n_out;
-    onr_dtype *in_types;
+    input_type *in_types; /* each input's declared type */
 } Session;
 
 static PyObject *value_info(const onr_value_info *vi)
@@ -494,7 +775,8 @@ static int Session_init(Session *self, PyObject *args, PyObject *kw)
     }
     for (int i = 0; i < self->n_in; i++) {
         onr_value_info vi;
-        if (onr_session_input_info(s, i, &vi) == ONR_OK) self->in_types[i] = vi.dtype;
+        if (onr_session_input_info(s, i, &vi) == ONR_OK)
+            self->in_types[i] = (input_type){vi.kind, vi.elem_kind, vi.dtype, vi.key_dtype};
     }
     self->inputs = value_infos(s, 0, self->n_in);
     self->outputs = self->inputs ? value_infos(s, 1, self->n_out) : NULL;
@@ -524,8 +806,15 @@ PyDoc_STRVAR(run_doc,
 "anything numpy.asarray takes); output_names lists the outputs wanted, in\n"
 "order, or is None for all of them (as onnxruntime.InferenceSession.run).\n"
 "C-contiguous arrays of the input's dtype are read in place; the returned\n"
-"arrays own the engine's buffers (no copy). Raises onnxrun.InputError for\n"
-"a missing, unknown, mistyped or misshapen input, onnxrun.Error otherwise.");
+"arrays own the engine's buffers (no copy).\n\n"
+"Inputs declared as sequences, optionals or maps take (and outputs of\n"
+"those kinds come back as) a list of arrays (of dicts for seq(map)), None\n"
+"or the value, and a dict {key: scalar or array} with keys of the map's\n"
+"key type (int or str); their elements are converted to the declared\n"
+"dtype, as are lists given for a tensor input.\n\n"
+"Raises onnxrun.InputError for a missing, unknown, mistyped or misshapen\n"
+"input (a container for a tensor, or the reverse, included),\n"
+"onnxrun.Error otherwise.");
 
 static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
 {
@@ -569,15 +858,13 @@ static PyObject *Session_run(Session *self, PyObject *args, PyObject *kw)
         names[k] = PyUnicode_AsUTF8(key); /* lives as long as the dict's key */
         if (!names[k]) goto done;
         int idx = find_name(self->inputs, names[k]);
-        ins[k] = input_tensor(value, idx >= 0 ? self->in_types[idx] : ONR_UNDEFINED, &keep[k]);
+        if (idx < 0) { /* the engine's words, before converting what it would not take */
+            input_error("the model has no input named '%s'", names[k]);
+            goto done;
+        }
+        ins[k] = input_value(value, &self->in_types[idx], &keep[k]);
         if (!ins[k]) {
-            if (PyErr_ExceptionMatches(Error)) {
-                PyObject *t, *v, *tb; /* name the input in the message */
-                PyErr_Fetch(&t, &v, &tb);
-                PyErr_NormalizeException(&t, &v, &tb);
-                PyErr_Format(t, "input '%s': %S", names[k], v);
-                Py_XDECREF(t), Py_XDECREF(v), Py_XDECREF(tb);
-            }
+            error_context("input '%s'", names[k]);
             goto done;
         }
         k++;
