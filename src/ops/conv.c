@@ -362,20 +362,22 @@ enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW, CONV_GEMMT };
  * below the FMA peak); or one group of 2 to CONV_FEW_INPUTS inputs and a
  * kernel of 9 taps or more (an image's stem: im2col makes a column matrix
  * taps x Cg times the image, and K = Cg x taps is short for the GEMM). */
-static int conv_dw_takes(int64_t G, int64_t Cg, int64_t Mg, int64_t taps)
+/* One group (2-4 inputs, 9+ taps) runs the direct small-group kernel only
+ * with strides of 1 or 2 and at most ONR_GCONV_KW_MAX taps across (smax:
+ * the largest stride, kw: the kernel's width). */
+static int conv_dw_takes(int64_t G, int64_t Cg, int64_t Mg, int64_t taps, int64_t smax, int64_t kw)
 {
     if (G > 1) return Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP);
-    return Cg >= 2 && Cg <= CONV_FEW_INPUTS && taps >= 9;
+    return Cg >= 2 && Cg <= CONV_FEW_INPUTS && taps >= 9 && smax <= 2 && kw <= ONR_GCONV_KW_MAX;
 }
 
 static int conv_kind(const conv_geom *g)
 {
     const onr_spatial *sp = &g->sp;
-    /* with at most 2 spatial dims that matter, and strides of 1 or 2 where
-     * there is one group */
-    if (g->CK > 0 && conv_dw_takes(g->G, g->Cg, g->Mg, g->K) && sp->in[0] == 1 && sp->k[0] == 1 &&
-        sp->out[0] == 1 && sp->pb[0] == 0 &&
-        (g->G > 1 || (sp->s[1] <= 2 && sp->s[2] <= 2 && sp->k[2] <= ONR_GCONV_KW_MAX)))
+    /* with at most 2 spatial dims that matter */
+    if (g->CK > 0 &&
+        conv_dw_takes(g->G, g->Cg, g->Mg, g->K, sp->s[1] > sp->s[2] ? sp->s[1] : sp->s[2], sp->k[2]) &&
+        sp->in[0] == 1 && sp->k[0] == 1 && sp->out[0] == 1 && sp->pb[0] == 0)
         return CONV_DW;
     if (g->CK == 0 || (g->Cg == 1 && g->G > 1)) return CONV_DIRECT;
     for (int j = 0; j < 3; j++)
@@ -1041,7 +1043,10 @@ static int conv_dw_create(onr_create_ctx *c, conv_params *p)
     int64_t Mg = M / G;
     onr_dwconv d = {.C = Cg * G, .mult = Mg, .cg = Cg, .KH = w->rank == 4 ? w->dims[2] : 1,
                     .KW = w->dims[w->rank - 1]};
-    if (!conv_dw_takes(G, Cg, Mg, d.KH * d.KW)) return ONR_OK;
+    int64_t smax = 1;
+    for (int i = 0; i < p->wa.strides.n; i++)
+        if (p->wa.strides.v[i] > smax) smax = p->wa.strides.v[i];
+    if (!conv_dw_takes(G, Cg, Mg, d.KH * d.KW, smax, d.KW)) return ONR_OK;
     size_t n = onr_dwconv_weights_floats(&d);
     if (n == 0) return ONR_OK;
     int st = onr_create_hold(c, "depthwise weights laid out", (uint64_t)n * sizeof(float));
