@@ -386,6 +386,16 @@ static void test_constants(void **state)
     expect_fail(n, 19, 1, in, "float8e5m2", "opset 20");
     tk_node_free(n);
 
+    uint16_t bf = 0x3FC0; /* 1.5 */
+    n = tk_node("ConstantOfShape");
+    tk_attr_tensor(n, "value", tk_typed(ONR_BFLOAT16, 1, (int64_t[]){1}, &bf));
+    y = run1(n, 20, 1, in, 1);
+    assert_int_equal(y->dtype, ONR_BFLOAT16);
+    for (int i = 0; i < 9; i++) assert_int_equal(((uint16_t *)y->data)[i], bf);
+    onr_tensor_free(y);
+    expect_fail(n, 19, 1, in, "bfloat16", "opset 20");
+    tk_node_free(n);
+
     int8_t m2 = -2;
     n = tk_node("ConstantOfShape");
     tk_attr_tensor(n, "value", tk_typed(ONR_INT2, 1, (int64_t[]){1}, &m2));

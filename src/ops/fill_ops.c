@@ -160,6 +160,10 @@ static int cos_create(onr_create_ctx *c, void *params)
         memcpy(p->value.bytes, v->data, esz);
         int st = lowp_value_ok(c, v->dtype, 20);
         if (st) return st;
+        /* bfloat16 came with float8, at 20 */
+        if (v->dtype == ONR_BFLOAT16 && c->opset < 20)
+            return onr_seterr(c->err, ONR_E_MODEL, "a bfloat16 value needs opset 20 or later, this is %lld",
+                              (long long)c->opset);
     }
     p->dtype = v->dtype;
     p->has_value = 1;
