@@ -366,9 +366,9 @@ def test_sequence_inputs():
     assert list(a) == ["zz", "w"]
 
 
-def test_optional_inputs():
-    """optional(tensor) and optional(seq) inputs: None is absent, anything
-    else is the value (a list for the sequence)."""
+def _optional_has_element():
+    """Inputs o: optional(float tensor), q: optional(seq(int64)), and a
+    session giving OptionalHasElement of each."""
     helper, TP = _onnx()
     ot = helper.make_value_info("o", helper.make_optional_type_proto(
         helper.make_tensor_type_proto(TP.FLOAT, None)))
@@ -378,6 +378,14 @@ def test_optional_inputs():
                     helper.make_node("OptionalHasElement", ["q"], ["hq"])], [ot, oq],
                    [helper.make_tensor_value_info("ho", TP.BOOL, []),
                     helper.make_tensor_value_info("hq", TP.BOOL, [])])
+    return ot, oq, has
+
+
+def test_optional_inputs():
+    """optional(tensor) and optional(seq) inputs: None is absent, anything
+    else is the value (a list for the sequence)."""
+    helper, TP = _onnx()
+    ot, oq, has = _optional_has_element()
     assert [bool(h) for h in has.run(None, {"o": None, "q": None})] == [False, False]
     assert [bool(h) for h in has.run(None, {"o": [1.0], "q": []})] == [True, True]
     get = _session([helper.make_node("OptionalGetElement", ["o"], ["x"]),
@@ -474,14 +482,7 @@ def test_container_input_errors():
         assert e.value.status == "bad input"
     with pytest.raises(onnxrun.InputError, match=r"no input named 'nope'"):
         s.run(None, {"s": one, "i": i0, "nope": {"a": 1}})
-    ot = helper.make_value_info("o", helper.make_optional_type_proto(
-        helper.make_tensor_type_proto(TP.FLOAT, None)))
-    oq = helper.make_value_info("q", helper.make_optional_type_proto(
-        helper.make_sequence_type_proto(helper.make_tensor_type_proto(TP.INT64, None))))
-    has = _session([helper.make_node("OptionalHasElement", ["o"], ["ho"]),
-                    helper.make_node("OptionalHasElement", ["q"], ["hq"])], [ot, oq],
-                   [helper.make_tensor_value_info("ho", TP.BOOL, []),
-                    helper.make_tensor_value_info("hq", TP.BOOL, [])])
+    ot, oq, has = _optional_has_element()
     for feed, msg in [
             ({"o": {1: 2.0}, "q": None},
              r"input 'o': expected an optional tensor \(an array, or None\), got a map \(dict\)"),
