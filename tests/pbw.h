@@ -35,7 +35,8 @@ static inline void pbw_varint(pbw *w, uint64_t v)
         v >>= 7;
         if (v) t[k] |= 0x80;
         k++;
-    } while (v);
+    } while (v && k < 10); /* 10 groups of 7 bits hold any uint64; the bound
+                              also tells GCC's -Warray-bounds so */
     pbw_raw(w, t, (size_t)k);
 }
 
