@@ -361,10 +361,9 @@ enum { CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW, CONV_GEMMT };
  * CONV_SMALL_GROUP inputs and outputs (per-group GEMMs that small run far
  * below the FMA peak); or one group of 2 to CONV_FEW_INPUTS inputs and a
  * kernel of 9 taps or more (an image's stem: im2col makes a column matrix
- * taps x Cg times the image, and K = Cg x taps is short for the GEMM). */
-/* One group (2-4 inputs, 9+ taps) runs the direct small-group kernel only
- * with strides of 1 or 2 and at most ONR_GCONV_KW_MAX taps across (smax:
- * the largest stride, kw: the kernel's width). */
+ * taps x Cg times the image, and K = Cg x taps is short for the GEMM),
+ * strides of at most 2 (smax: the largest) and at most ONR_GCONV_KW_MAX
+ * taps across (kw: the kernel's width). */
 static int conv_dw_takes(int64_t G, int64_t Cg, int64_t Mg, int64_t taps, int64_t smax, int64_t kw)
 {
     if (G > 1) return Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP);

@@ -23,10 +23,12 @@ static int unknown_at_run(onr_err *err)
 /* ---- Constant ------------------------------------------------------------------ */
 
 /* A value of an 8-, 4- or 2-bit type only from the opset that lists it
- * (tensor.h): Constant's float8 came at 19, ConstantOfShape's at 20. */
-static int lowp_value_ok(const onr_create_ctx *c, onr_dtype dt, int float8_since)
+ * (tensor.h): Constant's float8 came at 19, ConstantOfShape's at 20; and
+ * bfloat16 from bf16_since (ConstantOfShape: 20, with float8; 0: not
+ * checked). */
+static int lowp_value_ok(const onr_create_ctx *c, onr_dtype dt, int float8_since, int bf16_since)
 {
-    int since = tn_lowp_since(dt, float8_since);
+    int since = dt == ONR_BFLOAT16 ? bf16_since : tn_lowp_since(dt, float8_since);
     if (since && c->opset < since)
         return onr_seterr(c->err, ONR_E_MODEL, "a %s value needs opset %d or later, this is %lld",
                           onr_dtype_name(dt), since, (long long)c->opset);
@@ -105,7 +107,7 @@ static int constant_create(onr_create_ctx *c, void *params)
     }
     if (p->rank == 1 && a->type != ONR_ATTR_TENSOR) p->numel = p->dims[0] = (int64_t)a->n;
     if (p->numel > 0 && !p->src) return onr_seterr(c->err, ONR_E_MODEL, "the value has no data");
-    return lowp_value_ok(c, p->dtype, 19);
+    return lowp_value_ok(c, p->dtype, 19, 0);
 }
 
 static int constant_reshape(onr_kctx *ctx, size_t *scratch)
@@ -158,12 +160,8 @@ static int cos_create(onr_create_ctx *c, void *params)
             return onr_seterr(c->err, ONR_E_UNSUPPORTED, "value of type %s is not supported",
                               onr_dtype_name(v->dtype));
         memcpy(p->value.bytes, v->data, esz);
-        int st = lowp_value_ok(c, v->dtype, 20);
+        int st = lowp_value_ok(c, v->dtype, 20, 20);
         if (st) return st;
-        /* bfloat16 came with float8, at 20 */
-        if (v->dtype == ONR_BFLOAT16 && c->opset < 20)
-            return onr_seterr(c->err, ONR_E_MODEL, "a bfloat16 value needs opset 20 or later, this is %lld",
-                              (long long)c->opset);
     }
     p->dtype = v->dtype;
     p->has_value = 1;
