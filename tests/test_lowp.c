@@ -395,6 +395,15 @@ static void test_constants(void **state)
     onr_tensor_free(y);
     expect_fail(n, 19, 1, in, "bfloat16", "opset 20");
     tk_node_free(n);
+    /* Constant lists bfloat16 from opset 13 */
+    n = tk_node("Constant");
+    tk_attr_tensor(n, "value", tk_typed(ONR_BFLOAT16, 1, (int64_t[]){1}, &bf));
+    y = run1(n, 13, 0, NULL, 1);
+    assert_int_equal(y->dtype, ONR_BFLOAT16);
+    assert_int_equal(((uint16_t *)y->data)[0], bf);
+    onr_tensor_free(y);
+    expect_fail(n, 12, 0, NULL, "bfloat16", "opset 13");
+    tk_node_free(n);
 
     int8_t m2 = -2;
     n = tk_node("ConstantOfShape");

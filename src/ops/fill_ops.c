@@ -24,8 +24,8 @@ static int unknown_at_run(onr_err *err)
 
 /* A value of an 8-, 4- or 2-bit type only from the opset that lists it
  * (tensor.h): Constant's float8 came at 19, ConstantOfShape's at 20; and
- * bfloat16 from bf16_since (ConstantOfShape: 20, with float8; 0: not
- * checked). */
+ * bfloat16 from bf16_since (Constant: 13; ConstantOfShape: 20, with
+ * float8). */
 static int lowp_value_ok(const onr_create_ctx *c, onr_dtype dt, int float8_since, int bf16_since)
 {
     int since = dt == ONR_BFLOAT16 ? bf16_since : tn_lowp_since(dt, float8_since);
@@ -107,7 +107,7 @@ static int constant_create(onr_create_ctx *c, void *params)
     }
     if (p->rank == 1 && a->type != ONR_ATTR_TENSOR) p->numel = p->dims[0] = (int64_t)a->n;
     if (p->numel > 0 && !p->src) return onr_seterr(c->err, ONR_E_MODEL, "the value has no data");
-    return lowp_value_ok(c, p->dtype, 19, 0);
+    return lowp_value_ok(c, p->dtype, 19, 13);
 }
 
 static int constant_reshape(onr_kctx *ctx, size_t *scratch)
