@@ -37,7 +37,7 @@
  * thread computes it: results are bit-identical. A product whose caller
  * waited long at the end of the parallel region (a descheduled thread: the
  * CPU is shared) makes the next ones run on one thread for a while
- * (note_join).
+ * (team.h).
  */
 #include "gemm/gemm.h"
 
@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "gemm/sgemm-ukernel.h"
+#include "gemm/team.h"
 
 /* ---- kernel choice and blocking ---------------------------------------- */
 
@@ -617,44 +618,12 @@ static task_grid plan_grid(const gemm_job *J, int t)
     return g;
 }
 
-/* Contention back-off. A parallel region ends when every thread of the
- * team has reached its end, so a thread the OS has not scheduled (the CPU
- * is shared with other processes) holds the product up even when the
- * others did all its tasks. When the caller waited at the end for longer
- * than the half of its own work (plus 50 us), products run on one thread
- * for a while: 1 ms, doubling with every such wait in a row up to 64 ms;
- * then a product tries threads again. Results do not depend on it. */
-static _Atomic int64_t g_serial_until; /* CLOCK_MONOTONIC ns */
-static atomic_int g_backoff;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void note_join(int64_t start, int64_t done, int64_t end)
-{
-    int64_t work = done - start, wait = end - done;
-    if (wait > work / 2 + 50000) {
-        int lv = atomic_load_explicit(&g_backoff, memory_order_relaxed);
-        if (lv < 6) lv++;
-        atomic_store_explicit(&g_backoff, lv, memory_order_relaxed);
-        atomic_store_explicit(&g_serial_until, end + ((int64_t)1000000 << (lv - 1)),
-                              memory_order_relaxed);
-    } else if (atomic_load_explicit(&g_backoff, memory_order_relaxed)) {
-        atomic_store_explicit(&g_backoff, 0, memory_order_relaxed);
-    }
-}
-
 static int threads_for(size_t m, size_t n, size_t k, const gemm_plan *P, int nthreads)
 {
     size_t fmas = m * n * k;
     if (nthreads <= 1 || fmas < SERIAL_FMAS) return 1;
-    if (now_ns() < atomic_load_explicit(&g_serial_until, memory_order_relaxed)) return 1;
     size_t tiles = ((m + P->cfg->mr - 1) / P->cfg->mr) * ((n + P->cfg->nr - 1) / P->cfg->nr);
-    size_t t = (size_t)nthreads;
+    size_t t = (size_t)onr_team_probe(nthreads); /* 1 while backed off (team.h) */
     if (tiles < t) t = tiles;
     if (fmas / MIN_TASK_FMAS < t) t = fmas / MIN_TASK_FMAS > 1 ? fmas / MIN_TASK_FMAS : 1;
     return (int)t;
@@ -772,16 +741,18 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
     const int nranges = t < GEMM_RANGES ? t : GEMM_RANGES;
     const size_t tasks = g.pr * g.pn;
     for (int r = 0; r < nranges; r++) atomic_init(&st.range[r].next, (size_t)r * tasks / (size_t)nranges);
-    int64_t start = now_ns(), done = start;
+    onr_team_region reg; /* what the threads gained (team.h) */
+    onr_team_begin(&reg);
 #pragma omp parallel num_threads(t)
     {
+        int64_t w0 = onr_team_work_start();
         int tid = omp_get_thread_num();
         float *abuf, *bbuf;
         thread_bufs(J, ws, tid, &abuf, &bbuf);
         run_tasks(J, &JB, &g, &st, tid % nranges, nranges, shared, abuf, bbuf);
-        if (tid == 0) done = now_ns();
+        onr_team_work_done(&reg, w0);
     }
-    note_join(start, done, now_ns());
+    onr_team_end(&reg);
 }
 
 /* No workspace: a slow, allocation-free path (one dot product per
@@ -961,6 +932,6 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
         for (size_t p = 0; p < batch; p++) batch_one(&B, p);
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+#pragma omp parallel for schedule(static) num_threads(onr_team(nthreads))
     for (size_t p = 0; p < batch; p++) batch_one(&B, p);
 }

@@ -514,7 +514,7 @@ static int att_run_ref(const onr_kctx *ctx)
     double work = (double)rows * (double)p->T * (double)(p->D + p->Dv);
     int nt = p->nt;
     const double sc = p->scale, cap = p->softcap;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int tid = omp_get_thread_num();
         double *s = (double *)((char *)ctx->scratch + (size_t)tid * p->thread_bytes);
@@ -764,14 +764,14 @@ static int att_run_f32(const onr_kctx *ctx)
         int64_t n = p->B * p->Hkv;
         double sw = (double)n * (double)p->T * (double)(p->D + p->Dv);
         int snt = p->nt;
-#pragma omp parallel for num_threads(snt) if (sw > ONR_PAR_MIN && snt > 1 && n > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(snt)) if (sw > ONR_PAR_MIN && snt > 1 && n > 1) schedule(static)
         for (int64_t t = 0; t < n; t++) att_build_slab(ctx, p, bf, t / p->Hkv, t % p->Hkv);
     }
     int64_t ntile = (p->Sq + p->bq - 1) / p->bq;
     int64_t tasks = p->B * p->Hq * ntile;
     double work = (double)p->B * p->Hq * p->Sq * (double)p->T * (double)(p->D + p->Dv);
     int nt = p->nt;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1 && tasks > 1) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1 && tasks > 1) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
         int tid = omp_get_thread_num();
         char *ws = (char *)ctx->scratch + (size_t)tid * p->thread_bytes;

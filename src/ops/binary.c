@@ -147,7 +147,7 @@ static void ew_exec(const ew_plan *p, const void *const *in, void *out, ew_kern 
         return;
     }
     int64_t chunk = ((p->n + nt - 1) / nt + 63) & ~(int64_t)63;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < p->n ? s + chunk : p->n;
         if (s < e) ew_range(p, in, out, s, e, kern, prm);

@@ -449,7 +449,7 @@ static int cast_run(const onr_kctx *ctx)
     int64_t n = x->numel, work = n * 2;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
     int64_t chunk = ((n + nt - 1) / nt + 63) & ~(int64_t)63;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN) schedule(static)
     for (int t = 0; t < nt; t++) {
         int64_t s = t * chunk, e = s + chunk < n ? s + chunk : n;
         if (s < e)

@@ -977,7 +977,7 @@ static void conv_post(const conv_epi *e, float *y, const float *z, int64_t rows,
         (void)z;                                                                               \
         const onr_spatial *sp = &g->sp;                                                        \
         int64_t planes = g->N * g->M, work = planes * g->OUT * (g->CK + 1), OW = sp->out[2];   \
-        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)") \
         for (int64_t pl = 0; pl < planes; pl++) {                                              \
             int64_t n = pl / g->M, m = pl % g->M;                                              \
             const T *xg = x + (n * g->C + m / g->Mg * g->Cg) * g->IN;                          \
@@ -1383,7 +1383,7 @@ static void col2im_f32(const conv_geom *g, const float *col, int64_t r0, int64_t
 {
     const onr_spatial *sp = &g->sp;
     int64_t IW = sp->in[2], IH = sp->in[1], ncol = (r1 - r0) * IW;
-    #pragma omp parallel for num_threads(nt) if (g->CK * ncol > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (g->CK * ncol > ONR_PAR_MIN && nt > 1)
     for (int64_t m = 0; m < g->Mg; m++) {
         float *ym = yg + m * g->OUT;
         for (int64_t kk = 0; kk < g->K; kk++) {
@@ -1407,7 +1407,7 @@ static void col2im_f32(const conv_geom *g, const float *col, int64_t r0, int64_t
 
 static void fill_bias_f32(const conv_geom *g, const float *b, float *yg, int nt)
 {
-    #pragma omp parallel for num_threads(nt) if (g->Mg * g->OUT > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (g->Mg * g->OUT > ONR_PAR_MIN && nt > 1)
     for (int64_t m = 0; m < g->Mg; m++) {
         float v = b ? b[m] : 0.f, *ym = yg + m * g->OUT;
         for (int64_t i = 0; i < g->OUT; i++) ym[i] = v;
@@ -1443,7 +1443,7 @@ static void convt_direct_f64(const conv_geom *g, const double *x, const double *
 {
     const onr_spatial *sp = &g->sp;
     int64_t planes = g->N * g->M, work = planes * g->Cg * g->IN * g->K;
-    #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t n = pl / g->M, m = pl % g->M, grp = m / g->Mg, mm = m % g->Mg;
         double *yp = y + pl * g->OUT;

@@ -169,7 +169,7 @@ static int concat_run(const onr_kctx *ctx)
     int64_t outer = p->outer, row = p->row;
     int fail = 0;
     /* one output row per outer index: the inputs' blocks side by side */
-#pragma omp parallel for num_threads(ctx->nthreads) \
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) \
     if (dt != ONR_STRING && outer > 1 && outer * row > ONR_PAR_MIN) reduction(| : fail)
     for (int64_t o = 0; o < outer; o++) {
         char *dst = (char *)y->data + (size_t)(o * row) * esz;
@@ -344,7 +344,7 @@ static int split_run(const onr_kctx *ctx)
         onr_tensor *y = i < ctx->n_out ? ctx->out[i] : NULL;
         if (y) {
             int fail = 0;
-#pragma omp parallel for num_threads(ctx->nthreads) \
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) \
     if (x->dtype != ONR_STRING && outer > 1 && outer * blk > ONR_PAR_MIN) reduction(| : fail)
             for (int64_t o = 0; o < outer; o++)
                 fail |= tn_copy(x->dtype, (char *)y->data + (size_t)(o * blk) * esz,
@@ -807,7 +807,7 @@ static int pad_run(const onr_kctx *ctx)
     size_t esz = tn_esz(dt);
     int64_t rows = p->rows, L = p->dims[r - 1];
     int fail = 0;
-#pragma omp parallel for num_threads(ctx->nthreads) \
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) \
     if (dt != ONR_STRING && rows * L > ONR_PAR_MIN && rows > 1) reduction(| : fail)
     for (int64_t q = 0; q < rows; q++) {
         /* map the row's outer coordinates to the source row */

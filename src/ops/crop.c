@@ -127,7 +127,7 @@ static int c2i_run(const onr_kctx *ctx)
     int r = p->r, nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     int64_t S = y->numel / (p->N * p->C), P = p->P, L = p->L;
     onr_dtype dt = x->dtype;
-    #pragma omp parallel for num_threads(nt) if (y->numel * P > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (y->numel * P > ONR_PAR_MIN && nt > 1)
     for (int64_t q = 0; q < y->numel; q++) {
         int64_t nc = q / S, pix = q - nc * S, pos[C2I_MAX_SP];
         for (int d = r - 1; d >= 0; d--) pos[d] = pix % p->img[d], pix /= p->img[d];

@@ -90,7 +90,7 @@ static int cumprod_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     int isint = !((ONR_TYPES_FLOAT >> x->dtype) & 1);
     int64_t lines = p->outer * p->inner;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t l = 0; l < lines; l++) {
         int64_t base = (l / p->inner) * p->n * p->inner + l % p->inner;
         double accd = 1;

@@ -287,7 +287,7 @@ static int dc_run(const onr_kctx *ctx)
             int64_t tn = P - t0 < p->tile ? P - t0 : p->tile;
             int64_t work = C * K * tn * 8;
             /* columns: one row per (c, k) */
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
             for (int64_t row = 0; row < C * K; row++) {
                 int64_t c = row / K, k = row % K, og = c / cpo;
                 int64_t kk[3] = {k / (g->k[1] * g->k[2]), (k / g->k[2]) % g->k[1], k % g->k[2]};
@@ -335,7 +335,7 @@ static int dc_run(const onr_kctx *ctx)
                 continue;
             }
             work = OC * cg * K * tn;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1) schedule(static)
             for (int64_t oc = 0; oc < OC; oc++) {
                 int64_t gi = oc / ocg;
                 const double *cb = col + gi * cg * K * tn;

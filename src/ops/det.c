@@ -76,7 +76,7 @@ static int det_run(const onr_kctx *ctx)
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
     int64_t mm = p->m * p->m, work = p->batch * mm * (p->m + 1);
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
     for (int64_t b = 0; b < p->batch; b++) {
         double *a = (double *)ctx->scratch + (size_t)omp_get_thread_num() * (size_t)mm;
         for (int64_t i = 0; i < mm; i++) a[i] = onr_get_f64(x, b * mm + i);

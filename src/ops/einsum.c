@@ -537,7 +537,7 @@ static int ein_run(const onr_kctx *ctx)
     }
     int64_t chunk = 256, nch = (p->out_numel + chunk - 1) / chunk;
     double work = (double)p->out_numel * (double)(p->sum_numel ? p->sum_numel : 1) * p->nin;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t o1 = (ch + 1) * chunk < p->out_numel ? (ch + 1) * chunk : p->out_numel;
         ein_ref_range(p, ctx, ch * chunk, o1);

@@ -89,7 +89,7 @@ static int gather_reshape(onr_kctx *ctx, size_t *scratch)
     do {                                                                                 \
         const T *xs = x->data;                                                           \
         T *ys = ctx->out[0]->data;                                                       \
-        _Pragma("omp parallel for num_threads(ctx->nthreads) if (total * inner > ONR_PAR_MIN)") \
+        _Pragma("omp parallel for num_threads(onr_team(ctx->nthreads)) if (total * inner > ONR_PAR_MIN)") \
         for (int64_t q = 0; q < total; q++) {                                            \
             int64_t o = q / N, j = q - o * N, v = tn_index_at(ind, j);                   \
             if (v < 0) v += D;                                                           \

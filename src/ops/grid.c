@@ -202,7 +202,7 @@ static int gs_run(const onr_kctx *ctx)
     int64_t work = y->numel * (p->mode == GS_NEAREST ? 1 : p->mode == GS_LINEAR ? 2 * r : 4 * r);
     const char *xs = x->data;
     char *ys = y->data;
-    #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t q = 0; q < pts; q++) {
         int64_t n = q / OS, o = q - n * OS, idx[GS_MAX_SP][4], offs[GS_MAX_COMB];
         double w[GS_MAX_SP][4], wts[GS_MAX_COMB];

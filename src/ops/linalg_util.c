@@ -154,10 +154,10 @@ void onr_la_to_f32(const onr_tensor *t, float *dst, int nthreads)
     if (t->dtype == ONR_FLOAT) {
         if (n) memcpy(dst, t->data, (size_t)n * sizeof(float));
     } else if (t->dtype == ONR_FLOAT16) {
-        #pragma omp parallel for num_threads(nthreads) if (n > ONR_PAR_MIN && nthreads > 1)
+        #pragma omp parallel for num_threads(onr_team(nthreads)) if (n > ONR_PAR_MIN && nthreads > 1)
         for (int64_t i = 0; i < n; i++) dst[i] = onr_half_to_float(h[i]);
     } else {
-        #pragma omp parallel for num_threads(nthreads) if (n > ONR_PAR_MIN && nthreads > 1)
+        #pragma omp parallel for num_threads(onr_team(nthreads)) if (n > ONR_PAR_MIN && nthreads > 1)
         for (int64_t i = 0; i < n; i++) dst[i] = onr_bf16_to_float(h[i]);
     }
 }
@@ -183,10 +183,10 @@ void onr_la_from_f32(onr_tensor *t, const float *src, int nthreads)
     if (t->dtype == ONR_FLOAT) {
         if (n) memcpy(t->data, src, (size_t)n * sizeof(float));
     } else if (t->dtype == ONR_FLOAT16) {
-        #pragma omp parallel for num_threads(nthreads) if (n > ONR_PAR_MIN && nthreads > 1)
+        #pragma omp parallel for num_threads(onr_team(nthreads)) if (n > ONR_PAR_MIN && nthreads > 1)
         for (int64_t i = 0; i < n; i++) h[i] = onr_float_to_half(src[i]);
     } else {
-        #pragma omp parallel for num_threads(nthreads) if (n > ONR_PAR_MIN && nthreads > 1)
+        #pragma omp parallel for num_threads(onr_team(nthreads)) if (n > ONR_PAR_MIN && nthreads > 1)
         for (int64_t i = 0; i < n; i++) h[i] = onr_float_to_bf16(src[i]);
     }
 }

@@ -199,7 +199,7 @@ static int lrn_run(const onr_kctx *ctx)
     int64_t lo = (p->size - 1) / 2, hi = p->size - 1 - lo; /* floor, ceil of (size-1)/2 */
     int64_t C = p->C, inner = p->inner, tasks = p->N * C;
     double k = p->alpha / (double)p->size;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 8 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 8 > ONR_PAR_MIN)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t n = t / C, c = t % C;
         int64_t c0 = c - lo < 0 ? 0 : c - lo, c1 = c + hi > C - 1 ? C - 1 : c + hi;

@@ -177,7 +177,7 @@ static int loss_run(const onr_kctx *ctx)
     double *part = ctx->scratch; /* [nchunks][2]: loss sum, weight sum */
     int64_t samples = t->numel;
     int64_t work = samples * (p->sce ? p->c * 4 : 1);
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
     for (int64_t ch = 0; ch < p->nchunks; ch++) {
         double ls = 0, ws = 0;
         int64_t i1 = (ch + 1) * LOSS_CHUNK < samples ? (ch + 1) * LOSS_CHUNK : samples;

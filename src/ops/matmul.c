@@ -303,7 +303,7 @@ static void mm_f32(const mm_geom *g, const float *a, const float *b, const void 
         const T *a = av, *b = bv;                                                              \
         T *y = yv;                                                                             \
         int64_t M = g->M, N = g->N, K = g->K, rows = g->batch * g->M;                          \
-        _Pragma("omp parallel for num_threads(nt) if (rows * N * K > ONR_PAR_MIN && nt > 1)")  \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (rows * N * K > ONR_PAR_MIN && nt > 1)") \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             int64_t oa, ob;                                                                    \
             mm_offsets(g, r / M, &oa, &ob);                                                    \
@@ -762,7 +762,7 @@ static void gemm_f32(const gemm_geom *g, const float *a, const float *b, const v
         int use_c = c && g->ckind != GC_NONE && g->beta != 0.f;                                \
         ACC al = FLT ? (ACC)g->alpha : (ACC)g->alpha_i;                                        \
         ACC be = FLT ? (ACC)g->beta : (ACC)g->beta_i;                                          \
-        _Pragma("omp parallel for num_threads(nt) if (M * N * K > ONR_PAR_MIN && nt > 1)")     \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (M * N * K > ONR_PAR_MIN && nt > 1)") \
         for (int64_t i = 0; i < M; i++)                                                        \
             for (int64_t j = 0; j < N; j++) {                                                  \
                 ACC acc = 0;                                                                   \

@@ -105,7 +105,7 @@ static int mrp_run(const onr_kctx *ctx)
     }
     int64_t work = p->R * C * H * W;
     int nt = ctx->nthreads > 1 && work > ONR_PAR_MIN ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t rc = 0; rc < p->R * C; rc++) {
         int64_t r = rc / C, c = rc % C;
         int64_t b = (int64_t)onr_get_f64(rois, r * 5);

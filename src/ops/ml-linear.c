@@ -95,7 +95,7 @@ static int lc_run(const onr_kctx *ctx)
     if (P->labels.is_string || P->rows * P->n_coef < ONR_PAR_MIN) nt = 1;
     int64_t ns = P->n_scores, C = P->cols;
     int fail = 0;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *s = (double *)ctx->scratch + (size_t)omp_get_thread_num() * (size_t)(ns + 1);
         for (int64_t k = 0; k < P->e; k++) {
@@ -186,7 +186,7 @@ static int lr_run(const onr_kctx *ctx)
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     if (P->rows * (P->n_coef + 1) < ONR_PAR_MIN) nt = 1;
     int64_t C = P->cols, T = P->targets;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *s = (double *)ctx->scratch + (size_t)omp_get_thread_num() * (size_t)T;
         for (int64_t k = 0; k < T; k++) {
@@ -531,7 +531,7 @@ static int svc_run(const onr_kctx *ctx)
     size_t per = svc_per_row(P);
     int fail = 0;
     int64_t work = P->rows * ((P->vc + P->cc) * P->f + P->cc * P->cc);
-#pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *w = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         if (svc_row(ctx, P, i, w)) fail = 1;
@@ -615,7 +615,7 @@ static int svr_run(const onr_kctx *ctx)
     float *y = ctx->out[0]->data;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     int64_t work = P->rows * (P->ns + 1) * (P->f + 1);
-#pragma omp parallel for num_threads(nt) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1 && work > ONR_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double s = 0;
         if (P->ns > 0) {

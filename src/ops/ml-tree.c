@@ -455,7 +455,7 @@ static int ter_run(const onr_kctx *ctx)
     float *y = ctx->out[0]->data;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets;
@@ -554,7 +554,7 @@ static int tec_run(const onr_kctx *ctx)
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets + 2;
     int fail = 0;
     int64_t ns = P->n_scores;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets + 2;
@@ -782,7 +782,7 @@ static int te5_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
     size_t per = (size_t)f->n_features + 2 * (size_t)f->n_targets;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1 && forest_par(f, P->rows)) schedule(static)
     for (int64_t i = 0; i < P->rows; i++) {
         double *row = (double *)ctx->scratch + (size_t)omp_get_thread_num() * per;
         double *acc = row + f->n_features, *has = acc + f->n_targets;

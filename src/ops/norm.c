@@ -287,7 +287,7 @@ static void bn_run_per_element(const onr_kctx *ctx, const bn_params *bp)
                      *v = ctx->in[4];
     onr_tensor *y = ctx->out[0];
     int64_t plane = bp->C * bp->HW;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 4 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 4 > ONR_PAR_MIN)
     for (int64_t n = 0; n < bp->N; n++)
         for (int64_t p = 0; p < plane; p++) {
             double a, sh;
@@ -347,7 +347,7 @@ static int bn_run(const onr_kctx *ctx)
         if (x->dtype == ONR_FLOAT) {
             const float *px = x->data;
             float *py = y->data;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
             for (int64_t q = 0; q < planes; q++) {
                 int64_t ch = q % C;
                 float a = p->folded ? p->fscale[ch] : (float)mul[ch];
@@ -357,7 +357,7 @@ static int bn_run(const onr_kctx *ctx)
                 for (int64_t i = 0; i < HW; i++) yr[i] = xr[i] * a + sh;
             }
         } else {
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
             for (int64_t q = 0; q < planes; q++) {
                 int64_t ch = q % C;
                 affine_any(x, y, q * HW, HW, 0.0, mul[ch], add[ch]);
@@ -371,14 +371,14 @@ static int bn_run(const onr_kctx *ctx)
     if (x->numel == 0) {
         for (int64_t ch = 0; ch < C; ch++) mean[ch] = var[ch] = 0;
     } else {
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
         for (int64_t ch = 0; ch < C; ch++) bn_batch_stats(x, p, ch, &mean[ch], &var[ch]);
     }
     for (int64_t ch = 0; ch < C; ch++) {
         mul[ch] = onr_get_f64(s, ch) / sqrt(var[ch] + p->eps);
         add[ch] = onr_get_f64(b, ch);
     }
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
     for (int64_t q = 0; q < planes; q++) {
         int64_t ch = q % C;
         affine_any(x, y, q * HW, HW, mean[ch], mul[ch], add[ch]);
@@ -468,7 +468,7 @@ static int gn_run(const onr_kctx *ctx)
     if (x->numel == 0) return ONR_OK;
     double eps = c->eps;
     int64_t cpg = c->C / c->G, blocks = c->N * c->G, len = cpg * c->HW;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
     for (int64_t blk = 0; blk < blocks; blk++) {
         int64_t g = blk % c->G, off = blk * len;
         double mean, var;
@@ -714,7 +714,7 @@ static int ln_run(const onr_kctx *ctx)
         ln_expand(x, c, bi, scr, f32);
         b = scr;
     }
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t o = 0; o < c->outer; o++) {
         double mean, inv;
         if (f32)
@@ -911,7 +911,7 @@ static int sln_run(const onr_kctx *ctx)
         return ONR_OK;
     }
     int f32 = x->dtype == ONR_FLOAT;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 3 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 3 > ONR_PAR_MIN)
     for (int64_t o = 0; o < p->rows; o++) {
         double mean, inv;
         int64_t xo = o * H, ko = (o % p->skip_rows) * H;
@@ -1002,7 +1002,7 @@ static int lp_run(const onr_kctx *ctx)
     const onr_tensor *x = ctx->in[0];
     onr_tensor *y = ctx->out[0];
     int64_t lines = p->outer * p->inner;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t l = 0; l < lines; l++) {
         int64_t o = l / p->inner, c = l % p->inner;
         lp_line(x, y, o * p->n * p->inner + c, p->n, p->inner, p->p);

@@ -147,7 +147,7 @@ static inline void pool_window(const onr_spatial *sp, int64_t od, int64_t oh, in
     do {                                                                                       \
         const onr_spatial *sp = &(g)->sp;                                                      \
         int64_t planes = (g)->N * (g)->C, work = planes * (g)->OUT * ((g)->K + 1);             \
-        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)") \
         for (int64_t pl = 0; pl < planes; pl++) {                                              \
             pool_win w;                                                                        \
             int64_t o = 0;                                                                     \
@@ -247,7 +247,7 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
         size_t stride = onr_al64((size_t)OW * sizeof(double)) / sizeof(double);                \
         int kind = g->kind;                                                                    \
         double p = g->p;                                                                       \
-        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")          \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)") \
         for (int64_t pl = 0; pl < planes; pl++) {                                              \
             double *acc = rows + (size_t)omp_get_thread_num() * stride;                        \
             const T *xp = x + pl * g->IN;                                                      \
@@ -455,7 +455,7 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
         }
     }
 #endif
-    #pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         float *t = rows + (size_t)omp_get_thread_num() * stride;
         const float *xp = x + pl * g->IN;

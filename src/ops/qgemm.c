@@ -284,7 +284,7 @@ static int mmi_run(const onr_kctx *ctx)
     int64_t mb = (g->M + QMM_ROWS - 1) / QMM_ROWS, blocks = g->obatch * mb;
     int64_t work = g->obatch * g->M * g->K * g->N;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t bl = 0; bl < blocks; bl++) {
         int64_t ob = bl / mb, m = (bl % mb) * QMM_ROWS, ia, ib;
         int nr = (int)(g->M - m < QMM_ROWS ? g->M - m : QMM_ROWS);
@@ -378,7 +378,7 @@ static int qlmm_run_f8(const onr_kctx *ctx)
     int64_t rows = g->obatch * g->M;
     int64_t work = rows * g->K * g->N;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         int64_t ob = row / g->M, m = row % g->M, ia, ib;
         qmm_batch(g, ob, &ia, &ib);
@@ -415,7 +415,7 @@ static int qlmm_run(const onr_kctx *ctx)
     int64_t mb = (g->M + QMM_ROWS - 1) / QMM_ROWS, blocks = g->obatch * mb;
     int64_t work = g->obatch * g->M * g->K * g->N;
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t bl = 0; bl < blocks; bl++) {
         int32_t *c = cbuf + (size_t)omp_get_thread_num() * QMM_ROWS * (size_t)g->N;
         int64_t ob = bl / mb, m0 = (bl % mb) * QMM_ROWS, ia, ib;
@@ -603,7 +603,7 @@ static void qconv_all(const onr_kctx *ctx, const qconv_params *p, const int16_t 
     if (nt > p->nthreads) nt = (int)p->nthreads;
     int16_t *cols = onr_scratch_at(ctx, p->off_col);
     qmm_fn kern = qmm_pick();
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t n = t / (p->group * nb), gi = (t / nb) % p->group, b = t % nb;
         int64_t r0 = b * p->band, r1 = r0 + p->band < rows ? r0 + p->band : rows;

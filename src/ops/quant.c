@@ -367,7 +367,7 @@ static int q_run_common(const onr_kctx *ctx, int quantize)
 
     int64_t n = x->numel, nch = (n + QCH - 1) / QCH;
     int nt = n * 4 > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t c = 0; c < nch; c++) {
         double v[QCH];
         int64_t i0 = c * QCH, i1 = i0 + QCH < n ? i0 + QCH : n;
@@ -432,7 +432,7 @@ static int dql_run(const onr_kctx *ctx)
     int64_t n = x->numel;
     float mn = 0.f, mx = 0.f; /* the range always holds 0 */
     int nt = n > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) reduction(min : mn) reduction(max : mx)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) reduction(min : mn) reduction(max : mx)
     for (int64_t i = 0; i < n; i++) {
         if (xv[i] < mn) mn = xv[i];
         if (xv[i] > mx) mx = xv[i];
@@ -451,7 +451,7 @@ static int dql_run(const onr_kctx *ctx)
         memset(y, 0, (size_t)n);
         return ONR_OK;
     }
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = (uint8_t)onr_q_int(xv[i] / scale, zpf, 0, 255);
     return ONR_OK;
 }

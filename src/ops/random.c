@@ -212,7 +212,7 @@ static int rnd_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     uint64_t key = rnd_key(&p->seed, p);
     int64_t n = y->numel;
-#pragma omp parallel for num_threads(ctx->nthreads) if (n * 16 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (n * 16 > ONR_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         double v = p->normal ? p->a + p->b * rnd_normal(key, (uint64_t)i)
                              : p->a + (p->b - p->a) * rnd_unit(key, (uint64_t)i);
@@ -278,7 +278,7 @@ static int bern_run(const onr_kctx *ctx)
     onr_tensor *y = ctx->out[0];
     uint64_t key = rnd_key(&p->seed, p);
     int64_t n = y->numel;
-#pragma omp parallel for num_threads(ctx->nthreads) if (n * 8 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (n * 8 > ONR_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         double pr = onr_get_f64(x, i);
         onr_set_f64(y, i, rnd_unit(key, (uint64_t)i) < pr ? 1.0 : 0.0);
@@ -354,7 +354,7 @@ static int mult_run(const onr_kctx *ctx)
     uint64_t key = rnd_key(&p->seed, p);
     int64_t C = p->classes, S = p->samples;
     int fail = 0, nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
-#pragma omp parallel for num_threads(nt) if (p->batch * (C + S * 8) > ONR_PAR_MIN) \
+#pragma omp parallel for num_threads(onr_team(nt)) if (p->batch * (C + S * 8) > ONR_PAR_MIN) \
     reduction(| : fail)
     for (int64_t b = 0; b < p->batch; b++) {
         double *cdf = (double *)ctx->scratch + (int64_t)omp_get_thread_num() * C;
@@ -470,7 +470,7 @@ static int drop_run(const onr_kctx *ctx)
         return onr_seterr(ctx->err, ONR_E_RUNTIME, "ratio %g is not in [0, 1)", ratio);
     uint64_t key = rnd_key(&p->seed, p);
     double scale = 1.0 / (1.0 - ratio);
-#pragma omp parallel for num_threads(ctx->nthreads) if (n * 8 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (n * 8 > ONR_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         int keep = rnd_unit(key, (uint64_t)i) >= ratio;
         if (mask) mask[i] = (uint8_t)keep;

@@ -506,14 +506,14 @@ static void reduce_run(const rjob *j, int nthreads)
     int64_t work = j->n_out * (j->count > 0 ? j->count : 1);
     if (j->simple && j->inner > 1) {
         int64_t nblk = (j->inner + RB - 1) / RB, tasks = j->outer * nblk;
-#pragma omp parallel for num_threads(nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(nthreads)) if (work > ONR_PAR_MIN)
         for (int64_t t = 0; t < tasks; t++) {
             int64_t o = t / nblk, c0 = (t % nblk) * RB;
             reduce_cols(j, o, c0, j->inner - c0 < RB ? j->inner - c0 : RB);
         }
         return;
     }
-#pragma omp parallel for num_threads(nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(nthreads)) if (work > ONR_PAR_MIN)
     for (int64_t o = 0; o < j->n_out; o++) reduce_one(j, o);
 }
 
@@ -865,12 +865,12 @@ static int arg_run(const onr_kctx *ctx)
               .is_unsigned = p->is_unsigned, .is_min = p->is_min, .last = p->last,
               .outer = p->outer, .R = p->R, .inner = p->inner};
     if (a.inner == 1) {
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
         for (int64_t o = 0; o < a.outer; o++) arg_row(&a, o);
         return ONR_OK;
     }
     int64_t nblk = (a.inner + RB - 1) / RB, tasks = a.outer * nblk;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel > ONR_PAR_MIN)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t o = t / nblk, c0 = (t % nblk) * RB;
         arg_cols(&a, o, c0, a.inner - c0 < RB ? a.inner - c0 : RB);

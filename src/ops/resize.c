@@ -539,7 +539,7 @@ static inline int rs_row_pos(const resize_params *p, const rs_tab *t, int64_t q,
         T *ys = yv;                                                                              \
         T ev;                                                                                    \
         memcpy(&ev, &evb, sizeof ev);                                                                \
-        _Pragma("omp parallel for num_threads(nt) if (numel > ONR_PAR_MIN && nt > 1)")           \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (numel > ONR_PAR_MIN && nt > 1)") \
         for (int64_t q = 0; q < rows; q++) {                                                     \
             int64_t pos[ONR_MAX_RANK], base = 0;                                                 \
             int outside = rs_row_pos(p, t, q, pos);                                              \
@@ -604,7 +604,7 @@ static int rs_generic(const resize_params *p, const rs_tab *t, const onr_tensor 
     const void *xv = x->data;
     void *yv = y->data;
     double extrap = p->extrap;
-    _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
+    _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)")
     for (int64_t q = 0; q < rows; q++) {
         if (onr_cancelled(ctx)) continue;
         int64_t pos[ONR_MAX_RANK], k[ONR_MAX_RANK];
@@ -645,7 +645,7 @@ static void rs_pass(const rs_tab *td, int64_t in_d, int64_t out_d, int64_t outer
                     onr_dtype sdt, const void *src, double *dst, int nt, const onr_kctx *ctx)
 {
     int64_t F = td->taps, rows = outer * out_d, work = rows * inner * F;
-    _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")
+    _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)")
     for (int64_t q = 0; q < rows; q++) {
         if (onr_cancelled(ctx)) continue;
         int64_t o = q / out_d, j = q % out_d;
@@ -688,7 +688,7 @@ static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tenso
     int64_t OW = p->ax[r - 1].out, rows = y->numel / OW;
     double extrap = p->extrap;
     void *yv = y->data;
-    _Pragma("omp parallel for num_threads(nt) if (y->numel > ONR_PAR_MIN && nt > 1)")
+    _Pragma("omp parallel for num_threads(onr_team(nt)) if (y->numel > ONR_PAR_MIN && nt > 1)")
     for (int64_t q = 0; q < rows; q++) {
         int64_t pos[ONR_MAX_RANK];
         int outside = rs_row_pos(p, t, q, pos);
@@ -720,7 +720,7 @@ static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tenso
         int wflags = 0;                                                                          \
         for (int64_t k = 0; k < OW * FW; k++) wf[k] = (A)tw->w[k];                               \
         for (int64_t ow = 0; ow < OW; ow++) wflags |= tw->flag[ow];                              \
-        _Pragma("omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && nt > 1)")            \
+        _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)") \
         for (int64_t q = 0; q < n; q++) {                                                        \
             int64_t pl = q / OH, oh = q - pl * OH;                                               \
             T *yr = ys + q * OW;                                                                 \

@@ -195,7 +195,7 @@ static int rms_run(const onr_kctx *ctx)
         const float *xd = x->data;
         float *yd = y->data;
         double eps = p->eps;
-#pragma omp parallel for num_threads(ctx->nthreads) if (par)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (par)
         for (int64_t o = 0; o < outer; o++) rms_row_f32(xd + o * n, yd + o * n, n, s, eps);
         return ONR_OK;
     }
@@ -217,7 +217,7 @@ static int rms_run(const onr_kctx *ctx)
         rms_inner_offsets(x, p, w);
         soff = w;
     }
-#pragma omp parallel for num_threads(ctx->nthreads) if (par)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (par)
     for (int64_t o = 0; o < outer; o++) rms_row_any(x, sc, y, p, o, sv, soff);
     return ONR_OK;
 }

@@ -136,7 +136,7 @@ static void FN(gemm_x)(const FN(eng) *e)
 {
     const rnn_params *p = e->p;
     int64_t m = p->S * p->B, n = p->D * p->GH, k = p->I;
-#pragma omp parallel for num_threads(e->nt) if (m * n * k > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(e->nt)) if (m * n * k > ONR_PAR_MIN)
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             RT s = 0;
@@ -259,7 +259,7 @@ static void FN(rows)(const FN(eng) *e, int d, int64_t s, int phase, onr_tensor *
 {
     const rnn_params *p = e->p;
     int rev = rnn_dir_reverse(p, d);
-#pragma omp parallel for num_threads(e->nt) if (p->B * p->GH * 8 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(e->nt)) if (p->B * p->GH * 8 > ONR_PAR_MIN)
     for (int64_t b = 0; b < p->B; b++) {
         int64_t len = e->lens[b];
         if (s >= len) {
@@ -390,7 +390,7 @@ static void FN(run)(const onr_kctx *ctx, const rnn_params *p, const int64_t *len
     /* the directions are independent: a bidirectional node runs them
      * concurrently, each on its own state, gates and workspace */
     int par = D == 2 && E.nt >= 2;
-#pragma omp parallel for num_threads(2) if (par)
+#pragma omp parallel for num_threads(onr_team(2)) if (par)
     for (int d = 0; d < D; d++) {
         FN(eng) Ed = E;
         Ed.hs = E.hs + d * B * H;

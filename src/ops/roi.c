@@ -148,7 +148,7 @@ static int ra_run(const onr_kctx *ctx)
     if (y->numel == 0) return ONR_OK;
     onr_dtype dt = x->dtype;
     int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
-    #pragma omp parallel for num_threads(nt) if (y->numel * 16 > ONR_PAR_MIN && nt > 1)
+    #pragma omp parallel for num_threads(onr_team(nt)) if (y->numel * 16 > ONR_PAR_MIN && nt > 1)
     for (int64_t q = 0; q < R * C; q++) {
         int64_t n = q / C, c = q - n * C;
         int64_t b = bi->dtype == ONR_INT64 ? ((const int64_t *)bi->data)[n]

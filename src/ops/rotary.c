@@ -208,7 +208,7 @@ static int rot_run(const onr_kctx *ctx)
                                   (long long)i, (long long)pid[i], (long long)p->P);
     const int64_t B = p->B, H = p->H, S = p->S, D = p->D, rows = B * H * S;
     int f32 = x->dtype == ONR_FLOAT;
-#pragma omp parallel for num_threads(ctx->nthreads) if (x->numel * 2 > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t b, s;
         if (p->x4) { /* rows in [b][h][s] order */

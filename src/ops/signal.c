@@ -411,7 +411,7 @@ static int dft_run(const onr_kctx *ctx)
     int64_t per = 2 * p->n + p->plan.line;
     int64_t work = lines * p->n * 16;
     int nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && lines > 1)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && lines > 1)
     for (int64_t l = 0; l < lines; l++) {
         double *xl = lines_mem + (int64_t)omp_get_thread_num() * per;
         dft_line(p, tab, xl, xl + 2 * p->n, x, y, l / p->inner, l % p->inner);
@@ -518,7 +518,7 @@ static int stft_run(const onr_kctx *ctx)
     int64_t per = 2 * n + p->plan.line;
     int64_t work = tasks * n * 16;
     int nt = ctx->nthreads < p->nt ? ctx->nthreads : p->nt;
-#pragma omp parallel for num_threads(nt) if (work > ONR_PAR_MIN && tasks > 1)
+#pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && tasks > 1)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t b = t / p->frames, f = t % p->frames, t0 = f * p->step;
         double *xl = mem + (int64_t)omp_get_thread_num() * per;

@@ -225,13 +225,13 @@ static int sm_run(const onr_kctx *ctx)
     if (x->dtype == ONR_FLOAT && g->inner == 1) {
         const float *px = x->data;
         float *py = y->data;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
         for (int64_t o = 0; o < g->outer; o++) sm_row_f32(k, px + o * g->n, py + o * g->n, g->n);
     } else if (x->dtype == ONR_FLOAT) {
         const float *px = x->data;
         float *py = y->data;
         int64_t nblk = (g->inner + SB - 1) / SB, tasks = g->outer * nblk;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
         for (int64_t t = 0; t < tasks; t++) {
             int64_t o = t / nblk, c0 = (t % nblk) * SB;
             int64_t off = o * g->n * g->inner + c0;
@@ -240,7 +240,7 @@ static int sm_run(const onr_kctx *ctx)
         }
     } else {
         int64_t lines = g->outer * g->inner;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
         for (int64_t l = 0; l < lines; l++) {
             int64_t o = l / g->inner, c = l % g->inner;
             sm_line_any(k, x, y, o * g->n * g->inner + c, g->n, g->inner);

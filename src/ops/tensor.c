@@ -271,7 +271,7 @@ int tn_copy_plan_run(const tn_copy_plan *pl, onr_dtype dt, void *dst, const void
         sc_range(pl, pl->esz, dst, src, pl->offset, 0, units);
         return ONR_OK;
     }
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(onr_team(nt))
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t q0 = units * t / T, q1 = units * (t + 1) / T;

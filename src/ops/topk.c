@@ -172,7 +172,7 @@ static int topk_run(const onr_kctx *ctx)
     if (p->k == 0 || p->outer == 0) return ONR_OK;
     size_t es = onr_dtype_size(x->dtype);
     int64_t lines = p->outer * p->inner, work = lines * p->n * 4;
-#pragma omp parallel for num_threads(ctx->nthreads) if (work > ONR_PAR_MIN)
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (work > ONR_PAR_MIN)
     for (int64_t l = 0; l < lines; l++) {
         topk_ent *h = (topk_ent *)ctx->scratch + (size_t)omp_get_thread_num() * (size_t)p->k;
         int64_t o = l / p->inner, c = l % p->inner;

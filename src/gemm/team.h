@@ -1,0 +1,67 @@
+/*
+ * team.h - how many threads a parallel region may use now.
+ *
+ * On a CPU shared with other processes, a thread of a parallel region that
+ * the OS has descheduled holds the region's end up, and the region can
+ * take longer than it would have on one thread. The regions that can tell
+ * (the GEMM core's products, onr_par_for: their threads claim work, so a
+ * late thread finds little left) measure what their threads gained: the
+ * CPU time every thread spent on the region's work, minus the region's
+ * wall time (one thread would have needed the sum of the CPU times). A
+ * woken thread's start-up delay, or a thread descheduled for longer than
+ * the others' share of the work, makes that gain negative. Gains are
+ * summed with a decay (a cold start of a small region after many good ones
+ * counts little); when the sum turns negative, the process backs off:
+ *  - every region runs on one thread for 1 ms, then 4, 16, 64, 128 ms with
+ *    each loss in a row, and at least 32 times the loss (so that probing a
+ *    CPU that stays shared costs a few percent);
+ *  - when that time is over, the measured regions try their threads again
+ *    (they are cheap to try), the others stay on one thread on probation
+ *    until 16 measured regions in a row have gained, or a second has passed
+ *    without a loss.
+ * The team's idle threads sleep meanwhile (the wait policy), so the process
+ * then competes for one core only, as it would at one thread.
+ *
+ * Results never depend on it: every kernel computes each element the same
+ * way whatever the size of its team (a region's code must not assume that
+ * the team has the size it asked for: it asks omp_get_num_threads(), or
+ * splits work with a worksharing loop or a claim counter).
+ */
+#ifndef ONR_TEAM_H
+#define ONR_TEAM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* The team size a region that wants nt threads should ask for now: nt, or 1
+ * while the process is backed off or on probation (after a back-off, until
+ * measured regions have gained 16 times in a row). */
+int onr_team(int nt);
+/* The same for a measured region that no descheduled thread can hold up
+ * for long (its threads claim work, a thread done with its own share takes
+ * the others'): nt as soon as the back-off has run out, so that such
+ * regions, cheap to try, are the ones that probe the CPU. */
+int onr_team_probe(int nt);
+
+/* One measured region: onr_team_begin before it (calling thread), each
+ * thread of the team onr_team_work_start at its start and
+ * onr_team_work_done when its share is done, onr_team_end after it. */
+typedef struct onr_team_region {
+    int64_t start;       /* CLOCK_MONOTONIC ns */
+    _Atomic int64_t cpu; /* summed thread CPU ns of the work */
+} onr_team_region;
+
+void onr_team_begin(onr_team_region *r);
+int64_t onr_team_work_start(void);
+void onr_team_work_done(onr_team_region *r, int64_t work_start);
+void onr_team_end(onr_team_region *r);
+/* What onr_team_end reports: the threads' summed CPU time on the region's
+ * work and the region's wall time (also for tests). */
+void onr_team_note(int64_t cpu_ns, int64_t wall_ns);
+
+/* Forget any back-off and history (tests). Whether the process is backed
+ * off now (tests). */
+void onr_team_reset(void);
+int onr_team_backed_off(void);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * test_team.c - the contention back-off for parallel regions (gemm/team.h):
+ * a region that lost time backs the process off (every region on one
+ * thread), the back-off runs out and probation ends after regions that
+ * gain, and results do not change when a product or a loop runs backed off.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemm/gemm.h"
+#include "gemm/team.h"
+#include "ops/ops.h"
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts)) {
+    }
+}
+
+/* A region whose threads were off the CPU: the wall time passes (a sleep)
+ * while no thread works. */
+static void lost_region(long us)
+{
+    onr_team_region r;
+    onr_team_begin(&r);
+    int64_t w0 = onr_team_work_start();
+    sleep_us(us);
+    onr_team_work_done(&r, w0);
+    onr_team_end(&r);
+}
+
+/* A region of two threads that both worked the whole 200 us. */
+static void gaining_region(void) { onr_team_note(400000, 200000); }
+
+static void test_quiet_keeps_threads(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    for (int i = 0; i < 20; i++) gaining_region();
+    assert_int_equal(onr_team(2), 2);
+    assert_int_equal(onr_team_probe(3), 3);
+    assert_int_equal(onr_team(1), 1);
+    assert_int_equal(onr_team(0), 1);
+    assert_false(onr_team_backed_off());
+}
+
+static void test_loss_backs_off_then_recovers(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    lost_region(50); /* a real region that lost 50 us or more (a sleep, no work) */
+    assert_true(onr_team_backed_off());
+    assert_int_equal(onr_team(2), 1);
+    assert_int_equal(onr_team_probe(2), 1);
+    int64_t t0 = mono_ns();
+    while (onr_team_probe(2) == 1) {
+        assert_true(mono_ns() - t0 < 2000000000); /* it must run out */
+        sleep_us(500);
+    }
+    /* over: measured regions may try their threads, the others are on
+     * probation until 16 measured regions in a row have gained */
+    assert_int_equal(onr_team_probe(2), 2);
+    assert_int_equal(onr_team(2), 1);
+    for (int i = 0; i < 15; i++) gaining_region();
+    assert_int_equal(onr_team(2), 1);
+    gaining_region();
+    assert_int_equal(onr_team(2), 2);
+    assert_false(onr_team_backed_off());
+}
+
+static void test_losses_in_a_row_back_off_longer(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    /* the n-th loss in a row backs off for 1, 4, 16 ... ms: measure the
+     * third (16 ms) against the first (1 ms) */
+    int64_t len[3];
+    for (int k = 0; k < 3; k++) {
+        onr_team_note(0, 20000); /* 20 us lost */
+        int64_t t0 = mono_ns();
+        while (onr_team_probe(2) == 1) sleep_us(200);
+        len[k] = mono_ns() - t0;
+    }
+    assert_true(len[0] < 12000000);
+    assert_true(len[2] >= 15000000);
+    /* a long loss backs off for 32 times it at once (capped at 128 ms) */
+    onr_team_reset();
+    onr_team_note(1000000, 3000000); /* 2 ms lost */
+    int64_t t0 = mono_ns();
+    while (onr_team_probe(2) == 1) sleep_us(1000);
+    int64_t l = mono_ns() - t0;
+    assert_true(l >= 60000000);
+    assert_true(l < 1000000000);
+    /* probation also ends a second after the back-off without a loss */
+    assert_int_equal(onr_team(2), 1);
+    sleep_us(1100000);
+    assert_int_equal(onr_team(2), 2);
+    onr_team_reset();
+}
+
+/* Backed off, a loop still runs every index once and a product gives the
+ * same bits. */
+typedef struct seen {
+    int n[1000];
+} seen;
+
+static void count_fn(void *ctx, int64_t i)
+{
+    seen *s = ctx;
+    #pragma omp atomic
+    s->n[i]++;
+}
+
+static void test_backed_off_same_results(void **state)
+{
+    (void)state;
+    const size_t M = 97, N = 131, K = 203;
+    float *a = malloc(M * K * sizeof *a), *b = malloc(K * N * sizeof *b);
+    float *c0 = malloc(M * N * sizeof *c0), *c1 = malloc(M * N * sizeof *c1);
+    size_t wsz = onr_sgemm_workspace_size(M, N, K, 2);
+    void *ws = NULL;
+    assert_int_equal(posix_memalign(&ws, 64, wsz), 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c0);
+    assert_non_null(c1);
+    uint32_t r = 12345;
+    for (size_t i = 0; i < M * K; i++) a[i] = (float)((r = r * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < K * N; i++) b[i] = (float)((r = r * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+
+    onr_team_reset();
+    onr_sgemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c0, N, NULL, ws, 2);
+    lost_region(3000); /* backed off for about 100 ms */
+    assert_true(onr_team_backed_off());
+    onr_sgemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c1, N, NULL, ws, 2);
+    assert_memory_equal(c0, c1, M * N * sizeof *c0);
+
+    seen s;
+    memset(&s, 0, sizeof s);
+    onr_par_for(1000, 2, 1, count_fn, &s);
+    for (int i = 0; i < 1000; i++) assert_int_equal(s.n[i], 1);
+    onr_team_reset();
+    memset(&s, 0, sizeof s);
+    onr_par_for(1000, 3, 1, count_fn, &s);
+    for (int i = 0; i < 1000; i++) assert_int_equal(s.n[i], 1);
+    free(a);
+    free(b);
+    free(c0);
+    free(c1);
+    free(ws);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quiet_keeps_threads),
+        cmocka_unit_test(test_loss_backs_off_then_recovers),
+        cmocka_unit_test(test_losses_in_a_row_back_off_longer),
+        cmocka_unit_test(test_backed_off_same_results),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
