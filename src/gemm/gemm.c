@@ -745,7 +745,7 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
     onr_team_begin(&reg);
 #pragma omp parallel num_threads(t)
     {
-        int64_t w0 = onr_team_work_start();
+        int64_t w0 = onr_team_work_start(&reg);
         int tid = omp_get_thread_num();
         float *abuf, *bbuf;
         thread_bufs(J, ws, tid, &abuf, &bbuf);

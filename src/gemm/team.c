@@ -10,11 +10,13 @@
 #define BACKOFF_MAX_LEVEL 5      /* 1, 4, 16, 64, then 128 ms */
 #define GOOD_TO_CLEAR 16         /* measured regions in a row that gain: back to normal */
 #define PROBATION_MAX_NS 1000000000 /* or a second without a loss after the back-off */
+#define SAMPLE_EVERY 4            /* regions measured while not backed off: 1 in 4 */
 
 static _Atomic int64_t g_serial_until; /* CLOCK_MONOTONIC ns */
 static _Atomic int64_t g_gain;         /* decayed sum of recent gains, ns */
 static atomic_int g_level;
 static atomic_int g_good;
+static atomic_uint g_regions; /* regions begun: every SAMPLE_EVERY-th is measured */
 
 static int64_t clock_ns(clockid_t id)
 {
@@ -46,20 +48,27 @@ int onr_team_probe(int nt)
 
 void onr_team_begin(onr_team_region *r)
 {
-    r->start = clock_ns(CLOCK_MONOTONIC);
+    unsigned k = atomic_fetch_add_explicit(&g_regions, 1, memory_order_relaxed);
+    r->measure = k % SAMPLE_EVERY == 0 || atomic_load_explicit(&g_level, memory_order_relaxed);
+    r->start = r->measure ? clock_ns(CLOCK_MONOTONIC) : 0;
     atomic_init(&r->cpu, 0);
 }
 
-int64_t onr_team_work_start(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
+int64_t onr_team_work_start(const onr_team_region *r)
+{
+    return r->measure ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
+}
 
 void onr_team_work_done(onr_team_region *r, int64_t work_start)
 {
-    atomic_fetch_add_explicit(&r->cpu, clock_ns(CLOCK_THREAD_CPUTIME_ID) - work_start,
-                              memory_order_relaxed);
+    if (r->measure)
+        atomic_fetch_add_explicit(&r->cpu, clock_ns(CLOCK_THREAD_CPUTIME_ID) - work_start,
+                                  memory_order_relaxed);
 }
 
 void onr_team_end(onr_team_region *r)
 {
+    if (!r->measure) return;
     int64_t end = clock_ns(CLOCK_MONOTONIC);
     onr_team_note(atomic_load_explicit(&r->cpu, memory_order_relaxed), end - r->start);
 }
@@ -96,6 +105,7 @@ void onr_team_reset(void)
     atomic_store_explicit(&g_good, 0, memory_order_relaxed);
     atomic_store_explicit(&g_gain, 0, memory_order_relaxed);
     atomic_store_explicit(&g_serial_until, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_regions, 0, memory_order_relaxed);
 }
 
 int onr_team_backed_off(void) { return onr_team(2) == 1; }

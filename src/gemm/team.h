@@ -45,14 +45,17 @@ int onr_team_probe(int nt);
 
 /* One measured region: onr_team_begin before it (calling thread), each
  * thread of the team onr_team_work_start at its start and
- * onr_team_work_done when its share is done, onr_team_end after it. */
+ * onr_team_work_done when its share is done, onr_team_end after it. Thread
+ * CPU clocks cost a system call here and there, so while the process is
+ * not backed off only one region in four is measured. */
 typedef struct onr_team_region {
+    int measure;
     int64_t start;       /* CLOCK_MONOTONIC ns */
     _Atomic int64_t cpu; /* summed thread CPU ns of the work */
 } onr_team_region;
 
 void onr_team_begin(onr_team_region *r);
-int64_t onr_team_work_start(void);
+int64_t onr_team_work_start(const onr_team_region *r);
 void onr_team_work_done(onr_team_region *r, int64_t work_start);
 void onr_team_end(onr_team_region *r);
 /* What onr_team_end reports: the threads' summed CPU time on the region's

@@ -284,7 +284,7 @@ void onr_par_for(int64_t n, int nt, int par, onr_par_fn fn, void *ctx)
         onr_team_begin(&reg);
         #pragma omp parallel num_threads(nt)
         {
-            int64_t w0 = onr_team_work_start();
+            int64_t w0 = onr_team_work_start(&reg);
             int t = omp_get_thread_num();
             /* every thread visits every range (its own first), so a team
              * smaller than asked still runs every index */
