@@ -22,10 +22,12 @@ static int *int_dup(const int *a, int n)
 }
 
 /* Strings and attributes of a node a pass added (only scalar, list and
- * string attributes: what onr_edit_set_attr_* makes). */
-static void free_owned_node(onr_node *n)
+ * string attributes: what onr_edit_set_attr_* makes); a copy's attributes
+ * are the copied node's. */
+static void free_owned_node(onr_node *n, uint8_t owned)
 {
     free(n->name), free(n->op_type), free(n->domain), free(n->fused_from);
+    if (owned & ONR_NODE_SHARED_ATTRS) return;
     for (int a = 0; a < n->n_attr; a++) {
         free(n->attrs[a].name);
         free(n->attrs[a].s);
@@ -95,7 +97,7 @@ void onr_edit_free(onr_edit *e)
             onr_node *n = &g->nodes[i];
             free(n->inputs);
             free(n->outputs);
-            if (e->node_owned[i]) free_owned_node(n);
+            if (e->node_owned[i]) free_owned_node(n, e->node_owned[i]);
         }
         free(g->values), free(g->nodes), free(g->inputs), free(g->outputs);
         free(g);
@@ -281,7 +283,7 @@ int onr_edit_add_node(onr_edit *e, const char *op_type, const char *domain, cons
     n->domain = onr_strdup(domain ? domain : "");
     n->inputs = int_dup(inputs, n_in);
     n->outputs = int_dup(outputs, n_out);
-    e->node_owned[i] = 1;
+    e->node_owned[i] = ONR_NODE_OWNED;
     e->dead[i] = 0;
     g->n_nodes++;
     if (!n->name || !n->op_type || !n->domain || !n->inputs || !n->outputs)
@@ -291,6 +293,20 @@ int onr_edit_add_node(onr_edit *e, const char *op_type, const char *domain, cons
     for (int o = 0; o < n_out; o++)
         if (outputs[o] >= 0) g->values[outputs[o]].producer = i;
     e->cons_valid = 0;
+    return i;
+}
+
+int onr_edit_copy_node(onr_edit *e, int src, const char *name, const int *inputs,
+                       const int *outputs, onr_err *err)
+{
+    const onr_node s = e->g->nodes[src]; /* adding may move the nodes */
+    int i = onr_edit_add_node(e, s.op_type, s.domain, name, s.n_in, inputs, s.n_out, outputs, err);
+    if (i < 0) return -1;
+    onr_node *n = &e->g->nodes[i];
+    n->opset = s.opset;
+    n->attrs = s.attrs;
+    n->n_attr = s.n_attr;
+    e->node_owned[i] = ONR_NODE_OWNED | ONR_NODE_SHARED_ATTRS;
     return i;
 }
 
@@ -363,7 +379,7 @@ onr_status onr_edit_compact(onr_edit *e, onr_err *err)
     for (int i = 0; i < n; i++) {
         if (!e->dead[i]) continue;
         free(g->nodes[i].inputs), free(g->nodes[i].outputs);
-        if (e->node_owned[i]) free_owned_node(&g->nodes[i]);
+        if (e->node_owned[i]) free_owned_node(&g->nodes[i], e->node_owned[i]);
     }
     for (int j = 0; j < live; j++) {
         nodes[j] = g->nodes[order[j]];
@@ -390,9 +406,10 @@ static onr_attr *attr_slot(onr_edit *e, int node, const char *name, onr_attr_typ
                            onr_status *st, onr_err *err)
 {
     onr_node *n = &e->g->nodes[node];
-    if (!e->node_owned[node]) {
-        *st = onr_seterr(err, ONR_E_ARG, "attribute '%s' set on node '%s', which a pass did not add",
-                   name, n->name);
+    if (!e->node_owned[node] || (e->node_owned[node] & ONR_NODE_SHARED_ATTRS)) {
+        *st = onr_seterr(err, ONR_E_ARG, "attribute '%s' set on node '%s', %s", name, n->name,
+                         e->node_owned[node] ? "a copy sharing another node's attributes"
+                                             : "which a pass did not add");
         return NULL;
     }
     onr_attr *a = NULL;

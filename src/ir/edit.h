@@ -18,7 +18,7 @@ typedef struct onr_edit {
     onr_graph *g;         /* the working copy */
     int cap_nodes;
     uint8_t *val_owned;   /* per value: bit 0 name, bit 1 konst owned by the copy */
-    uint8_t *node_owned;  /* per node: strings and attributes owned by the copy */
+    uint8_t *node_owned;  /* per node: ONR_NODE_* bits (0: the loaded node's) */
     uint8_t *dead;        /* per node: removed, dropped by onr_edit_compact */
     /* consumers of each value: node indices, a node listed once per input
      * slot that reads the value; rebuilt by onr_edit_index */
@@ -33,6 +33,10 @@ typedef struct onr_edit {
 /* val_owned bits; ONR_OWN_DIMS: the value's dim_names strings were set by a
  * pass (onr_edit_set_dim_names) and belong to the copy */
 enum { ONR_OWN_NAME = 1, ONR_OWN_KONST = 2, ONR_OWN_DIMS = 4 };
+/* node_owned bits: a node a pass added owns its strings and attributes;
+ * a copy of a node (onr_edit_copy_node) owns its strings and shares the
+ * attributes of the node it copies, read-only */
+enum { ONR_NODE_OWNED = 1, ONR_NODE_SHARED_ATTRS = 2 };
 
 /* Copy g (values, nodes, inputs, outputs) for editing. */
 onr_status onr_edit_open(const onr_graph *g, onr_edit **out, onr_err *err);
@@ -66,8 +70,14 @@ int onr_edit_add_value(onr_edit *e, const char *name, onr_err *err);
 int onr_edit_add_node(onr_edit *e, const char *op_type, const char *domain, const char *name,
                       int n_in, const int *inputs, int n_out, const int *outputs,
                       onr_err *err);
+/* Append a copy of node src (op type, domain, opset and attributes, which
+ * stay shared with src) named `name` (copied), reading inputs and writing
+ * outputs (src's counts of each; -1 = omitted). Returns its index or -1. */
+int onr_edit_copy_node(onr_edit *e, int src, const char *name, const int *inputs,
+                       const int *outputs, onr_err *err);
 /* Attributes of a node a pass added (replacing one of the same name);
- * refused on a loaded node, which is shared with the loaded graph. */
+ * refused on a loaded node, which is shared with the loaded graph, and
+ * on a copy, whose attributes are. */
 onr_status onr_edit_set_attr_int(onr_edit *e, int node, const char *name, int64_t v, onr_err *err);
 onr_status onr_edit_set_attr_float(onr_edit *e, int node, const char *name, float v, onr_err *err);
 onr_status onr_edit_set_attr_string(onr_edit *e, int node, const char *name, const char *v,
