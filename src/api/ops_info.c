@@ -5,10 +5,11 @@
 #include "onnxrun.h"
 #include "ops/ops.h"
 
-/* Rows that can run: a kernel, or a view op (as onr_op_find requires). */
+/* Rows that can run: a kernel, a view op, or an op the planner expands
+ * (as onr_op_find requires). */
 static int runnable(const onr_op *op)
 {
-    return op->impl && (op->impl->run || (op->impl->flags & ONR_OP_VIEW));
+    return op->impl && (op->impl->run || (op->impl->flags & (ONR_OP_VIEW | ONR_OP_EXPANDED)));
 }
 
 int onr_op_count(void)

@@ -141,6 +141,11 @@ enum {
      * reshape only validates; shape inference at load skips such steps and
      * the planner lays out their readers at the first run. */
     ONR_OP_DYNAMIC_OUT = 1u << 3,
+    /* never a step: a planner pass replaces every node of the op with
+     * other nodes before operators are resolved (Gradient, expanded by
+     * plan/pass_gradient.c); the row has no functions, it claims the
+     * opsets the pass handles and is listed like any other */
+    ONR_OP_EXPANDED = 1u << 4,
 };
 
 typedef struct onr_op_impl {

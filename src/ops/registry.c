@@ -33,7 +33,7 @@ const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset)
                                                  : (domain && strcmp(domain, op->domain) == 0);
         if (same_domain && strcmp(op->name, name) == 0 && opset >= op->since &&
             opset <= op->until && op->impl &&
-            (op->impl->run || (op->impl->flags & ONR_OP_VIEW)))
+            (op->impl->run || (op->impl->flags & (ONR_OP_VIEW | ONR_OP_EXPANDED))))
             return op;
     }
     return NULL;

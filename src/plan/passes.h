@@ -13,6 +13,16 @@ typedef struct onr_pass_opts {
     int nthreads; /* for kernels evaluated while folding */
 } onr_pass_opts;
 
+/* Gradient nodes (ai.onnx.preview.training, opset 1) are replaced by the
+ * forward sub-graph they differentiate (copied where their inputs differ
+ * from the named tensors), a seed of ones and backward nodes: standard
+ * operators plus SumToShape (org.onnxrun); see pass_gradient.c. Runs on
+ * the loaded graph's copy before operators are resolved and before any
+ * other pass (folding would turn the weights' sub-graph into constants).
+ * Refuses, naming the Gradient node, an operator on the path with no
+ * gradient, a value y depends on that is neither in xs, zs nor constant,
+ * names that are not values of the graph, and second-order gradients. */
+onr_status onr_pass_gradient(onr_edit *e, onr_err *err);
 /* Identity, and Dropout in inference mode, are removed: their consumers
  * read the input instead (kept when the output is a graph output). */
 onr_status onr_pass_identity(onr_edit *e, onr_err *err);

@@ -1,8 +1,9 @@
 /*
- * plan.c - from IR to an executable plan: a working copy of the graph, op
- * resolution, the pass pipeline (passes.h), one step per remaining node
- * (created once: attributes read, weights packed), static reshape, weight
- * release and the memory plan (memplan.h). Running it is src/exec's job.
+ * plan.c - from IR to an executable plan: a working copy of the graph,
+ * Gradient nodes expanded, op resolution, the pass pipeline (passes.h),
+ * one step per remaining node (created once: attributes read, weights
+ * packed), static reshape, weight release and the memory plan
+ * (memplan.h). Running it is src/exec's job.
  */
 #include "plan/plan.h"
 
@@ -388,6 +389,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     if ((st = onr_plan_link_subgraphs(p->edit, err))) goto fail;
     p->graph = p->edit->g;
     if (sub && (st = prepare_sub(p, sub, err))) goto fail;
+    if ((st = onr_pass_gradient(p->edit, err))) goto fail; /* adds nodes to resolve */
     if ((st = resolve_ops(m, p->graph, err))) goto fail;
     onr_pass_opts po = {.fuse = o ? o->fuse : 1, .nthreads = p->nthreads};
     onr_pass_stats ps = {0};
