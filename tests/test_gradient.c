@@ -262,6 +262,23 @@ static void test_binary_broadcast(void **state)
     }
 }
 
+/* SumToShape stays only where an operand was broadcast (static shapes):
+ * the others are copies, removed by the planner */
+static void test_sum_to_shape_removed(void **state)
+{
+    (void)state;
+    const int64_t d23[2] = {2, 3}, d3[1] = {3}, dn3[2] = {-1, 3};
+    struct { const int64_t *da, *db; int rb, want; } c[3] = {
+        {d23, d23, 2, 0}, {d23, d3, 1, 1}, {dn3, dn3, 2, 2}};
+    for (int k = 0; k < 3; k++) {
+        pbw m = binary_model("Add", 2, c[k].da, c[k].rb, c[k].db);
+        onr_session *s = open_model(&m);
+        assert_int_equal(tk_count_steps(s, "SumToShape"), c[k].want);
+        onr_session_free(s);
+        free(m.b);
+    }
+}
+
 /* y = op(x) for each unary rule, at values away from the kinks */
 static void test_unary(void **state)
 {
@@ -1031,6 +1048,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_binary_broadcast),
+        cmocka_unit_test(test_sum_to_shape_removed),
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_sum_and_accumulation),
         cmocka_unit_test(test_pow),

@@ -1,5 +1,6 @@
 /*
- * pass_identity.c - removes Identity and inference-mode Dropout.
+ * pass_identity.c - removes Identity, inference-mode Dropout, and
+ * SumToShape (org.onnxrun) where its input already has the target shape.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,18 @@ static int dropout_is_identity(const onr_edit *e, const onr_node *n)
         const onr_tensor *t = g->values[n->inputs[2]].konst;
         if (!t || t->numel != 1 || !t->data || onr_load_f64(t->dtype, t->data, 0) != 0) return 0;
     }
+    return 1;
+}
+
+/* SumToShape (which Gradient's expansion puts after every operand that may
+ * have been broadcast) is a copy when its input's static shape is the
+ * output's. */
+static int sum_to_shape_is_identity(const onr_edit *e, const onr_node *n)
+{
+    const onr_value *x = &e->g->values[n->inputs[0]], *y = &e->g->values[n->outputs[0]];
+    if (x->rank < 0 || x->rank != y->rank || x->dtype != y->dtype) return 0;
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] < 0 || x->dims[d] != y->dims[d]) return 0;
     return 1;
 }
 
@@ -50,10 +63,14 @@ onr_status onr_pass_identity(onr_edit *e, onr_err *err)
     for (int i = 0; i < g->n_nodes; i++) {
         if (e->dead[i]) continue;
         const onr_node *n = &g->nodes[i];
-        if (*n->domain || n->n_in < 1 || n->inputs[0] < 0 || n->n_out < 1 || n->outputs[0] < 0)
-            continue;
-        int id = strcmp(n->op_type, "Identity") == 0;
-        if (!id && strcmp(n->op_type, "Dropout") == 0) id = dropout_is_identity(e, n);
+        if (n->n_in < 1 || n->inputs[0] < 0 || n->n_out < 1 || n->outputs[0] < 0) continue;
+        int id = 0;
+        if (!*n->domain) {
+            id = strcmp(n->op_type, "Identity") == 0;
+            if (!id && strcmp(n->op_type, "Dropout") == 0) id = dropout_is_identity(e, n);
+        } else if (strcmp(n->domain, "org.onnxrun") == 0 && strcmp(n->op_type, "SumToShape") == 0) {
+            id = sum_to_shape_is_identity(e, n);
+        }
         if (!id) continue;
         int x = n->inputs[0], y = n->outputs[0];
         if (onr_edit_is_output(e, y)) continue; /* the output keeps its name */

@@ -23,8 +23,9 @@ typedef struct onr_pass_opts {
  * gradient, a value y depends on that is neither in xs, zs nor constant,
  * names that are not values of the graph, and second-order gradients. */
 onr_status onr_pass_gradient(onr_edit *e, onr_err *err);
-/* Identity, and Dropout in inference mode, are removed: their consumers
- * read the input instead (kept when the output is a graph output). */
+/* Identity, Dropout in inference mode, and a SumToShape whose input has
+ * the output's static shape are removed: their consumers read the input
+ * instead (kept when the output is a graph output). */
 onr_status onr_pass_identity(onr_edit *e, onr_err *err);
 /* Static shape inference in topological order with each operator's
  * reshape; nodes whose inputs are all constant, and Shape/Size of a value
