@@ -49,6 +49,11 @@
  * ReduceSum, Unsqueeze and Split take their axes and sizes as inputs) */
 #define GRAD_OPSET 15
 
+/* Nodes all of a graph's expansions may add (each is about the size of
+ * its sub-graph, so a model of many Gradient nodes over one long chain
+ * would grow quadratically): as many as inlining functions may make. */
+#define GRAD_MAX_NODES (1 << 20)
+
 enum { ROLE_X = 1, ROLE_Z = 2 };
 
 typedef struct vlist {
@@ -56,20 +61,26 @@ typedef struct vlist {
     int n, cap;
 } vlist;
 
-/* One Gradient node's expansion. Emitting stops at the first error (st). */
+/* The pass's state. The per-value arrays cover the values there were
+ * before the current expansion (only those are traced); each expansion
+ * resets the entries it set (touched, sub), so its cost follows the size
+ * of its sub-graph, not the graph's. Emitting stops at the first error. */
 typedef struct gx {
     onr_edit *e;
     onr_err *err;
     int st;
     char gname[256];  /* the Gradient node's name (nodes move as nodes are added) */
-    int nv;           /* values before the expansion: the arrays below cover them */
     int n_orig;       /* nodes before any expansion: later ones were made by one */
+    int cap;          /* entries of the per-value arrays */
     uint8_t *role;    /* per value: ROLE_X / ROLE_Z when named in xs / zs */
     uint8_t *seen;    /* per value: visited by the trace */
-    uint8_t *in_sub;  /* per node (n_orig): in the differentiated sub-graph */
     uint8_t *active;  /* per value: depends on xs through differentiable inputs */
     int *fwd;         /* per value: what the expansion reads for it (itself or a copy) */
     vlist *grad;      /* per value: gradient contributions */
+    uint8_t *in_sub;  /* per node (n_orig): in the differentiated sub-graph */
+    vlist sub;        /* its nodes, in ascending (topological) order */
+    vlist touched;    /* values whose entries the expansion set */
+    onr_names names;  /* the values' names, as loaded */
     int last;         /* the node emit made last (for its attributes) */
     int serial;       /* for unique names */
 } gx;
@@ -86,6 +97,18 @@ static int nomem(gx *x)
     return -1;
 }
 
+/* Whether one more node may be added (else the error is set). */
+static int room(gx *x)
+{
+    if (x->st) return 0;
+    if (x->e->g->n_nodes - x->n_orig < GRAD_MAX_NODES) return 1;
+    x->st = onr_seterr(x->err, ONR_E_MODEL,
+                       "Gradient '%s': expanding the graph's Gradient nodes makes more than %d "
+                       "nodes",
+                       x->gname, GRAD_MAX_NODES);
+    return 0;
+}
+
 /* ---- emitting nodes ------------------------------------------------------- */
 
 /* A node of op (ai.onnx at GRAD_OPSET, or `domain` at opset 1) with inputs
@@ -95,7 +118,7 @@ static int nomem(gx *x)
 static int emit_in(gx *x, const char *op, const char *domain, int n_in, const int *in, int n_out,
                    int *out)
 {
-    if (x->st) return -1;
+    if (!room(x)) return -1;
     char name[400];
     snprintf(name, sizeof name, "%s/%s_%d", x->gname, op, ++x->serial);
     int one = -1, *o = out ? out : &one;
@@ -606,7 +629,7 @@ static int is_gradient(const onr_node *n)
 /* The value named by attribute list entry `name` (xs[i], zs[i] or y). */
 static int named(gx *x, const char *what, const char *name)
 {
-    int v = onr_graph_find_value(x->e->g, name);
+    int v = onr_names_find(&x->names, name);
     if (v < 0) return fail(x, ONR_E_MODEL, "Gradient '%s': %s '%s' is not a value of the graph",
                            what, name);
     return v;
@@ -614,18 +637,21 @@ static int named(gx *x, const char *what, const char *name)
 
 /* Mark the sub-graph y depends on (x->in_sub), stopping at xs, zs and
  * constants; a value with no producer that is none of these is an error. */
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
 static void trace(gx *x, int y)
 {
     const onr_graph *g = x->e->g;
-    int *stack = malloc(((size_t)x->nv + 1) * sizeof *stack), top = 0;
-    if (!stack) {
-        nomem(x);
-        return;
-    }
-    stack[top++] = y;
+    vlist stack = {0};
+    vlist_add(x, &stack, y);
+    vlist_add(x, &x->touched, y);
     x->seen[y] = 1;
-    while (top > 0 && !x->st) {
-        int v = stack[--top];
+    while (stack.n > 0 && !x->st) {
+        int v = stack.v[--stack.n];
         const onr_value *val = &g->values[v];
         if (x->role[v] || val->konst) continue;
         int p = val->producer;
@@ -643,16 +669,21 @@ static void trace(gx *x, int y)
                  g->values[y].name, val->name);
             break;
         }
+        if (x->in_sub[p]) continue; /* reached through another of its outputs */
         x->in_sub[p] = 1;
+        vlist_add(x, &x->sub, p);
         const onr_node *n = &g->nodes[p];
+        for (int o = 0; o < n->n_out; o++) vlist_add(x, &x->touched, n->outputs[o]);
         for (int k = 0; k < n->n_in; k++) {
             int u = n->inputs[k];
             if (u < 0 || x->seen[u]) continue;
             x->seen[u] = 1;
-            stack[top++] = u;
+            vlist_add(x, &stack, u);
+            vlist_add(x, &x->touched, u);
         }
     }
-    free(stack);
+    free(stack.v);
+    if (x->sub.n) qsort(x->sub.v, (size_t)x->sub.n, sizeof *x->sub.v, cmp_int);
 }
 
 /* Which values of the sub-graph depend on xs through differentiable
@@ -660,9 +691,8 @@ static void trace(gx *x, int y)
 static void mark_active(gx *x)
 {
     const onr_graph *g = x->e->g;
-    for (int i = 0; i < x->n_orig && !x->st; i++) {
-        if (!x->in_sub[i]) continue;
-        const onr_node *n = &g->nodes[i];
+    for (int j = 0; j < x->sub.n && !x->st; j++) {
+        const onr_node *n = &g->nodes[x->sub.v[j]];
         const grad_rule *rule = find_rule(n);
         int any = 0;
         for (int k = 0; k < n->n_in && !any; k++) {
@@ -684,13 +714,14 @@ static void mark_active(gx *x)
 static void forward(gx *x)
 {
     onr_graph *g = x->e->g;
-    for (int i = 0; i < x->n_orig && !x->st; i++) {
-        if (!x->in_sub[i]) continue;
+    for (int j = 0; j < x->sub.n && !x->st; j++) {
+        int i = x->sub.v[j];
         const onr_node n = g->nodes[i]; /* copying adds nodes: g->nodes moves */
         int changed = 0;
         for (int k = 0; k < n.n_in && !changed; k++)
             changed = n.inputs[k] >= 0 && x->fwd[n.inputs[k]] != n.inputs[k];
         if (!changed) continue;
+        if (!room(x)) return;
         int *in = malloc(((size_t)n.n_in + 1) * sizeof *in);
         int *out = malloc(((size_t)n.n_out + 1) * sizeof *out);
         if (!in || !out) {
@@ -718,9 +749,8 @@ static void forward(gx *x)
 static void backward(gx *x)
 {
     const onr_graph *g = x->e->g;
-    for (int i = x->n_orig - 1; i >= 0 && !x->st; i--) {
-        if (!x->in_sub[i]) continue;
-        const onr_node n = g->nodes[i];
+    for (int j = x->sub.n - 1; j >= 0 && !x->st; j--) {
+        const onr_node n = g->nodes[x->sub.v[j]];
         const grad_rule *rule = find_rule(&n);
         if (!rule || n.n_out < 1 || n.outputs[0] < 0 || !x->active[n.outputs[0]]) continue;
         int gy = grad_of(x, n.outputs[0]);
@@ -794,6 +824,7 @@ static void expand(gx *x, int gi)
             break;
         }
         if (i < nxs) xv[i] = v;
+        vlist_add(x, &x->touched, v);
         if (!x->role[v] || i < nxs) x->role[v] = i < nxs ? ROLE_X : ROLE_Z;
         x->active[v] = x->role[v] == ROLE_X;
         x->fwd[v] = in;
@@ -815,6 +846,52 @@ static void expand(gx *x, int gi)
     free(xv);
 }
 
+/* The per-value arrays cover n values (new entries cleared). */
+static void grow(gx *x, int n)
+{
+    if (n <= x->cap) return;
+    size_t c = (size_t)n + 64;
+    uint8_t *role = realloc(x->role, c), *seen = role ? realloc(x->seen, c) : NULL;
+    if (role) x->role = role;
+    if (seen) x->seen = seen;
+    uint8_t *active = seen ? realloc(x->active, c) : NULL;
+    if (active) x->active = active;
+    int *fwd = active ? realloc(x->fwd, c * sizeof *fwd) : NULL;
+    if (fwd) x->fwd = fwd;
+    vlist *grad = fwd ? realloc(x->grad, c * sizeof *grad) : NULL;
+    if (!grad) {
+        nomem(x);
+        return;
+    }
+    x->grad = grad;
+    for (size_t v = (size_t)x->cap; v < c; v++) {
+        x->role[v] = x->seen[v] = x->active[v] = 0;
+        x->fwd[v] = (int)v;
+        x->grad[v] = (vlist){0};
+    }
+    x->cap = (int)c;
+}
+
+/* Clear the entries the last expansion set. */
+static void reset(gx *x)
+{
+    for (int k = 0; k < x->touched.n; k++) {
+        int v = x->touched.v[k];
+        if (v < 0) continue;
+        x->role[v] = x->seen[v] = x->active[v] = 0;
+        x->fwd[v] = v;
+        free(x->grad[v].v);
+        x->grad[v] = (vlist){0};
+    }
+    for (int k = 0; k < x->sub.n; k++) x->in_sub[x->sub.v[k]] = 0;
+    x->touched.n = x->sub.n = 0;
+}
+
+static const char *value_name(const void *ctx, int id)
+{
+    return ((const onr_edit *)ctx)->g->values[id].name;
+}
+
 onr_status onr_pass_gradient(onr_edit *e, onr_err *err)
 {
     int any = 0;
@@ -822,25 +899,24 @@ onr_status onr_pass_gradient(onr_edit *e, onr_err *err)
     if (!any) return ONR_OK;
     onr_status st = onr_edit_compact(e, err); /* topological order: the sub-graphs need it */
     if (st) return st;
-    int n_orig = e->g->n_nodes;
-    for (int i = 0; i < n_orig && !st; i++) {
+    gx x = {.e = e, .err = err, .n_orig = e->g->n_nodes};
+    x.names = (onr_names){.key = value_name, .ctx = e};
+    for (int v = 0; v < e->g->n_values && !x.st; v++)
+        if (onr_names_find(&x.names, e->g->values[v].name) < 0 && onr_names_put(&x.names, v))
+            nomem(&x);
+    if (!(x.in_sub = calloc((size_t)x.n_orig + 1, 1))) nomem(&x);
+    for (int i = 0; i < x.n_orig && !x.st; i++) {
         if (e->dead[i] || !is_gradient(&e->g->nodes[i])) continue;
-        gx x = {.e = e, .err = err, .nv = e->g->n_values, .n_orig = n_orig};
         snprintf(x.gname, sizeof x.gname, "%s", e->g->nodes[i].name);
-        size_t nv = (size_t)x.nv + 1;
-        x.role = calloc(nv, 1);
-        x.seen = calloc(nv, 1);
-        x.active = calloc(nv, 1);
-        x.in_sub = calloc((size_t)n_orig + 1, 1);
-        x.fwd = malloc(nv * sizeof *x.fwd);
-        x.grad = calloc(nv, sizeof *x.grad);
-        if (!x.role || !x.seen || !x.active || !x.in_sub || !x.fwd || !x.grad) nomem(&x);
-        for (int v = 0; x.fwd && v < x.nv; v++) x.fwd[v] = v;
+        grow(&x, e->g->n_values);
         if (!x.st) expand(&x, i);
-        st = x.st;
-        for (int v = 0; x.grad && v < x.nv; v++) free(x.grad[v].v);
-        free(x.role), free(x.seen), free(x.active), free(x.in_sub), free(x.fwd), free(x.grad);
+        reset(&x);
     }
+    st = x.st;
+    for (int v = 0; v < x.cap; v++) free(x.grad[v].v);
+    free(x.role), free(x.seen), free(x.active), free(x.fwd), free(x.grad), free(x.in_sub);
+    free(x.sub.v), free(x.touched.v);
+    onr_names_free(&x.names);
     if (!st) st = onr_edit_compact(e, err);
     return st;
 }
