@@ -4,10 +4,10 @@
  * On a CPU shared with other processes, a thread of a parallel region that
  * the OS has descheduled holds the region's end up, and the region can
  * take longer than it would have on one thread. The regions that can tell
- * (the GEMM core's products, onr_par_for: their threads claim work, so a
- * late thread finds little left) measure what their threads gained: the
- * CPU time every thread spent on the region's work, minus the region's
- * wall time (one thread would have needed the sum of the CPU times). A
+ * (the GEMM core's products, onr_par_for) measure what their threads
+ * gained: the CPU time every thread spent on the region's work, minus the
+ * region's wall time (one thread would have needed the sum of the CPU
+ * times). A
  * woken thread's start-up delay, or a thread descheduled for longer than
  * the others' share of the work, makes that gain negative. Gains are
  * summed with a decay (a cold start of a small region after many good ones
@@ -16,9 +16,9 @@
  *    each loss in a row, and at least 32 times the loss (so that probing a
  *    CPU that stays shared costs a few percent);
  *  - when that time is over, the measured regions try their threads again
- *    (they are cheap to try), the others stay on one thread on probation
- *    until 16 measured regions in a row have gained, or a second has passed
- *    without a loss.
+ *    (they can tell whether that paid); the others stay on one thread, on
+ *    probation, until 16 measured regions in a row have gained or a second
+ *    has passed without a loss.
  * The team's idle threads sleep meanwhile (the wait policy), so the process
  * then competes for one core only, as it would at one thread.
  *
@@ -37,10 +37,8 @@
  * while the process is backed off or on probation (after a back-off, until
  * measured regions have gained 16 times in a row). */
 int onr_team(int nt);
-/* The same for a measured region that no descheduled thread can hold up
- * for long (its threads claim work, a thread done with its own share takes
- * the others'): nt as soon as the back-off has run out, so that such
- * regions, cheap to try, are the ones that probe the CPU. */
+/* The same for a measured region: nt as soon as the back-off has run out,
+ * so that the regions that can tell are the ones that probe the CPU. */
 int onr_team_probe(int nt);
 
 /* One measured region: onr_team_begin before it (calling thread), each

@@ -254,46 +254,24 @@ int onr_out_grow(const onr_kctx *ctx, int i, size_t bytes, size_t keep)
     return ONR_OK;
 }
 
-/* onr_par_for's claim counters: one per thread's range, a cache line each. */
-typedef struct par_range {
-    _Alignas(64) _Atomic int64_t next;
-    int64_t end;
-} par_range;
-
-#define PAR_RANGES 64
-
 void onr_par_for(int64_t n, int nt, int par, onr_par_fn fn, void *ctx)
 {
     if (par && n > 1 && (nt = onr_team_probe(nt)) > 1) {
-        /* Each thread owns schedule(static)'s share of [0, n) and claims its
-         * indices one at a time; a thread whose share is done takes what is
-         * left of the others'. On a quiet machine every thread does its own
-         * share (the same rows in every layer, as the GEMM core's ranges);
-         * a thread the OS has descheduled (a CPU shared with other
-         * processes) holds no fixed part of the loop up. What each thread's
-         * work cost feeds the contention back-off (team.h). */
-        if (nt > PAR_RANGES) nt = PAR_RANGES;
-        if ((int64_t)nt > n) nt = (int)n;
-        par_range rg[PAR_RANGES];
-        for (int64_t t = 0, q = n / nt, r = n % nt; t < nt; t++) {
-            int64_t lo = t * q + (t < r ? t : r);
-            atomic_init(&rg[t].next, lo);
-            rg[t].end = lo + q + (t < r);
-        }
+        /* schedule(static)'s split, written out so that each thread can
+         * say what its share cost (the contention back-off, team.h). The
+         * shares stay fixed: every thread does the same rows in every layer
+         * (as the GEMM core's ranges), so the next layer mostly reads what
+         * its own core wrote; letting a thread done early take the others'
+         * rows measured 4 % slower on EfficientNet-B0 at 2 threads. */
         onr_team_region reg;
         onr_team_begin(&reg);
         #pragma omp parallel num_threads(nt)
         {
             int64_t w0 = onr_team_work_start(&reg);
-            int t = omp_get_thread_num();
-            /* every thread visits every range (its own first), so a team
-             * smaller than asked still runs every index */
-            for (int k = 0; k < nt; k++) {
-                par_range *R = &rg[(t + k) % nt];
-                int64_t i;
-                while ((i = atomic_fetch_add_explicit(&R->next, 1, memory_order_relaxed)) < R->end)
-                    fn(ctx, i);
-            }
+            int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+            int64_t q = n / T, r = n % T;
+            int64_t lo = t * q + (t < r ? t : r), hi = lo + q + (t < r);
+            for (int64_t i = lo; i < hi; i++) fn(ctx, i);
             onr_team_work_done(&reg, w0);
         }
         onr_team_end(&reg);

@@ -259,10 +259,9 @@ void onr_bcast_strides(const int64_t *dims, int rank, const int64_t *odims, int 
 /* Minimum work (elements x cost) below which kernels stay serial. */
 #define ONR_PAR_MIN 32768
 
-/* fn(ctx, i) for i in [0, n): on nt threads when par and nt > 1 (each
- * thread first its static-schedule share, then what is left of the
- * others'; fewer threads while the process is backed off, gemm/team.h),
- * else inline on the calling thread. libgomp ends even a
+/* fn(ctx, i) for i in [0, n): on nt threads (a static schedule; one
+ * thread while the process is backed off, gemm/team.h) when par and
+ * nt > 1, else inline on the calling thread. libgomp ends even a
  * region whose if() clause is false (a team of one) with a futex wake, a
  * system call (1.5 us a region on the project's VMs, 35-100 a run of a
  * small CNN at one thread), so loops that often run serially go through
