@@ -75,7 +75,10 @@ void onr_team_end(onr_team_region *r)
 
 void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
 {
-    int64_t gain = cpu_ns - wall_ns;
+    /* a region must gain an eighth of its time to count as a gain: two
+     * threads time-sliced on one core (the other core busy with another
+     * process) show no loss, and no gain either */
+    int64_t gain = cpu_ns - wall_ns - wall_ns / 8;
     /* several sessions may report at once: a lost update only blurs the sum */
     int64_t sum = atomic_load_explicit(&g_gain, memory_order_relaxed);
     sum = sum - sum / 4 + gain;

@@ -7,11 +7,12 @@
  * (the GEMM core's products, onr_par_for) measure what their threads
  * gained: the CPU time every thread spent on the region's work, minus the
  * region's wall time (one thread would have needed the sum of the CPU
- * times). A
- * woken thread's start-up delay, or a thread descheduled for longer than
- * the others' share of the work, makes that gain negative. Gains are
- * summed with a decay (a cold start of a small region after many good ones
- * counts little); when the sum turns negative, the process backs off:
+ * times), less an eighth of the wall time. A woken thread's start-up
+ * delay, a thread descheduled for longer than the others' share of the
+ * work, or two threads time-sliced on one core makes that gain negative.
+ * Gains are summed with a decay (a cold start of a small region after many
+ * good ones counts little); when the sum turns negative, the process backs
+ * off:
  *  - every region runs on one thread for 1 ms, then 4, 16, 64, 128 ms with
  *    each loss in a row, and at least 32 times the loss (so that probing a
  *    CPU that stays shared costs a few percent);
