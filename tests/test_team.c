@@ -34,7 +34,7 @@ static void sleep_us(long us)
 
 /* A region whose threads were off the CPU: the wall time passes (a sleep)
  * while no thread works. Measured when it is the first region after
- * onr_team_reset (one in four is, while not backed off). */
+ * onr_team_reset (one in 16 is, while not backed off). */
 static void lost_region(long us)
 {
     onr_team_region r;
@@ -64,7 +64,7 @@ static void test_loss_backs_off_then_recovers(void **state)
 {
     (void)state;
     onr_team_reset();
-    lost_region(50); /* a real region that lost 50 us or more (a sleep, no work) */
+    lost_region(1000); /* a real region that lost 1 ms or more (a sleep, no work) */
     assert_true(onr_team_backed_off());
     assert_int_equal(onr_team(2), 1);
     assert_int_equal(onr_team_probe(2), 1);
@@ -88,20 +88,27 @@ static void test_losses_in_a_row_back_off_longer(void **state)
 {
     (void)state;
     onr_team_reset();
-    /* the n-th loss in a row backs off for 1, 4, 16 ... ms: measure the
-     * third (16 ms) against the first (1 ms) */
-    int64_t len[3];
-    for (int k = 0; k < 3; k++) {
-        onr_team_note(0, 20000); /* 20 us lost */
+    /* a loss under 0.5 ms (a late wake-up) does not back off */
+    onr_team_note(0, 300000);
+    assert_false(onr_team_backed_off());
+    onr_team_reset();
+    /* the n-th loss in a row backs off for 1, 4, 16, 64, 128 ms, and at
+     * least 32 times the loss: 0.6 ms lost (0.675 with the eighth) backs
+     * off for about 22 ms the first three times, 64 ms the fourth */
+    int64_t len[4];
+    for (int k = 0; k < 4; k++) {
+        onr_team_note(0, 600000);
+        assert_true(onr_team_backed_off());
         int64_t t0 = mono_ns();
         while (onr_team_probe(2) == 1) sleep_us(200);
         len[k] = mono_ns() - t0;
     }
-    assert_true(len[0] < 12000000);
-    assert_true(len[2] >= 15000000);
+    assert_true(len[0] >= 15000000);
+    assert_true(len[0] < 60000000);
+    assert_true(len[3] >= 60000000);
     /* a long loss backs off for 32 times it at once (capped at 128 ms) */
     onr_team_reset();
-    onr_team_note(1000000, 3000000); /* 2 ms lost */
+    onr_team_note(1000000, 3000000); /* 2.375 ms lost */
     int64_t t0 = mono_ns();
     while (onr_team_probe(2) == 1) sleep_us(1000);
     int64_t l = mono_ns() - t0;

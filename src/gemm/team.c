@@ -10,7 +10,8 @@
 #define BACKOFF_MAX_LEVEL 5      /* 1, 4, 16, 64, then 128 ms */
 #define GOOD_TO_CLEAR 16         /* measured regions in a row that gain: back to normal */
 #define PROBATION_MAX_NS 1000000000 /* or a second without a loss after the back-off */
-#define SAMPLE_EVERY 4            /* regions measured while not backed off: 1 in 4 */
+#define LOSS_MIN_NS 500000        /* the summed loss that backs off: 0.5 ms */
+#define SAMPLE_EVERY 16           /* regions measured while not backed off: 1 in 16 */
 
 static _Atomic int64_t g_serial_until; /* CLOCK_MONOTONIC ns */
 static _Atomic int64_t g_gain;         /* decayed sum of recent gains, ns */
@@ -83,7 +84,7 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
     int64_t sum = atomic_load_explicit(&g_gain, memory_order_relaxed);
     sum = sum - sum / 4 + gain;
     atomic_store_explicit(&g_gain, sum, memory_order_relaxed);
-    if (sum < 0) {
+    if (sum < -LOSS_MIN_NS) {
         int lv = atomic_load_explicit(&g_level, memory_order_relaxed);
         if (lv < BACKOFF_MAX_LEVEL) lv++;
         atomic_store_explicit(&g_level, lv, memory_order_relaxed);

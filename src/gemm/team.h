@@ -10,9 +10,10 @@
  * times), less an eighth of the wall time. A woken thread's start-up
  * delay, a thread descheduled for longer than the others' share of the
  * work, or two threads time-sliced on one core makes that gain negative.
- * Gains are summed with a decay (a cold start of a small region after many
- * good ones counts little); when the sum turns negative, the process backs
- * off:
+ * Gains are summed with a decay; when the sum falls below -0.5 ms (more
+ * than a late wake-up: small regions woken cold on a quiet machine lose
+ * tens of microseconds, a thread descheduled by another process costs
+ * milliseconds), the process backs off:
  *  - every region runs on one thread for 1 ms, then 4, 16, 64, 128 ms with
  *    each loss in a row, and at least 32 times the loss (so that probing a
  *    CPU that stays shared costs a few percent);
@@ -46,7 +47,7 @@ int onr_team_probe(int nt);
  * thread of the team onr_team_work_start at its start and
  * onr_team_work_done when its share is done, onr_team_end after it. Thread
  * CPU clocks cost a system call here and there, so while the process is
- * not backed off only one region in four is measured. */
+ * not backed off only one region in 16 is measured. */
 typedef struct onr_team_region {
     int measure;
     int64_t start;       /* CLOCK_MONOTONIC ns */
