@@ -16,7 +16,8 @@
  * milliseconds), the process backs off:
  *  - every region runs on one thread for 1 ms, then 4, 16, 64, 128 ms with
  *    each loss in a row, and at least 32 times the loss (so that probing a
- *    CPU that stays shared costs a few percent);
+ *    CPU that stays shared costs a few percent; as a loss that backs off
+ *    is over 0.5 ms, the first back-off lasts 16 ms or more);
  *  - when that time is over, the measured regions try their threads again
  *    (they can tell whether that paid); the others stay on one thread, on
  *    probation, until 16 measured regions in a row have gained or a second
