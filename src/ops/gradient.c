@@ -23,8 +23,6 @@
 
 const onr_op_impl onr_impl_gradient = {.flags = ONR_OP_EXPANDED};
 
-#define STS_TYPES (ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16))
-
 typedef struct sts_params {
     int copy;                    /* the shapes are equal: a plain copy */
     int rank;                    /* G's rank */
@@ -36,7 +34,7 @@ static int sts_reshape(onr_kctx *ctx, size_t *scratch)
 {
     sts_params *p = ctx->params;
     *scratch = 0;
-    int st = onr_check_input(ctx, 0, STS_TYPES);
+    int st = onr_check_input(ctx, 0, ONR_TYPES_FLOAT);
     if (st) return st;
     const onr_tensor *g = ctx->in[0], *like = ctx->in[1];
     if (!like) return onr_seterr(ctx->err, ONR_E_MODEL, "input 1 (like) is required");
@@ -61,16 +59,6 @@ static int sts_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
-static double sts_load(onr_dtype dt, const void *data, int64_t i)
-{
-    switch (dt) {
-    case ONR_FLOAT: return ((const float *)data)[i];
-    case ONR_DOUBLE: return ((const double *)data)[i];
-    case ONR_FLOAT16: return onr_half_to_float(((const uint16_t *)data)[i]);
-    default: return onr_bf16_to_float(((const uint16_t *)data)[i]);
-    }
-}
-
 static int sts_run(const onr_kctx *ctx)
 {
     const sts_params *p = ctx->params;
@@ -84,7 +72,7 @@ static int sts_run(const onr_kctx *ctx)
     for (int64_t k = 0; k < y->numel; k++) acc[k] = 0;
     int64_t idx[ONR_MAX_RANK] = {0}, off = 0;
     for (int64_t i = 0; i < g->numel; i++) {
-        acc[off] += sts_load(g->dtype, g->data, i);
+        acc[off] += onr_load_f64(g->dtype, g->data, i);
         for (int d = p->rank - 1; d >= 0; d--) { /* next index of G, Y's offset with it */
             off += p->ostr[d];
             if (++idx[d] < p->gdims[d]) break;
@@ -98,4 +86,4 @@ static int sts_run(const onr_kctx *ctx)
 
 const onr_op_impl onr_impl_sum_to_shape = {.reshape = sts_reshape, .run = sts_run,
                                            .params_size = sizeof(sts_params),
-                                           .types = STS_TYPES};
+                                           .types = ONR_TYPES_FLOAT};

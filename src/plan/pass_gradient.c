@@ -166,19 +166,8 @@ static int konst(gx *x, onr_tensor *t)
         onr_tensor_free(t);
         return x->st ? -1 : nomem(x);
     }
-    char name[400];
-    snprintf(name, sizeof name, "%s/const_%d", x->gname, ++x->serial);
-    int v = onr_edit_add_value(x->e, name, x->err);
-    if (v < 0) {
-        onr_tensor_free(t);
-        return nomem(x);
-    }
-    onr_edit_set_konst(x->e, v, t);
-    onr_value *val = &x->e->g->values[v];
-    val->dtype = t->dtype;
-    val->rank = t->rank;
-    memcpy(val->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
-    return v;
+    int v = onr_fuse_add_const(x->e, x->gname, t, x->err);
+    return v < 0 ? nomem(x) : v;
 }
 
 /* A 1-D int64 constant (axes, indices). */
@@ -584,7 +573,7 @@ static int no_grad_op(const onr_node *n)
 
 static int is_float_type(int64_t t)
 {
-    return t == ONR_FLOAT || t == ONR_DOUBLE || t == ONR_FLOAT16 || t == ONR_BFLOAT16;
+    return t >= 0 && t < 32 && (ONR_TYPES_FLOAT >> t & 1u);
 }
 
 /* Whether node n (with an active input) makes its outputs active, or -1
@@ -635,13 +624,14 @@ static int named(gx *x, const char *what, const char *name)
     return v;
 }
 
-/* Mark the sub-graph y depends on (x->in_sub), stopping at xs, zs and
- * constants; a value with no producer that is none of these is an error. */
 static int cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
 }
+
+/* Mark the sub-graph y depends on (x->in_sub), stopping at xs, zs and
+ * constants; a value with no producer that is none of these is an error. */
 
 static void trace(gx *x, int y)
 {
