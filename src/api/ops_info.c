@@ -5,18 +5,11 @@
 #include "onnxrun.h"
 #include "ops/ops.h"
 
-/* Rows that can run: a kernel, a view op, or an op the planner expands
- * (as onr_op_find requires). */
-static int runnable(const onr_op *op)
-{
-    return op->impl && (op->impl->run || (op->impl->flags & (ONR_OP_VIEW | ONR_OP_EXPANDED)));
-}
-
 int onr_op_count(void)
 {
     int n, k = 0;
     const onr_op *t = onr_op_table(&n);
-    for (int i = 0; i < n; i++) k += runnable(&t[i]);
+    for (int i = 0; i < n; i++) k += onr_op_runnable(&t[i]);
     return k;
 }
 
@@ -25,7 +18,7 @@ const char *onr_op_info(int i, const char **domain, int *since, int *until)
     int n;
     const onr_op *t = onr_op_table(&n);
     for (int r = 0; r < n && i >= 0; r++) {
-        if (!runnable(&t[r])) continue;
+        if (!onr_op_runnable(&t[r])) continue;
         if (i-- > 0) continue;
         if (domain) *domain = t[r].domain;
         if (since) *since = t[r].since;

@@ -170,6 +170,9 @@ typedef struct onr_op {
 
 /* Registry lookup; NULL when no entry covers (domain, name, opset). */
 const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset);
+/* Whether a row can be used (what onr_op_find returns): it has a kernel,
+ * is a view op, or is an op the planner expands. */
+int onr_op_runnable(const onr_op *op);
 /* The newest opset the specification defines for a standard domain ("" or
  * "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"); 0 for any other
  * domain (onnx-run's own, vendors': their rows alone decide). */

@@ -21,6 +21,11 @@ int onr_opset_newest(const char *domain)
     return 0;
 }
 
+int onr_op_runnable(const onr_op *op)
+{
+    return op->impl && (op->impl->run || (op->impl->flags & (ONR_OP_VIEW | ONR_OP_EXPANDED)));
+}
+
 const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset)
 {
     /* an opset the specification does not define yet: its operators'
@@ -32,8 +37,7 @@ const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset)
         int same_domain = is_onnx_domain(domain) ? is_onnx_domain(op->domain)
                                                  : (domain && strcmp(domain, op->domain) == 0);
         if (same_domain && strcmp(op->name, name) == 0 && opset >= op->since &&
-            opset <= op->until && op->impl &&
-            (op->impl->run || (op->impl->flags & (ONR_OP_VIEW | ONR_OP_EXPANDED))))
+            opset <= op->until && onr_op_runnable(op))
             return op;
     }
     return NULL;
