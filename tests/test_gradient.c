@@ -77,6 +77,17 @@ static pbw model(pbw *g, int64_t opset)
     return pbw_model_opsets(g, 8, 2, dom, ver);
 }
 
+/* The common case: graph g (consumed) computes y from one input x of type
+ * dt and shape (rank, dims); a Gradient of y w.r.t. x is added, with y
+ * and dx the outputs. */
+static pbw dy_dx_model(pbw *g, int dt, int rank, const int64_t *dims, int64_t opset)
+{
+    gradient(g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
+    input(g, "x", dt, rank, dims);
+    output(g, "y", dt), output(g, "dx", dt);
+    return model(g, opset);
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 /* A runtime input: its shape and values (bound positionally). */
@@ -289,10 +300,7 @@ static void test_unary(void **state)
         int positive = strcmp(ops[o], "Sqrt") == 0 || strcmp(ops[o], "Log") == 0;
         pbw g = {0};
         pbw_node(&g, ops[o], "op", NAMES("x"), NAMES("y"), NULL);
-        gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-        input(&g, "x", F64, 2, d);
-        output(&g, "y", F64), output(&g, "dx", F64);
-        pbw m = model(&g, 13);
+        pbw m = dy_dx_model(&g, F64, 2, d, 13);
         tin in[1] = {{2, {2, 3}, positive ? P24 : V24}};
         check_fd(&m, ONR_DOUBLE, 1, in, 1, XI1, H64, TOL64);
         free(m.b);
@@ -349,10 +357,7 @@ static void test_pow(void **state)
         if (ints) init_i64(&g, "p", 1, &pi);
         else init_f64(&g, "p", 0, NULL, &p, 1);
         pbw_node(&g, "Pow", "pw", NAMES("x", "p"), NAMES("y"), NULL);
-        gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-        input(&g, "x", F64, 2, d23);
-        output(&g, "y", F64), output(&g, "dx", F64);
-        m = model(&g, 15);
+        m = dy_dx_model(&g, F64, 2, d23, 15);
         tin in1[1] = {{2, {2, 3}, V24}};
         check_fd(&m, ONR_DOUBLE, 1, in1, 1, XI1, H64, TOL64);
         free(m.b);
@@ -487,10 +492,7 @@ static void test_shape_ops(void **state)
         }
         init_f64(&g, "w", wr, wd, w, 24);
         pbw_node(&g, "Mul", "mw", NAMES("f", "w"), NAMES("y"), NULL);
-        gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-        input(&g, "x", F64, 3, d234);
-        output(&g, "y", F64), output(&g, "dx", F64);
-        pbw m = model(&g, 13);
+        pbw m = dy_dx_model(&g, F64, 3, d234, 13);
         tin in[1] = {{3, {2, 3, 4}, V24}};
         if (c == 6) {
             /* finite differences would see the integer steps of the detour:
@@ -523,10 +525,7 @@ static void test_reduce(void **state)
         pbw_node(&g, op, "r", all || !as_input ? NAMES("x") : NAMES("x", "axes"), NAMES("s"), &a);
         /* y = s * s: the reduction's gradient is not uniform */
         pbw_node(&g, "Mul", "m", NAMES("s", "s"), NAMES("y"), NULL);
-        gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-        input(&g, "x", F64, 3, d234);
-        output(&g, "y", F64), output(&g, "dx", F64);
-        pbw m = model(&g, opset);
+        pbw m = dy_dx_model(&g, F64, 3, d234, opset);
         tin in[1] = {{3, {2, 3, 4}, w}};
         check_fd(&m, ONR_DOUBLE, 1, in, 1, XI1, H64, TOL64);
         free(m.b);
@@ -548,10 +547,7 @@ static void test_softmax(void **state)
         pbw_node(&g, "Softmax", "sm", NAMES("x"), NAMES("p"), &a);
         init_f64(&g, "w", 3, d234, w, 24);
         pbw_node(&g, "Mul", "m", NAMES("p", "w"), NAMES("y"), NULL);
-        gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-        input(&g, "x", F64, 3, d234);
-        output(&g, "y", F64), output(&g, "dx", F64);
-        pbw m = model(&g, opsets[c]);
+        pbw m = dy_dx_model(&g, F64, 3, d234, opsets[c]);
         tin in[1] = {{3, {2, 3, 4}, V24}};
         check_fd(&m, ONR_DOUBLE, 1, in, 1, XI1, H64, TOL64);
         free(m.b);
@@ -602,10 +598,7 @@ static void test_constant_and_cast(void **state)
     a = (pbw){0};
     pbw_attr_int(&a, "to", F32);
     pbw_node(&g, "Cast", "down", NAMES("t2"), NAMES("y"), &a);
-    gradient(&g, "g", NAMES("x"), NAMES("dx"), NAMES("x"), NULL, "y");
-    input(&g, "x", F32, 1, d3);
-    output(&g, "y", F32), output(&g, "dx", F32);
-    pbw m = model(&g, 13);
+    pbw m = dy_dx_model(&g, F32, 1, d3, 13);
     /* y = c x^2: dx = 2 c x, in float32 (x's type) */
     tin in[1] = {{1, {3}, V24}};
     check_fd(&m, ONR_FLOAT, 1, in, 1, XI1, 1e-2, 1e-3);
