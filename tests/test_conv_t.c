@@ -6,7 +6,8 @@
  * With the path forced (onr_conv_force_transposed), each geometry (1x1,
  * strided, grouped, 1-D, 3-D, dilated, auto_pad, N > 1) is checked against
  * a direct convolution in double and against the normal path, at 1, 2 and 3
- * threads (bit for bit); FusedConv's epilogues (each activation, residual
+ * threads (bit for bit: the threads split the output channels in runs of
+ * whole panels, each gathering its own col^T); FusedConv's epilogues (each activation, residual
  * before and after, with and without bias) against the normal path. Then
  * the automatic choice through a session: a 7x7 output with 64 channels
  * runs transposed, a 56x56 one and a grouped layer of 8 channels per group
@@ -42,6 +43,7 @@ static const tcase tcases[] = {
     {1, 7, 20, 1, 2, {3, 5}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},              /* CK 7, OUT 15: transpose tails */
     {1, 24, 36, 1, 2, {9, 8}, {5, 5}, {1, 2}, {1, 1}, {0}, "SAME_UPPER"},     /* auto_pad */
     {3, 17, 33, 1, 2, {3, 5}, {2, 3}, {1, 1}, {1, 1}, {0, 2, 1, 0}, NULL},    /* odd everything */
+    {1, 40, 100, 1, 2, {6, 7}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL},   /* 4 panels, dilated 2-D */
 };
 
 static int64_t out_len(const tcase *c, int j, int64_t *pb)

@@ -410,6 +410,8 @@ const _Atomic int *onr_sgemm_set_cancel(const _Atomic int *flag)
     return old;
 }
 
+const _Atomic int *onr_sgemm_get_cancel(void) { return g_cancel; }
+
 static inline int job_cancelled(const gemm_job *J) { return J->cancel && *J->cancel; }
 
 static void tile_epilogue(const onr_gemm_epilogue *ep, size_t i, size_t j, onr_sgemm_tile_epi *t)
@@ -872,6 +874,50 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
     J.panel_w = h.nr;
     if (!workspace) run_unpacked(&J);
     else run_job(&J, workspace, nthreads);
+}
+
+size_t onr_sgemm_packed_width(const void *packed_b)
+{
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    return h.nr;
+}
+
+void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
+                           float alpha, const float *a, size_t lda, const void *packed_b,
+                           float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                           void *workspace)
+{
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    const gemm_plan *P = active_plan();
+    if (h.nr % P->cfg->nr != 0) P = &g_plans[CFG_REF]; /* as onr_sgemm_packed */
+    gemm_job J;
+    init_job(&J, P, trans_a, 0, m, n, k, alpha, a, lda,
+             (const float *)((const char *)packed_b + sizeof h), 0, beta, c, ldc, ep);
+    J.bsrc = B_PREPACKED;
+    J.panel_w = h.nr;
+    if (n1 > n) n1 = n;
+    if (m == 0 || n0 >= n1) return;
+    if (k == 0 || !workspace) { /* the slow paths, on the columns' own view of C */
+        gemm_job S = J;
+        onr_gemm_epilogue e;
+        if (ep) {
+            e = *ep;
+            if (e.bias_col) e.bias_col += n0;
+            if (e.residual) e.residual += n0;
+            S.ep = &e;
+        }
+        S.c = c + n0;
+        S.n = n1 - n0;
+        S.b = J.b + n0 * k; /* n0 starts a panel */
+        if (k == 0) scale_only(&S);
+        else run_unpacked(&S);
+        return;
+    }
+    float *abuf, *bbuf;
+    thread_bufs(&J, workspace, 0, &abuf, &bbuf);
+    run_region(&J, 0, m, n0, n1, abuf, bbuf);
 }
 
 /* One product of a batch: on the calling thread (across: each product on

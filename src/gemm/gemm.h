@@ -79,6 +79,17 @@ void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ld
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
                       size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
                       const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+/* Columns [n0, n1) of onr_sgemm_packed's product, on the calling thread
+ * only (C, the epilogue's columns and B's columns keep their indices in the
+ * whole product): for callers that split the columns between their own
+ * threads. n0 must be a multiple of onr_sgemm_packed_width(packed_b). Every
+ * element is the same sequence of operations as in the whole product. The
+ * workspace is onr_sgemm_workspace_size(m, n, k, 1). */
+size_t onr_sgemm_packed_width(const void *packed_b);
+void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
+                           float alpha, const float *a, size_t lda, const void *packed_b,
+                           float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                           void *workspace);
 /* Test hook: how many times onr_sgemm_pack_b has run in this process (a
  * relaxed atomic counter), so tests can check that operators pack their
  * weights once, at create, and never again whatever the activation shapes. */
@@ -89,6 +100,8 @@ size_t onr_sgemm_pack_count(void);
  * is raised stops at its next cache block, leaving C partly written: the
  * step then fails with "the run was cancelled". */
 const _Atomic int *onr_sgemm_set_cancel(const _Atomic int *flag);
+/* The calling thread's cancel flag (to hand to threads a caller starts). */
+const _Atomic int *onr_sgemm_get_cancel(void);
 
 /* Batched, strided: for p in [0, batch): C_p = alpha*op(A_p)*op(B_p) + beta*C_p,
  * with A_p = a + p*stride_a (elements), likewise B and C. A stride of 0

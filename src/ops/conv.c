@@ -80,6 +80,7 @@ typedef struct conv_geom {
     int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW or CONV_GEMMT */
     int t_from;   /* CONV_GEMMT: the kind it replaced (CONV_GEMM: X is the column matrix) */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
+    int nthreads; /* CONV_GEMMT: the parts its scratch holds (reshape's thread count) */
 } conv_geom;
 
 static uint32_t conv_types(int64_t opset)
@@ -575,8 +576,8 @@ static void conv_transpose_cols(const float *src, int64_t rows, int64_t c0, int6
         for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
-/* A transpose cut in blocks of bw source columns (destination rows), for
- * onr_par_for; epi (conv_t_store) runs on each block's rows after it. */
+/* A transpose cut in blocks of bw source columns (destination rows); epi
+ * runs on each block's rows after it, while they are in cache. */
 typedef struct conv_tr_job {
     const float *src;
     float *dst;
@@ -595,30 +596,108 @@ static void conv_tr_block(void *ctx, int64_t bi)
                       j->ldd, j->ldd);
 }
 
-/* The whole of it (c0 = 0, c1 = cols), threads splitting the destination's
- * rows in blocks of 64. */
-static void conv_transpose(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
-                           int64_t ldd, int nt)
-{
-    conv_tr_job j = {.src = src, .dst = dst, .rows = rows, .cols = cols, .lds = lds, .ldd = ldd,
-                     .bw = 64};
-    onr_par_for((cols + 63) / 64, nt, rows * cols > ONR_PAR_MIN, conv_tr_block, &j);
-}
-
-/* Y_g [Mg x OUT] from T = Y_g^T [OUT x Mg] (bias, and the activation when
- * the GEMM applied it), 16 output rows at a time, each block's epilogue
- * while its rows are in cache. */
-static void conv_t_store(const conv_epi *epi, int act_done, const float *t, int64_t out,
-                         int64_t mg, float *y, const float *z, int nt)
-{
-    conv_tr_job j = {.src = t, .dst = y, .rows = out, .cols = mg, .lds = mg, .ldd = out, .bw = 16,
-                     .epi = epi && !act_done ? epi : NULL, .z = z};
-    onr_par_for((mg + 15) / 16, nt, out * mg > ONR_PAR_MIN, conv_tr_block, &j);
-}
+/* Most kernel taps (kd x kh x kw) the transposed path gathers: its tap
+ * table is on the stack. */
+#define CONV_T_TAPS 64
 
 /* Row stride of the transposed column matrix: CK, padded where rows of a
  * multiple of 2 KiB would alias in L1 (the GEMM then reads it in place). */
 static int64_t conv_t_lda(int64_t ck) { return ck % 512 == 0 ? ck + 16 : ck; }
+
+/* col^T of one group straight from X: at[o * lda + c * K + kk] = the input
+ * under tap kk (kd, kh, kw) of output position o, 0 where it reads padding
+ * (the transpose of im2col's column matrix, with no column matrix); X
+ * itself transposed where it is the column matrix (CONV_GEMM). */
+static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t lda)
+{
+    if (g->t_from == CONV_GEMM) {
+        conv_transpose_cols(xg, g->CK, 0, g->OUT, g->OUT, at, lda);
+        return;
+    }
+    const onr_spatial *sp = &g->sp;
+    const int64_t OH = sp->out[1], OW = sp->out[2], K = g->K;
+    /* per output position: each tap's offset in a channel plane, -1 where
+     * it reads padding (taps at most CONV_T_TAPS: conv_t_pick) */
+    int64_t off[CONV_T_TAPS];
+    for (int64_t o = 0; o < g->OUT; o++) {
+        const int64_t od = o / (OH * OW), oh = o / OW % OH, ow = o % OW;
+        int all = 1;
+        for (int64_t kk = 0; kk < K; kk++) {
+            int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
+            int64_t id = od * sp->s[0] - sp->pb[0] + kd * sp->d[0];
+            int64_t ih = oh * sp->s[1] - sp->pb[1] + kh * sp->d[1];
+            int64_t iw = ow * sp->s[2] - sp->pb[2] + kw * sp->d[2];
+            int in = id >= 0 && id < sp->in[0] && ih >= 0 && ih < sp->in[1] && iw >= 0 && iw < sp->in[2];
+            off[kk] = in ? (id * sp->in[1] + ih) * sp->in[2] + iw : -1;
+            all &= in;
+        }
+        float *dst = at + o * lda;
+        const float *xc = xg;
+        if (all) {
+            for (int64_t c = 0; c < g->Cg; c++, xc += g->IN, dst += K)
+                for (int64_t kk = 0; kk < K; kk++) dst[kk] = xc[off[kk]];
+        } else {
+            for (int64_t c = 0; c < g->Cg; c++, xc += g->IN, dst += K)
+                for (int64_t kk = 0; kk < K; kk++) dst[kk] = off[kk] >= 0 ? xc[off[kk]] : 0.f;
+        }
+    }
+}
+
+/* Scratch of the transposed path: T (OUT x Mg floats), then per part its
+ * col^T (OUT x lda) and a one-thread GEMM workspace. */
+static size_t conv_t_part_bytes(const conv_geom *g)
+{
+    size_t at = (size_t)g->OUT * (size_t)conv_t_lda(g->CK) * sizeof(float);
+    size_t ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, 1);
+    return (at + 63) / 64 * 64 + (ws + 63) / 64 * 64;
+}
+
+static size_t conv_t_head_bytes(const conv_geom *g)
+{
+    return ((size_t)g->OUT * (size_t)g->Mg * sizeof(float) + 63) / 64 * 64;
+}
+
+/* One part of a group's transposed product: a run of whole panels of the
+ * output channels. Each part gathers its own col^T from X, multiplies it
+ * by its panels of W_g^T into its columns of T and writes its channels of
+ * Y (with the epilogue), all on the thread that runs it: the threads
+ * share only X, read once. Shared col^T and T, gathered and transposed by
+ * all threads together, cost more than the product at 2 threads when the
+ * cores share no cache (every line of them then crosses between cores). */
+typedef struct conv_t_job {
+    const conv_geom *g;
+    const float *xg, *z;
+    const void *wt;
+    const onr_gemm_epilogue *ep;
+    const conv_epi *epi; /* applied in the store (NULL: none, or done in the GEMM) */
+    const _Atomic int *cancel;
+    float *t, *y;
+    char *parts_base;
+    size_t part_bytes;
+    int64_t panels, pw, parts;
+} conv_t_job;
+
+static void conv_t_part(void *ctx, int64_t part)
+{
+    const conv_t_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t p0 = part * j->panels / j->parts, p1 = (part + 1) * j->panels / j->parts;
+    const int64_t n0 = p0 * j->pw, n1 = p1 * j->pw < g->Mg ? p1 * j->pw : g->Mg;
+    if (n0 >= n1) return;
+    const size_t lda = (size_t)conv_t_lda(g->CK);
+    char *mine = j->parts_base + (size_t)part * j->part_bytes;
+    float *at = (float *)mine;
+    void *ws = mine + ((size_t)g->OUT * lda * sizeof(float) + 63) / 64 * 64;
+    const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
+    conv_colt(g, j->xg, at, (int64_t)lda);
+    onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)n1,
+                          (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep, ws);
+    onr_sgemm_set_cancel(old);
+    /* Y's channels n0 .. n1 from T's columns, 16 at a time (n0 starts a panel) */
+    conv_tr_job tj = {.src = j->t, .dst = j->y, .rows = g->OUT, .cols = n1, .lds = g->Mg,
+                      .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z};
+    for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
+}
 
 static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, float *y,
                            const conv_bufs *bb, int nt)
@@ -629,14 +708,20 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
     /* the activation in the GEMM unless a residual must come before it or
      * the GEMM has no such activation */
     int act_in_gemm = epi && gact >= 0 && !bb->z;
-    size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
-    size_t lda = (size_t)conv_t_lda(g->CK);
-    int cols = g->t_from != CONV_GEMM;
-    /* scratch: the column matrix (im2col only), col^T, T */
-    float *col = bb->col, *at = col + (cols ? CK * OUT : 0), *t = at + OUT * lda;
+    const int64_t pw = (int64_t)onr_sgemm_packed_width(bb->wt);
+    const int64_t panels = (g->Mg + pw - 1) / pw;
+    /* parts: the threads there are, at most the planned count the scratch
+     * holds (which part computes a column never changes its value) */
+    int64_t parts = nt < g->nthreads ? nt : g->nthreads;
+    if (parts > panels) parts = panels;
+    if (parts < 1) parts = 1;
+    const int64_t work = g->OUT * g->Mg * g->CK;
+    if (work <= ONR_PAR_MIN) parts = 1;
+    conv_t_job j = {.g = g, .epi = act_in_gemm ? NULL : epi, .cancel = onr_sgemm_get_cancel(),
+                    .t = bb->col, .parts_base = (char *)bb->col + conv_t_head_bytes(g),
+                    .part_bytes = conv_t_part_bytes(g), .panels = panels, .pw = pw, .parts = parts};
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
-            const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
             onr_gemm_epilogue ep = {.bias_col = b ? b + grp * g->Mg : NULL};
             if (act_in_gemm) {
@@ -644,19 +729,13 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
                 ep.clip_min = epi->a;
                 ep.clip_max = epi->b;
             }
-            const float *src = xg; /* the column matrix, CK x OUT */
-            if (cols) {
-                im2col_f32(g, xg, 0, g->sp.out[0] * g->sp.out[1], col, nt);
-                src = col;
-            }
-            /* col^T once, read in place by every task of the GEMM (a
-             * transposed A would be copied again by each) */
-            conv_transpose(src, (int64_t)CK, (int64_t)OUT, (int64_t)OUT, at, (int64_t)lda, nt);
-            onr_sgemm_packed(0, OUT, Mg, CK, 1.f, at, lda,
-                             (const char *)bb->wt + (size_t)grp * bb->wt_stride, 0.f, t, Mg,
-                             b || act_in_gemm ? &ep : NULL, bb->ws, nt);
-            conv_t_store(act_in_gemm ? NULL : epi, act_in_gemm, t, g->OUT, g->Mg, y + yoff,
-                         epi && bb->z ? bb->z + yoff : NULL, nt);
+            j.xg = x + (n * g->C + grp * g->Cg) * g->IN;
+            j.wt = (const char *)bb->wt + (size_t)grp * bb->wt_stride;
+            j.ep = b || act_in_gemm ? &ep : NULL;
+            j.y = y + yoff;
+            j.z = epi && bb->z ? bb->z + yoff : NULL;
+            if (parts == 1) conv_t_part(&j, 0);
+            else onr_par_for(parts, (int)parts, 1, conv_t_part, &j);
         }
 }
 
@@ -666,13 +745,15 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
 {
     conv_geom *g = &p->g;
     if (!p->wt || (g->kind != CONV_GEMM && g->kind != CONV_IM2COL) || g->OUT == 0) return 0;
-    if (g->OUT * g->CK > CONV_T_COL_FLOATS) return 0;
+    if (g->OUT * g->CK > CONV_T_COL_FLOATS || (g->kind != CONV_GEMM && g->K > CONV_T_TAPS))
+        return 0;
     if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK)) return 0;
     g->t_from = g->kind;
     g->kind = CONV_GEMMT;
-    *col = (size_t)((g->t_from == CONV_GEMM ? 0 : g->CK * g->OUT) + g->OUT * conv_t_lda(g->CK) +
-                    g->OUT * g->Mg);
-    *ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, p->nthreads);
+    g->nthreads = p->nthreads;
+    size_t bytes = conv_t_head_bytes(g) + (size_t)p->nthreads * conv_t_part_bytes(g);
+    *col = (bytes + sizeof(float) - 1) / sizeof(float);
+    *ws = 0;
     return 1;
 }
 
