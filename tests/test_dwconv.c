@@ -352,6 +352,24 @@ static void test_special_values(void **state)
         assert_true(isnan(y[10]));
     }
     onr_dwconv_force_kernel(NULL);
+    /* 16 channels of a small plane (the blocked kernel where the CPU has
+     * it, with a workspace): Relu and Clip keep NaN as the row kernels do
+     * (v < 0 ? 0 : v, not max(v, 0)) */
+    dcase cb = {1, 16, 1, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    geom(&cb, &g);
+    size_t nb = in_count(&g);
+    float *xb = calloc(nb, sizeof(float)), *yb = malloc(sizeof(float) * nb), wb[16 * 9] = {0};
+    void *ws = aligned_alloc(64, (onr_dwconv_workspace_size(&g, 1) + 63) / 64 * 64);
+    assert_non_null(xb), assert_non_null(yb), assert_non_null(ws);
+    for (int c = 0; c < 16; c++) wb[c * 9 + 4] = 1.f;
+    xb[5 * 36 + 0] = NAN; /* channel 5, corner */
+    const int acts[2] = {ONR_DW_ACT_RELU, ONR_DW_ACT_CLIP};
+    for (int ai = 0; ai < 2; ai++) {
+        g.act = acts[ai], g.a = -1.f, g.b = 1.f;
+        onr_dwconv_f32(&g, xb, wb, NULL, NULL, NULL, yb, ws, 1);
+        assert_true(isnan(yb[5 * 36 + 0]));
+    }
+    free(xb), free(yb), free(ws);
 }
 
 /* ---- guard pages ---------------------------------------------------------- */

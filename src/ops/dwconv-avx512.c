@@ -91,65 +91,123 @@ static inline __attribute__((always_inline)) void tr16(__m512 r[16])
                _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31));
 }
 
+/* Bias and activation over n vectors of 16 channels (one output row, in
+ * L1), the activation chosen once a row. */
+static void dw_b16_epi(const onr_dwconv *g, float *o, int64_t n, __m512 bv)
+{
+    const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(g->a), hi = _mm512_set1_ps(g->b);
+    switch (g->act) {
+    case ONR_DW_ACT_NONE:
+        for (int64_t i = 0; i < n; i++)
+            _mm512_storeu_ps(o + 16 * i, _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv));
+        return;
+    case ONR_DW_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) { /* v < 0 ? 0 : v (NaN and -0 kept, as act_apply) */
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv);
+            _mm512_storeu_ps(o + 16 * i, _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero));
+        }
+        return;
+    case ONR_DW_ACT_CLIP:
+        for (int64_t i = 0; i < n; i++) {
+            /* NaN passes through, as act_apply's clip */
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv);
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
+            _mm512_storeu_ps(o + 16 * i, v);
+        }
+        return;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            _mm512_storeu_ps(o + 16 * i, dw_act(g, _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv)));
+        return;
+    }
+}
+
+/* Output rows of the blocked plane: xt (16 channels a position, PW
+ * positions a row) to yt (16 a position), the taps of a KH x KW kernel
+ * at stride SW along the row. With KH, KW and SW constants (the common
+ * kernels below) the taps unroll and their weights stay in registers;
+ * eight positions a step keep eight FMA chains in flight. */
+static inline __attribute__((always_inline)) void
+dw_b16_rows(const onr_dwconv *g, const float *xt, const float *wt, float *yt, int64_t PW,
+            const int KH, const int KW, const int SH, const int SW, int epi_here, __m512 bv)
+{
+    __m512 wv[49];
+    for (int t = 0; t < KH * KW; t++) wv[t] = _mm512_loadu_ps(wt + 16 * t);
+    const int64_t st = 16 * SW;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const float *base = xt + 16 * (oh * SH * PW);
+        float *o = yt + 16 * (oh * g->OW);
+        int64_t ow = 0;
+        for (; ow + 8 <= g->OW; ow += 8) {
+            __m512 a[8];
+            for (int u = 0; u < 8; u++) a[u] = _mm512_setzero_ps();
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    const float *q = base + 16 * (kh * PW + ow * SW + kw);
+                    for (int u = 0; u < 8; u++)
+                        a[u] = _mm512_fmadd_ps(wv[kh * KW + kw], _mm512_loadu_ps(q + u * st), a[u]);
+                }
+            for (int u = 0; u < 8; u++) _mm512_storeu_ps(o + 16 * (ow + u), a[u]);
+        }
+        for (; ow < g->OW; ow++) {
+            __m512 a0 = _mm512_setzero_ps();
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++)
+                    a0 = _mm512_fmadd_ps(wv[kh * KW + kw],
+                                         _mm512_loadu_ps(base + 16 * (kh * PW + ow * SW + kw)), a0);
+            _mm512_storeu_ps(o + 16 * ow, a0);
+        }
+        if (epi_here) dw_b16_epi(g, o, g->OW, bv);
+    }
+}
+
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
                                const float *b, const float *z, float *y, float *ws)
 {
     const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW;
     const int64_t PH = (g->OH - 1) * g->SH + g->KH, PW = (g->OW - 1) * g->SW + g->KW;
     float *xt = ws, *yt = xt + 16 * PH * PW;
-    /* the padded plane: zero, then the input positions it holds */
-    for (int64_t i = 0; i < PH * PW; i++) _mm512_storeu_ps(xt + 16 * i, _mm512_setzero_ps());
-    for (int64_t p0 = 0; p0 < IN; p0 += 16) {
-        const int64_t n = IN - p0 < 16 ? IN - p0 : 16;
-        const __mmask16 m = (__mmask16)((1u << n) - 1u);
-        __m512 r[16];
-        for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, x + c * IN + p0);
-        tr16(r); /* r[j]: position p0 + j, the 16 channels */
-        for (int64_t j = 0; j < n; j++) {
-            int64_t ih = (p0 + j) / g->IW + g->PT, iw = (p0 + j) % g->IW + g->PL;
-            if (ih < PH && iw < PW) _mm512_storeu_ps(xt + 16 * (ih * PW + iw), r[j]);
+    /* the padded plane: the input rows it holds, transposed 16 positions
+     * at a time, and zeros around them */
+    const int64_t r0 = g->PT < PH ? g->PT : PH, r1 = g->PT + g->IH < PH ? g->PT + g->IH : PH;
+    const int64_t c0 = g->PL < PW ? g->PL : PW, c1 = g->PL + g->IW < PW ? g->PL + g->IW : PW;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < r0 * PW; i++) _mm512_storeu_ps(xt + 16 * i, zero);
+    for (int64_t i = r1 * PW; i < PH * PW; i++) _mm512_storeu_ps(xt + 16 * i, zero);
+    for (int64_t ph = r0; ph < r1; ph++) {
+        float *row = xt + 16 * ph * PW;
+        for (int64_t i = 0; i < c0; i++) _mm512_storeu_ps(row + 16 * i, zero);
+        for (int64_t i = c1; i < PW; i++) _mm512_storeu_ps(row + 16 * i, zero);
+        const float *xr = x + (ph - g->PT) * g->IW;
+        for (int64_t pw0 = c0; pw0 < c1; pw0 += 16) {
+            const int64_t n = c1 - pw0 < 16 ? c1 - pw0 : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            __m512 r[16];
+            for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, xr + c * IN + pw0 - g->PL);
+            tr16(r); /* r[j]: position pw0 + j, the 16 channels */
+            /* a constant trip count (kept in registers; a loop to n becomes
+             * a memcpy of the spilled vectors) */
+            for (int j = 0; j < 16; j++)
+                if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
         }
     }
     /* without a residual the epilogue (bias, activation) runs here, on
      * vectors of 16 channels; with one, per plane after the transpose */
     const int epi_here = !z;
     const __m512 bv = b && epi_here ? _mm512_loadu_ps(b) : _mm512_setzero_ps();
-#define DW_B16_EPI(a) (epi_here ? dw_act(g, _mm512_add_ps(a, bv)) : (a))
-    /* every tap, kernel-row-major, as the row tiles sum */
-    for (int64_t oh = 0; oh < g->OH; oh++) {
-        int64_t ow = 0;
-        for (; ow + 4 <= g->OW; ow += 4) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int64_t kh = 0; kh < g->KH; kh++) {
-                const float *row = xt + 16 * ((oh * g->SH + kh) * PW + ow * g->SW);
-                const float *wr = wt + 16 * kh * g->KW;
-                const int64_t st = 16 * g->SW;
-                for (int64_t kw = 0; kw < g->KW; kw++) {
-                    const __m512 wv = _mm512_loadu_ps(wr + 16 * kw);
-                    const float *q = row + 16 * kw;
-                    a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q), a0);
-                    a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q + st), a1);
-                    a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q + 2 * st), a2);
-                    a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q + 3 * st), a3);
-                }
-            }
-            float *o = yt + 16 * (oh * g->OW + ow);
-            _mm512_storeu_ps(o, DW_B16_EPI(a0)), _mm512_storeu_ps(o + 16, DW_B16_EPI(a1));
-            _mm512_storeu_ps(o + 32, DW_B16_EPI(a2)), _mm512_storeu_ps(o + 48, DW_B16_EPI(a3));
-        }
-        for (; ow < g->OW; ow++) {
-            __m512 a0 = _mm512_setzero_ps();
-            for (int64_t kh = 0; kh < g->KH; kh++) {
-                const float *row = xt + 16 * ((oh * g->SH + kh) * PW + ow * g->SW);
-                const float *wr = wt + 16 * kh * g->KW;
-                for (int64_t kw = 0; kw < g->KW; kw++)
-                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + 16 * kw),
-                                         _mm512_loadu_ps(row + 16 * kw), a0);
-            }
-            _mm512_storeu_ps(yt + 16 * (oh * g->OW + ow), DW_B16_EPI(a0));
-        }
-    }
-#undef DW_B16_EPI
+    if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
+        dw_b16_rows(g, xt, wt, yt, PW, 3, 3, 1, 1, epi_here, bv);
+    else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
+        dw_b16_rows(g, xt, wt, yt, PW, 3, 3, 2, 2, epi_here, bv);
+    else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
+        dw_b16_rows(g, xt, wt, yt, PW, 5, 5, 1, 1, epi_here, bv);
+    else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
+        dw_b16_rows(g, xt, wt, yt, PW, 5, 5, 2, 2, epi_here, bv);
+    else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
+        dw_b16_rows(g, xt, wt, yt, PW, 7, 7, 1, 1, epi_here, bv);
+    else
+        dw_b16_rows(g, xt, wt, yt, PW, (int)g->KH, (int)g->KW, (int)g->SH, (int)g->SW, epi_here, bv);
     /* back to planes, then each plane's epilogue as the row tiles' */
     for (int64_t p0 = 0; p0 < OUT; p0 += 16) {
         const int64_t n = OUT - p0 < 16 ? OUT - p0 : 16;
