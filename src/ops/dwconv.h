@@ -116,9 +116,8 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
                            const float *bias, const float *zp, float *yp, int nm, int64_t oh0,
                            int64_t oh1, float *ws);
 
-/* Small planes (rows of at most 32, 64 for 7x7 kernels; a padded plane of
- * at most 1024 positions, 4096 for kernels of 25 taps or more; the limits
- * measured), depthwise with
+/* Small planes (rows of at most 64, a padded plane of at most 4096
+ * positions; the limits measured), depthwise with
  * multiplier 1, dilation 1, strides 1 or 2,
  * kernels up to 7x7: 16 channels at a time in a channel-blocked copy
  * (position-major, the 16 channels of a position in one vector, zero
