@@ -262,6 +262,8 @@ static void test_epilogue(void **state)
         {1, 20, 1, 12, 27, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* blocks, rows of 27 */
         {1, 16, 1, 40, 50, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1}, /* blocks, 5x5 on a 43x53 plane */
         {1, 16, 1, 10, 40, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 1}, /* blocks, 7x7, rows of 40 */
+        {1, 16, 1, 70, 120, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* blocks in bands of 32 rows */
+        {1, 17, 1, 99, 126, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 1}, /* stride 2, bands of 25 */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)

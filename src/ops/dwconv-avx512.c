@@ -130,12 +130,13 @@ static void dw_b16_epi(const onr_dwconv *g, float *o, int64_t n, __m512 bv)
  * eight positions a step keep eight FMA chains in flight. */
 static inline __attribute__((always_inline)) void
 dw_b16_rows(const onr_dwconv *g, const float *xt, const float *wt, float *yt, int64_t PW,
-            const int KH, const int KW, const int SH, const int SW, int epi_here, __m512 bv)
+            int64_t OH, const int KH, const int KW, const int SH, const int SW, int epi_here,
+            __m512 bv)
 {
     __m512 wv[49];
     for (int t = 0; t < KH * KW; t++) wv[t] = _mm512_loadu_ps(wt + 16 * t);
     const int64_t st = 16 * SW;
-    for (int64_t oh = 0; oh < g->OH; oh++) {
+    for (int64_t oh = 0; oh < OH; oh++) {
         const float *base = xt + 16 * (oh * SH * PW);
         float *o = yt + 16 * (oh * g->OW);
         int64_t ow = 0;
@@ -165,66 +166,76 @@ dw_b16_rows(const onr_dwconv *g, const float *xt, const float *wt, float *yt, in
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
                                const float *b, const float *z, float *y, float *ws)
 {
-    const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW;
-    const int64_t PH = (g->OH - 1) * g->SH + g->KH, PW = (g->OW - 1) * g->SW + g->KW;
-    float *xt = ws, *yt = xt + 16 * PH * PW;
-    /* the padded plane: the input rows it holds, transposed 16 positions
-     * at a time, and zeros around them */
-    const int64_t r0 = g->PT < PH ? g->PT : PH, r1 = g->PT + g->IH < PH ? g->PT + g->IH : PH;
+    const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW, BAND = onr_dwconv_blocked_band(g);
+    const int64_t PW = (g->OW - 1) * g->SW + g->KW;
     const int64_t c0 = g->PL < PW ? g->PL : PW, c1 = g->PL + g->IW < PW ? g->PL + g->IW : PW;
     const __m512 zero = _mm512_setzero_ps();
-    for (int64_t i = 0; i < r0 * PW; i++) _mm512_storeu_ps(xt + 16 * i, zero);
-    for (int64_t i = r1 * PW; i < PH * PW; i++) _mm512_storeu_ps(xt + 16 * i, zero);
-    for (int64_t ph = r0; ph < r1; ph++) {
-        float *row = xt + 16 * ph * PW;
-        for (int64_t i = 0; i < c0; i++) _mm512_storeu_ps(row + 16 * i, zero);
-        for (int64_t i = c1; i < PW; i++) _mm512_storeu_ps(row + 16 * i, zero);
-        const float *xr = x + (ph - g->PT) * g->IW;
-        for (int64_t pw0 = c0; pw0 < c1; pw0 += 16) {
-            const int64_t n = c1 - pw0 < 16 ? c1 - pw0 : 16;
-            const __mmask16 m = (__mmask16)((1u << n) - 1u);
-            __m512 r[16];
-            for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, xr + c * IN + pw0 - g->PL);
-            tr16(r); /* r[j]: position pw0 + j, the 16 channels */
-            /* a constant trip count (kept in registers; a loop to n becomes
-             * a memcpy of the spilled vectors) */
-            for (int j = 0; j < 16; j++)
-                if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
-        }
-    }
-    /* without a residual the epilogue (bias, activation) runs here, on
-     * vectors of 16 channels; with one, per plane after the transpose */
+    /* without a residual the epilogue (bias, activation) runs on vectors
+     * of 16 channels; with one, per plane after the transpose */
     const int epi_here = !z;
     const __m512 bv = b && epi_here ? _mm512_loadu_ps(b) : _mm512_setzero_ps();
-    if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
-        dw_b16_rows(g, xt, wt, yt, PW, 3, 3, 1, 1, epi_here, bv);
-    else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
-        dw_b16_rows(g, xt, wt, yt, PW, 3, 3, 2, 2, epi_here, bv);
-    else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
-        dw_b16_rows(g, xt, wt, yt, PW, 5, 5, 1, 1, epi_here, bv);
-    else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
-        dw_b16_rows(g, xt, wt, yt, PW, 5, 5, 2, 2, epi_here, bv);
-    else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
-        dw_b16_rows(g, xt, wt, yt, PW, 7, 7, 1, 1, epi_here, bv);
-    else
-        dw_b16_rows(g, xt, wt, yt, PW, (int)g->KH, (int)g->KW, (int)g->SH, (int)g->SW, epi_here, bv);
-    /* back to planes, then each plane's epilogue as the row tiles' */
-    for (int64_t p0 = 0; p0 < OUT; p0 += 16) {
-        const int64_t n = OUT - p0 < 16 ? OUT - p0 : 16;
-        __m512 r[16];
-        for (int64_t j = 0; j < 16; j++)
-            r[j] = j < n ? _mm512_loadu_ps(yt + 16 * (p0 + j)) : _mm512_setzero_ps();
-        tr16(r); /* r[c]: channel c, positions p0 .. p0 + n */
-        if (epi_here) {
-            const __mmask16 m = (__mmask16)((1u << n) - 1u);
-            for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(y + c * OUT + p0, m, r[c]);
-            continue;
+    float *xt = ws;
+    for (int64_t oh0 = 0; oh0 < g->OH; oh0 += BAND) {
+        const int64_t nb = g->OH - oh0 < BAND ? g->OH - oh0 : BAND;
+        const int64_t PH = (nb - 1) * g->SH + g->KH, pr0 = oh0 * g->SH; /* padded rows */
+        float *yt = xt + 16 * PH * PW;
+        /* the band's padded rows: the input rows they hold, transposed 16
+         * positions at a time, and zeros around them */
+        for (int64_t i = 0; i < PH; i++) {
+            float *row = xt + 16 * i * PW;
+            const int64_t ih = pr0 + i - g->PT;
+            if (ih < 0 || ih >= g->IH) {
+                for (int64_t k = 0; k < PW; k++) _mm512_storeu_ps(row + 16 * k, zero);
+                continue;
+            }
+            for (int64_t k = 0; k < c0; k++) _mm512_storeu_ps(row + 16 * k, zero);
+            for (int64_t k = c1; k < PW; k++) _mm512_storeu_ps(row + 16 * k, zero);
+            const float *xr = x + ih * g->IW;
+            for (int64_t pw0 = c0; pw0 < c1; pw0 += 16) {
+                const int64_t n = c1 - pw0 < 16 ? c1 - pw0 : 16;
+                const __mmask16 m = (__mmask16)((1u << n) - 1u);
+                __m512 r[16];
+                for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, xr + c * IN + pw0 - g->PL);
+                tr16(r); /* r[j]: position pw0 + j, the 16 channels */
+                /* a constant trip count (kept in registers; a loop to n
+                 * becomes a memcpy of the spilled vectors) */
+                for (int j = 0; j < 16; j++)
+                    if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
+            }
         }
-        for (int c = 0; c < 16; c++) {
-            dw_src t = {.g = g, .zp = z ? z + c * OUT : NULL, .yp = y + c * OUT,
-                        .bias = b ? b[c] : 0.f};
-            int64_t at = p0;
-            dw_finish(&t, &r[c], 1, &at, n, NULL);
+        if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
+            dw_b16_rows(g, xt, wt, yt, PW, nb, 3, 3, 1, 1, epi_here, bv);
+        else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
+            dw_b16_rows(g, xt, wt, yt, PW, nb, 3, 3, 2, 2, epi_here, bv);
+        else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
+            dw_b16_rows(g, xt, wt, yt, PW, nb, 5, 5, 1, 1, epi_here, bv);
+        else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
+            dw_b16_rows(g, xt, wt, yt, PW, nb, 5, 5, 2, 2, epi_here, bv);
+        else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
+            dw_b16_rows(g, xt, wt, yt, PW, nb, 7, 7, 1, 1, epi_here, bv);
+        else
+            dw_b16_rows(g, xt, wt, yt, PW, nb, (int)g->KH, (int)g->KW, (int)g->SH, (int)g->SW,
+                        epi_here, bv);
+        /* back to planes, then each plane's epilogue as the row tiles' */
+        const int64_t q0 = oh0 * g->OW, q1 = q0 + nb * g->OW;
+        for (int64_t p0 = q0; p0 < q1; p0 += 16) {
+            const int64_t n = q1 - p0 < 16 ? q1 - p0 : 16;
+            const float *src = yt + 16 * (p0 - q0);
+            __m512 r[16];
+            for (int64_t j = 0; j < 16; j++)
+                r[j] = j < n ? _mm512_loadu_ps(src + 16 * j) : _mm512_setzero_ps();
+            tr16(r); /* r[c]: channel c, positions p0 .. p0 + n */
+            if (epi_here) {
+                const __mmask16 m = (__mmask16)((1u << n) - 1u);
+                for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(y + c * OUT + p0, m, r[c]);
+                continue;
+            }
+            for (int c = 0; c < 16; c++) {
+                dw_src t = {.g = g, .zp = z ? z + c * OUT : NULL, .yp = y + c * OUT,
+                            .bias = b ? b[c] : 0.f};
+                int64_t at = p0;
+                dw_finish(&t, &r[c], 1, &at, n, NULL);
+            }
         }
     }
 }

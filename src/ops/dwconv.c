@@ -131,35 +131,32 @@ int onr_dwconv_force_kernel(const char *name)
 
 static int64_t dw_cg(const onr_dwconv *g) { return g->cg > 1 ? g->cg : 1; }
 
-/* The padded plane the blocked path reads: every input position an output
- * needs, padding included. */
-static void dw_blocked_dims(const onr_dwconv *g, int64_t *ph, int64_t *pw)
+/* Output rows per band of the blocked path: a band's padded input rows
+ * and its outputs (16 floats a position) in about half of a 1 MiB L2; the
+ * whole plane when it fits. */
+int64_t onr_dwconv_blocked_band(const onr_dwconv *g)
 {
-    *ph = (g->OH - 1) * g->SH + g->KH;
-    *pw = (g->OW - 1) * g->SW + g->KW;
+    const int64_t PW = (g->OW - 1) * g->SW + g->KW, budget = 8192; /* positions: 512 KiB */
+    int64_t band = (budget - (g->KH - g->SH) * PW) / (g->SH * PW + g->OW);
+    if (band < 1) band = 1;
+    return band < g->OH ? band : g->OH;
 }
 
 int onr_dwconv_blocked_ok(const onr_dwconv *g)
 {
-    if (g->cg > 1 || g->mult != 1 || g->DH != 1 || g->DW != 1 || g->SH < 1 || g->SH > 2 ||
-        g->SW < 1 || g->SW > 2 || g->KH > 7 || g->KW > 7 || g->OH < 1 || g->OW < 1 ||
-        g->OW > 64 || g->C < 16)
-        return 0;
-    int64_t ph, pw;
-    dw_blocked_dims(g, &ph, &pw);
-    /* measured with the unrolled taps: 3x3 gains on planes up to 56x56 at
-     * strides 1 and 2 (MobileNetV2's 144 channels: 0.20 -> 0.15 ms and
-     * 0.12 -> 0.08 ms); a padded plane and its outputs of 16 channels stay
-     * under 600 KB, inside L2 */
-    return ph * pw <= 4096;
+    /* measured with the unrolled taps: 3x3 gains on every plane of
+     * MobileNetV2 up to 112x112 at strides 1 and 2 */
+    return !(g->cg > 1 || g->mult != 1 || g->DH != 1 || g->DW != 1 || g->SH < 1 || g->SH > 2 ||
+             g->SW < 1 || g->SW > 2 || g->KH > 7 || g->KW > 7 || g->OH < 1 || g->OW < 1 ||
+             g->OW > 128 || g->C < 16);
 }
 
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g)
 {
-    int64_t ph, pw;
-    dw_blocked_dims(g, &ph, &pw);
-    /* the padded plane and the outputs, each 16 floats a position */
-    return (size_t)16 * (size_t)(ph * pw + g->OH * g->OW);
+    const int64_t band = onr_dwconv_blocked_band(g);
+    const int64_t ph = (band - 1) * g->SH + g->KH, pw = (g->OW - 1) * g->SW + g->KW;
+    /* a band's padded rows and its outputs, each 16 floats a position */
+    return (size_t)16 * (size_t)(ph * pw + band * g->OW);
 }
 
 size_t onr_dwconv_weights_floats(const onr_dwconv *g)

@@ -116,8 +116,7 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
                            const float *bias, const float *zp, float *yp, int nm, int64_t oh0,
                            int64_t oh1, float *ws);
 
-/* Small planes (rows of at most 64, a padded plane of at most 4096
- * positions; the limits measured), depthwise with
+/* Planes with rows of at most 128 (the limit measured), depthwise with
  * multiplier 1, dilation 1, strides 1 or 2,
  * kernels up to 7x7: 16 channels at a time in a channel-blocked copy
  * (position-major, the 16 channels of a position in one vector, zero
@@ -125,6 +124,8 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
  * transposes) with the epilogue. The same sums as the row tiles (every
  * tap, padding as 0, kernel-row-major), bit for bit. AVX-512 only. */
 int onr_dwconv_blocked_ok(const onr_dwconv *g);
+/* Output rows the blocked path does at a time (a band of the plane). */
+int64_t onr_dwconv_blocked_band(const onr_dwconv *g);
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g);
 /* 16 channels of one image from channel c: x, y (and z) at that channel's
  * plane, wl at the block's laid-out taps (16 floats a tap), b at its bias
