@@ -235,16 +235,20 @@ static void test_fused_epilogue(void **state)
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
 }
 
-/* A session over x [1, C, H, H] -> Conv 1x1 (C -> M, group G) -> y: whether
- * the run took the transposed path, and y against the reference. */
-static int session_takes_t(int64_t C, int64_t M, int64_t G, int64_t H)
+/* A session over x [1, C, H, H] -> Conv KxK, stride S, pads K/2 (C -> M,
+ * group G) -> y: whether the run took the transposed path, and y against
+ * the reference. */
+static int session_takes_t_k(int64_t C, int64_t M, int64_t G, int64_t H, int64_t K, int64_t S)
 {
     pbw g = {0}, a = {0};
-    int64_t xd[4] = {1, C, H, H}, wd[4] = {M, C / G, 1, 1}, yd[4] = {1, M, H, H};
+    int64_t O = (H + 2 * (K / 2) - K) / S + 1;
+    int64_t xd[4] = {1, C, H, H}, wd[4] = {M, C / G, K, K}, yd[4] = {1, M, O, O};
     onr_tensor *w = tk_rand_f32(4, wd, 5), *x = tk_rand_f32(4, xd, 6);
     pbw_init_f32(&g, "W", 4, wd, w->data, (size_t)w->numel);
     pbw_value_info(&g, 11, "x", 1, 4, xd);
     pbw_attr_int(&a, "group", G);
+    pbw_attr_ints(&a, "strides", (int64_t[]){S, S}, 2);
+    pbw_attr_ints(&a, "pads", (int64_t[]){K / 2, K / 2, K / 2, K / 2}, 4);
     pbw_node(&g, "Conv", "conv", (const char *[]){"x", "W", NULL}, (const char *[]){"y", NULL}, &a);
     pbw_value_info(&g, 12, "y", 1, 4, yd);
     pbw m = pbw_model(&g, 8, 13);
@@ -255,8 +259,8 @@ static int session_takes_t(int64_t C, int64_t M, int64_t G, int64_t H)
     const onr_tensor *in = x;
     if (onr_session_run(s, 1, NULL, &in)) fail_msg("%s", onr_session_errmsg(s));
     int took = onr_conv_transposed_count() > before;
-    tcase c = {1, C, M, G, 2, {H, H}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL};
-    int64_t ny = M * H * H, od[3];
+    tcase c = {1, C, M, G, 2, {H, H}, {K, K}, {S, S}, {1, 1}, {K / 2, K / 2, K / 2, K / 2}, NULL};
+    int64_t ny = M * O * O, od[3];
     double *want = malloc(sizeof(double) * (size_t)ny), *sum = malloc(sizeof(double) * (size_t)ny);
     assert_non_null(want);
     assert_non_null(sum);
@@ -268,9 +272,19 @@ static int session_takes_t(int64_t C, int64_t M, int64_t G, int64_t H)
     return took;
 }
 
+static int session_takes_t(int64_t C, int64_t M, int64_t G, int64_t H)
+{
+    return session_takes_t_k(C, M, G, H, 1, 1);
+}
+
 static void test_automatic_choice(void **state)
 {
     (void)state;
+    /* 196 columns would fill 224: transposed when gathered from a 3x3
+     * window, not for a 1x1 kernel (X or its strided gather transposed) */
+    assert_true(session_takes_t_k(32, 64, 1, 28, 3, 2));
+    assert_false(session_takes_t_k(32, 64, 1, 28, 1, 2));
+    assert_false(session_takes_t(32, 64, 1, 14));
     assert_true(session_takes_t(64, 64, 1, 7));   /* 49 columns would fill 64 */
     assert_false(session_takes_t(64, 64, 1, 56)); /* 3136 columns fill their tiles */
     assert_false(session_takes_t(64, 64, 8, 7));  /* 8 channels per group would not */

@@ -499,11 +499,16 @@ size_t onr_conv_transposed_count(void) { return atomic_load_explicit(&conv_t_run
 #define CONV_T_COL_FLOATS ((int64_t)4 << 20)
 
 /* Whether an output of OUT positions per plane (depth CK) runs transposed:
- * the kernel's column tiles would waste a fifth or more of their width (49
- * columns fill 64), and the whole column matrix fits. Below that the two
- * transposes cost more than the tiles gain (196 columns fill 224: measured
- * slower in ResNet-50's 14x14 1x1 layers). */
-static int conv_t_worth(int64_t out, int64_t mg, int64_t ck)
+ * the whole column matrix fits, and the kernel's column tiles would waste
+ * a fifth or more of their width (49 columns fill 64), or a tenth for a
+ * kernel of several taps (taps): gathering col^T straight from X then
+ * costs less than im2col, packing and the waste (ResNet-50's 3x3 stride-2
+ * layer to 14x14, 196 columns in 224: 1.5 -> 1.4 ms at 1 thread, 1.16 ->
+ * 0.86 ms at 2). For 1x1 kernels each part's transpose or gather of X
+ * costs more than the tiles gain (ResNet-50's 14x14 1x1 layers: 5 %
+ * faster at 1 thread, 20 % slower at 2; ResNet-18's 1x1 stride-2 one
+ * slower at 1 thread). */
+static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int taps)
 {
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
@@ -511,7 +516,7 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck)
     /* transposed, the channels fill the column tiles instead: they must
      * fill them well (grouped layers of 8 channels would not) */
     return out > 0 && ck > 0 && out * ck <= CONV_T_COL_FLOATS &&
-           (double)out < 0.8 * (double)pad_out && (double)mg >= 0.9 * (double)pad_m;
+           (double)out < (taps ? 0.9 : 0.8) * (double)pad_out && (double)mg >= 0.9 * (double)pad_m;
 }
 
 /* create: pack W_g^T of a constant float W when the planner's output shape
@@ -531,7 +536,7 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
         if (c->out0_rank != w->rank) return ONR_OK;
         int64_t out = 1;
         for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
-        if (!conv_t_worth(out, Mg, CK)) return ONR_OK;
+        if (!conv_t_worth(out, Mg, CK, K > 1)) return ONR_OK;
         /* 3x3 stride-1 layers of 9x9 and more go to Winograd */
         if (p->wino_u && w->rank == 4 && c->out0_dims[2] >= 9 && c->out0_dims[3] >= 9) return ONR_OK;
     }
@@ -747,7 +752,7 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
     if (!p->wt || (g->kind != CONV_GEMM && g->kind != CONV_IM2COL) || g->OUT == 0) return 0;
     if (g->OUT * g->CK > CONV_T_COL_FLOATS || (g->kind != CONV_GEMM && g->K > CONV_T_TAPS))
         return 0;
-    if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK)) return 0;
+    if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK, g->K > 1)) return 0;
     g->t_from = g->kind;
     g->kind = CONV_GEMMT;
     g->nthreads = p->nthreads;
