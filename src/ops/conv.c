@@ -33,13 +33,16 @@
  * is in cache. The direct (depthwise) path applies the whole epilogue to
  * each output row as soon as the row is done.
  *
- * Small outputs (7x7, 14x14: a column count far from a multiple of the
- * kernel's 32-wide tiles) run transposed instead (CONV_GEMMT): Y_g^T =
- * col^T x W_g^T, output positions as GEMM rows (tiles of 12, little waste)
- * and channels as columns, then Y_g^T is transposed into Y with the rest of
- * the epilogue. W_g^T is packed at create, when the planner knows the
- * output shape and it is one of those (the onr_conv_force_transposed test
- * hook forces it).
+ * Small outputs (7x7, and 14x14 from kernels of several taps: a column
+ * count far from a multiple of the kernel's 32-wide tiles) run transposed
+ * instead (CONV_GEMMT): Y_g^T = col^T x W_g^T, output positions as GEMM
+ * rows (tiles of 12, little waste) and channels as columns. The threads
+ * split the channels in runs of whole panels; each gathers its own col^T
+ * straight from X (no column matrix), computes its columns of Y_g^T and
+ * transposes them into its channels of Y with the rest of the epilogue, so
+ * that the threads share only X. W_g^T is packed at create, when the
+ * planner knows the output shape and it is one of those (the
+ * onr_conv_force_transposed test hook forces it).
  *
  * create reads and validates the attributes; a constant 16-bit W (and bias)
  * is widened to float32 there, once, and its original consumed. W is the A
