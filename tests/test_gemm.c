@@ -675,6 +675,59 @@ static void test_null_workspace(void **state)
     free(c);
 }
 
+/* onr_sgemm_packed_cols: the columns split in runs of whole panels give C
+ * bit for bit as the whole product (with bias, residual and activation);
+ * without a workspace, and with K = 0, the range matches the reference and
+ * no other column of C is written. */
+static void packed_cols_kernel(void)
+{
+    const size_t m = 37, n = 150, ks[2] = {70, 0};
+    for (int ki = 0; ki < 2; ki++) {
+        const size_t k = ks[ki];
+        float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n), *c1 = falloc(m * n);
+        float *bias = falloc(n), *r = falloc(m * n);
+        fill(a, m * k), fill(b, k * n), fill(bias, n), fill(r, m * n);
+        onr_gemm_epilogue ep = {0};
+        ep.bias_col = bias, ep.residual = r, ep.ldr = n, ep.act = ONR_ACT_SIGMOID;
+        void *pb = walloc(onr_sgemm_pack_b_size(k, n)), *ws = walloc(onr_sgemm_workspace_size(m, n, k, 1));
+        onr_sgemm_pack_b(0, k, n, b, n, pb);
+        const size_t w = onr_sgemm_packed_width(pb);
+        assert_true(w >= 1);
+        onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c1, n, &ep, ws, 1);
+        double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+        assert_non_null(want), assert_non_null(tol);
+        ref_gemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c1, n, &ep, want, tol);
+        check(m, n, c1, n, want, tol, "packed_cols: whole product");
+        for (int no_ws = 0; no_ws < 2; no_ws++) {
+            for (size_t i = 0; i < m * n; i++) c[i] = -7.f;
+            /* runs of 1, 2, ... panels; the last one past n is clipped */
+            for (size_t n0 = 0, run = 1; n0 < n; n0 += run * w, run++)
+                onr_sgemm_packed_cols(0, m, n, n0, n0 + run * w, k, 1.f, a, k, pb, 0.f, c, n, &ep,
+                                      no_ws ? NULL : ws);
+            if (no_ws) check(m, n, c, n, want, tol, "packed_cols: no workspace");
+            else assert_memory_equal(c, c1, m * n * sizeof(float));
+        }
+        /* one range alone: the other columns untouched */
+        for (size_t i = 0; i < m * n; i++) c[i] = -7.f;
+        onr_sgemm_packed_cols(0, m, n, w, 2 * w, k, 1.f, a, k, pb, 0.f, c, n, &ep, ws);
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++)
+                if ((j < w || j >= 2 * w) && c[i * n + j] != -7.f)
+                    fail_msg("packed_cols k=%zu: C[%zu,%zu] outside [%zu, %zu) written", k, i, j, w,
+                             2 * w);
+                else if (j >= w && j < 2 * w && c[i * n + j] != c1[i * n + j])
+                    fail_msg("packed_cols k=%zu: C[%zu,%zu] differs from the whole product", k, i, j);
+        free(want), free(tol), free(pb), free(ws);
+        free(a), free(b), free(c), free(c1), free(bias), free(r);
+    }
+}
+
+static void test_packed_cols(void **state)
+{
+    (void)state;
+    for_each_kernel(packed_cols_kernel);
+}
+
 static void test_dispatch(void **state)
 {
     (void)state;
@@ -705,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_tails_guard_page),
         cmocka_unit_test(test_packed_other_kernel),
         cmocka_unit_test(test_null_workspace),
+        cmocka_unit_test(test_packed_cols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -857,25 +857,6 @@ void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const
     else run_job(&J, workspace, nthreads);
 }
 
-void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
-                      size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
-                      const onr_gemm_epilogue *ep, void *workspace, int nthreads)
-{
-    pack_header h;
-    memcpy(&h, packed_b, sizeof h);
-    const gemm_plan *P = active_plan();
-    /* Packed for another kernel (one forced since): its panels still work
-     * for any kernel whose NR divides their width; the reference one's does. */
-    if (h.nr % P->cfg->nr != 0) P = &g_plans[CFG_REF];
-    gemm_job J;
-    init_job(&J, P, trans_a, 0, m, n, k, alpha, a, lda,
-             (const float *)((const char *)packed_b + sizeof h), 0, beta, c, ldc, ep);
-    J.bsrc = B_PREPACKED;
-    J.panel_w = h.nr;
-    if (!workspace) run_unpacked(&J);
-    else run_job(&J, workspace, nthreads);
-}
-
 size_t onr_sgemm_packed_width(const void *packed_b)
 {
     pack_header h;
@@ -883,20 +864,40 @@ size_t onr_sgemm_packed_width(const void *packed_b)
     return h.nr;
 }
 
+/* The job of a product with prepacked B (onr_sgemm_packed and its column
+ * ranges). */
+static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t k, float alpha,
+                            const float *a, size_t lda, const void *packed_b, float beta,
+                            float *c, size_t ldc, const onr_gemm_epilogue *ep)
+{
+    const size_t w = onr_sgemm_packed_width(packed_b);
+    const gemm_plan *P = active_plan();
+    /* Packed for another kernel (one forced since): its panels still work
+     * for any kernel whose NR divides their width; the reference one's does. */
+    if (w % P->cfg->nr != 0) P = &g_plans[CFG_REF];
+    init_job(J, P, trans_a, 0, m, n, k, alpha, a, lda,
+             (const float *)((const char *)packed_b + sizeof(pack_header)), 0, beta, c, ldc, ep);
+    J->bsrc = B_PREPACKED;
+    J->panel_w = w;
+}
+
+void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
+                      size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
+                      const onr_gemm_epilogue *ep, void *workspace, int nthreads)
+{
+    gemm_job J;
+    init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
+    if (!workspace) run_unpacked(&J);
+    else run_job(&J, workspace, nthreads);
+}
+
 void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
                            float alpha, const float *a, size_t lda, const void *packed_b,
                            float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
                            void *workspace)
 {
-    pack_header h;
-    memcpy(&h, packed_b, sizeof h);
-    const gemm_plan *P = active_plan();
-    if (h.nr % P->cfg->nr != 0) P = &g_plans[CFG_REF]; /* as onr_sgemm_packed */
     gemm_job J;
-    init_job(&J, P, trans_a, 0, m, n, k, alpha, a, lda,
-             (const float *)((const char *)packed_b + sizeof h), 0, beta, c, ldc, ep);
-    J.bsrc = B_PREPACKED;
-    J.panel_w = h.nr;
+    init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
     if (n1 > n) n1 = n;
     if (m == 0 || n0 >= n1) return;
     if (k == 0 || !workspace) { /* the slow paths, on the columns' own view of C */
