@@ -652,12 +652,16 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
 }
 
 /* Scratch of the transposed path: T (OUT x Mg floats), then per part its
- * col^T (OUT x lda) and a one-thread GEMM workspace. */
+ * col^T (OUT x lda) and a one-thread GEMM workspace after it. */
+static size_t conv_t_at_bytes(const conv_geom *g)
+{
+    return ((size_t)g->OUT * (size_t)conv_t_lda(g->CK) * sizeof(float) + 63) / 64 * 64;
+}
+
 static size_t conv_t_part_bytes(const conv_geom *g)
 {
-    size_t at = (size_t)g->OUT * (size_t)conv_t_lda(g->CK) * sizeof(float);
     size_t ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, 1);
-    return (at + 63) / 64 * 64 + (ws + 63) / 64 * 64;
+    return conv_t_at_bytes(g) + (ws + 63) / 64 * 64;
 }
 
 static size_t conv_t_head_bytes(const conv_geom *g)
@@ -695,7 +699,7 @@ static void conv_t_part(void *ctx, int64_t part)
     const size_t lda = (size_t)conv_t_lda(g->CK);
     char *mine = j->parts_base + (size_t)part * j->part_bytes;
     float *at = (float *)mine;
-    void *ws = mine + ((size_t)g->OUT * lda * sizeof(float) + 63) / 64 * 64;
+    void *ws = mine + conv_t_at_bytes(g);
     const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
     conv_colt(g, j->xg, at, (int64_t)lda);
     onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)n1,
