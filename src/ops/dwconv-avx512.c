@@ -92,34 +92,25 @@ static inline __attribute__((always_inline)) void tr16(__m512 r[16])
 }
 
 /* Bias and activation over n vectors of 16 channels (one output row, in
- * L1), the activation chosen once a row. */
+ * L1), the activation chosen once a row: Relu and Clip as the row tiles'
+ * dw_finish_plain (dw_act_k), the others through dw_act. */
+static inline __attribute__((always_inline)) void dw_b16_epi_k(const onr_dwconv *g, float *o,
+                                                                int64_t n, __m512 bv, const int act)
+{
+    const __m512 lo = _mm512_set1_ps(g->a), hi = _mm512_set1_ps(g->b);
+    for (int64_t i = 0; i < n; i++) {
+        __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv);
+        _mm512_storeu_ps(o + 16 * i, act < 0 ? dw_act(g, v) : dw_act_k(v, act, lo, hi));
+    }
+}
+
 static void dw_b16_epi(const onr_dwconv *g, float *o, int64_t n, __m512 bv)
 {
-    const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(g->a), hi = _mm512_set1_ps(g->b);
     switch (g->act) {
-    case ONR_DW_ACT_NONE:
-        for (int64_t i = 0; i < n; i++)
-            _mm512_storeu_ps(o + 16 * i, _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv));
-        return;
-    case ONR_DW_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) { /* v < 0 ? 0 : v (NaN and -0 kept, as act_apply) */
-            __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv);
-            _mm512_storeu_ps(o + 16 * i, _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero));
-        }
-        return;
-    case ONR_DW_ACT_CLIP:
-        for (int64_t i = 0; i < n; i++) {
-            /* NaN passes through, as act_apply's clip */
-            __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv);
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
-            _mm512_storeu_ps(o + 16 * i, v);
-        }
-        return;
-    default:
-        for (int64_t i = 0; i < n; i++)
-            _mm512_storeu_ps(o + 16 * i, dw_act(g, _mm512_add_ps(_mm512_loadu_ps(o + 16 * i), bv)));
-        return;
+    case ONR_DW_ACT_NONE: dw_b16_epi_k(g, o, n, bv, ONR_DW_ACT_NONE); return;
+    case ONR_DW_ACT_RELU: dw_b16_epi_k(g, o, n, bv, ONR_DW_ACT_RELU); return;
+    case ONR_DW_ACT_CLIP: dw_b16_epi_k(g, o, n, bv, ONR_DW_ACT_CLIP); return;
+    default: dw_b16_epi_k(g, o, n, bv, -1); return;
     }
 }
 
@@ -167,7 +158,7 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
                                const float *b, const float *z, float *y, float *ws)
 {
     const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW, BAND = onr_dwconv_blocked_band(g);
-    const int64_t PW = (g->OW - 1) * g->SW + g->KW;
+    const int64_t PW = onr_dwconv_blocked_pw(g);
     const int64_t c0 = g->PL < PW ? g->PL : PW, c1 = g->PL + g->IW < PW ? g->PL + g->IW : PW;
     const __m512 zero = _mm512_setzero_ps();
     /* without a residual the epilogue (bias, activation) runs on vectors

@@ -89,21 +89,26 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
  * to y[i[k] ..]: v + bias (bk[k] when bk is given, else t->bias), then the
  * residual and the activation; n lanes each (n < VL: a masked tail, Z read
  * likewise). */
+/* v through an activation known at compile time: none, Relu or Clip (lo,
+ * hi: Clip's bounds, splat); NaN passes (compare and select). */
+DW_INLINE dv dw_act_k(dv v, const int act, dv lo, dv hi)
+{
+    if (act == ONR_DW_ACT_RELU) v = (dv)act_sel((act_vf)v < 0.f, (act_vf)dv_zero(), (act_vf)v);
+    if (act == ONR_DW_ACT_CLIP) {
+        v = (dv)act_sel((act_vf)v < (act_vf)lo, (act_vf)lo, (act_vf)v);
+        v = (dv)act_sel((act_vf)v > (act_vf)hi, (act_vf)hi, (act_vf)v);
+    }
+    return v;
+}
+
 /* Full vectors, no residual, an activation known at compile time. */
 DW_INLINE void dw_finish_plain(const dw_src *t, const dv *acc, int nv, const int64_t *i,
                                const float *bk, const int act)
 {
     const onr_dwconv *g = t->g;
-    const dv zero = dv_zero(), lo = dv_set1(g->a), hi = dv_set1(g->b);
-    for (int k = 0; k < nv; k++) {
-        dv v = dv_add(acc[k], dv_set1(bk ? bk[k] : t->bias));
-        if (act == ONR_DW_ACT_RELU) v = (dv)act_sel((act_vf)v < 0.f, (act_vf)zero, (act_vf)v);
-        if (act == ONR_DW_ACT_CLIP) {
-            v = (dv)act_sel((act_vf)v < (act_vf)lo, (act_vf)lo, (act_vf)v);
-            v = (dv)act_sel((act_vf)v > (act_vf)hi, (act_vf)hi, (act_vf)v);
-        }
-        dv_store(t->yp + i[k], v);
-    }
+    const dv lo = dv_set1(g->a), hi = dv_set1(g->b);
+    for (int k = 0; k < nv; k++)
+        dv_store(t->yp + i[k], dw_act_k(dv_add(acc[k], dv_set1(bk ? bk[k] : t->bias)), act, lo, hi));
 }
 
 static __attribute__((noinline)) void dw_finish(const dw_src *t, const dv *acc, int nv,

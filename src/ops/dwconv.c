@@ -136,7 +136,7 @@ static int64_t dw_cg(const onr_dwconv *g) { return g->cg > 1 ? g->cg : 1; }
  * whole plane when it fits. */
 int64_t onr_dwconv_blocked_band(const onr_dwconv *g)
 {
-    const int64_t PW = (g->OW - 1) * g->SW + g->KW, budget = 8192; /* positions: 512 KiB */
+    const int64_t PW = onr_dwconv_blocked_pw(g), budget = 8192; /* positions: 512 KiB */
     int64_t band = (budget - (g->KH - g->SH) * PW) / (g->SH * PW + g->OW);
     if (band < 1) band = 1;
     return band < g->OH ? band : g->OH;
@@ -154,7 +154,7 @@ int onr_dwconv_blocked_ok(const onr_dwconv *g)
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g)
 {
     const int64_t band = onr_dwconv_blocked_band(g);
-    const int64_t ph = (band - 1) * g->SH + g->KH, pw = (g->OW - 1) * g->SW + g->KW;
+    const int64_t ph = (band - 1) * g->SH + g->KH, pw = onr_dwconv_blocked_pw(g);
     /* a band's padded rows and its outputs, each 16 floats a position */
     return (size_t)16 * (size_t)(ph * pw + band * g->OW);
 }

@@ -124,8 +124,13 @@ void onr_gconv_rows_avx512(const onr_dwconv *g, const float *xg, const float *wm
  * transposes) with the epilogue. The same sums as the row tiles (every
  * tap, padding as 0, kernel-row-major), bit for bit. AVX-512 only. */
 int onr_dwconv_blocked_ok(const onr_dwconv *g);
-/* Output rows the blocked path does at a time (a band of the plane). */
+/* Output rows the blocked path does at a time (a band of the plane), and
+ * the width of its padded rows (every input column an output reads). */
 int64_t onr_dwconv_blocked_band(const onr_dwconv *g);
+static inline int64_t onr_dwconv_blocked_pw(const onr_dwconv *g)
+{
+    return (g->OW - 1) * g->SW + g->KW;
+}
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g);
 /* 16 channels of one image from channel c: x, y (and z) at that channel's
  * plane, wl at the block's laid-out taps (16 floats a tap), b at its bias
