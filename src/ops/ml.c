@@ -461,11 +461,16 @@ static int le_create(onr_create_ctx *c, void *params)
     return ONR_OK;
 }
 
+#define T_LE (ONR_T(ONR_STRING) | ONR_T(ONR_INT64) | ONR_T(ONR_INT32) | ONR_T(ONR_INT16) | \
+              ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE))
+
 static int le_reshape(onr_kctx *ctx, size_t *scratch)
 {
     le_params *P = ctx->params;
     const onr_tensor *x = ctx->in[0];
     *scratch = 0;
+    int rc = onr_check_input(ctx, 0, T_LE); /* X may be named "": absent */
+    if (rc) return rc;
     onr_dtype out;
     if (P->v1) {
         if (x->dtype != ONR_STRING && x->dtype != ONR_INT64)
@@ -538,8 +543,7 @@ static int le_run(const onr_kctx *ctx)
 const onr_op_impl onr_impl_ml_label_encoder = {
     .create = le_create, .reshape = le_reshape, .run = le_run, .destroy = le_destroy,
     .params_size = sizeof(le_params),
-    .types = ONR_T(ONR_STRING) | ONR_T(ONR_INT64) | ONR_T(ONR_INT32) | ONR_T(ONR_INT16) |
-             ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE)};
+    .types = T_LE};
 
 /* ---- Scaler, Normalizer, Binarizer, Imputer -------------------------------------- */
 
