@@ -596,8 +596,33 @@ void onr_pages_populate(const void *p, size_t n)
     (void)sink;
 }
 
+/* A copy in chunks, the source's pages given back as it goes: a big weight
+ * is never resident twice. */
+#define ONR_MATERIALIZE_CHUNK ((size_t)8 << 20)
+
+onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err)
+{
+    if (!t || !t->lazy || t->kind || t->dtype == ONR_STRING) return ONR_OK;
+    const uint8_t *src = t->lazy;
+    size_t n = onr_tensor_nbytes(t);
+    onr_status st = onr_tensor_alloc(t, err); /* keeps an owned buffer big enough */
+    if (st) return st;
+    for (size_t o = 0; o < n; o += ONR_MATERIALIZE_CHUNK) {
+        size_t k = n - o < ONR_MATERIALIZE_CHUNK ? n - o : ONR_MATERIALIZE_CHUNK;
+        memcpy((uint8_t *)t->data + o, src + o, k);
+        onr_pages_drop(src, o + k);
+    }
+    t->lazy = NULL;
+    return ONR_OK;
+}
+
 void onr_model_release_data(onr_model *m, onr_tensor *t)
 {
+    if (t && !t->data && t->lazy) { /* never copied: only the mapping's pages go */
+        onr_pages_drop(t->lazy, onr_tensor_nbytes(t));
+        t->lazy = NULL;
+        return;
+    }
     if (!t || !t->data) return;
     if (t->owns) {
         free_strings(t);

@@ -113,6 +113,13 @@ struct onr_tensor {
     char *name;   /* optional, for tensors read from or written to files */
     uint32_t refs; /* a container's element: owners beyond the first (atomic
                       builtins; onr_value_share / onr_value_unref only) */
+    /* A weight not copied yet (data NULL): its bytes, misaligned for its
+     * element type, in one of the model's mappings. The loader leaves big
+     * misaligned weights so (onr_tensor_materialize); the planner copies
+     * each one just before something reads it, so that a weight an
+     * operator packs at create is copied, packed and freed in turn, and
+     * one that nothing reads any more is never copied. */
+    const void *lazy;
 };
 
 /* The slot block of a container (see above). refs and used are accessed
@@ -336,6 +343,11 @@ void onr_graph_free(onr_graph *g);
  * so the shape is still known. A released tensor (data NULL, numel > 0) may
  * be cleared, freed, cloned (the clone is released too) or released again. */
 void onr_model_release_data(onr_model *m, onr_tensor *t);
+/* A lazy weight (t->lazy set, data NULL): copy its bytes into owned,
+ * aligned memory now and give the mapping's pages back; t->lazy becomes
+ * NULL. Nothing to do for any other tensor. ONR_E_NOMEM when the copy
+ * cannot be allocated (t stays lazy). */
+onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err);
 /* madvise(MADV_DONTNEED) the whole pages strictly inside [p, p+n) of a
  * read-only file mapping: they leave the resident set, and read again from
  * the file if touched. */

@@ -436,6 +436,18 @@ static void copy_from_map(void *dst, const uint8_t *src, size_t n, const uint8_t
     onr_pages_drop(map + lo, hi - lo);
 }
 
+/* A misaligned weight this big stays in the mapping, lazy (ir.h), rather
+ * than being copied at load: most are packed into an operator's own layout
+ * at create and then dropped, so copying them all first only doubled the
+ * memory load touches. Smaller ones, and the 4- and 2-bit types (unpacked
+ * at load), are copied now. */
+#define ONR_LAZY_MIN_BYTES ((size_t)64 << 10)
+
+static int lazy_ok(const onr_tensor *t, size_t need, int is_packed)
+{
+    return need >= ONR_LAZY_MIN_BYTES && !is_packed && !t->kind && t->dtype != ONR_STRING;
+}
+
 /* Map a whole external-data file once per model; returns its mapping. loc is
  * resolved beneath the model's directory (fileopen.c). */
 static int map_external(loader *L, const char *loc, const uint8_t **addr, size_t *len)
@@ -553,6 +565,10 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, onr_tensor *t, 
     if (esz && ((uintptr_t)src % esz) == 0) {
         t->data = (void *)src; /* read in place from the mapping */
         t->owns = 0;
+        return ONR_OK;
+    }
+    if (lazy_ok(t, need, 0)) { /* (a packed 4-/2-bit one is copied before unpacking) */
+        t->lazy = src; /* the model keeps the mapping */
         return ONR_OK;
     }
     if ((st = onr_tensor_alloc(t, L->err))) return st;
@@ -714,6 +730,10 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
             t->data = (void *)src;
             t->owns = 0;
             L->main_refs++;
+        } else if (L->src_is_map && lazy_ok(t, need, is_packed)) {
+            t->lazy = src; /* copied when the planner needs it, if ever */
+            t->owns = 0;
+            L->main_refs++;
         } else if ((st = onr_tensor_alloc(t, L->err)) == ONR_OK) {
             if (L->src_is_map) copy_from_map(t->data, src, need, L->src, L->src_len);
             else memcpy(t->data, src, need); /* the caller's buffer: not ours to drop */
@@ -742,11 +762,12 @@ static int load_tensor(loader *L, Onnx__TensorProto *tp, strip_rec *rec, onr_ten
         onr_tensor_free(t);
         return st;
     }
-    if (!t->data && t->dtype != ONR_STRING && (st = onr_tensor_alloc(t, L->err))) {
+    if (!t->data && !t->lazy && t->dtype != ONR_STRING && (st = onr_tensor_alloc(t, L->err))) {
         onr_tensor_free(t);
         return st;
     }
-    if (is_packed && (st = unpack_lowp(L, t, (onr_dtype)dt, real_rank, real_dims))) {
+    if (is_packed && ((st = onr_tensor_materialize(t, L->err)) ||
+                      (st = unpack_lowp(L, t, (onr_dtype)dt, real_rank, real_dims)))) {
         onr_tensor_free(t);
         return st;
     }

@@ -78,8 +78,19 @@ int onr_fuse_sole_consumer(const onr_edit *e, int v)
 const onr_tensor *onr_fuse_const(const onr_edit *e, int v)
 {
     if (v < 0 || v >= e->g->n_values) return NULL;
-    const onr_tensor *t = e->g->values[v].konst;
+    onr_tensor *t = e->g->values[v].konst;
+    if (t && t->lazy) { /* a lazy weight (ir.h): its data is read now */
+        onr_err tmp = {0};
+        if (onr_tensor_materialize(t, &tmp)) return NULL; /* no memory: no fusion */
+    }
     return t && t->data ? t : NULL;
+}
+
+int onr_fuse_is_const(const onr_edit *e, int v)
+{
+    if (v < 0 || v >= e->g->n_values) return 0;
+    const onr_tensor *t = e->g->values[v].konst;
+    return t && (t->data || t->lazy);
 }
 
 static int numeric(onr_dtype dt)

@@ -50,8 +50,12 @@ int onr_fuse_src(const onr_edit *e, int v, const char *op_type);
  * when v has none, several, is a graph output, or its consumers changed
  * since the index was built. */
 int onr_fuse_sole_consumer(const onr_edit *e, int v);
-/* The constant tensor of v, or NULL. */
+/* The constant tensor of v with its data, or NULL (a lazy weight is copied
+ * into memory here: ir.h). */
 const onr_tensor *onr_fuse_const(const onr_edit *e, int v);
+/* v is a constant (its data possibly still lazy): for checks that read no
+ * data, so that a weight create will pack is not copied for them. */
+int onr_fuse_is_const(const onr_edit *e, int v);
 /* v is a constant holding one element (any rank, every dim 1) of a float
  * or integer type; its value as double. */
 int onr_fuse_const_scalar(const onr_edit *e, int v, double *x);

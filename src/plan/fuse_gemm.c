@@ -179,7 +179,7 @@ static int fuse_matmul(onr_edit *e, int m, onr_err *err)
     nodes[k++] = m;
     /* a 2-D Transpose of a non-constant B read only here: trans_b */
     int t = onr_fuse_src(e, b, "Transpose");
-    if (t >= 0 && a != b && !onr_fuse_const(e, b) && brank == 2 &&
+    if (t >= 0 && a != b && !onr_fuse_is_const(e, b) && brank == 2 &&
         onr_fuse_sole_consumer(e, b) == m) {
         const onr_node *tn = &e->g->nodes[t];
         size_t np = 0;

@@ -153,6 +153,13 @@ static int visit(onr_edit *e, int i, uint8_t *known, fold_ws *ws, int nthreads, 
                      (strcmp(n->op_type, "Shape") == 0 || strcmp(n->op_type, "Size") == 0);
     if (!(all_const || shape_only) || never_fold(n) || bytes > ONR_FOLD_MAX_BYTES)
         return ONR_OK;
+    for (int k = 0; all_const && k < n->n_in; k++) { /* a lazy weight is copied now (ir.h) */
+        onr_tensor *t = n->inputs[k] >= 0 ? g->values[n->inputs[k]].konst : NULL;
+        if (!t || !t->lazy) continue;
+        if ((st = onr_tensor_materialize(t, err))) return st;
+        ws->meta_in[k].data = t->data;
+        ws->meta_in[k].lazy = NULL;
+    }
     if ((st = fold_node(e, n, ws, all_const, nthreads, err))) return st;
     onr_edit_remove_node(e, i);
     return ONR_OK;

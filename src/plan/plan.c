@@ -8,6 +8,7 @@
 #include "plan/plan.h"
 
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,15 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     return st;
 }
 
+static atomic_size_t g_spares_reused;
+size_t onr_plan_spares_reused(void)
+{
+    return atomic_load_explicit(&g_spares_reused, memory_order_relaxed);
+}
+
+#define RELEASE_SPARES 4
+#define SPARE_MIN ((size_t)1 << 20)
+
 /* Weight release: a constant that every reader packed at create (and that
  * is no graph output) is released as soon as its last reader is created,
  * so the originals and the packed forms are never all in memory at once. */
@@ -148,9 +158,62 @@ typedef struct release_ctx {
     int *total;  /* per value: input slots reading it (graph outputs: never released) */
     int *left;   /* per value: of those, slots whose step is not created yet */
     int *packed; /* per value: slots whose create consumed it */
+    /* buffers of released weights, reused by the next lazy weights copied
+     * (ir.h): memory the process touches for the first time costs the most
+     * at load (the kernel zeroes it, a hypervisor may back it), and the
+     * copies of weights that are packed live one create each */
+    struct spare { void *p; size_t cap; } spare[RELEASE_SPARES];
 } release_ctx;
 
-static void release_free(release_ctx *r) { free(r->total), free(r->left), free(r->packed); }
+static void release_free(release_ctx *r)
+{
+    free(r->total), free(r->left), free(r->packed);
+    for (int i = 0; i < RELEASE_SPARES; i++) free(r->spare[i].p);
+    memset(r->spare, 0, sizeof r->spare);
+}
+
+/* Keep t's buffer as a spare (the largest RELEASE_SPARES kept). */
+static void spare_keep(release_ctx *r, onr_tensor *t)
+{
+    if (!t->owns || !t->data || t->kind || t->dtype == ONR_STRING || t->cap < SPARE_MIN ||
+        (uintptr_t)t->data % 64)
+        return;
+    int j = 0;
+    for (int i = 1; i < RELEASE_SPARES; i++)
+        if (r->spare[i].cap < r->spare[j].cap) j = i;
+    if (r->spare[j].cap >= t->cap) return; /* released with the tensor */
+    free(r->spare[j].p);
+    r->spare[j].p = t->data, r->spare[j].cap = t->cap;
+    t->data = NULL, t->owns = 0, t->cap = 0;
+}
+
+/* Constant v's data in memory (a lazy weight copied now, into a spare
+ * buffer at most 4 times its size when there is one), and its runtime view
+ * pointing at it. */
+static int materialize(onr_plan *p, release_ctx *r, int v, onr_err *err)
+{
+    onr_tensor *t = p->graph->values[v].konst;
+    if (!t || !t->lazy) return ONR_OK;
+    size_t need = ((size_t)onr_tensor_nbytes(t) + 63) & ~(size_t)63;
+    int best = -1;
+    for (int i = 0; r && i < RELEASE_SPARES; i++)
+        if (r->spare[i].cap >= need && r->spare[i].cap / 4 <= need &&
+            (best < 0 || r->spare[i].cap < r->spare[best].cap))
+            best = i;
+    if (best >= 0) { /* onr_tensor_alloc keeps an owned buffer that is big enough */
+        t->data = r->spare[best].p, t->cap = r->spare[best].cap, t->owns = 1;
+        r->spare[best].p = NULL, r->spare[best].cap = 0;
+        atomic_fetch_add_explicit(&g_spares_reused, 1, memory_order_relaxed);
+    }
+    int st = onr_tensor_materialize(t, err);
+    if (st) {
+        onr_err_prefix(err, "weight '%s': ", p->graph->values[v].name);
+        return st;
+    }
+    p->rt[v].data = t->data;
+    p->rt[v].lazy = NULL;
+    return ONR_OK;
+}
 
 static int release_init(onr_plan *p, release_ctx *r)
 {
@@ -172,6 +235,11 @@ static int release_init(onr_plan *p, release_ctx *r)
 static void release_value(onr_plan *p, int v)
 {
     onr_tensor *t = p->graph->values[v].konst;
+    if (t && t->lazy) { /* never copied */
+        onr_model_release_data(p->model, t);
+        p->rt[v].lazy = NULL;
+        return;
+    }
     if (!t || !t->data || t->dtype == ONR_STRING) return;
     if (p->edit->val_owned[v] & ONR_OWN_KONST) { /* folded or made by a fusion */
         if (t->owns) free(t->data);
@@ -191,6 +259,7 @@ static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
         int v = (int)(s->in[k] - p->rt);
         if (k < 32 && (s->consumed >> k & 1u)) r->packed[v]++;
         if (--r->left[v] > 0 || r->packed[v] != r->total[v]) continue;
+        if (p->graph->values[v].konst) spare_keep(r, p->graph->values[v].konst);
         release_value(p, v);
     }
 }
@@ -411,9 +480,16 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     int releasing = !sub && release_init(p, &rel) == 0;
     if (releasing) release_unread(p, &rel);
     for (int i = 0; i < g->n_nodes && !st; i++) {
-        st = add_step(p, &g->nodes[i], err);
+        /* create reads its constants (and packs what it consumes): a lazy
+         * one is copied now, just before, so it can go right after */
+        for (int k = 0; k < g->nodes[i].n_in && !st; k++)
+            if (g->nodes[i].inputs[k] >= 0)
+                st = materialize(p, releasing ? &rel : NULL, g->nodes[i].inputs[k], err);
+        if (!st) st = add_step(p, &g->nodes[i], err);
         if (!st && releasing) release_after_create(p, &rel, &p->steps[p->n_steps - 1]);
     }
+    /* what is still lazy is read when the plan runs (or is an output) */
+    for (int v = 0; v < g->n_values && !st; v++) st = materialize(p, NULL, v, err);
     release_free(&rel);
     if (st) goto fail;
     if (p->budget) {

@@ -62,6 +62,10 @@ typedef struct onr_plan_opts {
  * the passes, create every step (weights packed once, originals released
  * when only packed forms are read), reshape the steps whose shapes are
  * static and lay out their memory. Takes no ownership of m. */
+/* Lazy weights (ir.h) copied into the buffer of a weight released before
+ * them, since the process started (for tests). */
+size_t onr_plan_spares_reused(void);
+
 onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
 /* Another instance of plan t, for a run concurrent with t's (src/plan/

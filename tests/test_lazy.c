@@ -1,0 +1,570 @@
+/*
+ * test_lazy.c - lazy weights (ir.h: onr_tensor.lazy): a big initializer
+ * whose bytes are misaligned in the mapped model file (or an external-data
+ * file) is not copied at load; the planner copies it just before a create
+ * reads it, into the buffer of a weight released before it when one fits,
+ * and copies whatever is still lazy after the creates (weights read at run
+ * time, constant graph outputs).
+ *
+ * Each model is written with pbw.h, its payloads steered to misaligned
+ * offsets with doc_string padding, loaded with onr_load_file (the weights
+ * must be lazy there), then opened from the file fused and unfused at 1 and
+ * 2 threads, and every output checked against a reference computed here in
+ * double: weights packed at create (MatMul, shared by two MatMuls, a chain
+ * whose copies reuse each other's buffers), read at run (Add), a constant
+ * graph output, a constant-folded Transpose, a Conv whose BatchNormalization
+ * is folded into it (a fusion reads it), outer-scope weights of If branches,
+ * and external data.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kutil.h"
+#include "load/load.h"
+#include "pbw.h"
+#include "plan/plan.h"
+
+enum { F32 = 1, BOOL = 9 };
+
+#define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static char tmpdir[256];
+
+static char *tmp_path(const char *name)
+{
+    static char path[2][600];
+    static int k;
+    k ^= 1;
+    snprintf(path[k], sizeof path[k], "%s/%s", tmpdir, name);
+    return path[k];
+}
+
+static void write_file(const char *name, const void *b, size_t n)
+{
+    FILE *f = fopen(tmp_path(name), "wb");
+    assert_non_null(f);
+    if (n) assert_int_equal(fwrite(b, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Deterministic values in [-1, 1), distinct per seed (payloads are found
+ * in the model bytes by content). */
+static float *rand_floats(size_t n, uint32_t seed)
+{
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        v[i] = (float)((s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+    }
+    return v;
+}
+
+/* A float initializer with `pad` bytes of doc_string before its raw_data. */
+static void pad_init(pbw *g, const char *name, int rank, const int64_t *dims, const float *d,
+                     size_t pad)
+{
+    pbw t = {0};
+    char buf[8] = "ppppppp";
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    pbw_tensor_head(&t, name, F32, rank, dims);
+    pbw_bytes(&t, 12, buf, pad);
+    pbw_bytes(&t, 9, d, n * sizeof(float));
+    pbw_msg(g, 5, &t);
+}
+
+static size_t offset_of(const pbw *m, const void *data, size_t n)
+{
+    for (size_t i = 0; n <= m->n && i <= m->n - n; i++)
+        if (memcmp(m->b + i, data, n) == 0) return i;
+    fail_msg("payload not found in the model bytes");
+    return 0;
+}
+
+/* ---- the models ---------------------------------------------------------- */
+
+#define MAX_W 8
+
+typedef struct wspec {
+    const char *name;
+    int rank;
+    int64_t dims[4];
+    float *data;
+    size_t n;
+} wspec;
+
+typedef pbw (*build_fn)(const wspec *w, const size_t *pads);
+
+/* Build with paddings found so that every weight's payload lies at an
+ * offset that is not a multiple of 4 in the file. */
+static pbw build_misaligned(build_fn build, const wspec *w, int nw)
+{
+    size_t pads[MAX_W] = {0};
+    for (int tries = 0; tries < 4096; tries++) {
+        pbw m = build(w, pads);
+        int bad = -1;
+        for (int i = 0; i < nw && bad < 0; i++)
+            if (offset_of(&m, w[i].data, w[i].n * sizeof(float)) % 4 == 0) bad = i;
+        if (bad < 0) return m;
+        free(m.b);
+        pads[bad] = (pads[bad] + 1) % 4; /* later payloads move with it: try again */
+    }
+    fail_msg("no padding misaligns every weight");
+    return (pbw){0};
+}
+
+/* The weights are lazy after onr_load_file (bytes in the mapping, no data). */
+static void expect_lazy(const char *file, const wspec *w, int nw)
+{
+    onr_model *model = NULL;
+    onr_err err = {0};
+    if (onr_load_file(tmp_path(file), &model, &err)) fail_msg("%s", err.msg);
+    for (int i = 0; i < nw; i++) {
+        int v = onr_graph_find_value(model->graph, w[i].name);
+        assert_true(v >= 0);
+        const onr_tensor *t = model->graph->values[v].konst;
+        assert_non_null(t);
+        if (t->data || !t->lazy) fail_msg("weight %s is not lazy after load", w[i].name);
+        assert_int_equal((uintptr_t)t->lazy % 4 != 0, 1);
+        assert_memory_equal(t->lazy, w[i].data, w[i].n * sizeof(float));
+    }
+    /* a lazy weight released without ever being copied */
+    int v = onr_graph_find_value(model->graph, w[0].name);
+    onr_tensor *t = model->graph->values[v].konst;
+    onr_model_release_data(model, t);
+    assert_null(t->data);
+    assert_null(t->lazy);
+    onr_model_free(model);
+}
+
+typedef void (*ref_fn)(const wspec *w, onr_tensor *const *in, int k, double *out);
+
+/* Open `file` fused and unfused at 1 and 2 threads, run on `in`, check
+ * output k (n_out of them) against ref within 1e-4 relative + 1e-4. */
+static void run_and_check(const char *file, int n_in, onr_tensor *const *in, int n_out,
+                          const int64_t *out_numel, const wspec *w, ref_fn ref)
+{
+    for (int fuse = 0; fuse < 2; fuse++)
+        for (int nt = 1; nt <= 2; nt++) {
+            onr_options *o = onr_options_new();
+            assert_non_null(o);
+            onr_options_set_fuse(o, fuse);
+            onr_options_set_threads(o, nt);
+            onr_session *s = NULL;
+            onr_status st = onr_session_open(tmp_path(file), o, &s);
+            onr_options_free(o);
+            if (st) fail_msg("open %s: %s", file, s ? onr_session_errmsg(s) : "no session");
+            for (int rep = 0; rep < 2; rep++) { /* the second run reuses everything */
+                if (onr_session_run(s, n_in, NULL, (const onr_tensor *const *)in))
+                    fail_msg("run %s: %s", file, onr_session_errmsg(s));
+                for (int k = 0; k < n_out; k++) {
+                    const onr_tensor *y = onr_session_output(s, k);
+                    assert_non_null(y);
+                    assert_int_equal(y->numel, out_numel[k]);
+                    double *want = malloc((size_t)out_numel[k] * sizeof *want);
+                    assert_non_null(want);
+                    ref(w, in, k, want);
+                    for (int64_t i = 0; i < out_numel[k]; i++) {
+                        double g = ((const float *)y->data)[i];
+                        if (fabs(g - want[i]) > 1e-4 + 1e-4 * fabs(want[i]))
+                            fail_msg("%s fuse=%d threads=%d output %d [%lld]: %.7g, want %.7g",
+                                     file, fuse, nt, k, (long long)i, g, want[i]);
+                    }
+                    free(want);
+                }
+            }
+            onr_session_free(s);
+        }
+}
+
+static onr_tensor *input_f32(int rank, const int64_t *dims, uint32_t seed)
+{
+    onr_tensor *t = onr_tensor_new(ONR_FLOAT, rank, dims);
+    assert_non_null(t);
+    float *v = rand_floats((size_t)t->numel, seed);
+    memcpy(t->data, v, (size_t)t->numel * sizeof(float));
+    free(v);
+    return t;
+}
+
+static void free_weights(wspec *w, int nw)
+{
+    for (int i = 0; i < nw; i++) free(w[i].data);
+}
+
+static void make_weights(wspec *w, int nw)
+{
+    for (int i = 0; i < nw; i++) {
+        w[i].n = 1;
+        for (int d = 0; d < w[i].rank; d++) w[i].n *= (size_t)w[i].dims[d];
+        w[i].data = rand_floats(w[i].n, 100 + (uint32_t)i);
+    }
+}
+
+/* y[m,n] = sum_k x[m,k] * b(k,n) with b(k,n) = bt ? W[n*K+k] : W[k*N+n] */
+static void ref_matmul(const float *x, const float *W, int64_t M, int64_t K, int64_t N, int bt,
+                       double *y)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)x[m * K + k] * (bt ? W[n * K + k] : W[k * N + n]);
+            y[m * N + n] = acc;
+        }
+}
+
+/* ---- weights packed, read at run, outputs, folded ------------------------- */
+
+/* Wm [256,128]: MatMul(X, Wm) (packed at create)
+ * Ws [256,128]: read by two MatMuls (released after the second)
+ * Wa [128,128]: Add(Z, Wa) (read at run: copied, kept)
+ * Wo [128,128]: a graph output itself
+ * Wt [128,256]: MatMul(X, Transpose(Wt)) (the Transpose is constant-folded) */
+static pbw build_mixed(const wspec *w, const size_t *pads)
+{
+    pbw g = {0};
+    for (int i = 0; i < 5; i++) pad_init(&g, w[i].name, w[i].rank, w[i].dims, w[i].data, pads[i]);
+    pbw_node(&g, "MatMul", "mm", NAMES("X", "Wm"), NAMES("Y0"), NULL);
+    pbw_node(&g, "MatMul", "ms1", NAMES("X", "Ws"), NAMES("Y1"), NULL);
+    pbw_node(&g, "MatMul", "ms2", NAMES("X", "Ws"), NAMES("Y1b"), NULL);
+    pbw_node(&g, "Add", "s", NAMES("Y1", "Y1b"), NAMES("Y2"), NULL);
+    pbw_node(&g, "Add", "a", NAMES("Z", "Wa"), NAMES("Y3"), NULL);
+    pbw_node(&g, "Transpose", "t", NAMES("Wt"), NAMES("WtT"), NULL);
+    pbw_node(&g, "MatMul", "mt", NAMES("X", "WtT"), NAMES("Y5"), NULL);
+    pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){3, 256});
+    pbw_value_info(&g, 11, "Z", F32, 2, (int64_t[]){128, 128});
+    pbw_value_info(&g, 12, "Y0", F32, 2, (int64_t[]){3, 128});
+    pbw_value_info(&g, 12, "Y2", F32, 2, (int64_t[]){3, 128});
+    pbw_value_info(&g, 12, "Y3", F32, 2, (int64_t[]){128, 128});
+    pbw_value_info(&g, 12, "Wo", F32, 2, (int64_t[]){128, 128});
+    pbw_value_info(&g, 12, "Y5", F32, 2, (int64_t[]){3, 128});
+    return pbw_model(&g, 8, 13);
+}
+
+static void ref_mixed(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    const float *x = in[0]->data, *z = in[1]->data;
+    switch (k) {
+    case 0: ref_matmul(x, w[0].data, 3, 256, 128, 0, out); break;
+    case 1:
+        ref_matmul(x, w[1].data, 3, 256, 128, 0, out);
+        for (int i = 0; i < 3 * 128; i++) out[i] *= 2;
+        break;
+    case 2:
+        for (int i = 0; i < 128 * 128; i++) out[i] = (double)z[i] + w[2].data[i];
+        break;
+    case 3:
+        for (int i = 0; i < 128 * 128; i++) out[i] = w[3].data[i];
+        break;
+    default: ref_matmul(x, w[4].data, 3, 256, 128, 1, out); break;
+    }
+}
+
+static void test_lazy_mixed(void **state)
+{
+    (void)state;
+    wspec w[5] = {{"Wm", 2, {256, 128}, NULL, 0}, {"Ws", 2, {256, 128}, NULL, 0},
+                  {"Wa", 2, {128, 128}, NULL, 0}, {"Wo", 2, {128, 128}, NULL, 0},
+                  {"Wt", 2, {128, 256}, NULL, 0}};
+    make_weights(w, 5);
+    pbw m = build_misaligned(build_mixed, w, 5);
+    write_file("mixed.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("mixed.onnx", w, 5);
+    onr_tensor *in[2] = {input_f32(2, (int64_t[]){3, 256}, 1), input_f32(2, (int64_t[]){128, 128}, 2)};
+    const int64_t numel[5] = {3 * 128, 3 * 128, 128 * 128, 128 * 128, 3 * 128};
+    run_and_check("mixed.onnx", 2, in, 5, numel, w, ref_mixed);
+    tk_free_all(2, in);
+    free_weights(w, 5);
+}
+
+/* ---- a chain whose copies reuse released buffers ---------------------------- */
+
+enum { CH_N = 4, CH_D = 512 }; /* 1 MiB weights: released buffers are kept */
+
+static pbw build_chain(const wspec *w, const size_t *pads)
+{
+    pbw g = {0};
+    char in[8], out[8];
+    for (int i = 0; i < CH_N; i++) {
+        pad_init(&g, w[i].name, 2, w[i].dims, w[i].data, pads[i]);
+        snprintf(in, sizeof in, i ? "H%d" : "X", i);
+        snprintf(out, sizeof out, i == CH_N - 1 ? "Y" : "H%d", i + 1);
+        const char *ins[] = {in, w[i].name, NULL}, *outs[] = {out, NULL};
+        pbw_node(&g, "MatMul", NULL, ins, outs, NULL);
+    }
+    pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){2, CH_D});
+    pbw_value_info(&g, 12, "Y", F32, 2, (int64_t[]){2, CH_D});
+    return pbw_model(&g, 8, 13);
+}
+
+static void ref_chain(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    (void)k;
+    float h[2 * CH_D];
+    memcpy(h, in[0]->data, sizeof h);
+    for (int i = 0; i < CH_N; i++) {
+        ref_matmul(h, w[i].data, 2, CH_D, CH_D, 0, out);
+        for (int j = 0; j < 2 * CH_D; j++) h[j] = (float)out[j];
+    }
+}
+
+static void test_lazy_chain_reuses_buffers(void **state)
+{
+    (void)state;
+    wspec w[CH_N] = {{"W0", 2, {CH_D, CH_D}, NULL, 0}, {"W1", 2, {CH_D, CH_D}, NULL, 0},
+                     {"W2", 2, {CH_D, CH_D}, NULL, 0}, {"W3", 2, {CH_D, CH_D}, NULL, 0}};
+    make_weights(w, CH_N);
+    for (int i = 0; i < CH_N; i++) /* keep the products near 1 */
+        for (size_t j = 0; j < w[i].n; j++) w[i].data[j] *= 0.08f;
+    pbw m = build_misaligned(build_chain, w, CH_N);
+    write_file("chain.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("chain.onnx", w, CH_N);
+    size_t before = onr_plan_spares_reused();
+    onr_tensor *in[1] = {input_f32(2, (int64_t[]){2, CH_D}, 3)};
+    const int64_t numel[1] = {2 * CH_D};
+    run_and_check("chain.onnx", 1, in, 1, numel, w, ref_chain);
+    /* each open (4 of them) copies W1..W3 into the buffer W0.. left */
+    assert_true(onr_plan_spares_reused() - before >= 4 * (CH_N - 1));
+    tk_free_all(1, in);
+    free_weights(w, CH_N);
+}
+
+/* ---- a fusion reads the weight: Conv + BatchNormalization ------------------- */
+
+static pbw build_conv_bn(const wspec *w, const size_t *pads)
+{
+    pbw g = {0}, at = {0};
+    pad_init(&g, w[0].name, 4, w[0].dims, w[0].data, pads[0]);
+    float sc[64], bi[64], mean[64], var[64];
+    for (int i = 0; i < 64; i++) {
+        sc[i] = 0.5f + (float)i / 64, bi[i] = 0.1f * (float)(i % 7) - 0.3f;
+        mean[i] = 0.05f * (float)(i % 5), var[i] = 0.5f + 0.01f * (float)i;
+    }
+    int64_t d64[] = {64};
+    pbw_init_f32(&g, "sc", 1, d64, sc, 64);
+    pbw_init_f32(&g, "bi", 1, d64, bi, 64);
+    pbw_init_f32(&g, "mean", 1, d64, mean, 64);
+    pbw_init_f32(&g, "var", 1, d64, var, 64);
+    pbw_attr_ints(&at, "kernel_shape", (int64_t[]){3, 3}, 2);
+    pbw_attr_ints(&at, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    pbw_node(&g, "Conv", "c", NAMES("X", "W"), NAMES("C"), &at);
+    pbw_node(&g, "BatchNormalization", "bn", NAMES("C", "sc", "bi", "mean", "var"), NAMES("Y"),
+             NULL);
+    pbw_value_info(&g, 11, "X", F32, 4, (int64_t[]){1, 32, 6, 6});
+    pbw_value_info(&g, 12, "Y", F32, 4, (int64_t[]){1, 64, 6, 6});
+    return pbw_model(&g, 8, 13);
+}
+
+static void ref_conv_bn(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    (void)k;
+    const float *x = in[0]->data, *W = w[0].data;
+    for (int m = 0; m < 64; m++) {
+        double s = (0.5 + m / 64.0) / sqrt(0.5 + 0.01 * m + 1e-5);
+        double b = 0.1 * (m % 7) - 0.3, mu = 0.05 * (m % 5);
+        for (int oy = 0; oy < 6; oy++)
+            for (int ox = 0; ox < 6; ox++) {
+                double acc = 0;
+                for (int c = 0; c < 32; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = oy + ky - 1, ix = ox + kx - 1;
+                            if (iy < 0 || iy >= 6 || ix < 0 || ix >= 6) continue;
+                            acc += (double)x[(c * 6 + iy) * 6 + ix] * W[((m * 32 + c) * 3 + ky) * 3 + kx];
+                        }
+                out[(m * 6 + oy) * 6 + ox] = (acc - mu) * s + b;
+            }
+    }
+}
+
+static void test_lazy_conv_bn_fold(void **state)
+{
+    (void)state;
+    wspec w[1] = {{"W", 4, {64, 32, 3, 3}, NULL, 0}}; /* 72 KiB */
+    make_weights(w, 1);
+    pbw m = build_misaligned(build_conv_bn, w, 1);
+    write_file("convbn.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("convbn.onnx", w, 1);
+    onr_tensor *in[1] = {input_f32(4, (int64_t[]){1, 32, 6, 6}, 4)};
+    const int64_t numel[1] = {64 * 36};
+    run_and_check("convbn.onnx", 1, in, 1, numel, w, ref_conv_bn);
+    tk_free_all(1, in);
+    free_weights(w, 1);
+}
+
+/* ---- outer-scope weights of If branches ------------------------------------ */
+
+static pbw build_if(const wspec *w, const size_t *pads)
+{
+    pbw g = {0}, tg = {0}, eg = {0}, at = {0};
+    pad_init(&g, w[0].name, 2, w[0].dims, w[0].data, pads[0]);
+    pbw_node(&tg, "Add", "ta", NAMES("Z", "Wb"), NAMES("T"), NULL);
+    pbw_value_info(&tg, 12, "T", F32, 2, (int64_t[]){128, 128});
+    pbw_node(&eg, "Sub", "es", NAMES("Z", "Wb"), NAMES("E"), NULL);
+    pbw_value_info(&eg, 12, "E", F32, 2, (int64_t[]){128, 128});
+    pbw_attr_graph(&at, "then_branch", &tg);
+    pbw_attr_graph(&at, "else_branch", &eg);
+    pbw_node(&g, "If", "if", NAMES("cond"), NAMES("Y"), &at);
+    pbw_value_info(&g, 11, "cond", BOOL, 0, NULL);
+    pbw_value_info(&g, 11, "Z", F32, 2, (int64_t[]){128, 128});
+    pbw_value_info(&g, 12, "Y", F32, 2, (int64_t[]){128, 128});
+    return pbw_model(&g, 8, 13);
+}
+
+static void ref_if(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    (void)k;
+    int c = *(const uint8_t *)in[0]->data;
+    const float *z = in[1]->data;
+    for (int i = 0; i < 128 * 128; i++) out[i] = c ? (double)z[i] + w[0].data[i] : (double)z[i] - w[0].data[i];
+}
+
+static void test_lazy_if_outer_scope(void **state)
+{
+    (void)state;
+    wspec w[1] = {{"Wb", 2, {128, 128}, NULL, 0}};
+    make_weights(w, 1);
+    pbw m = build_misaligned(build_if, w, 1);
+    write_file("if.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("if.onnx", w, 1);
+    for (int c = 0; c < 2; c++) {
+        onr_tensor *in[2] = {onr_tensor_new(ONR_BOOL, 0, NULL), input_f32(2, (int64_t[]){128, 128}, 5)};
+        assert_non_null(in[0]);
+        *(uint8_t *)in[0]->data = (uint8_t)c;
+        const int64_t numel[1] = {128 * 128};
+        run_and_check("if.onnx", 2, in, 1, numel, w, ref_if);
+        tk_free_all(2, in);
+    }
+    free_weights(w, 1);
+}
+
+/* ---- external data at a misaligned offset ---------------------------------- */
+
+static void ext_init_at(pbw *g, const char *name, int rank, const int64_t *dims,
+                        const char *location, long long offset)
+{
+    pbw t = {0}, kv = {0};
+    char num[32];
+    pbw_tensor_head(&t, name, F32, rank, dims);
+    pbw_str(&kv, 1, "location");
+    pbw_str(&kv, 2, location);
+    pbw_msg(&t, 13, &kv);
+    snprintf(num, sizeof num, "%lld", offset);
+    pbw_str(&kv, 1, "offset");
+    pbw_str(&kv, 2, num);
+    pbw_msg(&t, 13, &kv);
+    pbw_int(&t, 14, 1); /* data_location EXTERNAL */
+    pbw_msg(g, 5, &t);
+}
+
+static void ref_ext(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    if (k == 0) {
+        ref_matmul(in[0]->data, w[0].data, 3, 256, 128, 0, out);
+        return;
+    }
+    const float *z = in[1]->data;
+    for (int i = 0; i < 128 * 128; i++) out[i] = (double)z[i] * w[1].data[i];
+}
+
+static void test_lazy_external(void **state)
+{
+    (void)state;
+    wspec w[2] = {{"We", 2, {256, 128}, NULL, 0}, {"Wf", 2, {128, 128}, NULL, 0}};
+    make_weights(w, 2);
+    size_t b0 = w[0].n * sizeof(float), b1 = w[1].n * sizeof(float);
+    uint8_t *file = calloc(1, 2 + b0 + 1 + b1);
+    assert_non_null(file);
+    memcpy(file + 2, w[0].data, b0);      /* offset 2 */
+    memcpy(file + 3 + b0, w[1].data, b1); /* offset 3 + b0: odd */
+    write_file("lazy_w.bin", file, 2 + b0 + 1 + b1);
+    free(file);
+    pbw g = {0};
+    ext_init_at(&g, "We", 2, w[0].dims, "lazy_w.bin", 2);
+    ext_init_at(&g, "Wf", 2, w[1].dims, "lazy_w.bin", 3 + (long long)b0);
+    pbw_node(&g, "MatMul", "mm", NAMES("X", "We"), NAMES("Y0"), NULL);
+    pbw_node(&g, "Mul", "mu", NAMES("Z", "Wf"), NAMES("Y1"), NULL);
+    pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){3, 256});
+    pbw_value_info(&g, 11, "Z", F32, 2, (int64_t[]){128, 128});
+    pbw_value_info(&g, 12, "Y0", F32, 2, (int64_t[]){3, 128});
+    pbw_value_info(&g, 12, "Y1", F32, 2, (int64_t[]){128, 128});
+    pbw m = pbw_model(&g, 8, 13);
+    write_file("ext.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("ext.onnx", w, 2);
+    onr_tensor *in[2] = {input_f32(2, (int64_t[]){3, 256}, 6), input_f32(2, (int64_t[]){128, 128}, 7)};
+    const int64_t numel[2] = {3 * 128, 128 * 128};
+    run_and_check("ext.onnx", 2, in, 2, numel, w, ref_ext);
+    tk_free_all(2, in);
+    free_weights(w, 2);
+}
+
+/* ---- small or aligned weights are not lazy ---------------------------------- */
+
+static void test_small_weights_copied(void **state)
+{
+    (void)state;
+    /* 63 KiB: under the threshold, copied at load as before */
+    wspec w[1] = {{"Wm", 2, {63, 256}, NULL, 0}};
+    make_weights(w, 1);
+    pbw g = {0};
+    size_t pad = 0;
+    pbw m = {0};
+    for (;; pad++) {
+        g = (pbw){0};
+        pad_init(&g, "Wm", 2, w[0].dims, w[0].data, pad);
+        pbw_node(&g, "MatMul", "mm", NAMES("X", "Wm"), NAMES("Y"), NULL);
+        pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){2, 63});
+        pbw_value_info(&g, 12, "Y", F32, 2, (int64_t[]){2, 256});
+        m = pbw_model(&g, 8, 13);
+        if (offset_of(&m, w[0].data, w[0].n * sizeof(float)) % 4) break;
+        free(m.b);
+        assert_true(pad < 8);
+    }
+    write_file("small.onnx", m.b, m.n);
+    free(m.b);
+    onr_model *model = NULL;
+    onr_err err = {0};
+    if (onr_load_file(tmp_path("small.onnx"), &model, &err)) fail_msg("%s", err.msg);
+    const onr_tensor *t = model->graph->values[onr_graph_find_value(model->graph, "Wm")].konst;
+    assert_non_null(t->data);
+    assert_null(t->lazy);
+    assert_true(t->owns);
+    assert_memory_equal(t->data, w[0].data, w[0].n * sizeof(float));
+    onr_model_free(model);
+    free_weights(w, 1);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return pbw_tmpdir_make(tmpdir, sizeof tmpdir, "lazy");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return pbw_tmpdir_remove(tmpdir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lazy_mixed),
+        cmocka_unit_test(test_lazy_chain_reuses_buffers),
+        cmocka_unit_test(test_lazy_conv_bn_fold),
+        cmocka_unit_test(test_lazy_if_outer_scope),
+        cmocka_unit_test(test_lazy_external),
+        cmocka_unit_test(test_small_weights_copied),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
