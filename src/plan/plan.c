@@ -163,20 +163,26 @@ typedef struct release_ctx {
      * at load (the kernel zeroes it, a hypervisor may back it), and the
      * copies of weights that are packed live one create each */
     struct spare { void *p; size_t cap; } spare[RELEASE_SPARES];
+    int lazy_left; /* lazy weights not copied yet: no spare is kept once none is */
 } release_ctx;
+
+static void spares_free(release_ctx *r)
+{
+    for (int i = 0; i < RELEASE_SPARES; i++) free(r->spare[i].p);
+    memset(r->spare, 0, sizeof r->spare);
+}
 
 static void release_free(release_ctx *r)
 {
     free(r->total), free(r->left), free(r->packed);
-    for (int i = 0; i < RELEASE_SPARES; i++) free(r->spare[i].p);
-    memset(r->spare, 0, sizeof r->spare);
+    spares_free(r);
 }
 
 /* Keep t's buffer as a spare (the largest RELEASE_SPARES kept). */
 static void spare_keep(release_ctx *r, onr_tensor *t)
 {
-    if (!t->owns || !t->data || t->kind || t->dtype == ONR_STRING || t->cap < SPARE_MIN ||
-        (uintptr_t)t->data % 64)
+    if (r->lazy_left <= 0 || !t->owns || !t->data || t->kind || t->dtype == ONR_STRING ||
+        t->cap < SPARE_MIN || (uintptr_t)t->data % 64)
         return;
     int j = 0;
     for (int i = 1; i < RELEASE_SPARES; i++)
@@ -212,6 +218,7 @@ static int materialize(onr_plan *p, release_ctx *r, int v, onr_err *err)
     }
     p->rt[v].data = t->data;
     p->rt[v].lazy = NULL;
+    if (r && --r->lazy_left <= 0) spares_free(r); /* nothing left to reuse them */
     return ONR_OK;
 }
 
@@ -227,6 +234,7 @@ static int release_init(onr_plan *p, release_ctx *r)
         for (int k = 0; k < g->nodes[i].n_in; k++)
             if (g->nodes[i].inputs[k] >= 0) r->total[g->nodes[i].inputs[k]]++;
     memcpy(r->left, r->total, n * sizeof *r->left);
+    for (int v = 0; v < g->n_values; v++) r->lazy_left += g->values[v].konst && g->values[v].konst->lazy;
     for (int i = 0; i < g->n_outputs; i++) r->total[g->outputs[i]] = -1;
     return 0;
 }
@@ -267,10 +275,14 @@ static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
 /* Constants no step reads at all (the originals of weights a fusion
  * rewrote, e.g. a conv's weights after BatchNormalization folding) are
  * released before any step is created. */
-static void release_unread(onr_plan *p, const release_ctx *r)
+static void release_unread(onr_plan *p, release_ctx *r)
 {
-    for (int v = 0; v < p->graph->n_values; v++)
-        if (r->total[v] == 0) release_value(p, v);
+    for (int v = 0; v < p->graph->n_values; v++) {
+        if (r->total[v] != 0) continue;
+        const onr_tensor *t = p->graph->values[v].konst;
+        if (t && t->lazy) r->lazy_left--; /* never copied */
+        release_value(p, v);
+    }
 }
 
 onr_status onr_plan_reserve_scratch(onr_plan *p, size_t bytes, onr_err *err)
