@@ -92,9 +92,10 @@ static void test_losses_in_a_row_back_off_longer(void **state)
     onr_team_note(0, 300000);
     assert_false(onr_team_backed_off());
     onr_team_reset();
-    /* the n-th loss in a row backs off for 1, 4, 16, 64, 128 ms, and at
+    /* the n-th loss in a row backs off for 1, 16, 256, 512 ms, and at
      * least 32 times the loss: 0.6 ms lost (0.675 with the eighth) backs
-     * off for about 22 ms the first three times, 64 ms the fourth */
+     * off for about 22 ms the first two times, 256 ms the third, 512 the
+     * fourth */
     int64_t len[4];
     for (int k = 0; k < 4; k++) {
         onr_team_note(0, 600000);
@@ -105,8 +106,10 @@ static void test_losses_in_a_row_back_off_longer(void **state)
     }
     assert_true(len[0] >= 15000000);
     assert_true(len[0] < 60000000);
-    assert_true(len[3] >= 60000000);
-    /* a long loss backs off for 32 times it at once (capped at 128 ms) */
+    assert_true(len[1] < 60000000);
+    assert_true(len[2] >= 200000000);
+    assert_true(len[3] >= 400000000);
+    /* a long loss backs off for 32 times it at once (capped at 512 ms) */
     onr_team_reset();
     onr_team_note(1000000, 3000000); /* 2.375 ms lost */
     int64_t t0 = mono_ns();
@@ -118,6 +121,33 @@ static void test_losses_in_a_row_back_off_longer(void **state)
     assert_int_equal(onr_team(2), 1);
     sleep_us(1100000);
     assert_int_equal(onr_team(2), 2);
+    onr_team_reset();
+}
+
+/* On probation one losing region backs off again, however much the
+ * regions before it gained; before any back-off it takes the summed loss. */
+static void test_probe_loss_backs_off_at_once(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    for (int i = 0; i < 8; i++) onr_team_note(4000000, 2000000); /* +1.75 ms each */
+    onr_team_note(0, 300000); /* 0.34 ms lost: the sum still gains */
+    assert_false(onr_team_backed_off());
+    onr_team_reset();
+    onr_team_note(0, 600000); /* backs off */
+    assert_true(onr_team_backed_off());
+    int64_t t0 = mono_ns();
+    while (onr_team_probe(2) == 1) {
+        assert_true(mono_ns() - t0 < 2000000000);
+        sleep_us(500);
+    }
+    for (int i = 0; i < 8; i++) onr_team_note(4000000, 2000000);
+    assert_int_equal(onr_team_probe(2), 2);
+    onr_team_note(40000, 50000); /* a small region that lost 16 us (a late wake-up): no */
+    assert_int_equal(onr_team_probe(2), 2);
+    onr_team_note(0, 300000); /* one region lost 0.34 ms: back off again */
+    assert_int_equal(onr_team_probe(2), 1);
+    assert_true(onr_team_backed_off());
     onr_team_reset();
 }
 
@@ -180,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_quiet_keeps_threads),
         cmocka_unit_test(test_loss_backs_off_then_recovers),
         cmocka_unit_test(test_losses_in_a_row_back_off_longer),
+        cmocka_unit_test(test_probe_loss_backs_off_at_once),
         cmocka_unit_test(test_backed_off_same_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,11 +6,12 @@
 #include <time.h>
 
 #define BACKOFF_MIN_NS 1000000   /* the first back-off: 1 ms */
-#define BACKOFF_MAX_NS 128000000 /* the longest: 128 ms */
-#define BACKOFF_MAX_LEVEL 5      /* 1, 4, 16, 64, then 128 ms */
+#define BACKOFF_MAX_NS 512000000 /* the longest: 512 ms */
+#define BACKOFF_MAX_LEVEL 4      /* 1, 16, 256, then 512 ms */
 #define GOOD_TO_CLEAR 16         /* measured regions in a row that gain: back to normal */
 #define PROBATION_MAX_NS 1000000000 /* or a second without a loss after the back-off */
 #define LOSS_MIN_NS 500000        /* the summed loss that backs off: 0.5 ms */
+#define PROBE_LOSS_NS 250000      /* after a back-off, one region's loss that does: 0.25 ms */
 #define SAMPLE_EVERY 16           /* regions measured while not backed off: 1 in 16 */
 
 static _Atomic int64_t g_serial_until; /* CLOCK_MONOTONIC ns */
@@ -84,7 +85,12 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
     int64_t sum = atomic_load_explicit(&g_gain, memory_order_relaxed);
     sum = sum - sum / 4 + gain;
     atomic_store_explicit(&g_gain, sum, memory_order_relaxed);
-    if (sum < -LOSS_MIN_NS) {
+    /* after a back-off (on probation), one region that loses more than a
+     * late wake-up backs off again at once: the gains of the regions that
+     * did not lose must not hide the ones that did while the CPU is still
+     * shared (each probe then costs one region) */
+    int probing = atomic_load_explicit(&g_level, memory_order_relaxed) > 0;
+    if (sum < -LOSS_MIN_NS || (probing && gain < -PROBE_LOSS_NS)) {
         int lv = atomic_load_explicit(&g_level, memory_order_relaxed);
         if (lv < BACKOFF_MAX_LEVEL) lv++;
         atomic_store_explicit(&g_level, lv, memory_order_relaxed);
@@ -92,8 +98,9 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
         atomic_store_explicit(&g_gain, 0, memory_order_relaxed);
         /* at least 32 times what the loss cost, so that probing a CPU that
          * stays shared costs a few percent */
-        int64_t len = (int64_t)BACKOFF_MIN_NS << (2 * (lv - 1));
-        if (len < -32 * sum) len = -32 * sum;
+        int64_t len = (int64_t)BACKOFF_MIN_NS << (4 * (lv - 1));
+        int64_t lost = sum < gain ? -sum : -gain;
+        if (len < 32 * lost) len = 32 * lost;
         if (len > BACKOFF_MAX_NS) len = BACKOFF_MAX_NS;
         atomic_store_explicit(&g_serial_until, clock_ns(CLOCK_MONOTONIC) + len,
                               memory_order_relaxed);

@@ -14,14 +14,18 @@
  * than a late wake-up: small regions woken cold on a quiet machine lose
  * tens of microseconds, a thread descheduled by another process costs
  * milliseconds), the process backs off:
- *  - every region runs on one thread for 1 ms, then 4, 16, 64, 128 ms with
+ *  - every region runs on one thread for 1 ms, then 16, 256, 512 ms with
  *    each loss in a row, and at least 32 times the loss (so that probing a
- *    CPU that stays shared costs a few percent; as a loss that backs off
- *    is over 0.5 ms, the first back-off lasts 16 ms or more);
+ *    CPU that stays shared costs a percent or less, within a second of the
+ *    first loss; as a loss that backs off is over 0.5 ms, the first
+ *    back-off lasts 16 ms or more);
  *  - when that time is over, the measured regions try their threads again
  *    (they can tell whether that paid); the others stay on one thread, on
  *    probation, until 16 measured regions in a row have gained or a second
- *    has passed without a loss.
+ *    has passed without a loss. On probation one region that loses more
+ *    than 0.25 ms backs off again by itself (the summed gains of the
+ *    others would hide it), so a probe of a CPU still shared costs one
+ *    region.
  * The team's idle threads sleep meanwhile (the wait policy), so the process
  * then competes for one core only, as it would at one thread.
  *
