@@ -596,22 +596,27 @@ void onr_pages_populate(const void *p, size_t n)
     (void)sink;
 }
 
-/* A copy in chunks, the source's pages given back as it goes: a big weight
- * is never resident twice. */
-#define ONR_MATERIALIZE_CHUNK ((size_t)8 << 20)
+#define ONR_COPY_CHUNK ((size_t)8 << 20)
+#define ONR_COPY_OVERLAP ((size_t)64 << 10) /* more than a page: the one across a chunk's start */
+
+void onr_copy_from_mapping(void *dst, const void *src, size_t n)
+{
+    const uint8_t *s = src;
+    for (size_t o = 0; o < n; o += ONR_COPY_CHUNK) {
+        size_t k = n - o < ONR_COPY_CHUNK ? n - o : ONR_COPY_CHUNK;
+        size_t back = o < ONR_COPY_OVERLAP ? o : ONR_COPY_OVERLAP;
+        memcpy((uint8_t *)dst + o, s + o, k);
+        onr_pages_drop(s + o - back, k + back);
+    }
+}
 
 onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err)
 {
     if (!t || !t->lazy || t->kind || t->dtype == ONR_STRING) return ONR_OK;
-    const uint8_t *src = t->lazy;
-    size_t n = onr_tensor_nbytes(t);
+    const void *src = t->lazy;
     onr_status st = onr_tensor_alloc(t, err); /* keeps an owned buffer big enough */
     if (st) return st;
-    for (size_t o = 0; o < n; o += ONR_MATERIALIZE_CHUNK) {
-        size_t k = n - o < ONR_MATERIALIZE_CHUNK ? n - o : ONR_MATERIALIZE_CHUNK;
-        memcpy((uint8_t *)t->data + o, src + o, k);
-        onr_pages_drop(src, o + k);
-    }
+    onr_copy_from_mapping(t->data, src, onr_tensor_nbytes(t));
     t->lazy = NULL;
     return ONR_OK;
 }

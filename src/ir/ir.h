@@ -348,6 +348,10 @@ void onr_model_release_data(onr_model *m, onr_tensor *t);
  * NULL. Nothing to do for any other tensor. ONR_E_NOMEM when the copy
  * cannot be allocated (t stays lazy). */
 onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err);
+/* Copy n bytes out of one of the model's read-only mappings in chunks,
+ * giving the source's pages back as it goes (onr_pages_drop), so that a big
+ * weight is never resident twice. */
+void onr_copy_from_mapping(void *dst, const void *src, size_t n);
 /* madvise(MADV_DONTNEED) the whole pages strictly inside [p, p+n) of a
  * read-only file mapping: they leave the resident set, and read again from
  * the file if touched. */

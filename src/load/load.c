@@ -413,23 +413,18 @@ static const char *tname(const Onnx__TensorProto *tp)
 }
 
 /* Copy n bytes of a weight out of one of our own read-only mappings
- * [map, map+maplen) and give the file pages back: in chunks as it goes (so a
- * big weight is never resident twice), then with ONR_DROP_SLACK around it,
+ * [map, map+maplen) and give the file pages back: in chunks as it goes
+ * (onr_copy_from_mapping), then with ONR_DROP_SLACK around it,
  * because the kernel maps page-cache folios of up to a PMD (2 MiB) on one
  * fault and so leaves pages of the neighbours mapped too. Dropping is always
  * safe here: nothing else is read from the mapping while loading but the
  * weights themselves, and a dropped page reads back from the file. */
-#define ONR_DROP_CHUNK ((size_t)8 << 20)
 #define ONR_DROP_SLACK ((size_t)2 << 20)
 
 static void copy_from_map(void *dst, const uint8_t *src, size_t n, const uint8_t *map,
                           size_t maplen)
 {
-    for (size_t o = 0; o < n; o += ONR_DROP_CHUNK) {
-        size_t k = n - o < ONR_DROP_CHUNK ? n - o : ONR_DROP_CHUNK;
-        memcpy((uint8_t *)dst + o, src + o, k);
-        if (o + k < n) onr_pages_drop(src, o + k);
-    }
+    onr_copy_from_mapping(dst, src, n);
     size_t lo = (size_t)(src - map), hi = lo + n;
     lo = lo > ONR_DROP_SLACK ? lo - ONR_DROP_SLACK : 0;
     hi = maplen - hi > ONR_DROP_SLACK ? hi + ONR_DROP_SLACK : maplen;
