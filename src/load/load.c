@@ -5,9 +5,12 @@
  * raw_data payloads of the main graph's initializers are cut out of a small
  * stripped copy of the bytes (strip_model), so protobuf-c never copies the
  * weights; each such initializer is then read in place from the mapping when
- * aligned, or copied once with the mapping's pages dropped right after. The
- * mapping is kept by the model while a tensor points into it.
- * External-data weights are read in place from their own mapped files.
+ * aligned; misaligned, a big one (64 KiB or more) stays lazy in the mapping
+ * (ir.h: the planner copies it when something reads it, and most are packed
+ * and dropped right after), a small one is copied now with the mapping's
+ * pages dropped right after. The mapping is kept by the model while a
+ * tensor points into it. External-data weights are read in place from
+ * their own mapped files, or the same way when misaligned.
  * Everything a hostile file controls is checked here: nesting depth before
  * unpacking, every dim and byte count of every tensor, every name a node
  * refers to, and every external-data path (which must stay inside the
