@@ -89,9 +89,8 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
      * late wake-up backs off again at once: the gains of the regions that
      * did not lose must not hide the ones that did while the CPU is still
      * shared (each probe then costs one region) */
-    int probing = atomic_load_explicit(&g_level, memory_order_relaxed) > 0;
-    if (sum < -LOSS_MIN_NS || (probing && gain < -PROBE_LOSS_NS)) {
-        int lv = atomic_load_explicit(&g_level, memory_order_relaxed);
+    int lv = atomic_load_explicit(&g_level, memory_order_relaxed); /* > 0: on probation */
+    if (sum < -LOSS_MIN_NS || (lv > 0 && gain < -PROBE_LOSS_NS)) {
         if (lv < BACKOFF_MAX_LEVEL) lv++;
         atomic_store_explicit(&g_level, lv, memory_order_relaxed);
         atomic_store_explicit(&g_good, 0, memory_order_relaxed);
@@ -104,7 +103,7 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
         if (len > BACKOFF_MAX_NS) len = BACKOFF_MAX_NS;
         atomic_store_explicit(&g_serial_until, clock_ns(CLOCK_MONOTONIC) + len,
                               memory_order_relaxed);
-    } else if (gain >= 0 && atomic_load_explicit(&g_level, memory_order_relaxed) &&
+    } else if (gain >= 0 && lv > 0 &&
                atomic_fetch_add_explicit(&g_good, 1, memory_order_relaxed) + 1 >= GOOD_TO_CLEAR) {
         atomic_store_explicit(&g_level, 0, memory_order_relaxed);
     }
