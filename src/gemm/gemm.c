@@ -42,6 +42,9 @@
  */
 #include "gemm/gemm.h"
 
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -334,7 +337,31 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
      * writes stay in L1 while each column's run of K is read in order */
     for (size_t k0 = 0; k0 < kc; k0 += 64) {
         const size_t k1 = min_z(kc, k0 + 64);
-        for (size_t j = 0; j < nr; j++) {
+        size_t j = 0;
+#if defined(__SSE2__)
+        /* four columns at a time, 4 x 4 blocks transposed in registers: a
+         * vector store per panel row instead of four scalar ones (packing
+         * transposed weights at create was a sixth of ResNet-50's load) */
+        for (; j + 4 <= nr; j += 4) {
+            const float *s0 = b + (j0 + j) * ldb + p0, *s1 = s0 + ldb, *s2 = s1 + ldb,
+                        *s3 = s2 + ldb;
+            size_t k = k0;
+            for (; k + 4 <= k1; k += 4) {
+                __m128 r0 = _mm_loadu_ps(s0 + k), r1 = _mm_loadu_ps(s1 + k);
+                __m128 r2 = _mm_loadu_ps(s2 + k), r3 = _mm_loadu_ps(s3 + k);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dst + k * NR + j, r0);
+                _mm_storeu_ps(dst + (k + 1) * NR + j, r1);
+                _mm_storeu_ps(dst + (k + 2) * NR + j, r2);
+                _mm_storeu_ps(dst + (k + 3) * NR + j, r3);
+            }
+            for (; k < k1; k++) {
+                float *d = dst + k * NR + j;
+                d[0] = s0[k], d[1] = s1[k], d[2] = s2[k], d[3] = s3[k];
+            }
+        }
+#endif
+        for (; j < nr; j++) {
             const float *src = b + (j0 + j) * ldb + p0;
             for (size_t k = k0; k < k1; k++) dst[k * NR + j] = src[k];
         }

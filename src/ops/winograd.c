@@ -85,46 +85,55 @@ size_t onr_wino_weights_floats(int64_t M, int64_t Cg)
     return (size_t)36 * (size_t)M * (size_t)onr_wino_ldu(Cg);
 }
 
-/* G applied to (g0, g1, g2) taken every `st` elements, into 6 values: row
- * j is (1, p, p^2) / prod_{l != j} (p - p_l) for the points p = 0, 1, -1,
- * 1/2, -2, then (0, 0, 1) for infinity (see winograd-kern.h). */
-static void wino_g3(const double *g, int st, double *o, int ost)
+/* G applied to (a, b, c) in each of CB lanes, into o[0..5][lane]: row j of
+ * G is (1, p, p^2) / prod_{l != j} (p - p_l) for the points p = 0, 1, -1,
+ * 1/2, -2, then (0, 0, 1) for infinity (see winograd-kern.h). Lanes are
+ * independent kernels, so the loops vectorise; the divisions by the
+ * products are multiplications by their reciprocals (in double, an ulp of
+ * double at most before the result is rounded to float). */
+enum { WINO_CB = 16 };
+static void wino_g3(const double *a, const double *b, const double *c, double (*o)[WINO_CB],
+                    int ost, int n)
 {
-    double g0 = g[0], g1 = g[st], g2 = g[2 * st];
-    o[0] = g0;
-    o[ost] = (g0 + g1 + g2) / 3;
-    o[2 * ost] = -(g0 - g1 + g2) / 3;
-    o[3 * ost] = -(g0 + g1 / 2 + g2 / 4) / 0.9375;
-    o[4 * ost] = (g0 - 2 * g1 + 4 * g2) / 15;
-    o[5 * ost] = g2;
+    const double r3 = 1.0 / 3, r15 = 1.0 / 15, r0 = 1.0 / 0.9375;
+    for (int j = 0; j < n; j++) {
+        double g0 = a[j], g1 = b[j], g2 = c[j];
+        o[0][j] = g0;
+        o[ost][j] = (g0 + g1 + g2) * r3;
+        o[2 * ost][j] = -(g0 - g1 + g2) * r3;
+        o[3 * ost][j] = -(g0 + g1 * 0.5 + g2 * 0.25) * r0;
+        o[4 * ost][j] = (g0 - 2 * g1 + 4 * g2) * r15;
+        o[5 * ost][j] = g2;
+    }
 }
 
-/* U = G g G^T, in double, for one 3x3 kernel g (row-major). */
-static void wino_weight_tile(const float *g, double *u)
+/* U = G g G^T, in double, for n <= WINO_CB 3x3 kernels g[j] (row-major,
+ * 9 floats apart): u[6 i + p][j]. */
+static void wino_weight_tiles(const float *g, int n, double (*u)[WINO_CB])
 {
-    double d[9], t[18];
-    for (int i = 0; i < 9; i++) d[i] = g[i];
-    for (int j = 0; j < 3; j++) wino_g3(d + j, 3, t + j, 3); /* G g: 6 x 3 */
-    for (int i = 0; i < 6; i++) wino_g3(t + 3 * i, 1, u + 6 * i, 1);
+    double d[9][WINO_CB], t[18][WINO_CB];
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < 9; i++) d[i][j] = g[9 * j + i];
+    for (int k = 0; k < 3; k++) wino_g3(d[k], d[3 + k], d[6 + k], t + k, 3, n); /* G g: 6 x 3 */
+    for (int i = 0; i < 6; i++) wino_g3(t[3 * i], t[3 * i + 1], t[3 * i + 2], u + 6 * i, 1, n);
 }
 
 void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u)
 {
-    /* 16 input channels at a time, so each of the 36 rows (a multiple of
-     * 4 KiB apart when the channel counts are round) gets a whole cache
+    /* WINO_CB input channels at a time, so each of the 36 rows (a multiple
+     * of 4 KiB apart when the channel counts are round) gets a whole cache
      * line per visit, not one float */
-    enum { CB = 16 };
     int64_t Mg = M / G, ldu = onr_wino_ldu(Cg);
-    double t[CB][36];
+    double t[36][WINO_CB];
     for (int64_t m = 0; m < M; m++) {
         int64_t grp = m / Mg, mm = m % Mg;
         float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu) + (size_t)mm * (size_t)ldu;
-        for (int64_t c0 = 0; c0 < Cg; c0 += CB) {
-            int64_t nc = Cg - c0 < CB ? Cg - c0 : CB;
-            for (int64_t j = 0; j < nc; j++) wino_weight_tile(w + (m * Cg + c0 + j) * 9, t[j]);
+        for (int64_t c0 = 0; c0 < Cg; c0 += WINO_CB) {
+            int nc = (int)(Cg - c0 < WINO_CB ? Cg - c0 : WINO_CB);
+            wino_weight_tiles(w + (m * Cg + c0) * 9, nc, t);
             for (int xi = 0; xi < 36; xi++) {
                 float *row = ug + (size_t)xi * (size_t)(Mg * ldu) + (size_t)c0;
-                for (int64_t j = 0; j < nc; j++) row[j] = (float)t[j][xi];
+                for (int j = 0; j < nc; j++) row[j] = (float)t[xi][j];
             }
         }
         for (int xi = 0; xi < 36 && ldu > Cg; xi++)
