@@ -182,8 +182,12 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
         if (g->R < 1) g->R = 1;
         share = g->R * g->SX;
     }
-    int64_t nb = (share + target - 1) / target;
-    g->tblk = (share + nb - 1) / nb;
+    /* blocks of whole vectors of columns (half a kernel width): 196 tiles
+     * in four even blocks of 49 took 4 vectors each (16 in all), blocks
+     * of 64 take 13 with the last one's 4 tiles; target is a multiple */
+    int64_t nb = (share + target - 1) / target, vec = nr / 2 > 1 ? nr / 2 : 1;
+    g->tblk = ((share + nb - 1) / nb + vec - 1) / vec * vec;
+    if (g->tblk > share) g->tblk = share;
     if (g->tblk < 1) g->tblk = 1;
     g->ldt = (g->tblk + 15) / 16 * 16;
     if (g->ldt % 256 == 0) g->ldt += 16;
