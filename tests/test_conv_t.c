@@ -13,6 +13,13 @@
  * runs transposed, a 56x56 one and a grouped layer of 8 channels per group
  * do not.
  *
+ * Then the GEMM paths' padded W (onr_conv_force_padded): layers whose W
+ * rows are a multiple of 512 floats (1x1 with 512 or 1024 inputs, 2x2 with
+ * 128, 1-D, strided, N > 1, FusedConv with a residual, float16) run with
+ * W copied at create with longer rows and consumed, against the double
+ * reference, bit for bit against the unpadded run, at 1, 2 and 3 threads;
+ * a session with such a layer, whose W the planner drops.
+ *
  * Tolerance: |got - want| <= 1e-5 * S + 1e-6, S the sum of |w * x| (and
  * |b|) over the output's terms: float dot products in another order.
  */
@@ -290,12 +297,108 @@ static void test_automatic_choice(void **state)
     assert_false(session_takes_t(64, 64, 8, 7));  /* 8 channels per group would not */
 }
 
+/* ---- W with padded rows ---------------------------------------------------- */
+
+static const tcase pcases[] = {
+    {1, 512, 40, 1, 2, {9, 9}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},              /* 1x1: GEMM */
+    {2, 512, 20, 1, 2, {7, 6}, {1, 1}, {2, 2}, {1, 1}, {0}, NULL},              /* 1x1 strided, N 2 */
+    {1, 128, 30, 1, 2, {9, 8}, {2, 2}, {1, 1}, {1, 1}, {1, 0, 0, 1}, NULL},     /* 2x2: im2col */
+    {1, 1024, 13, 1, 1, {17}, {1}, {1}, {1}, {0, 0}, NULL},                     /* 1-D */
+};
+
+/* Conv (act NULL) or FusedConv, padding on or off: whether create padded. */
+static onr_tensor *run_pad(const tcase *c, const kact *act, int res, onr_tensor **in, int n_in,
+                           int pad, int nt)
+{
+    onr_conv_force_padded(pad);
+    size_t before = onr_conv_padded_count();
+    onr_tensor *y = run(c, act, res, in, n_in, 0, nt);
+    assert_int_equal(onr_conv_padded_count() > before, pad);
+    onr_conv_force_padded(1);
+    return y;
+}
+
+static void test_padded_weights(void **state)
+{
+    (void)state;
+    static const kact relu = {"Relu", 0, {0, 0}};
+    for (size_t ci = 0; ci < sizeof pcases / sizeof pcases[0]; ci++) {
+        const tcase *c = &pcases[ci];
+        int64_t xd[5] = {c->N, c->C}, wd[5] = {c->M, c->C}, bd[1] = {c->M}, od[3], zd[5] = {c->N, c->M};
+        for (int j = 0; j < c->nsp; j++) xd[2 + j] = c->in[j], wd[2 + j] = c->k[j];
+        int rank = 2 + (int)c->nsp;
+        for (int j = 0; j < c->nsp; j++) {
+            int64_t pb;
+            zd[2 + j] = od[j] = out_len(c, j, &pb);
+        }
+        onr_tensor *x = tk_rand_f32(rank, xd, 61 + (uint32_t)ci), *w = tk_rand_f32(rank, wd, 62);
+        onr_tensor *b = tk_rand_f32(1, bd, 63), *z = tk_rand_f32(rank, zd, 64);
+        int64_t ny = c->N * c->M * prod(od, (int)c->nsp);
+        double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
+        assert_non_null(want);
+        assert_non_null(s);
+        ref_conv(c, x->data, w->data, b->data, want, s, od);
+        onr_tensor *in[4] = {x, w, b, z};
+        onr_tensor *off = run_pad(c, NULL, 0, in, 3, 0, 1);
+        check_close(off, want, s, "unpadded");
+        for (int nt = 1; nt <= 3; nt++) {
+            onr_tensor *on = run_pad(c, NULL, 0, in, 3, 1, nt);
+            assert_memory_equal(on->data, off->data, sizeof(float) * (size_t)ny);
+            tk_free_all(1, &on);
+        }
+        /* FusedConv: bias, residual, Relu */
+        onr_tensor *foff = run_pad(c, &relu, 1, in, 4, 0, 2), *fon = run_pad(c, &relu, 1, in, 4, 1, 2);
+        assert_memory_equal(fon->data, foff->data, sizeof(float) * (size_t)ny);
+        const float *fy = fon->data, *zz = z->data;
+        for (int64_t i = 0; i < ny; i++) {
+            double v = want[i] + zz[i], e = v > 0 ? v : 0;
+            if (!(fabs(fy[i] - e) <= 1e-5 * (s[i] + fabs(zz[i])) + 1e-6))
+                fail_msg("FusedConv element %lld: got %.8g, want %.8g", (long long)i, fy[i], e);
+        }
+        tk_free_all(1, &off), tk_free_all(1, &foff), tk_free_all(1, &fon);
+        free(want), free(s);
+        onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
+    }
+}
+
+/* float16: the widened W is the one padded (and replaced) */
+static void test_padded_float16(void **state)
+{
+    (void)state;
+    const tcase *c = &pcases[0];
+    int64_t xd[4] = {c->N, c->C, c->in[0], c->in[1]}, wd[4] = {c->M, c->C, 1, 1};
+    onr_tensor *x = tk_rand_f32(4, xd, 71), *w = tk_rand_f32(4, wd, 72);
+    onr_tensor *xh = tk_typed(ONR_FLOAT16, 4, xd, NULL), *wh = tk_typed(ONR_FLOAT16, 4, wd, NULL);
+    uint16_t *px = xh->data, *pw = wh->data;
+    for (int64_t i = 0; i < x->numel; i++) px[i] = onr_float_to_half(((float *)x->data)[i]);
+    for (int64_t i = 0; i < w->numel; i++) pw[i] = onr_float_to_half(((float *)w->data)[i]);
+    onr_tensor *in[2] = {xh, wh};
+    onr_tensor *off = run_pad(c, NULL, 0, in, 2, 0, 1), *on = run_pad(c, NULL, 0, in, 2, 1, 2);
+    assert_int_equal(on->dtype, ONR_FLOAT16);
+    assert_memory_equal(on->data, off->data, onr_tensor_nbytes(on));
+    tk_free_all(1, &off), tk_free_all(1, &on);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(xh), onr_tensor_free(wh);
+}
+
+/* Through a session (the planner drops the consumed W): a 1x1 layer of
+ * 512 inputs on 14x14, twice, against the reference. */
+static void test_padded_session(void **state)
+{
+    (void)state;
+    size_t before = onr_conv_padded_count();
+    assert_false(session_takes_t(512, 64, 1, 14));
+    assert_true(onr_conv_padded_count() > before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometries),
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_automatic_choice),
+        cmocka_unit_test(test_padded_weights),
+        cmocka_unit_test(test_padded_float16),
+        cmocka_unit_test(test_padded_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,4 +18,12 @@ void onr_conv_force_transposed(int mode);
  * process (a relaxed atomic counter), for tests. */
 size_t onr_conv_transposed_count(void);
 
+/* Whether create copies a constant W whose rows are a multiple of 512
+ * floats long (Cg * taps: 1x1 layers of 512, 1024, 2048 inputs) with
+ * padded rows, so that the GEMM reads it in place (1, the default) or
+ * leaves it (0: the SGEMM then copies it on every run). Convolutions
+ * created from now on. How many creates padded one, in this process. */
+void onr_conv_force_padded(int on);
+size_t onr_conv_padded_count(void);
+
 #endif
