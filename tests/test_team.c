@@ -2,7 +2,9 @@
  * test_team.c - the contention back-off for parallel regions (gemm/team.h):
  * a region that lost time backs the process off (every region on one
  * thread), the back-off runs out and probation ends after regions that
- * gain, and results do not change when a product or a loop runs backed off.
+ * gain, a long back-off ends with a probe only if the CPUs were idle enough
+ * meanwhile, and results do not change when a product or a loop runs
+ * backed off.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gemm/gemm.h"
 #include "gemm/team.h"
@@ -43,6 +46,20 @@ static void lost_region(long us)
     sleep_us(us);
     onr_team_work_done(&r, w0);
     onr_team_end(&r);
+}
+
+/* Idle clock ticks of all CPUs for the end of a long back-off: one whole
+ * CPU idle all along, or none (another process keeps it busy). */
+static int idle_one_cpu(int64_t *idle)
+{
+    *idle = mono_ns() / (1000000000 / sysconf(_SC_CLK_TCK));
+    return 0;
+}
+
+static int idle_none(int64_t *idle)
+{
+    *idle = 12345;
+    return 0;
 }
 
 /* A region of two threads that both worked the whole 200 us. */
@@ -97,6 +114,7 @@ static void test_losses_in_a_row_back_off_longer(void **state)
      * off for about 22 ms the first two times, 256 ms the third, 512 the
      * fourth */
     int64_t len[4];
+    onr_team_set_idle_source(idle_one_cpu); /* the long ones end with a probe */
     for (int k = 0; k < 4; k++) {
         onr_team_note(0, 600000);
         assert_true(onr_team_backed_off());
@@ -121,7 +139,52 @@ static void test_losses_in_a_row_back_off_longer(void **state)
     assert_int_equal(onr_team(2), 1);
     sleep_us(1100000);
     assert_int_equal(onr_team(2), 2);
+    onr_team_set_idle_source(NULL);
     onr_team_reset();
+}
+
+/* The end of a back-off of 50 ms or more probes only if the CPUs were
+ * idle enough meanwhile: with none idle it backs off 512 ms more without
+ * a probe; then, one CPU idle, it probes (2 threads), but not 3 (needs
+ * 1.5 CPUs). The shorter back-offs always probe. */
+static void test_long_backoff_asks_idle(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    onr_team_set_idle_source(idle_none);
+    size_t skips = onr_team_idle_skips();
+    for (int k = 0; k < 2; k++) { /* about 22 ms each, probed whatever the idle time */
+        onr_team_note(0, 600000);
+        while (onr_team_probe(2) == 1) sleep_us(200);
+    }
+    assert_int_equal(onr_team_idle_skips(), skips);
+    onr_team_note(0, 600000); /* the third: 256 ms */
+    int64_t t0 = mono_ns();
+    while (mono_ns() - t0 < 300000000) {
+        assert_int_equal(onr_team_probe(2), 1);
+        sleep_us(2000);
+    }
+    assert_int_equal(onr_team_idle_skips(), skips + 1); /* looked once, at 256 ms */
+    onr_team_set_idle_source(idle_one_cpu);
+    while (onr_team_probe(3) == 1) { /* the extension runs out, then 1 CPU < 1.5 */
+        assert_true(mono_ns() - t0 < 3000000000);
+        sleep_us(2000);
+    }
+    int64_t waited = mono_ns() - t0;
+    assert_true(waited >= 256000000 + 400000000); /* the extension was 512 ms */
+    /* one long loss (76 ms back-off), the CPU still busy: 512 ms more */
+    onr_team_reset();
+    onr_team_set_idle_source(idle_none);
+    skips = onr_team_idle_skips();
+    onr_team_note(1000000, 3000000); /* 2.375 ms lost */
+    t0 = mono_ns();
+    while (mono_ns() - t0 < 200000000) {
+        assert_int_equal(onr_team_probe(2), 1);
+        sleep_us(2000);
+    }
+    assert_int_equal(onr_team_idle_skips(), skips + 1);
+    onr_team_reset();
+    onr_team_set_idle_source(NULL);
 }
 
 /* On probation one losing region backs off again, however much the
@@ -211,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_loss_backs_off_then_recovers),
         cmocka_unit_test(test_losses_in_a_row_back_off_longer),
         cmocka_unit_test(test_probe_loss_backs_off_at_once),
+        cmocka_unit_test(test_long_backoff_asks_idle),
         cmocka_unit_test(test_backed_off_same_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

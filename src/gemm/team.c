@@ -3,7 +3,10 @@
  */
 #include "gemm/team.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_NS 1000000   /* the first back-off: 1 ms */
 #define BACKOFF_MAX_NS 512000000 /* the longest: 512 ms */
@@ -19,6 +22,72 @@ static _Atomic int64_t g_gain;         /* decayed sum of recent gains, ns */
 static atomic_int g_level;
 static atomic_int g_good;
 static atomic_uint g_regions; /* regions begun: every SAMPLE_EVERY-th is measured */
+
+/* A back-off of IDLE_MIN_NS or more (five clock ticks at 100 Hz) ends
+ * with a look at how much CPU the rest of the machine left idle meanwhile,
+ * before any region tries its threads again: with less than the extra
+ * threads need (minus half a CPU), the other process is still there, and
+ * the process backs off for the longest time at once, without a probe
+ * that would lose a time slice (each of those cost about 3 ms every
+ * 512 ms, and the two more losses of the escalation as many at the
+ * start). The idle time is the kernel's (/proc/stat, in clock ticks);
+ * where it cannot be read, the regions probe as before. */
+#define IDLE_MIN_NS 50000000
+static _Atomic int64_t g_idle0 = -1; /* idle ticks of all CPUs when the back-off began, -1: none */
+static _Atomic int64_t g_idle_t0; /* CLOCK_MONOTONIC ns then */
+static atomic_size_t g_idle_skips;
+
+static int proc_idle_ticks(int64_t *idle)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    char line[512];
+    int st = -1;
+    unsigned long long v[5] = {0};
+    if (fgets(line, sizeof line, f) && strncmp(line, "cpu ", 4) == 0 &&
+        sscanf(line + 4, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
+        *idle = (int64_t)(v[3] + v[4]); /* idle + iowait */
+        st = 0;
+    }
+    fclose(f);
+    return st;
+}
+
+typedef int (*idle_fn)(int64_t *);
+static _Atomic(idle_fn) g_idle_fn = proc_idle_ticks;
+
+void onr_team_set_idle_source(int (*fn)(int64_t *idle_ticks))
+{
+    atomic_store_explicit(&g_idle_fn, fn ? fn : proc_idle_ticks, memory_order_relaxed);
+}
+
+static int idle_ticks(int64_t *idle)
+{
+    return atomic_load_explicit(&g_idle_fn, memory_order_relaxed)(idle);
+}
+
+size_t onr_team_idle_skips(void) { return atomic_load_explicit(&g_idle_skips, memory_order_relaxed); }
+
+/* When a back-off of len ns begins: the idle ticks to compare with. */
+static void idle_mark(int64_t len, int64_t now)
+{
+    int64_t idle = -1;
+    if (len < IDLE_MIN_NS || idle_ticks(&idle) != 0) idle = -1;
+    atomic_store_explicit(&g_idle_t0, now, memory_order_relaxed);
+    atomic_store_explicit(&g_idle0, idle, memory_order_relaxed);
+}
+
+/* At the end of a long back-off: whether the CPUs left idle since it began
+ * would hold nt - 1 more threads (within half a CPU). */
+static int idle_allows(int nt, int64_t now)
+{
+    int64_t idle0 = atomic_load_explicit(&g_idle0, memory_order_relaxed), idle = 0;
+    int64_t t0 = atomic_load_explicit(&g_idle_t0, memory_order_relaxed);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (idle0 < 0 || hz <= 0 || now <= t0 || idle_ticks(&idle) != 0 || idle < idle0) return 1;
+    double cpus = (double)(idle - idle0) / ((double)(now - t0) * 1e-9 * (double)hz);
+    return cpus >= (double)(nt - 1) - 0.5;
+}
 
 static int64_t clock_ns(clockid_t id)
 {
@@ -43,8 +112,24 @@ int onr_team(int nt)
 int onr_team_probe(int nt)
 {
     if (nt <= 1) return 1;
-    if (atomic_load_explicit(&g_serial_until, memory_order_relaxed) > clock_ns(CLOCK_MONOTONIC))
-        return 1;
+    int64_t until = atomic_load_explicit(&g_serial_until, memory_order_relaxed);
+    int64_t now = clock_ns(CLOCK_MONOTONIC);
+    if (until > now) return 1;
+    if (atomic_load_explicit(&g_idle0, memory_order_relaxed) >= 0) {
+        /* one caller looks (the others stay serial meanwhile) */
+        if (!atomic_compare_exchange_strong_explicit(&g_serial_until, &until, now + BACKOFF_MIN_NS,
+                                                     memory_order_relaxed, memory_order_relaxed))
+            return 1;
+        if (!idle_allows(nt, now)) { /* still shared: the longest back-off, no probe */
+            atomic_fetch_add_explicit(&g_idle_skips, 1, memory_order_relaxed);
+            atomic_store_explicit(&g_level, BACKOFF_MAX_LEVEL, memory_order_relaxed);
+            idle_mark(BACKOFF_MAX_NS, now);
+            atomic_store_explicit(&g_serial_until, now + BACKOFF_MAX_NS, memory_order_relaxed);
+            return 1;
+        }
+        atomic_store_explicit(&g_idle0, -1, memory_order_relaxed); /* looked: probe */
+        atomic_store_explicit(&g_serial_until, now, memory_order_relaxed);
+    }
     return nt;
 }
 
@@ -101,8 +186,9 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
         int64_t lost = sum < gain ? -sum : -gain;
         if (len < 32 * lost) len = 32 * lost;
         if (len > BACKOFF_MAX_NS) len = BACKOFF_MAX_NS;
-        atomic_store_explicit(&g_serial_until, clock_ns(CLOCK_MONOTONIC) + len,
-                              memory_order_relaxed);
+        int64_t now = clock_ns(CLOCK_MONOTONIC);
+        idle_mark(len, now);
+        atomic_store_explicit(&g_serial_until, now + len, memory_order_relaxed);
     } else if (gain >= 0 && lv > 0 &&
                atomic_fetch_add_explicit(&g_good, 1, memory_order_relaxed) + 1 >= GOOD_TO_CLEAR) {
         atomic_store_explicit(&g_level, 0, memory_order_relaxed);
@@ -116,6 +202,7 @@ void onr_team_reset(void)
     atomic_store_explicit(&g_gain, 0, memory_order_relaxed);
     atomic_store_explicit(&g_serial_until, 0, memory_order_relaxed);
     atomic_store_explicit(&g_regions, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_idle0, -1, memory_order_relaxed);
 }
 
 int onr_team_backed_off(void) { return onr_team(2) == 1; }

@@ -20,7 +20,10 @@
  *    first loss; as a loss that backs off is over 0.5 ms, the first
  *    back-off lasts 16 ms or more);
  *  - when that time is over, the measured regions try their threads again
- *    (they can tell whether that paid); the others stay on one thread, on
+ *    (they can tell whether that paid); after a back-off of 50 ms or
+ *    more, only if the rest of the machine left enough CPU idle meanwhile
+ *    for the extra threads (within half a CPU; the kernel's idle ticks),
+ *    else the process backs off for 512 ms at once, without a losing probe; the others stay on one thread, on
  *    probation, until 16 measured regions in a row have gained or a second
  *    has passed without a loss. On probation one region that loses more
  *    than 0.25 ms backs off again by itself (the summed gains of the
@@ -38,6 +41,7 @@
 #define ONR_TEAM_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The team size a region that wants nt threads should ask for now: nt, or 1
@@ -66,6 +70,12 @@ void onr_team_end(onr_team_region *r);
 /* What onr_team_end reports: the threads' summed CPU time on the region's
  * work and the region's wall time (also for tests). */
 void onr_team_note(int64_t cpu_ns, int64_t wall_ns);
+
+/* Where the end of a long back-off reads the idle clock ticks of all CPUs
+ * together (tests; NULL: /proc/stat's). How many back-offs it extended
+ * without a probe, in this process. */
+void onr_team_set_idle_source(int (*fn)(int64_t *idle_ticks));
+size_t onr_team_idle_skips(void);
 
 /* Forget any back-off and history (tests). Whether the process is backed
  * off now (tests). */
