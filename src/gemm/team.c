@@ -23,6 +23,13 @@ static atomic_int g_level;
 static atomic_int g_good;
 static atomic_uint g_regions; /* regions begun: every SAMPLE_EVERY-th is measured */
 
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* A back-off of IDLE_MIN_NS or more (five clock ticks at 100 Hz) ends
  * with a look at how much CPU the rest of the machine left idle meanwhile,
  * before any region tries its threads again: with less than the extra
@@ -35,6 +42,7 @@ static atomic_uint g_regions; /* regions begun: every SAMPLE_EVERY-th is measure
 #define IDLE_MIN_NS 50000000
 static _Atomic int64_t g_idle0 = -1; /* idle ticks of all CPUs when the back-off began, -1: none */
 static _Atomic int64_t g_idle_t0; /* CLOCK_MONOTONIC ns then */
+static _Atomic int64_t g_own0;    /* the process's CPU time then */
 static atomic_size_t g_idle_skips;
 
 static int proc_idle_ticks(int64_t *idle)
@@ -74,26 +82,26 @@ static void idle_mark(int64_t len, int64_t now)
     int64_t idle = -1;
     if (len < IDLE_MIN_NS || idle_ticks(&idle) != 0) idle = -1;
     atomic_store_explicit(&g_idle_t0, now, memory_order_relaxed);
+    atomic_store_explicit(&g_own0, clock_ns(CLOCK_PROCESS_CPUTIME_ID), memory_order_relaxed);
     atomic_store_explicit(&g_idle0, idle, memory_order_relaxed);
 }
 
 /* At the end of a long back-off: whether the CPUs left idle since it began
- * would hold nt - 1 more threads (within half a CPU). */
+ * would hold nt - 1 more threads (within half a CPU). What this process
+ * used beyond its one working thread counts as free too: its own idle
+ * threads spinning (OMP_WAIT_POLICY=active) would do its work instead. */
 static int idle_allows(int nt, int64_t now)
 {
     int64_t idle0 = atomic_load_explicit(&g_idle0, memory_order_relaxed), idle = 0;
     int64_t t0 = atomic_load_explicit(&g_idle_t0, memory_order_relaxed);
     long hz = sysconf(_SC_CLK_TCK);
     if (idle0 < 0 || hz <= 0 || now <= t0 || idle_ticks(&idle) != 0 || idle < idle0) return 1;
-    double cpus = (double)(idle - idle0) / ((double)(now - t0) * 1e-9 * (double)hz);
+    double wall = (double)(now - t0) * 1e-9;
+    double cpus = (double)(idle - idle0) / (wall * (double)hz);
+    double own = (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) -
+                          atomic_load_explicit(&g_own0, memory_order_relaxed)) * 1e-9 / wall;
+    if (own > 1) cpus += own - 1;
     return cpus >= (double)(nt - 1) - 0.5;
-}
-
-static int64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int onr_team(int nt)
