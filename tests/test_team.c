@@ -3,7 +3,8 @@
  * a region that lost time backs the process off (every region on one
  * thread), the back-off runs out and probation ends after regions that
  * gain, a long back-off ends with a probe only if the CPUs were idle enough
- * meanwhile, and results do not change when a product or a loop runs
+ * meanwhile, the first region starts backed off when every CPU is busy,
+ * and results do not change when a product or a loop runs
  * backed off.
  */
 #include <stdarg.h>
@@ -59,6 +60,20 @@ static int idle_one_cpu(int64_t *idle)
 static int idle_none(int64_t *idle)
 {
     *idle = 12345;
+    return 0;
+}
+
+/* Tasks runnable now: every CPU busy (one of them with this thread), or
+ * only this thread. */
+static int running_all(int64_t *n)
+{
+    *n = sysconf(_SC_NPROCESSORS_ONLN);
+    return 0;
+}
+
+static int running_me(int64_t *n)
+{
+    *n = 1;
     return 0;
 }
 
@@ -267,6 +282,37 @@ static void test_backed_off_same_results(void **state)
     free(ws);
 }
 
+/* The first measured region looks at the runnable tasks: every CPU busy,
+ * it starts backed off (50 ms, then the idle check: still busy, 512 ms
+ * more); only itself running, it keeps its threads. It looks once. */
+static void test_first_region_looks(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    onr_team_set_idle_source(idle_none);
+    size_t pred = onr_team_predicted(), skips = onr_team_idle_skips();
+    onr_team_set_running_source(running_all);
+    assert_int_equal(onr_team_probe(2), 1);
+    assert_int_equal(onr_team_predicted(), pred + 1);
+    assert_int_equal(onr_team(2), 1);
+    int64_t t0 = mono_ns();
+    while (mono_ns() - t0 < 120000000) {
+        assert_int_equal(onr_team_probe(2), 1);
+        sleep_us(2000);
+    }
+    assert_int_equal(onr_team_idle_skips(), skips + 1);
+    assert_int_equal(onr_team_predicted(), pred + 1); /* once */
+    onr_team_reset();
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+        onr_team_set_running_source(running_me);
+        assert_int_equal(onr_team_probe(2), 2);
+        assert_int_equal(onr_team_predicted(), pred + 1);
+    }
+    onr_team_set_running_source(NULL);
+    onr_team_set_idle_source(NULL);
+    onr_team_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_losses_in_a_row_back_off_longer),
         cmocka_unit_test(test_probe_loss_backs_off_at_once),
         cmocka_unit_test(test_long_backoff_asks_idle),
+        cmocka_unit_test(test_first_region_looks),
         cmocka_unit_test(test_backed_off_same_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,6 +104,60 @@ static int idle_allows(int nt, int64_t now)
     return cpus >= (double)(nt - 1) - 0.5;
 }
 
+/* The first measured region of the process looks at the CPUs before it
+ * runs: with more tasks runnable right now (this thread included) than
+ * the CPUs can hold with nt - 1 more threads, another process is busy
+ * there, and the process starts backed off (IDLE_MIN_NS, then the idle
+ * check above) instead of learning it from losing regions, which cost
+ * a time slice or so each, three of them in a row before the long
+ * back-offs (short processes, a benchmark's runs, paid that on every
+ * start). The count is the kernel's (/proc/stat's procs_running). */
+static atomic_int g_looked; /* the first onr_team_probe looked (tests: reset sets it, the source hook clears it) */
+static atomic_size_t g_predicted;
+
+static int proc_running(int64_t *n)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    char line[512];
+    int st = -1;
+    long long v = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "procs_running ", 14) == 0 && sscanf(line + 14, "%lld", &v) == 1) {
+            *n = (int64_t)v;
+            st = 0;
+            break;
+        }
+    fclose(f);
+    return st;
+}
+
+static _Atomic(idle_fn) g_running_fn = proc_running;
+
+void onr_team_set_running_source(int (*fn)(int64_t *running))
+{
+    atomic_store_explicit(&g_running_fn, fn ? fn : proc_running, memory_order_relaxed);
+    atomic_store_explicit(&g_looked, 0, memory_order_relaxed); /* look again */
+}
+
+size_t onr_team_predicted(void) { return atomic_load_explicit(&g_predicted, memory_order_relaxed); }
+
+static void look_first(int nt, int64_t now)
+{
+    if (atomic_exchange_explicit(&g_looked, 1, memory_order_relaxed)) return;
+    int64_t running = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu <= 0 || atomic_load_explicit(&g_running_fn, memory_order_relaxed)(&running) != 0 ||
+        running + nt - 1 <= ncpu)
+        return;
+    atomic_fetch_add_explicit(&g_predicted, 1, memory_order_relaxed);
+    atomic_store_explicit(&g_good, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_gain, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_level, 1, memory_order_relaxed);
+    idle_mark(IDLE_MIN_NS, now);
+    atomic_store_explicit(&g_serial_until, now + IDLE_MIN_NS, memory_order_relaxed);
+}
+
 int onr_team(int nt)
 {
     if (nt <= 1 || !atomic_load_explicit(&g_level, memory_order_relaxed)) return nt > 1 ? nt : 1;
@@ -120,8 +174,9 @@ int onr_team(int nt)
 int onr_team_probe(int nt)
 {
     if (nt <= 1) return 1;
-    int64_t until = atomic_load_explicit(&g_serial_until, memory_order_relaxed);
     int64_t now = clock_ns(CLOCK_MONOTONIC);
+    if (!atomic_load_explicit(&g_looked, memory_order_relaxed)) look_first(nt, now);
+    int64_t until = atomic_load_explicit(&g_serial_until, memory_order_relaxed);
     if (until > now) return 1;
     if (atomic_load_explicit(&g_idle0, memory_order_relaxed) >= 0) {
         /* one caller looks (the others stay serial meanwhile) */
@@ -211,6 +266,7 @@ void onr_team_reset(void)
     atomic_store_explicit(&g_serial_until, 0, memory_order_relaxed);
     atomic_store_explicit(&g_regions, 0, memory_order_relaxed);
     atomic_store_explicit(&g_idle0, -1, memory_order_relaxed);
+    atomic_store_explicit(&g_looked, 1, memory_order_relaxed); /* tests re-arm it */
 }
 
 int onr_team_backed_off(void) { return onr_team(2) == 1; }

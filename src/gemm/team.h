@@ -29,6 +29,9 @@
  *    than 0.25 ms backs off again by itself (the summed gains of the
  *    others would hide it), so a probe of a CPU still shared costs one
  *    region.
+ * The first measured region of a process looks before it runs: with more
+ * tasks runnable (itself included) than the CPUs hold with its extra
+ * threads, it starts backed off for 50 ms, then the idle check as above.
  * The team's idle threads sleep meanwhile (the wait policy), so the process
  * then competes for one core only, as it would at one thread.
  *
@@ -76,6 +79,12 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns);
  * without a probe, in this process. */
 void onr_team_set_idle_source(int (*fn)(int64_t *idle_ticks));
 size_t onr_team_idle_skips(void);
+
+/* Where the first measured region reads how many tasks are runnable
+ * (tests; NULL: /proc/stat's procs_running), and look again at the next
+ * one. How many times that look started the process backed off. */
+void onr_team_set_running_source(int (*fn)(int64_t *running));
+size_t onr_team_predicted(void);
 
 /* Forget any back-off and history (tests). Whether the process is backed
  * off now (tests). */
