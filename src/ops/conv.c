@@ -725,9 +725,12 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
     int act_in_gemm = epi && gact >= 0 && !bb->z;
     const int64_t pw = (int64_t)onr_sgemm_packed_width(bb->wt);
     const int64_t panels = (g->Mg + pw - 1) / pw;
-    /* parts: the threads there are, at most the planned count the scratch
-     * holds (which part computes a column never changes its value) */
+    /* parts: the threads there are now (one while the process is backed
+     * off: each part gathers col^T again, for nothing on one thread), at
+     * most the planned count the scratch holds (which part computes a
+     * column never changes its value) */
     int64_t parts = nt < g->nthreads ? nt : g->nthreads;
+    if (parts > 1) parts = onr_team_probe((int)parts);
     if (parts > panels) parts = panels;
     if (parts < 1) parts = 1;
     const int64_t work = g->OUT * g->Mg * g->CK;
