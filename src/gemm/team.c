@@ -3,6 +3,7 @@
  */
 #include "gemm/team.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -45,20 +46,29 @@ static _Atomic int64_t g_idle_t0; /* CLOCK_MONOTONIC ns then */
 static _Atomic int64_t g_own0;    /* the process's CPU time then */
 static atomic_size_t g_idle_skips;
 
-static int proc_idle_ticks(int64_t *idle)
+/* The first line of /proc/stat that starts with `key`: its first n (<= 5)
+ * numbers into v. 0 when found. */
+static int proc_stat_line(const char *key, int n, unsigned long long *v)
 {
     FILE *f = fopen("/proc/stat", "r");
     if (!f) return -1;
     char line[512];
+    size_t kl = strlen(key);
     int st = -1;
-    unsigned long long v[5] = {0};
-    if (fgets(line, sizeof line, f) && strncmp(line, "cpu ", 4) == 0 &&
-        sscanf(line + 4, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
-        *idle = (int64_t)(v[3] + v[4]); /* idle + iowait */
-        st = 0;
-    }
+    while (st != 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 &&
+            sscanf(line + kl, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]) >= n)
+            st = 0;
     fclose(f);
     return st;
+}
+
+static int proc_idle_ticks(int64_t *idle)
+{
+    unsigned long long v[5] = {0};
+    if (proc_stat_line("cpu ", 5, v)) return -1;
+    *idle = (int64_t)(v[3] + v[4]); /* all CPUs' idle + iowait */
+    return 0;
 }
 
 typedef int (*idle_fn)(int64_t *);
@@ -105,31 +115,50 @@ static int idle_allows(int nt, int64_t now)
 }
 
 /* The first measured region of the process looks at the CPUs before it
- * runs: with more tasks runnable right now (this thread included) than
- * the CPUs can hold with nt - 1 more threads, another process is busy
- * there, and the process starts backed off (IDLE_MIN_NS, then the idle
+ * runs: when the tasks of other processes runnable right now and its nt
+ * threads are more than the CPUs, another process is busy there, and the
+ * process starts backed off (IDLE_MIN_NS, then the idle
  * check above) instead of learning it from losing regions, which cost
  * a time slice or so each, three of them in a row before the long
  * back-offs (short processes, a benchmark's runs, paid that on every
- * start). The count is the kernel's (/proc/stat's procs_running). */
+ * start). The counts are the kernel's: /proc/stat's procs_running, less
+ * this process's threads in state R (its pool spinning after a region
+ * made one quiet start in 15 look busy). */
 static atomic_int g_looked; /* the first onr_team_probe looked (tests: reset sets it, the source hook clears it) */
 static atomic_size_t g_predicted;
+#define LOOKS 4
+#define LOOK_GAP_NS 300000
 
 static int proc_running(int64_t *n)
 {
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return -1;
-    char line[512];
-    int st = -1;
-    long long v = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "procs_running ", 14) == 0 && sscanf(line + 14, "%lld", &v) == 1) {
-            *n = (int64_t)v;
-            st = 0;
-            break;
-        }
-    fclose(f);
-    return st;
+    unsigned long long v[5] = {0};
+    if (proc_stat_line("procs_running ", 1, v)) return -1;
+    *n = (int64_t)v[0];
+    return 0;
+}
+
+/* This process's threads runnable now (state R in /proc/self/task/ * /stat):
+ * its own pool's threads spinning after a region are no other process. */
+static int64_t own_running(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 1;
+    int64_t n = 0;
+    struct dirent *e;
+    char path[64], buf[256];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) > 20) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *p = strrchr(buf, ')'); /* after the command name */
+        if (p && p[1] == ' ' && p[2] == 'R') n++;
+    }
+    closedir(d);
+    return n > 0 ? n : 1;
 }
 
 static _Atomic(idle_fn) g_running_fn = proc_running;
@@ -145,11 +174,22 @@ size_t onr_team_predicted(void) { return atomic_load_explicit(&g_predicted, memo
 static void look_first(int nt, int64_t now)
 {
     if (atomic_exchange_explicit(&g_looked, 1, memory_order_relaxed)) return;
-    int64_t running = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu <= 0 || atomic_load_explicit(&g_running_fn, memory_order_relaxed)(&running) != 0 ||
-        running + nt - 1 <= ncpu)
-        return;
+    if (ncpu <= 0) return;
+    /* four looks 0.3 ms apart must all see it: a task runnable for a moment
+     * (a parent shell between fork and wait) made one look in 15 on a
+     * quiet machine start backed off */
+    for (int k = 0; k < LOOKS; k++) {
+        int64_t running = 0; /* every task runnable, this process's too */
+        if (atomic_load_explicit(&g_running_fn, memory_order_relaxed)(&running) != 0 ||
+            running - own_running() + nt <= ncpu)
+            return;
+        if (k + 1 < LOOKS) {
+            struct timespec ts = {0, LOOK_GAP_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+    now = clock_ns(CLOCK_MONOTONIC);
     atomic_fetch_add_explicit(&g_predicted, 1, memory_order_relaxed);
     atomic_store_explicit(&g_good, 0, memory_order_relaxed);
     atomic_store_explicit(&g_gain, 0, memory_order_relaxed);

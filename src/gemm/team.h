@@ -29,9 +29,10 @@
  *    than 0.25 ms backs off again by itself (the summed gains of the
  *    others would hide it), so a probe of a CPU still shared costs one
  *    region.
- * The first measured region of a process looks before it runs: with more
- * tasks runnable (itself included) than the CPUs hold with its extra
- * threads, it starts backed off for 50 ms, then the idle check as above.
+ * The first measured region of a process looks before it runs: when the
+ * other processes' runnable tasks and its nt threads are more than the
+ * CPUs (four looks in a row), it starts backed off for 50 ms, then the
+ * idle check as above.
  * The team's idle threads sleep meanwhile (the wait policy), so the process
  * then competes for one core only, as it would at one thread.
  *
