@@ -1229,6 +1229,7 @@ static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, cons
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
+    if (g->OUT == 0) return; /* an empty output (no column band was carved for it) */
     int kind = g->kind;
     const conv_epi *epi = bb->epi;
     if (kind == CONV_DW) {
@@ -1570,7 +1571,9 @@ static void convt_f32(const conv_geom *g, const float *x, const float *w, const 
             const float *wg = w + grp * g->Cg * g->CK;
             float *yg = y + (n * g->M + grp * g->Mg) * g->OUT;
             fill_bias_f32(g, b ? b + grp * g->Mg : NULL, yg, nt);
-            if (g->Cg == 0 || CK == 0) continue;
+            /* no input columns (an empty row): the bias is all (and the
+             * column band was never carved) */
+            if (g->Cg == 0 || CK == 0 || IW == 0) continue;
             for (int64_t r0 = 0; r0 < rows; r0 += band) {
                 int64_t r1 = r0 + band < rows ? r0 + band : rows;
                 size_t ncol = (size_t)((r1 - r0) * IW);
