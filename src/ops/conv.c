@@ -421,6 +421,19 @@ static int64_t conv_band(const conv_geom *g)
 
 /* ---- Winograd F(4x4, 3x3) (winograd.c) --------------------------------- */
 
+/* Create's float32 view of a constant W: the widened copy of a 16-bit W
+ * (create_common), else W's own data; NULL when W is not a constant with
+ * data and elements. Dense rows: conv_pad_create, the one that pads, runs
+ * last. *wt gets the constant (NULL when there is none). */
+static const float *conv_const_wf(onr_create_ctx *c, const conv_params *p, const onr_tensor **wt)
+{
+    const onr_tensor *w = onr_create_const(c, 1);
+    *wt = w;
+    if (!w || w->numel == 0 || !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
+        return NULL;
+    return p->w32 ? p->w32 : w->data;
+}
+
 /* A constant W of 3x3 kernels with strides and dilations 1 is transformed
  * once for the Winograd path (unless ONR_CONV_ALGO=im2col). In automatic
  * mode only groups of at least 8 input and output channels, and at most
@@ -428,10 +441,10 @@ static int64_t conv_band(const conv_geom *g)
  * small images, where im2col wins anyway. W itself is kept for im2col. */
 static int conv_wino_create(onr_create_ctx *c, conv_params *p)
 {
-    const onr_tensor *w = onr_create_const(c, 1);
+    const onr_tensor *w;
+    const float *wf = conv_const_wf(c, p, &w);
     int mode = onr_wino_mode();
-    if (mode == ONR_WINO_OFF || !w || w->rank != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
-        w->numel == 0 || !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
+    if (mode == ONR_WINO_OFF || !wf || w->rank != 4 || w->dims[2] != 3 || w->dims[3] != 3)
         return ONR_OK;
     for (int i = 0; i < p->wa.strides.n; i++)
         if (p->wa.strides.v[i] != 1) return ONR_OK;
@@ -449,7 +462,7 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
     if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float))))
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of transformed weights",
                           n * sizeof(float));
-    onr_wino_transform_weights(p->w32 ? p->w32 : w->data, M, Cg, p->group, p->wino_u);
+    onr_wino_transform_weights(wf, M, Cg, p->group, p->wino_u);
     return ONR_OK;
 }
 
@@ -530,10 +543,9 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int taps)
  * layers never do. */
 static int conv_t_create(onr_create_ctx *c, conv_params *p)
 {
-    const onr_tensor *w = onr_create_const(c, 1);
-    if (conv_t_force == 0 || !w || w->rank < 3 || w->numel == 0 ||
-        !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
-        return ONR_OK;
+    const onr_tensor *w;
+    const float *wf = conv_const_wf(c, p, &w);
+    if (conv_t_force == 0 || !wf || w->rank < 3) return ONR_OK;
     int64_t M = w->dims[0], Cg = w->dims[1], K = 1, G = p->group;
     for (int d = 2; d < w->rank; d++) K *= w->dims[d];
     if (G < 1 || M % G != 0 || (Cg == 1 && G > 1) || Cg * K <= 0) return ONR_OK;
@@ -554,7 +566,6 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of packed weights",
                           stride * (size_t)G);
     p->wt_stride = stride;
-    const float *wf = p->w32 ? p->w32 : w->data;
     for (int64_t grp = 0; grp < G; grp++) /* B = W_g^T: K = CK rows, N = Mg columns */
         onr_sgemm_pack_b(1, (size_t)CK, (size_t)Mg, wf + grp * Mg * CK, (size_t)CK,
                          (char *)p->wt + (size_t)grp * stride);
@@ -807,10 +818,9 @@ size_t onr_conv_padded_count(void) { return atomic_load_explicit(&conv_pad_made,
 
 static int conv_pad_create(onr_create_ctx *c, conv_params *p)
 {
-    const onr_tensor *w = onr_create_const(c, 1);
-    if (!conv_pad_on || p->group != 1 || !w || w->rank < 3 || w->numel == 0 ||
-        !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
-        return ONR_OK;
+    const onr_tensor *w;
+    const float *src = conv_const_wf(c, p, &w);
+    if (!conv_pad_on || p->group != 1 || !src || w->rank < 3) return ONR_OK;
     int64_t M = w->dims[0], Cg = w->dims[1], K = 1;
     for (int d = 2; d < w->rank; d++) K *= w->dims[d];
     int64_t CK = Cg * K, ld = CK + 16;
@@ -822,7 +832,6 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
     if (!wp)
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of padded weights",
                           bytes);
-    const float *src = p->w32 ? p->w32 : w->data;
     for (int64_t m = 0; m < M; m++) {
         memcpy(wp + m * ld, src + m * CK, sizeof(float) * (size_t)CK);
         memset(wp + m * ld + CK, 0, sizeof(float) * 16);
@@ -1177,10 +1186,9 @@ static void conv_direct_f64_run(const conv_geom *g, const double *x, const doubl
  * small groups), 1-D or 2-D, laid out for its SIMD kernels once. */
 static int conv_dw_create(onr_create_ctx *c, conv_params *p)
 {
-    const onr_tensor *w = onr_create_const(c, 1);
-    if (!w || (w->rank != 3 && w->rank != 4) || w->numel == 0 ||
-        !(w->dtype == ONR_FLOAT || p->w32) || (!w->data && !p->w32))
-        return ONR_OK;
+    const onr_tensor *w;
+    const float *wf = conv_const_wf(c, p, &w);
+    if (!wf || (w->rank != 3 && w->rank != 4)) return ONR_OK;
     int64_t M = w->dims[0], Cg = w->dims[1], G = p->group;
     if (M % G != 0) return ONR_OK; /* reshape reports it */
     int64_t Mg = M / G;
@@ -1197,7 +1205,7 @@ static int conv_dw_create(onr_create_ctx *c, conv_params *p)
     if (!(p->dw_wl = onr_alloc_aligned(n * sizeof(float))))
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of laid-out weights",
                           n * sizeof(float));
-    onr_dwconv_prepare_weights(&d, p->w32 ? p->w32 : w->data, p->dw_wl);
+    onr_dwconv_prepare_weights(&d, wf, p->dw_wl);
     return ONR_OK;
 }
 
