@@ -71,8 +71,8 @@ static int proc_idle_ticks(int64_t *idle)
     return 0;
 }
 
-typedef int (*idle_fn)(int64_t *);
-static _Atomic(idle_fn) g_idle_fn = proc_idle_ticks;
+typedef int (*count_fn)(int64_t *); /* a count from the kernel, or a test's */
+static _Atomic(count_fn) g_idle_fn = proc_idle_ticks;
 
 void onr_team_set_idle_source(int (*fn)(int64_t *idle_ticks))
 {
@@ -90,7 +90,10 @@ size_t onr_team_idle_skips(void) { return atomic_load_explicit(&g_idle_skips, me
 static void idle_mark(int64_t len, int64_t now)
 {
     int64_t idle = -1;
-    if (len < IDLE_MIN_NS || idle_ticks(&idle) != 0) idle = -1;
+    if (len < IDLE_MIN_NS || idle_ticks(&idle) != 0) { /* too short to tell, or unreadable */
+        atomic_store_explicit(&g_idle0, -1, memory_order_relaxed);
+        return;
+    }
     atomic_store_explicit(&g_idle_t0, now, memory_order_relaxed);
     atomic_store_explicit(&g_own0, clock_ns(CLOCK_PROCESS_CPUTIME_ID), memory_order_relaxed);
     atomic_store_explicit(&g_idle0, idle, memory_order_relaxed);
@@ -161,7 +164,7 @@ static int64_t own_running(void)
     return n > 0 ? n : 1;
 }
 
-static _Atomic(idle_fn) g_running_fn = proc_running;
+static _Atomic(count_fn) g_running_fn = proc_running;
 
 void onr_team_set_running_source(int (*fn)(int64_t *running))
 {

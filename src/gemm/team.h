@@ -23,9 +23,10 @@
  *    (they can tell whether that paid); after a back-off of 50 ms or
  *    more, only if the rest of the machine left enough CPU idle meanwhile
  *    for the extra threads (within half a CPU; the kernel's idle ticks),
- *    else the process backs off for 512 ms at once, without a losing probe; the others stay on one thread, on
- *    probation, until 16 measured regions in a row have gained or a second
- *    has passed without a loss. On probation one region that loses more
+ *    else the process backs off for 512 ms at once, without a losing
+ *    probe; the others stay on one thread, on probation, until 16
+ *    measured regions in a row have gained or a second has passed
+ *    without a loss. On probation one region that loses more
  *    than 0.25 ms backs off again by itself (the summed gains of the
  *    others would hide it), so a probe of a CPU still shared costs one
  *    region.
