@@ -104,10 +104,15 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
     }
 }
 
-/* mr, nv (vectors per row: 1 or 2) and full (no column tail) are
- * compile-time constants in every specialization below. */
+/* mr, nv (vectors per row: 1 or 2), full (no column tail) and half are
+ * compile-time constants in every specialization below. half: the row's
+ * last vector holds at most 8 columns, so the k loop computes it in a
+ * 256-bit register (a column tail of 1-8 or 17-24), widened to 512 bits
+ * for the stores and the epilogue. Where 512-bit FMAs issue at half the
+ * rate of 256-bit ones (Zen 4) that tail costs half as much; elsewhere the
+ * same. */
 static inline __attribute__((always_inline)) void
-ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
+ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_t nr, size_t kc,
             const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
             float *restrict c, size_t ldc, float alpha, float beta, const onr_sgemm_tile_epi *epi)
 {
@@ -131,6 +136,36 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
 
+    if (half) { /* the last vector of each row in a 256-bit register */
+        const __mmask8 mh = (__mmask8)(nv > 1 ? m1 : m0);
+        __m256 acch[MR];
+#pragma GCC unroll 12
+        for (size_t i = 0; i < mr; i++) acch[i] = _mm256_setzero_ps();
+        for (size_t k = 0; k < kc; k++) {
+            _mm_prefetch((const char *)(b + 16 * ldb), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 64 * ldb), _MM_HINT_T1);
+            __m512 b0 = _mm512_setzero_ps();
+            __m256 bh;
+            if (nv > 1) {
+                b0 = _mm512_loadu_ps(b);
+                bh = _mm256_maskz_loadu_ps(mh, b + 16);
+            } else {
+                bh = _mm256_maskz_loadu_ps(mh, b);
+            }
+#pragma GCC unroll 12
+            for (size_t i = 0; i < mr; i++) {
+                const float *g = i < 4 ? g0 : (i < 8 ? g1 : g2);
+                const float av = g[(i % 4) * lda];
+                if (nv > 1) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(av), b0, acc[i][0]);
+                acch[i] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, acch[i]);
+            }
+            g0++, g1++, g2++;
+            b += ldb;
+        }
+#pragma GCC unroll 12
+        for (size_t i = 0; i < mr; i++) acc[i][nv - 1] = _mm512_zextps256_ps512(acch[i]);
+        kc = 0; /* the loop below has nothing left to do */
+    }
     for (size_t k = 0; k < kc; k++) {
         /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead into L1,
          * and 64 rows ahead towards L2 for the first sweep over a block of
@@ -248,24 +283,28 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         const onr_sgemm_tile_epi *epi
 #define PASS nr, kc, a, lda, b, ldb, c, ldc, alpha, beta, epi
 #define DEF(R)                                                                                 \
-    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, PASS); }                                 \
-    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, PASS); }                                \
-    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, PASS); }
+    static void k##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, PASS); }                              \
+    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, PASS); }                              \
+    static void k##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, PASS); }                             \
+    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, PASS); }                             \
+    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, PASS); }
 DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6) DEF(7) DEF(8) DEF(9) DEF(10) DEF(11) DEF(12)
 #undef DEF
 
 typedef void (*kfn)(ARGS);
-#define ROW(R) {k##R##_1, k##R##_2t, k##R##_2f}
-static const kfn table[MR + 1][3] = {
-    {0, 0, 0}, ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6),
-    ROW(7),    ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
+#define ROW(R) {k##R##_h, k##R##_1, k##R##_2h, k##R##_2t, k##R##_2f}
+static const kfn table[MR + 1][5] = {
+    {0, 0, 0, 0, 0}, ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6),
+    ROW(7),          ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
 #undef ROW
 
 static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, const float *b,
                     size_t ldb, float *c, size_t ldc, float alpha, float beta,
                     const onr_sgemm_tile_epi *epi)
 {
-    int variant = nr <= 16 ? 0 : (nr < NR ? 1 : 2);
+    /* columns 1-8: one 256-bit vector; 9-16: one 512-bit; 17-24: 512 +
+     * 256; 25-31: two, the second masked; 32: two, unmasked */
+    int variant = nr <= 8 ? 0 : nr <= 16 ? 1 : nr <= 24 ? 2 : nr < NR ? 3 : 4;
     table[mr][variant](PASS);
 }
 
