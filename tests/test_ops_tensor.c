@@ -496,6 +496,19 @@ static void test_transpose(void **state)
         check_transpose(ONR_DOUBLE, 2, big2, p2, nt);
         check_transpose(ONR_UINT8, 2, big2, p2, nt);
     }
+    /* 4-byte tiles in 4x4 register blocks (sc_tile4): NCHW <-> NHWC with
+     * every residue of both tiled sides mod 4 and across the 16-wide
+     * column blocks, float32 and int32 bits, 1 and 3 threads */
+    const int64_t chans[] = {4, 5, 6, 7, 16, 17, 33}, hws[][2] = {{3, 5}, {4, 4}, {6, 11}, {1, 19}};
+    const int p_nhwc[] = {0, 2, 3, 1}, p_nchw[] = {0, 3, 1, 2};
+    for (size_t ci = 0; ci < sizeof chans / sizeof chans[0]; ci++)
+        for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
+            for (int nt = 1; nt <= 3; nt += 2) {
+                const int64_t nchw[] = {2, chans[ci], hws[hi][0], hws[hi][1]};
+                const int64_t nhwc[] = {2, hws[hi][0], hws[hi][1], chans[ci]};
+                check_transpose(ONR_FLOAT, 4, nchw, p_nhwc, nt);
+                check_transpose(ONR_INT32, 4, nhwc, p_nchw, nt);
+            }
     /* size-1 and zero-size dims */
     const int64_t d1[] = {1, 4, 1, 3}, d0[] = {2, 0, 3};
     const int p1[] = {3, 2, 1, 0}, p0[] = {2, 0, 1};
