@@ -136,46 +136,28 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
 
-    if (half) { /* the last vector of each row in a 256-bit register */
-        const __mmask8 mh = (__mmask8)(nv > 1 ? m1 : m0);
-        __m256 acch[MR];
+    /* half: the row's last vector accumulates in a 256-bit register, widened
+     * after the loop */
+    const __mmask8 mh = (__mmask8)(nv > 1 ? m1 : m0);
+    __m256 acch[MR];
+    if (half)
 #pragma GCC unroll 12
         for (size_t i = 0; i < mr; i++) acch[i] = _mm256_setzero_ps();
-        for (size_t k = 0; k < kc; k++) {
-            _mm_prefetch((const char *)(b + 16 * ldb), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 64 * ldb), _MM_HINT_T1);
-            __m512 b0 = _mm512_setzero_ps();
-            __m256 bh;
-            if (nv > 1) {
-                b0 = _mm512_loadu_ps(b);
-                bh = _mm256_maskz_loadu_ps(mh, b + 16);
-            } else {
-                bh = _mm256_maskz_loadu_ps(mh, b);
-            }
-#pragma GCC unroll 12
-            for (size_t i = 0; i < mr; i++) {
-                const float *g = i < 4 ? g0 : (i < 8 ? g1 : g2);
-                const float av = g[(i % 4) * lda];
-                if (nv > 1) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(av), b0, acc[i][0]);
-                acch[i] = _mm256_fmadd_ps(_mm256_set1_ps(av), bh, acch[i]);
-            }
-            g0++, g1++, g2++;
-            b += ldb;
-        }
-#pragma GCC unroll 12
-        for (size_t i = 0; i < mr; i++) acc[i][nv - 1] = _mm512_zextps256_ps512(acch[i]);
-        kc = 0; /* the loop below has nothing left to do */
-    }
+
     for (size_t k = 0; k < kc; k++) {
         /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead into L1,
          * and 64 rows ahead towards L2 for the first sweep over a block of
          * weights that comes from memory */
         _mm_prefetch((const char *)(b + 16 * ldb), _MM_HINT_T0);
-        if (nv > 1) _mm_prefetch((const char *)(b + 16 * ldb + 16), _MM_HINT_T0);
+        if (nv > 1 && !half) _mm_prefetch((const char *)(b + 16 * ldb + 16), _MM_HINT_T0);
         _mm_prefetch((const char *)(b + 64 * ldb), _MM_HINT_T1);
-        if (nv > 1) _mm_prefetch((const char *)(b + 64 * ldb + 16), _MM_HINT_T1);
-        __m512 b0, b1 = _mm512_setzero_ps();
-        if (full) {
+        if (nv > 1 && !half) _mm_prefetch((const char *)(b + 64 * ldb + 16), _MM_HINT_T1);
+        __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+        __m256 bh = _mm256_setzero_ps();
+        if (half) {
+            if (nv > 1) b0 = _mm512_loadu_ps(b);
+            bh = _mm256_maskz_loadu_ps(mh, b + 16 * (nv - 1));
+        } else if (full) {
             b0 = _mm512_loadu_ps(b);
             if (nv > 1) b1 = _mm512_loadu_ps(b + 16);
         } else {
@@ -185,13 +167,18 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_
 #pragma GCC unroll 12
         for (size_t i = 0; i < mr; i++) {
             const float *g = i < 4 ? g0 : (i < 8 ? g1 : g2);
-            __m512 av = _mm512_set1_ps(g[(i % 4) * lda]);
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-            if (nv > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+            const float s = g[(i % 4) * lda];
+            __m512 av = _mm512_set1_ps(s);
+            if (!half || nv > 1) acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (half) acch[i] = _mm256_fmadd_ps(_mm256_set1_ps(s), bh, acch[i]);
+            else if (nv > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
         g0++, g1++, g2++;
         b += ldb;
     }
+    if (half)
+#pragma GCC unroll 12
+        for (size_t i = 0; i < mr; i++) acc[i][nv - 1] = _mm512_zextps256_ps512(acch[i]);
 
     const __mmask16 m[2] = {m0, m1};
     if (!epi) { /* the common case: straight from the registers */
