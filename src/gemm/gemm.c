@@ -500,22 +500,21 @@ static inline void run_tile(const gemm_job *J, size_t i, size_t mr, size_t j, si
                           beta, tep);
 }
 
-/* Reads one float of every cache line of rows [0, rows) x [0, kc) of an A
- * read in place (row stride lda), in address order, so that a block of
- * weights coming from memory streams into the caches before the kernels
- * use it. The kernels' broadcasts walk the rows of a tile side by side,
- * and a miss there stalls the FMAs that wait on it; loads in address order
- * over the whole block let the hardware prefetchers run ahead at the
- * memory's bandwidth instead. Software prefetches over the same block, or
- * the same loads a tile at a time, gained nothing: ResNet-50's layer3
- * (1x1 layers with 256-1024 KiB of weights, 14x14) ran 31.4 -> 27.4 ms at
- * one thread with this, 31.2 and 31.6 with those. A block already in
- * cache costs one load per line, 1/16 of a row tile's broadcasts. */
+/* Reads one 32-bit word of every cache line of rows [0, rows) x [0, kc)
+ * of an A read in place (row stride lda), in address order, so that a
+ * block of weights coming from memory streams into the caches before the
+ * kernels use it. The kernels' broadcasts walk the rows of a tile side by
+ * side, and a miss there stalls the FMAs that wait on it; loads in address
+ * order over the whole block let the hardware prefetchers run ahead at the
+ * memory's bandwidth instead. ResNet-50's layer3 (1x1 layers with
+ * 256-1024 KiB of weights, 14x14) at one thread: 34.3 -> 29.5 ms with
+ * this, 32.2-32.5 with software prefetches over the same block, and the
+ * same loads a tile at a time gained nothing (31.2 against 31.4). The
+ * words are or-ed into two chains, not summed (a float sum made each line
+ * wait on the add before, 4 cycles), so a block already in cache costs
+ * about one load per line. */
 static void touch_a_block(const float *a, size_t lda, size_t rows, size_t kc)
 {
-    /* integer loads (the bits only), or-ed into two chains: a float sum
-     * made each line wait on the add before (4 cycles), 2-3 % of
-     * MobileNetV2, whose A blocks are in cache */
     typedef uint32_t __attribute__((may_alias)) word;
     uint32_t o0 = 0, o1 = 0;
     for (size_t i = 0; i < rows; i++) {
