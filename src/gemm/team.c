@@ -99,6 +99,14 @@ static void idle_mark(int64_t len, int64_t now)
     atomic_store_explicit(&g_idle0, idle, memory_order_relaxed);
 }
 
+/* Every back-off starts here: serial until now + len, the idle ticks
+ * marked when it is long enough to check at its end. */
+static void back_off(int64_t len, int64_t now)
+{
+    idle_mark(len, now);
+    atomic_store_explicit(&g_serial_until, now + len, memory_order_relaxed);
+}
+
 /* At the end of a long back-off: whether the CPUs left idle since it began
  * would hold nt - 1 more threads (within half a CPU). What this process
  * used beyond its one working thread counts as free too: its own idle
@@ -174,7 +182,7 @@ void onr_team_set_running_source(int (*fn)(int64_t *running))
 
 size_t onr_team_predicted(void) { return atomic_load_explicit(&g_predicted, memory_order_relaxed); }
 
-static void look_first(int nt, int64_t now)
+static void look_first(int nt)
 {
     if (atomic_exchange_explicit(&g_looked, 1, memory_order_relaxed)) return;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -192,13 +200,11 @@ static void look_first(int nt, int64_t now)
             nanosleep(&ts, NULL);
         }
     }
-    now = clock_ns(CLOCK_MONOTONIC);
     atomic_fetch_add_explicit(&g_predicted, 1, memory_order_relaxed);
     atomic_store_explicit(&g_good, 0, memory_order_relaxed);
     atomic_store_explicit(&g_gain, 0, memory_order_relaxed);
     atomic_store_explicit(&g_level, 1, memory_order_relaxed);
-    idle_mark(IDLE_MIN_NS, now);
-    atomic_store_explicit(&g_serial_until, now + IDLE_MIN_NS, memory_order_relaxed);
+    back_off(IDLE_MIN_NS, clock_ns(CLOCK_MONOTONIC)); /* after the looks' sleeps */
 }
 
 int onr_team(int nt)
@@ -218,7 +224,7 @@ int onr_team_probe(int nt)
 {
     if (nt <= 1) return 1;
     int64_t now = clock_ns(CLOCK_MONOTONIC);
-    if (!atomic_load_explicit(&g_looked, memory_order_relaxed)) look_first(nt, now);
+    if (!atomic_load_explicit(&g_looked, memory_order_relaxed)) look_first(nt);
     int64_t until = atomic_load_explicit(&g_serial_until, memory_order_relaxed);
     if (until > now) return 1;
     if (atomic_load_explicit(&g_idle0, memory_order_relaxed) >= 0) {
@@ -229,8 +235,7 @@ int onr_team_probe(int nt)
         if (!idle_allows(nt, now)) { /* still shared: the longest back-off, no probe */
             atomic_fetch_add_explicit(&g_idle_skips, 1, memory_order_relaxed);
             atomic_store_explicit(&g_level, BACKOFF_MAX_LEVEL, memory_order_relaxed);
-            idle_mark(BACKOFF_MAX_NS, now);
-            atomic_store_explicit(&g_serial_until, now + BACKOFF_MAX_NS, memory_order_relaxed);
+            back_off(BACKOFF_MAX_NS, now);
             return 1;
         }
         atomic_store_explicit(&g_idle0, -1, memory_order_relaxed); /* looked: probe */
@@ -292,9 +297,7 @@ void onr_team_note(int64_t cpu_ns, int64_t wall_ns)
         int64_t lost = sum < gain ? -sum : -gain;
         if (len < 32 * lost) len = 32 * lost;
         if (len > BACKOFF_MAX_NS) len = BACKOFF_MAX_NS;
-        int64_t now = clock_ns(CLOCK_MONOTONIC);
-        idle_mark(len, now);
-        atomic_store_explicit(&g_serial_until, now + len, memory_order_relaxed);
+        back_off(len, clock_ns(CLOCK_MONOTONIC));
     } else if (gain >= 0 && lv > 0 &&
                atomic_fetch_add_explicit(&g_good, 1, memory_order_relaxed) + 1 >= GOOD_TO_CLEAR) {
         atomic_store_explicit(&g_level, 0, memory_order_relaxed);
