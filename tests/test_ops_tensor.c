@@ -1710,7 +1710,8 @@ static void test_empty_huge_dims(void **state)
 
 /* ---- the create / reshape / run contract --------------------------------------- */
 
-/* Only create, with no input bound: attribute errors must come from there. */
+/* Only create, with no input bound (output 0 bound: a node must have one):
+ * attribute errors must come from there. */
 static void expect_create_fail(onr_node *n, int64_t opset, int n_in, int n_out, onr_status code,
                                const char *needle)
 {
@@ -1722,6 +1723,8 @@ static void expect_create_fail(onr_node *n, int64_t opset, int n_in, int n_out, 
     onr_err err = {0};
     onr_step s;
     assert_int_equal(onr_step_init(&s, n, op, n_in, n_out, &err), ONR_OK);
+    onr_tensor y = {0};
+    if (n_out > 0) s.out[0] = &y;
     onr_status st = onr_step_create(&s, 1, &err);
     onr_step_destroy(&s);
     if (st != code)

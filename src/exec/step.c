@@ -59,6 +59,9 @@ onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, in
 onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
 {
     const onr_op_impl *impl = s->op->impl;
+    if (!(impl->flags & ONR_OP_OPT_OUT0) && (s->n_out < 1 || !s->out[0]))
+        return onr_seterr(err, ONR_E_MODEL, "output 0 is required, but the node %s",
+                          s->n_out < 1 ? "has no outputs" : "omits it (its name is \"\")");
     s->created = 1;
     if (!impl->create) return ONR_OK;
     const onr_tensor **konst = calloc((size_t)s->n_in + 1, sizeof *konst);

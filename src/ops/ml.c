@@ -187,7 +187,8 @@ int ml_label_store(const onr_kctx *ctx, const ml_labels *l, onr_tensor *y, int64
 
 int ml_input_matrix(onr_kctx *ctx, int i, int64_t *rows, int64_t *cols)
 {
-    const onr_tensor *x = ctx->in[i];
+    const onr_tensor *x = i < ctx->n_in ? ctx->in[i] : NULL;
+    if (!x) return onr_seterr(ctx->err, ONR_E_MODEL, "input %d (X) is required", i);
     if (x->rank == 2)
         *rows = x->dims[0], *cols = x->dims[1];
     else if (x->rank == 1)

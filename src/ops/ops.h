@@ -146,6 +146,11 @@ enum {
      * plan/pass_gradient.c); the row has no functions, it claims the
      * opsets the pass handles and is listed like any other */
     ONR_OP_EXPANDED = 1u << 4,
+    /* output 0 is optional in the specification (RNN, GRU, LSTM: Y). Every
+     * other op's output 0 is required: onr_step_create refuses a node that
+     * omits it (no output, or output 0 named ""), so no kernel is handed a
+     * missing output 0. Later outputs are each op's to check. */
+    ONR_OP_OPT_OUT0 = 1u << 5,
 };
 
 typedef struct onr_op_impl {

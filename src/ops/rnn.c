@@ -536,7 +536,7 @@ static int rnn_run(const onr_kctx *ctx)
 #define RNN_TYPES (ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16))
 #define RNN_IMPL(create_fn, types_mask)                                                    \
     {.create = create_fn, .reshape = rnn_reshape, .run = rnn_run, .destroy = rnn_destroy, \
-     .params_size = sizeof(rnn_params), .types = types_mask}
+     .params_size = sizeof(rnn_params), .types = types_mask, .flags = ONR_OP_OPT_OUT0}
 
 const onr_op_impl onr_impl_rnn = RNN_IMPL(rnn_create, RNN_TYPES);
 const onr_op_impl onr_impl_rnn22 = RNN_IMPL(rnn_create, RNN_TYPES | ONR_T(ONR_BFLOAT16));
