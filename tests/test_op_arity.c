@@ -27,11 +27,13 @@
 enum { F32 = 1, I64 = 7 };
 
 static const char *const out_patterns[][5] = {
-    {"", "z", NULL},          /* output 0 omitted, output 1 used */
-    {"", "", "z", NULL},      /* the first two omitted */
-    {"y", "", "z", NULL},     /* a middle one omitted */
+    {"y", NULL},                /* as most ops define */
+    {"y", "z", NULL},           /* one more */
+    {"", "z", NULL},            /* output 0 omitted, output 1 used */
+    {"", "", "z", NULL},        /* the first two omitted */
+    {"y", "", "z", NULL},       /* a middle one omitted */
     {"y", "z", "w", "v", NULL}, /* more than most ops define */
-    {"", NULL},               /* the only output omitted: a dead node */
+    {"", NULL},                 /* the only output omitted: a dead node */
 };
 enum { N_OUT_PATTERNS = sizeof out_patterns / sizeof out_patterns[0] };
 
@@ -45,38 +47,83 @@ static const char *const in_patterns[][4] = {
 };
 enum { N_IN_PATTERNS = sizeof in_patterns / sizeof in_patterns[0] };
 
-/* Open (and when that succeeds, run) one model; the status does not matter. */
-static void try_one(const char *op, const char *domain, int since, int ip, int op_i, int konst,
-                    int ints)
+/* The float inputs' shapes: [2, 3] with every output pattern, the others
+ * (a scalar, an empty tensor, rank 4) with the first two. */
+static const struct {
+    int rank;
+    int64_t dims[4];
+    const char *name;
+} shapes[] = {
+    {2, {2, 3}, "[2, 3]"},
+    {0, {0}, "scalars"},
+    {2, {0, 3}, "[0, 3]"},
+    {4, {1, 2, 3, 4}, "[1, 2, 3, 4]"},
+};
+enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
+
+typedef struct arity_case {
+    int ip, op_i, konst, ints, sh;
+} arity_case;
+
+/* Case number i of the sweep, 0 <= i < n_cases(); 0 past the end. */
+static int case_at(int i, arity_case *c)
 {
-    static const int64_t d2[] = {2, 3}, d1[] = {1};
-    static const float f[6] = {1, 2, 3, 4, 5, 6};
+    for (c->sh = 0; c->sh < N_SHAPES; c->sh++) {
+        int outs = c->sh ? 2 : N_OUT_PATTERNS, per = N_IN_PATTERNS * outs * 4;
+        if (i >= per) {
+            i -= per;
+            continue;
+        }
+        c->ip = i / (outs * 4);
+        c->op_i = i / 4 % outs;
+        c->konst = i / 2 % 2;
+        c->ints = i % 2;
+        return 1;
+    }
+    return 0;
+}
+
+/* Open (and when that succeeds, run) one model; the status does not matter. */
+static void try_one(const char *op, const char *domain, int since, const arity_case *c)
+{
+    static const int64_t d1[] = {1};
+    static const float f[24] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+                                13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24};
     static const int64_t one[1] = {1};
+    const int rank = shapes[c->sh].rank;
+    const int64_t *dims = shapes[c->sh].dims;
+    int64_t numel = 1;
+    for (int d = 0; d < rank; d++)
+        numel *= dims[d];
     pbw g = {0};
-    pbw_node_in(&g, 1, op, *domain ? domain : NULL, "the_node", in_patterns[ip],
-                out_patterns[op_i], NULL);
+    pbw_node_in(&g, 1, op, *domain ? domain : NULL, "the_node", in_patterns[c->ip],
+                out_patterns[c->op_i], NULL);
     int n_bind = 0;
     const char *names[4];
     onr_tensor *bind[4];
-    for (int k = 0; in_patterns[ip][k]; k++) {
-        const char *nm = in_patterns[ip][k];
-        if (!*nm) continue;
-        int i64 = ints && k > 0;
-        if (konst) {
-            if (i64) pbw_init_i64(&g, nm, 1, d1, one, 1);
-            else pbw_init_f32(&g, nm, 2, d2, f, 6);
+    for (int k = 0; in_patterns[c->ip][k]; k++) {
+        const char *nm = in_patterns[c->ip][k];
+        if (!*nm)
+            continue;
+        int i64 = c->ints && k > 0;
+        if (c->konst) {
+            if (i64)
+                pbw_init_i64(&g, nm, 1, d1, one, 1);
+            else
+                pbw_init_f32(&g, nm, rank, dims, f, (size_t)numel);
         } else {
-            pbw_value_info(&g, 11, nm, i64 ? I64 : F32, i64 ? 1 : 2, i64 ? d1 : d2);
+            pbw_value_info(&g, 11, nm, i64 ? I64 : F32, i64 ? 1 : rank, i64 ? d1 : dims);
             names[n_bind] = nm;
             bind[n_bind] = i64 ? onr_tensor_wrap(ONR_INT64, 1, d1, (void *)one)
-                               : onr_tensor_wrap(ONR_FLOAT, 2, d2, (void *)f);
+                               : onr_tensor_wrap(ONR_FLOAT, rank, dims, (void *)f);
             n_bind++;
         }
     }
     int n_graph_out = 0;
-    for (int o = 0; out_patterns[op_i][o]; o++) {
-        if (!*out_patterns[op_i][o]) continue;
-        pbw_value_info(&g, 12, out_patterns[op_i][o], F32, -1, NULL);
+    for (int o = 0; out_patterns[c->op_i][o]; o++) {
+        if (!*out_patterns[c->op_i][o])
+            continue;
+        pbw_value_info(&g, 12, out_patterns[c->op_i][o], F32, -1, NULL);
         n_graph_out++;
     }
     if (!n_graph_out) { /* the node is dead; the graph still needs an output */
@@ -85,7 +132,8 @@ static void try_one(const char *op, const char *domain, int since, int ip, int o
         pbw_value_info(&g, 12, "q", F32, -1, NULL);
     }
     int64_t opset = *domain ? 17 : since;
-    if (opset < 7) opset = 7;
+    if (opset < 7)
+        opset = 7;
     const char *doms[2] = {"", domain};
     int64_t vers[2] = {opset, since > 0 ? since : 1};
     pbw m = pbw_model_opsets(&g, 8, *domain ? 2 : 1, doms, vers);
@@ -96,63 +144,65 @@ static void try_one(const char *op, const char *domain, int since, int ip, int o
         (void)onr_session_run(s, n_bind, names, (const onr_tensor *const *)bind);
     onr_session_free(s);
     onr_options_free(o);
-    for (int i = 0; i < n_bind; i++) onr_tensor_free(bind[i]);
+    for (int i = 0; i < n_bind; i++)
+        onr_tensor_free(bind[i]);
     free(m.b);
 }
 
 /* A child runs with the default signal actions (cmocka's handlers would
- * turn a crash into a test report of its own) and writes nothing: the
- * parent reports. */
+ * turn a crash into a test report of its own) and writes nothing to
+ * stdout: the parent reports (a sanitizer's report goes to stderr). */
 static void child_setup(void)
 {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
-    if (!freopen("/dev/null", "w", stdout)) _exit(3);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], SIG_DFL);
+    if (!freopen("/dev/null", "w", stdout))
+        _exit(3);
+    alarm(120); /* a hang ends as SIGALRM (14), named like a crash */
 }
 
-/* Every pattern for one op, in this process. */
-static void try_op(const char *op, const char *domain, int since)
+/* Cases from..to-1 of op in a child; its wait status. */
+static int run_child(const char *op, const char *domain, int since, int from, int to)
 {
-    for (int ip = 0; ip < N_IN_PATTERNS; ip++)
-        for (int op_i = 0; op_i < N_OUT_PATTERNS; op_i++)
-            for (int konst = 0; konst < 2; konst++)
-                for (int ints = 0; ints < 2; ints++)
-                    try_one(op, domain, since, ip, op_i, konst, ints);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_setup();
+        arity_case c;
+        for (int i = from; i < to && case_at(i, &c); i++)
+            try_one(op, domain, since, &c);
+        _exit(0);
+    }
+    int ws = 0;
+    if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+        return -1;
+    return ws;
 }
 
-/* The first crashing pattern of op, found again pattern by pattern in
- * children (for the message). */
-static void name_pattern(const char *op, const char *domain, int since, char *buf, size_t len)
+static int failed(int ws) { return ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0; }
+
+/* The first case of op that fails alone, described in buf. */
+static void name_case(const char *op, const char *domain, int since, char *buf, size_t len)
 {
-    snprintf(buf, len, "?");
-    for (int ip = 0; ip < N_IN_PATTERNS; ip++)
-        for (int op_i = 0; op_i < N_OUT_PATTERNS; op_i++)
-            for (int konst = 0; konst < 2; konst++)
-                for (int ints = 0; ints < 2; ints++) {
-                    fflush(NULL);
-                    pid_t pid = fork();
-                    if (pid == 0) {
-                        child_setup();
-                        try_one(op, domain, since, ip, op_i, konst, ints);
-                        _exit(0);
-                    }
-                    int ws = 0;
-                    if (pid < 0 || waitpid(pid, &ws, 0) < 0) continue;
-                    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) continue;
-                    size_t n = 0;
-                    n += (size_t)snprintf(buf + n, len - n, "inputs (");
-                    for (int k = 0; in_patterns[ip][k] && n < len; k++)
-                        n += (size_t)snprintf(buf + n, len - n, "%s'%s'", k ? ", " : "",
-                                              in_patterns[ip][k]);
-                    if (n < len) n += (size_t)snprintf(buf + n, len - n, ") outputs (");
-                    for (int k = 0; out_patterns[op_i][k] && n < len; k++)
-                        n += (size_t)snprintf(buf + n, len - n, "%s'%s'", k ? ", " : "",
-                                              out_patterns[op_i][k]);
-                    if (n < len)
-                        snprintf(buf + n, len - n, ") %s, %s", konst ? "initializers" : "inputs",
-                                 ints ? "int64 after the first" : "all float");
-                    return;
-                }
+    snprintf(buf, len, "no single case (an earlier one's state?)");
+    arity_case c;
+    for (int i = 0; case_at(i, &c); i++) {
+        if (!failed(run_child(op, domain, since, i, i + 1)))
+            continue;
+        size_t n = (size_t)snprintf(buf, len, "inputs (");
+        for (int k = 0; in_patterns[c.ip][k] && n < len; k++)
+            n += (size_t)snprintf(buf + n, len - n, "%s'%s'", k ? ", " : "", in_patterns[c.ip][k]);
+        if (n < len)
+            n += (size_t)snprintf(buf + n, len - n, ") outputs (");
+        for (int k = 0; out_patterns[c.op_i][k] && n < len; k++)
+            n += (size_t)snprintf(buf + n, len - n, "%s'%s'", k ? ", " : "",
+                                  out_patterns[c.op_i][k]);
+        if (n < len)
+            snprintf(buf + n, len - n, "), %s, %s, floats %s", c.konst ? "initializers" : "inputs",
+                     c.ints ? "int64 after the first" : "all float", shapes[c.sh].name);
+        return;
+    }
 }
 
 static void test_every_op_any_arity(void **state)
@@ -166,32 +216,34 @@ static void test_every_op_any_arity(void **state)
         const char *domain = NULL;
         int since = 0, until = 0;
         const char *op = onr_op_info(i, &domain, &since, &until);
-        if (!op) continue;
-        if (!domain) domain = "";
+        if (!op)
+            continue;
+        if (!domain)
+            domain = "";
         tried++;
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            child_setup();
-            try_op(op, domain, since);
-            _exit(0);
-        }
-        int ws = 0;
-        assert_true(waitpid(pid, &ws, 0) == pid);
-        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) continue;
+        int ws = run_child(op, domain, since, 0, 1 << 30);
+        if (!failed(ws))
+            continue;
         char pat[512];
-        name_pattern(op, domain, since, pat, sizeof pat);
+        name_case(op, domain, since, pat, sizeof pat);
         bad++;
         if (used < sizeof report)
             used += (size_t)snprintf(report + used, sizeof report - used,
-                                     "  %s%s%s (since %d): %s %d; %s\n", domain,
-                                     *domain ? "." : "", op, since,
-                                     WIFSIGNALED(ws) ? "signal" : "exit status",
-                                     WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), pat);
+                                     "  %s%s%s (since %d): %s %d; %s\n", domain, *domain ? "." : "",
+                                     op, since,
+                                     ws == -1          ? "fork failed"
+                                     : WIFSIGNALED(ws) ? "signal"
+                                                       : "exit status",
+                                     ws == -1          ? 0
+                                     : WIFSIGNALED(ws) ? WTERMSIG(ws)
+                                                       : WEXITSTATUS(ws),
+                                     pat);
     }
-    print_message("%d op rows tried, %d patterns each\n", tried,
-                  N_IN_PATTERNS * N_OUT_PATTERNS * 4);
+    arity_case c;
+    int n_cases = 0;
+    while (case_at(n_cases, &c))
+        n_cases++;
+    print_message("%d op rows tried, %d cases each\n", tried, n_cases);
     if (bad) {
         fprintf(stderr, "%d ops crashed:\n%s", bad, report);
         fail_msg("%d ops crashed (listed above)", bad);

@@ -30,6 +30,8 @@ static int shape_input(const onr_op_impl *impl, int k)
     return k < 32 && (impl->shape_inputs >> k & 1u);
 }
 
+enum { ONR_STEP_MIN_SLOTS = 8 };
+
 onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, int n_in,
                          int n_out, onr_err *err)
 {
@@ -44,9 +46,14 @@ onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, in
     for (int k = 0; k < n_in; k++)
         if (shape_input(op->impl, k)) vals += 1 + KEY_MAX_VALUES;
     s->key_len = n_in * (2 + ONR_MAX_RANK) + vals;
-    s->in = calloc((size_t)n_in + 1, sizeof *s->in);
-    s->out = calloc((size_t)n_out + 1, sizeof *s->out);
-    s->in_const = calloc((size_t)n_in + 1, 1);
+    /* at least ONR_STEP_MIN_SLOTS entries, the ones past n_in / n_out NULL:
+     * a kernel that reads in[1] of a node given one input (before checking
+     * n_in) reads a missing input, not past the array */
+    size_t ni = (size_t)(n_in > ONR_STEP_MIN_SLOTS ? n_in : ONR_STEP_MIN_SLOTS) + 1;
+    size_t no = (size_t)(n_out > ONR_STEP_MIN_SLOTS ? n_out : ONR_STEP_MIN_SLOTS) + 1;
+    s->in = calloc(ni, sizeof *s->in);
+    s->out = calloc(no, sizeof *s->out);
+    s->in_const = calloc(ni, 1);
     s->key = calloc(2 * (size_t)s->key_len + 1, sizeof *s->key); /* last key, then a work copy */
     if (op->impl->params_size) s->params = calloc(1, op->impl->params_size);
     if (!s->in || !s->out || !s->in_const || !s->key || (op->impl->params_size && !s->params)) {
