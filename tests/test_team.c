@@ -4,6 +4,7 @@
  * thread), the back-off runs out and probation ends after regions that
  * gain, a long back-off ends with a probe only if the CPUs were idle enough
  * meanwhile, the first region starts backed off when every CPU is busy,
+ * a loss backs off only when other processes' tasks are runnable too,
  * and results do not change when a product or a loop runs
  * backed off.
  */
@@ -308,9 +309,59 @@ static void test_first_region_looks(void **state)
         assert_int_equal(onr_team_probe(2), 2);
         assert_int_equal(onr_team_predicted(), pred + 1);
     }
-    onr_team_set_running_source(NULL);
+    onr_team_set_running_source(running_all); /* the group's setting */
     onr_team_set_idle_source(NULL);
     onr_team_reset();
+}
+
+/* A loss while no other process has a task runnable is not a shared CPU
+ * (the host took the VM's CPU away for a moment, say): no back-off, the
+ * loss is counted as unconfirmed and forgotten. The same losses with every
+ * CPU busy back off. */
+static void test_loss_needs_other_tasks(void **state)
+{
+    (void)state;
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) skip(); /* a team of 2 oversubscribes 1 CPU */
+    onr_team_set_running_source(running_me);
+    onr_team_reset();
+    size_t u = onr_team_unconfirmed();
+    assert_int_equal(onr_team_probe(2), 2);
+    onr_team_note(0, 600000);
+    assert_false(onr_team_backed_off());
+    assert_int_equal(onr_team_unconfirmed(), u + 1);
+    onr_team_note(1000000, 3000000); /* 2.375 ms: forgotten too */
+    lost_region(1000);
+    assert_false(onr_team_backed_off());
+    assert_int_equal(onr_team_probe(2), 2);
+    assert_int_equal(onr_team_unconfirmed(), u + 3);
+    /* the forgotten losses leave no debt: one small loss later does not
+     * tip a sum over the line */
+    onr_team_set_running_source(running_all);
+    onr_team_reset();
+    onr_team_note(0, 300000);
+    assert_false(onr_team_backed_off());
+    onr_team_note(0, 600000);
+    assert_true(onr_team_backed_off());
+    assert_int_equal(onr_team_unconfirmed(), u + 3);
+    onr_team_reset();
+}
+
+/* Every test but the one above sees every CPU busy when a loss asks (and
+ * each starts with onr_team_reset, so no first look follows from it). */
+static int group_setup(void **state)
+{
+    (void)state;
+    onr_team_set_running_source(running_all);
+    onr_team_reset();
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    onr_team_set_running_source(NULL);
+    onr_team_reset();
+    return 0;
 }
 
 int main(void)
@@ -323,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_long_backoff_asks_idle),
         cmocka_unit_test(test_first_region_looks),
         cmocka_unit_test(test_backed_off_same_results),
+        cmocka_unit_test(test_loss_needs_other_tasks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -13,7 +13,10 @@
  * Gains are summed with a decay; when the sum falls below -0.5 ms (more
  * than a late wake-up: small regions woken cold on a quiet machine lose
  * tens of microseconds, a thread descheduled by another process costs
- * milliseconds), the process backs off:
+ * milliseconds), and the kernel shows other processes' runnable tasks
+ * that with the team's threads are more than the CPUs (else the loss is
+ * forgotten: the host took a virtual CPU away for a moment, say, and
+ * fewer threads would not help), the process backs off:
  *  - every region runs on one thread for 1 ms, then 16, 256, 512 ms with
  *    each loss in a row, and at least 32 times the loss (so that probing a
  *    CPU that stays shared costs a percent or less, within a second of the
@@ -88,6 +91,10 @@ size_t onr_team_idle_skips(void);
 void onr_team_set_running_source(int (*fn)(int64_t *running));
 size_t onr_team_predicted(void);
 
+/* How many losses did not back off because no other process had a task
+ * runnable beside the team (team.c: oversubscribed); the same source as
+ * above tells. */
+size_t onr_team_unconfirmed(void);
 /* Forget any back-off and history (tests). Whether the process is backed
  * off now (tests). */
 void onr_team_reset(void);
