@@ -223,6 +223,67 @@ static void test_linear_hand(void **state)
     tk_node_free(n);
 }
 
+/* linear with tf_half_pixel_for_nn (opset 11): x_orig = (o + 0.5) / scale
+ * on every axis, the outer ones too, so an outer axis of 2 mixes its two
+ * entries (generic path) while axes of 1 stay put (they count as identity
+ * and take the plane path, the fuzzer's slow Resize to 30 M outputs). Each
+ * against a plain separable linear interpolation written here. */
+static double tfnn_linear_ref(const float *x, const int64_t *xd, const int64_t *yd,
+                              const int64_t *o)
+{
+    int64_t lo[4], hi[4];
+    double w[4];
+    for (int d = 0; d < 4; d++) {
+        double c = ((double)o[d] + 0.5) * (double)xd[d] / (double)yd[d];
+        if (c < 0) c = 0;
+        if (c > (double)(xd[d] - 1)) c = (double)(xd[d] - 1);
+        lo[d] = (int64_t)floor(c);
+        hi[d] = lo[d] + 1 < xd[d] ? lo[d] + 1 : lo[d];
+        w[d] = c - (double)lo[d];
+    }
+    double v = 0;
+    for (int k = 0; k < 16; k++) {
+        double wt = 1;
+        int64_t off = 0;
+        for (int d = 0; d < 4; d++) {
+            int up = k >> d & 1;
+            wt *= up ? w[d] : 1 - w[d];
+            off = off * xd[d] + (up ? hi[d] : lo[d]);
+        }
+        v += wt * x[off];
+    }
+    return v;
+}
+
+static void test_tf_nn_linear_outer_axes(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][2][4] = {
+        {{1, 1, 3, 4}, {1, 1, 5, 7}}, {{1, 2, 3, 4}, {1, 2, 5, 7}}, {{2, 1, 2, 3}, {2, 1, 4, 2}}};
+    for (int c = 0; c < 3; c++) {
+        const int64_t *xd = shapes[c][0], *yd = shapes[c][1];
+        onr_tensor *x = tk_rand_f32(4, xd, 11 + c), *sz = i64s(4, yd), *y;
+        onr_node *n = tk_node("Resize");
+        tk_attr_string(n, "mode", "linear");
+        tk_attr_string(n, "coordinate_transformation_mode", "tf_half_pixel_for_nn");
+        onr_err err = {0};
+        onr_tensor *roi = f32s(0, NULL), *sc = f32s(0, NULL);
+        if (rs_run(n, 11, x, roi, sc, sz, &y, 1, &err)) fail_msg("%s", err.msg);
+        tk_assert_shape(y, 4, yd);
+        int64_t o[4];
+        for (int64_t i = 0; i < y->numel; i++) {
+            int64_t r = i;
+            for (int d = 3; d >= 0; d--) o[d] = r % yd[d], r /= yd[d];
+            double e = tfnn_linear_ref(x->data, xd, yd, o), a = ((float *)y->data)[i];
+            if (!(fabs(a - e) <= 1e-5 + 1e-5 * fabs(e)))
+                fail_msg("shape %d, element %lld: %.9g, expected %.9g", c, (long long)i, a, e);
+        }
+        onr_tensor_free(y), onr_tensor_free(x), onr_tensor_free(sz);
+        onr_tensor_free(roi), onr_tensor_free(sc);
+        tk_node_free(n);
+    }
+}
+
 /* Nearest copies strings and bools. */
 static void test_nearest_strings(void **state)
 {
@@ -432,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_fast_vs_reference_large),
         cmocka_unit_test(test_separable_vs_reference),
         cmocka_unit_test(test_linear_hand),
+        cmocka_unit_test(test_tf_nn_linear_outer_axes),
         cmocka_unit_test(test_nearest_strings),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_bad_attributes),

@@ -385,7 +385,11 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
     size_t used = 0;
     for (int d = 0; d < r; d++) {
         rs_axis *a = &p->ax[d];
-        a->identity = a->in == a->out && a->scale == 1 && p->ctm != CT_TF_CROP && p->ctm != CT_TF_NN;
+        /* an axis of one element stays that element whatever the mode and
+         * the coordinate transform (every tap clamps to it, the weights sum
+         * to 1), except where tf_crop_and_resize extrapolates */
+        a->identity = a->in == a->out && p->ctm != CT_TF_CROP &&
+                      ((a->scale == 1 && p->ctm != CT_TF_NN) || a->in == 1);
         rs_taps(p, a);
         if (a->taps > RS_MAX_TABLE / a->out)
             return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
