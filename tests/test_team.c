@@ -5,6 +5,7 @@
  * gain, a long back-off ends with a probe only if the CPUs were idle enough
  * meanwhile, the first region starts backed off when every CPU is busy,
  * a loss backs off only when other processes' tasks are runnable too,
+ * niced tasks do not count as such,
  * and results do not change when a product or a loop runs
  * backed off.
  */
@@ -16,6 +17,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -346,6 +351,54 @@ static void test_loss_needs_other_tasks(void **state)
     onr_team_reset();
 }
 
+/* A child that spins at nice `nice` until killed; its pid. */
+static pid_t spinner(int nice_inc)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (nice_inc && nice(nice_inc) == -1) _exit(1);
+        volatile unsigned long x = 0;
+        for (;;) x++;
+    }
+    return pid;
+}
+
+/* Whether process pid counts as competing within 2 s (it has to be
+ * scheduled once after the fork to show state R with its nice). */
+static int competes_soon(pid_t pid, int want)
+{
+    int64_t t0 = mono_ns();
+    while (mono_ns() - t0 < 2000000000) {
+        if ((onr_team_pid_competing((int)pid) > 0) == want) return 1;
+        sleep_us(5000);
+    }
+    return 0;
+}
+
+/* A busy process at nice 19 does not compete with this one (nice 0): the
+ * scheduler leaves it about 2 % of a shared CPU; one at this process's
+ * nice does. Each spinner is looked at for up to 2 s. */
+static void test_niced_tasks_do_not_compete(void **state)
+{
+    (void)state;
+    errno = 0;
+    if (getpriority(PRIO_PROCESS, 0) != 0 || errno) skip(); /* the test itself runs niced */
+    pid_t low = spinner(19), same = spinner(0);
+    assert_true(low > 0 && same > 0);
+    sleep_us(20000);
+    int ok_same = competes_soon(same, 1);
+    /* the niced one never counts: looked at several times */
+    int low_counted = 0;
+    for (int k = 0; k < 20; k++) {
+        low_counted += onr_team_pid_competing((int)low) > 0;
+        sleep_us(2000);
+    }
+    kill(low, SIGKILL), kill(same, SIGKILL);
+    waitpid(low, NULL, 0), waitpid(same, NULL, 0);
+    assert_true(ok_same);
+    assert_int_equal(low_counted, 0);
+}
+
 /* Every test but the one above sees every CPU busy when a loss asks (and
  * each starts with onr_team_reset, so no first look follows from it). */
 static int group_setup(void **state)
@@ -375,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_first_region_looks),
         cmocka_unit_test(test_backed_off_same_results),
         cmocka_unit_test(test_loss_needs_other_tasks),
+        cmocka_unit_test(test_niced_tasks_do_not_compete),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -4,7 +4,10 @@
 #include "gemm/team.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,11 +66,26 @@ static int proc_stat_line(const char *key, int n, unsigned long long *v)
     return st;
 }
 
+/* This process's nice value (its threads share it: nothing here sets one). */
+static int own_nice(void)
+{
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, 0);
+    return errno ? 0 : n;
+}
+
+/* The CPU time other processes leave this one, in clock ticks of all CPUs
+ * together: idle and iowait, and the time of niced tasks (nice > 0) when
+ * this process is not niced itself: the scheduler gives a task of nice 0
+ * about 98 % of a CPU it shares with one of nice 19, so a background job
+ * started with `nice` takes next to nothing from the threads (counted as
+ * busy, it kept a 2-thread run on one thread for as long as the job ran). */
 static int proc_idle_ticks(int64_t *idle)
 {
     unsigned long long v[5] = {0};
     if (proc_stat_line("cpu ", 5, v)) return -1;
     *idle = (int64_t)(v[3] + v[4]); /* all CPUs' idle + iowait */
+    if (own_nice() <= 0) *idle += (int64_t)v[1];
     return 0;
 }
 
@@ -172,7 +190,93 @@ static int64_t own_running(void)
     return n > 0 ? n : 1;
 }
 
+/* Other processes' tasks in state R whose nice is at most this process's
+ * (a niced task yields its CPU to them: see proc_idle_ticks), read from
+ * /proc/[pid]/task/[tid]/stat; -1 when /proc cannot be read. Only asked
+ * once procs_running says other tasks are runnable; it stops after
+ * SCAN_MAX_TASKS tasks (counting what it saw so far). */
+#define SCAN_MAX_TASKS 8192
+
+/* Tasks of process `pid` (a /proc name) in state R with nice <= nice0;
+ * *seen counts the tasks looked at. */
+static int64_t pid_competing(const char *pid, int nice0, int64_t *seen)
+{
+    char path[96], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/task", pid);
+    DIR *td = opendir(path);
+    if (!td) return 0;
+    int64_t n = 0;
+    struct dirent *t;
+    while ((t = readdir(td)) != NULL && *seen < SCAN_MAX_TASKS) {
+        if (t->d_name[0] == '.' || strlen(t->d_name) > 20) continue;
+        ++*seen;
+        snprintf(path, sizeof path, "/proc/%s/task/%s/stat", pid, t->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *p = strrchr(buf, ')'); /* after the command name */
+        if (!p || p[1] != ' ' || p[2] != 'R') continue;
+        /* the fields after the state: ppid pgrp session tty_nr tpgid flags
+         * minflt cminflt majflt cmajflt utime stime cutime cstime priority
+         * nice */
+        long nice = 0;
+        if (sscanf(p + 3, "%*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %ld",
+                   &nice) == 1 &&
+            nice <= nice0)
+            n++;
+    }
+    closedir(td);
+    return n;
+}
+
+int64_t onr_team_pid_competing(int pid)
+{
+    char name[24];
+    int64_t seen = 0;
+    snprintf(name, sizeof name, "%d", pid);
+    return pid_competing(name, own_nice(), &seen);
+}
+
+static int64_t competing_tasks(void)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    const long me = (long)getpid();
+    const int nice0 = own_nice();
+    int64_t n = 0, seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && seen < SCAN_MAX_TASKS) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == me || strlen(e->d_name) > 20) continue;
+        n += pid_competing(e->d_name, nice0, &seen);
+    }
+    closedir(d);
+    return n;
+}
+
 static _Atomic(count_fn) g_running_fn = proc_running;
+
+/* Other processes' tasks runnable now that compete with this process's
+ * threads: all runnable tasks (procs_running, or a test's count) less this
+ * process's in state R; from /proc/stat, those found are then looked up
+ * one by one, so that niced ones do not count. 0 when found. */
+static int others_runnable(int64_t *others)
+{
+    count_fn fn = atomic_load_explicit(&g_running_fn, memory_order_relaxed);
+    int64_t running = 0;
+    if (fn(&running) != 0) return -1;
+    int64_t n = running - own_running();
+    if (n < 0) n = 0;
+    if (n > 0 && fn == proc_running) {
+        int64_t c = competing_tasks();
+        if (c >= 0 && c < n) n = c;
+    }
+    *others = n;
+    return 0;
+}
 
 void onr_team_set_running_source(int (*fn)(int64_t *running))
 {
@@ -191,10 +295,8 @@ static void look_first(int nt)
      * (a parent shell between fork and wait) made one look in 15 on a
      * quiet machine start backed off */
     for (int k = 0; k < LOOKS; k++) {
-        int64_t running = 0; /* every task runnable, this process's too */
-        if (atomic_load_explicit(&g_running_fn, memory_order_relaxed)(&running) != 0 ||
-            running - own_running() + nt <= ncpu)
-            return;
+        int64_t others = 0;
+        if (others_runnable(&others) != 0 || others + nt <= ncpu) return;
         if (k + 1 < LOOKS) {
             struct timespec ts = {0, LOOK_GAP_NS};
             nanosleep(&ts, NULL);
@@ -229,10 +331,8 @@ size_t onr_team_unconfirmed(void)
 static int oversubscribed(void)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int64_t running = 0;
-    if (ncpu <= 0 || atomic_load_explicit(&g_running_fn, memory_order_relaxed)(&running) != 0)
-        return 1;
-    int64_t own = own_running(), others = running > own ? running - own : 0;
+    int64_t others = 0;
+    if (ncpu <= 0 || others_runnable(&others) != 0) return 1;
     return others + atomic_load_explicit(&g_team_nt, memory_order_relaxed) > ncpu;
 }
 

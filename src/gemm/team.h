@@ -37,6 +37,10 @@
  * other processes' runnable tasks and its nt threads are more than the
  * CPUs (four looks in a row), it starts backed off for 50 ms, then the
  * idle check as above.
+ * Niced tasks (nice above this process's) do not count as other
+ * processes' runnable tasks, and the CPU time they take counts as idle
+ * (when this process is not niced): the scheduler gives a task of nice 0
+ * about 98 % of a CPU shared with one of nice 19.
  * The team's idle threads sleep meanwhile (the wait policy), so the process
  * then competes for one core only, as it would at one thread.
  *
@@ -95,6 +99,10 @@ size_t onr_team_predicted(void);
  * runnable beside the team (team.c: oversubscribed); the same source as
  * above tells. */
 size_t onr_team_unconfirmed(void);
+/* How many tasks of process pid are runnable (state R) with a nice value
+ * no higher than this process's: the ones that compete with its threads
+ * (tests; a niced task yields to them and does not count). */
+int64_t onr_team_pid_competing(int pid);
 /* Forget any back-off and history (tests). Whether the process is backed
  * off now (tests). */
 void onr_team_reset(void);
