@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -166,36 +167,7 @@ static int proc_running(int64_t *n)
     return 0;
 }
 
-/* This process's threads runnable now (state R in /proc/self/task/ * /stat):
- * its own pool's threads spinning after a region are no other process. */
-static int64_t own_running(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return 1;
-    int64_t n = 0;
-    struct dirent *e;
-    char path[64], buf[256];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || strlen(e->d_name) > 20) continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = 0;
-        const char *p = strrchr(buf, ')'); /* after the command name */
-        if (p && p[1] == ' ' && p[2] == 'R') n++;
-    }
-    closedir(d);
-    return n > 0 ? n : 1;
-}
-
-/* Other processes' tasks in state R whose nice is at most this process's
- * (a niced task yields its CPU to them: see proc_idle_ticks), read from
- * /proc/[pid]/task/[tid]/stat; -1 when /proc cannot be read. Only asked
- * once procs_running says other tasks are runnable; it stops after
- * SCAN_MAX_TASKS tasks (counting what it saw so far). */
-#define SCAN_MAX_TASKS 8192
+#define SCAN_MAX_TASKS 8192 /* the most tasks one look reads */
 
 /* Tasks of process `pid` (a /proc name) in state R with nice <= nice0;
  * *seen counts the tasks looked at. */
@@ -231,6 +203,14 @@ static int64_t pid_competing(const char *pid, int nice0, int64_t *seen)
     return n;
 }
 
+/* This process's threads runnable now (state R, any nice; at least 1):
+ * its own pool's threads spinning after a region are no other process. */
+static int64_t own_running(void)
+{
+    int64_t seen = 0, n = pid_competing("self", INT_MAX, &seen);
+    return n > 0 ? n : 1;
+}
+
 int64_t onr_team_pid_competing(int pid)
 {
     char name[24];
@@ -239,6 +219,11 @@ int64_t onr_team_pid_competing(int pid)
     return pid_competing(name, own_nice(), &seen);
 }
 
+/* Other processes' tasks in state R whose nice is at most this process's
+ * (a niced task yields its CPU to them: see proc_idle_ticks), read from
+ * /proc/[pid]/task/[tid]/stat; -1 when /proc cannot be read. Only asked
+ * once procs_running says other tasks are runnable; it stops after
+ * SCAN_MAX_TASKS tasks (counting what it saw so far). */
 static int64_t competing_tasks(void)
 {
     DIR *d = opendir("/proc");
