@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/exec.h"
+#include "ops/ops.h"
 #include "ops/resize.h"
 
 /* Resize X at opset with optional roi / scales / sizes (NULL: omitted). */
@@ -284,6 +286,58 @@ static void test_tf_nn_linear_outer_axes(void **state)
     }
 }
 
+/* A cancelled run stops every path (nearest gather, float plane, the
+ * reference) before its rows, and fails with "the run was cancelled": the
+ * fuzzer's nearest Resize to 53 M floats ran on past the watchdog's
+ * cancel. */
+static void test_cancelled(void **state)
+{
+    (void)state;
+    static const char *modes[] = {"nearest", "linear", "cubic"};
+    int64_t xd[] = {2, 3, 5, 4}, yv[] = {2, 3, 40, 32}, yv3[] = {2, 2, 40, 32};
+    onr_tensor *x = tk_rand_f32(4, xd, 3);
+    for (int m = 0; m < 3; m++)
+        for (int outer = 0; outer < 2; outer++) { /* outer: C resized too, the reference */
+            onr_node *n = tk_node("Resize");
+            tk_attr_string(n, "mode", modes[m]);
+            n->opset = 13;
+            onr_tensor *sz = i64s(4, outer ? yv3 : yv), y = {0};
+            const onr_op *op = onr_op_find("", "Resize", 13);
+            assert_non_null(op);
+            onr_step st;
+            onr_err err = {0};
+            assert_int_equal(onr_step_init(&st, n, op, 4, 1, &err), ONR_OK);
+            st.in[0] = x, st.in[3] = sz, st.in_const[3] = 1;
+            st.out[0] = &y;
+            if (onr_step_create(&st, 1, &err) || onr_step_reshape(&st, 1, NULL, &err) ||
+                onr_tensor_alloc(&y, &err))
+                fail_msg("%s: %s", modes[m], err.msg);
+            void *scratch = NULL;
+            if (st.scratch) assert_int_equal(posix_memalign(&scratch, 64, st.scratch), 0);
+            _Atomic int flag = 1;
+            st.cancel = &flag;
+            size_t nb = onr_tensor_nbytes(&y);
+            memset(y.data, 0xff, nb);
+            onr_status rs = onr_step_run(&st, scratch, 1, &err);
+            if (rs != ONR_E_RUNTIME || !strstr(err.msg, "cancelled"))
+                fail_msg("%s%s: status %d, '%s'", modes[m], outer ? " (outer axis)" : "", rs,
+                         err.msg);
+            /* cancelled before it began: the kernel skipped every row */
+            for (size_t b = 0; b < nb; b++)
+                if (((unsigned char *)y.data)[b] != 0xff)
+                    fail_msg("%s%s: byte %zu written after the cancel", modes[m],
+                             outer ? " (outer axis)" : "", b);
+            flag = 0; /* not cancelled: the same step runs */
+            if (onr_step_run(&st, scratch, 1, &err)) fail_msg("%s: %s", modes[m], err.msg);
+            free(scratch);
+            onr_step_destroy(&st);
+            free(y.data);
+            onr_tensor_free(sz);
+            tk_node_free(n);
+        }
+    onr_tensor_free(x);
+}
+
 /* Nearest copies strings and bools. */
 static void test_nearest_strings(void **state)
 {
@@ -494,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_separable_vs_reference),
         cmocka_unit_test(test_linear_hand),
         cmocka_unit_test(test_tf_nn_linear_outer_axes),
+        cmocka_unit_test(test_cancelled),
         cmocka_unit_test(test_nearest_strings),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_bad_attributes),
