@@ -2,9 +2,12 @@
 #include "kutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 uint32_t tk_last_consumed;
 
@@ -257,4 +260,27 @@ void tk_fuse_check(const void *model, size_t len, int n_in, onr_tensor *const *i
     for (int i = 0; i < r->steps_unfused; i++) assert_null(onr_session_step_fused(u, i, NULL));
     onr_session_free(f);
     onr_session_free(u);
+}
+
+void tk_child_setup(unsigned alarm_s)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
+    if (!freopen("/dev/null", "w", stdout)) _exit(3);
+    alarm(alarm_s);
+}
+
+int tk_child_report(char *report, size_t cap, size_t *used, const char *domain, const char *op,
+                    int since, int ws, const char *where)
+{
+    if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0) return 0;
+    if (*used < cap)
+        *used += (size_t)snprintf(report + *used, cap - *used, "  %s%s%s (since %d): %s %d; %s\n",
+                                  domain, *domain ? "." : "", op, since,
+                                  ws == -1             ? "fork failed"
+                                  : WIFSIGNALED(ws)    ? "signal"
+                                                       : "exit status",
+                                  ws == -1 ? 0 : WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws),
+                                  where);
+    return 1;
 }

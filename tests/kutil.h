@@ -83,4 +83,15 @@ void tk_fuse_check(const void *model, size_t len, int n_in, onr_tensor *const *i
 /* Steps of a session's plan whose op type is op. */
 int tk_count_steps(const struct onr_session *s, const char *op);
 
+/* Sweeps that run each op in a child process (test_op_arity.c,
+ * test_op_attrs_hostile.c). In the child: the default signal actions
+ * (cmocka's handlers would report a crash as a test of their own), stdout
+ * to /dev/null, and SIGALRM after alarm_s seconds (a hang ends like a
+ * crash). In the parent: one line for a child that ended with wait status
+ * ws, appended to report (cap bytes, *used so far): the op, how it ended
+ * and where. Returns whether the child failed. */
+void tk_child_setup(unsigned alarm_s);
+int tk_child_report(char *report, size_t cap, size_t *used, const char *domain, const char *op,
+                    int since, int ws, const char *where);
+
 #endif

@@ -149,18 +149,6 @@ static void try_one(const char *op, const char *domain, int since, const arity_c
     free(m.b);
 }
 
-/* A child runs with the default signal actions (cmocka's handlers would
- * turn a crash into a test report of its own) and writes nothing to
- * stdout: the parent reports (a sanitizer's report goes to stderr). */
-static void child_setup(void)
-{
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        signal(sigs[i], SIG_DFL);
-    if (!freopen("/dev/null", "w", stdout))
-        _exit(3);
-    alarm(120); /* a hang ends as SIGALRM (14), named like a crash */
-}
 
 /* Cases from..to-1 of op in a child; its wait status. */
 static int run_child(const char *op, const char *domain, int since, int from, int to)
@@ -168,7 +156,7 @@ static int run_child(const char *op, const char *domain, int since, int from, in
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup();
+        tk_child_setup(120); /* a hang ends as SIGALRM (14) */
         arity_case c;
         for (int i = from; i < to && case_at(i, &c); i++)
             try_one(op, domain, since, &c);
@@ -226,18 +214,7 @@ static void test_every_op_any_arity(void **state)
             continue;
         char pat[512];
         name_case(op, domain, since, pat, sizeof pat);
-        bad++;
-        if (used < sizeof report)
-            used += (size_t)snprintf(report + used, sizeof report - used,
-                                     "  %s%s%s (since %d): %s %d; %s\n", domain, *domain ? "." : "",
-                                     op, since,
-                                     ws == -1          ? "fork failed"
-                                     : WIFSIGNALED(ws) ? "signal"
-                                                       : "exit status",
-                                     ws == -1          ? 0
-                                     : WIFSIGNALED(ws) ? WTERMSIG(ws)
-                                                       : WEXITSTATUS(ws),
-                                     pat);
+        bad += tk_child_report(report, sizeof report, &used, domain, op, since, ws, pat);
     }
     arity_case c;
     int n_cases = 0;

@@ -188,13 +188,6 @@ static void try_op(const char *op, const char *domain, int since, int fd)
     }
 }
 
-static void child_setup(void)
-{
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
-    if (!freopen("/dev/null", "w", stdout)) _exit(3);
-    alarm(300); /* a hang ends as SIGALRM (14), named like a crash */
-}
 
 static void test_every_op_hostile_attrs(void **state)
 {
@@ -217,7 +210,7 @@ static void test_every_op_hostile_attrs(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             close(pfd[0]);
-            child_setup();
+            tk_child_setup(300); /* a hang ends as SIGALRM (14) */
             try_op(op, domain, since, pfd[1]);
             _exit(0);
         }
@@ -243,14 +236,9 @@ static void test_every_op_hostile_attrs(void **state)
         close(pfd[0]);
         int ws = 0;
         assert_true(waitpid(pid, &ws, 0) == pid);
-        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) continue;
-        bad++;
-        if (used < sizeof report)
-            used += (size_t)snprintf(report + used, sizeof report - used,
-                                     "  %s%s%s (since %d): %s %d at %s\n", domain,
-                                     *domain ? "." : "", op, since,
-                                     WIFSIGNALED(ws) ? "signal" : "exit status",
-                                     WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws), last);
+        char where[160];
+        snprintf(where, sizeof where, "at %s", last);
+        bad += tk_child_report(report, sizeof report, &used, domain, op, since, ws, where);
     }
     print_message("%d op rows tried, %d attribute names\n", tried, N_ATTRS);
     if (bad) {

@@ -48,24 +48,23 @@ static inline act_vf act_clamp(act_vf x, float lo, float hi)
 #endif
 }
 
-/* exp(hi + lo) for |lo| small beside hi: n = round((hi + lo) / ln 2) and
- * r = (hi - n ln2_hi) + lo - n ln2_lo, so an exact hi (GELU's -x^2/2 from
- * a short x) is reduced without rounding the sum first. Cephes' expf
- * polynomial on r, then 2^n (AVX-512: one scalef, which also takes n
- * without the float -> int conversion and the exponent shift). Only for
- * hi + lo in [-87.3, 88]: outside, the lane is garbage (the caller
- * selects it away). */
-static inline act_vf act_exp_hl(act_vf hi, act_vf lo)
+/* round(s / ln 2), s already clamped */
+static inline act_vf act_exp_n(act_vf s)
 {
-    act_vf s = act_clamp(hi + lo, -87.3f, 88.0f);
 #if defined(__AVX512F__) && ONR_ACT_VL == 16
-    act_vf fx = (act_vf)_mm512_roundscale_ps((__m512)(s * 1.44269504088896341f),
-                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (act_vf)_mm512_roundscale_ps((__m512)(s * 1.44269504088896341f),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
     act_vf fx = s * 1.44269504088896341f;
-    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
+    return (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
 #endif
-    act_vf x = (hi - fx * 0.693359375f) + lo; /* garbage where s was clamped: see above */
+}
+
+/* exp(x) = 2^n exp(r) from n = fx and x - n ln2_hi: Cephes' expf polynomial
+ * on r, then 2^n (AVX-512: one scalef, which also takes n without the
+ * float -> int conversion and the exponent shift). */
+static inline act_vf act_exp_tail(act_vf fx, act_vf x)
+{
     x = x + fx * 2.12194440e-4f;
     act_vf z = x * x;
     act_vf y = act_splat(1.9875691500e-4f);
@@ -86,29 +85,19 @@ static inline act_vf act_exp_hl(act_vf hi, act_vf lo)
 static inline act_vf act_exp(act_vf x)
 {
     x = act_clamp(x, -87.3f, 88.0f);
-#if defined(__AVX512F__) && ONR_ACT_VL == 16
-    act_vf fx = (act_vf)_mm512_roundscale_ps((__m512)(x * 1.44269504088896341f),
-                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-#else
-    act_vf fx = x * 1.44269504088896341f;
-    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
-#endif
-    x = x - fx * 0.693359375f;
-    x = x + fx * 2.12194440e-4f;
-    act_vf z = x * x;
-    act_vf y = act_splat(1.9875691500e-4f);
-    y = y * x + 1.3981999507e-3f;
-    y = y * x + 8.3334519073e-3f;
-    y = y * x + 4.1665795894e-2f;
-    y = y * x + 1.6666665459e-1f;
-    y = y * x + 5.0000001201e-1f;
-    y = y * z + x + 1.0f;
-#if defined(__AVX512F__) && ONR_ACT_VL == 16
-    return (act_vf)_mm512_scalef_ps((__m512)y, (__m512)fx);
-#else
-    act_vi e = (__builtin_convertvector(fx, act_vi) + 127) << 23;
-    return y * (act_vf)e;
-#endif
+    act_vf fx = act_exp_n(x);
+    return act_exp_tail(fx, x - fx * 0.693359375f);
+}
+
+/* exp(hi + lo) for |lo| small beside hi: n = round((hi + lo) / ln 2) and
+ * r = (hi - n ln2_hi) + lo - n ln2_lo, so an exact hi (GELU's -x^2/2 from
+ * a short x) is reduced without rounding the sum first. Only for hi + lo
+ * in [-87.3, 88]: outside, the lane is garbage (the caller selects it
+ * away). */
+static inline act_vf act_exp_hl(act_vf hi, act_vf lo)
+{
+    act_vf fx = act_exp_n(act_clamp(hi + lo, -87.3f, 88.0f));
+    return act_exp_tail(fx, (hi - fx * 0.693359375f) + lo);
 }
 
 /* 1 / d for GELU's t (d in [1, 5.6], other lanes selected away): AVX-512's
