@@ -91,9 +91,14 @@ typedef struct onr_kctx {
     void *params;  /* the op's params; reshape may update them, run only reads */
     int64_t opset;
     int n_in;
-    onr_tensor *const *in; /* in[i] == NULL for an omitted optional input */
+    /* in[i] == NULL for an omitted input; the arrays a step hands over have
+     * at least 8 entries, NULL past n_in (and past n_out below), so reading
+     * in[1] of a one-input node gives NULL, never memory past the array */
+    onr_tensor *const *in;
     int n_out;
-    onr_tensor *const *out; /* out[i] == NULL for an omitted optional output */
+    /* out[i] == NULL for an omitted output; out[0] is never NULL unless
+     * the op is ONR_OP_OPT_OUT0 (onr_step_create refuses the node) */
+    onr_tensor *const *out;
     void *scratch;          /* run: scratch_size bytes, 64-byte aligned (never NULL) */
     size_t scratch_size;
     int nthreads;
