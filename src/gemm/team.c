@@ -295,8 +295,9 @@ static void look_first(int nt)
 }
 
 /* A loss backs off only when the CPUs are oversubscribed as this machine's
- * kernel sees them: the other tasks runnable now (procs_running less this
- * process's threads in state R) and the team are more than the CPUs. A
+ * kernel sees them: the other processes' competing tasks runnable now
+ * (others_runnable: not this process's, not niced ones) and the team are
+ * more than the CPUs. A
  * loss without that is not another process's doing: a virtual CPU the
  * host took away for a moment, a burst of page faults. Backing off does
  * not help then, and it made runs slower (ResNet-50 at 2 threads on the
