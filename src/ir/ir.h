@@ -51,6 +51,12 @@ onr_status onr_dims_numel(const int64_t *dims, int rank, onr_dtype dt, int64_t *
  * cannot be crafted to collide. */
 uint64_t onr_hash_bytes(const void *p, size_t len);
 uint64_t onr_hash_str(const char *s);
+/* The fuzz harness only, before it opens any session: a fixed key, so the
+ * hash tables probe the same way in every process and a fixed-seed fuzz
+ * run takes the same path for longer (with a random key, CI's smoke run
+ * took a path no local run had). Never for a process that opens models it
+ * did not make: a known key lets names be crafted to collide. */
+void onr_hash_fix_key(uint64_t k0, uint64_t k1);
 
 /* A name -> id table (open addressing); key(ctx, id) gives id's name, which
  * must stay valid while the table is used. Zero-initialise with key and ctx. */

@@ -32,6 +32,12 @@ __attribute__((constructor)) static void hash_seed(void)
                   (uint64_t)(uintptr_t)&hash_key;
 }
 
+void onr_hash_fix_key(uint64_t k0, uint64_t k1)
+{
+    hash_key[0] = k0;
+    hash_key[1] = k1;
+}
+
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                           \
     do {                                                                                   \

@@ -178,6 +178,12 @@ typedef struct onr_op {
     const onr_op_impl *impl;
 } onr_op;
 
+/* The fuzz harness only: unseeded random ops (RandomNormal, Bernoulli, ...
+ * without a seed attribute) draw from this key and a count of their runs
+ * instead of the clock, so a fixed-seed fuzz run is the same in every
+ * process. 0 restores the clock. */
+void onr_random_fix_unseeded(uint64_t key);
+
 /* Registry lookup; NULL when no entry covers (domain, name, opset). */
 const onr_op *onr_op_find(const char *domain, const char *name, int64_t opset);
 /* Whether a row can be used (what onr_op_find returns): it has a kernel,

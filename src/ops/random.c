@@ -64,10 +64,21 @@ typedef struct rnd_seed {
     uint64_t key;
 } rnd_seed;
 
+/* 0: unseeded runs draw from the clock; else from this key and the run
+ * count alone (onr_random_fix_unseeded). */
+static _Atomic uint64_t g_unseeded_key;
+
+void onr_random_fix_unseeded(uint64_t key)
+{
+    atomic_store_explicit(&g_unseeded_key, key, memory_order_relaxed);
+}
+
 static uint64_t rnd_key(const rnd_seed *s, const void *salt)
 {
     if (s->seeded) return s->key;
     static _Atomic uint64_t runs;
+    uint64_t fixed = atomic_load_explicit(&g_unseeded_key, memory_order_relaxed);
+    if (fixed) return mix64(fixed ^ mix64(atomic_fetch_add(&runs, 1) + 1));
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t k = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
