@@ -576,8 +576,6 @@ static int count_inputs(onr_kctx *ctx, int lo, int hi)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects at least %d inputs, got %d", lo,
                           ctx->n_in);
     }
-    if (ctx->n_out < 1 || !ctx->out[0])
-        return onr_seterr(ctx->err, ONR_E_MODEL, "output 0 is missing");
     return ONR_OK;
 }
 

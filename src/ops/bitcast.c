@@ -42,7 +42,7 @@ static int bc_reshape(onr_kctx *ctx, size_t *scratch)
 {
     const bitcast_params *p = ctx->params;
     *scratch = 0;
-    if (ctx->n_in != 1 || !ctx->in[0] || ctx->n_out != 1 || !ctx->out[0])
+    if (ctx->n_in != 1 || !ctx->in[0] || ctx->n_out != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 1 input and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
     const onr_tensor *x = ctx->in[0];

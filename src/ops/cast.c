@@ -402,7 +402,7 @@ static int cast_common_reshape(onr_kctx *ctx, int nin, onr_dtype to)
 {
     cast_params *P = ctx->params;
     int st;
-    if (ctx->n_in != nin || ctx->n_out < 1 || !ctx->out[0])
+    if (ctx->n_in != nin)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects %d input%s and 1 output, got %d and %d",
                           nin, nin > 1 ? "s" : "", ctx->n_in, ctx->n_out);
     if ((st = onr_check_input(ctx, 0, T_CASTABLE)) || (st = cast_target(ctx->err, to))) return st;

@@ -102,7 +102,7 @@ static int dc_reshape(onr_kctx *ctx, size_t *scratch)
     int st;
     char b1[256];
     *scratch = 0;
-    if (ctx->n_in < 3 || ctx->n_in > 5 || ctx->n_out != 1 || !ctx->out[0])
+    if (ctx->n_in < 3 || ctx->n_in > 5 || ctx->n_out != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 3 to 5 inputs and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
     uint32_t types = ONR_T(ONR_FLOAT) | ONR_T(ONR_DOUBLE) | ONR_T(ONR_FLOAT16) |

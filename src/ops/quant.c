@@ -211,7 +211,7 @@ static int q_geometry(onr_kctx *ctx, q_params *p)
 
 static int q_nin(onr_kctx *ctx)
 {
-    if (ctx->n_in < 2 || ctx->n_in > 3 || ctx->n_out != 1 || !ctx->out[0])
+    if (ctx->n_in < 2 || ctx->n_in > 3 || ctx->n_out != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 2 or 3 inputs and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
     return ONR_OK;

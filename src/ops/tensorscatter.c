@@ -57,7 +57,7 @@ static int ts_reshape(onr_kctx *ctx, size_t *scratch)
     int st, ax;
     char b1[256], b2[256];
     *scratch = 0;
-    if (ctx->n_in < 2 || ctx->n_in > 3 || ctx->n_out != 1 || !ctx->out[0])
+    if (ctx->n_in < 2 || ctx->n_in > 3 || ctx->n_out != 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 2 or 3 inputs and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
     if ((st = onr_check_input(ctx, 0, TS_TYPES)) || (st = onr_check_input(ctx, 1, TS_TYPES)))

@@ -384,7 +384,7 @@ static int un_reshape(onr_kctx *ctx, size_t *scratch, const un_op *op)
     un_params *P = ctx->params;
     int st;
     *scratch = 0;
-    if (ctx->n_in < 1 || ctx->n_in > op->max_in || ctx->n_out < 1 || !ctx->out[0])
+    if (ctx->n_in < 1 || ctx->n_in > op->max_in)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects %s input%s and 1 output, got %d and %d",
                           op->max_in > 1 ? "1 to 3" : "1", op->max_in > 1 ? "s" : "", ctx->n_in,
                           ctx->n_out);
@@ -644,7 +644,7 @@ static int bool_out_reshape(onr_kctx *ctx, size_t *scratch, uint32_t types)
 {
     int st;
     *scratch = 0;
-    if (ctx->n_in < 1 || ctx->n_out < 1 || !ctx->out[0])
+    if (ctx->n_in < 1)
         return onr_seterr(ctx->err, ONR_E_MODEL, "expects 1 input and 1 output, got %d and %d",
                           ctx->n_in, ctx->n_out);
     if ((st = onr_check_input(ctx, 0, types))) return st;
