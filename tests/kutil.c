@@ -284,3 +284,12 @@ int tk_child_report(char *report, size_t cap, size_t *used, const char *domain, 
                                   where);
     return 1;
 }
+
+void tk_child_finish(int tried, const char *what, int bad, const char *report)
+{
+    print_message("%d op rows tried, %s\n", tried, what);
+    if (bad) {
+        fprintf(stderr, "%d ops crashed:\n%s", bad, report);
+        fail_msg("%d ops crashed (listed above)", bad);
+    }
+}

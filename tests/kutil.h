@@ -93,5 +93,8 @@ int tk_count_steps(const struct onr_session *s, const char *op);
 void tk_child_setup(unsigned alarm_s);
 int tk_child_report(char *report, size_t cap, size_t *used, const char *domain, const char *op,
                     int since, int ws, const char *where);
+/* The end of such a sweep: the count line, then the report and a failure
+ * when any child failed. */
+void tk_child_finish(int tried, const char *what, int bad, const char *report);
 
 #endif

@@ -220,11 +220,9 @@ static void test_every_op_any_arity(void **state)
     int n_cases = 0;
     while (case_at(n_cases, &c))
         n_cases++;
-    print_message("%d op rows tried, %d cases each\n", tried, n_cases);
-    if (bad) {
-        fprintf(stderr, "%d ops crashed:\n%s", bad, report);
-        fail_msg("%d ops crashed (listed above)", bad);
-    }
+    char what[64];
+    snprintf(what, sizeof what, "%d cases each", n_cases);
+    tk_child_finish(tried, what, bad, report);
 }
 
 int main(void)
