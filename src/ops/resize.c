@@ -523,13 +523,6 @@ typedef struct rs_tab {
     int64_t taps, stride; /* input stride of the axis, in elements */
 } rs_tab;
 
-/* The end of a path: rows were skipped once the run was cancelled. */
-static int rs_done(const onr_kctx *ctx)
-{
-    return onr_cancelled(ctx) ? onr_seterr(ctx->err, ONR_E_RUNTIME, "the run was cancelled")
-                              : ONR_OK;
-}
-
 /* Output row q (all axes but the last) to its per-axis positions; returns
  * whether any of them is outside (tf_crop_and_resize). */
 static inline int rs_row_pos(const resize_params *p, const rs_tab *t, int64_t q, int64_t *pos)
@@ -544,6 +537,8 @@ static inline int rs_row_pos(const resize_params *p, const rs_tab *t, int64_t q,
     return out;
 }
 
+/* The gather and plane paths skip their remaining rows once the run is
+ * cancelled (onr_step_run then fails the step: "the run was cancelled"). */
 #define RS_GATHER(T)                                                                             \
     do {                                                                                         \
         const T *xs = xv;                                                                        \
@@ -574,13 +569,13 @@ static int rs_gather(const resize_params *p, const rs_tab *t, const onr_tensor *
     uint64_t evb = 0;
     if (p->dt != ONR_STRING) img_store(p->dt, &evb, 0, p->extrap);
     switch (tn_esz(p->dt)) {
-    case 1: RS_GATHER(uint8_t); return rs_done(ctx);
-    case 2: RS_GATHER(uint16_t); return rs_done(ctx);
-    case 4: RS_GATHER(uint32_t); return rs_done(ctx);
+    case 1: RS_GATHER(uint8_t); return ONR_OK;
+    case 2: RS_GATHER(uint16_t); return ONR_OK;
+    case 4: RS_GATHER(uint32_t); return ONR_OK;
     case 8:
         if (p->dt != ONR_STRING) {
             RS_GATHER(uint64_t);
-            return rs_done(ctx);
+            return ONR_OK;
         }
         break;
     default: break;
@@ -591,7 +586,7 @@ static int rs_gather(const resize_params *p, const rs_tab *t, const onr_tensor *
     char *const *xs = x->data;
     char **ys = y->data;
     for (int64_t q = 0; q < rows; q++) {
-        if (onr_cancelled(ctx)) return rs_done(ctx);
+        if (onr_cancelled(ctx)) return ONR_OK;
         int64_t pos[ONR_MAX_RANK], base = 0;
         rs_row_pos(p, t, q, pos);
         for (int d = 0; d < r - 1; d++) base += t[d].idx[pos[d]] * t[d].stride;
@@ -718,9 +713,9 @@ static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tenso
  * double inputs), then the horizontal taps read it. DIRECT: T is A, so a
  * row read with weight 1 is used in place. */
 #define RS_PLANE(sfx, T, A, LOAD, STORE, DIRECT)                                                 \
-    static int rs_plane_##sfx(const resize_params *p, const rs_tab *t, const onr_tensor *x,      \
-                              onr_tensor *y, void *rows, size_t row_stride, A *wf, int nt,       \
-                              const onr_kctx *ctx)                                               \
+    static void rs_plane_##sfx(const resize_params *p, const rs_tab *t, const onr_tensor *x,     \
+                               onr_tensor *y, void *rows, size_t row_stride, A *wf, int nt,      \
+                               const onr_kctx *ctx)                                              \
     {                                                                                            \
         int r = p->rank;                                                                         \
         const rs_tab *th = &t[r - 2], *tw = &t[r - 1];                                           \
@@ -798,7 +793,6 @@ static int rs_separable(const resize_params *p, const rs_tab *t, const onr_tenso
                 for (int64_t ow = 0; ow < OW; ow++)                                              \
                     if (tw->flag[ow]) yr[ow] = STORE(ev);                                        \
         }                                                                                        \
-        return rs_done(ctx);                                                                     \
     }
 
 #define RS_ID(v) (v)
@@ -836,11 +830,12 @@ static int resize_run(const onr_kctx *ctx)
     {
         void *rows = onr_scratch_at(ctx, p->rows_off), *wf = onr_scratch_at(ctx, p->wf_off);
         switch (p->dt) {
-        case ONR_DOUBLE: return rs_plane_f64(p, t, x, y, rows, p->row_stride, wf, nt, ctx);
-        case ONR_FLOAT16: return rs_plane_f16(p, t, x, y, rows, p->row_stride, wf, nt, ctx);
-        case ONR_BFLOAT16: return rs_plane_bf16(p, t, x, y, rows, p->row_stride, wf, nt, ctx);
-        default: return rs_plane_f32(p, t, x, y, rows, p->row_stride, wf, nt, ctx);
+        case ONR_DOUBLE: rs_plane_f64(p, t, x, y, rows, p->row_stride, wf, nt, ctx); break;
+        case ONR_FLOAT16: rs_plane_f16(p, t, x, y, rows, p->row_stride, wf, nt, ctx); break;
+        case ONR_BFLOAT16: rs_plane_bf16(p, t, x, y, rows, p->row_stride, wf, nt, ctx); break;
+        default: rs_plane_f32(p, t, x, y, rows, p->row_stride, wf, nt, ctx); break;
         }
+        return ONR_OK;
     }
     default: return rs_generic(p, t, x, y, nt, ctx);
     }
