@@ -728,6 +728,58 @@ static void test_packed_cols(void **state)
     for_each_kernel(packed_cols_kernel);
 }
 
+/* The AVX-512 kernels prefetch the next block of an A read in place while
+ * the block before it runs: a batch of products (Winograd's 36 positions:
+ * contiguous A, one K block), a product of several row blocks and one of
+ * several K blocks (rows apart: A's row stride wider than the block) each
+ * hand the next block over whole, and the results stay those of the
+ * reference. */
+static void test_ahead(void **state)
+{
+    (void)state;
+    if (onr_sgemm_force_kernel("avx512") != 0) {
+        printf("  (no AVX-512 kernel here: nothing prefetches, skipped)\n");
+        return;
+    }
+    const struct { size_t m, n, k, lda, batch, want; } cases[] = {
+        {256, 16, 256, 256, 6, 6 + 5}, /* 2 row blocks a product, then the next product's first */
+        {96, 64, 1000, 1000, 1, 2},      /* 3 K blocks of 96 contiguous rows */
+        {400, 40, 300, 310, 1, 2},       /* 3 row blocks, rows 310 floats apart */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        size_t m = cases[t].m, n = cases[t].n, k = cases[t].k, lda = cases[t].lda, nb = cases[t].batch;
+        float *a = falloc(nb * m * lda), *b = falloc(nb * k * n), *c = falloc(nb * m * n);
+        fill(a, nb * m * lda);
+        fill(b, nb * k * n);
+        void *ws = walloc(onr_sgemm_batch_workspace_size(m, n, k, nb, 1));
+        size_t before = onr_sgemm_ahead_count();
+        onr_sgemm_batch(0, 0, m, n, k, 1.f, a, lda, m * lda, b, n, k * n, 0.f, c, n, m * n, nb,
+                        NULL, ws, 1);
+        size_t got = onr_sgemm_ahead_count() - before;
+        if (got < cases[t].want)
+            fail_msg("%zux%zux%zu lda %zu batch %zu: %zu blocks prefetched whole, want %zu", m, n,
+                     k, lda, nb, got, cases[t].want);
+        double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+        assert_non_null(want);
+        assert_non_null(tol);
+        for (size_t p = 0; p < nb; p++) {
+            ref_gemm(0, 0, m, n, k, 1.f, a + p * m * lda, lda, b + p * k * n, n, 0.f,
+                     c + p * m * n, n, NULL, want, tol);
+            for (size_t i = 0; i < m * n; i++)
+                if (fabs((double)c[p * m * n + i] - want[i]) > tol[i])
+                    fail_msg("case %zu product %zu: C[%zu] = %g, want %g", t, p, i,
+                             (double)c[p * m * n + i], want[i]);
+        }
+        free(want);
+        free(tol);
+        free(ws);
+        free(a);
+        free(b);
+        free(c);
+    }
+    onr_sgemm_force_kernel(NULL);
+}
+
 static void test_dispatch(void **state)
 {
     (void)state;
@@ -759,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_packed_other_kernel),
         cmocka_unit_test(test_null_workspace),
         cmocka_unit_test(test_packed_cols),
+        cmocka_unit_test(test_ahead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

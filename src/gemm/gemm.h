@@ -94,6 +94,11 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
  * relaxed atomic counter), so tests can check that operators pack their
  * weights once, at create, and never again whatever the activation shapes. */
 size_t onr_sgemm_pack_count(void);
+/* Test hook: how many blocks of an A read in place the calling thread's
+ * kernels have prefetched whole while the block before them ran (so the
+ * driver did not touch them again): the weights of a convolution, or
+ * Winograd's transformed weights position after position. */
+size_t onr_sgemm_ahead_count(void);
 
 /* The calling thread's cancel flag (the executor sets the run's around each
  * step; NULL: none), returning the one it replaces. A product whose flag

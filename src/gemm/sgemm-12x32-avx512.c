@@ -112,7 +112,8 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
  * rate of 256-bit ones (Zen 4) that tail costs half as much; elsewhere the
  * same. */
 static inline __attribute__((always_inline)) void
-ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_t nr, size_t kc,
+ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const int pf, size_t nr,
+            size_t kc,
             const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
             float *restrict c, size_t ldc, float alpha, float beta, const onr_sgemm_tile_epi *epi)
 {
@@ -144,7 +145,22 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_
 #pragma GCC unroll 12
         for (size_t i = 0; i < mr; i++) acch[i] = _mm256_setzero_ps();
 
+    /* pf: the next A block's lines, one per k step (onr_sgemm_ahead) */
+    const char *ah = pf ? onr_sgemm_ahead_cur.p : NULL, *ah_end = pf ? onr_sgemm_ahead_cur.end : NULL;
     for (size_t k = 0; k < kc; k++) {
+        if (pf && ah < ah_end) {
+            _mm_prefetch(ah, _MM_HINT_T1);
+            ah += 64;
+            if (__builtin_expect(ah >= ah_end, 0)) {
+                onr_sgemm_ahead *h = &onr_sgemm_ahead_cur;
+                if (h->rows) {
+                    h->rows--;
+                    h->row += h->ld;
+                    ah = h->row;
+                    ah_end = h->row + h->span;
+                }
+            }
+        }
         /* B streams from L2 or memory (GEMV): stay ~2 KiB ahead into L1,
          * and 64 rows ahead towards L2 for the first sweep over a block of
          * weights that comes from memory */
@@ -176,6 +192,7 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_
         g0++, g1++, g2++;
         b += ldb;
     }
+    if (pf) onr_sgemm_ahead_cur.p = ah, onr_sgemm_ahead_cur.end = ah_end;
     if (half)
 #pragma GCC unroll 12
         for (size_t i = 0; i < mr; i++) acc[i][nv - 1] = _mm512_zextps256_ps512(acch[i]);
@@ -270,29 +287,48 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, size_
         const onr_sgemm_tile_epi *epi
 #define PASS nr, kc, a, lda, b, ldb, c, ldc, alpha, beta, epi
 #define DEF(R)                                                                                 \
-    static void k##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, PASS); }                              \
-    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, PASS); }                              \
-    static void k##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, PASS); }                             \
-    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, PASS); }                             \
-    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, PASS); }
+    static void k##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 0, PASS); }                           \
+    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 0, PASS); }                           \
+    static void k##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 0, PASS); }                          \
+    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 0, PASS); }                          \
+    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 0, PASS); }                          \
+    static void p##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 1, PASS); }                           \
+    static void p##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 1, PASS); }                           \
+    static void p##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 1, PASS); }                          \
+    static void p##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 1, PASS); }                          \
+    static void p##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 1, PASS); }
 DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6) DEF(7) DEF(8) DEF(9) DEF(10) DEF(11) DEF(12)
 #undef DEF
 
 typedef void (*kfn)(ARGS);
 #define ROW(R) {k##R##_h, k##R##_1, k##R##_2h, k##R##_2t, k##R##_2f}
-static const kfn table[MR + 1][5] = {
-    {0, 0, 0, 0, 0}, ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6),
-    ROW(7),          ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
+#define PROW(R) {p##R##_h, p##R##_1, p##R##_2h, p##R##_2t, p##R##_2f}
+static const kfn table[2][MR + 1][5] = {
+    {{0, 0, 0, 0, 0}, ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6),
+     ROW(7),          ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)},
+    {{0, 0, 0, 0, 0}, PROW(1), PROW(2), PROW(3), PROW(4), PROW(5), PROW(6),
+     PROW(7),          PROW(8), PROW(9), PROW(10), PROW(11), PROW(12)}};
 #undef ROW
+#undef PROW
+
+/* columns 1-8: one 256-bit vector; 9-16: one 512-bit; 17-24: 512 + 256;
+ * 25-31: two, the second masked; 32: two, unmasked */
+static int variant(size_t nr) { return nr <= 8 ? 0 : nr <= 16 ? 1 : nr <= 24 ? 2 : nr < NR ? 3 : 4; }
 
 static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, const float *b,
                     size_t ldb, float *c, size_t ldc, float alpha, float beta,
                     const onr_sgemm_tile_epi *epi)
 {
-    /* columns 1-8: one 256-bit vector; 9-16: one 512-bit; 17-24: 512 +
-     * 256; 25-31: two, the second masked; 32: two, unmasked */
-    int variant = nr <= 8 ? 0 : nr <= 16 ? 1 : nr <= 24 ? 2 : nr < NR ? 3 : 4;
-    table[mr][variant](PASS);
+    table[0][mr][variant(nr)](PASS);
 }
 
-const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR, NR, ukernel};
+/* The same, prefetching onr_sgemm_ahead_cur's lines as it goes. */
+static void ukernel_ahead(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                          const float *b, size_t ldb, float *c, size_t ldc, float alpha,
+                          float beta, const onr_sgemm_tile_epi *epi)
+{
+    table[1][mr][variant(nr)](PASS);
+}
+
+const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR, NR, ukernel,
+                                                  ukernel_ahead};

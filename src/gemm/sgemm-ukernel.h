@@ -38,6 +38,20 @@ typedef void (*onr_sgemm_ukernel_fn)(size_t mr, size_t nr, size_t kc, const floa
                                      const float *b, size_t ldb, float *c, size_t ldc,
                                      float alpha, float beta, const onr_sgemm_tile_epi *epi);
 
+/* Lines the kernels prefetch towards L2 as they run, one per k step,
+ * in address order: [p, end) (whole 64-byte lines), then, while rows is
+ * not 0, the next row's span: row += ld, [row, row + span), rows--. It
+ * walks the next block of an A read in place (weights coming from
+ * memory), so that its trip overlaps this tile's FMAs instead of stalling
+ * the next block. gemm.c sets it per block and calls a config's
+ * ukernel_ahead while it holds lines, which advances it past what it
+ * prefetched. */
+typedef struct onr_sgemm_ahead {
+    const char *p, *end, *row;
+    size_t ld, span, rows;
+} onr_sgemm_ahead;
+extern _Thread_local onr_sgemm_ahead onr_sgemm_ahead_cur;
+
 /* A kernel, its tile and its name, chosen together (XNNPACK gemm-config
  * style). Packing routines are shared C code parameterized by mr/nr. */
 typedef struct onr_sgemm_config {
@@ -45,6 +59,9 @@ typedef struct onr_sgemm_config {
     const char *isa;   /* "avx512", "avx2", "ref": the ONR_GEMM_KERNEL name */
     size_t mr, nr;
     onr_sgemm_ukernel_fn ukernel;
+    /* the same product, prefetching onr_sgemm_ahead_cur's lines as it
+     * goes (NULL: the kernel has no such variant) */
+    onr_sgemm_ukernel_fn ukernel_ahead;
 } onr_sgemm_config;
 
 extern const onr_sgemm_config onr_sgemm_config_ref;
