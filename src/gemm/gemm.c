@@ -678,8 +678,8 @@ static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t
         } else if (J->a_direct) {
             /* a block the kernels fetched whole while the block before it
              * ran is not touched again */
-            if (first && !ahead_is_whole(ablk, 1)) touch_a_block(ablk, J->lda, mc, kc);
-            else if (first) g_ahead_count++;
+            if (first && ahead_is_whole(ablk, 1)) g_ahead_count++;
+            else if (first) touch_a_block(ablk, J->lda, mc, kc);
             /* (a prepacked B is the weights, and A the activations, in
              * cache: nothing to fetch; prefetching B's next block instead
              * made BERT-base 1 % and the prepacked 3x3 layers of ResNet-50
@@ -1136,7 +1136,7 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
 typedef struct batch_job {
     const gemm_plan *P;
     int trans_a, trans_b, across, nthreads;
-    size_t m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch;
+    size_t m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c;
     float alpha, beta;
     const float *a, *b;
     float *c;
@@ -1182,7 +1182,7 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
                  fmas <= BATCH_SPLIT_FMAS && fmas * batch >= SERIAL_FMAS;
     batch_job B = {.P = active_plan(), .trans_a = trans_a, .trans_b = trans_b, .across = across,
                    .nthreads = nthreads, .m = m, .n = n, .k = k, .lda = lda, .stride_a = stride_a,
-                   .ldb = ldb, .stride_b = stride_b, .ldc = ldc, .stride_c = stride_c, .batch = batch,
+                   .ldb = ldb, .stride_b = stride_b, .ldc = ldc, .stride_c = stride_c,
                    .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .ep = ep,
                    .workspace = workspace, .cancel = g_cancel /* the caller's, for the batch */};
     /* no region when the products run one after another: libgomp ends even
@@ -1195,8 +1195,8 @@ void onr_sgemm_batch(int trans_a, int trans_b, size_t m, size_t n, size_t k, flo
      * it runs next */
 #pragma omp parallel num_threads(onr_team(nthreads))
     {
-        size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
-        size_t q = batch / T, r = batch % T, lo = t * q + (t < r ? t : r), hi = lo + q + (t < r);
-        for (size_t p = lo; p < hi; p++) batch_one(&B, p, p + 1 < hi);
+        int64_t lo, hi;
+        onr_team_share((int64_t)batch, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
+        for (int64_t p = lo; p < hi; p++) batch_one(&B, (size_t)p, p + 1 < hi);
     }
 }

@@ -56,6 +56,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Thread t's share [*lo, *hi) of n items over T threads: schedule(static)'s
+ * split written out (contiguous runs, the first n % T one item longer), for
+ * regions whose threads must know their own range. */
+static inline void onr_team_share(int64_t n, int64_t T, int64_t t, int64_t *lo, int64_t *hi)
+{
+    int64_t q = n / T, r = n % T;
+    *lo = t * q + (t < r ? t : r);
+    *hi = *lo + q + (t < r);
+}
+
 /* The team size a region that wants nt threads should ask for now: nt, or 1
  * while the process is backed off or on probation (after a back-off, until
  * measured regions have gained 16 times in a row). */

@@ -268,9 +268,8 @@ void onr_par_for(int64_t n, int nt, int par, onr_par_fn fn, void *ctx)
         #pragma omp parallel num_threads(nt)
         {
             int64_t w0 = onr_team_work_start(&reg);
-            int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-            int64_t q = n / T, r = n % T;
-            int64_t lo = t * q + (t < r ? t : r), hi = lo + q + (t < r);
+            int64_t lo, hi;
+            onr_team_share(n, omp_get_num_threads(), omp_get_thread_num(), &lo, &hi);
             for (int64_t i = lo; i < hi; i++) fn(ctx, i);
             onr_team_work_done(&reg, w0);
         }
