@@ -296,6 +296,26 @@ static void test_profile_sorts_op_types(void **state)
     }
     assert_true(rows >= 3);
     free(out);
+    /* --top N lists the N slowest steps, 0 every step */
+    int listed[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "profile '%.1900s' --iters 1 --warmup 0 --top %d", model,
+                 k ? 0 : 3);
+        out = cli(args, &rc);
+        assert_int_equal(rc, 0);
+        int nsteps = 0;
+        const char *m = strstr(out, ".onnx, ");
+        assert_non_null(m);
+        assert_int_equal(sscanf(m, ".onnx, %d steps", &nsteps), 1);
+        char *h = strstr(out, "\n step ");
+        assert_non_null(h);
+        listed[k] = 0;
+        for (char *l = strchr(h + 1, '\n'); l && l[1] != '\n'; l = strchr(l + 1, '\n'))
+            listed[k]++;
+        assert_int_equal(listed[k], k ? nsteps : 3);
+        free(out);
+    }
+    expect("profile x.onnx --top -1", 2, W("--top needs an integer >= 0, not '-1'"));
 }
 
 static void test_info_ops(void **state)

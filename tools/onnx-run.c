@@ -6,7 +6,7 @@
  *   onnx-run bench MODEL [-i [NAME=]FILE]... [--iters N] [--warmup N] [--threads N] [--json]
  *   onnx-run test  CASE_DIR... [--threads N] [--rtol X] [--atol Y]
  *   onnx-run info  MODEL [--plan] [--no-fuse] [--dot] [--svg FILE]  |  onnx-run info --ops
- *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json]
+ *   onnx-run profile MODEL [-i ...] [--iters N] [--warmup N] [--threads N] [--trace FILE.json] [--top N]
  *
  * `onnx-run COMMAND --help` lists a command's options with their defaults
  * (the table `options` below); an option of another command is refused.
@@ -91,6 +91,7 @@ static const struct option {
     {"--svg", "FILE", C_INFO, "render the plan to FILE with Graphviz's dot"},
     {"--ops", NULL, C_INFO, "list the supported operators and opsets (no MODEL)"},
     {"--trace", "FILE", C_PROFILE, "write the last run as Chrome trace events"},
+    {"--top", "N", C_PROFILE, "list the N slowest steps; 0: every step (default: 40)"},
     {"-h", NULL, C_RUN | C_BENCH | C_TEST | C_INFO | C_PROFILE, "this help (also --help)"},
 };
 #define N_OPTIONS (int)(sizeof options / sizeof options[0])
@@ -197,7 +198,7 @@ typedef struct cli {
     const char *in_files[256];
     int n_in;
     const char *outdir;
-    int threads, no_fuse, iters, warmup, json, plan, dot, ops;
+    int threads, no_fuse, iters, warmup, top, json, plan, dot, ops;
     int64_t memory_limit; /* 0: the library's default; < 0: none */
     const char *svg;
     double rtol, atol;
@@ -216,6 +217,7 @@ static int parse_args(const struct command *cmd, int argc, char **argv, cli *c)
     const char *cn = cmd->name;
     c->iters = 10;
     c->warmup = 2;
+    c->top = 40;
     c->rtol = 1e-3; /* the ONNX backend runner's tolerances */
     c->atol = 1e-7;
     for (int i = 0; i < argc; i++) {
@@ -300,6 +302,11 @@ static int parse_args(const struct command *cmd, int argc, char **argv, cli *c)
         } else if (strcmp(a, "--warmup") == 0) {
             if (parse_int(v, &c->warmup))
                 return fprintf(stderr, "onnx-run %s: --warmup needs an integer >= 0, not '%s'\n",
+                               cn, v),
+                       -1;
+        } else if (strcmp(a, "--top") == 0) {
+            if (parse_int(v, &c->top))
+                return fprintf(stderr, "onnx-run %s: --top needs an integer >= 0, not '%s'\n",
                                cn, v),
                        -1;
         } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
@@ -1694,7 +1701,7 @@ static int cmd_profile(const cli *c)
     printf("model %s, %d steps, %d threads, %d runs: %.3f ms per run (steps %.3f ms)\n", c->model,
            ns, onr_session_threads(s), c->iters, total / c->iters, steps_total / c->iters);
     printf("%5s  %-20s %10s %6s  %s\n", "step", "op", "ms/run", "%", "node");
-    for (int i = 0; i < ns && i < 40; i++) {
+    for (int i = 0; i < ns && (c->top == 0 || i < c->top); i++) {
         const char *node;
         const char *op = onr_session_step_op(s, acc[i].step, &node);
         printf("%5d  %-20s %10.4f %6.2f  %s\n", acc[i].step, op, acc[i].ms / c->iters,
