@@ -4,7 +4,7 @@
  * ISA file (which defines ONR_ACT_VL = floats per vector before including
  * it), so the compiler emits that file's ISA. Inputs NaN stay NaN.
  *
- * exp is Cephes' expf (rel. error ~2 ulp over the clamped range); erf-GELU
+ * exp is exp-poly.h's (rel. error 2.4e-7 over the clamped range); erf-GELU
  * uses erfc (Numerical Recipes' erfcc, rel. error < 1.2e-7) so it keeps
  * relative accuracy for negative inputs; tanh-GELU is x*sigmoid(2u).
  */
@@ -12,6 +12,7 @@
 #define ONR_SGEMM_ACT_SIMD_H
 
 #include "gemm/gemm.h"
+#include "ops/exp-poly.h"
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -82,11 +83,28 @@ static inline act_vf act_exp_tail(act_vf fx, act_vf x)
 #endif
 }
 
-static inline act_vf act_exp(act_vf x)
+/* exp(x) for the sigmoids and tanh-GELU: x = n ln2 + r, |r| <= ln2/2, with
+ * ln2 in two parts (exp-poly.h's), e^r = 1 + r P(r) from exp-poly.h's
+ * degree-5 polynomial, then 2^n (AVX-512: scalef). Three operations fewer
+ * than act_exp_tail's Cephes form (SiLU 0.38 -> 0.29 ns an element on Zen
+ * 4, relative error 2.4e-7 against 1.7e-7). */
+static inline __attribute__((always_inline)) act_vf act_exp(act_vf x)
 {
     x = act_clamp(x, -87.3f, 88.0f);
     act_vf fx = act_exp_n(x);
-    return act_exp_tail(fx, x - fx * 0.693359375f);
+    act_vf r = x - fx * ONR_EXP_LN2_HI;
+    r = r - fx * ONR_EXP_LN2_LO;
+    act_vf p = ONR_EXP_C5 * r + ONR_EXP_C4;
+    p = p * r + ONR_EXP_C3;
+    p = p * r + ONR_EXP_C2;
+    p = p * r + ONR_EXP_C1;
+    p = p * r + 1.0f;
+#if defined(__AVX512F__) && ONR_ACT_VL == 16
+    return (act_vf)_mm512_scalef_ps((__m512)p, (__m512)fx);
+#else
+    act_vi e = (__builtin_convertvector(fx, act_vi) + 127) << 23;
+    return p * (act_vf)e;
+#endif
 }
 
 /* exp(hi + lo) for |lo| small beside hi: n = round((hi + lo) / ln 2) and
