@@ -272,6 +272,27 @@ static void test_epilogue(void **state)
                     check_case(&cases[ci], acts[ai].act, acts[ai].a, acts[ai].b, bias, res);
 }
 
+/* The blocked kernel (16 channels a vector) over every output width from
+ * 1 to 40: rows narrower than 8 through the transposed copy, wider ones
+ * written straight to the planes 8 positions at a time, a row's last block
+ * overlapping the one before; a cheap activation (Clip) in the block, an
+ * expensive one (SiLU) in a pass over the row. */
+static void test_blocked_widths(void **state)
+{
+    (void)state;
+    static const int64_t cfg[][2] = {{3, 1}, {3, 2}, {5, 1}, {5, 2}, {7, 1}}; /* K, S */
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+        for (int64_t ow = 1; ow <= 40; ow++) {
+            const int64_t k = cfg[i][0], st = cfg[i][1], p = k / 2;
+            const int64_t iw = (ow - 1) * st + k - 2 * p;
+            if (iw < 1) continue;
+            dcase c = {1, 16 + (ow % 3 == 0 ? 16 : 0), 1, 6 + ow % 5, iw, k, k, st, st, 1, 1,
+                       p, p, p, p, 1};
+            check_case(&c, ow & 1 ? ONR_DW_ACT_CLIP : ONR_DW_ACT_SILU, -0.5f, 0.5f, 1, 0);
+            if (ow % 7 == 0) check_case(&c, ONR_DW_ACT_NONE, 0, 0, 0, 0);
+        }
+}
+
 /* Small groups (cg > 1): group sizes, output channels per group that
  * split into blocks of 8, 4, 2 and 1, strides 1, 2 and 3, dilation and
  * pads, over output widths 1..40, with every epilogue on a few; one group
@@ -563,6 +584,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometry_sweep), cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_epilogue),       cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_blocked_widths),
         cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_guard_pages),    cmocka_unit_test(test_force_kernel),
         cmocka_unit_test(test_conv_node),      cmocka_unit_test(test_conv_node_f16),

@@ -154,6 +154,115 @@ dw_b16_rows(const onr_dwconv *g, const float *xt, const float *wt, float *yt, in
     }
 }
 
+/* The 8 x 8 blocks of r[0..8) (each 256-bit half of the 8 rows on its own)
+ * transposed in place: tr16's last three rounds on 8 rows. Position u's 16
+ * channels in r[u] become channel c's 8 positions in the low half of r[c]
+ * and channel c + 8's in its high half. */
+static inline __attribute__((always_inline)) void tr8x2(__m512 r[8])
+{
+    const __m512i l4 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i h4 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m512i l2 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    const __m512i h2 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const __m512i l1 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    const __m512i h1 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    for (int i = 0; i < 8; i++) {
+        if (i & 4) continue;
+        __m512 a = r[i], b = r[i + 4];
+        r[i] = _mm512_permutex2var_ps(a, l4, b);
+        r[i + 4] = _mm512_permutex2var_ps(a, h4, b);
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 2) continue;
+        __m512 a = r[i], b = r[i + 2];
+        r[i] = _mm512_permutex2var_ps(a, l2, b);
+        r[i + 2] = _mm512_permutex2var_ps(a, h2, b);
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 1) continue;
+        __m512 a = r[i], b = r[i + 1];
+        r[i] = _mm512_permutex2var_ps(a, l1, b);
+        r[i + 1] = _mm512_permutex2var_ps(a, h1, b);
+    }
+}
+
+/* a[0..8), 8 positions of 16 channels, transposed (tr8x2) and stored to
+ * the 16 planes (OUT floats apart) at o. */
+static inline __attribute__((always_inline)) void dw_b16_store8(__m512 a[8], float *o,
+                                                                int64_t OUT)
+{
+    tr8x2(a);
+    for (int c = 0; c < 8; c++) {
+        _mm256_storeu_ps(o + c * OUT, _mm512_castps512_ps256(a[c]));
+        _mm256_storeu_ps(o + (c + 8) * OUT, _mm512_extractf32x8_ps(a[c], 1));
+    }
+}
+
+/* An activation of several operations (the sigmoids, HardSwish, ...) on
+ * a row of outputs in L1, rb (16 channels a position), to the planes: out
+ * of line, once a row, where no weights are live (beside them, called or
+ * inlined every block, the 25 of a 5x5 kernel spilled). */
+static __attribute__((noinline)) void dw_b16_row_act(const onr_dwconv *g, const float *rb,
+                                                     __m512 bv, float *orow, int64_t OUT)
+{
+    const int64_t OW = g->OW;
+    for (int64_t ow = 0; ow < OW; ow += 8) {
+        const int64_t o0 = ow + 8 <= OW ? ow : OW - 8;
+        __m512 a[8];
+        for (int u = 0; u < 8; u++)
+            a[u] = dw_act(g, _mm512_add_ps(_mm512_loadu_ps(rb + 16 * (o0 + u)), bv));
+        dw_b16_store8(a, orow + o0, OUT);
+    }
+}
+
+/* The band's outputs without a residual, straight to the 16 planes (rows
+ * at least 8 wide): 8 positions of an output row at a time, the taps as
+ * dw_b16_rows', bias and activation on the 16-channel vectors, then an
+ * 8 x 8 transpose of each half into rows of 8 positions. A row's last
+ * block ends at the row's end, overlapping the one before (the same sums,
+ * stored twice). No transposed copy of the outputs and no pass over them
+ * after: on MobileNetV2's 56x56 planes that was more than half the time. */
+static inline __attribute__((always_inline)) void
+dw_b16_direct(const onr_dwconv *g, const float *xt, const float *wt, float *y, float *rb,
+              int64_t OUT, int64_t PW, int64_t oh0, int64_t nb, const int KH, const int KW,
+              const int SH, const int SW, __m512 bv)
+{
+    __m512 wv[49];
+    for (int t = 0; t < KH * KW; t++) wv[t] = _mm512_loadu_ps(wt + 16 * t);
+    const __m512 lo = _mm512_set1_ps(g->a), hi = _mm512_set1_ps(g->b);
+    const int64_t OW = g->OW;
+    const int simple = g->act == ONR_DW_ACT_NONE || g->act == ONR_DW_ACT_RELU ||
+                       g->act == ONR_DW_ACT_CLIP;
+    for (int64_t oh = 0; oh < nb; oh++) {
+        const float *row = xt + 16 * (oh * SH * PW);
+        float *orow = y + (oh0 + oh) * OW;
+        for (int64_t ow = 0; ow < OW; ow += 8) {
+            const int64_t o0 = ow + 8 <= OW ? ow : OW - 8;
+            const float *q = row + 16 * (o0 * SW);
+            __m512 a[8];
+            for (int u = 0; u < 8; u++) a[u] = _mm512_setzero_ps();
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    const float *qt = q + 16 * (kh * PW + kw);
+                    for (int u = 0; u < 8; u++)
+                        a[u] = _mm512_fmadd_ps(wv[kh * KW + kw], _mm512_loadu_ps(qt + 16 * SW * u),
+                                               a[u]);
+                }
+            if (!simple) { /* to the row buffer, for the pass below */
+                for (int u = 0; u < 8; u++) _mm512_storeu_ps(rb + 16 * (o0 + u), a[u]);
+                continue;
+            }
+            for (int u = 0; u < 8; u++) a[u] = _mm512_add_ps(a[u], bv);
+            if (g->act == ONR_DW_ACT_RELU)
+                for (int u = 0; u < 8; u++) a[u] = dw_act_k(a[u], ONR_DW_ACT_RELU, lo, hi);
+            if (g->act == ONR_DW_ACT_CLIP)
+                for (int u = 0; u < 8; u++) a[u] = dw_act_k(a[u], ONR_DW_ACT_CLIP, lo, hi);
+            dw_b16_store8(a, orow + o0, OUT);
+        }
+        if (!simple) dw_b16_row_act(g, rb, bv, orow, OUT);
+    }
+}
+
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
                                const float *b, const float *z, float *y, float *ws)
 {
@@ -193,6 +302,22 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
                 for (int j = 0; j < 16; j++)
                     if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
             }
+        }
+        if (epi_here && g->OW >= 8) {
+            if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 3, 3, 1, 1, bv);
+            else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 3, 3, 2, 2, bv);
+            else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 5, 5, 1, 1, bv);
+            else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 5, 5, 2, 2, bv);
+            else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 7, 7, 1, 1, bv);
+            else
+                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, (int)g->KH, (int)g->KW, (int)g->SH,
+                            (int)g->SW, bv);
+            continue;
         }
         if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
             dw_b16_rows(g, xt, wt, yt, PW, nb, 3, 3, 1, 1, epi_here, bv);
