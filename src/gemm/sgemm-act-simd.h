@@ -49,6 +49,32 @@ static inline act_vf act_clamp(act_vf x, float lo, float hi)
 #endif
 }
 
+/* max(lo, x) and min(hi, x) lane by lane, x NaN passing and x = -0 beside
+ * lo = 0 staying -0 (the instructions return their second operand when
+ * either is NaN or the two are equal): x < lo ? lo : x and x > hi ? hi : x
+ * in one instruction each. */
+static inline act_vf act_vmax(act_vf lo, act_vf x)
+{
+#if defined(__AVX512F__) && ONR_ACT_VL == 16
+    return (act_vf)_mm512_max_ps((__m512)lo, (__m512)x);
+#elif defined(__AVX__) && ONR_ACT_VL == 8
+    return (act_vf)_mm256_max_ps((__m256)lo, (__m256)x);
+#else
+    return act_sel(x < lo, lo, x);
+#endif
+}
+
+static inline act_vf act_vmin(act_vf hi, act_vf x)
+{
+#if defined(__AVX512F__) && ONR_ACT_VL == 16
+    return (act_vf)_mm512_min_ps((__m512)hi, (__m512)x);
+#elif defined(__AVX__) && ONR_ACT_VL == 8
+    return (act_vf)_mm256_min_ps((__m256)hi, (__m256)x);
+#else
+    return act_sel(x > hi, hi, x);
+#endif
+}
+
 /* round(s / ln 2), s already clamped */
 static inline act_vf act_exp_n(act_vf s)
 {
@@ -172,10 +198,8 @@ static inline act_vf act_gelu_erf(act_vf x)
 static inline act_vf act_apply(act_vf v, int act, float lo, float hi)
 {
     switch (act) {
-    case ONR_ACT_RELU: return act_sel(v < 0.0f, act_splat(0.0f), v);
-    case ONR_ACT_CLIP:
-        v = act_sel(v < lo, act_splat(lo), v);
-        return act_sel(v > hi, act_splat(hi), v);
+    case ONR_ACT_RELU: return act_vmax(act_splat(0.0f), v);
+    case ONR_ACT_CLIP: return act_vmin(act_splat(hi), act_vmax(act_splat(lo), v));
     case ONR_ACT_SIGMOID: return 1.0f / (1.0f + act_exp(-v));
     case ONR_ACT_SILU: return v / (1.0f + act_exp(-v));
     case ONR_ACT_GELU_ERF: return act_gelu_erf(v);

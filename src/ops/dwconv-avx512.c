@@ -299,8 +299,11 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
                 tr16(r); /* r[j]: position pw0 + j, the 16 channels */
                 /* a constant trip count (kept in registers; a loop to n
                  * becomes a memcpy of the spilled vectors) */
-                for (int j = 0; j < 16; j++)
-                    if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
+                if (n == 16)
+                    for (int j = 0; j < 16; j++) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
+                else
+                    for (int j = 0; j < 16; j++)
+                        if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
             }
         }
         if (epi_here && g->OW >= 8) {

@@ -76,8 +76,7 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
     case ONR_DW_ACT_HARDSIGMOID:
     case ONR_DW_ACT_HARDSWISH: {
         act_vf h = g->a * x + g->b;
-        h = act_sel(h < 0.f, act_splat(0.f), h);
-        h = act_sel(h > 1.f, act_splat(1.f), h);
+        h = act_vmin(act_splat(1.f), act_vmax(act_splat(0.f), h));
         return (dv)(g->act == ONR_DW_ACT_HARDSWISH ? x * h : h);
     }
     case ONR_DW_ACT_LEAKYRELU: return (dv)act_sel(x < 0.f, g->a * x, x);
@@ -90,14 +89,11 @@ DW_INLINE dv dw_act(const onr_dwconv *g, dv v)
  * residual and the activation; n lanes each (n < VL: a masked tail, Z read
  * likewise). */
 /* v through an activation known at compile time: none, Relu or Clip (lo,
- * hi: Clip's bounds, splat); NaN passes (compare and select). */
+ * hi: Clip's bounds, splat); max and min, where NaN passes. */
 DW_INLINE dv dw_act_k(dv v, const int act, dv lo, dv hi)
 {
-    if (act == ONR_DW_ACT_RELU) v = (dv)act_sel((act_vf)v < 0.f, (act_vf)dv_zero(), (act_vf)v);
-    if (act == ONR_DW_ACT_CLIP) {
-        v = (dv)act_sel((act_vf)v < (act_vf)lo, (act_vf)lo, (act_vf)v);
-        v = (dv)act_sel((act_vf)v > (act_vf)hi, (act_vf)hi, (act_vf)v);
-    }
+    if (act == ONR_DW_ACT_RELU) v = (dv)act_vmax((act_vf)dv_zero(), (act_vf)v);
+    if (act == ONR_DW_ACT_CLIP) v = (dv)act_vmin((act_vf)hi, act_vmax((act_vf)lo, (act_vf)v));
     return v;
 }
 
