@@ -895,12 +895,12 @@ static void test_lpnorm(void **state)
 /* A zero dim lets the others be huge: every op must finish at once, without
  * overflowing products of the other dims. */
 /* GlobalAveragePool and GlobalMaxPool against sums in double, on planes
- * of 1, 7, 8, 9 and 3136 elements (lanes of eight and their tails), a NaN
+ * of 1, 7, 8, 9, 16, 17, 49 and 3136 elements (vectors and their tails), a NaN
  * the max skips, and 1 / 2 threads bit for bit. */
 static void test_global_pools(void **state)
 {
     (void)state;
-    const int64_t sides[][2] = {{1, 1}, {1, 7}, {2, 4}, {3, 3}, {56, 56}};
+    const int64_t sides[][2] = {{1, 1}, {1, 7}, {2, 4}, {3, 3}, {4, 4}, {1, 17}, {7, 7}, {56, 56}};
     for (size_t si = 0; si < sizeof sides / sizeof sides[0]; si++) {
         int64_t d[4] = {2, 3, sides[si][0], sides[si][1]}, IN = d[2] * d[3];
         onr_tensor *x = tk_rand_f32(4, d, 17 + (uint32_t)si);

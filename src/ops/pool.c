@@ -23,20 +23,32 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define POOL_AVX512 1
-/* The sum of a float32 plane in double, 16 lanes (two vectors of 8
- * doubles): GlobalAveragePool over EfficientNet's squeeze-and-excitation
- * planes ran at a fraction of the memory's speed in the portable loop. */
-__attribute__((target("avx512f"))) static double pool_sum_f32_avx512(const float *p, int64_t n)
+/* y[pl] = the mean of plane pl (n floats, planes contiguous) for pl in
+ * [p0, p1): the sum in double, 16 lanes (two vectors of 8 doubles; the
+ * portable loop ran EfficientNet's squeeze-excitation planes at a fraction
+ * of the memory's speed), the tail under a mask, many planes a call (a
+ * call and a scalar tail per 7x7 plane cost more than its sum). */
+__attribute__((target("avx512f"))) static void pool_avg_planes_avx512(const float *x, float *y,
+                                                                     int64_t n, int64_t p0,
+                                                                     int64_t p1)
 {
-    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(p + i)));
-        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 8)));
+    const int64_t n16 = n / 16 * 16;
+    const __mmask16 mt = (__mmask16)((1u << (n - n16)) - 1u);
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *p = x + pl * n;
+        __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+        for (int64_t i = 0; i < n16; i += 16) {
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(p + i)));
+            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 8)));
+        }
+        if (mt) {
+            __m512 t = _mm512_maskz_loadu_ps(mt, p + n16);
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(t)));
+            a1 = _mm512_add_pd(
+                a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
+        }
+        y[pl] = (float)(_mm512_reduce_add_pd(_mm512_add_pd(a0, a1)) / (double)n);
     }
-    double acc = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
-    for (; i < n; i++) acc += (double)p[i];
-    return acc;
 }
 
 /* t[i] = max(xr[nr - 1][i], ... max(xr[0][i], t[i])), NaN never winning
@@ -316,26 +328,6 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
         });                                                                                    \
     }
 
-/* The AVX-512 sum where the CPU has it and the plane is float32 (a
- * _Generic choice: the other types take the portable loop). */
-static int pool_sum_f32(const float *p, int64_t n, double *acc)
-{
-#ifdef POOL_AVX512
-    if (pool_has_avx512()) {
-        *acc = pool_sum_f32_avx512(p, n);
-        return 1;
-    }
-#endif
-    (void)p, (void)n, (void)acc;
-    return 0;
-}
-static int pool_sum_none(const void *p, int64_t n, double *acc)
-{
-    (void)p, (void)n, (void)acc;
-    return 0;
-}
-#define pool_sum_fast(p, n, acc)                                                               \
-    _Generic((p), const float *: pool_sum_f32, default: pool_sum_none)(p, n, acc)
 
 /* Global pools: one reduction per plane (onr_par_for items). */
 typedef struct global_job {
@@ -371,8 +363,6 @@ typedef struct global_job {
                     acc = v > acc ? v : acc;                                                   \
                 }                                                                              \
                 for (int j = 0; j < 8; j++) acc = l[j] > acc ? l[j] : acc;                     \
-            } else if (g->kind == POOL_AVG && pool_sum_fast(xp, IN, &acc)) {                  \
-                acc /= (double)IN;                                                             \
             } else if (g->kind == POOL_AVG) {                                                  \
                 double l[8] = {0};                                                             \
                 for (int64_t i = 0; i < i8; i += 8)                                            \
@@ -393,6 +383,35 @@ typedef struct global_job {
         int64_t planes = g->N * g->C;                                                          \
         onr_par_for(planes, nt, planes * g->IN > ONR_PAR_MIN, global_plane_##sfx, &J);         \
     }
+
+#ifdef POOL_AVX512
+/* GlobalAveragePool of float32 on AVX-512: chunks of planes a call. */
+typedef struct gavg_job {
+    const float *x;
+    float *y;
+    int64_t n, planes, chunk;
+} gavg_job;
+
+static void gavg_chunk(void *ctx, int64_t it)
+{
+    const gavg_job *J = ctx;
+    int64_t p0 = it * J->chunk, p1 = p0 + J->chunk < J->planes ? p0 + J->chunk : J->planes;
+    pool_avg_planes_avx512(J->x, J->y, J->n, p0, p1);
+}
+
+static int global_avg_f32_fast(const pool_geom *g, const void *x, void *y, int nt)
+{
+    if (g->kind != POOL_AVG || !pool_has_avx512()) return 0;
+    const int64_t planes = g->N * g->C;
+    /* chunks of about 16K floats, at least one plane each */
+    int64_t chunk = g->IN > 0 ? 16384 / g->IN : planes;
+    if (chunk < 1) chunk = 1;
+    gavg_job J = {x, y, g->IN, planes, chunk};
+    int64_t items = (planes + chunk - 1) / chunk;
+    onr_par_for(items, nt, planes * g->IN > ONR_PAR_MIN, gavg_chunk, &J);
+    return 1;
+}
+#endif
 
 #define POOL_TYPE(sfx, T, LOAD, STORE, LOWEST)                                                 \
     ROW_POOL(sfx, T, LOAD, STORE, LOWEST)                                                      \
@@ -737,6 +756,9 @@ static int pool_run(const onr_kctx *ctx)
     if (i == n)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "pooling of %s", onr_dtype_name(x->dtype));
     if (p->global) {
+#ifdef POOL_AVX512
+        if (x->dtype == ONR_FLOAT && global_avg_f32_fast(g, x->data, y->data, nt)) return ONR_OK;
+#endif
         pool_table[i].global(g, x->data, y->data, nt);
     } else if (p->kind == POOL_MAX && p->with_idx) {
         pool_table[i].maxidx(g, x->data, y->data, ctx->out[1]->data, nt);
