@@ -6,6 +6,8 @@
 // onnx-run) instead of generating it. OUTDIR: the first run's outputs are written there as
 // output_K.npy, K in the session's output order (tools/bench compares them with onnx-run's).
 // Prints one JSON line: load_ms (file -> ready session), first_ms, median_ms, min_ms, max_ms.
+// With ORT_PROFILE=PREFIX in the environment, ONNX Runtime's profiler records every run into
+// PREFIX_<date>.json (tools/profile-vs-ort reads it).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -65,6 +67,7 @@ async function main() {
   const specs = JSON.parse(shapes);
   const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all',
                  intraOpNumThreads: +threads, interOpNumThreads: 1, executionMode: 'sequential' };
+  if (process.env.ORT_PROFILE) { opts.enableProfiling = true; opts.profileFilePrefix = process.env.ORT_PROFILE; }
   let t0 = performance.now();
   const sess = await ort.InferenceSession.create(model, opts);
   const load = performance.now() - t0;
@@ -83,6 +86,8 @@ async function main() {
   }
   times.sort((a, b) => a - b);
   const med = times.length % 2 ? times[(times.length - 1) / 2] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
-  console.log(JSON.stringify({ load_ms: load, first_ms: first, median_ms: med, min_ms: times[0], max_ms: times[times.length - 1] }));
+  const res = { load_ms: load, first_ms: first, median_ms: med, min_ms: times[0], max_ms: times[times.length - 1] };
+  if (process.env.ORT_PROFILE) sess.endProfiling();
+  console.log(JSON.stringify(res));
 }
 main().catch((e) => { console.error('ort-bench: ' + e.message); process.exit(1); });
