@@ -33,22 +33,6 @@ static inline act_vf act_sel(act_vi m, act_vf a, act_vf b)
     return (act_vf)((m & (act_vi)a) | (~m & (act_vi)b));
 }
 
-/* min(hi, x) and max(lo, x) with NaN x passing (the instructions return
- * their second operand when either is NaN); compare-and-select elsewhere. */
-static inline act_vf act_clamp(act_vf x, float lo, float hi)
-{
-#if defined(__AVX512F__) && ONR_ACT_VL == 16
-    x = (act_vf)_mm512_min_ps(_mm512_set1_ps(hi), (__m512)x);
-    return (act_vf)_mm512_max_ps(_mm512_set1_ps(lo), (__m512)x);
-#elif defined(__AVX__) && ONR_ACT_VL == 8
-    x = (act_vf)_mm256_min_ps(_mm256_set1_ps(hi), (__m256)x);
-    return (act_vf)_mm256_max_ps(_mm256_set1_ps(lo), (__m256)x);
-#else
-    x = act_sel(x > hi, act_splat(hi), x);
-    return act_sel(x < lo, act_splat(lo), x);
-#endif
-}
-
 /* max(lo, x) and min(hi, x) lane by lane, x NaN passing and x = -0 beside
  * lo = 0 staying -0 (the instructions return their second operand when
  * either is NaN or the two are equal): x < lo ? lo : x and x > hi ? hi : x
@@ -75,6 +59,12 @@ static inline act_vf act_vmin(act_vf hi, act_vf x)
 #endif
 }
 
+/* min(hi, x) then max(lo, x), NaN x passing. */
+static inline act_vf act_clamp(act_vf x, float lo, float hi)
+{
+    return act_vmax(act_splat(lo), act_vmin(act_splat(hi), x));
+}
+
 /* round(s / ln 2), s already clamped */
 static inline act_vf act_exp_n(act_vf s)
 {
@@ -86,7 +76,6 @@ static inline act_vf act_exp_n(act_vf s)
     return (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
 #endif
 }
-
 
 /* 2^n e^r for |r| <= ln2/2 (a little more after act_exp_hl's reduction):
  * e^r = 1 + r P(r) from exp-poly.h's degree-5 polynomial, 2^n by scalef

@@ -64,24 +64,34 @@ static inline void dv_storen(float *p, dv v, int64_t n) { _mm512_mask_storeu_ps(
 
 /* ---- small planes, 16 channels at a time (onr_dwconv_block16_avx512) ---- */
 
-/* Rows r[0..16) transposed in place (row j, lane c -> row c, lane j). Two
- * rounds inside 128-bit lanes and two of whole lanes: 10-15 % faster on
- * the 3x3 layers than four rounds of two-source permutes. */
-static inline __attribute__((always_inline)) void tr16(__m512 r[16])
+/* The 4 x 4 blocks of rows r[4m .. 4m+4) inside each 128-bit lane
+ * transposed into u (n rows, a multiple of 4): lane L of u[4m + k] holds
+ * element 4L + k of rows 4m .. 4m+3. Two rounds of in-lane shuffles
+ * (unpack, shufps), cheaper on Zen 4 than two-source permutes. */
+static inline __attribute__((always_inline)) void tr4_lanes(const __m512 *r, __m512 *u,
+                                                              const int n)
 {
-    /* two rounds inside 128-bit lanes (unpack, shufps): lane L of u[4m + k]
-     * holds channel 4L + k at positions 4m .. 4m+3 */
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
+    __m512 t[16];
+    for (int i = 0; i < n; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
-    for (int i = 0; i < 16; i += 4) {
+    for (int i = 0; i < n; i += 4) {
         u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
         u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
         u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
         u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
     }
+}
+
+/* Rows r[0..16) transposed in place (row j, lane c -> row c, lane j). Two
+ * rounds inside 128-bit lanes and two of whole lanes: 10-15 % faster on
+ * the 3x3 layers than four rounds of two-source permutes. */
+static inline __attribute__((always_inline)) void tr16(__m512 r[16])
+{
+    /* lane L of u[4m + k] holds element 4L + k of rows 4m .. 4m+3 */
+    __m512 u[16];
+    tr4_lanes(r, u, 16);
     /* two rounds of whole 128-bit lanes: r[4L + k] takes lane L of u[k],
      * u[4 + k], u[8 + k], u[12 + k] */
     for (int k = 0; k < 4; k++) {
@@ -166,18 +176,8 @@ dw_b16_rows(const onr_dwconv *g, const float *xt, const float *wt, float *yt, in
  * permutes: 5-10 % faster on the 3x3 layers than three rounds of permutes. */
 static inline __attribute__((always_inline)) void tr8x2(__m512 r[8])
 {
-    /* within 128-bit lanes: unpack pairs, then pairs of pairs (shufps) */
-    __m512 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    __m512 u[8];
+    tr4_lanes(r, u, 8);
     /* 128-bit lane L of u[k] (k < 4): channel 4L + k at positions 0-3, of
      * u[k + 4] at positions 4-7; lanes 0 and 2 (1 and 3) of the two make
      * r[k] (r[k + 4]) */
