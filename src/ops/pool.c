@@ -328,7 +328,6 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
         });                                                                                    \
     }
 
-
 /* Global pools: one reduction per plane (onr_par_for items). */
 typedef struct global_job {
     const pool_geom *g;
