@@ -266,6 +266,19 @@ dw_b16_direct(const onr_dwconv *g, const float *xt, const float *wt, float *y, f
     }
 }
 
+/* CALL(KH, KW, SH, SW) with g's kernel and strides as constants for the
+ * common kernels (their taps unroll and their weights stay in registers),
+ * as variables for the rest. */
+#define DW_B16_GEOMETRY(g, CALL)                                                                \
+    do {                                                                                       \
+        if ((g)->KH == 3 && (g)->KW == 3 && (g)->SH == 1 && (g)->SW == 1) CALL(3, 3, 1, 1);     \
+        else if ((g)->KH == 3 && (g)->KW == 3 && (g)->SH == 2 && (g)->SW == 2) CALL(3, 3, 2, 2);\
+        else if ((g)->KH == 5 && (g)->KW == 5 && (g)->SH == 1 && (g)->SW == 1) CALL(5, 5, 1, 1);\
+        else if ((g)->KH == 5 && (g)->KW == 5 && (g)->SH == 2 && (g)->SW == 2) CALL(5, 5, 2, 2);\
+        else if ((g)->KH == 7 && (g)->KW == 7 && (g)->SH == 1 && (g)->SW == 1) CALL(7, 7, 1, 1);\
+        else CALL((int)(g)->KH, (int)(g)->KW, (int)(g)->SH, (int)(g)->SW);                     \
+    } while (0)
+
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
                                const float *b, const float *z, float *y, float *ws)
 {
@@ -309,35 +322,16 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
                         if (j < n) _mm512_storeu_ps(row + 16 * (pw0 + j), r[j]);
             }
         }
+#define B16_DIRECT(KH, KW, SH, SW)                                                                 \
+    dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, KH, KW, SH, SW, bv)
+#define B16_ROWS(KH, KW, SH, SW) dw_b16_rows(g, xt, wt, yt, PW, nb, KH, KW, SH, SW, epi_here, bv)
         if (epi_here && g->OW >= 8) {
-            if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 3, 3, 1, 1, bv);
-            else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 3, 3, 2, 2, bv);
-            else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 5, 5, 1, 1, bv);
-            else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 5, 5, 2, 2, bv);
-            else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, 7, 7, 1, 1, bv);
-            else
-                dw_b16_direct(g, xt, wt, y, yt, OUT, PW, oh0, nb, (int)g->KH, (int)g->KW, (int)g->SH,
-                            (int)g->SW, bv);
+            DW_B16_GEOMETRY(g, B16_DIRECT);
             continue;
         }
-        if (g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1)
-            dw_b16_rows(g, xt, wt, yt, PW, nb, 3, 3, 1, 1, epi_here, bv);
-        else if (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2)
-            dw_b16_rows(g, xt, wt, yt, PW, nb, 3, 3, 2, 2, epi_here, bv);
-        else if (g->KH == 5 && g->KW == 5 && g->SH == 1 && g->SW == 1)
-            dw_b16_rows(g, xt, wt, yt, PW, nb, 5, 5, 1, 1, epi_here, bv);
-        else if (g->KH == 5 && g->KW == 5 && g->SH == 2 && g->SW == 2)
-            dw_b16_rows(g, xt, wt, yt, PW, nb, 5, 5, 2, 2, epi_here, bv);
-        else if (g->KH == 7 && g->KW == 7 && g->SH == 1 && g->SW == 1)
-            dw_b16_rows(g, xt, wt, yt, PW, nb, 7, 7, 1, 1, epi_here, bv);
-        else
-            dw_b16_rows(g, xt, wt, yt, PW, nb, (int)g->KH, (int)g->KW, (int)g->SH, (int)g->SW,
-                        epi_here, bv);
+        DW_B16_GEOMETRY(g, B16_ROWS);
+#undef B16_DIRECT
+#undef B16_ROWS
         /* back to planes, then each plane's epilogue as the row tiles' */
         const int64_t q0 = oh0 * g->OW, q1 = q0 + nb * g->OW;
         for (int64_t p0 = q0; p0 < q1; p0 += 16) {
