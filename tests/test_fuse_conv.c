@@ -26,6 +26,7 @@
 
 #include "gemm/gemm.h"
 #include "load/load.h"
+#include "ops/conv.h"
 #include "ops/winograd.h"
 #include "plan/plan.h"
 
@@ -57,6 +58,8 @@ static const kcase kcases[] = {
     {1, 1, 4, 4, 4, {13}, {3}, {1}, {1}, {1, 1}, NULL},                       /* 1-D depthwise */
     {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {2, 1, 3}, {1, 2, 1}, {0, 1, 1, 1, 0, 1}, NULL},
     {2, 1, 64, 8, 1, {64, 64}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL},   /* several bands */
+    {2, 2, 6, 4, 1, {6, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},               /* 1x1, few outputs */
+    {2, 1, 512, 8, 1, {8, 8}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},             /* 1x1, W rows padded */
 };
 enum { BIG_CASE = 9 };
 
@@ -120,6 +123,18 @@ static void conv_attrs(onr_node *n, const kcase *c)
     tk_attr_ints(n, "dilations", c->nsp, c->d);
     if (c->auto_pad) tk_attr_string(n, "auto_pad", c->auto_pad);
     else tk_attr_ints(n, "pads", 2 * c->nsp, c->pads);
+}
+
+/* A FusedConv node of case c with activation a and residual res. */
+static onr_node *fnode_scale(const kcase *c, const kact *a, int res)
+{
+    onr_node *fn = tk_node("FusedConv");
+    set_domain(fn, "org.onnxrun");
+    conv_attrs(fn, c);
+    if (a->name) tk_attr_string(fn, "activation", a->name);
+    if (a->np) tk_attr_floats(fn, "activation_params", a->np, a->p);
+    if (res) tk_attr_int(fn, "residual_after_activation", res == 2);
+    return fn;
 }
 
 /* One FusedConv case against Conv + the epilogue here. res: 0 none, 1 Z
@@ -199,6 +214,80 @@ static void test_kernel_vs_conv(void **state)
     onr_wino_force(-1);
 }
 
+/* FusedConv's fifth input S, a scale per input channel ([N or 1, C, 1...]),
+ * against Conv on X * S computed here, with the epilogue here (act a,
+ * residual res as kernel_case's); S per image or one for all. */
+static void kernel_scale_case(const kcase *c, const kact *a, int res, int per_image, int nt)
+{
+    const int r = 2 + c->nsp;
+    int64_t xd[5] = {c->N, c->C}, wd[5] = {c->M, c->C / c->G}, bd[1] = {c->M};
+    int64_t sd[5] = {per_image ? c->N : 1, c->C, 1, 1, 1};
+    for (int i = 0; i < c->nsp; i++) xd[2 + i] = c->in[i], wd[2 + i] = c->k[i];
+    onr_tensor *x = tk_rand_f32(r, xd, 21), *w = tk_rand_f32(r, wd, 22), *b = tk_rand_f32(1, bd, 23);
+    onr_tensor *s = tk_rand_f32(r, sd, 24), *xs = tk_rand_f32(r, xd, 21);
+    const int64_t plane = x->numel / (c->N * c->C);
+    const float *xv = x->data, *sv = s->data;
+    float *xsv = xs->data;
+    for (int64_t i = 0; i < x->numel; i++) {
+        int64_t n = i / (c->C * plane), ch = i / plane % c->C;
+        xsv[i] = xv[i] * sv[(per_image ? n : 0) * c->C + ch];
+    }
+    onr_node *cn = tk_node("Conv");
+    conv_attrs(cn, c);
+    onr_tensor *in[5] = {xs, w, b, NULL, NULL}, *ref[1], *got[1];
+    onr_err err = {0};
+    if (tk_run(cn, 11, 3, in, 1, ref, nt, &err)) fail_msg("Conv: %s", err.msg);
+    tk_node_free(cn);
+    onr_tensor *z = res ? tk_rand_f32(ref[0]->rank, ref[0]->dims, 25) : NULL;
+    onr_node *fn = fnode_scale(c, a, res);
+    in[0] = x, in[3] = z, in[4] = s;
+    if (tk_run_const(fn, 1, 5, in, 2u | 4u, 1, got, nt, &err)) fail_msg("FusedConv: %s", err.msg);
+    tk_node_free(fn);
+    tk_assert_shape(got[0], ref[0]->rank, ref[0]->dims);
+    int64_t n = ref[0]->numel;
+    float *want = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    const float *rv = ref[0]->data, *zz = z ? z->data : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double v = rv[i];
+        if (res == 1) v += zz[i];
+        v = ref_act(a, v);
+        if (res == 2) v += zz[i];
+        want[i] = (float)v;
+    }
+    tk_assert_close_f32(got[0], want, n, RTOL, ATOL);
+    free(want);
+    tk_free_all(1, ref), tk_free_all(1, got);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
+    onr_tensor_free(s), onr_tensor_free(xs);
+}
+
+static void test_kernel_scale(void **state)
+{
+    (void)state;
+    onr_wino_force(ONR_WINO_OFF); /* as test_kernel_vs_conv */
+    size_t before[4], nc = sizeof kcases / sizeof kcases[0];
+    for (int m = 1; m <= 3; m++) before[m] = onr_conv_scale_count(m);
+    static const int acts[3] = {0, 1, 6}; /* none, Relu, Silu */
+    for (int force_t = 0; force_t < 2; force_t++) {
+        /* the transposed path takes every 1x1 and im2col geometry it can */
+        onr_conv_force_transposed(force_t ? 1 : -1);
+        for (size_t ci = 0; ci < nc; ci++)
+            for (int ai = 0; ai < 3; ai++)
+                for (int res = 0; res < 3; res++)
+                    for (int per_image = 0; per_image < 2; per_image++)
+                        for (int nt = 1; nt <= 2; nt++) {
+                            if (ci == BIG_CASE && (res || nt == 2)) continue;
+                            kernel_scale_case(&kcases[ci], &kacts[acts[ai]], res, per_image, nt);
+                        }
+    }
+    onr_conv_force_transposed(-1);
+    onr_wino_force(-1);
+    /* each place S goes was taken: W (1x1 and im2col of one group with few
+     * outputs), the transposed gather, a copy of X (groups, depthwise) */
+    for (int m = 1; m <= 3; m++)
+        if (onr_conv_scale_count(m) == before[m]) fail_msg("scale mode %d never ran", m);
+}
+
 static void expect_error(onr_node *n, int n_in, onr_tensor **in, onr_status code,
                          const char *needle)
 {
@@ -243,7 +332,26 @@ static void test_kernel_errors(void **state)
     in[3] = zbad;
     expect_error(fnode(), 4, in, ONR_E_MODEL, "residual Z");
     in[3] = z;
-    expect_error(fnode(), 5, in, ONR_E_MODEL, "2 to 4 inputs");
+    /* S: [N or 1, C, 1, 1] float32 only */
+    expect_error(fnode(), 5, in, ONR_E_MODEL, "scale S");
+    int64_t sd[4][4] = {{1, 2, 1, 1}, {1, 2, 5, 1}, {2, 2, 1, 1}, {1, 3, 1, 1}};
+    onr_tensor *sgood = tk_rand_f32(4, sd[0], 5), *sbad[3];
+    for (int k = 0; k < 3; k++) {
+        sbad[k] = tk_rand_f32(4, sd[k + 1], 6);
+        in[4] = sbad[k];
+        expect_error(fnode(), 5, in, ONR_E_MODEL, "must be float32 [N or 1, C, 1, ...]");
+        onr_tensor_free(sbad[k]);
+    }
+    onr_tensor *s3 = tk_rand_f32(3, sd[0], 7), *s64 = tk_typed(ONR_DOUBLE, 4, sd[0], NULL);
+    memset(s64->data, 0, onr_tensor_nbytes(s64));
+    in[4] = s3;
+    expect_error(fnode(), 5, in, ONR_E_MODEL, "scale S");
+    in[4] = s64;
+    expect_error(fnode(), 5, in, ONR_E_MODEL, "scale S float64");
+    onr_tensor_free(s3), onr_tensor_free(s64);
+    onr_tensor *in6[6] = {x, w, NULL, z, sgood, sgood};
+    expect_error(fnode(), 6, in6, ONR_E_MODEL, "2 to 5 inputs");
+    onr_tensor_free(sgood);
     /* float64 is not FusedConv's */
     onr_tensor *xd64 = tk_typed(ONR_DOUBLE, 4, xd, NULL), *wd64 = tk_typed(ONR_DOUBLE, 4, wd, NULL);
     memset(xd64->data, 0, onr_tensor_nbytes(xd64));
@@ -943,6 +1051,104 @@ static void test_bias_fold(void **state)
 }
 
 /* ======================================================================
+ * Mul(X, S) -> conv: the input scale
+ * ==================================================================== */
+
+/* The squeeze-excitation end: g = GlobalAveragePool(x), s = Sigmoid(g),
+ * t = Mul(x, s) (operands in order `swap`), conv(t) -> c; more after it
+ * by the caller. */
+static onr_tensor *m_se(mdl *m, const cspec *c, int swap)
+{
+    onr_tensor *x = m_x(m, c);
+    m_unary(m, "GlobalAveragePool", "x", "g");
+    m_unary(m, "Sigmoid", "g", "s");
+    m_binary(m, "Mul", swap ? "s" : "x", swap ? "x" : "s", "t");
+    return x;
+}
+
+static void test_scale(void **state)
+{
+    (void)state;
+    const cspec *cs[] = {&C2, &C2G, &C2D, &C1, &C2DW, &C11};
+    for (int i = 0; i < 6; i++)
+        for (int swap = 0; swap < 2; swap++) {
+            mdl m = m_new(F32, 80 + (uint32_t)(i * 2 + swap));
+            onr_tensor *x = m_se(&m, cs[i], swap);
+            m_conv(&m, "conv", "t", "y", cs[i]);
+            m_output(&m, "y");
+            check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 2, 3, 4}, RTOL, ATOL);
+        }
+    /* with an activation and a residual after the conv: one FusedConv */
+    int64_t od[4];
+    conv_out_dims(&C11, N, S, od);
+    mdl m = m_new(F32, 90);
+    onr_tensor *x = m_se(&m, &C11, 0);
+    m_input(&m, "z", 4, od);
+    m_conv(&m, "conv", "t", "c", &C11);
+    m_binary(&m, "Add", "c", "z", "a");
+    m_unary(&m, "Relu", "a", "y");
+    m_output(&m, "y");
+    onr_tensor *in[2] = {x, t_rand(F32, 4, od, 14, -1, 1)};
+    check(&m, 13, 2, in, (want){"FusedConv", 1, 1, 4, 3, 6}, RTOL, ATOL);
+    /* S a graph input of one image's scales ([1, C, 1, 1]) for a batch of 2 */
+    m = m_new(F32, 91);
+    x = m_x(&m, &C2);
+    m_input(&m, "s", 4, (int64_t[]){1, 4, 1, 1});
+    m_binary(&m, "Mul", "x", "s", "t");
+    m_conv(&m, "conv", "t", "y", &C2);
+    m_output(&m, "y");
+    onr_tensor *in2[2] = {x, t_rand(F32, 4, (int64_t[]){1, 4, 1, 1}, 15, -1, 1)};
+    check(&m, 13, 2, in2, (want){"FusedConv", 1, 1, 2, 1, 2}, RTOL, ATOL);
+}
+
+static void test_scale_near_misses(void **state)
+{
+    (void)state;
+    /* S that scales more than channels: [N, C, S, 1], [1, 1, S, S], X's
+     * whole shape; and X * X */
+    const int64_t sds[3][4] = {{N, 4, S, 1}, {1, 1, S, S}, {N, 4, S, S}};
+    for (int k = 0; k < 4; k++) {
+        mdl m = m_new(F32, 100 + (uint32_t)k);
+        onr_tensor *x = m_x(&m, &C11);
+        int n_in = 1;
+        onr_tensor *in[2] = {x, NULL};
+        if (k < 3) {
+            m_input(&m, "s", 4, sds[k]);
+            in[1] = t_rand(F32, 4, sds[k], 16, -1, 1);
+            n_in = 2;
+        }
+        m_binary(&m, "Mul", "x", k < 3 ? "s" : "x", "t");
+        m_conv(&m, "conv", "t", "y", &C11);
+        m_output(&m, "y");
+        check(&m, 13, n_in, in, (want){"FusedConv", 0, 0, 0, 2, 2}, RTOL, ATOL);
+    }
+    /* the product read elsewhere too: a graph output, or a second consumer */
+    for (int k = 0; k < 2; k++) {
+        mdl m = m_new(F32, 110 + (uint32_t)k);
+        onr_tensor *x = m_se(&m, &C2, 0);
+        m_conv(&m, "conv", "t", "y", &C2);
+        m_output(&m, "y");
+        if (k == 0) m_output(&m, "t");
+        else {
+            m_unary(&m, "Relu", "t", "r");
+            m_output(&m, "r");
+        }
+        check(&m, 13, 1, &x, (want){"FusedConv", 0, 0, 0, 4 + k, 4 + k}, RTOL, ATOL);
+    }
+    /* a ConvTranspose, and float64 (FusedConv is float32 only) */
+    mdl m = m_new(F32, 120);
+    onr_tensor *x = m_se(&m, &C2, 0);
+    m_conv_ex(&m, "ConvTranspose", "convt", "t", "y", &C2, NULL, NULL);
+    m_output(&m, "y");
+    check(&m, 13, 1, &x, (want){"FusedConv", 0, 0, 0, 4, 4}, RTOL, ATOL);
+    m = m_new(F64, 121);
+    x = m_se(&m, &C2, 0);
+    m_conv(&m, "conv", "t", "y", &C2);
+    m_output(&m, "y");
+    check(&m, 13, 1, &x, (want){"FusedConv", 0, 0, 0, 4, 4}, RTOL, ATOL);
+}
+
+/* ======================================================================
  * The tiny exported models
  * ==================================================================== */
 
@@ -976,6 +1182,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_vs_conv),
         cmocka_unit_test(test_kernel_errors),
+        cmocka_unit_test(test_kernel_scale),
         cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_bn_fold_releases_originals),
         cmocka_unit_test(test_bn_fold_types),
@@ -986,6 +1193,8 @@ int main(void)
         cmocka_unit_test(test_residual),
         cmocka_unit_test(test_residual_near_misses),
         cmocka_unit_test(test_bias_fold),
+        cmocka_unit_test(test_scale),
+        cmocka_unit_test(test_scale_near_misses),
         cmocka_unit_test(test_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,13 @@
  * Clip, Sigmoid, Silu = x*sigmoid(x), HardSigmoid, HardSwish, LeakyRelu, or
  * absent) and `activation_params` (Clip: min, max; HardSigmoid and
  * HardSwish: alpha, beta of max(0, min(1, alpha*x + beta)), HardSwish
- * multiplying that by x; LeakyRelu: alpha). The GEMM paths hand bias,
+ * multiplying that by x; LeakyRelu: alpha). An optional fifth input S,
+ * float32 [N or 1, C, 1, ...], scales X per input channel first (Y =
+ * conv(X * S, W) ...: squeeze-excitation's Mul before the projection,
+ * fuse_conv.c); reshape applies it to a per-image copy of W when the layer
+ * runs as GEMMs of one group and W has at most as many weights per input
+ * channel as X has positions, in the transposed path's gather of col^T
+ * (free), else to a copy of X (conv_scale_pick). The GEMM paths hand bias,
  * residual and the activations the SGEMM epilogue has (Relu, Clip, Sigmoid,
  * Silu) to the GEMM, which applies them where it writes its tile; the other
  * activations run in a pass over each GEMM block right after it, while it
@@ -84,7 +90,16 @@ typedef struct conv_geom {
     int t_from;   /* CONV_GEMMT: the kind it replaced (CONV_GEMM: X is the column matrix) */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
     int nthreads; /* CONV_GEMMT: the parts its scratch holds (reshape's thread count) */
+    int scale;    /* FusedConv's input scale S: CONV_SCALE_* */
+    int64_t s_ld; /* S's stride between images: C, or 0 when one S serves all */
 } conv_geom;
+
+/* Where FusedConv's per-input-channel scale S is applied (reshape picks):
+ * none; in W (a copy of W with each input channel's weights scaled, per
+ * image: the GEMM and im2col paths of one group, when W has fewer weights
+ * per input channel than X has positions); in the transposed path's
+ * gather of col^T (free); or in a scaled copy of X (the other paths). */
+enum { CONV_SCALE_NONE, CONV_SCALE_W, CONV_SCALE_COLT, CONV_SCALE_X };
 
 static uint32_t conv_types(int64_t opset)
 {
@@ -165,6 +180,8 @@ typedef struct conv_bufs {
     size_t wt_stride;
     const float *dw_wl;             /* CONV_DW: W laid out at create, or NULL */
     int64_t ldw;                    /* W's row stride for the GEMM paths (0: CK) */
+    const float *s;                 /* FusedConv's input scale S (NULL: none) */
+    float *xs;                      /* scratch for the scaled W or X (g->scale) */
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -187,7 +204,7 @@ typedef struct conv_params {
     float *dw_wl;       /* depthwise / small groups: constant W laid out for dwconv.c */
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
-    size_t off_x, off_w, off_b, off_y, off_col, off_ws;
+    size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs;
 } conv_params;
 
 static void conv_destroy(void *params)
@@ -280,6 +297,16 @@ static int conv_set_out(onr_kctx *ctx, const conv_geom *g)
 /* Scratch of the float paths: float32 copies of X, W, B and Y for 16-bit
  * types (W and B only when create did not widen them), then the column
  * band of col_floats and the GEMM workspace of ws_bytes. */
+/* Scratch floats for the scaled W or X of FusedConv's input scale. */
+static size_t conv_scale_floats(const conv_params *p)
+{
+    const conv_geom *g = &p->g;
+    if (g->scale == CONV_SCALE_W)
+        return (size_t)g->Mg * (size_t)(p->w32_ld > 0 ? p->w32_ld : g->CK);
+    if (g->scale == CONV_SCALE_X) return (size_t)(g->N * g->C * g->IN);
+    return 0;
+}
+
 static void conv_layout(onr_kctx *ctx, conv_params *p, size_t col_floats, size_t ws_bytes,
                         size_t *scratch)
 {
@@ -287,7 +314,8 @@ static void conv_layout(onr_kctx *ctx, conv_params *p, size_t col_floats, size_t
     const conv_geom *g = &p->g;
     onr_dtype dt = ctx->in[0]->dtype;
     size_t used = 0;
-    p->off_x = p->off_w = p->off_b = p->off_y = p->off_col = p->off_ws = ONR_NO_SCRATCH;
+    p->off_x = p->off_w = p->off_b = p->off_y = p->off_col = p->off_ws = p->off_xs =
+        ONR_NO_SCRATCH;
     if (dt != ONR_DOUBLE) {
         if (onr_is_half(dt)) {
             p->off_x = onr_carve_at(&used, sizeof(float) * (size_t)ctx->in[0]->numel);
@@ -297,6 +325,8 @@ static void conv_layout(onr_kctx *ctx, conv_params *p, size_t col_floats, size_t
         }
         if (col_floats) p->off_col = onr_carve_at(&used, sizeof(float) * col_floats);
         if (ws_bytes) p->off_ws = onr_carve_at(&used, ws_bytes);
+        size_t xs = conv_scale_floats(p);
+        if (xs) p->off_xs = onr_carve_at(&used, sizeof(float) * xs);
     }
     *scratch = p->scratch = used;
 }
@@ -329,11 +359,13 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .b = onr_scratch_at(ctx, p->off_b), .y = onr_scratch_at(ctx, p->off_y),
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
         .wino_u = p->wino_u, .wino = &p->wino, .wt = p->wt, .wt_stride = p->wt_stride,
-        .dw_wl = p->dw_wl, .ldw = p->w32_ld,
+        .dw_wl = p->dw_wl, .ldw = p->w32_ld, .xs = onr_scratch_at(ctx, p->off_xs),
     };
     if (p->fused) { /* float32 only (reshape checked) */
         const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
+        const onr_tensor *sc = ctx->n_in > 4 ? ctx->in[4] : NULL;
         bb.z = z ? z->data : NULL;
+        bb.s = sc && g->scale != CONV_SCALE_NONE ? sc->data : NULL;
         if (bb.z || p->epi.act != CONV_ACT_NONE) bb.epi = &p->epi;
     }
     if (x->dtype == ONR_FLOAT) {
@@ -579,16 +611,32 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
 
 /* dst[c * ldd + r] = src[r * lds + c] for r < rows and c0 <= c < c1: 4 x 4
  * blocks (SSE), the rest one by one. */
+static void conv_transpose_cols_s(const float *src, int64_t rows, int64_t c0, int64_t c1,
+                                  int64_t lds, float *dst, int64_t ldd, const float *rs);
+
 static void conv_transpose_cols(const float *src, int64_t rows, int64_t c0, int64_t c1, int64_t lds,
                                 float *dst, int64_t ldd)
+{
+    conv_transpose_cols_s(src, rows, c0, c1, lds, dst, ldd, NULL);
+}
+
+/* The same with source row r scaled by rs[r] (rs NULL: none). */
+static void conv_transpose_cols_s(const float *src, int64_t rows, int64_t c0, int64_t c1,
+                                  int64_t lds, float *dst, int64_t ldd, const float *rs)
 {
     int64_t r = 0;
 #if defined(__SSE__)
     for (; r + 4 <= rows; r += 4) {
         int64_t c = c0;
+        const __m128 s0 = _mm_set1_ps(rs ? rs[r] : 1.f), s1 = _mm_set1_ps(rs ? rs[r + 1] : 1.f);
+        const __m128 s2 = _mm_set1_ps(rs ? rs[r + 2] : 1.f), s3 = _mm_set1_ps(rs ? rs[r + 3] : 1.f);
         for (; c + 4 <= c1; c += 4) {
             __m128 a0 = _mm_loadu_ps(src + r * lds + c), a1 = _mm_loadu_ps(src + (r + 1) * lds + c);
             __m128 a2 = _mm_loadu_ps(src + (r + 2) * lds + c), a3 = _mm_loadu_ps(src + (r + 3) * lds + c);
+            if (rs) {
+                a0 = _mm_mul_ps(a0, s0), a1 = _mm_mul_ps(a1, s1);
+                a2 = _mm_mul_ps(a2, s2), a3 = _mm_mul_ps(a3, s3);
+            }
             _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
             _mm_storeu_ps(dst + c * ldd + r, a0);
             _mm_storeu_ps(dst + (c + 1) * ldd + r, a1);
@@ -596,11 +644,12 @@ static void conv_transpose_cols(const float *src, int64_t rows, int64_t c0, int6
             _mm_storeu_ps(dst + (c + 3) * ldd + r, a3);
         }
         for (; c < c1; c++)
-            for (int64_t i = 0; i < 4; i++) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+            for (int64_t i = 0; i < 4; i++)
+                dst[c * ldd + r + i] = rs ? src[(r + i) * lds + c] * rs[r + i] : src[(r + i) * lds + c];
     }
 #endif
     for (; r < rows; r++)
-        for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+        for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = rs ? src[r * lds + c] * rs[r] : src[r * lds + c];
 }
 
 /* A transpose cut in blocks of bw source columns (destination rows); epi
@@ -635,10 +684,10 @@ static int64_t conv_t_lda(int64_t ck) { return ck % 512 == 0 ? ck + 16 : ck; }
  * under tap kk (kd, kh, kw) of output position o, 0 where it reads padding
  * (the transpose of im2col's column matrix, with no column matrix); X
  * itself transposed where it is the column matrix (CONV_GEMM). */
-static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t lda)
+static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t lda, const float *sc)
 {
     if (g->t_from == CONV_GEMM) {
-        conv_transpose_cols(xg, g->CK, 0, g->OUT, g->OUT, at, lda);
+        conv_transpose_cols_s(xg, g->CK, 0, g->OUT, g->OUT, at, lda, sc);
         return;
     }
     const onr_spatial *sp = &g->sp;
@@ -660,7 +709,10 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
         }
         float *dst = at + o * lda;
         const float *xc = xg;
-        if (all) {
+        if (sc) {
+            for (int64_t c = 0; c < g->Cg; c++, xc += g->IN, dst += K)
+                for (int64_t kk = 0; kk < K; kk++) dst[kk] = off[kk] >= 0 ? xc[off[kk]] * sc[c] : 0.f;
+        } else if (all) {
             for (int64_t c = 0; c < g->Cg; c++, xc += g->IN, dst += K)
                 for (int64_t kk = 0; kk < K; kk++) dst[kk] = xc[off[kk]];
         } else {
@@ -698,6 +750,7 @@ static size_t conv_t_head_bytes(const conv_geom *g)
 typedef struct conv_t_job {
     const conv_geom *g;
     const float *xg, *z;
+    const float *sc; /* the group's input scale (FusedConv's S), or NULL */
     const void *wt;
     const onr_gemm_epilogue *ep;
     const conv_epi *epi; /* applied in the store (NULL: none, or done in the GEMM) */
@@ -720,7 +773,7 @@ static void conv_t_part(void *ctx, int64_t part)
     float *at = (float *)mine;
     void *ws = mine + conv_t_at_bytes(g);
     const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-    conv_colt(g, j->xg, at, (int64_t)lda);
+    conv_colt(g, j->xg, at, (int64_t)lda, j->sc);
     onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)n1,
                           (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep, ws);
     onr_sgemm_set_cancel(old);
@@ -764,6 +817,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
                 ep.clip_max = epi->b;
             }
             j.xg = x + (n * g->C + grp * g->Cg) * g->IN;
+            j.sc = bb->s ? bb->s + n * g->s_ld + grp * g->Cg : NULL;
             j.wt = (const char *)bb->wt + (size_t)grp * bb->wt_stride;
             j.ep = b || act_in_gemm ? &ep : NULL;
             j.y = y + yoff;
@@ -868,7 +922,7 @@ static int conv_create(onr_create_ctx *c, void *params)
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
 {
     int st;
-    if ((st = conv_inputs(ctx, p->fused ? "FusedConv" : "Conv", p->fused ? 4 : 3))) return st;
+    if ((st = conv_inputs(ctx, p->fused ? "FusedConv" : "Conv", p->fused ? 5 : 3))) return st;
     const onr_tensor *x = ctx->in[0], *w = ctx->in[1];
     int nsp = x->rank - 2;
     int64_t kernel[ONR_SP_MAX];
@@ -898,6 +952,37 @@ static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g)
     return ONR_OK;
 }
 
+/* FusedConv's optional fifth input S, a scale per input channel
+ * (Y = conv(X * S, W) ...): float32 of X's rank, [N or 1, C, 1, ...]. Where
+ * reshape applies it (g->scale): in W when the layer runs as GEMMs of one
+ * group and W has no more weights per input channel (M x taps) than X has
+ * positions, in the transposed path's gather, else in a copy of X. */
+static int conv_scale_pick(onr_kctx *ctx, conv_params *p)
+{
+    conv_geom *g = &p->g;
+    const onr_tensor *x = ctx->in[0], *sc = p->fused && ctx->n_in > 4 ? ctx->in[4] : NULL;
+    g->scale = CONV_SCALE_NONE;
+    g->s_ld = 0;
+    if (!sc) return ONR_OK;
+    int ok = sc->dtype == ONR_FLOAT && sc->rank == x->rank && sc->dims[1] == g->C &&
+             (sc->dims[0] == 1 || sc->dims[0] == g->N);
+    for (int d = 2; ok && d < sc->rank; d++) ok = sc->dims[d] == 1;
+    if (!ok) {
+        char s1[256], s2[256];
+        return onr_seterr(ctx->err, ONR_E_MODEL,
+                          "scale S %s %s must be float32 [N or 1, C, 1, ...] for X %s",
+                          onr_dtype_name(sc->dtype), onr_fmt_dims(s1, sizeof s1, sc->dims, sc->rank),
+                          onr_fmt_dims(s2, sizeof s2, x->dims, x->rank));
+    }
+    g->s_ld = sc->dims[0] == 1 ? 0 : g->C;
+    if (x->dtype != ONR_FLOAT || g->OUT == 0) return ONR_OK; /* reshape's errors, or nothing to do */
+    if (g->kind == CONV_GEMMT) g->scale = CONV_SCALE_COLT;
+    else if ((g->kind == CONV_GEMM || g->kind == CONV_IM2COL) && g->G == 1 && g->M * g->K <= g->IN)
+        g->scale = CONV_SCALE_W;
+    else g->scale = CONV_SCALE_X;
+    return ONR_OK;
+}
+
 static int conv_reshape(onr_kctx *ctx, size_t *scratch)
 {
     conv_params *p = ctx->params;
@@ -923,6 +1008,7 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         onr_dwconv d = conv_dw_geom(g);
         ws = onr_dwconv_workspace_size(&d, p->nthreads);
     }
+    if ((st = conv_scale_pick(ctx, p))) return st;
     conv_layout(ctx, p, col, ws, scratch);
     return ONR_OK;
 }
@@ -1239,12 +1325,57 @@ static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, cons
     onr_dwconv_f32(&d, x, w, wl, b, epi ? z : NULL, y, ws, nt);
 }
 
+/* X * S (FusedConv's input scale) into xs, a plane per item. */
+typedef struct conv_sx_job {
+    const float *x, *s;
+    float *xs;
+    int64_t C, IN, s_ld;
+} conv_sx_job;
+
+static void conv_sx_plane(void *ctx, int64_t pl)
+{
+    const conv_sx_job *j = ctx;
+    const float v = j->s[pl / j->C * j->s_ld + pl % j->C];
+    const float *src = j->x + pl * j->IN;
+    float *dst = j->xs + pl * j->IN;
+    for (int64_t i = 0; i < j->IN; i++) dst[i] = src[i] * v;
+}
+
+/* W with each input channel's weights scaled by S (one image's): rows of
+ * Mg x CK (stride ldw; one group). */
+static void conv_scale_w(const conv_geom *g, const float *w, size_t ldw, const float *s, float *ws)
+{
+    for (int64_t m = 0; m < g->Mg; m++) {
+        const float *src = w + (size_t)m * ldw;
+        float *dst = ws + (size_t)m * ldw;
+        if (g->K == 1) {
+            for (int64_t c = 0; c < g->Cg; c++) dst[c] = src[c] * s[c];
+        } else {
+            for (int64_t c = 0; c < g->Cg; c++)
+                for (int64_t k = 0; k < g->K; k++) dst[c * g->K + k] = src[c * g->K + k] * s[c];
+        }
+    }
+}
+
+static atomic_size_t conv_scale_runs[4];
+size_t onr_conv_scale_count(int mode)
+{
+    return mode >= 1 && mode <= 3 ? atomic_load_explicit(&conv_scale_runs[mode], memory_order_relaxed)
+                                  : 0;
+}
+
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
     if (g->OUT == 0) return; /* an empty output (no column band was carved for it) */
     int kind = g->kind;
     const conv_epi *epi = bb->epi;
+    if (bb->s) atomic_fetch_add_explicit(&conv_scale_runs[g->scale], 1, memory_order_relaxed);
+    if (bb->s && g->scale == CONV_SCALE_X) {
+        conv_sx_job sj = {.x = x, .s = bb->s, .xs = bb->xs, .C = g->C, .IN = g->IN, .s_ld = g->s_ld};
+        onr_par_for(g->N * g->C, nt, g->N * g->C * g->IN > ONR_PAR_MIN, conv_sx_plane, &sj);
+        x = bb->xs;
+    }
     if (kind == CONV_DW) {
         conv_dw_f32(g, x, w, bb->dw_wl, b, y, epi, bb->z, bb->ws, nt);
         return;
@@ -1267,10 +1398,15 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
     size_t Mg = (size_t)g->Mg, OUT = (size_t)g->OUT, CK = (size_t)g->CK;
     size_t ldw = bb->ldw > 0 ? (size_t)bb->ldw : CK; /* W's row stride */
     int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = g->band;
+    const int scale_w = bb->s && g->scale == CONV_SCALE_W; /* one group */
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
             const float *wg = w + (size_t)grp * Mg * ldw;
+            if (scale_w) {
+                if (n == 0 || g->s_ld) conv_scale_w(g, w, ldw, bb->s + n * g->s_ld, bb->xs);
+                wg = bb->xs;
+            }
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
             float *yg = y + yoff;
             const float *zg = epi && bb->z ? bb->z + yoff : NULL;

@@ -26,4 +26,9 @@ size_t onr_conv_transposed_count(void);
 void onr_conv_force_padded(int on);
 size_t onr_conv_padded_count(void);
 
+/* How many FusedConv runs applied the input scale S (its fifth input) in W
+ * (mode 1), in the transposed path's gather (2) or in a copy of X (3), in
+ * this process (relaxed atomic counters), for tests. */
+size_t onr_conv_scale_count(int mode);
+
 #endif

@@ -20,7 +20,11 @@
  *       -> FusedConv(Z), which the same activations then join:
  *          act(conv + Z), the ResNet block's end;
  *   FusedConv(activation) + Add(Z) -> act(conv) + Z
- *       (residual_after_activation = 1).
+ *       (residual_after_activation = 1);
+ *   Mul(A, S) -> Conv|FusedConv, S a per-channel scale of A ([N or 1, C,
+ *       1, ...], squeeze-excitation's end), the product read only by the
+ *       conv -> FusedConv(A, ..., S): S scales W per image (or the
+ *       transposed path's gather) instead of a pass writing A * S.
  *
  * FusedConv (org.onnxrun, opset 1) is float32 only: other types keep
  * their unfused epilogue (BN and bias folding apply to every float type).
@@ -52,6 +56,7 @@ static int conv_kind(const onr_edit *e, int i)
 typedef struct conv_view {
     int kind;
     int x, w, b, z, y; /* value indices, -1 when absent */
+    int s;             /* FusedConv's input scale S, -1 when absent */
     char act[16];      /* FusedConv's activation ("" none) */
     int res_after;
 } conv_view;
@@ -61,13 +66,14 @@ static int view_conv(const onr_edit *e, int i, conv_view *v)
     const onr_node *n = &e->g->nodes[i];
     memset(v, 0, sizeof *v);
     v->kind = conv_kind(e, i);
-    if (v->kind == K_NONE || n->n_in < 2 || n->n_in > (v->kind == K_FCONV ? 4 : 3) ||
+    if (v->kind == K_NONE || n->n_in < 2 || n->n_in > (v->kind == K_FCONV ? 5 : 3) ||
         n->n_out != 1 || n->outputs[0] < 0 || n->inputs[0] < 0 || n->inputs[1] < 0)
         return 0;
     v->x = n->inputs[0];
     v->w = n->inputs[1];
     v->b = n->n_in > 2 ? n->inputs[2] : -1;
     v->z = n->n_in > 3 ? n->inputs[3] : -1;
+    v->s = n->n_in > 4 ? n->inputs[4] : -1;
     v->y = n->outputs[0];
     if (v->kind == K_FCONV) {
         const char *a = onr_attr_string(n, "activation", "");
@@ -139,8 +145,8 @@ static int emit_conv(onr_edit *e, int src, int fused, const conv_view *v, int b,
     const onr_node *s = &e->g->nodes[src];
     snprintf(op, sizeof op, "%s", fused ? "FusedConv" : s->op_type);
     int64_t opset = fused ? 1 : s->opset;
-    int ins[4] = {v->x, v->w, b, z};
-    int n_in = z >= 0 ? 4 : b >= 0 ? 3 : 2;
+    int ins[5] = {v->x, v->w, b, z, fused ? v->s : -1};
+    int n_in = ins[4] >= 0 ? 5 : z >= 0 ? 4 : b >= 0 ? 3 : 2;
     int node = onr_fuse_emit(e, op, fused ? ONR_FUSE_DOMAIN : "", opset, n_in, ins, 1, &y, nodes,
                              n, err);
     if (node < 0) return -1;
@@ -414,6 +420,54 @@ static int try_add(onr_edit *e, int i, const conv_view *v, int c, onr_err *err)
     return emit_conv(e, i, 1, v, v->b, o, keep, NULL, after, nodes, 2, err);
 }
 
+/* ---- input scale: Mul(A, S) -> conv -------------------------------------- */
+
+/* S scales A channel by channel: A's rank (3 or more), dims [N or 1, C,
+ * 1, ...] against A's [N, C, ...] (the squeeze-excitation product). */
+static int channel_scale_of(const onr_edit *e, int sv, int av)
+{
+    int64_t ds[ONR_MAX_RANK], da[ONR_MAX_RANK];
+    int rs = onr_fuse_shape(e, sv, ds), ra = onr_fuse_shape(e, av, da);
+    if (ra < 3 || rs != ra || da[1] < 1 || ds[1] != da[1]) return 0;
+    if (ds[0] != 1 && !onr_fuse_dim_eq(e, sv, 0, av, 0)) return 0;
+    for (int d = 2; d < rs; d++)
+        if (ds[d] != 1) return 0;
+    return 1;
+}
+
+/* The conv's X is Mul(A, S), read by nothing else, S a per-channel scale
+ * of A (of X's shape): FusedConv(A, ..., S), which scales W or its
+ * gather of X instead of writing X (conv.c). */
+static int try_scale(onr_edit *e, int i, const conv_view *v, onr_err *err)
+{
+    int m = onr_fuse_src(e, v->x, "Mul");
+    if (m < 0) return 0;
+    const onr_node *mn = &e->g->nodes[m];
+    if (mn->n_in != 2 || mn->n_out != 1 || mn->outputs[0] != v->x || mn->inputs[0] < 0 ||
+        mn->inputs[1] < 0 || mn->inputs[0] == mn->inputs[1])
+        return 0;
+    if (onr_fuse_dtype(e, v->x) != ONR_FLOAT || onr_fuse_dtype(e, v->y) != ONR_FLOAT) return 0;
+    int64_t dx[ONR_MAX_RANK], da[ONR_MAX_RANK];
+    int rx = onr_fuse_shape(e, v->x, dx);
+    if (rx < 3) return 0;
+    for (int slot = 0; slot < 2; slot++) {
+        int a = mn->inputs[slot], sv = mn->inputs[1 - slot];
+        if (onr_fuse_dtype(e, a) != ONR_FLOAT || onr_fuse_dtype(e, sv) != ONR_FLOAT ||
+            onr_fuse_shape(e, a, da) != rx)
+            continue;
+        int same = 1;
+        for (int d = 0; same && d < rx; d++) same = onr_fuse_dim_eq(e, a, d, v->x, d);
+        if (!same || !channel_scale_of(e, sv, a)) continue;
+        int nodes[2] = {m, i}, keep = v->y;
+        if (!onr_fuse_closed(e, nodes, 2, &keep, 1)) return 0;
+        conv_view nv = *v;
+        nv.x = a;
+        nv.s = sv;
+        return emit_conv(e, i, 1, &nv, v->b, v->z, v->y, NULL, v->res_after, nodes, 2, err);
+    }
+    return 0;
+}
+
 /* ---- the pass -------------------------------------------------------------- */
 
 static int match(onr_edit *e, int i, void *ctx, onr_err *err)
@@ -421,6 +475,10 @@ static int match(onr_edit *e, int i, void *ctx, onr_err *err)
     (void)ctx;
     conv_view v;
     if (!view_conv(e, i, &v)) return 0;
+    if (v.kind != K_CONVT && v.s < 0) {
+        int r = try_scale(e, i, &v, err);
+        if (r) return r;
+    }
     int c = onr_fuse_sole_consumer(e, v.y);
     if (c < 0) return v.kind != K_CONVT ? try_gated(e, i, &v, err) : 0;
     if (onr_fuse_is(e, c, "BatchNormalization"))
