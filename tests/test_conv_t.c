@@ -7,7 +7,9 @@
  * strided, grouped, 1-D, 3-D, dilated, auto_pad, N > 1) is checked against
  * a direct convolution in double and against the normal path, at 1, 2 and 3
  * threads (bit for bit: the threads split the output channels in runs of
- * whole panels, each gathering its own col^T); FusedConv's epilogues (each activation, residual
+ * 16, half a panel of the AVX-512 kernel, so a run may start inside a
+ * panel: 40, 48 and 100 channels do at 2 and 3 threads; each gathers its
+ * own col^T); FusedConv's epilogues (each activation, residual
  * before and after, with and without bias) against the normal path. Then
  * the automatic choice through a session: a 7x7 output with 64 channels
  * runs transposed, a 56x56 one and a grouped layer of 8 channels per group

@@ -43,7 +43,7 @@
  * count far from a multiple of the kernel's 32-wide tiles) run transposed
  * instead (CONV_GEMMT): Y_g^T = col^T x W_g^T, output positions as GEMM
  * rows (tiles of 12, little waste) and channels as columns. The threads
- * split the channels in runs of whole panels; each gathers its own col^T
+ * split the channels in runs of 16 (half a panel); each gathers its own col^T
  * straight from X (no column matrix), computes its columns of Y_g^T and
  * transposes them into its channels of Y with the rest of the epilogue, so
  * that the threads share only X. W_g^T is packed at create, when the
@@ -740,8 +740,10 @@ static size_t conv_t_head_bytes(const conv_geom *g)
     return ((size_t)g->OUT * (size_t)g->Mg * sizeof(float) + 63) / 64 * 64;
 }
 
-/* One part of a group's transposed product: a run of whole panels of the
- * output channels. Each part gathers its own col^T from X, multiplies it
+/* One part of a group's transposed product: a run of the output channels
+ * in units of 16 (half a panel of the AVX-512 kernel, so that 5 panels
+ * split 2.5 / 2.5 between 2 threads, not 3 / 2: MobileNetV2's 160-channel
+ * layers on 7x7). Each part gathers its own col^T from X, multiplies it
  * by its panels of W_g^T into its columns of T and writes its channels of
  * Y (with the epilogue), all on the thread that runs it: the threads
  * share only X, read once. Shared col^T and T, gathered and transposed by
@@ -758,15 +760,20 @@ typedef struct conv_t_job {
     float *t, *y;
     char *parts_base;
     size_t part_bytes;
-    int64_t panels, pw, parts;
+    int64_t units, pw, parts; /* units: of CONV_T_UNIT columns */
 } conv_t_job;
+
+/* The columns a part of the transposed path takes at a time: panels of
+ * W_g^T are split at this width (a multiple of it; the transpose into Y
+ * works in blocks of 16 too). */
+#define CONV_T_UNIT 16
 
 static void conv_t_part(void *ctx, int64_t part)
 {
     const conv_t_job *j = ctx;
     const conv_geom *g = j->g;
-    const int64_t p0 = part * j->panels / j->parts, p1 = (part + 1) * j->panels / j->parts;
-    const int64_t n0 = p0 * j->pw, n1 = p1 * j->pw < g->Mg ? p1 * j->pw : g->Mg;
+    const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
+    const int64_t n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
     if (n0 >= n1) return;
     const size_t lda = (size_t)conv_t_lda(g->CK);
     char *mine = j->parts_base + (size_t)part * j->part_bytes;
@@ -774,8 +781,18 @@ static void conv_t_part(void *ctx, int64_t part)
     void *ws = mine + conv_t_at_bytes(g);
     const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
     conv_colt(g, j->xg, at, (int64_t)lda, j->sc);
-    onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)n1,
-                          (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep, ws);
+    /* a part that starts inside a panel: that panel's rest first, so the
+     * product's tiles do not cross panels */
+    int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
+    if (nm > n1) nm = n1;
+    if (nm > n0)
+        onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)nm,
+                              (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep,
+                              ws);
+    if (n1 > nm)
+        onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)nm, (size_t)n1,
+                              (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep,
+                              ws);
     onr_sgemm_set_cancel(old);
     /* Y's channels n0 .. n1 from T's columns, 16 at a time (n0 starts a panel) */
     conv_tr_job tj = {.src = j->t, .dst = j->y, .rows = g->OUT, .cols = n1, .lds = g->Mg,
@@ -793,20 +810,20 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * the GEMM has no such activation */
     int act_in_gemm = epi && gact >= 0 && !bb->z;
     const int64_t pw = (int64_t)onr_sgemm_packed_width(bb->wt);
-    const int64_t panels = (g->Mg + pw - 1) / pw;
+    const int64_t units = (g->Mg + CONV_T_UNIT - 1) / CONV_T_UNIT;
     /* parts: the threads there are now (one while the process is backed
      * off: each part gathers col^T again, for nothing on one thread), at
      * most the planned count the scratch holds (which part computes a
      * column never changes its value) */
     int64_t parts = nt < g->nthreads ? nt : g->nthreads;
     if (parts > 1) parts = onr_team_probe((int)parts);
-    if (parts > panels) parts = panels;
+    if (parts > units) parts = units;
     if (parts < 1) parts = 1;
     const int64_t work = g->OUT * g->Mg * g->CK;
     if (work <= ONR_PAR_MIN) parts = 1;
     conv_t_job j = {.g = g, .epi = act_in_gemm ? NULL : epi, .cancel = onr_sgemm_get_cancel(),
                     .t = bb->col, .parts_base = (char *)bb->col + conv_t_head_bytes(g),
-                    .part_bytes = conv_t_part_bytes(g), .panels = panels, .pw = pw, .parts = parts};
+                    .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts};
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
