@@ -301,7 +301,8 @@ dw_b16_direct(const onr_dwconv *g, const float *xt, const float *wt, float *y, f
     } while (0)
 
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wt,
-                               const float *b, const float *z, float *y, float *ws)
+                               const float *b, const float *z, float *y, float *ws, int64_t r0,
+                               int64_t r1)
 {
     const int64_t IN = g->IH * g->IW, OUT = g->OH * g->OW, BAND = onr_dwconv_blocked_band(g);
     const int64_t PW = onr_dwconv_blocked_pw(g);
@@ -312,8 +313,8 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
     const int epi_here = !z;
     const __m512 bv = b && epi_here ? _mm512_loadu_ps(b) : _mm512_setzero_ps();
     float *xt = ws;
-    for (int64_t oh0 = 0; oh0 < g->OH; oh0 += BAND) {
-        const int64_t nb = g->OH - oh0 < BAND ? g->OH - oh0 : BAND;
+    for (int64_t oh0 = r0; oh0 < r1; oh0 += BAND) {
+        const int64_t nb = r1 - oh0 < BAND ? r1 - oh0 : BAND;
         const int64_t PH = (nb - 1) * g->SH + g->KH, pr0 = oh0 * g->SH; /* padded rows */
         float *yt = xt + 16 * PH * PW;
         /* the band's padded rows: the input rows they hold, transposed 16

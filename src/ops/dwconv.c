@@ -238,16 +238,19 @@ static float *dw_thread_ws(const dw_job *j)
     return j->ws0 ? j->ws0 + dw_ws_floats(j->g) * (size_t)omp_get_thread_num() : NULL;
 }
 
-/* Blocked path: 16 channels of one image. */
+/* Blocked path: 16 channels of one image, a row chunk of their planes. */
 static void dw_item_block16(void *ctx, int64_t it)
 {
     const dw_job *j = ctx;
     const onr_dwconv *g = j->g;
-    int64_t n = it / j->nb, c = it % j->nb * 16;
+    const int64_t blk = it / j->chunks, ch = it % j->chunks;
+    int64_t n = blk / j->nb, c = blk % j->nb * 16;
+    const int64_t oh0 = ch * j->rows, oh1 = oh0 + j->rows < g->OH ? oh0 + j->rows : g->OH;
+    if (oh0 >= oh1) return;
     size_t off = (size_t)((n * g->C + c) * j->OUT);
     onr_dwconv_block16_avx512(g, j->x + (size_t)((n * g->C + c) * g->IH * g->IW),
                               j->wl + c * g->KH * g->KW, j->b ? j->b + c : NULL,
-                              j->z ? j->z + off : NULL, j->y + off, dw_thread_ws(j));
+                              j->z ? j->z + off : NULL, j->y + off, dw_thread_ws(j), oh0, oh1);
 }
 
 /* Blocked path: one of the last C % 16 planes of one image. */
@@ -314,8 +317,18 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
                 .M = M, .OUT = OUT, .cg = cg, .nb = g->C / 16};
     const int par = work > ONR_PAR_MIN;
     if (blocked) {
-        /* blocks of 16 channels; the last C % 16 per plane after */
-        onr_par_for(g->N * j.nb, nt, par, dw_item_block16, &j);
+        /* blocks of 16 channels (the last C % 16 per plane after), cut in
+         * row chunks when the blocks do not split evenly between the
+         * threads: 144 channels are 9 blocks, 5 / 4 on 2 threads, and 18
+         * half-planes 9 / 9 (the chunks' border rows are read twice) */
+        const int64_t blocks = g->N * j.nb;
+        j.chunks = 1;
+        if (par && nt > 1 && blocks % nt && blocks < 8 * (int64_t)nt) {
+            while (j.chunks < g->OH && (blocks * j.chunks) % nt && j.chunks < nt) j.chunks++;
+            if ((blocks * j.chunks) % nt) j.chunks = 1;
+        }
+        j.rows = (g->OH + j.chunks - 1) / j.chunks;
+        onr_par_for(blocks * j.chunks, nt, par, dw_item_block16, &j);
         if (g->C % 16) onr_par_for(g->N * (g->C % 16), nt, par, dw_item_rest, &j);
         return;
     }

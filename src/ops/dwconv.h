@@ -132,11 +132,13 @@ static inline int64_t onr_dwconv_blocked_pw(const onr_dwconv *g)
     return (g->OW - 1) * g->SW + g->KW;
 }
 size_t onr_dwconv_blocked_floats(const onr_dwconv *g);
-/* 16 channels of one image from channel c: x, y (and z) at that channel's
- * plane, wl at the block's laid-out taps (16 floats a tap), b at its bias
- * or NULL; ws onr_dwconv_blocked_floats(g) floats, 64-byte aligned. */
+/* 16 channels of one image from channel c, output rows [oh0, oh1): x, y
+ * (and z) at that channel's plane, wl at the block's laid-out taps (16
+ * floats a tap), b at its bias or NULL; ws onr_dwconv_blocked_floats(g)
+ * floats, 64-byte aligned. */
 void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float *wl,
-                               const float *b, const float *z, float *y, float *ws);
+                               const float *b, const float *z, float *y, float *ws, int64_t oh0,
+                               int64_t oh1);
 
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
 const char *onr_dwconv_kernel_name(void);
