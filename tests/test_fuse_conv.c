@@ -949,6 +949,75 @@ static void test_residual(void **state)
     check(&m, 13, 2, in, (want){"FusedConv", 1, 1, 2, 2, 3}, RTOL, ATOL);
 }
 
+/* Steps of the fused plan whose memory reads "in place" (their output
+ * written over a dying input's block). */
+static int count_in_place(const pbw *model)
+{
+    onr_session *s = NULL;
+    if (onr_session_open_memory(model->b, model->n, NULL, &s))
+        fail_msg("open: %s", s ? onr_session_errmsg(s) : "no session");
+    int n = 0;
+    char buf[4096];
+    for (int i = 0; i < onr_session_step_count(s); i++) {
+        assert_int_equal(onr_session_step_describe(s, i, buf, sizeof buf), ONR_OK);
+        if (strstr(buf, "FusedConv") && strstr(buf, "[in place")) n++;
+    }
+    onr_session_free(s);
+    return n;
+}
+
+/* A residual computed inside the model and read by nothing after the
+ * conv: FusedConv writes its output over it on the GEMM paths (1x1 and
+ * im2col: K-blocked products start from C = Z), not on the transposed,
+ * depthwise or Winograd ones, nor for act(conv) + Z; outputs as unfused. */
+static void test_residual_in_place(void **state)
+{
+    (void)state;
+    static const struct {
+        cspec c;
+        int64_t in, C;
+        int act_first; /* Relu before the Add: act(conv) + Z */
+        int in_place;
+    } cases[] = {
+        {{2, 1100, 40, 1, 1, 1, 1, 0, 1}, 12, 1100, 0, 1}, /* 1x1, K 1100: K blocks */
+        {{2, 24, 20, 1, 3, 2, 1, 1, 1}, 11, 24, 0, 1},   /* 3x3 stride 2: im2col */
+        {{2, 24, 20, 1, 1, 1, 1, 0, 1}, 12, 24, 1, 0},   /* act(conv) + Z */
+        {{2, 16, 16, 16, 3, 1, 1, 1, 1}, 12, 16, 0, 0},  /* depthwise */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const cspec *c = &cases[ci].c;
+        mdl m = m_new(F32, 130 + (uint32_t)ci);
+        int64_t xd[4] = {N, cases[ci].C, cases[ci].in, cases[ci].in}, od[4];
+        m_input(&m, "x", 4, xd);
+        conv_out_dims(c, N, cases[ci].in, od);
+        /* Z: Neg of a second input, an arena value read only by the Add */
+        m_input(&m, "x2", 4, od);
+        m_unary(&m, "Neg", "x2", "z");
+        m_conv(&m, "conv", "x", "c", c);
+        if (cases[ci].act_first) {
+            m_unary(&m, "Relu", "c", "r");
+            m_binary(&m, "Add", "r", "z", "s");
+        } else {
+            m_binary(&m, "Add", "c", "z", "s");
+        }
+        m_unary(&m, "Neg", "s", "y"); /* s in the arena: a graph output is owned */
+        m_output(&m, "y");
+        pbw model = pbw_model(&m.g, 8, 13);
+        assert_int_equal(count_in_place(&model), cases[ci].in_place);
+        onr_tensor *in[2] = {t_rand(F32, 4, xd, 17, -1, 1), t_rand(F32, 4, od, 18, -1, 1)};
+        const int n = cases[ci].act_first ? 3 : 2; /* nodes the FusedConv replaces */
+        for (int nt = 1; nt <= 2; nt++) {
+            tk_fuse_report r;
+            tk_fuse_check(model.b, model.n, 2, in, "FusedConv", RTOL, ATOL, nt, &r);
+            assert_int_equal(r.n_fused, 1);
+            assert_int_equal(r.replaced, n);
+            assert_int_equal(r.steps_fused, 3);
+        }
+        free(model.b);
+        onr_tensor_free(in[0]), onr_tensor_free(in[1]);
+    }
+}
+
 static void test_residual_near_misses(void **state)
 {
     (void)state;
@@ -1192,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_activation_near_misses),
         cmocka_unit_test(test_residual),
         cmocka_unit_test(test_residual_near_misses),
+        cmocka_unit_test(test_residual_in_place),
         cmocka_unit_test(test_bias_fold),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_scale_near_misses),

@@ -1433,15 +1433,20 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
                 ep.clip_min = epi->a;
                 ep.clip_max = epi->b;
             }
-            if (z_in_gemm) {
+            /* Y written over Z (fconv_inplace_input): Z is C's start, beta
+             * 1, so that a K block's partial sums never overwrite Z before
+             * it is added */
+            const int z_is_c = z_in_gemm && zg == yg;
+            if (z_in_gemm && !z_is_c) {
                 ep.ldr = OUT;
                 ep.residual_before_act = !epi->res_after;
             }
+            const float beta = z_is_c ? 1.f : 0.f;
             const onr_gemm_epilogue *epp = b || epi ? &ep : NULL;
             const float *zpost = post && epi->res_after ? zg : NULL;
             if (kind == CONV_GEMM) {
-                ep.residual = z_in_gemm ? zg : NULL;
-                onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, ldw, xg, OUT, 0.f, yg, OUT, epp,
+                ep.residual = z_in_gemm && !z_is_c ? zg : NULL;
+                onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, ldw, xg, OUT, beta, yg, OUT, epp,
                           bb->ws, nt);
                 if (post) conv_post(epi, yg, zpost, g->Mg, g->OUT, g->OUT, nt);
                 continue;
@@ -1449,10 +1454,10 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
             for (int64_t r0 = 0; r0 < rows; r0 += band) {
                 int64_t r1 = r0 + band < rows ? r0 + band : rows;
                 size_t ncol = (size_t)((r1 - r0) * OW);
-                ep.residual = z_in_gemm ? zg + r0 * OW : NULL;
+                ep.residual = z_in_gemm && !z_is_c ? zg + r0 * OW : NULL;
                 im2col_f32(g, xg, r0, r1, bb->col, nt);
-                onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, ldw, bb->col, ncol, 0.f, yg + r0 * OW, OUT,
-                          epp, bb->ws, nt);
+                onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, ldw, bb->col, ncol, beta, yg + r0 * OW,
+                          OUT, epp, bb->ws, nt);
                 if (post)
                     conv_post(epi, yg + r0 * OW, zpost ? zpost + r0 * OW : NULL, g->Mg,
                               (int64_t)ncol, g->OUT, nt);
@@ -1545,6 +1550,20 @@ static int fconv_reshape(onr_kctx *ctx, size_t *scratch)
     return ONR_OK;
 }
 
+/* FusedConv's Y may be written over its residual Z (a value that dies
+ * here: the memory plan decides) on the GEMM and im2col paths, with the
+ * residual before the activation: the GEMM starts from C = Z (beta 1).
+ * Not on the others (the transposed path's transpose, Winograd's and the
+ * depthwise kernels' stores, the direct loop's zeroed rows would write Y
+ * before reading Z), nor for act(conv) + Z. ResNet's and MobileNetV2's
+ * block ends: no output lines fetched only to be overwritten. */
+static int fconv_inplace_input(const void *params)
+{
+    const conv_params *p = params;
+    const int kind = p->g.kind;
+    return p->fused && !p->epi.res_after && (kind == CONV_GEMM || kind == CONV_IM2COL) ? 3 : -1;
+}
+
 static int fconv_run(const onr_kctx *ctx)
 {
     return conv_dispatch(ctx, "FusedConv", conv_f32, conv_direct_f64_run);
@@ -1554,6 +1573,7 @@ const onr_op_impl onr_impl_FusedConv = {
     .create = fconv_create,
     .reshape = fconv_reshape,
     .run = fconv_run,
+    .inplace_input = fconv_inplace_input,
     .destroy = conv_destroy,
     .params_size = sizeof(conv_params),
     .types = ONR_T(ONR_FLOAT),

@@ -169,6 +169,12 @@ typedef struct onr_op_impl {
     uint32_t types;         /* bitmask (1u << dtype) of the main input types handled */
     unsigned flags;
     uint32_t shape_inputs;  /* bit i: reshape reads input i's values (Reshape's shape, ...) */
+    /* may be NULL: with the step's params after reshape, the one input
+     * output 0 may be written over (as ONR_OP_INPLACE allows any, for that
+     * input only, and only when no other input of the step reads its
+     * block), or -1; run then finds out[0]'s data equal to that input's
+     * (FusedConv's residual, on the GEMM paths) */
+    int (*inplace_input)(const void *params);
 } onr_op_impl;
 
 typedef struct onr_op {

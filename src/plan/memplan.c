@@ -171,18 +171,27 @@ static onr_status grow(onr_memplan *mp, size_t need, onr_tensor *rt, int step, i
 static int inplace_source(const onr_memplan *mp, const onr_step *s, int i, size_t bytes,
                           const onr_tensor *rt)
 {
-    if (!(s->op->impl->flags & ONR_OP_INPLACE)) return -1;
+    const onr_op_impl *impl = s->op->impl;
+    int only = -1; /* the one input the op names (inplace_input), or any (-1) */
+    if (!(impl->flags & ONR_OP_INPLACE)) {
+        if (!impl->inplace_input || !s->params || !s->shaped) return -1;
+        only = impl->inplace_input(s->params);
+        if (only < 0 || only >= s->n_in) return -1;
+    }
     for (int k = 0; k < s->n_in; k++) {
+        if (only >= 0 && k != only) continue;
         int x = vidx(s->in[k], rt);
         if (x < 0) continue;
         int r = mp->root[x];
         if (mp->cls[r] != ONR_MEM_ARENA || mp->blk_last[r] != i || mp->size[r] != bytes) continue;
         if (onr_tensor_nbytes(s->in[k]) != onr_tensor_nbytes(s->out[0])) continue;
-        /* the block must be read by no other input of this step under another shape */
+        /* the block must be read by no other input of this step under
+         * another shape (elementwise ops), or at all (an op naming one) */
         int ok = 1;
         for (int j = 0; j < s->n_in && ok; j++) {
             int w = vidx(s->in[j], rt);
-            if (j != k && w >= 0 && mp->root[w] == r && onr_tensor_nbytes(s->in[j]) != bytes)
+            if (j != k && w >= 0 && mp->root[w] == r &&
+                (only >= 0 || onr_tensor_nbytes(s->in[j]) != bytes))
                 ok = 0;
         }
         if (ok) return r;
