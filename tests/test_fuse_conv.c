@@ -126,7 +126,7 @@ static void conv_attrs(onr_node *n, const kcase *c)
 }
 
 /* A FusedConv node of case c with activation a and residual res. */
-static onr_node *fnode_scale(const kcase *c, const kact *a, int res)
+static onr_node *fused_node(const kcase *c, const kact *a, int res)
 {
     onr_node *fn = tk_node("FusedConv");
     set_domain(fn, "org.onnxrun");
@@ -135,6 +135,26 @@ static onr_node *fnode_scale(const kcase *c, const kact *a, int res)
     if (a->np) tk_attr_floats(fn, "activation_params", a->np, a->p);
     if (res) tk_attr_int(fn, "residual_after_activation", res == 2);
     return fn;
+}
+
+/* got against ref (a plain Conv's output) with the epilogue applied here
+ * in double: residual z before (res 1) or after (res 2) activation a. */
+static void check_epilogue(const onr_tensor *got, const onr_tensor *ref, const onr_tensor *z,
+                           const kact *a, int res)
+{
+    tk_assert_shape(got, ref->rank, ref->dims);
+    int64_t n = ref->numel;
+    float *want = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    const float *rv = ref->data, *zz = z ? z->data : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double v = rv[i];
+        if (res == 1) v += zz[i];
+        v = ref_act(a, v);
+        if (res == 2) v += zz[i];
+        want[i] = (float)v;
+    }
+    tk_assert_close_f32(got, want, n, RTOL, ATOL);
+    free(want);
 }
 
 /* One FusedConv case against Conv + the epilogue here. res: 0 none, 1 Z
@@ -154,30 +174,13 @@ static void kernel_case(const kcase *c, const kact *a, int res, int bias, int nt
     tk_node_free(cn);
     onr_tensor *z = res ? tk_rand_f32(ref[0]->rank, ref[0]->dims, 14) : NULL;
     /* FusedConv */
-    onr_node *fn = tk_node("FusedConv");
-    set_domain(fn, "org.onnxrun");
-    conv_attrs(fn, c);
-    if (a->name) tk_attr_string(fn, "activation", a->name);
-    if (a->np) tk_attr_floats(fn, "activation_params", a->np, a->p);
-    if (res) tk_attr_int(fn, "residual_after_activation", res == 2);
+    onr_node *fn = fused_node(c, a, res);
     in[3] = z;
     int n_in = z ? 4 : 3;
     if (tk_run_const(fn, 1, n_in, in, 2u | 4u, 1, got, nt, &err))
         fail_msg("FusedConv: %s", err.msg);
     tk_node_free(fn);
-    tk_assert_shape(got[0], ref[0]->rank, ref[0]->dims);
-    int64_t n = ref[0]->numel;
-    float *want = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    const float *r = ref[0]->data, *zz = z ? z->data : NULL;
-    for (int64_t i = 0; i < n; i++) {
-        double v = r[i];
-        if (res == 1) v += zz[i];
-        v = ref_act(a, v);
-        if (res == 2) v += zz[i];
-        want[i] = (float)v;
-    }
-    tk_assert_close_f32(got[0], want, n, RTOL, ATOL);
-    free(want);
+    check_epilogue(got[0], ref[0], z, a, res);
     tk_free_all(1, ref);
     tk_free_all(1, got);
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
@@ -239,23 +242,11 @@ static void kernel_scale_case(const kcase *c, const kact *a, int res, int per_im
     if (tk_run(cn, 11, 3, in, 1, ref, nt, &err)) fail_msg("Conv: %s", err.msg);
     tk_node_free(cn);
     onr_tensor *z = res ? tk_rand_f32(ref[0]->rank, ref[0]->dims, 25) : NULL;
-    onr_node *fn = fnode_scale(c, a, res);
+    onr_node *fn = fused_node(c, a, res);
     in[0] = x, in[3] = z, in[4] = s;
     if (tk_run_const(fn, 1, 5, in, 2u | 4u, 1, got, nt, &err)) fail_msg("FusedConv: %s", err.msg);
     tk_node_free(fn);
-    tk_assert_shape(got[0], ref[0]->rank, ref[0]->dims);
-    int64_t n = ref[0]->numel;
-    float *want = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    const float *rv = ref[0]->data, *zz = z ? z->data : NULL;
-    for (int64_t i = 0; i < n; i++) {
-        double v = rv[i];
-        if (res == 1) v += zz[i];
-        v = ref_act(a, v);
-        if (res == 2) v += zz[i];
-        want[i] = (float)v;
-    }
-    tk_assert_close_f32(got[0], want, n, RTOL, ATOL);
-    free(want);
+    check_epilogue(got[0], ref[0], z, a, res);
     tk_free_all(1, ref), tk_free_all(1, got);
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b), onr_tensor_free(z);
     onr_tensor_free(s), onr_tensor_free(xs);
