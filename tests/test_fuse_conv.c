@@ -1150,6 +1150,13 @@ static void test_scale(void **state)
     m_output(&m, "y");
     onr_tensor *in[2] = {x, t_rand(F32, 4, od, 14, -1, 1)};
     check(&m, 13, 2, in, (want){"FusedConv", 1, 1, 4, 3, 6}, RTOL, ATOL);
+    /* a BatchNormalization after the conv folds into it first */
+    m = m_new(F32, 92);
+    x = m_se(&m, &C2, 0);
+    m_conv(&m, "conv", "t", "c", &C2);
+    m_bn(&m, "bn", "c", "y", C2.M, 1e-5f, -1, NULL);
+    m_output(&m, "y");
+    check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 3, 3, 5}, RTOL, ATOL);
     /* S a graph input of one image's scales ([1, C, 1, 1]) for a batch of 2 */
     m = m_new(F32, 91);
     x = m_x(&m, &C2);

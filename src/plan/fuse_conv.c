@@ -475,14 +475,18 @@ static int match(onr_edit *e, int i, void *ctx, onr_err *err)
     (void)ctx;
     conv_view v;
     if (!view_conv(e, i, &v)) return 0;
+    int c = onr_fuse_sole_consumer(e, v.y);
+    /* a BatchNormalization folds first: a FusedConv takes none */
+    if (c >= 0 && onr_fuse_is(e, c, "BatchNormalization") && v.kind != K_FCONV) {
+        int r = try_bn(e, i, &v, c, err);
+        if (r) return r;
+    }
     if (v.kind != K_CONVT && v.s < 0) {
         int r = try_scale(e, i, &v, err);
         if (r) return r;
     }
-    int c = onr_fuse_sole_consumer(e, v.y);
     if (c < 0) return v.kind != K_CONVT ? try_gated(e, i, &v, err) : 0;
-    if (onr_fuse_is(e, c, "BatchNormalization"))
-        return v.kind != K_FCONV ? try_bn(e, i, &v, c, err) : 0;
+    if (onr_fuse_is(e, c, "BatchNormalization")) return 0;
     if (v.kind == K_CONVT) return 0;
     if (onr_fuse_is(e, c, "Add")) return try_add(e, i, &v, c, err);
     act_desc a;
