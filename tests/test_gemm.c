@@ -741,10 +741,16 @@ static void test_ahead(void **state)
         printf("  (no AVX-512 kernel here: nothing prefetches, skipped)\n");
         return;
     }
+    /* the shapes follow this machine's blocking (KC and MC come from its
+     * cache sizes): 3 K blocks is 3 KC less a little, more rows than MC
+     * are several row blocks */
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const size_t k3 = 3 * bl.kc - 40, m2 = bl.mc + bl.mc / 2, m3 = 2 * bl.mc + 40;
     const struct { size_t m, n, k, lda, batch, want; } cases[] = {
-        {256, 16, 256, 256, 6, 6 + 5}, /* 2 row blocks a product, then the next product's first */
-        {96, 64, 1000, 1000, 1, 2},      /* 3 K blocks of 96 contiguous rows */
-        {400, 40, 300, 310, 1, 2},       /* 3 row blocks, rows 310 floats apart */
+        {m2, 16, 256, 256, 6, 6 + 5}, /* 2 row blocks a product, then the next product's first */
+        {96, 64, k3, k3, 1, 2},       /* 3 K blocks of 96 contiguous rows */
+        {m3, 40, 300, 310, 1, 2},     /* 3 row blocks, rows 310 floats apart */
     };
     for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
         size_t m = cases[t].m, n = cases[t].n, k = cases[t].k, lda = cases[t].lda, nb = cases[t].batch;
