@@ -57,6 +57,16 @@
  *    float16/bfloat16 take this path too, through float32 copies of their
  *    inputs in scratch (and Y rounded back at the end).
  * The reference path is correct but forms every score and is far slower.
+ *
+ * Packed Q, K and V (org.onnxrun Attention, opset 1: the planner's
+ * fuse_qkv.c, when one product computed all three): the ai.onnx operator's
+ * inputs, outputs and attributes, plus a required attribute qkv_sizes =
+ * [nq, nk, nv]. Inputs 0, 1 and 2 are then 3-D [B, S, w] with w >= nq + nk +
+ * nv (the same tensor, as the planner makes them, or not): Q is columns
+ * [0, nq) of input 0, K columns [nq, nq + nk) of input 1, V columns
+ * [nq + nk, nq + nk + nv) of input 2, each read in place with row stride w.
+ * Its attribute onnx_opset (23 or 24, default 24) is the ai.onnx opset whose
+ * rules it follows (nonpad_kv_seqlen and short masks from 24).
  */
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +85,7 @@
  * the head elements contiguous after it. */
 typedef struct att_lay {
     int64_t sb, sh, ss;
+    int64_t o; /* elements before (0, 0, 0, 0): the column a packed input starts at */
 } att_lay;
 
 typedef struct att_params {
@@ -83,6 +94,9 @@ typedef struct att_params {
     int is_causal, has_scale, qk_mode;
     float scale_attr, softcap;
     int64_t softmax_precision; /* 0: absent */
+    int packed;                /* org.onnxrun: Q, K, V packed (qkv) */
+    int64_t opset;             /* the ai.onnx opset whose rules apply */
+    int64_t qkv[3];
     /* geometry (reshape) */
     int64_t B, Hq, Hkv, G, Sq, Skv, P, T, D, Dv;
     att_lay q, k, v, pk, pv, y;
@@ -171,17 +185,57 @@ static int att_create(onr_create_ctx *c, void *params)
         return onr_seterr(c->err, ONR_E_MODEL,
                           "softmax_precision must be a float type (1, 10, 11 or 16), it is %lld",
                           (long long)p->softmax_precision);
-    if (c->n_in > 6 && c->opset < 24)
+    p->packed = n->domain && strcmp(n->domain, "org.onnxrun") == 0;
+    p->opset = p->packed ? onr_attr_int(n, "onnx_opset", 24) : c->opset;
+    if (p->opset != 23 && p->opset != 24)
+        return onr_seterr(c->err, ONR_E_MODEL, "onnx_opset must be 23 or 24, it is %lld", (long long)p->opset);
+    if (p->packed) {
+        size_t cnt = 0;
+        const int64_t *q = onr_attr_ints(n, "qkv_sizes", &cnt);
+        if (!q || cnt != 3 || q[0] < 1 || q[1] < 1 || q[2] < 1)
+            return onr_seterr(c->err, ONR_E_MODEL,
+                              "org.onnxrun Attention needs qkv_sizes: 3 sizes >= 1 (Q, K, V columns of the "
+                              "packed inputs)");
+        if (q[0] > (INT64_MAX >> 2) || q[1] > (INT64_MAX >> 2) || q[2] > (INT64_MAX >> 2))
+            return onr_seterr(c->err, ONR_E_MODEL, "qkv_sizes are too large");
+        for (int i = 0; i < 3; i++) p->qkv[i] = q[i];
+    }
+    if (c->n_in > 6 && p->opset < 24)
         return onr_seterr(c->err, ONR_E_MODEL, "input 6 (nonpad_kv_seqlen) needs opset 24, the model has %lld",
-                          (long long)c->opset);
+                          (long long)p->opset);
     return ONR_OK;
 }
 
-/* Split a 3-D [B, S, heads*size] or 4-D [B, heads, S, size] tensor. */
+/* Split a 3-D [B, S, heads*size] or 4-D [B, heads, S, size] tensor; packed:
+ * columns [o, o + width) of a 3-D [B, S, w]. */
 static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr, const char *attr,
                      int64_t *B, int64_t *H, int64_t *S, int64_t *E, att_lay *lay)
 {
+    const att_params *p = ctx->params;
     const onr_tensor *t = ctx->in[i];
+    lay->o = 0;
+    if (p->packed) {
+        int64_t o = i == IN_Q ? 0 : i == IN_K ? p->qkv[0] : p->qkv[0] + p->qkv[1], w = p->qkv[i];
+        if (t->rank != 3)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "packed %s must be 3-D, it has rank %d", what, t->rank);
+        if (t->dims[2] < p->qkv[0] + p->qkv[1] + p->qkv[2])
+            return onr_seterr(ctx->err, ONR_E_MODEL,
+                              "packed input %d has %lld columns, fewer than qkv_sizes' %lld + %lld + %lld", i,
+                              (long long)t->dims[2], (long long)p->qkv[0], (long long)p->qkv[1],
+                              (long long)p->qkv[2]);
+        if (heads_attr <= 0 || w % heads_attr)
+            return onr_seterr(ctx->err, ONR_E_MODEL, "packed %s's %lld columns are not %s (%lld) heads", what,
+                              (long long)w, attr, (long long)heads_attr);
+        *B = t->dims[0];
+        *S = t->dims[1];
+        *H = heads_attr;
+        *E = w / heads_attr;
+        lay->o = o;
+        lay->sh = *E;
+        lay->ss = t->dims[2];
+        lay->sb = *S * lay->ss;
+        return ONR_OK;
+    }
     if (t->rank == 4) {
         *B = t->dims[0];
         *H = t->dims[1];
@@ -331,8 +385,8 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
                               (long long)p->B, (long long)Hk, (long long)p->D, (long long)p->B, (long long)Hk,
                               (long long)p->Dv);
         p->P = PK->dims[2];
-        p->pk = (att_lay){Hk * p->P * p->D, p->P * p->D, p->D};
-        p->pv = (att_lay){Hk * p->P * p->Dv, p->P * p->Dv, p->Dv};
+        p->pk = (att_lay){Hk * p->P * p->D, p->P * p->D, p->D, 0};
+        p->pv = (att_lay){Hk * p->P * p->Dv, p->P * p->Dv, p->Dv, 0};
     }
     p->T = p->P + p->Skv;
     p->scale = p->has_scale ? p->scale_attr : (p->D > 0 ? (float)(1.0 / sqrt((double)p->D)) : 1.f);
@@ -355,7 +409,7 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         int64_t tm = md[3];
         if (tm == p->T) {
             p->mcs = 1;
-        } else if (ctx->opset >= 24 && tm < p->T) {
+        } else if (p->opset >= 24 && tm < p->T) {
             p->mvalid = tm; /* padded with masked keys */
         } else if (tm == 1) {
             p->mcs = 0; /* broadcast along keys */
@@ -390,10 +444,10 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
     int yrank = Q->rank;
     if (Q->rank == 3) {
         yd[0] = p->B, yd[1] = p->Sq, yd[2] = p->Hq * p->Dv;
-        p->y = (att_lay){p->Sq * p->Hq * p->Dv, p->Dv, p->Hq * p->Dv};
+        p->y = (att_lay){p->Sq * p->Hq * p->Dv, p->Dv, p->Hq * p->Dv, 0};
     } else {
         yd[0] = p->B, yd[1] = p->Hq, yd[2] = p->Sq, yd[3] = p->Dv;
-        p->y = (att_lay){p->Hq * p->Sq * p->Dv, p->Sq * p->Dv, p->Dv};
+        p->y = (att_lay){p->Hq * p->Sq * p->Dv, p->Sq * p->Dv, p->Dv, 0};
     }
     if ((st = onr_set_out(ctx, OUT_Y, Q->dtype, yrank, yd))) return st;
     int64_t pkd[4] = {p->B, p->Hkv, p->T, p->D}, pvd[4] = {p->B, p->Hkv, p->T, p->Dv};
@@ -482,7 +536,7 @@ static void att_concat(const att_params *p, onr_tensor *dst, const onr_tensor *p
                 row += (size_t)(p->P * E) * es;
             }
             for (int64_t s = 0; s < p->Skv; s++, row += (size_t)E * es)
-                memcpy(row, cs + (size_t)(b * cl.sb + h * cl.sh + s * cl.ss) * es, (size_t)E * es);
+                memcpy(row, cs + (size_t)(cl.o + b * cl.sb + h * cl.sh + s * cl.ss) * es, (size_t)E * es);
         }
 }
 
@@ -520,7 +574,7 @@ static int att_run_ref(const onr_kctx *ctx)
         double *s = (double *)((char *)ctx->scratch + (size_t)tid * p->thread_bytes);
         int64_t i = r % p->Sq, h = (r / p->Sq) % p->Hq, b = r / (p->Sq * p->Hq), hk = h / p->G;
         int64_t lim = att_row_limit(p, nonpad, b, i);
-        int64_t qo = b * p->q.sb + h * p->q.sh + i * p->q.ss;
+        int64_t qo = p->q.o + b * p->q.sb + h * p->q.sh + i * p->q.ss;
         int64_t mo = b * p->msb + h * p->msh + i * p->msq;
         int64_t qko = ((b * p->Hq + h) * p->Sq + i) * p->T;
         double mx = -INFINITY;
@@ -530,7 +584,7 @@ static int att_run_ref(const onr_kctx *ctx)
                 double kv = j < p->P ? onr_load_f64(PK->dtype, PK->data,
                                                     b * p->pk.sb + hk * p->pk.sh + j * p->pk.ss + d)
                                      : onr_load_f64(K->dtype, K->data,
-                                                    b * p->k.sb + hk * p->k.sh + (j - p->P) * p->k.ss + d);
+                                                    p->k.o + b * p->k.sb + hk * p->k.sh + (j - p->P) * p->k.ss + d);
                 acc += onr_load_f64(Q->dtype, Q->data, qo + d) * kv;
             }
             double v = sc * acc;
@@ -567,7 +621,7 @@ static int att_run_ref(const onr_kctx *ctx)
                 double vv = j < p->P ? onr_load_f64(PV->dtype, PV->data,
                                                     b * p->pv.sb + hk * p->pv.sh + j * p->pv.ss + e)
                                      : onr_load_f64(V->dtype, V->data,
-                                                    b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss + e);
+                                                    p->v.o + b * p->v.sb + hk * p->v.sh + (j - p->P) * p->v.ss + e);
                 acc += s[j] * vv;
             }
             onr_set_f64(Y, yo + e, acc);
@@ -757,6 +811,10 @@ static int att_run_f32(const onr_kctx *ctx)
             buf[i] = i < 6 ? (t ? t->data : NULL) : ctx->out[OUT_Y]->data;
         }
     }
+    /* a packed Q, K or V starts at its column (the layouts' o) */
+    buf[0] = (const float *)buf[0] + p->q.o;
+    buf[1] = (const float *)buf[1] + p->k.o;
+    buf[2] = (const float *)buf[2] + p->v.o;
     const onr_tensor *NP = ctx->n_in > IN_NONPAD ? ctx->in[IN_NONPAD] : NULL;
     att_bufs bfs = {buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], (float *)buf[6], NP ? NP->data : NULL};
     const att_bufs *bf = &bfs;

@@ -76,6 +76,11 @@ onr_status onr_pass_fuse_gelu(onr_edit *e, onr_err *err);
  * activation, become FusedMatMul (org.onnxrun) with the bias and the
  * activation in the GEMM epilogue; fuse_gemm.c. */
 onr_status onr_pass_fuse_gemm(onr_edit *e, onr_err *err);
+/* An Attention whose Q, K and V are three projections of one input, or the
+ * three parts of one Split on the last axis, reads them packed in one
+ * tensor (org.onnxrun Attention, qkv_sizes): the projections become one
+ * FusedMatMul; fuse_qkv.c. Runs after fuse_gemm. */
+onr_status onr_pass_fuse_qkv(onr_edit *e, onr_err *err);
 
 /* What the pipeline did (for `info --plan`). */
 typedef struct onr_pass_stats {
