@@ -33,7 +33,7 @@ enum { F32 = 1, I64 = 7 };
 
 /* ---- graphs ----------------------------------------------------------------- */
 
-enum { P_THREE, P_SPLIT };
+enum { P_THREE, P_SPLIT, P_SLICE };
 enum {
     NM_NONE,
     NM_OTHER_X,    /* K projects another input */
@@ -42,7 +42,9 @@ enum {
     NM_RELU,       /* Q's product goes through Relu */
     NM_QK_SAME,    /* Attention(q, q, v) */
     NM_SPLIT_SEQ,  /* Split on the sequence axis */
-    NM_SPLIT_ORDER /* Split outputs read as K, Q, V */
+    NM_SPLIT_ORDER, /* Split outputs read as K, Q, V (Slices: Q's and K's ranges swapped) */
+    NM_SLICE_STEP,  /* Q sliced with step 2 */
+    NM_VIEW_SHAPES  /* Q's view shape differs from K's and V's (same numbers) */
 };
 
 typedef struct cfg {
@@ -52,6 +54,7 @@ typedef struct cfg {
     int causal;
     int mask;   /* an additive float mask input [B, 1, 1, T] */
     int past;   /* P past keys (inputs) and the present outputs */
+    int view;   /* P_SLICE: each part through a Reshape [B, -1, width] */
     int miss;
 } cfg;
 
@@ -124,6 +127,39 @@ static pbw build(const cfg *c)
         k = proj(b, c->miss == NM_OTHER_X ? "x2" : "x", E, Ek, c->bias & 2, 0, 2);
         v = proj(b, "x", E, Ek, c->bias & 4, 0, 3);
         if (c->miss == NM_RELU) q = op1(b, "Relu", NAMES(q), NULL);
+    } else if (c->form == P_SLICE) {
+        const char *p = proj(b, "x", E, E + 2 * Ek + (c->miss == NM_SLICE_STEP ? E : 0), c->bias != 0, 0, 5);
+        int64_t lo[3] = {0, E, E + Ek}, hi[3] = {E, E + Ek, E + 2 * Ek};
+        if (c->miss == NM_SPLIT_ORDER) lo[0] = Ek, hi[0] = Ek + E, lo[1] = 0, hi[1] = Ek; /* K first */
+        static char outs[3][16];
+        for (int i = 0; i < 3; i++) {
+            const int64_t one[1] = {1}, ax[1] = {-1}, st[1] = {c->miss == NM_SLICE_STEP && i == 0 ? 2 : 1};
+            int64_t l1[1] = {lo[i]}, h1[1] = {hi[i]};
+            if (c->miss == NM_SLICE_STEP && i == 0) h1[0] = 2 * E; /* E columns, every other one */
+            if (c->miss == NM_SLICE_STEP && i > 0) l1[0] += E, h1[0] += E;
+            char sn[4][16];
+            snprintf(sn[0], 16, "%s", nm(b));
+            pbw_init_i64(&b->g, sn[0], 1, one, l1, 1);
+            snprintf(sn[1], 16, "%s", nm(b));
+            pbw_init_i64(&b->g, sn[1], 1, one, h1, 1);
+            snprintf(sn[2], 16, "%s", nm(b));
+            pbw_init_i64(&b->g, sn[2], 1, one, ax, 1);
+            snprintf(sn[3], 16, "%s", nm(b));
+            pbw_init_i64(&b->g, sn[3], 1, one, st, 1);
+            const char *o = op1(b, "Slice", NAMES(p, sn[0], sn[1], sn[2], sn[3]), NULL);
+            if (c->view) {
+                const int w = i == 0 ? E : Ek;
+                int64_t shp[3] = {c->B, -1, w};
+                if (c->miss == NM_VIEW_SHAPES && i == 0) shp[0] = -1, shp[1] = c->S;
+                const int64_t three[1] = {3};
+                char rs[16];
+                snprintf(rs, 16, "%s", nm(b));
+                pbw_init_i64(&b->g, rs, 1, three, shp, 3);
+                o = op1(b, "Reshape", NAMES(o, rs), NULL);
+            }
+            snprintf(outs[i], sizeof outs[i], "%s", o);
+        }
+        q = outs[0], k = outs[1], v = outs[2]; /* NM_SPLIT_ORDER: K's columns come first */
     } else {
         const int seq = c->miss == NM_SPLIT_SEQ;
         const char *x = "x";
@@ -304,6 +340,20 @@ static void test_split(void **st)
     check(&c, 1);
 }
 
+/* three Slices of one product on its last axis (nn.MultiheadAttention's
+ * in_proj), directly or through view Reshapes (the attention fusion's for
+ * a sequence-first layout with batch 1) */
+static void test_slices(void **st)
+{
+    (void)st;
+    cfg c = base(P_SLICE);
+    check(&c, 1);
+    c.view = 1;
+    check(&c, 1);
+    c.B = 1, c.causal = 1, c.H = 4, c.Hk = 2;
+    check(&c, 1);
+}
+
 /* ---- what does not ---------------------------------------------------------- */
 
 static void test_near_misses(void **st)
@@ -319,6 +369,13 @@ static void test_near_misses(void **st)
     for (size_t i = 0; i < sizeof split / sizeof *split; i++) {
         cfg c = base(P_SPLIT);
         c.miss = split[i];
+        check(&c, 0);
+    }
+    const int slice[] = {NM_SPLIT_ORDER, NM_SLICE_STEP, NM_V_OUTPUT, NM_VIEW_SHAPES};
+    for (size_t i = 0; i < sizeof slice / sizeof *slice; i++) {
+        cfg c = base(P_SLICE);
+        c.miss = slice[i];
+        c.view = slice[i] == NM_VIEW_SHAPES;
         check(&c, 0);
     }
 }
@@ -422,7 +479,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_projections), cmocka_unit_test(test_gqa_causal_past),
-        cmocka_unit_test(test_split),             cmocka_unit_test(test_near_misses),
+        cmocka_unit_test(test_split),             cmocka_unit_test(test_slices),
+        cmocka_unit_test(test_near_misses),
         cmocka_unit_test(test_packed_op),         cmocka_unit_test(test_packed_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -264,3 +264,34 @@ int onr_fuse_add_value(onr_edit *e, const char *hint, onr_err *err)
 {
     return add_named(e, hint, "fused", err);
 }
+
+void onr_fuse_set_meta(onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *dims)
+{
+    onr_value *val = &e->g->values[v];
+    val->dtype = dt;
+    val->rank = rank;
+    for (int i = 0; i < rank; i++) val->dims[i] = dims[i];
+}
+
+int onr_fuse_add_reshape(onr_edit *e, const char *name, int x, const int64_t *shape, int rank, int out,
+                         onr_err *err)
+{
+    const onr_op *op = onr_op_find("", "Reshape", 14);
+    if (!op) return onr_seterr(err, ONR_E_UNSUPPORTED, "fusion: no Reshape kernel"), -1;
+    const int64_t n = rank;
+    onr_tensor *t = onr_tensor_new(ONR_INT64, 1, &n);
+    if (!t) return onr_seterr(err, ONR_E_NOMEM, "out of memory"), -1;
+    for (int i = 0; i < rank; i++) ((int64_t *)t->data)[i] = shape[i];
+    int sv = onr_fuse_add_const(e, name, t, err);
+    if (sv < 0) return -1;
+    if (out < 0) {
+        if ((out = onr_fuse_add_value(e, name, err)) < 0) return -1;
+        onr_fuse_set_meta(e, out, ONR_FLOAT, rank, shape);
+    }
+    const int ins[2] = {x, sv};
+    int i = onr_edit_add_node(e, "Reshape", "", name, 2, ins, 1, &out, err);
+    if (i < 0) return -1;
+    e->g->nodes[i].opset = 14;
+    e->g->nodes[i].op = op;
+    return out;
+}

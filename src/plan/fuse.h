@@ -103,5 +103,12 @@ int onr_fuse_add_const(onr_edit *e, const char *hint, onr_tensor *t, onr_err *er
 /* A new value for an intermediate result of a fused node (e.g. a second
  * output), named after `hint`. Returns its index or -1. */
 int onr_fuse_add_value(onr_edit *e, const char *hint, onr_err *err);
+/* Set v's inferred float type/rank/dims directly (dims may hold -1). */
+void onr_fuse_set_meta(onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *dims);
+/* A view Reshape (opset 14) of x to shape (rank dims, -1 allowed) named
+ * `name`, writing out (-1: a new float value with those dims); returns the
+ * output value or -1 (err set). */
+int onr_fuse_add_reshape(onr_edit *e, const char *name, int x, const int64_t *shape, int rank, int out,
+                         onr_err *err);
 
 #endif

@@ -594,41 +594,6 @@ static onr_tensor *new_tensor(onr_dtype dt, int rank, const int64_t *dims, onr_e
     return t;
 }
 
-static void set_meta(onr_edit *e, int v, onr_dtype dt, int rank, const int64_t *dims)
-{
-    onr_value *val = &e->g->values[v];
-    val->dtype = dt;
-    val->rank = rank;
-    for (int i = 0; i < rank; i++) val->dims[i] = dims[i];
-}
-
-/* A view Reshape of x to shape (rank dims, -1 allowed) writing out (-1: a
- * new value); returns the output value or -1. */
-static int add_reshape(onr_edit *e, const char *name, int x, const int64_t *shape, int rank, int out,
-                       onr_err *err)
-{
-    const onr_op *op = onr_op_find("", "Reshape", 14);
-    const int64_t n = rank;
-    onr_tensor *t = op ? new_tensor(ONR_INT64, 1, &n, err) : NULL;
-    if (!t) {
-        if (!op) onr_seterr(err, ONR_E_UNSUPPORTED, "attention fusion: no Reshape kernel");
-        return -1;
-    }
-    for (int i = 0; i < rank; i++) ((int64_t *)t->data)[i] = shape[i];
-    int sv = onr_fuse_add_const(e, name, t, err);
-    if (sv < 0) return -1;
-    if (out < 0) {
-        if ((out = onr_fuse_add_value(e, name, err)) < 0) return -1;
-        set_meta(e, out, ONR_FLOAT, rank, shape);
-    }
-    const int ins[2] = {x, sv};
-    int i = onr_edit_add_node(e, "Reshape", "", name, 2, ins, 1, &out, err);
-    if (i < 0) return -1;
-    e->g->nodes[i].opset = 14;
-    e->g->nodes[i].op = op;
-    return out;
-}
-
 /* Transpose [1,0,2] of the 3-D x (swapping sequence and batch) writing a
  * new value; returns it or -1. */
 static int add_transpose(onr_edit *e, const char *name, int x, int out, onr_err *err)
@@ -644,7 +609,7 @@ static int add_transpose(onr_edit *e, const char *name, int x, int out, onr_err 
         if ((out = onr_fuse_add_value(e, name, err)) < 0) return -1;
         if (onr_fuse_shape(e, x, d) == 3) {
             t[0] = d[1], t[1] = d[0], t[2] = d[2];
-            set_meta(e, out, ONR_FLOAT, 3, t);
+            onr_fuse_set_meta(e, out, ONR_FLOAT, 3, t);
         }
     }
     int i = onr_edit_add_node(e, "Transpose", "", name, 1, &x, 1, &out, err);
@@ -825,7 +790,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             static const char *const tag[3] = {"q", "k", "v"};
             char nm[320];
             snprintf(nm, sizeof nm, "%s/attention_%s", name, tag[i]);
-            ins[i] = B == 1 ? add_reshape(e, nm, sides[i]->sp.src, shp, 3, -1, err)
+            ins[i] = B == 1 ? onr_fuse_add_reshape(e, nm, sides[i]->sp.src, shp, 3, -1, err)
                             : add_transpose(e, nm, sides[i]->sp.src, -1, err);
             if (ins[i] < 0) return -1;
         }
@@ -839,7 +804,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
         /* Attention writes [B,S,H*Dv]; a view Reshape gives the merge's shape */
         if ((yv = onr_fuse_add_value(e, name, err)) < 0) return -1;
         const int64_t yd[3] = {B, m.q.S >= 0 ? m.q.S : -1, E};
-        set_meta(e, yv, ONR_FLOAT, 3, yd);
+        onr_fuse_set_meta(e, yv, ONR_FLOAT, 3, yd);
     }
     int a = onr_fuse_emit(e, "Attention", "", ATT_OPSET, n_in, ins, 1, &yv, all.v, all.n, err);
     if (a < 0) return -1;
@@ -856,7 +821,7 @@ static int try_softmax(onr_edit *e, int sm, void *ctx, onr_err *err)
             snprintf(nm, sizeof nm, "%s/attention_out", name);
             int orank = onr_fuse_shape(e, keep, od), x = yv;
             if (lead == 1 && B != 1 && (x = add_transpose(e, nm, yv, -1, err)) < 0) return -1;
-            if (add_reshape(e, nm, x, od, orank, keep, err) < 0) return -1;
+            if (onr_fuse_add_reshape(e, nm, x, od, orank, keep, err) < 0) return -1;
         }
     }
     return 1;

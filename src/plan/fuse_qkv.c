@@ -16,11 +16,16 @@
  *         org.onnxrun.Attention(P, P, P, ...) qkv_sizes [nq, nk, nv]
  *      one GEMM instead of three (the input read once, one parallel
  *      region, wider column blocks for the threads);
- *   2. one product split on its last axis (GPT-2's c_attn, HF's fused
- *      qkv projections):
- *        q, k, v = Split(P, axis -1)     Attention(q, k, v, ...)
+ *   2. one product cut on its last axis (GPT-2's c_attn, HF's fused qkv
+ *      projections, nn.MultiheadAttention's in_proj):
+ *        q, k, v = Split(P, axis -1)  or  three Slices of P on the last
+ *        axis with constant bounds, step 1, consecutive from column 0,
+ *        each perhaps through a view Reshape to [s0, s1, width] (the same
+ *        s0, s1 for all three)
+ *        Attention(q, k, v, ...)
  *      each part read only by the Attention as its Q, K or V
- *      -> org.onnxrun.Attention(P, P, P, ...): the Split's copy is gone.
+ *      -> org.onnxrun.Attention(P', P', P', ...), P' = P or Reshape(P,
+ *         [s0, s1, P's width]) (a view): the copies are gone.
  *
  * Both need 3-D Q, K and V with q_num_heads / kv_num_heads (the attention
  * fusion makes them so: fuse_attention.c), float32, and distinct values
@@ -28,6 +33,7 @@
  * attribute of the Attention, and records its ai.onnx opset (onnx_opset).
  * Runs after the GEMM fusion, which makes the FusedMatMuls.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +117,7 @@ static int emit_packed(onr_edit *e, int a, int pv, const int64_t qkv[3], const i
     int64_t opset = an->opset;
     const onr_attr *attrs = an->attrs;
     int *ins = malloc(sizeof(int) * (size_t)(n_in + n_out));
-    int replaced[4];
+    int replaced[8];
     if (!ins) return onr_seterr(err, ONR_E_NOMEM, "out of memory"), -1;
     int *outs = ins + n_in;
     for (int i = 0; i < n_in; i++) ins[i] = i < 3 ? pv : an->inputs[i];
@@ -215,33 +221,129 @@ static int fuse_three(onr_edit *e, int a, onr_err *err)
     return emit_packed(e, a, pv, qkv, NULL, 0, err);
 }
 
-/* Case 2: the three parts of one Split on the last axis, in order. */
-static int fuse_split(onr_edit *e, int a, onr_err *err)
+/* Case 2: Q, K, V are consecutive column ranges of one product P, cut by
+ * one Split or by three Slices on the last axis, each perhaps through a
+ * view Reshape that keeps its last dim ([S, 1, E] -> [1, S, E]: the
+ * attention fusion's, for nn.MultiheadAttention's sequence-first
+ * layout). */
+typedef struct part {
+    int p;             /* the product */
+    int cut, view;     /* the Split / Slice node, the Reshape node or -1 */
+    int64_t c0, n;     /* columns [c0, c0 + n) of p */
+    int64_t shape[3];  /* the view's target shape */
+} part;
+
+/* A constant integer list (int64 or int32) of at most 4 values. */
+static int const_ints(const onr_edit *e, int v, int64_t *out, int *n)
+{
+    const onr_tensor *t = v >= 0 ? onr_fuse_const(e, v) : NULL;
+    if (!t || t->rank > 1 || t->numel < 1 || t->numel > 4 || (t->dtype != ONR_INT64 && t->dtype != ONR_INT32))
+        return 0;
+    for (int64_t i = 0; i < t->numel; i++)
+        out[i] = t->dtype == ONR_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+    *n = (int)t->numel;
+    return 1;
+}
+
+static int match_part(const onr_edit *e, int v, part *pt)
+{
+    memset(pt, 0, sizeof *pt);
+    pt->view = -1;
+    int r = onr_fuse_src(e, v, "Reshape");
+    if (r >= 0) {
+        const onr_node *rn = &e->g->nodes[r];
+        int nsh = 0;
+        if (rn->n_in != 2 || !const_ints(e, rn->inputs[1], pt->shape, &nsh) || nsh != 3 ||
+            onr_attr_int(rn, "allowzero", 0) != 0)
+            return 0;
+        for (int d = 0; d < 3; d++)
+            if (pt->shape[d] == 0 || pt->shape[d] < -1) return 0;
+        if (pt->shape[2] < 1 || onr_fuse_n_uses(e, rn->inputs[0]) != 1) return 0;
+        pt->view = r;
+        v = rn->inputs[0];
+    }
+    int64_t vd[ONR_MAX_RANK], pd[ONR_MAX_RANK];
+    int vr = onr_fuse_shape(e, v, vd);
+    if (vr < 1 || vd[vr - 1] < 1) return 0;
+    if (pt->view >= 0 && vd[vr - 1] != pt->shape[2]) return 0;
+    int c = onr_fuse_producer(e, v);
+    if (c < 0) return 0;
+    const onr_node *cn = &e->g->nodes[c];
+    if (cn->n_in < 1 || cn->inputs[0] < 0) return 0;
+    int pv = cn->inputs[0];
+    if (!is_f32(e, pv) || onr_fuse_shape(e, pv, pd) != vr || pd[vr - 1] < 1) return 0;
+    /* the cut is on the last axis: every other dim is P's */
+    for (int d = 0; d + 1 < vr; d++)
+        if (!onr_fuse_dim_eq(e, v, d, pv, d)) return 0;
+    pt->p = pv;
+    pt->cut = c;
+    pt->n = vd[vr - 1];
+    if (onr_fuse_is(e, c, "Split")) {
+        int k = 0;
+        while (k < cn->n_out && cn->outputs[k] != v) k++;
+        if (k == cn->n_out) return 0;
+        int64_t c0 = 0, od[ONR_MAX_RANK];
+        for (int i = 0; i < k; i++) {
+            if (cn->outputs[i] < 0 || onr_fuse_shape(e, cn->outputs[i], od) != vr || od[vr - 1] < 0) return 0;
+            c0 += od[vr - 1];
+        }
+        pt->c0 = c0;
+        return 1;
+    }
+    if (!onr_fuse_is(e, c, "Slice") || cn->n_out != 1 || cn->opset < 10 || cn->n_in < 3) return 0;
+    int64_t st[4], en[4], ax[4] = {-1}, sp[4] = {1};
+    int ns = 0, ne = 0, na = 1, nsp = 1;
+    if (!const_ints(e, cn->inputs[1], st, &ns) || !const_ints(e, cn->inputs[2], en, &ne) || ns != 1 || ne != 1)
+        return 0;
+    if (cn->n_in > 3 && cn->inputs[3] >= 0 && !const_ints(e, cn->inputs[3], ax, &na)) return 0;
+    if (cn->n_in > 4 && cn->inputs[4] >= 0 && !const_ints(e, cn->inputs[4], sp, &nsp)) return 0;
+    if (na != 1 || nsp != 1 || sp[0] != 1 || (ax[0] != -1 && ax[0] != vr - 1)) return 0;
+    int64_t w = pd[vr - 1], s0 = st[0] < 0 ? st[0] + w : st[0], e0 = en[0] < 0 ? en[0] + w : en[0];
+    if (e0 > w) e0 = w;
+    if (s0 < 0 || s0 >= w || e0 - s0 != pt->n) return 0;
+    pt->c0 = s0;
+    return 1;
+}
+
+static int fuse_parts(onr_edit *e, int a, onr_err *err)
 {
     const onr_node *an = &e->g->nodes[a];
-    int s = onr_fuse_src(e, an->inputs[0], "Split");
-    if (s < 0) return 0;
-    const onr_node *sn = &e->g->nodes[s];
-    if (sn->n_out != 3 || sn->n_in < 1) return 0;
+    part pt[3];
     for (int i = 0; i < 3; i++)
-        if (sn->outputs[i] != an->inputs[i]) return 0;
-    int pv = sn->inputs[0];
-    int64_t pd[ONR_MAX_RANK], od[ONR_MAX_RANK];
-    if (pv < 0 || !is_f32(e, pv) || onr_fuse_shape(e, pv, pd) != 3 || pd[2] < 1) return 0;
-    int64_t qkv[3], sum = 0;
+        if (!match_part(e, an->inputs[i], &pt[i])) return 0;
+    const int views = pt[0].view >= 0;
+    int64_t c0 = 0;
     for (int i = 0; i < 3; i++) {
-        int v = sn->outputs[i];
-        if (onr_fuse_shape(e, v, od) != 3 || od[2] < 1) return 0;
-        /* the leading dims are P's: the split is on the last axis */
-        for (int d = 0; d < 2; d++)
-            if (!onr_fuse_dim_eq(e, v, d, pv, d)) return 0;
-        qkv[i] = od[2];
-        sum += od[2];
+        if (pt[i].p != pt[0].p || (pt[i].view >= 0) != views || pt[i].c0 != c0) return 0;
+        if (views && (pt[i].shape[0] != pt[0].shape[0] || pt[i].shape[1] != pt[0].shape[1])) return 0;
+        c0 += pt[i].n;
     }
-    if (sum != pd[2]) return 0;
-    int nodes[2] = {s, a};
-    if (!closed_with_att(e, nodes, 2, a)) return 0;
-    return emit_packed(e, a, pv, qkv, &s, 1, err);
+    /* the nodes replaced: the cuts (a Split once), the views, the Attention */
+    int nodes[8], nn = 0;
+    for (int i = 0; i < 3; i++) {
+        int dup = 0;
+        for (int j = 0; j < nn; j++) dup |= nodes[j] == pt[i].cut;
+        if (!dup) nodes[nn++] = pt[i].cut;
+    }
+    if (nn == 1 && e->g->nodes[pt[0].cut].n_out != 3) return 0; /* a Split with more parts */
+    if (nn != 1 && nn != 3) return 0;
+    for (int i = 0; i < 3 && views; i++) nodes[nn++] = pt[i].view;
+    nodes[nn++] = a;
+    if (!closed_with_att(e, nodes, nn, a)) return 0;
+    int in = pt[0].p;
+    if (views) {
+        int64_t pd[ONR_MAX_RANK];
+        int pr = onr_fuse_shape(e, in, pd);
+        const int64_t shp[3] = {pt[0].shape[0], pt[0].shape[1], pd[pr - 1]};
+        char nm[320];
+        snprintf(nm, sizeof nm, "%s/qkv_view", e->g->nodes[a].name ? e->g->nodes[a].name : "attention");
+        if ((in = onr_fuse_add_reshape(e, nm, in, shp, 3, -1, err)) < 0) return -1;
+    } else {
+        int64_t pd[ONR_MAX_RANK];
+        if (onr_fuse_shape(e, in, pd) != 3) return 0;
+    }
+    const int64_t qkv[3] = {pt[0].n, pt[1].n, pt[2].n};
+    return emit_packed(e, a, in, qkv, nodes, nn - 1, err);
 }
 
 static int fuse_qkv_at(onr_edit *e, int i, void *ctx, onr_err *err)
@@ -250,7 +352,7 @@ static int fuse_qkv_at(onr_edit *e, int i, void *ctx, onr_err *err)
     if (!onr_fuse_is(e, i, "Attention") || !att_inputs_ok(e, i)) return 0;
     int r = fuse_three(e, i, err);
     if (r) return r;
-    return fuse_split(e, i, err);
+    return fuse_parts(e, i, err);
 }
 
 onr_status onr_pass_fuse_qkv(onr_edit *e, onr_err *err)
