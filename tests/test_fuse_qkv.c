@@ -453,18 +453,16 @@ static void test_packed_errors(void **st)
     onr_tensor *p = tk_rand_f32(3, pd, 3), *q4 = tk_rand_f32(4, p4, 4);
     onr_tensor *in[3] = {p, p, p};
     const int64_t ok[3] = {8, 8, 8}, wide[3] = {8, 8, 16}, odd[3] = {8, 7, 9}, neg[3] = {8, 0, 8};
-    onr_node *n = att_node(1, 2, 2, NULL, 0);
-    tk_expect_fail(n, 1, 3, in, 1, ONR_E_MODEL, "qkv_sizes");
-    tk_node_free(n);
-    n = att_node(1, 2, 2, neg, 0);
-    tk_expect_fail(n, 1, 3, in, 1, ONR_E_MODEL, "qkv_sizes");
-    tk_node_free(n);
-    n = att_node(1, 2, 2, wide, 0);
-    tk_expect_fail(n, 1, 3, in, 1, ONR_E_MODEL, "fewer than qkv_sizes");
-    tk_node_free(n);
-    n = att_node(1, 2, 2, odd, 0);
-    tk_expect_fail(n, 1, 3, in, 1, ONR_E_MODEL, "heads");
-    tk_node_free(n);
+    const struct {
+        const int64_t *qkv; /* NULL: the attribute is missing */
+        const char *msg;
+    } bad[] = {{NULL, "qkv_sizes"}, {neg, "qkv_sizes"}, {wide, "fewer than qkv_sizes"}, {odd, "heads"}};
+    onr_node *n;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        n = att_node(1, 2, 2, bad[i].qkv, 0);
+        tk_expect_fail(n, 1, 3, in, 1, ONR_E_MODEL, bad[i].msg);
+        tk_node_free(n);
+    }
     n = att_node(1, 2, 2, ok, 0);
     onr_tensor *in4[3] = {q4, p, p};
     tk_expect_fail(n, 1, 3, in4, 1, ONR_E_MODEL, "must be 3-D");
