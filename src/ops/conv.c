@@ -541,6 +541,8 @@ static void im2col_f32(const conv_geom *g, const float *xg, int64_t r0, int64_t 
 
 static int conv_t_force = -1; /* -1 automatic, 0 never, 1 whenever W allows */
 void onr_conv_force_transposed(int mode) { conv_t_force = mode < 0 ? -1 : mode != 0; }
+static int conv_t_split = -1; /* -1 automatic, 0 channels, 1 positions */
+void onr_conv_t_split(int mode) { conv_t_split = mode < 0 ? -1 : mode != 0; }
 
 static atomic_size_t conv_t_runs;
 size_t onr_conv_transposed_count(void) { return atomic_load_explicit(&conv_t_runs, memory_order_relaxed); }
@@ -669,7 +671,7 @@ static void conv_tr_block(void *ctx, int64_t bi)
     conv_transpose_cols(j->src, j->rows, c0, c1, j->lds, j->dst, j->ldd);
     if (j->epi)
         conv_epi_rows(j->epi, 1, j->dst + c0 * j->ldd, j->z ? j->z + c0 * j->ldd : NULL, c1 - c0,
-                      j->ldd, j->ldd);
+                      j->rows, j->ldd);
 }
 
 /* Most kernel taps (kd x kh x kw) the transposed path gathers: its tap
@@ -680,14 +682,16 @@ static void conv_tr_block(void *ctx, int64_t bi)
  * multiple of 2 KiB would alias in L1 (the GEMM then reads it in place). */
 static int64_t conv_t_lda(int64_t ck) { return ck % 512 == 0 ? ck + 16 : ck; }
 
-/* col^T of one group straight from X: at[o * lda + c * K + kk] = the input
- * under tap kk (kd, kh, kw) of output position o, 0 where it reads padding
- * (the transpose of im2col's column matrix, with no column matrix); X
- * itself transposed where it is the column matrix (CONV_GEMM). */
-static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t lda, const float *sc)
+/* Rows [o0, o1) of col^T of one group straight from X: at[(o - o0) * lda +
+ * c * K + kk] = the input under tap kk (kd, kh, kw) of output position o, 0
+ * where it reads padding (the transpose of im2col's column matrix, with no
+ * column matrix); X itself transposed where it is the column matrix
+ * (CONV_GEMM). */
+static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t lda, const float *sc, int64_t o0,
+                      int64_t o1)
 {
     if (g->t_from == CONV_GEMM) {
-        conv_transpose_cols_s(xg, g->CK, 0, g->OUT, g->OUT, at, lda, sc);
+        conv_transpose_cols_s(xg + o0, g->CK, 0, o1 - o0, g->OUT, at, lda, sc);
         return;
     }
     const onr_spatial *sp = &g->sp;
@@ -695,7 +699,7 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
     /* per output position: each tap's offset in a channel plane, -1 where
      * it reads padding (taps at most CONV_T_TAPS: conv_t_pick) */
     int64_t off[CONV_T_TAPS];
-    for (int64_t o = 0; o < g->OUT; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         const int64_t od = o / (OH * OW), oh = o / OW % OH, ow = o % OW;
         int all = 1;
         for (int64_t kk = 0; kk < K; kk++) {
@@ -707,7 +711,7 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
             off[kk] = in ? (id * sp->in[1] + ih) * sp->in[2] + iw : -1;
             all &= in;
         }
-        float *dst = at + o * lda;
+        float *dst = at + (o - o0) * lda;
         const float *xc = xg;
         if (sc) {
             for (int64_t c = 0; c < g->Cg; c++, xc += g->IN, dst += K)
@@ -761,6 +765,7 @@ typedef struct conv_t_job {
     char *parts_base;
     size_t part_bytes;
     int64_t units, pw, parts; /* units: of CONV_T_UNIT columns */
+    int by_rows;              /* the parts split the output positions instead */
 } conv_t_job;
 
 /* The columns a part of the transposed path takes at a time: panels of
@@ -768,9 +773,34 @@ typedef struct conv_t_job {
  * works in blocks of 16 too). */
 #define CONV_T_UNIT 16
 
+/* A part of the positions split: rows [o0, o1) of col^T gathered, times
+ * all of W_g^T, into T's rows and Y's columns o0 .. o1 of every channel. */
+static void conv_t_part_rows(const conv_t_job *j, int64_t part)
+{
+    const conv_geom *g = j->g;
+    const int64_t o0 = part * g->OUT / j->parts, o1 = (part + 1) * g->OUT / j->parts;
+    if (o0 >= o1) return;
+    const size_t lda = (size_t)conv_t_lda(g->CK);
+    char *mine = j->parts_base + (size_t)part * j->part_bytes;
+    float *at = (float *)mine;
+    void *ws = mine + conv_t_at_bytes(g);
+    const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
+    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, o0, o1);
+    onr_sgemm_packed_cols(0, (size_t)(o1 - o0), (size_t)g->Mg, 0, (size_t)g->Mg, (size_t)g->CK, 1.f, at, lda,
+                          j->wt, 0.f, j->t + o0 * g->Mg, (size_t)g->Mg, j->ep, ws);
+    onr_sgemm_set_cancel(old);
+    conv_tr_job tj = {.src = j->t + o0 * g->Mg, .dst = j->y + o0, .rows = o1 - o0, .cols = g->Mg,
+                      .lds = g->Mg, .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + o0 : NULL};
+    for (int64_t bi = 0; bi * 16 < g->Mg; bi++) conv_tr_block(&tj, bi);
+}
+
 static void conv_t_part(void *ctx, int64_t part)
 {
     const conv_t_job *j = ctx;
+    if (j->by_rows) {
+        conv_t_part_rows(j, part);
+        return;
+    }
     const conv_geom *g = j->g;
     const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
     const int64_t n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
@@ -780,7 +810,7 @@ static void conv_t_part(void *ctx, int64_t part)
     float *at = (float *)mine;
     void *ws = mine + conv_t_at_bytes(g);
     const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-    conv_colt(g, j->xg, at, (int64_t)lda, j->sc);
+    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, 0, g->OUT);
     /* a part that starts inside a panel: that panel's rest first, so the
      * product's tiles do not cross panels */
     int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
@@ -817,13 +847,20 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * column never changes its value) */
     int64_t parts = nt < g->nthreads ? nt : g->nthreads;
     if (parts > 1) parts = onr_team_probe((int)parts);
-    if (parts > units) parts = units;
+    /* split the output positions instead of the channels where each
+     * part's gather of all of col^T (OUT x CK) would cost more than each
+     * part's read of all of W_g^T (CK x Mg, packed: a stream), counting a
+     * gathered element twice (ResNet-50's 3x3 stride-2 layers to 28x28
+     * and 14x14 on Zen 5 at 2 threads) */
+    const int by_rows = conv_t_split >= 0 ? conv_t_split : 2 * g->OUT > g->Mg;
+    if (parts > (by_rows ? g->OUT : units)) parts = by_rows ? g->OUT : units;
     if (parts < 1) parts = 1;
     const int64_t work = g->OUT * g->Mg * g->CK;
     if (work <= ONR_PAR_MIN) parts = 1;
     conv_t_job j = {.g = g, .epi = act_in_gemm ? NULL : epi, .cancel = onr_sgemm_get_cancel(),
                     .t = bb->col, .parts_base = (char *)bb->col + conv_t_head_bytes(g),
-                    .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts};
+                    .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts,
+                    .by_rows = parts > 1 && by_rows};
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;

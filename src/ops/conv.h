@@ -13,6 +13,11 @@
  * for every 1x1 or im2col geometry whose column matrix fits). Convolutions
  * created from now on. */
 void onr_conv_force_transposed(int mode);
+/* How the transposed path's threads split a product: -1 automatic (the
+ * output positions where gathering col^T in every part would cost more
+ * than reading W^T in every part), 0 the output channels, 1 the
+ * positions. Results do not depend on it. Process-wide; for tests. */
+void onr_conv_t_split(int mode);
 
 /* How many times a Conv / FusedConv run took the transposed path in this
  * process (a relaxed atomic counter), for tests. */
