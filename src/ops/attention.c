@@ -214,8 +214,8 @@ static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr,
     const att_params *p = ctx->params;
     const onr_tensor *t = ctx->in[i];
     lay->o = 0;
+    int64_t w = t->rank == 3 ? t->dims[2] : 0; /* the columns of a 3-D tensor this input reads (its hidden size) */
     if (p->packed) {
-        int64_t o = i == IN_Q ? 0 : i == IN_K ? p->qkv[0] : p->qkv[0] + p->qkv[1], w = p->qkv[i];
         if (t->rank != 3)
             return onr_seterr(ctx->err, ONR_E_MODEL, "packed %s must be 3-D, it has rank %d", what, t->rank);
         if (t->dims[2] < p->qkv[0] + p->qkv[1] + p->qkv[2])
@@ -223,18 +223,8 @@ static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr,
                               "packed input %d has %lld columns, fewer than qkv_sizes' %lld + %lld + %lld", i,
                               (long long)t->dims[2], (long long)p->qkv[0], (long long)p->qkv[1],
                               (long long)p->qkv[2]);
-        if (heads_attr <= 0 || w % heads_attr)
-            return onr_seterr(ctx->err, ONR_E_MODEL, "packed %s's %lld columns are not %s (%lld) heads", what,
-                              (long long)w, attr, (long long)heads_attr);
-        *B = t->dims[0];
-        *S = t->dims[1];
-        *H = heads_attr;
-        *E = w / heads_attr;
-        lay->o = o;
-        lay->sh = *E;
-        lay->ss = t->dims[2];
-        lay->sb = *S * lay->ss;
-        return ONR_OK;
+        lay->o = i == IN_Q ? 0 : i == IN_K ? p->qkv[0] : p->qkv[0] + p->qkv[1];
+        w = p->qkv[i];
     }
     if (t->rank == 4) {
         *B = t->dims[0];
@@ -253,13 +243,13 @@ static int att_split(onr_kctx *ctx, int i, const char *what, int64_t heads_attr,
         if (heads_attr <= 0)
             return onr_seterr(ctx->err, ONR_E_MODEL, "%s is 3-D, so attribute %s (>= 1) is required",
                               what, attr);
-        if (t->dims[2] % heads_attr)
+        if (w % heads_attr)
             return onr_seterr(ctx->err, ONR_E_MODEL, "%s's hidden size %lld is not a multiple of %s = %lld",
-                              what, (long long)t->dims[2], attr, (long long)heads_attr);
+                              what, (long long)w, attr, (long long)heads_attr);
         *B = t->dims[0];
         *S = t->dims[1];
         *H = heads_attr;
-        *E = t->dims[2] / heads_attr;
+        *E = w / heads_attr;
         lay->sh = *E;
         lay->ss = t->dims[2];
         lay->sb = *S * lay->ss;

@@ -773,60 +773,42 @@ typedef struct conv_t_job {
  * works in blocks of 16 too). */
 #define CONV_T_UNIT 16
 
-/* A part of the positions split: rows [o0, o1) of col^T gathered, times
- * all of W_g^T, into T's rows and Y's columns o0 .. o1 of every channel. */
-static void conv_t_part_rows(const conv_t_job *j, int64_t part)
-{
-    const conv_geom *g = j->g;
-    const int64_t o0 = part * g->OUT / j->parts, o1 = (part + 1) * g->OUT / j->parts;
-    if (o0 >= o1) return;
-    const size_t lda = (size_t)conv_t_lda(g->CK);
-    char *mine = j->parts_base + (size_t)part * j->part_bytes;
-    float *at = (float *)mine;
-    void *ws = mine + conv_t_at_bytes(g);
-    const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, o0, o1);
-    onr_sgemm_packed_cols(0, (size_t)(o1 - o0), (size_t)g->Mg, 0, (size_t)g->Mg, (size_t)g->CK, 1.f, at, lda,
-                          j->wt, 0.f, j->t + o0 * g->Mg, (size_t)g->Mg, j->ep, ws);
-    onr_sgemm_set_cancel(old);
-    conv_tr_job tj = {.src = j->t + o0 * g->Mg, .dst = j->y + o0, .rows = o1 - o0, .cols = g->Mg,
-                      .lds = g->Mg, .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + o0 : NULL};
-    for (int64_t bi = 0; bi * 16 < g->Mg; bi++) conv_tr_block(&tj, bi);
-}
-
+/* One part of the product: rows [o0, o1) of col^T gathered (all of them
+ * when the parts split the channels), times W_g^T's channels [n0, n1)
+ * (all of them when the parts split the positions), into T and Y. */
 static void conv_t_part(void *ctx, int64_t part)
 {
     const conv_t_job *j = ctx;
-    if (j->by_rows) {
-        conv_t_part_rows(j, part);
-        return;
-    }
     const conv_geom *g = j->g;
-    const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
-    const int64_t n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
-    if (n0 >= n1) return;
-    const size_t lda = (size_t)conv_t_lda(g->CK);
+    int64_t o0 = 0, o1 = g->OUT, n0 = 0, n1 = g->Mg;
+    if (j->by_rows) {
+        o0 = part * g->OUT / j->parts, o1 = (part + 1) * g->OUT / j->parts;
+    } else {
+        const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
+        n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
+    }
+    if (o0 >= o1 || n0 >= n1) return;
+    const size_t lda = (size_t)conv_t_lda(g->CK), rows = (size_t)(o1 - o0);
     char *mine = j->parts_base + (size_t)part * j->part_bytes;
-    float *at = (float *)mine;
+    float *at = (float *)mine, *t = j->t + o0 * g->Mg;
     void *ws = mine + conv_t_at_bytes(g);
     const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, 0, g->OUT);
+    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, o0, o1);
     /* a part that starts inside a panel: that panel's rest first, so the
      * product's tiles do not cross panels */
     int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
     if (nm > n1) nm = n1;
     if (nm > n0)
-        onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)n0, (size_t)nm,
-                              (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep,
-                              ws);
+        onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK, 1.f, at, lda,
+                              j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
     if (n1 > nm)
-        onr_sgemm_packed_cols(0, (size_t)g->OUT, (size_t)g->Mg, (size_t)nm, (size_t)n1,
-                              (size_t)g->CK, 1.f, at, lda, j->wt, 0.f, j->t, (size_t)g->Mg, j->ep,
-                              ws);
+        onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, (size_t)g->CK, 1.f, at, lda,
+                              j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
     onr_sgemm_set_cancel(old);
-    /* Y's channels n0 .. n1 from T's columns, 16 at a time (n0 starts a panel) */
-    conv_tr_job tj = {.src = j->t, .dst = j->y, .rows = g->OUT, .cols = n1, .lds = g->Mg,
-                      .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z};
+    /* Y's channels n0 .. n1 at positions o0 .. o1 from T, 16 channels at a
+     * time (n0 starts a block of 16) */
+    conv_tr_job tj = {.src = t, .dst = j->y + o0, .rows = o1 - o0, .cols = n1, .lds = g->Mg,
+                      .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + o0 : NULL};
     for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
 }
 
