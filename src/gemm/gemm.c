@@ -274,7 +274,7 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
             shared_b_bytes(&g_plans[i], n, k) > shared)
             shared = shared_b_bytes(&g_plans[i], n, k);
     }
-    return t * best + shared + 64;
+    return t * onr_thread_stride(best) + shared + 64;
 }
 
 size_t onr_sgemm_batch_workspace_size(size_t m, size_t n, size_t k, size_t batch, int nthreads)
@@ -848,7 +848,7 @@ static void thread_bufs(const gemm_job *J, void *ws, int tid, float **abuf, floa
 {
     size_t ab = a_buf_bytes(J->plan, J->m, J->kc), bb = b_buf_bytes(J->plan, J->n, J->kc);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    base += (size_t)tid * (ab + bb);
+    base += (size_t)tid * onr_thread_stride(ab + bb);
     *abuf = (float *)base;
     *bbuf = (float *)(base + ab);
 }
@@ -858,7 +858,7 @@ static float *shared_b_buf(const gemm_job *J, void *ws, int t)
 {
     size_t ab = a_buf_bytes(J->plan, J->m, J->kc), bb = b_buf_bytes(J->plan, J->n, J->kc);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    return (float *)(base + (size_t)t * (ab + bb));
+    return (float *)(base + (size_t)t * onr_thread_stride(ab + bb));
 }
 
 /* Task ranges of a product: thread r first claims the tasks of range r (a

@@ -66,6 +66,18 @@ static inline void onr_team_share(int64_t n, int64_t T, int64_t t, int64_t *lo, 
     *hi = *lo + q + (t < r);
 }
 
+/* Bytes from the start of one thread's part of a per-thread scratch to the
+ * next one's: the part in whole cache lines and a gap of ONR_THREAD_GAP
+ * bytes after it. Parts that touch false-share through the hardware's
+ * adjacent-line prefetch: MaxPool's per-thread rows of 448 bytes, one
+ * right after another, ran 64x112x112 in 0.19 ms on 2 threads against
+ * 0.17 ms on one (Zen 5); 0.09 ms with the gap. */
+#define ONR_THREAD_GAP 128
+static inline size_t onr_thread_stride(size_t bytes)
+{
+    return (bytes + 63) / 64 * 64 + ONR_THREAD_GAP;
+}
+
 /* The team size a region that wants nt threads should ask for now: nt, or 1
  * while the process is backed off or on probation (after a back-off, until
  * measured regions have gained 16 times in a row). */

@@ -475,8 +475,8 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
         off += al64(bq * sizeof(float));
         p->r_off = off;
         off += al64(bq * sizeof(int64_t));
-        p->thread_bytes = off;
-        *scratch_bytes = off * (size_t)p->nt;
+        p->thread_bytes = onr_thread_stride(off);
+        *scratch_bytes = p->thread_bytes * (size_t)p->nt;
         /* K^T / V slabs, unless they would be huge or read by one query
          * tile only (then the tiles read K and V in place). The K^T row length avoids multiples of 256
          * floats (cache-set aliasing; the SGEMM core then reads B in place) */
@@ -503,7 +503,7 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
             if (p->conv[i]) *scratch_bytes += al64((size_t)numel * sizeof(float));
         }
     } else {
-        p->thread_bytes = al64((size_t)(p->T > 0 ? p->T : 1) * sizeof(double));
+        p->thread_bytes = onr_thread_stride((size_t)(p->T > 0 ? p->T : 1) * sizeof(double));
         *scratch_bytes = p->thread_bytes * (size_t)p->nt;
     }
     return ONR_OK;

@@ -736,7 +736,7 @@ static size_t conv_t_at_bytes(const conv_geom *g)
 static size_t conv_t_part_bytes(const conv_geom *g)
 {
     size_t ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, 1);
-    return conv_t_at_bytes(g) + (ws + 63) / 64 * 64;
+    return onr_thread_stride(conv_t_at_bytes(g) + ws);
 }
 
 static size_t conv_t_head_bytes(const conv_geom *g)

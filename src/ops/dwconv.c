@@ -204,7 +204,8 @@ static size_t dw_ws_floats(const onr_dwconv *g)
     if (g->SW == 2) f += 2 * (size_t)dw_cg(g) * (size_t)g->IH * (size_t)((g->IW + 1) / 2);
     if (onr_dwconv_blocked_ok(g) && onr_dwconv_blocked_floats(g) > f)
         f = onr_dwconv_blocked_floats(g);
-    return (f + 15) / 16 * 16; /* keep each thread's part 64-byte aligned */
+    /* one thread's part to the next's: 64-byte aligned, a gap between */
+    return f ? onr_thread_stride(sizeof(float) * f) / sizeof(float) : 0;
 }
 
 /* The workspace: W laid out (when the caller has no layout), then each

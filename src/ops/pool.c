@@ -247,7 +247,7 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
 }
 
 /* Row engine: max, average and Lp pools; rows holds nthreads rows of OW
- * doubles, 64-byte aligned each. */
+ * doubles, onr_thread_stride apart. */
 #define ROW_POOL(sfx, T, LOAD, STORE, LOWEST)                                                  \
     static void rowpool_##sfx(const pool_geom *g, const void *xv, void *yv, double *rows,      \
                               int nt)                                                          \
@@ -256,7 +256,7 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
         T *y = yv;                                                                             \
         const onr_spatial *sp = &g->sp;                                                        \
         int64_t planes = g->N * g->C, work = planes * g->OUT * (g->K + 1), OW = sp->out[2];    \
-        size_t stride = onr_al64((size_t)OW * sizeof(double)) / sizeof(double);                \
+        size_t stride = onr_thread_stride((size_t)OW * sizeof(double)) / sizeof(double);        \
         int kind = g->kind;                                                                    \
         double p = g->p;                                                                       \
         _Pragma("omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)") \
@@ -548,12 +548,12 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
     }
 }
 
-/* Bytes per thread of the row scratch: the row engine's OW doubles, or
- * maxpool_f32's IW floats. */
+/* Bytes from one thread's row of the scratch to the next: the row engine's
+ * OW doubles, or maxpool_f32's IW floats, apart (onr_thread_stride). */
 static size_t pool_row_bytes(const pool_geom *g)
 {
     size_t a = (size_t)g->sp.out[2] * sizeof(double), b = (size_t)g->sp.in[2] * sizeof(float);
-    return onr_al64(a > b ? a : b);
+    return onr_thread_stride(a > b ? a : b);
 }
 
 typedef void (*rowpool_fn)(const pool_geom *, const void *, void *, double *, int);

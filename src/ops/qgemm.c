@@ -223,6 +223,7 @@ static qmm_fn qmm_pick(void)
 typedef struct qmm_params {
     qmm_geom g;
     size_t off_b, off_c; /* scratch: A' at 0, B' at off_b, (QLinear) an int32 row at off_c */
+    size_t c_stride;     /* bytes from one thread's int32 rows to the next's */
     onr_dtype sdt;       /* QLinearMatMul: the scales' type */
     int f8;              /* QLinearMatMul-21: a float8 a, b or y (qlmm_run_f8) */
 } qmm_params;
@@ -254,8 +255,9 @@ static int qmm_prepare(onr_kctx *ctx, qmm_params *p, int ia, int iza, int ib, in
     size_t used = 0;
     onr_carve_at(&used, (size_t)a->numel * es);
     p->off_b = onr_carve_at(&used, (size_t)b->numel * es);
+    p->c_stride = onr_thread_stride(QMM_ROWS * (size_t)g->N * sizeof(int32_t));
     p->off_c = qlinear && !f8 ? onr_carve_at(&used, (size_t)(ctx->nthreads > 0 ? ctx->nthreads : 1) *
-                                                 QMM_ROWS * (size_t)g->N * sizeof(int32_t))
+                                                 p->c_stride)
                        : ONR_NO_SCRATCH;
     *scratch = used;
     return ONR_OK;
@@ -417,7 +419,7 @@ static int qlmm_run(const onr_kctx *ctx)
     int nt = work > ONR_PAR_MIN && ctx->nthreads > 1 ? ctx->nthreads : 1;
 #pragma omp parallel for num_threads(onr_team(nt)) if (nt > 1) schedule(static)
     for (int64_t bl = 0; bl < blocks; bl++) {
-        int32_t *c = cbuf + (size_t)omp_get_thread_num() * QMM_ROWS * (size_t)g->N;
+        int32_t *c = (int32_t *)((char *)cbuf + (size_t)omp_get_thread_num() * p->c_stride);
         int64_t ob = bl / mb, m0 = (bl % mb) * QMM_ROWS, ia, ib;
         int nr = (int)(g->M - m0 < QMM_ROWS ? g->M - m0 : QMM_ROWS);
         qmm_batch(g, ob, &ia, &ib);
@@ -456,6 +458,7 @@ typedef struct qconv_params {
     int64_t band;     /* output rows (of out[2] positions) per im2col band */
     int64_t nthreads; /* run threads the column buffers were sized for */
     size_t off_w, off_col;
+    size_t col_stride; /* bytes from one thread's band to the next's */
 } qconv_params;
 
 /* Upper bound of one thread's im2col band in scratch. */
@@ -533,7 +536,8 @@ static int qconv_geom(onr_kctx *ctx, qconv_params *p, int ix, int iw, int izw, s
     size_t used = 0;
     onr_carve_at(&used, (size_t)x->numel * sizeof(int16_t));
     p->off_w = onr_carve_at(&used, (size_t)w->numel * sizeof(int16_t));
-    p->off_col = onr_carve_at(&used, (size_t)p->nthreads * (size_t)(p->band * row_bytes));
+    p->col_stride = onr_thread_stride((size_t)(p->band * row_bytes));
+    p->off_col = onr_carve_at(&used, (size_t)p->nthreads * p->col_stride);
     *scratch = used;
     return ONR_OK;
 }
@@ -608,7 +612,7 @@ static void qconv_all(const onr_kctx *ctx, const qconv_params *p, const int16_t 
         int64_t n = t / (p->group * nb), gi = (t / nb) % p->group, b = t % nb;
         int64_t r0 = b * p->band, r1 = r0 + p->band < rows ? r0 + p->band : rows;
         int64_t ncols = (r1 - r0) * g->out[2];
-        int16_t *col = cols + (size_t)omp_get_thread_num() * (size_t)(p->band * g->out[2] * CK);
+        int16_t *col = (int16_t *)((char *)cols + (size_t)omp_get_thread_num() * p->col_stride);
         qconv_im2col(p, xw + (n * p->C + gi * p->Cg) * p->IN, r0, r1, col);
         for (int64_t m = gi * p->Mg; m < (gi + 1) * p->Mg; m += QMM_ROWS) {
             int nr = (int)((gi + 1) * p->Mg - m < QMM_ROWS ? (gi + 1) * p->Mg - m : QMM_ROWS);

@@ -413,7 +413,7 @@ static int resize_reshape(onr_kctx *ctx, size_t *scratch)
     if (p->path == PATH_PLANE) {
         int nt = ctx->nthreads > 0 ? ctx->nthreads : 1;
         p->row_threads = nt;
-        p->row_stride = onr_al64((size_t)x->dims[r - 1] * sizeof(double));
+        p->row_stride = onr_thread_stride((size_t)x->dims[r - 1] * sizeof(double));
         p->rows_off = onr_carve_at(&used, p->row_stride * (size_t)nt);
         const rs_axis *aw = &p->ax[r - 1];
         p->wf_off = onr_carve_at(&used, (size_t)(aw->out * aw->taps) * sizeof(double));

@@ -192,7 +192,8 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     g->ldt = (g->tblk + 15) / 16 * 16;
     if (g->ldt % 256 == 0) g->ldt += 16;
     g->ldu = onr_wino_ldu(g->Cg);
-    g->tmp_floats = (size_t)(72 * g->tblk + 15) / 16 * 16; /* gathered input + its B^T rows */
+    /* gathered input + its B^T rows; one thread's to the next's in shared mode */
+    g->tmp_floats = onr_thread_stride(sizeof(float) * (size_t)(72 * g->tblk)) / sizeof(float);
     size_t used = 0, al = 64;
 #define WINO_CARVE(off, bytes)                        \
     do {                                              \
@@ -208,8 +209,8 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
                                                          (size_t)g->Cg, 36, g->shared ? g->nthreads : 1));
     WINO_CARVE(g->off_tmp, sizeof(float) * g->tmp_floats * (size_t)(g->shared ? g->nthreads : 1));
 #undef WINO_CARVE
-    g->per_thread = g->shared ? 0 : used;
-    g->scratch = g->shared ? used : used * (size_t)g->nthreads;
+    g->per_thread = g->shared ? 0 : onr_thread_stride(used);
+    g->scratch = g->shared ? used : g->per_thread * (size_t)g->nthreads;
 }
 
 /* ---- the driver --------------------------------------------------------- */
