@@ -1178,6 +1178,7 @@ typedef struct pool_case {
 } pool_case;
 
 static const int64_t P2[6] = {2, 2, 2, 2, 2, 2}, PB[6] = {1, 0, 2, 2, 1, 0};
+static const int64_t PW2[4] = {0, 2, 1, 2}; /* 2 columns of padding before and after */
 
 static const pool_case pool_cases[] = {
     {MAXP, 2, 1, 3, {7, 9}, {3, 3}, NULL, NULL, NULL, NULL, 0, 0, 0, 0},
@@ -1192,6 +1193,16 @@ static const pool_case pool_cases[] = {
     {MAXP, 2, 4, 16, {56, 56}, {3, 3}, S2, NULL, P1, NULL, 0, 0, 0, 0}, /* threaded */
     /* 9 rows a window (folded 8 at a time), two full vectors of outputs */
     {MAXP, 2, 1, 2, {20, 70}, {9, 3}, S2, NULL, P1, NULL, 0, 0, 0, 0},
+    /* stride 2 along W with 2 or 3 taps: rows folded in registers, 16
+     * outputs a block (pool.c, pool_max_s2_rows_avx512) - blocks and a
+     * tail, the last window past the row (ceil), 2 columns of padding
+     * before (a tap from the block before), none (a tap from the block
+     * after), a 3-D window of 4 rows */
+    {MAXP, 2, 1, 3, {9, 75}, {3, 3}, S2, NULL, P1, NULL, 1, 0, 0, 0},
+    {MAXP, 2, 2, 2, {6, 70}, {2, 3}, S2, NULL, PW2, NULL, 0, 0, 0, 0},
+    {MAXP, 2, 1, 2, {5, 67}, {3, 3}, S2, NULL, NULL, NULL, 1, 0, 0, 0},
+    {MAXP, 2, 1, 2, {4, 33}, {2, 2}, S2, NULL, NULL, NULL, 1, 0, 0, 0},
+    {MAXP, 3, 1, 2, {3, 4, 40}, {2, 2, 2}, S2, NULL, NULL, NULL, 0, 0, 0, 0},
     {AVGP, 2, 1, 3, {7, 9}, {3, 3}, NULL, NULL, NULL, NULL, 0, 0, 0, 0},
     {AVGP, 2, 2, 3, {8, 9}, {3, 2}, S21, NULL, PA, NULL, 0, 0, 0, 0},
     {AVGP, 2, 2, 3, {8, 9}, {3, 2}, S21, NULL, PA, NULL, 0, 1, 0, 0},
