@@ -888,7 +888,11 @@ static void conv_wino_f32(const conv_geom *g, const float *x, const float *b, fl
     (void)g;
     const conv_epi *epi = bb->epi;
     onr_wino_epi e = {.bias = b, .z = epi ? bb->z : NULL, .z_after = epi && epi->res_after};
-    if (epi && epi->act != CONV_ACT_NONE) {
+    if (epi && (epi->act == CONV_ACT_RELU || epi->act == CONV_ACT_CLIP)) {
+        e.clamp = 1; /* as conv_act_row, in the store */
+        e.lo = epi->act == CONV_ACT_RELU ? 0.f : epi->a;
+        e.hi = epi->act == CONV_ACT_RELU ? INFINITY : epi->b;
+    } else if (epi && epi->act != CONV_ACT_NONE) {
         e.act = conv_wino_act;
         e.act_ctx = epi;
     }

@@ -5,6 +5,7 @@
  */
 #include "ops/winograd.h"
 
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@ static int g_env_mode = ONR_WINO_AUTO, g_mode = -1;
 static onr_wino_in_fn g_in = onr_wino_in_ref;
 static onr_wino_out_fn g_out = onr_wino_out_ref;
 static onr_wino_gather_fn g_gather = onr_wino_gather_ref;
+static onr_wino_store_fn g_store = onr_wino_store_ref;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void set_isa(const char *name)
@@ -31,14 +33,17 @@ static void set_isa(const char *name)
         g_in = onr_wino_in_avx512;
         g_out = onr_wino_out_avx512;
         g_gather = onr_wino_gather_avx512;
+        g_store = onr_wino_store_avx512;
     } else if (strcmp(name, "avx2") == 0) {
         g_in = onr_wino_in_avx2;
         g_out = onr_wino_out_avx2;
         g_gather = onr_wino_gather_avx2;
+        g_store = onr_wino_store_avx2;
     } else {
         g_in = onr_wino_in_ref;
         g_out = onr_wino_out_ref;
         g_gather = onr_wino_gather_ref;
+        g_store = onr_wino_store_ref;
     }
 }
 
@@ -224,6 +229,28 @@ static void wino_add(float *y, const float *z, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += z[i];
 }
 
+/* Output row yr (len floats, at ro in Y) from the transform's src, with
+ * the epilogue: a clamp (Relu, Clip) and the residual in the store, other
+ * activations after it. */
+static void wino_store_row(const onr_wino_epi *e, float *y, size_t ro, const float *src,
+                           int64_t len)
+{
+    float *yr = y + ro;
+    if (!e) {
+        memcpy(yr, src, sizeof(float) * (size_t)len);
+        return;
+    }
+    const float *zr = e->z ? e->z + ro : NULL;
+    const float *zb = zr && !e->z_after ? zr : NULL, *za = zr && e->z_after ? zr : NULL;
+    if (e->clamp || !e->act) {
+        g_store(yr, src, zb, za, len, e->clamp ? e->lo : -INFINITY, e->clamp ? e->hi : INFINITY);
+        return;
+    }
+    g_store(yr, src, zb, NULL, len, -INFINITY, INFINITY);
+    e->act(e->act_ctx, yr, len);
+    if (za) wino_add(yr, za, len);
+}
+
 /* The windows of tiles x0 .. x0+nx-1 of tile row (n, ty) of one channel:
  * dst[(i*6 + p)*ld + t] = the plane at row 4ty - pt + i, column
  * 4(x0 + t) - pl + p, 0 in the padding. */
@@ -269,16 +296,9 @@ static void wino_block(const onr_wino_geom *g, const float *x, const float *ug, 
             int64_t l = t0 + i, r = l / g->TX, tx = l % g->TX, nx = min64(g->TX - tx, T - i);
             int64_t n = r / g->TY, oy0 = 4 * (r % g->TY), ox0 = 4 * tx, len = min64(4 * nx, g->OW - ox0);
             size_t off = (size_t)((n * g->M + mg) * OUT);
-            for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
-                size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
-                float *yr = y + ro;
-                memcpy(yr, tmp + a * 4 * T + 4 * i, sizeof(float) * (size_t)len);
-                if (!e) continue;
-                const float *zr = e->z ? e->z + ro : NULL;
-                if (zr && !e->z_after) wino_add(yr, zr, len);
-                if (e->act) e->act(e->act_ctx, yr, len);
-                if (zr && e->z_after) wino_add(yr, zr, len);
-            }
+            for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++)
+                wino_store_row(e, y, off + (size_t)((oy0 + a) * g->OW + ox0), tmp + a * 4 * T + 4 * i,
+                               len);
             i += nx;
         }
     }
@@ -324,16 +344,9 @@ static void wino_shared_out(void *ctx, int64_t m)
     for (int64_t rr = 0; rr < j->nr; rr++) {
         int64_t r = j->r0 + rr, n = r / g->TY, oy0 = 4 * (r % g->TY);
         size_t off = (size_t)((n * g->M + mg) * OUT);
-        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++) {
-            size_t ro = off + (size_t)((oy0 + a) * g->OW + ox0);
-            float *yr = j->y + ro;
-            memcpy(yr, t0 + a * 4 * T + 4 * rr * nx, sizeof(float) * (size_t)len);
-            if (!e) continue;
-            const float *zr = e->z ? e->z + ro : NULL;
-            if (zr && !e->z_after) wino_add(yr, zr, len);
-            if (e->act) e->act(e->act_ctx, yr, len);
-            if (zr && e->z_after) wino_add(yr, zr, len);
-        }
+        for (int64_t a = 0; a < 4 && oy0 + a < g->OH; a++)
+            wino_store_row(e, j->y, off + (size_t)((oy0 + a) * g->OW + ox0),
+                           t0 + a * 4 * T + 4 * rr * nx, len);
     }
 }
 

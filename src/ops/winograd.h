@@ -57,7 +57,11 @@ typedef struct onr_wino_epi {
     const float *bias;   /* M values, or NULL */
     const float *z;      /* residual of Y's shape, or NULL */
     int z_after;
-    /* the activation over n floats of an output row, or NULL */
+    /* clamp: the activation is v < lo ? lo : v, then v > hi ? hi : v (Relu,
+     * Clip), applied as the row is stored; else act over n floats of an
+     * output row, or NULL */
+    int clamp;
+    float lo, hi;
     void (*act)(const void *ctx, float *y, int64_t n);
     const void *act_ctx;
 } onr_wino_epi;
@@ -108,6 +112,13 @@ typedef void (*onr_wino_gather_fn)(const float *row, int64_t IW, int64_t ix0, in
 void onr_wino_gather_ref(const float *, int64_t, int64_t, int64_t, float *, int64_t);
 void onr_wino_gather_avx2(const float *, int64_t, int64_t, int64_t, float *, int64_t);
 void onr_wino_gather_avx512(const float *, int64_t, int64_t, int64_t, float *, int64_t);
+/* Store: y[i] = clamp(s[i] + zb[i]) + za[i] over one row (winograd-kern.h). */
+typedef void (*onr_wino_store_fn)(float *y, const float *s, const float *zb, const float *za,
+                                  int64_t n, float lo, float hi);
+void onr_wino_store_ref(float *, const float *, const float *, const float *, int64_t, float, float);
+void onr_wino_store_avx2(float *, const float *, const float *, const float *, int64_t, float, float);
+void onr_wino_store_avx512(float *, const float *, const float *, const float *, int64_t, float,
+                           float);
 void onr_wino_in_ref(const float *, int64_t, float *, size_t, float *);
 void onr_wino_out_ref(const float *, size_t, int64_t, float, float *, float *);
 void onr_wino_in_avx2(const float *, int64_t, float *, size_t, float *);
