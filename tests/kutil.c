@@ -11,6 +11,16 @@
 
 uint32_t tk_last_consumed;
 
+/* The tests compare runs on 1, 2 and 3 threads, bit for bit or within a
+ * tolerance. The team (gemm/team.h) backed those off to one thread when
+ * another test was busy beside them (ctest -j2) or when they asked for
+ * more threads than the CPUs (3 on a 2-CPU machine): the multi-thread runs
+ * silently tested the serial split (test_dwconv: 215 of 10876 parallel
+ * loops on a quiet 2-CPU machine ran on their threads). A test that links
+ * this file keeps its threads (test_team, which tests the back-off, does
+ * not link it). */
+__attribute__((constructor)) static void tk_team_keeps_threads(void) { onr_team_keep_threads(1); }
+
 onr_node *tk_node(const char *op_type)
 {
     onr_node *n = calloc(1, sizeof *n);

@@ -404,18 +404,10 @@ static void test_padded_session(void **state)
     assert_true(onr_conv_padded_count() > before);
 }
 
-/* No other process's task counts as runnable: the team never backs off to
- * one thread, so the 2- and 3-thread runs split the work however busy the
- * machine is (ctest -j2 runs another test beside this one). */
-static int nobody_running(int64_t *n)
-{
-    *n = 0;
-    return 0;
-}
-
+/* (kutil.c keeps the team from backing off to one thread, so the 2- and
+ * 3-thread runs split the work however busy the machine is.) */
 int main(void)
 {
-    onr_team_set_running_source(nobody_running);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geometries),
         cmocka_unit_test(test_fused_epilogue),

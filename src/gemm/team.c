@@ -322,9 +322,15 @@ static int oversubscribed(void)
     return others + atomic_load_explicit(&g_team_nt, memory_order_relaxed) > ncpu;
 }
 
+static atomic_int g_keep; /* onr_team_keep_threads */
+
+void onr_team_keep_threads(int keep) { atomic_store_explicit(&g_keep, keep != 0, memory_order_relaxed); }
+
 int onr_team(int nt)
 {
-    if (nt <= 1 || !atomic_load_explicit(&g_level, memory_order_relaxed)) return nt > 1 ? nt : 1;
+    if (nt <= 1 || !atomic_load_explicit(&g_level, memory_order_relaxed) ||
+        atomic_load_explicit(&g_keep, memory_order_relaxed))
+        return nt > 1 ? nt : 1;
     /* on probation; a second without a loss after the back-off ends it too
      * (a session whose regions are not measured is not held back forever) */
     if (clock_ns(CLOCK_MONOTONIC) >
@@ -338,6 +344,7 @@ int onr_team(int nt)
 int onr_team_probe(int nt)
 {
     if (nt <= 1) return 1;
+    if (atomic_load_explicit(&g_keep, memory_order_relaxed)) return nt;
     atomic_store_explicit(&g_team_nt, nt, memory_order_relaxed);
     int64_t now = clock_ns(CLOCK_MONOTONIC);
     if (!atomic_load_explicit(&g_looked, memory_order_relaxed)) look_first(nt);

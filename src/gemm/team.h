@@ -125,6 +125,10 @@ size_t onr_team_unconfirmed(void);
  * no higher than this process's: the ones that compete with its threads
  * (tests; a niced task yields to them and does not count). */
 int64_t onr_team_pid_competing(int pid);
+/* Tests: keep (1) every region's threads whatever the load, never backing
+ * off (tests that compare 1-, 2- and 3-thread runs, under ctest -j2 or on
+ * fewer CPUs than threads); 0 goes back to the back-off. */
+void onr_team_keep_threads(int keep);
 /* Forget any back-off and history (tests). Whether the process is backed
  * off now (tests). */
 void onr_team_reset(void);
