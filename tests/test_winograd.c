@@ -44,6 +44,8 @@ static const wcase wcases[] = {
     {1, 6, 4, 2, 10, 13, {1, 1, 1, 1}, NULL},     /* groups */
     {3, 17, 19, 1, 13, 6, {1, 1, 1, 1}, NULL},    /* N = 3, odd channels */
     {1, 8, 8, 1, 5, 300, {1, 1, 1, 1}, NULL},     /* a tile row split in blocks */
+    {1, 4, 4, 1, 6, 69, {0, 0, 0, 0}, NULL},      /* 16 windows inside a row, one more */
+    {1, 4, 5, 1, 7, 70, {1, 1, 1, 1}, NULL},      /* 16 inside after a padded one */
     {1, 3, 5, 1, 1, 1, {1, 1, 1, 1}, NULL},       /* 1x1 image */
     {1, 4, 3, 1, 8, 9, {2, 2, 2, 2}, NULL},       /* pads past the kernel */
     {2, 7, 9, 1, 11, 8, {0}, "SAME_UPPER"},       /* auto_pad */

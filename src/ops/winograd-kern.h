@@ -59,19 +59,6 @@ static __attribute__((noinline)) void WINO_FN(wino_bt_rows_)(const float *restri
     }
 }
 
-/* n groups of 4 floats split by position: d[p*ld + t] = s[4t + p]. */
-static __attribute__((noinline)) void WINO_FN(wino_split4_)(const float *restrict s,
-                                                            float *restrict d, int64_t ld,
-                                                            int64_t n)
-{
-    for (int64_t t = 0; t < n; t++) {
-        d[t] = s[4 * t];
-        d[ld + t] = s[4 * t + 1];
-        d[2 * ld + t] = s[4 * t + 2];
-        d[3 * ld + t] = s[4 * t + 3];
-    }
-}
-
 /* B^T across: tile j's six columns are the runs ph[p*nt + j], p = 0..5. */
 static __attribute__((noinline)) void WINO_FN(wino_bt_cols_)(const float *restrict ph,
                                                              int64_t nt, float *restrict v,
@@ -90,6 +77,20 @@ static __attribute__((noinline)) void WINO_FN(wino_bt_cols_)(const float *restri
         v[3 * vs + j] = e4 - e2 + 2.f * (e3 - e1);
         v[4 * vs + j] = e4 - e2 - 0.5f * (e3 - e1);
         v[5 * vs + j] = e5 + e1 - 2.f * e3 + 1.5f * (e4 - e2);
+    }
+}
+
+#ifndef WINO_OWN_GATHER
+/* n groups of 4 floats split by position: d[p*ld + t] = s[4t + p]. */
+static __attribute__((noinline)) void WINO_FN(wino_split4_)(const float *restrict s,
+                                                            float *restrict d, int64_t ld,
+                                                            int64_t n)
+{
+    for (int64_t t = 0; t < n; t++) {
+        d[t] = s[4 * t];
+        d[ld + t] = s[4 * t + 1];
+        d[2 * ld + t] = s[4 * t + 2];
+        d[3 * ld + t] = s[4 * t + 3];
     }
 }
 
@@ -123,6 +124,7 @@ void WINO_FN(onr_wino_gather_)(const float *row, int64_t IW, int64_t ix0, int64_
     d[4 * ld + thi - 1] = row[ix0 + 4 * thi];
     d[5 * ld + thi - 1] = row[ix0 + 4 * thi + 1];
 }
+#endif
 
 void WINO_FN(onr_wino_in_)(const float *d, int64_t nt, float *v, size_t vstride, float *tmp)
 {
