@@ -702,6 +702,9 @@ static const conv_case conv_cases[] = {
     {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, S21, D12, PA, NULL, 1},    /* 3-D */
     {3, 2, 4, 4, 2, {4, 5, 6}, {3, 3, 3}, S1, NULL, P1, "SAME_UPPER", 0},
     {2, 1, 64, 8, 1, {64, 64}, {3, 3}, S1, NULL, P1, NULL, 1},     /* several im2col bands */
+    /* im2col gathered on 2 threads: stride 2, an odd row width */
+    {2, 1, 32, 6, 1, {30, 30}, {3, 3}, S2, NULL, P1, NULL, 1},
+    {2, 1, 16, 5, 1, {20, 21}, {3, 3}, S1, NULL, P1, NULL, 0},
     {2, 2, 3, 2, 1, {1, 1}, {1, 1}, S1, NULL, P1, NULL, 1},         /* input smaller than pads */
     {2, 0, 3, 2, 1, {4, 4}, {3, 3}, S1, NULL, NULL, NULL, 1},       /* empty batch */
     {2, 1, 0, 3, 1, {4, 4}, {3, 3}, S1, NULL, NULL, NULL, 1},       /* no input channels: bias */
