@@ -132,12 +132,10 @@ pool_fold16(const float *const *r, int nr, int64_t c, int64_t IW, __m512 ninf)
     return a;
 }
 
-__attribute__((target("avx512f"), always_inline)) static inline __m512 pool_align(__m512 hi,
-                                                                                __m512 lo,
-                                                                                const int k)
-{
-    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k));
-}
+/* The 16 lanes from lane k of lo on (lanes of hi after lo's 16); k a
+ * constant (a macro: clang wants the immediate at the call). */
+#define POOL_ALIGN(hi, lo, k)                                                                 \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k))
 
 /* One output row of a max pool with stride 2, dilation 1, kw = 2 or 3
  * taps along W and pl < kw columns of padding before: y[ow] = the max over
@@ -172,9 +170,9 @@ __attribute__((target("avx512f"))) static void pool_max_s2_rows_avx512(float *y,
             switch (t - pl) {
                 case 0: v = E; break;
                 case 1: v = O; break;
-                case 2: v = pool_align(G0, E, 1); break;   /* E[i + 1], the next block's E[0] */
-                case -1: v = pool_align(O, Op, 15); break; /* O[i - 1], the last block's O[15] */
-                default: v = pool_align(E, Ep, 15); break; /* -2: E[i - 1] */
+                case 2: v = POOL_ALIGN(G0, E, 1); break;   /* E[i + 1], the next block's E[0] */
+                case -1: v = POOL_ALIGN(O, Op, 15); break; /* O[i - 1], the last block's O[15] */
+                default: v = POOL_ALIGN(E, Ep, 15); break; /* -2: E[i - 1] */
             }
             acc = _mm512_max_ps(v, acc);
         }
