@@ -237,13 +237,19 @@ static inline void pool_window(const onr_spatial *sp, int64_t od, int64_t oh, in
         }                                                                                      \
     } while (0)
 
+/* Element offset, in its plane, of the input row of window w's taps ta, tb
+ * along the two outer spatial axes. */
+static inline int64_t pool_row_off(const onr_spatial *sp, const pool_win *w, int64_t ta, int64_t tb)
+{
+    return ((w->st[0] + ta * sp->d[0]) * sp->in[1] + w->st[1] + tb * sp->d[1]) * sp->in[2];
+}
+
 /* Every in-input tap (ta, tb, tc) of window w, at element offset off of
  * its plane. */
 #define POOL_FOR_TAPS(sp, w, off, ...)                                                         \
     for (int64_t ta = (w).l[0]; ta < (w).h[0]; ta++)                                           \
         for (int64_t tb = (w).l[1]; tb < (w).h[1]; tb++) {                                     \
-            int64_t row_ = (((w).st[0] + ta * (sp)->d[0]) * (sp)->in[1] + (w).st[1] +          \
-                            tb * (sp)->d[1]) * (sp)->in[2] + (w).st[2];                        \
+            int64_t row_ = pool_row_off(sp, &(w), ta, tb) + (w).st[2];                         \
             for (int64_t tc = (w).l[2]; tc < (w).h[2]; tc++) {                                 \
                 int64_t off = row_ + tc * (sp)->d[2];                                          \
                 __VA_ARGS__                                                                    \
@@ -335,8 +341,7 @@ static inline int64_t taps_outer(const onr_spatial *sp, const pool_win *w, int p
                     for (int64_t ow = 0; ow < OW; ow++) acc[ow] = kind == POOL_MAX ? LOWEST : 0; \
                     for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)                               \
                         for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {                         \
-                            const T *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] +       \
-                                                w.st[1] + tb * sp->d[1]) * sp->in[2];          \
+                            const T *xr = xp + pool_row_off(sp, &w, ta, tb);                   \
                             for (int64_t kw = 0; kw < sp->k[2]; kw++) {                        \
                                 int64_t off = kw * sp->d[2] - sp->pb[2], s2 = sp->s[2], lo, hi; \
                                 onr_sp_taps(off, OW, s2, sp->in[2], &lo, &hi);                 \
@@ -560,16 +565,14 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
                 if (s2rows && (w.h[0] - w.l[0]) * (w.h[1] - w.l[1]) <= POOL_FOLD_ROWS) {
                     for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)
                         for (int64_t tb = w.l[1]; tb < w.h[1]; tb++)
-                            fr[nr++] = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] + w.st[1] +
-                                             tb * sp->d[1]) * IW;
+                            fr[nr++] = xp + pool_row_off(sp, &w, ta, tb);
                     pool_max_s2_rows_avx512(yr, fr, nr, IW, OW, sp->pb[2], sp->k[2]);
                     continue;
                 }
 #endif
                 for (int64_t ta = w.l[0]; ta < w.h[0]; ta++)
                     for (int64_t tb = w.l[1]; tb < w.h[1]; tb++) {
-                        const float *xr = xp + ((w.st[0] + ta * sp->d[0]) * sp->in[1] + w.st[1] +
-                                                tb * sp->d[1]) * IW;
+                        const float *xr = xp + pool_row_off(sp, &w, ta, tb);
 #ifdef POOL_AVX512
                         if (avx512) { /* the rows folded POOL_FOLD_ROWS at a time */
                             fr[nr++] = xr;
