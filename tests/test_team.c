@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -326,6 +327,42 @@ static void test_first_region_looks(void **state)
     onr_team_reset();
 }
 
+/* This process's threads, as /proc/self/task lists them. */
+static int own_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A session's open starts the team (onr_team_start): the threads exist
+ * before the first region, and the first region's look is taken then;
+ * one thread starts nothing and does not look. */
+static void test_start_makes_team_and_looks(void **state)
+{
+    (void)state;
+    onr_team_reset();
+    onr_team_set_idle_source(idle_none);
+    size_t pred = onr_team_predicted();
+    onr_team_set_running_source(running_all); /* re-arms the look */
+    onr_team_start(1);
+    assert_int_equal(onr_team_predicted(), pred);
+    int before = own_threads();
+    onr_team_start(7);
+    assert_int_equal(onr_team_predicted(), pred + 1);
+    assert_true(onr_team_backed_off());
+    assert_true(own_threads() >= 7);
+    assert_true(own_threads() >= before);
+    onr_team_start(7); /* looks once */
+    assert_int_equal(onr_team_predicted(), pred + 1);
+    onr_team_set_idle_source(NULL);
+    onr_team_reset();
+}
+
 /* A loss while no other process has a task runnable is not a shared CPU
  * (the host took the VM's CPU away for a moment, say): no back-off, the
  * loss is counted as unconfirmed and forgotten. The same losses with every
@@ -436,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_backed_off_same_results),
         cmocka_unit_test(test_loss_needs_other_tasks),
         cmocka_unit_test(test_niced_tasks_do_not_compete),
+        cmocka_unit_test(test_start_makes_team_and_looks),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

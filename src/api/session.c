@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gemm/team.h"
 #include "ir/budget.h"
 #include "load/load.h"
 #include "plan/plan.h"
@@ -214,6 +215,7 @@ static onr_status finish_open(onr_session *s, const onr_options *opt)
     s->in_names = (onr_names){.key = input_name, .ctx = s};
     for (int i = 0; i < s->model->graph->n_inputs; i++)
         if (onr_names_put(&s->in_names, i)) return onr_seterr(&s->err, ONR_E_NOMEM, "out of memory");
+    onr_team_start(s->nthreads);
     return ONR_OK;
 }
 

@@ -341,6 +341,18 @@ int onr_team(int nt)
     return 1;
 }
 
+static atomic_int g_started;
+
+void onr_team_start(int nt)
+{
+    if (nt <= 1) return;
+    if (!atomic_load_explicit(&g_keep, memory_order_relaxed)) look_first(nt);
+    /* the region counts its threads: one with an empty body is optimised
+     * away, and no team made */
+#pragma omp parallel num_threads(nt)
+    atomic_fetch_add_explicit(&g_started, 1, memory_order_relaxed);
+}
+
 int onr_team_probe(int nt)
 {
     if (nt <= 1) return 1;

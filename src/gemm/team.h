@@ -78,6 +78,13 @@ static inline size_t onr_thread_stride(size_t bytes)
     return (bytes + 63) / 64 * 64 + ONR_THREAD_GAP;
 }
 
+/* At a session's open, before its first run: start OpenMP's team of nt
+ * threads (libgomp makes its threads at the first region that wants
+ * them, and the first run paid for that: 0.4-0.5 ms of MobileNetV2's
+ * first step on 2 threads, Zen 5) and take the first measured region's
+ * look at the CPUs now (see above). Nothing for nt <= 1. */
+void onr_team_start(int nt);
+
 /* The team size a region that wants nt threads should ask for now: nt, or 1
  * while the process is backed off or on probation (after a back-off, until
  * measured regions have gained 16 times in a row). */
