@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "kutil.h"
+#include "pbw.h"
 
 #include "ops/winograd.h"
 
@@ -297,6 +298,60 @@ static void test_choice(void **state)
     onr_wino_force(-1);
 }
 
+/* A session over x [1, C, H, H] -> Conv 3x3, pads 1 (C -> C) -> y, whose
+ * create knows y's shape from the planner: whether its run took Winograd.
+ * y is checked against a plain double convolution at a few points. */
+static int session_takes_wino(int64_t C, int64_t H)
+{
+    pbw g = {0}, a = {0};
+    int64_t xd[4] = {1, C, H, H}, wd[4] = {C, C, 3, 3};
+    onr_tensor *w = tk_rand_f32(4, wd, 61), *x = tk_rand_f32(4, xd, 62);
+    pbw_init_f32(&g, "W", 4, wd, w->data, (size_t)w->numel);
+    pbw_value_info(&g, 11, "x", 1, 4, xd);
+    pbw_attr_ints(&a, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    pbw_node(&g, "Conv", "conv", (const char *[]){"x", "W", NULL}, (const char *[]){"y", NULL}, &a);
+    pbw_value_info(&g, 12, "y", 1, 4, xd);
+    pbw m = pbw_model(&g, 8, 13);
+    onr_session *s = NULL;
+    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    free(m.b);
+    size_t runs = onr_wino_run_count();
+    const onr_tensor *in = x;
+    if (onr_session_run(s, 1, NULL, &in)) fail_msg("%s", onr_session_errmsg(s));
+    int took = onr_wino_run_count() > runs;
+    const float *y = onr_session_output(s, 0)->data, *xf = x->data, *wf = w->data;
+    for (int64_t q = 0; q < 7; q++) { /* output (m, i, j), corners and inside */
+        int64_t m = q * 73 % C, i = q * 5 % H, j = q * 11 % H;
+        double want = 0, mag = 0;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t di = 0; di < 3; di++)
+                for (int64_t dj = 0; dj < 3; dj++) {
+                    int64_t ii = i + di - 1, jj = j + dj - 1;
+                    if (ii < 0 || ii >= H || jj < 0 || jj >= H) continue;
+                    double t = (double)xf[(c * H + ii) * H + jj] * wf[((m * C + c) * 3 + di) * 3 + dj];
+                    want += t, mag += fabs(t);
+                }
+        double got = y[(m * H + i) * H + j];
+        if (fabs(got - want) > 1e-5 * mag + 1e-6)
+            fail_msg("y[%lld, %lld, %lld] = %.9g, want %.9g", (long long)m, (long long)i, (long long)j,
+                     got, want);
+    }
+    onr_session_free(s);
+    onr_tensor_free(w), onr_tensor_free(x);
+    return took;
+}
+
+/* Wide layers: 512 -> 512 has 38 MB of transformed weights, taken where
+ * the planner's output shape is one Winograd is worth it for (16x16:
+ * UNet's bottleneck), not on 8x8 (where the 16 MiB bound holds). */
+static void test_choice_wide(void **state)
+{
+    (void)state;
+    assert_true(session_takes_wino(512, 16));
+    assert_false(session_takes_wino(512, 8));
+    assert_true(session_takes_wino(64, 16)); /* 0.6 MB: as before */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_float16),
         cmocka_unit_test(test_choice),
+        cmocka_unit_test(test_choice_wide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -469,8 +469,16 @@ static const float *conv_const_wf(onr_create_ctx *c, const conv_params *p, const
 /* A constant W of 3x3 kernels with strides and dilations 1 is transformed
  * once for the Winograd path (unless ONR_CONV_ALGO=im2col). In automatic
  * mode only groups of at least 8 input and output channels, and at most
- * 16 MiB of transformed weights (4x W's size): wider layers are the ones on
- * small images, where im2col wins anyway. W itself is kept for im2col. */
+ * WINO_U_MAX bytes of transformed weights (4x W's size), or
+ * WINO_U_MAX_SEEN where the planner's output shape is one Winograd is
+ * worth it for (onr_wino_worth): the transformed weights stream from
+ * memory once a run, and on outputs of 16x16 and more the products they
+ * save cost more. UNet's 512 -> 512 layer on 16x16 (38 MB transformed)
+ * ran 6.9 ms through im2col and 3.9 ms on Winograd at 1 thread, its
+ * 512 -> 256 one on 32x32 (19 MB) 13.4 and 5.1 ms (Zen 5). W itself is
+ * kept for im2col. */
+#define WINO_U_MAX ((size_t)16 << 20)
+#define WINO_U_MAX_SEEN ((size_t)64 << 20)
 static int conv_wino_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
@@ -484,9 +492,12 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
         if (p->wa.dilations.v[i] != 1) return ONR_OK;
     int64_t M = w->dims[0], Cg = w->dims[1];
     if (M % p->group != 0) return ONR_OK; /* reshape reports it */
-    size_t n = onr_wino_weights_floats(M, Cg);
-    if (mode == ONR_WINO_AUTO &&
-        (Cg < 8 || M / p->group < 8 || n * sizeof(float) > ((size_t)16 << 20)))
+    size_t n = onr_wino_weights_floats(M, Cg), max = WINO_U_MAX;
+    if (c->out0_rank == 4 && p->group > 0) {
+        onr_wino_geom wg = {.Cg = Cg, .Mg = M / p->group, .OH = c->out0_dims[2], .OW = c->out0_dims[3]};
+        if (onr_wino_worth(&wg)) max = WINO_U_MAX_SEEN;
+    }
+    if (mode == ONR_WINO_AUTO && (Cg < 8 || M / p->group < 8 || n * sizeof(float) > max))
         return ONR_OK;
     int st = onr_create_hold(c, "Winograd-transformed weights", (uint64_t)n * sizeof(float));
     if (st) return st;
