@@ -970,6 +970,7 @@ typedef struct convt_case {
 } convt_case;
 
 static const int64_t OP1[3] = {1, 1, 1}, OP10[3] = {1, 0, 1}, OS1[3] = {10, 8, 5};
+static const int64_t S32[3] = {3, 2, 1};
 
 static const convt_case convt_cases[] = {
     {2, 1, 3, 2, 1, {3, 3}, {3, 3}, NULL, NULL, NULL, NULL, NULL, NULL, 1},
@@ -983,6 +984,15 @@ static const convt_case convt_cases[] = {
     {3, 1, 2, 2, 2, {3, 4, 3}, {2, 3, 2}, S21, D12, PA, OP10, NULL, NULL, 1}, /* 3-D */
     {2, 1, 4, 4, 4, {5, 5}, {3, 3}, S2, NULL, P1, NULL, NULL, NULL, 1},  /* depthwise */
     {2, 1, 32, 16, 1, {40, 40}, {4, 4}, S2, NULL, P1, NULL, NULL, NULL, 1}, /* bands */
+    /* kernel = stride, no padding: each output takes one tap (col2im_tiles) */
+    {2, 2, 4, 6, 2, {5, 3}, {2, 2}, S2, NULL, NULL, NULL, NULL, NULL, 1},     /* UNet's */
+    {2, 1, 3, 2, 1, {3, 4}, {3, 2}, S32, NULL, NULL, NULL, NULL, NULL, 0},
+    {1, 2, 2, 3, 1, {5}, {3}, S32, NULL, NULL, NULL, NULL, NULL, 1},          /* 1-D */
+    {3, 1, 2, 3, 1, {2, 3, 2}, {2, 2, 2}, S2, NULL, NULL, NULL, NULL, NULL, 1}, /* 3-D */
+    {2, 1, 8, 256, 1, {48, 48}, {2, 2}, S2, NULL, NULL, NULL, NULL, NULL, 1}, /* bands */
+    /* one tap each but padded, or an output padding: not the tiles path */
+    {2, 1, 3, 2, 1, {3, 4}, {2, 2}, S2, NULL, P1, NULL, NULL, NULL, 1},
+    {2, 1, 3, 2, 1, {3, 4}, {2, 2}, S2, NULL, NULL, OP1, NULL, NULL, 1},
 };
 
 /* Reference geometry: out and pads per the ConvTranspose spec. */

@@ -1772,6 +1772,55 @@ static void col2im_f32(const conv_geom *g, const float *col, int64_t r0, int64_t
     }
 }
 
+/* Whether every output position takes exactly one tap of one input
+ * position: kernel = stride, no dilation, no padding, the output exactly
+ * the input times the stride (UNet's 2x2 stride-2 upsampling). The columns
+ * then go to Y by assignment with the bias (col2im_tiles), with no pass
+ * that fills Y with the bias first and none that adds into it. */
+static int convt_tiles(const conv_geom *g)
+{
+    const onr_spatial *sp = &g->sp;
+    for (int j = 0; j < 3; j++)
+        if (sp->k[j] != sp->s[j] || (sp->k[j] > 1 && sp->d[j] != 1) || sp->pb[j] != 0 ||
+            sp->out[j] != sp->in[j] * sp->s[j])
+            return 0;
+    return 1;
+}
+
+/* col2im for convt_tiles: Y's rows of input rows [r0, r1) assigned from the
+ * columns plus the bias (b NULL: none). One thread per output channel. */
+static void col2im_tiles_f32(const conv_geom *g, const float *col, int64_t r0, int64_t r1,
+                             const float *b, float *yg, int nt)
+{
+    const onr_spatial *sp = &g->sp;
+    const int64_t IW = sp->in[2], IH = sp->in[1], ncol = (r1 - r0) * IW, KW = sp->k[2];
+    const int64_t KH = sp->k[1], OH = sp->out[1], OW = sp->out[2];
+    #pragma omp parallel for num_threads(onr_team(nt)) if (g->CK * ncol > ONR_PAR_MIN && nt > 1)
+    for (int64_t m = 0; m < g->Mg; m++) {
+        const float bias = b ? b[m] : 0.f;
+        float *ym = yg + m * g->OUT;
+        for (int64_t row = r0; row < r1; row++) {
+            const int64_t id = row / IH, ih = row % IH;
+            for (int64_t kd = 0; kd < sp->k[0]; kd++)
+                for (int64_t kh = 0; kh < KH; kh++) {
+                    float *yr = ym + ((id * sp->k[0] + kd) * OH + ih * KH + kh) * OW;
+                    const float *src = col + (m * g->K + (kd * KH + kh) * KW) * ncol + (row - r0) * IW;
+                    if (KW == 2) { /* two column rows interleaved */
+                        const float *s0 = src, *s1 = src + ncol;
+                        for (int64_t iw = 0; iw < IW; iw++) {
+                            yr[2 * iw] = s0[iw] + bias;
+                            yr[2 * iw + 1] = s1[iw] + bias;
+                        }
+                    } else {
+                        for (int64_t kw = 0; kw < KW; kw++)
+                            for (int64_t iw = 0; iw < IW; iw++)
+                                yr[iw * KW + kw] = src[kw * ncol + iw] + bias;
+                    }
+                }
+        }
+    }
+}
+
 static void fill_bias_f32(const conv_geom *g, const float *b, float *yg, int nt)
 {
     #pragma omp parallel for num_threads(onr_team(nt)) if (g->Mg * g->OUT > ONR_PAR_MIN && nt > 1)
@@ -1791,16 +1840,19 @@ static void convt_f32(const conv_geom *g, const float *x, const float *w, const 
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
             const float *wg = w + grp * g->Cg * g->CK;
             float *yg = y + (n * g->M + grp * g->Mg) * g->OUT;
-            fill_bias_f32(g, b ? b + grp * g->Mg : NULL, yg, nt);
+            const float *bg = b ? b + grp * g->Mg : NULL;
             /* no input columns (an empty row): the bias is all (and the
              * column band was never carved) */
+            const int tiles = g->Cg > 0 && CK > 0 && IW > 0 && convt_tiles(g);
+            if (!tiles) fill_bias_f32(g, bg, yg, nt);
             if (g->Cg == 0 || CK == 0 || IW == 0) continue;
             for (int64_t r0 = 0; r0 < rows; r0 += band) {
                 int64_t r1 = r0 + band < rows ? r0 + band : rows;
                 size_t ncol = (size_t)((r1 - r0) * IW);
                 onr_sgemm(1, 0, CK, ncol, (size_t)g->Cg, 1.f, wg, CK, xg + r0 * IW,
                           (size_t)g->IN, 0.f, bb->col, ncol, NULL, bb->ws, nt);
-                col2im_f32(g, bb->col, r0, r1, yg, nt);
+                if (tiles) col2im_tiles_f32(g, bb->col, r0, r1, bg, yg, nt);
+                else col2im_f32(g, bb->col, r0, r1, yg, nt);
             }
         }
 }
