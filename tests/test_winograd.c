@@ -301,7 +301,7 @@ static void test_choice(void **state)
 /* A session over x [1, C, H, H] -> Conv 3x3, pads 1 (C -> C) -> y, whose
  * create knows y's shape from the planner: whether its run took Winograd.
  * y is checked against a plain double convolution at a few points. */
-static int session_takes_wino(int64_t C, int64_t H)
+static int session_takes_wino_limit(int64_t C, int64_t H, int64_t limit)
 {
     pbw g = {0}, a = {0};
     int64_t xd[4] = {1, C, H, H}, wd[4] = {C, C, 3, 3};
@@ -313,7 +313,11 @@ static int session_takes_wino(int64_t C, int64_t H)
     pbw_value_info(&g, 12, "y", 1, 4, xd);
     pbw m = pbw_model(&g, 8, 13);
     onr_session *s = NULL;
-    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    onr_options *o = onr_options_new();
+    assert_non_null(o);
+    if (limit) onr_options_set_memory_limit(o, limit);
+    if (onr_session_open_memory(m.b, m.n, o, &s)) fail_msg("%s", onr_session_errmsg(s));
+    onr_options_free(o);
     free(m.b);
     size_t runs = onr_wino_run_count();
     const onr_tensor *in = x;
@@ -341,6 +345,8 @@ static int session_takes_wino(int64_t C, int64_t H)
     return took;
 }
 
+static int session_takes_wino(int64_t C, int64_t H) { return session_takes_wino_limit(C, H, 0); }
+
 /* Wide layers: 512 -> 512 has 38 MB of transformed weights, taken where
  * the planner's output shape is one Winograd is worth it for (16x16:
  * UNet's bottleneck), not on 8x8 (where the 16 MiB bound holds). */
@@ -350,6 +356,10 @@ static void test_choice_wide(void **state)
     assert_true(session_takes_wino(512, 16));
     assert_false(session_takes_wino(512, 8));
     assert_true(session_takes_wino(64, 16)); /* 0.6 MB: as before */
+    /* a memory budget that holds the model on im2col but not the 38 MB of
+     * transformed weights besides: im2col, not a refusal */
+    assert_false(session_takes_wino_limit(512, 16, (int64_t)40 << 20));
+    assert_true(session_takes_wino_limit(512, 16, (int64_t)128 << 20));
 }
 
 int main(void)

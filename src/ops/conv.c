@@ -66,6 +66,7 @@
 #endif
 
 #include "gemm/gemm.h"
+#include "ir/budget.h"
 #include "ops/conv.h"
 #include "ops/dwconv.h"
 #include "ops/linalg.h"
@@ -498,6 +499,12 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
         if (onr_wino_worth(&wg)) max = WINO_U_MAX_SEEN;
     }
     if (mode == ONR_WINO_AUTO && (Cg < 8 || M / p->group < 8 || n * sizeof(float) > max))
+        return ONR_OK;
+    /* an optimisation only: where the session's memory budget could not
+     * hold the transformed weights and as much again (what the rest of the
+     * model takes is not known yet), the layer runs im2col instead of the
+     * model being refused (forced, it is refused naming them) */
+    if (mode == ONR_WINO_AUTO && !onr_budget_fits(c->budget, 2 * (uint64_t)n * sizeof(float)))
         return ONR_OK;
     int st = onr_create_hold(c, "Winograd-transformed weights", (uint64_t)n * sizeof(float));
     if (st) return st;
