@@ -18,7 +18,14 @@
  *    by the real kernels (row lengths around the 8-lane blocks, broadcast
  *    skip, every optional input and output, double, threads, errors);
  *    LayerNormalization's one-pass float32 statistics against a double
- *    reference (large means, short rows, no B) and in place in a model.
+ *    reference (large means, short rows, no B) and in place in a model;
+ *  - onr_pass_fuse_channel_layernorm: Transpose to channels last ->
+ *    LayerNormalization [-> Transpose back] becomes
+ *    ChannelLayerNormalization, bit-identical to the unfused graph at 1
+ *    and 2 threads (ranks 3 to 5, position blocks and channel lane groups
+ *    whole and cut); near-misses (another perm, another axis, the
+ *    transposed X or Mean read elsewhere, a 2-D Scale) do not fuse, and
+ *    the kernel rejects bad inputs.
  */
 #include <math.h>
 #include <stdio.h>
@@ -759,6 +766,145 @@ static void test_ln_kernel_in_place(void **state)
     free(m.b);
 }
 
+/* ---- ChannelLayerNormalization ------------------------------------------------ */
+
+/* X [2, C, spatial...] -> Transpose to channels last -> LayerNormalization
+ * over the last axis [-> Transpose back]; variants of ConvNeXt's pattern. */
+typedef struct cl_var {
+    int rank;       /* 0: 4 */
+    int64_t C;      /* 0: 20 (two 8-lane groups and a tail) */
+    int64_t P;      /* positions along the last spatial dim (0: 5) */
+    int back;       /* the Transpose back to channels first */
+    int back_bad;   /* ... with another perm */
+    int bad_perm;   /* the first Transpose's perm is another one */
+    int axis;       /* LayerNormalization's axis (0: -1) */
+    int no_beta;
+    int t_leak;     /* the transposed X also a graph output */
+    int y_leak;     /* the LN's output also a graph output (with back) */
+    int mean_out;   /* the LN writes Mean too (a graph output) */
+    int scale_2d;   /* Scale of shape [1, C] */
+} cl_var;
+
+static pbw build_cl(const cl_var *v, onr_tensor **in)
+{
+    int r = v->rank ? v->rank : 4;
+    int64_t C = v->C ? v->C : 20, P = v->P ? v->P : 5;
+    int64_t xd[5] = {2, C, 3, 2, P}, perm[5], back[5];
+    xd[r - 1] = P;
+    perm[0] = back[0] = 0;
+    for (int d = 1; d < r; d++) {
+        perm[d] = d == r - 1 ? 1 : d + 1;
+        back[d] = d == 1 ? r - 1 : d - 1;
+    }
+    /* channels still last, the spatial axes reversed: [0, r-1, ..., 2, 1] */
+    if (v->bad_perm)
+        for (int d = 1; d < r; d++) perm[d] = r - d;
+    /* the same as the way back: channels first again, spatial axes reversed */
+    if (v->back_bad)
+        for (int d = 1; d < r; d++) back[d] = r - d;
+    pbw g = {0}, a = {0}, b = {0}, c = {0};
+    pbw_attr_ints(&a, "perm", perm, (size_t)r);
+    pbw_node(&g, "Transpose", "t1", NAMES("x"), NAMES("xt"), &a);
+    if (v->scale_2d) {
+        int64_t sd[2] = {1, C};
+        float sv[64];
+        for (int64_t i = 0; i < C; i++) sv[i] = 0.5f + (float)i / (float)C;
+        pbw_init_f32(&g, "gamma", 2, sd, sv, (size_t)C);
+    } else {
+        init_vec(&g, "gamma", C, 0.5f, 1.0f);
+    }
+    if (!v->no_beta) init_vec(&g, "beta", C, -0.25f, 0.5f);
+    pbw_attr_float(&b, "epsilon", 1e-6f);
+    if (v->axis) pbw_attr_int(&b, "axis", v->axis);
+    pbw_node(&g, "LayerNormalization", "ln",
+             v->no_beta ? NAMES("xt", "gamma") : NAMES("xt", "gamma", "beta"),
+             v->mean_out ? NAMES("y", "mean") : NAMES("y"), &b);
+    if (v->back) {
+        pbw_attr_ints(&c, "perm", back, (size_t)r);
+        pbw_node(&g, "Transpose", "t2", NAMES("y"), NAMES("z"), &c);
+    }
+    pbw_value_info(&g, 11, "x", F32, r, xd);
+    pbw_value_info(&g, 12, v->back ? "z" : "y", F32, -1, NULL);
+    if (v->t_leak) pbw_value_info(&g, 12, "xt", F32, -1, NULL);
+    if (v->y_leak) pbw_value_info(&g, 12, "y", F32, -1, NULL);
+    if (v->mean_out) pbw_value_info(&g, 12, "mean", F32, -1, NULL);
+    in[0] = tk_rand_f32(r, xd, 31);
+    float *xv = in[0]->data; /* a large mean in some channels: the stats' precision shows */
+    for (int64_t i = 0; i < in[0]->numel; i += 3) xv[i] += 40.f;
+    return finish(&g, 17);
+}
+
+/* Fused and unfused agree bit for bit (the same statistics and affine
+ * step), at 1 and 2 threads. */
+static void cl_case(const cl_var *v, int fused, int replaced)
+{
+    for (int nt = 1; nt <= 2; nt++) {
+        onr_tensor *in[1];
+        pbw m = build_cl(v, in);
+        tk_fuse_report r;
+        tk_fuse_check(m.b, m.n, 1, in, "ChannelLayerNormalization", 0.f, 0.f, nt, &r);
+        free(m.b);
+        onr_tensor_free(in[0]);
+        assert_int_equal(r.n_fused, fused);
+        if (fused) assert_int_equal(r.replaced, replaced);
+    }
+}
+
+static void test_cl_fused(void **state)
+{
+    (void)state;
+    cl_case(&(cl_var){0}, 1, 2);                         /* channels last out */
+    cl_case(&(cl_var){.back = 1}, 1, 3);                 /* and back: NCHW in, NCHW out */
+    cl_case(&(cl_var){.no_beta = 1, .back = 1}, 1, 3);
+    cl_case(&(cl_var){.axis = 3}, 1, 2);                 /* positive last axis */
+    cl_case(&(cl_var){.rank = 3, .P = 37}, 1, 2);        /* [N, C, L]: blocks of 16 and a tail */
+    cl_case(&(cl_var){.rank = 3, .P = 37, .back = 1}, 1, 3);
+    cl_case(&(cl_var){.rank = 5, .C = 7}, 1, 2);         /* 3-D, fewer channels than a lane group */
+    cl_case(&(cl_var){.C = 64, .P = 16, .back = 1}, 1, 3); /* whole blocks, whole lane groups */
+    cl_case(&(cl_var){.back = 1, .y_leak = 1}, 1, 2);    /* y read elsewhere: no fold of the back */
+    cl_case(&(cl_var){.back = 1, .back_bad = 1}, 1, 2);  /* the second Transpose is no inverse */
+}
+
+static void test_cl_near_misses(void **state)
+{
+    (void)state;
+    cl_case(&(cl_var){.bad_perm = 1}, 0, 0);   /* not channels last */
+    cl_case(&(cl_var){.axis = 2}, 0, 0);       /* normalizes [W, C] */
+    cl_case(&(cl_var){.t_leak = 1}, 0, 0);     /* the transposed X read elsewhere */
+    cl_case(&(cl_var){.mean_out = 1}, 0, 0);   /* Mean written */
+    cl_case(&(cl_var){.scale_2d = 1}, 0, 0);   /* Scale [1, C] */
+}
+
+static void test_cl_kernel_errors(void **state)
+{
+    (void)state;
+    onr_node *n = tk_node("ChannelLayerNormalization");
+    free(n->domain);
+    n->domain = onr_strdup("org.onnxrun");
+    int64_t xd[3] = {2, 4, 3}, c4[1] = {4}, c5[1] = {5}, x1[1] = {4};
+    onr_err err = {0};
+    onr_tensor *o[1];
+    onr_tensor *in1[] = {tk_rand_f32(3, xd, 1), tk_rand_f32(1, c5, 2)}; /* Scale of 5 for C = 4 */
+    assert_int_not_equal(tk_run(n, 1, 2, in1, 1, o, 1, &err), ONR_OK);
+    assert_non_null(strstr(err.msg, "Scale"));
+    tk_free_all(1, o);
+    tk_free_all(2, in1);
+    onr_tensor *in2[] = {tk_rand_f32(1, x1, 1), tk_rand_f32(1, c4, 2)}; /* X of rank 1 */
+    err = (onr_err){0};
+    assert_int_not_equal(tk_run(n, 1, 2, in2, 1, o, 1, &err), ONR_OK);
+    assert_non_null(strstr(err.msg, "rank"));
+    tk_free_all(1, o);
+    tk_free_all(2, in2);
+    tk_attr_int(n, "channels_last", 2);
+    onr_tensor *in3[] = {tk_rand_f32(3, xd, 1), tk_rand_f32(1, c4, 2)};
+    err = (onr_err){0};
+    assert_int_not_equal(tk_run(n, 1, 2, in3, 1, o, 1, &err), ONR_OK);
+    assert_non_null(strstr(err.msg, "channels_last"));
+    tk_free_all(1, o);
+    tk_free_all(2, in3);
+    tk_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +924,9 @@ int main(void)
         cmocka_unit_test(test_sln_kernel_errors),
         cmocka_unit_test(test_ln_kernel_one_pass),
         cmocka_unit_test(test_ln_kernel_in_place),
+        cmocka_unit_test(test_cl_fused),
+        cmocka_unit_test(test_cl_near_misses),
+        cmocka_unit_test(test_cl_kernel_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

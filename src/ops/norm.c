@@ -936,6 +936,157 @@ const onr_op_impl onr_impl_skip_layer_norm = {.create = sln_create, .reshape = s
     .run = sln_run, .params_size = sizeof(sln_params), .types = ONR_TYPES_FLOAT,
     .flags = ONR_OP_INPLACE};
 
+/* ---- ChannelLayerNormalization (org.onnxrun, 1) ---------------------------- */
+
+/* LayerNormalization over the channel axis of X [N, C, D1, ..., Dk]:
+ *
+ *   inputs   0 X float32 [N, C, ...] (rank >= 2), 1 Scale [C], 2 B [C]
+ *            (optional), float32
+ *   output   0 Y: X's shape (channels_last 0), or [N, D1, ..., Dk, C]
+ *            (channels_last 1)
+ *   attributes epsilon (default 1e-5), channels_last (default 0)
+ *
+ * It is Transpose(X, [0, 2, ..., r-1, 1]) -> LayerNormalization (axis -1)
+ * [-> Transpose back, [0, r-1, 1, ..., r-2]]: what ConvNeXt exports around
+ * every LayerNorm, which the planner (fuse_norm.c) turns into this. Each
+ * position's statistics are ln_row_f32's (double sums in the same 8 lanes
+ * over the channels, the same affine step in float32), so Y is bit for bit
+ * the unfused graph's; the channel rows of 16 positions are read together,
+ * so X is read in place with no transposed copy. */
+typedef struct cln_params {
+    double eps;
+    int last;
+    int64_t N, C, P; /* reshape: batch, channels, positions per channel */
+} cln_params;
+
+static int cln_create(onr_create_ctx *c, void *params)
+{
+    cln_params *p = params;
+    int st = read_eps(c, &p->eps);
+    if (st) return st;
+    int64_t last = onr_attr_int(c->node, "channels_last", 0);
+    if (last != 0 && last != 1)
+        return onr_seterr(c->err, ONR_E_MODEL, "channels_last must be 0 or 1, got %lld",
+                          (long long)last);
+    p->last = (int)last;
+    return ONR_OK;
+}
+
+static int cln_vec(onr_kctx *ctx, int i, int64_t C, const char *what)
+{
+    const onr_tensor *t = ctx->in[i];
+    if (t->dtype == ONR_FLOAT && t->rank == 1 && t->dims[0] == C) return ONR_OK;
+    char s1[256];
+    return onr_seterr(ctx->err, ONR_E_MODEL, "%s must be float32 [%lld], got %s %s", what,
+                      (long long)C, onr_dtype_name(t->dtype), onr_fmt_dims(s1, sizeof s1, t->dims, t->rank));
+}
+
+static int cln_reshape(onr_kctx *ctx, size_t *scratch)
+{
+    cln_params *p = ctx->params;
+    *scratch = 0;
+    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
+        return onr_seterr(ctx->err, ONR_E_MODEL, "takes X, Scale and an optional B, got %d inputs",
+                          ctx->n_in);
+    int st = onr_check_input(ctx, 0, ONR_T(ONR_FLOAT));
+    if (st) return st;
+    const onr_tensor *x = ctx->in[0];
+    if (x->rank < 2)
+        return onr_seterr(ctx->err, ONR_E_MODEL, "X must have rank >= 2 ([N, C, ...]), it has %d",
+                          x->rank);
+    p->N = x->dims[0];
+    p->C = x->dims[1];
+    p->P = dims_prod(x, 2, x->rank);
+    if ((st = cln_vec(ctx, 1, p->C, "Scale"))) return st;
+    if (ctx->n_in > 2 && ctx->in[2] && (st = cln_vec(ctx, 2, p->C, "B"))) return st;
+    if (!p->last) return onr_set_out_like(ctx, 0, 0);
+    int64_t yd[ONR_MAX_RANK];
+    yd[0] = p->N;
+    for (int d = 2; d < x->rank; d++) yd[d - 1] = x->dims[d];
+    yd[x->rank - 1] = p->C;
+    return onr_set_out(ctx, 0, ONR_FLOAT, x->rank, yd);
+}
+
+enum { CLN_B = 16 }; /* positions a block normalizes together */
+
+/* Positions [p0, p0 + nb) of one image x ([C, P]) into y ([C, P], or [P,
+ * C] when last): stats_f32's sums per position, then row_affine_f32's. */
+static void cln_block(const float *x, float *y, int64_t C, int64_t P, int64_t p0, int nb,
+                      const float *s, const float *b, double eps, int last)
+{
+    double a[8][CLN_B], t[CLN_B], mean[CLN_B];
+    float fm[CLN_B], fi[CLN_B];
+    memset(a, 0, sizeof a);
+    memset(t, 0, sizeof t);
+    int64_t c = 0;
+    const float *xb = x + p0;
+    for (; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++)
+            for (int j = 0; j < nb; j++) a[k][j] += xb[(c + k) * P + j];
+    for (; c < C; c++)
+        for (int j = 0; j < nb; j++) t[j] += xb[c * P + j];
+    for (int j = 0; j < nb; j++)
+        mean[j] = (((a[0][j] + a[1][j]) + (a[2][j] + a[3][j])) +
+                   ((a[4][j] + a[5][j]) + (a[6][j] + a[7][j])) + t[j]) /
+                  (double)C;
+    memset(a, 0, sizeof a);
+    memset(t, 0, sizeof t);
+    for (c = 0; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++)
+            for (int j = 0; j < nb; j++) {
+                double d = xb[(c + k) * P + j] - mean[j];
+                a[k][j] += d * d;
+            }
+    for (; c < C; c++)
+        for (int j = 0; j < nb; j++) t[j] += (xb[c * P + j] - mean[j]) * (xb[c * P + j] - mean[j]);
+    for (int j = 0; j < nb; j++) {
+        double var = (((a[0][j] + a[1][j]) + (a[2][j] + a[3][j])) +
+                      ((a[4][j] + a[5][j]) + (a[6][j] + a[7][j])) + t[j]) /
+                     (double)C;
+        fm[j] = (float)mean[j];
+        fi[j] = (float)(1.0 / sqrt(var + eps));
+    }
+    if (last) { /* Y's rows of C for the block's positions, each written in order */
+        for (int j = 0; j < nb; j++) {
+            float *yr = y + (p0 + j) * C;
+            if (b)
+                for (c = 0; c < C; c++) yr[c] = (xb[c * P + j] - fm[j]) * fi[j] * s[c] + b[c];
+            else
+                for (c = 0; c < C; c++) yr[c] = (xb[c * P + j] - fm[j]) * fi[j] * s[c];
+        }
+        return;
+    }
+    for (c = 0; c < C; c++) {
+        const float *xr = xb + c * P;
+        float *yr = y + c * P + p0;
+        if (b)
+            for (int j = 0; j < nb; j++) yr[j] = (xr[j] - fm[j]) * fi[j] * s[c] + b[c];
+        else
+            for (int j = 0; j < nb; j++) yr[j] = (xr[j] - fm[j]) * fi[j] * s[c];
+    }
+}
+
+static int cln_run(const onr_kctx *ctx)
+{
+    const cln_params *p = ctx->params;
+    const float *x = ctx->in[0]->data, *s = ctx->in[1]->data;
+    const float *b = ctx->n_in > 2 && ctx->in[2] ? ctx->in[2]->data : NULL;
+    float *y = ctx->out[0]->data;
+    const int64_t C = p->C, P = p->P, nblk = (P + CLN_B - 1) / CLN_B;
+    if (p->N == 0 || C == 0 || P == 0) return ONR_OK;
+    const int64_t units = p->N * nblk;
+#pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (p->N * C * P * 3 > ONR_PAR_MIN)
+    for (int64_t u = 0; u < units; u++) {
+        int64_t n = u / nblk, p0 = u % nblk * CLN_B;
+        int nb = (int)(P - p0 < CLN_B ? P - p0 : CLN_B);
+        cln_block(x + n * C * P, y + n * C * P, C, P, p0, nb, s, b, p->eps, p->last);
+    }
+    return ONR_OK;
+}
+
+const onr_op_impl onr_impl_channel_layer_norm = {.create = cln_create, .reshape = cln_reshape,
+    .run = cln_run, .params_size = sizeof(cln_params), .types = ONR_T(ONR_FLOAT)};
+
 /* ---- LpNormalization ------------------------------------------------------- */
 
 /* y = x / ||x||_p along axis (p = 1 or 2); a zero norm gives zeros (the

@@ -39,6 +39,15 @@
  * GEMM-epilogue pass runs later and would otherwise fold that bias into
  * the MatMul: this pass takes it first (either way the bias costs no pass
  * of its own).
+ *
+ * onr_pass_fuse_channel_layernorm: Transpose(X, [0, 2, ..., r-1, 1]) ->
+ * LayerNormalization over the last axis (float32, stash_type 1, Scale and
+ * B [C], no Mean / InvStdDev outputs) [-> Transpose([0, r-1, 1, ...,
+ * r-2])], each intermediate read only inside, becomes
+ * ChannelLayerNormalization (org.onnxrun, 1; ops/norm.c) of X with
+ * channels_last 1 (or 0 with the transpose back): ConvNeXt's LayerNorms
+ * over the channels of NCHW activations. Bit-identical to the unfused
+ * graph.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -394,4 +403,64 @@ static int sln_match(onr_edit *e, int ln, void *ctx, onr_err *err)
 onr_status onr_pass_fuse_skip_layernorm(onr_edit *e, onr_err *err)
 {
     return onr_fuse_sweep(e, sln_match, NULL, err);
+}
+
+/* ---- ChannelLayerNormalization ----------------------------------------------- */
+
+/* perm of rank r is [0, 2, ..., r-1, 1] (to channels last, last 1) or [0,
+ * r-1, 1, ..., r-2] (back to channels first, last 0). */
+static int is_cl_perm(const onr_node *t, int r, int last)
+{
+    size_t np = 0;
+    const int64_t *perm = onr_attr_ints(t, "perm", &np);
+    if (!perm || (int)np != r || perm[0] != 0) return 0;
+    for (int d = 1; d < r; d++) {
+        int64_t want = last ? (d == r - 1 ? 1 : d + 1) : (d == 1 ? r - 1 : d - 1);
+        if (perm[d] != want) return 0;
+    }
+    return 1;
+}
+
+static int cln_match(onr_edit *e, int ln, void *ctx, onr_err *err)
+{
+    ONR_UNUSED(ctx);
+    if (!onr_fuse_is(e, ln, "LayerNormalization")) return 0;
+    const onr_node *n = nd(e, ln);
+    if (n->n_in < 2 || n->n_in > 3 || n->n_out < 1) return 0;
+    for (int k = 1; k < n->n_out; k++) /* Mean and InvStdDev: not made */
+        if (n->outputs[k] >= 0) return 0;
+    int t = onr_fuse_src(e, n->inputs[0], "Transpose");
+    if (t < 0 || nd(e, t)->n_in != 1 || onr_fuse_sole_consumer(e, n->inputs[0]) != ln) return 0;
+    int X = in_of(e, t, 0), y = n->outputs[0];
+    int64_t xd[ONR_MAX_RANK];
+    int r = onr_fuse_shape(e, X, xd);
+    if (r < 3 || onr_fuse_dtype(e, X) != ONR_FLOAT || !is_cl_perm(nd(e, t), r, 1)) return 0;
+    int64_t C = xd[1], axis = onr_attr_int(n, "axis", -1);
+    if (C < 1 || (axis != -1 && axis != r - 1) || onr_attr_int(n, "stash_type", 1) != 1) return 0;
+    int gamma = n->inputs[1], beta = n->n_in > 2 ? n->inputs[2] : -1;
+    if (!vec_h(e, gamma, C) || (beta >= 0 && !vec_h(e, beta, C))) return 0;
+    float eps = onr_attr_float(n, "epsilon", 1e-5f);
+    int nodes[3] = {t, ln}, nn = 2, out = y, last = 1;
+    /* back to channels first right after, read only there: no transpose at all */
+    int t2 = onr_fuse_sole_consumer(e, y);
+    if (onr_fuse_is(e, t2, "Transpose") && nd(e, t2)->n_in == 1 && nd(e, t2)->n_out == 1 &&
+        is_cl_perm(nd(e, t2), r, 0)) {
+        nodes[nn++] = t2;
+        out = nd(e, t2)->outputs[0];
+        last = 0;
+    }
+    if (!onr_fuse_closed(e, nodes, nn, &out, 1)) return 0;
+    const int ins[3] = {X, gamma, beta};
+    int f = onr_fuse_emit(e, "ChannelLayerNormalization", ONR_FUSE_DOMAIN, 1, beta >= 0 ? 3 : 2,
+                          ins, 1, &out, nodes, nn, err);
+    if (f < 0) return -1;
+    if (onr_edit_set_attr_float(e, f, "epsilon", eps, err) ||
+        onr_edit_set_attr_int(e, f, "channels_last", last, err))
+        return -1;
+    return 1;
+}
+
+onr_status onr_pass_fuse_channel_layernorm(onr_edit *e, onr_err *err)
+{
+    return onr_fuse_sweep(e, cln_match, NULL, err);
 }

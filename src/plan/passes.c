@@ -33,6 +33,7 @@ onr_status onr_passes_run(onr_edit *e, const onr_pass_opts *o, onr_pass_stats *s
         if ((st = onr_pass_fuse_rotary(e, err))) return st;
         if ((st = onr_pass_fuse_attention(e, err))) return st;
         if ((st = onr_pass_fuse_skip_layernorm(e, err))) return st;
+        if ((st = onr_pass_fuse_channel_layernorm(e, err))) return st;
         if ((st = onr_pass_fuse_gemm(e, err))) return st;
         if ((st = onr_pass_fuse_qkv(e, err))) return st;
         if ((st = onr_pass_fuse_conv(e, err))) return st;

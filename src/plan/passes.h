@@ -58,6 +58,7 @@ onr_status onr_pass_fuse_conv(onr_edit *e, onr_err *err);
  * bias Add before it. */
 onr_status onr_pass_fuse_layernorm(onr_edit *e, onr_err *err);
 onr_status onr_pass_fuse_skip_layernorm(onr_edit *e, onr_err *err);
+onr_status onr_pass_fuse_channel_layernorm(onr_edit *e, onr_err *err);
 /* RMS normalization chains (Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul,
  * with HF llama's Casts) -> RMSNormalization (opset 23); fuse_rmsnorm.c. */
 onr_status onr_pass_fuse_rmsnorm(onr_edit *e, onr_err *err);
