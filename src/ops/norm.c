@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm/gemm.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 /* ---- shared pieces --------------------------------------------------------- */
@@ -1007,63 +1009,23 @@ static int cln_reshape(onr_kctx *ctx, size_t *scratch)
     return onr_set_out(ctx, 0, ONR_FLOAT, x->rank, yd);
 }
 
-enum { CLN_B = 16 }; /* positions a block normalizes together */
+/* The block kernel (norm-cln.h), baseline build; the AVX-512 one is
+ * norm-avx512.c's, chosen once by CPU. */
+#define ONR_CLN_B 16
+#define CLN_BLOCK onr_cln_block_ref
+#include "ops/norm-cln.h"
+#undef CLN_BLOCK
 
-/* Positions [p0, p0 + nb) of one image x ([C, P]) into y ([C, P], or [P,
- * C] when last): stats_f32's sums per position, then row_affine_f32's. */
-static void cln_block(const float *x, float *y, int64_t C, int64_t P, int64_t p0, int nb,
-                      const float *s, const float *b, double eps, int last)
+typedef void (*cln_block_fn)(const float *, float *, int64_t, int64_t, int64_t, int, const float *,
+                             const float *, double, int);
+static _Atomic int cln_isa = -1; /* onr_cln_force_ref: 1 the baseline build */
+void onr_cln_force_ref(int on) { cln_isa = on == 1; }
+
+static cln_block_fn cln_pick(void)
 {
-    double a[8][CLN_B], t[CLN_B], mean[CLN_B];
-    float fm[CLN_B], fi[CLN_B];
-    memset(a, 0, sizeof a);
-    memset(t, 0, sizeof t);
-    int64_t c = 0;
-    const float *xb = x + p0;
-    for (; c + 8 <= C; c += 8)
-        for (int k = 0; k < 8; k++)
-            for (int j = 0; j < nb; j++) a[k][j] += xb[(c + k) * P + j];
-    for (; c < C; c++)
-        for (int j = 0; j < nb; j++) t[j] += xb[c * P + j];
-    for (int j = 0; j < nb; j++)
-        mean[j] = (((a[0][j] + a[1][j]) + (a[2][j] + a[3][j])) +
-                   ((a[4][j] + a[5][j]) + (a[6][j] + a[7][j])) + t[j]) /
-                  (double)C;
-    memset(a, 0, sizeof a);
-    memset(t, 0, sizeof t);
-    for (c = 0; c + 8 <= C; c += 8)
-        for (int k = 0; k < 8; k++)
-            for (int j = 0; j < nb; j++) {
-                double d = xb[(c + k) * P + j] - mean[j];
-                a[k][j] += d * d;
-            }
-    for (; c < C; c++)
-        for (int j = 0; j < nb; j++) t[j] += (xb[c * P + j] - mean[j]) * (xb[c * P + j] - mean[j]);
-    for (int j = 0; j < nb; j++) {
-        double var = (((a[0][j] + a[1][j]) + (a[2][j] + a[3][j])) +
-                      ((a[4][j] + a[5][j]) + (a[6][j] + a[7][j])) + t[j]) /
-                     (double)C;
-        fm[j] = (float)mean[j];
-        fi[j] = (float)(1.0 / sqrt(var + eps));
-    }
-    if (last) { /* Y's rows of C for the block's positions, each written in order */
-        for (int j = 0; j < nb; j++) {
-            float *yr = y + (p0 + j) * C;
-            if (b)
-                for (c = 0; c < C; c++) yr[c] = (xb[c * P + j] - fm[j]) * fi[j] * s[c] + b[c];
-            else
-                for (c = 0; c < C; c++) yr[c] = (xb[c * P + j] - fm[j]) * fi[j] * s[c];
-        }
-        return;
-    }
-    for (c = 0; c < C; c++) {
-        const float *xr = xb + c * P;
-        float *yr = y + c * P + p0;
-        if (b)
-            for (int j = 0; j < nb; j++) yr[j] = (xr[j] - fm[j]) * fi[j] * s[c] + b[c];
-        else
-            for (int j = 0; j < nb; j++) yr[j] = (xr[j] - fm[j]) * fi[j] * s[c];
-    }
+    int f = cln_isa;
+    if (f != 1 && onr_cpu_supports("avx512")) return onr_cln_block_avx512;
+    return onr_cln_block_ref;
 }
 
 static int cln_run(const onr_kctx *ctx)
@@ -1072,14 +1034,15 @@ static int cln_run(const onr_kctx *ctx)
     const float *x = ctx->in[0]->data, *s = ctx->in[1]->data;
     const float *b = ctx->n_in > 2 && ctx->in[2] ? ctx->in[2]->data : NULL;
     float *y = ctx->out[0]->data;
-    const int64_t C = p->C, P = p->P, nblk = (P + CLN_B - 1) / CLN_B;
+    const int64_t C = p->C, P = p->P, nblk = (P + ONR_CLN_B - 1) / ONR_CLN_B;
     if (p->N == 0 || C == 0 || P == 0) return ONR_OK;
     const int64_t units = p->N * nblk;
+    const cln_block_fn block = cln_pick();
 #pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (p->N * C * P * 3 > ONR_PAR_MIN)
     for (int64_t u = 0; u < units; u++) {
-        int64_t n = u / nblk, p0 = u % nblk * CLN_B;
-        int nb = (int)(P - p0 < CLN_B ? P - p0 : CLN_B);
-        cln_block(x + n * C * P, y + n * C * P, C, P, p0, nb, s, b, p->eps, p->last);
+        int64_t n = u / nblk, p0 = u % nblk * ONR_CLN_B;
+        int nb = (int)(P - p0 < ONR_CLN_B ? P - p0 : ONR_CLN_B);
+        block(x + n * C * P, y + n * C * P, C, P, p0, nb, s, b, p->eps, p->last);
     }
     return ONR_OK;
 }
