@@ -341,7 +341,10 @@ static int own_threads(void)
 
 /* A session's open starts the team (onr_team_start): the threads exist
  * before the first region, and the first region's look is taken then;
- * one thread starts nothing and does not look. */
+ * one thread starts nothing and does not look. It runs first, before any
+ * region of this process made threads: this thread is the only one. (Three
+ * threads, not more: clang's libomp keeps, and LeakSanitizer reports, a
+ * few structures of a team larger than it sizes for this 2-CPU machine.) */
 static void test_start_makes_team_and_looks(void **state)
 {
     (void)state;
@@ -351,13 +354,12 @@ static void test_start_makes_team_and_looks(void **state)
     onr_team_set_running_source(running_all); /* re-arms the look */
     onr_team_start(1);
     assert_int_equal(onr_team_predicted(), pred);
-    int before = own_threads();
-    onr_team_start(7);
+    assert_int_equal(own_threads(), 1);
+    onr_team_start(3);
     assert_int_equal(onr_team_predicted(), pred + 1);
     assert_true(onr_team_backed_off());
-    assert_true(own_threads() >= 7);
-    assert_true(own_threads() >= before);
-    onr_team_start(7); /* looks once */
+    assert_true(own_threads() >= 3);
+    onr_team_start(3); /* looks once */
     assert_int_equal(onr_team_predicted(), pred + 1);
     onr_team_set_idle_source(NULL);
     onr_team_reset();
@@ -464,6 +466,7 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_start_makes_team_and_looks), /* first: no threads yet */
         cmocka_unit_test(test_quiet_keeps_threads),
         cmocka_unit_test(test_loss_backs_off_then_recovers),
         cmocka_unit_test(test_losses_in_a_row_back_off_longer),
@@ -473,7 +476,6 @@ int main(void)
         cmocka_unit_test(test_backed_off_same_results),
         cmocka_unit_test(test_loss_needs_other_tasks),
         cmocka_unit_test(test_niced_tasks_do_not_compete),
-        cmocka_unit_test(test_start_makes_team_and_looks),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
