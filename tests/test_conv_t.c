@@ -6,7 +6,8 @@
  * With the path forced (onr_conv_force_transposed), each geometry (1x1,
  * strided, grouped, 1-D, 3-D, dilated, auto_pad, N > 1) is checked against
  * a direct convolution in double and against the normal path, at 1, 2 and 3
- * threads (bit for bit), the threads splitting the output channels in runs
+ * threads (bit for bit; layers of several taps over 16 or more channels
+ * a group gather col^T tap-major, the others channel-major), the threads splitting the output channels in runs
  * of 16, half a panel of the AVX-512 kernel, so a run may start inside a
  * panel (40, 48 and 100 channels do at 2 and 3 threads; each gathers its
  * own col^T), or the output positions (onr_conv_t_split: each part
@@ -55,6 +56,8 @@ static const tcase tcases[] = {
     {1, 24, 36, 1, 2, {9, 8}, {5, 5}, {1, 2}, {1, 1}, {0}, "SAME_UPPER"},     /* auto_pad */
     {3, 17, 33, 1, 2, {3, 5}, {2, 3}, {1, 1}, {1, 1}, {0, 2, 1, 0}, NULL},    /* odd everything */
     {1, 40, 100, 1, 2, {6, 7}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL},   /* 4 panels, dilated 2-D */
+    {1, 64, 48, 1, 2, {4, 9}, {2, 4}, {1, 3}, {1, 1}, {3, 0, 0, 2}, NULL},    /* taps all padding */
+    {2, 48, 40, 1, 3, {3, 4, 5}, {2, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 2}, NULL}, /* 3-D */
 };
 
 static int64_t out_len(const tcase *c, int j, int64_t *pb)
@@ -195,7 +198,11 @@ static void test_geometries(void **state)
             ref_conv(c, x->data, w->data, bias ? b->data : NULL, want, s, od);
             onr_tensor *in[3] = {x, w, bias ? b : NULL};
             onr_tensor *normal = run(c, NULL, 0, in, bias ? 3 : 2, 0, 1);
+            size_t tm = onr_conv_t_tapmajor_count();
             onr_tensor *t1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
+            /* several taps over 16 or more channels a group: tap-major */
+            assert_int_equal(onr_conv_t_tapmajor_count() > tm,
+                             prod(c->k, (int)c->nsp) > 1 && c->C / c->G >= 16);
             assert_int_equal(t1->numel, ny);
             check_close(normal, want, s, "normal path");
             check_close(t1, want, s, "transposed path");

@@ -22,6 +22,10 @@ void onr_conv_t_split(int mode);
 /* How many times a Conv / FusedConv run took the transposed path in this
  * process (a relaxed atomic counter), for tests. */
 size_t onr_conv_transposed_count(void);
+/* How many of those gathered col^T tap-major (layers of several taps and
+ * at least 16 input channels per group: K ordered tap, then channel, from
+ * X transposed to channels-last; conv.c's conv_colt_tapmajor), for tests. */
+size_t onr_conv_t_tapmajor_count(void);
 
 /* Whether create copies a constant W whose rows are a multiple of 512
  * floats long (Cg * taps: 1x1 layers of 512, 1024, 2048 inputs) with
