@@ -11,11 +11,14 @@
  * of 16, half a panel of the AVX-512 kernel, so a run may start inside a
  * panel (40, 48 and 100 channels do at 2 and 3 threads; each gathers its
  * own col^T), or the output positions (onr_conv_t_split: each part
- * gathers its rows of col^T); FusedConv's epilogues (each activation, residual
+ * gathers its rows of col^T), and again in forced bands of output
+ * positions (onr_conv_t_force_band: bit for bit across thread counts and
+ * splits); FusedConv's epilogues (each activation, residual
  * before and after, with and without bias) against the normal path. Then
  * the automatic choice through a session: a 7x7 output with 64 channels
  * runs transposed, a 56x56 one and a grouped layer of 8 channels per group
- * do not.
+ * do not; a 3x3 stride-2 layer to 28x28 whose column matrix would not fit
+ * in half the L2 does, in bands, a 2x2 one and one of 8 channels do not.
  *
  * Then the GEMM paths' padded W (onr_conv_force_padded): layers whose W
  * rows are a multiple of 512 floats (1x1 with 512 or 1024 inputs, 2x2 with
@@ -34,6 +37,7 @@
 #include "kutil.h"
 #include "pbw.h"
 
+#include "gemm/gemm.h"
 #include "gemm/team.h"
 #include "ops/conv.h"
 
@@ -215,6 +219,23 @@ static void test_geometries(void **state)
                 assert_memory_equal(t1->data, t3->data, sizeof(float) * (size_t)ny);
                 tk_free_all(1, &t2), tk_free_all(1, &t3);
             }
+            /* in bands of one and two row tiles (13 rounds up to 24) */
+            for (int bi = 0; bi < 2; bi++) {
+                onr_conv_t_force_band(bi ? 13 : 12);
+                onr_tensor *b1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
+                check_close(b1, want, s, "transposed path in bands");
+                for (int split = 0; split < 2; split++) {
+                    onr_conv_t_split(split);
+                    onr_tensor *b2 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 2);
+                    onr_tensor *b3 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 3);
+                    onr_conv_t_split(-1);
+                    assert_memory_equal(b1->data, b2->data, sizeof(float) * (size_t)ny);
+                    assert_memory_equal(b1->data, b3->data, sizeof(float) * (size_t)ny);
+                    tk_free_all(1, &b2), tk_free_all(1, &b3);
+                }
+                onr_conv_t_force_band(0);
+                tk_free_all(1, &b1);
+            }
             tk_free_all(1, &normal), tk_free_all(1, &t1);
         }
         free(want);
@@ -316,6 +337,16 @@ static void test_automatic_choice(void **state)
     assert_true(session_takes_t(64, 64, 1, 7));   /* 49 columns would fill 64 */
     assert_false(session_takes_t(64, 64, 1, 56)); /* 3136 columns fill their tiles */
     assert_false(session_takes_t(64, 64, 8, 7));  /* 8 channels per group would not */
+    /* a 3x3 stride-2 layer to 28x28 whose column matrix (784 x 576
+     * floats) would not fit in half the L2 while W^T (576 x 128) fits it
+     * all: transposed, in bands; 2x2 windows (4 taps) and 8 channels
+     * (channel-major gather) stay on im2col */
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const int banded = 784 * 576 * 4 > (int64_t)bl.l2_bytes / 2 && 576 * 128 * 4 <= (int64_t)bl.l2_bytes;
+    assert_int_equal(session_takes_t_k(64, 128, 1, 56, 3, 2), banded);
+    assert_false(session_takes_t_k(96, 192, 1, 56, 2, 2));
+    assert_false(session_takes_t_k(8, 128, 1, 56, 3, 2));
 }
 
 /* ---- W with padded rows ---------------------------------------------------- */

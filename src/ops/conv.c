@@ -42,7 +42,11 @@
  * Small outputs (7x7, and 14x14 from kernels of several taps: a column
  * count far from a multiple of the kernel's 32-wide tiles) run transposed
  * instead (CONV_GEMMT): Y_g^T = col^T x W_g^T, output positions as GEMM
- * rows (tiles of 12, little waste) and channels as columns. The threads
+ * rows (tiles of 12, little waste) and channels as columns. So do k x k
+ * layers (9 taps or more, 16 or more input channels a group) whose column
+ * matrix would not stay in cache, in bands of output positions gathered
+ * and multiplied one at a time (conv_t_band). Layers of several taps over
+ * 16 or more channels gather col^T tap-major (conv_colt_tapmajor). The threads
  * split the channels in runs of 16 (half a panel); each gathers its own col^T
  * straight from X (no column matrix), computes its columns of Y_g^T and
  * transposes them into its channels of Y with the rest of the epilogue, so
@@ -90,6 +94,7 @@ typedef struct conv_geom {
     int kind;     /* Conv: CONV_GEMM, CONV_IM2COL, CONV_DIRECT, CONV_WINO, CONV_DW or CONV_GEMMT */
     int t_from;   /* CONV_GEMMT: the kind it replaced (CONV_GEMM: X is the column matrix) */
     int t_tapmajor; /* CONV_GEMMT from CONV_IM2COL: col^T's K ordered (tap, channel) */
+    int64_t t_band; /* CONV_GEMMT: output positions gathered and multiplied at a time */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
     int nthreads; /* CONV_GEMMT: the parts its scratch holds (reshape's thread count) */
     int scale;    /* FusedConv's input scale S: CONV_SCALE_* */
@@ -588,8 +593,25 @@ size_t onr_conv_t_tapmajor_count(void)
  * costs more than the tiles gain (ResNet-50's 14x14 1x1 layers: 5 %
  * faster at 1 thread, 20 % slower at 2; ResNet-18's 1x1 stride-2 one
  * slower at 1 thread). */
-static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int taps)
+static int64_t conv_t_lda(int64_t ck);
+
+static int64_t conv_t_band_force; /* test hook: rows per band (0: automatic) */
+void onr_conv_t_force_band(int64_t rows) { conv_t_band_force = rows > 0 ? rows : 0; }
+
+/* Whether the transposed path runs in bands of output positions (and how
+ * many rows each, conv_t_band): where col^T (out x ck) would not fit in
+ * half the L2, and W_g^T (ck x mg), read again for each band, fits it. */
+static int conv_t_banded(int64_t out, int64_t mg, int64_t ck)
 {
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const int64_t l2 = (int64_t)bl.l2_bytes, f = (int64_t)sizeof(float);
+    return out * conv_t_lda(ck) * f > l2 / 2 && ck * mg * f <= l2;
+}
+
+static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int64_t k)
+{
+    const int taps = k > 1;
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
     int64_t nr = (int64_t)bl.nr, pad_out = (out + nr - 1) / nr * nr, pad_m = (mg + nr - 1) / nr * nr;
@@ -601,6 +623,14 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int taps)
      * streams once from its packed form instead of being packed each run
      * (1152 -> 48 channels: 13.6 -> 3 us) */
     if (out * 4 <= nr) return 1;
+    /* a k x k layer (9 taps or more) gathered tap-major, in bands: the
+     * gathered band is still in cache when the GEMM reads it, and at 2
+     * threads each gathers its own bands, where im2col's column matrix
+     * went through memory (ResNet-50's 128-channel 3x3 stride-2 layer to
+     * 28x28, alone, Zen 5: 1.35 -> 1.33 ms at 1 thread, 0.99 -> 0.75 at
+     * 2; ResNet-18's 64 -> 128 one 0.68 -> 0.72, 0.50 -> 0.42; 2x2
+     * stride-2 layers, a plain rearrangement for im2col, were slower) */
+    if (k >= 9 && ck / k >= CONV_T_TAPMAJOR_MIN && conv_t_banded(out, mg, ck)) return 1;
     return (double)out < (taps ? 0.9 : 0.8) * (double)pad_out && (double)mg >= 0.9 * (double)pad_m;
 }
 
@@ -620,7 +650,7 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
         if (c->out0_rank != w->rank) return ONR_OK;
         int64_t out = 1;
         for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
-        if (!conv_t_worth(out, Mg, CK, K > 1)) return ONR_OK;
+        if (!conv_t_worth(out, Mg, CK, K)) return ONR_OK;
         /* 3x3 stride-1 layers of 9x9 and more go to Winograd */
         if (p->wino_u && w->rank == 4 && c->out0_dims[2] >= 9 && c->out0_dims[3] >= 9) return ONR_OK;
     }
@@ -832,17 +862,37 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
 }
 
 /* Scratch of the transposed path: T (OUT x Mg floats), then per part its
- * col^T (OUT x lda) and a one-thread GEMM workspace after it. */
+ * col^T (a band of t_band x lda) and a one-thread GEMM workspace after it. */
 static size_t conv_t_at_bytes(const conv_geom *g)
 {
-    return ((size_t)g->OUT * (size_t)conv_t_lda(g->CK) * sizeof(float) + 63) / 64 * 64;
+    return ((size_t)g->t_band * (size_t)conv_t_lda(g->CK) * sizeof(float) + 63) / 64 * 64;
 }
 
 /* Bytes of a part's GEMM workspace, after its col^T. */
 static size_t conv_t_ws_bytes(const conv_geom *g)
 {
-    size_t ws = onr_sgemm_workspace_size((size_t)g->OUT, (size_t)g->Mg, (size_t)g->CK, 1);
+    size_t ws = onr_sgemm_workspace_size((size_t)g->t_band, (size_t)g->Mg, (size_t)g->CK, 1);
     return (ws + 63) / 64 * 64;
+}
+
+/* Output positions per band of the transposed path: all of them where
+ * col^T fits in half the L2, else bands of whole row tiles of about a
+ * quarter of it (so the gathered band is still in cache when the GEMM
+ * reads it), provided W_g^T, read again for each band, fits the L2. */
+static int64_t conv_t_band(const conv_geom *g)
+{
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const int64_t row = conv_t_lda(g->CK) * (int64_t)sizeof(float), mr = (int64_t)bl.mr;
+    int64_t band = conv_t_band_force;
+    if (!band) {
+        /* (a quarter: the band measured as fast as an eighth, and faster
+         * than half or no bands) */
+        if (!conv_t_banded(g->OUT, g->Mg, g->CK)) return g->OUT;
+        band = (int64_t)bl.l2_bytes / 4 / row / mr * mr;
+    }
+    band = (band + mr - 1) / mr * mr;
+    return band < g->OUT ? band : g->OUT;
 }
 
 /* A part's col^T, its GEMM workspace and, gathering tap-major, X
@@ -879,6 +929,7 @@ typedef struct conv_t_job {
     char *parts_base;
     size_t part_bytes;
     int64_t units, pw, parts; /* units: of CONV_T_UNIT columns */
+    int64_t unit;             /* split by rows: rows per unit (a band, or a row tile) */
     int by_rows;              /* the parts split the output positions instead */
 } conv_t_job;
 
@@ -895,36 +946,46 @@ static void conv_t_part(void *ctx, int64_t part)
     const conv_t_job *j = ctx;
     const conv_geom *g = j->g;
     int64_t o0 = 0, o1 = g->OUT, n0 = 0, n1 = g->Mg;
-    if (j->by_rows) {
-        o0 = part * g->OUT / j->parts, o1 = (part + 1) * g->OUT / j->parts;
+    if (j->by_rows) { /* whole units of rows (bands, or row tiles) */
+        const int64_t nu = (g->OUT + j->unit - 1) / j->unit;
+        o0 = part * nu / j->parts * j->unit;
+        o1 = (part + 1) * nu / j->parts * j->unit;
+        if (o1 > g->OUT) o1 = g->OUT;
     } else {
         const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
         n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
     }
     if (o0 >= o1 || n0 >= n1) return;
-    const size_t lda = (size_t)conv_t_lda(g->CK), rows = (size_t)(o1 - o0);
+    const size_t lda = (size_t)conv_t_lda(g->CK);
     char *mine = j->parts_base + (size_t)part * j->part_bytes;
-    float *at = (float *)mine, *t = j->t + o0 * g->Mg;
+    float *at = (float *)mine;
     void *ws = mine + conv_t_at_bytes(g);
-    const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
     float *xt = (float *)(mine + conv_t_at_bytes(g) + conv_t_ws_bytes(g));
-    conv_colt(g, j->xg, at, (int64_t)lda, j->sc, o0, o1, xt);
     /* a part that starts inside a panel: that panel's rest first, so the
      * product's tiles do not cross panels */
     int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
     if (nm > n1) nm = n1;
-    if (nm > n0)
-        onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK, 1.f, at, lda,
-                              j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
-    if (n1 > nm)
-        onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, (size_t)g->CK, 1.f, at, lda,
-                              j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
-    onr_sgemm_set_cancel(old);
-    /* Y's channels n0 .. n1 at positions o0 .. o1 from T, 16 channels at a
-     * time (n0 starts a block of 16) */
-    conv_tr_job tj = {.src = t, .dst = j->y + o0, .rows = o1 - o0, .cols = n1, .lds = g->Mg,
-                      .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + o0 : NULL};
-    for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
+    /* band by band (the bands are the same whatever the parts: each
+     * position's sums never depend on the thread count) */
+    for (int64_t b0 = o0; b0 < o1; b0 += g->t_band) {
+        const int64_t b1 = b0 + g->t_band < o1 ? b0 + g->t_band : o1;
+        const size_t rows = (size_t)(b1 - b0);
+        float *t = j->t + b0 * g->Mg;
+        const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
+        conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
+        if (nm > n0)
+            onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK, 1.f, at,
+                                  lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
+        if (n1 > nm)
+            onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, (size_t)g->CK, 1.f, at,
+                                  lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
+        onr_sgemm_set_cancel(old);
+        /* Y's channels n0 .. n1 at positions b0 .. b1 from T, 16 channels
+         * at a time (n0 starts a block of 16) */
+        conv_tr_job tj = {.src = t, .dst = j->y + b0, .rows = b1 - b0, .cols = n1, .lds = g->Mg,
+                          .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + b0 : NULL};
+        for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
+    }
 }
 
 static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, float *y,
@@ -953,13 +1014,16 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * runs im2col, faster than this path at 1 thread and as fast at 2) */
     const int by_rows = conv_t_split >= 0 ? conv_t_split : 2 * g->OUT > g->Mg;
     if (parts > (by_rows ? g->OUT : units)) parts = by_rows ? g->OUT : units;
+    /* split by rows, the parts take whole bands, or whole row tiles and
+     * at least one (the SGEMM cuts K in longer blocks for fewer rows,
+     * k_block, which would sum a part of fewer rows in another order than
+     * one thread does) */
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const int64_t unit = g->t_band < g->OUT ? g->t_band : (int64_t)bl.mr;
     if (by_rows && parts > 1) {
-        /* every part a full row tile or more: the SGEMM cuts K in longer
-         * blocks for fewer rows (k_block), which would sum a part of
-         * fewer rows in another order than one thread does */
-        onr_sgemm_blocking bl;
-        onr_sgemm_get_blocking(&bl);
-        if (parts > g->OUT / (int64_t)bl.mr) parts = g->OUT / (int64_t)bl.mr;
+        const int64_t most = g->t_band < g->OUT ? (g->OUT + unit - 1) / unit : g->OUT / unit;
+        if (parts > most) parts = most;
     }
     if (parts < 1) parts = 1;
     const int64_t work = g->OUT * g->Mg * g->CK;
@@ -967,6 +1031,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
     conv_t_job j = {.g = g, .epi = act_in_gemm ? NULL : epi, .cancel = onr_sgemm_get_cancel(),
                     .t = bb->col, .parts_base = (char *)bb->col + conv_t_head_bytes(g),
                     .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts,
+                    .unit = unit,
                     .by_rows = parts > 1 && by_rows};
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
@@ -996,10 +1061,11 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
     if (!p->wt || (g->kind != CONV_GEMM && g->kind != CONV_IM2COL) || g->OUT == 0) return 0;
     if (g->OUT * g->CK > CONV_T_COL_FLOATS || (g->kind != CONV_GEMM && g->K > CONV_T_TAPS))
         return 0;
-    if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK, g->K > 1)) return 0;
+    if (conv_t_force < 0 && !conv_t_worth(g->OUT, g->Mg, g->CK, g->K)) return 0;
     g->t_from = g->kind;
     g->t_tapmajor = p->wt_tapmajor && g->kind == CONV_IM2COL;
     g->kind = CONV_GEMMT;
+    g->t_band = conv_t_band(g);
     g->nthreads = p->nthreads;
     size_t bytes = conv_t_head_bytes(g) + (size_t)p->nthreads * conv_t_part_bytes(g);
     *col = (bytes + sizeof(float) - 1) / sizeof(float);

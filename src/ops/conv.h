@@ -5,6 +5,7 @@
 #define ONR_OPS_CONV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The transposed GEMM path for small outputs (CONV_GEMMT, conv.c): -1
  * automatic (create packs W^T when the planner's output shape is one that
@@ -26,6 +27,11 @@ size_t onr_conv_transposed_count(void);
  * at least 16 input channels per group: K ordered tap, then channel, from
  * X transposed to channels-last; conv.c's conv_colt_tapmajor), for tests. */
 size_t onr_conv_t_tapmajor_count(void);
+/* Test hook: the transposed path's output positions per band (gathered
+ * and multiplied at a time; rounded up to a whole row tile), 0 for the
+ * automatic choice (bands only where col^T would not fit in half the L2).
+ * Reshapes from now on; results do not depend on it. */
+void onr_conv_t_force_band(int64_t rows);
 
 /* Whether create copies a constant W whose rows are a multiple of 512
  * floats long (Cg * taps: 1x1 layers of 512, 1024, 2048 inputs) with
