@@ -818,9 +818,14 @@ static task_grid plan_grid(const gemm_job *J, int t)
      * is in cache, so another read of A costs more than another of B
      * (ResNet-50's 1024 -> 256 layers on 14x14 at 2 threads split 8 x 1
      * instead of 4 x 2: 0.53 -> 0.49 ms; the whole model -3 %,
-     * MobileNetV2 -4 %). A prepacked B is a MatMul's weights instead. */
+     * MobileNetV2 -4 %). So is an A read in place against a B packed once
+     * and shared (a 1x1 convolution with more outputs, few positions: its
+     * 1024 -> 512 layer on 14x14, 0.77 -> 0.66 ms; with many positions,
+     * B packed by each task, 128 -> 512 on 28x28 was 5 % slower split by
+     * rows). A prepacked B is a MatMul's weights instead. */
+    const int a_weights = J->bsrc == B_DIRECT || (J->a_direct && g.shared_b);
     const double col_cost = (double)J->m * (double)J->k * (J->a_direct ? 1 : 2) *
-                            (J->bsrc == B_DIRECT ? A_WEIGHTS_COST : 1);
+                            (a_weights ? A_WEIGHTS_COST : 1);
     const size_t want = (size_t)t * TASKS_PER_THREAD, fmas = J->m * J->n * J->k;
     const size_t max_pr = J->m >= 2 * MR ? J->m / (2 * MR) : 1; /* parts of >= 2 tiles */
     while (g.pr * g.pn < want && fmas / (g.pr * g.pn * 2) >= MIN_TASK_FMAS) {
