@@ -582,6 +582,7 @@ size_t onr_conv_t_tapmajor_count(void)
 /* Fewest input channels per group for which the transposed path gathers
  * col^T tap-major (conv_colt_tapmajor): runs of this many floats copied. */
 #define CONV_T_TAPMAJOR_MIN 16
+static int conv_t_tapmajor_takes(int64_t cg, int64_t k) { return k > 1 && cg >= CONV_T_TAPMAJOR_MIN; }
 
 /* Whether an output of OUT positions per plane (depth CK) runs transposed:
  * the whole column matrix fits, and the kernel's column tiles would waste
@@ -630,7 +631,7 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int64_t k)
      * 28x28, alone, Zen 5: 1.35 -> 1.33 ms at 1 thread, 0.99 -> 0.75 at
      * 2; ResNet-18's 64 -> 128 one 0.68 -> 0.72, 0.50 -> 0.42; 2x2
      * stride-2 layers, a plain rearrangement for im2col, were slower) */
-    if (k >= 9 && ck / k >= CONV_T_TAPMAJOR_MIN && conv_t_banded(out, mg, ck)) return 1;
+    if (k >= 9 && conv_t_tapmajor_takes(ck / k, k) && conv_t_banded(out, mg, ck)) return 1;
     return (double)out < (taps ? 0.9 : 0.8) * (double)pad_out && (double)mg >= 0.9 * (double)pad_m;
 }
 
@@ -665,7 +666,7 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
     /* several taps over enough channels: col^T is gathered tap-major
      * (conv_colt_tapmajor), so W_g^T's rows go in that order too */
     float *perm = NULL;
-    if (K > 1 && Cg >= CONV_T_TAPMAJOR_MIN) {
+    if (conv_t_tapmajor_takes(Cg, K)) {
         if (!(perm = malloc(sizeof(float) * (size_t)Mg * (size_t)CK))) {
             free(p->wt);
             p->wt = NULL;
