@@ -234,6 +234,21 @@ static void large_kernel(void)
     run_case(&g6, "aliasing lda, one A block, many N blocks 30x800x1024");
     gcase g7 = {1, 1, 0, 1, 19, 700, 900, 0, 1.f, 0.f, &ep};
     run_case(&g7, "A transposed, one A block 19x700x900");
+    /* A copied, more rows than one A block, swept whole over all of N
+     * (ViT's FFN output: 197 x 768 x 3072 scaled down): aliasing and
+     * transposed, prepacked and not, one and two threads */
+    const size_t before = onr_sgemm_sweep_count();
+    gcase g9 = {0, 0, 1, 1, 197, 800, 1024, 0, 1.f, 0.f, &ep};
+    run_case(&g9, "aliasing lda, rows swept 197x800x1024");
+    gcase g10 = {1, 0, 0, 1, 250, 600, 700, 0, 0.5f, 1.f, &ep};
+    run_case(&g10, "A transposed, rows swept 250x600x700");
+    gcase g11 = {0, 1, 1, 2, 197, 800, 1024, 0, 1.f, -0.5f, &ep};
+    run_case(&g11, "aliasing lda, rows swept, 2 threads 197x800x1024");
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    /* (each K block is at most KC: 197 rows of it fit the sweep's half of L2) */
+    if (bl.mc < 197 && 197 * (bl.kc + 32) * sizeof(float) <= bl.l2_bytes / 2)
+        assert_true(onr_sgemm_sweep_count() - before >= 2);
     /* a few rows past a full tile: the last two row tiles share them */
     gcase g8 = {0, 0, 0, 2, 64, 300, 200, 0, 1.f, -0.5f, &ep};
     run_case(&g8, "row remainder 64x300x200");
@@ -371,7 +386,7 @@ static void threads_kernel(void)
     const size_t shapes[][3] = {{128, 768, 96}, {197, 130, 400}, {1, 2000, 300}, {700, 64, 50},
                                 {64, 64, 2000}, {64, 3001, 64}, {49, 700, 300},
                                 {256, 49, 1500},  {300, 196, 700}, {1024, 20, 512},
-                                {100, 33, 2100},  {200, 60, 4000}};
+                                {100, 33, 2100},  {200, 60, 4000}, {197, 300, 1024}};
     onr_gemm_epilogue ep = {0};
     ep.act = ONR_ACT_GELU_TANH;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {

@@ -242,9 +242,25 @@ static size_t k_block(const gemm_plan *p, size_t m, size_t k)
 }
 
 static size_t a_copy_stride(size_t kc);
+
+/* The most rows of a copied A that are copied once per K block and swept
+ * over all of a region's columns (run_region): a copy of at most half of
+ * L2, and never fewer rows than one A block. Copying A again for every
+ * column block instead (ViT-B/16's FFN output, 197 x 768 x 3072: a row
+ * stride that aliases, two A blocks, three column blocks, so A was copied
+ * three times) made ViT 2 % slower at one thread (189.8 -> 185.8 ms). The kernels
+ * read the copy a micro-panel at a time, once per column block, so it
+ * need not stay in L2 while the B blocks pass. */
+static size_t sweep_rows(const gemm_plan *p, size_t kc)
+{
+    size_t r = g_l2 / 2 / (a_copy_stride(kc) * sizeof(float)) / p->cfg->mr * p->cfg->mr;
+    return r > p->mc ? r : p->mc;
+}
+
 static size_t a_buf_bytes(const gemm_plan *p, size_t m, size_t kc)
 {
-    return align64(min_z(p->mc, round_up(m, p->cfg->mr)) * a_copy_stride(kc) * sizeof(float));
+    return align64(min_z(sweep_rows(p, kc), round_up(m, p->cfg->mr)) * a_copy_stride(kc) *
+                   sizeof(float));
 }
 
 static size_t b_buf_bytes(const gemm_plan *p, size_t n, size_t kc)
@@ -674,7 +690,7 @@ static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t
         const size_t mc = min_z(P->mc, m1 - ic);
         const float *ablk = J->a + ic * J->lda + pc;
         if (apacked) {
-            ablk = apacked;
+            ablk = apacked + (ic - m0) * as;
         } else if (J->a_direct) {
             /* a block the kernels fetched whole while the block before it
              * ran is not touched again */
@@ -729,15 +745,19 @@ static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, siz
             job_pack_panel(J, pc, kc, jc + jr, min_z(NR, nc - jr), NR, bbuf + jr * kc);
 }
 
+static _Thread_local size_t g_sweep_count;
+size_t onr_sgemm_sweep_count(void) { return g_sweep_count; }
+
 static void run_region(const gemm_job *J, size_t m0, size_t m1, size_t n0, size_t n1,
                        float *abuf, float *bbuf)
 {
     const gemm_plan *P = J->plan;
     const size_t K = J->k;
 
-    if (!J->a_direct && m1 - m0 <= P->mc) {
-        /* A is copied and its rows fit one block: copy each K block of A
+    if (!J->a_direct && m1 - m0 <= sweep_rows(P, J->kc)) {
+        /* A is copied and its rows fit the sweep: copy each K block of A
          * once and sweep all of N with it (K blocks still in order). */
+        if (m1 - m0 > P->mc) g_sweep_count++;
         for (size_t pc = 0; pc < K; pc += J->kc) {
             const size_t kc = min_z(J->kc, K - pc);
             if (job_cancelled(J)) return;

@@ -99,6 +99,9 @@ size_t onr_sgemm_pack_count(void);
  * driver did not touch them again): the weights of a convolution, or
  * Winograd's transformed weights position after position. */
 size_t onr_sgemm_ahead_count(void);
+/* Regions (on this thread) whose copied A, more rows than one A block, was
+ * copied once per K block and swept over all their columns (tests). */
+size_t onr_sgemm_sweep_count(void);
 
 /* The calling thread's cancel flag (the executor sets the run's around each
  * step; NULL: none), returning the one it replaces. A product whose flag
