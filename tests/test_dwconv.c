@@ -319,13 +319,17 @@ static void test_groups(void **state)
         }
     }
     /* one group of 2-4 inputs (an image's stem): many outputs, rows wide
-     * enough for tiles of 3, 2 and 1 vectors and a tail */
+     * enough for tiles of 3, 2 and 1 vectors and a tail; rows of whole
+     * vectors (16-128 wide) put the masked ones at the ends of tiles of 2
+     * or 3 (a pad on the left only, on both sides, or none) */
     static const int64_t stem[][9] = {
         /* K, S, D, PT, PB, PL, PR, mult, cg */
         {7, 2, 1, 3, 3, 3, 3, 21, 3}, {3, 2, 1, 1, 1, 1, 1, 32, 3},
         {3, 1, 1, 1, 1, 1, 1, 13, 4}, {5, 2, 1, 2, 2, 2, 2, 9, 2},
+        {3, 2, 1, 1, 0, 1, 0, 16, 3}, {3, 1, 1, 0, 0, 0, 0, 8, 3},
     };
-    static const int64_t widths[] = {1, 15, 16, 17, 33, 47, 48, 49, 50, 64, 81, 97, 112};
+    static const int64_t widths[] = {1,  15, 16, 17, 32, 33, 47,  48, 49,
+                                     50, 64, 80, 81, 96, 97, 112, 128};
     for (size_t i = 0; i < sizeof stem / sizeof stem[0]; i++)
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             const int64_t *f = stem[i], ow = widths[wi];
