@@ -770,15 +770,26 @@ static int conv_t_offsets(const conv_geom *g, int64_t o, int64_t *off)
     const onr_spatial *sp = &g->sp;
     const int64_t OH = sp->out[1], OW = sp->out[2];
     const int64_t od = o / (OH * OW), oh = o / OW % OH, ow = o % OW;
+    const int64_t id0 = od * sp->s[0] - sp->pb[0], ih0 = oh * sp->s[1] - sp->pb[1];
+    const int64_t iw0 = ow * sp->s[2] - sp->pb[2];
+    /* taps in (kd, kh, kw) order, the bounds checked a dimension at a time
+     * (a division per tap made this a sixth of the gather) */
     int all = 1;
-    for (int64_t kk = 0; kk < g->K; kk++) {
-        int64_t kd = kk / (sp->k[1] * sp->k[2]), kh = kk / sp->k[2] % sp->k[1], kw = kk % sp->k[2];
-        int64_t id = od * sp->s[0] - sp->pb[0] + kd * sp->d[0];
-        int64_t ih = oh * sp->s[1] - sp->pb[1] + kh * sp->d[1];
-        int64_t iw = ow * sp->s[2] - sp->pb[2] + kw * sp->d[2];
-        int in = id >= 0 && id < sp->in[0] && ih >= 0 && ih < sp->in[1] && iw >= 0 && iw < sp->in[2];
-        off[kk] = in ? (id * sp->in[1] + ih) * sp->in[2] + iw : -1;
-        all &= in;
+    int64_t kk = 0;
+    for (int64_t kd = 0; kd < sp->k[0]; kd++) {
+        const int64_t id = id0 + kd * sp->d[0];
+        const int in_d = id >= 0 && id < sp->in[0];
+        for (int64_t kh = 0; kh < sp->k[1]; kh++) {
+            const int64_t ih = ih0 + kh * sp->d[1];
+            const int in_h = in_d && ih >= 0 && ih < sp->in[1];
+            const int64_t row = (id * sp->in[1] + ih) * sp->in[2];
+            for (int64_t kw = 0; kw < sp->k[2]; kw++, kk++) {
+                const int64_t iw = iw0 + kw * sp->d[2];
+                const int in = in_h && iw >= 0 && iw < sp->in[2];
+                off[kk] = in ? row + iw : -1;
+                all &= in;
+            }
+        }
     }
     return all;
 }
