@@ -388,11 +388,26 @@ DW_INLINE void dw_rows_k(const dw_src *t, int64_t oh0, int64_t oh1, const int mo
 
 /* The kernel widths of MobileNet, EfficientNet and ConvNeXt with their tap
  * loops unrolled; any other width through a loop. */
+#define DW_ROWS_FN(MODE, KWC)                                                                  \
+    static __attribute__((noinline)) void dw_rows_##MODE##_##KWC(const dw_src *t, int64_t oh0, \
+                                                                 int64_t oh1)                  \
+    {                                                                                          \
+        dw_rows_k(t, oh0, oh1, MODE, KWC);                                                     \
+    }
+/* one function each, as gc_row's (compile time) */
+DW_ROWS_FN(DW_S1, 3)
+DW_ROWS_FN(DW_S1, 0)
+DW_ROWS_FN(DW_S2D, 3)
+DW_ROWS_FN(DW_S2D, 0)
+#undef DW_ROWS_FN
 DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode)
 {
-    switch (t->g->KW) {
-    case 3: dw_rows_k(t, oh0, oh1, mode, 3); break;
-    default: dw_rows_k(t, oh0, oh1, mode, 0); break;
+    if (mode == DW_S1) {
+        if (t->g->KW == 3) dw_rows_DW_S1_3(t, oh0, oh1);
+        else dw_rows_DW_S1_0(t, oh0, oh1);
+    } else {
+        if (t->g->KW == 3) dw_rows_DW_S2D_3(t, oh0, oh1);
+        else dw_rows_DW_S2D_0(t, oh0, oh1);
     }
 }
 
@@ -558,12 +573,44 @@ DW_INLINE void gc_row_k(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, c
         gc_tile(s, oh, kh0, kh1, b * VL, OW - b * VL < VL ? OW - b * VL : VL, MB, 1, mode, 1, 0, KWC);
 }
 
+/* Each (channel block, mode, kernel width) row is a function of its own,
+ * called once a row: inlined into one, the 16 of them made a 450 KB
+ * function that took gcc 50 s to compile, and 6 minutes with the
+ * sanitizers (the CI's critical path). */
+#define GC_ROW_FN(MB, MODE, KWC)                                                               \
+    static __attribute__((noinline)) void gc_row_##MB##_##MODE##_##KWC(                       \
+        const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, const dw_cols *cb)              \
+    {                                                                                          \
+        gc_row_k(s, oh, kh0, kh1, cb, MB, MODE, KWC);                                          \
+    }
+#define GC_ROW_FNS(MB) GC_ROW_FN(MB, DW_S1, 3) GC_ROW_FN(MB, DW_S1, 0) \
+    GC_ROW_FN(MB, DW_S2D, 3) GC_ROW_FN(MB, DW_S2D, 0)
+GC_ROW_FNS(8)
+GC_ROW_FNS(4)
+GC_ROW_FNS(2)
+GC_ROW_FNS(1)
+#undef GC_ROW_FNS
+#undef GC_ROW_FN
+
+#define GC_ROW_CALL(MB, MODE)                                                                  \
+    (s->t.g->KW == 3 ? gc_row_##MB##_##MODE##_3(s, oh, kh0, kh1, cb)                           \
+                     : gc_row_##MB##_##MODE##_0(s, oh, kh0, kh1, cb))
 DW_INLINE void gc_row(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, const dw_cols *cb,
                       const int MB, const int mode)
 {
-    if (s->t.g->KW == 3) gc_row_k(s, oh, kh0, kh1, cb, MB, mode, 3);
-    else gc_row_k(s, oh, kh0, kh1, cb, MB, mode, 0);
+    if (mode == DW_S1) {
+        if (MB == 8) GC_ROW_CALL(8, DW_S1);
+        else if (MB == 4) GC_ROW_CALL(4, DW_S1);
+        else if (MB == 2) GC_ROW_CALL(2, DW_S1);
+        else GC_ROW_CALL(1, DW_S1);
+    } else {
+        if (MB == 8) GC_ROW_CALL(8, DW_S2D);
+        else if (MB == 4) GC_ROW_CALL(4, DW_S2D);
+        else if (MB == 2) GC_ROW_CALL(2, DW_S2D);
+        else GC_ROW_CALL(1, DW_S2D);
+    }
 }
+#undef GC_ROW_CALL
 
 DW_INLINE void gc_rows(const gc_src *s, int nm, int64_t oh0, int64_t oh1, const int mode)
 {
