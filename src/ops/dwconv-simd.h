@@ -386,20 +386,21 @@ DW_INLINE void dw_rows_k(const dw_src *t, int64_t oh0, int64_t oh1, const int mo
     }
 }
 
-/* The kernel widths of MobileNet, EfficientNet and ConvNeXt with their tap
- * loops unrolled; any other width through a loop. */
+/* One function for each (stride mode, kernel width), as gc_row's below
+ * (compile time). */
 #define DW_ROWS_FN(MODE, KWC)                                                                  \
     static __attribute__((noinline)) void dw_rows_##MODE##_##KWC(const dw_src *t, int64_t oh0, \
                                                                  int64_t oh1)                  \
     {                                                                                          \
         dw_rows_k(t, oh0, oh1, MODE, KWC);                                                     \
     }
-/* one function each, as gc_row's (compile time) */
 DW_ROWS_FN(DW_S1, 3)
 DW_ROWS_FN(DW_S1, 0)
 DW_ROWS_FN(DW_S2D, 3)
 DW_ROWS_FN(DW_S2D, 0)
 #undef DW_ROWS_FN
+/* Kernel width 3 (MobileNet, EfficientNet) with its tap loop unrolled; any
+ * other width through a loop. */
 DW_INLINE void dw_rows(const dw_src *t, int64_t oh0, int64_t oh1, const int mode)
 {
     if (mode == DW_S1) {
