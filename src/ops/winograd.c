@@ -264,6 +264,28 @@ static void wino_gather(const onr_wino_geom *g, onr_wino_gather_fn fg, const flo
     }
 }
 
+/* Prefetch (into L1) the lines wino_gather reads of the windows of tiles
+ * x0 .. x0+nx-1 of tile row ty in plane: the next channel's, while this
+ * one's are gathered. Each is a few lines of six rows a plane apart, too
+ * scattered for the hardware to follow on large planes (UNet at 256x256:
+ * -3.5 to -6 % at 1 and 2 threads, alternating runs in one process on Zen
+ * 5; ResNet-50 within +-0.5 %, ResNet-18 0 / -1.8 %). */
+static void wino_prefetch(const onr_wino_geom *g, const float *plane, int64_t ty, int64_t x0,
+                          int64_t nx)
+{
+    int64_t c0 = 4 * x0 - g->pl, c1 = c0 + 4 * nx + 2;
+    if (c0 < 0) c0 = 0;
+    if (c1 > g->IW) c1 = g->IW;
+    if (c0 >= c1) return;
+    for (int64_t i = 0; i < 6; i++) {
+        int64_t iy = 4 * ty - g->pt + i;
+        if (iy < 0 || iy >= g->IH) continue;
+        const char *a = (const char *)(plane + iy * g->IW + c0), *e = (const char *)(plane + iy * g->IW + c1);
+        for (; a < e; a += 64) __builtin_prefetch(a, 0, 3);
+        __builtin_prefetch(e - 1, 0, 3); /* a run that ends in another line */
+    }
+}
+
 /* The tiles [t0, t0 + T) of group grp (T <= tblk) on one thread: gather
  * and transform the input, the 36 products, transform the output and
  * store it with the epilogue. The tiles run in segments, one per tile row
@@ -281,6 +303,7 @@ static void wino_block(const onr_wino_geom *g, const float *x, const float *ug, 
             int64_t l = t0 + i, r = l / g->TX, tx = l % g->TX, nx = min64(g->TX - tx, T - i);
             int64_t n = r / g->TY, ty = r % g->TY;
             const float *plane = x + (n * g->C + grp * g->Cg + c) * IN;
+            if (c + 1 < g->Cg) wino_prefetch(g, plane + IN, ty, tx, nx);
             wino_gather(g, g_gather, plane, ty, tx, nx, tmp + i, T);
             i += nx;
         }
