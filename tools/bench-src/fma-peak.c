@@ -30,48 +30,40 @@
 
 #include "fma-peak.h"
 
-static double now_s(void)
+/* v[0 .. n) in ascending order (n <= 256: an insertion sort). */
+static void sort_up(double *v, int n)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static volatile unsigned long long mem_sink; /* keeps the sums */
-
-/* One thread reading mib MiB, reps times: the best and median GB/s. Two
- * words of every 64-byte line, four independent sums. */
-static int mem_read(long mib, int reps, double *best, double *med)
-{
-    size_t n = (size_t)mib << 18; /* 8-byte words */
-    unsigned long long *a = malloc(n * sizeof *a);
-    if (!a) return 1;
-    for (size_t i = 0; i < n; i++) a[i] = i;
-    double v[256];
-    unsigned long long sink = 0;
-    for (int r = 0; r < reps; r++) {
-        unsigned long long s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        double t0 = now_s();
-        for (size_t i = 0; i + 32 <= n; i += 32) {
-            s0 += a[i] ^ a[i + 4];
-            s1 += a[i + 8] ^ a[i + 12];
-            s2 += a[i + 16] ^ a[i + 20];
-            s3 += a[i + 24] ^ a[i + 28];
-        }
-        double dt = now_s() - t0;
-        sink += s0 + s1 + s2 + s3;
-        v[r] = (double)(n * sizeof *a) / (dt > 0 ? dt : 1e-9) / 1e9;
-    }
-    for (int i = 1; i < reps; i++)
+    for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
             double x = v[j];
             v[j] = v[j - 1];
             v[j - 1] = x;
         }
+}
+
+static double median_sorted(const double *v, int n)
+{
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* One thread reading mib MiB, reps times: the best and median GB/s. */
+static int mem_read(long mib, int reps, double *best, double *med)
+{
+    size_t n = (size_t)mib << 18; /* floats: a multiple of 32 */
+    float *a = aligned_alloc(64, n * sizeof *a);
+    if (!a) return 1;
+    for (size_t i = 0; i < n; i++) a[i] = 1.0f;
+    double v[256];
+    for (int r = 0; r < reps; r++) {
+        double t0 = fma_now();
+        fma_sink += fma_stream_sum(a, n) * 0;
+        double dt = fma_now() - t0;
+        v[r] = (double)(n * sizeof *a) / (dt > 0 ? dt : 1e-9) / 1e9;
+    }
+    sort_up(v, reps);
     *best = v[reps - 1];
-    *med = reps % 2 ? v[reps / 2] : 0.5 * (v[reps / 2 - 1] + v[reps / 2]);
+    *med = median_sorted(v, reps);
     free(a);
-    mem_sink = sink;
     return 0;
 }
 
@@ -124,17 +116,11 @@ int main(int argc, char **argv)
                               ? fma_peak(is512, threads[k], iters, 1)
                               : 0;
             }
-        for (int w = 0; w < 2; w++)
-            for (int i = 1; i < reps; i++) /* insertion sort, reps <= 256 */
-                for (int j = i; j > 0 && v[w][j - 1] > v[w][j]; j--) {
-                    double x = v[w][j];
-                    v[w][j] = v[w][j - 1];
-                    v[w][j - 1] = x;
-                }
+        for (int w = 0; w < 2; w++) sort_up(v[w], reps);
         if (k == 0) use512 = v[0][reps - 1] >= v[1][reps - 1];
         const double *u = v[use512 ? 0 : 1];
         best[k] = u[reps - 1];
-        med[k] = reps % 2 ? u[reps / 2] : 0.5 * (u[reps / 2 - 1] + u[reps / 2]);
+        med[k] = median_sorted(u, reps);
     }
     printf("{\"isa\":\"%s\",\"gflops\":{", use512 ? "avx512" : "avx2");
     for (int k = 0; k < n; k++) printf("%s\"%d\":%.2f", k ? "," : "", threads[k], best[k]);

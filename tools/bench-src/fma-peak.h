@@ -1,7 +1,8 @@
 /*
  * fma-peak.h - the machine's fp32 FMA peak, measured: register-only loops of
  * 12 independent FMA chains (AVX-512 and AVX2), timed on N OpenMP threads.
- * Shared by gemm-bench.c and fma-peak.c (the probe tools/bench runs).
+ * Shared by gemm-bench.c and fma-peak.c (the probe tools/bench runs), with
+ * the streaming read both time the memory with.
  * Include after <immintrin.h>, <omp.h> and <time.h>.
  */
 #ifndef ONR_FMA_PEAK_H
@@ -63,6 +64,23 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters)
 }
 
 static volatile double fma_sink;
+
+/* The sum of n floats read as a stream (n a multiple of 32, p 32-byte
+ * aligned): the memory reads of gemm-bench and of fma-peak --mem. */
+__attribute__((target("avx2"))) static float fma_stream_sum(const float *p, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        s0 = _mm256_add_ps(s0, _mm256_load_ps(p + i));
+        s1 = _mm256_add_ps(s1, _mm256_load_ps(p + i + 8));
+        s2 = _mm256_add_ps(s2, _mm256_load_ps(p + i + 16));
+        s3 = _mm256_add_ps(s3, _mm256_load_ps(p + i + 24));
+    }
+    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    float f[8];
+    _mm256_storeu_ps(f, s0);
+    return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
+}
 
 /* GFLOP/s of the register-only FMA loop (iters iterations of 12 independent
  * FMAs) on `threads` OpenMP threads, best of `reps`. */

@@ -58,21 +58,6 @@ static double measure_peak(int avx512, int threads) { return fma_peak(avx512, th
 
 static volatile double g_sink;
 
-__attribute__((target("avx2"))) static float stream_sum(const float *p, size_t n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t i = 0; i + 32 <= n; i += 32) {
-        s0 = _mm256_add_ps(s0, _mm256_load_ps(p + i));
-        s1 = _mm256_add_ps(s1, _mm256_load_ps(p + i + 8));
-        s2 = _mm256_add_ps(s2, _mm256_load_ps(p + i + 16));
-        s3 = _mm256_add_ps(s3, _mm256_load_ps(p + i + 24));
-    }
-    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    float f[8];
-    _mm256_storeu_ps(f, s0);
-    return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
-}
-
 /* GB/s of a plain streaming read of a buffer far larger than the caches. */
 static double measure_bandwidth(int threads)
 {
@@ -88,7 +73,7 @@ static double measure_bandwidth(int threads)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             size_t chunk = n / nt / 32 * 32;
-            g_sink += stream_sum(p + (size_t)t * chunk, chunk) * 0;
+            g_sink += fma_stream_sum(p + (size_t)t * chunk, chunk) * 0;
         }
         double gbs = n * sizeof(float) / (now() - t0) * 1e-9;
         if (gbs > best) best = gbs;
