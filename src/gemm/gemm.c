@@ -908,6 +908,20 @@ static task_grid plan_grid(const gemm_job *J, int t)
                             (a_weights ? A_WEIGHTS_COST : 1);
     const size_t want = (size_t)t * TASKS_PER_THREAD, fmas = J->m * J->n * J->k;
     const size_t max_pr = J->m >= 2 * MR ? J->m / (2 * MR) : 1; /* parts of >= 2 tiles */
+    /* Few rows against prepacked weights (block_cols streams them): one
+     * column part per thread, all rows. Split 2 x 4 as the costs below
+     * say, each row part read the thread's weights again, from memory,
+     * and each task copied its rows of an aliasing A once more (a row
+     * stride a multiple of 2 KiB: ViT-B/16's FFN output layer, 197 x 768
+     * x 3072); in one process, ABBA, 2 threads, Intel Xeon VM: ViT-B/16
+     * -1.8 / -3.2 %, BERT-base -2.6 / -2.8 %, the GPT-2-like decoder
+     * -3.2 %, six CNNs within noise (ConvNeXt-T -2 %). Two column parts
+     * per thread, which would leave some for a thread that is done first
+     * to take, gained half as much (each part copies A again). */
+    if (J->bsrc == B_PREPACKED && J->m <= P->mc) {
+        g.pn = (size_t)t < tiles_n ? (size_t)t : tiles_n;
+        return g;
+    }
     while (g.pr * g.pn < want && fmas / (g.pr * g.pn * 2) >= MIN_TASK_FMAS) {
         int can_r = g.pr * 2 <= max_pr, can_n = g.pn * 2 <= tiles_n;
         if (!can_r && !can_n) break;
