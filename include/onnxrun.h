@@ -49,13 +49,14 @@
  * thread). Sleeping workers (OMP_WAIT_POLICY=passive) never do that but pay
  * a wake-up per region (ResNet-50 at 2 threads about 20% slower than with
  * spinning workers on a quiet machine). The onnx-run CLI and the Python
- * package start libgomp with GOMP_SPINCOUNT=ONR_GOMP_SPINCOUNT (a bounded
- * spin, about 60 us, then sleep; no CPU used while a session sits idle
- * between runs) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. A
- * program embedding the library should do the same: set GOMP_SPINCOUNT to
- * ONR_GOMP_SPINCOUNT (or OMP_WAIT_POLICY=passive on a host that is always
- * busy) in its environment before it starts, or before it first loads
- * libgomp. The SGEMM core also claims its work in small tasks and, after a
+ * package start libgomp with GOMP_SPINCOUNT=onr_gomp_spincount() (a
+ * bounded spin, ONR_SPIN_US = 60 us on any CPU, then sleep; no CPU used
+ * while a session sits idle between runs) unless the user set
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT. A program embedding the library
+ * should do the same: set GOMP_SPINCOUNT to that count (the CLI prints it:
+ * onnx-run info --spincount), or OMP_WAIT_POLICY=passive on a host that
+ * is always busy, in its environment before it starts, or before it first
+ * loads libgomp. The SGEMM core also claims its work in small tasks and, after a
  * product that had to wait for a descheduled thread, runs products on one
  * thread for a while, so results never depend on it (they are identical for
  * every thread count).
@@ -250,9 +251,14 @@ void onr_options_free(onr_options *o);
 /* Threads used by kernels; 0 (default) means the number of online CPUs.
  * Counts above ONR_MAX_THREADS are taken as ONR_MAX_THREADS. */
 #define ONR_MAX_THREADS 1024
-/* The GOMP_SPINCOUNT the CLI and the Python package set (see "Waiting
- * threads" above): spin iterations (about 30 ns each) before sleeping. */
-#define ONR_GOMP_SPINCOUNT "2000"
+/* How long the CLI's and the Python package's idle OpenMP workers spin
+ * before they sleep (see "Waiting threads" above), in microseconds. */
+#define ONR_SPIN_US 60
+/* The GOMP_SPINCOUNT for ONR_SPIN_US on this CPU: libgomp spins one PAUSE
+ * per count, whose latency differs several-fold between CPUs (11 ns on an
+ * Intel Xeon with AMX, about 30 ns on AMD Zen 5), so it is measured here
+ * (0.1-0.3 ms). It must be in the environment before libgomp starts. */
+long onr_gomp_spincount(void);
 void onr_options_set_threads(onr_options *o, int n);
 /* Enable (1, default) or disable (0) the planner's graph fusions. */
 void onr_options_set_fuse(onr_options *o, int on);

@@ -34,6 +34,15 @@ if(ONR_PYTHON)
     LIBRARY_OUTPUT_DIRECTORY ${ONR_PYTHON_DIR}/onnxrun
     C_VISIBILITY_PRESET hidden
     INSTALL_RPATH "$ORIGIN/${_onr_py_rpath}")
+  # onnxrun._spin: the spin count measured before libgomp loads (python/_spin.c)
+  Python3_add_library(onnxrun_python_spin MODULE WITH_SOABI ${CMAKE_CURRENT_LIST_DIR}/_spin.c)
+  target_include_directories(onnxrun_python_spin PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+  target_link_options(onnxrun_python_spin PRIVATE ${ONR_SAN_SHARED_LINK})
+  set_target_properties(onnxrun_python_spin PROPERTIES OUTPUT_NAME _spin
+    LIBRARY_OUTPUT_DIRECTORY ${ONR_PYTHON_DIR}/onnxrun
+    C_VISIBILITY_PRESET hidden)
+  add_dependencies(onnxrun_python onnxrun_python_spin)
+  install(TARGETS onnxrun_python_spin LIBRARY DESTINATION ${ONR_PYTHON_INSTALL_DIR}/onnxrun)
   # the pure-Python files, copied beside the extension at build time
   file(GLOB _onr_py_files CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/onnxrun/*.py)
   set(_onr_py_out)

@@ -90,6 +90,9 @@ static const struct option {
     {"--dot", NULL, C_INFO, "print the plan as a Graphviz drawing"},
     {"--svg", "FILE", C_INFO, "render the plan to FILE with Graphviz's dot"},
     {"--ops", NULL, C_INFO, "list the supported operators and opsets (no MODEL)"},
+    {"--spincount", NULL, C_INFO,
+     "print the GOMP_SPINCOUNT that spins OpenMP's idle workers ONR_SPIN_US (60) us on this CPU "
+     "(no MODEL)"},
     {"--trace", "FILE", C_PROFILE, "write the last run as Chrome trace events"},
     {"--top", "N", C_PROFILE, "list the N slowest steps; 0: every step (default: 40)"},
     {"-h", NULL, C_RUN | C_BENCH | C_TEST | C_INFO | C_PROFILE, "this help (also --help)"},
@@ -198,7 +201,7 @@ typedef struct cli {
     const char *in_files[256];
     int n_in;
     const char *outdir;
-    int threads, no_fuse, iters, warmup, top, json, plan, dot, ops;
+    int threads, no_fuse, iters, warmup, top, json, plan, dot, ops, spincount;
     int64_t memory_limit; /* 0: the library's default; < 0: none */
     const char *svg;
     double rtol, atol;
@@ -332,12 +335,14 @@ static int parse_args(const struct command *cmd, int argc, char **argv, cli *c)
             c->dot = 1;
         } else if (strcmp(a, "--ops") == 0) {
             c->ops = 1;
+        } else if (strcmp(a, "--spincount") == 0) {
+            c->spincount = 1;
         }
     }
-    if (c->ops) {
-        if (c->model || c->plan || c->dot || c->svg)
-            return fprintf(stderr, "onnx-run info: --ops lists the operators and takes no MODEL "
-                           "or other view\n"),
+    if (c->ops || c->spincount) {
+        if (c->model || c->plan || c->dot || c->svg || (c->ops && c->spincount))
+            return fprintf(stderr, "onnx-run info: %s and takes no MODEL or other view\n",
+                           c->ops ? "--ops lists the operators" : "--spincount prints a spin count"),
                    -1;
         return 0;
     }
@@ -1052,6 +1057,10 @@ static int list_ops(void)
 static int cmd_info(const cli *c)
 {
     if (c->ops) return list_ops();
+    if (c->spincount) {
+        printf("%ld\n", onr_gomp_spincount());
+        return EXIT_OK;
+    }
     /* describe the model even when some of its ops are unsupported */
     onr_options *o = onr_options_new();
     if (c->threads) onr_options_set_threads(o, c->threads);
@@ -1751,9 +1760,10 @@ out:
  * GOMP_SPINCOUNT=20000, 0.43 ms with sleeping workers, at load 11 on 2
  * cores). Sleeping workers pay a wake-up per region instead, which on a
  * quiet machine costs ResNet-50 at 2 threads about 20% (50 ms against 40
- * spinning). A short bounded spin, GOMP_SPINCOUNT=ONR_GOMP_SPINCOUNT (about
- * 60 us, then sleep), keeps about half of that gain when quiet and costs
- * 8-35% over passive at load 11 (tools/bench-contention; results/). libgomp
+ * spinning). A short bounded spin, ONR_SPIN_US (60 us, then sleep; the
+ * count measured for this CPU, onr_gomp_spincount), keeps about half of
+ * that gain when quiet and costs 8-35% over passive at load 11
+ * (tools/bench-contention; results/). libgomp
  * reads its policy once, in its constructor, before main; so when the user
  * has set no policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT), the CLI sets
  * GOMP_SPINCOUNT and executes itself again, once (ONR_WAIT_POLICY_SET marks
@@ -1766,8 +1776,9 @@ static void set_wait_policy(char **argv)
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0 || (size_t)len >= sizeof self - 1) return;
     self[len] = 0;
-    if (setenv("GOMP_SPINCOUNT", ONR_GOMP_SPINCOUNT, 0) || setenv("ONR_WAIT_POLICY_SET", "1", 1))
-        return;
+    char count[32];
+    snprintf(count, sizeof count, "%ld", onr_gomp_spincount());
+    if (setenv("GOMP_SPINCOUNT", count, 0) || setenv("ONR_WAIT_POLICY_SET", "1", 1)) return;
     execv(self, argv);
     unsetenv("GOMP_SPINCOUNT"); /* not re-executed: leave the environment as it was */
     unsetenv("ONR_WAIT_POLICY_SET");

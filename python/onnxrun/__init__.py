@@ -19,14 +19,17 @@ import os as _os
 
 # OpenMP workers that spin long between parallel regions stall every region
 # on a busy, shared host; sleeping ones pay a wake-up per region. A short
-# bounded spin (GOMP_SPINCOUNT = ONR_GOMP_SPINCOUNT in onnxrun.h, about 60 us,
-# then sleep) keeps most of the speed on a quiet machine and never spins
-# while a session sits idle (the header's "Waiting threads" explains it).
-# libgomp reads the policy once, when it is first loaded (here, with the
-# extension below, unless another module loaded it earlier), so it is set
-# here unless the user chose one.
+# bounded spin (ONR_SPIN_US in onnxrun.h, 60 us, then sleep) keeps most of
+# the speed on a quiet machine and never spins while a session sits idle
+# (the header's "Waiting threads" explains it). libgomp counts its spin in
+# PAUSE instructions, whose latency differs between CPUs, so _spin (a module
+# without libgomp) measures the count, as the CLI does. libgomp reads the
+# policy once, when it is first loaded (here, with the extension below,
+# unless another module loaded it earlier), so it is set here unless the
+# user chose one.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "2000"
+    from . import _spin
+    _os.environ["GOMP_SPINCOUNT"] = str(_spin.spincount())
 
 from ._onnxrun import (Error, InputError, ModelError, Session, UnsupportedError, ValueInfo,
                        load_tensor, save_tensor, version)

@@ -2,6 +2,8 @@
  * team.c - the process's contention back-off for parallel regions (team.h).
  */
 #include "gemm/team.h"
+#include "gemm/spin.h"
+#include "onnxrun.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -456,3 +458,5 @@ void onr_team_reset(void)
 }
 
 int onr_team_backed_off(void) { return onr_team(2) == 1; }
+
+long onr_gomp_spincount(void) { return onr_spin_count_for(ONR_SPIN_US); }

@@ -9,6 +9,7 @@ and ONR_CLI (the onnx-run binary) set.
 import glob
 import os
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -557,3 +558,22 @@ def test_container_inputs_do_not_leak():
     before = rss()
     runs(50)
     assert rss() - before < 64 << 20, (rss() - before) >> 20
+
+
+def test_wait_policy_spin_count_measured():
+    """Imported with no wait policy set, the package puts GOMP_SPINCOUNT,
+    measured for this CPU (onnxrun._spin, within spin.h's bounds), in the
+    environment before libgomp loads, and libgomp takes it; a count the
+    user set is kept."""
+    from onnxrun import _spin
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["OMP_DISPLAY_ENV"] = "verbose"
+    code = "import os, onnxrun; print(os.environ['GOMP_SPINCOUNT'])"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    n = int(r.stdout)
+    assert _spin.MIN <= n <= _spin.MAX
+    if "GOMP_SPINCOUNT = " in r.stderr:  # libgomp (not clang's libomp) shows what it took
+        assert "GOMP_SPINCOUNT = '%d'" % n in r.stderr
+    env["GOMP_SPINCOUNT"] = "1234"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "1234"
