@@ -31,7 +31,8 @@ PyMODINIT_FUNC PyInit__spin(void)
 {
     PyObject *m = PyModule_Create(&spin_module);
     if (!m) return NULL;
-    if (PyModule_AddIntConstant(m, "SPIN_US", ONR_SPIN_US) || PyModule_AddIntConstant(m, "MIN", ONR_SPIN_COUNT_MIN) ||
+    if (PyModule_AddIntConstant(m, "SPIN_US", ONR_SPIN_US) ||
+        PyModule_AddIntConstant(m, "MIN", ONR_SPIN_COUNT_MIN) ||
         PyModule_AddIntConstant(m, "MAX", ONR_SPIN_COUNT_MAX)) {
         Py_DECREF(m);
         return NULL;

@@ -751,7 +751,8 @@ static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, siz
             job_pack_panel(J, pc, kc, jc + jr, min_z(NR, nc - jr), NR, bbuf + jr * kc);
 }
 
-/* Columns per block of B for a region of `rows` rows. Prepacked weights
+/* Whether a region of `rows` rows streams its B (and is split by columns,
+ * plan_grid), and its columns per block of B (block_cols). Prepacked weights
  * against few rows (at most one A block: a transformer's tokens) come
  * from memory once per product, and with blocks of half of L2 the first
  * row tile of each block waited on them (a chain of 24 MatMuls 128 x 768
@@ -768,10 +769,14 @@ static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, siz
  * rows keep half of L2: the weights are then read many times per block,
  * and narrower blocks would make every row tile of A pass again (ConvNeXt
  * T's Linear layers on 3136 rows: +1.5 %). */
+static int streams_weights(const gemm_job *J, size_t rows)
+{
+    return J->bsrc == B_PREPACKED && rows <= J->plan->mc;
+}
+
 static size_t block_cols(const gemm_job *J, size_t rows)
 {
-    const gemm_plan *P = J->plan;
-    return J->bsrc == B_PREPACKED && rows <= P->mc ? P->nc_stream : P->nc;
+    return streams_weights(J, rows) ? J->plan->nc_stream : J->plan->nc;
 }
 
 /* The prepacked weights' block rows [pc, pc+kc) x columns [jc, jc+nc) as
@@ -781,7 +786,7 @@ static size_t block_cols(const gemm_job *J, size_t rows)
 static const ahead_block *next_weights(const gemm_job *J, size_t rows, size_t jc, size_t nc,
                                        size_t pc, size_t kc, ahead_block *out)
 {
-    if (J->bsrc != B_PREPACKED || rows > J->plan->mc || nc == 0 || kc == 0) return NULL;
+    if (!streams_weights(J, rows) || nc == 0 || kc == 0) return NULL;
     const size_t w = J->panel_w;
     out->first = J->b + (jc / w) * J->k * w + pc * w;
     out->lda = J->k * w;
@@ -918,7 +923,7 @@ static task_grid plan_grid(const gemm_job *J, int t)
      * -3.2 %, six CNNs within noise (ConvNeXt-T -2 %). Two column parts
      * per thread, which would leave some for a thread that is done first
      * to take, gained half as much (each part copies A again). */
-    if (J->bsrc == B_PREPACKED && J->m <= P->mc) {
+    if (streams_weights(J, J->m)) {
         g.pn = (size_t)t < tiles_n ? (size_t)t : tiles_n;
         return g;
     }
