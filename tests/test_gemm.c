@@ -287,7 +287,7 @@ static void epilogue_kernel(void)
             }
         }
     /* K == 0: beta*C, then the epilogue */
-    onr_gemm_epilogue ep = {bc, br, ONR_ACT_RELU, 0, 0, r, n + 3, 0, 0};
+    onr_gemm_epilogue ep = {bc, br, ONR_ACT_RELU, 0, 0, r, n + 3, 0, 0, 0};
     gcase g = {0, 0, 0, 1, m, n, 0, 2, 1.f, 0.5f, &ep};
     run_case(&g, "epilogue k=0");
     /* activations over a wide input range (values far from the origin) */
@@ -432,6 +432,79 @@ static void threads_kernel(void)
         free(c2);
     }
 }
+/* dot_tail: the columns past a multiple of 16 as dot products along k,
+ * against the reference (epilogues, alpha and beta, B read in place,
+ * copied or prepacked, K in several blocks); 1 and 3 threads give the same
+ * bits; the tail is taken where the kernel has one, and only when asked. */
+static void dot_tail_kernel(void)
+{
+    static const size_t ns[] = {1, 4, 8, 9, 20, 24, 25, 33, 49, 100, 196};
+    static const size_t ms[] = {1, 5, 12, 13, 37};
+    static const size_t ks[] = {1, 15, 16, 17, 100, 1300};
+    char what[160];
+    float *bc = falloc(200), *br = falloc(40), *r = falloc(40 * 200);
+    fill(bc, 200);
+    fill(br, 40);
+    fill(r, 40 * 200);
+    size_t idx = 0;
+    for (size_t in = 0; in < sizeof ns / sizeof *ns; in++)
+        for (size_t im = 0; im < sizeof ms / sizeof *ms; im++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof *ks; ik++, idx++) {
+                size_t m = ms[im], n = ns[in], k = ks[ik];
+                if (m * n * k > 2000000) continue; /* keep ASan runs short */
+                onr_gemm_epilogue ep = {0};
+                ep.dot_tail = 1;
+                switch (idx % 4) {
+                case 1: ep.bias_row = br, ep.act = ONR_ACT_RELU, ep.residual = r, ep.ldr = n; break;
+                case 2: ep.bias_col = bc, ep.act = ONR_ACT_GELU_TANH; break;
+                case 3:
+                    ep.act = ONR_ACT_CLIP, ep.clip_min = -0.5f, ep.clip_max = 0.5f;
+                    ep.residual = r, ep.ldr = n, ep.residual_before_act = 1;
+                    break;
+                default: break;
+                }
+                gcase g = {(int)(idx & 1), (int)((idx >> 1) & 1), idx % 3 == 0, 1, m, n, k,
+                           idx % 2 ? 3 : 0, idx % 5 == 0 ? 0.5f : 1.f, idx % 3 == 1 ? 0.75f : 0.f,
+                           &ep};
+                snprintf(what, sizeof what,
+                         "dot tail m=%zu n=%zu k=%zu ta=%d tb=%d packed=%d epi=%zu", m, n, k, g.ta,
+                         g.tb, g.packed, idx % 4);
+                run_case(&g, what);
+            }
+    free(bc);
+    free(br);
+    free(r);
+
+    /* bits at 1 and 3 threads; the tail taken only with dot_tail */
+    const size_t m = 100, n = 196, k = 300;
+    float *a = falloc(m * k), *b = falloc(k * n), *c1 = falloc(m * n), *c3 = falloc(m * n);
+    fill(a, m * k);
+    fill(b, k * n);
+    void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 3));
+    onr_gemm_epilogue ep = {0};
+    ep.dot_tail = 1;
+    const int has_tail = strncmp(onr_sgemm_kernel_name(), "avx512", 6) == 0;
+    size_t before = onr_sgemm_tail_count();
+    onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c1, n, &ep, ws, 1);
+    assert_int_equal(onr_sgemm_tail_count() > before, has_tail);
+    onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c3, n, &ep, ws, 3);
+    assert_memory_equal(c1, c3, m * n * sizeof(float));
+    ep.dot_tail = 0;
+    before = onr_sgemm_tail_count();
+    onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c3, n, &ep, ws, 1);
+    assert_int_equal(onr_sgemm_tail_count(), before);
+    free(ws);
+    free(a);
+    free(b);
+    free(c1);
+    free(c3);
+}
+static void test_dot_tail(void **state)
+{
+    (void)state;
+    for_each_kernel(dot_tail_kernel);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -609,7 +682,7 @@ static void tail_kernel(void)
             fill(R.p, m * n);
             fill(BC.p, n);
             fill(BR.p, m);
-            onr_gemm_epilogue ep = {BC.p, BR.p, ONR_ACT_SILU, 0, 0, R.p, n, t & 1, 0};
+            onr_gemm_epilogue ep = {BC.p, BR.p, ONR_ACT_SILU, 0, 0, R.p, n, t & 1, 0, (int)(n & 1)};
             double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
             ref_gemm(ta, tb, m, n, k, 1.f, A.p, ta ? m : k, B.p, tb ? k : n, 0.5f, C.p, n, &ep,
                      want, tol);
@@ -825,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_epilogues),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_dot_tail),
         cmocka_unit_test(test_gen),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_nan_inf),

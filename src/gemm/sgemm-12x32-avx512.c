@@ -363,5 +363,113 @@ static void ukernel_ahead(size_t mr, size_t nr, size_t kc, const float *a, size_
     table[1][mr][variant(nr)](PASS);
 }
 
-const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR, NR, ukernel,
-                                                  ukernel_ahead};
+/* ---- the last columns: dot products along k (onr_sgemm_tail_fn) ------- */
+
+enum { TAIL_MAX = 8 };
+
+/* NC columns (1..TAIL_MAX) in blocks of R rows (R * NC accumulators, at
+ * most 24); in the last block rows past mr read row mr-1 again and are
+ * not stored. */
+static inline __attribute__((always_inline)) void
+tail_tpl(const int R, const int NC, size_t mr, size_t kc, const float *restrict a, size_t lda,
+         const float *restrict bt, size_t ldbt, float *restrict c, size_t ldc, float alpha,
+         float beta, const onr_sgemm_tile_epi *epi)
+{
+    const __mmask16 km = tail_mask(kc % 16);
+    for (size_t i0 = 0; i0 < mr; i0 += (size_t)R) {
+        const float *ar[12];
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) ar[r] = a + (i0 + r < mr ? i0 + r : mr - 1) * lda;
+        __m512 acc[12][TAIL_MAX];
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int j = 0; j < NC; j++) acc[r][j] = _mm512_setzero_ps();
+        size_t k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            __m512 bv[TAIL_MAX];
+#pragma GCC unroll 8
+            for (int j = 0; j < NC; j++) bv[j] = _mm512_load_ps(bt + j * ldbt + k);
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                const __m512 av = _mm512_loadu_ps(ar[r] + k);
+#pragma GCC unroll 8
+                for (int j = 0; j < NC; j++) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+            }
+        }
+        if (k < kc) { /* B^T is zero past kc; A is not read there */
+            __m512 bv[TAIL_MAX];
+#pragma GCC unroll 8
+            for (int j = 0; j < NC; j++) bv[j] = _mm512_load_ps(bt + j * ldbt + k);
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                const __m512 av = _mm512_maskz_loadu_ps(km, ar[r] + k);
+#pragma GCC unroll 8
+                for (int j = 0; j < NC; j++) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+            }
+        }
+        /* the sums, eight accumulators at a time: halves added, then
+         * horizontal adds across them (37 instructions per eight where a
+         * reduction each took about 80) */
+        float sums[24] __attribute__((aligned(32)));
+#pragma GCC unroll 3
+        for (int g = 0; g < (R * NC + 7) / 8; g++) {
+            __m256 h[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) {
+                const int e = g * 8 + q;
+                if (e < R * NC) {
+                    const __m512 x = acc[e / NC][e % NC];
+                    h[q] = _mm256_add_ps(_mm512_castps512_ps256(x),
+                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+                } else {
+                    h[q] = _mm256_setzero_ps();
+                }
+            }
+            const __m256 h01 = _mm256_hadd_ps(h[0], h[1]), h23 = _mm256_hadd_ps(h[2], h[3]);
+            const __m256 h45 = _mm256_hadd_ps(h[4], h[5]), h67 = _mm256_hadd_ps(h[6], h[7]);
+            const __m256 q0 = _mm256_hadd_ps(h01, h23), q1 = _mm256_hadd_ps(h45, h67);
+            _mm256_store_ps(sums + 8 * g, _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20),
+                                                        _mm256_permute2f128_ps(q0, q1, 0x31)));
+        }
+        /* each row's NC values as one vector, through the tile's epilogue */
+        const size_t rows = mr - i0 < (size_t)R ? mr - i0 : (size_t)R;
+        const __mmask16 cm = tail_mask((size_t)NC);
+        for (size_t r = 0; r < rows; r++) {
+            float *cr = c + (i0 + r) * ldc;
+            __m512 t = _mm512_mul_ps(_mm512_set1_ps(alpha), _mm512_maskz_loadu_ps(cm, sums + r * NC));
+            if (beta != 0.0f)
+                t = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(cm, cr), t);
+            if (epi) epi_row(epi, i0 + r, 1, cm, 0, &t);
+            _mm512_mask_storeu_ps(cr, cm, t);
+        }
+    }
+}
+
+#define TARGS                                                                                  \
+    size_t mr, size_t kc, const float *restrict a, size_t lda, const float *restrict bt,       \
+        size_t ldbt, float *restrict c, size_t ldc, float alpha, float beta,                   \
+        const onr_sgemm_tile_epi *epi
+#define TPASS mr, kc, a, lda, bt, ldbt, c, ldc, alpha, beta, epi
+static void t1(TARGS) { tail_tpl(12, 1, TPASS); }
+static void t2(TARGS) { tail_tpl(12, 2, TPASS); }
+static void t3(TARGS) { tail_tpl(8, 3, TPASS); }
+static void t4(TARGS) { tail_tpl(6, 4, TPASS); }
+static void t5(TARGS) { tail_tpl(4, 5, TPASS); }
+static void t6(TARGS) { tail_tpl(4, 6, TPASS); }
+static void t7(TARGS) { tail_tpl(3, 7, TPASS); }
+static void t8(TARGS) { tail_tpl(3, 8, TPASS); }
+typedef void (*tfn)(TARGS);
+static const tfn tails[TAIL_MAX + 1] = {0, t1, t2, t3, t4, t5, t6, t7, t8};
+
+static void tail(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, const float *bt,
+                 size_t ldbt, float *c, size_t ldc, float alpha, float beta,
+                 const onr_sgemm_tile_epi *epi)
+{
+    tails[nr](TPASS);
+}
+#undef TARGS
+#undef TPASS
+
+const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR,   NR, ukernel,
+                                                  ukernel_ahead,  tail,     TAIL_MAX};

@@ -38,6 +38,16 @@ typedef void (*onr_sgemm_ukernel_fn)(size_t mr, size_t nr, size_t kc, const floa
                                      const float *b, size_t ldb, float *c, size_t ldc,
                                      float alpha, float beta, const onr_sgemm_tile_epi *epi);
 
+/* C[0..mr) x [0..nr) of rows of A (as for a ukernel) times nr columns of
+ * B given transposed: column j's kc values at bt + j * ldbt (bt 64-byte
+ * aligned, ldbt a multiple of 16, zeros from kc up to the next multiple of
+ * 16). Dot products along k, sixteen k at a time: a few columns cost
+ * FMAs in proportion to their number, where a tile of the ukernel's costs
+ * as many per k step as a full one. */
+typedef void (*onr_sgemm_tail_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                  const float *bt, size_t ldbt, float *c, size_t ldc, float alpha,
+                                  float beta, const onr_sgemm_tile_epi *epi);
+
 /* Lines the kernels prefetch towards L2 as they run, one per k step,
  * in address order: [p, end) (whole 64-byte lines), then, while rows is
  * not 0, the next row's span: row += ld, [row, row + span), rows--. It
@@ -62,6 +72,10 @@ typedef struct onr_sgemm_config {
     /* the same product, prefetching onr_sgemm_ahead_cur's lines as it
      * goes (NULL: the kernel has no such variant) */
     onr_sgemm_ukernel_fn ukernel_ahead;
+    /* the last columns of a product, where its width leaves 1..tail_max
+     * past a multiple of 16 (NULL: the kernel has none; gemm.c) */
+    onr_sgemm_tail_fn tail;
+    size_t tail_max;
 } onr_sgemm_config;
 
 extern const onr_sgemm_config onr_sgemm_config_ref;

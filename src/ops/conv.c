@@ -1654,7 +1654,9 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
             float *yg = y + yoff;
             const float *zg = epi && bb->z ? bb->z + yoff : NULL;
-            onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL};
+            /* the output positions are always computed in the same
+             * products (whole, or the same bands): dot_tail allowed */
+            onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL, .dot_tail = 1};
             if (epi && !post) {
                 ep.act = (onr_gemm_act)gact;
                 ep.clip_min = epi->a;
@@ -1669,7 +1671,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
                 ep.residual_before_act = !epi->res_after;
             }
             const float beta = z_is_c ? 1.f : 0.f;
-            const onr_gemm_epilogue *epp = b || epi ? &ep : NULL;
+            const onr_gemm_epilogue *epp = &ep;
             const float *zpost = post && epi->res_after ? zg : NULL;
             if (kind == CONV_GEMM) {
                 ep.residual = z_in_gemm && !z_is_c ? zg : NULL;
