@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "gemm/gemm.h"
+#include "gemm/team.h"
 
 static const char *const g_isas[] = {"ref", "avx2", "avx512"};
 
@@ -432,7 +433,7 @@ static void threads_kernel(void)
         free(c2);
     }
 }
-/* dot_tail: the columns past a multiple of 16 as dot products along k,
+/* fixed_shape: the columns past a multiple of 16 as dot products along k,
  * against the reference (epilogues, alpha and beta, B read in place,
  * copied or prepacked, K in several blocks); 1 and 3 threads give the same
  * bits; the tail is taken where the kernel has one, and only when asked. */
@@ -453,7 +454,7 @@ static void dot_tail_kernel(void)
                 size_t m = ms[im], n = ns[in], k = ks[ik];
                 if (m * n * k > 2000000) continue; /* keep ASan runs short */
                 onr_gemm_epilogue ep = {0};
-                ep.dot_tail = 1;
+                ep.fixed_shape = 1;
                 switch (idx % 4) {
                 case 1: ep.bias_row = br, ep.act = ONR_ACT_RELU, ep.residual = r, ep.ldr = n; break;
                 case 2: ep.bias_col = bc, ep.act = ONR_ACT_GELU_TANH; break;
@@ -475,21 +476,21 @@ static void dot_tail_kernel(void)
     free(br);
     free(r);
 
-    /* bits at 1 and 3 threads; the tail taken only with dot_tail */
+    /* bits at 1 and 3 threads; the tail taken only with fixed_shape */
     const size_t m = 100, n = 196, k = 300;
     float *a = falloc(m * k), *b = falloc(k * n), *c1 = falloc(m * n), *c3 = falloc(m * n);
     fill(a, m * k);
     fill(b, k * n);
     void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 3));
     onr_gemm_epilogue ep = {0};
-    ep.dot_tail = 1;
+    ep.fixed_shape = 1;
     const int has_tail = strncmp(onr_sgemm_kernel_name(), "avx512", 6) == 0;
     size_t before = onr_sgemm_tail_count();
     onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c1, n, &ep, ws, 1);
     assert_int_equal(onr_sgemm_tail_count() > before, has_tail);
     onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c3, n, &ep, ws, 3);
     assert_memory_equal(c1, c3, m * n * sizeof(float));
-    ep.dot_tail = 0;
+    ep.fixed_shape = 0;
     before = onr_sgemm_tail_count();
     onr_sgemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c3, n, &ep, ws, 1);
     assert_int_equal(onr_sgemm_tail_count(), before);
@@ -503,6 +504,68 @@ static void test_dot_tail(void **state)
 {
     (void)state;
     for_each_kernel(dot_tail_kernel);
+}
+
+/* The K split (two threads, one K block each, the partial product added
+ * through the kernel's finishing code): the same bits as one thread and
+ * the reference's values, with every kind of epilogue, alpha and beta, A
+ * transposed or not, the dot-product tail; taken where expected. */
+static void ksplit_kernel(void)
+{
+    const struct { size_t m, n, k; int fixed, split; } cases[] = {
+        {96, 196, 576, 0, 1},  /* two K blocks of 288: split */
+        {96, 196, 576, 1, 1},  /* and the tail's 4 columns */
+        {64, 196, 384, 1, 1},  /* one K block, two for a fixed shape */
+        {64, 196, 384, 0, 0},  /* one K block: no split */
+        {40, 100, 1100, 1, 0}, /* three K blocks at two threads: no split */
+        {300, 196, 576, 0, 0}, /* rows over half of K: no split */
+    };
+    const int has_finish = strncmp(onr_sgemm_kernel_name(), "avx512", 6) == 0;
+    char what[160];
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+        for (int v = 0; v < 4; v++) {
+            const size_t m = cases[ci].m, n = cases[ci].n, k = cases[ci].k;
+            const int ta = v & 1;
+            const float alpha = v == 2 ? 0.5f : 1.f, beta = v >= 2 ? 0.75f : 0.f;
+            float *a = falloc(m * k), *b = falloc(k * n), *c0 = falloc(m * n);
+            float *c1 = falloc(m * n), *c2 = falloc(m * n), *r = falloc(m * n);
+            float *bc = falloc(n), *br = falloc(m);
+            fill(a, m * k), fill(b, k * n), fill(c0, m * n), fill(r, m * n);
+            fill(bc, n), fill(br, m);
+            onr_gemm_epilogue ep = {0};
+            ep.fixed_shape = cases[ci].fixed;
+            if (v == 1) ep.bias_row = br, ep.act = ONR_ACT_RELU, ep.residual = r, ep.ldr = n;
+            if (v == 2) ep.bias_col = bc, ep.act = ONR_ACT_GELU_ERF;
+            if (v == 3) {
+                ep.act = ONR_ACT_CLIP, ep.clip_min = -0.3f, ep.clip_max = 0.4f;
+                ep.residual = r, ep.ldr = n, ep.residual_before_act = 1;
+            }
+            const size_t lda = ta ? m : k;
+            void *ws = walloc(onr_sgemm_workspace_size(m, n, k, 2));
+            memcpy(c1, c0, m * n * sizeof(float));
+            memcpy(c2, c0, m * n * sizeof(float));
+            onr_sgemm(ta, 0, m, n, k, alpha, a, lda, b, n, beta, c1, n, &ep, ws, 1);
+            onr_team_reset(); /* two threads now, not one after a back-off */
+            const size_t before = onr_sgemm_ksplit_count();
+            onr_sgemm(ta, 0, m, n, k, alpha, a, lda, b, n, beta, c2, n, &ep, ws, 2);
+            snprintf(what, sizeof what, "k split m=%zu n=%zu k=%zu fixed=%d variant=%d", m, n, k,
+                     cases[ci].fixed, v);
+            if ((onr_sgemm_ksplit_count() > before) != (has_finish && cases[ci].split))
+                fail_msg("%s: split taken %d, expected %d (kernel %s)", what,
+                         onr_sgemm_ksplit_count() > before, has_finish && cases[ci].split,
+                         onr_sgemm_kernel_name());
+            assert_memory_equal(c1, c2, m * n * sizeof(float));
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            ref_gemm(ta, 0, m, n, k, alpha, a, lda, b, n, beta, c0, n, &ep, want, tol);
+            check(m, n, c2, n, want, tol, what);
+            free(want), free(tol), free(ws);
+            free(a), free(b), free(c0), free(c1), free(c2), free(r), free(bc), free(br);
+        }
+}
+static void test_ksplit(void **state)
+{
+    (void)state;
+    for_each_kernel(ksplit_kernel);
 }
 
 static void test_threads(void **state)
@@ -899,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_dot_tail),
+        cmocka_unit_test(test_ksplit),
         cmocka_unit_test(test_gen),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_nan_inf),

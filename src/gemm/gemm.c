@@ -229,9 +229,17 @@ static size_t align64(size_t bytes) { return round_up(bytes, 64); }
 /* The K block for a product of depth k with m rows: ceil(k/KC) equal
  * blocks. With fewer rows than a tile the A rows are short, so K is cut
  * only where m rows of it would overflow half of L1: the weights then
- * stream as one sequence (GEMV). Depends on m, k and the kernel only,
- * never on the thread count. */
-static size_t k_block(const gemm_plan *p, size_t m, size_t k)
+ * stream as one sequence (GEMV). A product of a fixed shape
+ * (onr_gemm_epilogue.fixed_shape) with at most half as many rows as K,
+ * and K of KSPLIT_MIN_K or more in one block, gets two, so that two
+ * threads can split it by K (run_ksplit): MobileNetV2 at 2 threads -3.9 %
+ * more than the K split of products with two blocks already (its 384 ->
+ * 64 layers), EfficientNet-B0 -0.9 %, ResNet-50 within noise, all three
+ * within 0.3 % at 1 thread (ABBA, Intel Xeon VM; from K 384 up instead:
+ * MobileNetV2 -2.3 %, EfficientNet-B0 0). Depends on the shape and the
+ * kernel only, never on the thread count. */
+#define KSPLIT_MIN_K 256
+static size_t k_block(const gemm_plan *p, size_t m, size_t k, int fixed_shape)
 {
     size_t kc = p->kc;
     if (m < p->cfg->mr) {
@@ -239,6 +247,7 @@ static size_t k_block(const gemm_plan *p, size_t m, size_t k)
         kc = clampz(g_l1 / 2 / (rows * sizeof(float)) / 16 * 16, p->kc, 8192);
     }
     size_t nk = (k + kc - 1) / kc;
+    if (fixed_shape && nk == 1 && 2 * m <= k && k >= KSPLIT_MIN_K) nk = 2;
     if (nk <= 1) return k;
     return min_z(kc, round_up((k + nk - 1) / nk, 8));
 }
@@ -278,12 +287,15 @@ static size_t t_buf_bytes(const gemm_plan *p, size_t kc)
 
 static size_t per_thread_bytes(const gemm_plan *p, size_t m, size_t n, size_t k)
 {
-    size_t kc = k_block(p, m, k);
+    size_t kc = k_block(p, m, k, 0); /* the longer block of the two ways */
     return a_buf_bytes(p, m, kc) + b_buf_bytes(p, n, kc) + t_buf_bytes(p, kc);
 }
 
 static int want_shared_b(const gemm_plan *P, size_t m, size_t n, size_t k, int t);
 static size_t shared_b_bytes(const gemm_plan *P, size_t n, size_t k);
+static size_t ksplit_parts(const gemm_plan *P, size_t m, size_t n, size_t k, int fixed_shape,
+                           size_t t);
+static size_t ksplit_bytes(size_t m, size_t n, size_t parts);
 
 size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
 {
@@ -297,6 +309,12 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
         if (want_shared_b(&g_plans[i], m, n, k, (int)t) &&
             shared_b_bytes(&g_plans[i], n, k) > shared)
             shared = shared_b_bytes(&g_plans[i], n, k);
+        /* or, in the same place, the K split's partial products, on as
+         * many threads as the product has K blocks */
+        for (size_t u = 2; u <= t; u++)
+            for (int fs = 0; fs < 2; fs++)
+                if (ksplit_parts(&g_plans[i], m, n, k, fs, u) > 1 && ksplit_bytes(m, n, u) > shared)
+                    shared = ksplit_bytes(m, n, u);
     }
     return t * onr_thread_stride(best) + shared + 64;
 }
@@ -454,7 +472,7 @@ typedef struct gemm_job {
     const onr_gemm_epilogue *ep;
     const _Atomic int *cancel; /* the caller's run: stop at the next block once set */
     const float *a_next; /* a_direct: the A (same m, k, lda) the caller multiplies next, or NULL */
-    int dot_tail;        /* the caller allows tail_cols (onr_gemm_epilogue) */
+    int fixed_shape;     /* onr_gemm_epilogue.fixed_shape: tail_cols, k_block's halves */
 } gemm_job;
 
 static _Thread_local const _Atomic int *g_cancel;
@@ -704,8 +722,8 @@ static void ahead_plan(const gemm_job *J, size_t m0, size_t m1, size_t ic, size_
  * 1 / 2 threads): ResNet-50 -1.1 / +0.3 %, MobileNetV2 -0.9 / -0.5 %,
  * EfficientNet-B0 -0.8 / -0.8 %; the 7x7 1x1 layers (49 columns) still
  * run transposed (conv.c): through this tail instead they were 2-5 %
- * slower. 0: none (the caller did not allow it, the kernel has no tail,
- * or more such columns). Depends on the width and the kernel only, so an
+ * slower. 0: none (the caller did not set fixed_shape, the kernel has no
+ * tail, or more such columns). Depends on the width and the kernel only, so an
  * element is computed the same way at any thread count and in a product
  * of any number of rows; the columns always lie in the product's last
  * tile (regions and blocks start on tile boundaries). */
@@ -715,7 +733,7 @@ size_t onr_sgemm_tail_count(void) { return g_tail_count; }
 static size_t tail_cols(const gemm_job *J)
 {
     const onr_sgemm_config *cfg = J->plan->cfg;
-    if (!J->dot_tail || !cfg->tail) return 0;
+    if (!J->fixed_shape || !cfg->tail) return 0;
     const size_t d = J->n % cfg->nr % 16;
     return d <= cfg->tail_max ? d : 0;
 }
@@ -1106,6 +1124,99 @@ static void run_tasks(const gemm_job *J, const gemm_job *JB, const task_grid *g,
     }
 }
 
+/* The K split: a product of few rows (C small) against a long B read in
+ * place (a 1x1 convolution's input channels: ResNet-50's 1024 -> 256
+ * layers on 14x14, MobileNetV2's 576 -> 96) on as many threads as it has
+ * K blocks: thread i multiplies K block i only, into C (i = 0) or a
+ * partial product of its own, and after a barrier each thread adds the
+ * partial products into its share of C's rows in block order and applies
+ * the epilogue, through the kernel's own finishing code (finish). The
+ * layer before wrote B's rows (its output channels) split the same way
+ * between the threads, so each thread reads the rows its own core wrote;
+ * split by rows or columns of C each read all of B, half of it from the
+ * other core's cache: 96 x 196 x 576 at 2 threads took 0.092 ms on a B
+ * already in both caches, 0.123-0.139 on one the two threads had just
+ * written (Intel Xeon VM), and the model's layer as much; split by K,
+ * 0.088-0.093 either way (256 x 196 x 1024: 0.42 -> 0.37). The models at
+ * 2 threads (tools/bench-compare, 7 rounds, with k_block's halves):
+ * MobileNetV2 -6.2 %, ResNet-50 -3.1 %, EfficientNet-B0 -1.1 %; at 1
+ * thread within 1 %. The sums are those of one thread (each K block into
+ * C in turn, the same code after them), so the bits are the same at any
+ * thread count. Only as many threads as K blocks: with more blocks per
+ * thread a thread's own sum of two blocks would change the order. 1: no
+ * split. */
+static size_t ksplit_parts(const gemm_plan *P, size_t m, size_t n, size_t k, int fixed_shape,
+                           size_t t)
+{
+    if (t < 2 || !P->cfg->finish || 2 * m > k) return 1;
+    const size_t kc = k_block(P, m, k, fixed_shape), nk = (k + kc - 1) / kc;
+    if (nk != t || m * n * k < t * 4 * MIN_TASK_FMAS) return 1;
+    return nk;
+}
+
+/* The parts' partial products (all but thread 0's, which is C): m x n each. */
+static size_t ksplit_bytes(size_t m, size_t n, size_t parts)
+{
+    return (parts - 1) * align64(m * n * sizeof(float));
+}
+
+static atomic_size_t g_ksplit_count;
+size_t onr_sgemm_ksplit_count(void) { return atomic_load_explicit(&g_ksplit_count, memory_order_relaxed); }
+
+static void run_ksplit(const gemm_job *J, void *ws, int t)
+{
+    atomic_fetch_add_explicit(&g_ksplit_count, 1, memory_order_relaxed);
+    float *part = shared_b_buf(J, ws, t);
+    const size_t pstride = align64(J->m * J->n * sizeof(float)) / sizeof(float);
+    const size_t MR = J->plan->cfg->mr, NR = J->plan->cfg->nr;
+    onr_team_region reg;
+    onr_team_begin(&reg);
+#pragma omp parallel num_threads(t)
+    {
+        int64_t w0 = onr_team_work_start(&reg);
+        const int tid = omp_get_thread_num();
+        float *abuf, *bbuf;
+        thread_bufs(J, ws, tid, &abuf, &bbuf);
+        /* K block tid: into C (with the caller's beta) or partial tid */
+        gemm_job S = *J;
+        const size_t pc = (size_t)tid * J->kc, kc = min_z(J->kc, J->k - pc);
+        S.a = J->trans_a ? J->a + pc * J->lda : J->a + pc;
+        S.b = J->b + pc * J->ldb;
+        S.k = S.kc = kc;
+        S.ep = NULL;
+        S.a_next = NULL;
+        if (tid > 0) {
+            S.c = part + (size_t)(tid - 1) * pstride;
+            S.ldc = J->n;
+            S.beta = 0.f;
+        }
+        run_region(&S, 0, J->m, 0, J->n, abuf, bbuf);
+#pragma omp barrier
+        /* C += the partials in block order, the epilogue with the last; a
+         * thread's rows in whole tiles */
+        const size_t tiles_m = (J->m + MR - 1) / MR;
+        const size_t i0 = (size_t)tid * tiles_m / (size_t)t * MR;
+        const size_t i1 = min_z((size_t)(tid + 1) * tiles_m / (size_t)t * MR, J->m);
+        for (int q = 1; q < t && !job_cancelled(J); q++) {
+            const float *pp = part + (size_t)(q - 1) * pstride;
+            const int lastp = q == t - 1;
+            for (size_t i = i0; i < i1; i += MR)
+                for (size_t j = 0; j < J->n; j += NR) {
+                    onr_sgemm_tile_epi te, *tep = NULL;
+                    if (lastp && J->ep) {
+                        tile_epilogue(J->ep, i, j, &te);
+                        tep = &te;
+                    }
+                    J->plan->cfg->finish(min_z(MR, J->m - i), min_z(NR, J->n - j), 0, NULL, 0,
+                                         pp + i * J->n + j, J->n, J->c + i * J->ldc + j, J->ldc,
+                                         1.f, 1.f, tep);
+                }
+        }
+        onr_team_work_done(&reg, w0);
+    }
+    onr_team_end(&reg);
+}
+
 /* One product on up to nthreads threads. Which thread computes which part
  * of C never changes a result: every element is the same sequence of
  * operations (K blocks fixed by the shape, never split). */
@@ -1121,6 +1232,11 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
         float *abuf, *bbuf;
         thread_bufs(J, ws, 0, &abuf, &bbuf);
         run_region(J, 0, J->m, 0, J->n, abuf, bbuf);
+        return;
+    }
+    if (J->bsrc == B_DIRECT &&
+        ksplit_parts(J->plan, J->m, J->n, J->k, J->fixed_shape, (size_t)t) == (size_t)t) {
+        run_ksplit(J, ws, t);
         return;
     }
     const task_grid g = plan_grid(J, t);
@@ -1199,7 +1315,8 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
     J->m = m;
     J->n = n;
     J->k = k;
-    J->kc = k_block(P, m, k);
+    J->fixed_shape = ep && ep->fixed_shape;
+    J->kc = k_block(P, m, k, J->fixed_shape);
     J->alpha = alpha;
     J->beta = beta;
     J->trans_a = trans_a;
@@ -1210,8 +1327,7 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
     J->ldb = ldb;
     J->c = c;
     J->ldc = ldc;
-    /* only the tail allowed: no epilogue to apply */
-    J->dot_tail = ep && ep->dot_tail;
+    /* only fixed_shape: no epilogue to apply */
     J->ep = ep && !ep->bias_col && !ep->bias_row && ep->act == ONR_ACT_NONE && !ep->residual
                 ? NULL
                 : ep;

@@ -46,14 +46,15 @@ typedef struct onr_gemm_epilogue {
     /* onr_sgemm_batch only: elements between product p's R and product
      * p+1's (0: every product adds the same R). Biases are shared. */
     size_t residual_batch_stride;
-    /* 1: the columns the width leaves past a multiple of 16 (at most the
-     * kernel's few) may be computed as dot products along k, several
-     * times faster there (gemm.c, tail_cols). Their bits then depend on
-     * the product's width, so set it only where no caller computes the
-     * same columns in products of other widths (a convolution's output
-     * positions: yes; Winograd's per-thread blocks or attention's key
-     * tiles: no). An epilogue with only this set is no epilogue. */
-    int dot_tail;
+    /* 1: the caller computes these elements only in products of this
+     * same shape (a convolution's output: the whole product, or the same
+     * bands), never in wider or narrower, taller or shorter ones
+     * (Winograd's per-thread blocks, attention's tiles). The GEMM may then
+     * take ways whose rounding depends on the shape: the columns the
+     * width leaves past a multiple of 16 as dot products (gemm.c,
+     * tail_cols), a long K in two blocks for the K split (k_block). An
+     * epilogue with only this set is no epilogue. */
+    int fixed_shape;
 } onr_gemm_epilogue;
 
 /* Bytes of workspace onr_sgemm needs for these sizes and thread count
@@ -111,8 +112,11 @@ size_t onr_sgemm_ahead_count(void);
  * copied once per K block and swept over all their columns (tests). */
 size_t onr_sgemm_sweep_count(void);
 /* Blocks (on this thread) whose last columns went through the kernel's
- * dot-product tail (onr_gemm_epilogue.dot_tail; tests). */
+ * dot-product tail (onr_gemm_epilogue.fixed_shape; tests). */
 size_t onr_sgemm_tail_count(void);
+/* Products (on this thread) run as a K split, one K block per thread
+ * (gemm.c, run_ksplit; tests). */
+size_t onr_sgemm_ksplit_count(void);
 
 /* The calling thread's cancel flag (the executor sets the run's around each
  * step; NULL: none), returning the one it replaces. A product whose flag

@@ -122,7 +122,8 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
  * rate of 256-bit ones (Zen 4) that tail costs half as much; elsewhere the
  * same. */
 static inline __attribute__((always_inline)) void
-ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const int pf, size_t nr,
+ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const int pf,
+            const int from_p, size_t nr,
             size_t kc,
             const float *restrict a, size_t lda, const float *restrict b, size_t ldb,
             float *restrict c, size_t ldc, float alpha, float beta, const onr_sgemm_tile_epi *epi)
@@ -145,7 +146,11 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
 #pragma GCC unroll 12
     for (size_t i = 0; i < mr; i++)
 #pragma GCC unroll 2
-        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++)
+            /* from_p (kc 0): the sums come from a tile stored at b (finish) */
+            acc[i][v] = !from_p ? _mm512_setzero_ps()
+                        : full  ? _mm512_loadu_ps(b + i * ldb + 16 * v)
+                                : _mm512_maskz_loadu_ps(v ? m1 : m0, b + i * ldb + 16 * v);
 
     /* half: the row's last vector accumulates in a 256-bit register, widened
      * after the loop */
@@ -320,16 +325,19 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
         const onr_sgemm_tile_epi *epi
 #define PASS nr, kc, a, lda, b, ldb, c, ldc, alpha, beta, epi
 #define DEF(R)                                                                                 \
-    static void k##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 0, PASS); }                           \
-    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 0, PASS); }                           \
-    static void k##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 0, PASS); }                          \
-    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 0, PASS); }                          \
-    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 0, PASS); }                          \
-    static void p##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 1, PASS); }                           \
-    static void p##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 1, PASS); }                           \
-    static void p##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 1, PASS); }                          \
-    static void p##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 1, PASS); }                          \
-    static void p##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 1, PASS); }
+    static void k##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 0, 0, PASS); }                        \
+    static void k##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 0, 0, PASS); }                        \
+    static void k##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 0, 0, PASS); }                       \
+    static void k##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 0, 0, PASS); }                       \
+    static void k##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 0, 0, PASS); }                       \
+    static void p##R##_h(ARGS) { ukernel_tpl(R, 1, 0, 1, 1, 0, PASS); }                        \
+    static void p##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 1, 0, PASS); }                        \
+    static void p##R##_2h(ARGS) { ukernel_tpl(R, 2, 0, 1, 1, 0, PASS); }                       \
+    static void p##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 1, 0, PASS); }                       \
+    static void p##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 1, 0, PASS); }                       \
+    static void f##R##_1(ARGS) { ukernel_tpl(R, 1, 0, 0, 0, 1, PASS); }                        \
+    static void f##R##_2t(ARGS) { ukernel_tpl(R, 2, 0, 0, 0, 1, PASS); }                       \
+    static void f##R##_2f(ARGS) { ukernel_tpl(R, 2, 1, 0, 0, 1, PASS); }
 DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6) DEF(7) DEF(8) DEF(9) DEF(10) DEF(11) DEF(12)
 #undef DEF
 
@@ -343,6 +351,11 @@ static const kfn table[2][MR + 1][5] = {
      PROW(7),          PROW(8), PROW(9), PROW(10), PROW(11), PROW(12)}};
 #undef ROW
 #undef PROW
+#define FROW(R) {f##R##_1, f##R##_2t, f##R##_2f}
+static const kfn ftable[MR + 1][3] = {{0, 0, 0}, FROW(1), FROW(2), FROW(3), FROW(4), FROW(5),
+                                      FROW(6),   FROW(7), FROW(8), FROW(9), FROW(10), FROW(11),
+                                      FROW(12)};
+#undef FROW
 
 /* columns 1-8: one 256-bit vector; 9-16: one 512-bit; 17-24: 512 + 256;
  * 25-31: two, the second masked; 32: two, unmasked */
@@ -353,6 +366,17 @@ static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                     const onr_sgemm_tile_epi *epi)
 {
     table[0][mr][variant(nr)](PASS);
+}
+
+/* The finishing of a tile whose sums were stored at b (row stride ldb):
+ * the same code as after the k loop, so C gets the same bits as when the
+ * kernel had computed those sums itself (kc is 0, a unused). */
+static void finish(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, const float *b,
+                   size_t ldb, float *c, size_t ldc, float alpha, float beta,
+                   const onr_sgemm_tile_epi *epi)
+{
+    kc = 0;
+    ftable[mr][nr <= 16 ? 0 : nr < NR ? 1 : 2](PASS);
 }
 
 /* The same, prefetching onr_sgemm_ahead_cur's lines as it goes. */
@@ -471,5 +495,5 @@ static void tail(size_t mr, size_t nr, size_t kc, const float *a, size_t lda, co
 #undef TARGS
 #undef TPASS
 
-const onr_sgemm_config onr_sgemm_config_avx512 = {"avx512-12x32", "avx512", MR,   NR, ukernel,
-                                                  ukernel_ahead,  tail,     TAIL_MAX};
+const onr_sgemm_config onr_sgemm_config_avx512 = {
+    "avx512-12x32", "avx512", MR, NR, ukernel, ukernel_ahead, tail, TAIL_MAX, finish};

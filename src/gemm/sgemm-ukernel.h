@@ -76,6 +76,10 @@ typedef struct onr_sgemm_config {
      * past a multiple of 16 (NULL: the kernel has none; gemm.c) */
     onr_sgemm_tail_fn tail;
     size_t tail_max;
+    /* a tile's last step with its sums read from a stored tile (b, ldb)
+     * instead of computed (kc 0): the same code after the sums, so the
+     * same bits in C (gemm.c's K split; NULL: the kernel has none) */
+    onr_sgemm_ukernel_fn finish;
 } onr_sgemm_config;
 
 extern const onr_sgemm_config onr_sgemm_config_ref;

@@ -1654,9 +1654,9 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
             float *yg = y + yoff;
             const float *zg = epi && bb->z ? bb->z + yoff : NULL;
-            /* the output positions are always computed in the same
-             * products (whole, or the same bands): dot_tail allowed */
-            onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL, .dot_tail = 1};
+            /* the output is always computed in the same products (whole,
+             * or the same bands) */
+            onr_gemm_epilogue ep = {.bias_row = b ? b + grp * g->Mg : NULL, .fixed_shape = 1};
             if (epi && !post) {
                 ep.act = (onr_gemm_act)gact;
                 ep.clip_min = epi->a;
