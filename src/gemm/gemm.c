@@ -723,10 +723,10 @@ static void ahead_plan(const gemm_job *J, size_t m0, size_t m1, size_t ic, size_
  * EfficientNet-B0 -0.8 / -0.8 %; the 7x7 1x1 layers (49 columns) still
  * run transposed (conv.c): through this tail instead they were 2-5 %
  * slower. 0: none (the caller did not set fixed_shape, the kernel has no
- * tail, or more such columns). Depends on the width and the kernel only, so an
- * element is computed the same way at any thread count and in a product
- * of any number of rows; the columns always lie in the product's last
- * tile (regions and blocks start on tile boundaries). */
+ * tail, or more such columns). Depends on the width and the kernel only,
+ * so an element is computed the same way at any thread count and in a
+ * product of any number of rows; the columns always lie in the product's
+ * last tile (regions and blocks start on tile boundaries). */
 static _Thread_local size_t g_tail_count;
 size_t onr_sgemm_tail_count(void) { return g_tail_count; }
 
@@ -1161,7 +1161,10 @@ static size_t ksplit_bytes(size_t m, size_t n, size_t parts)
 }
 
 static atomic_size_t g_ksplit_count;
-size_t onr_sgemm_ksplit_count(void) { return atomic_load_explicit(&g_ksplit_count, memory_order_relaxed); }
+size_t onr_sgemm_ksplit_count(void)
+{
+    return atomic_load_explicit(&g_ksplit_count, memory_order_relaxed);
+}
 
 static void run_ksplit(const gemm_job *J, void *ws, int t)
 {
@@ -1219,7 +1222,8 @@ static void run_ksplit(const gemm_job *J, void *ws, int t)
 
 /* One product on up to nthreads threads. Which thread computes which part
  * of C never changes a result: every element is the same sequence of
- * operations (K blocks fixed by the shape, never split). */
+ * operations (K blocks fixed by the shape, added into C in order, also
+ * by the K split). */
 static void run_job(const gemm_job *J, void *ws, int nthreads)
 {
     if (J->m == 0 || J->n == 0) return;

@@ -444,8 +444,9 @@ tail_tpl(const int R, const int NC, size_t mr, size_t kc, const float *restrict 
                 const int e = g * 8 + q;
                 if (e < R * NC) {
                     const __m512 x = acc[e / NC][e % NC];
-                    h[q] = _mm256_add_ps(_mm512_castps512_ps256(x),
-                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+                    const __m256 hi =
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+                    h[q] = _mm256_add_ps(_mm512_castps512_ps256(x), hi);
                 } else {
                     h[q] = _mm256_setzero_ps();
                 }
@@ -461,7 +462,8 @@ tail_tpl(const int R, const int NC, size_t mr, size_t kc, const float *restrict 
         const __mmask16 cm = tail_mask((size_t)NC);
         for (size_t r = 0; r < rows; r++) {
             float *cr = c + (i0 + r) * ldc;
-            __m512 t = _mm512_mul_ps(_mm512_set1_ps(alpha), _mm512_maskz_loadu_ps(cm, sums + r * NC));
+            __m512 t = _mm512_maskz_loadu_ps(cm, sums + r * NC);
+            t = _mm512_mul_ps(_mm512_set1_ps(alpha), t);
             if (beta != 0.0f)
                 t = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(cm, cr), t);
             if (epi) epi_row(epi, i0 + r, 1, cm, 0, &t);

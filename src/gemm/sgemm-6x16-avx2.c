@@ -162,4 +162,5 @@ static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
     table[mr][variant](PASS);
 }
 
-const onr_sgemm_config onr_sgemm_config_avx2 = {"avx2-6x16", "avx2", MR, NR, ukernel, NULL, NULL, 0, NULL};
+const onr_sgemm_config onr_sgemm_config_avx2 = {"avx2-6x16", "avx2", MR,   NR, ukernel,
+                                                NULL,        NULL,   0,    NULL};

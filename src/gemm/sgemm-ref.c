@@ -58,4 +58,5 @@ static void ukernel(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
     }
 }
 
-const onr_sgemm_config onr_sgemm_config_ref = {"ref-4x16", "ref", MR, NR, ukernel, NULL, NULL, 0, NULL};
+const onr_sgemm_config onr_sgemm_config_ref = {"ref-4x16", "ref", MR,   NR, ukernel,
+                                               NULL,       NULL,  0,    NULL};
