@@ -252,6 +252,13 @@ static size_t k_block(const gemm_plan *p, size_t m, size_t k, int fixed_shape)
     return min_z(kc, round_up((k + nk - 1) / nk, 8));
 }
 
+/* How many K blocks k_block makes. */
+static size_t k_blocks(const gemm_plan *p, size_t m, size_t k, int fixed_shape)
+{
+    const size_t kc = k_block(p, m, k, fixed_shape);
+    return (k + kc - 1) / kc;
+}
+
 static size_t a_copy_stride(size_t kc);
 
 /* The most rows of a copied A that are copied once per K block and swept
@@ -310,11 +317,13 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
             shared_b_bytes(&g_plans[i], n, k) > shared)
             shared = shared_b_bytes(&g_plans[i], n, k);
         /* or, in the same place, the K split's partial products, on as
-         * many threads as the product has K blocks */
-        for (size_t u = 2; u <= t; u++)
-            for (int fs = 0; fs < 2; fs++)
-                if (ksplit_parts(&g_plans[i], m, n, k, fs, u) > 1 && ksplit_bytes(m, n, u) > shared)
-                    shared = ksplit_bytes(m, n, u);
+         * many threads as the product has K blocks (either way) */
+        for (int fs = 0; fs < 2; fs++) {
+            const size_t nk = k_blocks(&g_plans[i], m, k, fs);
+            if (nk <= t && ksplit_parts(&g_plans[i], m, n, k, fs, nk) > 1 &&
+                ksplit_bytes(m, n, nk) > shared)
+                shared = ksplit_bytes(m, n, nk);
+        }
     }
     return t * onr_thread_stride(best) + shared + 64;
 }
@@ -500,6 +509,16 @@ static void tile_epilogue(const onr_gemm_epilogue *ep, size_t i, size_t j, onr_s
     t->residual_before_act = ep->residual_before_act;
 }
 
+/* The epilogue of the tile at (i, j) in *t, or NULL: none, or not the
+ * product's last K block (last == 0). */
+static const onr_sgemm_tile_epi *tile_epi(const gemm_job *J, int last, size_t i, size_t j,
+                                          onr_sgemm_tile_epi *t)
+{
+    if (!last || !J->ep) return NULL;
+    tile_epilogue(J->ep, i, j, t);
+    return t;
+}
+
 /* C = beta*C then the epilogue: the K == 0 product. */
 static void scale_only(const gemm_job *J)
 {
@@ -517,7 +536,6 @@ static void scale_only(const gemm_job *J)
     }
 }
 
-/* One MR x NR tile (fewer at the edges): rows i.., columns j.. of C. */
 /* Where B's row pc, column j (jr within the block, bbuf's columns) is,
  * and the stride of its rows (*ldbk). */
 static inline const float *tile_b(const gemm_job *J, size_t j, size_t jr, size_t pc, size_t kc,
@@ -537,17 +555,15 @@ static inline const float *tile_b(const gemm_job *J, size_t j, size_t jr, size_t
     return J->b + (j / w) * J->k * w + pc * w + j % w;
 }
 
+/* One MR x NR tile (fewer at the edges): rows i.., columns j.. of C. */
 static inline void run_tile(const gemm_job *J, size_t i, size_t mr, size_t j, size_t jr,
                             size_t nr, size_t pc, size_t kc, const float *ap, size_t as,
                             const float *bbuf, float beta, int last)
 {
     size_t ldbk;
     const float *bp = tile_b(J, j, jr, pc, kc, bbuf, &ldbk);
-    onr_sgemm_tile_epi te, *tep = NULL;
-    if (last && J->ep) {
-        tile_epilogue(J->ep, i, j, &te);
-        tep = &te;
-    }
+    onr_sgemm_tile_epi te;
+    const onr_sgemm_tile_epi *tep = tile_epi(J, last, i, j, &te);
     const onr_sgemm_ahead *h = &onr_sgemm_ahead_cur;
     onr_sgemm_ukernel_fn fn = J->plan->cfg->ukernel;
     if ((h->p < h->end || h->rows) && J->plan->cfg->ukernel_ahead) fn = J->plan->cfg->ukernel_ahead;
@@ -805,13 +821,10 @@ static void run_block(const gemm_job *J, size_t m0, size_t m1, size_t jc, size_t
                          ablk + ir * as, as, bbuf, beta, last);
             }
             if (nt) {
-                onr_sgemm_tile_epi te, *tep = NULL;
-                if (last && J->ep) {
-                    tile_epilogue(J->ep, ic + ir, jc + jt, &te);
-                    tep = &te;
-                }
+                onr_sgemm_tile_epi te;
                 P->cfg->tail(mr, nt, kc, ablk + ir * as, as, bt, ldt,
-                             J->c + (ic + ir) * J->ldc + jc + jt, J->ldc, J->alpha, beta, tep);
+                             J->c + (ic + ir) * J->ldc + jc + jt, J->ldc, J->alpha, beta,
+                             tile_epi(J, last, ic + ir, jc + jt, &te));
             }
         }
         if (ahead.nb) ahead_end(&ahead);
@@ -1149,7 +1162,7 @@ static size_t ksplit_parts(const gemm_plan *P, size_t m, size_t n, size_t k, int
                            size_t t)
 {
     if (t < 2 || !P->cfg->finish || 2 * m > k) return 1;
-    const size_t kc = k_block(P, m, k, fixed_shape), nk = (k + kc - 1) / kc;
+    const size_t nk = k_blocks(P, m, k, fixed_shape);
     if (nk != t || m * n * k < t * 4 * MIN_TASK_FMAS) return 1;
     return nk;
 }
@@ -1205,14 +1218,10 @@ static void run_ksplit(const gemm_job *J, void *ws, int t)
             const int lastp = q == t - 1;
             for (size_t i = i0; i < i1; i += MR)
                 for (size_t j = 0; j < J->n; j += NR) {
-                    onr_sgemm_tile_epi te, *tep = NULL;
-                    if (lastp && J->ep) {
-                        tile_epilogue(J->ep, i, j, &te);
-                        tep = &te;
-                    }
+                    onr_sgemm_tile_epi te;
                     J->plan->cfg->finish(min_z(MR, J->m - i), min_z(NR, J->n - j), 0, NULL, 0,
                                          pp + i * J->n + j, J->n, J->c + i * J->ldc + j, J->ldc,
-                                         1.f, 1.f, tep);
+                                         1.f, 1.f, tile_epi(J, lastp, i, j, &te));
                 }
         }
         onr_team_work_done(&reg, w0);
