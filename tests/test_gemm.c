@@ -952,6 +952,172 @@ static void test_dispatch(void **state)
            onr_sgemm_kernel_name(), bl.mr, bl.nr, bl.mc, bl.kc, bl.nc, bl.l1d_bytes, bl.l2_bytes);
 }
 
+
+/* ---- AMX (weights packed with ONR_PACK_AMX) ---------------------------- */
+
+/* values with all 24 bits of their significand in use (fill's have 16:
+ * the AMX terms past the second would be zero) */
+static void fill_full(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) p[i] = frand() * (1.0f + 0.001f * frand());
+}
+
+/* c = op(A) B through weights packed for AMX, at 1 thread, then at 2 and 3
+ * (bit-identical); returns the packed weights (caller frees). */
+static void *amx_product(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                         const float *a, const float *b, float beta, float *c,
+                         const onr_gemm_epilogue *ep, const float *c0)
+{
+    const size_t lda = ta ? m : k, ldb = tb ? k : n;
+    void *pb = walloc(onr_sgemm_pack_b_size_ex(k, n, ONR_PACK_AMX));
+    onr_sgemm_pack_b_ex(tb, k, n, b, ldb, pb, ONR_PACK_AMX);
+    void *ws = walloc(onr_sgemm_workspace_size_ex(m, n, k, 3, ONR_PACK_AMX));
+    float *c2 = falloc(m * n);
+    for (int t = 1; t <= 3; t++) {
+        float *dst = t == 1 ? c : c2;
+        memcpy(dst, c0, m * n * sizeof(float));
+        onr_team_reset();
+        onr_sgemm_packed(ta, m, n, k, alpha, a, lda, pb, beta, dst, n, ep, ws, t);
+        if (t > 1 && memcmp(c, c2, m * n * sizeof(float)) != 0)
+            fail_msg("amx %zux%zux%zu: %d threads differ from 1", m, n, k, t);
+    }
+    free(c2);
+    free(ws);
+    return pb;
+}
+
+/* Products on AMX: every edge of the 32 x 32 blocks, of K steps and of the
+ * tasks (row parts of 256, column chunks of 128), A and B transposed or
+ * not, alpha and beta, each kind of epilogue: as accurate as float32 (the
+ * float32 kernels' bound against a double reference), the same bits at
+ * every thread count, and taken only where weights were packed for it. */
+static void test_amx_products(void **state)
+{
+    (void)state;
+    if (onr_sgemm_force_kernel("amx") != 0) {
+        printf("  (no AMX here: skipped)\n");
+        return;
+    }
+    const size_t shapes[][3] = {{1, 1, 1},    {5, 7, 3},     {31, 33, 31},  {32, 32, 32},
+                                {33, 65, 97}, {64, 128, 64}, {128, 300, 768}, {97, 130, 1000},
+                                {300, 64, 70}, {1, 160, 200}, {40, 257, 33}};
+    char what[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int v = 0; v < 4; v++) {
+            const size_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+            const int ta = v == 1 || v == 3, tb = v >= 2;
+            const float alpha = v == 2 ? 0.5f : 1.f, beta = v == 3 ? 0.75f : 0.f;
+            float *a = falloc(m * k), *b = falloc(k * n), *c0 = falloc(m * n), *c = falloc(m * n);
+            float *r = falloc(m * n), *bc = falloc(n), *br = falloc(m);
+            fill_full(a, m * k), fill_full(b, k * n);
+            fill(c0, m * n), fill(r, m * n), fill(bc, n), fill(br, m);
+            onr_gemm_epilogue ep = {0};
+            if (v == 1) ep.bias_row = br, ep.act = ONR_ACT_RELU, ep.residual = r, ep.ldr = n;
+            if (v == 2) ep.bias_col = bc, ep.act = ONR_ACT_GELU_ERF;
+            if (v == 3) {
+                ep.act = ONR_ACT_CLIP, ep.clip_min = -0.3f, ep.clip_max = 0.4f;
+                ep.residual = r, ep.ldr = n, ep.residual_before_act = 1;
+            }
+            const size_t lda = ta ? m : k, ldb = tb ? k : n;
+            void *pb = amx_product(ta, tb, m, n, k, alpha, a, b, beta, c, v ? &ep : NULL, c0);
+            assert_true(onr_sgemm_packed_is_amx(pb));
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            assert_non_null(want), assert_non_null(tol);
+            ref_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, n, v ? &ep : NULL, want, tol);
+            snprintf(what, sizeof what, "amx m=%zu n=%zu k=%zu variant=%d", m, n, k, v);
+            check(m, n, c, n, want, tol, what);
+            /* the same weights with AMX off (the float32 kernels read them
+             * through a generator), and with no workspace */
+            assert_int_equal(onr_sgemm_force_kernel("avx512"), 0);
+            void *ws = walloc(onr_sgemm_workspace_size_ex(m, n, k, 2, ONR_PACK_AMX));
+            for (int nows = 0; nows < 2; nows++) {
+                memcpy(c, c0, m * n * sizeof(float));
+                onr_sgemm_packed(ta, m, n, k, alpha, a, lda, pb, beta, c, n, v ? &ep : NULL,
+                                 nows ? NULL : ws, 2);
+                snprintf(what, sizeof what, "amx weights, amx off, m=%zu n=%zu k=%zu variant=%d ws=%d",
+                         m, n, k, v, !nows);
+                check(m, n, c, n, want, tol, what);
+            }
+            assert_int_equal(onr_sgemm_force_kernel("amx"), 0);
+            free(ws), free(want), free(tol), free(pb);
+            free(a), free(b), free(c0), free(c), free(r), free(bc), free(br);
+        }
+    /* without the flag: float32 panels */
+    float *b = falloc(64 * 64);
+    fill(b, 64 * 64);
+    void *pb = walloc(onr_sgemm_pack_b_size(64, 64));
+    onr_sgemm_pack_b(0, 64, 64, b, 64, pb);
+    assert_false(onr_sgemm_packed_is_amx(pb));
+    free(pb), free(b);
+    onr_sgemm_force_kernel(NULL);
+}
+
+/* Non-finite values: weights holding one are packed as float32 panels; an
+ * A holding one makes the product run on the float32 kernels (an inf
+ * times a zero term would be a NaN where float32 gives inf), with the
+ * same infs and NaNs as the reference. A raised cancel flag leaves C
+ * untouched. packed_cols gives the whole product's bits. */
+static void test_amx_special(void **state)
+{
+    (void)state;
+    if (onr_sgemm_force_kernel("amx") != 0) {
+        printf("  (no AMX here: skipped)\n");
+        return;
+    }
+    const size_t m = 70, n = 100, k = 90;
+    float *a = falloc(m * k), *b = falloc(k * n), *c = falloc(m * n), *c0 = falloc(m * n);
+    fill_full(a, m * k), fill_full(b, k * n);
+    memset(c0, 0, m * n * sizeof(float));
+    b[5 * n + 7] = INFINITY;
+    void *pb = walloc(onr_sgemm_pack_b_size_ex(k, n, ONR_PACK_AMX));
+    onr_sgemm_pack_b_ex(0, k, n, b, n, pb, ONR_PACK_AMX);
+    assert_false(onr_sgemm_packed_is_amx(pb));
+    free(pb);
+    b[5 * n + 7] = 1.f;
+    /* 1.0 has zero low terms: inf * 1.0 must stay inf */
+    for (size_t p = 0; p < k; p++) b[p * n + 3] = 1.f;
+    a[2 * k + 4] = INFINITY;
+    a[9 * k + 1] = NAN;
+    a[40 * k + 0] = -INFINITY;
+    double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+    assert_non_null(want), assert_non_null(tol);
+    ref_gemm(0, 0, m, n, k, 1.f, a, k, b, n, 0.f, c0, n, NULL, want, tol);
+    pb = amx_product(0, 0, m, n, k, 1.f, a, b, 0.f, c, NULL, c0);
+    assert_true(onr_sgemm_packed_is_amx(pb));
+    for (size_t i = 0; i < m * n; i++) {
+        if (isnan(want[i]) || isinf(want[i])) {
+            if (isnan(want[i]) ? !isnan(c[i]) : (double)c[i] != want[i])
+                fail_msg("amx non-finite A: C[%zu] = %g, want %g", i, (double)c[i], want[i]);
+        } else if (!(fabs((double)c[i] - want[i]) <= tol[i])) {
+            fail_msg("amx non-finite A: C[%zu] = %.9g, want %.9g", i, (double)c[i], want[i]);
+        }
+    }
+    assert_true(isinf(c[2 * n + 3]) && c[2 * n + 3] > 0);
+    /* cancel before the call: nothing written */
+    fill(a, m * k);
+    void *ws = walloc(onr_sgemm_workspace_size_ex(m, n, k, 2, ONR_PACK_AMX));
+    _Atomic int flag = 1;
+    for (int t = 1; t <= 2; t++) {
+        for (size_t i = 0; i < m * n; i++) c[i] = -7;
+        onr_sgemm_set_cancel(&flag);
+        onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, c, n, NULL, ws, t);
+        onr_sgemm_set_cancel(NULL);
+        for (size_t i = 0; i < m * n; i++)
+            if (c[i] != -7) fail_msg("amx, %d threads: C[%zu] written after the cancel", t, i);
+    }
+    /* packed_cols: runs of whole panels give the whole product's bits */
+    float *whole = falloc(m * n);
+    onr_sgemm_packed(0, m, n, k, 1.f, a, k, pb, 0.f, whole, n, NULL, ws, 2);
+    const size_t w = onr_sgemm_packed_width(pb);
+    for (size_t i = 0; i < m * n; i++) c[i] = -7;
+    for (size_t n0 = 0, run = 1; n0 < n; n0 += run * w, run++)
+        onr_sgemm_packed_cols(0, m, n, n0, n0 + run * w, k, 1.f, a, k, pb, 0.f, c, n, NULL, ws);
+    assert_memory_equal(c, whole, m * n * sizeof(float));
+    free(whole), free(ws), free(pb), free(want), free(tol);
+    free(a), free(b), free(c), free(c0);
+    onr_sgemm_force_kernel(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1137,8 @@ int main(void)
         cmocka_unit_test(test_null_workspace),
         cmocka_unit_test(test_packed_cols),
         cmocka_unit_test(test_ahead),
+        cmocka_unit_test(test_amx_products),
+        cmocka_unit_test(test_amx_special),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gemm/sgemm-amx.h"
 #include "gemm/sgemm-ukernel.h"
 #include "gemm/team.h"
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- kernel choice and blocking ---------------------------------------- */
 
@@ -74,6 +79,10 @@ static const onr_sgemm_config *const g_configs[CFG_COUNT] = {
 static int g_supported[CFG_COUNT];
 static gemm_plan g_plans[CFG_COUNT];
 static int g_auto, g_active;
+/* AMX for weights packed with ONR_PACK_AMX: the CPU and the OS allow it
+ * (usable), it is in use now (on: follows the kernel choice), and at
+ * start-up (auto) */
+static int g_amx_usable, g_amx_on, g_amx_auto;
 static size_t g_l1, g_l2, g_l3;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -154,6 +163,7 @@ static int find_isa(const char *name)
  * AVX-512 subsets; -1 until the first call (a race computes it twice, to
  * the same value). */
 static _Atomic int g_isa_bits = -1;
+static void gemm_init(void);
 
 int onr_cpu_supports(const char *isa)
 {
@@ -169,7 +179,27 @@ int onr_cpu_supports(const char *isa)
     if (strcmp(isa, "ref") == 0) return 1;
     if (strcmp(isa, "avx2") == 0) return bits & 1;
     if (strcmp(isa, "avx512") == 0) return bits >> 1 & 1;
+    if (strcmp(isa, "amx") == 0) {
+        pthread_once(&g_once, gemm_init);
+        return g_amx_usable;
+    }
     return 0;
+}
+
+/* AMX-TILE and AMX-BF16 (CPUID leaf 7), and the kernel's permission to
+ * use tile data (Linux 5.16+: asked for once per process). */
+static int amx_detect(void)
+{
+#if defined(__x86_64__)
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    if (!(edx >> 24 & 1) || !(edx >> 22 & 1)) return 0;
+    if (!onr_cpu_supports("avx512")) return 0; /* the split and packing use it */
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 static void gemm_init(void)
@@ -184,7 +214,12 @@ static void gemm_init(void)
         int i = find_isa(env);
         if (i >= 0 && g_supported[i]) g_active = i;
     }
+    g_amx_usable = amx_detect();
+    /* AMX with the AVX-512 kernels, unless a kernel was named (ONR_GEMM_KERNEL=amx asks for it) */
+    g_amx_on = g_amx_usable && g_active == CFG_AVX512 &&
+               (!env || !*env || strcmp(env, "amx") == 0);
     g_auto = g_active; /* force_kernel(NULL) comes back to the start-up choice */
+    g_amx_auto = g_amx_on;
 }
 
 static const gemm_plan *active_plan(void)
@@ -200,12 +235,26 @@ int onr_sgemm_force_kernel(const char *name)
     pthread_once(&g_once, gemm_init);
     if (name == NULL) {
         g_active = g_auto;
+        g_amx_on = g_amx_auto;
+        return 0;
+    }
+    if (strcmp(name, "amx") == 0) {
+        if (!g_amx_usable) return -1;
+        g_active = CFG_AVX512;
+        g_amx_on = 1;
         return 0;
     }
     int i = find_isa(name);
     if (i < 0 || !g_supported[i]) return -1;
     g_active = i;
+    g_amx_on = 0;
     return 0;
+}
+
+int onr_sgemm_amx(void)
+{
+    pthread_once(&g_once, gemm_init);
+    return g_amx_on;
 }
 
 void onr_sgemm_get_blocking(onr_sgemm_blocking *out)
@@ -328,6 +377,27 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
     return t * onr_thread_stride(best) + shared + 64;
 }
 
+/* The AMX path's workspace (run_amx): A' of all rows, then per thread the
+ * sums of its task (AMX_RP rows x AMX_NCH columns). */
+#define AMX_RP 256
+#define AMX_NCH (ONR_AMX_CB * ONR_AMX_MB)
+static size_t amx_a_bytes(size_t m, size_t k)
+{
+    return align64(round_up(m, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
+}
+static size_t amx_sums_stride(void) { return onr_thread_stride(AMX_RP * AMX_NCH * sizeof(float)); }
+
+size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags)
+{
+    size_t bytes = onr_sgemm_workspace_size(m, n, k, nthreads);
+    if ((flags & ONR_PACK_AMX) && g_amx_usable && m && n && k) {
+        size_t t = nthreads > 1 ? (size_t)nthreads : 1;
+        size_t amx = amx_a_bytes(m, k) + t * amx_sums_stride() + 64;
+        if (amx > bytes) bytes = amx;
+    }
+    return bytes;
+}
+
 size_t onr_sgemm_batch_workspace_size(size_t m, size_t n, size_t k, size_t batch, int nthreads)
 {
     (void)batch; /* batched products reuse the per-thread buffers */
@@ -424,14 +494,26 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
 typedef struct pack_header {
     uint32_t magic, nr;
     uint64_t k, n;
-    char pad[40];
+    uint32_t amx; /* the panels are AMX terms (B', sgemm-amx.h) instead of floats */
+    char pad[36];
 } pack_header;
 _Static_assert(sizeof(pack_header) == 64, "packed panels stay 64-byte aligned");
 
-size_t onr_sgemm_pack_b_size(size_t k, size_t n)
+size_t onr_sgemm_pack_b_size(size_t k, size_t n) { return onr_sgemm_pack_b_size_ex(k, n, 0); }
+
+/* B' of k x n weights: three bfloat16 terms per value, K and N padded to 32 */
+static size_t amx_b_bytes(size_t k, size_t n)
+{
+    return round_up(n, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t);
+}
+
+size_t onr_sgemm_pack_b_size_ex(size_t k, size_t n, int flags)
 {
     size_t nr = active_plan()->cfg->nr;
-    return sizeof(pack_header) + round_up(n, nr) * k * sizeof(float);
+    size_t bytes = round_up(n, nr) * k * sizeof(float);
+    /* either layout: the AMX one unless the weights hold a non-finite value */
+    if ((flags & ONR_PACK_AMX) && g_amx_usable && amx_b_bytes(k, n) > bytes) bytes = amx_b_bytes(k, n);
+    return sizeof(pack_header) + bytes;
 }
 
 static atomic_size_t g_pack_count;
@@ -443,14 +525,27 @@ size_t onr_sgemm_pack_count(void)
 
 void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, void *packed)
 {
+    onr_sgemm_pack_b_ex(trans_b, k, n, b, ldb, packed, 0);
+}
+
+void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t ldb,
+                         void *packed, int flags)
+{
     atomic_fetch_add_explicit(&g_pack_count, 1, memory_order_relaxed);
     size_t nr = active_plan()->cfg->nr;
     pack_header h;
     memset(&h, 0, sizeof h);
     h.magic = PACK_MAGIC;
-    h.nr = (uint32_t)nr;
     h.k = k;
     h.n = n;
+    if ((flags & ONR_PACK_AMX) && g_amx_on && k > 0 && n > 0 &&
+        onr_amx_pack_b(trans_b, k, n, b, ldb, (uint16_t *)((char *)packed + sizeof h)) == 0) {
+        h.nr = ONR_AMX_MB;
+        h.amx = 1;
+        memcpy(packed, &h, sizeof h);
+        return;
+    }
+    h.nr = (uint32_t)nr;
     memcpy(packed, &h, sizeof h);
     float *dst = (float *)((char *)packed + sizeof h);
     for (size_t j = 0; j < n; j += nr)
@@ -1399,6 +1494,190 @@ size_t onr_sgemm_packed_width(const void *packed_b)
     return h.nr;
 }
 
+int onr_sgemm_packed_is_amx(const void *packed_b)
+{
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    return h.amx != 0;
+}
+
+/* ---- weights as AMX terms ---------------------------------------------- */
+
+/* B' of weights packed for AMX (after the header) */
+static const uint16_t *amx_terms(const void *packed_b)
+{
+    return (const uint16_t *)((const char *)packed_b + sizeof(pack_header));
+}
+
+/* Weights packed for AMX as floats, for the float32 kernels (a product
+ * with a non-finite value in A, or AMX no longer in use): B_GEN's
+ * generator, ctx the packed weights. x0 + x1 + x2 is exact; a zero term
+ * is not added, so -0 stays -0. */
+static void amx_gen(void *ctx, size_t p0, size_t kc, size_t j0, size_t nc, float *dst, size_t ldd)
+{
+    pack_header h;
+    memcpy(&h, ctx, sizeof h);
+    const uint16_t *bp = amx_terms(ctx);
+    const size_t KB = (h.k + ONR_AMX_KS - 1) / ONR_AMX_KS, JB = (h.n + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    for (size_t p = p0; p < p0 + kc; p++)
+        for (size_t j = j0; j < j0 + nc; j++) {
+            const uint16_t *t = bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, p / ONR_AMX_KS) +
+                                (j % ONR_AMX_MB / 16) * 512 + (p % ONR_AMX_KS / 2) * 32 +
+                                (j % 16) * 2 + p % 2;
+            float v = 0.f;
+            for (int q = 0; q < 3; q++) {
+                const uint32_t u = (uint32_t)t[q * 1024] << 16;
+                float f;
+                memcpy(&f, &u, sizeof f);
+                if (q == 0) v = f;
+                else if (f != 0.f) v += f;
+            }
+            dst[(p - p0) * ldd + (j - j0)] = v;
+        }
+}
+
+/* K steps (of 32) per block of the AMX tasks: their sums go to the task's
+ * buffer between blocks */
+#define AMX_KCB ((size_t)ONR_AMX_KCB)
+
+/* An AMX task: rows [m0, m1) x columns [n0, n1) of C (m0, n0 multiples
+ * of 32; at most AMX_RP x AMX_NCH). */
+typedef struct amx_rect {
+    size_t m0, m1, n0, n1;
+} amx_rect;
+
+/* A task from A' (ap) and B' (bp): 32 x 32 blocks, K block by K block,
+ * and the last block's sums through the float32 kernel's own finishing
+ * code (alpha, beta, the epilogue: finish). Every element is the same
+ * sequence of operations whichever task computes it. While a K block
+ * runs, the kernels fetch the weights of the next one towards L2 (or the
+ * first of the task after, next, if any): each block call a slice, so
+ * that the weights, which come from memory once per product when few rows
+ * use them, stream in while the tiles work (without it a 128 x 3072 x 768
+ * product ran at 180 GFLOP/s with its weights in memory, 240 in cache). */
+static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, amx_rect r,
+                     const amx_rect *next, float *sums)
+{
+    const size_t KB = (J->k + ONR_AMX_KS - 1) / ONR_AMX_KS, MR = J->plan->cfg->mr;
+    const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    const size_t R = (r.m1 - r.m0 + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
+        const size_t nkb = min_z(AMX_KCB, KB - kb0);
+        const int last = kb0 + nkb == KB;
+        if (job_cancelled(J)) return;
+        /* what to fetch: columns [f0, f1), K steps [fk, fk + fn) */
+        size_t f0 = r.n0, f1 = r.n1, fk = kb0 + nkb;
+        if (last) f0 = next ? next->n0 : 0, f1 = next ? next->n1 : 0, fk = 0;
+        const size_t fn = min_z(AMX_KCB, KB - fk);
+        for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB)
+            for (size_t j = r.n0; j < r.n1; j += ONR_AMX_MB) {
+                /* this call's slice: part (row block) of the span of column block (f0 + j - n0) */
+                const char *pf = NULL;
+                size_t pf_step = 0;
+                const size_t fj = f0 + (j - r.n0), rb = (i - r.m0) / ONR_AMX_MB;
+                if (fj < f1) {
+                    const size_t span = fn * ONR_AMX_BLOCK * sizeof(uint16_t);
+                    const size_t lo = span * rb / R / 64 * 64, hi = span * (rb + 1) / R / 64 * 64;
+                    pf = (const char *)(bp + onr_amx_b_offset(KB, JB, fj / ONR_AMX_MB, fk)) + lo;
+                    pf_step = round_up((hi - lo + nkb - 1) / nkb, 64);
+                }
+                float *sum = sums + (i - r.m0) * AMX_NCH + (j - r.n0);
+                onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK,
+                               bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0), nkb, sum,
+                               AMX_NCH, kb0 > 0, pf, pf_step);
+                if (!last) continue;
+                const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
+                for (size_t q = 0; q < rows; q += MR) {
+                    onr_sgemm_tile_epi te;
+                    J->plan->cfg->finish(min_z(MR, rows - q), cols, 0, NULL, 0, sum + q * AMX_NCH,
+                                         AMX_NCH, J->c + (i + q) * J->ldc + j, J->ldc, J->alpha,
+                                         J->beta, tile_epi(J, 1, i + q, j, &te));
+                }
+            }
+    }
+}
+
+/* Task i of the columns [n0, n1): row parts of AMX_RP rows, column parts
+ * of AMX_NCH from n0, row-part-major (the tasks after one another share
+ * their weights). */
+static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
+{
+    const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, rp = i % pr, cp = i / pr;
+    amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * AMX_NCH,
+                  min_z(n1, n0 + cp * AMX_NCH + AMX_NCH)};
+    return r;
+}
+
+static size_t amx_task_count(const gemm_job *J, size_t n0, size_t n1)
+{
+    return ((J->m + AMX_RP - 1) / AMX_RP) * ((n1 - n0 + AMX_NCH - 1) / AMX_NCH);
+}
+
+/* The tasks of columns [n0, n1) on nranges threads: thread tid first takes
+ * its own contiguous range of tasks (next: the claim counters; NULL: one
+ * thread, every task in order), then what is left of the others'. */
+static void amx_tasks(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, size_t n0,
+                      size_t n1, range_ctr *next, int tid, int nranges, float *sums)
+{
+    const size_t T = amx_task_count(J, n0, n1), R = next ? (size_t)nranges : 1;
+    onr_amx_tiles_on();
+    for (size_t q = 0; q < R; q++) {
+        const size_t rg = ((size_t)tid + q) % R, end = (rg + 1) * T / R;
+        size_t i = next ? atomic_fetch_add_explicit(&next[rg].next, 1, memory_order_relaxed) : 0;
+        while (i < end) {
+            const size_t nx = next ? atomic_fetch_add_explicit(&next[rg].next, 1, memory_order_relaxed)
+                                   : i + 1;
+            amx_rect after;
+            if (nx < end) after = amx_task_rect(J, n0, n1, nx);
+            amx_task(J, ap, bp, amx_task_rect(J, n0, n1, i), nx < end ? &after : NULL, sums);
+            i = nx;
+        }
+    }
+    onr_amx_tiles_off();
+}
+
+/* A product on weights packed for AMX: A' packed by all threads (row
+ * blocks split evenly), then the tasks. Returns nonzero, having written
+ * nothing, if A holds a non-finite value: the caller then runs the float32
+ * path. */
+static int run_amx(const gemm_job *J, const void *packed_b, void *ws, int nthreads)
+{
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    uint16_t *ap = (uint16_t *)base;
+    float *sums0 = (float *)(base + amx_a_bytes(J->m, J->k));
+    const uint16_t *bp = amx_terms(packed_b);
+    const size_t MB = (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB, tasks = amx_task_count(J, 0, J->n);
+    int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
+    if ((size_t)t > tasks) t = (int)tasks;
+    if (t <= 1) {
+        if (onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, 0, MB, ap)) return 1;
+        amx_tasks(J, ap, bp, 0, J->n, NULL, 0, 1, sums0);
+        return 0;
+    }
+    atomic_int bad;
+    atomic_init(&bad, 0);
+    const int nranges = t < GEMM_RANGES ? t : GEMM_RANGES;
+    range_ctr next[GEMM_RANGES];
+    for (int r = 0; r < nranges; r++) atomic_init(&next[r].next, (size_t)r * tasks / (size_t)nranges);
+    onr_team_region reg;
+    onr_team_begin(&reg);
+#pragma omp parallel num_threads(t)
+    {
+        int64_t w0 = onr_team_work_start(&reg);
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, (size_t)tid * MB / (size_t)nt,
+                           (size_t)(tid + 1) * MB / (size_t)nt, ap))
+            atomic_store_explicit(&bad, 1, memory_order_relaxed);
+#pragma omp barrier
+        if (!atomic_load_explicit(&bad, memory_order_relaxed))
+            amx_tasks(J, ap, bp, 0, J->n, next, tid % nranges, nranges,
+                      (float *)((char *)sums0 + (size_t)tid * amx_sums_stride()));
+        onr_team_work_done(&reg, w0);
+    }
+    onr_team_end(&reg);
+    return atomic_load_explicit(&bad, memory_order_relaxed);
+}
+
 /* The job of a product with prepacked B (onr_sgemm_packed and its column
  * ranges). */
 static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t k, float alpha,
@@ -1407,6 +1686,13 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
 {
     const size_t w = onr_sgemm_packed_width(packed_b);
     const gemm_plan *P = active_plan();
+    if (onr_sgemm_packed_is_amx(packed_b)) { /* read as floats by the generator */
+        init_job(J, P, trans_a, 0, m, n, k, alpha, a, lda, NULL, 0, beta, c, ldc, ep);
+        J->bsrc = B_GEN;
+        J->gen = amx_gen;
+        J->gen_ctx = (void *)(uintptr_t)packed_b;
+        return;
+    }
     /* Packed for another kernel (one forced since): its panels still work
      * for any kernel whose NR divides their width; the reference one's does. */
     if (w % P->cfg->nr != 0) P = &g_plans[CFG_REF];
@@ -1416,6 +1702,14 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
     J->panel_w = w;
 }
 
+/* Whether a product runs on AMX: weights packed for it, AMX in use, and a
+ * kernel that can finish its sums. Never depends on the thread count. */
+static int amx_job(const gemm_job *J)
+{
+    return J->bsrc == B_GEN && J->gen == amx_gen && g_amx_on && J->plan->cfg->finish && J->m &&
+           J->n && J->k;
+}
+
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
                       size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
                       const onr_gemm_epilogue *ep, void *workspace, int nthreads)
@@ -1423,7 +1717,7 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
     gemm_job J;
     init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
     if (!workspace) run_unpacked(&J);
-    else run_job(&J, workspace, nthreads);
+    else if (!amx_job(&J) || run_amx(&J, packed_b, workspace, nthreads)) run_job(&J, workspace, nthreads);
 }
 
 void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
@@ -1450,6 +1744,15 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
         if (k == 0) scale_only(&S);
         else run_unpacked(&S);
         return;
+    }
+    if (amx_job(&J)) { /* A' of all rows here, then this range's tasks */
+        char *base = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+        uint16_t *ap = (uint16_t *)base;
+        if (!onr_amx_pack_a(trans_a, a, lda, m, k, 0, (m + ONR_AMX_MB - 1) / ONR_AMX_MB, ap)) {
+            amx_tasks(&J, ap, amx_terms(packed_b), n0, n1, NULL, 0, 1,
+                      (float *)(base + amx_a_bytes(m, k)));
+            return;
+        }
     }
     float *abuf, *bbuf;
     thread_bufs(&J, workspace, 0, &abuf, &bbuf);

@@ -85,6 +85,22 @@ void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const
  * buffer depends on the kernel chosen at start-up, never on thread count. */
 size_t onr_sgemm_pack_b_size(size_t k, size_t n);
 void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, void *packed);
+/* The same with flags. ONR_PACK_AMX: where AMX is in use (onr_sgemm_amx),
+ * pack the weights as bfloat16 terms for the AMX kernel (sgemm-amx.h; as
+ * accurate as float32), unless one is not finite; products on such weights
+ * need onr_sgemm_workspace_size_ex's workspace with the same flag. Without
+ * AMX at run time (a kernel forced since) they still run, slowly. */
+enum { ONR_PACK_AMX = 1 };
+size_t onr_sgemm_pack_b_size_ex(size_t k, size_t n, int flags);
+void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t ldb,
+                         void *packed, int flags);
+size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags);
+/* Whether weights packed with ONR_PACK_AMX go through AMX now: the CPU has
+ * AMX-BF16, the OS allows it, and no other kernel was asked for
+ * (ONR_GEMM_KERNEL, onr_sgemm_force_kernel: "amx" asks for it). */
+int onr_sgemm_amx(void);
+/* Test hook: whether packed weights hold AMX terms. */
+int onr_sgemm_packed_is_amx(const void *packed_b);
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
                       size_t lda, const void *packed_b, float beta, float *c, size_t ldc,
                       const onr_gemm_epilogue *ep, void *workspace, int nthreads);
@@ -140,12 +156,15 @@ const char *onr_sgemm_kernel_name(void);
 
 /* Whether this CPU runs the code of instruction set `isa`: "ref" always,
  * "avx2" (AVX2 + FMA), "avx512" (AVX-512 F/BW/DQ/VL, AVX2, FMA): exactly
- * the flags CMake compiles a -avx2.c / -avx512.c file with. Every kernel
- * family checks its SIMD builds with it. 0 for any other name. The CPU
- * is asked once; later calls are a load and a string compare. */
+ * the flags CMake compiles a -avx2.c / -avx512.c file with; "amx"
+ * (AMX-TILE, AMX-BF16 and AVX-512, with the OS's leave to use the tiles:
+ * -amx.c). Every kernel family checks its SIMD builds with it. 0 for any
+ * other name. The CPU is asked once; later calls are a load and a string
+ * compare. */
 int onr_cpu_supports(const char *isa);
-/* Force a path for tests: "ref", "avx2", "avx512" (must be supported by the
- * CPU); NULL restores the automatic choice. Returns 0 on success. Also read
+/* Force a path for tests: "ref", "avx2", "avx512", "amx" (AVX-512 with AMX
+ * for weights packed for it; must be supported by the CPU); NULL restores
+ * the automatic choice. Returns 0 on success. Also read
  * once from the ONR_GEMM_KERNEL environment variable at start-up. */
 int onr_sgemm_force_kernel(const char *name);
 
