@@ -375,7 +375,7 @@ static void cli_memory_limit(void **state)
 
 /* Weights an operator packs at create (a MatMul's constant B) count: the
  * packed copy is held for the session's life, the original is released.
- * x[4, 1024] * w[1024, 1024] (4 MiB of weights; 6 MiB packed as AMX
+ * x[64, 1024] * w[1024, 1024] (4 MiB of weights; 6 MiB packed as AMX
  * terms where the CPU has AMX) is refused under a 3 MiB budget naming the
  * packed weights and the node, runs under 16 MiB, and the count includes
  * them. */
@@ -390,7 +390,7 @@ static void packed_weights_counted(void **state)
     float *w = calloc((size_t)K * N, sizeof *w);
     assert_non_null(w);
     for (int i = 0; i < K; i++) w[(size_t)i * N + i] = 2.f;
-    int64_t wd[2] = {K, N}, xd[2] = {4, K};
+    int64_t wd[2] = {K, N}, xd[2] = {64, K};
     pbw_init_f32(&g, "w", 2, wd, w, (int64_t)K * N);
     pbw_value_info(&g, 11, "x", F32, 2, xd);
     pbw_value_info(&g, 12, "y", F32, -1, NULL);
