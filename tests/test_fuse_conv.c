@@ -59,6 +59,7 @@ static const kcase kcases[] = {
     {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {2, 1, 3}, {1, 2, 1}, {0, 1, 1, 1, 0, 1}, NULL},
     {2, 1, 64, 8, 1, {64, 64}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL},   /* several bands */
     {2, 2, 6, 4, 1, {6, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},               /* 1x1, few outputs */
+    {2, 2, 96, 130, 1, {5, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},            /* 1x1 on AMX */
     {2, 1, 512, 8, 1, {8, 8}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL},             /* 1x1, W rows padded */
     {2, 2, 20, 9, 1, {7, 6}, {3, 3}, {2, 1}, {1, 1}, {1, 0, 1, 1}, NULL},     /* tap-major col^T */
 };
@@ -204,12 +205,12 @@ static void kernel_all(int big)
 static void test_kernel_vs_conv(void **state)
 {
     (void)state;
-    static const char *const kernels[] = {"ref", "avx2", "avx512"};
+    static const char *const kernels[] = {"ref", "avx2", "avx512", "amx"};
     /* FusedConv's constant W would take Winograd on the 3x3 cases, whose
      * rounding differs from Conv's im2col by more than RTOL allows; its
      * epilogue there is test_winograd's */
     onr_wino_force(ONR_WINO_OFF);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         if (onr_sgemm_force_kernel(kernels[k]) != 0) continue; /* not on this CPU */
         kernel_all(0);
     }

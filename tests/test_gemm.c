@@ -1052,6 +1052,62 @@ static void test_amx_products(void **state)
     onr_sgemm_force_kernel(NULL);
 }
 
+/* Weights as A packed for AMX (a convolution's): products against B read
+ * in place, every kind of epilogue, beta, at 1-3 threads (the same bits),
+ * against the double reference; a B holding a non-finite value, or AMX
+ * off, returns nonzero with C untouched; no pack without AMX. */
+static void test_amx_packed_a(void **state)
+{
+    (void)state;
+    if (onr_sgemm_force_kernel("amx") != 0) {
+        printf("  (no AMX here: skipped)\n");
+        return;
+    }
+    const size_t shapes[][3] = {{96, 49, 64}, {130, 196, 100}, {256, 300, 512}, {33, 1, 31}};
+    char what[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int v = 0; v < 3; v++) {
+            const size_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ldb = n + 3;
+            float *a = falloc(m * k), *b = falloc(k * ldb), *c0 = falloc(m * n), *c = falloc(m * n);
+            float *c2 = falloc(m * n), *r = falloc(m * n), *br = falloc(m);
+            fill_full(a, m * k), fill_full(b, k * ldb), fill(c0, m * n), fill(r, m * n), fill(br, m);
+            onr_gemm_epilogue ep = {0};
+            ep.bias_row = br;
+            if (v == 1) ep.act = ONR_ACT_RELU, ep.residual = r, ep.ldr = n;
+            if (v == 2) ep.act = ONR_ACT_CLIP, ep.clip_min = -0.3f, ep.clip_max = 0.4f;
+            const float beta = v == 2 ? 1.f : 0.f;
+            void *pa = walloc(onr_sgemm_pack_a_size(m, k));
+            assert_int_equal(onr_sgemm_pack_a(0, m, k, a, k, pa), 0);
+            void *ws = walloc(onr_sgemm_packed_a_workspace_size(m, n, k, 3));
+            for (int t = 1; t <= 3; t++) {
+                float *dst = t == 1 ? c : c2;
+                memcpy(dst, c0, m * n * sizeof(float));
+                onr_team_reset();
+                assert_int_equal(onr_sgemm_packed_a(m, n, k, 1.f, pa, b, ldb, beta, dst, n, &ep, ws, t), 0);
+                if (t > 1) assert_memory_equal(c, c2, m * n * sizeof(float));
+            }
+            double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+            assert_non_null(want), assert_non_null(tol);
+            ref_gemm(0, 0, m, n, k, 1.f, a, k, b, ldb, beta, c0, n, &ep, want, tol);
+            snprintf(what, sizeof what, "amx packed A m=%zu n=%zu k=%zu variant=%d", m, n, k, v);
+            check(m, n, c, n, want, tol, what);
+            /* a NaN in B: not run, C untouched */
+            b[(k / 2) * ldb + n / 2] = NAN;
+            memcpy(c2, c0, m * n * sizeof(float));
+            assert_int_not_equal(onr_sgemm_packed_a(m, n, k, 1.f, pa, b, ldb, beta, c2, n, &ep, ws, 2), 0);
+            assert_memory_equal(c2, c0, m * n * sizeof(float));
+            assert_int_equal(onr_sgemm_force_kernel("avx512"), 0);
+            assert_int_equal(onr_sgemm_pack_a_size(m, k), 0);
+            assert_int_not_equal(onr_sgemm_pack_a(0, m, k, a, k, pa), 0);
+            b[(k / 2) * ldb + n / 2] = 0.5f;
+            assert_int_not_equal(onr_sgemm_packed_a(m, n, k, 1.f, pa, b, ldb, beta, c2, n, &ep, ws, 1), 0);
+            assert_int_equal(onr_sgemm_force_kernel("amx"), 0);
+            free(want), free(tol), free(ws), free(pa);
+            free(a), free(b), free(c0), free(c), free(c2), free(r), free(br);
+        }
+    onr_sgemm_force_kernel(NULL);
+}
+
 /* Non-finite values: weights holding one are packed as float32 panels; an
  * A holding one makes the product run on the float32 kernels (an inf
  * times a zero term would be a NaN where float32 gives inf), with the
@@ -1139,6 +1195,7 @@ int main(void)
         cmocka_unit_test(test_ahead),
         cmocka_unit_test(test_amx_products),
         cmocka_unit_test(test_amx_special),
+        cmocka_unit_test(test_amx_packed_a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,6 +385,10 @@ static size_t amx_a_bytes(size_t m, size_t k)
 {
     return align64(round_up(m, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
 }
+static size_t amx_b_ws_bytes(size_t n, size_t k)
+{
+    return align64(round_up(n, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
+}
 static size_t amx_sums_stride(void) { return onr_thread_stride(AMX_RP * AMX_NCH * sizeof(float)); }
 
 size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags)
@@ -539,7 +543,8 @@ void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t
     h.k = k;
     h.n = n;
     if ((flags & ONR_PACK_AMX) && g_amx_on && k > 0 && n > 0 &&
-        onr_amx_pack_b(trans_b, k, n, b, ldb, (uint16_t *)((char *)packed + sizeof h)) == 0) {
+        onr_amx_pack_b(trans_b, k, n, b, ldb, 0, (n + ONR_AMX_MB - 1) / ONR_AMX_MB,
+                       (uint16_t *)((char *)packed + sizeof h)) == 0) {
         h.nr = ONR_AMX_MB;
         h.amx = 1;
         memcpy(packed, &h, sizeof h);
@@ -1636,21 +1641,32 @@ static void amx_tasks(const gemm_job *J, const uint16_t *ap, const uint16_t *bp,
     onr_amx_tiles_off();
 }
 
-/* A product on weights packed for AMX: A' packed by all threads (row
- * blocks split evenly), then the tasks. Returns nonzero, having written
- * nothing, if A holds a non-finite value: the caller then runs the float32
- * path. */
-static int run_amx(const gemm_job *J, const void *packed_b, void *ws, int nthreads)
+/* Blocks [u0, u1) of the operand a product packs itself: B' column blocks
+ * (pack_b) or A' row blocks. Nonzero if a value is not finite. */
+static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uint16_t *dst)
+{
+    if (pack_b) return onr_amx_pack_b(J->trans_b, J->k, J->n, J->b, J->ldb, u0, u1, dst);
+    return onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, u0, u1, dst);
+}
+
+/* A product on AMX, one operand prepacked (weights): the other (A' from
+ * J->a, or B' from J->b when ap_pre is given) packed by all threads, its
+ * blocks split evenly, then the tasks. Returns nonzero, having written
+ * nothing, if that operand holds a non-finite value: the caller then runs
+ * the float32 path. */
+static int run_amx(const gemm_job *J, const uint16_t *ap_pre, const uint16_t *bp_pre, void *ws,
+                   int nthreads)
 {
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    uint16_t *ap = (uint16_t *)base;
-    float *sums0 = (float *)(base + amx_a_bytes(J->m, J->k));
-    const uint16_t *bp = amx_terms(packed_b);
-    const size_t MB = (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB, tasks = amx_task_count(J, 0, J->n);
+    uint16_t *own = (uint16_t *)base;
+    float *sums0 = (float *)(base + (ap_pre ? amx_b_ws_bytes(J->n, J->k) : amx_a_bytes(J->m, J->k)));
+    const uint16_t *ap = ap_pre ? ap_pre : own, *bp = bp_pre ? bp_pre : own;
+    const size_t units = ap_pre ? (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB : (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    const size_t tasks = amx_task_count(J, 0, J->n);
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
     if ((size_t)t > tasks) t = (int)tasks;
     if (t <= 1) {
-        if (onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, 0, MB, ap)) return 1;
+        if (amx_pack_own(J, ap_pre != NULL, 0, units, own)) return 1;
         amx_tasks(J, ap, bp, 0, J->n, NULL, 0, 1, sums0);
         return 0;
     }
@@ -1665,8 +1681,8 @@ static int run_amx(const gemm_job *J, const void *packed_b, void *ws, int nthrea
     {
         int64_t w0 = onr_team_work_start(&reg);
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, (size_t)tid * MB / (size_t)nt,
-                           (size_t)(tid + 1) * MB / (size_t)nt, ap))
+        if (amx_pack_own(J, ap_pre != NULL, (size_t)tid * units / (size_t)nt,
+                         (size_t)(tid + 1) * units / (size_t)nt, own))
             atomic_store_explicit(&bad, 1, memory_order_relaxed);
 #pragma omp barrier
         if (!atomic_load_explicit(&bad, memory_order_relaxed))
@@ -1717,7 +1733,8 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
     gemm_job J;
     init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
     if (!workspace) run_unpacked(&J);
-    else if (!amx_job(&J) || run_amx(&J, packed_b, workspace, nthreads)) run_job(&J, workspace, nthreads);
+    else if (!amx_job(&J) || run_amx(&J, NULL, amx_terms(packed_b), workspace, nthreads))
+        run_job(&J, workspace, nthreads);
 }
 
 void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
@@ -1757,6 +1774,55 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
     float *abuf, *bbuf;
     thread_bufs(&J, workspace, 0, &abuf, &bbuf);
     run_region(&J, 0, m, n0, n1, abuf, bbuf);
+}
+
+/* ---- weights as A, packed for AMX -------------------------------------- */
+
+size_t onr_sgemm_pack_a_size(size_t m, size_t k)
+{
+    pthread_once(&g_once, gemm_init);
+    if (!g_amx_on || m == 0 || k == 0) return 0;
+    return sizeof(pack_header) + amx_a_bytes(m, k);
+}
+
+int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda, void *packed)
+{
+    pthread_once(&g_once, gemm_init);
+    if (!g_amx_on || m == 0 || k == 0) return -1;
+    pack_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = PACK_MAGIC;
+    h.nr = ONR_AMX_MB;
+    h.k = k;
+    h.n = m; /* the rows */
+    h.amx = 1;
+    if (onr_amx_pack_a(trans_a, a, lda, m, k, 0, (m + ONR_AMX_MB - 1) / ONR_AMX_MB,
+                       (uint16_t *)((char *)packed + sizeof h)))
+        return -1;
+    memcpy(packed, &h, sizeof h);
+    return 0;
+}
+
+size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthreads)
+{
+    pthread_once(&g_once, gemm_init);
+    if (!g_amx_usable || m == 0 || n == 0 || k == 0) return 0;
+    size_t t = nthreads > 1 ? (size_t)nthreads : 1;
+    return amx_b_ws_bytes(n, k) + t * amx_sums_stride() + 64;
+}
+
+int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
+                       const float *b, size_t ldb, float beta, float *c, size_t ldc,
+                       const onr_gemm_epilogue *ep, void *workspace, int nthreads)
+{
+    pack_header h;
+    memcpy(&h, packed_a, sizeof h);
+    if (!g_amx_on || !workspace || !h.amx || h.k != k || h.n != m || m == 0 || n == 0 || k == 0)
+        return -1;
+    gemm_job J;
+    init_job(&J, active_plan(), 0, 0, m, n, k, alpha, NULL, 0, b, ldb, beta, c, ldc, ep);
+    if (!J.plan->cfg->finish) return -1;
+    return run_amx(&J, amx_terms(packed_a), NULL, workspace, nthreads);
 }
 
 /* One product of a batch: on the calling thread (across: each product on

@@ -99,6 +99,19 @@ size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, i
  * AMX-BF16, the OS allows it, and no other kernel was asked for
  * (ONR_GEMM_KERNEL, onr_sgemm_force_kernel: "amx" asks for it). */
 int onr_sgemm_amx(void);
+/* Weights as A (a convolution's: m output channels x k), packed once as
+ * AMX terms: where AMX is in use onr_sgemm_pack_a_size is not 0 and
+ * onr_sgemm_pack_a returns 0 (else nonzero: AMX is off, or a weight is not
+ * finite). onr_sgemm_packed_a computes C = alpha*A*B + beta*C [+ ep] on
+ * them with B read in place (k x n, row stride ldb), returning 0; it
+ * returns nonzero having written nothing when it cannot (AMX off since, a
+ * non-finite value in B): the caller then runs onr_sgemm on its floats. */
+size_t onr_sgemm_pack_a_size(size_t m, size_t k);
+int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda, void *packed);
+size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthreads);
+int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
+                       const float *b, size_t ldb, float beta, float *c, size_t ldc,
+                       const onr_gemm_epilogue *ep, void *workspace, int nthreads);
 /* Test hook: whether packed weights hold AMX terms. */
 int onr_sgemm_packed_is_amx(const void *packed_b);
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,

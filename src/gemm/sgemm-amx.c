@@ -74,12 +74,13 @@ int onr_amx_pack_a(int trans_a, const float *a, size_t lda, size_t m, size_t k, 
     return bad != 0;
 }
 
-int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, uint16_t *dst)
+int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, size_t jb0,
+                   size_t jb1, uint16_t *dst)
 {
     const size_t KB = (k + ONR_AMX_KS - 1) / ONR_AMX_KS, JB = (n + ONR_AMX_MB - 1) / ONR_AMX_MB;
     const __m512i lo = _mm512_set1_epi32(0xFFFF);
     __mmask16 bad = 0;
-    for (size_t jb = 0; jb < JB; jb++)
+    for (size_t jb = jb0; jb < jb1; jb++)
         for (size_t kb = 0; kb < KB; kb++) {
             uint16_t *blk = dst + onr_amx_b_offset(KB, JB, jb, kb);
             for (size_t h = 0; h < 2; h++) {

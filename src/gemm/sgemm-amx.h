@@ -61,9 +61,10 @@ static inline size_t onr_amx_b_offset(size_t KB, size_t JB, size_t jb, size_t kb
 int onr_amx_pack_a(int trans_a, const float *a, size_t lda, size_t m, size_t k, size_t ib0,
                    size_t ib1, uint16_t *dst);
 
-/* B' of op(B) (k x n; trans_b: B is n x k). Returns nonzero if a value is
- * not finite. */
-int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, uint16_t *dst);
+/* B' column blocks [jb0, jb1) of op(B) (k x n; trans_b: B is n x k).
+ * Returns nonzero if one of those values is not finite. */
+int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, size_t jb0,
+                   size_t jb1, uint16_t *dst);
 
 /* The calling thread's tiles: configured before its first kernel call,
  * released after its last (a thread holding tile state costs the OS a
