@@ -1603,11 +1603,17 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
 }
 
 /* Task i of the columns [n0, n1): row parts of AMX_RP rows, column parts
- * of AMX_NCH from n0, row-part-major (the tasks after one another share
- * their weights). */
+ * of AMX_NCH from n0. Weights of more than half the L2 (B' or A',
+ * whichever is prepacked: the transformers' layers) in column-part-major
+ * order, so that tasks after one another share them and they come from
+ * memory once; smaller ones row-part-major, so that each thread's range
+ * of tasks is a range of rows, those its core packed and those the next
+ * layer's same thread reads (as run_tasks). */
 static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
 {
-    const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, rp = i % pr, cp = i / pr;
+    const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + AMX_NCH - 1) / AMX_NCH;
+    const int rows_first = amx_b_ws_bytes(J->n, J->k) <= g_l2 / 2;
+    const size_t rp = rows_first ? i / pn : i % pr, cp = rows_first ? i % pn : i / pr;
     amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * AMX_NCH,
                   min_z(n1, n0 + cp * AMX_NCH + AMX_NCH)};
     return r;

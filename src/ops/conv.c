@@ -1162,7 +1162,15 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * where its 512 -> 128 on 28 x 28 went 0.77 -> 0.61 (1 thread, Intel Xeon
  * with AMX). The transposed path (7 x 7 outputs, stride 2) lost on AMX:
  * its few rows (49) leave the weights, 1.5 times larger as terms, to
- * stream from memory (ResNet-50's last stage 1.0 -> 1.8 ms a layer). */
+ * stream from memory (ResNet-50's last stage 1.0 -> 1.8 ms a layer).
+ * Products under 2^24 multiply-adds stay on the float32 kernels: at 2
+ * threads the split of the activations and its barrier did not pay
+ * (MobileNetV2's layers on 14 x 14 and 7 x 7: the model 3.84 -> 4.27 ms),
+ * and the choice must not depend on the thread count (AMX's sums round
+ * differently). Winograd's 36 products (at most a few hundred tiles each)
+ * lost on AMX too: ResNet-50's 3x3 layers 0.83 -> 0.97 ms on 56 x 56,
+ * 1.35 -> 2.18 on 14 x 14. */
+#define CONV_AMX_MIN_FMAS ((size_t)1 << 24)
 static int conv_amx_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
@@ -1171,6 +1179,11 @@ static int conv_amx_create(onr_create_ctx *c, conv_params *p)
     for (int d = 2; d < w->rank; d++)
         if (w->dims[d] != 1) return ONR_OK;
     const size_t m = (size_t)w->dims[0], k = (size_t)w->dims[1];
+    if (c->out0_rank == w->rank) { /* the planner's output shape: big enough? */
+        size_t out = 1;
+        for (int d = 2; d < w->rank; d++) out *= (size_t)c->out0_dims[d];
+        if (m * k * out < CONV_AMX_MIN_FMAS) return ONR_OK;
+    }
     const size_t ld = p->w32 && p->w32_ld ? (size_t)p->w32_ld : k;
     size_t bytes = onr_sgemm_pack_a_size(m, k);
     if (bytes == 0) return ONR_OK;
@@ -1721,7 +1734,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
             if (kind == CONV_GEMM) {
                 ep.residual = z_in_gemm && !z_is_c ? zg : NULL;
                 /* on AMX where W was packed for it (X non-finite: not) */
-                if (!bb->w_amx || scale_w || g->G != 1 ||
+                if (!bb->w_amx || scale_w || g->G != 1 || Mg * OUT * (size_t)g->Cg < CONV_AMX_MIN_FMAS ||
                     onr_sgemm_packed_a(Mg, OUT, (size_t)g->Cg, 1.f, bb->w_amx, xg, OUT, beta, yg, OUT,
                                        epp, bb->ws, nt) != 0)
                     onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, ldw, xg, OUT, beta, yg, OUT,
