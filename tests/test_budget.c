@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "gemm/gemm.h"
 #include "kutil.h"
 #include "pbw.h"
 
@@ -375,10 +374,9 @@ static void cli_memory_limit(void **state)
 
 /* Weights an operator packs at create (a MatMul's constant B) count: the
  * packed copy is held for the session's life, the original is released.
- * x[64, 1024] * w[1024, 1024] (4 MiB of weights; 6 MiB packed as AMX
- * terms where the CPU has AMX) is refused under a 3 MiB budget naming the
- * packed weights and the node, runs under 16 MiB, and the count includes
- * them. */
+ * x[64, 1024] * w[1024, 1024] (4 MiB of weights) is refused under a 3 MiB
+ * budget naming the packed weights and the node, runs under 16 MiB, and
+ * the count includes them. */
 static void packed_weights_counted(void **state)
 {
     (void)state;
@@ -401,9 +399,7 @@ static void packed_weights_counted(void **state)
     assert_int_equal(st, ONR_E_NOMEM);
     const char *msg = onr_session_errmsg(s);
     print_message("%s\n", msg);
-    const int amx = onr_sgemm_amx();
-    assert_non_null(strstr(msg, amx ? "node 'mm' (MatMul, opset 17): its packed weights need 6.0 MiB"
-                                    : "node 'mm' (MatMul, opset 17): its packed weights need 4.0 MiB"));
+    assert_non_null(strstr(msg, "node 'mm' (MatMul, opset 17): its packed weights need 4.0 MiB"));
     assert_non_null(strstr(msg, "memory budget is 3.0 MiB"));
     onr_session_free(s);
     s = open_limit(&m, (int64_t)(16 * MiB), &st);
@@ -411,8 +407,7 @@ static void packed_weights_counted(void **state)
     uint64_t limit, used;
     assert_int_equal(onr_session_memory(s, &limit, &used), ONR_OK);
     assert_true(used >= (uint64_t)K * N * 4);
-    /* the original was released, not counted twice */
-    assert_true(used < (amx ? 10 : 8) * MiB);
+    assert_true(used < 8 * MiB); /* the original was released, not counted twice */
     onr_session_free(s);
     free(m.b);
 }

@@ -1026,8 +1026,7 @@ static void test_amx_products(void **state)
             ref_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, n, v ? &ep : NULL, want, tol);
             snprintf(what, sizeof what, "amx m=%zu n=%zu k=%zu variant=%d", m, n, k, v);
             check(m, n, c, n, want, tol, what);
-            /* the same weights with AMX off (the float32 kernels read them
-             * through a generator), and with no workspace */
+            /* the same weights with AMX off, and with no workspace */
             assert_int_equal(onr_sgemm_force_kernel("avx512"), 0);
             void *ws = walloc(onr_sgemm_workspace_size_ex(m, n, k, 2, ONR_PACK_AMX));
             for (int nows = 0; nows < 2; nows++) {
@@ -1108,10 +1107,10 @@ static void test_amx_packed_a(void **state)
     onr_sgemm_force_kernel(NULL);
 }
 
-/* Non-finite values: weights holding one are packed as float32 panels; an
- * A holding one makes the product run on the float32 kernels (an inf
- * times a zero term would be a NaN where float32 gives inf), with the
- * same infs and NaNs as the reference. A raised cancel flag leaves C
+/* Non-finite values: weights holding one never go to AMX; an A holding
+ * one makes the product run on the float32 kernels (an inf times a zero
+ * term would be a NaN where float32 gives inf), with the same infs and
+ * NaNs as the reference. A raised cancel flag leaves C
  * untouched. packed_cols gives the whole product's bits. */
 static void test_amx_special(void **state)
 {

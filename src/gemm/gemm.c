@@ -45,6 +45,7 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -389,7 +390,12 @@ static size_t amx_b_ws_bytes(size_t n, size_t k)
 {
     return align64(round_up(n, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
 }
-static size_t amx_sums_stride(void) { return onr_thread_stride(AMX_RP * AMX_NCH * sizeof(float)); }
+/* per thread: a task's sums, then B' split from float panels (amx_task) */
+#define AMX_SUMS_BYTES (AMX_RP * AMX_NCH * sizeof(float))
+static size_t amx_sums_stride(void)
+{
+    return onr_thread_stride(AMX_SUMS_BYTES + 2 * ONR_AMX_KCB * ONR_AMX_BLOCK * sizeof(uint16_t));
+}
 
 size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags)
 {
@@ -498,26 +504,18 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
 typedef struct pack_header {
     uint32_t magic, nr;
     uint64_t k, n;
-    uint32_t amx; /* the panels are AMX terms (B', sgemm-amx.h) instead of floats */
+    uint32_t amx; /* ONR_PACK_AMX, all finite: products may run on AMX (run_amx) */
     char pad[36];
 } pack_header;
 _Static_assert(sizeof(pack_header) == 64, "packed panels stay 64-byte aligned");
 
 size_t onr_sgemm_pack_b_size(size_t k, size_t n) { return onr_sgemm_pack_b_size_ex(k, n, 0); }
 
-/* B' of k x n weights: three bfloat16 terms per value, K and N padded to 32 */
-static size_t amx_b_bytes(size_t k, size_t n)
-{
-    return round_up(n, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t);
-}
-
 size_t onr_sgemm_pack_b_size_ex(size_t k, size_t n, int flags)
 {
+    (void)flags; /* the same float panels either way */
     size_t nr = active_plan()->cfg->nr;
-    size_t bytes = round_up(n, nr) * k * sizeof(float);
-    /* either layout: the AMX one unless the weights hold a non-finite value */
-    if ((flags & ONR_PACK_AMX) && g_amx_usable && amx_b_bytes(k, n) > bytes) bytes = amx_b_bytes(k, n);
-    return sizeof(pack_header) + bytes;
+    return sizeof(pack_header) + round_up(n, nr) * k * sizeof(float);
 }
 
 static atomic_size_t g_pack_count;
@@ -542,19 +540,18 @@ void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t
     h.magic = PACK_MAGIC;
     h.k = k;
     h.n = n;
-    if ((flags & ONR_PACK_AMX) && g_amx_on && k > 0 && n > 0 &&
-        onr_amx_pack_b(trans_b, k, n, b, ldb, 0, (n + ONR_AMX_MB - 1) / ONR_AMX_MB,
-                       (uint16_t *)((char *)packed + sizeof h)) == 0) {
-        h.nr = ONR_AMX_MB;
-        h.amx = 1;
-        memcpy(packed, &h, sizeof h);
-        return;
-    }
     h.nr = (uint32_t)nr;
-    memcpy(packed, &h, sizeof h);
     float *dst = (float *)((char *)packed + sizeof h);
     for (size_t j = 0; j < n; j += nr)
         pack_b_panel(trans_b, b, ldb, 0, k, j, min_z(nr, n - j), nr, dst + j * k);
+    /* AMX splits panels of its own block width, 32 columns, as it reads
+     * them; a value that is not finite would make NaN terms */
+    if ((flags & ONR_PACK_AMX) && g_amx_on && nr == ONR_AMX_MB && k > 0 && n > 0) {
+        size_t i = 0, len = round_up(n, nr) * k;
+        while (i < len && isfinite(dst[i])) i++;
+        h.amx = i == len;
+    }
+    memcpy(packed, &h, sizeof h);
 }
 
 /* ---- the loop nest ----------------------------------------------------- */
@@ -1508,39 +1505,6 @@ int onr_sgemm_packed_is_amx(const void *packed_b)
 
 /* ---- weights as AMX terms ---------------------------------------------- */
 
-/* B' of weights packed for AMX (after the header) */
-static const uint16_t *amx_terms(const void *packed_b)
-{
-    return (const uint16_t *)((const char *)packed_b + sizeof(pack_header));
-}
-
-/* Weights packed for AMX as floats, for the float32 kernels (a product
- * with a non-finite value in A, or AMX no longer in use): B_GEN's
- * generator, ctx the packed weights. x0 + x1 + x2 is exact; a zero term
- * is not added, so -0 stays -0. */
-static void amx_gen(void *ctx, size_t p0, size_t kc, size_t j0, size_t nc, float *dst, size_t ldd)
-{
-    pack_header h;
-    memcpy(&h, ctx, sizeof h);
-    const uint16_t *bp = amx_terms(ctx);
-    const size_t KB = (h.k + ONR_AMX_KS - 1) / ONR_AMX_KS, JB = (h.n + ONR_AMX_MB - 1) / ONR_AMX_MB;
-    for (size_t p = p0; p < p0 + kc; p++)
-        for (size_t j = j0; j < j0 + nc; j++) {
-            const uint16_t *t = bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, p / ONR_AMX_KS) +
-                                (j % ONR_AMX_MB / 16) * 512 + (p % ONR_AMX_KS / 2) * 32 +
-                                (j % 16) * 2 + p % 2;
-            float v = 0.f;
-            for (int q = 0; q < 3; q++) {
-                const uint32_t u = (uint32_t)t[q * 1024] << 16;
-                float f;
-                memcpy(&f, &u, sizeof f);
-                if (q == 0) v = f;
-                else if (f != 0.f) v += f;
-            }
-            dst[(p - p0) * ldd + (j - j0)] = v;
-        }
-}
-
 /* K steps (of 32) per block of the AMX tasks: their sums go to the task's
  * buffer between blocks */
 #define AMX_KCB ((size_t)ONR_AMX_KCB)
@@ -1551,45 +1515,56 @@ typedef struct amx_rect {
     size_t m0, m1, n0, n1;
 } amx_rect;
 
-/* A task from A' (ap) and B' (bp): 32 x 32 blocks, K block by K block,
- * and the last block's sums through the float32 kernel's own finishing
- * code (alpha, beta, the epilogue: finish). Every element is the same
- * sequence of operations whichever task computes it. While a K block
- * runs, the kernels fetch the weights of the next one towards L2 (or the
- * first of the task after, next, if any): each block call a slice, so
- * that the weights, which come from memory once per product when few rows
- * use them, stream in while the tiles work (without it a 128 x 3072 x 768
- * product ran at 180 GFLOP/s with its weights in memory, 240 in cache). */
+/* A task: 32 x 32 blocks of C, K block by K block; in each, column block
+ * by column block, B' of it (bp's, or split into bs from the float panels
+ * of prepacked weights), then every row block of the task against it (A'
+ * from ap), and the last K block's sums through the float32 kernel's own
+ * finishing code (alpha, beta, the epilogue: finish). Every element is
+ * the same sequence of operations whichever task computes it. Prepacked
+ * weights stay float32 in memory (4 bytes a value where terms take 6):
+ * few rows of A leave the product waiting on them as they come from
+ * memory once (a transformer's tokens), and the split meanwhile fetches
+ * the same panel's next K block (or the next task's first) towards L2. */
 static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, amx_rect r,
-                     const amx_rect *next, float *sums)
+                     const amx_rect *next, float *sums, uint16_t *bs)
 {
-    const size_t KB = (J->k + ONR_AMX_KS - 1) / ONR_AMX_KS, MR = J->plan->cfg->mr;
-    const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB;
-    const size_t R = (r.m1 - r.m0 + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    const size_t K = J->k, KB = (K + ONR_AMX_KS - 1) / ONR_AMX_KS, MR = J->plan->cfg->mr;
+    const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB, KS = AMX_KCB * ONR_AMX_KS;
+    const size_t PW = ONR_AMX_MB; /* a float panel's width */
+    uint16_t *buf[2] = {bs, bs + AMX_KCB * ONR_AMX_BLOCK};
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
         const int last = kb0 + nkb == KB;
         if (job_cancelled(J)) return;
-        /* what to fetch: columns [f0, f1), K steps [fk, fk + fn) */
-        size_t f0 = r.n0, f1 = r.n1, fk = kb0 + nkb;
-        if (last) f0 = next ? next->n0 : 0, f1 = next ? next->n1 : 0, fk = 0;
-        const size_t fn = min_z(AMX_KCB, KB - fk);
-        for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB)
-            for (size_t j = r.n0; j < r.n1; j += ONR_AMX_MB) {
-                /* this call's slice: part (row block) of the span of column block (f0 + j - n0) */
-                const char *pf = NULL;
-                size_t pf_step = 0;
-                const size_t fj = f0 + (j - r.n0), rb = (i - r.m0) / ONR_AMX_MB;
-                if (fj < f1) {
-                    const size_t span = fn * ONR_AMX_BLOCK * sizeof(uint16_t);
-                    const size_t lo = span * rb / R / 64 * 64, hi = span * (rb + 1) / R / 64 * 64;
-                    pf = (const char *)(bp + onr_amx_b_offset(KB, JB, fj / ONR_AMX_MB, fk)) + lo;
-                    pf_step = round_up((hi - lo + nkb - 1) / nkb, 64);
+        if (!bp) /* the first column block's B'; the kernels split the others */
+            onr_amx_split_panel(J->b + (r.n0 / PW) * K * PW + kb0 * ONR_AMX_KS * PW,
+                                K - kb0 * ONR_AMX_KS, nkb, buf[0], NULL, 0);
+        for (size_t j = r.n0, jj = 0; j < r.n1; j += ONR_AMX_MB, jj++) {
+            const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
+            onr_amx_split nx = {0};
+            const char *pf = NULL;
+            size_t pf_step = 0;
+            if (!bp) {
+                if (j + ONR_AMX_MB < r.n1)
+                    nx = (onr_amx_split){J->b + ((j + ONR_AMX_MB) / PW) * K * PW + kb0 * ONR_AMX_KS * PW,
+                                         K - kb0 * ONR_AMX_KS, nkb, buf[(jj + 1) & 1]};
+                /* fetch this panel's next K block, else the next task's */
+                size_t pf_rows = 0;
+                if (!last) {
+                    pf = (const char *)(J->b + (j / PW) * K * PW + (kb0 + nkb) * ONR_AMX_KS * PW);
+                    pf_rows = min_z(KS, K - (kb0 + nkb) * ONR_AMX_KS);
+                } else if (next && next->n0 + (j - r.n0) < next->n1) {
+                    pf = (const char *)(J->b + ((next->n0 + (j - r.n0)) / PW) * K * PW);
+                    pf_rows = min_z(KS, K);
                 }
+                pf_step = round_up(pf_rows * PW * sizeof(float), (size_t)64 * nkb) / nkb;
+            }
+            for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB) {
+                const int first = i == r.m0;
                 float *sum = sums + (i - r.m0) * AMX_NCH + (j - r.n0);
-                onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK,
-                               bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0), nkb, sum,
-                               AMX_NCH, kb0 > 0, pf, pf_step);
+                onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK, bj, nkb, sum,
+                               AMX_NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
+                               first && nx.p ? &nx : NULL);
                 if (!last) continue;
                 const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
                 for (size_t q = 0; q < rows; q += MR) {
@@ -1599,6 +1574,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                                          J->beta, tile_epi(J, 1, i + q, j, &te));
                 }
             }
+        }
     }
 }
 
@@ -1612,7 +1588,8 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
 static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
 {
     const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + AMX_NCH - 1) / AMX_NCH;
-    const int rows_first = amx_b_ws_bytes(J->n, J->k) <= g_l2 / 2;
+    const size_t held = J->bsrc == B_PREPACKED ? J->n * J->k * sizeof(float) : amx_a_bytes(J->m, J->k);
+    const int rows_first = held <= g_l2 / 2;
     const size_t rp = rows_first ? i / pn : i % pr, cp = rows_first ? i % pn : i / pr;
     amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * AMX_NCH,
                   min_z(n1, n0 + cp * AMX_NCH + AMX_NCH)};
@@ -1630,6 +1607,7 @@ static size_t amx_task_count(const gemm_job *J, size_t n0, size_t n1)
 static void amx_tasks(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, size_t n0,
                       size_t n1, range_ctr *next, int tid, int nranges, float *sums)
 {
+    uint16_t *bs = (uint16_t *)((char *)sums + AMX_SUMS_BYTES); /* the thread's split B' */
     const size_t T = amx_task_count(J, n0, n1), R = next ? (size_t)nranges : 1;
     onr_amx_tiles_on();
     for (size_t q = 0; q < R; q++) {
@@ -1640,7 +1618,7 @@ static void amx_tasks(const gemm_job *J, const uint16_t *ap, const uint16_t *bp,
                                    : i + 1;
             amx_rect after;
             if (nx < end) after = amx_task_rect(J, n0, n1, nx);
-            amx_task(J, ap, bp, amx_task_rect(J, n0, n1, i), nx < end ? &after : NULL, sums);
+            amx_task(J, ap, bp, amx_task_rect(J, n0, n1, i), nx < end ? &after : NULL, sums, bs);
             i = nx;
         }
     }
@@ -1655,18 +1633,19 @@ static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uin
     return onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, u0, u1, dst);
 }
 
-/* A product on AMX, one operand prepacked (weights): the other (A' from
- * J->a, or B' from J->b when ap_pre is given) packed by all threads, its
- * blocks split evenly, then the tasks. Returns nonzero, having written
- * nothing, if that operand holds a non-finite value: the caller then runs
- * the float32 path. */
-static int run_amx(const gemm_job *J, const uint16_t *ap_pre, const uint16_t *bp_pre, void *ws,
-                   int nthreads)
+/* A product on AMX, one operand prepacked (weights): A' as terms (ap_pre,
+ * a convolution's), then B' is packed from J->b; or B as float panels
+ * (J->bsrc B_PREPACKED, a MatMul's), split as the tasks read it, then A'
+ * is packed from J->a. That packing is shared by all threads (its blocks
+ * split evenly), then the tasks. Returns nonzero, having written nothing,
+ * if the packed operand holds a value that is not finite: the caller then
+ * runs the float32 path. */
+static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthreads)
 {
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     uint16_t *own = (uint16_t *)base;
     float *sums0 = (float *)(base + (ap_pre ? amx_b_ws_bytes(J->n, J->k) : amx_a_bytes(J->m, J->k)));
-    const uint16_t *ap = ap_pre ? ap_pre : own, *bp = bp_pre ? bp_pre : own;
+    const uint16_t *ap = ap_pre ? ap_pre : own, *bp = ap_pre ? own : NULL;
     const size_t units = ap_pre ? (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB : (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB;
     const size_t tasks = amx_task_count(J, 0, J->n);
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
@@ -1708,13 +1687,6 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
 {
     const size_t w = onr_sgemm_packed_width(packed_b);
     const gemm_plan *P = active_plan();
-    if (onr_sgemm_packed_is_amx(packed_b)) { /* read as floats by the generator */
-        init_job(J, P, trans_a, 0, m, n, k, alpha, a, lda, NULL, 0, beta, c, ldc, ep);
-        J->bsrc = B_GEN;
-        J->gen = amx_gen;
-        J->gen_ctx = (void *)(uintptr_t)packed_b;
-        return;
-    }
     /* Packed for another kernel (one forced since): its panels still work
      * for any kernel whose NR divides their width; the reference one's does. */
     if (w % P->cfg->nr != 0) P = &g_plans[CFG_REF];
@@ -1726,10 +1698,10 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
 
 /* Whether a product runs on AMX: weights packed for it, AMX in use, and a
  * kernel that can finish its sums. Never depends on the thread count. */
-static int amx_job(const gemm_job *J)
+static int amx_job(const gemm_job *J, const void *packed_b)
 {
-    return J->bsrc == B_GEN && J->gen == amx_gen && g_amx_on && J->plan->cfg->finish && J->m &&
-           J->n && J->k;
+    return onr_sgemm_packed_is_amx(packed_b) && g_amx_on && J->bsrc == B_PREPACKED &&
+           J->panel_w == ONR_AMX_MB && J->plan->cfg->finish && J->m && J->n && J->k;
 }
 
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
@@ -1739,7 +1711,7 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
     gemm_job J;
     init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
     if (!workspace) run_unpacked(&J);
-    else if (!amx_job(&J) || run_amx(&J, NULL, amx_terms(packed_b), workspace, nthreads))
+    else if (!amx_job(&J, packed_b) || run_amx(&J, NULL, workspace, nthreads))
         run_job(&J, workspace, nthreads);
 }
 
@@ -1768,12 +1740,11 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
         else run_unpacked(&S);
         return;
     }
-    if (amx_job(&J)) { /* A' of all rows here, then this range's tasks */
+    if (amx_job(&J, packed_b)) { /* A' of all rows here, then this range's tasks */
         char *base = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
         uint16_t *ap = (uint16_t *)base;
         if (!onr_amx_pack_a(trans_a, a, lda, m, k, 0, (m + ONR_AMX_MB - 1) / ONR_AMX_MB, ap)) {
-            amx_tasks(&J, ap, amx_terms(packed_b), n0, n1, NULL, 0, 1,
-                      (float *)(base + amx_a_bytes(m, k)));
+            amx_tasks(&J, ap, NULL, n0, n1, NULL, 0, 1, (float *)(base + amx_a_bytes(m, k)));
             return;
         }
     }
@@ -1828,7 +1799,8 @@ int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *pa
     gemm_job J;
     init_job(&J, active_plan(), 0, 0, m, n, k, alpha, NULL, 0, b, ldb, beta, c, ldc, ep);
     if (!J.plan->cfg->finish) return -1;
-    return run_amx(&J, amx_terms(packed_a), NULL, workspace, nthreads);
+    return run_amx(&J, (const uint16_t *)((const char *)packed_a + sizeof(pack_header)), workspace,
+                   nthreads);
 }
 
 /* One product of a batch: on the calling thread (across: each product on

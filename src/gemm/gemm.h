@@ -85,11 +85,11 @@ void onr_sgemm_gen(int trans_a, size_t m, size_t n, size_t k, float alpha, const
  * buffer depends on the kernel chosen at start-up, never on thread count. */
 size_t onr_sgemm_pack_b_size(size_t k, size_t n);
 void onr_sgemm_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, void *packed);
-/* The same with flags. ONR_PACK_AMX: where AMX is in use (onr_sgemm_amx),
- * pack the weights as bfloat16 terms for the AMX kernel (sgemm-amx.h; as
- * accurate as float32), unless one is not finite; products on such weights
- * need onr_sgemm_workspace_size_ex's workspace with the same flag. Without
- * AMX at run time (a kernel forced since) they still run, slowly. */
+/* The same with flags. ONR_PACK_AMX: where AMX is in use (onr_sgemm_amx)
+ * and every weight is finite, products on these weights run on AMX
+ * (sgemm-amx.h: as accurate as float32; the panels are the same floats,
+ * split into bfloat16 terms as they are read); they need
+ * onr_sgemm_workspace_size_ex's workspace with the same flag. */
 enum { ONR_PACK_AMX = 1 };
 size_t onr_sgemm_pack_b_size_ex(size_t k, size_t n, int flags);
 void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t ldb,
@@ -112,7 +112,7 @@ size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthre
 int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
                        const float *b, size_t ldb, float beta, float *c, size_t ldc,
                        const onr_gemm_epilogue *ep, void *workspace, int nthreads);
-/* Test hook: whether packed weights hold AMX terms. */
+/* Test hook: whether products on packed weights may run on AMX. */
 int onr_sgemm_packed_is_amx(const void *packed_b);
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
                       size_t lda, const void *packed_b, float beta, float *c, size_t ldc,

@@ -108,6 +108,37 @@ int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, 
     return bad != 0;
 }
 
+/* K step kb of a float panel (rows valid rows from p) as B' tiles at dst */
+static inline void split_step(const float *p, size_t rows, size_t kb, uint16_t *dst)
+{
+    const __m512i lo = _mm512_set1_epi32(0xFFFF);
+    for (size_t r = 0; r < 16; r++) {
+        const size_t k = kb * ONR_AMX_KS + 2 * r;
+        const float *r0 = p + k * 32, *r1 = r0 + 32;
+        for (size_t h = 0; h < 2; h++) {
+            const __m512 x0 = k < rows ? _mm512_loadu_ps(r0 + 16 * h) : _mm512_setzero_ps();
+            const __m512 x1 = k + 1 < rows ? _mm512_loadu_ps(r1 + 16 * h) : _mm512_setzero_ps();
+            const terms s0 = split16(x0), s1 = split16(x1);
+            for (int t = 0; t < 3; t++)
+                _mm512_storeu_si512((void *)(dst + (t * 2 + h) * 512 + r * 32),
+                                    _mm512_or_si512(_mm512_andnot_si512(lo, s1.t[t]),
+                                                    _mm512_srli_epi32(s0.t[t], 16)));
+        }
+    }
+}
+
+void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst, const char *pf,
+                         size_t pf_bytes)
+{
+    const size_t pf_step = (pf_bytes / nkb + 63) / 64 * 64;
+    for (size_t kb = 0; kb < nkb; kb++) {
+        for (size_t q = 0; q < pf_step && q < pf_bytes; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+        pf += pf_step;
+        pf_bytes = pf_bytes > pf_step ? pf_bytes - pf_step : 0;
+        split_step(p, rows, kb, dst + kb * ONR_AMX_BLOCK);
+    }
+}
+
 typedef struct tile_config {
     uint8_t palette, start_row;
     uint8_t reserved[14];
@@ -149,7 +180,7 @@ void onr_amx_tiles_off(void) { _tile_release(); }
     } while (0)
 
 void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds,
-                    int load, const char *pf, size_t pf_step)
+                    int load, const char *pf, size_t pf_step, const onr_amx_split *next)
 {
     const size_t st = lds * sizeof(float);
     if (load) {
@@ -182,7 +213,12 @@ void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, 
         DP4();
         LOAD_B(2);
         DP4();
+        /* while the tiles work: one K step of the next block's B' */
+        if (next && kb < next->nkb) split_step(next->p, next->rows, kb, next->dst + kb * ONR_AMX_BLOCK);
     }
+    if (next)
+        for (size_t kb = nkb; kb < next->nkb; kb++)
+            split_step(next->p, next->rows, kb, next->dst + kb * ONR_AMX_BLOCK);
     _tile_stored(0, s, st);
     _tile_stored(1, s + 16, st);
     _tile_stored(2, s + 16 * lds, st);

@@ -21,10 +21,11 @@
  *       (jb, kb) is 6 tiles at onr_amx_b_offset: tile t * 2 + h holds
  *       term t of columns 16h .. 16h+15 as 16 rows of k pairs (row r: for
  *       each column, k = 2r then 2r + 1). The blocks lie in the order the
- *       products read them, so that weights coming from memory are one
- *       sequential stream (what the hardware prefetchers follow): chunks
- *       of ONR_AMX_CB column blocks, in each K blocks of ONR_AMX_KCB steps,
- *       in each the chunk's column blocks, in each its K steps.
+ *       products read them (one sequential stream): chunks of ONR_AMX_CB
+ *       column blocks, in each K blocks of ONR_AMX_KCB steps, in each the
+ *       chunk's column blocks, in each its K steps. Prepacked weights as B
+ *       stay float32 panels, split a block at a time as they are read
+ *       (onr_amx_split_panel): 4 bytes a value to bring from memory, not 6.
  * Non-finite values are the caller's to route elsewhere (inf - inf would
  * make a NaN term, and inf times a zero term of the other operand a NaN
  * product): the pack functions report them. Terms below float32's normal
@@ -66,18 +67,36 @@ int onr_amx_pack_a(int trans_a, const float *a, size_t lda, size_t m, size_t k, 
 int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, size_t jb0,
                    size_t jb1, uint16_t *dst);
 
+/* nkb K steps of B' for one block of 32 columns, from a float32 panel of
+ * 32 columns (row k at p + 32 k, zeros in columns past n): rows valid rows,
+ * zeros after. Meanwhile [pf, pf + pf_bytes) is fetched towards L2. The
+ * weights stay float32 in memory (4 bytes a value, not 6) and are split
+ * where they are used. */
+void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst, const char *pf,
+                         size_t pf_bytes);
+
 /* The calling thread's tiles: configured before its first kernel call,
  * released after its last (a thread holding tile state costs the OS a
  * larger save at every switch). */
 void onr_amx_tiles_on(void);
 void onr_amx_tiles_off(void);
 
+/* A split to do (onr_amx_split_panel's p, rows, nkb, dst). */
+typedef struct onr_amx_split {
+    const float *p;
+    size_t rows, nkb;
+    uint16_t *dst;
+} onr_amx_split;
+
 /* A 32 x 32 block of sums over nkb K steps: a at A' block (ib, kb0), b at
  * B' block (jb, kb0); the sums start from s (row stride lds floats) when
  * load is set, else from zero, and are stored back to s. Meanwhile the
  * bytes [pf, pf + nkb * pf_step) are fetched towards L2, pf_step bytes
- * (a multiple of 64) per K step: weights the caller multiplies next. */
+ * (a multiple of 64) per K step (weights the caller multiplies next), and
+ * next (if not NULL) is split, a K step after each K step's products, so
+ * that the vector units split the next column block while the tiles
+ * work. */
 void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds,
-                    int load, const char *pf, size_t pf_step);
+                    int load, const char *pf, size_t pf_step, const onr_amx_split *next);
 
 #endif

@@ -91,13 +91,12 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
         if (!(wide = onr_la_const_f32(c, b, 1.f))) return ONR_E_NOMEM;
         src = wide;
     }
-    /* As AMX terms where the CPU has AMX (gemm.h), unless the output's
-     * known shape says fewer than 64 rows: AMX computes rows in blocks of
-     * 32, and its terms are 1.5 times the floats to read, so few rows
-     * leave it waiting on the weights (768 x 768 on one row, BERT's
-     * pooler: 0.20 ms as floats, 0.53 as terms; ConvNeXt-T's last stage,
-     * 49 rows x 768 x 3072: 1.97 -> 2.55 ms; at 64 rows, the GPT-2-like
-     * decoder's, even; Intel Xeon with AMX, 1 thread). */
+    /* For AMX where the CPU has it (gemm.h), unless the output's known
+     * shape says fewer than 64 rows: AMX computes rows in blocks of 32, so
+     * few rows leave it waiting on the weights (768 x 768 on one row,
+     * BERT's pooler: 0.20 ms on the float32 kernels, 0.53 on AMX;
+     * ConvNeXt-T's last stage, 49 rows x 768 x 3072: 1.97 -> 2.55 ms;
+     * Intel Xeon with AMX, 1 thread, weights split once at create). */
     int64_t rows = c->out0_rank >= 1 ? 1 : -1;
     for (int d = 0; d + 1 < c->out0_rank; d++) rows *= c->out0_dims[d];
     const int flags = rows >= 0 && rows < 64 ? 0 : ONR_PACK_AMX;
