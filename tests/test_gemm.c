@@ -977,7 +977,11 @@ static void *amx_product(int ta, int tb, size_t m, size_t n, size_t k, float alp
         float *dst = t == 1 ? c : c2;
         memcpy(dst, c0, m * n * sizeof(float));
         onr_team_reset();
+        const size_t before = onr_sgemm_amx_count();
         onr_sgemm_packed(ta, m, n, k, alpha, a, lda, pb, beta, dst, n, ep, ws, t);
+        if ((onr_sgemm_amx_count() > before) != (m >= 64))
+            fail_msg("amx %zux%zux%zu: AMX taken %d, expected %d", m, n, k,
+                     onr_sgemm_amx_count() > before, m >= 64);
         if (t > 1 && memcmp(c, c2, m * n * sizeof(float)) != 0)
             fail_msg("amx %zux%zux%zu: %d threads differ from 1", m, n, k, t);
     }
@@ -990,7 +994,9 @@ static void *amx_product(int ta, int tb, size_t m, size_t n, size_t k, float alp
  * tasks (row parts of 256, column chunks of 128), A and B transposed or
  * not, alpha and beta, each kind of epilogue: as accurate as float32 (the
  * float32 kernels' bound against a double reference), the same bits at
- * every thread count, and taken only where weights were packed for it. */
+ * every thread count, and taken only where weights were packed for it
+ * (and for 64 rows or more: the last two shapes run on the float32
+ * kernels). */
 static void test_amx_products(void **state)
 {
     (void)state;
@@ -998,9 +1004,10 @@ static void test_amx_products(void **state)
         printf("  (no AMX here: skipped)\n");
         return;
     }
-    const size_t shapes[][3] = {{1, 1, 1},    {5, 7, 3},     {31, 33, 31},  {32, 32, 32},
-                                {33, 65, 97}, {64, 128, 64}, {128, 300, 768}, {97, 130, 1000},
-                                {300, 64, 70}, {1, 160, 200}, {40, 257, 33}};
+    const size_t shapes[][3] = {{64, 1, 1},   {65, 7, 3},    {96, 33, 31},  {64, 32, 32},
+                                {97, 65, 97}, {64, 128, 64}, {128, 300, 768}, {97, 130, 1000},
+                                {300, 64, 70}, {64, 160, 200}, {140, 257, 33}, {1, 160, 200},
+                                {63, 40, 50}};
     char what[160];
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
         for (int v = 0; v < 4; v++) {

@@ -1640,8 +1640,12 @@ static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uin
  * split evenly), then the tasks. Returns nonzero, having written nothing,
  * if the packed operand holds a value that is not finite: the caller then
  * runs the float32 path. */
+static atomic_size_t g_amx_count;
+size_t onr_sgemm_amx_count(void) { return atomic_load_explicit(&g_amx_count, memory_order_relaxed); }
+
 static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthreads)
 {
+    atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     uint16_t *own = (uint16_t *)base;
     float *sums0 = (float *)(base + (ap_pre ? amx_b_ws_bytes(J->n, J->k) : amx_a_bytes(J->m, J->k)));
@@ -1696,12 +1700,17 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
     J->panel_w = w;
 }
 
-/* Whether a product runs on AMX: weights packed for it, AMX in use, and a
- * kernel that can finish its sums. Never depends on the thread count. */
+/* Whether a product runs on AMX: weights packed for it, AMX in use, a
+ * kernel that can finish its sums, and at least AMX_MIN_ROWS rows (AMX
+ * computes rows in blocks of 32: with fewer it waits on the weights, and
+ * a decoder's one-token products are faster on the float32 kernels).
+ * Never depends on the thread count. */
+#define AMX_MIN_ROWS 64
 static int amx_job(const gemm_job *J, const void *packed_b)
 {
     return onr_sgemm_packed_is_amx(packed_b) && g_amx_on && J->bsrc == B_PREPACKED &&
-           J->panel_w == ONR_AMX_MB && J->plan->cfg->finish && J->m && J->n && J->k;
+           J->panel_w == ONR_AMX_MB && J->plan->cfg->finish && J->m >= AMX_MIN_ROWS && J->n &&
+           J->k;
 }
 
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
@@ -1743,6 +1752,7 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
     if (amx_job(&J, packed_b)) { /* A' of all rows here, then this range's tasks */
         char *base = (char *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
         uint16_t *ap = (uint16_t *)base;
+        atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
         if (!onr_amx_pack_a(trans_a, a, lda, m, k, 0, (m + ONR_AMX_MB - 1) / ONR_AMX_MB, ap)) {
             amx_tasks(&J, ap, NULL, n0, n1, NULL, 0, 1, (float *)(base + amx_a_bytes(m, k)));
             return;

@@ -112,6 +112,9 @@ size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthre
 int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
                        const float *b, size_t ldb, float beta, float *c, size_t ldc,
                        const onr_gemm_epilogue *ep, void *workspace, int nthreads);
+/* Test hook: products (or packed_cols ranges) begun on AMX, in this
+ * process (a relaxed atomic counter; a non-finite input still counts). */
+size_t onr_sgemm_amx_count(void);
 /* Test hook: whether products on packed weights may run on AMX. */
 int onr_sgemm_packed_is_amx(const void *packed_b);
 void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, const float *a,
