@@ -378,17 +378,15 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
     return t * onr_thread_stride(best) + shared + 64;
 }
 
-/* The AMX path's workspace (run_amx): A' of all rows, then per thread the
- * sums of its task (AMX_RP rows x AMX_NCH columns). */
+/* The AMX path's workspace (run_amx): the operand the product packs (A'
+ * of all rows, or B' of all columns), then per thread the sums of its task
+ * (AMX_RP rows x AMX_NCH columns) and the B' it splits. */
 #define AMX_RP 256
 #define AMX_NCH (ONR_AMX_CB * ONR_AMX_MB)
-static size_t amx_a_bytes(size_t m, size_t k)
+/* A' of m rows or B' of m columns, K = k: three bfloat16 terms a value */
+static size_t amx_terms_bytes(size_t m, size_t k)
 {
     return align64(round_up(m, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
-}
-static size_t amx_b_ws_bytes(size_t n, size_t k)
-{
-    return align64(round_up(n, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
 }
 /* per thread: a task's sums, then B' split from float panels (amx_task) */
 #define AMX_SUMS_BYTES (AMX_RP * AMX_NCH * sizeof(float))
@@ -402,7 +400,7 @@ size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, i
     size_t bytes = onr_sgemm_workspace_size(m, n, k, nthreads);
     if ((flags & ONR_PACK_AMX) && g_amx_usable && m && n && k) {
         size_t t = nthreads > 1 ? (size_t)nthreads : 1;
-        size_t amx = amx_a_bytes(m, k) + t * amx_sums_stride() + 64;
+        size_t amx = amx_terms_bytes(m, k) + t * amx_sums_stride() + 64;
         if (amx > bytes) bytes = amx;
     }
     return bytes;
@@ -1588,7 +1586,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
 static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
 {
     const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + AMX_NCH - 1) / AMX_NCH;
-    const size_t held = J->bsrc == B_PREPACKED ? J->n * J->k * sizeof(float) : amx_a_bytes(J->m, J->k);
+    const size_t held = J->bsrc == B_PREPACKED ? J->n * J->k * sizeof(float) : amx_terms_bytes(J->m, J->k);
     const int rows_first = held <= g_l2 / 2;
     const size_t rp = rows_first ? i / pn : i % pr, cp = rows_first ? i % pn : i / pr;
     amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * AMX_NCH,
@@ -1648,7 +1646,7 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     uint16_t *own = (uint16_t *)base;
-    float *sums0 = (float *)(base + (ap_pre ? amx_b_ws_bytes(J->n, J->k) : amx_a_bytes(J->m, J->k)));
+    float *sums0 = (float *)(base + (ap_pre ? amx_terms_bytes(J->n, J->k) : amx_terms_bytes(J->m, J->k)));
     const uint16_t *ap = ap_pre ? ap_pre : own, *bp = ap_pre ? own : NULL;
     const size_t units = ap_pre ? (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB : (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB;
     const size_t tasks = amx_task_count(J, 0, J->n);
@@ -1754,7 +1752,7 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
         uint16_t *ap = (uint16_t *)base;
         atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
         if (!onr_amx_pack_a(trans_a, a, lda, m, k, 0, (m + ONR_AMX_MB - 1) / ONR_AMX_MB, ap)) {
-            amx_tasks(&J, ap, NULL, n0, n1, NULL, 0, 1, (float *)(base + amx_a_bytes(m, k)));
+            amx_tasks(&J, ap, NULL, n0, n1, NULL, 0, 1, (float *)(base + amx_terms_bytes(m, k)));
             return;
         }
     }
@@ -1769,7 +1767,7 @@ size_t onr_sgemm_pack_a_size(size_t m, size_t k)
 {
     pthread_once(&g_once, gemm_init);
     if (!g_amx_on || m == 0 || k == 0) return 0;
-    return sizeof(pack_header) + amx_a_bytes(m, k);
+    return sizeof(pack_header) + amx_terms_bytes(m, k);
 }
 
 int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda, void *packed)
@@ -1795,7 +1793,7 @@ size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthre
     pthread_once(&g_once, gemm_init);
     if (!g_amx_usable || m == 0 || n == 0 || k == 0) return 0;
     size_t t = nthreads > 1 ? (size_t)nthreads : 1;
-    return amx_b_ws_bytes(n, k) + t * amx_sums_stride() + 64;
+    return amx_terms_bytes(n, k) + t * amx_sums_stride() + 64;
 }
 
 int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
