@@ -132,9 +132,11 @@ void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst,
 {
     const size_t pf_step = (pf_bytes / nkb + 63) / 64 * 64;
     for (size_t kb = 0; kb < nkb; kb++) {
-        for (size_t q = 0; q < pf_step && q < pf_bytes; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
-        pf += pf_step;
-        pf_bytes = pf_bytes > pf_step ? pf_bytes - pf_step : 0;
+        if (pf && pf_bytes) { /* (no arithmetic on a null pf) */
+            for (size_t q = 0; q < pf_step && q < pf_bytes; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+            pf += pf_step;
+            pf_bytes = pf_bytes > pf_step ? pf_bytes - pf_step : 0;
+        }
         split_step(p, rows, kb, dst + kb * ONR_AMX_BLOCK);
     }
 }
@@ -195,8 +197,10 @@ void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, 
         _tile_zero(3);
     }
     for (size_t kb = 0; kb < nkb; kb++, a += ONR_AMX_BLOCK, b += ONR_AMX_BLOCK) {
-        for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
-        pf += pf_step;
+        if (pf) { /* (no arithmetic on a null pf) */
+            for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+            pf += pf_step;
+        }
         /* b0 with a0, a1, a2; b1 with a1, a0; b2 with a0: each tile pair
          * loaded once where it can stay */
         LOAD_B(0);
