@@ -380,16 +380,18 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
 
 /* The AMX path's workspace (run_amx): the operand the product packs (A'
  * of all rows, or B' of all columns), then per thread the sums of its task
- * (AMX_RP rows x AMX_NCH columns) and the B' it splits. */
+ * (AMX_RP rows x amx_nch columns) and the B' it splits. */
 #define AMX_RP 256
 #define AMX_NCH (ONR_AMX_CB * ONR_AMX_MB)
+#define AMX_NCH_MAX (6 * ONR_AMX_MB)
+
 /* A' of m rows or B' of m columns, K = k: three bfloat16 terms a value */
 static size_t amx_terms_bytes(size_t m, size_t k)
 {
     return align64(round_up(m, ONR_AMX_MB) * round_up(k, ONR_AMX_KS) * 3 * sizeof(uint16_t));
 }
 /* per thread: a task's sums, then B' split from float panels (amx_task) */
-#define AMX_SUMS_BYTES (AMX_RP * AMX_NCH * sizeof(float))
+#define AMX_SUMS_BYTES (AMX_RP * AMX_NCH_MAX * sizeof(float))
 static size_t amx_sums_stride(void)
 {
     return onr_thread_stride(AMX_SUMS_BYTES + 2 * ONR_AMX_KCB * ONR_AMX_BLOCK * sizeof(uint16_t));
@@ -1507,8 +1509,14 @@ int onr_sgemm_packed_is_amx(const void *packed_b)
  * buffer between blocks */
 #define AMX_KCB ((size_t)ONR_AMX_KCB)
 
+/* Columns per task: AMX_NCH, or AMX_NCH_MAX over a long K (a task re-reads
+ * all of A' whose rows it computes, 3.6 MB on ViT-B/16's 197 x 3072 ->
+ * 768 layer: fewer, wider tasks read it fewer times). Never depends on the
+ * thread count. */
+static size_t amx_nch(const gemm_job *J) { return J->k >= 2048 ? AMX_NCH_MAX : AMX_NCH; }
+
 /* An AMX task: rows [m0, m1) x columns [n0, n1) of C (m0, n0 multiples
- * of 32; at most AMX_RP x AMX_NCH). */
+ * of 32; at most AMX_RP x amx_nch). */
 typedef struct amx_rect {
     size_t m0, m1, n0, n1;
 } amx_rect;
@@ -1529,6 +1537,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
     const size_t K = J->k, KB = (K + ONR_AMX_KS - 1) / ONR_AMX_KS, MR = J->plan->cfg->mr;
     const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB, KS = AMX_KCB * ONR_AMX_KS;
     const size_t PW = ONR_AMX_MB; /* a float panel's width */
+    const size_t NCH = amx_nch(J); /* the sums' row stride */
     uint16_t *buf[2] = {bs, bs + AMX_KCB * ONR_AMX_BLOCK};
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
@@ -1559,16 +1568,16 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
             }
             for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB) {
                 const int first = i == r.m0;
-                float *sum = sums + (i - r.m0) * AMX_NCH + (j - r.n0);
+                float *sum = sums + (i - r.m0) * NCH + (j - r.n0);
                 onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK, bj, nkb, sum,
-                               AMX_NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
+                               NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
                                first && nx.p ? &nx : NULL);
                 if (!last) continue;
                 const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
                 for (size_t q = 0; q < rows; q += MR) {
                     onr_sgemm_tile_epi te;
-                    J->plan->cfg->finish(min_z(MR, rows - q), cols, 0, NULL, 0, sum + q * AMX_NCH,
-                                         AMX_NCH, J->c + (i + q) * J->ldc + j, J->ldc, J->alpha,
+                    J->plan->cfg->finish(min_z(MR, rows - q), cols, 0, NULL, 0, sum + q * NCH,
+                                         NCH, J->c + (i + q) * J->ldc + j, J->ldc, J->alpha,
                                          J->beta, tile_epi(J, 1, i + q, j, &te));
                 }
             }
@@ -1577,7 +1586,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
 }
 
 /* Task i of the columns [n0, n1): row parts of AMX_RP rows, column parts
- * of AMX_NCH from n0. Weights of more than half the L2 (B' or A',
+ * of amx_nch from n0. Weights of more than half the L2 (B' or A',
  * whichever is prepacked: the transformers' layers) in column-part-major
  * order, so that tasks after one another share them and they come from
  * memory once; smaller ones row-part-major, so that each thread's range
@@ -1585,18 +1594,19 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
  * layer's same thread reads (as run_tasks). */
 static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
 {
-    const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + AMX_NCH - 1) / AMX_NCH;
+    const size_t NCH = amx_nch(J);
+    const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + NCH - 1) / NCH;
     const size_t held = J->bsrc == B_PREPACKED ? J->n * J->k * sizeof(float) : amx_terms_bytes(J->m, J->k);
     const int rows_first = held <= g_l2 / 2;
     const size_t rp = rows_first ? i / pn : i % pr, cp = rows_first ? i % pn : i / pr;
-    amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * AMX_NCH,
-                  min_z(n1, n0 + cp * AMX_NCH + AMX_NCH)};
+    amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * NCH,
+                  min_z(n1, n0 + cp * NCH + NCH)};
     return r;
 }
 
 static size_t amx_task_count(const gemm_job *J, size_t n0, size_t n1)
 {
-    return ((J->m + AMX_RP - 1) / AMX_RP) * ((n1 - n0 + AMX_NCH - 1) / AMX_NCH);
+    return ((J->m + AMX_RP - 1) / AMX_RP) * ((n1 - n0 + amx_nch(J) - 1) / amx_nch(J));
 }
 
 /* The tasks of columns [n0, n1) on nranges threads: thread tid first takes
