@@ -45,7 +45,6 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
-#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -547,9 +546,15 @@ void onr_sgemm_pack_b_ex(int trans_b, size_t k, size_t n, const float *b, size_t
     /* AMX splits panels of its own block width, 32 columns, as it reads
      * them; a value that is not finite would make NaN terms */
     if ((flags & ONR_PACK_AMX) && g_amx_on && nr == ONR_AMX_MB && k > 0 && n > 0) {
-        size_t i = 0, len = round_up(n, nr) * k;
-        while (i < len && isfinite(dst[i])) i++;
-        h.amx = i == len;
+        /* exponent all ones: inf or NaN (a loop the compiler vectorizes) */
+        const size_t len = round_up(n, nr) * k;
+        uint32_t bad = 0;
+        for (size_t i = 0; i < len; i++) {
+            uint32_t u;
+            memcpy(&u, dst + i, sizeof u);
+            bad |= (u & 0x7F800000u) == 0x7F800000u;
+        }
+        h.amx = !bad;
     }
     memcpy(packed, &h, sizeof h);
 }
