@@ -381,6 +381,9 @@ size_t onr_sgemm_workspace_size(size_t m, size_t n, size_t k, int nthreads)
  * of all rows, or B' of all columns), then per thread the sums of its task
  * (AMX_RP rows x amx_nch columns) and the B' it splits. */
 #define AMX_RP 256
+/* the fewest rows a product on weights packed with ONR_PACK_AMX runs on
+ * AMX with (amx_job) */
+#define AMX_MIN_ROWS 64
 #define AMX_NCH (ONR_AMX_CB * ONR_AMX_MB)
 #define AMX_NCH_MAX (6 * ONR_AMX_MB)
 
@@ -399,7 +402,7 @@ static size_t amx_sums_stride(void)
 size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags)
 {
     size_t bytes = onr_sgemm_workspace_size(m, n, k, nthreads);
-    if ((flags & ONR_PACK_AMX) && g_amx_usable && m && n && k) {
+    if ((flags & ONR_PACK_AMX) && g_amx_usable && m >= AMX_MIN_ROWS && n && k) {
         size_t t = nthreads > 1 ? (size_t)nthreads : 1;
         size_t amx = amx_terms_bytes(m, k) + t * amx_sums_stride() + 64;
         if (amx > bytes) bytes = amx;
@@ -1534,14 +1537,20 @@ typedef struct amx_rect {
  * the same sequence of operations whichever task computes it. Prepacked
  * weights stay float32 in memory (4 bytes a value where terms take 6):
  * few rows of A leave the product waiting on them as they come from
- * memory once (a transformer's tokens), and the split meanwhile fetches
- * the same panel's next K block (or the next task's first) towards L2. */
+ * memory once (a transformer's tokens), and the first row block's kernel
+ * call meanwhile fetches the same panel's next K block (or the next task's
+ * first) towards L2. */
+/* Prepacked weights' float panel of column j (32 wide), from K step ks */
+static inline const float *amx_panel(const gemm_job *J, size_t j, size_t ks)
+{
+    return J->b + (j / ONR_AMX_MB) * J->k * ONR_AMX_MB + ks * ONR_AMX_KS * ONR_AMX_MB;
+}
+
 static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, amx_rect r,
                      const amx_rect *next, float *sums, uint16_t *bs)
 {
     const size_t K = J->k, KB = (K + ONR_AMX_KS - 1) / ONR_AMX_KS, MR = J->plan->cfg->mr;
     const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB, KS = AMX_KCB * ONR_AMX_KS;
-    const size_t PW = ONR_AMX_MB; /* a float panel's width */
     const size_t NCH = amx_nch(J); /* the sums' row stride */
     uint16_t *buf[2] = {bs, bs + AMX_KCB * ONR_AMX_BLOCK};
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
@@ -1549,8 +1558,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
         const int last = kb0 + nkb == KB;
         if (job_cancelled(J)) return;
         if (!bp) /* the first column block's B'; the kernels split the others */
-            onr_amx_split_panel(J->b + (r.n0 / PW) * K * PW + kb0 * ONR_AMX_KS * PW,
-                                K - kb0 * ONR_AMX_KS, nkb, buf[0], NULL, 0);
+            onr_amx_split_panel(amx_panel(J, r.n0, kb0), K - kb0 * ONR_AMX_KS, nkb, buf[0]);
         for (size_t j = r.n0, jj = 0; j < r.n1; j += ONR_AMX_MB, jj++) {
             const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
             onr_amx_split nx = {0};
@@ -1558,18 +1566,18 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
             size_t pf_step = 0;
             if (!bp) {
                 if (j + ONR_AMX_MB < r.n1)
-                    nx = (onr_amx_split){J->b + ((j + ONR_AMX_MB) / PW) * K * PW + kb0 * ONR_AMX_KS * PW,
-                                         K - kb0 * ONR_AMX_KS, nkb, buf[(jj + 1) & 1]};
+                    nx = (onr_amx_split){amx_panel(J, j + ONR_AMX_MB, kb0), K - kb0 * ONR_AMX_KS,
+                                         nkb, buf[(jj + 1) & 1]};
                 /* fetch this panel's next K block, else the next task's */
                 size_t pf_rows = 0;
                 if (!last) {
-                    pf = (const char *)(J->b + (j / PW) * K * PW + (kb0 + nkb) * ONR_AMX_KS * PW);
+                    pf = (const char *)amx_panel(J, j, kb0 + nkb);
                     pf_rows = min_z(KS, K - (kb0 + nkb) * ONR_AMX_KS);
                 } else if (next && next->n0 + (j - r.n0) < next->n1) {
-                    pf = (const char *)(J->b + ((next->n0 + (j - r.n0)) / PW) * K * PW);
+                    pf = (const char *)amx_panel(J, next->n0 + (j - r.n0), 0);
                     pf_rows = min_z(KS, K);
                 }
-                pf_step = round_up(pf_rows * PW * sizeof(float), (size_t)64 * nkb) / nkb;
+                pf_step = round_up(pf_rows * ONR_AMX_MB * sizeof(float), (size_t)64 * nkb) / nkb;
             }
             for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB) {
                 const int first = i == r.m0;
@@ -1646,6 +1654,9 @@ static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uin
     return onr_amx_pack_a(J->trans_a, J->a, J->lda, J->m, J->k, u0, u1, dst);
 }
 
+static atomic_size_t g_amx_count;
+size_t onr_sgemm_amx_count(void) { return atomic_load_explicit(&g_amx_count, memory_order_relaxed); }
+
 /* A product on AMX, one operand prepacked (weights): A' as terms (ap_pre,
  * a convolution's), then B' is packed from J->b; or B as float panels
  * (J->bsrc B_PREPACKED, a MatMul's), split as the tasks read it, then A'
@@ -1653,17 +1664,15 @@ static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uin
  * split evenly), then the tasks. Returns nonzero, having written nothing,
  * if the packed operand holds a value that is not finite: the caller then
  * runs the float32 path. */
-static atomic_size_t g_amx_count;
-size_t onr_sgemm_amx_count(void) { return atomic_load_explicit(&g_amx_count, memory_order_relaxed); }
-
 static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthreads)
 {
     atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     uint16_t *own = (uint16_t *)base;
-    float *sums0 = (float *)(base + (ap_pre ? amx_terms_bytes(J->n, J->k) : amx_terms_bytes(J->m, J->k)));
+    const size_t packed = ap_pre ? J->n : J->m; /* columns of B' or rows of A' */
+    float *sums0 = (float *)(base + amx_terms_bytes(packed, J->k));
     const uint16_t *ap = ap_pre ? ap_pre : own, *bp = ap_pre ? own : NULL;
-    const size_t units = ap_pre ? (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB : (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    const size_t units = (packed + ONR_AMX_MB - 1) / ONR_AMX_MB;
     const size_t tasks = amx_task_count(J, 0, J->n);
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
     if ((size_t)t > tasks) t = (int)tasks;
@@ -1718,7 +1727,6 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
  * computes rows in blocks of 32: with fewer it waits on the weights, and
  * a decoder's one-token products are faster on the float32 kernels).
  * Never depends on the thread count. */
-#define AMX_MIN_ROWS 64
 static int amx_job(const gemm_job *J, const void *packed_b)
 {
     return onr_sgemm_packed_is_amx(packed_b) && g_amx_on && J->bsrc == B_PREPACKED &&

@@ -74,11 +74,23 @@ int onr_amx_pack_a(int trans_a, const float *a, size_t lda, size_t m, size_t k, 
     return bad != 0;
 }
 
+/* Term t of two K rows (x0: k = 2r, x1: k = 2r + 1) of 16 columns as tile
+ * rows in the pair layout: each lane holds k = 2r in its low half, 2r + 1
+ * in its high half. Row r of tile t * 2 + h is at dst + t * 1024. */
+static inline __attribute__((always_inline)) void put_pairs(uint16_t *dst, __m512 x0, __m512 x1)
+{
+    const __m512i lo = _mm512_set1_epi32(0xFFFF);
+    const terms s0 = split16(x0), s1 = split16(x1);
+    for (int t = 0; t < 3; t++)
+        _mm512_storeu_si512((void *)(dst + t * 1024),
+                            _mm512_or_si512(_mm512_andnot_si512(lo, s1.t[t]),
+                                            _mm512_srli_epi32(s0.t[t], 16)));
+}
+
 int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, size_t jb0,
                    size_t jb1, uint16_t *dst)
 {
     const size_t KB = (k + ONR_AMX_KS - 1) / ONR_AMX_KS, JB = (n + ONR_AMX_MB - 1) / ONR_AMX_MB;
-    const __m512i lo = _mm512_set1_epi32(0xFFFF);
     __mmask16 bad = 0;
     for (size_t jb = jb0; jb < jb1; jb++)
         for (size_t kb = 0; kb < KB; kb++) {
@@ -95,13 +107,7 @@ int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, 
                         else x[e] = _mm512_maskz_loadu_ps(first(cols), b + p * ldb + j0);
                         bad |= nonfinite(x[e]);
                     }
-                    const terms s0 = split16(x[0]), s1 = split16(x[1]);
-                    for (int t = 0; t < 3; t++) {
-                        /* each lane: k = 2r in the low half, 2r + 1 in the high */
-                        const __m512i v = _mm512_or_si512(
-                            _mm512_andnot_si512(lo, s1.t[t]), _mm512_srli_epi32(s0.t[t], 16));
-                        _mm512_storeu_si512((void *)(blk + (t * 2 + h) * 512 + r * 32), v);
-                    }
+                    put_pairs(blk + h * 512 + r * 32, x[0], x[1]);
                 }
             }
         }
@@ -111,34 +117,19 @@ int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, 
 /* K step kb of a float panel (rows valid rows from p) as B' tiles at dst */
 static inline void split_step(const float *p, size_t rows, size_t kb, uint16_t *dst)
 {
-    const __m512i lo = _mm512_set1_epi32(0xFFFF);
     for (size_t r = 0; r < 16; r++) {
         const size_t k = kb * ONR_AMX_KS + 2 * r;
         const float *r0 = p + k * 32, *r1 = r0 + 32;
-        for (size_t h = 0; h < 2; h++) {
-            const __m512 x0 = k < rows ? _mm512_loadu_ps(r0 + 16 * h) : _mm512_setzero_ps();
-            const __m512 x1 = k + 1 < rows ? _mm512_loadu_ps(r1 + 16 * h) : _mm512_setzero_ps();
-            const terms s0 = split16(x0), s1 = split16(x1);
-            for (int t = 0; t < 3; t++)
-                _mm512_storeu_si512((void *)(dst + (t * 2 + h) * 512 + r * 32),
-                                    _mm512_or_si512(_mm512_andnot_si512(lo, s1.t[t]),
-                                                    _mm512_srli_epi32(s0.t[t], 16)));
-        }
+        for (size_t h = 0; h < 2; h++)
+            put_pairs(dst + h * 512 + r * 32,
+                      k < rows ? _mm512_loadu_ps(r0 + 16 * h) : _mm512_setzero_ps(),
+                      k + 1 < rows ? _mm512_loadu_ps(r1 + 16 * h) : _mm512_setzero_ps());
     }
 }
 
-void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst, const char *pf,
-                         size_t pf_bytes)
+void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst)
 {
-    const size_t pf_step = (pf_bytes / nkb + 63) / 64 * 64;
-    for (size_t kb = 0; kb < nkb; kb++) {
-        if (pf && pf_bytes) { /* (no arithmetic on a null pf) */
-            for (size_t q = 0; q < pf_step && q < pf_bytes; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
-            pf += pf_step;
-            pf_bytes = pf_bytes > pf_step ? pf_bytes - pf_step : 0;
-        }
-        split_step(p, rows, kb, dst + kb * ONR_AMX_BLOCK);
-    }
+    for (size_t kb = 0; kb < nkb; kb++) split_step(p, rows, kb, dst + kb * ONR_AMX_BLOCK);
 }
 
 typedef struct tile_config {

@@ -69,11 +69,9 @@ int onr_amx_pack_b(int trans_b, size_t k, size_t n, const float *b, size_t ldb, 
 
 /* nkb K steps of B' for one block of 32 columns, from a float32 panel of
  * 32 columns (row k at p + 32 k, zeros in columns past n): rows valid rows,
- * zeros after. Meanwhile [pf, pf + pf_bytes) is fetched towards L2. The
- * weights stay float32 in memory (4 bytes a value, not 6) and are split
- * where they are used. */
-void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst, const char *pf,
-                         size_t pf_bytes);
+ * zeros after. The weights stay float32 in memory (4 bytes a value, not 6)
+ * and are split where they are used. */
+void onr_amx_split_panel(const float *p, size_t rows, size_t nkb, uint16_t *dst);
 
 /* The calling thread's tiles: configured before its first kernel call,
  * released after its last (a thread holding tile state costs the OS a

@@ -1158,7 +1158,7 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * with W itself kept for the float32 kernels (an X holding a non-finite
  * value). Narrower layers fill AMX's blocks of 32 x 32 too poorly for the
  * activations' split to pay: MobileNetV2's 16 -> 96 layer on 112 x 112 ran
- * at half the speed, ResNet-50's 256 -> 64 ones on 56 x 56 0.77 -> 1.09 ms,
+ * at half the speed, ResNet-50's 256 -> 64 ones on 56 x 56 0.77 -> 1.11 ms,
  * where its 512 -> 128 on 28 x 28 went 0.77 -> 0.61 (1 thread, Intel Xeon
  * with AMX). The transposed path (7 x 7 outputs, stride 2) lost on AMX:
  * its few rows (49) leave the weights, 1.5 times larger as terms, to

@@ -77,6 +77,12 @@ typedef struct packed_b {
     void *data; /* NULL: B is not packed */
 } packed_b;
 
+/* The workspace flags of products on pb (gemm.h) */
+static int pb_ws_flags(const packed_b *pb)
+{
+    return pb->data && onr_sgemm_packed_is_amx(pb->data) ? ONR_PACK_AMX : 0;
+}
+
 /* create: pack constant 2-D B (float32, float16 or bfloat16) as a k x n
  * op(B); *packed says whether it did. */
 static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packed)
@@ -91,16 +97,9 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
         if (!(wide = onr_la_const_f32(c, b, 1.f))) return ONR_E_NOMEM;
         src = wide;
     }
-    /* For AMX where the CPU has it (gemm.h), unless the output's known
-     * shape says fewer than 64 rows: AMX computes rows in blocks of 32, so
-     * few rows leave it waiting on the weights (768 x 768 on one row,
-     * BERT's pooler: 0.20 ms on the float32 kernels, 0.53 on AMX;
-     * ConvNeXt-T's last stage, 49 rows x 768 x 3072: 1.97 -> 2.55 ms;
-     * Intel Xeon with AMX, 1 thread, weights split once at create). */
-    int64_t rows = c->out0_rank >= 1 ? 1 : -1;
-    for (int d = 0; d + 1 < c->out0_rank; d++) rows *= c->out0_dims[d];
-    const int flags = rows >= 0 && rows < 64 ? 0 : ONR_PACK_AMX;
-    size_t bytes = onr_sgemm_pack_b_size_ex((size_t)k, (size_t)n, flags);
+    /* products of enough rows on these weights run on AMX where the CPU
+     * has it (gemm.h) */
+    size_t bytes = onr_sgemm_pack_b_size_ex((size_t)k, (size_t)n, ONR_PACK_AMX);
     int st = onr_create_hold(c, "packed weights", bytes);
     if (st) {
         free(wide);
@@ -113,7 +112,8 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
     }
     pb->k = k;
     pb->n = n;
-    onr_sgemm_pack_b_ex(trans_b, (size_t)k, (size_t)n, src, (size_t)b->dims[1], pb->data, flags);
+    onr_sgemm_pack_b_ex(trans_b, (size_t)k, (size_t)n, src, (size_t)b->dims[1], pb->data,
+                        ONR_PACK_AMX);
     free(wide);
     *packed = 1;
     return ONR_OK;
@@ -250,13 +250,11 @@ static void mm_offsets(const mm_geom *g, int64_t p, int64_t *oa, int64_t *ob)
     *ob = ib * g->K * g->N;
 }
 
-static size_t mm_ws_bytes(const mm_geom *g, int nt, int packed)
+static size_t mm_ws_bytes(const mm_geom *g, int nt, int flags)
 {
     size_t m = (size_t)g->M, n = (size_t)g->N, k = (size_t)g->K;
     switch (g->mode) {
-    case MM_FOLD:
-        return onr_sgemm_workspace_size_ex((size_t)g->batch * m, n, k, nt,
-                                           packed ? ONR_PACK_AMX : 0);
+    case MM_FOLD: return onr_sgemm_workspace_size_ex((size_t)g->batch * m, n, k, nt, flags);
     case MM_BATCH: return onr_sgemm_batch_workspace_size(m, n, k, (size_t)g->batch, nt);
     default: return onr_sgemm_workspace_size(m, n, k, nt);
     }
@@ -449,7 +447,8 @@ static int matmul_reshape(onr_kctx *ctx, size_t *scratch)
         if (bias && !p->bias32) p->off_bias = onr_carve_at(&used, sizeof(float) * (size_t)g->N);
         if (res) p->off_res = onr_carve_at(&used, sizeof(float) * (size_t)res->numel);
     }
-    if (f32_path(dt)) p->off_ws = onr_carve_at(&used, mm_ws_bytes(g, p->nthreads, p->pb.data && onr_sgemm_packed_is_amx(p->pb.data)));
+    if (f32_path(dt))
+        p->off_ws = onr_carve_at(&used, mm_ws_bytes(g, p->nthreads, pb_ws_flags(&p->pb)));
     *scratch = p->scratch = used;
     return ONR_OK;
 }
@@ -720,9 +719,7 @@ static int gemm_reshape(onr_kctx *ctx, size_t *scratch)
         p->off_bias = onr_carve_at(&used, sizeof(float) * (size_t)(g->M > g->N ? g->M : g->N));
         p->off_ws = onr_carve_at(&used, onr_sgemm_workspace_size_ex((size_t)g->M, (size_t)g->N,
                                                                    (size_t)g->K, p->nthreads,
-                                                                   p->pb.data && onr_sgemm_packed_is_amx(p->pb.data)
-                                                                       ? ONR_PACK_AMX
-                                                                       : 0));
+                                                                   pb_ws_flags(&p->pb)));
     }
     *scratch = p->scratch = used;
     return ONR_OK;
