@@ -1553,18 +1553,25 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
     const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB, KS = AMX_KCB * ONR_AMX_KS;
     const size_t NCH = amx_nch(J); /* the sums' row stride */
     uint16_t *buf[2] = {bs, bs + AMX_KCB * ONR_AMX_BLOCK};
+    /* A last row block of at most MR rows (ViT-B/16's 197 = 6 x 32 + 5)
+     * costs AMX a whole block of tile products (half one with 16 rows or
+     * fewer): with weights read as float panels and A row-major, the float32
+     * kernel does it in proportion to its rows, from the panel the tiles
+     * just used. SIZE_MAX: no such block. */
+    const size_t tail = (r.m1 - r.m0) % ONR_AMX_MB;
+    const size_t fma_row = !bp && !J->trans_a && tail && tail <= MR ? r.m1 - tail : SIZE_MAX;
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
         const int last = kb0 + nkb == KB;
         if (job_cancelled(J)) return;
-        if (!bp) /* the first column block's B'; the kernels split the others */
+        if (!bp && fma_row != r.m0) /* the first column block's B'; the kernels split the others */
             onr_amx_split_panel(amx_panel(J, r.n0, kb0), K - kb0 * ONR_AMX_KS, nkb, buf[0]);
         for (size_t j = r.n0, jj = 0; j < r.n1; j += ONR_AMX_MB, jj++) {
             const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
             onr_amx_split nx = {0};
             const char *pf = NULL;
             size_t pf_step = 0;
-            if (!bp) {
+            if (!bp && fma_row != r.m0) {
                 if (j + ONR_AMX_MB < r.n1)
                     nx = (onr_amx_split){amx_panel(J, j + ONR_AMX_MB, kb0), K - kb0 * ONR_AMX_KS,
                                          nkb, buf[(jj + 1) & 1]};
@@ -1582,11 +1589,17 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
             for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB) {
                 const int first = i == r.m0;
                 float *sum = sums + (i - r.m0) * NCH + (j - r.n0);
-                onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK, bj, nkb, sum,
-                               NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
-                               first && nx.p ? &nx : NULL);
-                if (!last) continue;
                 const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
+                if (i == fma_row) /* the last few rows: float32 FMAs on the panel just read */
+                    J->plan->cfg->ukernel(rows, cols, min_z(KS, K - kb0 * ONR_AMX_KS),
+                                          J->a + i * J->lda + kb0 * ONR_AMX_KS, J->lda,
+                                          amx_panel(J, j, kb0), ONR_AMX_MB, sum, NCH, 1.f,
+                                          kb0 > 0 ? 1.f : 0.f, NULL);
+                else
+                    onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK, bj, nkb, sum,
+                                   NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
+                                   first && nx.p ? &nx : NULL, rows <= 16);
+                if (!last) continue;
                 for (size_t q = 0; q < rows; q += MR) {
                     onr_sgemm_tile_epi te;
                     J->plan->cfg->finish(min_z(MR, rows - q), cols, 0, NULL, 0, sum + q * NCH,

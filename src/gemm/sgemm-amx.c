@@ -153,18 +153,21 @@ void onr_amx_tiles_on(void) { _tile_loadconfig(&g_config); }
 void onr_amx_tiles_off(void) { _tile_release(); }
 
 /* tiles: 0-3 the sums (rows half r, columns half c at 2r + c), 4-5 A's
- * row halves, 6-7 B's column halves */
+ * row halves, 6-7 B's column halves. With half set, only the first row
+ * half (tiles 0, 1, 4): a block's last 16 rows are padding. */
 #define DP4()                                                                                  \
     do {                                                                                       \
         _tile_dpbf16ps(0, 4, 6);                                                               \
         _tile_dpbf16ps(1, 4, 7);                                                               \
-        _tile_dpbf16ps(2, 5, 6);                                                               \
-        _tile_dpbf16ps(3, 5, 7);                                                               \
+        if (!half) {                                                                           \
+            _tile_dpbf16ps(2, 5, 6);                                                           \
+            _tile_dpbf16ps(3, 5, 7);                                                           \
+        }                                                                                      \
     } while (0)
 #define LOAD_A(t)                                                                              \
     do {                                                                                       \
         _tile_loadd(4, a + (t) * 1024, 64);                                                    \
-        _tile_loadd(5, a + (t) * 1024 + 512, 64);                                              \
+        if (!half) _tile_loadd(5, a + (t) * 1024 + 512, 64);                                   \
     } while (0)
 #define LOAD_B(t)                                                                              \
     do {                                                                                       \
@@ -172,20 +175,25 @@ void onr_amx_tiles_off(void) { _tile_release(); }
         _tile_loadd(7, b + (t) * 1024 + 512, 64);                                              \
     } while (0)
 
-void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds,
-                    int load, const char *pf, size_t pf_step, const onr_amx_split *next)
+static inline __attribute__((always_inline)) void
+kernel_body(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds, int load,
+            const char *pf, size_t pf_step, const onr_amx_split *next, const int half)
 {
     const size_t st = lds * sizeof(float);
     if (load) {
         _tile_loadd(0, s, st);
         _tile_loadd(1, s + 16, st);
-        _tile_loadd(2, s + 16 * lds, st);
-        _tile_loadd(3, s + 16 * lds + 16, st);
+        if (!half) {
+            _tile_loadd(2, s + 16 * lds, st);
+            _tile_loadd(3, s + 16 * lds + 16, st);
+        }
     } else {
         _tile_zero(0);
         _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
+        if (!half) {
+            _tile_zero(2);
+            _tile_zero(3);
+        }
     }
     for (size_t kb = 0; kb < nkb; kb++, a += ONR_AMX_BLOCK, b += ONR_AMX_BLOCK) {
         if (pf) { /* (no arithmetic on a null pf) */
@@ -216,6 +224,17 @@ void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, 
             split_step(next->p, next->rows, kb, next->dst + kb * ONR_AMX_BLOCK);
     _tile_stored(0, s, st);
     _tile_stored(1, s + 16, st);
-    _tile_stored(2, s + 16 * lds, st);
-    _tile_stored(3, s + 16 * lds + 16, st);
+    if (!half) {
+        _tile_stored(2, s + 16 * lds, st);
+        _tile_stored(3, s + 16 * lds + 16, st);
+    }
+}
+
+void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds, int load,
+                    const char *pf, size_t pf_step, const onr_amx_split *next, int half)
+{
+    if (half)
+        kernel_body(a, b, nkb, s, lds, load, pf, pf_step, next, 1);
+    else
+        kernel_body(a, b, nkb, s, lds, load, pf, pf_step, next, 0);
 }

@@ -93,8 +93,10 @@ typedef struct onr_amx_split {
  * (a multiple of 64) per K step (weights the caller multiplies next), and
  * next (if not NULL) is split, a K step after each K step's products, so
  * that the vector units split the next column block while the tiles
- * work. */
+ * work. With half set, only the block's first 16 rows of sums are
+ * computed and stored (its other rows are past the product's end: half
+ * the tile products). */
 void onr_amx_kernel(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t lds,
-                    int load, const char *pf, size_t pf_step, const onr_amx_split *next);
+                    int load, const char *pf, size_t pf_step, const onr_amx_split *next, int half);
 
 #endif
