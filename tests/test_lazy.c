@@ -286,54 +286,106 @@ static void test_lazy_mixed(void **state)
     free_weights(w, 5);
 }
 
-/* ---- a chain whose copies reuse released buffers ---------------------------- */
+/* ---- chains: MatMul packs from the mapping, Conv's copies reuse buffers ----- */
 
 enum { CH_N = 4, CH_D = 512 }; /* 1 MiB weights: released buffers are kept */
 
-static pbw build_chain(const wspec *w, const size_t *pads)
+/* CH_N MatMuls (X [2, CH_D] times W [CH_D, CH_D]) or 1x1 Convs (X
+ * [2, CH_D, 1, 1], W [CH_D, CH_D, 1, 1]: X times W transposed) in a row */
+static pbw build_chain_op(const wspec *w, const size_t *pads, int conv)
 {
     pbw g = {0};
     char in[8], out[8];
     for (int i = 0; i < CH_N; i++) {
-        pad_init(&g, w[i].name, 2, w[i].dims, w[i].data, pads[i]);
+        pad_init(&g, w[i].name, w[i].rank, w[i].dims, w[i].data, pads[i]);
         snprintf(in, sizeof in, i ? "H%d" : "X", i);
         snprintf(out, sizeof out, i == CH_N - 1 ? "Y" : "H%d", i + 1);
         const char *ins[] = {in, w[i].name, NULL}, *outs[] = {out, NULL};
-        pbw_node(&g, "MatMul", NULL, ins, outs, NULL);
+        pbw_node(&g, conv ? "Conv" : "MatMul", NULL, ins, outs, NULL);
     }
-    pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){2, CH_D});
-    pbw_value_info(&g, 12, "Y", F32, 2, (int64_t[]){2, CH_D});
+    const int64_t d4[4] = {2, CH_D, 1, 1};
+    pbw_value_info(&g, 11, "X", F32, conv ? 4 : 2, d4);
+    pbw_value_info(&g, 12, "Y", F32, conv ? 4 : 2, d4);
     return pbw_model(&g, 8, 13);
+}
+
+static pbw build_chain(const wspec *w, const size_t *pads) { return build_chain_op(w, pads, 0); }
+static pbw build_conv_chain(const wspec *w, const size_t *pads) { return build_chain_op(w, pads, 1); }
+
+static void ref_chain_op(const wspec *w, onr_tensor *const *in, double *out, int bt)
+{
+    float h[2 * CH_D];
+    memcpy(h, in[0]->data, sizeof h);
+    for (int i = 0; i < CH_N; i++) {
+        ref_matmul(h, w[i].data, 2, CH_D, CH_D, bt, out);
+        for (int j = 0; j < 2 * CH_D; j++) h[j] = (float)out[j];
+    }
 }
 
 static void ref_chain(const wspec *w, onr_tensor *const *in, int k, double *out)
 {
     (void)k;
-    float h[2 * CH_D];
-    memcpy(h, in[0]->data, sizeof h);
-    for (int i = 0; i < CH_N; i++) {
-        ref_matmul(h, w[i].data, 2, CH_D, CH_D, 0, out);
-        for (int j = 0; j < 2 * CH_D; j++) h[j] = (float)out[j];
-    }
+    ref_chain_op(w, in, out, 0);
 }
 
-static void test_lazy_chain_reuses_buffers(void **state)
+static void ref_conv_chain(const wspec *w, onr_tensor *const *in, int k, double *out)
 {
-    (void)state;
-    wspec w[CH_N] = {{"W0", 2, {CH_D, CH_D}, NULL, 0}, {"W1", 2, {CH_D, CH_D}, NULL, 0},
-                     {"W2", 2, {CH_D, CH_D}, NULL, 0}, {"W3", 2, {CH_D, CH_D}, NULL, 0}};
+    (void)k;
+    ref_chain_op(w, in, out, 1);
+}
+
+static void chain_weights(wspec *w, int rank)
+{
+    static const char *const names[CH_N] = {"W0", "W1", "W2", "W3"};
+    memset(w, 0, CH_N * sizeof *w);
+    for (int i = 0; i < CH_N; i++) {
+        w[i].name = names[i];
+        w[i].rank = rank;
+        w[i].dims[0] = w[i].dims[1] = CH_D;
+        w[i].dims[2] = w[i].dims[3] = 1;
+    }
     make_weights(w, CH_N);
     for (int i = 0; i < CH_N; i++) /* keep the products near 1 */
         for (size_t j = 0; j < w[i].n; j++) w[i].data[j] *= 0.08f;
+}
+
+/* MatMul packs a misaligned weight straight from the mapping
+ * (ONR_OP_LAZY_B): no weight of the chain is ever copied */
+static void test_lazy_matmul_packs_from_mapping(void **state)
+{
+    (void)state;
+    wspec w[CH_N];
+    chain_weights(w, 2);
     pbw m = build_misaligned(build_chain, w, CH_N);
     write_file("chain.onnx", m.b, m.n);
     free(m.b);
     expect_lazy("chain.onnx", w, CH_N);
-    size_t before = onr_plan_spares_reused();
+    size_t before = onr_lazy_copy_count();
     onr_tensor *in[1] = {input_f32(2, (int64_t[]){2, CH_D}, 3)};
     const int64_t numel[1] = {2 * CH_D};
     run_and_check("chain.onnx", 1, in, 1, numel, w, ref_chain);
+    assert_int_equal(onr_lazy_copy_count() - before, 0);
+    tk_free_all(1, in);
+    free_weights(w, CH_N);
+}
+
+/* Conv copies each weight before create (it packs from aligned memory):
+ * the copies of W1..W3 reuse the buffer the previous one left */
+static void test_lazy_chain_reuses_buffers(void **state)
+{
+    (void)state;
+    wspec w[CH_N];
+    chain_weights(w, 4);
+    pbw m = build_misaligned(build_conv_chain, w, CH_N);
+    write_file("convchain.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("convchain.onnx", w, CH_N);
+    size_t before = onr_plan_spares_reused(), copies = onr_lazy_copy_count();
+    onr_tensor *in[1] = {input_f32(4, (int64_t[]){2, CH_D, 1, 1}, 3)};
+    const int64_t numel[1] = {2 * CH_D};
+    run_and_check("convchain.onnx", 1, in, 1, numel, w, ref_conv_chain);
     /* each open (4 of them) copies W1..W3 into the buffer W0.. left */
+    assert_true(onr_lazy_copy_count() - copies >= 4 * CH_N);
     assert_true(onr_plan_spares_reused() - before >= 4 * (CH_N - 1));
     tk_free_all(1, in);
     free_weights(w, CH_N);
@@ -563,6 +615,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_mixed),
+        cmocka_unit_test(test_lazy_matmul_packs_from_mapping),
         cmocka_unit_test(test_lazy_chain_reuses_buffers),
         cmocka_unit_test(test_lazy_conv_bn_fold),
         cmocka_unit_test(test_lazy_if_outer_scope),

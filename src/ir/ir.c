@@ -610,12 +610,17 @@ void onr_copy_from_mapping(void *dst, const void *src, size_t n)
     }
 }
 
+static atomic_size_t g_lazy_copies;
+
+size_t onr_lazy_copy_count(void) { return atomic_load_explicit(&g_lazy_copies, memory_order_relaxed); }
+
 onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err)
 {
     if (!t || !t->lazy || t->kind || t->dtype == ONR_STRING) return ONR_OK;
     const void *src = t->lazy;
     onr_status st = onr_tensor_alloc(t, err); /* keeps an owned buffer big enough */
     if (st) return st;
+    atomic_fetch_add_explicit(&g_lazy_copies, 1, memory_order_relaxed);
     onr_copy_from_mapping(t->data, src, onr_tensor_nbytes(t));
     t->lazy = NULL;
     return ONR_OK;
@@ -651,7 +656,9 @@ void onr_model_release_data(onr_model *m, onr_tensor *t)
 
 /* ---- public tensor API -------------------------------------------------- */
 
-onr_tensor *onr_tensor_new(onr_dtype dt, int rank, const int64_t *dims)
+/* A tensor of shape dims with its own buffer, zeroed when zero is set
+ * (strings always start as empty strings). */
+static onr_tensor *tensor_make(onr_dtype dt, int rank, const int64_t *dims, int zero)
 {
     onr_err err = {0};
     if (dt <= ONR_UNDEFINED || dt >= ONR_DTYPE_COUNT || dt == ONR_COMPLEX64 ||
@@ -664,8 +671,18 @@ onr_tensor *onr_tensor_new(onr_dtype dt, int rank, const int64_t *dims)
         free(t);
         return NULL;
     }
-    if (dt != ONR_STRING) memset(t->data, 0, onr_tensor_nbytes(t));
+    if (zero && dt != ONR_STRING) memset(t->data, 0, onr_tensor_nbytes(t));
     return t;
+}
+
+onr_tensor *onr_tensor_new(onr_dtype dt, int rank, const int64_t *dims)
+{
+    return tensor_make(dt, rank, dims, 1);
+}
+
+onr_tensor *onr_tensor_new_uninit(onr_dtype dt, int rank, const int64_t *dims)
+{
+    return tensor_make(dt, rank, dims, 0);
 }
 
 onr_tensor *onr_tensor_wrap(onr_dtype dt, int rank, const int64_t *dims, void *data)

@@ -354,6 +354,11 @@ void onr_model_release_data(onr_model *m, onr_tensor *t);
  * NULL. Nothing to do for any other tensor. ONR_E_NOMEM when the copy
  * cannot be allocated (t stays lazy). */
 onr_status onr_tensor_materialize(onr_tensor *t, onr_err *err);
+/* Lazy weights copied so far, in this process (tests). */
+size_t onr_lazy_copy_count(void);
+/* onr_tensor_new without zeroing the buffer (every element is written by
+ * the caller: a fresh buffer's pages cost at load when touched twice). */
+onr_tensor *onr_tensor_new_uninit(onr_dtype dt, int rank, const int64_t *dims);
 /* Copy n bytes out of one of the model's read-only mappings in chunks,
  * giving the source's pages back as it goes (onr_pages_drop), so that a big
  * weight is never resident twice. */

@@ -89,10 +89,14 @@ static int pack_const_b(onr_create_ctx *c, int trans_b, packed_b *pb, int *packe
 {
     const onr_tensor *b = onr_create_const(c, 1);
     *packed = 0;
-    if (!b || b->rank != 2 || !f32_path(b->dtype) || (b->numel && !b->data)) return ONR_OK;
+    if (!b || b->rank != 2 || !f32_path(b->dtype)) return ONR_OK;
+    /* float32 weights packed straight from the mapping when still lazy
+     * (ONR_OP_LAZY_B: the packing reads them with memcpy and unaligned
+     * loads) */
+    const float *src = b->data ? b->data : b->dtype == ONR_FLOAT ? b->lazy : NULL;
+    if (b->numel && !src) return ONR_OK;
     int64_t k = b->dims[trans_b ? 1 : 0], n = b->dims[trans_b ? 0 : 1];
     float *wide = NULL;
-    const float *src = b->data;
     if (b->dtype != ONR_FLOAT) {
         if (!(wide = onr_la_const_f32(c, b, 1.f))) return ONR_E_NOMEM;
         src = wide;
@@ -524,6 +528,7 @@ const onr_op_impl onr_impl_MatMul = {
     .params_size = sizeof(mm_params),
     .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
              ONR_T(ONR_UINT64),
+    .flags = ONR_OP_LAZY_B,
 };
 
 /* FusedMatMul: the attributes, then MatMul's create; a constant bias is
@@ -573,6 +578,7 @@ const onr_op_impl onr_impl_FusedMatMul = {
     .destroy = matmul_destroy,
     .params_size = sizeof(mm_params),
     .types = ONR_T(ONR_FLOAT) | ONR_T(ONR_FLOAT16) | ONR_T(ONR_BFLOAT16),
+    .flags = ONR_OP_LAZY_B,
 };
 
 /* ======================================================================
@@ -861,4 +867,5 @@ const onr_op_impl onr_impl_Gemm = {
     .params_size = sizeof(gemm_params),
     .types = ONR_TYPES_FLOAT | ONR_T(ONR_INT32) | ONR_T(ONR_INT64) | ONR_T(ONR_UINT32) |
              ONR_T(ONR_UINT64),
+    .flags = ONR_OP_LAZY_B,
 };

@@ -156,6 +156,14 @@ enum {
      * omits it (no output, or output 0 named ""), so no kernel is handed a
      * missing output 0. Later outputs are each op's to check. */
     ONR_OP_OPT_OUT0 = 1u << 5,
+    /* create may be handed input 1 as a lazy float32 constant (ir.h: data
+     * NULL, its bytes at ->lazy in the model's mapping, misaligned for
+     * float): it reads it only with memcpy or unaligned loads, to pack it,
+     * and consumes what it packed. The planner copies a lazy weight just
+     * before create in every other case, and this one after create if
+     * create left it unconsumed: weights packed straight from the mapping
+     * are never copied (fresh memory is what load pays for most). */
+    ONR_OP_LAZY_B = 1u << 6,
 };
 
 typedef struct onr_op_impl {

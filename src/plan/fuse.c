@@ -86,6 +86,19 @@ const onr_tensor *onr_fuse_const(const onr_edit *e, int v)
     return t && t->data ? t : NULL;
 }
 
+const onr_tensor *onr_fuse_const_desc(const onr_edit *e, int v)
+{
+    if (v < 0 || v >= e->g->n_values) return NULL;
+    const onr_tensor *t = e->g->values[v].konst;
+    return t && (t->data || t->lazy) ? t : NULL;
+}
+
+const void *onr_fuse_const_bytes(const onr_edit *e, int v)
+{
+    const onr_tensor *t = onr_fuse_const_desc(e, v);
+    return t ? (t->data ? t->data : t->lazy) : NULL;
+}
+
 int onr_fuse_is_const(const onr_edit *e, int v)
 {
     if (v < 0 || v >= e->g->n_values) return 0;

@@ -56,6 +56,12 @@ const onr_tensor *onr_fuse_const(const onr_edit *e, int v);
 /* v is a constant (its data possibly still lazy): for checks that read no
  * data, so that a weight create will pack is not copied for them. */
 int onr_fuse_is_const(const onr_edit *e, int v);
+/* The constant tensor of v for its dtype and shape, its data not read (a
+ * lazy weight stays in the mapping), or NULL when v is no constant. */
+const onr_tensor *onr_fuse_const_desc(const onr_edit *e, int v);
+/* The bytes of constant v: its data, or a lazy weight's place in the
+ * mapping (any alignment: read it with memcpy), or NULL. */
+const void *onr_fuse_const_bytes(const onr_edit *e, int v);
 /* v is a constant holding one element (any rank, every dim 1) of a float
  * or integer type; its value as double. */
 int onr_fuse_const_scalar(const onr_edit *e, int v, double *x);

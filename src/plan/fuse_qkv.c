@@ -71,8 +71,8 @@ static int match_proj(const onr_edit *e, int v, proj *p)
     p->w = n->inputs[1];
     p->bias = fused && n->n_in > 2 ? n->inputs[2] : -1;
     if (p->x < 0 || p->w < 0 || !is_f32(e, p->x) || !is_f32(e, v)) return 0;
-    const onr_tensor *w = onr_fuse_const(e, p->w);
-    if (!w || w->dtype != ONR_FLOAT || w->rank != 2 || !w->data) return 0;
+    const onr_tensor *w = onr_fuse_const_desc(e, p->w); /* (a lazy weight is copied into the concatenation only) */
+    if (!w || w->dtype != ONR_FLOAT || w->rank != 2) return 0;
     p->k = w->dims[0];
     p->n = w->dims[1];
     if (p->k < 1 || p->n < 1) return 0;
@@ -182,7 +182,7 @@ static int fuse_three(onr_edit *e, int a, onr_err *err)
     /* the concatenated weights and biases */
     const int64_t K = p[0].k, N = p[0].n + p[1].n + p[2].n;
     const int64_t wd[2] = {K, N};
-    onr_tensor *w = onr_tensor_new(ONR_FLOAT, 2, wd);
+    onr_tensor *w = onr_tensor_new_uninit(ONR_FLOAT, 2, wd); /* every element written below */
     onr_tensor *b = any_bias ? onr_tensor_new(ONR_FLOAT, 1, &N) : NULL;
     if (!w || (any_bias && !b)) {
         onr_tensor_free(w), onr_tensor_free(b);
@@ -191,10 +191,10 @@ static int fuse_three(onr_edit *e, int a, onr_err *err)
     float *wp = w->data, *bp = b ? b->data : NULL;
     int64_t c0 = 0;
     for (int i = 0; i < 3; i++) {
-        const onr_tensor *wi = onr_fuse_const(e, p[i].w);
-        const float *src = wi->data;
+        const char *src = onr_fuse_const_bytes(e, p[i].w); /* in place, or a lazy one in the mapping */
         const int64_t n = p[i].n;
-        for (int64_t r = 0; r < K; r++) memcpy(wp + r * N + c0, src + r * n, sizeof(float) * (size_t)n);
+        const size_t row = sizeof(float) * (size_t)n;
+        for (int64_t r = 0; r < K; r++) memcpy(wp + r * N + c0, src + (size_t)r * row, row);
         if (bp) {
             if (p[i].bias >= 0) memcpy(bp + c0, onr_fuse_const(e, p[i].bias)->data, sizeof(float) * (size_t)n);
             else memset(bp + c0, 0, sizeof(float) * (size_t)n);

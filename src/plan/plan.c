@@ -222,6 +222,13 @@ static int materialize(onr_plan *p, release_ctx *r, int v, onr_err *err)
     return ONR_OK;
 }
 
+/* Constant v is a float32 weight still lazy in the mapping. */
+static int lazy_f32(const onr_plan *p, int v)
+{
+    const onr_tensor *t = p->graph->values[v].konst;
+    return t && t->lazy && t->dtype == ONR_FLOAT;
+}
+
 static int release_init(onr_plan *p, release_ctx *r)
 {
     const onr_graph *g = p->graph;
@@ -494,10 +501,15 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     for (int i = 0; i < g->n_nodes && !st; i++) {
         /* create reads its constants (and packs what it consumes): a lazy
          * one is copied now, just before, so it can go right after */
+        const int lazy_b = g->nodes[i].op && (g->nodes[i].op->impl->flags & ONR_OP_LAZY_B) != 0;
         for (int k = 0; k < g->nodes[i].n_in && !st; k++)
-            if (g->nodes[i].inputs[k] >= 0)
+            if (g->nodes[i].inputs[k] >= 0 && !(lazy_b && k == 1 && lazy_f32(p, g->nodes[i].inputs[k])))
                 st = materialize(p, releasing ? &rel : NULL, g->nodes[i].inputs[k], err);
         if (!st) st = add_step(p, &g->nodes[i], err);
+        /* a lazy B that create did not pack is copied now, as for any other op */
+        if (!st && lazy_b && g->nodes[i].n_in > 1 && g->nodes[i].inputs[1] >= 0 &&
+            !(p->steps[p->n_steps - 1].consumed & 2u))
+            st = materialize(p, releasing ? &rel : NULL, g->nodes[i].inputs[1], err);
         if (!st && releasing) release_after_create(p, &rel, &p->steps[p->n_steps - 1]);
     }
     /* what is still lazy is read when the plan runs (or is an output) */
