@@ -1553,13 +1553,15 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
     const size_t JB = (J->n + ONR_AMX_MB - 1) / ONR_AMX_MB, KS = AMX_KCB * ONR_AMX_KS;
     const size_t NCH = amx_nch(J); /* the sums' row stride */
     uint16_t *buf[2] = {bs, bs + AMX_KCB * ONR_AMX_BLOCK};
-    /* A last row block of at most MR rows (ViT-B/16's 197 = 6 x 32 + 5)
-     * costs AMX a whole block of tile products (half one with 16 rows or
-     * fewer): with weights read as float panels and A row-major, the float32
-     * kernel does it in proportion to its rows, from the panel the tiles
-     * just used. SIZE_MAX: no such block. */
+    /* A last row block of a few rows (ViT-B/16's 197 = 6 x 32 + 5) costs
+     * AMX half a block of tile products whatever its rows (a tile product
+     * takes the same time for 1 to 16 rows, measured): with weights read
+     * as float panels and A row-major, the float32 kernel does it in
+     * proportion to its rows, from the panel the tiles just used. Up to
+     * half the kernel's MR rows (12 rows of ViT's products: 5 rows 0.5-3 %
+     * faster that way, 8 and more 1-4 % slower). SIZE_MAX: no such block. */
     const size_t tail = (r.m1 - r.m0) % ONR_AMX_MB;
-    const size_t fma_row = !bp && !J->trans_a && tail && tail <= MR ? r.m1 - tail : SIZE_MAX;
+    const size_t fma_row = !bp && !J->trans_a && tail && tail <= MR / 2 ? r.m1 - tail : SIZE_MAX;
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
         const int last = kb0 + nkb == KB;
