@@ -462,6 +462,12 @@ static int att_reshape(onr_kctx *ctx, size_t *scratch_bytes)
          * not depend on the query tiling (each is the same dot products and
          * the same key tiles), so neither do they on the thread count. */
         while (p->bq > 16 && p->B * p->Hq * ((p->Sq + p->bq - 1) / p->bq) < 2 * (int64_t)p->nt) p->bq /= 2;
+        /* the same number of tiles, of even sizes: ViT-B/16's 197 queries
+         * as 99 + 98, not 128 + 69 (the attention 3 % faster at 2 threads) */
+        if (p->Sq > 0) {
+            const int64_t ntile = (p->Sq + p->bq - 1) / p->bq;
+            p->bq = (p->Sq + ntile - 1) / ntile;
+        }
         size_t bq = (size_t)g_bq, bk = (size_t)p->bk; /* scratch for the largest tile */
         size_t n = bk > (size_t)p->Dv ? bk : (size_t)p->Dv, k = bk > (size_t)p->D ? bk : (size_t)p->D;
         size_t off = 0;
