@@ -349,46 +349,49 @@ static void chain_weights(wspec *w, int rank)
         for (size_t j = 0; j < w[i].n; j++) w[i].data[j] *= 0.08f;
 }
 
+/* Writes the chain of MatMuls (conv 0) or 1x1 Convs with misaligned
+ * weights, checks they load lazy, runs it (4 opens: fused or not, 1 or 2
+ * threads) against the reference; the weights copied meanwhile and the
+ * copies that reused a released buffer. */
+static void run_chain(int conv, size_t *copies, size_t *reused)
+{
+    const char *file = conv ? "convchain.onnx" : "chain.onnx";
+    wspec w[CH_N];
+    chain_weights(w, conv ? 4 : 2);
+    pbw m = build_misaligned(conv ? build_conv_chain : build_chain, w, CH_N);
+    write_file(file, m.b, m.n);
+    free(m.b);
+    expect_lazy(file, w, CH_N);
+    size_t c0 = onr_lazy_copy_count(), r0 = onr_plan_spares_reused();
+    const int64_t dims[4] = {2, CH_D, 1, 1}, numel[1] = {2 * CH_D};
+    onr_tensor *in[1] = {input_f32(conv ? 4 : 2, dims, 3)};
+    run_and_check(file, 1, in, 1, numel, w, conv ? ref_conv_chain : ref_chain);
+    *copies = onr_lazy_copy_count() - c0;
+    *reused = onr_plan_spares_reused() - r0;
+    tk_free_all(1, in);
+    free_weights(w, CH_N);
+}
+
 /* MatMul packs a misaligned weight straight from the mapping
  * (ONR_OP_LAZY_B): no weight of the chain is ever copied */
 static void test_lazy_matmul_packs_from_mapping(void **state)
 {
     (void)state;
-    wspec w[CH_N];
-    chain_weights(w, 2);
-    pbw m = build_misaligned(build_chain, w, CH_N);
-    write_file("chain.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("chain.onnx", w, CH_N);
-    size_t before = onr_lazy_copy_count();
-    onr_tensor *in[1] = {input_f32(2, (int64_t[]){2, CH_D}, 3)};
-    const int64_t numel[1] = {2 * CH_D};
-    run_and_check("chain.onnx", 1, in, 1, numel, w, ref_chain);
-    assert_int_equal(onr_lazy_copy_count() - before, 0);
-    tk_free_all(1, in);
-    free_weights(w, CH_N);
+    size_t copies, reused;
+    run_chain(0, &copies, &reused);
+    assert_int_equal(copies, 0);
 }
 
 /* Conv copies each weight before create (it packs from aligned memory):
- * the copies of W1..W3 reuse the buffer the previous one left */
+ * each open (4 of them) copies W0..W3, W1..W3 into the buffer the
+ * previous one left */
 static void test_lazy_chain_reuses_buffers(void **state)
 {
     (void)state;
-    wspec w[CH_N];
-    chain_weights(w, 4);
-    pbw m = build_misaligned(build_conv_chain, w, CH_N);
-    write_file("convchain.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("convchain.onnx", w, CH_N);
-    size_t before = onr_plan_spares_reused(), copies = onr_lazy_copy_count();
-    onr_tensor *in[1] = {input_f32(4, (int64_t[]){2, CH_D, 1, 1}, 3)};
-    const int64_t numel[1] = {2 * CH_D};
-    run_and_check("convchain.onnx", 1, in, 1, numel, w, ref_conv_chain);
-    /* each open (4 of them) copies W1..W3 into the buffer W0.. left */
-    assert_true(onr_lazy_copy_count() - copies >= 4 * CH_N);
-    assert_true(onr_plan_spares_reused() - before >= 4 * (CH_N - 1));
-    tk_free_all(1, in);
-    free_weights(w, CH_N);
+    size_t copies, reused;
+    run_chain(1, &copies, &reused);
+    assert_true(copies >= 4 * CH_N);
+    assert_true(reused >= 4 * (CH_N - 1));
 }
 
 /* ---- a fusion reads the weight: Conv + BatchNormalization ------------------- */
