@@ -50,7 +50,7 @@
  * a wake-up per region (ResNet-50 at 2 threads about 20% slower than with
  * spinning workers on a quiet machine). The onnx-run CLI and the Python
  * package start libgomp with GOMP_SPINCOUNT=onr_gomp_spincount() (a
- * bounded spin, ONR_SPIN_US = 60 us on any CPU, then sleep; no CPU used
+ * bounded spin, ONR_SPIN_US = 250 us on any CPU, then sleep; no CPU used
  * while a session sits idle between runs) unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT. A program embedding the library
  * should do the same: set GOMP_SPINCOUNT to that count (the CLI prints it:
@@ -252,8 +252,13 @@ void onr_options_free(onr_options *o);
  * Counts above ONR_MAX_THREADS are taken as ONR_MAX_THREADS. */
 #define ONR_MAX_THREADS 1024
 /* How long the CLI's and the Python package's idle OpenMP workers spin
- * before they sleep (see "Waiting threads" above), in microseconds. */
-#define ONR_SPIN_US 60
+ * before they sleep (see "Waiting threads" above), in microseconds. 250
+ * rather than 60: a worker that waits longer than the spin at the end of
+ * an unevenly split region sleeps, and its wake-up (a cross-CPU interrupt
+ * in a VM) costs more than the wait; BERT-base at 2 threads ran 3.5-6 %
+ * faster (Intel Xeon VM, session 19), ResNet-18 3 %, and with 1 or 4 CPU
+ * hogs on 2 cores 2 threads stayed within 1.01 of 1 thread (0.94 with 4). */
+#define ONR_SPIN_US 250
 /* The GOMP_SPINCOUNT for ONR_SPIN_US on this CPU: libgomp spins one PAUSE
  * per count, whose latency differs several-fold between CPUs (11 ns on an
  * Intel Xeon with AMX, about 30 ns on AMD Zen 5), so it is measured here

@@ -91,7 +91,7 @@ static const struct option {
     {"--svg", "FILE", C_INFO, "render the plan to FILE with Graphviz's dot"},
     {"--ops", NULL, C_INFO, "list the supported operators and opsets (no MODEL)"},
     {"--spincount", NULL, C_INFO,
-     "print the GOMP_SPINCOUNT that spins OpenMP's idle workers ONR_SPIN_US (60) us on this CPU "
+     "print the GOMP_SPINCOUNT that spins OpenMP's idle workers ONR_SPIN_US (250) us on this CPU "
      "(no MODEL)"},
     {"--trace", "FILE", C_PROFILE, "write the last run as Chrome trace events"},
     {"--top", "N", C_PROFILE, "list the N slowest steps; 0: every step (default: 40)"},
@@ -1760,10 +1760,12 @@ out:
  * GOMP_SPINCOUNT=20000, 0.43 ms with sleeping workers, at load 11 on 2
  * cores). Sleeping workers pay a wake-up per region instead, which on a
  * quiet machine costs ResNet-50 at 2 threads about 20% (50 ms against 40
- * spinning). A short bounded spin, ONR_SPIN_US (60 us, then sleep; the
- * count measured for this CPU, onr_gomp_spincount), keeps about half of
- * that gain when quiet and costs 8-35% over passive at load 11
- * (tools/bench-contention; results/). libgomp
+ * spinning). A short bounded spin, ONR_SPIN_US (250 us, then sleep; the
+ * count measured for this CPU, onr_gomp_spincount), keeps most of that
+ * gain when quiet; at 60 us it cost 8-35% over passive at load 11, and 250
+ * us measured the same as 60 with 1, 4 and 9 CPU hogs on 2 cores, where
+ * the back-off of team.h runs regions on one thread (tools/bench-contention;
+ * results/2026-12-06-s19-intel.md). libgomp
  * reads its policy once, in its constructor, before main; so when the user
  * has set no policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT), the CLI sets
  * GOMP_SPINCOUNT and executes itself again, once (ONR_WAIT_POLICY_SET marks

@@ -19,7 +19,7 @@ import os as _os
 
 # OpenMP workers that spin long between parallel regions stall every region
 # on a busy, shared host; sleeping ones pay a wake-up per region. A short
-# bounded spin (ONR_SPIN_US in onnxrun.h, 60 us, then sleep) keeps most of
+# bounded spin (ONR_SPIN_US in onnxrun.h, 250 us, then sleep) keeps most of
 # the speed on a quiet machine and never spins while a session sits idle
 # (the header's "Waiting threads" explains it). libgomp counts its spin in
 # PAUSE instructions, whose latency differs between CPUs, so _spin (a module
