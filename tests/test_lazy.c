@@ -394,6 +394,48 @@ static void test_lazy_chain_reuses_buffers(void **state)
     assert_true(reused >= 4 * (CH_N - 1));
 }
 
+/* ---- Gemm packs a transposed weight from the mapping ------------------------ */
+
+enum { GT_M = 3, GT_K = 257, GT_N = 130 }; /* W [N, K]: 134 KB, odd sizes for the
+                                               packing's scalar tails */
+
+static pbw build_gemm_t(const wspec *w, const size_t *pads)
+{
+    pbw g = {0}, at = {0};
+    pad_init(&g, w[0].name, 2, w[0].dims, w[0].data, pads[0]);
+    pbw_attr_int(&at, "transB", 1);
+    pbw_node(&g, "Gemm", "g", NAMES("X", "W"), NAMES("Y"), &at);
+    pbw_value_info(&g, 11, "X", F32, 2, (int64_t[]){GT_M, GT_K});
+    pbw_value_info(&g, 12, "Y", F32, 2, (int64_t[]){GT_M, GT_N});
+    return pbw_model(&g, 8, 13);
+}
+
+static void ref_gemm_t(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    (void)k;
+    ref_matmul(in[0]->data, w[0].data, GT_M, GT_K, GT_N, 1, out);
+}
+
+/* read with unaligned loads and memcpy (the sanitizers check it), never
+ * copied */
+static void test_lazy_gemm_transposed(void **state)
+{
+    (void)state;
+    wspec w[1] = {{"W", 2, {GT_N, GT_K}, NULL, 0}};
+    make_weights(w, 1);
+    pbw m = build_misaligned(build_gemm_t, w, 1);
+    write_file("gemmt.onnx", m.b, m.n);
+    free(m.b);
+    expect_lazy("gemmt.onnx", w, 1);
+    size_t copies = onr_lazy_copy_count();
+    onr_tensor *in[1] = {input_f32(2, (int64_t[]){GT_M, GT_K}, 5)};
+    const int64_t numel[1] = {GT_M * GT_N};
+    run_and_check("gemmt.onnx", 1, in, 1, numel, w, ref_gemm_t);
+    assert_int_equal(onr_lazy_copy_count() - copies, 0);
+    tk_free_all(1, in);
+    free_weights(w, 1);
+}
+
 /* ---- a fusion reads the weight: Conv + BatchNormalization ------------------- */
 
 static pbw build_conv_bn(const wspec *w, const size_t *pads)
@@ -619,6 +661,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_mixed),
         cmocka_unit_test(test_lazy_matmul_packs_from_mapping),
+        cmocka_unit_test(test_lazy_gemm_transposed),
         cmocka_unit_test(test_lazy_chain_reuses_buffers),
         cmocka_unit_test(test_lazy_conv_bn_fold),
         cmocka_unit_test(test_lazy_if_outer_scope),

@@ -442,6 +442,15 @@ static void pack_a(int trans_a, const float *a, size_t lda, size_t i0, size_t mr
 
 /* B rows [p0, p0+kc) x columns [j0, j0+nr) of op(B) -> dst[k*NR + j],
  * columns nr..NR-1 zero. */
+/* A float read with memcpy: B packed at create may be a weight still in
+ * the model's mapping at any alignment (ONR_OP_LAZY_B) */
+static inline float ld_f32(const float *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, size_t kc,
                          size_t j0, size_t nr, size_t NR, float *dst)
 {
@@ -490,13 +499,13 @@ static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, siz
             }
             for (; k < k1; k++) {
                 float *d = dst + k * NR + j;
-                d[0] = s0[k], d[1] = s1[k], d[2] = s2[k], d[3] = s3[k];
+                d[0] = ld_f32(s0 + k), d[1] = ld_f32(s1 + k), d[2] = ld_f32(s2 + k), d[3] = ld_f32(s3 + k);
             }
         }
 #endif
         for (; j < nr; j++) {
             const float *src = b + (j0 + j) * ldb + p0;
-            for (size_t k = k0; k < k1; k++) dst[k * NR + j] = src[k];
+            for (size_t k = k0; k < k1; k++) dst[k * NR + j] = ld_f32(src + k);
         }
     }
 }
