@@ -440,8 +440,6 @@ static void pack_a(int trans_a, const float *a, size_t lda, size_t i0, size_t mr
     }
 }
 
-/* B rows [p0, p0+kc) x columns [j0, j0+nr) of op(B) -> dst[k*NR + j],
- * columns nr..NR-1 zero. */
 /* A float read with memcpy: B packed at create may be a weight still in
  * the model's mapping at any alignment (ONR_OP_LAZY_B) */
 static inline float ld_f32(const float *p)
@@ -451,6 +449,8 @@ static inline float ld_f32(const float *p)
     return v;
 }
 
+/* B rows [p0, p0+kc) x columns [j0, j0+nr) of op(B) -> dst[k*NR + j],
+ * columns nr..NR-1 zero. */
 static void pack_b_panel(int trans_b, const float *b, size_t ldb, size_t p0, size_t kc,
                          size_t j0, size_t nr, size_t NR, float *dst)
 {
@@ -1579,18 +1579,20 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
      * faster that way, 8 and more 1-4 % slower). SIZE_MAX: no such block. */
     const size_t tail = (r.m1 - r.m0) % ONR_AMX_MB;
     const size_t fma_row = !bp && !J->trans_a && tail && tail <= MR / 2 ? r.m1 - tail : SIZE_MAX;
+    /* the task splits B' from float panels (some row block is on AMX) */
+    const int splits = !bp && fma_row != r.m0;
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
         const int last = kb0 + nkb == KB;
         if (job_cancelled(J)) return;
-        if (!bp && fma_row != r.m0) /* the first column block's B'; the kernels split the others */
+        if (splits) /* the first column block's B'; the kernels split the others */
             onr_amx_split_panel(amx_panel(J, r.n0, kb0), K - kb0 * ONR_AMX_KS, nkb, buf[0]);
         for (size_t j = r.n0, jj = 0; j < r.n1; j += ONR_AMX_MB, jj++) {
             const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
             onr_amx_split nx = {0};
             const char *pf = NULL;
             size_t pf_step = 0;
-            if (!bp && fma_row != r.m0) {
+            if (splits) {
                 if (j + ONR_AMX_MB < r.n1)
                     nx = (onr_amx_split){amx_panel(J, j + ONR_AMX_MB, kb0), K - kb0 * ONR_AMX_KS,
                                          nkb, buf[(jj + 1) & 1]};

@@ -99,12 +99,7 @@ const void *onr_fuse_const_bytes(const onr_edit *e, int v)
     return t ? (t->data ? t->data : t->lazy) : NULL;
 }
 
-int onr_fuse_is_const(const onr_edit *e, int v)
-{
-    if (v < 0 || v >= e->g->n_values) return 0;
-    const onr_tensor *t = e->g->values[v].konst;
-    return t && (t->data || t->lazy);
-}
+int onr_fuse_is_const(const onr_edit *e, int v) { return onr_fuse_const_desc(e, v) != NULL; }
 
 static int numeric(onr_dtype dt)
 {
