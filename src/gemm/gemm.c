@@ -1554,9 +1554,13 @@ typedef struct amx_rect {
  * the same sequence of operations whichever task computes it. Prepacked
  * weights stay float32 in memory (4 bytes a value where terms take 6):
  * few rows of A leave the product waiting on them as they come from
- * memory once (a transformer's tokens), and the first row block's kernel
- * call meanwhile fetches the same panel's next K block (or the next task's
- * first) towards L2. */
+ * memory once (a transformer's tokens), and the kernel calls of a column
+ * block meanwhile fetch the same panel's next K block (or the next task's
+ * first) towards L2, each its share, spread between its tile products: all
+ * of it at the start of the first call stalled the core on its fill
+ * buffers (64 x 768 x 50257, GPT-2's LM head: 30.5 -> 25.5 ms at 1
+ * thread, 16 -> 13.5 at 2; 12 layers of its products 5.8 -> 5.2 ms a
+ * layer at 1 thread). */
 /* Prepacked weights' float panel of column j (32 wide), from K step ks */
 static inline const float *amx_panel(const gemm_job *J, size_t j, size_t ks)
 {
@@ -1581,6 +1585,9 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
     const size_t fma_row = !bp && !J->trans_a && tail && tail <= MR / 2 ? r.m1 - tail : SIZE_MAX;
     /* the task splits B' from float panels (some row block is on AMX) */
     const int splits = !bp && fma_row != r.m0;
+    /* kernel calls per column block (row blocks on AMX), which share the
+     * fetch of the weights' next K block between them */
+    const size_t amx_calls = (r.m1 - r.m0 + ONR_AMX_MB - 1) / ONR_AMX_MB - (fma_row != SIZE_MAX);
     for (size_t kb0 = 0; kb0 < KB; kb0 += AMX_KCB) {
         const size_t nkb = min_z(AMX_KCB, KB - kb0);
         const int last = kb0 + nkb == KB;
@@ -1591,7 +1598,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
             const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
             onr_amx_split nx = {0};
             const char *pf = NULL;
-            size_t pf_step = 0;
+            size_t pf_bytes = 0, pf_share = 0;
             if (splits) {
                 if (j + ONR_AMX_MB < r.n1)
                     nx = (onr_amx_split){amx_panel(J, j + ONR_AMX_MB, kb0), K - kb0 * ONR_AMX_KS,
@@ -1605,10 +1612,19 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                     pf = (const char *)amx_panel(J, next->n0 + (j - r.n0), 0);
                     pf_rows = min_z(KS, K);
                 }
-                pf_step = round_up(pf_rows * ONR_AMX_MB * sizeof(float), (size_t)64 * nkb) / nkb;
+                pf_bytes = pf_rows * ONR_AMX_MB * sizeof(float);
+                pf_share = round_up((pf_bytes + amx_calls - 1) / amx_calls, (size_t)64 * nkb);
             }
-            for (size_t i = r.m0; i < r.m1; i += ONR_AMX_MB) {
+            for (size_t i = r.m0, call = 0; i < r.m1; i += ONR_AMX_MB) {
                 const int first = i == r.m0;
+                /* this call's share of the fetches */
+                const char *pfc = NULL;
+                size_t pfc_step = 0;
+                if (pf && i != fma_row && call * pf_share < pf_bytes) {
+                    pfc = pf + call * pf_share;
+                    pfc_step = round_up(min_z(pf_share, pf_bytes - call * pf_share), (size_t)64 * nkb) / nkb;
+                }
+                if (i != fma_row) call++;
                 float *sum = sums + (i - r.m0) * NCH + (j - r.n0);
                 const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
                 if (i == fma_row) /* the last few rows: float32 FMAs on the panel just read */
@@ -1618,7 +1634,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                                           kb0 > 0 ? 1.f : 0.f, NULL);
                 else
                     onr_amx_kernel(ap + ((i / ONR_AMX_MB) * KB + kb0) * ONR_AMX_BLOCK, bj, nkb, sum,
-                                   NCH, kb0 > 0, first ? pf : NULL, first ? pf_step : 0,
+                                   NCH, kb0 > 0, pfc, pfc_step,
                                    first && nx.p ? &nx : NULL, rows <= 16);
                 if (!last) continue;
                 for (size_t q = 0; q < rows; q += MR) {

@@ -196,26 +196,37 @@ kernel_body(const uint16_t *a, const uint16_t *b, size_t nkb, float *s, size_t l
         }
     }
     for (size_t kb = 0; kb < nkb; kb++, a += ONR_AMX_BLOCK, b += ONR_AMX_BLOCK) {
-        if (pf) { /* (no arithmetic on a null pf) */
-            for (size_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
-            pf += pf_step;
-        }
+        /* the K step's fetches spread between its products */
+        size_t q = 0;
+#define PF(part)                                                                               \
+    do {                                                                                       \
+        if (pf)                                                                                \
+            for (; q < pf_step * (part) / 6; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);     \
+    } while (0)
         /* b0 with a0, a1, a2; b1 with a1, a0; b2 with a0: each tile pair
          * loaded once where it can stay */
         LOAD_B(0);
         LOAD_A(0);
         DP4();
+        PF(1);
         LOAD_A(1);
         DP4();
+        PF(2);
         LOAD_A(2);
         DP4();
+        PF(3);
         LOAD_B(1);
         LOAD_A(1);
         DP4();
+        PF(4);
         LOAD_A(0);
         DP4();
+        PF(5);
         LOAD_B(2);
         DP4();
+        PF(6);
+        if (pf) pf += pf_step;
+#undef PF
         /* while the tiles work: one K step of the next block's B' */
         if (next && kb < next->nkb) split_step(next->p, next->rows, kb, next->dst + kb * ONR_AMX_BLOCK);
     }

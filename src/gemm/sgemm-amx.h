@@ -90,7 +90,8 @@ typedef struct onr_amx_split {
  * B' block (jb, kb0); the sums start from s (row stride lds floats) when
  * load is set, else from zero, and are stored back to s. Meanwhile the
  * bytes [pf, pf + nkb * pf_step) are fetched towards L2, pf_step bytes
- * (a multiple of 64) per K step (weights the caller multiplies next), and
+ * (a multiple of 64) per K step, spread between its tile products
+ * (weights the caller multiplies next), and
  * next (if not NULL) is split, a K step after each K step's products, so
  * that the vector units split the next column block while the tiles
  * work. With half set, only the block's first 16 rows of sums are
