@@ -348,6 +348,40 @@ static void test_automatic_choice(void **state)
     assert_false(session_takes_t_k(8, 128, 1, 56, 3, 2));
 }
 
+/* ---- a strided 1x1 layer on AMX --------------------------------------------- */
+
+/* A 1x1 stride-2 layer (ResNet's downsampling: 256 -> 128 channels, 56x56
+ * -> 28x28) gathers its columns (im2col) and, where AMX is in use, runs
+ * its product on the weights packed for AMX at create: against the double
+ * reference, bit for bit at 1 and 2 threads, and on the float32 kernels
+ * too (AMX off). */
+static void test_amx_strided(void **state)
+{
+    (void)state;
+    const tcase c = {1, 256, 128, 1, 2, {56, 56}, {1, 1}, {2, 2}, {1, 1}, {0}, NULL};
+    int64_t xd[4] = {1, 256, 56, 56}, wd[4] = {128, 256, 1, 1}, bd[1] = {128}, od[2] = {28, 28};
+    onr_tensor *x = tk_rand_f32(4, xd, 71), *w = tk_rand_f32(4, wd, 72), *b = tk_rand_f32(1, bd, 73);
+    const int64_t ny = 128 * 28 * 28;
+    double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(want);
+    assert_non_null(s);
+    ref_conv(&c, x->data, w->data, b->data, want, s, od);
+    onr_tensor *in[3] = {x, w, b};
+    for (int amx = 1; amx >= 0; amx--) {
+        if (amx && onr_sgemm_force_kernel("amx") != 0) continue; /* no AMX here */
+        if (!amx) onr_sgemm_force_kernel("avx512");
+        size_t before = onr_sgemm_amx_count();
+        onr_tensor *y1 = run(&c, NULL, 0, in, 3, 0, 1), *y2 = run(&c, NULL, 0, in, 3, 0, 2);
+        assert_int_equal(onr_sgemm_amx_count() > before, amx);
+        check_close(y1, want, s, amx ? "AMX" : "float32 kernels");
+        assert_memory_equal(y1->data, y2->data, onr_tensor_nbytes(y1));
+        tk_free_all(1, &y1), tk_free_all(1, &y2);
+    }
+    onr_sgemm_force_kernel(NULL);
+    free(want), free(s);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+}
+
 /* ---- W with padded rows ---------------------------------------------------- */
 
 static const tcase pcases[] = {
@@ -449,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_geometries),
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_automatic_choice),
+        cmocka_unit_test(test_amx_strided),
         cmocka_unit_test(test_padded_weights),
         cmocka_unit_test(test_padded_float16),
         cmocka_unit_test(test_padded_session),

@@ -1154,15 +1154,20 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * Winograd-transformed, laid out for dwconv.c, packed transposed. */
 /* A constant float W of 1x1 kernels in one group, with at least 64 input
  * and 96 output channels, is also packed as AMX terms where the CPU has
- * AMX (gemm.h): the layer then runs as a product on AMX tiles (CONV_GEMM),
- * with W itself kept for the float32 kernels (an X holding a non-finite
- * value). Narrower layers fill AMX's blocks of 32 x 32 too poorly for the
+ * AMX (gemm.h): the layer then runs as a product on AMX tiles (CONV_GEMM;
+ * strided, on its gathered columns, CONV_IM2COL: ResNet-50's downsampling
+ * layers to 28 x 28 1.56 -> 1.04 ms, to 14 x 14 1.58 -> 1.32), with W
+ * itself kept for the float32 kernels (an X holding a non-finite value).
+ * k x k kernels stay on them: its 3x3 stride-2 layers on AMX after im2col
+ * went 1.88 -> 2.5 ms to 28 x 28 (bands of few columns). Narrower layers fill AMX's blocks of 32 x 32 too poorly for the
  * activations' split to pay: MobileNetV2's 16 -> 96 layer on 112 x 112 ran
  * at half the speed, ResNet-50's 256 -> 64 ones on 56 x 56 0.77 -> 1.11 ms,
  * where its 512 -> 128 on 28 x 28 went 0.77 -> 0.61 (1 thread, Intel Xeon
  * with AMX). The transposed path (7 x 7 outputs, stride 2) lost on AMX:
  * its few rows (49) leave the weights, 1.5 times larger as terms, to
- * stream from memory (ResNet-50's last stage 1.0 -> 1.8 ms a layer).
+ * stream from memory (ResNet-50's last stage 1.0 -> 1.8 ms a layer; as
+ * A' with 49 columns, 0.9 -> 1.2): a layer with W packed for it
+ * (conv_t_create, run first) gets no AMX copy.
  * Products under 2^24 multiply-adds stay on the float32 kernels: at 2
  * threads the split of the activations and its barrier did not pay
  * (MobileNetV2's layers on 14 x 14 and 7 x 7: the model 3.84 -> 4.27 ms),
@@ -1175,7 +1180,8 @@ static int conv_amx_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
     const float *src = conv_const_wf(c, p, &w);
-    if (!src || p->group != 1 || w->rank < 3 || w->dims[0] < 96 || w->dims[1] < 64) return ONR_OK;
+    if (!src || p->wt || p->group != 1 || w->rank < 3 || w->dims[0] < 96 || w->dims[1] < 64)
+        return ONR_OK;
     for (int d = 2; d < w->rank; d++)
         if (w->dims[d] != 1) return ONR_OK;
     const size_t m = (size_t)w->dims[0], k = (size_t)w->dims[1];
@@ -1206,8 +1212,8 @@ static int conv_create_weights(onr_create_ctx *c, conv_params *p)
     int st = conv_wino_create(c, p);
     if (!st) st = conv_dw_create(c, p);
     if (!st) st = conv_t_create(c, p);
-    if (!st) st = conv_pad_create(c, p);
-    return st ? st : conv_amx_create(c, p);
+    if (!st) st = conv_amx_create(c, p);
+    return st ? st : conv_pad_create(c, p);
 }
 
 static int conv_create(onr_create_ctx *c, void *params)
@@ -1306,6 +1312,11 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         size_t cols = (size_t)(g->band * g->sp.out[2]);
         col = (size_t)g->CK * cols;
         ws = onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, p->nthreads);
+        if (p->w_amx) {
+            size_t wsa = onr_sgemm_packed_a_workspace_size((size_t)g->Mg, cols, (size_t)g->CK,
+                                                           p->nthreads);
+            if (wsa > ws) ws = wsa;
+        }
     } else if (g->kind == CONV_DW) {
         onr_dwconv d = conv_dw_geom(g);
         ws = onr_dwconv_workspace_size(&d, p->nthreads);
@@ -1747,8 +1758,11 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
                 size_t ncol = (size_t)((r1 - r0) * OW);
                 ep.residual = z_in_gemm && !z_is_c ? zg + r0 * OW : NULL;
                 im2col_f32(g, xg, r0, r1, bb->col, nt);
-                onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, ldw, bb->col, ncol, beta, yg + r0 * OW,
-                          OUT, epp, bb->ws, nt);
+                if (!bb->w_amx || scale_w || g->G != 1 || Mg * ncol * CK < CONV_AMX_MIN_FMAS ||
+                    onr_sgemm_packed_a(Mg, ncol, CK, 1.f, bb->w_amx, bb->col, ncol, beta,
+                                       yg + r0 * OW, OUT, epp, bb->ws, nt) != 0)
+                    onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, ldw, bb->col, ncol, beta, yg + r0 * OW,
+                              OUT, epp, bb->ws, nt);
                 if (post)
                     conv_post(epi, yg + r0 * OW, zpost ? zpost + r0 * OW : NULL, g->Mg,
                               (int64_t)ncol, g->OUT, nt);
