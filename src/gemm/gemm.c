@@ -1625,17 +1625,20 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                     pfc_step = round_up(min_z(pf_share, pf_bytes - call * pf_share), (size_t)64 * nkb) / nkb;
                 }
                 if (i != fma_row) call++;
-                if (bp && !last) {
+                const size_t ni = last && next ? next->m0 + (i - r.m0) : i; /* rows to fetch */
+                if (bp && (!last || (next && ni < next->m1))) {
                     /* A' prepacked (a convolution's weights, 6 bytes a
                      * value, from memory): this row block's next K block,
-                     * shared by the column blocks (ResNet-50 54.0 -> 51.2
-                     * ms at 1 thread, 30.4 -> 29.0 at 2: its 1x1 layers on
-                     * 14 x 14 0.1 ms faster each) */
+                     * else the next task's first, shared by the column
+                     * blocks (ResNet-50 54.0 -> 51.2 ms at 1 thread, 30.4
+                     * -> 29.0 at 2: its 1x1 layers on 14 x 14 0.1 ms faster
+                     * each; the next task's, 51.3 -> 50.8 and 29.1 -> 28.7) */
                     const size_t nj = (r.n1 - r.n0 + ONR_AMX_MB - 1) / ONR_AMX_MB;
-                    const size_t bytes = min_z(AMX_KCB, KB - kb0 - nkb) * ONR_AMX_BLOCK * sizeof(uint16_t);
+                    const size_t fk = last ? 0 : kb0 + nkb;
+                    const size_t bytes = min_z(AMX_KCB, KB - fk) * ONR_AMX_BLOCK * sizeof(uint16_t);
                     const size_t share = round_up((bytes + nj - 1) / nj, (size_t)64 * nkb);
                     if (jj * share < bytes) {
-                        pfc = (const char *)(ap + ((i / ONR_AMX_MB) * KB + kb0 + nkb) * ONR_AMX_BLOCK) +
+                        pfc = (const char *)(ap + ((ni / ONR_AMX_MB) * KB + fk) * ONR_AMX_BLOCK) +
                               jj * share;
                         pfc_step = round_up(min_z(share, bytes - jj * share), (size_t)64 * nkb) / nkb;
                     }
