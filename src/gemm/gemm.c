@@ -1667,18 +1667,21 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
 }
 
 /* Task i of the columns [n0, n1): row parts of AMX_RP rows, column parts
- * of amx_nch from n0. Weights of more than half the L2 (B' or A',
- * whichever is prepacked: the transformers' layers) in column-part-major
- * order, so that tasks after one another share them and they come from
- * memory once; smaller ones row-part-major, so that each thread's range
- * of tasks is a range of rows, those its core packed and those the next
- * layer's same thread reads (as run_tasks). */
+ * of amx_nch from n0. Prepacked B (weights) of more than half the L2 (the
+ * transformers' layers) in column-part-major order, so that tasks after
+ * one another share them and they come from memory once; otherwise
+ * row-part-major: prepacked A' (a convolution's weights) is then shared
+ * the same way, and each thread's range of tasks is a range of rows,
+ * those its core packed and those the next layer's same thread reads (as
+ * run_tasks). A' in column-part-major order gave each of 2 threads one
+ * column part, unequal where the columns end in a narrower part (ResNet's
+ * 1024 x 256 x 196: 4 and 3 column blocks, 0.29 ms at 2 threads, 0.26
+ * row-part-major). */
 static amx_rect amx_task_rect(const gemm_job *J, size_t n0, size_t n1, size_t i)
 {
     const size_t NCH = amx_nch(J);
     const size_t pr = (J->m + AMX_RP - 1) / AMX_RP, pn = (n1 - n0 + NCH - 1) / NCH;
-    const size_t held = J->bsrc == B_PREPACKED ? J->n * J->k * sizeof(float) : amx_terms_bytes(J->m, J->k);
-    const int rows_first = held <= g_l2 / 2;
+    const int rows_first = J->bsrc != B_PREPACKED || J->n * J->k * sizeof(float) <= g_l2 / 2;
     const size_t rp = rows_first ? i / pn : i % pr, cp = rows_first ? i % pn : i / pr;
     amx_rect r = {rp * AMX_RP, min_z(J->m, rp * AMX_RP + AMX_RP), n0 + cp * NCH,
                   min_z(n1, n0 + cp * NCH + NCH)};
