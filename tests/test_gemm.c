@@ -1059,7 +1059,8 @@ static void test_amx_products(void **state)
 }
 
 /* Weights as A packed for AMX (a convolution's): products against B read
- * in place, every kind of epilogue, beta, at 1-3 threads (the same bits),
+ * in place, every kind of epilogue, beta, at 1-3 threads (the same bits;
+ * the threads sharing B' or each packing its own columns'),
  * against the double reference; a B holding a non-finite value, or AMX
  * off, returns nonzero with C untouched; no pack without AMX. */
 static void test_amx_packed_a(void **state)
@@ -1069,7 +1070,9 @@ static void test_amx_packed_a(void **state)
         printf("  (no AMX here: skipped)\n");
         return;
     }
-    const size_t shapes[][3] = {{96, 49, 64}, {130, 196, 100}, {256, 300, 512}, {33, 1, 31}};
+    /* 800 columns: 25 blocks, enough for each of 2 and 3 threads to pack
+     * and run its own (run_amx's by_cols) */
+    const size_t shapes[][3] = {{96, 49, 64}, {130, 196, 100}, {256, 300, 512}, {33, 1, 31}, {100, 800, 70}};
     char what[160];
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
         for (int v = 0; v < 3; v++) {
