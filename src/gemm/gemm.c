@@ -1730,13 +1730,32 @@ static int amx_pack_own(const gemm_job *J, int pack_b, size_t u0, size_t u1, uin
 static atomic_size_t g_amx_count;
 size_t onr_sgemm_amx_count(void) { return atomic_load_explicit(&g_amx_count, memory_order_relaxed); }
 
+/* Columns [n0, n1) of a product on prepacked A' (a convolution's
+ * weights), a column part at a time: its B' packed, then its tasks, while
+ * that B' is still in L2 (packed all first, a 56 x 56 layer's B' went to
+ * memory and back: 256 inputs, 4.8 MB). Nonzero at the first column part
+ * whose B' holds a value that is not finite, the parts before it written. */
+static int amx_stream_cols(const gemm_job *J, const uint16_t *ap, uint16_t *own, size_t n0,
+                           size_t n1, float *sums)
+{
+    const size_t NCH = amx_nch(J);
+    for (size_t c0 = n0; c0 < n1; c0 += NCH) {
+        const size_t c1 = min_z(n1, c0 + NCH);
+        if (amx_pack_own(J, 1, c0 / ONR_AMX_MB, (c1 + ONR_AMX_MB - 1) / ONR_AMX_MB, own)) return 1;
+        amx_tasks(J, ap, own, c0, c1, NULL, 0, 1, sums);
+    }
+    return 0;
+}
+
 /* A product on AMX, one operand prepacked (weights): A' as terms (ap_pre,
  * a convolution's), then B' is packed from J->b; or B as float panels
  * (J->bsrc B_PREPACKED, a MatMul's), split as the tasks read it, then A'
  * is packed from J->a. That packing is shared by all threads (its blocks
- * split evenly), then the tasks. Returns nonzero, having written nothing,
- * if the packed operand holds a value that is not finite: the caller then
- * runs the float32 path. */
+ * split evenly), then the tasks; or, on A' with C not read (beta 0), each
+ * thread packs and runs its columns a part at a time (amx_stream_cols).
+ * Returns nonzero if the packed operand holds a value that is not finite,
+ * having written nothing where beta is not 0 (where it is, C may be
+ * partly written): the caller then runs the float32 path. */
 static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthreads)
 {
     atomic_fetch_add_explicit(&g_amx_count, 1, memory_order_relaxed);
@@ -1749,7 +1768,9 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     const size_t tasks = amx_task_count(J, 0, J->n);
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
     if ((size_t)t > tasks) t = (int)tasks;
+    const int stream = ap_pre && J->beta == 0.f;
     if (t <= 1) {
+        if (stream) return amx_stream_cols(J, ap, own, 0, J->n, sums0);
         if (amx_pack_own(J, ap_pre != NULL, 0, units, own)) return 1;
         amx_tasks(J, ap, bp, 0, J->n, NULL, 0, 1, sums0);
         return 0;
@@ -1773,17 +1794,22 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     {
         int64_t w0 = onr_team_work_start(&reg);
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (amx_pack_own(J, ap_pre != NULL, (size_t)tid * units / (size_t)nt,
-                         (size_t)(tid + 1) * units / (size_t)nt, own))
-            atomic_store_explicit(&bad, 1, memory_order_relaxed);
-#pragma omp barrier
         float *sums = (float *)((char *)sums0 + (size_t)tid * amx_sums_stride());
-        const int ok = !atomic_load_explicit(&bad, memory_order_relaxed);
-        /* by_cols: the columns it packed */
+        /* by_cols: the columns it packs */
         const size_t n0 = (size_t)tid * units / (size_t)nt * ONR_AMX_MB;
         const size_t n1 = min_z(J->n, (size_t)(tid + 1) * units / (size_t)nt * ONR_AMX_MB);
-        if (ok && by_cols && n0 < n1) amx_tasks(J, ap, bp, n0, n1, NULL, 0, 1, sums);
-        else if (ok && !by_cols) amx_tasks(J, ap, bp, 0, J->n, next, tid % nranges, nranges, sums);
+        if (by_cols && stream) {
+            if (n0 < n1 && amx_stream_cols(J, ap, own, n0, n1, sums))
+                atomic_store_explicit(&bad, 1, memory_order_relaxed);
+        } else {
+            if (amx_pack_own(J, ap_pre != NULL, (size_t)tid * units / (size_t)nt,
+                             (size_t)(tid + 1) * units / (size_t)nt, own))
+                atomic_store_explicit(&bad, 1, memory_order_relaxed);
+#pragma omp barrier
+            const int ok = !atomic_load_explicit(&bad, memory_order_relaxed);
+            if (ok && by_cols && n0 < n1) amx_tasks(J, ap, bp, n0, n1, NULL, 0, 1, sums);
+            else if (ok && !by_cols) amx_tasks(J, ap, bp, 0, J->n, next, tid % nranges, nranges, sums);
+        }
         onr_team_work_done(&reg, w0);
     }
     onr_team_end(&reg);

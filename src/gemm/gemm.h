@@ -104,8 +104,9 @@ int onr_sgemm_amx(void);
  * onr_sgemm_pack_a returns 0 (else nonzero: AMX is off, or a weight is not
  * finite). onr_sgemm_packed_a computes C = alpha*A*B + beta*C [+ ep] on
  * them with B read in place (k x n, row stride ldb), returning 0; it
- * returns nonzero having written nothing when it cannot (AMX off since, a
- * non-finite value in B): the caller then runs onr_sgemm on its floats. */
+ * returns nonzero when it cannot (AMX off since, a non-finite value in B),
+ * having written nothing where beta is not 0 (with beta 0, C may be partly
+ * written): the caller then runs onr_sgemm on its floats. */
 size_t onr_sgemm_pack_a_size(size_t m, size_t k);
 int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda, void *packed);
 size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthreads);
