@@ -587,6 +587,9 @@ DW_INLINE void gc_row_k(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, c
 #define GC_ROW_FNS(MB) GC_ROW_FN(MB, DW_S1, 3) GC_ROW_FN(MB, DW_S1, 0) \
     GC_ROW_FN(MB, DW_S2D, 3) GC_ROW_FN(MB, DW_S2D, 0)
 GC_ROW_FNS(8)
+/* ResNet's stem (7x7 / 2 over 3 channels) with its taps unrolled: 1.76 ->
+ * 1.70 ms at 1 thread, 0.87 -> 0.84 at 2 (the layer alone, Intel Xeon) */
+GC_ROW_FN(8, DW_S2D, 7)
 GC_ROW_FNS(4)
 GC_ROW_FNS(2)
 GC_ROW_FNS(1)
@@ -605,7 +608,8 @@ DW_INLINE void gc_row(const gc_src *s, int64_t oh, int64_t kh0, int64_t kh1, con
         else if (MB == 2) GC_ROW_CALL(2, DW_S1);
         else GC_ROW_CALL(1, DW_S1);
     } else {
-        if (MB == 8) GC_ROW_CALL(8, DW_S2D);
+        if (MB == 8 && s->t.g->KW == 7) gc_row_8_DW_S2D_7(s, oh, kh0, kh1, cb);
+        else if (MB == 8) GC_ROW_CALL(8, DW_S2D);
         else if (MB == 4) GC_ROW_CALL(4, DW_S2D);
         else if (MB == 2) GC_ROW_CALL(2, DW_S2D);
         else GC_ROW_CALL(1, DW_S2D);
