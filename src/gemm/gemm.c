@@ -1569,6 +1569,19 @@ static inline const float *amx_panel(const gemm_job *J, size_t j, size_t ks)
     return J->b + (j / ONR_AMX_MB) * J->k * ONR_AMX_MB + ks * ONR_AMX_KS * ONR_AMX_MB;
 }
 
+/* Share idx of parts kernel calls that fetch bytes from base between
+ * them: its start (NULL: past the end) and *step, the bytes a K step of
+ * its nkb fetches (a multiple of 64). */
+static const char *amx_fetch_share(const char *base, size_t bytes, size_t parts, size_t idx,
+                                   size_t nkb, size_t *step)
+{
+    const size_t share = round_up((bytes + parts - 1) / parts, (size_t)64 * nkb);
+    *step = 0;
+    if (idx * share >= bytes) return NULL;
+    *step = round_up(min_z(share, bytes - idx * share), (size_t)64 * nkb) / nkb;
+    return base + idx * share;
+}
+
 static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, amx_rect r,
                      const amx_rect *next, float *sums, uint16_t *bs)
 {
@@ -1600,7 +1613,7 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
             const uint16_t *bj = bp ? bp + onr_amx_b_offset(KB, JB, j / ONR_AMX_MB, kb0) : buf[jj & 1];
             onr_amx_split nx = {0};
             const char *pf = NULL;
-            size_t pf_bytes = 0, pf_share = 0;
+            size_t pf_bytes = 0;
             if (splits) {
                 if (j + ONR_AMX_MB < r.n1)
                     nx = (onr_amx_split){amx_panel(J, j + ONR_AMX_MB, kb0), K - kb0 * ONR_AMX_KS,
@@ -1615,17 +1628,14 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                     pf_rows = min_z(KS, K);
                 }
                 pf_bytes = pf_rows * ONR_AMX_MB * sizeof(float);
-                pf_share = round_up((pf_bytes + amx_calls - 1) / amx_calls, (size_t)64 * nkb);
             }
             for (size_t i = r.m0, call = 0; i < r.m1; i += ONR_AMX_MB) {
                 const int first = i == r.m0;
                 /* this call's share of the fetches */
                 const char *pfc = NULL;
                 size_t pfc_step = 0;
-                if (pf && i != fma_row && call * pf_share < pf_bytes) {
-                    pfc = pf + call * pf_share;
-                    pfc_step = round_up(min_z(pf_share, pf_bytes - call * pf_share), (size_t)64 * nkb) / nkb;
-                }
+                if (pf && i != fma_row)
+                    pfc = amx_fetch_share(pf, pf_bytes, amx_calls, call, nkb, &pfc_step);
                 if (i != fma_row) call++;
                 const size_t ni = last && next ? next->m0 + (i - r.m0) : i; /* rows to fetch */
                 if (bp && (!last || (next && ni < next->m1))) {
@@ -1635,15 +1645,12 @@ static void amx_task(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
                      * blocks (ResNet-50 54.0 -> 51.2 ms at 1 thread, 30.4
                      * -> 29.0 at 2: its 1x1 layers on 14 x 14 0.1 ms faster
                      * each; the next task's, 51.3 -> 50.8 and 29.1 -> 28.7) */
-                    const size_t nj = (r.n1 - r.n0 + ONR_AMX_MB - 1) / ONR_AMX_MB;
                     const size_t fk = last ? 0 : kb0 + nkb;
-                    const size_t bytes = min_z(AMX_KCB, KB - fk) * ONR_AMX_BLOCK * sizeof(uint16_t);
-                    const size_t share = round_up((bytes + nj - 1) / nj, (size_t)64 * nkb);
-                    if (jj * share < bytes) {
-                        pfc = (const char *)(ap + ((ni / ONR_AMX_MB) * KB + fk) * ONR_AMX_BLOCK) +
-                              jj * share;
-                        pfc_step = round_up(min_z(share, bytes - jj * share), (size_t)64 * nkb) / nkb;
-                    }
+                    const uint16_t *blk = ap + ((ni / ONR_AMX_MB) * KB + fk) * ONR_AMX_BLOCK;
+                    pfc = amx_fetch_share((const char *)blk,
+                                          min_z(AMX_KCB, KB - fk) * ONR_AMX_BLOCK * sizeof(uint16_t),
+                                          (r.n1 - r.n0 + ONR_AMX_MB - 1) / ONR_AMX_MB, jj, nkb,
+                                          &pfc_step);
                 }
                 float *sum = sums + (i - r.m0) * NCH + (j - r.n0);
                 const size_t rows = min_z(ONR_AMX_MB, r.m1 - i), cols = min_z(ONR_AMX_MB, r.n1 - j);
@@ -1795,15 +1802,14 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
         int64_t w0 = onr_team_work_start(&reg);
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         float *sums = (float *)((char *)sums0 + (size_t)tid * amx_sums_stride());
-        /* by_cols: the columns it packs */
-        const size_t n0 = (size_t)tid * units / (size_t)nt * ONR_AMX_MB;
-        const size_t n1 = min_z(J->n, (size_t)(tid + 1) * units / (size_t)nt * ONR_AMX_MB);
+        /* the blocks it packs; by_cols: its columns */
+        const size_t u0 = (size_t)tid * units / (size_t)nt, u1 = (size_t)(tid + 1) * units / (size_t)nt;
+        const size_t n0 = u0 * ONR_AMX_MB, n1 = min_z(J->n, u1 * ONR_AMX_MB);
         if (by_cols && stream) {
             if (n0 < n1 && amx_stream_cols(J, ap, own, n0, n1, sums))
                 atomic_store_explicit(&bad, 1, memory_order_relaxed);
         } else {
-            if (amx_pack_own(J, ap_pre != NULL, (size_t)tid * units / (size_t)nt,
-                             (size_t)(tid + 1) * units / (size_t)nt, own))
+            if (amx_pack_own(J, ap_pre != NULL, u0, u1, own))
                 atomic_store_explicit(&bad, 1, memory_order_relaxed);
 #pragma omp barrier
             const int ok = !atomic_load_explicit(&bad, memory_order_relaxed);

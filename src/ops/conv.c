@@ -1159,8 +1159,9 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * layers to 28 x 28 1.56 -> 1.04 ms, to 14 x 14 1.58 -> 1.32), with W
  * itself kept for the float32 kernels (an X holding a non-finite value).
  * k x k kernels stay on them: its 3x3 stride-2 layers on AMX after im2col
- * went 1.88 -> 2.5 ms to 28 x 28 (bands of few columns). Narrower layers fill AMX's blocks of 32 x 32 too poorly for the
- * activations' split to pay: MobileNetV2's 16 -> 96 layer on 112 x 112 ran
+ * went 1.88 -> 2.5 ms to 28 x 28 (bands of few columns). Narrower layers
+ * fill AMX's blocks of 32 x 32 too poorly for the activations' split to
+ * pay: MobileNetV2's 16 -> 96 layer on 112 x 112 ran
  * at half the speed, ResNet-50's 256 -> 64 ones on 56 x 56 0.77 -> 1.11 ms,
  * where its 512 -> 128 on 28 x 28 went 0.77 -> 0.61 (1 thread, Intel Xeon
  * with AMX). The transposed path (7 x 7 outputs, stride 2) lost on AMX:
@@ -1286,6 +1287,17 @@ static int conv_scale_pick(onr_kctx *ctx, conv_params *p)
     return ONR_OK;
 }
 
+/* The workspace of conv_product's m x n x k products on p's weights */
+static size_t conv_product_ws(const conv_params *p, size_t m, size_t n, size_t k)
+{
+    size_t ws = onr_sgemm_workspace_size(m, n, k, p->nthreads);
+    if (p->w_amx) {
+        size_t wsa = onr_sgemm_packed_a_workspace_size(m, n, k, p->nthreads);
+        if (wsa > ws) ws = wsa;
+    }
+    return ws;
+}
+
 static int conv_reshape(onr_kctx *ctx, size_t *scratch)
 {
     conv_params *p = ctx->params;
@@ -1302,21 +1314,11 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
     } else if (conv_t_pick(p, &col, &ws)) {
         /* sized there */
     } else if (g->kind == CONV_GEMM) {
-        ws = onr_sgemm_workspace_size((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg, p->nthreads);
-        if (p->w_amx) {
-            size_t wsa = onr_sgemm_packed_a_workspace_size((size_t)g->Mg, (size_t)g->OUT,
-                                                           (size_t)g->Cg, p->nthreads);
-            if (wsa > ws) ws = wsa;
-        }
+        ws = conv_product_ws(p, (size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg);
     } else if (g->kind == CONV_IM2COL) {
         size_t cols = (size_t)(g->band * g->sp.out[2]);
         col = (size_t)g->CK * cols;
-        ws = onr_sgemm_workspace_size((size_t)g->Mg, cols, (size_t)g->CK, p->nthreads);
-        if (p->w_amx) {
-            size_t wsa = onr_sgemm_packed_a_workspace_size((size_t)g->Mg, cols, (size_t)g->CK,
-                                                           p->nthreads);
-            if (wsa > ws) ws = wsa;
-        }
+        ws = conv_product_ws(p, (size_t)g->Mg, cols, (size_t)g->CK);
     } else if (g->kind == CONV_DW) {
         onr_dwconv d = conv_dw_geom(g);
         ws = onr_dwconv_workspace_size(&d, p->nthreads);
@@ -1677,6 +1679,19 @@ size_t onr_conv_scale_count(int mode)
                                   : 0;
 }
 
+/* One m x n x k product of W (row stride ldw) and B (k x n, dense) into C
+ * (row stride ldc) with the epilogue: on AMX where W was packed for it,
+ * amx_ok (one group, W not scaled) and it is big enough, unless B holds a
+ * value that is not finite; else on the float32 kernels. */
+static void conv_product(const conv_bufs *bb, int amx_ok, size_t m, size_t n, size_t k,
+                         const float *w, size_t ldw, const float *b, float beta, float *c,
+                         size_t ldc, const onr_gemm_epilogue *ep, int nt)
+{
+    if (!amx_ok || !bb->w_amx || m * n * k < CONV_AMX_MIN_FMAS ||
+        onr_sgemm_packed_a(m, n, k, 1.f, bb->w_amx, b, n, beta, c, ldc, ep, bb->ws, nt) != 0)
+        onr_sgemm(0, 0, m, n, k, 1.f, w, ldw, b, n, beta, c, ldc, ep, bb->ws, nt);
+}
+
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
                      float *y, const conv_bufs *bb, int nt)
 {
@@ -1712,6 +1727,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
     size_t ldw = bb->ldw > 0 ? (size_t)bb->ldw : CK; /* W's row stride */
     int64_t rows = g->sp.out[0] * g->sp.out[1], OW = g->sp.out[2], band = g->band;
     const int scale_w = bb->s && g->scale == CONV_SCALE_W; /* one group */
+    const int amx_ok = !scale_w && g->G == 1; /* W as packed for AMX */
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
@@ -1744,12 +1760,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
             const float *zpost = post && epi->res_after ? zg : NULL;
             if (kind == CONV_GEMM) {
                 ep.residual = z_in_gemm && !z_is_c ? zg : NULL;
-                /* on AMX where W was packed for it (X non-finite: not) */
-                if (!bb->w_amx || scale_w || g->G != 1 || Mg * OUT * (size_t)g->Cg < CONV_AMX_MIN_FMAS ||
-                    onr_sgemm_packed_a(Mg, OUT, (size_t)g->Cg, 1.f, bb->w_amx, xg, OUT, beta, yg, OUT,
-                                       epp, bb->ws, nt) != 0)
-                    onr_sgemm(0, 0, Mg, OUT, (size_t)g->Cg, 1.f, wg, ldw, xg, OUT, beta, yg, OUT,
-                              epp, bb->ws, nt);
+                conv_product(bb, amx_ok, Mg, OUT, (size_t)g->Cg, wg, ldw, xg, beta, yg, OUT, epp, nt);
                 if (post) conv_post(epi, yg, zpost, g->Mg, g->OUT, g->OUT, nt);
                 continue;
             }
@@ -1758,11 +1769,8 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
                 size_t ncol = (size_t)((r1 - r0) * OW);
                 ep.residual = z_in_gemm && !z_is_c ? zg + r0 * OW : NULL;
                 im2col_f32(g, xg, r0, r1, bb->col, nt);
-                if (!bb->w_amx || scale_w || g->G != 1 || Mg * ncol * CK < CONV_AMX_MIN_FMAS ||
-                    onr_sgemm_packed_a(Mg, ncol, CK, 1.f, bb->w_amx, bb->col, ncol, beta,
-                                       yg + r0 * OW, OUT, epp, bb->ws, nt) != 0)
-                    onr_sgemm(0, 0, Mg, ncol, CK, 1.f, wg, ldw, bb->col, ncol, beta, yg + r0 * OW,
-                              OUT, epp, bb->ws, nt);
+                conv_product(bb, amx_ok, Mg, ncol, CK, wg, ldw, bb->col, beta, yg + r0 * OW, OUT,
+                             epp, nt);
                 if (post)
                     conv_post(epi, yg + r0 * OW, zpost ? zpost + r0 * OW : NULL, g->Mg,
                               (int64_t)ncol, g->OUT, nt);
