@@ -169,6 +169,18 @@ static onr_tensor *run(const tcase *c, const kact *act, int res, onr_tensor **in
     return out[0];
 }
 
+/* Conv with the path chosen as for a model (the planner's output shape). */
+static onr_tensor *run_auto(const tcase *c, onr_tensor **in, int n_in, int nt)
+{
+    onr_node *n = tk_node("Conv");
+    conv_attrs(n, c);
+    onr_tensor *out[1];
+    onr_err err = {0};
+    if (tk_run_const(n, 11, n_in, in, 2u | 4u, 1, out, nt, &err)) fail_msg("Conv: %s", err.msg);
+    tk_node_free(n);
+    return out[0];
+}
+
 static void check_close(const onr_tensor *got, const double *want, const double *s, const char *what)
 {
     const float *g = got->data;
@@ -382,6 +394,40 @@ static void test_amx_strided(void **state)
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
 }
 
+/* A wide 1x1 layer on 7 x 7 (MobileNetV2's 160 -> 960) in a session runs
+ * on AMX where the CPU has it, not transposed (conv_t_create leaves it to
+ * AMX), and transposed on the float32 kernels, close to the reference
+ * either way; the layer alone, bit for bit the same at 1 and 2 threads. */
+static void test_amx_wide_small(void **state)
+{
+    (void)state;
+    const tcase c = {1, 160, 960, 1, 2, {7, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL};
+    int64_t xd[4] = {1, 160, 7, 7}, wd[4] = {960, 160, 1, 1}, bd[1] = {960}, od[2] = {7, 7};
+    onr_tensor *x = tk_rand_f32(4, xd, 81), *w = tk_rand_f32(4, wd, 82), *b = tk_rand_f32(1, bd, 83);
+    const int64_t ny = 960 * 7 * 7;
+    double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(want);
+    assert_non_null(s);
+    ref_conv(&c, x->data, w->data, b->data, want, s, od);
+    onr_tensor *in[3] = {x, w, b};
+    for (int amx = 1; amx >= 0; amx--) {
+        if (amx && onr_sgemm_force_kernel("amx") != 0) continue; /* no AMX here */
+        if (!amx) onr_sgemm_force_kernel("avx512");
+        size_t before = onr_sgemm_amx_count();
+        assert_int_equal(session_takes_t(160, 960, 1, 7), !amx); /* the planner's choice */
+        assert_int_equal(onr_sgemm_amx_count() > before, amx);
+        before = onr_sgemm_amx_count();
+        onr_tensor *y1 = run_auto(&c, in, 3, 1), *y2 = run_auto(&c, in, 3, 2);
+        assert_int_equal(onr_sgemm_amx_count() > before, amx);
+        check_close(y1, want, s, amx ? "AMX" : "float32 kernels, transposed");
+        assert_memory_equal(y1->data, y2->data, onr_tensor_nbytes(y1));
+        tk_free_all(1, &y1), tk_free_all(1, &y2);
+    }
+    onr_sgemm_force_kernel(NULL);
+    free(want), free(s);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+}
+
 /* ---- W with padded rows ---------------------------------------------------- */
 
 static const tcase pcases[] = {
@@ -484,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_automatic_choice),
         cmocka_unit_test(test_amx_strided),
+        cmocka_unit_test(test_amx_wide_small),
         cmocka_unit_test(test_padded_weights),
         cmocka_unit_test(test_padded_float16),
         cmocka_unit_test(test_padded_session),

@@ -1072,8 +1072,14 @@ static void test_amx_packed_a(void **state)
         return;
     }
     /* 800 columns: 25 blocks, enough for each of 2 and 3 threads to pack
-     * and run its own (run_amx's by_cols) */
-    const size_t shapes[][3] = {{96, 49, 64}, {130, 196, 100}, {256, 300, 512}, {33, 1, 31}, {100, 800, 70}};
+     * and run its own (run_amx's by_cols, with beta 1). With beta 0 the
+     * threads split by blocks (amx_stream_share), 96 x 196: 7 column
+     * blocks of 3 row blocks, split inside a column block at 2 and 3
+     * threads, 160 x 49 one of 5; or by rows (amx_rows_own) at 576 x 49
+     * (18 row blocks) and 576 x 200 (in two column parts) */
+    const size_t shapes[][3] = {{96, 49, 64},   {130, 196, 100}, {256, 300, 512}, {33, 1, 31},
+                                {100, 800, 70}, {96, 196, 576},  {160, 49, 960},  {576, 49, 96},
+                                {576, 200, 80}};
     char what[160];
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
         for (int v = 0; v < 3; v++) {

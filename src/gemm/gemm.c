@@ -400,6 +400,10 @@ static size_t amx_sums_stride(void)
 {
     return onr_thread_stride(AMX_SUMS_BYTES + 2 * ONR_AMX_KCB * ONR_AMX_BLOCK * sizeof(uint16_t));
 }
+/* per thread, products on prepacked A' at several threads: the B' of the
+ * column block whose rows it shares with the thread before it
+ * (amx_stream_share) */
+static size_t amx_part_bytes(size_t k) { return onr_thread_stride(amx_terms_bytes(AMX_NCH_MAX, k)); }
 
 size_t onr_sgemm_workspace_size_ex(size_t m, size_t n, size_t k, int nthreads, int flags)
 {
@@ -1754,6 +1758,125 @@ static int amx_stream_cols(const gemm_job *J, const uint16_t *ap, uint16_t *own,
     return 0;
 }
 
+/* Rows [m0, m1) of columns [n0, n1) (one column block) on B' in bp. */
+static void amx_rows(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, size_t n0,
+                     size_t n1, size_t m0, size_t m1, float *sums)
+{
+    uint16_t *bs = (uint16_t *)((char *)sums + AMX_SUMS_BYTES);
+    onr_amx_tiles_on();
+    for (size_t i = m0; i < m1; i += AMX_RP) {
+        amx_rect r = {i, min_z(m1, i + AMX_RP), n0, n1};
+        amx_task(J, ap, bp, r, NULL, sums, bs);
+    }
+    onr_amx_tiles_off();
+}
+
+/* The product of columns [j0, j1) of J (B not transposed) in *S, its
+ * epilogue in *e. */
+static void amx_sub_job(const gemm_job *J, size_t j0, size_t j1, gemm_job *S, onr_gemm_epilogue *e)
+{
+    *S = *J;
+    S->n = j1 - j0;
+    S->b = J->b + j0;
+    S->c = J->c + j0;
+    if (J->ep) {
+        *e = *J->ep;
+        if (e->bias_col) e->bias_col += j0;
+        if (e->residual) e->residual += j0;
+        S->ep = e;
+    }
+}
+
+/* Rows [m0, m1) of a product on prepacked A' with beta 0, a column part
+ * at a time, B' of each packed into `mine` (this thread's). */
+static int amx_rows_own(const gemm_job *J, const uint16_t *ap, uint16_t *mine, size_t m0,
+                        size_t m1, float *sums)
+{
+    const size_t NCH = amx_nch(J);
+    for (size_t c0 = 0; c0 < J->n; c0 += NCH) {
+        gemm_job S;
+        onr_gemm_epilogue e;
+        amx_sub_job(J, c0, min_z(J->n, c0 + NCH), &S, &e);
+        if (onr_amx_pack_b(0, S.k, S.n, S.b, S.ldb, 0, (S.n + ONR_AMX_MB - 1) / ONR_AMX_MB, mine))
+            return 1;
+        amx_rows(&S, ap, mine, 0, S.n, m0, m1, sums);
+    }
+    return 0;
+}
+
+/* A thread's share of a product on prepacked A' with beta 0: the blocks
+ * [p0, p1) of the product's row blocks of 32 taken column block by column
+ * block (block p: column block p / RB, row block p % RB). A column block
+ * split between threads is packed by each: into `own` (at its place in
+ * all of B') by the thread that has its first rows, into `mine` (alone,
+ * as the B' of a product of its columns only) by any other. So that the
+ * threads share only A', their work within a row block of each other
+ * whatever the column blocks: ResNet's 1024 x 256 x 196 and MobileNetV2's
+ * 96 x 576 x 196 (7 column blocks, 4 and 3 a thread by whole blocks). */
+static int amx_stream_share(const gemm_job *J, const uint16_t *ap, uint16_t *own, uint16_t *mine,
+                            size_t p0, size_t p1, float *sums)
+{
+    const size_t RB = (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB;
+    size_t u = p0 / RB;
+    const size_t r0 = p0 % RB, ue = (p1 - 1) / RB, re = (p1 - 1) % RB + 1;
+    if (r0) { /* the first block's last rows: its columns as a product of their own */
+        gemm_job S;
+        onr_gemm_epilogue e;
+        amx_sub_job(J, u * ONR_AMX_MB, min_z(J->n, (u + 1) * ONR_AMX_MB), &S, &e);
+        if (onr_amx_pack_b(0, S.k, S.n, S.b, S.ldb, 0, 1, mine)) return 1;
+        amx_rows(&S, ap, mine, 0, S.n, r0 * ONR_AMX_MB, min_z(J->m, (u == ue ? re : RB) * ONR_AMX_MB),
+                 sums);
+        if (u == ue) return 0;
+        u++;
+    }
+    const size_t whole = re == RB ? ue + 1 : ue; /* blocks [u, whole) all rows */
+    if (u < whole &&
+        amx_stream_cols(J, ap, own, u * ONR_AMX_MB, min_z(J->n, whole * ONR_AMX_MB), sums))
+        return 1;
+    if (re < RB) { /* the last block's first rows */
+        if (amx_pack_own(J, 1, ue, ue + 1, own)) return 1;
+        amx_rows(J, ap, own, ue * ONR_AMX_MB, min_z(J->n, (ue + 1) * ONR_AMX_MB), 0,
+                 re * ONR_AMX_MB, sums);
+    }
+    return 0;
+}
+
+/* How run_amx's threads split a product:
+ *  - AMX_SPLIT_TASKS: the packing of the operand it packs split evenly,
+ *    then the tasks from a shared counter (or, A' prepacked with beta 1
+ *    and enough column blocks, each thread packs and runs its columns);
+ *  - AMX_SPLIT_ROWS: each thread its share of the row blocks (a
+ *    convolution's output channels), packing all of B' itself a column
+ *    part at a time (amx_rows_own);
+ *  - AMX_SPLIT_BLOCKS: each thread its share of the row blocks taken
+ *    column block by column block (amx_stream_share).
+ * Products on prepacked A' with beta 0 (convolutions) split by blocks,
+ * so that each thread reads only the B' it packed and its work is within
+ * a row block of the others' (by whole column blocks, 7 of them went 4 and
+ * 3, and by tasks, B' went between the cores: at 2 threads 96 x 576 x 196
+ * 0.086 -> 0.074 ms, 256 x 1024 x 196 0.331 -> 0.273, 160 x 960 x 49
+ * 0.104 -> 0.062; ResNet-50's 1024 x 256 x 196 as fast either way), or
+ * by rows where there are at least 4 row blocks a thread and few columns
+ * (at most AMX_ROWS_MAX_N): the next layer's threads (a depthwise layer's
+ * channels) then find their inputs in their own core's cache, and B' is
+ * small enough for each thread to pack it all (MobileNetV2 at 2 threads,
+ * by rows against by blocks: its expansions 384 x 64 x 196 0.066 -> 0.042
+ * ms, 576 x 96 x 196 0.106 -> 0.078, 960 x 160 x 49 0.088 -> 0.065, the
+ * depthwise layers after them 0.005-0.01 ms faster each; the model 4.05
+ * -> 3.72 ms). By tasks where the rows are many against the columns and
+ * the tasks enough for all: A' is then read once, B' is the smaller. The
+ * split never changes a result: every element is the same sequence of
+ * operations whichever thread computes it. */
+enum { AMX_SPLIT_TASKS, AMX_SPLIT_ROWS, AMX_SPLIT_BLOCKS };
+#define AMX_ROWS_MAX_N 256
+static int amx_split_for(const gemm_job *J, int stream, size_t RB, int t)
+{
+    if (!stream || J->trans_b) return AMX_SPLIT_TASKS;
+    if (RB >= 4 * (size_t)t && J->n <= AMX_ROWS_MAX_N) return AMX_SPLIT_ROWS;
+    if (J->m > 2 * J->n && amx_task_count(J, 0, J->n) >= 4 * (size_t)t) return AMX_SPLIT_TASKS;
+    return AMX_SPLIT_BLOCKS;
+}
+
 /* A product on AMX, one operand prepacked (weights): A' as terms (ap_pre,
  * a convolution's), then B' is packed from J->b; or B as float panels
  * (J->bsrc B_PREPACKED, a MatMul's), split as the tasks read it, then A'
@@ -1772,10 +1895,13 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     float *sums0 = (float *)(base + amx_terms_bytes(packed, J->k));
     const uint16_t *ap = ap_pre ? ap_pre : own, *bp = ap_pre ? own : NULL;
     const size_t units = (packed + ONR_AMX_MB - 1) / ONR_AMX_MB;
-    const size_t tasks = amx_task_count(J, 0, J->n);
-    int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
-    if ((size_t)t > tasks) t = (int)tasks;
     const int stream = ap_pre && J->beta == 0.f;
+    const size_t RB = (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB, blocks = units * RB;
+    int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
+    const int split = amx_split_for(J, stream, RB, t);
+    const size_t parts = split == AMX_SPLIT_ROWS ? RB : split == AMX_SPLIT_BLOCKS ? blocks
+                                                                                   : amx_task_count(J, 0, J->n);
+    if ((size_t)t > parts) t = (int)parts;
     if (t <= 1) {
         if (stream) return amx_stream_cols(J, ap, own, 0, J->n, sums0);
         if (amx_pack_own(J, ap_pre != NULL, 0, units, own)) return 1;
@@ -1784,14 +1910,11 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     }
     atomic_int bad;
     atomic_init(&bad, 0);
-    /* A' prepacked (a convolution's weights) and enough column blocks for
-     * every thread: each thread packs the B' of its own columns and runs
-     * their tasks only, so that no B' crosses between cores (ResNet's
-     * 512 x 128 x 784 at 2 threads: 0.32 -> 0.24 ms; 256 x 64 x 3136 0.33
-     * -> 0.31). With fewer column blocks the threads share all of B' and
-     * split the tasks (1024 x 256 x 196, 7 blocks: 0.25 split, 0.28 by
-     * columns 3 + 4). */
+    /* with beta 1, A' prepacked and enough column blocks: each thread
+     * packs its own columns' B' and runs their tasks (no B' crosses
+     * between cores) */
     const int by_cols = ap_pre && units >= AMX_COLS_PER_THREAD * (size_t)t;
+    const size_t tasks = amx_task_count(J, 0, J->n);
     const int nranges = t < GEMM_RANGES ? t : GEMM_RANGES;
     range_ctr next[GEMM_RANGES];
     for (int r = 0; r < nranges; r++) atomic_init(&next[r].next, (size_t)r * tasks / (size_t)nranges);
@@ -1805,8 +1928,18 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
         /* the blocks it packs; by_cols: its columns */
         const size_t u0 = (size_t)tid * units / (size_t)nt, u1 = (size_t)(tid + 1) * units / (size_t)nt;
         const size_t n0 = u0 * ONR_AMX_MB, n1 = min_z(J->n, u1 * ONR_AMX_MB);
-        if (by_cols && stream) {
-            if (n0 < n1 && amx_stream_cols(J, ap, own, n0, n1, sums))
+        /* this thread's B' of a part of the columns (AMX_SPLIT_ROWS) or
+         * of the column block it shares (AMX_SPLIT_BLOCKS) */
+        uint16_t *mine = (uint16_t *)((char *)sums0 + (size_t)t * amx_sums_stride() +
+                                      (size_t)tid * amx_part_bytes(J->k));
+        if (split == AMX_SPLIT_ROWS) {
+            const size_t r0 = (size_t)tid * RB / (size_t)nt, r1 = (size_t)(tid + 1) * RB / (size_t)nt;
+            if (r0 < r1 &&
+                amx_rows_own(J, ap, mine, r0 * ONR_AMX_MB, min_z(J->m, r1 * ONR_AMX_MB), sums))
+                atomic_store_explicit(&bad, 1, memory_order_relaxed);
+        } else if (split == AMX_SPLIT_BLOCKS) {
+            const size_t p0 = (size_t)tid * blocks / (size_t)nt, p1 = (size_t)(tid + 1) * blocks / (size_t)nt;
+            if (p0 < p1 && amx_stream_share(J, ap, own, mine, p0, p1, sums))
                 atomic_store_explicit(&bad, 1, memory_order_relaxed);
         } else {
             if (amx_pack_own(J, ap_pre != NULL, u0, u1, own))
@@ -1933,7 +2066,7 @@ size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthre
     pthread_once(&g_once, gemm_init);
     if (!g_amx_usable || m == 0 || n == 0 || k == 0) return 0;
     size_t t = nthreads > 1 ? (size_t)nthreads : 1;
-    return amx_terms_bytes(n, k) + t * amx_sums_stride() + 64;
+    return amx_terms_bytes(n, k) + t * (amx_sums_stride() + amx_part_bytes(k)) + 64;
 }
 
 int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,

@@ -641,6 +641,7 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int64_t k)
 /* create: pack W_g^T of a constant float W when the planner's output shape
  * will run transposed (or the hook forces it). Depthwise and Winograd
  * layers never do. */
+static int conv_amx_t_ok(int64_t m, int64_t out, int64_t k);
 static int conv_t_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
@@ -655,6 +656,14 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
         int64_t out = 1;
         for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
         if (!conv_t_worth(out, Mg, CK, K)) return ONR_OK;
+        /* wide expansions (at least twice the inputs) whose float32
+         * weights fit in L2 go to AMX instead (MobileNetV2's 7 x 7 layers
+         * 160 -> 960 and 320 -> 1280: 0.133 -> 0.107 ms, 0.317 -> 0.253
+         * at 1 thread, 0.089 -> 0.068, 0.178 -> 0.161 at 2); its 960 ->
+         * 320 lost (0.228 -> 0.256 at 1 thread), and bigger weights stream
+         * from memory, 1.5 times larger as terms (ResNet-50's last stage:
+         * 1.0 -> 1.8 ms a layer) */
+        if (G == 1 && K == 1 && onr_sgemm_amx() && conv_amx_t_ok(M, out, Cg)) return ONR_OK;
         /* 3x3 stride-1 layers of 9x9 and more go to Winograd */
         if (p->wino_u && w->rank == 4 && c->out0_dims[2] >= 9 && c->out0_dims[3] >= 9) return ONR_OK;
     }
@@ -1177,19 +1186,42 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * lost on AMX too: ResNet-50's 3x3 layers 0.83 -> 0.97 ms on 56 x 56,
  * 1.35 -> 2.18 on 14 x 14. */
 #define CONV_AMX_MIN_FMAS ((size_t)1 << 24)
+/* Products of at least CONV_AMX_WIDE rows (output channels) go to AMX
+ * from CONV_AMX_MIN_WIDE multiply-adds: MobileNetV2's expansions to 384
+ * and more channels on 14 x 14 and 7 x 7, and its last layers (320 ->
+ * 1280 on 7 x 7: 0.18 -> 0.16 ms at 2 threads); see conv_t_create for the
+ * transposed path's layers. */
+#define CONV_AMX_WIDE 256
+#define CONV_AMX_MIN_WIDE ((size_t)1 << 20)
+/* Whether an m x n x k product of a 1x1 layer (k inputs) runs on AMX. */
+static int conv_amx_takes(size_t m, size_t n, size_t k)
+{
+    const size_t f = m * n * k;
+    return k >= 64 && ((m >= 96 && f >= CONV_AMX_MIN_FMAS) || (m >= CONV_AMX_WIDE && f >= CONV_AMX_MIN_WIDE));
+}
+
+/* A layer that would run transposed: on AMX instead? (conv_t_create) */
+static int conv_amx_t_ok(int64_t m, int64_t out, int64_t k)
+{
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    return m >= CONV_AMX_WIDE && m >= 2 * k && conv_amx_takes((size_t)m, (size_t)out, (size_t)k) &&
+           (size_t)(m * k) * sizeof(float) <= bl.l2_bytes;
+}
+
 static int conv_amx_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
     const float *src = conv_const_wf(c, p, &w);
     if (!src || p->wt || p->group != 1 || w->rank < 3 || w->dims[0] < 96 || w->dims[1] < 64)
-        return ONR_OK;
+        return ONR_OK; /* (conv_amx_takes never takes them) */
     for (int d = 2; d < w->rank; d++)
         if (w->dims[d] != 1) return ONR_OK;
     const size_t m = (size_t)w->dims[0], k = (size_t)w->dims[1];
     if (c->out0_rank == w->rank) { /* the planner's output shape: big enough? */
         size_t out = 1;
         for (int d = 2; d < w->rank; d++) out *= (size_t)c->out0_dims[d];
-        if (m * k * out < CONV_AMX_MIN_FMAS) return ONR_OK;
+        if (!conv_amx_takes(m, out, k)) return ONR_OK;
     }
     const size_t ld = p->w32 && p->w32_ld ? (size_t)p->w32_ld : k;
     size_t bytes = onr_sgemm_pack_a_size(m, k);
@@ -1687,7 +1719,7 @@ static void conv_product(const conv_bufs *bb, int amx_ok, size_t m, size_t n, si
                          const float *w, size_t ldw, const float *b, float beta, float *c,
                          size_t ldc, const onr_gemm_epilogue *ep, int nt)
 {
-    if (!amx_ok || !bb->w_amx || m * n * k < CONV_AMX_MIN_FMAS ||
+    if (!amx_ok || !bb->w_amx || !conv_amx_takes(m, n, k) ||
         onr_sgemm_packed_a(m, n, k, 1.f, bb->w_amx, b, n, beta, c, ldc, ep, bb->ws, nt) != 0)
         onr_sgemm(0, 0, m, n, k, 1.f, w, ldw, b, n, beta, c, ldc, ep, bb->ws, nt);
 }
