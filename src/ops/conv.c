@@ -95,6 +95,7 @@ typedef struct conv_geom {
     int t_from;   /* CONV_GEMMT: the kind it replaced (CONV_GEMM: X is the column matrix) */
     int t_tapmajor; /* CONV_GEMMT from CONV_IM2COL: col^T's K ordered (tap, channel) */
     int64_t t_band; /* CONV_GEMMT: output positions gathered and multiplied at a time */
+    int t_amx;      /* CONV_GEMMT: W_g^T packed for AMX (products of 64+ rows run on it) */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
     int nthreads; /* CONV_GEMMT: the parts its scratch holds (reshape's thread count) */
     int scale;    /* FusedConv's input scale S: CONV_SCALE_* */
@@ -642,6 +643,28 @@ static int conv_t_worth(int64_t out, int64_t mg, int64_t ck, int64_t k)
  * will run transposed (or the hook forces it). Depthwise and Winograd
  * layers never do. */
 static int conv_amx_t_ok(int64_t m, int64_t out, int64_t k);
+
+/* Whether W_g^T (CK x Mg) of a layer that runs transposed is packed for
+ * AMX, so that its bands' products of 64 rows and more run there: kernels
+ * of several taps whose W_g^T fits in half the L2 (the products split the
+ * float panels into terms as they read them, once a band), on outputs of
+ * at least CONV_T_AMX_MIN_OUT positions (bands of 96 and more rows).
+ * ResNet-50's 3x3 stride-2 layer to 28 x 28 (128 channels, W_g^T 0.6 MB):
+ * 1.88 -> 1.64 ms at 1 thread, 1.07 -> 0.90 at 2; its layer to 14 x 14
+ * (256 channels, 2.4 MB, bands of 32 rows) lost, 1.01 -> 1.07-1.15 at 2
+ * threads whatever the band. */
+#define CONV_T_AMX_MIN_OUT 256
+static int conv_t_amx_takes(const onr_create_ctx *c, const onr_tensor *w, int64_t Mg, int64_t CK,
+                            int64_t K)
+{
+    if (!onr_sgemm_amx() || K < 2 || c->out0_rank != w->rank) return 0;
+    int64_t out = 1;
+    for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    return out >= CONV_T_AMX_MIN_OUT && (size_t)(CK * Mg) * sizeof(float) <= bl.l2_bytes / 2;
+}
+
 static int conv_t_create(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w;
@@ -667,7 +690,8 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
         /* 3x3 stride-1 layers of 9x9 and more go to Winograd */
         if (p->wino_u && w->rank == 4 && c->out0_dims[2] >= 9 && c->out0_dims[3] >= 9) return ONR_OK;
     }
-    size_t one = onr_sgemm_pack_b_size((size_t)CK, (size_t)Mg), stride = (one + 63) / 64 * 64;
+    const int flags = conv_t_amx_takes(c, w, Mg, CK, K) ? ONR_PACK_AMX : 0;
+    size_t one = onr_sgemm_pack_b_size_ex((size_t)CK, (size_t)Mg, flags), stride = (one + 63) / 64 * 64;
     if (stride > SIZE_MAX / (size_t)G) return ONR_OK;
     int st = onr_create_hold(c, "transposed packed weights", (uint64_t)stride * (uint64_t)G);
     if (st) return st;
@@ -696,8 +720,8 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
                         perm[m * CK + kk * Cg + ci] = wg[m * CK + ci * K + kk];
             wg = perm;
         }
-        onr_sgemm_pack_b(1, (size_t)CK, (size_t)Mg, wg, (size_t)CK,
-                         (char *)p->wt + (size_t)grp * stride);
+        onr_sgemm_pack_b_ex(1, (size_t)CK, (size_t)Mg, wg, (size_t)CK,
+                            (char *)p->wt + (size_t)grp * stride, flags);
     }
     free(perm);
     return ONR_OK;
@@ -895,7 +919,8 @@ static size_t conv_t_at_bytes(const conv_geom *g)
 /* Bytes of a part's GEMM workspace, after its col^T. */
 static size_t conv_t_ws_bytes(const conv_geom *g)
 {
-    size_t ws = onr_sgemm_workspace_size((size_t)g->t_band, (size_t)g->Mg, (size_t)g->CK, 1);
+    size_t ws = onr_sgemm_workspace_size_ex((size_t)g->t_band, (size_t)g->Mg, (size_t)g->CK, 1,
+                                            g->t_amx ? ONR_PACK_AMX : 0);
     return (ws + 63) / 64 * 64;
 }
 
@@ -916,6 +941,8 @@ static int64_t conv_t_band(const conv_geom *g)
         band = (int64_t)bl.l2_bytes / 4 / row / mr * mr;
     }
     band = (band + mr - 1) / mr * mr;
+    /* on AMX, whole blocks of 32 rows (a block of fewer costs as much) */
+    if (g->t_amx && band > 32) band = band / 32 * 32;
     return band < g->OUT ? band : g->OUT;
 }
 
@@ -977,7 +1004,8 @@ static void conv_t_part(void *ctx, int64_t part)
         if (o1 > g->OUT) o1 = g->OUT;
     } else {
         const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
-        n0 = u0 * CONV_T_UNIT, n1 = u1 * CONV_T_UNIT < g->Mg ? u1 * CONV_T_UNIT : g->Mg;
+        const int64_t uw = g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT;
+        n0 = u0 * uw, n1 = u1 * uw < g->Mg ? u1 * uw : g->Mg;
     }
     if (o0 >= o1 || n0 >= n1) return;
     const size_t lda = (size_t)conv_t_lda(g->CK);
@@ -1023,7 +1051,8 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * the GEMM has no such activation */
     int act_in_gemm = epi && gact >= 0 && !bb->z;
     const int64_t pw = (int64_t)onr_sgemm_packed_width(bb->wt);
-    const int64_t units = (g->Mg + CONV_T_UNIT - 1) / CONV_T_UNIT;
+    const int64_t uw = g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT;
+    const int64_t units = (g->Mg + uw - 1) / uw;
     /* parts: the threads there are now (one while the process is backed
      * off: each part gathers col^T again, for nothing on one thread), at
      * most the planned count the scratch holds (which part computes a
@@ -1089,6 +1118,7 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
     g->t_from = g->kind;
     g->t_tapmajor = p->wt_tapmajor && g->kind == CONV_IM2COL;
     g->kind = CONV_GEMMT;
+    g->t_amx = onr_sgemm_packed_is_amx(p->wt);
     g->t_band = conv_t_band(g);
     g->nthreads = p->nthreads;
     size_t bytes = conv_t_head_bytes(g) + (size_t)p->nthreads * conv_t_part_bytes(g);
