@@ -1207,12 +1207,16 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * its few rows (49) leave the weights, 1.5 times larger as terms, to
  * stream from memory (ResNet-50's last stage 1.0 -> 1.8 ms a layer; as
  * A' with 49 columns, 0.9 -> 1.2): a layer with W packed for it
- * (conv_t_create, run first) gets no AMX copy.
- * Products under 2^24 multiply-adds stay on the float32 kernels: at 2
- * threads the split of the activations and its barrier did not pay
- * (MobileNetV2's layers on 14 x 14 and 7 x 7: the model 3.84 -> 4.27 ms),
- * and the choice must not depend on the thread count (AMX's sums round
- * differently). Winograd's 36 products (at most a few hundred tiles each)
+ * (conv_t_create, run first) gets no AMX copy, but for wide expansions
+ * (conv_amx_t_ok).
+ * Products under 2^24 multiply-adds stay on the float32 kernels unless
+ * they have CONV_AMX_WIDE rows (conv_amx_takes): the choice must not
+ * depend on the thread count (AMX's sums round differently), and at 2
+ * threads MobileNetV2's narrower layers on 14 x 14 and 7 x 7 (96 and 160
+ * outputs from 576 and 960 inputs) ran slower on AMX however its threads
+ * split them (0.10 -> 0.11-0.13 ms; each AMX layer between float32 ones
+ * also costs the next about 10 us: a 576 x 96 x 196 product on the
+ * float32 kernels 161 -> 171 us right after one on AMX, alone). Winograd's 36 products (at most a few hundred tiles each)
  * lost on AMX too: ResNet-50's 3x3 layers 0.83 -> 0.97 ms on 56 x 56,
  * 1.35 -> 2.18 on 14 x 14. */
 #define CONV_AMX_MIN_FMAS ((size_t)1 << 24)
