@@ -1856,14 +1856,18 @@ static int amx_stream_share(const gemm_job *J, const uint16_t *ap, uint16_t *own
  * 3, and by tasks, B' went between the cores: at 2 threads 96 x 576 x 196
  * 0.086 -> 0.074 ms, 256 x 1024 x 196 0.331 -> 0.273, 160 x 960 x 49
  * 0.104 -> 0.062; ResNet-50's 1024 x 256 x 196 as fast either way), or
- * by rows where there are at least 4 row blocks a thread and few columns
- * (at most AMX_ROWS_MAX_N): the next layer's threads (a depthwise layer's
- * channels) then find their inputs in their own core's cache, and B' is
- * small enough for each thread to pack it all (MobileNetV2 at 2 threads,
- * by rows against by blocks: its expansions 384 x 64 x 196 0.066 -> 0.042
- * ms, 576 x 96 x 196 0.106 -> 0.078, 960 x 160 x 49 0.088 -> 0.065, the
- * depthwise layers after them 0.005-0.01 ms faster each; the model 4.05
- * -> 3.72 ms). By tasks where the rows are many against the columns and
+ * by rows where there are at least 4 row blocks a thread, few columns (at
+ * most AMX_ROWS_MAX_N) and at least twice as many rows as K (expansions):
+ * the next layer's threads (a depthwise layer's channels) then find their
+ * inputs in their own core's cache, and B' is small enough for each
+ * thread to pack it all. MobileNetV2 at 2 threads, by rows against by
+ * blocks: its expansions 384 x 64 x 196 0.066 -> 0.042 ms, 576 x 96 x 196
+ * 0.106 -> 0.078, 960 x 160 x 49 0.088 -> 0.065, the depthwise layers
+ * after them 0.005-0.01 ms faster each; the model 4.05 -> 3.72 ms. Not
+ * reductions: ResNet-50's 1024 -> 256 layers on 14 x 14 by rows left both
+ * cores holding all of X, which the block's last layer then writes over
+ * (in place of its residual): that layer 0.33 -> 0.38 ms at 2 threads,
+ * five times in the model. By tasks where the rows are many against the columns and
  * the tasks enough for all: A' is then read once, B' is the smaller. The
  * split never changes a result: every element is the same sequence of
  * operations whichever thread computes it. */
@@ -1872,7 +1876,7 @@ enum { AMX_SPLIT_TASKS, AMX_SPLIT_ROWS, AMX_SPLIT_BLOCKS };
 static int amx_split_for(const gemm_job *J, int stream, size_t RB, int t)
 {
     if (!stream || J->trans_b) return AMX_SPLIT_TASKS;
-    if (RB >= 4 * (size_t)t && J->n <= AMX_ROWS_MAX_N) return AMX_SPLIT_ROWS;
+    if (RB >= 4 * (size_t)t && J->n <= AMX_ROWS_MAX_N && J->m >= 2 * J->k) return AMX_SPLIT_ROWS;
     if (J->m > 2 * J->n && amx_task_count(J, 0, J->n) >= 4 * (size_t)t) return AMX_SPLIT_TASKS;
     return AMX_SPLIT_BLOCKS;
 }
