@@ -362,28 +362,35 @@ static void test_automatic_choice(void **state)
 
 /* ---- a strided 1x1 layer on AMX --------------------------------------------- */
 
-/* A 1x1 stride-2 layer (ResNet's downsampling: 256 -> 128 channels, 56x56
- * -> 28x28) gathers its columns (im2col) and, where AMX is in use, runs
- * its product on the weights packed for AMX at create: against the double
- * reference, bit for bit at 1 and 2 threads, and on the float32 kernels
- * too (AMX off). */
-static void test_amx_strided(void **state)
+/* The 1x1 layer c (with a bias) where AMX is in use and on the float32
+ * kernels (AMX off): each close to the double reference and bit for bit
+ * the same at 1 and 2 threads, on AMX exactly when it is in use. session
+ * (the layer is C -> M on H x H, stride 1): a session of it takes the
+ * transposed path exactly when AMX is off, and the layer alone runs with
+ * its path chosen as for a model; else it runs never transposed. */
+static void amx_layer_check(const tcase *c, uint32_t seed, int session)
 {
-    (void)state;
-    const tcase c = {1, 256, 128, 1, 2, {56, 56}, {1, 1}, {2, 2}, {1, 1}, {0}, NULL};
-    int64_t xd[4] = {1, 256, 56, 56}, wd[4] = {128, 256, 1, 1}, bd[1] = {128}, od[2] = {28, 28};
-    onr_tensor *x = tk_rand_f32(4, xd, 71), *w = tk_rand_f32(4, wd, 72), *b = tk_rand_f32(1, bd, 73);
-    const int64_t ny = 128 * 28 * 28;
+    int64_t xd[4] = {c->N, c->C, c->in[0], c->in[1]}, wd[4] = {c->M, c->C, 1, 1}, bd[1] = {c->M};
+    onr_tensor *x = tk_rand_f32(4, xd, seed), *w = tk_rand_f32(4, wd, seed + 1);
+    onr_tensor *b = tk_rand_f32(1, bd, seed + 2);
+    int64_t pb, od[2] = {out_len(c, 0, &pb), out_len(c, 1, &pb)};
+    const int64_t ny = c->N * c->M * od[0] * od[1];
     double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
     assert_non_null(want);
     assert_non_null(s);
-    ref_conv(&c, x->data, w->data, b->data, want, s, od);
+    ref_conv(c, x->data, w->data, b->data, want, s, od);
     onr_tensor *in[3] = {x, w, b};
     for (int amx = 1; amx >= 0; amx--) {
         if (amx && onr_sgemm_force_kernel("amx") != 0) continue; /* no AMX here */
         if (!amx) onr_sgemm_force_kernel("avx512");
         size_t before = onr_sgemm_amx_count();
-        onr_tensor *y1 = run(&c, NULL, 0, in, 3, 0, 1), *y2 = run(&c, NULL, 0, in, 3, 0, 2);
+        if (session) { /* the planner's choice */
+            assert_int_equal(session_takes_t(c->C, c->M, 1, c->in[0]), !amx);
+            assert_int_equal(onr_sgemm_amx_count() > before, amx);
+            before = onr_sgemm_amx_count();
+        }
+        onr_tensor *y1 = session ? run_auto(c, in, 3, 1) : run(c, NULL, 0, in, 3, 0, 1);
+        onr_tensor *y2 = session ? run_auto(c, in, 3, 2) : run(c, NULL, 0, in, 3, 0, 2);
         assert_int_equal(onr_sgemm_amx_count() > before, amx);
         check_close(y1, want, s, amx ? "AMX" : "float32 kernels");
         assert_memory_equal(y1->data, y2->data, onr_tensor_nbytes(y1));
@@ -394,38 +401,23 @@ static void test_amx_strided(void **state)
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
 }
 
-/* A wide 1x1 layer on 7 x 7 (MobileNetV2's 160 -> 960) in a session runs
- * on AMX where the CPU has it, not transposed (conv_t_create leaves it to
- * AMX), and transposed on the float32 kernels, close to the reference
- * either way; the layer alone, bit for bit the same at 1 and 2 threads. */
+/* A 1x1 stride-2 layer (ResNet's downsampling: 256 -> 128 channels, 56x56
+ * -> 28x28) gathers its columns (im2col) and, where AMX is in use, runs
+ * its product on the weights packed for AMX at create. */
+static void test_amx_strided(void **state)
+{
+    (void)state;
+    const tcase c = {1, 256, 128, 1, 2, {56, 56}, {1, 1}, {2, 2}, {1, 1}, {0}, NULL};
+    amx_layer_check(&c, 71, 0);
+}
+
+/* A wide 1x1 layer on 7 x 7 (MobileNetV2's 160 -> 960) runs on AMX where
+ * the CPU has it, not transposed (conv_t_create leaves it to AMX). */
 static void test_amx_wide_small(void **state)
 {
     (void)state;
     const tcase c = {1, 160, 960, 1, 2, {7, 7}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL};
-    int64_t xd[4] = {1, 160, 7, 7}, wd[4] = {960, 160, 1, 1}, bd[1] = {960}, od[2] = {7, 7};
-    onr_tensor *x = tk_rand_f32(4, xd, 81), *w = tk_rand_f32(4, wd, 82), *b = tk_rand_f32(1, bd, 83);
-    const int64_t ny = 960 * 7 * 7;
-    double *want = malloc(sizeof(double) * (size_t)ny), *s = malloc(sizeof(double) * (size_t)ny);
-    assert_non_null(want);
-    assert_non_null(s);
-    ref_conv(&c, x->data, w->data, b->data, want, s, od);
-    onr_tensor *in[3] = {x, w, b};
-    for (int amx = 1; amx >= 0; amx--) {
-        if (amx && onr_sgemm_force_kernel("amx") != 0) continue; /* no AMX here */
-        if (!amx) onr_sgemm_force_kernel("avx512");
-        size_t before = onr_sgemm_amx_count();
-        assert_int_equal(session_takes_t(160, 960, 1, 7), !amx); /* the planner's choice */
-        assert_int_equal(onr_sgemm_amx_count() > before, amx);
-        before = onr_sgemm_amx_count();
-        onr_tensor *y1 = run_auto(&c, in, 3, 1), *y2 = run_auto(&c, in, 3, 2);
-        assert_int_equal(onr_sgemm_amx_count() > before, amx);
-        check_close(y1, want, s, amx ? "AMX" : "float32 kernels, transposed");
-        assert_memory_equal(y1->data, y2->data, onr_tensor_nbytes(y1));
-        tk_free_all(1, &y1), tk_free_all(1, &y2);
-    }
-    onr_sgemm_force_kernel(NULL);
-    free(want), free(s);
-    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+    amx_layer_check(&c, 81, 1);
 }
 
 /* A 3x3 stride-2 layer to 28 x 28 (64 -> 128 channels: W_g^T 0.3 MB)
