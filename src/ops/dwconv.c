@@ -232,6 +232,7 @@ typedef struct dw_job {
     onr_dwconv_rows_fn fn;
     onr_gconv_rows_fn gfn;
     int64_t M, OUT, cg, nb, chunks, rows;
+    int64_t mparts; /* gfn: parts of a group's outputs (units are group parts) */
 } dw_job;
 
 static float *dw_thread_ws(const dw_job *j)
@@ -275,11 +276,18 @@ static void dw_item_rows(void *ctx, int64_t it)
     if (oh0 >= oh1) return;
     const int64_t M = j->M, OUT = j->OUT, cg = j->cg;
     if (j->gfn) {
-        int64_t n = u / (M / g->mult), grp = u % (M / g->mult), m0 = grp * g->mult;
+        const int64_t G = M / g->mult, part = u % j->mparts, gu = u / j->mparts;
+        const int64_t n = gu / G, grp = gu % G;
+        /* a part's outputs: whole blocks of 8 (the weights' layout) */
+        const int64_t blocks = (g->mult + 7) / 8;
+        const int64_t b0 = part * blocks / j->mparts, b1 = (part + 1) * blocks / j->mparts;
+        const int64_t m0 = grp * g->mult + b0 * 8;
+        const int64_t nm = (b1 * 8 < g->mult ? b1 * 8 : g->mult) - b0 * 8;
+        if (nm <= 0) return;
         int64_t pl = n * M + m0;
         j->gfn(g, j->x + (n * g->C + grp * cg) * g->IH * g->IW, j->wl + m0 * cg * g->KH * g->KW,
                j->b ? j->b + m0 : NULL, j->z ? j->z + pl * OUT : NULL, j->y + pl * OUT,
-               (int)g->mult, oh0, oh1, dw_thread_ws(j));
+               (int)nm, oh0, oh1, dw_thread_ws(j));
         return;
     }
     int64_t n = u / M, m = u % M;
@@ -304,7 +312,7 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     if (planes == 0 || OUT == 0) return;
     /* units: planes, or the planes of one group (gc_rows takes them 8 at a
      * time along each output row, so the input rows stay in cache) */
-    const int64_t units = gfn ? g->N * (M / g->mult) : planes;
+    int64_t units = gfn ? g->N * (M / g->mult) : planes;
     int nt = nthreads > 1 ? nthreads : 1;
     int64_t work = planes * OUT * (cg * g->KH * g->KW + 1);
     const int blocked = dw_active == DW_AVX512 && ws && onr_dwconv_blocked_ok(g);
@@ -334,6 +342,18 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         return;
     }
     j.chunks = 1;
+    j.mparts = 1;
+    /* fewer groups than threads, each of many outputs (an image's stem:
+     * one group of 3 inputs, 64 outputs): the threads split each group's
+     * outputs in blocks of 8, each computing its outputs' planes whole, so
+     * that the next layer, which splits planes the same way, finds them
+     * in its own core's cache (ResNet-50's max pool after its stem at 2
+     * threads: 0.170 -> 0.151 ms; split by rows, each thread's rows of
+     * every plane, the stem itself took as long) */
+    if (gfn && par && nt > 1 && units < (int64_t)nt && g->mult >= 16 * (int64_t)nt) {
+        j.mparts = nt;
+        units *= nt;
+    }
     if (nt > 1 && units < 4 * (int64_t)nt) {
         j.chunks = (4 * (int64_t)nt + units - 1) / units;
         if (j.chunks > g->OH) j.chunks = g->OH;

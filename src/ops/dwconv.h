@@ -30,9 +30,10 @@
  * per-group GEMMs of a few channels run far below the FMA peak).
  *
  * Threads split the (image, output channel) planes (blocks of up to 8
- * planes with cg > 1), and the rows of each plane when there are few
- * planes; every output is computed the same way whatever the split, so
- * results are bit-identical for every thread count.
+ * planes with cg > 1; a group's outputs in blocks of 8 when there are
+ * fewer groups than threads), and the rows of each plane when there are
+ * few planes; every output is computed the same way whatever the split,
+ * so results are bit-identical for every thread count.
  */
 #ifndef ONR_DWCONV_H
 #define ONR_DWCONV_H
