@@ -347,10 +347,14 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
      * one group of 3 inputs, 64 outputs): the threads split each group's
      * outputs in blocks of 8, each computing its outputs' planes whole, so
      * that the next layer, which splits planes the same way, finds them
-     * in its own core's cache (ResNet-50's max pool after its stem at 2
-     * threads: 0.170 -> 0.151 ms; split by rows, each thread's rows of
-     * every plane, the stem itself took as long) */
-    if (gfn && par && nt > 1 && units < (int64_t)nt && g->mult >= 16 * (int64_t)nt) {
+     * in its own core's cache (ResNet-50's max pool after its 7x7 stem at
+     * 2 threads: 0.170 -> 0.151 ms, the stem as fast as split by rows).
+     * Only where the outputs' taps are many against the input each thread
+     * then reads and splits whole: MobileNetV2's and EfficientNet-B0's
+     * 3x3 stems to 32 channels ran 0.14 -> 0.17 and 0.19 -> 0.21 ms, more
+     * than the next layer gained (0.01) */
+    if (gfn && par && nt > 1 && units < (int64_t)nt && g->mult >= 16 * (int64_t)nt &&
+        g->mult * g->KH * g->KW >= 1024 * (int64_t)nt) {
         j.mparts = nt;
         units *= nt;
     }
