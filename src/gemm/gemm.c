@@ -1824,8 +1824,8 @@ static int amx_stream_share(const gemm_job *J, const uint16_t *ap, uint16_t *own
         onr_gemm_epilogue e;
         amx_sub_job(J, u * ONR_AMX_MB, min_z(J->n, (u + 1) * ONR_AMX_MB), &S, &e);
         if (onr_amx_pack_b(0, S.k, S.n, S.b, S.ldb, 0, 1, mine)) return 1;
-        amx_rows(&S, ap, mine, 0, S.n, r0 * ONR_AMX_MB, min_z(J->m, (u == ue ? re : RB) * ONR_AMX_MB),
-                 sums);
+        const size_t m1 = min_z(J->m, (u == ue ? re : RB) * ONR_AMX_MB);
+        amx_rows(&S, ap, mine, 0, S.n, r0 * ONR_AMX_MB, m1, sums);
         if (u == ue) return 0;
         u++;
     }
@@ -1867,10 +1867,10 @@ static int amx_stream_share(const gemm_job *J, const uint16_t *ap, uint16_t *own
  * reductions: ResNet-50's 1024 -> 256 layers on 14 x 14 by rows left both
  * cores holding all of X, which the block's last layer then writes over
  * (in place of its residual): that layer 0.33 -> 0.38 ms at 2 threads,
- * five times in the model. By tasks where the rows are many against the columns and
- * the tasks enough for all: A' is then read once, B' is the smaller. The
- * split never changes a result: every element is the same sequence of
- * operations whichever thread computes it. */
+ * five times in the model. By tasks where the rows are many against the
+ * columns and the tasks enough for all: A' is then read once, B' is the
+ * smaller. The split never changes a result: every element is the same
+ * sequence of operations whichever thread computes it. */
 enum { AMX_SPLIT_TASKS, AMX_SPLIT_ROWS, AMX_SPLIT_BLOCKS };
 #define AMX_ROWS_MAX_N 256
 static int amx_split_for(const gemm_job *J, int stream, size_t RB, int t)
@@ -1903,8 +1903,9 @@ static int run_amx(const gemm_job *J, const uint16_t *ap_pre, void *ws, int nthr
     const size_t RB = (J->m + ONR_AMX_MB - 1) / ONR_AMX_MB, blocks = units * RB;
     int t = threads_for(J->m, J->n, J->k, J->plan, nthreads);
     const int split = amx_split_for(J, stream, RB, t);
-    const size_t parts = split == AMX_SPLIT_ROWS ? RB : split == AMX_SPLIT_BLOCKS ? blocks
-                                                                                   : amx_task_count(J, 0, J->n);
+    const size_t parts = split == AMX_SPLIT_ROWS     ? RB
+                         : split == AMX_SPLIT_BLOCKS ? blocks
+                                                     : amx_task_count(J, 0, J->n);
     if ((size_t)t > parts) t = (int)parts;
     if (t <= 1) {
         if (stream) return amx_stream_cols(J, ap, own, 0, J->n, sums0);

@@ -1216,9 +1216,10 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
  * outputs from 576 and 960 inputs) ran slower on AMX however its threads
  * split them (0.10 -> 0.11-0.13 ms; each AMX layer between float32 ones
  * also costs the next about 10 us: a 576 x 96 x 196 product on the
- * float32 kernels 161 -> 171 us right after one on AMX, alone). Winograd's 36 products (at most a few hundred tiles each)
- * lost on AMX too: ResNet-50's 3x3 layers 0.83 -> 0.97 ms on 56 x 56,
- * 1.35 -> 2.18 on 14 x 14. */
+ * float32 kernels 161 -> 171 us right after one on AMX, alone).
+ * Winograd's 36 products (at most a few hundred tiles each) lost on AMX
+ * too: ResNet-50's 3x3 layers 0.83 -> 0.97 ms on 56 x 56, 1.35 -> 2.18
+ * on 14 x 14. */
 #define CONV_AMX_MIN_FMAS ((size_t)1 << 24)
 /* Products of at least CONV_AMX_WIDE rows (output channels) go to AMX
  * from CONV_AMX_MIN_WIDE multiply-adds: MobileNetV2's expansions to 384
@@ -1231,7 +1232,8 @@ static int conv_pad_create(onr_create_ctx *c, conv_params *p)
 static int conv_amx_takes(size_t m, size_t n, size_t k)
 {
     const size_t f = m * n * k;
-    return k >= 64 && ((m >= 96 && f >= CONV_AMX_MIN_FMAS) || (m >= CONV_AMX_WIDE && f >= CONV_AMX_MIN_WIDE));
+    return k >= 64 && ((m >= 96 && f >= CONV_AMX_MIN_FMAS) ||
+                       (m >= CONV_AMX_WIDE && f >= CONV_AMX_MIN_WIDE));
 }
 
 /* A layer that would run transposed: on AMX instead? (conv_t_create) */
