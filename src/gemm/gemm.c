@@ -617,6 +617,24 @@ const _Atomic int *onr_sgemm_get_cancel(void) { return g_cancel; }
 
 static inline int job_cancelled(const gemm_job *J) { return J->cancel && *J->cancel; }
 
+/* The product of columns [j0, j1) of J in *S, its epilogue in *e; B's
+ * column j0 at b_off floats from J->b (j0 for a row-major B, j0 * k for
+ * prepacked panels starting at j0). */
+static void job_cols(const gemm_job *J, size_t j0, size_t j1, size_t b_off, gemm_job *S,
+                     onr_gemm_epilogue *e)
+{
+    *S = *J;
+    S->n = j1 - j0;
+    S->b = J->b + b_off;
+    S->c = J->c + j0;
+    if (J->ep) {
+        *e = *J->ep;
+        if (e->bias_col) e->bias_col += j0;
+        if (e->residual) e->residual += j0;
+        S->ep = e;
+    }
+}
+
 static void tile_epilogue(const onr_gemm_epilogue *ep, size_t i, size_t j, onr_sgemm_tile_epi *t)
 {
     t->bias_col = ep->bias_col ? ep->bias_col + j : NULL;
@@ -1771,22 +1789,6 @@ static void amx_rows(const gemm_job *J, const uint16_t *ap, const uint16_t *bp, 
     onr_amx_tiles_off();
 }
 
-/* The product of columns [j0, j1) of J (B not transposed) in *S, its
- * epilogue in *e. */
-static void amx_sub_job(const gemm_job *J, size_t j0, size_t j1, gemm_job *S, onr_gemm_epilogue *e)
-{
-    *S = *J;
-    S->n = j1 - j0;
-    S->b = J->b + j0;
-    S->c = J->c + j0;
-    if (J->ep) {
-        *e = *J->ep;
-        if (e->bias_col) e->bias_col += j0;
-        if (e->residual) e->residual += j0;
-        S->ep = e;
-    }
-}
-
 /* Rows [m0, m1) of a product on prepacked A' with beta 0, a column part
  * at a time, B' of each packed into `mine` (this thread's). */
 static int amx_rows_own(const gemm_job *J, const uint16_t *ap, uint16_t *mine, size_t m0,
@@ -1796,7 +1798,7 @@ static int amx_rows_own(const gemm_job *J, const uint16_t *ap, uint16_t *mine, s
     for (size_t c0 = 0; c0 < J->n; c0 += NCH) {
         gemm_job S;
         onr_gemm_epilogue e;
-        amx_sub_job(J, c0, min_z(J->n, c0 + NCH), &S, &e);
+        job_cols(J, c0, min_z(J->n, c0 + NCH), c0, &S, &e);
         if (onr_amx_pack_b(0, S.k, S.n, S.b, S.ldb, 0, (S.n + ONR_AMX_MB - 1) / ONR_AMX_MB, mine))
             return 1;
         amx_rows(&S, ap, mine, 0, S.n, m0, m1, sums);
@@ -1822,7 +1824,7 @@ static int amx_stream_share(const gemm_job *J, const uint16_t *ap, uint16_t *own
     if (r0) { /* the first block's last rows: its columns as a product of their own */
         gemm_job S;
         onr_gemm_epilogue e;
-        amx_sub_job(J, u * ONR_AMX_MB, min_z(J->n, (u + 1) * ONR_AMX_MB), &S, &e);
+        job_cols(J, u * ONR_AMX_MB, min_z(J->n, (u + 1) * ONR_AMX_MB), u * ONR_AMX_MB, &S, &e);
         if (onr_amx_pack_b(0, S.k, S.n, S.b, S.ldb, 0, 1, mine)) return 1;
         const size_t m1 = min_z(J->m, (u == ue ? re : RB) * ONR_AMX_MB);
         amx_rows(&S, ap, mine, 0, S.n, r0 * ONR_AMX_MB, m1, sums);
@@ -2010,17 +2012,9 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
     if (n1 > n) n1 = n;
     if (m == 0 || n0 >= n1) return;
     if (k == 0 || !workspace) { /* the slow paths, on the columns' own view of C */
-        gemm_job S = J;
+        gemm_job S;
         onr_gemm_epilogue e;
-        if (ep) {
-            e = *ep;
-            if (e.bias_col) e.bias_col += n0;
-            if (e.residual) e.residual += n0;
-            S.ep = &e;
-        }
-        S.c = c + n0;
-        S.n = n1 - n0;
-        S.b = J.b + n0 * k; /* n0 starts a panel */
+        job_cols(&J, n0, n1, n0 * k, &S, &e); /* n0 starts a panel */
         if (k == 0) scale_only(&S);
         else run_unpacked(&S);
         return;

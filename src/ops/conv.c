@@ -469,6 +469,16 @@ static int64_t conv_band(const conv_geom *g)
  * (create_common), else W's own data; NULL when W is not a constant with
  * data and elements. Dense rows: conv_pad_create, the one that pads, runs
  * last. *wt gets the constant (NULL when there is none). */
+/* The output positions (spatial dims' product) of the planner's output
+ * shape for a W of rank wr, or -1 when create has none of that rank. */
+static int64_t conv_hint_out(const onr_create_ctx *c, int wr)
+{
+    if (c->out0_rank != wr) return -1;
+    int64_t out = 1;
+    for (int d = 2; d < wr; d++) out *= c->out0_dims[d];
+    return out;
+}
+
 static const float *conv_const_wf(onr_create_ctx *c, const conv_params *p, const onr_tensor **wt)
 {
     const onr_tensor *w = onr_create_const(c, 1);
@@ -657,9 +667,8 @@ static int conv_amx_t_ok(int64_t m, int64_t out, int64_t k);
 static int conv_t_amx_takes(const onr_create_ctx *c, const onr_tensor *w, int64_t Mg, int64_t CK,
                             int64_t K)
 {
-    if (!onr_sgemm_amx() || K < 2 || c->out0_rank != w->rank) return 0;
-    int64_t out = 1;
-    for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
+    const int64_t out = conv_hint_out(c, w->rank);
+    if (!onr_sgemm_amx() || K < 2 || out < 0) return 0;
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
     return out >= CONV_T_AMX_MIN_OUT && (size_t)(CK * Mg) * sizeof(float) <= bl.l2_bytes / 2;
@@ -675,10 +684,8 @@ static int conv_t_create(onr_create_ctx *c, conv_params *p)
     if (G < 1 || M % G != 0 || (Cg == 1 && G > 1) || Cg * K <= 0) return ONR_OK;
     int64_t Mg = M / G, CK = Cg * K;
     if (conv_t_force < 0) {
-        if (c->out0_rank != w->rank) return ONR_OK;
-        int64_t out = 1;
-        for (int d = 2; d < w->rank; d++) out *= c->out0_dims[d];
-        if (!conv_t_worth(out, Mg, CK, K)) return ONR_OK;
+        const int64_t out = conv_hint_out(c, w->rank);
+        if (out < 0 || !conv_t_worth(out, Mg, CK, K)) return ONR_OK;
         /* wide expansions (at least twice the inputs) whose float32
          * weights fit in L2 go to AMX instead (MobileNetV2's 7 x 7 layers
          * 160 -> 960 and 320 -> 1280: 0.133 -> 0.107 ms, 0.317 -> 0.253
@@ -988,6 +995,8 @@ typedef struct conv_t_job {
  * W_g^T are split at this width (a multiple of it; the transpose into Y
  * works in blocks of 16 too). */
 #define CONV_T_UNIT 16
+/* ... on AMX, whole blocks of 32 (its products' column blocks) */
+static int64_t conv_t_unit(const conv_geom *g) { return g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT; }
 
 /* One part of the product: rows [o0, o1) of col^T gathered (all of them
  * when the parts split the channels), times W_g^T's channels [n0, n1)
@@ -1004,7 +1013,7 @@ static void conv_t_part(void *ctx, int64_t part)
         if (o1 > g->OUT) o1 = g->OUT;
     } else {
         const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
-        const int64_t uw = g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT;
+        const int64_t uw = conv_t_unit(g);
         n0 = u0 * uw, n1 = u1 * uw < g->Mg ? u1 * uw : g->Mg;
     }
     if (o0 >= o1 || n0 >= n1) return;
@@ -1051,8 +1060,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * the GEMM has no such activation */
     int act_in_gemm = epi && gact >= 0 && !bb->z;
     const int64_t pw = (int64_t)onr_sgemm_packed_width(bb->wt);
-    const int64_t uw = g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT;
-    const int64_t units = (g->Mg + uw - 1) / uw;
+    const int64_t units = (g->Mg + conv_t_unit(g) - 1) / conv_t_unit(g);
     /* parts: the threads there are now (one while the process is backed
      * off: each part gathers col^T again, for nothing on one thread), at
      * most the planned count the scratch holds (which part computes a
@@ -1254,11 +1262,8 @@ static int conv_amx_create(onr_create_ctx *c, conv_params *p)
     for (int d = 2; d < w->rank; d++)
         if (w->dims[d] != 1) return ONR_OK;
     const size_t m = (size_t)w->dims[0], k = (size_t)w->dims[1];
-    if (c->out0_rank == w->rank) { /* the planner's output shape: big enough? */
-        size_t out = 1;
-        for (int d = 2; d < w->rank; d++) out *= (size_t)c->out0_dims[d];
-        if (!conv_amx_takes(m, out, k)) return ONR_OK;
-    }
+    const int64_t out = conv_hint_out(c, w->rank); /* the planner's shape: big enough? */
+    if (out >= 0 && !conv_amx_takes(m, (size_t)out, k)) return ONR_OK;
     const size_t ld = p->w32 && p->w32_ld ? (size_t)p->w32_ld : k;
     size_t bytes = onr_sgemm_pack_a_size(m, k);
     if (bytes == 0) return ONR_OK;
