@@ -27,6 +27,12 @@
  * reference, bit for bit against the unpadded run, at 1, 2 and 3 threads;
  * a session with such a layer, whose W the planner drops.
  *
+ * Then W released where the plan's shapes are fixed: a session of a layer
+ * on Winograd or on the transposed path releases W when its input's shape
+ * is static and keeps it when the batch is symbolic, a layer on the GEMM
+ * paths keeps it, each output against the reference; a step created for
+ * fixed shapes and reshaped to others is refused, not run without W.
+ *
  * Tolerance: |got - want| <= 1e-5 * S + 1e-6, S the sum of |w * x| (and
  * |b|) over the output's terms: float dot products in another order.
  */
@@ -39,6 +45,7 @@
 
 #include "gemm/gemm.h"
 #include "gemm/team.h"
+#include "exec/exec.h"
 #include "ops/conv.h"
 
 typedef struct tcase {
@@ -566,6 +573,108 @@ static void test_padded_session(void **state)
     assert_true(onr_conv_padded_count() > before);
 }
 
+/* ---- W released where the shapes are fixed --------------------------------- */
+
+/* A session of one C -> M layer (K x K, stride S, pads K / 2) on H x H, its
+ * batch dim static (sym 0) or symbolic (1), or static beside another
+ * graph input of a symbolic dim that the layer does not read (2), run
+ * twice, each output against the reference. Returns whether create
+ * released W. */
+static int session_releases_w(int64_t C, int64_t M, int64_t H, int64_t K, int64_t S, int sym)
+{
+    pbw g = {0}, a = {0};
+    int64_t O = (H + 2 * (K / 2) - K) / S + 1;
+    int64_t xd[4] = {1, C, H, H}, wd[4] = {M, C, K, K};
+    int64_t xdecl[4] = {sym == 1 ? -1 : 1, C, H, H}, ydecl[4] = {sym == 1 ? -1 : 1, M, O, O};
+    onr_tensor *w = tk_rand_f32(4, wd, 7), *x = tk_rand_f32(4, xd, 8);
+    pbw_init_f32(&g, "W", 4, wd, w->data, (size_t)w->numel);
+    pbw_value_info(&g, 11, "x", 1, 4, xdecl);
+    pbw_attr_ints(&a, "strides", (int64_t[]){S, S}, 2);
+    pbw_attr_ints(&a, "pads", (int64_t[]){K / 2, K / 2, K / 2, K / 2}, 4);
+    pbw_node(&g, "Conv", "conv", (const char *[]){"x", "W", NULL}, (const char *[]){"y", NULL}, &a);
+    pbw_value_info(&g, 12, "y", 1, 4, ydecl);
+    if (sym == 2) { /* u -> Identity -> v, u of a symbolic length */
+        pbw_value_info(&g, 11, "u", 1, 1, (int64_t[]){-1});
+        pbw_node(&g, "Identity", "id", (const char *[]){"u", NULL}, (const char *[]){"v", NULL},
+                 NULL);
+        pbw_value_info(&g, 12, "v", 1, 1, (int64_t[]){-1});
+    }
+    pbw m = pbw_model(&g, 8, 13);
+    size_t before = onr_conv_w_released_count();
+    onr_session *s = NULL;
+    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    free(m.b);
+    int released = onr_conv_w_released_count() > before;
+    tcase c = {1, C, M, 1, 2, {H, H}, {K, K}, {S, S}, {1, 1}, {K / 2, K / 2, K / 2, K / 2}, NULL};
+    int64_t ny = M * O * O, od[3];
+    double *want = malloc(sizeof(double) * (size_t)ny), *sum = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(want);
+    assert_non_null(sum);
+    ref_conv(&c, x->data, w->data, NULL, want, sum, od);
+    onr_tensor *u = tk_rand_f32(1, (int64_t[]){3}, 11);
+    const onr_tensor *in[2] = {x, u};
+    for (int r = 0; r < 2; r++) {
+        if (onr_session_run(s, sym == 2 ? 2 : 1, NULL, in)) fail_msg("%s", onr_session_errmsg(s));
+        check_close(onr_session_output(s, 0), want, sum, released ? "W released" : "W kept");
+    }
+    free(want), free(sum);
+    onr_session_free(s);
+    onr_tensor_free(w), onr_tensor_free(x), onr_tensor_free(u);
+    return released;
+}
+
+static void test_fixed_shapes_release(void **state)
+{
+    (void)state;
+    /* Winograd (3x3 stride 1 on 16 x 16), the transposed path (1x1 on 7 x 7) */
+    assert_true(session_releases_w(32, 32, 16, 3, 1, 0));
+    assert_false(session_releases_w(32, 32, 16, 3, 1, 1));
+    assert_false(session_releases_w(32, 32, 16, 3, 1, 2));
+    assert_true(session_releases_w(64, 64, 7, 1, 1, 0));
+    assert_false(session_releases_w(64, 64, 7, 1, 1, 1));
+    /* the GEMM paths read W: a 1x1 layer on 56 x 56 */
+    assert_false(session_releases_w(64, 64, 56, 1, 1, 0));
+}
+
+/* A Conv step created for fixed shapes [1, 32, 16, 16] (Winograd: W
+ * consumed) and reshaped to 8 x 8 (im2col, which reads W): refused. */
+static void test_fixed_shapes_guard(void **state)
+{
+    (void)state;
+    onr_node *n = tk_node("Conv");
+    tk_attr_ints(n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    n->opset = 13;
+    n->n_in = 2;
+    n->n_out = 1;
+    const onr_op *op = onr_op_find(n->domain, n->op_type, 13);
+    assert_non_null(op);
+    int64_t wd[4] = {32, 32, 3, 3}, hint[4] = {1, 32, 16, 16}, xd[4] = {1, 32, 8, 8};
+    onr_tensor *w = tk_rand_f32(4, wd, 9), *x = tk_rand_f32(4, xd, 10), out = {0};
+    onr_step s;
+    onr_err err = {0};
+    assert_int_equal(onr_step_init(&s, n, op, 2, 1, &err), ONR_OK);
+    s.opset = 13;
+    s.in[0] = x;
+    s.in[1] = w;
+    s.in_const[1] = 1;
+    s.out[0] = &out;
+    s.fixed_shapes = 1;
+    s.in0_rank = s.out0_rank = 4;
+    s.in0_dtype = ONR_FLOAT;
+    memcpy(s.in0_dims, hint, sizeof hint);
+    memcpy(s.out0_dims, hint, sizeof hint);
+    size_t before = onr_conv_w_released_count();
+    if (onr_step_create(&s, 1, &err)) fail_msg("create: %s", err.msg);
+    assert_true(s.consumed & 2u);
+    assert_true(onr_conv_w_released_count() > before);
+    assert_int_equal(onr_step_reshape(&s, 1, NULL, &err), ONR_E_RUNTIME);
+    assert_non_null(strstr(err.msg, "W was released"));
+    onr_step_destroy(&s);
+    onr_tensor_free(w), onr_tensor_free(x);
+    free(out.data);
+    tk_node_free(n);
+}
+
 /* (kutil.c keeps the team from backing off to one thread, so the 2- and
  * 3-thread runs split the work however busy the machine is.) */
 int main(void)
@@ -580,6 +689,8 @@ int main(void)
         cmocka_unit_test(test_padded_weights),
         cmocka_unit_test(test_padded_float16),
         cmocka_unit_test(test_padded_session),
+        cmocka_unit_test(test_fixed_shapes_release),
+        cmocka_unit_test(test_fixed_shapes_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,13 @@ typedef struct onr_step {
      * hint (rank -1: not known) */
     int out0_rank;
     int64_t out0_dims[ONR_MAX_RANK];
+    /* input 0's static shape and type, the same way (rank -1: not known),
+     * and whether the step's shapes are fixed for the plan's life (create's
+     * fixed_shapes) */
+    int in0_rank;
+    int64_t in0_dims[ONR_MAX_RANK];
+    onr_dtype in0_dtype;
+    int fixed_shapes;
 } onr_step;
 
 /* Allocate the step's arrays for n_in inputs and n_out outputs (bind in[],

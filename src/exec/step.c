@@ -38,6 +38,7 @@ onr_status onr_step_init(onr_step *s, const onr_node *node, const onr_op *op, in
     memset(s, 0, sizeof *s);
     s->op = op;
     s->out0_rank = -1; /* no static shape hint unless the planner sets one */
+    s->in0_rank = -1;
     s->node = node;
     s->opset = node->opset;
     s->n_in = n_in;
@@ -78,7 +79,9 @@ onr_status onr_step_create(onr_step *s, int nthreads, onr_err *err)
     onr_create_ctx c = {.node = s->node, .opset = s->opset, .n_in = s->n_in, .n_out = s->n_out,
                         .konst = konst, .nthreads = nthreads, .err = err,
                         .no_fuse = s->no_fuse, .budget = s->budget,
-                        .out0_rank = s->out0_rank, .out0_dims = s->out0_dims};
+                        .out0_rank = s->out0_rank, .out0_dims = s->out0_dims,
+                        .in0_rank = s->in0_rank, .in0_dims = s->in0_dims,
+                        .in0_dtype = s->in0_dtype, .fixed_shapes = s->fixed_shapes};
     onr_attr_check_state outer = onr_attr_check_begin(); /* a wrong-typed attribute is an error, never a default */
     int st = impl->create(&c, s->params);
     onr_err bad = {0};
@@ -113,6 +116,10 @@ onr_status onr_step_create_like(onr_step *dst, const onr_step *src, int nthreads
     const onr_op_impl *impl = src->op->impl;
     dst->out0_rank = src->out0_rank; /* create's hint, as the template had it */
     memcpy(dst->out0_dims, src->out0_dims, sizeof dst->out0_dims);
+    dst->in0_rank = src->in0_rank;
+    memcpy(dst->in0_dims, src->in0_dims, sizeof dst->in0_dims);
+    dst->in0_dtype = src->in0_dtype;
+    dst->fixed_shapes = src->fixed_shapes;
     if (impl->clone && src->created) { /* made from the template's params (ops.h) */
         dst->created = 1;
         dst->consumed = src->consumed;

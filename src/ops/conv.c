@@ -213,6 +213,10 @@ typedef struct conv_params {
     int wt_tapmajor;    /* W_g^T's rows (K) ordered (tap, channel), not (channel, tap) */
     float *dw_wl;       /* depthwise / small groups: constant W laid out for dwconv.c */
     void *w_amx;        /* CONV_GEMM: constant W packed as AMX terms (onr_sgemm_pack_a), or NULL */
+    int w_gone;         /* W consumed for the fixed shapes' path (conv_fixed_kind): reshape
+                         * refuses any other path; w_gone_x is the shape it was for */
+    int w_gone_rank;
+    int64_t w_gone_x[ONR_MAX_RANK];
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
     size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs;
@@ -1281,13 +1285,70 @@ static int conv_amx_create(onr_create_ctx *c, conv_params *p)
     return ONR_OK;
 }
 
+static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g);
+
+/* The path reshape takes for the planner's shapes when they are fixed
+ * (create's fixed_shapes) and it reads a packed form only: CONV_WINO
+ * (Winograd's U) or CONV_GEMMT (the transposed path's W_g^T, a scale S
+ * applied to its gathered columns); else -1. Reshape's own choice, made
+ * now on those shapes (any error: -1, reshape reports it). */
+static int conv_fixed_kind(onr_create_ctx *c, conv_params *p)
+{
+    const onr_tensor *w = onr_create_const(c, 1);
+    if (!c->fixed_shapes || !w || !w->data || w->dtype != ONR_FLOAT || p->w32 ||
+        c->in0_dtype != ONR_FLOAT || c->in0_rank != w->rank || c->in0_rank > ONR_MAX_RANK ||
+        (!p->wino_u && !p->wt))
+        return -1;
+    onr_tensor x = {.dtype = ONR_FLOAT, .rank = c->in0_rank, .numel = 1};
+    for (int d = 0; d < x.rank; d++) x.numel *= (x.dims[d] = c->in0_dims[d]);
+    onr_tensor *in[8] = {&x, (onr_tensor *)w, (onr_tensor *)onr_create_const(c, 2)};
+    onr_err err = {0};
+    onr_kctx k = {.params = p, .opset = c->opset, .n_in = c->n_in < 3 ? c->n_in : 3, .in = in,
+                  .n_out = 0, .nthreads = c->nthreads > 0 ? c->nthreads : 1, .err = &err};
+    conv_geom *g = &p->g;
+    int kind = -1;
+    if (conv_geom_init(&k, p, g) == ONR_OK) {
+        size_t col, ws;
+        p->nthreads = k.nthreads;
+        g->kind = conv_kind(g);
+        g->band = conv_band(g);
+        kind = conv_wino_pick(p) ? CONV_WINO : conv_t_pick(p, &col, &ws) ? CONV_GEMMT : -1;
+    }
+    memset(g, 0, sizeof *g); /* reshape starts afresh */
+    memset(&p->wino, 0, sizeof p->wino);
+    p->nthreads = 0;
+    return kind;
+}
+
+/* A W that the fixed shapes' path never reads (conv_fixed_kind) is
+ * consumed: the planner releases it (or never copies it out of the
+ * mapping), and no padded copy is made for the float32 paths that will
+ * not run. Returns 1 when it did. */
+static atomic_size_t conv_w_released;
+size_t onr_conv_w_released_count(void)
+{
+    return atomic_load_explicit(&conv_w_released, memory_order_relaxed);
+}
+
+static int conv_drop_w(onr_create_ctx *c, conv_params *p)
+{
+    if (conv_fixed_kind(c, p) < 0) return 0;
+    atomic_fetch_add_explicit(&conv_w_released, 1, memory_order_relaxed);
+    p->w_gone = 1;
+    p->w_gone_rank = c->in0_rank;
+    memcpy(p->w_gone_x, c->in0_dims, sizeof(int64_t) * (size_t)c->in0_rank);
+    onr_create_consume(c, 1);
+    return 1;
+}
+
 static int conv_create_weights(onr_create_ctx *c, conv_params *p)
 {
     int st = conv_wino_create(c, p);
     if (!st) st = conv_dw_create(c, p);
     if (!st) st = conv_t_create(c, p);
     if (!st) st = conv_amx_create(c, p);
-    return st ? st : conv_pad_create(c, p);
+    if (st || conv_drop_w(c, p)) return st;
+    return conv_pad_create(c, p);
 }
 
 static int conv_create(onr_create_ctx *c, void *params)
@@ -1397,6 +1458,16 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         ws = onr_dwconv_workspace_size(&d, p->nthreads);
     }
     if ((st = conv_scale_pick(ctx, p))) return st;
+    if (p->w_gone && ((g->kind != CONV_WINO && g->kind != CONV_GEMMT) ||
+                      ctx->in[0]->dtype != ONR_FLOAT)) { /* never, with the shapes fixed */
+        char s1[256], s2[256];
+        return onr_seterr(ctx->err, ONR_E_RUNTIME,
+                          "W was released after create packed it for input %s (the plan's "
+                          "shapes are fixed); input %s %s needs it",
+                          onr_fmt_dims(s1, sizeof s1, p->w_gone_x, p->w_gone_rank),
+                          onr_dtype_name(ctx->in[0]->dtype),
+                          onr_fmt_dims(s2, sizeof s2, ctx->in[0]->dims, ctx->in[0]->rank));
+    }
     conv_layout(ctx, p, col, ws, scratch);
     return ONR_OK;
 }

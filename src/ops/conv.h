@@ -41,6 +41,11 @@ void onr_conv_t_force_band(int64_t rows);
 void onr_conv_force_padded(int on);
 size_t onr_conv_padded_count(void);
 
+/* How many creates consumed W because the plan's shapes are fixed and the
+ * path they take reads only W's packed form (Winograd's or the transposed
+ * path's), in this process. */
+size_t onr_conv_w_released_count(void);
+
 /* How many FusedConv runs applied the input scale S (its fifth input) in W
  * (mode 1), in the transposed path's gather (2) or in a copy of X (3), in
  * this process (relaxed atomic counters), for tests. */

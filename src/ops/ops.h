@@ -76,6 +76,18 @@ typedef struct onr_create_ctx {
      * decides from the real shapes) */
     int out0_rank;
     const int64_t *out0_dims;
+    /* input 0's shape and type as the planner inferred them, the same way
+     * (in0_rank -1: not known) */
+    int in0_rank;
+    const int64_t *in0_dims;
+    onr_dtype in0_dtype;
+    /* the hints above are the shapes every run will have: the plan is a
+     * top-level one whose graph inputs all have static shapes (checked when
+     * they are bound), so each inferred shape is the only one its value can
+     * take. create may then leave out what only other shapes would read
+     * (and consume a constant only they would), as long as reshape refuses
+     * other shapes with an error should it ever see one. */
+    int fixed_shapes;
 } onr_create_ctx;
 
 /* create: count `bytes` that create is about to allocate and keep (packed

@@ -113,6 +113,14 @@ void onr_plan_init_runtime(onr_plan *p, uint8_t *known)
     }
 }
 
+/* A tensor value whose inferred shape is all known. */
+static int value_static(const onr_value *v)
+{
+    int known = v->rank >= 0 && v->rank <= ONR_MAX_RANK && !v->kind;
+    for (int d = 0; known && d < v->rank; d++) known = v->dims[d] >= 0;
+    return known;
+}
+
 static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
 {
     onr_step *s = &p->steps[p->n_steps];
@@ -131,13 +139,20 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
         if (n->outputs[o] >= 0) s->out[o] = &p->rt[n->outputs[o]];
     if (n->n_out > 0 && n->outputs[0] >= 0) { /* create's hint: the inferred static shape */
         const onr_value *ov = &p->graph->values[n->outputs[0]];
-        int known = ov->rank >= 0 && !ov->kind;
-        for (int d = 0; known && d < ov->rank; d++) known = ov->dims[d] >= 0;
-        if (known) {
+        if (value_static(ov)) {
             s->out0_rank = ov->rank;
             memcpy(s->out0_dims, ov->dims, sizeof(int64_t) * (size_t)ov->rank);
         }
     }
+    if (n->n_in > 0 && n->inputs[0] >= 0) { /* and input 0's */
+        const onr_value *iv = &p->graph->values[n->inputs[0]];
+        if (value_static(iv) && iv->dtype != ONR_UNDEFINED) {
+            s->in0_rank = iv->rank;
+            s->in0_dtype = iv->dtype;
+            memcpy(s->in0_dims, iv->dims, sizeof(int64_t) * (size_t)iv->rank);
+        }
+    }
+    s->fixed_shapes = p->fixed_shapes && s->out0_rank >= 0 && s->in0_rank >= 0;
     if ((st = onr_step_create(s, p->nthreads, err))) onr_err_node(err, n);
     return st;
 }
@@ -497,6 +512,10 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
      * subgraph's constants stay (its plan may be rebuilt, and outer ones
      * belong to the enclosing plan) */
     int releasing = !sub && release_init(p, &rel) == 0;
+    p->fixed_shapes = !sub;
+    for (int i = 0; i < g->n_inputs && p->fixed_shapes; i++)
+        p->fixed_shapes = value_static(&g->values[g->inputs[i]]) &&
+                          g->values[g->inputs[i]].dtype != ONR_UNDEFINED;
     if (releasing) release_unread(p, &rel);
     for (int i = 0; i < g->n_nodes && !st; i++) {
         /* create reads its constants (and packs what it consumes): a lazy

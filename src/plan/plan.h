@@ -35,6 +35,10 @@ typedef struct onr_plan {
     int n_outer;
     int *outer_v;
     int no_fuse; /* built without the fusion passes (subgraphs follow) */
+    /* a top-level plan whose graph inputs all have static shapes: every
+     * inferred shape is the one its value has in every run (create's
+     * fixed_shapes) */
+    int fixed_shapes;
     /* per value, set by the caller for one run: the caller's tensor a graph
      * output is written into instead of an owned buffer (NULL: none) */
     const onr_tensor *const *out_bind;
