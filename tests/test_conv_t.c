@@ -31,7 +31,9 @@
  * on Winograd or on the transposed path releases W when its input's shape
  * is static and keeps it when the batch is symbolic, a layer on the GEMM
  * paths keeps it, each output against the reference; a step created for
- * fixed shapes and reshaped to others is refused, not run without W.
+ * fixed shapes and reshaped to others is refused, not run without W; a
+ * 1x1 layer on AMX releases it too, and an X that AMX refuses (inf, NaN)
+ * runs on W summed back from its terms, bit for bit as with W kept.
  *
  * Tolerance: |got - want| <= 1e-5 * S + 1e-6, S the sum of |w * x| (and
  * |b|) over the output's terms: float dot products in another order.
@@ -636,6 +638,64 @@ static void test_fixed_shapes_release(void **state)
     assert_false(session_releases_w(64, 64, 56, 1, 1, 0));
 }
 
+/* A session of one 1x1 layer C -> M on H x H with W given, its batch
+ * static or symbolic (sym); *released: whether create released W. */
+static onr_session *session_1x1(int64_t C, int64_t M, int64_t H, const onr_tensor *w, int sym,
+                                int *released)
+{
+    pbw g = {0};
+    int64_t wd[4] = {M, C, 1, 1}, xdecl[4] = {sym ? -1 : 1, C, H, H};
+    int64_t ydecl[4] = {sym ? -1 : 1, M, H, H};
+    pbw_init_f32(&g, "W", 4, wd, w->data, (size_t)w->numel);
+    pbw_value_info(&g, 11, "x", 1, 4, xdecl);
+    pbw_node(&g, "Conv", "conv", (const char *[]){"x", "W", NULL}, (const char *[]){"y", NULL},
+             NULL);
+    pbw_value_info(&g, 12, "y", 1, 4, ydecl);
+    pbw m = pbw_model(&g, 8, 13);
+    size_t before = onr_conv_w_released_count();
+    onr_session *s = NULL;
+    if (onr_session_open_memory(m.b, m.n, NULL, &s)) fail_msg("%s", onr_session_errmsg(s));
+    free(m.b);
+    *released = onr_conv_w_released_count() > before;
+    return s;
+}
+
+/* A 1x1 layer on AMX (where it is in use: 256 -> 256 on 16 x 16) with
+ * static shapes releases W; its output against the reference, and an X
+ * holding an inf or a NaN (AMX refuses it: W summed back from its terms)
+ * bit for bit what a session that kept W (symbolic batch) gives. */
+static void test_fixed_shapes_amx(void **state)
+{
+    (void)state;
+    const int64_t C = 256, M = 256, H = 16;
+    int64_t wd[4] = {M, C, 1, 1}, xd[4] = {1, C, H, H};
+    onr_tensor *w = tk_rand_f32(4, wd, 12), *x = tk_rand_f32(4, xd, 13);
+    int rel_fixed = 0, rel_sym = 0;
+    onr_session *sf = session_1x1(C, M, H, w, 0, &rel_fixed);
+    onr_session *ss = session_1x1(C, M, H, w, 1, &rel_sym);
+    assert_int_equal(rel_fixed, onr_sgemm_amx());
+    assert_false(rel_sym);
+    tcase c = {1, C, M, 1, 2, {H, H}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL};
+    int64_t ny = M * H * H, od[3];
+    double *want = malloc(sizeof(double) * (size_t)ny), *sum = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(want);
+    assert_non_null(sum);
+    ref_conv(&c, x->data, w->data, NULL, want, sum, od);
+    for (int r = 0; r < 3; r++) {
+        if (r == 1) ((float *)x->data)[5 * H * H + 17] = INFINITY;
+        if (r == 2) ((float *)x->data)[200 * H * H + 3] = NAN;
+        const onr_tensor *in = x;
+        if (onr_session_run(sf, 1, NULL, &in)) fail_msg("%s", onr_session_errmsg(sf));
+        if (onr_session_run(ss, 1, NULL, &in)) fail_msg("%s", onr_session_errmsg(ss));
+        const onr_tensor *yf = onr_session_output(sf, 0), *ys = onr_session_output(ss, 0);
+        if (r == 0) check_close(yf, want, sum, "W released, on AMX");
+        assert_memory_equal(yf->data, ys->data, sizeof(float) * (size_t)ny);
+    }
+    free(want), free(sum);
+    onr_session_free(sf), onr_session_free(ss);
+    onr_tensor_free(w), onr_tensor_free(x);
+}
+
 /* A Conv step created for fixed shapes [1, 32, 16, 16] (Winograd: W
  * consumed) and reshaped to 8 x 8 (im2col, which reads W): refused. */
 static void test_fixed_shapes_guard(void **state)
@@ -691,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_padded_session),
         cmocka_unit_test(test_fixed_shapes_release),
         cmocka_unit_test(test_fixed_shapes_guard),
+        cmocka_unit_test(test_fixed_shapes_amx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1064,6 +1064,49 @@ static void test_amx_products(void **state)
  * against the double reference; a B holding a non-finite value, or AMX
  * off, returns nonzero (C untouched where beta is not 0); no pack without
  * AMX. */
+/* onr_sgemm_unpack_a gives back each value onr_sgemm_pack_a split: bit for
+ * bit from 2^-110 up (both signs, every exponent to 2^100, zeros of either
+ * sign), within 1e-33 below; as A and as op(A) of a transposed A, 70 x 77
+ * (blocks of rows and K steps cut short). */
+static void test_amx_unpack_a(void **state)
+{
+    (void)state;
+    if (onr_sgemm_force_kernel("amx") != 0) {
+        printf("  (no AMX here: skipped)\n");
+        return;
+    }
+    enum { M = 70, K = 77 };
+    float *a = malloc(sizeof(float) * M * K), *at = malloc(sizeof(float) * M * K);
+    float *back = malloc(sizeof(float) * M * K);
+    void *pk = malloc(onr_sgemm_pack_a_size(M, K));
+    assert_true(a && at && back && pk);
+    uint32_t s = 12345;
+    for (int i = 0; i < M * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        float m = (float)((s >> 8) & 0xFFFF) / 65536.f + 0.5f;
+        int e = (int)((s >> 24) % 240) - 140; /* 2^-140 .. 2^99 */
+        a[i] = ldexpf(s & 1 ? -m : m, e);
+    }
+    a[0] = 0.f, a[1] = -0.f, a[K] = 1.f, a[M * K - 1] = -3.0e38f;
+    for (int t = 0; t < 2; t++) {
+        if (t) /* A stored K x M: op(A) is the same matrix */
+            for (int i = 0; i < M; i++)
+                for (int k = 0; k < K; k++) at[k * M + i] = a[i * K + k];
+        assert_int_equal(onr_sgemm_pack_a(t, M, K, t ? at : a, t ? M : K, pk), 0);
+        onr_sgemm_unpack_a(pk, back, K);
+        for (int i = 0; i < M * K; i++) {
+            if (fabsf(a[i]) >= 0x1p-110f) {
+                if (memcmp(&back[i], &a[i], sizeof(float)) != 0)
+                    fail_msg("value %d: %a came back as %a", i, (double)a[i], (double)back[i]);
+            } else if (!(fabsf(back[i] - a[i]) <= 1e-33f)) {
+                fail_msg("value %d: %a came back as %a", i, (double)a[i], (double)back[i]);
+            }
+        }
+    }
+    onr_sgemm_force_kernel(NULL);
+    free(a), free(at), free(back), free(pk);
+}
+
 static void test_amx_packed_a(void **state)
 {
     (void)state;
@@ -1216,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_amx_products),
         cmocka_unit_test(test_amx_special),
         cmocka_unit_test(test_amx_packed_a),
+        cmocka_unit_test(test_amx_unpack_a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2060,6 +2060,35 @@ int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda
     return 0;
 }
 
+static float bf16_value(uint16_t t)
+{
+    const uint32_t u = (uint32_t)t << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void onr_sgemm_unpack_a(const void *packed, float *dst, size_t ldd)
+{
+    pack_header h;
+    memcpy(&h, packed, sizeof h);
+    const size_t m = h.n, k = h.k, KB = (k + ONR_AMX_KS - 1) / ONR_AMX_KS;
+    const uint16_t *src = (const uint16_t *)((const char *)packed + sizeof h);
+    for (size_t i = 0; i < m; i++) {
+        /* row i of its block: tile r / 16 of each term, its (r % 16)th row */
+        const uint16_t *row = src + (i / ONR_AMX_MB) * KB * ONR_AMX_BLOCK +
+                              (i % ONR_AMX_MB / 16) * 512 + (i % 16) * 32;
+        for (size_t kk = 0; kk < k; kk++) {
+            const uint16_t *t = row + (kk / ONR_AMX_KS) * ONR_AMX_BLOCK + kk % ONR_AMX_KS;
+            /* x0 + x1 is x truncated to 16 bits, exact; adding x2 gives x
+             * (a zero keeps x0's sign: -0 splits into -0, +0, +0) */
+            const float x0 = bf16_value(t[0]);
+            const float v = x0 + bf16_value(t[1024]) + bf16_value(t[2048]);
+            dst[i * ldd + kk] = v == 0.f ? x0 : v;
+        }
+    }
+}
+
 size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthreads)
 {
     pthread_once(&g_once, gemm_init);

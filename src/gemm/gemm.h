@@ -109,6 +109,11 @@ int onr_sgemm_amx(void);
  * written): the caller then runs onr_sgemm on its floats. */
 size_t onr_sgemm_pack_a_size(size_t m, size_t k);
 int onr_sgemm_pack_a(int trans_a, size_t m, size_t k, const float *a, size_t lda, void *packed);
+/* op(A) back from what onr_sgemm_pack_a made of it (m x k), each value
+ * the sum of its terms: exactly A's where |a| >= 2^-110 (sgemm-amx.h:
+ * below, within 1e-33, as the AMX products read it). Into dst, row
+ * stride ldd. */
+void onr_sgemm_unpack_a(const void *packed, float *dst, size_t ldd);
 size_t onr_sgemm_packed_a_workspace_size(size_t m, size_t n, size_t k, int nthreads);
 int onr_sgemm_packed_a(size_t m, size_t n, size_t k, float alpha, const void *packed_a,
                        const float *b, size_t ldb, float beta, float *c, size_t ldc,

@@ -188,6 +188,7 @@ typedef struct conv_bufs {
     size_t wt_stride;
     const float *dw_wl;             /* CONV_DW: W laid out at create, or NULL */
     const void *w_amx;              /* CONV_GEMM: W packed as AMX terms, or NULL */
+    float *wr;                      /* W summed back from them (W released), or NULL */
     int64_t ldw;                    /* W's row stride for the GEMM paths (0: CK) */
     const float *s;                 /* FusedConv's input scale S (NULL: none) */
     float *xs;                      /* scratch for the scaled W or X (g->scale) */
@@ -219,7 +220,7 @@ typedef struct conv_params {
     int64_t w_gone_x[ONR_MAX_RANK];
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
-    size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs;
+    size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs, off_wr;
 } conv_params;
 
 static void conv_destroy(void *params)
@@ -330,7 +331,7 @@ static void conv_layout(onr_kctx *ctx, conv_params *p, size_t col_floats, size_t
     const conv_geom *g = &p->g;
     onr_dtype dt = ctx->in[0]->dtype;
     size_t used = 0;
-    p->off_x = p->off_w = p->off_b = p->off_y = p->off_col = p->off_ws = p->off_xs =
+    p->off_x = p->off_w = p->off_b = p->off_y = p->off_col = p->off_ws = p->off_xs = p->off_wr =
         ONR_NO_SCRATCH;
     if (dt != ONR_DOUBLE) {
         if (onr_is_half(dt)) {
@@ -376,6 +377,7 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         .col = onr_scratch_at(ctx, p->off_col), .ws = onr_scratch_at(ctx, p->off_ws),
         .wino_u = p->wino_u, .wino = &p->wino, .wt = p->wt, .wt_stride = p->wt_stride,
         .dw_wl = p->dw_wl, .w_amx = p->w_amx, .ldw = p->w32_ld, .xs = onr_scratch_at(ctx, p->off_xs),
+        .wr = onr_scratch_at(ctx, p->off_wr),
     };
     if (p->fused) { /* float32 only (reshape checked) */
         const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL;
@@ -1289,15 +1291,17 @@ static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g);
 
 /* The path reshape takes for the planner's shapes when they are fixed
  * (create's fixed_shapes) and it reads a packed form only: CONV_WINO
- * (Winograd's U) or CONV_GEMMT (the transposed path's W_g^T, a scale S
- * applied to its gathered columns); else -1. Reshape's own choice, made
- * now on those shapes (any error: -1, reshape reports it). */
+ * (Winograd's U), CONV_GEMMT (the transposed path's W_g^T, a scale S
+ * applied to its gathered columns) or CONV_GEMM on AMX (its terms; a
+ * non-finite X, which AMX refuses, runs on W summed back from them into
+ * scratch); else -1. Reshape's own choice, made now on those shapes (any
+ * error: -1, reshape reports it). */
 static int conv_fixed_kind(onr_create_ctx *c, conv_params *p)
 {
     const onr_tensor *w = onr_create_const(c, 1);
     if (!c->fixed_shapes || !w || !w->data || w->dtype != ONR_FLOAT || p->w32 ||
         c->in0_dtype != ONR_FLOAT || c->in0_rank != w->rank || c->in0_rank > ONR_MAX_RANK ||
-        (!p->wino_u && !p->wt))
+        (!p->wino_u && !p->wt && !p->w_amx))
         return -1;
     onr_tensor x = {.dtype = ONR_FLOAT, .rank = c->in0_rank, .numel = 1};
     for (int d = 0; d < x.rank; d++) x.numel *= (x.dims[d] = c->in0_dims[d]);
@@ -1313,6 +1317,12 @@ static int conv_fixed_kind(onr_create_ctx *c, conv_params *p)
         g->kind = conv_kind(g);
         g->band = conv_band(g);
         kind = conv_wino_pick(p) ? CONV_WINO : conv_t_pick(p, &col, &ws) ? CONV_GEMMT : -1;
+        /* a 1x1 layer on AMX, no scale S (it would scale W itself): the
+         * float32 path a non-finite X takes sums W back from the terms */
+        if (kind < 0 && g->kind == CONV_GEMM && p->w_amx && g->G == 1 &&
+            conv_amx_takes((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg) &&
+            !(c->node && c->node->n_in > 4 && c->node->inputs[4] >= 0))
+            kind = CONV_GEMM;
     }
     memset(g, 0, sizeof *g); /* reshape starts afresh */
     memset(&p->wino, 0, sizeof p->wino);
@@ -1458,7 +1468,8 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
         ws = onr_dwconv_workspace_size(&d, p->nthreads);
     }
     if ((st = conv_scale_pick(ctx, p))) return st;
-    if (p->w_gone && ((g->kind != CONV_WINO && g->kind != CONV_GEMMT) ||
+    if (p->w_gone && ((g->kind != CONV_WINO && g->kind != CONV_GEMMT &&
+                       !(g->kind == CONV_GEMM && p->w_amx && g->G == 1 && !g->scale)) ||
                       ctx->in[0]->dtype != ONR_FLOAT)) { /* never, with the shapes fixed */
         char s1[256], s2[256];
         return onr_seterr(ctx->err, ONR_E_RUNTIME,
@@ -1469,6 +1480,11 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
                           onr_fmt_dims(s2, sizeof s2, ctx->in[0]->dims, ctx->in[0]->rank));
     }
     conv_layout(ctx, p, col, ws, scratch);
+    if (p->w_gone && g->kind == CONV_GEMM) { /* W summed back, should AMX refuse X */
+        size_t used = p->scratch;
+        p->off_wr = onr_carve_at(&used, sizeof(float) * (size_t)(g->Mg * g->CK));
+        *scratch = p->scratch = used;
+    }
     return ONR_OK;
 }
 
@@ -1831,9 +1847,15 @@ static void conv_product(const conv_bufs *bb, int amx_ok, size_t m, size_t n, si
                          const float *w, size_t ldw, const float *b, float beta, float *c,
                          size_t ldc, const onr_gemm_epilogue *ep, int nt)
 {
-    if (!amx_ok || !bb->w_amx || !conv_amx_takes(m, n, k) ||
-        onr_sgemm_packed_a(m, n, k, 1.f, bb->w_amx, b, n, beta, c, ldc, ep, bb->ws, nt) != 0)
-        onr_sgemm(0, 0, m, n, k, 1.f, w, ldw, b, n, beta, c, ldc, ep, bb->ws, nt);
+    if (amx_ok && bb->w_amx && conv_amx_takes(m, n, k) &&
+        onr_sgemm_packed_a(m, n, k, 1.f, bb->w_amx, b, n, beta, c, ldc, ep, bb->ws, nt) == 0)
+        return;
+    if (!w) { /* released (conv_drop_w): summed back from its terms */
+        onr_sgemm_unpack_a(bb->w_amx, bb->wr, k);
+        w = bb->wr;
+        ldw = k;
+    }
+    onr_sgemm(0, 0, m, n, k, 1.f, w, ldw, b, n, beta, c, ldc, ep, bb->ws, nt);
 }
 
 static void conv_f32(const conv_geom *g, const float *x, const float *w, const float *b,
@@ -1875,7 +1897,7 @@ static void conv_f32(const conv_geom *g, const float *x, const float *w, const f
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->IN;
-            const float *wg = w + (size_t)grp * Mg * ldw;
+            const float *wg = w ? w + (size_t)grp * Mg * ldw : NULL; /* NULL: released */
             if (scale_w) {
                 if (n == 0 || g->s_ld) conv_scale_w(g, w, ldw, bb->s + n * g->s_ld, bb->xs);
                 wg = bb->xs;
