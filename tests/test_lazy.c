@@ -14,7 +14,7 @@
  * whose copies reuse each other's buffers), read at run (Add), a constant
  * graph output, a constant-folded Transpose, a Conv whose BatchNormalization
  * is folded into it (a fusion reads it), outer-scope weights of If branches,
- * and external data.
+ * external data, and a table only Gathers read (left in the mapping).
  */
 #include <math.h>
 #include <stdio.h>
@@ -610,6 +610,72 @@ static void test_lazy_external(void **state)
 
 /* ---- small or aligned weights are not lazy ---------------------------------- */
 
+/* ---- a Gather table stays in the mapping ------------------------------------ */
+
+enum { GA_D = 300, GA_E = 64, GA_N = 4 }; /* T [D, E]: 75 KiB */
+
+/* Gather(T, I) along axis 0 (rows) and along axis 1 (single elements:
+ * Y1 [D, N]); `also`: T is an Identity's input as well */
+static int ga_also;
+static pbw build_gather(const wspec *w, const size_t *pads)
+{
+    pbw g = {0}, a0 = {0}, a1 = {0};
+    pad_init(&g, w[0].name, 2, w[0].dims, w[0].data, pads[0]);
+    pbw_attr_int(&a0, "axis", 0);
+    pbw_attr_int(&a1, "axis", 1);
+    pbw_node(&g, "Gather", "g0", NAMES("T", "I"), NAMES("Y0"), &a0);
+    pbw_node(&g, "Gather", "g1", NAMES("T", "I"), NAMES("Y1"), &a1);
+    if (ga_also) pbw_node(&g, "Identity", "id", NAMES("T"), NAMES("Y2"), NULL);
+    pbw_value_info(&g, 11, "I", 7, 1, (int64_t[]){GA_N});
+    pbw_value_info(&g, 12, "Y0", F32, 2, (int64_t[]){GA_N, GA_E});
+    pbw_value_info(&g, 12, "Y1", F32, 2, (int64_t[]){GA_D, GA_N});
+    if (ga_also) pbw_value_info(&g, 12, "Y2", F32, 2, (int64_t[]){GA_D, GA_E});
+    return pbw_model(&g, 8, 13);
+}
+
+static const int64_t ga_idx[GA_N] = {7, -1, 0, 42};
+
+static void ref_gather(const wspec *w, onr_tensor *const *in, int k, double *out)
+{
+    (void)in;
+    const float *t = w[0].data;
+    for (int j = 0; j < GA_N; j++) {
+        int64_t v = ga_idx[j] < 0 ? ga_idx[j] + (k == 0 ? GA_D : GA_E) : ga_idx[j];
+        if (k == 0)
+            for (int e = 0; e < GA_E; e++) out[j * GA_E + e] = t[v * GA_E + e];
+        else if (k == 1)
+            for (int d = 0; d < GA_D; d++) out[d * GA_N + j] = t[d * GA_E + v];
+    }
+    if (k == 2)
+        for (int i = 0; i < GA_D * GA_E; i++) out[i] = t[i];
+}
+
+/* Read only by Gathers (rows, and single elements along axis 1): left in
+ * the mapping and read there, misaligned (memcpy: the sanitizers check
+ * it), never copied; with an Identity reading it too, copied as before. */
+static void test_lazy_gather_table(void **state)
+{
+    (void)state;
+    for (ga_also = 0; ga_also < 2; ga_also++) {
+        wspec w[1] = {{"T", 2, {GA_D, GA_E}, NULL, 0}};
+        make_weights(w, 1);
+        pbw m = build_misaligned(build_gather, w, 1);
+        write_file("gather.onnx", m.b, m.n);
+        free(m.b);
+        expect_lazy("gather.onnx", w, 1);
+        size_t copies = onr_lazy_copy_count(), kept = onr_plan_kept_in_mapping();
+        onr_tensor *in[1] = {tk_i64(1, (int64_t[]){GA_N}, ga_idx)};
+        const int64_t numel[3] = {GA_N * GA_E, GA_D * GA_N, GA_D * GA_E};
+        run_and_check("gather.onnx", 1, in, 2 + ga_also, numel, w, ref_gather);
+        /* 4 opens (fused and not, 1 and 2 threads) */
+        assert_int_equal(onr_plan_kept_in_mapping() - kept, ga_also ? 0 : 4);
+        if (ga_also) assert_true(onr_lazy_copy_count() - copies >= 4);
+        else assert_int_equal(onr_lazy_copy_count() - copies, 0);
+        tk_free_all(1, in);
+        free_weights(w, 1);
+    }
+}
+
 static void test_small_weights_copied(void **state)
 {
     (void)state;
@@ -667,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_lazy_if_outer_scope),
         cmocka_unit_test(test_lazy_external),
         cmocka_unit_test(test_small_weights_copied),
+        cmocka_unit_test(test_lazy_gather_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -439,7 +439,8 @@ static void test_impls(void **state)
         if (impl->shape_inputs != cases[i].shape_inputs)
             fail_msg("%s: shape_inputs %#x, expected %#x", cases[i].op, impl->shape_inputs,
                      cases[i].shape_inputs);
-        assert_int_equal(impl->flags, 0);
+        /* Gather may read its table in place in the mapping (ops.h) */
+        assert_int_equal(impl->flags, strcmp(cases[i].op, "Gather") == 0 ? ONR_OP_LAZY_IN0 : 0);
     }
 }
 

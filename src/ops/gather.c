@@ -108,6 +108,18 @@ static int gather_run(const onr_kctx *ctx)
     int st = check_indices(ctx->err, ind, D, p->ax);
     if (st) return st;
     if (total == 0) return ONR_OK;
+    if (p->esz && (uintptr_t)x->data % p->esz) { /* a table left in the mapping (ONR_OP_LAZY_IN0) */
+        const char *xs = x->data;
+        char *ys = ctx->out[0]->data;
+        const size_t row = (size_t)inner * p->esz;
+        _Pragma("omp parallel for num_threads(onr_team(ctx->nthreads)) if (total * inner > ONR_PAR_MIN)")
+        for (int64_t q = 0; q < total; q++) {
+            int64_t o = q / N, v = tn_index_at(ind, q - o * N);
+            if (v < 0) v += D;
+            memcpy(ys + (size_t)q * row, xs + (size_t)(o * D + v) * row, row);
+        }
+        return ONR_OK;
+    }
     switch (p->esz) {
     case 1: GATHER_LOOP(uint8_t); break;
     case 2: GATHER_LOOP(uint16_t); break;
@@ -127,7 +139,7 @@ static int gather_run(const onr_kctx *ctx)
 
 const onr_op_impl onr_impl_gather = {.create = gather_create, .reshape = gather_reshape,
                                      .run = gather_run, .params_size = sizeof(gather_params),
-                                     .types = ONR_TYPES_ALL};
+                                     .types = ONR_TYPES_ALL, .flags = ONR_OP_LAZY_IN0};
 
 /* ---- GatherElements / ScatterElements -------------------------------------------- */
 

@@ -157,7 +157,11 @@ static int add_step(onr_plan *p, const onr_node *n, onr_err *err)
     return st;
 }
 
-static atomic_size_t g_spares_reused;
+static atomic_size_t g_spares_reused, g_kept_in_mapping;
+size_t onr_plan_kept_in_mapping(void)
+{
+    return atomic_load_explicit(&g_kept_in_mapping, memory_order_relaxed);
+}
 size_t onr_plan_spares_reused(void)
 {
     return atomic_load_explicit(&g_spares_reused, memory_order_relaxed);
@@ -292,6 +296,48 @@ static void release_after_create(onr_plan *p, release_ctx *r, const onr_step *s)
         if (p->graph->values[v].konst) spare_keep(r, p->graph->values[v].konst);
         release_value(p, v);
     }
+}
+
+/* Lazy weights that only ONR_OP_LAZY_IN0 ops read, each as its input 0,
+ * and that are no graph output, stay in the mapping (ops.h): their data
+ * points there, misaligned, and they are never copied. in_place (one byte
+ * per value) marks them, so that their pages are not populated either:
+ * those readers read a few rows of them a run. */
+static void keep_in_mapping(onr_plan *p, release_ctx *r, uint8_t *in_place)
+{
+    const onr_graph *g = p->graph;
+    int *readers = calloc((size_t)g->n_values + 1, sizeof *readers);
+    if (!readers) return; /* copied as any other: correct, only larger */
+    for (int v = 0; v < g->n_values; v++) {
+        const onr_tensor *t = g->values[v].konst;
+        in_place[v] = t && t->lazy && !t->data && !t->kind && t->dtype != ONR_STRING;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const onr_node *n = &g->nodes[i];
+        const int ok = n->op && (n->op->impl->flags & ONR_OP_LAZY_IN0) != 0;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->inputs[k];
+            if (v < 0) continue;
+            if (k != 0 || !ok) in_place[v] = 0;
+            else readers[v]++;
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) in_place[g->outputs[i]] = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        if (!in_place[v] || !readers[v]) {
+            in_place[v] = 0;
+            continue;
+        }
+        onr_tensor *t = g->values[v].konst;
+        t->data = (void *)t->lazy; /* the model keeps the mapping: it still counts it */
+        t->lazy = NULL;
+        t->owns = 0;
+        p->rt[v].data = t->data;
+        p->rt[v].lazy = NULL;
+        if (r) r->lazy_left--;
+        atomic_fetch_add_explicit(&g_kept_in_mapping, 1, memory_order_relaxed);
+    }
+    free(readers);
 }
 
 /* Constants no step reads at all (the originals of weights a fusion
@@ -480,7 +526,7 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     *out = NULL;
     onr_plan *p = calloc(1, sizeof *p);
     if (!p) return onr_seterr(err, ONR_E_NOMEM, "out of memory");
-    uint8_t *known = NULL;
+    uint8_t *known = NULL, *in_place = NULL;
     p->model = m;
     p->cancel = &p->cancel_flag;
     p->nthreads = o && o->nthreads > 0 ? o->nthreads : 1;
@@ -516,6 +562,8 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     for (int i = 0; i < g->n_inputs && p->fixed_shapes; i++)
         p->fixed_shapes = value_static(&g->values[g->inputs[i]]) &&
                           g->values[g->inputs[i]].dtype != ONR_UNDEFINED;
+    if (!sub && (in_place = calloc((size_t)g->n_values + 1, 1)))
+        keep_in_mapping(p, releasing ? &rel : NULL, in_place);
     if (releasing) release_unread(p, &rel);
     for (int i = 0; i < g->n_nodes && !st; i++) {
         /* create reads its constants (and packs what it consumes): a lazy
@@ -548,13 +596,16 @@ static onr_status plan_build(onr_model *m, const onr_graph *src, const onr_plan_
     if (!sub) /* the weights the kernels read in place (the loader let their pages go) */
         for (int v = 0; v < g->n_values; v++) {
             const onr_tensor *t = g->values[v].konst;
-            if (t && t->data && !t->owns && !t->kind && t->dtype != ONR_STRING)
+            if (t && t->data && !t->owns && !t->kind && t->dtype != ONR_STRING &&
+                !(in_place && in_place[v]))
                 onr_pages_populate(t->data, onr_tensor_nbytes(t));
         }
+    free(in_place);
     free(known);
     *out = p;
     return ONR_OK;
 fail:
+    free(in_place);
     free(known);
     onr_plan_free(p);
     return st;

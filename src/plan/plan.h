@@ -69,6 +69,9 @@ typedef struct onr_plan_opts {
 /* Lazy weights (ir.h) copied into the buffer of a weight released before
  * them, since the process started (for tests). */
 size_t onr_plan_spares_reused(void);
+/* How many lazy weights plans left in the mapping for ONR_OP_LAZY_IN0
+ * readers (ops.h), never copied, in this process. */
+size_t onr_plan_kept_in_mapping(void);
 
 onr_status onr_plan_build(onr_model *m, const onr_plan_opts *o, onr_plan **out, onr_err *err);
 void onr_plan_free(onr_plan *p);
