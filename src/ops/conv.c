@@ -1288,6 +1288,7 @@ static int conv_amx_create(onr_create_ctx *c, conv_params *p)
 }
 
 static int conv_geom_init(onr_kctx *ctx, const conv_params *p, conv_geom *g);
+static void conv_pick(conv_params *p, size_t *col, size_t *ws);
 
 /* The path reshape takes for the planner's shapes when they are fixed
  * (create's fixed_shapes) and it reads a packed form only: CONV_WINO
@@ -1314,14 +1315,13 @@ static int conv_fixed_kind(onr_create_ctx *c, conv_params *p)
     if (conv_geom_init(&k, p, g) == ONR_OK) {
         size_t col, ws;
         p->nthreads = k.nthreads;
-        g->kind = conv_kind(g);
-        g->band = conv_band(g);
-        kind = conv_wino_pick(p) ? CONV_WINO : conv_t_pick(p, &col, &ws) ? CONV_GEMMT : -1;
+        conv_pick(p, &col, &ws);
+        if (g->kind == CONV_WINO || g->kind == CONV_GEMMT) kind = g->kind;
         /* a 1x1 layer on AMX, no scale S (it would scale W itself): the
          * float32 path a non-finite X takes sums W back from the terms */
-        if (kind < 0 && g->kind == CONV_GEMM && p->w_amx && g->G == 1 &&
-            conv_amx_takes((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg) &&
-            !(c->node && c->node->n_in > 4 && c->node->inputs[4] >= 0))
+        else if (g->kind == CONV_GEMM && p->w_amx && g->G == 1 &&
+                 conv_amx_takes((size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg) &&
+                 !(c->node && c->node->n_in > 4 && c->node->inputs[4] >= 0))
             kind = CONV_GEMM;
     }
     memset(g, 0, sizeof *g); /* reshape starts afresh */
@@ -1445,6 +1445,31 @@ static size_t conv_product_ws(const conv_params *p, size_t m, size_t n, size_t k
     return ws;
 }
 
+/* The path p->g (its geometry set) runs on (g->kind, g->band) and the
+ * column floats and workspace bytes it needs (p->nthreads set). */
+static void conv_pick(conv_params *p, size_t *col, size_t *ws)
+{
+    conv_geom *g = &p->g;
+    g->kind = conv_kind(g);
+    g->band = conv_band(g);
+    *col = *ws = 0;
+    if (conv_wino_pick(p)) {
+        g->kind = CONV_WINO;
+        *col = (p->wino.scratch + sizeof(float) - 1) / sizeof(float);
+    } else if (conv_t_pick(p, col, ws)) {
+        /* sized there */
+    } else if (g->kind == CONV_GEMM) {
+        *ws = conv_product_ws(p, (size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg);
+    } else if (g->kind == CONV_IM2COL) {
+        size_t cols = (size_t)(g->band * g->sp.out[2]);
+        *col = (size_t)g->CK * cols;
+        *ws = conv_product_ws(p, (size_t)g->Mg, cols, (size_t)g->CK);
+    } else if (g->kind == CONV_DW) {
+        onr_dwconv d = conv_dw_geom(g);
+        *ws = onr_dwconv_workspace_size(&d, p->nthreads);
+    }
+}
+
 static int conv_reshape(onr_kctx *ctx, size_t *scratch)
 {
     conv_params *p = ctx->params;
@@ -1452,24 +1477,8 @@ static int conv_reshape(onr_kctx *ctx, size_t *scratch)
     int st;
     if ((st = conv_geom_init(ctx, p, g)) || (st = conv_set_out(ctx, g))) return st;
     p->nthreads = ctx->nthreads > 0 ? ctx->nthreads : 1;
-    g->kind = conv_kind(g);
-    g->band = conv_band(g);
-    size_t col = 0, ws = 0;
-    if (conv_wino_pick(p)) {
-        g->kind = CONV_WINO;
-        col = (p->wino.scratch + sizeof(float) - 1) / sizeof(float);
-    } else if (conv_t_pick(p, &col, &ws)) {
-        /* sized there */
-    } else if (g->kind == CONV_GEMM) {
-        ws = conv_product_ws(p, (size_t)g->Mg, (size_t)g->OUT, (size_t)g->Cg);
-    } else if (g->kind == CONV_IM2COL) {
-        size_t cols = (size_t)(g->band * g->sp.out[2]);
-        col = (size_t)g->CK * cols;
-        ws = conv_product_ws(p, (size_t)g->Mg, cols, (size_t)g->CK);
-    } else if (g->kind == CONV_DW) {
-        onr_dwconv d = conv_dw_geom(g);
-        ws = onr_dwconv_workspace_size(&d, p->nthreads);
-    }
+    size_t col, ws;
+    conv_pick(p, &col, &ws);
     if ((st = conv_scale_pick(ctx, p))) return st;
     if (p->w_gone && ((g->kind != CONV_WINO && g->kind != CONV_GEMMT &&
                        !(g->kind == CONV_GEMM && p->w_amx && g->G == 1 && !g->scale)) ||

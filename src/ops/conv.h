@@ -42,8 +42,8 @@ void onr_conv_force_padded(int on);
 size_t onr_conv_padded_count(void);
 
 /* How many creates consumed W because the plan's shapes are fixed and the
- * path they take reads only W's packed form (Winograd's or the transposed
- * path's), in this process. */
+ * path they take reads only W's packed form (Winograd's, the transposed
+ * path's, or a 1x1 layer's AMX terms), in this process. */
 size_t onr_conv_w_released_count(void);
 
 /* How many FusedConv runs applied the input scale S (its fifth input) in W
