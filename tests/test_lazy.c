@@ -144,6 +144,16 @@ static void expect_lazy(const char *file, const wspec *w, int nw)
     onr_model_free(model);
 }
 
+/* Write the model build makes, every weight misaligned in it, to `file`,
+ * and check that its weights are lazy after load. */
+static void write_lazy(const char *file, build_fn build, const wspec *w, int nw)
+{
+    pbw m = build_misaligned(build, w, nw);
+    write_file(file, m.b, m.n);
+    free(m.b);
+    expect_lazy(file, w, nw);
+}
+
 typedef void (*ref_fn)(const wspec *w, onr_tensor *const *in, int k, double *out);
 
 /* Open `file` fused and unfused at 1 and 2 threads, run on `in`, check
@@ -275,10 +285,7 @@ static void test_lazy_mixed(void **state)
                   {"Wa", 2, {128, 128}, NULL, 0}, {"Wo", 2, {128, 128}, NULL, 0},
                   {"Wt", 2, {128, 256}, NULL, 0}};
     make_weights(w, 5);
-    pbw m = build_misaligned(build_mixed, w, 5);
-    write_file("mixed.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("mixed.onnx", w, 5);
+    write_lazy("mixed.onnx", build_mixed, w, 5);
     onr_tensor *in[2] = {input_f32(2, (int64_t[]){3, 256}, 1), input_f32(2, (int64_t[]){128, 128}, 2)};
     const int64_t numel[5] = {3 * 128, 3 * 128, 128 * 128, 128 * 128, 3 * 128};
     run_and_check("mixed.onnx", 2, in, 5, numel, w, ref_mixed);
@@ -358,10 +365,7 @@ static void run_chain(int conv, size_t *copies, size_t *reused)
     const char *file = conv ? "convchain.onnx" : "chain.onnx";
     wspec w[CH_N];
     chain_weights(w, conv ? 4 : 2);
-    pbw m = build_misaligned(conv ? build_conv_chain : build_chain, w, CH_N);
-    write_file(file, m.b, m.n);
-    free(m.b);
-    expect_lazy(file, w, CH_N);
+    write_lazy(file, conv ? build_conv_chain : build_chain, w, CH_N);
     size_t c0 = onr_lazy_copy_count(), r0 = onr_plan_spares_reused();
     const int64_t dims[4] = {2, CH_D, 1, 1}, numel[1] = {2 * CH_D};
     onr_tensor *in[1] = {input_f32(conv ? 4 : 2, dims, 3)};
@@ -423,10 +427,7 @@ static void test_lazy_gemm_transposed(void **state)
     (void)state;
     wspec w[1] = {{"W", 2, {GT_N, GT_K}, NULL, 0}};
     make_weights(w, 1);
-    pbw m = build_misaligned(build_gemm_t, w, 1);
-    write_file("gemmt.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("gemmt.onnx", w, 1);
+    write_lazy("gemmt.onnx", build_gemm_t, w, 1);
     size_t copies = onr_lazy_copy_count();
     onr_tensor *in[1] = {input_f32(2, (int64_t[]){GT_M, GT_K}, 5)};
     const int64_t numel[1] = {GT_M * GT_N};
@@ -489,10 +490,7 @@ static void test_lazy_conv_bn_fold(void **state)
     (void)state;
     wspec w[1] = {{"W", 4, {64, 32, 3, 3}, NULL, 0}}; /* 72 KiB */
     make_weights(w, 1);
-    pbw m = build_misaligned(build_conv_bn, w, 1);
-    write_file("convbn.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("convbn.onnx", w, 1);
+    write_lazy("convbn.onnx", build_conv_bn, w, 1);
     onr_tensor *in[1] = {input_f32(4, (int64_t[]){1, 32, 6, 6}, 4)};
     const int64_t numel[1] = {64 * 36};
     run_and_check("convbn.onnx", 1, in, 1, numel, w, ref_conv_bn);
@@ -532,10 +530,7 @@ static void test_lazy_if_outer_scope(void **state)
     (void)state;
     wspec w[1] = {{"Wb", 2, {128, 128}, NULL, 0}};
     make_weights(w, 1);
-    pbw m = build_misaligned(build_if, w, 1);
-    write_file("if.onnx", m.b, m.n);
-    free(m.b);
-    expect_lazy("if.onnx", w, 1);
+    write_lazy("if.onnx", build_if, w, 1);
     for (int c = 0; c < 2; c++) {
         onr_tensor *in[2] = {onr_tensor_new(ONR_BOOL, 0, NULL), input_f32(2, (int64_t[]){128, 128}, 5)};
         assert_non_null(in[0]);
@@ -659,10 +654,7 @@ static void test_lazy_gather_table(void **state)
     for (ga_also = 0; ga_also < 2; ga_also++) {
         wspec w[1] = {{"T", 2, {GA_D, GA_E}, NULL, 0}};
         make_weights(w, 1);
-        pbw m = build_misaligned(build_gather, w, 1);
-        write_file("gather.onnx", m.b, m.n);
-        free(m.b);
-        expect_lazy("gather.onnx", w, 1);
+        write_lazy("gather.onnx", build_gather, w, 1);
         size_t copies = onr_lazy_copy_count(), kept = onr_plan_kept_in_mapping();
         onr_tensor *in[1] = {tk_i64(1, (int64_t[]){GA_N}, ga_idx)};
         const int64_t numel[3] = {GA_N * GA_E, GA_D * GA_N, GA_D * GA_E};
