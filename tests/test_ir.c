@@ -2,6 +2,7 @@
 #include "kutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_dtype_table(void **state)
@@ -74,6 +75,29 @@ static void test_tensor_api(void **state)
     assert_null(onr_tensor_new(ONR_FLOAT, 1, bad));
 }
 
+/* onr_zero_parallel is memset: every byte zero and none outside, for
+ * sizes below, at and above where it splits (8 MiB), on 1-3 threads and
+ * with more threads than parts. */
+static void test_zero_parallel(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {0, 1, 4095, (size_t)8 << 20, ((size_t)8 << 20) - 1, ((size_t)21 << 20) + 77};
+    const int nts[] = {1, 2, 3, 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t k = 0; k < sizeof nts / sizeof nts[0]; k++) {
+            size_t n = sizes[i];
+            unsigned char *b = malloc(n + 128);
+            assert_non_null(b);
+            memset(b, 0xAB, n + 128);
+            onr_zero_parallel(b + 64, n, nts[k]);
+            for (size_t j = 0; j < 64; j++) assert_int_equal(b[j], 0xAB);
+            for (size_t j = 0; j < 64; j++) assert_int_equal(b[64 + n + j], 0xAB);
+            for (size_t j = 0; j < n; j++)
+                if (b[64 + j]) fail_msg("byte %zu of %zu not zero (%d threads)", j, n, nts[k]);
+            free(b);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -81,6 +105,7 @@ int main(void)
         cmocka_unit_test(test_half_roundtrip),
         cmocka_unit_test(test_numel_limits),
         cmocka_unit_test(test_tensor_api),
+        cmocka_unit_test(test_zero_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -515,6 +515,21 @@ void *onr_alloc_aligned(size_t bytes)
     return posix_memalign(&p, 64, bytes ? bytes : 64) == 0 ? p : NULL;
 }
 
+void onr_zero_parallel(void *p, size_t n, int nt)
+{
+    enum { PART_MIN = 4u << 20 };
+    if (nt < 2 || n < 2 * (size_t)PART_MIN) {
+        memset(p, 0, n);
+        return;
+    }
+    if ((size_t)nt > n / PART_MIN) nt = (int)(n / PART_MIN);
+    #pragma omp parallel for num_threads(nt) schedule(static)
+    for (int i = 0; i < nt; i++) {
+        size_t a = n / (size_t)nt * (size_t)i, b = i + 1 == nt ? n : n / (size_t)nt * (size_t)(i + 1);
+        memset((char *)p + a, 0, b - a);
+    }
+}
+
 void onr_tensor_clear(onr_tensor *t)
 {
     if (!t) return;

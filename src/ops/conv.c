@@ -539,7 +539,9 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
     if (!(p->wino_u = onr_alloc_aligned(n * sizeof(float))))
         return onr_seterr(c->err, ONR_E_NOMEM, "out of memory for %zu bytes of transformed weights",
                           n * sizeof(float));
-    onr_wino_transform_weights(wf, M, Cg, p->group, p->wino_u);
+    const int nt = c->nthreads > 0 ? c->nthreads : 1;
+    onr_zero_parallel(p->wino_u, n * sizeof(float), nt); /* its pages, on every thread's CPU */
+    onr_wino_transform_weights(wf, M, Cg, p->group, p->wino_u, nt);
     return ONR_OK;
 }
 

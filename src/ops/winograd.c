@@ -123,14 +123,16 @@ static void wino_weight_tiles(const float *g, int n, double (*u)[WINO_CB])
     for (int i = 0; i < 6; i++) wino_g3(t[3 * i], t[3 * i + 1], t[3 * i + 2], u + 6 * i, 1, n);
 }
 
-void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u)
+void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u, int nt)
 {
     /* WINO_CB input channels at a time, so each of the 36 rows (a multiple
      * of 4 KiB apart when the channel counts are round) gets a whole cache
-     * line per visit, not one float */
+     * line per visit, not one float; output channels split over nt
+     * threads (each value computed the same way on any) */
     int64_t Mg = M / G, ldu = onr_wino_ldu(Cg);
-    double t[36][WINO_CB];
+    #pragma omp parallel for num_threads(nt > 1 ? nt : 1) if (nt > 1 && M * Cg >= 4096) schedule(static)
     for (int64_t m = 0; m < M; m++) {
+        double t[36][WINO_CB];
         int64_t grp = m / Mg, mm = m % Mg;
         float *ug = u + (size_t)grp * 36 * (size_t)(Mg * ldu) + (size_t)mm * (size_t)ldu;
         for (int64_t c0 = 0; c0 < Cg; c0 += WINO_CB) {

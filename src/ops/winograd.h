@@ -77,8 +77,9 @@ void onr_wino_force(int mode);
 int64_t onr_wino_ldu(int64_t Cg);
 /* Floats of U for M output channels of Cg inputs each (all groups). */
 size_t onr_wino_weights_floats(int64_t M, int64_t Cg);
-/* U from W [M, Cg, 3, 3] (groups G): U[grp][xi][m][c], row stride ldu. */
-void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u);
+/* U from W [M, Cg, 3, 3] (groups G): U[grp][xi][m][c], row stride ldu; on
+ * nt threads (the same values on any number). */
+void onr_wino_transform_weights(const float *w, int64_t M, int64_t Cg, int64_t G, float *u, int nt);
 
 /* Whether the automatic rule takes Winograd for this geometry (filled as
  * far as N..OW and pads). */

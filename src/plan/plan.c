@@ -484,8 +484,8 @@ int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err)
     p->mem.valid = 1;
     /* touch the arena and scratch now, at open: their pages would
      * otherwise fault in one by one inside the first run's kernels */
-    if (p->mem.arena) memset(p->mem.arena, 0, p->mem.arena_cap);
-    if (p->scratch) memset(p->scratch, 0, p->scratch_cap);
+    if (p->mem.arena) onr_zero_parallel(p->mem.arena, p->mem.arena_cap, p->nthreads);
+    if (p->scratch) onr_zero_parallel(p->scratch, p->scratch_cap, p->nthreads);
     return ONR_OK;
 }
 
