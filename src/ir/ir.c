@@ -517,7 +517,7 @@ void *onr_alloc_aligned(size_t bytes)
 
 void onr_zero_parallel(void *p, size_t n, int nt)
 {
-    enum { PART_MIN = 4u << 20 };
+    enum { PART_MIN = 2u << 20 }; /* a huge page */
     if (nt < 2 || n < 2 * (size_t)PART_MIN) {
         memset(p, 0, n);
         return;

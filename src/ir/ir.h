@@ -411,8 +411,8 @@ char *onr_strdup(const char *s);
  * so packing weights or filling an arena faults 512 times less. NULL when
  * out of memory. */
 void *onr_alloc_aligned(size_t bytes);
-/* memset(p, 0, n); from 8 MiB up in nt contiguous parts on nt threads (at
- * most one per 4 MiB), so that a fresh buffer's pages fault in, and are
+/* memset(p, 0, n); from 4 MiB up in nt contiguous parts on nt threads (at
+ * most one per 2 MiB), so that a fresh buffer's pages fault in, and are
  * cleared by the kernel, on every thread's CPU at once: at open, that
  * clearing is most of the time on the project's VMs (UNet: the arena's 42
  * MB and Winograd's 115 MB of transformed weights). */
