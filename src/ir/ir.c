@@ -517,8 +517,8 @@ void *onr_alloc_aligned(size_t bytes)
 
 void onr_zero_parallel(void *p, size_t n, int nt)
 {
-    enum { PART_MIN = 2u << 20 }; /* a huge page */
-    if (nt < 2 || n < 2 * (size_t)PART_MIN) {
+    const size_t PART_MIN = ONR_ZERO_PARALLEL_MIN / 2; /* a huge page */
+    if (nt < 2 || n < ONR_ZERO_PARALLEL_MIN) {
         memset(p, 0, n);
         return;
     }

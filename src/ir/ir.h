@@ -417,6 +417,7 @@ void *onr_alloc_aligned(size_t bytes);
  * clearing is most of the time on the project's VMs (UNet: the arena's 42
  * MB and Winograd's 115 MB of transformed weights). */
 void onr_zero_parallel(void *p, size_t n, int nt);
+#define ONR_ZERO_PARALLEL_MIN ((size_t)4 << 20) /* the size it splits from */
 char *onr_strndup(const char *s, size_t n);
 /* Replace the string owned by *slot with a copy of s (NULL: ""); 0, or -1
  * when out of memory (then *slot is unchanged). */

@@ -542,7 +542,8 @@ static int conv_wino_create(onr_create_ctx *c, conv_params *p)
     const int nt = c->nthreads > 0 ? c->nthreads : 1;
     /* its pages faulted in (and cleared) on every thread's CPU first, where
      * onr_zero_parallel splits it; else the transform faults them itself */
-    if (nt > 1 && n * sizeof(float) >= ((size_t)4 << 20)) onr_zero_parallel(p->wino_u, n * sizeof(float), nt);
+    if (nt > 1 && n * sizeof(float) >= ONR_ZERO_PARALLEL_MIN)
+        onr_zero_parallel(p->wino_u, n * sizeof(float), nt);
     onr_wino_transform_weights(wf, M, Cg, p->group, p->wino_u, nt);
     return ONR_OK;
 }
