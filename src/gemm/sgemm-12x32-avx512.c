@@ -9,6 +9,7 @@
  * loads and stores, so nothing past nr columns of B or C is touched.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "gemm/sgemm-ukernel.h"
 
@@ -111,6 +112,35 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
         for (int v = 0; v < nv; v++) t[v] = _mm512_maskz_loadu_ps(m[v], c + 16 * v);
         epi_row(e, i, nv, m0, m1, t);
         for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(c + 16 * v, m[v], t[v]);
+    }
+}
+
+/* The tile's epilogue with no C to add: + the row bias, + the residual
+ * (has_rs, before the activation), then max(lo, .) and
+ * min(hi, .) (Relu: 0 and +inf; Clip: its bounds; none: -inf and +inf,
+ * which change nothing, -0 and NaN included: each instruction returns its
+ * second operand, the value, when either is NaN or both are zeros), the
+ * same operations in the same order as the general code below. */
+static inline __attribute__((always_inline)) void
+epi_fast(const size_t mr, const int nv, const int full, const int has_rs,
+         __m512 acc[][2], const __mmask16 *m, float *c, size_t ldc, const float *br,
+         const float *rs, size_t ldr, __m512 lo, __m512 hi)
+{
+#pragma GCC unroll 12
+    for (size_t i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        const __m512 bi = _mm512_set1_ps(br[i]);
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            __m512 t = acc[i][v];
+            t = _mm512_add_ps(t, bi);
+            if (has_rs)
+                t = _mm512_add_ps(t, full ? _mm512_loadu_ps(rs + i * ldr + 16 * v)
+                                          : _mm512_maskz_loadu_ps(m[v], rs + i * ldr + 16 * v));
+            t = _mm512_min_ps(hi, _mm512_max_ps(lo, t));
+            if (full) _mm512_storeu_ps(cr + 16 * v, t);
+            else _mm512_mask_storeu_ps(cr + 16 * v, m[v], t);
+        }
     }
 }
 
@@ -271,6 +301,21 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
          * inline: a call per row cost a few percent of a whole CNN */
         const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
         const int acc_c = beta != 0.0f, pre = epi->residual_before_act;
+        if (!acc_c && epi->bias_row && (!epi->residual || pre)) {
+            /* the common case, a layer's last K block (its only one where
+             * the epilogue costs most, K of 64 or 128) with its bias, maybe
+             * a residual before the activation: straight-line code, where
+             * the general code below tested each flag for each vector (a
+             * 1x1 convolution 64 -> 256 on 56x56 with bias and Relu took
+             * 0.57-0.59 ms at 1 thread, without them 0.50, now 0.52) */
+            const __m512 lo = relu ? _mm512_setzero_ps()
+                              : clip ? _mm512_set1_ps(epi->clip_min) : _mm512_set1_ps(-INFINITY);
+            const __m512 hi = clip ? _mm512_set1_ps(epi->clip_max) : _mm512_set1_ps(INFINITY);
+            const float *br = epi->bias_row, *rs = epi->residual;
+            if (rs) epi_fast(mr, nv, full, 1, acc, m, c, ldc, br, rs, epi->ldr, lo, hi);
+            else epi_fast(mr, nv, full, 0, acc, m, c, ldc, br, rs, epi->ldr, lo, hi);
+            return;
+        }
         const __m512 lo = _mm512_set1_ps(epi->clip_min), hi = _mm512_set1_ps(epi->clip_max);
         const float *br = epi->bias_row, *rs = epi->residual;
         const __m512 zero = _mm512_setzero_ps();

@@ -9,6 +9,7 @@
  * past nr columns of B or C is touched.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "gemm/sgemm-ukernel.h"
 
@@ -53,6 +54,33 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
         for (int v = 0; v < nv; v++) t[v] = _mm256_maskload_ps(c + 8 * v, m[v]);
         epi_row(e, i, nv, m0, m1, t);
         for (int v = 0; v < nv; v++) _mm256_maskstore_ps(c + 8 * v, m[v], t[v]);
+    }
+}
+
+/* The tile's epilogue with no C to add, from the registers: + the row
+ * bias, + the residual (has_rs, before the activation), then max(lo, .)
+ * and min(hi, .) (Relu: 0 and +inf; Clip: its bounds; none: -inf and
+ * +inf, which change nothing, -0 and NaN included); epi_row's operations
+ * in its order (sgemm-12x32-avx512.c has the same). */
+static inline __attribute__((always_inline)) void
+epi_fast(const size_t mr, const int nv, const int full, const int has_rs, __m256 acc[][2],
+         const __m256i *m, float *c, size_t ldc, const float *br, const float *rs, size_t ldr,
+         __m256 lo, __m256 hi)
+{
+#pragma GCC unroll 6
+    for (size_t i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        const __m256 bi = _mm256_set1_ps(br[i]);
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            __m256 t = _mm256_add_ps(acc[i][v], bi);
+            if (has_rs)
+                t = _mm256_add_ps(t, full ? _mm256_loadu_ps(rs + i * ldr + 8 * v)
+                                          : _mm256_maskload_ps(rs + i * ldr + 8 * v, m[v]));
+            t = _mm256_min_ps(hi, _mm256_max_ps(lo, t));
+            if (full) _mm256_storeu_ps(cr + 8 * v, t);
+            else _mm256_maskstore_ps(cr + 8 * v, m[v], t);
+        }
     }
 }
 
@@ -118,8 +146,24 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             }
         return;
     }
-    /* the epilogue: the tile is stored as alpha*acc + beta*C, then one call
-     * applies it in L1 (a call per row spilled every accumulator) */
+    /* the convolutions' common epilogue (a layer's only or last K block,
+     * its row bias, Relu, Clip or none, maybe a residual before it) from
+     * the registers, as in the AVX-512 kernel */
+    if (beta == 0.0f && alpha == 1.0f && epi->bias_row && !epi->bias_col &&
+        (!epi->residual || epi->residual_before_act) &&
+        (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP)) {
+        const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
+        const __m256 lo = relu ? _mm256_setzero_ps()
+                          : clip ? _mm256_set1_ps(epi->clip_min) : _mm256_set1_ps(-INFINITY);
+        const __m256 hi = clip ? _mm256_set1_ps(epi->clip_max) : _mm256_set1_ps(INFINITY);
+        if (epi->residual)
+            epi_fast(mr, nv, full, 1, acc, m, c, ldc, epi->bias_row, epi->residual, epi->ldr, lo, hi);
+        else
+            epi_fast(mr, nv, full, 0, acc, m, c, ldc, epi->bias_row, NULL, epi->ldr, lo, hi);
+        return;
+    }
+    /* the rest: the tile is stored as alpha*acc + beta*C, then one call
+     * applies the epilogue in L1 (a call per row spilled every accumulator) */
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     float *cr = c;
 #pragma GCC unroll 6
