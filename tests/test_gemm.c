@@ -287,24 +287,25 @@ static void epilogue_kernel(void)
                 run_case(&g, what);
             }
         }
-    /* alpha 1, beta 0: the kernels' straight-line epilogue (a row bias,
-     * Relu, Clip or none, maybe a residual before it) and the cases next
-     * to it that take the general code (a residual after, a column bias),
-     * on tiles of every row count and column tails (m 29 = 2 x 12 + 5,
-     * n 45 = 32 + 13), K in one block and in several */
+    /* alpha 1, beta 0: the kernels' epilogues from the registers (one
+     * bias, a row's or the columns'; Relu, Clip or none; maybe a residual
+     * before, or after with none) and the cases next to them that take
+     * the general code (a residual after an activation, both biases, no
+     * bias), on tiles of every row count and column tails (m 29, n 45),
+     * K in one block and in several (then C is added first) */
     const int fast_acts[] = {ONR_ACT_NONE, ONR_ACT_RELU, ONR_ACT_CLIP};
     for (int ai = 0; ai < 3; ai++)
-        for (int variant = 0; variant < 4; variant++)
+        for (int variant = 0; variant < 8; variant++)
             for (size_t kk = 7; kk <= 1200; kk += 1193) {
                 onr_gemm_epilogue ep = {0};
                 ep.act = (onr_gemm_act)fast_acts[ai];
                 ep.clip_min = -0.5f;
                 ep.clip_max = 0.75f;
-                ep.bias_row = br;
-                ep.residual = variant == 1 || variant == 2 ? r : NULL;
+                ep.bias_row = variant < 3 || variant == 6 ? br : NULL;
+                ep.bias_col = variant >= 3 && variant <= 6 ? bc : NULL;
+                ep.residual = variant % 3 != 0 && variant < 6 ? r : NULL;
                 ep.ldr = n + 3;
-                ep.residual_before_act = variant == 1;
-                ep.bias_col = variant == 3 ? bc : NULL;
+                ep.residual_before_act = variant == 1 || variant == 4;
                 for (int packed = 0; packed < 2; packed++) {
                     gcase g = {packed, 1 - packed, packed, 1, m, n, kk, 0, 1.f, 0.f, &ep};
                     snprintf(what, sizeof what, "epilogue alpha 1 act=%d variant=%d k=%zu packed=%d",

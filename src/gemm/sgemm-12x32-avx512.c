@@ -115,25 +115,33 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
     }
 }
 
-/* The tile's epilogue with no C to add: + the row bias, + the residual
- * (has_rs, before the activation), then max(lo, .) and
- * min(hi, .) (Relu: 0 and +inf; Clip: its bounds; none: -inf and +inf,
- * which change nothing, -0 and NaN included: each instruction returns its
- * second operand, the value, when either is NaN or both are zeros), the
- * same operations in the same order as the general code below. */
+/* The tile's epilogue straight from the registers: + C (acc_c, the last
+ * K block of several), + the bias (a row's, or the columns' where bcol),
+ * + the residual (has_rs: before the activation, or with none), then
+ * max(lo, .) and min(hi, .) (Relu: 0 and +inf; Clip: its bounds; none:
+ * -inf and +inf, which change nothing, -0 and NaN included: each
+ * instruction returns its second operand, the value, when either is NaN
+ * or both are zeros); the general code's operations in its order. */
 static inline __attribute__((always_inline)) void
-epi_fast(const size_t mr, const int nv, const int full, const int has_rs,
-         __m512 acc[][2], const __mmask16 *m, float *c, size_t ldc, const float *br,
-         const float *rs, size_t ldr, __m512 lo, __m512 hi)
+epi_fast(const size_t mr, const int nv, const int full, const int acc_c, const int bcol,
+         const int has_rs, __m512 acc[][2], const __mmask16 *m, float *c, size_t ldc,
+         const float *bias, const float *rs, size_t ldr, __m512 lo, __m512 hi)
 {
+    __m512 bc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    if (bcol)
+        for (int v = 0; v < nv; v++)
+            bc[v] = full ? _mm512_loadu_ps(bias + 16 * v) : _mm512_maskz_loadu_ps(m[v], bias + 16 * v);
 #pragma GCC unroll 12
     for (size_t i = 0; i < mr; i++) {
         float *cr = c + i * ldc;
-        const __m512 bi = _mm512_set1_ps(br[i]);
+        const __m512 bi = bcol ? _mm512_setzero_ps() : _mm512_set1_ps(bias[i]);
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) {
             __m512 t = acc[i][v];
-            t = _mm512_add_ps(t, bi);
+            if (acc_c)
+                t = _mm512_add_ps(t, full ? _mm512_loadu_ps(cr + 16 * v)
+                                          : _mm512_maskz_loadu_ps(m[v], cr + 16 * v));
+            t = _mm512_add_ps(t, bcol ? bc[v] : bi);
             if (has_rs)
                 t = _mm512_add_ps(t, full ? _mm512_loadu_ps(rs + i * ldr + 16 * v)
                                           : _mm512_maskz_loadu_ps(m[v], rs + i * ldr + 16 * v));
@@ -294,28 +302,46 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
         }
         return;
     }
+    /* the common epilogues straight from the registers (epi_fast): one
+     * bias (a convolution's per row, a Linear layer's or a transposed
+     * convolution's per column), Relu, Clip or none, maybe a residual
+     * before it (with none, before and after are the same), after C where
+     * K ran in several blocks. The general code below tested each flag for
+     * each vector: a 1x1 convolution 64 -> 256 on 56x56 with bias and Relu
+     * took 0.57-0.59 ms at 1 thread, without them 0.50, here 0.52. */
+    if ((epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
+        alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && (!epi->bias_row != !epi->bias_col) &&
+        (!epi->residual || epi->residual_before_act || epi->act == ONR_ACT_NONE)) {
+        const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
+        const __m512 lo = relu ? _mm512_setzero_ps()
+                          : clip ? _mm512_set1_ps(epi->clip_min) : _mm512_set1_ps(-INFINITY);
+        const __m512 hi = clip ? _mm512_set1_ps(epi->clip_max) : _mm512_set1_ps(INFINITY);
+        const float *rs = epi->residual;
+        const size_t ldr = epi->ldr;
+#define EPI_FAST(AC, BCOL, RS) \
+    epi_fast(mr, nv, full, AC, BCOL, RS, acc, m, c, ldc, BCOL ? epi->bias_col : epi->bias_row, rs, ldr, lo, hi)
+        const int acc_c = beta != 0.0f, bcol = epi->bias_col != NULL;
+        switch (acc_c * 4 + bcol * 2 + (rs != NULL)) {
+        case 0: EPI_FAST(0, 0, 0); break;
+        case 1: EPI_FAST(0, 0, 1); break;
+        case 2: EPI_FAST(0, 1, 0); break;
+        case 3: EPI_FAST(0, 1, 1); break;
+        case 4: EPI_FAST(1, 0, 0); break;
+        case 5: EPI_FAST(1, 0, 1); break;
+        case 6: EPI_FAST(1, 1, 0); break;
+        default: EPI_FAST(1, 1, 1); break;
+        }
+#undef EPI_FAST
+        return;
+    }
     if (!epi->bias_col &&
         (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
         alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
-        /* the convolutions' epilogue (row bias, residual, Relu or Clip)
-         * inline: a call per row cost a few percent of a whole CNN */
+        /* the rest of the convolutions' epilogues (no bias, a residual
+         * after the activation) inline: a call per row cost a few percent
+         * of a whole CNN */
         const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
         const int acc_c = beta != 0.0f, pre = epi->residual_before_act;
-        if (!acc_c && epi->bias_row && (!epi->residual || pre)) {
-            /* the common case, a layer's last K block (its only one where
-             * the epilogue costs most, K of 64 or 128) with its bias, maybe
-             * a residual before the activation: straight-line code, where
-             * the general code below tested each flag for each vector (a
-             * 1x1 convolution 64 -> 256 on 56x56 with bias and Relu took
-             * 0.57-0.59 ms at 1 thread, without them 0.50, now 0.52) */
-            const __m512 lo = relu ? _mm512_setzero_ps()
-                              : clip ? _mm512_set1_ps(epi->clip_min) : _mm512_set1_ps(-INFINITY);
-            const __m512 hi = clip ? _mm512_set1_ps(epi->clip_max) : _mm512_set1_ps(INFINITY);
-            const float *br = epi->bias_row, *rs = epi->residual;
-            if (rs) epi_fast(mr, nv, full, 1, acc, m, c, ldc, br, rs, epi->ldr, lo, hi);
-            else epi_fast(mr, nv, full, 0, acc, m, c, ldc, br, rs, epi->ldr, lo, hi);
-            return;
-        }
         const __m512 lo = _mm512_set1_ps(epi->clip_min), hi = _mm512_set1_ps(epi->clip_max);
         const float *br = epi->bias_row, *rs = epi->residual;
         const __m512 zero = _mm512_setzero_ps();

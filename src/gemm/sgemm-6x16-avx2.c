@@ -57,23 +57,30 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
     }
 }
 
-/* The tile's epilogue with no C to add, from the registers: + the row
- * bias, + the residual (has_rs, before the activation), then max(lo, .)
- * and min(hi, .) (Relu: 0 and +inf; Clip: its bounds; none: -inf and
- * +inf, which change nothing, -0 and NaN included); epi_row's operations
- * in its order (sgemm-12x32-avx512.c has the same). */
+/* The tile's epilogue straight from the registers: + C (acc_c), + the
+ * bias (a row's, or the columns' where bcol), + the residual (has_rs),
+ * then max(lo, .) and min(hi, .); as in the AVX-512 kernel, which says
+ * why that equals epi_row's operations in its order. */
 static inline __attribute__((always_inline)) void
-epi_fast(const size_t mr, const int nv, const int full, const int has_rs, __m256 acc[][2],
-         const __m256i *m, float *c, size_t ldc, const float *br, const float *rs, size_t ldr,
-         __m256 lo, __m256 hi)
+epi_fast(const size_t mr, const int nv, const int full, const int acc_c, const int bcol,
+         const int has_rs, __m256 acc[][2], const __m256i *m, float *c, size_t ldc,
+         const float *bias, const float *rs, size_t ldr, __m256 lo, __m256 hi)
 {
+    __m256 bc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    if (bcol)
+        for (int v = 0; v < nv; v++)
+            bc[v] = full ? _mm256_loadu_ps(bias + 8 * v) : _mm256_maskload_ps(bias + 8 * v, m[v]);
 #pragma GCC unroll 6
     for (size_t i = 0; i < mr; i++) {
         float *cr = c + i * ldc;
-        const __m256 bi = _mm256_set1_ps(br[i]);
+        const __m256 bi = bcol ? _mm256_setzero_ps() : _mm256_set1_ps(bias[i]);
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) {
-            __m256 t = _mm256_add_ps(acc[i][v], bi);
+            __m256 t = acc[i][v];
+            if (acc_c)
+                t = _mm256_add_ps(t, full ? _mm256_loadu_ps(cr + 8 * v)
+                                          : _mm256_maskload_ps(cr + 8 * v, m[v]));
+            t = _mm256_add_ps(t, bcol ? bc[v] : bi);
             if (has_rs)
                 t = _mm256_add_ps(t, full ? _mm256_loadu_ps(rs + i * ldr + 8 * v)
                                           : _mm256_maskload_ps(rs + i * ldr + 8 * v, m[v]));
@@ -146,20 +153,30 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
             }
         return;
     }
-    /* the convolutions' common epilogue (a layer's only or last K block,
-     * its row bias, Relu, Clip or none, maybe a residual before it) from
-     * the registers, as in the AVX-512 kernel */
-    if (beta == 0.0f && alpha == 1.0f && epi->bias_row && !epi->bias_col &&
-        (!epi->residual || epi->residual_before_act) &&
-        (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP)) {
+    /* the common epilogues from the registers (epi_fast): one bias, Relu,
+     * Clip or none, maybe a residual before it (or with none), after C */
+    if ((epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
+        alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && (!epi->bias_row != !epi->bias_col) &&
+        (!epi->residual || epi->residual_before_act || epi->act == ONR_ACT_NONE)) {
         const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
         const __m256 lo = relu ? _mm256_setzero_ps()
                           : clip ? _mm256_set1_ps(epi->clip_min) : _mm256_set1_ps(-INFINITY);
         const __m256 hi = clip ? _mm256_set1_ps(epi->clip_max) : _mm256_set1_ps(INFINITY);
-        if (epi->residual)
-            epi_fast(mr, nv, full, 1, acc, m, c, ldc, epi->bias_row, epi->residual, epi->ldr, lo, hi);
-        else
-            epi_fast(mr, nv, full, 0, acc, m, c, ldc, epi->bias_row, NULL, epi->ldr, lo, hi);
+        const float *rs = epi->residual;
+        const size_t ldr = epi->ldr;
+#define EPI_FAST(AC, BCOL, RS) \
+    epi_fast(mr, nv, full, AC, BCOL, RS, acc, m, c, ldc, BCOL ? epi->bias_col : epi->bias_row, rs, ldr, lo, hi)
+        switch ((beta != 0.0f) * 4 + (epi->bias_col != NULL) * 2 + (rs != NULL)) {
+        case 0: EPI_FAST(0, 0, 0); break;
+        case 1: EPI_FAST(0, 0, 1); break;
+        case 2: EPI_FAST(0, 1, 0); break;
+        case 3: EPI_FAST(0, 1, 1); break;
+        case 4: EPI_FAST(1, 0, 0); break;
+        case 5: EPI_FAST(1, 0, 1); break;
+        case 6: EPI_FAST(1, 1, 0); break;
+        default: EPI_FAST(1, 1, 1); break;
+        }
+#undef EPI_FAST
         return;
     }
     /* the rest: the tile is stored as alpha*acc + beta*C, then one call
