@@ -995,7 +995,7 @@ static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, siz
 
 /* Whether a region of `rows` rows streams its B (and is split by columns,
  * plan_grid), and its columns per block of B (block_cols). Prepacked weights
- * against few rows (at most one A block: a transformer's tokens) come
+ * against few rows (at most two A blocks: a transformer's tokens) come
  * from memory once per product, and with blocks of half of L2 the first
  * row tile of each block waited on them (a chain of 24 MatMuls 128 x 768
  * x 3072 and back, 226 MB of weights, ran 10-12 % slower per MatMul than
@@ -1007,13 +1007,18 @@ static void pack_b_block(const gemm_job *J, size_t jc, size_t nc, size_t pc, siz
  * ConvNeXt-T -2.6 / -0.7 %, EfficientNet-B0 within 1 %. Blocks of L2/8
  * gained about half as much on the GPT-2-like decoder, one panel (32
  * columns) lost 1-2 %, and the fetch with blocks of half of L2 lost 1.4 %
- * (BERT-base, 1 thread; also on Zen 5 in an earlier session). More
- * rows keep half of L2: the weights are then read many times per block,
- * and narrower blocks would make every row tile of A pass again (ConvNeXt
- * T's Linear layers on 3136 rows: +1.5 %). */
+ * (BERT-base, 1 thread; also on Zen 5 in an earlier session). So do up
+ * to two A blocks (BERT's 128 tokens were an A block of 120 rows and one
+ * of 8 against blocks of half of L2, fetched by nothing ahead; ViT-B/16's
+ * 197): in one process, 10 session pairs, 1 / 2 threads, Zen 5: BERT-base
+ * 0.975 / 0.960, ViT-B/16 1.009-1.011 / 0.975, the GPT-2-like decoder
+ * 0.993 / 0.985 (6 pairs), ResNet-50 0.991 / 0.991 (its transposed
+ * layers). More rows keep half of L2: the weights are then read many
+ * times per block, and narrower blocks would make every row tile of A
+ * pass again (ConvNeXt-T's Linear layers on 3136 rows: +1.5 %). */
 static int streams_weights(const gemm_job *J, size_t rows)
 {
-    return J->bsrc == B_PREPACKED && rows <= J->plan->mc;
+    return J->bsrc == B_PREPACKED && rows <= 2 * J->plan->mc;
 }
 
 static size_t block_cols(const gemm_job *J, size_t rows)
