@@ -150,11 +150,9 @@ pool_fold16(const float *const *r, int nr, int64_t c, int64_t IW, __m512 ninf)
  * this 0.009. NaN never wins (the instruction returns its second operand,
  * the running max, when either is NaN); of tied zeros the sign may differ
  * from the tap-order passes. */
-__attribute__((target("avx512f"))) static void pool_max_s2_rows_avx512(float *y,
-                                                                      const float *const *r,
-                                                                      int nr, int64_t IW,
-                                                                      int64_t OW, int64_t pl,
-                                                                      int64_t kw)
+__attribute__((target("avx512f"), always_inline)) static inline void
+pool_max_s2_rows_tpl(float *y, const float *const *r, const int nr, int64_t IW, int64_t OW,
+                     const int64_t pl, const int64_t kw)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -179,6 +177,23 @@ __attribute__((target("avx512f"))) static void pool_max_s2_rows_avx512(float *y,
         _mm512_mask_storeu_ps(y + ow, (__mmask16)((1u << n) - 1u), acc);
         Ep = E, Op = O, F0 = G0;
     }
+}
+
+/* Rows, taps and padding compile-time constants for the usual windows
+ * (ResNet's 3x3 / 2 with one column of padding, UNet's and VGG's 2x2 / 2
+ * with none), so that the folds and the taps unroll: ResNet's pool
+ * (64x112x112, 3x3 / 2) alone at 1 thread, in one process: 0.873 of
+ * the time before (Zen 5). */
+__attribute__((target("avx512f"))) static void pool_max_s2_rows_avx512(float *y,
+                                                                      const float *const *r,
+                                                                      int nr, int64_t IW,
+                                                                      int64_t OW, int64_t pl,
+                                                                      int64_t kw)
+{
+    if (kw == 3 && pl == 1 && nr == 3) pool_max_s2_rows_tpl(y, r, 3, IW, OW, 1, 3);
+    else if (kw == 3 && pl == 1 && nr == 2) pool_max_s2_rows_tpl(y, r, 2, IW, OW, 1, 3);
+    else if (kw == 2 && pl == 0 && nr == 2) pool_max_s2_rows_tpl(y, r, 2, IW, OW, 0, 2);
+    else pool_max_s2_rows_tpl(y, r, nr, IW, OW, pl, kw);
 }
 #endif
 
