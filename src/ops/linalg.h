@@ -77,8 +77,9 @@ void onr_sp_pad3(int nsp, const int64_t *src, int64_t fill, int64_t *dst);
 static inline void onr_sp_taps(int64_t start, int64_t k, int64_t d, int64_t in, int64_t *lo,
                                int64_t *hi)
 {
-    /* dilation 1 without the divisions (MaxPool computes a window per
-     * output row: a quarter of ResNet's 3x3 / 2 pool went there) */
+    /* dilation 1 without the divisions: MaxPool computes a window per
+     * output row, and that code, mostly these divisions, was a quarter of
+     * ResNet's 3x3 / 2 pool */
     int64_t l = start < 0 ? (d == 1 ? -start : (-start + d - 1) / d) : 0;
     int64_t h = in - start <= 0 ? 0 : (d == 1 ? in - start : (in - start + d - 1) / d);
     if (h > k) h = k;
