@@ -9,7 +9,6 @@
  * loads and stores, so nothing past nr columns of B or C is touched.
  */
 #include <immintrin.h>
-#include <math.h>
 
 #include "gemm/sgemm-ukernel.h"
 
@@ -322,14 +321,9 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
      * K ran in several blocks. The general code below tested each flag for
      * each vector: a 1x1 convolution 64 -> 256 on 56x56 with bias and Relu
      * took 0.57-0.59 ms at 1 thread, without them 0.50, here 0.52. */
-    if (ONR_EPI_FAST &&
-        (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
-        alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && (!epi->bias_row != !epi->bias_col) &&
-        (!epi->residual || epi->residual_before_act || epi->act == ONR_ACT_NONE)) {
-        const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
-        const __m512 lo = relu ? _mm512_setzero_ps()
-                          : clip ? _mm512_set1_ps(epi->clip_min) : _mm512_set1_ps(-INFINITY);
-        const __m512 hi = clip ? _mm512_set1_ps(epi->clip_max) : _mm512_set1_ps(INFINITY);
+    float lo_s, hi_s;
+    if (ONR_EPI_FAST && onr_sgemm_epi_fast(epi, alpha, beta, &lo_s, &hi_s)) {
+        const __m512 lo = _mm512_set1_ps(lo_s), hi = _mm512_set1_ps(hi_s);
         const float *rs = epi->residual;
         const size_t ldr = epi->ldr;
         /* one copy per kernel, the cases as flags (tested once a vector,

@@ -9,7 +9,6 @@
  * past nr columns of B or C is touched.
  */
 #include <immintrin.h>
-#include <math.h>
 
 #include "gemm/sgemm-ukernel.h"
 
@@ -181,14 +180,9 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
     }
     /* the common epilogues from the registers (epi_fast): one bias, Relu,
      * Clip or none, maybe a residual before it (or with none), after C */
-    if (ONR_EPI_FAST &&
-        (epi->act == ONR_ACT_NONE || epi->act == ONR_ACT_RELU || epi->act == ONR_ACT_CLIP) &&
-        alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && (!epi->bias_row != !epi->bias_col) &&
-        (!epi->residual || epi->residual_before_act || epi->act == ONR_ACT_NONE)) {
-        const int relu = epi->act == ONR_ACT_RELU, clip = epi->act == ONR_ACT_CLIP;
-        const __m256 lo = relu ? _mm256_setzero_ps()
-                          : clip ? _mm256_set1_ps(epi->clip_min) : _mm256_set1_ps(-INFINITY);
-        const __m256 hi = clip ? _mm256_set1_ps(epi->clip_max) : _mm256_set1_ps(INFINITY);
+    float lo_s, hi_s;
+    if (ONR_EPI_FAST && onr_sgemm_epi_fast(epi, alpha, beta, &lo_s, &hi_s)) {
+        const __m256 lo = _mm256_set1_ps(lo_s), hi = _mm256_set1_ps(hi_s);
         const float *rs = epi->residual;
         const size_t ldr = epi->ldr;
         /* one copy per kernel, the cases as flags (as in the AVX-512 file) */

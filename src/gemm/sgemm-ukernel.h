@@ -19,6 +19,7 @@
 #ifndef ONR_SGEMM_UKERNEL_H
 #define ONR_SGEMM_UKERNEL_H
 
+#include <math.h>
 #include <stddef.h>
 
 #include "gemm/gemm.h"
@@ -33,6 +34,25 @@ typedef struct onr_sgemm_tile_epi {
     float clip_min, clip_max;
     int residual_before_act;
 } onr_sgemm_tile_epi;
+
+/* Whether a kernel applies epilogue e from its registers (the kernels'
+ * epi_fast): alpha 1, beta 0 or 1, exactly one bias (a row's or the
+ * columns'), Relu, Clip or none, a residual only before the activation
+ * or with none. Then the activation is min(*hi, max(*lo, x)): Relu 0 and
+ * +inf, Clip its bounds, none -inf and +inf (which change nothing, -0 and
+ * NaN included). */
+static inline int onr_sgemm_epi_fast(const onr_sgemm_tile_epi *e, float alpha, float beta,
+                                     float *lo, float *hi)
+{
+    const int relu = e->act == ONR_ACT_RELU, clip = e->act == ONR_ACT_CLIP;
+    if (!(e->act == ONR_ACT_NONE || relu || clip) || alpha != 1.0f ||
+        !(beta == 0.0f || beta == 1.0f) || !e->bias_row == !e->bias_col ||
+        (e->residual && !e->residual_before_act && e->act != ONR_ACT_NONE))
+        return 0;
+    *lo = relu ? 0.0f : clip ? e->clip_min : -INFINITY;
+    *hi = clip ? e->clip_max : INFINITY;
+    return 1;
+}
 
 typedef void (*onr_sgemm_ukernel_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                      const float *b, size_t ldb, float *c, size_t ldc,
