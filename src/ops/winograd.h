@@ -44,6 +44,7 @@ typedef struct onr_wino_geom {
     int64_t tblk;        /* tiles per block (shared: R * SX) */
     int64_t ldt;         /* row stride of V and Mx (tiles, padded) */
     int64_t ldu;         /* row stride of U (input channels, padded) */
+    size_t vs, ms;       /* floats from one of the 36 matrices of V (Mx) to the next */
     int nthreads;        /* threads the scratch was sized for */
     size_t off_v, off_m, off_tmp, off_ws; /* offsets in the scratch of thread 0's */
     size_t per_thread;   /* bytes between one thread's buffers and the next's */
