@@ -232,7 +232,6 @@ typedef struct dw_job {
     onr_dwconv_rows_fn fn;
     onr_gconv_rows_fn gfn;
     int64_t M, OUT, cg, nb, chunks, rows;
-    int64_t mparts; /* gfn: parts of a group's outputs (units are group parts) */
 } dw_job;
 
 static float *dw_thread_ws(const dw_job *j)
@@ -276,18 +275,11 @@ static void dw_item_rows(void *ctx, int64_t it)
     if (oh0 >= oh1) return;
     const int64_t M = j->M, OUT = j->OUT, cg = j->cg;
     if (j->gfn) {
-        const int64_t G = M / g->mult, part = u % j->mparts, gu = u / j->mparts;
-        const int64_t n = gu / G, grp = gu % G;
-        /* a part's outputs: whole blocks of 8 (the weights' layout) */
-        const int64_t blocks = (g->mult + 7) / 8;
-        const int64_t b0 = part * blocks / j->mparts, b1 = (part + 1) * blocks / j->mparts;
-        const int64_t m0 = grp * g->mult + b0 * 8;
-        const int64_t nm = (b1 * 8 < g->mult ? b1 * 8 : g->mult) - b0 * 8;
-        if (nm <= 0) return;
+        const int64_t G = M / g->mult, n = u / G, grp = u % G, m0 = grp * g->mult;
         int64_t pl = n * M + m0;
         j->gfn(g, j->x + (n * g->C + grp * cg) * g->IH * g->IW, j->wl + m0 * cg * g->KH * g->KW,
                j->b ? j->b + m0 : NULL, j->z ? j->z + pl * OUT : NULL, j->y + pl * OUT,
-               (int)nm, oh0, oh1, dw_thread_ws(j));
+               (int)g->mult, oh0, oh1, dw_thread_ws(j));
         return;
     }
     int64_t n = u / M, m = u % M;
@@ -342,22 +334,14 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
         return;
     }
     j.chunks = 1;
-    j.mparts = 1;
-    /* fewer groups than threads, each of many outputs (an image's stem:
-     * one group of 3 inputs, 64 outputs): the threads split each group's
-     * outputs in blocks of 8, each computing its outputs' planes whole, so
-     * that the next layer, which splits planes the same way, finds them
-     * in its own core's cache (ResNet-50's max pool after its 7x7 stem at
-     * 2 threads: 0.170 -> 0.151 ms, the stem as fast as split by rows).
-     * Only where the outputs' taps are many against the input each thread
-     * then reads and splits whole: MobileNetV2's and EfficientNet-B0's
-     * 3x3 stems to 32 channels ran 0.14 -> 0.17 and 0.19 -> 0.21 ms, more
-     * than the next layer gained (0.01) */
-    if (gfn && par && nt > 1 && units < (int64_t)nt && g->mult >= 16 * (int64_t)nt &&
-        g->mult * g->KH * g->KW >= 1024 * (int64_t)nt) {
-        j.mparts = nt;
-        units *= nt;
-    }
+    /* fewer groups than threads (an image's stem: one group of 3 inputs,
+     * 64 outputs): the threads split each group's output rows, every
+     * thread computing all its outputs (ResNet's 7x7 stem at 2 threads
+     * on Zen 5: 0.77-0.79 -> 0.67-0.68 ms in ResNet-18, the max pool
+     * after it 0.01 ms slower; in one process, runs alternating:
+     * ResNet-18 -1.6..-1.9 %, ResNet-50 -0.75..0 %). Split by outputs instead
+     * (each thread computing its outputs' planes whole) it was 10 %
+     * slower alone, and each thread split the whole input again. */
     if (nt > 1 && units < 4 * (int64_t)nt) {
         j.chunks = (4 * (int64_t)nt + units - 1) / units;
         if (j.chunks > g->OH) j.chunks = g->OH;
