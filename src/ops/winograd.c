@@ -185,8 +185,9 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     g->TY = (g->OH + 3) / 4;
     g->TX = (g->OW + 3) / 4;
     /* tiles per block: V and Mx of a block in about the L2, at least four
-     * microkernel widths of columns; each thread's share of the tiles in
-     * equal blocks. (At least two made ResNet-18's 56x56 layers on 2
+     * microkernel widths of columns where V and Mx of those stay within
+     * four L2s, and two at least (so the GEMMs are not all edge); each
+     * thread's share of the tiles in equal blocks. (At least two made ResNet-18's 56x56 layers on 2
      * threads blocks of 64 and 34 tiles per thread, the second one 32
      * columns and 2 past them, and U read again for each: with four, one
      * block of 98 took a 64-channel layer alone 0.36 -> 0.33 ms; in one
@@ -194,7 +195,11 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
      * threads, 0..-0.7 % at 1; ResNet-50 and UNet within noise.) */
     int64_t nr = (int64_t)b.nr, per_tile = 36 * (g->Cg + g->Mg) * (int64_t)sizeof(float);
     int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
-    if (target < 4 * nr) target = 4 * nr;
+    if (target < 4 * nr) { /* (V and Mx in at most four L2s: the scratch bound below) */
+        int64_t most = 4 * (int64_t)b.l2_bytes / per_tile / nr * nr;
+        target = most < 4 * nr ? most : 4 * nr;
+        if (target < 2 * nr) target = 2 * nr;
+    }
     if (target > 16 * nr) target = 16 * nr;
     int64_t total = g->N * g->TY * g->TX, share = (total + g->nthreads - 1) / g->nthreads;
     /* a thread's share under two kernel widths would make its products
