@@ -336,12 +336,12 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     j.chunks = 1;
     /* fewer groups than threads (an image's stem: one group of 3 inputs,
      * 64 outputs): the threads split each group's output rows, every
-     * thread computing all its outputs (ResNet's 7x7 stem at 2 threads
-     * on Zen 5: 0.77-0.79 -> 0.67-0.68 ms in ResNet-18, the max pool
-     * after it 0.01 ms slower; in one process, runs alternating:
-     * ResNet-18 -1.6..-1.9 %, ResNet-50 -0.75..0 %). Split by outputs instead
-     * (each thread computing its outputs' planes whole) it was 10 %
-     * slower alone, and each thread split the whole input again. */
+     * thread computing all its outputs (ResNet's 7x7 stem at 2 threads on
+     * Zen 5: 0.77-0.79 -> 0.67-0.68 ms in ResNet-18, the max pool after
+     * it 0.01 ms slower; in one process, runs alternating: ResNet-18
+     * -1.6..-1.9 %, ResNet-50 -0.75..0 %). Split by outputs instead (each
+     * thread computing its outputs' planes whole) it was 10 % slower
+     * alone, and each thread split the whole input again. */
     if (nt > 1 && units < 4 * (int64_t)nt) {
         j.chunks = (4 * (int64_t)nt + units - 1) / units;
         if (j.chunks > g->OH) j.chunks = g->OH;

@@ -187,12 +187,13 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
     /* tiles per block: V and Mx of a block in about the L2, at least four
      * microkernel widths of columns where V and Mx of those stay within
      * four L2s, and two at least (so the GEMMs are not all edge); each
-     * thread's share of the tiles in equal blocks. (At least two made ResNet-18's 56x56 layers on 2
-     * threads blocks of 64 and 34 tiles per thread, the second one 32
-     * columns and 2 past them, and U read again for each: with four, one
-     * block of 98 took a 64-channel layer alone 0.36 -> 0.33 ms; in one
-     * process, runs alternating, Zen 5: ResNet-18 -1.5..-1.9 % at 2
-     * threads, 0..-0.7 % at 1; ResNet-50 and UNet within noise.) */
+     * thread's share of the tiles in equal blocks. (At least two made
+     * ResNet-18's 56x56 layers on 2 threads blocks of 64 and 34 tiles per
+     * thread, the second one 32 columns and 2 past them, and U read again
+     * for each: with four, one block of 98 took a 64-channel layer alone
+     * 0.36 -> 0.33 ms; in one process, runs alternating, Zen 5: ResNet-18
+     * -1.5..-1.9 % at 2 threads, 0..-0.7 % at 1; ResNet-50 and UNet within
+     * noise.) */
     int64_t nr = (int64_t)b.nr, per_tile = 36 * (g->Cg + g->Mg) * (int64_t)sizeof(float);
     int64_t target = (int64_t)b.l2_bytes / per_tile / nr * nr;
     if (target < 4 * nr) { /* (V and Mx in at most four L2s: the scratch bound below) */
