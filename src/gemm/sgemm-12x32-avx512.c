@@ -121,19 +121,6 @@ static __attribute__((noinline)) void epi_tile(const onr_sgemm_tile_epi *e, size
  * -inf and +inf, which change nothing, -0 and NaN included: each
  * instruction returns its second operand, the value, when either is NaN
  * or both are zeros); the general code's operations in its order. */
-/* The register epilogue (epi_fast) is left out of clang's sanitizer
- * builds: inlined into every kernel, it took clang with ASan and UBSan
- * over 20 minutes on the AVX-512 file. GCC's sanitizer build and the
- * Release tests run it. */
-#if defined(__clang__) && defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ONR_EPI_FAST 0
-#endif
-#endif
-#ifndef ONR_EPI_FAST
-#define ONR_EPI_FAST 1
-#endif
-
 static inline __attribute__((always_inline)) void
 epi_fast(const size_t mr, const int nv, const int full, int acc_c, int bcol, int has_rs,
          __m512 acc[][2], const __mmask16 *m, float *c, size_t ldc, const float *bias,
