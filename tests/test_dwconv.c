@@ -327,8 +327,8 @@ static void test_groups(void **state)
         {7, 2, 1, 3, 3, 3, 3, 21, 3}, {3, 2, 1, 1, 1, 1, 1, 32, 3},
         {3, 1, 1, 1, 1, 1, 1, 13, 4}, {5, 2, 1, 2, 2, 2, 2, 9, 2},
         {3, 2, 1, 1, 0, 1, 0, 16, 3}, {3, 1, 1, 0, 0, 0, 0, 8, 3},
-        /* outputs split between threads in blocks of 8 (ResNet's stem;
-         * 50: a part ends in a block of 2) */
+        /* ResNet's stem (its rows split between the threads), and 50
+         * outputs: the last block of 8 holds 2 */
         {7, 2, 1, 3, 3, 3, 3, 64, 3}, {7, 2, 1, 3, 3, 3, 3, 50, 3},
     };
     static const int64_t widths[] = {1,  15, 16, 17, 32, 33, 47,  48, 49,
