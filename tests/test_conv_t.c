@@ -7,10 +7,10 @@
  * strided, grouped, 1-D, 3-D, dilated, auto_pad, N > 1) is checked against
  * a direct convolution in double and against the normal path, at 1, 2 and 3
  * threads (bit for bit; layers of several taps over 16 or more channels
- * a group gather col^T tap-major, the others channel-major), the threads splitting the output channels in runs
- * of 16, half a panel of the AVX-512 kernel, so a run may start inside a
- * panel (40, 48 and 100 channels do at 2 and 3 threads; each gathers its
- * own col^T), or the output positions (onr_conv_t_split: each part
+ * a group gather col^T tap-major, the others channel-major), the threads splitting the output channels in
+ * claims of whole panels (each thread its own share first, then what is
+ * left of the others': which thread computes a claim changes from run to
+ * run; each gathers its own col^T), or the output positions (onr_conv_t_split: each part
  * gathers its rows of col^T), and again in forced bands of output
  * positions (onr_conv_t_force_band: bit for bit across thread counts and
  * splits); FusedConv's epilogues (each activation, residual

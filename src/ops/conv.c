@@ -1000,8 +1000,11 @@ typedef struct conv_t_job {
     int64_t units, pw, parts; /* units: of CONV_T_UNIT columns */
     int64_t unit;             /* split by rows: rows per unit (a band, or a row tile) */
     int by_rows;              /* the parts split the output positions instead */
+    int64_t chunk;            /* split by channels: units per claim (whole panels) */
+    atomic_llong *next;       /* split by channels: each part's next claim (16 apart) */
 } conv_t_job;
 
+#define CONV_T_CLAIMS 64 /* most parts of a split by channels (claim counters) */
 /* The columns a part of the transposed path takes at a time: panels of
  * W_g^T are split at this width (a multiple of it; the transpose into Y
  * works in blocks of 16 too). */
@@ -1009,31 +1012,15 @@ typedef struct conv_t_job {
 /* ... on AMX, whole blocks of 32 (its products' column blocks) */
 static int64_t conv_t_unit(const conv_geom *g) { return g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT; }
 
-/* One part of the product: rows [o0, o1) of col^T gathered (all of them
- * when the parts split the channels), times W_g^T's channels [n0, n1)
- * (all of them when the parts split the positions), into T and Y. */
-static void conv_t_part(void *ctx, int64_t part)
+/* Rows [o0, o1) (whole bands) times W_g^T's channels [n0, n1) (n0 at a
+ * unit) into T and Y's channels n0 .. n1, band by band, each band's
+ * col^T gathered first (but the first when `gather` is 0: that one band
+ * is in `at` already). */
+static void conv_t_cols(const conv_t_job *j, float *at, size_t lda, void *ws, float *xt, int64_t o0,
+                        int64_t o1, int64_t n0, int64_t n1, int gather)
 {
-    const conv_t_job *j = ctx;
     const conv_geom *g = j->g;
-    int64_t o0 = 0, o1 = g->OUT, n0 = 0, n1 = g->Mg;
-    if (j->by_rows) { /* whole units of rows (bands, or row tiles) */
-        const int64_t nu = (g->OUT + j->unit - 1) / j->unit;
-        o0 = part * nu / j->parts * j->unit;
-        o1 = (part + 1) * nu / j->parts * j->unit;
-        if (o1 > g->OUT) o1 = g->OUT;
-    } else {
-        const int64_t u0 = part * j->units / j->parts, u1 = (part + 1) * j->units / j->parts;
-        const int64_t uw = conv_t_unit(g);
-        n0 = u0 * uw, n1 = u1 * uw < g->Mg ? u1 * uw : g->Mg;
-    }
-    if (o0 >= o1 || n0 >= n1) return;
-    const size_t lda = (size_t)conv_t_lda(g->CK);
-    char *mine = j->parts_base + (size_t)part * j->part_bytes;
-    float *at = (float *)mine;
-    void *ws = mine + conv_t_at_bytes(g);
-    float *xt = (float *)(mine + conv_t_at_bytes(g) + conv_t_ws_bytes(g));
-    /* a part that starts inside a panel: that panel's rest first, so the
+    /* a run that starts inside a panel: that panel's rest first, so the
      * product's tiles do not cross panels */
     int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
     if (nm > n1) nm = n1;
@@ -1044,7 +1031,7 @@ static void conv_t_part(void *ctx, int64_t part)
         const size_t rows = (size_t)(b1 - b0);
         float *t = j->t + b0 * g->Mg;
         const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-        conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
+        if (gather || b0 > o0) conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
         if (nm > n0)
             onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK, 1.f, at,
                                   lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
@@ -1057,6 +1044,57 @@ static void conv_t_part(void *ctx, int64_t part)
         conv_tr_job tj = {.src = t, .dst = j->y + b0, .rows = b1 - b0, .cols = n1, .lds = g->Mg,
                           .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + b0 : NULL};
         for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
+    }
+}
+
+/* One part of the product: rows [o0, o1) of col^T gathered (all of them
+ * when the parts split the channels), times W_g^T's channels [n0, n1)
+ * (all of them when the parts split the positions), into T and Y. */
+static void conv_t_part(void *ctx, int64_t part)
+{
+    const conv_t_job *j = ctx;
+    const conv_geom *g = j->g;
+    const size_t lda = (size_t)conv_t_lda(g->CK);
+    char *mine = j->parts_base + (size_t)part * j->part_bytes;
+    float *at = (float *)mine;
+    void *ws = mine + conv_t_at_bytes(g);
+    float *xt = (float *)(mine + conv_t_at_bytes(g) + conv_t_ws_bytes(g));
+    if (j->by_rows) { /* whole units of rows (bands, or row tiles) */
+        const int64_t nu = (g->OUT + j->unit - 1) / j->unit;
+        int64_t o0 = part * nu / j->parts * j->unit, o1 = (part + 1) * nu / j->parts * j->unit;
+        if (o1 > g->OUT) o1 = g->OUT;
+        if (o0 < o1) conv_t_cols(j, at, lda, ws, xt, o0, o1, 0, g->Mg, 1);
+        return;
+    }
+    if (!j->next) { /* one part: every band, every channel */
+        conv_t_cols(j, at, lda, ws, xt, 0, g->OUT, 0, g->Mg, 1);
+        return;
+    }
+    /* split by channels: claims of (band, run of channels), each part's
+     * contiguous share first, then what is left of the others' (from
+     * their start: a part gathers a band's col^T once for all its claims
+     * in it), so that a thread on a slower core takes fewer. This
+     * project's VMs at times run one virtual CPU far slower than the
+     * other (Zen 5: 155-186 against 227-230 GFLOP/s on the FMA probe):
+     * fixed halves made 2 threads as slow as the slow one's half. Twelve
+     * 1x1 layers 320 <-> 1280 on 7x7 (MobileNetV2's last ones) at 2
+     * threads, in one process, runs alternating: -17 % then, -1.5 %
+     * with equal CPUs; MobileNetV2 -2.4 %, EfficientNet-B0 -1.0 % then. */
+    const int64_t uw = conv_t_unit(g), chunks = (j->units + j->chunk - 1) / j->chunk;
+    const int64_t total = chunks * ((g->OUT + g->t_band - 1) / g->t_band);
+    int64_t have = -1;
+    for (int64_t q = 0; q < j->parts; q++) {
+        const int64_t r = (part + q) % j->parts, end = (r + 1) * total / j->parts;
+        for (;;) {
+            const int64_t c = (int64_t)atomic_fetch_add_explicit(&j->next[r * 16], 1, memory_order_relaxed);
+            if (c >= end) break;
+            const int64_t band = c / chunks, ch = c % chunks;
+            const int64_t b0 = band * g->t_band, b1 = b0 + g->t_band < g->OUT ? b0 + g->t_band : g->OUT;
+            const int64_t n0 = ch * j->chunk * uw;
+            const int64_t n1 = (ch + 1) * j->chunk * uw < g->Mg ? (ch + 1) * j->chunk * uw : g->Mg;
+            conv_t_cols(j, at, lda, ws, xt, b0, b1, n0, n1, band != have);
+            have = band;
+        }
     }
 }
 
@@ -1097,6 +1135,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
         const int64_t most = g->t_band < g->OUT ? (g->OUT + unit - 1) / unit : g->OUT / unit;
         if (parts > most) parts = most;
     }
+    if (parts > CONV_T_CLAIMS) parts = CONV_T_CLAIMS;
     if (parts < 1) parts = 1;
     const int64_t work = g->OUT * g->Mg * g->CK;
     if (work <= ONR_PAR_MIN) parts = 1;
@@ -1105,6 +1144,16 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
                     .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts,
                     .unit = unit,
                     .by_rows = parts > 1 && by_rows};
+    /* split by channels: claims of whole panels, about four per part */
+    atomic_llong next[16 * CONV_T_CLAIMS];
+    int64_t claims = 0;
+    if (parts > 1 && !by_rows) {
+        const int64_t uw = conv_t_unit(g), pu = pw > uw ? pw / uw : 1;
+        const int64_t chunk = units / (4 * parts) / pu * pu;
+        j.chunk = chunk > pu ? chunk : pu;
+        j.next = next;
+        claims = (units + j.chunk - 1) / j.chunk * ((g->OUT + g->t_band - 1) / g->t_band);
+    }
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             int64_t yoff = (n * g->M + grp * g->Mg) * g->OUT;
@@ -1120,6 +1169,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
             j.ep = b || act_in_gemm ? &ep : NULL;
             j.y = y + yoff;
             j.z = epi && bb->z ? bb->z + yoff : NULL;
+            for (int64_t r = 0; j.next && r < parts; r++) atomic_init(&next[r * 16], r * claims / parts);
             if (parts == 1) conv_t_part(&j, 0);
             else onr_par_for(parts, (int)parts, 1, conv_t_part, &j);
         }
