@@ -1000,7 +1000,7 @@ typedef struct conv_t_job {
     int64_t units, pw, parts; /* units: of CONV_T_UNIT columns */
     int64_t unit;             /* split by rows: rows per unit (a band, or a row tile) */
     int by_rows;              /* the parts split the output positions instead */
-    int64_t chunk;            /* split by channels: units per claim (whole panels) */
+    int64_t chunk;            /* split by channels: units of a panel (claims count panels) */
     atomic_llong *next;       /* split by channels: each part's next claim (16 apart) */
 } conv_t_job;
 
@@ -1070,7 +1070,7 @@ static void conv_t_part(void *ctx, int64_t part)
         conv_t_cols(j, at, lda, ws, xt, 0, g->OUT, 0, g->Mg, 1);
         return;
     }
-    /* split by channels: claims of (band, run of channels), each part's
+    /* split by channels: claims of (band, run of panels), each part's
      * contiguous share first, then what is left of the others' (from
      * their start: a part gathers a band's col^T once for all its claims
      * in it), so that a thread on a slower core takes fewer. This
@@ -1078,22 +1078,34 @@ static void conv_t_part(void *ctx, int64_t part)
      * other (Zen 5: 155-186 against 227-230 GFLOP/s on the FMA probe):
      * fixed halves made 2 threads as slow as the slow one's half. Twelve
      * 1x1 layers 320 <-> 1280 on 7x7 (MobileNetV2's last ones) at 2
-     * threads, in one process, runs alternating: -17 % then, -1.5 %
-     * with equal CPUs; MobileNetV2 -2.4 %, EfficientNet-B0 -1.0 % then. */
-    const int64_t uw = conv_t_unit(g), chunks = (j->units + j->chunk - 1) / j->chunk;
-    const int64_t total = chunks * ((g->OUT + g->t_band - 1) / g->t_band);
+     * threads, in one process, runs alternating: -13..-21 % then (claims
+     * of a quarter of a share); with equal CPUs claims of a quarter cost
+     * +3.7 %, these -0.5 % (MobileNetV2 -0.5 %, EfficientNet-B0 -0.2 %,
+     * ResNet-50 -0.1 %: noise). */
+    const int64_t uw = conv_t_unit(g), per = (j->units + j->chunk - 1) / j->chunk;
+    const int64_t total = per * ((g->OUT + g->t_band - 1) / g->t_band);
     int64_t have = -1;
     for (int64_t q = 0; q < j->parts; q++) {
         const int64_t r = (part + q) % j->parts, end = (r + 1) * total / j->parts;
+        const int64_t own = end - r * total / j->parts, tail = own / 4 > 1 ? own / 4 : 1;
+        /* the owner's first claim all but a quarter of its share (each
+         * claim is a product of its own, whose first block of weights
+         * nothing fetched ahead), then claims of an eighth */
+        int64_t s = q == 0 && own > tail ? own - tail : (own / 8 > 1 ? own / 8 : 1);
         for (;;) {
-            const int64_t c = (int64_t)atomic_fetch_add_explicit(&j->next[r * 16], 1, memory_order_relaxed);
+            int64_t c = (int64_t)atomic_fetch_add_explicit(&j->next[r * 16], s, memory_order_relaxed);
             if (c >= end) break;
-            const int64_t band = c / chunks, ch = c % chunks;
-            const int64_t b0 = band * g->t_band, b1 = b0 + g->t_band < g->OUT ? b0 + g->t_band : g->OUT;
-            const int64_t n0 = ch * j->chunk * uw;
-            const int64_t n1 = (ch + 1) * j->chunk * uw < g->Mg ? (ch + 1) * j->chunk * uw : g->Mg;
-            conv_t_cols(j, at, lda, ws, xt, b0, b1, n0, n1, band != have);
-            have = band;
+            const int64_t c1 = c + s < end ? c + s : end;
+            s = own / 8 > 1 ? own / 8 : 1;
+            while (c < c1) { /* band by band */
+                const int64_t band = c / per, e = c1 < (band + 1) * per ? c1 : (band + 1) * per;
+                const int64_t b0 = band * g->t_band, b1 = b0 + g->t_band < g->OUT ? b0 + g->t_band : g->OUT;
+                const int64_t n0 = (c - band * per) * j->chunk * uw;
+                const int64_t n1 = (e - band * per) * j->chunk * uw < g->Mg ? (e - band * per) * j->chunk * uw : g->Mg;
+                conv_t_cols(j, at, lda, ws, xt, b0, b1, n0, n1, band != have);
+                have = band;
+                c = e;
+            }
         }
     }
 }
@@ -1144,13 +1156,12 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
                     .part_bytes = conv_t_part_bytes(g), .units = units, .pw = pw, .parts = parts,
                     .unit = unit,
                     .by_rows = parts > 1 && by_rows};
-    /* split by channels: claims of whole panels, about four per part */
+    /* split by channels: claims of whole panels */
     atomic_llong next[16 * CONV_T_CLAIMS];
     int64_t claims = 0;
     if (parts > 1 && !by_rows) {
-        const int64_t uw = conv_t_unit(g), pu = pw > uw ? pw / uw : 1;
-        const int64_t chunk = units / (4 * parts) / pu * pu;
-        j.chunk = chunk > pu ? chunk : pu;
+        const int64_t uw = conv_t_unit(g);
+        j.chunk = pw > uw ? pw / uw : 1; /* claims count whole panels */
         j.next = next;
         claims = (units + j.chunk - 1) / j.chunk * ((g->OUT + g->t_band - 1) / g->t_band);
     }
