@@ -168,13 +168,26 @@ ukernel_tpl(const size_t mr, const int nv, const int full, const int half, const
     /* A rows in groups of four: [g + (i%4)*lda] keeps the addressing in
      * base + index*scale form with few registers. */
     const float *g0 = a, *g1 = a + 4 * lda, *g2 = a + 8 * lda;
-    {   /* pull the C tile in while the k loop runs; the asm hides the
-         * addresses from CSE so they do not stay live in registers */
+    {   /* pull the C tile in while the k loop runs, and the residual the
+         * epilogue adds (a 1x1 convolution's: it comes from memory, the
+         * tensor of a few layers before; prefetched here, ResNet-50 -2.1 /
+         * -1.8 % at 1 / 2 threads, MobileNetV2 -1.8 / -0.5 %,
+         * EfficientNet-B0 -1.2 / -0.2 %, in one process, runs alternating,
+         * Zen 5); the asm hides the addresses from CSE so they do not
+         * stay live in registers */
         const float *cp = c;
         __asm__("" : "+r"(cp));
         for (size_t i = 0; i < mr; i++, cp += ldc) {
             _mm_prefetch((const char *)cp, _MM_HINT_T0);
             if (nv > 1) _mm_prefetch((const char *)(cp + 16), _MM_HINT_T0);
+        }
+        if (epi && epi->residual) {
+            const float *rp = epi->residual;
+            __asm__("" : "+r"(rp));
+            for (size_t i = 0; i < mr; i++, rp += epi->ldr) {
+                _mm_prefetch((const char *)rp, _MM_HINT_T0);
+                if (nv > 1) _mm_prefetch((const char *)(rp + 16), _MM_HINT_T0);
+            }
         }
     }
     const __mmask16 m0 = full ? (__mmask16)0xFFFF : tail_mask(nr);

@@ -116,6 +116,11 @@ ukernel_tpl(const size_t mr, const int nv, const int full, size_t nr, size_t kc,
         const float *cp = c;
         __asm__("" : "+r"(cp));
         for (size_t i = 0; i < mr; i++, cp += ldc) _mm_prefetch((const char *)cp, _MM_HINT_T0);
+        if (epi && epi->residual) { /* and the residual the epilogue adds */
+            const float *rp = epi->residual;
+            __asm__("" : "+r"(rp));
+            for (size_t i = 0; i < mr; i++, rp += epi->ldr) _mm_prefetch((const char *)rp, _MM_HINT_T0);
+        }
     }
     const __m256i m0 = tail_mask(nr);
     const __m256i m1 = tail_mask(nr > 8 ? nr - 8 : 0);
