@@ -4,13 +4,16 @@
  * statically linked library), steps whose input shapes did not change are
  * not reshaped, symbolic lengths reuse the layout of shapes seen before,
  * weights are packed only at create, graph outputs are handed out without
- * a copy, and the arena is smaller than one buffer per activation.
+ * a copy, and the arena is smaller than one buffer per activation. Then
+ * onr_par_for: every index once, serially where it should be, and at 2
+ * threads with one thread's share slow, items taken by the other.
  */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gemm/gemm.h"
 #include "kutil.h"
@@ -316,6 +319,46 @@ static void test_par_for(void **state)
         }
 }
 
+/* onr_par_for at 2 threads with the first half of the items slow (the
+ * first thread's share: a core that runs slower): every item still runs
+ * once, and a thread done early takes items of the other's share (the
+ * stealing, src/ops/common.c). Skipped when the region ran on one thread
+ * (the contention back-off, team.h, on a busy machine). */
+typedef struct par_slow {
+    int seen[32], who[32];
+} par_slow;
+
+static void par_slow_fn(void *ctx, int64_t i)
+{
+    par_slow *p = ctx;
+    if (i < 16) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    #pragma omp atomic
+    p->seen[i]++;
+    p->who[i] = omp_get_thread_num();
+}
+
+static void test_par_for_steals(void **state)
+{
+    (void)state;
+    par_slow p;
+    memset(&p, 0, sizeof p);
+    onr_par_for(32, 2, 1, par_slow_fn, &p);
+    int ran1 = 0, moved = 0;
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(p.seen[i], 1);
+        ran1 |= p.who[i] == 1;
+        moved |= (i < 16) != (p.who[i] == 0); /* not on its share's thread */
+    }
+    if (!ran1) {
+        print_message("par_for ran on one thread (backed off): stealing not checked\n");
+        return;
+    }
+    assert_true(moved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_session_outputs_not_copied),
         cmocka_unit_test(test_string_intermediates),
         cmocka_unit_test(test_par_for),
+        cmocka_unit_test(test_par_for_steals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
