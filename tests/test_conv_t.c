@@ -13,7 +13,10 @@
  * run; each gathers its own col^T), or the output positions (onr_conv_t_split: each part
  * gathers its rows of col^T), and again in forced bands of output
  * positions (onr_conv_t_force_band: bit for bit across thread counts and
- * splits); FusedConv's epilogues (each activation, residual
+ * splits); 2-D layers of one kernel with dilation 1 reading their taps in
+ * place from X by rows (onr_conv_t_rows: kernel rows in runs of the
+ * stride, strides past the kernel, positions padded against aliasing),
+ * and again with col^T gathered; FusedConv's epilogues (each activation, residual
  * before and after, with and without bias) against the normal path. Then
  * the automatic choice through a session: a 7x7 output with 64 channels
  * runs transposed, a 56x56 one and a grouped layer of 8 channels per group
@@ -71,6 +74,9 @@ static const tcase tcases[] = {
     {1, 40, 100, 1, 2, {6, 7}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL},   /* 4 panels, dilated 2-D */
     {1, 64, 48, 1, 2, {4, 9}, {2, 4}, {1, 3}, {1, 1}, {3, 0, 0, 2}, NULL},    /* taps all padding */
     {2, 48, 40, 1, 3, {3, 4, 5}, {2, 2, 3}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 2}, NULL}, /* 3-D */
+    {1, 16, 24, 1, 2, {11, 12}, {5, 3}, {2, 3}, {1, 1}, {2, 1, 1, 0}, NULL},  /* runs of 2, 2, 1 kernel rows */
+    {1, 32, 40, 1, 2, {9, 10}, {2, 2}, {3, 3}, {1, 1}, {0}, NULL},            /* stride past the kernel */
+    {1, 128, 32, 1, 2, {8, 9}, {2, 2}, {2, 2}, {1, 1}, {0, 1, 0, 0}, NULL},   /* X by rows 512 a position: padded */
 };
 
 static int64_t out_len(const tcase *c, int j, int64_t *pb)
@@ -238,25 +244,35 @@ static void test_geometries(void **state)
             ref_conv(c, x->data, w->data, bias ? b->data : NULL, want, s, od);
             onr_tensor *in[3] = {x, w, bias ? b : NULL};
             onr_tensor *normal = run(c, NULL, 0, in, bias ? 3 : 2, 0, 1);
-            size_t tm = onr_conv_t_tapmajor_count();
-            onr_tensor *t1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
-            /* several taps over 16 or more channels a group: tap-major */
-            assert_int_equal(onr_conv_t_tapmajor_count() > tm,
-                             prod(c->k, (int)c->nsp) > 1 && c->C / c->G >= 16);
-            assert_int_equal(t1->numel, ny);
             check_close(normal, want, s, "normal path");
-            check_close(t1, want, s, "transposed path");
-            same_at_2_and_3(c, in, bias ? 3 : 2, t1);
-            /* in bands of one and two row tiles (13 rounds up to 24) */
-            for (int bi = 0; bi < 2; bi++) {
-                onr_conv_t_force_band(bi ? 13 : 12);
-                onr_tensor *b1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
-                check_close(b1, want, s, "transposed path in bands");
-                same_at_2_and_3(c, in, bias ? 3 : 2, b1);
-                onr_conv_t_force_band(0);
-                tk_free_all(1, &b1);
+            /* several taps over 16 or more channels a group: tap-major;
+             * of those, one 2-D kernel with dilation 1 reads its taps in
+             * place from X by rows, unless that is turned off */
+            const int tapmajor = prod(c->k, (int)c->nsp) > 1 && c->C / c->G >= 16;
+            const int rows_ok = tapmajor && c->nsp == 2 && c->d[0] == 1 && c->d[1] == 1;
+            for (int rows = 1; rows >= 0; rows--) {
+                onr_conv_t_rows(rows ? -1 : 0);
+                size_t tm = onr_conv_t_tapmajor_count(), rc = onr_conv_t_rows_count();
+                onr_tensor *t1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
+                assert_int_equal(onr_conv_t_tapmajor_count() > tm, tapmajor);
+                assert_int_equal(onr_conv_t_rows_count() > rc, rows && rows_ok);
+                assert_int_equal(t1->numel, ny);
+                check_close(t1, want, s, rows ? "transposed path" : "transposed path, col^T gathered");
+                same_at_2_and_3(c, in, bias ? 3 : 2, t1);
+                /* in bands of one and two row tiles (13 rounds up to 24;
+                 * reading X by rows, whole output rows) */
+                for (int bi = 0; bi < 2; bi++) {
+                    onr_conv_t_force_band(bi ? 13 : 12);
+                    onr_tensor *b1 = run(c, NULL, 0, in, bias ? 3 : 2, 1, 1);
+                    check_close(b1, want, s, "transposed path in bands");
+                    same_at_2_and_3(c, in, bias ? 3 : 2, b1);
+                    onr_conv_t_force_band(0);
+                    tk_free_all(1, &b1);
+                }
+                tk_free_all(1, &t1);
             }
-            tk_free_all(1, &normal), tk_free_all(1, &t1);
+            onr_conv_t_rows(-1);
+            tk_free_all(1, &normal);
         }
         free(want);
         free(s);

@@ -905,6 +905,66 @@ static void test_packed_cols(void **state)
     for_each_kernel(packed_cols_kernel);
 }
 
+/* onr_sgemm_packed_cols_k: rows [k0, k0 + k) of a packed B give C bit for
+ * bit as those rows packed alone (A of k columns, with a row stride wider
+ * than k), with and without a workspace; summed run by run (beta 1) over
+ * all of B's rows, the reference product; a range past B's rows does
+ * nothing. */
+static void packed_cols_k_kernel(void)
+{
+    const size_t m = 29, n = 70, K = 90, lda = 100;
+    float *a = falloc(m * lda), *b = falloc(K * n), *c = falloc(m * n), *c1 = falloc(m * n);
+    float *bias = falloc(n);
+    fill(a, m * lda), fill(b, K * n), fill(bias, n);
+    onr_gemm_epilogue ep = {0};
+    ep.bias_col = bias, ep.act = ONR_ACT_RELU;
+    void *pb = walloc(onr_sgemm_pack_b_size(K, n)), *pk = walloc(onr_sgemm_pack_b_size(K, n));
+    void *ws = walloc(onr_sgemm_workspace_size(m, n, K, 1));
+    onr_sgemm_pack_b(0, K, n, b, n, pb);
+    const size_t w = onr_sgemm_packed_width(pb);
+    const size_t runs[][2] = {{0, 90}, {0, 17}, {17, 40}, {57, 33}, {89, 1}};
+    for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
+        const size_t k0 = runs[ri][0], k = runs[ri][1];
+        onr_sgemm_pack_b(0, k, n, b + k0 * n, n, pk);
+        onr_sgemm_packed_cols(0, m, n, 0, n, k, 1.f, a + k0, lda, pk, 0.f, c1, n, &ep, ws);
+        for (int no_ws = 0; no_ws < 2; no_ws++) {
+            for (size_t i = 0; i < m * n; i++) c[i] = -7.f;
+            onr_sgemm_packed_cols_k(m, n, 0, w, k0, k, 1.f, a + k0, lda, pb, 0.f, c, n, &ep,
+                                    no_ws ? NULL : ws);
+            onr_sgemm_packed_cols_k(m, n, w, n, k0, k, 1.f, a + k0, lda, pb, 0.f, c, n, &ep,
+                                    no_ws ? NULL : ws);
+            if (!no_ws) assert_memory_equal(c, c1, m * n * sizeof(float));
+            else
+                for (size_t i = 0; i < m * n; i++)
+                    if (!(fabsf(c[i] - c1[i]) <= 1e-4f * (1.f + fabsf(c1[i]))))
+                        fail_msg("packed_cols_k rows %zu+%zu, no workspace: C[%zu] %g, want %g", k0,
+                                 k, i, c[i], c1[i]);
+        }
+    }
+    /* B's rows in three runs, summed onto C, the epilogue with the last */
+    double *want = malloc(m * n * sizeof(double)), *tol = malloc(m * n * sizeof(double));
+    assert_non_null(want), assert_non_null(tol);
+    ref_gemm(0, 0, m, n, K, 1.f, a, lda, b, n, 0.f, c1, n, &ep, want, tol);
+    onr_sgemm_packed_cols_k(m, n, 0, n, 0, 30, 1.f, a, lda, pb, 0.f, c, n, NULL, ws);
+    onr_sgemm_packed_cols_k(m, n, 0, n, 30, 45, 1.f, a + 30, lda, pb, 1.f, c, n, NULL, ws);
+    onr_sgemm_packed_cols_k(m, n, 0, n, 75, 15, 1.f, a + 75, lda, pb, 1.f, c, n, &ep, ws);
+    check(m, n, c, n, want, tol, "packed_cols_k: runs summed");
+    /* past B's rows: nothing written */
+    for (size_t i = 0; i < m * n; i++) c[i] = -7.f;
+    onr_sgemm_packed_cols_k(m, n, 0, n, 80, 11, 1.f, a, lda, pb, 0.f, c, n, NULL, ws);
+    onr_sgemm_packed_cols_k(m, n, 0, n, 91, 0, 1.f, a, lda, pb, 0.f, c, n, NULL, ws);
+    for (size_t i = 0; i < m * n; i++)
+        if (c[i] != -7.f) fail_msg("packed_cols_k past B's rows wrote C[%zu]", i);
+    free(want), free(tol), free(pb), free(pk), free(ws);
+    free(a), free(b), free(c), free(c1), free(bias);
+}
+
+static void test_packed_cols_k(void **state)
+{
+    (void)state;
+    for_each_kernel(packed_cols_k_kernel);
+}
+
 /* The AVX-512 kernels prefetch the next block of an A read in place while
  * the block before it runs: a batch of products (Winograd's 36 positions:
  * contiguous A, one K block), a product of several row blocks and one of
@@ -1281,6 +1341,7 @@ int main(void)
         cmocka_unit_test(test_packed_other_kernel),
         cmocka_unit_test(test_null_workspace),
         cmocka_unit_test(test_packed_cols),
+        cmocka_unit_test(test_packed_cols_k),
         cmocka_unit_test(test_ahead),
         cmocka_unit_test(test_amx_products),
         cmocka_unit_test(test_amx_special),

@@ -594,6 +594,7 @@ typedef struct gemm_job {
     int a_direct;   /* the kernels read A in place (row-major, no aliasing) */
     enum b_source bsrc;
     size_t panel_w; /* B_PREPACKED: columns per stored panel */
+    size_t panel_k; /* B_PREPACKED: rows per stored panel (k, or more: onr_sgemm_packed_cols_k) */
     onr_sgemm_bgen gen; /* B_GEN: the caller's generator and its context */
     void *gen_ctx;
     float *c;
@@ -690,7 +691,7 @@ static inline const float *tile_b(const gemm_job *J, size_t j, size_t jr, size_t
     }
     const size_t w = J->panel_w;
     *ldbk = w;
-    return J->b + (j / w) * J->k * w + pc * w + j % w;
+    return J->b + (j / w) * J->panel_k * w + pc * w + j % w;
 }
 
 /* One MR x NR tile (fewer at the edges): rows i.., columns j.. of C. */
@@ -1035,8 +1036,8 @@ static const ahead_block *next_weights(const gemm_job *J, size_t rows, size_t jc
 {
     if (!streams_weights(J, rows) || nc == 0 || kc == 0) return NULL;
     const size_t w = J->panel_w;
-    out->first = J->b + (jc / w) * J->k * w + pc * w;
-    out->lda = J->k * w;
+    out->first = J->b + (jc / w) * J->panel_k * w + pc * w;
+    out->lda = J->panel_k * w;
     out->rows = (jc + nc - 1) / w - jc / w + 1;
     out->kc = kc * w;
     out->weights = 1;
@@ -1410,6 +1411,7 @@ static void run_job(const gemm_job *J, void *ws, int nthreads)
         JB.bsrc = B_PREPACKED;
         JB.b = shared;
         JB.panel_w = J->plan->cfg->nr;
+        JB.panel_k = J->k;
         JB.trans_b = 0;
     }
     task_state st;
@@ -1438,7 +1440,7 @@ static float b_at(const gemm_job *J, size_t p, size_t j)
 {
     if (J->bsrc == B_PREPACKED) {
         size_t w = J->panel_w;
-        return J->b[(j / w) * J->k * w + p * w + j % w];
+        return J->b[(j / w) * J->panel_k * w + p * w + j % w];
     }
     if (J->bsrc == B_GEN) {
         float v;
@@ -1496,6 +1498,7 @@ static void init_job(gemm_job *J, const gemm_plan *P, int trans_a, int trans_b, 
                 ? NULL
                 : ep;
     J->panel_w = 0;
+    J->panel_k = k;
     J->gen = NULL;
     J->gen_ctx = NULL;
     J->cancel = g_cancel; /* the calling thread's: every thread of the product reads it here */
@@ -2007,19 +2010,25 @@ void onr_sgemm_packed(int trans_a, size_t m, size_t n, size_t k, float alpha, co
         run_job(&J, workspace, nthreads);
 }
 
-void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
-                           float alpha, const float *a, size_t lda, const void *packed_b,
-                           float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
-                           void *workspace)
+/* packed_cols on rows [k0, k0 + k) of the packed B (k0 + k at most its
+ * rows; never on AMX terms: their rows are not panels of floats) */
+static void packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k0,
+                        size_t k, float alpha, const float *a, size_t lda, const void *packed_b,
+                        float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                        void *workspace)
 {
     gemm_job J;
     init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    J.panel_k = (size_t)h.k;
+    J.b += k0 * J.panel_w;
     if (n1 > n) n1 = n;
     if (m == 0 || n0 >= n1) return;
     if (k == 0 || !workspace) { /* the slow paths, on the columns' own view of C */
         gemm_job S;
         onr_gemm_epilogue e;
-        job_cols(&J, n0, n1, n0 * k, &S, &e); /* n0 starts a panel */
+        job_cols(&J, n0, n1, n0 * J.panel_k, &S, &e); /* n0 starts a panel */
         if (k == 0) scale_only(&S);
         else run_unpacked(&S);
         return;
@@ -2036,6 +2045,25 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
     float *abuf, *bbuf;
     thread_bufs(&J, workspace, 0, &abuf, &bbuf);
     run_region(&J, 0, m, n0, n1, abuf, bbuf);
+}
+
+void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, size_t k,
+                           float alpha, const float *a, size_t lda, const void *packed_b,
+                           float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                           void *workspace)
+{
+    packed_cols(trans_a, m, n, n0, n1, 0, k, alpha, a, lda, packed_b, beta, c, ldc, ep, workspace);
+}
+
+void onr_sgemm_packed_cols_k(size_t m, size_t n, size_t n0, size_t n1, size_t k0, size_t k,
+                             float alpha, const float *a, size_t lda, const void *packed_b,
+                             float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                             void *workspace)
+{
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    if (h.amx || k0 > h.k || k > h.k - k0) return; /* (callers never ask: conv_t_cols_phase) */
+    packed_cols(0, m, n, n0, n1, k0, k, alpha, a, lda, packed_b, beta, c, ldc, ep, workspace);
 }
 
 /* ---- weights as A, packed for AMX -------------------------------------- */

@@ -137,6 +137,15 @@ void onr_sgemm_packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1
                            float alpha, const float *a, size_t lda, const void *packed_b,
                            float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
                            void *workspace);
+/* The same on rows [k0, k0 + k) of the packed B (row-major A of k
+ * columns): a product whose K comes in runs from different places of A
+ * (a convolution's taps read in place, conv.c), summed run by run with
+ * beta 1 after the first. Not for B packed as AMX terms (it does nothing
+ * then, nor for rows past B's). */
+void onr_sgemm_packed_cols_k(size_t m, size_t n, size_t n0, size_t n1, size_t k0, size_t k,
+                             float alpha, const float *a, size_t lda, const void *packed_b,
+                             float beta, float *c, size_t ldc, const onr_gemm_epilogue *ep,
+                             void *workspace);
 /* Test hook: how many times onr_sgemm_pack_b has run in this process (a
  * relaxed atomic counter), so tests can check that operators pack their
  * weights once, at create, and never again whatever the activation shapes. */

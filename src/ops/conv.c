@@ -46,7 +46,9 @@
  * layers (9 taps or more, 16 or more input channels a group) whose column
  * matrix would not stay in cache, in bands of output positions gathered
  * and multiplied one at a time (conv_t_band). Layers of several taps over
- * 16 or more channels gather col^T tap-major (conv_colt_tapmajor). The threads
+ * 16 or more channels gather col^T tap-major (conv_colt_tapmajor), or,
+ * for one 2-D kernel with dilation 1, read their taps in place from X laid
+ * out by rows, a run of kernel rows per product (conv_t_rows_products). The threads
  * split the channels in runs of 16 (half a panel); each gathers its own col^T
  * straight from X (no column matrix), computes its columns of Y_g^T and
  * transposes them into its channels of Y with the rest of the epilogue, so
@@ -96,6 +98,9 @@ typedef struct conv_geom {
     int t_tapmajor; /* CONV_GEMMT from CONV_IM2COL: col^T's K ordered (tap, channel) */
     int64_t t_band; /* CONV_GEMMT: output positions gathered and multiplied at a time */
     int t_amx;      /* CONV_GEMMT: W_g^T packed for AMX (products of 64+ rows run on it) */
+    int t_rows;     /* CONV_GEMMT tap-major: its taps read in place from X by rows
+                     * (conv_t_rows_products) */
+    int64_t t_p;    /* t_rows: floats a position of X by rows */
     int64_t band; /* output (Conv) or input (ConvTranspose) rows per column band */
     int nthreads; /* CONV_GEMMT: the parts its scratch holds (reshape's thread count) */
     int scale;    /* FusedConv's input scale S: CONV_SCALE_* */
@@ -607,6 +612,9 @@ size_t onr_conv_t_tapmajor_count(void)
 /* Fewest input channels per group for which the transposed path gathers
  * col^T tap-major (conv_colt_tapmajor): runs of this many floats copied. */
 #define CONV_T_TAPMAJOR_MIN 16
+/* Fewest output rows per band of a layer that reads its taps in place
+ * (conv_t_rows_products; the rows of X a band reads again grow with fewer). */
+#define CONV_T_ROWS_MIN 2
 static int conv_t_tapmajor_takes(int64_t cg, int64_t k) { return k > 1 && cg >= CONV_T_TAPMAJOR_MIN; }
 
 /* Whether an output of OUT positions per plane (depth CK) runs transposed:
@@ -931,6 +939,7 @@ static void conv_colt(const conv_geom *g, const float *xg, float *at, int64_t ld
  * col^T (a band of t_band x lda) and a one-thread GEMM workspace after it. */
 static size_t conv_t_at_bytes(const conv_geom *g)
 {
+    if (g->t_rows) return 0; /* read in place */
     return ((size_t)g->t_band * (size_t)conv_t_lda(g->CK) * sizeof(float) + 63) / 64 * 64;
 }
 
@@ -952,6 +961,22 @@ static int64_t conv_t_band(const conv_geom *g)
     onr_sgemm_get_blocking(&bl);
     const int64_t row = conv_t_lda(g->CK) * (int64_t)sizeof(float), mr = (int64_t)bl.mr;
     int64_t band = conv_t_band_force;
+    if (g->t_rows) { /* whole output rows */
+        const int64_t OW = g->sp.out[2], OH = g->sp.out[1];
+        const int64_t drmax = (g->sp.k[1] - 1) / g->sp.s[1];
+        const int64_t grid_row = OW * g->t_p * (int64_t)sizeof(float);
+        int64_t rows = (band + OW - 1) / OW;
+        if (!band && g->CK * g->Mg * (int64_t)sizeof(float) > (int64_t)bl.l2_bytes) {
+            rows = OH; /* W_g^T would stream from memory for each band: one */
+        } else if (!band) { /* X by rows for a band in about half the L2 */
+            rows = (int64_t)bl.l2_bytes / 2 / grid_row - drmax;
+            if (rows < CONV_T_ROWS_MIN) rows = CONV_T_ROWS_MIN;
+        }
+        /* and at least a row tile of positions (the SGEMM cuts K
+         * otherwise for fewer rows, k_block) */
+        if (rows * OW < mr) rows = (mr + OW - 1) / OW;
+        return rows < OH ? rows * OW : g->OUT;
+    }
     if (!band) {
         /* (a quarter: the band measured as fast as an eighth, and faster
          * than half or no bands) */
@@ -966,9 +991,14 @@ static int64_t conv_t_band(const conv_geom *g)
 
 /* A part's col^T, its GEMM workspace and, gathering tap-major, X
  * transposed (IN x Cg floats at most). */
+static size_t conv_t_xr_floats(const conv_geom *g, int64_t nb);
+
 static size_t conv_t_part_bytes(const conv_geom *g)
 {
     size_t xt = g->t_tapmajor ? (size_t)g->IN * (size_t)g->Cg * sizeof(float) : 0;
+    if (g->t_rows) /* X by rows for a band, and one input row transposed */
+        xt = (conv_t_xr_floats(g, g->t_band / g->sp.out[2]) + (size_t)(g->sp.in[2] * g->Cg)) *
+             sizeof(float);
     return onr_thread_stride(conv_t_at_bytes(g) + conv_t_ws_bytes(g) + xt);
 }
 
@@ -1013,6 +1043,125 @@ typedef struct conv_t_job {
 /* ... on AMX, whole blocks of 32 (its products' column blocks) */
 static int64_t conv_t_unit(const conv_geom *g) { return g->t_amx ? 2 * CONV_T_UNIT : CONV_T_UNIT; }
 
+/* ---- taps read in place: X by rows -----------------------------------------
+ *
+ * A tap-major layer of one 2-D kernel with dilation 1 (ResNet's 3x3
+ * stride-2 layers) reads its taps in place instead of gathering all of
+ * col^T. For stride sh x sw, X of a band of output rows oh0 .. oh0 + nb
+ * goes into a grid of rows r and positions q = 0 .. OW, each position
+ * holding, for each of the sh input rows of its grid row and each of the
+ * KW taps of a kernel row, the channels (t_p floats a position):
+ *
+ *   xr[(r * OW + q) * t_p + (rp * KW + kw) * Cg + c]
+ *       = X[c][(oh0 + r) * sh + rp - pad_top][q * sw + kw - pad_left]
+ *
+ * (0 outside X). Output (oh, ow) under tap (kh, kw) reads grid position
+ * (oh - oh0 + kh / sh) * OW + ow at (kh % sh * KW + kw) * Cg: the taps of
+ * kernel rows dr * sh .. dr * sh + sh - 1 lie side by side in tap-major
+ * order, so each such group of kernel rows is a run of K that a GEMM
+ * reads in place (A's rows the output positions, t_p apart), summed onto
+ * T run by run. X by rows holds sh * KW taps a position where col^T held
+ * KH * KW (ResNet's 3x3 stride-2: two thirds, copied in runs of 3 * Cg,
+ * and each input row transposed once a band). Standalone, in one
+ * process, runs alternating, Zen 5: ResNet-50's 3x3 stride-2 layers to
+ * 28x28 and 14x14 -3.6 / -4.0 % at 1 thread, -9 / -6 % at 2. */
+
+static int conv_t_rows_force = -1;
+void onr_conv_t_rows(int mode) { conv_t_rows_force = mode < 0 ? -1 : mode != 0; }
+static atomic_size_t conv_t_rows_runs;
+size_t onr_conv_t_rows_count(void)
+{
+    return atomic_load_explicit(&conv_t_rows_runs, memory_order_relaxed);
+}
+
+/* Floats of X by rows for a band of nb output rows: the grid rows its
+ * taps read. */
+static size_t conv_t_xr_floats(const conv_geom *g, int64_t nb)
+{
+    const int64_t drmax = (g->sp.k[1] - 1) / g->sp.s[1];
+    return (size_t)((nb + drmax) * g->sp.out[2] * g->t_p);
+}
+
+/* Reshape: whether a tap-major geometry reads its taps in place, and its
+ * floats a position (t_p). */
+static int conv_t_rows_pick(conv_geom *g)
+{
+    const onr_spatial *sp = &g->sp;
+    if (!g->t_tapmajor || g->t_amx || conv_t_rows_force == 0 || sp->nsp != 2 || sp->d[1] != 1 ||
+        sp->d[2] != 1)
+        return 0;
+    /* a position's taps, padded where positions a multiple of 2 KiB
+     * apart would alias in L1 (the SGEMM would copy A then) */
+    g->t_p = sp->s[1] * sp->k[2] * g->Cg;
+    if (g->t_p % 512 == 0) g->t_p += 16;
+    return 1;
+}
+
+/* X by rows (above) for output rows oh0 .. oh0 + nb into xr, each input
+ * row transposed to channels-last in xrow first (scaled by sc on the
+ * way), then copied a position's taps at a time; the grid rows before r0
+ * are there already. */
+static void conv_t_rows_gather(const conv_geom *g, const float *xg, const float *sc, int64_t oh0,
+                               int64_t nb, int64_t r0, float *xr, float *xrow)
+{
+    const onr_spatial *sp = &g->sp;
+    const int64_t sh = sp->s[1], sw = sp->s[2], IH = sp->in[1], IW = sp->in[2], KW = sp->k[2];
+    const int64_t Cg = g->Cg, OW = sp->out[2], P = g->t_p;
+    const int64_t drmax = (sp->k[1] - 1) / sh;
+    const size_t cb = sizeof(float) * (size_t)Cg;
+    for (int64_t r = r0; r < nb + drmax; r++)
+        for (int64_t rp = 0; rp < sh && rp < sp->k[1]; rp++) { /* (no tap reads rp >= KH) */
+            const int64_t ih = (oh0 + r) * sh + rp - sp->pb[1];
+            float *row = xr + r * OW * P + rp * KW * Cg;
+            if (ih < 0 || ih >= IH) {
+                for (int64_t q = 0; q < OW; q++) memset(row + q * P, 0, cb * (size_t)KW);
+                continue;
+            }
+            /* 16 positions at a time: rows of xrow Cg floats apart would
+             * share few L1 sets (Cg a multiple of 256) */
+            for (int64_t c0 = 0; c0 < IW; c0 += 16)
+                conv_transpose_cols_s(xg + ih * IW, Cg, c0, c0 + 16 < IW ? c0 + 16 : IW, g->IN, xrow,
+                                      Cg, sc);
+            for (int64_t q = 0; q < OW; q++) {
+                /* taps kw reading columns iw = q * sw + kw - pad: those
+                 * inside X are one run of xrow */
+                const int64_t iw0 = q * sw - sp->pb[2];
+                const int64_t k0 = iw0 < 0 ? -iw0 : 0, k1 = IW - iw0 < KW ? IW - iw0 : KW;
+                float *dst = row + q * P;
+                if (k1 <= k0) {
+                    memset(dst, 0, cb * (size_t)KW);
+                    continue;
+                }
+                if (k0 > 0) memset(dst, 0, cb * (size_t)k0);
+                memcpy(dst + k0 * Cg, xrow + (iw0 + k0) * Cg, cb * (size_t)(k1 - k0));
+                if (k1 < KW) memset(dst + k1 * Cg, 0, cb * (size_t)(KW - k1));
+            }
+        }
+}
+
+/* The products of a band of whole output rows (rows positions from
+ * output row oh0) for W_g^T's channels [n0, n1), X by rows in xr: one
+ * per run of kernel rows, summed onto T, the epilogue with the last. */
+static void conv_t_rows_products(const conv_t_job *j, void *ws, const float *xr, size_t rows,
+                                 float *t, int64_t n0, int64_t nm, int64_t n1)
+{
+    const conv_geom *g = j->g;
+    const int64_t sh = g->sp.s[1], KH = g->sp.k[1], KW = g->sp.k[2];
+    for (int64_t kh0 = 0; kh0 < KH; kh0 += sh) {
+        const int64_t kh1 = kh0 + sh < KH ? kh0 + sh : KH;
+        const size_t k0 = (size_t)(kh0 * KW * g->Cg), kn = (size_t)((kh1 - kh0) * KW * g->Cg);
+        const float *a = xr + kh0 / sh * g->sp.out[2] * g->t_p;
+        const float beta = kh0 ? 1.f : 0.f;
+        const onr_gemm_epilogue *ep = kh1 == KH ? j->ep : NULL;
+        if (nm > n0)
+            onr_sgemm_packed_cols_k(rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, k0, kn, 1.f, a,
+                                    (size_t)g->t_p, j->wt, beta, t, (size_t)g->Mg, ep, ws);
+        if (n1 > nm)
+            onr_sgemm_packed_cols_k(rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, k0, kn, 1.f, a,
+                                    (size_t)g->t_p, j->wt, beta, t, (size_t)g->Mg, ep, ws);
+    }
+}
+
 /* Rows [o0, o1) (whole bands) times W_g^T's channels [n0, n1) (n0 at a
  * unit) into T and Y's channels n0 .. n1, band by band, each band's
  * col^T gathered first (but the first when `gather` is 0: that one band
@@ -1032,13 +1181,27 @@ static void conv_t_cols(const conv_t_job *j, float *at, size_t lda, void *ws, fl
         const size_t rows = (size_t)(b1 - b0);
         float *t = j->t + b0 * g->Mg;
         const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
-        if (gather || b0 > o0) conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
-        if (nm > n0)
-            onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK, 1.f, at,
-                                  lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
-        if (n1 > nm)
-            onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, (size_t)g->CK, 1.f, at,
-                                  lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
+        if (g->t_rows) { /* X by rows in xt (whole output rows), the taps read in place */
+            const int64_t OW = g->sp.out[2];
+            const int64_t nb = (b1 - b0) / OW, drmax = (g->sp.k[1] - 1) / g->sp.s[1];
+            float *xr = xt + conv_t_xr_floats(g, g->t_band / OW);
+            int64_t r0 = 0;
+            if (b0 > o0 && drmax) { /* the band before's last grid rows are this one's first */
+                const int64_t prev = g->t_band / OW, span = OW * g->t_p;
+                memmove(xt, xt + prev * span, sizeof(float) * (size_t)(drmax * span));
+                r0 = drmax;
+            }
+            if (gather || b0 > o0) conv_t_rows_gather(g, j->xg, j->sc, b0 / OW, nb, r0, xt, xr);
+            conv_t_rows_products(j, ws, xt, rows, t, n0, nm, n1);
+        } else {
+            if (gather || b0 > o0) conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
+            if (nm > n0)
+                onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)n0, (size_t)nm, (size_t)g->CK,
+                                      1.f, at, lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
+            if (n1 > nm)
+                onr_sgemm_packed_cols(0, rows, (size_t)g->Mg, (size_t)nm, (size_t)n1, (size_t)g->CK,
+                                      1.f, at, lda, j->wt, 0.f, t, (size_t)g->Mg, j->ep, ws);
+        }
         onr_sgemm_set_cancel(old);
         /* Y's channels n0 .. n1 at positions b0 .. b1 from T, 16 channels
          * at a time (n0 starts a block of 16) */
@@ -1116,6 +1279,7 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
     const conv_epi *epi = bb->epi;
     atomic_fetch_add_explicit(&conv_t_runs, 1, memory_order_relaxed);
     if (g->t_tapmajor) atomic_fetch_add_explicit(&conv_t_tapmajor_runs, 1, memory_order_relaxed);
+    if (g->t_rows) atomic_fetch_add_explicit(&conv_t_rows_runs, 1, memory_order_relaxed);
     int gact = epi ? conv_gemm_act(epi->act) : ONR_ACT_NONE;
     /* the activation in the GEMM unless a residual must come before it or
      * the GEMM has no such activation */
@@ -1142,7 +1306,10 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * one thread does) */
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
-    const int64_t unit = g->t_band < g->OUT ? g->t_band : (int64_t)bl.mr;
+    /* (reading the taps in place: whole output rows, at least a row tile) */
+    const int64_t unit = g->t_band < g->OUT ? g->t_band
+                         : g->t_rows ? g->sp.out[2] * (((int64_t)bl.mr + g->sp.out[2] - 1) / g->sp.out[2])
+                                     : (int64_t)bl.mr;
     if (by_rows && parts > 1) {
         const int64_t most = g->t_band < g->OUT ? (g->OUT + unit - 1) / unit : g->OUT / unit;
         if (parts > most) parts = most;
@@ -1199,6 +1366,7 @@ static int conv_t_pick(conv_params *p, size_t *col, size_t *ws)
     g->t_tapmajor = p->wt_tapmajor && g->kind == CONV_IM2COL;
     g->kind = CONV_GEMMT;
     g->t_amx = onr_sgemm_packed_is_amx(p->wt);
+    g->t_rows = conv_t_rows_pick(g);
     g->t_band = conv_t_band(g);
     g->nthreads = p->nthreads;
     size_t bytes = conv_t_head_bytes(g) + (size_t)p->nthreads * conv_t_part_bytes(g);

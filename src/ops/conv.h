@@ -27,6 +27,13 @@ size_t onr_conv_transposed_count(void);
  * at least 16 input channels per group: K ordered tap, then channel, from
  * X transposed to channels-last; conv.c's conv_colt_tapmajor), for tests. */
 size_t onr_conv_t_tapmajor_count(void);
+/* Test hook: whether tap-major layers of one 2-D kernel with dilation 1
+ * read their taps in place from X laid out by rows (conv.c's
+ * conv_t_rows_products; no col^T): -1 or 1 yes (the default), 0 never.
+ * Reshapes from now on; results may differ in the last bits (K summed in
+ * runs). How many runs did, for tests. */
+void onr_conv_t_rows(int mode);
+size_t onr_conv_t_rows_count(void);
 /* Test hook: the transposed path's output positions per band (gathered
  * and multiplied at a time; rounded up to a whole row tile), 0 for the
  * automatic choice (bands only where col^T would not fit in half the L2).
