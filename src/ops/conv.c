@@ -943,10 +943,15 @@ static size_t conv_t_at_bytes(const conv_geom *g)
     return ((size_t)g->t_band * (size_t)conv_t_lda(g->CK) * sizeof(float) + 63) / 64 * 64;
 }
 
+static int64_t conv_t_rows_most(const conv_geom *g);
+static int64_t conv_t_rows_min(const conv_geom *g);
+static int64_t conv_t_rows_bands(const conv_geom *g, int64_t nrows);
+
 /* Bytes of a part's GEMM workspace, after its col^T. */
 static size_t conv_t_ws_bytes(const conv_geom *g)
 {
-    size_t ws = onr_sgemm_workspace_size_ex((size_t)g->t_band, (size_t)g->Mg, (size_t)g->CK, 1,
+    const int64_t rows = g->t_rows ? conv_t_rows_most(g) * g->sp.out[2] : g->t_band;
+    size_t ws = onr_sgemm_workspace_size_ex((size_t)rows, (size_t)g->Mg, (size_t)g->CK, 1,
                                             g->t_amx ? ONR_PACK_AMX : 0);
     return (ws + 63) / 64 * 64;
 }
@@ -997,7 +1002,7 @@ static size_t conv_t_part_bytes(const conv_geom *g)
 {
     size_t xt = g->t_tapmajor ? (size_t)g->IN * (size_t)g->Cg * sizeof(float) : 0;
     if (g->t_rows) /* X by rows for a band, and one input row transposed */
-        xt = (conv_t_xr_floats(g, g->t_band / g->sp.out[2]) + (size_t)(g->sp.in[2] * g->Cg)) *
+        xt = (conv_t_xr_floats(g, conv_t_rows_most(g)) + (size_t)(g->sp.in[2] * g->Cg)) *
              sizeof(float);
     return onr_thread_stride(conv_t_at_bytes(g) + conv_t_ws_bytes(g) + xt);
 }
@@ -1080,6 +1085,37 @@ static size_t conv_t_xr_floats(const conv_geom *g, int64_t nb)
 {
     const int64_t drmax = (g->sp.k[1] - 1) / g->sp.s[1];
     return (size_t)((nb + drmax) * g->sp.out[2] * g->t_p);
+}
+
+/* Fewest output rows a band of a layer that reads X by rows takes: a row
+ * tile of positions at least (the SGEMM cuts K otherwise for fewer rows,
+ * k_block, which would change the sums). */
+static int64_t conv_t_rows_min(const conv_geom *g)
+{
+    onr_sgemm_blocking bl;
+    onr_sgemm_get_blocking(&bl);
+    const int64_t OW = g->sp.out[2] > 0 ? g->sp.out[2] : 1;
+    return ((int64_t)bl.mr + OW - 1) / OW;
+}
+
+/* The bands of a run of nrows output rows: as few as keep each within
+ * t_band's rows, but none under conv_t_rows_min (then up to twice that:
+ * conv_t_rows_most); band i of n is rows nrows * i / n .. nrows * (i + 1)
+ * / n. Any such bands give the same sums, so each part of a split by
+ * rows takes its even share of the rows and bands it as it can. */
+static int64_t conv_t_rows_bands(const conv_geom *g, int64_t nrows)
+{
+    const int64_t per = g->t_band / g->sp.out[2], least = conv_t_rows_min(g);
+    int64_t n = per > 0 ? (nrows + per - 1) / per : 1;
+    if (n > nrows / least) n = nrows / least;
+    return n > 0 ? n : 1;
+}
+
+/* Most output rows a band takes (conv_t_rows_bands). */
+static int64_t conv_t_rows_most(const conv_geom *g)
+{
+    const int64_t per = g->t_band / g->sp.out[2], least = 2 * conv_t_rows_min(g);
+    return per > least ? per : least;
 }
 
 /* Reshape: whether a tap-major geometry reads its taps in place, and its
@@ -1175,24 +1211,31 @@ static void conv_t_cols(const conv_t_job *j, float *at, size_t lda, void *ws, fl
     int64_t nm = n0 % j->pw ? n0 - n0 % j->pw + j->pw : n0;
     if (nm > n1) nm = n1;
     /* band by band (the bands are the same whatever the parts: each
-     * position's sums never depend on the thread count) */
-    for (int64_t b0 = o0; b0 < o1; b0 += g->t_band) {
-        const int64_t b1 = b0 + g->t_band < o1 ? b0 + g->t_band : o1;
+     * position's sums never depend on the thread count; reading X by rows,
+     * the rows [o0, o1) in even bands, whose bounds never change a sum
+     * either: conv_t_rows_bands) */
+    const int64_t OW = g->sp.out[2], nrows = g->t_rows ? (o1 - o0) / OW : 0;
+    const int64_t nbands = g->t_rows ? conv_t_rows_bands(g, nrows) : 0;
+    int64_t prev = 0; /* reading X by rows: the band before's output rows */
+    for (int64_t b0 = o0, bi = 0; b0 < o1; bi++) {
+        const int64_t b1 = g->t_rows       ? o0 + nrows * (bi + 1) / nbands * OW
+                           : b0 + g->t_band < o1 ? b0 + g->t_band
+                                                 : o1;
         const size_t rows = (size_t)(b1 - b0);
         float *t = j->t + b0 * g->Mg;
         const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
         if (g->t_rows) { /* X by rows in xt (whole output rows), the taps read in place */
-            const int64_t OW = g->sp.out[2];
             const int64_t nb = (b1 - b0) / OW, drmax = (g->sp.k[1] - 1) / g->sp.s[1];
-            float *xr = xt + conv_t_xr_floats(g, g->t_band / OW);
+            float *xr = xt + conv_t_xr_floats(g, conv_t_rows_most(g));
             int64_t r0 = 0;
             if (b0 > o0 && drmax) { /* the band before's last grid rows are this one's first */
-                const int64_t prev = g->t_band / OW, span = OW * g->t_p;
+                const int64_t span = OW * g->t_p;
                 memmove(xt, xt + prev * span, sizeof(float) * (size_t)(drmax * span));
                 r0 = drmax;
             }
             if (gather || b0 > o0) conv_t_rows_gather(g, j->xg, j->sc, b0 / OW, nb, r0, xt, xr);
             conv_t_rows_products(j, ws, xt, rows, t, n0, nm, n1);
+            prev = nb;
         } else {
             if (gather || b0 > o0) conv_colt(g, j->xg, at, (int64_t)lda, j->sc, b0, b1, xt);
             if (nm > n0)
@@ -1207,7 +1250,8 @@ static void conv_t_cols(const conv_t_job *j, float *at, size_t lda, void *ws, fl
          * at a time (n0 starts a block of 16) */
         conv_tr_job tj = {.src = t, .dst = j->y + b0, .rows = b1 - b0, .cols = n1, .lds = g->Mg,
                           .ldd = g->OUT, .bw = 16, .epi = j->epi, .z = j->z ? j->z + b0 : NULL};
-        for (int64_t bi = n0 / 16; bi * 16 < n1; bi++) conv_tr_block(&tj, bi);
+        for (int64_t ci = n0 / 16; ci * 16 < n1; ci++) conv_tr_block(&tj, ci);
+        b0 = b1;
     }
 }
 
@@ -1223,6 +1267,12 @@ static void conv_t_part(void *ctx, int64_t part)
     float *at = (float *)mine;
     void *ws = mine + conv_t_at_bytes(g);
     float *xt = (float *)(mine + conv_t_at_bytes(g) + conv_t_ws_bytes(g));
+    if (j->by_rows && g->t_rows) { /* an even share of the output rows */
+        const int64_t OH = g->sp.out[1], OW = g->sp.out[2];
+        const int64_t o0 = part * OH / j->parts * OW, o1 = (part + 1) * OH / j->parts * OW;
+        if (o0 < o1) conv_t_cols(j, at, lda, ws, xt, o0, o1, 0, g->Mg, 1);
+        return;
+    }
     if (j->by_rows) { /* whole units of rows (bands, or row tiles) */
         const int64_t nu = (g->OUT + j->unit - 1) / j->unit;
         int64_t o0 = part * nu / j->parts * j->unit, o1 = (part + 1) * nu / j->parts * j->unit;
@@ -1262,7 +1312,11 @@ static void conv_t_part(void *ctx, int64_t part)
             s = own / 8 > 1 ? own / 8 : 1;
             while (c < c1) { /* band by band */
                 const int64_t band = c / per, e = c1 < (band + 1) * per ? c1 : (band + 1) * per;
-                const int64_t b0 = band * g->t_band, b1 = b0 + g->t_band < g->OUT ? b0 + g->t_band : g->OUT;
+                int64_t b0 = band * g->t_band, b1 = b0 + g->t_band < g->OUT ? b0 + g->t_band : g->OUT;
+                if (g->t_rows) { /* the bands of all the rows (conv_t_rows_bands) */
+                    const int64_t OH = g->sp.out[1], nb = conv_t_rows_bands(g, OH);
+                    b0 = OH * band / nb * g->sp.out[2], b1 = OH * (band + 1) / nb * g->sp.out[2];
+                }
                 const int64_t n0 = (c - band * per) * j->chunk * uw;
                 const int64_t n1 = (e - band * per) * j->chunk * uw < g->Mg ? (e - band * per) * j->chunk * uw : g->Mg;
                 conv_t_cols(j, at, lda, ws, xt, b0, b1, n0, n1, band != have);
@@ -1307,11 +1361,13 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
     /* (reading the taps in place: whole output rows, at least a row tile) */
-    const int64_t unit = g->t_band < g->OUT ? g->t_band
-                         : g->t_rows ? g->sp.out[2] * (((int64_t)bl.mr + g->sp.out[2] - 1) / g->sp.out[2])
-                                     : (int64_t)bl.mr;
+    const int64_t unit = g->t_band < g->OUT ? g->t_band : (int64_t)bl.mr;
     if (by_rows && parts > 1) {
-        const int64_t most = g->t_band < g->OUT ? (g->OUT + unit - 1) / unit : g->OUT / unit;
+        /* (reading X by rows, even shares of the output rows, each at
+         * least a band's least: conv_t_rows_bands) */
+        const int64_t most = g->t_rows             ? g->sp.out[1] / conv_t_rows_min(g)
+                             : g->t_band < g->OUT ? (g->OUT + unit - 1) / unit
+                                                  : g->OUT / unit;
         if (parts > most) parts = most;
     }
     if (parts > CONV_T_CLAIMS) parts = CONV_T_CLAIMS;
@@ -1329,7 +1385,8 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
         const int64_t uw = conv_t_unit(g);
         j.chunk = pw > uw ? pw / uw : 1; /* claims count whole panels */
         j.per = (units + j.chunk - 1) / j.chunk;
-        j.claims = j.per * ((g->OUT + g->t_band - 1) / g->t_band);
+        j.claims = j.per * (g->t_rows ? conv_t_rows_bands(g, g->sp.out[1])
+                                      : (g->OUT + g->t_band - 1) / g->t_band);
         j.next = next;
     }
     for (int64_t n = 0; n < g->N; n++)
