@@ -1360,7 +1360,6 @@ static void conv_gemmt_f32(const conv_geom *g, const float *x, const float *b, f
      * one thread does) */
     onr_sgemm_blocking bl;
     onr_sgemm_get_blocking(&bl);
-    /* (reading the taps in place: whole output rows, at least a row tile) */
     const int64_t unit = g->t_band < g->OUT ? g->t_band : (int64_t)bl.mr;
     if (by_rows && parts > 1) {
         /* (reading X by rows, even shares of the output rows, each at
