@@ -1976,7 +1976,9 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
                             const float *a, size_t lda, const void *packed_b, float beta,
                             float *c, size_t ldc, const onr_gemm_epilogue *ep)
 {
-    const size_t w = onr_sgemm_packed_width(packed_b);
+    pack_header h;
+    memcpy(&h, packed_b, sizeof h);
+    const size_t w = h.nr;
     const gemm_plan *P = active_plan();
     /* Packed for another kernel (one forced since): its panels still work
      * for any kernel whose NR divides their width; the reference one's does. */
@@ -1985,6 +1987,7 @@ static void init_packed_job(gemm_job *J, int trans_a, size_t m, size_t n, size_t
              (const float *)((const char *)packed_b + sizeof(pack_header)), 0, beta, c, ldc, ep);
     J->bsrc = B_PREPACKED;
     J->panel_w = w;
+    J->panel_k = (size_t)h.k; /* k, or more where a product takes some of its rows */
 }
 
 /* Whether a product runs on AMX: weights packed for it, AMX in use, a
@@ -2019,9 +2022,6 @@ static void packed_cols(int trans_a, size_t m, size_t n, size_t n0, size_t n1, s
 {
     gemm_job J;
     init_packed_job(&J, trans_a, m, n, k, alpha, a, lda, packed_b, beta, c, ldc, ep);
-    pack_header h;
-    memcpy(&h, packed_b, sizeof h);
-    J.panel_k = (size_t)h.k;
     J.b += k0 * J.panel_w;
     if (n1 > n) n1 = n;
     if (m == 0 || n0 >= n1) return;
@@ -2062,7 +2062,7 @@ void onr_sgemm_packed_cols_k(size_t m, size_t n, size_t n0, size_t n1, size_t k0
 {
     pack_header h;
     memcpy(&h, packed_b, sizeof h);
-    if (h.amx || k0 > h.k || k > h.k - k0) return; /* (callers never ask: conv_t_cols_phase) */
+    if (h.amx || k0 > h.k || k > h.k - k0) return; /* (callers never ask: conv_t_rows_products) */
     packed_cols(0, m, n, n0, n1, k0, k, alpha, a, lda, packed_b, beta, c, ldc, ep, workspace);
 }
 

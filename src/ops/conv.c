@@ -945,6 +945,8 @@ static size_t conv_t_at_bytes(const conv_geom *g)
 
 static int64_t conv_t_rows_most(const conv_geom *g);
 static int64_t conv_t_rows_min(const conv_geom *g);
+/* Grid rows of X by rows a band reads past its own output rows. */
+static int64_t conv_t_rows_halo(const conv_geom *g) { return (g->sp.k[1] - 1) / g->sp.s[1]; }
 static int64_t conv_t_rows_bands(const conv_geom *g, int64_t nrows);
 
 /* Bytes of a part's GEMM workspace, after its col^T. */
@@ -968,7 +970,7 @@ static int64_t conv_t_band(const conv_geom *g)
     int64_t band = conv_t_band_force;
     if (g->t_rows) { /* whole output rows */
         const int64_t OW = g->sp.out[2], OH = g->sp.out[1];
-        const int64_t drmax = (g->sp.k[1] - 1) / g->sp.s[1];
+        const int64_t drmax = conv_t_rows_halo(g);
         const int64_t grid_row = OW * g->t_p * (int64_t)sizeof(float);
         int64_t rows = (band + OW - 1) / OW;
         if (!band && g->CK * g->Mg * (int64_t)sizeof(float) > (int64_t)bl.l2_bytes) {
@@ -977,9 +979,8 @@ static int64_t conv_t_band(const conv_geom *g)
             rows = (int64_t)bl.l2_bytes / 2 / grid_row - drmax;
             if (rows < CONV_T_ROWS_MIN) rows = CONV_T_ROWS_MIN;
         }
-        /* and at least a row tile of positions (the SGEMM cuts K
-         * otherwise for fewer rows, k_block) */
-        if (rows * OW < mr) rows = (mr + OW - 1) / OW;
+        /* and at least a row tile of positions */
+        if (rows < conv_t_rows_min(g)) rows = conv_t_rows_min(g);
         return rows < OH ? rows * OW : g->OUT;
     }
     if (!band) {
@@ -1083,8 +1084,7 @@ size_t onr_conv_t_rows_count(void)
  * taps read. */
 static size_t conv_t_xr_floats(const conv_geom *g, int64_t nb)
 {
-    const int64_t drmax = (g->sp.k[1] - 1) / g->sp.s[1];
-    return (size_t)((nb + drmax) * g->sp.out[2] * g->t_p);
+    return (size_t)((nb + conv_t_rows_halo(g)) * g->sp.out[2] * g->t_p);
 }
 
 /* Fewest output rows a band of a layer that reads X by rows takes: a row
@@ -1143,7 +1143,7 @@ static void conv_t_rows_gather(const conv_geom *g, const float *xg, const float 
     const onr_spatial *sp = &g->sp;
     const int64_t sh = sp->s[1], sw = sp->s[2], IH = sp->in[1], IW = sp->in[2], KW = sp->k[2];
     const int64_t Cg = g->Cg, OW = sp->out[2], P = g->t_p;
-    const int64_t drmax = (sp->k[1] - 1) / sh;
+    const int64_t drmax = conv_t_rows_halo(g);
     const size_t cb = sizeof(float) * (size_t)Cg;
     for (int64_t r = r0; r < nb + drmax; r++)
         for (int64_t rp = 0; rp < sh && rp < sp->k[1]; rp++) { /* (no tap reads rp >= KH) */
@@ -1225,7 +1225,7 @@ static void conv_t_cols(const conv_t_job *j, float *at, size_t lda, void *ws, fl
         float *t = j->t + b0 * g->Mg;
         const _Atomic int *old = onr_sgemm_set_cancel(j->cancel);
         if (g->t_rows) { /* X by rows in xt (whole output rows), the taps read in place */
-            const int64_t nb = (b1 - b0) / OW, drmax = (g->sp.k[1] - 1) / g->sp.s[1];
+            const int64_t nb = (b1 - b0) / OW, drmax = conv_t_rows_halo(g);
             float *xr = xt + conv_t_xr_floats(g, conv_t_rows_most(g));
             int64_t r0 = 0;
             if (b0 > o0 && drmax) { /* the band before's last grid rows are this one's first */
