@@ -27,6 +27,7 @@
 #include "gemm/gemm.h"
 #include "load/load.h"
 #include "ops/conv.h"
+#include "ops/dwconv.h"
 #include "ops/winograd.h"
 #include "plan/plan.h"
 
@@ -289,7 +290,7 @@ static void expect_error(onr_node *n, int n_in, onr_tensor **in, onr_status code
     onr_status st = tk_run(n, 1, n_in, in, 1, out, 1, &err);
     tk_free_all(1, out);
     if (st == ONR_OK) fail_msg("expected an error containing '%s'", needle ? needle : "");
-    if (code) assert_int_equal(st, code);
+    if (code && st != code) fail_msg("status %d, expected %d: %s", (int)st, (int)code, err.msg);
     if (needle && !strstr(err.msg, needle)) fail_msg("message '%s' lacks '%s'", err.msg, needle);
     tk_node_free(n);
 }
@@ -364,6 +365,173 @@ static void test_kernel_errors(void **state)
     tk_free_all(1, out), tk_free_all(1, ref);
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(z), onr_tensor_free(zbad);
     onr_tensor_free(xd64), onr_tensor_free(wd64);
+}
+
+/* ======================================================================
+ * The kernel's pool (pool = MaxPool)
+ * ==================================================================== */
+
+/* A conv case (2-D) and the max pool after it: kernel, strides, pads
+ * (top, left, bottom, right). */
+typedef struct pcase {
+    kcase c;
+    int64_t pk[2], ps[2], pp[4];
+    int banded; /* the small-group kernel pools it band by band */
+} pcase;
+
+static const pcase pcases[] = {
+    /* a stem: 3 inputs, 7x7 / 2, then 3x3 / 2 */
+    {{2, 2, 3, 8, 1, {20, 22}, {7, 7}, {2, 2}, {1, 1}, {3, 3, 3, 3}, NULL}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 1},
+    /* 19 outputs (blocks of 8, 8, 2, 1), stride 1, a 2x2 / 2 pool */
+    {{2, 1, 3, 19, 1, {17, 15}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL}, {2, 2}, {2, 2}, {0, 0, 0, 0}, 1},
+    /* two groups of 3 inputs, uneven pads and pool */
+    {{2, 2, 6, 4, 2, {12, 13}, {3, 3}, {2, 2}, {1, 1}, {0, 1, 1, 0}, NULL}, {3, 2}, {1, 2}, {1, 0, 0, 1}, 1},
+    /* 4 inputs, 5x5, a 3x3 / 1 pool on wide rows */
+    {{2, 1, 4, 6, 1, {9, 40}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, NULL}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 1},
+    /* a stem large enough for several bands and chunks */
+    {{2, 1, 3, 64, 1, {96, 96}, {7, 7}, {2, 2}, {1, 1}, {3, 3, 3, 3}, NULL}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 1},
+    /* other paths: the conv output whole, then pooled (1x1, im2col) */
+    {{2, 2, 8, 8, 1, {10, 10}, {1, 1}, {1, 1}, {1, 1}, {0}, NULL}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0},
+    {{2, 1, 16, 8, 1, {13, 13}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL}, {2, 2}, {2, 2}, {0, 0, 1, 1}, 0},
+};
+
+/* MaxPool of want (planes of oh x ow) here: -inf where no tap is inside. */
+static onr_tensor *ref_pool(const onr_tensor *c, const pcase *pc)
+{
+    const int64_t H = c->dims[2], W = c->dims[3];
+    const int64_t OH = (H + pc->pp[0] + pc->pp[2] - pc->pk[0]) / pc->ps[0] + 1;
+    const int64_t OW = (W + pc->pp[1] + pc->pp[3] - pc->pk[1]) / pc->ps[1] + 1;
+    int64_t d[4] = {c->dims[0], c->dims[1], OH, OW};
+    onr_tensor *y = tk_typed(ONR_FLOAT, 4, d, NULL);
+    const float *cv = c->data;
+    float *yv = y->data;
+    for (int64_t pl = 0; pl < d[0] * d[1]; pl++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                float m = -INFINITY;
+                for (int64_t i = 0; i < pc->pk[0]; i++)
+                    for (int64_t j = 0; j < pc->pk[1]; j++) {
+                        int64_t h = oh * pc->ps[0] - pc->pp[0] + i, w = ow * pc->ps[1] - pc->pp[1] + j;
+                        if (h >= 0 && h < H && w >= 0 && w < W && cv[(pl * H + h) * W + w] > m)
+                            m = cv[(pl * H + h) * W + w];
+                    }
+                yv[(pl * OH + oh) * OW + ow] = m;
+            }
+    return y;
+}
+
+static onr_node *pool_node(const pcase *pc, const kact *a)
+{
+    onr_node *fn = fused_node(&pc->c, a, 0);
+    tk_attr_string(fn, "pool", "MaxPool");
+    tk_attr_ints(fn, "pool_kernel_shape", 2, pc->pk);
+    tk_attr_ints(fn, "pool_strides", 2, pc->ps);
+    tk_attr_ints(fn, "pool_pads", 4, pc->pp);
+    return fn;
+}
+
+/* FusedConv(pool) of case pc with activation a on nt threads. */
+static onr_tensor *pool_run(const pcase *pc, const kact *a, onr_tensor **in, int nt)
+{
+    onr_node *fn = pool_node(pc, a);
+    onr_tensor *got[1];
+    onr_err err = {0};
+    if (tk_run_const(fn, 1, 3, in, 2u | 4u, 1, got, nt, &err))
+        fail_msg("FusedConv pool: %s", err.msg);
+    tk_node_free(fn);
+    return got[0];
+}
+
+/* Case pc against Conv, the activation (in double) and the pool here; the
+ * same bits on 1, 2 and 3 threads; the banded path taken where expected. */
+static void pool_case(const pcase *pc, const kact *a)
+{
+    const kcase *c = &pc->c;
+    int64_t xd[4] = {c->N, c->C, c->in[0], c->in[1]}, wd[4] = {c->M, c->C / c->G, c->k[0], c->k[1]};
+    onr_tensor *x = tk_rand_f32(4, xd, 31), *w = tk_rand_f32(4, wd, 32), *b = tk_rand_f32(1, &c->M, 33);
+    onr_tensor *in[3] = {x, w, b}, *ref[1];
+    onr_node *cn = tk_node("Conv");
+    conv_attrs(cn, c);
+    onr_err err = {0};
+    if (tk_run(cn, 11, 3, in, 1, ref, 1, &err)) fail_msg("Conv: %s", err.msg);
+    tk_node_free(cn);
+    float *rv = ref[0]->data;
+    for (int64_t i = 0; i < ref[0]->numel; i++) rv[i] = (float)ref_act(a, rv[i]);
+    onr_tensor *want = ref_pool(ref[0], pc);
+    size_t before = onr_conv_pool_banded_count();
+    onr_tensor *got1 = pool_run(pc, a, in, 1);
+    tk_assert_close_f32(got1, want->data, want->numel, RTOL, ATOL);
+    tk_assert_shape(got1, 4, want->dims);
+    for (int nt = 2; nt <= 3; nt++) {
+        onr_tensor *g = pool_run(pc, a, in, nt);
+        tk_assert_close_f32(g, got1->data, got1->numel, 0, 0); /* bit for bit */
+        onr_tensor_free(g);
+    }
+    if ((onr_conv_pool_banded_count() > before) != pc->banded)
+        fail_msg("case %dx%d conv: banded pool %s", (int)c->k[0], (int)c->k[1],
+                 pc->banded ? "never ran" : "ran");
+    tk_free_all(1, ref);
+    onr_tensor_free(want), onr_tensor_free(got1);
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+}
+
+static void test_kernel_pool(void **state)
+{
+    (void)state;
+    static const char *const dw[] = {"ref", "avx2", "avx512", NULL};
+    const int acts[] = {0, 1, 2, 5}; /* none, Relu, Clip, Sigmoid */
+    onr_wino_force(ONR_WINO_OFF); /* as test_kernel_vs_conv */
+    for (int k = 0; k < 4; k++) {
+        if (dw[k] && onr_dwconv_force_kernel(dw[k]) != 0) continue; /* not on this CPU */
+        for (size_t ci = 0; ci < sizeof pcases / sizeof pcases[0]; ci++)
+            for (int ai = 0; ai < 4; ai++) {
+                if (dw[k] && ai % 2) continue; /* forced kernels: a sample */
+                pool_case(&pcases[ci], &kacts[acts[ai]]);
+            }
+    }
+    onr_dwconv_force_kernel(NULL);
+    onr_wino_force(-1);
+}
+
+static void test_kernel_pool_errors(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {1, 3, 9, 9}, wd[4] = {4, 3, 3, 3}, xd3[5] = {1, 3, 5, 5, 5}, wd3[5] = {4, 3, 1, 3, 3};
+    onr_tensor *x = tk_rand_f32(4, xd, 1), *w = tk_rand_f32(4, wd, 2);
+    onr_tensor *in[4] = {x, w, NULL, NULL};
+    onr_node *n = fnode();
+    tk_attr_string(n, "pool", "AveragePool");
+    tk_attr_ints(n, "pool_kernel_shape", 2, (const int64_t[]){2, 2});
+    expect_error(n, 2, in, ONR_E_UNSUPPORTED, "only MaxPool");
+    n = fnode();
+    tk_attr_string(n, "pool", "MaxPool");
+    expect_error(n, 2, in, ONR_E_MODEL, "needs pool_kernel_shape");
+    /* a residual with the pool */
+    int64_t zd[4] = {1, 4, 9, 9};
+    onr_tensor *z = tk_rand_f32(4, zd, 3);
+    in[3] = z;
+    n = fnode();
+    tk_attr_string(n, "pool", "MaxPool");
+    tk_attr_ints(n, "pool_kernel_shape", 2, (const int64_t[]){2, 2});
+    tk_attr_ints(n, "pads", 4, (const int64_t[]){1, 1, 1, 1});
+    expect_error(n, 4, in, ONR_E_UNSUPPORTED, "no residual");
+    /* a window larger than the padded conv output */
+    n = fnode();
+    tk_attr_string(n, "pool", "MaxPool");
+    tk_attr_ints(n, "pool_kernel_shape", 2, (const int64_t[]){9, 9});
+    expect_error(n, 2, in, ONR_E_MODEL, NULL);
+    /* pool lists of another length than the conv's spatial dims */
+    n = fnode();
+    tk_attr_string(n, "pool", "MaxPool");
+    tk_attr_ints(n, "pool_kernel_shape", 3, (const int64_t[]){2, 2, 2});
+    expect_error(n, 2, in, ONR_E_MODEL, "pool_kernel_shape");
+    /* 3-D */
+    onr_tensor *x3 = tk_rand_f32(5, xd3, 4), *w3 = tk_rand_f32(5, wd3, 5), *in3[2] = {x3, w3};
+    n = fnode();
+    tk_attr_string(n, "pool", "MaxPool");
+    tk_attr_ints(n, "pool_kernel_shape", 3, (const int64_t[]){1, 2, 2});
+    expect_error(n, 2, in3, ONR_E_UNSUPPORTED, "2-D");
+    onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(z), onr_tensor_free(x3), onr_tensor_free(w3);
 }
 
 /* ======================================================================
@@ -1221,6 +1389,99 @@ static void test_scale_near_misses(void **state)
  * The tiny exported models
  * ==================================================================== */
 
+/* ======================================================================
+ * Max pool after a small-group conv
+ * ==================================================================== */
+
+static const cspec CSTEM = {2, 3, 8, 1, 7, 2, 1, 3, 1}; /* 3 inputs, 7x7 / 2, pad 3 */
+
+/* MaxPool of c into y; kernel k, stride s, pads p; extra attributes
+ * (ceil_mode, auto_pad, dilations) as asked; two outputs with Indices. */
+static void m_pool(mdl *m, const char *c, const char *y, int64_t k, int64_t s, int64_t p,
+                   int ceil_mode, const char *auto_pad, int64_t dil, int indices)
+{
+    pbw a = {0};
+    int64_t ks[2] = {k, k}, ss[2] = {s, s}, ps[4] = {p, p, p, p}, ds[2] = {dil, dil};
+    pbw_attr_ints(&a, "kernel_shape", ks, 2);
+    pbw_attr_ints(&a, "strides", ss, 2);
+    if (auto_pad) pbw_attr_string(&a, "auto_pad", auto_pad);
+    else pbw_attr_ints(&a, "pads", ps, 4);
+    if (ceil_mode) pbw_attr_int(&a, "ceil_mode", 1);
+    if (dil > 1) pbw_attr_ints(&a, "dilations", ds, 2);
+    if (indices) pbw_node(&m->g, "MaxPool", y, NAMES(c), NAMES(y, "idx"), &a);
+    else pbw_node(&m->g, "MaxPool", y, NAMES(c), NAMES(y), &a);
+}
+
+/* x [2, C, 21, 21] as graph input "x" */
+static onr_tensor *m_x21(mdl *m, const cspec *c)
+{
+    int64_t d[4] = {N, c->C, 21, 21};
+    m_input(m, "x", 4, d);
+    return t_rand(m->dtype, 4, d, 103, -1.f, 1.f);
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    /* Conv -> Relu -> MaxPool (a stem) and Conv -> BN -> Relu -> MaxPool */
+    for (int bn = 0; bn < 2; bn++) {
+        mdl m = m_new(F32, 60 + (uint32_t)bn);
+        onr_tensor *x = m_x21(&m, &CSTEM);
+        m_conv(&m, "conv", "x", "c", &CSTEM);
+        if (bn) m_bn(&m, "bn", "c", "cb", CSTEM.M, 1e-5f, -1, NULL);
+        m_unary(&m, "Relu", bn ? "cb" : "c", "r");
+        m_pool(&m, "r", "y", 3, 2, 1, 0, NULL, 1, 0);
+        m_output(&m, "y");
+        check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 3 + bn, 1, 3 + bn}, RTOL, ATOL);
+    }
+    /* Conv -> MaxPool -> Relu: the pool joins the conv, the Relu after
+     * it stays (a pooled output takes no epilogue) */
+    mdl m = m_new(F32, 62);
+    onr_tensor *x = m_x21(&m, &CSTEM);
+    m_conv(&m, "conv", "x", "c", &CSTEM);
+    m_pool(&m, "c", "p", 2, 2, 0, 0, NULL, 1, 0);
+    m_unary(&m, "Relu", "p", "y");
+    m_output(&m, "y");
+    check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 2, 2, 3}, RTOL, ATOL);
+    /* 3 inputs, 3x3 / 1 with Winograd forced on: the conv runs as
+     * Winograd, whole, before its pool (the fused op's other path) */
+    static const cspec C3 = {2, 3, 8, 1, 3, 1, 1, 1, 1};
+    for (int force = 0; force < 2; force++) {
+        onr_wino_force(force ? ONR_WINO_FORCE : -1);
+        size_t banded = onr_conv_pool_banded_count(), wino = onr_wino_run_count();
+        m = m_new(F32, 63);
+        x = m_x21(&m, &C3);
+        m_conv(&m, "conv", "x", "c", &C3);
+        m_unary(&m, "Relu", "c", "r");
+        m_pool(&m, "r", "y", 3, 2, 1, 0, NULL, 1, 0);
+        m_output(&m, "y");
+        check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 3, 1, 3}, RTOL, force ? 1e-4f : ATOL);
+        assert_int_equal(onr_conv_pool_banded_count() > banded, !force);
+        assert_int_equal(onr_wino_run_count() > wino, force);
+    }
+    onr_wino_force(-1);
+}
+
+static void test_pool_near_misses(void **state)
+{
+    (void)state;
+    /* the pool's variants it leaves alone: Indices, ceil_mode, auto_pad,
+     * dilations; then a conv of 8 inputs (GEMMs), and a Relu output that
+     * is also a graph output. The Relu still joins the conv. */
+    for (int v = 0; v < 6; v++) {
+        static const cspec C8 = {2, 8, 8, 1, 3, 1, 1, 1, 1};
+        const cspec *cs = v == 4 ? &C8 : &CSTEM;
+        mdl m = m_new(F32, 70 + (uint32_t)v);
+        onr_tensor *x = m_x21(&m, cs);
+        m_conv(&m, "conv", "x", "c", cs);
+        m_unary(&m, "Relu", "c", "r");
+        m_pool(&m, "r", "y", 3, 2, 1, v == 1, v == 2 ? "SAME_UPPER" : NULL, v == 3 ? 2 : 1, v == 0);
+        m_output(&m, "y");
+        if (v == 5) m_output(&m, "r");
+        check(&m, 13, 1, &x, (want){"FusedConv", 1, 1, 2, 2, 3}, RTOL, ATOL);
+    }
+}
+
 static void test_models(void **state)
 {
     (void)state;
@@ -1252,6 +1513,8 @@ int main(void)
         cmocka_unit_test(test_kernel_vs_conv),
         cmocka_unit_test(test_kernel_errors),
         cmocka_unit_test(test_kernel_scale),
+        cmocka_unit_test(test_kernel_pool),
+        cmocka_unit_test(test_kernel_pool_errors),
         cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_bn_fold_releases_originals),
         cmocka_unit_test(test_bn_fold_types),
@@ -1265,6 +1528,8 @@ int main(void)
         cmocka_unit_test(test_bias_fold),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_scale_near_misses),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_near_misses),
         cmocka_unit_test(test_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

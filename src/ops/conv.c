@@ -63,6 +63,7 @@
  * auto_pad, path, im2col band, scratch layout) once per input shapes.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,8 @@ typedef struct conv_bufs {
     int64_t ldw;                    /* W's row stride for the GEMM paths (0: CK) */
     const float *s;                 /* FusedConv's input scale S (NULL: none) */
     float *xs;                      /* scratch for the scaled W or X (g->scale) */
+    const struct conv_params *pool; /* FusedConv with a pool: its params, else NULL */
+    float *yc, *pt;                 /* the pool's conv output and rows (not banded) */
 } conv_bufs;
 
 /* Conv's and ConvTranspose's params: attributes and constants from create,
@@ -226,6 +229,17 @@ typedef struct conv_params {
     int nthreads; /* run threads the workspace was sized for */
     size_t scratch;
     size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs, off_wr;
+    /* FusedConv's pool (MaxPool after the activation): its attributes, its
+     * geometry over the conv output (reshape), and either the small-group
+     * kernel's banded conv + pool (pool_dw) or the conv output whole in
+     * scratch (off_yc) and a row per thread for the pool (off_pt) */
+    int pool;
+    onr_sp_list pool_kernel;
+    onr_window_attrs pool_wa;
+    onr_spatial pool_sp;
+    onr_dwpool pool_dw;
+    int pool_banded;
+    size_t off_yc, off_pt;
 } conv_params;
 
 static void conv_destroy(void *params)
@@ -390,6 +404,11 @@ static int conv_dispatch(const onr_kctx *ctx, const char *op, conv_f32_fn f32, c
         bb.z = z ? z->data : NULL;
         bb.s = sc && g->scale != CONV_SCALE_NONE ? sc->data : NULL;
         if (bb.z || p->epi.act != CONV_ACT_NONE) bb.epi = &p->epi;
+        if (p->pool) {
+            bb.pool = p;
+            bb.yc = onr_scratch_at(ctx, p->off_yc);
+            bb.pt = onr_scratch_at(ctx, p->off_pt);
+        }
     }
     if (x->dtype == ONR_FLOAT) {
         f32(g, x->data, p->w32 ? p->w32 : w->data, b ? b->data : NULL, y->data, &bb, nt);
@@ -430,6 +449,19 @@ static int conv_dw_takes(int64_t G, int64_t Cg, int64_t Mg, int64_t taps, int64_
 {
     if (G > 1) return Cg == 1 || (Cg <= CONV_SMALL_GROUP && Mg <= CONV_SMALL_GROUP);
     return Cg >= 2 && Cg <= CONV_FEW_INPUTS && taps >= 9 && smax <= 2 && kw <= ONR_GCONV_KW_MAX;
+}
+
+int onr_conv_pool_banded(int64_t group, const int64_t wdims[4], int64_t smax)
+{
+    if (group < 1 || wdims[0] % group != 0) return 0;
+    return wdims[1] > 1 &&
+           conv_dw_takes(group, wdims[1], wdims[0] / group, wdims[2] * wdims[3], smax, wdims[3]);
+}
+
+static atomic_size_t conv_pool_banded_runs;
+size_t onr_conv_pool_banded_count(void)
+{
+    return atomic_load_explicit(&conv_pool_banded_runs, memory_order_relaxed);
 }
 
 static int conv_kind(const conv_geom *g)
@@ -2077,10 +2109,9 @@ static int conv_dw_create(onr_create_ctx *c, conv_params *p)
     return ONR_OK;
 }
 
-/* Depthwise, 1-D or 2-D: dwconv.c's kernel with the whole epilogue. */
-static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *wl,
-                        const float *b, float *y, const conv_epi *epi, const float *z, void *ws,
-                        int nt)
+/* dwconv.c's geometry of a CONV_DW convolution with the epilogue's
+ * activation. */
+static onr_dwconv conv_dw_geom_epi(const conv_geom *g, const conv_epi *epi)
 {
     static const int acts[] = {
         [CONV_ACT_NONE] = ONR_DW_ACT_NONE,
@@ -2099,6 +2130,15 @@ static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, cons
         d.b = epi->b;
         d.res_after = epi->res_after;
     }
+    return d;
+}
+
+/* Depthwise, 1-D or 2-D: dwconv.c's kernel with the whole epilogue. */
+static void conv_dw_f32(const conv_geom *g, const float *x, const float *w, const float *wl,
+                        const float *b, float *y, const conv_epi *epi, const float *z, void *ws,
+                        int nt)
+{
+    onr_dwconv d = conv_dw_geom_epi(g, epi);
     onr_dwconv_f32(&d, x, w, wl, b, epi ? z : NULL, y, ws, nt);
 }
 
@@ -2278,12 +2318,38 @@ static const struct {
     {"LeakyRelu", CONV_ACT_LEAKYRELU, 1, 0.01f, 0.f},
 };
 
+/* FusedConv's optional pool: pool = "MaxPool" with pool_kernel_shape,
+ * pool_strides (default 1) and pool_pads (default 0), 2-D, applied to the
+ * output after the epilogue (Y = MaxPool(act(conv + B)), a ResNet stem;
+ * fuse_conv.c). No residual nor input scale with it (reshape checks). */
+static int fconv_pool_create(onr_create_ctx *c, conv_params *p)
+{
+    const char *pool = onr_attr_string(c->node, "pool", "");
+    if (!pool[0]) return ONR_OK;
+    if (strcmp(pool, "MaxPool") != 0)
+        return onr_seterr(c->err, ONR_E_UNSUPPORTED, "FusedConv pool '%s' (only MaxPool)", pool);
+    p->pool = 1;
+    p->pool_wa.ap = ONR_PAD_NOTSET;
+    int st;
+    if ((st = onr_sp_list_attr(c, "pool_kernel_shape", ONR_SP_MAX, 1, &p->pool_kernel)) ||
+        (st = onr_sp_list_attr(c, "pool_strides", ONR_SP_MAX, 1, &p->pool_wa.strides)) ||
+        (st = onr_sp_list_attr(c, "pool_pads", 2 * ONR_SP_MAX, 0, &p->pool_wa.pads)))
+        return st;
+    p->pool_wa.strides.name = "pool_strides";
+    p->pool_wa.pads.name = "pool_pads";
+    p->pool_wa.dilations.name = "pool_dilations";
+    if (!p->pool_kernel.present)
+        return onr_seterr(c->err, ONR_E_MODEL, "FusedConv pool MaxPool needs pool_kernel_shape");
+    return ONR_OK;
+}
+
 static int fconv_create(onr_create_ctx *c, void *params)
 {
     conv_params *p = params;
     int st = conv_create_common(c, p, 0);
     if (st || (st = conv_create_weights(c, p))) return st;
     p->fused = 1;
+    if ((st = fconv_pool_create(c, p))) return st;
     p->epi.res_after = onr_attr_int(c->node, "residual_after_activation", 0) != 0;
     const char *name = onr_attr_string(c->node, "activation", "");
     size_t np = 0;
@@ -2311,6 +2377,47 @@ static int fconv_create(onr_create_ctx *c, void *params)
     return onr_seterr(c->err, ONR_E_UNSUPPORTED, "unknown activation '%s'", name);
 }
 
+/* The pool's geometry over the conv output, Y's pooled shape, and its
+ * buffers: the small-group kernel's banded workspace in place of its
+ * plain one, else the conv output whole and a row per thread after the
+ * conv's scratch. */
+static int fconv_pool_reshape(onr_kctx *ctx, conv_params *p, size_t *scratch)
+{
+    conv_geom *g = &p->g;
+    const int nsp = g->sp.nsp;
+    if (nsp != 2)
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "FusedConv pool runs on 2-D convolutions, this one has %d spatial dims",
+                          nsp);
+    if ((ctx->n_in > 3 && ctx->in[3]) || (ctx->n_in > 4 && ctx->in[4]))
+        return onr_seterr(ctx->err, ONR_E_UNSUPPORTED,
+                          "FusedConv pool takes no residual Z nor input scale S");
+    int64_t k[ONR_SP_MAX], cin[ONR_SP_MAX] = {g->sp.out[1], g->sp.out[2]};
+    int st = onr_sp_list_get(ctx->err, &p->pool_kernel, nsp, 1, k);
+    if (st || (st = onr_spatial_window(ctx->err, &p->pool_wa, nsp, cin, k, 0, &p->pool_sp)))
+        return st;
+    onr_spatial *ps = &p->pool_sp;
+    int64_t dims[4] = {g->N, g->M, ps->out[1], ps->out[2]};
+    if ((st = onr_set_out(ctx, 0, ONR_FLOAT, 4, dims))) return st;
+    p->pool_dw = (onr_dwpool){.KH = ps->k[1], .KW = ps->k[2], .SH = ps->s[1], .SW = ps->s[2],
+                              .PT = ps->pb[1], .PL = ps->pb[2], .OH = ps->out[1], .OW = ps->out[2]};
+    int dil1 = ps->d[1] == 1 && ps->d[2] == 1;
+    p->pool_banded = g->kind == CONV_DW && g->Cg > 1 && dil1 && g->OUT > 0;
+    p->off_yc = p->off_pt = ONR_NO_SCRATCH;
+    if (p->pool_banded) {
+        onr_dwconv d = conv_dw_geom(g);
+        conv_layout(ctx, p, 0, onr_dwconv_pool_workspace_size(&d, &p->pool_dw, p->nthreads),
+                    scratch);
+        return ONR_OK;
+    }
+    size_t used = p->scratch;
+    p->off_yc = onr_carve_at(&used, sizeof(float) * (size_t)(g->N * g->M * g->OUT));
+    p->off_pt = onr_carve_at(&used, (size_t)p->nthreads *
+                                        onr_thread_stride(sizeof(float) * onr_maxpool_tmp_floats(ps)));
+    *scratch = p->scratch = used;
+    return ONR_OK;
+}
+
 static int fconv_reshape(onr_kctx *ctx, size_t *scratch)
 {
     int st = conv_reshape(ctx, scratch);
@@ -2318,6 +2425,8 @@ static int fconv_reshape(onr_kctx *ctx, size_t *scratch)
     if (ctx->in[0]->dtype != ONR_FLOAT)
         return onr_seterr(ctx->err, ONR_E_UNSUPPORTED, "FusedConv runs float32 only, X is %s",
                           onr_dtype_name(ctx->in[0]->dtype));
+    if (((conv_params *)ctx->params)->pool)
+        return fconv_pool_reshape(ctx, ctx->params, scratch);
     const onr_tensor *z = ctx->n_in > 3 ? ctx->in[3] : NULL, *y = ctx->out[0];
     if (!z) return ONR_OK;
     int same = z->dtype == ONR_FLOAT && z->rank == y->rank;
@@ -2342,12 +2451,64 @@ static int fconv_inplace_input(const void *params)
 {
     const conv_params *p = params;
     const int kind = p->g.kind;
-    return p->fused && !p->epi.res_after && (kind == CONV_GEMM || kind == CONV_IM2COL) ? 3 : -1;
+    return p->fused && !p->pool && !p->epi.res_after && (kind == CONV_GEMM || kind == CONV_IM2COL)
+               ? 3
+               : -1;
+}
+
+/* The pool over planes [i * pool_chunk, ...) of the conv output. */
+typedef struct fconv_pool_job {
+    const conv_params *p;
+    const float *yc;
+    float *y, *pt;
+    int64_t planes, chunk;
+} fconv_pool_job;
+
+static void fconv_pool_part(void *ctx, int64_t i)
+{
+    const fconv_pool_job *j = ctx;
+    const onr_spatial *ps = &j->p->pool_sp;
+    int64_t p0 = i * j->chunk, n = j->planes - p0 < j->chunk ? j->planes - p0 : j->chunk;
+    float *pt = j->pt + (size_t)omp_get_thread_num() *
+                            (onr_thread_stride(sizeof(float) * onr_maxpool_tmp_floats(ps)) /
+                             sizeof(float));
+    if (n > 0)
+        onr_maxpool_planes_f32(ps, n, j->yc + p0 * j->p->g.OUT, j->p->g.OUT,
+                               j->y + p0 * onr_sp_numel(ps->out), 0, pt);
+}
+
+/* FusedConv with a pool: the small-group kernel conv and pool a band of
+ * rows at a time; any other path writes the conv output whole into
+ * scratch, then it is pooled, a few planes a task. */
+static void fconv_pool_f32(const conv_geom *g, const float *x, const float *w, const float *b,
+                           float *y, const conv_bufs *bb, int nt)
+{
+    const conv_params *p = bb->pool;
+    if (p->pool_banded) {
+        atomic_fetch_add_explicit(&conv_pool_banded_runs, 1, memory_order_relaxed);
+        onr_dwconv d = conv_dw_geom_epi(g, bb->epi);
+        onr_dwconv_pool_f32(&d, &p->pool_dw, x, w, bb->dw_wl, b, y, bb->ws, nt);
+        return;
+    }
+    conv_f32(g, x, w, b, bb->yc, bb, nt);
+    const int64_t planes = g->N * g->M, tasks = 4 * (int64_t)(nt > 1 ? nt : 1);
+    fconv_pool_job j = {.p = p, .yc = bb->yc, .y = y, .pt = bb->pt, .planes = planes,
+                        .chunk = (planes + tasks - 1) / tasks};
+    if (j.chunk < 1) j.chunk = 1;
+    onr_par_for((planes + j.chunk - 1) / j.chunk, nt, planes * g->OUT > ONR_PAR_MIN, fconv_pool_part,
+                &j);
+}
+
+static void fconv_f32(const conv_geom *g, const float *x, const float *w, const float *b, float *y,
+                      const conv_bufs *bb, int nt)
+{
+    if (bb->pool) fconv_pool_f32(g, x, w, b, y, bb, nt);
+    else conv_f32(g, x, w, b, y, bb, nt);
 }
 
 static int fconv_run(const onr_kctx *ctx)
 {
-    return conv_dispatch(ctx, "FusedConv", conv_f32, conv_direct_f64_run);
+    return conv_dispatch(ctx, "FusedConv", fconv_f32, conv_direct_f64_run);
 }
 
 const onr_op_impl onr_impl_FusedConv = {

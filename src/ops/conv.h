@@ -40,6 +40,14 @@ size_t onr_conv_t_rows_count(void);
  * Reshapes from now on; results do not depend on it. */
 void onr_conv_t_force_band(int64_t rows);
 
+/* Whether a 2-D convolution of W [M, C/group, KH, KW] with these strides
+ * (smax: the largest) runs on the small-group kernel (dwconv.c) with more
+ * than one input channel a group: the convolutions whose MaxPool
+ * fuse_conv.c folds into FusedConv (pooled band by band, never written
+ * whole). How many FusedConv runs pooled so, in this process (tests). */
+int onr_conv_pool_banded(int64_t group, const int64_t wdims[4], int64_t smax);
+size_t onr_conv_pool_banded_count(void);
+
 /* Whether create copies a constant W whose rows are a multiple of 512
  * floats long (Cg * taps: 1x1 layers of 512, 1024, 2048 inputs) with
  * padded rows, so that the GEMM reads it in place (1, the default) or

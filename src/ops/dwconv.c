@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gemm/gemm.h"
+#include "ops/linalg.h"
 #include "ops/ops.h"
 
 /* The epilogue on one value; z the residual element or NULL. */
@@ -348,4 +349,150 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     }
     j.rows = (g->OH + j.chunks - 1) / j.chunks;
     onr_par_for(units * j.chunks, nt, par, dw_item_rows, &j);
+}
+
+/* ---- small groups + max pool (FusedConv's pool) ------------------------- */
+
+/* Conv rows a band holds for `rows` pooled rows (the windows' union). */
+static int64_t dwp_conv_rows(const onr_dwpool *p, int64_t rows)
+{
+    return (rows - 1) * p->SH + p->KH;
+}
+
+/* Pooled rows per band: the band's conv rows of one group's outputs in
+ * about a quarter of L2 (with the even / odd split of its input and the
+ * pooled rows beside it), at least one. Depends on the shapes only. */
+static int64_t dwp_band(const onr_dwconv *g, const onr_dwpool *p)
+{
+    onr_sgemm_blocking b;
+    onr_sgemm_get_blocking(&b);
+    const int64_t row = g->mult * g->OW * (int64_t)sizeof(float);
+    int64_t rows = 1;
+    while (rows < p->OH && dwp_conv_rows(p, rows + 1) * row <= (int64_t)b.l2_bytes / 4) rows++;
+    return rows;
+}
+
+/* One thread's floats: the input split (dw_ws_floats), a band of conv
+ * rows, the pool's row. */
+static size_t dwp_band_floats(const onr_dwconv *g, const onr_dwpool *p)
+{
+    return (size_t)(g->mult * dwp_conv_rows(p, dwp_band(g, p)) * g->OW);
+}
+
+static size_t dwp_thread_floats(const onr_dwconv *g, const onr_dwpool *p)
+{
+    size_t f = dw_ws_floats(g) + dwp_band_floats(g, p) + (size_t)(g->OW + 16);
+    return onr_thread_stride(sizeof(float) * f) / sizeof(float);
+}
+
+size_t onr_dwconv_pool_workspace_size(const onr_dwconv *g, const onr_dwpool *p, int nthreads)
+{
+    size_t per = dwp_thread_floats(g, p) * (size_t)(nthreads > 1 ? nthreads : 1);
+    return sizeof(float) * (dw_wl_floats(g) + per);
+}
+
+typedef struct dwp_job {
+    const onr_dwconv *g;
+    const onr_dwpool *p;
+    const float *x, *w, *wl, *b;
+    float *y, *ws0;
+    onr_gconv_rows_fn gfn;
+    int64_t M, chunks, rows, band;
+} dwp_job;
+
+/* Conv rows [r0, r1) of one group's outputs into the band (planes of R
+ * rows, R * OW floats apart), its row 0 being conv row c0: the geometry
+ * shifted by c0 rows (pads before less c0 strides: the same taps, the same
+ * sums as the whole layer's row r), planes of R rows. */
+static void dwp_conv_rows_into(const dwp_job *j, const float *xg, int64_t m0, float *band, int64_t R,
+                               int64_t c0, int64_t r0, int64_t r1, float *ws)
+{
+    onr_dwconv gs = *j->g;
+    gs.OH = R;
+    gs.PT = j->g->PT - c0 * j->g->SH;
+    const int64_t taps = gs.cg * gs.KH * gs.KW;
+    if (j->gfn) {
+        j->gfn(&gs, xg, j->wl + m0 * taps, j->b ? j->b + m0 : NULL, NULL, band, (int)gs.mult,
+               r0 - c0, r1 - c0, ws);
+        return;
+    }
+    for (int64_t m = 0; m < gs.mult; m++)
+        onr_dwconv_rows_ref(&gs, xg, j->w + (m0 + m) * taps, j->b ? j->b[m0 + m] : 0.f, NULL,
+                            band + m * R * gs.OW, r0 - c0, r1 - c0, ws);
+}
+
+/* A chunk of pooled rows of one (image, group): band by band, the conv
+ * rows the band's windows read (those of the band before that it shares
+ * moved up, not computed again), then the pool of them. */
+static void dwp_item(void *ctx, int64_t it)
+{
+    const dwp_job *j = ctx;
+    const onr_dwconv *g = j->g;
+    const onr_dwpool *p = j->p;
+    const int64_t u = it / j->chunks, ch = it % j->chunks, G = j->M / g->mult;
+    const int64_t n = u / G, grp = u % G, m0 = grp * g->mult;
+    int64_t q0 = ch * j->rows, q1 = q0 + j->rows < p->OH ? q0 + j->rows : p->OH;
+    if (q0 >= q1) return;
+    float *ws = j->ws0 + dwp_thread_floats(g, p) * (size_t)omp_get_thread_num();
+    float *band = ws + dw_ws_floats(g), *tmp = band + dwp_band_floats(g, p);
+    const int64_t R = dwp_conv_rows(p, j->band), OW = g->OW;
+    const float *xg = j->x + (n * g->C + grp * g->cg) * g->IH * g->IW;
+    float *yu = j->y + (n * j->M + m0) * p->OH * p->OW;
+    int64_t h0 = 0, h1 = 0; /* conv rows the band holds */
+    for (int64_t p0 = q0; p0 < q1; p0 += j->band) {
+        const int64_t p1 = p0 + j->band < q1 ? p0 + j->band : q1;
+        int64_t c0 = p0 * p->SH - p->PT, c1 = (p1 - 1) * p->SH - p->PT + p->KH;
+        if (c0 < 0) c0 = 0;
+        if (c1 > g->OH) c1 = g->OH;
+        if (c1 < c0) c1 = c0; /* windows all in the padding: -inf */
+        int64_t from = c0;
+        if (h1 > c0 && h0 <= c0) { /* the rows shared with the band before */
+            for (int64_t m = 0; m < g->mult; m++)
+                memmove(band + m * R * OW, band + (m * R + c0 - h0) * OW,
+                        sizeof(float) * (size_t)((h1 - c0) * OW));
+            from = h1;
+        }
+        if (from < c1) dwp_conv_rows_into(j, xg, m0, band, R, c0, from, c1, ws);
+        h0 = c0, h1 = c1;
+        /* the pool over the band as an image of its own: its windows start
+         * p->PT - (c0 - p0 * SH) rows before its first row */
+        onr_spatial sp = {.nsp = 2,
+                          .in = {1, c1 - c0, OW}, .out = {1, p1 - p0, p->OW},
+                          .k = {1, p->KH, p->KW}, .s = {1, p->SH, p->SW}, .d = {1, 1, 1},
+                          .pb = {0, p->PT + c0 - p0 * p->SH, p->PL}};
+        sp.pe[1] = (p1 - p0 - 1) * p->SH + p->KH - (c1 - c0) - sp.pb[1];
+        sp.pe[2] = (p->OW - 1) * p->SW + p->KW - OW - p->PL;
+        onr_maxpool_planes_f32(&sp, g->mult, band, R * OW, yu + p0 * p->OW, p->OH * p->OW, tmp);
+    }
+}
+
+void onr_dwconv_pool_f32(const onr_dwconv *g, const onr_dwpool *p, const float *x, const float *w,
+                         const float *wl, const float *b, float *y, void *ws, int nthreads)
+{
+    pthread_once(&dw_once, dw_init);
+    const int64_t M = g->C / g->cg * g->mult, units = g->N * (g->C / g->cg);
+    if (units == 0 || p->OH == 0 || p->OW == 0 || g->mult == 0) return;
+    onr_gconv_rows_fn gfn = g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30 ? gc_fns[dw_active] : NULL;
+    if (gfn && !wl) {
+        onr_dwconv_prepare_weights(g, w, (float *)ws);
+        wl = ws;
+    }
+    int nt = nthreads > 1 ? nthreads : 1;
+    dwp_job j = {.g = g, .p = p, .x = x, .w = w, .wl = wl, .b = b, .y = y,
+                 .ws0 = (float *)ws + dw_wl_floats(g), .gfn = gfn, .M = M, .chunks = 1,
+                 .band = dwp_band(g, p)};
+    /* fewer units than threads (the stem: one group): each unit's pooled
+     * rows in a chunk a thread; a chunk computes again the conv rows its
+     * first windows share with the chunk before (one row for 3x3 / 2).
+     * ResNet's stem and pool alone at 2 threads, in one process, runs
+     * alternating (Zen 5): chunks of a thread +0.9 % against the two
+     * steps apart, two chunks a thread (for a thread done first to take
+     * one of the other's) +4.6 %, four +6 %. */
+    if (nt > 1 && units < (int64_t)nt) {
+        j.chunks = ((int64_t)nt + units - 1) / units;
+        if (j.chunks > p->OH) j.chunks = p->OH;
+    }
+    j.rows = (p->OH + j.chunks - 1) / j.chunks;
+    const int64_t work = M * g->N * g->OH * g->OW * (g->cg * g->KH * g->KW + 1);
+    onr_par_for(units * j.chunks, nt, work > ONR_PAR_MIN, dwp_item, &j);
 }

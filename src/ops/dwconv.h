@@ -141,6 +141,25 @@ void onr_dwconv_block16_avx512(const onr_dwconv *g, const float *x, const float 
                                const float *b, const float *z, float *y, float *ws, int64_t oh0,
                                int64_t oh1);
 
+/* A max pool right after a small-group convolution (FusedConv's pool: a
+ * ResNet stem's 7x7 / 2 and 3x3 / 2 pool), 2-D, dilation 1: windows of KH x
+ * KW conv outputs at strides SH, SW, PT and PL pads before (padding never
+ * wins), OH x OW pooled outputs. */
+typedef struct onr_dwpool {
+    int64_t KH, KW, SH, SW, PT, PL, OH, OW;
+} onr_dwpool;
+
+/* Y[N, C/cg*mult, p->OH, p->OW] = maxpool(conv(X, W) + B with the
+ * activation), cg > 1 and no residual: the conv output goes a band of rows
+ * at a time through a per-thread buffer near the cache and is pooled from
+ * there, never written whole. The same conv sums as onr_dwconv_f32 and an
+ * exact max, so the same values as the two steps apart, for any thread
+ * count. ws: onr_dwconv_pool_workspace_size bytes (64-byte aligned); wl as
+ * for onr_dwconv_f32. */
+size_t onr_dwconv_pool_workspace_size(const onr_dwconv *g, const onr_dwpool *p, int nthreads);
+void onr_dwconv_pool_f32(const onr_dwconv *g, const onr_dwpool *p, const float *x, const float *w,
+                         const float *wl, const float *b, float *y, void *ws, int nthreads);
+
 /* Name of the kernel in use ("avx512", "avx2", "ref"). */
 const char *onr_dwconv_kernel_name(void);
 /* Force a kernel for tests: "ref", "avx2", "avx512" (the CPU must have it);

@@ -69,6 +69,14 @@ int onr_window_attrs_read(const onr_create_ctx *c, onr_window_attrs *wa);
 int onr_spatial_window(onr_err *err, const onr_window_attrs *wa, int nsp, const int64_t *in_sp,
                        const int64_t *kernel, int ceil_mode, onr_spatial *g);
 
+/* MaxPool (no Indices) of `planes` float32 planes of the geometry sp, the
+ * input planes ldx floats apart, the output planes ldy (0: packed), on the
+ * calling thread (pool.c; FusedConv's pool): tmp holds
+ * onr_maxpool_tmp_floats(sp) floats. */
+size_t onr_maxpool_tmp_floats(const onr_spatial *sp);
+void onr_maxpool_planes_f32(const onr_spatial *sp, int64_t planes, const float *x, int64_t ldx,
+                            float *y, int64_t ldy, float *tmp);
+
 /* Spatial dims of an N x C x D1.. tensor as 3 padded dims (leading 1s). */
 void onr_sp_pad3(int nsp, const int64_t *src, int64_t fill, int64_t *dst);
 

@@ -215,6 +215,7 @@ typedef struct pool_geom {
     onr_spatial sp;
     int count_include_pad, storage_order;
     double p;
+    int64_t ldx, ldy; /* maxpool_f32: floats from one plane to the next (0: IN, OUT) */
 } pool_geom;
 
 /* ---- window iteration -------------------------------------------------- */
@@ -567,12 +568,12 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
     #pragma omp parallel for num_threads(onr_team(nt)) if (work > ONR_PAR_MIN && nt > 1)
     for (int64_t pl = 0; pl < planes; pl++) {
         float *t = rows + (size_t)omp_get_thread_num() * stride;
-        const float *xp = x + pl * g->IN;
+        const float *xp = x + pl * (g->ldx ? g->ldx : g->IN);
         pool_win w;
         for (int64_t od = 0; od < sp->out[0]; od++)
             for (int64_t oh = 0; oh < sp->out[1]; oh++) {
                 pool_window(sp, od, oh, 0, &w);
-                float *yr = y + pl * g->OUT + (od * sp->out[1] + oh) * OW;
+                float *yr = y + pl * (g->ldy ? g->ldy : g->OUT) + (od * sp->out[1] + oh) * OW;
                 int first = 1;
 #ifdef POOL_AVX512
                 const float *fr[POOL_FOLD_ROWS];
@@ -643,6 +644,19 @@ static void maxpool_f32(const pool_geom *g, const float *x, float *y, float *row
                 }
             }
     }
+}
+
+/* MaxPool of float32 planes on the calling thread (FusedConv's pool,
+ * linalg.h): the same code as the op's, one plane after another. */
+size_t onr_maxpool_tmp_floats(const onr_spatial *sp) { return (size_t)sp->in[2]; }
+
+void onr_maxpool_planes_f32(const onr_spatial *sp, int64_t planes, const float *x, int64_t ldx,
+                            float *y, int64_t ldy, float *tmp)
+{
+    pool_geom g = {.kind = POOL_MAX, .N = 1, .C = planes, .IN = onr_sp_numel(sp->in),
+                   .OUT = onr_sp_numel(sp->out), .K = onr_sp_numel(sp->k), .sp = *sp,
+                   .ldx = ldx, .ldy = ldy};
+    maxpool_f32(&g, x, y, tmp, 0, 1);
 }
 
 /* Bytes from one thread's row of the scratch to the next: the row engine's

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv.h"
 #include "plan/fuse.h"
 #include "plan/passes.h"
 
@@ -80,6 +81,8 @@ static int view_conv(const onr_edit *e, int i, conv_view *v)
         if (strlen(a) >= sizeof v->act) return 0;
         snprintf(v->act, sizeof v->act, "%s", strcmp(a, "None") == 0 ? "" : a);
         v->res_after = onr_attr_int(n, "residual_after_activation", 0) != 0;
+        /* a pooled output takes no more epilogue: it is the pool's */
+        if (onr_attr_string(n, "pool", "")[0]) return 0;
     }
     return 1;
 }
@@ -138,8 +141,9 @@ typedef struct act_desc {
  * output y, replacing nodes[0..n); a FusedConv gets the activation `act`
  * (NULL: src's own, when src is a FusedConv) and res_after. Returns 1, or
  * -1 with err set. */
-static int emit_conv(onr_edit *e, int src, int fused, const conv_view *v, int b, int z, int y,
-                     const act_desc *act, int res_after, const int *nodes, int n, onr_err *err)
+static int emit_conv_at(onr_edit *e, int src, int fused, const conv_view *v, int b, int z, int y,
+                        const act_desc *act, int res_after, const int *nodes, int n, int *at,
+                        onr_err *err)
 {
     char op[32];
     const onr_node *s = &e->g->nodes[src];
@@ -150,6 +154,7 @@ static int emit_conv(onr_edit *e, int src, int fused, const conv_view *v, int b,
     int node = onr_fuse_emit(e, op, fused ? ONR_FUSE_DOMAIN : "", opset, n_in, ins, 1, &y, nodes,
                              n, err);
     if (node < 0) return -1;
+    if (at) *at = node;
     const char *const *names = v->kind == K_FCONV ? FCONV_ATTRS
                                : v->kind == K_CONVT ? CONVT_ATTRS
                                                     : CONV_ATTRS;
@@ -165,6 +170,12 @@ static int emit_conv(onr_edit *e, int src, int fused, const conv_view *v, int b,
     if (z >= 0 && onr_edit_set_attr_int(e, node, "residual_after_activation", res_after, err))
         return -1;
     return 1;
+}
+
+static int emit_conv(onr_edit *e, int src, int fused, const conv_view *v, int b, int z, int y,
+                     const act_desc *act, int res_after, const int *nodes, int n, onr_err *err)
+{
+    return emit_conv_at(e, src, fused, v, b, z, y, act, res_after, nodes, n, NULL, err);
 }
 
 /* ---- BatchNormalization folding ------------------------------------------ */
@@ -468,6 +479,76 @@ static int try_scale(onr_edit *e, int i, const conv_view *v, onr_err *err)
     return 0;
 }
 
+/* ---- max pool --------------------------------------------------------------- */
+
+/* An ints attribute of n absent or of `count` values, each `want` (or each
+ * >= 0 when want < 0); its values into out (def when absent). */
+static int pool_ints(const onr_node *n, const char *name, size_t count, int64_t want, int64_t def,
+                     int64_t *out)
+{
+    size_t k = 0;
+    const int64_t *v = onr_attr_ints(n, name, &k);
+    if (!v) {
+        for (size_t j = 0; j < count; j++) out[j] = def;
+        return 1;
+    }
+    if (k != count) return 0;
+    for (size_t j = 0; j < count; j++) {
+        if (want >= 0 ? v[j] != want : v[j] < 0) return 0;
+        out[j] = v[j];
+    }
+    return 1;
+}
+
+/* auto_pad absent, "" or NOTSET. */
+static int pads_explicit(const onr_node *n)
+{
+    const char *a = onr_attr_string(n, "auto_pad", "");
+    return !a[0] || strcmp(a, "NOTSET") == 0;
+}
+
+/* A 2-D float32 conv on the small-group kernel (a ResNet stem: 3 inputs,
+ * 7x7 / 2) whose output only a MaxPool reads (floor rounding, explicit
+ * pads, dilation 1, no Indices) -> FusedConv(pool): conv.c computes a band
+ * of conv rows at a time into a buffer near the cache and pools it there,
+ * so the conv output (3.2 MB for ResNet's stem) never goes to memory and
+ * back. Pads smaller than the window, so no window is all padding. */
+static int try_pool(onr_edit *e, int i, const conv_view *v, int c, onr_err *err)
+{
+    if (v->kind == K_CONVT || v->z >= 0 || v->s >= 0 || onr_fuse_dtype(e, v->y) != ONR_FLOAT ||
+        onr_fuse_dtype(e, v->x) != ONR_FLOAT)
+        return 0;
+    const onr_node *pn = &e->g->nodes[c], *cn = &e->g->nodes[i];
+    if (pn->n_in != 1 || pn->n_out != 1 || pn->outputs[0] < 0 ||
+        onr_attr_int(pn, "ceil_mode", 0) != 0 || !pads_explicit(pn))
+        return 0;
+    int64_t k[2], st[2], pads[4], dil[2];
+    if (!pool_ints(pn, "kernel_shape", 2, -1, 0, k) || k[0] < 1 || k[1] < 1 ||
+        !pool_ints(pn, "strides", 2, -1, 1, st) || st[0] < 1 || st[1] < 1 ||
+        !pool_ints(pn, "pads", 4, -1, 0, pads) || !pool_ints(pn, "dilations", 2, 1, 1, dil))
+        return 0;
+    for (int j = 0; j < 4; j++)
+        if (pads[j] >= k[j % 2]) return 0;
+    /* the conv: a constant 4-D W its kernel takes, 2-D (no auto_pad) */
+    const onr_tensor *w = onr_fuse_const_desc(e, v->w);
+    if (!w || w->rank != 4 || !pads_explicit(cn)) return 0;
+    int64_t cst[2], cdil[2];
+    if (!pool_ints(cn, "strides", 2, -1, 1, cst) || !pool_ints(cn, "dilations", 2, 1, 1, cdil))
+        return 0;
+    if (!onr_conv_pool_banded(onr_attr_int(cn, "group", 1), w->dims, cst[0] > cst[1] ? cst[0] : cst[1]))
+        return 0;
+    int nodes[2] = {i, c}, keep = pn->outputs[0], node = -1;
+    if (!onr_fuse_closed(e, nodes, 2, &keep, 1)) return 0;
+    if (emit_conv_at(e, i, 1, v, v->b, -1, keep, NULL, 0, nodes, 2, &node, err) < 0) return -1;
+    int64_t st_v[2] = {st[0], st[1]};
+    if (onr_edit_set_attr_string(e, node, "pool", "MaxPool", err) ||
+        onr_edit_set_attr_ints(e, node, "pool_kernel_shape", k, 2, err) ||
+        onr_edit_set_attr_ints(e, node, "pool_strides", st_v, 2, err) ||
+        onr_edit_set_attr_ints(e, node, "pool_pads", pads, 4, err))
+        return -1;
+    return 1;
+}
+
 /* ---- the pass -------------------------------------------------------------- */
 
 static int match(onr_edit *e, int i, void *ctx, onr_err *err)
@@ -491,6 +572,7 @@ static int match(onr_edit *e, int i, void *ctx, onr_err *err)
     if (onr_fuse_is(e, c, "Add")) return try_add(e, i, &v, c, err);
     act_desc a;
     if (activation_of(e, c, v.y, &a)) return try_act(e, i, &v, c, &a, err);
+    if (onr_fuse_is(e, c, "MaxPool")) return try_pool(e, i, &v, c, err);
     return 0;
 }
 
