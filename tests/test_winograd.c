@@ -30,6 +30,7 @@
 #include "kutil.h"
 #include "pbw.h"
 
+#include "gemm/gemm.h"
 #include "ops/winograd.h"
 
 typedef struct wcase {
@@ -148,6 +149,38 @@ static void one_case(const wcase *c, int bias)
     free(s);
     onr_tensor_free(y1);
     onr_tensor_free(x), onr_tensor_free(w), onr_tensor_free(b);
+}
+
+/* The SIMD gathers against the portable one: every row width up to 40,
+ * segment start (padding before, inside, past the end) and length up to
+ * 20 tiles (the short segments' path and the general one), a NULL row;
+ * the floats around each output run untouched. */
+static void test_gather(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *isa;
+        onr_wino_gather_fn fn;
+    } g[] = {{"avx2", onr_wino_gather_avx2}, {"avx512", onr_wino_gather_avx512}};
+    float row[64], want[6 * 32 + 8], got[6 * 32 + 8];
+    for (int i = 0; i < 64; i++) row[i] = (float)(i + 1) * 0.5f;
+    for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
+        if (!onr_cpu_supports(g[k].isa)) continue;
+        for (int64_t IW = 1; IW <= 40; IW++)
+            for (int64_t ix0 = -3; ix0 <= IW + 2; ix0++)
+                for (int64_t nx = 1; nx <= 20; nx++) {
+                    const int64_t ld = nx + 3;
+                    for (int i = 0; i < 6 * 32 + 8; i++) want[i] = got[i] = -7.f;
+                    for (int null_row = 0; null_row < 2; null_row++) {
+                        onr_wino_gather_ref(null_row ? NULL : row, IW, ix0, nx, want, ld);
+                        g[k].fn(null_row ? NULL : row, IW, ix0, nx, got, ld);
+                        if (memcmp(want, got, sizeof want) != 0)
+                            fail_msg("%s gather: IW %lld, ix0 %lld, nx %lld, row %s", g[k].isa,
+                                     (long long)IW, (long long)ix0, (long long)nx,
+                                     null_row ? "NULL" : "given");
+                    }
+                }
+    }
 }
 
 static void test_shapes(void **state)
@@ -365,6 +398,7 @@ static void test_choice_wide(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gather),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_float16),
