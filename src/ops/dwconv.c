@@ -353,10 +353,13 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
 
 /* ---- small groups + max pool (FusedConv's pool) ------------------------- */
 
-/* Conv rows a band holds for `rows` pooled rows (the windows' union). */
-static int64_t dwp_conv_rows(const onr_dwpool *p, int64_t rows)
+/* Conv rows a band holds for `rows` pooled rows: the windows' union, at
+ * most the conv output's rows (a window taller than them, over wide
+ * pads, reads only those). */
+static int64_t dwp_conv_rows(const onr_dwconv *g, const onr_dwpool *p, int64_t rows)
 {
-    return (rows - 1) * p->SH + p->KH;
+    int64_t r = (rows - 1) * p->SH + p->KH;
+    return r < g->OH ? r : g->OH;
 }
 
 /* Pooled rows per band: the band's conv rows of one group's outputs in
@@ -367,16 +370,17 @@ static int64_t dwp_band(const onr_dwconv *g, const onr_dwpool *p)
     onr_sgemm_blocking b;
     onr_sgemm_get_blocking(&b);
     const int64_t row = g->mult * g->OW * (int64_t)sizeof(float);
-    int64_t rows = 1;
-    while (rows < p->OH && dwp_conv_rows(p, rows + 1) * row <= (int64_t)b.l2_bytes / 4) rows++;
-    return rows;
+    const int64_t fit = row > 0 ? (int64_t)b.l2_bytes / 4 / row : g->OH; /* conv rows */
+    if (fit >= g->OH) return p->OH > 0 ? p->OH : 1; /* all of them: one band */
+    int64_t rows = fit < p->KH ? 1 : (fit - p->KH) / p->SH + 1;
+    return rows < 1 ? 1 : rows > p->OH ? p->OH : rows;
 }
 
 /* One thread's floats: the input split (dw_ws_floats), a band of conv
  * rows, the pool's row. */
 static size_t dwp_band_floats(const onr_dwconv *g, const onr_dwpool *p)
 {
-    return (size_t)(g->mult * dwp_conv_rows(p, dwp_band(g, p)) * g->OW);
+    return (size_t)(g->mult * dwp_conv_rows(g, p, dwp_band(g, p)) * g->OW);
 }
 
 static size_t dwp_thread_floats(const onr_dwconv *g, const onr_dwpool *p)
@@ -435,7 +439,7 @@ static void dwp_item(void *ctx, int64_t it)
     if (q0 >= q1) return;
     float *ws = j->ws0 + dwp_thread_floats(g, p) * (size_t)omp_get_thread_num();
     float *band = ws + dw_ws_floats(g), *tmp = band + dwp_band_floats(g, p);
-    const int64_t R = dwp_conv_rows(p, j->band), OW = g->OW;
+    const int64_t R = dwp_conv_rows(g, p, j->band), OW = g->OW;
     const float *xg = j->x + (n * g->C + grp * g->cg) * g->IH * g->IW;
     float *yu = j->y + (n * j->M + m0) * p->OH * p->OW;
     int64_t h0 = 0, h1 = 0; /* conv rows the band holds */
