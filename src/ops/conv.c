@@ -32,7 +32,11 @@
  * fuse_conv.c); reshape applies it to a per-image copy of W when the layer
  * runs as GEMMs of one group and W has at most as many weights per input
  * channel as X has positions, in the transposed path's gather of col^T
- * (free), else to a copy of X (conv_scale_pick). The GEMM paths hand bias,
+ * (free), else to a copy of X (conv_scale_pick). Attribute `pool` =
+ * "MaxPool" (with pool_kernel_shape, pool_strides, pool_pads; 2-D, no Z or
+ * S) pools Y after the epilogue: a conv on the small-group kernel (an
+ * image's stem) is pooled a band of rows at a time (dwconv.c), any other
+ * writes its output to scratch first. The GEMM paths hand bias,
  * residual and the activations the SGEMM epilogue has (Relu, Clip, Sigmoid,
  * Silu) to the GEMM, which applies them where it writes its tile; the other
  * activations run in a pass over each GEMM block right after it, while it
@@ -231,8 +235,9 @@ typedef struct conv_params {
     size_t off_x, off_w, off_b, off_y, off_col, off_ws, off_xs, off_wr;
     /* FusedConv's pool (MaxPool after the activation): its attributes, its
      * geometry over the conv output (reshape), and either the small-group
-     * kernel's banded conv + pool (pool_dw) or the conv output whole in
-     * scratch (off_yc) and a row per thread for the pool (off_pt) */
+     * kernel's banded conv + pool (pool_banded, pool_dw its geometry) or
+     * the conv output whole in scratch (off_yc) and a row per thread for
+     * the pool (off_pt) */
     int pool;
     onr_sp_list pool_kernel;
     onr_window_attrs pool_wa;

@@ -24,7 +24,12 @@
  *   Mul(A, S) -> Conv|FusedConv, S a per-channel scale of A ([N or 1, C,
  *       1, ...], squeeze-excitation's end), the product read only by the
  *       conv -> FusedConv(A, ..., S): S scales W per image (or the
- *       transposed path's gather) instead of a pass writing A * S.
+ *       transposed path's gather) instead of a pass writing A * S;
+ *   Conv|FusedConv (2-D, on the small-group kernel: 2-4 input channels, an
+ *       image's stem, or groups of 2-16 inputs and at most 16 outputs) +
+ *       MaxPool (floor rounding, explicit pads under the window, no
+ *       dilation or Indices) -> FusedConv(pool): pooled a band of conv
+ *       rows at a time; a pooled FusedConv takes no further epilogue.
  *
  * FusedConv (org.onnxrun, opset 1) is float32 only: other types keep
  * their unfused epilogue (BN and bias folding apply to every float type).
