@@ -390,6 +390,9 @@ static const pcase pcases[] = {
     {{2, 1, 4, 6, 1, {9, 40}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, NULL}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 1},
     /* a stem large enough for several bands and chunks */
     {{2, 1, 3, 64, 1, {96, 96}, {7, 7}, {2, 2}, {1, 1}, {3, 3, 3, 3}, NULL}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 1},
+    /* groups of 3 inputs at stride 3 (the portable rows: the SIMD small-group
+     * kernels take strides 1 and 2) */
+    {{2, 2, 6, 8, 2, {16, 17}, {3, 3}, {3, 3}, {1, 1}, {1, 1, 1, 1}, NULL}, {2, 2}, {2, 2}, {0, 0, 1, 1}, 1},
     /* windows taller than the conv output over wide pads (a hand-written
      * FusedConv: the fusion takes pads under the window only) */
     {{2, 1, 3, 8, 1, {10, 10}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL}, {9, 9}, {1, 1}, {4, 4, 4, 4}, 1},

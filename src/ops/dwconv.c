@@ -476,7 +476,11 @@ void onr_dwconv_pool_f32(const onr_dwconv *g, const onr_dwpool *p, const float *
     pthread_once(&dw_once, dw_init);
     const int64_t M = g->C / g->cg * g->mult, units = g->N * (g->C / g->cg);
     if (units == 0 || p->OH == 0 || p->OW == 0 || g->mult == 0) return;
-    onr_gconv_rows_fn gfn = g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30 ? gc_fns[dw_active] : NULL;
+    /* the SIMD kernels' strides (else the portable rows, as onr_dwconv_f32) */
+    onr_gconv_rows_fn gfn = (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX &&
+                                    g->mult <= 1 << 30
+                                ? gc_fns[dw_active]
+                                : NULL;
     if (gfn && !wl) {
         onr_dwconv_prepare_weights(g, w, (float *)ws);
         wl = ws;
