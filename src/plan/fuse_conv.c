@@ -545,10 +545,9 @@ static int try_pool(onr_edit *e, int i, const conv_view *v, int c, onr_err *err)
     int nodes[2] = {i, c}, keep = pn->outputs[0], node = -1;
     if (!onr_fuse_closed(e, nodes, 2, &keep, 1)) return 0;
     if (emit_conv_at(e, i, 1, v, v->b, -1, keep, NULL, 0, nodes, 2, &node, err) < 0) return -1;
-    int64_t st_v[2] = {st[0], st[1]};
     if (onr_edit_set_attr_string(e, node, "pool", "MaxPool", err) ||
         onr_edit_set_attr_ints(e, node, "pool_kernel_shape", k, 2, err) ||
-        onr_edit_set_attr_ints(e, node, "pool_strides", st_v, 2, err) ||
+        onr_edit_set_attr_ints(e, node, "pool_strides", st, 2, err) ||
         onr_edit_set_attr_ints(e, node, "pool_pads", pads, 4, err))
         return -1;
     return 1;
