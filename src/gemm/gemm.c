@@ -885,13 +885,19 @@ static void ahead_plan(const gemm_job *J, size_t m0, size_t m1, size_t ic, size_
 static _Thread_local size_t g_tail_count;
 size_t onr_sgemm_tail_count(void) { return g_tail_count; }
 
-static size_t tail_cols(const gemm_job *J)
+static size_t tail_width(const onr_sgemm_config *cfg, size_t n)
 {
-    const onr_sgemm_config *cfg = J->plan->cfg;
-    if (!J->fixed_shape || !cfg->tail) return 0;
-    const size_t d = J->n % cfg->nr % 16;
+    if (!cfg->tail) return 0;
+    const size_t d = n % cfg->nr % 16;
     return d <= cfg->tail_max ? d : 0;
 }
+
+static size_t tail_cols(const gemm_job *J)
+{
+    return J->fixed_shape ? tail_width(J->plan->cfg, J->n) : 0;
+}
+
+size_t onr_sgemm_tail_cols(size_t n) { return tail_width(active_plan()->cfg, n); }
 
 /* Columns [j, j+nt) of the B block (tile_b) -> bt[c*ldt + k], zero from
  * kc to ldt. */

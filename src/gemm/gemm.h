@@ -161,6 +161,9 @@ size_t onr_sgemm_sweep_count(void);
 /* Blocks (on this thread) whose last columns went through the kernel's
  * dot-product tail (onr_gemm_epilogue.fixed_shape; tests). */
 size_t onr_sgemm_tail_count(void);
+/* The columns a fixed-shape product of width n leaves to the kernel's tail
+ * (dot products along k) with the kernel in use; 0: none. */
+size_t onr_sgemm_tail_cols(size_t n);
 /* Products (on this thread) run as a K split, one K block per thread
  * (gemm.c, run_ksplit; tests). */
 size_t onr_sgemm_ksplit_count(void);

@@ -207,14 +207,17 @@ void onr_wino_plan(onr_wino_geom *g, int nthreads)
      * mostly edge (14x14 outputs: 16 tiles, 8 each on 2 threads, ran at a
      * quarter of the 1-thread speed): all threads then share each block */
     g->shared = g->nthreads > 1 && share < 2 * nr;
-    /* few tiles (a 28x28 or 14x14 image: 49, 16): one block of all of
-     * them on any number of threads (per-thread mode on one, the shared
-     * one's single block on more), so its products may leave the columns
-     * past a multiple of 16 to the SGEMM tail (dot products: fixed_shape)
-     * and still compute every output the same way at any thread count.
-     * 49 columns took a 32-wide tile and a 17-wide one that costs as much;
-     * 36 products 128 x 49 x 128 alone, one thread (Zen 5): -15 %. */
-    g->one_block = total <= 2 * nr && total <= target;
+    /* few tiles (a 28x28 image: 49): one block of all of them on any
+     * number of threads (per-thread mode on one, the shared one's single
+     * block on more), so its products may leave the columns past a
+     * multiple of 16 to the SGEMM tail (dot products: fixed_shape) and
+     * still compute every output the same way at any thread count. 49
+     * columns took a 32-wide tile and a 17-wide one that costs as much; 36
+     * products 128 x 49 x 128 alone, one thread (Zen 5): -15 %. Only
+     * where the kernel has a tail for the width: fixed_shape also cuts K
+     * in two blocks for products of at most half as many rows as K, which
+     * cost a 512 -> 256 layer on 14x14 (16 tiles, no tail) 8-10 %. */
+    g->one_block = total <= 2 * nr && total <= target && onr_sgemm_tail_cols((size_t)total) > 0;
     if (g->shared) {
         g->SX = min64(g->TX, target);
         g->R = min64(target / g->SX, g->N * g->TY);

@@ -42,7 +42,8 @@ typedef struct onr_wino_geom {
                             (runs of tblk consecutive tiles of its share) */
     int64_t R, SX;       /* shared: a block is R tile rows (of all N*TY) x SX columns */
     int64_t tblk;        /* tiles per block (shared: R * SX) */
-    int one_block;       /* all tiles in one block whatever the thread count */
+    int one_block;       /* all tiles in one block whatever the thread count, and
+                            columns for the SGEMM's tail: products of fixed shape */
     int64_t ldt;         /* row stride of V and Mx (tiles, padded) */
     int64_t ldu;         /* row stride of U (input channels, padded) */
     size_t vs, ms;       /* floats from one of the 36 matrices of V (Mx) to the next */
