@@ -222,6 +222,16 @@ size_t onr_dwconv_workspace_size(const onr_dwconv *g, int nthreads)
     return sizeof(float) * (dw_wl_floats(g) + per);
 }
 
+/* The SIMD small-group rows function for g (cg > 1), or NULL where only
+ * the portable rows take it: strides other than 1 and 2 (the SIMD kernels
+ * treat every other as 2), wider kernels, the reference kernel chosen. */
+static onr_gconv_rows_fn dw_gc_fn(const onr_dwconv *g)
+{
+    return (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30
+               ? gc_fns[dw_active]
+               : NULL;
+}
+
 /* One call's state for the work items below (onr_par_for). Work items
  * are (plane, row chunk), with cg > 1 (all planes of one group, row
  * chunk); a plane is cut into chunks only when there are too few planes
@@ -295,10 +305,7 @@ void onr_dwconv_f32(const onr_dwconv *g, const float *x, const float *w, const f
     pthread_once(&dw_once, dw_init);
     onr_dwconv_rows_fn fn = dw_fns[dw_active];
     const int64_t cg = dw_cg(g);
-    onr_gconv_rows_fn gfn = cg > 1 && ws && (g->SW == 1 || g->SW == 2) &&
-                                     g->KW <= ONR_GCONV_KW_MAX && g->mult <= 1 << 30
-                                 ? gc_fns[dw_active]
-                                 : NULL;
+    onr_gconv_rows_fn gfn = cg > 1 && ws ? dw_gc_fn(g) : NULL;
     if (g->SW != 1 && g->SW != 2) fn = onr_dwconv_rows_ref;
     if (cg > 1) fn = onr_dwconv_rows_ref; /* the SIMD rows functions are depthwise */
     int64_t M = g->C / cg * g->mult, planes = g->N * M, OUT = g->OH * g->OW;
@@ -476,11 +483,7 @@ void onr_dwconv_pool_f32(const onr_dwconv *g, const onr_dwpool *p, const float *
     pthread_once(&dw_once, dw_init);
     const int64_t M = g->C / g->cg * g->mult, units = g->N * (g->C / g->cg);
     if (units == 0 || p->OH == 0 || p->OW == 0 || g->mult == 0) return;
-    /* the SIMD kernels' strides (else the portable rows, as onr_dwconv_f32) */
-    onr_gconv_rows_fn gfn = (g->SW == 1 || g->SW == 2) && g->KW <= ONR_GCONV_KW_MAX &&
-                                    g->mult <= 1 << 30
-                                ? gc_fns[dw_active]
-                                : NULL;
+    onr_gconv_rows_fn gfn = dw_gc_fn(g); /* NULL: the portable rows */
     if (gfn && !wl) {
         onr_dwconv_prepare_weights(g, w, (float *)ws);
         wl = ws;
