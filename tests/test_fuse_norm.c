@@ -34,6 +34,7 @@
 
 #include "kutil.h"
 #include "pbw.h"
+#include "gemm/gemm.h"
 #include "ops/norm.h"
 
 enum { F32 = 1, F16 = 10, F64 = 11 };
@@ -618,6 +619,63 @@ static void test_sln_kernel_threads(void **state)
     tk_node_free(n);
 }
 
+/* The AVX-512 rows against the baseline ones, bit for bit: every length
+ * from 0 to 70 (vectors of 16, a half of 8, scalar tails) and BERT's 768,
+ * with and without bias and B, out of place and in place (y over x; dst
+ * over x or over skip). Values far from zero mean, so the double lanes'
+ * order shows in the last bits. */
+static void test_norm_rows_simd(void **state)
+{
+    (void)state;
+    if (!onr_cpu_supports("avx512")) skip();
+    enum { NMAX = 768 };
+    static float x[NMAX], k[NMAX], bias[NMAX], g[NMAX], b[NMAX];
+    static float y1[NMAX], y2[NMAX], d1[NMAX], d2[NMAX], w1[NMAX], w2[NMAX];
+    uint32_t r = 12345;
+    for (int i = 0; i < NMAX; i++) {
+        float v[5];
+        for (int j = 0; j < 5; j++) {
+            r = r * 1664525u + 1013904223u;
+            v[j] = (float)(r >> 8) / (float)(1u << 24) * 2.f - 1.f;
+        }
+        x[i] = 3.f + v[0] * 7.f, k[i] = v[1] * 100.f, bias[i] = v[2], g[i] = 1.f + v[3], b[i] = v[4];
+    }
+    for (int64_t n = 0; n <= NMAX; n = n < 70 ? n + 1 : NMAX) {
+        for (int var = 0; var < 4; var++) {
+            const float *bi = var & 1 ? bias : NULL, *bb = var & 2 ? b : NULL;
+            double m1, i1, m2, i2;
+            /* LayerNormalization: out of place, then in place */
+            onr_ln_row_f32_ref(x, y1, n, g, bb, 1e-5, &m1, &i1);
+            onr_ln_row_f32_avx512(x, y2, n, g, bb, 1e-5, &m2, &i2);
+            assert_memory_equal(y1, y2, sizeof(float) * (size_t)n);
+            assert_memory_equal(&m1, &m2, sizeof m1);
+            assert_memory_equal(&i1, &i2, sizeof i1);
+            memcpy(w1, x, sizeof x), memcpy(w2, x, sizeof x);
+            onr_ln_row_f32_ref(w1, w1, n, g, bb, 1e-5, &m1, &i1);
+            onr_ln_row_f32_avx512(w2, w2, n, g, bb, 1e-5, &m2, &i2);
+            assert_memory_equal(w1, y1, sizeof(float) * (size_t)n);
+            assert_memory_equal(w2, y1, sizeof(float) * (size_t)n);
+            /* SkipLayerNormalization: dst and y apart, y over dst, dst over x, dst over skip */
+            onr_sln_row_f32_ref(x, k, bi, g, bb, d1, y1, n, 1e-12, &m1, &i1);
+            onr_sln_row_f32_avx512(x, k, bi, g, bb, d2, y2, n, 1e-12, &m2, &i2);
+            assert_memory_equal(d1, d2, sizeof(float) * (size_t)n);
+            assert_memory_equal(y1, y2, sizeof(float) * (size_t)n);
+            assert_memory_equal(&m1, &m2, sizeof m1);
+            assert_memory_equal(&i1, &i2, sizeof i1);
+            onr_sln_row_f32_avx512(x, k, bi, g, bb, d2, d2, n, 1e-12, &m2, &i2);
+            assert_memory_equal(d2, y1, sizeof(float) * (size_t)n);
+            memcpy(w2, x, sizeof x);
+            onr_sln_row_f32_avx512(w2, k, bi, g, bb, w2, w2, n, 1e-12, &m2, &i2);
+            assert_memory_equal(w2, y1, sizeof(float) * (size_t)n);
+            memcpy(w2, k, sizeof k);
+            onr_sln_row_f32_avx512(x, w2, bi, g, bb, w2, w2, n, 1e-12, &m2, &i2);
+            assert_memory_equal(w2, y1, sizeof(float) * (size_t)n);
+            assert_memory_equal(&i1, &i2, sizeof i1);
+        }
+        if (n == NMAX) break;
+    }
+}
+
 /* The double path (the reference one, in double) agrees with float32. */
 static void test_sln_kernel_double(void **state)
 {
@@ -931,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_skip_near_misses),
         cmocka_unit_test(test_sln_kernel_vs_add_ln),
         cmocka_unit_test(test_sln_kernel_threads),
+        cmocka_unit_test(test_norm_rows_simd),
         cmocka_unit_test(test_sln_kernel_double),
         cmocka_unit_test(test_sln_kernel_errors),
         cmocka_unit_test(test_ln_kernel_one_pass),

@@ -5,7 +5,7 @@
  * instead of 2). The includer names the function (CLN_BLOCK). Both builds
  * compute every value with the same operations in the same order, and the
  * AVX-512 one must not contract a multiply and an add into an FMA (its
- * file turns contraction off), so both give ln_row_f32's results bit for
+ * file turns contraction off), so both give onr_ln_row_f32_ref's results bit for
  * bit.
  */
 #ifndef CLN_BLOCK

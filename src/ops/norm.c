@@ -32,6 +32,17 @@
 
 /* ---- shared pieces --------------------------------------------------------- */
 
+/* Which build of the float32 row and block kernels runs: the AVX-512 one
+ * (norm-avx512.c) where the CPU has it, unless onr_cln_force_ref(1). */
+static _Atomic int norm_isa = -1;
+void onr_cln_force_ref(int on) { norm_isa = on == 1; }
+static int norm_avx512(void) { return norm_isa != 1 && onr_cpu_supports("avx512"); }
+
+typedef void (*ln_row_fn)(const float *, float *, int64_t, const float *, const float *, double,
+                          double *, double *);
+typedef void (*sln_row_fn)(const float *, const float *, const float *, const float *,
+                           const float *, float *, float *, int64_t, double, double *, double *);
+
 /* Mean and population variance of n contiguous float32 values; 8 double
  * lanes in a fixed order so the compiler vectorizes without reassociating. */
 /* Population variance of n float32 values around their mean m (the second
@@ -664,8 +675,8 @@ static void row_affine_f32(const float *x, float *y, int64_t n, const float *s, 
  * square together) measured 40% slower on BERT rows (128 x 768, SSE2
  * build: the two sets of double lanes crowd the registers), and float
  * lanes no faster, so the two passes stay; the row is in L1 by then. */
-static void ln_row_f32(const float *x, float *y, int64_t n, const float *s, const float *b,
-                       double eps, double *mean_out, double *inv_out)
+void onr_ln_row_f32_ref(const float *x, float *y, int64_t n, const float *s, const float *b,
+                        double eps, double *mean_out, double *inv_out)
 {
     double mean, var;
     stats_f32(x, n, &mean, &var);
@@ -716,11 +727,12 @@ static int ln_run(const onr_kctx *ctx)
         ln_expand(x, c, bi, scr, f32);
         b = scr;
     }
+    const ln_row_fn ln_row = norm_avx512() ? onr_ln_row_f32_avx512 : onr_ln_row_f32_ref;
 #pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 2 > ONR_PAR_MIN)
     for (int64_t o = 0; o < c->outer; o++) {
         double mean, inv;
         if (f32)
-            ln_row_f32((const float *)x->data + o * c->n, (float *)y->data + o * c->n, c->n, s, b,
+            ln_row((const float *)x->data + o * c->n, (float *)y->data + o * c->n, c->n, s, b,
                        eps, &mean, &inv);
         else
             ln_row_any(x, y, o * c->n, c->n, s, b, eps, &mean, &inv);
@@ -841,9 +853,9 @@ static int sln_reshape(onr_kctx *ctx, size_t *scratch)
  * y = (dst - mean) * inv * gamma + beta. dst is output 3's row or y's own
  * row. Every loop reads element i of its inputs before writing element i,
  * so y may be x or skip (in place). */
-static void sln_row_f32(const float *x, const float *k, const float *bias, const float *g,
-                        const float *b, float *dst, float *y, int64_t n, double eps,
-                        double *mean_out, double *inv_out)
+void onr_sln_row_f32_ref(const float *x, const float *k, const float *bias, const float *g,
+                         const float *b, float *dst, float *y, int64_t n, double eps,
+                         double *mean_out, double *inv_out)
 {
     /* the sum, summed as it is written: the lanes and order of stats_f32's
      * first pass, so the statistics equal the unfused LayerNormalization's */
@@ -913,12 +925,13 @@ static int sln_run(const onr_kctx *ctx)
         return ONR_OK;
     }
     int f32 = x->dtype == ONR_FLOAT;
+    const sln_row_fn sln_row = norm_avx512() ? onr_sln_row_f32_avx512 : onr_sln_row_f32_ref;
 #pragma omp parallel for num_threads(onr_team(ctx->nthreads)) if (x->numel * 3 > ONR_PAR_MIN)
     for (int64_t o = 0; o < p->rows; o++) {
         double mean, inv;
         int64_t xo = o * H, ko = (o % p->skip_rows) * H;
         if (f32)
-            sln_row_f32((const float *)x->data + xo, (const float *)k->data + ko,
+            sln_row((const float *)x->data + xo, (const float *)k->data + ko,
                         bias ? (const float *)bias->data : NULL, g->data,
                         b ? (const float *)b->data : NULL, (float *)dst->data + xo,
                         (float *)y->data + xo, H, p->eps, &mean, &inv);
@@ -931,7 +944,7 @@ static int sln_run(const onr_kctx *ctx)
 }
 
 /* In place: Y (output 0) over X or skip when that block dies here (same
- * byte size, so skip is not broadcast): see sln_row_f32 / sln_row_any,
+ * byte size, so skip is not broadcast): see onr_sln_row_f32_ref / sln_row_any,
  * which read element i before writing element i and finish a row's sum and
  * statistics before its output. */
 const onr_op_impl onr_impl_skip_layer_norm = {.create = sln_create, .reshape = sln_reshape,
@@ -951,7 +964,7 @@ const onr_op_impl onr_impl_skip_layer_norm = {.create = sln_create, .reshape = s
  * It is Transpose(X, [0, 2, ..., r-1, 1]) -> LayerNormalization (axis -1)
  * [-> Transpose back, [0, r-1, 1, ..., r-2]]: what ConvNeXt exports around
  * every LayerNorm, which the planner (fuse_norm.c) turns into this. Each
- * position's statistics are ln_row_f32's (double sums in the same 8 lanes
+ * position's statistics are onr_ln_row_f32_ref's (double sums in the same 8 lanes
  * over the channels, the same affine step in float32), so Y is bit for bit
  * the unfused graph's; the channel rows of 16 positions are read together,
  * so X is read in place with no transposed copy. */
@@ -1018,14 +1031,9 @@ static int cln_reshape(onr_kctx *ctx, size_t *scratch)
 
 typedef void (*cln_block_fn)(const float *, float *, int64_t, int64_t, int64_t, int, const float *,
                              const float *, double, int);
-static _Atomic int cln_isa = -1; /* onr_cln_force_ref: 1 the baseline build */
-void onr_cln_force_ref(int on) { cln_isa = on == 1; }
-
 static cln_block_fn cln_pick(void)
 {
-    int f = cln_isa;
-    if (f != 1 && onr_cpu_supports("avx512")) return onr_cln_block_avx512;
-    return onr_cln_block_ref;
+    return norm_avx512() ? onr_cln_block_avx512 : onr_cln_block_ref;
 }
 
 static int cln_run(const onr_kctx *ctx)
