@@ -21,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "gemm/gemm.h"
+#include "ops/attention-simd.h"
 #include "ops/attention.h"
 
 /* One Attention call. */
@@ -256,6 +258,29 @@ static void test_hand(void **state)
 }
 
 /* ---- tile edges ---------------------------------------------------------------- */
+
+/* The slabs' K^T transpose of 16 keys (AVX-512) against element by
+ * element: head sizes around and past whole 16 x 16 blocks, rows of
+ * scattered addresses (past and new keys), a row stride wider than 16. */
+static void test_kt16(void **state)
+{
+    (void)state;
+    if (!onr_cpu_supports("avx512")) skip();
+    static float rows[16][100], got[100 * 40], want[100 * 40];
+    for (int j = 0; j < 16; j++)
+        for (int d = 0; d < 100; d++) rows[j][d] = (float)(j * 1000 + d);
+    const float *src[16];
+    for (int j = 0; j < 16; j++) src[j] = rows[(j * 7) % 16];
+    const int64_t Ds[] = {1, 15, 16, 17, 32, 64, 80, 100};
+    for (size_t i = 0; i < sizeof Ds / sizeof Ds[0]; i++) {
+        const size_t ld = 40;
+        for (size_t e = 0; e < sizeof got / sizeof got[0]; e++) got[e] = want[e] = -1.f;
+        for (int64_t d = 0; d < Ds[i]; d++)
+            for (int j = 0; j < 16; j++) want[(size_t)d * ld + 3 + (size_t)j] = src[j][d];
+        onr_att_kt16_avx512(src, Ds[i], got + 3, ld);
+        assert_memory_equal(got, want, sizeof got);
+    }
+}
 
 static void test_tile_edges_small_tiles(void **state)
 {
@@ -1028,6 +1053,7 @@ int main(void)
     if (getenv("ONR_ATT_BENCH")) return bench();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand),
+        cmocka_unit_test(test_kt16),
         cmocka_unit_test(test_tile_edges_small_tiles),
         cmocka_unit_test(test_tile_edges_default_tiles),
         cmocka_unit_test(test_mask_shapes),

@@ -24,6 +24,9 @@ float onr_att_bias_max_avx2(float *s, const float *m, int64_t n, float init);
 float onr_att_exp_sum_avx2(float *s, int64_t n, float mx);
 float onr_att_bias_max_avx512(float *s, const float *m, int64_t n, float init);
 float onr_att_exp_sum_avx512(float *s, int64_t n, float mx);
+/* K^T for the slabs: 16 rows of D floats (src[j][d]) to D rows of 16
+ * (dst[d*ld + j]); AVX-512 only (the others transpose element by element). */
+void onr_att_kt16_avx512(const float *const src[16], int64_t D, float *dst, size_t ld);
 
 /* exp below this is taken as 0 (the core is exact down to -87.3). */
 #define ONR_ATT_XMIN (-87.f)

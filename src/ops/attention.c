@@ -110,6 +110,8 @@ typedef struct att_params {
     int fast, bq, bk, nt;
     onr_att_bias_max_fn bias_max;
     onr_att_exp_sum_fn exp_sum;
+    /* 16 keys of K^T at a time (att_build_slab), or NULL: element by element */
+    void (*kt16)(const float *const *, int64_t, float *, size_t);
     size_t thread_bytes, ws_off, s_off, m_off, l_off, r_off;
     /* slabs (streaming path): per (b, kv head), K^T as D x tpad floats and V
      * as T x Dv, past and new keys together, built once per run and shared
@@ -311,12 +313,15 @@ static void att_pick_rowops(att_params *p)
     if (avx512) {
         p->bias_max = onr_att_bias_max_avx512;
         p->exp_sum = onr_att_exp_sum_avx512;
+        p->kt16 = onr_att_kt16_avx512;
     } else if (avx2) {
         p->bias_max = onr_att_bias_max_avx2;
         p->exp_sum = onr_att_exp_sum_avx2;
+        p->kt16 = NULL;
     } else {
         p->bias_max = bias_max_c;
         p->exp_sum = exp_sum_c;
+        p->kt16 = NULL;
     }
 }
 
@@ -781,6 +786,10 @@ static void att_build_slab(const onr_kctx *ctx, const att_params *p, const att_b
         const float *src[16];
         for (int64_t j = 0; j < nj; j++)
             src[j] = kv_rows(p, bf->pk, &p->pk, K, &p->k, b, hk, j0 + j, 0, NULL, NULL);
+        if (nj == 16 && p->kt16) { /* ViT-B/16's 197 keys of 64: Attention alone 0.87 -> 0.78 ms */
+            p->kt16(src, D, kt + j0, (size_t)tp);
+            continue;
+        }
         for (int64_t d = 0; d < D; d++)
             for (int64_t j = 0; j < nj; j++) kt[d * tp + j0 + j] = src[j][d];
     }
