@@ -86,6 +86,9 @@ onr_status onr_plan_instance(const onr_plan *t, onr_plan **out, onr_err *err);
  * v's shape is known), and the static reshape and layout. */
 void onr_plan_init_runtime(onr_plan *p, uint8_t *known);
 int onr_plan_prepare_static(onr_plan *p, uint8_t *known, onr_err *err);
+/* The owned buffers of the steps' outputs, allocated and touched at open
+ * (run.c; after a static layout). */
+int onr_plan_alloc_outputs(onr_plan *p, onr_err *err);
 
 /* ---- subgraphs (control flow; src/plan/subplan.c) ------------------------
  * A node with graph attributes (If, Loop, Scan, SequenceMap) reads the
