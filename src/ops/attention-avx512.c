@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "ops/attention-simd.h"
+#include "ops/tr16-avx512.h"
 
 float onr_att_bias_max_avx512(float *s, const float *m, int64_t n, float init)
 {
@@ -73,38 +74,16 @@ float onr_att_exp_sum_avx512(float *s, int64_t n, float mx)
 }
 
 /* 16 rows of D floats (src[j][d]) -> D rows of 16 (dst[d*ld + j]): 16 x 16
- * blocks transposed in registers (two unpack and two shuffle steps), the
- * columns past a multiple of 16 one by one. */
+ * blocks transposed in registers (tr16), the columns past a multiple of 16
+ * one by one. */
 void onr_att_kt16_avx512(const float *const src[16], int64_t D, float *dst, size_t ld)
 {
     int64_t d0 = 0;
     for (; d0 + 16 <= D; d0 += 16) {
-        __m512 r[16], t[16], u[16];
+        __m512 r[16];
         for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(src[j] + d0);
-        /* t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, per 128-bit lane */
-        for (int i = 0; i < 8; i++) {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        /* u[4i+k]: in lane L, column 4L+k of rows 4i .. 4i+3 */
-        for (int i = 0; i < 4; i++) {
-            u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-            u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-            u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-            u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-        }
-        /* column 4L+k: lane L of u[k], u[4+k], u[8+k], u[12+k] */
-        for (int k = 0; k < 4; k++) {
-            __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
-            __m512 v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
-            __m512 w0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
-            __m512 w1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
-            float *o = dst + (size_t)(d0 + k) * ld;
-            _mm512_storeu_ps(o, _mm512_shuffle_f32x4(v0, w0, 0x88));
-            _mm512_storeu_ps(o + 4 * ld, _mm512_shuffle_f32x4(v1, w1, 0x88));
-            _mm512_storeu_ps(o + 8 * ld, _mm512_shuffle_f32x4(v0, w0, 0xDD));
-            _mm512_storeu_ps(o + 12 * ld, _mm512_shuffle_f32x4(v1, w1, 0xDD));
-        }
+        tr16(r); /* r[c]: column d0 + c of the 16 rows */
+        for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(d0 + c) * ld, r[c]);
     }
     for (; d0 < D; d0++)
         for (int j = 0; j < 16; j++) dst[(size_t)d0 * ld + j] = src[j][d0];

@@ -38,14 +38,17 @@ static double lanes_sum(__m512d a, double t, int64_t n)
     return (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])) + t) / (double)n;
 }
 
-static inline __m512d add_lo(__m512d a, __m512 v)
+/* floats 8..15 of v */
+static inline __m256 hi8(__m512 v)
 {
-    return _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
 }
 
-static inline __m512d add_hi(__m512d a, __m512 v)
+/* a + v's 16 floats as doubles, floats 0..7 first (the baseline's order) */
+static inline __m512d add16(__m512d a, __m512 v)
 {
-    return _mm512_add_pd(a, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    return _mm512_add_pd(a, _mm512_cvtps_pd(hi8(v)));
 }
 
 static inline __m512d sq_add(__m512d a, __m256 v, __m512d m)
@@ -62,7 +65,7 @@ static double var_row(const float *x, int64_t n, double m)
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         a = sq_add(a, _mm512_castps512_ps256(v), vm);
-        a = sq_add(a, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)), vm);
+        a = sq_add(a, hi8(v), vm);
     }
     if (i + 8 <= n) {
         a = sq_add(a, _mm256_loadu_ps(x + i), vm);
@@ -104,7 +107,7 @@ void onr_ln_row_f32_avx512(const float *x, float *y, int64_t n, const float *s, 
         int64_t i = 0;
         for (; i + 16 <= n; i += 16) {
             __m512 v = _mm512_loadu_ps(x + i);
-            a = add_hi(add_lo(a, v), v);
+            a = add16(a, v);
         }
         if (i + 8 <= n) {
             a = _mm512_add_pd(a, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
@@ -131,7 +134,7 @@ void onr_sln_row_f32_avx512(const float *x, const float *k, const float *bias, c
         if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
         v = _mm512_add_ps(v, _mm512_loadu_ps(k + i));
         _mm512_storeu_ps(dst + i, v);
-        a = add_hi(add_lo(a, v), v);
+        a = add16(a, v);
     }
     if (i + 8 <= n) {
         __m256 v = _mm256_loadu_ps(x + i);
